@@ -1,0 +1,1 @@
+//! lw-build (being written).

@@ -1,0 +1,1 @@
+//! lw-dockerfile (being written).

@@ -1,0 +1,1 @@
+//! lw-layer (being written).

@@ -1,0 +1,1 @@
+//! lw-registry (being written).
