@@ -1,0 +1,1 @@
+//! Build context read from a directory on disk (being written).

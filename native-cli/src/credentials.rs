@@ -1,0 +1,1 @@
+//! Registry credentials from docker config.json and credential helpers (being written).

@@ -1,0 +1,1 @@
+//! Blocking HTTP transport for the sans-I/O registry client (being written).
