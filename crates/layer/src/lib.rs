@@ -1,1 +1,15 @@
-//! lw-layer (being written).
+//! Image layers: a deterministic streaming tar writer and a strict reader, gzip/zstd, single-pass diff ID + digest,
+//! and OCI whiteouts applied when layers are stacked into a file tree.
+
+pub mod compress;
+pub mod entry;
+mod error;
+pub mod layer;
+pub mod path;
+pub mod tar;
+pub mod tree;
+
+pub use entry::{Entry, EntryKind};
+pub use error::Error;
+pub use layer::{LayerInfo, LayerWriter};
+pub use tree::FileTree;

@@ -1,0 +1,108 @@
+//! Writing a layer blob in one pass: tar → sha256 (diff ID) → compression → sha256 (digest) → sink.
+
+use std::io::{self, Write};
+
+use lw_oci::media::Compression;
+use lw_oci::{media, Descriptor, Digest, DigestHasher};
+
+use crate::compress::{Compressor, DEFAULT_LEVEL};
+use crate::tar::{TarWriter, WriteOptions};
+use crate::Error;
+
+/// A writer that hashes and counts what passes through it.
+pub struct HashWriter<W: Write> {
+    inner: W,
+    hasher: DigestHasher,
+}
+
+impl<W: Write> HashWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hasher: DigestHasher::sha256(),
+        }
+    }
+    pub fn finish(self) -> (W, Digest, u64) {
+        let len = self.hasher.len();
+        (self.inner, self.hasher.finish(), len)
+    }
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What a finished layer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Digest of the blob as stored.
+    pub digest: Digest,
+    /// Size of the blob as stored.
+    pub size: u64,
+    pub uncompressed_size: u64,
+    pub compression: Compression,
+}
+
+impl LayerInfo {
+    /// The OCI descriptor of this layer blob.
+    pub fn descriptor(&self) -> Descriptor {
+        let mt = match self.compression {
+            Compression::None => media::OCI_LAYER_TAR,
+            Compression::Gzip => media::OCI_LAYER_GZIP,
+            Compression::Zstd => media::OCI_LAYER_ZSTD,
+        };
+        Descriptor::new(mt, self.digest.clone(), self.size)
+    }
+}
+
+type Chain<W> = HashWriter<Compressor<HashWriter<W>>>;
+
+/// Streams tar entries into a compressed blob, computing diff ID and digest as it goes.
+pub struct LayerWriter<W: Write> {
+    tar: TarWriter<Chain<W>>,
+    compression: Compression,
+}
+
+impl<W: Write> LayerWriter<W> {
+    pub fn new(out: W, compression: Compression, opts: WriteOptions) -> Result<Self, Error> {
+        let chain = HashWriter::new(Compressor::new(
+            HashWriter::new(out),
+            compression,
+            DEFAULT_LEVEL,
+        )?);
+        Ok(LayerWriter {
+            tar: TarWriter::new(chain, opts),
+            compression,
+        })
+    }
+
+    /// The tar writer to add entries with.
+    pub fn tar(&mut self) -> &mut TarWriter<Chain<W>> {
+        &mut self.tar
+    }
+
+    pub fn finish(self) -> Result<(W, LayerInfo), Error> {
+        let chain = self.tar.finish()?;
+        let (compressor, diff_id, uncompressed_size) = chain.finish();
+        let (out, digest, size) = compressor.finish()?.finish();
+        Ok((
+            out,
+            LayerInfo {
+                diff_id,
+                digest,
+                size,
+                uncompressed_size,
+                compression: self.compression,
+            },
+        ))
+    }
+}

@@ -1,0 +1,190 @@
+//! Stacking layers into one file tree, applying OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`), and measuring what
+//! later layers overwrite or delete (wasted space).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use crate::entry::{Entry, EntryKind};
+use crate::tar::TarReader;
+use crate::{path, Error};
+
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// A file in the merged tree: its entry, the layer that last wrote it and, when asked for, its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub entry: Entry,
+    pub layer: usize,
+    pub data: Option<Vec<u8>>,
+}
+
+/// What one layer did to the tree below it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    pub entries: u64,
+    pub bytes: u64,
+    /// Paths removed by whiteouts (counting each removed entry).
+    pub removed: u64,
+    /// Bytes of lower-layer files this layer overwrote or removed.
+    pub wasted_bytes: u64,
+}
+
+/// The merged file system of a stack of layers.
+#[derive(Debug, Clone, Default)]
+pub struct FileTree {
+    nodes: BTreeMap<String, Node>,
+    /// Bytes keep in memory per file when reading data; `None` keeps no data.
+    keep_data: Option<u64>,
+}
+
+impl FileTree {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A tree that keeps the bytes of files up to `limit` bytes each (for previews and comparisons).
+    pub fn with_data(limit: u64) -> Self {
+        FileTree {
+            nodes: BTreeMap::new(),
+            keep_data: Some(limit),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// All nodes in path order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    fn remove_subtree(&mut self, dir: &str, below_layer: usize, include_self: bool) -> (u64, u64) {
+        let prefix = format!("{dir}/");
+        let mut doomed: Vec<String> = self
+            .nodes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix) || dir.is_empty())
+            .filter(|(_, n)| n.layer < below_layer)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if dir.is_empty() {
+            doomed = self
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.layer < below_layer)
+                .map(|(k, _)| k.clone())
+                .collect();
+        }
+        if include_self && self.nodes.get(dir).is_some_and(|n| n.layer < below_layer) {
+            doomed.push(dir.to_string());
+        }
+        let mut count = 0;
+        let mut bytes = 0;
+        for k in doomed {
+            if let Some(n) = self.nodes.remove(&k) {
+                count += 1;
+                bytes += n.entry.size;
+            }
+        }
+        (count, bytes)
+    }
+
+    fn ensure_parents(&mut self, p: &str, layer: usize) {
+        let mut dir = path::parent(p);
+        while !dir.is_empty() {
+            if self.nodes.contains_key(dir) {
+                break;
+            }
+            self.nodes.insert(
+                dir.to_string(),
+                Node {
+                    entry: Entry::dir(dir, 0o755),
+                    layer,
+                    data: None,
+                },
+            );
+            dir = path::parent(dir);
+        }
+    }
+
+    /// Apply one uncompressed layer tar on top of the tree.
+    pub fn apply_layer<R: Read>(&mut self, layer: usize, tar: R) -> Result<LayerStats, Error> {
+        let mut reader = TarReader::new(tar);
+        let mut stats = LayerStats::default();
+        while let Some(entry) = reader.next_entry()? {
+            stats.entries += 1;
+            let name = path::base(&entry.path);
+            let dir = path::parent(&entry.path).to_string();
+            if name == OPAQUE_MARKER {
+                let (n, b) = self.remove_subtree(&dir, layer, false);
+                stats.removed += n;
+                stats.wasted_bytes += b;
+                continue;
+            }
+            if let Some(victim) = name.strip_prefix(WHITEOUT_PREFIX) {
+                if victim.is_empty() || victim == "." || victim == ".." {
+                    return Err(Error::UnsafePath {
+                        path: entry.path,
+                        reason: "whiteout names no file".into(),
+                    });
+                }
+                let target = if dir.is_empty() {
+                    victim.to_string()
+                } else {
+                    format!("{dir}/{victim}")
+                };
+                let (n, b) = self.remove_subtree(&target, layer, true);
+                stats.removed += n;
+                stats.wasted_bytes += b;
+                continue;
+            }
+            if entry.path.is_empty() {
+                continue; // the root itself
+            }
+            if let EntryKind::Hardlink(target) = &entry.kind {
+                if !self.nodes.contains_key(target) {
+                    return Err(Error::UnsafePath {
+                        path: entry.path.clone(),
+                        reason: format!("hard link to {target:?}, which is not in the tree"),
+                    });
+                }
+            }
+            let data = match self.keep_data {
+                Some(limit) if entry.has_data() && entry.size <= limit => {
+                    Some(reader.read_to_vec(limit)?)
+                }
+                _ => None,
+            };
+            stats.bytes += entry.size;
+            if let Some(old) = self.nodes.get(&entry.path) {
+                if old.layer < layer {
+                    stats.wasted_bytes += old.entry.size;
+                }
+                if old.entry.is_dir() && !entry.is_dir() {
+                    let (n, b) = self.remove_subtree(&entry.path, layer, false);
+                    stats.removed += n;
+                    stats.wasted_bytes += b;
+                }
+            }
+            self.ensure_parents(&entry.path, layer);
+            let p = entry.path.clone();
+            self.nodes.insert(p, Node { entry, layer, data });
+        }
+        Ok(stats)
+    }
+
+    /// Total bytes of regular files in the merged tree.
+    pub fn total_bytes(&self) -> u64 {
+        self.nodes.values().map(|n| n.entry.size).sum()
+    }
+}
