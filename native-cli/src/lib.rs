@@ -1,5 +1,9 @@
 //! The native side of Layerwright: on-disk store, directory build context, HTTP transport, credentials, commands.
 
+pub mod archive;
 pub mod context;
 pub mod credentials;
 pub mod http;
+pub mod names;
+pub mod remote;
+pub mod store;

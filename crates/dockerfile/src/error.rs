@@ -12,4 +12,10 @@ pub enum Error {
     /// A shell-word expansion failed (`${v:?msg}`, bad substitution, unterminated quote...).
     #[error("{message}")]
     Expand { message: String },
+    /// `--target` names no stage (BuildKit's message).
+    #[error("target stage \"{target}\" could not be found")]
+    UnknownTarget { target: String },
+    /// A platform string that is not `os/arch[/variant]`.
+    #[error("invalid platform \"{value}\": expected os/arch[/variant]")]
+    Platform { value: String },
 }

@@ -23,6 +23,7 @@ pub use error::Error;
 pub use index::Index;
 pub use manifest::Manifest;
 pub use platform::Platform;
+pub use reference::{AnyReference, Reference, ReferenceErrorKind};
 
 /// Serialize a document to the canonical bytes we digest and write (compact JSON, struct field order).
 pub fn to_canonical_json<T: serde::Serialize>(value: &T) -> Vec<u8> {

@@ -1,0 +1,240 @@
+//! Build checks and lint: BuildKit's 21 build-check rules plus Layerwright's own
+//! best-practice rules (`LW001`...), the `# check=` directive, machine-applicable fixes,
+//! and SARIF output.
+//!
+//! ```
+//! use lw_dockerfile::lint::{lint, LintOptions};
+//! let f = lint(b"FROM alpine AS Builder\n", &LintOptions::default()).unwrap();
+//! assert!(f.iter().any(|f| f.rule == "StageNameCasing"));
+//! ```
+
+mod buildkit;
+mod context;
+mod dockerignore;
+mod fix;
+mod practices;
+mod reference;
+mod rules;
+mod sarif;
+mod shellscan;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use fix::apply_fixes;
+pub use rules::{rule_info, RuleInfo, RULES};
+pub use sarif::to_sarif;
+
+use crate::model::{Model, ModelOptions};
+use crate::parser::{self, Position, Span};
+use crate::Error;
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// A source range: 1-based lines and 1-based byte columns, `end` exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Range {
+    pub start_line: usize,
+    pub start_column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+}
+
+impl Range {
+    pub fn new(start: Position, end: Position) -> Range {
+        Range {
+            start_line: start.line,
+            start_column: start.column,
+            end_line: end.line,
+            end_column: end.column,
+        }
+    }
+}
+
+impl From<Span> for Range {
+    fn from(s: Span) -> Range {
+        Range::new(s.start, s.end)
+    }
+}
+
+/// Replace the text in `range` with `replacement` (an empty range inserts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edit {
+    pub range: Range,
+    pub replacement: String,
+}
+
+/// A machine-applicable fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fix {
+    pub description: String,
+    pub edits: Vec<Edit>,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// `StageNameCasing` for BuildKit rules, `LW004` for ours.
+    pub rule: String,
+    /// A readable name (`StageNameCasing`, `apt-no-install-recommends`).
+    pub name: String,
+    pub severity: Severity,
+    pub range: Range,
+    pub message: String,
+    /// The documentation URL (BuildKit rules) or a one-line explanation (ours).
+    pub documentation: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<Fix>,
+}
+
+/// What the caller knows besides the Dockerfile.
+#[derive(Debug, Clone, Default)]
+pub struct LintOptions {
+    /// Build args, target and platforms, as for the model.
+    pub model: ModelOptions,
+    /// The `.dockerignore` text of the context, if there is one (for `CopyIgnoredFile`).
+    pub dockerignore: Option<String>,
+    /// `Some(false)` when the caller knows the context has no `.dockerignore` (`LW013`).
+    pub context_has_dockerignore: Option<bool>,
+    /// Known environment variable names of base images (image name as written in
+    /// `FROM`, without tag also accepted), for `UndefinedVar`.
+    pub base_image_env: BTreeMap<String, Vec<String>>,
+    /// Rules to skip in addition to the `# check=skip=` directive.
+    pub skip: Vec<String>,
+    /// Enable experimental rules (`InvalidDefinitionDescription`).
+    pub experimental: bool,
+    /// Only run BuildKit's rules (no `LW` rules).
+    pub buildkit_only: bool,
+}
+
+/// The parsed `# check=` directive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckDirective {
+    pub skip: Vec<String>,
+    pub skip_all: bool,
+    pub error: bool,
+    pub experimental: Vec<String>,
+    pub experimental_all: bool,
+}
+
+impl CheckDirective {
+    /// Parses `skip=A,B;error=true;experimental=C` (unknown keys are ignored).
+    pub fn parse(value: &str) -> CheckDirective {
+        let mut d = CheckDirective::default();
+        for part in value.split(';') {
+            let Some((k, v)) = part.split_once('=') else { continue };
+            let list = || -> Vec<String> {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            };
+            match k.trim().to_ascii_lowercase().as_str() {
+                "skip" => {
+                    let l = list();
+                    d.skip_all |= l.iter().any(|s| s.eq_ignore_ascii_case("all"));
+                    d.skip.extend(l);
+                }
+                "error" => d.error = v.trim().eq_ignore_ascii_case("true"),
+                "experimental" => {
+                    let l = list();
+                    d.experimental_all |= l.iter().any(|s| s.eq_ignore_ascii_case("all"));
+                    d.experimental.extend(l);
+                }
+                _ => {}
+            }
+        }
+        d
+    }
+
+    fn skips(&self, rule: &RuleInfo) -> bool {
+        self.skip_all
+            || self
+                .skip
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(rule.id) || s.eq_ignore_ascii_case(rule.name))
+    }
+
+    fn enables_experimental(&self, rule: &RuleInfo) -> bool {
+        self.experimental_all || self.experimental.iter().any(|s| s.eq_ignore_ascii_case(rule.id))
+    }
+}
+
+/// Parses and lints a Dockerfile. Parse errors and fatal model errors (a malformed
+/// `FROM`, unknown `--target`) are returned as `Err`; everything else is a finding.
+/// Findings are sorted by position.
+pub fn lint(src: &[u8], options: &LintOptions) -> Result<Vec<Finding>, Error> {
+    let df = parser::parse(src)?;
+    let model = Model::build(&df, &options.model)?;
+    Ok(lint_parsed(src, &df, &model, options))
+}
+
+/// Lints an already parsed and modelled Dockerfile.
+pub fn lint_parsed(src: &[u8], df: &parser::Dockerfile, model: &Model, options: &LintOptions) -> Vec<Finding> {
+    let directive = df
+        .directives
+        .check
+        .as_ref()
+        .map(|d| CheckDirective::parse(&d.cmdline))
+        .unwrap_or_default();
+    let mut cx = context::Ctx::new(src, df, model, options);
+    buildkit::run(&mut cx);
+    if !options.buildkit_only {
+        practices::run(&mut cx);
+    }
+    let mut out: Vec<Finding> = cx
+        .findings
+        .into_iter()
+        .filter(|f| {
+            let Some(info) = rule_info(&f.rule) else { return true };
+            if directive.skips(info) || options.skip.iter().any(|s| s.eq_ignore_ascii_case(info.id)) {
+                return false;
+            }
+            !info.experimental || options.experimental || directive.enables_experimental(info)
+        })
+        .map(|mut f| {
+            if directive.error && f.severity == Severity::Warning {
+                f.severity = Severity::Error;
+            }
+            f
+        })
+        .collect();
+    out.sort_by(|a, b| a.range.cmp(&b.range).then_with(|| a.rule.cmp(&b.rule)));
+    out.dedup();
+    out
+}
+
+/// `Dockerfile:3:5: warning: <message> [RuleName]` lines, one per finding.
+pub fn format_text(findings: &[Finding], file_name: &str) -> String {
+    let mut s = String::new();
+    for f in findings {
+        s.push_str(&format!(
+            "{}:{}:{}: {}: {} [{}]\n",
+            file_name,
+            f.range.start_line,
+            f.range.start_column,
+            f.severity.as_str(),
+            f.message,
+            f.rule
+        ));
+    }
+    s
+}

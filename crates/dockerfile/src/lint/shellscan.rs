@@ -1,0 +1,237 @@
+//! A small shell tokenizer for RUN commands, keeping source positions: enough to find
+//! commands, their words, and the operators between them (`|`, `&&`, `;` ...). It is
+//! not a shell parser; it only needs to be right for the patterns the rules look for.
+
+use super::context::Ctx;
+use super::Range;
+use crate::parser::Node;
+
+/// A word (quotes removed) or an operator.
+#[derive(Debug, Clone)]
+pub(crate) struct Tok {
+    pub text: String,
+    pub range: Range,
+}
+
+/// A simple command and the operator that follows it (`None` at the very end).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cmd {
+    pub words: Vec<Tok>,
+    pub op_after: Option<String>,
+}
+
+impl Cmd {
+    /// The index of the program word: skips `VAR=value` prefixes and wrappers like
+    /// `sudo`, `env`, `exec`, `command`, `nice`, `time`, `nohup`.
+    pub fn program_index(&self) -> Option<usize> {
+        let mut i = 0;
+        while i < self.words.len() {
+            let w = self.words[i].text.as_str();
+            let is_assign = w
+                .split_once('=')
+                .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            if is_assign || matches!(w, "sudo" | "env" | "exec" | "command" | "nice" | "time" | "nohup") {
+                i += 1;
+                continue;
+            }
+            if w.starts_with('-') && i > 0 {
+                // Options of a wrapper (`sudo -E apt-get`).
+                i += 1;
+                continue;
+            }
+            return Some(i);
+        }
+        None
+    }
+
+    /// The program's base name (`/usr/bin/apt-get` gives `apt-get`).
+    pub fn program(&self) -> Option<&str> {
+        let w = &self.words[self.program_index()?].text;
+        Some(w.rsplit('/').next().unwrap_or(w))
+    }
+
+    /// The words after the program.
+    pub fn args(&self) -> &[Tok] {
+        match self.program_index() {
+            Some(i) => &self.words[i + 1..],
+            None => &[],
+        }
+    }
+
+    /// The first argument that is not an option (`install` in `apt-get -y install`).
+    pub fn subcommand(&self) -> Option<&Tok> {
+        self.args().iter().find(|t| !t.text.starts_with('-'))
+    }
+
+    pub fn has_arg(&self, pred: impl Fn(&str) -> bool) -> bool {
+        self.args().iter().any(|t| pred(&t.text))
+    }
+}
+
+struct Lexer {
+    toks: Vec<(Tok, bool)>,
+    word: String,
+    start: Option<(usize, usize)>,
+    end: (usize, usize),
+}
+
+impl Lexer {
+    fn flush(&mut self) {
+        if let Some((l, c)) = self.start.take() {
+            let tok = Tok {
+                text: std::mem::take(&mut self.word),
+                range: Range {
+                    start_line: l,
+                    start_column: c,
+                    end_line: self.end.0,
+                    end_column: self.end.1,
+                },
+            };
+            self.toks.push((tok, false));
+        }
+    }
+
+    fn op(&mut self, op: &str, line: usize, col: usize) {
+        self.flush();
+        let tok = Tok {
+            text: op.to_string(),
+            range: Range {
+                start_line: line,
+                start_column: col,
+                end_line: line,
+                end_column: col + op.len(),
+            },
+        };
+        self.toks.push((tok, true));
+    }
+
+    fn push(&mut self, c: char, line: usize, col: usize, width: usize) {
+        if self.start.is_none() {
+            self.start = Some((line, col));
+        }
+        self.word.push(c);
+        self.end = (line, col + width);
+    }
+}
+
+/// Tokenizes a shell-form RUN (or CMD/ENTRYPOINT) node into commands. Exec-form nodes
+/// give nothing.
+pub(crate) fn commands(cx: &Ctx, node: &Node) -> Vec<Cmd> {
+    if node.json {
+        return Vec::new();
+    }
+    let escape = cx.df.escape();
+    let mut lx = Lexer {
+        toks: Vec::new(),
+        word: String::new(),
+        start: None,
+        end: (0, 0),
+    };
+    let (mut squote, mut dquote) = (false, false);
+    let mut in_continuation = true;
+    for line in node.start_line..=node.end_line {
+        let text = cx.line(line);
+        let first = line == node.start_line;
+        let trimmed_start = text.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(text.len());
+        if !first && in_continuation && text.get(trimmed_start) == Some(&b'#') && !squote && !dquote {
+            continue; // comment line inside a continuation
+        }
+        let last_non_blank = text.iter().rposition(|c| !matches!(c, b' ' | b'\t'));
+        let ends_with_escape = in_continuation && last_non_blank.is_some_and(|i| text[i] == escape);
+        let limit = if ends_with_escape {
+            last_non_blank.unwrap_or(0)
+        } else {
+            text.len()
+        };
+        let s = String::from_utf8_lossy(&text[..limit]);
+        let chars: Vec<(usize, char)> = s.char_indices().collect();
+        let mut k = 0;
+        while k < chars.len() {
+            let (i, c) = chars[k];
+            let col = i + 1;
+            let width = c.len_utf8();
+            let next = chars.get(k + 1).map(|x| x.1);
+            k += 1;
+            if squote {
+                if c == '\'' {
+                    squote = false;
+                } else {
+                    lx.push(c, line, col, width);
+                }
+                continue;
+            }
+            if c == escape as char && !squote {
+                if let Some(n) = next {
+                    lx.push(n, line, col, width + n.len_utf8());
+                    k += 1;
+                }
+                continue;
+            }
+            if dquote {
+                if c == '"' {
+                    dquote = false;
+                    lx.end = (line, col + 1);
+                } else {
+                    lx.push(c, line, col, width);
+                }
+                continue;
+            }
+            match c {
+                '\'' => {
+                    squote = true;
+                    if lx.start.is_none() {
+                        lx.start = Some((line, col));
+                    }
+                }
+                '"' => {
+                    dquote = true;
+                    if lx.start.is_none() {
+                        lx.start = Some((line, col));
+                    }
+                }
+                ' ' | '\t' => lx.flush(),
+                '#' if lx.start.is_none() => break,
+                '|' | '&' if next == Some(c) => {
+                    lx.op(if c == '|' { "||" } else { "&&" }, line, col);
+                    k += 1;
+                }
+                '|' | '&' | ';' | '(' | ')' => lx.op(&c.to_string(), line, col),
+                _ => lx.push(c, line, col, width),
+            }
+        }
+        if !ends_with_escape && !squote && !dquote {
+            in_continuation = false;
+            lx.op("\n", line, text.len() + 1);
+        }
+    }
+    lx.flush();
+
+    // Drop the keyword and leading --flags.
+    let mut toks = lx.toks.into_iter().peekable();
+    if toks.peek().is_some_and(|(t, op)| !op && t.text.eq_ignore_ascii_case(&node.keyword())) {
+        toks.next();
+    }
+    while toks.peek().is_some_and(|(t, op)| !op && t.text.starts_with("--")) {
+        toks.next();
+    }
+    let mut out = Vec::new();
+    let mut cur = Cmd::default();
+    for (t, is_op) in toks {
+        if is_op {
+            if !cur.words.is_empty() {
+                cur.op_after = Some(t.text);
+                out.push(std::mem::take(&mut cur));
+            } else if let Some(prev) = out.last_mut() {
+                if prev.op_after.as_deref() == Some("\n") {
+                    prev.op_after = Some(t.text);
+                }
+            }
+        } else {
+            cur.words.push(t);
+        }
+    }
+    if !cur.words.is_empty() {
+        out.push(cur);
+    }
+    out
+}

@@ -1,0 +1,426 @@
+//! Building the [`Model`] from parsed nodes: one pass over the instructions, keeping the
+//! global scope and each stage's scope as BuildKit's dispatcher does.
+
+use std::collections::BTreeSet;
+
+use super::platform::{platform_args, PROXY_ARGS};
+use super::{
+    BaseRef, DepKind, Flag, Instruction, KeyValue, Model, ModelOptions, Scope, Stage, StageDep,
+    Var, VarKind,
+};
+use crate::parser::{Dockerfile, Node};
+use crate::shell::{expands, Lexer};
+use crate::Error;
+
+/// Splits `--name=value` / `--name` flags.
+pub(crate) fn split_flag(raw: &str) -> (String, Option<String>) {
+    let f = raw.trim_start_matches('-');
+    match f.split_once('=') {
+        Some((n, v)) => (n.to_ascii_lowercase(), Some(v.to_string())),
+        None => (f.to_ascii_lowercase(), None),
+    }
+}
+
+/// Splits an ARG word `NAME[=default]`.
+pub(crate) fn split_arg(word: &str) -> (String, Option<String>) {
+    match word.split_once('=') {
+        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+        None => (word.to_string(), None),
+    }
+}
+
+struct Expander {
+    lex: Lexer,
+}
+
+impl Expander {
+    /// Expands one word, collecting unset names and the first error.
+    fn word(
+        &self,
+        w: &str,
+        scope: &Scope,
+        unmatched: &mut BTreeSet<String>,
+        err: &mut Option<String>,
+    ) -> String {
+        match self.lex.process_word_with_matches(w, scope) {
+            Ok(e) => {
+                unmatched.extend(e.unmatched);
+                e.value
+            }
+            Err(e) => {
+                err.get_or_insert_with(|| e.to_string());
+                w.to_string()
+            }
+        }
+    }
+}
+
+fn new_instruction(node: &Node, index: usize, scope: &Scope) -> Instruction {
+    Instruction {
+        keyword: node.keyword(),
+        node: index,
+        start_line: node.start_line,
+        end_line: node.end_line,
+        flags: node
+            .flags_lossy()
+            .iter()
+            .map(|f| {
+                let (name, value) = split_flag(f);
+                Flag {
+                    name,
+                    raw: value.clone(),
+                    value,
+                }
+            })
+            .collect(),
+        words: node.args_lossy(),
+        pairs: Vec::new(),
+        expanded: false,
+        json: node.json,
+        unmatched: Vec::new(),
+        error: None,
+        scope: scope.clone(),
+    }
+}
+
+/// Expands the words and flags of a non-FROM instruction and fills `pairs`.
+fn evaluate(ex: &Expander, ins: &mut Instruction, node: &Node) {
+    let scope = ins.scope.clone();
+    let mut unmatched = BTreeSet::new();
+    let mut err = None;
+    let kw = ins.keyword.clone();
+    match kw.as_str() {
+        "arg" => {
+            for w in node.args_lossy() {
+                let key = ex.word(&split_arg(&w).0, &scope, &mut unmatched, &mut err);
+                let value = split_arg(&w)
+                    .1
+                    .map(|v| ex.word(&v, &scope, &mut unmatched, &mut err));
+                ins.pairs.push(KeyValue {
+                    key,
+                    value,
+                    legacy: false,
+                });
+            }
+        }
+        "env" | "label" => {
+            let args = node.args_lossy();
+            for t in args.chunks(3) {
+                let key = ex.word(&t[0], &scope, &mut unmatched, &mut err);
+                let value = t
+                    .get(1)
+                    .map(|v| ex.word(v, &scope, &mut unmatched, &mut err));
+                ins.pairs.push(KeyValue {
+                    key,
+                    value,
+                    legacy: t.get(2).is_some_and(|s| s.is_empty()),
+                });
+            }
+        }
+        "expose" => {
+            let mut words = Vec::new();
+            for w in node.args_lossy() {
+                // Collect unset names too.
+                ex.word(&w, &scope, &mut unmatched, &mut None);
+                match ex.lex.process_words(&w, &scope) {
+                    Ok(v) => words.extend(v),
+                    Err(e) => {
+                        err.get_or_insert(e.to_string());
+                        words.push(w);
+                    }
+                }
+            }
+            ins.words = words;
+        }
+        _ => {}
+    }
+    if expands(&kw) && !matches!(kw.as_str(), "expose" | "from") {
+        if !(kw == "arg" || kw == "env" || kw == "label") {
+            ins.words = node
+                .args_lossy()
+                .iter()
+                .map(|w| ex.word(w, &scope, &mut unmatched, &mut err))
+                .collect();
+        }
+        ins.expanded = true;
+    }
+    if kw == "expose" {
+        ins.expanded = true;
+    }
+    // Flags BuildKit expands: COPY/ADD --from/--chown/--chmod/--checksum, RUN --mount.
+    if matches!(kw.as_str(), "copy" | "add" | "run") {
+        for f in &mut ins.flags {
+            let expand = matches!(
+                f.name.as_str(),
+                "from" | "chown" | "chmod" | "checksum" | "mount"
+            );
+            if let (true, Some(v)) = (expand, &f.value) {
+                f.value = Some(ex.word(v, &scope, &mut unmatched, &mut err));
+            }
+        }
+    }
+    ins.unmatched = unmatched.into_iter().collect();
+    ins.error = err;
+}
+
+/// The `from=` of a `--mount` value (`type=cache,from=builder,...`).
+pub(crate) fn mount_from(value: &str) -> Option<String> {
+    value.split(',').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim().eq_ignore_ascii_case("from")).then(|| v.trim().to_string())
+    })
+}
+
+/// Applies ARG/ENV effects of an evaluated instruction to the scope.
+fn apply(
+    ins: &Instruction,
+    scope: &mut Scope,
+    global: &Scope,
+    options: &ModelOptions,
+    plat: &[(String, String)],
+) {
+    match ins.keyword.as_str() {
+        "arg" => {
+            for p in &ins.pairs {
+                let from_global = || global.lookup(&p.key).and_then(|v| v.value.clone());
+                let from_platform = || {
+                    plat.iter()
+                        .find(|(k, _)| *k == p.key)
+                        .map(|(_, v)| v.clone())
+                };
+                let value = options
+                    .build_args
+                    .get(&p.key)
+                    .cloned()
+                    .or_else(|| p.value.clone())
+                    .or_else(from_global)
+                    .or_else(from_platform);
+                scope.push(Var {
+                    name: p.key.clone(),
+                    value,
+                    kind: VarKind::Arg,
+                    line: ins.start_line,
+                });
+            }
+        }
+        "env" => {
+            for p in &ins.pairs {
+                scope.push(Var {
+                    name: p.key.clone(),
+                    value: Some(p.value.clone().unwrap_or_default()),
+                    kind: VarKind::Env,
+                    line: ins.start_line,
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+pub(super) fn build(df: &Dockerfile, options: &ModelOptions) -> Result<Model, Error> {
+    let build_platform = options.build_platform.clone().unwrap_or_default();
+    let target_platform = options
+        .target_platform
+        .clone()
+        .unwrap_or_else(|| build_platform.clone());
+    let plat = platform_args(&target_platform, &build_platform);
+    let ex = Expander {
+        lex: Lexer::new(df.escape() as char),
+    };
+
+    let mut global = Scope::default();
+    for (k, v) in &plat {
+        global.push(Var {
+            name: k.clone(),
+            value: Some(v.clone()),
+            kind: VarKind::Platform,
+            line: 0,
+        });
+    }
+    let mut global_instructions = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut scope = Scope::default();
+
+    // Stage names first, so FROM/--from can name any stage.
+    let names: Vec<Option<String>> = df
+        .children
+        .iter()
+        .filter(|n| n.keyword() == "from")
+        .map(|n| {
+            let a = n.args_lossy();
+            (a.len() == 3 && a[1].eq_ignore_ascii_case("as")).then(|| a[2].to_ascii_lowercase())
+        })
+        .collect();
+    let resolve = |word: &str, current: usize| -> BaseRef {
+        let lower = word.to_ascii_lowercase();
+        if let Some(i) = names.iter().position(|n| n.as_deref() == Some(&lower)) {
+            return BaseRef::Stage(i);
+        }
+        if lower == "scratch" {
+            return BaseRef::Scratch;
+        }
+        match word.parse::<usize>() {
+            Ok(i) if i < names.len() && i != current => BaseRef::Stage(i),
+            _ => BaseRef::Image(word.to_string()),
+        }
+    };
+
+    for (index, node) in df.children.iter().enumerate() {
+        let kw = node.keyword();
+        if kw == "from" {
+            if let Some(prev) = stages.last_mut() {
+                prev.final_scope = std::mem::take(&mut scope);
+            }
+            let args = node.args_lossy();
+            if !(args.len() == 1 || args.len() == 3 && args[1].eq_ignore_ascii_case("as")) {
+                return Err(Error::Parse {
+                    line: node.start_line,
+                    column: node.span.start.column,
+                    message: "FROM requires either one or three arguments".into(),
+                });
+            }
+            let stage_index = stages.len();
+            let mut from = new_instruction(node, index, &global);
+            let mut unmatched = BTreeSet::new();
+            let mut err = None;
+            let base_name = ex.word(&args[0], &global, &mut unmatched, &mut err);
+            let mut platform_raw = None;
+            let mut platform = None;
+            for f in &mut from.flags {
+                if f.name == "platform" {
+                    if let Some(v) = &f.value {
+                        platform_raw = Some(v.clone());
+                        let e = ex.word(v, &global, &mut unmatched, &mut err);
+                        f.value = Some(e.clone());
+                        platform = Some(e);
+                    }
+                }
+            }
+            if base_name.is_empty() && err.is_none() {
+                err = Some(format!("base name ({}) should not be blank", args[0]));
+            }
+            from.words = vec![base_name.clone()];
+            from.words.extend(args.iter().skip(1).cloned());
+            from.expanded = true;
+            from.unmatched = unmatched.into_iter().collect();
+            from.error = err;
+            let base = resolve(&base_name, stage_index);
+            let mut deps = Vec::new();
+            scope = Scope::default();
+            if let BaseRef::Stage(p) = base {
+                deps.push(StageDep {
+                    kind: DepKind::Base,
+                    target: base.clone(),
+                    line: node.start_line,
+                });
+                if let Some(parent) = stages.get(p) {
+                    for v in &parent.final_scope.vars {
+                        if matches!(v.kind, VarKind::Env | VarKind::InheritedEnv) {
+                            scope.push(Var {
+                                kind: VarKind::InheritedEnv,
+                                ..v.clone()
+                            });
+                        }
+                    }
+                }
+            }
+            for name in PROXY_ARGS {
+                if let Some(v) = options.build_args.get(name) {
+                    scope.push(Var {
+                        name: name.into(),
+                        value: Some(v.clone()),
+                        kind: VarKind::Proxy,
+                        line: 0,
+                    });
+                }
+            }
+            stages.push(Stage {
+                index: stage_index,
+                name: names[stage_index].clone(),
+                name_raw: (args.len() == 3).then(|| args[2].clone()),
+                base_raw: args[0].clone(),
+                base_name,
+                base,
+                platform_raw,
+                platform,
+                from,
+                instructions: Vec::new(),
+                deps,
+                final_scope: Scope::default(),
+                span: node.span,
+            });
+            continue;
+        }
+        let Some(stage) = stages.last_mut() else {
+            // Before the first FROM only ARG is allowed; they form the global scope.
+            let mut ins = new_instruction(node, index, &global);
+            if kw == "arg" {
+                evaluate(&ex, &mut ins, node);
+                for p in &ins.pairs {
+                    let value = options
+                        .build_args
+                        .get(&p.key)
+                        .cloned()
+                        .or_else(|| p.value.clone());
+                    global.push(Var {
+                        name: p.key.clone(),
+                        value,
+                        kind: VarKind::GlobalArg,
+                        line: ins.start_line,
+                    });
+                }
+            } else {
+                ins.error = Some("no build stage in current context".into());
+            }
+            global_instructions.push(ins);
+            continue;
+        };
+        let mut ins = new_instruction(node, index, &scope);
+        evaluate(&ex, &mut ins, node);
+        apply(&ins, &mut scope, &global, options, &plat);
+        for f in &ins.flags {
+            let (kind, target) = match (ins.keyword.as_str(), f.name.as_str(), &f.value) {
+                ("copy" | "add", "from", Some(v)) => (DepKind::CopyFrom, v.clone()),
+                ("run", "mount", Some(v)) => match mount_from(v) {
+                    Some(t) => (DepKind::MountFrom, t),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            stage.deps.push(StageDep {
+                kind,
+                target: resolve(&target, stage.index),
+                line: ins.start_line,
+            });
+        }
+        stage.instructions.push(ins);
+    }
+    if let Some(prev) = stages.last_mut() {
+        prev.final_scope = scope;
+    }
+    if stages.is_empty() {
+        return Err(Error::Parse {
+            line: df.end_line.max(1),
+            column: 1,
+            message: "dockerfile contains no stages to build".into(),
+        });
+    }
+    let target = match &options.target {
+        Some(t) => {
+            let lower = t.to_ascii_lowercase();
+            stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(&lower))
+                .ok_or_else(|| Error::UnknownTarget { target: t.clone() })?
+        }
+        None => stages.len() - 1,
+    };
+    Ok(Model {
+        global_instructions,
+        global_scope: global,
+        stages,
+        target,
+        target_platform,
+        build_platform,
+    })
+}

@@ -1,1 +1,0 @@
-//! Validation of OCI documents equivalent to the image-spec JSON schemas. (Being written; see issue 2.)

@@ -1,0 +1,550 @@
+//! `save` and `load`: one tar that is at once an OCI image layout and a docker archive (`manifest.json`), and a
+//! loader for both formats (ours, docker's, skopeo's, podman's) that verifies everything before the store changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use lw_layer::tar::{TarReader, TarWriter, WriteOptions};
+use lw_layer::{path as tpath, Entry, EntryKind};
+use lw_oci::descriptor::annotations;
+use lw_oci::media::{self, Compression};
+use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
+use serde::{Deserialize, Serialize};
+
+use crate::names;
+use crate::store::{host_platform, Store};
+
+/// One image in a docker archive's `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DockerArchiveEntry {
+    #[serde(rename = "Config")]
+    pub config: String,
+    #[serde(rename = "RepoTags", default)]
+    pub repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    pub layers: Vec<String>,
+}
+
+/// An image to save: the names it goes by and its manifest (or index) descriptor.
+pub struct SaveItem {
+    pub names: Vec<String>,
+    pub descriptor: Descriptor,
+}
+
+fn blob_name(d: &Digest) -> String {
+    format!("blobs/{}/{}", d.algorithm().name(), d.encoded())
+}
+
+/// Write `items` as one tar to `out`. The bytes depend only on the images and names.
+pub fn save(
+    store: &Store,
+    items: &[SaveItem],
+    out: &mut dyn Write,
+    progress: &indicatif::ProgressBar,
+) -> Result<()> {
+    let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
+    let mut index_entries = Vec::new();
+    let mut docker_entries = Vec::new();
+    for item in items {
+        collect_blobs(store, &item.descriptor, &mut blobs)?;
+        let resolved = store.resolve(&item.descriptor, Some(&host_platform()))?;
+        if item.names.is_empty() {
+            index_entries.push(Descriptor::new(
+                &item.descriptor.media_type,
+                item.descriptor.digest.clone(),
+                item.descriptor.size,
+            ));
+        }
+        for n in &item.names {
+            let mut d = Descriptor::new(
+                &item.descriptor.media_type,
+                item.descriptor.digest.clone(),
+                item.descriptor.size,
+            );
+            d.set_annotation(annotations::CONTAINERD_IMAGE_NAME, n);
+            d.set_annotation(annotations::REF_NAME, n);
+            index_entries.push(d);
+        }
+        docker_entries.push(DockerArchiveEntry {
+            config: blob_name(&resolved.config_digest),
+            repo_tags: Some(item.names.iter().map(|n| names::familiar(n)).collect()),
+            layers: resolved
+                .manifest
+                .layers
+                .iter()
+                .map(|l| blob_name(&l.digest))
+                .collect(),
+        });
+    }
+    progress.set_length(blobs.values().sum());
+    let mut tar = TarWriter::new(
+        out,
+        WriteOptions {
+            clamp_mtime: Some(0),
+        },
+    );
+    tar.append_bytes(&Entry::dir("blobs", 0o755), &[])?;
+    tar.append_bytes(&Entry::dir("blobs/sha256", 0o755), &[])?;
+    for (d, size) in &blobs {
+        let f = store.open_blob(d)?;
+        let mut reader = progress.wrap_read(f);
+        tar.append(&Entry::file(&blob_name(d), 0o644, *size), &mut reader)
+            .with_context(|| format!("writing blob {d}"))?;
+    }
+    tar.append_bytes(
+        &Entry::file("index.json", 0o644, 0),
+        &lw_oci::to_canonical_json(&Index::oci(index_entries)),
+    )?;
+    tar.append_bytes(
+        &Entry::file("manifest.json", 0o644, 0),
+        &serde_json::to_vec(&docker_entries).expect("serializable"),
+    )?;
+    tar.append_bytes(
+        &Entry::file("oci-layout", 0o644, 0),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    tar.finish()?;
+    Ok(())
+}
+
+fn collect_blobs(store: &Store, d: &Descriptor, out: &mut BTreeMap<Digest, u64>) -> Result<()> {
+    out.insert(d.digest.clone(), d.size);
+    if media::is_index(&d.media_type) {
+        let idx: Index = serde_json::from_slice(&store.read_document(&d.digest)?)?;
+        for m in &idx.manifests {
+            if store.has_blob(&m.digest) {
+                collect_blobs(store, m, out)?;
+            }
+        }
+    } else {
+        let m: Manifest = serde_json::from_slice(&store.read_document(&d.digest)?)?;
+        out.insert(m.config.digest.clone(), m.config.size);
+        for l in &m.layers {
+            out.insert(l.digest.clone(), l.size);
+        }
+    }
+    Ok(())
+}
+
+/// An archive unpacked into a private directory: regular files only; links are resolved by name, never created.
+struct Unpacked {
+    dir: PathBuf,
+    files: BTreeSet<String>,
+    links: BTreeMap<String, String>,
+    source: String,
+}
+
+impl Drop for Unpacked {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Unpacked {
+    fn new(store: &Store, input: &mut dyn Read, source: &str) -> Result<Unpacked> {
+        let dir = store.tmp_dir().join(format!("load-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        let mut u = Unpacked {
+            dir,
+            files: BTreeSet::new(),
+            links: BTreeMap::new(),
+            source: source.to_string(),
+        };
+        let mut tar = TarReader::new(input);
+        let mut n = 0usize;
+        while let Some(e) = tar
+            .next_entry()
+            .with_context(|| format!("{source}: not a valid tar archive"))?
+        {
+            n += 1;
+            if e.path.is_empty() {
+                continue;
+            }
+            match &e.kind {
+                EntryKind::Dir => {}
+                EntryKind::File => {
+                    let target = u.dir.join(format!("f{n}"));
+                    let mut f = File::create(&target)?;
+                    io::copy(&mut tar.data(), &mut f)
+                        .with_context(|| format!("{source}: reading {}", e.path))?;
+                    u.links.remove(&e.path);
+                    u.files.insert(e.path.clone());
+                    fs::rename(&target, u.dir.join(encode(&e.path)))?;
+                }
+                EntryKind::Symlink(t) => {
+                    let resolved = tpath::resolve_link(&e.path, t)
+                        .filter(|_| !t.starts_with('/'))
+                        .ok_or_else(|| {
+                            anyhow!(
+                                "{source}: symlink {} -> {t} points out of the archive",
+                                e.path
+                            )
+                        })?;
+                    u.links.insert(e.path.clone(), resolved);
+                }
+                EntryKind::Hardlink(t) => {
+                    u.links.insert(e.path.clone(), t.clone());
+                }
+                other => bail!("{source}: entry {} has unsupported type {other:?}", e.path),
+            }
+        }
+        Ok(u)
+    }
+
+    /// The on-disk file holding archive member `name`, following links inside the archive.
+    fn member(&self, name: &str) -> Result<PathBuf> {
+        let mut name = tpath::clean(name)
+            .with_context(|| format!("{}: bad member name {name:?}", self.source))?;
+        for _ in 0..16 {
+            if self.files.contains(&name) {
+                return Ok(self.dir.join(encode(&name)));
+            }
+            match self.links.get(&name) {
+                Some(t) => name = t.clone(),
+                None => bail!("{}: the archive has no file {name}", self.source),
+            }
+        }
+        bail!("{}: too many levels of links at {name}", self.source)
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.member(name).is_ok()
+    }
+
+    fn read_doc(&self, name: &str) -> Result<Vec<u8>> {
+        let p = self.member(name)?;
+        let len = fs::metadata(&p)?.len();
+        if len > crate::store::MAX_DOCUMENT {
+            bail!(
+                "{}: {name} is {len} bytes, too large for a document",
+                self.source
+            );
+        }
+        Ok(fs::read(p)?)
+    }
+}
+
+/// Member names become flat file names so no archive path can reach outside the directory.
+fn encode(name: &str) -> String {
+    format!("m-{}", lw_oci::Digest::sha256_of(name.as_bytes()).encoded())
+}
+
+/// What a verified blob is and where it waits before joining the store.
+struct Staged {
+    file: Option<PathBuf>,
+    bytes: Option<Vec<u8>>,
+    size: u64,
+}
+
+/// Result of a load: (names, manifest digests).
+pub struct Loaded {
+    pub images: Vec<(Vec<String>, Descriptor)>,
+}
+
+/// Load a docker or OCI archive into the store. Nothing in the store changes unless everything verifies.
+pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded> {
+    let u = Unpacked::new(store, input, source)?;
+    let mut staged: BTreeMap<Digest, Staged> = BTreeMap::new();
+    let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
+
+    let docker_manifest: Option<Vec<DockerArchiveEntry>> = if u.exists("manifest.json") {
+        Some(
+            serde_json::from_slice(&u.read_doc("manifest.json")?).with_context(|| {
+                format!("{source}: manifest.json is not a valid docker archive manifest")
+            })?,
+        )
+    } else {
+        None
+    };
+
+    if u.exists("index.json") {
+        let bytes = u.read_doc("index.json")?;
+        lw_oci::validate::validate(media::OCI_INDEX, &bytes)
+            .with_context(|| format!("{source}: index.json"))?;
+        let idx: Index =
+            serde_json::from_slice(&bytes).with_context(|| format!("{source}: index.json"))?;
+        for d in &idx.manifests {
+            stage_tree(&u, d, &mut staged)?;
+            let mut names = Vec::new();
+            for key in [annotations::CONTAINERD_IMAGE_NAME, annotations::REF_NAME] {
+                if let Some(n) = d.annotation(key) {
+                    if let Ok(full) = names::normalize(n) {
+                        if !names.contains(&full) {
+                            names.push(full);
+                        }
+                        break;
+                    }
+                }
+            }
+            if names.is_empty() {
+                if let Some(dm) = &docker_manifest {
+                    let cfg = config_of(&u, d)?;
+                    for e in dm.iter().filter(|e| e.config.ends_with(cfg.encoded())) {
+                        for t in e.repo_tags.iter().flatten() {
+                            names.push(names::normalize(t)?);
+                        }
+                    }
+                }
+            }
+            images.push((
+                names,
+                Descriptor::new(&d.media_type, d.digest.clone(), d.size),
+            ));
+        }
+    } else if let Some(dm) = docker_manifest {
+        for e in dm {
+            let config_bytes = u.read_doc(&e.config)?;
+            lw_oci::validate::validate(media::OCI_CONFIG, &config_bytes)
+                .with_context(|| format!("{source}: config {}", e.config))?;
+            let config: ImageConfig = serde_json::from_slice(&config_bytes)?;
+            if config.rootfs.diff_ids.len() != e.layers.len() {
+                bail!(
+                    "{source}: {} lists {} layers but its config has {} diff IDs",
+                    e.config,
+                    e.layers.len(),
+                    config.rootfs.diff_ids.len()
+                );
+            }
+            let mut layers = Vec::new();
+            for (name, diff_id) in e.layers.iter().zip(&config.rootfs.diff_ids) {
+                let p = u.member(name)?;
+                let mut head = [0u8; 4];
+                let n = File::open(&p)?.read(&mut head)?;
+                let comp = lw_layer::compress::sniff(&head[..n]);
+                let (digest, size) = hash_file(&p)?;
+                let (got_diff, _) =
+                    verify_layer(&p, comp).with_context(|| format!("{source}: layer {name}"))?;
+                if got_diff != *diff_id {
+                    bail!("{source}: layer {name} has diff ID {got_diff}, but the config expects {diff_id}");
+                }
+                let mt = match comp {
+                    Compression::Gzip => media::OCI_LAYER_GZIP,
+                    Compression::Zstd => media::OCI_LAYER_ZSTD,
+                    Compression::None => media::OCI_LAYER_TAR,
+                };
+                staged.insert(
+                    digest.clone(),
+                    Staged {
+                        file: Some(p),
+                        bytes: None,
+                        size,
+                    },
+                );
+                layers.push(Descriptor::new(mt, digest, size));
+            }
+            let config_desc = Descriptor::of(media::OCI_CONFIG, &config_bytes);
+            staged.insert(
+                config_desc.digest.clone(),
+                Staged {
+                    file: None,
+                    size: config_bytes.len() as u64,
+                    bytes: Some(config_bytes),
+                },
+            );
+            let manifest = lw_oci::to_canonical_json(&Manifest::oci(config_desc, layers));
+            let mdesc = Descriptor::of(media::OCI_MANIFEST, &manifest);
+            staged.insert(
+                mdesc.digest.clone(),
+                Staged {
+                    file: None,
+                    size: manifest.len() as u64,
+                    bytes: Some(manifest),
+                },
+            );
+            let mut names = Vec::new();
+            for t in e.repo_tags.iter().flatten() {
+                names.push(names::normalize(t)?);
+            }
+            images.push((names, mdesc));
+        }
+    } else {
+        bail!("{source}: neither an OCI archive (index.json) nor a docker archive (manifest.json)");
+    }
+
+    // Everything verified: move blobs in, then record names.
+    let _lock = store.lock()?;
+    for (d, s) in &staged {
+        if store.has_blob(d) {
+            continue;
+        }
+        match (&s.file, &s.bytes) {
+            (_, Some(b)) => store.put_blob(d, Some(s.size), &mut &b[..])?,
+            (Some(f), None) => store.put_blob(d, Some(s.size), &mut File::open(f)?)?,
+            (None, None) => unreachable!("a staged blob has a file or bytes"),
+        }
+    }
+    drop(_lock);
+    for (names, d) in &images {
+        if names.is_empty() {
+            store.add_untagged(d)?;
+        }
+        for n in names {
+            store.set_tag(n, d)?;
+        }
+    }
+    Ok(Loaded { images })
+}
+
+fn config_of(u: &Unpacked, d: &Descriptor) -> Result<Digest> {
+    let bytes = u.read_doc(&blob_name(&d.digest))?;
+    if media::is_index(&d.media_type) {
+        let idx: Index = serde_json::from_slice(&bytes)?;
+        let first = idx
+            .manifests
+            .first()
+            .ok_or_else(|| anyhow!("empty index {}", d.digest))?;
+        return config_of(u, first);
+    }
+    let m: Manifest = serde_json::from_slice(&bytes)?;
+    Ok(m.config.digest)
+}
+
+/// Verify a document or layer named by `d` in the OCI layout, recursively, and stage it.
+fn stage_tree(u: &Unpacked, d: &Descriptor, staged: &mut BTreeMap<Digest, Staged>) -> Result<()> {
+    if staged.contains_key(&d.digest) {
+        return Ok(());
+    }
+    let src = &u.source;
+    let name = blob_name(&d.digest);
+    if media::is_index(&d.media_type) || media::is_manifest(&d.media_type) {
+        let bytes = u.read_doc(&name)?;
+        check_blob(src, d, &bytes)?;
+        lw_oci::validate::validate(&d.media_type, &bytes)
+            .with_context(|| format!("{src}: {name}"))?;
+        if media::is_index(&d.media_type) {
+            let idx: Index = serde_json::from_slice(&bytes)?;
+            for m in &idx.manifests {
+                // Indexes may list platforms the archive does not carry (skopeo copies one platform).
+                if u.exists(&blob_name(&m.digest)) {
+                    stage_tree(u, m, staged)?;
+                }
+            }
+        } else {
+            let m: Manifest = serde_json::from_slice(&bytes)?;
+            let config_bytes = u.read_doc(&blob_name(&m.config.digest))?;
+            check_blob(src, &m.config, &config_bytes)?;
+            let config: Option<ImageConfig> = if m.config.media_type == media::OCI_CONFIG
+                || m.config.media_type == media::DOCKER_CONFIG
+            {
+                lw_oci::validate::validate(media::OCI_CONFIG, &config_bytes)
+                    .with_context(|| format!("{src}: config {}", m.config.digest))?;
+                Some(serde_json::from_slice(&config_bytes)?)
+            } else {
+                None
+            };
+            for (i, l) in m.layers.iter().enumerate() {
+                let p = u.member(&blob_name(&l.digest))?;
+                let (digest, size) = hash_file(&p)?;
+                if digest != l.digest || size != l.size {
+                    bail!(
+                        "{src}: layer blob {} does not match its descriptor (digest {digest}, {size} bytes; expected {} bytes)",
+                        l.digest,
+                        l.size
+                    );
+                }
+                if let (Some(comp), Some(cfg)) = (media::layer_compression(&l.media_type), &config)
+                {
+                    let (diff_id, _) = verify_layer(&p, comp)
+                        .with_context(|| format!("{src}: layer {}", l.digest))?;
+                    if cfg.rootfs.diff_ids.get(i) != Some(&diff_id) {
+                        bail!("{src}: layer {} has diff ID {diff_id}, which the config does not list at position {i}", l.digest);
+                    }
+                }
+                staged.insert(
+                    l.digest.clone(),
+                    Staged {
+                        file: Some(p),
+                        bytes: None,
+                        size,
+                    },
+                );
+            }
+            staged.insert(
+                m.config.digest.clone(),
+                Staged {
+                    file: None,
+                    size: config_bytes.len() as u64,
+                    bytes: Some(config_bytes),
+                },
+            );
+        }
+        staged.insert(
+            d.digest.clone(),
+            Staged {
+                file: None,
+                size: bytes.len() as u64,
+                bytes: Some(bytes),
+            },
+        );
+    } else {
+        let p = u.member(&name)?;
+        let (digest, size) = hash_file(&p)?;
+        if digest != d.digest {
+            bail!("{src}: blob {} hashes to {digest}", d.digest);
+        }
+        staged.insert(
+            d.digest.clone(),
+            Staged {
+                file: Some(p),
+                bytes: None,
+                size,
+            },
+        );
+    }
+    Ok(())
+}
+
+fn check_blob(src: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
+    d.digest
+        .check(&format!("{src}: blob {}", d.digest), bytes)?;
+    if bytes.len() as u64 != d.size {
+        bail!(
+            "{src}: blob {} has {} bytes, its descriptor says {}",
+            d.digest,
+            bytes.len(),
+            d.size
+        );
+    }
+    Ok(())
+}
+
+fn hash_file(p: &Path) -> Result<(Digest, u64)> {
+    let mut h = DigestHasher::sha256();
+    io::copy(&mut File::open(p)?, &mut h)?;
+    let len = h.len();
+    Ok((h.finish(), len))
+}
+
+/// Decompress a layer, check every entry of its tar (safe paths, complete data) and compute its diff ID.
+pub fn verify_layer(p: &Path, comp: Compression) -> Result<(Digest, u64)> {
+    struct Tee<R> {
+        inner: R,
+        hasher: DigestHasher,
+    }
+    impl<R: Read> Read for Tee<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
+        }
+    }
+    let dec = lw_layer::compress::decoder(io::BufReader::new(File::open(p)?), comp)?;
+    let mut tee = Tee {
+        inner: dec,
+        hasher: DigestHasher::sha256(),
+    };
+    {
+        let mut tar = TarReader::new(&mut tee);
+        let mut sink = vec![0u8; 64 * 1024];
+        while tar.next_entry()?.is_some() {
+            while tar.read_data(&mut sink)? > 0 {}
+        }
+    }
+    io::copy(&mut tee, &mut io::sink())?;
+    let len = tee.hasher.len();
+    Ok((tee.hasher.finish(), len))
+}

@@ -1,0 +1,447 @@
+//! The on-disk image store: an OCI image layout under `--root` (blobs by digest, `index.json` mapping names to
+//! manifests), every blob verified on ingest and written atomically, with a file lock so two processes can share it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use lw_oci::descriptor::annotations;
+use lw_oci::{media, Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
+
+/// Documents (manifests, configs, indexes) above this size are refused.
+pub const MAX_DOCUMENT: u64 = 4 << 20;
+
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A held lock on the store; dropped, it releases.
+pub struct Lock(#[allow(dead_code)] File);
+
+/// A tagged or dangling image entry of the store's index.
+#[derive(Debug, Clone)]
+pub struct ImageRecord {
+    /// Full normalised name (`docker.io/library/busybox:latest`), or `None` for a dangling image.
+    pub name: Option<String>,
+    pub descriptor: Descriptor,
+}
+
+/// An image resolved to its manifest and config.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    pub manifest_digest: Digest,
+    pub manifest: Manifest,
+    pub config_digest: Digest,
+    pub config: ImageConfig,
+    pub config_bytes: Vec<u8>,
+}
+
+/// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
+    let mut tmp = tempfile_in(dir)?;
+    tmp.1.write_all(bytes)?;
+    tmp.1.sync_all()?;
+    fs::rename(&tmp.0, path).with_context(|| format!("renaming into {}", path.display()))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    // Directory fsync makes the rename durable; some file systems refuse it, which is not an error for us.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// A uniquely named new file in `dir`.
+pub fn tempfile_in(dir: &Path) -> Result<(PathBuf, File)> {
+    for attempt in 0..1000u32 {
+        let name = format!(".tmp-{}-{}-{attempt}", std::process::id(), unique());
+        let p = dir.join(name);
+        match OpenOptions::new().write(true).create_new(true).open(&p) {
+            Ok(f) => return Ok((p, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("creating a temporary file in {}", dir.display()))
+            }
+        }
+    }
+    bail!("could not create a temporary file in {}", dir.display())
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (N.fetch_add(1, Ordering::Relaxed) << 48)
+}
+
+impl Store {
+    /// Open (creating when missing) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        fs::create_dir_all(root.join("blobs/sha256"))
+            .with_context(|| format!("creating store {}", root.display()))?;
+        fs::create_dir_all(root.join("tmp"))?;
+        let s = Store {
+            root: root.to_path_buf(),
+        };
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        if !s.index_path().exists() {
+            let _l = s.lock()?;
+            if !s.index_path().exists() {
+                write_atomic(
+                    &s.index_path(),
+                    &lw_oci::to_canonical_json(&Index::oci(vec![])),
+                )?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// The default root: `$XDG_DATA_HOME/layerwright` or `~/.local/share/layerwright`.
+    pub fn default_root() -> PathBuf {
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(x).join("layerwright");
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        home.join(".local/share/layerwright")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    /// A directory for temporary work inside the store (same file system, so renames are atomic).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Take the store's exclusive lock (blocks while another process holds it).
+    pub fn lock(&self) -> Result<Lock> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("lock"))
+            .context("opening the store lock")?;
+        f.lock().context("locking the store")?;
+        Ok(Lock(f))
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(d.algorithm().name())
+            .join(d.encoded())
+    }
+
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    /// Stream `src` into the store, verifying it hashes to `expected` (and has `size` bytes when given).
+    /// Nothing is left behind when verification fails.
+    pub fn put_blob(&self, expected: &Digest, size: Option<u64>, src: &mut dyn Read) -> Result<()> {
+        let (tmp, mut f) = tempfile_in(&self.tmp_dir())?;
+        let result = (|| -> Result<()> {
+            let mut h = DigestHasher::new(expected.algorithm());
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = src.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+                if let Some(s) = size {
+                    if h.len() > s {
+                        bail!("blob {expected} is larger than its declared size of {s} bytes");
+                    }
+                }
+                f.write_all(&buf[..n])?;
+            }
+            let len = h.len();
+            if let Some(s) = size {
+                if len != s {
+                    bail!("blob {expected} has {len} bytes, but its descriptor says {s}");
+                }
+            }
+            let actual = h.finish();
+            if actual != *expected {
+                bail!("digest mismatch: expected {expected}, content hashes to {actual}");
+            }
+            f.sync_all()?;
+            fs::rename(&tmp, self.blob_path(expected))?;
+            sync_dir(&self.blob_path(expected).with_file_name(""));
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Store bytes and return their descriptor.
+    pub fn put_bytes(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
+        let d = Descriptor::of(media_type, bytes);
+        if !self.has_blob(&d.digest) {
+            self.put_blob(&d.digest, Some(d.size), &mut &bytes[..])?;
+        }
+        Ok(d)
+    }
+
+    pub fn open_blob(&self, d: &Digest) -> Result<File> {
+        File::open(self.blob_path(d)).with_context(|| format!("blob {d} is not in the store"))
+    }
+
+    /// Read a small blob (a document), verifying its digest.
+    pub fn read_document(&self, d: &Digest) -> Result<Vec<u8>> {
+        let f = self.open_blob(d)?;
+        let len = f.metadata()?.len();
+        if len > MAX_DOCUMENT {
+            bail!("document {d} is {len} bytes, over the {MAX_DOCUMENT}-byte limit");
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        f.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes)?;
+        d.check(&format!("blob {d} in the store"), &bytes)?;
+        Ok(bytes)
+    }
+
+    /// The store's index entries.
+    pub fn records(&self) -> Result<Vec<ImageRecord>> {
+        let bytes = fs::read(self.index_path()).context("reading the store's index.json")?;
+        let idx: Index =
+            serde_json::from_slice(&bytes).context("the store's index.json is corrupt")?;
+        Ok(idx
+            .manifests
+            .into_iter()
+            .map(|d| ImageRecord {
+                name: d.annotation(annotations::REF_NAME).map(str::to_string),
+                descriptor: d,
+            })
+            .collect())
+    }
+
+    fn write_records(&self, recs: &[ImageRecord]) -> Result<()> {
+        let mut seen = BTreeSet::new();
+        let mut manifests = Vec::new();
+        // Tagged entries sorted by name, then dangling ones by digest, each digest listed once when dangling.
+        let mut tagged: Vec<&ImageRecord> = recs.iter().filter(|r| r.name.is_some()).collect();
+        tagged.sort_by(|a, b| a.name.cmp(&b.name));
+        for r in &tagged {
+            let mut d = r.descriptor.clone();
+            d.annotations = None;
+            d.set_annotation(annotations::REF_NAME, r.name.as_deref().unwrap_or_default());
+            seen.insert(d.digest.clone());
+            manifests.push(d);
+        }
+        let mut dangling: Vec<&ImageRecord> = recs.iter().filter(|r| r.name.is_none()).collect();
+        dangling.sort_by(|a, b| a.descriptor.digest.cmp(&b.descriptor.digest));
+        for r in dangling {
+            if seen.insert(r.descriptor.digest.clone()) {
+                let mut d = r.descriptor.clone();
+                d.annotations = None;
+                manifests.push(d);
+            }
+        }
+        write_atomic(
+            &self.index_path(),
+            &lw_oci::to_canonical_json(&Index::oci(manifests)),
+        )
+    }
+
+    /// Point `name` at `desc`. A previous image under that name stays as a dangling image (docker's `<none>`)
+    /// unless another name still refers to it.
+    pub fn set_tag(&self, name: &str, desc: &Descriptor) -> Result<()> {
+        let _l = self.lock()?;
+        let mut recs = self.records()?;
+        if let Some(old) = recs.iter_mut().find(|r| r.name.as_deref() == Some(name)) {
+            if old.descriptor.digest == desc.digest {
+                return Ok(());
+            }
+            old.name = None;
+        }
+        recs.retain(|r| !(r.name.is_none() && r.descriptor.digest == desc.digest));
+        recs.push(ImageRecord {
+            name: Some(name.to_string()),
+            descriptor: strip(desc),
+        });
+        self.write_records(&recs)
+    }
+
+    /// Add an image without a name (it shows as `<none>`), unless it is already present.
+    pub fn add_untagged(&self, desc: &Descriptor) -> Result<()> {
+        let _l = self.lock()?;
+        let mut recs = self.records()?;
+        if recs.iter().any(|r| r.descriptor.digest == desc.digest) {
+            return Ok(());
+        }
+        recs.push(ImageRecord {
+            name: None,
+            descriptor: strip(desc),
+        });
+        self.write_records(&recs)
+    }
+
+    /// Remove one name. Returns the descriptor it pointed at.
+    pub fn remove_tag(&self, name: &str) -> Result<Option<Descriptor>> {
+        let _l = self.lock()?;
+        let mut recs = self.records()?;
+        let pos = recs.iter().position(|r| r.name.as_deref() == Some(name));
+        let Some(pos) = pos else { return Ok(None) };
+        let rec = recs.remove(pos);
+        self.write_records(&recs)?;
+        Ok(Some(rec.descriptor))
+    }
+
+    /// Remove every entry for a manifest digest (tags and dangling).
+    pub fn remove_image(&self, digest: &Digest) -> Result<Vec<String>> {
+        let _l = self.lock()?;
+        let mut recs = self.records()?;
+        let names = recs
+            .iter()
+            .filter(|r| r.descriptor.digest == *digest)
+            .filter_map(|r| r.name.clone())
+            .collect();
+        recs.retain(|r| r.descriptor.digest != *digest);
+        self.write_records(&recs)?;
+        Ok(names)
+    }
+
+    /// Load a manifest; when `digest` names an index, pick `platform` (or the first image manifest).
+    pub fn resolve(
+        &self,
+        desc: &Descriptor,
+        platform: Option<&lw_oci::Platform>,
+    ) -> Result<ResolvedImage> {
+        let mut desc = desc.clone();
+        for _ in 0..4 {
+            let bytes = self.read_document(&desc.digest)?;
+            if media::is_index(&desc.media_type) {
+                let idx: Index = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("index {}", desc.digest))?;
+                let host = host_platform();
+                let want = platform.unwrap_or(&host);
+                desc = match idx.select(want) {
+                    Some(d) => d.clone(),
+                    None => idx
+                        .manifests
+                        .iter()
+                        .find(|d| media::is_manifest(&d.media_type))
+                        .cloned()
+                        .ok_or_else(|| {
+                            anyhow!("index {} has no image manifest for {want}", desc.digest)
+                        })?,
+                };
+                continue;
+            }
+            let manifest: Manifest = serde_json::from_slice(&bytes)
+                .with_context(|| format!("manifest {} is not valid", desc.digest))?;
+            let config_bytes = self.read_document(&manifest.config.digest)?;
+            let config: ImageConfig = serde_json::from_slice(&config_bytes)
+                .with_context(|| format!("config {} is not valid", manifest.config.digest))?;
+            return Ok(ResolvedImage {
+                manifest_digest: desc.digest.clone(),
+                config_digest: manifest.config.digest.clone(),
+                manifest,
+                config,
+                config_bytes,
+            });
+        }
+        bail!("indexes nest too deeply at {}", desc.digest)
+    }
+
+    /// Every blob reachable from the index entries.
+    pub fn reachable(&self) -> Result<BTreeSet<Digest>> {
+        let mut out = BTreeSet::new();
+        let mut stack: Vec<Descriptor> =
+            self.records()?.into_iter().map(|r| r.descriptor).collect();
+        while let Some(d) = stack.pop() {
+            if !out.insert(d.digest.clone()) || !self.has_blob(&d.digest) {
+                continue;
+            }
+            if media::is_index(&d.media_type) {
+                let idx: Index = serde_json::from_slice(&self.read_document(&d.digest)?)?;
+                stack.extend(idx.manifests);
+            } else if media::is_manifest(&d.media_type) {
+                let m: Manifest = serde_json::from_slice(&self.read_document(&d.digest)?)?;
+                out.insert(m.config.digest.clone());
+                out.extend(m.layers.into_iter().map(|l| l.digest));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete blobs nothing refers to and leftovers in tmp/; returns (blobs removed, bytes freed).
+    pub fn gc(&self) -> Result<(usize, u64)> {
+        let _l = self.lock()?;
+        let keep = self.reachable()?;
+        let mut removed = 0;
+        let mut freed = 0;
+        for e in fs::read_dir(self.root.join("blobs/sha256"))? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().to_string();
+            let keep_it = Digest::parse(&format!("sha256:{name}"))
+                .map(|d| keep.contains(&d))
+                .unwrap_or(false);
+            if !keep_it {
+                freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(e.path())?;
+                removed += 1;
+            }
+        }
+        Ok((removed, freed))
+    }
+
+    /// Remove temporary files left by interrupted work of dead processes (best effort; holds the lock).
+    pub fn clean_tmp(&self) -> Result<()> {
+        let _l = self.lock()?;
+        for e in fs::read_dir(self.tmp_dir())? {
+            let p = e?.path();
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+        Ok(())
+    }
+
+    /// Tag names grouped per manifest digest.
+    pub fn names_by_digest(&self) -> Result<BTreeMap<Digest, Vec<String>>> {
+        let mut out: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+        for r in self.records()? {
+            let v = out.entry(r.descriptor.digest.clone()).or_default();
+            if let Some(n) = r.name {
+                v.push(n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn strip(d: &Descriptor) -> Descriptor {
+    Descriptor::new(&d.media_type, d.digest.clone(), d.size)
+}
+
+/// The platform of this machine, as images name it.
+pub fn host_platform() -> lw_oci::Platform {
+    lw_oci::Platform::new("linux", std::env::consts::ARCH, None)
+}

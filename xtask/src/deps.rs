@@ -1,0 +1,95 @@
+//! Installing what the commands need when it is missing: Debian packages (as root), the wasm32 target.
+
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+/// Debian packages the tests use, and a command that shows each is present.
+const PACKAGES: &[(&str, &str)] = &[
+    ("skopeo", "skopeo"),
+    ("umoci", "umoci"),
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("docker-registry", "docker-registry"),
+    ("busybox-static", "/bin/busybox"),
+    ("apache2-utils", "htpasswd"),
+    ("pigz", "pigz"),
+    ("openssl", "openssl"),
+];
+
+fn present(cmd: &str) -> bool {
+    if cmd.starts_with('/') {
+        return std::path::Path::new(cmd).exists();
+    }
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+pub fn ensure_debian_packages(list: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = list
+        .iter()
+        .filter(|(_, cmd)| !present(cmd))
+        .map(|(p, _)| *p)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing Debian packages: {} (run as root, or: sudo apt-get install {})",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    let st = Command::new("apt-get").args(["update", "-qq"]).status()?;
+    if !st.success() {
+        bail!("apt-get update failed");
+    }
+    let st = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()?;
+    if !st.success() {
+        bail!("apt-get install {} failed", missing.join(" "));
+    }
+    Ok(())
+}
+
+pub fn ensure_wasm_target() -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()?;
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: adding the wasm32-unknown-unknown target");
+    let st = Command::new("rustup")
+        .args(["target", "add", "wasm32-unknown-unknown"])
+        .status()?;
+    if !st.success() {
+        bail!("rustup target add wasm32-unknown-unknown failed");
+    }
+    Ok(())
+}
+
+pub fn ensure_all() -> Result<()> {
+    ensure_debian_packages(PACKAGES)?;
+    ensure_wasm_target()?;
+    Ok(())
+}
