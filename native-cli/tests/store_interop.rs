@@ -79,3 +79,62 @@ fn saved_tarball_is_read_by_skopeo_umoci_and_runs_in_podman() {
     ]));
     assert_eq!(out.trim(), "hello");
 }
+
+#[test]
+fn archives_written_by_skopeo_and_podman_load_and_keep_digests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let store = Store::open(&root).unwrap();
+    let m = make_busybox_image(&store, "lwtest/busybox:1", &[busybox_files(&[]), busybox_files(&[("two", b"2")])]);
+    let original = store.resolve(&m, None).unwrap();
+
+    // Our store is itself an OCI layout, so skopeo can copy out of it directly.
+    let sk = tmp.path().join("sk.tar");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        &format!("oci:{}:docker.io/lwtest/busybox:1", root.display()),
+        &format!("oci-archive:{}:lwtest/fromskopeo:2", sk.display()),
+    ]));
+    let dk = tmp.path().join("dk.tar");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        &format!("oci:{}:docker.io/lwtest/busybox:1", root.display()),
+        &format!("docker-archive:{}:lwtest/fromdocker:3", dk.display()),
+    ]));
+
+    let root2 = tmp.path().join("store2");
+    let out = lw_ok(&root2, &["load", "-i", sk.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: lwtest/fromskopeo:2"), "{out}");
+    let ins: serde_json::Value = serde_json::from_str(&lw_ok(&root2, &["inspect", "lwtest/fromskopeo:2"])).unwrap();
+    assert_eq!(ins[0]["Descriptor"]["digest"], m.digest.to_string(), "oci-archive keeps the manifest digest");
+    // Saved again by us, skopeo still sees the same manifest digest.
+    let again = tmp.path().join("again.tar");
+    lw_ok(&root2, &["save", "lwtest/fromskopeo:2", "-o", again.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&run_ok(
+        Command::new("skopeo").args(["inspect", &format!("oci-archive:{}", again.display())]),
+    ))
+    .unwrap();
+    assert_eq!(v["Digest"], m.digest.to_string());
+
+    let out = lw_ok(&root2, &["load", "-i", dk.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: lwtest/fromdocker:3"), "{out}");
+    let ins: serde_json::Value = serde_json::from_str(&lw_ok(&root2, &["inspect", "lwtest/fromdocker:3"])).unwrap();
+    assert_eq!(ins[0]["Id"], original.config_digest.to_string(), "docker-archive keeps the config (image ID)");
+    assert_eq!(ins[0]["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+
+    // podman's own archives, both formats.
+    let podman = Podman::new(&tmp.path().join("podman"));
+    let ours = tmp.path().join("ours.tar");
+    lw_ok(&root, &["save", "lwtest/busybox:1", "-o", ours.to_str().unwrap()]);
+    run_ok(podman.cmd().arg("load").arg("-i").arg(&ours));
+    for (format, tag) in [("oci-archive", "docker.io/lwtest/podoci:1"), ("docker-archive", "docker.io/lwtest/poddocker:1")] {
+        let p = tmp.path().join(format!("{format}.tar"));
+        run_ok(podman.cmd().args(["tag", "docker.io/lwtest/busybox:1", tag]));
+        run_ok(podman.cmd().args(["save", "--format", format, "-o"]).arg(&p).arg(tag));
+        let root3 = tmp.path().join(format!("store-{format}"));
+        let out = lw_ok(&root3, &["load", "-i", p.to_str().unwrap()]);
+        assert!(out.contains("Loaded image"), "{format}: {out}");
+        let ins: serde_json::Value = serde_json::from_str(&lw_ok(&root3, &["inspect", tag])).unwrap();
+        assert_eq!(ins[0]["Id"], original.config_digest.to_string(), "{format}: image ID kept");
+    }
+}
