@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd_build;
 mod cmd_image;
 
 #[derive(Parser)]
@@ -23,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile
+    Build(cmd_build::BuildArgs),
     /// List images
     Images(cmd_image::ImagesArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         | Command::Image {
             command: ImageCommand::Ls(a),
         } => cmd_image::images(&root, a),
+        Command::Build(a) => cmd_build::build(&root, a),
         Command::Tag(a) => cmd_image::tag(&root, a),
         Command::Rmi(a)
         | Command::Image {

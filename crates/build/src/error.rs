@@ -58,4 +58,22 @@ pub enum Error {
     /// A group name not present in the image's /etc/group.
     #[error("unable to find group {name}: no matching entries in group file")]
     UnknownGroup { name: String },
+
+    /// A build step failed: `Dockerfile:LINE: cause`.
+    #[error("{file}:{line}: {message}")]
+    Step { file: String, line: usize, message: String },
+    /// The Dockerfile itself is invalid.
+    #[error("{file}:{source}")]
+    Dockerfile {
+        file: String,
+        #[source]
+        source: lw_dockerfile::Error,
+    },
+    #[error(transparent)]
+    Layer(#[from] lw_layer::Error),
+    #[error(transparent)]
+    Oci(#[from] lw_oci::Error),
+    /// Something the host (store, registry, executor) reported.
+    #[error("{0}")]
+    Host(String),
 }

@@ -183,6 +183,56 @@ impl FileTree {
         Ok(stats)
     }
 
+    /// Put one entry into the tree as layer `layer` wrote it (parents are created as needed; a non-directory
+    /// replacing a directory removes what was below it).
+    pub fn insert(&mut self, entry: Entry, layer: usize, data: Option<Vec<u8>>) {
+        if entry.path.is_empty() {
+            return;
+        }
+        if let Some(old) = self.nodes.get(&entry.path) {
+            if old.entry.is_dir() && !entry.is_dir() {
+                self.remove_subtree(&entry.path.clone(), usize::MAX, false);
+            }
+        }
+        self.ensure_parents(&entry.path, layer);
+        let p = entry.path.clone();
+        self.nodes.insert(p, Node { entry, layer, data });
+    }
+
+    /// Nodes strictly below directory `dir` (all nodes for the root, `""`), in path order.
+    pub fn children_of<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = (&'a String, &'a Node)> + 'a {
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+    }
+
+    /// Follow symlinks (lexically, inside the tree) from `path`, returning the final path, whether or not it exists.
+    pub fn resolve(&self, path: &str) -> String {
+        let mut cur = path.to_string();
+        for _ in 0..40 {
+            // Resolve the first component that is a symlink.
+            let mut acc = String::new();
+            let mut changed = false;
+            let parts: Vec<&str> = cur.split('/').filter(|p| !p.is_empty()).collect();
+            for (i, part) in parts.iter().enumerate() {
+                let next = if acc.is_empty() { part.to_string() } else { format!("{acc}/{part}") };
+                if let Some(Node { entry: Entry { kind: EntryKind::Symlink(t), .. }, .. }) = self.nodes.get(&next) {
+                    let target = path::resolve_link(&next, t).unwrap_or_default();
+                    let rest = parts[i + 1..].join("/");
+                    cur = if rest.is_empty() { target } else if target.is_empty() { rest } else { format!("{target}/{rest}") };
+                    changed = true;
+                    break;
+                }
+                acc = next;
+            }
+            if !changed {
+                return cur;
+            }
+        }
+        cur
+    }
+
     /// Total bytes of regular files in the merged tree.
     pub fn total_bytes(&self) -> u64 {
         self.nodes.values().map(|n| n.entry.size).sum()

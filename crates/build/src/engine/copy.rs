@@ -1,0 +1,390 @@
+//! COPY and ADD: selecting sources (context, another stage, an image, heredocs, URLs, local archives), BuildKit's
+//! destination rules (trailing slash, existing directories, directory contents), and the entries of the new layer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use lw_layer::tree::FileTree;
+use lw_layer::{path as lpath, Entry, EntryKind};
+
+use super::Shared;
+use crate::chmod::Chmod;
+use crate::context::{normalize_path, Context, EntryKind as CtxKind};
+use crate::host::UrlFetcher;
+use crate::ignore::{go_filepath_match, PatternMatcher};
+use crate::Error;
+
+/// Where an entry's bytes come from when the layer is written.
+#[derive(Debug, Clone)]
+pub(crate) enum Data {
+    None,
+    Bytes(Vec<u8>),
+    Context(String),
+}
+
+/// One entry of the layer being made.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    pub entry: Entry,
+    pub data: Data,
+}
+
+/// A source entry, from the context or from another stage's tree.
+#[derive(Debug, Clone)]
+struct Src {
+    path: String,
+    kind: EntryKind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: i64,
+    /// (dev, ino) for hard-link detection in the context.
+    inode: Option<(u64, u64)>,
+}
+
+/// The files a COPY can read from.
+pub(crate) enum SourceFs<'a> {
+    Context(&'a dyn Context),
+    Tree(&'a FileTree),
+}
+
+struct View<'a> {
+    fs: &'a SourceFs<'a>,
+    entries: BTreeMap<String, Src>,
+}
+
+impl<'a> View<'a> {
+    fn new(fs: &'a SourceFs<'a>) -> Result<View<'a>, Error> {
+        let mut entries = BTreeMap::new();
+        match fs {
+            SourceFs::Context(c) => {
+                for e in c.entries()? {
+                    let kind = match &e.kind {
+                        CtxKind::File => EntryKind::File,
+                        CtxKind::Dir => EntryKind::Dir,
+                        CtxKind::Symlink { target } => EntryKind::Symlink(target.clone()),
+                    };
+                    let inode = (e.ino != 0).then_some((e.dev, e.ino));
+                    entries.insert(
+                        e.path.clone(),
+                        Src { path: e.path, kind, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, mtime: e.mtime, inode },
+                    );
+                }
+            }
+            SourceFs::Tree(t) => {
+                for (p, n) in t.iter() {
+                    let e = &n.entry;
+                    entries.insert(
+                        p.clone(),
+                        Src {
+                            path: p.clone(),
+                            kind: e.kind.clone(),
+                            mode: e.mode,
+                            uid: e.uid,
+                            gid: e.gid,
+                            size: e.size,
+                            mtime: e.mtime,
+                            inode: None,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(View { fs, entries })
+    }
+
+    /// Follow symlinks lexically inside the source.
+    fn follow(&self, path: &str) -> Option<&Src> {
+        let mut p = path.to_string();
+        for _ in 0..40 {
+            let s = self.entries.get(&p)?;
+            match &s.kind {
+                EntryKind::Symlink(t) => p = lpath::resolve_link(&p, t)?,
+                _ => return Some(s),
+            }
+        }
+        None
+    }
+
+    fn below<'s>(&'s self, dir: &str) -> impl Iterator<Item = &'s Src> + 's {
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        self.entries.range(prefix.clone()..).take_while(move |(k, _)| k.starts_with(&prefix)).map(|(_, v)| v)
+    }
+
+    fn data(&self, s: &Src) -> Data {
+        match self.fs {
+            SourceFs::Context(_) => Data::Context(s.path.clone()),
+            SourceFs::Tree(t) => Data::Bytes(t.get(&s.path).and_then(|n| n.data.clone()).unwrap_or_default()),
+        }
+    }
+
+    fn read_all(&self, s: &Src) -> Result<Vec<u8>, Error> {
+        match self.fs {
+            SourceFs::Context(c) => c.read_file(&s.path),
+            SourceFs::Tree(t) => Ok(t.get(&s.path).and_then(|n| n.data.clone()).unwrap_or_default()),
+        }
+    }
+}
+
+/// A COPY or ADD after variable expansion.
+pub(crate) struct CopySpec<'a> {
+    pub line: usize,
+    pub keyword: &'static str,
+    pub srcs: Vec<String>,
+    /// Heredoc sources: (file name, contents).
+    pub heredocs: Vec<(String, Vec<u8>)>,
+    pub dest: String,
+    pub workdir: String,
+    pub from: SourceFs<'a>,
+    pub chown: Option<(u32, u32)>,
+    pub chmod: Option<Chmod>,
+    pub parents: bool,
+    pub excludes: Vec<String>,
+    pub is_add: bool,
+    pub checksum: Option<String>,
+    pub unpack: Option<bool>,
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+fn join(dir: &str, name: &str) -> String {
+    match (dir.is_empty(), name.is_empty()) {
+        (true, _) => name.to_string(),
+        (_, true) => dir.to_string(),
+        _ => format!("{dir}/{name}"),
+    }
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// Compute the entries of the layer a COPY/ADD makes; `rootfs` is the stage's tree before the step.
+pub(crate) fn plan<'f>(
+    shared: &Shared,
+    spec: CopySpec,
+    rootfs: &FileTree,
+    fetch: Option<&mut (dyn UrlFetcher + 'f)>,
+) -> Result<Vec<Item>, Error> {
+    let err = |m: String| shared.err(spec.line, m);
+    let kw = spec.keyword;
+    let view = View::new(&spec.from)?;
+    let excludes = if spec.excludes.is_empty() {
+        None
+    } else {
+        Some(PatternMatcher::new(&spec.excludes).map_err(|e| err(format!("{kw} --exclude: {e}")))?)
+    };
+
+    // Destination, relative to the root, and whether it names a directory.
+    let dest_raw = if spec.dest.starts_with('/') { spec.dest.clone() } else { format!("{}/{}", spec.workdir, spec.dest) };
+    let dest_slash = spec.dest.ends_with('/') || spec.dest.ends_with("/.") || spec.dest == ".";
+    let dest = normalize_path(&dest_raw).map_err(|e| err(format!("{kw} destination {:?}: {e}", spec.dest)))?;
+    let dest_exists_dir = dest.is_empty() || rootfs.get(&rootfs.resolve(&dest)).is_some_and(|n| n.entry.is_dir());
+
+    // Expand sources (wildcards, symlinks at the top level).
+    let mut selected: Vec<(String, Src)> = Vec::new();
+    let mut urls: Vec<String> = Vec::new();
+    for s in &spec.srcs {
+        if spec.is_add && is_url(s) {
+            urls.push(s.clone());
+            continue;
+        }
+        if spec.is_add && (s.starts_with("git@") || s.ends_with(".git")) {
+            return Err(err(format!("ADD {s}: git sources are not supported by this builder")));
+        }
+        let clean = normalize_path(s).map_err(|_| err(format!("{kw} {s}: forbidden path outside the build context")))?;
+        if has_wildcard(&clean) {
+            let mut any = false;
+            for (p, e) in &view.entries {
+                let ok = go_filepath_match(&clean, p).map_err(|_| err(format!("{kw} {s}: syntax error in pattern")))?;
+                if ok {
+                    any = true;
+                    selected.push((p.clone(), view.follow(p).cloned().unwrap_or_else(|| e.clone())));
+                }
+            }
+            if !any {
+                return Err(err(format!("{kw} failed: no source files were specified: {s:?} matches nothing")));
+            }
+        } else if clean.is_empty() {
+            selected.push((String::new(), Src {
+                path: String::new(),
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                size: 0,
+                mtime: 0,
+                inode: None,
+            }));
+        } else {
+            let found = view.follow(&clean).cloned().ok_or_else(|| {
+                err(match spec.from {
+                    SourceFs::Context(_) => {
+                        format!("{kw} failed: \"{clean}\" not found in the build context (or excluded by .dockerignore)")
+                    }
+                    SourceFs::Tree(_) => format!("{kw} failed: \"/{clean}\" not found in the source stage or image"),
+                })
+            })?;
+            selected.push((clean, found));
+        }
+    }
+    let count = selected.len() + urls.len() + spec.heredocs.len();
+    if count == 0 {
+        return Err(err(format!("{kw} requires at least one source")));
+    }
+    let multiple = count > 1;
+    if multiple && !dest_slash && !dest_exists_dir {
+        return Err(err(format!(
+            "When using {kw} with more than one source file, the destination must be a directory and end with a /"
+        )));
+    }
+    let dest_is_dir = dest_slash || dest_exists_dir || multiple;
+
+    let owner = spec.chown.unwrap_or((0, 0));
+    let mut items: BTreeMap<String, Item> = BTreeMap::new();
+    let mut created_dirs: BTreeSet<String> = BTreeSet::new();
+    let mut seen_inodes: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    let file_mode = |mode: u32, is_dir: bool| match &spec.chmod {
+        Some(c) => c.apply(mode, is_dir),
+        None => mode,
+    };
+    let mut emit = |items: &mut BTreeMap<String, Item>, target: String, src: &Src, data: Data| {
+        let mut kind = src.kind.clone();
+        if let (EntryKind::File, Some(ino)) = (&kind, src.inode) {
+            match seen_inodes.get(&ino) {
+                Some(first) => kind = EntryKind::Hardlink(first.clone()),
+                None => {
+                    seen_inodes.insert(ino, target.clone());
+                }
+            }
+        }
+        let is_link = matches!(kind, EntryKind::Symlink(_) | EntryKind::Hardlink(_));
+        let entry = Entry {
+            path: target.clone(),
+            mode: if is_link { src.mode } else { file_mode(src.mode, kind == EntryKind::Dir) },
+            uid: if spec.chown.is_some() { owner.0 } else if matches!(spec.from, SourceFs::Tree(_)) { src.uid } else { 0 },
+            gid: if spec.chown.is_some() { owner.1 } else if matches!(spec.from, SourceFs::Tree(_)) { src.gid } else { 0 },
+            mtime: shared.mtime(src.mtime),
+            size: if kind == EntryKind::File { src.size } else { 0 },
+            xattrs: BTreeMap::new(),
+            kind,
+        };
+        let data = if entry.kind == EntryKind::File { data } else { Data::None };
+        items.insert(target, Item { entry, data });
+    };
+
+    for (spath, src) in &selected {
+        let excluded = |rel: &str| -> bool {
+            excludes.as_ref().is_some_and(|m| m.matches_or_parent_matches(rel).unwrap_or(false))
+        };
+        if src.kind == EntryKind::Dir {
+            let base = if spec.parents { join(&dest, spath) } else { dest.clone() };
+            if !base.is_empty() {
+                emit(&mut items, base.clone(), src, Data::None);
+                created_dirs.insert(base.clone());
+            }
+            for e in view.below(&src.path) {
+                let rel = &e.path[if src.path.is_empty() { 0 } else { src.path.len() + 1 }..];
+                if excluded(rel) || excluded(&e.path) {
+                    continue;
+                }
+                emit(&mut items, join(&base, rel), e, view.data(e));
+            }
+            continue;
+        }
+        if excluded(spath) {
+            continue;
+        }
+        let target = if spec.parents {
+            join(&dest, spath)
+        } else if dest_is_dir {
+            join(&dest, lpath::base(spath))
+        } else {
+            dest.clone()
+        };
+        if spec.is_add && spec.unpack != Some(false) && src.kind == EntryKind::File {
+            if let Some(unpacked) = try_unpack(shared, &view, src, &dest, spec.line, kw)? {
+                for it in unpacked {
+                    items.insert(it.entry.path.clone(), it);
+                }
+                continue;
+            }
+        }
+        emit(&mut items, target, src, view.data(src));
+    }
+
+    // ADD <url>
+    let mut fetch = fetch;
+    for u in &urls {
+        let f = fetch.as_deref_mut().ok_or_else(|| err(format!("ADD {u}: downloading URLs is not available here")))?;
+        let bytes = f.fetch(u)?;
+        if let Some(c) = &spec.checksum {
+            let want = lw_oci::Digest::parse(c).map_err(|e| err(format!("ADD --checksum={c}: {e}")))?;
+            want.check(u, &bytes).map_err(|e| err(format!("ADD {u}: {e}")))?;
+        }
+        let name = u.split(['?', '#']).next().unwrap_or(u).rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("index.html");
+        let target = if dest_is_dir { join(&dest, name) } else { dest.clone() };
+        let src = Src { path: target.clone(), kind: EntryKind::File, mode: 0o600, uid: 0, gid: 0, size: bytes.len() as u64, mtime: 0, inode: None };
+        emit(&mut items, target, &src, Data::Bytes(bytes));
+    }
+
+    // Heredoc files.
+    for (name, data) in &spec.heredocs {
+        let target = if dest_is_dir { join(&dest, name) } else { dest.clone() };
+        let src = Src { path: target.clone(), kind: EntryKind::File, mode: 0o644, uid: 0, gid: 0, size: data.len() as u64, mtime: 0, inode: None };
+        emit(&mut items, target, &src, Data::Bytes(data.clone()));
+    }
+
+    // Parent directories: existing ones keep their metadata, missing ones are created (owned as the copy).
+    let targets: Vec<String> = items.keys().cloned().collect();
+    for t in targets {
+        let mut dir = lpath::parent(&t).to_string();
+        while !dir.is_empty() && !items.contains_key(&dir) {
+            let entry = match rootfs.get(&dir) {
+                Some(n) if n.entry.is_dir() => Entry { mtime: shared.mtime(n.entry.mtime), xattrs: BTreeMap::new(), ..n.entry.clone() },
+                _ => Entry { uid: owner.0, gid: owner.1, mtime: shared.mtime(0), ..Entry::dir(&dir, 0o755) },
+            };
+            items.insert(dir.clone(), Item { entry, data: Data::None });
+            dir = lpath::parent(&dir).to_string();
+        }
+    }
+    let _ = created_dirs;
+    Ok(items.into_values().collect())
+}
+
+/// ADD of a local tar archive (plain, gzip or zstd) unpacks it into the destination directory.
+fn try_unpack(shared: &Shared, view: &View, src: &Src, dest: &str, line: usize, kw: &str) -> Result<Option<Vec<Item>>, Error> {
+    let bytes = view.read_all(src)?;
+    let comp = lw_layer::compress::sniff(&bytes);
+    let mut tar_bytes = Vec::new();
+    match comp {
+        lw_oci::media::Compression::None => tar_bytes = bytes,
+        c => {
+            let mut d = lw_layer::compress::decoder(&bytes[..], c).map_err(|e| shared.err(line, format!("{kw}: {e}")))?;
+            if d.read_to_end(&mut tar_bytes).is_err() {
+                return Ok(None);
+            }
+        }
+    }
+    if tar_bytes.len() < 512 || &tar_bytes[257..262] != b"ustar" {
+        return Ok(None);
+    }
+    let mut r = lw_layer::tar::TarReader::new(&tar_bytes[..]);
+    let mut out = Vec::new();
+    while let Some(mut e) = r.next_entry().map_err(|e| shared.err(line, format!("{kw} {}: {e}", src.path)))? {
+        if e.path.is_empty() {
+            continue;
+        }
+        let data = if e.has_data() { Data::Bytes(r.read_to_vec(u64::MAX)?) } else { Data::None };
+        e.path = join(dest, &e.path);
+        if let EntryKind::Hardlink(t) = &e.kind {
+            e.kind = EntryKind::Hardlink(join(dest, t));
+        }
+        e.mtime = shared.mtime(e.mtime);
+        out.push(Item { entry: e, data });
+    }
+    Ok(Some(out))
+}

@@ -1,0 +1,731 @@
+//! One stage: FROM, then each instruction in order with BuildKit's semantics, its history entry, cache key and
+//! events; layer-making steps write their layer through the host's blob store.
+
+use std::collections::BTreeMap;
+
+use lw_dockerfile::instructions::{self, CommandLine, Instruction};
+use lw_dockerfile::shell::Lexer;
+use lw_layer::tar::WriteOptions;
+use lw_layer::tree::FileTree;
+use lw_layer::{Entry, LayerWriter};
+use lw_oci::config::Empty;
+use lw_oci::media::Compression;
+use lw_oci::{Descriptor, Digest, DigestHasher, HealthConfig, History, ImageConfig, Platform};
+
+use super::copy::{self, CopySpec, Data, Item, SourceFs};
+use super::{expand, history, rootfs, word_env, Host, LayerReport, Shared, PROXY_ARGS};
+use crate::events::BuildEvent;
+use crate::host::{CachedLayer, RunRequest};
+use crate::Error;
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+/// The state of a stage as its instructions run.
+#[derive(Clone)]
+pub(crate) struct StageState {
+    pub config: ImageConfig,
+    pub layers: Vec<Descriptor>,
+    pub reports: Vec<LayerReport>,
+    /// ARGs declared in this stage, with their values (not persisted in the image).
+    pub args: Vec<(String, String)>,
+    pub cmd_set: bool,
+    pub tree: Option<FileTree>,
+    pub key: Digest,
+    pub platform: Platform,
+}
+
+fn chain(prev: &Digest, parts: &[&str]) -> Digest {
+    let mut h = DigestHasher::sha256();
+    h.update(prev.as_str().as_bytes());
+    for p in parts {
+        h.update(b"\n");
+        h.update(p.as_bytes());
+    }
+    h.finish()
+}
+
+impl StageState {
+    fn tree(&mut self, host: &Host) -> Result<&FileTree, Error> {
+        if self.tree.is_none() {
+            self.tree = Some(rootfs::tree_of(&*host.blobs, &self.layers, false)?);
+        }
+        Ok(self.tree.as_ref().expect("just built"))
+    }
+
+    fn workdir(&self) -> String {
+        match self.config.config.working_dir.as_deref() {
+            Some(w) if !w.is_empty() => w.to_string(),
+            _ => "/".to_string(),
+        }
+    }
+
+    fn shell(&self) -> Vec<String> {
+        self.config.config.shell.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    fn history(&mut self, shared: &Shared, created_by: String, empty_layer: bool) {
+        self.config.history.push(History {
+            created: Some(shared.created()),
+            created_by: Some(created_by),
+            author: None,
+            comment: Some(HISTORY_COMMENT.into()),
+            empty_layer,
+        });
+    }
+
+    fn add_layer(&mut self, shared: &Shared, layer: CachedLayer, created_by: String, cached: bool) {
+        self.reports.push(LayerReport {
+            digest: layer.descriptor.digest.clone(),
+            diff_id: layer.diff_id.clone(),
+            size: layer.descriptor.size,
+            created_by: created_by.clone(),
+            cached,
+        });
+        self.config.rootfs.diff_ids.push(layer.diff_id);
+        self.layers.push(layer.descriptor);
+        self.history(shared, created_by, false);
+    }
+
+    fn set_env(&mut self, key: &str, value: &str) {
+        let env = self.config.config.env.get_or_insert_with(Vec::new);
+        let entry = format!("{key}={value}");
+        match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+            Some(e) => *e = entry,
+            None => env.push(entry),
+        }
+    }
+
+    /// Build args in effect with values, for RUN's environment and history (proxy args are not recorded).
+    fn run_args(&self) -> Vec<(String, String)> {
+        self.args.iter().filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str())).cloned().collect()
+    }
+}
+
+fn scratch(platform: &Platform) -> ImageConfig {
+    let mut c = ImageConfig {
+        architecture: platform.architecture.clone(),
+        os: platform.os.clone(),
+        variant: platform.variant.clone(),
+        ..Default::default()
+    };
+    c.config.env = Some(vec![DEFAULT_PATH.into()]);
+    c
+}
+
+fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
+    if let Ok(i) = name.parse::<usize>() {
+        return (i < before).then_some(i);
+    }
+    let lower = name.to_ascii_lowercase();
+    shared.stage_names[..before].iter().rposition(|n| n.as_deref() == Some(lower.as_str()))
+}
+
+pub(crate) fn run_stage(
+    shared: &Shared,
+    host: &mut Host,
+    done: &[Option<StageState>],
+    index: usize,
+    stage: &instructions::Stage,
+) -> Result<StageState, Error> {
+    let from = &stage.from;
+    let line = from.source.span.start.line;
+    let total = stage.commands.len() + 1;
+    (host.events)(BuildEvent::StepStarted { stage: index, step: 1, total, line, text: from.source.code.clone() });
+    let base = expand(shared, line, &from.base_name, &shared.global_args)?;
+    let platform = if from.platform.is_empty() {
+        shared.opts.platform.clone()
+    } else {
+        let p = expand(shared, line, &from.platform, &shared.global_args)?;
+        Platform::parse(&p).map_err(|e| shared.err(line, format!("FROM --platform: {e}")))?
+    };
+    let mut st = if base.eq_ignore_ascii_case("scratch") {
+        StageState {
+            config: scratch(&platform),
+            layers: vec![],
+            reports: vec![],
+            args: vec![],
+            cmd_set: false,
+            tree: Some(FileTree::new()),
+            key: chain(&Digest::sha256_of(b"scratch"), &[&platform.to_string()]),
+            platform: platform.clone(),
+        }
+    } else if let Some(j) = stage_ref(shared, &base, index) {
+        let mut s = done[j].clone().ok_or_else(|| shared.err(line, format!("stage {base} was not built")))?;
+        s.args.clear();
+        s.cmd_set = false;
+        s
+    } else {
+        let img = host.images.resolve(&base, &platform).map_err(|e| shared.err(line, format!("FROM {base}: {e}")))?;
+        StageState {
+            key: chain(&Digest::sha256_of(b"image"), &[img.manifest_digest.as_str()]),
+            reports: img
+                .manifest
+                .layers
+                .iter()
+                .zip(&img.config.rootfs.diff_ids)
+                .map(|(l, d)| LayerReport {
+                    digest: l.digest.clone(),
+                    diff_id: d.clone(),
+                    size: l.size,
+                    created_by: format!("(from {})", img.name),
+                    cached: true,
+                })
+                .collect(),
+            layers: img.manifest.layers.clone(),
+            config: img.config.clone(),
+            args: vec![],
+            cmd_set: false,
+            tree: None,
+            platform: platform.clone(),
+        }
+    };
+    (host.events)(BuildEvent::StageStarted { stage: index, name: shared.stage_names[index].clone(), base: base.clone() });
+    (host.events)(BuildEvent::StepFinished {
+        stage: index,
+        step: 1,
+        line,
+        cached: false,
+        layer: None,
+        size: 0,
+        cache_key: st.key.to_string(),
+    });
+
+    // ONBUILD triggers of the base run first, as in a child build; then they are dropped.
+    if let Some(triggers) = st.config.config.on_build.take() {
+        for t in triggers {
+            let df = lw_dockerfile::parser::parse(t.as_bytes()).map_err(|e| shared.err(line, format!("ONBUILD {t}: {e}")))?;
+            for inst in instructions::parse(&df).map_err(|e| shared.err(line, format!("ONBUILD {t}: {e}")))? {
+                dispatch(shared, host, done, index, &mut st, &inst, line, 1, total)?;
+            }
+        }
+    }
+    for (n, inst) in stage.commands.iter().enumerate() {
+        let l = inst.source().span.start.line;
+        (host.events)(BuildEvent::StepStarted { stage: index, step: n + 2, total, line: l, text: inst.source().code.clone() });
+        dispatch(shared, host, done, index, &mut st, inst, l, n + 2, total)?;
+    }
+    Ok(st)
+}
+
+fn command_argv(st: &StageState, c: &CommandLine) -> Vec<String> {
+    if c.prepend_shell {
+        let mut v = st.shell();
+        let mut script = c.cmd_line.join(" ");
+        // Heredoc bodies follow the command line, as a POSIX shell reads them.
+        for f in &c.files {
+            script.push('\n');
+            script.push_str(&String::from_utf8_lossy(&f.data));
+            if !f.data.ends_with(b"\n") && !f.data.is_empty() {
+                script.push('\n');
+            }
+            script.push_str(&f.name);
+        }
+        v.push(script);
+        v
+    } else {
+        c.cmd_line.clone()
+    }
+}
+
+fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let sec = if frac == 0 { format!("{s}s") } else { format!("{s}.{}s", format!("{frac:09}").trim_end_matches('0')) };
+    match (h, m) {
+        (0, 0) => sec,
+        (0, _) => format!("{m}m{sec}"),
+        _ => format!("{h}h{m}m{sec}"),
+    }
+}
+
+fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for w in words {
+        let (port, proto) = match w.split_once('/') {
+            Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+            None => (w.as_str(), "tcp".to_string()),
+        };
+        if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+            return Err(shared.err(line, format!("EXPOSE {w}: invalid proto {proto:?}")));
+        }
+        let bad = || shared.err(line, format!("EXPOSE {w}: invalid port"));
+        let (lo, hi) = match port.split_once('-') {
+            Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+            None => {
+                let p = port.parse::<u16>().map_err(|_| bad())?;
+                (p, p)
+            }
+        };
+        if hi < lo {
+            return Err(bad());
+        }
+        for p in lo..=hi {
+            out.push(format!("{p}/{proto}"));
+        }
+    }
+    Ok(out)
+}
+
+/// Content identity of a COPY's items, for its cache key.
+fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error> {
+    let mut h = DigestHasher::sha256();
+    let mut buf = vec![0u8; 256 * 1024];
+    for it in items {
+        let e = &it.entry;
+        h.update(format!("{}\0{:?}\0{:o}\0{}\0{}\0{}\0{}\n", e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size).as_bytes());
+        match &it.data {
+            Data::None => {}
+            Data::Bytes(b) => h.update(b),
+            Data::Context(p) => {
+                let mut off = 0u64;
+                loop {
+                    let n = host.context.read_at(p, off, &mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    off += n as u64;
+                }
+            }
+        }
+    }
+    Ok(h.finish())
+}
+
+fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
+    let sink = host.blobs.create()?;
+    let mut lw = LayerWriter::new(sink, Compression::Gzip, WriteOptions { clamp_mtime: None })?;
+    let mut buf = vec![0u8; 256 * 1024];
+    for it in items {
+        match &it.data {
+            Data::None => lw.tar().append_bytes(&it.entry, &[])?,
+            Data::Bytes(b) => lw.tar().append_bytes(&it.entry, b)?,
+            Data::Context(p) => {
+                lw.tar().header(&it.entry)?;
+                let mut off = 0u64;
+                while off < it.entry.size {
+                    let want = buf.len().min((it.entry.size - off) as usize);
+                    let n = host.context.read_at(p, off, &mut buf[..want])?;
+                    if n == 0 {
+                        return Err(Error::Host(format!("{p}: the file shrank while it was being read")));
+                    }
+                    lw.tar().write_data(&buf[..n])?;
+                    off += n as u64;
+                }
+            }
+        }
+    }
+    let (sink, info) = lw.finish()?;
+    sink.commit(&info.digest)?;
+    Ok(CachedLayer { descriptor: info.descriptor(), diff_id: info.diff_id })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_step(host: &mut Host, st: &StageState, stage: usize, step: usize, line: usize, cached: bool, layer: Option<&Descriptor>) {
+    (host.events)(BuildEvent::StepFinished {
+        stage,
+        step,
+        line,
+        cached,
+        layer: layer.map(|d| d.digest.to_string()),
+        size: layer.map_or(0, |d| d.size),
+        cache_key: st.key.to_string(),
+    });
+}
+
+/// Use the cached layer for `key` when allowed and present; otherwise make it with `make`.
+fn cached_or<F>(host: &mut Host, shared: &Shared, key: &Digest, make: F) -> Result<(Option<CachedLayer>, bool), Error>
+where
+    F: FnOnce(&mut Host) -> Result<Option<CachedLayer>, Error>,
+{
+    if !shared.opts.no_cache {
+        if let Some(hit) = host.cache.get(key) {
+            if hit.as_ref().is_none_or(|l| host.blobs.has(&l.descriptor.digest)) {
+                return Ok((hit, true));
+            }
+        }
+    }
+    let made = make(host)?;
+    host.cache.put(key, made.clone());
+    Ok((made, false))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    shared: &Shared,
+    host: &mut Host,
+    done: &[Option<StageState>],
+    index: usize,
+    st: &mut StageState,
+    inst: &Instruction,
+    line: usize,
+    step: usize,
+    _total: usize,
+) -> Result<(), Error> {
+    let env = word_env(&st.args, &st.config);
+    let ex = |w: &str| expand(shared, line, w, &env);
+    let code = inst.source().code.clone();
+    match inst {
+        Instruction::From(_) => unreachable!("FROM starts a stage"),
+        Instruction::Arg(a) => {
+            let mut parts = Vec::new();
+            for def in &a.args {
+                let global = shared.global_args.iter().find(|(k, _)| k == &def.key).map(|(_, v)| v.clone());
+                let value = match shared.opts.build_args.get(&def.key) {
+                    Some(v) => Some(v.clone()),
+                    None => match &def.value {
+                        Some(v) => Some(ex(v)?),
+                        None => global,
+                    },
+                };
+                st.args.retain(|(k, _)| k != &def.key);
+                match value {
+                    Some(v) => {
+                        parts.push(format!("{}={v}", def.key));
+                        st.args.push((def.key.clone(), v));
+                    }
+                    None => parts.push(def.key.clone()),
+                }
+            }
+            st.key = chain(&st.key, &[&format!("ARG {}", parts.join(" "))]);
+            st.history(shared, format!("ARG {}", parts.join(" ")), true);
+        }
+        Instruction::Env(e) => {
+            let mut parts = Vec::new();
+            for kv in &e.env {
+                let v = ex(&kv.value)?;
+                st.set_env(&kv.key, &v);
+                parts.push(format!("{}={v}", kv.key));
+            }
+            let text = format!("ENV {}", parts.join(" "));
+            st.key = chain(&st.key, &[&text]);
+            st.history(shared, text, true);
+        }
+        Instruction::Label(l) => {
+            let mut parts = Vec::new();
+            for kv in &l.labels {
+                let (k, v) = (ex(&kv.key)?, ex(&kv.value)?);
+                st.config.config.labels.get_or_insert_with(BTreeMap::new).insert(k.clone(), v.clone());
+                parts.push(format!("{k}={v}"));
+            }
+            let text = format!("LABEL {}", parts.join(" "));
+            st.key = chain(&st.key, &[&text]);
+            st.history(shared, text, true);
+        }
+        Instruction::Expose(e) => {
+            let mut words = Vec::new();
+            for p in &e.ports {
+                words.extend(shared.lexer.process_words(p, &env).map_err(|er| shared.err(line, er.to_string()))?);
+            }
+            let ports = expose_ports(shared, line, &words)?;
+            let map = st.config.config.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for p in &ports {
+                map.insert(p.clone(), Empty {});
+            }
+            let text = format!("EXPOSE {}", history::go_port_map(&ports));
+            st.key = chain(&st.key, &[&text]);
+            st.history(shared, text, true);
+        }
+        Instruction::User(u) => {
+            let user = ex(&u.user)?;
+            st.config.config.user = Some(user.clone());
+            st.key = chain(&st.key, &[&format!("USER {user}")]);
+            st.history(shared, format!("USER {user}"), true);
+        }
+        Instruction::Volume(v) => {
+            let mut vols = Vec::new();
+            for w in &v.volumes {
+                let p = ex(w)?;
+                if p.is_empty() {
+                    return Err(shared.err(line, "VOLUME specified can not be an empty string"));
+                }
+                st.config.config.volumes.get_or_insert_with(BTreeMap::new).insert(p.clone(), Empty {});
+                vols.push(p);
+            }
+            let text = format!("VOLUME [{}]", vols.join(" "));
+            st.key = chain(&st.key, &[&text]);
+            st.history(shared, text, true);
+        }
+        Instruction::StopSignal(s) => {
+            let sig = ex(&s.signal)?;
+            st.config.config.stop_signal = Some(sig.clone());
+            st.key = chain(&st.key, &[&format!("STOPSIGNAL {sig}")]);
+            st.history(shared, format!("STOPSIGNAL {sig}"), true);
+        }
+        Instruction::Maintainer(m) => {
+            st.config.author = Some(m.maintainer.clone());
+            st.key = chain(&st.key, &[&code]);
+            st.history(shared, format!("MAINTAINER {}", m.maintainer), true);
+        }
+        Instruction::Cmd(c) => {
+            let argv = command_argv(st, &c.command);
+            st.config.config.cmd = Some(argv.clone());
+            st.cmd_set = true;
+            let text = format!("CMD {}", history::go_slice(&argv));
+            st.key = chain(&st.key, &[&text]);
+            st.history(shared, text, true);
+        }
+        Instruction::Entrypoint(c) => {
+            let argv = command_argv(st, &c.command);
+            st.config.config.entrypoint = Some(argv.clone());
+            if !st.cmd_set {
+                st.config.config.cmd = None;
+            }
+            let text = format!("ENTRYPOINT {}", history::go_slice(&argv));
+            st.key = chain(&st.key, &[&text]);
+            st.history(shared, text, true);
+        }
+        Instruction::Shell(s) => {
+            st.config.config.shell = Some(s.shell.clone());
+            let text = format!("SHELL {}", history::go_slice(&s.shell));
+            st.key = chain(&st.key, &[&text]);
+            st.history(shared, text, true);
+        }
+        Instruction::Healthcheck(h) => {
+            let hc = &h.health;
+            let cfg = HealthConfig {
+                test: Some(hc.test.clone()),
+                interval: (hc.interval != 0).then_some(hc.interval),
+                timeout: (hc.timeout != 0).then_some(hc.timeout),
+                start_period: (hc.start_period != 0).then_some(hc.start_period),
+                start_interval: (hc.start_interval != 0).then_some(hc.start_interval),
+                retries: (hc.retries != 0).then_some(i64::from(hc.retries)),
+            };
+            st.config.config.healthcheck = Some(cfg);
+            let text = format!(
+                "HEALTHCHECK &{{{} \"{}\" \"{}\" \"{}\" \"{}\" '\\x{:02x}'}}",
+                history::go_slice(&hc.test),
+                go_duration(hc.interval),
+                go_duration(hc.timeout),
+                go_duration(hc.start_period),
+                go_duration(hc.start_interval),
+                hc.retries
+            );
+            st.key = chain(&st.key, &[&text]);
+            st.history(shared, text, true);
+        }
+        Instruction::Onbuild(o) => {
+            st.config.config.on_build.get_or_insert_with(Vec::new).push(o.expression.clone());
+            let text = format!("ONBUILD {}", o.expression);
+            st.key = chain(&st.key, &[&text]);
+            st.history(shared, text, true);
+        }
+        Instruction::Workdir(w) => {
+            let p = ex(&w.path)?;
+            let joined = if p.starts_with('/') { p.clone() } else { format!("{}/{p}", st.workdir()) };
+            let clean = crate::context::normalize_path(&joined).map_err(|e| shared.err(line, format!("WORKDIR {p}: {e}")))?;
+            let abs = format!("/{clean}");
+            st.config.config.working_dir = Some(abs.clone());
+            let text = format!("WORKDIR {abs}");
+            st.key = chain(&st.key, &[&text]);
+            let tree = st.tree(host)?;
+            let mut missing = Vec::new();
+            let mut dir = clean.clone();
+            while !dir.is_empty() && tree.get(&tree.resolve(&dir)).is_none() {
+                missing.push(dir.clone());
+                dir = lw_layer::path::parent(&dir).to_string();
+            }
+            if missing.is_empty() {
+                st.history(shared, text, true);
+                finish_step(host, st, index, step, line, false, None);
+                return Ok(());
+            }
+            missing.reverse();
+            let items: Vec<Item> = missing
+                .iter()
+                .map(|d| Item { entry: Entry { mtime: shared.mtime(0), ..Entry::dir(d, 0o755) }, data: Data::None })
+                .collect();
+            let key = st.key.clone();
+            let (layer, cached) = cached_or(host, shared, &key, |h| write_items(h, &items).map(Some))?;
+            let layer = layer.expect("WORKDIR makes a layer");
+            if let Some(t) = st.tree.as_mut() {
+                for it in &items {
+                    t.insert(it.entry.clone(), st.layers.len(), None);
+                }
+            }
+            let d = layer.descriptor.clone();
+            st.add_layer(shared, layer, text, cached);
+            finish_step(host, st, index, step, line, cached, Some(&d));
+            return Ok(());
+        }
+        Instruction::Copy(_) | Instruction::Add(_) => {
+            return copy_step(shared, host, done, index, st, inst, line, step, &env);
+        }
+        Instruction::Run(r) => {
+            let argv = command_argv(st, &r.command);
+            let run_args = st.run_args();
+            let text = history::run(&run_args, &argv);
+            let mut mounts = Vec::new();
+            for m in &r.mounts {
+                mounts.push(ex(m)?);
+            }
+            let key = chain(&st.key, &[&text, &mounts.join("\n"), &r.network]);
+            st.key = key.clone();
+            let mut run_env: Vec<String> = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            for (k, v) in st.args.iter().filter(|(k, _)| PROXY_ARGS.contains(&k.as_str())) {
+                run_env.push(format!("{k}={v}"));
+            }
+            for e in st.config.config.env.iter().flatten() {
+                let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+                run_env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k2, _)| k2) != k);
+                run_env.push(e.clone());
+            }
+            let req = RunRequest {
+                layers: st.layers.clone(),
+                diff_ids: st.config.rootfs.diff_ids.clone(),
+                args: argv,
+                env: run_env,
+                user: st.config.config.user.clone().unwrap_or_default(),
+                workdir: st.workdir(),
+                network: if r.network.is_empty() { shared.opts.network.clone() } else { r.network.clone() },
+                mounts,
+                files: vec![],
+                platform: st.platform.clone(),
+                source_date_epoch: (!shared.opts.keep_mtimes).then_some(shared.opts.source_date_epoch),
+                location: format!("{}:{line}", shared.opts.dockerfile_name),
+            };
+            let (layer, cached) = cached_or(host, shared, &key, |h| {
+                let Some(exec) = h.run.as_deref_mut() else {
+                    return Err(shared.err(
+                        line,
+                        format!("{code}: RUN needs an executor, and none is available here (the native CLI runs RUN steps)"),
+                    ));
+                };
+                let mut events = |data: &[u8]| {
+                    let _ = data;
+                };
+                let res = exec.run(&req, &mut *h.blobs, &mut events)?;
+                Ok(res.layer.map(|(descriptor, diff_id)| CachedLayer { descriptor, diff_id }))
+            })?;
+            match layer {
+                Some(l) => {
+                    let d = l.descriptor.clone();
+                    if let Some(t) = st.tree.as_mut() {
+                        rootfs::apply(t, &*host.blobs, st.layers.len(), &d)?;
+                    }
+                    st.add_layer(shared, l, text, cached);
+                    finish_step(host, st, index, step, line, cached, Some(&d));
+                }
+                None => {
+                    st.history(shared, text, true);
+                    finish_step(host, st, index, step, line, cached, None);
+                }
+            }
+            return Ok(());
+        }
+    }
+    finish_step(host, st, index, step, line, false, None);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn copy_step(
+    shared: &Shared,
+    host: &mut Host,
+    done: &[Option<StageState>],
+    index: usize,
+    st: &mut StageState,
+    inst: &Instruction,
+    line: usize,
+    step: usize,
+    env: &[(String, String)],
+) -> Result<(), Error> {
+    let ex = |w: &str| expand(shared, line, w, env);
+    let (files, from, chown, chmod, parents, excludes, is_add, checksum, unpack, keyword) = match inst {
+        Instruction::Copy(c) => (&c.files, c.from.as_str(), &c.chown, &c.chmod, c.parents, &c.excludes, false, "", None, "COPY"),
+        Instruction::Add(a) => {
+            (&a.files, "", &a.chown, &a.chmod, false, &a.excludes, true, a.checksum.as_str(), a.unpack, "ADD")
+        }
+        _ => unreachable!("copy_step is for COPY and ADD"),
+    };
+    let srcs = files.source_paths.iter().map(|s| ex(s)).collect::<Result<Vec<_>, _>>()?;
+    let dest = ex(&files.dest)?;
+    let raw_lexer = Lexer { raw_quotes: true, ..shared.lexer.clone() };
+    let mut heredocs = Vec::new();
+    for c in &files.source_contents {
+        let data = if c.expand {
+            raw_lexer
+                .process_word(&String::from_utf8_lossy(&c.data), &env.to_vec())
+                .map_err(|e| shared.err(line, e.to_string()))?
+                .into_bytes()
+        } else {
+            c.data.clone()
+        };
+        heredocs.push((c.path.clone(), data));
+    }
+    let chmod = if chmod.is_empty() {
+        None
+    } else {
+        Some(crate::chmod::parse_chmod(&ex(chmod)?).map_err(|e| shared.err(line, format!("{keyword}: {e}")))?)
+    };
+    let chown = if chown.is_empty() {
+        None
+    } else {
+        let spec = crate::chown::parse_chown(&ex(chown)?).map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
+        let (mut passwd, mut group) = (None, None);
+        if spec.needs_passwd() || spec.needs_group() {
+            let layers = st.layers.clone();
+            let tree = st.tree(host)?;
+            passwd = rootfs::read_file(tree, &*host.blobs, &layers, "etc/passwd")?;
+            group = rootfs::read_file(tree, &*host.blobs, &layers, "etc/group")?;
+        }
+        Some(spec.resolve(passwd.as_deref(), group.as_deref()).map_err(|e| shared.err(line, format!("{keyword}: {e}")))?)
+    };
+    let excludes = excludes.iter().map(|e| ex(e)).collect::<Result<Vec<_>, _>>()?;
+    // --from: another stage or an image, read with file contents.
+    let from = if from.is_empty() { String::new() } else { ex(from)? };
+    let from_tree: Option<FileTree> = if from.is_empty() {
+        None
+    } else if let Some(j) = stage_ref(shared, &from, index) {
+        let s = done[j].as_ref().ok_or_else(|| shared.err(line, format!("stage {from} was not built")))?;
+        Some(rootfs::tree_of(&*host.blobs, &s.layers, true)?)
+    } else {
+        let img = host.images.resolve(&from, &st.platform).map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
+        Some(rootfs::tree_of(&*host.blobs, &img.manifest.layers, true)?)
+    };
+    let workdir = st.workdir();
+    st.tree(host)?;
+    let rootfs_tree = st.tree.take().expect("tree built above");
+    let spec = CopySpec {
+        line,
+        keyword: if is_add { "ADD" } else { "COPY" },
+        srcs,
+        heredocs,
+        dest,
+        workdir,
+        from: match &from_tree {
+            Some(t) => SourceFs::Tree(t),
+            None => SourceFs::Context(host.context),
+        },
+        chown,
+        chmod,
+        parents,
+        excludes,
+        is_add,
+        checksum: (!checksum.is_empty()).then(|| checksum.to_string()),
+        unpack,
+    };
+    let planned = copy::plan(shared, spec, &rootfs_tree, host.fetch.as_deref_mut());
+    st.tree = Some(rootfs_tree);
+    let items = planned?;
+    let content = items_digest(host, &items)?;
+    let code = inst.source().code.clone();
+    let key = chain(&st.key, &[&code, content.as_str()]);
+    st.key = key.clone();
+    let (layer, cached) = cached_or(host, shared, &key, |h| write_items(h, &items).map(Some))?;
+    let layer = layer.expect("COPY makes a layer");
+    if let Some(t) = st.tree.as_mut() {
+        for it in &items {
+            t.insert(it.entry.clone(), st.layers.len(), None);
+        }
+    }
+    let d = layer.descriptor.clone();
+    st.add_layer(shared, layer, history::copy(&code), cached);
+    finish_step(host, st, index, step, line, cached, Some(&d));
+    Ok(())
+}

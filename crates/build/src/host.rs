@@ -1,0 +1,208 @@
+//! What a build needs from its host, as small traits: blob storage, base images, RUN execution, URL fetches and
+//! the step cache; plus in-memory implementations (the browser's, and the tests').
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+use lw_oci::{Descriptor, Digest, ImageConfig, Manifest, Platform};
+
+use crate::Error;
+
+/// Content-addressed blob storage.
+pub trait BlobStore {
+    fn has(&self, d: &Digest) -> bool;
+    /// Stream a stored blob.
+    fn open(&self, d: &Digest) -> Result<Box<dyn Read + '_>, Error>;
+    /// Start writing a new blob; its digest is known only when it is committed.
+    fn create(&mut self) -> Result<Box<dyn BlobSink>, Error>;
+}
+
+/// A blob being written. `commit` checks the bytes against `digest` and makes the blob visible.
+pub trait BlobSink: Write {
+    fn commit(self: Box<Self>, digest: &Digest) -> Result<(), Error>;
+}
+
+/// Put a small blob (a document) into the store.
+pub fn put_bytes(store: &mut dyn BlobStore, media_type: &str, bytes: &[u8]) -> Result<Descriptor, Error> {
+    let d = Descriptor::of(media_type, bytes);
+    if !store.has(&d.digest) {
+        let mut sink = store.create()?;
+        sink.write_all(bytes).map_err(|e| Error::Host(format!("writing blob {}: {e}", d.digest)))?;
+        sink.commit(&d.digest)?;
+    }
+    Ok(d)
+}
+
+/// Read a whole blob, bounded.
+pub fn read_blob(store: &dyn BlobStore, d: &Digest, limit: u64) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    store
+        .open(d)?
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Host(format!("reading blob {d}: {e}")))?;
+    if out.len() as u64 > limit {
+        return Err(Error::Host(format!("blob {d} is larger than {limit} bytes")));
+    }
+    Ok(out)
+}
+
+/// A base image, resolved for one platform, with its layer blobs present in the [`BlobStore`].
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    /// The reference as the Dockerfile named it after expansion, normalised (`docker.io/library/alpine:3.20`).
+    pub name: String,
+    pub manifest_digest: Digest,
+    pub manifest: Manifest,
+    pub config: ImageConfig,
+}
+
+/// Finds base images (`FROM`, `COPY --from=image`) in a local store or a registry.
+pub trait ImageSource {
+    fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, Error>;
+}
+
+/// An image source with no images: `FROM scratch` and stage bases only.
+pub struct NoImages;
+
+impl ImageSource for NoImages {
+    fn resolve(&mut self, reference: &str, _: &Platform) -> Result<BaseImage, Error> {
+        Err(Error::Host(format!("image {reference} is not available (no image source configured)")))
+    }
+}
+
+/// A RUN step for an executor.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The stage's layers, bottom first (blobs in the store).
+    pub layers: Vec<Descriptor>,
+    pub diff_ids: Vec<Digest>,
+    /// argv, already passed through SHELL for shell form.
+    pub args: Vec<String>,
+    /// `KEY=value` environment (image ENV plus build args in effect).
+    pub env: Vec<String>,
+    pub user: String,
+    pub workdir: String,
+    pub network: String,
+    /// Raw `--mount` specs after expansion.
+    pub mounts: Vec<String>,
+    /// Files from heredocs, (path in the container, contents).
+    pub files: Vec<(String, Vec<u8>)>,
+    pub platform: Platform,
+    /// All entries the executor writes get this mtime when set (reproducible builds).
+    pub source_date_epoch: Option<i64>,
+    /// `Dockerfile:LINE` for messages.
+    pub location: String,
+}
+
+/// What a RUN step produced: the layer it wrote to the store (or none when nothing changed).
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub layer: Option<(Descriptor, Digest)>,
+}
+
+/// Executes RUN steps (natively: an OCI runtime).
+pub trait RunExecutor {
+    fn run(&mut self, req: &RunRequest, store: &mut dyn BlobStore, output: &mut dyn FnMut(&[u8])) -> Result<RunResult, Error>;
+}
+
+/// Fetches `ADD <url>` sources.
+pub trait UrlFetcher {
+    fn fetch(&mut self, url: &str) -> Result<Vec<u8>, Error>;
+}
+
+/// A layer a step made, as the cache remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedLayer {
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+}
+
+/// Step cache: cache key → the layer the step made (or `None` for a step that made no layer).
+pub trait Cache {
+    fn get(&self, key: &Digest) -> Option<Option<CachedLayer>>;
+    fn put(&mut self, key: &Digest, value: Option<CachedLayer>);
+}
+
+/// Blobs in memory (the browser keeps these for the session). Clones share the same map.
+#[derive(Default, Clone)]
+pub struct MemoryBlobs {
+    pub blobs: Arc<Mutex<BTreeMap<Digest, Arc<Vec<u8>>>>>,
+}
+
+impl MemoryBlobs {
+    pub fn get(&self, d: &Digest) -> Option<Arc<Vec<u8>>> {
+        self.blobs.lock().expect("blob map lock").get(d).cloned()
+    }
+    pub fn insert(&self, d: Digest, bytes: Vec<u8>) {
+        self.blobs.lock().expect("blob map lock").insert(d, Arc::new(bytes));
+    }
+}
+
+struct MemorySink {
+    buf: Vec<u8>,
+    target: MemoryBlobs,
+}
+
+impl Write for MemorySink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl BlobSink for MemorySink {
+    fn commit(self: Box<Self>, digest: &Digest) -> Result<(), Error> {
+        digest.check("new blob", &self.buf)?;
+        self.target.insert(digest.clone(), self.buf);
+        Ok(())
+    }
+}
+
+/// Reads an `Arc`'d blob.
+struct ArcReader {
+    data: Arc<Vec<u8>>,
+    pos: usize,
+}
+
+impl Read for ArcReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl BlobStore for MemoryBlobs {
+    fn has(&self, d: &Digest) -> bool {
+        self.blobs.lock().expect("blob map lock").contains_key(d)
+    }
+    fn open(&self, d: &Digest) -> Result<Box<dyn Read + '_>, Error> {
+        match self.get(d) {
+            Some(data) => Ok(Box::new(ArcReader { data, pos: 0 })),
+            None => Err(Error::Host(format!("blob {d} is not in the store"))),
+        }
+    }
+    fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
+        Ok(Box::new(MemorySink { buf: Vec::new(), target: self.clone() }))
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryCache {
+    pub entries: BTreeMap<Digest, Option<CachedLayer>>,
+}
+
+impl Cache for MemoryCache {
+    fn get(&self, key: &Digest) -> Option<Option<CachedLayer>> {
+        self.entries.get(key).cloned()
+    }
+    fn put(&mut self, key: &Digest, value: Option<CachedLayer>) {
+        self.entries.insert(key.clone(), value);
+    }
+}

@@ -1,0 +1,145 @@
+//! The native build host: the engine's blob store, step cache and image source, backed by the on-disk store.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use lw_build::host::{BaseImage, BlobSink, BlobStore, Cache, CachedLayer, ImageSource};
+use lw_build::Error;
+use lw_oci::{Descriptor, Digest, DigestHasher, Platform};
+
+use crate::names;
+use crate::store::{tempfile_in, Store};
+
+fn host_err(e: impl std::fmt::Display) -> Error {
+    Error::Host(e.to_string())
+}
+
+/// Blobs in the store; new blobs go to a temporary file, are hashed as they are written, and renamed into place.
+pub struct StoreBlobs<'s> {
+    pub store: &'s Store,
+}
+
+struct Sink {
+    tmp: PathBuf,
+    file: File,
+    hasher: DigestHasher,
+    blobs_dir: PathBuf,
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobSink for Sink {
+    fn commit(self: Box<Self>, digest: &Digest) -> Result<(), Error> {
+        // On any early return the Drop impl removes the temporary file.
+        let actual = self.hasher.clone().finish();
+        if actual != *digest {
+            return Err(Error::Host(format!("new blob hashes to {actual}, expected {digest}")));
+        }
+        self.file.sync_all().map_err(host_err)?;
+        fs::rename(&self.tmp, self.blobs_dir.join(digest.encoded())).map_err(host_err)?;
+        Ok(())
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // An uncommitted sink leaves nothing behind (commit renamed the file away already).
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+impl BlobStore for StoreBlobs<'_> {
+    fn has(&self, d: &Digest) -> bool {
+        self.store.has_blob(d)
+    }
+    fn open(&self, d: &Digest) -> Result<Box<dyn Read + '_>, Error> {
+        Ok(Box::new(io::BufReader::with_capacity(1 << 20, self.store.open_blob(d).map_err(host_err)?)))
+    }
+    fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
+        let (tmp, file) = tempfile_in(&self.store.tmp_dir()).map_err(host_err)?;
+        Ok(Box::new(Sink {
+            tmp,
+            file,
+            hasher: DigestHasher::sha256(),
+            blobs_dir: self.store.root().join("blobs/sha256"),
+        }))
+    }
+}
+
+/// The step cache, one small file per key under `cache/` in the store.
+pub struct StoreCache<'s> {
+    pub store: &'s Store,
+}
+
+impl StoreCache<'_> {
+    fn path(&self, key: &Digest) -> PathBuf {
+        self.store.root().join("cache").join(key.encoded())
+    }
+}
+
+impl Cache for StoreCache<'_> {
+    fn get(&self, key: &Digest) -> Option<Option<CachedLayer>> {
+        let bytes = fs::read(self.path(key)).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        if v.is_null() {
+            return Some(None);
+        }
+        let descriptor: Descriptor = serde_json::from_value(v.get("descriptor")?.clone()).ok()?;
+        let diff_id = Digest::parse(v.get("diffId")?.as_str()?).ok()?;
+        Some(Some(CachedLayer { descriptor, diff_id }))
+    }
+    fn put(&mut self, key: &Digest, value: Option<CachedLayer>) {
+        let v = match value {
+            None => serde_json::Value::Null,
+            Some(l) => serde_json::json!({"descriptor": l.descriptor, "diffId": l.diff_id.to_string()}),
+        };
+        let p = self.path(key);
+        if fs::create_dir_all(p.parent().expect("cache dir")).is_ok() {
+            // A lost cache entry only costs a rebuild, so a failed write is not an error.
+            let _ = crate::store::write_atomic(&p, &serde_json::to_vec(&v).expect("serializable"));
+        }
+    }
+}
+
+/// Base images from the store (pulling from a registry when a puller is given).
+pub struct StoreImages<'s> {
+    pub store: &'s Store,
+    pub pull: Option<Box<dyn FnMut(&str, &Platform) -> anyhow::Result<()> + 's>>,
+}
+
+impl ImageSource for StoreImages<'_> {
+    fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, Error> {
+        let found = match names::resolve(self.store, reference) {
+            Ok(f) => f,
+            Err(local) => match self.pull.as_mut() {
+                Some(pull) => {
+                    pull(reference, platform).map_err(|e| Error::Host(format!("{e:#}")))?;
+                    names::resolve(self.store, reference).map_err(|e| Error::Host(format!("{e:#}")))?
+                }
+                None => return Err(Error::Host(format!("{local:#}"))),
+            },
+        };
+        let img = self.store.resolve(&found.descriptor, Some(platform)).map_err(|e| Error::Host(format!("{e:#}")))?;
+        for l in &img.manifest.layers {
+            if !self.store.has_blob(&l.digest) {
+                return Err(Error::Host(format!("layer {} of {reference} is missing from the store", l.digest)));
+            }
+        }
+        Ok(BaseImage {
+            name: found.name.unwrap_or_else(|| reference.to_string()),
+            manifest_digest: img.manifest_digest,
+            manifest: img.manifest,
+            config: img.config,
+        })
+    }
+}

@@ -1,0 +1,308 @@
+//! `layerwright build`: docker's flags over the core build engine, with the on-disk store as cache and output.
+
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::Args;
+use layerwright::archive::{self, SaveItem};
+use layerwright::buildhost::{StoreBlobs, StoreCache, StoreImages};
+use layerwright::context::DirContext;
+use layerwright::names;
+use layerwright::store::{self, Store};
+use lw_build::context::{Context as _, MemoryContext};
+use lw_build::engine::{self, BuildOptions, Host};
+use lw_build::events::BuildEvent;
+use lw_build::host::put_bytes;
+use lw_oci::{media, Descriptor, Index, Platform};
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Build context directory, or `-` to read a tar archive from STDIN
+    #[arg(default_value = ".")]
+    context: String,
+    /// Name and optionally a tag (name:tag); repeatable
+    #[arg(short, long = "tag")]
+    tag: Vec<String>,
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile; `-` reads STDIN)
+    #[arg(short, long = "file")]
+    file: Option<String>,
+    /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg")]
+    build_arg: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    target: Option<String>,
+    /// Target platforms (os/arch[/variant], comma-separated for an index)
+    #[arg(long)]
+    platform: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    no_cache: bool,
+    /// Set metadata for an image (KEY=VALUE); repeatable
+    #[arg(long)]
+    label: Vec<String>,
+    /// Output destination: type=oci|docker,dest=FILE (a tarball)
+    #[arg(short, long)]
+    output: Option<String>,
+    /// Progress output: auto or plain
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    /// Suppress the build output and print the image ID on success
+    #[arg(short, long)]
+    quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long)]
+    iidfile: Option<PathBuf>,
+    /// Timestamp for files and history (default: $SOURCE_DATE_EPOCH, else 0)
+    #[arg(long)]
+    source_date_epoch: Option<i64>,
+    /// Keep the context files' own mtimes and the epoch only for `created` (docker's behaviour)
+    #[arg(long)]
+    keep_mtimes: bool,
+    /// Networking mode for RUN instructions (default, none, host)
+    #[arg(long, default_value = "default")]
+    network: String,
+}
+
+/// A context read from a tar on STDIN.
+fn stdin_context() -> Result<MemoryContext> {
+    let mut ctx = MemoryContext::new();
+    let stdin = io::stdin();
+    let mut r = lw_layer::tar::TarReader::new(io::BufReader::new(stdin.lock()));
+    while let Some(e) = r.next_entry().context("reading the build context from STDIN")? {
+        if e.path.is_empty() {
+            continue;
+        }
+        match &e.kind {
+            lw_layer::EntryKind::Dir => {
+                ctx.insert_dir(&e.path)?.mode = e.mode;
+            }
+            lw_layer::EntryKind::Symlink(t) => {
+                ctx.insert_symlink(&e.path, t)?;
+            }
+            lw_layer::EntryKind::File => {
+                let data = r.read_to_vec(1 << 30)?;
+                ctx.insert_file(&e.path, data)?.mode = e.mode;
+            }
+            _ => {}
+        }
+    }
+    Ok(ctx)
+}
+
+fn parse_kv(list: &[String], what: &str, from_env: bool) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for kv in list {
+        match kv.split_once('=') {
+            Some((k, v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None if from_env => {
+                if let Ok(v) = std::env::var(kv) {
+                    out.insert(kv.clone(), v);
+                }
+            }
+            None => bail!("invalid {what} {kv:?}: expected KEY=VALUE"),
+        }
+    }
+    Ok(out)
+}
+
+struct Progress {
+    plain: bool,
+    quiet: bool,
+    step_start: Instant,
+    spinner: Option<indicatif::ProgressBar>,
+    counter: usize,
+}
+
+impl Progress {
+    fn event(&mut self, e: &BuildEvent) {
+        if self.quiet {
+            return;
+        }
+        match e {
+            BuildEvent::StepStarted { stage, step, total, text, .. } => {
+                self.counter += 1;
+                self.step_start = Instant::now();
+                let line = format!("#{} [stage-{stage} {step}/{total}] {text}", self.counter);
+                match &self.spinner {
+                    Some(s) => s.set_message(line),
+                    None => eprintln!("{line}"),
+                }
+            }
+            BuildEvent::StepFinished { cached, layer, size, .. } => {
+                let t = self.step_start.elapsed().as_secs_f64();
+                let what = match (cached, layer) {
+                    (true, _) => "CACHED".to_string(),
+                    (false, Some(d)) => format!("DONE {t:.1}s layer {} ({})", &d[..19], names::human_size(*size)),
+                    (false, None) => format!("DONE {t:.1}s"),
+                };
+                let line = format!("#{} {what}", self.counter);
+                match &self.spinner {
+                    Some(s) => s.println(format!("{} {}", s.message(), what)),
+                    None => eprintln!("{line}"),
+                }
+            }
+            BuildEvent::StageSkipped { stage, name } => {
+                if self.plain {
+                    eprintln!("# skipping stage {stage}{} (not needed by the target)", name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
+                }
+            }
+            BuildEvent::Output { data, .. } => eprint!("{data}"),
+            BuildEvent::Warning { line, message } => eprintln!("WARNING: line {line}: {message}"),
+            _ => {}
+        }
+    }
+}
+
+pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
+    let store = Store::open(root)?;
+    let epoch = match a.source_date_epoch {
+        Some(e) => e,
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.is_empty() => v.parse().map_err(|_| anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
+            _ => 0,
+        },
+    };
+    let dockerfile_name = a.file.clone().unwrap_or_else(|| "Dockerfile".into());
+    let (dockerfile, context): (Vec<u8>, Box<dyn lw_build::context::Context>) = if a.context == "-" {
+        if a.file.as_deref() == Some("-") {
+            bail!("the Dockerfile and the context cannot both come from STDIN");
+        }
+        let ctx = stdin_context()?;
+        let df = match &a.file {
+            Some(f) => std::fs::read(f).with_context(|| format!("reading {f}"))?,
+            None => ctx.read_file("Dockerfile").map_err(|_| anyhow!("the context on STDIN has no Dockerfile"))?,
+        };
+        (df, Box::new(ctx))
+    } else {
+        let dir = PathBuf::from(&a.context);
+        if !dir.is_dir() {
+            bail!("unable to prepare context: path {:?} not found", a.context);
+        }
+        let df = match a.file.as_deref() {
+            Some("-") => {
+                let mut v = Vec::new();
+                io::stdin().read_to_end(&mut v)?;
+                v
+            }
+            Some(f) => std::fs::read(f).with_context(|| format!("reading Dockerfile {f}"))?,
+            None => std::fs::read(dir.join("Dockerfile"))
+                .with_context(|| format!("no Dockerfile in {} (use -f)", dir.display()))?,
+        };
+        let base = Path::new(&dockerfile_name).file_name().map(|n| n.to_string_lossy().into_owned());
+        (df, Box::new(DirContext::with_dockerignore(&dir, base.as_deref())?))
+    };
+    let platforms: Vec<Platform> = match &a.platform {
+        None => vec![store::host_platform()],
+        Some(list) => list.split(',').map(|p| Platform::parse(p.trim()).map_err(|e| anyhow!("--platform: {e}"))).collect::<Result<_>>()?,
+    };
+    let tags: Vec<String> = a.tag.iter().map(|t| names::normalize(t)).collect::<Result<_>>()?;
+    let plain = a.progress == "plain" || !io::stderr().is_terminal();
+    let mut progress = Progress {
+        plain,
+        quiet: a.quiet,
+        step_start: Instant::now(),
+        spinner: (!plain && !a.quiet).then(|| {
+            let s = indicatif::ProgressBar::new_spinner();
+            s.enable_steady_tick(std::time::Duration::from_millis(120));
+            s
+        }),
+        counter: 0,
+    };
+    let started = Instant::now();
+    let mut blobs = StoreBlobs { store: &store };
+    let mut cache = StoreCache { store: &store };
+    let mut images = StoreImages { store: &store, pull: None };
+    let mut results = Vec::new();
+    for p in &platforms {
+        let mut opts = BuildOptions::new(dockerfile.clone(), p.clone());
+        opts.dockerfile_name = dockerfile_name.clone();
+        opts.build_args = parse_kv(&a.build_arg, "--build-arg", true)?;
+        opts.labels = parse_kv(&a.label, "--label", false)?;
+        opts.target = a.target.clone();
+        opts.source_date_epoch = epoch;
+        opts.keep_mtimes = a.keep_mtimes;
+        opts.no_cache = a.no_cache;
+        opts.network = a.network.clone();
+        let mut on_event = |e: BuildEvent| progress.event(&e);
+        let mut host = Host {
+            context: &*context,
+            blobs: &mut blobs,
+            images: &mut images,
+            run: None,
+            fetch: None,
+            cache: &mut cache,
+            events: &mut on_event,
+        };
+        let r = engine::build(&opts, &mut host).map_err(|e| anyhow!("{e}"))?;
+        results.push((p.clone(), r));
+    }
+    if let Some(s) = &progress.spinner {
+        s.finish_and_clear();
+    }
+    // One platform: the manifest; several: an index over them.
+    let (descriptor, image_id) = if results.len() == 1 {
+        (results[0].1.manifest.clone(), results[0].1.config_digest.clone())
+    } else {
+        let manifests = results
+            .iter()
+            .map(|(p, r)| {
+                let mut d = r.manifest.clone();
+                d.platform = Some(p.clone());
+                d
+            })
+            .collect();
+        let idx = lw_oci::to_canonical_json(&Index::oci(manifests));
+        let d = put_bytes(&mut blobs, media::OCI_INDEX, &idx).map_err(|e| anyhow!("{e}"))?;
+        let id = d.digest.clone();
+        (d, id)
+    };
+    let desc = Descriptor::new(&descriptor.media_type, descriptor.digest.clone(), descriptor.size);
+    if tags.is_empty() {
+        store.add_untagged(&desc)?;
+    }
+    for t in &tags {
+        store.set_tag(t, &desc)?;
+    }
+    if let Some(path) = &a.iidfile {
+        store::write_atomic(path, image_id.to_string().as_bytes())?;
+    }
+    if let Some(out) = &a.output {
+        let mut kind = "oci".to_string();
+        let mut dest = None;
+        for part in out.split(',') {
+            match part.split_once('=') {
+                Some(("type", v)) => kind = v.to_string(),
+                Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+                _ => bail!("--output {out:?}: expected type=oci|docker,dest=FILE"),
+            }
+        }
+        if !matches!(kind.as_str(), "oci" | "docker" | "tar") {
+            bail!("--output type={kind} is not supported (use oci or docker)");
+        }
+        let dest = dest.ok_or_else(|| anyhow!("--output needs dest=FILE"))?;
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| ".".into());
+        let (tmp, f) = store::tempfile_in(&dir)?;
+        let mut w = io::BufWriter::new(f);
+        let items = [SaveItem { names: tags.clone(), descriptor: desc.clone() }];
+        archive::save(&store, &items, &mut w, &indicatif::ProgressBar::hidden())?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &dest)?;
+    }
+    if a.quiet {
+        println!("{image_id}");
+    } else {
+        eprintln!("writing image {image_id} ({} manifest {}) in {:.1}s", desc.media_type, desc.digest, started.elapsed().as_secs_f64());
+        for t in &tags {
+            eprintln!("naming to {t}");
+        }
+    }
+    io::stdout().flush()?;
+    Ok(())
+}

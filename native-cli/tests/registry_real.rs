@@ -1,0 +1,551 @@
+//! The registry client against the real CNCF Distribution registry (`docker-registry`), against skopeo, and
+//! against a fake server for faults. Everything listens on 127.0.0.1 only.
+
+#[path = "common/registry.rs"]
+mod support;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use layerwright::remote::{MemoryImages, PushOptions, Remote, RemoteOptions};
+use lw_oci::{media, Descriptor, Digest, Manifest, Platform};
+use lw_registry::{Credentials, RetryPolicy, UploadOutcome};
+use support::*;
+
+fn opts(creds: Credentials) -> RemoteOptions {
+    RemoteOptions {
+        plain_http: Some(true),
+        credentials: Some(creds),
+        retry: Some(RetryPolicy {
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        }),
+        ..Default::default()
+    }
+}
+
+fn amd64() -> Platform {
+    Platform::parse("linux/amd64").unwrap()
+}
+
+fn registry_error(e: &anyhow::Error) -> &lw_registry::Error {
+    e.downcast_ref::<lw_registry::Error>()
+        .unwrap_or_else(|| panic!("not a registry error: {e:#}"))
+}
+
+/// A two-layer image in memory.
+fn small_image(mem: &mut MemoryImages, tag: &str) -> Descriptor {
+    make_image(
+        mem,
+        "linux",
+        "amd64",
+        &[
+            ("hello.txt", format!("hello from {tag}\n").as_bytes()),
+            ("etc/motd", b"welcome\n"),
+        ],
+    )
+}
+
+fn assert_same_image(src: &MemoryImages, dst: &MemoryImages, root: &Descriptor) {
+    let (_, bytes) = &src.manifests[&root.digest];
+    let m: Manifest = serde_json::from_slice(bytes).unwrap();
+    for d in std::iter::once(&m.config).chain(m.layers.iter()) {
+        let got = dst.blobs.get(&d.digest).unwrap_or_else(|| panic!("blob {} not pulled", d.digest));
+        assert_eq!(got, &src.blobs[&d.digest]);
+        assert_eq!(Digest::sha256_of(got), d.digest);
+    }
+    assert_eq!(dst.manifests[&root.digest].1, *bytes);
+}
+
+#[test]
+fn push_then_pull_round_trip_keeps_digests() {
+    if !require("push_then_pull_round_trip_keeps_digests", &["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let mut src = MemoryImages::default();
+    let root = small_image(&mut src, "roundtrip");
+    // Scheme chosen automatically: HTTPS first, then plain HTTP for a loopback registry.
+    let mut remote = Remote::connect(
+        &reg.host(),
+        &RemoteOptions {
+            credentials: Some(Credentials::Anonymous),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(remote.client().base_url().starts_with("http://"));
+    let report = remote
+        .push_image("lw/roundtrip", "v1", &root, &mut src, &PushOptions::default())
+        .unwrap();
+    assert_eq!(report.digest, root.digest);
+    assert_eq!(report.blobs.len(), 3);
+    assert!(report.blobs.iter().all(|(_, o)| *o == UploadOutcome::Uploaded), "{report:?}");
+
+    // Pushing again uploads nothing.
+    let again = remote
+        .push_image("lw/roundtrip", "v1", &root, &mut src, &PushOptions::default())
+        .unwrap();
+    assert!(again.blobs.iter().all(|(_, o)| *o == UploadOutcome::Exists), "{again:?}");
+
+    let mut dst = MemoryImages::default();
+    let pulled = remote.pull_image("lw/roundtrip", "v1", &amd64(), &mut dst).unwrap();
+    assert_eq!(pulled.manifest.digest, root.digest);
+    assert_eq!(pulled.manifest.media_type, media::OCI_MANIFEST);
+    assert!(pulled.index.is_none());
+    assert_eq!(pulled.downloaded.len(), 3);
+    assert_same_image(&src, &dst, &root);
+    // By digest too, and nothing is downloaded twice.
+    let by_digest = remote
+        .pull_image("lw/roundtrip", root.digest.as_str(), &amd64(), &mut dst)
+        .unwrap();
+    assert!(by_digest.downloaded.is_empty());
+
+    // Listing, HEAD, delete.
+    let c = remote.client().clone();
+    let tags = remote.run(&mut c.list_tags("lw/roundtrip").unwrap()).unwrap();
+    assert_eq!(tags, ["v1"]);
+    let repos = remote.run(&mut c.catalog()).unwrap();
+    assert!(repos.contains(&"lw/roundtrip".to_string()), "{repos:?}");
+    let head = remote
+        .run(&mut c.head_manifest("lw/roundtrip", "v1").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.digest.as_ref(), Some(&root.digest));
+    assert_eq!(head.size, Some(root.size));
+    remote
+        .run(&mut c.delete_manifest("lw/roundtrip", root.digest.as_str()).unwrap())
+        .unwrap();
+    let e = remote
+        .run(&mut c.get_manifest("lw/roundtrip", "v1").unwrap())
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    assert!(e.to_string().contains("MANIFEST_UNKNOWN"), "{e}");
+}
+
+#[test]
+fn lists_paginate_against_the_real_registry() {
+    if !require("lists_paginate_against_the_real_registry", &["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let mut src = MemoryImages::default();
+    let root = small_image(&mut src, "tags");
+    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    let names = ["a", "b", "c", "d", "e"];
+    for t in names {
+        remote
+            .push_image("lw/tags", t, &root, &mut src, &PushOptions::default())
+            .unwrap();
+    }
+    for r in ["lw/other1", "lw/other2"] {
+        remote.push_image(r, "v1", &root, &mut src, &PushOptions::default()).unwrap();
+    }
+    let c = remote.client().clone();
+    // Distribution 2.8 ignores `n` for tags and answers everything in directory order: the client must still
+    // terminate and return each tag once.
+    let mut tags = remote
+        .run(&mut c.list_tags("lw/tags").unwrap().page_size(2))
+        .unwrap();
+    tags.sort();
+    assert_eq!(tags, names);
+    // The catalog paginates with `Link: <...>; rel="next"`.
+    let repos = remote.run(&mut c.catalog().page_size(1)).unwrap();
+    assert_eq!(repos, ["lw/other1", "lw/other2", "lw/tags"]);
+}
+
+#[test]
+fn htpasswd_basic_auth() {
+    if !require("htpasswd_basic_auth", &["docker-registry", "htpasswd"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = htpasswd_file(tmp.path(), &[("alice", "wonderland")]);
+    let reg = Registry::start(RegistryAuth::Htpasswd(file));
+    let mut src = MemoryImages::default();
+    let root = small_image(&mut src, "basic");
+
+    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::basic("alice", "wonderland"))).unwrap();
+    remote.ping().unwrap();
+    remote
+        .push_image("lw/basic", "v1", &root, &mut src, &PushOptions::default())
+        .unwrap();
+    let mut dst = MemoryImages::default();
+    let pulled = remote.pull_image("lw/basic", "v1", &amd64(), &mut dst).unwrap();
+    assert_eq!(pulled.manifest.digest, root.digest);
+    assert_same_image(&src, &dst, &root);
+
+    // Wrong password: a clear error.
+    let mut bad = Remote::connect(&reg.host(), &opts(Credentials::basic("alice", "queen"))).unwrap();
+    let e = bad.ping().unwrap_err();
+    assert!(matches!(e, lw_registry::Error::Unauthorized { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("wrong username or password") && msg.contains("alice") && msg.contains(&reg.host()), "{msg}");
+    let e = bad
+        .pull_image("lw/basic", "v1", &amd64(), &mut MemoryImages::default())
+        .unwrap_err();
+    assert!(matches!(registry_error(&e), lw_registry::Error::Unauthorized { .. }), "{e:#}");
+
+    // No credentials.
+    let mut anon = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    let e = anon.ping().unwrap_err();
+    assert!(e.to_string().contains("log in first"), "{e}");
+}
+
+#[test]
+fn bearer_token_auth() {
+    if !require("bearer_token_auth", &["docker-registry", "openssl"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = TokenServer::start(tmp.path(), &[("bob", "builder")]);
+    let reg = Registry::start(tokens.registry_auth());
+    let mut src = MemoryImages::default();
+    let root = small_image(&mut src, "token");
+
+    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::basic("bob", "builder"))).unwrap();
+    remote
+        .push_image("lw/token", "v1", &root, &mut src, &PushOptions::default())
+        .unwrap_or_else(|e| panic!("{e:#}\nregistry log:\n{}", reg.log_text()));
+    // One token (pull,push on lw/token) served the whole push.
+    let first = tokens.requests();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let q = first[0].query();
+    assert!(q.contains(&("scope".into(), "repository:lw/token:pull,push".into())), "{q:?}");
+    assert!(q.contains(&("service".into(), tokens.service.clone())), "{q:?}");
+    assert!(first[0].header("authorization").unwrap().starts_with("Basic "));
+
+    // The pull reuses it (its scopes cover pull).
+    let mut dst = MemoryImages::default();
+    let pulled = remote.pull_image("lw/token", "v1", &amd64(), &mut dst).unwrap();
+    assert_eq!(pulled.manifest.digest, root.digest);
+    assert_same_image(&src, &dst, &root);
+    assert_eq!(tokens.requests().len(), 1);
+    assert_eq!(remote.client().cached_tokens(), 1);
+
+    // The catalog needs another scope, hence another token.
+    let c = remote.client().clone();
+    let repos = remote.run(&mut c.catalog()).unwrap();
+    assert_eq!(repos, ["lw/token"]);
+    assert_eq!(tokens.requests().len(), 2);
+
+    // Wrong password: the token server says no, and the error says so.
+    let mut bad = Remote::connect(&reg.host(), &opts(Credentials::basic("bob", "nope"))).unwrap();
+    let e = bad
+        .pull_image("lw/token", "v1", &amd64(), &mut MemoryImages::default())
+        .unwrap_err();
+    let re = registry_error(&e);
+    assert!(matches!(re, lw_registry::Error::Unauthorized { .. }), "{e:#}");
+    let msg = re.to_string();
+    assert!(msg.contains("wrong username or password") && msg.contains(&tokens.realm()), "{msg}");
+
+    // Anonymous: a token without access, then a refusal that says to log in.
+    let mut anon = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    let e = anon
+        .pull_image("lw/token", "v1", &amd64(), &mut MemoryImages::default())
+        .unwrap_err();
+    let msg = registry_error(&e).to_string();
+    assert!(msg.contains("log in first"), "{msg}");
+}
+
+#[test]
+fn chunked_upload_of_a_100mb_layer() {
+    if !require("chunked_upload_of_a_100mb_layer", &["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let mut src = MemoryImages::default();
+    // 100 MB of incompressible-looking bytes (xorshift), as a layer blob.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut big = Vec::with_capacity(100_000_000);
+    while big.len() < 100_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    big.truncate(100_000_000);
+    let layer = src.add_blob(media::OCI_LAYER_GZIP, big);
+    let config = src.add_blob(media::OCI_CONFIG, br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec());
+    let root = src.add_manifest(
+        media::OCI_MANIFEST,
+        lw_oci::to_canonical_json(&Manifest::oci(config, vec![layer.clone()])),
+    );
+    let mut o = opts(Credentials::Anonymous);
+    o.chunk_size = Some(16 * 1024 * 1024);
+    let mut remote = Remote::connect(&reg.host(), &o).unwrap();
+    let report = remote
+        .push_image("lw/big", "v1", &root, &mut src, &PushOptions::default())
+        .unwrap();
+    let outcome = report.blobs.iter().find(|(d, _)| *d == layer.digest).unwrap().1;
+    assert_eq!(outcome, UploadOutcome::UploadedChunked(6), "100 MB in 16 MiB chunks");
+    let c = remote.client().clone();
+    let size = remote
+        .run(&mut c.head_blob("lw/big", &layer.digest).unwrap())
+        .unwrap();
+    assert_eq!(size, Some(100_000_000));
+    let mut dst = MemoryImages::default();
+    remote.pull_image("lw/big", "v1", &amd64(), &mut dst).unwrap();
+    assert_eq!(Digest::sha256_of(&dst.blobs[&layer.digest]), layer.digest);
+}
+
+#[test]
+fn cross_repository_mount() {
+    if !require("cross_repository_mount", &["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let mut src = MemoryImages::default();
+    let root = small_image(&mut src, "mount");
+    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    remote
+        .push_image("lw/source", "v1", &root, &mut src, &PushOptions::default())
+        .unwrap();
+    let report = remote
+        .push_image(
+            "lw/dest",
+            "v1",
+            &root,
+            &mut src,
+            &PushOptions {
+                mount_from: Some("lw/source".into()),
+            },
+        )
+        .unwrap();
+    assert_eq!(report.blobs.len(), 3);
+    assert!(
+        report.blobs.iter().all(|(_, o)| *o == UploadOutcome::Mounted),
+        "every blob mounted (201 on the mount POST): {report:?}"
+    );
+    let mut dst = MemoryImages::default();
+    remote.pull_image("lw/dest", "v1", &amd64(), &mut dst).unwrap();
+    assert_same_image(&src, &dst, &root);
+}
+
+#[test]
+fn skopeo_reads_what_we_push() {
+    if !require("skopeo_reads_what_we_push", &["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let mut src = MemoryImages::default();
+    let root = small_image(&mut src, "skopeo");
+    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    remote
+        .push_image("lw/skopeo", "v1", &root, &mut src, &PushOptions::default())
+        .unwrap();
+    let image = format!("docker://{}/lw/skopeo:v1", reg.host());
+    let out = run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", &image]));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["Digest"].as_str(), Some(root.digest.as_str()), "{v}");
+    assert_eq!(v["Architecture"].as_str(), Some("amd64"));
+    assert_eq!(v["Layers"].as_array().map(|l| l.len()), Some(2));
+    let raw = run_ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &image]));
+    assert_eq!(raw, src.manifests[&root.digest].1);
+}
+
+#[test]
+fn we_pull_a_multi_platform_image_pushed_by_skopeo() {
+    if !require("we_pull_a_multi_platform_image_pushed_by_skopeo", &["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let mut src = MemoryImages::default();
+    let amd = make_image(&mut src, "linux", "amd64", &[("arch", b"amd64\n")]);
+    let arm = make_image(&mut src, "linux", "arm64", &[("arch", b"arm64\n")]);
+    let index = make_index(&mut src, vec![amd.clone(), arm.clone()]);
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    write_oci_layout(&src, &layout, &index, "v1");
+    let policy = tmp.path().join("policy.json");
+    std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+    run_ok(Command::new("skopeo").args([
+        "--policy",
+        policy.to_str().unwrap(),
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/lw/multi:v1", reg.host()),
+    ]));
+
+    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    for (platform, want) in [("linux/arm64", &arm), ("linux/amd64", &amd), ("linux/aarch64/v8", &arm)] {
+        let mut dst = MemoryImages::default();
+        let pulled = remote
+            .pull_image("lw/multi", "v1", &Platform::parse(platform).unwrap(), &mut dst)
+            .unwrap();
+        assert_eq!(pulled.manifest.digest, want.digest, "{platform}");
+        let idx = pulled.index.expect("the tag names an index");
+        assert_eq!(idx.digest, index.digest, "skopeo kept our index");
+        assert_eq!(pulled.descriptor.platform.as_ref().unwrap(), want.platform.as_ref().unwrap());
+        assert_same_image(&src, &dst, want);
+        let config: lw_oci::ImageConfig = serde_json::from_slice(&dst.blobs[&pulled.config.digest]).unwrap();
+        assert_eq!(Some(config.architecture.as_str()), want.platform.as_ref().map(|p| p.architecture.as_str()));
+    }
+    let e = remote
+        .pull_image("lw/multi", "v1", &Platform::parse("linux/s390x").unwrap(), &mut MemoryImages::default())
+        .unwrap_err();
+    let msg = registry_error(&e).to_string();
+    assert!(msg.contains("linux/s390x") && msg.contains("linux/amd64") && msg.contains("linux/arm64"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Faults, from a fake registry
+
+/// A fake registry serving one image `lw/fault:v1` whose layer is served by `layer_reply`.
+struct FakeImage {
+    manifest: Vec<u8>,
+    manifest_digest: Digest,
+    config: Vec<u8>,
+    config_digest: Digest,
+    layer: Vec<u8>,
+    layer_digest: Digest,
+}
+
+fn fake_image() -> FakeImage {
+    let layer = gzip(&tar_with_file("f", b"fault test\n"));
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let cd = Descriptor::of(media::OCI_CONFIG, &config);
+    let ld = Descriptor::of(media::OCI_LAYER_GZIP, &layer);
+    let manifest = lw_oci::to_canonical_json(&Manifest::oci(cd.clone(), vec![ld.clone()]));
+    FakeImage {
+        manifest_digest: Digest::sha256_of(&manifest),
+        manifest,
+        config,
+        config_digest: cd.digest,
+        layer,
+        layer_digest: ld.digest,
+    }
+}
+
+fn serve_image(img: &FakeImage, req: &SeenRequest, layer_reply: impl Fn() -> Reply) -> Reply {
+    let path = req.path();
+    if path == "/v2/lw/fault/manifests/v1" {
+        Reply::new(200)
+            .header("Content-Type", media::OCI_MANIFEST)
+            .header("Docker-Content-Digest", img.manifest_digest.as_str())
+            .body(img.manifest.clone())
+    } else if path == format!("/v2/lw/fault/blobs/{}", img.config_digest) {
+        Reply::new(200).body(img.config.clone())
+    } else if path == format!("/v2/lw/fault/blobs/{}", img.layer_digest) {
+        layer_reply()
+    } else {
+        Reply::new(404)
+            .header("Content-Type", "application/json")
+            .body(r#"{"errors":[{"code":"NOT_FOUND","message":"not here"}]}"#)
+    }
+}
+
+#[test]
+fn a_blob_with_wrong_bytes_is_an_error() {
+    let img = Arc::new(fake_image());
+    let i2 = img.clone();
+    let server = FakeServer::start(move |req| {
+        serve_image(&i2, req, || {
+            let mut bad = i2.layer.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 0xff;
+            Reply::new(200).body(bad)
+        })
+    });
+    let mut remote = Remote::connect(&server.host(), &opts(Credentials::Anonymous)).unwrap();
+    let mut dst = MemoryImages::default();
+    let e = remote.pull_image("lw/fault", "v1", &amd64(), &mut dst).unwrap_err();
+    assert!(matches!(registry_error(&e), lw_registry::Error::DigestMismatch { .. }), "{e:#}");
+    assert!(format!("{e:#}").contains(img.layer_digest.as_str()), "{e:#}");
+    assert!(!dst.blobs.contains_key(&img.layer_digest), "a bad blob must not be committed");
+    assert!(dst.manifests.is_empty());
+}
+
+#[test]
+fn a_truncated_response_is_an_error() {
+    let img = Arc::new(fake_image());
+    let i2 = img.clone();
+    let server = FakeServer::start(move |req| {
+        serve_image(&i2, req, || Reply::new(200).body(i2.layer.clone()).truncated(10))
+    });
+    let mut remote = Remote::connect(&server.host(), &opts(Credentials::Anonymous)).unwrap();
+    let mut dst = MemoryImages::default();
+    let e = remote.pull_image("lw/fault", "v1", &amd64(), &mut dst).unwrap_err();
+    let re = registry_error(&e);
+    assert!(
+        matches!(re, lw_registry::Error::Transport { .. } | lw_registry::Error::SizeMismatch { .. }),
+        "{e:#}"
+    );
+    assert!(!dst.blobs.contains_key(&img.layer_digest));
+    // It resumed with Range before giving up.
+    let ranged = server
+        .requests()
+        .iter()
+        .filter(|r| r.header("range") == Some("bytes=10-"))
+        .count();
+    assert!(ranged >= 1, "{:?}", server.requests());
+}
+
+#[test]
+fn server_errors_twice_then_success_recovers() {
+    let img = Arc::new(fake_image());
+    let i2 = img.clone();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h2 = hits.clone();
+    let server = FakeServer::start(move |req| {
+        if req.path() == "/v2/lw/fault/manifests/v1" && h2.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Reply::new(500).body("internal error");
+        }
+        serve_image(&i2, req, || Reply::new(200).body(i2.layer.clone()))
+    });
+    let mut remote = Remote::connect(&server.host(), &opts(Credentials::Anonymous)).unwrap();
+    let mut dst = MemoryImages::default();
+    let pulled = remote.pull_image("lw/fault", "v1", &amd64(), &mut dst).unwrap();
+    assert_eq!(pulled.manifest.digest, img.manifest_digest);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert_eq!(dst.blobs[&img.layer_digest], img.layer);
+}
+
+#[test]
+fn a_ten_megabyte_manifest_is_refused() {
+    let server = FakeServer::start(|req| {
+        if req.path() == "/v2/lw/fault/manifests/v1" {
+            let mut body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"x":""#.to_vec();
+            body.resize(10 * 1024 * 1024, b'a');
+            body.extend_from_slice(br#""}}"#);
+            Reply::new(200).header("Content-Type", media::OCI_MANIFEST).body(body)
+        } else {
+            Reply::new(404)
+        }
+    });
+    let mut remote = Remote::connect(&server.host(), &opts(Credentials::Anonymous)).unwrap();
+    let e = remote
+        .pull_image("lw/fault", "v1", &amd64(), &mut MemoryImages::default())
+        .unwrap_err();
+    assert!(matches!(registry_error(&e), lw_registry::Error::TooLarge { .. }), "{e:#}");
+    assert!(format!("{e:#}").contains("4194304"), "{e:#}");
+}
+
+#[test]
+fn a_blob_redirect_to_another_host_carries_no_credentials() {
+    let img = Arc::new(fake_image());
+    let i3 = img.clone();
+    let cdn = FakeServer::start(move |_req| Reply::new(200).body(i3.layer.clone()));
+    let cdn_url = format!("http://{}/blob/layer?sig=1", cdn.host());
+    let i2 = img.clone();
+    let server = FakeServer::start(move |req| {
+        if req.header("authorization").is_none() {
+            return Reply::new(401).header("WWW-Authenticate", r#"Basic realm="fake""#);
+        }
+        let target = cdn_url.clone();
+        serve_image(&i2, req, move || Reply::new(307).header("Location", &target))
+    });
+    let mut remote = Remote::connect(&server.host(), &opts(Credentials::basic("u", "p"))).unwrap();
+    let mut dst = MemoryImages::default();
+    remote.pull_image("lw/fault", "v1", &amd64(), &mut dst).unwrap();
+    assert_eq!(dst.blobs[&img.layer_digest], img.layer);
+    let seen = cdn.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].target, "/blob/layer?sig=1");
+    assert!(seen[0].header("authorization").is_none(), "Authorization leaked to the redirect target");
+}
