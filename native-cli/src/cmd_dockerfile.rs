@@ -77,7 +77,9 @@ pub enum LintOutcome {
 fn read_input(file: &str) -> Result<Vec<u8>> {
     if file == "-" {
         let mut buf = Vec::new();
-        io::stdin().read_to_end(&mut buf).context("reading the Dockerfile from stdin")?;
+        io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the Dockerfile from stdin")?;
         return Ok(buf);
     }
     std::fs::read(file).with_context(|| format!("reading {file}"))
@@ -160,7 +162,13 @@ fn options(a: &LintArgs) -> Result<LintOptions> {
         None => Some(
             Path::new(&a.file)
                 .parent()
-                .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+                .map(|p| {
+                    if p.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        p
+                    }
+                })
                 .unwrap_or(Path::new("."))
                 .to_path_buf(),
         ),
@@ -174,7 +182,8 @@ fn options(a: &LintArgs) -> Result<LintOptions> {
             .find(|p| p.is_file());
         match found {
             Some(p) => {
-                let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading {}", p.display()))?;
                 opts.dockerignore = Some(text);
                 opts.context_has_dockerignore = Some(true);
             }
@@ -189,7 +198,11 @@ fn options(a: &LintArgs) -> Result<LintOptions> {
 pub fn lint(a: LintArgs) -> Result<LintOutcome> {
     let mut src = read_input(&a.file)?;
     let opts = options(&a)?;
-    let name = if a.file == "-" { "Dockerfile" } else { a.file.as_str() };
+    let name = if a.file == "-" {
+        "Dockerfile"
+    } else {
+        a.file.as_str()
+    };
     let mut findings = lint::lint(&src, &opts).map_err(|e| anyhow::anyhow!("{name}:{e}"))?;
     if a.fix {
         if a.file == "-" {

@@ -7,4 +7,5 @@ pub mod credentials;
 pub mod http;
 pub mod names;
 pub mod remote;
+pub mod run;
 pub mod store;

@@ -53,7 +53,10 @@ fn assert_same_image(src: &MemoryImages, dst: &MemoryImages, root: &Descriptor) 
     let (_, bytes) = &src.manifests[&root.digest];
     let m: Manifest = serde_json::from_slice(bytes).unwrap();
     for d in std::iter::once(&m.config).chain(m.layers.iter()) {
-        let got = dst.blobs.get(&d.digest).unwrap_or_else(|| panic!("blob {} not pulled", d.digest));
+        let got = dst
+            .blobs
+            .get(&d.digest)
+            .unwrap_or_else(|| panic!("blob {} not pulled", d.digest));
         assert_eq!(got, &src.blobs[&d.digest]);
         assert_eq!(Digest::sha256_of(got), d.digest);
     }
@@ -62,7 +65,10 @@ fn assert_same_image(src: &MemoryImages, dst: &MemoryImages, root: &Descriptor) 
 
 #[test]
 fn push_then_pull_round_trip_keeps_digests() {
-    if !require("push_then_pull_round_trip_keeps_digests", &["docker-registry"]) {
+    if !require(
+        "push_then_pull_round_trip_keeps_digests",
+        &["docker-registry"],
+    ) {
         return;
     }
     let reg = Registry::start(RegistryAuth::None);
@@ -79,20 +85,43 @@ fn push_then_pull_round_trip_keeps_digests() {
     .unwrap();
     assert!(remote.client().base_url().starts_with("http://"));
     let report = remote
-        .push_image("lw/roundtrip", "v1", &root, &mut src, &PushOptions::default())
+        .push_image(
+            "lw/roundtrip",
+            "v1",
+            &root,
+            &mut src,
+            &PushOptions::default(),
+        )
         .unwrap();
     assert_eq!(report.digest, root.digest);
     assert_eq!(report.blobs.len(), 3);
-    assert!(report.blobs.iter().all(|(_, o)| *o == UploadOutcome::Uploaded), "{report:?}");
+    assert!(
+        report
+            .blobs
+            .iter()
+            .all(|(_, o)| *o == UploadOutcome::Uploaded),
+        "{report:?}"
+    );
 
     // Pushing again uploads nothing.
     let again = remote
-        .push_image("lw/roundtrip", "v1", &root, &mut src, &PushOptions::default())
+        .push_image(
+            "lw/roundtrip",
+            "v1",
+            &root,
+            &mut src,
+            &PushOptions::default(),
+        )
         .unwrap();
-    assert!(again.blobs.iter().all(|(_, o)| *o == UploadOutcome::Exists), "{again:?}");
+    assert!(
+        again.blobs.iter().all(|(_, o)| *o == UploadOutcome::Exists),
+        "{again:?}"
+    );
 
     let mut dst = MemoryImages::default();
-    let pulled = remote.pull_image("lw/roundtrip", "v1", &amd64(), &mut dst).unwrap();
+    let pulled = remote
+        .pull_image("lw/roundtrip", "v1", &amd64(), &mut dst)
+        .unwrap();
     assert_eq!(pulled.manifest.digest, root.digest);
     assert_eq!(pulled.manifest.media_type, media::OCI_MANIFEST);
     assert!(pulled.index.is_none());
@@ -106,7 +135,9 @@ fn push_then_pull_round_trip_keeps_digests() {
 
     // Listing, HEAD, delete.
     let c = remote.client().clone();
-    let tags = remote.run(&mut c.list_tags("lw/roundtrip").unwrap()).unwrap();
+    let tags = remote
+        .run(&mut c.list_tags("lw/roundtrip").unwrap())
+        .unwrap();
     assert_eq!(tags, ["v1"]);
     let repos = remote.run(&mut c.catalog()).unwrap();
     assert!(repos.contains(&"lw/roundtrip".to_string()), "{repos:?}");
@@ -117,7 +148,11 @@ fn push_then_pull_round_trip_keeps_digests() {
     assert_eq!(head.digest.as_ref(), Some(&root.digest));
     assert_eq!(head.size, Some(root.size));
     remote
-        .run(&mut c.delete_manifest("lw/roundtrip", root.digest.as_str()).unwrap())
+        .run(
+            &mut c
+                .delete_manifest("lw/roundtrip", root.digest.as_str())
+                .unwrap(),
+        )
         .unwrap();
     let e = remote
         .run(&mut c.get_manifest("lw/roundtrip", "v1").unwrap())
@@ -128,7 +163,10 @@ fn push_then_pull_round_trip_keeps_digests() {
 
 #[test]
 fn lists_paginate_against_the_real_registry() {
-    if !require("lists_paginate_against_the_real_registry", &["docker-registry"]) {
+    if !require(
+        "lists_paginate_against_the_real_registry",
+        &["docker-registry"],
+    ) {
         return;
     }
     let reg = Registry::start(RegistryAuth::None);
@@ -142,7 +180,9 @@ fn lists_paginate_against_the_real_registry() {
             .unwrap();
     }
     for r in ["lw/other1", "lw/other2"] {
-        remote.push_image(r, "v1", &root, &mut src, &PushOptions::default()).unwrap();
+        remote
+            .push_image(r, "v1", &root, &mut src, &PushOptions::default())
+            .unwrap();
     }
     let c = remote.client().clone();
     // Distribution 2.8 ignores `n` for tags and answers everything in directory order: the client must still
@@ -168,26 +208,41 @@ fn htpasswd_basic_auth() {
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "basic");
 
-    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::basic("alice", "wonderland"))).unwrap();
+    let mut remote = Remote::connect(
+        &reg.host(),
+        &opts(Credentials::basic("alice", "wonderland")),
+    )
+    .unwrap();
     remote.ping().unwrap();
     remote
         .push_image("lw/basic", "v1", &root, &mut src, &PushOptions::default())
         .unwrap();
     let mut dst = MemoryImages::default();
-    let pulled = remote.pull_image("lw/basic", "v1", &amd64(), &mut dst).unwrap();
+    let pulled = remote
+        .pull_image("lw/basic", "v1", &amd64(), &mut dst)
+        .unwrap();
     assert_eq!(pulled.manifest.digest, root.digest);
     assert_same_image(&src, &dst, &root);
 
     // Wrong password: a clear error.
-    let mut bad = Remote::connect(&reg.host(), &opts(Credentials::basic("alice", "queen"))).unwrap();
+    let mut bad =
+        Remote::connect(&reg.host(), &opts(Credentials::basic("alice", "queen"))).unwrap();
     let e = bad.ping().unwrap_err();
     assert!(matches!(e, lw_registry::Error::Unauthorized { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("wrong username or password") && msg.contains("alice") && msg.contains(&reg.host()), "{msg}");
+    assert!(
+        msg.contains("wrong username or password")
+            && msg.contains("alice")
+            && msg.contains(&reg.host()),
+        "{msg}"
+    );
     let e = bad
         .pull_image("lw/basic", "v1", &amd64(), &mut MemoryImages::default())
         .unwrap_err();
-    assert!(matches!(registry_error(&e), lw_registry::Error::Unauthorized { .. }), "{e:#}");
+    assert!(
+        matches!(registry_error(&e), lw_registry::Error::Unauthorized { .. }),
+        "{e:#}"
+    );
 
     // No credentials.
     let mut anon = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
@@ -206,7 +261,8 @@ fn bearer_token_auth() {
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "token");
 
-    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::basic("bob", "builder"))).unwrap();
+    let mut remote =
+        Remote::connect(&reg.host(), &opts(Credentials::basic("bob", "builder"))).unwrap();
     remote
         .push_image("lw/token", "v1", &root, &mut src, &PushOptions::default())
         .unwrap_or_else(|e| panic!("{e:#}\nregistry log:\n{}", reg.log_text()));
@@ -214,13 +270,24 @@ fn bearer_token_auth() {
     let first = tokens.requests();
     assert_eq!(first.len(), 1, "{first:?}");
     let q = first[0].query();
-    assert!(q.contains(&("scope".into(), "repository:lw/token:pull,push".into())), "{q:?}");
-    assert!(q.contains(&("service".into(), tokens.service.clone())), "{q:?}");
-    assert!(first[0].header("authorization").unwrap().starts_with("Basic "));
+    assert!(
+        q.contains(&("scope".into(), "repository:lw/token:pull,push".into())),
+        "{q:?}"
+    );
+    assert!(
+        q.contains(&("service".into(), tokens.service.clone())),
+        "{q:?}"
+    );
+    assert!(first[0]
+        .header("authorization")
+        .unwrap()
+        .starts_with("Basic "));
 
     // The pull reuses it (its scopes cover pull).
     let mut dst = MemoryImages::default();
-    let pulled = remote.pull_image("lw/token", "v1", &amd64(), &mut dst).unwrap();
+    let pulled = remote
+        .pull_image("lw/token", "v1", &amd64(), &mut dst)
+        .unwrap();
     assert_eq!(pulled.manifest.digest, root.digest);
     assert_same_image(&src, &dst, &root);
     assert_eq!(tokens.requests().len(), 1);
@@ -238,9 +305,15 @@ fn bearer_token_auth() {
         .pull_image("lw/token", "v1", &amd64(), &mut MemoryImages::default())
         .unwrap_err();
     let re = registry_error(&e);
-    assert!(matches!(re, lw_registry::Error::Unauthorized { .. }), "{e:#}");
+    assert!(
+        matches!(re, lw_registry::Error::Unauthorized { .. }),
+        "{e:#}"
+    );
     let msg = re.to_string();
-    assert!(msg.contains("wrong username or password") && msg.contains(&tokens.realm()), "{msg}");
+    assert!(
+        msg.contains("wrong username or password") && msg.contains(&tokens.realm()),
+        "{msg}"
+    );
 
     // Anonymous: a token without access, then a refusal that says to log in.
     let mut anon = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
@@ -269,7 +342,11 @@ fn chunked_upload_of_a_100mb_layer() {
     }
     big.truncate(100_000_000);
     let layer = src.add_blob(media::OCI_LAYER_GZIP, big);
-    let config = src.add_blob(media::OCI_CONFIG, br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec());
+    let config = src.add_blob(
+        media::OCI_CONFIG,
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec(),
+    );
     let root = src.add_manifest(
         media::OCI_MANIFEST,
         lw_oci::to_canonical_json(&Manifest::oci(config, vec![layer.clone()])),
@@ -280,15 +357,26 @@ fn chunked_upload_of_a_100mb_layer() {
     let report = remote
         .push_image("lw/big", "v1", &root, &mut src, &PushOptions::default())
         .unwrap();
-    let outcome = report.blobs.iter().find(|(d, _)| *d == layer.digest).unwrap().1;
-    assert_eq!(outcome, UploadOutcome::UploadedChunked(6), "100 MB in 16 MiB chunks");
+    let outcome = report
+        .blobs
+        .iter()
+        .find(|(d, _)| *d == layer.digest)
+        .unwrap()
+        .1;
+    assert_eq!(
+        outcome,
+        UploadOutcome::UploadedChunked(6),
+        "100 MB in 16 MiB chunks"
+    );
     let c = remote.client().clone();
     let size = remote
         .run(&mut c.head_blob("lw/big", &layer.digest).unwrap())
         .unwrap();
     assert_eq!(size, Some(100_000_000));
     let mut dst = MemoryImages::default();
-    remote.pull_image("lw/big", "v1", &amd64(), &mut dst).unwrap();
+    remote
+        .pull_image("lw/big", "v1", &amd64(), &mut dst)
+        .unwrap();
     assert_eq!(Digest::sha256_of(&dst.blobs[&layer.digest]), layer.digest);
 }
 
@@ -317,11 +405,16 @@ fn cross_repository_mount() {
         .unwrap();
     assert_eq!(report.blobs.len(), 3);
     assert!(
-        report.blobs.iter().all(|(_, o)| *o == UploadOutcome::Mounted),
+        report
+            .blobs
+            .iter()
+            .all(|(_, o)| *o == UploadOutcome::Mounted),
         "every blob mounted (201 on the mount POST): {report:?}"
     );
     let mut dst = MemoryImages::default();
-    remote.pull_image("lw/dest", "v1", &amd64(), &mut dst).unwrap();
+    remote
+        .pull_image("lw/dest", "v1", &amd64(), &mut dst)
+        .unwrap();
     assert_same_image(&src, &dst, &root);
 }
 
@@ -343,13 +436,17 @@ fn skopeo_reads_what_we_push() {
     assert_eq!(v["Digest"].as_str(), Some(root.digest.as_str()), "{v}");
     assert_eq!(v["Architecture"].as_str(), Some("amd64"));
     assert_eq!(v["Layers"].as_array().map(|l| l.len()), Some(2));
-    let raw = run_ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &image]));
+    let raw =
+        run_ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &image]));
     assert_eq!(raw, src.manifests[&root.digest].1);
 }
 
 #[test]
 fn we_pull_a_multi_platform_image_pushed_by_skopeo() {
-    if !require("we_pull_a_multi_platform_image_pushed_by_skopeo", &["docker-registry", "skopeo"]) {
+    if !require(
+        "we_pull_a_multi_platform_image_pushed_by_skopeo",
+        &["docker-registry", "skopeo"],
+    ) {
         return;
     }
     let reg = Registry::start(RegistryAuth::None);
@@ -361,7 +458,11 @@ fn we_pull_a_multi_platform_image_pushed_by_skopeo() {
     let layout = tmp.path().join("layout");
     write_oci_layout(&src, &layout, &index, "v1");
     let policy = tmp.path().join("policy.json");
-    std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
     run_ok(Command::new("skopeo").args([
         "--policy",
         policy.to_str().unwrap(),
@@ -373,24 +474,181 @@ fn we_pull_a_multi_platform_image_pushed_by_skopeo() {
     ]));
 
     let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
-    for (platform, want) in [("linux/arm64", &arm), ("linux/amd64", &amd), ("linux/aarch64/v8", &arm)] {
+    for (platform, want) in [
+        ("linux/arm64", &arm),
+        ("linux/amd64", &amd),
+        ("linux/aarch64/v8", &arm),
+    ] {
         let mut dst = MemoryImages::default();
         let pulled = remote
-            .pull_image("lw/multi", "v1", &Platform::parse(platform).unwrap(), &mut dst)
+            .pull_image(
+                "lw/multi",
+                "v1",
+                &Platform::parse(platform).unwrap(),
+                &mut dst,
+            )
             .unwrap();
         assert_eq!(pulled.manifest.digest, want.digest, "{platform}");
         let idx = pulled.index.expect("the tag names an index");
         assert_eq!(idx.digest, index.digest, "skopeo kept our index");
-        assert_eq!(pulled.descriptor.platform.as_ref().unwrap(), want.platform.as_ref().unwrap());
+        assert_eq!(
+            pulled.descriptor.platform.as_ref().unwrap(),
+            want.platform.as_ref().unwrap()
+        );
         assert_same_image(&src, &dst, want);
-        let config: lw_oci::ImageConfig = serde_json::from_slice(&dst.blobs[&pulled.config.digest]).unwrap();
-        assert_eq!(Some(config.architecture.as_str()), want.platform.as_ref().map(|p| p.architecture.as_str()));
+        let config: lw_oci::ImageConfig =
+            serde_json::from_slice(&dst.blobs[&pulled.config.digest]).unwrap();
+        assert_eq!(
+            Some(config.architecture.as_str()),
+            want.platform.as_ref().map(|p| p.architecture.as_str())
+        );
     }
     let e = remote
-        .pull_image("lw/multi", "v1", &Platform::parse("linux/s390x").unwrap(), &mut MemoryImages::default())
+        .pull_image(
+            "lw/multi",
+            "v1",
+            &Platform::parse("linux/s390x").unwrap(),
+            &mut MemoryImages::default(),
+        )
         .unwrap_err();
     let msg = registry_error(&e).to_string();
-    assert!(msg.contains("linux/s390x") && msg.contains("linux/amd64") && msg.contains("linux/arm64"), "{msg}");
+    assert!(
+        msg.contains("linux/s390x") && msg.contains("linux/amd64") && msg.contains("linux/arm64"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn we_push_an_index_and_skopeo_reads_each_platform() {
+    if !require(
+        "we_push_an_index_and_skopeo_reads_each_platform",
+        &["docker-registry", "skopeo"],
+    ) {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let mut src = MemoryImages::default();
+    let amd = make_image(&mut src, "linux", "amd64", &[("arch", b"amd64 by us\n")]);
+    let arm = make_image(&mut src, "linux", "arm64", &[("arch", b"arm64 by us\n")]);
+    let index = make_index(&mut src, vec![amd.clone(), arm.clone()]);
+    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    let report = remote
+        .push_image(
+            "lw/ours-multi",
+            "v1",
+            &index,
+            &mut src,
+            &PushOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(report.digest, index.digest);
+    assert_eq!(
+        report.manifests,
+        [amd.digest.clone(), arm.digest.clone()],
+        "children pushed by digest"
+    );
+    let image = format!("docker://{}/lw/ours-multi:v1", reg.host());
+    let raw =
+        run_ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &image]));
+    assert_eq!(raw, src.manifests[&index.digest].1);
+    for (arch, want) in [("amd64", &amd), ("arm64", &arm)] {
+        let out = run_ok(Command::new("skopeo").args([
+            "--override-os",
+            "linux",
+            "--override-arch",
+            arch,
+            "inspect",
+            "--tls-verify=false",
+            &image,
+        ]));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["Architecture"].as_str(), Some(arch), "{v}");
+        assert_eq!(
+            v["Layers"][0].as_str(),
+            Some(src_layer(&src, want).as_str()),
+            "{v}"
+        );
+    }
+}
+
+fn src_layer(src: &MemoryImages, m: &Descriptor) -> String {
+    let man: Manifest = serde_json::from_slice(&src.manifests[&m.digest].1).unwrap();
+    man.layers[0].digest.to_string()
+}
+
+#[test]
+fn referrers_fall_back_to_the_tag_schema_on_a_registry_without_the_api() {
+    if !require(
+        "referrers_fall_back_to_the_tag_schema_on_a_registry_without_the_api",
+        &["docker-registry"],
+    ) {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let mut src = MemoryImages::default();
+    let root = small_image(&mut src, "referrers");
+    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    remote
+        .push_image("lw/refs", "v1", &root, &mut src, &PushOptions::default())
+        .unwrap();
+    let c = remote.client().clone();
+    // Nothing yet: the registry has no referrers API (404) and there is no referrers tag.
+    let none = remote
+        .run(&mut c.referrers("lw/refs", &root.digest, None).unwrap())
+        .unwrap();
+    assert!(none.is_empty());
+    // A signature-like artifact, listed in the referrers tag as a client without the API maintains it.
+    let empty = src.add_blob(media::OCI_EMPTY, b"{}".to_vec());
+    let mut art = Manifest::oci(empty, vec![]);
+    art.artifact_type = Some("application/vnd.example.sig".into());
+    art.subject = Some(Descriptor::new(
+        media::OCI_MANIFEST,
+        root.digest.clone(),
+        root.size,
+    ));
+    let art_desc = src.add_manifest(media::OCI_MANIFEST, lw_oci::to_canonical_json(&art));
+    remote
+        .push_image(
+            "lw/refs",
+            art_desc.digest.as_str(),
+            &art_desc,
+            &mut src,
+            &PushOptions::default(),
+        )
+        .unwrap();
+    let mut entry = art_desc.clone();
+    entry.artifact_type = art.artifact_type.clone();
+    let tag_index = make_index(&mut src, vec![entry.clone()]);
+    let tag = format!("sha256-{}", root.digest.encoded());
+    remote
+        .push_image(
+            "lw/refs",
+            &tag,
+            &tag_index,
+            &mut src,
+            &PushOptions::default(),
+        )
+        .unwrap();
+    let found = remote
+        .run(
+            &mut c
+                .referrers("lw/refs", &root.digest, Some("application/vnd.example.sig"))
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(found, [entry]);
+    let other = remote
+        .run(
+            &mut c
+                .referrers(
+                    "lw/refs",
+                    &root.digest,
+                    Some("application/vnd.example.sbom"),
+                )
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(other.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -408,7 +666,9 @@ struct FakeImage {
 
 fn fake_image() -> FakeImage {
     let layer = gzip(&tar_with_file("f", b"fault test\n"));
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
     let cd = Descriptor::of(media::OCI_CONFIG, &config);
     let ld = Descriptor::of(media::OCI_LAYER_GZIP, &layer);
     let manifest = lw_oci::to_canonical_json(&Manifest::oci(cd.clone(), vec![ld.clone()]));
@@ -454,10 +714,24 @@ fn a_blob_with_wrong_bytes_is_an_error() {
     });
     let mut remote = Remote::connect(&server.host(), &opts(Credentials::Anonymous)).unwrap();
     let mut dst = MemoryImages::default();
-    let e = remote.pull_image("lw/fault", "v1", &amd64(), &mut dst).unwrap_err();
-    assert!(matches!(registry_error(&e), lw_registry::Error::DigestMismatch { .. }), "{e:#}");
-    assert!(format!("{e:#}").contains(img.layer_digest.as_str()), "{e:#}");
-    assert!(!dst.blobs.contains_key(&img.layer_digest), "a bad blob must not be committed");
+    let e = remote
+        .pull_image("lw/fault", "v1", &amd64(), &mut dst)
+        .unwrap_err();
+    assert!(
+        matches!(
+            registry_error(&e),
+            lw_registry::Error::DigestMismatch { .. }
+        ),
+        "{e:#}"
+    );
+    assert!(
+        format!("{e:#}").contains(img.layer_digest.as_str()),
+        "{e:#}"
+    );
+    assert!(
+        !dst.blobs.contains_key(&img.layer_digest),
+        "a bad blob must not be committed"
+    );
     assert!(dst.manifests.is_empty());
 }
 
@@ -466,14 +740,21 @@ fn a_truncated_response_is_an_error() {
     let img = Arc::new(fake_image());
     let i2 = img.clone();
     let server = FakeServer::start(move |req| {
-        serve_image(&i2, req, || Reply::new(200).body(i2.layer.clone()).truncated(10))
+        serve_image(&i2, req, || {
+            Reply::new(200).body(i2.layer.clone()).truncated(10)
+        })
     });
     let mut remote = Remote::connect(&server.host(), &opts(Credentials::Anonymous)).unwrap();
     let mut dst = MemoryImages::default();
-    let e = remote.pull_image("lw/fault", "v1", &amd64(), &mut dst).unwrap_err();
+    let e = remote
+        .pull_image("lw/fault", "v1", &amd64(), &mut dst)
+        .unwrap_err();
     let re = registry_error(&e);
     assert!(
-        matches!(re, lw_registry::Error::Transport { .. } | lw_registry::Error::SizeMismatch { .. }),
+        matches!(
+            re,
+            lw_registry::Error::Transport { .. } | lw_registry::Error::SizeMismatch { .. }
+        ),
         "{e:#}"
     );
     assert!(!dst.blobs.contains_key(&img.layer_digest));
@@ -500,7 +781,9 @@ fn server_errors_twice_then_success_recovers() {
     });
     let mut remote = Remote::connect(&server.host(), &opts(Credentials::Anonymous)).unwrap();
     let mut dst = MemoryImages::default();
-    let pulled = remote.pull_image("lw/fault", "v1", &amd64(), &mut dst).unwrap();
+    let pulled = remote
+        .pull_image("lw/fault", "v1", &amd64(), &mut dst)
+        .unwrap();
     assert_eq!(pulled.manifest.digest, img.manifest_digest);
     assert_eq!(hits.load(Ordering::SeqCst), 3);
     assert_eq!(dst.blobs[&img.layer_digest], img.layer);
@@ -513,7 +796,9 @@ fn a_ten_megabyte_manifest_is_refused() {
             let mut body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"x":""#.to_vec();
             body.resize(10 * 1024 * 1024, b'a');
             body.extend_from_slice(br#""}}"#);
-            Reply::new(200).header("Content-Type", media::OCI_MANIFEST).body(body)
+            Reply::new(200)
+                .header("Content-Type", media::OCI_MANIFEST)
+                .body(body)
         } else {
             Reply::new(404)
         }
@@ -522,7 +807,10 @@ fn a_ten_megabyte_manifest_is_refused() {
     let e = remote
         .pull_image("lw/fault", "v1", &amd64(), &mut MemoryImages::default())
         .unwrap_err();
-    assert!(matches!(registry_error(&e), lw_registry::Error::TooLarge { .. }), "{e:#}");
+    assert!(
+        matches!(registry_error(&e), lw_registry::Error::TooLarge { .. }),
+        "{e:#}"
+    );
     assert!(format!("{e:#}").contains("4194304"), "{e:#}");
 }
 
@@ -538,14 +826,21 @@ fn a_blob_redirect_to_another_host_carries_no_credentials() {
             return Reply::new(401).header("WWW-Authenticate", r#"Basic realm="fake""#);
         }
         let target = cdn_url.clone();
-        serve_image(&i2, req, move || Reply::new(307).header("Location", &target))
+        serve_image(&i2, req, move || {
+            Reply::new(307).header("Location", &target)
+        })
     });
     let mut remote = Remote::connect(&server.host(), &opts(Credentials::basic("u", "p"))).unwrap();
     let mut dst = MemoryImages::default();
-    remote.pull_image("lw/fault", "v1", &amd64(), &mut dst).unwrap();
+    remote
+        .pull_image("lw/fault", "v1", &amd64(), &mut dst)
+        .unwrap();
     assert_eq!(dst.blobs[&img.layer_digest], img.layer);
     let seen = cdn.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].target, "/blob/layer?sig=1");
-    assert!(seen[0].header("authorization").is_none(), "Authorization leaked to the redirect target");
+    assert!(
+        seen[0].header("authorization").is_none(),
+        "Authorization leaked to the redirect target"
+    );
 }

@@ -122,12 +122,42 @@ fn run_main(args: &[String]) -> Result<()> {
     })
 }
 
-/// With no arguments: show what the CLI does on a throwaway store, using nothing outside this machine.
+/// With no arguments: a tour of the CLI on a store under target/demo, using nothing outside this machine:
+/// build an image from a small generated context, list it, show its history, save it as an OCI/docker tarball.
 fn demo(bin: &Path) -> Result<()> {
-    println!("layerwright is built at {}\n", bin.display());
-    run({
-        let mut c = Command::new(bin);
-        c.arg("--help");
-        c
-    })
+    let dir = repo_root().join("target/demo");
+    let ctx = dir.join("context");
+    std::fs::create_dir_all(ctx.join("site"))?;
+    std::fs::write(ctx.join("site/index.html"), "<h1>Hello from Layerwright</h1>\n")?;
+    std::fs::write(ctx.join("notes.md"), "not copied: excluded by .dockerignore\n")?;
+    std::fs::write(ctx.join(".dockerignore"), "*.md\n")?;
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "# A RUN-free image: the browser playground builds the same one.\n\
+         FROM scratch AS site\n\
+         ARG VERSION=1.0\n\
+         COPY site/ /srv/www/\n\
+         LABEL org.opencontainers.image.version=$VERSION\n\
+         EXPOSE 8080\n\
+         WORKDIR /srv/www\n\
+         CMD [\"httpd\", \"-f\", \"-p\", \"8080\"]\n",
+    )?;
+    let store = dir.join("store");
+    let lw = |args: &[&str]| -> Result<()> {
+        println!("\n$ layerwright {}", args.join(" "));
+        run({
+            let mut c = Command::new(bin);
+            c.arg("--root").arg(&store).args(args);
+            c
+        })
+    };
+    let tar = dir.join("demo-site.tar");
+    lw(&["build", "--progress", "plain", "-t", "demo/site:1.0", ctx.to_str().unwrap()])?;
+    lw(&["build", "--progress", "plain", "-t", "demo/site:1.0", ctx.to_str().unwrap()])?;
+    lw(&["images"])?;
+    lw(&["history", "demo/site:1.0"])?;
+    lw(&["save", "demo/site:1.0", "-o", tar.to_str().unwrap()])?;
+    println!("\nThe tarball {} loads with `docker load`, `podman load` or `layerwright load`.", tar.display());
+    println!("Run `cargo xtask run -- --help` for every command.");
+    Ok(())
 }

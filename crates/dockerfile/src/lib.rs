@@ -3,6 +3,7 @@
 mod error;
 pub mod instructions;
 pub mod model;
+pub mod lint;
 pub mod parser;
 pub mod shell;
 

@@ -69,6 +69,9 @@ pub struct ClientConfig {
     pub max_manifest_size: u64,
     /// The OAuth2 `client_id` sent when exchanging a refresh token.
     pub client_id: String,
+    /// Where to get bearer tokens when the registry's `WWW-Authenticate` header cannot be read (browsers see it
+    /// only if the registry exposes it through CORS). Also lets the first request go out with a token.
+    pub token_realm: Option<BearerRealm>,
 }
 
 impl ClientConfig {
@@ -82,6 +85,7 @@ impl ClientConfig {
             chunk_size: 16 * 1024 * 1024,
             max_manifest_size: MAX_MANIFEST_SIZE,
             client_id: "layerwright".to_string(),
+            token_realm: None,
         }
     }
 }
@@ -183,6 +187,10 @@ impl Client {
                 .tokens
                 .find(scopes)
                 .map(|t| (format!("Bearer {t}"), Some(t.to_string()))),
+            None if self.inner.config.token_realm.is_some() => st
+                .tokens
+                .find(scopes)
+                .map(|t| (format!("Bearer {t}"), Some(t.to_string()))),
             None => None,
         }
     }
@@ -191,7 +199,8 @@ impl Client {
     pub(crate) fn known_bearer(&self) -> Option<BearerRealm> {
         match &self.state().scheme {
             Some(AuthScheme::Bearer(b)) => Some(b.clone()),
-            _ => None,
+            Some(AuthScheme::Basic) => None,
+            None => self.inner.config.token_realm.clone(),
         }
     }
 

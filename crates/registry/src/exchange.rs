@@ -445,7 +445,21 @@ impl Exchange {
     }
 
     fn handle_401(&mut self, head: &ResponseHead, body: &[u8]) -> Result<(), Error> {
-        let challenges: Vec<Challenge> = parse_all(head.headers_named("www-authenticate"));
+        let mut challenges: Vec<Challenge> = parse_all(head.headers_named("www-authenticate"));
+        if challenges.is_empty() {
+            // Hidden header (browser without CORS exposure): use the configured realm, if any.
+            if let Some(hint) = &self.client.config().token_realm {
+                let mut params = vec![("realm".to_string(), hint.realm.clone())];
+                if let Some(s) = &hint.service {
+                    params.push(("service".to_string(), s.clone()));
+                }
+                challenges.push(Challenge {
+                    scheme: "bearer".into(),
+                    params,
+                    token68: None,
+                });
+            }
+        }
         let detail = envelope_summary(body).unwrap_or_else(|| "401 Unauthorized".to_string());
         let creds = self.client.config().credentials.clone();
         if let Credentials::BearerToken(_) = creds {

@@ -1020,3 +1020,48 @@ fn a_host_can_drive_by_hand() {
     assert!(matches!(op.poll().unwrap(), Action::Done(())));
     assert!(op.poll().is_err(), "polling a finished operation is misuse");
 }
+
+#[test]
+fn a_configured_token_realm_stands_in_for_a_hidden_challenge() {
+    let mut cfg = ClientConfig::new("reg.example");
+    cfg.token_realm = Some(auth::BearerRealm {
+        realm: "https://auth.example/token".into(),
+        service: Some("reg.example".into()),
+    });
+    let c = Client::new(cfg);
+    let mut t = Mock::default()
+        // The token comes first: no 401 round trip.
+        .on(|r, _| {
+            assert!(
+                r.url.starts_with(
+                    "https://auth.example/token?service=reg.example&scope=repository%3Aa%3Apull"
+                ),
+                "{}",
+                r.url
+            );
+            resp(200, &[], br#"{"token":"H"}"#)
+        })
+        .on(|r, _| {
+            assert_eq!(r.header("authorization"), Some("Bearer H"));
+            resp(200, &[], br#"{"tags":["x"]}"#)
+        })
+        .on(|r, _| {
+            assert_eq!(r.header("authorization"), Some("Bearer H"));
+            // The cached token expired; the 401's WWW-Authenticate is hidden from the browser.
+            resp(401, &[], b"")
+        })
+        .on(|_, _| resp(200, &[], br#"{"token":"H2"}"#))
+        .on(|r, _| {
+            assert_eq!(r.header("authorization"), Some("Bearer H2"));
+            resp(200, &[], br#"{"tags":["x"]}"#)
+        });
+    assert_eq!(
+        drive(&mut c.list_tags("a").unwrap(), &mut t).unwrap(),
+        ["x"]
+    );
+    assert_eq!(
+        drive(&mut c.list_tags("a").unwrap(), &mut t).unwrap(),
+        ["x"]
+    );
+    t.done();
+}

@@ -68,9 +68,21 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(auth: RegistryAuth) -> Registry {
+        // A port picked free may be taken before the registry binds it (tests run in parallel): try again.
+        for attempt in 0..5 {
+            match Self::try_start(&auth) {
+                Ok(r) => return r,
+                Err(log) if attempt < 4 && log.contains("address already in use") => continue,
+                Err(log) => panic!("docker-registry did not start:\n{log}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn try_start(auth: &RegistryAuth) -> Result<Registry, String> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let auth_yaml = match &auth {
+        let auth_yaml = match auth {
             RegistryAuth::None => String::new(),
             RegistryAuth::Htpasswd(p) => format!(
                 "auth:\n  htpasswd:\n    realm: lw-test\n    path: {}\n",
@@ -108,27 +120,29 @@ impl Registry {
             dir,
             log,
         };
-        reg.wait_ready();
-        reg
+        reg.wait_ready()?;
+        Ok(reg)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("docker-registry exited ({status}):\n{}", self.log_text());
+                return Err(format!("exited ({status}):\n{}", self.log_text()));
             }
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+            // Our process must have bound the port (not some other test's server that got it first).
+            let listening = self.log_text().contains("listening on");
+            if let (true, Ok(mut s)) = (listening, TcpStream::connect(("127.0.0.1", self.port))) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                 if s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n").is_ok() {
                     let mut buf = [0u8; 5];
                     if s.read_exact(&mut buf).is_ok() && &buf == b"HTTP/" {
-                        return;
+                        return Ok(());
                     }
                 }
             }
             if Instant::now() > deadline {
-                panic!("docker-registry did not become ready:\n{}", self.log_text());
+                return Err(format!("not ready after 30 s:\n{}", self.log_text()));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -153,7 +167,9 @@ impl Drop for Registry {
 
 /// Run a command, requiring success; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -302,7 +318,10 @@ fn read_request(stream: &mut TcpStream) -> Option<SeenRequest> {
 
 fn write_reply(stream: &mut TcpStream, method: &str, r: &Reply) {
     let mut head = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", r.status);
-    let has_len = r.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+    let has_len = r
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
     for (k, v) in &r.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -424,7 +443,13 @@ impl TokenServer {
             cert_pem.to_str().unwrap(),
         ]));
         // PKCS#8 whatever openssl's default was.
-        let pk8 = run_ok(Command::new("openssl").args(["pkcs8", "-topk8", "-nocrypt", "-in", key_pem.to_str().unwrap()]));
+        let pk8 = run_ok(Command::new("openssl").args([
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            key_pem.to_str().unwrap(),
+        ]));
         let key = p256::ecdsa::SigningKey::from_pkcs8_pem(std::str::from_utf8(&pk8).unwrap())
             .expect("parse the EC key openssl made");
         let cert_text = std::fs::read_to_string(&cert_pem).unwrap();
@@ -476,7 +501,10 @@ impl TokenServer {
             } else {
                 Vec::new()
             };
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
             let n = count.fetch_add(1, Ordering::SeqCst);
             let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [cert_b64]});
             let claims = serde_json::json!({
@@ -564,7 +592,12 @@ pub fn tar_with_file(name: &str, content: &[u8]) -> Vec<u8> {
 }
 
 /// Put an image (config + gzip layers of one file each) into `mem`; returns the manifest descriptor.
-pub fn make_image(mem: &mut MemoryImages, os: &str, arch: &str, files: &[(&str, &[u8])]) -> Descriptor {
+pub fn make_image(
+    mem: &mut MemoryImages,
+    os: &str,
+    arch: &str,
+    files: &[(&str, &[u8])],
+) -> Descriptor {
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
     for (name, content) in files {
@@ -590,7 +623,10 @@ pub fn make_image(mem: &mut MemoryImages, os: &str, arch: &str, files: &[(&str, 
 
 /// An index over manifests already in `mem`; returns its descriptor.
 pub fn make_index(mem: &mut MemoryImages, entries: Vec<Descriptor>) -> Descriptor {
-    mem.add_manifest(media::OCI_INDEX, lw_oci::to_canonical_json(&Index::oci(entries)))
+    mem.add_manifest(
+        media::OCI_INDEX,
+        lw_oci::to_canonical_json(&Index::oci(entries)),
+    )
 }
 
 /// Write `mem`'s content as an OCI image layout in `dir`, with `root` tagged `tag` in `index.json`.

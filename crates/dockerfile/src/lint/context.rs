@@ -16,7 +16,12 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(src: &'a [u8], df: &'a Dockerfile, model: &'a Model, options: &'a LintOptions) -> Self {
+    pub fn new(
+        src: &'a [u8],
+        df: &'a Dockerfile,
+        model: &'a Model,
+        options: &'a LintOptions,
+    ) -> Self {
         let mut lines: Vec<&[u8]> = src.split(|&c| c == b'\n').collect();
         for l in &mut lines {
             if l.last() == Some(&b'\r') {
@@ -134,20 +139,25 @@ pub(crate) fn go_quote(s: &str) -> String {
     crate::parser::go_quote(s.as_bytes())
 }
 
-/// The closest name within a small edit distance (BuildKit's "did you mean").
-pub(crate) fn suggest<'n>(name: &str, options: impl IntoIterator<Item = &'n str>) -> Option<&'n str> {
-    let mut best: Option<(usize, &str)> = None;
+/// BuildKit's "did you mean": the first option closest to `name` at an edit distance
+/// below 3; nothing when `name` itself is an option.
+pub(crate) fn suggest<'n>(
+    name: &str,
+    options: impl IntoIterator<Item = &'n str>,
+) -> Option<&'n str> {
+    let mut best: Option<&str> = None;
+    let mut min = 3;
     for o in options {
         if o == name {
-            continue;
+            return None;
         }
         let d = levenshtein(name, o);
-        let limit = (name.chars().count().max(o.chars().count()) / 3).max(1);
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, o));
+        if d < min {
+            best = Some(o);
+            min = d;
         }
     }
-    best.map(|(_, o)| o)
+    best
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {

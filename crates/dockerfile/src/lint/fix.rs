@@ -47,7 +47,10 @@ pub fn apply_edits(src: &[u8], edits: &[&Edit]) -> Vec<u8> {
     spans.sort_by_key(|s| (s.0, s.1));
     let mut kept: Vec<(usize, usize, &str)> = Vec::new();
     for s in spans {
-        if kept.last().is_some_and(|k| s.0 < k.1 || (s.0 == k.0 && s.1 == k.1 && s.2 == k.2)) {
+        if kept
+            .last()
+            .is_some_and(|k| s.0 < k.1 || (s.0 == k.0 && s.1 == k.1 && s.2 == k.2))
+        {
             continue;
         }
         kept.push(s);

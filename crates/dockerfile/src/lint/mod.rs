@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use fix::apply_fixes;
+pub use dockerignore::IgnoreList;
+pub use fix::{apply_edits, apply_fixes};
 pub use rules::{rule_info, RuleInfo, RULES};
 pub use sarif::to_sarif;
 
@@ -136,45 +137,61 @@ pub struct CheckDirective {
 }
 
 impl CheckDirective {
-    /// Parses `skip=A,B;error=true;experimental=C` (unknown keys are ignored).
-    pub fn parse(value: &str) -> CheckDirective {
+    /// Parses `skip=A,B;error=true;experimental=C` as BuildKit's `ParseLintOptions`
+    /// does; `None` when it is invalid (BuildKit then rejects the options).
+    pub fn parse(value: &str) -> Option<CheckDirective> {
         let mut d = CheckDirective::default();
-        for part in value.split(';') {
-            let Some((k, v)) = part.split_once('=') else { continue };
-            let list = || -> Vec<String> {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            };
-            match k.trim().to_ascii_lowercase().as_str() {
-                "skip" => {
-                    let l = list();
-                    d.skip_all |= l.iter().any(|s| s.eq_ignore_ascii_case("all"));
-                    d.skip.extend(l);
+        let value = value.trim();
+        if value.is_empty() {
+            return Some(d);
+        }
+        for part in value.splitn(3, ';') {
+            let (k, v) = part.split_once('=')?;
+            let v = v.trim();
+            let list = || -> Vec<String> { v.split(',').map(|s| s.trim().to_string()).collect() };
+            match k.trim() {
+                "skip" if v == "all" => d.skip_all = true,
+                "skip" => d.skip = list(),
+                "experimental" if v == "all" => d.experimental_all = true,
+                "experimental" => d.experimental = list(),
+                "error" => {
+                    d.error = match v {
+                        "1" | "t" | "T" | "TRUE" | "true" | "True" => true,
+                        "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
+                        _ => return None,
+                    }
                 }
-                "error" => d.error = v.trim().eq_ignore_ascii_case("true"),
-                "experimental" => {
-                    let l = list();
-                    d.experimental_all |= l.iter().any(|s| s.eq_ignore_ascii_case("all"));
-                    d.experimental.extend(l);
-                }
-                _ => {}
+                _ => return None,
             }
         }
-        d
+        Some(d)
+    }
+
+    /// A `check=` directive in a comment right above an instruction (its value ends at
+    /// the first space), which BuildKit merges into the checks of that instruction.
+    fn from_comments(comments: &[Vec<u8>]) -> Option<CheckDirective> {
+        for c in comments {
+            let text = String::from_utf8_lossy(c);
+            let Some((name, value)) = text.split_once('=') else {
+                continue;
+            };
+            let name = name.trim();
+            if !name.eq_ignore_ascii_case("check") {
+                continue;
+            }
+            let value = value.trim();
+            let value = value.split(' ').next().unwrap_or("");
+            return CheckDirective::parse(value);
+        }
+        None
     }
 
     fn skips(&self, rule: &RuleInfo) -> bool {
-        self.skip_all
-            || self
-                .skip
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(rule.id) || s.eq_ignore_ascii_case(rule.name))
+        self.skip_all || self.skip.iter().any(|s| s == rule.id)
     }
 
     fn enables_experimental(&self, rule: &RuleInfo) -> bool {
-        self.experimental_all || self.experimental.iter().any(|s| s.eq_ignore_ascii_case(rule.id))
+        self.experimental_all || self.experimental.iter().any(|s| s == rule.id)
     }
 }
 
@@ -188,13 +205,29 @@ pub fn lint(src: &[u8], options: &LintOptions) -> Result<Vec<Finding>, Error> {
 }
 
 /// Lints an already parsed and modelled Dockerfile.
-pub fn lint_parsed(src: &[u8], df: &parser::Dockerfile, model: &Model, options: &LintOptions) -> Vec<Finding> {
+pub fn lint_parsed(
+    src: &[u8],
+    df: &parser::Dockerfile,
+    model: &Model,
+    options: &LintOptions,
+) -> Vec<Finding> {
     let directive = df
         .directives
         .check
         .as_ref()
-        .map(|d| CheckDirective::parse(&d.cmdline))
+        .and_then(|d| CheckDirective::parse(&d.cmdline))
         .unwrap_or_default();
+    // Per-instruction `# check=` comments, by the instruction's first line.
+    let local: Vec<(usize, CheckDirective)> = df
+        .children
+        .iter()
+        .filter_map(|n| {
+            Some((
+                n.start_line,
+                CheckDirective::from_comments(&n.prev_comment)?,
+            ))
+        })
+        .collect();
     let mut cx = context::Ctx::new(src, df, model, options);
     buildkit::run(&mut cx);
     if !options.buildkit_only {
@@ -204,11 +237,20 @@ pub fn lint_parsed(src: &[u8], df: &parser::Dockerfile, model: &Model, options: 
         .findings
         .into_iter()
         .filter(|f| {
-            let Some(info) = rule_info(&f.rule) else { return true };
-            if directive.skips(info) || options.skip.iter().any(|s| s.eq_ignore_ascii_case(info.id)) {
-                return false;
+            let Some(info) = rule_info(&f.rule) else {
+                return true;
+            };
+            let here = local
+                .iter()
+                .find(|(l, _)| *l == f.range.start_line)
+                .map(|(_, d)| d);
+            let configs = std::iter::once(&directive).chain(here);
+            if info.experimental {
+                options.experimental || configs.into_iter().any(|d| d.enables_experimental(info))
+            } else {
+                !configs.into_iter().any(|d| d.skips(info))
+                    && !options.skip.iter().any(|s| s.eq_ignore_ascii_case(info.id))
             }
-            !info.experimental || options.experimental || directive.enables_experimental(info)
         })
         .map(|mut f| {
             if directive.error && f.severity == Severity::Warning {

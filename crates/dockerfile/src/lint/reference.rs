@@ -91,13 +91,16 @@ pub(crate) fn is_valid(s: &str) -> bool {
         let ok = !b.is_empty()
             && b.len() <= 128
             && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-            && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+            && b.iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
         if !ok {
             return false;
         }
     }
     if let Some(d) = r.digest {
-        let Some((alg, hex)) = d.split_once(':') else { return false };
+        let Some((alg, hex)) = d.split_once(':') else {
+            return false;
+        };
         if alg.is_empty() || hex.len() < 32 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
             return false;
         }
@@ -105,7 +108,11 @@ pub(crate) fn is_valid(s: &str) -> bool {
     let mut parts: Vec<&str> = r.name.split('/').collect();
     if parts.len() > 1 {
         let first = parts[0];
-        if first.contains('.') || first.contains(':') || first == "localhost" || first.bytes().any(|c| c.is_ascii_uppercase()) {
+        if first.contains('.')
+            || first.contains(':')
+            || first == "localhost"
+            || first.bytes().any(|c| c.is_ascii_uppercase())
+        {
             if !domain(first) {
                 return false;
             }
@@ -121,10 +128,26 @@ mod tests {
 
     #[test]
     fn refs() {
-        for ok in ["alpine", "busybox:stable", "localhost:5000/a/b:1", "ghcr.io/x/y@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "a__b", "a--b"] {
+        for ok in [
+            "alpine",
+            "busybox:stable",
+            "localhost:5000/a/b:1",
+            "ghcr.io/x/y@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "a__b",
+            "a--b",
+        ] {
             assert!(is_valid(ok), "{ok}");
         }
-        for bad in ["", "busybox:", "Alpine", "a/", ":tag", "a:b:c", "-a", "a@sha256:zz"] {
+        for bad in [
+            "",
+            "busybox:",
+            "Alpine",
+            "a/",
+            ":tag",
+            "a:b:c",
+            "-a",
+            "a@sha256:zz",
+        ] {
             assert!(!is_valid(bad), "{bad}");
         }
         assert_eq!(split("host:5000/img").tag, None);

@@ -29,7 +29,12 @@ const fn bk(id: &'static str, doc: &'static str, description: &'static str) -> R
     }
 }
 
-const fn lw(id: &'static str, name: &'static str, severity: Severity, doc: &'static str) -> RuleInfo {
+const fn lw(
+    id: &'static str,
+    name: &'static str,
+    severity: Severity,
+    doc: &'static str,
+) -> RuleInfo {
     RuleInfo {
         id,
         name,
@@ -43,6 +48,7 @@ const fn lw(id: &'static str, name: &'static str, severity: Severity, doc: &'sta
 use Severity::{Error as E, Info as I, Warning as W};
 
 /// Every rule, BuildKit's first.
+#[rustfmt::skip]
 pub const RULES: &[RuleInfo] = &[
     bk("StageNameCasing", "https://docs.docker.com/go/dockerfile/rule/stage-name-casing/", "Stage names should be lowercase"),
     bk("FromAsCasing", "https://docs.docker.com/go/dockerfile/rule/from-as-casing/", "The 'as' keyword should match the case of the 'from' keyword"),

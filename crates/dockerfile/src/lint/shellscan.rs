@@ -27,10 +27,15 @@ impl Cmd {
         let mut i = 0;
         while i < self.words.len() {
             let w = self.words[i].text.as_str();
-            let is_assign = w
-                .split_once('=')
-                .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-            if is_assign || matches!(w, "sudo" | "env" | "exec" | "command" | "nice" | "time" | "nohup") {
+            let is_assign = w.split_once('=').is_some_and(|(k, _)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            if is_assign
+                || matches!(
+                    w,
+                    "sudo" | "env" | "exec" | "command" | "nice" | "time" | "nohup"
+                )
+            {
                 i += 1;
                 continue;
             }
@@ -132,8 +137,12 @@ pub(crate) fn commands(cx: &Ctx, node: &Node) -> Vec<Cmd> {
     for line in node.start_line..=node.end_line {
         let text = cx.line(line);
         let first = line == node.start_line;
-        let trimmed_start = text.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(text.len());
-        if !first && in_continuation && text.get(trimmed_start) == Some(&b'#') && !squote && !dquote {
+        let trimmed_start = text
+            .iter()
+            .position(|c| !c.is_ascii_whitespace())
+            .unwrap_or(text.len());
+        if !first && in_continuation && text.get(trimmed_start) == Some(&b'#') && !squote && !dquote
+        {
             continue; // comment line inside a continuation
         }
         let last_non_blank = text.iter().rposition(|c| !matches!(c, b' ' | b'\t'));
@@ -208,10 +217,16 @@ pub(crate) fn commands(cx: &Ctx, node: &Node) -> Vec<Cmd> {
 
     // Drop the keyword and leading --flags.
     let mut toks = lx.toks.into_iter().peekable();
-    if toks.peek().is_some_and(|(t, op)| !op && t.text.eq_ignore_ascii_case(&node.keyword())) {
+    if toks
+        .peek()
+        .is_some_and(|(t, op)| !op && t.text.eq_ignore_ascii_case(&node.keyword()))
+    {
         toks.next();
     }
-    while toks.peek().is_some_and(|(t, op)| !op && t.text.starts_with("--")) {
+    while toks
+        .peek()
+        .is_some_and(|(t, op)| !op && t.text.starts_with("--"))
+    {
         toks.next();
     }
     let mut out = Vec::new();
@@ -234,4 +249,71 @@ pub(crate) fn commands(cx: &Ctx, node: &Node) -> Vec<Cmd> {
         out.push(cur);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lint::LintOptions;
+    use crate::model::{Model, ModelOptions};
+    use crate::parser::parse;
+
+    /// The commands of the last instruction, as (words, operator after).
+    fn scan(src: &str) -> Vec<(Vec<String>, Option<String>)> {
+        let df = parse(src.as_bytes()).unwrap();
+        let model = Model::build(&df, &ModelOptions::default()).unwrap();
+        let opts = LintOptions::default();
+        let cx = Ctx::new(src.as_bytes(), &df, &model, &opts);
+        let node = df.children.last().unwrap();
+        commands(&cx, node)
+            .into_iter()
+            .map(|c| (c.words.iter().map(|w| w.text.clone()).collect(), c.op_after))
+            .collect()
+    }
+
+    #[test]
+    fn operators_quotes_continuations() {
+        let c = scan("FROM a\nRUN --mount=type=cache,target=/x apt-get update && \\\n  apt-get install -y \"curl\" 'a b'|sh;echo x # done\n");
+        assert_eq!(c[0].0, ["apt-get", "update"]);
+        assert_eq!(c[0].1.as_deref(), Some("&&"));
+        assert_eq!(c[1].0, ["apt-get", "install", "-y", "curl", "a b"]);
+        assert_eq!(c[1].1.as_deref(), Some("|"));
+        assert_eq!(c[2].0, ["sh"]);
+        assert_eq!(c[3].0, ["echo", "x"]);
+    }
+
+    #[test]
+    fn positions_and_comments_in_continuations() {
+        let src = "FROM a\nRUN apt-get update \\\n# comment | not a pipe\n && apt-get install x\n";
+        let df = parse(src.as_bytes()).unwrap();
+        let model = Model::build(&df, &ModelOptions::default()).unwrap();
+        let opts = LintOptions::default();
+        let cx = Ctx::new(src.as_bytes(), &df, &model, &opts);
+        let cmds = commands(&cx, &df.children[1]);
+        assert_eq!(cmds.len(), 2);
+        let install = &cmds[1].words[1];
+        assert_eq!(install.text, "install");
+        assert_eq!(
+            (install.range.start_line, install.range.start_column),
+            (4, 13)
+        );
+        assert_eq!(cmds[1].program(), Some("apt-get"));
+        assert_eq!(cmds[1].subcommand().unwrap().text, "install");
+    }
+
+    #[test]
+    fn heredoc_bodies_and_wrappers() {
+        let c = scan("FROM a\nRUN <<EOF\nset -e\nsudo -E /usr/bin/apt-get install x\nEOF\n");
+        let words: Vec<&Vec<String>> = c.iter().map(|x| &x.0).collect();
+        assert!(words.contains(&&vec!["set".to_string(), "-e".to_string()]));
+        let df =
+            parse(b"FROM a\nRUN DEBIAN_FRONTEND=noninteractive sudo apt-get install x\n").unwrap();
+        let model = Model::build(&df, &ModelOptions::default()).unwrap();
+        let opts = LintOptions::default();
+        let src = b"FROM a\nRUN DEBIAN_FRONTEND=noninteractive sudo apt-get install x\n";
+        let cx = Ctx::new(src, &df, &model, &opts);
+        let cmds = commands(&cx, &df.children[1]);
+        assert_eq!(cmds[0].program(), Some("apt-get"));
+        assert!(scan("FROM a\nRUN [\"echo\", \"a|b\"]\n").is_empty());
+    }
 }

@@ -21,6 +21,13 @@ pub(crate) fn split_flag(raw: &str) -> (String, Option<String>) {
     }
 }
 
+/// BuildKit's `^[a-z][a-z0-9-_.]*$` for (lower-cased) stage names.
+fn valid_stage_name(n: &str) -> bool {
+    let mut c = n.chars();
+    c.next().is_some_and(|f| f.is_ascii_lowercase())
+        && c.all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || matches!(x, '-' | '_' | '.'))
+}
+
 /// Splits an ARG word `NAME[=default]`.
 pub(crate) fn split_arg(word: &str) -> (String, Option<String>) {
     match word.split_once('=') {
@@ -92,10 +99,9 @@ fn evaluate(ex: &Expander, ins: &mut Instruction, node: &Node) {
     match kw.as_str() {
         "arg" => {
             for w in node.args_lossy() {
-                let key = ex.word(&split_arg(&w).0, &scope, &mut unmatched, &mut err);
-                let value = split_arg(&w)
-                    .1
-                    .map(|v| ex.word(&v, &scope, &mut unmatched, &mut err));
+                // BuildKit's dispatcher expands only the default value, not the name.
+                let (key, default) = split_arg(&w);
+                let value = default.map(|v| ex.word(&v, &scope, &mut unmatched, &mut err));
                 ins.pairs.push(KeyValue {
                     key,
                     value,
@@ -194,7 +200,9 @@ fn apply(
                     .cloned()
                     .or_else(|| p.value.clone())
                     .or_else(from_global)
-                    .or_else(from_platform);
+                    .or_else(from_platform)
+                    // Redeclaring without a value keeps a value already in the state.
+                    .or_else(|| scope.lookup(&p.key).and_then(|v| v.value.clone()));
                 scope.push(Var {
                     name: p.key.clone(),
                     value,
@@ -279,6 +287,18 @@ pub(super) fn build(df: &Dockerfile, options: &ModelOptions) -> Result<Model, Er
                     message: "FROM requires either one or three arguments".into(),
                 });
             }
+            if let Some(n) = args.get(2) {
+                if !valid_stage_name(&n.to_ascii_lowercase()) {
+                    return Err(Error::Parse {
+                        line: node.start_line,
+                        column: node.span.start.column,
+                        message: format!(
+                            "invalid name for build stage: {}, name can't start with a number or contain symbols",
+                            crate::parser::go_quote(n.as_bytes())
+                        ),
+                    });
+                }
+            }
             let stage_index = stages.len();
             let mut from = new_instruction(node, index, &global);
             let mut unmatched = BTreeSet::new();
@@ -315,12 +335,12 @@ pub(super) fn build(df: &Dockerfile, options: &ModelOptions) -> Result<Model, Er
                 });
                 if let Some(parent) = stages.get(p) {
                     for v in &parent.final_scope.vars {
-                        if matches!(v.kind, VarKind::Env | VarKind::InheritedEnv) {
-                            scope.push(Var {
-                                kind: VarKind::InheritedEnv,
-                                ..v.clone()
-                            });
-                        }
+                        let kind = match v.kind {
+                            VarKind::Env | VarKind::InheritedEnv => VarKind::InheritedEnv,
+                            VarKind::Arg | VarKind::InheritedArg => VarKind::InheritedArg,
+                            _ => continue,
+                        };
+                        scope.push(Var { kind, ..v.clone() });
                     }
                 }
             }
@@ -370,7 +390,11 @@ pub(super) fn build(df: &Dockerfile, options: &ModelOptions) -> Result<Model, Er
                     });
                 }
             } else {
-                ins.error = Some("no build stage in current context".into());
+                return Err(Error::Parse {
+                    line: node.start_line,
+                    column: node.span.start.column,
+                    message: "no build stage in current context".into(),
+                });
             }
             global_instructions.push(ins);
             continue;

@@ -3,7 +3,8 @@
 //!
 //! It follows BuildKit's rules: ARGs before the first `FROM` are global and visible only
 //! to `FROM` lines unless a stage redeclares them; ENV persists across a stage and into
-//! child stages (`FROM <stage>`); an ENV wins over an ARG of the same name; stage names
+//! child stages (`FROM <stage>`), and so do a stage's ARG values (BuildKit carries the
+//! parent's build state, although the reference says ARGs end with their stage); an ENV wins over an ARG of the same name; stage names
 //! are matched case-insensitively; the automatic platform ARGs are in the global scope.
 
 mod build;
@@ -156,8 +157,10 @@ pub struct Model {
 }
 
 impl Model {
-    /// Builds the model. Fails on a malformed `FROM`, a file without `FROM`, a bad
-    /// platform, or an unknown `options.target` (the error names it).
+    /// Builds the model. Fails like BuildKit on a malformed `FROM` (argument count, stage
+    /// name), an instruction other than ARG before the first `FROM`, a file without
+    /// `FROM`, or an unknown `options.target` (the error names it). Expansion errors are
+    /// not fatal: they are recorded in [`Instruction::error`].
     pub fn build(df: &Dockerfile, options: &ModelOptions) -> Result<Model, Error> {
         build::build(df, options)
     }
@@ -238,5 +241,15 @@ impl Model {
             Some(next) => next.scope.clone(),
             None => stage.final_scope.clone(),
         }
+    }
+
+    /// The effective ARG/ENV values at 1-based `line`, one per name, in declaration
+    /// order (what a "values at the cursor" view shows; see [`Model::scope_at`]).
+    pub fn values_at(&self, line: usize) -> Vec<Var> {
+        self.scope_at(line)
+            .effective()
+            .into_iter()
+            .cloned()
+            .collect()
     }
 }

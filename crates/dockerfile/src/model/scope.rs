@@ -17,6 +17,9 @@ pub enum VarKind {
     Env,
     /// An `ENV` inherited from the parent stage (`FROM <stage>`).
     InheritedEnv,
+    /// An `ARG` inherited from the parent stage: BuildKit carries the parent's build
+    /// state, ARG values included, into `FROM <stage>`.
+    InheritedArg,
     /// An automatic platform ARG (global scope only, unless redeclared).
     Platform,
     /// A proxy build arg: reaches `RUN` without being declared, never expanded in words.

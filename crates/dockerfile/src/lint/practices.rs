@@ -1,0 +1,691 @@
+//! Layerwright's own best-practice rules (`LW001`...), after the advice of "Docker
+//! Images 101" and hadolint: pinned bases, package-manager hygiene, non-root images,
+//! shell pitfalls in RUN, and cache-friendly ordering.
+
+use super::context::{at, Ctx};
+use super::shellscan::{commands, Cmd};
+use super::{reference, Edit, Fix};
+use crate::model::{BaseRef, Instruction, Stage};
+use crate::parser::Node;
+
+const SHELLS: [&str; 8] = ["sh", "bash", "zsh", "ash", "dash", "ksh", "busybox", "fish"];
+const BUILD_TOOLS: [&str; 14] = [
+    "build-essential",
+    "gcc",
+    "g++",
+    "gcc-c++",
+    "make",
+    "cmake",
+    "clang",
+    "autoconf",
+    "automake",
+    "libtool",
+    "golang",
+    "rustc",
+    "cargo",
+    "ninja-build",
+];
+const ARCHIVE_EXT: [&str; 12] = [
+    ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".gz",
+    ".bz2", ".xz",
+];
+
+pub(crate) fn run(cx: &mut Ctx) {
+    let model = cx.model;
+    for stage in &model.stages {
+        base_image(cx, stage);
+        stage_rules(cx, stage);
+    }
+    if let Some(stage) = model.stages.get(model.target) {
+        final_user(cx, stage);
+        build_tools(cx, stage);
+    }
+    if cx.options.context_has_dockerignore == Some(false) {
+        let first = model
+            .stages
+            .iter()
+            .flat_map(|s| s.instructions.iter())
+            .find(|i| {
+                matches!(i.keyword.as_str(), "copy" | "add")
+                    && !i.flags.iter().any(|f| f.name == "from")
+            });
+        if let Some(ins) = first {
+            let node = &cx.df.children[ins.node];
+            cx.report(
+                "LW013",
+                cx.node_range(node),
+                "The build context has no .dockerignore: everything in it is sent to the builder and may be copied".into(),
+                None,
+            );
+        }
+    }
+}
+
+fn base_image(cx: &mut Ctx, stage: &Stage) {
+    let BaseRef::Image(img) = &stage.base else {
+        return;
+    };
+    if stage.base_raw.contains('$') {
+        return;
+    }
+    let r = reference::split(img);
+    if r.digest.is_some() {
+        return;
+    }
+    let node = &cx.df.children[stage.from.node];
+    match r.tag {
+        None => cx.report(
+            "LW001",
+            cx.node_range(node),
+            format!("Base image '{img}' has no tag (it means 'latest'); pin a version"),
+            None,
+        ),
+        Some("latest") => cx.report(
+            "LW002",
+            cx.node_range(node),
+            format!("Base image '{img}' uses the 'latest' tag; pin a specific version"),
+            None,
+        ),
+        _ => {}
+    }
+}
+
+fn is_run_like(i: &Instruction) -> bool {
+    i.keyword == "run"
+}
+
+fn stage_rules(cx: &mut Ctx, stage: &Stage) {
+    let df = cx.df;
+    let mut workdir_set = super::buildkit::parent_sets_workdir(cx, stage);
+    let mut copy_all: Option<&Instruction> = None;
+    let mut copy_all_reported = false;
+    let mut prev: Option<&Instruction> = None;
+    for ins in &stage.instructions {
+        let node = &df.children[ins.node];
+        let range = cx.node_range(node);
+        match ins.keyword.as_str() {
+            "run" => {
+                run_rules(cx, stage, ins, node);
+                if prev.is_some_and(is_run_like) {
+                    cx.report(
+                        "LW028",
+                        range,
+                        "Consecutive RUN instructions each add a layer; consider combining them"
+                            .into(),
+                        None,
+                    );
+                }
+                if let Some(c) = copy_all.filter(|_| !copy_all_reported) {
+                    if commands(cx, node).iter().any(is_dependency_install) {
+                        let cnode = &df.children[c.node];
+                        cx.report(
+                            "LW018",
+                            cx.node_range(cnode),
+                            "`COPY . .` before installing dependencies: any source change invalidates the install cache; copy the manifests first".into(),
+                            None,
+                        );
+                        copy_all_reported = true;
+                    }
+                }
+            }
+            "add" => add_rules(cx, ins, node),
+            "copy" => {
+                if let Some(from) = ins
+                    .flags
+                    .iter()
+                    .find(|f| f.name == "from")
+                    .and_then(|f| f.value.clone())
+                {
+                    let own = stage.name.as_deref() == Some(&from.to_ascii_lowercase())
+                        || from == stage.index.to_string();
+                    if own {
+                        cx.report(
+                            "LW026",
+                            range,
+                            format!("COPY --from={from} refers to the stage it is in"),
+                            None,
+                        );
+                    }
+                } else if ins.words.len() >= 2 && matches!(ins.words[0].as_str(), "." | "./") {
+                    copy_all.get_or_insert(ins);
+                }
+            }
+            "cmd" | "entrypoint" => exec_form_vars(cx, ins, node),
+            "workdir" => {
+                // BuildKit's WorkdirRelativePath checks only the first WORKDIR; this
+                // covers the later relative ones.
+                let p = ins.words.first().cloned().unwrap_or_default();
+                if workdir_set && !super::buildkit::is_abs(&p) {
+                    cx.report(
+                        "LW010",
+                        range,
+                        format!("WORKDIR '{p}' is relative; use an absolute path"),
+                        None,
+                    );
+                }
+                workdir_set = true;
+            }
+            "expose" => {
+                for w in &ins.words {
+                    if !w.contains(':') && !w.contains('$') && !valid_port(w) {
+                        cx.report(
+                            "LW025",
+                            range,
+                            format!("EXPOSE '{w}' is not a valid port (1-65535, optionally /tcp, /udp or /sctp)"),
+                            None,
+                        );
+                    }
+                }
+            }
+            "env" | "arg" | "label" => {
+                for p in &ins.pairs {
+                    if p.value.as_deref().is_some_and(looks_like_credential) {
+                        cx.report(
+                            "LW011",
+                            range,
+                            format!(
+                                "{} {} holds what looks like a credential; it would be stored in the image",
+                                ins.keyword.to_ascii_uppercase(),
+                                p.key
+                            ),
+                            None,
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        prev = Some(ins);
+    }
+}
+
+fn valid_port(w: &str) -> bool {
+    let (ports, proto) = match w.split_once('/') {
+        Some((p, pr)) => (p, Some(pr)),
+        None => (w, None),
+    };
+    if proto.is_some_and(|p| !matches!(p.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp")) {
+        return false;
+    }
+    let ok = |p: &str| p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
+    match ports.split_once('-') {
+        Some((a, b)) => ok(a) && ok(b),
+        None => ok(ports),
+    }
+}
+
+fn looks_like_credential(v: &str) -> bool {
+    if let Some(i) = v.find("://") {
+        let rest = &v[i + 3..];
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if userinfo
+                .split_once(':')
+                .is_some_and(|(_, p)| !p.is_empty() && !p.starts_with('$'))
+            {
+                return true;
+            }
+        }
+    }
+    let aws = v.as_bytes().windows(20).any(|w| {
+        w.starts_with(b"AKIA")
+            && w[4..]
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    });
+    aws || [
+        "ghp_",
+        "github_pat_",
+        "glpat-",
+        "xoxb-",
+        "xoxp-",
+        "sk_live_",
+        "-----BEGIN",
+    ]
+    .iter()
+    .any(|p| v.contains(p))
+}
+
+fn exec_form_vars(cx: &mut Ctx, ins: &Instruction, node: &Node) {
+    if !node.json || ins.words.is_empty() {
+        return;
+    }
+    let prog = ins.words[0].rsplit('/').next().unwrap_or("");
+    if SHELLS.contains(&prog) {
+        return;
+    }
+    let has_var = ins.words.iter().any(|w| {
+        w.as_bytes()
+            .windows(2)
+            .any(|p| p[0] == b'$' && (p[1] == b'{' || p[1] == b'_' || p[1].is_ascii_alphabetic()))
+    });
+    if has_var {
+        cx.report(
+            "LW008",
+            cx.node_range(node),
+            format!(
+                "Exec-form {} is not run by a shell: '$' variables stay literal",
+                ins.keyword.to_ascii_uppercase()
+            ),
+            None,
+        );
+    }
+}
+
+fn add_rules(cx: &mut Ctx, ins: &Instruction, node: &Node) {
+    if ins.words.len() < 2 {
+        return;
+    }
+    let srcs = &ins.words[..ins.words.len() - 1];
+    let is_remote = |s: &str| s.contains("://") || s.starts_with("git@");
+    for s in srcs
+        .iter()
+        .filter(|s| s.starts_with("http://") || s.starts_with("https://"))
+    {
+        if !ins.flags.iter().any(|f| f.name == "checksum") {
+            cx.report(
+                "LW027",
+                cx.node_range(node),
+                format!("ADD {s} without --checksum: the download is not verified"),
+                None,
+            );
+        }
+    }
+    let local = srcs.iter().all(|s| !is_remote(s));
+    let archive = srcs.iter().any(|s| {
+        let l = s.to_ascii_lowercase();
+        ARCHIVE_EXT.iter().any(|e| l.ends_with(e))
+    });
+    if local && !archive {
+        let copy_ok = !ins
+            .flags
+            .iter()
+            .any(|f| matches!(f.name.as_str(), "checksum" | "keep-git-dir" | "unpack"));
+        let kw = if node.value.iter().any(|c| c.is_ascii_lowercase()) {
+            "copy"
+        } else {
+            "COPY"
+        };
+        let fix = copy_ok.then(|| Ctx::fix("Use COPY", cx.keyword_range(node), kw));
+        cx.report(
+            "LW007",
+            cx.node_range(node),
+            "Use COPY instead of ADD for local files".into(),
+            fix,
+        );
+    }
+}
+
+fn sub(cmd: &Cmd) -> Option<&str> {
+    cmd.subcommand().map(|t| t.text.as_str())
+}
+
+fn is_dependency_install(c: &Cmd) -> bool {
+    let s = sub(c).unwrap_or("");
+    match c.program().unwrap_or("") {
+        "npm" | "pnpm" => matches!(s, "ci" | "install" | "i"),
+        "yarn" => s.is_empty() || s == "install",
+        "pip" | "pip3" => {
+            s == "install" && c.has_arg(|a| a == "-r" || a.starts_with("--requirement"))
+        }
+        "bundle" | "composer" | "poetry" => s == "install",
+        "go" => s == "mod" && c.has_arg(|a| a == "download"),
+        "cargo" => matches!(s, "fetch" | "build"),
+        _ => false,
+    }
+}
+
+/// An insertion fix right after a token.
+fn insert_after(desc: &str, line: usize, column: usize, text: &str) -> Fix {
+    Fix {
+        description: desc.into(),
+        edits: vec![Edit {
+            range: at(line, column),
+            replacement: text.into(),
+        }],
+    }
+}
+
+/// Whether SHELL in this stage (or a parent stage) sets pipefail, or is not a POSIX shell.
+fn shell_handles_pipes(cx: &Ctx, stage: &Stage, line: usize) -> bool {
+    let mut cur = Some(stage);
+    let mut hops = 0;
+    while let Some(s) = cur {
+        if let Some(sh) = s
+            .instructions
+            .iter()
+            .rev()
+            .find(|i| i.keyword == "shell" && i.start_line < line)
+        {
+            let prog = sh
+                .words
+                .first()
+                .map(|w| w.rsplit('/').next().unwrap_or(""))
+                .unwrap_or("");
+            return sh.words.iter().any(|w| w.contains("pipefail")) || !SHELLS.contains(&prog);
+        }
+        cur = match s.base {
+            BaseRef::Stage(p) if p != s.index && hops < cx.model.stages.len() => {
+                cx.model.stages.get(p)
+            }
+            _ => None,
+        };
+        hops += 1;
+    }
+    false
+}
+
+fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
+    let cmds = commands(cx, node);
+    if cmds.is_empty() {
+        return;
+    }
+    let range = cx.node_range(node);
+    let prog = |c: &Cmd| c.program().unwrap_or("").to_string();
+    let mut apt_update = false;
+    let mut apt_install = false;
+    let mut yum_install = false;
+    for (k, c) in cmds.iter().enumerate() {
+        let p = prog(c);
+        let s = sub(c).unwrap_or("").to_string();
+        if c.words[0].text == "sudo" {
+            cx.report(
+                "LW016",
+                range,
+                "Do not use sudo in RUN; use USER to change user".into(),
+                None,
+            );
+        }
+        match p.as_str() {
+            "apt-get" => match s.as_str() {
+                "update" => apt_update = true,
+                "install" => {
+                    apt_install = true;
+                    let t = c.subcommand().map(|t| t.range).unwrap_or(range);
+                    let recommends = c.has_arg(|a| {
+                        a == "--no-install-recommends" || a.contains("Install-Recommends")
+                    });
+                    if !recommends {
+                        let fix = insert_after(
+                            "Add --no-install-recommends",
+                            t.end_line,
+                            t.end_column,
+                            " --no-install-recommends",
+                        );
+                        cx.report(
+                            "LW004",
+                            range,
+                            "apt-get install without --no-install-recommends".into(),
+                            Some(fix),
+                        );
+                    }
+                    let yes = c.has_arg(|a| {
+                        a == "--yes"
+                            || a == "--assume-yes"
+                            || a == "-qq"
+                            || a.starts_with("--quiet=2")
+                            || (a.starts_with('-') && !a.starts_with("--") && a.contains('y'))
+                    });
+                    if !yes {
+                        let fix = insert_after("Add -y", t.end_line, t.end_column, " -y");
+                        cx.report(
+                            "LW021",
+                            range,
+                            "apt-get install without -y".into(),
+                            Some(fix),
+                        );
+                    }
+                }
+                "upgrade" | "dist-upgrade" | "full-upgrade" => cx.report(
+                    "LW022",
+                    range,
+                    format!("Avoid `apt-get {s}` in images; use an up-to-date base image"),
+                    None,
+                ),
+                _ => {}
+            },
+            "apt"
+                if matches!(
+                    s.as_str(),
+                    "install" | "update" | "upgrade" | "remove" | "purge" | "autoremove"
+                ) =>
+            {
+                let i = c.program_index().unwrap_or(0);
+                let fix = Ctx::fix("Use apt-get", c.words[i].range, "apt-get");
+                cx.report(
+                    "LW023",
+                    range,
+                    format!("Use `apt-get {s}` instead of `apt {s}` in scripts"),
+                    Some(fix),
+                );
+            }
+            "apk" => {
+                if s == "add" && !c.has_arg(|a| a == "--no-cache") {
+                    let t = c.subcommand().map(|t| t.range).unwrap_or(range);
+                    let fix =
+                        insert_after("Add --no-cache", t.end_line, t.end_column, " --no-cache");
+                    cx.report(
+                        "LW006",
+                        range,
+                        "apk add without --no-cache".into(),
+                        Some(fix),
+                    );
+                }
+                if s == "upgrade" {
+                    cx.report(
+                        "LW022",
+                        range,
+                        "Avoid `apk upgrade` in images; use an up-to-date base image".into(),
+                        None,
+                    );
+                }
+            }
+            "pip" | "pip3" if s == "install" => pip(cx, ins, c, range),
+            "npm" if matches!(s.as_str(), "install" | "i") => {
+                let t = c.subcommand().map(|t| t.range).unwrap_or(range);
+                let after: Vec<&str> = c
+                    .args()
+                    .iter()
+                    .map(|a| a.text.as_str())
+                    .skip_while(|a| *a != s)
+                    .skip(1)
+                    .collect();
+                if after.iter().all(|a| a.starts_with('-')) {
+                    let fix = Ctx::fix("Use npm ci", t, "ci");
+                    cx.report(
+                        "LW020",
+                        range,
+                        format!("Use `npm ci` instead of `npm {s}` for reproducible installs"),
+                        Some(fix),
+                    );
+                }
+            }
+            "yum" | "dnf" | "microdnf" if s == "install" => yum_install = true,
+            "cd" => cx.report(
+                "LW015",
+                range,
+                "Use WORKDIR instead of `cd` in RUN".into(),
+                None,
+            ),
+            "curl" | "wget" if c.op_after.as_deref() == Some("|") => {
+                if let Some(next) = cmds.get(k + 1) {
+                    let np = prog(next);
+                    let interp = SHELLS.contains(&np.as_str())
+                        || np.starts_with("python")
+                        || np == "perl"
+                        || np == "ruby"
+                        || np == "node";
+                    if interp {
+                        cx.report(
+                            "LW017",
+                            range,
+                            format!("`{p} ... | {np}` runs a downloaded script unverified"),
+                            None,
+                        );
+                    }
+                }
+            }
+            p if p.starts_with("python") && python_pip_install(c) => pip(cx, ins, c, range),
+            _ => {}
+        }
+    }
+    if apt_update && !apt_install {
+        cx.report(
+            "LW003",
+            range,
+            "`apt-get update` without `apt-get install` in the same RUN: the cached index goes stale".into(),
+            None,
+        );
+    }
+    if apt_install {
+        let cleaned = cmds
+            .iter()
+            .any(|c| prog(c) == "rm" && c.has_arg(|a| a.contains("/var/lib/apt/lists")));
+        if !cleaned {
+            let fix = append_fix(
+                cx,
+                node,
+                " && rm -rf /var/lib/apt/lists/*",
+                "Remove the apt lists",
+            );
+            cx.report(
+                "LW005",
+                range,
+                "apt-get install without `rm -rf /var/lib/apt/lists/*` in the same RUN".into(),
+                fix,
+            );
+        }
+    }
+    if yum_install {
+        let cleaned = cmds.iter().any(|c| {
+            matches!(prog(c).as_str(), "yum" | "dnf" | "microdnf") && sub(c) == Some("clean")
+        });
+        if !cleaned {
+            cx.report(
+                "LW024",
+                range,
+                "yum/dnf install without `clean all` in the same RUN".into(),
+                None,
+            );
+        }
+    }
+    let has_pipe = cmds.iter().any(|c| c.op_after.as_deref() == Some("|"));
+    let pipefail = cmds
+        .iter()
+        .any(|c| prog(c) == "set" && c.has_arg(|a| a.contains("pipefail")));
+    if has_pipe && !pipefail && !shell_handles_pipes(cx, stage, ins.start_line) {
+        cx.report(
+            "LW012",
+            range,
+            "RUN uses a pipe without `set -o pipefail`: a failure before the last command is ignored".into(),
+            None,
+        );
+    }
+}
+
+/// `python -m pip install ...`.
+fn python_pip_install(c: &Cmd) -> bool {
+    let a = c.args();
+    a.len() >= 3 && a[0].text == "-m" && a[1].text == "pip" && a[2].text == "install"
+}
+
+fn pip(cx: &mut Ctx, ins: &Instruction, c: &Cmd, range: super::Range) {
+    if c.has_arg(|a| a == "--no-cache-dir") || ins.scope.lookup("PIP_NO_CACHE_DIR").is_some() {
+        return;
+    }
+    let t = c
+        .args()
+        .iter()
+        .find(|a| a.text == "install")
+        .map(|t| t.range)
+        .unwrap_or(range);
+    let fix = insert_after(
+        "Add --no-cache-dir",
+        t.end_line,
+        t.end_column,
+        " --no-cache-dir",
+    );
+    cx.report(
+        "LW019",
+        range,
+        "pip install without --no-cache-dir".into(),
+        Some(fix),
+    );
+}
+
+/// Appends text at the end of a one-command-line RUN (not for heredocs or a line that
+/// ends in a comment).
+fn append_fix(cx: &Ctx, node: &Node, text: &str, desc: &str) -> Option<Fix> {
+    if !node.heredocs.is_empty() || node.json {
+        return None;
+    }
+    let last = cx.line(node.end_line);
+    let end = last.iter().rposition(|c| !c.is_ascii_whitespace())? + 1;
+    if last.contains(&b'#') || last[end - 1] == cx.df.escape() {
+        return None;
+    }
+    Some(insert_after(desc, node.end_line, end + 1, text))
+}
+
+fn final_user(cx: &mut Ctx, stage: &Stage) {
+    let mut cur = stage;
+    for _ in 0..=cx.model.stages.len() {
+        if let Some(u) = cur.instructions.iter().rev().find(|i| i.keyword == "user") {
+            let user = u.words.first().cloned().unwrap_or_default();
+            let name = user.split(':').next().unwrap_or("");
+            if name == "root" || name == "0" {
+                let node = &cx.df.children[u.node];
+                cx.report(
+                    "LW009",
+                    cx.node_range(node),
+                    format!("The final stage runs as root (USER {user}); switch to an unprivileged user"),
+                    None,
+                );
+            }
+            return;
+        }
+        match cur.base {
+            BaseRef::Stage(p) if p != cur.index => match cx.model.stages.get(p) {
+                Some(s) => cur = s,
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    let node = &cx.df.children[stage.from.node];
+    cx.report(
+        "LW009",
+        cx.node_range(node),
+        "The final stage has no USER instruction, so the container runs as root".into(),
+        None,
+    );
+}
+
+fn build_tools(cx: &mut Ctx, stage: &Stage) {
+    for ins in stage.instructions.iter().filter(|i| i.keyword == "run") {
+        let node = &cx.df.children[ins.node];
+        for c in commands(cx, node) {
+            let p = c.program().unwrap_or("");
+            let s = sub(&c).unwrap_or("");
+            let installs = matches!(
+                (p, s),
+                ("apt-get" | "apt" | "yum" | "dnf" | "microdnf", "install") | ("apk", "add")
+            );
+            if !installs {
+                continue;
+            }
+            if let Some(tool) = c
+                .args()
+                .iter()
+                .find(|a| BUILD_TOOLS.contains(&a.text.as_str()))
+            {
+                let msg = format!(
+                    "Build tool '{}' is installed in the final stage; build in a separate stage and copy only the result",
+                    tool.text
+                );
+                cx.report("LW014", cx.node_range(node), msg, None);
+                return;
+            }
+        }
+    }
+}
