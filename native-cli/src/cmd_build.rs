@@ -217,7 +217,13 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     let started = Instant::now();
     let mut blobs = StoreBlobs { store: &store };
     let mut cache = StoreCache { store: &store };
-    let mut images = StoreImages { store: &store, pull: None };
+    let quiet = a.quiet;
+    let mut images = StoreImages {
+        store: &store,
+        pull: Some(Box::new(|r: &str, p: &Platform| {
+            layerwright::transfer::pull(&store, r, p, &Default::default(), quiet).map(|_| ())
+        })),
+    };
     let mut results = Vec::new();
     for p in &platforms {
         let mut opts = BuildOptions::new(dockerfile.clone(), p.clone());

@@ -9,3 +9,4 @@ pub mod names;
 pub mod remote;
 pub mod run;
 pub mod store;
+pub mod transfer;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd_build;
+mod cmd_dockerfile;
+mod cmd_registry;
 mod cmd_image;
 
 #[derive(Parser)]
@@ -26,6 +28,28 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile
     Build(cmd_build::BuildArgs),
+    /// Print a Dockerfile's syntax tree (BuildKit's dump format, or JSON)
+    Parse(cmd_dockerfile::ParseArgs),
+    /// Run build checks and best-practice rules on a Dockerfile
+    Lint(cmd_dockerfile::LintArgs),
+    /// Download an image from a registry
+    Pull(cmd_registry::PullArgs),
+    /// Upload an image to a registry
+    Push(cmd_registry::PushArgs),
+    /// Log in to a registry (stores credentials in docker's config.json)
+    Login(cmd_registry::LoginArgs),
+    /// Log out from a registry
+    Logout(cmd_registry::LogoutArgs),
+    /// Copy an image between registries and archives, keeping digests
+    Copy(cmd_registry::CopyArgs),
+    /// List the tags of a repository in a registry
+    Ls(cmd_registry::RepoArgs),
+    /// Print the raw manifest of a remote image
+    Manifest(cmd_registry::RefArgs),
+    /// Print the manifest digest of a remote image
+    Digest(cmd_registry::RefArgs),
+    /// List the repositories of a registry
+    Catalog(cmd_registry::CatalogArgs),
     /// List images
     Images(cmd_image::ImagesArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -71,6 +95,21 @@ fn main() -> ExitCode {
             command: ImageCommand::Ls(a),
         } => cmd_image::images(&root, a),
         Command::Build(a) => cmd_build::build(&root, a),
+        Command::Parse(a) => cmd_dockerfile::parse(a),
+        Command::Lint(a) => match cmd_dockerfile::lint(a) {
+            Ok(cmd_dockerfile::LintOutcome::Errors) => return ExitCode::from(1),
+            Ok(cmd_dockerfile::LintOutcome::Clean) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Command::Pull(a) => cmd_registry::pull(&root, a),
+        Command::Push(a) => cmd_registry::push(&root, a),
+        Command::Login(a) => cmd_registry::login(a),
+        Command::Logout(a) => cmd_registry::logout(a),
+        Command::Copy(a) => cmd_registry::copy(&root, a),
+        Command::Ls(a) => cmd_registry::ls(a),
+        Command::Manifest(a) => cmd_registry::manifest(a),
+        Command::Digest(a) => cmd_registry::digest(a),
+        Command::Catalog(a) => cmd_registry::catalog(a),
         Command::Tag(a) => cmd_image::tag(&root, a),
         Command::Rmi(a)
         | Command::Image {
