@@ -10,6 +10,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("umoci", "umoci"),
     ("podman", "podman"),
     ("runc", "runc"),
+    ("buildah", "buildah"),
     ("docker-registry", "docker-registry"),
     ("busybox-static", "/bin/busybox"),
     ("apache2-utils", "htpasswd"),

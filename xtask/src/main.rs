@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 
 mod bench;
 mod deps;
+mod wasm;
 
 const WASM_CRATES: &[&str] = &[
     "lw-oci",
@@ -99,6 +100,8 @@ fn test() -> Result<()> {
     let mut c = cargo();
     c.args(["test", "-p", "xtask", "--quiet"]);
     run(c)?;
+    // The browser side: the same core in node and in headless Chromium.
+    wasm::test_wasm()?;
     eprintln!(
         "xtask: all tests passed in {:.0}s",
         start.elapsed().as_secs_f64()

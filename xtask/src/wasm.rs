@@ -115,11 +115,13 @@ fn run_suites(root: &Path, runner: &Path, host: Host) -> Result<()> {
     c.current_dir(root)
         .args([
             "test",
-            "--quiet",
             "-p",
             SUITE_PACKAGE,
             "--target",
             "wasm32-unknown-unknown",
+            // The runner rejects libtest's --quiet; --nocapture shows the suites' pass lines.
+            "--",
+            "--nocapture",
         ])
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner)
         .env("WASM_BINDGEN_TEST_TIMEOUT", TEST_TIMEOUT_SECS)

@@ -1,0 +1,467 @@
+//! Native RUN execution: the stage's layers unpacked (cached by chain ID), an overlay or copy of them as the
+//! container's root, the command run by an OCI runtime (runc/crun) in fresh namespaces, and the changes written
+//! back as a deterministic layer.
+
+pub mod diff;
+pub mod fsutil;
+pub mod mounts;
+pub mod runtime;
+pub mod spec;
+pub mod unpack;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use lw_build::host::{BlobStore, RunExecutor, RunRequest, RunResult};
+use serde_json::{json, Value};
+
+use crate::store::Store;
+use mounts::MountKind;
+use runtime::{Exit, Runtime};
+
+/// A process-unique suffix for temporary names.
+pub(crate) fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}{}",
+        t & 0xffff_ffff_ffff,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes a path (file or tree) when dropped.
+pub(crate) struct RemoveOnDrop(pub Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fsutil::remove_tree(&p);
+        }
+    }
+}
+
+/// Unmounts (lazily, so a busy mount cannot make us leak it) when dropped.
+struct UnmountOnDrop(Option<PathBuf>);
+
+impl Drop for UnmountOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            if let Ok(c) = CString::new(p.as_os_str().as_bytes()) {
+                unsafe {
+                    libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+                }
+            }
+        }
+    }
+}
+
+/// Mount an overlay of `lower` with `upper`/`work` at `target`; false when the kernel or file system refuses.
+fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> bool {
+    let bad = |p: &Path| {
+        p.as_os_str()
+            .as_bytes()
+            .iter()
+            .any(|b| matches!(b, b',' | b':' | b'\\'))
+    };
+    if bad(lower) || bad(upper) || bad(work) {
+        return false;
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let (Ok(src), Ok(tgt), Ok(fstype), Ok(data)) = (
+        CString::new("overlay"),
+        CString::new(target.as_os_str().as_bytes()),
+        CString::new("overlay"),
+        CString::new(opts),
+    ) else {
+        return false;
+    };
+    unsafe {
+        libc::mount(
+            src.as_ptr(),
+            tgt.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            data.as_ptr() as *const libc::c_void,
+        ) == 0
+    }
+}
+
+/// The executor `layerwright build` uses: runc/crun when one is installed, else one that fails every RUN step with
+/// the reason (so Dockerfiles without RUN still build on hosts without a runtime).
+pub fn executor(store: &Store, secrets: BTreeMap<String, PathBuf>) -> Box<dyn RunExecutor> {
+    match RuncExecutor::new(store) {
+        Ok(mut r) => {
+            r.secrets = secrets;
+            Box::new(r)
+        }
+        Err(e) => Box::new(Unavailable(e.to_string())),
+    }
+}
+
+/// Remove every cached unpacked layer stack (they are remade on demand); returns how many there were.
+pub fn remove_snapshots(store: &Store) -> Result<usize> {
+    let dir = store.root().join("run/snapshots");
+    let mut n = 0;
+    if dir.is_dir() {
+        for e in fs::read_dir(&dir)? {
+            fsutil::remove_tree(&e?.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// A RUN executor that cannot run anything, and says why.
+pub struct Unavailable(pub String);
+
+impl RunExecutor for Unavailable {
+    fn run(
+        &mut self,
+        req: &RunRequest,
+        _: &mut dyn BlobStore,
+        _: &mut dyn FnMut(&[u8]),
+    ) -> Result<RunResult, lw_build::Error> {
+        Err(lw_build::Error::Host(format!(
+            "{}: {}",
+            req.location, self.0
+        )))
+    }
+}
+
+/// Parse docker's `--secret id=ID,src=PATH` (also `source=`, `type=file`; `id` defaults to the file name).
+pub fn parse_secret_flag(spec: &str) -> Result<(String, PathBuf)> {
+    let (mut id, mut src) = (None, None);
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+            Some(("type", "file")) => {}
+            _ => bail!("--secret {spec:?}: expected id=ID,src=PATH"),
+        }
+    }
+    let src = src.ok_or_else(|| anyhow::anyhow!("--secret {spec:?}: src=PATH is missing"))?;
+    let id = match id {
+        Some(i) => i,
+        None => src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    if id.is_empty() {
+        bail!("--secret {spec:?}: id is empty");
+    }
+    Ok((id, src))
+}
+
+/// Runs RUN steps with runc (or crun) on the host.
+pub struct RuncExecutor {
+    /// The store root: snapshots, cache mounts and temporary bundles live under it.
+    root: PathBuf,
+    tmp: PathBuf,
+    pub runtime: Runtime,
+    /// Secrets for `--mount=type=secret,id=ID`: id → file on the host.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// Kill a step that runs longer than this.
+    pub timeout: Option<Duration>,
+    /// Try overlayfs for the container root before falling back to a copy.
+    pub use_overlay: bool,
+}
+
+impl RuncExecutor {
+    /// An executor for `store`, with the first OCI runtime that works.
+    pub fn new(store: &Store) -> Result<Self> {
+        Self::with_runtime(store, None)
+    }
+
+    /// An executor with a named runtime (`runc`, `crun` or a path), or the first that works for `None`.
+    pub fn with_runtime(store: &Store, runtime: Option<&str>) -> Result<Self> {
+        let binary = runtime::find_runtime(runtime)?;
+        let tmp = store.tmp_dir();
+        Ok(RuncExecutor {
+            root: store.root().to_path_buf(),
+            runtime: Runtime {
+                binary,
+                state: tmp.join("runc-state"),
+            },
+            tmp,
+            secrets: BTreeMap::new(),
+            timeout: None,
+            use_overlay: true,
+        })
+    }
+
+    /// Where unpacked layer stacks are kept between steps and builds.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("run/snapshots")
+    }
+
+    /// Where `--mount=type=cache` directories persist.
+    pub fn cache_mounts_dir(&self) -> PathBuf {
+        self.root.join("cache-mounts")
+    }
+
+    fn execute(
+        &mut self,
+        req: &RunRequest,
+        store: &mut dyn BlobStore,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<RunResult> {
+        let host = crate::store::host_platform();
+        if req.platform.os != host.os || req.platform.architecture != host.architecture {
+            bail!(
+                "{}: cannot run a {}/{} RUN step on this {}/{} host (no emulation is set up)",
+                req.location,
+                req.platform.os,
+                req.platform.architecture,
+                host.os,
+                host.architecture
+            );
+        }
+        let workdir = if req.workdir.is_empty() {
+            "/".to_string()
+        } else {
+            req.workdir.clone()
+        };
+        let run_mounts = req
+            .mounts
+            .iter()
+            .map(|m| {
+                mounts::parse(m, &workdir).with_context(|| format!("{}: --mount={m}", req.location))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // From here on Ctrl-C must not kill us half-way: mounts and temporary trees are cleaned up by guards.
+        let _signals = runtime::SignalGuard::install();
+        let base = unpack::Snapshots {
+            dir: self.snapshots_dir(),
+        }
+        .get(&req.layers, &req.diff_ids, &*store)?;
+
+        fs::create_dir_all(&self.tmp)?;
+        let id = format!("lw-run-{}-{}", std::process::id(), unique_suffix());
+        let work = self.tmp.join(&id);
+        fs::create_dir(&work)?;
+        // Dropped last: after the overlay is unmounted.
+        let _remove = RemoveOnDrop(Some(work.clone()));
+        let rootfs = work.join("rootfs");
+        let mut unmount = UnmountOnDrop(None);
+        let mut overlay = false;
+        if self.use_overlay {
+            for d in ["rootfs", "upper", "work"] {
+                fs::create_dir(work.join(d))?;
+            }
+            overlay = mount_overlay(&base, &work.join("upper"), &work.join("work"), &rootfs);
+            if overlay {
+                unmount.0 = Some(rootfs.clone());
+            } else {
+                fs::remove_dir(&rootfs)?;
+            }
+        }
+        if !overlay {
+            fsutil::copy_tree(&base, &rootfs).context("copying the root file system")?;
+        }
+
+        let user = spec::resolve_user(&rootfs, &req.user)
+            .with_context(|| format!("{}: USER {}", req.location, req.user))?;
+        let before = diff::scan(&rootfs)?;
+
+        let mut extra: Vec<Value> = Vec::new();
+        let mut targets: Vec<String> = vec!["/proc".into(), "/dev".into(), "/sys".into()];
+        let host_network = req.network == "host";
+        if host_network {
+            targets.extend(["/etc/resolv.conf".to_string(), "/etc/hosts".to_string()]);
+        } else if !matches!(req.network.as_str(), "" | "default" | "none" | "sandbox") {
+            bail!(
+                "{}: unsupported network mode {:?} (use default, none or host)",
+                req.location,
+                req.network
+            );
+        }
+        for m in &run_mounts {
+            match &m.kind {
+                MountKind::Tmpfs { size } => {
+                    let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                    if let Some(s) = size {
+                        opts.push(format!("size={s}"));
+                    }
+                    extra.push(json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+                }
+                MountKind::Cache {
+                    id,
+                    mode,
+                    uid,
+                    gid,
+                    readonly,
+                } => {
+                    let dir = mounts::cache_dir(&self.cache_mounts_dir(), id);
+                    if !dir.is_dir() {
+                        fs::create_dir_all(&dir)?;
+                        fsutil::lchown(&dir, *uid, *gid)?;
+                        fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))?;
+                    }
+                    let ro = if *readonly { "ro" } else { "rw" };
+                    extra.push(json!({"destination": m.target, "type": "bind", "source": dir, "options": ["rbind", ro]}));
+                }
+                MountKind::Secret { id, required } => match self.secrets.get(id) {
+                    Some(p) => {
+                        if !p.is_file() {
+                            bail!(
+                                "{}: secret {id}: {} is not a file",
+                                req.location,
+                                p.display()
+                            );
+                        }
+                        extra.push(json!({"destination": m.target, "type": "bind", "source": p, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
+                    }
+                    None if *required => bail!("{}: secret {id} not found", req.location),
+                    None => continue,
+                },
+            }
+            targets.push(m.target.clone());
+        }
+        // Heredoc files are mounted read-only for the step, never stored in the layer.
+        for (i, (path, data)) in req.files.iter().enumerate() {
+            let f = work.join(format!("file-{i}"));
+            fs::write(&f, data)?;
+            fs::set_permissions(&f, fs::Permissions::from_mode(0o755))?;
+            let dest = if path.starts_with('/') {
+                path.clone()
+            } else {
+                format!("{}/{path}", workdir.trim_end_matches('/'))
+            };
+            extra.push(json!({"destination": dest, "type": "bind", "source": f, "options": ["rbind", "ro"]}));
+            targets.push(dest);
+        }
+
+        let bundle = work.join("bundle");
+        fs::create_dir(&bundle)?;
+        let config = spec::config(&spec::SpecInput {
+            rootfs: &rootfs,
+            args: &req.args,
+            env: &req.env,
+            cwd: &workdir,
+            user: &user,
+            host_network,
+            mounts: extra,
+        });
+        fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec_pretty(&config)?,
+        )?;
+        if runtime::interrupted() {
+            bail!("{}: interrupted", req.location);
+        }
+
+        let exit = self.runtime.run(&bundle, &id, self.timeout, output)?;
+        let cmd = req.args.join(" ");
+        match exit {
+            Exit::Code(0) => {}
+            Exit::Code(c) => bail!(
+                "{}: process {cmd:?} did not complete successfully: exit code: {c}",
+                req.location
+            ),
+            Exit::Interrupted => bail!("{}: process {cmd:?} was interrupted", req.location),
+            Exit::TimedOut => bail!(
+                "{}: process {cmd:?} timed out after {:?}",
+                req.location,
+                self.timeout.unwrap_or_default()
+            ),
+        }
+
+        remove_created_mountpoints(&rootfs, &before, &targets)?;
+        let after = diff::scan(&rootfs)?;
+        let layer = diff::write_layer(&rootfs, &before, &after, req.source_date_epoch, store)?;
+        drop(unmount);
+        Ok(RunResult { layer })
+    }
+}
+
+/// The runtime makes mount points that the image did not have (`/proc`, a cache target...); they are not the
+/// step's output, so remove them (and parents it made) when they are still empty.
+fn remove_created_mountpoints(
+    rootfs: &Path,
+    before: &diff::Scan,
+    targets: &[String],
+) -> Result<()> {
+    let mut rels: BTreeSet<String> = BTreeSet::new();
+    for t in targets {
+        let host = fsutil::resolve_in_root(rootfs, t)?;
+        let Ok(rel) = host.strip_prefix(rootfs) else {
+            continue;
+        };
+        let mut rel = rel.to_string_lossy().into_owned();
+        while !rel.is_empty() && !before.contains_key(&rel) {
+            rels.insert(rel.clone());
+            rel = lw_layer::path::parent(&rel).to_string();
+        }
+    }
+    // Deepest first, so a parent is empty when we reach it.
+    let mut list: Vec<String> = rels.into_iter().collect();
+    list.sort_by_key(|r| std::cmp::Reverse(r.matches('/').count()));
+    for rel in list {
+        let p = rootfs.join(&rel);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {
+                let _ = fs::remove_dir(&p);
+            }
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                let _ = fs::remove_file(&p);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl RunExecutor for RuncExecutor {
+    fn run(
+        &mut self,
+        req: &RunRequest,
+        store: &mut dyn BlobStore,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<RunResult, lw_build::Error> {
+        self.execute(req, store, output)
+            .map_err(|e| lw_build::Error::Host(format!("{e:#}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How `layerwright build` plugs the executor into the engine's host.
+    #[allow(dead_code)]
+    fn wiring(store: &Store) {
+        let mut runner = executor(store, BTreeMap::new());
+        let _run: Option<&mut dyn RunExecutor> = Some(&mut *runner);
+    }
+
+    #[test]
+    fn secret_flags() {
+        assert_eq!(
+            parse_secret_flag("id=tok,src=/a/b").unwrap(),
+            ("tok".into(), PathBuf::from("/a/b"))
+        );
+        assert_eq!(
+            parse_secret_flag("source=/a/key.pem").unwrap(),
+            ("key.pem".into(), PathBuf::from("/a/key.pem"))
+        );
+        assert!(parse_secret_flag("id=tok").is_err());
+        assert!(parse_secret_flag("id=tok,env=X").is_err());
+    }
+}

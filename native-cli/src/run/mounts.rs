@@ -1,0 +1,161 @@
+//! `RUN --mount` specs: parsing `type=cache|tmpfs|secret|bind,...` into what the runtime must mount.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+
+/// A parsed `--mount`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    Tmpfs {
+        size: Option<String>,
+    },
+    Cache {
+        id: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        readonly: bool,
+    },
+    Secret {
+        id: String,
+        required: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMount {
+    /// Absolute path in the container.
+    pub target: String,
+    pub kind: MountKind,
+}
+
+fn flag(v: Option<&str>) -> Result<bool> {
+    match v {
+        None | Some("true") | Some("") => Ok(true),
+        Some("false") => Ok(false),
+        Some(o) => bail!("invalid boolean {o:?}"),
+    }
+}
+
+fn number(k: &str, v: &str, radix: u32) -> Result<u32> {
+    u32::from_str_radix(v, radix).map_err(|_| anyhow!("--mount: invalid {k}={v:?}"))
+}
+
+/// Parse one `--mount` value; relative targets are taken from `workdir`.
+pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
+    let mut kv: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for field in spec.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (
+                k.trim().to_ascii_lowercase(),
+                Some(v.trim().trim_matches('"').to_string()),
+            ),
+            None => (field.to_ascii_lowercase(), None),
+        };
+        kv.insert(k, v);
+    }
+    let get = |k: &str| kv.get(k).and_then(|v| v.clone());
+    let typ = get("type").unwrap_or_else(|| "bind".into());
+    let target = get("target")
+        .or_else(|| get("dst"))
+        .or_else(|| get("destination"));
+    let id = get("id");
+    let readonly = match kv.get("readonly").or_else(|| kv.get("ro")) {
+        Some(v) => flag(v.as_deref())?,
+        None => false,
+    };
+    let abs = |t: &str| {
+        if t.starts_with('/') {
+            t.to_string()
+        } else {
+            format!("{}/{t}", workdir.trim_end_matches('/'))
+        }
+    };
+    let kind = match typ.as_str() {
+        "tmpfs" => MountKind::Tmpfs { size: get("size") },
+        "cache" => MountKind::Cache {
+            id: id.clone().or_else(|| target.clone()).unwrap_or_default(),
+            mode: get("mode")
+                .map(|m| number("mode", &m, 8))
+                .transpose()?
+                .unwrap_or(0o755),
+            uid: get("uid")
+                .map(|m| number("uid", &m, 10))
+                .transpose()?
+                .unwrap_or(0),
+            gid: get("gid")
+                .map(|m| number("gid", &m, 10))
+                .transpose()?
+                .unwrap_or(0),
+            readonly,
+        },
+        "secret" => {
+            let id = id
+                .or_else(|| {
+                    target
+                        .as_ref()
+                        .map(|t| t.rsplit('/').next().unwrap_or_default().to_string())
+                })
+                .ok_or_else(|| anyhow!("--mount type=secret needs id= or target="))?;
+            let required = match kv.get("required") {
+                Some(v) => flag(v.as_deref())?,
+                None => false,
+            };
+            let target = target
+                .clone()
+                .unwrap_or_else(|| format!("/run/secrets/{id}"));
+            return Ok(RunMount {
+                target: abs(&target),
+                kind: MountKind::Secret { id, required },
+            });
+        }
+        "bind" => bail!("--mount type=bind is not supported by this executor yet (use COPY)"),
+        "ssh" => bail!("--mount type=ssh is not supported"),
+        o => bail!("--mount: unknown type {o:?}"),
+    };
+    let target = target.ok_or_else(|| anyhow!("--mount type={typ} needs target="))?;
+    Ok(RunMount {
+        target: abs(&target),
+        kind,
+    })
+}
+
+/// The persistent directory behind a cache mount id (named by its hash, so any id is a safe file name).
+pub fn cache_dir(base: &Path, id: &str) -> PathBuf {
+    base.join(lw_oci::Digest::sha256_of(id.as_bytes()).encoded())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        let m = parse("type=cache,target=/root/.cache,mode=0700", "/").unwrap();
+        assert_eq!(m.target, "/root/.cache");
+        assert_eq!(
+            m.kind,
+            MountKind::Cache {
+                id: "/root/.cache".into(),
+                mode: 0o700,
+                uid: 0,
+                gid: 0,
+                readonly: false
+            }
+        );
+        let m = parse("type=secret,id=tok,required", "/").unwrap();
+        assert_eq!(m.target, "/run/secrets/tok");
+        assert_eq!(
+            m.kind,
+            MountKind::Secret {
+                id: "tok".into(),
+                required: true
+            }
+        );
+        assert_eq!(parse("type=tmpfs,target=t", "/w").unwrap().target, "/w/t");
+        assert!(parse("type=bind,source=.,target=/src", "/").is_err());
+        assert!(parse("type=cache", "/").is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! Running a bundle with an OCI runtime (runc, crun): finding one that works, streaming its output live, killing
+//! the container on Ctrl-C or timeout, and always deleting it afterwards.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+
+/// An OCI runtime binary with its own state directory.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub binary: PathBuf,
+    pub state: PathBuf,
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The first of runc, crun that answers `--version`.
+pub fn find_runtime(preferred: Option<&str>) -> Result<PathBuf> {
+    let names: Vec<&str> = match preferred {
+        Some(p) => vec![p],
+        None => vec!["runc", "crun"],
+    };
+    for n in names {
+        let p = if n.contains('/') {
+            Some(PathBuf::from(n))
+        } else {
+            find_in_path(n)
+        };
+        if let Some(p) = p {
+            let ok = Command::new(&p)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if ok.is_ok_and(|s| s.success()) {
+                return Ok(p);
+            }
+        }
+    }
+    bail!("no OCI runtime found: install runc or crun")
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether SIGINT/SIGTERM arrived while a [`SignalGuard`] was installed.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// While alive, SIGINT/SIGTERM only set a flag (so we can kill the container and clean up); the previous handlers
+/// come back when the last guard is dropped (guards may overlap when steps run on several threads).
+pub struct SignalGuard(());
+
+/// (live guards, the handlers to restore).
+static HANDLERS: Mutex<(usize, Vec<(libc::c_int, libc::sigaction)>)> = Mutex::new((0, Vec::new()));
+
+impl SignalGuard {
+    pub fn install() -> SignalGuard {
+        let mut h = HANDLERS.lock().unwrap_or_else(|p| p.into_inner());
+        if h.0 == 0 {
+            INTERRUPTED.store(false, Ordering::SeqCst);
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                unsafe {
+                    let mut sa: libc::sigaction = std::mem::zeroed();
+                    sa.sa_sigaction = on_signal as *const () as usize;
+                    libc::sigemptyset(&mut sa.sa_mask);
+                    let mut prev: libc::sigaction = std::mem::zeroed();
+                    if libc::sigaction(sig, &sa, &mut prev) == 0 {
+                        h.1.push((sig, prev));
+                    }
+                }
+            }
+        }
+        h.0 += 1;
+        SignalGuard(())
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        let mut h = HANDLERS.lock().unwrap_or_else(|p| p.into_inner());
+        h.0 -= 1;
+        if h.0 == 0 {
+            for (sig, prev) in h.1.drain(..) {
+                unsafe {
+                    libc::sigaction(sig, &prev, std::ptr::null_mut());
+                }
+            }
+        }
+    }
+}
+
+/// Deletes the container (forcefully) when dropped, whatever happened.
+struct ContainerGuard<'a> {
+    rt: &'a Runtime,
+    id: String,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .rt
+            .command()
+            .args(["delete", "--force", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// How the process ended.
+pub enum Exit {
+    Code(i32),
+    Interrupted,
+    TimedOut,
+}
+
+impl Runtime {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.arg("--root").arg(&self.state);
+        c
+    }
+
+    /// IDs of the containers in our state directory.
+    pub fn list(&self) -> Result<Vec<String>> {
+        if !self.state.is_dir() {
+            return Ok(vec![]);
+        }
+        let o = self.command().args(["list", "-q"]).output()?;
+        Ok(String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    /// Run the bundle at `bundle` as container `id`, streaming its stdout and stderr to `output`.
+    pub fn run(
+        &self,
+        bundle: &Path,
+        id: &str,
+        timeout: Option<Duration>,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<Exit> {
+        // Callers hold a SignalGuard for the whole step, so Ctrl-C lands in our flag rather than killing us.
+        std::fs::create_dir_all(&self.state)?;
+        let _container = ContainerGuard {
+            rt: self,
+            id: id.to_string(),
+        };
+        let mut child = {
+            use std::os::unix::process::CommandExt;
+            self.command()
+                .arg("run")
+                .arg("--bundle")
+                .arg(bundle)
+                .arg(id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                // Its own process group: a terminal's Ctrl-C reaches us, and we decide how to stop the container.
+                .process_group(0)
+                .spawn()
+                .with_context(|| format!("starting {}", self.binary.display()))?
+        };
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let mut readers = Vec::new();
+        for mut pipe in [
+            Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().expect("piped")) as Box<dyn Read + Send>,
+        ] {
+            let tx = tx.clone();
+            readers.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 16 << 10];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        let start = Instant::now();
+        let mut stopped: Option<Exit> = None;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(chunk) => output(&chunk),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if stopped.is_none() {
+                let why = if interrupted() {
+                    Some(Exit::Interrupted)
+                } else if timeout.is_some_and(|t| start.elapsed() > t) {
+                    Some(Exit::TimedOut)
+                } else {
+                    None
+                };
+                if let Some(w) = why {
+                    let _ = self
+                        .command()
+                        .args(["kill", "--all", id, "KILL"])
+                        .stderr(Stdio::null())
+                        .status();
+                    let _ = child.kill();
+                    stopped = Some(w);
+                }
+            }
+        }
+        let status = child.wait()?;
+        for r in readers {
+            let _ = r.join();
+        }
+        if let Some(s) = stopped {
+            return Ok(s);
+        }
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(c), _) => Ok(Exit::Code(c)),
+            (None, Some(s)) => Ok(Exit::Code(128 + s)),
+            _ => Err(anyhow!("the runtime ended without a status")),
+        }
+    }
+}

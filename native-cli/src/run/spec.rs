@@ -1,0 +1,258 @@
+//! The OCI runtime bundle's `config.json` for a RUN step: process, user (resolved from the root file system's
+//! /etc/passwd and /etc/group), namespaces, standard mounts, docker's default capabilities and rlimits.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+
+use super::fsutil;
+
+/// docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// A resolved user: uid, gid, supplementary groups and home.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub home: String,
+}
+
+fn parse_db(data: &[u8]) -> Vec<Vec<String>> {
+    String::from_utf8_lossy(data)
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split(':').map(String::from).collect())
+        .collect()
+}
+
+/// Resolve `user` (`name`, `uid`, `name:group`, `uid:gid`, empty = root) against the root file system.
+pub fn resolve_user(root: &Path, user: &str) -> Result<User> {
+    let passwd = parse_db(&fsutil::read_in_root(root, "/etc/passwd", 1 << 22)?.unwrap_or_default());
+    let group = parse_db(&fsutil::read_in_root(root, "/etc/group", 1 << 22)?.unwrap_or_default());
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let u = if u.is_empty() { "0" } else { u };
+    let entry = passwd
+        .iter()
+        .find(|f| f.len() >= 4 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u)));
+    let (uid, mut gid, name, home) = match (u.parse::<u32>(), entry) {
+        (_, Some(f)) => {
+            let uid: u32 = f[2].parse().unwrap_or(0);
+            let gid: u32 = f[3].parse().unwrap_or(0);
+            let home = f.get(5).cloned().unwrap_or_else(|| "/".into());
+            (uid, gid, Some(f[0].clone()), home)
+        }
+        (Ok(n), None) => (n, 0, None, "/".to_string()),
+        (Err(_), None) => bail!("unable to find user {u}: no matching entries in passwd file"),
+    };
+    let mut groups = Vec::new();
+    match g {
+        Some(g) => {
+            gid = match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => match group.iter().find(|f| f.len() >= 3 && f[0] == g) {
+                    Some(f) => f[2].parse().unwrap_or(0),
+                    None => bail!("unable to find group {g}: no matching entries in group file"),
+                },
+            };
+        }
+        None => {
+            // Supplementary groups come from /etc/group when only a user is named.
+            if let Some(name) = &name {
+                for f in &group {
+                    if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                        if let Ok(n) = f[2].parse::<u32>() {
+                            if n != gid && !groups.contains(&n) {
+                                groups.push(n);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(User {
+        uid,
+        gid,
+        groups,
+        home,
+    })
+}
+
+/// Everything that varies between RUN steps.
+pub struct SpecInput<'a> {
+    pub rootfs: &'a Path,
+    pub args: &'a [String],
+    pub env: &'a [String],
+    pub cwd: &'a str,
+    pub user: &'a User,
+    /// `host` shares the host's network namespace; anything else gets a new one with only loopback.
+    pub host_network: bool,
+    /// Extra mounts (already in OCI form).
+    pub mounts: Vec<Value>,
+}
+
+fn nofile_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // The container may not have more than we have: raising needs CAP_SYS_RESOURCE.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
+        r.rlim_max.min(1 << 20)
+    } else {
+        1024
+    }
+}
+
+pub fn config(i: &SpecInput) -> Value {
+    let mut env: Vec<String> = i.env.to_vec();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", i.user.home));
+    }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+    ];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if i.host_network {
+        // sysfs cannot be mounted without a network namespace of our own; bind the host's read-only instead.
+        mounts.push(json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}));
+        for f in ["/etc/resolv.conf", "/etc/hosts"] {
+            if Path::new(f).exists() {
+                mounts.push(json!({"destination": f, "type": "bind", "source": f, "options": ["rbind", "ro"]}));
+            }
+        }
+    } else {
+        mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}));
+        namespaces.push(json!({"type": "network"}));
+    }
+    mounts.extend(i.mounts.iter().cloned());
+    let nofile = nofile_limit();
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": i.user.uid, "gid": i.user.gid, "additionalGids": i.user.groups},
+            "args": i.args,
+            "env": env,
+            "cwd": i.cwd,
+            "capabilities": {"bounding": DEFAULT_CAPS, "effective": DEFAULT_CAPS, "permitted": DEFAULT_CAPS},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": i.rootfs, "readonly": false},
+        "hostname": "buildkitsandbox",
+        "mounts": mounts,
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": namespaces,
+            "maskedPaths": MASKED,
+            "readonlyPaths": READONLY
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("etc")).unwrap();
+        std::fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1001::/home/bob:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            t.path().join("etc/group"),
+            "root:x:0:\nbob:x:1001:\nwheel:x:10:bob,alice\n",
+        )
+        .unwrap();
+        let r = t.path();
+        assert_eq!(
+            resolve_user(r, "").unwrap(),
+            User {
+                uid: 0,
+                gid: 0,
+                groups: vec![],
+                home: "/root".into()
+            }
+        );
+        assert_eq!(
+            resolve_user(r, "bob").unwrap(),
+            User {
+                uid: 1000,
+                gid: 1001,
+                groups: vec![10],
+                home: "/home/bob".into()
+            }
+        );
+        assert_eq!(resolve_user(r, "1000:wheel").unwrap().gid, 10);
+        assert_eq!(
+            resolve_user(r, "4242").unwrap(),
+            User {
+                uid: 4242,
+                gid: 0,
+                groups: vec![],
+                home: "/".into()
+            }
+        );
+        assert!(resolve_user(r, "nobody").is_err());
+        assert!(resolve_user(r, "bob:nogroup").is_err());
+    }
+}
