@@ -65,6 +65,9 @@ pub struct BuildArgs {
     /// Networking mode for RUN instructions (default, none, host)
     #[arg(long, default_value = "default")]
     network: String,
+    /// Secret for RUN --mount=type=secret: id=ID,src=FILE; repeatable
+    #[arg(long)]
+    secret: Vec<String>,
 }
 
 /// A context read from a tar on STDIN.
@@ -152,7 +155,15 @@ impl Progress {
                     eprintln!("# skipping stage {stage}{} (not needed by the target)", name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
                 }
             }
-            BuildEvent::Output { data, .. } => eprint!("{data}"),
+            BuildEvent::Output { data, .. } => {
+                for l in data.lines() {
+                    let line = format!("#{} {l}", self.counter);
+                    match &self.spinner {
+                        Some(s) => s.println(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
+            }
             BuildEvent::Warning { line, message } => eprintln!("WARNING: line {line}: {message}"),
             _ => {}
         }
@@ -224,6 +235,12 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             layerwright::transfer::pull(&store, r, p, &Default::default(), quiet).map(|_| ())
         })),
     };
+    let secrets = a
+        .secret
+        .iter()
+        .map(|s| layerwright::run::parse_secret_flag(s))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let mut runner = layerwright::run::executor(&store, secrets);
     let mut results = Vec::new();
     for p in &platforms {
         let mut opts = BuildOptions::new(dockerfile.clone(), p.clone());
@@ -240,7 +257,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             context: &*context,
             blobs: &mut blobs,
             images: &mut images,
-            run: None,
+            run: Some(&mut *runner),
             fetch: None,
             cache: &mut cache,
             events: &mut on_event,

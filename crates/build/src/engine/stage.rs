@@ -590,16 +590,18 @@ fn dispatch(
                 location: format!("{}:{line}", shared.opts.dockerfile_name),
             };
             let (layer, cached) = cached_or(host, shared, &key, |h| {
-                let Some(exec) = h.run.as_deref_mut() else {
+                let Host { run, blobs, events, .. } = h;
+                let Some(exec) = run.as_deref_mut() else {
                     return Err(shared.err(
                         line,
                         format!("{code}: RUN needs an executor, and none is available here (the native CLI runs RUN steps)"),
                     ));
                 };
-                let mut events = |data: &[u8]| {
-                    let _ = data;
+                // Output streams to the host as events, tagged with the step.
+                let mut output = |data: &[u8]| {
+                    events(BuildEvent::Output { stage: index, step, data: String::from_utf8_lossy(data).into_owned() });
                 };
-                let res = exec.run(&req, &mut *h.blobs, &mut events)?;
+                let res = exec.run(&req, &mut **blobs, &mut output)?;
                 Ok(res.layer.map(|(descriptor, diff_id)| CachedLayer { descriptor, diff_id }))
             })?;
             match layer {

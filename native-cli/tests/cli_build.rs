@@ -1,0 +1,130 @@
+//! `layerwright build` from the command line: RUN output, failures that leave no tag, docker's flags, outputs.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+use layerwright::store::Store;
+
+fn context(dir: &std::path::Path, dockerfile: &str, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    for (p, d) in files {
+        let p = dir.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, d).unwrap();
+    }
+}
+
+fn tags(root: &std::path::Path) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&lw_ok(root, &["images", "--json"])).unwrap();
+    v.as_array().unwrap().iter().map(|i| format!("{}:{}", i["Repository"].as_str().unwrap(), i["Tag"].as_str().unwrap())).collect()
+}
+
+#[test]
+fn run_steps_stream_output_and_the_image_runs_in_podman() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    make_busybox_image(&Store::open(&root).unwrap(), "lwtest/bb:1", &[busybox_files(&[])]);
+    let ctx = tmp.path().join("ctx");
+    context(
+        &ctx,
+        "FROM lwtest/bb:1\nARG WHO=world\nRUN echo \"hello-from-run $WHO\" && echo data > /made.txt\nCMD [\"cat\", \"/made.txt\"]\n",
+        &[],
+    );
+    let o = lw(&root, &["build", "--progress", "plain", "--build-arg", "WHO=tests", "-t", "lwtest/ran:1", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.lines().any(|l| l.starts_with('#') && l.ends_with("hello-from-run tests")), "RUN output is streamed: {err}");
+    let h: serde_json::Value = serde_json::from_str(&lw_ok(&root, &["history", "--json", "lwtest/ran:1"])).unwrap();
+    assert!(h.as_array().unwrap().iter().any(|e| e["CreatedBy"]
+        == "RUN |1 WHO=tests /bin/sh -c echo \"hello-from-run $WHO\" && echo data > /made.txt # buildkit"));
+    let tar = tmp.path().join("ran.tar");
+    lw_ok(&root, &["save", "lwtest/ran:1", "-o", tar.to_str().unwrap()]);
+    let podman = Podman::new(&tmp.path().join("podman"));
+    run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
+    assert_eq!(run_ok(podman.cmd().args(["run", "--rm", "--network", "none", "docker.io/lwtest/ran:1"])), "data\n");
+
+    // A failing RUN stops the build, names the line and the exit code, and tags nothing.
+    context(&ctx, "FROM lwtest/bb:1\nRUN echo ok\nRUN exit 3\n", &[]);
+    let o = lw(&root, &["build", "-t", "lwtest/broken:1", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("Dockerfile:3: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3"), "{err}");
+    assert!(!tags(&root).iter().any(|t| t.contains("broken")));
+}
+
+#[test]
+fn bad_dockerfiles_fail_with_the_line_and_leave_no_tag_or_temporary_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let cases = [
+        ("FROM scratch\nFORM busybox\n", vec![], "Dockerfile:2:1: unknown instruction: FORM"),
+        ("FROM scratch\nCOPY nothere /\n", vec![], "Dockerfile:2: COPY failed: \"nothere\" not found"),
+        ("FROM scratch\nCOPY ../../etc/passwd /\n", vec![], "forbidden path outside the build context"),
+        ("FROM scratch\nCOPY --chmod=u+q a /\n", vec![("a", "a")], "Dockerfile:2: COPY: invalid --chmod value"),
+        ("FROM scratch\nCOPY a /\nRUN true\n", vec![("a", "a")], "Dockerfile:3"),
+    ];
+    for (i, (df, files, want)) in cases.iter().enumerate() {
+        let ctx = tmp.path().join(format!("ctx{i}"));
+        context(&ctx, df, files);
+        let o = lw(&root, &["build", "-t", &format!("lwtest/bad:{i}"), ctx.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{df}");
+        assert!(err.contains(want), "{df:?}: {err}");
+        assert!(tags(&root).is_empty(), "{df:?} tagged something");
+        assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp")).count(), 0);
+    }
+    let ctx = tmp.path().join("ctx-target");
+    context(&ctx, "FROM scratch AS a\n", &[]);
+    let o = lw(&root, &["build", "--target", "missing", ctx.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("target stage \"missing\" could not be found"));
+}
+
+#[test]
+fn outputs_iidfile_quiet_platforms_and_stdin_context() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let ctx = tmp.path().join("ctx");
+    context(&ctx, "FROM scratch\nARG TARGETARCH\nCOPY hello.txt /hello-$TARGETARCH.txt\n", &[("hello.txt", "hi\n")]);
+    let out = tmp.path().join("out.tar");
+    let iid = tmp.path().join("iid");
+    let id = lw_ok(&root, &[
+        "build", "-q", "--iidfile", iid.to_str().unwrap(), "--output", &format!("type=oci,dest={}", out.display()),
+        "-t", "lwtest/out:1", ctx.to_str().unwrap(),
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id.trim());
+    let v: serde_json::Value =
+        serde_json::from_str(&run_ok(Command::new("skopeo").args(["inspect", &format!("oci-archive:{}", out.display())]))).unwrap();
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
+
+    // Two platforms make an index; each manifest carries its platform's files.
+    lw_ok(&root, &["build", "--platform", "linux/amd64,linux/arm64", "-t", "lwtest/multi:1", ctx.to_str().unwrap()]);
+    let ins: serde_json::Value = serde_json::from_str(&lw_ok(&root, &["inspect", "lwtest/multi:1"])).unwrap();
+    assert_eq!(ins[0]["Descriptor"]["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let idx: lw_oci::Index = serde_json::from_slice(
+        &Store::open(&root).unwrap().read_document(&lw_oci::Digest::parse(ins[0]["Descriptor"]["digest"].as_str().unwrap()).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let plats: Vec<String> = idx.manifests.iter().map(|m| m.platform.as_ref().unwrap().to_string()).collect();
+    assert_eq!(plats, ["linux/amd64", "linux/arm64"]);
+
+    // A context as a tar on stdin.
+    let tarball = Command::new("tar").arg("-C").arg(&ctx).args(["-cf", "-", "."]).output().unwrap().stdout;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_layerwright"))
+        .arg("--root")
+        .arg(&root)
+        .args(["build", "-q", "-t", "lwtest/stdin:1", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&tarball).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id.trim(), "same context, same image, wherever it comes from");
+}
