@@ -148,8 +148,9 @@ fn read_json(p: &Path) -> serde_json::Value {
 }
 
 /// Read an image from an OCI layout directory (first manifest of index.json, following one nested index) or from a
-/// `dir:` directory (manifest.json beside blobs named by hex digest).
-pub fn read_exported(dir: &Path) -> Exported {
+/// `dir:` directory (manifest.json beside blobs named by hex digest). A layer that cannot be applied (a broken
+/// image) is an error, not a panic, so one bad case does not hide the others.
+pub fn read_exported(dir: &Path) -> Result<Exported, String> {
     let oci = dir.join("index.json").is_file();
     let blob = |digest: &str| -> PathBuf {
         let (alg, hex) = digest.split_once(':').expect("digest");
@@ -180,9 +181,9 @@ pub fn read_exported(dir: &Path) -> Exported {
         let f = std::fs::File::open(blob(l["digest"].as_str().unwrap())).unwrap();
         let r = lw_layer::compress::decoder(std::io::BufReader::new(f), c).unwrap();
         tree.apply_layer(i, r)
-            .unwrap_or_else(|e| panic!("applying layer {i} of {}: {e}", dir.display()));
+            .map_err(|e| format!("applying layer {i} of {}: {e}", dir.display()))?;
     }
-    Exported { config, tree }
+    Ok(Exported { config, tree })
 }
 
 /// One file of a merged tree as compared: everything but the mtime.
@@ -240,8 +241,12 @@ pub fn file_rows(tree: &FileTree) -> BTreeMap<String, FileRow> {
             EntryKind::File | EntryKind::Hardlink(_) => ("file".to_string(), String::new()),
             EntryKind::Dir => ("dir".to_string(), String::new()),
             EntryKind::Symlink(t) => ("symlink".to_string(), t.clone()),
-            EntryKind::CharDevice { major, minor } => (format!("chardev {major},{minor}"), String::new()),
-            EntryKind::BlockDevice { major, minor } => (format!("blockdev {major},{minor}"), String::new()),
+            EntryKind::CharDevice { major, minor } => {
+                (format!("chardev {major},{minor}"), String::new())
+            }
+            EntryKind::BlockDevice { major, minor } => {
+                (format!("blockdev {major},{minor}"), String::new())
+            }
             EntryKind::Fifo => ("fifo".to_string(), String::new()),
         };
         let sha256 = match &node.data {
@@ -261,7 +266,11 @@ pub fn file_rows(tree: &FileTree) -> BTreeMap<String, FileRow> {
                 mode: e.mode,
                 uid: e.uid,
                 gid: e.gid,
-                size: if matches!(e.kind, EntryKind::File | EntryKind::Hardlink(_)) { e.size } else { 0 },
+                size: if matches!(e.kind, EntryKind::File | EntryKind::Hardlink(_)) {
+                    e.size
+                } else {
+                    0
+                },
                 sha256,
                 link,
                 links,

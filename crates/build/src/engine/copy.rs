@@ -68,24 +68,58 @@ impl<'a> View<'a> {
                     let inode = (e.ino != 0).then_some((e.dev, e.ino));
                     entries.insert(
                         e.path.clone(),
-                        Src { path: e.path, kind, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, mtime: e.mtime, inode },
-                    );
-                }
-            }
-            SourceFs::Tree(t) => {
-                for (p, n) in t.iter() {
-                    let e = &n.entry;
-                    entries.insert(
-                        p.clone(),
                         Src {
-                            path: p.clone(),
-                            kind: e.kind.clone(),
+                            path: e.path,
+                            kind,
                             mode: e.mode,
                             uid: e.uid,
                             gid: e.gid,
                             size: e.size,
                             mtime: e.mtime,
-                            inode: None,
+                            inode,
+                        },
+                    );
+                }
+            }
+            SourceFs::Tree(t) => {
+                // A hard link in a stage's tree is read as the file it links to, with an inode id shared by every
+                // name of that file, so a COPY re-creates links only among the names it copies.
+                let inode_of = |p: &str| {
+                    Some((
+                        1,
+                        u64::from_le_bytes(
+                            lw_oci::Digest::sha256_of(p.as_bytes()).encoded().as_bytes()[..8]
+                                .try_into()
+                                .expect("8 bytes"),
+                        ),
+                    ))
+                };
+                for (p, n) in t.iter() {
+                    let e = &n.entry;
+                    let (kind, target) = match &e.kind {
+                        EntryKind::Hardlink(target) => match t.get(target) {
+                            Some(tn) => (EntryKind::File, Some(&tn.entry)),
+                            None => continue,
+                        },
+                        k => (k.clone(), None),
+                    };
+                    let meta = target.unwrap_or(e);
+                    let inode = match (&e.kind, target) {
+                        (EntryKind::Hardlink(target_path), _) => inode_of(target_path),
+                        (EntryKind::File, _) => inode_of(p),
+                        _ => None,
+                    };
+                    entries.insert(
+                        p.clone(),
+                        Src {
+                            path: p.clone(),
+                            kind,
+                            mode: meta.mode,
+                            uid: meta.uid,
+                            gid: meta.gid,
+                            size: meta.size,
+                            mtime: meta.mtime,
+                            inode,
                         },
                     );
                 }
@@ -108,23 +142,42 @@ impl<'a> View<'a> {
     }
 
     fn below<'s>(&'s self, dir: &str) -> impl Iterator<Item = &'s Src> + 's {
-        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
-        self.entries.range(prefix.clone()..).take_while(move |(k, _)| k.starts_with(&prefix)).map(|(_, v)| v)
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        self.entries
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v)
     }
 
     fn data(&self, s: &Src) -> Data {
         match self.fs {
             SourceFs::Context(_) => Data::Context(s.path.clone()),
-            SourceFs::Tree(t) => Data::Bytes(t.get(&s.path).and_then(|n| n.data.clone()).unwrap_or_default()),
+            SourceFs::Tree(t) => Data::Bytes(tree_data(t, &s.path)),
         }
     }
 
     fn read_all(&self, s: &Src) -> Result<Vec<u8>, Error> {
         match self.fs {
             SourceFs::Context(c) => c.read_file(&s.path),
-            SourceFs::Tree(t) => Ok(t.get(&s.path).and_then(|n| n.data.clone()).unwrap_or_default()),
+            SourceFs::Tree(t) => Ok(tree_data(t, &s.path)),
         }
     }
+}
+
+/// The bytes of a file in a tree, through a hard link when it is one.
+fn tree_data(t: &FileTree, path: &str) -> Vec<u8> {
+    let node = match t.get(path) {
+        Some(n) => match &n.entry.kind {
+            EntryKind::Hardlink(target) => t.get(target),
+            _ => Some(n),
+        },
+        None => None,
+    };
+    node.and_then(|n| n.data.clone()).unwrap_or_default()
 }
 
 /// A COPY or ADD after variable expansion.
@@ -179,10 +232,17 @@ pub(crate) fn plan<'f>(
     };
 
     // Destination, relative to the root, and whether it names a directory.
-    let dest_raw = if spec.dest.starts_with('/') { spec.dest.clone() } else { format!("{}/{}", spec.workdir, spec.dest) };
+    let dest_raw = if spec.dest.starts_with('/') {
+        spec.dest.clone()
+    } else {
+        format!("{}/{}", spec.workdir, spec.dest)
+    };
     let dest_slash = spec.dest.ends_with('/') || spec.dest.ends_with("/.") || spec.dest == ".";
-    let dest = normalize_path(&dest_raw).map_err(|e| err(format!("{kw} destination {:?}: {e}", spec.dest)))?;
-    let dest_exists_dir = dest.is_empty() || rootfs.get(&rootfs.resolve(&dest)).is_some_and(|n| n.entry.is_dir());
+    let dest = normalize_path(&dest_raw)
+        .map_err(|e| err(format!("{kw} destination {:?}: {e}", spec.dest)))?;
+    // Symlinks in the destination are followed inside the image's root, as BuildKit resolves it.
+    let dest = normalize_path(&rootfs.resolve(&dest)).unwrap_or(dest);
+    let dest_exists_dir = dest.is_empty() || rootfs.get(&dest).is_some_and(|n| n.entry.is_dir());
 
     // Expand sources (wildcards, symlinks at the top level).
     let mut selected: Vec<(String, Src)> = Vec::new();
@@ -193,32 +253,45 @@ pub(crate) fn plan<'f>(
             continue;
         }
         if spec.is_add && (s.starts_with("git@") || s.ends_with(".git")) {
-            return Err(err(format!("ADD {s}: git sources are not supported by this builder")));
+            return Err(err(format!(
+                "ADD {s}: git sources are not supported by this builder"
+            )));
         }
-        let clean = normalize_path(s).map_err(|_| err(format!("{kw} {s}: forbidden path outside the build context")))?;
+        let clean = normalize_path(s).map_err(|_| {
+            err(format!(
+                "{kw} {s}: forbidden path outside the build context"
+            ))
+        })?;
         if has_wildcard(&clean) {
             let mut any = false;
             for (p, e) in &view.entries {
-                let ok = go_filepath_match(&clean, p).map_err(|_| err(format!("{kw} {s}: syntax error in pattern")))?;
+                let ok = go_filepath_match(&clean, p)
+                    .map_err(|_| err(format!("{kw} {s}: syntax error in pattern")))?;
                 if ok {
                     any = true;
-                    selected.push((p.clone(), view.follow(p).cloned().unwrap_or_else(|| e.clone())));
+                    selected.push((
+                        p.clone(),
+                        view.follow(p).cloned().unwrap_or_else(|| e.clone()),
+                    ));
                 }
             }
-            if !any {
-                return Err(err(format!("{kw} failed: no source files were specified: {s:?} matches nothing")));
-            }
+            // BuildKit allows a wildcard that matches nothing (AllowEmptyWildcard): the step still creates the
+            // destination.
+            let _ = any;
         } else if clean.is_empty() {
-            selected.push((String::new(), Src {
-                path: String::new(),
-                kind: EntryKind::Dir,
-                mode: 0o755,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                mtime: 0,
-                inode: None,
-            }));
+            selected.push((
+                String::new(),
+                Src {
+                    path: String::new(),
+                    kind: EntryKind::Dir,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    size: 0,
+                    mtime: 0,
+                    inode: None,
+                },
+            ));
         } else {
             let found = view.follow(&clean).cloned().ok_or_else(|| {
                 err(match spec.from {
@@ -246,12 +319,17 @@ pub(crate) fn plan<'f>(
     let owner = spec.chown.unwrap_or((0, 0));
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
     let mut created_dirs: BTreeSet<String> = BTreeSet::new();
-    let mut seen_inodes: BTreeMap<(u64, u64), String> = BTreeMap::new();
+
     let file_mode = |mode: u32, is_dir: bool| match &spec.chmod {
         Some(c) => c.apply(mode, is_dir),
         None => mode,
     };
-    let mut emit = |items: &mut BTreeMap<String, Item>, target: String, src: &Src, data: Data| {
+    // Hard links are kept among the names one source copies (BuildKit copies each source with its own inode map).
+    let emit = |items: &mut BTreeMap<String, Item>,
+                seen_inodes: &mut BTreeMap<(u64, u64), String>,
+                target: String,
+                src: &Src,
+                data: Data| {
         let mut kind = src.kind.clone();
         if let (EntryKind::File, Some(ino)) = (&kind, src.inode) {
             match seen_inodes.get(&ino) {
@@ -264,34 +342,76 @@ pub(crate) fn plan<'f>(
         let is_link = matches!(kind, EntryKind::Symlink(_) | EntryKind::Hardlink(_));
         let entry = Entry {
             path: target.clone(),
-            mode: if is_link { src.mode } else { file_mode(src.mode, kind == EntryKind::Dir) },
-            uid: if spec.chown.is_some() { owner.0 } else if matches!(spec.from, SourceFs::Tree(_)) { src.uid } else { 0 },
-            gid: if spec.chown.is_some() { owner.1 } else if matches!(spec.from, SourceFs::Tree(_)) { src.gid } else { 0 },
+            mode: if is_link {
+                src.mode
+            } else {
+                file_mode(src.mode, kind == EntryKind::Dir)
+            },
+            uid: if spec.chown.is_some() {
+                owner.0
+            } else if matches!(spec.from, SourceFs::Tree(_)) {
+                src.uid
+            } else {
+                0
+            },
+            gid: if spec.chown.is_some() {
+                owner.1
+            } else if matches!(spec.from, SourceFs::Tree(_)) {
+                src.gid
+            } else {
+                0
+            },
             mtime: shared.mtime(src.mtime),
             size: if kind == EntryKind::File { src.size } else { 0 },
             xattrs: BTreeMap::new(),
             kind,
         };
-        let data = if entry.kind == EntryKind::File { data } else { Data::None };
+        let data = if entry.kind == EntryKind::File {
+            data
+        } else {
+            Data::None
+        };
         items.insert(target, Item { entry, data });
     };
 
     for (spath, src) in &selected {
         let excluded = |rel: &str| -> bool {
-            excludes.as_ref().is_some_and(|m| m.matches_or_parent_matches(rel).unwrap_or(false))
+            excludes
+                .as_ref()
+                .is_some_and(|m| m.matches_or_parent_matches(rel).unwrap_or(false))
         };
+        let mut seen_inodes = BTreeMap::new();
         if src.kind == EntryKind::Dir {
-            let base = if spec.parents { join(&dest, spath) } else { dest.clone() };
-            if !base.is_empty() {
-                emit(&mut items, base.clone(), src, Data::None);
-                created_dirs.insert(base.clone());
+            let base = if spec.parents {
+                join(&dest, spath)
+            } else {
+                dest.clone()
+            };
+            match rootfs.get(&base) {
+                // An existing destination directory keeps its own metadata.
+                Some(n) if n.entry.is_dir() => {}
+                _ if !base.is_empty() => {
+                    emit(&mut items, &mut seen_inodes, base.clone(), src, Data::None);
+                    created_dirs.insert(base.clone());
+                }
+                _ => {}
             }
             for e in view.below(&src.path) {
-                let rel = &e.path[if src.path.is_empty() { 0 } else { src.path.len() + 1 }..];
+                let rel = &e.path[if src.path.is_empty() {
+                    0
+                } else {
+                    src.path.len() + 1
+                }..];
                 if excluded(rel) || excluded(&e.path) {
                     continue;
                 }
-                emit(&mut items, join(&base, rel), e, view.data(e));
+                emit(
+                    &mut items,
+                    &mut seen_inodes,
+                    join(&base, rel),
+                    e,
+                    view.data(e),
+                );
             }
             continue;
         }
@@ -313,29 +433,78 @@ pub(crate) fn plan<'f>(
                 continue;
             }
         }
-        emit(&mut items, target, src, view.data(src));
+        emit(&mut items, &mut seen_inodes, target, src, view.data(src));
     }
 
     // ADD <url>
     let mut fetch = fetch;
     for u in &urls {
-        let f = fetch.as_deref_mut().ok_or_else(|| err(format!("ADD {u}: downloading URLs is not available here")))?;
+        let f = fetch
+            .as_deref_mut()
+            .ok_or_else(|| err(format!("ADD {u}: downloading URLs is not available here")))?;
         let bytes = f.fetch(u)?;
         if let Some(c) = &spec.checksum {
-            let want = lw_oci::Digest::parse(c).map_err(|e| err(format!("ADD --checksum={c}: {e}")))?;
-            want.check(u, &bytes).map_err(|e| err(format!("ADD {u}: {e}")))?;
+            let want =
+                lw_oci::Digest::parse(c).map_err(|e| err(format!("ADD --checksum={c}: {e}")))?;
+            want.check(u, &bytes)
+                .map_err(|e| err(format!("ADD {u}: {e}")))?;
         }
-        let name = u.split(['?', '#']).next().unwrap_or(u).rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("index.html");
-        let target = if dest_is_dir { join(&dest, name) } else { dest.clone() };
-        let src = Src { path: target.clone(), kind: EntryKind::File, mode: 0o600, uid: 0, gid: 0, size: bytes.len() as u64, mtime: 0, inode: None };
-        emit(&mut items, target, &src, Data::Bytes(bytes));
+        let name = u
+            .split(['?', '#'])
+            .next()
+            .unwrap_or(u)
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("index.html");
+        let target = if dest_is_dir {
+            join(&dest, name)
+        } else {
+            dest.clone()
+        };
+        let src = Src {
+            path: target.clone(),
+            kind: EntryKind::File,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            size: bytes.len() as u64,
+            mtime: 0,
+            inode: None,
+        };
+        emit(
+            &mut items,
+            &mut BTreeMap::new(),
+            target,
+            &src,
+            Data::Bytes(bytes),
+        );
     }
 
     // Heredoc files.
     for (name, data) in &spec.heredocs {
-        let target = if dest_is_dir { join(&dest, name) } else { dest.clone() };
-        let src = Src { path: target.clone(), kind: EntryKind::File, mode: 0o644, uid: 0, gid: 0, size: data.len() as u64, mtime: 0, inode: None };
-        emit(&mut items, target, &src, Data::Bytes(data.clone()));
+        let target = if dest_is_dir {
+            join(&dest, name)
+        } else {
+            dest.clone()
+        };
+        let src = Src {
+            path: target.clone(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: data.len() as u64,
+            mtime: 0,
+            inode: None,
+        };
+        emit(
+            &mut items,
+            &mut BTreeMap::new(),
+            target,
+            &src,
+            Data::Bytes(data.clone()),
+        );
     }
 
     // Parent directories: existing ones keep their metadata, missing ones are created (owned as the copy).
@@ -344,26 +513,93 @@ pub(crate) fn plan<'f>(
         let mut dir = lpath::parent(&t).to_string();
         while !dir.is_empty() && !items.contains_key(&dir) {
             let entry = match rootfs.get(&dir) {
-                Some(n) if n.entry.is_dir() => Entry { mtime: shared.mtime(n.entry.mtime), xattrs: BTreeMap::new(), ..n.entry.clone() },
-                _ => Entry { uid: owner.0, gid: owner.1, mtime: shared.mtime(0), ..Entry::dir(&dir, 0o755) },
+                Some(n) if n.entry.is_dir() => Entry {
+                    mtime: shared.mtime(n.entry.mtime),
+                    xattrs: BTreeMap::new(),
+                    ..n.entry.clone()
+                },
+                _ => Entry {
+                    uid: owner.0,
+                    gid: owner.1,
+                    mtime: shared.mtime(0),
+                    ..Entry::dir(&dir, 0o755)
+                },
             };
-            items.insert(dir.clone(), Item { entry, data: Data::None });
+            items.insert(
+                dir.clone(),
+                Item {
+                    entry,
+                    data: Data::None,
+                },
+            );
             dir = lpath::parent(&dir).to_string();
         }
     }
     let _ = created_dirs;
-    Ok(items.into_values().collect())
+    let mut out: Vec<Item> = items.into_values().collect();
+    out.sort_by(|a, b| lpath::cmp_components(&a.entry.path, &b.entry.path));
+    relead_hardlinks(&mut out);
+    Ok(out)
+}
+
+/// In write order, the first name of a hard-linked file must carry the data and the others link to it.
+fn relead_hardlinks(items: &mut [Item]) {
+    let pos: BTreeMap<String, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.entry.path.clone(), i))
+        .collect();
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, it) in items.iter().enumerate() {
+        if let EntryKind::Hardlink(t) = &it.entry.kind {
+            if let Some(&ti) = pos.get(t) {
+                groups.entry(ti).or_default().push(i);
+            }
+        }
+    }
+    for (target, links) in groups {
+        let leader = *links.iter().min().expect("a group has links");
+        if leader > target {
+            continue;
+        }
+        // The earliest name becomes the file; the old file and the other names link to it.
+        let file = items[target].clone();
+        let leader_path = items[leader].entry.path.clone();
+        items[leader] = Item {
+            entry: Entry {
+                path: leader_path.clone(),
+                ..file.entry.clone()
+            },
+            data: file.data,
+        };
+        items[target].entry.kind = EntryKind::Hardlink(leader_path.clone());
+        items[target].entry.size = 0;
+        items[target].data = Data::None;
+        for &l in &links {
+            if l != leader {
+                items[l].entry.kind = EntryKind::Hardlink(leader_path.clone());
+            }
+        }
+    }
 }
 
 /// ADD of a local tar archive (plain, gzip or zstd) unpacks it into the destination directory.
-fn try_unpack(shared: &Shared, view: &View, src: &Src, dest: &str, line: usize, kw: &str) -> Result<Option<Vec<Item>>, Error> {
+fn try_unpack(
+    shared: &Shared,
+    view: &View,
+    src: &Src,
+    dest: &str,
+    line: usize,
+    kw: &str,
+) -> Result<Option<Vec<Item>>, Error> {
     let bytes = view.read_all(src)?;
     let comp = lw_layer::compress::sniff(&bytes);
     let mut tar_bytes = Vec::new();
     match comp {
         lw_oci::media::Compression::None => tar_bytes = bytes,
         c => {
-            let mut d = lw_layer::compress::decoder(&bytes[..], c).map_err(|e| shared.err(line, format!("{kw}: {e}")))?;
+            let mut d = lw_layer::compress::decoder(&bytes[..], c)
+                .map_err(|e| shared.err(line, format!("{kw}: {e}")))?;
             if d.read_to_end(&mut tar_bytes).is_err() {
                 return Ok(None);
             }
@@ -374,11 +610,18 @@ fn try_unpack(shared: &Shared, view: &View, src: &Src, dest: &str, line: usize, 
     }
     let mut r = lw_layer::tar::TarReader::new(&tar_bytes[..]);
     let mut out = Vec::new();
-    while let Some(mut e) = r.next_entry().map_err(|e| shared.err(line, format!("{kw} {}: {e}", src.path)))? {
+    while let Some(mut e) = r
+        .next_entry()
+        .map_err(|e| shared.err(line, format!("{kw} {}: {e}", src.path)))?
+    {
         if e.path.is_empty() {
             continue;
         }
-        let data = if e.has_data() { Data::Bytes(r.read_to_vec(u64::MAX)?) } else { Data::None };
+        let data = if e.has_data() {
+            Data::Bytes(r.read_to_vec(u64::MAX)?)
+        } else {
+            Data::None
+        };
         e.path = join(dest, &e.path);
         if let EntryKind::Hardlink(t) = &e.kind {
             e.kind = EntryKind::Hardlink(join(dest, t));

@@ -40,12 +40,24 @@ mod tests {
 
     #[test]
     fn texts() {
-        assert_eq!(go_slice(&["/bin/sh".into(), "-c".into(), "echo \"hi\"".into()]), r#"["/bin/sh" "-c" "echo \"hi\""]"#);
-        assert_eq!(run(&[], &["/bin/sh".into(), "-c".into(), "make".into()]), "RUN /bin/sh -c make # buildkit");
         assert_eq!(
-            run(&[("A".into(), "1".into())], &["/bin/sh".into(), "-c".into(), "make".into()]),
+            go_slice(&["/bin/sh".into(), "-c".into(), "echo \"hi\"".into()]),
+            r#"["/bin/sh" "-c" "echo \"hi\""]"#
+        );
+        assert_eq!(
+            run(&[], &["/bin/sh".into(), "-c".into(), "make".into()]),
+            "RUN /bin/sh -c make # buildkit"
+        );
+        assert_eq!(
+            run(
+                &[("A".into(), "1".into())],
+                &["/bin/sh".into(), "-c".into(), "make".into()]
+            ),
             "RUN |1 A=1 /bin/sh -c make # buildkit"
         );
-        assert_eq!(go_port_map(&["443/tcp".into(), "80/tcp".into()]), "map[443/tcp:{} 80/tcp:{}]");
+        assert_eq!(
+            go_port_map(&["443/tcp".into(), "80/tcp".into()]),
+            "map[443/tcp:{} 80/tcp:{}]"
+        );
     }
 }

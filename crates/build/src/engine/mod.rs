@@ -134,18 +134,34 @@ pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, String
         v.push((format!("{prefix}PLATFORM"), p.to_string()));
         v.push((format!("{prefix}OS"), p.os.clone()));
         v.push((format!("{prefix}ARCH"), p.architecture.clone()));
-        v.push((format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default()));
+        v.push((
+            format!("{prefix}VARIANT"),
+            p.variant.clone().unwrap_or_default(),
+        ));
     }
     v
 }
 
 /// Proxy ARGs are predefined: usable without an ARG line, and never recorded in history.
 pub const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
-    "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
-pub(crate) fn expand(shared: &Shared, line: usize, word: &str, env: &[(String, String)]) -> Result<String, Error> {
+pub(crate) fn expand(
+    shared: &Shared,
+    line: usize,
+    word: &str,
+    env: &[(String, String)],
+) -> Result<String, Error> {
     shared
         .lexer
         .process_word(word, &env.to_vec())
@@ -153,7 +169,16 @@ pub(crate) fn expand(shared: &Shared, line: usize, word: &str, env: &[(String, S
 }
 
 /// Parse and check a Dockerfile without building (errors name `file:line:column`).
-pub fn parse_stages(opts: &BuildOptions) -> Result<(parser::Dockerfile, Vec<instructions::Stage>, Vec<instructions::ArgCommand>), Error> {
+pub fn parse_stages(
+    opts: &BuildOptions,
+) -> Result<
+    (
+        parser::Dockerfile,
+        Vec<instructions::Stage>,
+        Vec<instructions::ArgCommand>,
+    ),
+    Error,
+> {
     let df = parser::parse(&opts.dockerfile).map_err(|e| Error::Dockerfile {
         file: opts.dockerfile_name.clone(),
         source: e,
@@ -173,13 +198,19 @@ pub fn parse_stages(opts: &BuildOptions) -> Result<(parser::Dockerfile, Vec<inst
 }
 
 /// Which stages the target needs (indexes, ascending): FROM <stage>, COPY --from, RUN --mount from=.
-fn needed_stages(shared: &Shared, stages: &[instructions::Stage], target: usize) -> BTreeSet<usize> {
+fn needed_stages(
+    shared: &Shared,
+    stages: &[instructions::Stage],
+    target: usize,
+) -> BTreeSet<usize> {
     let find = |name: &str, before: usize| -> Option<usize> {
         if let Ok(i) = name.parse::<usize>() {
             return (i < before).then_some(i);
         }
         let lower = name.to_ascii_lowercase();
-        shared.stage_names[..before].iter().rposition(|n| n.as_deref() == Some(lower.as_str()))
+        shared.stage_names[..before]
+            .iter()
+            .rposition(|n| n.as_deref() == Some(lower.as_str()))
     };
     let mut needed = BTreeSet::new();
     let mut todo = vec![target];
@@ -234,7 +265,12 @@ pub fn build(opts: &BuildOptions, host: &mut Host) -> Result<BuildResult, Error>
             let value = match opts.build_args.get(&def.key) {
                 Some(v) => Some(v.clone()),
                 None => match &def.value {
-                    Some(v) => Some(expand(&shared, a.source.span.start.line, v, &shared.global_args)?),
+                    Some(v) => Some(expand(
+                        &shared,
+                        a.source.span.start.line,
+                        v,
+                        &shared.global_args,
+                    )?),
                     None => None,
                 },
             };
@@ -263,14 +299,19 @@ pub fn build(opts: &BuildOptions, host: &mut Host) -> Result<BuildResult, Error>
     let mut done: Vec<Option<StageState>> = Vec::new();
     for (i, s) in stages.iter().enumerate() {
         if i > target || !needed.contains(&i) {
-            (host.events)(BuildEvent::StageSkipped { stage: i, name: shared.stage_names[i].clone() });
+            (host.events)(BuildEvent::StageSkipped {
+                stage: i,
+                name: shared.stage_names[i].clone(),
+            });
             done.push(None);
             continue;
         }
         let state = stage::run_stage(&shared, host, &done, i, s)?;
         done.push(Some(state));
     }
-    let mut fin = done.swap_remove(target).expect("the target stage was built");
+    let mut fin = done
+        .swap_remove(target)
+        .expect("the target stage was built");
     if !opts.labels.is_empty() {
         let labels = fin.config.config.labels.get_or_insert_with(BTreeMap::new);
         for (k, v) in &opts.labels {
@@ -280,7 +321,8 @@ pub fn build(opts: &BuildOptions, host: &mut Host) -> Result<BuildResult, Error>
     fin.config.created = Some(shared.created());
     let config_bytes = lw_oci::to_canonical_json(&fin.config);
     let config_desc = put_bytes(host.blobs, media::OCI_CONFIG, &config_bytes)?;
-    let manifest_bytes = lw_oci::to_canonical_json(&Manifest::oci(config_desc.clone(), fin.layers.clone()));
+    let manifest_bytes =
+        lw_oci::to_canonical_json(&Manifest::oci(config_desc.clone(), fin.layers.clone()));
     let manifest = put_bytes(host.blobs, media::OCI_MANIFEST, &manifest_bytes)?;
     (host.events)(BuildEvent::Finished {
         manifest_digest: manifest.digest.to_string(),

@@ -14,36 +14,63 @@ use crate::Error;
 pub const MAX_FROM_FILE: u64 = 512 << 20;
 
 fn layer_reader<'a>(blobs: &'a dyn BlobStore, d: &Descriptor) -> Result<Box<dyn Read + 'a>, Error> {
-    let comp = media::layer_compression(&d.media_type)
-        .ok_or_else(|| Error::Host(format!("layer {} has unsupported media type {}", d.digest, d.media_type)))?;
+    let comp = media::layer_compression(&d.media_type).ok_or_else(|| {
+        Error::Host(format!(
+            "layer {} has unsupported media type {}",
+            d.digest, d.media_type
+        ))
+    })?;
     let raw = blobs.open(&d.digest)?;
     compress::decoder(raw, comp).map_err(|e| Error::Host(format!("layer {}: {e}", d.digest)))
 }
 
 /// The merged tree of `layers`; with `with_data`, file contents are kept (up to [`MAX_FROM_FILE`] each).
-pub fn tree_of(blobs: &dyn BlobStore, layers: &[Descriptor], with_data: bool) -> Result<FileTree, Error> {
-    let mut tree = if with_data { FileTree::with_data(MAX_FROM_FILE) } else { FileTree::new() };
+pub fn tree_of(
+    blobs: &dyn BlobStore,
+    layers: &[Descriptor],
+    with_data: bool,
+) -> Result<FileTree, Error> {
+    let mut tree = if with_data {
+        FileTree::with_data(MAX_FROM_FILE)
+    } else {
+        FileTree::new()
+    };
     for (i, l) in layers.iter().enumerate() {
-        tree.apply_layer(i, layer_reader(blobs, l)?).map_err(|e| Error::Host(format!("layer {}: {e}", l.digest)))?;
+        tree.apply_layer(i, layer_reader(blobs, l)?)
+            .map_err(|e| Error::Host(format!("layer {}: {e}", l.digest)))?;
     }
     Ok(tree)
 }
 
 /// Apply one more layer to an existing tree.
-pub fn apply(tree: &mut FileTree, blobs: &dyn BlobStore, index: usize, layer: &Descriptor) -> Result<(), Error> {
+pub fn apply(
+    tree: &mut FileTree,
+    blobs: &dyn BlobStore,
+    index: usize,
+    layer: &Descriptor,
+) -> Result<(), Error> {
     tree.apply_layer(index, layer_reader(blobs, layer)?)
         .map(|_| ())
         .map_err(|e| Error::Host(format!("layer {}: {e}", layer.digest)))
 }
 
 /// Read the current contents of `path` (clean, relative) from the layer that last wrote it.
-pub fn read_file(tree: &FileTree, blobs: &dyn BlobStore, layers: &[Descriptor], path: &str) -> Result<Option<Vec<u8>>, Error> {
+pub fn read_file(
+    tree: &FileTree,
+    blobs: &dyn BlobStore,
+    layers: &[Descriptor],
+    path: &str,
+) -> Result<Option<Vec<u8>>, Error> {
     let path = tree.resolve(path);
-    let Some(node) = tree.get(&path) else { return Ok(None) };
+    let Some(node) = tree.get(&path) else {
+        return Ok(None);
+    };
     if let Some(d) = &node.data {
         return Ok(Some(d.clone()));
     }
-    let Some(layer) = layers.get(node.layer) else { return Ok(None) };
+    let Some(layer) = layers.get(node.layer) else {
+        return Ok(None);
+    };
     let mut r = TarReader::new(layer_reader(blobs, layer)?);
     while let Some(e) = r.next_entry()? {
         if e.path == path && e.has_data() {

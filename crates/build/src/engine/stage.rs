@@ -61,7 +61,11 @@ impl StageState {
     }
 
     fn shell(&self) -> Vec<String> {
-        self.config.config.shell.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+        self.config
+            .config
+            .shell
+            .clone()
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
     }
 
     fn history(&mut self, shared: &Shared, created_by: String, empty_layer: bool) {
@@ -90,7 +94,10 @@ impl StageState {
     fn set_env(&mut self, key: &str, value: &str) {
         let env = self.config.config.env.get_or_insert_with(Vec::new);
         let entry = format!("{key}={value}");
-        match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
             Some(e) => *e = entry,
             None => env.push(entry),
         }
@@ -98,7 +105,11 @@ impl StageState {
 
     /// Build args in effect with values, for RUN's environment and history (proxy args are not recorded).
     fn run_args(&self) -> Vec<(String, String)> {
-        self.args.iter().filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str())).cloned().collect()
+        self.args
+            .iter()
+            .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
+            .cloned()
+            .collect()
     }
 }
 
@@ -118,7 +129,9 @@ fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
         return (i < before).then_some(i);
     }
     let lower = name.to_ascii_lowercase();
-    shared.stage_names[..before].iter().rposition(|n| n.as_deref() == Some(lower.as_str()))
+    shared.stage_names[..before]
+        .iter()
+        .rposition(|n| n.as_deref() == Some(lower.as_str()))
 }
 
 pub(crate) fn run_stage(
@@ -131,7 +144,13 @@ pub(crate) fn run_stage(
     let from = &stage.from;
     let line = from.source.span.start.line;
     let total = stage.commands.len() + 1;
-    (host.events)(BuildEvent::StepStarted { stage: index, step: 1, total, line, text: from.source.code.clone() });
+    (host.events)(BuildEvent::StepStarted {
+        stage: index,
+        step: 1,
+        total,
+        line,
+        text: from.source.code.clone(),
+    });
     let base = expand(shared, line, &from.base_name, &shared.global_args)?;
     let platform = if from.platform.is_empty() {
         shared.opts.platform.clone()
@@ -151,14 +170,22 @@ pub(crate) fn run_stage(
             platform: platform.clone(),
         }
     } else if let Some(j) = stage_ref(shared, &base, index) {
-        let mut s = done[j].clone().ok_or_else(|| shared.err(line, format!("stage {base} was not built")))?;
+        let mut s = done[j]
+            .clone()
+            .ok_or_else(|| shared.err(line, format!("stage {base} was not built")))?;
         s.args.clear();
         s.cmd_set = false;
         s
     } else {
-        let img = host.images.resolve(&base, &platform).map_err(|e| shared.err(line, format!("FROM {base}: {e}")))?;
+        let img = host
+            .images
+            .resolve(&base, &platform)
+            .map_err(|e| shared.err(line, format!("FROM {base}: {e}")))?;
         StageState {
-            key: chain(&Digest::sha256_of(b"image"), &[img.manifest_digest.as_str()]),
+            key: chain(
+                &Digest::sha256_of(b"image"),
+                &[img.manifest_digest.as_str()],
+            ),
             reports: img
                 .manifest
                 .layers
@@ -180,7 +207,11 @@ pub(crate) fn run_stage(
             platform: platform.clone(),
         }
     };
-    (host.events)(BuildEvent::StageStarted { stage: index, name: shared.stage_names[index].clone(), base: base.clone() });
+    (host.events)(BuildEvent::StageStarted {
+        stage: index,
+        name: shared.stage_names[index].clone(),
+        base: base.clone(),
+    });
     (host.events)(BuildEvent::StepFinished {
         stage: index,
         step: 1,
@@ -194,15 +225,24 @@ pub(crate) fn run_stage(
     // ONBUILD triggers of the base run first, as in a child build; then they are dropped.
     if let Some(triggers) = st.config.config.on_build.take() {
         for t in triggers {
-            let df = lw_dockerfile::parser::parse(t.as_bytes()).map_err(|e| shared.err(line, format!("ONBUILD {t}: {e}")))?;
-            for inst in instructions::parse(&df).map_err(|e| shared.err(line, format!("ONBUILD {t}: {e}")))? {
+            let df = lw_dockerfile::parser::parse(t.as_bytes())
+                .map_err(|e| shared.err(line, format!("ONBUILD {t}: {e}")))?;
+            for inst in instructions::parse(&df)
+                .map_err(|e| shared.err(line, format!("ONBUILD {t}: {e}")))?
+            {
                 dispatch(shared, host, done, index, &mut st, &inst, line, 1, total)?;
             }
         }
     }
     for (n, inst) in stage.commands.iter().enumerate() {
         let l = inst.source().span.start.line;
-        (host.events)(BuildEvent::StepStarted { stage: index, step: n + 2, total, line: l, text: inst.source().code.clone() });
+        (host.events)(BuildEvent::StepStarted {
+            stage: index,
+            step: n + 2,
+            total,
+            line: l,
+            text: inst.source().code.clone(),
+        });
         dispatch(shared, host, done, index, &mut st, inst, l, n + 2, total)?;
     }
     Ok(st)
@@ -235,7 +275,11 @@ fn go_duration(ns: i64) -> String {
     let secs = ns / 1_000_000_000;
     let frac = ns % 1_000_000_000;
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let sec = if frac == 0 { format!("{s}s") } else { format!("{s}.{}s", format!("{frac:09}").trim_end_matches('0')) };
+    let sec = if frac == 0 {
+        format!("{s}s")
+    } else {
+        format!("{s}.{}s", format!("{frac:09}").trim_end_matches('0'))
+    };
     match (h, m) {
         (0, 0) => sec,
         (0, _) => format!("{m}m{sec}"),
@@ -255,7 +299,10 @@ fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<St
         }
         let bad = || shared.err(line, format!("EXPOSE {w}: invalid port"));
         let (lo, hi) = match port.split_once('-') {
-            Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+            Some((a, b)) => (
+                a.parse::<u16>().map_err(|_| bad())?,
+                b.parse::<u16>().map_err(|_| bad())?,
+            ),
             None => {
                 let p = port.parse::<u16>().map_err(|_| bad())?;
                 (p, p)
@@ -277,7 +324,13 @@ fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error> {
     let mut buf = vec![0u8; 256 * 1024];
     for it in items {
         let e = &it.entry;
-        h.update(format!("{}\0{:?}\0{:o}\0{}\0{}\0{}\0{}\n", e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size).as_bytes());
+        h.update(
+            format!(
+                "{}\0{:?}\0{:o}\0{}\0{}\0{}\0{}\n",
+                e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size
+            )
+            .as_bytes(),
+        );
         match &it.data {
             Data::None => {}
             Data::Bytes(b) => h.update(b),
@@ -312,7 +365,9 @@ fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
                     let want = buf.len().min((it.entry.size - off) as usize);
                     let n = host.context.read_at(p, off, &mut buf[..want])?;
                     if n == 0 {
-                        return Err(Error::Host(format!("{p}: the file shrank while it was being read")));
+                        return Err(Error::Host(format!(
+                            "{p}: the file shrank while it was being read"
+                        )));
                     }
                     lw.tar().write_data(&buf[..n])?;
                     off += n as u64;
@@ -322,11 +377,22 @@ fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
     }
     let (sink, info) = lw.finish()?;
     sink.commit(&info.digest)?;
-    Ok(CachedLayer { descriptor: info.descriptor(), diff_id: info.diff_id })
+    Ok(CachedLayer {
+        descriptor: info.descriptor(),
+        diff_id: info.diff_id,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
-fn finish_step(host: &mut Host, st: &StageState, stage: usize, step: usize, line: usize, cached: bool, layer: Option<&Descriptor>) {
+fn finish_step(
+    host: &mut Host,
+    st: &StageState,
+    stage: usize,
+    step: usize,
+    line: usize,
+    cached: bool,
+    layer: Option<&Descriptor>,
+) {
     (host.events)(BuildEvent::StepFinished {
         stage,
         step,
@@ -339,13 +405,21 @@ fn finish_step(host: &mut Host, st: &StageState, stage: usize, step: usize, line
 }
 
 /// Use the cached layer for `key` when allowed and present; otherwise make it with `make`.
-fn cached_or<F>(host: &mut Host, shared: &Shared, key: &Digest, make: F) -> Result<(Option<CachedLayer>, bool), Error>
+fn cached_or<F>(
+    host: &mut Host,
+    shared: &Shared,
+    key: &Digest,
+    make: F,
+) -> Result<(Option<CachedLayer>, bool), Error>
 where
     F: FnOnce(&mut Host) -> Result<Option<CachedLayer>, Error>,
 {
     if !shared.opts.no_cache {
         if let Some(hit) = host.cache.get(key) {
-            if hit.as_ref().is_none_or(|l| host.blobs.has(&l.descriptor.digest)) {
+            if hit
+                .as_ref()
+                .is_none_or(|l| host.blobs.has(&l.descriptor.digest))
+            {
                 return Ok((hit, true));
             }
         }
@@ -375,7 +449,11 @@ fn dispatch(
         Instruction::Arg(a) => {
             let mut parts = Vec::new();
             for def in &a.args {
-                let global = shared.global_args.iter().find(|(k, _)| k == &def.key).map(|(_, v)| v.clone());
+                let global = shared
+                    .global_args
+                    .iter()
+                    .find(|(k, _)| k == &def.key)
+                    .map(|(_, v)| v.clone());
                 let value = match shared.opts.build_args.get(&def.key) {
                     Some(v) => Some(v.clone()),
                     None => match &def.value {
@@ -410,7 +488,11 @@ fn dispatch(
             let mut parts = Vec::new();
             for kv in &l.labels {
                 let (k, v) = (ex(&kv.key)?, ex(&kv.value)?);
-                st.config.config.labels.get_or_insert_with(BTreeMap::new).insert(k.clone(), v.clone());
+                st.config
+                    .config
+                    .labels
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(k.clone(), v.clone());
                 parts.push(format!("{k}={v}"));
             }
             let text = format!("LABEL {}", parts.join(" "));
@@ -420,10 +502,19 @@ fn dispatch(
         Instruction::Expose(e) => {
             let mut words = Vec::new();
             for p in &e.ports {
-                words.extend(shared.lexer.process_words(p, &env).map_err(|er| shared.err(line, er.to_string()))?);
+                words.extend(
+                    shared
+                        .lexer
+                        .process_words(p, &env)
+                        .map_err(|er| shared.err(line, er.to_string()))?,
+                );
             }
             let ports = expose_ports(shared, line, &words)?;
-            let map = st.config.config.exposed_ports.get_or_insert_with(BTreeMap::new);
+            let map = st
+                .config
+                .config
+                .exposed_ports
+                .get_or_insert_with(BTreeMap::new);
             for p in &ports {
                 map.insert(p.clone(), Empty {});
             }
@@ -444,7 +535,11 @@ fn dispatch(
                 if p.is_empty() {
                     return Err(shared.err(line, "VOLUME specified can not be an empty string"));
                 }
-                st.config.config.volumes.get_or_insert_with(BTreeMap::new).insert(p.clone(), Empty {});
+                st.config
+                    .config
+                    .volumes
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(p.clone(), Empty {});
                 vols.push(p);
             }
             let text = format!("VOLUME [{}]", vols.join(" "));
@@ -510,15 +605,24 @@ fn dispatch(
             st.history(shared, text, true);
         }
         Instruction::Onbuild(o) => {
-            st.config.config.on_build.get_or_insert_with(Vec::new).push(o.expression.clone());
+            st.config
+                .config
+                .on_build
+                .get_or_insert_with(Vec::new)
+                .push(o.expression.clone());
             let text = format!("ONBUILD {}", o.expression);
             st.key = chain(&st.key, &[&text]);
             st.history(shared, text, true);
         }
         Instruction::Workdir(w) => {
             let p = ex(&w.path)?;
-            let joined = if p.starts_with('/') { p.clone() } else { format!("{}/{p}", st.workdir()) };
-            let clean = crate::context::normalize_path(&joined).map_err(|e| shared.err(line, format!("WORKDIR {p}: {e}")))?;
+            let joined = if p.starts_with('/') {
+                p.clone()
+            } else {
+                format!("{}/{p}", st.workdir())
+            };
+            let clean = crate::context::normalize_path(&joined)
+                .map_err(|e| shared.err(line, format!("WORKDIR {p}: {e}")))?;
             let abs = format!("/{clean}");
             st.config.config.working_dir = Some(abs.clone());
             let text = format!("WORKDIR {abs}");
@@ -536,12 +640,35 @@ fn dispatch(
                 return Ok(());
             }
             missing.reverse();
+            // BuildKit creates WORKDIR's directories as the current USER.
+            let (uid, gid) = match st.config.config.user.clone().filter(|u| !u.is_empty()) {
+                None => (0, 0),
+                Some(user) => {
+                    let spec = crate::chown::parse_chown(&user)
+                        .map_err(|e| shared.err(line, format!("WORKDIR: USER {user}: {e}")))?;
+                    let layers = st.layers.clone();
+                    let tree = st.tree(host)?;
+                    let passwd = rootfs::read_file(tree, &*host.blobs, &layers, "etc/passwd")?;
+                    let group = rootfs::read_file(tree, &*host.blobs, &layers, "etc/group")?;
+                    spec.resolve(passwd.as_deref(), group.as_deref())
+                        .map_err(|e| shared.err(line, format!("WORKDIR: {e}")))?
+                }
+            };
             let items: Vec<Item> = missing
                 .iter()
-                .map(|d| Item { entry: Entry { mtime: shared.mtime(0), ..Entry::dir(d, 0o755) }, data: Data::None })
+                .map(|d| Item {
+                    entry: Entry {
+                        mtime: shared.mtime(0),
+                        uid,
+                        gid,
+                        ..Entry::dir(d, 0o755)
+                    },
+                    data: Data::None,
+                })
                 .collect();
             let key = st.key.clone();
-            let (layer, cached) = cached_or(host, shared, &key, |h| write_items(h, &items).map(Some))?;
+            let (layer, cached) =
+                cached_or(host, shared, &key, |h| write_items(h, &items).map(Some))?;
             let layer = layer.expect("WORKDIR makes a layer");
             if let Some(t) = st.tree.as_mut() {
                 for it in &items {
@@ -566,8 +693,13 @@ fn dispatch(
             }
             let key = chain(&st.key, &[&text, &mounts.join("\n"), &r.network]);
             st.key = key.clone();
-            let mut run_env: Vec<String> = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            for (k, v) in st.args.iter().filter(|(k, _)| PROXY_ARGS.contains(&k.as_str())) {
+            let mut run_env: Vec<String> =
+                run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            for (k, v) in st
+                .args
+                .iter()
+                .filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()))
+            {
                 run_env.push(format!("{k}={v}"));
             }
             for e in st.config.config.env.iter().flatten() {
@@ -582,15 +714,22 @@ fn dispatch(
                 env: run_env,
                 user: st.config.config.user.clone().unwrap_or_default(),
                 workdir: st.workdir(),
-                network: if r.network.is_empty() { shared.opts.network.clone() } else { r.network.clone() },
+                network: if r.network.is_empty() {
+                    shared.opts.network.clone()
+                } else {
+                    r.network.clone()
+                },
                 mounts,
                 files: vec![],
                 platform: st.platform.clone(),
-                source_date_epoch: (!shared.opts.keep_mtimes).then_some(shared.opts.source_date_epoch),
+                source_date_epoch: (!shared.opts.keep_mtimes)
+                    .then_some(shared.opts.source_date_epoch),
                 location: format!("{}:{line}", shared.opts.dockerfile_name),
             };
             let (layer, cached) = cached_or(host, shared, &key, |h| {
-                let Host { run, blobs, events, .. } = h;
+                let Host {
+                    run, blobs, events, ..
+                } = h;
                 let Some(exec) = run.as_deref_mut() else {
                     return Err(shared.err(
                         line,
@@ -599,10 +738,17 @@ fn dispatch(
                 };
                 // Output streams to the host as events, tagged with the step.
                 let mut output = |data: &[u8]| {
-                    events(BuildEvent::Output { stage: index, step, data: String::from_utf8_lossy(data).into_owned() });
+                    events(BuildEvent::Output {
+                        stage: index,
+                        step,
+                        data: String::from_utf8_lossy(data).into_owned(),
+                    });
                 };
                 let res = exec.run(&req, &mut **blobs, &mut output)?;
-                Ok(res.layer.map(|(descriptor, diff_id)| CachedLayer { descriptor, diff_id }))
+                Ok(res.layer.map(|(descriptor, diff_id)| CachedLayer {
+                    descriptor,
+                    diff_id,
+                }))
             })?;
             match layer {
                 Some(l) => {
@@ -638,16 +784,44 @@ fn copy_step(
     env: &[(String, String)],
 ) -> Result<(), Error> {
     let ex = |w: &str| expand(shared, line, w, env);
-    let (files, from, chown, chmod, parents, excludes, is_add, checksum, unpack, keyword) = match inst {
-        Instruction::Copy(c) => (&c.files, c.from.as_str(), &c.chown, &c.chmod, c.parents, &c.excludes, false, "", None, "COPY"),
-        Instruction::Add(a) => {
-            (&a.files, "", &a.chown, &a.chmod, false, &a.excludes, true, a.checksum.as_str(), a.unpack, "ADD")
-        }
-        _ => unreachable!("copy_step is for COPY and ADD"),
-    };
-    let srcs = files.source_paths.iter().map(|s| ex(s)).collect::<Result<Vec<_>, _>>()?;
+    let (files, from, chown, chmod, parents, excludes, is_add, checksum, unpack, keyword) =
+        match inst {
+            Instruction::Copy(c) => (
+                &c.files,
+                c.from.as_str(),
+                &c.chown,
+                &c.chmod,
+                c.parents,
+                &c.excludes,
+                false,
+                "",
+                None,
+                "COPY",
+            ),
+            Instruction::Add(a) => (
+                &a.files,
+                "",
+                &a.chown,
+                &a.chmod,
+                false,
+                &a.excludes,
+                true,
+                a.checksum.as_str(),
+                a.unpack,
+                "ADD",
+            ),
+            _ => unreachable!("copy_step is for COPY and ADD"),
+        };
+    let srcs = files
+        .source_paths
+        .iter()
+        .map(|s| ex(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let dest = ex(&files.dest)?;
-    let raw_lexer = Lexer { raw_quotes: true, ..shared.lexer.clone() };
+    let raw_lexer = Lexer {
+        raw_quotes: true,
+        ..shared.lexer.clone()
+    };
     let mut heredocs = Vec::new();
     for c in &files.source_contents {
         let data = if c.expand {
@@ -663,12 +837,16 @@ fn copy_step(
     let chmod = if chmod.is_empty() {
         None
     } else {
-        Some(crate::chmod::parse_chmod(&ex(chmod)?).map_err(|e| shared.err(line, format!("{keyword}: {e}")))?)
+        Some(
+            crate::chmod::parse_chmod(&ex(chmod)?)
+                .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?,
+        )
     };
     let chown = if chown.is_empty() {
         None
     } else {
-        let spec = crate::chown::parse_chown(&ex(chown)?).map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
+        let spec = crate::chown::parse_chown(&ex(chown)?)
+            .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
         let (mut passwd, mut group) = (None, None);
         if spec.needs_passwd() || spec.needs_group() {
             let layers = st.layers.clone();
@@ -676,18 +854,33 @@ fn copy_step(
             passwd = rootfs::read_file(tree, &*host.blobs, &layers, "etc/passwd")?;
             group = rootfs::read_file(tree, &*host.blobs, &layers, "etc/group")?;
         }
-        Some(spec.resolve(passwd.as_deref(), group.as_deref()).map_err(|e| shared.err(line, format!("{keyword}: {e}")))?)
+        Some(
+            spec.resolve(passwd.as_deref(), group.as_deref())
+                .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?,
+        )
     };
-    let excludes = excludes.iter().map(|e| ex(e)).collect::<Result<Vec<_>, _>>()?;
+    let excludes = excludes
+        .iter()
+        .map(|e| ex(e))
+        .collect::<Result<Vec<_>, _>>()?;
     // --from: another stage or an image, read with file contents.
-    let from = if from.is_empty() { String::new() } else { ex(from)? };
+    let from = if from.is_empty() {
+        String::new()
+    } else {
+        ex(from)?
+    };
     let from_tree: Option<FileTree> = if from.is_empty() {
         None
     } else if let Some(j) = stage_ref(shared, &from, index) {
-        let s = done[j].as_ref().ok_or_else(|| shared.err(line, format!("stage {from} was not built")))?;
+        let s = done[j]
+            .as_ref()
+            .ok_or_else(|| shared.err(line, format!("stage {from} was not built")))?;
         Some(rootfs::tree_of(&*host.blobs, &s.layers, true)?)
     } else {
-        let img = host.images.resolve(&from, &st.platform).map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
+        let img = host
+            .images
+            .resolve(&from, &st.platform)
+            .map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
         Some(rootfs::tree_of(&*host.blobs, &img.manifest.layers, true)?)
     };
     let workdir = st.workdir();
