@@ -7,26 +7,19 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use lw_layer::tar::{TarReader, TarWriter, WriteOptions};
-use lw_layer::{path as tpath, Entry, EntryKind};
+use lw_layer::tar::TarReader;
+use lw_layer::{path as tpath, EntryKind};
 use lw_oci::descriptor::annotations;
 use lw_oci::media::{self, Compression};
 use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
-use serde::{Deserialize, Serialize};
 
+use crate::buildhost::StoreBlobs;
 use crate::names;
+use lw_build::archive::blob_name;
+use lw_build::archive::{write_archive, ArchiveItem, ArchiveProgress};
 use crate::store::{host_platform, Store};
 
-/// One image in a docker archive's `manifest.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DockerArchiveEntry {
-    #[serde(rename = "Config")]
-    pub config: String,
-    #[serde(rename = "RepoTags", default)]
-    pub repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Layers")]
-    pub layers: Vec<String>,
-}
+pub use lw_build::archive::DockerArchiveEntry;
 
 /// An image to save: the names it goes by and its manifest (or index) descriptor.
 pub struct SaveItem {
@@ -34,99 +27,33 @@ pub struct SaveItem {
     pub descriptor: Descriptor,
 }
 
-fn blob_name(d: &Digest) -> String {
-    format!("blobs/{}/{}", d.algorithm().name(), d.encoded())
-}
-
-/// Write `items` as one tar to `out`. The bytes depend only on the images and names.
+/// Write `items` as one tar to `out`. The bytes depend only on the images and names (the layout itself is written
+/// by [`lw_build::archive::write_archive`], which the browser's export shares).
 pub fn save(
     store: &Store,
     items: &[SaveItem],
     out: &mut dyn Write,
     progress: &indicatif::ProgressBar,
 ) -> Result<()> {
-    let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
-    let mut index_entries = Vec::new();
-    let mut docker_entries = Vec::new();
-    for item in items {
-        collect_blobs(store, &item.descriptor, &mut blobs)?;
-        let resolved = store.resolve(&item.descriptor, Some(&host_platform()))?;
-        if item.names.is_empty() {
-            index_entries.push(Descriptor::new(
-                &item.descriptor.media_type,
-                item.descriptor.digest.clone(),
-                item.descriptor.size,
-            ));
-        }
-        for n in &item.names {
-            let mut d = Descriptor::new(
-                &item.descriptor.media_type,
-                item.descriptor.digest.clone(),
-                item.descriptor.size,
-            );
-            d.set_annotation(annotations::CONTAINERD_IMAGE_NAME, n);
-            d.set_annotation(annotations::REF_NAME, n);
-            index_entries.push(d);
-        }
-        docker_entries.push(DockerArchiveEntry {
-            config: blob_name(&resolved.config_digest),
-            repo_tags: Some(item.names.iter().map(|n| names::familiar(n)).collect()),
-            layers: resolved
-                .manifest
-                .layers
-                .iter()
-                .map(|l| blob_name(&l.digest))
-                .collect(),
-        });
-    }
-    progress.set_length(blobs.values().sum());
-    let mut tar = TarWriter::new(
+    let items: Vec<ArchiveItem> = items
+        .iter()
+        .map(|i| ArchiveItem {
+            names: i.names.clone(),
+            descriptor: i.descriptor.clone(),
+        })
+        .collect();
+    let mut on_progress = |p: ArchiveProgress| match p {
+        ArchiveProgress::Total(n) => progress.set_length(n),
+        ArchiveProgress::Copied(n) => progress.inc(n),
+    };
+    write_archive(
+        &StoreBlobs { store },
+        &items,
+        &host_platform(),
         out,
-        WriteOptions {
-            clamp_mtime: Some(0),
-        },
-    );
-    tar.append_bytes(&Entry::dir("blobs", 0o755), &[])?;
-    tar.append_bytes(&Entry::dir("blobs/sha256", 0o755), &[])?;
-    for (d, size) in &blobs {
-        let f = store.open_blob(d)?;
-        let mut reader = progress.wrap_read(f);
-        tar.append(&Entry::file(&blob_name(d), 0o644, *size), &mut reader)
-            .with_context(|| format!("writing blob {d}"))?;
-    }
-    tar.append_bytes(
-        &Entry::file("index.json", 0o644, 0),
-        &lw_oci::to_canonical_json(&Index::oci(index_entries)),
-    )?;
-    tar.append_bytes(
-        &Entry::file("manifest.json", 0o644, 0),
-        &serde_json::to_vec(&docker_entries).expect("serializable"),
-    )?;
-    tar.append_bytes(
-        &Entry::file("oci-layout", 0o644, 0),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )?;
-    tar.finish()?;
-    Ok(())
-}
-
-fn collect_blobs(store: &Store, d: &Descriptor, out: &mut BTreeMap<Digest, u64>) -> Result<()> {
-    out.insert(d.digest.clone(), d.size);
-    if media::is_index(&d.media_type) {
-        let idx: Index = serde_json::from_slice(&store.read_document(&d.digest)?)?;
-        for m in &idx.manifests {
-            if store.has_blob(&m.digest) {
-                collect_blobs(store, m, out)?;
-            }
-        }
-    } else {
-        let m: Manifest = serde_json::from_slice(&store.read_document(&d.digest)?)?;
-        out.insert(m.config.digest.clone(), m.config.size);
-        for l in &m.layers {
-            out.insert(l.digest.clone(), l.size);
-        }
-    }
-    Ok(())
+        &mut on_progress,
+    )
+    .map_err(|e| anyhow!("{e}"))
 }
 
 /// An archive unpacked into a private directory: regular files only; links are resolved by name, never created.

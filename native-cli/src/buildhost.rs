@@ -65,6 +65,9 @@ impl BlobStore for StoreBlobs<'_> {
     fn open(&self, d: &Digest) -> Result<Box<dyn Read + '_>, Error> {
         Ok(Box::new(io::BufReader::with_capacity(1 << 20, self.store.open_blob(d).map_err(host_err)?)))
     }
+    fn member_cache(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberCache>> {
+        Some(Box::new(StoreMembers { dir: self.store.root().join("members") }))
+    }
     fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
         let (tmp, file) = tempfile_in(&self.store.tmp_dir()).map_err(host_err)?;
         Ok(Box::new(Sink {
@@ -141,5 +144,29 @@ impl ImageSource for StoreImages<'_> {
             manifest: img.manifest,
             config: img.config,
         })
+    }
+}
+
+/// Compressed gzip members on disk under `members/`, each file prefixed with the digest of its bytes so a damaged
+/// entry is ignored rather than written into a layer.
+pub struct StoreMembers {
+    pub dir: PathBuf,
+}
+
+impl lw_layer::pgzip::MemberCache for StoreMembers {
+    fn get(&mut self, key: &Digest) -> Option<Vec<u8>> {
+        let raw = fs::read(self.dir.join(key.encoded())).ok()?;
+        let nl = raw.iter().position(|&b| b == b'\n')?;
+        let want = Digest::parse(std::str::from_utf8(&raw[..nl]).ok()?).ok()?;
+        let body = &raw[nl + 1..];
+        want.verify(body).then(|| body.to_vec())
+    }
+    fn put(&mut self, key: &Digest, compressed: &[u8]) {
+        if fs::create_dir_all(&self.dir).is_ok() {
+            let mut v = format!("{}\n", Digest::sha256_of(compressed)).into_bytes();
+            v.extend_from_slice(compressed);
+            // A lost cache entry only costs recompression.
+            let _ = crate::store::write_atomic(&self.dir.join(key.encoded()), &v);
+        }
     }
 }

@@ -91,7 +91,7 @@ impl DirContext {
 
     fn is_excluded(&self, rel: &str) -> Result<bool, Error> {
         match &self.matcher {
-            Some(m) if !rel.is_empty() => m.matches_or_parent_matches(rel),
+            Some(m) if !rel.is_empty() => Ok(m.matches_or_parent_matches(rel)?),
             _ => Ok(false),
         }
     }

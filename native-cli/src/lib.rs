@@ -8,5 +8,6 @@ pub mod http;
 pub mod names;
 pub mod remote;
 pub mod run;
+pub mod serve;
 pub mod store;
 pub mod transfer;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod cmd_build;
 mod cmd_dockerfile;
 mod cmd_registry;
+mod cmd_serve;
 mod cmd_image;
 
 #[derive(Parser)]
@@ -50,6 +51,8 @@ enum Command {
     Digest(cmd_registry::RefArgs),
     /// List the repositories of a registry
     Catalog(cmd_registry::CatalogArgs),
+    /// Serve the playground: the site, a registry over the store, a registry proxy and the RUN backend
+    Serve(cmd_serve::ServeArgs),
     /// List images
     Images(cmd_image::ImagesArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Manifest(a) => cmd_registry::manifest(a),
         Command::Digest(a) => cmd_registry::digest(a),
         Command::Catalog(a) => cmd_registry::catalog(a),
+        Command::Serve(a) => cmd_serve::serve(&root, a),
         Command::Tag(a) => cmd_image::tag(&root, a),
         Command::Rmi(a)
         | Command::Image {

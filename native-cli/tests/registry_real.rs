@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use layerwright::remote::{MemoryImages, PushOptions, Remote, RemoteOptions};
+use layerwright::remote::{MemoryImages, PushOptions, PushReport, Remote, RemoteOptions};
 use lw_oci::{media, Descriptor, Digest, Manifest, Platform};
 use lw_registry::{Credentials, RetryPolicy, UploadOutcome};
 use support::*;
@@ -25,6 +25,42 @@ fn opts(creds: Credentials) -> RemoteOptions {
         }),
         ..Default::default()
     }
+}
+
+/// A client for `reg` without credentials.
+fn anonymous(reg: &Registry) -> Remote {
+    Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap()
+}
+
+/// Push `root` from `src` with the default options.
+fn push(
+    remote: &mut Remote,
+    repo: &str,
+    tag: &str,
+    root: &Descriptor,
+    src: &mut MemoryImages,
+) -> PushReport {
+    remote
+        .push_image(repo, tag, root, src, &PushOptions::default())
+        .unwrap()
+}
+
+/// A linux/amd64 and a linux/arm64 image, each with one `arch` file of the given content, and
+/// an index over both: `(amd64, arm64, index)`.
+fn two_platform_index(
+    src: &mut MemoryImages,
+    amd64: &[u8],
+    arm64: &[u8],
+) -> (Descriptor, Descriptor, Descriptor) {
+    let amd = make_image(src, "linux", "amd64", &[("arch", amd64)]);
+    let arm = make_image(src, "linux", "arm64", &[("arch", arm64)]);
+    let index = make_index(src, vec![amd.clone(), arm.clone()]);
+    (amd, arm, index)
+}
+
+/// `skopeo inspect --raw` of a `docker://` image reference.
+fn skopeo_raw(image: &str) -> Vec<u8> {
+    run_ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", image]))
 }
 
 fn amd64() -> Platform {
@@ -84,15 +120,7 @@ fn push_then_pull_round_trip_keeps_digests() {
     )
     .unwrap();
     assert!(remote.client().base_url().starts_with("http://"));
-    let report = remote
-        .push_image(
-            "lw/roundtrip",
-            "v1",
-            &root,
-            &mut src,
-            &PushOptions::default(),
-        )
-        .unwrap();
+    let report = push(&mut remote, "lw/roundtrip", "v1", &root, &mut src);
     assert_eq!(report.digest, root.digest);
     assert_eq!(report.blobs.len(), 3);
     assert!(
@@ -104,15 +132,7 @@ fn push_then_pull_round_trip_keeps_digests() {
     );
 
     // Pushing again uploads nothing.
-    let again = remote
-        .push_image(
-            "lw/roundtrip",
-            "v1",
-            &root,
-            &mut src,
-            &PushOptions::default(),
-        )
-        .unwrap();
+    let again = push(&mut remote, "lw/roundtrip", "v1", &root, &mut src);
     assert!(
         again.blobs.iter().all(|(_, o)| *o == UploadOutcome::Exists),
         "{again:?}"
@@ -172,17 +192,13 @@ fn lists_paginate_against_the_real_registry() {
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "tags");
-    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    let mut remote = anonymous(&reg);
     let names = ["a", "b", "c", "d", "e"];
     for t in names {
-        remote
-            .push_image("lw/tags", t, &root, &mut src, &PushOptions::default())
-            .unwrap();
+        push(&mut remote, "lw/tags", t, &root, &mut src);
     }
     for r in ["lw/other1", "lw/other2"] {
-        remote
-            .push_image(r, "v1", &root, &mut src, &PushOptions::default())
-            .unwrap();
+        push(&mut remote, r, "v1", &root, &mut src);
     }
     let c = remote.client().clone();
     // Distribution 2.8 ignores `n` for tags and answers everything in directory order: the client must still
@@ -214,9 +230,7 @@ fn htpasswd_basic_auth() {
     )
     .unwrap();
     remote.ping().unwrap();
-    remote
-        .push_image("lw/basic", "v1", &root, &mut src, &PushOptions::default())
-        .unwrap();
+    push(&mut remote, "lw/basic", "v1", &root, &mut src);
     let mut dst = MemoryImages::default();
     let pulled = remote
         .pull_image("lw/basic", "v1", &amd64(), &mut dst)
@@ -245,7 +259,7 @@ fn htpasswd_basic_auth() {
     );
 
     // No credentials.
-    let mut anon = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    let mut anon = anonymous(&reg);
     let e = anon.ping().unwrap_err();
     assert!(e.to_string().contains("log in first"), "{e}");
 }
@@ -316,7 +330,7 @@ fn bearer_token_auth() {
     );
 
     // Anonymous: a token without access, then a refusal that says to log in.
-    let mut anon = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    let mut anon = anonymous(&reg);
     let e = anon
         .pull_image("lw/token", "v1", &amd64(), &mut MemoryImages::default())
         .unwrap_err();
@@ -354,9 +368,7 @@ fn chunked_upload_of_a_100mb_layer() {
     let mut o = opts(Credentials::Anonymous);
     o.chunk_size = Some(16 * 1024 * 1024);
     let mut remote = Remote::connect(&reg.host(), &o).unwrap();
-    let report = remote
-        .push_image("lw/big", "v1", &root, &mut src, &PushOptions::default())
-        .unwrap();
+    let report = push(&mut remote, "lw/big", "v1", &root, &mut src);
     let outcome = report
         .blobs
         .iter()
@@ -388,10 +400,8 @@ fn cross_repository_mount() {
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "mount");
-    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
-    remote
-        .push_image("lw/source", "v1", &root, &mut src, &PushOptions::default())
-        .unwrap();
+    let mut remote = anonymous(&reg);
+    push(&mut remote, "lw/source", "v1", &root, &mut src);
     let report = remote
         .push_image(
             "lw/dest",
@@ -426,18 +436,15 @@ fn skopeo_reads_what_we_push() {
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "skopeo");
-    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
-    remote
-        .push_image("lw/skopeo", "v1", &root, &mut src, &PushOptions::default())
-        .unwrap();
+    let mut remote = anonymous(&reg);
+    push(&mut remote, "lw/skopeo", "v1", &root, &mut src);
     let image = format!("docker://{}/lw/skopeo:v1", reg.host());
     let out = run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", &image]));
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["Digest"].as_str(), Some(root.digest.as_str()), "{v}");
     assert_eq!(v["Architecture"].as_str(), Some("amd64"));
     assert_eq!(v["Layers"].as_array().map(|l| l.len()), Some(2));
-    let raw =
-        run_ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &image]));
+    let raw = skopeo_raw(&image);
     assert_eq!(raw, src.manifests[&root.digest].1);
 }
 
@@ -451,9 +458,7 @@ fn we_pull_a_multi_platform_image_pushed_by_skopeo() {
     }
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
-    let amd = make_image(&mut src, "linux", "amd64", &[("arch", b"amd64\n")]);
-    let arm = make_image(&mut src, "linux", "arm64", &[("arch", b"arm64\n")]);
-    let index = make_index(&mut src, vec![amd.clone(), arm.clone()]);
+    let (amd, arm, index) = two_platform_index(&mut src, b"amd64\n", b"arm64\n");
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("layout");
     write_oci_layout(&src, &layout, &index, "v1");
@@ -473,7 +478,7 @@ fn we_pull_a_multi_platform_image_pushed_by_skopeo() {
         &format!("docker://{}/lw/multi:v1", reg.host()),
     ]));
 
-    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
+    let mut remote = anonymous(&reg);
     for (platform, want) in [
         ("linux/arm64", &arm),
         ("linux/amd64", &amd),
@@ -528,19 +533,9 @@ fn we_push_an_index_and_skopeo_reads_each_platform() {
     }
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
-    let amd = make_image(&mut src, "linux", "amd64", &[("arch", b"amd64 by us\n")]);
-    let arm = make_image(&mut src, "linux", "arm64", &[("arch", b"arm64 by us\n")]);
-    let index = make_index(&mut src, vec![amd.clone(), arm.clone()]);
-    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
-    let report = remote
-        .push_image(
-            "lw/ours-multi",
-            "v1",
-            &index,
-            &mut src,
-            &PushOptions::default(),
-        )
-        .unwrap();
+    let (amd, arm, index) = two_platform_index(&mut src, b"amd64 by us\n", b"arm64 by us\n");
+    let mut remote = anonymous(&reg);
+    let report = push(&mut remote, "lw/ours-multi", "v1", &index, &mut src);
     assert_eq!(report.digest, index.digest);
     assert_eq!(
         report.manifests,
@@ -548,8 +543,7 @@ fn we_push_an_index_and_skopeo_reads_each_platform() {
         "children pushed by digest"
     );
     let image = format!("docker://{}/lw/ours-multi:v1", reg.host());
-    let raw =
-        run_ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &image]));
+    let raw = skopeo_raw(&image);
     assert_eq!(raw, src.manifests[&index.digest].1);
     for (arch, want) in [("amd64", &amd), ("arm64", &arm)] {
         let out = run_ok(Command::new("skopeo").args([
@@ -587,10 +581,8 @@ fn referrers_fall_back_to_the_tag_schema_on_a_registry_without_the_api() {
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "referrers");
-    let mut remote = Remote::connect(&reg.host(), &opts(Credentials::Anonymous)).unwrap();
-    remote
-        .push_image("lw/refs", "v1", &root, &mut src, &PushOptions::default())
-        .unwrap();
+    let mut remote = anonymous(&reg);
+    push(&mut remote, "lw/refs", "v1", &root, &mut src);
     let c = remote.client().clone();
     // Nothing yet: the registry has no referrers API (404) and there is no referrers tag.
     let none = remote
@@ -607,28 +599,18 @@ fn referrers_fall_back_to_the_tag_schema_on_a_registry_without_the_api() {
         root.size,
     ));
     let art_desc = src.add_manifest(media::OCI_MANIFEST, lw_oci::to_canonical_json(&art));
-    remote
-        .push_image(
-            "lw/refs",
-            art_desc.digest.as_str(),
-            &art_desc,
-            &mut src,
-            &PushOptions::default(),
-        )
-        .unwrap();
+    push(
+        &mut remote,
+        "lw/refs",
+        art_desc.digest.as_str(),
+        &art_desc,
+        &mut src,
+    );
     let mut entry = art_desc.clone();
     entry.artifact_type = art.artifact_type.clone();
     let tag_index = make_index(&mut src, vec![entry.clone()]);
     let tag = format!("sha256-{}", root.digest.encoded());
-    remote
-        .push_image(
-            "lw/refs",
-            &tag,
-            &tag_index,
-            &mut src,
-            &PushOptions::default(),
-        )
-        .unwrap();
+    push(&mut remote, "lw/refs", &tag, &tag_index, &mut src);
     let found = remote
         .run(
             &mut c

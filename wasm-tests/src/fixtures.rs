@@ -30,8 +30,8 @@ pub struct LayerGolden {
 
 pub const LAYER_GOLDEN: LayerGolden = LayerGolden {
     diff_id: "sha256:cf3f894f9f30e9a6e159a87858b311d3a32f0f73fded36eedccc337e2a24d87a",
-    digest: "sha256:c297b4c36857f9c7d0bf858b5aa7999350e8be0e35ec862447ce088d66f0fb9d",
-    size: 1_050_301,
+    digest: "sha256:79d08c5689a16b14d90f9a50ac977bb4f04852c419bf2622cd03989c5f8de645",
+    size: 1_050_339,
     uncompressed_size: 1_071_616,
 };
 
@@ -39,7 +39,7 @@ pub const LAYER_GOLDEN: LayerGolden = LayerGolden {
 pub const CONFIG_GOLDEN: &str =
     "sha256:de58412ec35fb0d33be4ac7cb84eb121bf85d183842eb5164ec95f18c2273e38";
 pub const MANIFEST_GOLDEN: &str =
-    "sha256:14d2431a8c90bd5f126826c06717c5076c32762ddfb30fadb9a37f2b31b4e13e";
+    "sha256:faf973fcd4fe4d72e2061a2e8b5711d5e520b728fd446794b3afb03666577f43";
 
 /// Deterministic pseudo-random bytes (SplitMix64): integer-only, so identical on every target.
 pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {

@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod bench_tools;
 mod deps;
 mod wasm;
 
@@ -45,7 +46,7 @@ fn usage() -> &'static str {
      commands:\n  \
      run [-- ARGS]   build the release CLI and run it (default: a demo of the image commands)\n  \
      test            install what the tests need, then run every test (native, wasm32 build, interop)\n  \
-     bench [--quick] benchmarks next to reference pipelines; prints a table and writes target/bench.json\n  \
+     bench [--quick] [--layers-only] benchmarks next to reference tools; prints a table and writes target/bench.json\n  \
      deps            only install the test dependencies"
 }
 

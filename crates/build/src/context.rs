@@ -396,7 +396,9 @@ pub fn read_ignore_patterns<C: Context + ?Sized>(
             continue;
         };
         match ctx.entry(&cand)? {
-            Some(e) if e.is_file() => return ignore::try_read_ignore_file(&ctx.read_file(&cand)?),
+            Some(e) if e.is_file() => {
+                return Ok(ignore::try_read_ignore_file(&ctx.read_file(&cand)?)?)
+            }
             _ => {}
         }
     }
@@ -445,7 +447,7 @@ impl<C: Context> FilteredContext<C> {
         if p.is_empty() {
             return Ok(false);
         }
-        self.matcher.matches_or_parent_matches(&p)
+        Ok(self.matcher.matches_or_parent_matches(&p)?)
     }
 }
 

@@ -61,7 +61,11 @@ pub enum Error {
 
     /// A build step failed: `Dockerfile:LINE: cause`.
     #[error("{file}:{line}: {message}")]
-    Step { file: String, line: usize, message: String },
+    Step {
+        file: String,
+        line: usize,
+        message: String,
+    },
     /// The Dockerfile itself is invalid.
     #[error("{file}:{source}")]
     Dockerfile {
@@ -76,4 +80,25 @@ pub enum Error {
     /// Something the host (store, registry, executor) reported.
     #[error("{0}")]
     Host(String),
+}
+
+/// `.dockerignore` errors come from [`lw_dockerfile::ignore`]; they map onto the variants of the
+/// same name. Any other Dockerfile error is reported against `Dockerfile`.
+impl From<lw_dockerfile::Error> for Error {
+    fn from(e: lw_dockerfile::Error) -> Self {
+        use lw_dockerfile::Error as D;
+        match e {
+            D::IllegalExclusion => Error::IllegalExclusion,
+            D::BadPattern { pattern } => Error::BadPattern { pattern },
+            D::UnsupportedPattern { pattern, reason } => {
+                Error::UnsupportedPattern { pattern, reason }
+            }
+            D::MatchInfoMismatch => Error::MatchInfoMismatch,
+            D::IgnoreLineTooLong { line } => Error::IgnoreLineTooLong { line },
+            source => Error::Dockerfile {
+                file: "Dockerfile".to_string(),
+                source,
+            },
+        }
+    }
 }

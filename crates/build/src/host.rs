@@ -16,6 +16,10 @@ pub trait BlobStore {
     fn open(&self, d: &Digest) -> Result<Box<dyn Read + '_>, Error>;
     /// Start writing a new blob; its digest is known only when it is committed.
     fn create(&mut self) -> Result<Box<dyn BlobSink>, Error>;
+    /// Compressed gzip members kept from earlier layers, so a rebuild recompresses only what changed.
+    fn member_cache(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberCache>> {
+        None
+    }
 }
 
 /// A blob being written. `commit` checks the bytes against `digest` and makes the blob visible.
@@ -24,11 +28,16 @@ pub trait BlobSink: Write {
 }
 
 /// Put a small blob (a document) into the store.
-pub fn put_bytes(store: &mut dyn BlobStore, media_type: &str, bytes: &[u8]) -> Result<Descriptor, Error> {
+pub fn put_bytes(
+    store: &mut dyn BlobStore,
+    media_type: &str,
+    bytes: &[u8],
+) -> Result<Descriptor, Error> {
     let d = Descriptor::of(media_type, bytes);
     if !store.has(&d.digest) {
         let mut sink = store.create()?;
-        sink.write_all(bytes).map_err(|e| Error::Host(format!("writing blob {}: {e}", d.digest)))?;
+        sink.write_all(bytes)
+            .map_err(|e| Error::Host(format!("writing blob {}: {e}", d.digest)))?;
         sink.commit(&d.digest)?;
     }
     Ok(d)
@@ -43,7 +52,9 @@ pub fn read_blob(store: &dyn BlobStore, d: &Digest, limit: u64) -> Result<Vec<u8
         .read_to_end(&mut out)
         .map_err(|e| Error::Host(format!("reading blob {d}: {e}")))?;
     if out.len() as u64 > limit {
-        return Err(Error::Host(format!("blob {d} is larger than {limit} bytes")));
+        return Err(Error::Host(format!(
+            "blob {d} is larger than {limit} bytes"
+        )));
     }
     Ok(out)
 }
@@ -68,7 +79,9 @@ pub struct NoImages;
 
 impl ImageSource for NoImages {
     fn resolve(&mut self, reference: &str, _: &Platform) -> Result<BaseImage, Error> {
-        Err(Error::Host(format!("image {reference} is not available (no image source configured)")))
+        Err(Error::Host(format!(
+            "image {reference} is not available (no image source configured)"
+        )))
     }
 }
 
@@ -104,7 +117,12 @@ pub struct RunResult {
 
 /// Executes RUN steps (natively: an OCI runtime).
 pub trait RunExecutor {
-    fn run(&mut self, req: &RunRequest, store: &mut dyn BlobStore, output: &mut dyn FnMut(&[u8])) -> Result<RunResult, Error>;
+    fn run(
+        &mut self,
+        req: &RunRequest,
+        store: &mut dyn BlobStore,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<RunResult, Error>;
 }
 
 /// Fetches `ADD <url>` sources.
@@ -136,7 +154,10 @@ impl MemoryBlobs {
         self.blobs.lock().expect("blob map lock").get(d).cloned()
     }
     pub fn insert(&self, d: Digest, bytes: Vec<u8>) {
-        self.blobs.lock().expect("blob map lock").insert(d, Arc::new(bytes));
+        self.blobs
+            .lock()
+            .expect("blob map lock")
+            .insert(d, Arc::new(bytes));
     }
 }
 
@@ -189,7 +210,10 @@ impl BlobStore for MemoryBlobs {
         }
     }
     fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
-        Ok(Box::new(MemorySink { buf: Vec::new(), target: self.clone() }))
+        Ok(Box::new(MemorySink {
+            buf: Vec::new(),
+            target: self.clone(),
+        }))
     }
 }
 

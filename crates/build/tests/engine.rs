@@ -17,10 +17,17 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        Env { blobs: MemoryBlobs::default(), cache: MemoryCache::default() }
+        Env {
+            blobs: MemoryBlobs::default(),
+            cache: MemoryCache::default(),
+        }
     }
 
-    fn build(&mut self, opts: &BuildOptions, ctx: &dyn Context) -> (Result<BuildResult, Error>, Vec<BuildEvent>) {
+    fn build(
+        &mut self,
+        opts: &BuildOptions,
+        ctx: &dyn Context,
+    ) -> (Result<BuildResult, Error>, Vec<BuildEvent>) {
         let mut events = Vec::new();
         let mut on = |e: BuildEvent| events.push(e);
         let mut images = NoImages;
@@ -53,7 +60,10 @@ impl Layers for BuildResult {
 }
 
 fn opts(df: &str) -> BuildOptions {
-    BuildOptions::new(df.as_bytes().to_vec(), Platform::parse("linux/amd64").unwrap())
+    BuildOptions::new(
+        df.as_bytes().to_vec(),
+        Platform::parse("linux/amd64").unwrap(),
+    )
 }
 
 fn ctx(files: &[(&str, &str)]) -> MemoryContext {
@@ -66,7 +76,14 @@ fn ctx(files: &[(&str, &str)]) -> MemoryContext {
 }
 
 fn data(t: &FileTree, p: &str) -> String {
-    String::from_utf8(t.get(p).unwrap_or_else(|| panic!("{p} missing")).data.clone().unwrap()).unwrap()
+    String::from_utf8(
+        t.get(p)
+            .unwrap_or_else(|| panic!("{p} missing"))
+            .data
+            .clone()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 const APP: &str = "\
@@ -102,7 +119,12 @@ CMD run --port 8080
 ";
 
 fn app_ctx() -> MemoryContext {
-    ctx(&[("a.txt", "A\n"), ("b.txt", "B\n"), ("src/main.c", "int main(){}\n"), ("src/lib/x.h", "#define X\n")])
+    ctx(&[
+        ("a.txt", "A\n"),
+        ("b.txt", "B\n"),
+        ("src/main.c", "int main(){}\n"),
+        ("src/lib/x.h", "#define X\n"),
+    ])
 }
 
 #[test]
@@ -111,41 +133,82 @@ fn semantics_of_every_metadata_instruction_and_multi_stage_copy() {
     let (r, events) = env.build(&opts(APP), &app_ctx());
     let r = r.unwrap();
     let c = &r.config.config;
-    assert_eq!(c.env.as_ref().unwrap(), &vec![
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-        "APP_VERSION=1.0".into(),
-        "APP_HOME=/app".into()
-    ]);
+    assert_eq!(
+        c.env.as_ref().unwrap(),
+        &vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+            "APP_VERSION=1.0".into(),
+            "APP_HOME=/app".into()
+        ]
+    );
     assert_eq!(c.working_dir.as_deref(), Some("/app"));
     assert_eq!(c.user.as_deref(), Some("1000"));
     let labels = c.labels.as_ref().unwrap();
     assert_eq!(labels["org.opencontainers.image.version"], "1.0");
-    assert_eq!(labels["base"], "scratch", "a global ARG redeclared without a value takes the global value");
-    assert_eq!(c.exposed_ports.as_ref().unwrap().keys().collect::<Vec<_>>(), ["53/udp", "8080/tcp"]);
+    assert_eq!(
+        labels["base"], "scratch",
+        "a global ARG redeclared without a value takes the global value"
+    );
+    assert_eq!(
+        c.exposed_ports.as_ref().unwrap().keys().collect::<Vec<_>>(),
+        ["53/udp", "8080/tcp"]
+    );
     assert!(c.volumes.as_ref().unwrap().contains_key("/data"));
-    assert_eq!(c.shell.as_ref().unwrap(), &vec!["/bin/sh".to_string(), "-ec".into()]);
+    assert_eq!(
+        c.shell.as_ref().unwrap(),
+        &vec!["/bin/sh".to_string(), "-ec".into()]
+    );
     let hc = c.healthcheck.as_ref().unwrap();
-    assert_eq!(hc.test.as_ref().unwrap(), &vec!["CMD-SHELL".to_string(), "wget -q -O- localhost:8080".into()]);
+    assert_eq!(
+        hc.test.as_ref().unwrap(),
+        &vec!["CMD-SHELL".to_string(), "wget -q -O- localhost:8080".into()]
+    );
     assert_eq!(hc.interval, Some(30_000_000_000));
     assert_eq!(hc.retries, Some(3));
     assert_eq!(c.stop_signal.as_deref(), Some("SIGTERM"));
-    assert_eq!(c.on_build.as_ref().unwrap(), &vec!["COPY a.txt /onbuild-a.txt".to_string()]);
-    assert_eq!(c.entrypoint.as_ref().unwrap(), &vec!["/app/run".to_string()]);
+    assert_eq!(
+        c.on_build.as_ref().unwrap(),
+        &vec!["COPY a.txt /onbuild-a.txt".to_string()]
+    );
+    assert_eq!(
+        c.entrypoint.as_ref().unwrap(),
+        &vec!["/app/run".to_string()]
+    );
     assert_eq!(
         c.cmd.as_ref().unwrap(),
-        &vec!["/bin/sh".to_string(), "-ec".into(), "run --port 8080".into()],
+        &vec![
+            "/bin/sh".to_string(),
+            "-ec".into(),
+            "run --port 8080".into()
+        ],
         "shell-form CMD goes through SHELL"
     );
     assert_eq!(r.config.architecture, "amd64");
     assert_eq!(r.config.created.as_deref(), Some("1970-01-01T00:00:00Z"));
 
     // History: BuildKit's texts; empty_layer for metadata steps.
-    let hist: Vec<(&str, bool)> =
-        r.config.history.iter().map(|h| (h.created_by.as_deref().unwrap(), h.empty_layer)).collect();
-    assert!(hist.contains(&("ENV APP_VERSION=1.0 APP_HOME=/app", true)), "{hist:?}");
-    assert!(hist.contains(&("COPY --from=builder /src/ ./ # buildkit", false)), "{hist:?}");
-    assert!(hist.contains(&("EXPOSE map[53/udp:{} 8080/tcp:{}]", true)), "{hist:?}");
-    assert_eq!(r.config.history.iter().filter(|h| !h.empty_layer).count(), r.config.rootfs.diff_ids.len());
+    let hist: Vec<(&str, bool)> = r
+        .config
+        .history
+        .iter()
+        .map(|h| (h.created_by.as_deref().unwrap(), h.empty_layer))
+        .collect();
+    assert!(
+        hist.contains(&("ENV APP_VERSION=1.0 APP_HOME=/app", true)),
+        "{hist:?}"
+    );
+    assert!(
+        hist.contains(&("COPY --from=builder /src/ ./ # buildkit", false)),
+        "{hist:?}"
+    );
+    assert!(
+        hist.contains(&("EXPOSE map[53/udp:{} 8080/tcp:{}]", true)),
+        "{hist:?}"
+    );
+    assert_eq!(
+        r.config.history.iter().filter(|h| !h.empty_layer).count(),
+        r.config.rootfs.diff_ids.len()
+    );
 
     // Files: directory contents copied, heredoc expanded, chown/chmod applied, parents created.
     let t = env.tree(&r);
@@ -154,11 +217,20 @@ fn semantics_of_every_metadata_instruction_and_multi_stage_copy() {
     assert_eq!(data(&t, "app/generated.txt"), "hello from a heredoc\n");
     let a = &t.get("app/conf/a.txt").unwrap().entry;
     assert_eq!((a.uid, a.gid, a.mode), (1000, 1000, 0o640));
-    assert_eq!(t.get("app/conf").unwrap().entry.uid, 1000, "a directory COPY creates is owned like the copy");
+    assert_eq!(
+        t.get("app/conf").unwrap().entry.uid,
+        1000,
+        "a directory COPY creates is owned like the copy"
+    );
     assert!(t.get("never").is_none());
 
     // The unused stage is skipped, as BuildKit does.
-    assert!(events.iter().any(|e| matches!(e, BuildEvent::StageSkipped { stage: 1, .. })), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, BuildEvent::StageSkipped { stage: 1, .. })),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -178,15 +250,26 @@ fn same_inputs_same_digest_whatever_the_mtimes() {
     let mut o2 = o.clone();
     o2.source_date_epoch = 1_700_000_000;
     let later = Env::new().build(&o2, &ctx(&[("a.txt", "A\n")])).0.unwrap();
-    assert_ne!(at_zero.manifest.digest, later.manifest.digest, "the epoch is part of the image");
-    assert_eq!(later.config.created.as_deref(), Some("2023-11-14T22:13:20Z"));
+    assert_ne!(
+        at_zero.manifest.digest, later.manifest.digest,
+        "the epoch is part of the image"
+    );
+    assert_eq!(
+        later.config.created.as_deref(),
+        Some("2023-11-14T22:13:20Z")
+    );
 }
 
 fn finished(events: &[BuildEvent]) -> Vec<(usize, bool, bool)> {
     events
         .iter()
         .filter_map(|e| match e {
-            BuildEvent::StepFinished { line, cached, layer, .. } => Some((*line, *cached, layer.is_some())),
+            BuildEvent::StepFinished {
+                line,
+                cached,
+                layer,
+                ..
+            } => Some((*line, *cached, layer.is_some())),
             _ => None,
         })
         .collect()
@@ -203,14 +286,28 @@ fn cache_reruns_only_the_changed_step_and_its_dependents() {
     assert_eq!(layer_steps, [(2, true, true), (3, true, true)]);
     let (_, ev3) = env.build(&opts(df), &ctx(&[("a.txt", "1"), ("b.txt", "changed")]));
     let layer_steps: Vec<_> = finished(&ev3).into_iter().filter(|s| s.2).collect();
-    assert_eq!(layer_steps, [(2, true, true), (3, false, true)], "only the edited COPY reruns");
-    let (_, ev4) = env.build(&opts(df), &ctx(&[("a.txt", "edited"), ("b.txt", "changed")]));
+    assert_eq!(
+        layer_steps,
+        [(2, true, true), (3, false, true)],
+        "only the edited COPY reruns"
+    );
+    let (_, ev4) = env.build(
+        &opts(df),
+        &ctx(&[("a.txt", "edited"), ("b.txt", "changed")]),
+    );
     let layer_steps: Vec<_> = finished(&ev4).into_iter().filter(|s| s.2).collect();
-    assert_eq!(layer_steps, [(2, false, true), (3, false, true)], "a change reruns later steps too");
+    assert_eq!(
+        layer_steps,
+        [(2, false, true), (3, false, true)],
+        "a change reruns later steps too"
+    );
     let mut nc = opts(df);
     nc.no_cache = true;
     let (_, ev5) = env.build(&nc, &ctx(&[("a.txt", "edited"), ("b.txt", "changed")]));
-    assert!(finished(&ev5).iter().all(|s| !s.1), "--no-cache bypasses the cache");
+    assert!(
+        finished(&ev5).iter().all(|s| !s.1),
+        "--no-cache bypasses the cache"
+    );
 }
 
 #[test]
@@ -221,7 +318,10 @@ fn onbuild_triggers_run_in_a_child_build_and_build_args_override() {
     o.build_args = BTreeMap::from([("WHO".to_string(), "cli".to_string())]);
     let r = env.build(&o, &ctx(&[("a.txt", "trigger")])).0.unwrap();
     assert_eq!(data(&env.tree(&r), "from-trigger"), "trigger");
-    assert!(r.config.config.on_build.is_none(), "triggers are consumed by the child");
+    assert!(
+        r.config.config.on_build.is_none(),
+        "triggers are consumed by the child"
+    );
     assert_eq!(r.config.config.labels.as_ref().unwrap()["who"], "cli");
     let mut t = opts(df);
     t.target = Some("PARENT".into());
@@ -231,35 +331,77 @@ fn onbuild_triggers_run_in_a_child_build_and_build_args_override() {
 
 #[test]
 fn dockerignore_hides_files_from_copy() {
-    let mut c = ctx(&[("keep.txt", "k"), ("secret.env", "s"), ("logs/a.log", "l"), ("logs/keep.log", "k")]);
-    c.insert_file(".dockerignore", b"*.env\nlogs\n!logs/keep.log\n".to_vec()).unwrap();
+    let mut c = ctx(&[
+        ("keep.txt", "k"),
+        ("secret.env", "s"),
+        ("logs/a.log", "l"),
+        ("logs/keep.log", "k"),
+    ]);
+    c.insert_file(".dockerignore", b"*.env\nlogs\n!logs/keep.log\n".to_vec())
+        .unwrap();
     let f = FilteredContext::from_ignore_file(c, Some("Dockerfile")).unwrap();
     let mut env = Env::new();
-    let r = env.build(&opts("FROM scratch\nCOPY . /ctx/\n"), &f).0.unwrap();
+    let r = env
+        .build(&opts("FROM scratch\nCOPY . /ctx/\n"), &f)
+        .0
+        .unwrap();
     let t = env.tree(&r);
     let paths: Vec<&str> = t.iter().map(|(p, _)| p.as_str()).collect();
-    assert!(paths.contains(&"ctx/keep.txt") && paths.contains(&"ctx/logs/keep.log"), "{paths:?}");
-    assert!(!paths.contains(&"ctx/secret.env") && !paths.contains(&"ctx/logs/a.log"), "{paths:?}");
+    assert!(
+        paths.contains(&"ctx/keep.txt") && paths.contains(&"ctx/logs/keep.log"),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.contains(&"ctx/secret.env") && !paths.contains(&"ctx/logs/a.log"),
+        "{paths:?}"
+    );
     let (r, _) = env.build(&opts("FROM scratch\nCOPY secret.env /\n"), &f);
-    assert!(r.unwrap_err().to_string().contains("excluded by .dockerignore"));
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("excluded by .dockerignore"));
 }
 
 #[test]
 fn bad_input_names_the_line_and_cause() {
     let cases: &[(&str, &str)] = &[
-        ("FROM scratch\nFORM x\n", "Dockerfile:2:1: unknown instruction: FORM"),
-        ("FROM scratch\n\nCOPY missing.txt /\n", "Dockerfile:3: COPY failed: \"missing.txt\" not found"),
-        ("FROM scratch\nCOPY ../outside /\n", "Dockerfile:2: COPY ../outside: forbidden path outside the build context"),
-        ("FROM scratch\nCOPY --chmod=999 a.txt /\n", "Dockerfile:2: COPY: invalid --chmod value"),
-        ("FROM scratch\nCOPY a.txt a.txt /notadir\n", "Dockerfile:2: When using COPY with more than one source file"),
-        ("FROM scratch\nRUN echo hi\n", "Dockerfile:2: RUN echo hi: RUN needs an executor"),
-        ("FROM scratch\nCOPY --chown=nobody a.txt /\n", "Dockerfile:2: COPY: unable to find user nobody"),
+        (
+            "FROM scratch\nFORM x\n",
+            "Dockerfile:2:1: unknown instruction: FORM",
+        ),
+        (
+            "FROM scratch\n\nCOPY missing.txt /\n",
+            "Dockerfile:3: COPY failed: \"missing.txt\" not found",
+        ),
+        (
+            "FROM scratch\nCOPY ../outside /\n",
+            "Dockerfile:2: COPY ../outside: forbidden path outside the build context",
+        ),
+        (
+            "FROM scratch\nCOPY --chmod=999 a.txt /\n",
+            "Dockerfile:2: COPY: invalid --chmod value",
+        ),
+        (
+            "FROM scratch\nCOPY a.txt a.txt /notadir\n",
+            "Dockerfile:2: When using COPY with more than one source file",
+        ),
+        (
+            "FROM scratch\nRUN echo hi\n",
+            "Dockerfile:2: RUN echo hi: RUN needs an executor",
+        ),
+        (
+            "FROM scratch\nCOPY --chown=nobody a.txt /\n",
+            "Dockerfile:2: COPY: unable to find user nobody",
+        ),
         ("FROM scratch\nCOPY a.txt ${UNCLOSED\n", "Dockerfile:2:"),
     ];
     for (df, want) in cases {
         let (r, _) = Env::new().build(&opts(df), &ctx(&[("a.txt", "A")]));
         let e = r.expect_err(df).to_string();
-        assert!(e.starts_with(want), "{df:?}: got {e:?}, want prefix {want:?}");
+        assert!(
+            e.starts_with(want),
+            "{df:?}: got {e:?}, want prefix {want:?}"
+        );
     }
     let mut o = opts("FROM scratch AS a\n");
     o.target = Some("nope".into());

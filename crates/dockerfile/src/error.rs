@@ -18,4 +18,24 @@ pub enum Error {
     /// A platform string that is not `os/arch[/variant]`.
     #[error("invalid platform \"{value}\": expected os/arch[/variant]")]
     Platform { value: String },
+    /// `.dockerignore`: a lone `!` in the pattern list (Go: `illegal exclusion pattern: "!"`).
+    #[error("illegal exclusion pattern: \"!\"")]
+    IllegalExclusion,
+    /// `.dockerignore`: Go's `filepath.ErrBadPattern`, either when building the matcher or when
+    /// evaluating a pattern whose generated expression does not compile.
+    #[error("syntax error in pattern: {pattern:?}")]
+    BadPattern { pattern: String },
+    /// `.dockerignore`: a pattern that Docker accepts but this implementation cannot evaluate.
+    #[error("unsupported .dockerignore pattern {pattern:?}: {reason}")]
+    UnsupportedPattern {
+        pattern: String,
+        reason: &'static str,
+    },
+    /// `.dockerignore`: `MatchesUsingParentResults` was given a `MatchInfo` from a different
+    /// matcher.
+    #[error("wrong number of values in parentMatched")]
+    MatchInfoMismatch,
+    /// `.dockerignore`: a line longer than Go's scanner accepts (`bufio.ErrTooLong`).
+    #[error(".dockerignore line {line}: token too long")]
+    IgnoreLineTooLong { line: usize },
 }

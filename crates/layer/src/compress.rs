@@ -9,10 +9,10 @@ use lw_oci::media::Compression;
 /// The gzip level we write: the same as `gzip -6` and docker.
 pub const DEFAULT_LEVEL: u32 = 6;
 
-/// A writer that compresses (or not) into `W`.
+/// A writer that compresses (or not) into `W`. Gzip output is multi-member (see [`crate::pgzip`]).
 pub enum Compressor<W: Write> {
     None(W),
-    Gzip(GzEncoder<W>),
+    Gzip(crate::pgzip::ParallelGzip<W>),
 }
 
 impl<W: Write> Compressor<W> {
@@ -20,12 +20,17 @@ impl<W: Write> Compressor<W> {
     pub fn new(out: W, c: Compression, level: u32) -> io::Result<Self> {
         match c {
             Compression::None => Ok(Compressor::None(out)),
-            Compression::Gzip => Ok(Compressor::Gzip(gzip_encoder(out, level))),
+            Compression::Gzip => Ok(Compressor::Gzip(crate::pgzip::ParallelGzip::new(out, level, 0, None))),
             Compression::Zstd => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "writing zstd layers is not supported; use gzip",
             )),
         }
+    }
+
+    /// Gzip on `threads` workers (0 = all cores) with an optional member cache for incremental rebuilds.
+    pub fn gzip_with(out: W, level: u32, threads: usize, cache: Option<Box<dyn crate::pgzip::MemberCache>>) -> Self {
+        Compressor::Gzip(crate::pgzip::ParallelGzip::new(out, level, threads, cache))
     }
 
     pub fn finish(self) -> io::Result<W> {

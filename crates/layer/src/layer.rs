@@ -74,11 +74,22 @@ pub struct LayerWriter<W: Write> {
 
 impl<W: Write> LayerWriter<W> {
     pub fn new(out: W, compression: Compression, opts: WriteOptions) -> Result<Self, Error> {
-        let chain = HashWriter::new(Compressor::new(
-            HashWriter::new(out),
-            compression,
-            DEFAULT_LEVEL,
-        )?);
+        Self::with_cache(out, compression, opts, None)
+    }
+
+    /// Like [`LayerWriter::new`], reusing compressed gzip members from `cache` when their input is unchanged.
+    pub fn with_cache(
+        out: W,
+        compression: Compression,
+        opts: WriteOptions,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+    ) -> Result<Self, Error> {
+        let inner = HashWriter::new(out);
+        let compressor = match compression {
+            Compression::Gzip => Compressor::gzip_with(inner, DEFAULT_LEVEL, 0, cache),
+            c => Compressor::new(inner, c, DEFAULT_LEVEL)?,
+        };
+        let chain = HashWriter::new(compressor);
         Ok(LayerWriter {
             tar: TarWriter::new(chain, opts),
             compression,

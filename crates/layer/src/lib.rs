@@ -6,6 +6,7 @@ pub mod entry;
 mod error;
 pub mod layer;
 pub mod path;
+pub mod pgzip;
 pub mod tar;
 pub mod tree;
 

@@ -166,8 +166,9 @@ fn gnu_tar_reads_ours_and_we_read_gnu_tar() {
             .arg("-cf")
             .arg(&t)
             .arg(".")
-            .status()
-            .unwrap();
+            .output()
+            .unwrap()
+            .status;
         if format == "ustar" {
             // ustar cannot hold a 262-byte name; GNU tar refuses or skips it, nothing to read.
             continue;

@@ -141,7 +141,7 @@ impl BFlags {
                     if has_value && value.is_empty() {
                         return Err(err(format!("missing a value on flag: {flag_name}")));
                     }
-                    match crate::parser::gostr::to_lower(value.as_bytes()).as_str() {
+                    match crate::gounicode::to_lower(value.as_bytes()).as_str() {
                         "true" | "" => def.value = "true".into(),
                         "false" => def.value = "false".into(),
                         _ => {

@@ -191,7 +191,7 @@ pub fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Moun
             Some((k, v)) => (k, v.to_string(), true),
             None => (field.as_str(), String::new(), false),
         };
-        let key = crate::parser::gostr::to_lower(key.as_bytes());
+        let key = crate::gounicode::to_lower(key.as_bytes());
         if !has_eq {
             if expander.is_none() {
                 continue;
@@ -237,7 +237,7 @@ pub fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Moun
         let invalid = |key: &str, value: &str| format!("invalid value for {key}: {value}");
         match key.as_str() {
             "type" => {
-                m.mount_type = match crate::parser::gostr::to_lower(value.as_bytes()).as_str() {
+                m.mount_type = match crate::gounicode::to_lower(value.as_bytes()).as_str() {
                     "bind" => MountType::Bind,
                     "cache" => MountType::Cache,
                     "tmpfs" => MountType::Tmpfs,
@@ -282,7 +282,7 @@ pub fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Moun
             "id" => m.cache_id = value,
             "sharing" => {
                 m.cache_sharing = Some(
-                    match crate::parser::gostr::to_lower(value.as_bytes()).as_str() {
+                    match crate::gounicode::to_lower(value.as_bytes()).as_str() {
                         "shared" => Sharing::Shared,
                         "private" => Sharing::Private,
                         "locked" => Sharing::Locked,
@@ -385,7 +385,7 @@ pub fn parse_device(val: &str) -> Result<Device, String> {
             Some((k, v)) => (k, v, true),
             None => (field.as_str(), "", false),
         };
-        let key = crate::parser::gostr::to_lower(key.as_bytes());
+        let key = crate::gounicode::to_lower(key.as_bytes());
         if !has_eq {
             if key == "required" {
                 d.required = true;

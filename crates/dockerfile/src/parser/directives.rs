@@ -2,8 +2,8 @@
 //! directives must come first, a blank line or any other line ends them, names are
 //! case-insensitive, and each may appear only once.
 
-use super::gostr::{discard_bom, lossy, trim_left_space};
 use super::json;
+use crate::gounicode::{discard_bom, lossy, trim_left_space};
 
 /// A directive found at the top of a Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 //! strings; shell form one string; ENV/LABEL triples key, value, separator (`=` or
 //! empty for the legacy form); HEALTHCHECK the type then the command.
 
-use super::gostr::quote_into;
 use super::{Dockerfile, Node};
+use crate::gounicode::quote_into;
 
 /// Go's `strings.TrimSpace` on a valid UTF-8 string (White_Space, as Go's `unicode.IsSpace`).
 fn trim(s: String) -> String {

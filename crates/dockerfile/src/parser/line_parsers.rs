@@ -5,10 +5,10 @@
 //! decodes UTF-8 (turning invalid bytes into U+FFFD), and the whitespace splitter only
 //! knows `[\t\v\f\r ]`.
 
-use super::gostr::{
+use super::json;
+use crate::gounicode::{
     decode_rune, is_space, is_space_byte, offset_in, quote, split_ws, trim_left_space, trim_space,
 };
-use super::json;
 
 /// What an argument parser produced: the argument chain, or a nested instruction (ONBUILD).
 #[derive(Debug, Clone, Default)]

@@ -12,20 +12,18 @@
 
 mod directives;
 mod dump;
-pub(crate) mod gostr;
 mod heredoc;
 mod json;
 mod line_parsers;
-mod unicode_tables;
 
+pub use crate::gounicode::quote as go_quote;
 pub use directives::{detect_syntax, parse_directive, Directive, DirectiveParser, DirectiveValue};
 pub use dump::{dump, dump_node};
-pub use gostr::quote as go_quote;
 pub use heredoc::{chomp_heredoc_content, heredocs_from_line, parse_heredoc, Heredoc};
 pub use line_parsers::{parse_words, ERR_NOT_STRING_ARRAY};
 
+use crate::gounicode::{discard_bom, offset_in, to_lower, trim_left_space, trim_space};
 use crate::Error;
-use gostr::{discard_bom, offset_in, to_lower, trim_left_space, trim_space};
 use line_parsers::{dispatch, split_command, JsonOutcome};
 
 /// The default escape character.
@@ -102,17 +100,23 @@ impl Node {
 
     /// Arguments as strings (invalid UTF-8 replaced by U+FFFD).
     pub fn args_lossy(&self) -> Vec<String> {
-        self.args.iter().map(|a| gostr::lossy(a)).collect()
+        self.args
+            .iter()
+            .map(|a| crate::gounicode::lossy(a))
+            .collect()
     }
 
     /// Flags as strings (invalid UTF-8 replaced by U+FFFD).
     pub fn flags_lossy(&self) -> Vec<String> {
-        self.flags.iter().map(|a| gostr::lossy(a)).collect()
+        self.flags
+            .iter()
+            .map(|a| crate::gounicode::lossy(a))
+            .collect()
     }
 
     /// The original line as a string (invalid UTF-8 replaced by U+FFFD).
     pub fn original_lossy(&self) -> String {
-        gostr::lossy(&self.original)
+        crate::gounicode::lossy(&self.original)
     }
 
     /// Whether this instruction may carry heredocs (RUN, COPY, ADD; also as an ONBUILD
@@ -448,7 +452,10 @@ pub fn parse(src: &[u8]) -> Result<Dockerfile, Error> {
 
         if has_empty_continuation {
             warnings.push(Warning {
-                short: format!("Empty continuation line found in: {}", gostr::lossy(&buf)),
+                short: format!(
+                    "Empty continuation line found in: {}",
+                    crate::gounicode::lossy(&buf)
+                ),
                 detail: vec![
                     "Empty continuation lines will become errors in a future release".into(),
                 ],

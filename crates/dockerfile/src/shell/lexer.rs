@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use super::env::Env;
 use super::pattern::{scanner_chars, substitute, trim_prefix, trim_suffix};
-use super::unicode::{go_is_digit, go_is_letter, go_is_space, go_quote};
 use super::{Expansion, Lexer};
+use crate::gounicode::{is_digit, is_letter, is_space, quote};
 use crate::Error;
 
 /// How deeply `${...}` forms and quotes inside them may nest. BuildKit (Go, growable stacks) has
@@ -30,12 +30,12 @@ struct Words {
 
 impl Words {
     fn add_char(&mut self, buf: &mut String, ch: char) {
-        if go_is_space(ch) && self.in_word {
+        if is_space(ch) && self.in_word {
             if !buf.is_empty() {
                 self.words.push(std::mem::take(buf));
                 self.in_word = false;
             }
-        } else if !go_is_space(ch) {
+        } else if !is_space(ch) {
             self.add_raw_char(buf, ch);
         }
     }
@@ -107,7 +107,7 @@ impl<'a> ShellWord<'a> {
         match self.process_stop_on(None, raw) {
             Ok((result, words)) => Ok(Processed { result, words }),
             Err(e) => Err(Error::Expand {
-                message: format!("failed to process {}: {e}", go_quote(source)),
+                message: format!("failed to process {}: {e}", quote(source.as_bytes())),
             }),
         }
     }
@@ -446,9 +446,9 @@ impl<'a> ShellWord<'a> {
     fn process_name(&mut self) -> String {
         let mut name = String::new();
         while let Some(ch) = self.peek() {
-            if name.is_empty() && go_is_digit(ch) {
+            if name.is_empty() && is_digit(ch) {
                 while let Some(c) = self.peek() {
-                    if !go_is_digit(c) {
+                    if !is_digit(c) {
                         break;
                     }
                     self.next();
@@ -461,7 +461,7 @@ impl<'a> ShellWord<'a> {
                 name.push(ch);
                 return name;
             }
-            if !go_is_letter(ch) && !go_is_digit(ch) && ch != '_' {
+            if !is_letter(ch) && !is_digit(ch) && ch != '_' {
                 break;
             }
             self.next();

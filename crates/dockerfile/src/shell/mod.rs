@@ -35,9 +35,6 @@
 mod env;
 mod lexer;
 mod pattern;
-#[rustfmt::skip]
-mod tables;
-mod unicode;
 
 use std::collections::BTreeSet;
 

@@ -14,7 +14,7 @@
 //!   is dropped); any other `\x`, and a trailing `\`, is an error `invalid escape '\x'`;
 //! * no bracket expressions: `[`, `]` and every other character are literal.
 
-use super::unicode::{go_is_digit, go_is_letter};
+use crate::gounicode::{is_digit, is_letter};
 
 /// One instruction of the compiled matcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,7 +319,7 @@ fn go_extract(s: &str) -> Option<(Option<u64>, &str)> {
     };
     let mut end = 0;
     for (i, c) in body.char_indices() {
-        if !go_is_letter(c) && !go_is_digit(c) && c != '_' {
+        if !is_letter(c) && !is_digit(c) && c != '_' {
             break;
         }
         end = i + c.len_utf8();

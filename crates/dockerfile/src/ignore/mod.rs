@@ -16,7 +16,7 @@ mod goregex;
 
 pub use gopath::{clean as go_clean, match_pattern as go_filepath_match};
 
-use crate::error::Error;
+use crate::Error;
 use goregex::{Regex, RegexError};
 
 /// How a single pattern is evaluated (upstream's `matchType`).
@@ -391,7 +391,7 @@ struct WalkFrame<T> {
 /// below it.
 ///
 /// Entries must be visited in walk order: every directory immediately followed by its
-/// descendants (see [`crate::context::compare_paths`]). `T` is a payload returned for pending
+/// descendants (see `lw_build::context::compare_paths`). `T` is a payload returned for pending
 /// parent directories (typically the directory's entry).
 pub struct WalkFilter<'m, T> {
     matcher: &'m PatternMatcher,

@@ -1,11 +1,21 @@
-//! Byte-string helpers with the exact semantics of the Go standard library functions
-//! that BuildKit's parser relies on (`utf8.DecodeRune`, `unicode.IsSpace`,
+//! Go-compatible rune and byte-string semantics, shared by the parser and the shell lexer:
+//! the exact behaviour of the Go standard library functions BuildKit relies on
+//! (`utf8.DecodeRune`, `unicode.IsSpace`/`IsLetter`/`IsDigit`, `strconv.IsPrint`,
 //! `strings.TrimSpace`, `strings.ToLower`, `strconv.Quote`, ...).
+//!
+//! * `unicode.IsLetter` is general category L, `unicode.IsDigit` is category Nd (Rust's
+//!   `char::is_alphabetic` / `is_numeric` are wider: they include marks and other numbers);
+//!   both come from the generated [`tables`] (Unicode 15.0.0, as in current Go).
+//! * `unicode.IsSpace` is the White_Space property, which is `char::is_whitespace`.
+//! * `strconv.Quote` (used by `%q` in error messages) escapes what `strconv.IsPrint` rejects.
 //!
 //! Dockerfiles are handled as raw bytes, so invalid UTF-8 must flow through
 //! these functions exactly as it does through Go's `string` type.
 
-use super::unicode_tables::{DIGIT, LETTER, PRINT};
+#[rustfmt::skip]
+mod tables;
+
+use tables::{DECIMAL_DIGIT, LETTER, NOT_PRINT};
 
 /// The rune Go substitutes for invalid UTF-8.
 pub const RUNE_ERROR: char = '\u{FFFD}';
@@ -112,30 +122,26 @@ fn in_table(table: &[(u32, u32)], r: u32) -> bool {
 
 /// `unicode.IsLetter`.
 pub fn is_letter(r: char) -> bool {
+    if r.is_ascii() {
+        return r.is_ascii_alphabetic();
+    }
     in_table(LETTER, r as u32)
 }
 
 /// `unicode.IsDigit`.
 pub fn is_digit(r: char) -> bool {
-    if (r as u32) < 0x80 {
+    if r.is_ascii() {
         return r.is_ascii_digit();
     }
-    in_table(DIGIT, r as u32)
+    in_table(DECIMAL_DIGIT, r as u32)
 }
 
 /// `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space.
 pub fn is_print(r: char) -> bool {
-    let c = r as u32;
-    if c <= 0xFF {
-        if (0x20..=0x7E).contains(&c) {
-            return true;
-        }
-        if (0xA1..=0xFF).contains(&c) {
-            return c != 0xAD;
-        }
-        return false;
+    if r.is_ascii() {
+        return (' '..='~').contains(&r);
     }
-    in_table(PRINT, c)
+    !in_table(NOT_PRINT, r as u32)
 }
 
 /// `bytes.TrimLeftFunc(b, unicode.IsSpace)`.
@@ -321,6 +327,34 @@ mod tests {
             split_ws(b" a b ", -1),
             vec![&b""[..], &b"a"[..], &b"b"[..], &b""[..]]
         );
+    }
+
+    #[test]
+    fn classes() {
+        assert!(is_letter('a') && is_letter('한') && is_letter('ª') && is_letter('µ'));
+        assert!(!is_letter('1') && !is_letter('_') && !is_letter('\u{0903}')); // Mc
+        assert!(!is_letter('Ⅷ')); // Nl: alphabetic in Rust, not a Go letter
+        assert!(is_digit('7') && is_digit('٣') && !is_digit('²') && !is_digit('a'));
+        assert!(is_space('\u{85}') && is_space('\u{a0}') && is_space('\u{3000}'));
+        assert!(!is_space('\u{200b}'));
+    }
+
+    #[test]
+    fn tables_are_sorted_and_disjoint() {
+        for table in [LETTER, DECIMAL_DIGIT, NOT_PRINT] {
+            for w in table.windows(2) {
+                assert!(w[0].0 <= w[0].1 && w[0].1 < w[1].0, "{w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn quote_str_matches_go() {
+        assert_eq!(
+            quote("한\t\u{0}\u{7f}\u{a0}\u{e000}\u{10ffff}".as_bytes()),
+            r#""한\t\x00\x7f\u00a0\ue000\U0010ffff""#
+        );
+        assert_eq!(quote(b"${VAR:?x}"), r#""${VAR:?x}""#);
     }
 
     #[test]

@@ -141,23 +141,11 @@ fn scan_chunk(mut pattern: &[u8]) -> (bool, &[u8], &[u8]) {
     (star, &pattern[..i], &pattern[i..])
 }
 
-/// Decode one rune like Go's `utf8.DecodeRune` (invalid input gives U+FFFD, width 1; empty gives
+/// Go's `utf8.DecodeRune` as a code point (invalid input gives U+FFFD, width 1; empty gives
 /// U+FFFD, width 0).
 fn decode_rune(s: &[u8]) -> (u32, usize) {
-    if s.is_empty() {
-        return (0xFFFD, 0);
-    }
-    let len = match s[0] {
-        0x00..=0x7F => return (s[0] as u32, 1),
-        0xC2..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        0xF0..=0xF4 => 4,
-        _ => return (0xFFFD, 1),
-    };
-    match s.get(..len).and_then(|b| std::str::from_utf8(b).ok()) {
-        Some(st) => (st.chars().next().unwrap() as u32, len),
-        None => (0xFFFD, 1),
-    }
+    let (r, n) = crate::gounicode::decode_rune(s);
+    (r as u32, n)
 }
 
 type ChunkResult<'a> = (&'a [u8], bool, Option<BadPattern>);

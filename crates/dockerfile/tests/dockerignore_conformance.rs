@@ -5,13 +5,21 @@
 
 use std::path::PathBuf;
 
-use lw_build::ignore::{self, MatchInfo, PatternMatcher};
-use lw_build::Error;
+use lw_dockerfile::ignore::{self, MatchInfo, PatternMatcher};
+use lw_dockerfile::Error;
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/dockerignore");
+    // The corpus sits in `shared/`, beside the repository root (the folder with Cargo.lock).
+    let mut root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !root.join("Cargo.lock").exists() {
+        assert!(
+            root.pop(),
+            "no Cargo.lock above {}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+    }
+    let dir = root.join("../shared/conformance/dockerignore");
     assert!(
         dir.is_dir(),
         "conformance corpus not found at {}",

@@ -1,0 +1,362 @@
+//! Deterministic parallel gzip for layers: the tar stream is cut into independently compressed gzip members at tar
+//! entry boundaries chosen from content (so cuts stay put when other files change), members are compressed on
+//! worker threads natively and inline in wasm, and the output is byte-identical whatever the thread count.
+//! A [`MemberCache`] lets a rebuild reuse the compressed members whose input did not change.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::mpsc;
+
+use lw_oci::Digest;
+
+use crate::compress::gzip_encoder;
+
+/// Below this many bytes a member is never cut at an entry boundary.
+pub const MIN_MEMBER: usize = 256 * 1024;
+/// At an entry boundary past this size, a member is always cut.
+pub const MAX_MEMBER: usize = 2 * 1024 * 1024;
+/// Inside one large file, cut every this many bytes (from the member's start, 512-aligned).
+pub const MAX_INSIDE: usize = 4 * 1024 * 1024;
+
+/// Compressed members by the digest of their input (and level).
+pub trait MemberCache {
+    fn get(&mut self, key: &Digest) -> Option<Vec<u8>>;
+    fn put(&mut self, key: &Digest, compressed: &[u8]);
+}
+
+fn member_key(data: &[u8], level: u32) -> Digest {
+    let mut h = lw_oci::DigestHasher::sha256();
+    h.update(&[b'g', b'z', level as u8]);
+    h.update(data);
+    h.finish()
+}
+
+fn compress(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    let mut e = gzip_encoder(Vec::with_capacity(data.len() / 3 + 64), level);
+    e.write_all(data)?;
+    e.finish()
+}
+
+/// FNV-1a of a header's name field: the content that decides cut points.
+fn name_hash(header: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in header[..100].iter().take_while(|&&b| b != 0) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The data size a tar header announces (octal or base-256); 0 when unreadable.
+fn header_size(header: &[u8]) -> u64 {
+    crate::tar::header_size(header)
+}
+
+struct Pool {
+    jobs: Option<mpsc::Sender<(u64, Vec<u8>)>>,
+    results: mpsc::Receiver<(u64, io::Result<Vec<u8>>)>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    fn new(threads: usize, level: u32) -> Pool {
+        let (jtx, jrx) = mpsc::channel::<(u64, Vec<u8>)>();
+        let (rtx, rrx) = mpsc::channel();
+        let jrx = std::sync::Arc::new(std::sync::Mutex::new(jrx));
+        let workers = (0..threads)
+            .map(|_| {
+                let jrx = jrx.clone();
+                let rtx = rtx.clone();
+                std::thread::spawn(move || loop {
+                    let job = jrx.lock().expect("job queue").recv();
+                    match job {
+                        Ok((i, data)) => {
+                            if rtx.send((i, compress(&data, level))).is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => return,
+                    }
+                })
+            })
+            .collect();
+        Pool { jobs: Some(jtx), results: rrx, workers }
+    }
+}
+
+/// A gzip writer that expects a tar stream and emits concatenated, independently compressed members.
+pub struct ParallelGzip<W: Write> {
+    out: W,
+    level: u32,
+    pool: Option<Pool>,
+    cache: Option<Box<dyn MemberCache>>,
+    chunk: Vec<u8>,
+    /// Offset in the tar stream of the next header block.
+    next_header: u64,
+    /// Bytes of the tar stream seen.
+    off: u64,
+    /// A header block being collected.
+    header: Vec<u8>,
+    /// The previous header was an extended one (PAX, GNU long name): never cut before the entry it describes.
+    in_meta: bool,
+    /// Members handed out, and the next one to write.
+    issued: u64,
+    written: u64,
+    /// Finished members waiting for their turn, and members whose input must be cached once compressed.
+    ready: BTreeMap<u64, Vec<u8>>,
+    to_cache: BTreeMap<u64, Digest>,
+    in_flight: usize,
+    max_in_flight: usize,
+}
+
+impl<W: Write> ParallelGzip<W> {
+    /// `threads` = 0 picks the machine's parallelism natively; wasm always compresses inline.
+    pub fn new(out: W, level: u32, threads: usize, cache: Option<Box<dyn MemberCache>>) -> Self {
+        let threads = if cfg!(target_arch = "wasm32") {
+            1
+        } else if threads == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            threads
+        };
+        ParallelGzip {
+            out,
+            level,
+            pool: (threads > 1).then(|| Pool::new(threads, level)),
+            cache,
+            chunk: Vec::with_capacity(MAX_MEMBER + 512),
+            next_header: 0,
+            off: 0,
+            header: Vec::with_capacity(512),
+            in_meta: false,
+            issued: 0,
+            written: 0,
+            ready: BTreeMap::new(),
+            to_cache: BTreeMap::new(),
+            in_flight: 0,
+            max_in_flight: threads * 2,
+        }
+    }
+
+    fn flush_ready(&mut self) -> io::Result<()> {
+        while let Some(m) = self.ready.remove(&self.written) {
+            if let (Some(key), Some(cache)) = (self.to_cache.remove(&self.written), self.cache.as_mut()) {
+                cache.put(&key, &m);
+            }
+            self.out.write_all(&m)?;
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    fn collect(&mut self, block: bool) -> io::Result<()> {
+        let Some(pool) = &self.pool else { return Ok(()) };
+        loop {
+            let r = if block && self.in_flight > 0 {
+                pool.results.recv().map_err(|_| io::Error::other("a compression worker stopped"))?
+            } else {
+                match pool.results.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                }
+            };
+            self.in_flight -= 1;
+            self.ready.insert(r.0, r.1?);
+            if block {
+                break;
+            }
+        }
+        self.flush_ready()
+    }
+
+    /// Hand the current chunk to a worker (or compress it here).
+    fn cut(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.chunk, Vec::with_capacity(MAX_MEMBER + 512));
+        let i = self.issued;
+        self.issued += 1;
+        let key = self.cache.as_ref().map(|_| member_key(&data, self.level));
+        if let (Some(k), Some(cache)) = (&key, self.cache.as_mut()) {
+            if let Some(hit) = cache.get(k) {
+                self.ready.insert(i, hit);
+                return self.flush_ready();
+            }
+        }
+        if let Some(k) = key {
+            self.to_cache.insert(i, k);
+        }
+        match &self.pool {
+            None => {
+                let m = compress(&data, self.level)?;
+                self.ready.insert(i, m);
+                self.flush_ready()
+            }
+            Some(_) => {
+                while self.in_flight >= self.max_in_flight {
+                    self.collect(true)?;
+                }
+                let pool = self.pool.as_ref().expect("pool");
+                pool.jobs.as_ref().expect("open").send((i, data)).map_err(|_| io::Error::other("workers stopped"))?;
+                self.in_flight += 1;
+                self.collect(false)
+            }
+        }
+    }
+
+    /// Finish every member and return the sink.
+    pub fn finish(mut self) -> io::Result<W> {
+        if !self.header.is_empty() {
+            let h = std::mem::take(&mut self.header);
+            self.chunk.extend_from_slice(&h);
+        }
+        self.cut()?;
+        while self.in_flight > 0 {
+            self.collect(true)?;
+        }
+        self.flush_ready()?;
+        if let Some(mut pool) = self.pool.take() {
+            drop(pool.jobs.take());
+            for w in pool.workers.drain(..) {
+                let _ = w.join();
+            }
+        }
+        if self.issued == 0 {
+            // An empty stream is still one valid gzip member.
+            self.out.write_all(&compress(&[], self.level)?)?;
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for ParallelGzip<W> {
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        let total = buf.len();
+        while !buf.is_empty() {
+            if self.off < self.next_header {
+                // File data: copy up to the next header, cutting inside very large entries at 512-byte offsets.
+                let room = (self.next_header - self.off) as usize;
+                let mut n = room.min(buf.len());
+                if self.chunk.len() >= MAX_INSIDE {
+                    self.cut()?;
+                }
+                n = n.min(MAX_INSIDE + 512 - self.chunk.len() % (MAX_INSIDE + 512));
+                self.chunk.extend_from_slice(&buf[..n]);
+                self.off += n as u64;
+                buf = &buf[n..];
+                continue;
+            }
+            // A header block: collect all 512 bytes before deciding where it goes.
+            let n = (512 - self.header.len()).min(buf.len());
+            self.header.extend_from_slice(&buf[..n]);
+            self.off += n as u64;
+            buf = &buf[n..];
+            if self.header.len() < 512 {
+                continue;
+            }
+            let h = std::mem::take(&mut self.header);
+            let zero = h.iter().all(|&b| b == 0);
+            let flag = h[156];
+            if !zero && !self.in_meta {
+                let len = self.chunk.len();
+                if len >= MAX_MEMBER || (len >= MIN_MEMBER && name_hash(&h) % 8 == 0) {
+                    self.cut()?;
+                }
+            }
+            self.in_meta = !zero && matches!(flag, b'x' | b'g' | b'L' | b'K');
+            let size = if zero { 0 } else { header_size(&h) };
+            self.chunk.extend_from_slice(&h);
+            self.next_header = self.off + size.div_ceil(512) * 512;
+        }
+        Ok(total)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tar::{TarWriter, WriteOptions};
+    use crate::Entry;
+    use std::io::Read;
+
+    fn sample_tar() -> Vec<u8> {
+        let mut w = TarWriter::new(Vec::new(), WriteOptions::default());
+        let mut x: u64 = 7;
+        for i in 0..300 {
+            let len = if i % 50 == 0 { 3_000_000 } else { 20_000 + (i * 977) % 40_000 };
+            let data: Vec<u8> = (0..len)
+                .map(|j| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    if j % 3 == 0 { (x >> 59) as u8 + b'a' } else { b"layer "[j % 6] }
+                })
+                .collect();
+            w.append_bytes(&Entry::file(&format!("d{}/f{i}", i % 7), 0o644, 0), &data).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn pgz(tar: &[u8], threads: usize) -> Vec<u8> {
+        let mut p = ParallelGzip::new(Vec::new(), 6, threads, None);
+        for c in tar.chunks(70_001) {
+            p.write_all(c).unwrap();
+        }
+        p.finish().unwrap()
+    }
+
+    #[test]
+    fn identical_for_any_thread_count_and_readable() {
+        let tar = sample_tar();
+        let one = pgz(&tar, 1);
+        assert_eq!(one, pgz(&tar, 2));
+        assert_eq!(one, pgz(&tar, 8));
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&one[..]).read_to_end(&mut back).unwrap();
+        assert_eq!(back, tar);
+        // Several members, each a complete gzip stream.
+        let members = one.windows(4).filter(|w| w == &[0x1f, 0x8b, 8, 0]).count();
+        assert!(members > 5, "{members} members");
+    }
+
+    #[test]
+    fn a_small_edit_changes_few_members_and_the_cache_reuses_the_rest() {
+        #[derive(Default)]
+        struct Mem(BTreeMap<Digest, Vec<u8>>, usize);
+        impl MemberCache for std::rc::Rc<std::cell::RefCell<Mem>> {
+            fn get(&mut self, k: &Digest) -> Option<Vec<u8>> {
+                let mut m = self.borrow_mut();
+                let hit = m.0.get(k).cloned();
+                if hit.is_some() {
+                    m.1 += 1;
+                }
+                hit
+            }
+            fn put(&mut self, k: &Digest, v: &[u8]) {
+                self.borrow_mut().0.insert(k.clone(), v.to_vec());
+            }
+        }
+        let tar = sample_tar();
+        let cache = std::rc::Rc::new(std::cell::RefCell::new(Mem::default()));
+        let run = |t: &[u8]| {
+            let mut p = ParallelGzip::new(Vec::new(), 6, 2, Some(Box::new(cache.clone())));
+            p.write_all(t).unwrap();
+            p.finish().unwrap()
+        };
+        let first = run(&tar);
+        assert_eq!(first, pgz(&tar, 1), "cached or not, the bytes are the same");
+        let stored = cache.borrow().0.len();
+        // Change a few bytes in the middle of one file's data.
+        let mut edited = tar.clone();
+        let mid = edited.len() / 2;
+        edited[mid] ^= 0x20;
+        let second = run(&edited);
+        assert_eq!(second, pgz(&edited, 1));
+        let hits = cache.borrow().1;
+        assert!(hits + 1 >= stored, "all members but the edited one come from the cache: {hits} of {stored}");
+    }
+}

@@ -1,0 +1,313 @@
+//! `layerwright serve`: the playground's local HTTP server — the built site, an OCI registry over the store at
+//! `/v2/`, a CORS proxy to upstream registries at `/proxy/HOST/v2/…`, and the RUN backend at `/api/run` — guarded
+//! by a per-start token, Host/Origin checks against DNS rebinding, and request size limits.
+
+pub mod http1;
+pub mod proxy;
+pub mod registry;
+pub mod reply;
+pub mod run_api;
+pub mod site;
+pub mod upload;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Context as _, Result};
+use http1::{Method, Request};
+
+use crate::store::Store;
+use reply::{header, presented_token, same_secret, split_url, Reply};
+
+/// Response headers a browser script may read (everything the registry protocol needs).
+pub const EXPOSED_HEADERS: &str =
+    "Location, Docker-Content-Digest, WWW-Authenticate, Content-Range, Range, Link, \
+Docker-Upload-UUID, Content-Length, Content-Type, OCI-Subject, Docker-Distribution-API-Version";
+/// Request headers a preflight may ask for.
+pub const ALLOWED_HEADERS: &str =
+    "Authorization, Content-Type, Accept, Range, Content-Range, Docker-Content-Digest, If-None-Match";
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+/// Largest request body for JSON APIs.
+pub const MAX_JSON: u64 = 1 << 20;
+/// Largest single uploaded blob.
+pub const MAX_BLOB: u64 = 16 << 30;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    /// Serve the site from this directory instead of the copy embedded at build time.
+    pub www: Option<PathBuf>,
+    /// Origins allowed besides the served one.
+    pub cors_origins: Vec<String>,
+    /// Upstream registry hosts the proxy may reach; empty = any.
+    pub allow_upstream: Vec<String>,
+    /// The token; `None` makes a random one.
+    pub token: Option<String>,
+    /// Upstream credentials for the proxy: registry host → (user, password). Docker's config.json is the fallback.
+    pub proxy_credentials: BTreeMap<String, (String, String)>,
+    pub threads: usize,
+}
+
+impl Config {
+    pub fn new(addr: SocketAddr, root: PathBuf) -> Config {
+        Config {
+            addr,
+            root,
+            www: None,
+            cors_origins: Vec::new(),
+            allow_upstream: Vec::new(),
+            token: None,
+            proxy_credentials: BTreeMap::new(),
+            threads: 32,
+        }
+    }
+}
+
+/// Shared state of a running server.
+pub struct State {
+    pub cfg: Config,
+    pub token: String,
+    pub store: Store,
+    pub addr: SocketAddr,
+    pub uploads: upload::Uploads,
+    pub proxy: proxy::Proxy,
+    pub site: site::Site,
+    /// One RUN at a time: runc steps are heavy and share the snapshot cache.
+    pub run_lock: Arc<Mutex<()>>,
+}
+
+/// A running server.
+pub struct Server {
+    state: Arc<State>,
+    http: http1::Server,
+}
+
+/// 128 random bits from the kernel, as hex.
+pub fn random_token() -> Result<String> {
+    use std::io::Read as _;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .context("reading /dev/urandom")?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+impl Server {
+    /// Bind and start the worker threads.
+    pub fn start(cfg: Config) -> Result<Server> {
+        let store = Store::open(&cfg.root)?;
+        // Bind first, so the address (port 0 → a free one) is known to the state.
+        let listener = std::net::TcpListener::bind(cfg.addr)
+            .with_context(|| format!("cannot listen on {}", cfg.addr))?;
+        let addr = listener.local_addr()?;
+        drop(listener);
+        let token = match &cfg.token {
+            Some(t) if !t.is_empty() => t.clone(),
+            _ => random_token()?,
+        };
+        let site = site::Site::new(cfg.www.clone())?;
+        let proxy = proxy::Proxy::new(&cfg);
+        let uploads = upload::Uploads::new(&store)?;
+        let threads = cfg.threads.max(2);
+        let state = Arc::new(State {
+            cfg,
+            token,
+            store,
+            addr,
+            uploads,
+            proxy,
+            site,
+            run_lock: Arc::new(Mutex::new(())),
+        });
+        let st = state.clone();
+        let http = http1::Server::start(
+            addr,
+            threads,
+            Arc::new(move |req: &mut Request| handle(&st, req)),
+        )
+        .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
+        Ok(Server { state, http })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.state.addr
+    }
+
+    pub fn token(&self) -> &str {
+        &self.state.token
+    }
+
+    /// The URL to open, with the token.
+    pub fn url(&self) -> String {
+        format!("http://{}/?token={}", self.addr(), self.token())
+    }
+
+    /// Serve until the process ends.
+    pub fn wait(self) {
+        self.http.wait()
+    }
+
+    /// Stop accepting new connections.
+    pub fn shutdown(self) {
+        self.http.shutdown()
+    }
+}
+
+/// What a request may do, decided once before routing.
+pub struct Ctx<'a> {
+    pub st: &'a State,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub authed: bool,
+    /// Pulls need no token on a loopback listener.
+    pub open_reads: bool,
+}
+
+impl Ctx<'_> {
+    pub fn may_read(&self) -> bool {
+        self.authed || self.open_reads
+    }
+}
+
+fn host_allowed(st: &State, host: &str) -> bool {
+    let port = st.addr.port();
+    let host = host.trim().to_ascii_lowercase();
+    let (name, p) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(':') && p.bytes().all(|b| b.is_ascii_digit()) => {
+            (n.to_string(), p.parse::<u16>().ok())
+        }
+        _ => (host.clone(), Some(80)),
+    };
+    if p != Some(port) {
+        return false;
+    }
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    // DNS rebinding needs a DNS name: IP literals (whatever reached our socket) and localhost are safe.
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn origin_allowed(st: &State, origin: &str) -> bool {
+    if st.cfg.cors_origins.iter().any(|o| o == "*" || o == origin) {
+        return true;
+    }
+    // The served origin only: this port on localhost, a loopback address or the address we are bound to (an
+    // IP-literal Host is fine for requests, but another machine's page at the same port is another origin).
+    let Some(h) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    if !host_allowed(st, h) {
+        return false;
+    }
+    let name = h.rsplit_once(':').map(|(n, _)| n).unwrap_or(h);
+    let name = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    match name.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback() || (ip == st.addr.ip() && !ip.is_unspecified()),
+        Err(_) => name == "localhost",
+    }
+}
+
+/// Handle one request: security checks, routing, CORS, logging (method, path without query, status).
+fn handle(st: &State, req: &mut Request) -> (http1::Response, bool) {
+    let (path, query) = split_url(req.url());
+    let req = &mut *req;
+    let method = req.method().clone();
+    let origin = header(req, "origin").map(str::to_string);
+    let reply = (|| {
+        match header(req, "host") {
+            Some(h) if host_allowed(st, h) => {}
+            _ => return Reply::text(403, "forbidden: unexpected Host header"),
+        }
+        if let Some(o) = &origin {
+            if !origin_allowed(st, o) {
+                return Reply::text(403, format!("forbidden: origin {o} is not allowed"));
+            }
+        }
+        if method == Method::Options {
+            return preflight(req);
+        }
+        let authed = presented_token(req, &query)
+            .map(|t| same_secret(&t, &st.token))
+            .unwrap_or(false);
+        let ctx = Ctx {
+            st,
+            path: path.clone(),
+            query: query.clone(),
+            authed,
+            open_reads: st.addr.ip().is_loopback(),
+        };
+        route(&ctx, req)
+    })();
+    let mut reply = reply;
+    if let Some(o) = &origin {
+        if origin_allowed(st, o) {
+            reply = reply
+                .header("Access-Control-Allow-Origin", o.clone())
+                .header("Access-Control-Expose-Headers", EXPOSED_HEADERS);
+        }
+        reply = reply.header("Vary", "Origin");
+    }
+    if !reply.has_header("X-Content-Type-Options") {
+        reply = reply.header("X-Content-Type-Options", "nosniff");
+    }
+    eprintln!("{} {} {}", method, path, reply.status);
+    // Refused requests end the connection: their bodies are not worth reading.
+    let close = reply.status == 403 || reply.status == 413;
+    (reply.into_response(), close)
+}
+
+fn preflight(req: &Request) -> Reply {
+    let asked = header(req, "access-control-request-headers").unwrap_or("");
+    let allowed: Vec<String> = ALLOWED_HEADERS
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    if let Some(bad) = asked
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .find(|h| !h.is_empty() && !allowed.contains(h))
+    {
+        return Reply::text(
+            403,
+            format!("forbidden: request header {bad} is not allowed"),
+        );
+    }
+    Reply::new(204)
+        .header("Access-Control-Allow-Methods", ALLOWED_METHODS)
+        .header("Access-Control-Allow-Headers", ALLOWED_HEADERS)
+        .header("Access-Control-Max-Age", "600")
+}
+
+fn route(ctx: &Ctx, req: &mut Request) -> Reply {
+    let p = ctx.path.as_str();
+    if p == "/v2" || p.starts_with("/v2/") {
+        return registry::handle(ctx, req);
+    }
+    if let Some(rest) = p.strip_prefix("/proxy/") {
+        if !ctx.may_read() {
+            return Reply::text(401, "the proxy needs the token");
+        }
+        return ctx.st.proxy.handle(ctx, req, rest);
+    }
+    if p == "/api/run" {
+        return run_api::handle(ctx, req);
+    }
+    if p == "/api/info" {
+        return Reply::json(
+            200,
+            &serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "run": true,
+                "registry": "/v2/", "proxy": "/proxy/", "runRepository": "layerwright/run-cache"}),
+        );
+    }
+    match *req.method() {
+        Method::Get | Method::Head => ctx.st.site.serve(req, p),
+        _ => Reply::text(405, "method not allowed"),
+    }
+}

@@ -1,0 +1,236 @@
+//! `POST /api/run`: runs one RUN step natively for the browser build (the parent layers are already in the store,
+//! pushed through the embedded registry), streams its output, then a final JSON line with the exit code and the
+//! new layer (stored, so the tab fetches it from `/v2/…/blobs/DIGEST`).
+
+use std::io::Read;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::time::Duration;
+
+use super::http1::{Method, Request};
+use lw_build::host::{RunExecutor, RunRequest};
+use lw_oci::{Descriptor, Digest, Platform};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::reply::{header, read_small, Reply};
+use super::{Ctx, MAX_JSON};
+use crate::buildhost::StoreBlobs;
+use crate::store::Store;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerIn {
+    digest: String,
+    size: u64,
+    media_type: String,
+}
+
+/// The browser's RunRequest (see the JS API contract).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunIn {
+    #[serde(default)]
+    layers: Vec<LayerIn>,
+    #[serde(default)]
+    diff_ids: Vec<String>,
+    args: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    workdir: String,
+    #[serde(default)]
+    network: String,
+    #[serde(default)]
+    mounts: Vec<String>,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    source_date_epoch: Option<i64>,
+    #[serde(default)]
+    location: Option<String>,
+}
+
+fn to_request(v: RunIn, store: &Store) -> Result<RunRequest, String> {
+    if v.args.is_empty() {
+        return Err("args is empty".into());
+    }
+    if v.layers.len() != v.diff_ids.len() {
+        return Err(format!(
+            "{} layers but {} diffIds",
+            v.layers.len(),
+            v.diff_ids.len()
+        ));
+    }
+    let mut layers = Vec::new();
+    for l in v.layers {
+        let d = Digest::parse(&l.digest).map_err(|e| format!("layer {}: {e}", l.digest))?;
+        if !store.has_blob(&d) {
+            return Err(format!(
+                "layer {d} is not in serve's store: push it to /v2/layerwright/run-cache/blobs/uploads/ first"
+            ));
+        }
+        layers.push(Descriptor::new(&l.media_type, d, l.size));
+    }
+    let diff_ids = v
+        .diff_ids
+        .iter()
+        .map(|d| Digest::parse(d).map_err(|e| format!("diffId {d}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let platform = match v.platform.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Platform::parse(p).map_err(|e| format!("platform {p}: {e}"))?,
+        None => crate::store::host_platform(),
+    };
+    Ok(RunRequest {
+        layers,
+        diff_ids,
+        args: v.args,
+        env: v.env,
+        user: v.user,
+        workdir: v.workdir,
+        network: if v.network.is_empty() {
+            "default".into()
+        } else {
+            v.network
+        },
+        mounts: v.mounts,
+        files: Vec::new(),
+        platform,
+        source_date_epoch: v.source_date_epoch,
+        location: v.location.unwrap_or_else(|| "RUN".into()),
+    })
+}
+
+/// Reads what the step's thread sends, ending when it hangs up.
+struct ChannelReader {
+    rx: Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The exit code in the executor's failure message, when the process ran and failed.
+fn exit_code_of(msg: &str) -> Option<i64> {
+    msg.rsplit_once("exit code: ").and_then(|(_, c)| {
+        c.trim()
+            .split(|ch: char| !ch.is_ascii_digit() && ch != '-')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
+    if *req.method() != Method::Post {
+        return Reply::text(405, "POST only");
+    }
+    if !ctx.authed {
+        return Reply::json(
+            401,
+            &json!({"error": "the RUN backend needs the token (?token= or Authorization: Bearer)"}),
+        );
+    }
+    let ct = header(req, "content-type").unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Reply::json(
+            415,
+            &json!({"error": "send the RunRequest as application/json"}),
+        );
+    }
+    let body = match read_small(req.as_reader(), MAX_JSON) {
+        Ok(b) => b,
+        Err(e) => return Reply::json(413, &json!({"error": e.to_string()})),
+    };
+    let input: RunIn = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return Reply::json(400, &json!({"error": format!("bad RunRequest: {e}")})),
+    };
+    let rreq = match to_request(input, &ctx.st.store) {
+        Ok(r) => r,
+        Err(e) => return Reply::json(400, &json!({"error": e})),
+    };
+    let root = ctx.st.cfg.root.clone();
+    let (tx, rx) = sync_channel::<Vec<u8>>(64);
+    let lock = ctx.st.run_lock.clone();
+    // The step runs on its own thread so its output streams while it runs; one step at a time (the snapshot
+    // cache is shared and the machine is small).
+    std::thread::spawn(move || {
+        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let result = (|| -> Result<Value, String> {
+            let store = Store::open(&root).map_err(|e| format!("{e:#}"))?;
+            let mut exec = crate::run::RuncExecutor::new(&store).map_err(|e| format!("{e:#}"))?;
+            exec.timeout = Some(Duration::from_secs(3600));
+            let mut blobs = StoreBlobs { store: &store };
+            let mut last = b'\n';
+            let out_tx = tx.clone();
+            let mut out = |b: &[u8]| {
+                if let Some(&l) = b.last() {
+                    last = l;
+                }
+                let _ = out_tx.send(b.to_vec());
+            };
+            let res = exec.run(&rreq, &mut blobs, &mut out);
+            if last != b'\n' {
+                let _ = tx.send(b"\n".to_vec());
+            }
+            match res {
+                Ok(r) => Ok(
+                    json!({"exitCode": 0, "layer": r.layer.map(|(d, diff)| json!({
+                    "digest": d.digest.to_string(), "size": d.size, "mediaType": d.media_type,
+                    "diffId": diff.to_string()}))}),
+                ),
+                Err(e) => {
+                    let msg = e.to_string();
+                    Ok(
+                        json!({"exitCode": exit_code_of(&msg).unwrap_or(-1), "layer": null, "error": msg}),
+                    )
+                }
+            }
+        })();
+        let v = result.unwrap_or_else(|e| json!({"exitCode": -1, "layer": null, "error": e}));
+        let mut line = serde_json::to_vec(&v).unwrap_or_default();
+        line.push(b'\n');
+        let _ = tx.send(line);
+    });
+    let reader = ChannelReader {
+        rx,
+        buf: Vec::new(),
+        pos: 0,
+    };
+    Reply::new(200)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Cache-Control", "no-store")
+        .stream(Box::new(reader), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(
+            exit_code_of("RUN: process \"x\" did not complete successfully: exit code: 3"),
+            Some(3)
+        );
+        assert_eq!(exit_code_of("no runtime"), None);
+    }
+}

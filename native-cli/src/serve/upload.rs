@@ -1,0 +1,443 @@
+//! Pushes to the embedded registry: upload sessions (monolithic, chunked with `Content-Range`, streamed PATCH),
+//! cross-repository mounts and manifest PUT by tag or digest. Every blob is hashed as it arrives and renamed into
+//! the store only when it matches the digest the client names.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use super::http1::Request;
+use anyhow::Result;
+use lw_oci::{media, Digest, DigestHasher};
+use serde_json::Value;
+
+use super::registry::{manifest_media_type, store_name};
+use super::reply::{header, query, read_small, Limited, Reply};
+use super::{random_token, Ctx, MAX_BLOB};
+use crate::store::{Store, MAX_DOCUMENT};
+
+struct Session {
+    repo: String,
+    path: PathBuf,
+    hasher: DigestHasher,
+    len: u64,
+}
+
+/// Upload sessions in progress; their data lives in the store's `tmp/uploads/`.
+pub struct Uploads {
+    dir: PathBuf,
+    sessions: Mutex<HashMap<String, Option<Session>>>,
+}
+
+fn io_err(e: impl std::fmt::Display) -> Reply {
+    Reply::oci_error(500, "UNKNOWN", e)
+}
+
+fn upload_location(repo: &str, id: &str) -> String {
+    format!("/v2/{repo}/blobs/uploads/{id}")
+}
+
+fn accepted(repo: &str, id: &str, len: u64) -> Reply {
+    Reply::new(202)
+        .header("Location", upload_location(repo, id))
+        .header("Docker-Upload-UUID", id)
+        .header("Range", format!("0-{}", len.saturating_sub(1)))
+}
+
+fn created(repo: &str, d: &Digest) -> Reply {
+    Reply::new(201)
+        .header("Location", format!("/v2/{repo}/blobs/{d}"))
+        .header("Docker-Content-Digest", d.to_string())
+}
+
+/// Copy the request body to `out`, hashing it; returns the bytes copied.
+fn pump(
+    src: &mut dyn Read,
+    out: &mut File,
+    h: &mut DigestHasher,
+    limit: u64,
+) -> std::io::Result<u64> {
+    let mut r = Limited {
+        inner: src,
+        left: limit,
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            return Ok(n);
+        }
+        h.update(&buf[..k]);
+        out.write_all(&buf[..k])?;
+        n += k as u64;
+    }
+}
+
+/// POST /v2/NAME/blobs/uploads/: mount, monolithic upload, or a new session.
+pub fn start(ctx: &Ctx, req: &mut Request, repo: &str) -> Reply {
+    let store = &ctx.st.store;
+    if let Some(m) = query(&ctx.query, "mount") {
+        if let Ok(d) = Digest::parse(m) {
+            // Every repository shares the store's blobs, so a mount succeeds whenever the blob is here.
+            if store.has_blob(&d) {
+                return created(repo, &d);
+            }
+        }
+    }
+    if let Some(d) = query(&ctx.query, "digest") {
+        let d = match Digest::parse(d) {
+            Ok(d) => d,
+            Err(e) => return Reply::oci_error(400, "DIGEST_INVALID", e),
+        };
+        let size = req.body_length().map(|n| n as u64);
+        let mut body = Limited {
+            inner: req.as_reader(),
+            left: MAX_BLOB,
+        };
+        return match store.put_blob(&d, size, &mut body) {
+            Ok(()) => created(repo, &d),
+            Err(e) => Reply::oci_error(400, "DIGEST_INVALID", format!("{e:#}")),
+        };
+    }
+    let st = &ctx.st.uploads;
+    let id = match st.create(repo) {
+        Ok(id) => id,
+        Err(e) => return io_err(format!("{e:#}")),
+    };
+    // A POST with a body (some clients send the first chunk here) is appended at once.
+    if req.body_length().unwrap_or(0) > 0 {
+        return st.patch(req, repo, &id);
+    }
+    accepted(repo, &id, 0)
+}
+
+impl Uploads {
+    pub fn new(store: &Store) -> Result<Uploads> {
+        let dir = store.tmp_dir().join("uploads");
+        fs::create_dir_all(&dir)?;
+        Ok(Uploads {
+            dir,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn create(&self, repo: &str) -> Result<String> {
+        let id = random_token()?;
+        let path = self.dir.join(&id);
+        File::create(&path)?;
+        self.sessions.lock().expect("uploads lock").insert(
+            id.clone(),
+            Some(Session {
+                repo: repo.to_string(),
+                path,
+                hasher: DigestHasher::new(lw_oci::digest::Algorithm::Sha256),
+                len: 0,
+            }),
+        );
+        Ok(id)
+    }
+
+    /// Take a session out of the table while a request works on it (`None` inside marks it busy).
+    fn take(&self, repo: &str, id: &str) -> Result<Session, Reply> {
+        let mut map = self.sessions.lock().expect("uploads lock");
+        match map.get_mut(id) {
+            Some(slot @ Some(_)) => {
+                let canon = super::registry::canonical_repo;
+                if slot.as_ref().and_then(|s| canon(&s.repo)) != canon(repo) {
+                    return Err(Reply::oci_error(
+                        404,
+                        "BLOB_UPLOAD_UNKNOWN",
+                        "upload belongs to another repository",
+                    ));
+                }
+                Ok(slot.take().expect("checked"))
+            }
+            Some(None) => Err(Reply::oci_error(
+                409,
+                "BLOB_UPLOAD_INVALID",
+                "upload is busy with another request",
+            )),
+            None => Err(Reply::oci_error(
+                404,
+                "BLOB_UPLOAD_UNKNOWN",
+                format!("upload {id} is not known"),
+            )),
+        }
+    }
+
+    fn put_back(&self, id: &str, s: Session) {
+        self.sessions
+            .lock()
+            .expect("uploads lock")
+            .insert(id.to_string(), Some(s));
+    }
+
+    fn forget(&self, id: &str, s: Option<Session>) {
+        self.sessions.lock().expect("uploads lock").remove(id);
+        if let Some(s) = s {
+            let _ = fs::remove_file(&s.path);
+        }
+    }
+
+    pub fn status(&self, repo: &str, id: &str) -> Reply {
+        match self.take(repo, id) {
+            Ok(s) => {
+                let len = s.len;
+                self.put_back(id, s);
+                let mut r = accepted(repo, id, len);
+                r.status = 204;
+                r
+            }
+            Err(e) => e,
+        }
+    }
+
+    pub fn cancel(&self, id: &str) -> Reply {
+        let s = self
+            .sessions
+            .lock()
+            .expect("uploads lock")
+            .remove(id)
+            .flatten();
+        match s {
+            Some(s) => {
+                let _ = fs::remove_file(&s.path);
+                Reply::new(204)
+            }
+            None => Reply::oci_error(
+                404,
+                "BLOB_UPLOAD_UNKNOWN",
+                format!("upload {id} is not known"),
+            ),
+        }
+    }
+
+    /// Append the body; a `Content-Range: START-END` must start where the upload stands.
+    fn append(&self, req: &mut Request, s: &mut Session) -> Result<(), Reply> {
+        if let Some(cr) = header(req, "content-range") {
+            let cr = cr
+                .trim()
+                .trim_start_matches("bytes")
+                .trim_start_matches([' ', '=']);
+            let start = cr
+                .split('-')
+                .next()
+                .and_then(|a| a.trim().parse::<u64>().ok());
+            if start != Some(s.len) {
+                return Err(Reply::new(416)
+                    .header("Range", format!("0-{}", s.len.saturating_sub(1)))
+                    .header("Content-Range", format!("bytes */{}", s.len)));
+            }
+        }
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&s.path)
+            .map_err(io_err)?;
+        let n = pump(
+            req.as_reader(),
+            &mut f,
+            &mut s.hasher,
+            MAX_BLOB.saturating_sub(s.len),
+        )
+        .map_err(|e| Reply::oci_error(400, "BLOB_UPLOAD_INVALID", e))?;
+        s.len += n;
+        Ok(())
+    }
+
+    pub fn patch(&self, req: &mut Request, repo: &str, id: &str) -> Reply {
+        let mut s = match self.take(repo, id) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        match self.append(req, &mut s) {
+            Ok(()) => {
+                let len = s.len;
+                self.put_back(id, s);
+                accepted(repo, id, len)
+            }
+            Err(e) => {
+                // A failed chunk leaves the file in an unknown state: the session ends.
+                if e.status == 416 {
+                    self.put_back(id, s);
+                } else {
+                    self.forget(id, Some(s));
+                }
+                e
+            }
+        }
+    }
+
+    /// PUT ?digest=: the last chunk (optional), then verify and move into the store.
+    pub fn finish(&self, ctx: &Ctx, req: &mut Request, repo: &str, id: &str) -> Reply {
+        let digest = match query(&ctx.query, "digest").map(Digest::parse) {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => return Reply::oci_error(400, "DIGEST_INVALID", e),
+            None => {
+                return Reply::oci_error(400, "DIGEST_INVALID", "digest query parameter missing")
+            }
+        };
+        let mut s = match self.take(repo, id) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        if let Err(e) = self.append(req, &mut s) {
+            self.forget(id, Some(s));
+            return e;
+        }
+        let actual = if digest.algorithm() == lw_oci::digest::Algorithm::Sha256 {
+            s.hasher.clone().finish()
+        } else {
+            let mut h = DigestHasher::new(digest.algorithm());
+            let ok = File::open(&s.path).and_then(|mut f| {
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = f.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    h.update(&buf[..n]);
+                }
+            });
+            if let Err(e) = ok {
+                self.forget(id, Some(s));
+                return io_err(e);
+            }
+            h.finish()
+        };
+        if actual != digest {
+            self.forget(id, Some(s));
+            return Reply::oci_error(
+                400,
+                "DIGEST_INVALID",
+                format!("uploaded content hashes to {actual}, not {digest}"),
+            );
+        }
+        let store = &ctx.st.store;
+        let res = (|| -> std::io::Result<()> {
+            if store.has_blob(&digest) {
+                return Ok(());
+            }
+            File::open(&s.path)?.sync_all()?;
+            fs::rename(&s.path, store.blob_path(&digest))?;
+            if let Some(dir) = store.blob_path(&digest).parent() {
+                if let Ok(d) = File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+            Ok(())
+        })();
+        self.forget(id, Some(s));
+        match res {
+            Ok(()) => created(repo, &digest),
+            Err(e) => io_err(e),
+        }
+    }
+}
+
+/// PUT /v2/NAME/manifests/REF: verify, check what it refers to is here, store, then tag.
+pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply {
+    let ct =
+        header(req, "content-type").map(|c| c.split(';').next().unwrap_or("").trim().to_string());
+    let bytes = match read_small(req.as_reader(), MAX_DOCUMENT) {
+        Ok(b) => b,
+        Err(e) => return Reply::oci_error(413, "SIZE_INVALID", e),
+    };
+    let v: Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return Reply::oci_error(400, "MANIFEST_INVALID", "the manifest is not a JSON object"),
+    };
+    let mt = match ct.filter(|c| !c.is_empty() && c != "application/json") {
+        Some(c) => c,
+        None => manifest_media_type(&bytes),
+    };
+    if let Some(declared) = v.get("mediaType").and_then(Value::as_str) {
+        if declared != mt {
+            return Reply::oci_error(
+                400,
+                "MANIFEST_INVALID",
+                format!("Content-Type {mt} but mediaType {declared}"),
+            );
+        }
+    }
+    // What the manifest refers to must already be here (the spec lets registries insist; it keeps the store whole).
+    let mut needed: Vec<&Value> = Vec::new();
+    if media::is_index(&mt) {
+        needed.extend(
+            v.get("manifests")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+    } else {
+        needed.extend(v.get("config"));
+        needed.extend(
+            v.get("layers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+    }
+    for d in needed {
+        let dg = d.get("digest").and_then(Value::as_str).unwrap_or("");
+        let ok = Digest::parse(dg)
+            .map(|d| ctx.st.store.has_blob(&d))
+            .unwrap_or(false);
+        let foreign = d
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.contains("foreign") || m.contains("nondistributable"));
+        if !ok && !foreign {
+            return Reply::oci_error(
+                400,
+                "MANIFEST_BLOB_UNKNOWN",
+                format!("blob {dg} is not in the registry"),
+            );
+        }
+    }
+    let digest = Digest::sha256_of(&bytes);
+    if r.contains(':') {
+        match Digest::parse(r) {
+            Ok(d) if d.verify(&bytes) => {}
+            Ok(d) => {
+                return Reply::oci_error(
+                    400,
+                    "DIGEST_INVALID",
+                    format!("manifest does not hash to {d}"),
+                )
+            }
+            Err(e) => return Reply::oci_error(400, "DIGEST_INVALID", e),
+        }
+    }
+    let store = &ctx.st.store;
+    let desc = match store.put_bytes(&mt, &bytes) {
+        Ok(d) => d,
+        Err(e) => return io_err(format!("{e:#}")),
+    };
+    // By digest: the blob alone (an index's children are reached through it); a referrer gets an untagged entry
+    // so the referrers API and `prune` see it.
+    let res = if r.contains(':') {
+        if v.get("subject").is_some() {
+            store.add_untagged(&desc)
+        } else {
+            Ok(())
+        }
+    } else {
+        match store_name(repo, r) {
+            Some(name) => store.set_tag(&name, &desc),
+            None => return Reply::oci_error(400, "TAG_INVALID", format!("invalid tag {r:?}")),
+        }
+    };
+    if let Err(e) = res {
+        return io_err(format!("{e:#}"));
+    }
+    let mut reply = Reply::new(201)
+        .header("Location", format!("/v2/{repo}/manifests/{digest}"))
+        .header("Docker-Content-Digest", digest.to_string());
+    if let Some(s) = v.pointer("/subject/digest").and_then(Value::as_str) {
+        reply = reply.header("OCI-Subject", s);
+    }
+    reply
+}

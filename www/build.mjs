@@ -1,0 +1,70 @@
+// Builds the static site into dist/: bundles src/main.js with esbuild, copies the page shell,
+// the wasm package (pkg/, made by `cargo xtask build`) and a service worker that precaches it all.
+import * as esbuild from 'esbuild';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join, relative } from 'node:path';
+
+const root = new URL('.', import.meta.url).pathname;
+const dist = join(root, 'dist');
+const watch = process.argv.includes('--watch');
+
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(dist, { recursive: true });
+
+const options = {
+  entryPoints: [join(root, 'src/main.js')],
+  bundle: true,
+  format: 'esm',
+  target: 'es2022',
+  minify: !watch,
+  sourcemap: true,
+  outfile: join(dist, 'app.js'),
+  logLevel: 'info',
+};
+
+function copyStatic() {
+  cpSync(join(root, 'public'), dist, { recursive: true });
+  if (existsSync(join(root, 'pkg'))) {
+    cpSync(join(root, 'pkg'), join(dist, 'pkg'), { recursive: true });
+  } else {
+    console.warn('warning: www/pkg/ is missing: run `cargo xtask build` to produce the wasm package');
+  }
+  writeServiceWorker();
+}
+
+// The service worker gets the exact file list and a content hash as its cache name, so a new
+// deploy replaces the old cache and the site works offline after the first visit.
+function writeServiceWorker() {
+  const files = [];
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (!name.endsWith('.map') && name !== 'sw.js') files.push(p);
+    }
+  };
+  walk(dist);
+  const hash = createHash('sha256');
+  for (const f of files.sort()) hash.update(relative(dist, f)).update(readFileSync(f));
+  const list = ['./', ...files.map((f) => './' + relative(dist, f)).filter((f) => f !== './index.html')];
+  const template = readFileSync(join(root, 'src/sw.template.js'), 'utf8');
+  writeFileSync(
+    join(dist, 'sw.js'),
+    template
+      .replace('__CACHE_NAME__', 'layerwright-' + hash.digest('hex').slice(0, 16))
+      .replace('__PRECACHE__', JSON.stringify(list)),
+  );
+}
+
+if (watch) {
+  const ctx = await esbuild.context({
+    ...options,
+    plugins: [{ name: 'static', setup(b) { b.onEnd(() => copyStatic()); } }],
+  });
+  await ctx.watch();
+} else {
+  await esbuild.build(options);
+  copyStatic();
+  console.log('site written to', dist);
+}

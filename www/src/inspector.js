@@ -1,0 +1,271 @@
+//! The image inspector: a remote reference or a tarball file; index/platforms, manifest, config,
+//! history, layers, per-layer and merged file trees, and wasted space with an efficiency score.
+
+import { h, formatBytes, shortDigest, jsonView, errorText, readTar, fromUtf8 } from './util.js';
+import { fileRow, filePreview } from './results.js';
+
+export function renderInspector(main, { api, serve, params }) {
+  const refInput = h('input', { type: 'text', value: params.get('ref') || '', placeholder: 'docker.io/library/alpine:3.20', 'aria-label': 'Image reference', testid: 'inspect-ref', style: 'flex:1;min-width:14em' });
+  const platform = h('input', { type: 'text', value: params.get('platform') || 'linux/amd64', 'aria-label': 'Platform', size: 12 });
+  const proxyInput = h('input', { type: 'url', value: localStorage.getItem('lw-proxy') || serve?.proxy || '', placeholder: 'CORS proxy URL prefix (optional)', 'aria-label': 'Proxy URL', style: 'flex:1;min-width:14em' });
+  const useProxy = h('input', { type: 'checkbox', id: 'use-proxy', checked: !!(serve?.proxy || localStorage.getItem('lw-proxy')) });
+  const go = h('button', { type: 'button', class: 'primary', testid: 'inspect-go', onclick: () => inspectRemote() }, 'Inspect');
+  const fileInput = h('input', { type: 'file', accept: '.tar,application/x-tar', 'aria-label': 'Open an image tarball', testid: 'inspect-file' });
+  const out = h('div', { 'aria-live': 'polite' });
+  proxyInput.addEventListener('change', () => localStorage.setItem('lw-proxy', proxyInput.value.trim()));
+  refInput.addEventListener('keydown', (e) => { if (e.key === 'Enter') inspectRemote(); });
+  fileInput.addEventListener('change', () => fileInput.files[0] && inspectTarball(fileInput.files[0]));
+
+  const remoteOpts = () => {
+    const o = {};
+    if (useProxy.checked && proxyInput.value.trim()) o.proxy = proxyInput.value.trim();
+    const host = registryHost(refInput.value.trim());
+    if (serve?.registry && host === serve.registry) o.insecure = location.protocol === 'http:';
+    return o;
+  };
+
+  async function inspectRemote() {
+    const ref = refInput.value.trim();
+    if (!ref) return;
+    history.replaceState(null, '', `#/inspect?ref=${encodeURIComponent(ref)}`);
+    out.replaceChildren(h('p', { class: 'muted' }, `Fetching ${ref}…`));
+    try {
+      const info = await api.inspectRemote(ref, { ...remoteOpts(), platform: platform.value.trim() || undefined });
+      const pull = h('button', {
+        type: 'button',
+        onclick: async () => {
+          pull.disabled = true;
+          pull.textContent = 'Pulling…';
+          try {
+            const r = await api.pull(ref, remoteOpts());
+            pull.replaceWith(h('span', { class: 'ok' }, `Pulled ${r.digest}.`));
+            filesHost.replaceChildren(filesSection(r.ref || ref, info.layers, info.history));
+          } catch (e) { pull.disabled = false; pull.textContent = 'Pull and browse files'; pull.after(h('div', { class: 'error-box' }, errorText(e))); }
+        },
+      }, 'Pull and browse files');
+      const filesHost = h('div', {}, pull);
+      out.replaceChildren(overview(ref, info, filesHost));
+    } catch (e) {
+      out.replaceChildren(h('div', { class: 'error-box', testid: 'inspect-error' }, errorText(e)),
+        h('p', {}, 'Run the self-test below to see what is missing.'));
+    }
+  }
+
+  async function inspectTarball(file) {
+    out.replaceChildren(h('p', { class: 'muted' }, `Reading ${file.name}…`));
+    try {
+      const loaded = await api.loadTarball(file);
+      const tar = readTar(new Uint8Array(await file.arrayBuffer()));
+      const images = loaded.images || [];
+      if (!images.length) throw new Error('the tarball holds no image');
+      const pick = h('select', { 'aria-label': 'Image in the tarball' }, images.map((im, i) => h('option', { value: i }, (im.names?.[0] || im.digest))));
+      const host = h('div');
+      const show = () => {
+        const im = images[Number(pick.value)];
+        const ref = im.names?.[0] || im.digest;
+        const info = infoFromTar(tar, im.digest);
+        const filesHost = h('div');
+        host.replaceChildren(overview(ref, info, filesHost));
+        filesHost.replaceChildren(filesSection(ref, info.layers, info.history));
+      };
+      pick.addEventListener('change', show);
+      out.replaceChildren(h('div', { class: 'row' }, h('strong', {}, file.name), `${images.length} image(s)`, pick), host);
+      show();
+    } catch (e) {
+      out.replaceChildren(h('div', { class: 'error-box', testid: 'inspect-error' }, errorText(e)));
+    }
+  }
+
+  const selfTestOut = h('ul', { class: 'log', testid: 'self-test' });
+  async function selfTest() {
+    selfTestOut.replaceChildren();
+    const say = (ok, text) => selfTestOut.append(h('li', {}, h('span', { class: ok ? 'ok' : 'err' }, ok ? 'ok' : 'missing'), h('span', { class: 't' }, text)));
+    say(true, `wasm API loaded (version ${api.version}).`);
+    say(!!serve?.served, serve?.served ? `served by layerwright serve: embedded registry ${serve.registry}, proxy ${serve.proxy}.` : 'not served by layerwright serve: no same-origin registry or proxy (RUN steps unavailable).');
+    const ref = refInput.value.trim() || 'docker.io/library/alpine:latest';
+    const host = registryHost(ref);
+    const base = `${host === 'localhost' || host.startsWith('localhost:') || host.startsWith('127.') ? 'http' : 'https'}://${host}/v2/`;
+    try {
+      const r = await fetch(base, { mode: 'cors' });
+      say(true, `${base} answers with CORS (HTTP ${r.status}).`);
+    } catch {
+      say(false, `${base} cannot be read from this page: no Access-Control-Allow-Origin header (or the host is unreachable). Use a CORS proxy.`);
+    }
+    try {
+      await api.inspectRemote(ref, { platform: platform.value.trim() || undefined });
+      say(true, `direct access to ${ref} works.`);
+    } catch (e) { say(false, `direct: ${errorText(e)}`); }
+    const proxy = proxyInput.value.trim();
+    if (!proxy) say(false, 'no proxy URL configured: enter one (layerwright serve provides /proxy/).');
+    else {
+      try {
+        await api.inspectRemote(ref, { proxy, platform: platform.value.trim() || undefined });
+        say(true, `access through the proxy ${proxy} works.`);
+      } catch (e) { say(false, `through proxy ${proxy}: ${errorText(e)}`); }
+    }
+  }
+
+  main.replaceChildren(
+    h('h1', {}, 'Image inspector'),
+    h('section', { class: 'panel' },
+      h('div', { class: 'row' }, refInput, h('label', {}, 'Platform ', platform), go),
+      h('div', { class: 'row', style: 'margin-top:6px' }, h('label', { for: 'use-proxy' }, useProxy, ' via proxy'), proxyInput,
+        h('button', { type: 'button', onclick: selfTest, testid: 'self-test-button' }, 'Self-test')),
+      h('div', { class: 'row', style: 'margin-top:6px' }, h('label', {}, 'Or open a tarball (docker save or OCI layout): ', fileInput))),
+    selfTestOut, out);
+  if (refInput.value) inspectRemote();
+
+  // Everything about one image except its files.
+  function overview(ref, info, filesHost) {
+    const total = info.layers.reduce((a, l) => a + (l.size || 0), 0);
+    const max = Math.max(1, ...info.layers.map((l) => l.size || 0));
+    return h('div', {},
+      h('section', { class: 'panel', style: 'margin-top:12px' },
+        h('h2', {}, ref),
+        h('table', { class: 'kv' },
+          h('tr', {}, h('th', {}, 'Manifest digest'), h('td', { class: 'mono' }, info.manifestDigest || '')),
+          h('tr', {}, h('th', {}, 'Platforms'), h('td', {}, (info.platforms || []).join(', ') || '(single-platform manifest)')),
+          h('tr', {}, h('th', {}, 'Layers'), h('td', {}, `${info.layers.length}, ${formatBytes(total)} compressed`)),
+          h('tr', {}, h('th', {}, 'Created'), h('td', {}, info.config?.created || '')),
+          h('tr', {}, h('th', {}, 'Command'), h('td', { class: 'mono' }, JSON.stringify([...(info.config?.config?.Entrypoint || []), ...(info.config?.config?.Cmd || [])])))),
+        h('h3', {}, 'Layers'),
+        h('ul', { class: 'layers', testid: 'layer-list' }, info.layers.map((l, i) => h('li', {},
+          h('div', { class: 'row' }, h('strong', {}, `#${i + 1}`), h('code', {}, shortDigest(l.digest)), h('span', { class: 'spacer' }), formatBytes(l.size)),
+          h('div', { class: 'mono muted' }, l.createdBy || ''),
+          h('div', { class: 'bar', style: `width:${Math.max(1, (100 * (l.size || 0)) / max)}%` })))),
+        filesHost),
+      h('section', { class: 'panel', style: 'margin-top:12px' },
+        info.index ? [h('h3', {}, 'Index'), jsonView(info.index)] : null,
+        h('h3', {}, 'Manifest'), jsonView(info.manifest),
+        h('h3', {}, 'Config'), jsonView(info.config),
+        h('h3', {}, 'History'), jsonView(info.history || [])));
+  }
+
+  // Per-layer trees, the merged filesystem and wasted space; loads every layer's entries.
+  function filesSection(ref, layers) {
+    const el = h('div', {}, h('p', { class: 'muted' }, 'Reading layers…'));
+    (async () => {
+      try {
+        const perLayer = [];
+        for (const l of layers) perLayer.push(await api.layerEntries(ref, l.digest));
+        const analysis = analyse(perLayer);
+        const preview = h('div');
+        const open = (i, e) => async () => {
+          try { preview.replaceChildren(filePreview(e.path, await api.readFile(ref, layers[i].digest, e.path))); } catch (err) { preview.replaceChildren(h('div', { class: 'error-box' }, errorText(err))); }
+        };
+        const tree = h('ul', { class: 'tree', testid: 'file-tree' });
+        const select = h('select', { 'aria-label': 'Which files' }, h('option', { value: 'merged' }, 'Merged filesystem'),
+          layers.map((l, i) => h('option', { value: i }, `Layer ${i + 1} (${shortDigest(l.digest)})`)));
+        const showTree = () => {
+          if (select.value === 'merged') {
+            tree.replaceChildren(...[...analysis.merged.values()].sort((a, b) => (a.e.path < b.e.path ? -1 : 1)).map(({ e, layer }) => fileRow(e, open(layer, e))));
+          } else {
+            const i = Number(select.value);
+            tree.replaceChildren(...perLayer[i].map((e) => {
+              const row = fileRow(e, open(i, e));
+              if (analysis.wastedKeys.has(`${i}:${e.path}`)) row.classList.add('wasted');
+              return row;
+            }));
+          }
+          if (!tree.children.length) tree.append(h('li', { class: 'muted' }, 'No files.'));
+        };
+        select.addEventListener('change', showTree);
+        showTree();
+        el.replaceChildren(
+          h('h3', {}, 'Efficiency'),
+          h('div', { class: 'row' }, h('span', { class: 'score', testid: 'efficiency' }, `${(analysis.efficiency * 100).toFixed(1)}%`),
+            h('span', {}, `${formatBytes(analysis.wasted)} wasted of ${formatBytes(analysis.total)} in files (files overwritten or deleted by later layers).`)),
+          analysis.wastedList.length ? h('table', { class: 'kv' }, h('tr', {}, h('th', {}, 'Path'), h('th', {}, 'Copies'), h('th', {}, 'Wasted')),
+            analysis.wastedList.slice(0, 50).map((w) => h('tr', {}, h('td', { class: 'mono' }, w.path), h('td', {}, w.count), h('td', {}, formatBytes(w.size))))) : h('p', { class: 'muted' }, 'No file is overwritten or deleted by a later layer.'),
+          h('h3', {}, 'Files'), select, tree, preview);
+      } catch (e) {
+        el.replaceChildren(h('div', { class: 'error-box' }, errorText(e)));
+      }
+    })();
+    return el;
+  }
+}
+
+/** Applies layers in order (with whiteouts) to get the merged tree and the bytes wasted like dive does. */
+export function analyse(perLayer) {
+  const merged = new Map();
+  const waste = new Map();
+  const wastedKeys = new Set();
+  let total = 0;
+  const drop = (path, prefixOnly) => {
+    for (const [p, v] of merged) {
+      if ((!prefixOnly && p === path) || p.startsWith(path + '/')) {
+        if (v.e.type === 'file') {
+          const w = waste.get(p) || { path: p, count: 0, size: 0 };
+          w.count++;
+          w.size += v.e.size || 0;
+          waste.set(p, w);
+          wastedKeys.add(`${v.layer}:${p}`);
+        }
+        merged.delete(p);
+      }
+    }
+  };
+  perLayer.forEach((entries, layer) => {
+    for (const e of entries) {
+      const path = e.path.replace(/^\.?\//, '').replace(/\/$/, '');
+      const base = path.split('/').pop();
+      const dir = path.slice(0, path.length - base.length).replace(/\/$/, '');
+      if (base === '.wh..wh..opq') { drop(dir, true); continue; }
+      if (base.startsWith('.wh.')) { drop((dir ? dir + '/' : '') + base.slice(4), false); continue; }
+      if (e.type === 'file') total += e.size || 0;
+      if (merged.has(path) && e.type !== 'dir') drop(path, false);
+      merged.set(path, { e: { ...e, path }, layer });
+    }
+  });
+  const wasted = [...waste.values()].reduce((a, w) => a + w.size, 0);
+  return {
+    merged, wasted, total, wastedKeys,
+    wastedList: [...waste.values()].sort((a, b) => b.size - a.size),
+    efficiency: total ? (total - wasted) / total : 1,
+  };
+}
+
+export function registryHost(ref) {
+  const first = ref.split('/')[0];
+  if (ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost')) {
+    return first === 'docker.io' ? 'registry-1.docker.io' : first;
+  }
+  return 'registry-1.docker.io';
+}
+
+// Builds the inspector's view of one image from the tarball bytes (OCI layout or docker save).
+function infoFromTar(tar, digest) {
+  const json = (name) => { const b = tar.get(name); return b ? JSON.parse(fromUtf8(b)) : null; };
+  const blob = (d) => json('blobs/' + d.replace(':', '/'));
+  let manifest = blob(digest);
+  let manifestDigest = digest;
+  let index = null;
+  let platforms = [];
+  if (manifest && manifest.manifests) {
+    index = manifest;
+    platforms = manifest.manifests.filter((m) => m.platform).map((m) => `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? '/' + m.platform.variant : ''}`);
+    const first = manifest.manifests.find((m) => !m.platform || m.platform.architecture !== 'unknown') || manifest.manifests[0];
+    manifestDigest = first.digest;
+    manifest = blob(first.digest);
+  }
+  if (manifest && manifest.config) {
+    const config = blob(manifest.config.digest) || {};
+    const hist = (config.history || []).filter((x) => !x.empty_layer);
+    return {
+      index, platforms, manifestDigest, manifest, config, history: config.history || [],
+      layers: manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, createdBy: hist[i]?.created_by })),
+    };
+  }
+  // docker save without OCI blobs: manifest.json lists the config and layer files.
+  const dm = json('manifest.json');
+  if (dm && dm[0]) {
+    const config = json(dm[0].Config) || {};
+    const hist = (config.history || []).filter((x) => !x.empty_layer);
+    return {
+      index: null, platforms: [], manifestDigest: digest, manifest: dm, config, history: config.history || [],
+      layers: dm[0].Layers.map((p, i) => ({ digest: config.rootfs?.diff_ids?.[i] || p, size: tar.get(p)?.length || 0, createdBy: hist[i]?.created_by })),
+    };
+  }
+  throw new Error(`no manifest for ${digest} in the tarball`);
+}

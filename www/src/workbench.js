@@ -1,0 +1,161 @@
+//! The workbench: Dockerfile editor, lint findings, scope view, context panel, build controls,
+//! progress log and results. The playground and every lesson use one.
+
+import { h, formatBytes, errorText, fromUtf8, shortDigest } from './util.js';
+import { createEditor } from './editor.js';
+import { createContextPanel } from './context.js';
+import { renderResult } from './results.js';
+import { httpExecutor } from './api.js';
+
+/**
+ * opts: {api, serve, dockerfile, files: Map, tag, buildArgs: {}, onChange(), onBuilt(result, info), compact}
+ * Returns {el, editor, context, build(), history: [{result, events}], get dockerfile()}.
+ */
+export function createWorkbench(opts) {
+  const { api, serve } = opts;
+  const wb = { history: [], lastError: null };
+  let lastFindings = [];
+
+  const findingsEl = h('ul', { class: 'log', testid: 'lint-findings', 'aria-label': 'Lint findings' });
+  const scopeEl = h('div', { class: 'scope', 'aria-live': 'polite' });
+  const editorHost = h('div', { class: 'editor', testid: 'editor' });
+
+  const context = createContextPanel({ files: opts.files, onChange: () => { editor.relint(); opts.onChange?.(); } });
+
+  const editor = createEditor({
+    parent: editorHost,
+    doc: opts.dockerfile,
+    api: () => api,
+    lintOptions: () => ({ contextHasDockerignore: context.files.has('.dockerignore'), dockerignore: context.files.has('.dockerignore') ? fromUtf8(context.files.get('.dockerignore')) : undefined }),
+    onFindings: (f) => { lastFindings = f; renderFindings(); },
+    onChange: () => opts.onChange?.(),
+    onCursor: (line) => renderScope(line),
+  });
+
+  function renderFindings() {
+    const all = h('button', {
+      type: 'button', disabled: !lastFindings.some((f) => f.fix),
+      onclick: () => { editor.text = api.applyFixes(editor.text, lastFindings); },
+    }, 'Apply all fixes');
+    findingsEl.replaceChildren(...lastFindings.map((f) => h('li', {},
+      h('span', { class: f.severity === 'error' ? 'err' : 'warn' }, `${f.range.start.line}:${f.range.start.column}`),
+      h('span', { class: 't' }, h('strong', {}, f.name), ' ', f.message, ' ',
+        /^https?:\/\//.test(f.documentation || '') ? h('a', { href: f.documentation, target: '_blank', rel: 'noopener' }, 'docs')
+          : f.documentation ? h('span', { class: 'muted' }, f.documentation) : null),
+      f.fix ? h('button', { type: 'button', onclick: () => { editor.text = api.applyFixes(editor.text, [f]); } }, f.fix.description || 'Fix') : null)));
+    if (!lastFindings.length) findingsEl.append(h('li', { class: 'ok' }, 'No lint findings.'));
+    else findingsEl.append(h('li', {}, all));
+  }
+
+  function renderScope(line) {
+    let parsed;
+    try { parsed = api.parse(editor.text); } catch (e) { scopeEl.replaceChildren(h('span', { class: 'err' }, errorText(e))); return; }
+    const stage = [...parsed.stages].reverse().find((s) => s.line <= line);
+    const scope = [...parsed.scopes].reverse().find((s) => s.line <= line) || parsed.scopes[0];
+    const vars = scope ? scope.vars.filter((v) => v.kind !== 'predefined') : [];
+    scopeEl.replaceChildren(...[
+      h('div', {}, h('strong', {}, `Line ${line}`), ' — stage: ',
+        stage ? h('code', {}, `${stage.index}${stage.name ? ' "' + stage.name + '"' : ''} FROM ${stage.base}`) : h('span', { class: 'muted' }, '(global scope, before the first FROM)'),
+        ` · ${parsed.stages.length} stage(s)`),
+      vars.length ? h('table', {}, vars.map((v) => h('tr', {}, h('td', {}, v.kind.toUpperCase()), h('td', {}, v.name), h('td', {}, v.value ?? '(unset)'))))
+        : h('div', { class: 'muted' }, 'No ARG or ENV values in scope here.'),
+      parsed.diagnostics?.length ? h('ul', {}, parsed.diagnostics.map((d) => h('li', { class: d.severity === 'error' ? 'err' : 'warn' }, `${d.line}:${d.column} ${d.message}`))) : null].filter(Boolean));
+  }
+
+  // Build controls.
+  const tagInput = h('input', { type: 'text', value: opts.tag || 'playground/image:latest', 'aria-label': 'Image tag', testid: 'build-tag', style: 'min-width:14em' });
+  const argsInput = h('input', { type: 'text', value: Object.entries(opts.buildArgs || {}).map(([k, v]) => `${k}=${v}`).join(' '), placeholder: 'KEY=value …', 'aria-label': 'Build arguments', testid: 'build-args' });
+  const targetInput = h('input', { type: 'text', placeholder: 'target stage', 'aria-label': 'Target stage', size: 10 });
+  const noCache = h('input', { type: 'checkbox', id: 'nc-' + Math.random().toString(36).slice(2) });
+  const buildButton = h('button', { type: 'button', class: 'primary', testid: 'build-button', onclick: () => wb.build() }, 'Build');
+  const log = h('ol', { class: 'log', testid: 'build-log', 'aria-label': 'Build progress', 'aria-live': 'polite' });
+  const summary = h('div', { role: 'status' });
+  const resultHost = h('div');
+
+  wb.build = async () => {
+    buildButton.disabled = true;
+    log.replaceChildren();
+    summary.replaceChildren(h('span', { class: 'muted' }, 'Building…'));
+    const events = [];
+    const rows = new Map();
+    const t0 = performance.now();
+    const buildArgs = {};
+    for (const kv of argsInput.value.split(/\s+/).filter(Boolean)) {
+      const i = kv.indexOf('=');
+      if (i > 0) buildArgs[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    const files = {};
+    for (const [k, v] of context.files) files[k] = v;
+    const onEvent = (e) => {
+      events.push(e);
+      const key = `${e.stage}/${e.step}`;
+      if (e.type === 'stageStarted') log.append(h('li', {}, h('span', { class: 't' }, h('strong', {}, `stage ${e.stage}${e.name ? ' ' + e.name : ''}`), ` from ${e.base}`)));
+      else if (e.type === 'stageSkipped') log.append(h('li', { class: 'muted' }, h('span', { class: 't' }, `stage ${e.stage}${e.name ? ' ' + e.name : ''} skipped: nothing needs it`)));
+      else if (e.type === 'stepStarted') {
+        const status = h('span', { class: 'tag' }, '…');
+        const size = h('span', { class: 'muted' });
+        const row = h('li', {}, h('span', { class: 't' }, `[${e.step}/${e.total}] ${e.text}`), status, size);
+        rows.set(key, { row, status, size, t: performance.now() });
+        log.append(row);
+      } else if (e.type === 'stepFinished') {
+        const r = rows.get(key);
+        if (r) {
+          r.status.className = 'tag ' + (e.cached ? 'cached' : 'built');
+          r.status.textContent = e.cached ? 'CACHED' : 'built';
+          r.size.textContent = `${((performance.now() - r.t) / 1000).toFixed(2)}s${e.layer ? ' · ' + formatBytes(e.size) : ''}`;
+        }
+      } else if (e.type === 'output') log.append(h('li', { class: 'muted' }, h('span', { class: 't' }, e.data)));
+      else if (e.type === 'warning') log.append(h('li', { class: 'warn' }, h('span', { class: 't' }, `line ${e.line}: ${e.message}`)));
+      else if (e.type === 'finished') log.append(h('li', { class: 'ok' }, h('span', { class: 't' }, `wrote ${shortDigest(e.manifestDigest)}`)));
+      log.scrollTop = log.scrollHeight;
+    };
+    const tags = tagInput.value.trim() ? [tagInput.value.trim()] : [];
+    try {
+      const buildOpts = { dockerfile: editor.text, files, buildArgs, tags, noCache: noCache.checked, onEvent };
+      if (targetInput.value.trim()) buildOpts.target = targetInput.value.trim();
+      if (serve?.served) buildOpts.executor = httpExecutor(api, serve, (line) => onEvent({ type: 'output', data: line }));
+      const result = await api.build(buildOpts);
+      const secs = ((performance.now() - t0) / 1000).toFixed(2);
+      const steps = events.filter((e) => e.type === 'stepFinished');
+      const cached = steps.filter((e) => e.cached).length;
+      const prev = wb.history.length ? wb.history[wb.history.length - 1].result : null;
+      wb.history.push({ result, events, tags });
+      wb.lastError = null;
+      summary.replaceChildren(h('span', { class: 'ok', testid: 'build-summary' }, `Built ${result.ref} in ${secs}s: ${steps.length} step(s), ${cached} cached.`));
+      resultHost.replaceChildren(renderResult(result, { api, prev, serve, tag: tags[0] }));
+      opts.onBuilt?.(result, { events, prev, tags });
+    } catch (e) {
+      wb.lastError = e;
+      summary.replaceChildren(h('div', { class: 'error-box', testid: 'build-error' }, errorText(e)));
+      opts.onBuilt?.(null, { events, error: e });
+    } finally {
+      buildButton.disabled = false;
+    }
+  };
+
+  wb.editor = editor;
+  wb.context = context;
+  wb.tagInput = tagInput;
+  wb.argsInput = argsInput;
+  wb.el = h('div', { class: 'workbench' },
+    h('div', { class: 'grid' },
+      h('div', {},
+        h('section', { class: 'panel', 'aria-labelledby': 'df-h' },
+          h('div', { class: 'row' }, h('h2', { id: 'df-h', style: 'margin:0' }, 'Dockerfile'), h('span', { class: 'spacer' }), opts.toolbar || null),
+          editorHost,
+          h('h3', {}, 'At the cursor'), scopeEl,
+          h('h3', {}, 'Lint'), findingsEl)),
+      context.el),
+    h('section', { class: 'panel', style: 'margin-top:12px', 'aria-label': 'Build' },
+      h('div', { class: 'row' }, buildButton,
+        h('label', {}, 'Tag ', tagInput),
+        h('label', {}, 'Args ', argsInput),
+        opts.compact ? null : h('label', {}, 'Target ', targetInput),
+        h('label', { for: noCache.id }, noCache, ' no cache'),
+        h('span', { class: 'muted' }, serve?.served ? 'RUN steps run on layerwright serve.' : 'RUN-free mode: open via `layerwright serve` to run RUN steps.')),
+      summary, log),
+    resultHost);
+  findingsEl.append(h('li', { class: 'muted' }, 'Linting…'));
+  renderScope(1);
+  return wb;
+}

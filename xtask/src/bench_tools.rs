@@ -1,0 +1,246 @@
+//! Whole-tool benchmarks for `cargo xtask bench`: `layerwright build` (cold, no change, one file changed) next to
+//! buildah, registry pull + verify + save next to `skopeo copy`, and a 20-step RUN build cold and warm next to
+//! buildah. Every external tool runs against private state in target/bench; the registry listens on 127.0.0.1.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+fn have(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool} >/dev/null")]).status().map(|s| s.success()).unwrap_or(false)
+}
+
+fn run(c: &mut Command) -> Result<()> {
+    let out = c.output().with_context(|| format!("{c:?}"))?;
+    if !out.status.success() {
+        bail!("{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// Peak resident memory of a finished child, from wait4's rusage (kilobytes on Linux).
+fn run_rss(c: &mut Command) -> Result<u64> {
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg(c.get_program())
+        .args(c.get_args())
+        .envs(c.get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))))
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let s = String::from_utf8_lossy(&o.stderr);
+            Ok(s.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0))
+        }
+        Ok(o) => bail!("{c:?} failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(_) => {
+            run(c)?;
+            Ok(0)
+        }
+    }
+}
+
+fn timed<F: FnMut() -> Result<()>>(runs: usize, mut f: F) -> Result<f64> {
+    let mut t = Vec::new();
+    for _ in 0..runs {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64());
+    }
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok(t[t.len() / 2])
+}
+
+/// Private containers/storage configuration for buildah (never /etc).
+fn buildah(dir: &Path) -> Result<impl Fn() -> Command> {
+    fs::create_dir_all(dir)?;
+    fs::write(
+        dir.join("storage.conf"),
+        format!("[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/root\"\nrunroot = \"{0}/run\"\n", dir.display()),
+    )?;
+    fs::write(dir.join("containers.conf"), "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\n")?;
+    let dir = dir.to_path_buf();
+    Ok(move || {
+        let mut c = Command::new("buildah");
+        c.env("CONTAINERS_STORAGE_CONF", dir.join("storage.conf"))
+            .env("CONTAINERS_CONF", dir.join("containers.conf"))
+            .env("BUILDAH_ISOLATION", "chroot")
+            .args(["--storage-driver", "vfs", "--root"])
+            .arg(dir.join("root"))
+            .arg("--runroot")
+            .arg(dir.join("run"));
+        c
+    })
+}
+
+struct Registry(Child, u16, PathBuf);
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = fs::remove_dir_all(&self.2);
+    }
+}
+
+fn start_registry(work: &Path) -> Result<Registry> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let dir = work.join(format!("registry-{port}"));
+    fs::create_dir_all(dir.join("data"))?;
+    let cfg = dir.join("config.yml");
+    fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        ),
+    )?;
+    let child = Command::new("docker-registry").arg("serve").arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let reg = Registry(child, port, dir);
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("docker-registry did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(reg)
+}
+
+/// Appends (name, seconds) rows; `reference` is the `tar | gzip -6 | sha256sum` time of the same tree.
+pub fn run_all(work: &Path, tree: &Path, runs: usize, rows: &mut Vec<(String, f64)>, notes: &mut Vec<String>) -> Result<()> {
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(crate::repo_root())
+        .args(["build", "--release", "--quiet", "-p", "layerwright"]))?;
+    let lw_bin = crate::repo_root().join("target/release/layerwright");
+    let lw = |root: &Path| {
+        let mut c = Command::new(&lw_bin);
+        c.arg("--root").arg(root);
+        c
+    };
+    let df_dir = work.join("copy-df");
+    fs::create_dir_all(&df_dir)?;
+    let df = df_dir.join("Dockerfile");
+    fs::write(&df, "FROM scratch\nCOPY . /data/\n")?;
+    let out = work.join("built.tar");
+    let store = work.join("store-copy");
+
+    // Cold COPY-only build straight to an OCI tarball (fresh store, no cache), and its peak memory.
+    let mut peak_kb = 0;
+    let cold = timed(runs, || {
+        let _ = fs::remove_dir_all(&store);
+        let kb = run_rss(lw(&store).args(["build", "-q", "--no-cache", "-t", "bench/copy:1", "-f"]).arg(&df).arg("--output").arg(format!("type=oci,dest={}", out.display())).arg(tree))?;
+        peak_kb = peak_kb.max(kb);
+        Ok(())
+    })?;
+    rows.push(("layerwright build, COPY-only, cold, to OCI tarball".into(), cold));
+    notes.push(format!("peak RSS of the cold native build: {} MB", peak_kb / 1024));
+    rows.push((
+        "layerwright rebuild, nothing changed".into(),
+        timed(runs, || run(lw(&store).args(["build", "-q", "-t", "bench/copy:1", "-f"]).arg(&df).arg(tree)))?,
+    ));
+    let probe = tree.join("d00/s00/bench-edit.txt");
+    let mut n = 0u32;
+    rows.push((
+        "layerwright rebuild after changing one 1 KB file".into(),
+        timed(runs, || {
+            n += 1;
+            fs::write(&probe, format!("{n:01024}"))?;
+            run(lw(&store).args(["build", "-q", "-t", "bench/copy:1", "-f"]).arg(&df).arg(tree))
+        })?,
+    ));
+    let _ = fs::remove_file(&probe);
+
+    if have("buildah") {
+        let b = buildah(&work.join("buildah"))?;
+        let bout = work.join("buildah.tar");
+        rows.push((
+            "buildah bud (COPY-only) + push oci-archive".into(),
+            timed(runs, || {
+                run(b().args(["bud", "--layers=false", "-q", "-t", "bench-copy", "-f"]).arg(&df).arg(tree))?;
+                let _ = fs::remove_file(&bout);
+                run(b().args(["push", "bench-copy"]).arg(format!("oci-archive:{}", bout.display())))?;
+                run(b().args(["rmi", "-a", "-f"]))
+            })?,
+        ));
+    } else {
+        notes.push("buildah is not installed: its rows are missing".into());
+    }
+
+    // Pull + verify + save from a local registry, next to skopeo copy.
+    if have("docker-registry") && have("skopeo") {
+        let reg = start_registry(work)?;
+        let remote = format!("127.0.0.1:{}/bench/copy:1", reg.1);
+        run(lw(&store).args(["push", "-q", "bench/copy:1", &remote]))?;
+        let pulled = work.join("store-pull");
+        let ptar = work.join("pulled.tar");
+        rows.push((
+            "layerwright copy registry → oci-archive (pull + verify + save)".into(),
+            timed(runs, || {
+                let _ = fs::remove_dir_all(&pulled);
+                run(lw(&pulled).args(["copy", &remote]).arg(format!("oci-archive:{}", ptar.display())))
+            })?,
+        ));
+        let star = work.join("skopeo.tar");
+        rows.push((
+            "skopeo copy registry → oci-archive".into(),
+            timed(runs, || {
+                let _ = fs::remove_file(&star);
+                run(Command::new("skopeo").args(["copy", "--src-tls-verify=false", &format!("docker://{remote}")]).arg(format!("oci-archive:{}", star.display())))
+            })?,
+        ));
+    }
+
+    // 20 RUN steps on a busybox base, cold and warm, next to buildah --isolation chroot.
+    if Path::new("/bin/busybox").exists() && have("runc") {
+        let base_ctx = work.join("bb-ctx");
+        fs::create_dir_all(base_ctx.join("bin"))?;
+        fs::copy("/bin/busybox", base_ctx.join("bin/busybox"))?;
+        for a in ["sh", "echo", "cat", "ls", "true"] {
+            let l = base_ctx.join("bin").join(a);
+            if !l.exists() {
+                std::os::unix::fs::symlink("busybox", &l)?;
+            }
+        }
+        fs::write(base_ctx.join("Dockerfile"), "FROM scratch\nCOPY bin/ /bin/\nENV PATH=/bin\n")?;
+        let rstore = work.join("store-run");
+        let _ = fs::remove_dir_all(&rstore);
+        run(lw(&rstore).args(["build", "-q", "-t", "bench/bb:1"]).arg(&base_ctx))?;
+        let run_ctx = work.join("run-ctx");
+        fs::create_dir_all(&run_ctx)?;
+        let mut steps = String::from("FROM bench/bb:1\n");
+        for i in 0..20 {
+            steps.push_str(&format!("RUN echo step {i} > /f{i} && cat /f{i}\n"));
+        }
+        fs::write(run_ctx.join("Dockerfile"), &steps)?;
+        rows.push((
+            "layerwright build, 20 RUN steps, cold".into(),
+            timed(runs, || run(lw(&rstore).args(["build", "-q", "--no-cache", "-t", "bench/run:1"]).arg(&run_ctx)))?,
+        ));
+        rows.push((
+            "layerwright build, 20 RUN steps, warm".into(),
+            timed(runs, || run(lw(&rstore).args(["build", "-q", "-t", "bench/run:1"]).arg(&run_ctx)))?,
+        ));
+        if have("buildah") {
+            let b = buildah(&work.join("buildah-run"))?;
+            let bbtar = work.join("bb.tar");
+            run(lw(&rstore).args(["save", "bench/bb:1", "-o"]).arg(&bbtar))?;
+            run(b().args(["pull", "-q"]).arg(format!("oci-archive:{}", bbtar.display())))?;
+            let df = run_ctx.join("Dockerfile.buildah");
+            fs::write(&df, steps.replace("FROM bench/bb:1", "FROM docker.io/bench/bb:1"))?;
+            rows.push((
+                "buildah bud --isolation chroot, 20 RUN steps, cold".into(),
+                timed(runs, || run(b().args(["bud", "--layers", "--no-cache", "-q", "-t", "bench-run", "-f"]).arg(&df).arg(&run_ctx)))?,
+            ));
+            rows.push((
+                "buildah bud --isolation chroot, 20 RUN steps, warm".into(),
+                timed(runs, || run(b().args(["bud", "--layers", "-q", "-t", "bench-run", "-f"]).arg(&df).arg(&run_ctx)))?,
+            ));
+        }
+    }
+    Ok(())
+}
