@@ -8,13 +8,23 @@ use serde::Serialize;
 pub enum BuildEvent {
     /// A stage begins; `base` is what it builds on.
     #[serde(rename_all = "camelCase")]
-    StageStarted { stage: usize, name: Option<String>, base: String },
+    StageStarted {
+        stage: usize,
+        name: Option<String>,
+        base: String,
+    },
     /// A stage nothing needs is skipped, as BuildKit does.
     #[serde(rename_all = "camelCase")]
     StageSkipped { stage: usize, name: Option<String> },
     /// A step begins: `[stage/step] INSTRUCTION` at `line`.
     #[serde(rename_all = "camelCase")]
-    StepStarted { stage: usize, step: usize, total: usize, line: usize, text: String },
+    StepStarted {
+        stage: usize,
+        step: usize,
+        total: usize,
+        line: usize,
+        text: String,
+    },
     /// A step ends; `cached` when its result came from the cache.
     #[serde(rename_all = "camelCase")]
     StepFinished {
@@ -30,11 +40,18 @@ pub enum BuildEvent {
     },
     /// Output of a RUN step.
     #[serde(rename_all = "camelCase")]
-    Output { stage: usize, step: usize, data: String },
+    Output {
+        stage: usize,
+        step: usize,
+        data: String,
+    },
     /// Something worth telling that does not stop the build.
     #[serde(rename_all = "camelCase")]
     Warning { line: usize, message: String },
     /// The image is written.
     #[serde(rename_all = "camelCase")]
-    Finished { manifest_digest: String, config_digest: String },
+    Finished {
+        manifest_digest: String,
+        config_digest: String,
+    },
 }

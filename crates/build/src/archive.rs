@@ -1,0 +1,302 @@
+//! The image archive `layerwright save` writes (and the browser's `exportTarball`): one tar that is at once an OCI
+//! image layout (`oci-layout`, `index.json`, `blobs/`) and a docker archive (`manifest.json`), byte-for-byte
+//! determined by the images and their names.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use lw_layer::tar::{TarWriter, WriteOptions};
+use lw_layer::Entry;
+use lw_oci::descriptor::annotations;
+use lw_oci::{media, reference, Descriptor, Digest, Index, Manifest, Platform};
+use serde::{Deserialize, Serialize};
+
+use crate::host::{read_blob, BlobStore};
+use crate::Error;
+
+/// The largest manifest, index or config we read while planning an archive.
+pub const MAX_DOCUMENT: u64 = 4 << 20;
+
+/// One image in a docker archive's `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DockerArchiveEntry {
+    #[serde(rename = "Config")]
+    pub config: String,
+    #[serde(rename = "RepoTags", default)]
+    pub repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    pub layers: Vec<String>,
+}
+
+/// An image to archive: the full names it goes by (`docker.io/library/a:1`) and its manifest (or index) descriptor.
+#[derive(Debug, Clone)]
+pub struct ArchiveItem {
+    pub names: Vec<String>,
+    pub descriptor: Descriptor,
+}
+
+/// Progress of [`write_archive`]: first the total blob bytes, then each chunk of blob bytes copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveProgress {
+    Total(u64),
+    Copied(u64),
+}
+
+/// `blobs/sha256/<hex>`: where a blob sits in the layout.
+pub fn blob_name(d: &Digest) -> String {
+    format!("blobs/{}/{}", d.algorithm().name(), d.encoded())
+}
+
+/// The familiar form docker prints (`docker.io/library/busybox:latest` → `busybox:latest`).
+fn familiar(full: &str) -> String {
+    match reference::parse_normalized_named(full) {
+        Ok(r) => r.familiar_string(),
+        Err(_) => full.to_string(),
+    }
+}
+
+fn read_document(blobs: &dyn BlobStore, d: &Digest) -> Result<Vec<u8>, Error> {
+    let bytes = read_blob(blobs, d, MAX_DOCUMENT)?;
+    d.check(&format!("blob {d} in the store"), &bytes)?;
+    Ok(bytes)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, d: &Digest, bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Host(format!("{what} {d} is not valid: {e}")))
+}
+
+/// The image manifest `desc` stands for on `platform` (an index picks its entry for the platform, else its first
+/// image manifest), with its digest.
+pub fn resolve_manifest(
+    blobs: &dyn BlobStore,
+    desc: &Descriptor,
+    platform: &Platform,
+) -> Result<(Digest, Manifest), Error> {
+    let mut desc = desc.clone();
+    for _ in 0..4 {
+        let bytes = read_document(blobs, &desc.digest)?;
+        if media::is_index(&desc.media_type) {
+            let idx: Index = parse("index", &desc.digest, &bytes)?;
+            desc = match idx.select(platform) {
+                Some(d) => d.clone(),
+                None => idx
+                    .manifests
+                    .iter()
+                    .find(|d| media::is_manifest(&d.media_type))
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::Host(format!(
+                            "index {} has no image manifest for {platform}",
+                            desc.digest
+                        ))
+                    })?,
+            };
+            continue;
+        }
+        let manifest: Manifest = parse("manifest", &desc.digest, &bytes)?;
+        return Ok((desc.digest, manifest));
+    }
+    Err(Error::Host(format!(
+        "indexes nest too deeply at {}",
+        desc.digest
+    )))
+}
+
+/// Every blob `d` needs (an index's children only when present), with sizes.
+fn collect_blobs(
+    blobs: &dyn BlobStore,
+    d: &Descriptor,
+    out: &mut BTreeMap<Digest, u64>,
+) -> Result<(), Error> {
+    out.insert(d.digest.clone(), d.size);
+    let bytes = read_document(blobs, &d.digest)?;
+    if media::is_index(&d.media_type) {
+        let idx: Index = parse("index", &d.digest, &bytes)?;
+        for m in &idx.manifests {
+            if blobs.has(&m.digest) {
+                collect_blobs(blobs, m, out)?;
+            }
+        }
+    } else {
+        let m: Manifest = parse("manifest", &d.digest, &bytes)?;
+        out.insert(m.config.digest.clone(), m.config.size);
+        for l in &m.layers {
+            out.insert(l.digest.clone(), l.size);
+        }
+    }
+    Ok(())
+}
+
+fn io_err(what: &str) -> impl Fn(lw_layer::Error) -> Error + '_ {
+    move |e| Error::Host(format!("{what}: {e}"))
+}
+
+/// Write `items` as one archive tar to `out`. Entries, in order: `blobs`, `blobs/sha256`, every blob sorted by
+/// digest, `index.json` (one entry per name, annotated with the name; an unnamed image gets one plain entry),
+/// `manifest.json` (docker's, familiar `RepoTags`, the manifest for `platform`), `oci-layout`; every mtime 0.
+pub fn write_archive(
+    blobs: &dyn BlobStore,
+    items: &[ArchiveItem],
+    platform: &Platform,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(ArchiveProgress),
+) -> Result<(), Error> {
+    let mut needed: BTreeMap<Digest, u64> = BTreeMap::new();
+    let mut index_entries = Vec::new();
+    let mut docker_entries = Vec::new();
+    for item in items {
+        collect_blobs(blobs, &item.descriptor, &mut needed)?;
+        let (_, manifest) = resolve_manifest(blobs, &item.descriptor, platform)?;
+        let plain = || {
+            Descriptor::new(
+                &item.descriptor.media_type,
+                item.descriptor.digest.clone(),
+                item.descriptor.size,
+            )
+        };
+        if item.names.is_empty() {
+            index_entries.push(plain());
+        }
+        for n in &item.names {
+            let mut d = plain();
+            d.set_annotation(annotations::CONTAINERD_IMAGE_NAME, n);
+            d.set_annotation(annotations::REF_NAME, n);
+            index_entries.push(d);
+        }
+        docker_entries.push(DockerArchiveEntry {
+            config: blob_name(&manifest.config.digest),
+            repo_tags: Some(item.names.iter().map(|n| familiar(n)).collect()),
+            layers: manifest
+                .layers
+                .iter()
+                .map(|l| blob_name(&l.digest))
+                .collect(),
+        });
+    }
+    progress(ArchiveProgress::Total(needed.values().sum()));
+    let mut tar = TarWriter::new(
+        out,
+        WriteOptions {
+            clamp_mtime: Some(0),
+        },
+    );
+    tar.append_bytes(&Entry::dir("blobs", 0o755), &[])
+        .map_err(io_err("writing the archive"))?;
+    tar.append_bytes(&Entry::dir("blobs/sha256", 0o755), &[])
+        .map_err(io_err("writing the archive"))?;
+    for (d, size) in &needed {
+        let mut reader = Counting {
+            inner: blobs.open(d)?,
+            progress: &mut *progress,
+        };
+        tar.append(&Entry::file(&blob_name(d), 0o644, *size), &mut reader)
+            .map_err(|e| Error::Host(format!("writing blob {d}: {e}")))?;
+    }
+    let docker_json =
+        serde_json::to_vec(&docker_entries).map_err(|e| Error::Host(e.to_string()))?;
+    tar.append_bytes(
+        &Entry::file("index.json", 0o644, 0),
+        &lw_oci::to_canonical_json(&Index::oci(index_entries)),
+    )
+    .map_err(io_err("writing index.json"))?;
+    tar.append_bytes(&Entry::file("manifest.json", 0o644, 0), &docker_json)
+        .map_err(io_err("writing manifest.json"))?;
+    tar.append_bytes(
+        &Entry::file("oci-layout", 0o644, 0),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .map_err(io_err("writing oci-layout"))?;
+    tar.finish().map_err(io_err("finishing the archive"))?;
+    Ok(())
+}
+
+/// Reports bytes read through it.
+struct Counting<'a, 'p> {
+    inner: Box<dyn Read + 'a>,
+    progress: &'p mut dyn FnMut(ArchiveProgress),
+}
+
+impl Read for Counting<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(ArchiveProgress::Copied(n as u64));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{put_bytes, MemoryBlobs};
+    use lw_layer::tar::TarReader;
+
+    fn image(blobs: &mut MemoryBlobs) -> Descriptor {
+        let layer = put_bytes(blobs, media::OCI_LAYER_GZIP, b"not really a layer").unwrap();
+        let config = put_bytes(
+            blobs,
+            media::OCI_CONFIG,
+            br#"{"architecture":"amd64","os":"linux"}"#,
+        )
+        .unwrap();
+        let m = Manifest::oci(config, vec![layer]);
+        put_bytes(blobs, media::OCI_MANIFEST, &lw_oci::to_canonical_json(&m)).unwrap()
+    }
+
+    #[test]
+    fn writes_layout_and_docker_manifest() {
+        let mut blobs = MemoryBlobs::default();
+        let desc = image(&mut blobs);
+        let items = [ArchiveItem {
+            names: vec!["docker.io/library/demo:1".into()],
+            descriptor: desc.clone(),
+        }];
+        let mut out = Vec::new();
+        let mut total = 0;
+        let mut copied = 0;
+        let mut progress = |p: ArchiveProgress| match p {
+            ArchiveProgress::Total(n) => total = n,
+            ArchiveProgress::Copied(n) => copied += n,
+        };
+        write_archive(
+            &blobs,
+            &items,
+            &Platform::new("linux", "amd64", None),
+            &mut out,
+            &mut progress,
+        )
+        .unwrap();
+        assert_eq!(total, copied);
+        let mut names = Vec::new();
+        let mut docker = Vec::new();
+        let mut r = TarReader::new(&out[..]);
+        while let Some(e) = r.next_entry().unwrap() {
+            if e.path == "manifest.json" {
+                r.data().read_to_end(&mut docker).unwrap();
+            }
+            assert_eq!(e.mtime, 0);
+            names.push(e.path.clone());
+        }
+        assert_eq!(names[..2], ["blobs", "blobs/sha256"]);
+        assert_eq!(
+            names[names.len() - 3..],
+            ["index.json", "manifest.json", "oci-layout"]
+        );
+        assert_eq!(names.len(), 2 + 3 + 3);
+        let entries: Vec<DockerArchiveEntry> = serde_json::from_slice(&docker).unwrap();
+        assert_eq!(
+            entries[0].repo_tags.as_deref(),
+            Some(&["demo:1".to_string()][..])
+        );
+        // Same input, same bytes.
+        let mut again = Vec::new();
+        write_archive(
+            &blobs,
+            &items,
+            &Platform::new("linux", "amd64", None),
+            &mut again,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(out, again);
+    }
+}
