@@ -15,9 +15,9 @@ use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
 
 use crate::buildhost::StoreBlobs;
 use crate::names;
+use crate::store::{host_platform, Store};
 use lw_build::archive::blob_name;
 use lw_build::archive::{write_archive, ArchiveItem, ArchiveProgress};
-use crate::store::{host_platform, Store};
 
 pub use lw_build::archive::DockerArchiveEntry;
 

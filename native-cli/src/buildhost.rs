@@ -43,7 +43,9 @@ impl BlobSink for Sink {
         // On any early return the Drop impl removes the temporary file.
         let actual = self.hasher.clone().finish();
         if actual != *digest {
-            return Err(Error::Host(format!("new blob hashes to {actual}, expected {digest}")));
+            return Err(Error::Host(format!(
+                "new blob hashes to {actual}, expected {digest}"
+            )));
         }
         self.file.sync_all().map_err(host_err)?;
         fs::rename(&self.tmp, self.blobs_dir.join(digest.encoded())).map_err(host_err)?;
@@ -63,10 +65,15 @@ impl BlobStore for StoreBlobs<'_> {
         self.store.has_blob(d)
     }
     fn open(&self, d: &Digest) -> Result<Box<dyn Read + '_>, Error> {
-        Ok(Box::new(io::BufReader::with_capacity(1 << 20, self.store.open_blob(d).map_err(host_err)?)))
+        Ok(Box::new(io::BufReader::with_capacity(
+            1 << 20,
+            self.store.open_blob(d).map_err(host_err)?,
+        )))
     }
     fn member_cache(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberCache>> {
-        Some(Box::new(StoreMembers { dir: self.store.root().join("members") }))
+        Some(Box::new(StoreMembers {
+            dir: self.store.root().join("members"),
+        }))
     }
     fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
         let (tmp, file) = tempfile_in(&self.store.tmp_dir()).map_err(host_err)?;
@@ -99,12 +106,17 @@ impl Cache for StoreCache<'_> {
         }
         let descriptor: Descriptor = serde_json::from_value(v.get("descriptor")?.clone()).ok()?;
         let diff_id = Digest::parse(v.get("diffId")?.as_str()?).ok()?;
-        Some(Some(CachedLayer { descriptor, diff_id }))
+        Some(Some(CachedLayer {
+            descriptor,
+            diff_id,
+        }))
     }
     fn put(&mut self, key: &Digest, value: Option<CachedLayer>) {
         let v = match value {
             None => serde_json::Value::Null,
-            Some(l) => serde_json::json!({"descriptor": l.descriptor, "diffId": l.diff_id.to_string()}),
+            Some(l) => {
+                serde_json::json!({"descriptor": l.descriptor, "diffId": l.diff_id.to_string()})
+            }
         };
         let p = self.path(key);
         if fs::create_dir_all(p.parent().expect("cache dir")).is_ok() {
@@ -127,15 +139,22 @@ impl ImageSource for StoreImages<'_> {
             Err(local) => match self.pull.as_mut() {
                 Some(pull) => {
                     pull(reference, platform).map_err(|e| Error::Host(format!("{e:#}")))?;
-                    names::resolve(self.store, reference).map_err(|e| Error::Host(format!("{e:#}")))?
+                    names::resolve(self.store, reference)
+                        .map_err(|e| Error::Host(format!("{e:#}")))?
                 }
                 None => return Err(Error::Host(format!("{local:#}"))),
             },
         };
-        let img = self.store.resolve(&found.descriptor, Some(platform)).map_err(|e| Error::Host(format!("{e:#}")))?;
+        let img = self
+            .store
+            .resolve(&found.descriptor, Some(platform))
+            .map_err(|e| Error::Host(format!("{e:#}")))?;
         for l in &img.manifest.layers {
             if !self.store.has_blob(&l.digest) {
-                return Err(Error::Host(format!("layer {} of {reference} is missing from the store", l.digest)));
+                return Err(Error::Host(format!(
+                    "layer {} of {reference} is missing from the store",
+                    l.digest
+                )));
             }
         }
         Ok(BaseImage {
@@ -168,5 +187,42 @@ impl lw_layer::pgzip::MemberCache for StoreMembers {
             // A lost cache entry only costs recompression.
             let _ = crate::store::write_atomic(&self.dir.join(key.encoded()), &v);
         }
+    }
+}
+
+/// `ADD <url>` sources fetched over HTTP(S) (rustls), following redirects, bounded in size.
+pub struct HttpFetcher {
+    pub max_bytes: u64,
+}
+
+impl Default for HttpFetcher {
+    fn default() -> Self {
+        HttpFetcher { max_bytes: 4 << 30 }
+    }
+}
+
+impl lw_build::host::UrlFetcher for HttpFetcher {
+    fn fetch(&mut self, url: &str) -> Result<Vec<u8>, Error> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(10)
+            .build()
+            .into();
+        let resp = agent
+            .get(url)
+            .call()
+            .map_err(|e| Error::Host(format!("ADD {url}: {e}")))?;
+        let mut body = Vec::new();
+        resp.into_body()
+            .into_reader()
+            .take(self.max_bytes + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| Error::Host(format!("ADD {url}: {e}")))?;
+        if body.len() as u64 > self.max_bytes {
+            return Err(Error::Host(format!(
+                "ADD {url}: larger than {} bytes",
+                self.max_bytes
+            )));
+        }
+        Ok(body)
     }
 }

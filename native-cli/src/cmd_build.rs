@@ -75,7 +75,10 @@ fn stdin_context() -> Result<MemoryContext> {
     let mut ctx = MemoryContext::new();
     let stdin = io::stdin();
     let mut r = lw_layer::tar::TarReader::new(io::BufReader::new(stdin.lock()));
-    while let Some(e) = r.next_entry().context("reading the build context from STDIN")? {
+    while let Some(e) = r
+        .next_entry()
+        .context("reading the build context from STDIN")?
+    {
         if e.path.is_empty() {
             continue;
         }
@@ -128,7 +131,13 @@ impl Progress {
             return;
         }
         match e {
-            BuildEvent::StepStarted { stage, step, total, text, .. } => {
+            BuildEvent::StepStarted {
+                stage,
+                step,
+                total,
+                text,
+                ..
+            } => {
                 self.counter += 1;
                 self.step_start = Instant::now();
                 let line = format!("#{} [stage-{stage} {step}/{total}] {text}", self.counter);
@@ -137,11 +146,20 @@ impl Progress {
                     None => eprintln!("{line}"),
                 }
             }
-            BuildEvent::StepFinished { cached, layer, size, .. } => {
+            BuildEvent::StepFinished {
+                cached,
+                layer,
+                size,
+                ..
+            } => {
                 let t = self.step_start.elapsed().as_secs_f64();
                 let what = match (cached, layer) {
                     (true, _) => "CACHED".to_string(),
-                    (false, Some(d)) => format!("DONE {t:.1}s layer {} ({})", &d[..19], names::human_size(*size)),
+                    (false, Some(d)) => format!(
+                        "DONE {t:.1}s layer {} ({})",
+                        &d[..19],
+                        names::human_size(*size)
+                    ),
                     (false, None) => format!("DONE {t:.1}s"),
                 };
                 let line = format!("#{} {what}", self.counter);
@@ -152,7 +170,10 @@ impl Progress {
             }
             BuildEvent::StageSkipped { stage, name } => {
                 if self.plain {
-                    eprintln!("# skipping stage {stage}{} (not needed by the target)", name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
+                    eprintln!(
+                        "# skipping stage {stage}{} (not needed by the target)",
+                        name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+                    );
                 }
             }
             BuildEvent::Output { data, .. } => {
@@ -175,19 +196,24 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     let epoch = match a.source_date_epoch {
         Some(e) => e,
         None => match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(v) if !v.is_empty() => v.parse().map_err(|_| anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
+            Ok(v) if !v.is_empty() => v
+                .parse()
+                .map_err(|_| anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
             _ => 0,
         },
     };
     let dockerfile_name = a.file.clone().unwrap_or_else(|| "Dockerfile".into());
-    let (dockerfile, context): (Vec<u8>, Box<dyn lw_build::context::Context>) = if a.context == "-" {
+    let (dockerfile, context): (Vec<u8>, Box<dyn lw_build::context::Context>) = if a.context == "-"
+    {
         if a.file.as_deref() == Some("-") {
             bail!("the Dockerfile and the context cannot both come from STDIN");
         }
         let ctx = stdin_context()?;
         let df = match &a.file {
             Some(f) => std::fs::read(f).with_context(|| format!("reading {f}"))?,
-            None => ctx.read_file("Dockerfile").map_err(|_| anyhow!("the context on STDIN has no Dockerfile"))?,
+            None => ctx
+                .read_file("Dockerfile")
+                .map_err(|_| anyhow!("the context on STDIN has no Dockerfile"))?,
         };
         (df, Box::new(ctx))
     } else {
@@ -205,14 +231,26 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             None => std::fs::read(dir.join("Dockerfile"))
                 .with_context(|| format!("no Dockerfile in {} (use -f)", dir.display()))?,
         };
-        let base = Path::new(&dockerfile_name).file_name().map(|n| n.to_string_lossy().into_owned());
-        (df, Box::new(DirContext::with_dockerignore(&dir, base.as_deref())?))
+        let base = Path::new(&dockerfile_name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        (
+            df,
+            Box::new(DirContext::with_dockerignore(&dir, base.as_deref())?),
+        )
     };
     let platforms: Vec<Platform> = match &a.platform {
         None => vec![store::host_platform()],
-        Some(list) => list.split(',').map(|p| Platform::parse(p.trim()).map_err(|e| anyhow!("--platform: {e}"))).collect::<Result<_>>()?,
+        Some(list) => list
+            .split(',')
+            .map(|p| Platform::parse(p.trim()).map_err(|e| anyhow!("--platform: {e}")))
+            .collect::<Result<_>>()?,
     };
-    let tags: Vec<String> = a.tag.iter().map(|t| names::normalize(t)).collect::<Result<_>>()?;
+    let tags: Vec<String> = a
+        .tag
+        .iter()
+        .map(|t| names::normalize(t))
+        .collect::<Result<_>>()?;
     let plain = a.progress == "plain" || !io::stderr().is_terminal();
     let mut progress = Progress {
         plain,
@@ -241,6 +279,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         .map(|s| layerwright::run::parse_secret_flag(s))
         .collect::<Result<BTreeMap<_, _>>>()?;
     let mut runner = layerwright::run::executor(&store, secrets);
+    let mut fetcher = layerwright::buildhost::HttpFetcher::default();
     let mut results = Vec::new();
     for p in &platforms {
         let mut opts = BuildOptions::new(dockerfile.clone(), p.clone());
@@ -258,7 +297,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             blobs: &mut blobs,
             images: &mut images,
             run: Some(&mut *runner),
-            fetch: None,
+            fetch: Some(&mut fetcher),
             cache: &mut cache,
             events: &mut on_event,
         };
@@ -270,7 +309,10 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     }
     // One platform: the manifest; several: an index over them.
     let (descriptor, image_id) = if results.len() == 1 {
-        (results[0].1.manifest.clone(), results[0].1.config_digest.clone())
+        (
+            results[0].1.manifest.clone(),
+            results[0].1.config_digest.clone(),
+        )
     } else {
         let manifests = results
             .iter()
@@ -285,7 +327,11 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         let id = d.digest.clone();
         (d, id)
     };
-    let desc = Descriptor::new(&descriptor.media_type, descriptor.digest.clone(), descriptor.size);
+    let desc = Descriptor::new(
+        &descriptor.media_type,
+        descriptor.digest.clone(),
+        descriptor.size,
+    );
     if tags.is_empty() {
         store.add_untagged(&desc)?;
     }
@@ -309,10 +355,17 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             bail!("--output type={kind} is not supported (use oci or docker)");
         }
         let dest = dest.ok_or_else(|| anyhow!("--output needs dest=FILE"))?;
-        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| ".".into());
+        let dir = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| ".".into());
         let (tmp, f) = store::tempfile_in(&dir)?;
         let mut w = io::BufWriter::new(f);
-        let items = [SaveItem { names: tags.clone(), descriptor: desc.clone() }];
+        let items = [SaveItem {
+            names: tags.clone(),
+            descriptor: desc.clone(),
+        }];
         archive::save(&store, &items, &mut w, &indicatif::ProgressBar::hidden())?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
@@ -321,7 +374,12 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     if a.quiet {
         println!("{image_id}");
     } else {
-        eprintln!("writing image {image_id} ({} manifest {}) in {:.1}s", desc.media_type, desc.digest, started.elapsed().as_secs_f64());
+        eprintln!(
+            "writing image {image_id} ({} manifest {}) in {:.1}s",
+            desc.media_type,
+            desc.digest,
+            started.elapsed().as_secs_f64()
+        );
         for t in &tags {
             eprintln!("naming to {t}");
         }

@@ -29,7 +29,10 @@ pub struct ConnArgs {
 
 impl ConnArgs {
     fn options(&self) -> RemoteOptions {
-        RemoteOptions { insecure: self.insecure || self.tls_verify == Some(false), ..Default::default() }
+        RemoteOptions {
+            insecure: self.insecure || self.tls_verify == Some(false),
+            ..Default::default()
+        }
     }
 }
 
@@ -126,13 +129,26 @@ fn platform(p: &Option<String>) -> Result<Platform> {
 
 pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
     let store = Store::open(root)?;
-    let (name, desc) = transfer::pull(&store, &a.image, &platform(&a.platform)?, &a.conn.options(), a.quiet || a.conn.json)?;
+    let (name, desc) = transfer::pull(
+        &store,
+        &a.image,
+        &platform(&a.platform)?,
+        &a.conn.options(),
+        a.quiet || a.conn.json,
+    )?;
     if a.conn.json {
-        println!("{}", serde_json::json!({"name": name, "digest": desc.digest.to_string(), "mediaType": desc.media_type}));
+        println!(
+            "{}",
+            serde_json::json!({"name": name, "digest": desc.digest.to_string(), "mediaType": desc.media_type})
+        );
     } else if a.quiet {
         println!("{name}");
     } else {
-        println!("Digest: {}\nStatus: Downloaded image for {}\n{name}", desc.digest, names::familiar(&name));
+        println!(
+            "Digest: {}\nStatus: Downloaded image for {}\n{name}",
+            desc.digest,
+            names::familiar(&name)
+        );
     }
     Ok(())
 }
@@ -142,15 +158,25 @@ pub fn push(root: &Path, a: PushArgs) -> Result<()> {
     let dest = a.dest.clone().unwrap_or_else(|| a.image.clone());
     let report = transfer::push(&store, &a.image, &dest, &a.conn.options())?;
     if a.conn.json {
-        let blobs: Vec<_> =
-            report.blobs.iter().map(|(d, o)| serde_json::json!({"digest": d.to_string(), "outcome": format!("{o:?}")})).collect();
-        println!("{}", serde_json::json!({"digest": report.digest.to_string(), "mediaType": report.media_type, "blobs": blobs}));
+        let blobs: Vec<_> = report
+            .blobs
+            .iter()
+            .map(|(d, o)| serde_json::json!({"digest": d.to_string(), "outcome": format!("{o:?}")}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"digest": report.digest.to_string(), "mediaType": report.media_type, "blobs": blobs})
+        );
     } else if !a.quiet {
         for (d, o) in &report.blobs {
             println!("{}: {o:?}", &d.encoded()[..12]);
         }
         let (parsed, ..) = split(&dest)?;
-        println!("{}: digest: {}", parsed.tag().unwrap_or("latest"), report.digest);
+        println!(
+            "{}: digest: {}",
+            parsed.tag().unwrap_or("latest"),
+            report.digest
+        );
     }
     Ok(())
 }
@@ -178,13 +204,25 @@ pub fn login(a: LoginArgs) -> Result<()> {
         }
         (None, false) => bail!("login needs --password-stdin or --password"),
     };
-    let creds = Credentials::Basic { username: username.clone(), password: password.clone() };
+    let creds = Credentials::Basic {
+        username: username.clone(),
+        password: password.clone(),
+    };
     let mut opts = a.conn.options();
     opts.credentials = Some(creds);
     let mut remote = Remote::connect(&server, &opts)?;
-    remote.ping().map_err(|e| anyhow!("login to {server} failed: {e}"))?;
+    remote
+        .ping()
+        .map_err(|e| anyhow!("login to {server} failed: {e}"))?;
     let mut cfg = DockerConfig::load_default()?;
-    cfg.store(&server, &AuthEntry { username, secret: password, identity_token: false })?;
+    cfg.store(
+        &server,
+        &AuthEntry {
+            username,
+            secret: password,
+            identity_token: false,
+        },
+    )?;
     cfg.save()?;
     println!("Login Succeeded");
     Ok(())
@@ -212,8 +250,14 @@ fn endpoint(s: &str) -> Endpoint {
         if let Some(rest) = s.strip_prefix(prefix) {
             // FILE[:REF]: a reference never contains '/' after the last ':' of a path, so split at the first ':'.
             return match rest.split_once(':') {
-                Some((f, r)) => Endpoint::Archive { file: f.into(), name: Some(r.into()) },
-                None => Endpoint::Archive { file: rest.into(), name: None },
+                Some((f, r)) => Endpoint::Archive {
+                    file: f.into(),
+                    name: Some(r.into()),
+                },
+                None => Endpoint::Archive {
+                    file: rest.into(),
+                    name: None,
+                },
             };
         }
     }
@@ -225,14 +269,23 @@ pub fn copy(root: &Path, a: CopyArgs) -> Result<()> {
     let opts = a.conn.options();
     // Through the store: digests are kept because manifests travel as their exact bytes.
     let local = match endpoint(&a.src) {
-        Endpoint::Registry(r) => transfer::pull(&store, &r, &platform(&a.platform)?, &opts, a.conn.json)?.0,
+        Endpoint::Registry(r) => {
+            transfer::pull(&store, &r, &platform(&a.platform)?, &opts, a.conn.json)?.0
+        }
         Endpoint::Archive { file, name } => {
             let f = std::fs::File::open(&file).with_context(|| format!("opening {file}"))?;
             let loaded = layerwright::archive::load(&store, &mut io::BufReader::new(f), &file)?;
-            let (names_of, d) = loaded.images.first().cloned().ok_or_else(|| anyhow!("{file} holds no image"))?;
+            let (names_of, d) = loaded
+                .images
+                .first()
+                .cloned()
+                .ok_or_else(|| anyhow!("{file} holds no image"))?;
             match name.map(|n| names::normalize(&n)).transpose()? {
                 Some(n) => n,
-                None => names_of.first().cloned().unwrap_or_else(|| d.digest.to_string()),
+                None => names_of
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| d.digest.to_string()),
             }
         }
     };
@@ -247,9 +300,16 @@ pub fn copy(root: &Path, a: CopyArgs) -> Result<()> {
                 Some(n) => vec![names::normalize(&n)?],
                 None => found.name.into_iter().collect(),
             };
-            let items = [layerwright::archive::SaveItem { names: tag, descriptor: found.descriptor.clone() }];
+            let items = [layerwright::archive::SaveItem {
+                names: tag,
+                descriptor: found.descriptor.clone(),
+            }];
             let path = std::path::PathBuf::from(&file);
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| ".".into());
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| ".".into());
             let (tmp, f) = store::tempfile_in(&dir)?;
             let mut w = io::BufWriter::new(f);
             layerwright::archive::save(&store, &items, &mut w, &indicatif::ProgressBar::hidden())?;

@@ -7,9 +7,9 @@ use clap::{Parser, Subcommand};
 
 mod cmd_build;
 mod cmd_dockerfile;
+mod cmd_image;
 mod cmd_registry;
 mod cmd_serve;
-mod cmd_image;
 
 #[derive(Parser)]
 #[command(

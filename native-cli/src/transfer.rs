@@ -39,8 +39,18 @@ pub struct StoreSink<'s> {
 
 impl<'s> StoreSink<'s> {
     pub fn new(store: &'s Store, quiet: bool) -> Self {
-        let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
-        StoreSink { store, current: None, bars: MultiProgress::with_draw_target(target), bar: None, manifests: vec![] }
+        let target = if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        StoreSink {
+            store,
+            current: None,
+            bars: MultiProgress::with_draw_target(target),
+            bar: None,
+            manifests: vec![],
+        }
     }
 }
 
@@ -59,7 +69,10 @@ impl BlobSink for StoreSink<'_> {
         Ok(())
     }
     fn write_blob(&mut self, data: &[u8]) -> Result<()> {
-        let (_, f, h) = self.current.as_mut().ok_or_else(|| anyhow!("write without begin"))?;
+        let (_, f, h) = self
+            .current
+            .as_mut()
+            .ok_or_else(|| anyhow!("write without begin"))?;
         f.write_all(data)?;
         h.update(data);
         if let Some(b) = &self.bar {
@@ -68,7 +81,10 @@ impl BlobSink for StoreSink<'_> {
         Ok(())
     }
     fn commit_blob(&mut self, desc: &Descriptor) -> Result<()> {
-        let (p, f, h) = self.current.take().ok_or_else(|| anyhow!("commit without begin"))?;
+        let (p, f, h) = self
+            .current
+            .take()
+            .ok_or_else(|| anyhow!("commit without begin"))?;
         let (len, actual) = (h.len(), h.finish());
         if actual != desc.digest || len != desc.size {
             let _ = fs::remove_file(&p);
@@ -115,13 +131,23 @@ impl ImageSource for StoreSource<'_> {
 }
 
 /// Pull `r` for `platform` into the store and tag it; returns (full name, manifest descriptor).
-pub fn pull(store: &Store, r: &str, platform: &Platform, opts: &RemoteOptions, quiet: bool) -> Result<(String, Descriptor)> {
+pub fn pull(
+    store: &Store,
+    r: &str,
+    platform: &Platform,
+    opts: &RemoteOptions,
+    quiet: bool,
+) -> Result<(String, Descriptor)> {
     let (parsed, host, repo, rf) = split(r)?;
     let mut remote = Remote::connect(&host, opts)?;
     let mut sink = StoreSink::new(store, quiet);
     let pulled = remote.pull_image(&repo, &rf, platform, &mut sink)?;
     let name = parsed.to_string();
-    let desc = Descriptor::new(&pulled.descriptor.media_type, pulled.descriptor.digest.clone(), pulled.descriptor.size);
+    let desc = Descriptor::new(
+        &pulled.descriptor.media_type,
+        pulled.descriptor.digest.clone(),
+        pulled.descriptor.size,
+    );
     if parsed.digest().is_some() {
         store.add_untagged(&desc)?;
     } else {
@@ -138,7 +164,14 @@ pub fn push(store: &Store, local: &str, dest: &str, opts: &RemoteOptions) -> Res
     if parsed.digest().is_some() {
         bail!("cannot push to a digest reference: {dest}");
     }
-    let mut remote = Remote::connect(&host, opts).with_context(|| format!("connecting to {host}"))?;
+    let mut remote =
+        Remote::connect(&host, opts).with_context(|| format!("connecting to {host}"))?;
     let mut src = StoreSource { store };
-    remote.push_image(&repo, &tag, &found.descriptor, &mut src, &PushOptions::default())
+    remote.push_image(
+        &repo,
+        &tag,
+        &found.descriptor,
+        &mut src,
+        &PushOptions::default(),
+    )
 }

@@ -20,36 +20,80 @@ fn context(dir: &std::path::Path, dockerfile: &str, files: &[(&str, &str)]) {
 
 fn tags(root: &std::path::Path) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_str(&lw_ok(root, &["images", "--json"])).unwrap();
-    v.as_array().unwrap().iter().map(|i| format!("{}:{}", i["Repository"].as_str().unwrap(), i["Tag"].as_str().unwrap())).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["Repository"].as_str().unwrap(),
+                i["Tag"].as_str().unwrap()
+            )
+        })
+        .collect()
 }
 
 #[test]
 fn run_steps_stream_output_and_the_image_runs_in_podman() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
-    make_busybox_image(&Store::open(&root).unwrap(), "lwtest/bb:1", &[busybox_files(&[])]);
+    make_busybox_image(
+        &Store::open(&root).unwrap(),
+        "lwtest/bb:1",
+        &[busybox_files(&[])],
+    );
     let ctx = tmp.path().join("ctx");
     context(
         &ctx,
         "FROM lwtest/bb:1\nARG WHO=world\nRUN echo \"hello-from-run $WHO\" && echo data > /made.txt\nCMD [\"cat\", \"/made.txt\"]\n",
         &[],
     );
-    let o = lw(&root, &["build", "--progress", "plain", "--build-arg", "WHO=tests", "-t", "lwtest/ran:1", ctx.to_str().unwrap()]);
+    let o = lw(
+        &root,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--build-arg",
+            "WHO=tests",
+            "-t",
+            "lwtest/ran:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert!(err.lines().any(|l| l.starts_with('#') && l.ends_with("hello-from-run tests")), "RUN output is streamed: {err}");
-    let h: serde_json::Value = serde_json::from_str(&lw_ok(&root, &["history", "--json", "lwtest/ran:1"])).unwrap();
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with('#') && l.ends_with("hello-from-run tests")),
+        "RUN output is streamed: {err}"
+    );
+    let h: serde_json::Value =
+        serde_json::from_str(&lw_ok(&root, &["history", "--json", "lwtest/ran:1"])).unwrap();
     assert!(h.as_array().unwrap().iter().any(|e| e["CreatedBy"]
         == "RUN |1 WHO=tests /bin/sh -c echo \"hello-from-run $WHO\" && echo data > /made.txt # buildkit"));
     let tar = tmp.path().join("ran.tar");
-    lw_ok(&root, &["save", "lwtest/ran:1", "-o", tar.to_str().unwrap()]);
+    lw_ok(
+        &root,
+        &["save", "lwtest/ran:1", "-o", tar.to_str().unwrap()],
+    );
     let podman = Podman::new(&tmp.path().join("podman"));
     run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
-    assert_eq!(run_ok(podman.cmd().args(["run", "--rm", "--network", "none", "docker.io/lwtest/ran:1"])), "data\n");
+    assert_eq!(
+        run_ok(
+            podman
+                .cmd()
+                .args(["run", "--rm", "--network", "none", "docker.io/lwtest/ran:1"])
+        ),
+        "data\n"
+    );
 
     // A failing RUN stops the build, names the line and the exit code, and tags nothing.
     context(&ctx, "FROM lwtest/bb:1\nRUN echo ok\nRUN exit 3\n", &[]);
-    let o = lw(&root, &["build", "-t", "lwtest/broken:1", ctx.to_str().unwrap()]);
+    let o = lw(
+        &root,
+        &["build", "-t", "lwtest/broken:1", ctx.to_str().unwrap()],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("Dockerfile:3: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3"), "{err}");
@@ -61,26 +105,70 @@ fn bad_dockerfiles_fail_with_the_line_and_leave_no_tag_or_temporary_file() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let cases = [
-        ("FROM scratch\nFORM busybox\n", vec![], "Dockerfile:2:1: unknown instruction: FORM"),
-        ("FROM scratch\nCOPY nothere /\n", vec![], "Dockerfile:2: COPY failed: \"nothere\" not found"),
-        ("FROM scratch\nCOPY ../../etc/passwd /\n", vec![], "forbidden path outside the build context"),
-        ("FROM scratch\nCOPY --chmod=u+q a /\n", vec![("a", "a")], "Dockerfile:2: COPY: invalid --chmod value"),
-        ("FROM scratch\nCOPY a /\nRUN true\n", vec![("a", "a")], "Dockerfile:3"),
+        (
+            "FROM scratch\nFORM busybox\n",
+            vec![],
+            "Dockerfile:2:1: unknown instruction: FORM",
+        ),
+        (
+            "FROM scratch\nCOPY nothere /\n",
+            vec![],
+            "Dockerfile:2: COPY failed: \"nothere\" not found",
+        ),
+        (
+            "FROM scratch\nCOPY ../../etc/passwd /\n",
+            vec![],
+            "forbidden path outside the build context",
+        ),
+        (
+            "FROM scratch\nCOPY --chmod=u+q a /\n",
+            vec![("a", "a")],
+            "Dockerfile:2: COPY: invalid --chmod value",
+        ),
+        (
+            "FROM scratch\nCOPY a /\nRUN true\n",
+            vec![("a", "a")],
+            "Dockerfile:3",
+        ),
     ];
     for (i, (df, files, want)) in cases.iter().enumerate() {
         let ctx = tmp.path().join(format!("ctx{i}"));
         context(&ctx, df, files);
-        let o = lw(&root, &["build", "-t", &format!("lwtest/bad:{i}"), ctx.to_str().unwrap()]);
+        let o = lw(
+            &root,
+            &[
+                "build",
+                "-t",
+                &format!("lwtest/bad:{i}"),
+                ctx.to_str().unwrap(),
+            ],
+        );
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{df}");
         assert!(err.contains(want), "{df:?}: {err}");
         assert!(tags(&root).is_empty(), "{df:?} tagged something");
-        assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp")).count(), 0);
+        assert_eq!(
+            std::fs::read_dir(root.join("tmp"))
+                .unwrap()
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".tmp"))
+                .count(),
+            0
+        );
     }
     let ctx = tmp.path().join("ctx-target");
     context(&ctx, "FROM scratch AS a\n", &[]);
-    let o = lw(&root, &["build", "--target", "missing", ctx.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("target stage \"missing\" could not be found"));
+    let o = lw(
+        &root,
+        &["build", "--target", "missing", ctx.to_str().unwrap()],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("target stage \"missing\" could not be found")
+    );
 }
 
 #[test]
@@ -88,32 +176,77 @@ fn outputs_iidfile_quiet_platforms_and_stdin_context() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let ctx = tmp.path().join("ctx");
-    context(&ctx, "FROM scratch\nARG TARGETARCH\nCOPY hello.txt /hello-$TARGETARCH.txt\n", &[("hello.txt", "hi\n")]);
+    context(
+        &ctx,
+        "FROM scratch\nARG TARGETARCH\nCOPY hello.txt /hello-$TARGETARCH.txt\n",
+        &[("hello.txt", "hi\n")],
+    );
     let out = tmp.path().join("out.tar");
     let iid = tmp.path().join("iid");
-    let id = lw_ok(&root, &[
-        "build", "-q", "--iidfile", iid.to_str().unwrap(), "--output", &format!("type=oci,dest={}", out.display()),
-        "-t", "lwtest/out:1", ctx.to_str().unwrap(),
-    ]);
+    let id = lw_ok(
+        &root,
+        &[
+            "build",
+            "-q",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "--output",
+            &format!("type=oci,dest={}", out.display()),
+            "-t",
+            "lwtest/out:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
     assert!(id.trim().starts_with("sha256:"), "{id}");
     assert_eq!(std::fs::read_to_string(&iid).unwrap(), id.trim());
-    let v: serde_json::Value =
-        serde_json::from_str(&run_ok(Command::new("skopeo").args(["inspect", &format!("oci-archive:{}", out.display())]))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&run_ok(
+        Command::new("skopeo").args(["inspect", &format!("oci-archive:{}", out.display())]),
+    ))
+    .unwrap();
     assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
 
     // Two platforms make an index; each manifest carries its platform's files.
-    lw_ok(&root, &["build", "--platform", "linux/amd64,linux/arm64", "-t", "lwtest/multi:1", ctx.to_str().unwrap()]);
-    let ins: serde_json::Value = serde_json::from_str(&lw_ok(&root, &["inspect", "lwtest/multi:1"])).unwrap();
-    assert_eq!(ins[0]["Descriptor"]["mediaType"], "application/vnd.oci.image.index.v1+json");
+    lw_ok(
+        &root,
+        &[
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "lwtest/multi:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let ins: serde_json::Value =
+        serde_json::from_str(&lw_ok(&root, &["inspect", "lwtest/multi:1"])).unwrap();
+    assert_eq!(
+        ins[0]["Descriptor"]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
     let idx: lw_oci::Index = serde_json::from_slice(
-        &Store::open(&root).unwrap().read_document(&lw_oci::Digest::parse(ins[0]["Descriptor"]["digest"].as_str().unwrap()).unwrap()).unwrap(),
+        &Store::open(&root)
+            .unwrap()
+            .read_document(
+                &lw_oci::Digest::parse(ins[0]["Descriptor"]["digest"].as_str().unwrap()).unwrap(),
+            )
+            .unwrap(),
     )
     .unwrap();
-    let plats: Vec<String> = idx.manifests.iter().map(|m| m.platform.as_ref().unwrap().to_string()).collect();
+    let plats: Vec<String> = idx
+        .manifests
+        .iter()
+        .map(|m| m.platform.as_ref().unwrap().to_string())
+        .collect();
     assert_eq!(plats, ["linux/amd64", "linux/arm64"]);
 
     // A context as a tar on stdin.
-    let tarball = Command::new("tar").arg("-C").arg(&ctx).args(["-cf", "-", "."]).output().unwrap().stdout;
+    let tarball = Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap()
+        .stdout;
     let mut child = Command::new(env!("CARGO_BIN_EXE_layerwright"))
         .arg("--root")
         .arg(&root)
@@ -126,5 +259,113 @@ fn outputs_iidfile_quiet_platforms_and_stdin_context() {
     child.stdin.take().unwrap().write_all(&tarball).unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id.trim(), "same context, same image, wherever it comes from");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        id.trim(),
+        "same context, same image, wherever it comes from"
+    );
+}
+
+#[test]
+fn add_fetches_urls_and_checks_their_checksum() {
+    // A static HTTP server on loopback (Python's), killed when the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let body = b"downloaded content\n".to_vec();
+    let www = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(www.path().join("files")).unwrap();
+    std::fs::write(www.path().join("files/tool.txt"), &body).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Server(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(www.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed().as_secs() < 20, "http.server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sum = lw_oci::Digest::sha256_of(&body);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let ctx = tmp.path().join("ctx");
+    context(
+        &ctx,
+        &format!(
+            "FROM scratch\nADD --checksum={sum} http://127.0.0.1:{port}/files/tool.txt /opt/\n"
+        ),
+        &[],
+    );
+    lw_ok(
+        &root,
+        &["build", "-t", "lwtest/add:1", ctx.to_str().unwrap()],
+    );
+    let tar = tmp.path().join("add.tar");
+    lw_ok(
+        &root,
+        &["save", "lwtest/add:1", "-o", tar.to_str().unwrap()],
+    );
+    let store = Store::open(&root).unwrap();
+    let found = layerwright::names::resolve(&store, "lwtest/add:1").unwrap();
+    let img = store.resolve(&found.descriptor, None).unwrap();
+    let mut tree = lw_layer::FileTree::with_data(1 << 20);
+    let f = std::fs::File::open(store.blob_path(&img.manifest.layers[0].digest)).unwrap();
+    tree.apply_layer(0, flate2::read::MultiGzDecoder::new(f))
+        .unwrap();
+    let node = tree
+        .get("opt/tool.txt")
+        .expect("downloaded file in the layer");
+    assert_eq!(node.data.as_deref(), Some(&body[..]));
+    assert_eq!(
+        node.entry.mode, 0o600,
+        "ADD from a URL gives mode 600, as docker does"
+    );
+
+    context(
+        &ctx,
+        &format!(
+            "FROM scratch\nADD --checksum=sha256:{} http://127.0.0.1:{port}/files/tool.txt /opt/\n",
+            "0".repeat(64)
+        ),
+        &[],
+    );
+    let o = lw(&root, &["build", ctx.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Dockerfile:2: ADD http://127.0.0.1") && err.contains("digest mismatch"),
+        "{err}"
+    );
+    context(
+        &ctx,
+        &format!("FROM scratch\nADD http://127.0.0.1:{port}/missing /opt/\n"),
+        &[],
+    );
+    let err =
+        String::from_utf8_lossy(&lw(&root, &["build", ctx.to_str().unwrap()]).stderr).to_string();
+    assert!(
+        err.contains("Dockerfile:2: ADD http://127.0.0.1") && err.contains("404"),
+        "{err}"
+    );
 }

@@ -22,14 +22,35 @@ fn parse_dump_matches_buildkit_for_every_corpus_case() {
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
         let case = e.unwrap().path();
-        let out = lw_ok(tmp.path(), &["parse", "--dump", "-f", case.join("Dockerfile").to_str().unwrap()]);
-        assert_eq!(out.as_bytes(), std::fs::read(case.join("result")).unwrap(), "{}", case.display());
+        let out = lw_ok(
+            tmp.path(),
+            &[
+                "parse",
+                "--dump",
+                "-f",
+                case.join("Dockerfile").to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            out.as_bytes(),
+            std::fs::read(case.join("result")).unwrap(),
+            "{}",
+            case.display()
+        );
         n += 1;
     }
     println!("layerwright parse --dump: {n}/{n} corpus dumps identical");
     assert_eq!(n, 33);
-    let json: serde_json::Value =
-        serde_json::from_str(&lw_ok(tmp.path(), &["parse", "--json", "-f", dir.join("env/Dockerfile").to_str().unwrap()])).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&lw_ok(
+        tmp.path(),
+        &[
+            "parse",
+            "--json",
+            "-f",
+            dir.join("env/Dockerfile").to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
     assert!(json.is_object() || json.is_array());
 }
 
@@ -42,13 +63,28 @@ fn lint_reports_findings_in_three_formats_and_exits_1_on_errors() {
     let f = df.to_str().unwrap();
     let text = lw(tmp.path(), &["lint", "-f", f]);
     let out = String::from_utf8_lossy(&text.stdout);
-    assert!(out.contains("Dockerfile:1:") && out.contains("FromAsCasing"), "{out}");
+    assert!(
+        out.contains("Dockerfile:1:") && out.contains("FromAsCasing"),
+        "{out}"
+    );
     assert!(out.contains("MaintainerDeprecated"), "{out}");
     assert!(out.contains("JSONArgsRecommended"), "{out}");
-    let json: serde_json::Value = serde_json::from_slice(&lw(tmp.path(), &["lint", "--format", "json", "-f", f]).stdout).unwrap();
-    let rules: Vec<&str> = json.as_array().unwrap().iter().filter_map(|x| x["name"].as_str()).collect();
-    assert!(rules.contains(&"FromAsCasing") && rules.contains(&"MaintainerDeprecated"), "{rules:?}");
-    let sarif: serde_json::Value = serde_json::from_slice(&lw(tmp.path(), &["lint", "--format", "sarif", "-f", f]).stdout).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&lw(tmp.path(), &["lint", "--format", "json", "-f", f]).stdout)
+            .unwrap();
+    let rules: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["name"].as_str())
+        .collect();
+    assert!(
+        rules.contains(&"FromAsCasing") && rules.contains(&"MaintainerDeprecated"),
+        "{rules:?}"
+    );
+    let sarif: serde_json::Value =
+        serde_json::from_slice(&lw(tmp.path(), &["lint", "--format", "sarif", "-f", f]).stdout)
+            .unwrap();
     assert_eq!(sarif["version"], "2.1.0");
     assert!(!sarif["runs"][0]["results"].as_array().unwrap().is_empty());
     // Warnings only: exit 0. `# check=error=true` turns them into errors: exit 1.
@@ -59,6 +95,10 @@ fn lint_reports_findings_in_three_formats_and_exits_1_on_errors() {
     std::fs::write(&df, "FROM scratch\nCOPY --nope a b\n").unwrap();
     let o = lw(tmp.path(), &["lint", "-f", f]);
     assert!(!o.status.success());
-    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(all.contains(":2:"), "{all}");
 }

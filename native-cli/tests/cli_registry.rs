@@ -14,20 +14,31 @@ use support::{htpasswd_file, Registry, RegistryAuth};
 
 #[test]
 fn push_pull_build_copy_and_inspect_remote_images() {
-    if !support::require("push_pull_build_copy_and_inspect_remote_images", &["docker-registry", "skopeo"]) {
+    if !support::require(
+        "push_pull_build_copy_and_inspect_remote_images",
+        &["docker-registry", "skopeo"],
+    ) {
         return;
     }
     let reg = Registry::start(RegistryAuth::None);
     let host = reg.host();
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
-    let m = make_busybox_image(&Store::open(&a).unwrap(), "lwtest/bb:1", &[busybox_files(&[("hello.txt", b"hi\n")])]);
+    let m = make_busybox_image(
+        &Store::open(&a).unwrap(),
+        "lwtest/bb:1",
+        &[busybox_files(&[("hello.txt", b"hi\n")])],
+    );
     let remote = format!("{host}/lwtest/bb:1");
 
     lw_ok(&a, &["push", "lwtest/bb:1", &remote]);
     assert_eq!(lw_ok(&a, &["digest", &remote]).trim(), m.digest.to_string());
-    assert!(lw_ok(&a, &["ls", &format!("{host}/lwtest/bb")]).lines().any(|l| l == "1"));
-    assert!(lw_ok(&a, &["catalog", &host]).lines().any(|l| l == "lwtest/bb"));
+    assert!(lw_ok(&a, &["ls", &format!("{host}/lwtest/bb")])
+        .lines()
+        .any(|l| l == "1"));
+    assert!(lw_ok(&a, &["catalog", &host])
+        .lines()
+        .any(|l| l == "lwtest/bb"));
     let raw = lw(&a, &["manifest", &remote]).stdout;
     assert!(m.digest.verify(&raw), "manifest prints the exact bytes");
     // Pushing again uploads nothing new.
@@ -46,18 +57,38 @@ fn push_pull_build_copy_and_inspect_remote_images() {
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("msg.txt"), "built on a pulled base\n").unwrap();
-    std::fs::write(ctx.join("Dockerfile"), format!("FROM {remote}\nCOPY msg.txt /\nCMD [\"cat\", \"/msg.txt\", \"/hello.txt\"]\n")).unwrap();
-    lw_ok(&c, &["build", "-t", "lwtest/built:1", ctx.to_str().unwrap()]);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {remote}\nCOPY msg.txt /\nCMD [\"cat\", \"/msg.txt\", \"/hello.txt\"]\n"),
+    )
+    .unwrap();
+    lw_ok(
+        &c,
+        &["build", "-t", "lwtest/built:1", ctx.to_str().unwrap()],
+    );
     let tar = tmp.path().join("built.tar");
     lw_ok(&c, &["save", "lwtest/built:1", "-o", tar.to_str().unwrap()]);
     let podman = Podman::new(&tmp.path().join("podman"));
     run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
-    let out = run_ok(podman.cmd().args(["run", "--rm", "--network", "none", "docker.io/lwtest/built:1"]));
+    let out = run_ok(podman.cmd().args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "docker.io/lwtest/built:1",
+    ]));
     assert_eq!(out, "built on a pulled base\nhi\n");
 
     // copy to an OCI archive keeps the digest (skopeo agrees).
     let arch = tmp.path().join("copy.tar");
-    lw_ok(&b, &["copy", &remote, &format!("oci-archive:{}:lwtest/copied:1", arch.display())]);
+    lw_ok(
+        &b,
+        &[
+            "copy",
+            &remote,
+            &format!("oci-archive:{}:lwtest/copied:1", arch.display()),
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(&run_ok(
         Command::new("skopeo").args(["inspect", &format!("oci-archive:{}", arch.display())]),
     ))
@@ -67,14 +98,24 @@ fn push_pull_build_copy_and_inspect_remote_images() {
 
 #[test]
 fn login_stores_credentials_and_wrong_passwords_are_refused() {
-    if !support::require("login_stores_credentials_and_wrong_passwords_are_refused", &["docker-registry", "htpasswd"]) {
+    if !support::require(
+        "login_stores_credentials_and_wrong_passwords_are_refused",
+        &["docker-registry", "htpasswd"],
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let reg = Registry::start(RegistryAuth::Htpasswd(htpasswd_file(tmp.path(), &[("alice", "wonderland")])));
+    let reg = Registry::start(RegistryAuth::Htpasswd(htpasswd_file(
+        tmp.path(),
+        &[("alice", "wonderland")],
+    )));
     let host = reg.host();
     let store = tmp.path().join("s");
-    make_busybox_image(&Store::open(&store).unwrap(), "lwtest/secret:1", &[busybox_files(&[])]);
+    make_busybox_image(
+        &Store::open(&store).unwrap(),
+        "lwtest/secret:1",
+        &[busybox_files(&[])],
+    );
     let cfg = tmp.path().join("docker-config");
     let login = |password: &str| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_layerwright"))
@@ -85,20 +126,36 @@ fn login_stores_credentials_and_wrong_passwords_are_refused() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     let bad = login("nope");
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("login to"), "{}", String::from_utf8_lossy(&bad.stderr));
-    assert!(!cfg.join("config.json").exists(), "a failed login stores nothing");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("login to"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(
+        !cfg.join("config.json").exists(),
+        "a failed login stores nothing"
+    );
 
     let push = |store: &std::path::Path| {
         Command::new(env!("CARGO_BIN_EXE_layerwright"))
             .env("DOCKER_CONFIG", &cfg)
             .arg("--root")
             .arg(store)
-            .args(["push", "lwtest/secret:1", &format!("{host}/lwtest/secret:1")])
+            .args([
+                "push",
+                "lwtest/secret:1",
+                &format!("{host}/lwtest/secret:1"),
+            ])
             .output()
             .unwrap()
     };
@@ -106,13 +163,24 @@ fn login_stores_credentials_and_wrong_passwords_are_refused() {
     assert!(!denied.status.success(), "push without login must fail");
 
     let ok = login("wonderland");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("Login Succeeded"));
     let stored = std::fs::read_to_string(cfg.join("config.json")).unwrap();
-    assert!(stored.contains(&host) && !stored.contains("wonderland"), "stored as base64 auth: {stored}");
+    assert!(
+        stored.contains(&host) && !stored.contains("wonderland"),
+        "stored as base64 auth: {stored}"
+    );
     assert!(push(&store).status.success());
 
-    let out = Command::new(env!("CARGO_BIN_EXE_layerwright")).env("DOCKER_CONFIG", &cfg).args(["logout", &host]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_layerwright"))
+        .env("DOCKER_CONFIG", &cfg)
+        .args(["logout", &host])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("Removing login credentials"));
     assert!(!push(&store).status.success(), "logged out again");
 }

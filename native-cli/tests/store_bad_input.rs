@@ -20,7 +20,10 @@ fn snapshot(root: &Path) -> (Vec<u8>, Vec<String>) {
 }
 
 /// Rewrite a tar, letting `edit` change (or drop, returning None) each member.
-fn rewrite(src: &[u8], mut edit: impl FnMut(&Entry, Vec<u8>) -> Option<(Entry, Vec<u8>)>) -> Vec<u8> {
+fn rewrite(
+    src: &[u8],
+    mut edit: impl FnMut(&Entry, Vec<u8>) -> Option<(Entry, Vec<u8>)>,
+) -> Vec<u8> {
     let mut r = TarReader::new(src);
     let mut w = TarWriter::new(Vec::new(), WriteOptions::default());
     while let Some(e) = r.next_entry().unwrap() {
@@ -44,7 +47,17 @@ fn raw_member(name: &str, kind: u8, link: &str, data: &[u8]) -> Vec<u8> {
     block[157..157 + link.len()].copy_from_slice(link.as_bytes());
     block[257..263].copy_from_slice(b"ustar\0");
     block[263..265].copy_from_slice(b"00");
-    let sum: u32 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u32 }).sum();
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u32
+            }
+        })
+        .sum();
     block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
     let mut v = block.to_vec();
     v.extend_from_slice(data);
@@ -61,7 +74,10 @@ fn bad_archives_are_refused_and_the_store_is_unchanged() {
     let img = store.resolve(&m, None).unwrap();
     let layer = img.manifest.layers[0].digest.encoded().to_string();
     let saved = tmp.path().join("good.tar");
-    lw_ok(&root, &["save", "lwtest/good:1", "-o", saved.to_str().unwrap()]);
+    lw_ok(
+        &root,
+        &["save", "lwtest/good:1", "-o", saved.to_str().unwrap()],
+    );
     let good = std::fs::read(&saved).unwrap();
 
     // A second store that already holds an image, to prove a failed load changes nothing.
@@ -74,11 +90,16 @@ fn bad_archives_are_refused_and_the_store_is_unchanged() {
     let not_json_digest = lw_oci::Digest::sha256_of(&not_json);
     let evil_layer = {
         let mut w = TarWriter::new(Vec::new(), WriteOptions::default());
-        w.append_bytes(&Entry::file("../../etc/evil", 0o644, 0), b"x").unwrap();
+        w.append_bytes(&Entry::file("../../etc/evil", 0o644, 0), b"x")
+            .unwrap();
         w.finish().unwrap()
     };
     let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
-        ("truncated", good[..good.len() * 2 / 3].to_vec(), vec!["bad.tar", "archive ends"]),
+        (
+            "truncated",
+            good[..good.len() * 2 / 3].to_vec(),
+            vec!["bad.tar", "archive ends"],
+        ),
         (
             "wrong blob digest",
             rewrite(&good, |e, mut d| {
@@ -93,13 +114,23 @@ fn bad_archives_are_refused_and_the_store_is_unchanged() {
             "manifest is not JSON",
             rewrite(&good, |e, d| {
                 if e.path.ends_with(m.digest.encoded()) {
-                    return Some((Entry::file(&format!("blobs/sha256/{}", not_json_digest.encoded()), 0o644, 0), not_json.clone()));
+                    return Some((
+                        Entry::file(
+                            &format!("blobs/sha256/{}", not_json_digest.encoded()),
+                            0o644,
+                            0,
+                        ),
+                        not_json.clone(),
+                    ));
                 }
                 if e.path == "index.json" {
                     let s = String::from_utf8(d).unwrap();
                     let s = s
                         .replace(&m.digest.to_string(), &not_json_digest.to_string())
-                        .replace(&format!("\"size\":{}", m.size), &format!("\"size\":{}", not_json.len()));
+                        .replace(
+                            &format!("\"size\":{}", m.size),
+                            &format!("\"size\":{}", not_json.len()),
+                        );
                     return Some((e.clone(), s.into_bytes()));
                 }
                 Some((e.clone(), d))
@@ -118,11 +149,23 @@ fn bad_archives_are_refused_and_the_store_is_unchanged() {
             }),
             vec!["bad.tar", &layer],
         ),
-        ("entry with ..", [raw_member("../evil", b'0', "", b"x"), vec![0; 1024]].concat(), vec!["bad.tar", "../evil", "escapes"]),
-        ("absolute entry", [raw_member("/etc/evil", b'0', "", b"x"), vec![0; 1024]].concat(), vec!["bad.tar", "/etc/evil", "absolute"]),
+        (
+            "entry with ..",
+            [raw_member("../evil", b'0', "", b"x"), vec![0; 1024]].concat(),
+            vec!["bad.tar", "../evil", "escapes"],
+        ),
+        (
+            "absolute entry",
+            [raw_member("/etc/evil", b'0', "", b"x"), vec![0; 1024]].concat(),
+            vec!["bad.tar", "/etc/evil", "absolute"],
+        ),
         (
             "symlink out of the archive",
-            [raw_member("index.json", b'2', "../../../etc/passwd", b""), vec![0; 1024]].concat(),
+            [
+                raw_member("index.json", b'2', "../../../etc/passwd", b""),
+                vec![0; 1024],
+            ]
+            .concat(),
             vec!["bad.tar", "index.json", "points out of the archive"],
         ),
     ];
@@ -136,6 +179,10 @@ fn bad_archives_are_refused_and_the_store_is_unchanged() {
             assert!(err.contains(n), "{what}: error should mention {n:?}: {err}");
         }
         assert_eq!(snapshot(&target), before, "{what}: the store changed");
-        assert_eq!(std::fs::read_dir(target.join("tmp")).unwrap().count(), 0, "{what}: temporary files left behind");
+        assert_eq!(
+            std::fs::read_dir(target.join("tmp")).unwrap().count(),
+            0,
+            "{what}: temporary files left behind"
+        );
     }
 }

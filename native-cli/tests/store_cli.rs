@@ -10,7 +10,11 @@ fn image_commands_behave_like_docker() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
-    let m = make_busybox_image(&store, "busybox", &[busybox_files(&[]), busybox_files(&[("a", b"a")])]);
+    let m = make_busybox_image(
+        &store,
+        "busybox",
+        &[busybox_files(&[]), busybox_files(&[("a", b"a")])],
+    );
     let img = store.resolve(&m, None).unwrap();
     let id = img.config_digest.to_string();
 
@@ -28,10 +32,19 @@ fn image_commands_behave_like_docker() {
     lw_ok(&root, &["tag", &id[7..19], "bb:byid"]);
     let v: serde_json::Value = serde_json::from_str(&lw_ok(&root, &["images", "--json"])).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
-    let ins: serde_json::Value = serde_json::from_str(&lw_ok(&root, &["inspect", "bb:byid"])).unwrap();
-    let mut tags: Vec<&str> = ins[0]["RepoTags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let ins: serde_json::Value =
+        serde_json::from_str(&lw_ok(&root, &["inspect", "bb:byid"])).unwrap();
+    let mut tags: Vec<&str> = ins[0]["RepoTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
     tags.sort();
-    assert_eq!(tags, ["bb:byid", "busybox:latest", "localhost:5000/team/bb:v1"]);
+    assert_eq!(
+        tags,
+        ["bb:byid", "busybox:latest", "localhost:5000/team/bb:v1"]
+    );
     assert_eq!(ins[0]["Id"], id);
     assert_eq!(ins[0]["Config"]["Cmd"][0], "sh");
     assert_eq!(ins[0]["RootFS"]["Layers"].as_array().unwrap().len(), 2);
@@ -46,9 +59,16 @@ fn image_commands_behave_like_docker() {
     let h = lw_ok(&root, &["history", "busybox"]);
     let lines: Vec<&str> = h.lines().collect();
     assert!(lines[0].starts_with("IMAGE"));
-    assert!(lines[1].starts_with(&id[7..19]) && lines[1].contains("test layer 1"), "{h}");
-    assert!(lines[2].starts_with("<missing>") && lines[2].contains("test layer 0"), "{h}");
-    let hj: serde_json::Value = serde_json::from_str(&lw_ok(&root, &["history", "--json", "busybox"])).unwrap();
+    assert!(
+        lines[1].starts_with(&id[7..19]) && lines[1].contains("test layer 1"),
+        "{h}"
+    );
+    assert!(
+        lines[2].starts_with("<missing>") && lines[2].contains("test layer 0"),
+        "{h}"
+    );
+    let hj: serde_json::Value =
+        serde_json::from_str(&lw_ok(&root, &["history", "--json", "busybox"])).unwrap();
     assert_eq!(hj[1]["CreatedBy"], "test layer 0");
     assert!(hj[0]["Size"].as_u64().unwrap() > 0);
 
@@ -57,14 +77,28 @@ fn image_commands_behave_like_docker() {
     assert_eq!(out.trim(), "Untagged: localhost:5000/team/bb:v1");
     make_busybox_image(&store, "busybox", &[busybox_files(&[("new", b"n")])]);
     let v: serde_json::Value = serde_json::from_str(&lw_ok(&root, &["images", "--json"])).unwrap();
-    assert!(v.as_array().unwrap().iter().any(|i| i["Repository"] == "<none>"), "{v}");
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["Repository"] == "<none>"),
+        "{v}"
+    );
     let out = lw_ok(&root, &["image", "prune"]);
     assert!(out.contains(&format!("deleted: {id}")), "{out}");
     let v: serde_json::Value = serde_json::from_str(&lw_ok(&root, &["images", "--json"])).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
-    assert!(!store.has_blob(&img.config_digest), "blobs of pruned images are removed");
+    assert!(
+        !store.has_blob(&img.config_digest),
+        "blobs of pruned images are removed"
+    );
     lw_ok(&root, &["prune", "-a"]);
-    assert_eq!(std::fs::read_dir(root.join("blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(root.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
 
     let o = lw(&root, &["inspect", "nosuch"]);
     assert!(!o.status.success());
@@ -91,13 +125,19 @@ fn two_processes_tag_at_once_without_losing_a_tag() {
         assert!(c.wait().unwrap().success());
     }
     let v: serde_json::Value = serde_json::from_str(&lw_ok(&root, &["images", "--json"])).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 17, "every concurrent tag survived: {v}");
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        17,
+        "every concurrent tag survived: {v}"
+    );
 }
 
 #[test]
 fn help_is_everywhere() {
     let tmp = tempfile::tempdir().unwrap();
-    for cmd in ["images", "tag", "rmi", "prune", "inspect", "history", "save", "load"] {
+    for cmd in [
+        "images", "tag", "rmi", "prune", "inspect", "history", "save", "load",
+    ] {
         let out = lw_ok(tmp.path(), &[cmd, "--help"]);
         assert!(out.contains("Usage: layerwright"), "{cmd}: {out}");
     }

@@ -1,3 +1,4 @@
 //! Shared fixtures and golden values for the cross-target tests: the same code runs natively and in wasm32.
 
 pub mod fixtures;
+pub mod golden;

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool} >/dev/null")]).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool} >/dev/null")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 fn run(c: &mut Command) -> Result<()> {
@@ -29,12 +33,18 @@ fn run_rss(c: &mut Command) -> Result<u64> {
         .arg("%M")
         .arg(c.get_program())
         .args(c.get_args())
-        .envs(c.get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))))
+        .envs(
+            c.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
         .output();
     match out {
         Ok(o) if o.status.success() => {
             let s = String::from_utf8_lossy(&o.stderr);
-            Ok(s.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0))
+            Ok(s.lines()
+                .last()
+                .and_then(|l| l.trim().parse().ok())
+                .unwrap_or(0))
         }
         Ok(o) => bail!("{c:?} failed: {}", String::from_utf8_lossy(&o.stderr)),
         Err(_) => {
@@ -60,9 +70,15 @@ fn buildah(dir: &Path) -> Result<impl Fn() -> Command> {
     fs::create_dir_all(dir)?;
     fs::write(
         dir.join("storage.conf"),
-        format!("[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/root\"\nrunroot = \"{0}/run\"\n", dir.display()),
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/root\"\nrunroot = \"{0}/run\"\n",
+            dir.display()
+        ),
     )?;
-    fs::write(dir.join("containers.conf"), "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\n")?;
+    fs::write(
+        dir.join("containers.conf"),
+        "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\n",
+    )?;
     let dir = dir.to_path_buf();
     Ok(move || {
         let mut c = Command::new("buildah");
@@ -99,7 +115,12 @@ fn start_registry(work: &Path) -> Result<Registry> {
             dir.join("data").display()
         ),
     )?;
-    let child = Command::new("docker-registry").arg("serve").arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
     let reg = Registry(child, port, dir);
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -112,10 +133,18 @@ fn start_registry(work: &Path) -> Result<Registry> {
 }
 
 /// Appends (name, seconds) rows; `reference` is the `tar | gzip -6 | sha256sum` time of the same tree.
-pub fn run_all(work: &Path, tree: &Path, runs: usize, rows: &mut Vec<(String, f64)>, notes: &mut Vec<String>) -> Result<()> {
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(crate::repo_root())
-        .args(["build", "--release", "--quiet", "-p", "layerwright"]))?;
+pub fn run_all(
+    work: &Path,
+    tree: &Path,
+    runs: usize,
+    rows: &mut Vec<(String, f64)>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(crate::repo_root())
+            .args(["build", "--release", "--quiet", "-p", "layerwright"]),
+    )?;
     let lw_bin = crate::repo_root().join("target/release/layerwright");
     let lw = |root: &Path| {
         let mut c = Command::new(&lw_bin);
@@ -133,15 +162,33 @@ pub fn run_all(work: &Path, tree: &Path, runs: usize, rows: &mut Vec<(String, f6
     let mut peak_kb = 0;
     let cold = timed(runs, || {
         let _ = fs::remove_dir_all(&store);
-        let kb = run_rss(lw(&store).args(["build", "-q", "--no-cache", "-t", "bench/copy:1", "-f"]).arg(&df).arg("--output").arg(format!("type=oci,dest={}", out.display())).arg(tree))?;
+        let kb = run_rss(
+            lw(&store)
+                .args(["build", "-q", "--no-cache", "-t", "bench/copy:1", "-f"])
+                .arg(&df)
+                .arg("--output")
+                .arg(format!("type=oci,dest={}", out.display()))
+                .arg(tree),
+        )?;
         peak_kb = peak_kb.max(kb);
         Ok(())
     })?;
-    rows.push(("layerwright build, COPY-only, cold, to OCI tarball".into(), cold));
-    notes.push(format!("peak RSS of the cold native build: {} MB", peak_kb / 1024));
+    rows.push((
+        "layerwright build, COPY-only, cold, to OCI tarball".into(),
+        cold,
+    ));
+    notes.push(format!(
+        "peak RSS of the cold native build: {} MB",
+        peak_kb / 1024
+    ));
     rows.push((
         "layerwright rebuild, nothing changed".into(),
-        timed(runs, || run(lw(&store).args(["build", "-q", "-t", "bench/copy:1", "-f"]).arg(&df).arg(tree)))?,
+        timed(runs, || {
+            run(lw(&store)
+                .args(["build", "-q", "-t", "bench/copy:1", "-f"])
+                .arg(&df)
+                .arg(tree))
+        })?,
     ));
     let probe = tree.join("d00/s00/bench-edit.txt");
     let mut n = 0u32;
@@ -150,7 +197,10 @@ pub fn run_all(work: &Path, tree: &Path, runs: usize, rows: &mut Vec<(String, f6
         timed(runs, || {
             n += 1;
             fs::write(&probe, format!("{n:01024}"))?;
-            run(lw(&store).args(["build", "-q", "-t", "bench/copy:1", "-f"]).arg(&df).arg(tree))
+            run(lw(&store)
+                .args(["build", "-q", "-t", "bench/copy:1", "-f"])
+                .arg(&df)
+                .arg(tree))
         })?,
     ));
     let _ = fs::remove_file(&probe);
@@ -161,9 +211,14 @@ pub fn run_all(work: &Path, tree: &Path, runs: usize, rows: &mut Vec<(String, f6
         rows.push((
             "buildah bud (COPY-only) + push oci-archive".into(),
             timed(runs, || {
-                run(b().args(["bud", "--layers=false", "-q", "-t", "bench-copy", "-f"]).arg(&df).arg(tree))?;
+                run(b()
+                    .args(["bud", "--layers=false", "-q", "-t", "bench-copy", "-f"])
+                    .arg(&df)
+                    .arg(tree))?;
                 let _ = fs::remove_file(&bout);
-                run(b().args(["push", "bench-copy"]).arg(format!("oci-archive:{}", bout.display())))?;
+                run(b()
+                    .args(["push", "bench-copy"])
+                    .arg(format!("oci-archive:{}", bout.display())))?;
                 run(b().args(["rmi", "-a", "-f"]))
             })?,
         ));
@@ -182,7 +237,9 @@ pub fn run_all(work: &Path, tree: &Path, runs: usize, rows: &mut Vec<(String, f6
             "layerwright copy registry → oci-archive (pull + verify + save)".into(),
             timed(runs, || {
                 let _ = fs::remove_dir_all(&pulled);
-                run(lw(&pulled).args(["copy", &remote]).arg(format!("oci-archive:{}", ptar.display())))
+                run(lw(&pulled)
+                    .args(["copy", &remote])
+                    .arg(format!("oci-archive:{}", ptar.display())))
             })?,
         ));
         let star = work.join("skopeo.tar");
@@ -190,7 +247,13 @@ pub fn run_all(work: &Path, tree: &Path, runs: usize, rows: &mut Vec<(String, f6
             "skopeo copy registry → oci-archive".into(),
             timed(runs, || {
                 let _ = fs::remove_file(&star);
-                run(Command::new("skopeo").args(["copy", "--src-tls-verify=false", &format!("docker://{remote}")]).arg(format!("oci-archive:{}", star.display())))
+                run(Command::new("skopeo")
+                    .args([
+                        "copy",
+                        "--src-tls-verify=false",
+                        &format!("docker://{remote}"),
+                    ])
+                    .arg(format!("oci-archive:{}", star.display())))
             })?,
         ));
     }
@@ -206,10 +269,15 @@ pub fn run_all(work: &Path, tree: &Path, runs: usize, rows: &mut Vec<(String, f6
                 std::os::unix::fs::symlink("busybox", &l)?;
             }
         }
-        fs::write(base_ctx.join("Dockerfile"), "FROM scratch\nCOPY bin/ /bin/\nENV PATH=/bin\n")?;
+        fs::write(
+            base_ctx.join("Dockerfile"),
+            "FROM scratch\nCOPY bin/ /bin/\nENV PATH=/bin\n",
+        )?;
         let rstore = work.join("store-run");
         let _ = fs::remove_dir_all(&rstore);
-        run(lw(&rstore).args(["build", "-q", "-t", "bench/bb:1"]).arg(&base_ctx))?;
+        run(lw(&rstore)
+            .args(["build", "-q", "-t", "bench/bb:1"])
+            .arg(&base_ctx))?;
         let run_ctx = work.join("run-ctx");
         fs::create_dir_all(&run_ctx)?;
         let mut steps = String::from("FROM bench/bb:1\n");
@@ -219,26 +287,57 @@ pub fn run_all(work: &Path, tree: &Path, runs: usize, rows: &mut Vec<(String, f6
         fs::write(run_ctx.join("Dockerfile"), &steps)?;
         rows.push((
             "layerwright build, 20 RUN steps, cold".into(),
-            timed(runs, || run(lw(&rstore).args(["build", "-q", "--no-cache", "-t", "bench/run:1"]).arg(&run_ctx)))?,
+            timed(runs, || {
+                run(lw(&rstore)
+                    .args(["build", "-q", "--no-cache", "-t", "bench/run:1"])
+                    .arg(&run_ctx))
+            })?,
         ));
         rows.push((
             "layerwright build, 20 RUN steps, warm".into(),
-            timed(runs, || run(lw(&rstore).args(["build", "-q", "-t", "bench/run:1"]).arg(&run_ctx)))?,
+            timed(runs, || {
+                run(lw(&rstore)
+                    .args(["build", "-q", "-t", "bench/run:1"])
+                    .arg(&run_ctx))
+            })?,
         ));
         if have("buildah") {
             let b = buildah(&work.join("buildah-run"))?;
             let bbtar = work.join("bb.tar");
             run(lw(&rstore).args(["save", "bench/bb:1", "-o"]).arg(&bbtar))?;
-            run(b().args(["pull", "-q"]).arg(format!("oci-archive:{}", bbtar.display())))?;
+            run(b()
+                .args(["pull", "-q"])
+                .arg(format!("oci-archive:{}", bbtar.display())))?;
             let df = run_ctx.join("Dockerfile.buildah");
-            fs::write(&df, steps.replace("FROM bench/bb:1", "FROM docker.io/bench/bb:1"))?;
+            fs::write(
+                &df,
+                steps.replace("FROM bench/bb:1", "FROM docker.io/bench/bb:1"),
+            )?;
             rows.push((
                 "buildah bud --isolation chroot, 20 RUN steps, cold".into(),
-                timed(runs, || run(b().args(["bud", "--layers", "--no-cache", "-q", "-t", "bench-run", "-f"]).arg(&df).arg(&run_ctx)))?,
+                timed(runs, || {
+                    run(b()
+                        .args([
+                            "bud",
+                            "--layers",
+                            "--no-cache",
+                            "-q",
+                            "-t",
+                            "bench-run",
+                            "-f",
+                        ])
+                        .arg(&df)
+                        .arg(&run_ctx))
+                })?,
             ));
             rows.push((
                 "buildah bud --isolation chroot, 20 RUN steps, warm".into(),
-                timed(runs, || run(b().args(["bud", "--layers", "-q", "-t", "bench-run", "-f"]).arg(&df).arg(&run_ctx)))?,
+                timed(runs, || {
+                    run(b()
+                        .args(["bud", "--layers", "-q", "-t", "bench-run", "-f"])
+                        .arg(&df)
+                        .arg(&run_ctx))
+                })?,
             ));
         }
     }

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 
 mod bench;
 mod bench_tools;
+mod build;
 mod deps;
 mod wasm;
 
@@ -44,7 +45,9 @@ fn run(mut c: Command) -> Result<()> {
 fn usage() -> &'static str {
     "usage: cargo xtask <command>\n\n\
      commands:\n  \
-     run [-- ARGS]   build the release CLI and run it (default: a demo of the image commands)\n  \
+     run [-- ARGS]   build the site and the CLI, then serve the playground (with ARGS: run the CLI with them)\n  \
+     demo            a tour of the CLI: build, images, history, save\n  \
+     build           build the wasm core and the static site into www/dist\n  \
      test            install what the tests need, then run every test (native, wasm32 build, interop)\n  \
      bench [--quick] [--layers-only] benchmarks next to reference tools; prints a table and writes target/bench.json\n  \
      deps            only install the test dependencies"
@@ -55,6 +58,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("run") => run_main(&args[1..]),
+        Some("build") => build::build(),
+        Some("demo") => demo_main(),
         Some("bench") => bench::main(&args[1..]),
         Some("deps") => deps::ensure_all(),
         Some("-h") | Some("--help") | Some("help") => {
@@ -103,6 +108,11 @@ fn test() -> Result<()> {
     run(c)?;
     // The browser side: the same core in node and in headless Chromium.
     wasm::test_wasm()?;
+    // The site: built from the wasm core, then driven in headless Chromium by Playwright.
+    build::build()?;
+    let mut c = Command::new("npm");
+    c.args(["--prefix", "www", "test"]).current_dir(repo_root());
+    run(c)?;
     eprintln!(
         "xtask: all tests passed in {:.0}s",
         start.elapsed().as_secs_f64()
@@ -110,15 +120,32 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-fn run_main(args: &[String]) -> Result<()> {
+fn release_cli() -> Result<PathBuf> {
     let mut c = cargo();
     c.args(["build", "--release", "--quiet", "-p", "layerwright"]);
     run(c)?;
-    let bin = repo_root().join("target/release/layerwright");
+    Ok(repo_root().join("target/release/layerwright"))
+}
+
+fn demo_main() -> Result<()> {
+    demo(&release_cli()?)
+}
+
+/// The main job: the playground and the CLI. With no arguments, build the site (embedded into the CLI) and serve
+/// it on 127.0.0.1 with the embedded registry, registry proxy and RUN backend; needs no outside service.
+fn run_main(args: &[String]) -> Result<()> {
     let args: Vec<String> = args.iter().filter(|a| *a != "--").cloned().collect();
     if args.is_empty() {
-        return demo(&bin);
+        build::build()?;
+        let bin = release_cli()?;
+        println!("Open the URL below (it carries the session token). Ctrl-C stops the server.");
+        return run({
+            let mut c = Command::new(&bin);
+            c.args(["serve", "--addr", "127.0.0.1:8080"]);
+            c
+        });
     }
+    let bin = release_cli()?;
     run({
         let mut c = Command::new(&bin);
         c.args(&args);
@@ -132,8 +159,14 @@ fn demo(bin: &Path) -> Result<()> {
     let dir = repo_root().join("target/demo");
     let ctx = dir.join("context");
     std::fs::create_dir_all(ctx.join("site"))?;
-    std::fs::write(ctx.join("site/index.html"), "<h1>Hello from Layerwright</h1>\n")?;
-    std::fs::write(ctx.join("notes.md"), "not copied: excluded by .dockerignore\n")?;
+    std::fs::write(
+        ctx.join("site/index.html"),
+        "<h1>Hello from Layerwright</h1>\n",
+    )?;
+    std::fs::write(
+        ctx.join("notes.md"),
+        "not copied: excluded by .dockerignore\n",
+    )?;
     std::fs::write(ctx.join(".dockerignore"), "*.md\n")?;
     std::fs::write(
         ctx.join("Dockerfile"),
@@ -156,12 +189,29 @@ fn demo(bin: &Path) -> Result<()> {
         })
     };
     let tar = dir.join("demo-site.tar");
-    lw(&["build", "--progress", "plain", "-t", "demo/site:1.0", ctx.to_str().unwrap()])?;
-    lw(&["build", "--progress", "plain", "-t", "demo/site:1.0", ctx.to_str().unwrap()])?;
+    lw(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "demo/site:1.0",
+        ctx.to_str().unwrap(),
+    ])?;
+    lw(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "demo/site:1.0",
+        ctx.to_str().unwrap(),
+    ])?;
     lw(&["images"])?;
     lw(&["history", "demo/site:1.0"])?;
     lw(&["save", "demo/site:1.0", "-o", tar.to_str().unwrap()])?;
-    println!("\nThe tarball {} loads with `docker load`, `podman load` or `layerwright load`.", tar.display());
+    println!(
+        "\nThe tarball {} loads with `docker load`, `podman load` or `layerwright load`.",
+        tar.display()
+    );
     println!("Run `cargo xtask run -- --help` for every command.");
     Ok(())
 }

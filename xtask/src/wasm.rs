@@ -110,8 +110,12 @@ enum Host {
 
 /// Run `cargo test -p lw-wasm-tests --target wasm32-unknown-unknown` with the runner in `host`, streaming the
 /// output, and fail unless every test binary reported `test result: ok` with at least one test passed.
-fn run_suites(root: &Path, runner: &Path, host: Host) -> Result<()> {
+fn run_suites(root: &Path, runner: &Path, host: Host, registries: &[(&str, String)]) -> Result<()> {
     let mut c = Command::new(cargo_bin());
+    // The registry suite reads these at compile time (option_env!): the browser side cannot ask the runner.
+    for (k, v) in registries {
+        c.env(k, v);
+    }
     c.current_dir(root)
         .args([
             "test",
@@ -199,15 +203,86 @@ pub fn test_wasm() -> Result<()> {
     crate::deps::ensure_debian_packages(&[
         ("chromium", "chromium"),
         ("chromium-driver", "chromedriver"),
+        ("docker-registry", "docker-registry"),
     ])?;
     step("wasm test tools ready", t);
+    let cors = TestRegistry::start(true)?;
+    let nocors = TestRegistry::start(false)?;
+    let registries = [
+        ("LW_TEST_REGISTRY", cors.addr.clone()),
+        ("LW_TEST_REGISTRY_NOCORS", nocors.addr.clone()),
+    ];
     let t = Instant::now();
-    run_suites(&root, &runner, Host::Node)?;
+    run_suites(&root, &runner, Host::Node, &registries)?;
     step("wasm32 suites in node (incl. build)", t);
     let t = Instant::now();
-    run_suites(&root, &runner, Host::Chromium)?;
+    run_suites(&root, &runner, Host::Chromium, &registries)?;
     step("wasm32 suites in headless Chromium", t);
     Ok(())
+}
+
+/// A Distribution registry (`docker-registry`) on a free loopback port for the wasm registry suite: with CORS
+/// headers (what a browser needs: allowed origin, methods, request headers, and the exposed response headers the
+/// client reads), or without them (the missing-CORS case). Stopped and removed on drop.
+struct TestRegistry {
+    addr: String,
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl TestRegistry {
+    fn start(cors: bool) -> Result<TestRegistry> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let dir =
+            std::env::temp_dir().join(format!("lw-wasm-registry-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let headers = if cors {
+            r#"  headers:
+    Access-Control-Allow-Origin: ["*"]
+    Access-Control-Allow-Methods: ["HEAD, GET, OPTIONS, DELETE, POST, PUT, PATCH"]
+    Access-Control-Allow-Headers: ["Authorization, Accept, Content-Type, Content-Range, Range"]
+    Access-Control-Expose-Headers: ["Docker-Content-Digest, Location, WWW-Authenticate, Content-Length, Content-Range, Range"]
+"#
+        } else {
+            ""
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{headers}",
+            dir.join("data").display()
+        );
+        std::fs::write(dir.join("config.yml"), config)?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting docker-registry")?;
+        let reg = TestRegistry { addr, child, dir };
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&reg.addr).is_err() {
+            if Instant::now() > deadline {
+                bail!("docker-registry did not start on {}", reg.addr);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!(
+            "xtask: registry for the wasm suites on {} (CORS: {cors})",
+            reg.addr
+        );
+        Ok(reg)
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ impl<W: Write> Compressor<W> {
     pub fn new(out: W, c: Compression, level: u32) -> io::Result<Self> {
         match c {
             Compression::None => Ok(Compressor::None(out)),
-            Compression::Gzip => Ok(Compressor::Gzip(crate::pgzip::ParallelGzip::new(out, level, 0, None))),
+            Compression::Gzip => Ok(Compressor::Gzip(crate::pgzip::ParallelGzip::new(
+                out, level, 0, None,
+            ))),
             Compression::Zstd => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "writing zstd layers is not supported; use gzip",
@@ -29,7 +31,12 @@ impl<W: Write> Compressor<W> {
     }
 
     /// Gzip on `threads` workers (0 = all cores) with an optional member cache for incremental rebuilds.
-    pub fn gzip_with(out: W, level: u32, threads: usize, cache: Option<Box<dyn crate::pgzip::MemberCache>>) -> Self {
+    pub fn gzip_with(
+        out: W,
+        level: u32,
+        threads: usize,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+    ) -> Self {
         Compressor::Gzip(crate::pgzip::ParallelGzip::new(out, level, threads, cache))
     }
 

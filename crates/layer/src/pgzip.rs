@@ -80,7 +80,11 @@ impl Pool {
                 })
             })
             .collect();
-        Pool { jobs: Some(jtx), results: rrx, workers }
+        Pool {
+            jobs: Some(jtx),
+            results: rrx,
+            workers,
+        }
     }
 }
 
@@ -115,7 +119,9 @@ impl<W: Write> ParallelGzip<W> {
         let threads = if cfg!(target_arch = "wasm32") {
             1
         } else if threads == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         } else {
             threads
         };
@@ -140,7 +146,9 @@ impl<W: Write> ParallelGzip<W> {
 
     fn flush_ready(&mut self) -> io::Result<()> {
         while let Some(m) = self.ready.remove(&self.written) {
-            if let (Some(key), Some(cache)) = (self.to_cache.remove(&self.written), self.cache.as_mut()) {
+            if let (Some(key), Some(cache)) =
+                (self.to_cache.remove(&self.written), self.cache.as_mut())
+            {
                 cache.put(&key, &m);
             }
             self.out.write_all(&m)?;
@@ -150,10 +158,14 @@ impl<W: Write> ParallelGzip<W> {
     }
 
     fn collect(&mut self, block: bool) -> io::Result<()> {
-        let Some(pool) = &self.pool else { return Ok(()) };
+        let Some(pool) = &self.pool else {
+            return Ok(());
+        };
         loop {
             let r = if block && self.in_flight > 0 {
-                pool.results.recv().map_err(|_| io::Error::other("a compression worker stopped"))?
+                pool.results
+                    .recv()
+                    .map_err(|_| io::Error::other("a compression worker stopped"))?
             } else {
                 match pool.results.try_recv() {
                     Ok(r) => r,
@@ -198,7 +210,11 @@ impl<W: Write> ParallelGzip<W> {
                     self.collect(true)?;
                 }
                 let pool = self.pool.as_ref().expect("pool");
-                pool.jobs.as_ref().expect("open").send((i, data)).map_err(|_| io::Error::other("workers stopped"))?;
+                pool.jobs
+                    .as_ref()
+                    .expect("open")
+                    .send((i, data))
+                    .map_err(|_| io::Error::other("workers stopped"))?;
                 self.in_flight += 1;
                 self.collect(false)
             }
@@ -289,14 +305,25 @@ mod tests {
         let mut w = TarWriter::new(Vec::new(), WriteOptions::default());
         let mut x: u64 = 7;
         for i in 0..300 {
-            let len = if i % 50 == 0 { 3_000_000 } else { 20_000 + (i * 977) % 40_000 };
+            let len = if i % 50 == 0 {
+                3_000_000
+            } else {
+                20_000 + (i * 977) % 40_000
+            };
             let data: Vec<u8> = (0..len)
                 .map(|j| {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    if j % 3 == 0 { (x >> 59) as u8 + b'a' } else { b"layer "[j % 6] }
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    if j % 3 == 0 {
+                        (x >> 59) as u8 + b'a'
+                    } else {
+                        b"layer "[j % 6]
+                    }
                 })
                 .collect();
-            w.append_bytes(&Entry::file(&format!("d{}/f{i}", i % 7), 0o644, 0), &data).unwrap();
+            w.append_bytes(&Entry::file(&format!("d{}/f{i}", i % 7), 0o644, 0), &data)
+                .unwrap();
         }
         w.finish().unwrap()
     }
@@ -316,7 +343,9 @@ mod tests {
         assert_eq!(one, pgz(&tar, 2));
         assert_eq!(one, pgz(&tar, 8));
         let mut back = Vec::new();
-        flate2::read::MultiGzDecoder::new(&one[..]).read_to_end(&mut back).unwrap();
+        flate2::read::MultiGzDecoder::new(&one[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, tar);
         // Several members, each a complete gzip stream.
         let members = one.windows(4).filter(|w| w == &[0x1f, 0x8b, 8, 0]).count();
@@ -357,6 +386,9 @@ mod tests {
         let second = run(&edited);
         assert_eq!(second, pgz(&edited, 1));
         let hits = cache.borrow().1;
-        assert!(hits + 1 >= stored, "all members but the edited one come from the cache: {hits} of {stored}");
+        assert!(
+            hits + 1 >= stored,
+            "all members but the edited one come from the cache: {hits} of {stored}"
+        );
     }
 }

@@ -200,8 +200,15 @@ impl FileTree {
     }
 
     /// Nodes strictly below directory `dir` (all nodes for the root, `""`), in path order.
-    pub fn children_of<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = (&'a String, &'a Node)> + 'a {
-        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+    pub fn children_of<'a>(
+        &'a self,
+        dir: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Node)> + 'a {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
         self.nodes
             .range(prefix.clone()..)
             .take_while(move |(k, _)| k.starts_with(&prefix))
@@ -216,11 +223,29 @@ impl FileTree {
             let mut changed = false;
             let parts: Vec<&str> = cur.split('/').filter(|p| !p.is_empty()).collect();
             for (i, part) in parts.iter().enumerate() {
-                let next = if acc.is_empty() { part.to_string() } else { format!("{acc}/{part}") };
-                if let Some(Node { entry: Entry { kind: EntryKind::Symlink(t), .. }, .. }) = self.nodes.get(&next) {
+                let next = if acc.is_empty() {
+                    part.to_string()
+                } else {
+                    format!("{acc}/{part}")
+                };
+                if let Some(Node {
+                    entry:
+                        Entry {
+                            kind: EntryKind::Symlink(t),
+                            ..
+                        },
+                    ..
+                }) = self.nodes.get(&next)
+                {
                     let target = path::resolve_link(&next, t).unwrap_or_default();
                     let rest = parts[i + 1..].join("/");
-                    cur = if rest.is_empty() { target } else if target.is_empty() { rest } else { format!("{target}/{rest}") };
+                    cur = if rest.is_empty() {
+                        target
+                    } else if target.is_empty() {
+                        rest
+                    } else {
+                        format!("{target}/{rest}")
+                    };
                     changed = true;
                     break;
                 }

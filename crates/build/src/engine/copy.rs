@@ -442,7 +442,7 @@ pub(crate) fn plan<'f>(
         let f = fetch
             .as_deref_mut()
             .ok_or_else(|| err(format!("ADD {u}: downloading URLs is not available here")))?;
-        let bytes = f.fetch(u)?;
+        let bytes = f.fetch(u).map_err(|e| err(format!("{e}")))?;
         if let Some(c) = &spec.checksum {
             let want =
                 lw_oci::Digest::parse(c).map_err(|e| err(format!("ADD --checksum={c}: {e}")))?;

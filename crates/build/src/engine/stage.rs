@@ -353,7 +353,12 @@ fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error> {
 fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
     let sink = host.blobs.create()?;
     let members = host.blobs.member_cache();
-    let mut lw = LayerWriter::with_cache(sink, Compression::Gzip, WriteOptions { clamp_mtime: None }, members)?;
+    let mut lw = LayerWriter::with_cache(
+        sink,
+        Compression::Gzip,
+        WriteOptions { clamp_mtime: None },
+        members,
+    )?;
     let mut buf = vec![0u8; 256 * 1024];
     for it in items {
         match &it.data {

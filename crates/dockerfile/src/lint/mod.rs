@@ -205,12 +205,22 @@ pub fn lint(src: &[u8], options: &LintOptions) -> Result<Vec<Finding>, Error> {
     // An instruction BuildKit would refuse (unknown keyword or flag, bad arguments) is an error finding, so an
     // editor can underline it; every instruction is checked, not only the first bad one.
     for node in &df.children {
-        if let Err(Error::Parse { line, column, message }) = crate::instructions::parse_instruction(node) {
+        if let Err(Error::Parse {
+            line,
+            column,
+            message,
+        }) = crate::instructions::parse_instruction(node)
+        {
             findings.push(Finding {
                 rule: "InvalidInstruction".into(),
                 name: "InvalidInstruction".into(),
                 severity: Severity::Error,
-                range: Range { start_line: line, start_column: column, end_line: node.end_line.max(line), end_column: column + 1 },
+                range: Range {
+                    start_line: line,
+                    start_column: column,
+                    end_line: node.end_line.max(line),
+                    end_column: column + 1,
+                },
                 message,
                 documentation: "https://docs.docker.com/reference/dockerfile/".into(),
                 fix: None,

@@ -1,0 +1,66 @@
+// Types of the Layerwright browser API (crates/wasm/README.md).
+export interface ParseResult {
+  instructions: { keyword: string; line: number; endLine: number; text: string; args: string[]; flags: string[] }[];
+  stages: { index: number; name: string | null; base: string; platform: string | null; line: number }[];
+  scopes: { line: number; vars: { name: string; value: string | null; kind: "arg" | "env" | "predefined" }[] }[];
+  diagnostics: { line: number; column: number; message: string; severity: string }[];
+  dump: string;
+}
+export interface Position { line: number; column: number }
+export interface Range { start: Position; end: Position }
+export interface Finding {
+  rule: string; name: string; severity: "info" | "warning" | "error"; range: Range; message: string;
+  documentation: string; fix?: { description: string; edits: { range: Range; text: string }[] };
+}
+export interface RunRequest {
+  layers: { digest: string; size: number; mediaType: string }[]; diffIds: string[]; args: string[]; env: string[];
+  user: string; workdir: string; network: string; platform: string; sourceDateEpoch: number;
+}
+export interface RunResponse {
+  exitCode: number; layer: { digest: string; size: number; mediaType: string; diffId: string } | null;
+}
+export type BuildEvent = { type: "stageStarted" | "stageSkipped" | "stepStarted" | "stepFinished" | "output" |
+  "warning" | "finished"; [field: string]: unknown };
+export interface BuildOptions {
+  dockerfile: string;
+  files: Record<string, Uint8Array | ArrayBuffer | string | Blob | File>;
+  buildArgs?: Record<string, string>; target?: string; platform?: string; sourceDateEpoch?: number;
+  tags?: string[]; noCache?: boolean; onEvent?: (e: BuildEvent) => void;
+  executor?: (req: RunRequest) => Promise<RunResponse>;
+}
+export interface LayerReport { digest: string; diffId: string; size: number; createdBy: string; cached: boolean }
+export interface BuildResult {
+  manifestDigest: string; configDigest: string; ref: string; layers: LayerReport[]; config: any; manifest: any;
+  history: any[]; configBytes: Uint8Array; manifestBytes: Uint8Array;
+}
+export interface Entry {
+  path: string; type: "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo"; mode: number;
+  uid: number; gid: number; size: number; linkTarget?: string;
+}
+export interface RemoteOpts { proxy?: string; username?: string; password?: string; insecure?: boolean }
+
+export function init(opts?: { wasmUrl?: string | URL }): Promise<void>;
+export function parse(dockerfile: string): ParseResult;
+export function lint(dockerfile: string, opts?: { dockerignore?: string; contextHasDockerignore?: boolean }): Finding[];
+export function applyFixes(dockerfile: string, findings: Finding[]): string;
+export function build(opts: BuildOptions): Promise<BuildResult>;
+export function images(): Promise<{ name: string | null; digest: string; mediaType: string; size: number }[]>;
+export function exportTarball(ref: string, opts?: { format?: "oci" | "docker" }): Promise<Blob>;
+export function loadTarball(blob: Blob): Promise<{ images: { names: string[]; digest: string }[] }>;
+export function layerEntries(ref: string, layerDigest: string): Promise<Entry[]>;
+export function readFile(ref: string, layerDigest: string, path: string): Promise<Uint8Array>;
+export function pull(ref: string, opts?: RemoteOpts): Promise<{ ref: string; digest: string }>;
+export function push(ref: string, dest: string, opts?: RemoteOpts): Promise<{ digest: string }>;
+export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: string }): Promise<{
+  index?: object; platforms: string[]; manifestDigest: string; manifest: object; config: object; history: object[];
+  layers: { digest: string; size: number; mediaType: string; createdBy?: string }[];
+}>;
+export const storage: { usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void> };
+export const version: string;
+declare const api: {
+  init: typeof init; parse: typeof parse; lint: typeof lint; applyFixes: typeof applyFixes; build: typeof build;
+  images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
+  layerEntries: typeof layerEntries; readFile: typeof readFile; pull: typeof pull; push: typeof push;
+  inspectRemote: typeof inspectRemote; storage: typeof storage; version: typeof version;
+};
+export default api;

@@ -1,0 +1,132 @@
+// The Layerwright browser API (see crates/wasm/README.md): a thin wrapper over the wasm-bindgen exports of lw-wasm
+// that adds init, IndexedDB persistence of the tab's image store, and the `storage` object.
+import wasmInit, * as core from "./lw_wasm.js";
+
+export const version = "0.1.0";
+
+const DB_NAME = "layerwright";
+let ready = null;
+let db = null;
+
+function idb(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+async function openDb() {
+  if (typeof indexedDB === "undefined") return null; // node, or storage disabled: memory only
+  try {
+    const req = indexedDB.open(DB_NAME, 1);
+    req.onupgradeneeded = () => {
+      req.result.createObjectStore("blobs");
+      req.result.createObjectStore("meta");
+    };
+    return await idb(req);
+  } catch (_) {
+    return null;
+  }
+}
+
+async function restore() {
+  if (!db) return;
+  const tx = db.transaction(["blobs", "meta"], "readonly");
+  const keys = await idb(tx.objectStore("blobs").getAllKeys());
+  for (const k of keys) {
+    const bytes = await idb(db.transaction("blobs").objectStore("blobs").get(k));
+    try { core.persistRestoreBlob(k, new Uint8Array(bytes)); } catch (_) { /* a damaged blob is skipped */ }
+  }
+  const index = await idb(db.transaction("meta").objectStore("meta").get("index"));
+  if (index) core.persistRestoreIndex(index);
+}
+
+// Mirror new blobs and the name index into IndexedDB (blobs are immutable: only missing keys are written).
+async function persist() {
+  if (!db) return;
+  const have = new Set(await idb(db.transaction("blobs").objectStore("blobs").getAllKeys()));
+  for (const d of core.persistBlobDigests()) {
+    if (have.has(d)) continue;
+    const bytes = core.persistBlob(d);
+    const tx = db.transaction("blobs", "readwrite");
+    tx.objectStore("blobs").put(bytes, d);
+    await new Promise((res, rej) => { tx.oncomplete = res; tx.onerror = () => rej(tx.error); });
+  }
+  const tx = db.transaction("meta", "readwrite");
+  tx.objectStore("meta").put(core.persistIndex(), "index");
+  await new Promise((res, rej) => { tx.oncomplete = res; tx.onerror = () => rej(tx.error); });
+}
+
+export function init(opts = {}) {
+  if (!ready) {
+    ready = (async () => {
+      const url = opts.wasmUrl ?? new URL("./lw_wasm_bg.wasm", import.meta.url);
+      await wasmInit({ module_or_path: url });
+      db = await openDb();
+      await restore();
+    })();
+  }
+  return ready;
+}
+
+function needInit() {
+  if (!ready) throw new Error("layerwright: call init() first");
+}
+
+export function parse(dockerfile) { needInit(); return core.parse(dockerfile); }
+export function lint(dockerfile, opts) { needInit(); return core.lint(dockerfile, opts ?? {}); }
+export function applyFixes(dockerfile, findings) { needInit(); return core.applyFixes(dockerfile, findings); }
+
+export async function build(opts) {
+  await init();
+  const r = await core.build(opts);
+  await persist();
+  return r;
+}
+export async function images() { await init(); return core.images(); }
+export async function exportTarball(ref, opts) { await init(); return core.exportTarball(ref, opts ?? {}); }
+export async function loadTarball(blob) {
+  await init();
+  const r = await core.loadTarball(blob);
+  await persist();
+  return r;
+}
+export async function layerEntries(ref, layerDigest) { await init(); return core.layerEntries(ref, layerDigest); }
+export async function readFile(ref, layerDigest, path) { await init(); return core.readFile(ref, layerDigest, path); }
+
+function remoteNotDone(what) {
+  return Promise.reject(new Error(`layerwright: ${what} is not available in this build of the browser API yet`));
+}
+export async function pull(ref, opts) {
+  await init();
+  if (core.pull) { const r = await core.pull(ref, opts ?? {}); await persist(); return r; }
+  return remoteNotDone("pull");
+}
+export async function push(ref, dest, opts) {
+  await init();
+  return core.push ? core.push(ref, dest, opts ?? {}) : remoteNotDone("push");
+}
+export async function inspectRemote(ref, opts) {
+  await init();
+  return core.inspectRemote ? core.inspectRemote(ref, opts ?? {}) : remoteNotDone("inspectRemote");
+}
+
+export const storage = {
+  async usage() { await init(); return core.storageUsage(); },
+  async clear() {
+    await init();
+    core.storageClear();
+    if (db) {
+      const tx = db.transaction(["blobs", "meta"], "readwrite");
+      tx.objectStore("blobs").clear();
+      tx.objectStore("meta").clear();
+      await new Promise((res, rej) => { tx.oncomplete = res; tx.onerror = () => rej(tx.error); });
+    }
+  },
+};
+
+const api = {
+  init, parse, lint, applyFixes, build, images, exportTarball, loadTarball, layerEntries, readFile,
+  pull, push, inspectRemote, storage, version,
+};
+export default api;

@@ -1,0 +1,235 @@
+//! `build`: a Dockerfile and a context of in-memory files become an image in the tab's store, with the session's
+//! step cache and events streamed to `onEvent`.
+
+use std::collections::BTreeMap;
+
+use js_sys::{Array, Function, Uint8Array};
+use lw_build::archive::resolve_manifest;
+use lw_build::context::{FilteredContext, MemoryContext};
+use lw_build::engine::{self, BuildOptions, Host, LayerReport};
+use lw_build::events::BuildEvent;
+use lw_build::host::{
+    read_blob, BaseImage, BlobStore, ImageSource, MemoryBlobs, RunExecutor, RunRequest, RunResult,
+};
+use lw_build::Error;
+use lw_oci::{ImageConfig, Platform};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::js::{bytes_of, err, get, get_bool, get_string, get_string_map, json_to_js, to_js};
+use crate::store::{normalize, with, Record};
+
+/// Base images from the tab's store (images built, loaded or pulled earlier).
+struct TabImages {
+    blobs: MemoryBlobs,
+    records: Vec<Record>,
+}
+
+impl ImageSource for TabImages {
+    fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, Error> {
+        let full = reference::normalize_or(reference);
+        let rec = self
+            .records
+            .iter()
+            .find(|r| r.name.as_deref() == Some(full.as_str()) || r.descriptor.digest.to_string() == reference)
+            .ok_or_else(|| {
+                Error::Host(format!(
+                    "image {reference} is not in this tab's store: pull it or load a tarball with it first"
+                ))
+            })?;
+        let (manifest_digest, manifest) = resolve_manifest(&self.blobs, &rec.descriptor, platform)?;
+        let bytes = read_blob(
+            &self.blobs,
+            &manifest.config.digest,
+            lw_build::archive::MAX_DOCUMENT,
+        )?;
+        let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Host(format!(
+                "config {} is not valid: {e}",
+                manifest.config.digest
+            ))
+        })?;
+        Ok(BaseImage {
+            name: full,
+            manifest_digest,
+            manifest,
+            config,
+        })
+    }
+}
+
+mod reference {
+    /// The normalized name (`alpine` → `docker.io/library/alpine:latest`), or the input when it does not parse.
+    pub fn normalize_or(s: &str) -> String {
+        super::normalize(s).unwrap_or_else(|_| s.to_string())
+    }
+}
+
+/// Stands in for the JS executor: the engine calls executors synchronously, a JS callback answers with a
+/// Promise, so RUN through the callback is not available yet (documented in README.md).
+struct AsyncExecutorUnsupported;
+
+impl RunExecutor for AsyncExecutorUnsupported {
+    fn run(
+        &mut self,
+        req: &RunRequest,
+        _: &mut dyn BlobStore,
+        _: &mut dyn FnMut(&[u8]),
+    ) -> Result<RunResult, Error> {
+        Err(Error::Host(format!(
+            "{}: RUN through the browser's executor callback is not supported yet (the build engine calls \
+             executors synchronously); build this Dockerfile with the layerwright CLI",
+            req.location
+        )))
+    }
+}
+
+#[derive(Serialize)]
+struct BuildOut<'a> {
+    #[serde(rename = "manifestDigest")]
+    manifest_digest: String,
+    #[serde(rename = "configDigest")]
+    config_digest: String,
+    #[serde(rename = "ref")]
+    reference: String,
+    layers: &'a [LayerReport],
+}
+
+/// `build(opts)`: see README.md for the options and the result.
+#[wasm_bindgen]
+pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
+    let dockerfile = get_string(&opts, "dockerfile")?
+        .ok_or_else(|| err("build: the dockerfile option is required"))?;
+    let platform = match get_string(&opts, "platform")? {
+        Some(p) => Platform::parse(&p).map_err(|e| err(format!("build: platform: {e}")))?,
+        None => crate::store::default_platform(),
+    };
+    let mut o = BuildOptions::new(dockerfile.into_bytes(), platform);
+    o.build_args = get_string_map(&opts, "buildArgs")?
+        .into_iter()
+        .collect::<BTreeMap<_, _>>();
+    o.target = get_string(&opts, "target")?;
+    let epoch = get(&opts, "sourceDateEpoch")?;
+    if let Some(n) = epoch.as_f64() {
+        if n.fract() != 0.0 || !(0.0..=9.0e15).contains(&n) {
+            return Err(err(
+                "build: sourceDateEpoch must be a whole number of seconds",
+            ));
+        }
+        o.source_date_epoch = n as i64;
+    }
+    o.no_cache = get_bool(&opts, "noCache")?;
+    let tags: Vec<String> = {
+        let t = get(&opts, "tags")?;
+        if t.is_undefined() || t.is_null() {
+            Vec::new()
+        } else {
+            let arr: Array = t
+                .dyn_into()
+                .map_err(|_| err("build: tags must be an array of strings"))?;
+            arr.iter()
+                .map(|v| {
+                    v.as_string()
+                        .ok_or_else(|| err("build: tags must be strings"))
+                        .and_then(|s| normalize(&s))
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let on_event: Option<Function> = get(&opts, "onEvent")?.dyn_into().ok();
+    let has_executor = get(&opts, "executor")?.is_function();
+
+    // The context: every file given, read now (Blobs and Files are read asynchronously).
+    let mut ctx = MemoryContext::new();
+    let files = get(&opts, "files")?;
+    if !files.is_undefined() && !files.is_null() {
+        for pair in js_sys::Object::entries(files.unchecked_ref()).iter() {
+            let pair: Array = pair.unchecked_into();
+            let path = pair.get(0).as_string().unwrap_or_default();
+            let bytes = bytes_of(&pair.get(1), &format!("files[{path:?}]")).await?;
+            ctx.insert_file(&path, bytes)
+                .map_err(|e| err(format!("build: files: {e}")))?;
+        }
+    }
+    o.has_dockerignore = ctx.entries_has(".dockerignore");
+    let ctx = FilteredContext::from_ignore_file(ctx, Some("Dockerfile"))
+        .map_err(|e| err(format!(".dockerignore: {e}")))?;
+
+    // The store's blobs are shared (an Arc'd map); the cache is taken out for the build and put back after.
+    let (mut blobs, mut cache, records) = with(|s| {
+        (
+            s.blobs.clone(),
+            std::mem::take(&mut s.cache),
+            s.records.clone(),
+        )
+    });
+    let mut images = TabImages {
+        blobs: blobs.clone(),
+        records,
+    };
+    let mut unsupported = AsyncExecutorUnsupported;
+    let mut events = |e: BuildEvent| {
+        if let Some(f) = &on_event {
+            if let Ok(v) = to_js(&e) {
+                // A throwing listener must not break the build.
+                let _ = f.call1(&JsValue::NULL, &v);
+            }
+        }
+    };
+    let result = {
+        let mut host = Host {
+            context: &ctx,
+            blobs: &mut blobs,
+            images: &mut images,
+            run: if has_executor {
+                Some(&mut unsupported)
+            } else {
+                None
+            },
+            fetch: None,
+            cache: &mut cache,
+            events: &mut events,
+        };
+        engine::build(&o, &mut host)
+    };
+    with(|s| s.cache = cache);
+    let r = result.map_err(err)?;
+    with(|s| {
+        if tags.is_empty() {
+            s.add(None, &r.manifest);
+        }
+        for t in &tags {
+            s.add(Some(t.clone()), &r.manifest);
+        }
+    });
+
+    let out = to_js(&BuildOut {
+        manifest_digest: r.manifest.digest.to_string(),
+        config_digest: r.config_digest.to_string(),
+        reference: tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| r.manifest.digest.to_string()),
+        layers: &r.layers,
+    })?;
+    let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &JsValue::from_str(k), v);
+    let config = json_to_js(&r.config_bytes)?;
+    set("history", &get(&config, "history")?)?;
+    set("config", &config)?;
+    set("manifest", &json_to_js(&r.manifest_bytes)?)?;
+    set("configBytes", &Uint8Array::from(&r.config_bytes[..]))?;
+    set("manifestBytes", &Uint8Array::from(&r.manifest_bytes[..]))?;
+    Ok(out)
+}
+
+trait HasEntry {
+    fn entries_has(&self, path: &str) -> bool;
+}
+
+impl HasEntry for MemoryContext {
+    fn entries_has(&self, path: &str) -> bool {
+        use lw_build::context::Context;
+        matches!(self.entry(path), Ok(Some(_)))
+    }
+}

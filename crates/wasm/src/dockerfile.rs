@@ -1,0 +1,335 @@
+//! `parse`, `lint`, `applyFixes`: the Dockerfile frontend as the editor sees it.
+
+use lw_dockerfile::lint::{self, Edit, Finding, Fix, LintOptions, Range, Severity};
+use lw_dockerfile::model::{BaseRef, Model, ModelOptions, VarKind};
+use lw_dockerfile::parser;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use crate::js::{err, get_bool, get_string, to_js};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InstructionOut {
+    keyword: String,
+    line: usize,
+    end_line: usize,
+    text: String,
+    args: Vec<String>,
+    flags: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct StageOut {
+    index: usize,
+    name: Option<String>,
+    base: String,
+    platform: Option<String>,
+    line: usize,
+}
+
+#[derive(Serialize)]
+struct VarOut {
+    name: String,
+    value: Option<String>,
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct ScopeOut {
+    line: usize,
+    vars: Vec<VarOut>,
+}
+
+#[derive(Serialize)]
+struct Diagnostic {
+    line: usize,
+    column: usize,
+    message: String,
+    severity: &'static str,
+}
+
+#[derive(Serialize, Default)]
+struct ParseResult {
+    instructions: Vec<InstructionOut>,
+    stages: Vec<StageOut>,
+    scopes: Vec<ScopeOut>,
+    diagnostics: Vec<Diagnostic>,
+    dump: String,
+}
+
+fn kind_name(k: VarKind) -> &'static str {
+    match k {
+        VarKind::Env | VarKind::InheritedEnv => "env",
+        VarKind::Platform | VarKind::Proxy => "predefined",
+        _ => "arg",
+    }
+}
+
+fn diagnostic(e: &lw_dockerfile::Error) -> Diagnostic {
+    match e {
+        lw_dockerfile::Error::Parse {
+            line,
+            column,
+            message,
+        } => Diagnostic {
+            line: *line,
+            column: *column,
+            message: message.clone(),
+            severity: "error",
+        },
+        other => Diagnostic {
+            line: 0,
+            column: 0,
+            message: other.to_string(),
+            severity: "error",
+        },
+    }
+}
+
+/// The pure part of `parse`: syntax and model errors become diagnostics rather than exceptions, so an editor
+/// can show them while the user types.
+fn parse_result(src: &str) -> ParseResult {
+    let mut out = ParseResult::default();
+    let df = match parser::parse(src.as_bytes()) {
+        Ok(df) => df,
+        Err(e) => {
+            out.diagnostics.push(diagnostic(&e));
+            return out;
+        }
+    };
+    out.dump = parser::dump(&df);
+    for w in &df.warnings {
+        let mut message = w.short.clone();
+        for d in &w.detail {
+            message.push('\n');
+            message.push_str(d);
+        }
+        out.diagnostics.push(Diagnostic {
+            line: w.line,
+            column: 1,
+            message,
+            severity: "warning",
+        });
+    }
+    for n in &df.children {
+        out.instructions.push(InstructionOut {
+            keyword: n.keyword(),
+            line: n.start_line,
+            end_line: n.end_line,
+            text: n.original_lossy(),
+            args: n.args_lossy(),
+            flags: n.flags_lossy(),
+        });
+    }
+    // Instruction-level errors (`ENV` without a value, `ONBUILD ONBUILD`) that BuildKit's parser lets through.
+    if let Err(e) = lw_dockerfile::instructions::parse(&df) {
+        out.diagnostics.push(diagnostic(&e));
+    }
+    match Model::build(&df, &ModelOptions::default()) {
+        Ok(model) => {
+            for s in &model.stages {
+                out.stages.push(StageOut {
+                    index: s.index,
+                    name: s.name.clone(),
+                    base: match &s.base {
+                        BaseRef::Scratch => "scratch".into(),
+                        BaseRef::Stage(i) => model.stages[*i]
+                            .name
+                            .clone()
+                            .unwrap_or_else(|| i.to_string()),
+                        BaseRef::Image(n) => n.clone(),
+                    },
+                    platform: s.platform.clone(),
+                    line: s.from.start_line,
+                });
+            }
+            for n in &df.children {
+                let vars = model
+                    .values_at(n.start_line)
+                    .into_iter()
+                    .map(|v| VarOut {
+                        name: v.name,
+                        value: v.value,
+                        kind: kind_name(v.kind),
+                    })
+                    .collect();
+                out.scopes.push(ScopeOut {
+                    line: n.start_line,
+                    vars,
+                });
+            }
+        }
+        Err(e) => out.diagnostics.push(diagnostic(&e)),
+    }
+    out
+}
+
+/// `parse(dockerfile)`: instructions, stages, ARG/ENV scopes per instruction line, diagnostics, BuildKit's dump.
+#[wasm_bindgen]
+pub fn parse(dockerfile: &str) -> Result<JsValue, JsValue> {
+    to_js(&parse_result(dockerfile))
+}
+
+/// A position as the JS API spells it.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+struct Pos {
+    line: usize,
+    column: usize,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+struct RangeJs {
+    start: Pos,
+    end: Pos,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EditJs {
+    range: RangeJs,
+    text: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FixJs {
+    description: String,
+    edits: Vec<EditJs>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FindingJs {
+    rule: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    severity: String,
+    range: RangeJs,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    documentation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fix: Option<FixJs>,
+}
+
+fn range_js(r: &Range) -> RangeJs {
+    RangeJs {
+        start: Pos {
+            line: r.start_line,
+            column: r.start_column,
+        },
+        end: Pos {
+            line: r.end_line,
+            column: r.end_column,
+        },
+    }
+}
+
+fn range_rs(r: &RangeJs) -> Range {
+    Range {
+        start_line: r.start.line,
+        start_column: r.start.column,
+        end_line: r.end.line,
+        end_column: r.end.column,
+    }
+}
+
+fn finding_js(f: &Finding) -> FindingJs {
+    FindingJs {
+        rule: f.rule.clone(),
+        name: f.name.clone(),
+        severity: f.severity.as_str().to_string(),
+        range: range_js(&f.range),
+        message: f.message.clone(),
+        documentation: f.documentation.clone(),
+        fix: f.fix.as_ref().map(|x| FixJs {
+            description: x.description.clone(),
+            edits: x
+                .edits
+                .iter()
+                .map(|e| EditJs {
+                    range: range_js(&e.range),
+                    text: e.replacement.clone(),
+                })
+                .collect(),
+        }),
+    }
+}
+
+fn finding_rs(f: FindingJs) -> Finding {
+    Finding {
+        rule: f.rule,
+        name: f.name,
+        severity: match f.severity.as_str() {
+            "error" => Severity::Error,
+            "info" => Severity::Info,
+            _ => Severity::Warning,
+        },
+        range: range_rs(&f.range),
+        message: f.message,
+        documentation: f.documentation,
+        fix: f.fix.map(|x| Fix {
+            description: x.description,
+            edits: x
+                .edits
+                .into_iter()
+                .map(|e| Edit {
+                    range: range_rs(&e.range),
+                    replacement: e.text,
+                })
+                .collect(),
+        }),
+    }
+}
+
+/// `lint(dockerfile, {dockerignore?, contextHasDockerignore?})`: build checks and best-practice findings.
+#[wasm_bindgen]
+pub fn lint(dockerfile: &str, opts: JsValue) -> Result<JsValue, JsValue> {
+    let mut o = LintOptions {
+        dockerignore: get_string(&opts, "dockerignore")?,
+        ..Default::default()
+    };
+    let has = crate::js::get(&opts, "contextHasDockerignore")?;
+    if !has.is_undefined() && !has.is_null() {
+        o.context_has_dockerignore = Some(get_bool(&opts, "contextHasDockerignore")?);
+    }
+    let findings =
+        lint::lint(dockerfile.as_bytes(), &o).map_err(|e| err(format!("Dockerfile:{e}")))?;
+    to_js(&findings.iter().map(finding_js).collect::<Vec<_>>())
+}
+
+/// `applyFixes(dockerfile, findings)`: the text with every finding's fix applied.
+#[wasm_bindgen(js_name = applyFixes)]
+pub fn apply_fixes(dockerfile: &str, findings: JsValue) -> Result<String, JsValue> {
+    let list: Vec<FindingJs> = serde_wasm_bindgen::from_value(findings)
+        .map_err(|e| err(format!("applyFixes: bad findings: {e}")))?;
+    let list: Vec<Finding> = list.into_iter().map(finding_rs).collect();
+    let fixed = lint::apply_fixes(dockerfile.as_bytes(), &list);
+    String::from_utf8(fixed).map_err(|_| err("applyFixes: the result is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reports_stages_scopes_and_errors() {
+        let r = parse_result("FROM scratch AS a\nARG V=1\nENV X=$V\nLABEL l=1\nFROM a\nCOPY x /\n");
+        assert_eq!(r.instructions.len(), 6);
+        assert_eq!(r.stages.len(), 2);
+        assert_eq!(r.stages[1].base, "a");
+        assert!(r.dump.starts_with("(from"), "{}", r.dump);
+        assert_eq!(
+            r.scopes[3]
+                .vars
+                .iter()
+                .find(|v| v.name == "X")
+                .and_then(|v| v.value.clone())
+                .as_deref(),
+            Some("1")
+        );
+        let bad = parse_result("FROM scratch\nCOPY <<EOF /x\n");
+        assert_eq!(bad.diagnostics[0].line, 2, "{}", bad.diagnostics[0].message);
+        assert!(!parse_result("FROM scratch\nENV\n").diagnostics.is_empty());
+    }
+}

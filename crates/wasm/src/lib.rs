@@ -1,0 +1,34 @@
+//! lw-wasm: the browser API (see README.md) over the pure core crates; the one crate that touches JS.
+//!
+//! Functions here are the wasm-bindgen exports; `js/index.js` wraps them into the contract's API object (init,
+//! IndexedDB persistence of the image store, `storage`).
+
+mod build;
+mod dockerfile;
+mod js;
+mod load;
+mod remote;
+mod store;
+
+use wasm_bindgen::prelude::*;
+
+pub use build::build;
+pub use dockerfile::{apply_fixes, lint, parse};
+pub use load::load_tarball;
+pub use remote::{inspect_remote, pull, push};
+pub use store::{
+    export_tarball, images, layer_entries, persist_blob, persist_blob_digests, persist_index,
+    persist_restore_blob, persist_restore_index, read_file, storage_clear, storage_usage,
+};
+
+/// Called once when the module is instantiated: Rust panics become readable console errors.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// The crate version (`version` in the JS API).
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}

@@ -1,0 +1,400 @@
+//! Registries from the tab: lw-registry's sans-I/O operations driven over `fetch` (streamed bodies, retry sleeps
+//! on `setTimeout`, only CORS-exposed headers needed, optional proxy URL prefix); `pull` and `inspectRemote`.
+
+use std::time::Duration;
+
+use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use lw_build::host::MemoryBlobs;
+use lw_oci::{reference, Descriptor, ImageConfig, Platform};
+use lw_registry::{
+    Action, Body, BodyMode, Client, ClientConfig, Credentials, Operation, ResponseHead,
+    TransportError,
+};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::js::{err, get, get_bool, get_string, json_to_js, to_js};
+use crate::store::{default_platform, with};
+
+fn global_fn(name: &str) -> Result<Function, JsValue> {
+    Reflect::get(&js_sys::global(), &JsValue::from_str(name))?
+        .dyn_into::<Function>()
+        .map_err(|_| err(format!("this JS environment has no {name}()")))
+}
+
+fn call_method(obj: &JsValue, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let f: Function = Reflect::get(obj, &JsValue::from_str(name))?.dyn_into()?;
+    f.apply(obj, &args.iter().collect::<Array>())
+}
+
+async fn sleep(d: Duration) -> Result<(), JsValue> {
+    let set_timeout = global_fn("setTimeout")?;
+    let ms = d.as_millis().min(60_000) as f64;
+    let p = Promise::new(&mut |resolve, _| {
+        let _ = set_timeout.call2(&JsValue::NULL, &resolve, &JsValue::from_f64(ms));
+    });
+    JsFuture::from(p).await.map(|_| ())
+}
+
+/// The message for a `fetch` that threw: in a browser a cross-origin request without CORS headers looks exactly
+/// like a network failure, so the message names both.
+fn cors_message(url: &str, e: &JsValue) -> String {
+    let detail = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .unwrap_or_default();
+    format!(
+        "registry {url} sent no Access-Control-Allow-Origin header (or could not be reached: {detail}): use a \
+         CORS proxy (layerwright serve) or a registry with CORS"
+    )
+}
+
+/// Drive `op` to completion over `fetch`. Streamed blob bytes go to `sink`; request bodies naming a blob are read
+/// from `blobs`.
+async fn drive<O: Operation>(
+    op: &mut O,
+    blobs: &MemoryBlobs,
+    sink: &mut dyn FnMut(&[u8]),
+) -> Result<O::Output, JsValue> {
+    let fetch = global_fn("fetch")?;
+    loop {
+        let req = match op.poll().map_err(err)? {
+            Action::Done(v) => return Ok(v),
+            Action::Sleep(d) => {
+                sleep(d).await?;
+                continue;
+            }
+            Action::Send(r) => r,
+        };
+        let init = web_sys::RequestInit::new();
+        init.set_method(req.method.as_str());
+        let headers = web_sys::Headers::new()?;
+        for (k, v) in &req.headers {
+            headers.append(k, v)?;
+        }
+        init.set_headers(&headers);
+        let body: Option<Vec<u8>> = match &req.body {
+            Body::Empty => None,
+            Body::Bytes(b) => Some(b.clone()),
+            Body::Blob {
+                digest,
+                offset,
+                len,
+            } => {
+                let b = blobs
+                    .get(digest)
+                    .ok_or_else(|| err(format!("blob {digest} is not in the store")))?;
+                let (start, end) = (*offset as usize, (*offset + *len) as usize);
+                Some(
+                    b.get(start..end)
+                        .ok_or_else(|| err(format!("blob {digest} is too short")))?
+                        .to_vec(),
+                )
+            }
+        };
+        if let Some(b) = &body {
+            init.set_body(&Uint8Array::from(&b[..]));
+        }
+        let request = web_sys::Request::new_with_str_and_init(&req.url, &init)?;
+        let resp = match JsFuture::from(
+            fetch
+                .call1(&js_sys::global(), &request)?
+                .dyn_into::<Promise>()?,
+        )
+        .await
+        {
+            Ok(r) => r.dyn_into::<web_sys::Response>()?,
+            Err(e) => {
+                // The core decides whether to retry; when it gives up, say what a browser most likely hit.
+                if op
+                    .on_transport_error(TransportError::new(cors_message(&req.url, &e)))
+                    .is_err()
+                {
+                    return Err(err(cors_message(&req.url, &e)));
+                }
+                continue;
+            }
+        };
+        let mut head = ResponseHead::new(resp.status());
+        if let Ok(Some(it)) = js_sys::try_iter(&resp.headers()) {
+            for pair in it {
+                let pair: Array = pair?.dyn_into()?;
+                head.headers.push((
+                    pair.get(0).as_string().unwrap_or_default(),
+                    pair.get(1).as_string().unwrap_or_default(),
+                ));
+            }
+        }
+        let mode = op.on_response(head).map_err(err)?;
+        let stream = get(&resp, "body")?;
+        if mode == BodyMode::Discard || stream.is_null() || stream.is_undefined() {
+            if !stream.is_null() && !stream.is_undefined() {
+                let _ = call_method(&stream, "cancel", &[]);
+            }
+            op.on_body_end().map_err(err)?;
+            continue;
+        }
+        let reader = call_method(&stream, "getReader", &[])?;
+        let mut broke = false;
+        loop {
+            let chunk =
+                match JsFuture::from(call_method(&reader, "read", &[])?.dyn_into::<Promise>()?)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        op.on_transport_error(TransportError::new(format!(
+                            "reading {}: {e:?}",
+                            req.url
+                        )))
+                        .map_err(err)?;
+                        broke = true;
+                        break;
+                    }
+                };
+            if get(&chunk, "done")?.as_bool() == Some(true) {
+                break;
+            }
+            let bytes = Uint8Array::new(&get(&chunk, "value")?).to_vec();
+            let out = op.on_body(&bytes).map_err(err)?;
+            if !out.is_empty() {
+                sink(out);
+            }
+        }
+        if !broke {
+            op.on_body_end().map_err(err)?;
+        }
+    }
+}
+
+/// A client for `reference`'s registry with the JS options (proxy, credentials, insecure).
+fn client_for(domain: &str, opts: &JsValue) -> Result<Client, JsValue> {
+    let mut cfg = ClientConfig::new(domain);
+    cfg.plain_http = get_bool(opts, "insecure")?;
+    cfg.proxy_prefix = get_string(opts, "proxy")?;
+    if let (Some(username), Some(password)) =
+        (get_string(opts, "username")?, get_string(opts, "password")?)
+    {
+        cfg.credentials = Credentials::Basic { username, password };
+    }
+    Ok(Client::new(cfg))
+}
+
+struct Target {
+    full: String,
+    domain: String,
+    repo: String,
+    reference: String,
+}
+
+fn target(r: &str) -> Result<Target, JsValue> {
+    let parsed =
+        reference::parse_docker_ref(r).map_err(|e| err(format!("invalid reference {r:?}: {e}")))?;
+    let reference = parsed
+        .digest()
+        .map(str::to_string)
+        .or_else(|| parsed.tag().map(str::to_string))
+        .unwrap_or_else(|| "latest".to_string());
+    Ok(Target {
+        full: parsed.to_string(),
+        domain: parsed.domain().to_string(),
+        repo: parsed.path().to_string(),
+        reference,
+    })
+}
+
+async fn fetch_blob(
+    client: &Client,
+    repo: &str,
+    d: &Descriptor,
+    blobs: &MemoryBlobs,
+) -> Result<Vec<u8>, JsValue> {
+    let mut op = client.get_blob_for(repo, d).map_err(err)?;
+    let mut data = Vec::with_capacity(d.size.min(1 << 26) as usize);
+    drive(&mut op, blobs, &mut |b| data.extend_from_slice(b)).await?;
+    Ok(data)
+}
+
+fn platform_of(opts: &JsValue) -> Result<Platform, JsValue> {
+    match get_string(opts, "platform")? {
+        Some(p) => Platform::parse(&p).map_err(|e| err(format!("platform: {e}"))),
+        None => Ok(default_platform()),
+    }
+}
+
+#[derive(Serialize)]
+struct PullOut {
+    #[serde(rename = "ref")]
+    reference: String,
+    digest: String,
+}
+
+/// `pull(ref, opts)`: the image manifest for the platform (linux/amd64 unless `opts.platform`), its config and
+/// layers into the tab's store, under the normalized name.
+#[wasm_bindgen]
+pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
+    let t = target(r)?;
+    let client = client_for(&t.domain, &opts)?;
+    let blobs = with(|s| s.blobs.clone());
+    let mut op = client
+        .resolve(&t.repo, &t.reference, &platform_of(&opts)?)
+        .map_err(err)?;
+    let resolved = drive(&mut op, &blobs, &mut |_| {}).await?;
+    let m = resolved
+        .manifest
+        .manifest()
+        .cloned()
+        .ok_or_else(|| err(format!("{r}: not an image manifest")))?;
+    let mut fetched = Vec::new();
+    for d in std::iter::once(&m.config).chain(m.layers.iter()) {
+        if !blobs.has_blob(&d.digest) {
+            fetched.push((
+                d.digest.clone(),
+                fetch_blob(&client, &t.repo, d, &blobs).await?,
+            ));
+        }
+    }
+    let desc = resolved.manifest.descriptor();
+    with(|s| {
+        for (d, b) in fetched {
+            s.blobs.insert(d, b);
+        }
+        s.blobs
+            .insert(desc.digest.clone(), resolved.manifest.bytes.clone());
+        let name = if t.full.contains('@') {
+            None
+        } else {
+            Some(t.full.clone())
+        };
+        s.add(name, &desc);
+    });
+    to_js(&PullOut {
+        reference: t.full,
+        digest: desc.digest.to_string(),
+    })
+}
+
+trait Has {
+    fn has_blob(&self, d: &lw_oci::Digest) -> bool;
+}
+
+impl Has for MemoryBlobs {
+    fn has_blob(&self, d: &lw_oci::Digest) -> bool {
+        self.get(d).is_some()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerOut {
+    digest: String,
+    size: u64,
+    media_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_by: Option<String>,
+}
+
+/// `inspectRemote(ref, opts)`: index (if any), platforms, the platform's manifest, config, history and layers,
+/// without storing anything.
+#[wasm_bindgen(js_name = inspectRemote)]
+pub async fn inspect_remote(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
+    let t = target(r)?;
+    let client = client_for(&t.domain, &opts)?;
+    let blobs = MemoryBlobs::default();
+    let mut op = client
+        .resolve(&t.repo, &t.reference, &platform_of(&opts)?)
+        .map_err(err)?;
+    let resolved = drive(&mut op, &blobs, &mut |_| {}).await?;
+    let m = resolved
+        .manifest
+        .manifest()
+        .cloned()
+        .ok_or_else(|| err(format!("{r}: not an image manifest")))?;
+    let config_bytes = fetch_blob(&client, &t.repo, &m.config, &blobs).await?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| err(format!("config {}: {e}", m.config.digest)))?;
+    // History entries with empty_layer set make no layer: pair the others with the layers in order.
+    let mut created = config
+        .history
+        .iter()
+        .filter(|h| !h.empty_layer)
+        .map(|h| h.created_by.clone());
+    let layers: Vec<LayerOut> = m
+        .layers
+        .iter()
+        .map(|l| LayerOut {
+            digest: l.digest.to_string(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+            created_by: created.next().flatten(),
+        })
+        .collect();
+    let platforms: Vec<String> = match resolved.index.as_ref().and_then(|i| i.index()) {
+        Some(idx) => idx
+            .manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+            .collect(),
+        None => vec![format!("{}/{}", config.os, config.architecture)],
+    };
+    let out = js_sys::Object::new();
+    let set = |k: &str, v: &JsValue| Reflect::set(&out, &JsValue::from_str(k), v);
+    if let Some(i) = &resolved.index {
+        set("index", &json_to_js(&i.bytes)?)?;
+    }
+    set("platforms", &to_js(&platforms)?)?;
+    set(
+        "manifestDigest",
+        &JsValue::from_str(&resolved.manifest.digest.to_string()),
+    )?;
+    set("manifest", &json_to_js(&resolved.manifest.bytes)?)?;
+    let cfg = json_to_js(&config_bytes)?;
+    set("history", &get(&cfg, "history")?)?;
+    set("config", &cfg)?;
+    set("layers", &to_js(&layers)?)?;
+    Ok(out.into())
+}
+
+#[derive(Serialize)]
+struct PushOut {
+    digest: String,
+}
+
+/// `push(ref, dest, opts)`: image `ref` of the tab's store (the manifest for linux/amd64 when it is an index) to
+/// `dest`: blobs first (existing ones skipped), then the manifest under `dest`'s tag or digest.
+#[wasm_bindgen]
+pub async fn push(r: &str, dest: &str, opts: JsValue) -> Result<JsValue, JsValue> {
+    let (blobs, rec) = with(|s| s.resolve(r).map(|rec| (s.blobs.clone(), rec)))?;
+    let (mdigest, manifest) =
+        lw_build::archive::resolve_manifest(&blobs, &rec.descriptor, &default_platform())
+            .map_err(err)?;
+    let mbytes = blobs
+        .get(&mdigest)
+        .ok_or_else(|| err(format!("manifest {mdigest} is not in the store")))?;
+    let mtype = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| lw_oci::media::OCI_MANIFEST.to_string());
+    let t = target(dest)?;
+    let client = client_for(&t.domain, &opts)?;
+    for d in manifest
+        .layers
+        .iter()
+        .chain(std::iter::once(&manifest.config))
+    {
+        let mut op = client
+            .upload_blob(&t.repo, d)
+            .map_err(err)?
+            .skip_existing(true);
+        drive(&mut op, &blobs, &mut |_| {}).await?;
+    }
+    let mut op = client
+        .put_manifest(&t.repo, &t.reference, &mtype, mbytes.to_vec())
+        .map_err(err)?;
+    let digest = drive(&mut op, &blobs, &mut |_| {}).await?;
+    to_js(&PushOut {
+        digest: digest.to_string(),
+    })
+}

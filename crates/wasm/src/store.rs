@@ -1,0 +1,400 @@
+//! The tab's image store: blobs in memory (mirrored to IndexedDB by `js/index.js` through the `persist*` hooks),
+//! a name → descriptor index, the session's step cache; and what reads it: `images`, `exportTarball`,
+//! `layerEntries`, `readFile`, `storage`.
+
+use std::cell::RefCell;
+use std::io::Read;
+
+use js_sys::{Array, Uint8Array};
+use lw_build::archive::{resolve_manifest, write_archive, ArchiveItem};
+use lw_build::host::{BlobStore, MemoryBlobs, MemoryCache};
+use lw_layer::tar::TarReader;
+use lw_layer::EntryKind;
+use lw_oci::descriptor::annotations;
+use lw_oci::media::{self, Compression};
+use lw_oci::{reference, Descriptor, Digest, Index, Platform};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::js::{err, to_js, BlobParts};
+
+/// One image the store knows: by name, or unnamed (a build without tags, a digest-only load).
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub name: Option<String>,
+    pub descriptor: Descriptor,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub blobs: MemoryBlobs,
+    /// Step cache: lives for the page session.
+    pub cache: MemoryCache,
+    pub records: Vec<Record>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+/// Run `f` on the store.
+pub fn with<T>(f: impl FnOnce(&mut State) -> T) -> T {
+    STATE.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// The platform whose manifest an index stands for in the tab (docker's `manifest.json`, layer views).
+pub fn default_platform() -> Platform {
+    Platform::new("linux", "amd64", None)
+}
+
+/// `busybox` → `docker.io/library/busybox:latest`.
+pub fn normalize(name: &str) -> Result<String, JsValue> {
+    reference::parse_docker_ref(name)
+        .map(|r| r.to_string())
+        .map_err(|e| err(format!("invalid reference {name:?}: {e}")))
+}
+
+impl State {
+    /// Name `desc` (replacing what the name meant before) or, with no name, remember it unnamed.
+    pub fn add(&mut self, name: Option<String>, desc: &Descriptor) {
+        let plain = Descriptor::new(&desc.media_type, desc.digest.clone(), desc.size);
+        match name {
+            Some(n) => {
+                self.records
+                    .retain(|r| r.name.as_deref() != Some(n.as_str()));
+                self.records.push(Record {
+                    name: Some(n),
+                    descriptor: plain,
+                });
+            }
+            None => {
+                if !self
+                    .records
+                    .iter()
+                    .any(|r| r.descriptor.digest == plain.digest)
+                {
+                    self.records.push(Record {
+                        name: None,
+                        descriptor: plain,
+                    });
+                }
+            }
+        }
+    }
+
+    /// What a user's REF means: a name (familiar or full), `name@digest`, a manifest digest, or an image ID
+    /// (config digest) prefix of at least 4 hex digits.
+    pub fn resolve(&self, r: &str) -> Result<Record, JsValue> {
+        if let Some(rec) = self.records.iter().find(|x| x.name.as_deref() == Some(r)) {
+            return Ok(rec.clone());
+        }
+        let hex = r.strip_prefix("sha256:").unwrap_or(r);
+        if (4..=64).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            for rec in &self.records {
+                let cfg = resolve_manifest(&self.blobs, &rec.descriptor, &default_platform())
+                    .map(|(_, m)| m.config.digest.encoded().to_string())
+                    .unwrap_or_default();
+                if rec.descriptor.digest.encoded().starts_with(hex) || cfg.starts_with(hex) {
+                    return Ok(Record {
+                        name: None,
+                        descriptor: rec.descriptor.clone(),
+                    });
+                }
+            }
+        }
+        if let Ok(full) = normalize(r) {
+            if let Some(rec) = self
+                .records
+                .iter()
+                .find(|x| x.name.as_deref() == Some(full.as_str()))
+            {
+                return Ok(rec.clone());
+            }
+            if let Some(d) = full.split_once('@').map(|(_, d)| d) {
+                if let Some(rec) = self
+                    .records
+                    .iter()
+                    .find(|x| x.descriptor.digest.to_string() == d)
+                {
+                    return Ok(Record {
+                        name: None,
+                        descriptor: rec.descriptor.clone(),
+                    });
+                }
+            }
+        }
+        Err(err(format!("no such image: {r}")))
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageOut {
+    name: Option<String>,
+    digest: String,
+    media_type: String,
+    size: u64,
+}
+
+/// `images()`: every record, named ones with their full names.
+#[wasm_bindgen]
+pub fn images() -> Result<JsValue, JsValue> {
+    let list: Vec<ImageOut> = with(|s| {
+        s.records
+            .iter()
+            .map(|r| ImageOut {
+                name: r.name.clone(),
+                digest: r.descriptor.digest.to_string(),
+                media_type: r.descriptor.media_type.clone(),
+                size: r.descriptor.size,
+            })
+            .collect()
+    });
+    to_js(&list)
+}
+
+/// `exportTarball(ref, {format})`: the same bytes `layerwright save REF` writes (the archive is at once an OCI
+/// layout and a docker archive, so both formats are this one tar), as a `Blob` made of 1 MiB parts.
+#[wasm_bindgen(js_name = exportTarball)]
+pub fn export_tarball(r: &str, opts: JsValue) -> Result<web_sys::Blob, JsValue> {
+    if let Some(f) = crate::js::get_string(&opts, "format")? {
+        if f != "oci" && f != "docker" {
+            return Err(err(format!(
+                "exportTarball: unknown format {f:?} (oci or docker)"
+            )));
+        }
+    }
+    with(|s| {
+        let rec = s.resolve(r)?;
+        let items = [ArchiveItem {
+            names: rec.name.into_iter().collect(),
+            descriptor: rec.descriptor,
+        }];
+        let mut out = BlobParts::new();
+        write_archive(&s.blobs, &items, &default_platform(), &mut out, &mut |_| {}).map_err(err)?;
+        out.into_blob("application/x-tar")
+    })
+}
+
+/// The layer descriptor `layer` of image `r` (it must be one of the image's layers).
+fn find_layer(s: &State, r: &str, layer: &str) -> Result<Descriptor, JsValue> {
+    let rec = s.resolve(r)?;
+    let (_, m) = resolve_manifest(&s.blobs, &rec.descriptor, &default_platform()).map_err(err)?;
+    m.layers
+        .iter()
+        .find(|l| l.digest.to_string() == layer)
+        .cloned()
+        .ok_or_else(|| err(format!("image {r} has no layer {layer}")))
+}
+
+/// Open a layer's tar stream (decompressed as its media type says, or as its first bytes say).
+fn open_layer<'a>(
+    blobs: &'a MemoryBlobs,
+    d: &Descriptor,
+) -> Result<TarReader<Box<dyn Read + 'a>>, JsValue> {
+    let c = match media::layer_compression(&d.media_type) {
+        Some(c) => c,
+        None => {
+            let mut head = [0u8; 8];
+            let n = blobs
+                .open(&d.digest)
+                .map_err(err)?
+                .read(&mut head)
+                .map_err(err)?;
+            lw_layer::compress::sniff(&head[..n])
+        }
+    };
+    let raw = blobs.open(&d.digest).map_err(err)?;
+    let stream: Box<dyn Read + 'a> = if c == Compression::None {
+        raw
+    } else {
+        lw_layer::compress::decoder(raw, c).map_err(err)?
+    };
+    Ok(TarReader::new(stream))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryOut {
+    path: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link_target: Option<String>,
+}
+
+/// `layerEntries(ref, layerDigest)`: the layer's tar entries, read as a stream (only headers are kept).
+#[wasm_bindgen(js_name = layerEntries)]
+pub fn layer_entries(r: &str, layer: &str) -> Result<JsValue, JsValue> {
+    let list = with(|s| -> Result<Vec<EntryOut>, JsValue> {
+        let d = find_layer(s, r, layer)?;
+        let mut tar = open_layer(&s.blobs, &d)?;
+        let mut out = Vec::new();
+        while let Some(e) = tar
+            .next_entry()
+            .map_err(|e| err(format!("layer {layer}: {e}")))?
+        {
+            let (kind, link_target) = match &e.kind {
+                EntryKind::File => ("file", None),
+                EntryKind::Dir => ("dir", None),
+                EntryKind::Symlink(t) => ("symlink", Some(t.clone())),
+                EntryKind::Hardlink(t) => ("hardlink", Some(t.clone())),
+                EntryKind::CharDevice { .. } => ("char", None),
+                EntryKind::BlockDevice { .. } => ("block", None),
+                _ => ("fifo", None),
+            };
+            out.push(EntryOut {
+                path: e.path.clone(),
+                kind,
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                size: e.size,
+                link_target,
+            });
+        }
+        Ok(out)
+    })?;
+    to_js(&list)
+}
+
+/// `readFile(ref, layerDigest, path)`: one regular file's bytes from a layer (hard links followed within it).
+#[wasm_bindgen(js_name = readFile)]
+pub fn read_file(r: &str, layer: &str, path: &str) -> Result<Uint8Array, JsValue> {
+    let want = path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .to_string();
+    with(|s| {
+        let d = find_layer(s, r, layer)?;
+        let mut target = want.clone();
+        // A hard link names an earlier entry: one more pass finds it.
+        for _ in 0..2 {
+            let mut tar = open_layer(&s.blobs, &d)?;
+            let mut link = None;
+            while let Some(e) = tar
+                .next_entry()
+                .map_err(|e| err(format!("layer {layer}: {e}")))?
+            {
+                if e.path != target {
+                    continue;
+                }
+                match &e.kind {
+                    EntryKind::File => {
+                        let bytes = tar.read_to_vec(1 << 30).map_err(err)?;
+                        return Ok(Uint8Array::from(&bytes[..]));
+                    }
+                    EntryKind::Hardlink(t) => link = Some(t.clone()),
+                    _ => {
+                        return Err(err(format!(
+                            "{path} is not a regular file in layer {layer}"
+                        )))
+                    }
+                }
+            }
+            match link {
+                Some(t) => target = t,
+                None => break,
+            }
+        }
+        Err(err(format!("layer {layer} has no file {path}")))
+    })
+}
+
+#[derive(Serialize)]
+struct Usage {
+    bytes: u64,
+    images: usize,
+}
+
+/// `storage.usage()`: bytes of blobs held and number of image records.
+#[wasm_bindgen(js_name = storageUsage)]
+pub fn storage_usage() -> Result<JsValue, JsValue> {
+    let u = with(|s| Usage {
+        bytes: s
+            .blobs
+            .blobs
+            .lock()
+            .map(|m| m.values().map(|b| b.len() as u64).sum())
+            .unwrap_or(0),
+        images: s.records.len(),
+    });
+    to_js(&u)
+}
+
+/// `storage.clear()` (the Rust half): forget every blob, name and cache entry.
+#[wasm_bindgen(js_name = storageClear)]
+pub fn storage_clear() {
+    with(|s| *s = State::default());
+}
+
+/// Persistence hook: every blob digest held, for `js/index.js` to mirror into IndexedDB.
+#[wasm_bindgen(js_name = persistBlobDigests)]
+pub fn persist_blob_digests() -> Array {
+    with(|s| {
+        let map = s.blobs.blobs.lock().expect("blob map lock");
+        map.keys()
+            .map(|d| JsValue::from_str(&d.to_string()))
+            .collect()
+    })
+}
+
+/// Persistence hook: one blob's bytes.
+#[wasm_bindgen(js_name = persistBlob)]
+pub fn persist_blob(digest: &str) -> Result<Uint8Array, JsValue> {
+    let d = Digest::parse(digest).map_err(err)?;
+    with(|s| {
+        s.blobs
+            .get(&d)
+            .map(|b| Uint8Array::from(&b[..]))
+            .ok_or_else(|| err(format!("no blob {digest}")))
+    })
+}
+
+/// Persistence hook: the index of names as an OCI index (names in `org.opencontainers.image.ref.name`).
+#[wasm_bindgen(js_name = persistIndex)]
+pub fn persist_index() -> String {
+    with(|s| {
+        let entries = s
+            .records
+            .iter()
+            .map(|r| {
+                let mut d = r.descriptor.clone();
+                if let Some(n) = &r.name {
+                    d.set_annotation(annotations::REF_NAME, n);
+                }
+                d
+            })
+            .collect();
+        String::from_utf8(lw_oci::to_canonical_json(&Index::oci(entries))).unwrap_or_default()
+    })
+}
+
+/// Persistence hook: put back a blob read from IndexedDB (verified against its digest).
+#[wasm_bindgen(js_name = persistRestoreBlob)]
+pub fn persist_restore_blob(digest: &str, bytes: &[u8]) -> Result<(), JsValue> {
+    let d = Digest::parse(digest).map_err(err)?;
+    d.check("stored blob", bytes).map_err(err)?;
+    with(|s| s.blobs.insert(d, bytes.to_vec()));
+    Ok(())
+}
+
+/// Persistence hook: put back the index of names; entries whose blobs are missing are dropped.
+#[wasm_bindgen(js_name = persistRestoreIndex)]
+pub fn persist_restore_index(json: &str) -> Result<(), JsValue> {
+    let idx: Index = serde_json::from_str(json).map_err(|e| err(format!("stored index: {e}")))?;
+    with(|s| {
+        for d in idx.manifests {
+            if !s.blobs.has(&d.digest) {
+                continue;
+            }
+            let name = d.annotation(annotations::REF_NAME).map(str::to_string);
+            s.add(name, &d);
+        }
+    });
+    Ok(())
+}
