@@ -156,7 +156,7 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
 pub fn push(root: &Path, a: PushArgs) -> Result<()> {
     let store = Store::open(root)?;
     let dest = a.dest.clone().unwrap_or_else(|| a.image.clone());
-    let report = transfer::push(&store, &a.image, &dest, &a.conn.options())?;
+    let report = transfer::push(&store, &a.image, &dest, &a.conn.options(), a.quiet || a.conn.json)?;
     if a.conn.json {
         let blobs: Vec<_> = report
             .blobs
@@ -291,7 +291,7 @@ pub fn copy(root: &Path, a: CopyArgs) -> Result<()> {
     };
     match endpoint(&a.dest) {
         Endpoint::Registry(r) => {
-            let report = transfer::push(&store, &local, &r, &opts)?;
+            let report = transfer::push(&store, &local, &r, &opts, a.conn.json)?;
             println!("{}", report.digest);
         }
         Endpoint::Archive { file, name } => {

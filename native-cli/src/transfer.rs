@@ -114,16 +114,30 @@ impl BlobSink for StoreSink<'_> {
     }
 }
 
-/// The store as a push source.
+/// The store as a push source, with a progress bar per blob on a terminal.
 pub struct StoreSource<'s> {
     pub store: &'s Store,
+    pub bars: MultiProgress,
+}
+
+impl<'s> StoreSource<'s> {
+    pub fn new(store: &'s Store, quiet: bool) -> Self {
+        let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+        StoreSource { store, bars: MultiProgress::with_draw_target(target) }
+    }
 }
 
 impl ImageSource for StoreSource<'_> {
     fn open_blob(&mut self, digest: &Digest, offset: u64) -> Result<Box<dyn Read + '_>> {
         let mut f = self.store.open_blob(digest)?;
+        let len = f.metadata()?.len();
         f.seek(SeekFrom::Start(offset))?;
-        Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
+        let bar = self.bars.add(ProgressBar::new(len));
+        bar.set_style(bar_style());
+        bar.set_prefix(digest.encoded()[..12].to_string());
+        bar.set_message("Pushing");
+        bar.set_position(offset);
+        Ok(Box::new(bar.wrap_read(std::io::BufReader::with_capacity(1 << 20, f))))
     }
     fn manifest_bytes(&mut self, digest: &Digest) -> Result<Vec<u8>> {
         self.store.read_document(digest)
@@ -157,7 +171,7 @@ pub fn pull(
 }
 
 /// Push the local image `local` to `dest` (a reference with registry); returns the push report.
-pub fn push(store: &Store, local: &str, dest: &str, opts: &RemoteOptions) -> Result<PushReport> {
+pub fn push(store: &Store, local: &str, dest: &str, opts: &RemoteOptions, quiet: bool) -> Result<PushReport> {
     let found = crate::names::resolve(store, local)?;
     let (parsed, host, repo, _) = split(dest)?;
     let tag = parsed.tag().unwrap_or("latest").to_string();
@@ -166,7 +180,7 @@ pub fn push(store: &Store, local: &str, dest: &str, opts: &RemoteOptions) -> Res
     }
     let mut remote =
         Remote::connect(&host, opts).with_context(|| format!("connecting to {host}"))?;
-    let mut src = StoreSource { store };
+    let mut src = StoreSource::new(store, quiet);
     remote.push_image(
         &repo,
         &tag,

@@ -160,8 +160,10 @@ impl Podman {
         std::fs::write(
             dir.join("containers.conf"),
             format!(
-                "[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\nnetns = \"none\"\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\nruntime = \"runc\"\n",
-                dir.join("events.log").display()
+                "[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\nnetns = \"none\"\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\nruntime = \"runc\"\ntmp_dir = \"{}\"\n",
+                dir.join("events.log").display(),
+                // Podman's default /run/libpod is shared by every instance; tests run in parallel.
+                dir.join("libpod-tmp").display()
             ),
         )
         .unwrap();
