@@ -156,7 +156,13 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
 pub fn push(root: &Path, a: PushArgs) -> Result<()> {
     let store = Store::open(root)?;
     let dest = a.dest.clone().unwrap_or_else(|| a.image.clone());
-    let report = transfer::push(&store, &a.image, &dest, &a.conn.options(), a.quiet || a.conn.json)?;
+    let report = transfer::push(
+        &store,
+        &a.image,
+        &dest,
+        &a.conn.options(),
+        a.quiet || a.conn.json,
+    )?;
     if a.conn.json {
         let blobs: Vec<_> = report
             .blobs

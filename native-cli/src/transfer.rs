@@ -122,8 +122,15 @@ pub struct StoreSource<'s> {
 
 impl<'s> StoreSource<'s> {
     pub fn new(store: &'s Store, quiet: bool) -> Self {
-        let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
-        StoreSource { store, bars: MultiProgress::with_draw_target(target) }
+        let target = if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        StoreSource {
+            store,
+            bars: MultiProgress::with_draw_target(target),
+        }
     }
 }
 
@@ -137,7 +144,9 @@ impl ImageSource for StoreSource<'_> {
         bar.set_prefix(digest.encoded()[..12].to_string());
         bar.set_message("Pushing");
         bar.set_position(offset);
-        Ok(Box::new(bar.wrap_read(std::io::BufReader::with_capacity(1 << 20, f))))
+        Ok(Box::new(
+            bar.wrap_read(std::io::BufReader::with_capacity(1 << 20, f)),
+        ))
     }
     fn manifest_bytes(&mut self, digest: &Digest) -> Result<Vec<u8>> {
         self.store.read_document(digest)
@@ -171,7 +180,13 @@ pub fn pull(
 }
 
 /// Push the local image `local` to `dest` (a reference with registry); returns the push report.
-pub fn push(store: &Store, local: &str, dest: &str, opts: &RemoteOptions, quiet: bool) -> Result<PushReport> {
+pub fn push(
+    store: &Store,
+    local: &str,
+    dest: &str,
+    opts: &RemoteOptions,
+    quiet: bool,
+) -> Result<PushReport> {
     let found = crate::names::resolve(store, local)?;
     let (parsed, host, repo, _) = split(dest)?;
     let tag = parsed.tag().unwrap_or("latest").to_string();

@@ -18,37 +18,7 @@ pub struct Buildah {
 impl Buildah {
     pub fn new(dir: &Path) -> Buildah {
         let dir = dir.to_path_buf();
-        std::fs::create_dir_all(dir.join("root")).unwrap();
-        std::fs::create_dir_all(dir.join("runroot")).unwrap();
-        // Same machine facts as the podman helper: crun fails on hybrid cgroups, so runc with cgroupfs; no journald;
-        // no network at all.
-        std::fs::write(
-            dir.join("containers.conf"),
-            format!(
-                "[containers]\nnetns = \"none\"\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\nruntime = \"runc\"\n",
-                dir.join("events.log").display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-                dir.join("root").display(),
-                dir.join("runroot").display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("registries.conf"),
-            "unqualified-search-registries = []\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("policy.json"),
-            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-        )
-        .unwrap();
+        crate::common::write_containers_config(&dir);
         Buildah { dir }
     }
 

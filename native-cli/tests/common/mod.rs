@@ -134,59 +134,68 @@ pub struct Podman {
     pub dir: PathBuf,
 }
 
+/// A containers/storage + containers.conf configuration private to `dir` (root, runroot, vfs, runc with
+/// cgroupfs, file events, no network, ulimits within the caller's hard limits), shared by the podman and buildah
+/// fixtures. Tests never touch /etc.
+pub fn write_containers_config(dir: &Path) {
+    let dir = dir.to_path_buf();
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    std::fs::create_dir_all(dir.join("runroot")).unwrap();
+    // Facts for this kind of machine: crun fails on hybrid cgroups, so runc with cgroupfs; no journald; root
+    // lacks CAP_SYS_RESOURCE, so ulimits stay at the caller's hard limit.
+    let limit = |flag: &str| {
+        let o = Command::new("bash")
+            .args(["-c", &format!("ulimit -H{flag}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .replace("unlimited", "-1")
+    };
+    // Processes: podman's own processes run under a lower effective ceiling than `ulimit -Hu` shows here, so
+    // stay at pid_max-sized 32768 or the hard limit, whichever is lower.
+    let nofile = limit("n");
+    let nproc = limit("u")
+        .parse::<i64>()
+        .map(|h| if h < 0 { 32768 } else { h.min(32768) })
+        .unwrap_or(1024);
+    std::fs::write(
+        dir.join("containers.conf"),
+        format!(
+            "[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\nnetns = \"none\"\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\nruntime = \"runc\"\ntmp_dir = \"{}\"\n",
+            dir.join("events.log").display(),
+            // Podman's default /run/libpod is shared by every instance; tests run in parallel.
+            dir.join("libpod-tmp").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("storage.conf"),
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            dir.join("root").display(),
+            dir.join("runroot").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("registries.conf"),
+        "unqualified-search-registries = []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policy.json"),
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+}
+
 impl Podman {
     pub fn new(dir: &Path) -> Podman {
-        let dir = dir.to_path_buf();
-        std::fs::create_dir_all(dir.join("root")).unwrap();
-        std::fs::create_dir_all(dir.join("runroot")).unwrap();
-        // Facts for this kind of machine: crun fails on hybrid cgroups, so runc with cgroupfs; no journald; root
-        // lacks CAP_SYS_RESOURCE, so ulimits stay at the caller's hard limit.
-        let limit = |flag: &str| {
-            let o = Command::new("bash")
-                .args(["-c", &format!("ulimit -H{flag}")])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .replace("unlimited", "-1")
-        };
-        // Processes: podman's own processes run under a lower effective ceiling than `ulimit -Hu` shows here, so
-        // stay at pid_max-sized 32768 or the hard limit, whichever is lower.
-        let nofile = limit("n");
-        let nproc = limit("u")
-            .parse::<i64>()
-            .map(|h| if h < 0 { 32768 } else { h.min(32768) })
-            .unwrap_or(1024);
-        std::fs::write(
-            dir.join("containers.conf"),
-            format!(
-                "[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\nnetns = \"none\"\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\nruntime = \"runc\"\ntmp_dir = \"{}\"\n",
-                dir.join("events.log").display(),
-                // Podman's default /run/libpod is shared by every instance; tests run in parallel.
-                dir.join("libpod-tmp").display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-                dir.join("root").display(),
-                dir.join("runroot").display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("registries.conf"),
-            "unqualified-search-registries = []\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("policy.json"),
-            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-        )
-        .unwrap();
-        Podman { dir }
+        write_containers_config(dir);
+        Podman {
+            dir: dir.to_path_buf(),
+        }
     }
 
     pub fn cmd(&self) -> Command {

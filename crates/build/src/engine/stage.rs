@@ -248,6 +248,26 @@ pub(crate) fn run_stage(
     Ok(st)
 }
 
+/// A user[:group] to (uid, gid), reading the stage's /etc/passwd and /etc/group only when names need them.
+fn resolve_owner(
+    shared: &Shared,
+    host: &Host,
+    st: &mut StageState,
+    spec: &crate::chown::Chown,
+    line: usize,
+    what: &str,
+) -> Result<(u32, u32), Error> {
+    let (mut passwd, mut group) = (None, None);
+    if spec.needs_passwd() || spec.needs_group() {
+        let layers = st.layers.clone();
+        let tree = st.tree(host)?;
+        passwd = rootfs::read_file(tree, &*host.blobs, &layers, "etc/passwd")?;
+        group = rootfs::read_file(tree, &*host.blobs, &layers, "etc/group")?;
+    }
+    spec.resolve(passwd.as_deref(), group.as_deref())
+        .map_err(|e| shared.err(line, format!("{what}: {e}")))
+}
+
 fn command_argv(st: &StageState, c: &CommandLine) -> Vec<String> {
     if c.prepend_shell {
         let mut v = st.shell();
@@ -652,12 +672,7 @@ fn dispatch(
                 Some(user) => {
                     let spec = crate::chown::parse_chown(&user)
                         .map_err(|e| shared.err(line, format!("WORKDIR: USER {user}: {e}")))?;
-                    let layers = st.layers.clone();
-                    let tree = st.tree(host)?;
-                    let passwd = rootfs::read_file(tree, &*host.blobs, &layers, "etc/passwd")?;
-                    let group = rootfs::read_file(tree, &*host.blobs, &layers, "etc/group")?;
-                    spec.resolve(passwd.as_deref(), group.as_deref())
-                        .map_err(|e| shared.err(line, format!("WORKDIR: {e}")))?
+                    resolve_owner(shared, host, st, &spec, line, "WORKDIR")?
                 }
             };
             let items: Vec<Item> = missing
@@ -853,17 +868,7 @@ fn copy_step(
     } else {
         let spec = crate::chown::parse_chown(&ex(chown)?)
             .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
-        let (mut passwd, mut group) = (None, None);
-        if spec.needs_passwd() || spec.needs_group() {
-            let layers = st.layers.clone();
-            let tree = st.tree(host)?;
-            passwd = rootfs::read_file(tree, &*host.blobs, &layers, "etc/passwd")?;
-            group = rootfs::read_file(tree, &*host.blobs, &layers, "etc/group")?;
-        }
-        Some(
-            spec.resolve(passwd.as_deref(), group.as_deref())
-                .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?,
-        )
+        Some(resolve_owner(shared, host, st, &spec, line, keyword)?)
     };
     let excludes = excludes
         .iter()
