@@ -830,7 +830,7 @@ fn compare_trees(
 }
 
 /// Run cases, print a table, and fail listing every difference. Cases with a known engine bug are listed but left
-/// to their own ignored tests unless `with_bugs`.
+/// to their own regression tests unless `with_bugs`.
 fn run_suite(title: &str, cases: &[Case], with_bugs: bool) {
     let h = Harness::new();
     let mut table = String::new();
@@ -866,7 +866,7 @@ fn run_suite(title: &str, cases: &[Case], with_bugs: bool) {
         }
     }
     println!(
-        "{title}: layerwright build vs buildah\n{table}{title}: {passed}/{ran} passed ({bugs} known engine bugs left to ignored tests)"
+        "{title}: layerwright build vs buildah\n{table}{title}: {passed}/{ran} passed ({bugs} more run as their own regression tests)"
     );
     assert!(
         failures.is_empty(),
