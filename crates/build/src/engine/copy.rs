@@ -1,7 +1,7 @@
 //! COPY and ADD: selecting sources (context, another stage, an image, heredocs, URLs, local archives), BuildKit's
 //! destination rules (trailing slash, existing directories, directory contents), and the entries of the new layer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use lw_layer::tree::FileTree;
@@ -318,7 +318,6 @@ pub(crate) fn plan<'f>(
 
     let owner = spec.chown.unwrap_or((0, 0));
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
-    let mut created_dirs: BTreeSet<String> = BTreeSet::new();
 
     let file_mode = |mode: u32, is_dir: bool| match &spec.chmod {
         Some(c) => c.apply(mode, is_dir),
@@ -392,7 +391,6 @@ pub(crate) fn plan<'f>(
                 Some(n) if n.entry.is_dir() => {}
                 _ if !base.is_empty() => {
                     emit(&mut items, &mut seen_inodes, base.clone(), src, Data::None);
-                    created_dirs.insert(base.clone());
                 }
                 _ => {}
             }
@@ -535,7 +533,6 @@ pub(crate) fn plan<'f>(
             dir = lpath::parent(&dir).to_string();
         }
     }
-    let _ = created_dirs;
     let mut out: Vec<Item> = items.into_values().collect();
     out.sort_by(|a, b| lpath::cmp_components(&a.entry.path, &b.entry.path));
     relead_hardlinks(&mut out);

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use lw_dockerfile::instructions::{self, Instruction};
 use lw_dockerfile::parser;
-use lw_dockerfile::shell::{EnvList, Lexer};
+use lw_dockerfile::shell::Lexer;
 use lw_oci::config::rfc3339_from_epoch;
 use lw_oci::{media, Descriptor, Digest, ImageConfig, Manifest, Platform};
 use serde::Serialize;
@@ -346,11 +346,4 @@ pub(crate) fn word_env(args: &[(String, String)], config: &ImageConfig) -> Vec<(
         env.push((k.to_string(), v.to_string()));
     }
     env
-}
-
-/// An EnvList view for the lexer from pairs.
-#[allow(dead_code)]
-pub(crate) fn env_list(pairs: &[(String, String)]) -> EnvList {
-    let strs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    lw_dockerfile::shell::env_from_slice(&strs)
 }

@@ -78,6 +78,12 @@ impl StageState {
         });
     }
 
+    /// A step that changes only the config: it extends the cache key and leaves an empty-layer history entry.
+    fn metadata_step(&mut self, shared: &Shared, text: String) {
+        self.key = chain(&self.key, &[&text]);
+        self.history(shared, text, true);
+    }
+
     fn add_layer(&mut self, shared: &Shared, layer: CachedLayer, created_by: String, cached: bool) {
         self.reports.push(LayerReport {
             digest: layer.descriptor.digest.clone(),
@@ -230,7 +236,7 @@ pub(crate) fn run_stage(
             for inst in instructions::parse(&df)
                 .map_err(|e| shared.err(line, format!("ONBUILD {t}: {e}")))?
             {
-                dispatch(shared, host, done, index, &mut st, &inst, line, 1, total)?;
+                dispatch(shared, host, done, index, &mut st, &inst, line, 1)?;
             }
         }
     }
@@ -243,7 +249,7 @@ pub(crate) fn run_stage(
             line: l,
             text: inst.source().code.clone(),
         });
-        dispatch(shared, host, done, index, &mut st, inst, l, n + 2, total)?;
+        dispatch(shared, host, done, index, &mut st, inst, l, n + 2)?;
     }
     Ok(st)
 }
@@ -465,7 +471,6 @@ fn dispatch(
     inst: &Instruction,
     line: usize,
     step: usize,
-    _total: usize,
 ) -> Result<(), Error> {
     let env = word_env(&st.args, &st.config);
     let ex = |w: &str| expand(shared, line, w, &env);
@@ -496,8 +501,7 @@ fn dispatch(
                     None => parts.push(def.key.clone()),
                 }
             }
-            st.key = chain(&st.key, &[&format!("ARG {}", parts.join(" "))]);
-            st.history(shared, format!("ARG {}", parts.join(" ")), true);
+            st.metadata_step(shared, format!("ARG {}", parts.join(" ")));
         }
         Instruction::Env(e) => {
             let mut parts = Vec::new();
@@ -507,8 +511,7 @@ fn dispatch(
                 parts.push(format!("{}={v}", kv.key));
             }
             let text = format!("ENV {}", parts.join(" "));
-            st.key = chain(&st.key, &[&text]);
-            st.history(shared, text, true);
+            st.metadata_step(shared, text);
         }
         Instruction::Label(l) => {
             let mut parts = Vec::new();
@@ -522,8 +525,7 @@ fn dispatch(
                 parts.push(format!("{k}={v}"));
             }
             let text = format!("LABEL {}", parts.join(" "));
-            st.key = chain(&st.key, &[&text]);
-            st.history(shared, text, true);
+            st.metadata_step(shared, text);
         }
         Instruction::Expose(e) => {
             let mut words = Vec::new();
@@ -545,14 +547,12 @@ fn dispatch(
                 map.insert(p.clone(), Empty {});
             }
             let text = format!("EXPOSE {}", history::go_port_map(&ports));
-            st.key = chain(&st.key, &[&text]);
-            st.history(shared, text, true);
+            st.metadata_step(shared, text);
         }
         Instruction::User(u) => {
             let user = ex(&u.user)?;
             st.config.config.user = Some(user.clone());
-            st.key = chain(&st.key, &[&format!("USER {user}")]);
-            st.history(shared, format!("USER {user}"), true);
+            st.metadata_step(shared, format!("USER {user}"));
         }
         Instruction::Volume(v) => {
             let mut vols = Vec::new();
@@ -569,14 +569,12 @@ fn dispatch(
                 vols.push(p);
             }
             let text = format!("VOLUME [{}]", vols.join(" "));
-            st.key = chain(&st.key, &[&text]);
-            st.history(shared, text, true);
+            st.metadata_step(shared, text);
         }
         Instruction::StopSignal(s) => {
             let sig = ex(&s.signal)?;
             st.config.config.stop_signal = Some(sig.clone());
-            st.key = chain(&st.key, &[&format!("STOPSIGNAL {sig}")]);
-            st.history(shared, format!("STOPSIGNAL {sig}"), true);
+            st.metadata_step(shared, format!("STOPSIGNAL {sig}"));
         }
         Instruction::Maintainer(m) => {
             st.config.author = Some(m.maintainer.clone());
@@ -588,8 +586,7 @@ fn dispatch(
             st.config.config.cmd = Some(argv.clone());
             st.cmd_set = true;
             let text = format!("CMD {}", history::go_slice(&argv));
-            st.key = chain(&st.key, &[&text]);
-            st.history(shared, text, true);
+            st.metadata_step(shared, text);
         }
         Instruction::Entrypoint(c) => {
             let argv = command_argv(st, &c.command);
@@ -598,14 +595,12 @@ fn dispatch(
                 st.config.config.cmd = None;
             }
             let text = format!("ENTRYPOINT {}", history::go_slice(&argv));
-            st.key = chain(&st.key, &[&text]);
-            st.history(shared, text, true);
+            st.metadata_step(shared, text);
         }
         Instruction::Shell(s) => {
             st.config.config.shell = Some(s.shell.clone());
             let text = format!("SHELL {}", history::go_slice(&s.shell));
-            st.key = chain(&st.key, &[&text]);
-            st.history(shared, text, true);
+            st.metadata_step(shared, text);
         }
         Instruction::Healthcheck(h) => {
             let hc = &h.health;
@@ -627,8 +622,7 @@ fn dispatch(
                 go_duration(hc.start_interval),
                 hc.retries
             );
-            st.key = chain(&st.key, &[&text]);
-            st.history(shared, text, true);
+            st.metadata_step(shared, text);
         }
         Instruction::Onbuild(o) => {
             st.config
@@ -637,8 +631,7 @@ fn dispatch(
                 .get_or_insert_with(Vec::new)
                 .push(o.expression.clone());
             let text = format!("ONBUILD {}", o.expression);
-            st.key = chain(&st.key, &[&text]);
-            st.history(shared, text, true);
+            st.metadata_step(shared, text);
         }
         Instruction::Workdir(w) => {
             let p = ex(&w.path)?;
