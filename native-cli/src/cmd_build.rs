@@ -296,7 +296,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             context: &*context,
             blobs: &mut blobs,
             images: &mut images,
-            run: Some(&mut *runner),
+            run: Some(&mut runner),
             fetch: Some(&mut fetcher),
             cache: &mut cache,
             events: &mut on_event,

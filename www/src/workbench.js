@@ -113,7 +113,7 @@ export function createWorkbench(opts) {
     try {
       const buildOpts = { dockerfile: editor.text, files, buildArgs, tags, noCache: noCache.checked, onEvent };
       if (targetInput.value.trim()) buildOpts.target = targetInput.value.trim();
-      if (serve?.served) buildOpts.executor = httpExecutor(api, serve, (line) => onEvent({ type: 'output', data: line }));
+      if (serve?.served) buildOpts.executor = httpExecutor(api, serve);
       const result = await api.build(buildOpts);
       const secs = ((performance.now() - t0) / 1000).toFixed(2);
       const steps = events.filter((e) => e.type === 'stepFinished');

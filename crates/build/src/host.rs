@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use lw_oci::{Descriptor, Digest, ImageConfig, Manifest, Platform};
@@ -123,6 +125,42 @@ pub trait RunExecutor {
         store: &mut dyn BlobStore,
         output: &mut dyn FnMut(&[u8]),
     ) -> Result<RunResult, Error>;
+}
+
+impl<T: RunExecutor + ?Sized> RunExecutor for Box<T> {
+    fn run(
+        &mut self,
+        req: &RunRequest,
+        store: &mut dyn BlobStore,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<RunResult, Error> {
+        (**self).run(req, store, output)
+    }
+}
+
+/// What [`AsyncRunExecutor::run_async`] returns: a future that may borrow the request, store and output sink.
+pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<RunResult, Error>> + 'a>>;
+
+/// Executes RUN steps asynchronously (in the browser: a JS callback answering with a Promise). Every
+/// [`RunExecutor`] is one, answering at once, so the engine has a single code path for both.
+pub trait AsyncRunExecutor {
+    fn run_async<'a>(
+        &'a mut self,
+        req: &'a RunRequest,
+        store: &'a mut dyn BlobStore,
+        output: &'a mut dyn FnMut(&[u8]),
+    ) -> RunFuture<'a>;
+}
+
+impl<T: RunExecutor> AsyncRunExecutor for T {
+    fn run_async<'a>(
+        &'a mut self,
+        req: &'a RunRequest,
+        store: &'a mut dyn BlobStore,
+        output: &'a mut dyn FnMut(&[u8]),
+    ) -> RunFuture<'a> {
+        Box::pin(std::future::ready(self.run(req, store, output)))
+    }
 }
 
 /// Fetches `ADD <url>` sources.

@@ -14,11 +14,17 @@ export interface Finding {
 }
 export interface RunRequest {
   layers: { digest: string; size: number; mediaType: string }[]; diffIds: string[]; args: string[]; env: string[];
-  user: string; workdir: string; network: string; platform: string; sourceDateEpoch: number;
+  user: string; workdir: string; network: string; mounts: string[]; platform: string;
+  sourceDateEpoch: number | null; location: string;
 }
+/** What an executor gets besides the request: the tab's blobs, and a sink for the step's output. */
+export interface RunIo { readBlob(digest: string): Uint8Array; output(chunk: string | Uint8Array): void }
+/** A non-zero exitCode fails the build (with `error` as the message when given); `layer` is verified. */
 export interface RunResponse {
-  exitCode: number; layer: { digest: string; size: number; mediaType: string; diffId: string } | null;
+  exitCode: number; error?: string;
+  layer: { mediaType: string; diffId: string; bytes: Uint8Array | ArrayBuffer | Blob; digest?: string } | null;
 }
+export type RunExecutor = (req: RunRequest, io: RunIo) => Promise<RunResponse>;
 export type BuildEvent = { type: "stageStarted" | "stageSkipped" | "stepStarted" | "stepFinished" | "output" |
   "warning" | "finished"; [field: string]: unknown };
 export interface BuildOptions {
@@ -26,7 +32,7 @@ export interface BuildOptions {
   files: Record<string, Uint8Array | ArrayBuffer | string | Blob | File>;
   buildArgs?: Record<string, string>; target?: string; platform?: string; sourceDateEpoch?: number;
   tags?: string[]; noCache?: boolean; onEvent?: (e: BuildEvent) => void;
-  executor?: (req: RunRequest) => Promise<RunResponse>;
+  executor?: RunExecutor;
 }
 export interface LayerReport { digest: string; diffId: string; size: number; createdBy: string; cached: boolean }
 export interface BuildResult {
@@ -55,12 +61,13 @@ export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: stri
   index?: object; platforms: string[]; manifestDigest: string; manifest: object; config: object; history: object[];
   layers: { digest: string; size: number; mediaType: string; createdBy?: string }[];
 }>;
+export function serveExecutor(opts?: { url?: string; token?: string }): RunExecutor;
 export const storage: { usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void> };
 export const version: string;
 declare const api: {
   init: typeof init; parse: typeof parse; lint: typeof lint; applyFixes: typeof applyFixes; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; readFile: typeof readFile; pull: typeof pull; push: typeof push;
-  inspectRemote: typeof inspectRemote; storage: typeof storage; version: typeof version;
+  inspectRemote: typeof inspectRemote; serveExecutor: typeof serveExecutor; storage: typeof storage; version: typeof version;
 };
 export default api;

@@ -111,6 +111,72 @@ export async function inspectRemote(ref, opts) {
   return core.inspectRemote ? core.inspectRemote(ref, opts ?? {}) : remoteNotDone("inspectRemote");
 }
 
+/**
+ * A RUN executor for `build({executor})` backed by `layerwright serve`: makes sure serve's store has the parent
+ * layers (pushing the missing ones to its embedded registry), posts the step to `/api/run`, forwards the output
+ * while the step runs, and fetches the layer it made. `url`: serve's origin (default: this page's); `token`: the
+ * token serve printed (pushes and RUN need it).
+ */
+export function serveExecutor({ url, token } = {}) {
+  const base = String(url ?? globalThis.location?.origin ?? "").replace(/\/+$/, "");
+  if (!base) throw new Error("serveExecutor: url is required outside a page");
+  const auth = token ? { authorization: `Bearer ${token}` } : {};
+  const blobs = `${base}/v2/layerwright/run-cache/blobs/`;
+  const must = async (resp, what, ok) => {
+    if (!ok.includes(resp.status)) {
+      const text = await resp.text().catch(() => "");
+      throw new Error(`layerwright serve: ${what}: HTTP ${resp.status}${text ? ` ${text.trim()}` : ""}`);
+    }
+    return resp;
+  };
+  return async (req, io) => {
+    for (const l of [...(req.layers ?? []), ...(req.bindLayers ?? [])]) {
+      const head = await fetch(blobs + l.digest, { method: "HEAD", headers: auth });
+      if (head.ok) continue;
+      const start = await must(await fetch(blobs + "uploads/", { method: "POST", headers: auth }),
+        `starting the upload of ${l.digest}`, [202]);
+      const loc = new URL(start.headers.get("location"), base + "/");
+      loc.searchParams.set("digest", l.digest);
+      await must(await fetch(loc, {
+        method: "PUT", headers: { ...auth, "content-type": "application/octet-stream" }, body: io.readBlob(l.digest),
+      }), `uploading ${l.digest}`, [201]);
+    }
+    const resp = await must(await fetch(`${base}/api/run`, {
+      method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify(req),
+    }), "POST /api/run", [200]);
+    // The body is the step's output, then one JSON line with the result: hold back the newest complete line
+    // until more arrives, so the result is never shown as output.
+    const reader = resp.body.getReader();
+    const dec = new TextDecoder();
+    let rest = "";
+    let held = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      rest += done ? dec.decode() : dec.decode(value, { stream: true });
+      const cut = rest.lastIndexOf("\n");
+      if (cut >= 0) {
+        const lines = rest.slice(0, cut).split("\n");
+        rest = rest.slice(cut + 1);
+        if (held !== null) io.output(held + "\n");
+        held = lines.pop();
+        if (lines.length) io.output(lines.join("\n") + "\n");
+      }
+      if (done) break;
+    }
+    if (rest) { if (held !== null) io.output(held + "\n"); held = rest; }
+    let result;
+    try { result = JSON.parse(held ?? ""); } catch (_) {
+      throw new Error("layerwright serve: /api/run ended without its result line");
+    }
+    if (result.layer) {
+      const got = await must(await fetch(blobs + result.layer.digest, { headers: auth }),
+        `fetching the new layer ${result.layer.digest}`, [200]);
+      result.layer.bytes = new Uint8Array(await got.arrayBuffer());
+    }
+    return result;
+  };
+}
+
 export const storage = {
   async usage() { await init(); return core.storageUsage(); },
   async clear() {
@@ -127,6 +193,6 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, build, images, exportTarball, loadTarball, layerEntries, readFile,
-  pull, push, inspectRemote, storage, version,
+  pull, push, inspectRemote, serveExecutor, storage, version,
 };
 export default api;

@@ -9,7 +9,7 @@ use lw_build::context::{FilteredContext, MemoryContext};
 use lw_build::engine::{self, BuildOptions, Host, LayerReport};
 use lw_build::events::BuildEvent;
 use lw_build::host::{
-    read_blob, BaseImage, BlobStore, ImageSource, MemoryBlobs, RunExecutor, RunRequest, RunResult,
+    read_blob, AsyncRunExecutor, BaseImage, ImageSource, MemoryBlobs,
 };
 use lw_build::Error;
 use lw_oci::{ImageConfig, Platform};
@@ -17,6 +17,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::executor::JsExecutor;
 use crate::js::{bytes_of, err, get, get_bool, get_string, get_string_map, json_to_js, to_js};
 use crate::store::{normalize, with, Record};
 
@@ -63,25 +64,6 @@ mod reference {
     /// The normalized name (`alpine` → `docker.io/library/alpine:latest`), or the input when it does not parse.
     pub fn normalize_or(s: &str) -> String {
         super::normalize(s).unwrap_or_else(|_| s.to_string())
-    }
-}
-
-/// Stands in for the JS executor: the engine calls executors synchronously, a JS callback answers with a
-/// Promise, so RUN through the callback is not available yet (documented in README.md).
-struct AsyncExecutorUnsupported;
-
-impl RunExecutor for AsyncExecutorUnsupported {
-    fn run(
-        &mut self,
-        req: &RunRequest,
-        _: &mut dyn BlobStore,
-        _: &mut dyn FnMut(&[u8]),
-    ) -> Result<RunResult, Error> {
-        Err(Error::Host(format!(
-            "{}: RUN through the browser's executor callback is not supported yet (the build engine calls \
-             executors synchronously); build this Dockerfile with the layerwright CLI",
-            req.location
-        )))
     }
 }
 
@@ -138,7 +120,16 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         }
     };
     let on_event: Option<Function> = get(&opts, "onEvent")?.dyn_into().ok();
-    let has_executor = get(&opts, "executor")?.is_function();
+    let executor: Option<Function> = {
+        let e = get(&opts, "executor")?;
+        if e.is_undefined() || e.is_null() {
+            None
+        } else {
+            Some(e.dyn_into().map_err(|_| {
+                err("build: executor must be a function (request, io) => Promise<result>")
+            })?)
+        }
+    };
 
     // The context: every file given, read now (Blobs and Files are read asynchronously).
     let mut ctx = MemoryContext::new();
@@ -168,7 +159,10 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         blobs: blobs.clone(),
         records,
     };
-    let mut unsupported = AsyncExecutorUnsupported;
+    let mut js_exec = executor.map(|callback| JsExecutor {
+        callback,
+        blobs: blobs.clone(),
+    });
     let mut events = |e: BuildEvent| {
         if let Some(f) = &on_event {
             if let Ok(v) = to_js(&e) {
@@ -182,16 +176,12 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             context: &ctx,
             blobs: &mut blobs,
             images: &mut images,
-            run: if has_executor {
-                Some(&mut unsupported)
-            } else {
-                None
-            },
+            run: js_exec.as_mut().map(|e| e as &mut dyn AsyncRunExecutor),
             fetch: None,
             cache: &mut cache,
             events: &mut events,
         };
-        engine::build(&o, &mut host)
+        engine::build_async(&o, &mut host).await
     };
     with(|s| s.cache = cache);
     let r = result.map_err(err)?;

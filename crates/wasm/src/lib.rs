@@ -5,6 +5,7 @@
 
 mod build;
 mod dockerfile;
+mod executor;
 mod js;
 mod load;
 mod remote;

@@ -4,9 +4,11 @@
 mod copy;
 mod history;
 pub mod rootfs;
+mod run;
 mod stage;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 
 use lw_dockerfile::instructions::{self, Instruction};
 use lw_dockerfile::parser;
@@ -17,7 +19,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::events::BuildEvent;
-use crate::host::{put_bytes, BlobStore, Cache, ImageSource, RunExecutor, UrlFetcher};
+use crate::host::{put_bytes, AsyncRunExecutor, BlobStore, Cache, ImageSource, UrlFetcher};
 use crate::Error;
 use stage::StageState;
 
@@ -68,7 +70,8 @@ pub struct Host<'a> {
     pub context: &'a dyn Context,
     pub blobs: &'a mut dyn BlobStore,
     pub images: &'a mut dyn ImageSource,
-    pub run: Option<&'a mut dyn RunExecutor>,
+    /// Every [`crate::host::RunExecutor`] is an [`AsyncRunExecutor`].
+    pub run: Option<&'a mut dyn AsyncRunExecutor>,
     pub fetch: Option<&'a mut dyn UrlFetcher>,
     pub cache: &'a mut dyn Cache,
     pub events: &'a mut dyn FnMut(BuildEvent),
@@ -245,9 +248,26 @@ fn needed_stages(
     needed
 }
 
-/// Build the image. On error nothing is tagged (the host tags only on success); blobs already written are
-/// complete and content-addressed, so the host's garbage collection may drop them.
+/// Build the image with an executor that answers at once (every [`crate::host::RunExecutor`]). On error
+/// nothing is tagged (the host tags only on success); blobs already written are complete and content-addressed,
+/// so the host's garbage collection may drop them.
 pub fn build(opts: &BuildOptions, host: &mut Host) -> Result<BuildResult, Error> {
+    let mut fut = std::pin::pin!(build_async(opts, host));
+    // Synchronous executors' futures are ready when created, so one poll finishes the build; a pending one
+    // means the host passed an executor that needs an event loop.
+    match fut
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => Err(Error::Host(
+            "the RUN executor answered asynchronously: use engine::build_async".into(),
+        )),
+    }
+}
+
+/// Build the image, awaiting the host's executor for RUN steps (the browser's answers through a Promise).
+pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<BuildResult, Error> {
     let (df, stages, meta) = parse_stages(opts)?;
     let lexer = Lexer::new(df.escape() as char);
     let mut shared = Shared {
@@ -306,7 +326,7 @@ pub fn build(opts: &BuildOptions, host: &mut Host) -> Result<BuildResult, Error>
             done.push(None);
             continue;
         }
-        let state = stage::run_stage(&shared, host, &done, i, s)?;
+        let state = stage::run_stage(&shared, host, &done, i, s).await?;
         done.push(Some(state));
     }
     let mut fin = done

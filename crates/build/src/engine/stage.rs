@@ -15,7 +15,7 @@ use lw_oci::{Descriptor, Digest, DigestHasher, HealthConfig, History, ImageConfi
 use super::copy::{self, CopySpec, Data, Item, SourceFs};
 use super::{expand, history, rootfs, word_env, Host, LayerReport, Shared, PROXY_ARGS};
 use crate::events::BuildEvent;
-use crate::host::{CachedLayer, RunRequest};
+use crate::host::CachedLayer;
 use crate::Error;
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -35,7 +35,7 @@ pub(crate) struct StageState {
     pub platform: Platform,
 }
 
-fn chain(prev: &Digest, parts: &[&str]) -> Digest {
+pub(super) fn chain(prev: &Digest, parts: &[&str]) -> Digest {
     let mut h = DigestHasher::sha256();
     h.update(prev.as_str().as_bytes());
     for p in parts {
@@ -53,7 +53,7 @@ impl StageState {
         Ok(self.tree.as_ref().expect("just built"))
     }
 
-    fn workdir(&self) -> String {
+    pub(super) fn workdir(&self) -> String {
         match self.config.config.working_dir.as_deref() {
             Some(w) if !w.is_empty() => w.to_string(),
             _ => "/".to_string(),
@@ -68,7 +68,7 @@ impl StageState {
             .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
     }
 
-    fn history(&mut self, shared: &Shared, created_by: String, empty_layer: bool) {
+    pub(super) fn history(&mut self, shared: &Shared, created_by: String, empty_layer: bool) {
         self.config.history.push(History {
             created: Some(shared.created()),
             created_by: Some(created_by),
@@ -84,7 +84,7 @@ impl StageState {
         self.history(shared, text, true);
     }
 
-    fn add_layer(&mut self, shared: &Shared, layer: CachedLayer, created_by: String, cached: bool) {
+    pub(super) fn add_layer(&mut self, shared: &Shared, layer: CachedLayer, created_by: String, cached: bool) {
         self.reports.push(LayerReport {
             digest: layer.descriptor.digest.clone(),
             diff_id: layer.diff_id.clone(),
@@ -110,7 +110,7 @@ impl StageState {
     }
 
     /// Build args in effect with values, for RUN's environment and history (proxy args are not recorded).
-    fn run_args(&self) -> Vec<(String, String)> {
+    pub(super) fn run_args(&self) -> Vec<(String, String)> {
         self.args
             .iter()
             .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
@@ -140,9 +140,9 @@ fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
         .rposition(|n| n.as_deref() == Some(lower.as_str()))
 }
 
-pub(crate) fn run_stage(
-    shared: &Shared,
-    host: &mut Host,
+pub(crate) async fn run_stage(
+    shared: &Shared<'_>,
+    host: &mut Host<'_>,
     done: &[Option<StageState>],
     index: usize,
     stage: &instructions::Stage,
@@ -236,7 +236,7 @@ pub(crate) fn run_stage(
             for inst in instructions::parse(&df)
                 .map_err(|e| shared.err(line, format!("ONBUILD {t}: {e}")))?
             {
-                dispatch(shared, host, done, index, &mut st, &inst, line, 1)?;
+                step_any(shared, host, done, index, &mut st, &inst, line, 1).await?;
             }
         }
     }
@@ -249,9 +249,27 @@ pub(crate) fn run_stage(
             line: l,
             text: inst.source().code.clone(),
         });
-        dispatch(shared, host, done, index, &mut st, inst, l, n + 2)?;
+        step_any(shared, host, done, index, &mut st, inst, l, n + 2).await?;
     }
     Ok(st)
+}
+
+/// One instruction: RUN may wait for its executor; every other instruction completes at once.
+#[allow(clippy::too_many_arguments)]
+async fn step_any(
+    shared: &Shared<'_>,
+    host: &mut Host<'_>,
+    done: &[Option<StageState>],
+    index: usize,
+    st: &mut StageState,
+    inst: &Instruction,
+    line: usize,
+    step: usize,
+) -> Result<(), Error> {
+    match inst {
+        Instruction::Run(r) => super::run::run_step(shared, host, index, st, r, line, step).await,
+        _ => dispatch(shared, host, done, index, st, inst, line, step),
+    }
 }
 
 /// A user[:group] to (uid, gid), reading the stage's /etc/passwd and /etc/group only when names need them.
@@ -274,7 +292,7 @@ fn resolve_owner(
         .map_err(|e| shared.err(line, format!("{what}: {e}")))
 }
 
-fn command_argv(st: &StageState, c: &CommandLine) -> Vec<String> {
+pub(super) fn command_argv(st: &StageState, c: &CommandLine) -> Vec<String> {
     if c.prepend_shell {
         let mut v = st.shell();
         let mut script = c.cmd_line.join(" ");
@@ -416,7 +434,7 @@ fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn finish_step(
+pub(super) fn finish_step(
     host: &mut Host,
     st: &StageState,
     stage: usize,
@@ -436,6 +454,17 @@ fn finish_step(
     });
 }
 
+/// The cached result for `key` when the cache may be used and the layer is still in the store.
+pub(super) fn cache_lookup(host: &Host, shared: &Shared, key: &Digest) -> Option<Option<CachedLayer>> {
+    if shared.opts.no_cache {
+        return None;
+    }
+    host.cache.get(key).filter(|hit| {
+        hit.as_ref()
+            .is_none_or(|l| host.blobs.has(&l.descriptor.digest))
+    })
+}
+
 /// Use the cached layer for `key` when allowed and present; otherwise make it with `make`.
 fn cached_or<F>(
     host: &mut Host,
@@ -446,15 +475,8 @@ fn cached_or<F>(
 where
     F: FnOnce(&mut Host) -> Result<Option<CachedLayer>, Error>,
 {
-    if !shared.opts.no_cache {
-        if let Some(hit) = host.cache.get(key) {
-            if hit
-                .as_ref()
-                .is_none_or(|l| host.blobs.has(&l.descriptor.digest))
-            {
-                return Ok((hit, true));
-            }
-        }
+    if let Some(hit) = cache_lookup(host, shared, key) {
+        return Ok((hit, true));
     }
     let made = make(host)?;
     host.cache.put(key, made.clone());
@@ -697,89 +719,7 @@ fn dispatch(
         Instruction::Copy(_) | Instruction::Add(_) => {
             return copy_step(shared, host, done, index, st, inst, line, step, &env);
         }
-        Instruction::Run(r) => {
-            let argv = command_argv(st, &r.command);
-            let run_args = st.run_args();
-            let text = history::run(&run_args, &argv);
-            let mut mounts = Vec::new();
-            for m in &r.mounts {
-                mounts.push(ex(m)?);
-            }
-            let key = chain(&st.key, &[&text, &mounts.join("\n"), &r.network]);
-            st.key = key.clone();
-            let mut run_env: Vec<String> =
-                run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            for (k, v) in st
-                .args
-                .iter()
-                .filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()))
-            {
-                run_env.push(format!("{k}={v}"));
-            }
-            for e in st.config.config.env.iter().flatten() {
-                let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
-                run_env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k2, _)| k2) != k);
-                run_env.push(e.clone());
-            }
-            let req = RunRequest {
-                layers: st.layers.clone(),
-                diff_ids: st.config.rootfs.diff_ids.clone(),
-                args: argv,
-                env: run_env,
-                user: st.config.config.user.clone().unwrap_or_default(),
-                workdir: st.workdir(),
-                network: if r.network.is_empty() {
-                    shared.opts.network.clone()
-                } else {
-                    r.network.clone()
-                },
-                mounts,
-                files: vec![],
-                platform: st.platform.clone(),
-                source_date_epoch: (!shared.opts.keep_mtimes)
-                    .then_some(shared.opts.source_date_epoch),
-                location: format!("{}:{line}", shared.opts.dockerfile_name),
-            };
-            let (layer, cached) = cached_or(host, shared, &key, |h| {
-                let Host {
-                    run, blobs, events, ..
-                } = h;
-                let Some(exec) = run.as_deref_mut() else {
-                    return Err(shared.err(
-                        line,
-                        format!("{code}: RUN needs an executor, and none is available here (the native CLI runs RUN steps)"),
-                    ));
-                };
-                // Output streams to the host as events, tagged with the step.
-                let mut output = |data: &[u8]| {
-                    events(BuildEvent::Output {
-                        stage: index,
-                        step,
-                        data: String::from_utf8_lossy(data).into_owned(),
-                    });
-                };
-                let res = exec.run(&req, &mut **blobs, &mut output)?;
-                Ok(res.layer.map(|(descriptor, diff_id)| CachedLayer {
-                    descriptor,
-                    diff_id,
-                }))
-            })?;
-            match layer {
-                Some(l) => {
-                    let d = l.descriptor.clone();
-                    if let Some(t) = st.tree.as_mut() {
-                        rootfs::apply(t, &*host.blobs, st.layers.len(), &d)?;
-                    }
-                    st.add_layer(shared, l, text, cached);
-                    finish_step(host, st, index, step, line, cached, Some(&d));
-                }
-                None => {
-                    st.history(shared, text, true);
-                    finish_step(host, st, index, step, line, cached, None);
-                }
-            }
-            return Ok(());
-        }
+        Instruction::Run(_) => unreachable!("RUN steps go through run::run_step"),
     }
     finish_step(host, st, index, step, line, false, None);
     Ok(())

@@ -1,0 +1,122 @@
+//! RUN steps: the request an executor gets (argv through SHELL, environment, user, mounts), the step's cache key,
+//! and awaiting the host's executor, which may answer later (the browser's executor is a JS Promise).
+
+use lw_dockerfile::instructions::RunCommand as Run;
+
+use super::stage::{cache_lookup, chain, command_argv, finish_step, StageState};
+use super::{expand, history, rootfs, word_env, Host, Shared, PROXY_ARGS};
+use crate::events::BuildEvent;
+use crate::host::{CachedLayer, RunRequest};
+use crate::Error;
+
+/// Run one RUN instruction of stage `index` (step `step`, Dockerfile line `line`).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run_step(
+    shared: &Shared<'_>,
+    host: &mut Host<'_>,
+    index: usize,
+    st: &mut StageState,
+    r: &Run,
+    line: usize,
+    step: usize,
+) -> Result<(), Error> {
+    let env = word_env(&st.args, &st.config);
+    let ex = |w: &str| expand(shared, line, w, &env);
+    let code = r.source.code.clone();
+    let argv = command_argv(st, &r.command);
+    let run_args = st.run_args();
+    let text = history::run(&run_args, &argv);
+    let mut mounts = Vec::new();
+    for m in &r.mounts {
+        mounts.push(ex(m)?);
+    }
+    let key = chain(&st.key, &[&text, &mounts.join("\n"), &r.network]);
+    st.key = key.clone();
+    let mut run_env: Vec<String> = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for (k, v) in st
+        .args
+        .iter()
+        .filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()))
+    {
+        run_env.push(format!("{k}={v}"));
+    }
+    for e in st.config.config.env.iter().flatten() {
+        let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        run_env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k2, _)| k2) != k);
+        run_env.push(e.clone());
+    }
+    let req = RunRequest {
+        layers: st.layers.clone(),
+        diff_ids: st.config.rootfs.diff_ids.clone(),
+        args: argv,
+        env: run_env,
+        user: st.config.config.user.clone().unwrap_or_default(),
+        workdir: st.workdir(),
+        network: if r.network.is_empty() {
+            shared.opts.network.clone()
+        } else {
+            r.network.clone()
+        },
+        mounts,
+        files: vec![],
+        platform: st.platform.clone(),
+        source_date_epoch: (!shared.opts.keep_mtimes).then_some(shared.opts.source_date_epoch),
+        location: format!("{}:{line}", shared.opts.dockerfile_name),
+    };
+    let (layer, cached) = match cache_lookup(host, shared, &key) {
+        Some(hit) => (hit, true),
+        None => {
+            let made = execute(shared, host, &req, &code, index, step, line).await?;
+            host.cache.put(&key, made.clone());
+            (made, false)
+        }
+    };
+    match layer {
+        Some(l) => {
+            let d = l.descriptor.clone();
+            if let Some(t) = st.tree.as_mut() {
+                rootfs::apply(t, &*host.blobs, st.layers.len(), &d)?;
+            }
+            st.add_layer(shared, l, text, cached);
+            finish_step(host, st, index, step, line, cached, Some(&d));
+        }
+        None => {
+            st.history(shared, text, true);
+            finish_step(host, st, index, step, line, cached, None);
+        }
+    }
+    Ok(())
+}
+
+/// Hand the request to the host's executor, streaming its output as events tagged with the step.
+async fn execute(
+    shared: &Shared<'_>,
+    host: &mut Host<'_>,
+    req: &RunRequest,
+    code: &str,
+    index: usize,
+    step: usize,
+    line: usize,
+) -> Result<Option<CachedLayer>, Error> {
+    let Host {
+        run, blobs, events, ..
+    } = host;
+    let Some(exec) = run.as_deref_mut() else {
+        return Err(shared.err(
+            line,
+            format!("{code}: RUN needs an executor, and none is available here (the native CLI runs RUN steps)"),
+        ));
+    };
+    let mut output = |data: &[u8]| {
+        events(BuildEvent::Output {
+            stage: index,
+            step,
+            data: String::from_utf8_lossy(data).into_owned(),
+        });
+    };
+    let res = exec.run_async(req, &mut **blobs, &mut output).await?;
+    Ok(res.layer.map(|(descriptor, diff_id)| CachedLayer {
+        descriptor,
+        diff_id,
+    }))
+}
