@@ -545,3 +545,82 @@ fn the_proxy_follows_blob_redirects_without_leaking_credentials() {
     );
     println!("proxy: blob redirect to another origin followed server-side without credentials");
 }
+
+/// Browsers prompt for a password on a Basic challenge, even to `fetch()`: page requests (`Sec-Fetch-Mode`) get a
+/// Bearer challenge pointing at serve's own token endpoint instead, and that endpoint follows the token flow.
+#[test]
+fn browsers_get_a_bearer_challenge_with_a_same_origin_token_endpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Served::start(&tmp.path().join("s"), |_| {});
+    let token = srv.token.clone();
+    // A registry client: Basic, as skopeo and docker expect.
+    let r = srv.req("GET", "/v2/", &[], b"");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"layerwright serve\"")
+    );
+    // A page: Bearer with the realm on the same origin; no Basic anywhere (that would prompt).
+    let r = srv.req("GET", "/v2/", &[("Sec-Fetch-Mode", "cors")], b"");
+    assert_eq!(r.status, 401);
+    let ch = r.header("www-authenticate").unwrap();
+    assert_eq!(
+        ch,
+        format!(
+            "Bearer realm=\"http://{}/api/token\",service=\"layerwright serve\"",
+            srv.host()
+        )
+    );
+    let r = srv.req(
+        "POST",
+        "/v2/x/blobs/uploads/",
+        &[("Sec-Fetch-Mode", "cors")],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer "));
+
+    // The token endpoint: the token as basic password → the bearer token, which then authorizes pushes.
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("anyone:{token}"))
+    );
+    let r = srv.req(
+        "GET",
+        "/api/token?service=layerwright+serve",
+        &[("Authorization", &basic)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["token"], token);
+    let bearer = format!("Bearer {}", v["token"].as_str().unwrap());
+    let r = srv.req(
+        "POST",
+        "/v2/x/blobs/uploads/",
+        &[("Authorization", &bearer), ("Sec-Fetch-Mode", "cors")],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    // No credentials: an anonymous token that pushes cannot use; wrong ones: 401 without any challenge.
+    let r = srv.req("GET", "/api/token", &[], b"");
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_ne!(v["token"], token);
+    let anon = format!("Bearer {}", v["token"].as_str().unwrap());
+    let r = srv.req(
+        "POST",
+        "/v2/x/blobs/uploads/",
+        &[("Authorization", &anon)],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+    let wrong = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("anyone:nope")
+    );
+    let r = srv.req("GET", "/api/token", &[("Authorization", &wrong)], b"");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), None);
+}

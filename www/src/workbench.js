@@ -5,7 +5,7 @@ import { h, formatBytes, errorText, fromUtf8, shortDigest } from './util.js';
 import { createEditor } from './editor.js';
 import { createContextPanel } from './context.js';
 import { renderResult } from './results.js';
-import { httpExecutor } from './api.js';
+import { httpExecutor, ensureBases } from './api.js';
 
 /**
  * opts: {api, serve, dockerfile, files: Map, tag, buildArgs: {}, onChange(), onBuilt(result, info), compact}
@@ -113,7 +113,11 @@ export function createWorkbench(opts) {
     try {
       const buildOpts = { dockerfile: editor.text, files, buildArgs, tags, noCache: noCache.checked, onEvent };
       if (targetInput.value.trim()) buildOpts.target = targetInput.value.trim();
-      if (serve?.served) buildOpts.executor = httpExecutor(api, serve);
+      if (serve?.served) {
+        buildOpts.executor = httpExecutor(api, serve);
+        const missing = await ensureBases(api, serve, editor.text, (note) => log.append(h('li', { class: 'muted' }, h('span', { class: 't' }, note))));
+        for (const m of missing) log.append(h('li', { class: 'warn' }, h('span', { class: 't' }, `${m} is not in layerwright serve's store: run \`layerwright pull ${m}\` there, or load a tarball here`)));
+      }
       const result = await api.build(buildOpts);
       const secs = ((performance.now() - t0) / 1000).toFixed(2);
       const steps = events.filter((e) => e.type === 'stepFinished');

@@ -110,8 +110,17 @@ fn test() -> Result<()> {
     wasm::test_wasm()?;
     // The site: built from the wasm core, then driven in headless Chromium by Playwright.
     build::build()?;
+    // The RUN-through-serve browser test starts the CLI's `serve`.
+    let mut c = cargo();
+    c.args(["build", "--quiet", "-p", "layerwright"]);
+    run(c)?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
     let mut c = Command::new("npm");
-    c.args(["--prefix", "www", "test"]).current_dir(repo_root());
+    c.args(["--prefix", "www", "test"])
+        .current_dir(repo_root())
+        .env("LW_BIN", target.join("debug/layerwright"));
     run(c)?;
     eprintln!(
         "xtask: all tests passed in {:.0}s",

@@ -236,6 +236,11 @@ struct PullOut {
 #[wasm_bindgen]
 pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     let t = target(r)?;
+    // `name`: store the image under this name instead (a pull from a mirror, named as the original).
+    let alias = match crate::js::get_string(&opts, "name")? {
+        Some(n) => Some(crate::store::normalize(&n)?),
+        None => None,
+    };
     let client = client_for(&t.domain, &opts)?;
     let blobs = with(|s| s.blobs.clone());
     let mut op = client
@@ -263,7 +268,9 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
         }
         s.blobs
             .insert(desc.digest.clone(), resolved.manifest.bytes.clone());
-        let name = if t.full.contains('@') {
+        let name = if alias.is_some() {
+            alias.clone()
+        } else if t.full.contains('@') {
             None
         } else {
             Some(t.full.clone())
@@ -271,7 +278,7 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
         s.add(name, &desc);
     });
     to_js(&PullOut {
-        reference: t.full,
+        reference: alias.unwrap_or(t.full),
         digest: desc.digest.to_string(),
     })
 }

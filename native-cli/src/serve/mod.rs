@@ -299,6 +299,9 @@ fn route(ctx: &Ctx, req: &mut Request) -> Reply {
     if p == "/api/run" {
         return run_api::handle(ctx, req);
     }
+    if p == "/api/token" {
+        return registry::token_endpoint(ctx, req);
+    }
     if p == "/api/info" {
         return Reply::json(
             200,

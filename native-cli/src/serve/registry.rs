@@ -88,10 +88,36 @@ fn parse_route<'a>(rest: &'a str) -> Option<Route<'a>> {
     None
 }
 
-/// The challenge that makes registry clients send the token as a basic-auth password.
-pub fn unauthorized() -> Reply {
-    Reply::oci_error(401, "UNAUTHORIZED", "authentication required: use the token printed by `layerwright serve` as the password (any user name)")
-        .header("WWW-Authenticate", "Basic realm=\"layerwright serve\"")
+/// The challenge that makes registry clients send the token as a basic-auth password. Browsers answer a Basic
+/// challenge with a password prompt, even to `fetch()` (headless Chromium just waits), so requests from a page
+/// (`Sec-Fetch-Mode`, which only browsers send) get a Bearer challenge whose realm is serve's token endpoint on
+/// the same origin; registry clients in the page follow it with the token as password.
+pub fn unauthorized(req: &Request) -> Reply {
+    let r = Reply::oci_error(401, "UNAUTHORIZED", "authentication required: use the token printed by `layerwright serve` as the password (any user name)");
+    match (header(req, "sec-fetch-mode"), header(req, "host")) {
+        (Some(_), Some(host)) => r.header(
+            "WWW-Authenticate",
+            format!("Bearer realm=\"http://{host}/api/token\",service=\"layerwright serve\""),
+        ),
+        _ => r.header("WWW-Authenticate", "Basic realm=\"layerwright serve\""),
+    }
+}
+
+/// `GET /api/token`: the Bearer flow's token endpoint. The right token (as basic-auth password) gets it back as
+/// the bearer token; no credentials get an anonymous token (pulls are open on loopback); wrong ones get 401.
+pub fn token_endpoint(ctx: &Ctx, req: &Request) -> Reply {
+    let token = if ctx.authed {
+        ctx.st.token.clone()
+    } else if header(req, "authorization").is_none() {
+        "anonymous".to_string()
+    } else {
+        return Reply::json(
+            401,
+            &json!({"errors": [{"code": "UNAUTHORIZED", "message": "wrong token", "detail": null}]}),
+        );
+    };
+    Reply::json(200, &json!({"token": token, "access_token": token}))
+        .header("Cache-Control", "no-store")
 }
 
 pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
@@ -108,17 +134,17 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
             if ctx.authed {
                 Reply::json(200, &json!({}))
             } else {
-                unauthorized()
+                unauthorized(req)
             }
         }
-        _ if !ctx.may_read() => unauthorized(),
+        _ if !ctx.may_read() => unauthorized(req),
         Route::Catalog if m == Method::Get => catalog(ctx),
         Route::Tags(n) if m == Method::Get => with_repo(n, |r| tags(ctx, &r)),
         Route::Manifest(n, r) => with_repo(n, |repo| match m {
             Method::Get | Method::Head => get_manifest(ctx, req, &repo, r),
             Method::Put if ctx.authed => upload::put_manifest(ctx, req, &repo, r),
             Method::Delete if ctx.authed => delete_manifest(ctx, &repo, r),
-            Method::Put | Method::Delete => unauthorized(),
+            Method::Put | Method::Delete => unauthorized(req),
             _ => method_not_allowed(),
         }),
         Route::Blob(n, d) => with_repo(n, |_| {
@@ -134,12 +160,12 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
         }),
         Route::Uploads(n) => with_repo(n, |repo| match m {
             Method::Post if ctx.authed => upload::start(ctx, req, &repo),
-            Method::Post => unauthorized(),
+            Method::Post => unauthorized(req),
             _ => method_not_allowed(),
         }),
         Route::Upload(n, id) => with_repo(n, |repo| {
             if !ctx.authed {
-                return unauthorized();
+                return unauthorized(req);
             }
             match m {
                 Method::Get => ctx.st.uploads.status(&repo, id),

@@ -774,7 +774,7 @@ fn copy_step(
     let dest = ex(&files.dest)?;
     let raw_lexer = Lexer {
         raw_quotes: true,
-        ..shared.lexer.clone()
+        ..shared.lexer
     };
     let mut heredocs = Vec::new();
     for c in &files.source_contents {

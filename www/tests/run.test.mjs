@@ -1,0 +1,125 @@
+// RUN from the tab: the page served by a real `layerwright serve`, whose RUN backend executes steps through runc.
+// The base image (busybox from Debian's busybox-static) is built with the CLI into serve's store; the page pulls
+// it from serve's registry by itself, pushes parent layers, streams the step's output and shows the new layer.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { missing, launch, newPage, open, shot, root, dist } from './harness.mjs';
+import { LESSONS } from '../src/lessons-data.js';
+
+const bin = process.env.LW_BIN || join(root, '..', 'target', 'debug', 'layerwright');
+const onPath = (cmd) => { try { execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }); return true; } catch (_) { return false; } };
+const why = missing()
+  || (!existsSync(bin) && `no layerwright binary at ${bin} (set LW_BIN or run cargo build -p layerwright)`)
+  || (!existsSync('/bin/busybox') && 'no /bin/busybox (apt-get install busybox-static)')
+  || ((!onPath('runc') && !onPath('crun')) && 'no OCI runtime (apt-get install runc)')
+  || null;
+if (why) console.error(`\n*** SKIPPING the RUN-through-serve browser tests: ${why} ***\n`);
+
+const TOKEN = 'run-test-token-0123456789';
+let tmp; let serve; let base; let browser;
+
+const freePort = () => new Promise((resolve) => {
+  const s = createServer();
+  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+});
+
+before(async () => {
+  if (why) return;
+  tmp = mkdtempSync(join(tmpdir(), 'lw-run-e2e-'));
+  const store = join(tmp, 'store');
+  // busybox:1.36 in serve's store, made by the CLI from Debian's static busybox.
+  const ctx = join(tmp, 'busybox');
+  mkdirSync(join(ctx, 'bin'), { recursive: true });
+  copyFileSync('/bin/busybox', join(ctx, 'bin', 'busybox'));
+  for (const a of ['sh', 'cat', 'rm', 'wc', 'uname', 'echo', 'ls']) symlinkSync('busybox', join(ctx, 'bin', a));
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY bin/ /bin/\nCMD ["sh"]\n');
+  execFileSync(bin, ['--root', store, 'build', '-q', '-t', 'busybox:1.36', ctx], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}/?token=${TOKEN}`;
+  serve = spawn(bin, ['serve', '--root', store, '--addr', `127.0.0.1:${port}`, '--www', dist, '--token', TOKEN], { stdio: 'ignore' });
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(`http://127.0.0.1:${port}/v2/`)).status < 500) break; } catch (_) { /* not up yet */ }
+    if (i > 100) throw new Error('layerwright serve did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  serve?.kill('SIGTERM');
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function typeInEditor(page, text) {
+  await page.click('[data-testid=editor] .cm-content');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.press('Delete');
+  await page.keyboard.type(text);
+}
+
+async function waitBuilt(page) {
+  await page.waitForSelector('[data-testid=build-summary], [data-testid=build-error]', { timeout: 120000 });
+  const err = await page.$('[data-testid=build-error]');
+  if (err) throw new Error('build failed: ' + (await err.textContent()) + '\nlog: ' + (await page.textContent('[data-testid=build-log]')));
+}
+
+test('playground served by layerwright serve: RUN executes natively, output streams, the layer shows', { skip: !!why }, async () => {
+  const { page, errors } = await newPage(browser);
+  await open(page, base, '#/play');
+  await typeInEditor(page, 'FROM busybox:1.36\nRUN echo hello-from-$((6*7)) && uname -s > /proof.txt\nCMD ["cat", "/proof.txt"]\n');
+  await page.fill('[data-testid=build-tag]', 'runtest/echo:1');
+  await page.click('[data-testid=build-button]');
+  await waitBuilt(page);
+  const log = await page.textContent('[data-testid=build-log]');
+  assert.match(log, /hello-from-42/, 'the RUN output reaches the build log');
+  // busybox's layer, then the RUN layer.
+  const layers = page.locator('[data-testid=layer-list] > li');
+  assert.equal(await layers.count(), 2);
+  assert.match(await layers.nth(1).textContent(), /uname -s/);
+  await layers.nth(1).click();
+  await page.waitForSelector('[data-testid=file-tree] >> text=proof.txt');
+  await page.click('[data-testid=file-tree] >> text=proof.txt');
+  await page.waitForFunction(() => document.body.textContent.includes('Linux'));
+  await shot(page, 'run-01-playground-run');
+
+  // Rebuild: the RUN step is a cache hit (not re-run).
+  await page.evaluate(() => document.querySelector('[data-testid=build-summary]')?.remove());
+  await page.click('[data-testid=build-button]');
+  await waitBuilt(page);
+  assert.match(await page.locator('[data-testid=layer-list] > li').nth(1).textContent(), /cached/);
+  assert.doesNotMatch(await page.textContent('[data-testid=build-log]'), /hello-from-42/, 'a cached RUN does not run');
+
+  // A failing RUN names the line and its exit code.
+  await typeInEditor(page, 'FROM busybox:1.36\nRUN exit 7\n');
+  await page.click('[data-testid=build-button]');
+  await page.waitForSelector('[data-testid=build-error]', { timeout: 60000 });
+  const msg = await page.textContent('[data-testid=build-error]');
+  assert.match(msg, /Dockerfile:2/);
+  assert.match(msg, /exit code: 7/);
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
+  await page.context().close();
+});
+
+test('a lesson\'s RUN variant builds when served by layerwright serve', { skip: !!why }, async () => {
+  const lesson = LESSONS.find((l) => l.runVariant);
+  assert.ok(lesson, 'some lesson has a RUN variant');
+  const { page } = await newPage(browser);
+  await open(page, base, `#/lessons/${lesson.id}`);
+  await page.click('details summary:has-text("A variant with RUN steps")');
+  assert.match(await page.textContent('details'), /served by layerwright serve/);
+  await page.click('details button:has-text("Load in the editor")');
+  await page.click('[data-testid=build-button]');
+  await waitBuilt(page);
+  const runs = (lesson.runVariant.match(/^RUN /gm) || []).length;
+  assert.ok(runs > 0);
+  const layerTexts = await page.locator('[data-testid=layer-list] > li').allTextContents();
+  assert.ok(layerTexts.some((t) => /RUN|\/bin\/sh -c/.test(t)), `a RUN layer is listed: ${layerTexts.join(' | ')}`);
+  await shot(page, 'run-02-lesson-run-variant');
+  await page.context().close();
+});
