@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::http1::Request;
 use anyhow::Result;
@@ -23,12 +24,19 @@ struct Session {
     path: PathBuf,
     hasher: DigestHasher,
     len: u64,
+    /// When a request last worked on it: sessions idle longer than [`Uploads::idle`] are abandoned.
+    touched: Instant,
 }
+
+/// How long an upload may sit without a request before it is dropped (docker's registry purges after a week;
+/// a playground server needs far less, and a browser tab that was closed never comes back).
+pub const UPLOAD_IDLE: Duration = Duration::from_secs(3600);
 
 /// Upload sessions in progress; their data lives in the store's `tmp/uploads/`.
 pub struct Uploads {
     dir: PathBuf,
     sessions: Mutex<HashMap<String, Option<Session>>>,
+    pub idle: Duration,
 }
 
 fn io_err(e: impl std::fmt::Display) -> Reply {
@@ -118,13 +126,41 @@ impl Uploads {
     pub fn new(store: &Store) -> Result<Uploads> {
         let dir = store.tmp_dir().join("uploads");
         fs::create_dir_all(&dir)?;
+        // Files left by an earlier server are abandoned uploads; only old ones go, in case another server
+        // shares the store.
+        for e in fs::read_dir(&dir)?.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > UPLOAD_IDLE);
+            if old {
+                let _ = fs::remove_file(e.path());
+            }
+        }
         Ok(Uploads {
             dir,
             sessions: Mutex::new(HashMap::new()),
+            idle: UPLOAD_IDLE,
         })
     }
 
+    /// Drop sessions no request has touched for `idle` (a busy session is being worked on, so it stays).
+    fn expire(&self) {
+        let mut map = self.sessions.lock().expect("uploads lock");
+        let idle = self.idle;
+        map.retain(|_, s| match s {
+            Some(s) if s.touched.elapsed() >= idle => {
+                let _ = fs::remove_file(&s.path);
+                false
+            }
+            _ => true,
+        });
+    }
+
     fn create(&self, repo: &str) -> Result<String> {
+        self.expire();
         let id = random_token()?;
         let path = self.dir.join(&id);
         File::create(&path)?;
@@ -135,6 +171,7 @@ impl Uploads {
                 path,
                 hasher: DigestHasher::new(lw_oci::digest::Algorithm::Sha256),
                 len: 0,
+                touched: Instant::now(),
             }),
         );
         Ok(id)
@@ -168,7 +205,8 @@ impl Uploads {
         }
     }
 
-    fn put_back(&self, id: &str, s: Session) {
+    fn put_back(&self, id: &str, mut s: Session) {
+        s.touched = Instant::now();
         self.sessions
             .lock()
             .expect("uploads lock")
@@ -440,4 +478,31 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
         reply = reply.header("OCI-Subject", s);
     }
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abandoned_uploads_expire_and_their_files_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let mut up = Uploads::new(&store).unwrap();
+        let a = up.create("lw/x").unwrap();
+        let b = up.create("lw/x").unwrap();
+        // Within the idle limit both live.
+        assert_eq!(up.status("lw/x", &a).status, 204);
+        assert_eq!(up.status("lw/x", &b).status, 204);
+        let file_a = up.dir.join(&a);
+        assert!(file_a.exists());
+        // Idle past the limit: the next upload sweeps them, files included.
+        up.idle = Duration::ZERO;
+        let c = up.create("lw/x").unwrap();
+        assert!(!file_a.exists());
+        assert!(!up.dir.join(&b).exists());
+        assert_eq!(up.status("lw/x", &a).status, 404);
+        assert_eq!(up.status("lw/x", &b).status, 404);
+        assert!(up.dir.join(&c).exists());
+    }
 }
