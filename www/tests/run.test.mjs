@@ -76,6 +76,9 @@ test('playground served by layerwright serve: RUN executes natively, output stre
   await page.fill('[data-testid=build-tag]', 'runtest/echo:1');
   await page.click('[data-testid=build-button]');
   await waitBuilt(page);
+  // The base came from serve's store, named as the Dockerfile names it.
+  const names = await page.evaluate(async () => (await window.layerwright.images()).map((i) => i.name));
+  assert.ok(names.includes('docker.io/library/busybox:1.36'), names.join(', '));
   const log = await page.textContent('[data-testid=build-log]');
   assert.match(log, /hello-from-42/, 'the RUN output reaches the build log');
   // busybox's layer, then the RUN layer.
