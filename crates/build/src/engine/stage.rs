@@ -35,7 +35,7 @@ pub(crate) struct StageState {
     pub platform: Platform,
 }
 
-fn chain(prev: &Digest, parts: &[&str]) -> Digest {
+pub(super) fn chain(prev: &Digest, parts: &[&str]) -> Digest {
     let mut h = DigestHasher::sha256();
     h.update(prev.as_str().as_bytes());
     for p in parts {
@@ -130,7 +130,7 @@ fn scratch(platform: &Platform) -> ImageConfig {
     c
 }
 
-fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
+pub(super) fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
     if let Ok(i) = name.parse::<usize>() {
         return (i < before).then_some(i);
     }
@@ -345,7 +345,7 @@ fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<St
 }
 
 /// Content identity of a COPY's items, for its cache key.
-fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error> {
+pub(super) fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error> {
     let mut h = DigestHasher::sha256();
     let mut buf = vec![0u8; 256 * 1024];
     for it in items {
@@ -376,7 +376,7 @@ fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error> {
     Ok(h.finish())
 }
 
-fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
+pub(super) fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
     let sink = host.blobs.create()?;
     let members = host.blobs.member_cache();
     let mut lw = LayerWriter::with_cache(
@@ -705,7 +705,16 @@ fn dispatch(
             for m in &r.mounts {
                 mounts.push(ex(m)?);
             }
-            let key = chain(&st.key, &[&text, &mounts.join("\n"), &r.network]);
+            let binds = super::run_mounts::resolve_binds(
+                shared,
+                host,
+                done,
+                index,
+                &st.platform,
+                line,
+                &mounts,
+            )?;
+            let key = super::run_mounts::run_key(&st.key, &text, &mounts, &r.network, &binds);
             st.key = key.clone();
             let mut run_env: Vec<String> =
                 run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -721,7 +730,7 @@ fn dispatch(
                 run_env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k2, _)| k2) != k);
                 run_env.push(e.clone());
             }
-            let req = RunRequest {
+            let mut req = RunRequest {
                 layers: st.layers.clone(),
                 diff_ids: st.config.rootfs.diff_ids.clone(),
                 args: argv,
@@ -734,6 +743,7 @@ fn dispatch(
                     r.network.clone()
                 },
                 mounts,
+                binds: vec![],
                 files: vec![],
                 platform: st.platform.clone(),
                 source_date_epoch: (!shared.opts.keep_mtimes)
@@ -741,6 +751,7 @@ fn dispatch(
                 location: format!("{}:{line}", shared.opts.dockerfile_name),
             };
             let (layer, cached) = cached_or(host, shared, &key, |h| {
+                req.binds = super::run_mounts::materialize(h, &binds)?;
                 let Host {
                     run, blobs, events, ..
                 } = h;
