@@ -282,7 +282,11 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
         }
     }
     let (_, freed) = store.gc()?;
-    store.clean_tmp()?;
+    // RUN snapshots of layer stacks no image has any more; left alone (with tmp/) while a RUN step runs.
+    let snaps = layerwright::run::prune::prune_snapshots(&store, false)?;
+    if !snaps.busy {
+        layerwright::run::prune::clean_tmp(&store)?;
+    }
     if !deleted.is_empty() {
         println!("Deleted Images:");
         for d in deleted {
@@ -290,7 +294,42 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(freed));
+    if snaps.busy {
+        println!("RUN snapshots: in use by a running build, left in place");
+    } else if snaps.snapshots > 0 {
+        println!("Deleted RUN snapshots: {}", snaps.snapshots);
+    }
+    println!("Total reclaimed space: {}", human_size(freed + snaps.bytes));
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BuilderPruneArgs {
+    /// Accepted for docker compatibility: everything not in use is removed
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation (accepted for docker compatibility; we never prompt)
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// `builder prune`: remove RUN's cache mounts and unpacked layer snapshots (what a running build holds stays).
+pub fn builder_prune(root: &Path, _a: BuilderPruneArgs) -> Result<()> {
+    let store = Store::open(root)?;
+    let (snaps, caches) = layerwright::run::prune::prune_builder(&store)?;
+    if snaps.busy {
+        println!("RUN snapshots: in use by a running build, left in place");
+    } else {
+        println!("Deleted RUN snapshots: {}", snaps.snapshots);
+    }
+    println!("Deleted cache mounts: {}", caches.removed);
+    if caches.in_use > 0 {
+        println!("Cache mounts in use, left in place: {}", caches.in_use);
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(snaps.bytes + caches.bytes)
+    );
     Ok(())
 }
 
@@ -400,8 +439,7 @@ pub fn history(root: &Path, a: HistoryArgs) -> Result<()> {
             .created_by
             .clone()
             .unwrap_or_default()
-            .replace('\t', " ")
-            .replace('\n', " ");
+            .replace(['\t', '\n'], " ");
         if !a.no_trunc && by.chars().count() > 45 {
             by = by.chars().take(44).collect::<String>() + "…";
         }

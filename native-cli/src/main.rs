@@ -61,6 +61,11 @@ enum Command {
     Rmi(cmd_image::RmiArgs),
     /// Remove unused images and blobs
     Prune(cmd_image::PruneArgs),
+    /// Manage the build cache: `builder prune` removes RUN cache mounts and snapshots
+    Builder {
+        #[command(subcommand)]
+        command: BuilderCommand,
+    },
     /// Manage images (prune)
     Image {
         #[command(subcommand)]
@@ -74,6 +79,12 @@ enum Command {
     Save(cmd_image::SaveArgs),
     /// Load images from a tar archive (OCI or docker format) or STDIN
     Load(cmd_image::LoadArgs),
+}
+
+#[derive(Subcommand)]
+enum BuilderCommand {
+    /// Remove RUN cache mounts (`--mount=type=cache`) and unpacked layer snapshots
+    Prune(cmd_image::BuilderPruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -123,6 +134,9 @@ fn main() -> ExitCode {
         | Command::Image {
             command: ImageCommand::Prune(a),
         } => cmd_image::prune(&root, a),
+        Command::Builder {
+            command: BuilderCommand::Prune(a),
+        } => cmd_image::builder_prune(&root, a),
         Command::Inspect(a) => cmd_image::inspect(&root, a),
         Command::History(a) => cmd_image::history(&root, a),
         Command::Save(a) => cmd_image::save(&root, a),

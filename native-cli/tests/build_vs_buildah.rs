@@ -347,13 +347,17 @@ fn run_cases() -> Vec<Case> {
             "run_as_user",
             "FROM lwtest/busybox:1\nUSER app\nRUN echo mine > /tmp/mine.txt\n",
         ),
-        Case {
-            bug: Some("RUN --mount=type=bind is not supported by the RUN executor yet"),
-            ..case(
-                "run_mount_bind",
-                "FROM lwtest/busybox:1\nRUN --mount=type=bind,source=a.txt,target=/m cat /m > /copied.txt\n",
-            )
-        },
+        case(
+            "run_mount_bind",
+            "FROM lwtest/busybox:1\nRUN --mount=type=bind,source=a.txt,target=/m cat /m > /copied.txt\n",
+        ),
+        case(
+            "run_mount_bind_dir_and_stage",
+            "FROM lwtest/busybox:1 AS gen\nRUN mkdir /out && echo generated > /out/g.txt\n\
+             FROM lwtest/busybox:1\nRUN --mount=type=bind,source=dir,target=/d ls -R /d > /dir-list.txt\n\
+             RUN --mount=type=bind,from=gen,source=/out,target=/g cat /g/g.txt > /from-stage.txt\n\
+             RUN --mount=type=bind,target=/ctx cat /ctx/b.txt > /from-root.txt\n",
+        ),
         Case {
             parent: Some("FROM lwtest/busybox:1\nONBUILD RUN echo triggered > /ob.txt\n"),
             ..case(
@@ -921,7 +925,6 @@ fn regression_copy_from_stage_hardlinks() {
 }
 
 #[test]
-#[ignore = "RUN executor: --mount=type=bind is not supported yet"]
-fn bug_run_mount_bind() {
+fn regression_run_mount_bind() {
     run_one("run_mount_bind");
 }

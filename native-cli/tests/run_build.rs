@@ -268,6 +268,7 @@ fn output_streams_and_the_sandbox_is_isolated() {
         workdir: "/work/dir".into(),
         network: "none".into(),
         mounts: vec![],
+        binds: vec![],
         files: vec![],
         platform: layerwright::store::host_platform(),
         source_date_epoch: Some(0),

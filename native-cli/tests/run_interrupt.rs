@@ -25,6 +25,7 @@ fn sigint_kills_the_container_and_cleans_up() {
         workdir: "/".into(),
         network: "none".into(),
         mounts: vec![],
+        binds: vec![],
         files: vec![],
         platform: layerwright::store::host_platform(),
         source_date_epoch: None,

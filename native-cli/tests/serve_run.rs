@@ -113,6 +113,35 @@ fn run_steps_over_http_with_the_token() {
         .windows(b"made-by-run".len())
         .any(|w| w == b"made-by-run"));
 
+    // A bind mount travels as layers too (the engine resolves it in the tab): here the base's /etc, read-only.
+    let mut bound = req.clone();
+    bound["mounts"] = json!(["type=bind,target=/m"]);
+    bound["binds"] =
+        json!([{"mount": 0, "layers": req["layers"], "diffIds": req["diffIds"], "path": "/etc"}]);
+    bound["args"] = json!([
+        "/bin/sh",
+        "-c",
+        "cat /m/base; (echo x > /m/x) 2>/dev/null || echo read-only"
+    ]);
+    let r = srv.req(
+        "POST",
+        "/api/run",
+        &[json_ct, ("Authorization", &auth)],
+        &serde_json::to_vec(&bound).unwrap(),
+    );
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.contains(&"base") && lines.contains(&"read-only"),
+        "{text}"
+    );
+    let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(last["exitCode"], 0, "{text}");
+    assert!(
+        last["layer"].is_null(),
+        "the mount leaked into a layer: {text}"
+    );
+
     // A failing step reports its exit code and no layer.
     let mut bad = req.clone();
     bad["args"] = json!(["/bin/sh", "-c", "echo failing; exit 7"]);

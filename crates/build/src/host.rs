@@ -102,6 +102,8 @@ pub struct RunRequest {
     pub network: String,
     /// Raw `--mount` specs after expansion.
     pub mounts: Vec<String>,
+    /// The sources of `type=bind` mounts and `type=cache,from=` seeds, resolved by the engine (one per such mount).
+    pub binds: Vec<BindSource>,
     /// Files from heredocs, (path in the container, contents).
     pub files: Vec<(String, Vec<u8>)>,
     pub platform: Platform,
@@ -109,6 +111,20 @@ pub struct RunRequest {
     pub source_date_epoch: Option<i64>,
     /// `Dockerfile:LINE` for messages.
     pub location: String,
+}
+
+/// The resolved source of one `RUN --mount=type=bind` (or the seed of a `type=cache,from=` mount): layers (blobs in
+/// the store) to unpack, and the path in them to mount. The build context is written as a layer by the engine, so an executor never needs the host's
+/// files and a request can travel over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindSource {
+    /// Index of the mount in [`RunRequest::mounts`].
+    pub mount: usize,
+    /// Layers, bottom first, and their diff IDs.
+    pub layers: Vec<Descriptor>,
+    pub diff_ids: Vec<Digest>,
+    /// Absolute path inside the unpacked layers (`/` for their root).
+    pub path: String,
 }
 
 /// What a RUN step produced: the layer it wrote to the store (or none when nothing changed).

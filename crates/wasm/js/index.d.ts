@@ -14,7 +14,10 @@ export interface Finding {
 }
 export interface RunRequest {
   layers: { digest: string; size: number; mediaType: string }[]; diffIds: string[]; args: string[]; env: string[];
-  user: string; workdir: string; network: string; mounts: string[]; platform: string;
+  user: string; workdir: string; network: string; mounts: string[];
+  /** Resolved `type=bind` sources: unpack `layers` and mount `path` inside them for `mounts[mount]`. */
+  binds: { mount: number; layers: { digest: string; size: number; mediaType: string }[]; diffIds: string[]; path: string }[];
+  platform: string;
   sourceDateEpoch: number | null; location: string;
 }
 /** What an executor gets besides the request: the tab's blobs, and a sink for the step's output. */

@@ -130,7 +130,7 @@ export function serveExecutor({ url, token } = {}) {
     return resp;
   };
   return async (req, io) => {
-    for (const l of [...(req.layers ?? []), ...(req.bindLayers ?? [])]) {
+    for (const l of [...(req.layers ?? []), ...(req.binds ?? []).flatMap((b) => b.layers)]) {
       const head = await fetch(blobs + l.digest, { method: "HEAD", headers: auth });
       if (head.ok) continue;
       const start = await must(await fetch(blobs + "uploads/", { method: "POST", headers: auth }),

@@ -34,9 +34,31 @@ struct RequestJs<'a> {
     workdir: &'a str,
     network: &'a str,
     mounts: &'a [String],
+    binds: Vec<BindJs>,
     platform: String,
     source_date_epoch: Option<i64>,
     location: &'a str,
+}
+
+/// A resolved `--mount=type=bind` source: the layers to unpack for mount `mount`, and the path inside them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BindJs {
+    mount: usize,
+    layers: Vec<LayerJs>,
+    diff_ids: Vec<String>,
+    path: String,
+}
+
+fn layers_js(layers: &[lw_oci::Descriptor]) -> Vec<LayerJs> {
+    layers
+        .iter()
+        .map(|l| LayerJs {
+            digest: l.digest.to_string(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -112,15 +134,7 @@ impl JsExecutor {
         output: &mut dyn FnMut(&[u8]),
     ) -> Result<JsValue, JsValue> {
         let request = to_js(&RequestJs {
-            layers: req
-                .layers
-                .iter()
-                .map(|l| LayerJs {
-                    digest: l.digest.to_string(),
-                    size: l.size,
-                    media_type: l.media_type.clone(),
-                })
-                .collect(),
+            layers: layers_js(&req.layers),
             diff_ids: req.diff_ids.iter().map(|d| d.to_string()).collect(),
             args: &req.args,
             env: &req.env,
@@ -128,6 +142,16 @@ impl JsExecutor {
             workdir: &req.workdir,
             network: &req.network,
             mounts: &req.mounts,
+            binds: req
+                .binds
+                .iter()
+                .map(|b| BindJs {
+                    mount: b.mount,
+                    layers: layers_js(&b.layers),
+                    diff_ids: b.diff_ids.iter().map(|d| d.to_string()).collect(),
+                    path: b.path.clone(),
+                })
+                .collect(),
             platform: req.platform.to_string(),
             source_date_epoch: req.source_date_epoch,
             location: &req.location,

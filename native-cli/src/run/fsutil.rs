@@ -318,6 +318,19 @@ pub fn remove_tree(p: &Path) -> io::Result<()> {
     }
 }
 
+/// Bytes of the regular files under `p` (best effort, for reports), not following symlinks.
+pub fn tree_size(p: &Path) -> u64 {
+    let Ok(m) = fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !m.is_dir() {
+        return if m.is_file() { m.len() } else { 0 };
+    }
+    fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| tree_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

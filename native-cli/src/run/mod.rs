@@ -2,12 +2,17 @@
 //! container's root, the command run by an OCI runtime (runc/crun) in fresh namespaces, and the changes written
 //! back as a deterministic layer.
 
+pub mod binds;
+pub mod cachemount;
 pub mod diff;
 pub mod fsutil;
 pub mod mounts;
+pub mod prune;
 pub mod runtime;
 pub mod spec;
 pub mod unpack;
+
+pub use prune::remove_snapshots;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
@@ -52,7 +57,7 @@ impl Drop for RemoveOnDrop {
 }
 
 /// Unmounts (lazily, so a busy mount cannot make us leak it) when dropped.
-struct UnmountOnDrop(Option<PathBuf>);
+pub(crate) struct UnmountOnDrop(pub Option<PathBuf>);
 
 impl Drop for UnmountOnDrop {
     fn drop(&mut self) {
@@ -67,7 +72,7 @@ impl Drop for UnmountOnDrop {
 }
 
 /// Mount an overlay of `lower` with `upper`/`work` at `target`; false when the kernel or file system refuses.
-fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> bool {
+pub(crate) fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> bool {
     let bad = |p: &Path| {
         p.as_os_str()
             .as_bytes()
@@ -112,19 +117,6 @@ pub fn executor(store: &Store, secrets: BTreeMap<String, PathBuf>) -> Box<dyn Ru
         }
         Err(e) => Box::new(Unavailable(e.to_string())),
     }
-}
-
-/// Remove every cached unpacked layer stack (they are remade on demand); returns how many there were.
-pub fn remove_snapshots(store: &Store) -> Result<usize> {
-    let dir = store.root().join("run/snapshots");
-    let mut n = 0;
-    if dir.is_dir() {
-        for e in fs::read_dir(&dir)? {
-            fsutil::remove_tree(&e?.path())?;
-            n += 1;
-        }
-    }
-    Ok(n)
 }
 
 /// A RUN executor that cannot run anything, and says why.
@@ -247,10 +239,12 @@ impl RuncExecutor {
             .collect::<Result<Vec<_>>>()?;
         // From here on Ctrl-C must not kill us half-way: mounts and temporary trees are cleaned up by guards.
         let _signals = runtime::SignalGuard::install();
-        let base = unpack::Snapshots {
+        // Held while the step runs, so `prune` leaves our snapshots and temporary tree alone.
+        let _in_use = prune::RunLock::shared(&self.root)?;
+        let snapshots = unpack::Snapshots {
             dir: self.snapshots_dir(),
-        }
-        .get(&req.layers, &req.diff_ids, &*store)?;
+        };
+        let base = snapshots.get(&req.layers, &req.diff_ids, &*store)?;
 
         fs::create_dir_all(&self.tmp)?;
         let id = format!("lw-run-{}-{}", std::process::id(), unique_suffix());
@@ -276,6 +270,11 @@ impl RuncExecutor {
             fsutil::copy_tree(&base, &rootfs).context("copying the root file system")?;
         }
 
+        // Bind sources' overlays: unmounted (dropped) before the work directory is removed.
+        let mut bind_unmounts: Vec<UnmountOnDrop> = Vec::new();
+        let mut cache_leases: Vec<cachemount::CacheLease> = Vec::new();
+        let mut env = req.env.clone();
+
         let user = spec::resolve_user(&rootfs, &req.user)
             .with_context(|| format!("{}: USER {}", req.location, req.user))?;
         let before = diff::scan(&rootfs)?;
@@ -292,7 +291,7 @@ impl RuncExecutor {
                 req.network
             );
         }
-        for m in &run_mounts {
+        for (i, m) in run_mounts.iter().enumerate() {
             match &m.kind {
                 MountKind::Tmpfs { size } => {
                     let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
@@ -307,17 +306,34 @@ impl RuncExecutor {
                     uid,
                     gid,
                     readonly,
+                    sharing,
                 } => {
-                    let dir = mounts::cache_dir(&self.cache_mounts_dir(), id);
-                    if !dir.is_dir() {
-                        fs::create_dir_all(&dir)?;
-                        fsutil::lchown(&dir, *uid, *gid)?;
-                        fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))?;
-                    }
+                    // `from=`: the engine resolved the seed of a new cache directory.
+                    let seed = match req.binds.iter().find(|b| b.mount == i) {
+                        Some(src) => {
+                            let root = snapshots.get(&src.layers, &src.diff_ids, &*store)?;
+                            Some(fsutil::resolve_in_root(&root, &src.path)?)
+                        }
+                        None => None,
+                    };
+                    let lease = cachemount::acquire(
+                        &self.cache_mounts_dir(),
+                        id,
+                        *sharing,
+                        (*uid, *gid, *mode),
+                        seed.as_deref(),
+                    )
+                    .with_context(|| format!("{}: cache mount {id}", req.location))?;
                     let ro = if *readonly { "ro" } else { "rw" };
-                    extra.push(json!({"destination": m.target, "type": "bind", "source": dir, "options": ["rbind", ro]}));
+                    extra.push(json!({"destination": m.target, "type": "bind", "source": lease.dir, "options": ["rbind", ro]}));
+                    cache_leases.push(lease);
                 }
-                MountKind::Secret { id, required } => match self.secrets.get(id) {
+                MountKind::Secret {
+                    id,
+                    required,
+                    env: var,
+                    file,
+                } => match self.secrets.get(id) {
                     Some(p) => {
                         if !p.is_file() {
                             bail!(
@@ -326,11 +342,42 @@ impl RuncExecutor {
                                 p.display()
                             );
                         }
+                        if let Some(var) = var {
+                            let value = fs::read(p).with_context(|| {
+                                format!("{}: reading secret {id}", req.location)
+                            })?;
+                            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != var);
+                            env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+                        }
+                        if !*file {
+                            continue;
+                        }
                         extra.push(json!({"destination": m.target, "type": "bind", "source": p, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
                     }
                     None if *required => bail!("{}: secret {id} not found", req.location),
                     None => continue,
                 },
+                MountKind::Bind { readonly } => {
+                    let Some(src) = req.binds.iter().find(|b| b.mount == i) else {
+                        bail!(
+                            "{}: --mount={}: the bind source was not resolved by the build engine",
+                            req.location,
+                            req.mounts[i]
+                        );
+                    };
+                    let source = binds::prepare(
+                        &snapshots,
+                        src,
+                        *readonly,
+                        &*store,
+                        &work,
+                        self.use_overlay,
+                        &mut bind_unmounts,
+                    )
+                    .with_context(|| format!("{}: --mount={}", req.location, req.mounts[i]))?;
+                    let ro = if *readonly { "ro" } else { "rw" };
+                    extra.push(json!({"destination": m.target, "type": "bind", "source": source, "options": ["rbind", ro]}));
+                }
             }
             targets.push(m.target.clone());
         }
@@ -353,7 +400,7 @@ impl RuncExecutor {
         let config = spec::config(&spec::SpecInput {
             rootfs: &rootfs,
             args: &req.args,
-            env: &req.env,
+            env: &env,
             cwd: &workdir,
             user: &user,
             host_network,

@@ -17,11 +17,31 @@ pub enum MountKind {
         uid: u32,
         gid: u32,
         readonly: bool,
+        sharing: Sharing,
     },
     Secret {
         id: String,
         required: bool,
+        /// Expose the value in this environment variable.
+        env: Option<String>,
+        /// Mount the secret as a file (false for `env=` without `target=`).
+        file: bool,
     },
+    /// The source is resolved by the engine ([`lw_build::host::BindSource`]); writes are discarded.
+    Bind {
+        readonly: bool,
+    },
+}
+
+/// `type=cache,sharing=...`: how concurrent users of one cache id share it (BuildKit's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Every user mounts the same directory at once.
+    Shared,
+    /// A second concurrent user gets another directory (made empty the first time).
+    Private,
+    /// A second user waits until the first is done.
+    Locked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +110,12 @@ pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
                 .transpose()?
                 .unwrap_or(0),
             readonly,
+            sharing: match get("sharing").as_deref() {
+                None | Some("shared") => Sharing::Shared,
+                Some("private") => Sharing::Private,
+                Some("locked") => Sharing::Locked,
+                Some(o) => bail!("--mount: invalid sharing={o:?} (shared, private or locked)"),
+            },
         },
         "secret" => {
             let id = id
@@ -103,15 +129,32 @@ pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
                 Some(v) => flag(v.as_deref())?,
                 None => false,
             };
+            let env = get("env").filter(|e| !e.is_empty());
+            // With env= alone the secret is only in the environment, as BuildKit does.
+            let file = target.is_some() || env.is_none();
             let target = target
                 .clone()
                 .unwrap_or_else(|| format!("/run/secrets/{id}"));
             return Ok(RunMount {
                 target: abs(&target),
-                kind: MountKind::Secret { id, required },
+                kind: MountKind::Secret {
+                    id,
+                    required,
+                    env,
+                    file,
+                },
             });
         }
-        "bind" => bail!("--mount type=bind is not supported by this executor yet (use COPY)"),
+        "bind" => MountKind::Bind {
+            // Read-only unless rw/readwrite (BuildKit's default for bind mounts).
+            readonly: match kv.get("rw").or_else(|| kv.get("readwrite")) {
+                Some(v) => !flag(v.as_deref())?,
+                None => match kv.get("readonly").or_else(|| kv.get("ro")) {
+                    Some(v) => flag(v.as_deref())?,
+                    None => true,
+                },
+            },
+        },
         "ssh" => bail!("--mount type=ssh is not supported"),
         o => bail!("--mount: unknown type {o:?}"),
     };
@@ -142,20 +185,52 @@ mod tests {
                 mode: 0o700,
                 uid: 0,
                 gid: 0,
-                readonly: false
+                readonly: false,
+                sharing: Sharing::Shared,
             }
         );
+        let m = parse("type=cache,target=/c,sharing=locked,id=x", "/").unwrap();
+        assert!(
+            matches!(m.kind, MountKind::Cache { sharing: Sharing::Locked, ref id, .. } if id == "x")
+        );
+        assert!(parse("type=cache,target=/c,sharing=bogus", "/").is_err());
         let m = parse("type=secret,id=tok,required", "/").unwrap();
         assert_eq!(m.target, "/run/secrets/tok");
         assert_eq!(
             m.kind,
             MountKind::Secret {
                 id: "tok".into(),
-                required: true
+                required: true,
+                env: None,
+                file: true,
             }
         );
+        let m = parse("type=secret,id=tok,env=TOKEN", "/").unwrap();
+        assert!(
+            matches!(m.kind, MountKind::Secret { file: false, ref env, .. } if env.as_deref() == Some("TOKEN"))
+        );
+        let m = parse("type=secret,id=tok,env=TOKEN,target=/t", "/").unwrap();
+        assert!(matches!(m.kind, MountKind::Secret { file: true, .. }));
         assert_eq!(parse("type=tmpfs,target=t", "/w").unwrap().target, "/w/t");
-        assert!(parse("type=bind,source=.,target=/src", "/").is_err());
+        let bind = |s: &str| parse(s, "/w").unwrap();
+        assert_eq!(bind("source=.,target=src").target, "/w/src");
+        assert_eq!(
+            bind("type=bind,target=/s").kind,
+            MountKind::Bind { readonly: true }
+        );
+        assert_eq!(
+            bind("type=bind,target=/s,rw").kind,
+            MountKind::Bind { readonly: false }
+        );
+        assert_eq!(
+            bind("type=bind,dst=/s,readwrite=true").kind,
+            MountKind::Bind { readonly: false }
+        );
+        assert_eq!(
+            bind("type=bind,destination=/s,rw=false").kind,
+            MountKind::Bind { readonly: true }
+        );
+        assert!(parse("type=bind,source=x", "/").is_err());
         assert!(parse("type=cache", "/").is_err());
     }
 }

@@ -44,6 +44,9 @@ struct RunIn {
     network: String,
     #[serde(default)]
     mounts: Vec<String>,
+    /// Resolved `type=bind` sources (their layers pushed like the stage's).
+    #[serde(default)]
+    binds: Vec<BindIn>,
     #[serde(default)]
     platform: Option<String>,
     #[serde(default)]
@@ -52,32 +55,74 @@ struct RunIn {
     location: Option<String>,
 }
 
-fn to_request(v: RunIn, store: &Store) -> Result<RunRequest, String> {
-    if v.args.is_empty() {
-        return Err("args is empty".into());
-    }
-    if v.layers.len() != v.diff_ids.len() {
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BindIn {
+    mount: usize,
+    #[serde(default)]
+    layers: Vec<LayerIn>,
+    #[serde(default)]
+    diff_ids: Vec<String>,
+    #[serde(default)]
+    path: String,
+}
+
+/// Layers the request names, which must already be in serve's store, and their diff IDs.
+fn layers_in(
+    layers: Vec<LayerIn>,
+    diff_ids: &[String],
+    store: &Store,
+) -> Result<(Vec<Descriptor>, Vec<Digest>), String> {
+    if layers.len() != diff_ids.len() {
         return Err(format!(
             "{} layers but {} diffIds",
-            v.layers.len(),
-            v.diff_ids.len()
+            layers.len(),
+            diff_ids.len()
         ));
     }
-    let mut layers = Vec::new();
-    for l in v.layers {
+    let mut out = Vec::new();
+    for l in layers {
         let d = Digest::parse(&l.digest).map_err(|e| format!("layer {}: {e}", l.digest))?;
         if !store.has_blob(&d) {
             return Err(format!(
                 "layer {d} is not in serve's store: push it to /v2/layerwright/run-cache/blobs/uploads/ first"
             ));
         }
-        layers.push(Descriptor::new(&l.media_type, d, l.size));
+        out.push(Descriptor::new(&l.media_type, d, l.size));
     }
-    let diff_ids = v
-        .diff_ids
+    let ids = diff_ids
         .iter()
         .map(|d| Digest::parse(d).map_err(|e| format!("diffId {d}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
+    Ok((out, ids))
+}
+
+fn to_request(v: RunIn, store: &Store) -> Result<RunRequest, String> {
+    if v.args.is_empty() {
+        return Err("args is empty".into());
+    }
+    let (layers, diff_ids) = layers_in(v.layers, &v.diff_ids, store)?;
+    let mut binds = Vec::new();
+    for b in v.binds {
+        if b.mount >= v.mounts.len() {
+            return Err(format!(
+                "binds: mount {} is out of range ({} mounts)",
+                b.mount,
+                v.mounts.len()
+            ));
+        }
+        let (layers, diff_ids) = layers_in(b.layers, &b.diff_ids, store)?;
+        binds.push(lw_build::host::BindSource {
+            mount: b.mount,
+            layers,
+            diff_ids,
+            path: if b.path.is_empty() {
+                "/".into()
+            } else {
+                b.path
+            },
+        });
+    }
     let platform = match v.platform.as_deref().filter(|p| !p.is_empty()) {
         Some(p) => Platform::parse(p).map_err(|e| format!("platform {p}: {e}"))?,
         None => crate::store::host_platform(),
@@ -95,6 +140,7 @@ fn to_request(v: RunIn, store: &Store) -> Result<RunRequest, String> {
             v.network
         },
         mounts: v.mounts,
+        binds,
         files: Vec::new(),
         platform,
         source_date_epoch: v.source_date_epoch,

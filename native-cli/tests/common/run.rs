@@ -76,7 +76,9 @@ pub fn build(store: &Store, context: &Path, spec: &BuildSpec) -> Result<BuildRes
     opts.source_date_epoch = spec.epoch;
     opts.no_cache = spec.no_cache;
     opts.network = spec.network.to_string();
-    let ctx = DirContext::new(context).map_err(|e| e.to_string())?;
+    // As `layerwright build` reads it: filtered by the context's .dockerignore.
+    let ctx =
+        DirContext::with_dockerignore(context, Some("Dockerfile")).map_err(|e| e.to_string())?;
     let mut blobs = StoreBlobs { store };
     let mut cache = StoreCache { store };
     let mut images = StoreImages { store, pull: None };

@@ -5,6 +5,7 @@ mod copy;
 mod history;
 pub mod rootfs;
 mod run;
+mod run_mounts;
 mod stage;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -232,13 +233,15 @@ fn needed_stages(
                 Instruction::Run(r) => r
                     .mounts
                     .iter()
-                    .flat_map(|m| m.split(','))
-                    .filter_map(|kv| kv.strip_prefix("from="))
-                    .map(str::to_string)
+                    .flat_map(|m| run_mounts::mount_fields(m))
+                    .filter(|(k, _)| k == "from")
+                    .filter_map(|(_, v)| v)
                     .collect(),
                 _ => vec![],
             };
             for f in froms {
+                // Global ARGs may name the stage (`--from=${BUILDER}`).
+                let f = expand(shared, 0, &f, &shared.global_args).unwrap_or(f);
                 if let Some(j) = find(&f, i) {
                     todo.push(j);
                 }

@@ -3,7 +3,7 @@
 
 use lw_dockerfile::instructions::RunCommand as Run;
 
-use super::stage::{cache_lookup, chain, command_argv, finish_step, StageState};
+use super::stage::{cache_lookup, command_argv, finish_step, StageState};
 use super::{expand, history, rootfs, word_env, Host, Shared, PROXY_ARGS};
 use crate::events::BuildEvent;
 use crate::host::{CachedLayer, RunRequest};
@@ -14,6 +14,7 @@ use crate::Error;
 pub(super) async fn run_step(
     shared: &Shared<'_>,
     host: &mut Host<'_>,
+    done: &[Option<StageState>],
     index: usize,
     st: &mut StageState,
     r: &Run,
@@ -30,7 +31,16 @@ pub(super) async fn run_step(
     for m in &r.mounts {
         mounts.push(ex(m)?);
     }
-    let key = chain(&st.key, &[&text, &mounts.join("\n"), &r.network]);
+    let binds = super::run_mounts::resolve_binds(
+        shared,
+        host,
+        done,
+        index,
+        &st.platform,
+        line,
+        &mounts,
+    )?;
+    let key = super::run_mounts::run_key(&st.key, &text, &mounts, &r.network, &binds);
     st.key = key.clone();
     let mut run_env: Vec<String> = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
     for (k, v) in st
@@ -45,7 +55,7 @@ pub(super) async fn run_step(
         run_env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k2, _)| k2) != k);
         run_env.push(e.clone());
     }
-    let req = RunRequest {
+    let mut req = RunRequest {
         layers: st.layers.clone(),
         diff_ids: st.config.rootfs.diff_ids.clone(),
         args: argv,
@@ -58,6 +68,7 @@ pub(super) async fn run_step(
             r.network.clone()
         },
         mounts,
+        binds: vec![],
         files: vec![],
         platform: st.platform.clone(),
         source_date_epoch: (!shared.opts.keep_mtimes).then_some(shared.opts.source_date_epoch),
@@ -66,6 +77,8 @@ pub(super) async fn run_step(
     let (layer, cached) = match cache_lookup(host, shared, &key) {
         Some(hit) => (hit, true),
         None => {
+            // Bind sources become blobs only when the step really runs.
+            req.binds = super::run_mounts::materialize(host, &binds)?;
             let made = execute(shared, host, &req, &code, index, step, line).await?;
             host.cache.put(&key, made.clone());
             (made, false)

@@ -130,7 +130,7 @@ fn scratch(platform: &Platform) -> ImageConfig {
     c
 }
 
-fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
+pub(super) fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
     if let Ok(i) = name.parse::<usize>() {
         return (i < before).then_some(i);
     }
@@ -267,7 +267,7 @@ async fn step_any(
     step: usize,
 ) -> Result<(), Error> {
     match inst {
-        Instruction::Run(r) => super::run::run_step(shared, host, index, st, r, line, step).await,
+        Instruction::Run(r) => super::run::run_step(shared, host, done, index, st, r, line, step).await,
         _ => dispatch(shared, host, done, index, st, inst, line, step),
     }
 }
@@ -363,7 +363,7 @@ fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<St
 }
 
 /// Content identity of a COPY's items, for its cache key.
-fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error> {
+pub(super) fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error> {
     let mut h = DigestHasher::sha256();
     let mut buf = vec![0u8; 256 * 1024];
     for it in items {
@@ -394,7 +394,7 @@ fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error> {
     Ok(h.finish())
 }
 
-fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
+pub(super) fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
     let sink = host.blobs.create()?;
     let members = host.blobs.member_cache();
     let mut lw = LayerWriter::with_cache(

@@ -1,0 +1,210 @@
+//! `RUN --mount` sources, as the engine resolves them: for `type=bind`, the build context (filtered by
+//! .dockerignore, written as a layer), another stage's layers or an image's layers; for `type=cache,from=`, the
+//! stage or image that seeds a new cache directory; plus their content identity for the cache key.
+
+use lw_layer::tree::FileTree;
+use lw_oci::{Descriptor, Digest, DigestHasher};
+
+use super::copy::{self, CopySpec, Item, SourceFs};
+use super::stage::{chain, items_digest, stage_ref, write_items, StageState};
+use super::{rootfs, Host, Shared};
+use crate::context::normalize_path;
+use crate::host::BindSource;
+use crate::Error;
+
+/// Where a bind mount's files come from, before anything is written.
+enum Origin {
+    /// Entries of the build context (the subtree at `source`), written as a layer only when the step runs.
+    Context(Vec<Item>),
+    /// Layers already in the store (a stage or an image).
+    Layers(Vec<Descriptor>, Vec<Digest>),
+}
+
+/// A resolved `type=bind` mount waiting for the step to run.
+pub(crate) struct PendingBind {
+    mount: usize,
+    origin: Origin,
+    path: String,
+    identity: Digest,
+}
+
+/// The fields of one `--mount` spec (`key=value` or bare `key`), keys lower-cased, as BuildKit reads them.
+pub(crate) fn mount_fields(spec: &str) -> Vec<(String, Option<String>)> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) => (
+                k.trim().to_ascii_lowercase(),
+                Some(v.trim().trim_matches('"').to_string()),
+            ),
+            None => (f.to_ascii_lowercase(), None),
+        })
+        .collect()
+}
+
+fn field<'a>(fields: &'a [(String, Option<String>)], names: &[&str]) -> Option<&'a str> {
+    fields
+        .iter()
+        .rev()
+        .find(|(k, _)| names.contains(&k.as_str()))
+        .and_then(|(_, v)| v.as_deref())
+}
+
+/// Resolve the source of every `type=bind` mount (and seeded `type=cache` mount) among the (expanded) `mounts` of
+/// a RUN at `line`.
+pub(crate) fn resolve_binds(
+    shared: &Shared,
+    host: &mut Host,
+    done: &[Option<StageState>],
+    index: usize,
+    platform: &lw_oci::Platform,
+    line: usize,
+    mounts: &[String],
+) -> Result<Vec<PendingBind>, Error> {
+    let mut out = Vec::new();
+    for (i, spec) in mounts.iter().enumerate() {
+        let fields = mount_fields(spec);
+        let from = field(&fields, &["from"]).unwrap_or("");
+        // BuildKit's default mount type is bind; a cache mount has a source only with from= (its seed).
+        match field(&fields, &["type"]).unwrap_or("bind") {
+            "bind" => {}
+            "cache" if !from.is_empty() => {}
+            _ => continue,
+        }
+        let what = format!("RUN --mount={spec}");
+        let source = field(&fields, &["source", "src"]).unwrap_or("");
+        let clean = normalize_path(source).map_err(|_| {
+            shared.err(
+                line,
+                format!("{what}: source {source:?} is outside the build context"),
+            )
+        })?;
+        let (origin, path) = if from.is_empty() {
+            (
+                Origin::Context(context_items(shared, host, line, &clean)?),
+                format!("/{clean}"),
+            )
+        } else {
+            let (layers, diff_ids) = if let Some(j) = stage_ref(shared, from, index) {
+                let s = done[j].as_ref().ok_or_else(|| {
+                    shared.err(line, format!("{what}: stage {from} was not built"))
+                })?;
+                (s.layers.clone(), s.config.rootfs.diff_ids.clone())
+            } else {
+                let img = host.images.resolve(from, platform).map_err(|e| {
+                    shared.err(
+                        line,
+                        format!("{what}: from={from} is not a stage of this Dockerfile, and as an image: {e}"),
+                    )
+                })?;
+                (
+                    img.manifest.layers.clone(),
+                    img.config.rootfs.diff_ids.clone(),
+                )
+            };
+            let tree: FileTree = rootfs::tree_of(&*host.blobs, &layers, false)?;
+            if !clean.is_empty() && tree.get(&tree.resolve(&clean)).is_none() {
+                return Err(shared.err(
+                    line,
+                    format!("{what}: source \"/{clean}\" not found in {from}"),
+                ));
+            }
+            (Origin::Layers(layers, diff_ids), format!("/{clean}"))
+        };
+        let mut h = DigestHasher::sha256();
+        h.update(format!("bind {i} {path}\n").as_bytes());
+        match &origin {
+            Origin::Context(items) => h.update(items_digest(host, items)?.as_str().as_bytes()),
+            Origin::Layers(_, diff_ids) => {
+                for d in diff_ids {
+                    h.update(d.as_str().as_bytes());
+                    h.update(b"\n");
+                }
+            }
+        }
+        out.push(PendingBind {
+            mount: i,
+            origin,
+            path,
+            identity: h.finish(),
+        });
+    }
+    Ok(out)
+}
+
+/// The context subtree at `clean` (the whole context when empty), as entries at their own paths.
+fn context_items(
+    shared: &Shared,
+    host: &mut Host,
+    line: usize,
+    clean: &str,
+) -> Result<Vec<Item>, Error> {
+    let spec = CopySpec {
+        line,
+        keyword: "RUN --mount=type=bind",
+        srcs: vec![if clean.is_empty() {
+            ".".into()
+        } else {
+            clean.to_string()
+        }],
+        heredocs: vec![],
+        dest: format!("/{clean}"),
+        workdir: "/".into(),
+        from: SourceFs::Context(host.context),
+        chown: None,
+        chmod: None,
+        parents: false,
+        excludes: vec![],
+        is_add: false,
+        checksum: None,
+        unpack: None,
+    };
+    copy::plan(shared, spec, &FileTree::new(), None)
+}
+
+/// The RUN step's cache key: its command, mounts and network, plus the mounted sources' contents (so a changed
+/// context file or stage re-runs the step); without bind sources, the key RUN always had.
+pub(crate) fn run_key(
+    prev: &Digest,
+    text: &str,
+    mounts: &[String],
+    network: &str,
+    binds: &[PendingBind],
+) -> Digest {
+    let joined = mounts.join("\n");
+    let identity = binds
+        .iter()
+        .map(|b| b.identity.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut parts = vec![text, joined.as_str(), network];
+    if !binds.is_empty() {
+        parts.push(&identity);
+    }
+    chain(prev, &parts)
+}
+
+/// Write what still needs writing (context layers) and hand the executor its bind sources.
+pub(crate) fn materialize(
+    host: &mut Host,
+    binds: &[PendingBind],
+) -> Result<Vec<BindSource>, Error> {
+    let mut out = Vec::new();
+    for b in binds {
+        let (layers, diff_ids) = match &b.origin {
+            Origin::Context(items) => {
+                let l = write_items(host, items)?;
+                (vec![l.descriptor], vec![l.diff_id])
+            }
+            Origin::Layers(l, d) => (l.clone(), d.clone()),
+        };
+        out.push(BindSource {
+            mount: b.mount,
+            layers,
+            diff_ids,
+            path: b.path.clone(),
+        });
+    }
+    Ok(out)
+}
