@@ -98,6 +98,15 @@ test('playground served by layerwright serve: RUN executes natively, output stre
   assert.match(await page.locator('[data-testid=layer-list] > li').nth(1).textContent(), /cached/);
   assert.doesNotMatch(await page.textContent('[data-testid=build-log]'), /hello-from-42/, 'a cached RUN does not run');
 
+  // A bind mount of a context file: the engine makes a context layer in the tab, serveExecutor pushes it.
+  await typeInEditor(page, 'FROM busybox:1.36\nRUN --mount=type=bind,source=app.txt,target=/mnt/app.txt cat /mnt/app.txt\n');
+  await page.fill('[data-testid=new-file-name]', 'app.txt');
+  await page.click('[data-testid=add-file]');
+  await page.fill('textarea[aria-label="Selected file content"]', 'bound-from-the-tab\n');
+  await page.click('[data-testid=build-button]');
+  await waitBuilt(page);
+  assert.match(await page.textContent('[data-testid=build-log]'), /bound-from-the-tab/);
+
   // A failing RUN names the line and its exit code.
   await typeInEditor(page, 'FROM busybox:1.36\nRUN exit 7\n');
   await page.click('[data-testid=build-button]');
