@@ -68,6 +68,9 @@ pub struct BuildArgs {
     /// Secret for RUN --mount=type=secret: id=ID,src=FILE; repeatable
     #[arg(long)]
     secret: Vec<String>,
+    /// OCI runtime for RUN steps: runc, crun or a path (default: the first of runc, crun installed)
+    #[arg(long, env = "LAYERWRIGHT_RUNTIME")]
+    runtime: Option<String>,
 }
 
 /// A context read from a tar on STDIN.
@@ -278,7 +281,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         .iter()
         .map(|s| layerwright::run::parse_secret_flag(s))
         .collect::<Result<BTreeMap<_, _>>>()?;
-    let mut runner = layerwright::run::executor(&store, secrets);
+    let mut runner = layerwright::run::executor(&store, secrets, a.runtime.as_deref());
     let mut fetcher = layerwright::buildhost::HttpFetcher::default();
     let mut results = Vec::new();
     for p in &platforms {

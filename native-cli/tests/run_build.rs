@@ -190,11 +190,48 @@ fn a_failing_run_reports_and_leaves_nothing_behind() {
             .collect();
         assert_eq!(left, Vec::<String>::new(), "temporary files left behind");
     }
-    // Without a runtime the error says what to install.
+    // A missing runtime (`build --runtime`): the error names the runtime and the RUN line; nothing is tagged.
     let e = RuncExecutor::with_runtime(&store, Some("/nonexistent/runc"))
         .err()
         .unwrap();
-    assert_eq!(e.to_string(), "no OCI runtime found: install runc or crun");
+    assert_eq!(
+        e.to_string(),
+        "OCI runtime /nonexistent/runc not found, or it does not answer --version"
+    );
+    std::fs::write(ctx.join("Dockerfile"), "FROM lwtest/bb:1\nRUN echo hi\n").unwrap();
+    let ctx_s = ctx.to_str().unwrap();
+    let o = common::lw(
+        &root,
+        &[
+            "build",
+            "--runtime",
+            "/nonexistent/runc",
+            "-t",
+            "lwtest/rt:1",
+            ctx_s,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("Dockerfile:2") && stderr.contains("/nonexistent/runc not found"),
+        "{stderr}"
+    );
+    assert!(!common::lw_ok(&root, &["images"]).contains("lwtest/rt"));
+    // Naming the runtime that is installed works.
+    common::lw_ok(
+        &root,
+        &[
+            "build",
+            "-q",
+            "--runtime",
+            "runc",
+            "-t",
+            "lwtest/rt:1",
+            ctx_s,
+        ],
+    );
+    assert!(common::lw_ok(&root, &["images"]).contains("lwtest/rt"));
     // A user that does not exist is an error too.
     let err = build(
         &store,

@@ -109,8 +109,12 @@ pub(crate) fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Pa
 
 /// The executor `layerwright build` uses: runc/crun when one is installed, else one that fails every RUN step with
 /// the reason (so Dockerfiles without RUN still build on hosts without a runtime).
-pub fn executor(store: &Store, secrets: BTreeMap<String, PathBuf>) -> Box<dyn RunExecutor> {
-    match RuncExecutor::new(store) {
+pub fn executor(
+    store: &Store,
+    secrets: BTreeMap<String, PathBuf>,
+    runtime: Option<&str>,
+) -> Box<dyn RunExecutor> {
+    match RuncExecutor::with_runtime(store, runtime) {
         Ok(mut r) => {
             r.secrets = secrets;
             Box::new(r)
@@ -494,7 +498,7 @@ mod tests {
     /// How `layerwright build` plugs the executor into the engine's host.
     #[allow(dead_code)]
     fn wiring(store: &Store) {
-        let mut runner = executor(store, BTreeMap::new());
+        let mut runner = executor(store, BTreeMap::new(), None);
         let _run: Option<&mut dyn RunExecutor> = Some(&mut *runner);
     }
 

@@ -48,7 +48,10 @@ pub fn find_runtime(preferred: Option<&str>) -> Result<PathBuf> {
             }
         }
     }
-    bail!("no OCI runtime found: install runc or crun")
+    match preferred {
+        Some(p) => bail!("OCI runtime {p} not found, or it does not answer --version"),
+        None => bail!("no OCI runtime found: install runc or crun"),
+    }
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
