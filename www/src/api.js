@@ -21,25 +21,86 @@ export function loadApi() {
 
 let serveInfo = null;
 
-/** Detects `layerwright serve` on the same origin: its embedded registry answers /v2/. */
+/**
+ * Detects `layerwright serve` on the same origin by its `/api/info` document. Not by pinging `/v2/`: serve's
+ * registry answers that with 401 and a Basic challenge, on which a browser opens its login dialog (and a headless
+ * one waits forever) instead of resolving the fetch.
+ */
 export async function detectServe() {
   if (serveInfo) return serveInfo;
-  serveInfo = { served: false, registry: null, proxy: null, token: null };
+  serveInfo = { served: false, registry: null, proxy: null, token: null, run: false };
   if (!/^https?:$/.test(location.protocol)) return serveInfo;
   try {
-    const r = await fetch(new URL('/v2/', location.href), { cache: 'no-store' });
-    const v = r.headers.get('Docker-Distribution-API-Version');
-    if (r.status === 200 || r.status === 401 || (v && v.startsWith('registry/2'))) {
+    const token = new URLSearchParams(location.search).get('token') || sessionStorage.getItem('lw-token');
+    const url = new URL('/api/info', location.href);
+    if (token) url.searchParams.set('token', token);
+    const r = await fetch(url, { cache: 'no-store' });
+    const info = r.ok && (r.headers.get('content-type') || '').includes('json') ? await r.json() : null;
+    if (info && typeof info.registry === 'string' && typeof info.proxy === 'string') {
       serveInfo.served = true;
+      serveInfo.version = info.version;
+      serveInfo.run = !!info.run;
       serveInfo.registry = location.host;
-      serveInfo.proxy = new URL('/proxy/', location.href).href;
-      serveInfo.token = new URLSearchParams(location.search).get('token') || sessionStorage.getItem('lw-token');
-      if (serveInfo.token) sessionStorage.setItem('lw-token', serveInfo.token);
+      serveInfo.proxy = new URL(info.proxy, location.href).href;
+      serveInfo.token = token;
+      if (token) sessionStorage.setItem('lw-token', token);
     }
   } catch {
     // No server behind us (static hosting or file://): RUN-free mode.
   }
   return serveInfo;
+}
+
+/**
+ * Adapts the wasm registry client to `layerwright serve`. It wraps the global `fetch` (which the client looks up
+ * for every operation) and:
+ * - serve's proxy takes `/proxy/HOST/v2/…`, while the client puts its proxy prefix before the whole URL
+ *   (`/proxy/http://HOST/v2/…`, the form generic CORS proxies take): rewrites the one into the other, adds serve's
+ *   token (the proxy wants it for writes), and turns the proxy's `Location` headers back into the registry's own
+ *   URLs, which is what the client expects from a transparent proxy;
+ * - serve's own registry answers an unauthenticated write with 401 and a Basic challenge, on which a browser opens
+ *   its login dialog instead of handing the 401 to the client: same-origin `/v2/` requests get serve's Basic
+ *   credentials up front.
+ */
+export function installServeFetch(info) {
+  if (!info?.served || globalThis.fetch.lwServeFetch) return;
+  const prefix = info.proxy;
+  const ownRegistry = new URL('/v2/', location.href).href;
+  const plain = globalThis.fetch.bind(globalThis);
+  // The same request at another URL and/or with more headers.
+  const redo = async (input, init, url, extraHeaders) => {
+    if (!(input instanceof Request)) {
+      const headers = new Headers(init?.headers);
+      for (const [k, v] of Object.entries(extraHeaders)) if (!headers.has(k)) headers.set(k, v);
+      return new Request(url, { ...init, headers });
+    }
+    const headers = new Headers(input.headers);
+    for (const [k, v] of Object.entries(extraHeaders)) if (!headers.has(k)) headers.set(k, v);
+    // Copy the body as bytes: a stream body cannot move to a new Request without duplex streaming.
+    const body = input.method === 'GET' || input.method === 'HEAD' ? undefined : await input.arrayBuffer();
+    return new Request(url, { method: input.method, headers, body, signal: input.signal, ...init });
+  };
+  const shim = async (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (url.startsWith(ownRegistry)) return plain(await redo(input, init, url, authHeaders(info)));
+    const m = prefix && url.startsWith(prefix) ? /^(https?):\/\/([^/?#]+)(.*)$/.exec(url.slice(prefix.length)) : null;
+    if (!m) return plain(input, init);
+    const [, scheme, host, rest] = m;
+    const target = new URL(prefix + host + rest);
+    if (info.token) target.searchParams.set('token', info.token);
+    const resp = await plain(await redo(input, init, target, {}));
+    const loc = resp.headers.get('location');
+    if (!loc) return resp;
+    const abs = new URL(loc, target);
+    abs.searchParams.delete('token');
+    // As if the registry had answered directly (`http://HOST/v2/…`): the client puts its prefix back on.
+    const back = abs.href.startsWith(prefix) ? `${scheme}://${abs.href.slice(prefix.length)}` : abs.href;
+    const headers = new Headers(resp.headers);
+    headers.set('location', back);
+    return new Response(resp.body, { status: resp.status, statusText: resp.statusText, headers });
+  };
+  shim.lwServeFetch = true;
+  globalThis.fetch = shim;
 }
 
 /** Basic auth for serve's embedded registry: any user, the token as password. */
