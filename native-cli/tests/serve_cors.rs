@@ -408,6 +408,8 @@ fn the_proxy_answers_htpasswd_and_token_auth_server_side() {
             .insert(reg.host(), ("alice".into(), "s3cret".into()));
     });
     let n = pull_through_proxy(&srv, &reg.host(), &digest, &manifest);
+    // The prefix form (`/proxy/http://HOST/v2/…`, what the browser client sends) pulls the same.
+    let n = n + pull_through_proxy(&srv, &format!("http://{}", reg.host()), &digest, &manifest);
     // Not on the allow-list.
     let r = srv.req("GET", "/proxy/127.0.0.1:1/v2/", &[], b"");
     assert_eq!(r.status, 403);
@@ -450,6 +452,55 @@ fn the_proxy_answers_htpasswd_and_token_auth_server_side() {
         bd,
         "pushed through the proxy, read back"
     );
+    // The prefix form, authorized by the page's cookie: Location comes back as the registry's own URL, which the
+    // client prefixes again.
+    let page = srv.req("GET", &format!("/?token={}", srv.token), &[], b"");
+    let set = page.header("set-cookie").unwrap().to_string();
+    let cookie = set.split(';').next().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert_eq!(
+        cookie,
+        format!("lw_token_{}={}", srv.addr.port(), srv.token)
+    );
+    let r = srv.req(
+        "POST",
+        &format!("/proxy/http://{}/v2/team/bb/blobs/uploads/", reg.host()),
+        &[("Cookie", &cookie), ("Origin", &srv.origin())],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let loc = r.header("location").unwrap().to_string();
+    assert!(
+        loc.starts_with(&format!("http://{}/v2/team/bb/blobs/uploads/", reg.host())),
+        "{loc}"
+    );
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = srv.req(
+        "PUT",
+        &format!("/proxy/{loc}{sep}digest={bd}"),
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        &blob,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    // A wrong cookie is no token; no cookie is set without the right token.
+    let bad = format!("lw_token_{}=nope", srv.addr.port());
+    let r = srv.req(
+        "POST",
+        &format!("/proxy/http://{}/v2/team/bb/blobs/uploads/", reg.host()),
+        &[("Cookie", &bad)],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+    assert!(srv
+        .req("GET", "/?token=nope", &[], b"")
+        .header("set-cookie")
+        .is_none());
     // Pushing through the proxy needs serve's token.
     let r = srv.req(
         "POST",
@@ -461,6 +512,9 @@ fn the_proxy_answers_htpasswd_and_token_auth_server_side() {
     drop(srv);
     // Without credentials the upstream's refusal comes back as 401.
     let srv = Served::start(&tmp.path().join("s2"), |_| {});
+    // Non-loopback upstreams only over https.
+    let r = srv.req("GET", "/proxy/http://registry.example/v2/", &[], b"");
+    assert_eq!(r.status, 400, "{}", r.text());
     let r = srv.req(
         "GET",
         &format!("/proxy/{}/v2/team/bb/manifests/1", reg.host()),

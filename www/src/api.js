@@ -19,30 +19,34 @@ export function loadApi() {
 
 let serveInfo = null;
 
-/** Detects `layerwright serve` on the same origin: its embedded registry answers /v2/. */
+/**
+ * Detects `layerwright serve` on the same origin by its `/api/info` document. Not by pinging `/v2/`: serve's
+ * registry answers that with 401 and a Basic challenge, on which a browser opens its login dialog (and a headless
+ * one waits forever) instead of resolving the fetch.
+ */
 export async function detectServe() {
   if (serveInfo) return serveInfo;
-  serveInfo = { served: false, registry: null, proxy: null, token: null };
+  serveInfo = { served: false, registry: null, proxy: null, token: null, run: false };
   if (!/^https?:$/.test(location.protocol)) return serveInfo;
   try {
-    const r = await fetch(new URL('/v2/', location.href), { cache: 'no-store' });
-    const v = r.headers.get('Docker-Distribution-API-Version');
-    if (r.status === 200 || r.status === 401 || (v && v.startsWith('registry/2'))) {
+    const token = new URLSearchParams(location.search).get('token') || sessionStorage.getItem('lw-token');
+    const url = new URL('/api/info', location.href);
+    if (token) url.searchParams.set('token', token);
+    const r = await fetch(url, { cache: 'no-store' });
+    const info = r.ok && (r.headers.get('content-type') || '').includes('json') ? await r.json() : null;
+    if (info && typeof info.registry === 'string' && typeof info.proxy === 'string') {
       serveInfo.served = true;
+      serveInfo.version = info.version;
+      serveInfo.run = !!info.run;
       serveInfo.registry = location.host;
-      serveInfo.proxy = new URL('/proxy/', location.href).href;
-      serveInfo.token = new URLSearchParams(location.search).get('token') || sessionStorage.getItem('lw-token');
-      if (serveInfo.token) sessionStorage.setItem('lw-token', serveInfo.token);
+      serveInfo.proxy = new URL(info.proxy, location.href).href;
+      serveInfo.token = token;
+      if (token) sessionStorage.setItem('lw-token', token);
     }
   } catch {
     // No server behind us (static hosting or file://): RUN-free mode.
   }
   return serveInfo;
-}
-
-/** Basic auth for serve's embedded registry: any user, the token as password. */
-function authHeaders(info) {
-  return info.token ? { authorization: 'Basic ' + btoa('layerwright:' + info.token) } : {};
 }
 
 /** RUN executor over serve's HTTP API: the wasm package's `serveExecutor` with the page's token. */
@@ -90,4 +94,3 @@ export async function ensureBases(api, info, dockerfile, onNote) {
   return missing;
 }
 
-export { authHeaders };

@@ -116,6 +116,8 @@ export function createEditor(opts) {
       doc: opts.doc || '',
       extensions: [
         lineNumbers(), highlightActiveLine(), highlightActiveLineGutter(), drawSelection(), history(), bracketMatching(),
+        // Long RUN and CMD lines wrap instead of hiding past the right edge (and on phones).
+        EditorView.lineWrapping,
         dockerfileLanguage, syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
         dfLinter, lintGutter(), hover,
         keymap.of([...defaultKeymap, ...historyKeymap, ...lintKeymap]),

@@ -1,7 +1,7 @@
 //! The image inspector: a remote reference or a tarball file; index/platforms, manifest, config,
 //! history, layers, per-layer and merged file trees, and wasted space with an efficiency score.
 
-import { h, formatBytes, shortDigest, jsonView, errorText, readTar, fromUtf8 } from './util.js';
+import { h, formatBytes, shortDigest, jsonView, errorText, readTar, fromUtf8, isLoopback } from './util.js';
 import { fileRow, filePreview } from './results.js';
 
 export function renderInspector(main, { api, serve, params }) {
@@ -16,11 +16,20 @@ export function renderInspector(main, { api, serve, params }) {
   refInput.addEventListener('keydown', (e) => { if (e.key === 'Enter') inspectRemote(); });
   fileInput.addEventListener('change', () => fileInput.files[0] && inspectTarball(fileInput.files[0]));
 
+  const userInput = h('input', { type: 'text', autocomplete: 'username', 'aria-label': 'Registry user name', placeholder: 'user (optional)', size: 12 });
+  const passInput = h('input', { type: 'password', autocomplete: 'current-password', 'aria-label': 'Registry password or token', placeholder: 'password', size: 12 });
+
   const remoteOpts = () => {
     const o = {};
-    if (useProxy.checked && proxyInput.value.trim()) o.proxy = proxyInput.value.trim();
     const host = registryHost(refInput.value.trim());
-    if (serve?.registry && host === serve.registry) o.insecure = location.protocol === 'http:';
+    const own = serve?.registry && host === serve.registry;
+    // serve's own registry is same-origin: no proxy needed.
+    if (!own && useProxy.checked && proxyInput.value.trim()) o.proxy = proxyInput.value.trim();
+    // Loopback registries speak plain HTTP (browsers count http://127.0.0.1 as a secure context).
+    if (own) o.insecure = location.protocol === 'http:';
+    else if (isLoopback(host)) o.insecure = true;
+    if (own && serve.token) { o.username = 'layerwright'; o.password = serve.token; }
+    if (userInput.value.trim()) { o.username = userInput.value.trim(); o.password = passInput.value; }
     return o;
   };
 
@@ -37,17 +46,18 @@ export function renderInspector(main, { api, serve, params }) {
           pull.disabled = true;
           pull.textContent = 'Pulling…';
           try {
-            const r = await api.pull(ref, remoteOpts());
+            const r = await api.pull(ref, { ...remoteOpts(), platform: platform.value.trim() || undefined });
             pull.replaceWith(h('span', { class: 'ok' }, `Pulled ${r.digest}.`));
             filesHost.replaceChildren(filesSection(r.ref || ref, info.layers, info.history));
           } catch (e) { pull.disabled = false; pull.textContent = 'Pull and browse files'; pull.after(h('div', { class: 'error-box' }, errorText(e))); }
         },
+        testid: 'pull-files',
       }, 'Pull and browse files');
       const filesHost = h('div', {}, pull);
       out.replaceChildren(overview(ref, info, filesHost));
     } catch (e) {
       out.replaceChildren(h('div', { class: 'error-box', testid: 'inspect-error' }, errorText(e)),
-        h('p', {}, 'Run the self-test below to see what is missing.'));
+        h('p', {}, 'Run the self-test to see what is missing.'));
     }
   }
 
@@ -76,30 +86,35 @@ export function renderInspector(main, { api, serve, params }) {
     }
   }
 
-  const selfTestOut = h('ul', { class: 'log', testid: 'self-test' });
+  const selfTestOut = h('ul', { class: 'log', testid: 'self-test', 'aria-live': 'polite' });
+  const selfTestPanel = h('section', { class: 'panel', style: 'margin-top:12px', hidden: true, 'aria-labelledby': 'self-test-h' },
+    h('h2', { id: 'self-test-h' }, 'Self-test'), selfTestOut);
   async function selfTest() {
+    selfTestPanel.hidden = false;
     selfTestOut.replaceChildren();
     const say = (ok, text) => selfTestOut.append(h('li', {}, h('span', { class: ok ? 'ok' : 'err' }, ok ? 'ok' : 'missing'), h('span', { class: 't' }, text)));
     say(true, `wasm API loaded (version ${api.version}).`);
     say(!!serve?.served, serve?.served ? `served by layerwright serve: embedded registry ${serve.registry}, proxy ${serve.proxy}.` : 'not served by layerwright serve: no same-origin registry or proxy (RUN steps unavailable).');
     const ref = refInput.value.trim() || 'docker.io/library/alpine:latest';
     const host = registryHost(ref);
-    const base = `${host === 'localhost' || host.startsWith('localhost:') || host.startsWith('127.') ? 'http' : 'https'}://${host}/v2/`;
+    const base = `${isLoopback(host) ? 'http' : 'https'}://${host}/v2/`;
     try {
       const r = await fetch(base, { mode: 'cors' });
       say(true, `${base} answers with CORS (HTTP ${r.status}).`);
     } catch {
       say(false, `${base} cannot be read from this page: no Access-Control-Allow-Origin header (or the host is unreachable). Use a CORS proxy.`);
     }
+    const direct = { ...remoteOpts(), platform: platform.value.trim() || undefined };
+    delete direct.proxy;
     try {
-      await api.inspectRemote(ref, { platform: platform.value.trim() || undefined });
+      await api.inspectRemote(ref, direct);
       say(true, `direct access to ${ref} works.`);
     } catch (e) { say(false, `direct: ${errorText(e)}`); }
     const proxy = proxyInput.value.trim();
     if (!proxy) say(false, 'no proxy URL configured: enter one (layerwright serve provides /proxy/).');
     else {
       try {
-        await api.inspectRemote(ref, { proxy, platform: platform.value.trim() || undefined });
+        await api.inspectRemote(ref, { ...remoteOpts(), proxy, platform: platform.value.trim() || undefined });
         say(true, `access through the proxy ${proxy} works.`);
       } catch (e) { say(false, `through proxy ${proxy}: ${errorText(e)}`); }
     }
@@ -111,8 +126,11 @@ export function renderInspector(main, { api, serve, params }) {
       h('div', { class: 'row' }, refInput, h('label', {}, 'Platform ', platform), go),
       h('div', { class: 'row', style: 'margin-top:6px' }, h('label', { for: 'use-proxy' }, useProxy, ' via proxy'), proxyInput,
         h('button', { type: 'button', onclick: selfTest, testid: 'self-test-button' }, 'Self-test')),
+      h('details', { style: 'margin-top:6px' }, h('summary', {}, 'Registry credentials'),
+        h('form', { class: 'row', style: 'margin-top:6px', onsubmit: (e) => { e.preventDefault(); inspectRemote(); } }, userInput, passInput,
+          h('span', { class: 'muted' }, 'Sent only to the registry (or the proxy) of this reference.'))),
       h('div', { class: 'row', style: 'margin-top:6px' }, h('label', {}, 'Or open a tarball (docker save or OCI layout): ', fileInput))),
-    selfTestOut, out);
+    selfTestPanel, out);
   if (refInput.value) inspectRemote();
 
   // Everything about one image except its files.
@@ -120,21 +138,21 @@ export function renderInspector(main, { api, serve, params }) {
     const total = info.layers.reduce((a, l) => a + (l.size || 0), 0);
     const max = Math.max(1, ...info.layers.map((l) => l.size || 0));
     return h('div', {},
-      h('section', { class: 'panel', style: 'margin-top:12px' },
+      h('section', { class: 'panel', style: 'margin-top:12px', testid: 'inspect-overview' },
         h('h2', {}, ref),
         h('table', { class: 'kv' },
           h('tr', {}, h('th', {}, 'Manifest digest'), h('td', { class: 'mono' }, info.manifestDigest || '')),
-          h('tr', {}, h('th', {}, 'Platforms'), h('td', {}, (info.platforms || []).join(', ') || '(single-platform manifest)')),
+          h('tr', {}, h('th', {}, 'Platforms'), h('td', { testid: 'inspect-platforms' }, (info.platforms || []).join(', ') || '(single-platform manifest)')),
           h('tr', {}, h('th', {}, 'Layers'), h('td', {}, `${info.layers.length}, ${formatBytes(total)} compressed`)),
           h('tr', {}, h('th', {}, 'Created'), h('td', {}, info.config?.created || '')),
-          h('tr', {}, h('th', {}, 'Command'), h('td', { class: 'mono' }, JSON.stringify([...(info.config?.config?.Entrypoint || []), ...(info.config?.config?.Cmd || [])])))),
+          h('tr', {}, h('th', {}, 'Command'), h('td', { class: 'mono' }, commandOf(info.config)))),
         h('h3', {}, 'Layers'),
         h('ul', { class: 'layers', testid: 'layer-list' }, info.layers.map((l, i) => h('li', {},
           h('div', { class: 'row' }, h('strong', {}, `#${i + 1}`), h('code', {}, shortDigest(l.digest)), h('span', { class: 'spacer' }), formatBytes(l.size)),
           h('div', { class: 'mono muted' }, l.createdBy || ''),
           h('div', { class: 'bar', style: `width:${Math.max(1, (100 * (l.size || 0)) / max)}%` })))),
         filesHost),
-      h('section', { class: 'panel', style: 'margin-top:12px' },
+      h('section', { class: 'panel', style: 'margin-top:12px', testid: 'inspect-documents' },
         info.index ? [h('h3', {}, 'Index'), jsonView(info.index)] : null,
         h('h3', {}, 'Manifest'), jsonView(info.manifest),
         h('h3', {}, 'Config'), jsonView(info.config),
@@ -224,6 +242,11 @@ export function analyse(perLayer) {
     wastedList: [...waste.values()].sort((a, b) => b.size - a.size),
     efficiency: total ? (total - wasted) / total : 1,
   };
+}
+
+function commandOf(config) {
+  const argv = [...(config?.config?.Entrypoint || []), ...(config?.config?.Cmd || [])];
+  return argv.length ? JSON.stringify(argv) : '(none)';
 }
 
 export function registryHost(ref) {

@@ -93,7 +93,7 @@ export function renderLessons(main, { api, serve, id }) {
       lesson.runVariant ? h('details', {},
         h('summary', {}, 'A variant with RUN steps'),
         h('p', { class: 'muted' }, serve?.served ? 'This page is served by layerwright serve, so RUN steps can run.' : 'RUN steps need a runner: open this page through `layerwright serve` to build this variant. The exercise above works without it.'),
-        h('pre', {}, lesson.runVariant),
+        h('pre', { tabindex: '0' }, lesson.runVariant),
         h('button', { type: 'button', disabled: !serve?.served, onclick: () => { wb.editor.text = lesson.runVariant; } }, 'Load in the editor')) : null,
       imagesEl,
       h('div', { style: 'margin-top:12px' }, wb.el))));

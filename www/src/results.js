@@ -2,7 +2,7 @@
 //! trees with preview, config/manifest/history JSON with clickable digests, the diff against the
 //! previous build, tarball download and push.
 
-import { h, formatBytes, shortDigest, jsonView, downloadBlob, errorText, readTar, sha256, isText, fromUtf8, hexdump, utf8 } from './util.js';
+import { h, formatBytes, shortDigest, jsonView, downloadBlob, errorText, readTar, sha256, isText, fromUtf8, hexdump, utf8, isLoopback } from './util.js';
 
 /** Renders `result` into a fresh element. ctx: {api, prev, serve, tag} */
 export function renderResult(result, ctx) {
@@ -46,7 +46,7 @@ export function renderResult(result, ctx) {
       box.lastChild.replaceWith(
         h('p', {}, `${formatBytes(bytes.length)} of ${what}. sha256 of these bytes: `,
           h('strong', { class: actual === d ? 'ok' : 'err' }, actual === d ? 'matches ✓' : `differs (${actual})`)),
-        h('pre', {}, isText(bytes) ? fromUtf8(bytes.subarray(0, 64 * 1024)) : hexdump(bytes)),
+        h('pre', { tabindex: '0' }, isText(bytes) ? fromUtf8(bytes.subarray(0, 64 * 1024)) : hexdump(bytes)),
         h('button', { type: 'button', onclick: () => downloadBlob(new Blob([bytes]), d.replace(':', '-')) }, 'Download these bytes'));
     } catch (e) {
       box.lastChild.replaceWith(h('div', { class: 'error-box' }, errorText(e)));
@@ -108,7 +108,7 @@ export function renderResult(result, ctx) {
 
   // Download and push.
   const format = h('select', { 'aria-label': 'Tarball format' }, h('option', { value: 'oci' }, 'OCI layout'), h('option', { value: 'docker' }, 'docker save'));
-  const actionMsg = h('span', { class: 'muted', role: 'status' });
+  const actionMsg = h('span', { class: 'muted', role: 'status', testid: 'push-status' });
   const download = h('button', {
     type: 'button', testid: 'download-tarball',
     onclick: async () => {
@@ -134,7 +134,10 @@ export function renderResult(result, ctx) {
           opts.insecure = location.protocol === 'http:';
           if (ctx.serve.token) { opts.username = 'layerwright'; opts.password = ctx.serve.token; }
         }
-        else if (ctx.serve?.proxy) opts.proxy = ctx.serve.proxy;
+        else {
+          if (ctx.serve?.proxy) opts.proxy = ctx.serve.proxy;
+          if (isLoopback(dest.value.trim().split('/')[0])) opts.insecure = true;
+        }
         const r = await api.push(ref, dest.value.trim(), opts);
         actionMsg.textContent = `Pushed ${dest.value} as ${r.digest}.`;
       } catch (e) { actionMsg.textContent = errorText(e); }
@@ -172,7 +175,7 @@ export function filePreview(path, bytes) {
   return h('div', {},
     h('div', { class: 'row' }, h('strong', { class: 'mono' }, path), h('span', { class: 'muted' }, formatBytes(bytes.length)),
       h('button', { type: 'button', onclick: () => downloadBlob(new Blob([bytes]), path.split('/').pop() || 'file') }, 'Download')),
-    h('pre', {}, isText(bytes) ? fromUtf8(bytes.subarray(0, 256 * 1024)) : hexdump(bytes)));
+    h('pre', { tabindex: '0' }, isText(bytes) ? fromUtf8(bytes.subarray(0, 256 * 1024)) : hexdump(bytes)));
 }
 
 /** Explains, from the top down, why the manifest digest differs from the previous build's. */

@@ -19,6 +19,12 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** True for a registry host (with optional port) on this machine: those speak plain HTTP. */
+export function isLoopback(host) {
+  const name = host.replace(/:\d+$/, '');
+  return name === 'localhost' || name.startsWith('127.') || name === '[::1]';
+}
+
 export function formatBytes(n) {
   if (n === undefined || n === null || Number.isNaN(n)) return '?';
   if (n < 1024) return `${n} B`;
@@ -172,7 +178,8 @@ function globToRegExp(glob) {
 
 /** Renders JSON as highlighted, readable text; every sha256 digest becomes a button calling onDigest. */
 export function jsonView(value, onDigest) {
-  const pre = h('pre', { class: 'json' });
+  // Focusable: a long document scrolls, and keyboard users must be able to scroll it.
+  const pre = h('pre', { class: 'json', tabindex: '0' });
   const walk = (v, indent) => {
     const pad = '  '.repeat(indent);
     if (Array.isArray(v)) {

@@ -68,7 +68,7 @@ export function createWorkbench(opts) {
   const targetInput = h('input', { type: 'text', placeholder: 'target stage', 'aria-label': 'Target stage', size: 10 });
   const noCache = h('input', { type: 'checkbox', id: 'nc-' + Math.random().toString(36).slice(2) });
   const buildButton = h('button', { type: 'button', class: 'primary', testid: 'build-button', onclick: () => wb.build() }, 'Build');
-  const log = h('ol', { class: 'log', testid: 'build-log', 'aria-label': 'Build progress', 'aria-live': 'polite' });
+  const log = h('ol', { class: 'log', testid: 'build-log', 'aria-label': 'Build progress', 'aria-live': 'polite', tabindex: '0' });
   const summary = h('div', { role: 'status' });
   const resultHost = h('div');
 
@@ -89,7 +89,12 @@ export function createWorkbench(opts) {
     const onEvent = (e) => {
       events.push(e);
       const key = `${e.stage}/${e.step}`;
-      if (e.type === 'stageStarted') log.append(h('li', {}, h('span', { class: 't' }, h('strong', {}, `stage ${e.stage}${e.name ? ' ' + e.name : ''}`), ` from ${e.base}`)));
+      if (e.type === 'stageStarted') {
+        const row = h('li', {}, h('span', { class: 't' }, h('strong', {}, `stage ${e.stage}${e.name ? ' ' + e.name : ''}`), ` from ${e.base}`));
+        // The engine reports a stage once its FROM step has begun: show the stage heading above that step.
+        const first = [...rows].find(([k]) => k.startsWith(`${e.stage}/`));
+        if (first) first[1].row.before(row); else log.append(row);
+      }
       else if (e.type === 'stageSkipped') log.append(h('li', { class: 'muted' }, h('span', { class: 't' }, `stage ${e.stage}${e.name ? ' ' + e.name : ''} skipped: nothing needs it`)));
       else if (e.type === 'stepStarted') {
         const status = h('span', { class: 'tag' }, '…');

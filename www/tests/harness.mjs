@@ -56,8 +56,8 @@ export async function newPage(browser, opts = {}) {
   const page = await context.newPage();
   const errors = [];
   page.on('console', (m) => {
-    // The page probes /v2/ on its own origin to detect `layerwright serve`; a 404 there is expected.
-    if (m.type() === 'error' && !/\/v2\/$/.test(m.location()?.url || '')) errors.push(`console: ${m.text()} (${m.location()?.url || ''})`);
+    // The page asks /api/info on its own origin to detect `layerwright serve`; a 404 there is expected.
+    if (m.type() === 'error' && !/\/api\/info(\?|$)/.test(m.location()?.url || '')) errors.push(`console: ${m.text()} (${m.location()?.url || ''})`);
   });
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   page.setDefaultTimeout(30000);

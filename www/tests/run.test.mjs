@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { missing, launch, newPage, open, shot, root, dist } from './harness.mjs';
 import { LESSONS } from '../src/lessons-data.js';
 
-const bin = process.env.LW_BIN || join(root, '..', 'target', 'debug', 'layerwright');
+const bin = process.env.LAYERWRIGHT_BIN || join(root, '..', 'target', 'debug', 'layerwright');
 const onPath = (cmd) => { try { execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }); return true; } catch (_) { return false; } };
 const why = missing()
-  || (!existsSync(bin) && `no layerwright binary at ${bin} (set LW_BIN or run cargo build -p layerwright)`)
+  || (!existsSync(bin) && `no layerwright binary at ${bin} (set LAYERWRIGHT_BIN or run cargo build -p layerwright)`)
   || (!existsSync('/bin/busybox') && 'no /bin/busybox (apt-get install busybox-static)')
   || ((!onPath('runc') && !onPath('crun')) && 'no OCI runtime (apt-get install runc)')
   || null;

@@ -9,6 +9,7 @@ mod bench;
 mod bench_tools;
 mod build;
 mod deps;
+mod site;
 mod wasm;
 
 const WASM_CRATES: &[&str] = &[
@@ -49,6 +50,7 @@ fn usage() -> &'static str {
      demo            a tour of the CLI: build, images, history, save\n  \
      build           build the wasm core and the static site into www/dist\n  \
      test            install what the tests need, then run every test (native, wasm32 build, interop)\n  \
+     test-site       only the site's browser tests (Playwright: playground, inspector, registries, podman, quality)\n  \
      bench [--quick] [--layers-only] benchmarks next to reference tools; prints a table and writes target/bench.json\n  \
      deps            only install the test dependencies"
 }
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("test-site") => site::test_site(),
         Some("run") => run_main(&args[1..]),
         Some("build") => build::build(),
         Some("demo") => demo_main(),
@@ -109,19 +112,7 @@ fn test() -> Result<()> {
     // The browser side: the same core in node and in headless Chromium.
     wasm::test_wasm()?;
     // The site: built from the wasm core, then driven in headless Chromium by Playwright.
-    build::build()?;
-    // The RUN-through-serve browser test starts the CLI's `serve`.
-    let mut c = cargo();
-    c.args(["build", "--quiet", "-p", "layerwright"]);
-    run(c)?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let mut c = Command::new("npm");
-    c.args(["--prefix", "www", "test"])
-        .current_dir(repo_root())
-        .env("LW_BIN", target.join("debug/layerwright"));
-    run(c)?;
+    site::test_site()?;
     eprintln!(
         "xtask: all tests passed in {:.0}s",
         start.elapsed().as_secs_f64()

@@ -233,9 +233,13 @@ fn handle(st: &State, req: &mut Request) -> (http1::Response, bool) {
         if method == Method::Options {
             return preflight(req);
         }
-        let authed = presented_token(req, &query)
-            .map(|t| same_secret(&t, &st.token))
-            .unwrap_or(false);
+        // The page's own requests carry the token in a cookie set when it was opened with `?token=`, so
+        // neither its registry client nor the proxy needs to know about it; others present it themselves.
+        let cookie = reply::cookie_token(req, &reply::token_cookie_name(st.addr.port()));
+        let authed = [presented_token(req, &query), cookie]
+            .iter()
+            .flatten()
+            .any(|t| same_secret(t, &st.token));
         let ctx = Ctx {
             st,
             path: path.clone(),
@@ -246,6 +250,23 @@ fn handle(st: &State, req: &mut Request) -> (http1::Response, bool) {
         route(&ctx, req)
     })();
     let mut reply = reply;
+    // Opening the site with the right `?token=` gives the page a cookie for its later requests: HttpOnly (no script
+    // reads it) and SameSite=Strict (no other site's page sends it).
+    if method == Method::Get
+        && reply::query(&query, "token").is_some_and(|t| same_secret(t, &st.token))
+        && !path.starts_with("/v2")
+        && !path.starts_with("/proxy/")
+        && !path.starts_with("/api/")
+    {
+        reply = reply.header(
+            "Set-Cookie",
+            format!(
+                "{}={}; Path=/; HttpOnly; SameSite=Strict",
+                reply::token_cookie_name(st.addr.port()),
+                st.token
+            ),
+        );
+    }
     if let Some(o) = &origin {
         if origin_allowed(st, o) {
             reply = reply

@@ -160,9 +160,21 @@ impl Proxy {
     }
 
     pub fn handle(&self, ctx: &Ctx, req: &mut Request, rest: &str) -> Reply {
+        // Two forms: `/proxy/HOST/v2/…` (the proxy as a registry base URL), and `/proxy/SCHEME://HOST/v2/…` (a
+        // prefix before the registry's whole URL, as generic CORS proxies take it and the browser client sends).
+        let (url_form, rest) = match rest
+            .strip_prefix("https://")
+            .map(|r| (Some("https"), r))
+            .or_else(|| rest.strip_prefix("http://").map(|r| (Some("http"), r)))
+        {
+            Some((scheme, r)) => (scheme, r),
+            None => (None, rest),
+        };
         let (host, path) = match rest.split_once('/') {
             Some((h, p)) => (h.to_ascii_lowercase(), format!("/{p}")),
-            None => return Reply::text(400, "use /proxy/HOST/v2/..."),
+            None => {
+                return Reply::text(400, "use /proxy/HOST/v2/... or /proxy/https://HOST/v2/...")
+            }
         };
         if !(path == "/v2/" || path == "/v2" || path.starts_with("/v2/")) {
             return Reply::text(400, "only /v2/ API paths are proxied");
@@ -173,7 +185,18 @@ impl Proxy {
         if !self.allow.is_empty() && !self.allow.contains(&host) {
             return Reply::text(403, format!("upstream {host} is not in --allow-upstream"));
         }
-        let scheme = if is_loopback(&host) { "http" } else { "https" };
+        // Plain HTTP only to loopback registries (the tests' and a local registry's), whatever the URL asks.
+        let scheme = match url_form {
+            Some("http") if is_loopback(&host) => "http",
+            Some("http") => {
+                return Reply::text(
+                    400,
+                    "the proxy reaches non-loopback registries over https only",
+                )
+            }
+            _ if is_loopback(&host) && url_form.is_none() => "http",
+            _ => "https",
+        };
         let q: Vec<String> = ctx
             .query
             .iter()
@@ -314,10 +337,19 @@ impl Proxy {
                 if PASS_HEADERS.contains(&kl.as_str()) {
                     reply = reply.header(k, v.clone());
                 } else if kl == "location" {
-                    reply = reply.header("Location", rewrite(&host, v));
+                    let loc = match url_form {
+                        // As if the registry had answered directly: the client puts its prefix back on.
+                        Some(_) if v.starts_with('/') => format!("{scheme}://{host}{v}"),
+                        Some(_) => v.clone(),
+                        None => rewrite(&host, v),
+                    };
+                    reply = reply.header("Location", loc);
                 } else if kl == "link" {
-                    reply =
-                        reply.header("Link", v.replace("</v2/", &format!("</proxy/{host}/v2/")));
+                    let link = match url_form {
+                        Some(_) => v.replace("</v2/", &format!("<{scheme}://{host}/v2/")),
+                        None => v.replace("</v2/", &format!("</proxy/{host}/v2/")),
+                    };
+                    reply = reply.header("Link", link);
                 }
             }
             let len = head

@@ -187,6 +187,20 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The name of the cookie that carries the token for the page (per port: cookies ignore ports).
+pub fn token_cookie_name(port: u16) -> String {
+    format!("lw_token_{port}")
+}
+
+/// The token in the request's `Cookie` header, if any.
+pub fn cookie_token(req: &Request, name: &str) -> Option<String> {
+    let v = header(req, "cookie")?;
+    v.split(';').find_map(|kv| {
+        let (k, val) = kv.trim().split_once('=')?;
+        (k == name).then(|| val.to_string())
+    })
+}
+
 /// The secret a request carries: basic-auth password (any user), `Bearer TOKEN`, or `?token=`.
 pub fn presented_token(req: &Request, q: &[(String, String)]) -> Option<String> {
     if let Some(v) = header(req, "authorization") {

@@ -1,0 +1,158 @@
+// A Lighthouse-style check in real Chromium: cold-load figures on localhost (time to a usable page,
+// DOMContentLoaded, load, bytes over the wire, wasm size) from CDP and the Performance API, and accessibility
+// with axe-core on the playground (after a build), the inspector (with an image open) and a lesson. Fails on a
+// serious or critical axe violation or when the page takes more than 1 s to become usable. Figures go to
+// test-results/quality.json and to stdout.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { missing, serveDist, launch, newPage, open, results, dist } from './harness.mjs';
+import { layerwrightBin, startServe } from './fixtures.mjs';
+import { LESSONS } from '../src/lessons-data.js';
+
+const require = createRequire(import.meta.url);
+const AXE = require.resolve('axe-core/axe.min.js');
+/** The issue's bar: first interaction within 1 s on localhost. */
+const READY_BUDGET_MS = 1000;
+const RUNS = 3;
+
+const why = missing();
+if (why) console.error(`\n*** SKIPPING the quality check: ${why} ***\n`);
+
+let server;
+let browser;
+const figures = { budgetMs: READY_BUDGET_MS, loads: {}, axe: {} };
+
+before(async () => {
+  if (why) return;
+  server = await serveDist();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  if (why) return;
+  writeFileSync(join(results, 'quality.json'), JSON.stringify(figures, null, 2) + '\n');
+  console.log('quality figures (test-results/quality.json):\n' + JSON.stringify(figures, null, 2));
+});
+
+/** One cold load (fresh context: no HTTP or service-worker cache) of `url`, measured. */
+async function coldLoad(url) {
+  const { page, context, errors } = await newPage(browser);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  const urls = new Map();
+  let wire = 0;
+  let wasmWire = 0;
+  cdp.on('Network.responseReceived', (e) => urls.set(e.requestId, e.response.url));
+  cdp.on('Network.loadingFinished', (e) => {
+    wire += e.encodedDataLength;
+    if (/\.wasm$/.test(urls.get(e.requestId) || '')) wasmWire += e.encodedDataLength;
+  });
+  await page.goto(url, { waitUntil: 'load' });
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 60000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.ready), 'true', 'the page loads');
+  // Interactive means the editor takes a key press: type one and time the echo.
+  const m = await page.evaluate(async () => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const ready = performance.getEntriesByName('lw-ready')[0];
+    const wasm = performance.getEntriesByType('resource').find((r) => r.name.endsWith('.wasm'));
+    const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+    return {
+      readyMs: Math.round(ready.startTime),
+      firstContentfulPaintMs: fcp ? Math.round(fcp.startTime) : null,
+      domContentLoadedMs: Math.round(nav.domContentLoadedEventEnd),
+      loadMs: Math.round(nav.loadEventEnd),
+      wasmBytes: wasm ? wasm.decodedBodySize : null,
+    };
+  });
+  await page.waitForTimeout(300);
+  const result = { ...m, transferredBytes: wire, wasmTransferredBytes: wasmWire };
+  await context.close();
+  return { result, errors };
+}
+
+function summarize(runs) {
+  const med = (k) => { const v = runs.map((r) => r[k]).sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; };
+  return {
+    runs,
+    median: Object.fromEntries(['readyMs', 'firstContentfulPaintMs', 'domContentLoadedMs', 'loadMs', 'transferredBytes'].map((k) => [k, med(k)])),
+    wasmBytes: runs[0].wasmBytes,
+    wasmTransferredBytes: runs[0].wasmTransferredBytes,
+  };
+}
+
+test('load figures: the playground is usable within 1 s on localhost', { skip: !!why }, async () => {
+  const runs = [];
+  for (let i = 0; i < RUNS; i++) {
+    const { result, errors } = await coldLoad(server.url + '#/play');
+    assert.deepEqual(errors, []);
+    runs.push(result);
+  }
+  figures.loads.static = { server: 'node static server, no compression', ...summarize(runs) };
+  const bin = layerwrightBin();
+  if (bin) {
+    // The same page from `layerwright serve` (gzip, as users run it).
+    const serve = await startServe(bin, dist);
+    try {
+      const served = [];
+      for (let i = 0; i < RUNS; i++) served.push((await coldLoad(serve.url + '#/play')).result);
+      figures.loads.serve = { server: 'layerwright serve (gzip)', ...summarize(served) };
+    } finally {
+      await serve.stop();
+    }
+  } else {
+    console.error('*** no layerwright binary: load figures through `layerwright serve` not measured ***');
+  }
+  const ready = figures.loads.static.median.readyMs;
+  assert.ok(ready <= READY_BUDGET_MS, `the playground became usable after ${ready} ms (median of ${RUNS}), budget ${READY_BUDGET_MS} ms`);
+});
+
+async function axe(page, name) {
+  await page.addScriptTag({ path: AXE });
+  const r = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const out = await axe.run(document, { resultTypes: ['violations'] });
+    return out.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length, targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')) }));
+  });
+  figures.axe[name] = r;
+  return r;
+}
+
+function assertNoSerious(violations, name) {
+  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad, [], `${name}: serious or critical accessibility violations:\n${JSON.stringify(bad, null, 2)}`);
+}
+
+test('accessibility (axe-core): playground after a build, inspector with an image, a lesson', { skip: !!why }, async () => {
+  const { page, context, errors } = await newPage(browser);
+  await open(page, server.url, '#/play');
+  assertNoSerious(await axe(page, 'playground'), 'playground');
+  await page.click('[data-testid=build-button]');
+  await page.waitForSelector('[data-testid=build-summary]', { timeout: 60000 });
+  // The last layer (COPY site/) has files to list.
+  await page.click('[data-testid=layer-list] > li >> nth=-1');
+  await page.waitForSelector('[data-testid=file-tree] button');
+  assertNoSerious(await axe(page, 'playground-built'), 'playground after a build');
+
+  await page.click('a[data-nav=inspect]');
+  await page.waitForSelector('[data-testid=inspect-ref]');
+  assertNoSerious(await axe(page, 'inspector'), 'inspector');
+  const bytes = await page.evaluate(async () => {
+    const blob = await window.layerwright.exportTarball(window.__lwPlayground.history.at(-1).result.ref, { format: 'oci' });
+    return [...new Uint8Array(await blob.arrayBuffer())];
+  });
+  await page.setInputFiles('[data-testid=inspect-file]', { name: 'built.tar', mimeType: 'application/x-tar', buffer: Buffer.from(bytes) });
+  await page.waitForSelector('[data-testid=efficiency]');
+  await page.waitForSelector('[data-testid=file-tree] button');
+  assertNoSerious(await axe(page, 'inspector-image'), 'inspector with an image');
+
+  await page.click('a[data-nav=lessons]');
+  await page.waitForSelector(`h1:has-text("${LESSONS[0].title}")`);
+  assertNoSerious(await axe(page, 'lesson'), 'a lesson');
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -1,0 +1,51 @@
+//! `xtask test`'s site part: builds the site and the `layerwright` CLI, then runs the Playwright suites of `www/`
+//! (they start their own loopback registries, `layerwright serve` and a private podman) with the CLI's path.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The debug `layerwright` binary, built (a no-op after the workspace tests) in the target dir cargo uses.
+fn cli_binary() -> Result<PathBuf> {
+    let root = crate::repo_root();
+    let mut c = crate::cargo();
+    c.args(["build", "--quiet", "-p", "layerwright"]);
+    crate::run(c)?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    };
+    let bin = target.join("debug/layerwright");
+    if !bin.is_file() {
+        bail!(
+            "cargo build -p layerwright did not produce {}",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Build the site, then run its browser tests (Chromium through playwright-core) with `LAYERWRIGHT_BIN` set.
+pub fn test_site() -> Result<()> {
+    crate::deps::ensure_debian_packages(&[
+        ("chromium", "chromium"),
+        ("docker-registry", "docker-registry"),
+        ("skopeo", "skopeo"),
+        ("apache2-utils", "htpasswd"),
+        ("podman", "podman"),
+        ("runc", "runc"),
+        ("busybox-static", "/bin/busybox"),
+    ])?;
+    crate::build::build()?;
+    let bin = cli_binary()?;
+    let mut c = Command::new("npm");
+    c.args(["--prefix", "www", "test"])
+        .current_dir(crate::repo_root())
+        .env("LAYERWRIGHT_BIN", &bin);
+    crate::run(c).context("the site's browser tests")
+}
