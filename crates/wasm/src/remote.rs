@@ -59,6 +59,9 @@ async fn drive<O: Operation>(
     sink: &mut dyn FnMut(&[u8]),
 ) -> Result<O::Output, JsValue> {
     let fetch = global_fn("fetch")?;
+    // A rejected fetch in a browser is mostly a missing CORS header, which no retry fixes: one retry (for a
+    // blip), not the core's full back-off (seconds before the user learns what is wrong).
+    let mut transport_errors = 0u32;
     loop {
         let req = match op.poll().map_err(err)? {
             Action::Done(v) => return Ok(v),
@@ -108,9 +111,11 @@ async fn drive<O: Operation>(
             Ok(r) => r.dyn_into::<web_sys::Response>()?,
             Err(e) => {
                 // The core decides whether to retry; when it gives up, say what a browser most likely hit.
-                if op
-                    .on_transport_error(TransportError::new(cors_message(&req.url, &e)))
-                    .is_err()
+                transport_errors += 1;
+                if transport_errors > 1
+                    || op
+                        .on_transport_error(TransportError::new(cors_message(&req.url, &e)))
+                        .is_err()
                 {
                     return Err(err(cors_message(&req.url, &e)));
                 }
