@@ -196,6 +196,8 @@ impl Progress {
 
 pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     let store = Store::open(root)?;
+    // Blobs written here are unnamed until the end: a concurrent prune must not take them.
+    let _lease = store.lease()?;
     let epoch = match a.source_date_epoch {
         Some(e) => e,
         None => match std::env::var("SOURCE_DATE_EPOCH") {

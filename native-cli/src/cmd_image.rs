@@ -281,7 +281,8 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
             store.remove_image(&r.descriptor.digest)?;
         }
     }
-    let (_, freed) = store.gc()?;
+    let gc = store.gc()?;
+    let freed = gc.map_or(0, |(_, f)| f);
     // RUN snapshots of layer stacks no image has any more; left alone (with tmp/) while a RUN step runs.
     let snaps = layerwright::run::prune::prune_snapshots(&store, false)?;
     if !snaps.busy {
@@ -293,6 +294,11 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
             println!("deleted: {d}");
         }
         println!();
+    }
+    if gc.is_none() {
+        println!(
+            "Unused blobs: a build, pull or load is running, left in place (prune again later)"
+        );
     }
     if snaps.busy {
         println!("RUN snapshots: in use by a running build, left in place");
@@ -519,6 +525,8 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<()> {
 
 pub fn load(root: &Path, a: LoadArgs) -> Result<()> {
     let store = Store::open(root)?;
+    // Blobs written here are unnamed until the end: a concurrent prune must not take them.
+    let _lease = store.lease()?;
     let loaded = match &a.input {
         Some(p) => {
             let f = File::open(p).with_context(|| format!("opening {}", p.display()))?;

@@ -129,6 +129,8 @@ fn platform(p: &Option<String>) -> Result<Platform> {
 
 pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
     let store = Store::open(root)?;
+    // Blobs written here are unnamed until the end: a concurrent prune must not take them.
+    let _lease = store.lease()?;
     let (name, desc) = transfer::pull(
         &store,
         &a.image,
@@ -272,6 +274,8 @@ fn endpoint(s: &str) -> Endpoint {
 
 pub fn copy(root: &Path, a: CopyArgs) -> Result<()> {
     let store = Store::open(root)?;
+    // Blobs written here are unnamed until the end: a concurrent prune must not take them.
+    let _lease = store.lease()?;
     let opts = a.conn.options();
     // Through the store: digests are kept because manifests travel as their exact bytes.
     let local = match endpoint(&a.src) {

@@ -20,6 +20,9 @@ pub struct Store {
 /// A held lock on the store; dropped, it releases.
 pub struct Lock(#[allow(dead_code)] File);
 
+/// See [`Store::lease`]; released when dropped.
+pub struct Lease(#[allow(dead_code)] File);
+
 /// A tagged or dangling image entry of the store's index.
 #[derive(Debug, Clone)]
 pub struct ImageRecord {
@@ -389,8 +392,40 @@ impl Store {
         Ok(out)
     }
 
-    /// Delete blobs nothing refers to and leftovers in tmp/; returns (blobs removed, bytes freed).
-    pub fn gc(&self) -> Result<(usize, u64)> {
+    fn gc_lock_file(&self) -> Result<File> {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("gc.lock"))
+            .context("opening the store's gc lock")
+    }
+
+    /// A lease for work that writes blobs (or temporary files) before an image names them: build, pull, load.
+    /// While any lease is held, [`Store::gc`] and [`Store::clean_tmp`] leave everything in place, so a concurrent
+    /// `prune` or `rmi` never deletes what a running command has just written.
+    pub fn lease(&self) -> Result<Lease> {
+        let f = self.gc_lock_file()?;
+        f.lock_shared().context("locking the store's gc lock")?;
+        Ok(Lease(f))
+    }
+
+    /// The exclusive side of [`Store::lease`]: `None` while a lease is held.
+    fn try_gc_lock(&self) -> Result<Option<Lease>> {
+        let f = self.gc_lock_file()?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(Lease(f))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e).context("locking the store's gc lock"),
+        }
+    }
+
+    /// Delete blobs nothing refers to; returns (blobs removed, bytes freed), or `None` when a build, pull or load
+    /// holds a lease (then nothing is removed: their blobs are not named yet).
+    pub fn gc(&self) -> Result<Option<(usize, u64)>> {
+        let Some(_gc) = self.try_gc_lock()? else {
+            return Ok(None);
+        };
         let _l = self.lock()?;
         let keep = self.reachable()?;
         let mut removed = 0;
@@ -407,11 +442,15 @@ impl Store {
                 removed += 1;
             }
         }
-        Ok((removed, freed))
+        Ok(Some((removed, freed)))
     }
 
-    /// Remove temporary files left by interrupted work of dead processes (best effort; holds the lock).
-    pub fn clean_tmp(&self) -> Result<()> {
+    /// Remove temporary files left by interrupted work of dead processes (best effort); returns false, removing
+    /// nothing, while a lease is held (a live command's temporary files are in there).
+    pub fn clean_tmp(&self) -> Result<bool> {
+        let Some(_gc) = self.try_gc_lock()? else {
+            return Ok(false);
+        };
         let _l = self.lock()?;
         for e in fs::read_dir(self.tmp_dir())? {
             let p = e?.path();
@@ -421,7 +460,7 @@ impl Store {
                 fs::remove_file(&p)
             };
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Tag names grouped per manifest digest.

@@ -142,3 +142,32 @@ fn help_is_everywhere() {
         assert!(out.contains("Usage: layerwright"), "{cmd}: {out}");
     }
 }
+
+/// A build, pull or load in progress holds a lease: a concurrent prune leaves unnamed blobs and tmp/ alone, and
+/// says so; once the lease is gone the same prune frees them.
+#[test]
+fn prune_leaves_the_blobs_of_running_work_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let store = Store::open(&root).unwrap();
+    // Blobs no image names yet (what a running build has written so far), and a temporary file of it.
+    let (layer, _) = put_layer(&store, &busybox_files(&[("wip", b"work in progress")]));
+    let partial = store.tmp_dir().join("blob-in-flight");
+    std::fs::write(&partial, b"half a blob").unwrap();
+    let lease = store.lease().unwrap();
+    let out = lw_ok(&root, &["prune", "-a"]);
+    assert!(out.contains("left in place"), "{out}");
+    assert!(
+        store.has_blob(&layer.digest),
+        "a leased blob survives prune"
+    );
+    assert!(partial.exists(), "tmp/ survives while a lease is held");
+    drop(lease);
+    let out = lw_ok(&root, &["prune", "-a"]);
+    assert!(!out.contains("left in place"), "{out}");
+    assert!(
+        !store.has_blob(&layer.digest),
+        "unnamed blobs go once no work holds a lease"
+    );
+    assert!(!partial.exists());
+}

@@ -105,10 +105,7 @@ pub fn prune_snapshots(store: &Store, all: bool) -> Result<Pruned> {
 /// Remove the store's temporary files unless a RUN step is using them (its container root lives there).
 pub fn clean_tmp(store: &Store) -> Result<bool> {
     match RunLock::try_exclusive(store.root())? {
-        Some(_lock) => {
-            store.clean_tmp()?;
-            Ok(true)
-        }
+        Some(_lock) => store.clean_tmp(),
         None => Ok(false),
     }
 }
