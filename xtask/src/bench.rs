@@ -224,6 +224,9 @@ pub fn main(args: &[String]) -> Result<()> {
         }
         return Ok(());
     }
+    if args.iter().any(|a| a == "--wasm-only") {
+        return crate::bench_wasm::standalone(args);
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let (mb, runs) = if quick { (20, 3) } else { (200, 3) };
     let work: PathBuf = crate::repo_root().join("target/bench");
@@ -275,6 +278,13 @@ pub fn main(args: &[String]) -> Result<()> {
     let mut notes = Vec::new();
     if !args.iter().any(|a| a == "--layers-only") {
         crate::bench_tools::run_all(&work, &tree, runs, &mut rows, &mut notes)?;
+    }
+    let skip_wasm = args
+        .iter()
+        .any(|a| a == "--layers-only" || a == "--no-wasm");
+    if !skip_wasm {
+        let opts = crate::bench_wasm::Options::from_args(args, runs);
+        crate::bench_wasm::run(&work, &tree, reference, &opts, &mut rows, &mut notes)?;
     }
 
     // Encoder kernels on the same uncompressed tar, in memory.

@@ -7,10 +7,12 @@ use anyhow::{bail, Context, Result};
 
 mod bench;
 mod bench_tools;
+mod bench_wasm;
 mod build;
 mod deps;
 mod site;
 mod wasm;
+mod wasm_fixtures;
 
 const WASM_CRATES: &[&str] = &[
     "lw-oci",
@@ -52,6 +54,8 @@ fn usage() -> &'static str {
      test            install what the tests need, then run every test (native, wasm32 build, interop)\n  \
      test-site       only the site's browser tests (Playwright: playground, inspector, registries, podman, quality)\n  \
      bench [--quick] [--layers-only] benchmarks next to reference tools; prints a table and writes target/bench.json\n  \
+     bench --wasm-only [--quick|--smoke] [--wasm-profile] [--no-site-build]\n                  \
+     only the headless-Chromium benchmarks (target/bench-wasm.json); `bench --no-wasm` skips them\n  \
      deps            only install the test dependencies"
 }
 

@@ -204,13 +204,21 @@ pub fn test_wasm() -> Result<()> {
         ("chromium", "chromium"),
         ("chromium-driver", "chromedriver"),
         ("docker-registry", "docker-registry"),
+        ("skopeo", "skopeo"),
     ])?;
     step("wasm test tools ready", t);
+    // A docker archive written by skopeo, for the docker-archive suite (read at compile time by wasm-tests/build.rs).
+    let fixtures = std::env::temp_dir().join(format!("lw-wasm-fixtures-{}", std::process::id()));
+    let docker_archive = crate::wasm_fixtures::docker_archive(&fixtures)?;
     let cors = TestRegistry::start(true)?;
     let nocors = TestRegistry::start(false)?;
     let registries = [
         ("LW_TEST_REGISTRY", cors.addr.clone()),
         ("LW_TEST_REGISTRY_NOCORS", nocors.addr.clone()),
+        (
+            "LW_TEST_DOCKER_ARCHIVE",
+            docker_archive.display().to_string(),
+        ),
     ];
     let t = Instant::now();
     run_suites(&root, &runner, Host::Node, &registries)?;
@@ -218,6 +226,7 @@ pub fn test_wasm() -> Result<()> {
     let t = Instant::now();
     run_suites(&root, &runner, Host::Chromium, &registries)?;
     step("wasm32 suites in headless Chromium", t);
+    let _ = std::fs::remove_dir_all(&fixtures);
     Ok(())
 }
 

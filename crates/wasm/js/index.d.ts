@@ -55,8 +55,15 @@ export function applyFixes(dockerfile: string, findings: Finding[]): string;
 export function build(opts: BuildOptions): Promise<BuildResult>;
 export function images(): Promise<{ name: string | null; digest: string; mediaType: string; size: number }[]>;
 export function exportTarball(ref: string, opts?: { format?: "oci" | "docker" }): Promise<Blob>;
-export function loadTarball(blob: Blob): Promise<{ images: { names: string[]; digest: string }[] }>;
+export function loadTarball(blob: Blob | Uint8Array | ArrayBuffer): Promise<{ images: { names: string[]; digest: string }[] }>;
 export function layerEntries(ref: string, layerDigest: string): Promise<Entry[]>;
+export function layerEntries(layer: Blob): Promise<Entry[]>;
+export interface LayerScan {
+  entries: Entry[]; count: number; digest: string | null; size: number; diffId: string | null;
+  compression: "gzip" | "zstd" | "none";
+}
+export function scanLayer(layer: Blob | Uint8Array, opts?: { onEntry?: (e: Entry) => void; digests?: boolean }): Promise<LayerScan>;
+export function memoryBytes(): number;
 export function readFile(ref: string, layerDigest: string, path: string): Promise<Uint8Array>;
 export function pull(ref: string, opts?: RemoteOpts): Promise<{ ref: string; digest: string }>;
 export function push(ref: string, dest: string, opts?: RemoteOpts): Promise<{ digest: string }>;
@@ -70,7 +77,8 @@ export const version: string;
 declare const api: {
   init: typeof init; parse: typeof parse; lint: typeof lint; applyFixes: typeof applyFixes; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
-  layerEntries: typeof layerEntries; readFile: typeof readFile; pull: typeof pull; push: typeof push;
-  inspectRemote: typeof inspectRemote; serveExecutor: typeof serveExecutor; storage: typeof storage; version: typeof version;
+  layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
+  readFile: typeof readFile; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
+  serveExecutor: typeof serveExecutor; storage: typeof storage; version: typeof version;
 };
 export default api;

@@ -91,7 +91,14 @@ export async function loadTarball(blob) {
   await persist();
   return r;
 }
-export async function layerEntries(ref, layerDigest) { await init(); return core.layerEntries(ref, layerDigest); }
+// layerEntries(ref, layerDigest) lists a stored layer; layerEntries(blob) streams a layer Blob/File (1 MiB slices).
+export async function layerEntries(ref, layerDigest) {
+  await init();
+  if (typeof Blob !== "undefined" && ref instanceof Blob) return (await core.scanLayer(ref, { digests: false })).entries;
+  return core.layerEntries(ref, layerDigest);
+}
+export async function scanLayer(blob, opts) { await init(); return core.scanLayer(blob, opts ?? {}); }
+export function memoryBytes() { needInit(); return core.memoryBytes(); }
 export async function readFile(ref, layerDigest, path) { await init(); return core.readFile(ref, layerDigest, path); }
 
 function remoteNotDone(what) {
@@ -192,7 +199,7 @@ export const storage = {
 };
 
 const api = {
-  init, parse, lint, applyFixes, build, images, exportTarball, loadTarball, layerEntries, readFile,
-  pull, push, inspectRemote, serveExecutor, storage, version,
+  init, parse, lint, applyFixes, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
+  readFile, pull, push, inspectRemote, serveExecutor, storage, version,
 };
 export default api;

@@ -8,8 +8,12 @@ mod dockerfile;
 mod executor;
 mod js;
 mod load;
+mod load_docker;
+mod members;
 mod remote;
 mod store;
+mod stream;
+mod tarscan;
 
 use wasm_bindgen::prelude::*;
 
@@ -21,6 +25,7 @@ pub use store::{
     export_tarball, images, layer_entries, persist_blob, persist_blob_digests, persist_index,
     persist_restore_blob, persist_restore_index, read_file, storage_clear, storage_usage,
 };
+pub use stream::{memory_bytes, scan_layer};
 
 /// Called once when the module is instantiated: Rust panics become readable console errors.
 #[wasm_bindgen(start)]

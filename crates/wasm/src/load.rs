@@ -1,154 +1,97 @@
-//! `loadTarball`: an OCI-layout archive (ours, skopeo's, podman's `oci-archive`) into the tab's store, verified
-//! before anything is stored.
+//! `loadTarball`: an image archive into the tab's store, verified before anything is stored — an OCI layout
+//! (ours, skopeo's, podman's `oci-archive`) or, without `index.json`, a docker archive (see `load_docker`).
 
 use std::collections::BTreeMap;
 
-use lw_build::archive::blob_name;
-use lw_layer::tar::TarReader;
-use lw_layer::{path as tpath, EntryKind};
+use lw_build::archive::{blob_name, MAX_DOCUMENT};
 use lw_oci::descriptor::annotations;
 use lw_oci::{media, Descriptor, Digest, Index, Manifest};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::js::{bytes_of, err, to_js};
+use crate::js::{err, to_js};
+use crate::members::{read_member, Members, Source};
 use crate::store::{normalize, with};
 
-/// The archive's regular files by member name, with links resolved inside the archive.
-struct Members {
-    files: BTreeMap<String, Vec<u8>>,
-    links: BTreeMap<String, String>,
+/// A blob of the layout, verified against its descriptor (size first, so a lying archive is not read).
+async fn blob(src: &Source, m: &Members, d: &Descriptor, doc: bool) -> Result<Vec<u8>, JsValue> {
+    let name = blob_name(&d.digest);
+    let member = m
+        .get(&name)?
+        .ok_or_else(|| err(format!("the archive has no blob {}", d.digest)))?;
+    if member.size != d.size {
+        return Err(err(format!(
+            "blob {} is {} bytes in the archive, but its descriptor says {}",
+            d.digest, member.size, d.size
+        )));
+    }
+    // Configs, manifests and indexes are small documents; only layers may be large.
+    if doc && member.size > MAX_DOCUMENT {
+        return Err(err(format!(
+            "{} {} is {} bytes: too large for a document",
+            d.media_type, d.digest, member.size
+        )));
+    }
+    let bytes = read_member(src, member, &name).await?;
+    d.digest.check("archive blob", &bytes).map_err(err)?;
+    Ok(bytes)
 }
 
-impl Members {
-    fn read(bytes: &[u8]) -> Result<Members, JsValue> {
-        let mut m = Members {
-            files: BTreeMap::new(),
-            links: BTreeMap::new(),
-        };
-        let mut tar = TarReader::new(bytes);
-        while let Some(e) = tar
-            .next_entry()
-            .map_err(|e| err(format!("not a valid tar archive: {e}")))?
-        {
-            match &e.kind {
-                EntryKind::File => {
-                    let data = tar.read_to_vec(u64::MAX >> 1).map_err(err)?;
-                    m.links.remove(&e.path);
-                    m.files.insert(e.path.clone(), data);
-                }
-                EntryKind::Symlink(t) => {
-                    let r = tpath::resolve_link(&e.path, t)
-                        .filter(|_| !t.starts_with('/'))
-                        .ok_or_else(|| {
-                            err(format!(
-                                "symlink {} -> {t} points out of the archive",
-                                e.path
-                            ))
-                        })?;
-                    m.links.insert(e.path.clone(), r);
-                }
-                EntryKind::Hardlink(t) => {
-                    m.links.insert(e.path.clone(), t.clone());
-                }
-                _ => {}
-            }
-        }
-        Ok(m)
-    }
-
-    fn get(&self, name: &str) -> Option<&[u8]> {
-        let mut name = name.to_string();
-        for _ in 0..16 {
-            if let Some(f) = self.files.get(&name) {
-                return Some(f);
-            }
-            name = self.links.get(&name)?.clone();
-        }
-        None
-    }
-
-    /// A blob, verified against its descriptor.
-    fn blob(&self, d: &Descriptor) -> Result<Vec<u8>, JsValue> {
-        let bytes = self
-            .get(&blob_name(&d.digest))
-            .ok_or_else(|| err(format!("the archive has no blob {}", d.digest)))?;
-        d.digest.check("archive blob", bytes).map_err(err)?;
-        Ok(bytes.to_vec())
-    }
-}
-
-/// Every blob `d` reaches; an index's children only when the archive has them.
-fn collect(
+/// Every blob `root` reaches; an index's children only when the archive has them.
+async fn collect(
+    src: &Source,
     m: &Members,
-    d: &Descriptor,
+    root: &Descriptor,
     out: &mut BTreeMap<Digest, Vec<u8>>,
-    depth: usize,
 ) -> Result<(), JsValue> {
-    if depth > 4 {
-        return Err(err("indexes nest too deeply"));
-    }
-    let bytes = m.blob(d)?;
-    if media::is_index(&d.media_type) {
-        let idx: Index =
-            serde_json::from_slice(&bytes).map_err(|e| err(format!("index {}: {e}", d.digest)))?;
-        for c in &idx.manifests {
-            if m.get(&blob_name(&c.digest)).is_some() {
-                collect(m, c, out, depth + 1)?;
+    let mut work = vec![(root.clone(), 0usize)];
+    while let Some((d, depth)) = work.pop() {
+        if depth > 4 {
+            return Err(err("indexes nest too deeply"));
+        }
+        if out.contains_key(&d.digest) {
+            continue;
+        }
+        let bytes = blob(src, m, &d, true).await?;
+        if media::is_index(&d.media_type) {
+            let idx: Index = serde_json::from_slice(&bytes)
+                .map_err(|e| err(format!("index {}: {e}", d.digest)))?;
+            for c in &idx.manifests {
+                if m.get(&blob_name(&c.digest))?.is_some() {
+                    work.push((c.clone(), depth + 1));
+                }
+            }
+        } else {
+            let man: Manifest = serde_json::from_slice(&bytes)
+                .map_err(|e| err(format!("manifest {}: {e}", d.digest)))?;
+            for (i, b) in std::iter::once(&man.config).chain(&man.layers).enumerate() {
+                if !out.contains_key(&b.digest) {
+                    let data = blob(src, m, b, i == 0).await?;
+                    out.insert(b.digest.clone(), data);
+                }
             }
         }
-    } else {
-        let man: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| err(format!("manifest {}: {e}", d.digest)))?;
-        out.insert(man.config.digest.clone(), m.blob(&man.config)?);
-        for l in &man.layers {
-            out.insert(l.digest.clone(), m.blob(l)?);
-        }
+        out.insert(d.digest.clone(), bytes);
     }
-    out.insert(d.digest.clone(), bytes);
     Ok(())
 }
 
 #[derive(Serialize)]
-struct Loaded {
-    names: Vec<String>,
-    digest: String,
+pub(crate) struct Loaded {
+    pub names: Vec<String>,
+    pub digest: String,
 }
 
 #[derive(Serialize)]
-struct LoadResult {
-    images: Vec<Loaded>,
+pub(crate) struct LoadResult {
+    pub images: Vec<Loaded>,
 }
 
-/// `loadTarball(blob)`: every image of an OCI-layout archive, with the names its index gives.
-#[wasm_bindgen(js_name = loadTarball)]
-pub async fn load_tarball(blob: JsValue) -> Result<JsValue, JsValue> {
-    let bytes = bytes_of(&blob, "loadTarball").await?;
-    let m = Members::read(&bytes)?;
-    drop(bytes);
-    let index = m.get("index.json").ok_or_else(|| {
-        err(if m.get("manifest.json").is_some() {
-            "loadTarball: docker-only archives (no index.json) are not supported in the browser yet; \
-             load them with the layerwright CLI"
-        } else {
-            "loadTarball: not an image archive (no index.json)"
-        })
-    })?;
-    let idx: Index = serde_json::from_slice(index).map_err(|e| err(format!("index.json: {e}")))?;
-    let mut blobs = BTreeMap::new();
-    let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
-    for d in &idx.manifests {
-        collect(&m, d, &mut blobs, 0)?;
-        let name = d
-            .annotation(annotations::CONTAINERD_IMAGE_NAME)
-            .or_else(|| d.annotation(annotations::REF_NAME))
-            .and_then(|n| normalize(n).ok());
-        match images.iter_mut().find(|(_, x)| x.digest == d.digest) {
-            Some((names, _)) => names.extend(name),
-            None => images.push((name.into_iter().collect(), d.clone())),
-        }
-    }
-    // Everything verified: now the store changes.
+/// Put verified blobs and named images into the store, and say what was loaded.
+pub(crate) fn commit(
+    blobs: BTreeMap<Digest, Vec<u8>>,
+    images: Vec<(Vec<String>, Descriptor)>,
+) -> Result<JsValue, JsValue> {
     with(|s| {
         for (dg, b) in blobs {
             s.blobs.insert(dg, b);
@@ -171,4 +114,37 @@ pub async fn load_tarball(blob: JsValue) -> Result<JsValue, JsValue> {
             })
             .collect(),
     })
+}
+
+/// `loadTarball(blob)`: every image of an OCI-layout archive (with the names its index gives) or of a docker
+/// archive (named by its `RepoTags`). A `Blob`/`File` is read slice by slice, never copied whole.
+#[wasm_bindgen(js_name = loadTarball)]
+pub async fn load_tarball(blob: JsValue) -> Result<JsValue, JsValue> {
+    let src = Source::from_js(&blob, "loadTarball").await?;
+    let m = Members::index(&src).await?;
+    let Some(index) = m.read(&src, "index.json", MAX_DOCUMENT).await? else {
+        if m.get("manifest.json")?.is_some() {
+            let (blobs, images) = crate::load_docker::convert(&src, &m).await?;
+            return commit(blobs, images);
+        }
+        return Err(err(
+            "loadTarball: not an image archive (neither index.json nor manifest.json)",
+        ));
+    };
+    let idx: Index = serde_json::from_slice(&index).map_err(|e| err(format!("index.json: {e}")))?;
+    let mut blobs = BTreeMap::new();
+    let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
+    for d in &idx.manifests {
+        collect(&src, &m, d, &mut blobs).await?;
+        let name = d
+            .annotation(annotations::CONTAINERD_IMAGE_NAME)
+            .or_else(|| d.annotation(annotations::REF_NAME))
+            .and_then(|n| normalize(n).ok());
+        match images.iter_mut().find(|(_, x)| x.digest == d.digest) {
+            Some((names, _)) => names.extend(name),
+            None => images.push((name.into_iter().collect(), d.clone())),
+        }
+    }
+    // Everything verified: now the store changes.
+    commit(blobs, images)
 }

@@ -1,0 +1,346 @@
+//! Push-mode layer reading: bytes arrive in chunks (from a `Blob` read slice by slice), are decompressed and their
+//! tar headers parsed without ever holding the layer, while the compressed digest and the diff ID are computed.
+//!
+//! Header groups (PAX / GNU long-name records plus the real header) are buffered only until complete, then parsed
+//! by lw-layer's strict `TarReader`, so path cleaning and checks are the same as everywhere else.
+
+use std::io::{self, Write};
+
+use lw_layer::tar::TarReader;
+use lw_layer::{Entry, EntryKind};
+use lw_oci::media::Compression;
+use lw_oci::{Digest, DigestHasher};
+
+const BLOCK: usize = 512;
+/// Metadata records (PAX, GNU long names) above this are refused, as the strict reader does.
+const MAX_META: u64 = 1 << 20;
+/// Entries per layer: a bound on what a listing may accumulate.
+pub const MAX_ENTRIES: usize = 4_000_000;
+
+/// The size field of a header block (octal, or GNU base-256 when the high bit is set).
+fn header_size(block: &[u8]) -> Option<u64> {
+    let f = &block[124..136];
+    if f[0] & 0x80 != 0 {
+        let mut v: u64 = (f[0] & 0x7f) as u64;
+        for &b in &f[1..] {
+            v = v.checked_mul(256)?.checked_add(b as u64)?;
+        }
+        return Some(v);
+    }
+    let s = std::str::from_utf8(f).ok()?;
+    let s = s.trim_matches(|c: char| c == '\0' || c == ' ');
+    if s.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(s, 8).ok()
+}
+
+fn padded(n: u64) -> u64 {
+    n.div_ceil(BLOCK as u64) * BLOCK as u64
+}
+
+/// What a scan calls for each entry (boxed: one instantiation of the scanner keeps the bundle small).
+pub type OnEntry<'a> = Box<dyn FnMut(Entry) -> Result<(), String> + 'a>;
+
+/// A tar stream parsed as it is written: `on_entry` sees each entry; data is skipped, never kept.
+pub struct TarScan<'a> {
+    pending: Vec<u8>,
+    skip: u64,
+    done: bool,
+    entries: usize,
+    on_entry: OnEntry<'a>,
+    /// The diff ID's hasher; `None` when only the entries are wanted (hashing costs more than inflating).
+    diff: Option<DigestHasher>,
+    error: Option<String>,
+}
+
+impl<'a> TarScan<'a> {
+    pub fn new(on_entry: OnEntry<'a>, hash: bool) -> Self {
+        TarScan {
+            pending: Vec::new(),
+            skip: 0,
+            done: false,
+            entries: 0,
+            on_entry,
+            diff: hash.then(DigestHasher::sha256),
+            error: None,
+        }
+    }
+
+    /// The length of the complete header group at the start of `pending`, `Ok(None)` if more bytes are needed,
+    /// or `Ok(Some(0))` at the end-of-archive marker.
+    fn group_len(&self) -> Result<Option<usize>, String> {
+        let mut pos = 0usize;
+        loop {
+            if self.pending.len() < pos + BLOCK {
+                return Ok(None);
+            }
+            let block = &self.pending[pos..pos + BLOCK];
+            if pos == 0 && block.iter().all(|&b| b == 0) {
+                return Ok(Some(0));
+            }
+            match block[156] {
+                b'x' | b'g' | b'L' | b'K' => {
+                    let size = header_size(block)
+                        .filter(|&s| s <= MAX_META)
+                        .ok_or("tar metadata record is unreadable or larger than 1 MiB")?;
+                    pos += BLOCK + padded(size) as usize;
+                }
+                _ => return Ok(Some(pos + BLOCK)),
+            }
+        }
+    }
+
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), String> {
+        while !data.is_empty() && !self.done {
+            if self.skip > 0 {
+                let n = (self.skip.min(data.len() as u64)) as usize;
+                self.skip -= n as u64;
+                data = &data[n..];
+                continue;
+            }
+            // Take whole blocks only while a header group is incomplete; never more than the group needs.
+            let need = BLOCK - self.pending.len() % BLOCK;
+            let n = need.min(data.len());
+            self.pending.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if !self.pending.len().is_multiple_of(BLOCK) {
+                continue;
+            }
+            match self.group_len()? {
+                None => continue,
+                Some(0) => {
+                    self.done = true;
+                    self.pending.clear();
+                }
+                Some(len) => {
+                    let group = &self.pending[..len];
+                    let last = &group[len - BLOCK..];
+                    let raw_size = header_size(last).ok_or("unreadable tar size field")?;
+                    let e = TarReader::new(group)
+                        .next_entry()
+                        .map_err(|e| e.to_string())?
+                        .ok_or("tar header expected")?;
+                    self.skip = padded(match &e.kind {
+                        EntryKind::File => e.size,
+                        EntryKind::Dir | EntryKind::Symlink(_) => 0,
+                        _ => raw_size,
+                    });
+                    self.pending.clear();
+                    self.entries += 1;
+                    if self.entries > MAX_ENTRIES {
+                        return Err(format!("more than {MAX_ENTRIES} entries"));
+                    }
+                    (self.on_entry)(e)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The diff ID (when hashing) once the stream is complete (a truncated tar is an error).
+    pub fn finish(self) -> Result<Option<Digest>, String> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.skip > 0 || !self.pending.is_empty() {
+            return Err("the tar stream ends inside an entry (truncated)".into());
+        }
+        Ok(self.diff.map(DigestHasher::finish))
+    }
+
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+}
+
+impl Write for TarScan<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(e) = &self.error {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e.clone()));
+        }
+        if let Some(h) = self.diff.as_mut() {
+            h.update(buf);
+        }
+        if let Err(e) = self.feed(buf) {
+            self.error = Some(e.clone());
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Stage<'a> {
+    Plain(Box<TarScan<'a>>),
+    Gzip(Box<flate2::write::MultiGzDecoder<TarScan<'a>>>),
+}
+
+/// A layer blob pushed chunk by chunk: its digest (compressed), diff ID, and entries.
+pub struct LayerScan<'a> {
+    blob: Option<DigestHasher>,
+    size: u64,
+    stage: Option<Stage<'a>>,
+    on_entry: Option<OnEntry<'a>>,
+    head: Vec<u8>,
+}
+
+/// What a complete scan found (digests only when hashing).
+pub struct Scanned {
+    pub digest: Option<Digest>,
+    pub size: u64,
+    pub diff_id: Option<Digest>,
+    pub compression: Compression,
+    pub entries: usize,
+}
+
+impl<'a> LayerScan<'a> {
+    /// With `hash`, the blob's digest and the diff ID are computed too.
+    pub fn new(on_entry: OnEntry<'a>, hash: bool) -> Self {
+        LayerScan {
+            blob: hash.then(DigestHasher::sha256),
+            size: 0,
+            stage: None,
+            on_entry: Some(on_entry),
+            head: Vec::new(),
+        }
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        let scan = TarScan::new(
+            self.on_entry.take().ok_or("layer scan restarted")?,
+            self.blob.is_some(),
+        );
+        let stage = match lw_layer::compress::sniff(&self.head) {
+            Compression::None => Stage::Plain(Box::new(scan)),
+            Compression::Gzip => Stage::Gzip(Box::new(flate2::write::MultiGzDecoder::new(scan))),
+            Compression::Zstd => {
+                return Err("zstd layers cannot be read as a stream in the browser yet".into())
+            }
+        };
+        self.stage = Some(stage);
+        let head = std::mem::take(&mut self.head);
+        self.write_stage(&head)
+    }
+
+    fn write_stage(&mut self, chunk: &[u8]) -> Result<(), String> {
+        let r = match self.stage.as_mut() {
+            Some(Stage::Plain(s)) => s.write_all(chunk),
+            Some(Stage::Gzip(g)) => g.write_all(chunk),
+            None => return Ok(()),
+        };
+        r.map_err(|e| e.to_string())
+    }
+
+    /// The next chunk of the blob.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), String> {
+        if let Some(h) = self.blob.as_mut() {
+            h.update(chunk);
+        }
+        self.size += chunk.len() as u64;
+        if self.stage.is_none() {
+            // Four bytes decide the compression.
+            self.head.extend_from_slice(chunk);
+            if self.head.len() >= 4 {
+                self.start()?;
+            }
+            return Ok(());
+        }
+        self.write_stage(chunk)
+    }
+
+    pub fn finish(mut self) -> Result<Scanned, String> {
+        if self.stage.is_none() {
+            self.start()?;
+        }
+        let size = self.size;
+        let digest = self.blob.map(DigestHasher::finish);
+        let (scan, compression) = match self.stage {
+            Some(Stage::Plain(s)) => (*s, Compression::None),
+            Some(Stage::Gzip(g)) => (
+                g.finish().map_err(|e| format!("gzip: {e}"))?,
+                Compression::Gzip,
+            ),
+            None => return Err("empty layer".into()),
+        };
+        let entries = scan.entries();
+        let diff_id = scan.finish()?;
+        Ok(Scanned {
+            digest,
+            size,
+            diff_id,
+            compression,
+            entries,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lw_layer::tar::{TarWriter, WriteOptions};
+
+    fn sample() -> Vec<u8> {
+        let mut tar = Vec::new();
+        let mut w = TarWriter::new(&mut tar, WriteOptions::default());
+        w.append_bytes(&Entry::file("a.txt", 0o644, 0), b"hello")
+            .unwrap();
+        let long = format!("{}/f", "d".repeat(200));
+        w.append_bytes(&Entry::file(&long, 0o644, 0), &vec![7u8; 3000])
+            .unwrap();
+        w.finish().unwrap();
+        tar
+    }
+
+    fn scan(bytes: &[u8], chunk: usize) -> Result<(Scanned, Vec<String>), String> {
+        let mut names = Vec::new();
+        let mut s = LayerScan::new(
+            Box::new(|e: Entry| {
+                names.push(e.path);
+                Ok(())
+            }),
+            true,
+        );
+        for c in bytes.chunks(chunk) {
+            s.push(c)?;
+        }
+        let r = s.finish()?;
+        Ok((r, names))
+    }
+
+    #[test]
+    fn plain_and_gzip_in_any_chunking() {
+        let tar = sample();
+        let mut gz = lw_layer::compress::gzip_encoder(Vec::new(), 6);
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        for chunk in [1, 7, 512, 4096, 1 << 20] {
+            let (r, names) = scan(&tar, chunk).unwrap();
+            assert_eq!(names.len(), 2);
+            assert!(names[1].ends_with("/f"));
+            assert_eq!(r.diff_id, Some(Digest::sha256_of(&tar)));
+            assert_eq!(r.compression, Compression::None);
+            let (g, names) = scan(&gz, chunk).unwrap();
+            assert_eq!(names.len(), 2);
+            assert_eq!(g.diff_id, r.diff_id);
+            assert_eq!(g.digest, Some(Digest::sha256_of(&gz)));
+            assert_eq!(g.compression, Compression::Gzip);
+        }
+    }
+
+    #[test]
+    fn truncation_and_traversal_are_errors() {
+        let tar = sample();
+        assert!(scan(&tar[..1200], 100).is_err());
+        let mut evil = tar.clone();
+        // Rename the first entry to ../a.tx and fix its checksum.
+        evil[..7].copy_from_slice(b"../a.tx");
+        evil[148..156].copy_from_slice(b"        ");
+        let sum: u32 = evil[..512].iter().map(|&b| b as u32).sum();
+        evil[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let e = scan(&evil, 512).err().unwrap();
+        assert!(e.contains(".."), "{e}");
+    }
+}

@@ -1,0 +1,145 @@
+// `cargo xtask bench`'s browser driver (started by xtask/src/bench_wasm.rs): serves the built site, the benchmark
+// tree and a generated layer from 127.0.0.1, drives Debian's Chromium through playwright-core (from www/node_modules),
+// and prints one JSON line of results on stdout.
+//
+// usage: node bench_wasm.mjs --www DIR --tree DIR --list FILE --layer FILE --runs N [--profile FILE [--profile-dist DIR]]
+import { createServer } from 'node:http';
+import { createReadStream, existsSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { extname, join, normalize } from 'node:path';
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+const www = args.www;
+let dist = join(www, 'dist');
+const { chromium } = createRequire(join(www, 'package.json'))('playwright-core');
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.json': 'application/json' };
+
+// Static files: /tree/* from the tree, /tree.json the file list, /layer.tar.gz the layer, the rest from dist.
+function serve() {
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    let file;
+    if (path === '/tree.json') file = args.list;
+    else if (path === '/layer.tar.gz') file = args.layer;
+    else if (path.startsWith('/tree/')) file = normalize(join(args.tree, path.slice(6)));
+    else file = normalize(join(dist, path));
+    if (!file || !(file.startsWith(dist) || file.startsWith(args.tree) || file === args.list || file === args.layer)) {
+      res.writeHead(403).end();
+      return;
+    }
+    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
+    if (!existsSync(file)) { res.writeHead(404).end(); return; }
+    res.writeHead(200, {
+      'content-type': TYPES[extname(file)] || 'application/octet-stream',
+      'content-length': statSync(file).size, 'cache-control': 'no-store',
+    });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+async function openSite(browser, url) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(600000);
+  await page.goto(url + '#/play');
+  await page.waitForFunction(() => document.body.dataset.ready && window.layerwright, null, { timeout: 120000 });
+  return { context, page };
+}
+
+// One cold build in a fresh context (fresh wasm instance, empty store and cache, empty IndexedDB).
+async function coldBuild(browser, url, profile) {
+  const { context, page } = await openSite(browser, url);
+  await page.evaluate(async () => {
+    const list = await (await fetch('/tree.json')).json();
+    const files = {};
+    let next = 0;
+    const worker = async () => {
+      while (next < list.length) {
+        const p = list[next++];
+        files[p] = await (await fetch('/tree/' + p)).blob();
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    window.__benchFiles = files;
+  });
+  let cdp = null;
+  if (profile) {
+    cdp = await context.newCDPSession(page);
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+    await cdp.send('Profiler.start');
+  }
+  const r = await page.evaluate(async () => {
+    const lw = window.layerwright;
+    let finished = null;
+    const t0 = performance.now();
+    const res = await lw.build({
+      dockerfile: 'FROM scratch\nCOPY . /data/\n', files: window.__benchFiles, tags: ['bench/wasm:1'], noCache: true,
+      onEvent: (e) => { if (e.type === 'finished') finished = performance.now(); },
+    });
+    const t1 = performance.now();
+    const tar = await lw.exportTarball('bench/wasm:1');
+    const t2 = performance.now();
+    return {
+      build: (t1 - t0) / 1000, core: finished ? (finished - t0) / 1000 : null, exportSeconds: (t2 - t1) / 1000,
+      tarBytes: tar.size, layerBytes: res.layers.reduce((n, l) => n + l.size, 0), memory: lw.memoryBytes(),
+      files: Object.keys(window.__benchFiles).length,
+    };
+  });
+  if (cdp) {
+    const { profile: prof } = await cdp.send('Profiler.stop');
+    writeFileSync(profile, JSON.stringify(prof));
+  }
+  await context.close();
+  return r;
+}
+
+// List the layer's files from a Blob, recording the wasm memory before and after (it never shrinks: after = peak).
+async function listLayer(browser, url) {
+  const { context, page } = await openSite(browser, url);
+  const r = await page.evaluate(async () => {
+    const lw = window.layerwright;
+    const blob = await (await fetch('/layer.tar.gz')).blob();
+    const before = lw.memoryBytes();
+    const t0 = performance.now();
+    const entries = await lw.layerEntries(blob);
+    const t1 = performance.now();
+    return {
+      seconds: (t1 - t0) / 1000, entries: entries.length, blobBytes: blob.size,
+      tarBytes: entries.reduce((n, e) => n + e.size, 0), memoryBefore: before, memoryAfter: lw.memoryBytes(),
+    };
+  });
+  await context.close();
+  return r;
+}
+
+const server = await serve();
+const url = `http://127.0.0.1:${server.address().port}/`;
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  if (args.profile) {
+    // A separate, untimed run, from a dist whose wasm keeps function names: the profiler slows the build down.
+    const timed = dist;
+    if (args['profile-dist']) dist = args['profile-dist'];
+    await coldBuild(browser, url, args.profile);
+    dist = timed;
+    process.stderr.write(`bench-wasm: CPU profile written to ${args.profile}\n`);
+  }
+  const builds = [];
+  for (let i = 0; i < Number(args.runs || 3); i++) {
+    builds.push(await coldBuild(browser, url));
+    process.stderr.write(`bench-wasm: cold build ${i + 1}: ${JSON.stringify(builds[builds.length - 1])}\n`);
+  }
+  const list = args.layer ? await listLayer(browser, url) : null;
+  if (list) process.stderr.write(`bench-wasm: layer listing: ${JSON.stringify(list)}\n`);
+  process.stdout.write(JSON.stringify({ builds, list }) + '\n');
+} finally {
+  await browser.close();
+  server.close();
+}

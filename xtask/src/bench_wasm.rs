@@ -1,0 +1,383 @@
+//! `xtask bench`'s browser benchmarks: a cold COPY-only build of the benchmark tree in headless Chromium through the
+//! built site's `window.layerwright.build` (files fetched from a loopback server as Blobs; only the build call is
+//! timed), as a ratio to the native reference of the same run; and listing a generated ~1 GB gzip layer from a Blob
+//! with the peak `WebAssembly.Memory` size. The browser side is `xtask/bench_wasm.mjs` (playwright-core).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use lw_layer::tar::WriteOptions;
+use lw_layer::{Entry, LayerWriter};
+use lw_oci::media::Compression;
+use serde_json::Value;
+
+/// Cheap deterministic text (xorshift over a word list), for a compressible generated layer.
+fn text_pool(len: usize, mut seed: u64) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "layer", "image", "tar", "gzip", "digest", "config", "fn", "let", "{", "}", "return",
+        "the", "of", "and", "registry", "manifest", "0x1f8b", "struct", "impl", "=>",
+    ];
+    let mut v = Vec::with_capacity(len + 16);
+    while v.len() < len {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        v.extend_from_slice(WORDS[(seed % WORDS.len() as u64) as usize].as_bytes());
+        v.push(if seed.is_multiple_of(11) { b'\n' } else { b' ' });
+    }
+    v.truncate(len);
+    v
+}
+
+/// A gzip layer of about `mb` MB of tar (files of 1 KB–400 KB, some incompressible), kept between runs.
+pub fn generate_layer(path: &Path, mb: u64) -> Result<(u64, usize)> {
+    let marker = path.with_extension("done");
+    if let Ok(s) = fs::read_to_string(&marker) {
+        if let Some((want, n)) = s.trim().split_once(' ') {
+            if want == mb.to_string() && path.is_file() {
+                return Ok((fs::metadata(path)?.len(), n.parse().unwrap_or(0)));
+            }
+        }
+    }
+    eprintln!(
+        "bench-wasm: generating a {mb} MB gzip layer at {}",
+        path.display()
+    );
+    let pool = text_pool(8 << 20, 0x9e37_79b9_7f4a_7c15);
+    let f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(path)?);
+    let mut lw = LayerWriter::new(
+        f,
+        Compression::Gzip,
+        WriteOptions {
+            clamp_mtime: Some(0),
+        },
+    )?;
+    let target = mb * 1_000_000;
+    let (mut total, mut n, mut seed) = (0u64, 0usize, 42u64);
+    while total < target {
+        if n % 500 == 0 {
+            lw.tar()
+                .append_bytes(&Entry::dir(&format!("d{:04}", n / 500), 0o755), &[])?;
+            n += 1;
+            continue;
+        }
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let len = 1_000 + (seed >> 33) as usize % 400_000;
+        let off = (seed >> 13) as usize % (pool.len() - len);
+        let mut data = pool[off..off + len].to_vec();
+        if n % 10 == 0 {
+            // One file in ten is incompressible, as binaries and archives are.
+            let mut x = seed | 1;
+            for b in data.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+        }
+        let name = format!("d{:04}/f{n:07}.dat", n / 500);
+        lw.tar()
+            .append_bytes(&Entry::file(&name, 0o644, len as u64), &data)?;
+        total += len as u64;
+        n += 1;
+    }
+    let (mut f, _) = lw.finish()?;
+    f.flush()?;
+    fs::write(&marker, format!("{mb} {n}"))?;
+    Ok((fs::metadata(path)?.len(), n))
+}
+
+fn tree_list(tree: &Path, out: &Path) -> Result<usize> {
+    fn walk(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<()> {
+        for e in fs::read_dir(root.join(rel))? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if rel.is_empty() && name == ".lw-bench-tree" {
+                continue;
+            }
+            let p = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if e.file_type()?.is_dir() {
+                walk(root, &p, out)?;
+            } else {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut list = Vec::new();
+    walk(tree, "", &mut list)?;
+    list.sort();
+    fs::write(out, serde_json::to_vec(&list)?)?;
+    Ok(list.len())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// Self time per function of a Chromium `.cpuprofile`, largest first, as `(ms, name)`.
+fn hot_spots(profile: &Path, top: usize) -> Result<Vec<(f64, String)>> {
+    let p: Value = serde_json::from_slice(&fs::read(profile)?)?;
+    let mut by_node = std::collections::HashMap::new();
+    for n in p["nodes"].as_array().into_iter().flatten() {
+        let cf = &n["callFrame"];
+        let name = cf["functionName"].as_str().unwrap_or("");
+        let url = cf["url"].as_str().unwrap_or("");
+        let short = url.rsplit('/').next().unwrap_or("");
+        let label = if name.is_empty() {
+            format!("(anonymous) {short}")
+        } else {
+            format!("{name} {short}")
+        };
+        by_node.insert(n["id"].as_i64().unwrap_or(-1), label);
+    }
+    let mut self_ms: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    let samples = p["samples"].as_array().cloned().unwrap_or_default();
+    let deltas = p["timeDeltas"].as_array().cloned().unwrap_or_default();
+    for (i, s) in samples.iter().enumerate() {
+        // timeDeltas[i] is the time before sample i; attribute the next delta to this sample.
+        let dt = deltas.get(i + 1).and_then(Value::as_f64).unwrap_or(0.0) / 1000.0;
+        let label = by_node
+            .get(&s.as_i64().unwrap_or(-1))
+            .cloned()
+            .unwrap_or_default();
+        *self_ms.entry(label).or_default() += dt;
+    }
+    let mut v: Vec<(f64, String)> = self_ms.into_iter().map(|(k, ms)| (ms, k)).collect();
+    v.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+    v.truncate(top);
+    Ok(v)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for e in fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()))?;
+        } else {
+            fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A copy of www/dist whose wasm keeps its `name` section (wasm-bindgen over the cargo output, no wasm-opt), so a
+/// CPU profile names Rust functions instead of `wasm-function[N]`.
+fn profiling_dist(work: &Path) -> Result<PathBuf> {
+    let root = crate::repo_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let raw = target.join("wasm32-unknown-unknown/wasm-release/lw_wasm.wasm");
+    let version = crate::wasm::locked_wasm_bindgen_version(&root)?;
+    let bindgen = crate::wasm::ensure_wasm_bindgen_cli(&version)?.with_file_name("wasm-bindgen");
+    let dist = work.join("dist-profile");
+    let _ = fs::remove_dir_all(&dist);
+    copy_dir(&root.join("www/dist"), &dist)?;
+    let st = Command::new(&bindgen)
+        .args(["--target", "web", "--out-name", "lw_wasm", "--out-dir"])
+        .arg(dist.join("pkg"))
+        .arg(&raw)
+        .status()
+        .with_context(|| format!("starting {}", bindgen.display()))?;
+    if !st.success() {
+        bail!("wasm-bindgen for the profiling build failed");
+    }
+    Ok(dist)
+}
+
+/// Options of the browser benchmarks.
+pub struct Options {
+    pub runs: usize,
+    pub layer_mb: u64,
+    pub profile: bool,
+    pub skip_site_build: bool,
+}
+
+impl Options {
+    pub fn from_args(args: &[String], runs: usize) -> Options {
+        let quick = args.iter().any(|a| a == "--quick" || a == "--smoke");
+        Options {
+            runs: if quick { 1 } else { runs },
+            layer_mb: if quick { 100 } else { 1000 },
+            profile: args.iter().any(|a| a == "--wasm-profile"),
+            skip_site_build: args.iter().any(|a| a == "--no-site-build"),
+        }
+    }
+}
+
+/// Run the browser benchmarks; rows go into the table next to the native ones (`reference` is the same run's
+/// `tar | gzip -6 | sha256sum` in seconds), findings into `notes`.
+pub fn run(
+    work: &Path,
+    tree: &Path,
+    reference: f64,
+    opts: &Options,
+    rows: &mut Vec<(String, f64)>,
+    notes: &mut Vec<String>,
+) -> Result<Value> {
+    let root = crate::repo_root();
+    if !opts.skip_site_build {
+        crate::build::build().context("building the site for the browser benchmarks")?;
+    }
+    let www = root.join("www");
+    if !www.join("node_modules/playwright-core").is_dir() {
+        bail!("www/node_modules/playwright-core is missing: run `cargo xtask build` (it runs npm ci in www/)");
+    }
+    let list = work.join("tree.json");
+    let files = tree_list(tree, &list)?;
+    let layer = work.join(format!("layer-{}mb.tar.gz", opts.layer_mb));
+    let (layer_bytes, layer_entries) = generate_layer(&layer, opts.layer_mb)?;
+    let profile = work.join("wasm-build.cpuprofile");
+    let mut c = Command::new("node");
+    c.arg(root.join("xtask/bench_wasm.mjs"))
+        .arg("--www")
+        .arg(&www)
+        .arg("--tree")
+        .arg(tree)
+        .arg("--list")
+        .arg(&list)
+        .arg("--layer")
+        .arg(&layer)
+        .args(["--runs", &opts.runs.to_string()]);
+    if opts.profile {
+        c.arg("--profile")
+            .arg(&profile)
+            .arg("--profile-dist")
+            .arg(profiling_dist(work)?);
+    }
+    eprintln!("bench-wasm: {files} context files, layer {layer_bytes} bytes ({layer_entries} entries); running {c:?}");
+    let out = c
+        .stderr(Stdio::inherit())
+        .output()
+        .context("starting node")?;
+    if !out.status.success() {
+        bail!("the browser benchmark failed ({})", out.status);
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let r: Value = serde_json::from_str(line.lines().last().unwrap_or(""))
+        .with_context(|| format!("reading the browser benchmark's output: {line}"))?;
+    let builds = r["builds"].as_array().cloned().unwrap_or_default();
+    let pick = |k: &str| -> Vec<f64> { builds.iter().filter_map(|b| b[k].as_f64()).collect() };
+    let build = median(pick("build"));
+    rows.push((
+        "wasm in Chromium: layerwright.build, COPY-only, cold".into(),
+        build,
+    ));
+    let core = pick("core");
+    if !core.is_empty() {
+        rows.push((
+            "wasm in Chromium: same, until the `finished` event (before IndexedDB)".into(),
+            median(core),
+        ));
+    }
+    let export = median(pick("exportSeconds"));
+    rows.push((
+        "wasm in Chromium: build + exportTarball (OCI tarball Blob)".into(),
+        build + export,
+    ));
+    notes.push(format!(
+        "wasm cold build in Chromium: {:.2}s = {:.2}× the reference (issue target ≤ 0.60); wasm memory after the build {:.0} MB",
+        build,
+        build / reference,
+        builds.first().and_then(|b| b["memory"].as_f64()).unwrap_or(0.0) / 1e6
+    ));
+    if let Some(l) = r.get("list").filter(|l| !l.is_null()) {
+        let secs = l["seconds"].as_f64().unwrap_or(0.0);
+        let tar = l["tarBytes"].as_f64().unwrap_or(0.0);
+        rows.push((
+            format!(
+                "wasm in Chromium: list a {} MB gzip layer from a Blob",
+                opts.layer_mb
+            ),
+            secs,
+        ));
+        notes.push(format!(
+            "wasm layer listing: {} entries, {:.0} MB of file data ({:.0} MB gzip blob) in {secs:.2}s ({:.0} MB/s of tar); WebAssembly.Memory {:.1} MB before, peak {:.1} MB after",
+            l["entries"], tar / 1e6, l["blobBytes"].as_f64().unwrap_or(0.0) / 1e6, tar / 1e6 / secs.max(1e-9),
+            l["memoryBefore"].as_f64().unwrap_or(0.0) / 1e6, l["memoryAfter"].as_f64().unwrap_or(0.0) / 1e6
+        ));
+    }
+    if opts.profile && profile.is_file() {
+        let hot = hot_spots(&profile, 15)?;
+        let total: f64 = hot.iter().map(|h| h.0).sum();
+        eprintln!("bench-wasm: hottest functions of the profiled build (self time, top 15 = {total:.0} ms):");
+        for (ms, name) in &hot {
+            eprintln!("  {ms:9.1} ms  {name}");
+        }
+        notes.push(format!("wasm build CPU profile: {}", profile.display()));
+    }
+    Ok(r)
+}
+
+/// `cargo xtask bench --wasm-only [--quick|--smoke] [--wasm-profile] [--no-site-build]`: the tree, the reference
+/// and the browser benchmarks alone; prints a table and writes target/bench-wasm.json.
+pub fn standalone(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick" || a == "--smoke");
+    let (mb, runs) = if quick { (20, 1) } else { (200, 3) };
+    let work: PathBuf = crate::repo_root().join("target/bench");
+    fs::create_dir_all(&work)?;
+    let tree = work.join(format!("tree-{mb}"));
+    let bytes = crate::bench::generate_tree(&tree, mb, 42)?;
+    let t = tree.display();
+    let mut ref_runs = Vec::new();
+    for _ in 0..runs.max(3) {
+        let s = std::time::Instant::now();
+        let st = Command::new("bash")
+            .args(["-o", "pipefail", "-c"])
+            .arg(format!(
+                "tar -C {t} -cf - . | gzip -6 | sha256sum >/dev/null"
+            ))
+            .status()?;
+        if !st.success() {
+            bail!("the reference pipeline failed");
+        }
+        ref_runs.push(s.elapsed().as_secs_f64());
+    }
+    let reference = median(ref_runs);
+    let mut rows = vec![(
+        "tar | gzip -6 | sha256sum (reference)".to_string(),
+        reference,
+    )];
+    let mut notes = Vec::new();
+    let opts = Options::from_args(args, runs);
+    let raw = run(&work, &tree, reference, &opts, &mut rows, &mut notes)?;
+    let mbytes = bytes as f64 / 1e6;
+    println!(
+        "\nBrowser benchmarks on a generated {mbytes:.0} MB tree (medians of {} runs):\n",
+        opts.runs
+    );
+    println!("| pipeline | seconds | MB/s | ratio to reference |");
+    println!("|---|---:|---:|---:|");
+    for (name, secs) in &rows {
+        println!(
+            "| {} | {secs:.2} | {:.0} | {:.2} |",
+            name.replace('|', "\\|"),
+            mbytes / secs,
+            secs / reference
+        );
+    }
+    for n in &notes {
+        println!("- {n}");
+    }
+    let json = serde_json::json!({
+        "tree_bytes": bytes, "runs": opts.runs, "reference_seconds": reference,
+        "pipelines": rows.iter().map(|(n, s)| serde_json::json!({"name": n, "seconds": s, "ratio": s / reference})).collect::<Vec<_>>(),
+        "notes": notes, "raw": raw,
+    });
+    let jp = crate::repo_root().join("target/bench-wasm.json");
+    fs::write(&jp, serde_json::to_vec_pretty(&json)?)?;
+    println!("\nwritten: {}", jp.display());
+    Ok(())
+}
