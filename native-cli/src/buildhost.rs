@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use lw_build::host::{BaseImage, BlobSink, BlobStore, Cache, CachedLayer, ImageSource};
 use lw_build::Error;
-use lw_oci::{Descriptor, Digest, DigestHasher, Platform};
+use lw_layer::layer::HashWriter;
+use lw_oci::{Descriptor, Digest, Platform};
 
 use crate::names;
 use crate::store::{tempfile_in, Store};
@@ -22,32 +23,43 @@ pub struct StoreBlobs<'s> {
 
 struct Sink {
     tmp: PathBuf,
-    file: File,
-    hasher: DigestHasher,
+    /// The file, hashed on a helper thread as it is written (the writer's thread is busy making the layer);
+    /// `None` once committed.
+    file: Option<HashWriter<File>>,
     blobs_dir: PathBuf,
+}
+
+impl Sink {
+    fn file(&mut self) -> io::Result<&mut HashWriter<File>> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the blob was already committed"))
+    }
 }
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+        self.file()?.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.file()?.flush()
     }
 }
 
 impl BlobSink for Sink {
-    fn commit(self: Box<Self>, digest: &Digest) -> Result<(), Error> {
+    fn commit(mut self: Box<Self>, digest: &Digest) -> Result<(), Error> {
         // On any early return the Drop impl removes the temporary file.
-        let actual = self.hasher.clone().finish();
+        let (file, actual, _) = self
+            .file
+            .take()
+            .ok_or_else(|| Error::Host("the blob was already committed".into()))?
+            .finish();
         if actual != *digest {
             return Err(Error::Host(format!(
                 "new blob hashes to {actual}, expected {digest}"
             )));
         }
-        self.file.sync_all().map_err(host_err)?;
+        file.sync_all().map_err(host_err)?;
         fs::rename(&self.tmp, self.blobs_dir.join(digest.encoded())).map_err(host_err)?;
         Ok(())
     }
@@ -79,8 +91,7 @@ impl BlobStore for StoreBlobs<'_> {
         let (tmp, file) = tempfile_in(&self.store.tmp_dir()).map_err(host_err)?;
         Ok(Box::new(Sink {
             tmp,
-            file,
-            hasher: DigestHasher::sha256(),
+            file: Some(HashWriter::threaded(file)),
             blobs_dir: self.store.root().join("blobs/sha256"),
         }))
     }
@@ -126,10 +137,13 @@ impl Cache for StoreCache<'_> {
     }
 }
 
+/// Pulls an image (reference, platform) into the store.
+pub type Puller<'s> = Box<dyn FnMut(&str, &Platform) -> anyhow::Result<()> + 's>;
+
 /// Base images from the store (pulling from a registry when a puller is given).
 pub struct StoreImages<'s> {
     pub store: &'s Store,
-    pub pull: Option<Box<dyn FnMut(&str, &Platform) -> anyhow::Result<()> + 's>>,
+    pub pull: Option<Puller<'s>>,
 }
 
 impl ImageSource for StoreImages<'_> {
@@ -166,26 +180,43 @@ impl ImageSource for StoreImages<'_> {
     }
 }
 
-/// Compressed gzip members on disk under `members/`, each file prefixed with the digest of its bytes so a damaged
-/// entry is ignored rather than written into a layer.
+/// Compressed gzip members on disk under `members/`, each file prefixed with the CRC-32 and length of its bytes so
+/// a damaged entry (a torn write, a bad disk) is ignored rather than written into a layer. The file name is the
+/// sha256 of the member's input, so a CRC is enough here: it guards against damage, not against forgery (whoever can
+/// write the store can write its blobs too), and costs far less than hashing every member again.
 pub struct StoreMembers {
     pub dir: PathBuf,
 }
 
+fn member_check(body: &[u8]) -> String {
+    let mut crc = flate2::Crc::new();
+    crc.update(body);
+    format!("crc32:{:08x} {}\n", crc.sum(), body.len())
+}
+
 impl lw_layer::pgzip::MemberCache for StoreMembers {
     fn get(&mut self, key: &Digest) -> Option<Vec<u8>> {
-        let raw = fs::read(self.dir.join(key.encoded())).ok()?;
+        let mut raw = fs::read(self.dir.join(key.encoded())).ok()?;
         let nl = raw.iter().position(|&b| b == b'\n')?;
-        let want = Digest::parse(std::str::from_utf8(&raw[..nl]).ok()?).ok()?;
         let body = &raw[nl + 1..];
-        want.verify(body).then(|| body.to_vec())
+        if raw[..=nl] != *member_check(body).as_bytes() {
+            return None;
+        }
+        raw.drain(..=nl);
+        Some(raw)
     }
     fn put(&mut self, key: &Digest, compressed: &[u8]) {
         if fs::create_dir_all(&self.dir).is_ok() {
-            let mut v = format!("{}\n", Digest::sha256_of(compressed)).into_bytes();
+            let mut v = member_check(compressed).into_bytes();
             v.extend_from_slice(compressed);
-            // A lost cache entry only costs recompression.
-            let _ = crate::store::write_atomic(&self.dir.join(key.encoded()), &v);
+            // Written and renamed into place without fsync: a member torn by a crash fails its check in `get` and
+            // is recompressed, so durability would only cost time (two fsyncs per member).
+            let Ok((tmp, mut f)) = tempfile_in(&self.dir) else {
+                return;
+            };
+            if f.write_all(&v).is_err() || fs::rename(&tmp, self.dir.join(key.encoded())).is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
         }
     }
 }
@@ -224,5 +255,37 @@ impl lw_build::host::UrlFetcher for HttpFetcher {
             )));
         }
         Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lw_layer::pgzip::MemberCache;
+
+    #[test]
+    fn members_round_trip_and_damaged_ones_are_ignored() {
+        let td = tempfile::tempdir().unwrap();
+        let mut m = StoreMembers {
+            dir: td.path().join("members"),
+        };
+        let key = Digest::sha256_of(b"input");
+        assert_eq!(m.get(&key), None);
+        m.put(&key, b"compressed bytes\nwith a newline");
+        assert_eq!(
+            m.get(&key).as_deref(),
+            Some(&b"compressed bytes\nwith a newline"[..])
+        );
+        let p = m.dir.join(key.encoded());
+        let mut raw = fs::read(&p).unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        fs::write(&p, &raw).unwrap();
+        assert_eq!(m.get(&key), None, "a flipped bit");
+        raw.truncate(last);
+        fs::write(&p, &raw).unwrap();
+        assert_eq!(m.get(&key), None, "a torn write");
+        // No temporary files are left behind.
+        assert_eq!(fs::read_dir(&m.dir).unwrap().count(), 1);
     }
 }

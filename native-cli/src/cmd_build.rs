@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -11,6 +12,7 @@ use layerwright::archive::{self, SaveItem};
 use layerwright::buildhost::{StoreBlobs, StoreCache, StoreImages};
 use layerwright::context::DirContext;
 use layerwright::names;
+use layerwright::statcache::StatCache;
 use layerwright::store::{self, Store};
 use lw_build::context::{Context as _, MemoryContext};
 use lw_build::engine::{self, BuildOptions, Host};
@@ -171,14 +173,13 @@ impl Progress {
                     None => eprintln!("{line}"),
                 }
             }
-            BuildEvent::StageSkipped { stage, name } => {
-                if self.plain {
-                    eprintln!(
-                        "# skipping stage {stage}{} (not needed by the target)",
-                        name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
-                    );
-                }
+            BuildEvent::StageSkipped { stage, name } if self.plain => {
+                eprintln!(
+                    "# skipping stage {stage}{} (not needed by the target)",
+                    name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+                );
             }
+            BuildEvent::StageSkipped { .. } => {}
             BuildEvent::Output { data, .. } => {
                 for l in data.lines() {
                     let line = format!("#{} {l}", self.counter);
@@ -208,6 +209,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         },
     };
     let dockerfile_name = a.file.clone().unwrap_or_else(|| "Dockerfile".into());
+    let mut stat_cache: Option<Arc<StatCache>> = None;
     let (dockerfile, context): (Vec<u8>, Box<dyn lw_build::context::Context>) = if a.context == "-"
     {
         if a.file.as_deref() == Some("-") {
@@ -239,9 +241,11 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         let base = Path::new(&dockerfile_name)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned());
+        let sc = Arc::new(StatCache::open(store.root(), &dir));
+        stat_cache = Some(sc.clone());
         (
             df,
-            Box::new(DirContext::with_dockerignore(&dir, base.as_deref())?),
+            Box::new(DirContext::with_dockerignore(&dir, base.as_deref())?.with_stat_cache(sc)),
         )
     };
     let platforms: Vec<Platform> = match &a.platform {
@@ -306,8 +310,14 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             cache: &mut cache,
             events: &mut on_event,
         };
-        let r = engine::build(&opts, &mut host).map_err(|e| anyhow!("{e}"))?;
-        results.push((p.clone(), r));
+        let r = engine::build(&opts, &mut host);
+        if let Some(sc) = &stat_cache {
+            // The digests hashed so far stay valid whether or not the build succeeded.
+            if let Err(e) = sc.save() {
+                eprintln!("warning: could not save the context's stat cache: {e:#}");
+            }
+        }
+        results.push((p.clone(), r.map_err(|e| anyhow!("{e}"))?));
     }
     if let Some(s) = &progress.spinner {
         s.finish_and_clear();

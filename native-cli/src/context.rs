@@ -11,18 +11,24 @@
 use std::fs::{self, File, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use lw_build::context::{
     normalize_entry_path, normalize_path, read_ignore_patterns, Context, ContextEntry, EntryKind,
 };
 use lw_build::ignore::{PatternMatcher, Verdict, WalkFilter};
 use lw_build::Error;
+use lw_oci::Digest;
+
+use crate::statcache::{Stat, StatCache};
 
 /// A build context backed by a directory.
 #[derive(Debug, Clone)]
 pub struct DirContext {
     root: PathBuf,
     matcher: Option<PatternMatcher>,
+    /// Digests of files whose stat did not change since they were hashed (see [`StatCache`]).
+    stats: Option<Arc<StatCache>>,
 }
 
 fn io_err(path: &str, source: io::Error) -> Error {
@@ -46,7 +52,14 @@ impl DirContext {
         Ok(DirContext {
             root,
             matcher: None,
+            stats: None,
         })
+    }
+
+    /// Answer file digests from `stats` when the files did not change, and remember the ones the engine hashes.
+    pub fn with_stat_cache(mut self, stats: Arc<StatCache>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// An unfiltered context plus the given ignore patterns.
@@ -86,6 +99,7 @@ impl DirContext {
         DirContext {
             root: self.root.clone(),
             matcher: None,
+            stats: None,
         }
     }
 
@@ -176,6 +190,7 @@ impl DirContext {
         filter: &mut Option<WalkFilter<'_, Option<ContextEntry>>>,
         dir_excluded: bool,
         out: &mut Vec<ContextEntry>,
+        stats: Option<(&StatCache, i128)>,
     ) -> Result<(), Error> {
         let rd = match fs::read_dir(dir_host) {
             Ok(rd) => rd,
@@ -230,12 +245,17 @@ impl DirContext {
             };
             if !excluded {
                 match self.make_entry(rel.clone(), &host, &md)? {
-                    Some(e) => out.push(e),
+                    Some(e) => {
+                        if let (true, Some((sc, at))) = (e.is_file(), stats) {
+                            sc.listed(&rel, Stat::of(&md), at);
+                        }
+                        out.push(e)
+                    }
                     None => continue,
                 }
             }
             if is_dir {
-                self.walk(&host, &rel, filter, excluded, out)?;
+                self.walk(&host, &rel, filter, excluded, out, stats)?;
             }
         }
         Ok(())
@@ -314,8 +334,19 @@ impl Context for DirContext {
     fn entries(&self) -> Result<Vec<ContextEntry>, Error> {
         let mut out = Vec::new();
         let mut filter = self.matcher.as_ref().map(WalkFilter::new);
-        self.walk(&self.root, "", &mut filter, false, &mut out)?;
+        let stats = self.stats.as_deref().map(|sc| (sc, sc.walk_started()));
+        self.walk(&self.root, "", &mut filter, false, &mut out, stats)?;
         Ok(out)
+    }
+
+    fn known_digest(&self, path: &str) -> Option<Digest> {
+        self.stats.as_ref()?.lookup(path)
+    }
+
+    fn digest_computed(&self, path: &str, digest: &Digest) {
+        if let Some(sc) = &self.stats {
+            sc.record(path, digest);
+        }
     }
 
     fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {

@@ -9,5 +9,6 @@ pub mod names;
 pub mod remote;
 pub mod run;
 pub mod serve;
+pub mod statcache;
 pub mod store;
 pub mod transfer;

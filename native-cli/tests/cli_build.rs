@@ -369,3 +369,122 @@ fn add_fetches_urls_and_checks_their_checksum() {
         "{err}"
     );
 }
+
+/// The records of the store's stat cache, as (path, digest) — the cache keeps one file per context directory.
+fn stat_records(root: &std::path::Path) -> Vec<(String, String)> {
+    let dir = root.join("statcache");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|r| r.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(files.len() <= 1, "one stat cache per context: {files:?}");
+    let Some(f) = files.first() else {
+        return Vec::new();
+    };
+    std::fs::read_to_string(f)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (digest, rest) = l.split_once(' ').unwrap();
+            let path: String = serde_json::from_str(rest.splitn(6, ' ').nth(5).unwrap()).unwrap();
+            (path, digest.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn context_hashing_skips_unchanged_files_and_sees_same_size_edits() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let ctx = tmp.path().join("ctx");
+    context(
+        &ctx,
+        "FROM scratch\nCOPY . /data/\n",
+        &[("a.txt", "aaaa"), ("sub/b.txt", "bbbb")],
+    );
+    // Files changed within the racy margin (2 s) before a build are not trusted, so let these age.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "-q", "--progress", "plain", "-t", "lwtest/stat:1"];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        let o = lw(&root, &args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let first = build(&[]);
+    let recs = stat_records(&root);
+    let paths: Vec<&str> = recs.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["Dockerfile", "a.txt", "sub/b.txt"]);
+    let (_, a_digest) = &recs[1];
+    assert_eq!(
+        format!("sha256:{a_digest}"),
+        lw_oci::Digest::sha256_of(b"aaaa").to_string()
+    );
+    // Unchanged: same image, and the cache file is not rewritten.
+    let cache_file = std::fs::read_dir(root.join("statcache"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let before = std::fs::metadata(&cache_file).unwrap();
+    assert_eq!(build(&[]), first);
+    let after = std::fs::metadata(&cache_file).unwrap();
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
+
+    // Same size, mtime put back: only ctime (and the inode, for a replaced file) tell the change apart.
+    let a = ctx.join("a.txt");
+    let mtime = std::fs::metadata(&a).unwrap().modified().unwrap();
+    std::fs::write(&a, "AAAA").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(std::fs::metadata(&a).unwrap().modified().unwrap(), mtime);
+    let edited = build(&[]);
+    assert_ne!(
+        edited, first,
+        "a same-size edit with its mtime restored is seen"
+    );
+    assert_eq!(
+        build(&["--no-cache"]),
+        edited,
+        "and hashed to the right content"
+    );
+    // A file replaced by another one (new inode) with the old size and mtime.
+    let b = ctx.join("sub/b.txt");
+    let b_mtime = std::fs::metadata(&b).unwrap().modified().unwrap();
+    let b2 = ctx.join("sub/b.new");
+    std::fs::write(&b2, "BBBB").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&b2)
+        .unwrap()
+        .set_modified(b_mtime)
+        .unwrap();
+    std::fs::rename(&b2, &b).unwrap();
+    let replaced = build(&[]);
+    assert_ne!(replaced, edited);
+    assert_eq!(build(&["--no-cache"]), replaced);
+
+    // Racy: files changed just now are hashed but not remembered, so a second same-size edit within the same
+    // timestamp tick (which leaves size, mtime and ctime unchanged on a coarse clock) cannot be missed.
+    std::fs::write(&a, "xxxx").unwrap();
+    let racy = build(&[]);
+    assert!(
+        !stat_records(&root).iter().any(|(p, _)| p == "a.txt"),
+        "a file changed within the racy margin is not recorded"
+    );
+    std::fs::write(&a, "yyyy").unwrap();
+    let racy2 = build(&[]);
+    assert_ne!(racy2, racy);
+    assert_eq!(build(&["--no-cache"]), racy2);
+}

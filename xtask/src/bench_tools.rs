@@ -145,7 +145,18 @@ pub fn run_all(
             .current_dir(crate::repo_root())
             .args(["build", "--release", "--quiet", "-p", "layerwright"]),
     )?;
-    let lw_bin = crate::repo_root().join("target/release/layerwright");
+    // The binary cargo just built: under CARGO_TARGET_DIR when one is set (each builder has its own).
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| {
+            if d.is_absolute() {
+                d
+            } else {
+                crate::repo_root().join(d)
+            }
+        })
+        .unwrap_or_else(|| crate::repo_root().join("target"));
+    let lw_bin = target_dir.join("release/layerwright");
     let lw = |root: &Path| {
         let mut c = Command::new(&lw_bin);
         c.arg("--root").arg(root);

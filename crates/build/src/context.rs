@@ -11,6 +11,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use lw_oci::Digest;
+
 use crate::error::Error;
 use crate::ignore::{self, PatternMatcher, Verdict, WalkFilter};
 
@@ -91,6 +93,18 @@ pub trait Context {
             out.extend_from_slice(&buf[..n]);
         }
     }
+
+    /// The sha256 of the regular file at `path` when the host knows it without reading the file (natively: from a
+    /// stat cache keyed by size, mtime, ctime and inode); `None` means the engine reads and hashes the file.
+    fn known_digest(&self, path: &str) -> Option<Digest> {
+        let _ = path;
+        None
+    }
+
+    /// The engine read the file at `path` and its content hashed to `digest`; a host may remember that.
+    fn digest_computed(&self, path: &str, digest: &Digest) {
+        let _ = (path, digest);
+    }
 }
 
 macro_rules! forward_context {
@@ -107,6 +121,12 @@ macro_rules! forward_context {
             }
             fn read_file(&self, path: &str) -> Result<Vec<u8>, Error> {
                 (**self).read_file(path)
+            }
+            fn known_digest(&self, path: &str) -> Option<Digest> {
+                (**self).known_digest(path)
+            }
+            fn digest_computed(&self, path: &str, digest: &Digest) {
+                (**self).digest_computed(path, digest)
             }
         }
     )*};
@@ -463,6 +483,15 @@ impl<C: Context> Context for FilteredContext<C> {
             });
         }
         self.inner.read_at(path, offset, buf)
+    }
+
+    fn known_digest(&self, path: &str) -> Option<Digest> {
+        // An excluded file is never read, so its digest is never asked for; the paths are the inner context's.
+        self.inner.known_digest(path)
+    }
+
+    fn digest_computed(&self, path: &str, digest: &Digest) {
+        self.inner.digest_computed(path, digest)
     }
 
     fn entry(&self, path: &str) -> Result<Option<ContextEntry>, Error> {

@@ -2,8 +2,8 @@
 //! the step cache; plus in-memory implementations (the browser's, and the tests').
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::future::Future;
+use std::io::{Read, Write};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 

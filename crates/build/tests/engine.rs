@@ -408,3 +408,109 @@ fn bad_input_names_the_line_and_cause() {
     let e = Env::new().build(&o, &ctx(&[])).0.unwrap_err().to_string();
     assert_eq!(e, "Dockerfile:1: target stage \"nope\" could not be found");
 }
+
+/// A context whose host knows file digests (like the native stat cache) and counts the reads.
+struct KnownDigests {
+    inner: MemoryContext,
+    known: std::cell::RefCell<BTreeMap<String, lw_oci::Digest>>,
+    reads: std::cell::Cell<usize>,
+}
+
+impl Context for KnownDigests {
+    fn entries(&self) -> Result<Vec<lw_build::context::ContextEntry>, Error> {
+        self.inner.entries()
+    }
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.read_at(path, offset, buf)
+    }
+    fn known_digest(&self, path: &str) -> Option<lw_oci::Digest> {
+        self.known.borrow().get(path).cloned()
+    }
+    fn digest_computed(&self, path: &str, digest: &lw_oci::Digest) {
+        self.known
+            .borrow_mut()
+            .insert(path.to_string(), digest.clone());
+    }
+}
+
+fn copy_keys(events: &[BuildEvent]) -> Vec<(String, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            BuildEvent::StepFinished {
+                cache_key,
+                cached,
+                layer: Some(_),
+                ..
+            } => Some((cache_key.clone(), *cached)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn known_file_digests_replace_reading_and_give_the_same_keys() {
+    let files = [
+        ("a.txt", "alpha"),
+        ("d/b.txt", "beta"),
+        ("d/c.bin", "gamma"),
+    ];
+    let df = "FROM scratch\nCOPY . /data/\n";
+    let kd = KnownDigests {
+        inner: ctx(&files),
+        known: Default::default(),
+        reads: Default::default(),
+    };
+    // Reference: a plain context, hashed by the engine.
+    let mut plain_env = Env::new();
+    let (plain, plain_ev) = plain_env.build(&opts(df), &ctx(&files));
+    let plain = plain.unwrap();
+
+    // First build: every file is read (for the key, then for the layer) and its digest reported.
+    let mut env = Env::new();
+    let (r1, ev1) = env.build(&opts(df), &kd);
+    assert_eq!(r1.unwrap().manifest, plain.manifest);
+    assert_eq!(copy_keys(&ev1), copy_keys(&plain_ev));
+    assert_eq!(
+        kd.reads.get(),
+        9,
+        "hashing reads to the end (2 calls a file), the layer 1 call a file"
+    );
+    for (p, d) in files {
+        assert_eq!(
+            kd.known.borrow()[p],
+            lw_oci::Digest::sha256_of(d.as_bytes()),
+            "{p}"
+        );
+    }
+    // Rebuild: the key comes from the known digests alone, and the step is cached: nothing is read.
+    kd.reads.set(0);
+    let (r2, ev2) = env.build(&opts(df), &kd);
+    assert_eq!(r2.unwrap().manifest, plain.manifest);
+    assert_eq!(kd.reads.get(), 0);
+    assert_eq!(copy_keys(&ev2).len(), 1);
+    assert!(copy_keys(&ev2).iter().all(|(_, cached)| *cached));
+    assert_eq!(copy_keys(&ev2)[0].0, copy_keys(&plain_ev)[0].0);
+
+    // --no-cache: each file is read once, the layer and its key are the same.
+    let fresh = KnownDigests {
+        inner: ctx(&files),
+        known: Default::default(),
+        reads: Default::default(),
+    };
+    let mut o = opts(df);
+    o.no_cache = true;
+    let (r3, ev3) = Env::new().build(&o, &fresh);
+    assert_eq!(r3.unwrap().manifest, plain.manifest);
+    assert_eq!(fresh.reads.get(), 3);
+    assert_eq!(copy_keys(&ev3)[0].0, copy_keys(&plain_ev)[0].0);
+    assert_eq!(fresh.known.borrow().len(), 3);
+
+    // The known digest is what counts: a different one is a different key (so a stale cache must never answer).
+    kd.known
+        .borrow_mut()
+        .insert("a.txt".into(), lw_oci::Digest::sha256_of(b"other"));
+    let (_, ev4) = env.build(&opts(df), &kd);
+    assert_ne!(copy_keys(&ev4)[0].0, copy_keys(&plain_ev)[0].0);
+}

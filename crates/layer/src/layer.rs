@@ -12,19 +12,99 @@ use crate::Error;
 /// A writer that hashes and counts what passes through it.
 pub struct HashWriter<W: Write> {
     inner: W,
-    hasher: DigestHasher,
+    hasher: StreamHasher,
+}
+
+/// SHA-256 of a stream, inline or (natively, for the large uncompressed tar stream) on a helper thread so the
+/// writer's thread only copies bytes: the thread reading files and the one hashing them overlap.
+enum StreamHasher {
+    Inline(DigestHasher),
+    #[cfg(not(target_arch = "wasm32"))]
+    Threaded {
+        buf: Vec<u8>,
+        tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+        handle: std::thread::JoinHandle<DigestHasher>,
+    },
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+const HASH_BLOCK: usize = 256 * 1024;
+
+impl StreamHasher {
+    fn threaded() -> StreamHasher {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            // A few blocks in flight bound the memory; the channel only closes when the writer is dropped.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+            let spawned = std::thread::Builder::new()
+                .name("layer-sha256".into())
+                .spawn(move || {
+                    let mut h = DigestHasher::sha256();
+                    for block in rx {
+                        h.update(&block);
+                    }
+                    h
+                });
+            if let Ok(handle) = spawned {
+                return StreamHasher::Threaded {
+                    buf: Vec::with_capacity(HASH_BLOCK),
+                    tx,
+                    handle,
+                };
+            }
+        }
+        StreamHasher::Inline(DigestHasher::sha256())
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            StreamHasher::Inline(h) => h.update(data),
+            #[cfg(not(target_arch = "wasm32"))]
+            StreamHasher::Threaded { buf, tx, .. } => {
+                buf.extend_from_slice(data);
+                if buf.len() >= HASH_BLOCK {
+                    let full = std::mem::replace(buf, Vec::with_capacity(HASH_BLOCK));
+                    // A send fails only if the hashing thread died; `finish` reports that.
+                    let _ = tx.send(full);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> (Digest, u64) {
+        let h = match self {
+            StreamHasher::Inline(h) => h,
+            #[cfg(not(target_arch = "wasm32"))]
+            StreamHasher::Threaded { buf, tx, handle } => {
+                let _ = tx.send(buf);
+                drop(tx);
+                handle
+                    .join()
+                    .expect("the layer hashing thread does not panic")
+            }
+        };
+        let len = h.len();
+        (h.finish(), len)
+    }
 }
 
 impl<W: Write> HashWriter<W> {
     pub fn new(inner: W) -> Self {
         HashWriter {
             inner,
-            hasher: DigestHasher::sha256(),
+            hasher: StreamHasher::Inline(DigestHasher::sha256()),
+        }
+    }
+    /// Like [`HashWriter::new`], hashing on a helper thread natively (the same digest).
+    pub fn threaded(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hasher: StreamHasher::threaded(),
         }
     }
     pub fn finish(self) -> (W, Digest, u64) {
-        let len = self.hasher.len();
-        (self.inner, self.hasher.finish(), len)
+        let (d, len) = self.hasher.finish();
+        (self.inner, d, len)
     }
 }
 
@@ -84,12 +164,13 @@ impl<W: Write> LayerWriter<W> {
         opts: WriteOptions,
         cache: Option<Box<dyn crate::pgzip::MemberCache>>,
     ) -> Result<Self, Error> {
-        let inner = HashWriter::new(out);
+        let inner = HashWriter::threaded(out);
         let compressor = match compression {
             Compression::Gzip => Compressor::gzip_with(inner, DEFAULT_LEVEL, 0, cache),
             c => Compressor::new(inner, c, DEFAULT_LEVEL)?,
         };
-        let chain = HashWriter::new(compressor);
+        // The uncompressed stream is the big one: hash it beside the thread that reads and writes.
+        let chain = HashWriter::threaded(compressor);
         Ok(LayerWriter {
             tar: TarWriter::new(chain, opts),
             compression,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use lw_oci::Digest;
 
@@ -18,8 +18,8 @@ pub const MAX_MEMBER: usize = 2 * 1024 * 1024;
 /// Inside one large file, cut every this many bytes (from the member's start, 512-aligned).
 pub const MAX_INSIDE: usize = 4 * 1024 * 1024;
 
-/// Compressed members by the digest of their input (and level).
-pub trait MemberCache {
+/// Compressed members by the digest of their input (and level). Worker threads look members up, hence `Send`.
+pub trait MemberCache: Send {
     fn get(&mut self, key: &Digest) -> Option<Vec<u8>>;
     fn put(&mut self, key: &Digest, compressed: &[u8]);
 }
@@ -52,26 +52,50 @@ fn header_size(header: &[u8]) -> u64 {
     crate::tar::header_size(header)
 }
 
+type SharedCache = Arc<Mutex<Box<dyn MemberCache>>>;
+
+/// A compressed member, and the cache key to store it under when it was not a cache hit.
+type Made = io::Result<(Vec<u8>, Option<Digest>)>;
+
+/// Make one member: from the cache when its input was compressed before, else compressed now. Both the key's hash
+/// and the compression run here, on a worker thread natively.
+fn make_member(data: &[u8], level: u32, cache: Option<&SharedCache>) -> Made {
+    let Some(cache) = cache else {
+        return Ok((compress(data, level)?, None));
+    };
+    let key = member_key(data, level);
+    // A poisoned lock only means another worker panicked; the cache itself stays usable.
+    let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
+    match hit {
+        Some(m) => Ok((m, None)),
+        None => Ok((compress(data, level)?, Some(key))),
+    }
+}
+
 struct Pool {
     jobs: Option<mpsc::Sender<(u64, Vec<u8>)>>,
-    results: mpsc::Receiver<(u64, io::Result<Vec<u8>>)>,
+    results: mpsc::Receiver<(u64, Made)>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Pool {
-    fn new(threads: usize, level: u32) -> Pool {
+    fn new(threads: usize, level: u32, cache: Option<SharedCache>) -> Pool {
         let (jtx, jrx) = mpsc::channel::<(u64, Vec<u8>)>();
         let (rtx, rrx) = mpsc::channel();
-        let jrx = std::sync::Arc::new(std::sync::Mutex::new(jrx));
+        let jrx = Arc::new(Mutex::new(jrx));
         let workers = (0..threads)
             .map(|_| {
                 let jrx = jrx.clone();
                 let rtx = rtx.clone();
+                let cache = cache.clone();
                 std::thread::spawn(move || loop {
                     let job = jrx.lock().expect("job queue").recv();
                     match job {
                         Ok((i, data)) => {
-                            if rtx.send((i, compress(&data, level))).is_err() {
+                            if rtx
+                                .send((i, make_member(&data, level, cache.as_ref())))
+                                .is_err()
+                            {
                                 return;
                             }
                         }
@@ -93,7 +117,7 @@ pub struct ParallelGzip<W: Write> {
     out: W,
     level: u32,
     pool: Option<Pool>,
-    cache: Option<Box<dyn MemberCache>>,
+    cache: Option<SharedCache>,
     chunk: Vec<u8>,
     /// Offset in the tar stream of the next header block.
     next_header: u64,
@@ -125,10 +149,11 @@ impl<W: Write> ParallelGzip<W> {
         } else {
             threads
         };
+        let cache = cache.map(|c| Arc::new(Mutex::new(c)));
         ParallelGzip {
             out,
             level,
-            pool: (threads > 1).then(|| Pool::new(threads, level)),
+            pool: (threads > 1).then(|| Pool::new(threads, level, cache.clone())),
             cache,
             chunk: Vec::with_capacity(MAX_MEMBER + 512),
             next_header: 0,
@@ -147,9 +172,12 @@ impl<W: Write> ParallelGzip<W> {
     fn flush_ready(&mut self) -> io::Result<()> {
         while let Some(m) = self.ready.remove(&self.written) {
             if let (Some(key), Some(cache)) =
-                (self.to_cache.remove(&self.written), self.cache.as_mut())
+                (self.to_cache.remove(&self.written), self.cache.as_ref())
             {
-                cache.put(&key, &m);
+                cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .put(&key, &m);
             }
             self.out.write_all(&m)?;
             self.written += 1;
@@ -158,10 +186,11 @@ impl<W: Write> ParallelGzip<W> {
     }
 
     fn collect(&mut self, block: bool) -> io::Result<()> {
-        let Some(pool) = &self.pool else {
+        if self.pool.is_none() {
             return Ok(());
-        };
+        }
         loop {
+            let pool = self.pool.as_ref().expect("checked above");
             let r = if block && self.in_flight > 0 {
                 pool.results
                     .recv()
@@ -173,12 +202,22 @@ impl<W: Write> ParallelGzip<W> {
                 }
             };
             self.in_flight -= 1;
-            self.ready.insert(r.0, r.1?);
+            self.accept(r.0, r.1)?;
             if block {
                 break;
             }
         }
         self.flush_ready()
+    }
+
+    /// Member `i` is made: queue it for writing, and for the cache when it was compressed.
+    fn accept(&mut self, i: u64, made: Made) -> io::Result<()> {
+        let (m, key) = made?;
+        if let Some(k) = key {
+            self.to_cache.insert(i, k);
+        }
+        self.ready.insert(i, m);
+        Ok(())
     }
 
     /// Hand the current chunk to a worker (or compress it here).
@@ -189,20 +228,10 @@ impl<W: Write> ParallelGzip<W> {
         let data = std::mem::replace(&mut self.chunk, Vec::with_capacity(MAX_MEMBER + 512));
         let i = self.issued;
         self.issued += 1;
-        let key = self.cache.as_ref().map(|_| member_key(&data, self.level));
-        if let (Some(k), Some(cache)) = (&key, self.cache.as_mut()) {
-            if let Some(hit) = cache.get(k) {
-                self.ready.insert(i, hit);
-                return self.flush_ready();
-            }
-        }
-        if let Some(k) = key {
-            self.to_cache.insert(i, k);
-        }
         match &self.pool {
             None => {
-                let m = compress(&data, self.level)?;
-                self.ready.insert(i, m);
+                let made = make_member(&data, self.level, self.cache.as_ref());
+                self.accept(i, made)?;
                 self.flush_ready()
             }
             Some(_) => {
@@ -277,7 +306,7 @@ impl<W: Write> Write for ParallelGzip<W> {
             let flag = h[156];
             if !zero && !self.in_meta {
                 let len = self.chunk.len();
-                if len >= MAX_MEMBER || (len >= MIN_MEMBER && name_hash(&h) % 8 == 0) {
+                if len >= MAX_MEMBER || (len >= MIN_MEMBER && name_hash(&h).is_multiple_of(8)) {
                     self.cut()?;
                 }
             }
@@ -356,9 +385,9 @@ mod tests {
     fn a_small_edit_changes_few_members_and_the_cache_reuses_the_rest() {
         #[derive(Default)]
         struct Mem(BTreeMap<Digest, Vec<u8>>, usize);
-        impl MemberCache for std::rc::Rc<std::cell::RefCell<Mem>> {
+        impl MemberCache for Arc<Mutex<Mem>> {
             fn get(&mut self, k: &Digest) -> Option<Vec<u8>> {
-                let mut m = self.borrow_mut();
+                let mut m = self.lock().unwrap();
                 let hit = m.0.get(k).cloned();
                 if hit.is_some() {
                     m.1 += 1;
@@ -366,11 +395,11 @@ mod tests {
                 hit
             }
             fn put(&mut self, k: &Digest, v: &[u8]) {
-                self.borrow_mut().0.insert(k.clone(), v.to_vec());
+                self.lock().unwrap().0.insert(k.clone(), v.to_vec());
             }
         }
         let tar = sample_tar();
-        let cache = std::rc::Rc::new(std::cell::RefCell::new(Mem::default()));
+        let cache = Arc::new(Mutex::new(Mem::default()));
         let run = |t: &[u8]| {
             let mut p = ParallelGzip::new(Vec::new(), 6, 2, Some(Box::new(cache.clone())));
             p.write_all(t).unwrap();
@@ -378,14 +407,14 @@ mod tests {
         };
         let first = run(&tar);
         assert_eq!(first, pgz(&tar, 1), "cached or not, the bytes are the same");
-        let stored = cache.borrow().0.len();
+        let stored = cache.lock().unwrap().0.len();
         // Change a few bytes in the middle of one file's data.
         let mut edited = tar.clone();
         let mid = edited.len() / 2;
         edited[mid] ^= 0x20;
         let second = run(&edited);
         assert_eq!(second, pgz(&edited, 1));
-        let hits = cache.borrow().1;
+        let hits = cache.lock().unwrap().1;
         assert!(
             hits + 1 >= stored,
             "all members but the edited one come from the cache: {hits} of {stored}"

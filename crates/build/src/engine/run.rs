@@ -31,15 +31,8 @@ pub(super) async fn run_step(
     for m in &r.mounts {
         mounts.push(ex(m)?);
     }
-    let binds = super::run_mounts::resolve_binds(
-        shared,
-        host,
-        done,
-        index,
-        &st.platform,
-        line,
-        &mounts,
-    )?;
+    let binds =
+        super::run_mounts::resolve_binds(shared, host, done, index, &st.platform, line, &mounts)?;
     let key = super::run_mounts::run_key(&st.key, &text, &mounts, &r.network, &binds);
     st.key = key.clone();
     let mut run_env: Vec<String> = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();

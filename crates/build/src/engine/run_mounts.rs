@@ -115,7 +115,11 @@ pub(crate) fn resolve_binds(
         let mut h = DigestHasher::sha256();
         h.update(format!("bind {i} {path}\n").as_bytes());
         match &origin {
-            Origin::Context(items) => h.update(items_digest(host, items)?.as_str().as_bytes()),
+            Origin::Context(items) => h.update(
+                items_digest(host, items, &std::collections::BTreeMap::new())?
+                    .as_str()
+                    .as_bytes(),
+            ),
             Origin::Layers(_, diff_ids) => {
                 for d in diff_ids {
                     h.update(d.as_str().as_bytes());

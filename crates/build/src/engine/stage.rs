@@ -84,7 +84,13 @@ impl StageState {
         self.history(shared, text, true);
     }
 
-    pub(super) fn add_layer(&mut self, shared: &Shared, layer: CachedLayer, created_by: String, cached: bool) {
+    pub(super) fn add_layer(
+        &mut self,
+        shared: &Shared,
+        layer: CachedLayer,
+        created_by: String,
+        cached: bool,
+    ) {
         self.reports.push(LayerReport {
             digest: layer.descriptor.digest.clone(),
             diff_id: layer.diff_id.clone(),
@@ -267,7 +273,9 @@ async fn step_any(
     step: usize,
 ) -> Result<(), Error> {
     match inst {
-        Instruction::Run(r) => super::run::run_step(shared, host, done, index, st, r, line, step).await,
+        Instruction::Run(r) => {
+            super::run::run_step(shared, host, done, index, st, r, line, step).await
+        }
         _ => dispatch(shared, host, done, index, st, inst, line, step),
     }
 }
@@ -362,10 +370,15 @@ fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<St
     Ok(out)
 }
 
-/// Content identity of a COPY's items, for its cache key.
-pub(super) fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error> {
+/// Content identity of a COPY's items, for its cache key. A context file counts by the sha256 of its content: from
+/// `known` (hashed while writing the layer), else from the host (a stat cache), else read and hashed here.
+pub(super) fn items_digest(
+    host: &Host,
+    items: &[Item],
+    known: &BTreeMap<String, Digest>,
+) -> Result<Digest, Error> {
     let mut h = DigestHasher::sha256();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = Vec::new();
     for it in items {
         let e = &it.entry;
         h.update(
@@ -379,22 +392,51 @@ pub(super) fn items_digest(host: &Host, items: &[Item]) -> Result<Digest, Error>
             Data::None => {}
             Data::Bytes(b) => h.update(b),
             Data::Context(p) => {
-                let mut off = 0u64;
-                loop {
-                    let n = host.context.read_at(p, off, &mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                    off += n as u64;
-                }
+                let d = match known.get(p) {
+                    Some(d) => d.clone(),
+                    None => match host.context.known_digest(p) {
+                        Some(d) => d,
+                        None => {
+                            if buf.is_empty() {
+                                buf = vec![0u8; 256 * 1024];
+                            }
+                            let d = hash_context_file(host, p, &mut buf)?;
+                            host.context.digest_computed(p, &d);
+                            d
+                        }
+                    },
+                };
+                h.update(d.as_str().as_bytes());
             }
         }
     }
     Ok(h.finish())
 }
 
+fn hash_context_file(host: &Host, p: &str, buf: &mut [u8]) -> Result<Digest, Error> {
+    let mut h = DigestHasher::sha256();
+    let mut off = 0u64;
+    loop {
+        let n = host.context.read_at(p, off, buf)?;
+        if n == 0 {
+            return Ok(h.finish());
+        }
+        h.update(&buf[..n]);
+        off += n as u64;
+    }
+}
+
 pub(super) fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
+    write_items_hashing(host, items, None)
+}
+
+/// Write the layer of `items`; with `digests`, also hash each context file from the same read (one pass over the
+/// context instead of one for the cache key and one for the layer) and tell the host.
+fn write_items_hashing(
+    host: &mut Host,
+    items: &[Item],
+    mut digests: Option<&mut BTreeMap<String, Digest>>,
+) -> Result<CachedLayer, Error> {
     let sink = host.blobs.create()?;
     let members = host.blobs.member_cache();
     let mut lw = LayerWriter::with_cache(
@@ -410,6 +452,7 @@ pub(super) fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer
             Data::Bytes(b) => lw.tar().append_bytes(&it.entry, b)?,
             Data::Context(p) => {
                 lw.tar().header(&it.entry)?;
+                let mut file_hash = digests.as_ref().map(|_| DigestHasher::sha256());
                 let mut off = 0u64;
                 while off < it.entry.size {
                     let want = buf.len().min((it.entry.size - off) as usize);
@@ -419,8 +462,18 @@ pub(super) fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer
                             "{p}: the file shrank while it was being read"
                         )));
                     }
+                    if let Some(fh) = file_hash.as_mut() {
+                        fh.update(&buf[..n]);
+                    }
                     lw.tar().write_data(&buf[..n])?;
                     off += n as u64;
+                }
+                if let (Some(fh), Some(map)) = (file_hash, digests.as_deref_mut()) {
+                    // A file that changed since it was listed has another stat now, so a host keying digests by the
+                    // listed stat never reuses this one for the changed file.
+                    let d = fh.finish();
+                    host.context.digest_computed(p, &d);
+                    map.insert(p.clone(), d);
                 }
             }
         }
@@ -455,7 +508,11 @@ pub(super) fn finish_step(
 }
 
 /// The cached result for `key` when the cache may be used and the layer is still in the store.
-pub(super) fn cache_lookup(host: &Host, shared: &Shared, key: &Digest) -> Option<Option<CachedLayer>> {
+pub(super) fn cache_lookup(
+    host: &Host,
+    shared: &Shared,
+    key: &Digest,
+) -> Option<Option<CachedLayer>> {
     if shared.opts.no_cache {
         return None;
     }
@@ -852,12 +909,23 @@ fn copy_step(
     let planned = copy::plan(shared, spec, &rootfs_tree, host.fetch.as_deref_mut());
     st.tree = Some(rootfs_tree);
     let items = planned?;
-    let content = items_digest(host, &items)?;
     let code = inst.source().code.clone();
-    let key = chain(&st.key, &[&code, content.as_str()]);
-    st.key = key.clone();
-    let (layer, cached) = cached_or(host, shared, &key, |h| write_items(h, &items).map(Some))?;
-    let layer = layer.expect("COPY makes a layer");
+    let (layer, cached) = if shared.opts.no_cache {
+        // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
+        let mut digests = BTreeMap::new();
+        let layer = write_items_hashing(host, &items, Some(&mut digests))?;
+        let content = items_digest(host, &items, &digests)?;
+        let key = chain(&st.key, &[&code, content.as_str()]);
+        st.key = key.clone();
+        host.cache.put(&key, Some(layer.clone()));
+        (layer, false)
+    } else {
+        let content = items_digest(host, &items, &BTreeMap::new())?;
+        let key = chain(&st.key, &[&code, content.as_str()]);
+        st.key = key.clone();
+        let (layer, cached) = cached_or(host, shared, &key, |h| write_items(h, &items).map(Some))?;
+        (layer.expect("COPY makes a layer"), cached)
+    };
     if let Some(t) = st.tree.as_mut() {
         for it in &items {
             t.insert(it.entry.clone(), st.layers.len(), None);
