@@ -126,9 +126,10 @@ fn bad_dockerfiles_fail_with_the_line_and_leave_no_tag_or_temporary_file() {
             "Dockerfile:2: COPY: invalid --chmod value",
         ),
         (
+            // RUN on scratch: no shell to run it, said with the line (as docker says it).
             "FROM scratch\nCOPY a /\nRUN true\n",
             vec![("a", "a")],
-            "Dockerfile:3",
+            "Dockerfile:3: process \"/bin/sh -c true\" did not complete successfully",
         ),
     ];
     for (i, (df, files, want)) in cases.iter().enumerate() {

@@ -200,6 +200,10 @@ test('shareable URL, phone layout and offline reload', { skip: !!why }, async ()
   await page.waitForSelector('h1:has-text("What an image is")');
   await shot(page, '08-phone-lesson');
   assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 400, 'lessons fit a phone');
+  await page.click('a[data-nav=inspect]');
+  await page.waitForSelector('[data-testid=inspect-ref]');
+  await shot(page, '09-phone-inspector');
+  assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 400, 'the inspector fits a phone');
   await page.click('a[data-nav=play]');
   await page.waitForSelector('[data-testid=editor]');
 
