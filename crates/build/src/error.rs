@@ -3,25 +3,9 @@
 /// Errors of the build crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A lone `!` in the pattern list (Go: `illegal exclusion pattern: "!"`).
-    #[error("illegal exclusion pattern: \"!\"")]
-    IllegalExclusion,
-    /// Go's `filepath.ErrBadPattern`, either when building the matcher or when evaluating a
-    /// pattern whose generated expression does not compile.
-    #[error("syntax error in pattern: {pattern:?}")]
-    BadPattern { pattern: String },
-    /// A pattern that Docker accepts but this implementation cannot evaluate.
-    #[error("unsupported .dockerignore pattern {pattern:?}: {reason}")]
-    UnsupportedPattern {
-        pattern: String,
-        reason: &'static str,
-    },
-    /// `MatchesUsingParentResults` was given a `MatchInfo` from a different matcher.
-    #[error("wrong number of values in parentMatched")]
-    MatchInfoMismatch,
-    /// A `.dockerignore` line longer than Go's scanner accepts (`bufio.ErrTooLong`).
-    #[error(".dockerignore line {line}: token too long")]
-    IgnoreLineTooLong { line: usize },
+    /// A `.dockerignore` error from [`lw_dockerfile::ignore`] (its message as is).
+    #[error(transparent)]
+    Ignore(lw_dockerfile::Error),
 
     /// A context path that is absolute, empty, contains `..`, or is otherwise unusable.
     #[error("invalid build context path {path:?}: {reason}")]
@@ -82,19 +66,17 @@ pub enum Error {
     Host(String),
 }
 
-/// `.dockerignore` errors come from [`lw_dockerfile::ignore`]; they map onto the variants of the
-/// same name. Any other Dockerfile error is reported against `Dockerfile`.
+/// `.dockerignore` errors come from [`lw_dockerfile::ignore`] and stay themselves; any other Dockerfile error is
+/// reported against `Dockerfile`.
 impl From<lw_dockerfile::Error> for Error {
     fn from(e: lw_dockerfile::Error) -> Self {
         use lw_dockerfile::Error as D;
         match e {
-            D::IllegalExclusion => Error::IllegalExclusion,
-            D::BadPattern { pattern } => Error::BadPattern { pattern },
-            D::UnsupportedPattern { pattern, reason } => {
-                Error::UnsupportedPattern { pattern, reason }
-            }
-            D::MatchInfoMismatch => Error::MatchInfoMismatch,
-            D::IgnoreLineTooLong { line } => Error::IgnoreLineTooLong { line },
+            D::IllegalExclusion
+            | D::BadPattern { .. }
+            | D::UnsupportedPattern { .. }
+            | D::MatchInfoMismatch
+            | D::IgnoreLineTooLong { .. } => Error::Ignore(e),
             source => Error::Dockerfile {
                 file: "Dockerfile".to_string(),
                 source,
