@@ -30,11 +30,12 @@ CMD ["cat", "/greeting", "/tmp/who", "/etc/base.txt"]
 
 #[test]
 fn run_steps_make_the_right_layers_and_the_image_runs_in_podman() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(&tmp.path().join("store")).unwrap();
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    base_image(&store, "lwtest/bb:1");
+    let RunSetup {
+        tmp,
+        root: _,
+        store,
+        ctx,
+    } = run_setup();
     let r = build(&store, &ctx, &BuildSpec::new(CHANGES)).expect("build succeeds");
     let (tree, layers) = image_tree(&store, &r.manifest);
     // Two base layers, four RUN layers; `RUN true` changes nothing and makes no layer.
@@ -138,11 +139,12 @@ fn run_steps_make_the_right_layers_and_the_image_runs_in_podman() {
 
 #[test]
 fn multi_stage_copies_what_a_run_made() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(&tmp.path().join("store")).unwrap();
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    base_image(&store, "lwtest/bb:1");
+    let RunSetup {
+        tmp,
+        root: _,
+        store,
+        ctx,
+    } = run_setup();
     let df = "FROM lwtest/bb:1 AS builder\nRUN mkdir /out && echo built-by-run > /out/artifact && chmod 751 /out/artifact\n\
               FROM lwtest/bb:1\nCOPY --from=builder /out/artifact /artifact\nCMD [\"cat\", \"/artifact\"]\n";
     let r = build(&store, &ctx, &BuildSpec::new(df)).unwrap();
@@ -166,12 +168,12 @@ fn multi_stage_copies_what_a_run_made() {
 
 #[test]
 fn a_failing_run_reports_and_leaves_nothing_behind() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("store");
-    let store = Store::open(&root).unwrap();
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    base_image(&store, "lwtest/bb:1");
+    let RunSetup {
+        tmp: _tmp,
+        root,
+        store,
+        ctx,
+    } = run_setup();
     for overlay in [true, false] {
         let mut spec = BuildSpec::new("FROM lwtest/bb:1\nRUN echo before && false\n");
         spec.overlay = overlay;
@@ -244,12 +246,12 @@ fn a_failing_run_reports_and_leaves_nothing_behind() {
 
 #[test]
 fn run_mounts_cache_tmpfs_and_secret() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("store");
-    let store = Store::open(&root).unwrap();
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    base_image(&store, "lwtest/bb:1");
+    let RunSetup {
+        tmp,
+        root,
+        store,
+        ctx,
+    } = run_setup();
     let secret = tmp.path().join("tok.txt");
     std::fs::write(&secret, "s3cret").unwrap();
     let df = "FROM lwtest/bb:1\n\

@@ -355,11 +355,12 @@ fn secrets_never_reach_the_image_the_store_or_the_log() {
             })
             .collect()
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("store");
-    let store = Store::open(&root).unwrap();
-    base_image(&store, "lwtest/bb:1");
-    let ctx = tmp.path().join("ctx");
+    let RunSetup {
+        tmp,
+        root,
+        store,
+        ctx,
+    } = run_setup();
     let (f1, f2) = (tmp.path().join("s1"), tmp.path().join("s2"));
     write(&f1, FILE_SECRET);
     write(&f2, ENV_SECRET);
@@ -460,11 +461,12 @@ fn dir_names(p: &Path) -> Vec<String> {
 
 #[test]
 fn prune_removes_unused_snapshots_and_builder_prune_clears_cache_mounts() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("store");
-    let store = Store::open(&root).unwrap();
-    base_image(&store, "lwtest/bb:1");
-    let ctx = tmp.path().join("ctx");
+    let RunSetup {
+        tmp: _tmp,
+        root,
+        store,
+        ctx,
+    } = run_setup();
     write(&ctx.join("f.txt"), "f\n");
     let df = "FROM lwtest/bb:1\nRUN echo 1 > /one\n\
               RUN --mount=type=cache,target=/c echo $(( $(cat /c/n 2>/dev/null || echo 0) + 1 )) > /c/n && cp /c/n /seen\n\
@@ -525,12 +527,12 @@ fn prune_removes_unused_snapshots_and_builder_prune_clears_cache_mounts() {
 
 #[test]
 fn cache_mount_seeded_from_a_stage() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("store");
-    let store = Store::open(&root).unwrap();
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    base_image(&store, "lwtest/bb:1");
+    let RunSetup {
+        tmp: _tmp,
+        root,
+        store,
+        ctx,
+    } = run_setup();
     let df = "FROM lwtest/bb:1 AS gen\nRUN mkdir /out && echo seeded > /out/s\n\
               FROM lwtest/bb:1\n\
               RUN --mount=type=cache,target=/c,id=seeded,from=gen,source=/out cat /c/s > /got && echo more > /c/more\n\

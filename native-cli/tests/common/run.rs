@@ -24,6 +24,30 @@ pub const APPLETS: &[&str] = &[
 ];
 
 /// A busybox image `name` (two layers: busybox, then applets and some base files to change).
+/// A temporary store holding the busybox base image `lwtest/bb:1`, and an empty context directory beside it.
+pub struct RunSetup {
+    /// Removed when dropped: keep it alive for the test.
+    pub tmp: tempfile::TempDir,
+    pub root: std::path::PathBuf,
+    pub store: Store,
+    pub ctx: std::path::PathBuf,
+}
+
+pub fn run_setup() -> RunSetup {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let store = Store::open(&root).unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    base_image(&store, "lwtest/bb:1");
+    RunSetup {
+        tmp,
+        root,
+        store,
+        ctx,
+    }
+}
+
 pub fn base_image(store: &Store, name: &str) -> Descriptor {
     let mut l1 = busybox_files(&[("etc/motd", b"welcome\n"), ("etc/base.txt", b"base\n")]);
     l1.push((Entry::file("etc/group", 0o644, 0), b"root:x:0:\n".to_vec()));
