@@ -434,6 +434,32 @@ pub(crate) fn plan<'f>(
         emit(&mut items, &mut seen_inodes, target, src, view.data(src));
     }
 
+    // A file made of bytes (ADD <url>, heredocs): `name` inside a directory destination, else the destination.
+    let emit_bytes = |items: &mut BTreeMap<String, Item>, name: &str, mode: u32, bytes: Vec<u8>| {
+        let target = if dest_is_dir {
+            join(&dest, name)
+        } else {
+            dest.clone()
+        };
+        let src = Src {
+            path: target.clone(),
+            kind: EntryKind::File,
+            mode,
+            uid: 0,
+            gid: 0,
+            size: bytes.len() as u64,
+            mtime: 0,
+            inode: None,
+        };
+        emit(
+            items,
+            &mut BTreeMap::new(),
+            target,
+            &src,
+            Data::Bytes(bytes),
+        );
+    };
+
     // ADD <url>
     let mut fetch = fetch;
     for u in &urls {
@@ -455,54 +481,12 @@ pub(crate) fn plan<'f>(
             .next()
             .filter(|n| !n.is_empty())
             .unwrap_or("index.html");
-        let target = if dest_is_dir {
-            join(&dest, name)
-        } else {
-            dest.clone()
-        };
-        let src = Src {
-            path: target.clone(),
-            kind: EntryKind::File,
-            mode: 0o600,
-            uid: 0,
-            gid: 0,
-            size: bytes.len() as u64,
-            mtime: 0,
-            inode: None,
-        };
-        emit(
-            &mut items,
-            &mut BTreeMap::new(),
-            target,
-            &src,
-            Data::Bytes(bytes),
-        );
+        emit_bytes(&mut items, name, 0o600, bytes);
     }
 
     // Heredoc files.
     for (name, data) in &spec.heredocs {
-        let target = if dest_is_dir {
-            join(&dest, name)
-        } else {
-            dest.clone()
-        };
-        let src = Src {
-            path: target.clone(),
-            kind: EntryKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: data.len() as u64,
-            mtime: 0,
-            inode: None,
-        };
-        emit(
-            &mut items,
-            &mut BTreeMap::new(),
-            target,
-            &src,
-            Data::Bytes(data.clone()),
-        );
+        emit_bytes(&mut items, name, 0o644, data.clone());
     }
 
     // Parent directories: existing ones keep their metadata, missing ones are created (owned as the copy).
