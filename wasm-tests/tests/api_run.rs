@@ -72,7 +72,11 @@ async fn build(df: &str, exec: &Function, events: &Array) -> Result<JsValue, Str
 
 fn answer(bytes: &[u8], diff_id: &str) -> JsValue {
     let l: JsValue = Object::new().into();
-    set(&l, "mediaType", "application/vnd.oci.image.layer.v1.tar+gzip");
+    set(
+        &l,
+        "mediaType",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    );
     set(&l, "diffId", diff_id);
     set(&l, "bytes", Uint8Array::from(bytes));
     let a: JsValue = Object::new().into();
@@ -162,7 +166,10 @@ async fn executor_failures_name_the_line() {
     )
     .await
     .unwrap_err();
-    assert!(e.contains("Dockerfile:3") && e.contains("exit code: 3"), "{e}");
+    assert!(
+        e.contains("Dockerfile:3") && e.contains("exit code: 3"),
+        "{e}"
+    );
 
     // A layer whose diffId does not match its content is refused.
     let wrong = answer(

@@ -8,9 +8,7 @@ use lw_build::archive::resolve_manifest;
 use lw_build::context::{FilteredContext, MemoryContext};
 use lw_build::engine::{self, BuildOptions, Host, LayerReport};
 use lw_build::events::BuildEvent;
-use lw_build::host::{
-    read_blob, AsyncRunExecutor, BaseImage, ImageSource, MemoryBlobs,
-};
+use lw_build::host::{read_blob, AsyncRunExecutor, BaseImage, ImageSource, MemoryBlobs};
 use lw_build::Error;
 use lw_oci::{ImageConfig, Platform};
 use serde::Serialize;

@@ -120,7 +120,11 @@ impl AsyncRunExecutor for JsExecutor {
     ) -> RunFuture<'a> {
         Box::pin(async move {
             let answer = self.call(req, output).await.map_err(|e| {
-                Error::Host(format!("{}: the RUN executor failed: {}", req.location, js_message(&e)))
+                Error::Host(format!(
+                    "{}: the RUN executor failed: {}",
+                    req.location,
+                    js_message(&e)
+                ))
             })?;
             accept(req, store, &answer).await
         })
@@ -238,8 +242,11 @@ async fn accept(
             .ok_or_else(|| bad(format!("layer.{k} must be a string")))
     };
     let media_type = text("mediaType")?;
-    let compression = media::layer_compression(&media_type)
-        .ok_or_else(|| bad(format!("layer.mediaType {media_type} is not a layer media type")))?;
+    let compression = media::layer_compression(&media_type).ok_or_else(|| {
+        bad(format!(
+            "layer.mediaType {media_type} is not a layer media type"
+        ))
+    })?;
     let diff_id = Digest::parse(&text("diffId")?).map_err(|e| bad(format!("layer.diffId: {e}")))?;
     let bytes_v = get(&layer, "bytes").map_err(|e| bad(js_message(&e)))?;
     let bytes = bytes_of(&bytes_v, "layer.bytes")
