@@ -107,11 +107,7 @@ pub fn human_size(n: u64) -> String {
     let s = format!("{v:.3}");
     // Three significant digits, trailing zeros dropped, as Go's %.3g does for these ranges.
     let digits_before = s.find('.').unwrap_or(s.len());
-    let keep = if digits_before >= 3 {
-        0
-    } else {
-        3 - digits_before
-    };
+    let keep = 3_usize.saturating_sub(digits_before);
     let mut out = format!("{v:.keep$}");
     if out.contains('.') {
         out = out.trim_end_matches('0').trim_end_matches('.').to_string();

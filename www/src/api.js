@@ -54,18 +54,6 @@ export function httpExecutor(api, info) {
   return api.serveExecutor({ url: location.origin, token: info.token || undefined });
 }
 
-/** `busybox:1.36` → `docker.io/library/busybox:1.36`, as docker normalizes names (enough to compare with images()). */
-export function normalizeName(ref) {
-  let name = ref;
-  const slash = name.indexOf('/');
-  const first = slash < 0 ? '' : name.slice(0, slash);
-  if (slash < 0) name = 'docker.io/library/' + name;
-  else if (!(first.includes('.') || first.includes(':') || first === 'localhost')) name = 'docker.io/' + name;
-  const last = name.slice(name.lastIndexOf('/') + 1);
-  if (!last.includes(':') && !name.includes('@')) name += ':latest';
-  return name;
-}
-
 /**
  * When the page is served by `layerwright serve`, base images missing from the tab come from serve's store (its
  * embedded registry), stored under their own names, so `FROM busybox:1.36` works if the CLI has that image.
@@ -81,7 +69,8 @@ export async function ensureBases(api, info, dockerfile, onNote) {
   for (const st of parsed.stages) {
     const base = st.base || '';
     if (!base || base.toLowerCase() === 'scratch' || stageNames.has(base.toLowerCase()) || base.includes('$')) continue;
-    const full = normalizeName(base);
+    let full;
+    try { full = api.normalizeReference(base); } catch (_) { continue; }
     if (have.has(full) || !full.startsWith('docker.io/')) continue;
     try {
       onNote?.(`pulling ${base} from layerwright serve`);

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { missing, serveDist, launch, newPage, open, shot, results } from './harness.mjs';
+import { missing, serveDist, launch, newPage, open, shot, results, typeInEditor, addContextFile } from './harness.mjs';
 import { LESSONS } from '../src/lessons-data.js';
 
 const why = missing();
@@ -20,19 +20,6 @@ after(async () => {
   await browser?.close();
   await server?.close();
 });
-
-async function typeInEditor(page, text) {
-  await page.click('[data-testid=editor] .cm-content');
-  await page.keyboard.press('Control+A');
-  await page.keyboard.press('Delete');
-  await page.keyboard.type(text);
-}
-
-async function addContextFile(page, name, content) {
-  await page.fill('[data-testid=new-file-name]', name);
-  await page.click('[data-testid=add-file]');
-  await page.fill('textarea[aria-label="Selected file content"]', content);
-}
 
 const isTar = (b) => b.length > 512 && b.subarray(257, 262).toString() === 'ustar';
 

@@ -73,3 +73,18 @@ export async function open(page, base, hash = '#/play') {
 }
 
 export const shot = (page, name) => page.screenshot({ path: join(results, name + '.png'), fullPage: true });
+
+/** Replaces the editor's text by typing it (as a user would, through CodeMirror). */
+export async function typeInEditor(page, text) {
+  await page.click('[data-testid=editor] .cm-content');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.press('Delete');
+  await page.keyboard.type(text);
+}
+
+/** Adds a context file through the context panel and types its content. */
+export async function addContextFile(page, name, content) {
+  await page.fill('[data-testid=new-file-name]', name);
+  await page.click('[data-testid=add-file]');
+  await page.fill('textarea[aria-label="Selected file content"]', content);
+}

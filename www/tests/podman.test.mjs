@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { missing, serveDist, launch, newPage, open, shot, results } from './harness.mjs';
+import { missing, serveDist, launch, newPage, open, shot, results, typeInEditor, addContextFile } from './harness.mjs';
 import { which, privatePodman } from './fixtures.mjs';
 
 const BUSYBOX = '/bin/busybox';
@@ -34,10 +34,7 @@ test('playground: build FROM scratch with busybox, download, podman load + podma
     if ((await del.count()) === 0) break;
     await del.first().click();
   }
-  await page.click('[data-testid=editor] .cm-content');
-  await page.keyboard.press('Control+A');
-  await page.keyboard.press('Delete');
-  await page.keyboard.type([
+  await typeInEditor(page, [
     'FROM scratch',
     'ENV GREETING="hello from the playground"',
     'COPY --chmod=755 busybox /bin/busybox',
@@ -45,9 +42,7 @@ test('playground: build FROM scratch with busybox, download, podman load + podma
     'CMD ["/bin/busybox", "sh", "-c", "echo \\"$GREETING\\"; /bin/busybox cat /etc/msg.txt"]',
     '',
   ].join('\n'));
-  await page.fill('[data-testid=new-file-name]', 'msg.txt');
-  await page.click('[data-testid=add-file]');
-  await page.fill('textarea[aria-label="Selected file content"]', 'message from the context\n');
+  await addContextFile(page, 'msg.txt', 'message from the context\n');
   await page.setInputFiles('input[type=file][aria-label="Add files"]', BUSYBOX);
   await page.waitForSelector('[data-testid=context-files] >> text=busybox');
   await page.fill('[data-testid=build-tag]', 'e2e/hello:1');

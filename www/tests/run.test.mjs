@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, 
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { missing, launch, newPage, open, shot, root, dist } from './harness.mjs';
+import { missing, launch, newPage, open, shot, root, dist, typeInEditor, addContextFile } from './harness.mjs';
 import { LESSONS } from '../src/lessons-data.js';
 
 const bin = process.env.LAYERWRIGHT_BIN || join(root, '..', 'target', 'debug', 'layerwright');
@@ -56,13 +56,6 @@ after(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-async function typeInEditor(page, text) {
-  await page.click('[data-testid=editor] .cm-content');
-  await page.keyboard.press('Control+A');
-  await page.keyboard.press('Delete');
-  await page.keyboard.type(text);
-}
-
 async function waitBuilt(page) {
   await page.waitForSelector('[data-testid=build-summary], [data-testid=build-error]', { timeout: 120000 });
   const err = await page.$('[data-testid=build-error]');
@@ -100,9 +93,7 @@ test('playground served by layerwright serve: RUN executes natively, output stre
 
   // A bind mount of a context file: the engine makes a context layer in the tab, serveExecutor pushes it.
   await typeInEditor(page, 'FROM busybox:1.36\nRUN --mount=type=bind,source=app.txt,target=/mnt/app.txt cat /mnt/app.txt\n');
-  await page.fill('[data-testid=new-file-name]', 'app.txt');
-  await page.click('[data-testid=add-file]');
-  await page.fill('textarea[aria-label="Selected file content"]', 'bound-from-the-tab\n');
+  await addContextFile(page, 'app.txt', 'bound-from-the-tab\n');
   await page.click('[data-testid=build-button]');
   await waitBuilt(page);
   assert.match(await page.textContent('[data-testid=build-log]'), /bound-from-the-tab/);

@@ -52,6 +52,8 @@ export function init(opts?: { wasmUrl?: string | URL }): Promise<void>;
 export function parse(dockerfile: string): ParseResult;
 export function lint(dockerfile: string, opts?: { dockerignore?: string; contextHasDockerignore?: boolean }): Finding[];
 export function applyFixes(dockerfile: string, findings: Finding[]): string;
+/** Docker's full form of a reference: `busybox` → `docker.io/library/busybox:latest`. */
+export function normalizeReference(ref: string): string;
 export function build(opts: BuildOptions): Promise<BuildResult>;
 export function images(): Promise<{ name: string | null; digest: string; mediaType: string; size: number }[]>;
 export function exportTarball(ref: string, opts?: { format?: "oci" | "docker" }): Promise<Blob>;
@@ -75,7 +77,8 @@ export function serveExecutor(opts?: { url?: string; token?: string }): RunExecu
 export const storage: { usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void> };
 export const version: string;
 declare const api: {
-  init: typeof init; parse: typeof parse; lint: typeof lint; applyFixes: typeof applyFixes; build: typeof build;
+  init: typeof init; parse: typeof parse; lint: typeof lint; applyFixes: typeof applyFixes;
+  normalizeReference: typeof normalizeReference; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
   readFile: typeof readFile; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;

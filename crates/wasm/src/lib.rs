@@ -22,8 +22,9 @@ pub use dockerfile::{apply_fixes, lint, parse};
 pub use load::load_tarball;
 pub use remote::{inspect_remote, pull, push};
 pub use store::{
-    export_tarball, images, layer_entries, persist_blob, persist_blob_digests, persist_index,
-    persist_restore_blob, persist_restore_index, read_file, storage_clear, storage_usage,
+    export_tarball, images, layer_entries, normalize_reference, persist_blob, persist_blob_digests,
+    persist_index, persist_restore_blob, persist_restore_index, read_file, storage_clear,
+    storage_usage,
 };
 pub use stream::{memory_bytes, scan_layer};
 

@@ -54,6 +54,12 @@ pub fn normalize(name: &str) -> Result<String, JsValue> {
         .map_err(|e| err(format!("invalid reference {name:?}: {e}")))
 }
 
+/// `normalizeReference(ref)`: docker's full form of a reference (`busybox` → `docker.io/library/busybox:latest`).
+#[wasm_bindgen(js_name = normalizeReference)]
+pub fn normalize_reference(reference: &str) -> Result<String, JsValue> {
+    normalize(reference)
+}
+
 impl State {
     /// Name `desc` (replacing what the name meant before) or, with no name, remember it unnamed.
     pub fn add(&mut self, name: Option<String>, desc: &Descriptor) {

@@ -147,18 +147,7 @@ pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, String
 }
 
 /// Proxy ARGs are predefined: usable without an ARG line, and never recorded in history.
-pub const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
+pub use lw_dockerfile::model::PROXY_ARGS;
 
 pub(crate) fn expand(
     shared: &Shared,
