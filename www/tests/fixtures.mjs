@@ -98,7 +98,7 @@ export async function startRegistry(opts = {}) {
 
 /**
  * `layerwright serve --www dist` on a free loopback port with its own store. extra: more CLI flags.
- * Resolves to {url (with ?token=), origin, token, stop()}.
+ * Resolves to {url (with ?token=), origin, token, root (its store), stop()}.
  */
 export async function startServe(bin, www, extra = []) {
   const port = await freePort();
@@ -111,7 +111,7 @@ export async function startServe(bin, www, extra = []) {
   try { await waitForPort(port); } catch (e) { child.kill(); throw new Error(`${e.message}: ${log}`); }
   const origin = `http://127.0.0.1:${port}`;
   return {
-    origin, token, url: `${origin}/?token=${token}`, log: () => log,
+    origin, token, url: `${origin}/?token=${token}`, log: () => log, root: join(dir, 'store'),
     stop: async () => {
       child.kill();
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));

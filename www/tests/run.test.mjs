@@ -3,56 +3,41 @@
 // it from serve's registry by itself, pushes parent layers, streams the step's output and shows the new layer.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { missing, launch, newPage, open, shot, root, dist, typeInEditor, addContextFile } from './harness.mjs';
+import { missing, launch, newPage, open, shot, dist, typeInEditor, addContextFile } from './harness.mjs';
+import { layerwrightBin, startServe, tempDir, which } from './fixtures.mjs';
 import { LESSONS } from '../src/lessons-data.js';
 
-const bin = process.env.LAYERWRIGHT_BIN || join(root, '..', 'target', 'debug', 'layerwright');
-const onPath = (cmd) => { try { execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }); return true; } catch (_) { return false; } };
+const bin = layerwrightBin();
 const why = missing()
-  || (!existsSync(bin) && `no layerwright binary at ${bin} (set LAYERWRIGHT_BIN or run cargo build -p layerwright)`)
+  || (!bin && 'no layerwright binary (set LAYERWRIGHT_BIN or run cargo build -p layerwright)')
   || (!existsSync('/bin/busybox') && 'no /bin/busybox (apt-get install busybox-static)')
-  || ((!onPath('runc') && !onPath('crun')) && 'no OCI runtime (apt-get install runc)')
+  || ((!which('runc') && !which('crun')) && 'no OCI runtime (apt-get install runc)')
   || null;
 if (why) console.error(`\n*** SKIPPING the RUN-through-serve browser tests: ${why} ***\n`);
 
-const TOKEN = 'run-test-token-0123456789';
 let tmp; let serve; let base; let browser;
-
-const freePort = () => new Promise((resolve) => {
-  const s = createServer();
-  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-});
 
 before(async () => {
   if (why) return;
-  tmp = mkdtempSync(join(tmpdir(), 'lw-run-e2e-'));
-  const store = join(tmp, 'store');
+  serve = await startServe(bin, dist);
+  base = serve.url;
   // busybox:1.36 in serve's store, made by the CLI from Debian's static busybox.
+  tmp = tempDir('run');
   const ctx = join(tmp, 'busybox');
   mkdirSync(join(ctx, 'bin'), { recursive: true });
   copyFileSync('/bin/busybox', join(ctx, 'bin', 'busybox'));
   for (const a of ['sh', 'cat', 'rm', 'wc', 'uname', 'echo', 'ls']) symlinkSync('busybox', join(ctx, 'bin', a));
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY bin/ /bin/\nCMD ["sh"]\n');
-  execFileSync(bin, ['--root', store, 'build', '-q', '-t', 'busybox:1.36', ctx], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}/?token=${TOKEN}`;
-  serve = spawn(bin, ['serve', '--root', store, '--addr', `127.0.0.1:${port}`, '--www', dist, '--token', TOKEN], { stdio: 'ignore' });
-  for (let i = 0; ; i++) {
-    try { if ((await fetch(`http://127.0.0.1:${port}/v2/`)).status < 500) break; } catch (_) { /* not up yet */ }
-    if (i > 100) throw new Error('layerwright serve did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  execFileSync(bin, ['--root', serve.root, 'build', '-q', '-t', 'busybox:1.36', ctx], { stdio: ['ignore', 'ignore', 'inherit'] });
   browser = await launch();
 });
 
 after(async () => {
   await browser?.close();
-  serve?.kill('SIGTERM');
+  await serve?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
