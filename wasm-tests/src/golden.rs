@@ -31,8 +31,8 @@ pub const CASES: &[GoldenCase] = &[
         ],
         tag: "golden/multi:1",
         build_args: &[],
-        manifest_digest: "sha256:2eb136c47b3f7fafbf61b6f4f525f821477661f7390a373dee9af0e71d4741c2",
-        tarball_sha256: "62043c8e02a63bd16da10821d8f11d14bffb359ea7bde572800812b921ea96a5",
+        manifest_digest: "sha256:c5b5143eaba6b7041b41684a6246955dfd668122e4414a5233c810834bff98be",
+        tarball_sha256: "e2d9b9edcbe5e2dedabbe8003f909d5bf7e87bc50fcd063c58ba497a23f4165c",
     },
     GoldenCase {
         name: "dockerignore",
@@ -46,8 +46,8 @@ pub const CASES: &[GoldenCase] = &[
         ],
         tag: "golden/ignore:latest",
         build_args: &[],
-        manifest_digest: "sha256:152d5328e5e1f777ce78054c9c2abb28c351a50fa708e2bea747151b345e781e",
-        tarball_sha256: "a761e7c31fd443c34b44b541be76be137ecd0cecb51780f49fc821dc2dc9f8b8",
+        manifest_digest: "sha256:889ece7a8b8414cf50198ce0087e028bdd261250e7a2ad667264a8e624a9244e",
+        tarball_sha256: "8eae1bc824239885b6766ecc65083e70ca8277951fb72f5ac3b92f6f2a68d491",
     },
     GoldenCase {
         name: "args-chmod",
@@ -60,7 +60,7 @@ pub const CASES: &[GoldenCase] = &[
         ],
         tag: "golden/args:v2",
         build_args: &[("V", "2")],
-        manifest_digest: "sha256:97f57fba9168355bb087fc62edfc252224db3f6fd740660680836a1e90671341",
-        tarball_sha256: "53b224b46819bddc536f196caa5979b68aa7c372b28686cbbe9a1ddf5380e95d",
+        manifest_digest: "sha256:06c14dadf0a43b147c8437eb4db3020e07783d0dd0ea03df095a6fbd482c086e",
+        tarball_sha256: "4efe0178502e87822a0cad5cd6ac434d85ce0e0b778522df7a401668e3befa86",
     },
 ];

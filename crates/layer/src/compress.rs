@@ -12,7 +12,7 @@ pub const DEFAULT_LEVEL: u32 = 6;
 /// A writer that compresses (or not) into `W`. Gzip output is multi-member (see [`crate::pgzip`]).
 pub enum Compressor<W: Write> {
     None(W),
-    Gzip(crate::pgzip::ParallelGzip<W>),
+    Gzip(Box<crate::pgzip::ParallelGzip<W>>),
 }
 
 impl<W: Write> Compressor<W> {
@@ -20,9 +20,9 @@ impl<W: Write> Compressor<W> {
     pub fn new(out: W, c: Compression, level: u32) -> io::Result<Self> {
         match c {
             Compression::None => Ok(Compressor::None(out)),
-            Compression::Gzip => Ok(Compressor::Gzip(crate::pgzip::ParallelGzip::new(
+            Compression::Gzip => Ok(Compressor::Gzip(Box::new(crate::pgzip::ParallelGzip::new(
                 out, level, 0, None,
-            ))),
+            )))),
             Compression::Zstd => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "writing zstd layers is not supported; use gzip",
@@ -37,7 +37,9 @@ impl<W: Write> Compressor<W> {
         threads: usize,
         cache: Option<Box<dyn crate::pgzip::MemberCache>>,
     ) -> Self {
-        Compressor::Gzip(crate::pgzip::ParallelGzip::new(out, level, threads, cache))
+        Compressor::Gzip(Box::new(crate::pgzip::ParallelGzip::new(
+            out, level, threads, cache,
+        )))
     }
 
     pub fn finish(self) -> io::Result<W> {

@@ -2,6 +2,7 @@
 //! and OCI whiteouts applied when layers are stacked into a file tree.
 
 pub mod compress;
+pub mod deflate;
 pub mod entry;
 mod error;
 pub mod layer;

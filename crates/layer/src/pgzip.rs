@@ -9,8 +9,6 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use lw_oci::Digest;
 
-use crate::compress::gzip_encoder;
-
 /// Below this many bytes a member is never cut at an entry boundary.
 pub const MIN_MEMBER: usize = 256 * 1024;
 /// At an entry boundary past this size, a member is always cut.
@@ -26,15 +24,16 @@ pub trait MemberCache: Send {
 
 fn member_key(data: &[u8], level: u32) -> Digest {
     let mut h = lw_oci::DigestHasher::sha256();
-    h.update(&[b'g', b'z', level as u8]);
+    // "2": the encoder of crate::deflate; members cached from the earlier plain zlib encoder must not be reused.
+    h.update(&[b'g', b'z', b'2', level as u8]);
     h.update(data);
     h.finish()
 }
 
 fn compress(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
-    let mut e = gzip_encoder(Vec::with_capacity(data.len() / 3 + 64), level);
-    e.write_all(data)?;
-    e.finish()
+    let mut out = Vec::new();
+    crate::deflate::gzip_member(data, level, &mut out)?;
+    Ok(out)
 }
 
 /// FNV-1a of a header's name field: the content that decides cut points.
