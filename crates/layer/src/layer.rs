@@ -179,6 +179,49 @@ impl<W: Write> LayerWriter<W> {
         })
     }
 
+    /// Like [`LayerWriter::with_cache`] for gzip, compressing members on `pool`: call [`LayerWriter::wait`] whenever
+    /// [`LayerWriter::saturated`] and finish with [`LayerWriter::finish_async`].
+    pub fn with_pool(
+        out: W,
+        opts: WriteOptions,
+        pool: Box<dyn crate::pgzip::MemberPool>,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+    ) -> Self {
+        let inner = HashWriter::threaded(out);
+        let gz = crate::pgzip::ParallelGzip::with_pool(inner, DEFAULT_LEVEL, pool, cache);
+        let chain = HashWriter::threaded(Compressor::Gzip(Box::new(gz)));
+        LayerWriter {
+            tar: TarWriter::new(chain, opts),
+            compression: Compression::Gzip,
+        }
+    }
+
+    /// True when the member pool has all it takes in flight (never without a pool).
+    pub fn saturated(&mut self) -> bool {
+        match &self.tar.get_mut().inner {
+            Compressor::Gzip(g) => g.saturated(),
+            Compressor::None(_) => false,
+        }
+    }
+
+    /// Wait for the member pool to return a member (at once without a pool).
+    pub async fn wait(&mut self) -> Result<(), Error> {
+        if let Compressor::Gzip(g) = &mut self.tar.get_mut().inner {
+            g.wait().await?;
+        }
+        Ok(())
+    }
+
+    /// [`LayerWriter::finish`] for a writer whose members may still be on a pool.
+    pub async fn finish_async(self) -> Result<(W, LayerInfo), Error> {
+        let chain = self.tar.finish()?;
+        let (mut compressor, diff_id, uncompressed_size) = chain.finish();
+        if let Compressor::Gzip(g) = &mut compressor {
+            g.drain().await?;
+        }
+        Self::info(compressor, diff_id, uncompressed_size, self.compression)
+    }
+
     /// The tar writer to add entries with.
     pub fn tar(&mut self) -> &mut TarWriter<Chain<W>> {
         &mut self.tar
@@ -187,6 +230,15 @@ impl<W: Write> LayerWriter<W> {
     pub fn finish(self) -> Result<(W, LayerInfo), Error> {
         let chain = self.tar.finish()?;
         let (compressor, diff_id, uncompressed_size) = chain.finish();
+        Self::info(compressor, diff_id, uncompressed_size, self.compression)
+    }
+
+    fn info(
+        compressor: Compressor<HashWriter<W>>,
+        diff_id: Digest,
+        uncompressed_size: u64,
+        compression: Compression,
+    ) -> Result<(W, LayerInfo), Error> {
         let (out, digest, size) = compressor.finish()?.finish();
         Ok((
             out,
@@ -195,7 +247,7 @@ impl<W: Write> LayerWriter<W> {
                 digest,
                 size,
                 uncompressed_size,
-                compression: self.compression,
+                compression,
             },
         ))
     }

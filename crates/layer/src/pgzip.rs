@@ -4,7 +4,9 @@
 //! A [`MemberCache`] lets a rebuild reuse the compressed members whose input did not change.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io::{self, Write};
+use std::pin::Pin;
 use std::sync::{mpsc, Arc, Mutex};
 
 use lw_oci::Digest;
@@ -49,6 +51,20 @@ fn name_hash(header: &[u8]) -> u64 {
 /// The data size a tar header announces (octal or base-256); 0 when unreadable.
 fn header_size(header: &[u8]) -> u64 {
     crate::tar::header_size(header)
+}
+
+/// Compresses members somewhere the writer cannot block on (Web Workers in a tab). The writer hands inputs over
+/// and collects outputs without waiting; whoever drives it awaits [`ParallelGzip::wait`] when
+/// [`ParallelGzip::saturated`] says too many are in flight, and [`ParallelGzip::drain`] before finishing.
+pub trait MemberPool {
+    /// Start compressing member `index` into a gzip member at `level` (as [`crate::deflate::gzip_member`] does).
+    fn submit(&mut self, index: u64, data: Vec<u8>, level: u32) -> io::Result<()>;
+    /// A finished member, if one is ready (in any order).
+    fn take(&mut self) -> Option<(u64, io::Result<Vec<u8>>)>;
+    /// Resolves once [`MemberPool::take`] has something, or at once when it already has.
+    fn ready(&mut self) -> Pin<Box<dyn Future<Output = ()>>>;
+    /// How many members may be in flight before the driver should wait.
+    fn capacity(&self) -> usize;
 }
 
 type SharedCache = Arc<Mutex<Box<dyn MemberCache>>>;
@@ -116,6 +132,7 @@ pub struct ParallelGzip<W: Write> {
     out: W,
     level: u32,
     pool: Option<Pool>,
+    external: Option<Box<dyn MemberPool>>,
     cache: Option<SharedCache>,
     chunk: Vec<u8>,
     /// Offset in the tar stream of the next header block.
@@ -132,6 +149,8 @@ pub struct ParallelGzip<W: Write> {
     /// Finished members waiting for their turn, and members whose input must be cached once compressed.
     ready: BTreeMap<u64, Vec<u8>>,
     to_cache: BTreeMap<u64, Digest>,
+    /// Cache keys of members handed to an external pool (the pool knows nothing of the cache).
+    pending_keys: BTreeMap<u64, Digest>,
     in_flight: usize,
     max_in_flight: usize,
 }
@@ -153,6 +172,7 @@ impl<W: Write> ParallelGzip<W> {
             out,
             level,
             pool: (threads > 1).then(|| Pool::new(threads, level, cache.clone())),
+            external: None,
             cache,
             chunk: Vec::with_capacity(MAX_MEMBER + 512),
             next_header: 0,
@@ -163,8 +183,67 @@ impl<W: Write> ParallelGzip<W> {
             written: 0,
             ready: BTreeMap::new(),
             to_cache: BTreeMap::new(),
+            pending_keys: BTreeMap::new(),
             in_flight: 0,
             max_in_flight: threads * 2,
+        }
+    }
+
+    /// Compress on `pool` (see [`MemberPool`]); cached members are looked up here, before anything is submitted.
+    pub fn with_pool(
+        out: W,
+        level: u32,
+        pool: Box<dyn MemberPool>,
+        cache: Option<Box<dyn MemberCache>>,
+    ) -> Self {
+        let max_in_flight = pool.capacity().max(1);
+        let mut g = ParallelGzip::new(out, level, 1, cache);
+        g.external = Some(pool);
+        g.max_in_flight = max_in_flight;
+        g
+    }
+
+    /// True when an external pool has as many members in flight as it takes: await [`ParallelGzip::wait`].
+    pub fn saturated(&self) -> bool {
+        self.external.is_some() && self.in_flight >= self.max_in_flight
+    }
+
+    /// Wait for the external pool to finish at least one member, and write what is ready.
+    pub async fn wait(&mut self) -> io::Result<()> {
+        let Some(pool) = self.external.as_mut() else {
+            return Ok(());
+        };
+        if self.in_flight == 0 {
+            return Ok(());
+        }
+        pool.ready().await;
+        self.collect_external()
+    }
+
+    /// Wait until every member handed to an external pool is back and written; [`ParallelGzip::finish`] then
+    /// has nothing to wait for.
+    pub async fn drain(&mut self) -> io::Result<()> {
+        self.close_chunk();
+        self.cut()?;
+        while self.in_flight > 0 {
+            self.wait().await?;
+        }
+        Ok(())
+    }
+
+    fn collect_external(&mut self) -> io::Result<()> {
+        while let Some((i, made)) = self.external.as_mut().and_then(|p| p.take()) {
+            self.in_flight -= 1;
+            let key = self.pending_keys.remove(&i);
+            self.accept(i, made.map(|m| (m, key)))?;
+        }
+        self.flush_ready()
+    }
+
+    fn close_chunk(&mut self) {
+        if !self.header.is_empty() {
+            let h = std::mem::take(&mut self.header);
+            self.chunk.extend_from_slice(&h);
         }
     }
 
@@ -227,6 +306,9 @@ impl<W: Write> ParallelGzip<W> {
         let data = std::mem::replace(&mut self.chunk, Vec::with_capacity(MAX_MEMBER + 512));
         let i = self.issued;
         self.issued += 1;
+        if self.external.is_some() {
+            return self.cut_external(i, data);
+        }
         match &self.pool {
             None => {
                 let made = make_member(&data, self.level, self.cache.as_ref());
@@ -249,13 +331,34 @@ impl<W: Write> ParallelGzip<W> {
         }
     }
 
-    /// Finish every member and return the sink.
-    pub fn finish(mut self) -> io::Result<W> {
-        if !self.header.is_empty() {
-            let h = std::mem::take(&mut self.header);
-            self.chunk.extend_from_slice(&h);
+    fn cut_external(&mut self, i: u64, data: Vec<u8>) -> io::Result<()> {
+        if let Some(cache) = self.cache.as_ref() {
+            let key = member_key(&data, self.level);
+            let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
+            if let Some(m) = hit {
+                self.ready.insert(i, m);
+                return self.collect_external();
+            }
+            self.pending_keys.insert(i, key);
         }
+        let level = self.level;
+        self.external
+            .as_mut()
+            .expect("external pool")
+            .submit(i, data, level)?;
+        self.in_flight += 1;
+        self.collect_external()
+    }
+
+    /// Finish every member and return the sink. With an external pool, [`ParallelGzip::drain`] must come first.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.close_chunk();
         self.cut()?;
+        if self.external.is_some() && self.in_flight > 0 {
+            return Err(io::Error::other(
+                "gzip members are still being compressed: drain the pool before finishing",
+            ));
+        }
         while self.in_flight > 0 {
             self.collect(true)?;
         }
@@ -380,23 +483,106 @@ mod tests {
         assert!(members > 5, "{members} members");
     }
 
-    #[test]
-    fn a_small_edit_changes_few_members_and_the_cache_reuses_the_rest() {
-        #[derive(Default)]
-        struct Mem(BTreeMap<Digest, Vec<u8>>, usize);
-        impl MemberCache for Arc<Mutex<Mem>> {
-            fn get(&mut self, k: &Digest) -> Option<Vec<u8>> {
-                let mut m = self.lock().unwrap();
-                let hit = m.0.get(k).cloned();
-                if hit.is_some() {
-                    m.1 += 1;
-                }
-                hit
+    /// A pool that compresses only when waited on, and hands members back newest first.
+    struct Deferred {
+        pending: Vec<(u64, Vec<u8>, u32)>,
+        done: Vec<(u64, io::Result<Vec<u8>>)>,
+        submitted: Arc<Mutex<usize>>,
+    }
+
+    impl MemberPool for Deferred {
+        fn submit(&mut self, index: u64, data: Vec<u8>, level: u32) -> io::Result<()> {
+            *self.submitted.lock().unwrap() += 1;
+            self.pending.push((index, data, level));
+            Ok(())
+        }
+        fn take(&mut self) -> Option<(u64, io::Result<Vec<u8>>)> {
+            self.done.pop()
+        }
+        fn ready(&mut self) -> Pin<Box<dyn Future<Output = ()>>> {
+            for (i, d, l) in self.pending.drain(..) {
+                let mut out = Vec::new();
+                let r = crate::deflate::gzip_member(&d, l, &mut out).map(|_| out);
+                self.done.insert(0, (i, r));
             }
-            fn put(&mut self, k: &Digest, v: &[u8]) {
-                self.lock().unwrap().0.insert(k.clone(), v.to_vec());
+            Box::pin(std::future::ready(()))
+        }
+        fn capacity(&self) -> usize {
+            3
+        }
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
             }
         }
+    }
+
+    #[test]
+    fn an_external_pool_gives_the_same_bytes_in_any_completion_order() {
+        let tar = sample_tar();
+        let submitted = Arc::new(Mutex::new(0));
+        let cache = Arc::new(Mutex::new(Mem::default()));
+        let run = |cache: Option<Box<dyn MemberCache>>| {
+            let pool = Deferred {
+                pending: Vec::new(),
+                done: Vec::new(),
+                submitted: submitted.clone(),
+            };
+            let mut p = ParallelGzip::with_pool(Vec::new(), 6, Box::new(pool), cache);
+            let mut most = 0;
+            for c in tar.chunks(70_001) {
+                p.write_all(c).unwrap();
+                most = most.max(p.in_flight);
+                while p.saturated() {
+                    block_on(p.wait()).unwrap();
+                }
+            }
+            block_on(p.drain()).unwrap();
+            assert!(most <= 3 + MAX_INSIDE.div_ceil(70_001), "bounded: {most}");
+            p.finish().unwrap()
+        };
+        assert_eq!(run(None), pgz(&tar, 1));
+        let first = *submitted.lock().unwrap();
+        assert!(first > 5);
+        // With a member cache: the first run fills it, the second submits nothing.
+        assert_eq!(run(Some(Box::new(cache.clone()))), pgz(&tar, 1));
+        assert_eq!(run(Some(Box::new(cache.clone()))), pgz(&tar, 1));
+        assert_eq!(*submitted.lock().unwrap(), 2 * first);
+        assert_eq!(cache.lock().unwrap().1, first);
+        // Finishing with members still out is an error, not a short blob.
+        let pool = Deferred {
+            pending: Vec::new(),
+            done: Vec::new(),
+            submitted: submitted.clone(),
+        };
+        let mut p = ParallelGzip::with_pool(Vec::new(), 6, Box::new(pool), None);
+        p.write_all(&tar).unwrap();
+        assert!(p.finish().is_err());
+    }
+
+    #[derive(Default)]
+    struct Mem(BTreeMap<Digest, Vec<u8>>, usize);
+    impl MemberCache for Arc<Mutex<Mem>> {
+        fn get(&mut self, k: &Digest) -> Option<Vec<u8>> {
+            let mut m = self.lock().unwrap();
+            let hit = m.0.get(k).cloned();
+            if hit.is_some() {
+                m.1 += 1;
+            }
+            hit
+        }
+        fn put(&mut self, k: &Digest, v: &[u8]) {
+            self.lock().unwrap().0.insert(k.clone(), v.to_vec());
+        }
+    }
+
+    #[test]
+    fn a_small_edit_changes_few_members_and_the_cache_reuses_the_rest() {
         let tar = sample_tar();
         let cache = Arc::new(Mutex::new(Mem::default()));
         let run = |t: &[u8]| {
