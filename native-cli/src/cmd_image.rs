@@ -282,7 +282,7 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
         }
     }
     let gc = store.gc()?;
-    let freed = gc.map_or(0, |(_, f)| f);
+    let freed = gc.map_or(0, |g| g.freed);
     // RUN snapshots of layer stacks no image has any more; left alone (with tmp/) while a RUN step runs.
     let snaps = layerwright::run::prune::prune_snapshots(&store, false)?;
     if !snaps.busy {
@@ -298,6 +298,12 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
     if gc.is_none() {
         println!(
             "Unused blobs: a build, pull or load is running, left in place (prune again later)"
+        );
+    }
+    if let Some(g) = gc.filter(|g| g.pinned > 0) {
+        println!(
+            "Unused blobs: {} pushed to `layerwright serve` and waiting for their manifest, left in place",
+            g.pinned
         );
     }
     if snaps.busy {

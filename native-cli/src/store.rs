@@ -1,10 +1,13 @@
 //! The on-disk image store: an OCI image layout under `--root` (blobs by digest, `index.json` mapping names to
 //! manifests), every blob verified on ingest and written atomically, with a file lock so two processes can share it.
+//! Blobs no image names yet are kept from `gc` by a lease (a running build, pull or load) or by a pin (a blob the
+//! embedded registry accepted, waiting for its manifest).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use lw_oci::descriptor::annotations;
@@ -12,6 +15,18 @@ use lw_oci::{media, Descriptor, Digest, DigestHasher, ImageConfig, Index, Manife
 
 /// Documents (manifests, configs, indexes) above this size are refused.
 pub const MAX_DOCUMENT: u64 = 4 << 20;
+
+/// How long a pin (and a registry upload's temporary file in [`Store::uploads_dir`]) lasts without use.
+pub const PIN_IDLE: Duration = Duration::from_secs(3600);
+
+/// What [`Store::gc`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    pub removed: usize,
+    pub freed: u64,
+    /// Blobs no image names that a live pin kept.
+    pub pinned: usize,
+}
 
 pub struct Store {
     root: PathBuf,
@@ -373,9 +388,13 @@ impl Store {
 
     /// Every blob reachable from the index entries.
     pub fn reachable(&self) -> Result<BTreeSet<Digest>> {
+        self.reachable_from(self.records()?.into_iter().map(|r| r.descriptor).collect())
+    }
+
+    /// Every blob reachable from `roots` (themselves included).
+    pub fn reachable_from(&self, roots: Vec<Descriptor>) -> Result<BTreeSet<Digest>> {
         let mut out = BTreeSet::new();
-        let mut stack: Vec<Descriptor> =
-            self.records()?.into_iter().map(|r| r.descriptor).collect();
+        let mut stack = roots;
         while let Some(d) = stack.pop() {
             if !out.insert(d.digest.clone()) || !self.has_blob(&d.digest) {
                 continue;
@@ -420,40 +439,147 @@ impl Store {
         }
     }
 
-    /// Delete blobs nothing refers to; returns (blobs removed, bytes freed), or `None` when a build, pull or load
-    /// holds a lease (then nothing is removed: their blobs are not named yet).
-    pub fn gc(&self) -> Result<Option<(usize, u64)>> {
+    /// Delete blobs nothing refers to and no live pin holds (expired pins go too); `None`, removing nothing, when
+    /// a build, pull or load holds a lease (their blobs are not named yet).
+    pub fn gc(&self) -> Result<Option<Collected>> {
         let Some(_gc) = self.try_gc_lock()? else {
             return Ok(None);
         };
         let _l = self.lock()?;
         let keep = self.reachable()?;
-        let mut removed = 0;
-        let mut freed = 0;
+        let pins = self.live_pins()?;
+        let mut done = Collected {
+            removed: 0,
+            freed: 0,
+            pinned: 0,
+        };
         for e in fs::read_dir(self.root.join("blobs/sha256"))? {
             let e = e?;
             let name = e.file_name().to_string_lossy().to_string();
-            let keep_it = Digest::parse(&format!("sha256:{name}"))
-                .map(|d| keep.contains(&d))
-                .unwrap_or(false);
-            if !keep_it {
-                freed += e.metadata().map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(e.path())?;
-                removed += 1;
+            let d = Digest::parse(&format!("sha256:{name}")).ok();
+            if d.as_ref().is_some_and(|d| keep.contains(d)) {
+                continue;
+            }
+            if d.as_ref().is_some_and(|d| pins.contains(d)) {
+                done.pinned += 1;
+                continue;
+            }
+            done.freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(e.path())?;
+            done.removed += 1;
+        }
+        Ok(Some(done))
+    }
+
+    fn pin_path(&self, d: &Digest) -> PathBuf {
+        self.root
+            .join("pins")
+            .join(d.algorithm().name())
+            .join(d.encoded())
+    }
+
+    /// Pin blobs for `ttl` from now (a pin that lasts longer stays as it is): until the pin expires or
+    /// [`Store::unpin`] removes it, [`Store::gc`] keeps the blob even though no image names it. The embedded
+    /// registry pins what a client uploads or mounts, and what a manifest refers to, until the manifest is tagged.
+    /// A blob may be pinned before it arrives, so pin first, then move the blob in: `gc` never sees it unpinned.
+    ///
+    /// Returns whether each blob is in the store. That is decided under the store lock, as `gc` works, so a blob
+    /// reported present is pinned before any `gc` can look at it and stays until the pin goes.
+    pub fn pin(&self, digests: &[Digest], ttl: Duration) -> Result<Vec<bool>> {
+        let until = now_millis().saturating_add(ttl.as_millis().try_into().unwrap_or(u64::MAX));
+        let _l = self.lock()?;
+        let mut present = Vec::with_capacity(digests.len());
+        for d in digests {
+            let p = self.pin_path(d);
+            let dir = p.with_file_name("");
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            // Several servers may share the store: the latest expiry wins.
+            let until = read_pin(&p, d).map_or(until, |old| old.max(until));
+            let rec = serde_json::json!({"digest": d.to_string(), "expiresUnixMillis": until});
+            write_atomic(&p, rec.to_string().as_bytes()).with_context(|| format!("pinning {d}"))?;
+            present.push(self.has_blob(d));
+        }
+        Ok(present)
+    }
+
+    /// Remove the pins of blobs an image in the index now refers to (best effort: a pin left behind expires).
+    pub fn unpin<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) {
+        for d in digests {
+            let _ = fs::remove_file(self.pin_path(d));
+        }
+    }
+
+    /// The digests of unexpired pins; expired or unreadable records go, and so do temporary files of pin writes
+    /// a crash interrupted (every pin write holds the store lock, which the caller holds).
+    fn live_pins(&self) -> Result<BTreeSet<Digest>> {
+        let mut out = BTreeSet::new();
+        let Ok(algs) = fs::read_dir(self.root.join("pins")) else {
+            return Ok(out);
+        };
+        let now = now_millis();
+        for a in algs {
+            let a = a?;
+            if !a.file_type()?.is_dir() {
+                continue;
+            }
+            let alg = a.file_name().to_string_lossy().into_owned();
+            for e in fs::read_dir(a.path())? {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let live = Digest::parse(&format!("{alg}:{name}"))
+                    .ok()
+                    .filter(|d| read_pin(&e.path(), d).is_some_and(|until| until > now));
+                match live {
+                    Some(d) => {
+                        out.insert(d);
+                    }
+                    None => fs::remove_file(e.path())
+                        .with_context(|| format!("removing {}", e.path().display()))?,
+                }
             }
         }
-        Ok(Some((removed, freed)))
+        Ok(out)
+    }
+
+    /// Where the embedded registry keeps uploads in progress. [`Store::clean_tmp`] removes only files here that
+    /// nothing has written to for [`PIN_IDLE`], the time after which the server drops an idle upload.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.tmp_dir().join("uploads")
+    }
+
+    /// Remove the files in [`Store::uploads_dir`] untouched for `idle` (best effort).
+    pub fn clean_uploads(&self, idle: Duration) {
+        let Ok(rd) = fs::read_dir(self.uploads_dir()) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= idle);
+            if old {
+                let _ = fs::remove_file(e.path());
+            }
+        }
     }
 
     /// Remove temporary files left by interrupted work of dead processes (best effort); returns false, removing
-    /// nothing, while a lease is held (a live command's temporary files are in there).
+    /// nothing, while a lease is held (a live command's temporary files are in there). Registry uploads are
+    /// removed only once idle past [`PIN_IDLE`]: a server that runs on is still receiving them.
     pub fn clean_tmp(&self) -> Result<bool> {
         let Some(_gc) = self.try_gc_lock()? else {
             return Ok(false);
         };
         let _l = self.lock()?;
+        let uploads = self.uploads_dir();
         for e in fs::read_dir(self.tmp_dir())? {
             let p = e?.path();
+            if p == uploads {
+                self.clean_uploads(PIN_IDLE);
+                continue;
+            }
             let _ = if p.is_dir() {
                 fs::remove_dir_all(&p)
             } else {
@@ -476,6 +602,22 @@ impl Store {
     }
 }
 
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The expiry a pin record gives, when it is one for `d`.
+fn read_pin(path: &Path, d: &Digest) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+    if v.get("digest")?.as_str()? != d.as_str() {
+        return None;
+    }
+    v.get("expiresUnixMillis")?.as_u64()
+}
+
 fn strip(d: &Descriptor) -> Descriptor {
     Descriptor::new(&d.media_type, d.digest.clone(), d.size)
 }
@@ -483,4 +625,101 @@ fn strip(d: &Descriptor) -> Descriptor {
 /// The platform of this machine, as images name it.
 pub fn host_platform() -> lw_oci::Platform {
     lw_oci::Platform::new("linux", std::env::consts::ARCH, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(store: &Store, text: &str) -> Digest {
+        store
+            .put_bytes("application/octet-stream", text.as_bytes())
+            .unwrap()
+            .digest
+    }
+
+    #[test]
+    fn gc_keeps_pinned_blobs_until_the_pin_expires_or_goes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let (held, lapsed, loose) = (blob(&store, "a"), blob(&store, "b"), blob(&store, "c"));
+        assert_eq!(
+            store.pin(std::slice::from_ref(&held), PIN_IDLE).unwrap(),
+            vec![true]
+        );
+        assert_eq!(
+            store
+                .pin(std::slice::from_ref(&lapsed), Duration::ZERO)
+                .unwrap(),
+            vec![true]
+        );
+        let done = store.gc().unwrap().unwrap();
+        assert_eq!((done.removed, done.pinned), (2, 1), "{done:?}");
+        assert!(store.has_blob(&held));
+        assert!(!store.has_blob(&lapsed), "an expired pin protects nothing");
+        assert!(!store.has_blob(&loose), "an unpinned blob goes as before");
+        assert!(
+            !store.pin_path(&lapsed).exists(),
+            "expired pins are removed"
+        );
+
+        store.unpin([&held]);
+        assert_eq!(store.gc().unwrap().unwrap().removed, 1);
+        assert!(!store.has_blob(&held));
+    }
+
+    #[test]
+    fn a_pin_may_come_before_its_blob_and_keeps_the_later_expiry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let d = Digest::sha256_of(b"late");
+        assert_eq!(
+            store.pin(std::slice::from_ref(&d), PIN_IDLE).unwrap(),
+            vec![false]
+        );
+        // A shorter pin from another server does not cut the first one short.
+        store.pin(std::slice::from_ref(&d), Duration::ZERO).unwrap();
+        assert_eq!(blob(&store, "late"), d);
+        assert_eq!(store.gc().unwrap().unwrap().pinned, 1);
+        assert!(store.has_blob(&d));
+    }
+
+    #[test]
+    fn gc_removes_pin_debris() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let d = Digest::sha256_of(b"x");
+        store.pin(std::slice::from_ref(&d), PIN_IDLE).unwrap();
+        let dir = store.pin_path(&d).with_file_name("");
+        // A write a crash cut short, and a record that names another digest.
+        fs::write(dir.join(".tmp-1-2-0"), b"{").unwrap();
+        let other = Digest::sha256_of(b"y");
+        fs::write(
+            store.pin_path(&other),
+            fs::read(store.pin_path(&d)).unwrap(),
+        )
+        .unwrap();
+        store.gc().unwrap().unwrap();
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, vec![d.encoded().to_string()]);
+    }
+
+    #[test]
+    fn clean_tmp_leaves_recent_uploads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        fs::create_dir_all(store.uploads_dir()).unwrap();
+        let upload = store.uploads_dir().join("session");
+        fs::write(&upload, b"half").unwrap();
+        let other = store.tmp_dir().join("leftover");
+        fs::write(&other, b"x").unwrap();
+        assert!(store.clean_tmp().unwrap());
+        assert!(upload.exists(), "an upload in progress survives");
+        assert!(!other.exists());
+        store.clean_uploads(Duration::ZERO);
+        assert!(!upload.exists(), "an idle one goes");
+    }
 }

@@ -51,6 +51,8 @@ pub struct Config {
     /// Upstream credentials for the proxy: registry host → (user, password). Docker's config.json is the fallback.
     pub proxy_credentials: BTreeMap<String, (String, String)>,
     pub threads: usize,
+    /// How long an upload, or a pushed blob no manifest names yet, is kept without use ([`upload::UPLOAD_IDLE`]).
+    pub upload_idle: std::time::Duration,
 }
 
 impl Config {
@@ -64,6 +66,7 @@ impl Config {
             token: None,
             proxy_credentials: BTreeMap::new(),
             threads: 32,
+            upload_idle: upload::UPLOAD_IDLE,
         }
     }
 }
@@ -112,7 +115,7 @@ impl Server {
         };
         let site = site::Site::new(cfg.www.clone())?;
         let proxy = proxy::Proxy::new(&cfg);
-        let uploads = upload::Uploads::new(&store)?;
+        let uploads = upload::Uploads::new(&store, cfg.upload_idle)?;
         let threads = cfg.threads.max(2);
         let state = Arc::new(State {
             cfg,

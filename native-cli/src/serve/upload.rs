@@ -1,13 +1,20 @@
 //! Pushes to the embedded registry: upload sessions (monolithic, chunked with `Content-Range`, streamed PATCH),
 //! cross-repository mounts and manifest PUT by tag or digest. Every blob is hashed as it arrives and renamed into
 //! the store only when it matches the digest the client names.
+//!
+//! Between a blob's upload and the manifest that names it, nothing in the store refers to the blob, so a `prune`
+//! in another process would delete it. Every blob a client uploads or mounts is therefore pinned in the store
+//! ([`Store::pin`]) for as long as an idle upload lives, refreshed whenever a request uses it again (another
+//! upload, a mount, a manifest naming it); the pins go once a tagged manifest (or a referrer) makes the blobs
+//! reachable. A manifest pushed by digest alone is not reachable either, so it and its blobs stay pinned until
+//! an index naming it is tagged, or the pins expire.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::http1::Request;
 use anyhow::Result;
@@ -30,9 +37,11 @@ struct Session {
 
 /// How long an upload may sit without a request before it is dropped (docker's registry purges after a week;
 /// a playground server needs far less, and a browser tab that was closed never comes back).
-pub const UPLOAD_IDLE: Duration = Duration::from_secs(3600);
+/// Pins of uploaded blobs last as long.
+pub const UPLOAD_IDLE: Duration = crate::store::PIN_IDLE;
 
-/// Upload sessions in progress; their data lives in the store's `tmp/uploads/`.
+/// Upload sessions in progress; their data lives in the store's [`Store::uploads_dir`], which `prune` leaves
+/// alone until a file there is idle for [`UPLOAD_IDLE`].
 pub struct Uploads {
     dir: PathBuf,
     sessions: Mutex<HashMap<String, Option<Session>>>,
@@ -89,28 +98,26 @@ pub fn start(ctx: &Ctx, req: &mut Request, repo: &str) -> Reply {
     let store = &ctx.st.store;
     if let Some(m) = query(&ctx.query, "mount") {
         if let Ok(d) = Digest::parse(m) {
-            // Every repository shares the store's blobs, so a mount succeeds whenever the blob is here.
-            if store.has_blob(&d) {
-                return created(repo, &d);
+            // Every repository shares the store's blobs, so a mount succeeds whenever the blob is here; it is
+            // pinned like an upload, as the manifest that names it may come much later.
+            match store.pin(std::slice::from_ref(&d), ctx.st.uploads.idle) {
+                Ok(present) if present == [true] => return created(repo, &d),
+                Ok(_) => {}
+                Err(e) => return io_err(format!("{e:#}")),
             }
         }
     }
+    let st = &ctx.st.uploads;
     if let Some(d) = query(&ctx.query, "digest") {
-        let d = match Digest::parse(d) {
-            Ok(d) => d,
-            Err(e) => return Reply::oci_error(400, "DIGEST_INVALID", e),
-        };
-        let size = req.body_length().map(|n| n as u64);
-        let mut body = Limited {
-            inner: req.as_reader(),
-            left: MAX_BLOB,
-        };
-        return match store.put_blob(&d, size, &mut body) {
-            Ok(()) => created(repo, &d),
-            Err(e) => Reply::oci_error(400, "DIGEST_INVALID", format!("{e:#}")),
+        if let Err(e) = Digest::parse(d) {
+            return Reply::oci_error(400, "DIGEST_INVALID", e);
+        }
+        // A monolithic upload is a session of one request: its data arrives in the uploads directory too.
+        return match st.create(repo) {
+            Ok(id) => st.finish(ctx, req, repo, &id),
+            Err(e) => io_err(format!("{e:#}")),
         };
     }
-    let st = &ctx.st.uploads;
     let id = match st.create(repo) {
         Ok(id) => id,
         Err(e) => return io_err(format!("{e:#}")),
@@ -123,26 +130,16 @@ pub fn start(ctx: &Ctx, req: &mut Request, repo: &str) -> Reply {
 }
 
 impl Uploads {
-    pub fn new(store: &Store) -> Result<Uploads> {
-        let dir = store.tmp_dir().join("uploads");
+    pub fn new(store: &Store, idle: Duration) -> Result<Uploads> {
+        let dir = store.uploads_dir();
         fs::create_dir_all(&dir)?;
         // Files left by an earlier server are abandoned uploads; only old ones go, in case another server
         // shares the store.
-        for e in fs::read_dir(&dir)?.flatten() {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > UPLOAD_IDLE);
-            if old {
-                let _ = fs::remove_file(e.path());
-            }
-        }
+        store.clean_uploads(idle);
         Ok(Uploads {
             dir,
             sessions: Mutex::new(HashMap::new()),
-            idle: UPLOAD_IDLE,
+            idle,
         })
     }
 
@@ -163,6 +160,8 @@ impl Uploads {
         self.expire();
         let id = random_token()?;
         let path = self.dir.join(&id);
+        // The directory is normally there; an older `prune` removed it with the rest of tmp/.
+        fs::create_dir_all(&self.dir)?;
         File::create(&path)?;
         self.sessions.lock().expect("uploads lock").insert(
             id.clone(),
@@ -207,6 +206,11 @@ impl Uploads {
 
     fn put_back(&self, id: &str, mut s: Session) {
         s.touched = Instant::now();
+        // `prune` judges an upload's idleness by its file's modification time.
+        let _ = File::options()
+            .write(true)
+            .open(&s.path)
+            .and_then(|f| f.set_modified(SystemTime::now()));
         self.sessions
             .lock()
             .expect("uploads lock")
@@ -354,8 +358,9 @@ impl Uploads {
             );
         }
         let store = &ctx.st.store;
-        let res = (|| -> std::io::Result<()> {
-            if store.has_blob(&digest) {
+        let res = (|| -> Result<()> {
+            // Pinned before it appears among the blobs, so a `prune` elsewhere never finds it unpinned.
+            if store.pin(std::slice::from_ref(&digest), self.idle)? == [true] {
                 return Ok(());
             }
             File::open(&s.path)?.sync_all()?;
@@ -370,7 +375,7 @@ impl Uploads {
         self.forget(id, Some(s));
         match res {
             Ok(()) => created(repo, &digest),
-            Err(e) => io_err(e),
+            Err(e) => io_err(format!("{e:#}")),
         }
     }
 }
@@ -418,21 +423,24 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
                 .flatten(),
         );
     }
+    let mut refs = Vec::new();
     for d in needed {
         let dg = d.get("digest").and_then(Value::as_str).unwrap_or("");
-        let ok = Digest::parse(dg)
-            .map(|d| ctx.st.store.has_blob(&d))
-            .unwrap_or(false);
         let foreign = d
             .get("mediaType")
             .and_then(Value::as_str)
             .is_some_and(|m| m.contains("foreign") || m.contains("nondistributable"));
-        if !ok && !foreign {
-            return Reply::oci_error(
-                400,
-                "MANIFEST_BLOB_UNKNOWN",
-                format!("blob {dg} is not in the registry"),
-            );
+        match Digest::parse(dg) {
+            Ok(d) if !foreign => refs.push(d),
+            Ok(_) => {}
+            Err(_) if foreign => {}
+            Err(_) => {
+                return Reply::oci_error(
+                    400,
+                    "MANIFEST_BLOB_UNKNOWN",
+                    format!("blob {dg:?} is not a digest"),
+                )
+            }
         }
     }
     let digest = Digest::sha256_of(&bytes);
@@ -450,26 +458,53 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
         }
     }
     let store = &ctx.st.store;
+    // Pinning checks presence under the store lock, so what is here now stays until the manifest is tagged (or
+    // the pins expire): a `prune` elsewhere cannot take a blob between this check and the tag. The manifest
+    // itself is pinned too, as nothing names it between its write and its tag.
+    let mut pins = refs.clone();
+    pins.push(digest.clone());
+    let present = match store.pin(&pins, ctx.st.uploads.idle) {
+        Ok(p) => p,
+        Err(e) => return io_err(format!("{e:#}")),
+    };
+    if let Some((missing, _)) = refs.iter().zip(&present).find(|(_, here)| !**here) {
+        return Reply::oci_error(
+            400,
+            "MANIFEST_BLOB_UNKNOWN",
+            format!(
+                "blob {missing} is not in the registry (a pushed blob no manifest names is kept for {} \
+                 after its last use, then `prune` may remove it)",
+                human_duration(ctx.st.uploads.idle)
+            ),
+        );
+    }
     let desc = match store.put_bytes(&mt, &bytes) {
         Ok(d) => d,
         Err(e) => return io_err(format!("{e:#}")),
     };
-    // By digest: the blob alone (an index's children are reached through it); a referrer gets an untagged entry
-    // so the referrers API and `prune` see it.
+    // By digest: the blob alone (an index's children are reached through it), so its pins stay; a referrer gets an
+    // untagged entry so the referrers API and `prune` see it.
     let res = if r.contains(':') {
         if v.get("subject").is_some() {
-            store.add_untagged(&desc)
+            store.add_untagged(&desc).map(|()| true)
         } else {
-            Ok(())
+            Ok(false)
         }
     } else {
         match store_name(repo, r) {
-            Some(name) => store.set_tag(&name, &desc),
+            Some(name) => store.set_tag(&name, &desc).map(|()| true),
             None => return Reply::oci_error(400, "TAG_INVALID", format!("invalid tag {r:?}")),
         }
     };
-    if let Err(e) = res {
-        return io_err(format!("{e:#}"));
+    match res {
+        // Named now: everything it reaches needs no pin (an index's children, pushed by digest, included).
+        Ok(true) => {
+            if let Ok(all) = store.reachable_from(vec![desc.clone()]) {
+                store.unpin(&all);
+            }
+        }
+        Ok(false) => {}
+        Err(e) => return io_err(format!("{e:#}")),
     }
     let mut reply = Reply::new(201)
         .header("Location", format!("/v2/{repo}/manifests/{digest}"))
@@ -480,6 +515,15 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
     reply
 }
 
+/// `1h`, `90s`: for messages.
+fn human_duration(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}min", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,7 +532,7 @@ mod tests {
     fn abandoned_uploads_expire_and_their_files_go() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
-        let mut up = Uploads::new(&store).unwrap();
+        let mut up = Uploads::new(&store, UPLOAD_IDLE).unwrap();
         let a = up.create("lw/x").unwrap();
         let b = up.create("lw/x").unwrap();
         // Within the idle limit both live.
