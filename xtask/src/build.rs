@@ -112,7 +112,7 @@ pub fn build() -> Result<()> {
         eprintln!("xtask: wasm-opt not found (binaryen); skipping it");
     }
 
-    for f in ["index.js", "index.d.ts"] {
+    for f in ["index.js", "index.d.ts", "gzip-worker.js"] {
         std::fs::copy(root.join("crates/wasm/js").join(f), pkg.join(f))
             .with_context(|| format!("copying crates/wasm/js/{f}"))?;
     }

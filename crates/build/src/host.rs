@@ -22,6 +22,11 @@ pub trait BlobStore {
     fn member_cache(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberCache>> {
         None
     }
+    /// Where COPY and ADD layers' gzip members are compressed when not on this thread (the tab's Web Workers);
+    /// the engine awaits it. None: compressed here (on worker threads natively).
+    fn member_pool(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberPool>> {
+        None
+    }
 }
 
 /// A blob being written. `commit` checks the bytes against `digest` and makes the blob visible.

@@ -13,7 +13,7 @@ const BLOCK: usize = 64 * 1024;
 const MIN_JUDGED: usize = 4096;
 
 /// The gzip header we write: no name, mtime 0, no extra flags, OS "unknown" (255), as before this encoder existed.
-const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+pub(crate) const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
 /// zlib's (good, lazy, nice, chain) for a level, with one change: level 6 searches hash chains of 64 instead of
 /// 128. On the benchmark tree (repetitive text) that halves deflate time for +0.8% output; on real binaries

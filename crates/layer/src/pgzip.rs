@@ -149,8 +149,10 @@ pub struct ParallelGzip<W: Write> {
     /// Finished members waiting for their turn, and members whose input must be cached once compressed.
     ready: BTreeMap<u64, Vec<u8>>,
     to_cache: BTreeMap<u64, Digest>,
-    /// Cache keys of members handed to an external pool (the pool knows nothing of the cache).
+    /// Cache keys of members handed to an external pool (the pool knows nothing of the cache), and the CRC-32
+    /// and length of their input, to check the answers against.
     pending_keys: BTreeMap<u64, Digest>,
+    pending_checks: BTreeMap<u64, (u32, u32)>,
     in_flight: usize,
     max_in_flight: usize,
 }
@@ -184,6 +186,7 @@ impl<W: Write> ParallelGzip<W> {
             ready: BTreeMap::new(),
             to_cache: BTreeMap::new(),
             pending_keys: BTreeMap::new(),
+            pending_checks: BTreeMap::new(),
             in_flight: 0,
             max_in_flight: threads * 2,
         }
@@ -233,9 +236,30 @@ impl<W: Write> ParallelGzip<W> {
 
     fn collect_external(&mut self) -> io::Result<()> {
         while let Some((i, made)) = self.external.as_mut().and_then(|p| p.take()) {
+            let Some((crc, len)) = self.pending_checks.remove(&i) else {
+                return Err(io::Error::other(format!(
+                    "the member pool returned member {i}, which was not asked for"
+                )));
+            };
             self.in_flight -= 1;
+            let m = made?;
+            // The pool is outside this writer (a page's callback): its answer must at least be a gzip member of our
+            // header whose trailer names the input's CRC-32 and length.
+            let n = m.len();
+            if n < 18
+                || m[..10] != crate::deflate::HEADER
+                || m[n - 8..n - 4] != crc.to_le_bytes()
+                || m[n - 4..] != len.to_le_bytes()
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the member pool's answer for member {i} is not a gzip member of its input"
+                    ),
+                ));
+            }
             let key = self.pending_keys.remove(&i);
-            self.accept(i, made.map(|m| (m, key)))?;
+            self.accept(i, Ok((m, key)))?;
         }
         self.flush_ready()
     }
@@ -341,6 +365,10 @@ impl<W: Write> ParallelGzip<W> {
             }
             self.pending_keys.insert(i, key);
         }
+        let mut crc = flate2::Crc::new();
+        crc.update(&data);
+        self.pending_checks
+            .insert(i, (crc.sum(), data.len() as u32));
         let level = self.level;
         self.external
             .as_mut()
@@ -563,6 +591,53 @@ mod tests {
         let mut p = ParallelGzip::with_pool(Vec::new(), 6, Box::new(pool), None);
         p.write_all(&tar).unwrap();
         assert!(p.finish().is_err());
+    }
+
+    /// A pool that answers member 2 with member 1's bytes.
+    struct Swapping(Deferred, Option<Vec<u8>>);
+    impl MemberPool for Swapping {
+        fn submit(&mut self, index: u64, data: Vec<u8>, level: u32) -> io::Result<()> {
+            self.0.submit(index, data, level)
+        }
+        fn take(&mut self) -> Option<(u64, io::Result<Vec<u8>>)> {
+            let (i, m) = self.0.take()?;
+            let m = m.unwrap();
+            if i == 1 {
+                self.1 = Some(m.clone());
+            }
+            Some((i, Ok(if i == 2 { self.1.clone().unwrap() } else { m })))
+        }
+        fn ready(&mut self) -> Pin<Box<dyn Future<Output = ()>>> {
+            self.0.ready()
+        }
+        fn capacity(&self) -> usize {
+            1
+        }
+    }
+
+    #[test]
+    fn a_pool_answer_that_is_not_the_members_input_is_refused() {
+        let pool = Swapping(
+            Deferred {
+                pending: Vec::new(),
+                done: Vec::new(),
+                submitted: Arc::new(Mutex::new(0)),
+            },
+            None,
+        );
+        let mut p = ParallelGzip::with_pool(Vec::new(), 6, Box::new(pool), None);
+        let err = (|| -> io::Result<()> {
+            for c in sample_tar().chunks(100_000) {
+                p.write_all(c)?;
+                while p.saturated() {
+                    block_on(p.wait())?;
+                }
+            }
+            block_on(p.drain())
+        })()
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(err.to_string().contains("member 2"), "{err}");
     }
 
     #[derive(Default)]

@@ -36,6 +36,12 @@ export interface BuildOptions {
   buildArgs?: Record<string, string>; target?: string; platform?: string; sourceDateEpoch?: number;
   tags?: string[]; noCache?: boolean; onEvent?: (e: BuildEvent) => void;
   executor?: RunExecutor;
+  /** Web Workers compressing COPY/ADD layers (default: navigator.hardwareConcurrency, 2 to 4); 0 compresses here. */
+  workers?: number;
+  /** Compress one gzip member elsewhere; must resolve to what `gzipMember(bytes, level)` returns. Set by `workers`. */
+  compressMember?: (bytes: Uint8Array, level: number) => Promise<Uint8Array>;
+  /** Members in flight at most with `compressMember` (default 4). */
+  compressConcurrency?: number;
 }
 export interface LayerReport { digest: string; diffId: string; size: number; createdBy: string; cached: boolean }
 export interface BuildResult {

@@ -57,11 +57,28 @@ async function persist() {
   await new Promise((res, rej) => { tx.oncomplete = res; tx.onerror = () => rej(tx.error); });
 }
 
+// The compiled module, kept so build()'s gzip workers instantiate it without fetching and compiling it again.
+let wasmModule = null;
+
+async function compileModule(url) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`failed to fetch Wasm: ${res.status} ${res.statusText} fetching '${url}'`);
+  if (typeof WebAssembly.compileStreaming === "function" && res.headers.get("Content-Type") === "application/wasm") {
+    return WebAssembly.compileStreaming(res);
+  }
+  return WebAssembly.compile(await res.arrayBuffer());
+}
+
 export function init(opts = {}) {
   if (!ready) {
     ready = (async () => {
       const url = opts.wasmUrl ?? new URL("./lw_wasm_bg.wasm", import.meta.url);
-      await wasmInit({ module_or_path: url });
+      if (typeof Worker === "function" && typeof fetch === "function" && (typeof url === "string" || url instanceof URL)) {
+        wasmModule = await compileModule(url);
+        await wasmInit({ module_or_path: wasmModule });
+      } else {
+        await wasmInit({ module_or_path: url });
+      }
       db = await openDb();
       await restore();
     })();
@@ -78,9 +95,103 @@ export function lint(dockerfile, opts) { needInit(); return core.lint(dockerfile
 export function applyFixes(dockerfile, findings) { needInit(); return core.applyFixes(dockerfile, findings); }
 export function normalizeReference(ref) { needInit(); return core.normalizeReference(ref); }
 
+/**
+ * Gzip members compressed on Web Workers, each with its own instance of the module, so a COPY layer is compressed
+ * on every core while the page's thread reads, tars and hashes. The output is the same bytes as compressing here.
+ * Workers that fail to start (no module workers, a blocked script) leave their jobs to this thread.
+ */
+class GzipWorkers {
+  constructor(size) {
+    this.size = size;
+    this.idle = [];
+    this.busy = new Map();
+    this.queue = [];
+    this.alive = size;
+    const url = new URL("./gzip-worker.js", import.meta.url);
+    for (let i = 0; i < size; i++) {
+      let w;
+      try {
+        w = new Worker(url, { type: "module" });
+      } catch {
+        this.alive--;
+        continue;
+      }
+      w.onmessage = ({ data }) => this.answer(w, data);
+      w.onerror = (e) => { e.preventDefault?.(); this.lost(w); };
+      w.postMessage({ module: wasmModule });
+    }
+    this.drainInline();
+  }
+
+  compress(bytes, level) {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ bytes, level, resolve, reject });
+      this.pump();
+    });
+  }
+
+  pump() {
+    while (this.idle.length && this.queue.length) {
+      const w = this.idle.pop();
+      const job = this.queue.shift();
+      this.busy.set(w, job);
+      w.postMessage({ id: 0, bytes: job.bytes, level: job.level }, [job.bytes.buffer]);
+    }
+    this.drainInline();
+  }
+
+  answer(w, data) {
+    if (data.ready) { this.idle.push(w); this.pump(); return; }
+    if (data.failed) { this.lost(w); return; }
+    const job = this.busy.get(w);
+    this.busy.delete(w);
+    this.idle.push(w);
+    if (job) {
+      if (data.error) job.reject(new Error(data.error));
+      else job.resolve(data.member);
+    }
+    this.pump();
+  }
+
+  lost(w) {
+    const job = this.busy.get(w);
+    this.busy.delete(w);
+    this.idle = this.idle.filter((x) => x !== w);
+    w.terminate();
+    this.alive--;
+    // The job's bytes went to the dead worker: it cannot be redone here, so the build reports it.
+    if (job) job.reject(new Error("a gzip worker stopped"));
+    this.drainInline();
+  }
+
+  // With no worker left, compress here.
+  drainInline() {
+    if (this.alive > 0) return;
+    for (const job of this.queue.splice(0)) {
+      try { job.resolve(core.gzipMember(job.bytes, job.level)); } catch (e) { job.reject(e); }
+    }
+  }
+}
+
+let gzipWorkers = null;
+
+/** The worker count build() uses unless told: navigator.hardwareConcurrency, from 2 to 4; 0 without Workers. */
+function defaultWorkers() {
+  if (typeof Worker !== "function" || !wasmModule) return 0;
+  const cores = globalThis.navigator?.hardwareConcurrency ?? 2;
+  return Math.max(2, Math.min(4, cores));
+}
+
 export async function build(opts) {
   await init();
-  const r = await core.build(opts);
+  const n = opts?.workers ?? defaultWorkers();
+  let o = opts;
+  if (n > 0 && !opts.compressMember && wasmModule) {
+    if (!gzipWorkers || gzipWorkers.size !== n || gzipWorkers.alive === 0) gzipWorkers = new GzipWorkers(n);
+    const pool = gzipWorkers;
+    o = { ...opts, compressMember: (bytes, level) => pool.compress(bytes, level), compressConcurrency: 2 * n + 2 };
+  }
+  const r = await core.build(o);
   await persist();
   return r;
 }

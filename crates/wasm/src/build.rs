@@ -17,6 +17,7 @@ use wasm_bindgen::JsCast;
 
 use crate::executor::JsExecutor;
 use crate::js::{bytes_of, err, get, get_bool, get_string, get_string_map, json_to_js, to_js};
+use crate::pool::PooledBlobs;
 use crate::store::{normalize, with, Record};
 
 /// Base images from the tab's store (images built, loaded or pulled earlier).
@@ -118,6 +119,24 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         }
     };
     let on_event: Option<Function> = get(&opts, "onEvent")?.dyn_into().ok();
+    // Where COPY/ADD layers' gzip members are compressed: the JS API passes its Web Worker pool here.
+    let compress: Option<(Function, usize)> = {
+        let f = get(&opts, "compressMember")?;
+        if f.is_undefined() || f.is_null() {
+            None
+        } else {
+            let f: Function = f
+                .dyn_into()
+                .map_err(|_| err("build: compressMember must be a function (bytes, level) => Promise<Uint8Array>"))?;
+            let n = get(&opts, "compressConcurrency")?.as_f64().unwrap_or(4.0);
+            if n.fract() != 0.0 || !(1.0..=64.0).contains(&n) {
+                return Err(err(
+                    "build: compressConcurrency must be a whole number from 1 to 64",
+                ));
+            }
+            Some((f, n as usize))
+        }
+    };
     let executor: Option<Function> = {
         let e = get(&opts, "executor")?;
         if e.is_undefined() || e.is_null() {
@@ -170,9 +189,13 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         }
     };
     let result = {
+        let mut pooled = PooledBlobs {
+            blobs: &mut blobs,
+            compress,
+        };
         let mut host = Host {
             context: &ctx,
-            blobs: &mut blobs,
+            blobs: &mut pooled,
             images: &mut images,
             run: js_exec.as_mut().map(|e| e as &mut dyn AsyncRunExecutor),
             fetch: None,

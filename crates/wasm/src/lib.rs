@@ -10,6 +10,7 @@ mod js;
 mod load;
 mod load_docker;
 mod members;
+mod pool;
 mod remote;
 mod store;
 mod stream;
@@ -20,6 +21,7 @@ use wasm_bindgen::prelude::*;
 pub use build::build;
 pub use dockerfile::{apply_fixes, lint, parse};
 pub use load::load_tarball;
+pub use pool::gzip_member;
 pub use remote::{inspect_remote, pull, push};
 pub use store::{
     export_tarball, images, layer_entries, normalize_reference, persist_blob, persist_blob_digests,

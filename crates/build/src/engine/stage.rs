@@ -276,7 +276,12 @@ async fn step_any(
         Instruction::Run(r) => {
             super::run::run_step(shared, host, done, index, st, r, line, step).await
         }
-        _ => dispatch(shared, host, done, index, st, inst, line, step),
+        // COPY and ADD may await a member pool (the tab's workers) while their layer is compressed.
+        Instruction::Copy(_) | Instruction::Add(_) => {
+            let env = word_env(&st.args, &st.config);
+            copy_step(shared, host, done, index, st, inst, line, step, &env).await
+        }
+        _ => dispatch(shared, host, index, st, inst, line, step),
     }
 }
 
@@ -426,31 +431,82 @@ fn hash_context_file(host: &Host, p: &str, buf: &mut [u8]) -> Result<Digest, Err
     }
 }
 
+/// Write the layer of small, generated items (WORKDIR's directories, bind-mount sources) on this thread.
 pub(super) fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
-    write_items_hashing(host, items, None)
+    let mut lw = LayerWriter::with_cache(
+        host.blobs.create()?,
+        Compression::Gzip,
+        WriteOptions { clamp_mtime: None },
+        host.blobs.member_cache(),
+    )?;
+    fill(host, &mut lw, items, None, &mut Vec::new())?;
+    let (sink, info) = lw.finish()?;
+    commit(sink, info)
 }
 
-/// Write the layer of `items`; with `digests`, also hash each context file from the same read (one pass over the
-/// context instead of one for the cache key and one for the layer) and tell the host.
-fn write_items_hashing(
-    host: &mut Host,
+/// Write the layer of `items`, compressing on the host's member pool when it has one (awaiting it whenever it is
+/// full); with `digests`, also hash each context file from the same read (one pass over the context instead of
+/// one for the cache key and one for the layer) and tell the host.
+async fn write_items_async(
+    host: &mut Host<'_>,
     items: &[Item],
     mut digests: Option<&mut BTreeMap<String, Digest>>,
 ) -> Result<CachedLayer, Error> {
     let sink = host.blobs.create()?;
     let members = host.blobs.member_cache();
-    let mut lw = LayerWriter::with_cache(
-        sink,
-        Compression::Gzip,
-        WriteOptions { clamp_mtime: None },
-        members,
-    )?;
-    let mut buf = vec![0u8; 256 * 1024];
+    let opts = WriteOptions { clamp_mtime: None };
+    let Some(pool) = host.blobs.member_pool() else {
+        let mut lw = LayerWriter::with_cache(sink, Compression::Gzip, opts, members)?;
+        fill(host, &mut lw, items, digests, &mut Vec::new())?;
+        let (sink, info) = lw.finish()?;
+        return commit(sink, info);
+    };
+    let mut lw = LayerWriter::with_pool(sink, opts, pool, members);
+    // One item at a time, waiting for the pool between items when it is full, so memory stays bounded.
+    let mut buf = Vec::new();
+    for it in items {
+        fill(
+            host,
+            &mut lw,
+            std::slice::from_ref(it),
+            digests.as_deref_mut(),
+            &mut buf,
+        )?;
+        while lw.saturated() {
+            lw.wait().await?;
+        }
+    }
+    let (sink, info) = lw.finish_async().await?;
+    commit(sink, info)
+}
+
+fn commit(
+    sink: Box<dyn crate::host::BlobSink>,
+    info: lw_layer::LayerInfo,
+) -> Result<CachedLayer, Error> {
+    sink.commit(&info.digest)?;
+    Ok(CachedLayer {
+        descriptor: info.descriptor(),
+        diff_id: info.diff_id,
+    })
+}
+
+/// Append `items` to the layer, reading context files in blocks.
+fn fill<W: std::io::Write>(
+    host: &mut Host,
+    lw: &mut LayerWriter<W>,
+    items: &[Item],
+    mut digests: Option<&mut BTreeMap<String, Digest>>,
+    buf: &mut Vec<u8>,
+) -> Result<(), Error> {
     for it in items {
         match &it.data {
             Data::None => lw.tar().append_bytes(&it.entry, &[])?,
             Data::Bytes(b) => lw.tar().append_bytes(&it.entry, b)?,
             Data::Context(p) => {
+                if buf.is_empty() {
+                    buf.resize(256 * 1024, 0);
+                }
                 lw.tar().header(&it.entry)?;
                 let mut file_hash = digests.as_ref().map(|_| DigestHasher::sha256());
                 let mut off = 0u64;
@@ -478,12 +534,7 @@ fn write_items_hashing(
             }
         }
     }
-    let (sink, info) = lw.finish()?;
-    sink.commit(&info.digest)?;
-    Ok(CachedLayer {
-        descriptor: info.descriptor(),
-        diff_id: info.diff_id,
-    })
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -544,7 +595,6 @@ where
 fn dispatch(
     shared: &Shared,
     host: &mut Host,
-    done: &[Option<StageState>],
     index: usize,
     st: &mut StageState,
     inst: &Instruction,
@@ -773,19 +823,18 @@ fn dispatch(
             finish_step(host, st, index, step, line, cached, Some(&d));
             return Ok(());
         }
-        Instruction::Copy(_) | Instruction::Add(_) => {
-            return copy_step(shared, host, done, index, st, inst, line, step, &env);
+        Instruction::Copy(_) | Instruction::Add(_) | Instruction::Run(_) => {
+            unreachable!("COPY, ADD and RUN steps go through step_any")
         }
-        Instruction::Run(_) => unreachable!("RUN steps go through run::run_step"),
     }
     finish_step(host, st, index, step, line, false, None);
     Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
-fn copy_step(
-    shared: &Shared,
-    host: &mut Host,
+async fn copy_step(
+    shared: &Shared<'_>,
+    host: &mut Host<'_>,
     done: &[Option<StageState>],
     index: usize,
     st: &mut StageState,
@@ -913,7 +962,7 @@ fn copy_step(
     let (layer, cached) = if shared.opts.no_cache {
         // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
         let mut digests = BTreeMap::new();
-        let layer = write_items_hashing(host, &items, Some(&mut digests))?;
+        let layer = write_items_async(host, &items, Some(&mut digests)).await?;
         let content = items_digest(host, &items, &digests)?;
         let key = chain(&st.key, &[&code, content.as_str()]);
         st.key = key.clone();
@@ -923,8 +972,14 @@ fn copy_step(
         let content = items_digest(host, &items, &BTreeMap::new())?;
         let key = chain(&st.key, &[&code, content.as_str()]);
         st.key = key.clone();
-        let (layer, cached) = cached_or(host, shared, &key, |h| write_items(h, &items).map(Some))?;
-        (layer.expect("COPY makes a layer"), cached)
+        match cache_lookup(host, shared, &key) {
+            Some(hit) => (hit.expect("COPY makes a layer"), true),
+            None => {
+                let layer = write_items_async(host, &items, None).await?;
+                host.cache.put(&key, Some(layer.clone()));
+                (layer, false)
+            }
+        }
     };
     if let Some(t) = st.tree.as_mut() {
         for it in &items {

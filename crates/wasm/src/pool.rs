@@ -1,0 +1,142 @@
+//! Gzip members compressed off the tab's main thread: the page's `compressMember(bytes, level) => Promise<Uint8Array>`
+//! (the JS API runs it on Web Workers, each with its own instance of this module) behind lw-layer's `MemberPool`;
+//! and `gzipMember`, the function each worker calls.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use js_sys::{Function, Promise, Uint8Array};
+use lw_build::host::{BlobSink, BlobStore, MemoryBlobs};
+use lw_build::Error;
+use lw_layer::pgzip::MemberPool;
+use lw_oci::Digest;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+/// One gzip member of `data`, exactly as a layer written in this tab or natively would hold it.
+#[wasm_bindgen(js_name = gzipMember)]
+pub fn gzip_member(data: &[u8], level: u32) -> Result<Vec<u8>, JsValue> {
+    if !(1..=9).contains(&level) {
+        return Err(crate::js::err("gzipMember: level must be 1 to 9"));
+    }
+    let mut out = Vec::new();
+    lw_layer::deflate::gzip_member(data, level, &mut out).map_err(crate::js::err)?;
+    Ok(out)
+}
+
+/// Answers that came back, and the task waiting for one.
+#[derive(Default)]
+struct Done {
+    members: VecDeque<(u64, io::Result<Vec<u8>>)>,
+    waker: Option<Waker>,
+}
+
+/// A `MemberPool` over the page's `compressMember` callback.
+pub struct JsPool {
+    compress: Function,
+    done: Rc<RefCell<Done>>,
+    capacity: usize,
+}
+
+impl JsPool {
+    pub fn new(compress: Function, capacity: usize) -> JsPool {
+        JsPool {
+            compress,
+            done: Rc::default(),
+            capacity,
+        }
+    }
+}
+
+fn js_message(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+impl MemberPool for JsPool {
+    fn submit(&mut self, index: u64, data: Vec<u8>, level: u32) -> io::Result<()> {
+        let bytes = Uint8Array::from(&data[..]);
+        drop(data);
+        let answer = self
+            .compress
+            .call2(&JsValue::NULL, &bytes, &JsValue::from(level))
+            .map_err(|e| io::Error::other(format!("compressMember threw: {}", js_message(&e))))?;
+        let promise = Promise::resolve(&answer);
+        let done = self.done.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let made = match JsFuture::from(promise).await {
+                Ok(v) => v.dyn_into::<Uint8Array>().map(|a| a.to_vec()).map_err(|_| {
+                    io::Error::other("compressMember did not resolve to a Uint8Array")
+                }),
+                Err(e) => Err(io::Error::other(format!(
+                    "compressMember failed: {}",
+                    js_message(&e)
+                ))),
+            };
+            let mut d = done.borrow_mut();
+            d.members.push_back((index, made));
+            if let Some(w) = d.waker.take() {
+                w.wake();
+            }
+        });
+        Ok(())
+    }
+
+    fn take(&mut self) -> Option<(u64, io::Result<Vec<u8>>)> {
+        self.done.borrow_mut().members.pop_front()
+    }
+
+    fn ready(&mut self) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(Ready(self.done.clone()))
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+struct Ready(Rc<RefCell<Done>>);
+
+impl Future for Ready {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut d = self.0.borrow_mut();
+        if d.members.is_empty() {
+            d.waker = Some(cx.waker().clone());
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+}
+
+/// The tab's blob store, with COPY and ADD layers compressed through `compressMember` when the page gave one.
+pub struct PooledBlobs<'a> {
+    pub blobs: &'a mut MemoryBlobs,
+    pub compress: Option<(Function, usize)>,
+}
+
+impl BlobStore for PooledBlobs<'_> {
+    fn has(&self, d: &Digest) -> bool {
+        self.blobs.has(d)
+    }
+    fn open(&self, d: &Digest) -> Result<Box<dyn io::Read + '_>, Error> {
+        self.blobs.open(d)
+    }
+    fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
+        self.blobs.create()
+    }
+    fn member_pool(&mut self) -> Option<Box<dyn MemberPool>> {
+        self.compress
+            .as_ref()
+            .map(|(f, n)| Box::new(JsPool::new(f.clone(), *n)) as Box<dyn MemberPool>)
+    }
+}
