@@ -111,11 +111,24 @@ impl Pattern {
     /// Leftmost-first match in `text` starting the search at char index `from` (Go's
     /// `doExecute` at a search position). Returns char indices `(start, end)`.
     pub(crate) fn find_at(&self, text: &[char], from: usize) -> Option<(usize, usize)> {
+        self.search(text, from, &mut 0)
+    }
+
+    /// `find_at`, adding the work done (per-call set-up plus threads stepped) to `steps`, so tests
+    /// can bound the cost without a clock.
+    ///
+    /// The search runs on past the match while higher-priority threads live, and the next
+    /// search of a replace-all re-scans that stretch. That stays linear overall: a surviving
+    /// thread without a star dies within `m` chars, and a surviving star thread (alive up to the
+    /// next newline) would itself extend the match over any later match on that line, so the
+    /// next match ends at or past that newline and no stretch is re-scanned more than once.
+    fn search(&self, text: &[char], from: usize, steps: &mut u64) -> Option<(usize, usize)> {
         let n = text.len();
         if from > n {
             return None;
         }
         let m = self.prog.len();
+        *steps += m as u64;
         // Thread lists: (pc, start). `mark[pc] == gen` means pc is already on the list being built.
         let mut clist: Vec<(usize, usize)> = Vec::with_capacity(m);
         let mut nlist: Vec<(usize, usize)> = Vec::with_capacity(m);
@@ -158,6 +171,7 @@ impl Pattern {
                 break;
             }
             gen += 1;
+            *steps += clist.len() as u64 + 1;
             let cur = text.get(p).copied();
             for &(pc, start) in clist.iter() {
                 match self.prog[pc] {
@@ -249,25 +263,28 @@ pub(crate) fn substitute(
     let re = Pattern::compile(pattern, true, false)
         .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
     let text: Vec<char> = value.chars().collect();
-    if !all {
-        return Ok(match re.find_at(&text, 0) {
-            Some((s, e)) => {
-                let mut out: String = text[..s].iter().collect();
-                out.push_str(replacement);
-                out.extend(&text[e..]);
-                out
-            }
-            None => value.to_string(),
-        });
+    if all {
+        return Ok(replace_all(&re, &text, replacement, &mut 0));
     }
+    Ok(match re.find_at(&text, 0) {
+        Some((s, e)) => {
+            let mut out: String = text[..s].iter().collect();
+            out.push_str(replacement);
+            out.extend(&text[e..]);
+            out
+        }
+        None => value.to_string(),
+    })
+}
 
-    // Go's regexp.replaceAll, in char indices.
+/// Go's `regexp.replaceAll` (in char indices), counting the matcher's work in `steps`.
+fn replace_all(re: &Pattern, text: &[char], replacement: &str, steps: &mut u64) -> String {
     let mut out = String::new();
     let mut last_match_end = 0usize;
     let mut search_pos = 0usize;
     let end_pos = text.len();
     while search_pos <= end_pos {
-        let Some((s, e)) = re.find_at(&text, search_pos) else {
+        let Some((s, e)) = re.search(text, search_pos, steps) else {
             break;
         };
         out.extend(&text[last_match_end..s]);
@@ -283,7 +300,7 @@ pub(crate) fn substitute(
         }
     }
     out.extend(&text[last_match_end..]);
-    Ok(out)
+    out
 }
 
 /// Go's `Regexp.expand` for a regexp with no capture groups: `$$` is `$`; `$0` / `${0}` is the
@@ -420,5 +437,220 @@ mod tests {
         assert_eq!(substitute("b", "$0", "ab", false).unwrap(), "a$0");
         assert_eq!(substitute("a*", "-", "baaac", true).unwrap(), "b-");
         assert_eq!(substitute("a", "-", "baaac", true).unwrap(), "b---c");
+    }
+
+    /// Straightforward backtracking over the program: the first success in priority order is
+    /// by definition the leftmost-first answer (Go's backtracker works this way). Exponential,
+    /// so only for short inputs.
+    fn backtrack(prog: &[Inst], text: &[char], pc: usize, pos: usize) -> Option<usize> {
+        let cur = text.get(pos).copied();
+        match prog[pc] {
+            Inst::Match => Some(pos),
+            Inst::Char(c, next) if cur == Some(c) => backtrack(prog, text, next, pos + 1),
+            Inst::Any(next) if matches!(cur, Some(c) if c != '\n') => {
+                backtrack(prog, text, next, pos + 1)
+            }
+            Inst::Split(a, b) => {
+                backtrack(prog, text, a, pos).or_else(|| backtrack(prog, text, b, pos))
+            }
+            _ => None,
+        }
+    }
+
+    /// Oracle for `find_at`: try each start in turn.
+    fn oracle_find(re: &Pattern, text: &[char], from: usize) -> Option<(usize, usize)> {
+        let last = if re.anchored { 0 } else { text.len() };
+        (from..=last).find_map(|s| backtrack(&re.prog, text, 0, s).map(|e| (s, e)))
+    }
+
+    /// Oracle for `replace_all`: Go's `replaceAll` loop over `oracle_find`.
+    fn oracle_replace_all(re: &Pattern, text: &[char], replacement: &str) -> String {
+        let (mut out, mut last, mut pos) = (String::new(), 0, 0);
+        while pos <= text.len() {
+            let Some((s, e)) = oracle_find(re, text, pos) else {
+                break;
+            };
+            out.extend(&text[last..s]);
+            if e > last || s == 0 {
+                go_expand(&mut out, replacement, &text[s..e]);
+            }
+            last = e;
+            pos = if e > pos { e } else { pos + 1 };
+        }
+        out.extend(&text[last..]);
+        out
+    }
+
+    /// A small xorshift generator, so the generated cases are the same on every run.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, k: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % k as u64) as usize
+        }
+        fn string(&mut self, alphabet: &[&str], max_len: usize) -> String {
+            let len = self.below(max_len + 1);
+            (0..len)
+                .map(|_| alphabet[self.below(alphabet.len())])
+                .collect()
+        }
+    }
+
+    #[test]
+    fn vm_agrees_with_backtracking_on_generated_inputs() {
+        // Multi-byte chars check char (not byte) indexing; `\n` is where `*` and `?` stop.
+        let pattern_alphabet = ["a", "b", "é", "🚀", "\n", "*", "*", "?", "\\*", "\\?"];
+        let value_alphabet = ["a", "a", "b", "é", "🚀", "\n", "*", "?"];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut matched = 0;
+        for _ in 0..4000 {
+            let pattern = rng.string(&pattern_alphabet, 6);
+            let value = rng.string(&value_alphabet, 12);
+            let text: Vec<char> = value.chars().collect();
+            for (greedy, anchored) in [(true, false), (true, true), (false, true)] {
+                let re = Pattern::compile(&pattern, greedy, anchored).unwrap();
+                for from in 0..=text.len() + 1 {
+                    let got = re.find_at(&text, from);
+                    assert_eq!(
+                        got,
+                        oracle_find(&re, &text, from),
+                        "{pattern:?} {value:?} {from}"
+                    );
+                    matched += usize::from(got.is_some());
+                }
+            }
+            let re = Pattern::compile(&pattern, true, false).unwrap();
+            assert_eq!(
+                substitute(&pattern, "<$0>", &value, true).unwrap(),
+                oracle_replace_all(&re, &text, "<$0>"),
+                "{pattern:?} {value:?}"
+            );
+        }
+        // The generator must reach both outcomes for the comparison to mean something.
+        assert!(matched > 10_000, "{matched}");
+    }
+
+    #[test]
+    fn tricky_replacements() {
+        // Empty matches: between every char, and (Go) not right after a non-empty match.
+        assert_eq!(substitute("", "-", "é🚀", true).unwrap(), "-é-🚀-");
+        assert_eq!(substitute("*", "-", "", true).unwrap(), "-");
+        assert_eq!(substitute("*", "-", "ab\ncd", true).unwrap(), "-\n-");
+        assert_eq!(substitute("**", "-", "a\n", true).unwrap(), "-\n-");
+        assert_eq!(substitute("*", "-", "\n\n", true).unwrap(), "-\n-\n-");
+        // Matches at the start, at the end and adjacent to each other.
+        assert_eq!(substitute("a", "-", "aba", true).unwrap(), "-b-");
+        assert_eq!(substitute("ab", "<$0>", "abab", true).unwrap(), "<ab><ab>");
+        assert_eq!(
+            substitute("?", "[$0]", "é🚀\nx", true).unwrap(),
+            "[é][🚀]\n[x]"
+        );
+        assert_eq!(substitute("*x", "-", "axbx\naxb", true).unwrap(), "-\n-b");
+        assert_eq!(substitute("🚀*", "-", "a🚀b\n🚀", true).unwrap(), "a-\n-");
+        assert_eq!(substitute("🚀", "-", "a🚀🚀", false).unwrap(), "a-🚀");
+        // Trims count chars, not bytes.
+        assert_eq!(trim_prefix("?", "🚀x", false).unwrap(), "x");
+        assert_eq!(trim_suffix("é*", "aébéc", true).unwrap(), "a");
+        assert_eq!(trim_suffix("é*", "aébéc", false).unwrap(), "aéb");
+    }
+
+    /// `prefix` then whole copies of `unit`, about `n` chars (whole copies keep the value's end,
+    /// where suffix trims start, the same for every `n`).
+    fn value_of(prefix: &str, unit: &str, n: usize) -> Vec<char> {
+        let unit: Vec<char> = unit.chars().collect();
+        let mut text: Vec<char> = prefix.chars().collect();
+        for _ in 0..n / unit.len() {
+            text.extend(&unit);
+        }
+        text
+    }
+
+    /// The matcher's work for each operation of this module on `text`: replace-all, the single
+    /// replacement, and the four trims.
+    fn work(pattern: &str, text: &[char]) -> [u64; 6] {
+        let mut steps = [0u64; 6];
+        let re = Pattern::compile(pattern, true, false).unwrap();
+        replace_all(&re, text, "-", &mut steps[0]);
+        re.search(text, 0, &mut steps[1]);
+        let reversed: Vec<char> = text.iter().rev().copied().collect();
+        let rpattern = reverse_pattern(pattern);
+        for (i, (p, t, greedy)) in [
+            (pattern, text, true),
+            (pattern, text, false),
+            (rpattern.as_str(), &reversed[..], true),
+            (rpattern.as_str(), &reversed[..], false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let re = Pattern::compile(p, greedy, true).unwrap();
+            re.search(t, 0, &mut steps[2 + i]);
+        }
+        steps
+    }
+
+    #[test]
+    fn work_grows_linearly_with_the_value() {
+        // Inputs where a search runs on past its match (star threads live to the newline) and
+        // the next search of a replace-all starts inside that stretch, plus the plain cases.
+        let cases = [
+            ("*x", "", "a"),
+            ("*x", "x", "a"),
+            ("*x", "", "ax"),
+            ("*x", "", "axb\n"),
+            ("a*", "", "ba"),
+            ("a*", "", "a\n"),
+            ("?", "", "é"),
+            ("*", "", "a"),
+            ("*", "", "\n"),
+            ("", "", "a"),
+            ("[a]*b", "", "[a]"),
+            ("[a]*b", "", "[a]b"),
+            ("a*b*c", "", "ab"),
+            ("\n**\n", "\nba", "a\naa"),
+            ("*a?*\n*", "aax", "xaa\n"),
+            ("a\n*b", "", "a\nab"),
+            ("x\n*x", "", "x\nax"),
+            ("*a*a*a*b", "", "a"),
+            ("aaaaaaaaaaaaaaab", "", "a"),
+            ("*🚀", "", "é🚀a"),
+        ];
+        for (pattern, prefix, unit) in cases {
+            let sizes = [10_000, 20_000, 40_000];
+            let steps = sizes.map(|n| work(pattern, &value_of(prefix, unit, n)));
+            for pair in steps.windows(2) {
+                for (op, (&small, &big)) in pair[0].iter().zip(&pair[1]).enumerate() {
+                    assert!(
+                        big as f64 <= 2.2 * small as f64,
+                        "{pattern:?} {unit:?} op {op}: {small} -> {big} steps"
+                    );
+                }
+            }
+            // Each char is looked at: the count is a real measure of the scan.
+            assert!(
+                steps[2][0] >= 40_000,
+                "{pattern:?} {unit:?}: {:?}",
+                steps[2]
+            );
+        }
+    }
+
+    #[test]
+    fn work_counter_exposes_quadratic_search() {
+        // Searching from every position, each search scanning to the end, is quadratic: the
+        // counter must show it, or the linear-growth test above would prove nothing.
+        let re = Pattern::compile("*x", true, false).unwrap();
+        let count = |n: usize| {
+            let text = value_of("", "a", n);
+            let mut steps = 0;
+            for from in 0..=n {
+                re.search(&text, from, &mut steps);
+            }
+            steps
+        };
+        let (small, big) = (count(1000), count(2000));
+        assert!(big as f64 >= 3.5 * small as f64, "{small} -> {big}");
     }
 }
