@@ -225,3 +225,58 @@ test('keyboard: the main controls are reachable with Tab', { skip: !!why }, asyn
   writeFileSync(join(results, 'keyboard.txt'), [...seen].join('\n'));
   await context.close();
 });
+
+test('COPY layers compressed on Web Workers are byte-identical to the page thread', { skip: !!why }, async () => {
+  const { page, context, errors } = await newPage(browser);
+  await open(page, server.url);
+  const r = await page.evaluate(async () => {
+    const lw = window.layerwright;
+    // Count the workers the API starts (3: a pool size the page has not used, so a fresh pool is made).
+    let started = 0;
+    const Real = window.Worker;
+    window.Worker = class extends Real { constructor(...a) { super(...a); started++; } };
+    // About 12 MB: text, random bytes and a file cut inside, so there are many members.
+    const files = {};
+    let x = 7;
+    for (let i = 0; i < 10; i++) {
+      const n = i === 4 ? 5_000_000 : 700_000 + i * 1000;
+      const b = new Uint8Array(n);
+      for (let j = 0; j < n; j++) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        b[j] = i % 2 ? x >>> 24 : 'copy on workers '.charCodeAt(j % 16);
+      }
+      files[`ctx/f${i}`] = b;
+    }
+    const opts = { dockerfile: 'FROM scratch\nCOPY ctx/ /ctx/\n', files, noCache: true };
+    const inline = await lw.build({ ...opts, workers: 0 });
+    const pooled = await lw.build({ ...opts, workers: 3 });
+    window.Worker = Real;
+    return { inline: inline.manifestDigest, pooled: pooled.manifestDigest, layer: pooled.layers[0].digest, started };
+  });
+  assert.equal(r.started, 3, 'the build started its gzip workers');
+  assert.equal(r.pooled, r.inline);
+  assert.match(r.layer, /^sha256:[0-9a-f]{64}$/);
+  assert.deepEqual(errors, []);
+
+  // Workers that cannot start leave the members to the page: same image. Their script is missing (each fails to
+  // load), or the constructor throws (no module workers).
+  const fallback = await page.evaluate(async () => {
+    const lw = window.layerwright;
+    const opts = { dockerfile: 'FROM scratch\nCOPY a /a\n', files: { a: 'worker fallback '.repeat(400000) }, noCache: true };
+    const want = (await lw.build({ ...opts, workers: 0 })).manifestDigest;
+    const Real = window.Worker;
+    let failed = 0;
+    window.Worker = class extends Real {
+      constructor(url, o) { super(new URL('./no-such-worker.js', url), o); this.addEventListener('error', () => failed++); }
+    };
+    const missing = (await lw.build({ ...opts, workers: 2 })).manifestDigest;
+    window.Worker = class { constructor() { throw new Error('no module workers here'); } };
+    const throwing = (await lw.build({ ...opts, workers: 4 })).manifestDigest;
+    window.Worker = Real;
+    return { want, missing, throwing, failed };
+  });
+  assert.equal(fallback.failed, 2, 'both workers failed to load');
+  assert.equal(fallback.missing, fallback.want);
+  assert.equal(fallback.throwing, fallback.want);
+  await context.close();
+});
