@@ -203,12 +203,29 @@ fn multi_member_gzip_layers_are_read_by_every_tool() {
             data,
         ));
     }
+    // Random bytes, which the encoder stores instead of deflating: the tools must read stored blocks too.
+    let random: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 56) as u8
+        })
+        .collect();
+    files.push((
+        lw_layer::Entry::file("data/random", 0o644, 0),
+        random.clone(),
+    ));
     files.push((lw_layer::Entry::dir("data", 0o755), vec![]));
     let m = make_busybox_image(&store, "lwtest/members:1", &[files]);
     let img = store.resolve(&m, None).unwrap();
     let blob = std::fs::read(store.blob_path(&img.manifest.layers[0].digest)).unwrap();
     let members = blob.windows(4).filter(|w| w == &[0x1f, 0x8b, 8, 0]).count();
     assert!(members > 3, "the layer has {members} gzip members");
+    assert!(
+        blob.windows(256).any(|w| w == &random[100_000..100_256]),
+        "the random file is in stored blocks, verbatim"
+    );
 
     // Python's gzip module reads the concatenated members and gets the diff ID back.
     let layer_path = store.blob_path(&img.manifest.layers[0].digest);
@@ -270,5 +287,9 @@ fn multi_member_gzip_layers_are_read_by_every_tool() {
         "ls",
         "/data",
     ]));
-    assert_eq!(out.lines().count(), 40);
+    assert_eq!(out.lines().count(), 41);
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/data/random")).unwrap(),
+        random
+    );
 }
