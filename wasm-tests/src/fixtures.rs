@@ -30,8 +30,8 @@ pub struct LayerGolden {
 
 pub const LAYER_GOLDEN: LayerGolden = LayerGolden {
     diff_id: "sha256:cf3f894f9f30e9a6e159a87858b311d3a32f0f73fded36eedccc337e2a24d87a",
-    digest: "sha256:79d08c5689a16b14d90f9a50ac977bb4f04852c419bf2622cd03989c5f8de645",
-    size: 1_050_339,
+    digest: "sha256:ae61c9f11a5a94d389ea93bca3e7f460c9f0cafbabb16fe6e0685950a96d7fe1",
+    size: 1_050_177,
     uncompressed_size: 1_071_616,
 };
 
@@ -39,7 +39,7 @@ pub const LAYER_GOLDEN: LayerGolden = LayerGolden {
 pub const CONFIG_GOLDEN: &str =
     "sha256:de58412ec35fb0d33be4ac7cb84eb121bf85d183842eb5164ec95f18c2273e38";
 pub const MANIFEST_GOLDEN: &str =
-    "sha256:faf973fcd4fe4d72e2061a2e8b5711d5e520b728fd446794b3afb03666577f43";
+    "sha256:21be170e2ed64b281e70bfdc7a64cd7e175cb5271ea74b37f9996bfd278f6c1e";
 
 /// Deterministic pseudo-random bytes (SplitMix64): integer-only, so identical on every target.
 pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
