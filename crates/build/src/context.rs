@@ -224,6 +224,8 @@ impl MemoryEntry {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryContext {
     entries: BTreeMap<String, MemoryEntry>,
+    /// Content digests the host already computed (the browser's WebCrypto), so the engine need not hash again.
+    known: BTreeMap<String, Digest>,
 }
 
 impl MemoryContext {
@@ -240,8 +242,21 @@ impl MemoryContext {
         self.entries.is_empty()
     }
 
+    /// Record the sha256 of the file at `path`'s content, computed by the host; replacing the file forgets it.
+    pub fn set_known_digest(&mut self, path: &str, digest: Digest) -> Result<(), Error> {
+        let p = normalize_entry_path(path)?;
+        match self.entries.get(&p).map(|e| &e.data) {
+            Some(MemoryData::File(_)) => {
+                self.known.insert(p, digest);
+                Ok(())
+            }
+            _ => Err(Error::NotFound { path: p }),
+        }
+    }
+
     fn insert(&mut self, path: &str, data: MemoryData) -> Result<&mut MemoryEntry, Error> {
         let path = normalize_entry_path(path)?;
+        self.known.remove(&path);
         // create (or check) parents
         let mut end = 0;
         while let Some(i) = path[end..].find('/') {
@@ -263,6 +278,7 @@ impl MemoryContext {
             // replacing a directory with a non-directory drops its contents
             let prefix = format!("{path}/");
             self.entries.retain(|k, _| !k.starts_with(&prefix));
+            self.known.retain(|k, _| !k.starts_with(&prefix));
         }
         match self.entries.get_mut(&path) {
             Some(existing) if is_dir && existing.data == MemoryData::Dir => {}
@@ -298,12 +314,16 @@ impl MemoryContext {
         let path = normalize_entry_path(path)?;
         let prefix = format!("{path}/");
         self.entries.retain(|k, _| !k.starts_with(&prefix));
+        self.known
+            .retain(|k, _| *k != path && !k.starts_with(&prefix));
         Ok(self.entries.remove(&path).is_some())
     }
 
     /// Mutable access to an entry's metadata.
     pub fn get_mut(&mut self, path: &str) -> Result<Option<&mut MemoryEntry>, Error> {
         let path = normalize_entry_path(path)?;
+        // The caller may change the content: a digest recorded for it would go stale.
+        self.known.remove(&path);
         Ok(self.entries.get_mut(&path))
     }
 
@@ -329,6 +349,10 @@ impl MemoryContext {
 }
 
 impl Context for MemoryContext {
+    fn known_digest(&self, path: &str) -> Option<Digest> {
+        self.known.get(path).cloned()
+    }
+
     fn entries(&self) -> Result<Vec<ContextEntry>, Error> {
         let mut v: Vec<ContextEntry> = self
             .entries

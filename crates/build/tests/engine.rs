@@ -513,4 +513,31 @@ fn known_file_digests_replace_reading_and_give_the_same_keys() {
         .insert("a.txt".into(), lw_oci::Digest::sha256_of(b"other"));
     let (_, ev4) = env.build(&opts(df), &kd);
     assert_ne!(copy_keys(&ev4)[0].0, copy_keys(&plain_ev)[0].0);
+
+    // --no-cache with known digests: the layer is the same, and the key comes from the known digests (the wrong
+    // one for a.txt shows it was not hashed again).
+    let (r5, ev5) = Env::new().build(&o, &kd);
+    assert_eq!(r5.unwrap().manifest, plain.manifest);
+    assert_eq!(copy_keys(&ev5)[0].0, copy_keys(&ev4)[0].0);
+}
+
+#[test]
+fn a_memory_context_keeps_host_digests_until_the_file_changes() {
+    let mut c = ctx(&[("a.txt", "alpha"), ("d/b.txt", "beta")]);
+    let d = lw_oci::Digest::sha256_of(b"alpha");
+    c.set_known_digest("a.txt", d.clone()).unwrap();
+    c.set_known_digest("./d/b.txt", lw_oci::Digest::sha256_of(b"beta"))
+        .unwrap();
+    assert!(c.set_known_digest("d", d.clone()).is_err(), "not a file");
+    assert!(c.set_known_digest("missing", d.clone()).is_err());
+    assert_eq!(c.known_digest("a.txt"), Some(d.clone()));
+    assert!(c.known_digest("d/b.txt").is_some());
+    // Replaced, edited in place, or removed with its directory: the digest is forgotten.
+    c.insert_file("a.txt", b"changed".to_vec()).unwrap();
+    assert_eq!(c.known_digest("a.txt"), None);
+    c.set_known_digest("a.txt", d.clone()).unwrap();
+    c.get_mut("a.txt").unwrap();
+    assert_eq!(c.known_digest("a.txt"), None);
+    c.remove("d").unwrap();
+    assert_eq!(c.known_digest("d/b.txt"), None);
 }

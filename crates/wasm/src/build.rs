@@ -152,12 +152,25 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
     let mut ctx = MemoryContext::new();
     let files = get(&opts, "files")?;
     if !files.is_undefined() && !files.is_null() {
+        let mut hashing = Vec::new();
         for pair in js_sys::Object::entries(files.unchecked_ref()).iter() {
             let pair: Array = pair.unchecked_into();
             let path = pair.get(0).as_string().unwrap_or_default();
             let bytes = bytes_of(&pair.get(1), &format!("files[{path:?}]")).await?;
+            if let Some(f) = webcrypto_sha256(&bytes) {
+                hashing.push((path.clone(), f));
+            }
             ctx.insert_file(&path, bytes)
                 .map_err(|e| err(format!("build: files: {e}")))?;
+        }
+        for (path, f) in hashing {
+            let hash = Uint8Array::new(&f.await?);
+            let mut h = [0u8; 32];
+            if hash.length() == 32 {
+                hash.copy_to(&mut h);
+                ctx.set_known_digest(&path, lw_oci::Digest::from_sha256_bytes(&h))
+                    .map_err(|e| err(format!("build: files: {e}")))?;
+            }
         }
     }
     o.has_dockerignore = ctx.entries_has(".dockerignore");
@@ -232,6 +245,30 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
     set("configBytes", &Uint8Array::from(&r.config_bytes[..]))?;
     set("manifestBytes", &Uint8Array::from(&r.manifest_bytes[..]))?;
     Ok(out)
+}
+
+/// Start the SHA-256 of a context file in the browser's WebCrypto (native code, off this thread in Chromium), so
+/// the engine need not hash the context in wasm. None for small files (not worth a Promise) or without
+/// `crypto.subtle` (the engine then hashes).
+fn webcrypto_sha256(bytes: &[u8]) -> Option<wasm_bindgen_futures::JsFuture> {
+    if bytes.len() < 64 * 1024 {
+        return None;
+    }
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
+    let subtle = js_sys::Reflect::get(&crypto, &JsValue::from_str("subtle")).ok()?;
+    let digest: Function = js_sys::Reflect::get(&subtle, &JsValue::from_str("digest"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    // SAFETY: the view is used only by digest(), which copies its input before returning (WebCrypto's "get a copy
+    // of the bytes held by the buffer source"); nothing allocates in wasm between creating the view and that call.
+    let view = unsafe { Uint8Array::view(bytes) };
+    let promise: js_sys::Promise = digest
+        .call2(&subtle, &JsValue::from_str("SHA-256"), &view)
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    Some(wasm_bindgen_futures::JsFuture::from(promise))
 }
 
 trait HasEntry {

@@ -3,6 +3,7 @@
 
 mod copy;
 mod history;
+mod layers;
 pub mod rootfs;
 mod run;
 mod run_mounts;

@@ -6,7 +6,8 @@ use lw_layer::tree::FileTree;
 use lw_oci::{Descriptor, Digest, DigestHasher};
 
 use super::copy::{self, CopySpec, Item, SourceFs};
-use super::stage::{chain, items_digest, stage_ref, write_items, StageState};
+use super::layers::write_items;
+use super::stage::{chain, items_digest, stage_ref, StageState};
 use super::{rootfs, Host, Shared};
 use crate::context::normalize_path;
 use crate::host::BindSource;

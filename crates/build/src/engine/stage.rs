@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 
 use lw_dockerfile::instructions::{self, CommandLine, Instruction};
 use lw_dockerfile::shell::Lexer;
-use lw_layer::tar::WriteOptions;
 use lw_layer::tree::FileTree;
-use lw_layer::{Entry, LayerWriter};
+use lw_layer::Entry;
 use lw_oci::config::Empty;
-use lw_oci::media::Compression;
 use lw_oci::{Descriptor, Digest, DigestHasher, HealthConfig, History, ImageConfig, Platform};
 
 use super::copy::{self, CopySpec, Data, Item, SourceFs};
+use super::layers::{write_items, write_items_async};
 use super::{expand, history, rootfs, word_env, Host, LayerReport, Shared, PROXY_ARGS};
 use crate::events::BuildEvent;
 use crate::host::CachedLayer;
@@ -429,112 +428,6 @@ fn hash_context_file(host: &Host, p: &str, buf: &mut [u8]) -> Result<Digest, Err
         h.update(&buf[..n]);
         off += n as u64;
     }
-}
-
-/// Write the layer of small, generated items (WORKDIR's directories, bind-mount sources) on this thread.
-pub(super) fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
-    let mut lw = LayerWriter::with_cache(
-        host.blobs.create()?,
-        Compression::Gzip,
-        WriteOptions { clamp_mtime: None },
-        host.blobs.member_cache(),
-    )?;
-    fill(host, &mut lw, items, None, &mut Vec::new())?;
-    let (sink, info) = lw.finish()?;
-    commit(sink, info)
-}
-
-/// Write the layer of `items`, compressing on the host's member pool when it has one (awaiting it whenever it is
-/// full); with `digests`, also hash each context file from the same read (one pass over the context instead of
-/// one for the cache key and one for the layer) and tell the host.
-async fn write_items_async(
-    host: &mut Host<'_>,
-    items: &[Item],
-    mut digests: Option<&mut BTreeMap<String, Digest>>,
-) -> Result<CachedLayer, Error> {
-    let sink = host.blobs.create()?;
-    let members = host.blobs.member_cache();
-    let opts = WriteOptions { clamp_mtime: None };
-    let Some(pool) = host.blobs.member_pool() else {
-        let mut lw = LayerWriter::with_cache(sink, Compression::Gzip, opts, members)?;
-        fill(host, &mut lw, items, digests, &mut Vec::new())?;
-        let (sink, info) = lw.finish()?;
-        return commit(sink, info);
-    };
-    let mut lw = LayerWriter::with_pool(sink, opts, pool, members);
-    // One item at a time, waiting for the pool between items when it is full, so memory stays bounded.
-    let mut buf = Vec::new();
-    for it in items {
-        fill(
-            host,
-            &mut lw,
-            std::slice::from_ref(it),
-            digests.as_deref_mut(),
-            &mut buf,
-        )?;
-        while lw.saturated() {
-            lw.wait().await?;
-        }
-    }
-    let (sink, info) = lw.finish_async().await?;
-    commit(sink, info)
-}
-
-fn commit(
-    sink: Box<dyn crate::host::BlobSink>,
-    info: lw_layer::LayerInfo,
-) -> Result<CachedLayer, Error> {
-    sink.commit(&info.digest)?;
-    Ok(CachedLayer {
-        descriptor: info.descriptor(),
-        diff_id: info.diff_id,
-    })
-}
-
-/// Append `items` to the layer, reading context files in blocks.
-fn fill<W: std::io::Write>(
-    host: &mut Host,
-    lw: &mut LayerWriter<W>,
-    items: &[Item],
-    mut digests: Option<&mut BTreeMap<String, Digest>>,
-    buf: &mut Vec<u8>,
-) -> Result<(), Error> {
-    for it in items {
-        match &it.data {
-            Data::None => lw.tar().append_bytes(&it.entry, &[])?,
-            Data::Bytes(b) => lw.tar().append_bytes(&it.entry, b)?,
-            Data::Context(p) => {
-                if buf.is_empty() {
-                    buf.resize(256 * 1024, 0);
-                }
-                lw.tar().header(&it.entry)?;
-                let mut file_hash = digests.as_ref().map(|_| DigestHasher::sha256());
-                let mut off = 0u64;
-                while off < it.entry.size {
-                    let want = buf.len().min((it.entry.size - off) as usize);
-                    let n = host.context.read_at(p, off, &mut buf[..want])?;
-                    if n == 0 {
-                        return Err(Error::Host(format!(
-                            "{p}: the file shrank while it was being read"
-                        )));
-                    }
-                    if let Some(fh) = file_hash.as_mut() {
-                        fh.update(&buf[..n]);
-                    }
-                    lw.tar().write_data(&buf[..n])?;
-                    off += n as u64;
-                }
-                if let (Some(fh), Some(map)) = (file_hash, digests.as_deref_mut()) {
-                    // A file that changed since it was listed has another stat now, so a host keying digests by the
-                    // listed stat never reuses this one for the changed file.
-                    let d = fh.finish();
-                    host.context.digest_computed(p, &d);
-                    map.insert(p.clone(), d);
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
