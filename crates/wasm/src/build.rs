@@ -260,11 +260,10 @@ fn webcrypto_sha256(bytes: &[u8]) -> Option<wasm_bindgen_futures::JsFuture> {
         .ok()?
         .dyn_into()
         .ok()?;
-    // SAFETY: the view is used only by digest(), which copies its input before returning (WebCrypto's "get a copy
-    // of the bytes held by the buffer source"); nothing allocates in wasm between creating the view and that call.
-    let view = unsafe { Uint8Array::view(bytes) };
+    // A JS copy, not an unsafe view of wasm memory (which growing memory detaches); it is freed once hashed.
+    let copy = Uint8Array::from(bytes);
     let promise: js_sys::Promise = digest
-        .call2(&subtle, &JsValue::from_str("SHA-256"), &view)
+        .call2(&subtle, &JsValue::from_str("SHA-256"), &copy)
         .ok()?
         .dyn_into()
         .ok()?;
