@@ -257,6 +257,33 @@ mod tests {
     }
 
     #[test]
+    fn round_trips_generated_mixes_of_text_and_noise_at_every_level() {
+        // Stretches of text and noise of odd lengths, so mode switches land anywhere in and across blocks.
+        let mut x: u64 = 99;
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        for case in 0..60 {
+            let mut data = Vec::new();
+            for _ in 0..1 + next(8) {
+                let len = next(200_000) as usize;
+                if next(2) == 0 {
+                    data.extend(lcg(case, len));
+                } else {
+                    data.extend(text(len));
+                }
+            }
+            let level = 1 + (case % 9) as u32;
+            let mut z = Vec::new();
+            gzip_member(&data, level, &mut z).unwrap();
+            assert_eq!(gunzip(&z), data, "case {case}, level {level}, {} bytes", data.len());
+        }
+    }
+
+    #[test]
     fn within_two_percent_of_plain_level_6() {
         let mut data = text(600_000);
         data.extend(lcg(4, 300_000));
