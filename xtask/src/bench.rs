@@ -410,6 +410,32 @@ mod tests {
         let _ = fs::remove_dir_all(b);
     }
 
+    #[test]
+    fn layers_of_the_generated_tree_are_within_two_percent_of_gzip_6() {
+        // The bound, on a smaller tree from the same generator (xtask tests run in debug: 8 MB is enough
+        // for the mix of text, noise and large files).
+        let dir = tempdir("ratio");
+        generate_tree(&dir, 8, 42).unwrap();
+        let ours = layer_from_dir(&dir, io::sink()).unwrap().size;
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                &format!("tar -C {} -cf - . | gzip -6 | wc -c", dir.display()),
+            ])
+            .output()
+            .unwrap();
+        let gzip6: u64 = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            ours * 100 <= gzip6 * 102,
+            "layerwright {ours} bytes vs gzip -6 {gzip6} bytes"
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
     fn tempdir(tag: &str) -> PathBuf {
         let p = std::env::temp_dir().join(format!("lw-bench-test-{}-{tag}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
