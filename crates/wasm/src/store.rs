@@ -17,6 +17,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::js::{err, to_js, BlobParts};
+use crate::stream::EntryOut;
 
 /// One image the store knows: by name, or unnamed (a build without tags, a digest-only load).
 #[derive(Debug, Clone)]
@@ -219,20 +220,6 @@ fn open_layer<'a>(
     Ok(TarReader::new(stream))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EntryOut {
-    path: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    link_target: Option<String>,
-}
-
 /// `layerEntries(ref, layerDigest)`: the layer's tar entries, read as a stream (only headers are kept).
 #[wasm_bindgen(js_name = layerEntries)]
 pub fn layer_entries(r: &str, layer: &str) -> Result<JsValue, JsValue> {
@@ -244,24 +231,7 @@ pub fn layer_entries(r: &str, layer: &str) -> Result<JsValue, JsValue> {
             .next_entry()
             .map_err(|e| err(format!("layer {layer}: {e}")))?
         {
-            let (kind, link_target) = match &e.kind {
-                EntryKind::File => ("file", None),
-                EntryKind::Dir => ("dir", None),
-                EntryKind::Symlink(t) => ("symlink", Some(t.clone())),
-                EntryKind::Hardlink(t) => ("hardlink", Some(t.clone())),
-                EntryKind::CharDevice { .. } => ("char", None),
-                EntryKind::BlockDevice { .. } => ("block", None),
-                _ => ("fifo", None),
-            };
-            out.push(EntryOut {
-                path: e.path.clone(),
-                kind,
-                mode: e.mode,
-                uid: e.uid,
-                gid: e.gid,
-                size: e.size,
-                link_target,
-            });
+            out.push(EntryOut::from(e));
         }
         Ok(out)
     })?;
