@@ -349,16 +349,7 @@ pub fn main(args: &[String]) -> Result<()> {
 
     let mbytes = bytes as f64 / 1e6;
     println!("\nLayer pipeline on a generated {mbytes:.0} MB tree ({runs} runs each, medians):\n");
-    println!("| pipeline | seconds | MB/s | ratio to reference |");
-    println!("|---|---:|---:|---:|");
-    for (name, secs) in &rows {
-        println!(
-            "| {} | {secs:.2} | {:.0} | {:.2} |",
-            name.replace('|', "\\|"),
-            mbytes / secs,
-            secs / reference
-        );
-    }
+    print_table(&rows, mbytes, reference);
     println!("\nKernels on {mb_tar:.0} MB of tar in memory, one thread: gzip-6 zlib-rs (flate2) {:.0} MB/s, our layer member encoder {:.0} MB/s, gzip-6 miniz_oxide {:.0} MB/s, sha256 {:.0} MB/s",
         mb_tar / zlibrs, mb_tar / members, mb_tar / miniz, mb_tar / sha);
     let json = serde_json::json!({
@@ -375,6 +366,20 @@ pub fn main(args: &[String]) -> Result<()> {
     fs::write(&jp, serde_json::to_vec_pretty(&json)?).context("writing target/bench.json")?;
     println!("\nwritten: {}", jp.display());
     Ok(())
+}
+
+/// The Markdown table of `rows` (name, median seconds): throughput over `mbytes` and the ratio to `reference`.
+pub fn print_table(rows: &[(String, f64)], mbytes: f64, reference: f64) {
+    println!("| pipeline | seconds | MB/s | ratio to reference |");
+    println!("|---|---:|---:|---:|");
+    for (name, secs) in rows {
+        println!(
+            "| {} | {secs:.2} | {:.0} | {:.2} |",
+            name.replace('|', "\\|"),
+            mbytes / secs,
+            secs / reference
+        );
+    }
 }
 
 fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {

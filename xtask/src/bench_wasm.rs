@@ -358,16 +358,7 @@ pub fn standalone(args: &[String]) -> Result<()> {
         "\nBrowser benchmarks on a generated {mbytes:.0} MB tree (medians of {} runs):\n",
         opts.runs
     );
-    println!("| pipeline | seconds | MB/s | ratio to reference |");
-    println!("|---|---:|---:|---:|");
-    for (name, secs) in &rows {
-        println!(
-            "| {} | {secs:.2} | {:.0} | {:.2} |",
-            name.replace('|', "\\|"),
-            mbytes / secs,
-            secs / reference
-        );
-    }
+    crate::bench::print_table(&rows, mbytes, reference);
     for n in &notes {
         println!("- {n}");
     }
