@@ -15,13 +15,22 @@ use crate::Error;
 
 /// Write the layer of small, generated items (WORKDIR's directories, bind-mount sources) on this thread.
 pub(super) fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
+    write_inline(host, items, None)
+}
+
+/// Write the layer of `items` on this thread (on worker threads natively); see [`write_items_async`].
+fn write_inline(
+    host: &mut Host,
+    items: &[Item],
+    digests: Option<&mut BTreeMap<String, Digest>>,
+) -> Result<CachedLayer, Error> {
     let mut lw = LayerWriter::with_cache(
         host.blobs.create()?,
         Compression::Gzip,
         WriteOptions { clamp_mtime: None },
         host.blobs.member_cache(),
     )?;
-    fill(host, &mut lw, items, None, &mut Vec::new())?;
+    fill(host, &mut lw, items, digests, &mut Vec::new())?;
     let (sink, info) = lw.finish()?;
     commit(sink, info)
 }
@@ -34,15 +43,12 @@ pub(super) async fn write_items_async(
     items: &[Item],
     mut digests: Option<&mut BTreeMap<String, Digest>>,
 ) -> Result<CachedLayer, Error> {
+    let Some(pool) = host.blobs.member_pool() else {
+        return write_inline(host, items, digests);
+    };
     let sink = host.blobs.create()?;
     let members = host.blobs.member_cache();
     let opts = WriteOptions { clamp_mtime: None };
-    let Some(pool) = host.blobs.member_pool() else {
-        let mut lw = LayerWriter::with_cache(sink, Compression::Gzip, opts, members)?;
-        fill(host, &mut lw, items, digests, &mut Vec::new())?;
-        let (sink, info) = lw.finish()?;
-        return commit(sink, info);
-    };
     let mut lw = LayerWriter::with_pool(sink, opts, pool, members);
     // One item at a time, waiting for the pool between items when it is full, so memory stays bounded.
     let mut buf = Vec::new();
