@@ -69,6 +69,14 @@ pub trait MemberPool {
 
 type SharedCache = Arc<Mutex<Box<dyn MemberCache>>>;
 
+/// A member handed to an external pool: the CRC-32 and length of its input, to check the answer against, and the
+/// key to cache the answer under (the pool knows nothing of the cache).
+struct Pending {
+    crc: u32,
+    len: u32,
+    key: Option<Digest>,
+}
+
 /// A compressed member, and the cache key to store it under when it was not a cache hit.
 type Made = io::Result<(Vec<u8>, Option<Digest>)>;
 
@@ -149,10 +157,8 @@ pub struct ParallelGzip<W: Write> {
     /// Finished members waiting for their turn, and members whose input must be cached once compressed.
     ready: BTreeMap<u64, Vec<u8>>,
     to_cache: BTreeMap<u64, Digest>,
-    /// Cache keys of members handed to an external pool (the pool knows nothing of the cache), and the CRC-32
-    /// and length of their input, to check the answers against.
-    pending_keys: BTreeMap<u64, Digest>,
-    pending_checks: BTreeMap<u64, (u32, u32)>,
+    /// Members handed to an external pool, by index.
+    pending: BTreeMap<u64, Pending>,
     in_flight: usize,
     max_in_flight: usize,
 }
@@ -185,8 +191,7 @@ impl<W: Write> ParallelGzip<W> {
             written: 0,
             ready: BTreeMap::new(),
             to_cache: BTreeMap::new(),
-            pending_keys: BTreeMap::new(),
-            pending_checks: BTreeMap::new(),
+            pending: BTreeMap::new(),
             in_flight: 0,
             max_in_flight: threads * 2,
         }
@@ -236,7 +241,7 @@ impl<W: Write> ParallelGzip<W> {
 
     fn collect_external(&mut self) -> io::Result<()> {
         while let Some((i, made)) = self.external.as_mut().and_then(|p| p.take()) {
-            let Some((crc, len)) = self.pending_checks.remove(&i) else {
+            let Some(Pending { crc, len, key }) = self.pending.remove(&i) else {
                 return Err(io::Error::other(format!(
                     "the member pool returned member {i}, which was not asked for"
                 )));
@@ -258,7 +263,6 @@ impl<W: Write> ParallelGzip<W> {
                     ),
                 ));
             }
-            let key = self.pending_keys.remove(&i);
             self.accept(i, Ok((m, key)))?;
         }
         self.flush_ready()
@@ -356,19 +360,27 @@ impl<W: Write> ParallelGzip<W> {
     }
 
     fn cut_external(&mut self, i: u64, data: Vec<u8>) -> io::Result<()> {
+        let mut key = None;
         if let Some(cache) = self.cache.as_ref() {
-            let key = member_key(&data, self.level);
-            let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
+            let k = member_key(&data, self.level);
+            let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&k);
             if let Some(m) = hit {
                 self.ready.insert(i, m);
                 return self.collect_external();
             }
-            self.pending_keys.insert(i, key);
+            key = Some(k);
         }
         let mut crc = flate2::Crc::new();
         crc.update(&data);
-        self.pending_checks
-            .insert(i, (crc.sum(), data.len() as u32));
+        let len = data.len() as u32;
+        self.pending.insert(
+            i,
+            Pending {
+                crc: crc.sum(),
+                len,
+                key,
+            },
+        );
         let level = self.level;
         self.external
             .as_mut()
