@@ -1,6 +1,6 @@
 // A Web Worker of build()'s member pool (see index.js): it instantiates the page's compiled lw-wasm module, says
-// {ready: true}, then answers each {id, bytes, level} with {id, member} (the gzip member, its buffer transferred)
-// or {id, error}.
+// {ready: true}, then answers each {bytes, level}, one at a time, with {member} (the gzip member, its buffer
+// transferred) or {error}.
 import wasmInit, { gzipMember } from "./lw_wasm.js";
 
 self.onmessage = async ({ data }) => {
@@ -15,8 +15,8 @@ self.onmessage = async ({ data }) => {
   }
   try {
     const member = gzipMember(data.bytes, data.level);
-    self.postMessage({ id: data.id, member }, [member.buffer]);
+    self.postMessage({ member }, [member.buffer]);
   } catch (e) {
-    self.postMessage({ id: data.id, error: String(e?.message ?? e) });
+    self.postMessage({ error: String(e?.message ?? e) });
   }
 };

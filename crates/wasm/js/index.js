@@ -135,7 +135,7 @@ class GzipWorkers {
       const w = this.idle.pop();
       const job = this.queue.shift();
       this.busy.set(w, job);
-      w.postMessage({ id: 0, bytes: job.bytes, level: job.level }, [job.bytes.buffer]);
+      w.postMessage({ bytes: job.bytes, level: job.level }, [job.bytes.buffer]);
     }
     this.drainInline();
   }
