@@ -1,31 +1,21 @@
 // End-to-end tests of the site in real Chromium against the real wasm package.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { missing, serveDist, launch, newPage, open, shot, results, typeInEditor, addContextFile } from './harness.mjs';
+import { missing, newPage, open, shot, results, typeInEditor, addContextFile, siteSession } from './harness.mjs';
 import { LESSONS } from '../src/lessons-data.js';
 
 const why = missing();
 if (why) console.error(`\n*** SKIPPING the browser tests: ${why} ***\n`);
 
-let server;
-let browser;
-before(async () => {
-  if (why) return;
-  server = await serveDist();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const site = siteSession(why);
 
 const isTar = (b) => b.length > 512 && b.subarray(257, 262).toString() === 'ustar';
 
 test('the page loads the real wasm without console errors', { skip: !!why }, async () => {
-  const { page, context, errors } = await newPage(browser);
-  await open(page, server.url);
+  const { page, context, errors } = await newPage(site.browser);
+  await open(page, site.server.url);
   const version = await page.evaluate(() => window.layerwright.version);
   assert.notEqual(version, 'stub', 'www/pkg holds the development stub, not the real wasm');
   assert.ok(await page.isVisible('[data-testid=editor]'));
@@ -35,8 +25,8 @@ test('the page loads the real wasm without console errors', { skip: !!why }, asy
 });
 
 test('playground: type, lint-fix, add files, build, browse layers, download, rebuild with cache', { skip: !!why }, async () => {
-  const { page, context, errors } = await newPage(browser);
-  await open(page, server.url);
+  const { page, context, errors } = await newPage(site.browser);
+  await open(page, site.server.url);
   // Start from an empty context.
   for (;;) {
     const del = page.locator('[data-testid=context-files] button[aria-label^="Delete"]');
@@ -120,8 +110,8 @@ test('playground: type, lint-fix, add files, build, browse layers, download, reb
 });
 
 test('inspector: open the downloaded tarball, browse files, efficiency', { skip: !!why }, async () => {
-  const { page, context, errors } = await newPage(browser);
-  await open(page, server.url, '#/inspect');
+  const { page, context, errors } = await newPage(site.browser);
+  await open(page, site.server.url, '#/inspect');
   await page.setInputFiles('[data-testid=inspect-file]', join(results, 'e2e-app.tar'));
   await page.waitForSelector('[data-testid=layer-list] > li');
   await page.waitForSelector('[data-testid=efficiency]');
@@ -152,8 +142,8 @@ test('inspector: open the downloaded tarball, browse files, efficiency', { skip:
 });
 
 test('lessons: every lesson builds in place and its exercise passes', { skip: !!why }, async () => {
-  const { page, context, errors } = await newPage(browser);
-  await open(page, server.url, '#/lessons');
+  const { page, context, errors } = await newPage(site.browser);
+  await open(page, site.server.url, '#/lessons');
   assert.equal(await page.locator('[data-testid=lesson-list] li').count(), LESSONS.length);
   for (const [i, lesson] of LESSONS.entries()) {
     await page.click(`[data-testid=lesson-list] a[data-lesson="${lesson.id}"]`);
@@ -173,8 +163,8 @@ test('lessons: every lesson builds in place and its exercise passes', { skip: !!
 });
 
 test('shareable URL, phone layout and offline reload', { skip: !!why }, async () => {
-  const { page, context, errors } = await newPage(browser, { viewport: { width: 390, height: 844 } });
-  await open(page, server.url);
+  const { page, context, errors } = await newPage(site.browser, { viewport: { width: 390, height: 844 } });
+  await open(page, site.server.url);
   await typeInEditor(page, 'FROM scratch\nCOPY shared.txt /\n');
   await page.click('[data-testid=share]');
   const url = page.url();
@@ -195,8 +185,8 @@ test('shareable URL, phone layout and offline reload', { skip: !!why }, async ()
   await page.waitForSelector('[data-testid=editor]');
 
   // A fresh context opens the shared link with the same Dockerfile.
-  const other = await newPage(browser);
-  await open(other.page, server.url, url.slice(url.indexOf('#')));
+  const other = await newPage(site.browser);
+  await open(other.page, site.server.url, url.slice(url.indexOf('#')));
   await other.page.waitForFunction(() => document.querySelector('[data-testid=editor] .cm-content').textContent.includes('COPY shared.txt /'));
   await other.context.close();
 
@@ -213,8 +203,8 @@ test('shareable URL, phone layout and offline reload', { skip: !!why }, async ()
 });
 
 test('keyboard: the main controls are reachable with Tab', { skip: !!why }, async () => {
-  const { page, context } = await newPage(browser);
-  await open(page, server.url);
+  const { page, context } = await newPage(site.browser);
+  await open(page, site.server.url);
   const seen = new Set();
   for (let i = 0; i < 60; i++) {
     await page.keyboard.press('Tab');
@@ -227,8 +217,8 @@ test('keyboard: the main controls are reachable with Tab', { skip: !!why }, asyn
 });
 
 test('COPY layers compressed on Web Workers are byte-identical to the page thread', { skip: !!why }, async () => {
-  const { page, context, errors } = await newPage(browser);
-  await open(page, server.url);
+  const { page, context, errors } = await newPage(site.browser);
+  await open(page, site.server.url);
   const r = await page.evaluate(async () => {
     const lw = window.layerwright;
     // Count the workers the API starts (3: a pool size the page has not used, so a fresh pool is made).

@@ -2,6 +2,7 @@
 import { createServer } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize } from 'node:path';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const root = new URL('..', import.meta.url).pathname;
@@ -87,4 +88,22 @@ export async function addContextFile(page, name, content) {
   await page.fill('[data-testid=new-file-name]', name);
   await page.click('[data-testid=add-file]');
   await page.fill('textarea[aria-label="Selected file content"]', content);
+}
+
+/**
+ * The site served from dist/ and a Chromium for one test file: started before its tests (unless `why` says they
+ * are skipped) and closed after them. Read `site.server.url` and `site.browser` inside the tests.
+ */
+export function siteSession(why) {
+  const site = { server: null, browser: null };
+  before(async () => {
+    if (why) return;
+    site.server = await serveDist();
+    site.browser = await launch();
+  });
+  after(async () => {
+    await site.browser?.close();
+    await site.server?.close();
+  });
+  return site;
 }

@@ -1,10 +1,10 @@
 // The playground's tarball runs: a Dockerfile typed in the editor over a context with a static busybox, built in
 // the tab, downloaded, then `podman load` + `podman run` (podman configured privately, see fixtures.mjs).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { missing, serveDist, launch, newPage, open, shot, results, typeInEditor, addContextFile } from './harness.mjs';
+import { missing, newPage, open, shot, results, typeInEditor, addContextFile, siteSession } from './harness.mjs';
 import { which, privatePodman } from './fixtures.mjs';
 
 const BUSYBOX = '/bin/busybox';
@@ -14,21 +14,11 @@ const why = missing()
   || null;
 if (why) console.error(`\n*** SKIPPING the podman run of the playground's tarball: ${why} ***\n`);
 
-let server;
-let browser;
-before(async () => {
-  if (why) return;
-  server = await serveDist();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const site = siteSession(why);
 
 test('playground: build FROM scratch with busybox, download, podman load + podman run prints the CMD output', { skip: !!why }, async () => {
-  const { page, context, errors } = await newPage(browser);
-  await open(page, server.url);
+  const { page, context, errors } = await newPage(site.browser);
+  await open(page, site.server.url);
   for (;;) {
     const del = page.locator('[data-testid=context-files] button[aria-label^="Delete"]');
     if ((await del.count()) === 0) break;

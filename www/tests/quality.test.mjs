@@ -3,12 +3,12 @@
 // with axe-core on the playground (after a build), the inspector (with an image open) and a lesson. Fails on a
 // serious or critical axe violation or when the page takes more than 1 s to become usable. Figures go to
 // test-results/quality.json and to stdout.
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { missing, serveDist, launch, newPage, open, results, dist } from './harness.mjs';
+import { missing, newPage, open, results, dist, siteSession } from './harness.mjs';
 import { layerwrightBin, startServe } from './fixtures.mjs';
 import { LESSONS } from '../src/lessons-data.js';
 
@@ -21,18 +21,10 @@ const RUNS = 3;
 const why = missing();
 if (why) console.error(`\n*** SKIPPING the quality check: ${why} ***\n`);
 
-let server;
-let browser;
+const site = siteSession(why);
 const figures = { budgetMs: READY_BUDGET_MS, loads: {}, axe: {} };
 
-before(async () => {
-  if (why) return;
-  server = await serveDist();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
+after(() => {
   if (why) return;
   writeFileSync(join(results, 'quality.json'), JSON.stringify(figures, null, 2) + '\n');
   console.log('quality figures (test-results/quality.json):\n' + JSON.stringify(figures, null, 2));
@@ -40,7 +32,7 @@ after(async () => {
 
 /** One cold load (fresh context: no HTTP or service-worker cache) of `url`, measured. */
 async function coldLoad(url) {
-  const { page, context, errors } = await newPage(browser);
+  const { page, context, errors } = await newPage(site.browser);
   const cdp = await context.newCDPSession(page);
   await cdp.send('Network.enable');
   await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
@@ -88,7 +80,7 @@ function summarize(runs) {
 test('load figures: the playground is usable within 1 s on localhost', { skip: !!why }, async () => {
   const runs = [];
   for (let i = 0; i < RUNS; i++) {
-    const { result, errors } = await coldLoad(server.url + '#/play');
+    const { result, errors } = await coldLoad(site.server.url + '#/play');
     assert.deepEqual(errors, []);
     runs.push(result);
   }
@@ -128,8 +120,8 @@ function assertNoSerious(violations, name) {
 }
 
 test('accessibility (axe-core): playground after a build, inspector with an image, a lesson', { skip: !!why }, async () => {
-  const { page, context, errors } = await newPage(browser);
-  await open(page, server.url, '#/play');
+  const { page, context, errors } = await newPage(site.browser);
+  await open(page, site.server.url, '#/play');
   assertNoSerious(await axe(page, 'playground'), 'playground');
   await page.click('[data-testid=build-button]');
   await page.waitForSelector('[data-testid=build-summary]', { timeout: 60000 });
