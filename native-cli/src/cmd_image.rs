@@ -356,11 +356,17 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<()> {
             .get(&found.descriptor.digest)
             .cloned()
             .unwrap_or_default();
-        let repo_tags: Vec<String> = names_of.iter().map(|n| names::familiar(n)).collect();
-        let repo_digests: Vec<String> = names_of
+        // Digest names (`localhost/a@sha256:…`, a manifest pushed to serve by digest) are not tags.
+        let repo_tags: Vec<String> = names_of
+            .iter()
+            .filter(|n| !n.contains('@'))
+            .map(|n| names::familiar(n))
+            .collect();
+        let mut repo_digests: Vec<String> = names_of
             .iter()
             .map(|n| format!("{}@{}", names::repo_and_tag(n).0, found.descriptor.digest))
             .collect();
+        repo_digests.dedup();
         let size: u64 = img.manifest.layers.iter().map(|l| l.size).sum();
         let c = &img.config;
         out.push(json!({

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Worker threads
     #[arg(long, default_value_t = 32)]
     pub threads: usize,
+    /// Store pushed repository NAME as PREFIX/NAME (so a push never re-points a name builds use); `docker.io`
+    /// stores it under docker's normalised name instead (`busybox` -> `docker.io/library/busybox`)
+    #[arg(long = "repo-prefix", default_value = "localhost", value_name = "PREFIX")]
+    pub repo_prefix: String,
 }
 
 fn parse_creds(v: &[String]) -> Result<BTreeMap<String, (String, String)>> {
@@ -81,6 +85,7 @@ pub fn serve(root: &Path, args: ServeArgs) -> Result<()> {
     cfg.token = args.token;
     cfg.proxy_credentials = parse_creds(&args.proxy_credentials)?;
     cfg.threads = args.threads;
+    cfg.repo_prefix = args.repo_prefix;
     let server = Server::start(cfg)?;
     let url = server.url();
     if !server.addr().ip().is_loopback() {

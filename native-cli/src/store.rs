@@ -171,6 +171,12 @@ impl Store {
             .join(d.encoded())
     }
 
+    /// Create the directory of `d`'s algorithm (`blobs/sha512` appears with the first sha512 blob).
+    pub fn ensure_blob_dir(&self, d: &Digest) -> Result<()> {
+        let dir = self.blob_path(d).with_file_name("");
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))
+    }
+
     pub fn has_blob(&self, d: &Digest) -> bool {
         self.blob_path(d).is_file()
     }
@@ -206,6 +212,7 @@ impl Store {
                 bail!("digest mismatch: expected {expected}, content hashes to {actual}");
             }
             f.sync_all()?;
+            self.ensure_blob_dir(expected)?;
             fs::rename(&tmp, self.blob_path(expected))?;
             sync_dir(&self.blob_path(expected).with_file_name(""));
             Ok(())
@@ -329,6 +336,19 @@ impl Store {
         Ok(Some(rec.descriptor))
     }
 
+    /// Remove exactly these names, in one locked step; returns how many were there.
+    pub fn remove_names(&self, names: &[String]) -> Result<usize> {
+        let _l = self.lock()?;
+        let mut recs = self.records()?;
+        let before = recs.len();
+        recs.retain(|r| !r.name.as_ref().is_some_and(|n| names.contains(n)));
+        let removed = before - recs.len();
+        if removed > 0 {
+            self.write_records(&recs)?;
+        }
+        Ok(removed)
+    }
+
     /// Remove every entry for a manifest digest (tags and dangling).
     pub fn remove_image(&self, digest: &Digest) -> Result<Vec<String>> {
         let _l = self.lock()?;
@@ -447,16 +467,25 @@ impl Store {
         };
         let _l = self.lock()?;
         let keep = self.reachable()?;
-        let pins = self.live_pins()?;
+        let pins = self.live_pins(&keep)?;
         let mut done = Collected {
             removed: 0,
             freed: 0,
             pinned: 0,
         };
-        for e in fs::read_dir(self.root.join("blobs/sha256"))? {
-            let e = e?;
+        let mut blobs = Vec::new();
+        for a in fs::read_dir(self.root.join("blobs"))? {
+            let a = a?;
+            if a.file_type()?.is_dir() {
+                let alg = a.file_name().to_string_lossy().into_owned();
+                for e in fs::read_dir(a.path())? {
+                    blobs.push((alg.clone(), e?));
+                }
+            }
+        }
+        for (alg, e) in blobs {
             let name = e.file_name().to_string_lossy().to_string();
-            let d = Digest::parse(&format!("sha256:{name}")).ok();
+            let d = Digest::parse(&format!("{alg}:{name}")).ok();
             if d.as_ref().is_some_and(|d| keep.contains(d)) {
                 continue;
             }
@@ -482,10 +511,12 @@ impl Store {
     /// [`Store::unpin`] removes it, [`Store::gc`] keeps the blob even though no image names it. The embedded
     /// registry pins what a client uploads or mounts, and what a manifest refers to, until the manifest is tagged.
     /// A blob may be pinned before it arrives, so pin first, then move the blob in: `gc` never sees it unpinned.
+    /// `repo` (a store repository such as `localhost/a`) records which registry repository the blob was pushed
+    /// to: the registry shows a blob only in repositories that hold it.
     ///
     /// Returns whether each blob is in the store. That is decided under the store lock, as `gc` works, so a blob
     /// reported present is pinned before any `gc` can look at it and stays until the pin goes.
-    pub fn pin(&self, digests: &[Digest], ttl: Duration) -> Result<Vec<bool>> {
+    pub fn pin(&self, digests: &[Digest], ttl: Duration, repo: Option<&str>) -> Result<Vec<bool>> {
         let until = now_millis().saturating_add(ttl.as_millis().try_into().unwrap_or(u64::MAX));
         let _l = self.lock()?;
         let mut present = Vec::with_capacity(digests.len());
@@ -493,25 +524,76 @@ impl Store {
             let p = self.pin_path(d);
             let dir = p.with_file_name("");
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            // Several servers may share the store: the latest expiry wins.
-            let until = read_pin(&p, d).map_or(until, |old| old.max(until));
-            let rec = serde_json::json!({"digest": d.to_string(), "expiresUnixMillis": until});
+            // Several servers may share the store: the latest expiry wins, and repositories add up.
+            let old = read_pin(&p, d);
+            let until = old.as_ref().map_or(until, |o| o.until.max(until));
+            let mut repos = old.map(|o| o.repos).unwrap_or_default();
+            if let Some(r) = repo {
+                repos.insert(r.to_string());
+            }
+            let rec = serde_json::json!({"digest": d.to_string(), "expiresUnixMillis": until, "repos": repos});
             write_atomic(&p, rec.to_string().as_bytes()).with_context(|| format!("pinning {d}"))?;
             present.push(self.has_blob(d));
         }
         Ok(present)
     }
 
-    /// Remove the pins of blobs an image in the index now refers to (best effort: a pin left behind expires).
-    pub fn unpin<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) {
+    /// Remove pins of blobs an image in the index now refers to (best effort: a pin left behind expires). With
+    /// `repo`, only that repository's claim goes; the pin itself goes when no repository claims it any more.
+    pub fn unpin<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>, repo: Option<&str>) {
+        let Ok(_l) = self.lock() else { return };
         for d in digests {
-            let _ = fs::remove_file(self.pin_path(d));
+            let p = self.pin_path(d);
+            let rest = match (repo, read_pin(&p, d)) {
+                (Some(r), Some(mut old)) => {
+                    old.repos.remove(r);
+                    old
+                }
+                _ => {
+                    let _ = fs::remove_file(&p);
+                    continue;
+                }
+            };
+            if rest.repos.is_empty() {
+                let _ = fs::remove_file(&p);
+            } else {
+                let rec = serde_json::json!({"digest": d.to_string(), "expiresUnixMillis": rest.until,
+                    "repos": rest.repos});
+                let _ = write_atomic(&p, rec.to_string().as_bytes());
+            }
         }
     }
 
-    /// The digests of unexpired pins; expired or unreadable records go, and so do temporary files of pin writes
-    /// a crash interrupted (every pin write holds the store lock, which the caller holds).
-    fn live_pins(&self) -> Result<BTreeSet<Digest>> {
+    /// End the pins of blobs an image in the index now refers to: they no longer protect the blobs, but their
+    /// records stay while the blob lives, as the registry's record of which repositories hold it.
+    pub fn release<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) {
+        let Ok(_l) = self.lock() else { return };
+        for d in digests {
+            let p = self.pin_path(d);
+            match read_pin(&p, d) {
+                Some(old) if !old.repos.is_empty() => {
+                    let rec = serde_json::json!({"digest": d.to_string(), "expiresUnixMillis": 0,
+                        "repos": old.repos});
+                    let _ = write_atomic(&p, rec.to_string().as_bytes());
+                }
+                _ => {
+                    let _ = fs::remove_file(&p);
+                }
+            }
+        }
+    }
+
+    /// The store repositories `d` was pushed or mounted to (a pin's record, live or ended, while the blob lives).
+    pub fn linked_repos(&self, d: &Digest) -> BTreeSet<String> {
+        read_pin(&self.pin_path(d), d)
+            .map(|p| p.repos)
+            .unwrap_or_default()
+    }
+
+    /// The digests of unexpired pins; expired or unreadable records go (but an expired one of a blob in `keep`,
+    /// which still records the blob's repositories), and so do temporary files of pin writes a crash interrupted
+    /// (every pin write holds the store lock, which the caller holds).
+    fn live_pins(&self, keep: &BTreeSet<Digest>) -> Result<BTreeSet<Digest>> {
         let mut out = BTreeSet::new();
         let Ok(algs) = fs::read_dir(self.root.join("pins")) else {
             return Ok(out);
@@ -526,14 +608,14 @@ impl Store {
             for e in fs::read_dir(a.path())? {
                 let e = e?;
                 let name = e.file_name().to_string_lossy().into_owned();
-                let live = Digest::parse(&format!("{alg}:{name}"))
-                    .ok()
-                    .filter(|d| read_pin(&e.path(), d).is_some_and(|until| until > now));
-                match live {
-                    Some(d) => {
+                let d = Digest::parse(&format!("{alg}:{name}")).ok();
+                let rec = d.as_ref().and_then(|d| read_pin(&e.path(), d));
+                match (d, rec) {
+                    (Some(d), Some(p)) if p.until > now => {
                         out.insert(d);
                     }
-                    None => fs::remove_file(e.path())
+                    (Some(d), Some(_)) if keep.contains(&d) => {}
+                    _ => fs::remove_file(e.path())
                         .with_context(|| format!("removing {}", e.path().display()))?,
                 }
             }
@@ -609,13 +691,27 @@ fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// The expiry a pin record gives, when it is one for `d`.
-fn read_pin(path: &Path, d: &Digest) -> Option<u64> {
+/// A pin record: when it expires, and the store repositories it was pushed to.
+struct PinRecord {
+    until: u64,
+    repos: BTreeSet<String>,
+}
+
+/// The pin record at `path`, when it is one for `d`.
+fn read_pin(path: &Path, d: &Digest) -> Option<PinRecord> {
     let v: serde_json::Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
     if v.get("digest")?.as_str()? != d.as_str() {
         return None;
     }
-    v.get("expiresUnixMillis")?.as_u64()
+    let repos = v
+        .get("repos")
+        .and_then(|r| r.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Some(PinRecord {
+        until: v.get("expiresUnixMillis")?.as_u64()?,
+        repos,
+    })
 }
 
 fn strip(d: &Descriptor) -> Descriptor {
@@ -644,12 +740,12 @@ mod tests {
         let store = Store::open(tmp.path()).unwrap();
         let (held, lapsed, loose) = (blob(&store, "a"), blob(&store, "b"), blob(&store, "c"));
         assert_eq!(
-            store.pin(std::slice::from_ref(&held), PIN_IDLE).unwrap(),
+            store.pin(std::slice::from_ref(&held), PIN_IDLE, None).unwrap(),
             vec![true]
         );
         assert_eq!(
             store
-                .pin(std::slice::from_ref(&lapsed), Duration::ZERO)
+                .pin(std::slice::from_ref(&lapsed), Duration::ZERO, None)
                 .unwrap(),
             vec![true]
         );
@@ -663,7 +759,7 @@ mod tests {
             "expired pins are removed"
         );
 
-        store.unpin([&held]);
+        store.unpin([&held], None);
         assert_eq!(store.gc().unwrap().unwrap().removed, 1);
         assert!(!store.has_blob(&held));
     }
@@ -674,11 +770,11 @@ mod tests {
         let store = Store::open(tmp.path()).unwrap();
         let d = Digest::sha256_of(b"late");
         assert_eq!(
-            store.pin(std::slice::from_ref(&d), PIN_IDLE).unwrap(),
+            store.pin(std::slice::from_ref(&d), PIN_IDLE, None).unwrap(),
             vec![false]
         );
         // A shorter pin from another server does not cut the first one short.
-        store.pin(std::slice::from_ref(&d), Duration::ZERO).unwrap();
+        store.pin(std::slice::from_ref(&d), Duration::ZERO, None).unwrap();
         assert_eq!(blob(&store, "late"), d);
         assert_eq!(store.gc().unwrap().unwrap().pinned, 1);
         assert!(store.has_blob(&d));
@@ -689,7 +785,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
         let d = Digest::sha256_of(b"x");
-        store.pin(std::slice::from_ref(&d), PIN_IDLE).unwrap();
+        store.pin(std::slice::from_ref(&d), PIN_IDLE, None).unwrap();
         let dir = store.pin_path(&d).with_file_name("");
         // A write a crash cut short, and a record that names another digest.
         fs::write(dir.join(".tmp-1-2-0"), b"{").unwrap();

@@ -600,30 +600,30 @@ fn the_proxy_follows_blob_redirects_without_leaking_credentials() {
     println!("proxy: blob redirect to another origin followed server-side without credentials");
 }
 
-/// Browsers prompt for a password on a Basic challenge, even to `fetch()`: page requests (`Sec-Fetch-Mode`) get a
-/// Bearer challenge pointing at serve's own token endpoint instead, and that endpoint follows the token flow.
+/// Every client gets a Bearer challenge pointing at serve's own token endpoint: browsers prompt for a password on
+/// a Basic challenge (even to `fetch()`), and docker sends no credentials to one unless logged in. An anonymous
+/// client gets a pull-only token; the token as password gets the token itself.
 #[test]
-fn browsers_get_a_bearer_challenge_with_a_same_origin_token_endpoint() {
+fn every_client_gets_a_bearer_challenge_with_a_same_origin_token_endpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let srv = Served::start(&tmp.path().join("s"), |_| {});
     let token = srv.token.clone();
-    // A registry client: Basic, as skopeo and docker expect.
-    let r = srv.req("GET", "/v2/", &[], b"");
+    let expected = format!(
+        "Bearer realm=\"http://{}/api/token\",service=\"layerwright serve\"",
+        srv.host()
+    );
+    // A registry client (docker, skopeo) and a page: the same challenge; no Basic anywhere (that would prompt).
+    for extra in [vec![], vec![("Sec-Fetch-Mode", "cors")]] {
+        let r = srv.req("GET", "/v2/", &extra, b"");
+        assert_eq!(r.status, 401);
+        assert_eq!(r.header("www-authenticate"), Some(expected.as_str()));
+    }
+    // A push without the token names the scope it needs, as docker's token flow expects.
+    let r = srv.req("POST", "/v2/x/blobs/uploads/", &[], b"");
     assert_eq!(r.status, 401);
     assert_eq!(
         r.header("www-authenticate"),
-        Some("Basic realm=\"layerwright serve\"")
-    );
-    // A page: Bearer with the realm on the same origin; no Basic anywhere (that would prompt).
-    let r = srv.req("GET", "/v2/", &[("Sec-Fetch-Mode", "cors")], b"");
-    assert_eq!(r.status, 401);
-    let ch = r.header("www-authenticate").unwrap();
-    assert_eq!(
-        ch,
-        format!(
-            "Bearer realm=\"http://{}/api/token\",service=\"layerwright serve\"",
-            srv.host()
-        )
+        Some(format!("{expected},scope=\"repository:x:pull,push\"").as_str())
     );
     let r = srv.req(
         "POST",
@@ -670,6 +670,9 @@ fn browsers_get_a_bearer_challenge_with_a_same_origin_token_endpoint() {
         b"",
     );
     assert_eq!(r.status, 401);
+    // The pull token answers the ping (docker logs in anonymously that way) and reads.
+    let r = srv.req("GET", "/v2/", &[("Authorization", &anon)], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
     let wrong = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("anyone:nope")

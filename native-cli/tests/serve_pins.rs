@@ -128,7 +128,8 @@ fn prune_elsewhere_keeps_pushed_blobs_until_their_manifest_names_them() {
     // Named now, the blobs need no pin: removing the image frees them at once.
     let out = lw_ok(&root, &["prune"]);
     assert!(!out.contains("pushed to"), "{out}");
-    lw_ok(&root, &["rmi", "lw/app:v1"]);
+    // Pushed repositories live under `localhost/` in the store.
+    lw_ok(&root, &["rmi", "localhost/lw/app:v1"]);
     lw_ok(&root, &["prune"]);
     let m = Digest::sha256_of(&body);
     let left: Vec<_> = [&config, &l1, &l2, &m]

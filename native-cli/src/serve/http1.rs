@@ -325,8 +325,10 @@ enum Head {
 fn read_head(conn: &mut BufReader<TcpStream>) -> io::Result<Head> {
     match conn.fill_buf()?.first() {
         None => return Ok(Head::Closed),
-        // A TLS ClientHello: this server speaks plain HTTP only, so drop it before waiting for a line.
-        Some(0x16) => return Ok(Head::Closed),
+        // A TLS ClientHello: this server speaks plain HTTP only. An HTTP answer at once (not a silent close)
+        // is what makes TLS clients report "server gave HTTP response to HTTPS client" and fall back to plain
+        // HTTP for an insecure registry, as docker does.
+        Some(0x16) => return Ok(Head::Bad(400, "this server speaks plain HTTP, not TLS")),
         _ => {}
     }
     let mut lines = Vec::new();

@@ -6,6 +6,7 @@ pub mod http1;
 pub mod proxy;
 pub mod registry;
 pub mod reply;
+pub mod repos;
 pub mod run_api;
 pub mod site;
 pub mod upload;
@@ -53,6 +54,9 @@ pub struct Config {
     pub threads: usize,
     /// How long an upload, or a pushed blob no manifest names yet, is kept without use ([`upload::UPLOAD_IDLE`]).
     pub upload_idle: std::time::Duration,
+    /// Where pushed repositories go in the store ([`repos::Namespace`]): `localhost` (`NAME` →
+    /// `localhost/NAME`), or `docker.io` for docker's normalisation.
+    pub repo_prefix: String,
 }
 
 impl Config {
@@ -67,6 +71,7 @@ impl Config {
             proxy_credentials: BTreeMap::new(),
             threads: 32,
             upload_idle: upload::UPLOAD_IDLE,
+            repo_prefix: "localhost".to_string(),
         }
     }
 }
@@ -75,9 +80,12 @@ impl Config {
 pub struct State {
     pub cfg: Config,
     pub token: String,
+    /// The bearer token `/api/token` gives anonymous clients on a loopback listener: reads only.
+    pub pull_token: String,
     pub store: Store,
     pub addr: SocketAddr,
     pub uploads: upload::Uploads,
+    pub ns: repos::Namespace,
     pub proxy: proxy::Proxy,
     pub site: site::Site,
     /// One RUN at a time: runc steps are heavy and share the snapshot cache.
@@ -116,13 +124,16 @@ impl Server {
         let site = site::Site::new(cfg.www.clone())?;
         let proxy = proxy::Proxy::new(&cfg);
         let uploads = upload::Uploads::new(&store, cfg.upload_idle)?;
+        let ns = repos::Namespace::new(&cfg.repo_prefix).map_err(|e| anyhow!("--repo-prefix: {e}"))?;
         let threads = cfg.threads.max(2);
         let state = Arc::new(State {
             cfg,
             token,
+            pull_token: random_token()?,
             store,
             addr,
             uploads,
+            ns,
             proxy,
             site,
             run_lock: Arc::new(Mutex::new(())),
@@ -166,7 +177,10 @@ pub struct Ctx<'a> {
     pub st: &'a State,
     pub path: String,
     pub query: Vec<(String, String)>,
+    /// The request carries the token: it may push, delete and RUN.
     pub authed: bool,
+    /// The request carries the anonymous pull token (a registry client that followed the challenge).
+    pub pull_authed: bool,
     /// Pulls need no token on a loopback listener.
     pub open_reads: bool,
 }
@@ -239,16 +253,18 @@ fn handle(st: &State, req: &mut Request) -> (http1::Response, bool) {
         // The page's own requests carry the token in a cookie set when it was opened with `?token=`, so
         // neither its registry client nor the proxy needs to know about it; others present it themselves.
         let cookie = reply::cookie_token(req, &reply::token_cookie_name(st.addr.port()));
-        let authed = [presented_token(req, &query), cookie]
-            .iter()
-            .flatten()
-            .any(|t| same_secret(t, &st.token));
+        let presented = [presented_token(req, &query), cookie];
+        let authed = presented.iter().flatten().any(|t| same_secret(t, &st.token));
+        let open_reads = st.addr.ip().is_loopback();
+        let pull_authed =
+            open_reads && presented.iter().flatten().any(|t| same_secret(t, &st.pull_token));
         let ctx = Ctx {
             st,
             path: path.clone(),
             query: query.clone(),
             authed,
-            open_reads: st.addr.ip().is_loopback(),
+            pull_authed,
+            open_reads,
         };
         route(&ctx, req)
     })();

@@ -1,44 +1,29 @@
-//! The embedded OCI Distribution registry at `/v2/`, over the store. Repository `R` with tag `T` is the store name
-//! docker normalisation gives `R:T` (`library/busybox` and `busybox` → `docker.io/library/busybox:T`,
-//! `ghcr.io/o/x` → `ghcr.io/o/x:T`), so images built or pulled with the CLI are visible; the catalog lists
-//! `library/busybox` for docker.io names and the full name for others. Blobs are shared by every repository.
+//! The embedded OCI Distribution registry at `/v2/`, over the store. Each repository sees only its own tags,
+//! manifests and blobs ([`super::repos`] maps repositories to store names); blobs are stored once and go later
+//! through `prune`'s garbage collection.
 
 use std::io::{Read, Seek, SeekFrom};
 
 use super::http1::{Method, Request};
-use lw_oci::reference;
 use lw_oci::{media, Descriptor, Digest};
 use serde_json::{json, Value};
 
+use super::repos::{split_name, Namespace, RepoView};
 use super::reply::{header, parse_range, query, Reply};
 use super::{upload, Ctx};
 
-/// Store name for repository `repo` and tag `tag`.
-pub fn store_name(repo: &str, tag: &str) -> Option<String> {
-    if !reference::grammar::is_tag(tag) {
-        return None;
-    }
-    reference::parse_docker_ref(&format!("{repo}:{tag}"))
-        .ok()
-        .filter(|r| r.tag() == Some(tag) && r.digest().is_none())
-        .map(|r| r.to_string())
-}
+/// The repository serve's RUN backend takes layers through: with the token, every blob of the store is readable
+/// in it, as `/api/run` itself reads any layer of the store by digest.
+pub const RUN_REPO: &str = "layerwright/run-cache";
 
-/// Repository and tag of a store name, as the embedded registry shows them.
-pub fn repo_of(full: &str) -> Option<(String, String)> {
-    let r = reference::parse_normalized_named(full).ok()?;
-    let tag = r.tag()?.to_string();
-    let repo = if r.domain() == "docker.io" {
-        r.path().to_string()
-    } else {
-        format!("{}/{}", r.domain(), r.path())
-    };
-    Some((repo, tag))
-}
-
-/// The canonical repository of a path name (`busybox` → `library/busybox`).
-pub fn canonical_repo(repo: &str) -> Option<String> {
-    repo_of(&store_name(repo, "latest")?).map(|(r, _)| r)
+/// The repository `name` as the registry shows it now.
+pub fn view(ctx: &Ctx, name: &str) -> Result<RepoView, Reply> {
+    let recs = ctx
+        .st
+        .store
+        .records()
+        .map_err(|e| Reply::oci_error(500, "UNKNOWN", format!("{e:#}")))?;
+    Ok(RepoView::of(&ctx.st.ns, name, &recs))
 }
 
 enum Route<'a> {
@@ -88,35 +73,32 @@ fn parse_route<'a>(rest: &'a str) -> Option<Route<'a>> {
     None
 }
 
-/// The challenge that makes registry clients send the token as a basic-auth password. Browsers answer a Basic
-/// challenge with a password prompt, even to `fetch()` (headless Chromium just waits), so requests from a page
-/// (`Sec-Fetch-Mode`, which only browsers send) get a Bearer challenge whose realm is serve's token endpoint on
-/// the same origin; registry clients in the page follow it with the token as password.
-pub fn unauthorized(req: &Request) -> Reply {
-    let r = Reply::oci_error(401, "UNAUTHORIZED", "authentication required: use the token printed by `layerwright serve` as the password (any user name)");
-    match (header(req, "sec-fetch-mode"), header(req, "host")) {
-        (Some(_), Some(host)) => r.header(
-            "WWW-Authenticate",
-            format!("Bearer realm=\"http://{host}/api/token\",service=\"layerwright serve\""),
-        ),
-        _ => r.header("WWW-Authenticate", "Basic realm=\"layerwright serve\""),
+/// The challenge every client gets: Bearer, with serve's token endpoint on the address the client used as realm.
+/// Docker sends no credentials to a Basic challenge unless logged in, and browsers answer one with a password
+/// prompt even for `fetch()`; with Bearer, anonymous clients fetch a pull-only token and logged-in ones (the
+/// token as password, any user) the token itself. `scope` names what the request needed.
+pub fn unauthorized(req: &Request, scope: Option<String>) -> Reply {
+    let r = Reply::oci_error(401, "UNAUTHORIZED", "authentication required: log in with the token printed by `layerwright serve` as the password (any user name)");
+    let host = header(req, "host").unwrap_or("127.0.0.1");
+    let mut challenge =
+        format!("Bearer realm=\"http://{host}/api/token\",service=\"layerwright serve\"");
+    if let Some(s) = scope {
+        challenge.push_str(&format!(",scope=\"{s}\""));
     }
+    r.header("WWW-Authenticate", challenge)
 }
 
 /// `GET /api/token`: the Bearer flow's token endpoint. The right token (as basic-auth password) gets it back as
-/// the bearer token; no credentials get an anonymous token (pulls are open on loopback); wrong ones get 401.
+/// the bearer token; no credentials get the pull-only token where pulls are open (loopback); others get 401.
 pub fn token_endpoint(ctx: &Ctx, req: &Request) -> Reply {
     let token = if ctx.authed {
         ctx.st.token.clone()
-    } else if header(req, "authorization").is_none() {
-        "anonymous".to_string()
+    } else if header(req, "authorization").is_none() && ctx.open_reads {
+        ctx.st.pull_token.clone()
     } else {
-        return Reply::json(
-            401,
-            &json!({"errors": [{"code": "UNAUTHORIZED", "message": "wrong token", "detail": null}]}),
-        );
+        return Reply::oci_error(401, "UNAUTHORIZED", "wrong token");
     };
-    Reply::json(200, &json!({"token": token, "access_token": token}))
+    Reply::json(200, &json!({"token": token, "access_token": token, "expires_in": 3600}))
         .header("Cache-Control", "no-store")
 }
 
@@ -129,43 +111,39 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
     let m = req.method().clone();
     let reply = match route {
         Route::Ping => {
-            // Clients learn the auth scheme here: without a valid token they get the challenge (docker's ping
-            // behaviour), then pulls go on with any or no credentials while pushes need the token.
-            if ctx.authed {
+            // Clients learn the auth scheme here: without a token they get the challenge (docker's ping
+            // behaviour), then pulls go on with the pull token (or none) while pushes need the token.
+            if ctx.authed || ctx.pull_authed {
                 Reply::json(200, &json!({}))
             } else {
-                unauthorized(req)
+                unauthorized(req, None)
             }
         }
-        _ if !ctx.may_read() => unauthorized(req),
+        Route::Catalog if !ctx.may_read() => unauthorized(req, Some("registry:catalog:*".into())),
+        _ if !ctx.may_read() => unauthorized(req, route_scope(&rest, "pull")),
         Route::Catalog if m == Method::Get => catalog(ctx),
         Route::Tags(n) if m == Method::Get => with_repo(n, |r| tags(ctx, &r)),
         Route::Manifest(n, r) => with_repo(n, |repo| match m {
             Method::Get | Method::Head => get_manifest(ctx, req, &repo, r),
             Method::Put if ctx.authed => upload::put_manifest(ctx, req, &repo, r),
             Method::Delete if ctx.authed => delete_manifest(ctx, &repo, r),
-            Method::Put | Method::Delete => unauthorized(req),
+            Method::Put | Method::Delete => unauthorized(req, route_scope(&rest, "pull,push")),
             _ => method_not_allowed(),
         }),
-        Route::Blob(n, d) => with_repo(n, |_| {
-            match m {
-            Method::Get | Method::Head => get_blob(ctx, req, d),
-            Method::Delete => Reply::oci_error(
-                405,
-                "UNSUPPORTED",
-                "blobs are shared by the whole store: remove images with `layerwright rmi` and `prune`",
-            ),
+        Route::Blob(n, d) => with_repo(n, |repo| match m {
+            Method::Get | Method::Head => get_blob(ctx, req, &repo, d),
+            Method::Delete if ctx.authed => delete_blob(ctx, &repo, d),
+            Method::Delete => unauthorized(req, route_scope(&rest, "pull,push")),
             _ => method_not_allowed(),
-        }
         }),
         Route::Uploads(n) => with_repo(n, |repo| match m {
             Method::Post if ctx.authed => upload::start(ctx, req, &repo),
-            Method::Post => unauthorized(req),
+            Method::Post => unauthorized(req, route_scope(&rest, "pull,push")),
             _ => method_not_allowed(),
         }),
         Route::Upload(n, id) => with_repo(n, |repo| {
             if !ctx.authed {
-                return unauthorized(req);
+                return unauthorized(req, route_scope(&rest, "pull,push"));
             }
             match m {
                 Method::Get => ctx.st.uploads.status(&repo, id),
@@ -175,10 +153,20 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
                 _ => method_not_allowed(),
             }
         }),
-        Route::Referrers(n, d) if m == Method::Get => with_repo(n, |_| referrers(ctx, d)),
+        Route::Referrers(n, d) if m == Method::Get => with_repo(n, |repo| referrers(ctx, &repo, d)),
         _ => method_not_allowed(),
     };
     reply.header("Docker-Distribution-API-Version", "registry/2.0")
+}
+
+/// The scope a repository route needs, for the challenge (`repository:NAME:pull,push`).
+fn route_scope(rest: &str, actions: &str) -> Option<String> {
+    let name = match parse_route(rest)? {
+        Route::Tags(n) | Route::Uploads(n) => n,
+        Route::Manifest(n, _) | Route::Blob(n, _) | Route::Upload(n, _) | Route::Referrers(n, _) => n,
+        Route::Ping | Route::Catalog => return None,
+    };
+    Some(format!("repository:{name}:{actions}"))
 }
 
 fn method_not_allowed() -> Reply {
@@ -186,10 +174,10 @@ fn method_not_allowed() -> Reply {
 }
 
 fn with_repo(name: &str, f: impl FnOnce(String) -> Reply) -> Reply {
-    // Handlers get the client's spelling (for the URLs they send back); store names normalise it anyway.
-    match canonical_repo(name) {
-        Some(_) => f(name.to_string()),
-        None => Reply::oci_error(
+    // Handlers get the client's spelling: it is the repository (`busybox` and `library/busybox` are two).
+    match Namespace::valid(name) {
+        true => f(name.to_string()),
+        false => Reply::oci_error(
             400,
             "NAME_INVALID",
             format!("invalid repository name {name:?}"),
@@ -226,7 +214,8 @@ fn catalog(ctx: &Ctx) -> Reply {
     };
     let repos = recs
         .iter()
-        .filter_map(|r| r.name.as_deref().and_then(repo_of).map(|(r, _)| r))
+        .filter_map(|r| r.name.as_deref().and_then(split_name))
+        .filter_map(|(repo, _)| ctx.st.ns.shown(repo))
         .collect();
     let (page, link) = paginate(ctx, repos, "/v2/_catalog");
     let mut r = Reply::json(200, &json!({ "repositories": page }));
@@ -237,26 +226,18 @@ fn catalog(ctx: &Ctx) -> Reply {
 }
 
 fn tags(ctx: &Ctx, name: &str) -> Reply {
-    let repo = canonical_repo(name).unwrap_or_default();
-    let repo = repo.as_str();
-    let recs = match ctx.st.store.records() {
-        Ok(r) => r,
-        Err(e) => return Reply::oci_error(500, "UNKNOWN", format!("{e:#}")),
+    let v = match view(ctx, name) {
+        Ok(v) => v,
+        Err(e) => return e,
     };
-    let tags: Vec<String> = recs
-        .iter()
-        .filter_map(|r| r.name.as_deref().and_then(repo_of))
-        .filter(|(r, _)| r == repo)
-        .map(|(_, t)| t)
-        .collect();
-    if tags.is_empty() {
+    if v.is_empty() {
         return Reply::oci_error(
             404,
             "NAME_UNKNOWN",
-            format!("repository {repo} is not known"),
+            format!("repository {name} is not known"),
         );
     }
-    let (page, link) = paginate(ctx, tags, &format!("/v2/{name}/tags/list"));
+    let (page, link) = paginate(ctx, v.tags.into_keys().collect(), &format!("/v2/{name}/tags/list"));
     let mut r = Reply::json(200, &json!({ "name": name, "tags": page }));
     if let Some(l) = link {
         r = r.header("Link", l);
@@ -277,48 +258,30 @@ pub fn manifest_media_type(bytes: &[u8]) -> String {
     }
 }
 
-/// Find a manifest: by tag through the store's names, or by digest among the store's blobs.
+/// Find a manifest of repository `repo`: by tag, or by a digest the repository holds. An invalid tag is simply
+/// not there (404, as the spec's endpoint table has it for reads).
 fn find_manifest(ctx: &Ctx, repo: &str, r: &str) -> Result<Option<(Descriptor, Vec<u8>)>, Reply> {
-    let digest = if r.contains(':') {
-        match Digest::parse(r) {
-            Ok(d) => d,
-            Err(e) => return Err(Reply::oci_error(400, "DIGEST_INVALID", e)),
-        }
+    let v = view(ctx, repo)?;
+    let desc = if r.contains(':') {
+        let d = Digest::parse(r).map_err(|e| Reply::oci_error(400, "DIGEST_INVALID", e))?;
+        v.manifest(&ctx.st.store, &d)
     } else {
-        let Some(name) = store_name(repo, r) else {
-            return Err(Reply::oci_error(
-                400,
-                "TAG_INVALID",
-                format!("invalid tag {r:?}"),
-            ));
-        };
-        let recs = ctx
-            .st
-            .store
-            .records()
-            .map_err(|e| Reply::oci_error(500, "UNKNOWN", format!("{e:#}")))?;
-        match recs
-            .into_iter()
-            .find(|x| x.name.as_deref() == Some(name.as_str()))
-        {
-            Some(x) => x.descriptor.digest,
-            None => return Ok(None),
-        }
+        v.tags.get(r).map(|(_, d)| d.clone())
     };
-    if !ctx.st.store.has_blob(&digest) {
+    let Some(desc) = desc.filter(|d| ctx.st.store.has_blob(&d.digest)) else {
         return Ok(None);
-    }
+    };
     let bytes = ctx
         .st
         .store
-        .read_document(&digest)
+        .read_document(&desc.digest)
         .map_err(|e| Reply::oci_error(500, "UNKNOWN", format!("{e:#}")))?;
     let mt = manifest_media_type(&bytes);
     if !media::is_manifest(&mt) && !media::is_index(&mt) && !mt.contains("manifest") {
         return Ok(None);
     }
     Ok(Some((
-        Descriptor::new(&mt, digest, bytes.len() as u64),
+        Descriptor::new(&mt, desc.digest, bytes.len() as u64),
         bytes,
     )))
 }
@@ -376,12 +339,19 @@ impl Reply {
     }
 }
 
-fn get_blob(ctx: &Ctx, req: &Request, d: &str) -> Reply {
+fn get_blob(ctx: &Ctx, req: &Request, repo: &str, d: &str) -> Reply {
     let digest = match Digest::parse(d) {
         Ok(d) => d,
         Err(e) => return Reply::oci_error(400, "DIGEST_INVALID", e),
     };
-    let Ok(mut f) = ctx.st.store.open_blob(&digest) else {
+    let held = (ctx.authed && repo == RUN_REPO) || {
+        match view(ctx, repo) {
+            Ok(v) => v.has_blob(&ctx.st.store, &digest),
+            Err(e) => return e,
+        }
+    };
+    let opened = if held { ctx.st.store.open_blob(&digest).ok() } else { None };
+    let Some(mut f) = opened else {
         return Reply::oci_error(404, "BLOB_UNKNOWN", format!("blob {digest} is not known"));
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -406,41 +376,81 @@ fn get_blob(ctx: &Ctx, req: &Request, d: &str) -> Reply {
     }
 }
 
+/// DELETE of a manifest: by digest, every name of this repository that points at it goes (tags and the digest
+/// name); by tag, that tag. Other repositories keep theirs; blobs go later, through `prune`.
 fn delete_manifest(ctx: &Ctx, repo: &str, r: &str) -> Reply {
-    let res = if r.contains(':') {
+    let v = match view(ctx, repo) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let names: Vec<String> = if r.contains(':') {
         match Digest::parse(r) {
-            // The blob stays (other images may share it); the index entries go. Unknown digests are 404.
-            Ok(d) if ctx.st.store.has_blob(&d) => ctx.st.store.remove_image(&d).map(|_| true),
-            Ok(_) => Ok(false),
+            Ok(d) => v
+                .records
+                .iter()
+                .filter(|(_, desc)| desc.digest == d)
+                .map(|(n, _)| n.clone())
+                .collect(),
             Err(e) => return Reply::oci_error(400, "DIGEST_INVALID", e),
         }
     } else {
-        match store_name(repo, r) {
-            Some(n) => ctx.st.store.remove_tag(&n).map(|d| d.is_some()),
-            None => return Reply::oci_error(400, "TAG_INVALID", r),
-        }
+        v.tags.get(r).map(|(n, _)| n.clone()).into_iter().collect()
     };
-    match res {
-        Ok(true) => Reply::new(202),
-        Ok(false) => Reply::oci_error(404, "MANIFEST_UNKNOWN", format!("{repo}:{r} is not known")),
+    if names.is_empty() {
+        return Reply::oci_error(404, "MANIFEST_UNKNOWN", format!("{repo}:{r} is not known"));
+    }
+    match ctx.st.store.remove_names(&names) {
+        Ok(_) => Reply::new(202),
         Err(e) => Reply::oci_error(500, "UNKNOWN", format!("{e:#}")),
     }
 }
 
+/// DELETE of a blob: the repository stops holding it when it holds it only as a pushed blob (its pin); a blob its
+/// manifests still refer to stays, as removing it would break them. The bytes go later, through `prune`.
+fn delete_blob(ctx: &Ctx, repo: &str, d: &str) -> Reply {
+    let digest = match Digest::parse(d) {
+        Ok(d) => d,
+        Err(e) => return Reply::oci_error(400, "DIGEST_INVALID", e),
+    };
+    let v = match view(ctx, repo) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    if !v.has_blob(&ctx.st.store, &digest) {
+        return Reply::oci_error(404, "BLOB_UNKNOWN", format!("blob {digest} is not known"));
+    }
+    let pinned = ctx.st.store.linked_repos(&digest);
+    let mine: Vec<&String> = v.store_repos.iter().filter(|r| pinned.contains(*r)).collect();
+    if v.has_blob_through_manifests(&ctx.st.store, &digest) {
+        return Reply::oci_error(
+            405,
+            "UNSUPPORTED",
+            format!("blob {digest} is referred to by a manifest of {repo}: delete the manifest first"),
+        );
+    }
+    for r in mine {
+        ctx.st.store.unpin(std::slice::from_ref(&digest), Some(r));
+    }
+    Reply::new(202)
+}
+
 /// Referrers: manifests in the store whose `subject` is the digest, optionally filtered by `artifactType`.
-fn referrers(ctx: &Ctx, d: &str) -> Reply {
+fn referrers(ctx: &Ctx, repo: &str, d: &str) -> Reply {
     let Ok(target) = Digest::parse(d) else {
         return Reply::oci_error(400, "DIGEST_INVALID", d);
     };
     let filter = query(&ctx.query, "artifactType").map(str::to_string);
     let mut out = Vec::new();
-    let recs = ctx.st.store.records().unwrap_or_default();
+    let v = match view(ctx, repo) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
     let mut seen = std::collections::BTreeSet::new();
-    for r in recs {
-        if !seen.insert(r.descriptor.digest.clone()) {
+    for (_, desc) in v.records {
+        if !seen.insert(desc.digest.clone()) {
             continue;
         }
-        let Ok(bytes) = ctx.st.store.read_document(&r.descriptor.digest) else {
+        let Ok(bytes) = ctx.st.store.read_document(&desc.digest) else {
             continue;
         };
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -455,7 +465,7 @@ fn referrers(ctx: &Ctx, d: &str) -> Reply {
         if filter.is_some() && filter != at {
             continue;
         }
-        let mut e = json!({"mediaType": manifest_media_type(&bytes), "digest": r.descriptor.digest.to_string(),
+        let mut e = json!({"mediaType": manifest_media_type(&bytes), "digest": desc.digest.to_string(),
             "size": bytes.len()});
         if let Some(a) = at {
             e["artifactType"] = json!(a);
@@ -481,35 +491,6 @@ fn referrers(ctx: &Ctx, d: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn name_mapping() {
-        assert_eq!(
-            store_name("library/busybox", "1").as_deref(),
-            Some("docker.io/library/busybox:1")
-        );
-        assert_eq!(
-            store_name("busybox", "latest").as_deref(),
-            Some("docker.io/library/busybox:latest")
-        );
-        assert_eq!(
-            store_name("ghcr.io/o/x", "v1").as_deref(),
-            Some("ghcr.io/o/x:v1")
-        );
-        assert_eq!(store_name("Bad", "v1"), None);
-        assert_eq!(
-            repo_of("docker.io/library/busybox:1"),
-            Some(("library/busybox".into(), "1".into()))
-        );
-        assert_eq!(
-            repo_of("localhost/a/b:t"),
-            Some(("localhost/a/b".into(), "t".into()))
-        );
-        assert_eq!(
-            canonical_repo("busybox").as_deref(),
-            Some("library/busybox")
-        );
-    }
 
     #[test]
     fn routes() {

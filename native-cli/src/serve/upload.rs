@@ -18,10 +18,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::http1::Request;
 use anyhow::Result;
-use lw_oci::{media, Digest, DigestHasher};
+use lw_oci::{media, Descriptor, Digest, DigestHasher};
 use serde_json::Value;
 
-use super::registry::{manifest_media_type, store_name};
+use super::registry::{manifest_media_type, view};
 use super::reply::{header, query, read_small, Limited, Reply};
 use super::{random_token, Ctx, MAX_BLOB};
 use crate::store::{Store, MAX_DOCUMENT};
@@ -96,14 +96,22 @@ fn pump(
 /// POST /v2/NAME/blobs/uploads/: mount, monolithic upload, or a new session.
 pub fn start(ctx: &Ctx, req: &mut Request, repo: &str) -> Reply {
     let store = &ctx.st.store;
+    let Some(target) = ctx.st.ns.push_repo(repo) else {
+        return Reply::oci_error(400, "NAME_INVALID", format!("invalid repository name {repo:?}"));
+    };
     if let Some(m) = query(&ctx.query, "mount") {
         if let Ok(d) = Digest::parse(m) {
-            // Every repository shares the store's blobs, so a mount succeeds whenever the blob is here; it is
-            // pinned like an upload, as the manifest that names it may come much later.
-            match store.pin(std::slice::from_ref(&d), ctx.st.uploads.idle) {
-                Ok(present) if present == [true] => return created(repo, &d),
-                Ok(_) => {}
-                Err(e) => return io_err(format!("{e:#}")),
+            // A mount takes a blob the `from` repository holds; it is pinned for this repository like an upload,
+            // as the manifest may come much later. Otherwise (no `from`: serve does no automatic content
+            // discovery) the spec's fallback: a new upload session.
+            let held = query(&ctx.query, "from")
+                .is_some_and(|from| view(ctx, from).is_ok_and(|v| v.has_blob(store, &d)));
+            if held {
+                match store.pin(std::slice::from_ref(&d), ctx.st.uploads.idle, Some(&target)) {
+                    Ok(present) if present == [true] => return created(repo, &d),
+                    Ok(_) => {}
+                    Err(e) => return io_err(format!("{e:#}")),
+                }
             }
         }
     }
@@ -181,8 +189,7 @@ impl Uploads {
         let mut map = self.sessions.lock().expect("uploads lock");
         match map.get_mut(id) {
             Some(slot @ Some(_)) => {
-                let canon = super::registry::canonical_repo;
-                if slot.as_ref().and_then(|s| canon(&s.repo)) != canon(repo) {
+                if slot.as_ref().map(|s| s.repo.as_str()) != Some(repo) {
                     return Err(Reply::oci_error(
                         404,
                         "BLOB_UPLOAD_UNKNOWN",
@@ -326,7 +333,12 @@ impl Uploads {
             Err(e) => return e,
         };
         if let Err(e) = self.append(req, &mut s) {
-            self.forget(id, Some(s));
+            // A range that does not fit leaves the data as it was: the client may ask where it stands and go on.
+            if e.status == 416 {
+                self.put_back(id, s);
+            } else {
+                self.forget(id, Some(s));
+            }
             return e;
         }
         let actual = if digest.algorithm() == lw_oci::digest::Algorithm::Sha256 {
@@ -358,12 +370,14 @@ impl Uploads {
             );
         }
         let store = &ctx.st.store;
+        let target = ctx.st.ns.push_repo(repo);
         let res = (|| -> Result<()> {
             // Pinned before it appears among the blobs, so a `prune` elsewhere never finds it unpinned.
-            if store.pin(std::slice::from_ref(&digest), self.idle)? == [true] {
+            if store.pin(std::slice::from_ref(&digest), self.idle, target.as_deref())? == [true] {
                 return Ok(());
             }
             File::open(&s.path)?.sync_all()?;
+            store.ensure_blob_dir(&digest)?;
             fs::rename(&s.path, store.blob_path(&digest))?;
             if let Some(dir) = store.blob_path(&digest).parent() {
                 if let Ok(d) = File::open(dir) {
@@ -443,10 +457,14 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
             }
         }
     }
-    let digest = Digest::sha256_of(&bytes);
+    let Some(target) = ctx.st.ns.push_repo(repo) else {
+        return Reply::oci_error(400, "NAME_INVALID", format!("invalid repository name {repo:?}"));
+    };
+    // By digest, the client's algorithm names it (and is what Docker-Content-Digest answers); by tag, sha256.
+    let mut digest = Digest::sha256_of(&bytes);
     if r.contains(':') {
         match Digest::parse(r) {
-            Ok(d) if d.verify(&bytes) => {}
+            Ok(d) if d.verify(&bytes) => digest = d,
             Ok(d) => {
                 return Reply::oci_error(
                     400,
@@ -463,7 +481,7 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
     // itself is pinned too, as nothing names it between its write and its tag.
     let mut pins = refs.clone();
     pins.push(digest.clone());
-    let present = match store.pin(&pins, ctx.st.uploads.idle) {
+    let present = match store.pin(&pins, ctx.st.uploads.idle, Some(&target)) {
         Ok(p) => p,
         Err(e) => return io_err(format!("{e:#}")),
     };
@@ -478,33 +496,27 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
             ),
         );
     }
-    let desc = match store.put_bytes(&mt, &bytes) {
-        Ok(d) => d,
-        Err(e) => return io_err(format!("{e:#}")),
-    };
-    // By digest: the blob alone (an index's children are reached through it), so its pins stay; a referrer gets an
-    // untagged entry so the referrers API and `prune` see it.
-    let res = if r.contains(':') {
-        if v.get("subject").is_some() {
-            store.add_untagged(&desc).map(|()| true)
-        } else {
-            Ok(false)
+    let desc = Descriptor::new(&mt, digest.clone(), bytes.len() as u64);
+    if !store.has_blob(&digest) {
+        if let Err(e) = store.put_blob(&digest, Some(desc.size), &mut &bytes[..]) {
+            return io_err(format!("{e:#}"));
         }
+    }
+    // A tag names it `TARGET:TAG`; a digest, `TARGET@DIGEST` (a registry keeps an untagged manifest, and so
+    // does the store: `prune` keeps what a name reaches).
+    let name = if r.contains(':') {
+        format!("{target}@{digest}")
+    } else if lw_oci::reference::grammar::is_tag(r) {
+        format!("{target}:{r}")
     } else {
-        match store_name(repo, r) {
-            Some(name) => store.set_tag(&name, &desc).map(|()| true),
-            None => return Reply::oci_error(400, "TAG_INVALID", format!("invalid tag {r:?}")),
-        }
+        return Reply::oci_error(400, "TAG_INVALID", format!("invalid tag {r:?}"));
     };
-    match res {
-        // Named now: everything it reaches needs no pin (an index's children, pushed by digest, included).
-        Ok(true) => {
-            if let Ok(all) = store.reachable_from(vec![desc.clone()]) {
-                store.unpin(&all);
-            }
-        }
-        Ok(false) => {}
-        Err(e) => return io_err(format!("{e:#}")),
+    if let Err(e) = store.set_tag(&name, &desc) {
+        return io_err(format!("{e:#}"));
+    }
+    // Named now: what it reaches needs no pin from this repository (an index's children included).
+    if let Ok(all) = store.reachable_from(vec![desc.clone()]) {
+        store.release(&all);
     }
     let mut reply = Reply::new(201)
         .header("Location", format!("/v2/{repo}/manifests/{digest}"))
