@@ -2,7 +2,7 @@
 //! `/v2/`, a CORS proxy to upstream registries at `/proxy/HOST/v2/…`, and the RUN backend at `/api/run` — guarded
 //! by a per-start token, Host/Origin checks against DNS rebinding, and request size limits.
 
-pub mod http1;
+pub mod http;
 pub mod proxy;
 pub mod registry;
 pub mod reply;
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context as _, Result};
-use http1::{Method, Request};
+use http::{Method, Request};
 
 use crate::store::Store;
 use reply::{header, presented_token, same_secret, split_url, Reply};
@@ -95,7 +95,7 @@ pub struct State {
 /// A running server.
 pub struct Server {
     state: Arc<State>,
-    http: http1::Server,
+    http: http::Server,
 }
 
 /// 128 random bits from the kernel, as hex.
@@ -139,7 +139,7 @@ impl Server {
             run_lock: Arc::new(Mutex::new(())),
         });
         let st = state.clone();
-        let http = http1::Server::start(
+        let http = http::Server::start(
             addr,
             threads,
             Arc::new(move |req: &mut Request| handle(&st, req)),
@@ -232,7 +232,7 @@ fn origin_allowed(st: &State, origin: &str) -> bool {
 }
 
 /// Handle one request: security checks, routing, CORS, logging (method, path without query, status).
-fn handle(st: &State, req: &mut Request) -> (http1::Response, bool) {
+fn handle(st: &State, req: &mut Request) -> (http::Response, bool) {
     let (path, query) = split_url(req.url());
     let req = &mut *req;
     let method = req.method().clone();

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::http1::{Method, Request};
+use super::http::{Method, Request};
 use lw_registry::challenge::parse_all;
 use lw_registry::{Credentials, Method as RMethod, Request as RRequest, SendBody, Transport};
 

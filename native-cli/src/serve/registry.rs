@@ -4,7 +4,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use super::http1::{Method, Request};
+use super::http::{Method, Request};
 use lw_oci::{media, Descriptor, Digest};
 use serde_json::{json, Value};
 

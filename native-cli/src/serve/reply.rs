@@ -4,7 +4,7 @@
 
 use std::io::{Cursor, Read};
 
-use super::http1::{Request, Response};
+use super::http::{Request, Response};
 
 /// What a reply carries.
 pub enum Body {

@@ -6,12 +6,13 @@ use std::io::Read;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Duration;
 
-use super::http1::{Method, Request};
+use super::http::{Method, Request};
 use lw_build::host::{RunExecutor, RunRequest};
 use lw_oci::{Descriptor, Digest, Platform};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::registry::RUN_REPO;
 use super::reply::{header, read_small, Reply};
 use super::{Ctx, MAX_JSON};
 use crate::buildhost::StoreBlobs;
@@ -216,6 +217,9 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
     let root = ctx.st.cfg.root.clone();
     let (tx, rx) = sync_channel::<Vec<u8>>(64);
     let lock = ctx.st.run_lock.clone();
+    // The new layer is the RUN backend's push to its repository: linked there (and kept from `prune` while the
+    // tab has not fetched it yet), so the tab reads it back from `/v2/layerwright/run-cache/blobs/`.
+    let (run_repo, idle) = (ctx.st.ns.push_repo(RUN_REPO), ctx.st.uploads.idle);
     // The step runs on its own thread so its output streams while it runs; one step at a time (the snapshot
     // cache is shared and the machine is small).
     std::thread::spawn(move || {
@@ -234,6 +238,11 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
                 let _ = out_tx.send(b.to_vec());
             };
             let res = exec.run(&rreq, &mut blobs, &mut out);
+            if let Ok(Some((d, _))) = res.as_ref().map(|r| r.layer.as_ref()) {
+                store
+                    .pin(std::slice::from_ref(&d.digest), idle, run_repo.as_deref())
+                    .map_err(|e| format!("{e:#}"))?;
+            }
             if last != b'\n' {
                 let _ = tx.send(b"\n".to_vec());
             }

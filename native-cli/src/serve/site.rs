@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use super::http1::Request;
+use super::http::Request;
 use anyhow::{bail, Result};
 
 use super::reply::{header, percent_decode, Reply};

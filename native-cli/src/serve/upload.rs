@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::http1::Request;
+use super::http::Request;
 use anyhow::Result;
 use lw_oci::{media, Descriptor, Digest, DigestHasher};
 use serde_json::Value;
