@@ -13,6 +13,7 @@ use lw_oci::descriptor::annotations;
 use lw_oci::media::{self, Compression};
 use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
 
+use crate::archive_compression::{self, ArchiveCompression};
 use crate::buildhost::StoreBlobs;
 use crate::names;
 use crate::store::{host_platform, Store};
@@ -81,11 +82,19 @@ impl Unpacked {
             links: BTreeMap::new(),
             source: source.to_string(),
         };
-        let mut tar = TarReader::new(input);
+        // A compressed archive (gzip, bzip2, xz as docker load takes them; zstd as Docker 23+) is decompressed as it
+        // streams.
+        let (kind, mut input) = archive_compression::open(Box::new(input))
+            .with_context(|| format!("{source}: reading the archive"))?;
+        let what = match kind {
+            ArchiveCompression::None => "a valid tar archive".to_string(),
+            k => format!("a valid {} compressed tar archive", k.name()),
+        };
+        let mut tar = TarReader::new(&mut input);
         let mut n = 0usize;
         while let Some(e) = tar
             .next_entry()
-            .with_context(|| format!("{source}: not a valid tar archive"))?
+            .with_context(|| format!("{source}: not {what}"))?
         {
             n += 1;
             if e.path.is_empty() {
