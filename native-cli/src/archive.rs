@@ -11,6 +11,7 @@ use lw_layer::tar::TarReader;
 use lw_layer::{path as tpath, EntryKind};
 use lw_oci::descriptor::annotations;
 use lw_oci::media::{self, Compression};
+use lw_oci::validate::Nulls;
 use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
 
 use crate::archive_compression::{self, ArchiveCompression};
@@ -234,7 +235,7 @@ pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded>
     } else if let Some(dm) = docker_manifest {
         for e in dm {
             let config_bytes = u.read_doc(&e.config)?;
-            lw_oci::validate::validate(media::OCI_CONFIG, &config_bytes)
+            lw_oci::validate::validate_with(media::OCI_CONFIG, &config_bytes, Nulls::AsDocker)
                 .with_context(|| format!("{source}: config {}", e.config))?;
             let config: ImageConfig = serde_json::from_slice(&config_bytes)?;
             if config.rootfs.diff_ids.len() != e.layers.len() {
@@ -366,7 +367,7 @@ fn stage_tree(u: &Unpacked, d: &Descriptor, staged: &mut BTreeMap<Digest, Staged
             let config: Option<ImageConfig> = if m.config.media_type == media::OCI_CONFIG
                 || m.config.media_type == media::DOCKER_CONFIG
             {
-                lw_oci::validate::validate(media::OCI_CONFIG, &config_bytes)
+                lw_oci::validate::validate_with(media::OCI_CONFIG, &config_bytes, Nulls::AsDocker)
                     .with_context(|| format!("{src}: config {}", m.config.digest))?;
                 Some(serde_json::from_slice(&config_bytes)?)
             } else {
