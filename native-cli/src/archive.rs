@@ -87,9 +87,13 @@ impl Unpacked {
         // streams.
         let (kind, mut input) = archive_compression::open(Box::new(input))
             .with_context(|| format!("{source}: reading the archive"))?;
-        let what = match kind {
-            ArchiveCompression::None => "a valid tar archive".to_string(),
-            k => format!("a valid {} compressed tar archive", k.name()),
+        // Errors name the compression: a corrupt stream shows up as a bad tar header or a short member.
+        let (what, within) = match kind {
+            ArchiveCompression::None => ("a valid tar archive".to_string(), String::new()),
+            k => (
+                format!("a valid {} compressed tar archive", k.name()),
+                format!(" from the {} compressed archive", k.name()),
+            ),
         };
         let mut tar = TarReader::new(&mut input);
         let mut n = 0usize;
@@ -107,7 +111,7 @@ impl Unpacked {
                     let target = u.dir.join(format!("f{n}"));
                     let mut f = File::create(&target)?;
                     io::copy(&mut tar.data(), &mut f)
-                        .with_context(|| format!("{source}: reading {}", e.path))?;
+                        .with_context(|| format!("{source}: reading {}{within}", e.path))?;
                     u.links.remove(&e.path);
                     u.files.insert(e.path.clone());
                     fs::rename(&target, u.dir.join(encode(&e.path)))?;
@@ -128,6 +132,12 @@ impl Unpacked {
                 }
                 other => bail!("{source}: entry {} has unsupported type {other:?}", e.path),
             }
+        }
+        // The tar ends before the compressed stream does: read on to its end so its own check (gzip's CRC-32,
+        // xz's block checks, zstd's checksum) is verified too.
+        if kind != ArchiveCompression::None {
+            io::copy(&mut input, &mut io::sink())
+                .with_context(|| format!("{source}: not {what} (after the tar's end)"))?;
         }
         Ok(u)
     }
