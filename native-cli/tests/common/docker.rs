@@ -70,6 +70,13 @@ impl Dockerd {
             return Some(d);
         }
         let d = Arc::new(Dockerd::start(&[]).unwrap_or_else(|e| panic!("{test}: {e}")));
+        eprintln!(
+            "dockerd {} ({}) at {}",
+            d.docker_ok(&["version", "--format", "{{.Server.Version}}"])
+                .trim(),
+            d.driver,
+            d.socket.display()
+        );
         *slot = Arc::downgrade(&d);
         Some(d)
     }
