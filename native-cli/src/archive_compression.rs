@@ -154,16 +154,22 @@ mod tests {
         ruzstd::encoding::compress_to_vec(b, ruzstd::encoding::CompressionLevel::Fastest)
     }
 
-    #[test]
-    fn each_compression_is_recognized_and_decoded() {
-        let plain = tar_like();
-        let cases: [(ArchiveCompression, fn(&[u8]) -> Vec<u8>); 4] = [
+    /// A compression and an encoder for it.
+    type Codec = (ArchiveCompression, fn(&[u8]) -> Vec<u8>);
+
+    fn codecs() -> [Codec; 4] {
+        [
             (ArchiveCompression::Gzip, gzip),
             (ArchiveCompression::Bzip2, bzip2),
             (ArchiveCompression::Xz, xz),
             (ArchiveCompression::Zstd, zstd),
-        ];
-        for (want, compress) in cases {
+        ]
+    }
+
+    #[test]
+    fn each_compression_is_recognized_and_decoded() {
+        let plain = tar_like();
+        for (want, compress) in codecs() {
             let z = compress(&plain);
             assert_eq!(sniff(&z), want);
             let (kind, out) = decode(z);
@@ -179,13 +185,7 @@ mod tests {
     fn concatenated_streams_are_read_to_the_end() {
         let plain = tar_like();
         let (a, b) = plain.split_at(1234);
-        let cases: [(ArchiveCompression, fn(&[u8]) -> Vec<u8>); 4] = [
-            (ArchiveCompression::Gzip, gzip),
-            (ArchiveCompression::Bzip2, bzip2),
-            (ArchiveCompression::Xz, xz),
-            (ArchiveCompression::Zstd, zstd),
-        ];
-        for (want, compress) in cases {
+        for (want, compress) in codecs() {
             let mut z = compress(a);
             z.extend(compress(b));
             let (kind, out) = decode(z);
