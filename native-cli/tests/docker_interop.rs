@@ -279,6 +279,27 @@ fn docker_built_and_imported_images_load_with_their_ids() {
         assert_eq!(ids, want, "{kind}: images");
     }
 
+    // From stdin too (no file to sniff or seek): the xz archive.
+    let (_, xz_archive) = archives.iter().find(|(k, _)| *k == "xz").unwrap();
+    let root = tmp.path().join("store-stdin");
+    let o = Command::new(env!("CARGO_BIN_EXE_layerwright"))
+        .arg("--root")
+        .arg(&root)
+        .arg("load")
+        .stdin(std::fs::File::open(xz_archive).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "load < xz: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("Loaded image: {built}\nLoaded image: {imported}\n")
+    );
+    assert_eq!(our_id(&root, imported), imported_id);
+
     // What load prints, line for line as docker prints it, for a tagged and an untagged archive (docker loads
     // what it already has and prints the same lines).
     let root = tmp.path().join("store-print");
@@ -306,4 +327,22 @@ fn docker_built_and_imported_images_load_with_their_ids() {
     for name in [built, imported, "lwtest/rebuilt:1"] {
         d.docker_ok(&["rmi", name]);
     }
+}
+
+#[test]
+fn a_daemon_that_cannot_start_says_why() {
+    if let Some(why) = docker::unavailable() {
+        if std::env::var_os(docker::REQUIRE_ENV).is_some() {
+            panic!("{why}, and {} is set", docker::REQUIRE_ENV);
+        }
+        eprintln!("SKIPPED a_daemon_that_cannot_start_says_why: {why}");
+        return;
+    }
+    let Err(e) = Dockerd::start(&["--no-such-flag"]) else {
+        panic!("dockerd started with an unknown flag");
+    };
+    assert!(e.contains("dockerd (overlay2) exited"), "{e}");
+    assert!(e.contains("and with vfs"), "{e}");
+    // The daemon's own words are in the message.
+    assert!(e.contains("unknown flag: --no-such-flag"), "{e}");
 }
