@@ -11,8 +11,10 @@ use lw_layer::tar::TarReader;
 use lw_layer::{path as tpath, EntryKind};
 use lw_oci::descriptor::annotations;
 use lw_oci::media::{self, Compression};
+use lw_oci::validate::Nulls;
 use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
 
+use crate::archive_compression::{self, ArchiveCompression};
 use crate::buildhost::StoreBlobs;
 use crate::names;
 use crate::store::{host_platform, Store};
@@ -81,11 +83,23 @@ impl Unpacked {
             links: BTreeMap::new(),
             source: source.to_string(),
         };
-        let mut tar = TarReader::new(input);
+        // A compressed archive (gzip, bzip2, xz as docker load takes them; zstd as Docker 23+) is decompressed as it
+        // streams.
+        let (kind, mut input) = archive_compression::open(Box::new(input))
+            .with_context(|| format!("{source}: reading the archive"))?;
+        // Errors name the compression: a corrupt stream shows up as a bad tar header or a short member.
+        let (what, within) = match kind {
+            ArchiveCompression::None => ("a valid tar archive".to_string(), String::new()),
+            k => (
+                format!("a valid {} compressed tar archive", k.name()),
+                format!(" from the {} compressed archive", k.name()),
+            ),
+        };
+        let mut tar = TarReader::new(&mut input);
         let mut n = 0usize;
         while let Some(e) = tar
             .next_entry()
-            .with_context(|| format!("{source}: not a valid tar archive"))?
+            .with_context(|| format!("{source}: not {what}"))?
         {
             n += 1;
             if e.path.is_empty() {
@@ -97,7 +111,7 @@ impl Unpacked {
                     let target = u.dir.join(format!("f{n}"));
                     let mut f = File::create(&target)?;
                     io::copy(&mut tar.data(), &mut f)
-                        .with_context(|| format!("{source}: reading {}", e.path))?;
+                        .with_context(|| format!("{source}: reading {}{within}", e.path))?;
                     u.links.remove(&e.path);
                     u.files.insert(e.path.clone());
                     fs::rename(&target, u.dir.join(encode(&e.path)))?;
@@ -118,6 +132,12 @@ impl Unpacked {
                 }
                 other => bail!("{source}: entry {} has unsupported type {other:?}", e.path),
             }
+        }
+        // The tar ends before the compressed stream does: read on to its end so its own check (gzip's CRC-32,
+        // xz's block checks, zstd's checksum) is verified too.
+        if kind != ArchiveCompression::None {
+            io::copy(&mut input, &mut io::sink())
+                .with_context(|| format!("{source}: not {what} (after the tar's end)"))?;
         }
         Ok(u)
     }
@@ -225,7 +245,7 @@ pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded>
     } else if let Some(dm) = docker_manifest {
         for e in dm {
             let config_bytes = u.read_doc(&e.config)?;
-            lw_oci::validate::validate(media::OCI_CONFIG, &config_bytes)
+            lw_oci::validate::validate_with(media::OCI_CONFIG, &config_bytes, Nulls::AsDocker)
                 .with_context(|| format!("{source}: config {}", e.config))?;
             let config: ImageConfig = serde_json::from_slice(&config_bytes)?;
             if config.rootfs.diff_ids.len() != e.layers.len() {
@@ -357,7 +377,7 @@ fn stage_tree(u: &Unpacked, d: &Descriptor, staged: &mut BTreeMap<Digest, Staged
             let config: Option<ImageConfig> = if m.config.media_type == media::OCI_CONFIG
                 || m.config.media_type == media::DOCKER_CONFIG
             {
-                lw_oci::validate::validate(media::OCI_CONFIG, &config_bytes)
+                lw_oci::validate::validate_with(media::OCI_CONFIG, &config_bytes, Nulls::AsDocker)
                     .with_context(|| format!("{src}: config {}", m.config.digest))?;
                 Some(serde_json::from_slice(&config_bytes)?)
             } else {

@@ -558,7 +558,8 @@ pub fn load(root: &Path, a: LoadArgs) -> Result<()> {
     if !a.quiet {
         for (names_of, d) in &loaded.images {
             if names_of.is_empty() {
-                println!("Loaded image ID: {}", d.digest);
+                // The image ID, as docker prints it and as `images` shows it: the config digest.
+                println!("Loaded image ID: {}", store.resolve(d, None)?.config_digest);
             }
             for n in names_of {
                 println!("Loaded image: {}", names::familiar(n));

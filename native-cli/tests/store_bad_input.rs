@@ -94,12 +94,32 @@ fn bad_archives_are_refused_and_the_store_is_unchanged() {
             .unwrap();
         w.finish().unwrap()
     };
+    let gzipped = {
+        let mut gz = lw_layer::compress::gzip_encoder(Vec::new(), 6);
+        std::io::Write::write_all(&mut gz, &good).unwrap();
+        gz.finish().unwrap()
+    };
+    let xz_corrupt = {
+        let mut w =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+        std::io::Write::write_all(&mut w, &good).unwrap();
+        let mut z = w.finish().unwrap();
+        let mid = z.len() / 2;
+        z[mid] ^= 0x55;
+        z
+    };
     let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
         (
             "truncated",
             good[..good.len() * 2 / 3].to_vec(),
             vec!["bad.tar", "archive ends"],
         ),
+        (
+            "truncated gzip",
+            gzipped[..gzipped.len() * 2 / 3].to_vec(),
+            vec!["bad.tar", "gzip compressed archive", "deflate"],
+        ),
+        ("corrupt xz", xz_corrupt, vec!["bad.tar", "xz compressed"]),
         (
             "wrong blob digest",
             rewrite(&good, |e, mut d| {

@@ -16,6 +16,13 @@ const PACKAGES: &[(&str, &str)] = &[
     ("apache2-utils", "htpasswd"),
     ("pigz", "pigz"),
     ("openssl", "openssl"),
+    // Independent compressors for the compressed archives `load` reads.
+    ("xz-utils", "xz"),
+    ("bzip2", "bzip2"),
+    ("zstd", "zstd"),
+    // Docker 20.10, the reference for `load` and `serve` interop; an absolute path because a newer client may
+    // come first on $PATH.
+    ("docker.io", "/usr/sbin/dockerd"),
 ];
 
 fn present(cmd: &str) -> bool {

@@ -100,6 +100,8 @@ fn test() -> Result<()> {
     eprintln!("xtask: wasm32 build of the core crates: ok");
     // Every native test; corpus tests print their pass counts (--show-output keeps them visible).
     let mut c = cargo();
+    // Tools were just installed: a test that finds one missing fails instead of skipping.
+    c.env("LW_REQUIRE_TOOLS", "1");
     c.args([
         "test",
         "--workspace",

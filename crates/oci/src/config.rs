@@ -33,11 +33,27 @@ pub struct ImageConfig {
     pub os_features: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(default)]
+    /// `null` reads as empty, as Docker reads it.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub config: ContainerConfig,
     pub rootfs: RootFs,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `null` reads as empty, as Docker reads it.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub history: Vec<History>,
+}
+
+/// `null` as the type's default, the way Go's `encoding/json` leaves a field at its zero value. Configs are never
+/// re-serialized from what this reads (their bytes are kept), so the missing `null` cannot change a digest.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The execution parameters of a container started from the image.
@@ -152,7 +168,11 @@ pub struct History {
     pub author: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        skip_serializing_if = "std::ops::Not::not",
+        deserialize_with = "null_as_default"
+    )]
     pub empty_layer: bool,
 }
 
@@ -192,6 +212,31 @@ pub fn rfc3339_from_epoch(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nulls_read_as_docker_reads_them() {
+        // `docker import`'s config (Docker 20.10), trimmed.
+        let c: ImageConfig = serde_json::from_str(
+            r#"{"architecture":"amd64","config":{"User":"","Env":null,"Cmd":null,"Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null,"ExposedPorts":null},"history":[{"created":"2026-12-06T04:57:12Z","comment":"Imported from -","empty_layer":null}],"os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.config.env, None);
+        assert_eq!(c.config.cmd, None);
+        assert_eq!(c.config.user.as_deref(), Some(""));
+        assert_eq!(c.history.len(), 1);
+        assert!(!c.history[0].empty_layer);
+        let c: ImageConfig = serde_json::from_str(
+            r#"{"architecture":"amd64","os":"linux","config":null,"history":null,"rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.config, ContainerConfig::default());
+        assert!(c.history.is_empty());
+        // The layer list is never defaulted.
+        assert!(serde_json::from_str::<ImageConfig>(
+            r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":null}}"#
+        )
+        .is_err());
+    }
 
     #[test]
     fn rfc3339() {

@@ -49,24 +49,41 @@ impl Kind {
     }
 }
 
+/// Which `null`s an image config may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nulls {
+    /// As image-spec's schemas: `null` only for `Entrypoint`, `Cmd`, `Volumes` and `Labels`.
+    Spec,
+    /// As Docker and containerd read a config (Go leaves a field at its zero value for `null`): also for every
+    /// other optional member, such as `Env`, `ExposedPorts`, `OnBuild`, `config`, `history` and the history's
+    /// fields (`docker import` writes `"Env": null`). `architecture`, `os` and `rootfs` (type and diff IDs) stay
+    /// strict. Only configs are affected.
+    AsDocker,
+}
+
 /// Validate `bytes` as a document of `media_type`.
 ///
 /// Errors: [`Error::Json`] when the bytes are not JSON (as Go reads it), [`Error::Invalid`] for every other
 /// problem, including a media type without a validator.
 pub fn validate(media_type: &str, bytes: &[u8]) -> Result<(), Error> {
+    validate_with(media_type, bytes, Nulls::Spec)
+}
+
+/// [`validate`], with `nulls` saying which `null`s a config may hold.
+pub fn validate_with(media_type: &str, bytes: &[u8], nulls: Nulls) -> Result<(), Error> {
     let kind = kind_for(media_type)?;
     let doc = json::parse(bytes).map_err(|message| Error::Json {
         what: format!("{} document", kind.name()),
         message,
     })?;
-    run(kind, &doc).map_err(|p| invalid(media_type, kind, p))
+    run(kind, &doc, nulls).map_err(|p| invalid(media_type, kind, p))
 }
 
 /// Validate an already parsed value as a document of `media_type`. A `serde_json::Value` cannot hold duplicate
 /// members, escapes or number spellings, so this sees what [`validate`] sees for ordinary documents.
 pub fn validate_value(media_type: &str, value: &serde_json::Value) -> Result<(), Error> {
     let kind = kind_for(media_type)?;
-    run(kind, &Doc::from_value(value)).map_err(|p| invalid(media_type, kind, p))
+    run(kind, &Doc::from_value(value), Nulls::Spec).map_err(|p| invalid(media_type, kind, p))
 }
 
 fn kind_for(media_type: &str) -> Result<Kind, Error> {
@@ -88,7 +105,7 @@ fn invalid(media_type: &str, kind: Kind, p: Problem) -> Error {
     }
 }
 
-fn run(kind: Kind, doc: &Doc) -> Result<(), Problem> {
+fn run(kind: Kind, doc: &Doc, nulls: Nulls) -> Result<(), Problem> {
     let root = doc.root();
     let top = Path::Root;
     // 1. The typed decode and the checks on the decoded value.
@@ -106,7 +123,10 @@ fn run(kind: Kind, doc: &Doc) -> Result<(), Problem> {
         Kind::LayoutHeader => {}
     }
     // 2. The JSON schema.
-    let s = schema::Schema { doc };
+    let s = schema::Schema {
+        doc,
+        docker_nulls: nulls == Nulls::AsDocker,
+    };
     match kind {
         Kind::Descriptor => s.descriptor(root, &top),
         Kind::LayoutHeader => s.layout(root, &top),

@@ -15,6 +15,9 @@ type R = Result<(), Problem>;
 
 pub(crate) struct Schema<'d> {
     pub(crate) doc: &'d Doc,
+    /// Take `null` for the optional members of an image config, as Docker and containerd do (see
+    /// [`super::Nulls::AsDocker`]).
+    pub(crate) docker_nulls: bool,
 }
 
 fn with_article(kind: &str) -> String {
@@ -102,6 +105,15 @@ impl<'d> Schema<'d> {
             self.string(item, &path.index(i))?;
         }
         Ok(())
+    }
+
+    /// `null` where Docker and containerd take it (Go leaves the field at its zero value), else `check`.
+    fn docker_null(&self, id: NodeId, check: impl FnOnce() -> R) -> R {
+        if self.docker_nulls {
+            self.or_null(id, check)
+        } else {
+            check()
+        }
     }
 
     /// `oneOf: [<schema>, {type: null}]`.
@@ -312,17 +324,22 @@ impl<'d> Schema<'d> {
         for (k, v) in self.object(id, path, &["architecture", "os", "rootfs"])? {
             let p = path.key(k);
             match k {
-                "created" | "author" | "architecture" | "variant" | "os" | "os.version" => {
+                // The platform and the layer list stay strict: they decide what the image is.
+                "architecture" | "os" => {
                     self.string(v, &p)?;
                 }
-                "os.features" => self.string_array(v, &p)?,
-                "config" => self.container_config(v, &p)?,
+                "created" | "author" | "variant" | "os.version" => {
+                    self.docker_null(v, || self.string(v, &p).map(|_| ()))?;
+                }
+                "os.features" => self.docker_null(v, || self.string_array(v, &p))?,
+                "config" => self.docker_null(v, || self.container_config(v, &p))?,
                 "rootfs" => self.rootfs(v, &p)?,
-                "history" => {
+                "history" => self.docker_null(v, || {
                     for (i, &h) in self.array(v, &p)?.iter().enumerate() {
                         self.history(h, &p.index(i))?;
                     }
-                }
+                    Ok(())
+                })?,
                 _ => {}
             }
         }
@@ -334,14 +351,14 @@ impl<'d> Schema<'d> {
             let p = path.key(k);
             match k {
                 "User" | "WorkingDir" | "StopSignal" => {
-                    self.string(v, &p)?;
+                    self.docker_null(v, || self.string(v, &p).map(|_| ()))?;
                 }
-                "ExposedPorts" => self.map_string_object(v, &p)?,
-                "Env" => self.string_array(v, &p)?,
+                "ExposedPorts" => self.docker_null(v, || self.map_string_object(v, &p))?,
+                "Env" => self.docker_null(v, || self.string_array(v, &p))?,
                 "Entrypoint" | "Cmd" => self.or_null(v, || self.string_array(v, &p))?,
                 "Volumes" => self.or_null(v, || self.map_string_object(v, &p))?,
                 "Labels" => self.or_null(v, || self.map_string_string(v, &p))?,
-                "ArgsEscaped" => self.boolean(v, &p)?,
+                "ArgsEscaped" => self.docker_null(v, || self.boolean(v, &p))?,
                 _ => {}
             }
         }
@@ -373,9 +390,9 @@ impl<'d> Schema<'d> {
             let p = path.key(k);
             match k {
                 "created" | "author" | "created_by" | "comment" => {
-                    self.string(v, &p)?;
+                    self.docker_null(v, || self.string(v, &p).map(|_| ()))?;
                 }
-                "empty_layer" => self.boolean(v, &p)?,
+                "empty_layer" => self.docker_null(v, || self.boolean(v, &p))?,
                 _ => {}
             }
         }

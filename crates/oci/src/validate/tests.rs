@@ -466,3 +466,88 @@ fn paths_render() {
     assert_eq!(root.key("os.version").render(), "[\"os.version\"]");
     assert_eq!(root.render(), "");
 }
+
+fn reason_as_docker(doc: &str) -> String {
+    match validate_with(media::OCI_CONFIG, doc.as_bytes(), Nulls::AsDocker) {
+        Err(Error::Invalid { reason, .. }) => reason,
+        other => panic!("expected Invalid for {doc}, got {other:?}"),
+    }
+}
+
+#[test]
+fn docker_nulls_in_configs() {
+    // What `docker import` writes (Docker 20.10), as the spec rejects it and as Docker reads it.
+    let imported = config_with(
+        r#"{"User":"","Env":null,"Cmd":null,"Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null}"#,
+    );
+    assert_eq!(
+        reason(media::OCI_CONFIG, &imported),
+        "config: config.Env: expected an array, got null"
+    );
+    validate_with(media::OCI_CONFIG, imported.as_bytes(), Nulls::AsDocker).unwrap();
+    for member in [
+        "User",
+        "WorkingDir",
+        "StopSignal",
+        "ExposedPorts",
+        "Env",
+        "ArgsEscaped",
+        "Healthcheck",
+        "Shell",
+    ] {
+        let doc = config_with(&format!(r#"{{"{member}":null}}"#));
+        validate_with(media::OCI_CONFIG, doc.as_bytes(), Nulls::AsDocker)
+            .unwrap_or_else(|e| panic!("{member}: null: {e}"));
+    }
+    let top = r#"{"architecture":"amd64","os":"linux","created":null,"author":null,"variant":null,"os.version":null,"os.features":null,"config":null,"history":null,"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    assert!(validate(media::OCI_CONFIG, top.as_bytes()).is_err());
+    validate_with(media::OCI_CONFIG, top.as_bytes(), Nulls::AsDocker).unwrap();
+    let history = r#"{"architecture":"amd64","os":"linux","history":[{"created":null,"author":null,"created_by":null,"comment":null,"empty_layer":null}],"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    validate_with(media::OCI_CONFIG, history.as_bytes(), Nulls::AsDocker).unwrap();
+}
+
+#[test]
+fn docker_nulls_stay_out_of_the_platform_and_the_layers() {
+    let with = |arch: &str, os: &str, rootfs: &str| {
+        format!(r#"{{"architecture":{arch},"os":{os},"rootfs":{rootfs}}}"#)
+    };
+    let rootfs = r#"{"type":"layers","diff_ids":[]}"#;
+    assert_eq!(
+        reason_as_docker(&with("null", r#""linux""#, rootfs)),
+        "config: architecture: expected a string, got null"
+    );
+    assert_eq!(
+        reason_as_docker(&with(r#""amd64""#, "null", rootfs)),
+        "config: os: expected a string, got null"
+    );
+    assert_eq!(
+        reason_as_docker(&with(r#""amd64""#, r#""linux""#, "null")),
+        "config: rootfs: expected an object, got null"
+    );
+    assert_eq!(
+        reason_as_docker(&with(
+            r#""amd64""#,
+            r#""linux""#,
+            r#"{"type":"layers","diff_ids":null}"#
+        )),
+        "config: rootfs.diff_ids: expected an array, got null"
+    );
+    assert_eq!(
+        reason_as_docker(&with(
+            r#""amd64""#,
+            r#""linux""#,
+            &format!(r#"{{"type":"layers","diff_ids":[null,"{D1}"]}}"#)
+        )),
+        "config: rootfs.diff_ids[0]: expected a string, got null"
+    );
+    // Env entries themselves are still checked.
+    assert!(reason_as_docker(&config_with(r#"{"Env":["NOEQUALS"]}"#)).contains("Env[0]"));
+    // Only configs change: a manifest is as strict as before.
+    assert!(validate_with(
+        media::OCI_MANIFEST,
+        manifest_with_layer(&format!(r#"{{"mediaType":null,"size":1,"digest":"{D2}"}}"#))
+            .as_bytes(),
+        Nulls::AsDocker
+    )
+    .is_err());
+}

@@ -1,0 +1,234 @@
+//! Compressed image archives for `load`: the compression of a whole archive recognized by its magic bytes (gzip,
+//! bzip2, xz, zstd, or none) and a streaming decoder for it, as `docker load` accepts them. Nothing is read whole
+//! into memory; every decoder is pure Rust.
+
+use std::io::{self, BufRead, BufReader, Read};
+
+/// How a whole archive is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveCompression {
+    None,
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+}
+
+impl ArchiveCompression {
+    /// The name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchiveCompression::None => "uncompressed",
+            ArchiveCompression::Gzip => "gzip",
+            ArchiveCompression::Bzip2 => "bzip2",
+            ArchiveCompression::Xz => "xz",
+            ArchiveCompression::Zstd => "zstd",
+        }
+    }
+}
+
+/// The longest magic number below (xz's).
+const MAGIC_LEN: usize = 6;
+
+/// The compression whose magic number `head` starts with. A tar archive starts with a member name, which none of
+/// these magic numbers can be mistaken for (each holds a byte no member name starts with, or `BZh` + a digit).
+pub fn sniff(head: &[u8]) -> ArchiveCompression {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        ArchiveCompression::Gzip
+    } else if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
+        ArchiveCompression::Bzip2
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        ArchiveCompression::Xz
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        ArchiveCompression::Zstd
+    } else {
+        ArchiveCompression::None
+    }
+}
+
+/// xz blocks may ask for a dictionary of up to 4 GiB; refuse those beyond 1 GiB rather than allocate them.
+const XZ_MEM_LIMIT_KIB: u32 = 1024 * 1024;
+
+/// Read the first bytes of `input`, recognize its compression and return a reader of the decompressed stream.
+/// Concatenated streams (pigz, pbzip2, pixz, `zstd` of several files) are read to the end.
+pub fn open<'a>(
+    mut input: Box<dyn Read + 'a>,
+) -> io::Result<(ArchiveCompression, Box<dyn Read + 'a>)> {
+    let mut head = Vec::with_capacity(MAGIC_LEN);
+    (&mut input).take(MAGIC_LEN as u64).read_to_end(&mut head)?;
+    let kind = sniff(&head);
+    let whole = io::Cursor::new(head).chain(input);
+    let r: Box<dyn Read + 'a> = match kind {
+        ArchiveCompression::None => Box::new(whole),
+        ArchiveCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(whole)),
+        ArchiveCompression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(whole)),
+        ArchiveCompression::Xz => Box::new(lzma_rust2::XzReader::new_mem_limit(
+            whole,
+            true,
+            XZ_MEM_LIMIT_KIB,
+        )),
+        ArchiveCompression::Zstd => Box::new(ZstdFrames::new(BufReader::new(whole))?),
+    };
+    Ok((kind, r))
+}
+
+type ZstdDecoder<R> = ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>;
+
+/// zstd frames one after another (ruzstd's streaming decoder reads one frame).
+struct ZstdFrames<R: BufRead> {
+    current: Option<ZstdDecoder<R>>,
+}
+
+fn zstd_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    fn new(r: R) -> io::Result<Self> {
+        Ok(ZstdFrames {
+            current: Some(ZstdDecoder::new(r).map_err(zstd_error)?),
+        })
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(dec) = self.current.as_mut() else {
+                return Ok(0);
+            };
+            let n = dec.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // This frame is done: another one follows, or the input ends here.
+            let (mut source, frame) = self.current.take().expect("a frame").into_parts();
+            if source.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            self.current = Some(ZstdDecoder::new_with_decoder(source, frame).map_err(zstd_error)?);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tar_like() -> Vec<u8> {
+        // Not a real tar; what matters is that it is not mistaken for a compressed stream.
+        let mut v = b"manifest.json".to_vec();
+        v.resize(3000, 0);
+        v.extend((0..20_000u32).flat_map(|i| (i % 251).to_le_bytes()));
+        v
+    }
+
+    fn decode(data: Vec<u8>) -> (ArchiveCompression, Vec<u8>) {
+        let (kind, mut r) = open(Box::new(io::Cursor::new(data))).unwrap();
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        (kind, out)
+    }
+
+    fn gzip(b: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn bzip2(b: &[u8]) -> Vec<u8> {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn xz(b: &[u8]) -> Vec<u8> {
+        let mut w =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+        w.write_all(b).unwrap();
+        w.finish().unwrap()
+    }
+
+    fn zstd(b: &[u8]) -> Vec<u8> {
+        ruzstd::encoding::compress_to_vec(b, ruzstd::encoding::CompressionLevel::Fastest)
+    }
+
+    /// A compression and an encoder for it.
+    type Codec = (ArchiveCompression, fn(&[u8]) -> Vec<u8>);
+
+    fn codecs() -> [Codec; 4] {
+        [
+            (ArchiveCompression::Gzip, gzip),
+            (ArchiveCompression::Bzip2, bzip2),
+            (ArchiveCompression::Xz, xz),
+            (ArchiveCompression::Zstd, zstd),
+        ]
+    }
+
+    #[test]
+    fn each_compression_is_recognized_and_decoded() {
+        let plain = tar_like();
+        for (want, compress) in codecs() {
+            let z = compress(&plain);
+            assert_eq!(sniff(&z), want);
+            let (kind, out) = decode(z);
+            assert_eq!(kind, want);
+            assert!(out == plain, "{} round trip differs", want.name());
+        }
+        let (kind, out) = decode(plain.clone());
+        assert_eq!(kind, ArchiveCompression::None);
+        assert!(out == plain);
+    }
+
+    #[test]
+    fn concatenated_streams_are_read_to_the_end() {
+        let plain = tar_like();
+        let (a, b) = plain.split_at(1234);
+        for (want, compress) in codecs() {
+            let mut z = compress(a);
+            z.extend(compress(b));
+            let (kind, out) = decode(z);
+            assert_eq!(kind, want);
+            assert!(out == plain, "{}: concatenated streams differ", want.name());
+        }
+    }
+
+    #[test]
+    fn short_and_near_miss_inputs_are_uncompressed() {
+        assert_eq!(sniff(b""), ArchiveCompression::None);
+        assert_eq!(sniff(&[0x1f]), ArchiveCompression::None);
+        assert_eq!(sniff(b"BZh0...."), ArchiveCompression::None);
+        assert_eq!(sniff(b"BZh"), ArchiveCompression::None);
+        assert_eq!(
+            sniff(&[0xfd, b'7', b'z', b'X', b'Z']),
+            ArchiveCompression::None
+        );
+        assert_eq!(sniff(&[0x28, 0xb5, 0x2f]), ArchiveCompression::None);
+        // A short uncompressed input comes back whole.
+        assert_eq!(
+            decode(b"ab".to_vec()),
+            (ArchiveCompression::None, b"ab".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_corrupt_stream_is_an_error_not_a_short_archive() {
+        let plain = tar_like();
+        for (name, mut z) in [
+            ("gzip", gzip(&plain)),
+            ("bzip2", bzip2(&plain)),
+            ("xz", xz(&plain)),
+            ("zstd", zstd(&plain)),
+        ] {
+            let len = z.len();
+            z.truncate(len / 2);
+            let (_, mut r) = open(Box::new(io::Cursor::new(z))).unwrap();
+            let mut out = Vec::new();
+            assert!(
+                r.read_to_end(&mut out).is_err(),
+                "{name}: a truncated stream must fail"
+            );
+        }
+    }
+}
