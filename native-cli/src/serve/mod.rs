@@ -108,15 +108,18 @@ pub fn random_token() -> Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-impl Server {
-    /// Bind and start the worker threads.
-    pub fn start(cfg: Config) -> Result<Server> {
+/// serve's request handling without a socket: requests in, responses out. The server feeds it from hyper; tests
+/// and fuzzing drive it in memory (the registry client's transport can call it directly).
+#[derive(Clone)]
+pub struct Service {
+    state: Arc<State>,
+}
+
+impl Service {
+    /// Open the store and set everything up for a server that answers at `addr` (the Host and Origin checks
+    /// compare with it).
+    pub fn open(cfg: Config, addr: SocketAddr) -> Result<Service> {
         let store = Store::open(&cfg.root)?;
-        // Bind first, so the address (port 0 → a free one) is known to the state.
-        let listener = std::net::TcpListener::bind(cfg.addr)
-            .with_context(|| format!("cannot listen on {}", cfg.addr))?;
-        let addr = listener.local_addr()?;
-        drop(listener);
         let token = match &cfg.token {
             Some(t) if !t.is_empty() => t.clone(),
             _ => random_token()?,
@@ -124,25 +127,49 @@ impl Server {
         let site = site::Site::new(cfg.www.clone())?;
         let proxy = proxy::Proxy::new(&cfg);
         let uploads = upload::Uploads::new(&store, cfg.upload_idle)?;
-        let ns = repos::Namespace::new(&cfg.repo_prefix).map_err(|e| anyhow!("--repo-prefix: {e}"))?;
+        let ns =
+            repos::Namespace::new(&cfg.repo_prefix).map_err(|e| anyhow!("--repo-prefix: {e}"))?;
+        Ok(Service {
+            state: Arc::new(State {
+                cfg,
+                token,
+                pull_token: random_token()?,
+                store,
+                addr,
+                uploads,
+                ns,
+                proxy,
+                site,
+                run_lock: Arc::new(Mutex::new(())),
+            }),
+        })
+    }
+
+    /// Answer one request; the flag says the connection should end after it.
+    pub fn handle(&self, req: &mut Request) -> (http::Response, bool) {
+        handle(&self.state, req)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.state.token
+    }
+}
+
+impl Server {
+    /// Bind and start serving.
+    pub fn start(cfg: Config) -> Result<Server> {
+        // Bind first, so the address (port 0 → a free one) is known to the state.
+        let listener = std::net::TcpListener::bind(cfg.addr)
+            .with_context(|| format!("cannot listen on {}", cfg.addr))?;
+        let addr = listener.local_addr()?;
+        drop(listener);
         let threads = cfg.threads.max(2);
-        let state = Arc::new(State {
-            cfg,
-            token,
-            pull_token: random_token()?,
-            store,
-            addr,
-            uploads,
-            ns,
-            proxy,
-            site,
-            run_lock: Arc::new(Mutex::new(())),
-        });
-        let st = state.clone();
+        let svc = Service::open(cfg, addr)?;
+        let state = svc.state.clone();
         let http = http::Server::start(
             addr,
             threads,
-            Arc::new(move |req: &mut Request| handle(&st, req)),
+            Arc::new(move |req: &mut Request| svc.handle(req)),
         )
         .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
         Ok(Server { state, http })
