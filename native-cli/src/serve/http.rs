@@ -357,6 +357,14 @@ async fn connection(stream: tokio::net::TcpStream, handler: Arc<Handler>) {
         Ok(Ok(n)) if n > 0 => {}
         _ => return,
     }
+    serve_stream(stream, handler).await;
+}
+
+/// HTTP/1.1 over any byte stream: a socket, or an in-memory pipe (fuzzing feeds raw bytes this way).
+pub async fn serve_stream<S>(stream: S, handler: Arc<Handler>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let svc = hyper::service::service_fn(move |req| serve_one(req, handler.clone()));
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
