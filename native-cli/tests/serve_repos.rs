@@ -272,3 +272,19 @@ fn a_blob_delete_unlinks_a_pushed_blob_but_not_one_a_manifest_needs() {
     assert_eq!(r.status, 405, "{}", r.text());
     assert_eq!(get(&srv, "GET", &format!("/v2/d/blobs/{needed}")).status, 200);
 }
+
+#[test]
+fn a_push_by_digest_takes_tag_parameters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Served::start(&tmp.path().join("s"), |_| {});
+    let body = push_image_blobs(&srv, "tp", Algorithm::Sha256, b"tagged by parameters");
+    let m = Digest::sha256_of(&body);
+    let r = put(&srv, "tp", &format!("{m}?tag=1.2.3&tag=latest"), media::OCI_MANIFEST, &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("oci-tag"), Some("1.2.3, latest"));
+    let tags: serde_json::Value =
+        serde_json::from_slice(&get(&srv, "GET", "/v2/tp/tags/list").body).unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["1.2.3", "latest"]));
+    let r = put(&srv, "tp", &format!("{m}?tag=.bad"), media::OCI_MANIFEST, &body);
+    assert_eq!(r.status, 400, "{}", r.text());
+}

@@ -25,7 +25,7 @@ use reply::{header, presented_token, same_secret, split_url, Reply};
 /// Response headers a browser script may read (everything the registry protocol needs).
 pub const EXPOSED_HEADERS: &str =
     "Location, Docker-Content-Digest, WWW-Authenticate, Content-Range, Range, Link, \
-Docker-Upload-UUID, Content-Length, Content-Type, OCI-Subject, Docker-Distribution-API-Version";
+Docker-Upload-UUID, Content-Length, Content-Type, OCI-Subject, OCI-Tag, Docker-Distribution-API-Version";
 /// Request headers a preflight may ask for.
 pub const ALLOWED_HEADERS: &str =
     "Authorization, Content-Type, Accept, Range, Content-Range, Docker-Content-Digest, If-None-Match";

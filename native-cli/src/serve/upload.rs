@@ -511,8 +511,22 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
     } else {
         return Reply::oci_error(400, "TAG_INVALID", format!("invalid tag {r:?}"));
     };
-    if let Err(e) = store.set_tag(&name, &desc) {
-        return io_err(format!("{e:#}"));
+    // By digest, `?tag=` parameters tag it too (distribution-spec 1.1); each accepted tag is named in `OCI-Tag`.
+    let extra: Vec<&str> = if r.contains(':') {
+        ctx.query.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v.as_str()).collect()
+    } else {
+        Vec::new()
+    };
+    if extra.len() > MAX_TAG_PARAMS {
+        return Reply::oci_error(414, "TAG_INVALID", format!("at most {MAX_TAG_PARAMS} tags per request"));
+    }
+    if let Some(bad) = extra.iter().find(|t| !lw_oci::reference::grammar::is_tag(t)) {
+        return Reply::oci_error(400, "TAG_INVALID", format!("invalid tag {bad:?}"));
+    }
+    for n in std::iter::once(name).chain(extra.iter().map(|t| format!("{target}:{t}"))) {
+        if let Err(e) = store.set_tag(&n, &desc) {
+            return io_err(format!("{e:#}"));
+        }
     }
     // Named now: what it reaches needs no pin from this repository (an index's children included).
     if let Ok(all) = store.reachable_from(vec![desc.clone()]) {
@@ -524,8 +538,14 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
     if let Some(s) = v.pointer("/subject/digest").and_then(Value::as_str) {
         reply = reply.header("OCI-Subject", s);
     }
+    if !extra.is_empty() {
+        reply = reply.header("OCI-Tag", extra.join(", "));
+    }
     reply
 }
+
+/// Most `?tag=` parameters one manifest PUT may carry (the spec asks for at least 10).
+const MAX_TAG_PARAMS: usize = 100;
 
 /// `1h`, `90s`: for messages.
 fn human_duration(d: Duration) -> String {
