@@ -131,6 +131,9 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<()> {
     let store = Store::open(root)?;
     let mut rows = Vec::new();
     for r in store.records()? {
+        if store.is_artifact(&r.descriptor) {
+            continue;
+        }
         let img = store.resolve(&r.descriptor, None)?;
         let size: u64 =
             img.manifest.layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config.size;

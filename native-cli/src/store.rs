@@ -363,6 +363,21 @@ impl Store {
         Ok(names)
     }
 
+    /// Is this entry an artifact (a signature, an SBOM, a referrer: a manifest whose config is not an image
+    /// config) rather than an image? Registries hold them, and `images` leaves them out, as docker does.
+    pub fn is_artifact(&self, desc: &Descriptor) -> bool {
+        if !media::is_manifest(&desc.media_type) {
+            return false;
+        }
+        let Ok(bytes) = self.read_document(&desc.digest) else {
+            return false;
+        };
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.pointer("/config/mediaType")?.as_str().map(str::to_string))
+            .is_some_and(|mt| mt != media::OCI_CONFIG && mt != media::DOCKER_CONFIG)
+    }
+
     /// Load a manifest; when `digest` names an index, pick `platform` (or the first image manifest).
     pub fn resolve(
         &self,

@@ -288,3 +288,23 @@ fn a_push_by_digest_takes_tag_parameters() {
     let r = put(&srv, "tp", &format!("{m}?tag=.bad"), media::OCI_MANIFEST, &body);
     assert_eq!(r.status, 400, "{}", r.text());
 }
+
+#[test]
+fn artifacts_pushed_to_serve_stay_out_of_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("s");
+    let srv = Served::start(&root, |_| {});
+    let empty = push_blob_as(&srv, "art", Algorithm::Sha256, b"{}");
+    let sig = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST, "artifactType": "application/x-signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
+        "layers": [],
+    }))
+    .unwrap();
+    assert_eq!(put(&srv, "art", "sig", media::OCI_MANIFEST, &sig).status, 201);
+    let body = push_image_blobs(&srv, "art", Algorithm::Sha256, b"an image");
+    assert_eq!(put(&srv, "art", "img", media::OCI_MANIFEST, &body).status, 201);
+    let out = common::lw_ok(&root, &["images"]);
+    assert!(out.contains("localhost/art") && out.contains("img"), "{out}");
+    assert!(!out.contains("sig"), "artifacts are not images: {out}");
+}
