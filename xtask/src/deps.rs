@@ -16,6 +16,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("apache2-utils", "htpasswd"),
     ("pigz", "pigz"),
     ("openssl", "openssl"),
+    // RUN's default network (a private namespace with outbound access).
+    ("slirp4netns", "slirp4netns"),
+    // The Debian base image for the end-to-end nginx and multi-stage builds.
+    ("debootstrap", "debootstrap"),
 ];
 
 fn present(cmd: &str) -> bool {

@@ -104,7 +104,10 @@ pub struct RunRequest {
     pub env: Vec<String>,
     pub user: String,
     pub workdir: String,
+    /// `default` (a private namespace with outbound access), `none` (loopback only) or `host`.
     pub network: String,
+    /// `--add-host` entries (name, address) for the step's /etc/hosts.
+    pub extra_hosts: Vec<(String, String)>,
     /// Raw `--mount` specs after expansion.
     pub mounts: Vec<String>,
     /// The sources of `type=bind` mounts and `type=cache,from=` seeds, resolved by the engine (one per such mount).
