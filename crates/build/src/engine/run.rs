@@ -101,7 +101,7 @@ pub(super) async fn run_step(
         Some(l) => {
             let d = l.descriptor.clone();
             if let Some(t) = st.tree.as_mut() {
-                rootfs::apply(t, &*host.blobs, st.layers.len(), &d)?;
+                rootfs::apply_indexed(t, &*host.blobs, &*host.cache, st.layers.len(), &d)?;
             }
             st.add_layer(shared, l, text, cached);
             finish_step(host, st, index, step, line, cached, Some(&d));
