@@ -197,3 +197,32 @@ fn an_images_own_etc_files_stay_as_they_were() {
     assert_eq!(layers.len(), 2);
     assert_eq!(layers[1], ["ro", "seen"]);
 }
+
+#[test]
+fn without_slirp4netns_default_fails_naming_it_and_host_still_works() {
+    let s = run_setup();
+    std::fs::write(s.ctx.join("Dockerfile"), "FROM lwtest/bb:1\nRUN true\n").unwrap();
+    // runc is in /usr/sbin, slirp4netns in /usr/bin.
+    let build = |network: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_layerwright"))
+            .env("PATH", "/usr/sbin:/sbin")
+            .arg("--root")
+            .arg(&s.root)
+            .args(["build", "-q", "--network", network])
+            .arg(&s.ctx)
+            .output()
+            .unwrap()
+    };
+    let o = build("default");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("Dockerfile:2")
+            && err.contains("slirp4netns")
+            && err.contains("--network host"),
+        "{err}"
+    );
+    assert_eq!(mounts_under(&s.root), Vec::<String>::new());
+    let o = build("host");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
