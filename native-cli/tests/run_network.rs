@@ -226,3 +226,20 @@ fn without_slirp4netns_default_fails_naming_it_and_host_still_works() {
     let o = build("host");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn a_relative_root_runs_steps() {
+    let s = run_setup();
+    std::fs::write(
+        s.ctx.join("Dockerfile"),
+        "FROM lwtest/bb:1\nRUN echo ok > /ok\n",
+    )
+    .unwrap();
+    // runc reads relative bundle paths from the bundle directory, so the executor makes them absolute.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_layerwright"))
+        .current_dir(s.tmp.path())
+        .args(["--root", "store", "build", "-q", "ctx"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -189,9 +189,12 @@ impl RuncExecutor {
     /// An executor with a named runtime (`runc`, `crun` or a path), or the first that works for `None`.
     pub fn with_runtime(store: &Store, runtime: Option<&str>) -> Result<Self> {
         let binary = runtime::find_runtime(runtime)?;
-        let tmp = store.tmp_dir();
+        // The bundle's paths must be absolute: runc reads relative ones from the bundle directory
+        // (`--root store` would otherwise fail every RUN).
+        let root = std::path::absolute(store.root())?;
+        let tmp = std::path::absolute(store.tmp_dir())?;
         Ok(RuncExecutor {
-            root: store.root().to_path_buf(),
+            root,
             runtime: Runtime {
                 binary,
                 state: tmp.join("runc-state"),
