@@ -106,6 +106,14 @@ impl StoreCache<'_> {
     fn path(&self, key: &Digest) -> PathBuf {
         self.store.root().join("cache").join(key.encoded())
     }
+
+    /// A layer's index (its headers without data): `cache/layer-index/<digest>`.
+    fn index_path(&self, layer: &Digest) -> PathBuf {
+        self.store
+            .root()
+            .join("cache/layer-index")
+            .join(layer.encoded())
+    }
 }
 
 impl Cache for StoreCache<'_> {
@@ -133,6 +141,16 @@ impl Cache for StoreCache<'_> {
         if fs::create_dir_all(p.parent().expect("cache dir")).is_ok() {
             // A lost cache entry only costs a rebuild, so a failed write is not an error.
             let _ = crate::store::write_atomic(&p, &serde_json::to_vec(&v).expect("serializable"));
+        }
+    }
+    fn layer_index(&self, layer: &Digest) -> Option<Vec<u8>> {
+        fs::read(self.index_path(layer)).ok()
+    }
+    fn put_layer_index(&self, layer: &Digest, index: &[u8]) {
+        let p = self.index_path(layer);
+        if fs::create_dir_all(p.parent().expect("index dir")).is_ok() {
+            // Remade from the layer when missing, so a failed write is not an error.
+            let _ = crate::store::write_atomic(&p, index);
         }
     }
 }

@@ -67,6 +67,9 @@ pub struct BuildArgs {
     /// Networking mode for RUN instructions (default, none, host)
     #[arg(long, default_value = "default")]
     network: String,
+    /// Add a custom host-to-IP mapping (NAME:IP) to every RUN step's /etc/hosts; repeatable
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    add_host: Vec<String>,
     /// Secret for RUN --mount=type=secret: id=ID,src=FILE; repeatable
     #[arg(long)]
     secret: Vec<String>,
@@ -282,6 +285,12 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             layerwright::transfer::pull(&store, r, p, &Default::default(), quiet).map(|_| ())
         })),
     };
+    layerwright::run::network::Mode::parse(&a.network).context("--network")?;
+    let extra_hosts = a
+        .add_host
+        .iter()
+        .map(|h| layerwright::run::network::parse_add_host(h))
+        .collect::<Result<Vec<_>>>()?;
     let secrets = a
         .secret
         .iter()
@@ -300,6 +309,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         opts.keep_mtimes = a.keep_mtimes;
         opts.no_cache = a.no_cache;
         opts.network = a.network.clone();
+        opts.extra_hosts = extra_hosts.clone();
         let mut on_event = |e: BuildEvent| progress.event(&e);
         let mut host = Host {
             context: &*context,

@@ -512,6 +512,17 @@ impl Store {
             fs::remove_file(e.path())?;
             done.removed += 1;
         }
+        // A layer's path index (the build's `cache/layer-index/<digest>`) goes with the layer.
+        if let Ok(dir) = fs::read_dir(self.root.join("cache/layer-index")) {
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let present = Digest::parse(&format!("sha256:{name}"))
+                    .is_ok_and(|d| self.root.join("blobs/sha256").join(d.encoded()).exists());
+                if !present {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         Ok(Some(done))
     }
 

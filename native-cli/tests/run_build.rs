@@ -306,6 +306,7 @@ fn output_streams_and_the_sandbox_is_isolated() {
         user: String::new(),
         workdir: "/work/dir".into(),
         network: "none".into(),
+        extra_hosts: vec![],
         mounts: vec![],
         binds: vec![],
         files: vec![],

@@ -24,6 +24,7 @@ fn sigint_kills_the_container_and_cleans_up() {
         user: String::new(),
         workdir: "/".into(),
         network: "none".into(),
+        extra_hosts: vec![],
         mounts: vec![],
         binds: vec![],
         files: vec![],

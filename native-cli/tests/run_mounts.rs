@@ -205,6 +205,7 @@ fn cache_request(
         user: String::new(),
         workdir: "/".into(),
         network: "none".into(),
+        extra_hosts: vec![],
         mounts: vec![mount.into()],
         binds: vec![],
         files: vec![],

@@ -35,8 +35,8 @@ fn run_steps_over_http_with_the_token() {
         "layers": manifest.layers.iter().map(|l| json!({"digest": l.digest.to_string(), "size": l.size,
             "mediaType": l.media_type})).collect::<Vec<_>>(),
         "diffIds": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        "args": ["/bin/sh", "-c", "echo made-by-run > /etc/made; echo hello from run; cat /etc/base"],
-        "env": ["PATH=/bin"], "user": "", "workdir": "/", "network": "none",
+        "args": ["/bin/sh", "-c", "echo made-by-run > /etc/made; echo hello from run; cat /etc/base /etc/hosts"],
+        "env": ["PATH=/bin"], "user": "", "workdir": "/", "network": "none", "extraHosts": ["lw-tab.test:127.0.0.1"],
         "platform": format!("linux/{}", config.architecture), "sourceDateEpoch": 0,
     });
     let body = serde_json::to_vec(&req).unwrap();
@@ -89,6 +89,10 @@ fn run_steps_over_http_with_the_token() {
         serde_json::from_str(lines.pop().unwrap()).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert!(lines.contains(&"hello from run"), "output streamed: {text}");
     assert!(lines.contains(&"base"), "{text}");
+    assert!(
+        lines.contains(&"127.0.0.1\tlw-tab.test"),
+        "--add-host entries travel: {text}"
+    );
     assert_eq!(last["exitCode"], 0, "{text}");
     let layer = &last["layer"];
     let digest = Digest::parse(layer["digest"].as_str().unwrap()).unwrap();

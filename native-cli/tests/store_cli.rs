@@ -171,3 +171,28 @@ fn prune_leaves_the_blobs_of_running_work_alone() {
     );
     assert!(!partial.exists());
 }
+
+#[test]
+fn layer_indexes_are_kept_for_builds_and_go_with_their_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let store = Store::open(&root).unwrap();
+    let base = make_busybox_image(&store, "lwtest/base:1", &[busybox_files(&[])]);
+    let base_layer = store.resolve(&base, None).unwrap().manifest.layers[0]
+        .digest
+        .clone();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("f"), "x").unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM lwtest/base:1\nCOPY f /etc/\n").unwrap();
+    lw_ok(
+        &root,
+        &["build", "-q", "-t", "lwtest/child:1", ctx.to_str().unwrap()],
+    );
+    // COPY needed the base's paths: its layer's index is kept for the next build.
+    let index = root.join("cache/layer-index").join(base_layer.encoded());
+    assert!(index.is_file(), "no index at {}", index.display());
+    lw_ok(&root, &["rmi", "lwtest/child:1", "lwtest/base:1"]);
+    lw_ok(&root, &["prune", "-a"]);
+    assert!(!index.exists(), "the index outlived its layer");
+}

@@ -1,6 +1,6 @@
 //! Whole-tool benchmarks for `cargo xtask bench`: `layerwright build` (cold, no change, one file changed) next to
 //! buildah, registry pull + verify + save next to `skopeo copy`, and a 20-step RUN build cold and warm next to
-//! buildah. Every external tool runs against private state in target/bench; the registry listens on 127.0.0.1.
+//! buildah (and, in bench_debian, nginx on Debian). Every external tool runs against private state in target/bench; the registry listens on 127.0.0.1.
 
 use std::fs;
 use std::net::TcpListener;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-fn have(tool: &str) -> bool {
+pub(crate) fn have(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool} >/dev/null")])
         .status()
@@ -18,7 +18,7 @@ fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn run(c: &mut Command) -> Result<()> {
+pub(crate) fn run(c: &mut Command) -> Result<()> {
     let out = c.output().with_context(|| format!("{c:?}"))?;
     if !out.status.success() {
         bail!("{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -54,7 +54,7 @@ fn run_rss(c: &mut Command) -> Result<u64> {
     }
 }
 
-fn timed<F: FnMut() -> Result<()>>(runs: usize, mut f: F) -> Result<f64> {
+pub(crate) fn timed<F: FnMut() -> Result<()>>(runs: usize, mut f: F) -> Result<f64> {
     let mut t = Vec::new();
     for _ in 0..runs {
         let s = Instant::now();
@@ -66,7 +66,7 @@ fn timed<F: FnMut() -> Result<()>>(runs: usize, mut f: F) -> Result<f64> {
 }
 
 /// Private containers/storage configuration for buildah (never /etc).
-fn buildah(dir: &Path) -> Result<impl Fn() -> Command> {
+pub(crate) fn buildah(dir: &Path) -> Result<impl Fn() -> Command> {
     fs::create_dir_all(dir)?;
     fs::write(
         dir.join("storage.conf"),
@@ -352,5 +352,6 @@ pub fn run_all(
             ));
         }
     }
+    crate::bench_debian::rows(work, runs, &lw, rows, notes)?;
     Ok(())
 }

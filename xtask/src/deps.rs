@@ -23,6 +23,10 @@ const PACKAGES: &[(&str, &str)] = &[
     // Docker 20.10, the reference for `load` and `serve` interop; an absolute path because a newer client may
     // come first on $PATH.
     ("docker.io", "/usr/sbin/dockerd"),
+    // RUN's default network (a private namespace with outbound access).
+    ("slirp4netns", "slirp4netns"),
+    // The Debian base image for the end-to-end nginx and multi-stage builds.
+    ("debootstrap", "debootstrap"),
 ];
 
 fn present(cmd: &str) -> bool {

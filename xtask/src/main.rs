@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod bench_debian;
 mod bench_tools;
 mod bench_wasm;
 mod build;

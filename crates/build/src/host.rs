@@ -104,7 +104,10 @@ pub struct RunRequest {
     pub env: Vec<String>,
     pub user: String,
     pub workdir: String,
+    /// `default` (a private namespace with outbound access), `none` (loopback only) or `host`.
     pub network: String,
+    /// `--add-host` entries (name, address) for the step's /etc/hosts.
+    pub extra_hosts: Vec<(String, String)>,
     /// Raw `--mount` specs after expansion.
     pub mounts: Vec<String>,
     /// The sources of `type=bind` mounts and `type=cache,from=` seeds, resolved by the engine (one per such mount).
@@ -200,6 +203,13 @@ pub struct CachedLayer {
 pub trait Cache {
     fn get(&self, key: &Digest) -> Option<Option<CachedLayer>>;
     fn put(&mut self, key: &Digest, value: Option<CachedLayer>);
+    /// A layer's index (its tar headers without data, see [`crate::engine::rootfs::layer_index`]), so that path
+    /// lookups (COPY's destination, WORKDIR) need not decompress the layer again. None when not kept.
+    fn layer_index(&self, _layer: &Digest) -> Option<Vec<u8>> {
+        None
+    }
+    /// Keep a layer's index; a cache may drop it, as it is remade from the layer.
+    fn put_layer_index(&self, _layer: &Digest, _index: &[u8]) {}
 }
 
 /// Blobs in memory (the browser keeps these for the session). Clones share the same map.
@@ -279,6 +289,8 @@ impl BlobStore for MemoryBlobs {
 #[derive(Default)]
 pub struct MemoryCache {
     pub entries: BTreeMap<Digest, Option<CachedLayer>>,
+    /// Layer digest → its index.
+    pub indexes: Mutex<BTreeMap<Digest, Vec<u8>>>,
 }
 
 impl Cache for MemoryCache {
@@ -287,5 +299,13 @@ impl Cache for MemoryCache {
     }
     fn put(&mut self, key: &Digest, value: Option<CachedLayer>) {
         self.entries.insert(key.clone(), value);
+    }
+    fn layer_index(&self, layer: &Digest) -> Option<Vec<u8>> {
+        self.indexes.lock().ok()?.get(layer).cloned()
+    }
+    fn put_layer_index(&self, layer: &Digest, index: &[u8]) {
+        if let Ok(mut m) = self.indexes.lock() {
+            m.insert(layer.clone(), index.to_vec());
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod cachemount;
 pub mod diff;
 pub mod fsutil;
 pub mod mounts;
+pub mod network;
 pub mod prune;
 pub mod runtime;
 pub mod spec;
@@ -188,9 +189,12 @@ impl RuncExecutor {
     /// An executor with a named runtime (`runc`, `crun` or a path), or the first that works for `None`.
     pub fn with_runtime(store: &Store, runtime: Option<&str>) -> Result<Self> {
         let binary = runtime::find_runtime(runtime)?;
-        let tmp = store.tmp_dir();
+        // The bundle's paths must be absolute: runc reads relative ones from the bundle directory
+        // (`--root store` would otherwise fail every RUN).
+        let root = std::path::absolute(store.root())?;
+        let tmp = std::path::absolute(store.tmp_dir())?;
         Ok(RuncExecutor {
-            root: store.root().to_path_buf(),
+            root,
             runtime: Runtime {
                 binary,
                 state: tmp.join("runc-state"),
@@ -285,16 +289,12 @@ impl RuncExecutor {
 
         let mut extra: Vec<Value> = Vec::new();
         let mut targets: Vec<String> = vec!["/proc".into(), "/dev".into(), "/sys".into()];
-        let host_network = req.network == "host";
-        if host_network {
-            targets.extend(["/etc/resolv.conf".to_string(), "/etc/hosts".to_string()]);
-        } else if !matches!(req.network.as_str(), "" | "default" | "none" | "sandbox") {
-            bail!(
-                "{}: unsupported network mode {:?} (use default, none or host)",
-                req.location,
-                req.network
-            );
-        }
+        let mode = network::Mode::parse(&req.network).with_context(|| req.location.clone())?;
+        // Every step gets these three files, bind-mounted read-only: never in the layer, the image's own unchanged.
+        let etc = work.join("etc");
+        fs::create_dir(&etc)?;
+        extra.extend(network::etc_mounts(&etc, mode, &req.extra_hosts)?);
+        targets.extend(["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"].map(String::from));
         for (i, m) in run_mounts.iter().enumerate() {
             match &m.kind {
                 MountKind::Tmpfs { size } => {
@@ -399,6 +399,9 @@ impl RuncExecutor {
             targets.push(dest);
         }
 
+        // Dropped before the work directory goes: slirp4netns logs there.
+        let net = network::StepNetwork::setup(mode, &work)
+            .with_context(|| format!("{}: RUN network {:?}", req.location, req.network))?;
         let bundle = work.join("bundle");
         fs::create_dir(&bundle)?;
         let config = spec::config(&spec::SpecInput {
@@ -407,7 +410,8 @@ impl RuncExecutor {
             env: &env,
             cwd: &workdir,
             user: &user,
-            host_network,
+            host_network: mode == network::Mode::Host,
+            netns: net.ns_path(),
             mounts: extra,
         });
         fs::write(
@@ -419,6 +423,7 @@ impl RuncExecutor {
         }
 
         let exit = self.runtime.run(&bundle, &id, self.timeout, output)?;
+        drop(net);
         let cmd = req.args.join(" ");
         match exit {
             Exit::Code(0) => {}

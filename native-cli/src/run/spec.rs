@@ -127,8 +127,10 @@ pub struct SpecInput<'a> {
     pub env: &'a [String],
     pub cwd: &'a str,
     pub user: &'a User,
-    /// `host` shares the host's network namespace; anything else gets a new one with only loopback.
+    /// `host` shares the host's network namespace.
     pub host_network: bool,
+    /// Otherwise: a namespace to join (the `default` network's), or none for a fresh one with only loopback.
+    pub netns: Option<&'a Path>,
     /// Extra mounts (already in OCI form).
     pub mounts: Vec<Value>,
 }
@@ -170,14 +172,12 @@ pub fn config(i: &SpecInput) -> Value {
     if i.host_network {
         // sysfs cannot be mounted without a network namespace of our own; bind the host's read-only instead.
         mounts.push(json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}));
-        for f in ["/etc/resolv.conf", "/etc/hosts"] {
-            if Path::new(f).exists() {
-                mounts.push(json!({"destination": f, "type": "bind", "source": f, "options": ["rbind", "ro"]}));
-            }
-        }
     } else {
         mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}));
-        namespaces.push(json!({"type": "network"}));
+        match i.netns {
+            Some(p) => namespaces.push(json!({"type": "network", "path": p})),
+            None => namespaces.push(json!({"type": "network"})),
+        }
     }
     mounts.extend(i.mounts.iter().cloned());
     let nofile = nofile_limit();

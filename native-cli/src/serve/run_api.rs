@@ -45,6 +45,9 @@ struct RunIn {
     network: String,
     #[serde(default)]
     mounts: Vec<String>,
+    /// `--add-host` entries, `NAME:IP`.
+    #[serde(default)]
+    extra_hosts: Vec<String>,
     /// Resolved `type=bind` sources (their layers pushed like the stage's).
     #[serde(default)]
     binds: Vec<BindIn>,
@@ -141,6 +144,11 @@ fn to_request(v: RunIn, store: &Store) -> Result<RunRequest, String> {
             v.network
         },
         mounts: v.mounts,
+        extra_hosts: v
+            .extra_hosts
+            .iter()
+            .map(|h| crate::run::network::parse_add_host(h).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?,
         binds,
         files: Vec::new(),
         platform,

@@ -73,6 +73,9 @@ pub struct BuildSpec<'a> {
     pub no_cache: bool,
     pub secrets: BTreeMap<String, PathBuf>,
     pub network: &'a str,
+    /// `--add-host` entries.
+    pub extra_hosts: Vec<(String, String)>,
+    pub build_args: BTreeMap<String, String>,
 }
 
 impl<'a> BuildSpec<'a> {
@@ -84,6 +87,8 @@ impl<'a> BuildSpec<'a> {
             no_cache: false,
             secrets: BTreeMap::new(),
             network: "default",
+            extra_hosts: Vec::new(),
+            build_args: BTreeMap::new(),
         }
     }
 }
@@ -100,6 +105,8 @@ pub fn build(store: &Store, context: &Path, spec: &BuildSpec) -> Result<BuildRes
     opts.source_date_epoch = spec.epoch;
     opts.no_cache = spec.no_cache;
     opts.network = spec.network.to_string();
+    opts.extra_hosts = spec.extra_hosts.clone();
+    opts.build_args = spec.build_args.clone();
     // As `layerwright build` reads it: filtered by the context's .dockerignore.
     let ctx =
         DirContext::with_dockerignore(context, Some("Dockerfile")).map_err(|e| e.to_string())?;

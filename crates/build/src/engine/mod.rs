@@ -44,6 +44,8 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// Default network for RUN (`--network`).
     pub network: String,
+    /// `--add-host NAME:IP` entries for every RUN step's /etc/hosts, in order.
+    pub extra_hosts: Vec<(String, String)>,
     /// Whether the context has a .dockerignore (only for hints).
     pub has_dockerignore: bool,
 }
@@ -62,6 +64,7 @@ impl BuildOptions {
             labels: BTreeMap::new(),
             no_cache: false,
             network: "default".into(),
+            extra_hosts: Vec::new(),
             has_dockerignore: false,
         }
     }

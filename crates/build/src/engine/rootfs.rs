@@ -3,11 +3,12 @@
 
 use std::io::Read;
 
+use lw_layer::tar::{TarWriter, WriteOptions};
 use lw_layer::tree::FileTree;
-use lw_layer::{compress, tar::TarReader};
+use lw_layer::{compress, tar::TarReader, EntryKind};
 use lw_oci::{media, Descriptor};
 
-use crate::host::BlobStore;
+use crate::host::{BlobStore, Cache};
 use crate::Error;
 
 /// Files copied out of other stages are held in memory; bigger ones are refused rather than exhausting it.
@@ -40,6 +41,68 @@ pub fn tree_of(
             .map_err(|e| Error::Host(format!("layer {}: {e}", l.digest)))?;
     }
     Ok(tree)
+}
+
+/// A layer's index: its entries in order, as a tar of headers without data (files say size 0), whiteouts and
+/// all, so applying it to a tree gives the same paths and metadata as the layer (but no sizes).
+pub fn layer_index(blobs: &dyn BlobStore, d: &Descriptor) -> Result<Vec<u8>, Error> {
+    let mut r = TarReader::new(layer_reader(blobs, d)?);
+    let mut w = TarWriter::new(Vec::new(), WriteOptions::default());
+    let err = |e: lw_layer::Error| Error::Host(format!("layer {}: {e}", d.digest));
+    while let Some(mut e) = r.next_entry().map_err(err)? {
+        if e.kind == EntryKind::File {
+            e.size = 0;
+        }
+        w.append(&e, &mut std::io::empty()).map_err(err)?;
+    }
+    w.finish().map_err(err)
+}
+
+/// Whether `index` reads as a whole tar (a damaged one is remade rather than half applied).
+fn index_ok(index: &[u8]) -> bool {
+    let mut r = TarReader::new(index);
+    loop {
+        match r.next_entry() {
+            Ok(Some(_)) => {}
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The metadata tree of `layers` through their indexes: a layer is decompressed only the first time any build
+/// needs its paths, and its index is kept in `cache` for every later step.
+pub fn tree_indexed(
+    blobs: &dyn BlobStore,
+    cache: &dyn Cache,
+    layers: &[Descriptor],
+) -> Result<FileTree, Error> {
+    let mut tree = FileTree::new();
+    for (i, l) in layers.iter().enumerate() {
+        apply_indexed(&mut tree, blobs, cache, i, l)?;
+    }
+    Ok(tree)
+}
+
+/// Apply one more layer to a metadata tree through its index (made and kept the first time).
+pub fn apply_indexed(
+    tree: &mut FileTree,
+    blobs: &dyn BlobStore,
+    cache: &dyn Cache,
+    index: usize,
+    layer: &Descriptor,
+) -> Result<(), Error> {
+    let ix = match cache.layer_index(&layer.digest).filter(|ix| index_ok(ix)) {
+        Some(ix) => ix,
+        None => {
+            let ix = layer_index(blobs, layer)?;
+            cache.put_layer_index(&layer.digest, &ix);
+            ix
+        }
+    };
+    tree.apply_layer(index, &ix[..])
+        .map(|_| ())
+        .map_err(|e| Error::Host(format!("layer {}: {e}", layer.digest)))
 }
 
 /// Apply one more layer to an existing tree.

@@ -33,15 +33,38 @@ pub(super) async fn run_step(
     }
     let binds =
         super::run_mounts::resolve_binds(shared, host, done, index, &st.platform, line, &mounts)?;
-    let key = super::run_mounts::run_key(&st.key, &text, &mounts, &r.network, &binds);
+    // The RUN flag wins when written; otherwise the build's `--network` (the parser fills in `default` either way).
+    let network = if r.flags_used.iter().any(|f| f == "network") {
+        r.network.clone()
+    } else {
+        shared.opts.network.clone()
+    };
+    // The key holds the network the step really gets, and the `--add-host` entries its /etc/hosts lists.
+    let net_key = if shared.opts.extra_hosts.is_empty() {
+        network.clone()
+    } else {
+        let hosts: Vec<String> = shared
+            .opts
+            .extra_hosts
+            .iter()
+            .map(|(n, ip)| format!("{n}:{ip}"))
+            .collect();
+        format!("{network} add-host={}", hosts.join(","))
+    };
+    let key = super::run_mounts::run_key(&st.key, &text, &mounts, &net_key, &binds);
     st.key = key.clone();
     let mut run_env: Vec<String> = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    for (k, v) in st
-        .args
-        .iter()
-        .filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()))
-    {
-        run_env.push(format!("{k}={v}"));
+    // Proxy args are predefined, as in docker: `--build-arg HTTP_PROXY=...` reaches RUN without an ARG line.
+    for name in PROXY_ARGS {
+        let value = st
+            .args
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .or_else(|| shared.opts.build_args.get(name));
+        if let Some(v) = value {
+            run_env.push(format!("{name}={v}"));
+        }
     }
     for e in st.config.config.env.iter().flatten() {
         let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
@@ -55,11 +78,8 @@ pub(super) async fn run_step(
         env: run_env,
         user: st.config.config.user.clone().unwrap_or_default(),
         workdir: st.workdir(),
-        network: if r.network.is_empty() {
-            shared.opts.network.clone()
-        } else {
-            r.network.clone()
-        },
+        network,
+        extra_hosts: shared.opts.extra_hosts.clone(),
         mounts,
         binds: vec![],
         files: vec![],
@@ -81,7 +101,7 @@ pub(super) async fn run_step(
         Some(l) => {
             let d = l.descriptor.clone();
             if let Some(t) = st.tree.as_mut() {
-                rootfs::apply(t, &*host.blobs, st.layers.len(), &d)?;
+                rootfs::apply_indexed(t, &*host.blobs, &*host.cache, st.layers.len(), &d)?;
             }
             st.add_layer(shared, l, text, cached);
             finish_step(host, st, index, step, line, cached, Some(&d));

@@ -47,7 +47,11 @@ pub(super) fn chain(prev: &Digest, parts: &[&str]) -> Digest {
 impl StageState {
     fn tree(&mut self, host: &Host) -> Result<&FileTree, Error> {
         if self.tree.is_none() {
-            self.tree = Some(rootfs::tree_of(&*host.blobs, &self.layers, false)?);
+            self.tree = Some(rootfs::tree_indexed(
+                &*host.blobs,
+                &*host.cache,
+                &self.layers,
+            )?);
         }
         Ok(self.tree.as_ref().expect("just built"))
     }
