@@ -15,20 +15,11 @@ use lw_oci::{media, Digest};
 use serve_fixtures::Served;
 
 fn auth(srv: &Served) -> String {
-    format!("Bearer {}", srv.token)
+    srv.bearer()
 }
 
-/// Upload `data` to `repo` in one request; returns its digest.
 fn push_blob(srv: &Served, repo: &str, data: &[u8]) -> Digest {
-    let d = Digest::sha256_of(data);
-    let r = srv.req(
-        "POST",
-        &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-        &[("Authorization", &auth(srv))],
-        data,
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
-    d
+    srv.push_blob_as(repo, lw_oci::digest::Algorithm::Sha256, data)
 }
 
 /// An image manifest naming a config and layers by digest.

@@ -14,7 +14,7 @@ use lw_oci::{media, Digest, DigestHasher};
 use serve_fixtures::{Resp, Served};
 
 fn auth(srv: &Served) -> String {
-    format!("Bearer {}", srv.token)
+    srv.bearer()
 }
 
 fn digest_of(alg: Algorithm, data: &[u8]) -> Digest {
@@ -24,16 +24,7 @@ fn digest_of(alg: Algorithm, data: &[u8]) -> Digest {
 }
 
 fn push_blob_as(srv: &Served, repo: &str, alg: Algorithm, data: &[u8]) -> Digest {
-    let d = digest_of(alg, data);
-    let r = srv.req(
-        "POST",
-        &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-        &[("Authorization", &auth(srv))],
-        data,
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
-    assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
-    d
+    srv.push_blob_as(repo, alg, data)
 }
 
 const CONFIG: &[u8] =

@@ -28,16 +28,7 @@ fuzz_target!(|data: &[u8]| {
     if first & 0x80 != 0 {
         headers.push(("Authorization".into(), format!("Bearer {}", common::TOKEN)));
     }
-    let method = match METHODS[(first & 7) as usize] {
-        "GET" => Method::Get,
-        "HEAD" => Method::Head,
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        "PATCH" => Method::Patch,
-        "DELETE" => Method::Delete,
-        "OPTIONS" => Method::Options,
-        o => Method::Other(o.into()),
-    };
+    let method = Method::parse(METHODS[(first & 7) as usize]);
     // Never the RUN backend: it starts containers, which is not what this target is about.
     if path.starts_with("/api/run") {
         return;

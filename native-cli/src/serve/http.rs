@@ -59,9 +59,10 @@ impl fmt::Display for Method {
     }
 }
 
-impl From<&hyper::Method> for Method {
-    fn from(m: &hyper::Method) -> Method {
-        match m.as_str() {
+impl Method {
+    /// The method a request line names.
+    pub fn parse(m: &str) -> Method {
+        match m {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
             "POST" => Method::Post,
@@ -71,6 +72,12 @@ impl From<&hyper::Method> for Method {
             "OPTIONS" => Method::Options,
             o => Method::Other(o.chars().take(16).collect()),
         }
+    }
+}
+
+impl From<&hyper::Method> for Method {
+    fn from(m: &hyper::Method) -> Method {
+        Method::parse(m.as_str())
     }
 }
 

@@ -40,6 +40,32 @@ impl Served {
         format!("http://{}", self.addr)
     }
 
+    /// `Authorization: Bearer TOKEN`: what pushes send.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// Upload `data` to `repo` in one request (monolithic POST), named by its digest of `alg`; returns it.
+    pub fn push_blob_as(
+        &self,
+        repo: &str,
+        alg: lw_oci::digest::Algorithm,
+        data: &[u8],
+    ) -> lw_oci::Digest {
+        let mut h = lw_oci::DigestHasher::new(alg);
+        h.update(data);
+        let d = h.finish();
+        let r = self.req(
+            "POST",
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            &[("Authorization", &self.bearer())],
+            data,
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
+        d
+    }
+
     /// A request with the right Host header and the given extra headers.
     pub fn req(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
         let mut hs = vec![("Host", self.host())];
