@@ -284,7 +284,9 @@ impl RuncExecutor {
         let before = diff::scan(&rootfs)?;
 
         let mut extra: Vec<Value> = Vec::new();
-        let mut targets: Vec<String> = vec!["/proc".into(), "/dev".into(), "/sys".into()];
+        // runc's own mount points (/proc, /dev, /sys) stay in the layer when the image lacked them, as BuildKit
+        // leaves them; the other targets' stubs are removed.
+        let mut targets: Vec<String> = Vec::new();
         let host_network = req.network == "host";
         if host_network {
             targets.extend(["/etc/resolv.conf".to_string(), "/etc/hosts".to_string()]);

@@ -244,12 +244,31 @@ pub(crate) fn plan<'f>(
     let dest = normalize_path(&rootfs.resolve(&dest)).unwrap_or(dest);
     let dest_exists_dir = dest.is_empty() || rootfs.get(&dest).is_some_and(|n| n.entry.is_dir());
 
+    if spec.checksum.is_some() {
+        if spec.srcs.len() != 1 {
+            return Err(err(
+                "checksum can't be specified for multiple sources".into()
+            ));
+        }
+        if !is_url(&spec.srcs[0]) {
+            return Err(err(format!(
+                "ADD --checksum {}: checksum requires HTTP(S) or Git sources",
+                spec.srcs[0]
+            )));
+        }
+    }
     // Expand sources (wildcards, symlinks at the top level).
     let mut selected: Vec<(String, Src)> = Vec::new();
     let mut urls: Vec<String> = Vec::new();
+    // --parents: (path below the destination, entry), from each source's pivot.
+    let mut with_parents: Vec<(String, Src)> = Vec::new();
     for s in &spec.srcs {
         if spec.is_add && is_url(s) {
             urls.push(s.clone());
+            continue;
+        }
+        if spec.parents {
+            with_parents.extend(parents_matches(&view, s, kw, &spec.from).map_err(err)?);
             continue;
         }
         if spec.is_add && (s.starts_with("git@") || s.ends_with(".git")) {
@@ -304,8 +323,12 @@ pub(crate) fn plan<'f>(
             selected.push((clean, found));
         }
     }
-    let count = selected.len() + urls.len() + spec.heredocs.len();
+    let count = selected.len() + urls.len() + spec.heredocs.len() + with_parents.len();
     if count == 0 {
+        // Only wildcards, matching nothing: BuildKit makes an empty layer and no destination.
+        if spec.srcs.iter().any(|s| has_wildcard(s)) {
+            return Ok(Vec::new());
+        }
         return Err(err(format!("{kw} requires at least one source")));
     }
     let multiple = count > 1;
@@ -317,6 +340,11 @@ pub(crate) fn plan<'f>(
     let dest_is_dir = dest_slash || dest_exists_dir || multiple;
 
     let owner = spec.chown.unwrap_or((0, 0));
+    // Directories the copy creates: 0755, or the mode of an octal --chmod (a symbolic one leaves them alone).
+    let new_dir_mode = match &spec.chmod {
+        Some(Chmod::Octal(m)) => *m,
+        _ => 0o755,
+    };
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
 
     let file_mode = |mode: u32, is_dir: bool| match &spec.chmod {
@@ -389,8 +417,21 @@ pub(crate) fn plan<'f>(
             match rootfs.get(&base) {
                 // An existing destination directory keeps its own metadata.
                 Some(n) if n.entry.is_dir() => {}
+                // BuildKit creates a missing destination as a new directory (0755, or an octal --chmod), not
+                // with the source directory's own metadata.
                 _ if !base.is_empty() => {
-                    emit(&mut items, &mut seen_inodes, base.clone(), src, Data::None);
+                    items.insert(
+                        base.clone(),
+                        Item {
+                            entry: Entry {
+                                uid: owner.0,
+                                gid: owner.1,
+                                mtime: shared.mtime(0),
+                                ..Entry::dir(&base, new_dir_mode)
+                            },
+                            data: Data::None,
+                        },
+                    );
                 }
                 _ => {}
             }
@@ -400,7 +441,8 @@ pub(crate) fn plan<'f>(
                 } else {
                     src.path.len() + 1
                 }..];
-                if excluded(rel) || excluded(&e.path) {
+                // BuildKit matches --exclude relative to each source's root.
+                if excluded(rel) {
                     continue;
                 }
                 emit(
@@ -430,6 +472,21 @@ pub(crate) fn plan<'f>(
                 }
                 continue;
             }
+        }
+        emit(&mut items, &mut seen_inodes, target, src, view.data(src));
+    }
+
+    let mut seen_inodes = BTreeMap::new();
+    for (rel, src) in &with_parents {
+        if excludes
+            .as_ref()
+            .is_some_and(|m| m.matches_or_parent_matches(rel).unwrap_or(false))
+        {
+            continue;
+        }
+        let target = join(&dest, rel);
+        if src.kind == EntryKind::Dir && rootfs.get(&target).is_some_and(|n| n.entry.is_dir()) {
+            continue;
         }
         emit(&mut items, &mut seen_inodes, target, src, view.data(src));
     }
@@ -504,7 +561,7 @@ pub(crate) fn plan<'f>(
                     uid: owner.0,
                     gid: owner.1,
                     mtime: shared.mtime(0),
-                    ..Entry::dir(&dir, 0o755)
+                    ..Entry::dir(&dir, new_dir_mode)
                 },
             };
             items.insert(
@@ -521,6 +578,57 @@ pub(crate) fn plan<'f>(
     out.sort_by(|a, b| lpath::cmp_components(&a.entry.path, &b.entry.path));
     relead_hardlinks(&mut out);
     Ok(out)
+}
+
+/// `COPY --parents SRC`: BuildKit copies the directory before an optional `/./` pivot (else the root) with SRC's
+/// rest as an include pattern (`**` matches any number of directories, none included), keeping paths relative to
+/// the pivot. Returns (path below the destination, entry) for every match, its contents and the directories
+/// leading to it; a path without wildcards must exist.
+fn parents_matches(
+    view: &View,
+    src: &str,
+    kw: &str,
+    from: &SourceFs,
+) -> Result<Vec<(String, Src)>, String> {
+    let (root, pattern) = match src.split_once("/./") {
+        Some((r, p)) => (r, p),
+        None => ("", src),
+    };
+    let root = normalize_path(root)
+        .map_err(|_| format!("{kw} {src}: forbidden path outside the build context"))?;
+    let pattern = normalize_path(pattern)
+        .map_err(|_| format!("{kw} {src}: forbidden path outside the build context"))?;
+    let m = PatternMatcher::new(&[pattern.as_str()])
+        .map_err(|e| format!("{kw} --parents {src}: {e}"))?;
+    let mut out: BTreeMap<String, Src> = BTreeMap::new();
+    let root_len = if root.is_empty() { 0 } else { root.len() + 1 };
+    for e in view.below(&root) {
+        let rel = &e.path[root_len..];
+        if !m.matches_or_parent_matches(rel).unwrap_or(false) {
+            continue;
+        }
+        let mut dir = lpath::parent(rel);
+        while !dir.is_empty() && !out.contains_key(dir) {
+            if let Some(d) = view.entries.get(&join(&root, dir)) {
+                out.insert(dir.to_string(), d.clone());
+            }
+            dir = lpath::parent(dir);
+        }
+        out.insert(rel.to_string(), e.clone());
+    }
+    if out.is_empty() && !has_wildcard(src) {
+        return Err(match from {
+            SourceFs::Context(_) => format!(
+                "{kw} failed: \"{}\" not found in the build context (or excluded by .dockerignore)",
+                join(&root, &pattern)
+            ),
+            SourceFs::Tree(_) => format!(
+                "{kw} failed: \"/{}\" not found in the source stage or image",
+                join(&root, &pattern)
+            ),
+        });
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// In write order, the first name of a hard-linked file must carry the data and the others link to it.

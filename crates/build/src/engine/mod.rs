@@ -331,7 +331,8 @@ pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<Bui
             labels.insert(k.clone(), v.clone());
         }
     }
-    fin.config.created = Some(shared.created());
+    // BuildKit leaves `created` out of an image without history (SOURCE_DATE_EPOCH dates the last entry).
+    fin.config.created = (!fin.config.history.is_empty()).then(|| shared.created());
     let config_bytes = lw_oci::to_canonical_json(&fin.config);
     let config_desc = put_bytes(host.blobs, media::OCI_CONFIG, &config_bytes)?;
     let manifest_bytes =
@@ -351,12 +352,7 @@ pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<Bui
     })
 }
 
-/// The environment for expanding words in a stage: declared ARGs first, then ENV (ENV wins, as docker does).
-pub(crate) fn word_env(args: &[(String, String)], config: &ImageConfig) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = args.to_vec();
-    for kv in config.config.env.iter().flatten() {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        env.push((k.to_string(), v.to_string()));
-    }
-    env
+/// The environment for expanding words in a stage: ENV and ARG assignments, the later one of a name winning.
+pub(crate) fn word_env(st: &stage::StageState) -> Vec<(String, String)> {
+    st.env.clone()
 }

@@ -3,8 +3,8 @@
 
 use lw_dockerfile::instructions::RunCommand as Run;
 
-use super::stage::{cache_lookup, command_argv, finish_step, StageState};
-use super::{expand, history, rootfs, word_env, Host, Shared, PROXY_ARGS};
+use super::stage::{cache_lookup, finish_step, run_argv, StageState};
+use super::{expand, history, rootfs, word_env, Host, Shared};
 use crate::events::BuildEvent;
 use crate::host::{CachedLayer, RunRequest};
 use crate::Error;
@@ -21,10 +21,10 @@ pub(super) async fn run_step(
     line: usize,
     step: usize,
 ) -> Result<(), Error> {
-    let env = word_env(&st.args, &st.config);
+    let env = word_env(st);
     let ex = |w: &str| expand(shared, line, w, &env);
     let code = r.source.code.clone();
-    let argv = command_argv(st, &r.command);
+    let (argv, files) = run_argv(st, &r.command);
     let run_args = st.run_args();
     let text = history::run(&run_args, &argv);
     let mut mounts = Vec::new();
@@ -33,21 +33,15 @@ pub(super) async fn run_step(
     }
     let binds =
         super::run_mounts::resolve_binds(shared, host, done, index, &st.platform, line, &mounts)?;
-    let key = super::run_mounts::run_key(&st.key, &text, &mounts, &r.network, &binds);
+    let mut key = super::run_mounts::run_key(&st.key, &text, &mounts, &r.network, &binds);
+    // A heredoc run as a file shows only its path in the history text: its body keys the step.
+    for (path, data) in &files {
+        let body = lw_oci::Digest::sha256_of(data);
+        key = super::stage::chain(&key, &[path, body.as_str()]);
+    }
     st.key = key.clone();
-    let mut run_env: Vec<String> = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    for (k, v) in st
-        .args
-        .iter()
-        .filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()))
-    {
-        run_env.push(format!("{k}={v}"));
-    }
-    for e in st.config.config.env.iter().flatten() {
-        let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
-        run_env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k2, _)| k2) != k);
-        run_env.push(e.clone());
-    }
+    // RUN sees the state environment: ENV and every ARG with a value (BuildKit's AddEnv for both).
+    let run_env: Vec<String> = st.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut req = RunRequest {
         layers: st.layers.clone(),
         diff_ids: st.config.rootfs.diff_ids.clone(),
@@ -62,7 +56,7 @@ pub(super) async fn run_step(
         },
         mounts,
         binds: vec![],
-        files: vec![],
+        files,
         platform: st.platform.clone(),
         source_date_epoch: (!shared.opts.keep_mtimes).then_some(shared.opts.source_date_epoch),
         location: format!("{}:{line}", shared.opts.dockerfile_name),
@@ -77,20 +71,17 @@ pub(super) async fn run_step(
             (made, false)
         }
     };
-    match layer {
-        Some(l) => {
-            let d = l.descriptor.clone();
-            if let Some(t) = st.tree.as_mut() {
-                rootfs::apply(t, &*host.blobs, st.layers.len(), &d)?;
-            }
-            st.add_layer(shared, l, text, cached);
-            finish_step(host, st, index, step, line, cached, Some(&d));
-        }
-        None => {
-            st.history(shared, text, true);
-            finish_step(host, st, index, step, line, cached, None);
-        }
+    // BuildKit keeps a layer for every RUN: an empty one when the step changed nothing.
+    let l = match layer {
+        Some(l) => l,
+        None => super::layers::write_items(host, &[])?,
+    };
+    let d = l.descriptor.clone();
+    if let Some(t) = st.tree.as_mut() {
+        rootfs::apply(t, &*host.blobs, st.layers.len(), &d)?;
     }
+    st.add_layer(shared, l, text, cached);
+    finish_step(host, st, index, step, line, cached, Some(&d));
     Ok(())
 }
 
