@@ -769,18 +769,36 @@ fn dispatch(
                     resolve_owner(shared, host, st, &spec, line, "WORKDIR")?
                 }
             };
-            let items: Vec<Item> = missing
-                .iter()
-                .map(|d| Item {
-                    entry: Entry {
-                        mtime: shared.mtime(0),
-                        uid,
-                        gid,
-                        ..Entry::dir(d, 0o755)
-                    },
-                    data: Data::None,
-                })
-                .collect();
+            // As a diff of the snapshot, BuildKit's layer also holds the existing parents of the first new
+            // directory (their mtime changed), with their own metadata.
+            let mut items: Vec<Item> = Vec::new();
+            if let Some(first) = missing.first() {
+                let tree = st.tree(host)?;
+                let mut dir = lw_layer::path::parent(first).to_string();
+                while !dir.is_empty() {
+                    if let Some(n) = tree.get(&dir).filter(|n| n.entry.is_dir()) {
+                        items.push(Item {
+                            entry: Entry {
+                                mtime: shared.mtime(n.entry.mtime),
+                                xattrs: BTreeMap::new(),
+                                ..n.entry.clone()
+                            },
+                            data: Data::None,
+                        });
+                    }
+                    dir = lw_layer::path::parent(&dir).to_string();
+                }
+                items.reverse();
+            }
+            items.extend(missing.iter().map(|d| Item {
+                entry: Entry {
+                    mtime: shared.mtime(0),
+                    uid,
+                    gid,
+                    ..Entry::dir(d, 0o755)
+                },
+                data: Data::None,
+            }));
             let key = st.key.clone();
             let (layer, cached) =
                 cached_or(host, shared, &key, |h| write_items(h, &items).map(Some))?;
