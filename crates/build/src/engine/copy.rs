@@ -672,7 +672,7 @@ fn relead_hardlinks(items: &mut [Item]) {
     }
 }
 
-/// ADD of a local tar archive (plain, gzip or zstd) unpacks it into the destination directory.
+/// ADD of a local tar archive (plain, gzip, zstd, bzip2 or xz) unpacks it into the destination directory.
 fn try_unpack(
     shared: &Shared,
     view: &View,
@@ -682,15 +682,28 @@ fn try_unpack(
     kw: &str,
 ) -> Result<Option<Vec<Item>>, Error> {
     let bytes = view.read_all(src)?;
-    let comp = lw_layer::compress::sniff(&bytes);
     let mut tar_bytes = Vec::new();
-    match comp {
-        lw_oci::media::Compression::None => tar_bytes = bytes,
-        c => {
-            let mut d = lw_layer::compress::decoder(&bytes[..], c)
-                .map_err(|e| shared.err(line, format!("{kw}: {e}")))?;
-            if d.read_to_end(&mut tar_bytes).is_err() {
-                return Ok(None);
+    // BuildKit also unpacks bzip2 and xz archives (its archive package detects them by magic).
+    if bytes.starts_with(b"BZh") {
+        if bzip2_rs::DecoderReader::new(&bytes[..])
+            .read_to_end(&mut tar_bytes)
+            .is_err()
+        {
+            return Ok(None);
+        }
+    } else if bytes.starts_with(b"\xfd7zXZ\x00") {
+        if lzma_rs::xz_decompress(&mut &bytes[..], &mut tar_bytes).is_err() {
+            return Ok(None);
+        }
+    } else {
+        match lw_layer::compress::sniff(&bytes) {
+            lw_oci::media::Compression::None => tar_bytes = bytes,
+            c => {
+                let mut d = lw_layer::compress::decoder(&bytes[..], c)
+                    .map_err(|e| shared.err(line, format!("{kw}: {e}")))?;
+                if d.read_to_end(&mut tar_bytes).is_err() {
+                    return Ok(None);
+                }
             }
         }
     }
