@@ -386,3 +386,37 @@ fn output_streams_and_the_sandbox_is_isolated() {
     assert!(e.contains("timed out") && t.elapsed().as_secs() < 20, "{e}");
     assert_eq!(exec.runtime.list().unwrap(), Vec::<String>::new());
 }
+
+/// A relative `--root` works with RUN (the runtime runs from the bundle directory, so paths must be absolute).
+#[test]
+fn run_with_a_relative_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("st")).unwrap();
+    common::make_busybox_image(&store, "lwtest/rel:1", &[common::busybox_files(&[])]);
+    drop(store);
+    std::fs::write(
+        tmp.path().join("Dockerfile"),
+        "FROM lwtest/rel:1\nRUN echo made > /made.txt\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layerwright"))
+        .current_dir(tmp.path())
+        .args([
+            "--root",
+            "st",
+            "build",
+            "-t",
+            "rel:1",
+            "--progress",
+            "plain",
+            ".",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
