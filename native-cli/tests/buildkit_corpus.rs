@@ -120,9 +120,17 @@ fn prepare_context(case: &Path, dest: &Path) {
     }
 }
 
-/// The build flags a case asks for: `build-args` (K=V lines) and `target` (one stage name).
+/// The build flags a case asks for: `build-args` (K=V lines), `target` (one stage name) and `secrets` (ID=FILE
+/// lines, FILE relative to the case).
 fn case_flags(case: &Path) -> Vec<String> {
     let mut v = Vec::new();
+    if let Ok(s) = std::fs::read_to_string(case.join("secrets")) {
+        for l in s.lines().filter(|l| !l.is_empty()) {
+            let (id, file) = l.split_once('=').expect("secrets: ID=FILE lines");
+            v.push("--secret".to_string());
+            v.push(format!("id={id},src={}", case.join(file).display()));
+        }
+    }
     if let Ok(s) = std::fs::read_to_string(case.join("build-args")) {
         for l in s.lines().filter(|l| !l.is_empty()) {
             v.push("--build-arg".to_string());

@@ -396,6 +396,19 @@ fn bad_input_names_the_line_and_cause() {
             "Dockerfile:2: COPY: unable to find user nobody",
         ),
         ("FROM scratch\nCOPY a.txt ${UNCLOSED\n", "Dockerfile:2:"),
+        (
+            "FROM scratch\nARG F=missing.txt\nCOPY $F /\n",
+            "Dockerfile:3: COPY failed: \"missing.txt\" (written \"$F\") not found",
+        ),
+        (
+            "FROM scratch\nADD --checksum=sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 a.txt /\n",
+            "Dockerfile:2: ADD --checksum a.txt: checksum requires HTTP(S) or Git sources",
+        ),
+        (
+            // Deliberate divergence: BuildKit silently maps an unknown group to 0.
+            "FROM scratch\nCOPY --chown=:nogroup a.txt /\n",
+            "Dockerfile:2: COPY: unable to find group nogroup",
+        ),
     ];
     for (df, want) in cases {
         let (r, _) = Env::new().build(&opts(df), &ctx(&[("a.txt", "A")]));

@@ -67,6 +67,12 @@ def case_opts(case):
     p = os.path.join(case, "target")
     if os.path.exists(p):
         opts += ["--opt", "target=" + open(p).read().strip()]
+    p = os.path.join(case, "secrets")
+    if os.path.exists(p):
+        for line in open(p).read().splitlines():
+            if line:
+                sid, f = line.split("=", 1)
+                opts += ["--secret", "id=%s,src=%s" % (sid, os.path.join(case, f))]
     return opts
 
 

@@ -185,6 +185,8 @@ pub(crate) struct CopySpec<'a> {
     pub line: usize,
     pub keyword: &'static str,
     pub srcs: Vec<String>,
+    /// The sources as written, for messages about sources made of variables.
+    pub raw_srcs: Vec<String>,
     /// Heredoc sources: (file name, contents).
     pub heredocs: Vec<(String, Vec<u8>)>,
     pub dest: String,
@@ -262,7 +264,12 @@ pub(crate) fn plan<'f>(
     let mut urls: Vec<String> = Vec::new();
     // --parents: (path below the destination, entry), from each source's pivot.
     let mut with_parents: Vec<(String, Src)> = Vec::new();
-    for s in &spec.srcs {
+    for (i, s) in spec.srcs.iter().enumerate() {
+        // A source made of variables names what it was written as, so an unexpected expansion is visible.
+        let written = match spec.raw_srcs.get(i) {
+            Some(r) if r != s => format!(" (written {r:?})"),
+            _ => String::new(),
+        };
         if spec.is_add && is_url(s) {
             urls.push(s.clone());
             continue;
@@ -315,9 +322,9 @@ pub(crate) fn plan<'f>(
             let found = view.follow(&clean).cloned().ok_or_else(|| {
                 err(match spec.from {
                     SourceFs::Context(_) => {
-                        format!("{kw} failed: \"{clean}\" not found in the build context (or excluded by .dockerignore)")
+                        format!("{kw} failed: \"{clean}\"{written} not found in the build context (or excluded by .dockerignore)")
                     }
-                    SourceFs::Tree(_) => format!("{kw} failed: \"/{clean}\" not found in the source stage or image"),
+                    SourceFs::Tree(_) => format!("{kw} failed: \"/{clean}\"{written} not found in the source stage or image"),
                 })
             })?;
             selected.push((clean, found));

@@ -153,6 +153,7 @@ fn context_items(
         } else {
             clean.to_string()
         }],
+        raw_srcs: vec![],
         heredocs: vec![],
         dest: format!("/{clean}"),
         workdir: "/".into(),

@@ -954,6 +954,7 @@ async fn copy_step(
         line,
         keyword: if is_add { "ADD" } else { "COPY" },
         srcs,
+        raw_srcs: files.source_paths.clone(),
         heredocs,
         dest,
         workdir,
@@ -969,7 +970,16 @@ async fn copy_step(
         checksum: (!checksum.is_empty()).then(|| checksum.to_string()),
         unpack,
     };
-    let planned = copy::plan(shared, spec, &rootfs_tree, host.fetch.as_deref_mut());
+    // BuildKit builds a `--link` copy (without --chmod) on an empty tree and merges it on top: the directories
+    // it needs are made afresh (0755, owned as the copy) instead of keeping the stage's own.
+    let linked = match inst {
+        Instruction::Copy(c) => c.link,
+        Instruction::Add(a) => a.link,
+        _ => false,
+    } && chmod_text.is_empty();
+    let empty = FileTree::new();
+    let base_tree = if linked { &empty } else { &rootfs_tree };
+    let planned = copy::plan(shared, spec, base_tree, host.fetch.as_deref_mut());
     st.tree = Some(rootfs_tree);
     let items = planned?;
     let code = inst.source().code.clone();
