@@ -162,6 +162,33 @@ fn run_steps_over_http_with_the_token() {
         "the mount leaked into a layer: {text}"
     );
 
+    // Files travel in base64 and are mounted read-only: a heredoc script run as /dev/pipes/NAME.
+    let mut piped = req.clone();
+    piped["files"] = json!([{"path": "/dev/pipes/EOT", "data": base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "#!/bin/sh\necho \"piped from $0\"\n",
+    )}]);
+    piped["args"] = json!(["/bin/sh", "-c", "/dev/pipes/EOT"]);
+    let r = srv.req(
+        "POST",
+        "/api/run",
+        &[json_ct, ("Authorization", &auth)],
+        &serde_json::to_vec(&piped).unwrap(),
+    );
+    let text = r.text();
+    assert!(
+        text.lines().any(|l| l == "piped from /dev/pipes/EOT"),
+        "{text}"
+    );
+    piped["files"] = json!([{"path": "relative", "data": ""}]);
+    let r = srv.req(
+        "POST",
+        "/api/run",
+        &[json_ct, ("Authorization", &auth)],
+        &serde_json::to_vec(&piped).unwrap(),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+
     // A failing step reports its exit code and no layer.
     let mut bad = req.clone();
     bad["args"] = json!(["/bin/sh", "-c", "echo failing; exit 7"]);
