@@ -144,6 +144,83 @@ fn case_flags(case: &Path) -> Vec<String> {
     v
 }
 
+/// Where a case's `http/` directory is served while it builds (ADD <url>); record.py serves it at the same address.
+const HTTP_ADDR: &str = "127.0.0.1:48765";
+
+/// A loopback HTTP server for a case's `http/` files (GET and HEAD, one request per connection), stopped on drop.
+struct Served {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Served {
+    fn start(dir: PathBuf) -> Served {
+        use std::io::{BufRead, Write};
+        use std::sync::atomic::Ordering;
+        let listener =
+            std::net::TcpListener::bind(HTTP_ADDR).expect("binding the corpus HTTP address");
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let Ok((conn, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                };
+                conn.set_nonblocking(false).unwrap();
+                let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = r.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let mut parts = line.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+                let name = path.trim_start_matches('/');
+                let body = (!name.contains(".."))
+                    .then(|| std::fs::read(dir.join(name)).ok())
+                    .flatten();
+                let mut conn = conn;
+                let _ = match body {
+                    Some(b) => {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            b.len()
+                        );
+                        conn.write_all(head.as_bytes()).and_then(|_| {
+                            if method == "HEAD" {
+                                Ok(())
+                            } else {
+                                conn.write_all(&b)
+                            }
+                        })
+                    }
+                    None => conn.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    ),
+                };
+            }
+        });
+        Served {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// What a build produced, in the recorded form.
 #[derive(Debug)]
 struct Image {
@@ -362,7 +439,12 @@ fn build_case(root: &Path, work: &Path, case: &Path) -> Outcome {
     args.extend(case_flags(case));
     args.push(ctx.to_str().unwrap().into());
     let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let served = case
+        .join("http")
+        .is_dir()
+        .then(|| Served::start(case.join("http")));
     let o = lw(root, &a);
+    drop(served);
     let got = if o.status.success() {
         let tar = work.join(format!("{name}.tar"));
         lw_ok(root, &["save", &tag, "-o", tar.to_str().unwrap()]);

@@ -14,8 +14,9 @@ resolves to the base image (made by the test's export_base) through a named cont
 """
 
 import argparse
-import gzip
+import functools
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -24,8 +25,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# A case's http/ directory is served here while it builds (ADD <url>); buildkit_corpus.rs uses the same address.
+HTTP_ADDR = ("127.0.0.1", 48765)
 
 
 def prepare_context(case, dest):
@@ -214,7 +218,15 @@ def main():
                "--oci-layout", "base=" + layout,
                "--opt", "context:busybox=oci-layout://base@" + base_digest,
                "--output", "type=oci,dest=%s,rewrite-timestamp=true" % out] + case_opts(case)
+        server = None
+        if os.path.isdir(os.path.join(case, "http")):
+            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=os.path.join(case, "http"))
+            server = http.server.ThreadingHTTPServer(HTTP_ADDR, handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
         p = subprocess.run(cmd, capture_output=True, text=True)
+        if server:
+            server.shutdown()
+            server.server_close()
         if p.returncode == 0:
             rec = read_oci_tar(out)
             rec["error"] = None

@@ -545,6 +545,15 @@ pub(crate) fn plan<'f>(
             .next()
             .filter(|n| !n.is_empty())
             .unwrap_or("index.html");
+        // A remote archive is unpacked only with --unpack=true (BuildKit's AttemptUnpack for URLs).
+        if spec.unpack == Some(true) {
+            if let Some(unpacked) = unpack_bytes(shared, bytes.clone(), &dest, spec.line, kw, u)? {
+                for it in unpacked {
+                    items.insert(it.entry.path.clone(), it);
+                }
+                continue;
+            }
+        }
         emit_bytes(&mut items, name, 0o600, bytes);
     }
 
@@ -689,6 +698,18 @@ fn try_unpack(
     kw: &str,
 ) -> Result<Option<Vec<Item>>, Error> {
     let bytes = view.read_all(src)?;
+    unpack_bytes(shared, bytes, dest, line, kw, &src.path)
+}
+
+/// The entries of `bytes` unpacked into `dest` when they are a tar archive (plain or compressed), else `None`.
+fn unpack_bytes(
+    shared: &Shared,
+    bytes: Vec<u8>,
+    dest: &str,
+    line: usize,
+    kw: &str,
+    name: &str,
+) -> Result<Option<Vec<Item>>, Error> {
     let mut tar_bytes = Vec::new();
     // BuildKit also unpacks bzip2 and xz archives (its archive package detects them by magic).
     if bytes.starts_with(b"BZh") {
@@ -721,7 +742,7 @@ fn try_unpack(
     let mut out = Vec::new();
     while let Some(mut e) = r
         .next_entry()
-        .map_err(|e| shared.err(line, format!("{kw} {}: {e}", src.path)))?
+        .map_err(|e| shared.err(line, format!("{kw} {name}: {e}")))?
     {
         if e.path.is_empty() {
             continue;
