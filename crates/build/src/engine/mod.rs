@@ -119,6 +119,18 @@ impl Shared<'_> {
         }
     }
 
+    /// The value of a build arg: `--build-arg`, else for `SOURCE_DATE_EPOCH` the build's epoch (we build
+    /// reproducibly by default, as BuildKit does when given that build arg).
+    pub fn build_arg(&self, key: &str) -> Option<String> {
+        match self.opts.build_args.get(key) {
+            Some(v) => Some(v.clone()),
+            None if key == "SOURCE_DATE_EPOCH" && !self.opts.keep_mtimes => {
+                Some(self.opts.source_date_epoch.to_string())
+            }
+            None => None,
+        }
+    }
+
     pub fn mtime(&self, own: i64) -> i64 {
         if self.opts.keep_mtimes {
             own
@@ -275,8 +287,8 @@ pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<Bui
     // Global (meta) ARGs: a --build-arg overrides the default; defaults may use earlier globals.
     for a in &meta {
         for def in &a.args {
-            let value = match opts.build_args.get(&def.key) {
-                Some(v) => Some(v.clone()),
+            let value = match shared.build_arg(&def.key) {
+                Some(v) => Some(v),
                 None => match &def.value {
                     Some(v) => Some(expand(
                         &shared,

@@ -581,8 +581,8 @@ fn dispatch(
                     .iter()
                     .find(|(k, _)| k == &def.key)
                     .map(|(_, v)| v.clone());
-                let value = match shared.opts.build_args.get(&def.key) {
-                    Some(v) => Some(v.clone()),
+                let value = match shared.build_arg(&def.key) {
+                    Some(v) => Some(v),
                     None => match &def.value {
                         Some(v) => Some(ex(v)?),
                         None => global,
