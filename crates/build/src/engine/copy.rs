@@ -353,6 +353,7 @@ pub(crate) fn plan<'f>(
         _ => 0o755,
     };
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
+    let mut unpacked_into = false;
 
     let file_mode = |mode: u32, is_dir: bool| match &spec.chmod {
         Some(c) => c.apply(mode, is_dir),
@@ -474,9 +475,13 @@ pub(crate) fn plan<'f>(
         };
         if spec.is_add && spec.unpack != Some(false) && src.kind == EntryKind::File {
             if let Some(unpacked) = try_unpack(shared, &view, src, &dest, spec.line, kw)? {
-                for it in unpacked {
+                for mut it in unpacked {
+                    if let Some((uid, gid)) = spec.chown {
+                        (it.entry.uid, it.entry.gid) = (uid, gid);
+                    }
                     items.insert(it.entry.path.clone(), it);
                 }
+                unpacked_into = true;
                 continue;
             }
         }
@@ -548,9 +553,13 @@ pub(crate) fn plan<'f>(
         // A remote archive is unpacked only with --unpack=true (BuildKit's AttemptUnpack for URLs).
         if spec.unpack == Some(true) {
             if let Some(unpacked) = unpack_bytes(shared, bytes.clone(), &dest, spec.line, kw, u)? {
-                for it in unpacked {
+                for mut it in unpacked {
+                    if let Some((uid, gid)) = spec.chown {
+                        (it.entry.uid, it.entry.gid) = (uid, gid);
+                    }
                     items.insert(it.entry.path.clone(), it);
                 }
+                unpacked_into = true;
                 continue;
             }
         }
@@ -562,7 +571,10 @@ pub(crate) fn plan<'f>(
         emit_bytes(&mut items, name, 0o644, data.clone());
     }
 
-    // Parent directories: existing ones keep their metadata, missing ones are created (owned as the copy).
+    // Parent directories: existing ones keep their metadata, missing ones are created (owned as the copy). An
+    // unpacking ADD takes --chown for the archive's entries and creates its destination 0755 (BuildKit applies
+    // no --chmod to archives).
+    let new_dir_mode = if unpacked_into { 0o755 } else { new_dir_mode };
     let targets: Vec<String> = items.keys().cloned().collect();
     for t in targets {
         let mut dir = lpath::parent(&t).to_string();
