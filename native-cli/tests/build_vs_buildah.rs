@@ -54,6 +54,8 @@ const fn case(name: &'static str, dockerfile: &'static str) -> Case {
     }
 }
 
+const WHY_ARCHIVE_CHOWN: &str = "BuildKit applies ADD --chown to an archive's unpacked entries (measured: tests/buildkit/cases/add_tar_chown); buildah keeps the archive's owners";
+
 /// Cases without RUN, covering every instruction and flag the builder supports.
 fn cases() -> Vec<Case> {
     vec![
@@ -188,7 +190,16 @@ fn cases() -> Vec<Case> {
             "add_local_archives",
             "FROM scratch\nADD arch.tar.gz /x/\nADD arch.tar.gz /y\nADD plain.tar /z/\nADD a.txt /plain-add.txt\nADD dir /addd/\n",
         ),
-        case("add_archive_chown", "FROM scratch\nADD --chown=9:9 arch.tar.gz /c/\n"),
+        Case {
+            witness_overrides: &[
+                ("c/root.txt", "file 0600 9:9 size=10 sha256=2555f1bdecf3", WHY_ARCHIVE_CHOWN),
+                ("c/top", "dir 0750 9:9 size=0", WHY_ARCHIVE_CHOWN),
+                ("c/top/exe", "file 0755 9:9 size=10 sha256=a8076d3d28d2", WHY_ARCHIVE_CHOWN),
+                ("c/top/file.txt", "file 0640 9:9 size=11 sha256=a40e667da24b", WHY_ARCHIVE_CHOWN),
+                ("c/top/link", "symlink 0777 9:9 size=0 -> file.txt", WHY_ARCHIVE_CHOWN),
+            ],
+            ..case("add_archive_chown", "FROM scratch\nADD --chown=9:9 arch.tar.gz /c/\n")
+        },
         case(
             "workdir",
             "FROM scratch\nWORKDIR /a/b/c\nWORKDIR rel\nENV D=/env/dir\nWORKDIR $D\nWORKDIR ../up\n",
