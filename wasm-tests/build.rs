@@ -35,6 +35,7 @@ fn corpus_cases(out: &Path) {
         if uses_base
             || runs
             || listed
+            || case.join("http").exists()
             || case.join("modes").exists()
             || case.join("secrets").exists()
             || !case.join("expected.json").exists()
