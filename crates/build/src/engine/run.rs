@@ -29,7 +29,11 @@ pub(super) async fn run_step(
     let text = history::run(&run_args, &argv);
     let mut mounts = Vec::new();
     for m in &r.mounts {
-        mounts.push(ex(m)?);
+        let m = ex(m)?;
+        // No SSH agent is forwarded here: an optional ssh mount is left out, as BuildKit does without one.
+        if !super::run_mounts::optional_ssh(&m) {
+            mounts.push(m);
+        }
     }
     let binds =
         super::run_mounts::resolve_binds(shared, host, done, index, &st.platform, line, &mounts)?;

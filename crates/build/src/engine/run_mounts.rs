@@ -44,6 +44,18 @@ pub(crate) fn mount_fields(spec: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// An SSH mount that may be left out: `required=false` (BuildKit's default for ssh), which a build without SSH
+/// agent forwarding (ours has none) runs without, as BuildKit does when no agent is forwarded.
+pub(crate) fn optional_ssh(spec: &str) -> bool {
+    let f = mount_fields(spec);
+    let required = match f.iter().rev().find(|(k, _)| k == "required") {
+        Some((_, None)) => true,
+        Some((_, Some(v))) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1"),
+        None => false,
+    };
+    field(&f, &["type"]) == Some("ssh") && !required
+}
+
 fn field<'a>(fields: &'a [(String, Option<String>)], names: &[&str]) -> Option<&'a str> {
     fields
         .iter()
@@ -213,4 +225,19 @@ pub(crate) fn materialize(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::optional_ssh;
+
+    #[test]
+    fn only_ssh_mounts_not_required_are_optional() {
+        assert!(optional_ssh("type=ssh"));
+        assert!(optional_ssh("type=ssh,required=false,target=/s"));
+        assert!(!optional_ssh("type=ssh,required"));
+        assert!(!optional_ssh("type=ssh,required=true"));
+        assert!(!optional_ssh("type=secret,id=x"));
+        assert!(!optional_ssh("target=/m"));
+    }
 }
