@@ -742,7 +742,13 @@ fn dispatch(
             };
             let clean = crate::context::normalize_path(&joined)
                 .map_err(|e| shared.err(line, format!("WORKDIR {p}: {e}")))?;
-            let abs = format!("/{clean}");
+            // BuildKit keeps an absolute WORKDIR as written (a trailing slash stays); a relative one is joined to
+            // the current directory and cleaned. The directories made are the cleaned path's.
+            let abs = if p.starts_with('/') {
+                p.clone()
+            } else {
+                format!("/{clean}")
+            };
             st.config.config.working_dir = Some(abs.clone());
             let text = format!("WORKDIR {abs}");
             st.key = chain(&st.key, &[&text]);
