@@ -38,6 +38,7 @@ pub(super) async fn run_step(
     let binds =
         super::run_mounts::resolve_binds(shared, host, done, index, &st.platform, line, &mounts)?;
     let mut key = super::run_mounts::run_key(&st.key, &text, &mounts, &r.network, &binds);
+    super::run_mounts::key_seeded_caches(&mut mounts, &binds);
     // A heredoc run as a file shows only its path in the history text: its body keys the step.
     for (path, data) in &files {
         let body = lw_oci::Digest::sha256_of(data);
