@@ -103,6 +103,8 @@ fn main() -> ExitCode {
         .root
         .clone()
         .unwrap_or_else(layerwright::store::Store::default_root);
+    // A relative --root is made absolute once: RUN hands paths under it to the runtime from another directory.
+    let root = std::path::absolute(&root).unwrap_or(root);
     let result = match cli.command {
         Command::Images(a)
         | Command::Image {

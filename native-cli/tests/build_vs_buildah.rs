@@ -54,6 +54,8 @@ const fn case(name: &'static str, dockerfile: &'static str) -> Case {
     }
 }
 
+const WHY_ARCHIVE_CHOWN: &str = "BuildKit applies ADD --chown to an archive's unpacked entries (measured: tests/buildkit/cases/add_tar_chown); buildah keeps the archive's owners";
+
 /// Cases without RUN, covering every instruction and flag the builder supports.
 fn cases() -> Vec<Case> {
     vec![
@@ -65,33 +67,20 @@ fn cases() -> Vec<Case> {
             "copy_dir_contents",
             "FROM scratch\nCOPY dir /d1/\nCOPY dir /d2\nCOPY dir/sub /d3/sub2/\nCOPY dir/ /d4/\n",
         ),
-        Case {
-            witness_overrides: &[(
-                "w4",
-                "dir 0750 0:0 size=0",
-                "a new COPY destination takes the source directory's metadata (fsutil copyDirectoryOnly + \
-                 copyFileInfo); buildah makes it 0755",
-            )],
-            ..case(
-                "copy_wildcards",
-                "FROM scratch\nCOPY *.txt /w1/\nCOPY dir/*/two.txt /w2/\nCOPY d?r /w3/\nCOPY dir/sub/[d]eeper /w4/\nCOPY *.sh /single-match\n",
-            )
-        },
+        // A new COPY destination of a directory source is 0755 whatever the source's mode, in buildah as in
+        // BuildKit (measured: tests/buildkit/cases/copy_dir_mode).
+        case(
+            "copy_wildcards",
+            "FROM scratch\nCOPY *.txt /w1/\nCOPY dir/*/two.txt /w2/\nCOPY d?r /w3/\nCOPY dir/sub/[d]eeper /w4/\nCOPY *.sh /single-match\n",
+        ),
         case(
             "copy_trailing_slash_and_workdir",
             "FROM scratch\nWORKDIR /wd\nCOPY a.txt rel.txt\nCOPY a.txt reldir/\nCOPY b.txt .\nCOPY dir ./dcopy\n",
         ),
-        Case {
-            witness_overrides: &[(
-                "e1",
-                "dir 0700 0:0 size=0",
-                "a new COPY destination takes the source directory's metadata (fsutil); buildah makes it 0755",
-            )],
-            ..case(
-                "copy_symlink_emptydir",
-                "FROM scratch\nCOPY dir/link /l1\nCOPY dir/empty /e1/\n",
-            )
-        },
+        case(
+            "copy_symlink_emptydir",
+            "FROM scratch\nCOPY dir/link /l1\nCOPY dir/empty /e1/\n",
+        ),
         // Hard links inside one copied directory stay links (checked by copy_dir_contents); files named as separate
         // sources are separate BuildKit copy actions, each with its own inode map, so they arrive as two files.
         Case {
@@ -145,10 +134,18 @@ fn cases() -> Vec<Case> {
             "chown_name_only",
             "FROM lwtest/busybox:1\nCOPY --chown=app a.txt /n1.txt\n",
         ),
-        case(
-            "chmod_octal",
-            "FROM scratch\nCOPY --chmod=0640 a.txt /m1.txt\nCOPY --chmod=755 dir /m2/\nADD --chmod=600 b.txt /m3.txt\nCOPY --chown=3:4 --chmod=0700 a.txt b.txt /m4/\n",
-        ),
+        Case {
+            witness_overrides: &[(
+                "m4",
+                "dir 0700 3:4 size=0",
+                "BuildKit gives the directories a COPY creates an octal --chmod's mode (measured: \
+                 tests/buildkit/cases/copy_chmod_octal); buildah makes them 0755",
+            )],
+            ..case(
+                "chmod_octal",
+                "FROM scratch\nCOPY --chmod=0640 a.txt /m1.txt\nCOPY --chmod=755 dir /m2/\nADD --chmod=600 b.txt /m3.txt\nCOPY --chown=3:4 --chmod=0700 a.txt b.txt /m4/\n",
+            )
+        },
         Case {
             buildah_dockerfile: Some((
                 "FROM scratch\nCOPY --chmod=0755 a.txt /s1.txt\nCOPY --chmod=0755 b.txt /s2.txt\nCOPY --chmod=0660 secret.txt /s3.txt\n",
@@ -193,7 +190,16 @@ fn cases() -> Vec<Case> {
             "add_local_archives",
             "FROM scratch\nADD arch.tar.gz /x/\nADD arch.tar.gz /y\nADD plain.tar /z/\nADD a.txt /plain-add.txt\nADD dir /addd/\n",
         ),
-        case("add_archive_chown", "FROM scratch\nADD --chown=9:9 arch.tar.gz /c/\n"),
+        Case {
+            witness_overrides: &[
+                ("c/root.txt", "file 0600 9:9 size=10 sha256=2555f1bdecf3", WHY_ARCHIVE_CHOWN),
+                ("c/top", "dir 0750 9:9 size=0", WHY_ARCHIVE_CHOWN),
+                ("c/top/exe", "file 0755 9:9 size=10 sha256=a8076d3d28d2", WHY_ARCHIVE_CHOWN),
+                ("c/top/file.txt", "file 0640 9:9 size=11 sha256=a40e667da24b", WHY_ARCHIVE_CHOWN),
+                ("c/top/link", "symlink 0777 9:9 size=0 -> file.txt", WHY_ARCHIVE_CHOWN),
+            ],
+            ..case("add_archive_chown", "FROM scratch\nADD --chown=9:9 arch.tar.gz /c/\n")
+        },
         case(
             "workdir",
             "FROM scratch\nWORKDIR /a/b/c\nWORKDIR rel\nENV D=/env/dir\nWORKDIR $D\nWORKDIR ../up\n",

@@ -38,8 +38,9 @@ fn run_steps_make_the_right_layers_and_the_image_runs_in_podman() {
     } = run_setup();
     let r = build(&store, &ctx, &BuildSpec::new(CHANGES)).expect("build succeeds");
     let (tree, layers) = image_tree(&store, &r.manifest);
-    // Two base layers, four RUN layers; `RUN true` changes nothing and makes no layer.
-    assert_eq!(layers.len(), 6, "layers: {layers:#?}");
+    // Two base layers, five RUN layers: as in BuildKit, `RUN true` changes nothing and still makes an (empty) layer.
+    assert_eq!(layers.len(), 7, "layers: {layers:#?}");
+    assert!(layers[6].is_empty(), "{:?}", layers[6]);
     assert_eq!(text(&tree, "greeting"), "hello\n");
     assert_eq!(text(&tree, "etc/base.txt"), "changed\n");
     assert!(tree.get("etc/motd").is_none());
@@ -79,11 +80,13 @@ fn run_steps_make_the_right_layers_and_the_image_runs_in_podman() {
         "{:?}",
         layers[5]
     );
-    // Runtime mount points are not part of any layer.
+    // Of runc's mount points only the empty directories the base lacked reach a layer (as in BuildKit's): nothing
+    // mounted on them does.
     for l in &layers[2..] {
         for p in l {
+            let (top, rest) = p.split_once('/').unwrap_or((p, ""));
             assert!(
-                !["proc", "sys", "dev"].contains(&p.split('/').next().unwrap()),
+                !["proc", "sys", "dev"].contains(&top) || rest.is_empty(),
                 "{p} leaked into a layer"
             );
         }
@@ -333,7 +336,8 @@ fn output_streams_and_the_sandbox_is_isolated() {
         .filter(|l| l.starts_with("lo") || l.starts_with("eth"))
         .collect();
     assert_eq!(nets, ["lo"], "only loopback without network: {out}");
-    // The working directory runc made is the step's only change.
+    // The working directory runc made is the step's change, with runc's mount points the base lacked (BuildKit
+    // keeps those too).
     let (d, _) = res.layer.expect("a layer for the new workdir");
     let blob = std::fs::read(store.blob_path(&d.digest)).unwrap();
     let mut r = lw_layer::tar::TarReader::new(flate2::read::GzDecoder::new(&blob[..]));
@@ -342,7 +346,7 @@ fn output_streams_and_the_sandbox_is_isolated() {
         assert_eq!(e.mtime, 0);
         names.push(e.path);
     }
-    assert_eq!(names, ["work", "work/dir"]);
+    assert_eq!(names, ["dev", "proc", "sys", "work", "work/dir"]);
     // The host network: the host's interfaces, resolv.conf and hosts bound in, and none of it in the layer.
     req.network = "host".into();
     req.workdir = "/".into();
@@ -359,7 +363,19 @@ fn output_streams_and_the_sandbox_is_isolated() {
         .unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains("lo\n") && out.contains("hosts-ok"), "{out}");
-    assert!(res.layer.is_none(), "mount points leaked into a layer");
+    // The hosts and resolv.conf stubs are removed; runc's mount point directories stay, as in BuildKit.
+    let (d, _) = res.layer.expect("a layer with runc's mount points");
+    let blob = std::fs::read(store.blob_path(&d.digest)).unwrap();
+    let mut r = lw_layer::tar::TarReader::new(flate2::read::GzDecoder::new(&blob[..]));
+    let mut names = Vec::new();
+    while let Some(e) = r.next_entry().unwrap() {
+        names.push(e.path);
+    }
+    assert_eq!(
+        names,
+        ["dev", "proc", "sys"],
+        "mount points leaked into a layer"
+    );
     // A timeout kills the container.
     exec.timeout = Some(std::time::Duration::from_millis(500));
     req.args = vec!["/bin/busybox".into(), "sleep".into(), "30".into()];
@@ -370,4 +386,38 @@ fn output_streams_and_the_sandbox_is_isolated() {
         .to_string();
     assert!(e.contains("timed out") && t.elapsed().as_secs() < 20, "{e}");
     assert_eq!(exec.runtime.list().unwrap(), Vec::<String>::new());
+}
+
+/// A relative `--root` works with RUN (the runtime runs from the bundle directory, so paths must be absolute).
+#[test]
+fn run_with_a_relative_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("st")).unwrap();
+    common::make_busybox_image(&store, "lwtest/rel:1", &[common::busybox_files(&[])]);
+    drop(store);
+    std::fs::write(
+        tmp.path().join("Dockerfile"),
+        "FROM lwtest/rel:1\nRUN echo made > /made.txt\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layerwright"))
+        .current_dir(tmp.path())
+        .args([
+            "--root",
+            "st",
+            "build",
+            "-t",
+            "rel:1",
+            "--progress",
+            "plain",
+            ".",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

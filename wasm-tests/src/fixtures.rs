@@ -37,9 +37,9 @@ pub const LAYER_GOLDEN: LayerGolden = LayerGolden {
 
 /// Digests of the config and manifest of [`image_documents`] built over the golden layer.
 pub const CONFIG_GOLDEN: &str =
-    "sha256:de58412ec35fb0d33be4ac7cb84eb121bf85d183842eb5164ec95f18c2273e38";
+    "sha256:7b0ba342ef1f4303df162b77552fa1eb759d84f3da8bff13a4b796b32fd90207";
 pub const MANIFEST_GOLDEN: &str =
-    "sha256:21be170e2ed64b281e70bfdc7a64cd7e175cb5271ea74b37f9996bfd278f6c1e";
+    "sha256:e23c8a9cc855e913c86faeb093ae4bc9ce7e1f0faa3e45c9832707050c728724";
 
 /// Deterministic pseudo-random bytes (SplitMix64): integer-only, so identical on every target.
 pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {

@@ -31,8 +31,8 @@ pub const CASES: &[GoldenCase] = &[
         ],
         tag: "golden/multi:1",
         build_args: &[],
-        manifest_digest: "sha256:c5b5143eaba6b7041b41684a6246955dfd668122e4414a5233c810834bff98be",
-        tarball_sha256: "e2d9b9edcbe5e2dedabbe8003f909d5bf7e87bc50fcd063c58ba497a23f4165c",
+        manifest_digest: "sha256:455f80ce51e6df73e7924ab725980ef829a7c3a1a9f8adf2a8910b78ae6ce306",
+        tarball_sha256: "c5aa70fd70474bc30f1dd253af2b79503c367266a3dc2b3ac02278ff649432ac",
     },
     GoldenCase {
         name: "dockerignore",
@@ -46,8 +46,8 @@ pub const CASES: &[GoldenCase] = &[
         ],
         tag: "golden/ignore:latest",
         build_args: &[],
-        manifest_digest: "sha256:889ece7a8b8414cf50198ce0087e028bdd261250e7a2ad667264a8e624a9244e",
-        tarball_sha256: "8eae1bc824239885b6766ecc65083e70ca8277951fb72f5ac3b92f6f2a68d491",
+        manifest_digest: "sha256:92af8b8efe660ff4bc2fdeaea5dd29139a6482b178324374dd671a6eefec63ef",
+        tarball_sha256: "21546608d99120be8e3f365bb6a2a3b35ac3d5447ca784691bb1af01eb1de1c7",
     },
     GoldenCase {
         name: "args-chmod",
@@ -60,7 +60,7 @@ pub const CASES: &[GoldenCase] = &[
         ],
         tag: "golden/args:v2",
         build_args: &[("V", "2")],
-        manifest_digest: "sha256:06c14dadf0a43b147c8437eb4db3020e07783d0dd0ea03df095a6fbd482c086e",
-        tarball_sha256: "4efe0178502e87822a0cad5cd6ac434d85ce0e0b778522df7a401668e3befa86",
+        manifest_digest: "sha256:a5c9a2122977afe1d7f57b63df3602d6fcaaf81a419fa96813a305ee3aa8beb1",
+        tarball_sha256: "3c8d02ff77049fc69836fd5bdf68bccbbbfcf39cdb7697d1111e98b26dc45561",
     },
 ];

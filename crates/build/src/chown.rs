@@ -71,6 +71,11 @@ pub fn parse_chown(value: &str) -> Result<Chown, Error> {
         Some((u, g)) => (u, Some(g)),
         None => (value, None),
     };
+    // BuildKit reads `:group` as uid 0 with that group.
+    let user = match (user, group) {
+        ("", Some(_)) => "0",
+        _ => user,
+    };
     Ok(Chown {
         user: parse_id(value, user, "user")?,
         group: group.map(|g| parse_id(value, g, "group")).transpose()?,
@@ -201,6 +206,13 @@ mod tests {
     const GROUP: &[u8] = b"root:x:0:\n# staff:x:50:\nstaff:x:50:app\nappgrp:x:1001:\n";
 
     #[test]
+    fn group_only_means_uid_zero() {
+        assert_eq!(resolve_chown(":50", None, None).unwrap(), (0, 50));
+        assert_eq!(resolve_chown(":staff", None, Some(GROUP)).unwrap(), (0, 50));
+        assert!(parse_chown(":").is_err());
+    }
+
+    #[test]
     fn parse() {
         assert_eq!(
             parse_chown("1000").unwrap(),
@@ -229,16 +241,7 @@ mod tests {
         );
         assert_eq!(parse_chown("+5").unwrap().user, IdSpec::Id(5));
         assert_eq!(parse_chown("007").unwrap().user, IdSpec::Id(7));
-        for bad in [
-            "",
-            ":",
-            "app:",
-            ":staff",
-            "-1",
-            "1:-1",
-            "4294967296",
-            "2147483648",
-        ] {
+        for bad in ["", ":", "app:", "-1", "1:-1", "4294967296", "2147483648"] {
             assert!(
                 matches!(parse_chown(bad), Err(Error::InvalidChown { .. })),
                 "{bad:?}"

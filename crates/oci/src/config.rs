@@ -13,30 +13,16 @@ pub struct Empty {}
 /// The image configuration document (`application/vnd.oci.image.config.v1+json` or Docker's).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ImageConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<String>,
+    // Field order is the byte order we write: BuildKit's exporter writes the top-level keys sorted, and an image
+    // ID equal to BuildKit's needs the same bytes.
+    pub architecture: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
-    pub architecture: String,
-    pub os: String,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_features: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
     /// `null` reads as empty, as Docker reads it.
     #[serde(default, deserialize_with = "null_as_default")]
     pub config: ContainerConfig,
-    pub rootfs: RootFs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
     /// `null` reads as empty, as Docker reads it.
     #[serde(
         default,
@@ -44,6 +30,22 @@ pub struct ImageConfig {
         deserialize_with = "null_as_default"
     )]
     pub history: Vec<History>,
+    pub os: String,
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_features: Option<Vec<String>>,
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_version: Option<String>,
+    pub rootfs: RootFs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 /// `null` as the type's default, the way Go's `encoding/json` leaves a field at its zero value. Configs are never
@@ -273,7 +275,7 @@ mod tests {
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert_eq!(
             text,
-            r#"{"created":"1970-01-01T00:00:00Z","architecture":"amd64","os":"linux","config":{"ExposedPorts":{"80/tcp":{}},"Cmd":["sh"],"StopSignal":"SIGTERM","Healthcheck":{"Test":["CMD-SHELL","true"],"Interval":30000000000},"OnBuild":["RUN echo hi"],"Shell":["/bin/bash","-c"]},"rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"CMD [\"sh\"]","empty_layer":true}]}"#
+            r#"{"architecture":"amd64","config":{"ExposedPorts":{"80/tcp":{}},"Cmd":["sh"],"StopSignal":"SIGTERM","Healthcheck":{"Test":["CMD-SHELL","true"],"Interval":30000000000},"OnBuild":["RUN echo hi"],"Shell":["/bin/bash","-c"]},"created":"1970-01-01T00:00:00Z","history":[{"created_by":"CMD [\"sh\"]","empty_layer":true}],"os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
         );
         let back: ImageConfig = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, cfg);

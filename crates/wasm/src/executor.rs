@@ -35,9 +35,18 @@ struct RequestJs<'a> {
     network: &'a str,
     mounts: &'a [String],
     binds: Vec<BindJs>,
+    /// Files mounted read-only for the step (a heredoc run as a script: `/dev/pipes/NAME`).
+    files: Vec<FileJs>,
     platform: String,
     source_date_epoch: Option<i64>,
     location: &'a str,
+}
+
+/// One file for the step: its path in the container and its bytes in base64.
+#[derive(Serialize)]
+struct FileJs {
+    path: String,
+    data: String,
 }
 
 /// A resolved `--mount=type=bind` source: the layers to unpack for mount `mount`, and the path inside them.
@@ -154,6 +163,14 @@ impl JsExecutor {
                     layers: layers_js(&b.layers),
                     diff_ids: b.diff_ids.iter().map(|d| d.to_string()).collect(),
                     path: b.path.clone(),
+                })
+                .collect(),
+            files: req
+                .files
+                .iter()
+                .map(|(path, data)| FileJs {
+                    path: path.clone(),
+                    data: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data),
                 })
                 .collect(),
             platform: req.platform.to_string(),

@@ -117,7 +117,15 @@ pub fn changes(before: &Scan, after: &Scan) -> Vec<(String, Change)> {
                 }
             }
             Some(b) => {
-                if a != b {
+                // A new hard link to an earlier file changes only its link count (and ctime): BuildKit keeps the
+                // earlier name out of the layer, and the new name is written as a file of its own.
+                let only_linked = a.nlink > b.nlink
+                    && Meta {
+                        ctime: b.ctime,
+                        nlink: b.nlink,
+                        ..a.clone()
+                    } == *b;
+                if a != b && !only_linked {
                     put.insert(p.clone());
                 }
             }
@@ -224,7 +232,8 @@ pub fn write_layer(
     for (p, c) in &list {
         let name = layer_name(p, c);
         let mut e = match c {
-            Change::Whiteout | Change::Opaque => Entry::file(&name, 0o644, 0),
+            // Mode 0, as BuildKit (containerd's archive writer) writes its whiteout markers.
+            Change::Whiteout | Change::Opaque => Entry::file(&name, 0, 0),
             Change::Put => {
                 let m = &after[p];
                 entry_for(root, p, m, &mut first_link)?

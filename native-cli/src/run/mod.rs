@@ -288,7 +288,9 @@ impl RuncExecutor {
         let before = diff::scan(&rootfs)?;
 
         let mut extra: Vec<Value> = Vec::new();
-        let mut targets: Vec<String> = vec!["/proc".into(), "/dev".into(), "/sys".into()];
+        // runc's own mount points (/proc, /dev, /sys) stay in the layer when the image lacked them, as BuildKit
+        // leaves them; the other targets' stubs are removed.
+        let mut targets: Vec<String> = Vec::new();
         let mode = network::Mode::parse(&req.network).with_context(|| req.location.clone())?;
         // Every step gets these three files, bind-mounted read-only: never in the layer, the image's own unchanged.
         let etc = work.join("etc");

@@ -112,6 +112,8 @@ pub fn resolve_user(root: &Path, user: &str) -> Result<User> {
             }
         }
     }
+    // BuildKit lists the primary gid first among the supplementary groups (`id` shows groups=GID,...).
+    groups.insert(0, gid);
     Ok(User {
         uid,
         gid,
@@ -229,7 +231,7 @@ mod tests {
             User {
                 uid: 0,
                 gid: 0,
-                groups: vec![],
+                groups: vec![0],
                 home: "/root".into()
             }
         );
@@ -238,7 +240,7 @@ mod tests {
             User {
                 uid: 1000,
                 gid: 1001,
-                groups: vec![10],
+                groups: vec![1001, 10],
                 home: "/home/bob".into()
             }
         );
@@ -248,7 +250,7 @@ mod tests {
             User {
                 uid: 4242,
                 gid: 0,
-                groups: vec![],
+                groups: vec![0],
                 home: "/".into()
             }
         );

@@ -51,12 +51,21 @@ struct RunIn {
     /// Resolved `type=bind` sources (their layers pushed like the stage's).
     #[serde(default)]
     binds: Vec<BindIn>,
+    /// Files mounted read-only for the step: `{path, data}` with the bytes in base64.
+    #[serde(default)]
+    files: Vec<FileIn>,
     #[serde(default)]
     platform: Option<String>,
     #[serde(default)]
     source_date_epoch: Option<i64>,
     #[serde(default)]
     location: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FileIn {
+    path: String,
+    data: String,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +136,15 @@ fn to_request(v: RunIn, store: &Store) -> Result<RunRequest, String> {
             },
         });
     }
+    let mut files = Vec::new();
+    for f in v.files {
+        let data = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &f.data)
+            .map_err(|e| format!("files: {}: {e}", f.path))?;
+        if !f.path.starts_with('/') {
+            return Err(format!("files: {}: the path must be absolute", f.path));
+        }
+        files.push((f.path, data));
+    }
     let platform = match v.platform.as_deref().filter(|p| !p.is_empty()) {
         Some(p) => Platform::parse(p).map_err(|e| format!("platform {p}: {e}"))?,
         None => crate::store::host_platform(),
@@ -150,7 +168,7 @@ fn to_request(v: RunIn, store: &Store) -> Result<RunRequest, String> {
             .map(|h| crate::run::network::parse_add_host(h).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?,
         binds,
-        files: Vec::new(),
+        files,
         platform,
         source_date_epoch: v.source_date_epoch,
         location: v.location.unwrap_or_else(|| "RUN".into()),

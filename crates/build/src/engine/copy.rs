@@ -185,6 +185,8 @@ pub(crate) struct CopySpec<'a> {
     pub line: usize,
     pub keyword: &'static str,
     pub srcs: Vec<String>,
+    /// The sources as written, for messages about sources made of variables.
+    pub raw_srcs: Vec<String>,
     /// Heredoc sources: (file name, contents).
     pub heredocs: Vec<(String, Vec<u8>)>,
     pub dest: String,
@@ -244,12 +246,36 @@ pub(crate) fn plan<'f>(
     let dest = normalize_path(&rootfs.resolve(&dest)).unwrap_or(dest);
     let dest_exists_dir = dest.is_empty() || rootfs.get(&dest).is_some_and(|n| n.entry.is_dir());
 
+    if spec.checksum.is_some() {
+        if spec.srcs.len() != 1 {
+            return Err(err(
+                "checksum can't be specified for multiple sources".into()
+            ));
+        }
+        if !is_url(&spec.srcs[0]) {
+            return Err(err(format!(
+                "ADD --checksum {}: checksum requires HTTP(S) or Git sources",
+                spec.srcs[0]
+            )));
+        }
+    }
     // Expand sources (wildcards, symlinks at the top level).
     let mut selected: Vec<(String, Src)> = Vec::new();
     let mut urls: Vec<String> = Vec::new();
-    for s in &spec.srcs {
+    // --parents: (path below the destination, entry), from each source's pivot.
+    let mut with_parents: Vec<(String, Src)> = Vec::new();
+    for (i, s) in spec.srcs.iter().enumerate() {
+        // A source made of variables names what it was written as, so an unexpected expansion is visible.
+        let written = match spec.raw_srcs.get(i) {
+            Some(r) if r != s => format!(" (written {r:?})"),
+            _ => String::new(),
+        };
         if spec.is_add && is_url(s) {
             urls.push(s.clone());
+            continue;
+        }
+        if spec.parents {
+            with_parents.extend(parents_matches(&view, s, kw, &spec.from).map_err(err)?);
             continue;
         }
         if spec.is_add && (s.starts_with("git@") || s.ends_with(".git")) {
@@ -296,16 +322,20 @@ pub(crate) fn plan<'f>(
             let found = view.follow(&clean).cloned().ok_or_else(|| {
                 err(match spec.from {
                     SourceFs::Context(_) => {
-                        format!("{kw} failed: \"{clean}\" not found in the build context (or excluded by .dockerignore)")
+                        format!("{kw} failed: \"{clean}\"{written} not found in the build context (or excluded by .dockerignore)")
                     }
-                    SourceFs::Tree(_) => format!("{kw} failed: \"/{clean}\" not found in the source stage or image"),
+                    SourceFs::Tree(_) => format!("{kw} failed: \"/{clean}\"{written} not found in the source stage or image"),
                 })
             })?;
             selected.push((clean, found));
         }
     }
-    let count = selected.len() + urls.len() + spec.heredocs.len();
+    let count = selected.len() + urls.len() + spec.heredocs.len() + with_parents.len();
     if count == 0 {
+        // Only wildcards, matching nothing: BuildKit makes an empty layer and no destination.
+        if spec.srcs.iter().any(|s| has_wildcard(s)) {
+            return Ok(Vec::new());
+        }
         return Err(err(format!("{kw} requires at least one source")));
     }
     let multiple = count > 1;
@@ -317,7 +347,13 @@ pub(crate) fn plan<'f>(
     let dest_is_dir = dest_slash || dest_exists_dir || multiple;
 
     let owner = spec.chown.unwrap_or((0, 0));
+    // Directories the copy creates: 0755, or the mode of an octal --chmod (a symbolic one leaves them alone).
+    let new_dir_mode = match &spec.chmod {
+        Some(Chmod::Octal(m)) => *m,
+        _ => 0o755,
+    };
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
+    let mut unpacked_into = false;
 
     let file_mode = |mode: u32, is_dir: bool| match &spec.chmod {
         Some(c) => c.apply(mode, is_dir),
@@ -389,8 +425,21 @@ pub(crate) fn plan<'f>(
             match rootfs.get(&base) {
                 // An existing destination directory keeps its own metadata.
                 Some(n) if n.entry.is_dir() => {}
+                // BuildKit creates a missing destination as a new directory (0755, or an octal --chmod), not
+                // with the source directory's own metadata.
                 _ if !base.is_empty() => {
-                    emit(&mut items, &mut seen_inodes, base.clone(), src, Data::None);
+                    items.insert(
+                        base.clone(),
+                        Item {
+                            entry: Entry {
+                                uid: owner.0,
+                                gid: owner.1,
+                                mtime: shared.mtime(0),
+                                ..Entry::dir(&base, new_dir_mode)
+                            },
+                            data: Data::None,
+                        },
+                    );
                 }
                 _ => {}
             }
@@ -400,7 +449,8 @@ pub(crate) fn plan<'f>(
                 } else {
                     src.path.len() + 1
                 }..];
-                if excluded(rel) || excluded(&e.path) {
+                // BuildKit matches --exclude relative to each source's root.
+                if excluded(rel) {
                     continue;
                 }
                 emit(
@@ -425,11 +475,30 @@ pub(crate) fn plan<'f>(
         };
         if spec.is_add && spec.unpack != Some(false) && src.kind == EntryKind::File {
             if let Some(unpacked) = try_unpack(shared, &view, src, &dest, spec.line, kw)? {
-                for it in unpacked {
+                for mut it in unpacked {
+                    if let Some((uid, gid)) = spec.chown {
+                        (it.entry.uid, it.entry.gid) = (uid, gid);
+                    }
                     items.insert(it.entry.path.clone(), it);
                 }
+                unpacked_into = true;
                 continue;
             }
+        }
+        emit(&mut items, &mut seen_inodes, target, src, view.data(src));
+    }
+
+    let mut seen_inodes = BTreeMap::new();
+    for (rel, src) in &with_parents {
+        if excludes
+            .as_ref()
+            .is_some_and(|m| m.matches_or_parent_matches(rel).unwrap_or(false))
+        {
+            continue;
+        }
+        let target = join(&dest, rel);
+        if src.kind == EntryKind::Dir && rootfs.get(&target).is_some_and(|n| n.entry.is_dir()) {
+            continue;
         }
         emit(&mut items, &mut seen_inodes, target, src, view.data(src));
     }
@@ -481,6 +550,19 @@ pub(crate) fn plan<'f>(
             .next()
             .filter(|n| !n.is_empty())
             .unwrap_or("index.html");
+        // A remote archive is unpacked only with --unpack=true (BuildKit's AttemptUnpack for URLs).
+        if spec.unpack == Some(true) {
+            if let Some(unpacked) = unpack_bytes(shared, bytes.clone(), &dest, spec.line, kw, u)? {
+                for mut it in unpacked {
+                    if let Some((uid, gid)) = spec.chown {
+                        (it.entry.uid, it.entry.gid) = (uid, gid);
+                    }
+                    items.insert(it.entry.path.clone(), it);
+                }
+                unpacked_into = true;
+                continue;
+            }
+        }
         emit_bytes(&mut items, name, 0o600, bytes);
     }
 
@@ -489,7 +571,10 @@ pub(crate) fn plan<'f>(
         emit_bytes(&mut items, name, 0o644, data.clone());
     }
 
-    // Parent directories: existing ones keep their metadata, missing ones are created (owned as the copy).
+    // Parent directories: existing ones keep their metadata, missing ones are created (owned as the copy). An
+    // unpacking ADD takes --chown for the archive's entries and creates its destination 0755 (BuildKit applies
+    // no --chmod to archives).
+    let new_dir_mode = if unpacked_into { 0o755 } else { new_dir_mode };
     let targets: Vec<String> = items.keys().cloned().collect();
     for t in targets {
         let mut dir = lpath::parent(&t).to_string();
@@ -504,7 +589,7 @@ pub(crate) fn plan<'f>(
                     uid: owner.0,
                     gid: owner.1,
                     mtime: shared.mtime(0),
-                    ..Entry::dir(&dir, 0o755)
+                    ..Entry::dir(&dir, new_dir_mode)
                 },
             };
             items.insert(
@@ -521,6 +606,57 @@ pub(crate) fn plan<'f>(
     out.sort_by(|a, b| lpath::cmp_components(&a.entry.path, &b.entry.path));
     relead_hardlinks(&mut out);
     Ok(out)
+}
+
+/// `COPY --parents SRC`: BuildKit copies the directory before an optional `/./` pivot (else the root) with SRC's
+/// rest as an include pattern (`**` matches any number of directories, none included), keeping paths relative to
+/// the pivot. Returns (path below the destination, entry) for every match, its contents and the directories
+/// leading to it; a path without wildcards must exist.
+fn parents_matches(
+    view: &View,
+    src: &str,
+    kw: &str,
+    from: &SourceFs,
+) -> Result<Vec<(String, Src)>, String> {
+    let (root, pattern) = match src.split_once("/./") {
+        Some((r, p)) => (r, p),
+        None => ("", src),
+    };
+    let root = normalize_path(root)
+        .map_err(|_| format!("{kw} {src}: forbidden path outside the build context"))?;
+    let pattern = normalize_path(pattern)
+        .map_err(|_| format!("{kw} {src}: forbidden path outside the build context"))?;
+    let m = PatternMatcher::new(&[pattern.as_str()])
+        .map_err(|e| format!("{kw} --parents {src}: {e}"))?;
+    let mut out: BTreeMap<String, Src> = BTreeMap::new();
+    let root_len = if root.is_empty() { 0 } else { root.len() + 1 };
+    for e in view.below(&root) {
+        let rel = &e.path[root_len..];
+        if !m.matches_or_parent_matches(rel).unwrap_or(false) {
+            continue;
+        }
+        let mut dir = lpath::parent(rel);
+        while !dir.is_empty() && !out.contains_key(dir) {
+            if let Some(d) = view.entries.get(&join(&root, dir)) {
+                out.insert(dir.to_string(), d.clone());
+            }
+            dir = lpath::parent(dir);
+        }
+        out.insert(rel.to_string(), e.clone());
+    }
+    if out.is_empty() && !has_wildcard(src) {
+        return Err(match from {
+            SourceFs::Context(_) => format!(
+                "{kw} failed: \"{}\" not found in the build context (or excluded by .dockerignore)",
+                join(&root, &pattern)
+            ),
+            SourceFs::Tree(_) => format!(
+                "{kw} failed: \"/{}\" not found in the source stage or image",
+                join(&root, &pattern)
+            ),
+        });
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// In write order, the first name of a hard-linked file must carry the data and the others link to it.
@@ -564,7 +700,7 @@ fn relead_hardlinks(items: &mut [Item]) {
     }
 }
 
-/// ADD of a local tar archive (plain, gzip or zstd) unpacks it into the destination directory.
+/// ADD of a local tar archive (plain, gzip, zstd, bzip2 or xz) unpacks it into the destination directory.
 fn try_unpack(
     shared: &Shared,
     view: &View,
@@ -574,15 +710,40 @@ fn try_unpack(
     kw: &str,
 ) -> Result<Option<Vec<Item>>, Error> {
     let bytes = view.read_all(src)?;
-    let comp = lw_layer::compress::sniff(&bytes);
+    unpack_bytes(shared, bytes, dest, line, kw, &src.path)
+}
+
+/// The entries of `bytes` unpacked into `dest` when they are a tar archive (plain or compressed), else `None`.
+fn unpack_bytes(
+    shared: &Shared,
+    bytes: Vec<u8>,
+    dest: &str,
+    line: usize,
+    kw: &str,
+    name: &str,
+) -> Result<Option<Vec<Item>>, Error> {
     let mut tar_bytes = Vec::new();
-    match comp {
-        lw_oci::media::Compression::None => tar_bytes = bytes,
-        c => {
-            let mut d = lw_layer::compress::decoder(&bytes[..], c)
-                .map_err(|e| shared.err(line, format!("{kw}: {e}")))?;
-            if d.read_to_end(&mut tar_bytes).is_err() {
-                return Ok(None);
+    // BuildKit also unpacks bzip2 and xz archives (its archive package detects them by magic).
+    if bytes.starts_with(b"BZh") {
+        if bzip2_rs::DecoderReader::new(&bytes[..])
+            .read_to_end(&mut tar_bytes)
+            .is_err()
+        {
+            return Ok(None);
+        }
+    } else if bytes.starts_with(b"\xfd7zXZ\x00") {
+        if lzma_rs::xz_decompress(&mut &bytes[..], &mut tar_bytes).is_err() {
+            return Ok(None);
+        }
+    } else {
+        match lw_layer::compress::sniff(&bytes) {
+            lw_oci::media::Compression::None => tar_bytes = bytes,
+            c => {
+                let mut d = lw_layer::compress::decoder(&bytes[..], c)
+                    .map_err(|e| shared.err(line, format!("{kw}: {e}")))?;
+                if d.read_to_end(&mut tar_bytes).is_err() {
+                    return Ok(None);
+                }
             }
         }
     }
@@ -593,7 +754,7 @@ fn try_unpack(
     let mut out = Vec::new();
     while let Some(mut e) = r
         .next_entry()
-        .map_err(|e| shared.err(line, format!("{kw} {}: {e}", src.path)))?
+        .map_err(|e| shared.err(line, format!("{kw} {name}: {e}")))?
     {
         if e.path.is_empty() {
             continue;

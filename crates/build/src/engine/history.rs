@@ -22,21 +22,65 @@ pub(crate) fn run(args: &[(String, String)], argv: &[String]) -> String {
     s
 }
 
-/// COPY/ADD history: the instruction text as written, marked as BuildKit does.
-pub(crate) fn copy(code: &str) -> String {
-    format!("{code} # buildkit")
+/// What BuildKit's COPY/ADD history shows: only these flags, the expanded sources, `<<NAME` per heredoc source.
+pub(crate) struct CopyText<'a> {
+    pub keyword: &'a str,
+    pub parents: bool,
+    pub chown: &'a str,
+    pub chmod: &'a str,
+    pub srcs: &'a [String],
+    pub heredocs: &'a [String],
+    pub dest: &'a str,
 }
 
-/// Go's `map[80/tcp:{} 443/tcp:{}]` for EXPOSE.
-pub(crate) fn go_port_map(ports: &[String]) -> String {
-    let mut v: Vec<String> = ports.iter().map(|p| format!("{p}:{{}}")).collect();
-    v.sort();
-    format!("map[{}]", v.join(" "))
+/// `COPY [--parents] [--chown=U] [--chmod=M] SRC... <<NAME... DEST # buildkit` (no --from, --link, --exclude,
+/// --checksum or --unpack; the JSON form prints as plain words).
+pub(crate) fn copy(c: &CopyText) -> String {
+    let mut s = c.keyword.to_string();
+    if c.parents {
+        s.push_str(" --parents");
+    }
+    if !c.chown.is_empty() {
+        s.push_str(&format!(" --chown={}", c.chown));
+    }
+    if !c.chmod.is_empty() {
+        s.push_str(&format!(" --chmod={}", c.chmod));
+    }
+    for src in c.srcs {
+        s.push(' ');
+        s.push_str(src);
+    }
+    for h in c.heredocs {
+        s.push_str(&format!(" <<{h}"));
+    }
+    s.push(' ');
+    s.push_str(c.dest);
+    s.push_str(" # buildkit");
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_text() {
+        let srcs = vec!["a b".to_string(), "c".to_string()];
+        let docs = vec!["EOT".to_string()];
+        let t = CopyText {
+            keyword: "ADD",
+            parents: true,
+            chown: "1:2",
+            chmod: "0755",
+            srcs: &srcs,
+            heredocs: &docs,
+            dest: "/d/",
+        };
+        assert_eq!(
+            copy(&t),
+            "ADD --parents --chown=1:2 --chmod=0755 a b c <<EOT /d/ # buildkit"
+        );
+    }
 
     #[test]
     fn texts() {
@@ -54,10 +98,6 @@ mod tests {
                 &["/bin/sh".into(), "-c".into(), "make".into()]
             ),
             "RUN |1 A=1 /bin/sh -c make # buildkit"
-        );
-        assert_eq!(
-            go_port_map(&["443/tcp".into(), "80/tcp".into()]),
-            "map[443/tcp:{} 80/tcp:{}]"
         );
     }
 }

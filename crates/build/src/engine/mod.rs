@@ -122,6 +122,18 @@ impl Shared<'_> {
         }
     }
 
+    /// The value of a build arg: `--build-arg`, else for `SOURCE_DATE_EPOCH` the build's epoch (we build
+    /// reproducibly by default, as BuildKit does when given that build arg).
+    pub fn build_arg(&self, key: &str) -> Option<String> {
+        match self.opts.build_args.get(key) {
+            Some(v) => Some(v.clone()),
+            None if key == "SOURCE_DATE_EPOCH" && !self.opts.keep_mtimes => {
+                Some(self.opts.source_date_epoch.to_string())
+            }
+            None => None,
+        }
+    }
+
     pub fn mtime(&self, own: i64) -> i64 {
         if self.opts.keep_mtimes {
             own
@@ -278,8 +290,8 @@ pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<Bui
     // Global (meta) ARGs: a --build-arg overrides the default; defaults may use earlier globals.
     for a in &meta {
         for def in &a.args {
-            let value = match opts.build_args.get(&def.key) {
-                Some(v) => Some(v.clone()),
+            let value = match shared.build_arg(&def.key) {
+                Some(v) => Some(v),
                 None => match &def.value {
                     Some(v) => Some(expand(
                         &shared,
@@ -334,7 +346,8 @@ pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<Bui
             labels.insert(k.clone(), v.clone());
         }
     }
-    fin.config.created = Some(shared.created());
+    // BuildKit leaves `created` out of an image without history (SOURCE_DATE_EPOCH dates the last entry).
+    fin.config.created = (!fin.config.history.is_empty()).then(|| shared.created());
     let config_bytes = lw_oci::to_canonical_json(&fin.config);
     let config_desc = put_bytes(host.blobs, media::OCI_CONFIG, &config_bytes)?;
     let manifest_bytes =
@@ -354,12 +367,7 @@ pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<Bui
     })
 }
 
-/// The environment for expanding words in a stage: declared ARGs first, then ENV (ENV wins, as docker does).
-pub(crate) fn word_env(args: &[(String, String)], config: &ImageConfig) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = args.to_vec();
-    for kv in config.config.env.iter().flatten() {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        env.push((k.to_string(), v.to_string()));
-    }
-    env
+/// The environment for expanding words in a stage: ENV and ARG assignments, the later one of a name winning.
+pub(crate) fn word_env(st: &stage::StageState) -> Vec<(String, String)> {
+    st.env.clone()
 }

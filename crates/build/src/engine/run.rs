@@ -3,7 +3,7 @@
 
 use lw_dockerfile::instructions::RunCommand as Run;
 
-use super::stage::{cache_lookup, command_argv, finish_step, StageState};
+use super::stage::{cache_lookup, finish_step, run_argv, StageState};
 use super::{expand, history, rootfs, word_env, Host, Shared, PROXY_ARGS};
 use crate::events::BuildEvent;
 use crate::host::{CachedLayer, RunRequest};
@@ -21,15 +21,19 @@ pub(super) async fn run_step(
     line: usize,
     step: usize,
 ) -> Result<(), Error> {
-    let env = word_env(&st.args, &st.config);
+    let env = word_env(st);
     let ex = |w: &str| expand(shared, line, w, &env);
     let code = r.source.code.clone();
-    let argv = command_argv(st, &r.command);
+    let (argv, files) = run_argv(st, &r.command);
     let run_args = st.run_args();
     let text = history::run(&run_args, &argv);
     let mut mounts = Vec::new();
     for m in &r.mounts {
-        mounts.push(ex(m)?);
+        let m = ex(m)?;
+        // No SSH agent is forwarded here: an optional ssh mount is left out, as BuildKit does without one.
+        if !super::run_mounts::optional_ssh(&m) {
+            mounts.push(m);
+        }
     }
     let binds =
         super::run_mounts::resolve_binds(shared, host, done, index, &st.platform, line, &mounts)?;
@@ -51,25 +55,22 @@ pub(super) async fn run_step(
             .collect();
         format!("{network} add-host={}", hosts.join(","))
     };
-    let key = super::run_mounts::run_key(&st.key, &text, &mounts, &net_key, &binds);
+    let mut key = super::run_mounts::run_key(&st.key, &text, &mounts, &net_key, &binds);
+    super::run_mounts::key_seeded_caches(&mut mounts, &binds);
+    // A heredoc run as a file shows only its path in the history text: its body keys the step.
+    for (path, data) in &files {
+        let body = lw_oci::Digest::sha256_of(data);
+        key = super::stage::chain(&key, &[path, body.as_str()]);
+    }
     st.key = key.clone();
-    let mut run_env: Vec<String> = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // RUN sees the state environment: ENV and every ARG with a value (BuildKit's AddEnv for both).
+    let mut run_env: Vec<String> = st.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     // Proxy args are predefined, as in docker: `--build-arg HTTP_PROXY=...` reaches RUN without an ARG line.
     for name in PROXY_ARGS {
-        let value = st
-            .args
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .or_else(|| shared.opts.build_args.get(name));
-        if let Some(v) = value {
+        let declared = st.env.iter().any(|(k, _)| k == name);
+        if let (false, Some(v)) = (declared, shared.opts.build_args.get(name)) {
             run_env.push(format!("{name}={v}"));
         }
-    }
-    for e in st.config.config.env.iter().flatten() {
-        let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
-        run_env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k2, _)| k2) != k);
-        run_env.push(e.clone());
     }
     let mut req = RunRequest {
         layers: st.layers.clone(),
@@ -82,7 +83,7 @@ pub(super) async fn run_step(
         extra_hosts: shared.opts.extra_hosts.clone(),
         mounts,
         binds: vec![],
-        files: vec![],
+        files,
         platform: st.platform.clone(),
         source_date_epoch: (!shared.opts.keep_mtimes).then_some(shared.opts.source_date_epoch),
         location: format!("{}:{line}", shared.opts.dockerfile_name),
@@ -97,20 +98,17 @@ pub(super) async fn run_step(
             (made, false)
         }
     };
-    match layer {
-        Some(l) => {
-            let d = l.descriptor.clone();
-            if let Some(t) = st.tree.as_mut() {
-                rootfs::apply_indexed(t, &*host.blobs, &*host.cache, st.layers.len(), &d)?;
-            }
-            st.add_layer(shared, l, text, cached);
-            finish_step(host, st, index, step, line, cached, Some(&d));
-        }
-        None => {
-            st.history(shared, text, true);
-            finish_step(host, st, index, step, line, cached, None);
-        }
+    // BuildKit keeps a layer for every RUN: an empty one when the step changed nothing.
+    let l = match layer {
+        Some(l) => l,
+        None => super::layers::write_items(host, &[])?,
+    };
+    let d = l.descriptor.clone();
+    if let Some(t) = st.tree.as_mut() {
+        rootfs::apply_indexed(t, &*host.blobs, &*host.cache, st.layers.len(), &d)?;
     }
+    st.add_layer(shared, l, text, cached);
+    finish_step(host, st, index, step, line, cached, Some(&d));
     Ok(())
 }
 

@@ -44,6 +44,38 @@ pub(crate) fn mount_fields(spec: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// BuildKit keys a cache mount seeded with `from=` by its source as well as its id, so it never shares a
+/// directory with the unseeded mounts of that id: give such mounts an id of their own (the id and the seed's
+/// content identity) before the executor sees them.
+pub(crate) fn key_seeded_caches(mounts: &mut [String], binds: &[PendingBind]) {
+    for b in binds {
+        let Some(spec) = mounts.get_mut(b.mount) else {
+            continue;
+        };
+        let f = mount_fields(spec);
+        if field(&f, &["type"]) != Some("cache") {
+            continue;
+        }
+        let id = field(&f, &["id"])
+            .or_else(|| field(&f, &["target", "dst", "destination"]))
+            .unwrap_or_default()
+            .to_string();
+        spec.push_str(&format!(",id={id}@{}", b.identity.encoded()));
+    }
+}
+
+/// An SSH mount that may be left out: `required=false` (BuildKit's default for ssh), which a build without SSH
+/// agent forwarding (ours has none) runs without, as BuildKit does when no agent is forwarded.
+pub(crate) fn optional_ssh(spec: &str) -> bool {
+    let f = mount_fields(spec);
+    let required = match f.iter().rev().find(|(k, _)| k == "required") {
+        Some((_, None)) => true,
+        Some((_, Some(v))) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1"),
+        None => false,
+    };
+    field(&f, &["type"]) == Some("ssh") && !required
+}
+
 fn field<'a>(fields: &'a [(String, Option<String>)], names: &[&str]) -> Option<&'a str> {
     fields
         .iter()
@@ -153,6 +185,7 @@ fn context_items(
         } else {
             clean.to_string()
         }],
+        raw_srcs: vec![],
         heredocs: vec![],
         dest: format!("/{clean}"),
         workdir: "/".into(),
@@ -212,4 +245,51 @@ pub(crate) fn materialize(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::optional_ssh;
+
+    #[test]
+    fn only_ssh_mounts_not_required_are_optional() {
+        assert!(optional_ssh("type=ssh"));
+        assert!(optional_ssh("type=ssh,required=false,target=/s"));
+        assert!(!optional_ssh("type=ssh,required"));
+        assert!(!optional_ssh("type=ssh,required=true"));
+        assert!(!optional_ssh("type=secret,id=x"));
+        assert!(!optional_ssh("target=/m"));
+    }
+
+    #[test]
+    fn a_seeded_cache_gets_an_id_of_its_own() {
+        let identity = lw_oci::Digest::sha256_of(b"seed");
+        let binds = [
+            super::PendingBind {
+                mount: 0,
+                origin: super::Origin::Layers(vec![], vec![]),
+                path: "/".into(),
+                identity: identity.clone(),
+            },
+            super::PendingBind {
+                mount: 1,
+                origin: super::Origin::Layers(vec![], vec![]),
+                path: "/".into(),
+                identity: identity.clone(),
+            },
+        ];
+        let mut mounts = vec![
+            "type=cache,target=/k,from=seed".to_string(),
+            "type=bind,target=/b".to_string(),
+        ];
+        super::key_seeded_caches(&mut mounts, &binds);
+        assert_eq!(
+            mounts[0],
+            format!(
+                "type=cache,target=/k,from=seed,id=/k@{}",
+                identity.encoded()
+            )
+        );
+        assert_eq!(mounts[1], "type=bind,target=/b");
+    }
 }

@@ -26,8 +26,12 @@ pub(crate) struct StageState {
     pub config: ImageConfig,
     pub layers: Vec<Descriptor>,
     pub reports: Vec<LayerReport>,
-    /// ARGs declared in this stage, with their values (not persisted in the image).
-    pub args: Vec<(String, String)>,
+    /// ARGs declared in this stage and the stages it is built FROM, in order, with their values (BuildKit's
+    /// `buildArgs`; not persisted in the image).
+    pub args: Vec<(String, Option<String>)>,
+    /// The environment words expand in and RUN sees: the image's ENV plus every ARG with a value, the later
+    /// assignment of a name winning (BuildKit's LLB state environment).
+    pub env: Vec<(String, String)>,
     pub cmd_set: bool,
     pub tree: Option<FileTree>,
     pub key: Digest,
@@ -106,7 +110,16 @@ impl StageState {
         self.history(shared, created_by, false);
     }
 
+    /// ARG and ENV assign the state environment alike.
+    pub(super) fn add_env(&mut self, key: &str, value: &str) {
+        match self.env.iter_mut().find(|(k, _)| k == key) {
+            Some(e) => e.1 = value.to_string(),
+            None => self.env.push((key.to_string(), value.to_string())),
+        }
+    }
+
     fn set_env(&mut self, key: &str, value: &str) {
+        self.add_env(key, value);
         let env = self.config.config.env.get_or_insert_with(Vec::new);
         let entry = format!("{key}={value}");
         match env
@@ -118,13 +131,29 @@ impl StageState {
         }
     }
 
-    /// Build args in effect with values, for RUN's environment and history (proxy args are not recorded).
+    /// The `|N K=V` build args of RUN's history, as BuildKit's runCommandString: every declared ARG once (first
+    /// position), valued from the current environment (so a later ENV of the name shows), else its own value,
+    /// else empty. Proxy args are not recorded.
     pub(super) fn run_args(&self) -> Vec<(String, String)> {
-        self.args
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (k, v) in self
+            .args
             .iter()
             .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
-            .cloned()
-            .collect()
+        {
+            let value = self
+                .env
+                .iter()
+                .find(|(ek, _)| ek == k)
+                .map(|(_, ev)| ev.clone())
+                .or_else(|| v.clone())
+                .unwrap_or_default();
+            match out.iter_mut().find(|(ok, _)| ok == k) {
+                Some(e) => e.1 = value,
+                None => out.push((k.clone(), value)),
+            }
+        }
+        out
     }
 }
 
@@ -136,7 +165,23 @@ fn scratch(platform: &Platform) -> ImageConfig {
         ..Default::default()
     };
     c.config.env = Some(vec![DEFAULT_PATH.into()]);
+    // BuildKit's empty image has WorkingDir "/".
+    c.config.working_dir = Some("/".into());
     c
+}
+
+/// The state environment of an image: its ENV.
+fn image_env(config: &ImageConfig) -> Vec<(String, String)> {
+    config
+        .config
+        .env
+        .iter()
+        .flatten()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
 }
 
 pub(super) fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
@@ -174,8 +219,10 @@ pub(crate) async fn run_stage(
         Platform::parse(&p).map_err(|e| shared.err(line, format!("FROM --platform: {e}")))?
     };
     let mut st = if base.eq_ignore_ascii_case("scratch") {
+        let config = scratch(&platform);
         StageState {
-            config: scratch(&platform),
+            env: image_env(&config),
+            config,
             layers: vec![],
             reports: vec![],
             args: vec![],
@@ -188,7 +235,7 @@ pub(crate) async fn run_stage(
         let mut s = done[j]
             .clone()
             .ok_or_else(|| shared.err(line, format!("stage {base} was not built")))?;
-        s.args.clear();
+        // BuildKit: a stage built FROM another inherits its ARGs (with values) and environment.
         s.cmd_set = false;
         s
     } else {
@@ -215,6 +262,7 @@ pub(crate) async fn run_stage(
                 })
                 .collect(),
             layers: img.manifest.layers.clone(),
+            env: image_env(&img.config),
             config: img.config.clone(),
             args: vec![],
             cmd_set: false,
@@ -281,7 +329,7 @@ async fn step_any(
         }
         // COPY and ADD may await a member pool (the tab's workers) while their layer is compressed.
         Instruction::Copy(_) | Instruction::Add(_) => {
-            let env = word_env(&st.args, &st.config);
+            let env = word_env(st);
             copy_step(shared, host, done, index, st, inst, line, step, &env).await
         }
         _ => dispatch(shared, host, index, st, inst, line, step),
@@ -309,23 +357,49 @@ fn resolve_owner(
 }
 
 pub(super) fn command_argv(st: &StageState, c: &CommandLine) -> Vec<String> {
-    if c.prepend_shell {
-        let mut v = st.shell();
-        let mut script = c.cmd_line.join(" ");
-        // Heredoc bodies follow the command line, as a POSIX shell reads them.
-        for f in &c.files {
-            script.push('\n');
-            script.push_str(&String::from_utf8_lossy(&f.data));
-            if !f.data.ends_with(b"\n") && !f.data.is_empty() {
-                script.push('\n');
-            }
-            script.push_str(&f.name);
-        }
-        v.push(script);
-        v
-    } else {
-        c.cmd_line.clone()
+    run_argv(st, c).0
+}
+
+/// RUN's argv and the files mounted for it, as BuildKit's dispatchRun: a command line that is a single heredoc
+/// runs its body as the script (`sh -c BODY`), or, when the body starts with `#!`, as an executable file mounted at
+/// `/dev/pipes/NAME`; any other heredocs follow the command line, as a POSIX shell reads them.
+pub(super) fn run_argv(st: &StageState, c: &CommandLine) -> (Vec<String>, Vec<(String, Vec<u8>)>) {
+    let mut files = Vec::new();
+    if !c.prepend_shell {
+        return (c.cmd_line.clone(), files);
     }
+    let mut script = c.cmd_line.join(" ");
+    let single = c.cmd_line.len() == 1
+        && lw_dockerfile::parser::parse_heredoc(&c.cmd_line[0])
+            .ok()
+            .flatten()
+            .is_some();
+    match c.files.first() {
+        Some(f) if single => {
+            let data = if f.chomp {
+                lw_dockerfile::parser::chomp_heredoc_content(&f.data)
+            } else {
+                f.data.clone()
+            };
+            if data.starts_with(b"#!") && st.config.os != "windows" {
+                let path = format!("/dev/pipes/{}", f.name);
+                files.push((path.clone(), data));
+                script = path;
+            } else {
+                script = String::from_utf8_lossy(&data).into_owned();
+            }
+        }
+        _ => {
+            for f in &c.files {
+                script.push('\n');
+                script.push_str(&String::from_utf8_lossy(&f.data));
+                script.push_str(&f.name);
+            }
+        }
+    }
+    let mut v = st.shell();
+    v.push(script);
+    (v, files)
 }
 
 fn go_duration(ns: i64) -> String {
@@ -498,7 +572,7 @@ fn dispatch(
     line: usize,
     step: usize,
 ) -> Result<(), Error> {
-    let env = word_env(&st.args, &st.config);
+    let env = word_env(st);
     let ex = |w: &str| expand(shared, line, w, &env);
     let code = inst.source().code.clone();
     match inst {
@@ -511,21 +585,21 @@ fn dispatch(
                     .iter()
                     .find(|(k, _)| k == &def.key)
                     .map(|(_, v)| v.clone());
-                let value = match shared.opts.build_args.get(&def.key) {
-                    Some(v) => Some(v.clone()),
+                let value = match shared.build_arg(&def.key) {
+                    Some(v) => Some(v),
                     None => match &def.value {
                         Some(v) => Some(ex(v)?),
                         None => global,
                     },
                 };
-                st.args.retain(|(k, _)| k != &def.key);
-                match value {
+                match &value {
                     Some(v) => {
                         parts.push(format!("{}={v}", def.key));
-                        st.args.push((def.key.clone(), v));
+                        st.add_env(&def.key, v);
                     }
                     None => parts.push(def.key.clone()),
                 }
+                st.args.push((def.key.clone(), value));
             }
             st.metadata_step(shared, format!("ARG {}", parts.join(" ")));
         }
@@ -572,7 +646,7 @@ fn dispatch(
             for p in &ports {
                 map.insert(p.clone(), Empty {});
             }
-            let text = format!("EXPOSE {}", history::go_port_map(&ports));
+            let text = format!("EXPOSE [{}]", ports.join(" "));
             st.metadata_step(shared, text);
         }
         Instruction::User(u) => {
@@ -610,6 +684,8 @@ fn dispatch(
         Instruction::Cmd(c) => {
             let argv = command_argv(st, &c.command);
             st.config.config.cmd = Some(argv.clone());
+            // BuildKit sets ArgsEscaped on every CMD (for Docker's Windows compatibility), never on ENTRYPOINT.
+            st.config.config.args_escaped = Some(true);
             st.cmd_set = true;
             let text = format!("CMD {}", history::go_slice(&argv));
             st.metadata_step(shared, text);
@@ -625,7 +701,8 @@ fn dispatch(
         }
         Instruction::Shell(s) => {
             st.config.config.shell = Some(s.shell.clone());
-            let text = format!("SHELL {}", history::go_slice(&s.shell));
+            // Go's %v of a []string.
+            let text = format!("SHELL [{}]", s.shell.join(" "));
             st.metadata_step(shared, text);
         }
         Instruction::Healthcheck(h) => {
@@ -639,9 +716,10 @@ fn dispatch(
                 retries: (hc.retries != 0).then_some(i64::from(hc.retries)),
             };
             st.config.config.healthcheck = Some(cfg);
+            // Go's %+v of the HealthcheckConfig struct.
             let text = format!(
-                "HEALTHCHECK &{{{} \"{}\" \"{}\" \"{}\" \"{}\" '\\x{:02x}'}}",
-                history::go_slice(&hc.test),
+                "HEALTHCHECK {{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+                hc.test.join(" "),
                 go_duration(hc.interval),
                 go_duration(hc.timeout),
                 go_duration(hc.start_period),
@@ -656,8 +734,8 @@ fn dispatch(
                 .on_build
                 .get_or_insert_with(Vec::new)
                 .push(o.expression.clone());
-            let text = format!("ONBUILD {}", o.expression);
-            st.metadata_step(shared, text);
+            // BuildKit records no history for ONBUILD; the cache key still changes with the config.
+            st.key = chain(&st.key, &[&code]);
         }
         Instruction::Workdir(w) => {
             let p = ex(&w.path)?;
@@ -668,7 +746,13 @@ fn dispatch(
             };
             let clean = crate::context::normalize_path(&joined)
                 .map_err(|e| shared.err(line, format!("WORKDIR {p}: {e}")))?;
-            let abs = format!("/{clean}");
+            // BuildKit keeps an absolute WORKDIR as written (a trailing slash stays); a relative one is joined to
+            // the current directory and cleaned. The directories made are the cleaned path's.
+            let abs = if p.starts_with('/') {
+                p.clone()
+            } else {
+                format!("/{clean}")
+            };
             st.config.config.working_dir = Some(abs.clone());
             let text = format!("WORKDIR {abs}");
             st.key = chain(&st.key, &[&text]);
@@ -679,7 +763,8 @@ fn dispatch(
                 missing.push(dir.clone());
                 dir = lw_layer::path::parent(&dir).to_string();
             }
-            if missing.is_empty() {
+            // BuildKit makes a layer for every WORKDIR but `/`, empty when the directories exist.
+            if abs == "/" {
                 st.history(shared, text, true);
                 finish_step(host, st, index, step, line, false, None);
                 return Ok(());
@@ -694,18 +779,36 @@ fn dispatch(
                     resolve_owner(shared, host, st, &spec, line, "WORKDIR")?
                 }
             };
-            let items: Vec<Item> = missing
-                .iter()
-                .map(|d| Item {
-                    entry: Entry {
-                        mtime: shared.mtime(0),
-                        uid,
-                        gid,
-                        ..Entry::dir(d, 0o755)
-                    },
-                    data: Data::None,
-                })
-                .collect();
+            // As a diff of the snapshot, BuildKit's layer also holds the existing parents of the first new
+            // directory (their mtime changed), with their own metadata.
+            let mut items: Vec<Item> = Vec::new();
+            if let Some(first) = missing.first() {
+                let tree = st.tree(host)?;
+                let mut dir = lw_layer::path::parent(first).to_string();
+                while !dir.is_empty() {
+                    if let Some(n) = tree.get(&dir).filter(|n| n.entry.is_dir()) {
+                        items.push(Item {
+                            entry: Entry {
+                                mtime: shared.mtime(n.entry.mtime),
+                                xattrs: BTreeMap::new(),
+                                ..n.entry.clone()
+                            },
+                            data: Data::None,
+                        });
+                    }
+                    dir = lw_layer::path::parent(&dir).to_string();
+                }
+                items.reverse();
+            }
+            items.extend(missing.iter().map(|d| Item {
+                entry: Entry {
+                    mtime: shared.mtime(0),
+                    uid,
+                    gid,
+                    ..Entry::dir(d, 0o755)
+                },
+                data: Data::None,
+            }));
             let key = st.key.clone();
             let (layer, cached) =
                 cached_or(host, shared, &key, |h| write_items(h, &items).map(Some))?;
@@ -775,6 +878,30 @@ async fn copy_step(
         .map(|s| ex(s))
         .collect::<Result<Vec<_>, _>>()?;
     let dest = ex(&files.dest)?;
+    let chown_text = if chown.is_empty() {
+        String::new()
+    } else {
+        ex(chown)?
+    };
+    let chmod_text = if chmod.is_empty() {
+        String::new()
+    } else {
+        ex(chmod)?
+    };
+    let heredoc_names: Vec<String> = files
+        .source_contents
+        .iter()
+        .map(|c| c.path.clone())
+        .collect();
+    let created_by = history::copy(&history::CopyText {
+        keyword,
+        parents,
+        chown: &chown_text,
+        chmod: &chmod_text,
+        srcs: &srcs,
+        heredocs: &heredoc_names,
+        dest: &dest,
+    });
     let raw_lexer = Lexer {
         raw_quotes: true,
         ..shared.lexer
@@ -837,6 +964,7 @@ async fn copy_step(
         line,
         keyword: if is_add { "ADD" } else { "COPY" },
         srcs,
+        raw_srcs: files.source_paths.clone(),
         heredocs,
         dest,
         workdir,
@@ -852,7 +980,16 @@ async fn copy_step(
         checksum: (!checksum.is_empty()).then(|| checksum.to_string()),
         unpack,
     };
-    let planned = copy::plan(shared, spec, &rootfs_tree, host.fetch.as_deref_mut());
+    // BuildKit builds a `--link` copy (without --chmod) on an empty tree and merges it on top: the directories
+    // it needs are made afresh (0755, owned as the copy) instead of keeping the stage's own.
+    let linked = match inst {
+        Instruction::Copy(c) => c.link,
+        Instruction::Add(a) => a.link,
+        _ => false,
+    } && chmod_text.is_empty();
+    let empty = FileTree::new();
+    let base_tree = if linked { &empty } else { &rootfs_tree };
+    let planned = copy::plan(shared, spec, base_tree, host.fetch.as_deref_mut());
     st.tree = Some(rootfs_tree);
     let items = planned?;
     let code = inst.source().code.clone();
@@ -884,7 +1021,7 @@ async fn copy_step(
         }
     }
     let d = layer.descriptor.clone();
-    st.add_layer(shared, layer, history::copy(&code), cached);
+    st.add_layer(shared, layer, created_by, cached);
     finish_step(host, st, index, step, line, cached, Some(&d));
     Ok(())
 }

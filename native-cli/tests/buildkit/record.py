@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Record BuildKit's results for the corpus under cases/ (expected.json beside each case's Dockerfile).
+
+It uses a BuildKit that is already running and a buildctl binary; it builds neither. Usage:
+
+    LW_BUILDKIT_BASE_TAR=/tmp/base.tar cargo test -p layerwright --test buildkit_corpus export_base -- --ignored
+    record.py --buildctl PATH --addr unix:///PATH/buildkitd.sock --base-tar /tmp/base.tar \
+              --commit BUILDKIT_COMMIT [CASE...]
+
+Every case is built reproducibly (build-arg SOURCE_DATE_EPOCH=0, exporter option rewrite-timestamp=true) into an
+OCI archive, and the recorded data is what buildkit_corpus.rs compares: the config JSON, the layer count, the
+merged file tree (same row format as file_rows() there), and the config and manifest digests. `FROM busybox`
+resolves to the base image (made by the test's export_base) through a named context from a local OCI layout.
+"""
+
+import argparse
+import functools
+import hashlib
+import http.server
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# A case's http/ directory is served here while it builds (ADD <url>); buildkit_corpus.rs uses the same address.
+HTTP_ADDR = ("127.0.0.1", 48765)
+
+
+def prepare_context(case, dest):
+    """The same fixed modes as prepare_context() in buildkit_corpus.rs."""
+    src = os.path.join(case, "context")
+
+    def copy(s, d):
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+        for name in sorted(os.listdir(s)):
+            sp, dp = os.path.join(s, name), os.path.join(d, name)
+            if os.path.islink(sp):
+                os.symlink(os.readlink(sp), dp)
+            elif os.path.isdir(sp):
+                copy(sp, dp)
+            else:
+                shutil.copyfile(sp, dp)
+                os.chmod(dp, 0o755 if os.stat(sp).st_mode & 0o100 else 0o644)
+
+    if os.path.isdir(src):
+        copy(src, dest)
+    else:
+        os.makedirs(dest)
+    modes = os.path.join(case, "modes")
+    if os.path.exists(modes):
+        for line in open(modes):
+            if line.strip():
+                p, m = line.rsplit(" ", 1)
+                os.chmod(os.path.join(dest, p), int(m, 8))
+
+
+def case_opts(case):
+    opts = []
+    p = os.path.join(case, "build-args")
+    if os.path.exists(p):
+        for line in open(p).read().splitlines():
+            if line:
+                opts += ["--opt", "build-arg:" + line]
+    p = os.path.join(case, "target")
+    if os.path.exists(p):
+        opts += ["--opt", "target=" + open(p).read().strip()]
+    p = os.path.join(case, "secrets")
+    if os.path.exists(p):
+        for line in open(p).read().splitlines():
+            if line:
+                sid, f = line.split("=", 1)
+                opts += ["--secret", "id=%s,src=%s" % (sid, os.path.join(case, f))]
+    return opts
+
+
+def norm(name):
+    name = name.lstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
+    return name.rstrip("/") if name not in (".", "") else ""
+
+
+def parent(p):
+    return p.rsplit("/", 1)[0] if "/" in p else ""
+
+
+def apply_layer(tree, data):
+    """tree: path -> dict(kind, mode, uid, gid, size, data, target, xattrs)."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+        for m in tf:
+            p = norm(m.name)
+            base, d = p.rsplit("/", 1)[-1], parent(p)
+            if base == ".wh..wh..opq":
+                for k in [k for k in tree if d == "" or k.startswith(d + "/")]:
+                    del tree[k]
+                continue
+            if base.startswith(".wh."):
+                victim = (d + "/" if d else "") + base[4:]
+                for k in [k for k in tree if k == victim or k.startswith(victim + "/")]:
+                    del tree[k]
+                continue
+            if p == "":
+                continue
+            old = tree.get(p)
+            if old and old["kind"] == "dir" and not m.isdir():
+                for k in [k for k in tree if k.startswith(p + "/")]:
+                    del tree[k]
+            q = parent(p)
+            while q and q not in tree:
+                tree[q] = dict(kind="dir", mode=0o755, uid=0, gid=0, size=0)
+                q = parent(q)
+            e = dict(mode=m.mode & 0o7777, uid=m.uid, gid=m.gid, size=0,
+                     xattrs=sorted(k[len("SCHILY.xattr."):] for k in m.pax_headers
+                                   if k.startswith("SCHILY.xattr.")))
+            if m.isdir():
+                e["kind"] = "dir"
+            elif m.issym():
+                e.update(kind="symlink", target=m.linkname)
+            elif m.islnk():
+                e.update(kind="hardlink", target=norm(m.linkname))
+            elif m.ischr() or m.isblk():
+                e.update(kind="chardev" if m.ischr() else "blockdev", dev="%d,%d" % (m.devmajor, m.devminor))
+            elif m.isfifo():
+                e["kind"] = "fifo"
+            else:
+                e.update(kind="file", size=m.size, data=tf.extractfile(m).read())
+            tree[p] = e
+
+
+def rows(tree):
+    nlinks = {}
+    for e in tree.values():
+        if e["kind"] == "hardlink":
+            nlinks[e["target"]] = nlinks.get(e["target"], 1) + 1
+    out = {}
+    for p, e in tree.items():
+        primary = p
+        if e["kind"] == "hardlink":
+            primary = e["target"]
+            e = tree[primary]
+        owner = "%d:%d" % (e["uid"], e["gid"])
+        k = e["kind"]
+        if k == "file":
+            row = "file %04o %s size=%d sha256=%s" % (e["mode"], owner, e["size"],
+                                                     hashlib.sha256(e["data"]).hexdigest())
+        elif k == "dir":
+            row = "dir %04o %s" % (e["mode"], owner)
+        elif k == "symlink":
+            row = "symlink %s -> %s" % (owner, e["target"])
+        elif k in ("chardev", "blockdev"):
+            row = "%s %04o %s %s" % (k, e["mode"], owner, e["dev"])
+        else:
+            row = "fifo %04o %s" % (e["mode"], owner)
+        if primary in nlinks:
+            row += " links=%d" % nlinks[primary]
+        for x in e.get("xattrs", []):
+            row += " xattr=" + x
+        out[p] = row
+    return out
+
+
+def read_oci_tar(path):
+    with tarfile.open(path) as tf:
+        blobs = {}
+
+        def blob(d):
+            if d not in blobs:
+                blobs[d] = tf.extractfile("blobs/" + d.replace(":", "/")).read()
+            return blobs[d]
+
+        desc = json.loads(tf.extractfile("index.json").read())["manifests"][0]
+        doc = json.loads(blob(desc["digest"]))
+        while "manifests" in doc:
+            desc = doc["manifests"][0]
+            doc = json.loads(blob(desc["digest"]))
+        tree = {}
+        for l in doc.get("layers") or []:
+            apply_layer(tree, blob(l["digest"]))
+        return dict(
+            config=json.loads(blob(doc["config"]["digest"])),
+            config_digest=doc["config"]["digest"],
+            manifest_digest=desc["digest"],
+            layers=len(doc.get("layers") or []),
+            files=rows(tree),
+        )
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--buildctl", required=True)
+    ap.add_argument("--addr", required=True)
+    ap.add_argument("--base-tar", required=True)
+    ap.add_argument("--commit", required=True, help="the BuildKit commit the binaries were built from")
+    ap.add_argument("cases", nargs="*")
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="bk-record-")
+    layout = os.path.join(work, "base")
+    os.makedirs(layout)
+    subprocess.run(["tar", "-xf", a.base_tar, "-C", layout], check=True)
+    base_digest = json.load(open(os.path.join(layout, "index.json")))["manifests"][0]["digest"]
+    cases_dir = os.path.join(HERE, "cases")
+    names = a.cases or sorted(os.listdir(cases_dir))
+    for name in names:
+        case = os.path.join(cases_dir, name)
+        ctx = os.path.join(work, "ctx-" + name)
+        prepare_context(case, ctx)
+        out = os.path.join(work, name + ".tar")
+        cmd = [a.buildctl, "--addr", a.addr, "build", "--frontend", "dockerfile.v0",
+               "--local", "context=" + ctx, "--local", "dockerfile=" + case,
+               "--opt", "filename=Dockerfile", "--opt", "build-arg:SOURCE_DATE_EPOCH=0",
+               "--oci-layout", "base=" + layout,
+               "--opt", "context:busybox=oci-layout://base@" + base_digest,
+               "--output", "type=oci,dest=%s,rewrite-timestamp=true" % out] + case_opts(case)
+        server = None
+        if os.path.isdir(os.path.join(case, "http")):
+            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=os.path.join(case, "http"))
+            server = http.server.ThreadingHTTPServer(HTTP_ADDR, handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if server:
+            server.shutdown()
+            server.server_close()
+        if p.returncode == 0:
+            rec = read_oci_tar(out)
+            rec["error"] = None
+        else:
+            lines = [l for l in p.stderr.splitlines() if "ERROR" in l or "error:" in l]
+            msg = lines[-1] if lines else p.stderr.strip().splitlines()[-1]
+            # BuildKit names its snapshot refs with random ids: leave them out so a re-recording is stable.
+            rec = dict(error=re.sub(r"ref [^ ]+::[^ :]+", "ref REF", msg))
+        rec["buildkit"] = a.commit
+        rec["base_manifest"] = base_digest
+        with open(os.path.join(case, "expected.json.tmp"), "w") as f:
+            json.dump(rec, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(os.path.join(case, "expected.json.tmp"), os.path.join(case, "expected.json"))
+        print("%-28s %s" % (name, "error: " + rec["error"] if rec["error"] else
+                            "%d layers, config %s" % (rec["layers"], rec["config_digest"][:19])))
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
