@@ -14,6 +14,66 @@ use super::stage::{cache_lookup, chain, finish_step, resolve_owner, stage_ref, S
 use super::{expand, history, rootfs, Host, Shared};
 use crate::Error;
 
+/// BuildKit's layer is a diff of the snapshot: a file copied over an identical one (same kind, mode, owner and
+/// bytes) changes nothing, and an existing directory is in the layer only when something below it changed.
+fn drop_unchanged(host: &Host, st: &StageState, items: Vec<Item>) -> Result<Vec<Item>, Error> {
+    let Some(tree) = st.tree.as_ref() else {
+        return Ok(items);
+    };
+    let same_meta = |it: &Item| {
+        tree.get(&it.entry.path).is_some_and(|n| {
+            let e = &n.entry;
+            (&e.kind, e.mode, e.uid, e.gid, e.size)
+                == (
+                    &it.entry.kind,
+                    it.entry.mode,
+                    it.entry.uid,
+                    it.entry.gid,
+                    it.entry.size,
+                )
+        })
+    };
+    let mut kept: Vec<Item> = Vec::new();
+    let mut dirs: Vec<Item> = Vec::new();
+    for it in items {
+        let unchanged = same_meta(&it)
+            && match (&it.entry.kind, &it.data) {
+                (lw_layer::EntryKind::Dir, _) => {
+                    dirs.push(it);
+                    continue;
+                }
+                (lw_layer::EntryKind::Symlink(_), _) => true,
+                (lw_layer::EntryKind::File, data) => {
+                    let new = match data {
+                        Data::Bytes(b) => b.clone(),
+                        Data::Context(p) => host.context.read_file(p)?,
+                        Data::None => Vec::new(),
+                    };
+                    rootfs::read_file(tree, &*host.blobs, &st.layers, &it.entry.path)?.as_deref()
+                        == Some(&new[..])
+                }
+                _ => false,
+            };
+        if !unchanged {
+            kept.push(it);
+        }
+    }
+    if dirs.is_empty() {
+        return Ok(kept);
+    }
+    // Directories the copy changes or creates stay, and so do those above a kept entry.
+    let mut out: Vec<Item> = Vec::new();
+    for d in dirs {
+        let prefix = format!("{}/", d.entry.path);
+        if !same_meta(&d) || kept.iter().any(|k| k.entry.path.starts_with(&prefix)) {
+            out.push(d);
+        }
+    }
+    out.extend(kept);
+    out.sort_by(|a, b| lw_layer::path::cmp_components(&a.entry.path, &b.entry.path));
+    Ok(out)
+}
+
 /// Content identity of a COPY's items, for its cache key. A context file counts by the sha256 of its content: from
 /// `known` (hashed while writing the layer), else from the host (a stat cache), else read and hashed here.
 pub(super) fn items_digest(
@@ -230,7 +290,12 @@ pub(super) async fn copy_step(
     let base_tree = if linked { &empty } else { &rootfs_tree };
     let planned = copy::plan(shared, spec, base_tree, host.fetch.as_deref_mut());
     st.tree = Some(rootfs_tree);
-    let items = planned?;
+    // A --link copy is a layer of its own, merged as it is.
+    let items = if linked {
+        planned?
+    } else {
+        drop_unchanged(host, st, planned?)?
+    };
     let code = inst.source().code.clone();
     let (layer, cached) = if shared.opts.no_cache {
         // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
