@@ -2,6 +2,7 @@
 //! content-addressed cache keys, reproducible timestamps and a stream of [`BuildEvent`]s.
 
 mod copy;
+mod copy_step;
 mod history;
 mod layers;
 pub mod rootfs;

@@ -6,8 +6,9 @@ use lw_layer::tree::FileTree;
 use lw_oci::{Descriptor, Digest, DigestHasher};
 
 use super::copy::{self, CopySpec, Item, SourceFs};
+use super::copy_step::items_digest;
 use super::layers::write_items;
-use super::stage::{chain, items_digest, stage_ref, StageState};
+use super::stage::{chain, stage_ref, StageState};
 use super::{rootfs, Host, Shared};
 use crate::context::normalize_path;
 use crate::host::BindSource;

@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 
 use lw_dockerfile::instructions::{self, CommandLine, Instruction};
-use lw_dockerfile::shell::Lexer;
 use lw_layer::tree::FileTree;
 use lw_layer::Entry;
 use lw_oci::config::Empty;
 use lw_oci::{Descriptor, Digest, DigestHasher, HealthConfig, History, ImageConfig, Platform};
 
-use super::copy::{self, CopySpec, Data, Item, SourceFs};
-use super::layers::{write_items, write_items_async};
+use super::copy::{Data, Item};
+use super::layers::write_items;
 use super::{expand, history, rootfs, word_env, Host, LayerReport, Shared, PROXY_ARGS};
 use crate::events::BuildEvent;
 use crate::host::CachedLayer;
@@ -49,7 +48,7 @@ pub(super) fn chain(prev: &Digest, parts: &[&str]) -> Digest {
 }
 
 impl StageState {
-    fn tree(&mut self, host: &Host) -> Result<&FileTree, Error> {
+    pub(super) fn tree(&mut self, host: &Host) -> Result<&FileTree, Error> {
         if self.tree.is_none() {
             self.tree = Some(rootfs::tree_indexed(
                 &*host.blobs,
@@ -330,14 +329,14 @@ async fn step_any(
         // COPY and ADD may await a member pool (the tab's workers) while their layer is compressed.
         Instruction::Copy(_) | Instruction::Add(_) => {
             let env = word_env(st);
-            copy_step(shared, host, done, index, st, inst, line, step, &env).await
+            super::copy_step::copy_step(shared, host, done, index, st, inst, line, step, &env).await
         }
         _ => dispatch(shared, host, index, st, inst, line, step),
     }
 }
 
 /// A user[:group] to (uid, gid), reading the stage's /etc/passwd and /etc/group only when names need them.
-fn resolve_owner(
+pub(super) fn resolve_owner(
     shared: &Shared,
     host: &Host,
     st: &mut StageState,
@@ -450,62 +449,6 @@ fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<St
         }
     }
     Ok(out)
-}
-
-/// Content identity of a COPY's items, for its cache key. A context file counts by the sha256 of its content: from
-/// `known` (hashed while writing the layer), else from the host (a stat cache), else read and hashed here.
-pub(super) fn items_digest(
-    host: &Host,
-    items: &[Item],
-    known: &BTreeMap<String, Digest>,
-) -> Result<Digest, Error> {
-    let mut h = DigestHasher::sha256();
-    let mut buf = Vec::new();
-    for it in items {
-        let e = &it.entry;
-        h.update(
-            format!(
-                "{}\0{:?}\0{:o}\0{}\0{}\0{}\0{}\n",
-                e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size
-            )
-            .as_bytes(),
-        );
-        match &it.data {
-            Data::None => {}
-            Data::Bytes(b) => h.update(b),
-            Data::Context(p) => {
-                let d = match known.get(p) {
-                    Some(d) => d.clone(),
-                    None => match host.context.known_digest(p) {
-                        Some(d) => d,
-                        None => {
-                            if buf.is_empty() {
-                                buf = vec![0u8; 256 * 1024];
-                            }
-                            let d = hash_context_file(host, p, &mut buf)?;
-                            host.context.digest_computed(p, &d);
-                            d
-                        }
-                    },
-                };
-                h.update(d.as_str().as_bytes());
-            }
-        }
-    }
-    Ok(h.finish())
-}
-
-fn hash_context_file(host: &Host, p: &str, buf: &mut [u8]) -> Result<Digest, Error> {
-    let mut h = DigestHasher::sha256();
-    let mut off = 0u64;
-    loop {
-        let n = host.context.read_at(p, off, buf)?;
-        if n == 0 {
-            return Ok(h.finish());
-        }
-        h.update(&buf[..n]);
-        off += n as u64;
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -828,200 +771,5 @@ fn dispatch(
         }
     }
     finish_step(host, st, index, step, line, false, None);
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn copy_step(
-    shared: &Shared<'_>,
-    host: &mut Host<'_>,
-    done: &[Option<StageState>],
-    index: usize,
-    st: &mut StageState,
-    inst: &Instruction,
-    line: usize,
-    step: usize,
-    env: &[(String, String)],
-) -> Result<(), Error> {
-    let ex = |w: &str| expand(shared, line, w, env);
-    let (files, from, chown, chmod, parents, excludes, is_add, checksum, unpack, keyword) =
-        match inst {
-            Instruction::Copy(c) => (
-                &c.files,
-                c.from.as_str(),
-                &c.chown,
-                &c.chmod,
-                c.parents,
-                &c.excludes,
-                false,
-                "",
-                None,
-                "COPY",
-            ),
-            Instruction::Add(a) => (
-                &a.files,
-                "",
-                &a.chown,
-                &a.chmod,
-                false,
-                &a.excludes,
-                true,
-                a.checksum.as_str(),
-                a.unpack,
-                "ADD",
-            ),
-            _ => unreachable!("copy_step is for COPY and ADD"),
-        };
-    let srcs = files
-        .source_paths
-        .iter()
-        .map(|s| ex(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let dest = ex(&files.dest)?;
-    let chown_text = if chown.is_empty() {
-        String::new()
-    } else {
-        ex(chown)?
-    };
-    let chmod_text = if chmod.is_empty() {
-        String::new()
-    } else {
-        ex(chmod)?
-    };
-    let heredoc_names: Vec<String> = files
-        .source_contents
-        .iter()
-        .map(|c| c.path.clone())
-        .collect();
-    let created_by = history::copy(&history::CopyText {
-        keyword,
-        parents,
-        chown: &chown_text,
-        chmod: &chmod_text,
-        srcs: &srcs,
-        heredocs: &heredoc_names,
-        dest: &dest,
-    });
-    let raw_lexer = Lexer {
-        raw_quotes: true,
-        ..shared.lexer
-    };
-    let mut heredocs = Vec::new();
-    for c in &files.source_contents {
-        let data = if c.expand {
-            raw_lexer
-                .process_word(&String::from_utf8_lossy(&c.data), &env.to_vec())
-                .map_err(|e| shared.err(line, e.to_string()))?
-                .into_bytes()
-        } else {
-            c.data.clone()
-        };
-        heredocs.push((c.path.clone(), data));
-    }
-    let chmod = if chmod.is_empty() {
-        None
-    } else {
-        Some(
-            crate::chmod::parse_chmod(&ex(chmod)?)
-                .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?,
-        )
-    };
-    let chown = if chown.is_empty() {
-        None
-    } else {
-        let spec = crate::chown::parse_chown(&ex(chown)?)
-            .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
-        Some(resolve_owner(shared, host, st, &spec, line, keyword)?)
-    };
-    let excludes = excludes
-        .iter()
-        .map(|e| ex(e))
-        .collect::<Result<Vec<_>, _>>()?;
-    // --from: another stage or an image, read with file contents.
-    let from = if from.is_empty() {
-        String::new()
-    } else {
-        ex(from)?
-    };
-    let from_tree: Option<FileTree> = if from.is_empty() {
-        None
-    } else if let Some(j) = stage_ref(shared, &from, index) {
-        let s = done[j]
-            .as_ref()
-            .ok_or_else(|| shared.err(line, format!("stage {from} was not built")))?;
-        Some(rootfs::tree_of(&*host.blobs, &s.layers, true)?)
-    } else {
-        let img = host
-            .images
-            .resolve(&from, &st.platform)
-            .map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
-        Some(rootfs::tree_of(&*host.blobs, &img.manifest.layers, true)?)
-    };
-    let workdir = st.workdir();
-    st.tree(host)?;
-    let rootfs_tree = st.tree.take().expect("tree built above");
-    let spec = CopySpec {
-        line,
-        keyword: if is_add { "ADD" } else { "COPY" },
-        srcs,
-        raw_srcs: files.source_paths.clone(),
-        heredocs,
-        dest,
-        workdir,
-        from: match &from_tree {
-            Some(t) => SourceFs::Tree(t),
-            None => SourceFs::Context(host.context),
-        },
-        chown,
-        chmod,
-        parents,
-        excludes,
-        is_add,
-        checksum: (!checksum.is_empty()).then(|| checksum.to_string()),
-        unpack,
-    };
-    // BuildKit builds a `--link` copy (without --chmod) on an empty tree and merges it on top: the directories
-    // it needs are made afresh (0755, owned as the copy) instead of keeping the stage's own.
-    let linked = match inst {
-        Instruction::Copy(c) => c.link,
-        Instruction::Add(a) => a.link,
-        _ => false,
-    } && chmod_text.is_empty();
-    let empty = FileTree::new();
-    let base_tree = if linked { &empty } else { &rootfs_tree };
-    let planned = copy::plan(shared, spec, base_tree, host.fetch.as_deref_mut());
-    st.tree = Some(rootfs_tree);
-    let items = planned?;
-    let code = inst.source().code.clone();
-    let (layer, cached) = if shared.opts.no_cache {
-        // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
-        let mut digests = BTreeMap::new();
-        let layer = write_items_async(host, &items, Some(&mut digests)).await?;
-        let content = items_digest(host, &items, &digests)?;
-        let key = chain(&st.key, &[&code, content.as_str()]);
-        st.key = key.clone();
-        host.cache.put(&key, Some(layer.clone()));
-        (layer, false)
-    } else {
-        let content = items_digest(host, &items, &BTreeMap::new())?;
-        let key = chain(&st.key, &[&code, content.as_str()]);
-        st.key = key.clone();
-        match cache_lookup(host, shared, &key) {
-            Some(hit) => (hit.expect("COPY makes a layer"), true),
-            None => {
-                let layer = write_items_async(host, &items, None).await?;
-                host.cache.put(&key, Some(layer.clone()));
-                (layer, false)
-            }
-        }
-    };
-    if let Some(t) = st.tree.as_mut() {
-        for it in &items {
-            t.insert(it.entry.clone(), st.layers.len(), None);
-        }
-    }
-    let d = layer.descriptor.clone();
-    st.add_layer(shared, layer, created_by, cached);
-    finish_step(host, st, index, step, line, cached, Some(&d));
     Ok(())
 }

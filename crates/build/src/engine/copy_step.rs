@@ -1,0 +1,331 @@
+//! COPY and ADD as a stage step: expanding the instruction's words, resolving --from, --chown and --chmod, planning
+//! the entries (engine::copy), the history text, the cache key over the entries' content, and writing the layer.
+
+use std::collections::BTreeMap;
+
+use lw_dockerfile::instructions::Instruction;
+use lw_dockerfile::shell::Lexer;
+use lw_layer::tree::FileTree;
+use lw_oci::{Digest, DigestHasher};
+
+use super::copy::{self, CopySpec, Data, Item, SourceFs};
+use super::layers::write_items_async;
+use super::stage::{cache_lookup, chain, finish_step, resolve_owner, stage_ref, StageState};
+use super::{expand, history, rootfs, Host, Shared};
+use crate::Error;
+
+/// BuildKit's layer is a diff of the snapshot: a file copied over an identical one (same kind, mode, owner and
+/// bytes) changes nothing, and an existing directory is in the layer only when something below it changed.
+fn drop_unchanged(host: &Host, st: &StageState, items: Vec<Item>) -> Result<Vec<Item>, Error> {
+    let Some(tree) = st.tree.as_ref() else {
+        return Ok(items);
+    };
+    let same_meta = |it: &Item| {
+        tree.get(&it.entry.path).is_some_and(|n| {
+            let e = &n.entry;
+            (&e.kind, e.mode, e.uid, e.gid, e.size)
+                == (
+                    &it.entry.kind,
+                    it.entry.mode,
+                    it.entry.uid,
+                    it.entry.gid,
+                    it.entry.size,
+                )
+        })
+    };
+    let mut kept: Vec<Item> = Vec::new();
+    let mut dirs: Vec<Item> = Vec::new();
+    for it in items {
+        let unchanged = same_meta(&it)
+            && match (&it.entry.kind, &it.data) {
+                (lw_layer::EntryKind::Dir, _) => {
+                    dirs.push(it);
+                    continue;
+                }
+                (lw_layer::EntryKind::Symlink(_), _) => true,
+                (lw_layer::EntryKind::File, data) => {
+                    let new = match data {
+                        Data::Bytes(b) => b.clone(),
+                        Data::Context(p) => host.context.read_file(p)?,
+                        Data::None => Vec::new(),
+                    };
+                    rootfs::read_file(tree, &*host.blobs, &st.layers, &it.entry.path)?.as_deref()
+                        == Some(&new[..])
+                }
+                _ => false,
+            };
+        if !unchanged {
+            kept.push(it);
+        }
+    }
+    if dirs.is_empty() {
+        return Ok(kept);
+    }
+    // Directories the copy changes or creates stay, and so do those above a kept entry.
+    let mut out: Vec<Item> = Vec::new();
+    for d in dirs {
+        let prefix = format!("{}/", d.entry.path);
+        if !same_meta(&d) || kept.iter().any(|k| k.entry.path.starts_with(&prefix)) {
+            out.push(d);
+        }
+    }
+    out.extend(kept);
+    out.sort_by(|a, b| lw_layer::path::cmp_components(&a.entry.path, &b.entry.path));
+    Ok(out)
+}
+
+/// Content identity of a COPY's items, for its cache key. A context file counts by the sha256 of its content: from
+/// `known` (hashed while writing the layer), else from the host (a stat cache), else read and hashed here.
+pub(super) fn items_digest(
+    host: &Host,
+    items: &[Item],
+    known: &BTreeMap<String, Digest>,
+) -> Result<Digest, Error> {
+    let mut h = DigestHasher::sha256();
+    let mut buf = Vec::new();
+    for it in items {
+        let e = &it.entry;
+        h.update(
+            format!(
+                "{}\0{:?}\0{:o}\0{}\0{}\0{}\0{}\n",
+                e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size
+            )
+            .as_bytes(),
+        );
+        match &it.data {
+            Data::None => {}
+            Data::Bytes(b) => h.update(b),
+            Data::Context(p) => {
+                let d = match known.get(p) {
+                    Some(d) => d.clone(),
+                    None => match host.context.known_digest(p) {
+                        Some(d) => d,
+                        None => {
+                            if buf.is_empty() {
+                                buf = vec![0u8; 256 * 1024];
+                            }
+                            let d = hash_context_file(host, p, &mut buf)?;
+                            host.context.digest_computed(p, &d);
+                            d
+                        }
+                    },
+                };
+                h.update(d.as_str().as_bytes());
+            }
+        }
+    }
+    Ok(h.finish())
+}
+
+fn hash_context_file(host: &Host, p: &str, buf: &mut [u8]) -> Result<Digest, Error> {
+    let mut h = DigestHasher::sha256();
+    let mut off = 0u64;
+    loop {
+        let n = host.context.read_at(p, off, buf)?;
+        if n == 0 {
+            return Ok(h.finish());
+        }
+        h.update(&buf[..n]);
+        off += n as u64;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn copy_step(
+    shared: &Shared<'_>,
+    host: &mut Host<'_>,
+    done: &[Option<StageState>],
+    index: usize,
+    st: &mut StageState,
+    inst: &Instruction,
+    line: usize,
+    step: usize,
+    env: &[(String, String)],
+) -> Result<(), Error> {
+    let ex = |w: &str| expand(shared, line, w, env);
+    let (files, from, chown, chmod, parents, excludes, is_add, checksum, unpack, keyword) =
+        match inst {
+            Instruction::Copy(c) => (
+                &c.files,
+                c.from.as_str(),
+                &c.chown,
+                &c.chmod,
+                c.parents,
+                &c.excludes,
+                false,
+                "",
+                None,
+                "COPY",
+            ),
+            Instruction::Add(a) => (
+                &a.files,
+                "",
+                &a.chown,
+                &a.chmod,
+                false,
+                &a.excludes,
+                true,
+                a.checksum.as_str(),
+                a.unpack,
+                "ADD",
+            ),
+            _ => unreachable!("copy_step is for COPY and ADD"),
+        };
+    let srcs = files
+        .source_paths
+        .iter()
+        .map(|s| ex(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dest = ex(&files.dest)?;
+    let chown_text = if chown.is_empty() {
+        String::new()
+    } else {
+        ex(chown)?
+    };
+    let chmod_text = if chmod.is_empty() {
+        String::new()
+    } else {
+        ex(chmod)?
+    };
+    let heredoc_names: Vec<String> = files
+        .source_contents
+        .iter()
+        .map(|c| c.path.clone())
+        .collect();
+    let created_by = history::copy(&history::CopyText {
+        keyword,
+        parents,
+        chown: &chown_text,
+        chmod: &chmod_text,
+        srcs: &srcs,
+        heredocs: &heredoc_names,
+        dest: &dest,
+    });
+    let raw_lexer = Lexer {
+        raw_quotes: true,
+        ..shared.lexer
+    };
+    let mut heredocs = Vec::new();
+    for c in &files.source_contents {
+        let data = if c.expand {
+            raw_lexer
+                .process_word(&String::from_utf8_lossy(&c.data), &env.to_vec())
+                .map_err(|e| shared.err(line, e.to_string()))?
+                .into_bytes()
+        } else {
+            c.data.clone()
+        };
+        heredocs.push((c.path.clone(), data));
+    }
+    let chmod = if chmod.is_empty() {
+        None
+    } else {
+        Some(
+            crate::chmod::parse_chmod(&ex(chmod)?)
+                .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?,
+        )
+    };
+    let chown = if chown.is_empty() {
+        None
+    } else {
+        let spec = crate::chown::parse_chown(&ex(chown)?)
+            .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
+        Some(resolve_owner(shared, host, st, &spec, line, keyword)?)
+    };
+    let excludes = excludes
+        .iter()
+        .map(|e| ex(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    // --from: another stage or an image, read with file contents.
+    let from = if from.is_empty() {
+        String::new()
+    } else {
+        ex(from)?
+    };
+    let from_tree: Option<FileTree> = if from.is_empty() {
+        None
+    } else if let Some(j) = stage_ref(shared, &from, index) {
+        let s = done[j]
+            .as_ref()
+            .ok_or_else(|| shared.err(line, format!("stage {from} was not built")))?;
+        Some(rootfs::tree_of(&*host.blobs, &s.layers, true)?)
+    } else {
+        let img = host
+            .images
+            .resolve(&from, &st.platform)
+            .map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
+        Some(rootfs::tree_of(&*host.blobs, &img.manifest.layers, true)?)
+    };
+    let workdir = st.workdir();
+    st.tree(host)?;
+    let rootfs_tree = st.tree.take().expect("tree built above");
+    let spec = CopySpec {
+        line,
+        keyword: if is_add { "ADD" } else { "COPY" },
+        srcs,
+        raw_srcs: files.source_paths.clone(),
+        heredocs,
+        dest,
+        workdir,
+        from: match &from_tree {
+            Some(t) => SourceFs::Tree(t),
+            None => SourceFs::Context(host.context),
+        },
+        chown,
+        chmod,
+        parents,
+        excludes,
+        is_add,
+        checksum: (!checksum.is_empty()).then(|| checksum.to_string()),
+        unpack,
+    };
+    // BuildKit builds a `--link` copy (without --chmod) on an empty tree and merges it on top: the directories
+    // it needs are made afresh (0755, owned as the copy) instead of keeping the stage's own.
+    let linked = match inst {
+        Instruction::Copy(c) => c.link,
+        Instruction::Add(a) => a.link,
+        _ => false,
+    } && chmod_text.is_empty();
+    let empty = FileTree::new();
+    let base_tree = if linked { &empty } else { &rootfs_tree };
+    let planned = copy::plan(shared, spec, base_tree, host.fetch.as_deref_mut());
+    st.tree = Some(rootfs_tree);
+    // A --link copy is a layer of its own, merged as it is.
+    let items = if linked {
+        planned?
+    } else {
+        drop_unchanged(host, st, planned?)?
+    };
+    let code = inst.source().code.clone();
+    let (layer, cached) = if shared.opts.no_cache {
+        // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
+        let mut digests = BTreeMap::new();
+        let layer = write_items_async(host, &items, Some(&mut digests)).await?;
+        let content = items_digest(host, &items, &digests)?;
+        let key = chain(&st.key, &[&code, content.as_str()]);
+        st.key = key.clone();
+        host.cache.put(&key, Some(layer.clone()));
+        (layer, false)
+    } else {
+        let content = items_digest(host, &items, &BTreeMap::new())?;
+        let key = chain(&st.key, &[&code, content.as_str()]);
+        st.key = key.clone();
+        match cache_lookup(host, shared, &key) {
+            Some(hit) => (hit.expect("COPY makes a layer"), true),
+            None => {
+                let layer = write_items_async(host, &items, None).await?;
+                host.cache.put(&key, Some(layer.clone()));
+                (layer, false)
+            }
+        }
+    };
+    if let Some(t) = st.tree.as_mut() {
+        for it in &items {
+            t.insert(it.entry.clone(), st.layers.len(), None);
+        }
+    }
+    let d = layer.descriptor.clone();
+    st.add_layer(shared, layer, created_by, cached);
+    finish_step(host, st, index, step, line, cached, Some(&d));
+    Ok(())
+}
