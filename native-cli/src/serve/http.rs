@@ -81,6 +81,7 @@ pub struct Request {
     headers: Vec<(String, String)>,
     body: Box<dyn Read + Send>,
     length: Option<u64>,
+    peer: Option<SocketAddr>,
 }
 
 impl Request {
@@ -98,7 +99,15 @@ impl Request {
             headers,
             body,
             length,
+            peer: None,
         }
+    }
+    /// The client's address, when the request came over a socket.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+    pub fn set_peer(&mut self, peer: Option<SocketAddr>) {
+        self.peer = peer;
     }
     pub fn method(&self) -> &Method {
         &self.method
@@ -169,7 +178,10 @@ impl Read for ChannelBody {
 async fn pump_request(mut body: Incoming, tx: mpsc::Sender<io::Result<Bytes>>) {
     loop {
         let item = match tokio::time::timeout(BODY_IO, body.frame()).await {
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "request body stalled")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request body stalled",
+            )),
             Ok(None) => return,
             Ok(Some(Ok(f))) => match f.into_data() {
                 Ok(d) if d.is_empty() => continue,
@@ -221,7 +233,11 @@ impl hyper::body::Body for StreamBody {
 
 /// Read `body` in pieces into `tx` (on the blocking pool); a short body or a read error ends the response with an
 /// error, which cuts the connection (the status line has gone, so nothing else can tell the client).
-fn pump_response(mut body: Box<dyn Read + Send>, len: Option<u64>, tx: mpsc::Sender<io::Result<Bytes>>) {
+fn pump_response(
+    mut body: Box<dyn Read + Send>,
+    len: Option<u64>,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+) {
     let mut sent = 0u64;
     loop {
         let mut buf = vec![0u8; CHUNK];
@@ -235,7 +251,9 @@ fn pump_response(mut body: Box<dyn Read + Send>, len: Option<u64>, tx: mpsc::Sen
         };
         if n == 0 {
             if len.is_some_and(|l| l != sent) {
-                let _ = tx.blocking_send(Err(io::Error::other("response body shorter than its length")));
+                let _ = tx.blocking_send(Err(io::Error::other(
+                    "response body shorter than its length",
+                )));
             }
             return;
         }
@@ -289,6 +307,7 @@ fn to_hyper(resp: Response, head: bool, close: bool) -> hyper::Response<StreamBo
 /// One request: the head is converted, the body pumped to the handler, which runs on the blocking pool.
 async fn serve_one(
     req: hyper::Request<Incoming>,
+    peer: Option<SocketAddr>,
     handler: Arc<Handler>,
 ) -> Result<hyper::Response<StreamBody>, Infallible> {
     let (parts, body) = req.into_parts();
@@ -302,7 +321,12 @@ async fn serve_one(
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let chunked = parts.headers.contains_key(hyper::header::TRANSFER_ENCODING);
     let length = parts
@@ -318,6 +342,7 @@ async fn serve_one(
         done: false,
     };
     let mut r = Request::new(method, &url, headers, Box::new(reader), length);
+    r.set_peer(peer);
     let out = tokio::task::spawn_blocking(move || handler(&mut r)).await;
     Ok(match out {
         Ok((resp, close)) => to_hyper(resp, head, close),
@@ -357,7 +382,8 @@ async fn connection(stream: tokio::net::TcpStream, handler: Arc<Handler>) {
         Ok(Ok(n)) if n > 0 => {}
         _ => return,
     }
-    serve_stream(stream, handler).await;
+    let peer = stream.peer_addr().ok();
+    serve_stream_from(stream, peer, handler).await;
 }
 
 /// HTTP/1.1 over any byte stream: a socket, or an in-memory pipe (fuzzing feeds raw bytes this way).
@@ -365,7 +391,15 @@ pub async fn serve_stream<S>(stream: S, handler: Arc<Handler>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| serve_one(req, handler.clone()));
+    serve_stream_from(stream, None, handler).await
+}
+
+/// [`serve_stream`] for a client at `peer` (handlers see it as [`Request::peer`]).
+pub async fn serve_stream_from<S>(stream: S, peer: Option<SocketAddr>, handler: Arc<Handler>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| serve_one(req, peer, handler.clone()));
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(IDLE)

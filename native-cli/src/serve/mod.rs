@@ -125,7 +125,7 @@ impl Service {
             _ => random_token()?,
         };
         let site = site::Site::new(cfg.www.clone())?;
-        let proxy = proxy::Proxy::new(&cfg);
+        let proxy = proxy::Proxy::new(proxy::Policy::serve(&cfg));
         let uploads = upload::Uploads::new(&store, cfg.upload_idle)?;
         let ns =
             repos::Namespace::new(&cfg.repo_prefix).map_err(|e| anyhow!("--repo-prefix: {e}"))?;
@@ -281,10 +281,16 @@ fn handle(st: &State, req: &mut Request) -> (http::Response, bool) {
         // neither its registry client nor the proxy needs to know about it; others present it themselves.
         let cookie = reply::cookie_token(req, &reply::token_cookie_name(st.addr.port()));
         let presented = [presented_token(req, &query), cookie];
-        let authed = presented.iter().flatten().any(|t| same_secret(t, &st.token));
+        let authed = presented
+            .iter()
+            .flatten()
+            .any(|t| same_secret(t, &st.token));
         let open_reads = st.addr.ip().is_loopback();
-        let pull_authed =
-            open_reads && presented.iter().flatten().any(|t| same_secret(t, &st.pull_token));
+        let pull_authed = open_reads
+            && presented
+                .iter()
+                .flatten()
+                .any(|t| same_secret(t, &st.pull_token));
         let ctx = Ctx {
             st,
             path: path.clone(),
@@ -361,7 +367,16 @@ fn route(ctx: &Ctx, req: &mut Request) -> Reply {
         if !ctx.may_read() {
             return Reply::text(401, "the proxy needs the token");
         }
-        return ctx.st.proxy.handle(ctx, req, rest);
+        // Basic credentials in the request are for upstream unless they carry serve's own token.
+        let auth_is_ours =
+            presented_token(req, &[]).is_some_and(|t| same_secret(&t, &ctx.st.token));
+        let f = proxy::Forward {
+            query: &ctx.query,
+            may_write: ctx.authed,
+            auth_is_ours,
+            realm_base: None,
+        };
+        return ctx.st.proxy.handle(&f, req, rest);
     }
     if p == "/api/run" {
         return run_api::handle(ctx, req);
