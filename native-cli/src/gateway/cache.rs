@@ -257,6 +257,10 @@ impl Read for Fill {
             } else if let Some(h) = self.hasher.as_mut() {
                 h.update(&buf[..n]);
             }
+            // Keep the entry before the last bytes reach the client: whoever asks next finds it.
+            if self.len == Some(self.written) {
+                self.finish();
+            }
         }
         Ok(n)
     }
