@@ -27,6 +27,8 @@ struct Entry {
 #[derive(Default)]
 struct Index {
     entries: HashMap<String, Entry>,
+    /// Entries being filled: concurrent misses of the same digest write it once (the others only stream).
+    filling: std::collections::HashSet<String>,
     total: u64,
     tick: u64,
 }
@@ -131,12 +133,23 @@ impl DiskCache {
         if len.is_some_and(|n| n > self.max) {
             return body;
         }
+        let k = key(kind, d);
+        if !self
+            .index
+            .lock()
+            .expect("cache index")
+            .filling
+            .insert(k.clone())
+        {
+            return body;
+        }
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .dir
             .join("tmp")
             .join(format!("{}-{n}", std::process::id()));
         let Ok(file) = File::create(&tmp) else {
+            self.done_filling(&k);
             return body;
         };
         Box::new(Fill {
@@ -144,12 +157,16 @@ impl DiskCache {
             inner: body,
             file: Some(io::BufWriter::with_capacity(256 * 1024, file)),
             tmp,
-            key: key(kind, d),
+            key: k,
             want: d.clone(),
             hasher: Some(DigestHasher::new(d.algorithm())),
             len,
             written: 0,
         })
+    }
+
+    fn done_filling(&self, k: &str) {
+        self.index.lock().expect("cache index").filling.remove(k);
     }
 
     /// Keep a verified temp file as `k`.
@@ -210,6 +227,7 @@ impl Fill {
     fn abandon(&mut self) {
         if self.file.take().is_some() {
             let _ = std::fs::remove_file(&self.tmp);
+            self.cache.done_filling(&self.key);
         }
     }
 
@@ -234,6 +252,7 @@ impl Fill {
             }
             let _ = std::fs::remove_file(&self.tmp);
         }
+        self.cache.done_filling(&self.key);
     }
 }
 
@@ -330,10 +349,41 @@ mod tests {
             std::fs::read_dir(tmp.path().join("tmp")).unwrap().count(),
             0
         );
+        // Two misses of one digest at once: the second only streams, the first fills.
+        let data = vec![8u8; 40];
+        let d = Digest::sha256_of(&data);
+        let mut first = c.fill(
+            Kind::Blob,
+            &d,
+            Some(40),
+            Box::new(io::Cursor::new(data.clone())),
+        );
+        let mut second = c.fill(
+            Kind::Blob,
+            &d,
+            Some(40),
+            Box::new(io::Cursor::new(data.clone())),
+        );
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("tmp")).unwrap().count(),
+            1
+        );
+        let (mut got1, mut got2) = (Vec::new(), Vec::new());
+        second.read_to_end(&mut got2).unwrap();
+        first.read_to_end(&mut got1).unwrap();
+        assert_eq!((got1, got2), (data.clone(), data));
+        assert!(c.get(Kind::Blob, &d).is_some());
+        let b = put(&c, Kind::Blob, &[2u8; 100]);
+        assert!(
+            c.get(Kind::Blob, &b).is_some(),
+            "filled again after eviction"
+        );
         // Reopened: the entries are still there.
+        let before = c.usage();
+        assert_eq!(before, (240, 3), "a evicted for b");
         drop(c);
         let c = DiskCache::open(tmp.path(), 250).unwrap();
-        assert_eq!(c.usage(), (200, 2));
-        assert!(c.get(Kind::Blob, &a).is_some());
+        assert_eq!(c.usage(), before);
+        assert!(c.get(Kind::Blob, &b).is_some() && c.get(Kind::Blob, &a).is_none());
     }
 }
