@@ -443,6 +443,17 @@ fn token_realms_point_at_the_proxy_and_credentialed_pulls_are_not_cached() {
         "cookies are never forwarded"
     );
     assert_eq!(last.header("authorization"), Some(basic));
+    // The same through a client's proxy prefix (it puts the prefix before the realm too).
+    let prefixed = gw.req(
+        "GET",
+        &format!(
+            "/proxy/{realm}?service={}&scope=repository:team/bb:pull",
+            ts.service
+        ),
+        &[("Authorization", basic)],
+    );
+    assert_eq!(prefixed.status, 200, "{}", prefixed.text());
+    assert!(prefixed.text().contains("\"token\""));
     let wrong = gw.req(
         "GET",
         &format!("/token/{}?service=x", reg.host()),

@@ -274,6 +274,15 @@ impl Gateway {
         let Some(rest) = path.strip_prefix("/proxy/") else {
             return err(404, "NOT_FOUND", "use /proxy/HOST/v2/...");
         };
+        // A client with a proxy prefix puts it before the token realm too: `/proxy/SCHEME://US/token/HOST`.
+        if let Some(host) = rest
+            .split_once("://")
+            .and_then(|(_, r)| r.split_once('/'))
+            .and_then(|(_, p)| p.strip_prefix("token/"))
+            .filter(|_| matches!(*req.method(), Method::Get))
+        {
+            return st.proxy.client_token(host, query, req);
+        }
         let t = match st.proxy.target(rest) {
             Ok(t) => t,
             Err(r) => return r,
