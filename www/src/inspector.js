@@ -4,11 +4,15 @@
 import { h, formatBytes, shortDigest, jsonView, errorText, readTar, fromUtf8, isLoopback } from './util.js';
 import { fileRow, filePreview } from './results.js';
 
+// Set by `cargo xtask build --proxy URL` (build.mjs defines it; '' otherwise): a static deployment's proxy prefix.
+// eslint-disable-next-line no-undef
+const DEFAULT_PROXY = typeof __LW_DEFAULT_PROXY__ === 'string' ? __LW_DEFAULT_PROXY__ : '';
+
 export function renderInspector(main, { api, serve, params }) {
   const refInput = h('input', { type: 'text', value: params.get('ref') || '', placeholder: 'docker.io/library/alpine:3.20', 'aria-label': 'Image reference', testid: 'inspect-ref', style: 'flex:1;min-width:14em' });
   const platform = h('input', { type: 'text', value: params.get('platform') || 'linux/amd64', 'aria-label': 'Platform', size: 12 });
-  const proxyInput = h('input', { type: 'url', value: localStorage.getItem('lw-proxy') || serve?.proxy || '', placeholder: 'CORS proxy URL prefix (optional)', 'aria-label': 'Proxy URL', style: 'flex:1;min-width:14em' });
-  const useProxy = h('input', { type: 'checkbox', id: 'use-proxy', checked: !!(serve?.proxy || localStorage.getItem('lw-proxy')) });
+  const proxyInput = h('input', { type: 'url', value: localStorage.getItem('lw-proxy') || serve?.proxy || DEFAULT_PROXY, placeholder: 'CORS proxy URL prefix (optional)', 'aria-label': 'Proxy URL', style: 'flex:1;min-width:14em' });
+  const useProxy = h('input', { type: 'checkbox', id: 'use-proxy', checked: !!(serve?.proxy || localStorage.getItem('lw-proxy') || DEFAULT_PROXY) });
   const go = h('button', { type: 'button', class: 'primary', testid: 'inspect-go', onclick: () => inspectRemote() }, 'Inspect');
   const fileInput = h('input', { type: 'file', accept: '.tar,application/x-tar', 'aria-label': 'Open an image tarball', testid: 'inspect-file' });
   const out = h('div', { 'aria-live': 'polite' });

@@ -50,7 +50,8 @@ fn usage() -> &'static str {
      commands:\n  \
      run [-- ARGS]   build the site and the CLI, then serve the playground (with ARGS: run the CLI with them)\n  \
      demo            a tour of the CLI: build, images, history, save\n  \
-     build           build the wasm core and the static site into www/dist\n  \
+     build [--proxy URL] build the wasm core and the static site into www/dist (URL: the site's default registry\n                  \
+     proxy, a `layerwright proxy` for a static deployment)\n  \
      test            install what the tests need, then run every test (native, wasm32 build, interop)\n  \
      test-site       only the site's browser tests (Playwright: playground, inspector, registries, podman, quality)\n  \
      bench [--quick] [--layers-only] benchmarks next to reference tools; prints a table and writes target/bench.json\n  \
@@ -65,7 +66,14 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("test-site") => site::test_site(),
         Some("run") => run_main(&args[1..]),
-        Some("build") => build::build(),
+        Some("build") => match args.get(1).map(String::as_str) {
+            None => build::build(),
+            Some("--proxy") => match args.get(2) {
+                Some(url) => build::build_with_proxy(url),
+                None => Err(anyhow::anyhow!("--proxy wants the proxy's URL")),
+            },
+            Some(other) => Err(anyhow::anyhow!("build: unknown argument {other:?}")),
+        },
         Some("demo") => demo_main(),
         Some("bench") => bench::main(&args[1..]),
         Some("deps") => deps::ensure_all(),
