@@ -36,6 +36,11 @@ fn the_proxy_image_runs_under_podman_and_serves_a_pull() {
         return;
     }
     let Some(bin) = static_binary() else {
+        // `cargo xtask test` builds it and sets LW_REQUIRE_TOOLS: then a missing binary is a failure.
+        assert!(
+            std::env::var_os("LW_REQUIRE_TOOLS").is_none(),
+            "LW_REQUIRE_TOOLS is set but the static binary is missing"
+        );
         eprintln!(
             "SKIPPED proxy image: no static binary (cargo build -p layerwright --release --target \
 x86_64-unknown-linux-musl, or LAYERWRIGHT_STATIC_BIN)"

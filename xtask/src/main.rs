@@ -106,8 +106,32 @@ fn test() -> Result<()> {
     }
     run(c)?;
     eprintln!("xtask: wasm32 build of the core crates: ok");
+    // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs).
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "layerwright",
+        "--target",
+        deps::MUSL_TARGET,
+    ]);
+    run(c)?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let target_dir = if target_dir.is_absolute() {
+        target_dir
+    } else {
+        repo_root().join(target_dir)
+    };
+    let static_bin = target_dir
+        .join(deps::MUSL_TARGET)
+        .join("release/layerwright");
     // Every native test; corpus tests print their pass counts (--show-output keeps them visible).
     let mut c = cargo();
+    c.env("LAYERWRIGHT_STATIC_BIN", &static_bin);
     // Tools were just installed: a test that finds one missing fails instead of skipping.
     c.env("LW_REQUIRE_TOOLS", "1");
     c.args([
