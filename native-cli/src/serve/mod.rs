@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod proxy;
+pub mod proxy_policy;
 pub mod registry;
 pub mod reply;
 pub mod repos;
