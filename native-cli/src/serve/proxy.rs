@@ -85,6 +85,8 @@ pub struct Proxy {
     pub policy: Policy,
     /// (host, scope, credential fingerprint) → Authorization value that worked.
     tokens: Mutex<HashMap<(String, String, String), String>>,
+    /// One agent for every request: upstream connections (and their TLS sessions) are reused.
+    transport: UreqTransport,
 }
 
 /// The repository scope of a registry API path.
@@ -109,6 +111,7 @@ pub fn repo_of(path: &str) -> Option<&str> {
 impl Proxy {
     pub fn new(policy: Policy) -> Proxy {
         Proxy {
+            transport: UreqTransport::new(&policy.http),
             policy,
             tokens: Mutex::new(HashMap::new()),
         }
@@ -306,7 +309,7 @@ impl Proxy {
         }
         let scope = scope_for(&t.path, write).unwrap_or_default();
         let client = self.client_auth(t, req, f);
-        let mut tr = UreqTransport::new(&self.policy.http);
+        let mut tr = self.transport.clone();
         let mut x = Exchange {
             t,
             f,
@@ -499,7 +502,7 @@ impl Proxy {
             Ok(t) => t,
             Err(r) => return r,
         };
-        let mut tr = UreqTransport::new(&self.policy.http);
+        let mut tr = self.transport.clone();
         let ping = RRequest {
             method: RMethod::Get,
             url: format!("{}://{}/v2/", t.scheme, t.upstream),
