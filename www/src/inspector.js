@@ -117,6 +117,16 @@ export function renderInspector(main, { api, serve, params }) {
     const proxy = proxyInput.value.trim();
     if (!proxy) say(false, 'no proxy URL configured: enter one (layerwright serve provides /proxy/).');
     else {
+      // The first hop: a `layerwright proxy` on another origin answers /healthz with CORS only for the origins it lists.
+      const proxyOrigin = proxy.endsWith('/proxy/') ? new URL(proxy).origin : null;
+      if (proxyOrigin && proxyOrigin !== location.origin) {
+        try {
+          const r = await fetch(`${proxyOrigin}/healthz`, { mode: 'cors' });
+          say(true, `the proxy ${proxyOrigin} answers this page with CORS (HTTP ${r.status}).`);
+        } catch {
+          say(false, `the proxy ${proxyOrigin} gives this page no Access-Control-Allow-Origin header (or is unreachable): it must list ${location.origin} (layerwright proxy --cors-origin ${location.origin}).`);
+        }
+      }
       try {
         await api.inspectRemote(ref, { ...remoteOpts(), proxy, platform: platform.value.trim() || undefined });
         say(true, `access through the proxy ${proxy} works.`);

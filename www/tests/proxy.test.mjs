@@ -71,6 +71,11 @@ test('static site: the inspector lists platforms, layers and files through layer
   await page.click('[data-testid=file-tree] button:has-text("hello.txt")');
   await page.waitForSelector(`pre:has-text("${image.hello}")`);
   await shot(page, '11-inspector-public-proxy');
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), [], 'no CORS errors through the proxy');
+  // The self-test (its direct probe of the registry fails with CORS errors in the console, as it should).
+  await page.click('[data-testid=self-test-button]');
+  await page.waitForSelector('[data-testid=self-test] >> text=through the proxy', { timeout: 60000 });
+  assert.match(await page.textContent('[data-testid=self-test]'), new RegExp(`the proxy ${proxy.origin} answers this page with CORS`));
   const first = await proxy.metrics();
   assert.ok(first['layerwright_proxy_cache_misses_total'] > 0, 'by-digest fetches went upstream');
 
@@ -85,7 +90,7 @@ test('static site: the inspector lists platforms, layers and files through layer
   const after = await proxy.metrics();
   assert.ok(after['layerwright_proxy_cache_hits_total'] > first['layerwright_proxy_cache_hits_total'],
     `the second inspection came from the cache: ${JSON.stringify(after)}`);
-  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
+  assert.deepEqual(second.errors.filter((e) => !/Failed to load resource/.test(e)), []);
   await second.context.close();
   await context.close();
 });
@@ -100,5 +105,11 @@ test('static site on an origin the proxy does not list: the browser refuses its 
   assert.match(await page.textContent('[data-testid=inspect-error]'), /CORS|Access-Control|fetch/i);
   // The proxy did answer (it is not a firewall); without its CORS headers the page could not read the answer.
   assert.ok(answered(await proxy.metrics()) > answered(before), 'the request reached the proxy');
+  // The self-test names the hop that fails and the flag that fixes it.
+  await page.click('[data-testid=self-test-button]');
+  await page.waitForSelector('[data-testid=self-test] >> text=through proxy', { timeout: 60000 });
+  const text = await page.textContent('[data-testid=self-test]');
+  assert.match(text, new RegExp(`the proxy ${proxy.origin} gives this page no Access-Control-Allow-Origin header`));
+  assert.ok(text.includes(`--cors-origin ${new URL(other.url).origin}`), text);
   await context.close();
 });
