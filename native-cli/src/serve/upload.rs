@@ -97,11 +97,7 @@ fn pump(
 pub fn start(ctx: &Ctx, req: &mut Request, repo: &str) -> Reply {
     let store = &ctx.st.store;
     let Some(target) = ctx.st.ns.push_repo(repo) else {
-        return Reply::oci_error(
-            400,
-            "NAME_INVALID",
-            format!("invalid repository name {repo:?}"),
-        );
+        return Reply::oci_error(400, "NAME_INVALID", format!("invalid repository name {repo:?}"));
     };
     if let Some(m) = query(&ctx.query, "mount") {
         if let Ok(d) = Digest::parse(m) {
@@ -462,11 +458,7 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
         }
     }
     let Some(target) = ctx.st.ns.push_repo(repo) else {
-        return Reply::oci_error(
-            400,
-            "NAME_INVALID",
-            format!("invalid repository name {repo:?}"),
-        );
+        return Reply::oci_error(400, "NAME_INVALID", format!("invalid repository name {repo:?}"));
     };
     // By digest, the client's algorithm names it (and is what Docker-Content-Digest answers); by tag, sha256.
     let mut digest = Digest::sha256_of(&bytes);
