@@ -43,7 +43,10 @@ export function renderInspector(main, { api, serve, params }) {
     history.replaceState(null, '', `#/inspect?ref=${encodeURIComponent(ref)}`);
     out.replaceChildren(h('p', { class: 'muted' }, `Fetching ${ref}…`));
     try {
-      const info = await api.inspectRemote(ref, { ...remoteOpts(), platform: platform.value.trim() || undefined });
+      const opts = remoteOpts();
+      const info = await api.inspectRemote(ref, { ...opts, platform: platform.value.trim() || undefined });
+      // Which way the registry was reached: through the proxy, or directly (it sends CORS headers, or is serve's own).
+      const route = opts.proxy ? `through the proxy ${opts.proxy}` : 'directly';
       const pull = h('button', {
         type: 'button',
         onclick: async () => {
@@ -58,7 +61,7 @@ export function renderInspector(main, { api, serve, params }) {
         testid: 'pull-files',
       }, 'Pull and browse files');
       const filesHost = h('div', {}, pull);
-      out.replaceChildren(overview(ref, info, filesHost));
+      out.replaceChildren(overview(ref, info, filesHost, route));
     } catch (e) {
       out.replaceChildren(h('div', { class: 'error-box', testid: 'inspect-error' }, errorText(e)),
         h('p', {}, 'Run the self-test to see what is missing.'));
@@ -148,13 +151,14 @@ export function renderInspector(main, { api, serve, params }) {
   if (refInput.value) inspectRemote();
 
   // Everything about one image except its files.
-  function overview(ref, info, filesHost) {
+  function overview(ref, info, filesHost, route) {
     const total = info.layers.reduce((a, l) => a + (l.size || 0), 0);
     const max = Math.max(1, ...info.layers.map((l) => l.size || 0));
     return h('div', {},
       h('section', { class: 'panel', style: 'margin-top:12px', testid: 'inspect-overview' },
         h('h2', {}, ref),
         h('table', { class: 'kv' },
+          route ? h('tr', {}, h('th', {}, 'Reached'), h('td', { testid: 'inspect-route' }, route)) : null,
           h('tr', {}, h('th', {}, 'Manifest digest'), h('td', { class: 'mono' }, info.manifestDigest || '')),
           h('tr', {}, h('th', {}, 'Platforms'), h('td', { testid: 'inspect-platforms' }, (info.platforms || []).join(', ') || '(single-platform manifest)')),
           h('tr', {}, h('th', {}, 'Layers'), h('td', {}, `${info.layers.length}, ${formatBytes(total)} compressed`)),

@@ -62,6 +62,7 @@ test('static site: the inspector lists platforms, layers and files through layer
   await inspect(page, ref);
   const failed = page.locator('[data-testid=inspect-error]');
   assert.equal(await failed.count(), 0, `inspecting failed: ${(await failed.count()) ? await failed.textContent() : ''}\n${proxy.log()}`);
+  assert.equal(await page.textContent('[data-testid=inspect-route]'), `through the proxy ${proxy.prefix}`);
   const platforms = await page.textContent('[data-testid=inspect-platforms]');
   assert.match(platforms, /linux\/amd64/);
   assert.match(platforms, /linux\/arm64/);
