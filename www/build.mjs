@@ -21,6 +21,8 @@ const options = {
   sourcemap: true,
   outfile: join(dist, 'app.js'),
   logLevel: 'info',
+  // `cargo xtask build --proxy URL`: the inspector's default registry proxy (a `layerwright proxy`).
+  define: { __LW_DEFAULT_PROXY__: JSON.stringify(process.env.LW_DEFAULT_PROXY || '') },
 };
 
 function copyStatic() {

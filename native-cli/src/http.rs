@@ -30,7 +30,8 @@ impl Default for HttpOptions {
     }
 }
 
-/// The blocking transport.
+/// The blocking transport. Clones share the agent's connection pool.
+#[derive(Clone)]
 pub struct UreqTransport {
     agent: Agent,
     insecure: bool,

@@ -5,6 +5,7 @@ pub mod archive_compression;
 pub mod buildhost;
 pub mod context;
 pub mod credentials;
+pub mod gateway;
 pub mod http;
 pub mod names;
 pub mod remote;

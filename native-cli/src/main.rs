@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod cmd_build;
 mod cmd_dockerfile;
 mod cmd_image;
+mod cmd_proxy;
 mod cmd_registry;
 mod cmd_serve;
 
@@ -53,6 +54,8 @@ enum Command {
     Catalog(cmd_registry::CatalogArgs),
     /// Serve the playground: the site, a registry over the store, a registry proxy and the RUN backend
     Serve(cmd_serve::ServeArgs),
+    /// Run the public CORS gateway for OCI registries (read-only, cached, rate-limited)
+    Proxy(cmd_proxy::ProxyArgs),
     /// List images
     Images(cmd_image::ImagesArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Digest(a) => cmd_registry::digest(a),
         Command::Catalog(a) => cmd_registry::catalog(a),
         Command::Serve(a) => cmd_serve::serve(&root, a),
+        Command::Proxy(a) => cmd_proxy::proxy(a),
         Command::Tag(a) => cmd_image::tag(&root, a),
         Command::Rmi(a)
         | Command::Image {

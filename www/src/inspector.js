@@ -4,11 +4,15 @@
 import { h, formatBytes, shortDigest, jsonView, errorText, readTar, fromUtf8, isLoopback } from './util.js';
 import { fileRow, filePreview } from './results.js';
 
+// Set by `cargo xtask build --proxy URL` (build.mjs defines it; '' otherwise): a static deployment's proxy prefix.
+// eslint-disable-next-line no-undef
+const DEFAULT_PROXY = typeof __LW_DEFAULT_PROXY__ === 'string' ? __LW_DEFAULT_PROXY__ : '';
+
 export function renderInspector(main, { api, serve, params }) {
   const refInput = h('input', { type: 'text', value: params.get('ref') || '', placeholder: 'docker.io/library/alpine:3.20', 'aria-label': 'Image reference', testid: 'inspect-ref', style: 'flex:1;min-width:14em' });
   const platform = h('input', { type: 'text', value: params.get('platform') || 'linux/amd64', 'aria-label': 'Platform', size: 12 });
-  const proxyInput = h('input', { type: 'url', value: localStorage.getItem('lw-proxy') || serve?.proxy || '', placeholder: 'CORS proxy URL prefix (optional)', 'aria-label': 'Proxy URL', style: 'flex:1;min-width:14em' });
-  const useProxy = h('input', { type: 'checkbox', id: 'use-proxy', checked: !!(serve?.proxy || localStorage.getItem('lw-proxy')) });
+  const proxyInput = h('input', { type: 'url', value: localStorage.getItem('lw-proxy') || serve?.proxy || DEFAULT_PROXY, placeholder: 'CORS proxy URL prefix (optional)', 'aria-label': 'Proxy URL', style: 'flex:1;min-width:14em' });
+  const useProxy = h('input', { type: 'checkbox', id: 'use-proxy', checked: !!(serve?.proxy || localStorage.getItem('lw-proxy') || DEFAULT_PROXY) });
   const go = h('button', { type: 'button', class: 'primary', testid: 'inspect-go', onclick: () => inspectRemote() }, 'Inspect');
   const fileInput = h('input', { type: 'file', accept: '.tar,application/x-tar', 'aria-label': 'Open an image tarball', testid: 'inspect-file' });
   const out = h('div', { 'aria-live': 'polite' });
@@ -39,7 +43,10 @@ export function renderInspector(main, { api, serve, params }) {
     history.replaceState(null, '', `#/inspect?ref=${encodeURIComponent(ref)}`);
     out.replaceChildren(h('p', { class: 'muted' }, `Fetching ${ref}…`));
     try {
-      const info = await api.inspectRemote(ref, { ...remoteOpts(), platform: platform.value.trim() || undefined });
+      const opts = remoteOpts();
+      const info = await api.inspectRemote(ref, { ...opts, platform: platform.value.trim() || undefined });
+      // Which way the registry was reached: through the proxy, or directly (it sends CORS headers, or is serve's own).
+      const route = opts.proxy ? `through the proxy ${opts.proxy}` : 'directly';
       const pull = h('button', {
         type: 'button',
         onclick: async () => {
@@ -54,7 +61,7 @@ export function renderInspector(main, { api, serve, params }) {
         testid: 'pull-files',
       }, 'Pull and browse files');
       const filesHost = h('div', {}, pull);
-      out.replaceChildren(overview(ref, info, filesHost));
+      out.replaceChildren(overview(ref, info, filesHost, route));
     } catch (e) {
       out.replaceChildren(h('div', { class: 'error-box', testid: 'inspect-error' }, errorText(e)),
         h('p', {}, 'Run the self-test to see what is missing.'));
@@ -113,6 +120,16 @@ export function renderInspector(main, { api, serve, params }) {
     const proxy = proxyInput.value.trim();
     if (!proxy) say(false, 'no proxy URL configured: enter one (layerwright serve provides /proxy/).');
     else {
+      // The first hop: a `layerwright proxy` on another origin answers /healthz with CORS only for the origins it lists.
+      const proxyOrigin = proxy.endsWith('/proxy/') ? new URL(proxy).origin : null;
+      if (proxyOrigin && proxyOrigin !== location.origin) {
+        try {
+          const r = await fetch(`${proxyOrigin}/healthz`, { mode: 'cors' });
+          say(true, `the proxy ${proxyOrigin} answers this page with CORS (HTTP ${r.status}).`);
+        } catch {
+          say(false, `the proxy ${proxyOrigin} gives this page no Access-Control-Allow-Origin header (or is unreachable): it must list ${location.origin} (layerwright proxy --cors-origin ${location.origin}).`);
+        }
+      }
       try {
         await api.inspectRemote(ref, { ...remoteOpts(), proxy, platform: platform.value.trim() || undefined });
         say(true, `access through the proxy ${proxy} works.`);
@@ -134,13 +151,14 @@ export function renderInspector(main, { api, serve, params }) {
   if (refInput.value) inspectRemote();
 
   // Everything about one image except its files.
-  function overview(ref, info, filesHost) {
+  function overview(ref, info, filesHost, route) {
     const total = info.layers.reduce((a, l) => a + (l.size || 0), 0);
     const max = Math.max(1, ...info.layers.map((l) => l.size || 0));
     return h('div', {},
       h('section', { class: 'panel', style: 'margin-top:12px', testid: 'inspect-overview' },
         h('h2', {}, ref),
         h('table', { class: 'kv' },
+          route ? h('tr', {}, h('th', {}, 'Reached'), h('td', { testid: 'inspect-route' }, route)) : null,
           h('tr', {}, h('th', {}, 'Manifest digest'), h('td', { class: 'mono' }, info.manifestDigest || '')),
           h('tr', {}, h('th', {}, 'Platforms'), h('td', { testid: 'inspect-platforms' }, (info.platforms || []).join(', ') || '(single-platform manifest)')),
           h('tr', {}, h('th', {}, 'Layers'), h('td', {}, `${info.layers.length}, ${formatBytes(total)} compressed`)),

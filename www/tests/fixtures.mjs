@@ -120,6 +120,30 @@ export async function startServe(bin, www, extra = []) {
   };
 }
 
+/**
+ * `layerwright proxy` (the public gateway) on a free loopback port. extra: more CLI flags.
+ * Resolves to {origin, prefix (the registry client's proxy prefix), metrics(), stop()}.
+ */
+export async function startProxy(bin, extra = []) {
+  const port = await freePort();
+  const child = track(spawn(bin, ['proxy', '--addr', `127.0.0.1:${port}`, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let log = '';
+  child.stdout.on('data', (d) => { log += d; });
+  child.stderr.on('data', (d) => { log += d; });
+  try { await waitForPort(port); } catch (e) { child.kill(); throw new Error(`${e.message}: ${log}`); }
+  const origin = `http://127.0.0.1:${port}`;
+  return {
+    origin, prefix: `${origin}/proxy/`, log: () => log,
+    // The counters of /metrics, by name.
+    metrics: async () => Object.fromEntries((await (await fetch(`${origin}/metrics`)).text()).split('\n')
+      .filter((l) => l && !l.startsWith('#')).map((l) => { const i = l.lastIndexOf(' '); return [l.slice(0, i), Number(l.slice(i + 1))]; })),
+    stop: async () => {
+      child.kill();
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+    },
+  };
+}
+
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.error?.message || ''}${r.stdout}`);

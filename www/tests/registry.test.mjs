@@ -81,6 +81,7 @@ test('inspector: an image index from a registry with CORS, directly', { skip: !!
   const { page, context, errors } = await newPage(browser);
   await open(page, server.url, '#/inspect');
   await inspectAndBrowse(page, `${cors.host}/e2e/inspect:1`);
+  assert.equal(await page.textContent('[data-testid=inspect-route]'), 'directly');
   await shot(page, '09-inspector-registry');
   // The self-test agrees: the registry answers with CORS and direct access works.
   await page.click('[data-testid=self-test-button]');
@@ -116,6 +117,7 @@ test("served by layerwright serve: inspect and push through its proxy (htpasswd 
   assert.equal(await page.isChecked('#use-proxy'), true, 'the proxy is on by default under serve');
   assert.equal(await page.inputValue('[aria-label="Proxy URL"]'), `${serve.origin}/proxy/`);
   await inspectAndBrowse(page, `${authed.host}/e2e/private:1`);
+  assert.equal(await page.textContent('[data-testid=inspect-route]'), `through the proxy ${serve.origin}/proxy/`);
   await shot(page, '10-inspector-proxy');
   // The self-test tells direct access (no CORS) from the proxy (works).
   await page.click('[data-testid=self-test-button]');

@@ -46,6 +46,33 @@ fn gzipped_len(bytes: &[u8]) -> Result<usize> {
 
 /// Build the bundle into `www/pkg/` and the site into `www/dist/`.
 pub fn build() -> Result<()> {
+    build_site(None)
+}
+
+/// [`build`], with `url` (a `layerwright proxy`) as the inspector's default registry proxy.
+pub fn build_with_proxy(url: &str) -> Result<()> {
+    build_site(Some(proxy_prefix(url)?))
+}
+
+/// The prefix the site's registry client puts before registry URLs: the proxy's `/proxy/`.
+fn proxy_prefix(url: &str) -> Result<String> {
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .with_context(|| format!("--proxy {url}: not an http(s) URL"))?;
+    if rest.is_empty() || rest.starts_with('/') || url.contains(['?', '#', '"', '\\', ' ']) {
+        bail!("--proxy {url}: not a proxy URL (e.g. https://proxy.example)");
+    }
+    let base = url.trim_end_matches('/');
+    Ok(if base.ends_with("/proxy") {
+        format!("{base}/")
+    } else {
+        format!("{base}/proxy/")
+    })
+}
+
+fn build_site(proxy: Option<String>) -> Result<()> {
     let root = repo_root();
     crate::deps::ensure_wasm_target()?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
@@ -133,7 +160,11 @@ pub fn build() -> Result<()> {
             "install"
         };
         run(Command::new(&npm).current_dir(&www).arg(install))?;
-        run(Command::new(&npm).current_dir(&www).args(["run", "build"]))?;
+        // build.mjs bakes it into the bundle as the inspector's default proxy.
+        run(Command::new(&npm)
+            .current_dir(&www)
+            .env("LW_DEFAULT_PROXY", proxy.unwrap_or_default())
+            .args(["run", "build"]))?;
         if !www.join("dist").is_dir() {
             bail!("npm run build in www/ did not write www/dist/");
         }
@@ -196,4 +227,28 @@ fn minimal_site(www: &Path, pkg: &Path) -> Result<()> {
 "#,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proxy_prefix;
+
+    #[test]
+    fn proxy_urls_become_prefixes() {
+        assert_eq!(
+            proxy_prefix("https://p.example").unwrap(),
+            "https://p.example/proxy/"
+        );
+        assert_eq!(
+            proxy_prefix("https://p.example/").unwrap(),
+            "https://p.example/proxy/"
+        );
+        assert_eq!(
+            proxy_prefix("http://127.0.0.1:8081/proxy").unwrap(),
+            "http://127.0.0.1:8081/proxy/"
+        );
+        for bad in ["p.example", "ftp://p", "https://", "https://p\"x"] {
+            assert!(proxy_prefix(bad).is_err(), "{bad}");
+        }
+    }
 }

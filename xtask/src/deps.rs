@@ -27,6 +27,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("slirp4netns", "slirp4netns"),
     // The Debian base image for the end-to-end nginx and multi-stage builds.
     ("debootstrap", "debootstrap"),
+    // The C side of ring for the static (musl) binary in the proxy's image.
+    ("musl-tools", "musl-gcc"),
 ];
 
 fn present(cmd: &str) -> bool {
@@ -81,21 +83,28 @@ pub fn ensure_debian_packages(list: &[(&str, &str)]) -> Result<()> {
 }
 
 pub fn ensure_wasm_target() -> Result<()> {
+    ensure_target("wasm32-unknown-unknown")
+}
+
+/// The Rust target the proxy's static binary is built for.
+pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+
+fn ensure_target(target: &str) -> Result<()> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()?;
     if String::from_utf8_lossy(&out.stdout)
         .lines()
-        .any(|l| l.trim() == "wasm32-unknown-unknown")
+        .any(|l| l.trim() == target)
     {
         return Ok(());
     }
-    eprintln!("xtask: adding the wasm32-unknown-unknown target");
+    eprintln!("xtask: adding the {target} target");
     let st = Command::new("rustup")
-        .args(["target", "add", "wasm32-unknown-unknown"])
+        .args(["target", "add", target])
         .status()?;
     if !st.success() {
-        bail!("rustup target add wasm32-unknown-unknown failed");
+        bail!("rustup target add {target} failed");
     }
     Ok(())
 }
@@ -103,5 +112,6 @@ pub fn ensure_wasm_target() -> Result<()> {
 pub fn ensure_all() -> Result<()> {
     ensure_debian_packages(PACKAGES)?;
     ensure_wasm_target()?;
+    ensure_target(MUSL_TARGET)?;
     Ok(())
 }

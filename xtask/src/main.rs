@@ -51,7 +51,8 @@ fn usage() -> &'static str {
      commands:\n  \
      run [-- ARGS]   build the site and the CLI, then serve the playground (with ARGS: run the CLI with them)\n  \
      demo            a tour of the CLI: build, images, history, save\n  \
-     build           build the wasm core and the static site into www/dist\n  \
+     build [--proxy URL] build the wasm core and the static site into www/dist (URL: the site's default registry\n                  \
+     proxy, a `layerwright proxy` for a static deployment)\n  \
      test            install what the tests need, then run every test (native, wasm32 build, interop)\n  \
      test-site       only the site's browser tests (Playwright: playground, inspector, registries, podman, quality)\n  \
      bench [--quick] [--layers-only] benchmarks next to reference tools; prints a table and writes target/bench.json\n  \
@@ -66,7 +67,14 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("test-site") => site::test_site(),
         Some("run") => run_main(&args[1..]),
-        Some("build") => build::build(),
+        Some("build") => match args.get(1).map(String::as_str) {
+            None => build::build(),
+            Some("--proxy") => match args.get(2) {
+                Some(url) => build::build_with_proxy(url),
+                None => Err(anyhow::anyhow!("--proxy wants the proxy's URL")),
+            },
+            Some(other) => Err(anyhow::anyhow!("build: unknown argument {other:?}")),
+        },
         Some("demo") => demo_main(),
         Some("bench") => bench::main(&args[1..]),
         Some("deps") => deps::ensure_all(),
@@ -99,8 +107,32 @@ fn test() -> Result<()> {
     }
     run(c)?;
     eprintln!("xtask: wasm32 build of the core crates: ok");
+    // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs).
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "layerwright",
+        "--target",
+        deps::MUSL_TARGET,
+    ]);
+    run(c)?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let target_dir = if target_dir.is_absolute() {
+        target_dir
+    } else {
+        repo_root().join(target_dir)
+    };
+    let static_bin = target_dir
+        .join(deps::MUSL_TARGET)
+        .join("release/layerwright");
     // Every native test; corpus tests print their pass counts (--show-output keeps them visible).
     let mut c = cargo();
+    c.env("LAYERWRIGHT_STATIC_BIN", &static_bin);
     // Tools were just installed: a test that finds one missing fails instead of skipping.
     c.env("LW_REQUIRE_TOOLS", "1");
     c.args([

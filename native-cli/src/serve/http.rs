@@ -88,6 +88,7 @@ pub struct Request {
     headers: Vec<(String, String)>,
     body: Box<dyn Read + Send>,
     length: Option<u64>,
+    peer: Option<SocketAddr>,
 }
 
 impl Request {
@@ -105,7 +106,15 @@ impl Request {
             headers,
             body,
             length,
+            peer: None,
         }
+    }
+    /// The client's address, when the request came over a socket.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+    pub fn set_peer(&mut self, peer: Option<SocketAddr>) {
+        self.peer = peer;
     }
     pub fn method(&self) -> &Method {
         &self.method
@@ -296,6 +305,7 @@ fn to_hyper(resp: Response, head: bool, close: bool) -> hyper::Response<StreamBo
 /// One request: the head is converted, the body pumped to the handler, which runs on the blocking pool.
 async fn serve_one(
     req: hyper::Request<Incoming>,
+    peer: Option<SocketAddr>,
     handler: Arc<Handler>,
 ) -> Result<hyper::Response<StreamBody>, Infallible> {
     let (parts, body) = req.into_parts();
@@ -325,6 +335,7 @@ async fn serve_one(
         done: false,
     };
     let mut r = Request::new(method, &url, headers, Box::new(reader), length);
+    r.set_peer(peer);
     let out = tokio::task::spawn_blocking(move || handler(&mut r)).await;
     Ok(match out {
         Ok((resp, close)) => to_hyper(resp, head, close),
@@ -364,7 +375,8 @@ async fn connection(stream: tokio::net::TcpStream, handler: Arc<Handler>) {
         Ok(Ok(n)) if n > 0 => {}
         _ => return,
     }
-    serve_stream(stream, handler).await;
+    let peer = stream.peer_addr().ok();
+    serve_stream_from(stream, peer, handler).await;
 }
 
 /// HTTP/1.1 over any byte stream: a socket, or an in-memory pipe (fuzzing feeds raw bytes this way).
@@ -372,7 +384,15 @@ pub async fn serve_stream<S>(stream: S, handler: Arc<Handler>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| serve_one(req, handler.clone()));
+    serve_stream_from(stream, None, handler).await
+}
+
+/// [`serve_stream`] for a client at `peer` (handlers see it as [`Request::peer`]).
+pub async fn serve_stream_from<S>(stream: S, peer: Option<SocketAddr>, handler: Arc<Handler>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| serve_one(req, peer, handler.clone()));
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(IDLE)

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod proxy;
+pub mod proxy_policy;
 pub mod registry;
 pub mod reply;
 pub mod repos;
@@ -125,7 +126,7 @@ impl Service {
             _ => random_token()?,
         };
         let site = site::Site::new(cfg.www.clone())?;
-        let proxy = proxy::Proxy::new(&cfg);
+        let proxy = proxy::Proxy::new(proxy::Policy::serve(&cfg));
         let uploads = upload::Uploads::new(&store, cfg.upload_idle)?;
         let ns =
             repos::Namespace::new(&cfg.repo_prefix).map_err(|e| anyhow!("--repo-prefix: {e}"))?;
@@ -361,7 +362,16 @@ fn route(ctx: &Ctx, req: &mut Request) -> Reply {
         if !ctx.may_read() {
             return Reply::text(401, "the proxy needs the token");
         }
-        return ctx.st.proxy.handle(ctx, req, rest);
+        // Basic credentials in the request are for upstream unless they carry serve's own token.
+        let auth_is_ours =
+            presented_token(req, &[]).is_some_and(|t| same_secret(&t, &ctx.st.token));
+        let f = proxy::Forward {
+            query: &ctx.query,
+            may_write: ctx.authed,
+            auth_is_ours,
+            realm_base: None,
+        };
+        return ctx.st.proxy.handle(&f, req, rest);
     }
     if p == "/api/run" {
         return run_api::handle(ctx, req);
