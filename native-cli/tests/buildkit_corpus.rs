@@ -112,6 +112,14 @@ fn prepare_context(case: &Path, dest: &Path) {
     } else {
         std::fs::create_dir_all(dest).unwrap();
     }
+    // Empty directories of the context (git keeps none): `dirs` lists them, one path a line.
+    if let Ok(dirs) = std::fs::read_to_string(case.join("dirs")) {
+        use std::os::unix::fs::PermissionsExt;
+        for d in dirs.lines().filter(|l| !l.trim().is_empty()) {
+            std::fs::create_dir_all(dest.join(d)).unwrap();
+            std::fs::set_permissions(dest.join(d), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
     if let Ok(modes) = std::fs::read_to_string(case.join("modes")) {
         use std::os::unix::fs::PermissionsExt;
         for line in modes.lines().filter(|l| !l.trim().is_empty()) {

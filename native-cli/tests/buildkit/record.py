@@ -54,6 +54,12 @@ def prepare_context(case, dest):
         copy(src, dest)
     else:
         os.makedirs(dest)
+    dirs = os.path.join(case, "dirs")
+    if os.path.exists(dirs):
+        for line in open(dirs):
+            if line.strip():
+                os.makedirs(os.path.join(dest, line.strip()), exist_ok=True)
+                os.chmod(os.path.join(dest, line.strip()), 0o755)
     modes = os.path.join(case, "modes")
     if os.path.exists(modes):
         for line in open(modes):
