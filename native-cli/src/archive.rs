@@ -14,7 +14,7 @@ use lw_oci::media::{self, Compression};
 use lw_oci::validate::Nulls;
 use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
 
-use crate::archive_compression::{self, ArchiveCompression};
+use lw_layer::archive_compression::{self, ArchiveCompression};
 use crate::buildhost::StoreBlobs;
 use crate::names;
 use crate::store::{host_platform, Store};

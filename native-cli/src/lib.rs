@@ -1,7 +1,6 @@
 //! The native side of Layerwright: on-disk store, directory build context, HTTP transport, credentials, commands.
 
 pub mod archive;
-pub mod archive_compression;
 pub mod buildhost;
 pub mod context;
 pub mod credentials;

@@ -722,30 +722,13 @@ fn unpack_bytes(
     kw: &str,
     name: &str,
 ) -> Result<Option<Vec<Item>>, Error> {
+    // gzip, bzip2, xz and zstd, recognized by their magic bytes as BuildKit's archive package does; a stream that
+    // does not decode is not an archive, and the file is copied as it is.
     let mut tar_bytes = Vec::new();
-    // BuildKit also unpacks bzip2 and xz archives (its archive package detects them by magic).
-    if bytes.starts_with(b"BZh") {
-        if bzip2_rs::DecoderReader::new(&bytes[..])
-            .read_to_end(&mut tar_bytes)
-            .is_err()
-        {
-            return Ok(None);
-        }
-    } else if bytes.starts_with(b"\xfd7zXZ\x00") {
-        if lzma_rs::xz_decompress(&mut &bytes[..], &mut tar_bytes).is_err() {
-            return Ok(None);
-        }
-    } else {
-        match lw_layer::compress::sniff(&bytes) {
-            lw_oci::media::Compression::None => tar_bytes = bytes,
-            c => {
-                let mut d = lw_layer::compress::decoder(&bytes[..], c)
-                    .map_err(|e| shared.err(line, format!("{kw}: {e}")))?;
-                if d.read_to_end(&mut tar_bytes).is_err() {
-                    return Ok(None);
-                }
-            }
-        }
+    let decoded = lw_layer::archive_compression::open(Box::new(&bytes[..]))
+        .and_then(|(_, mut r)| r.read_to_end(&mut tar_bytes));
+    if decoded.is_err() {
+        return Ok(None);
     }
     if tar_bytes.len() < 512 || &tar_bytes[257..262] != b"ustar" {
         return Ok(None);

@@ -1,6 +1,6 @@
-//! Compressed image archives for `load`: the compression of a whole archive recognized by its magic bytes (gzip,
-//! bzip2, xz, zstd, or none) and a streaming decoder for it, as `docker load` accepts them. Nothing is read whole
-//! into memory; every decoder is pure Rust.
+//! Compressed archives: the compression of a whole archive recognized by its magic bytes (gzip, bzip2, xz, zstd,
+//! or none) and a streaming decoder for it, as `docker load` and ADD's unpacking accept them. Nothing is read
+//! whole into memory; every decoder is pure Rust.
 
 use std::io::{self, BufRead, BufReader, Read};
 
