@@ -32,8 +32,10 @@ fn no_ignore_file() -> LintOptions {
 
 fn python_env() -> LintOptions {
     let mut o = LintOptions::default();
-    o.base_image_env
-        .insert("myorg/python".into(), vec!["PYTHON_VERSION".into()]);
+    o.base_images.insert(
+        "myorg/python".into(),
+        lw_dockerfile::lint::BaseImage::from_config(&["PYTHON_VERSION=3.13".into()], None, None),
+    );
     o
 }
 

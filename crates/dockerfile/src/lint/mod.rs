@@ -8,6 +8,7 @@
 //! assert!(f.iter().any(|f| f.rule == "StageNameCasing"));
 //! ```
 
+mod baseimg;
 mod buildkit;
 mod context;
 mod dockerignore;
@@ -15,6 +16,7 @@ mod fix;
 mod practices;
 mod reference;
 mod rules;
+mod runfacts;
 mod sarif;
 mod shellscan;
 
@@ -22,6 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use baseimg::has_fallback;
 pub use dockerignore::IgnoreList;
 pub use fix::{apply_edits, apply_fixes};
 pub use rules::{rule_info, RuleInfo, RULES};
@@ -115,15 +118,45 @@ pub struct LintOptions {
     pub dockerignore: Option<String>,
     /// `Some(false)` when the caller knows the context has no `.dockerignore` (`LW013`).
     pub context_has_dockerignore: Option<bool>,
-    /// Known environment variable names of base images (image name as written in
-    /// `FROM`, without tag also accepted), for `UndefinedVar`.
-    pub base_image_env: BTreeMap<String, Vec<String>>,
+    /// The configuration of base images the caller could read (from its store or a
+    /// registry), by image name as written in `FROM` (the name without tag is also
+    /// looked up). Without an entry, a built-in table of popular images stands in.
+    pub base_images: BTreeMap<String, BaseImage>,
+    /// Rules whose findings are errors (ours included); `# check=error=true` only
+    /// raises BuildKit's rules.
+    pub error_rules: Vec<String>,
     /// Rules to skip in addition to the `# check=skip=` directive.
     pub skip: Vec<String>,
     /// Enable experimental rules (`InvalidDefinitionDescription`).
     pub experimental: bool,
     /// Only run BuildKit's rules (no `LW` rules).
     pub buildkit_only: bool,
+}
+
+/// What lint needs of a base image's config: its `Env`, `User` and `WorkingDir`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaseImage {
+    /// `KEY=value` pairs split at the first `=`.
+    pub env: Vec<(String, String)>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+}
+
+impl BaseImage {
+    /// From an image config's `Env` strings (`KEY=value`).
+    pub fn from_config(env: &[String], user: Option<&str>, working_dir: Option<&str>) -> BaseImage {
+        BaseImage {
+            env: env
+                .iter()
+                .map(|e| match e.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (e.clone(), String::new()),
+                })
+                .collect(),
+            user: user.filter(|u| !u.is_empty()).map(str::to_string),
+            working_dir: working_dir.filter(|w| !w.is_empty()).map(str::to_string),
+        }
+    }
 }
 
 /// The parsed `# check=` directive.
@@ -280,7 +313,17 @@ pub fn lint_parsed(
             }
         })
         .map(|mut f| {
-            if directive.error && f.severity == Severity::Warning {
+            // BuildKit's `error=true` knows only BuildKit's rules; ours turn into
+            // errors only when the caller names them.
+            let buildkit_rule = rule_info(&f.rule).is_some_and(|i| !i.id.starts_with("LW"));
+            if directive.error && buildkit_rule && f.severity == Severity::Warning {
+                f.severity = Severity::Error;
+            }
+            if options
+                .error_rules
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(&f.rule))
+            {
                 f.severity = Severity::Error;
             }
             f

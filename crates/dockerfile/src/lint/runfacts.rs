@@ -1,0 +1,200 @@
+//! What one RUN does as a whole: which package indexes it reads, what it installs, and
+//! which clean-ups it runs later in the same RUN (or makes unneeded with a cache or
+//! tmpfs mount), so the package-manager rules judge the RUN, not a single command.
+
+use super::shellscan::Cmd;
+use crate::model::Instruction;
+
+/// A `--mount` of a RUN, reduced to what the cache rules need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mount {
+    pub kind: String,
+    pub target: String,
+}
+
+/// The `--mount` flags of a RUN (`type=cache,target=/root/.cache/pip`).
+pub(crate) fn mounts(ins: &Instruction) -> Vec<Mount> {
+    ins.flags
+        .iter()
+        .filter(|f| f.name == "mount")
+        .filter_map(|f| f.value.as_deref())
+        .map(|v| {
+            let mut m = Mount {
+                kind: "bind".into(),
+                target: String::new(),
+            };
+            for field in v.split(',') {
+                let (k, val) = field.split_once('=').unwrap_or((field, ""));
+                let val = val.trim_matches('"');
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "type" => m.kind = val.to_ascii_lowercase(),
+                    "target" | "dst" | "destination" => m.target = val.trim_end_matches('/').into(),
+                    _ => {}
+                }
+            }
+            m
+        })
+        .collect()
+}
+
+/// Whether a cache or tmpfs mount covers `dir` (so files written there stay out of the layer).
+pub(crate) fn mounted(mounts: &[Mount], dir: &str) -> bool {
+    mounts.iter().any(|m| {
+        matches!(m.kind.as_str(), "cache" | "tmpfs")
+            && !m.target.is_empty()
+            && (dir == m.target || dir.starts_with(&format!("{}/", m.target)))
+    })
+}
+
+/// The program's base name and its subcommand (first non-option argument).
+pub(crate) fn prog_sub(c: &Cmd) -> (&str, &str) {
+    (
+        c.program().unwrap_or(""),
+        c.subcommand().map(|t| t.text.as_str()).unwrap_or(""),
+    )
+}
+
+/// `apt-get`, `apt`, `aptitude`.
+pub(crate) fn is_apt(p: &str) -> bool {
+    matches!(p, "apt-get" | "apt" | "aptitude")
+}
+
+/// Whether the command reads the apt package index (what `apt-get update` is for).
+pub(crate) fn reads_apt_index(c: &Cmd) -> bool {
+    let (p, s) = prog_sub(c);
+    (is_apt(p)
+        && matches!(
+            s,
+            "install"
+                | "reinstall"
+                | "upgrade"
+                | "dist-upgrade"
+                | "full-upgrade"
+                | "build-dep"
+                | "source"
+                | "download"
+                | "satisfy"
+                | "policy"
+                | "show"
+                | "search"
+        ))
+        || p == "apt-cache"
+        || p == "mk-build-deps"
+}
+
+/// Whether the command removes the apt lists (`rm -rf /var/lib/apt/lists/*`,
+/// `apt-get dist-clean`, `find /var/lib/apt/lists ... -delete`).
+pub(crate) fn cleans_apt_lists(c: &Cmd) -> bool {
+    let (p, s) = prog_sub(c);
+    (matches!(p, "rm" | "find") && c.has_arg(|a| a.starts_with("/var/lib/apt/lists")))
+        || (is_apt(p) && s == "dist-clean")
+}
+
+/// Whether the command clears pip's download cache.
+pub(crate) fn cleans_pip_cache(c: &Cmd) -> bool {
+    let (p, s) = prog_sub(c);
+    (p == "rm"
+        && c.has_arg(|a| {
+            a.contains(".cache/pip")
+                || a.trim_end_matches('/').ends_with("/.cache")
+                || a.starts_with("~/.cache")
+        }))
+        || (p.starts_with("pip") && s == "cache" && c.has_arg(|a| a == "purge"))
+}
+
+/// Whether the command clears apk's cache.
+pub(crate) fn cleans_apk_cache(c: &Cmd) -> bool {
+    let (p, s) = prog_sub(c);
+    (p == "rm" && c.has_arg(|a| a.starts_with("/var/cache/apk") || a.starts_with("/etc/apk/cache")))
+        || (p == "apk" && s == "cache" && c.has_arg(|a| a == "clean"))
+}
+
+/// What a package install command installs.
+pub(crate) struct Install<'c> {
+    /// The package arguments (not options, not the subcommand).
+    pub packages: Vec<&'c str>,
+    /// `apk add --virtual NAME` / `-t NAME`.
+    pub virtual_name: Option<&'c str>,
+}
+
+/// The install command of a system package manager, if `c` is one.
+pub(crate) fn system_install(c: &Cmd) -> Option<Install<'_>> {
+    let (p, s) = prog_sub(c);
+    let installs = matches!(
+        (p, s),
+        (
+            "apt-get" | "apt" | "aptitude" | "yum" | "dnf" | "microdnf" | "zypper",
+            "install"
+        ) | ("apk", "add")
+    );
+    if !installs {
+        return None;
+    }
+    let args = c.args();
+    let mut packages = Vec::new();
+    let mut virtual_name = None;
+    let mut seen_sub = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].text.as_str();
+        if !seen_sub && a == s {
+            seen_sub = true;
+        } else if (a == "--virtual" || a == "-t") && p == "apk" {
+            virtual_name = args.get(i + 1).map(|t| t.text.as_str());
+            i += 1;
+        } else if matches!(
+            a,
+            "-o" | "-c"
+                | "-t"
+                | "--option"
+                | "--target-release"
+                | "-X"
+                | "--repository"
+                | "--setopt"
+                | "--enablerepo"
+                | "--disablerepo"
+        ) {
+            i += 1;
+        } else if !a.starts_with('-') && seen_sub {
+            packages.push(a);
+        }
+        i += 1;
+    }
+    Some(Install {
+        packages,
+        virtual_name,
+    })
+}
+
+/// Whether a command after the install removes `package` again: an explicit purge,
+/// `apk del` of the package or of its virtual group, or `apt-mark auto` followed by
+/// `purge --auto-remove` / `autoremove` (the official images' pattern).
+pub(crate) fn removed_later(
+    cmds: &[Cmd],
+    after: usize,
+    package: &str,
+    group: Option<&str>,
+) -> bool {
+    let mut marked_auto = false;
+    for c in cmds.iter().skip(after + 1) {
+        let (p, s) = prog_sub(c);
+        let names = |c: &Cmd| -> bool { c.has_arg(|a| a == package || Some(a) == group) };
+        match (p, s) {
+            ("apt-mark", "auto") => marked_auto = true,
+            ("apt-get" | "apt" | "aptitude", "purge" | "remove" | "autoremove") => {
+                let auto =
+                    s == "autoremove" || c.has_arg(|a| a == "--auto-remove" || a == "--autoremove");
+                if names(c) || (marked_auto && auto) {
+                    return true;
+                }
+            }
+            ("apk", "del") | ("yum" | "dnf" | "microdnf" | "zypper", "remove" | "erase")
+                if names(c) =>
+            {
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
+}
