@@ -6,9 +6,10 @@
 //! # why the case exists
 //! @base IMAGE user=U workdir=/w env=K=V ...   (a base image config the caller knows)
 //! @error-rule LW016                           (LintOptions::error_rules)
-//! @fails 2 message text                       (lint returns Err at line 2)
+//! @fails 2 message text                       (lint returns Err at line 2; 0: no line)
 //! 3 LW005                                     (a finding: line, rule)
 //! 4 LW009 info                                (... and its severity)
+//! 2 InvalidInstruction error unsupported modifier   (... and a part of its message)
 //! ```
 
 use std::collections::BTreeSet;
@@ -18,7 +19,7 @@ use lw_dockerfile::lint::{lint, BaseImage, LintOptions};
 
 struct Expected {
     opts: LintOptions,
-    findings: BTreeSet<(usize, String, Option<String>)>,
+    findings: BTreeSet<(usize, String, Option<String>, Option<String>)>,
     fails: Option<(usize, String)>,
 }
 
@@ -61,7 +62,9 @@ fn parse_expected(text: &str) -> Expected {
                 let line: usize = n.parse().unwrap_or_else(|_| panic!("bad line {line:?}"));
                 let rule = words.next().expect("rule").to_string();
                 let sev = words.next().map(str::to_string);
-                e.findings.insert((line, rule, sev));
+                let msg: Vec<&str> = words.collect();
+                let msg = (!msg.is_empty()).then(|| msg.join(" "));
+                e.findings.insert((line, rule, sev, msg));
             }
         }
     }
@@ -74,7 +77,9 @@ fn check(name: &str, src: &[u8], e: &Expected) -> Result<(), String> {
     match (&e.fails, got) {
         (Some((line, msg)), Err(err)) => {
             let text = err.to_string();
-            if text.contains(msg.as_str()) && text.contains(&format!("line {line}")) {
+            // `LINE:COL: message`; line 0 for an error without a location.
+            let at = *line == 0 || text.starts_with(&format!("{line}:"));
+            if text.contains(msg.as_str()) && at {
                 Ok(())
             } else {
                 Err(format!(
@@ -88,27 +93,32 @@ fn check(name: &str, src: &[u8], e: &Expected) -> Result<(), String> {
         )),
         (None, Err(err)) => Err(format!("{name}: unexpected error {err}")),
         (None, Ok(findings)) => {
-            let actual: BTreeSet<(usize, String, String)> = findings
+            let actual: BTreeSet<(usize, String, String, String)> = findings
                 .iter()
                 .map(|f| {
-                    (
-                        f.range.start_line,
-                        f.rule.clone(),
-                        f.severity.as_str().to_string(),
-                    )
+                    let sev = f.severity.as_str().to_string();
+                    (f.range.start_line, f.rule.clone(), sev, f.message.clone())
                 })
                 .collect();
             let mut diffs = Vec::new();
-            for (l, r, s) in &e.findings {
-                let hit = actual.iter().any(|(al, ar, asev)| {
-                    al == l && ar == r && s.as_ref().is_none_or(|s| s == asev)
+            for (l, r, s, m) in &e.findings {
+                let hit = actual.iter().any(|(al, ar, asev, am)| {
+                    al == l
+                        && ar == r
+                        && s.as_ref().is_none_or(|s| s == asev)
+                        && m.as_ref().is_none_or(|m| am.contains(m.as_str()))
                 });
                 if !hit {
-                    diffs.push(format!("missing {l} {r} {}", s.as_deref().unwrap_or("")));
+                    let want = format!(
+                        "{} {}",
+                        s.as_deref().unwrap_or(""),
+                        m.as_deref().unwrap_or("")
+                    );
+                    diffs.push(format!("missing {l} {r} {want}"));
                 }
             }
-            for (l, r, s) in &actual {
-                if !e.findings.iter().any(|(el, er, _)| el == l && er == r) {
+            for (l, r, s, _) in &actual {
+                if !e.findings.iter().any(|(el, er, _, _)| el == l && er == r) {
                     let msg = findings
                         .iter()
                         .find(|f| f.range.start_line == *l && &f.rule == r)

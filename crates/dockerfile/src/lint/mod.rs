@@ -12,6 +12,7 @@ mod baseimg;
 mod buildkit;
 mod context;
 mod dockerignore;
+mod fatal;
 mod fix;
 mod practices;
 mod reference;
@@ -232,8 +233,23 @@ impl CheckDirective {
 /// `FROM`, unknown `--target`) are returned as `Err`; everything else is a finding.
 /// Findings are sorted by position.
 pub fn lint(src: &[u8], options: &LintOptions) -> Result<Vec<Finding>, Error> {
+    if src.is_empty() {
+        return Err(Error::Empty);
+    }
     let df = parser::parse(src)?;
-    let model = Model::build(&df, &options.model)?;
+    let model = match Model::build(&df, &options.model) {
+        Ok(m) => m,
+        Err(e) => {
+            // BuildKit parses every instruction before it looks for a stage, so an
+            // unknown instruction before the first FROM (`{{ template }}`) is its error.
+            let first_bad = df
+                .children
+                .iter()
+                .take_while(|n| n.keyword() != "from")
+                .find_map(|n| crate::instructions::parse_instruction(n).err());
+            return Err(first_bad.unwrap_or(e));
+        }
+    };
     let mut findings = lint_parsed(src, &df, &model, options);
     // An instruction BuildKit would refuse (unknown keyword or flag, bad arguments) is an error finding, so an
     // editor can underline it; every instruction is checked, not only the first bad one.
@@ -244,20 +260,13 @@ pub fn lint(src: &[u8], options: &LintOptions) -> Result<Vec<Finding>, Error> {
             message,
         }) = crate::instructions::parse_instruction(node)
         {
-            findings.push(Finding {
-                rule: "InvalidInstruction".into(),
-                name: "InvalidInstruction".into(),
-                severity: Severity::Error,
-                range: Range {
-                    start_line: line,
-                    start_column: column,
-                    end_line: node.end_line.max(line),
-                    end_column: column + 1,
-                },
-                message,
-                documentation: "https://docs.docker.com/reference/dockerfile/".into(),
-                fix: None,
-            });
+            let range = Range {
+                start_line: line,
+                start_column: column,
+                end_line: node.end_line.max(line),
+                end_column: column + 1,
+            };
+            findings.push(fatal::finding(range, message));
         }
     }
     findings.sort_by_key(|f| (f.range.start_line, f.range.start_column));
@@ -289,6 +298,7 @@ pub fn lint_parsed(
         })
         .collect();
     let mut cx = context::Ctx::new(src, df, model, options);
+    fatal::run(&mut cx);
     buildkit::run(&mut cx);
     if !options.buildkit_only {
         practices::run(&mut cx);
