@@ -6,6 +6,7 @@
 //! # why the case exists
 //! @base IMAGE user=U workdir=/w env=K=V ...   (a base image config the caller knows)
 //! @error-rule LW016                           (LintOptions::error_rules)
+//! @skip LW029 DL3018                          (LintOptions::skip: rules the case is not about)
 //! @fails 2 message text                       (lint returns Err at line 2; 0: no line)
 //! 3 LW005                                     (a finding: line, rule)
 //! 4 LW009 info                                (... and its severity)
@@ -54,6 +55,7 @@ fn parse_expected(text: &str) -> Expected {
                 e.opts.base_images.insert(image, b);
             }
             "@error-rule" => e.opts.error_rules.extend(words.map(str::to_string)),
+            "@skip" => e.opts.skip.extend(words.map(str::to_string)),
             "@fails" => {
                 let n = words.next().unwrap().parse().unwrap();
                 e.fails = Some((n, words.collect::<Vec<_>>().join(" ")));

@@ -11,6 +11,7 @@
 mod baseimg;
 mod buildkit;
 mod context;
+mod coverage;
 mod dockerignore;
 mod fatal;
 mod fix;
@@ -28,7 +29,7 @@ use serde::Serialize;
 pub use baseimg::has_fallback;
 pub use dockerignore::IgnoreList;
 pub use fix::{apply_edits, apply_fixes};
-pub use rules::{rule_info, RuleInfo, RULES};
+pub use rules::{hadolint_codes, rule_for_hadolint, rule_info, RuleInfo, HADOLINT, RULES};
 pub use sarif::to_sarif;
 
 use crate::model::{Model, ModelOptions};
@@ -302,7 +303,25 @@ pub fn lint_parsed(
     buildkit::run(&mut cx);
     if !options.buildkit_only {
         practices::run(&mut cx);
+        coverage::run(&mut cx);
     }
+    // hadolint's inline `# hadolint ignore=DL3008,LW005` above an instruction, and
+    // `# hadolint global ignore=...` anywhere.
+    let inline: Vec<(usize, Vec<String>)> = df
+        .children
+        .iter()
+        .map(|n| (n.start_line, hadolint_ignores(&n.prev_comment, false)))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let global: Vec<String> = src
+        .split(|&c| c == b'\n')
+        .filter_map(|l| {
+            let t = String::from_utf8_lossy(l);
+            let t = t.trim_start();
+            t.starts_with('#').then(|| t[1..].to_string())
+        })
+        .flat_map(|c| hadolint_ignores(&[c.into_bytes()], true))
+        .collect();
     let mut out: Vec<Finding> = cx
         .findings
         .into_iter()
@@ -310,6 +329,16 @@ pub fn lint_parsed(
             let Some(info) = rule_info(&f.rule) else {
                 return true;
             };
+            let ignored = inline
+                .iter()
+                .filter(|(l, _)| *l == f.range.start_line)
+                .flat_map(|(_, v)| v)
+                .chain(&global)
+                .chain(&options.skip)
+                .any(|code| names_rule(code, info));
+            if ignored {
+                return false;
+            }
             let here = local
                 .iter()
                 .find(|(l, _)| *l == f.range.start_line)
@@ -319,7 +348,6 @@ pub fn lint_parsed(
                 options.experimental || configs.into_iter().any(|d| d.enables_experimental(info))
             } else {
                 !configs.into_iter().any(|d| d.skips(info))
-                    && !options.skip.iter().any(|s| s.eq_ignore_ascii_case(info.id))
             }
         })
         .map(|mut f| {
@@ -341,6 +369,41 @@ pub fn lint_parsed(
         .collect();
     out.sort_by(|a, b| a.range.cmp(&b.range).then_with(|| a.rule.cmp(&b.rule)));
     out.dedup();
+    out
+}
+
+/// Whether `code` (our id, BuildKit's, or a hadolint code) names the rule.
+fn names_rule(code: &str, info: &RuleInfo) -> bool {
+    code.eq_ignore_ascii_case(info.id)
+        || hadolint_codes(info.id)
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(code))
+}
+
+/// The codes of `hadolint ignore=A,B` comments (`hadolint global ignore=` when `global`).
+fn hadolint_ignores(comments: &[Vec<u8>], global: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in comments {
+        let text = String::from_utf8_lossy(c);
+        let mut words = text.split_whitespace();
+        if words.next() != Some("hadolint") {
+            continue;
+        }
+        let mut next = words.next();
+        if global {
+            if next != Some("global") {
+                continue;
+            }
+            next = words.next();
+        }
+        if let Some(list) = next.and_then(|w| w.strip_prefix("ignore=")) {
+            out.extend(
+                list.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            );
+        }
+    }
     out
 }
 
