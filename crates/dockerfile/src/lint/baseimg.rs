@@ -61,6 +61,9 @@ pub(crate) fn root_is_scratch(cx: &Ctx, stage: &Stage) -> bool {
 pub(crate) struct Known<'a> {
     pub image: Cow<'a, BaseImage>,
     pub fallback: bool,
+    /// Whether `image.env` is the image's whole Env (real config, or a distro base
+    /// whose Env is only PATH).
+    pub complete: bool,
 }
 
 /// What is known of the config of the image the stage is built on.
@@ -72,17 +75,23 @@ pub(crate) fn config<'a>(cx: &Ctx<'a>, stage: &Stage) -> Option<Known<'a>> {
             return Some(Known {
                 image: Cow::Borrowed(b),
                 fallback: false,
+                complete: true,
             });
         }
     }
-    fallback(&img).map(|image| Known {
-        image: Cow::Owned(image),
-        fallback: true,
-    })
+    let short = name.rsplit('/').next().unwrap_or(name);
+    let complete = PATH_ONLY.contains(&short) && !name.contains('.');
+    fallback(&img)
+        .or_else(|| complete.then(BaseImage::default))
+        .map(|image| Known {
+            image: Cow::Owned(image),
+            fallback: true,
+            complete,
+        })
 }
 
 /// A WORKDIR's path as BuildKit evaluates it, with the base image's env: `None` when
-/// it uses a variable the base image defines but whose value is unknown (table).
+/// it uses an unset variable and the base image's real Env is not known.
 pub(crate) fn workdir_path(
     cx: &Ctx,
     stage: &Stage,
@@ -93,15 +102,14 @@ pub(crate) fn workdir_path(
     if ins.unmatched.is_empty() {
         return Some(written);
     }
-    let Some(known) = config(cx, stage) else {
-        return Some(written);
+    // Without the base image's real Env, an unset variable may come from it.
+    let known = config(cx, stage).filter(|k| k.complete);
+    let Some(known) = known else {
+        return root_image(cx, stage).is_none().then_some(written);
     };
     let from_base = |n: &String| known.image.env.iter().any(|(k, _)| k == n);
     if !ins.unmatched.iter().any(from_base) {
         return Some(written);
-    }
-    if known.fallback {
-        return None;
     }
     let mut env = EnvList::new();
     for (k, v) in known.image.env.iter().cloned().chain(ins.scope.run_env()) {
@@ -113,9 +121,25 @@ pub(crate) fn workdir_path(
         .ok()
 }
 
+/// Distribution base images whose config's Env is only PATH.
+const PATH_ONLY: &[&str] = &[
+    "alpine",
+    "debian",
+    "ubuntu",
+    "busybox",
+    "fedora",
+    "centos",
+    "rockylinux",
+    "almalinux",
+    "amazonlinux",
+    "archlinux",
+    "oraclelinux",
+];
+
 /// Whether the built-in table knows anything of `image`.
 pub fn has_fallback(image: &str) -> bool {
-    fallback(image).is_some()
+    let name = reference::split(image).name;
+    fallback(image).is_some() || PATH_ONLY.contains(&name.rsplit('/').next().unwrap_or(name))
 }
 
 /// The built-in stand-in for an image's config: env names (values unknown) of popular

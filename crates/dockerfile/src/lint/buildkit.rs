@@ -4,7 +4,7 @@
 use super::baseimg;
 use super::context::{go_quote, suggest, Ctx};
 use super::dockerignore::IgnoreList;
-use super::{reference, Edit, Fix, Range};
+use super::{reference, Edit, Fix, Range, Severity};
 use crate::model::{Instruction, Platform, Stage, VarKind};
 use crate::parser::Node;
 use crate::shell::{EnvList, Lexer};
@@ -432,6 +432,11 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
     let df = cx.df;
     let mut workdir_set = parent_sets_workdir(cx, stage);
     let known_env = base_env(cx, stage);
+    // Whether `known_env` is the base image's whole Env (real config, or no image).
+    let env_complete = match baseimg::root_image(cx, stage) {
+        None => true,
+        Some(_) => baseimg::config(cx, stage).is_some_and(|k| k.complete),
+    };
     let ignore = cx.options.dockerignore.as_deref().map(IgnoreList::parse);
     for kw in ["cmd", "entrypoint", "healthcheck"] {
         let all: Vec<&Instruction> = stage
@@ -521,7 +526,14 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
                 if let Some(s) = suggest(name, candidates) {
                     msg.push_str(&format!(" (did you mean ${s}?)"));
                 }
-                cx.report("UndefinedVar", range, msg, None);
+                // BuildKit knows the base image's Env; without it the variable may
+                // well be defined there, so the finding is only informational.
+                let severity = if env_complete {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                };
+                cx.report_as("UndefinedVar", severity, range, msg, None);
             }
         }
     }

@@ -661,7 +661,8 @@ fn final_user(cx: &mut Ctx, stage: &Stage) {
     for _ in 0..=cx.model.stages.len() {
         if let Some(u) = cur.instructions.iter().rev().find(|i| i.keyword == "user") {
             let user = u.words.first().cloned().unwrap_or_default();
-            if is_root(&user) {
+            // A user from an unknown variable (`USER ${NB_UID}`) is not judged.
+            if u.unmatched.is_empty() && is_root(&user) {
                 let node = &cx.df.children[u.node];
                 cx.report(
                     "LW009",
@@ -716,10 +717,10 @@ fn final_user(cx: &mut Ctx, stage: &Stage) {
     );
 }
 
-/// `root`, `0`, `root:...`, `0:...` (an empty user is root too).
+/// `root`, `0`, `root:...`, `0:...`.
 fn is_root(user: &str) -> bool {
     let name = user.split(':').next().unwrap_or("");
-    name.is_empty() || name == "root" || name == "0"
+    name == "root" || name == "0"
 }
 
 fn build_tools(cx: &mut Ctx, stage: &Stage) {
