@@ -559,7 +559,16 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
         }
     }
     let apt_install = cmds.iter().any(|c| prog_sub(c) == ("apt-get", "install"));
-    if apt_update && !cmds.iter().any(runfacts::reads_apt_index) {
+    // The index only goes stale if it stays in the layer and nothing (not even a
+    // script the RUN runs) used it.
+    let lists_gone = cmds.iter().any(runfacts::cleans_apt_lists)
+        || runfacts::mounted(&mounts, "/var/lib/apt/lists");
+    if apt_update
+        && !lists_gone
+        && !cmds
+            .iter()
+            .any(|c| runfacts::reads_apt_index(c) || runfacts::runs_script(c))
+    {
         cx.report(
             "LW003",
             range,
@@ -598,7 +607,12 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
             );
         }
     }
-    let has_pipe = cmds.iter().any(|c| c.op_after.as_deref() == Some("|"));
+    // A pipe from `echo`/`printf` cannot hide a failure, and `yes` always dies of
+    // SIGPIPE (pipefail would make it fail the build).
+    let has_pipe = cmds.iter().any(|c| {
+        c.op_after.as_deref() == Some("|")
+            && !matches!(c.program(), Some("echo" | "printf" | "yes" | "true"))
+    });
     let pipefail = cmds
         .iter()
         .any(|c| prog(c) == "set" && c.has_arg(|a| a.contains("pipefail")));

@@ -82,6 +82,18 @@ pub(crate) fn reads_apt_index(c: &Cmd) -> bool {
         || p == "mk-build-deps"
 }
 
+/// Whether the command runs a script or a nested shell (`bash x.sh`, `./install.sh`,
+/// `sh -c "..."`), whose commands the scanner does not see.
+pub(crate) fn runs_script(c: &Cmd) -> bool {
+    let Some(p) = c.program() else { return false };
+    let shell = matches!(p, "sh" | "bash" | "dash" | "ash" | "zsh" | "ksh");
+    (shell && !c.args().is_empty())
+        || p.ends_with(".sh")
+        || c.words[c.program_index().unwrap_or(0)]
+            .text
+            .starts_with("./")
+}
+
 /// Whether the command removes the apt lists (`rm -rf /var/lib/apt/lists/*`,
 /// `apt-get dist-clean`, `find /var/lib/apt/lists ... -delete`).
 pub(crate) fn cleans_apt_lists(c: &Cmd) -> bool {
