@@ -74,7 +74,7 @@ fn copy_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, range: Range, work
             cx.report(
                 "LW037",
                 range,
-                format!("COPY --from={from} / copies the stage's whole filesystem (package caches and build tools included); copy only what the image needs"),
+                format!("COPY --from={from} / copies its whole filesystem (package caches and build tools included); copy only what the image needs"),
                 None,
             );
         }

@@ -528,7 +528,7 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
                 }
             }
             "yum" | "dnf" | "microdnf" if s == "install" => yum_install = true,
-            "cd" => cx.report(
+            "cd" if !runfacts::temporary_cd(&cmds, k) => cx.report(
                 "LW015",
                 range,
                 "Use WORKDIR instead of `cd` in RUN".into(),

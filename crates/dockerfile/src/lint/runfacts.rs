@@ -210,3 +210,28 @@ pub(crate) fn removed_later(
     }
     false
 }
+
+/// Whether the `cd` at `k` goes somewhere WORKDIR should not persist: a temporary
+/// directory, one the RUN removes later (a source tree built and deleted), or `cd`
+/// inside a subshell `( cd x && make )`.
+pub(crate) fn temporary_cd(cmds: &[Cmd], k: usize) -> bool {
+    let Some(dir) = cmds[k].args().first().map(|t| t.text.trim_end_matches('/')) else {
+        return false;
+    };
+    if k > 0 && cmds[k - 1].op_after.as_deref() == Some("(") {
+        return true;
+    }
+    let tmp = dir.starts_with("/tmp")
+        || dir.contains("mktemp")
+        || dir.to_ascii_lowercase().contains("tmp")
+        || matches!(dir, "-" | "" | ".." | "~");
+    tmp || cmds.iter().skip(k + 1).any(|c| {
+        c.program() == Some("rm")
+            && c.has_arg(|a| {
+                let a = a.trim_end_matches('/');
+                !a.starts_with('-')
+                    && a.len() > 1
+                    && (dir == a || dir.starts_with(&format!("{a}/")))
+            })
+    })
+}
