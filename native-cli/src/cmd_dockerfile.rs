@@ -204,17 +204,16 @@ fn options(a: &LintArgs) -> Result<LintOptions> {
 
 /// Reads the config (Env, User, WorkingDir) of every base image of the Dockerfile that
 /// is in the store, as BuildKit's checks see it; says on stderr which ones are not, and
-/// whether lint falls back to its built-in table for them. Never creates the store.
-fn base_images(root: &Path, src: &[u8], opts: &mut LintOptions) {
+/// whether lint falls back to its built-in table for them. Never creates the store;
+/// `None` (`--no-store`) reads nothing.
+fn base_images(root: Option<&Path>, src: &[u8], opts: &mut LintOptions) {
     let Ok(df) = parser::parse(src) else { return };
     let Ok(model) = lw_dockerfile::model::Model::build(&df, &opts.model) else {
         return;
     };
     let store = root
-        .join("index.json")
-        .is_file()
-        .then(|| Store::open(root).ok())
-        .flatten();
+        .filter(|r| r.join("index.json").is_file())
+        .and_then(|r| Store::open(r).ok());
     let platform = opts
         .model
         .target_platform
@@ -261,9 +260,7 @@ fn base_images(root: &Path, src: &[u8], opts: &mut LintOptions) {
 pub fn lint(root: &Path, a: LintArgs) -> Result<LintOutcome> {
     let mut src = read_input(&a.file)?;
     let mut opts = options(&a)?;
-    if !a.no_store {
-        base_images(root, &src, &mut opts);
-    }
+    base_images((!a.no_store).then_some(root), &src, &mut opts);
     let name = if a.file == "-" {
         "Dockerfile"
     } else {
