@@ -487,7 +487,10 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
                 );
             }
             "apk" => {
-                if s == "add" && !apk_cached && !c.has_arg(|a| a == "--no-cache") {
+                if s == "add"
+                    && !apk_cached
+                    && !c.has_arg(|a| a == "--no-cache" || a == "--no-network")
+                {
                     let t = c.subcommand().map(|t| t.range).unwrap_or(range);
                     let fix =
                         insert_after("Add --no-cache", t.end_line, t.end_column, " --no-cache");
