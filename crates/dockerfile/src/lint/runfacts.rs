@@ -212,8 +212,8 @@ pub(crate) fn removed_later(
 }
 
 /// Whether the `cd` at `k` goes somewhere WORKDIR should not persist: a temporary
-/// directory, one the RUN removes later (a source tree built and deleted), or `cd`
-/// inside a subshell `( cd x && make )`.
+/// directory, a source tree under /usr/src, one the RUN removes later, a `cd` the RUN
+/// undoes (`cd /` later), or `cd` inside a subshell `( cd x && make )`.
 pub(crate) fn temporary_cd(cmds: &[Cmd], k: usize) -> bool {
     let Some(dir) = cmds[k].args().first().map(|t| t.text.trim_end_matches('/')) else {
         return false;
@@ -225,13 +225,23 @@ pub(crate) fn temporary_cd(cmds: &[Cmd], k: usize) -> bool {
         || dir.contains("mktemp")
         || dir.to_ascii_lowercase().contains("tmp")
         || matches!(dir, "-" | "" | ".." | "~");
-    tmp || cmds.iter().skip(k + 1).any(|c| {
-        c.program() == Some("rm")
-            && c.has_arg(|a| {
-                let a = a.trim_end_matches('/');
-                !a.starts_with('-')
-                    && a.len() > 1
-                    && (dir == a || dir.starts_with(&format!("{a}/")))
-            })
-    })
+    // `/usr/src` holds source trees being built; a later `cd /` or `cd -` returns.
+    let src = dir.starts_with("/usr/src");
+    let returns = cmds.iter().skip(k + 1).any(|c| {
+        c.program() == Some("cd")
+            && c.args()
+                .first()
+                .is_some_and(|t| matches!(t.text.as_str(), "/" | "-" | "~"))
+    });
+    tmp || src
+        || returns
+        || cmds.iter().skip(k + 1).any(|c| {
+            c.program() == Some("rm")
+                && c.has_arg(|a| {
+                    let a = a.trim_end_matches('/');
+                    !a.starts_with('-')
+                        && a.len() > 1
+                        && (dir == a || dir.starts_with(&format!("{a}/")))
+                })
+        })
 }
