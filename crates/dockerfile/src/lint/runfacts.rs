@@ -245,3 +245,20 @@ pub(crate) fn temporary_cd(cmds: &[Cmd], k: usize) -> bool {
                 })
         })
 }
+
+/// Whether the `|` after command `k` separates `case` patterns (`amd64 | arm64)`): the
+/// "pipeline" is single words and ends with `)`.
+pub(crate) fn case_pattern(cmds: &[Cmd], k: usize) -> bool {
+    let mut j = k + 1;
+    while j < cmds.len() {
+        if cmds[j].words.len() != 1 {
+            return false;
+        }
+        match cmds[j].op_after.as_deref() {
+            Some("|") => j += 1,
+            Some(")") => return true,
+            _ => return false,
+        }
+    }
+    false
+}
