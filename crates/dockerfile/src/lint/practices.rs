@@ -610,11 +610,11 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
             );
         }
     }
-    // A pipe from `echo`/`printf` cannot hide a failure, and `yes` always dies of
-    // SIGPIPE (pipefail would make it fail the build).
+    // A pipe from `echo`/`printf` (or a `{ }` group of them) cannot hide a failure,
+    // and `yes` always dies of SIGPIPE (pipefail would make it fail the build).
     let has_pipe = cmds.iter().enumerate().any(|(k, c)| {
         c.op_after.as_deref() == Some("|")
-            && !matches!(c.program(), Some("echo" | "printf" | "yes" | "true"))
+            && !runfacts::prints_only(&cmds, k)
             && !runfacts::case_pattern(&cmds, k)
     });
     let pipefail = cmds

@@ -262,3 +262,22 @@ pub(crate) fn case_pattern(cmds: &[Cmd], k: usize) -> bool {
     }
     false
 }
+
+/// Whether the command at `k` (the left side of a pipe) only prints: `echo`, `printf`,
+/// `yes`, `true`, or a `{ ...; }` group made of them.
+pub(crate) fn prints_only(cmds: &[Cmd], k: usize) -> bool {
+    let printer = |c: &Cmd| matches!(c.program(), Some("echo" | "printf" | "yes" | "true"));
+    if cmds[k].words.first().map(|w| w.text.as_str()) != Some("}") {
+        return printer(&cmds[k]);
+    }
+    // Walk back to the `{` that opens the group.
+    for j in (0..k).rev() {
+        if !printer(&cmds[j]) {
+            return false;
+        }
+        if cmds[j].words.first().map(|w| w.text.as_str()) == Some("{") {
+            return true;
+        }
+    }
+    false
+}
