@@ -291,7 +291,7 @@ fn pins(cx: &mut Ctx, cmds: &[Cmd], range: Range) {
             ("gem", "install") if !c.has_arg(|a| a == "-v" || a.starts_with("--version")) => {
                 ("LW033", unpinned(c, p, s, |x| x.contains(':')))
             }
-            ("go", "install") => ("LW034", unpinned(c, p, s, |x| x.contains('@'))),
+            ("go", "install" | "get") => ("LW034", unpinned(c, p, s, |x| x.contains('@'))),
             ("dnf" | "yum" | "microdnf", "install") => ("LW035", {
                 let mut u = unpinned(c, p, s, rpm_pinned);
                 u.retain(|x| !x.starts_with('@'));
