@@ -223,7 +223,9 @@ pub(crate) fn temporary_cd(cmds: &[Cmd], k: usize) -> bool {
     }
     let tmp = dir.starts_with("/tmp")
         || dir.contains("mktemp")
-        || dir.to_ascii_lowercase().contains("tmp")
+        || ["tmp", "temp"]
+            .iter()
+            .any(|t| dir.to_ascii_lowercase().contains(t))
         || matches!(dir, "-" | "" | ".." | "~");
     // `/usr/src` holds source trees being built; a later `cd /` or `cd -` returns.
     let src = dir.starts_with("/usr/src");
