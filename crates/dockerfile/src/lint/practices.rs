@@ -531,20 +531,14 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
                 }
             }
             "yum" | "dnf" | "microdnf" if s == "install" => yum_install = true,
-            // `RUN cd /app && ...` is where WORKDIR belongs; a cd in the middle of a
-            // longer script is the script's own navigation.
-            "cd" if cmds[..k]
-                .iter()
-                .all(|c| matches!(c.program(), Some("set") | None))
-                && !runfacts::temporary_cd(&cmds, k) =>
-            {
-                cx.report(
-                    "LW015",
-                    range,
-                    "Use WORKDIR instead of `cd` in RUN".into(),
-                    None,
-                )
-            }
+            // `RUN cd /app && ...` is where WORKDIR belongs; a cd later in a script
+            // (`set -eux; ...; cd x`) is the script's own navigation.
+            "cd" if k == 0 && !runfacts::temporary_cd(&cmds, k) => cx.report(
+                "LW015",
+                range,
+                "Use WORKDIR instead of `cd` in RUN".into(),
+                None,
+            ),
             "curl" | "wget" if c.op_after.as_deref() == Some("|") => {
                 if let Some(next) = cmds.get(k + 1) {
                     let np = prog(next);
