@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
-use lw_dockerfile::lint::{self, LintOptions, Severity};
+use layerwright::names;
+use layerwright::store::Store;
+use lw_dockerfile::lint::{self, BaseImage, LintOptions, Severity};
 use lw_dockerfile::model::{ModelOptions, Platform};
 use lw_dockerfile::parser::{self, Node};
 use serde_json::{json, Value};
@@ -63,6 +65,12 @@ pub struct LintArgs {
     /// Apply machine-applicable fixes to the file, then report what remains
     #[arg(long)]
     fix: bool,
+    /// Rules whose findings are errors (exit 1), ours included (repeatable or comma-separated)
+    #[arg(long = "error", value_delimiter = ',', value_name = "RULE")]
+    error_rules: Vec<String>,
+    /// Do not read base images' config from the store (use the built-in table)
+    #[arg(long)]
+    no_store: bool,
 }
 
 /// What `lint` found, so that `main` can exit with 1 when there are errors.
@@ -154,6 +162,7 @@ fn options(a: &LintArgs) -> Result<LintOptions> {
         skip: a.skip.clone(),
         experimental: a.experimental,
         buildkit_only: a.buildkit_only,
+        error_rules: a.error_rules.clone(),
         ..LintOptions::default()
     };
     let context = match &a.context {
@@ -193,11 +202,65 @@ fn options(a: &LintArgs) -> Result<LintOptions> {
     Ok(opts)
 }
 
+/// Reads the config (Env, User, WorkingDir) of every base image of the Dockerfile that
+/// is in the store, as BuildKit's checks see it; says on stderr which ones are not, and
+/// whether lint falls back to its built-in table for them. Never creates the store;
+/// `None` (`--no-store`) reads nothing.
+fn base_images(root: Option<&Path>, src: &[u8], opts: &mut LintOptions) {
+    let Ok(df) = parser::parse(src) else { return };
+    let Ok(model) = lw_dockerfile::model::Model::build(&df, &opts.model) else {
+        return;
+    };
+    let store = root
+        .filter(|r| r.join("index.json").is_file())
+        .and_then(|r| Store::open(r).ok());
+    let platform = opts
+        .model
+        .target_platform
+        .as_ref()
+        .and_then(|p| lw_oci::Platform::parse(&p.to_string()).ok());
+    let stage_names: Vec<&str> = model
+        .stages
+        .iter()
+        .filter_map(|s| s.name.as_deref())
+        .collect();
+    for stage in &model.stages {
+        let name = stage.base_name.as_str();
+        let lower = name.to_ascii_lowercase();
+        if name.is_empty()
+            || lower == "scratch"
+            || stage_names.contains(&lower.as_str())
+            || opts.base_images.contains_key(name)
+        {
+            continue;
+        }
+        let found = store.as_ref().and_then(|st| {
+            let f = names::resolve(st, name).ok()?;
+            st.resolve(&f.descriptor, platform.as_ref()).ok()
+        });
+        match found {
+            Some(img) => {
+                let c = &img.config.config;
+                let env = c.env.clone().unwrap_or_default();
+                let b = BaseImage::from_config(&env, c.user.as_deref(), c.working_dir.as_deref());
+                opts.base_images.insert(name.to_string(), b);
+            }
+            None if lint::has_fallback(name) => eprintln!(
+                "note: base image {name} is not in the store: lint used its built-in table of that image's config"
+            ),
+            None => eprintln!(
+                "note: base image {name} is not in the store: lint does not know its Env, User and WorkingDir"
+            ),
+        }
+    }
+}
+
 /// `layerwright lint`: prints findings; returns [`LintOutcome::Errors`] when any finding
 /// is an error (main then exits with status 1).
-pub fn lint(a: LintArgs) -> Result<LintOutcome> {
+pub fn lint(root: &Path, a: LintArgs) -> Result<LintOutcome> {
     let mut src = read_input(&a.file)?;
-    let opts = options(&a)?;
+    let mut opts = options(&a)?;
+    base_images((!a.no_store).then_some(root), &src, &mut opts);
     let name = if a.file == "-" {
         "Dockerfile"
     } else {

@@ -115,7 +115,7 @@ fn main() -> ExitCode {
         } => cmd_image::images(&root, a),
         Command::Build(a) => cmd_build::build(&root, a),
         Command::Parse(a) => cmd_dockerfile::parse(a),
-        Command::Lint(a) => match cmd_dockerfile::lint(a) {
+        Command::Lint(a) => match cmd_dockerfile::lint(&root, a) {
             Ok(cmd_dockerfile::LintOutcome::Errors) => return ExitCode::from(1),
             Ok(cmd_dockerfile::LintOutcome::Clean) => Ok(()),
             Err(e) => Err(e),

@@ -102,3 +102,66 @@ fn lint_reports_findings_in_three_formats_and_exits_1_on_errors() {
     );
     assert!(all.contains(":2:"), "{all}");
 }
+
+#[test]
+fn lint_reads_base_image_config_from_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nENV HOME=/home/app NB_UID=1000\nWORKDIR /srv\nUSER 1000\n",
+    )
+    .unwrap();
+    lw_ok(
+        &root,
+        &["build", "-q", "-t", "local/base:1", ctx.to_str().unwrap()],
+    );
+    let df = tmp.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM local/base:1\nCOPY a.txt conf/\nWORKDIR \"${HOME}\"\nRUN chown \"${NB_UID}\" conf\n",
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join(".dockerignore"), "*.log\n").unwrap();
+    let f = df.to_str().unwrap();
+    let json = |extra: &[&str]| -> (Vec<(String, String)>, String) {
+        let mut args = vec!["lint", "--format", "json", "-f", f];
+        args.extend_from_slice(extra);
+        let o = lw(&root, &args);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let found = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                let rule = x["rule"].as_str().unwrap().to_string();
+                (rule, x["severity"].as_str().unwrap().to_string())
+            })
+            .collect();
+        (found, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    // From the store: HOME makes the WORKDIR absolute, the WorkingDir makes the COPY's
+    // destination defined, and the non-root USER makes LW009 informational.
+    let (found, err) = json(&[]);
+    assert!(!err.contains("not in the store"), "{err}");
+    for rule in ["WorkdirRelativePath", "LW010", "LW038", "UndefinedVar"] {
+        assert!(!found.iter().any(|(r, _)| r == rule), "{rule}: {found:?}");
+    }
+    assert!(
+        found.contains(&("LW009".into(), "info".into())),
+        "{found:?}"
+    );
+    // Without the store, lint says so and judges less.
+    let (found, err) = json(&["--no-store"]);
+    assert!(err.contains("local/base:1 is not in the store"), "{err}");
+    assert!(
+        found.contains(&("LW009".into(), "warning".into())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("LW038".into(), "warning".into())),
+        "{found:?}"
+    );
+}

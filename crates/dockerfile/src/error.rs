@@ -9,6 +9,9 @@ pub enum Error {
         column: usize,
         message: String,
     },
+    /// An empty Dockerfile (BuildKit checks this before parsing).
+    #[error("the Dockerfile cannot be empty")]
+    Empty,
     /// A shell-word expansion failed (`${v:?msg}`, bad substitution, unterminated quote...).
     #[error("{message}")]
     Expand { message: String },

@@ -32,8 +32,10 @@ fn no_ignore_file() -> LintOptions {
 
 fn python_env() -> LintOptions {
     let mut o = LintOptions::default();
-    o.base_image_env
-        .insert("myorg/python".into(), vec!["PYTHON_VERSION".into()]);
+    o.base_images.insert(
+        "myorg/python".into(),
+        lw_dockerfile::lint::BaseImage::from_config(&["PYTHON_VERSION=3.13".into()], None, None),
+    );
     o
 }
 
@@ -92,6 +94,18 @@ const CASES: &[Case] = &[
     Case { rule: "LW026", bad: "FROM alpine:3.20 AS build\nCOPY --from=build /a /b\n", good: "FROM alpine:3.20 AS build\nFROM alpine:3.20\nCOPY --from=build /a /b\n", message: "", opts: none },
     Case { rule: "LW027", bad: "FROM alpine:3.20\nADD https://example.com/app.tar.gz /app/\n", good: "FROM alpine:3.20\nADD --checksum=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef https://example.com/app.tar.gz /app/\n", message: "", opts: none },
     Case { rule: "LW028", bad: "FROM alpine:3.20\nRUN echo a\nRUN echo b\n", good: "FROM alpine:3.20\nRUN echo a && echo b\n", message: "", opts: none },
+    Case { rule: "LW029", bad: "FROM debian:13\nRUN apt-get install -y curl\n", good: "FROM debian:13\nRUN apt-get install -y curl=8.14.1-2 ./local.deb $EXTRA\n", message: "apt-get install: pin the versions of curl for reproducible builds", opts: none },
+    Case { rule: "LW030", bad: "FROM alpine:3.20\nRUN apk add --no-cache curl\n", good: "FROM alpine:3.20\nRUN apk add --no-cache -t .deps curl=8.9.1-r0 'jq>1.6'\n", message: "apk add: pin the versions of curl for reproducible builds", opts: none },
+    Case { rule: "LW031", bad: "FROM python:3.13\nRUN pip install --no-cache-dir -i https://pypi.example flask\n", good: "FROM python:3.13\nRUN pip install --no-cache-dir flask==3.0.3 'x>=1' -U pip && pip install -r req.txt\n", message: "pip install: pin the versions of flask for reproducible builds", opts: none },
+    Case { rule: "LW032", bad: "FROM node:22\nRUN npm install -g @scope/tool\n", good: "FROM node:22\nRUN npm install -g @scope/tool@1.2.3 typescript@5\n", message: "npm install: pin the versions of @scope/tool for reproducible builds", opts: none },
+    Case { rule: "LW033", bad: "FROM ruby:3.3\nRUN gem install rails\n", good: "FROM ruby:3.3\nRUN gem install rails:7.2.1 && gem install rake -v 13.2.1\n", message: "gem install: pin the versions of rails for reproducible builds", opts: none },
+    Case { rule: "LW034", bad: "FROM golang:1.23\nRUN go install example.com/tool\n", good: "FROM golang:1.23\nRUN go install example.com/tool@v1.2.3 ./cmd/...\n", message: "go install: pin the versions of example.com/tool for reproducible builds", opts: none },
+    Case { rule: "LW035", bad: "FROM fedora:41\nRUN dnf install -y python3-devel && dnf clean all\n", good: "FROM fedora:41\nRUN dnf install -y python3-devel-3.13.1 @development-tools && dnf clean all\n", message: "dnf install: pin the versions of python3-devel for reproducible builds", opts: none },
+    Case { rule: "LW036", bad: "FROM debian:13\nRUN wget https://example.com/x\n", good: "FROM debian:13\nRUN wget -qO- https://example.com/x > x && wget -nv https://e.com/y && wget --progress=dot:giga https://e.com/z\n", message: "", opts: none },
+    Case { rule: "LW037", bad: "FROM alpine:3.20 AS build\nFROM scratch\nCOPY --from=build / /\n", good: "FROM alpine:3.20 AS build\nFROM scratch\nCOPY --from=build /bin/busybox /bin/\n", message: "", opts: none },
+    Case { rule: "LW038", bad: "FROM alpine:3.20\nCOPY a.txt data/\n", good: "FROM alpine:3.20\nCOPY a.txt /data/\nWORKDIR /app\nCOPY b.txt data/\n", message: "", opts: none },
+    Case { rule: "LW039", bad: "FROM debian:13\nRUN wget -q https://e.com/a && curl -fsSLO https://e.com/b\n", good: "FROM debian:13\nRUN curl -fsSLO https://e.com/a && curl -fsSLO https://e.com/b\n", message: "Both wget and curl are used; one download tool is enough", opts: none },
+    Case { rule: "LW040", bad: "FROM alpine:3.20 AS build\nFROM alpine:3.20\nCOPY --from=biuld /x /x\n", good: "FROM alpine:3.20 AS build\nFROM alpine:3.20\nCOPY --from=build /x /x\nCOPY --from=BUILD /y /y\nCOPY --from=nginx:1.27 /z /z\n", message: "COPY --from=biuld names no stage (did you mean build?); it is pulled as the image biuld:latest", opts: none },
 ];
 
 fn count(src: &str, rule: &str, opts: &LintOptions) -> usize {

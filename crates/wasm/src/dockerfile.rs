@@ -282,13 +282,35 @@ fn finding_rs(f: FindingJs) -> Finding {
     }
 }
 
-/// `lint(dockerfile, {dockerignore?, contextHasDockerignore?})`: build checks and best-practice findings.
+/// A base image's config as the tab read it (from the registry): `{env: ["K=V"], user, workingDir}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BaseImageJs {
+    #[serde(default)]
+    env: Vec<String>,
+    user: Option<String>,
+    working_dir: Option<String>,
+}
+
+/// `lint(dockerfile, {dockerignore?, contextHasDockerignore?, baseImages?})`: build checks and best-practice
+/// findings; `baseImages` maps an image name as written in FROM to its config.
 #[wasm_bindgen]
 pub fn lint(dockerfile: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     let mut o = LintOptions {
         dockerignore: get_string(&opts, "dockerignore")?,
         ..Default::default()
     };
+    let bases = crate::js::get(&opts, "baseImages")?;
+    if !bases.is_undefined() && !bases.is_null() {
+        let map: std::collections::BTreeMap<String, BaseImageJs> =
+            serde_wasm_bindgen::from_value(bases)
+                .map_err(|e| err(format!("lint: bad baseImages: {e}")))?;
+        for (name, b) in map {
+            let image =
+                lint::BaseImage::from_config(&b.env, b.user.as_deref(), b.working_dir.as_deref());
+            o.base_images.insert(name, image);
+        }
+    }
     let has = crate::js::get(&opts, "contextHasDockerignore")?;
     if !has.is_undefined() && !has.is_null() {
         o.context_has_dockerignore = Some(get_bool(&opts, "contextHasDockerignore")?);

@@ -1,78 +1,13 @@
 //! BuildKit's build checks (the 21 rules documented at
 //! https://docs.docker.com/go/dockerfile/rule/), with BuildKit's messages.
 
+use super::baseimg;
 use super::context::{go_quote, suggest, Ctx};
 use super::dockerignore::IgnoreList;
-use super::{reference, Edit, Fix, Range};
-use crate::model::{BaseRef, Instruction, Platform, Stage, VarKind};
+use super::{reference, Edit, Fix, Range, Severity};
+use crate::model::{Instruction, Platform, Stage, VarKind};
 use crate::parser::Node;
 use crate::shell::{EnvList, Lexer};
-
-/// Environment names of popular official images, used by `UndefinedVar` when the
-/// caller did not give the base image's configuration.
-const KNOWN_IMAGE_ENV: &[(&str, &[&str])] = &[
-    ("node", &["NODE_VERSION", "YARN_VERSION"]),
-    (
-        "python",
-        &["LANG", "GPG_KEY", "PYTHON_VERSION", "PYTHON_SHA256"],
-    ),
-    ("golang", &["GOLANG_VERSION", "GOTOOLCHAIN", "GOPATH"]),
-    ("rust", &["RUSTUP_HOME", "CARGO_HOME", "RUST_VERSION"]),
-    (
-        "ruby",
-        &[
-            "LANG",
-            "RUBY_VERSION",
-            "RUBY_DOWNLOAD_SHA256",
-            "GEM_HOME",
-            "BUNDLE_SILENCE_ROOT_WARNING",
-            "BUNDLE_APP_CONFIG",
-        ],
-    ),
-    ("openjdk", &["JAVA_HOME", "JAVA_VERSION", "LANG"]),
-    (
-        "eclipse-temurin",
-        &["JAVA_HOME", "JAVA_VERSION", "LANG", "LANGUAGE", "LC_ALL"],
-    ),
-    (
-        "nginx",
-        &[
-            "NGINX_VERSION",
-            "NJS_VERSION",
-            "NJS_RELEASE",
-            "PKG_RELEASE",
-            "DYNPKG_RELEASE",
-        ],
-    ),
-    (
-        "php",
-        &[
-            "PHPIZE_DEPS",
-            "PHP_INI_DIR",
-            "PHP_VERSION",
-            "PHP_URL",
-            "PHP_SHA256",
-            "PHP_CFLAGS",
-            "PHP_CPPFLAGS",
-            "PHP_LDFLAGS",
-            "GPG_KEYS",
-            "PHP_ASC_URL",
-        ],
-    ),
-    (
-        "httpd",
-        &[
-            "HTTPD_PREFIX",
-            "HTTPD_VERSION",
-            "HTTPD_SHA256",
-            "HTTPD_PATCHES",
-        ],
-    ),
-    (
-        "postgres",
-        &["PGDATA", "PG_MAJOR", "PG_VERSION", "LANG", "GOSU_VERSION"],
-    ),
-];
 
 fn upper(s: &str) -> String {
     s.to_ascii_uppercase()
@@ -454,12 +389,7 @@ fn has_shell(cx: &Ctx, stage: &Stage, before_line: usize) -> bool {
         {
             return true;
         }
-        cur = match s.base {
-            BaseRef::Stage(p) if p != s.index && hops < cx.model.stages.len() => {
-                cx.model.stages.get(p)
-            }
-            _ => None,
-        };
+        cur = baseimg::parent(cx, s).filter(|_| hops < cx.model.stages.len());
         limit = usize::MAX;
         hops += 1;
     }
@@ -471,10 +401,7 @@ fn has_shell(cx: &Ctx, stage: &Stage, before_line: usize) -> bool {
 pub(crate) fn parent_sets_workdir(cx: &Ctx, stage: &Stage) -> bool {
     let mut cur = stage;
     for _ in 0..cx.model.stages.len() {
-        let BaseRef::Stage(p) = cur.base else {
-            return false;
-        };
-        let Some(parent) = cx.model.stages.get(p).filter(|s| s.index != cur.index) else {
+        let Some(parent) = baseimg::parent(cx, cur) else {
             return false;
         };
         if parent.instructions.iter().any(|i| i.keyword == "workdir") {
@@ -495,28 +422,8 @@ pub(crate) fn is_abs(p: &str) -> bool {
 /// The names the stage's base image is known to define.
 fn base_env(cx: &Ctx, stage: &Stage) -> Vec<String> {
     let mut out = vec!["PATH".to_string()];
-    let mut cur = stage;
-    for _ in 0..=cx.model.stages.len() {
-        match &cur.base {
-            BaseRef::Stage(p) if *p != cur.index => match cx.model.stages.get(*p) {
-                Some(s) => cur = s,
-                None => break,
-            },
-            BaseRef::Image(img) => {
-                let name = reference::split(img).name;
-                let short = name.rsplit('/').next().unwrap_or(name);
-                for key in [img.as_str(), name, short] {
-                    if let Some(v) = cx.options.base_image_env.get(key) {
-                        out.extend(v.iter().cloned());
-                    }
-                }
-                if let Some((_, v)) = KNOWN_IMAGE_ENV.iter().find(|(k, _)| *k == short) {
-                    out.extend(v.iter().map(|s| s.to_string()));
-                }
-                break;
-            }
-            _ => break,
-        }
+    if let Some(b) = baseimg::config(cx, stage) {
+        out.extend(b.image.env.iter().map(|(k, _)| k.clone()));
     }
     out
 }
@@ -525,6 +432,11 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
     let df = cx.df;
     let mut workdir_set = parent_sets_workdir(cx, stage);
     let known_env = base_env(cx, stage);
+    // Whether `known_env` is the base image's whole Env (real config, or no image).
+    let env_complete = match baseimg::root_image(cx, stage) {
+        None => true,
+        Some(_) => baseimg::config(cx, stage).is_some_and(|k| k.complete),
+    };
     let ignore = cx.options.dockerignore.as_deref().map(IgnoreList::parse);
     for kw in ["cmd", "entrypoint", "healthcheck"] {
         let all: Vec<&Instruction> = stage
@@ -572,9 +484,10 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
                 );
             }
             "workdir" => {
-                let path = ins.words.first().cloned().unwrap_or_default();
-                // Only the first WORKDIR of the build chain is checked, as BuildKit does.
-                if !workdir_set && !is_abs(&path) {
+                // Only the first WORKDIR of the build chain is checked, as BuildKit does;
+                // a path from a base image variable whose value is unknown is not judged.
+                let path = baseimg::workdir_path(cx, stage, ins, node);
+                if let Some(path) = path.filter(|p| !workdir_set && !is_abs(p)) {
                     cx.report(
                         "WorkdirRelativePath",
                         range,
@@ -613,7 +526,14 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
                 if let Some(s) = suggest(name, candidates) {
                     msg.push_str(&format!(" (did you mean ${s}?)"));
                 }
-                cx.report("UndefinedVar", range, msg, None);
+                // BuildKit knows the base image's Env; without it the variable may
+                // well be defined there, so the finding is only informational.
+                let severity = if env_complete {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                };
+                cx.report_as("UndefinedVar", severity, range, msg, None);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! helpers to locate words in the source and to report findings.
 
 use super::rules::rule_info;
-use super::{Edit, Finding, Fix, LintOptions, Range};
+use super::{Edit, Finding, Fix, LintOptions, Range, Severity};
 use crate::model::Model;
 use crate::parser::{Dockerfile, Node, Position};
 
@@ -57,6 +57,21 @@ impl<'a> Ctx<'a> {
             documentation: info.doc.to_string(),
             fix,
         });
+    }
+
+    /// Reports a finding with a severity other than the rule's default.
+    pub fn report_as(
+        &mut self,
+        rule: &str,
+        severity: Severity,
+        range: Range,
+        message: String,
+        fix: Option<Fix>,
+    ) {
+        self.report(rule, range, message, fix);
+        if let Some(f) = self.findings.last_mut().filter(|f| f.rule == rule) {
+            f.severity = severity;
+        }
     }
 
     /// The range of a whole node.

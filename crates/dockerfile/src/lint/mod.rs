@@ -8,13 +8,17 @@
 //! assert!(f.iter().any(|f| f.rule == "StageNameCasing"));
 //! ```
 
+mod baseimg;
 mod buildkit;
 mod context;
+mod coverage;
 mod dockerignore;
+mod fatal;
 mod fix;
 mod practices;
 mod reference;
 mod rules;
+mod runfacts;
 mod sarif;
 mod shellscan;
 
@@ -22,9 +26,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use baseimg::has_fallback;
 pub use dockerignore::IgnoreList;
 pub use fix::{apply_edits, apply_fixes};
-pub use rules::{rule_info, RuleInfo, RULES};
+pub use rules::{hadolint_codes, rule_for_hadolint, rule_info, RuleInfo, HADOLINT, RULES};
 pub use sarif::to_sarif;
 
 use crate::model::{Model, ModelOptions};
@@ -115,15 +120,45 @@ pub struct LintOptions {
     pub dockerignore: Option<String>,
     /// `Some(false)` when the caller knows the context has no `.dockerignore` (`LW013`).
     pub context_has_dockerignore: Option<bool>,
-    /// Known environment variable names of base images (image name as written in
-    /// `FROM`, without tag also accepted), for `UndefinedVar`.
-    pub base_image_env: BTreeMap<String, Vec<String>>,
+    /// The configuration of base images the caller could read (from its store or a
+    /// registry), by image name as written in `FROM` (the name without tag is also
+    /// looked up). Without an entry, a built-in table of popular images stands in.
+    pub base_images: BTreeMap<String, BaseImage>,
+    /// Rules whose findings are errors (ours included); `# check=error=true` only
+    /// raises BuildKit's rules.
+    pub error_rules: Vec<String>,
     /// Rules to skip in addition to the `# check=skip=` directive.
     pub skip: Vec<String>,
     /// Enable experimental rules (`InvalidDefinitionDescription`).
     pub experimental: bool,
     /// Only run BuildKit's rules (no `LW` rules).
     pub buildkit_only: bool,
+}
+
+/// What lint needs of a base image's config: its `Env`, `User` and `WorkingDir`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaseImage {
+    /// `KEY=value` pairs split at the first `=`.
+    pub env: Vec<(String, String)>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+}
+
+impl BaseImage {
+    /// From an image config's `Env` strings (`KEY=value`).
+    pub fn from_config(env: &[String], user: Option<&str>, working_dir: Option<&str>) -> BaseImage {
+        BaseImage {
+            env: env
+                .iter()
+                .map(|e| match e.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (e.clone(), String::new()),
+                })
+                .collect(),
+            user: user.filter(|u| !u.is_empty()).map(str::to_string),
+            working_dir: working_dir.filter(|w| !w.is_empty()).map(str::to_string),
+        }
+    }
 }
 
 /// The parsed `# check=` directive.
@@ -199,8 +234,23 @@ impl CheckDirective {
 /// `FROM`, unknown `--target`) are returned as `Err`; everything else is a finding.
 /// Findings are sorted by position.
 pub fn lint(src: &[u8], options: &LintOptions) -> Result<Vec<Finding>, Error> {
+    if src.is_empty() {
+        return Err(Error::Empty);
+    }
     let df = parser::parse(src)?;
-    let model = Model::build(&df, &options.model)?;
+    let model = match Model::build(&df, &options.model) {
+        Ok(m) => m,
+        Err(e) => {
+            // BuildKit parses every instruction before it looks for a stage, so an
+            // unknown instruction before the first FROM (`{{ template }}`) is its error.
+            let first_bad = df
+                .children
+                .iter()
+                .take_while(|n| n.keyword() != "from")
+                .find_map(|n| crate::instructions::parse_instruction(n).err());
+            return Err(first_bad.unwrap_or(e));
+        }
+    };
     let mut findings = lint_parsed(src, &df, &model, options);
     // An instruction BuildKit would refuse (unknown keyword or flag, bad arguments) is an error finding, so an
     // editor can underline it; every instruction is checked, not only the first bad one.
@@ -211,20 +261,13 @@ pub fn lint(src: &[u8], options: &LintOptions) -> Result<Vec<Finding>, Error> {
             message,
         }) = crate::instructions::parse_instruction(node)
         {
-            findings.push(Finding {
-                rule: "InvalidInstruction".into(),
-                name: "InvalidInstruction".into(),
-                severity: Severity::Error,
-                range: Range {
-                    start_line: line,
-                    start_column: column,
-                    end_line: node.end_line.max(line),
-                    end_column: column + 1,
-                },
-                message,
-                documentation: "https://docs.docker.com/reference/dockerfile/".into(),
-                fix: None,
-            });
+            let range = Range {
+                start_line: line,
+                start_column: column,
+                end_line: node.end_line.max(line),
+                end_column: column + 1,
+            };
+            findings.push(fatal::finding(range, message));
         }
     }
     findings.sort_by_key(|f| (f.range.start_line, f.range.start_column));
@@ -256,10 +299,29 @@ pub fn lint_parsed(
         })
         .collect();
     let mut cx = context::Ctx::new(src, df, model, options);
+    fatal::run(&mut cx);
     buildkit::run(&mut cx);
     if !options.buildkit_only {
         practices::run(&mut cx);
+        coverage::run(&mut cx);
     }
+    // hadolint's inline `# hadolint ignore=DL3008,LW005` above an instruction, and
+    // `# hadolint global ignore=...` anywhere.
+    let inline: Vec<(usize, Vec<String>)> = df
+        .children
+        .iter()
+        .map(|n| (n.start_line, hadolint_ignores(&n.prev_comment, false)))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let global: Vec<String> = src
+        .split(|&c| c == b'\n')
+        .filter_map(|l| {
+            let t = String::from_utf8_lossy(l);
+            let t = t.trim_start();
+            t.starts_with('#').then(|| t[1..].to_string())
+        })
+        .flat_map(|c| hadolint_ignores(&[c.into_bytes()], true))
+        .collect();
     let mut out: Vec<Finding> = cx
         .findings
         .into_iter()
@@ -267,6 +329,16 @@ pub fn lint_parsed(
             let Some(info) = rule_info(&f.rule) else {
                 return true;
             };
+            let ignored = inline
+                .iter()
+                .filter(|(l, _)| *l == f.range.start_line)
+                .flat_map(|(_, v)| v)
+                .chain(&global)
+                .chain(&options.skip)
+                .any(|code| names_rule(code, info));
+            if ignored {
+                return false;
+            }
             let here = local
                 .iter()
                 .find(|(l, _)| *l == f.range.start_line)
@@ -276,11 +348,20 @@ pub fn lint_parsed(
                 options.experimental || configs.into_iter().any(|d| d.enables_experimental(info))
             } else {
                 !configs.into_iter().any(|d| d.skips(info))
-                    && !options.skip.iter().any(|s| s.eq_ignore_ascii_case(info.id))
             }
         })
         .map(|mut f| {
-            if directive.error && f.severity == Severity::Warning {
+            // BuildKit's `error=true` knows only BuildKit's rules; ours turn into
+            // errors only when the caller names them.
+            let buildkit_rule = rule_info(&f.rule).is_some_and(|i| !i.id.starts_with("LW"));
+            if directive.error && buildkit_rule && f.severity == Severity::Warning {
+                f.severity = Severity::Error;
+            }
+            if options
+                .error_rules
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(&f.rule))
+            {
                 f.severity = Severity::Error;
             }
             f
@@ -288,6 +369,41 @@ pub fn lint_parsed(
         .collect();
     out.sort_by(|a, b| a.range.cmp(&b.range).then_with(|| a.rule.cmp(&b.rule)));
     out.dedup();
+    out
+}
+
+/// Whether `code` (our id, BuildKit's, or a hadolint code) names the rule.
+fn names_rule(code: &str, info: &RuleInfo) -> bool {
+    code.eq_ignore_ascii_case(info.id)
+        || hadolint_codes(info.id)
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(code))
+}
+
+/// The codes of `hadolint ignore=A,B` comments (`hadolint global ignore=` when `global`).
+fn hadolint_ignores(comments: &[Vec<u8>], global: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in comments {
+        let text = String::from_utf8_lossy(c);
+        let mut words = text.split_whitespace();
+        if words.next() != Some("hadolint") {
+            continue;
+        }
+        let mut next = words.next();
+        if global {
+            if next != Some("global") {
+                continue;
+            }
+            next = words.next();
+        }
+        if let Some(list) = next.and_then(|w| w.strip_prefix("ignore=")) {
+            out.extend(
+                list.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            );
+        }
+    }
     out
 }
 

@@ -2,9 +2,11 @@
 //! Images 101" and hadolint: pinned bases, package-manager hygiene, non-root images,
 //! shell pitfalls in RUN, and cache-friendly ordering.
 
+use super::baseimg;
 use super::context::{at, Ctx};
+use super::runfacts::{self, prog_sub};
 use super::shellscan::{commands, Cmd};
-use super::{reference, Edit, Fix};
+use super::{reference, Edit, Fix, Severity};
 use crate::model::{BaseRef, Instruction, Stage};
 use crate::parser::Node;
 
@@ -62,30 +64,38 @@ pub(crate) fn run(cx: &mut Ctx) {
 }
 
 fn base_image(cx: &mut Ctx, stage: &Stage) {
-    let BaseRef::Image(img) = &stage.base else {
+    let BaseRef::Image(img) = baseimg::base_of(stage) else {
         return;
     };
-    if stage.base_raw.contains('$') {
-        return;
-    }
-    let r = reference::split(img);
-    if r.digest.is_some() {
+    let r = reference::split(&img);
+    if r.digest.is_some() || img.is_empty() {
         return;
     }
     let node = &cx.df.children[stage.from.node];
+    // With an ARG in the name, only a tag the default values give is judged: an
+    // untagged `$IMAGE` may well carry its tag in the build arg.
+    let written = reference::split(&stage.base_raw);
+    let from_arg = stage.base_raw.contains('$');
     match r.tag {
-        None => cx.report(
+        None if !from_arg => cx.report(
             "LW001",
             cx.node_range(node),
             format!("Base image '{img}' has no tag (it means 'latest'); pin a version"),
             None,
         ),
-        Some("latest") => cx.report(
-            "LW002",
-            cx.node_range(node),
-            format!("Base image '{img}' uses the 'latest' tag; pin a specific version"),
-            None,
-        ),
+        Some("latest") => {
+            let how = if from_arg && written.tag != Some("latest") {
+                format!(" (from the default value of '{}')", stage.base_raw)
+            } else {
+                String::new()
+            };
+            cx.report(
+                "LW002",
+                cx.node_range(node),
+                format!("Base image '{img}' uses the 'latest' tag{how}; pin a specific version"),
+                None,
+            )
+        }
         _ => {}
     }
 }
@@ -97,6 +107,7 @@ fn is_run_like(i: &Instruction) -> bool {
 fn stage_rules(cx: &mut Ctx, stage: &Stage) {
     let df = cx.df;
     let mut workdir_set = super::buildkit::parent_sets_workdir(cx, stage);
+    let mut relative_seen = false;
     let mut copy_all: Option<&Instruction> = None;
     let mut copy_all_reported = false;
     let mut prev: Option<&Instruction> = None;
@@ -153,15 +164,29 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
             "cmd" | "entrypoint" => exec_form_vars(cx, ins, node),
             "workdir" => {
                 // BuildKit's WorkdirRelativePath checks only the first WORKDIR; this
-                // covers the later relative ones.
-                let p = ins.words.first().cloned().unwrap_or_default();
-                if workdir_set && !super::buildkit::is_abs(&p) {
+                // covers the later relative ones, once per stage (fixing the first
+                // relative one usually fixes the rest).
+                let p = baseimg::workdir_path(cx, stage, ins, node);
+                if let Some(p) =
+                    p.filter(|p| workdir_set && !relative_seen && !super::buildkit::is_abs(p))
+                {
+                    let more = stage
+                        .instructions
+                        .iter()
+                        .filter(|i| i.keyword == "workdir" && i.start_line > ins.start_line)
+                        .count();
+                    let tail = if more > 0 {
+                        " (later WORKDIRs of this stage are not reported again)"
+                    } else {
+                        ""
+                    };
                     cx.report(
                         "LW010",
                         range,
-                        format!("WORKDIR '{p}' is relative; use an absolute path"),
+                        format!("WORKDIR '{p}' is relative; use an absolute path{tail}"),
                         None,
                     );
+                    relative_seen = true;
                 }
                 workdir_set = true;
             }
@@ -364,12 +389,7 @@ fn shell_handles_pipes(cx: &Ctx, stage: &Stage, line: usize) -> bool {
                 .unwrap_or("");
             return sh.words.iter().any(|w| w.contains("pipefail")) || !SHELLS.contains(&prog);
         }
-        cur = match s.base {
-            BaseRef::Stage(p) if p != s.index && hops < cx.model.stages.len() => {
-                cx.model.stages.get(p)
-            }
-            _ => None,
-        };
+        cur = baseimg::parent(cx, s).filter(|_| hops < cx.model.stages.len());
         hops += 1;
     }
     false
@@ -383,12 +403,20 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
     let range = cx.node_range(node);
     let prog = |c: &Cmd| c.program().unwrap_or("").to_string();
     let mut apt_update = false;
-    let mut apt_install = false;
+    let mounts = runfacts::mounts(ins);
+    // A later clean-up or a cache mount makes the cache options unneeded.
+    let pip_cached = cmds.iter().any(runfacts::cleans_pip_cache)
+        || mounts.iter().any(|m| {
+            m.kind == "cache" && (m.target.ends_with(".cache/pip") || m.target.ends_with("/.cache"))
+        });
+    let apk_cached = cmds.iter().any(runfacts::cleans_apk_cache)
+        || runfacts::mounted(&mounts, "/var/cache/apk")
+        || runfacts::mounted(&mounts, "/etc/apk/cache");
     let mut yum_install = false;
     for (k, c) in cmds.iter().enumerate() {
         let p = prog(c);
         let s = sub(c).unwrap_or("").to_string();
-        if c.words[0].text == "sudo" {
+        if c.wrappers().any(|w| w == "sudo") {
             cx.report(
                 "LW016",
                 range,
@@ -400,7 +428,6 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
             "apt-get" => match s.as_str() {
                 "update" => apt_update = true,
                 "install" => {
-                    apt_install = true;
                     let t = c.subcommand().map(|t| t.range).unwrap_or(range);
                     let recommends = c.has_arg(|a| {
                         a == "--no-install-recommends" || a.contains("Install-Recommends")
@@ -460,7 +487,10 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
                 );
             }
             "apk" => {
-                if s == "add" && !c.has_arg(|a| a == "--no-cache") {
+                if s == "add"
+                    && !apk_cached
+                    && !c.has_arg(|a| a == "--no-cache" || a == "--no-network")
+                {
                     let t = c.subcommand().map(|t| t.range).unwrap_or(range);
                     let fix =
                         insert_after("Add --no-cache", t.end_line, t.end_column, " --no-cache");
@@ -480,7 +510,7 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
                     );
                 }
             }
-            "pip" | "pip3" if s == "install" => pip(cx, ins, c, range),
+            "pip" | "pip3" if s == "install" && !pip_cached => pip(cx, ins, c, range),
             "npm" if matches!(s.as_str(), "install" | "i") => {
                 let t = c.subcommand().map(|t| t.range).unwrap_or(range);
                 let after: Vec<&str> = c
@@ -501,7 +531,9 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
                 }
             }
             "yum" | "dnf" | "microdnf" if s == "install" => yum_install = true,
-            "cd" => cx.report(
+            // `RUN cd /app && ...` is where WORKDIR belongs; a cd later in a script
+            // (`set -eux; ...; cd x`) is the script's own navigation.
+            "cd" if k == 0 && !runfacts::temporary_cd(&cmds, k) => cx.report(
                 "LW015",
                 range,
                 "Use WORKDIR instead of `cd` in RUN".into(),
@@ -525,11 +557,23 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
                     }
                 }
             }
-            p if p.starts_with("python") && python_pip_install(c) => pip(cx, ins, c, range),
+            p if p.starts_with("python") && python_pip_install(c) && !pip_cached => {
+                pip(cx, ins, c, range)
+            }
             _ => {}
         }
     }
-    if apt_update && !apt_install {
+    let apt_install = cmds.iter().any(|c| prog_sub(c) == ("apt-get", "install"));
+    // The index only goes stale if it stays in the layer and nothing (not even a
+    // script the RUN runs) used it.
+    let lists_gone = cmds.iter().any(runfacts::cleans_apt_lists)
+        || runfacts::mounted(&mounts, "/var/lib/apt/lists");
+    if apt_update
+        && !lists_gone
+        && !cmds
+            .iter()
+            .any(|c| runfacts::reads_apt_index(c) || runfacts::runs_script(c))
+    {
         cx.report(
             "LW003",
             range,
@@ -538,9 +582,8 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
         );
     }
     if apt_install {
-        let cleaned = cmds
-            .iter()
-            .any(|c| prog(c) == "rm" && c.has_arg(|a| a.contains("/var/lib/apt/lists")));
+        let cleaned = cmds.iter().any(runfacts::cleans_apt_lists)
+            || runfacts::mounted(&mounts, "/var/lib/apt/lists");
         if !cleaned {
             let fix = append_fix(
                 cx,
@@ -569,7 +612,13 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
             );
         }
     }
-    let has_pipe = cmds.iter().any(|c| c.op_after.as_deref() == Some("|"));
+    // A pipe from `echo`/`printf` (or a `{ }` group of them) cannot hide a failure,
+    // and `yes` always dies of SIGPIPE (pipefail would make it fail the build).
+    let has_pipe = cmds.iter().enumerate().any(|(k, c)| {
+        c.op_after.as_deref() == Some("|")
+            && !runfacts::prints_only(&cmds, k)
+            && !runfacts::case_pattern(&cmds, k)
+    });
     let pipefail = cmds
         .iter()
         .any(|c| prog(c) == "set" && c.has_arg(|a| a.contains("pipefail")));
@@ -632,8 +681,8 @@ fn final_user(cx: &mut Ctx, stage: &Stage) {
     for _ in 0..=cx.model.stages.len() {
         if let Some(u) = cur.instructions.iter().rev().find(|i| i.keyword == "user") {
             let user = u.words.first().cloned().unwrap_or_default();
-            let name = user.split(':').next().unwrap_or("");
-            if name == "root" || name == "0" {
+            // A user from an unknown variable (`USER ${NB_UID}`) is not judged.
+            if u.unmatched.is_empty() && is_root(&user) {
                 let node = &cx.df.children[u.node];
                 cx.report(
                     "LW009",
@@ -644,44 +693,71 @@ fn final_user(cx: &mut Ctx, stage: &Stage) {
             }
             return;
         }
-        match cur.base {
-            BaseRef::Stage(p) if p != cur.index => match cx.model.stages.get(p) {
-                Some(s) => cur = s,
-                None => break,
-            },
-            _ => break,
+        match baseimg::parent(cx, cur) {
+            Some(p) => cur = p,
+            None => break,
         }
     }
     let node = &cx.df.children[stage.from.node];
+    let range = cx.node_range(node);
+    // Informational where root is not the learner's mistake: a scratch stage is
+    // usually a file export, and a base that sets a non-root USER already drops root.
+    if baseimg::root_is_scratch(cx, stage) {
+        cx.report_as(
+            "LW009",
+            Severity::Info,
+            range,
+            "The final stage is built FROM scratch and sets no USER: as an image it runs as root (this does not matter for a file export)".into(),
+            None,
+        );
+        return;
+    }
+    if let Some(known) = baseimg::config(cx, stage) {
+        if let Some(user) = known.image.user.as_deref().filter(|u| !is_root(u)) {
+            let src = if known.fallback {
+                "is known to set"
+            } else {
+                "sets"
+            };
+            cx.report_as(
+                "LW009",
+                Severity::Info,
+                range,
+                format!("The final stage sets no USER; its base image {src} USER {user}, so it does not run as root"),
+                None,
+            );
+            return;
+        }
+    }
     cx.report(
         "LW009",
-        cx.node_range(node),
+        range,
         "The final stage has no USER instruction, so the container runs as root".into(),
         None,
     );
 }
 
+/// `root`, `0`, `root:...`, `0:...`.
+fn is_root(user: &str) -> bool {
+    let name = user.split(':').next().unwrap_or("");
+    name == "root" || name == "0"
+}
+
 fn build_tools(cx: &mut Ctx, stage: &Stage) {
     for ins in stage.instructions.iter().filter(|i| i.keyword == "run") {
         let node = &cx.df.children[ins.node];
-        for c in commands(cx, node) {
-            let p = c.program().unwrap_or("");
-            let s = sub(&c).unwrap_or("");
-            let installs = matches!(
-                (p, s),
-                ("apt-get" | "apt" | "yum" | "dnf" | "microdnf", "install") | ("apk", "add")
-            );
-            if !installs {
+        let cmds = commands(cx, node);
+        for (k, c) in cmds.iter().enumerate() {
+            let Some(inst) = runfacts::system_install(c) else {
                 continue;
-            }
-            if let Some(tool) = c
-                .args()
-                .iter()
-                .find(|a| BUILD_TOOLS.contains(&a.text.as_str()))
-            {
+            };
+            // Tools removed again in the same RUN never reach the layer.
+            let kept = inst.packages.iter().find(|p| {
+                BUILD_TOOLS.contains(p) && !runfacts::removed_later(&cmds, k, p, inst.virtual_name)
+            });
+            if let Some(tool) = kept {
                 let msg = format!(
-                    "Build tool '{}' is installed in the final stage; build in a separate stage and copy only the result",
-                    tool.text
+                    "Build tool '{tool}' is installed in the final stage; build in a separate stage and copy only the result"
                 );
                 cx.report("LW014", cx.node_range(node), msg, None);
                 return;

@@ -102,7 +102,76 @@ pub const RULES: &[RuleInfo] = &[
     lw("LW026", "copy-from-self", E, "COPY --from cannot refer to the stage it is in."),
     lw("LW027", "add-url-checksum", I, "ADD of a URL without --checksum trusts whatever the server returns."),
     lw("LW028", "consecutive-run", I, "Consecutive RUN instructions each create a layer; consider combining them with &&."),
+    lw("LW029", "apt-pin", I, "Pin apt package versions (`pkg=1.2-3`) for reproducible builds, or accept that the base image's archive decides."),
+    lw("LW030", "apk-pin", I, "Pin apk package versions (`pkg=1.2-r0`) for reproducible builds."),
+    lw("LW031", "pip-pin", I, "Pin pip package versions (`pkg==1.2`) or install from a requirements or constraints file."),
+    lw("LW032", "npm-pin", I, "Pin npm package versions (`pkg@1.2.3`) for reproducible builds."),
+    lw("LW033", "gem-pin", I, "Pin gem versions (`gem install pkg:1.2` or `-v 1.2`) for reproducible builds."),
+    lw("LW034", "go-install-pin", I, "Pin `go install` to a version (`pkg@v1.2.3`); `@latest` is at least explicit."),
+    lw("LW035", "rpm-pin", I, "Pin dnf/yum package versions (`pkg-1.2`) for reproducible builds."),
+    lw("LW036", "wget-progress", I, "wget's progress bar floods the build log: use `--progress=dot:giga`, `-q` or `-nv`."),
+    lw("LW037", "copy-whole-filesystem", I, "COPY --from=stage / copies everything, build tools and caches included: copy only what the image needs."),
+    lw("LW038", "copy-relative-no-workdir", W, "COPY to a relative path without WORKDIR depends on the base image's working directory: set WORKDIR first."),
+    lw("LW039", "wget-and-curl", I, "Using both wget and curl installs two tools that do the same job: pick one."),
+    lw("LW040", "copy-from-undefined", W, "COPY --from names no stage of this Dockerfile, so it is pulled as an image: check the stage name."),
 ];
+
+/// hadolint's codes for our rules and BuildKit's, so `# hadolint ignore=DL3008` and
+/// ignore lists that name hadolint codes keep working.
+#[rustfmt::skip]
+pub const HADOLINT: &[(&str, &[&str])] = &[
+    ("MaintainerDeprecated", &["DL4000"]),
+    ("DuplicateStageName", &["DL3024"]),
+    ("JSONArgsRecommended", &["DL3025"]),
+    ("MultipleInstructionsDisallowed", &["DL4003", "DL4004"]),
+    ("LW001", &["DL3006"]),
+    ("LW002", &["DL3007"]),
+    ("LW004", &["DL3015"]),
+    ("LW005", &["DL3009"]),
+    ("LW006", &["DL3019"]),
+    ("LW007", &["DL3020"]),
+    ("LW009", &["DL3002"]),
+    ("LW010", &["DL3000"]),
+    ("LW012", &["DL4006"]),
+    ("LW015", &["DL3003"]),
+    ("LW016", &["DL3004"]),
+    ("LW019", &["DL3042"]),
+    ("LW021", &["DL3014"]),
+    ("LW022", &["DL3005"]),
+    ("LW023", &["DL3027"]),
+    ("LW024", &["DL3032", "DL3040"]),
+    ("LW025", &["DL3011"]),
+    ("LW026", &["DL3023"]),
+    ("LW028", &["DL3059"]),
+    ("LW029", &["DL3008"]),
+    ("LW030", &["DL3018"]),
+    ("LW031", &["DL3013"]),
+    ("LW032", &["DL3016"]),
+    ("LW033", &["DL3028"]),
+    ("LW034", &["DL3062"]),
+    ("LW035", &["DL3041", "DL3033"]),
+    ("LW036", &["DL3047"]),
+    ("LW037", &["DL3067"]),
+    ("LW038", &["DL3045"]),
+    ("LW039", &["DL4001"]),
+    ("LW040", &["DL3022"]),
+];
+
+/// The hadolint codes a rule stands for (empty when hadolint has none).
+pub fn hadolint_codes(id: &str) -> &'static [&'static str] {
+    HADOLINT
+        .iter()
+        .find(|(r, _)| r.eq_ignore_ascii_case(id))
+        .map_or(&[], |(_, c)| c)
+}
+
+/// Our rule (or BuildKit's) for a hadolint code.
+pub fn rule_for_hadolint(code: &str) -> Option<&'static str> {
+    HADOLINT
+        .iter()
+        .find(|(_, c)| c.iter().any(|x| x.eq_ignore_ascii_case(code)))
+        .map(|(r, _)| *r)
+}
 
 /// The rule with this id (case-insensitive).
 pub fn rule_info(id: &str) -> Option<&'static RuleInfo> {

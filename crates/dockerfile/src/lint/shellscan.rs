@@ -6,6 +6,28 @@ use super::context::Ctx;
 use super::Range;
 use crate::parser::Node;
 
+/// Reserved words that start or continue a compound command: the command after them
+/// is still a command (`if apk add x; then sudo y; fi`).
+const RESERVED: [&str; 10] = [
+    "if", "then", "else", "elif", "do", "while", "until", "!", "{", "time",
+];
+
+/// Commands that run their arguments as a command, with their options that take a
+/// separate value.
+const WRAPPERS: &[(&str, &[&str])] = &[
+    (
+        "sudo",
+        &["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"],
+    ),
+    ("env", &["-u", "-C", "-S"]),
+    ("exec", &["-a"]),
+    ("command", &[]),
+    ("nice", &["-n"]),
+    ("nohup", &[]),
+    ("eatmydata", &[]),
+    ("xargs", &["-n", "-I", "-L", "-P", "-d", "-a", "-E", "-s"]),
+];
+
 /// A word (quotes removed) or an operator.
 #[derive(Debug, Clone)]
 pub(crate) struct Tok {
@@ -21,32 +43,47 @@ pub(crate) struct Cmd {
 }
 
 impl Cmd {
-    /// The index of the program word: skips `VAR=value` prefixes and wrappers like
-    /// `sudo`, `env`, `exec`, `command`, `nice`, `time`, `nohup`.
+    /// The index of the program word: skips shell reserved words that open a compound
+    /// command (`if`, `then`, `do`, `{` ...), `VAR=value` prefixes, and wrappers that run
+    /// the rest of the line as a command (`sudo`, `env`, `xargs`, `eatmydata` ...) with
+    /// their options.
     pub fn program_index(&self) -> Option<usize> {
         let mut i = 0;
+        // Options of the last wrapper that take a separate value (`xargs -n 1`).
+        let mut valued: &[&str] = &[];
+        let mut after_wrapper = false;
         while i < self.words.len() {
             let w = self.words[i].text.as_str();
             let is_assign = w.split_once('=').is_some_and(|(k, _)| {
                 !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             });
-            if is_assign
-                || matches!(
-                    w,
-                    "sudo" | "env" | "exec" | "command" | "nice" | "time" | "nohup"
-                )
-            {
+            if RESERVED.contains(&w) || (is_assign && !after_wrapper) {
                 i += 1;
                 continue;
             }
-            if w.starts_with('-') && i > 0 {
-                // Options of a wrapper (`sudo -E apt-get`).
+            if let Some((_, opts)) = WRAPPERS.iter().find(|(name, _)| *name == w) {
+                valued = opts;
+                after_wrapper = true;
                 i += 1;
+                continue;
+            }
+            if after_wrapper && (w.starts_with('-') || is_assign) {
+                // Options of a wrapper (`sudo -E apt-get`, `xargs -r -n 1 apt-get`).
+                i += if valued.contains(&w) { 2 } else { 1 };
                 continue;
             }
             return Some(i);
         }
         None
+    }
+
+    /// The wrapper words before the program (`sudo`, `xargs` ...).
+    pub fn wrappers(&self) -> impl Iterator<Item = &str> {
+        let end = self.program_index().unwrap_or(self.words.len());
+        self.words[..end]
+            .iter()
+            .map(|w| w.text.as_str())
+            .filter(|w| WRAPPERS.iter().any(|(n, _)| n == w))
     }
 
     /// The program's base name (`/usr/bin/apt-get` gives `apt-get`).
@@ -315,5 +352,27 @@ mod tests {
         let cmds = commands(&cx, &df.children[1]);
         assert_eq!(cmds[0].program(), Some("apt-get"));
         assert!(scan("FROM a\nRUN [\"echo\", \"a|b\"]\n").is_empty());
+    }
+
+    #[test]
+    fn compound_commands_and_wrappers() {
+        let prog = |src: &str| -> Vec<String> {
+            let df = parse(src.as_bytes()).unwrap();
+            let model = Model::build(&df, &ModelOptions::default()).unwrap();
+            let opts = LintOptions::default();
+            let cx = Ctx::new(src.as_bytes(), &df, &model, &opts);
+            commands(&cx, df.children.last().unwrap())
+                .iter()
+                .filter_map(|c| c.program().map(str::to_string))
+                .collect()
+        };
+        assert_eq!(
+            prog("FROM a\nRUN if [ -f x ]; then apk add y; else { sudo -u me make; }; fi\n"),
+            ["[", "apk", "make", "}", "fi"]
+        );
+        assert_eq!(
+            prog("FROM a\nRUN xargs -r -n 1 -a list apt-get install -y && for p in a; do pip install $p; done\n"),
+            ["apt-get", "for", "pip", "done"]
+        );
     }
 }

@@ -1,0 +1,357 @@
+//! Rules that cover hadolint's checks we had no equivalent for: version pinning per
+//! package manager, wget's progress output, wget next to curl, and COPY pitfalls
+//! (a whole filesystem from a stage, a relative destination without WORKDIR, `--from`
+//! naming no stage). Each says in `rules.rs` which hadolint code it stands for.
+
+use super::baseimg;
+use super::runfacts::{self, prog_sub};
+use super::shellscan::{commands, Cmd};
+use super::Range;
+use crate::lint::context::Ctx;
+use crate::model::{Instruction, Stage};
+
+pub(crate) fn run(cx: &mut Ctx) {
+    let model = cx.model;
+    let mut tools_seen: (bool, bool) = (false, false);
+    let mut both_reported = false;
+    for stage in &model.stages {
+        let mut workdir = baseimg::parent(cx, stage).is_some_and(|_| inherited_workdir(cx, stage))
+            || baseimg::config(cx, stage).is_some_and(|k| k.image.working_dir.is_some());
+        for ins in &stage.instructions {
+            let node = &cx.df.children[ins.node];
+            let range = cx.node_range(node);
+            match ins.keyword.as_str() {
+                "run" => {
+                    let cmds = commands(cx, node);
+                    pins(cx, &cmds, range);
+                    for c in &cmds {
+                        match c.program() {
+                            Some("wget") => {
+                                wget_progress(cx, c, range);
+                                tools_seen.0 = true;
+                            }
+                            Some("curl") => tools_seen.1 = true,
+                            _ => continue,
+                        }
+                        if tools_seen.0 && tools_seen.1 && !both_reported {
+                            both_reported = true;
+                            cx.report(
+                                "LW039",
+                                range,
+                                "Both wget and curl are used; one download tool is enough".into(),
+                                None,
+                            );
+                        }
+                    }
+                }
+                "workdir" => workdir = true,
+                "copy" => copy_rules(cx, stage, ins, range, workdir),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Whether a stage this one is built on sets a WORKDIR (or its base image does).
+fn inherited_workdir(cx: &Ctx, stage: &Stage) -> bool {
+    super::buildkit::parent_sets_workdir(cx, stage)
+        || baseimg::config(cx, stage).is_some_and(|k| k.image.working_dir.is_some())
+}
+
+fn copy_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, range: Range, workdir: bool) {
+    if ins.words.len() < 2 || ins.json && ins.words.is_empty() {
+        return;
+    }
+    let from = ins
+        .flags
+        .iter()
+        .find(|f| f.name == "from")
+        .and_then(|f| f.value.clone());
+    let dest = ins.words.last().cloned().unwrap_or_default();
+    let srcs = &ins.words[..ins.words.len() - 1];
+    if let Some(from) = &from {
+        if srcs.iter().any(|s| matches!(s.as_str(), "/" | "/." | "/*")) {
+            cx.report(
+                "LW037",
+                range,
+                format!("COPY --from={from} / copies its whole filesystem (package caches and build tools included); copy only what the image needs"),
+                None,
+            );
+        }
+        if !names_a_stage(cx, stage, from) {
+            let msg = match super::context::suggest(
+                from,
+                cx.model.stages.iter().filter_map(|s| s.name.as_deref()),
+            ) {
+                Some(s) => format!("COPY --from={from} names no stage (did you mean {s}?); it is pulled as the image {from}:latest"),
+                None => format!("COPY --from={from} names no stage; it is pulled as the image {from}:latest"),
+            };
+            cx.report("LW040", range, msg, None);
+        }
+    }
+    let relative = !dest.is_empty()
+        && !super::buildkit::is_abs(&dest)
+        && !dest.starts_with('$')
+        && !dest.starts_with('~');
+    if relative && !workdir {
+        cx.report(
+            "LW038",
+            range,
+            format!("COPY to the relative path '{dest}' without a WORKDIR: it lands relative to the base image's working directory; set WORKDIR or use an absolute path"),
+            None,
+        );
+    }
+}
+
+/// Whether `--from=X` names a stage (or an image reference that is clearly not an
+/// alias: a tag, a registry path, a digest or a variable).
+fn names_a_stage(cx: &Ctx, stage: &Stage, from: &str) -> bool {
+    if from.contains([':', '/', '@', '$']) || from.is_empty() {
+        return true;
+    }
+    if let Ok(i) = from.parse::<usize>() {
+        return i < stage.index;
+    }
+    let lower = from.to_ascii_lowercase();
+    cx.model
+        .stages
+        .iter()
+        .any(|s| s.name.as_deref() == Some(&lower))
+}
+
+fn wget_progress(cx: &mut Ctx, c: &Cmd, range: Range) {
+    let quiet = c.has_arg(|a| {
+        a.starts_with("--progress")
+            || matches!(
+                a,
+                "--quiet" | "--no-verbose" | "-nv" | "--output-file" | "--append-output"
+            )
+            || a.starts_with("--output-file=")
+            || a.starts_with("--append-output=")
+            || (a.starts_with('-') && !a.starts_with("--") && a[1..].contains(['q', 'o', 'a']))
+    });
+    if !quiet {
+        cx.report(
+            "LW036",
+            range,
+            "wget without --progress (or -q / -nv) fills the build log with a progress bar; use `wget --progress=dot:giga`".into(),
+            None,
+        );
+    }
+}
+
+/// Options that take the next word as their value, per package manager.
+fn valued_options(program: &str) -> &'static [&'static str] {
+    match program {
+        "apt-get" | "apt" => &[
+            "-o",
+            "-c",
+            "-t",
+            "--option",
+            "--config-file",
+            "--target-release",
+            "--default-release",
+        ],
+        "apk" => &[
+            "-t",
+            "--virtual",
+            "-X",
+            "--repository",
+            "--root",
+            "-p",
+            "--arch",
+            "--repositories-file",
+            "--keys-dir",
+            "--cache-dir",
+        ],
+        "pip" | "pip3" | "python" | "python3" => &[
+            "-i",
+            "--index-url",
+            "--extra-index-url",
+            "-f",
+            "--find-links",
+            "-t",
+            "--target",
+            "--prefix",
+            "--root",
+            "--platform",
+            "--python-version",
+            "--implementation",
+            "--abi",
+            "--trusted-host",
+            "--src",
+            "--upgrade-strategy",
+            "--progress-bar",
+            "--cache-dir",
+            "--log",
+            "--timeout",
+            "--retries",
+            "--proxy",
+            "--cert",
+            "--client-cert",
+            "--exists-action",
+            "--only-binary",
+            "--no-binary",
+            "--config-settings",
+            "-C",
+            "--global-option",
+            "--install-option",
+            "-m",
+        ],
+        "npm" => &[
+            "--prefix",
+            "--registry",
+            "-w",
+            "--workspace",
+            "--cache",
+            "--userconfig",
+            "--loglevel",
+        ],
+        "gem" => &[
+            "-i",
+            "--install-dir",
+            "-n",
+            "--bindir",
+            "-s",
+            "--source",
+            "-P",
+            "--trust-policy",
+            "--platform",
+        ],
+        "dnf" | "yum" | "microdnf" => &[
+            "--setopt",
+            "--enablerepo",
+            "--disablerepo",
+            "-x",
+            "--exclude",
+            "--installroot",
+            "--releasever",
+            "--repo",
+            "--repofrompath",
+            "-c",
+            "--config",
+        ],
+        _ => &[],
+    }
+}
+
+/// The package arguments after the subcommand, skipping options and their values.
+fn packages<'c>(c: &'c Cmd, program: &str, sub: &str) -> Vec<&'c str> {
+    let valued = valued_options(program);
+    let mut out = Vec::new();
+    let mut seen_sub = false;
+    let args = c.args();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].text.as_str();
+        if !seen_sub {
+            seen_sub = a == sub;
+        } else if valued.contains(&a) {
+            i += 1;
+        } else if !a.starts_with('-') && !a.is_empty() {
+            out.push(a);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A local file, URL or variable: nothing to pin.
+fn not_a_name(p: &str) -> bool {
+    p.contains('$')
+        || p.contains("://")
+        || p.starts_with(['.', '/', '~'])
+        || p.starts_with("git+")
+        || [
+            ".deb", ".apk", ".rpm", ".whl", ".tar.gz", ".tgz", ".zip", ".gem",
+        ]
+        .iter()
+        .any(|e| p.ends_with(e))
+}
+
+fn pins(cx: &mut Ctx, cmds: &[Cmd], range: Range) {
+    for c in cmds {
+        let (p, s) = prog_sub(c);
+        let (rule, unpinned): (&str, Vec<&str>) = match (p, s) {
+            ("apt-get" | "apt", "install") => ("LW029", unpinned(c, p, s, |x| x.contains('='))),
+            ("apk", "add") => {
+                let group = runfacts::system_install(c).and_then(|i| i.virtual_name);
+                let mut u = unpinned(c, p, s, |x| x.contains(['=', '<', '>', '~']));
+                u.retain(|x| Some(*x) != group);
+                ("LW030", u)
+            }
+            ("pip" | "pip3", "install") => ("LW031", pip_unpinned(c, p, s)),
+            (py, "pip") if py.starts_with("python") && c.has_arg(|a| a == "install") => {
+                ("LW031", pip_unpinned(c, py, "install"))
+            }
+            ("npm", "install" | "i" | "add") => (
+                "LW032",
+                unpinned(c, p, s, |x| x.trim_start_matches('@').contains('@')),
+            ),
+            ("gem", "install") if !c.has_arg(|a| a == "-v" || a.starts_with("--version")) => {
+                ("LW033", unpinned(c, p, s, |x| x.contains(':')))
+            }
+            ("go", "install" | "get") => ("LW034", unpinned(c, p, s, |x| x.contains('@'))),
+            ("dnf" | "yum" | "microdnf", "install") => ("LW035", {
+                let mut u = unpinned(c, p, s, rpm_pinned);
+                u.retain(|x| !x.starts_with('@'));
+                u
+            }),
+            _ => continue,
+        };
+        if !unpinned.is_empty() {
+            let tool = if p.starts_with("python") { "pip" } else { p };
+            let list = unpinned
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = if unpinned.len() > 3 {
+                format!(" and {} more", unpinned.len() - 3)
+            } else {
+                String::new()
+            };
+            cx.report(
+                rule,
+                range,
+                format!("{tool} {s}: pin the versions of {list}{more} for reproducible builds"),
+                None,
+            );
+        }
+    }
+}
+
+fn unpinned<'c>(c: &'c Cmd, p: &str, s: &str, pinned: impl Fn(&str) -> bool) -> Vec<&'c str> {
+    packages(c, p, s)
+        .into_iter()
+        .filter(|x| !not_a_name(x) && !pinned(x))
+        .collect()
+}
+
+/// `name-1.2.3` (rpm's name-version); `python3-devel` is not pinned.
+fn rpm_pinned(p: &str) -> bool {
+    p.char_indices()
+        .any(|(i, ch)| ch == '-' && p[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
+fn pip_unpinned<'c>(c: &'c Cmd, p: &str, s: &str) -> Vec<&'c str> {
+    // A requirements or constraints file pins (or is the user's choice).
+    if c.has_arg(|a| {
+        matches!(
+            a,
+            "-r" | "-c" | "--constraint" | "--requirement" | "-e" | "--editable"
+        ) || a.starts_with("--requirement=")
+            || a.starts_with("--constraint=")
+    }) {
+        return Vec::new();
+    }
+    unpinned(c, p, s, |x| {
+        x.contains(['=', '<', '>', '@', '~']) || x.starts_with('-')
+    })
+    .into_iter()
+    .filter(|x| {
+        *x != "pip" && *x != "install" && !x.starts_with("setuptools") && !x.starts_with("wheel")
+    })
+    .collect()
+}

@@ -1,0 +1,2 @@
+{{ template }}
+FROM alpine:3.20

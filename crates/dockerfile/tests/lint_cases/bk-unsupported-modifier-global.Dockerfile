@@ -1,0 +1,3 @@
+ARG VARIANT=${BASE:bullseye}
+FROM alpine:3.20
+USER app

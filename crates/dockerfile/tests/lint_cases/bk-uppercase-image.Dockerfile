@@ -1,0 +1,2 @@
+FROM REPLACE-ME
+USER app

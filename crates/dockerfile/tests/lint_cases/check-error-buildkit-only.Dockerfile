@@ -1,0 +1,4 @@
+# check=error=true
+FROM alpine:3.20 AS Base
+RUN sudo true
+USER app

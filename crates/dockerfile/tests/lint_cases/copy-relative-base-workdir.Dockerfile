@@ -1,0 +1,3 @@
+FROM example/app-base:1.0
+COPY app.sh bin/
+USER app

@@ -1,0 +1,5 @@
+FROM alpine:3.20
+COPY app.sh bin/
+WORKDIR /srv
+COPY config.yml .
+USER app

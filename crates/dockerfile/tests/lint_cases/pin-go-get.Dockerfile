@@ -1,0 +1,3 @@
+FROM golang:1.23
+RUN go get golang.org/x/tools/gopls@v0.6.3 && go get golang.org/x/lint/golint && go get -d ./...
+USER app

@@ -1,0 +1,2 @@
+FROM example/runner:1.0
+CMD ["run"]
