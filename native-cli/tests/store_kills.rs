@@ -175,9 +175,16 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
 
     let mut rng = Lcg(0x5eed);
     let out = tmp.path().join("out.tar");
+    // Pulls go to a store emptied before each one, so each pull downloads every blob again.
+    let pull_root = tmp.path().join("pulls");
+    let pull_cli = Cli {
+        root: pull_root.clone(),
+        docker_config: cli.docker_config.clone(),
+    };
     let mut report = Vec::new();
     for command in ["build", "save", "load", "tag", "rmi", "prune", "pull", "push"] {
         let (mut killed, mut finished) = (0, 0);
+        let mut window: Option<u64> = None;
         for i in 0..KILLS {
             let name = format!("kill/t{i}:1");
             let (ctx_s, saved_s, out_s) = (ctx.to_str().unwrap(), saved.to_str().unwrap(), out.to_str().unwrap());
@@ -200,24 +207,47 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
                 "pull" => vec!["pull", &pull_src],
                 _ => vec!["push", "kill/built:1", &remote],
             };
-            let _ = std::fs::remove_file(&out);
-            // Within each command's usual run time (process start included), so most kills land mid-work.
-            let window = match command {
-                "build" => 400,
-                "load" => 300,
-                "push" => 200,
-                "pull" => 100,
-                "save" => 60,
-                "prune" => 30,
-                _ => 15,
+            let (cli, root) = if command == "pull" {
+                (&pull_cli, &pull_root)
+            } else {
+                (&cli, &root)
             };
+            let mut garbage = 0;
+            let mut fresh = || {
+                let _ = std::fs::remove_file(&out);
+                if command == "pull" {
+                    let _ = std::fs::remove_dir_all(&pull_root);
+                }
+                if command == "prune" {
+                    // Something to prune: an untagged image with its own 12 MB layer.
+                    garbage += 1;
+                    std::fs::write(ctx.join("changing.txt"), format!("garbage {i} {garbage}")).unwrap();
+                    cli.ok(&["build", "-q", "--no-cache", ctx_s]);
+                }
+            };
+            // Within the command's own run time on this machine (measured by an unkilled run of it first), so
+            // the kills land mid-work whether the machine is fast or busy.
+            let window = *window.get_or_insert_with(|| {
+                if command == "prune" {
+                    // What earlier commands left behind goes first, so the measured prune is a typical one.
+                    cli.ok(&["prune"]);
+                }
+                fresh();
+                let t = Instant::now();
+                cli.ok(&args);
+                if command == "rmi" {
+                    cli.ok(&["tag", "kill/base:1", &name]);
+                }
+                (t.elapsed().as_millis() as u64).max(5)
+            });
+            fresh();
             let after = Duration::from_millis(rng.below(window));
             if cli.kill_after(&args, after) {
                 finished += 1;
             } else {
                 killed += 1;
             }
-            let c = verify(&root);
+            let c = verify(root);
             assert!(c.problems.is_empty(), "{command} killed after {after:?}: {:?}", c.problems);
             let served = verify(&served_root);
             assert!(served.problems.is_empty(), "serve's store after {command}: {:?}", served.problems);
@@ -232,12 +262,10 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
                 cli.ok(&["tag", "kill/base:1", &name]);
             }
             cli.ok(&args);
-            if command == "pull" || command == "prune" {
-                // Pulled images and pruned stores stay verifiable too.
-                assert!(verify(&root).problems.is_empty());
-            }
+            // What the command then made verifies too.
+            assert!(verify(root).problems.is_empty(), "{command}: after the rerun");
         }
-        let c = verify(&root);
+        let c = verify(if command == "pull" { &pull_root } else { &root });
         report.push(format!(
             "{command}: {killed} killed, {finished} finished first, corrupt stores 0, temporary files left {}",
             c.temporaries
