@@ -241,3 +241,85 @@ impl Runtime {
         }
     }
 }
+
+impl Runtime {
+    /// Run the bundle as container `id` with `stdio` handed through to its process (runc's pass-through mode);
+    /// `started` gets runc's pid. On SIGINT/SIGTERM (with a [`SignalGuard`] held) the container gets SIGTERM, then
+    /// SIGKILL after `grace`. Returns the process's exit code (128+N when killed by signal N).
+    pub fn run_passthrough(
+        &self,
+        bundle: &Path,
+        id: &str,
+        stdio: [Stdio; 3],
+        grace: Duration,
+        started: &mut dyn FnMut(u32),
+    ) -> Result<i32> {
+        std::fs::create_dir_all(&self.state)?;
+        let _container = ContainerGuard {
+            rt: self,
+            id: id.to_string(),
+        };
+        let [stdin, stdout, stderr] = stdio;
+        let mut child = {
+            use std::os::unix::process::CommandExt;
+            self.command()
+                .arg("run")
+                .arg("--bundle")
+                .arg(bundle)
+                .arg(id)
+                .stdin(stdin)
+                .stdout(stdout)
+                .stderr(stderr)
+                .process_group(0)
+                .spawn()
+                .with_context(|| format!("starting {}", self.binary.display()))?
+        };
+        started(child.id());
+        let mut term_at: Option<Instant> = None;
+        let mut killed = false;
+        let status = loop {
+            if let Some(s) = child.try_wait()? {
+                break s;
+            }
+            if interrupted() && term_at.is_none() {
+                self.kill(id, "TERM");
+                term_at = Some(Instant::now());
+            }
+            if !killed && term_at.is_some_and(|t| t.elapsed() > grace) {
+                self.kill(id, "KILL");
+                killed = true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(c), _) => Ok(c),
+            (None, Some(s)) => Ok(128 + s),
+            _ => Err(anyhow!("the runtime ended without a status")),
+        }
+    }
+
+    /// Send `signal` (runc's name: TERM, KILL...) to container `id`: KILL to every process, others to its first
+    /// process only (as `docker stop` does). Errors are ignored (it may have ended already).
+    pub fn kill(&self, id: &str, signal: &str) {
+        let all: &[&str] = if signal == "KILL" { &["--all"] } else { &[] };
+        let _ = self
+            .command()
+            .arg("kill")
+            .args(all)
+            .args([id, signal])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Forget container `id` (killing what is left of it).
+    pub fn delete(&self, id: &str) {
+        let _ = self
+            .command()
+            .args(["delete", "--force", id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
