@@ -12,6 +12,7 @@ use layerwright::buildhost::StoreBlobs;
 use layerwright::names;
 use layerwright::run::container::{self, Bind, Containers, Record, State};
 use layerwright::run::diff;
+use layerwright::run::network::PortForward;
 use layerwright::store::Store;
 use lw_oci::media;
 
@@ -50,6 +51,9 @@ pub struct RunArgs {
     /// Attach a mount: type=bind,source=HOST,target=CONTAINER[,readonly]
     #[arg(long = "mount", value_name = "SPEC")]
     mount: Vec<String>,
+    /// Publish a container's port: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (IP defaults to 127.0.0.1)
+    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CONTAINER")]
+    publish: Vec<String>,
     /// Keep STDIN open
     #[arg(short = 'i', long)]
     interactive: bool,
@@ -272,6 +276,11 @@ fn make_record(store: &Store, a: &RunArgs) -> Result<Record> {
         user: a.user.clone().or(cfg.user.clone()).unwrap_or_default(),
         network: a.network.clone(),
         binds,
+        ports: a
+            .publish
+            .iter()
+            .map(|p| PortForward::parse(p))
+            .collect::<Result<_>>()?,
         auto_remove: a.rm,
         detached: a.detach,
         interactive: a.interactive,
@@ -431,7 +440,16 @@ pub fn ps(root: &Path, a: PsArgs) -> Result<()> {
             format!("\"{cmd}\""),
             format!("{} ago", ago(r.created)),
             status(r),
-            String::new(),
+            r.ports
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}->{}/{}",
+                        p.host_ip, p.host_port, p.container_port, p.proto
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
             r.name.clone(),
         ]);
     }
@@ -585,4 +603,43 @@ pub fn commit(root: &Path, a: CommitArgs) -> Result<()> {
     }
     println!("{}", cfg.digest);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merges_over_the_image() {
+        let base = vec!["PATH=/bin".to_string(), "A=1".into()];
+        assert_eq!(
+            merge_env(&base, &["A=2".into(), "B=3".into()]),
+            ["PATH=/bin", "A=2", "B=3"]
+        );
+    }
+
+    #[test]
+    fn bind_flags() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("made");
+        let b = parse_volume(&format!("{}:/data:ro", dir.display())).unwrap();
+        assert!(dir.is_dir(), "-v makes a missing host directory");
+        assert_eq!((b.target.as_str(), b.readonly), ("/data", true));
+        assert!(parse_volume("rel:/data").is_err());
+        assert!(parse_volume("/x:/y:zz").is_err());
+        let m = parse_mount(&format!("type=bind,src={},dst=/m,readonly", dir.display())).unwrap();
+        assert_eq!(
+            (m.source, m.target.as_str(), m.readonly),
+            (dir.clone(), "/m", true)
+        );
+        let m = parse_mount(&format!("type=bind,source={},target=/m", dir.display())).unwrap();
+        assert!(!m.readonly);
+        assert!(parse_mount("type=volume,target=/m").is_err());
+        assert!(parse_mount(&format!(
+            "type=bind,source={}/missing,target=/m",
+            dir.display()
+        ))
+        .is_err());
+        assert!(parse_mount("type=bind,target=/m").is_err());
+    }
 }

@@ -513,3 +513,62 @@ fn podman_run_prints_the_same() {
     }
     assert_clean(root);
 }
+
+#[test]
+fn published_ports_reach_the_container_on_loopback() {
+    let s = run_setup();
+    let root = &s.root;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let www = s.tmp.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(www.join("index.html"), "served from the container\n").unwrap();
+    let id = lw_ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "-p",
+            &format!("{port}:80"),
+            "-v",
+            &format!("{}:/www:ro", www.display()),
+            "lwtest/bb:1",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ],
+    );
+    let id = id.trim();
+    assert!(lw_ok(root, &["ps"]).contains(&format!("127.0.0.1:{port}->80/tcp")));
+    let get = || -> Option<String> {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        c.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        c.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    let mut got = None;
+    wait_for(
+        || {
+            got = get().filter(|b| b.contains("200 OK"));
+            got.is_some()
+        },
+        "the published port",
+    );
+    assert!(got
+        .unwrap()
+        .ends_with("\r\n\r\nserved from the container\n"));
+    lw_ok(root, &["rm", "-f", id]);
+    // The forward went with the container.
+    assert!(get().is_none());
+    assert_clean(root);
+}

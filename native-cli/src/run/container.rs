@@ -51,6 +51,8 @@ pub struct Record {
     pub user: String,
     pub network: String,
     pub binds: Vec<Bind>,
+    #[serde(default)]
+    pub ports: Vec<network::PortForward>,
     pub auto_remove: bool,
     pub detached: bool,
     pub interactive: bool,
@@ -416,7 +418,7 @@ fn run_mounted(
         targets.push(b.target.clone());
     }
     let had = existing(rootfs, &targets);
-    let net = network::StepNetwork::setup(mode, dir).map_err(e125)?;
+    let net = network::StepNetwork::setup_with_ports(mode, dir, &r.ports).map_err(e125)?;
     let bundle = dir.join("bundle");
     let _ = fsutil::remove_tree(&bundle);
     fs::create_dir(&bundle).map_err(|e| e125(e.into()))?;
@@ -503,4 +505,47 @@ pub fn diff_lines(before: &diff::Scan, after: &diff::Scan) -> Vec<String> {
     }
     out.sort();
     out.into_iter().map(|(p, k)| format!("{k} {p}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_not_found_or_not_executable() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("bin")).unwrap();
+        fs::write(r.join("bin/tool"), "x").unwrap();
+        fs::set_permissions(r.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(r.join("bin/data"), "x").unwrap();
+        std::os::unix::fs::symlink("/bin/tool", r.join("bin/link")).unwrap();
+        let env = vec!["PATH=/sbin:/bin".to_string()];
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_command(r, &a(&["tool"]), &env, "/").is_ok());
+        assert!(check_command(r, &a(&["link"]), &env, "/").is_ok());
+        assert!(check_command(r, &a(&["/bin/tool"]), &env, "/").is_ok());
+        assert!(check_command(r, &a(&["./tool"]), &env, "/bin").is_ok());
+        assert_eq!(
+            check_command(r, &a(&["data"]), &env, "/").unwrap_err().0,
+            127
+        );
+        assert_eq!(
+            check_command(r, &a(&["/bin/data"]), &env, "/")
+                .unwrap_err()
+                .0,
+            126
+        );
+        assert_eq!(
+            check_command(r, &a(&["/bin/none"]), &env, "/")
+                .unwrap_err()
+                .0,
+            127
+        );
+        assert_eq!(
+            check_command(r, &a(&["/bin"]), &env, "/").unwrap_err().0,
+            126
+        );
+        assert_eq!(check_command(r, &[], &env, "/").unwrap_err().0, 125);
+    }
 }
