@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// Keep STDIN open
     #[arg(short = 'i', long)]
     interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
     /// The image, then the command and its arguments
     #[arg(
         required = true,
@@ -284,6 +287,7 @@ fn make_record(store: &Store, a: &RunArgs) -> Result<Record> {
         auto_remove: a.rm,
         detached: a.detach,
         interactive: a.interactive,
+        tty: a.tty,
         created: container::now(),
         started: None,
         finished: None,
@@ -310,6 +314,9 @@ pub fn run(root: &Path, a: RunArgs) -> Result<u8> {
         {
             bail!("invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
         }
+    }
+    if a.tty && a.detach {
+        bail!("-t with -d is not supported yet");
     }
     let r = cs.create(r)?;
     if !a.detach {
@@ -511,11 +518,15 @@ fn stop_one(cs: &Containers, r: &Record, grace: Duration) -> Result<()> {
     cs.runtime.kill(&r.id, "TERM");
     let after = cs.wait_exit(&r.id, grace);
     if matches!(&after, Ok(x) if x.state == State::Running) {
-        cs.runtime.kill(&r.id, "KILL");
-        let again = cs.wait_exit(&r.id, Duration::from_secs(10));
-        if matches!(&again, Ok(x) if x.state == State::Running) {
-            bail!("container {} did not stop", r.name);
+        // Again now and then: a kill can race with a process that is just starting.
+        for _ in 0..20 {
+            cs.runtime.kill(&r.id, "KILL");
+            let again = cs.wait_exit(&r.id, Duration::from_millis(500));
+            if !matches!(&again, Ok(x) if x.state == State::Running) {
+                return Ok(());
+            }
         }
+        bail!("container {} did not stop", r.name);
     }
     Ok(())
 }

@@ -572,3 +572,57 @@ fn published_ports_reach_the_container_on_loopback() {
     assert!(get().is_none());
     assert_clean(root);
 }
+
+#[test]
+fn run_it_gives_the_container_a_terminal() {
+    let s = run_setup();
+    let root = &s.root;
+    // Drive `run -it` through a pty of our own, as a terminal would.
+    let (mut master, mut slave) = (0, 0);
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0);
+    use std::os::fd::FromRawFd;
+    let slave_file = unsafe { std::fs::File::from_raw_fd(slave) };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_layerwright"))
+        .arg("--root")
+        .arg(root)
+        .args(["run", "-it", "--rm", "lwtest/bb:1", "sh"])
+        .stdin(slave_file.try_clone().unwrap())
+        .stdout(slave_file.try_clone().unwrap())
+        .stderr(slave_file)
+        .spawn()
+        .unwrap();
+    let mut m = unsafe { std::fs::File::from_raw_fd(master) };
+    use std::io::{Read, Write};
+    m.write_all(b"test -t 0 && echo IS-A-TTY; echo TERM=$TERM; exit 7\r")
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once the child and its descendants closed the slave.
+        while let Ok(n) = m.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&got).contains("TERM=xterm\r\n") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let st = child.wait().unwrap();
+    let got = reader.join().unwrap();
+    assert_eq!(st.code(), Some(7), "{got}");
+    assert!(got.contains("IS-A-TTY\r\n"), "{got:?}");
+    assert!(got.contains("TERM=xterm\r\n"), "{got:?}");
+    assert_clean(root);
+}

@@ -56,6 +56,9 @@ pub struct Record {
     pub auto_remove: bool,
     pub detached: bool,
     pub interactive: bool,
+    /// `-t`: the process gets a terminal.
+    #[serde(default)]
+    pub tty: bool,
     pub created: i64,
     pub started: Option<i64>,
     pub finished: Option<i64>,
@@ -170,12 +173,12 @@ impl Containers {
         Ok(r)
     }
 
-    /// Containers marked running whose owner is gone (a killed `run`): kill what is left, unmount, mark exited
-    /// (or remove, for `--rm`).
+    /// Containers starting or running whose owner is gone (a killed `run`): kill what is left, unmount, mark
+    /// exited (or remove, for `--rm`).
     pub fn reap_stale(&self) -> Result<()> {
         for mut r in self.list()? {
-            let alive = r.owner.is_some_and(pid_alive);
-            if r.state != State::Running || alive {
+            // A starting container has its owner recorded before anything is mounted.
+            if r.state == State::Exited || r.owner.is_none_or(pid_alive) {
                 continue;
             }
             self.runtime.kill(&r.id, "KILL");
@@ -330,6 +333,8 @@ pub fn start(store: &Store, cs: &Containers, id: &str, stdio: [Stdio; 3]) -> Res
     let _signals = runtime::SignalGuard::install();
     let _in_use = prune::RunLock::shared(&cs.root)?;
     let mut r = cs.load(id)?;
+    r.owner = Some(std::process::id());
+    cs.save(&r)?;
     let dir = cs.path(id);
     let rootfs = dir.join("rootfs");
     let unmount = cs.mount(store, &r)?;
@@ -433,6 +438,14 @@ fn run_mounted(
         mounts,
     });
     config["hostname"] = json!(hostname);
+    if r.tty {
+        config["process"]["terminal"] = json!(true);
+        if !r.env.iter().any(|e| e.starts_with("TERM=")) {
+            if let Some(env) = config["process"]["env"].as_array_mut() {
+                env.push(json!("TERM=xterm"));
+            }
+        }
+    }
     fs::write(
         bundle.join("config.json"),
         serde_json::to_vec_pretty(&config).map_err(|e| e125(e.into()))?,
@@ -441,13 +454,25 @@ fn run_mounted(
     if runtime::interrupted() {
         return Err((130, "interrupted".into()));
     }
-    r.state = State::Running;
-    r.owner = Some(std::process::id());
-    r.started = Some(now());
-    cs.save(r).map_err(e125)?;
+    let id = r.id.clone();
+    let tty = r.tty;
+    // `running` once runc has started it: from then on `stop` and `rm -f` can signal it.
+    let mut mark_running = |_pid: u32| {
+        r.state = State::Running;
+        r.owner = Some(std::process::id());
+        r.started = Some(now());
+        let _ = cs.save(r);
+    };
     let code = cs
         .runtime
-        .run_passthrough(&bundle, &r.id, stdio, Duration::from_secs(10), &mut |_| {})
+        .run_passthrough(
+            &bundle,
+            &id,
+            stdio,
+            tty,
+            Duration::from_secs(10),
+            &mut mark_running,
+        )
         .map_err(e125)?;
     drop(net);
     // Mount points the runtime made are not the container's changes.

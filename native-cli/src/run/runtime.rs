@@ -243,14 +243,16 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// Run the bundle as container `id` with `stdio` handed through to its process (runc's pass-through mode);
-    /// `started` gets runc's pid. On SIGINT/SIGTERM (with a [`SignalGuard`] held) the container gets SIGTERM, then
+    /// Run the bundle as container `id` with `stdio` handed through to its process (runc's pass-through mode; with
+    /// `tty` the bundle asks for a terminal, and runc makes it and relays `stdio` to it);
+    /// `started` gets runc's pid once the container runs. On SIGINT/SIGTERM (with a [`SignalGuard`] held) the container gets SIGTERM, then
     /// SIGKILL after `grace`. Returns the process's exit code (128+N when killed by signal N).
     pub fn run_passthrough(
         &self,
         bundle: &Path,
         id: &str,
         stdio: [Stdio; 3],
+        tty: bool,
         grace: Duration,
         started: &mut dyn FnMut(u32),
     ) -> Result<i32> {
@@ -262,24 +264,38 @@ impl Runtime {
         let [stdin, stdout, stderr] = stdio;
         let mut child = {
             use std::os::unix::process::CommandExt;
-            self.command()
-                .arg("run")
+            let mut cmd = self.command();
+            cmd.arg("run")
                 .arg("--bundle")
                 .arg(bundle)
                 .arg(id)
                 .stdin(stdin)
                 .stdout(stdout)
-                .stderr(stderr)
-                .process_group(0)
-                .spawn()
+                .stderr(stderr);
+            // Its own process group, so a terminal's Ctrl-C reaches only us; but with a terminal for the container
+            // runc relays our stdin to it and must stay in the foreground (raw mode: Ctrl-C is a byte for it).
+            if !tty {
+                cmd.process_group(0);
+            }
+            cmd.spawn()
                 .with_context(|| format!("starting {}", self.binary.display()))?
         };
-        started(child.id());
+        let mut seen = false;
         let mut term_at: Option<Instant> = None;
         let mut killed = false;
         let status = loop {
             if let Some(s) = child.try_wait()? {
                 break s;
+            }
+            // Signals can reach the container only once runc has started it.
+            if !seen {
+                seen = self.is_running(id);
+                if seen {
+                    started(child.id());
+                } else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
             }
             if interrupted() && term_at.is_none() {
                 self.kill(id, "TERM");
@@ -311,6 +327,20 @@ impl Runtime {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+
+    /// Whether runc reports container `id` as running.
+    pub fn is_running(&self, id: &str) -> bool {
+        let Ok(o) = self
+            .command()
+            .args(["state", id])
+            .stderr(Stdio::null())
+            .output()
+        else {
+            return false;
+        };
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .is_ok_and(|v| v["status"] == "running")
     }
 
     /// Forget container `id` (killing what is left of it).
