@@ -128,6 +128,28 @@ pub struct CommitArgs {
 }
 
 #[derive(Args)]
+pub struct ExecArgs {
+    /// Keep STDIN open
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to take it from this environment)
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// Working directory inside the container (default: the container's)
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<String>,
+    /// Username or UID (format: name|uid[:group|gid]; default: the container's)
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// The container, then the command and its arguments
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    container_and_command: Vec<String>,
+}
+
+#[derive(Args)]
 pub struct MonitorArgs {
     id: String,
 }
@@ -373,6 +395,49 @@ pub fn run(root: &Path, a: RunArgs) -> Result<u8> {
     }
     println!("{}", r.id);
     Ok(0)
+}
+
+/// `exec`: the command's exit code; 125 for exec's own errors, 126/127 as `run`.
+pub fn exec(root: &Path, a: ExecArgs) -> Result<u8> {
+    let (_store, cs) = open(root)?;
+    let r = cs.find(&a.container_and_command[0])?;
+    if r.state != State::Running {
+        bail!("container {} is not running", r.name);
+    }
+    let args = a.container_and_command[1..].to_vec();
+    let rootfs = cs.path(&r.id).join("rootfs");
+    let user = layerwright::run::spec::resolve_user(&rootfs, a.user.as_ref().unwrap_or(&r.user))?;
+    let cwd = a.workdir.clone().unwrap_or_else(|| {
+        if r.cwd.is_empty() {
+            "/".into()
+        } else {
+            r.cwd.clone()
+        }
+    });
+    let mut env = Vec::new();
+    for e in &a.env {
+        parse_env_line(e, &mut env);
+    }
+    if let Err((code, msg)) =
+        container::check_command(&rootfs, &args, &merge_env(&r.env, &env), &cwd)
+    {
+        eprintln!("Error: {msg}");
+        return Ok(code as u8);
+    }
+    let stdin = if a.interactive {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    let p = layerwright::run::runtime::ExecProcess {
+        args: &args,
+        env: &env,
+        cwd: &cwd,
+        user: (user.uid, user.gid),
+        tty: a.tty,
+    };
+    let code = cs.runtime.exec(&r.id, &p, stdin)?;
+    Ok(code.clamp(0, 255) as u8)
 }
 
 /// The hidden `container-monitor ID`: runs a detached container to its end.

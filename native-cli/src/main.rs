@@ -82,6 +82,8 @@ enum Command {
     Load(cmd_image::LoadArgs),
     /// Create and run a new container from an image (exit code: the container's; 125 for run's own errors)
     Run(cmd_container::RunArgs),
+    /// Run a command in a running container
+    Exec(cmd_container::ExecArgs),
     /// List containers
     Ps(cmd_container::PsArgs),
     /// Fetch the logs of a detached container
@@ -161,6 +163,15 @@ fn main() -> ExitCode {
         Command::Load(a) => cmd_image::load(&root, a),
         Command::Run(a) => {
             return match cmd_container::run(&root, a) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    ExitCode::from(125)
+                }
+            }
+        }
+        Command::Exec(a) => {
+            return match cmd_container::exec(&root, a) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     eprintln!("Error: {e:#}");

@@ -1,6 +1,6 @@
 //! `layerwright run` and the container commands end to end on busybox images: exit codes, the config's and the
-//! flags' environment, working directory, user, binds, entrypoint, --rm, detached containers with logs, stop, rm
-//! and ps, diff and commit; and the same output as `podman run` for a few images.
+//! flags' environment, working directory, user, binds, entrypoint, --rm, -it through a pty, -p, detached
+//! containers with exec, logs, stop, rm and ps, diff and commit; and the same output as `podman run` for a few images.
 
 mod common;
 #[path = "common/run.rs"]
@@ -305,6 +305,44 @@ fn detached_containers_log_stop_and_go() {
     let ps = lw_ok(root, &["ps"]);
     assert!(ps.contains(&id[..12]) && ps.contains("Up "), "{ps}");
     assert_eq!(lw_ok(root, &["ps", "-q"]), format!("{}\n", &id[..12]));
+    // exec: in the running container, with its settings or the flags'; exit codes as run's.
+    assert_eq!(
+        lw_ok(
+            root,
+            &[
+                "exec",
+                "-e",
+                "X=1",
+                "-u",
+                "5",
+                "-w",
+                "/tmp",
+                "ticker",
+                "sh",
+                "-c",
+                "echo $X $PATH; id -u; pwd; ls /proc/1/cmdline"
+            ]
+        ),
+        "1 /bin\n5\n/tmp\n/proc/1/cmdline\n"
+    );
+    assert_eq!(
+        code(&lw(root, &["exec", "ticker", "sh", "-c", "exit 4"])),
+        4
+    );
+    assert_eq!(code(&lw(root, &["exec", "ticker", "nosuch"])), 127);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_layerwright"))
+        .arg("--root")
+        .arg(root)
+        .args(["exec", "-i", "ticker", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(b"piped in\n").unwrap();
+    }
+    assert_eq!(out(&c.wait_with_output().unwrap()), "piped in\n");
     // A running container is not removed without -f; it is mounted while it runs.
     assert_ne!(code(&lw(root, &["rm", "ticker"])), 0);
     assert_eq!(mounts_under(root).len(), 1, "{:?}", mounts_under(root));
@@ -312,6 +350,7 @@ fn detached_containers_log_stop_and_go() {
     lw_ok(root, &["stop", "-t", "10", &id[..8]]);
     assert_eq!(lw_ok(root, &["logs", "ticker"]), "started\ngot TERM\n");
     assert!(lw_ok(root, &["ps", "-a"]).contains("Exited (3)"));
+    assert_eq!(code(&lw(root, &["exec", "ticker", "true"])), 125);
     assert_clean(root);
     lw_ok(root, &["rm", "ticker"]);
     assert!(!root.join("containers").join(&id).exists());

@@ -242,6 +242,16 @@ impl Runtime {
     }
 }
 
+/// What `exec` runs in a container.
+pub struct ExecProcess<'a> {
+    pub args: &'a [String],
+    pub env: &'a [String],
+    pub cwd: &'a str,
+    /// uid, gid.
+    pub user: (u32, u32),
+    pub tty: bool,
+}
+
 impl Runtime {
     /// Run the bundle as container `id` with `stdio` handed through to its process (runc's pass-through mode; with
     /// `tty` the bundle asks for a terminal, and runc makes it and relays `stdio` to it);
@@ -327,6 +337,33 @@ impl Runtime {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+
+    /// Run `args` in running container `id` (runc exec: the container's process settings, with these overridden),
+    /// stdio passed through; returns the exit code. runc forwards our signals to the process.
+    pub fn exec(&self, id: &str, p: &ExecProcess, stdin: Stdio) -> Result<i32> {
+        let (args, env, cwd, user, tty) = (p.args, p.env, p.cwd, p.user, p.tty);
+        let mut cmd = self.command();
+        cmd.args(["exec", "--cwd", cwd, "--user"])
+            .arg(format!("{}:{}", user.0, user.1));
+        for e in env {
+            cmd.arg("--env").arg(e);
+        }
+        if tty {
+            cmd.arg("--tty");
+        }
+        let status = cmd
+            .arg(id)
+            .args(args)
+            .stdin(stdin)
+            .status()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(c), _) => Ok(c),
+            (None, Some(s)) => Ok(128 + s),
+            _ => Err(anyhow!("the runtime ended without a status")),
+        }
     }
 
     /// Whether runc reports container `id` as running.
