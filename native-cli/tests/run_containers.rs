@@ -483,7 +483,21 @@ fn diff_and_commit_turn_the_writable_layer_into_an_image() {
     // A container with no changes commits to an image with the same layers.
     lw_ok(root, &["run", "--name", "same", "lwtest/bb:1", "true"]);
     assert_eq!(lw_ok(root, &["diff", "same"]), "");
+    // The image stays while containers use it: rmi needs -f, and prune keeps its blobs; the snapshots are made
+    // again from them.
+    assert_ne!(code(&lw(root, &["rmi", "lwtest/bb:1"])), 0);
+    lw_ok(root, &["rmi", "-f", "lwtest/bb:1"]);
+    lw_ok(root, &["prune", "-a"]);
+    lw_ok(root, &["builder", "prune"]);
+    assert_eq!(lw_ok(root, &["diff", "changer"]), d);
     lw_ok(root, &["commit", "same", "lwtest/same:1"]);
+    assert_eq!(
+        lw_ok(
+            root,
+            &["run", "--rm", "lwtest/same:1", "cat", "/etc/base.txt"]
+        ),
+        "base\n"
+    );
     lw_ok(root, &["rm", "changer", "same"]);
     assert_clean(root);
 }
