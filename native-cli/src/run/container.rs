@@ -96,7 +96,8 @@ impl Containers {
         let dir = root.join("containers");
         fs::create_dir_all(&dir)?;
         // Our own runc state: `prune` cleans the store's tmp, which RUN's state lives in.
-        let binary = runtime::find_runtime(None)?;
+        // `ps`, `rm` and `logs` work without one; `start` says what is missing.
+        let binary = runtime::find_runtime(None).unwrap_or_else(|_| PathBuf::from("runc"));
         Ok(Containers {
             runtime: Runtime {
                 binary,
@@ -337,9 +338,15 @@ pub fn start(store: &Store, cs: &Containers, id: &str, stdio: [Stdio; 3]) -> Res
     cs.save(&r)?;
     let dir = cs.path(id);
     let rootfs = dir.join("rootfs");
-    let unmount = cs.mount(store, &r)?;
-    let result = run_mounted(store, cs, &mut r, &dir, &rootfs, stdio);
-    drop(unmount);
+    // Whatever fails, the container ends as exited (or removed, with --rm) and nothing stays mounted.
+    let result = runtime::find_runtime(None)
+        .and_then(|_| cs.mount(store, &r))
+        .map_err(|e| (125, format!("{e:#}")))
+        .and_then(|unmount| {
+            let res = run_mounted(store, cs, &mut r, &dir, &rootfs, stdio);
+            drop(unmount);
+            res
+        });
     let code = match result {
         Ok(c) => c,
         Err((c, msg)) => {
