@@ -22,6 +22,18 @@ fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
+/// Removes (forcefully) every container of the store when dropped, so a failing test leaves none running.
+struct Cleanup<'a>(&'a Path);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let ids = out(&lw(self.0, &["ps", "-aq", "--no-trunc"]));
+        for id in ids.lines() {
+            let _ = lw(self.0, &["rm", "-f", id]);
+        }
+    }
+}
+
 /// Nothing of the store's containers is mounted, and runc knows none of them.
 fn assert_clean(root: &Path) {
     assert_eq!(mounts_under(root), Vec::<String>::new());
@@ -41,6 +53,7 @@ fn assert_clean(root: &Path) {
 fn foreground_runs_use_the_config_and_the_flags() {
     let s = run_setup();
     let root = &s.root;
+    let _cleanup = Cleanup(root);
     // The image's CMD is `sh`; with stdin closed it exits 0.
     let o = lw(root, &["run", "--rm", "lwtest/bb:1"]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
@@ -283,6 +296,7 @@ fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
 fn detached_containers_log_stop_and_go() {
     let s = run_setup();
     let root = &s.root;
+    let _cleanup = Cleanup(root);
     let id = lw_ok(
         root,
         &[
@@ -405,6 +419,7 @@ fn detached_containers_log_stop_and_go() {
 fn a_killed_run_is_cleaned_up_by_the_next_command() {
     let s = run_setup();
     let root = &s.root;
+    let _cleanup = Cleanup(root);
     let mut child = Command::new(env!("CARGO_BIN_EXE_layerwright"))
         .arg("--root")
         .arg(root)
@@ -447,6 +462,7 @@ fn a_killed_run_is_cleaned_up_by_the_next_command() {
 fn diff_and_commit_turn_the_writable_layer_into_an_image() {
     let s = run_setup();
     let root = &s.root;
+    let _cleanup = Cleanup(root);
     lw_ok(
         root,
         &["run", "--name", "changer", "-e", "K=v", "lwtest/bb:1", "sh", "-c",
@@ -510,6 +526,7 @@ fn podman_run_prints_the_same() {
     }
     let s = run_setup();
     let root = &s.root;
+    let _cleanup = Cleanup(root);
     // A second image with ENTRYPOINT, WORKDIR and USER in its config.
     let mut l = busybox_files(&[("srv/www/index.html", b"hello\n")]);
     l.push((Entry::symlink("bin/id", "busybox"), vec![]));
@@ -571,6 +588,7 @@ fn podman_run_prints_the_same() {
 fn published_ports_reach_the_container_on_loopback() {
     let s = run_setup();
     let root = &s.root;
+    let _cleanup = Cleanup(root);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -630,6 +648,7 @@ fn published_ports_reach_the_container_on_loopback() {
 fn run_it_gives_the_container_a_terminal() {
     let s = run_setup();
     let root = &s.root;
+    let _cleanup = Cleanup(root);
     // Drive `run -it` through a pty of our own, as a terminal would.
     let (mut master, mut slave) = (0, 0);
     let rc = unsafe {
