@@ -245,6 +245,19 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<()> {
                     println!("Untagged: {}", names::familiar(n));
                 }
                 _ => {
+                    let users: Vec<String> = store
+                        .container_images()
+                        .into_iter()
+                        .filter(|(_, d)| d.digest == found.descriptor.digest)
+                        .map(|(id, _)| id[..12.min(id.len())].to_string())
+                        .collect();
+                    // As docker: forced, the name goes and the image stays for its containers.
+                    if !users.is_empty() && !a.force {
+                        bail!(
+                            "conflict: unable to remove {r} (must be forced) - container {} is using it",
+                            users.join(", ")
+                        );
+                    }
                     if names_of.len() > 1 && !a.force {
                         bail!(
                             "conflict: unable to delete {r} (must be forced) - image is referenced in multiple names"

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd_build;
+mod cmd_container;
 mod cmd_dockerfile;
 mod cmd_image;
 mod cmd_proxy;
@@ -82,6 +83,25 @@ enum Command {
     Save(cmd_image::SaveArgs),
     /// Load images from a tar archive (OCI or docker format) or STDIN
     Load(cmd_image::LoadArgs),
+    /// Create and run a new container from an image (exit code: the container's; 125 for run's own errors)
+    Run(cmd_container::RunArgs),
+    /// Run a command in a running container
+    Exec(cmd_container::ExecArgs),
+    /// List containers
+    Ps(cmd_container::PsArgs),
+    /// Fetch the logs of a detached container
+    Logs(cmd_container::LogsArgs),
+    /// Stop one or more running containers (SIGTERM, then SIGKILL after -t seconds)
+    Stop(cmd_container::StopArgs),
+    /// Remove one or more containers
+    Rm(cmd_container::RmArgs),
+    /// Inspect changes to files or directories on a container's file system (A/C/D)
+    Diff(cmd_container::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(cmd_container::CommitArgs),
+    /// Internal: own a detached container until it exits
+    #[command(hide = true)]
+    ContainerMonitor(cmd_container::MonitorArgs),
 }
 
 #[derive(Subcommand)]
@@ -147,6 +167,31 @@ fn main() -> ExitCode {
         Command::History(a) => cmd_image::history(&root, a),
         Command::Save(a) => cmd_image::save(&root, a),
         Command::Load(a) => cmd_image::load(&root, a),
+        Command::Run(a) => {
+            return match cmd_container::run(&root, a) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    ExitCode::from(125)
+                }
+            }
+        }
+        Command::Exec(a) => {
+            return match cmd_container::exec(&root, a) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    ExitCode::from(125)
+                }
+            }
+        }
+        Command::Ps(a) => cmd_container::ps(&root, a),
+        Command::Logs(a) => cmd_container::logs(&root, a),
+        Command::Stop(a) => cmd_container::stop(&root, a),
+        Command::Rm(a) => cmd_container::rm(&root, a),
+        Command::Diff(a) => cmd_container::diff(&root, a),
+        Command::Commit(a) => cmd_container::commit(&root, a),
+        Command::ContainerMonitor(a) => cmd_container::monitor(&root, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

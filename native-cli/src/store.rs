@@ -421,9 +421,33 @@ impl Store {
         bail!("indexes nest too deeply at {}", desc.digest)
     }
 
-    /// Every blob reachable from the index entries.
+    /// Every blob reachable from the index entries and from containers' images.
     pub fn reachable(&self) -> Result<BTreeSet<Digest>> {
-        self.reachable_from(self.records()?.into_iter().map(|r| r.descriptor).collect())
+        let mut roots: Vec<Descriptor> =
+            self.records()?.into_iter().map(|r| r.descriptor).collect();
+        roots.extend(self.container_images().into_iter().map(|(_, d)| d));
+        self.reachable_from(roots)
+    }
+
+    /// (container ID, image manifest) of every container (`run`): their images stay while they exist.
+    pub fn container_images(&self) -> Vec<(String, Descriptor)> {
+        let Ok(dir) = fs::read_dir(self.root.join("containers")) else {
+            return vec![];
+        };
+        let mut out = Vec::new();
+        for e in dir.flatten() {
+            let Ok(b) = fs::read(e.path().join("container.json")) else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+            if let (Some(id), Ok(d)) = (
+                v["id"].as_str(),
+                serde_json::from_value::<Descriptor>(v["manifest"].clone()),
+            ) {
+                out.push((id.to_string(), d));
+            }
+        }
+        out
     }
 
     /// Every blob reachable from `roots` (themselves included).

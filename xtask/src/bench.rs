@@ -230,6 +230,9 @@ pub fn main(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let (mb, runs) = if quick { (20, 3) } else { (200, 3) };
     let work: PathBuf = crate::repo_root().join("target/bench");
+    if args.iter().any(|a| a == "--containers-only") {
+        return crate::bench_run::standalone(&work, runs);
+    }
     let tree = work.join(format!("tree-{mb}"));
     fs::create_dir_all(&work)?;
     eprintln!(

@@ -353,5 +353,6 @@ pub fn run_all(
         }
     }
     crate::bench_debian::rows(work, runs, &lw, rows, notes)?;
+    crate::bench_run::rows(work, runs, &lw, rows, notes)?;
     Ok(())
 }

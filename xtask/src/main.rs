@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 
 mod bench;
 mod bench_debian;
+mod bench_run;
 mod bench_tools;
 mod bench_wasm;
 mod build;

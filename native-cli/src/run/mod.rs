@@ -4,6 +4,7 @@
 
 pub mod binds;
 pub mod cachemount;
+pub mod container;
 pub mod diff;
 pub mod fsutil;
 pub mod mounts;
@@ -58,7 +59,7 @@ impl Drop for RemoveOnDrop {
 }
 
 /// Unmounts (lazily, so a busy mount cannot make us leak it) when dropped.
-pub(crate) struct UnmountOnDrop(pub Option<PathBuf>);
+pub struct UnmountOnDrop(pub Option<PathBuf>);
 
 impl Drop for UnmountOnDrop {
     fn drop(&mut self) {
@@ -441,7 +442,7 @@ impl RuncExecutor {
             ),
         }
 
-        remove_created_mountpoints(&rootfs, &before, &targets)?;
+        remove_created_mountpoints(&rootfs, &|r| before.contains_key(r), &targets)?;
         let after = diff::scan(&rootfs)?;
         let layer = diff::write_layer(&rootfs, &before, &after, req.source_date_epoch, store)?;
         drop(unmount);
@@ -451,9 +452,9 @@ impl RuncExecutor {
 
 /// The runtime makes mount points that the image did not have (`/proc`, a cache target...); they are not the
 /// step's output, so remove them (and parents it made) when they are still empty.
-fn remove_created_mountpoints(
+pub(crate) fn remove_created_mountpoints(
     rootfs: &Path,
-    before: &diff::Scan,
+    existed: &dyn Fn(&str) -> bool,
     targets: &[String],
 ) -> Result<()> {
     let mut rels: BTreeSet<String> = BTreeSet::new();
@@ -463,7 +464,7 @@ fn remove_created_mountpoints(
             continue;
         };
         let mut rel = rel.to_string_lossy().into_owned();
-        while !rel.is_empty() && !before.contains_key(&rel) {
+        while !rel.is_empty() && !existed(&rel) {
             rels.insert(rel.clone());
             rel = lw_layer::path::parent(&rel).to_string();
         }

@@ -209,6 +209,11 @@ impl Slirp {
     /// Start slirp4netns on `ns` and wait until it has configured the namespace (`tap0`, 10.0.2.100/24, the route,
     /// loopback). Its messages go to `log`, read back only when it fails.
     pub fn start(ns: &Path, log: &Path) -> Result<Slirp> {
+        Self::start_with_api(ns, log, None)
+    }
+
+    /// As [`Slirp::start`], with slirp4netns's API socket at `api` (for port forwarding).
+    pub fn start_with_api(ns: &Path, log: &Path, api: Option<&Path>) -> Result<Slirp> {
         let bin = super::runtime::find_in_path("slirp4netns").ok_or_else(|| anyhow!(MISSING))?;
         let mut fds = [0; 2];
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -224,6 +229,7 @@ impl Slirp {
             "--ready-fd=3",
             "--netns-type=path",
         ])
+        .args(api.map(|a| format!("--api-socket={}", a.display())))
         .arg(ns)
         .arg("tap0")
         .stdin(Stdio::null())
@@ -279,6 +285,63 @@ impl Drop for Slirp {
     }
 }
 
+/// `-p [IP:]HOST:CONTAINER[/tcp|udp]`: a host address and port forwarded to a port in the namespace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortForward {
+    pub proto: String,
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+impl PortForward {
+    /// docker's `-p` syntax; the host address defaults to loopback (docker's is every address).
+    pub fn parse(spec: &str) -> Result<PortForward> {
+        let bad = || anyhow!("-p {spec:?}: expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]");
+        let (rest, proto) = match spec.rsplit_once('/') {
+            Some((r, p @ ("tcp" | "udp"))) => (r, p),
+            Some(_) => return Err(bad()),
+            None => (spec, "tcp"),
+        };
+        let (ip, host, ctr) = match rest.rsplitn(3, ':').collect::<Vec<_>>().as_slice() {
+            [c, h] => ("127.0.0.1".to_string(), *h, *c),
+            [c, h, ip] => (ip.trim_matches(['[', ']']).to_string(), *h, *c),
+            _ => return Err(bad()),
+        };
+        ip.parse::<IpAddr>().map_err(|_| bad())?;
+        Ok(PortForward {
+            proto: proto.into(),
+            host_ip: ip,
+            host_port: host.parse().map_err(|_| bad())?,
+            container_port: ctr.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// Ask slirp4netns (over its API socket) to forward `p`.
+fn add_hostfwd(api: &Path, p: &PortForward) -> Result<()> {
+    use std::io::Write;
+    let mut s = std::os::unix::net::UnixStream::connect(api)
+        .with_context(|| format!("connecting to slirp4netns's API socket {}", api.display()))?;
+    let req = serde_json::json!({"execute": "add_hostfwd", "arguments": {"proto": p.proto,
+        "host_addr": p.host_ip, "host_port": p.host_port, "guest_port": p.container_port}});
+    s.write_all(req.to_string().as_bytes())?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    if reply.contains("\"error\"") || !reply.contains("return") {
+        bail!(
+            "publishing {}:{}->{}/{}: {}",
+            p.host_ip,
+            p.host_port,
+            p.container_port,
+            p.proto,
+            reply.trim()
+        );
+    }
+    Ok(())
+}
+
 /// What a step's network needs while it runs: nothing for `host` and `none`, a namespace and slirp4netns for
 /// `default`. Drop order: slirp4netns first, then the namespace.
 pub struct StepNetwork {
@@ -289,9 +352,34 @@ pub struct StepNetwork {
 
 impl StepNetwork {
     pub fn setup(mode: Mode, work: &Path) -> Result<StepNetwork> {
+        Self::setup_with_ports(mode, work, &[])
+    }
+
+    /// As [`StepNetwork::setup`], forwarding host ports (`default` only) to the namespace's address.
+    pub fn setup_with_ports(mode: Mode, work: &Path, ports: &[PortForward]) -> Result<StepNetwork> {
+        if !ports.is_empty() && mode != Mode::Default {
+            bail!("publishing ports (-p) needs the default network");
+        }
         let (ns, slirp) = if mode == Mode::Default {
             let ns = NetNs::new()?;
-            let slirp = Slirp::start(ns.path(), &work.join("slirp4netns.log"))?;
+            // A socket's path must fit in 108 bytes; stores can live deeper than that.
+            let mut api = work.join("slirp4netns.sock");
+            if api.as_os_str().len() >= 100 {
+                api = std::env::temp_dir().join(format!(
+                    "lw-slirp-{}-{}.sock",
+                    std::process::id(),
+                    super::unique_suffix()
+                ));
+            }
+            let _remove = super::RemoveOnDrop(Some(api.clone()));
+            let slirp = Slirp::start_with_api(
+                ns.path(),
+                &work.join("slirp4netns.log"),
+                (!ports.is_empty()).then_some(api.as_path()),
+            )?;
+            for p in ports {
+                add_hostfwd(&api, p)?;
+            }
             (Some(ns), Some(slirp))
         } else {
             (None, None)
@@ -374,6 +462,34 @@ mod tests {
             resolv_conf(Mode::Default, "nameserver 192.0.2.53\n"),
             "nameserver 192.0.2.53\n"
         );
+    }
+
+    #[test]
+    fn port_flags() {
+        let p = PortForward::parse("8080:80").unwrap();
+        assert_eq!(
+            (
+                p.host_ip.as_str(),
+                p.host_port,
+                p.container_port,
+                p.proto.as_str()
+            ),
+            ("127.0.0.1", 8080, 80, "tcp")
+        );
+        let p = PortForward::parse("0.0.0.0:53:5353/udp").unwrap();
+        assert_eq!(
+            (
+                p.host_ip.as_str(),
+                p.host_port,
+                p.container_port,
+                p.proto.as_str()
+            ),
+            ("0.0.0.0", 53, 5353, "udp")
+        );
+        assert!(PortForward::parse("80").is_err());
+        assert!(PortForward::parse("x:80:80").is_err());
+        assert!(PortForward::parse("80:80/sctp").is_err());
+        assert!(PortForward::parse("99999:80").is_err());
     }
 
     #[test]

@@ -241,3 +241,152 @@ impl Runtime {
         }
     }
 }
+
+/// What `exec` runs in a container.
+pub struct ExecProcess<'a> {
+    pub args: &'a [String],
+    pub env: &'a [String],
+    pub cwd: &'a str,
+    /// uid, gid.
+    pub user: (u32, u32),
+    pub tty: bool,
+}
+
+impl Runtime {
+    /// Run the bundle as container `id` with `stdio` handed through to its process (runc's pass-through mode; with
+    /// `tty` the bundle asks for a terminal, and runc makes it and relays `stdio` to it);
+    /// `started` gets runc's pid once the container runs. On SIGINT/SIGTERM (with a [`SignalGuard`] held) the container gets SIGTERM, then
+    /// SIGKILL after `grace`. Returns the process's exit code (128+N when killed by signal N).
+    pub fn run_passthrough(
+        &self,
+        bundle: &Path,
+        id: &str,
+        stdio: [Stdio; 3],
+        tty: bool,
+        grace: Duration,
+        started: &mut dyn FnMut(u32),
+    ) -> Result<i32> {
+        std::fs::create_dir_all(&self.state)?;
+        let _container = ContainerGuard {
+            rt: self,
+            id: id.to_string(),
+        };
+        let [stdin, stdout, stderr] = stdio;
+        let mut child = {
+            use std::os::unix::process::CommandExt;
+            let mut cmd = self.command();
+            cmd.arg("run")
+                .arg("--bundle")
+                .arg(bundle)
+                .arg(id)
+                .stdin(stdin)
+                .stdout(stdout)
+                .stderr(stderr);
+            // Its own process group, so a terminal's Ctrl-C reaches only us; but with a terminal for the container
+            // runc relays our stdin to it and must stay in the foreground (raw mode: Ctrl-C is a byte for it).
+            if !tty {
+                cmd.process_group(0);
+            }
+            cmd.spawn()
+                .with_context(|| format!("starting {}", self.binary.display()))?
+        };
+        let mut seen = false;
+        let mut term_at: Option<Instant> = None;
+        let mut killed = false;
+        let status = loop {
+            if let Some(s) = child.try_wait()? {
+                break s;
+            }
+            // Signals can reach the container only once runc has started it.
+            if !seen {
+                seen = self.is_running(id);
+                if seen {
+                    started(child.id());
+                } else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            }
+            if interrupted() && term_at.is_none() {
+                self.kill(id, "TERM");
+                term_at = Some(Instant::now());
+            }
+            if !killed && term_at.is_some_and(|t| t.elapsed() > grace) {
+                self.kill(id, "KILL");
+                killed = true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(c), _) => Ok(c),
+            (None, Some(s)) => Ok(128 + s),
+            _ => Err(anyhow!("the runtime ended without a status")),
+        }
+    }
+
+    /// Send `signal` (runc's name: TERM, KILL...) to container `id`: KILL to every process, others to its first
+    /// process only (as `docker stop` does). Errors are ignored (it may have ended already).
+    pub fn kill(&self, id: &str, signal: &str) {
+        let all: &[&str] = if signal == "KILL" { &["--all"] } else { &[] };
+        let _ = self
+            .command()
+            .arg("kill")
+            .args(all)
+            .args([id, signal])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Run `args` in running container `id` (runc exec: the container's process settings, with these overridden),
+    /// stdio passed through; returns the exit code. runc forwards our signals to the process.
+    pub fn exec(&self, id: &str, p: &ExecProcess, stdin: Stdio) -> Result<i32> {
+        let (args, env, cwd, user, tty) = (p.args, p.env, p.cwd, p.user, p.tty);
+        let mut cmd = self.command();
+        cmd.args(["exec", "--cwd", cwd, "--user"])
+            .arg(format!("{}:{}", user.0, user.1));
+        for e in env {
+            cmd.arg("--env").arg(e);
+        }
+        if tty {
+            cmd.arg("--tty");
+        }
+        let status = cmd
+            .arg(id)
+            .args(args)
+            .stdin(stdin)
+            .status()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(c), _) => Ok(c),
+            (None, Some(s)) => Ok(128 + s),
+            _ => Err(anyhow!("the runtime ended without a status")),
+        }
+    }
+
+    /// Whether runc reports container `id` as running.
+    pub fn is_running(&self, id: &str) -> bool {
+        let Ok(o) = self
+            .command()
+            .args(["state", id])
+            .stderr(Stdio::null())
+            .output()
+        else {
+            return false;
+        };
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .is_ok_and(|v| v["status"] == "running")
+    }
+
+    /// Forget container `id` (killing what is left of it).
+    pub fn delete(&self, id: &str) {
+        let _ = self
+            .command()
+            .args(["delete", "--force", id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
