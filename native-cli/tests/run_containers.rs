@@ -3,6 +3,8 @@
 //! containers with exec, logs, stop, rm and ps, diff and commit; and the same output as `podman run` for a few images.
 
 mod common;
+#[path = "common/docker.rs"]
+mod docker;
 #[path = "common/run.rs"]
 mod run_fixtures;
 
@@ -537,7 +539,7 @@ fn podman_run_prints_the_same() {
             "lwtest/bb:1",
             "sh",
             "-c",
-            "echo $PATH; id; cat /etc/base.txt; ls /opt/dir",
+            "echo $PATH; cat /etc/base.txt; ls /opt/dir",
         ],
         &[
             "-e",
@@ -565,12 +567,23 @@ fn podman_run_prints_the_same() {
         ],
     ];
     let pod = Podman::new(&s.tmp.path().join("podman"));
+    let mut tars = Vec::new();
     for name in ["lwtest/bb:1", "lwtest/plain:1"] {
         let m = layerwright::names::resolve(&s.store, name)
             .unwrap()
             .descriptor;
         let tar = save(&s.store, &m, name, s.tmp.path());
         run_ok(pod.cmd().arg("load").arg("-i").arg(&tar));
+        tars.push(tar);
+    }
+    // The user's groups follow docker, which lists the primary group among the supplementary ones (`id` prints
+    // `groups=0(root)`, as in `docker run alpine id`); podman leaves it out. So `id` is compared with Docker 20.10.
+    if let Some(d) = docker::Dockerd::shared("podman_run_prints_the_same") {
+        d.docker_ok(&["load", "-i", tars[0].to_str().unwrap()]);
+        let theirs = d.docker_ok(&["run", "--rm", "--network", "none", "lwtest/bb:1", "id"]);
+        let ours = lw_ok(root, &["run", "--rm", "lwtest/bb:1", "id"]);
+        assert_eq!(ours, theirs, "id: ours and docker run's");
+        d.docker_ok(&["rmi", "lwtest/bb:1"]);
     }
     for c in cases {
         let ours = lw_ok(root, &[&["run", "--rm"][..], c].concat());
