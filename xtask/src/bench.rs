@@ -233,6 +233,9 @@ pub fn main(args: &[String]) -> Result<()> {
     if args.iter().any(|a| a == "--containers-only") {
         return crate::bench_run::standalone(&work, runs);
     }
+    if args.iter().any(|a| a == "--serve-only") {
+        return crate::bench_serve::standalone(&work, runs);
+    }
     let tree = work.join(format!("tree-{mb}"));
     fs::create_dir_all(&work)?;
     eprintln!(

@@ -113,28 +113,5 @@ fn podman(dir: &Path) -> Result<impl Fn() -> Command> {
 
 /// `cargo xtask bench --containers-only`: just these rows.
 pub fn standalone(work: &Path, runs: usize) -> Result<()> {
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(crate::repo_root())
-        .args(["build", "--release", "--quiet", "-p", "layerwright"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .map(|d| if d.is_absolute() { d } else { crate::repo_root().join(d) })
-        .unwrap_or_else(|| crate::repo_root().join("target"));
-    let bin = target.join("release/layerwright");
-    let lw = |root: &Path| {
-        let mut c = Command::new(&bin);
-        c.arg("--root").arg(root);
-        c
-    };
-    fs::create_dir_all(work)?;
-    let (mut rows_, mut notes) = (Vec::new(), Vec::new());
-    rows(work, runs, &lw, &mut rows_, &mut notes)?;
-    println!("| run | median |\n|---|---|");
-    for (n, s) in &rows_ {
-        println!("| {n} | {:.0} ms |", s * 1000.0);
-    }
-    for n in &notes {
-        println!("- {n}");
-    }
-    Ok(())
+    crate::bench_tools::standalone(work, runs, rows)
 }

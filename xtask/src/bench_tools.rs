@@ -93,7 +93,13 @@ pub(crate) fn buildah(dir: &Path) -> Result<impl Fn() -> Command> {
     })
 }
 
-struct Registry(Child, u16, PathBuf);
+pub(crate) struct Registry(Child, u16, PathBuf);
+
+impl Registry {
+    pub(crate) fn port(&self) -> u16 {
+        self.1
+    }
+}
 
 impl Drop for Registry {
     fn drop(&mut self) {
@@ -103,7 +109,7 @@ impl Drop for Registry {
     }
 }
 
-fn start_registry(work: &Path) -> Result<Registry> {
+pub(crate) fn start_registry(work: &Path) -> Result<Registry> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let dir = work.join(format!("registry-{port}"));
     fs::create_dir_all(dir.join("data"))?;
@@ -354,5 +360,38 @@ pub fn run_all(
     }
     crate::bench_debian::rows(work, runs, &lw, rows, notes)?;
     crate::bench_run::rows(work, runs, &lw, rows, notes)?;
+    crate::bench_serve::rows(work, runs, &lw, rows, notes)?;
+    Ok(())
+}
+
+/// Rows a `--*-only` benchmark adds: (work, runs, the CLI for a store, rows, notes).
+type RowsFn =
+    fn(&Path, usize, &dyn Fn(&Path) -> Command, &mut Vec<(String, f64)>, &mut Vec<String>) -> Result<()>;
+
+/// A `--*-only` benchmark: the release CLI, then only `rows`, printed as a table with its notes.
+pub fn standalone(work: &Path, runs: usize, rows: RowsFn) -> Result<()> {
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(crate::repo_root())
+        .args(["build", "--release", "--quiet", "-p", "layerwright"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| if d.is_absolute() { d } else { crate::repo_root().join(d) })
+        .unwrap_or_else(|| crate::repo_root().join("target"));
+    let bin = target.join("release/layerwright");
+    let lw = |root: &Path| {
+        let mut c = Command::new(&bin);
+        c.arg("--root").arg(root);
+        c
+    };
+    fs::create_dir_all(work)?;
+    let (mut rows_, mut notes) = (Vec::new(), Vec::new());
+    rows(work, runs, &lw, &mut rows_, &mut notes)?;
+    println!("| row | median |\n|---|---|");
+    for (n, s) in &rows_ {
+        println!("| {n} | {:.0} ms |", s * 1000.0);
+    }
+    for n in &notes {
+        println!("- {n}");
+    }
     Ok(())
 }

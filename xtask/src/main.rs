@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 mod bench;
 mod bench_debian;
 mod bench_run;
+mod bench_serve;
 mod bench_tools;
 mod bench_wasm;
 mod build;
