@@ -14,12 +14,12 @@ use lw_oci::media::{self, Compression};
 use lw_oci::validate::Nulls;
 use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
 
-use lw_layer::archive_compression::{self, ArchiveCompression};
 use crate::buildhost::StoreBlobs;
 use crate::names;
 use crate::store::{host_platform, Store};
 use lw_build::archive::blob_name;
 use lw_build::archive::{write_archive, ArchiveItem, ArchiveProgress};
+use lw_layer::archive_compression::{self, ArchiveCompression};
 
 pub use lw_build::archive::DockerArchiveEntry;
 

@@ -44,7 +44,11 @@ pub struct ServeArgs {
     pub threads: usize,
     /// Store pushed repository NAME as PREFIX/NAME (so a push never re-points a name builds use); `docker.io`
     /// stores it under docker's normalised name instead (`busybox` -> `docker.io/library/busybox`)
-    #[arg(long = "repo-prefix", default_value = "localhost", value_name = "PREFIX")]
+    #[arg(
+        long = "repo-prefix",
+        default_value = "localhost",
+        value_name = "PREFIX"
+    )]
     pub repo_prefix: String,
 }
 

@@ -756,7 +756,11 @@ fn read_pin(path: &Path, d: &Digest) -> Option<PinRecord> {
     let repos = v
         .get("repos")
         .and_then(|r| r.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     Some(PinRecord {
         until: v.get("expiresUnixMillis")?.as_u64()?,
@@ -790,7 +794,9 @@ mod tests {
         let store = Store::open(tmp.path()).unwrap();
         let (held, lapsed, loose) = (blob(&store, "a"), blob(&store, "b"), blob(&store, "c"));
         assert_eq!(
-            store.pin(std::slice::from_ref(&held), PIN_IDLE, None).unwrap(),
+            store
+                .pin(std::slice::from_ref(&held), PIN_IDLE, None)
+                .unwrap(),
             vec![true]
         );
         assert_eq!(
@@ -824,7 +830,9 @@ mod tests {
             vec![false]
         );
         // A shorter pin from another server does not cut the first one short.
-        store.pin(std::slice::from_ref(&d), Duration::ZERO, None).unwrap();
+        store
+            .pin(std::slice::from_ref(&d), Duration::ZERO, None)
+            .unwrap();
         assert_eq!(blob(&store, "late"), d);
         assert_eq!(store.gc().unwrap().unwrap().pinned, 1);
         assert!(store.has_blob(&d));

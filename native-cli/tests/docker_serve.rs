@@ -32,7 +32,16 @@ fn docker_pulls_anonymously_logs_in_pushes_and_inspects_through_serve() {
         "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"echo\", \"hello through serve\"]\n",
     )
     .unwrap();
-    lw_ok(&root, &["build", "-q", "-t", "lwtest/served:1", ctx.to_str().unwrap()]);
+    lw_ok(
+        &root,
+        &[
+            "build",
+            "-q",
+            "-t",
+            "lwtest/served:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
     let store = Store::open(&root).unwrap();
     let ours = common::lw_ok(&root, &["inspect", "lwtest/served:1"]);
     let ours: serde_json::Value = serde_json::from_str(&ours).unwrap();
@@ -45,7 +54,13 @@ fn docker_pulls_anonymously_logs_in_pushes_and_inspects_through_serve() {
     d.docker_ok(&["pull", &image]);
     let id = d.docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image]);
     assert_eq!(id.trim(), our_id);
-    let digests = d.docker_ok(&["image", "inspect", "--format", "{{json .RepoDigests}}", &image]);
+    let digests = d.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        &image,
+    ]);
     let served = srv.req("HEAD", "/v2/lwtest/served/manifests/1", &[], b"");
     let manifest_digest = served.header("docker-content-digest").unwrap().to_string();
     assert!(
@@ -70,10 +85,19 @@ fn docker_pulls_anonymously_logs_in_pushes_and_inspects_through_serve() {
         .unwrap();
     {
         use std::io::Write as _;
-        login.stdin.take().unwrap().write_all(srv.token.as_bytes()).unwrap();
+        login
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(srv.token.as_bytes())
+            .unwrap();
     }
     let o = login.wait_with_output().unwrap();
-    assert!(o.status.success(), "docker login: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "docker login: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = d.docker_ok(&["push", &pushed]);
     let pushed_digest = out
         .split_whitespace()
@@ -83,14 +107,32 @@ fn docker_pulls_anonymously_logs_in_pushes_and_inspects_through_serve() {
         .to_string();
     let r = srv.req("HEAD", "/v2/lwtest/pushed/manifests/2", &[], b"");
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("docker-content-digest"), Some(pushed_digest.as_str()));
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(pushed_digest.as_str())
+    );
     // It landed under the pushed namespace; the built name is untouched.
-    let names: Vec<String> = store.records().unwrap().into_iter().filter_map(|r| r.name).collect();
-    assert!(names.contains(&"localhost/lwtest/pushed:2".to_string()), "{names:?}");
-    assert!(names.contains(&"docker.io/lwtest/served:1".to_string()), "{names:?}");
+    let names: Vec<String> = store
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.name)
+        .collect();
+    assert!(
+        names.contains(&"localhost/lwtest/pushed:2".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"docker.io/lwtest/served:1".to_string()),
+        "{names:?}"
+    );
     let ours_pushed = lw_ok(&root, &["inspect", "localhost/lwtest/pushed:2"]);
     let ours_pushed: serde_json::Value = serde_json::from_str(&ours_pushed).unwrap();
-    assert_eq!(ours_pushed[0]["Id"], our_id.as_str(), "the pushed image keeps its ID");
+    assert_eq!(
+        ours_pushed[0]["Id"],
+        our_id.as_str(),
+        "the pushed image keeps its ID"
+    );
 
     // `docker manifest inspect --insecure`: the client itself tries https first and falls back. Docker 20.10's
     // client reads docker-format manifests only, which is what `docker push` wrote.

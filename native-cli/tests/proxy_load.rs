@@ -4,10 +4,10 @@
 //! round and the proxy process's peak RSS.
 
 mod common;
-#[path = "common/registry.rs"]
-mod registry_fixtures;
 #[path = "common/load.rs"]
 mod load;
+#[path = "common/registry.rs"]
+mod registry_fixtures;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -55,7 +55,13 @@ impl Transport for Pair {
         headers.push(("Host".into(), HOST.into()));
         let len = bytes.len() as u64;
         headers.push(("Content-Length".into(), len.to_string()));
-        let mut req = SRequest::new(method, path, headers, Box::new(Cursor::new(bytes)), Some(len));
+        let mut req = SRequest::new(
+            method,
+            path,
+            headers,
+            Box::new(Cursor::new(bytes)),
+            Some(len),
+        );
         let (resp, _close) = self.svc.handle(&mut req);
         let mut head = ResponseHead::new(resp.status);
         head.headers = resp.headers;
@@ -76,9 +82,20 @@ struct Mem {
 }
 
 impl BlobIo for Mem {
-    fn open_upload(&mut self, d: &Digest, offset: u64, len: u64) -> Result<Box<dyn Read + '_>, Error> {
-        let (_, b) = self.blobs.iter().find(|(x, _)| x == d).expect("a blob the test has");
-        Ok(Box::new(Cursor::new(b[offset as usize..(offset + len) as usize].to_vec())))
+    fn open_upload(
+        &mut self,
+        d: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn Read + '_>, Error> {
+        let (_, b) = self
+            .blobs
+            .iter()
+            .find(|(x, _)| x == d)
+            .expect("a blob the test has");
+        Ok(Box::new(Cursor::new(
+            b[offset as usize..(offset + len) as usize].to_vec(),
+        )))
     }
     fn write_download(&mut self, data: &[u8]) -> Result<(), Error> {
         self.downloaded.extend_from_slice(data);
@@ -100,18 +117,28 @@ fn the_registry_client_pushes_and_pulls_through_serve_in_memory() {
     cfg.token = Some("in-memory-token".into());
     let svc = Service::open(cfg, HOST.parse().unwrap()).unwrap();
     let mut t = Pair { svc, requests: 0 };
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
     let layer: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
     let cd = Descriptor::of(media::OCI_CONFIG, &config);
     let ld = Descriptor::of(media::OCI_LAYER_GZIP, &layer);
     let mut io = Mem {
-        blobs: vec![(cd.digest.clone(), config.clone()), (ld.digest.clone(), layer.clone())],
+        blobs: vec![
+            (cd.digest.clone(), config.clone()),
+            (ld.digest.clone(), layer.clone()),
+        ],
         ..Mem::default()
     };
 
     // Anonymous: the client follows the Bearer challenge to a pull-only token, which cannot push.
     let anon = client(Credentials::Anonymous);
-    let e = drive_with(&mut anon.upload_blob("mem/app", &cd).unwrap(), &mut t, &mut io).unwrap_err();
+    let e = drive_with(
+        &mut anon.upload_blob("mem/app", &cd).unwrap(),
+        &mut t,
+        &mut io,
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
 
     // With the token as password: uploads (one monolithic, one in chunks) and the manifest by tag.
@@ -119,9 +146,17 @@ fn the_registry_client_pushes_and_pulls_through_serve_in_memory() {
         username: "anyone".into(),
         password: "in-memory-token".into(),
     });
-    drive_with(&mut pusher.upload_blob("mem/app", &cd).unwrap(), &mut t, &mut io).unwrap();
     drive_with(
-        &mut pusher.upload_blob("mem/app", &ld).unwrap().chunk_size(30_000),
+        &mut pusher.upload_blob("mem/app", &cd).unwrap(),
+        &mut t,
+        &mut io,
+    )
+    .unwrap();
+    drive_with(
+        &mut pusher
+            .upload_blob("mem/app", &ld)
+            .unwrap()
+            .chunk_size(30_000),
         &mut t,
         &mut io,
     )
@@ -155,10 +190,21 @@ fn the_registry_client_pushes_and_pulls_through_serve_in_memory() {
     let tags = drive(&mut anon.list_tags("mem/app").unwrap(), &mut t).unwrap();
     assert_eq!(tags, vec!["v1".to_string()]);
     // Another repository holds none of it.
-    let e = drive(&mut anon.get_manifest("mem/other", &md.to_string()).unwrap(), &mut t).unwrap_err();
+    let e = drive(
+        &mut anon.get_manifest("mem/other", &md.to_string()).unwrap(),
+        &mut t,
+    )
+    .unwrap_err();
     assert!(matches!(&e, Error::Registry { status: 404, .. }), "{e}");
     // Deleting by digest removes the tag; the manifest is gone from the repository.
-    drive(&mut pusher.delete_manifest("mem/app", &md.to_string()).unwrap(), &mut t).unwrap();
+    drive(
+        &mut pusher.delete_manifest("mem/app", &md.to_string()).unwrap(),
+        &mut t,
+    )
+    .unwrap();
     assert!(drive(&mut anon.get_manifest("mem/app", "v1").unwrap(), &mut t).is_err());
-    println!("registry client ↔ serve in memory: {} requests, no socket", t.requests);
+    println!(
+        "registry client ↔ serve in memory: {} requests, no socket",
+        t.requests
+    );
 }

@@ -2,12 +2,12 @@
 //! streamed and hashed), every digest must match; prints throughput and p50/p99 pull latency.
 
 mod common;
+#[path = "common/load.rs"]
+mod load;
 #[path = "common/registry.rs"]
 mod registry_fixtures;
 #[path = "common/serve.rs"]
 mod serve_fixtures;
-#[path = "common/load.rs"]
-mod load;
 
 use serve_fixtures::Served;
 

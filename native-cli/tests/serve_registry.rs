@@ -616,7 +616,11 @@ fn the_serve_command_parses_its_flags_and_serves() {
         .unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    assert!(buf.starts_with(b"HTTP/1.1 400 "), "{}", String::from_utf8_lossy(&buf));
+    assert!(
+        buf.starts_with(b"HTTP/1.1 400 "),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
     assert!(t.elapsed() < std::time::Duration::from_secs(2));
     // Oversized header lines are refused.
     let long = "x".repeat(20_000);

@@ -74,7 +74,10 @@ fn a_manifest_delete_removes_only_that_repositorys_reference() {
     );
     assert_eq!(r.status, 202, "{}", r.text());
     // Gone from q/a, by digest and by tag; a second DELETE finds nothing.
-    assert_eq!(get(&srv, "HEAD", &format!("/v2/q/a/manifests/{m}")).status, 404);
+    assert_eq!(
+        get(&srv, "HEAD", &format!("/v2/q/a/manifests/{m}")).status,
+        404
+    );
     assert_eq!(get(&srv, "GET", "/v2/q/a/manifests/t1").status, 404);
     let again = srv.req(
         "DELETE",
@@ -87,7 +90,10 @@ fn a_manifest_delete_removes_only_that_repositorys_reference() {
     let r = get(&srv, "GET", "/v2/q/b/manifests/t2");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, body);
-    assert_eq!(get(&srv, "HEAD", &format!("/v2/q/b/manifests/{m}")).status, 200);
+    assert_eq!(
+        get(&srv, "HEAD", &format!("/v2/q/b/manifests/{m}")).status,
+        200
+    );
     let cat: serde_json::Value =
         serde_json::from_slice(&get(&srv, "GET", "/v2/_catalog").body).unwrap();
     assert_eq!(cat["repositories"], serde_json::json!(["q/b"]));
@@ -103,10 +109,25 @@ fn digest_reads_belong_to_a_repository() {
     let img = store.resolve(&m, None).unwrap();
     let layer = &img.manifest.layers[0].digest;
     // The repository that holds the image serves it by digest, blobs included.
-    assert_eq!(get(&srv, "GET", &format!("/v2/library/busybox/manifests/{}", m.digest)).status, 200);
-    assert_eq!(get(&srv, "HEAD", &format!("/v2/library/busybox/blobs/{layer}")).status, 200);
+    assert_eq!(
+        get(
+            &srv,
+            "GET",
+            &format!("/v2/library/busybox/manifests/{}", m.digest)
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        get(&srv, "HEAD", &format!("/v2/library/busybox/blobs/{layer}")).status,
+        200
+    );
     // A repository never pushed holds nothing, whatever the store has.
-    let r = get(&srv, "GET", &format!("/v2/never/pushed/manifests/{}", m.digest));
+    let r = get(
+        &srv,
+        "GET",
+        &format!("/v2/never/pushed/manifests/{}", m.digest),
+    );
     assert_eq!(r.status, 404);
     assert!(r.text().contains("MANIFEST_UNKNOWN"), "{}", r.text());
     let r = get(&srv, "GET", &format!("/v2/never/pushed/blobs/{layer}"));
@@ -116,11 +137,32 @@ fn digest_reads_belong_to_a_repository() {
     let d = push_blob_as(&srv, "one", Algorithm::Sha256, b"only in one");
     assert_eq!(get(&srv, "HEAD", &format!("/v2/two/blobs/{d}")).status, 404);
     let a = auth(&srv);
-    let r = srv.req("POST", &format!("/v2/two/blobs/uploads/?mount={d}&from=never"), &[("Authorization", &a)], b"");
-    assert_eq!(r.status, 202, "a repository that lacks it gives an upload session instead");
-    let r = srv.req("POST", &format!("/v2/two/blobs/uploads/?mount={d}"), &[("Authorization", &a)], b"");
-    assert_eq!(r.status, 202, "without from: no automatic content discovery");
-    let r = srv.req("POST", &format!("/v2/two/blobs/uploads/?mount={d}&from=one"), &[("Authorization", &a)], b"");
+    let r = srv.req(
+        "POST",
+        &format!("/v2/two/blobs/uploads/?mount={d}&from=never"),
+        &[("Authorization", &a)],
+        b"",
+    );
+    assert_eq!(
+        r.status, 202,
+        "a repository that lacks it gives an upload session instead"
+    );
+    let r = srv.req(
+        "POST",
+        &format!("/v2/two/blobs/uploads/?mount={d}"),
+        &[("Authorization", &a)],
+        b"",
+    );
+    assert_eq!(
+        r.status, 202,
+        "without from: no automatic content discovery"
+    );
+    let r = srv.req(
+        "POST",
+        &format!("/v2/two/blobs/uploads/?mount={d}&from=one"),
+        &[("Authorization", &a)],
+        b"",
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(get(&srv, "HEAD", &format!("/v2/two/blobs/{d}")).status, 200);
 }
@@ -135,7 +177,10 @@ fn sha512_blobs_manifests_and_indexes_keep_their_digests() {
     let r = put(&srv, "s5", m.as_str(), media::OCI_MANIFEST, &body);
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.header("docker-content-digest"), Some(m.as_str()));
-    assert_eq!(r.header("location"), Some(format!("/v2/s5/manifests/{m}").as_str()));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v2/s5/manifests/{m}").as_str())
+    );
     let r = get(&srv, "GET", &format!("/v2/s5/manifests/{m}"));
     assert_eq!(r.status, 200);
     assert_eq!(r.body, body);
@@ -150,7 +195,10 @@ fn sha512_blobs_manifests_and_indexes_keep_their_digests() {
     let i = digest_of(Algorithm::Sha512, &index);
     let r = put(&srv, "s5", i.as_str(), media::OCI_INDEX, &index);
     assert_eq!(r.status, 201, "{}", r.text());
-    assert_eq!(put(&srv, "s5", "multi", media::OCI_INDEX, &index).status, 201);
+    assert_eq!(
+        put(&srv, "s5", "multi", media::OCI_INDEX, &index).status,
+        201
+    );
     let r = get(&srv, "GET", "/v2/s5/manifests/multi");
     assert_eq!(r.body, index);
     // The store keeps them under blobs/sha512, and prune keeps what the names reach.
@@ -167,9 +215,19 @@ fn an_upload_survives_a_416_on_its_closing_put() {
     let a = auth(&srv);
     let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
     let d = Digest::sha256_of(&data);
-    let r = srv.req("POST", "/v2/up/blobs/uploads/", &[("Authorization", &a)], b"");
+    let r = srv.req(
+        "POST",
+        "/v2/up/blobs/uploads/",
+        &[("Authorization", &a)],
+        b"",
+    );
     let loc = r.header("location").unwrap().to_string();
-    let r = srv.req("PATCH", &loc, &[("Authorization", &a), ("Content-Range", "0-999")], &data[..1000]);
+    let r = srv.req(
+        "PATCH",
+        &loc,
+        &[("Authorization", &a), ("Content-Range", "0-999")],
+        &data[..1000],
+    );
     assert_eq!(r.status, 202);
     let loc = r.header("location").unwrap().to_string();
     // The last chunk claims the wrong offset: 416, and the session stays as it was.
@@ -223,7 +281,10 @@ fn a_push_never_re_points_a_name_builds_use() {
     let local = make_busybox_image(&store, "busybox:local", &[busybox_files(&[])]);
     let srv = Served::start(&root, |_| {});
     let body = push_image_blobs(&srv, "busybox", Algorithm::Sha256, b"pushed");
-    assert_eq!(put(&srv, "busybox", "local", media::OCI_MANIFEST, &body).status, 201);
+    assert_eq!(
+        put(&srv, "busybox", "local", media::OCI_MANIFEST, &body).status,
+        201
+    );
     let name_of = |n: &str| {
         store
             .records()
@@ -232,17 +293,32 @@ fn a_push_never_re_points_a_name_builds_use() {
             .find(|r| r.name.as_deref() == Some(n))
             .map(|r| r.descriptor.digest)
     };
-    assert_eq!(name_of("docker.io/library/busybox:local"), Some(local.digest.clone()));
-    assert_eq!(name_of("localhost/busybox:local"), Some(Digest::sha256_of(&body)));
+    assert_eq!(
+        name_of("docker.io/library/busybox:local"),
+        Some(local.digest.clone())
+    );
+    assert_eq!(
+        name_of("localhost/busybox:local"),
+        Some(Digest::sha256_of(&body))
+    );
     // The pushed repository shows what was pushed; docker's spelling of the built one still shows the build.
     assert_eq!(get(&srv, "GET", "/v2/busybox/manifests/local").body, body);
     let r = get(&srv, "GET", "/v2/library/busybox/manifests/local");
-    assert_eq!(r.header("docker-content-digest"), Some(local.digest.as_str()));
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(local.digest.as_str())
+    );
     // `--repo-prefix docker.io` keeps the old mapping for those who want pushes to land on docker names.
     drop(srv);
     let srv = Served::start(&root, |c| c.repo_prefix = "docker.io".into());
-    assert_eq!(put(&srv, "busybox", "local", media::OCI_MANIFEST, &body).status, 201);
-    assert_eq!(name_of("docker.io/library/busybox:local"), Some(Digest::sha256_of(&body)));
+    assert_eq!(
+        put(&srv, "busybox", "local", media::OCI_MANIFEST, &body).status,
+        201
+    );
+    assert_eq!(
+        name_of("docker.io/library/busybox:local"),
+        Some(Digest::sha256_of(&body))
+    );
 }
 
 #[test]
@@ -253,15 +329,31 @@ fn a_blob_delete_unlinks_a_pushed_blob_but_not_one_a_manifest_needs() {
     let loose = push_blob_as(&srv, "d", Algorithm::Sha256, b"loose");
     let r = srv.req("DELETE", &format!("/v2/d/blobs/{loose}"), &[], b"");
     assert_eq!(r.status, 401, "deletes need the token");
-    let r = srv.req("DELETE", &format!("/v2/d/blobs/{loose}"), &[("Authorization", &a)], b"");
+    let r = srv.req(
+        "DELETE",
+        &format!("/v2/d/blobs/{loose}"),
+        &[("Authorization", &a)],
+        b"",
+    );
     assert_eq!(r.status, 202, "{}", r.text());
-    assert_eq!(get(&srv, "GET", &format!("/v2/d/blobs/{loose}")).status, 404);
+    assert_eq!(
+        get(&srv, "GET", &format!("/v2/d/blobs/{loose}")).status,
+        404
+    );
     let body = push_image_blobs(&srv, "d", Algorithm::Sha256, b"needed");
     assert_eq!(put(&srv, "d", "v1", media::OCI_MANIFEST, &body).status, 201);
     let needed = Digest::sha256_of(b"needed");
-    let r = srv.req("DELETE", &format!("/v2/d/blobs/{needed}"), &[("Authorization", &a)], b"");
+    let r = srv.req(
+        "DELETE",
+        &format!("/v2/d/blobs/{needed}"),
+        &[("Authorization", &a)],
+        b"",
+    );
     assert_eq!(r.status, 405, "{}", r.text());
-    assert_eq!(get(&srv, "GET", &format!("/v2/d/blobs/{needed}")).status, 200);
+    assert_eq!(
+        get(&srv, "GET", &format!("/v2/d/blobs/{needed}")).status,
+        200
+    );
 }
 
 #[test]
@@ -270,13 +362,25 @@ fn a_push_by_digest_takes_tag_parameters() {
     let srv = Served::start(&tmp.path().join("s"), |_| {});
     let body = push_image_blobs(&srv, "tp", Algorithm::Sha256, b"tagged by parameters");
     let m = Digest::sha256_of(&body);
-    let r = put(&srv, "tp", &format!("{m}?tag=1.2.3&tag=latest"), media::OCI_MANIFEST, &body);
+    let r = put(
+        &srv,
+        "tp",
+        &format!("{m}?tag=1.2.3&tag=latest"),
+        media::OCI_MANIFEST,
+        &body,
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.header("oci-tag"), Some("1.2.3, latest"));
     let tags: serde_json::Value =
         serde_json::from_slice(&get(&srv, "GET", "/v2/tp/tags/list").body).unwrap();
     assert_eq!(tags["tags"], serde_json::json!(["1.2.3", "latest"]));
-    let r = put(&srv, "tp", &format!("{m}?tag=.bad"), media::OCI_MANIFEST, &body);
+    let r = put(
+        &srv,
+        "tp",
+        &format!("{m}?tag=.bad"),
+        media::OCI_MANIFEST,
+        &body,
+    );
     assert_eq!(r.status, 400, "{}", r.text());
 }
 
@@ -292,10 +396,19 @@ fn artifacts_pushed_to_serve_stay_out_of_images() {
         "layers": [],
     }))
     .unwrap();
-    assert_eq!(put(&srv, "art", "sig", media::OCI_MANIFEST, &sig).status, 201);
+    assert_eq!(
+        put(&srv, "art", "sig", media::OCI_MANIFEST, &sig).status,
+        201
+    );
     let body = push_image_blobs(&srv, "art", Algorithm::Sha256, b"an image");
-    assert_eq!(put(&srv, "art", "img", media::OCI_MANIFEST, &body).status, 201);
+    assert_eq!(
+        put(&srv, "art", "img", media::OCI_MANIFEST, &body).status,
+        201
+    );
     let out = common::lw_ok(&root, &["images"]);
-    assert!(out.contains("localhost/art") && out.contains("img"), "{out}");
+    assert!(
+        out.contains("localhost/art") && out.contains("img"),
+        "{out}"
+    );
     assert!(!out.contains("sig"), "artifacts are not images: {out}");
 }

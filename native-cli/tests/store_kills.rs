@@ -24,7 +24,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n.max(1)
     }
 }
@@ -51,14 +54,16 @@ fn verify(root: &Path) -> Check {
                 continue;
             }
             let Ok(d) = Digest::parse(&format!("{alg_name}:{name}")) else {
-                c.problems.push(format!("a blob file with a name that is no digest: {name}"));
+                c.problems
+                    .push(format!("a blob file with a name that is no digest: {name}"));
                 continue;
             };
             let bytes = std::fs::read(f.path()).unwrap();
             let mut h = DigestHasher::new(d.algorithm());
             h.update(&bytes);
             if h.finish() != d {
-                c.problems.push(format!("blob {d} does not hash to its name"));
+                c.problems
+                    .push(format!("blob {d} does not hash to its name"));
             }
             c.blobs += 1;
         }
@@ -72,7 +77,10 @@ fn verify(root: &Path) -> Check {
     };
     for r in recs {
         c.names += 1;
-        let what = r.name.clone().unwrap_or_else(|| r.descriptor.digest.to_string());
+        let what = r
+            .name
+            .clone()
+            .unwrap_or_else(|| r.descriptor.digest.to_string());
         if media::is_index(&r.descriptor.media_type) {
             if store.read_document(&r.descriptor.digest).is_err() {
                 c.problems.push(format!("{what}: its index is missing"));
@@ -83,7 +91,8 @@ fn verify(root: &Path) -> Check {
             Ok(img) => {
                 for l in &img.manifest.layers {
                     if !store.has_blob(&l.digest) {
-                        c.problems.push(format!("{what}: layer {} is missing", l.digest));
+                        c.problems
+                            .push(format!("{what}: layer {} is missing", l.digest));
                     }
                 }
             }
@@ -113,7 +122,11 @@ impl Cli {
 
     fn ok(&self, args: &[&str]) {
         let o = self.cmd(args).output().unwrap();
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 
     /// Start `args`, kill it after `after`; whether it had already finished.
@@ -138,7 +151,9 @@ fn context(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&ctx).unwrap();
     let mut rng = Lcg(7);
     for i in 0..12 {
-        let data: Vec<u8> = (0..1 << 20).map(|_| b"abcdefghij klmnop\n"[rng.below(18) as usize]).collect();
+        let data: Vec<u8> = (0..1 << 20)
+            .map(|_| b"abcdefghij klmnop\n"[rng.below(18) as usize])
+            .collect();
         std::fs::write(ctx.join(format!("f{i}.txt")), data).unwrap();
     }
     std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /data/\n").unwrap();
@@ -164,7 +179,12 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
     let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
     {
         use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(srv.token.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(srv.token.as_bytes())
+            .unwrap();
     }
     assert!(child.wait().unwrap().success());
     // Something to pull, save and load.
@@ -182,12 +202,18 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
         docker_config: cli.docker_config.clone(),
     };
     let mut report = Vec::new();
-    for command in ["build", "save", "load", "tag", "rmi", "prune", "pull", "push"] {
+    for command in [
+        "build", "save", "load", "tag", "rmi", "prune", "pull", "push",
+    ] {
         let (mut killed, mut finished) = (0, 0);
         let mut window: Option<u64> = None;
         for i in 0..KILLS {
             let name = format!("kill/t{i}:1");
-            let (ctx_s, saved_s, out_s) = (ctx.to_str().unwrap(), saved.to_str().unwrap(), out.to_str().unwrap());
+            let (ctx_s, saved_s, out_s) = (
+                ctx.to_str().unwrap(),
+                saved.to_str().unwrap(),
+                out.to_str().unwrap(),
+            );
             let remote = format!("{host}/kill/pushed:{i}");
             let pull_src = format!("{host}/kill/src:1");
             // Each build differs (a file changes), so the kill lands in real work, not a cache hit.
@@ -221,7 +247,8 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
                 if command == "prune" {
                     // Something to prune: an untagged image with its own 12 MB layer.
                     garbage += 1;
-                    std::fs::write(ctx.join("changing.txt"), format!("garbage {i} {garbage}")).unwrap();
+                    std::fs::write(ctx.join("changing.txt"), format!("garbage {i} {garbage}"))
+                        .unwrap();
                     cli.ok(&["build", "-q", "--no-cache", ctx_s]);
                 }
             };
@@ -248,9 +275,17 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
                 killed += 1;
             }
             let c = verify(root);
-            assert!(c.problems.is_empty(), "{command} killed after {after:?}: {:?}", c.problems);
+            assert!(
+                c.problems.is_empty(),
+                "{command} killed after {after:?}: {:?}",
+                c.problems
+            );
             let served = verify(&served_root);
-            assert!(served.problems.is_empty(), "serve's store after {command}: {:?}", served.problems);
+            assert!(
+                served.problems.is_empty(),
+                "serve's store after {command}: {:?}",
+                served.problems
+            );
             if command == "save" && out.exists() {
                 // Whole or absent: a file there must load.
                 let check = tmp.path().join("check");
@@ -263,7 +298,10 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
             }
             cli.ok(&args);
             // What the command then made verifies too.
-            assert!(verify(root).problems.is_empty(), "{command}: after the rerun");
+            assert!(
+                verify(root).problems.is_empty(),
+                "{command}: after the rerun"
+            );
         }
         let c = verify(if command == "pull" { &pull_root } else { &root });
         report.push(format!(

@@ -32,7 +32,9 @@ pub fn rows(
     )?;
     let store = work.join("store-run");
     let _ = fs::remove_dir_all(&store);
-    run(lw(&store).args(["build", "-q", "-t", "bench/run:1"]).arg(&ctx))?;
+    run(lw(&store)
+        .args(["build", "-q", "-t", "bench/run:1"])
+        .arg(&ctx))?;
     // The first run unpacks the image's snapshot; the rows time what follows.
     run(lw(&store).args(["run", "--rm", "--network", "none", "bench/run:1"]))?;
     for net in ["none", "default"] {
@@ -79,7 +81,11 @@ fn podman(dir: &Path) -> Result<impl Fn() -> Command> {
         Command::new("sh")
             .args(["-c", &format!("ulimit -H{flag}")])
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().replace("unlimited", "-1"))
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .replace("unlimited", "-1")
+            })
             .unwrap_or_else(|_| "1024".into())
     };
     let nproc = limit("u")
@@ -96,14 +102,25 @@ fn podman(dir: &Path) -> Result<impl Fn() -> Command> {
             d = dir.display()
         ),
     )?;
-    fs::write(dir.join("registries.conf"), "unqualified-search-registries = []\n")?;
+    fs::write(
+        dir.join("registries.conf"),
+        "unqualified-search-registries = []\n",
+    )?;
     let dir = dir.to_path_buf();
     Ok(move || {
         let mut c = Command::new("podman");
         c.env("CONTAINERS_STORAGE_CONF", dir.join("storage.conf"))
             .env("CONTAINERS_CONF", dir.join("containers.conf"))
             .env("CONTAINERS_REGISTRIES_CONF", dir.join("registries.conf"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--runtime", "runc", "--root"])
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--runtime",
+                "runc",
+                "--root",
+            ])
             .arg(dir.join("root"))
             .arg("--runroot")
             .arg(dir.join("run"));

@@ -47,7 +47,13 @@ fn pulls(url: &str, size: u64) -> Result<()> {
     let children: Vec<Child> = (0..CLIENTS)
         .map(|_| {
             Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"])
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code} %{size_download}",
+                ])
                 .arg(url)
                 .stdout(Stdio::piped())
                 .spawn()
@@ -67,7 +73,9 @@ fn pulls(url: &str, size: u64) -> Result<()> {
 /// The image's single layer (digest, size), read from the store's index and manifest.
 fn layer_of(store: &Path) -> Result<(String, u64)> {
     let idx: serde_json::Value = serde_json::from_slice(&fs::read(store.join("index.json"))?)?;
-    let m = idx["manifests"][0]["digest"].as_str().context("no image in the store")?;
+    let m = idx["manifests"][0]["digest"]
+        .as_str()
+        .context("no image in the store")?;
     let (alg, hex) = m.split_once(':').context("manifest digest")?;
     let man: serde_json::Value =
         serde_json::from_slice(&fs::read(store.join("blobs").join(alg).join(hex))?)?;
@@ -87,7 +95,9 @@ pub fn rows(
     notes: &mut Vec<String>,
 ) -> Result<()> {
     if !have("curl") || !have("docker-registry") {
-        notes.push("curl or docker-registry is not installed: the serve load rows are missing".into());
+        notes.push(
+            "curl or docker-registry is not installed: the serve load rows are missing".into(),
+        );
         return Ok(());
     }
     let ctx = work.join("serve-ctx");
@@ -105,25 +115,44 @@ pub fn rows(
         }
         f.write_all(&buf)?;
     }
-    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY big.bin /big.bin\n")?;
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY big.bin /big.bin\n",
+    )?;
     let store = work.join("store-serve");
     let _ = fs::remove_dir_all(&store);
-    run(lw(&store).args(["build", "-q", "-t", "bench/load:1"]).arg(&ctx))?;
+    run(lw(&store)
+        .args(["build", "-q", "-t", "bench/load:1"])
+        .arg(&ctx))?;
     let (digest, size) = layer_of(&store)?;
 
     let port = free_port()?;
     let _serve = Served(
         lw(&store)
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--token", "bench"])
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--token",
+                "bench",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?,
     );
     wait_port(port)?;
     let reg = start_registry(work)?;
-    run(lw(&store).args(["push", "-q", "bench/load:1", &format!("127.0.0.1:{}/bench/load:1", reg.port())]))?;
+    run(lw(&store).args([
+        "push",
+        "-q",
+        "bench/load:1",
+        &format!("127.0.0.1:{}/bench/load:1", reg.port()),
+    ]))?;
     let mb = (CLIENTS as u64 * size) as f64 / 1e6;
-    for (name, p) in [("layerwright serve (hyper)", port), ("docker-registry (Distribution)", reg.port())] {
+    for (name, p) in [
+        ("layerwright serve (hyper)", port),
+        ("docker-registry (Distribution)", reg.port()),
+    ] {
         let url = format!("http://127.0.0.1:{p}/v2/bench/load/blobs/{digest}");
         pulls(&url, size)?;
         let s = timed(runs, || pulls(&url, size))?;
@@ -131,7 +160,10 @@ pub fn rows(
             "{name}: {CLIENTS} concurrent pulls of a {LAYER_MB} MB layer, {:.0} MB/s",
             mb / s
         ));
-        rows.push((format!("{CLIENTS} concurrent blob pulls ({LAYER_MB} MB each) from {name}"), s));
+        rows.push((
+            format!("{CLIENTS} concurrent blob pulls ({LAYER_MB} MB each) from {name}"),
+            s,
+        ));
     }
     let _ = fs::remove_dir_all(&store);
     Ok(())

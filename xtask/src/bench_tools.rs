@@ -365,17 +365,30 @@ pub fn run_all(
 }
 
 /// Rows a `--*-only` benchmark adds: (work, runs, the CLI for a store, rows, notes).
-type RowsFn =
-    fn(&Path, usize, &dyn Fn(&Path) -> Command, &mut Vec<(String, f64)>, &mut Vec<String>) -> Result<()>;
+type RowsFn = fn(
+    &Path,
+    usize,
+    &dyn Fn(&Path) -> Command,
+    &mut Vec<(String, f64)>,
+    &mut Vec<String>,
+) -> Result<()>;
 
 /// A `--*-only` benchmark: the release CLI, then only `rows`, printed as a table with its notes.
 pub fn standalone(work: &Path, runs: usize, rows: RowsFn) -> Result<()> {
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(crate::repo_root())
-        .args(["build", "--release", "--quiet", "-p", "layerwright"]))?;
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(crate::repo_root())
+            .args(["build", "--release", "--quiet", "-p", "layerwright"]),
+    )?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|d| if d.is_absolute() { d } else { crate::repo_root().join(d) })
+        .map(|d| {
+            if d.is_absolute() {
+                d
+            } else {
+                crate::repo_root().join(d)
+            }
+        })
         .unwrap_or_else(|| crate::repo_root().join("target"));
     let bin = target.join("release/layerwright");
     let lw = |root: &Path| {

@@ -185,7 +185,10 @@ impl Read for ChannelBody {
 async fn pump_request(mut body: Incoming, tx: mpsc::Sender<io::Result<Bytes>>) {
     loop {
         let item = match tokio::time::timeout(BODY_IO, body.frame()).await {
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "request body stalled")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request body stalled",
+            )),
             Ok(None) => return,
             Ok(Some(Ok(f))) => match f.into_data() {
                 Ok(d) if d.is_empty() => continue,
@@ -237,7 +240,11 @@ impl hyper::body::Body for StreamBody {
 
 /// Read `body` in pieces into `tx` (on the blocking pool); a short body or a read error ends the response with an
 /// error, which cuts the connection (the status line has gone, so nothing else can tell the client).
-fn pump_response(mut body: Box<dyn Read + Send>, len: Option<u64>, tx: mpsc::Sender<io::Result<Bytes>>) {
+fn pump_response(
+    mut body: Box<dyn Read + Send>,
+    len: Option<u64>,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+) {
     let mut sent = 0u64;
     loop {
         let mut buf = vec![0u8; CHUNK];
@@ -251,7 +258,9 @@ fn pump_response(mut body: Box<dyn Read + Send>, len: Option<u64>, tx: mpsc::Sen
         };
         if n == 0 {
             if len.is_some_and(|l| l != sent) {
-                let _ = tx.blocking_send(Err(io::Error::other("response body shorter than its length")));
+                let _ = tx.blocking_send(Err(io::Error::other(
+                    "response body shorter than its length",
+                )));
             }
             return;
         }
@@ -319,7 +328,12 @@ async fn serve_one(
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let chunked = parts.headers.contains_key(hyper::header::TRANSFER_ENCODING);
     let length = parts

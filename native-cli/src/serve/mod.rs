@@ -282,10 +282,16 @@ fn handle(st: &State, req: &mut Request) -> (http::Response, bool) {
         // neither its registry client nor the proxy needs to know about it; others present it themselves.
         let cookie = reply::cookie_token(req, &reply::token_cookie_name(st.addr.port()));
         let presented = [presented_token(req, &query), cookie];
-        let authed = presented.iter().flatten().any(|t| same_secret(t, &st.token));
+        let authed = presented
+            .iter()
+            .flatten()
+            .any(|t| same_secret(t, &st.token));
         let open_reads = st.addr.ip().is_loopback();
-        let pull_authed =
-            open_reads && presented.iter().flatten().any(|t| same_secret(t, &st.pull_token));
+        let pull_authed = open_reads
+            && presented
+                .iter()
+                .flatten()
+                .any(|t| same_secret(t, &st.pull_token));
         let ctx = Ctx {
             st,
             path: path.clone(),

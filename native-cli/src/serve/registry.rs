@@ -8,8 +8,8 @@ use super::http::{Method, Request};
 use lw_oci::{media, Descriptor, Digest};
 use serde_json::{json, Value};
 
-use super::repos::{split_name, Namespace, RepoView};
 use super::reply::{header, parse_range, query, Reply};
+use super::repos::{split_name, Namespace, RepoView};
 use super::{upload, Ctx};
 
 /// The repository serve's RUN backend takes layers through: with the token, every blob of the store is readable
@@ -98,8 +98,11 @@ pub fn token_endpoint(ctx: &Ctx, req: &Request) -> Reply {
     } else {
         return Reply::oci_error(401, "UNAUTHORIZED", "wrong token");
     };
-    Reply::json(200, &json!({"token": token, "access_token": token, "expires_in": 3600}))
-        .header("Cache-Control", "no-store")
+    Reply::json(
+        200,
+        &json!({"token": token, "access_token": token, "expires_in": 3600}),
+    )
+    .header("Cache-Control", "no-store")
 }
 
 pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
@@ -163,7 +166,10 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
 fn route_scope(rest: &str, actions: &str) -> Option<String> {
     let name = match parse_route(rest)? {
         Route::Tags(n) | Route::Uploads(n) => n,
-        Route::Manifest(n, _) | Route::Blob(n, _) | Route::Upload(n, _) | Route::Referrers(n, _) => n,
+        Route::Manifest(n, _)
+        | Route::Blob(n, _)
+        | Route::Upload(n, _)
+        | Route::Referrers(n, _) => n,
         Route::Ping | Route::Catalog => return None,
     };
     Some(format!("repository:{name}:{actions}"))
@@ -237,7 +243,11 @@ fn tags(ctx: &Ctx, name: &str) -> Reply {
             format!("repository {name} is not known"),
         );
     }
-    let (page, link) = paginate(ctx, v.tags.into_keys().collect(), &format!("/v2/{name}/tags/list"));
+    let (page, link) = paginate(
+        ctx,
+        v.tags.into_keys().collect(),
+        &format!("/v2/{name}/tags/list"),
+    );
     let mut r = Reply::json(200, &json!({ "name": name, "tags": page }));
     if let Some(l) = link {
         r = r.header("Link", l);
@@ -350,7 +360,11 @@ fn get_blob(ctx: &Ctx, req: &Request, repo: &str, d: &str) -> Reply {
             Err(e) => return e,
         }
     };
-    let opened = if held { ctx.st.store.open_blob(&digest).ok() } else { None };
+    let opened = if held {
+        ctx.st.store.open_blob(&digest).ok()
+    } else {
+        None
+    };
     let Some(mut f) = opened else {
         return Reply::oci_error(404, "BLOB_UNKNOWN", format!("blob {digest} is not known"));
     };
@@ -420,12 +434,18 @@ fn delete_blob(ctx: &Ctx, repo: &str, d: &str) -> Reply {
         return Reply::oci_error(404, "BLOB_UNKNOWN", format!("blob {digest} is not known"));
     }
     let pinned = ctx.st.store.linked_repos(&digest);
-    let mine: Vec<&String> = v.store_repos.iter().filter(|r| pinned.contains(*r)).collect();
+    let mine: Vec<&String> = v
+        .store_repos
+        .iter()
+        .filter(|r| pinned.contains(*r))
+        .collect();
     if v.has_blob_through_manifests(&ctx.st.store, &digest) {
         return Reply::oci_error(
             405,
             "UNSUPPORTED",
-            format!("blob {digest} is referred to by a manifest of {repo}: delete the manifest first"),
+            format!(
+                "blob {digest} is referred to by a manifest of {repo}: delete the manifest first"
+            ),
         );
     }
     for r in mine {

@@ -119,8 +119,12 @@ impl RepoView {
         let mut records = Vec::new();
         for sr in &store_repos {
             for r in recs {
-                let Some(full) = r.name.as_deref() else { continue };
-                let Some((repo, what)) = split_name(full) else { continue };
+                let Some(full) = r.name.as_deref() else {
+                    continue;
+                };
+                let Some((repo, what)) = split_name(full) else {
+                    continue;
+                };
                 if repo != sr {
                     continue;
                 }
@@ -192,7 +196,10 @@ mod tests {
     #[test]
     fn pushes_go_under_the_prefix_and_reads_fall_back_to_docker_names() {
         let ns = Namespace::new("localhost").unwrap();
-        assert_eq!(ns.push_repo("busybox").as_deref(), Some("localhost/busybox"));
+        assert_eq!(
+            ns.push_repo("busybox").as_deref(),
+            Some("localhost/busybox")
+        );
         assert_eq!(
             ns.read_repos("busybox"),
             vec!["localhost/busybox", "docker.io/library/busybox"]
@@ -214,7 +221,10 @@ mod tests {
             docker.push_repo("busybox").as_deref(),
             Some("docker.io/library/busybox")
         );
-        assert_eq!(docker.read_repos("busybox"), vec!["docker.io/library/busybox"]);
+        assert_eq!(
+            docker.read_repos("busybox"),
+            vec!["docker.io/library/busybox"]
+        );
         assert!(Namespace::new("not a host").is_err());
     }
 

@@ -97,7 +97,11 @@ fn pump(
 pub fn start(ctx: &Ctx, req: &mut Request, repo: &str) -> Reply {
     let store = &ctx.st.store;
     let Some(target) = ctx.st.ns.push_repo(repo) else {
-        return Reply::oci_error(400, "NAME_INVALID", format!("invalid repository name {repo:?}"));
+        return Reply::oci_error(
+            400,
+            "NAME_INVALID",
+            format!("invalid repository name {repo:?}"),
+        );
     };
     if let Some(m) = query(&ctx.query, "mount") {
         if let Ok(d) = Digest::parse(m) {
@@ -458,7 +462,11 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
         }
     }
     let Some(target) = ctx.st.ns.push_repo(repo) else {
-        return Reply::oci_error(400, "NAME_INVALID", format!("invalid repository name {repo:?}"));
+        return Reply::oci_error(
+            400,
+            "NAME_INVALID",
+            format!("invalid repository name {repo:?}"),
+        );
     };
     // By digest, the client's algorithm names it (and is what Docker-Content-Digest answers); by tag, sha256.
     let mut digest = Digest::sha256_of(&bytes);
@@ -513,14 +521,25 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
     };
     // By digest, `?tag=` parameters tag it too (distribution-spec 1.1); each accepted tag is named in `OCI-Tag`.
     let extra: Vec<&str> = if r.contains(':') {
-        ctx.query.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v.as_str()).collect()
+        ctx.query
+            .iter()
+            .filter(|(k, _)| k == "tag")
+            .map(|(_, v)| v.as_str())
+            .collect()
     } else {
         Vec::new()
     };
     if extra.len() > MAX_TAG_PARAMS {
-        return Reply::oci_error(414, "TAG_INVALID", format!("at most {MAX_TAG_PARAMS} tags per request"));
+        return Reply::oci_error(
+            414,
+            "TAG_INVALID",
+            format!("at most {MAX_TAG_PARAMS} tags per request"),
+        );
     }
-    if let Some(bad) = extra.iter().find(|t| !lw_oci::reference::grammar::is_tag(t)) {
+    if let Some(bad) = extra
+        .iter()
+        .find(|t| !lw_oci::reference::grammar::is_tag(t))
+    {
         return Reply::oci_error(400, "TAG_INVALID", format!("invalid tag {bad:?}"));
     }
     for n in std::iter::once(name).chain(extra.iter().map(|t| format!("{target}:{t}"))) {

@@ -137,7 +137,9 @@ pub fn round(addr: SocketAddr, base: &str, clients: usize, d: &(Digest, Digest, 
     let wall = start.elapsed().as_secs_f64();
     lat.sort();
     assert_eq!(lat.len(), clients);
-    let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1].as_secs_f64();
+    let pct = |p: f64| {
+        lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1].as_secs_f64()
+    };
     Round {
         mb_per_s: bytes as f64 / 1e6 / wall,
         p50: pct(0.50),
@@ -146,4 +148,3 @@ pub fn round(addr: SocketAddr, base: &str, clients: usize, d: &(Digest, Digest, 
         wall,
     }
 }
-
