@@ -101,6 +101,10 @@ fn main() -> ExitCode {
 fn test() -> Result<()> {
     deps::ensure_all()?;
     let start = std::time::Instant::now();
+    // Formatting is checked, so it stays as `cargo fmt` leaves it.
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--check"]);
+    run(c)?;
     // The pure crates must build for the browser target.
     let mut c = cargo();
     c.args(["check", "--quiet", "--target", "wasm32-unknown-unknown"]);
