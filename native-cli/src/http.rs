@@ -134,6 +134,10 @@ fn map_error(e: ureq::Error) -> TransportError {
 impl Transport for UreqTransport {
     type Body = ureq::BodyReader<'static>;
 
+    fn sleep(&mut self, duration: std::time::Duration) {
+        std::thread::sleep(duration);
+    }
+
     fn send(
         &mut self,
         request: &Request,

@@ -2,11 +2,10 @@
 // without, with htpasswd auth), `layerwright serve`, images built by the CLI and pushed with skopeo, and a
 // podman with a configuration private to a temp dir (never /etc, never the user's storage).
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { root } from './harness.mjs';
+import { root, tempDir } from './harness.mjs';
 
 /** The first of `cmds` on PATH, or null. */
 export function which(cmd) {
@@ -25,7 +24,7 @@ export function layerwrightBin() {
   return cands.find((p) => p && existsSync(p)) || null;
 }
 
-export const tempDir = (what) => mkdtempSync(join(tmpdir(), `lw-www-${what}-`));
+export { tempDir } from './harness.mjs';
 
 // Servers still running when the test process ends (a failed `before`, a crash) are stopped with it.
 const running = new Set();

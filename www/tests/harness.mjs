@@ -1,6 +1,7 @@
 // Test harness: serves www/dist on 127.0.0.1 and drives Debian's Chromium through playwright-core.
 import { createServer } from 'node:http';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
@@ -44,9 +45,20 @@ export function serveDist() {
   }));
 }
 
+// Every temporary directory a test makes is removed when its process ends, whether it passed or not.
+const temps = [];
+process.on('exit', () => { for (const d of temps) rmSync(d, { recursive: true, force: true }); });
+export function tempDir(what) {
+  const dir = mkdtempSync(join(tmpdir(), `lw-www-${what}-`));
+  temps.push(dir);
+  return dir;
+}
+
 export async function launch() {
   return chromium.launch({
     executablePath: chromiumPath(),
+    // Chromium leaves its singleton-socket directories in TMPDIR; give it one that goes away with the test.
+    env: { ...process.env, TMPDIR: tempDir('chromium') },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }

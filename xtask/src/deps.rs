@@ -109,9 +109,35 @@ fn ensure_target(target: &str) -> Result<()> {
     Ok(())
 }
 
+/// rustfmt and clippy: `cargo xtask test` checks formatting and runs clippy's purity rules.
+fn ensure_components(components: &[&str]) -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output()?;
+    let installed = String::from_utf8_lossy(&out.stdout).into_owned();
+    for c in components {
+        if installed
+            .lines()
+            .any(|l| l.trim().starts_with(&format!("{c}-")))
+        {
+            continue;
+        }
+        eprintln!("xtask: adding the {c} component");
+        if !Command::new("rustup")
+            .args(["component", "add", c])
+            .status()?
+            .success()
+        {
+            bail!("rustup component add {c} failed");
+        }
+    }
+    Ok(())
+}
+
 pub fn ensure_all() -> Result<()> {
     ensure_debian_packages(PACKAGES)?;
     ensure_wasm_target()?;
     ensure_target(MUSL_TARGET)?;
+    ensure_components(&["rustfmt", "clippy"])?;
     Ok(())
 }

@@ -17,7 +17,8 @@ mod site;
 mod wasm;
 mod wasm_fixtures;
 
-const WASM_CRATES: &[&str] = &[
+/// The core crates: pure (crates/clippy.toml), and built for both native and wasm32.
+const PURE_CRATES: &[&str] = &[
     "lw-oci",
     "lw-layer",
     "lw-dockerfile",
@@ -105,14 +106,35 @@ fn test() -> Result<()> {
     let mut c = cargo();
     c.args(["fmt", "--all", "--check"]);
     run(c)?;
-    // The pure crates must build for the browser target.
+    // Clippy over everything, warnings fail the run. crates/clippy.toml adds the purity rules for the core
+    // (no file system, sockets, clock, env or sleep); the wasm32 pass also proves the core builds for the tab.
     let mut c = cargo();
-    c.args(["check", "--quiet", "--target", "wasm32-unknown-unknown"]);
-    for k in WASM_CRATES {
+    c.args([
+        "clippy",
+        "--quiet",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(c)?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--quiet",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "lw-wasm",
+    ]);
+    for k in PURE_CRATES {
         c.args(["-p", k]);
     }
+    c.args(["--", "-D", "warnings"]);
     run(c)?;
-    eprintln!("xtask: wasm32 build of the core crates: ok");
+    eprintln!("xtask: clippy (native, and wasm32 for the core crates and lw-wasm): ok");
     // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs).
     let mut c = cargo();
     c.args([

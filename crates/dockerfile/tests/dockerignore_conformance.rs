@@ -2,6 +2,8 @@
 //! moby/patternmatcher's tests). Every row is checked through every matching entry point:
 //! `matches_or_parent_matches`, `matches_using_parent_results` (parents walked first, and with no
 //! parent context) and, for `Matches` rows, the deprecated single-parent variant.
+// Tests read their corpora from disk; crates/clippy.toml's purity rules are for library code.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::path::PathBuf;
 

@@ -1,5 +1,7 @@
 //! Conformance of `lw_oci::reference` with distribution/reference: the 200 rows of `reference/cases.tsv` and the
 //! 324 cases (19 sections) of `reference/cases.json` in `../shared/conformance/` (see its README, `reference/`).
+// Tests read their corpora from disk; crates/clippy.toml's purity rules are for library code.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -72,10 +72,8 @@ pub trait Transport {
         body: SendBody<'_>,
     ) -> Result<(ResponseHead, Self::Body), TransportError>;
 
-    /// Pause before a retry.
-    fn sleep(&mut self, duration: Duration) {
-        std::thread::sleep(duration);
-    }
+    /// Pause before a retry. No default: a pure crate cannot sleep (it panics on wasm32), so each host says how.
+    fn sleep(&mut self, duration: Duration);
 }
 
 /// Where the blocking driver gets upload bytes and puts downloaded blob bytes.
