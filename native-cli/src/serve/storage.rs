@@ -240,3 +240,109 @@ impl Spool for FileSpool {
         let _ = fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::mem_store::MemStorage;
+    use lw_oci::digest::Algorithm;
+    use lw_oci::DigestHasher;
+
+    fn sha512_of(b: &[u8]) -> Digest {
+        let mut h = DigestHasher::new(Algorithm::Sha512);
+        h.update(b);
+        h.finish()
+    }
+
+    /// What every storage must do, the same way: the registry cannot tell them apart. Returns the bytes of the
+    /// blobs it left.
+    fn contract(s: &dyn RegistryStorage) -> u64 {
+        // Blobs: verified on the way in (sha256 and sha512), read back whole or from an offset, stat.
+        let a = Digest::sha256_of(b"alpha");
+        s.put_blob(&a, Some(5), &mut &b"alpha"[..]).unwrap();
+        assert!(s.put_blob(&a, None, &mut &b"alphx"[..]).is_err());
+        let long = sha512_of(b"long one");
+        assert!(s.put_blob(&long, Some(8), &mut &b"long onf"[..]).is_err());
+        assert!(!s.has_blob(&long), "nothing stays after a failed put");
+        s.put_blob(&long, Some(8), &mut &b"long one"[..]).unwrap();
+        assert_eq!(s.blob_size(&long), Some(8));
+        assert_eq!(s.blob_size(&Digest::sha256_of(b"none")), None);
+        let (mut r, len) = s.open_blob(&long).unwrap();
+        r.seek(io::SeekFrom::Start(5)).unwrap();
+        let mut tail = String::new();
+        r.read_to_string(&mut tail).unwrap();
+        assert_eq!((len, tail.as_str()), (8, "one"));
+
+        // Spools: append, offset, read back, then commit or cancel.
+        let mut up = s.create_upload("0123abcd").unwrap();
+        up.append(b"chunk one, ").unwrap();
+        up.append(b"chunk two").unwrap();
+        assert_eq!(up.offset(), 20);
+        let mut all = Vec::new();
+        up.reader().unwrap().read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"chunk one, chunk two");
+        let d = sha512_of(&all);
+        up.commit(&d).unwrap();
+        assert_eq!(s.read_document(&d).unwrap(), all);
+        let mut gone = s.create_upload("4567ef").unwrap();
+        gone.append(b"never").unwrap();
+        gone.cancel();
+        assert!(!s.has_blob(&Digest::sha256_of(b"never")));
+
+        // Names, links and reachability.
+        let m = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": Descriptor::new(media::OCI_CONFIG, a.clone(), 5), "layers": []}))
+        .unwrap();
+        let md = Descriptor::of(media::OCI_MANIFEST, &m);
+        assert_eq!(
+            s.pin(
+                &[md.digest.clone(), a.clone()],
+                Duration::from_secs(60),
+                Some("localhost/r")
+            )
+            .unwrap(),
+            vec![false, true],
+            "a pin may come before its blob"
+        );
+        s.put_blob(&md.digest, Some(md.size), &mut &m[..]).unwrap();
+        s.set_name("localhost/r:t", &md).unwrap();
+        let reach = s.reachable_from(vec![md.clone()]).unwrap();
+        assert_eq!(reach, BTreeSet::from([md.digest.clone(), a.clone()]));
+        s.release(&reach);
+        assert_eq!(
+            s.linked_repos(&a),
+            BTreeSet::from(["localhost/r".to_string()])
+        );
+        s.unlink(&a, "localhost/r");
+        assert!(s.linked_repos(&a).is_empty());
+        let names = |s: &dyn RegistryStorage| -> Vec<String> {
+            s.records()
+                .unwrap()
+                .into_iter()
+                .filter_map(|r| r.name)
+                .collect()
+        };
+        assert!(names(s).contains(&"localhost/r:t".to_string()));
+        assert_eq!(s.remove_names(&["localhost/r:t".into()]).unwrap(), 1);
+        assert!(!names(s).contains(&"localhost/r:t".to_string()));
+        5 + 8 + all.len() as u64 + md.size
+    }
+
+    #[test]
+    fn the_disk_store_keeps_the_contract() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        contract(&DiskStorage::new(store.clone()));
+        // Committed spools are renamed into the blobs, leaving no file behind in the uploads directory.
+        assert_eq!(fs::read_dir(store.uploads_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_memory_store_keeps_the_contract() {
+        let mem = MemStorage::new(1 << 20);
+        let kept = contract(&mem);
+        // The cancelled spool gave its bytes back; the blobs are all that is counted.
+        assert_eq!(mem.used(), kept);
+    }
+}
