@@ -1,10 +1,10 @@
 //! The registry client against serve's registry, one scenario over two transports and two storages: in memory
 //! (quinn-proto's `Pair` style: the client's [`Transport`] hands each request to [`Service::handle`], and the
 //! registry keeps everything in a [`MemStorage`], with no socket and no file system), and over a loopback socket
-//! against the store on disk. The whole protocol runs as it does over the network: the Bearer challenge, the
-//! anonymous pull token and the token for pushes, uploads (monolithic, chunked, sha512), mounts, manifests by tag
-//! and digest, tag lists, the catalog, blob and manifest deletes, and a delete that must not reach into another
-//! repository.
+//! against the store on disk (and against memory). The whole protocol runs as it does over the network: the
+//! Bearer challenge, the anonymous pull token and the token for pushes, uploads (monolithic, chunked, sha512),
+//! mounts, manifests by tag and digest, tag lists, the catalog, blob and manifest deletes, and a delete that must
+//! not reach into another repository.
 
 use std::io::{Cursor, Read};
 use std::sync::Arc;
@@ -302,5 +302,20 @@ fn the_registry_client_runs_the_scenario_over_loopback_on_the_disk_store() {
             .collect::<Vec<_>>(),
     );
     assert!(root.join("blobs/sha512").join(xd.encoded()).is_file());
+    server.shutdown();
+}
+
+#[test]
+fn the_registry_client_runs_the_scenario_over_loopback_on_the_memory_store() {
+    let root = std::path::PathBuf::from("/dev/null/no-store");
+    let mut cfg = Config::new("127.0.0.1:0".parse().unwrap(), root.clone());
+    cfg.token = Some(TOKEN.into());
+    cfg.threads = 4;
+    let mem = MemStorage::new(8 << 20);
+    let server = Server::start_with_storage(cfg, Arc::new(mem.clone())).unwrap();
+    let host = server.addr().to_string();
+    scenario(&mut UreqTransport::new(&HttpOptions::default()), &host);
+    assert_eq!(mem.blob_count(), 4, "config, layer, sha512 layer, manifest");
+    assert!(!root.exists());
     server.shutdown();
 }

@@ -189,15 +189,30 @@ impl Service {
 }
 
 impl Server {
-    /// Bind and start serving.
+    /// Bind and start serving, the registry on the store under `cfg.root`.
     pub fn start(cfg: Config) -> Result<Server> {
+        Server::start_on(cfg, None)
+    }
+
+    /// Bind and start serving, the registry on `storage` ([`Service::with_storage`]).
+    pub fn start_with_storage(
+        cfg: Config,
+        storage: Arc<dyn storage::RegistryStorage>,
+    ) -> Result<Server> {
+        Server::start_on(cfg, Some(storage))
+    }
+
+    fn start_on(cfg: Config, storage: Option<Arc<dyn storage::RegistryStorage>>) -> Result<Server> {
         // Bind first, so the address (port 0 → a free one) is known to the state.
         let listener = std::net::TcpListener::bind(cfg.addr)
             .with_context(|| format!("cannot listen on {}", cfg.addr))?;
         let addr = listener.local_addr()?;
         drop(listener);
         let threads = cfg.threads.max(2);
-        let svc = Service::open(cfg, addr)?;
+        let svc = match storage {
+            Some(s) => Service::with_storage(cfg, addr, s)?,
+            None => Service::open(cfg, addr)?,
+        };
         let state = svc.state.clone();
         let http = http::Server::start(
             addr,
