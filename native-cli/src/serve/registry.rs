@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::reply::{header, parse_range, query, Reply};
 use super::repos::{split_name, Namespace, RepoView};
+use super::storage::BlobReader;
 use super::{upload, Ctx};
 
 /// The repository serve's RUN backend takes layers through: with the token, every blob of the store is readable
@@ -361,10 +362,15 @@ fn get_blob(ctx: &Ctx, req: &Request, repo: &str, d: &str) -> Reply {
             Err(e) => return e,
         }
     };
-    let opened = if held {
-        ctx.st.storage.open_blob(&digest).ok()
-    } else {
-        None
+    // A HEAD without a range needs the size only (a stat), not the bytes.
+    let head_only = *req.method() == Method::Head && header(req, "range").is_none();
+    let opened = match (held, head_only) {
+        (false, _) => None,
+        (true, true) => ctx.st.storage.blob_size(&digest).map(|n| {
+            let empty: Box<dyn BlobReader> = Box::new(std::io::Cursor::new(Vec::new()));
+            (empty, n)
+        }),
+        (true, false) => ctx.st.storage.open_blob(&digest).ok(),
     };
     let Some((mut f, len)) = opened else {
         return Reply::oci_error(404, "BLOB_UNKNOWN", format!("blob {digest} is not known"));
