@@ -205,7 +205,11 @@ impl RegistryStorage for MemStorage {
     }
 
     fn pin(&self, digests: &[Digest], ttl: Duration, repo: Option<&str>) -> Result<Vec<bool>> {
-        let until = Instant::now() + ttl;
+        let now = Instant::now();
+        // A pin "for ever" (a huge `ttl`) must not overflow the clock.
+        let until = now
+            .checked_add(ttl)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let mut i = self.lock();
         let mut present = Vec::with_capacity(digests.len());
         for d in digests {
@@ -416,5 +420,9 @@ mod tests {
         );
         s.unlink(&d, "localhost/a");
         assert!(s.linked_repos(&d).is_empty());
+        assert_eq!(
+            s.pin(&[d.clone()], Duration::MAX, None).unwrap(),
+            vec![true]
+        );
     }
 }
