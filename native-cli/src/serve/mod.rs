@@ -3,6 +3,7 @@
 //! by a per-start token, Host/Origin checks against DNS rebinding, and request size limits.
 
 pub mod http;
+pub mod mem_store;
 pub mod proxy;
 pub mod proxy_policy;
 pub mod registry;
@@ -10,6 +11,7 @@ pub mod reply;
 pub mod repos;
 pub mod run_api;
 pub mod site;
+pub mod storage;
 pub mod upload;
 
 use std::collections::BTreeMap;
@@ -83,7 +85,10 @@ pub struct State {
     pub token: String,
     /// The bearer token `/api/token` gives anonymous clients on a loopback listener: reads only.
     pub pull_token: String,
-    pub store: Store,
+    /// What the registry at `/v2/` stores into: the store under `--root`, or memory.
+    pub storage: Arc<dyn storage::RegistryStorage>,
+    /// The store under `--root`, for the RUN backend; `None` when the registry runs in memory.
+    pub store: Option<Store>,
     pub addr: SocketAddr,
     pub uploads: upload::Uploads,
     pub ns: repos::Namespace,
@@ -99,13 +104,19 @@ pub struct Server {
     http: http::Server,
 }
 
-/// 128 random bits from the kernel, as hex.
+/// 128 random bits from the kernel (getrandom(2): no file, so an in-memory service opens none), as hex.
 pub fn random_token() -> Result<String> {
-    use std::io::Read as _;
     let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .context("reading /dev/urandom")?;
+    let mut got = 0;
+    while got < b.len() {
+        // SAFETY: the pointer and length describe the unfilled rest of `b`.
+        let n = unsafe { libc::getrandom(b[got..].as_mut_ptr().cast(), b.len() - got, 0) };
+        match n {
+            n if n > 0 => got += n as usize,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return Err(std::io::Error::last_os_error()).context("getrandom"),
+        }
+    }
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
@@ -121,13 +132,33 @@ impl Service {
     /// compare with it).
     pub fn open(cfg: Config, addr: SocketAddr) -> Result<Service> {
         let store = Store::open(&cfg.root)?;
+        let storage = Arc::new(storage::DiskStorage::new(store.clone()));
+        Service::build(cfg, addr, storage, Some(store))
+    }
+
+    /// A service whose registry stores into `storage` (say a [`mem_store::MemStorage`]): `cfg.root` is never
+    /// touched, and `/api/run`, which needs the on-disk store, answers 503.
+    pub fn with_storage(
+        cfg: Config,
+        addr: SocketAddr,
+        storage: Arc<dyn storage::RegistryStorage>,
+    ) -> Result<Service> {
+        Service::build(cfg, addr, storage, None)
+    }
+
+    fn build(
+        cfg: Config,
+        addr: SocketAddr,
+        storage: Arc<dyn storage::RegistryStorage>,
+        store: Option<Store>,
+    ) -> Result<Service> {
         let token = match &cfg.token {
             Some(t) if !t.is_empty() => t.clone(),
             _ => random_token()?,
         };
         let site = site::Site::new(cfg.www.clone())?;
         let proxy = proxy::Proxy::new(proxy::Policy::serve(&cfg));
-        let uploads = upload::Uploads::new(&store, cfg.upload_idle)?;
+        let uploads = upload::Uploads::new(storage.clone(), cfg.upload_idle);
         let ns =
             repos::Namespace::new(&cfg.repo_prefix).map_err(|e| anyhow!("--repo-prefix: {e}"))?;
         Ok(Service {
@@ -135,6 +166,7 @@ impl Service {
                 cfg,
                 token,
                 pull_token: random_token()?,
+                storage,
                 store,
                 addr,
                 uploads,
@@ -157,15 +189,30 @@ impl Service {
 }
 
 impl Server {
-    /// Bind and start serving.
+    /// Bind and start serving, the registry on the store under `cfg.root`.
     pub fn start(cfg: Config) -> Result<Server> {
+        Server::start_on(cfg, None)
+    }
+
+    /// Bind and start serving, the registry on `storage` ([`Service::with_storage`]).
+    pub fn start_with_storage(
+        cfg: Config,
+        storage: Arc<dyn storage::RegistryStorage>,
+    ) -> Result<Server> {
+        Server::start_on(cfg, Some(storage))
+    }
+
+    fn start_on(cfg: Config, storage: Option<Arc<dyn storage::RegistryStorage>>) -> Result<Server> {
         // Bind first, so the address (port 0 → a free one) is known to the state.
         let listener = std::net::TcpListener::bind(cfg.addr)
             .with_context(|| format!("cannot listen on {}", cfg.addr))?;
         let addr = listener.local_addr()?;
         drop(listener);
         let threads = cfg.threads.max(2);
-        let svc = Service::open(cfg, addr)?;
+        let svc = match storage {
+            Some(s) => Service::with_storage(cfg, addr, s)?,
+            None => Service::open(cfg, addr)?,
+        };
         let state = svc.state.clone();
         let http = http::Server::start(
             addr,

@@ -1,8 +1,9 @@
 //! The embedded OCI Distribution registry at `/v2/`, over the store. Each repository sees only its own tags,
 //! manifests and blobs ([`super::repos`] maps repositories to store names); blobs are stored once and go later
-//! through `prune`'s garbage collection.
+//! through `prune`'s garbage collection. It works on a [`super::storage::RegistryStorage`]: the store on disk, or
+//! memory.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, SeekFrom};
 
 use super::http::{Method, Request};
 use lw_oci::{media, Descriptor, Digest};
@@ -10,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::reply::{header, parse_range, query, Reply};
 use super::repos::{split_name, Namespace, RepoView};
+use super::storage::BlobReader;
 use super::{upload, Ctx};
 
 /// The repository serve's RUN backend takes layers through: with the token, every blob of the store is readable
@@ -20,7 +22,7 @@ pub const RUN_REPO: &str = "layerwright/run-cache";
 pub fn view(ctx: &Ctx, name: &str) -> Result<RepoView, Reply> {
     let recs = ctx
         .st
-        .store
+        .storage
         .records()
         .map_err(|e| Reply::oci_error(500, "UNKNOWN", format!("{e:#}")))?;
     Ok(RepoView::of(&ctx.st.ns, name, &recs))
@@ -214,7 +216,7 @@ fn paginate(ctx: &Ctx, mut items: Vec<String>, base: &str) -> (Vec<String>, Opti
 }
 
 fn catalog(ctx: &Ctx) -> Reply {
-    let recs = match ctx.st.store.records() {
+    let recs = match ctx.st.storage.records() {
         Ok(r) => r,
         Err(e) => return Reply::oci_error(500, "UNKNOWN", format!("{e:#}")),
     };
@@ -274,16 +276,16 @@ fn find_manifest(ctx: &Ctx, repo: &str, r: &str) -> Result<Option<(Descriptor, V
     let v = view(ctx, repo)?;
     let desc = if r.contains(':') {
         let d = Digest::parse(r).map_err(|e| Reply::oci_error(400, "DIGEST_INVALID", e))?;
-        v.manifest(&ctx.st.store, &d)
+        v.manifest(&*ctx.st.storage, &d)
     } else {
         v.tags.get(r).map(|(_, d)| d.clone())
     };
-    let Some(desc) = desc.filter(|d| ctx.st.store.has_blob(&d.digest)) else {
+    let Some(desc) = desc.filter(|d| ctx.st.storage.has_blob(&d.digest)) else {
         return Ok(None);
     };
     let bytes = ctx
         .st
-        .store
+        .storage
         .read_document(&desc.digest)
         .map_err(|e| Reply::oci_error(500, "UNKNOWN", format!("{e:#}")))?;
     let mt = manifest_media_type(&bytes);
@@ -356,19 +358,23 @@ fn get_blob(ctx: &Ctx, req: &Request, repo: &str, d: &str) -> Reply {
     };
     let held = (ctx.authed && repo == RUN_REPO) || {
         match view(ctx, repo) {
-            Ok(v) => v.has_blob(&ctx.st.store, &digest),
+            Ok(v) => v.has_blob(&*ctx.st.storage, &digest),
             Err(e) => return e,
         }
     };
-    let opened = if held {
-        ctx.st.store.open_blob(&digest).ok()
-    } else {
-        None
+    // A HEAD without a range needs the size only (a stat), not the bytes.
+    let head_only = *req.method() == Method::Head && header(req, "range").is_none();
+    let opened = match (held, head_only) {
+        (false, _) => None,
+        (true, true) => ctx.st.storage.blob_size(&digest).map(|n| {
+            let empty: Box<dyn BlobReader> = Box::new(std::io::Cursor::new(Vec::new()));
+            (empty, n)
+        }),
+        (true, false) => ctx.st.storage.open_blob(&digest).ok(),
     };
-    let Some(mut f) = opened else {
+    let Some((mut f, len)) = opened else {
         return Reply::oci_error(404, "BLOB_UNKNOWN", format!("blob {digest} is not known"));
     };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let base = Reply::new(200)
         .header("Content-Type", "application/octet-stream")
         .header("Docker-Content-Digest", digest.to_string())
@@ -413,7 +419,7 @@ fn delete_manifest(ctx: &Ctx, repo: &str, r: &str) -> Reply {
     if names.is_empty() {
         return Reply::oci_error(404, "MANIFEST_UNKNOWN", format!("{repo}:{r} is not known"));
     }
-    match ctx.st.store.remove_names(&names) {
+    match ctx.st.storage.remove_names(&names) {
         Ok(_) => Reply::new(202),
         Err(e) => Reply::oci_error(500, "UNKNOWN", format!("{e:#}")),
     }
@@ -430,16 +436,16 @@ fn delete_blob(ctx: &Ctx, repo: &str, d: &str) -> Reply {
         Ok(v) => v,
         Err(e) => return e,
     };
-    if !v.has_blob(&ctx.st.store, &digest) {
+    if !v.has_blob(&*ctx.st.storage, &digest) {
         return Reply::oci_error(404, "BLOB_UNKNOWN", format!("blob {digest} is not known"));
     }
-    let pinned = ctx.st.store.linked_repos(&digest);
+    let pinned = ctx.st.storage.linked_repos(&digest);
     let mine: Vec<&String> = v
         .store_repos
         .iter()
         .filter(|r| pinned.contains(*r))
         .collect();
-    if v.has_blob_through_manifests(&ctx.st.store, &digest) {
+    if v.has_blob_through_manifests(&*ctx.st.storage, &digest) {
         return Reply::oci_error(
             405,
             "UNSUPPORTED",
@@ -449,7 +455,7 @@ fn delete_blob(ctx: &Ctx, repo: &str, d: &str) -> Reply {
         );
     }
     for r in mine {
-        ctx.st.store.unpin(std::slice::from_ref(&digest), Some(r));
+        ctx.st.storage.unlink(&digest, r);
     }
     Reply::new(202)
 }
@@ -470,7 +476,7 @@ fn referrers(ctx: &Ctx, repo: &str, d: &str) -> Reply {
         if !seen.insert(desc.digest.clone()) {
             continue;
         }
-        let Ok(bytes) = ctx.st.store.read_document(&desc.digest) else {
+        let Ok(bytes) = ctx.st.storage.read_document(&desc.digest) else {
             continue;
         };
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

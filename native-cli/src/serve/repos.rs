@@ -14,7 +14,8 @@ use anyhow::Result;
 use lw_oci::reference::{self, grammar};
 use lw_oci::{media, Descriptor, Digest, Index};
 
-use crate::store::{ImageRecord, Store};
+use super::storage::RegistryStorage;
+use crate::store::ImageRecord;
 
 /// The prefix meaning "push as docker normalises the name" (`busybox` → `docker.io/library/busybox`).
 pub const DOCKER_PREFIX: &str = "docker.io";
@@ -149,7 +150,7 @@ impl RepoView {
 
     /// The manifest with `digest`, when the repository holds it: named by a tag or a digest name, or listed by an
     /// index the repository holds (clients fetch a multi-platform image's children from the same repository).
-    pub fn manifest(&self, store: &Store, digest: &Digest) -> Option<Descriptor> {
+    pub fn manifest(&self, store: &dyn RegistryStorage, digest: &Digest) -> Option<Descriptor> {
         let mut seen = BTreeSet::new();
         let mut stack: Vec<Descriptor> = self.records.iter().map(|(_, d)| d.clone()).collect();
         while let Some(d) = stack.pop() {
@@ -171,7 +172,7 @@ impl RepoView {
     }
 
     /// Does the repository hold blob `digest`: pushed or mounted to it, or referred to by its manifests?
-    pub fn has_blob(&self, store: &Store, digest: &Digest) -> bool {
+    pub fn has_blob(&self, store: &dyn RegistryStorage, digest: &Digest) -> bool {
         if !store.has_blob(digest) {
             return false;
         }
@@ -181,7 +182,7 @@ impl RepoView {
     }
 
     /// Is blob `digest` part of a manifest the repository holds (a layer, a config, a child manifest)?
-    pub fn has_blob_through_manifests(&self, store: &Store, digest: &Digest) -> bool {
+    pub fn has_blob_through_manifests(&self, store: &dyn RegistryStorage, digest: &Digest) -> bool {
         let roots = self.records.iter().map(|(_, d)| d.clone()).collect();
         store
             .reachable_from(roots)

@@ -236,7 +236,13 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
         Ok(v) => v,
         Err(e) => return Reply::json(400, &json!({"error": format!("bad RunRequest: {e}")})),
     };
-    let rreq = match to_request(input, &ctx.st.store) {
+    let Some(store) = &ctx.st.store else {
+        return Reply::json(
+            503,
+            &json!({"error": "RUN needs the on-disk store; this server keeps its registry in memory"}),
+        );
+    };
+    let rreq = match to_request(input, store) {
         Ok(r) => r,
         Err(e) => return Reply::json(400, &json!({"error": e})),
     };

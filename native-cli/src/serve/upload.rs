@@ -1,36 +1,34 @@
 //! Pushes to the embedded registry: upload sessions (monolithic, chunked with `Content-Range`, streamed PATCH),
-//! cross-repository mounts and manifest PUT by tag or digest. Every blob is hashed as it arrives and renamed into
-//! the store only when it matches the digest the client names.
+//! cross-repository mounts and manifest PUT by tag or digest. Every blob is hashed as it arrives and moved into
+//! the storage only when it matches the digest the client names.
 //!
 //! Between a blob's upload and the manifest that names it, nothing in the store refers to the blob, so a `prune`
 //! in another process would delete it. Every blob a client uploads or mounts is therefore pinned in the store
-//! ([`Store::pin`]) for as long as an idle upload lives, refreshed whenever a request uses it again (another
+//! ([`RegistryStorage::pin`]) for as long as an idle upload lives, refreshed whenever a request uses it again (another
 //! upload, a mount, a manifest naming it); the pins go once a tagged manifest (or a referrer) makes the blobs
 //! reachable. A manifest pushed by digest alone is not reachable either, so it and its blobs stay pinned until
 //! an index naming it is tagged, or the pins expire.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::http::Request;
-use anyhow::Result;
 use lw_oci::{media, Descriptor, Digest, DigestHasher};
 use serde_json::Value;
 
 use super::registry::{manifest_media_type, view};
 use super::reply::{header, query, read_small, Limited, Reply};
+use super::storage::{RegistryStorage, Spool};
 use super::{random_token, Ctx, MAX_BLOB};
-use crate::store::{Store, MAX_DOCUMENT};
+use crate::store::MAX_DOCUMENT;
 
 struct Session {
     repo: String,
-    path: PathBuf,
+    /// The bytes so far, kept by the storage (a file in the store, or memory).
+    spool: Box<dyn Spool>,
     hasher: DigestHasher,
-    len: u64,
     /// When a request last worked on it: sessions idle longer than [`Uploads::idle`] are abandoned.
     touched: Instant,
 }
@@ -40,10 +38,10 @@ struct Session {
 /// Pins of uploaded blobs last as long.
 pub const UPLOAD_IDLE: Duration = crate::store::PIN_IDLE;
 
-/// Upload sessions in progress; their data lives in the store's [`Store::uploads_dir`], which `prune` leaves
-/// alone until a file there is idle for [`UPLOAD_IDLE`].
+/// Upload sessions in progress; their bytes live in the storage's spools (on disk in the store's
+/// `tmp/uploads`, which `prune` leaves alone until a file there is idle for [`UPLOAD_IDLE`]).
 pub struct Uploads {
-    dir: PathBuf,
+    storage: Arc<dyn RegistryStorage>,
     sessions: Mutex<HashMap<String, Option<Session>>>,
     pub idle: Duration,
 }
@@ -72,7 +70,7 @@ fn created(repo: &str, d: &Digest) -> Reply {
 /// Copy the request body to `out`, hashing it; returns the bytes copied.
 fn pump(
     src: &mut dyn Read,
-    out: &mut File,
+    out: &mut dyn Spool,
     h: &mut DigestHasher,
     limit: u64,
 ) -> std::io::Result<u64> {
@@ -88,14 +86,14 @@ fn pump(
             return Ok(n);
         }
         h.update(&buf[..k]);
-        out.write_all(&buf[..k])?;
+        out.append(&buf[..k])?;
         n += k as u64;
     }
 }
 
 /// POST /v2/NAME/blobs/uploads/: mount, monolithic upload, or a new session.
 pub fn start(ctx: &Ctx, req: &mut Request, repo: &str) -> Reply {
-    let store = &ctx.st.store;
+    let store = &*ctx.st.storage;
     let Some(target) = ctx.st.ns.push_repo(repo) else {
         return Reply::oci_error(
             400,
@@ -124,7 +122,7 @@ pub fn start(ctx: &Ctx, req: &mut Request, repo: &str) -> Reply {
         if let Err(e) = Digest::parse(d) {
             return Reply::oci_error(400, "DIGEST_INVALID", e);
         }
-        // A monolithic upload is a session of one request: its data arrives in the uploads directory too.
+        // A monolithic upload is a session of one request: its data arrives in a spool too.
         return match st.create(repo) {
             Ok(id) => st.finish(ctx, req, repo, &id),
             Err(e) => io_err(format!("{e:#}")),
@@ -142,46 +140,43 @@ pub fn start(ctx: &Ctx, req: &mut Request, repo: &str) -> Reply {
 }
 
 impl Uploads {
-    pub fn new(store: &Store, idle: Duration) -> Result<Uploads> {
-        let dir = store.uploads_dir();
-        fs::create_dir_all(&dir)?;
-        // Files left by an earlier server are abandoned uploads; only old ones go, in case another server
+    pub fn new(storage: Arc<dyn RegistryStorage>, idle: Duration) -> Uploads {
+        // Spools left by an earlier server are abandoned uploads; only old ones go, in case another server
         // shares the store.
-        store.clean_uploads(idle);
-        Ok(Uploads {
-            dir,
+        storage.sweep_uploads(idle);
+        Uploads {
+            storage,
             sessions: Mutex::new(HashMap::new()),
             idle,
-        })
+        }
     }
 
     /// Drop sessions no request has touched for `idle` (a busy session is being worked on, so it stays).
     fn expire(&self) {
         let mut map = self.sessions.lock().expect("uploads lock");
         let idle = self.idle;
-        map.retain(|_, s| match s {
-            Some(s) if s.touched.elapsed() >= idle => {
-                let _ = fs::remove_file(&s.path);
-                false
+        let old: Vec<String> = map
+            .iter()
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.touched.elapsed() >= idle))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in old {
+            if let Some(Some(s)) = map.remove(&id) {
+                s.spool.cancel();
             }
-            _ => true,
-        });
+        }
     }
 
-    fn create(&self, repo: &str) -> Result<String> {
+    fn create(&self, repo: &str) -> anyhow::Result<String> {
         self.expire();
         let id = random_token()?;
-        let path = self.dir.join(&id);
-        // The directory is normally there; an older `prune` removed it with the rest of tmp/.
-        fs::create_dir_all(&self.dir)?;
-        File::create(&path)?;
+        let spool = self.storage.create_upload(&id)?;
         self.sessions.lock().expect("uploads lock").insert(
             id.clone(),
             Some(Session {
                 repo: repo.to_string(),
-                path,
+                spool,
                 hasher: DigestHasher::new(lw_oci::digest::Algorithm::Sha256),
-                len: 0,
                 touched: Instant::now(),
             }),
         );
@@ -217,11 +212,8 @@ impl Uploads {
 
     fn put_back(&self, id: &str, mut s: Session) {
         s.touched = Instant::now();
-        // `prune` judges an upload's idleness by its file's modification time.
-        let _ = File::options()
-            .write(true)
-            .open(&s.path)
-            .and_then(|f| f.set_modified(SystemTime::now()));
+        // On disk, `prune` judges an upload's idleness by its file's modification time.
+        s.spool.touch();
         self.sessions
             .lock()
             .expect("uploads lock")
@@ -231,14 +223,14 @@ impl Uploads {
     fn forget(&self, id: &str, s: Option<Session>) {
         self.sessions.lock().expect("uploads lock").remove(id);
         if let Some(s) = s {
-            let _ = fs::remove_file(&s.path);
+            s.spool.cancel();
         }
     }
 
     pub fn status(&self, repo: &str, id: &str) -> Reply {
         match self.take(repo, id) {
             Ok(s) => {
-                let len = s.len;
+                let len = s.spool.offset();
                 self.put_back(id, s);
                 let mut r = accepted(repo, id, len);
                 r.status = 204;
@@ -257,7 +249,7 @@ impl Uploads {
             .flatten();
         match s {
             Some(s) => {
-                let _ = fs::remove_file(&s.path);
+                s.spool.cancel();
                 Reply::new(204)
             }
             None => Reply::oci_error(
@@ -270,6 +262,7 @@ impl Uploads {
 
     /// Append the body; a `Content-Range: START-END` must start where the upload stands.
     fn append(&self, req: &mut Request, s: &mut Session) -> Result<(), Reply> {
+        let len = s.spool.offset();
         if let Some(cr) = header(req, "content-range") {
             let cr = cr
                 .trim()
@@ -279,24 +272,19 @@ impl Uploads {
                 .split('-')
                 .next()
                 .and_then(|a| a.trim().parse::<u64>().ok());
-            if start != Some(s.len) {
+            if start != Some(len) {
                 return Err(Reply::new(416)
-                    .header("Range", format!("0-{}", s.len.saturating_sub(1)))
-                    .header("Content-Range", format!("bytes */{}", s.len)));
+                    .header("Range", format!("0-{}", len.saturating_sub(1)))
+                    .header("Content-Range", format!("bytes */{len}")));
             }
         }
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(&s.path)
-            .map_err(io_err)?;
-        let n = pump(
+        pump(
             req.as_reader(),
-            &mut f,
+            &mut *s.spool,
             &mut s.hasher,
-            MAX_BLOB.saturating_sub(s.len),
+            MAX_BLOB.saturating_sub(len),
         )
         .map_err(|e| Reply::oci_error(400, "BLOB_UPLOAD_INVALID", e))?;
-        s.len += n;
         Ok(())
     }
 
@@ -307,12 +295,12 @@ impl Uploads {
         };
         match self.append(req, &mut s) {
             Ok(()) => {
-                let len = s.len;
+                let len = s.spool.offset();
                 self.put_back(id, s);
                 accepted(repo, id, len)
             }
             Err(e) => {
-                // A failed chunk leaves the file in an unknown state: the session ends.
+                // A failed chunk leaves the spool in an unknown state: the session ends.
                 if e.status == 416 {
                     self.put_back(id, s);
                 } else {
@@ -345,25 +333,12 @@ impl Uploads {
             }
             return e;
         }
-        let actual = if digest.algorithm() == lw_oci::digest::Algorithm::Sha256 {
-            s.hasher.clone().finish()
-        } else {
-            let mut h = DigestHasher::new(digest.algorithm());
-            let ok = File::open(&s.path).and_then(|mut f| {
-                let mut buf = vec![0u8; 256 * 1024];
-                loop {
-                    let n = f.read(&mut buf)?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    h.update(&buf[..n]);
-                }
-            });
-            if let Err(e) = ok {
+        let actual = match spooled_digest(&mut s, &digest) {
+            Ok(d) => d,
+            Err(e) => {
                 self.forget(id, Some(s));
                 return io_err(e);
             }
-            h.finish()
         };
         if actual != digest {
             self.forget(id, Some(s));
@@ -373,28 +348,46 @@ impl Uploads {
                 format!("uploaded content hashes to {actual}, not {digest}"),
             );
         }
-        let store = &ctx.st.store;
+        // The session ends here either way; its spool becomes the blob, or goes.
+        self.sessions.lock().expect("uploads lock").remove(id);
         let target = ctx.st.ns.push_repo(repo);
-        let res = (|| -> Result<()> {
-            // Pinned before it appears among the blobs, so a `prune` elsewhere never finds it unpinned.
-            if store.pin(std::slice::from_ref(&digest), self.idle, target.as_deref())? == [true] {
-                return Ok(());
-            }
-            File::open(&s.path)?.sync_all()?;
-            store.ensure_blob_dir(&digest)?;
-            fs::rename(&s.path, store.blob_path(&digest))?;
-            if let Some(dir) = store.blob_path(&digest).parent() {
-                if let Ok(d) = File::open(dir) {
-                    let _ = d.sync_all();
+        // Pinned before it appears among the blobs, so a `prune` elsewhere never finds it unpinned.
+        let res =
+            match self
+                .storage
+                .pin(std::slice::from_ref(&digest), self.idle, target.as_deref())
+            {
+                Ok(here) if here == [true] => {
+                    s.spool.cancel();
+                    Ok(())
                 }
-            }
-            Ok(())
-        })();
-        self.forget(id, Some(s));
+                Ok(_) => s.spool.commit(&digest),
+                Err(e) => {
+                    s.spool.cancel();
+                    Err(e)
+                }
+            };
         match res {
             Ok(()) => created(repo, &digest),
             Err(e) => io_err(format!("{e:#}")),
         }
+    }
+}
+
+/// The digest of a session's bytes in `want`'s algorithm: the running sha256, or the spool read again.
+fn spooled_digest(s: &mut Session, want: &Digest) -> std::io::Result<Digest> {
+    if want.algorithm() == lw_oci::digest::Algorithm::Sha256 {
+        return Ok(s.hasher.clone().finish());
+    }
+    let mut h = DigestHasher::new(want.algorithm());
+    let mut r = s.spool.reader()?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finish());
+        }
+        h.update(&buf[..n]);
     }
 }
 
@@ -483,7 +476,7 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
             Err(e) => return Reply::oci_error(400, "DIGEST_INVALID", e),
         }
     }
-    let store = &ctx.st.store;
+    let store = &*ctx.st.storage;
     // Pinning checks presence under the store lock, so what is here now stays until the manifest is tagged (or
     // the pins expire): a `prune` elsewhere cannot take a blob between this check and the tag. The manifest
     // itself is pinned too, as nothing names it between its write and its tag.
@@ -543,7 +536,7 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
         return Reply::oci_error(400, "TAG_INVALID", format!("invalid tag {bad:?}"));
     }
     for n in std::iter::once(name).chain(extra.iter().map(|t| format!("{target}:{t}"))) {
-        if let Err(e) = store.set_tag(&n, &desc) {
+        if let Err(e) = store.set_name(&n, &desc) {
             return io_err(format!("{e:#}"));
         }
     }
@@ -578,26 +571,49 @@ fn human_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::storage::DiskStorage;
+    use crate::store::Store;
 
     #[test]
     fn abandoned_uploads_expire_and_their_files_go() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
-        let mut up = Uploads::new(&store, UPLOAD_IDLE).unwrap();
+        let dir = store.uploads_dir();
+        let mut up = Uploads::new(Arc::new(DiskStorage::new(store)), UPLOAD_IDLE);
         let a = up.create("lw/x").unwrap();
         let b = up.create("lw/x").unwrap();
         // Within the idle limit both live.
         assert_eq!(up.status("lw/x", &a).status, 204);
         assert_eq!(up.status("lw/x", &b).status, 204);
-        let file_a = up.dir.join(&a);
+        let file_a = dir.join(&a);
         assert!(file_a.exists());
         // Idle past the limit: the next upload sweeps them, files included.
         up.idle = Duration::ZERO;
         let c = up.create("lw/x").unwrap();
         assert!(!file_a.exists());
-        assert!(!up.dir.join(&b).exists());
+        assert!(!dir.join(&b).exists());
         assert_eq!(up.status("lw/x", &a).status, 404);
         assert_eq!(up.status("lw/x", &b).status, 404);
-        assert!(up.dir.join(&c).exists());
+        assert!(dir.join(&c).exists());
+    }
+
+    #[test]
+    fn abandoned_uploads_in_memory_give_their_bytes_back() {
+        let mem = crate::serve::mem_store::MemStorage::new(1 << 20);
+        let mut up = Uploads::new(Arc::new(mem.clone()), UPLOAD_IDLE);
+        let a = up.create("lw/x").unwrap();
+        let mut body = Request::new(
+            crate::serve::http::Method::Patch,
+            "/",
+            vec![],
+            Box::new(&b"0123456789"[..]),
+            Some(10),
+        );
+        assert_eq!(up.patch(&mut body, "lw/x", &a).status, 202);
+        assert_eq!(mem.used(), 10);
+        up.idle = Duration::ZERO;
+        up.create("lw/x").unwrap();
+        assert_eq!(up.status("lw/x", &a).status, 404);
+        assert_eq!(mem.used(), 0);
     }
 }

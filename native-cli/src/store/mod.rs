@@ -29,6 +29,7 @@ pub struct Collected {
     pub pinned: usize,
 }
 
+#[derive(Clone)]
 pub struct Store {
     root: PathBuf,
 }
