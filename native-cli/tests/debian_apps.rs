@@ -187,6 +187,15 @@ fn processes_under(root: &Path, id: &str) -> Vec<String> {
     out
 }
 
+/// Removes (forcefully) a container when dropped, so a failing test leaves nothing running.
+struct RmOnDrop<'a>(&'a Path, &'a str);
+
+impl Drop for RmOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = lw(self.0, &["rm", "-f", self.1]);
+    }
+}
+
 /// The article's next step: `run -d -p 127.0.0.1:PORT:80` serves index.html to curl; `stop` and `rm` then leave
 /// no container, mount or process behind.
 fn serve_index_html(root: &Path, index: &str) {
@@ -199,6 +208,7 @@ fn serve_index_html(root: &Path, index: &str) {
     let t = Instant::now();
     let id = lw_ok(root, &["run", "-d", "-p", &publish, "lwtest/nginx:1"]);
     let id = id.trim().to_string();
+    let _cleanup = RmOnDrop(root, &id);
     let url = format!("http://127.0.0.1:{port}/index.html");
     let curl = || {
         Command::new("curl")
@@ -224,7 +234,7 @@ fn serve_index_html(root: &Path, index: &str) {
         t.elapsed().as_secs_f64()
     );
     assert_eq!(body, index);
-    assert!(lw_ok(root, &["ps"]).contains(&format!("{publish}->80/tcp")));
+    assert!(lw_ok(root, &["ps"]).contains(&format!("127.0.0.1:{port}->80/tcp")));
     assert!(
         !processes_under(root, &id).is_empty(),
         "nginx runs under the store"
