@@ -158,14 +158,7 @@ fn create(ctx: &Ctx, req: &mut Request, cs: &Containers) -> Reply {
         Ok(r) => r,
         Err(e) => return err(400, format!("{e:#}")),
     };
-    let exe = match ctx
-        .st
-        .cfg
-        .exe
-        .clone()
-        .map(Ok)
-        .unwrap_or_else(std::env::current_exe)
-    {
+    let exe = match ctx.st.cfg.exe.clone().map(Ok).unwrap_or_else(monitor_exe) {
         Ok(p) => p,
         Err(e) => return err(500, format!("cannot find the layerwright binary: {e}")),
     };
@@ -177,6 +170,18 @@ fn create(ctx: &Ctx, req: &mut Request, cs: &Containers) -> Reply {
         Ok(now) => Reply::json(201, &to_json(&now)),
         Err(e) => err(500, format!("{e:#}")),
     }
+}
+
+/// This process's executable, for the monitor. When the binary was replaced while serve runs (a rebuild), the
+/// kernel names the old one `PATH (deleted)`: the new binary at PATH runs the monitor then.
+fn monitor_exe() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    if !exe.exists() {
+        if let Some(p) = exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    Ok(exe)
 }
 
 /// The log file read as it grows; when following, until the container is no longer running.
