@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { missing, launch, newPage, open, shot, dist, typeInEditor, addContextFile } from './harness.mjs';
 import { layerwrightBin, startServe, tempDir, which } from './fixtures.mjs';
 import { LESSONS } from '../src/lessons-data.js';
@@ -113,6 +114,14 @@ test('a lesson\'s RUN variant builds when served by layerwright serve', { skip: 
   await page.context().close();
 });
 
+/** Serious or critical axe-core violations on the page (the Run panel's controls, output and links). */
+async function seriousA11y(page) {
+  await page.addScriptTag({ path: createRequire(import.meta.url).resolve('axe-core/axe.min.js') });
+  const v = await page.evaluate(async () => (await axe.run(document, { resultTypes: ['violations'] })).violations // eslint-disable-line no-undef
+    .map((x) => ({ id: x.id, impact: x.impact, targets: x.nodes.slice(0, 5).map((n) => n.target.join(' ')) })));
+  return v.filter((x) => x.impact === 'serious' || x.impact === 'critical');
+}
+
 /** The containers of serve's store, as the CLI lists them. */
 const containers = () => execFileSync(bin, ['--root', serve.root, 'ps', '-aq']).toString();
 
@@ -171,6 +180,7 @@ test('the Run button runs the built image on serve: output, exit code, and a -p 
   await tab.waitForLoadState();
   assert.equal(await tab.textContent('h1'), 'served by a container');
   await tab.close();
+  assert.deepEqual(await seriousA11y(page), [], 'the Run panel while a container runs');
   assert.notEqual(containers(), '', 'the server runs');
   await page.click('[data-testid=run-stop]');
   await waitExit(page);
