@@ -23,7 +23,7 @@ use super::http::{Method, Request};
 use super::reply::{header, query, read_small, Reply};
 use super::{Ctx, MAX_JSON};
 use crate::names;
-use crate::run::container::{Containers, Record, State};
+use crate::run::container::{self, Containers, Record, State};
 use crate::run::lifecycle::{self, RunOptions, Started};
 use crate::run::network::PortForward;
 
@@ -200,10 +200,10 @@ impl Read for LogFollow {
             if n > 0 || !self.follow || self.done {
                 return Ok(n);
             }
-            let running = self
-                .cs
-                .load(&self.id)
-                .is_ok_and(|r| r.state != State::Exited);
+            // A killed monitor leaves its container marked running: its owner is gone, so it has ended.
+            let running = self.cs.load(&self.id).is_ok_and(|r| {
+                r.state != State::Exited && r.owner.is_none_or(container::pid_alive)
+            });
             if !running {
                 // One more read takes what the last moments wrote.
                 self.done = true;
