@@ -131,6 +131,18 @@ fn containers_run_from_http_are_the_clis() {
         b"",
     );
     assert_eq!(r.status, 403);
+    for (method, path) in [
+        ("GET", "/api/containers"),
+        ("GET", "/api/containers/x/logs"),
+        ("POST", "/api/containers/x/stop"),
+        ("DELETE", "/api/containers/x"),
+    ] {
+        assert_eq!(
+            srv.req(method, path, &[], b"").status,
+            401,
+            "{method} {path}"
+        );
+    }
     assert_eq!(lw_ok(&root, &["ps", "-aq"]), "", "nothing was started");
 
     // Output and exit code.

@@ -304,3 +304,64 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
         _ => err(404, "no such container API path"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_carry_a_url_for_tcp() {
+        let r = Record {
+            id: "a".repeat(64),
+            name: "n".into(),
+            image: "i".into(),
+            manifest: lw_oci::Descriptor::new(
+                lw_oci::media::OCI_MANIFEST,
+                lw_oci::Digest::sha256_of(b""),
+                0,
+            ),
+            entrypoint: vec![],
+            cmd: vec!["sh".into()],
+            env: vec![],
+            cwd: String::new(),
+            user: String::new(),
+            network: "default".into(),
+            binds: vec![],
+            ports: [
+                "127.0.0.1:8081:80",
+                "[::1]:8082:80",
+                "127.0.0.1:5353:53/udp",
+            ]
+            .iter()
+            .map(|p| PortForward::parse(p).unwrap())
+            .collect(),
+            auto_remove: false,
+            detached: true,
+            interactive: false,
+            tty: false,
+            created: 0,
+            started: None,
+            finished: None,
+            state: State::Running,
+            exit_code: None,
+            owner: None,
+            error: None,
+        };
+        let v = to_json(&r);
+        let urls: Vec<&Value> = v["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| &p["url"])
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                &json!("http://127.0.0.1:8081/"),
+                &json!("http://[::1]:8082/"),
+                &Value::Null
+            ]
+        );
+        assert_eq!(v["state"], "running");
+    }
+}
