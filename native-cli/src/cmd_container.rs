@@ -3,7 +3,7 @@
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -12,7 +12,7 @@ use layerwright::buildhost::StoreBlobs;
 use layerwright::names;
 use layerwright::run::container::{self, Bind, Containers, Record, State};
 use layerwright::run::diff;
-use layerwright::run::network::PortForward;
+use layerwright::run::lifecycle::{self, merge_env, RunOptions, Started};
 use layerwright::store::Store;
 use lw_oci::media;
 
@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// Publish a container's port: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (IP defaults to 127.0.0.1)
     #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CONTAINER")]
     publish: Vec<String>,
+    /// Publish every port the image exposes on a free loopback port
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
     /// Keep STDIN open
     #[arg(short = 'i', long)]
     interactive: bool,
@@ -173,20 +176,6 @@ fn parse_env_line(line: &str, out: &mut Vec<String>) {
     }
 }
 
-/// Put `overrides` (KEY=VALUE) over `base`, keeping order.
-fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
-    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
-    let mut out: Vec<String> = base.to_vec();
-    for o in overrides {
-        let k = key(o);
-        match out.iter_mut().find(|e| key(e) == k) {
-            Some(e) => *e = o.clone(),
-            None => out.push(o.clone()),
-        }
-    }
-    out
-}
-
 fn parse_volume(spec: &str) -> Result<Bind> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, opt) = match parts.as_slice() {
@@ -242,38 +231,22 @@ fn parse_mount(spec: &str) -> Result<Bind> {
     })
 }
 
-/// The container's record from the flags and the image's config.
-fn make_record(store: &Store, a: &RunArgs) -> Result<Record> {
+/// The run options from the flags (environment files read, bind sources checked) and the image they name.
+fn run_options(store: &Store, a: &RunArgs) -> Result<(lw_oci::Descriptor, RunOptions)> {
     let image = &a.image_and_command[0];
     let found = names::resolve(store, image)?;
-    let img = store.resolve(&found.descriptor, None)?;
-    let cfg = &img.config.config;
-    let given: Vec<String> = a.image_and_command[1..].to_vec();
-    let (entrypoint, cmd) = match &a.entrypoint {
-        // docker: a new entrypoint drops the image's CMD.
-        Some(e) if e.is_empty() => (vec![], given),
-        Some(e) => (vec![e.clone()], given),
-        None => (
-            cfg.entrypoint.clone().unwrap_or_default(),
-            if given.is_empty() {
-                cfg.cmd.clone().unwrap_or_default()
-            } else {
-                given
-            },
-        ),
-    };
-    let mut overrides = Vec::new();
+    let mut env = Vec::new();
     for f in &a.env_file {
         let text = fs::read_to_string(f).with_context(|| format!("--env-file {}", f.display()))?;
         for line in text.lines() {
             let line = line.trim_start();
             if !line.is_empty() && !line.starts_with('#') {
-                parse_env_line(line, &mut overrides);
+                parse_env_line(line, &mut env);
             }
         }
     }
     for e in &a.env {
-        parse_env_line(e, &mut overrides);
+        parse_env_line(e, &mut env);
     }
     let mut binds = Vec::new();
     for v in &a.volume {
@@ -282,65 +255,40 @@ fn make_record(store: &Store, a: &RunArgs) -> Result<Record> {
     for m in &a.mount {
         binds.push(parse_mount(m)?);
     }
-    let id = container::new_id()?;
-    Ok(Record {
-        name: a
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("lw_{}", &id[..12])),
+    let mut ports = a
+        .publish
+        .iter()
+        .map(|p| lifecycle::parse_publish(p))
+        .collect::<Result<Vec<_>>>()?;
+    if a.publish_all {
+        let exposed = lifecycle::exposed_ports(store, &found.descriptor)?;
+        let more = lifecycle::publish_all(&exposed, &ports)?;
+        ports.extend(more);
+    }
+    let o = RunOptions {
         image: image.clone(),
-        manifest: found.descriptor.clone(),
-        entrypoint,
-        cmd,
-        env: merge_env(&cfg.env.clone().unwrap_or_default(), &overrides),
-        cwd: a
-            .workdir
-            .clone()
-            .or(cfg.working_dir.clone())
-            .unwrap_or_default(),
-        user: a.user.clone().or(cfg.user.clone()).unwrap_or_default(),
+        command: a.image_and_command[1..].to_vec(),
+        entrypoint: a.entrypoint.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
         network: a.network.clone(),
         binds,
-        ports: a
-            .publish
-            .iter()
-            .map(|p| PortForward::parse(p))
-            .collect::<Result<_>>()?,
+        ports,
+        name: a.name.clone(),
         auto_remove: a.rm,
-        detached: a.detach,
+        detach: a.detach,
         interactive: a.interactive,
         tty: a.tty,
-        created: container::now(),
-        started: None,
-        finished: None,
-        state: State::Created,
-        exit_code: None,
-        owner: None,
-        error: None,
-        id,
-    })
+    };
+    Ok((found.descriptor, o))
 }
 
 /// `run`: the container's exit code; 125 for our own errors.
 pub fn run(root: &Path, a: RunArgs) -> Result<u8> {
     let (store, cs) = open(root)?;
-    let r = make_record(&store, &a)?;
-    if r.args().is_empty() {
-        bail!("no command specified");
-    }
-    if let Some(n) = &a.name {
-        if n.is_empty()
-            || !n
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        {
-            bail!("invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
-        }
-    }
-    if a.tty && a.detach {
-        bail!("-t with -d is not supported yet");
-    }
-    let r = cs.create(r)?;
+    let (manifest, o) = run_options(&store, &a)?;
+    let r = cs.create(lifecycle::make_record(&store, &manifest, &o)?)?;
     if !a.detach {
         let stdin = if a.interactive {
             Stdio::inherit()
@@ -356,45 +304,16 @@ pub fn run(root: &Path, a: RunArgs) -> Result<u8> {
         return Ok(code.clamp(0, 255) as u8);
     }
     // Detached: a monitor process of our own owns the container and writes its output to the log.
-    let log = cs.path(&r.id).join("container.log");
-    let out = fs::File::create(&log)?;
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.arg("--root")
-        .arg(std::path::absolute(root)?)
-        .args(["container-monitor", &r.id])
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out);
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    cmd.spawn().context("starting the container monitor")?;
-    let start = std::time::Instant::now();
-    loop {
-        let cur = match cs.load(&r.id) {
-            Ok(c) => c,
-            // `--rm` and already gone.
-            Err(_) => break,
-        };
-        match (cur.state, &cur.error) {
-            (State::Running, _) => break,
-            (State::Exited, Some(e)) => {
-                eprintln!("Error: {e}");
-                return Ok(cur.exit_code.unwrap_or(125).clamp(0, 255) as u8);
-            }
-            (State::Exited, None) => break,
-            (State::Created, _) if start.elapsed() > Duration::from_secs(60) => {
-                bail!("container {} did not start within 60 s", r.id)
-            }
-            _ => std::thread::sleep(Duration::from_millis(20)),
+    match lifecycle::start_detached(&std::env::current_exe()?, root, &cs, &r.id)? {
+        Started::Ok => {
+            println!("{}", r.id);
+            Ok(0)
+        }
+        Started::Failed(code, e) => {
+            eprintln!("Error: {e}");
+            Ok(code.clamp(0, 255) as u8)
         }
     }
-    println!("{}", r.id);
-    Ok(0)
 }
 
 /// `exec`: the command's exit code; 125 for exec's own errors, 126/127 as `run`.
@@ -576,31 +495,11 @@ pub fn logs(root: &Path, a: LogsArgs) -> Result<()> {
     }
 }
 
-fn stop_one(cs: &Containers, r: &Record, grace: Duration) -> Result<()> {
-    if r.state != State::Running {
-        return Ok(());
-    }
-    cs.runtime.kill(&r.id, "TERM");
-    let after = cs.wait_exit(&r.id, grace);
-    if matches!(&after, Ok(x) if x.state == State::Running) {
-        // Again now and then: a kill can race with a process that is just starting.
-        for _ in 0..20 {
-            cs.runtime.kill(&r.id, "KILL");
-            let again = cs.wait_exit(&r.id, Duration::from_millis(500));
-            if !matches!(&again, Ok(x) if x.state == State::Running) {
-                return Ok(());
-            }
-        }
-        bail!("container {} did not stop", r.name);
-    }
-    Ok(())
-}
-
 pub fn stop(root: &Path, a: StopArgs) -> Result<()> {
     let (_store, cs) = open(root)?;
     for c in &a.containers {
         let r = cs.find(c)?;
-        stop_one(&cs, &r, Duration::from_secs(a.time))?;
+        lifecycle::stop(&cs, &r, Duration::from_secs(a.time))?;
         println!("{c}");
     }
     Ok(())
@@ -610,18 +509,7 @@ pub fn rm(root: &Path, a: RmArgs) -> Result<()> {
     let (_store, cs) = open(root)?;
     for c in &a.containers {
         let r = cs.find(c)?;
-        if r.state == State::Running {
-            if !a.force {
-                bail!(
-                    "cannot remove container {c}: the container is running: stop the container before removing \
-                     it, or force remove it with -f"
-                );
-            }
-            stop_one(&cs, &r, Duration::ZERO)?;
-        }
-        if cs.path(&r.id).exists() {
-            cs.remove_dir(&r.id)?;
-        }
+        lifecycle::remove(&cs, &r, a.force)?;
         println!("{c}");
     }
     Ok(())
@@ -684,15 +572,6 @@ pub fn commit(root: &Path, a: CommitArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_merges_over_the_image() {
-        let base = vec!["PATH=/bin".to_string(), "A=1".into()];
-        assert_eq!(
-            merge_env(&base, &["A=2".into(), "B=3".into()]),
-            ["PATH=/bin", "A=2", "B=3"]
-        );
-    }
 
     #[test]
     fn bind_flags() {

@@ -1,6 +1,7 @@
 //! The article's Dockerfiles with default flags on a Debian bookworm base made by debootstrap: nginx installed
 //! with apt-get through RUN's default network, and a multi-stage build whose final image holds one binary, run
-//! by podman. The package mirror's name is passed with `--add-host`, as the host resolves it.
+//! by podman. The nginx image then runs detached with a published port and serves index.html to curl. The package
+//! mirror's name is passed with `--add-host`, as the host resolves it.
 //!
 //! The base's root file system is cached as a tar outside the checkout (`$LAYERWRIGHT_TEST_CACHE`, default
 //! /var/cache/layerwright-test), keyed by [`BASE_VERSION`], so CI makes it once.
@@ -156,6 +157,109 @@ fn top_layer_paths(root: &Path, tag: &str, n: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Lines of /proc/self/mounts that mention `under`.
+fn mounts_under(under: &Path) -> Vec<String> {
+    let s = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let u = under.to_string_lossy().into_owned();
+    s.lines()
+        .filter(|l| l.contains(&u))
+        .map(String::from)
+        .collect()
+}
+
+/// Processes whose root or command line is under the store (a container's, its monitor, its slirp4netns).
+fn processes_under(root: &Path, id: &str) -> Vec<String> {
+    let root = std::fs::canonicalize(root).unwrap();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == std::process::id().to_string() {
+            continue;
+        }
+        let cmdline = std::fs::read(e.path().join("cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        let in_root = std::fs::read_link(e.path().join("root")).is_ok_and(|r| r.starts_with(&root));
+        if in_root || cmdline.contains(id) {
+            out.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    out
+}
+
+/// Removes (forcefully) a container when dropped, so a failing test leaves nothing running.
+struct RmOnDrop<'a>(&'a Path, &'a str);
+
+impl Drop for RmOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = lw(self.0, &["rm", "-f", self.1]);
+    }
+}
+
+/// The article's next step: `run -d -p 127.0.0.1:PORT:80` serves index.html to curl; `stop` and `rm` then leave
+/// no container, mount or process behind.
+fn serve_index_html(root: &Path, index: &str) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let t = Instant::now();
+    let id = lw_ok(root, &["run", "-d", "-p", &publish, "lwtest/nginx:1"]);
+    let id = id.trim().to_string();
+    let _cleanup = RmOnDrop(root, &id);
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    let curl = || {
+        Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "5", &url])
+            .output()
+            .unwrap()
+    };
+    let body = loop {
+        let o = curl();
+        if o.status.success() {
+            break String::from_utf8(o.stdout).unwrap();
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "nginx did not answer on {url}: {}\nlogs: {}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&lw(root, &["logs", &id]).stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    eprintln!(
+        "run -d to the first answer: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(body, index);
+    assert!(lw_ok(root, &["ps"]).contains(&format!("127.0.0.1:{port}->80/tcp")));
+    assert!(
+        !processes_under(root, &id).is_empty(),
+        "nginx runs under the store"
+    );
+    lw_ok(root, &["stop", &id]);
+    assert!(
+        lw_ok(root, &["ps", "-a"]).contains("Exited ("),
+        "stopped, not removed"
+    );
+    assert!(
+        !curl().status.success(),
+        "the port closed with the container"
+    );
+    lw_ok(root, &["rm", &id]);
+    assert_eq!(lw_ok(root, &["ps", "-aq"]), "");
+    assert!(!root.join("containers").join(&id).exists());
+    assert_eq!(mounts_under(root), Vec::<String>::new());
+    let t = Instant::now();
+    // The monitor may take a moment to exit after writing the container's end.
+    while !processes_under(root, &id).is_empty() && t.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(processes_under(root, &id), Vec::<String>::new());
+}
+
 #[test]
 fn nginx_builds_with_default_flags_and_hello_runs_in_podman() {
     let tmp = tempfile::tempdir().unwrap();
@@ -199,6 +303,7 @@ fn nginx_builds_with_default_flags_and_hello_runs_in_podman() {
     );
     let inspect = lw_ok(&root, &["inspect", "lwtest/nginx:1"]);
     assert!(inspect.contains("\"80/tcp\""), "{inspect}");
+    serve_index_html(&root, "<h1>Changed</h1>\n");
 
     // The multi-stage example: a compiler in the builder stage, one static binary in the final image.
     let ctx = tmp.path().join("hello");

@@ -654,6 +654,43 @@ fn published_ports_reach_the_container_on_loopback() {
     lw_ok(root, &["rm", "-f", id]);
     // The forward went with the container.
     assert!(get().is_none());
+
+    // `-P`: every EXPOSE port on a free loopback port, which `ps` shows.
+    std::fs::write(s.ctx.join("Dockerfile"), "FROM lwtest/bb:1\nEXPOSE 80\n").unwrap();
+    lw_ok(
+        root,
+        &[
+            "build",
+            "-q",
+            "-t",
+            "lwtest/exposed:1",
+            s.ctx.to_str().unwrap(),
+        ],
+    );
+    let www = format!("{}:/www:ro", www.display());
+    let args = ["run", "-d", "-P", "-v", &www, "lwtest/exposed:1"];
+    let httpd = ["busybox", "httpd", "-f", "-p", "80", "-h", "/www"];
+    let id = lw_ok(root, &[&args[..], &httpd[..]].concat());
+    let ps = lw_ok(root, &["ps"]);
+    let port: u16 = ps
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split("->80/tcp").next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no published port in {ps}"));
+    let get = || -> Option<String> {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        c.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+        let mut body = String::new();
+        c.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    wait_for(
+        || get().is_some_and(|b| b.ends_with("\r\n\r\nserved from the container\n")),
+        "the port -P published",
+    );
+    lw_ok(root, &["rm", "-f", id.trim()]);
     assert_clean(root);
 }
 

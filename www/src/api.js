@@ -26,7 +26,7 @@ let serveInfo = null;
  */
 export async function detectServe() {
   if (serveInfo) return serveInfo;
-  serveInfo = { served: false, registry: null, proxy: null, token: null, run: false };
+  serveInfo = { served: false, registry: null, proxy: null, token: null, run: false, containers: false };
   if (!/^https?:$/.test(location.protocol)) return serveInfo;
   try {
     const token = new URLSearchParams(location.search).get('token') || sessionStorage.getItem('lw-token');
@@ -38,6 +38,7 @@ export async function detectServe() {
       serveInfo.served = true;
       serveInfo.version = info.version;
       serveInfo.run = !!info.run;
+      serveInfo.containers = typeof info.containers === 'string';
       serveInfo.registry = location.host;
       serveInfo.proxy = new URL(info.proxy, location.href).href;
       serveInfo.token = token;
@@ -83,3 +84,28 @@ export async function ensureBases(api, info, dockerfile, onNote) {
   return missing;
 }
 
+
+/** One call to serve's container API (`/api/containers`); JSON back, or the Response itself for a log stream. */
+export async function containerApi(info, method, path, body) {
+  const headers = {};
+  if (info.token) headers.Authorization = `Bearer ${info.token}`;
+  if (body) headers['Content-Type'] = 'application/json';
+  const r = await fetch(`/api/containers${path}`, { method, headers, body: body && JSON.stringify(body), cache: 'no-store' });
+  if (!r.ok) throw new Error((await r.json().catch(() => null))?.error || `${method} /api/containers${path}: HTTP ${r.status}`);
+  if (r.status === 204) return null;
+  return path.includes('/logs') ? r : r.json();
+}
+
+/**
+ * Runs a built image on layerwright serve as `layerwright run -d` does: pushes it to serve's registry under its tag
+ * (without the registry part), then starts it by digest. Resolves to the container ({id, name, ports, error...}).
+ */
+export async function runOnServe(api, info, result, { tag, cmd, publish }) {
+  let name = (tag || 'playground/image:latest').replace(/^[^/]*[.:][^/]*\//, '').replace(/@.*$/, '');
+  if (!/:[^/]*$/.test(name)) name += ':latest';
+  const opts = { insecure: location.protocol === 'http:' };
+  if (info.token) { opts.username = 'layerwright'; opts.password = info.token; }
+  await api.push(result.ref, `${location.host}/${name}`, opts);
+  const image = `${name.replace(/:[^/]*$/, '')}@${result.manifestDigest}`;
+  return containerApi(info, 'POST', '', { image, cmd, publish });
+}

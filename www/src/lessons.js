@@ -90,6 +90,13 @@ export function renderLessons(main, { api, serve, id }) {
         h('button', { type: 'button', onclick: solve, testid: 'show-solution' }, 'Show me (play the solution)'),
         h('span', { class: 'spacer' }),
         next ? h('a', { class: 'button', href: `#/lessons/${next.id}` }, `Next: ${next.title} →`) : null),
+      lesson.tryRun ? h('section', { class: 'panel', testid: 'lesson-run', 'aria-label': 'Run it' },
+        h('h3', {}, 'Run it'),
+        serve?.containers
+          ? h('p', {}, 'Served by layerwright serve: load the runnable variant (busybox as the base; `layerwright pull busybox:1.36` gives serve a copy), press Build, then Run under the result. Change the command box to run something else in a new container.')
+          : h('p', { class: 'muted' }, 'Running a container needs `layerwright serve` on your machine (`layerwright serve`, or `cargo xtask run` in a checkout; open the URL it prints). There this lesson runs the image it builds with a Run button. The exercise above works without it.'),
+        h('pre', { tabindex: '0' }, lesson.tryRun),
+        h('button', { type: 'button', testid: 'load-runnable', disabled: !serve?.containers, onclick: () => { wb.editor.text = lesson.tryRun; } }, 'Load the runnable variant')) : null,
       lesson.runVariant ? h('details', {},
         h('summary', {}, 'A variant with RUN steps'),
         h('p', { class: 'muted' }, serve?.served ? 'This page is served by layerwright serve, so RUN steps can run.' : 'RUN steps need a runner: open this page through `layerwright serve` to build this variant. The exercise above works without it.'),

@@ -1,7 +1,8 @@
 //! Shows a build result: layers as size bars with the instruction that made each, per-layer file
 //! trees with preview, config/manifest/history JSON with clickable digests, the diff against the
-//! previous build, tarball download and push.
+//! previous build, tarball download and push, and the Run panel.
 
+import { renderRunPanel } from './runpanel.js';
 import { h, formatBytes, shortDigest, jsonView, downloadBlob, errorText, readTar, sha256, isText, fromUtf8, hexdump, utf8, isLoopback } from './util.js';
 
 /** Renders `result` into a fresh element. ctx: {api, prev, serve, tag} */
@@ -153,6 +154,7 @@ export function renderResult(result, ctx) {
       h('tr', {}, h('th', {}, 'Size'), h('td', {}, formatBytes(result.layers.reduce((a, l) => a + l.size, 0)), ` in ${result.layers.length} layer(s)`))),
     h('div', { class: 'row', style: 'margin:8px 0' }, format, download, dest, push),
     actionMsg,
+    renderRunPanel(result, ctx),
     h('h3', {}, 'Layers'), layerList, detail,
     h('div', { class: 'tabs', role: 'tablist' }, tabButtons), tabPanel, digestBox);
   return el;

@@ -154,6 +154,12 @@ test('lessons: every lesson builds in place and its exercise passes', { skip: !!
     await page.click('[data-testid=show-solution]');
     await page.waitForSelector('[data-testid=exercise][data-passed=true]', { timeout: 90000 })
       .catch(async (e) => { throw new Error(`${lesson.id}: ${await page.textContent('[data-testid=exercise]')} ${await page.textContent('[data-testid=build-error]').catch(() => '')} ${e.message}`); });
+    if (lesson.tryRun) {
+      // Served statically: the lesson says what running its image needs, and so does the result's Run panel.
+      assert.match(await page.textContent('[data-testid=lesson-run]'), /needs `layerwright serve`/);
+      assert.ok(await page.isDisabled('[data-testid=load-runnable]'));
+      assert.match(await page.textContent('[data-testid=run-needs-serve]'), /through `layerwright serve`/);
+    }
     await page.waitForSelector('[data-testid=lint-findings] li:not(:has-text("Linting…"))');
     await shot(page, `lesson-${String(i + 1).padStart(2, '0')}-${lesson.id}`);
   }

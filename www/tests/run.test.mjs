@@ -1,11 +1,13 @@
 // RUN from the tab: the page served by a real `layerwright serve`, whose RUN backend executes steps through runc.
 // The base image (busybox from Debian's busybox-static) is built with the CLI into serve's store; the page pulls
 // it from serve's registry by itself, pushes parent layers, streams the step's output and shows the new layer.
+// Then the Run button: the built image runs as a container on serve (output, exit code, a published port).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { missing, launch, newPage, open, shot, dist, typeInEditor, addContextFile } from './harness.mjs';
 import { layerwrightBin, startServe, tempDir, which } from './fixtures.mjs';
 import { LESSONS } from '../src/lessons-data.js';
@@ -29,7 +31,7 @@ before(async () => {
   const ctx = join(tmp, 'busybox');
   mkdirSync(join(ctx, 'bin'), { recursive: true });
   copyFileSync('/bin/busybox', join(ctx, 'bin', 'busybox'));
-  for (const a of ['sh', 'cat', 'rm', 'wc', 'uname', 'echo', 'ls']) symlinkSync('busybox', join(ctx, 'bin', a));
+  for (const a of ['sh', 'cat', 'rm', 'wc', 'uname', 'echo', 'ls', 'httpd']) symlinkSync('busybox', join(ctx, 'bin', a));
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY bin/ /bin/\nCMD ["sh"]\n');
   execFileSync(bin, ['--root', serve.root, 'build', '-q', '-t', 'busybox:1.36', ctx], { stdio: ['ignore', 'ignore', 'inherit'] });
   browser = await launch();
@@ -109,5 +111,96 @@ test('a lesson\'s RUN variant builds when served by layerwright serve', { skip: 
   const layerTexts = await page.locator('[data-testid=layer-list] > li').allTextContents();
   assert.ok(layerTexts.some((t) => /RUN|\/bin\/sh -c/.test(t)), `a RUN layer is listed: ${layerTexts.join(' | ')}`);
   await shot(page, 'run-02-lesson-run-variant');
+  await page.context().close();
+});
+
+/** Serious or critical axe-core violations on the page (the Run panel's controls, output and links). */
+async function seriousA11y(page) {
+  await page.addScriptTag({ path: createRequire(import.meta.url).resolve('axe-core/axe.min.js') });
+  const v = await page.evaluate(async () => (await axe.run(document, { resultTypes: ['violations'] })).violations // eslint-disable-line no-undef
+    .map((x) => ({ id: x.id, impact: x.impact, targets: x.nodes.slice(0, 5).map((n) => n.target.join(' ')) })));
+  return v.filter((x) => x.impact === 'serious' || x.impact === 'critical');
+}
+
+/** The containers of serve's store, as the CLI lists them. */
+const containers = () => execFileSync(bin, ['--root', serve.root, 'ps', '-aq']).toString();
+
+/** Waits for the Run panel's end: the exit code, or an error (thrown with what the panel shows). */
+async function waitExit(page) {
+  await page.waitForSelector('[data-testid=run-exit], [data-testid=run-error]', { timeout: 60000 });
+  const err = await page.$('[data-testid=run-error]');
+  if (err) throw new Error('run failed: ' + (await err.textContent()) + '\noutput: ' + (await page.textContent('[data-testid=run-output]')));
+}
+
+async function build(page, dockerfile, tag) {
+  await typeInEditor(page, dockerfile);
+  await page.fill('[data-testid=build-tag]', tag);
+  await page.click('[data-testid=build-button]');
+  await waitBuilt(page);
+}
+
+test('the Run button runs the built image on serve: output, exit code, and a -p port behind a link', { skip: !!why }, async () => {
+  const { page, errors } = await newPage(browser);
+  await open(page, base, '#/play');
+  await build(page, 'FROM busybox:1.36\nCMD ["sh", "-c", "echo out-$((6*7)); echo to-stderr >&2; exit 3"]\n', 'runtest/cmd:1');
+  await page.click('[data-testid=run-button]');
+  await waitExit(page);
+  const out = (await page.textContent('[data-testid=run-output]')).split('\n').filter(Boolean).sort();
+  assert.deepEqual(out, ['out-42', 'to-stderr']);
+  assert.match(await page.textContent('[data-testid=run-exit]'), /exited with code 3\./);
+  assert.equal(containers(), '', 'the container went once its output was shown');
+  // Another command in a new container, from the command box.
+  await page.fill('[data-testid=run-cmd]', 'echo second run');
+  await page.click('[data-testid=run-button]');
+  await page.waitForFunction(() => /code 0/.test(document.querySelector('[data-testid=run-exit]')?.textContent || ''));
+  assert.equal(await page.textContent('[data-testid=run-output]'), 'second run\n');
+  await shot(page, 'run-03-run-button');
+
+  // EXPOSE fills the ports box; busybox httpd serves the context's page on the loopback port the link shows.
+  await typeInEditor(page, 'FROM busybox:1.36\nCOPY index.html /www/\nEXPOSE 80\nCMD ["httpd", "-f", "-v", "-p", "80", "-h", "/www"]\n');
+  await addContextFile(page, 'index.html', '<h1>served by a container</h1>\n');
+  await page.fill('[data-testid=build-tag]', 'runtest/web:1');
+  await page.click('[data-testid=build-button]');
+  await waitBuilt(page);
+  assert.equal(await page.inputValue('[data-testid=run-publish]'), '80');
+  await page.click('[data-testid=run-button]');
+  const link = page.locator('[data-testid=run-ports] a');
+  await link.waitFor({ timeout: 60000 });
+  const href = await link.getAttribute('href');
+  assert.match(href, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  assert.match(await page.textContent('[data-testid=run-ports]'), /container port 80\/tcp/);
+  const t0 = Date.now();
+  for (;;) {
+    const ok = await fetch(href).then((r) => r.ok, () => false);
+    if (ok) break;
+    assert.ok(Date.now() - t0 < 30000, `${href} never answered`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const [tab] = await Promise.all([page.context().waitForEvent('page'), link.click()]);
+  await tab.waitForLoadState();
+  assert.equal(await tab.textContent('h1'), 'served by a container');
+  await tab.close();
+  assert.deepEqual(await seriousA11y(page), [], 'the Run panel while a container runs');
+  assert.notEqual(containers(), '', 'the server runs');
+  await page.click('[data-testid=run-stop]');
+  await waitExit(page);
+  assert.match(await page.textContent('[data-testid=run-output]'), /response:200/, "httpd's log reached the page");
+  assert.equal(containers(), '');
+  assert.equal(await fetch(href).then(() => 'open', () => 'closed'), 'closed');
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
+  await page.context().close();
+});
+
+test('"Images vs containers" runs its image when served', { skip: !!why }, async () => {
+  const { page } = await newPage(browser);
+  await open(page, base, '#/lessons/images-vs-containers');
+  assert.match(await page.textContent('[data-testid=lesson-run]'), /Served by layerwright serve/);
+  await page.click('[data-testid=load-runnable]');
+  await page.click('[data-testid=build-button]');
+  await waitBuilt(page);
+  await page.click('[data-testid=run-button]');
+  await waitExit(page);
+  assert.equal(await page.textContent('[data-testid=run-output]'), 'hello --loud\n');
+  await shot(page, 'run-04-lesson-run');
   await page.context().close();
 });

@@ -27,6 +27,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("slirp4netns", "slirp4netns"),
     // The Debian base image for the end-to-end nginx and multi-stage builds.
     ("debootstrap", "debootstrap"),
+    // The HTTP client that fetches index.html from the nginx container's published port.
+    ("curl", "curl"),
     // The C side of ring for the static (musl) binary in the proxy's image.
     ("musl-tools", "musl-gcc"),
 ];

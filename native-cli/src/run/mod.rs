@@ -7,6 +7,7 @@ pub mod cachemount;
 pub mod container;
 pub mod diff;
 pub mod fsutil;
+pub mod lifecycle;
 pub mod mounts;
 pub mod network;
 pub mod prune;

@@ -1,7 +1,9 @@
 //! `layerwright serve`: the playground's local HTTP server — the built site, an OCI registry over the store at
-//! `/v2/`, a CORS proxy to upstream registries at `/proxy/HOST/v2/…`, and the RUN backend at `/api/run` — guarded
-//! by a per-start token, Host/Origin checks against DNS rebinding, and request size limits.
+//! `/v2/`, a CORS proxy to upstream registries at `/proxy/HOST/v2/…`, the RUN backend at `/api/run` and the
+//! container API at `/api/containers` — guarded by a per-start token, Host/Origin checks against DNS rebinding,
+//! and request size limits.
 
+pub mod containers_api;
 pub mod http;
 pub mod mem_store;
 pub mod proxy;
@@ -60,6 +62,9 @@ pub struct Config {
     /// Where pushed repositories go in the store ([`repos::Namespace`]): `localhost` (`NAME` →
     /// `localhost/NAME`), or `docker.io` for docker's normalisation.
     pub repo_prefix: String,
+    /// The `layerwright` binary whose hidden `container-monitor` owns containers started through the API;
+    /// `None`: this process's executable.
+    pub exe: Option<PathBuf>,
 }
 
 impl Config {
@@ -75,6 +80,7 @@ impl Config {
             threads: 32,
             upload_idle: upload::UPLOAD_IDLE,
             repo_prefix: "localhost".to_string(),
+            exe: None,
         }
     }
 }
@@ -429,13 +435,16 @@ fn route(ctx: &Ctx, req: &mut Request) -> Reply {
     if p == "/api/run" {
         return run_api::handle(ctx, req);
     }
+    if p == "/api/containers" || p.starts_with("/api/containers/") {
+        return containers_api::handle(ctx, req);
+    }
     if p == "/api/token" {
         return registry::token_endpoint(ctx, req);
     }
     if p == "/api/info" {
         return Reply::json(
             200,
-            &serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "run": true,
+            &serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "run": true, "containers": "/api/containers",
                 "registry": "/v2/", "proxy": "/proxy/", "runRepository": "layerwright/run-cache"}),
         );
     }
