@@ -77,10 +77,18 @@ pub fn to_json(r: &Record) -> Value {
         "state": r.state, "exitCode": r.exit_code, "error": r.error, "ports": ports})
 }
 
+/// The on-disk store containers run from (a server over a memory store has none).
+fn disk_store<'a>(ctx: &Ctx<'a>) -> anyhow::Result<&'a crate::store::Store> {
+    ctx.st
+        .store
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("containers need the on-disk store"))
+}
+
 /// The store's image for a name the tab pushed to serve's registry (`NAME:TAG` lands as `localhost/NAME:TAG`), or
 /// any name or ID the CLI's `run` takes.
 fn resolve_image(ctx: &Ctx, image: &str) -> anyhow::Result<lw_oci::Descriptor> {
-    let store = &ctx.st.store;
+    let store = disk_store(ctx)?;
     if !image.contains('@') {
         let slash = image.rfind('/').map_or(0, |i| i + 1);
         let (repo, tag) = match image[slash..].rfind(':') {
@@ -111,7 +119,7 @@ fn ports(
         out.push(f);
     }
     if v.publish_all {
-        let exposed = lifecycle::exposed_ports(&ctx.st.store, manifest)?;
+        let exposed = lifecycle::exposed_ports(disk_store(ctx)?, manifest)?;
         let more = lifecycle::publish_all(&exposed, &out)?;
         out.extend(more);
     }
@@ -153,7 +161,9 @@ fn create(ctx: &Ctx, req: &mut Request, cs: &Containers) -> Reply {
         detach: true,
         ..RunOptions::default()
     };
-    let created = lifecycle::make_record(&ctx.st.store, &manifest, &o).and_then(|r| cs.create(r));
+    let created = disk_store(ctx)
+        .and_then(|st| lifecycle::make_record(st, &manifest, &o))
+        .and_then(|r| cs.create(r));
     let r = match created {
         Ok(r) => r,
         Err(e) => return err(400, format!("{e:#}")),
@@ -241,7 +251,13 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
             "the container API needs the token (?token= or Authorization: Bearer)",
         );
     }
-    let cs = match Containers::open(&ctx.st.store).and_then(|cs| cs.reap_stale().map(|_| cs)) {
+    let Some(store) = &ctx.st.store else {
+        return err(
+            503,
+            "containers need the on-disk store; this server keeps its registry in memory",
+        );
+    };
+    let cs = match Containers::open(store).and_then(|cs| cs.reap_stale().map(|_| cs)) {
         Ok(cs) => cs,
         Err(e) => return err(500, format!("{e:#}")),
     };

@@ -421,7 +421,8 @@ mod tests {
         s.unlink(&d, "localhost/a");
         assert!(s.linked_repos(&d).is_empty());
         assert_eq!(
-            s.pin(std::slice::from_ref(&d), Duration::MAX, None).unwrap(),
+            s.pin(std::slice::from_ref(&d), Duration::MAX, None)
+                .unwrap(),
             vec![true]
         );
     }
