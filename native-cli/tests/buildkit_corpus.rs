@@ -190,6 +190,8 @@ impl Served {
                 }
                 let mut parts = line.split_whitespace();
                 let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+                // A query (git's `info/refs?service=...`) is ignored, so git falls back to its dumb protocol.
+                let path = path.split('?').next().unwrap_or(path);
                 let name = path.trim_start_matches('/');
                 let body = (!name.contains(".."))
                     .then(|| std::fs::read(dir.join(name)).ok())
@@ -434,14 +436,25 @@ struct Outcome {
     same_manifest_digest: bool,
 }
 
-fn build_case(root: &Path, work: &Path, case: &Path) -> Outcome {
+/// Build a case's Dockerfile as `tag`, after the images its `images` file names (`NAME=CASE` lines: `FROM NAME` is
+/// the image CASE builds, for a base image's ONBUILD triggers); the output of `layerwright build`.
+fn build_tagged(root: &Path, work: &Path, case: &Path, tag: &str) -> std::process::Output {
     let name = case.file_name().unwrap().to_str().unwrap();
-    let want = read_json(&case.join("expected.json"));
+    if let Ok(images) = std::fs::read_to_string(case.join("images")) {
+        for l in images.lines().filter(|l| !l.trim().is_empty()) {
+            let (image, from) = l.split_once('=').expect("images: NAME=CASE lines");
+            let o = build_tagged(root, work, &case.with_file_name(from), image);
+            if !o.status.success() {
+                return o;
+            }
+        }
+    }
     let ctx = work.join(format!("ctx-{name}"));
-    prepare_context(case, &ctx);
-    let tag = format!("corpus/{name}:1");
+    if !ctx.exists() {
+        prepare_context(case, &ctx);
+    }
     let df = case.join("Dockerfile");
-    let mut args: Vec<String> = ["build", "-t", &tag, "--progress", "plain", "-f"]
+    let mut args: Vec<String> = ["build", "-t", tag, "--progress", "plain", "-f"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -455,6 +468,14 @@ fn build_case(root: &Path, work: &Path, case: &Path) -> Outcome {
         .then(|| Served::start(case.join("http")));
     let o = lw(root, &a);
     drop(served);
+    o
+}
+
+fn build_case(root: &Path, work: &Path, case: &Path) -> Outcome {
+    let name = case.file_name().unwrap().to_str().unwrap();
+    let want = read_json(&case.join("expected.json"));
+    let tag = format!("corpus/{name}:1");
+    let o = build_tagged(root, work, case, &tag);
     let got = if o.status.success() {
         let tar = work.join(format!("{name}.tar"));
         lw_ok(root, &["save", &tag, "-o", tar.to_str().unwrap()]);
@@ -497,8 +518,9 @@ fn buildkit_corpus() {
         .filter(|p| p.join("expected.json").is_file())
         .collect();
     cases.sort();
+    // LW_BUILDKIT_CASE=NAME[,NAME...] runs only those cases.
     if let Ok(only) = std::env::var("LW_BUILDKIT_CASE") {
-        cases.retain(|c| c.ends_with(&only));
+        cases.retain(|c| only.split(',').any(|o| c.ends_with(o)));
     }
     // Every case was recorded over this very base image (Debian's busybox-static): another busybox would make
     // every FROM busybox case differ, so say so once.
