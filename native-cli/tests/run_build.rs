@@ -323,6 +323,8 @@ fn output_streams_and_the_sandbox_is_isolated() {
         platform: layerwright::store::host_platform(),
         source_date_epoch: Some(0),
         location: "Dockerfile:3".into(),
+        hostname: String::new(),
+        insecure: false,
     };
     let mut out = Vec::new();
     let res = exec

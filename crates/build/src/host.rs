@@ -119,6 +119,11 @@ pub struct RunRequest {
     pub source_date_epoch: Option<i64>,
     /// `Dockerfile:LINE` for messages.
     pub location: String,
+    /// The sandbox's host name (BuildKit's `BUILDKIT_SANDBOX_HOSTNAME`); empty for `buildkitsandbox`.
+    pub hostname: String,
+    /// `RUN --security=insecure`: a privileged container (every capability, no masked paths), as BuildKit runs it
+    /// with the `security.insecure` entitlement.
+    pub insecure: bool,
 }
 
 /// The resolved source of one `RUN --mount=type=bind` (or the seed of a `type=cache,from=` mount): layers (blobs in

@@ -26,6 +26,10 @@ pub enum MountKind {
         env: Option<String>,
         /// Mount the secret as a file (false for `env=` without `target=`).
         file: bool,
+        /// The file's mode, owner and group (BuildKit's defaults: 0400, 0, 0).
+        mode: u32,
+        uid: u32,
+        gid: u32,
     },
     /// The source is resolved by the engine ([`lw_build::host::BindSource`]); writes are discarded.
     Bind {
@@ -135,6 +139,12 @@ pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
             let target = target
                 .clone()
                 .unwrap_or_else(|| format!("/run/secrets/{id}"));
+            let num = |k: &str, radix: u32, default: u32| -> Result<u32> {
+                get(k)
+                    .map(|v| number(k, &v, radix))
+                    .transpose()
+                    .map(|v| v.unwrap_or(default))
+            };
             return Ok(RunMount {
                 target: abs(&target),
                 kind: MountKind::Secret {
@@ -142,6 +152,9 @@ pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
                     required,
                     env,
                     file,
+                    mode: num("mode", 8, 0o400)?,
+                    uid: num("uid", 10, 0)?,
+                    gid: num("gid", 10, 0)?,
                 },
             });
         }
@@ -203,6 +216,9 @@ mod tests {
                 required: true,
                 env: None,
                 file: true,
+                mode: 0o400,
+                uid: 0,
+                gid: 0,
             }
         );
         let m = parse("type=secret,id=tok,env=TOKEN", "/").unwrap();
