@@ -536,10 +536,14 @@ fn buildkit_corpus() {
     let known = known_differences();
     let (mut equal, mut same_cfg, mut same_man, mut known_count) = (0, 0, 0, 0);
     let mut failures = Vec::new();
+    let mut other_cfg = Vec::new();
     for case in &cases {
         let name = case.file_name().unwrap().to_str().unwrap().to_string();
         let o = build_case(&root, tmp.path(), case);
         same_cfg += usize::from(o.same_config_digest);
+        if !o.same_config_digest {
+            other_cfg.push(name.clone());
+        }
         same_man += usize::from(o.same_manifest_digest);
         match (o.diffs.is_empty(), known.get(&name)) {
             (true, None) => equal += 1,
@@ -566,8 +570,9 @@ fn buildkit_corpus() {
     }
     println!(
         "buildkit corpus: {equal}/{} equal, {known_count} known differences; identical config digest: {same_cfg}, \
-         identical manifest digest: {same_man}",
-        cases.len()
+         identical manifest digest: {same_man}\nother config digest: {}",
+        cases.len(),
+        other_cfg.join(" ")
     );
     assert!(!cases.is_empty(), "no recorded cases");
     assert!(

@@ -3,6 +3,7 @@
 
 mod copy;
 mod copy_step;
+mod git_source;
 mod history;
 mod layers;
 pub mod rootfs;
