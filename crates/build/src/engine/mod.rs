@@ -1,6 +1,7 @@
 //! The build engine: a Dockerfile and a context become an image, stage by stage, with BuildKit's semantics,
 //! content-addressed cache keys, reproducible timestamps and a stream of [`BuildEvent`]s.
 
+mod checks;
 mod copy;
 mod copy_step;
 mod git_source;
@@ -317,6 +318,7 @@ pub fn build(opts: &BuildOptions, host: &mut Host) -> Result<BuildResult, Error>
 /// Build the image, awaiting the host's executor for RUN steps (the browser's answers through a Promise).
 pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<BuildResult, Error> {
     let (df, stages, meta) = parse_stages(opts)?;
+    checks::enforce(opts, &df)?;
     let lexer = Lexer::new(df.escape() as char);
     let mut shared = Shared {
         opts,
