@@ -225,6 +225,17 @@ mod tests {
         assert!(
             matches!(m.kind, MountKind::Secret { file: false, ref env, .. } if env.as_deref() == Some("TOKEN"))
         );
+        let m = parse("type=secret,id=tok,mode=0440,uid=1000,gid=50", "/").unwrap();
+        assert!(matches!(
+            m.kind,
+            MountKind::Secret {
+                mode: 0o440,
+                uid: 1000,
+                gid: 50,
+                ..
+            }
+        ));
+        assert!(parse("type=secret,id=tok,mode=9", "/").is_err());
         let m = parse("type=secret,id=tok,env=TOKEN,target=/t", "/").unwrap();
         assert!(matches!(m.kind, MountKind::Secret { file: true, .. }));
         assert_eq!(parse("type=tmpfs,target=t", "/w").unwrap().target, "/w/t");

@@ -292,6 +292,52 @@ mod tests {
     use super::*;
 
     #[test]
+    fn insecure_steps_are_privileged_and_named_steps_named() {
+        let user = User {
+            uid: 0,
+            gid: 0,
+            groups: vec![0],
+            home: "/root".into(),
+        };
+        let input = |insecure, hostname| SpecInput {
+            rootfs: Path::new("/r"),
+            args: &[],
+            env: &[],
+            cwd: "/",
+            user: &user,
+            host_network: false,
+            netns: None,
+            mounts: vec![],
+            hostname,
+            insecure,
+        };
+        let sandbox = config(&input(false, ""));
+        assert_eq!(sandbox["hostname"], "buildkitsandbox");
+        assert_eq!(
+            sandbox["process"]["capabilities"]["bounding"],
+            json!(DEFAULT_CAPS)
+        );
+        assert_eq!(sandbox["process"]["noNewPrivileges"], true);
+        assert_eq!(sandbox["linux"]["maskedPaths"], json!(MASKED));
+        let insecure = config(&input(true, "myhost"));
+        assert_eq!(insecure["hostname"], "myhost");
+        assert_eq!(
+            insecure["process"]["capabilities"]["bounding"],
+            json!(held_caps())
+        );
+        assert_eq!(insecure["process"]["noNewPrivileges"], false);
+        assert_eq!(insecure["linux"]["maskedPaths"], json!([]));
+        assert_eq!(insecure["linux"]["readonlyPaths"], json!([]));
+        assert_eq!(insecure["linux"]["resources"]["devices"][0]["allow"], true);
+        // Only capabilities we hold, in number order: CAP_CHOWN (0) is held by any root process.
+        let held = held_caps();
+        assert!(
+            held.len() <= ALL_CAPS.len() && held.first() == Some(&"CAP_CHOWN"),
+            "{held:?}"
+        );
+    }
+
+    #[test]
     fn users() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("etc")).unwrap();
