@@ -19,6 +19,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -104,7 +105,8 @@ def build_case(sock, work, name):
             server.server_close()
     if r.returncode != 0:
         lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
-        return dict(error=lines[-1] if lines else "failed")
+        # The machine's resolver address is no part of the result.
+        return dict(error=re.sub(r"lookup (\S+) on \S+: ", r"lookup \1: ", lines[-1]) if lines else "failed")
     out = os.path.join(work, name + ".tar")
     ref = "classic/" + name.lower() + ":1"
     s = docker(sock, ["save", "-o", out, ref])
