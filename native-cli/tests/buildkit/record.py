@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Record BuildKit's results for the corpus under cases/ (expected.json beside each case's Dockerfile).
 
-It uses a BuildKit that is already running and a buildctl binary; it builds neither. Usage:
+It uses a BuildKit that is already running and a buildctl binary; it builds neither. buildkitd must allow the
+entitlements RUN --network=host and --security=insecure need (`--allow-insecure-entitlement network.host
+--allow-insecure-entitlement security.insecure`), and `git` must be installed for ADD <git URL>. Usage:
 
     LW_BUILDKIT_BASE_TAR=/tmp/base.tar cargo test -p layerwright --test buildkit_corpus export_base -- --ignored
     record.py --buildctl PATH --addr unix:///PATH/buildkitd.sock --base-tar /tmp/base.tar \
