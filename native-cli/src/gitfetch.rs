@@ -58,9 +58,18 @@ pub fn checkout(remote: &str, reference: &str, keep_git_dir: bool) -> Result<Git
     } else {
         reference
     };
+    // A reference is never an option of git's (`#--upload-pack=...` would run a command); `--` ends the options.
+    if r.starts_with('-') || remote.starts_with('-') {
+        return Err(fail(format!("invalid git reference {r:?}")));
+    }
     // A shallow fetch where the server allows one; git's dumb HTTP protocol does not, so fetch it all there.
-    if git(d, &["fetch", "-q", "--no-tags", "--depth=1", remote, r]).is_err() {
-        git(d, &["fetch", "-q", "--no-tags", remote, r])
+    if git(
+        d,
+        &["fetch", "-q", "--no-tags", "--depth=1", "--", remote, r],
+    )
+    .is_err()
+    {
+        git(d, &["fetch", "-q", "--no-tags", "--", remote, r])
             .map_err(|e| fail(format!("fetching {r}: {e}")))?;
     }
     let commit = git(d, &["rev-parse", "FETCH_HEAD^{commit}"]).map_err(fail)?;

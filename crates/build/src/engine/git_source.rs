@@ -101,6 +101,10 @@ pub(crate) fn parse(s: &str) -> Option<Result<GitRef, String>> {
     if g.subdir.split('/').any(|c| c == "..") {
         return Some(Err(format!("{s}: subdir outside the repository")));
     }
+    // A reference that looks like an option is refused before any host sees it.
+    if g.reference.starts_with('-') {
+        return Some(Err(format!("{s}: invalid reference {:?}", g.reference)));
+    }
     Some(Ok(g))
 }
 
@@ -209,6 +213,9 @@ mod tests {
         assert!(parse("https://example.git/file").is_none());
         assert!(parse("https://e.com/r.git?nope=1").unwrap().is_err());
         assert!(parse("https://e.com/r.git#main:../x").unwrap().is_err());
+        assert!(parse("https://e.com/r.git#--upload-pack=x")
+            .unwrap()
+            .is_err());
     }
 
     #[test]
