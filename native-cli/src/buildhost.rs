@@ -274,6 +274,15 @@ impl lw_build::host::UrlFetcher for HttpFetcher {
         }
         Ok(body)
     }
+
+    fn fetch_git(
+        &mut self,
+        remote: &str,
+        reference: &str,
+        keep_git_dir: bool,
+    ) -> Result<lw_build::host::GitCheckout, Error> {
+        crate::gitfetch::checkout(remote, reference, keep_git_dir)
+    }
 }
 
 #[cfg(test)]

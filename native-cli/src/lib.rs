@@ -5,6 +5,7 @@ pub mod buildhost;
 pub mod context;
 pub mod credentials;
 pub mod gateway;
+pub mod gitfetch;
 pub mod http;
 pub mod names;
 pub mod remote;

@@ -159,6 +159,8 @@ const HTTP_ADDR: &str = "127.0.0.1:48765";
 
 /// A loopback HTTP server for a case's `http/` files (GET and HEAD, one request per connection), stopped on drop.
 struct Served {
+    /// One server at a time on the fixed address (the tests of this binary run in parallel).
+    _address: std::sync::MutexGuard<'static, ()>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -167,6 +169,8 @@ impl Served {
     fn start(dir: PathBuf) -> Served {
         use std::io::{BufRead, Write};
         use std::sync::atomic::Ordering;
+        static ADDRESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let address = ADDRESS.lock().unwrap_or_else(|e| e.into_inner());
         let listener =
             std::net::TcpListener::bind(HTTP_ADDR).expect("binding the corpus HTTP address");
         listener.set_nonblocking(true).unwrap();
@@ -190,6 +194,8 @@ impl Served {
                 }
                 let mut parts = line.split_whitespace();
                 let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+                // A query (git's `info/refs?service=...`) is ignored, so git falls back to its dumb protocol.
+                let path = path.split('?').next().unwrap_or(path);
                 let name = path.trim_start_matches('/');
                 let body = (!name.contains(".."))
                     .then(|| std::fs::read(dir.join(name)).ok())
@@ -216,6 +222,7 @@ impl Served {
             }
         });
         Served {
+            _address: address,
             stop,
             thread: Some(thread),
         }
@@ -430,18 +437,31 @@ fn known_differences() -> BTreeMap<String, String> {
 
 struct Outcome {
     diffs: Vec<String>,
+    /// BuildKit refused the case (both builders must).
+    error_case: bool,
     same_config_digest: bool,
     same_manifest_digest: bool,
 }
 
-fn build_case(root: &Path, work: &Path, case: &Path) -> Outcome {
+/// Build a case's Dockerfile as `tag`, after the images its `images` file names (`NAME=CASE` lines: `FROM NAME` is
+/// the image CASE builds, for a base image's ONBUILD triggers); the output of `layerwright build`.
+fn build_tagged(root: &Path, work: &Path, case: &Path, tag: &str) -> std::process::Output {
     let name = case.file_name().unwrap().to_str().unwrap();
-    let want = read_json(&case.join("expected.json"));
+    if let Ok(images) = std::fs::read_to_string(case.join("images")) {
+        for l in images.lines().filter(|l| !l.trim().is_empty()) {
+            let (image, from) = l.split_once('=').expect("images: NAME=CASE lines");
+            let o = build_tagged(root, work, &case.with_file_name(from), image);
+            if !o.status.success() {
+                return o;
+            }
+        }
+    }
     let ctx = work.join(format!("ctx-{name}"));
-    prepare_context(case, &ctx);
-    let tag = format!("corpus/{name}:1");
+    if !ctx.exists() {
+        prepare_context(case, &ctx);
+    }
     let df = case.join("Dockerfile");
-    let mut args: Vec<String> = ["build", "-t", &tag, "--progress", "plain", "-f"]
+    let mut args: Vec<String> = ["build", "-t", tag, "--progress", "plain", "-f"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -455,7 +475,15 @@ fn build_case(root: &Path, work: &Path, case: &Path) -> Outcome {
         .then(|| Served::start(case.join("http")));
     let o = lw(root, &a);
     drop(served);
-    let got = if o.status.success() {
+    o
+}
+
+/// Build a case with `layerwright build` and read the image back, or the build's last words.
+fn build_image(root: &Path, work: &Path, case: &Path) -> Result<Image, String> {
+    let name = case.file_name().unwrap().to_str().unwrap();
+    let tag = format!("corpus/{name}:1");
+    let o = build_tagged(root, work, case, &tag);
+    if o.status.success() {
         let tar = work.join(format!("{name}.tar"));
         lw_ok(root, &["save", &tag, "-o", tar.to_str().unwrap()]);
         let dir = work.join(format!("out-{name}"));
@@ -471,7 +499,13 @@ fn build_case(root: &Path, work: &Path, case: &Path) -> Outcome {
                 .unwrap_or(""),
             String::from_utf8_lossy(&o.stderr).trim()
         ))
-    };
+    }
+}
+
+fn build_case(root: &Path, work: &Path, case: &Path) -> Outcome {
+    let name = case.file_name().unwrap().to_str().unwrap();
+    let want = read_json(&case.join("expected.json"));
+    let got = build_image(root, work, case);
     let (same_config_digest, same_manifest_digest) = match &got {
         Ok(g) => (
             want["config_digest"].as_str() == Some(g.config_digest.as_str()),
@@ -480,6 +514,7 @@ fn build_case(root: &Path, work: &Path, case: &Path) -> Outcome {
         Err(_) => (false, false),
     };
     Outcome {
+        error_case: want["error"].is_string(),
         diffs: compare(name, &want, got),
         same_config_digest,
         same_manifest_digest,
@@ -497,8 +532,9 @@ fn buildkit_corpus() {
         .filter(|p| p.join("expected.json").is_file())
         .collect();
     cases.sort();
+    // LW_BUILDKIT_CASE=NAME[,NAME...] runs only those cases.
     if let Ok(only) = std::env::var("LW_BUILDKIT_CASE") {
-        cases.retain(|c| c.ends_with(&only));
+        cases.retain(|c| only.split(',').any(|o| c.ends_with(o)));
     }
     // Every case was recorded over this very base image (Debian's busybox-static): another busybox would make
     // every FROM busybox case differ, so say so once.
@@ -514,10 +550,16 @@ fn buildkit_corpus() {
     let known = known_differences();
     let (mut equal, mut same_cfg, mut same_man, mut known_count) = (0, 0, 0, 0);
     let mut failures = Vec::new();
+    let mut other_cfg = Vec::new();
+    let mut errors = 0;
     for case in &cases {
         let name = case.file_name().unwrap().to_str().unwrap().to_string();
         let o = build_case(&root, tmp.path(), case);
         same_cfg += usize::from(o.same_config_digest);
+        errors += usize::from(o.error_case);
+        if !o.same_config_digest && !o.error_case {
+            other_cfg.push(name.clone());
+        }
         same_man += usize::from(o.same_manifest_digest);
         match (o.diffs.is_empty(), known.get(&name)) {
             (true, None) => equal += 1,
@@ -543,14 +585,135 @@ fn buildkit_corpus() {
         }
     }
     println!(
-        "buildkit corpus: {equal}/{} equal, {known_count} known differences; identical config digest: {same_cfg}, \
-         identical manifest digest: {same_man}",
-        cases.len()
+        "buildkit corpus: {equal}/{} equal, {known_count} known differences; {errors} error cases; of the {} images, \
+         identical config digest: {same_cfg}, identical manifest digest: {same_man}\nother config digest: {}",
+        cases.len(),
+        cases.len() - errors,
+        other_cfg.join(" ")
     );
     assert!(!cases.is_empty(), "no recorded cases");
     assert!(
         failures.is_empty(),
         "differences from BuildKit:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The container-config fields of an image config that BuildKit writes (record_classic.py's `config_subset`): the
+/// classic builder adds empty ones.
+fn config_subset(c: &Value) -> Value {
+    const KEYS: [&str; 13] = [
+        "User",
+        "ExposedPorts",
+        "Env",
+        "Entrypoint",
+        "Cmd",
+        "Healthcheck",
+        "ArgsEscaped",
+        "Volumes",
+        "WorkingDir",
+        "Labels",
+        "OnBuild",
+        "StopSignal",
+        "Shell",
+    ];
+    let mut out = serde_json::Map::new();
+    for k in KEYS {
+        match c.get(k) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(Value::String(s)) if s.is_empty() => {}
+            Some(Value::Array(a)) if a.is_empty() => {}
+            Some(Value::Object(o)) if o.is_empty() => {}
+            Some(v) => {
+                out.insert(k.to_string(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// Docker 20.10's classic builder (`DOCKER_BUILDKIT=0`, recorded by record_classic.py in docker-classic.json) as a
+/// second oracle, only where it agrees with BuildKit: for each case it built, every aspect on which it agrees
+/// with BuildKit (config fields, history's empty layers, layer count, file tree) must equal ours.
+#[test]
+fn classic_builder_where_it_agrees_with_buildkit() {
+    let data = read_json(&corpus_dir().join("docker-classic.json"));
+    let cases = data
+        .as_object()
+        .expect("docker-classic.json: an object by case");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    store_with_base(&root);
+    let (mut compared, mut failures) = (0, Vec::new());
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (name, rec) in cases {
+        let agrees = rec["agrees"].as_object().expect("agrees");
+        for (k, v) in agrees {
+            *counts.entry(k.as_str()).or_default() += usize::from(v.as_bool() == Some(true));
+        }
+        let agree = |k: &str| agrees.get(k).and_then(Value::as_bool) == Some(true);
+        if !["config", "history", "layers", "tree"]
+            .iter()
+            .any(|k| agree(k))
+        {
+            continue;
+        }
+        compared += 1;
+        let case = corpus_dir().join("cases").join(name);
+        let got = match build_image(&root, tmp.path(), &case) {
+            Ok(g) => g,
+            Err(e) => {
+                failures.push(format!(
+                    "{name}: the classic builder built it, we failed: {e}"
+                ));
+                continue;
+            }
+        };
+        if agree("config") && config_subset(&got.config["config"]) != rec["config"] {
+            failures.push(format!(
+                "{name}: config: classic {}, ours {}",
+                rec["config"],
+                config_subset(&got.config["config"])
+            ));
+        }
+        let pattern: Vec<Value> = got.config["history"]
+            .as_array()
+            .map(|h| {
+                h.iter()
+                    .map(|e| Value::Bool(e["empty_layer"].as_bool() == Some(true)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if agree("history") && Value::Array(pattern) != rec["history"] {
+            failures.push(format!(
+                "{name}: history's empty layers differ from the classic builder's"
+            ));
+        }
+        if agree("layers") && rec["layers"].as_u64() != Some(got.layers as u64) {
+            failures.push(format!(
+                "{name}: layers: classic {}, ours {}",
+                rec["layers"], got.layers
+            ));
+        }
+        let files: BTreeMap<String, String> = serde_json::from_value(rec["files"].clone()).unwrap();
+        if agree("tree") && files != got.files {
+            failures.push(format!(
+                "{name}: file tree differs from the classic builder's"
+            ));
+        }
+    }
+    println!(
+        "docker classic builder: {} cases recorded; agreeing with BuildKit: {counts:?}; cases compared \
+         with ours on those aspects: {compared}",
+        cases.len()
+    );
+    assert!(
+        compared > 0,
+        "no case where the classic builder agrees with BuildKit"
+    );
+    assert!(
+        failures.is_empty(),
+        "differences from Docker's classic builder:\n{}",
         failures.join("\n")
     );
 }

@@ -31,6 +31,8 @@ fn sigint_kills_the_container_and_cleans_up() {
         platform: layerwright::store::host_platform(),
         source_date_epoch: None,
         location: "Dockerfile:2".into(),
+        hostname: String::new(),
+        insecure: false,
     };
     let killer = std::thread::spawn(|| {
         std::thread::sleep(std::time::Duration::from_secs(2));

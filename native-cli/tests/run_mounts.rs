@@ -212,6 +212,8 @@ fn cache_request(
         platform: layerwright::store::host_platform(),
         source_date_epoch: Some(0),
         location: "Dockerfile:2".into(),
+        hostname: String::new(),
+        insecure: false,
     }
 }
 

@@ -31,6 +31,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
     // The C side of ring for the static (musl) binary in the proxy's image.
     ("musl-tools", "musl-gcc"),
+    // ADD <git URL> checks out with git (the BuildKit corpus's add_git case).
+    ("git", "git"),
 ];
 
 fn present(cmd: &str) -> bool {

@@ -119,6 +119,11 @@ pub struct RunRequest {
     pub source_date_epoch: Option<i64>,
     /// `Dockerfile:LINE` for messages.
     pub location: String,
+    /// The sandbox's host name (BuildKit's `BUILDKIT_SANDBOX_HOSTNAME`); empty for `buildkitsandbox`.
+    pub hostname: String,
+    /// `RUN --security=insecure`: a privileged container (every capability, no masked paths), as BuildKit runs it
+    /// with the `security.insecure` entitlement.
+    pub insecure: bool,
 }
 
 /// The resolved source of one `RUN --mount=type=bind` (or the seed of a `type=cache,from=` mount): layers (blobs in
@@ -190,6 +195,27 @@ impl<T: RunExecutor> AsyncRunExecutor for T {
 /// Fetches `ADD <url>` sources.
 pub trait UrlFetcher {
     fn fetch(&mut self, url: &str) -> Result<Vec<u8>, Error>;
+    /// Check out `reference` (a branch, tag or commit; empty for the remote's HEAD) of the git repository at
+    /// `remote`, with its `.git` directory when `keep_git_dir`.
+    fn fetch_git(
+        &mut self,
+        remote: &str,
+        reference: &str,
+        keep_git_dir: bool,
+    ) -> Result<GitCheckout, Error> {
+        let _ = (reference, keep_git_dir);
+        Err(Error::Host(format!(
+            "ADD {remote}: git sources are not available here"
+        )))
+    }
+}
+
+/// A git checkout: the commit it is at and its entries (paths relative to the repository's root, parents before
+/// children; file data beside each file).
+#[derive(Debug, Clone, Default)]
+pub struct GitCheckout {
+    pub commit: String,
+    pub entries: Vec<(lw_layer::Entry, Vec<u8>)>,
 }
 
 /// A layer a step made, as the cache remembers it.

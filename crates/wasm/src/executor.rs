@@ -40,6 +40,8 @@ struct RequestJs<'a> {
     platform: String,
     source_date_epoch: Option<i64>,
     location: &'a str,
+    hostname: &'a str,
+    insecure: bool,
 }
 
 /// One file for the step: its path in the container and its bytes in base64.
@@ -176,6 +178,8 @@ impl JsExecutor {
             platform: req.platform.to_string(),
             source_date_epoch: req.source_date_epoch,
             location: &req.location,
+            hostname: &req.hostname,
+            insecure: req.insecure,
         })?;
         let pending = Rc::new(RefCell::new(Pending::default()));
         let io = Object::new();

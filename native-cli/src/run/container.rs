@@ -411,7 +411,7 @@ fn run_mounted(
     let etc = dir.join("etc");
     let _ = fsutil::remove_tree(&etc);
     fs::create_dir(&etc).map_err(|e| e125(e.into()))?;
-    mounts.extend(network::etc_mounts(&etc, mode, &[]).map_err(e125)?);
+    mounts.extend(network::etc_mounts(&etc, mode, &[], "").map_err(e125)?);
     // docker's host name is the short container ID.
     let hostname = &r.id[..12];
     let hosts = fs::read_to_string(etc.join("hosts")).unwrap_or_default();
@@ -443,8 +443,9 @@ fn run_mounted(
         host_network: mode == network::Mode::Host,
         netns: net.ns_path(),
         mounts,
+        hostname,
+        insecure: false,
     });
-    config["hostname"] = json!(hostname);
     if r.tty {
         config["process"]["terminal"] = json!(true);
         if !r.env.iter().any(|e| e.starts_with("TERM=")) {
@@ -529,7 +530,6 @@ pub fn diff_lines(before: &diff::Scan, after: &diff::Scan) -> Vec<String> {
     for (p, c) in diff::changes(before, after) {
         let kind = match c {
             diff::Change::Whiteout => 'D',
-            diff::Change::Opaque => continue,
             diff::Change::Put if before.contains_key(&p) => 'C',
             diff::Change::Put => 'A',
         };

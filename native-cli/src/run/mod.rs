@@ -297,7 +297,12 @@ impl RuncExecutor {
         // Every step gets these three files, bind-mounted read-only: never in the layer, the image's own unchanged.
         let etc = work.join("etc");
         fs::create_dir(&etc)?;
-        extra.extend(network::etc_mounts(&etc, mode, &req.extra_hosts)?);
+        extra.extend(network::etc_mounts(
+            &etc,
+            mode,
+            &req.extra_hosts,
+            &req.hostname,
+        )?);
         targets.extend(["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"].map(String::from));
         for (i, m) in run_mounts.iter().enumerate() {
             match &m.kind {
@@ -341,6 +346,9 @@ impl RuncExecutor {
                     required,
                     env: var,
                     file,
+                    mode,
+                    uid,
+                    gid,
                 } => match self.secrets.get(id) {
                     Some(p) => {
                         if !p.is_file() {
@@ -360,7 +368,14 @@ impl RuncExecutor {
                         if !*file {
                             continue;
                         }
-                        extra.push(json!({"destination": m.target, "type": "bind", "source": p, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
+                        // A copy with the mount's mode and owner (BuildKit's default 0400 root:root), in the
+                        // step's own directory, which goes with the step.
+                        let copy = work.join(format!("secret-{i}"));
+                        fs::copy(p, &copy)
+                            .with_context(|| format!("{}: reading secret {id}", req.location))?;
+                        fs::set_permissions(&copy, fs::Permissions::from_mode(*mode & 0o7777))?;
+                        std::os::unix::fs::chown(&copy, Some(*uid), Some(*gid))?;
+                        extra.push(json!({"destination": m.target, "type": "bind", "source": copy, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
                     }
                     None if *required => bail!("{}: secret {id} not found", req.location),
                     None => continue,
@@ -417,6 +432,8 @@ impl RuncExecutor {
             host_network: mode == network::Mode::Host,
             netns: net.ns_path(),
             mounts: extra,
+            hostname: &req.hostname,
+            insecure: req.insecure,
         });
         fs::write(
             bundle.join("config.json"),

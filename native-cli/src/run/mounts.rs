@@ -26,6 +26,10 @@ pub enum MountKind {
         env: Option<String>,
         /// Mount the secret as a file (false for `env=` without `target=`).
         file: bool,
+        /// The file's mode, owner and group (BuildKit's defaults: 0400, 0, 0).
+        mode: u32,
+        uid: u32,
+        gid: u32,
     },
     /// The source is resolved by the engine ([`lw_build::host::BindSource`]); writes are discarded.
     Bind {
@@ -135,6 +139,12 @@ pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
             let target = target
                 .clone()
                 .unwrap_or_else(|| format!("/run/secrets/{id}"));
+            let num = |k: &str, radix: u32, default: u32| -> Result<u32> {
+                get(k)
+                    .map(|v| number(k, &v, radix))
+                    .transpose()
+                    .map(|v| v.unwrap_or(default))
+            };
             return Ok(RunMount {
                 target: abs(&target),
                 kind: MountKind::Secret {
@@ -142,6 +152,9 @@ pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
                     required,
                     env,
                     file,
+                    mode: num("mode", 8, 0o400)?,
+                    uid: num("uid", 10, 0)?,
+                    gid: num("gid", 10, 0)?,
                 },
             });
         }
@@ -203,12 +216,26 @@ mod tests {
                 required: true,
                 env: None,
                 file: true,
+                mode: 0o400,
+                uid: 0,
+                gid: 0,
             }
         );
         let m = parse("type=secret,id=tok,env=TOKEN", "/").unwrap();
         assert!(
             matches!(m.kind, MountKind::Secret { file: false, ref env, .. } if env.as_deref() == Some("TOKEN"))
         );
+        let m = parse("type=secret,id=tok,mode=0440,uid=1000,gid=50", "/").unwrap();
+        assert!(matches!(
+            m.kind,
+            MountKind::Secret {
+                mode: 0o440,
+                uid: 1000,
+                gid: 50,
+                ..
+            }
+        ));
+        assert!(parse("type=secret,id=tok,mode=9", "/").is_err());
         let m = parse("type=secret,id=tok,env=TOKEN,target=/t", "/").unwrap();
         assert!(matches!(m.kind, MountKind::Secret { file: true, .. }));
         assert_eq!(parse("type=tmpfs,target=t", "/w").unwrap().target, "/w/t");

@@ -125,18 +125,27 @@ pub fn resolv_conf(mode: Mode, host: &str) -> String {
 }
 
 /// Write the three files into `dir` and return their OCI bind mounts (read-only, so they never reach the layer
-/// and the image's own files under them stay as they were).
+/// and the image's own files under them stay as they were). `hostname` replaces `buildkitsandbox` when not empty.
 pub fn etc_mounts(
     dir: &Path,
     mode: Mode,
     extra: &[(String, String)],
+    hostname: &str,
 ) -> Result<Vec<serde_json::Value>> {
     let host_hosts = fs::read_to_string("/etc/hosts").ok();
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let name = if hostname.is_empty() {
+        HOSTNAME
+    } else {
+        hostname
+    };
     let files = [
-        ("/etc/hosts", hosts_file(mode, host_hosts.as_deref(), extra)),
+        (
+            "/etc/hosts",
+            hosts_file(mode, host_hosts.as_deref(), extra).replacen(HOSTNAME, name, 1),
+        ),
         ("/etc/resolv.conf", resolv_conf(mode, &host_resolv)),
-        ("/etc/hostname", format!("{HOSTNAME}\n")),
+        ("/etc/hostname", format!("{name}\n")),
     ];
     let mut mounts = Vec::new();
     for (dest, body) in files {

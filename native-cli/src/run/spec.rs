@@ -26,6 +26,52 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
+/// Every capability Linux has, in number order (to CAP_CHECKPOINT_RESTORE, 40): `RUN --security=insecure` gets
+/// those we hold, as a privileged container does.
+const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
 const MASKED: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",
@@ -135,6 +181,10 @@ pub struct SpecInput<'a> {
     pub netns: Option<&'a Path>,
     /// Extra mounts (already in OCI form).
     pub mounts: Vec<Value>,
+    /// The UTS host name.
+    pub hostname: &'a str,
+    /// Privileged (`RUN --security=insecure`): every capability, every device, no masked or read-only paths.
+    pub insecure: bool,
 }
 
 fn nofile_limit() -> u64 {
@@ -148,6 +198,24 @@ fn nofile_limit() -> u64 {
     } else {
         1024
     }
+}
+
+/// The capabilities of [`ALL_CAPS`] in our own bounding set: a privileged step can have no more than we have (runc
+/// fails to start it otherwise), as BuildKit's insecure mode gives what its daemon holds.
+fn held_caps() -> Vec<&'static str> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    // ALL_CAPS is in capability-number order.
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| bounding & (1u64 << n) != 0)
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 pub fn config(i: &SpecInput) -> Value {
@@ -175,7 +243,8 @@ pub fn config(i: &SpecInput) -> Value {
         // sysfs cannot be mounted without a network namespace of our own; bind the host's read-only instead.
         mounts.push(json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}));
     } else {
-        mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}));
+        let ro = if i.insecure { "rw" } else { "ro" };
+        mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", ro]}));
         match i.netns {
             Some(p) => namespaces.push(json!({"type": "network", "path": p})),
             None => namespaces.push(json!({"type": "network"})),
@@ -183,6 +252,17 @@ pub fn config(i: &SpecInput) -> Value {
     }
     mounts.extend(i.mounts.iter().cloned());
     let nofile = nofile_limit();
+    let all_caps = held_caps();
+    let (caps, masked, readonly): (&[&str], &[&str], &[&str]) = if i.insecure {
+        (&all_caps, &[], &[])
+    } else {
+        (DEFAULT_CAPS, MASKED, READONLY)
+    };
+    let hostname = if i.hostname.is_empty() {
+        super::network::HOSTNAME
+    } else {
+        i.hostname
+    };
     json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -191,18 +271,18 @@ pub fn config(i: &SpecInput) -> Value {
             "args": i.args,
             "env": env,
             "cwd": i.cwd,
-            "capabilities": {"bounding": DEFAULT_CAPS, "effective": DEFAULT_CAPS, "permitted": DEFAULT_CAPS},
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-            "noNewPrivileges": true
+            "noNewPrivileges": !i.insecure
         },
         "root": {"path": i.rootfs, "readonly": false},
-        "hostname": "buildkitsandbox",
+        "hostname": hostname,
         "mounts": mounts,
         "linux": {
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "resources": {"devices": [{"allow": i.insecure, "access": "rwm"}]},
             "namespaces": namespaces,
-            "maskedPaths": MASKED,
-            "readonlyPaths": READONLY
+            "maskedPaths": masked,
+            "readonlyPaths": readonly
         }
     })
 }
@@ -210,6 +290,52 @@ pub fn config(i: &SpecInput) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn insecure_steps_are_privileged_and_named_steps_named() {
+        let user = User {
+            uid: 0,
+            gid: 0,
+            groups: vec![0],
+            home: "/root".into(),
+        };
+        let input = |insecure, hostname| SpecInput {
+            rootfs: Path::new("/r"),
+            args: &[],
+            env: &[],
+            cwd: "/",
+            user: &user,
+            host_network: false,
+            netns: None,
+            mounts: vec![],
+            hostname,
+            insecure,
+        };
+        let sandbox = config(&input(false, ""));
+        assert_eq!(sandbox["hostname"], "buildkitsandbox");
+        assert_eq!(
+            sandbox["process"]["capabilities"]["bounding"],
+            json!(DEFAULT_CAPS)
+        );
+        assert_eq!(sandbox["process"]["noNewPrivileges"], true);
+        assert_eq!(sandbox["linux"]["maskedPaths"], json!(MASKED));
+        let insecure = config(&input(true, "myhost"));
+        assert_eq!(insecure["hostname"], "myhost");
+        assert_eq!(
+            insecure["process"]["capabilities"]["bounding"],
+            json!(held_caps())
+        );
+        assert_eq!(insecure["process"]["noNewPrivileges"], false);
+        assert_eq!(insecure["linux"]["maskedPaths"], json!([]));
+        assert_eq!(insecure["linux"]["readonlyPaths"], json!([]));
+        assert_eq!(insecure["linux"]["resources"]["devices"][0]["allow"], true);
+        // Only capabilities we hold, in number order: CAP_CHOWN (0) is held by any root process.
+        let held = held_caps();
+        assert!(
+            held.len() <= ALL_CAPS.len() && held.first() == Some(&"CAP_CHOWN"),
+            "{held:?}"
+        );
+    }
 
     #[test]
     fn users() {

@@ -58,6 +58,12 @@ struct RunIn {
     platform: Option<String>,
     #[serde(default)]
     source_date_epoch: Option<i64>,
+    /// The sandbox's host name (empty: `buildkitsandbox`).
+    #[serde(default)]
+    hostname: String,
+    /// `RUN --security=insecure`.
+    #[serde(default)]
+    insecure: bool,
     #[serde(default)]
     location: Option<String>,
 }
@@ -172,6 +178,8 @@ fn to_request(v: RunIn, store: &Store) -> Result<RunRequest, String> {
         platform,
         source_date_epoch: v.source_date_epoch,
         location: v.location.unwrap_or_else(|| "RUN".into()),
+        hostname: v.hostname,
+        insecure: v.insecure,
     })
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Record BuildKit's results for the corpus under cases/ (expected.json beside each case's Dockerfile).
 
-It uses a BuildKit that is already running and a buildctl binary; it builds neither. Usage:
+It uses a BuildKit that is already running and a buildctl binary; it builds neither. buildkitd must allow the
+entitlements RUN --network=host and --security=insecure need (`--allow-insecure-entitlement network.host
+--allow-insecure-entitlement security.insecure`), and `git` must be installed for ADD <git URL>. Usage:
 
     LW_BUILDKIT_BASE_TAR=/tmp/base.tar cargo test -p layerwright --test buildkit_corpus export_base -- --ignored
     record.py --buildctl PATH --addr unix:///PATH/buildkitd.sock --base-tar /tmp/base.tar \
@@ -75,6 +77,13 @@ def case_opts(case):
         for line in open(p).read().splitlines():
             if line:
                 opts += ["--opt", "build-arg:" + line]
+    # `buildkit-opts`: frontend options only BuildKit needs (K=V lines), such as cmdline= to keep its frontend from
+    # fetching the image a `# syntax=` line names.
+    p = os.path.join(case, "buildkit-opts")
+    if os.path.exists(p):
+        for line in open(p).read().splitlines():
+            if line:
+                opts += ["--opt", line]
     p = os.path.join(case, "target")
     if os.path.exists(p):
         opts += ["--opt", "target=" + open(p).read().strip()]
@@ -199,6 +208,13 @@ def read_oci_tar(path):
         )
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files (a bare git repository is served by git's dumb HTTP protocol), without a log line per request."""
+
+    def log_message(self, *args):
+        pass
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--buildctl", required=True)
@@ -214,26 +230,55 @@ def main():
     base_digest = json.load(open(os.path.join(layout, "index.json")))["manifests"][0]["digest"]
     cases_dir = os.path.join(HERE, "cases")
     names = a.cases or sorted(os.listdir(cases_dir))
-    for name in names:
+
+    def build(name, out, work_ids):
+        """Build one case into the OCI archive `out`; returns buildctl's completed process."""
         case = os.path.join(cases_dir, name)
-        ctx = os.path.join(work, "ctx-" + name)
+        ctx = os.path.join(work, "ctx-%s-%d" % (name, len(work_ids)))
+        work_ids.append(ctx)
         prepare_context(case, ctx)
-        out = os.path.join(work, name + ".tar")
         cmd = [a.buildctl, "--addr", a.addr, "build", "--frontend", "dockerfile.v0",
                "--local", "context=" + ctx, "--local", "dockerfile=" + case,
                "--opt", "filename=Dockerfile", "--opt", "build-arg:SOURCE_DATE_EPOCH=0",
                "--oci-layout", "base=" + layout,
                "--opt", "context:busybox=oci-layout://base@" + base_digest,
+               # RUN --network=host and --security=insecure need these entitlements (buildkitd must run with
+               # --allow-insecure-entitlement network.host --allow-insecure-entitlement security.insecure).
+               "--allow", "network.host", "--allow", "security.insecure",
                "--output", "type=oci,dest=%s,rewrite-timestamp=true" % out] + case_opts(case)
+        # `images`: NAME=CASE lines; FROM NAME is the image CASE builds (for a base image's ONBUILD triggers).
+        p = os.path.join(case, "images")
+        if os.path.exists(p):
+            for line in open(p).read().splitlines():
+                if not line.strip():
+                    continue
+                iname, icase = line.split("=", 1)
+                itar = os.path.join(work, "img-%s-%d.tar" % (icase, len(work_ids)))
+                r = build(icase, itar, work_ids)
+                if r.returncode != 0:
+                    return r
+                idir = os.path.join(work, "img-%s-%d" % (icase, len(work_ids)))
+                os.makedirs(idir)
+                subprocess.run(["tar", "-xf", itar, "-C", idir], check=True)
+                idig = json.load(open(os.path.join(idir, "index.json")))["manifests"][0]["digest"]
+                cmd += ["--oci-layout", "%s=%s" % (iname, idir),
+                        "--opt", "context:%s=oci-layout://%s@%s" % (iname, iname, idig)]
         server = None
         if os.path.isdir(os.path.join(case, "http")):
-            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=os.path.join(case, "http"))
+            handler = functools.partial(QuietHandler, directory=os.path.join(case, "http"))
             server = http.server.ThreadingHTTPServer(HTTP_ADDR, handler)
             threading.Thread(target=server.serve_forever, daemon=True).start()
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if server:
-            server.shutdown()
-            server.server_close()
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True)
+        finally:
+            if server:
+                server.shutdown()
+                server.server_close()
+
+    for name in names:
+        case = os.path.join(cases_dir, name)
+        out = os.path.join(work, name + ".tar")
+        p = build(name, out, [])
         if p.returncode == 0:
             rec = read_oci_tar(out)
             rec["error"] = None

@@ -7,6 +7,7 @@ use std::io::Read;
 use lw_layer::tree::FileTree;
 use lw_layer::{path as lpath, Entry, EntryKind};
 
+use super::git_source;
 use super::Shared;
 use crate::chmod::Chmod;
 use crate::context::{normalize_path, Context, EntryKind as CtxKind};
@@ -199,6 +200,8 @@ pub(crate) struct CopySpec<'a> {
     pub is_add: bool,
     pub checksum: Option<String>,
     pub unpack: Option<bool>,
+    /// `ADD --keep-git-dir`.
+    pub keep_git_dir: Option<bool>,
 }
 
 fn has_wildcard(s: &str) -> bool {
@@ -252,7 +255,7 @@ pub(crate) fn plan<'f>(
                 "checksum can't be specified for multiple sources".into()
             ));
         }
-        if !is_url(&spec.srcs[0]) {
+        if !is_url(&spec.srcs[0]) && git_source::parse(&spec.srcs[0]).is_none() {
             return Err(err(format!(
                 "ADD --checksum {}: checksum requires HTTP(S) or Git sources",
                 spec.srcs[0]
@@ -262,6 +265,7 @@ pub(crate) fn plan<'f>(
     // Expand sources (wildcards, symlinks at the top level).
     let mut selected: Vec<(String, Src)> = Vec::new();
     let mut urls: Vec<String> = Vec::new();
+    let mut gits: Vec<(String, git_source::GitRef)> = Vec::new();
     // --parents: (path below the destination, entry), from each source's pivot.
     let mut with_parents: Vec<(String, Src)> = Vec::new();
     for (i, s) in spec.srcs.iter().enumerate() {
@@ -270,6 +274,12 @@ pub(crate) fn plan<'f>(
             Some(r) if r != s => format!(" (written {r:?})"),
             _ => String::new(),
         };
+        if spec.is_add {
+            if let Some(g) = git_source::parse(s) {
+                gits.push((s.clone(), g.map_err(|e| err(format!("ADD {e}")))?));
+                continue;
+            }
+        }
         if spec.is_add && is_url(s) {
             urls.push(s.clone());
             continue;
@@ -277,11 +287,6 @@ pub(crate) fn plan<'f>(
         if spec.parents {
             with_parents.extend(parents_matches(&view, s, kw, &spec.from).map_err(err)?);
             continue;
-        }
-        if spec.is_add && (s.starts_with("git@") || s.ends_with(".git")) {
-            return Err(err(format!(
-                "ADD {s}: git sources are not supported by this builder"
-            )));
         }
         let clean = normalize_path(s).map_err(|_| {
             err(format!(
@@ -330,7 +335,7 @@ pub(crate) fn plan<'f>(
             selected.push((clean, found));
         }
     }
-    let count = selected.len() + urls.len() + spec.heredocs.len() + with_parents.len();
+    let count = selected.len() + urls.len() + gits.len() + spec.heredocs.len() + with_parents.len();
     if count == 0 {
         // Only wildcards, matching nothing: BuildKit makes an empty layer and no destination.
         if spec.srcs.iter().any(|s| has_wildcard(s)) {
@@ -564,6 +569,36 @@ pub(crate) fn plan<'f>(
             }
         }
         emit_bytes(&mut items, name, 0o600, bytes);
+    }
+
+    // ADD <git URL>: the checkout goes into the destination as a directory.
+    for (s, g) in &gits {
+        let f = fetch
+            .as_deref_mut()
+            .ok_or_else(|| err(format!("ADD {s}: git sources are not available here")))?;
+        let keep = spec.keep_git_dir.or(g.keep_git_dir).unwrap_or(false);
+        let checkout = f
+            .fetch_git(&g.remote, &g.reference, keep)
+            .map_err(|e| err(format!("{e}")))?;
+        for want in spec.checksum.iter().chain(&g.checksum) {
+            if !git_source::checksum_ok(want, &checkout.commit) {
+                return Err(err(format!(
+                    "ADD {s}: expected checksum to match {want}, got {}",
+                    checkout.commit
+                )));
+            }
+        }
+        let owner = spec.chown.unwrap_or((0, 0));
+        let got = git_source::items(
+            checkout,
+            &g.subdir,
+            &dest,
+            owner,
+            spec.chmod.as_ref(),
+            shared.mtime(0),
+        )
+        .map_err(|e| err(format!("ADD {s}: {e}")))?;
+        items.extend(got);
     }
 
     // Heredoc files.

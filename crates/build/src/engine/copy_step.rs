@@ -278,6 +278,10 @@ pub(super) async fn copy_step(
         is_add,
         checksum: (!checksum.is_empty()).then(|| checksum.to_string()),
         unpack,
+        keep_git_dir: match inst {
+            Instruction::Add(a) => a.keep_git_dir,
+            _ => None,
+        },
     };
     // BuildKit builds a `--link` copy (without --chmod) on an empty tree and merges it on top: the directories
     // it needs are made afresh (0755, owned as the copy) instead of keeping the stage's own.

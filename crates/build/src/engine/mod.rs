@@ -1,8 +1,10 @@
 //! The build engine: a Dockerfile and a context become an image, stage by stage, with BuildKit's semantics,
 //! content-addressed cache keys, reproducible timestamps and a stream of [`BuildEvent`]s.
 
+mod checks;
 mod copy;
 mod copy_step;
+mod git_source;
 mod history;
 mod layers;
 pub mod rootfs;
@@ -210,6 +212,7 @@ pub fn parse_stages(
 /// Which stages the target needs (indexes, ascending): FROM <stage>, COPY --from, RUN --mount from=.
 fn needed_stages(
     shared: &Shared,
+    images: &mut dyn ImageSource,
     stages: &[instructions::Stage],
     target: usize,
 ) -> BTreeSet<usize> {
@@ -230,31 +233,68 @@ fn needed_stages(
         }
         let s = &stages[i];
         let base = expand(shared, 0, &s.from.base_name, &shared.global_args).unwrap_or_default();
+        let mut froms: Vec<String> = s.commands.iter().flat_map(command_froms).collect();
         if let Some(j) = find(&base, i) {
             todo.push(j);
+        } else if !base.eq_ignore_ascii_case("scratch") {
+            // An image base's ONBUILD triggers may name stages too (`ONBUILD COPY --from=helper`): BuildKit
+            // resolves the base first, so a stage only a trigger uses is built. A base that does not resolve
+            // fails later, in its own step.
+            froms.extend(trigger_froms(shared, images, s, &base));
         }
-        for c in &s.commands {
-            let froms: Vec<String> = match c {
-                Instruction::Copy(c) if !c.from.is_empty() => vec![c.from.clone()],
-                Instruction::Run(r) => r
-                    .mounts
-                    .iter()
-                    .flat_map(|m| run_mounts::mount_fields(m))
-                    .filter(|(k, _)| k == "from")
-                    .filter_map(|(_, v)| v)
-                    .collect(),
-                _ => vec![],
-            };
-            for f in froms {
-                // Global ARGs may name the stage (`--from=${BUILDER}`).
-                let f = expand(shared, 0, &f, &shared.global_args).unwrap_or(f);
-                if let Some(j) = find(&f, i) {
-                    todo.push(j);
-                }
+        for f in froms {
+            // Global ARGs may name the stage (`--from=${BUILDER}`).
+            let f = expand(shared, 0, &f, &shared.global_args).unwrap_or(f);
+            if let Some(j) = find(&f, i) {
+                todo.push(j);
             }
         }
     }
     needed
+}
+
+/// The stages or images an instruction reads from: `COPY --from`, `RUN --mount=from=`.
+fn command_froms(c: &Instruction) -> Vec<String> {
+    match c {
+        Instruction::Copy(c) if !c.from.is_empty() => vec![c.from.clone()],
+        Instruction::Run(r) => r
+            .mounts
+            .iter()
+            .flat_map(|m| run_mounts::mount_fields(m))
+            .filter(|(k, _)| k == "from")
+            .filter_map(|(_, v)| v)
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// What the ONBUILD triggers of image `base` read from (nothing when it does not resolve or has none).
+fn trigger_froms(
+    shared: &Shared,
+    images: &mut dyn ImageSource,
+    stage: &instructions::Stage,
+    base: &str,
+) -> Vec<String> {
+    let platform = if stage.from.platform.is_empty() {
+        Some(shared.opts.platform.clone())
+    } else {
+        expand(shared, 0, &stage.from.platform, &shared.global_args)
+            .ok()
+            .and_then(|p| Platform::parse(&p).ok())
+    };
+    let Some(img) = platform.and_then(|p| images.resolve(base, &p).ok()) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for t in img.config.config.on_build.iter().flatten() {
+        let Ok(df) = parser::parse(t.as_bytes()) else {
+            continue;
+        };
+        for inst in instructions::parse(&df).unwrap_or_default() {
+            out.extend(command_froms(&inst));
+        }
+    }
+    out
 }
 
 /// Build the image with an executor that answers at once (every [`crate::host::RunExecutor`]). On error
@@ -278,6 +318,7 @@ pub fn build(opts: &BuildOptions, host: &mut Host) -> Result<BuildResult, Error>
 /// Build the image, awaiting the host's executor for RUN steps (the browser's answers through a Promise).
 pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<BuildResult, Error> {
     let (df, stages, meta) = parse_stages(opts)?;
+    checks::enforce(opts, &df)?;
     let lexer = Lexer::new(df.escape() as char);
     let mut shared = Shared {
         opts,
@@ -324,7 +365,7 @@ pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<Bui
                 })?
         }
     };
-    let needed = needed_stages(&shared, &stages, target);
+    let needed = needed_stages(&shared, &mut *host.images, &stages, target);
     let mut done: Vec<Option<StageState>> = Vec::new();
     for (i, s) in stages.iter().enumerate() {
         if i > target || !needed.contains(&i) {

@@ -24,6 +24,13 @@ pub(super) async fn run_step(
     let env = word_env(st);
     let ex = |w: &str| expand(shared, line, w, &env);
     let code = r.source.code.clone();
+    // BuildKit's stable frontend builds without the labs `RUN --device`.
+    if !r.devices.is_empty() {
+        return Err(shared.err(
+            line,
+            "device feature is only supported in Dockerfile frontend 1.14.0-labs or later",
+        ));
+    }
     let (argv, files) = run_argv(st, &r.command);
     let run_args = st.run_args();
     let text = history::run(&run_args, &argv);
@@ -55,6 +62,21 @@ pub(super) async fn run_step(
             .collect();
         format!("{network} add-host={}", hosts.join(","))
     };
+    // The sandbox's host name and security mode change what the step sees: both are part of its key.
+    let hostname = shared
+        .opts
+        .build_args
+        .get("BUILDKIT_SANDBOX_HOSTNAME")
+        .cloned()
+        .unwrap_or_default();
+    let insecure = r.security == "insecure";
+    let mut net_key = net_key;
+    if !hostname.is_empty() {
+        net_key.push_str(&format!(" hostname={hostname}"));
+    }
+    if insecure {
+        net_key.push_str(" security=insecure");
+    }
     let mut key = super::run_mounts::run_key(&st.key, &text, &mounts, &net_key, &binds);
     super::run_mounts::key_seeded_caches(&mut mounts, &binds);
     // A heredoc run as a file shows only its path in the history text: its body keys the step.
@@ -87,6 +109,8 @@ pub(super) async fn run_step(
         platform: st.platform.clone(),
         source_date_epoch: (!shared.opts.keep_mtimes).then_some(shared.opts.source_date_epoch),
         location: format!("{}:{line}", shared.opts.dockerfile_name),
+        hostname,
+        insecure,
     };
     let (layer, cached) = match cache_lookup(host, shared, &key) {
         Some(hit) => (hit, true),

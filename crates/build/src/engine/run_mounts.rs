@@ -198,6 +198,7 @@ fn context_items(
         is_add: false,
         checksum: None,
         unpack: None,
+        keep_git_dir: None,
     };
     copy::plan(shared, spec, &FileTree::new(), None)
 }

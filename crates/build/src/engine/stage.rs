@@ -11,7 +11,7 @@ use lw_oci::{Descriptor, Digest, DigestHasher, HealthConfig, History, ImageConfi
 
 use super::copy::{Data, Item};
 use super::layers::write_items;
-use super::{expand, history, rootfs, word_env, Host, LayerReport, Shared, PROXY_ARGS};
+use super::{expand, history, rootfs, word_env, Host, LayerReport, Shared};
 use crate::events::BuildEvent;
 use crate::host::CachedLayer;
 use crate::Error;
@@ -135,11 +135,9 @@ impl StageState {
     /// else empty. Proxy args are not recorded.
     pub(super) fn run_args(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
-        for (k, v) in self
-            .args
-            .iter()
-            .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
-        {
+        // A declared proxy ARG is listed like any other (BuildKit's runCommandString); an undeclared one reaches
+        // RUN without being listed.
+        for (k, v) in self.args.iter() {
             let value = self
                 .env
                 .iter()

@@ -1,0 +1,133 @@
+//! `ADD <git URL>` on the host: the `git` command fetches one reference into a scratch repository and checks it
+//! out; the work tree (and `.git` when kept) becomes the entries the engine adds.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lw_build::host::GitCheckout;
+use lw_build::Error;
+use lw_layer::Entry;
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        // Never ask for credentials or host keys on a terminal: a build is not interactive.
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .map_err(|e| format!("running git (Debian package git): {e}"))?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+    }
+}
+
+/// Check out `reference` (empty: the remote's HEAD) of `remote`.
+pub fn checkout(remote: &str, reference: &str, keep_git_dir: bool) -> Result<GitCheckout, Error> {
+    let fail = |m: String| Error::Host(format!("ADD {remote}: {m}"));
+    let dir = std::env::temp_dir().join(format!(
+        "lw-git-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    fs::create_dir(&dir).map_err(|e| fail(e.to_string()))?;
+    let scratch = Scratch(dir);
+    let d = scratch.0.as_path();
+    git(d, &["init", "-q"]).map_err(fail)?;
+    let r = if reference.is_empty() {
+        "HEAD"
+    } else {
+        reference
+    };
+    // A reference is never an option of git's (`#--upload-pack=...` would run a command); `--` ends the options.
+    if r.starts_with('-') || remote.starts_with('-') {
+        return Err(fail(format!("invalid git reference {r:?}")));
+    }
+    // A shallow fetch where the server allows one; git's dumb HTTP protocol does not, so fetch it all there.
+    if git(
+        d,
+        &["fetch", "-q", "--no-tags", "--depth=1", "--", remote, r],
+    )
+    .is_err()
+    {
+        git(d, &["fetch", "-q", "--no-tags", "--", remote, r])
+            .map_err(|e| fail(format!("fetching {r}: {e}")))?;
+    }
+    let commit = git(d, &["rev-parse", "FETCH_HEAD^{commit}"]).map_err(fail)?;
+    git(
+        d,
+        &[
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "-q",
+            "--detach",
+            &commit,
+        ],
+    )
+    .map_err(fail)?;
+    let mut entries = Vec::new();
+    walk(d, "", keep_git_dir, &mut entries).map_err(|e| fail(e.to_string()))?;
+    Ok(GitCheckout { commit, entries })
+}
+
+fn walk(
+    dir: &Path,
+    rel: &str,
+    keep_git_dir: bool,
+    out: &mut Vec<(Entry, Vec<u8>)>,
+) -> std::io::Result<()> {
+    let mut names: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    names.sort_by_key(|e| e.file_name());
+    for e in names {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if rel.is_empty() && name == ".git" && !keep_git_dir {
+            continue;
+        }
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let m = fs::symlink_metadata(e.path())?;
+        let in_git = path == ".git" || path.starts_with(".git/");
+        if m.file_type().is_symlink() {
+            let target = fs::read_link(e.path())?.to_string_lossy().into_owned();
+            out.push((Entry::symlink(&path, &target), vec![]));
+        } else if m.is_dir() {
+            out.push((Entry::dir(&path, 0o755), vec![]));
+            walk(&e.path(), &path, keep_git_dir, out)?;
+        } else if m.is_file() {
+            // Git keeps only the executable bit: the work tree is 0644/0755 whatever the umask.
+            let mode = if in_git {
+                m.permissions().mode() & 0o777
+            } else if m.mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
+            let data = fs::read(e.path())?;
+            out.push((Entry::file(&path, mode, data.len() as u64), data));
+        }
+    }
+    Ok(())
+}
