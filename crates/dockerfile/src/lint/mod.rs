@@ -20,6 +20,7 @@ mod reference;
 mod rules;
 mod runfacts;
 mod sarif;
+mod shellcheck;
 mod shellscan;
 
 use std::collections::BTreeMap;
@@ -304,6 +305,7 @@ pub fn lint_parsed(
     if !options.buildkit_only {
         practices::run(&mut cx);
         coverage::run(&mut cx);
+        shellcheck::run(&mut cx);
     }
     // hadolint's inline `# hadolint ignore=DL3008,LW005` above an instruction, and
     // `# hadolint global ignore=...` anywhere.
