@@ -161,6 +161,7 @@ fn fallback(image: &str) -> Option<BaseImage> {
             .unwrap_or_default(),
         user: nonroot.then(|| "nonroot".to_string()),
         working_dir: None,
+        digest: None,
     })
 }
 

@@ -76,12 +76,13 @@ fn base_image(cx: &mut Ctx, stage: &Stage) {
     // untagged `$IMAGE` may well carry its tag in the build arg.
     let written = reference::split(&stage.base_raw);
     let from_arg = stage.base_raw.contains('$');
+    let pin = pin_fix(cx, stage, node, from_arg);
     match r.tag {
         None if !from_arg => cx.report(
             "LW001",
             cx.node_range(node),
             format!("Base image '{img}' has no tag (it means 'latest'); pin a version"),
-            None,
+            pin,
         ),
         Some("latest") => {
             let how = if from_arg && written.tag != Some("latest") {
@@ -93,11 +94,27 @@ fn base_image(cx: &mut Ctx, stage: &Stage) {
                 "LW002",
                 cx.node_range(node),
                 format!("Base image '{img}' uses the 'latest' tag{how}; pin a specific version"),
-                None,
+                pin,
             )
         }
         _ => {}
     }
+}
+
+/// Pins `FROM name` to the digest of the image the caller's store holds under that name
+/// (`FROM name@sha256:...`): the image the build would use today, fixed.
+fn pin_fix(cx: &Ctx, stage: &Stage, node: &Node, from_arg: bool) -> Option<Fix> {
+    if from_arg {
+        return None;
+    }
+    let known = baseimg::config(cx, stage).filter(|k| !k.fallback)?;
+    let digest = known.image.digest.clone()?;
+    let range = cx.find_word(node, &stage.base_raw, 0)?;
+    Some(Ctx::fix(
+        "Pin to the digest in your store",
+        range,
+        format!("{}@{digest}", stage.base_raw),
+    ))
 }
 
 fn is_run_like(i: &Instruction) -> bool {
