@@ -244,6 +244,11 @@ fn packages<'c>(c: &'c Cmd, program: &str, sub: &str) -> Vec<&'c str> {
     let mut i = 0;
     while i < args.len() {
         let a = args[i].text.as_str();
+        if let Some(target_attached) = redirection(a) {
+            // `< list.txt`, `2>/dev/null`: the shell's, not the package manager's.
+            i += if target_attached { 1 } else { 2 };
+            continue;
+        }
         if !seen_sub {
             seen_sub = a == sub;
         } else if valued.contains(&a) {
@@ -254,6 +259,19 @@ fn packages<'c>(c: &'c Cmd, program: &str, sub: &str) -> Vec<&'c str> {
         i += 1;
     }
     out
+}
+
+/// A redirection word (`<`, `2>`, `>/dev/null`, `&>log`): `Some(true)` when its target
+/// is in the same word.
+fn redirection(w: &str) -> Option<bool> {
+    let rest = w
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start_matches('&');
+    let op = ["<<<", ">>", "<<", "<", ">"]
+        .iter()
+        .find(|op| rest.starts_with(*op))?;
+    let target = rest[op.len()..].trim_start_matches('&');
+    Some(!target.is_empty())
 }
 
 /// A local file, URL or variable: nothing to pin.
@@ -273,7 +291,9 @@ fn pins(cx: &mut Ctx, cmds: &[Cmd], range: Range) {
     for c in cmds {
         let (p, s) = prog_sub(c);
         let (rule, unpinned): (&str, Vec<&str>) = match (p, s) {
-            ("apt-get" | "apt", "install") => ("LW029", unpinned(c, p, s, |x| x.contains('='))),
+            ("apt-get" | "apt", "install") if !runfacts::apt_simulated(c) => {
+                ("LW029", unpinned(c, p, s, |x| x.contains('=')))
+            }
             ("apk", "add") => {
                 let group = runfacts::system_install(c).and_then(|i| i.virtual_name);
                 let mut u = unpinned(c, p, s, |x| x.contains(['=', '<', '>', '~']));

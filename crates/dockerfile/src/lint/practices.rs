@@ -444,7 +444,7 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
         match p.as_str() {
             "apt-get" => match s.as_str() {
                 "update" => apt_update = true,
-                "install" => {
+                "install" if !runfacts::apt_simulated(c) => {
                     let t = c.subcommand().map(|t| t.range).unwrap_or(range);
                     let recommends = c.has_arg(|a| {
                         a == "--no-install-recommends" || a.contains("Install-Recommends")
@@ -580,7 +580,9 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
             _ => {}
         }
     }
-    let apt_install = cmds.iter().any(|c| prog_sub(c) == ("apt-get", "install"));
+    let apt_install = cmds
+        .iter()
+        .any(|c| prog_sub(c) == ("apt-get", "install") && !runfacts::apt_simulated(c));
     // The index only goes stale if it stays in the layer and nothing (not even a
     // script the RUN runs) used it.
     let lists_gone = cmds.iter().any(runfacts::cleans_apt_lists)
