@@ -302,7 +302,9 @@ fn pins(cx: &mut Ctx, cmds: &[Cmd], range: Range) {
             }
             ("pip" | "pip3", "install") => ("LW031", pip_unpinned(c, p, s)),
             (py, "pip") if py.starts_with("python") && c.has_arg(|a| a == "install") => {
-                ("LW031", pip_unpinned(c, py, "install"))
+                let u = pip_unpinned(c, py, "install");
+                report_unpinned(cx, "LW031", "pip", "install", &u, range);
+                continue;
             }
             ("npm", "install" | "i" | "add") => (
                 "LW032",
@@ -319,8 +321,15 @@ fn pins(cx: &mut Ctx, cmds: &[Cmd], range: Range) {
             }),
             _ => continue,
         };
+        report_unpinned(cx, rule, p, s, &unpinned, range);
+    }
+}
+
+/// `TOOL SUB: pin the versions of a, b, c and N more for reproducible builds`.
+fn report_unpinned(cx: &mut Ctx, rule: &str, p: &str, s: &str, unpinned: &[&str], range: Range) {
+    {
         if !unpinned.is_empty() {
-            let tool = if p.starts_with("python") { "pip" } else { p };
+            let tool = p;
             let list = unpinned
                 .iter()
                 .take(3)

@@ -762,7 +762,33 @@ fn is_root(user: &str) -> bool {
     name == "root" || name == "0"
 }
 
+/// Whether a command builds something (`make`, `go build`, `./configure` ...).
+fn builds(c: &Cmd) -> bool {
+    let (p, s) = prog_sub(c);
+    matches!(
+        p,
+        "make" | "cmake" | "ninja" | "gcc" | "g++" | "cc" | "c++" | "configure" | "mvn" | "gradle"
+    ) || matches!(
+        (p, s),
+        ("go", "build" | "install")
+            | ("cargo", "build" | "install")
+            | ("dotnet", "build" | "publish")
+            | ("npm" | "yarn" | "pnpm", "run" | "build")
+    ) || (p.starts_with("python") && c.has_arg(|a| a == "setup.py"))
+}
+
+/// LW014: compilers kept in a final stage that also builds something there. A stage that
+/// installs them without building anything is a toolchain or development image (golang,
+/// rust, buildpack-deps, dev containers): the tools are what it is for.
 fn build_tools(cx: &mut Ctx, stage: &Stage) {
+    let builds_here = stage
+        .instructions
+        .iter()
+        .filter(|i| i.keyword == "run")
+        .any(|i| commands(cx, &cx.df.children[i.node]).iter().any(builds));
+    if !builds_here {
+        return;
+    }
     for ins in stage.instructions.iter().filter(|i| i.keyword == "run") {
         let node = &cx.df.children[ins.node];
         let cmds = commands(cx, node);
