@@ -70,7 +70,10 @@ fn copy_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, range: Range, work
     let dest = ins.words.last().cloned().unwrap_or_default();
     let srcs = &ins.words[..ins.words.len() - 1];
     if let Some(from) = &from {
-        if srcs.iter().any(|s| matches!(s.as_str(), "/" | "/." | "/*")) {
+        // Only a stage of this Dockerfile carries its build tools along; an image made to
+        // be copied whole (`COPY --from=gloursdocker/docker / /`) is a payload.
+        let whole = srcs.iter().any(|s| matches!(s.as_str(), "/" | "/." | "/*"));
+        if whole && names_a_stage(cx, stage, from) && !from.contains([':', '/', '@', '$']) {
             cx.report(
                 "LW037",
                 range,
