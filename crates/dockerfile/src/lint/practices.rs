@@ -32,12 +32,48 @@ const ARCHIVE_EXT: [&str; 12] = [
     ".bz2", ".xz",
 ];
 
+/// Rules about what a RUN leaves in its layer (package lists, caches): they matter only
+/// in the stages whose layers the image is made of.
+const LAYER_SIZE_RULES: [&str; 4] = ["LW005", "LW006", "LW019", "LW024"];
+
+/// The line spans of the stages whose layers do not reach the target image (a builder
+/// stage that others only COPY --from or mount).
+fn unshipped_spans(cx: &Ctx) -> Vec<(usize, usize)> {
+    let model = cx.model;
+    let mut shipped = vec![false; model.stages.len()];
+    let mut cur = model.stages.get(model.target);
+    while let Some(s) = cur.filter(|s| !shipped[s.index]) {
+        shipped[s.index] = true;
+        cur = baseimg::parent(cx, s);
+    }
+    let starts: Vec<usize> = model
+        .stages
+        .iter()
+        .map(|s| cx.df.children[s.from.node].start_line)
+        .collect();
+    (0..starts.len())
+        .filter(|&i| !shipped[i])
+        .map(|i| (starts[i], starts.get(i + 1).map_or(usize::MAX, |n| n - 1)))
+        .collect()
+}
+
 pub(crate) fn run(cx: &mut Ctx) {
     let model = cx.model;
+    let before = cx.findings.len();
     for stage in &model.stages {
         base_image(cx, stage);
         stage_rules(cx, stage);
     }
+    let spans = unshipped_spans(cx);
+    let mut k = 0;
+    cx.findings.retain(|f| {
+        k += 1;
+        k <= before
+            || !LAYER_SIZE_RULES.contains(&f.rule.as_str())
+            || !spans
+                .iter()
+                .any(|&(a, b)| (a..=b).contains(&f.range.start_line))
+    });
     if let Some(stage) = model.stages.get(model.target) {
         final_user(cx, stage);
         build_tools(cx, stage);
