@@ -6,56 +6,16 @@ use super::baseimg;
 use super::context::{at, Ctx};
 use super::runfacts::{self, prog_sub};
 use super::shellscan::{commands, Cmd};
+use super::stagefacts;
 use super::{reference, Edit, Fix, Severity};
 use crate::model::{BaseRef, Instruction, Stage};
 use crate::parser::Node;
 
 const SHELLS: [&str; 8] = ["sh", "bash", "zsh", "ash", "dash", "ksh", "busybox", "fish"];
-const BUILD_TOOLS: [&str; 14] = [
-    "build-essential",
-    "gcc",
-    "g++",
-    "gcc-c++",
-    "make",
-    "cmake",
-    "clang",
-    "autoconf",
-    "automake",
-    "libtool",
-    "golang",
-    "rustc",
-    "cargo",
-    "ninja-build",
-];
 const ARCHIVE_EXT: [&str; 12] = [
     ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".gz",
     ".bz2", ".xz",
 ];
-
-/// Rules about what a RUN leaves in its layer (package lists, caches): they matter only
-/// in the stages whose layers the image is made of.
-const LAYER_SIZE_RULES: [&str; 4] = ["LW005", "LW006", "LW019", "LW024"];
-
-/// The line spans of the stages whose layers do not reach the target image (a builder
-/// stage that others only COPY --from or mount).
-fn unshipped_spans(cx: &Ctx) -> Vec<(usize, usize)> {
-    let model = cx.model;
-    let mut shipped = vec![false; model.stages.len()];
-    let mut cur = model.stages.get(model.target);
-    while let Some(s) = cur.filter(|s| !shipped[s.index]) {
-        shipped[s.index] = true;
-        cur = baseimg::parent(cx, s);
-    }
-    let starts: Vec<usize> = model
-        .stages
-        .iter()
-        .map(|s| cx.df.children[s.from.node].start_line)
-        .collect();
-    (0..starts.len())
-        .filter(|&i| !shipped[i])
-        .map(|i| (starts[i], starts.get(i + 1).map_or(usize::MAX, |n| n - 1)))
-        .collect()
-}
 
 pub(crate) fn run(cx: &mut Ctx) {
     let model = cx.model;
@@ -64,19 +24,19 @@ pub(crate) fn run(cx: &mut Ctx) {
         base_image(cx, stage);
         stage_rules(cx, stage);
     }
-    let spans = unshipped_spans(cx);
+    let spans = stagefacts::unshipped_spans(cx);
     let mut k = 0;
     cx.findings.retain(|f| {
         k += 1;
         k <= before
-            || !LAYER_SIZE_RULES.contains(&f.rule.as_str())
+            || !stagefacts::LAYER_SIZE_RULES.contains(&f.rule.as_str())
             || !spans
                 .iter()
                 .any(|&(a, b)| (a..=b).contains(&f.range.start_line))
     });
     if let Some(stage) = model.stages.get(model.target) {
         final_user(cx, stage);
-        build_tools(cx, stage);
+        stagefacts::build_tools(cx, stage);
     }
     if cx.options.context_has_dockerignore == Some(false) {
         let first = model
@@ -796,53 +756,4 @@ fn final_user(cx: &mut Ctx, stage: &Stage) {
 fn is_root(user: &str) -> bool {
     let name = user.split(':').next().unwrap_or("");
     name == "root" || name == "0"
-}
-
-/// Whether a command builds something (`make`, `go build`, `./configure` ...).
-fn builds(c: &Cmd) -> bool {
-    let (p, s) = prog_sub(c);
-    matches!(
-        p,
-        "make" | "cmake" | "ninja" | "gcc" | "g++" | "cc" | "c++" | "configure" | "mvn" | "gradle"
-    ) || matches!(
-        (p, s),
-        ("go", "build" | "install")
-            | ("cargo", "build" | "install")
-            | ("dotnet", "build" | "publish")
-            | ("npm" | "yarn" | "pnpm", "run" | "build")
-    ) || (p.starts_with("python") && c.has_arg(|a| a == "setup.py"))
-}
-
-/// LW014: compilers kept in a final stage that also builds something there. A stage that
-/// installs them without building anything is a toolchain or development image (golang,
-/// rust, buildpack-deps, dev containers): the tools are what it is for.
-fn build_tools(cx: &mut Ctx, stage: &Stage) {
-    let builds_here = stage
-        .instructions
-        .iter()
-        .filter(|i| i.keyword == "run")
-        .any(|i| commands(cx, &cx.df.children[i.node]).iter().any(builds));
-    if !builds_here {
-        return;
-    }
-    for ins in stage.instructions.iter().filter(|i| i.keyword == "run") {
-        let node = &cx.df.children[ins.node];
-        let cmds = commands(cx, node);
-        for (k, c) in cmds.iter().enumerate() {
-            let Some(inst) = runfacts::system_install(c) else {
-                continue;
-            };
-            // Tools removed again in the same RUN never reach the layer.
-            let kept = inst.packages.iter().find(|p| {
-                BUILD_TOOLS.contains(p) && !runfacts::removed_later(&cmds, k, p, inst.virtual_name)
-            });
-            if let Some(tool) = kept {
-                let msg = format!(
-                    "Build tool '{tool}' is installed in the final stage; build in a separate stage and copy only the result"
-                );
-                cx.report("LW014", cx.node_range(node), msg, None);
-                return;
-            }
-        }
-    }
 }
