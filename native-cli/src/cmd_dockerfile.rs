@@ -236,13 +236,16 @@ fn base_images(root: Option<&Path>, src: &[u8], opts: &mut LintOptions) {
         }
         let found = store.as_ref().and_then(|st| {
             let f = names::resolve(st, name).ok()?;
-            st.resolve(&f.descriptor, platform.as_ref()).ok()
+            let img = st.resolve(&f.descriptor, platform.as_ref()).ok()?;
+            Some((f.descriptor.digest.to_string(), img))
         });
         match found {
-            Some(img) => {
+            Some((digest, img)) => {
                 let c = &img.config.config;
                 let env = c.env.clone().unwrap_or_default();
-                let b = BaseImage::from_config(&env, c.user.as_deref(), c.working_dir.as_deref());
+                // The digest lets LW001/LW002 pin FROM to the image in the store.
+                let b = BaseImage::from_config(&env, c.user.as_deref(), c.working_dir.as_deref())
+                    .with_digest(digest);
                 opts.base_images.insert(name.to_string(), b);
             }
             None if lint::has_fallback(name) => eprintln!(

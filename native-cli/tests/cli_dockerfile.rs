@@ -165,3 +165,42 @@ fn lint_reads_base_image_config_from_the_store() {
         "{found:?}"
     );
 }
+
+#[test]
+fn lint_fix_pins_from_to_the_digest_in_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nENV A=1\n").unwrap();
+    lw_ok(
+        &root,
+        &["build", "-q", "-t", "local/pinme", ctx.to_str().unwrap()],
+    );
+    // The digest the store holds for the name, as `images --digests` shows it.
+    let images = lw_ok(&root, &["images", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&images).unwrap();
+    let digest = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i.to_string().contains("local/pinme"))
+        .and_then(|i| i["digest"].as_str().or(i["Digest"].as_str()))
+        .unwrap_or_else(|| panic!("no digest for local/pinme in {list}"))
+        .to_string();
+    let df = tmp.path().join("Dockerfile");
+    std::fs::write(&df, "FROM local/pinme\nUSER 1000\n").unwrap();
+    std::fs::write(tmp.path().join(".dockerignore"), "*.log\n").unwrap();
+    lw(&root, &["lint", "--fix", "-f", df.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(&df).unwrap(),
+        format!("FROM local/pinme@{digest}\nUSER 1000\n")
+    );
+    // Pinned, LW001 is gone.
+    let o = lw(
+        &root,
+        &["lint", "--format", "json", "-f", df.to_str().unwrap()],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!v.to_string().contains("LW001"), "{v}");
+}

@@ -67,7 +67,7 @@ function toPos(doc, p) {
 }
 
 /**
- * Creates the editor. opts: {parent, doc, api() -> API|null, lintOptions() -> {...}, onChange(text), onCursor(line)}
+ * Creates the editor. opts: {parent, doc, api() -> API|null, lintOptions(text) -> {...}, onChange(text), onCursor(line)}
  */
 export function createEditor(opts) {
   const dfLinter = linter((view) => {
@@ -75,7 +75,7 @@ export function createEditor(opts) {
     if (!api) return [];
     const text = view.state.doc.toString();
     let findings = [];
-    try { findings = api.lint(text, opts.lintOptions?.() || {}); } catch (e) { return [{ from: 0, to: 0, severity: 'error', message: String(e.message || e) }]; }
+    try { findings = api.lint(text, opts.lintOptions?.(text) || {}); } catch (e) { return [{ from: 0, to: 0, severity: 'error', message: String(e.message || e) }]; }
     opts.onFindings?.(findings);
     const doc = view.state.doc;
     return findings.map((f) => {

@@ -26,7 +26,13 @@ export function createWorkbench(opts) {
     parent: editorHost,
     doc: opts.dockerfile,
     api: () => api,
-    lintOptions: () => ({ contextHasDockerignore: context.files.has('.dockerignore'), dockerignore: context.files.has('.dockerignore') ? fromUtf8(context.files.get('.dockerignore')) : undefined }),
+    // baseImages: the configs (Env, User, WorkingDir, digest) of the base images this tab's store holds, read by the
+    // core, so lint judges them as BuildKit does and can pin FROM to the digest.
+    lintOptions: (text) => ({
+      contextHasDockerignore: context.files.has('.dockerignore'),
+      dockerignore: context.files.has('.dockerignore') ? fromUtf8(context.files.get('.dockerignore')) : undefined,
+      baseImages: api.baseImages ? api.baseImages(text) : undefined,
+    }),
     onFindings: (f) => { lastFindings = f; renderFindings(); },
     onChange: () => opts.onChange?.(),
     onCursor: (line) => renderScope(line),
@@ -133,6 +139,7 @@ export function createWorkbench(opts) {
       summary.replaceChildren(h('span', { class: 'ok', testid: 'build-summary' }, `Built ${result.ref} in ${secs}s: ${steps.length} step(s), ${cached} cached.`));
       resultHost.replaceChildren(renderResult(result, { api, prev, serve, tag: tags[0] }));
       opts.onBuilt?.(result, { events, prev, tags });
+      editor.relint(); // the store changed: a base image may be known now
     } catch (e) {
       wb.lastError = e;
       summary.replaceChildren(h('div', { class: 'error-box', testid: 'build-error' }, errorText(e)));

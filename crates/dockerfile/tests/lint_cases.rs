@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! # why the case exists
-//! @base IMAGE user=U workdir=/w env=K=V ...   (a base image config the caller knows)
+//! @base IMAGE user=U workdir=/w env=K=V digest=D  (a base image config the caller knows)
 //! @error-rule LW016                           (LintOptions::error_rules)
 //! @skip LW029 DL3018                          (LintOptions::skip: rules the case is not about)
 //! @fails 2 message text                       (lint returns Err at line 2; 0: no line)
@@ -47,6 +47,7 @@ fn parse_expected(text: &str) -> Expected {
                     match k {
                         "user" => b.user = Some(v.into()),
                         "workdir" => b.working_dir = Some(v.into()),
+                        "digest" => b.digest = Some(v.into()),
                         "env" => {
                             let (ek, ev) = v.split_once('=').unwrap_or((v, ""));
                             b.env.push((ek.into(), ev.into()));

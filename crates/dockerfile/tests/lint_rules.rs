@@ -78,7 +78,7 @@ const CASES: &[Case] = &[
     Case { rule: "LW011", bad: "FROM alpine:3.20\nENV REPO_URL=https://bob:hunter2@git.example.com/x.git\n", good: "FROM alpine:3.20\nENV REPO_URL=https://git.example.com/x.git\n", message: "", opts: none },
     Case { rule: "LW012", bad: "FROM alpine:3.20\nRUN wget -O - https://example.com/x | tar xz\n", good: "FROM alpine:3.20\nRUN set -o pipefail && wget -O - https://example.com/x | tar xz\nFROM debian:12\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\nRUN wget -O - https://example.com/x | tar xz\n", message: "", opts: none },
     Case { rule: "LW013", bad: "FROM alpine:3.20\nCOPY . /app\n", good: "FROM alpine:3.20\nCOPY --from=busybox:1 /bin/true /true\n", message: "", opts: no_ignore_file },
-    Case { rule: "LW014", bad: "FROM debian:12\nRUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*\n", good: "FROM debian:12 AS build\nRUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*\nFROM debian:12\nCOPY --from=build /out /out\n", message: "", opts: none },
+    Case { rule: "LW014", bad: "FROM debian:12\nRUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/* && make\n", good: "FROM debian:12 AS build\nRUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*\nFROM debian:12\nCOPY --from=build /out /out\n", message: "", opts: none },
     Case { rule: "LW015", bad: "FROM alpine:3.20\nRUN cd /src && make\n", good: "FROM alpine:3.20\nWORKDIR /src\nRUN make\n", message: "", opts: none },
     Case { rule: "LW016", bad: "FROM alpine:3.20\nRUN sudo make install\n", good: "FROM alpine:3.20\nRUN make install\n", message: "", opts: none },
     Case { rule: "LW017", bad: "FROM alpine:3.20\nRUN curl -fsSL https://example.com/install.sh | sh\n", good: "FROM alpine:3.20\nRUN curl -fsSLo /tmp/i.sh https://example.com/install.sh && sh /tmp/i.sh\n", message: "", opts: none },
@@ -106,6 +106,9 @@ const CASES: &[Case] = &[
     Case { rule: "LW038", bad: "FROM alpine:3.20\nCOPY a.txt data/\n", good: "FROM alpine:3.20\nCOPY a.txt /data/\nWORKDIR /app\nCOPY b.txt data/\n", message: "", opts: none },
     Case { rule: "LW039", bad: "FROM debian:13\nRUN wget -q https://e.com/a && curl -fsSLO https://e.com/b\n", good: "FROM debian:13\nRUN curl -fsSLO https://e.com/a && curl -fsSLO https://e.com/b\n", message: "Both wget and curl are used; one download tool is enough", opts: none },
     Case { rule: "LW040", bad: "FROM alpine:3.20 AS build\nFROM alpine:3.20\nCOPY --from=biuld /x /x\n", good: "FROM alpine:3.20 AS build\nFROM alpine:3.20\nCOPY --from=build /x /x\nCOPY --from=BUILD /y /y\nCOPY --from=nginx:1.27 /z /z\n", message: "COPY --from=biuld names no stage (did you mean build?); it is pulled as the image biuld:latest", opts: none },
+    Case { rule: "LW041", bad: "FROM alpine:3.20\nRUN d=$(mktemp -d) && cd $d\n", good: "FROM alpine:3.20\nRUN d=$(mktemp -d) && cd \"$d\"\n", message: "Double-quote $d to prevent word splitting and globbing", opts: none },
+    Case { rule: "LW042", bad: "FROM alpine:3.20\nRUN cd /src; make\n", good: "FROM alpine:3.20\nRUN cd /src && make\n", message: "`cd /src` is followed by more commands but its failure is not checked: use `cd ... && ...` or `cd ... || exit`", opts: none },
+    Case { rule: "LW043", bad: "FROM alpine:3.20\nRUN make -j $(nproc)\n", good: "FROM alpine:3.20\nRUN make -j \"$(nproc)\"\n", message: "", opts: none },
 ];
 
 fn count(src: &str, rule: &str, opts: &LintOptions) -> usize {
@@ -254,4 +257,25 @@ fn stage_rename_fix_updates_references() {
             .all(|f| f.rule != "StageNameCasing" && f.rule != "InvalidDefaultArgInFrom"),
         "{after:?}"
     );
+}
+
+#[test]
+fn pin_fix_uses_the_store_digest() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let mut opts = LintOptions::default();
+    opts.base_images.insert(
+        "myorg/base".into(),
+        lw_dockerfile::lint::BaseImage::default().with_digest(&digest),
+    );
+    let src = "FROM myorg/base\nUSER app\n";
+    let f = lint(src.as_bytes(), &opts).unwrap();
+    let pin = f.iter().find(|f| f.rule == "LW001").unwrap();
+    let out = String::from_utf8(apply_fixes(src.as_bytes(), std::slice::from_ref(pin))).unwrap();
+    assert_eq!(out, format!("FROM myorg/base@{digest}\nUSER app\n"));
+    // Pinned, the finding is gone.
+    let again = lint(out.as_bytes(), &opts).unwrap();
+    assert!(!again.iter().any(|f| f.rule == "LW001"), "{again:?}");
+    // Without a digest (or a base the store does not hold) there is nothing to pin to.
+    let f = lint(src.as_bytes(), &LintOptions::default()).unwrap();
+    assert!(f.iter().find(|f| f.rule == "LW001").unwrap().fix.is_none());
 }

@@ -56,8 +56,12 @@ export interface RemoteOpts { proxy?: string; username?: string; password?: stri
 
 export function init(opts?: { wasmUrl?: string | URL }): Promise<void>;
 export function parse(dockerfile: string): ParseResult;
-export function lint(dockerfile: string, opts?: { dockerignore?: string; contextHasDockerignore?: boolean }): Finding[];
+/** A base image's config as lint reads it; with `digest`, the pin findings offer to pin FROM to it. */
+export interface BaseImageConfig { env?: string[]; user?: string; workingDir?: string; digest?: string }
+export function lint(dockerfile: string, opts?: { dockerignore?: string; contextHasDockerignore?: boolean; baseImages?: Record<string, BaseImageConfig> }): Finding[];
 export function applyFixes(dockerfile: string, findings: Finding[]): string;
+/** The configs of the Dockerfile's base images that the tab's store holds, by the name written in FROM (for `lint`). */
+export function baseImages(dockerfile: string): Record<string, BaseImageConfig>;
 /** Docker's full form of a reference: `busybox` → `docker.io/library/busybox:latest`. */
 export function normalizeReference(ref: string): string;
 export function build(opts: BuildOptions): Promise<BuildResult>;
@@ -83,7 +87,7 @@ export function serveExecutor(opts?: { url?: string; token?: string }): RunExecu
 export const storage: { usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void> };
 export const version: string;
 declare const api: {
-  init: typeof init; parse: typeof parse; lint: typeof lint; applyFixes: typeof applyFixes;
+  init: typeof init; parse: typeof parse; lint: typeof lint; applyFixes: typeof applyFixes; baseImages: typeof baseImages;
   normalizeReference: typeof normalizeReference; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;

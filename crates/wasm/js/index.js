@@ -93,6 +93,7 @@ function needInit() {
 export function parse(dockerfile) { needInit(); return core.parse(dockerfile); }
 export function lint(dockerfile, opts) { needInit(); return core.lint(dockerfile, opts ?? {}); }
 export function applyFixes(dockerfile, findings) { needInit(); return core.applyFixes(dockerfile, findings); }
+export function baseImages(dockerfile) { needInit(); return core.baseImages(dockerfile); }
 export function normalizeReference(ref) { needInit(); return core.normalizeReference(ref); }
 
 /**
@@ -311,7 +312,7 @@ export const storage = {
 };
 
 const api = {
-  init, parse, lint, applyFixes, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
+  init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
   readFile, pull, push, inspectRemote, serveExecutor, storage, version,
 };
 export default api;

@@ -282,14 +282,59 @@ fn finding_rs(f: FindingJs) -> Finding {
     }
 }
 
-/// A base image's config as the tab read it (from the registry): `{env: ["K=V"], user, workingDir}`.
-#[derive(Deserialize)]
+/// A base image's config as the tab read it (from its store or a registry): `{env: ["K=V"], user, workingDir,
+/// digest}`; with `digest`, lint's pin findings offer to pin FROM to it.
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct BaseImageJs {
     #[serde(default)]
     env: Vec<String>,
     user: Option<String>,
     working_dir: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+}
+
+/// `baseImages(dockerfile)`: the config of every base image of the Dockerfile that the tab's store holds, keyed by
+/// the name as written in FROM, ready to pass to `lint` as `baseImages`. Bases it does not hold are left out.
+#[wasm_bindgen(js_name = baseImages)]
+pub fn base_images(dockerfile: &str) -> Result<JsValue, JsValue> {
+    let mut out = std::collections::BTreeMap::new();
+    let model = parser::parse(dockerfile.as_bytes())
+        .ok()
+        .and_then(|df| Model::build(&df, &ModelOptions::default()).ok());
+    let Some(model) = model else {
+        return to_js(&out);
+    };
+    let stages: Vec<String> = model.stages.iter().filter_map(|s| s.name.clone()).collect();
+    for stage in &model.stages {
+        let name = stage.base_name.as_str();
+        let lower = name.to_ascii_lowercase();
+        if name.is_empty() || lower == "scratch" || stages.contains(&lower) || name.contains('$') {
+            continue;
+        }
+        if let Some(b) = crate::store::with(|s| store_config(s, name)) {
+            out.insert(name.to_string(), b);
+        }
+    }
+    to_js(&out)
+}
+
+/// The config of the image the tab's store holds under `name` (for the tab's platform).
+fn store_config(s: &crate::store::State, name: &str) -> Option<BaseImageJs> {
+    use lw_build::archive::{resolve_manifest, MAX_DOCUMENT};
+    let rec = s.resolve(name).ok()?;
+    let (_, m) =
+        resolve_manifest(&s.blobs, &rec.descriptor, &crate::store::default_platform()).ok()?;
+    let bytes = lw_build::host::read_blob(&s.blobs, &m.config.digest, MAX_DOCUMENT).ok()?;
+    let config: lw_oci::ImageConfig = serde_json::from_slice(&bytes).ok()?;
+    let c = config.config;
+    Some(BaseImageJs {
+        env: c.env.unwrap_or_default(),
+        user: c.user,
+        working_dir: c.working_dir,
+        digest: Some(rec.descriptor.digest.to_string()),
+    })
 }
 
 /// `lint(dockerfile, {dockerignore?, contextHasDockerignore?, baseImages?})`: build checks and best-practice
@@ -306,8 +351,9 @@ pub fn lint(dockerfile: &str, opts: JsValue) -> Result<JsValue, JsValue> {
             serde_wasm_bindgen::from_value(bases)
                 .map_err(|e| err(format!("lint: bad baseImages: {e}")))?;
         for (name, b) in map {
-            let image =
+            let mut image =
                 lint::BaseImage::from_config(&b.env, b.user.as_deref(), b.working_dir.as_deref());
+            image.digest = b.digest;
             o.base_images.insert(name, image);
         }
     }

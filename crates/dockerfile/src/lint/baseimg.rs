@@ -143,11 +143,16 @@ pub fn has_fallback(image: &str) -> bool {
 }
 
 /// The built-in stand-in for an image's config: env names (values unknown) of popular
-/// official images, and the non-root user of distroless `nonroot` tags.
+/// official images, the non-root user of distroless `nonroot` tags, and Jupyter's
+/// docker-stacks images (which end with `USER ${NB_UID}`, 1000).
 fn fallback(image: &str) -> Option<BaseImage> {
     let r = reference::split(image);
     let short = r.name.rsplit('/').next().unwrap_or(r.name);
-    let env = KNOWN_IMAGE_ENV.iter().find(|(k, _)| *k == short);
+    let jupyter = (r.name.starts_with("jupyter/") || r.name.contains("/jupyter/"))
+        && (short.ends_with("-notebook") || short == "docker-stacks-foundation");
+    let env = KNOWN_IMAGE_ENV
+        .iter()
+        .find(|(k, _)| *k == short || (jupyter && *k == "jupyter"));
     let distroless = r.name.contains("distroless/");
     let nonroot = distroless
         && r.tag
@@ -155,12 +160,18 @@ fn fallback(image: &str) -> Option<BaseImage> {
     if env.is_none() && !nonroot {
         return None;
     }
+    let user = if nonroot {
+        Some("nonroot".to_string())
+    } else {
+        jupyter.then(|| "1000".to_string())
+    };
     Some(BaseImage {
         env: env
             .map(|(_, v)| v.iter().map(|k| (k.to_string(), String::new())).collect())
             .unwrap_or_default(),
-        user: nonroot.then(|| "nonroot".to_string()),
+        user,
         working_dir: None,
+        digest: None,
     })
 }
 
@@ -168,6 +179,20 @@ fn fallback(image: &str) -> Option<BaseImage> {
 /// caller did not give the base image's configuration.
 const KNOWN_IMAGE_ENV: &[(&str, &[&str])] = &[
     ("node", &["NODE_VERSION", "YARN_VERSION"]),
+    // Jupyter docker-stacks (quay.io/jupyter/*-notebook, docker-stacks-foundation).
+    (
+        "jupyter",
+        &[
+            "CONDA_DIR",
+            "SHELL",
+            "NB_USER",
+            "NB_UID",
+            "NB_GID",
+            "HOME",
+            "LANG",
+            "PATH",
+        ],
+    ),
     (
         "python",
         &["LANG", "GPG_KEY", "PYTHON_VERSION", "PYTHON_SHA256"],

@@ -70,7 +70,10 @@ fn copy_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, range: Range, work
     let dest = ins.words.last().cloned().unwrap_or_default();
     let srcs = &ins.words[..ins.words.len() - 1];
     if let Some(from) = &from {
-        if srcs.iter().any(|s| matches!(s.as_str(), "/" | "/." | "/*")) {
+        // Only a stage of this Dockerfile carries its build tools along; an image made to
+        // be copied whole (`COPY --from=gloursdocker/docker / /`) is a payload.
+        let whole = srcs.iter().any(|s| matches!(s.as_str(), "/" | "/." | "/*"));
+        if whole && names_a_stage(cx, stage, from) && !from.contains([':', '/', '@', '$']) {
             cx.report(
                 "LW037",
                 range,
@@ -244,6 +247,11 @@ fn packages<'c>(c: &'c Cmd, program: &str, sub: &str) -> Vec<&'c str> {
     let mut i = 0;
     while i < args.len() {
         let a = args[i].text.as_str();
+        if let Some(target_attached) = redirection(a) {
+            // `< list.txt`, `2>/dev/null`: the shell's, not the package manager's.
+            i += if target_attached { 1 } else { 2 };
+            continue;
+        }
         if !seen_sub {
             seen_sub = a == sub;
         } else if valued.contains(&a) {
@@ -254,6 +262,19 @@ fn packages<'c>(c: &'c Cmd, program: &str, sub: &str) -> Vec<&'c str> {
         i += 1;
     }
     out
+}
+
+/// A redirection word (`<`, `2>`, `>/dev/null`, `&>log`): `Some(true)` when its target
+/// is in the same word.
+fn redirection(w: &str) -> Option<bool> {
+    let rest = w
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start_matches('&');
+    let op = ["<<<", ">>", "<<", "<", ">"]
+        .iter()
+        .find(|op| rest.starts_with(*op))?;
+    let target = rest[op.len()..].trim_start_matches('&');
+    Some(!target.is_empty())
 }
 
 /// A local file, URL or variable: nothing to pin.
@@ -273,7 +294,9 @@ fn pins(cx: &mut Ctx, cmds: &[Cmd], range: Range) {
     for c in cmds {
         let (p, s) = prog_sub(c);
         let (rule, unpinned): (&str, Vec<&str>) = match (p, s) {
-            ("apt-get" | "apt", "install") => ("LW029", unpinned(c, p, s, |x| x.contains('='))),
+            ("apt-get" | "apt", "install") if !runfacts::apt_simulated(c) => {
+                ("LW029", unpinned(c, p, s, |x| x.contains('=')))
+            }
             ("apk", "add") => {
                 let group = runfacts::system_install(c).and_then(|i| i.virtual_name);
                 let mut u = unpinned(c, p, s, |x| x.contains(['=', '<', '>', '~']));
@@ -282,7 +305,9 @@ fn pins(cx: &mut Ctx, cmds: &[Cmd], range: Range) {
             }
             ("pip" | "pip3", "install") => ("LW031", pip_unpinned(c, p, s)),
             (py, "pip") if py.starts_with("python") && c.has_arg(|a| a == "install") => {
-                ("LW031", pip_unpinned(c, py, "install"))
+                let u = pip_unpinned(c, py, "install");
+                report_unpinned(cx, "LW031", "pip", "install", &u, range);
+                continue;
             }
             ("npm", "install" | "i" | "add") => (
                 "LW032",
@@ -299,8 +324,15 @@ fn pins(cx: &mut Ctx, cmds: &[Cmd], range: Range) {
             }),
             _ => continue,
         };
+        report_unpinned(cx, rule, p, s, &unpinned, range);
+    }
+}
+
+/// `TOOL SUB: pin the versions of a, b, c and N more for reproducible builds`.
+fn report_unpinned(cx: &mut Ctx, rule: &str, p: &str, s: &str, unpinned: &[&str], range: Range) {
+    {
         if !unpinned.is_empty() {
-            let tool = if p.starts_with("python") { "pip" } else { p };
+            let tool = p;
             let list = unpinned
                 .iter()
                 .take(3)

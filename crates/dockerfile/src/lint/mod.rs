@@ -20,7 +20,9 @@ mod reference;
 mod rules;
 mod runfacts;
 mod sarif;
+mod shellcheck;
 mod shellscan;
+mod stagefacts;
 
 use std::collections::BTreeMap;
 
@@ -142,6 +144,9 @@ pub struct BaseImage {
     pub env: Vec<(String, String)>,
     pub user: Option<String>,
     pub working_dir: Option<String>,
+    /// The digest the caller's store holds for the image (`sha256:...`): with it,
+    /// `LW001`/`LW002` offer to pin `FROM` to exactly that image.
+    pub digest: Option<String>,
 }
 
 impl BaseImage {
@@ -157,7 +162,14 @@ impl BaseImage {
                 .collect(),
             user: user.filter(|u| !u.is_empty()).map(str::to_string),
             working_dir: working_dir.filter(|w| !w.is_empty()).map(str::to_string),
+            digest: None,
         }
+    }
+
+    /// The same config with the digest of the image it came from.
+    pub fn with_digest(mut self, digest: impl Into<String>) -> BaseImage {
+        self.digest = Some(digest.into());
+        self
     }
 }
 
@@ -304,6 +316,7 @@ pub fn lint_parsed(
     if !options.buildkit_only {
         practices::run(&mut cx);
         coverage::run(&mut cx);
+        shellcheck::run(&mut cx);
     }
     // hadolint's inline `# hadolint ignore=DL3008,LW005` above an instruction, and
     // `# hadolint global ignore=...` anywhere.

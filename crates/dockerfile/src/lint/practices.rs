@@ -6,27 +6,12 @@ use super::baseimg;
 use super::context::{at, Ctx};
 use super::runfacts::{self, prog_sub};
 use super::shellscan::{commands, Cmd};
+use super::stagefacts;
 use super::{reference, Edit, Fix, Severity};
 use crate::model::{BaseRef, Instruction, Stage};
 use crate::parser::Node;
 
 const SHELLS: [&str; 8] = ["sh", "bash", "zsh", "ash", "dash", "ksh", "busybox", "fish"];
-const BUILD_TOOLS: [&str; 14] = [
-    "build-essential",
-    "gcc",
-    "g++",
-    "gcc-c++",
-    "make",
-    "cmake",
-    "clang",
-    "autoconf",
-    "automake",
-    "libtool",
-    "golang",
-    "rustc",
-    "cargo",
-    "ninja-build",
-];
 const ARCHIVE_EXT: [&str; 12] = [
     ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".gz",
     ".bz2", ".xz",
@@ -34,13 +19,24 @@ const ARCHIVE_EXT: [&str; 12] = [
 
 pub(crate) fn run(cx: &mut Ctx) {
     let model = cx.model;
+    let before = cx.findings.len();
     for stage in &model.stages {
         base_image(cx, stage);
         stage_rules(cx, stage);
     }
+    let spans = stagefacts::unshipped_spans(cx);
+    let mut k = 0;
+    cx.findings.retain(|f| {
+        k += 1;
+        k <= before
+            || !stagefacts::LAYER_SIZE_RULES.contains(&f.rule.as_str())
+            || !spans
+                .iter()
+                .any(|&(a, b)| (a..=b).contains(&f.range.start_line))
+    });
     if let Some(stage) = model.stages.get(model.target) {
         final_user(cx, stage);
-        build_tools(cx, stage);
+        stagefacts::build_tools(cx, stage);
     }
     if cx.options.context_has_dockerignore == Some(false) {
         let first = model
@@ -76,12 +72,13 @@ fn base_image(cx: &mut Ctx, stage: &Stage) {
     // untagged `$IMAGE` may well carry its tag in the build arg.
     let written = reference::split(&stage.base_raw);
     let from_arg = stage.base_raw.contains('$');
+    let pin = pin_fix(cx, stage, node, from_arg);
     match r.tag {
         None if !from_arg => cx.report(
             "LW001",
             cx.node_range(node),
             format!("Base image '{img}' has no tag (it means 'latest'); pin a version"),
-            None,
+            pin,
         ),
         Some("latest") => {
             let how = if from_arg && written.tag != Some("latest") {
@@ -93,11 +90,27 @@ fn base_image(cx: &mut Ctx, stage: &Stage) {
                 "LW002",
                 cx.node_range(node),
                 format!("Base image '{img}' uses the 'latest' tag{how}; pin a specific version"),
-                None,
+                pin,
             )
         }
         _ => {}
     }
+}
+
+/// Pins `FROM name` to the digest of the image the caller's store holds under that name
+/// (`FROM name@sha256:...`): the image the build would use today, fixed.
+fn pin_fix(cx: &Ctx, stage: &Stage, node: &Node, from_arg: bool) -> Option<Fix> {
+    if from_arg {
+        return None;
+    }
+    let known = baseimg::config(cx, stage).filter(|k| !k.fallback)?;
+    let digest = known.image.digest.clone()?;
+    let range = cx.find_word(node, &stage.base_raw, 0)?;
+    Some(Ctx::fix(
+        "Pin to the digest in your store",
+        range,
+        format!("{}@{digest}", stage.base_raw),
+    ))
 }
 
 fn is_run_like(i: &Instruction) -> bool {
@@ -427,7 +440,7 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
         match p.as_str() {
             "apt-get" => match s.as_str() {
                 "update" => apt_update = true,
-                "install" => {
+                "install" if !runfacts::apt_simulated(c) => {
                     let t = c.subcommand().map(|t| t.range).unwrap_or(range);
                     let recommends = c.has_arg(|a| {
                         a == "--no-install-recommends" || a.contains("Install-Recommends")
@@ -563,7 +576,9 @@ fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
             _ => {}
         }
     }
-    let apt_install = cmds.iter().any(|c| prog_sub(c) == ("apt-get", "install"));
+    let apt_install = cmds
+        .iter()
+        .any(|c| prog_sub(c) == ("apt-get", "install") && !runfacts::apt_simulated(c));
     // The index only goes stale if it stays in the layer and nothing (not even a
     // script the RUN runs) used it.
     let lists_gone = cmds.iter().any(runfacts::cleans_apt_lists)
@@ -741,27 +756,4 @@ fn final_user(cx: &mut Ctx, stage: &Stage) {
 fn is_root(user: &str) -> bool {
     let name = user.split(':').next().unwrap_or("");
     name == "root" || name == "0"
-}
-
-fn build_tools(cx: &mut Ctx, stage: &Stage) {
-    for ins in stage.instructions.iter().filter(|i| i.keyword == "run") {
-        let node = &cx.df.children[ins.node];
-        let cmds = commands(cx, node);
-        for (k, c) in cmds.iter().enumerate() {
-            let Some(inst) = runfacts::system_install(c) else {
-                continue;
-            };
-            // Tools removed again in the same RUN never reach the layer.
-            let kept = inst.packages.iter().find(|p| {
-                BUILD_TOOLS.contains(p) && !runfacts::removed_later(&cmds, k, p, inst.virtual_name)
-            });
-            if let Some(tool) = kept {
-                let msg = format!(
-                    "Build tool '{tool}' is installed in the final stage; build in a separate stage and copy only the result"
-                );
-                cx.report("LW014", cx.node_range(node), msg, None);
-                return;
-            }
-        }
-    }
 }

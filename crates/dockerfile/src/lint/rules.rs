@@ -114,6 +114,9 @@ pub const RULES: &[RuleInfo] = &[
     lw("LW038", "copy-relative-no-workdir", W, "COPY to a relative path without WORKDIR depends on the base image's working directory: set WORKDIR first."),
     lw("LW039", "wget-and-curl", I, "Using both wget and curl installs two tools that do the same job: pick one."),
     lw("LW040", "copy-from-undefined", W, "COPY --from names no stage of this Dockerfile, so it is pulled as an image: check the stage name."),
+    lw("LW041", "shell-unquoted-variable", I, "An unquoted `$VAR` in RUN is split into words and globbed: double-quote it (ShellCheck SC2086)."),
+    lw("LW042", "shell-cd-unchecked", W, "A `cd` followed by more commands with `;` lets them run in the wrong directory when it fails: use `cd dir && ...` or `cd dir || exit` (ShellCheck SC2164)."),
+    lw("LW043", "shell-unquoted-substitution", I, "An unquoted `$(...)` in RUN is split into words and globbed: double-quote it (ShellCheck SC2046)."),
 ];
 
 /// hadolint's codes for our rules and BuildKit's, so `# hadolint ignore=DL3008` and
@@ -155,6 +158,9 @@ pub const HADOLINT: &[(&str, &[&str])] = &[
     ("LW038", &["DL3045"]),
     ("LW039", &["DL4001"]),
     ("LW040", &["DL3022"]),
+    ("LW041", &["SC2086"]),
+    ("LW042", &["SC2164"]),
+    ("LW043", &["SC2046"]),
 ];
 
 /// The hadolint codes a rule stands for (empty when hadolint has none).

@@ -46,6 +46,17 @@ pub(crate) fn mounted(mounts: &[Mount], dir: &str) -> bool {
     })
 }
 
+/// `apt-get install -s` (`--simulate`, `--dry-run`, ...): prints what it would do,
+/// installs nothing (postgres probes for an optional package this way).
+pub(crate) fn apt_simulated(c: &Cmd) -> bool {
+    c.has_arg(|a| {
+        matches!(
+            a,
+            "--simulate" | "--dry-run" | "--just-print" | "--no-act" | "--recon"
+        ) || (a.starts_with('-') && !a.starts_with("--") && a.contains('s'))
+    })
+}
+
 /// The program's base name and its subcommand (first non-option argument).
 pub(crate) fn prog_sub(c: &Cmd) -> (&str, &str) {
     (

@@ -1,4 +1,4 @@
-ARG BASE=quay.io/jupyter/docker-stacks-foundation
+ARG BASE=quay.io/example/unknown-base
 FROM $BASE
 USER ${NB_UID}
 WORKDIR "${HOME}"

@@ -1,3 +1,3 @@
 FROM alpine:3.20
-RUN apk add --no-cache gcc musl-dev
+RUN apk add --no-cache gcc musl-dev && make -C /src
 USER app

@@ -1,4 +1,4 @@
 FROM alpine:3.20
-RUN apk add --no-cache gcc
+RUN apk add --no-cache gcc && make -C /src
 RUN apk del gcc
 USER app

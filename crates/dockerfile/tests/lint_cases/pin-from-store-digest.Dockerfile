@@ -1,0 +1,4 @@
+FROM myorg/base
+FROM myorg/tool:latest AS tool
+FROM alpine
+USER app
