@@ -1,7 +1,7 @@
 //! The image inspector: a remote reference or a tarball file; index/platforms, manifest, config,
 //! history, layers, per-layer and merged file trees, and wasted space with an efficiency score.
 
-import { h, formatBytes, shortDigest, jsonView, errorText, readTar, fromUtf8, isLoopback } from './util.js';
+import { h, formatBytes, shortDigest, jsonView, errorText, fromUtf8, isLoopback } from './util.js';
 import { fileRow, filePreview } from './results.js';
 
 // Set by `cargo xtask build --proxy URL` (build.mjs defines it; '' otherwise): a static deployment's proxy prefix.
@@ -72,7 +72,7 @@ export function renderInspector(main, { api, serve, params }) {
     out.replaceChildren(h('p', { class: 'muted' }, `Reading ${file.name}…`));
     try {
       const loaded = await api.loadTarball(file);
-      const tar = readTar(new Uint8Array(await file.arrayBuffer()));
+      const tar = api.tarFiles(new Uint8Array(await file.arrayBuffer()));
       const images = loaded.images || [];
       if (!images.length) throw new Error('the tarball holds no image');
       const pick = h('select', { 'aria-label': 'Image in the tarball' }, images.map((im, i) => h('option', { value: i }, (im.names?.[0] || im.digest))));

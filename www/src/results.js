@@ -2,7 +2,7 @@
 //! trees with preview, config/manifest/history JSON with clickable digests, the diff against the
 //! previous build, tarball download and push.
 
-import { h, formatBytes, shortDigest, jsonView, downloadBlob, errorText, readTar, sha256, isText, fromUtf8, hexdump, utf8, isLoopback } from './util.js';
+import { h, formatBytes, shortDigest, jsonView, downloadBlob, errorText, sha256, isText, fromUtf8, hexdump, utf8, isLoopback } from './util.js';
 
 /** Renders `result` into a fresh element. ctx: {api, prev, serve, tag} */
 export function renderResult(result, ctx) {
@@ -13,7 +13,7 @@ export function renderResult(result, ctx) {
   let tarCache = null;
 
   async function blobs() {
-    if (!tarCache) tarCache = api.exportTarball(ref, { format: 'oci' }).then(async (b) => readTar(new Uint8Array(await b.arrayBuffer())));
+    if (!tarCache) tarCache = api.exportTarball(ref, { format: 'oci' }).then(async (b) => api.tarFiles(new Uint8Array(await b.arrayBuffer())));
     return tarCache;
   }
 

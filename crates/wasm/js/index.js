@@ -2,7 +2,8 @@
 // that adds init, IndexedDB persistence of the tab's image store, and the `storage` object.
 import wasmInit, * as core from "./lw_wasm.js";
 
-export const version = "0.1.0";
+// The module's own version, set by init() (a live binding for importers; the API object reads it through a getter).
+export let version = null;
 
 const DB_NAME = "layerwright";
 let ready = null;
@@ -79,6 +80,7 @@ export function init(opts = {}) {
       } else {
         await wasmInit({ module_or_path: url });
       }
+      version = core.version();
       db = await openDb();
       await restore();
     })();
@@ -94,6 +96,8 @@ export function parse(dockerfile) { needInit(); return core.parse(dockerfile); }
 export function lint(dockerfile, opts) { needInit(); return core.lint(dockerfile, opts ?? {}); }
 export function applyFixes(dockerfile, findings) { needInit(); return core.applyFixes(dockerfile, findings); }
 export function normalizeReference(ref) { needInit(); return core.normalizeReference(ref); }
+export function contextIgnored(opts) { needInit(); return core.contextIgnored(opts); }
+export function tarFiles(bytes) { needInit(); return new Map(core.tarFiles(bytes)); }
 
 /**
  * Gzip members compressed on Web Workers, each with its own instance of the module, so a COPY layer is compressed
@@ -312,6 +316,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, pull, push, inspectRemote, serveExecutor, storage, version,
+  readFile, pull, push, inspectRemote, serveExecutor, storage, contextIgnored, tarFiles,
+  get version() { return version; },
 };
 export default api;

@@ -4,6 +4,7 @@
 //! IndexedDB persistence of the image store, `storage`).
 
 mod build;
+mod context;
 mod dockerfile;
 mod executor;
 mod js;
@@ -19,6 +20,7 @@ mod tarscan;
 use wasm_bindgen::prelude::*;
 
 pub use build::build;
+pub use context::{context_ignored, tar_files};
 pub use dockerfile::{apply_fixes, lint, parse};
 pub use load::load_tarball;
 pub use pool::gzip_member;
