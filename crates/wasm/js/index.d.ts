@@ -64,6 +64,13 @@ export function normalizeReference(ref: string): string;
 export function contextIgnored(opts: { files: string[]; ignoreFiles?: Record<string, string>; dockerfile?: string }): string[];
 /** The regular files of a tar (plain, gzip, bzip2, xz or zstd), by path. */
 export function tarFiles(bytes: Uint8Array): Map<string, Uint8Array>;
+/** Layers applied in order (whiteouts, opaque dirs): the merged tree and the files later layers waste. */
+export function analyseLayers(perLayer: Entry[][]): {
+  merged: { path: string; layer: number; index: number }[]; total: number; wasted: number;
+  wastedList: { path: string; count: number; size: number }[]; wastedKeys: string[]; efficiency: number;
+};
+/** The `host[:port]` serving a reference's registry API (`registry-1.docker.io` for Docker Hub). */
+export function registryHost(ref: string): string;
 export function build(opts: BuildOptions): Promise<BuildResult>;
 export function images(): Promise<{ name: string | null; digest: string; mediaType: string; size: number }[]>;
 export function exportTarball(ref: string, opts?: { format?: "oci" | "docker" }): Promise<Blob>;
@@ -95,5 +102,6 @@ declare const api: {
   readFile: typeof readFile; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
   serveExecutor: typeof serveExecutor; storage: typeof storage; version: typeof version;
   contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;
+  analyseLayers: typeof analyseLayers; registryHost: typeof registryHost;
 };
 export default api;

@@ -98,6 +98,8 @@ export function applyFixes(dockerfile, findings) { needInit(); return core.apply
 export function normalizeReference(ref) { needInit(); return core.normalizeReference(ref); }
 export function contextIgnored(opts) { needInit(); return core.contextIgnored(opts); }
 export function tarFiles(bytes) { needInit(); return new Map(core.tarFiles(bytes)); }
+export function analyseLayers(perLayer) { needInit(); return core.analyseLayers(perLayer); }
+export function registryHost(ref) { needInit(); return core.registryHost(ref); }
 
 /**
  * Gzip members compressed on Web Workers, each with its own instance of the module, so a COPY layer is compressed
@@ -316,7 +318,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, pull, push, inspectRemote, serveExecutor, storage, contextIgnored, tarFiles,
+  readFile, pull, push, inspectRemote, serveExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

@@ -4,7 +4,6 @@
 //! IndexedDB persistence of the image store, `storage`).
 
 mod build;
-mod context;
 mod dockerfile;
 mod executor;
 mod js;
@@ -16,11 +15,11 @@ mod remote;
 mod store;
 mod stream;
 mod tarscan;
+mod views;
 
 use wasm_bindgen::prelude::*;
 
 pub use build::build;
-pub use context::{context_ignored, tar_files};
 pub use dockerfile::{apply_fixes, lint, parse};
 pub use load::load_tarball;
 pub use pool::gzip_member;
@@ -31,6 +30,7 @@ pub use store::{
     storage_usage,
 };
 pub use stream::{memory_bytes, scan_layer};
+pub use views::{analyse_layers, context_ignored, registry_host, tar_files};
 
 /// Called once when the module is instantiated: Rust panics become readable console errors.
 #[wasm_bindgen(start)]
