@@ -1,7 +1,7 @@
 //! The build-context panel: create/edit/delete files, add files and folders by drag-and-drop or
 //! picker, and show which files .dockerignore excludes.
 
-import { h, formatBytes, toBytes, isText, fromUtf8, utf8, dockerignoreMatcher } from './util.js';
+import { h, formatBytes, toBytes, isText, fromUtf8, utf8 } from './util.js';
 
 /** files: Map<path, Uint8Array>. Returns {el, files, setFiles(obj), onChange} */
 export function createContextPanel({ files, onChange }) {
@@ -19,9 +19,9 @@ export function createContextPanel({ files, onChange }) {
   const changed = () => { render(); onChange?.(); };
 
   function render() {
-    const ignored = dockerignoreMatcher(files.has('.dockerignore') ? fromUtf8(files.get('.dockerignore')) : '');
+    const excluded = ignoredFiles(files);
     list.replaceChildren(...[...files.keys()].sort().map((p) => {
-      const ig = p !== '.dockerignore' && p !== 'Dockerfile' && ignored(p);
+      const ig = excluded.has(p);
       return h('li', { class: (p === selected ? 'sel ' : '') + (ig ? 'ignored' : ''), title: ig ? 'excluded by .dockerignore' : '' },
         h('button', { type: 'button', class: 'link name', 'aria-pressed': String(p === selected), onclick: () => select(p) }, p),
         ig ? h('span', { class: 'tag' }, 'ignored') : null,
@@ -110,6 +110,21 @@ export function createContextPanel({ files, onChange }) {
     refresh: render,
     select,
   };
+}
+
+/**
+ * The files a build leaves out of this context, as the core's build decides it (window.layerwright, loaded before
+ * any panel is shown). An ignore file the build would refuse marks nothing; the build reports the error.
+ */
+export function ignoredFiles(files) {
+  const ignoreFiles = {};
+  for (const name of ['.dockerignore', 'Dockerfile.dockerignore']) if (files.has(name)) ignoreFiles[name] = fromUtf8(files.get(name));
+  if (!Object.keys(ignoreFiles).length || !window.layerwright) return new Set();
+  try {
+    return new Set(window.layerwright.contextIgnored({ files: [...files.keys()], ignoreFiles }));
+  } catch (_) {
+    return new Set();
+  }
 }
 
 export function normalize(p) {

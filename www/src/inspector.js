@@ -1,7 +1,7 @@
 //! The image inspector: a remote reference or a tarball file; index/platforms, manifest, config,
 //! history, layers, per-layer and merged file trees, and wasted space with an efficiency score.
 
-import { h, formatBytes, shortDigest, jsonView, errorText, readTar, fromUtf8, isLoopback } from './util.js';
+import { h, formatBytes, shortDigest, jsonView, errorText, fromUtf8, isLoopback } from './util.js';
 import { fileRow, filePreview } from './results.js';
 
 // Set by `cargo xtask build --proxy URL` (build.mjs defines it; '' otherwise): a static deployment's proxy prefix.
@@ -25,7 +25,7 @@ export function renderInspector(main, { api, serve, params }) {
 
   const remoteOpts = () => {
     const o = {};
-    const host = registryHost(refInput.value.trim());
+    const host = registryHost(api, refInput.value.trim());
     const own = serve?.registry && host === serve.registry;
     // serve's own registry is same-origin: no proxy needed.
     if (!own && useProxy.checked && proxyInput.value.trim()) o.proxy = proxyInput.value.trim();
@@ -72,7 +72,7 @@ export function renderInspector(main, { api, serve, params }) {
     out.replaceChildren(h('p', { class: 'muted' }, `Reading ${file.name}…`));
     try {
       const loaded = await api.loadTarball(file);
-      const tar = readTar(new Uint8Array(await file.arrayBuffer()));
+      const tar = api.tarFiles(new Uint8Array(await file.arrayBuffer()));
       const images = loaded.images || [];
       if (!images.length) throw new Error('the tarball holds no image');
       const pick = h('select', { 'aria-label': 'Image in the tarball' }, images.map((im, i) => h('option', { value: i }, (im.names?.[0] || im.digest))));
@@ -103,7 +103,7 @@ export function renderInspector(main, { api, serve, params }) {
     say(true, `wasm API loaded (version ${api.version}).`);
     say(!!serve?.served, serve?.served ? `served by layerwright serve: embedded registry ${serve.registry}, proxy ${serve.proxy}.` : 'not served by layerwright serve: no same-origin registry or proxy (RUN steps unavailable).');
     const ref = refInput.value.trim() || 'docker.io/library/alpine:latest';
-    const host = registryHost(ref);
+    const host = registryHost(api, ref);
     const base = `${isLoopback(host) ? 'http' : 'https'}://${host}/v2/`;
     try {
       const r = await fetch(base, { mode: 'cors' });
@@ -184,7 +184,9 @@ export function renderInspector(main, { api, serve, params }) {
       try {
         const perLayer = [];
         for (const l of layers) perLayer.push(await api.layerEntries(ref, l.digest));
-        const analysis = analyse(perLayer);
+        const analysis = api.analyseLayers(perLayer);
+        const wastedKeys = new Set(analysis.wastedKeys);
+        const merged = analysis.merged.map((m) => ({ e: { ...perLayer[m.layer][m.index], path: m.path }, layer: m.layer }));
         const preview = h('div');
         const open = (i, e) => async () => {
           try { preview.replaceChildren(filePreview(e.path, await api.readFile(ref, layers[i].digest, e.path))); } catch (err) { preview.replaceChildren(h('div', { class: 'error-box' }, errorText(err))); }
@@ -194,12 +196,12 @@ export function renderInspector(main, { api, serve, params }) {
           layers.map((l, i) => h('option', { value: i }, `Layer ${i + 1} (${shortDigest(l.digest)})`)));
         const showTree = () => {
           if (select.value === 'merged') {
-            tree.replaceChildren(...[...analysis.merged.values()].sort((a, b) => (a.e.path < b.e.path ? -1 : 1)).map(({ e, layer }) => fileRow(e, open(layer, e))));
+            tree.replaceChildren(...merged.map(({ e, layer }) => fileRow(e, open(layer, e))));
           } else {
             const i = Number(select.value);
             tree.replaceChildren(...perLayer[i].map((e) => {
               const row = fileRow(e, open(i, e));
-              if (analysis.wastedKeys.has(`${i}:${e.path}`)) row.classList.add('wasted');
+              if (wastedKeys.has(`${i}:${e.path.replace(/^\.?\//, '').replace(/\/$/, '')}`)) row.classList.add('wasted');
               return row;
             }));
           }
@@ -222,58 +224,12 @@ export function renderInspector(main, { api, serve, params }) {
   }
 }
 
-/** Applies layers in order (with whiteouts) to get the merged tree and the bytes wasted like dive does. */
-export function analyse(perLayer) {
-  const merged = new Map();
-  const waste = new Map();
-  const wastedKeys = new Set();
-  let total = 0;
-  const drop = (path, prefixOnly) => {
-    for (const [p, v] of merged) {
-      if ((!prefixOnly && p === path) || p.startsWith(path + '/')) {
-        if (v.e.type === 'file') {
-          const w = waste.get(p) || { path: p, count: 0, size: 0 };
-          w.count++;
-          w.size += v.e.size || 0;
-          waste.set(p, w);
-          wastedKeys.add(`${v.layer}:${p}`);
-        }
-        merged.delete(p);
-      }
-    }
-  };
-  perLayer.forEach((entries, layer) => {
-    for (const e of entries) {
-      const path = e.path.replace(/^\.?\//, '').replace(/\/$/, '');
-      const base = path.split('/').pop();
-      const dir = path.slice(0, path.length - base.length).replace(/\/$/, '');
-      if (base === '.wh..wh..opq') { drop(dir, true); continue; }
-      if (base.startsWith('.wh.')) { drop((dir ? dir + '/' : '') + base.slice(4), false); continue; }
-      if (e.type === 'file') total += e.size || 0;
-      if (merged.has(path) && e.type !== 'dir') drop(path, false);
-      merged.set(path, { e: { ...e, path }, layer });
-    }
-  });
-  const wasted = [...waste.values()].reduce((a, w) => a + w.size, 0);
-  return {
-    merged, wasted, total, wastedKeys,
-    wastedList: [...waste.values()].sort((a, b) => b.size - a.size),
-    efficiency: total ? (total - wasted) / total : 1,
-  };
-}
 
 function commandOf(config) {
   const argv = [...(config?.config?.Entrypoint || []), ...(config?.config?.Cmd || [])];
   return argv.length ? JSON.stringify(argv) : '(none)';
 }
 
-export function registryHost(ref) {
-  const first = ref.split('/')[0];
-  if (ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost')) {
-    return first === 'docker.io' ? 'registry-1.docker.io' : first;
-  }
-  return 'registry-1.docker.io';
-}
 
 // Builds the inspector's view of one image from the tarball bytes (OCI layout or docker save).
 function infoFromTar(tar, digest) {
@@ -309,4 +265,13 @@ function infoFromTar(tar, digest) {
     };
   }
   throw new Error(`no manifest for ${digest} in the tarball`);
+}
+
+/** The registry host of a reference as the core parses it; '' while the input is not a valid reference. */
+function registryHost(api, ref) {
+  try {
+    return api.registryHost(ref);
+  } catch (_) {
+    return '';
+  }
 }

@@ -3,7 +3,7 @@
 //! previous build, tarball download and push, and the Run panel.
 
 import { renderRunPanel } from './runpanel.js';
-import { h, formatBytes, shortDigest, jsonView, downloadBlob, errorText, readTar, sha256, isText, fromUtf8, hexdump, utf8, isLoopback } from './util.js';
+import { h, formatBytes, shortDigest, jsonView, downloadBlob, errorText, sha256, isText, fromUtf8, hexdump, utf8, isLoopback } from './util.js';
 
 /** Renders `result` into a fresh element. ctx: {api, prev, serve, tag} */
 export function renderResult(result, ctx) {
@@ -14,7 +14,7 @@ export function renderResult(result, ctx) {
   let tarCache = null;
 
   async function blobs() {
-    if (!tarCache) tarCache = api.exportTarball(ref, { format: 'oci' }).then(async (b) => readTar(new Uint8Array(await b.arrayBuffer())));
+    if (!tarCache) tarCache = api.exportTarball(ref, { format: 'oci' }).then(async (b) => api.tarFiles(new Uint8Array(await b.arrayBuffer())));
     return tarCache;
   }
 

@@ -449,6 +449,36 @@ pub fn read_ignore_patterns<C: Context + ?Sized>(
     Ok(Vec::new())
 }
 
+/// Which of `files` a build leaves out of its context: `files` are context paths, `ignore_files` the contents of
+/// the ignore files present (`.dockerignore`, `<dockerfile>.dockerignore`). The answer comes from the same
+/// [`FilteredContext`] the build reads through, so a view that marks ignored files (the playground's context
+/// panel) cannot disagree with what `COPY . /` includes.
+pub fn excluded_files(
+    files: &[String],
+    ignore_files: &[(String, Vec<u8>)],
+    dockerfile: &str,
+) -> Result<Vec<String>, Error> {
+    let mut ctx = MemoryContext::new();
+    for f in files {
+        ctx.insert_file(f, Vec::new())?;
+    }
+    for (name, bytes) in ignore_files {
+        ctx.insert_file(name, bytes.clone())?;
+    }
+    let filtered = FilteredContext::from_ignore_file(ctx, Some(dockerfile))?;
+    let kept: std::collections::HashSet<String> = filtered
+        .entries()?
+        .into_iter()
+        .filter(|e| e.is_file())
+        .map(|e| e.path)
+        .collect();
+    files
+        .iter()
+        .map(|f| normalize_entry_path(f))
+        .filter(|p| !matches!(p, Ok(p) if kept.contains(p)))
+        .collect()
+}
+
 /// A context seen through `.dockerignore` patterns, as `COPY`/`ADD` see it.
 ///
 /// As with BuildKit, the Dockerfile and the ignore file itself are delivered to the frontend
@@ -539,6 +569,35 @@ mod tests {
 
     fn paths(c: &impl Context) -> Vec<String> {
         c.entries().unwrap().into_iter().map(|e| e.path).collect()
+    }
+
+    #[test]
+    fn excluded_files_follow_the_build() {
+        let files: Vec<String> = [
+            "a.log",
+            "src/main.rs",
+            "src/gen/x.log",
+            "keep/x.log",
+            "Dockerfile",
+        ]
+        .map(String::from)
+        .to_vec();
+        let ignore = vec![(
+            ".dockerignore".to_string(),
+            b"**/*.log\n!keep/*.log\nsrc/gen\n".to_vec(),
+        )];
+        let out = excluded_files(&files, &ignore, "Dockerfile").unwrap();
+        assert_eq!(out, ["a.log", "src/gen/x.log"]);
+        // A Dockerfile-specific ignore file wins over .dockerignore, as in BuildKit.
+        let both = vec![
+            (".dockerignore".to_string(), b"*\n".to_vec()),
+            ("Dockerfile.dockerignore".to_string(), b"a.log\n".to_vec()),
+        ];
+        assert_eq!(
+            excluded_files(&files, &both, "Dockerfile").unwrap(),
+            ["a.log"]
+        );
+        assert!(excluded_files(&["../x".to_string()], &[], "Dockerfile").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! lw-build: build engine pieces — the build context and `.dockerignore` ([`context`],
-//! [`ignore`]), `COPY --chmod` / `--chown` values ([`chmod`], [`chown`]) (being written).
+//! lw-build: the build engine shared by the CLI and the tab — the build context and `.dockerignore`
+//! ([`context`], [`ignore`]), `COPY --chmod` / `--chown` values ([`chmod`], [`chown`]), the step dispatcher and
+//! its cache ([`engine`]), and the traits each host implements for files, images and RUN ([`host`]).
 
 pub mod archive;
 pub mod chmod;

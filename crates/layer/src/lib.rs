@@ -1,6 +1,7 @@
 //! Image layers: a deterministic streaming tar writer and a strict reader, gzip/zstd, single-pass diff ID + digest,
 //! and OCI whiteouts applied when layers are stacked into a file tree.
 
+pub mod analysis;
 pub mod archive_compression;
 pub mod compress;
 pub mod deflate;

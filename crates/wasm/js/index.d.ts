@@ -64,6 +64,17 @@ export function applyFixes(dockerfile: string, findings: Finding[]): string;
 export function baseImages(dockerfile: string): Record<string, BaseImageConfig>;
 /** Docker's full form of a reference: `busybox` → `docker.io/library/busybox:latest`. */
 export function normalizeReference(ref: string): string;
+/** The context paths a build leaves out (the build's own .dockerignore filter). */
+export function contextIgnored(opts: { files: string[]; ignoreFiles?: Record<string, string>; dockerfile?: string }): string[];
+/** The regular files of a tar (plain, gzip, bzip2, xz or zstd), by path. */
+export function tarFiles(bytes: Uint8Array): Map<string, Uint8Array>;
+/** Layers applied in order (whiteouts, opaque dirs): the merged tree and the files later layers waste. */
+export function analyseLayers(perLayer: Entry[][]): {
+  merged: { path: string; layer: number; index: number }[]; total: number; wasted: number;
+  wastedList: { path: string; count: number; size: number }[]; wastedKeys: string[]; efficiency: number;
+};
+/** The `host[:port]` serving a reference's registry API (`registry-1.docker.io` for Docker Hub). */
+export function registryHost(ref: string): string;
 export function build(opts: BuildOptions): Promise<BuildResult>;
 export function images(): Promise<{ name: string | null; digest: string; mediaType: string; size: number }[]>;
 export function exportTarball(ref: string, opts?: { format?: "oci" | "docker" }): Promise<Blob>;
@@ -85,7 +96,8 @@ export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: stri
 }>;
 export function serveExecutor(opts?: { url?: string; token?: string }): RunExecutor;
 export const storage: { usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void> };
-export const version: string;
+/** The module's version; null until init() resolves. */
+export let version: string | null;
 declare const api: {
   init: typeof init; parse: typeof parse; lint: typeof lint; applyFixes: typeof applyFixes; baseImages: typeof baseImages;
   normalizeReference: typeof normalizeReference; build: typeof build;
@@ -93,5 +105,7 @@ declare const api: {
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
   readFile: typeof readFile; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
   serveExecutor: typeof serveExecutor; storage: typeof storage; version: typeof version;
+  contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;
+  analyseLayers: typeof analyseLayers; registryHost: typeof registryHost;
 };
 export default api;

@@ -2,7 +2,8 @@
 // that adds init, IndexedDB persistence of the tab's image store, and the `storage` object.
 import wasmInit, * as core from "./lw_wasm.js";
 
-export const version = "0.1.0";
+// The module's own version, set by init() (a live binding for importers; the API object reads it through a getter).
+export let version = null;
 
 const DB_NAME = "layerwright";
 let ready = null;
@@ -79,6 +80,7 @@ export function init(opts = {}) {
       } else {
         await wasmInit({ module_or_path: url });
       }
+      version = core.version();
       db = await openDb();
       await restore();
     })();
@@ -95,6 +97,10 @@ export function lint(dockerfile, opts) { needInit(); return core.lint(dockerfile
 export function applyFixes(dockerfile, findings) { needInit(); return core.applyFixes(dockerfile, findings); }
 export function baseImages(dockerfile) { needInit(); return core.baseImages(dockerfile); }
 export function normalizeReference(ref) { needInit(); return core.normalizeReference(ref); }
+export function contextIgnored(opts) { needInit(); return core.contextIgnored(opts); }
+export function tarFiles(bytes) { needInit(); return new Map(core.tarFiles(bytes)); }
+export function analyseLayers(perLayer) { needInit(); return core.analyseLayers(perLayer); }
+export function registryHost(ref) { needInit(); return core.registryHost(ref); }
 
 /**
  * Gzip members compressed on Web Workers, each with its own instance of the module, so a COPY layer is compressed
@@ -313,6 +319,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, pull, push, inspectRemote, serveExecutor, storage, version,
+  readFile, pull, push, inspectRemote, serveExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  get version() { return version; },
 };
 export default api;

@@ -1,0 +1,157 @@
+//! The core's answers for the site's views (`contextIgnored`, `tarFiles`, `analyseLayers`, `registryHost`), so the
+//! page never carries its own copy of the `.dockerignore` matcher, a tar reader, whiteout rules or reference parsing.
+
+use js_sys::{Array, Uint8Array};
+use lw_layer::tar::TarReader;
+use lw_layer::EntryKind;
+use wasm_bindgen::prelude::*;
+
+use lw_layer::analysis::{self, AnalysedEntry};
+use serde::{Deserialize, Serialize};
+
+use crate::js::{err, get_string, get_string_map, to_js};
+
+/// `contextIgnored({files, ignoreFiles?, dockerfile?})`: the context paths a build leaves out, decided by the
+/// build's own filtered context. `ignoreFiles` maps ignore-file names (`.dockerignore`,
+/// `Dockerfile.dockerignore`) to their text; `dockerfile` defaults to `Dockerfile`.
+#[wasm_bindgen(js_name = contextIgnored)]
+pub fn context_ignored(opts: JsValue) -> Result<Array, JsValue> {
+    let files: Vec<String> = crate::js::get(&opts, "files")?
+        .dyn_into::<Array>()
+        .map_err(|_| err("contextIgnored: files must be an array of paths"))?
+        .iter()
+        .map(|v| {
+            v.as_string()
+                .ok_or_else(|| err("contextIgnored: a path is not a string"))
+        })
+        .collect::<Result<_, _>>()?;
+    let ignore: Vec<(String, Vec<u8>)> = get_string_map(&opts, "ignoreFiles")?
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    let dockerfile = get_string(&opts, "dockerfile")?.unwrap_or_else(|| "Dockerfile".into());
+    let out = lw_build::context::excluded_files(&files, &ignore, &dockerfile)
+        .map_err(|e| err(format!("contextIgnored: {e}")))?;
+    Ok(out.into_iter().map(JsValue::from).collect())
+}
+
+/// No single member the page asks for is larger than this (the tab's memory is the limit, not the archive's).
+const MAX_MEMBER: u64 = 1 << 30;
+
+/// `tarFiles(bytes)`: the regular files of a tar (an image tarball; gzip, bzip2, xz or zstd compressed as `load`
+/// takes it) as `[path, bytes]` pairs, read by the core's strict tar reader and decompressor.
+#[wasm_bindgen(js_name = tarFiles)]
+pub fn tar_files(bytes: &[u8]) -> Result<Array, JsValue> {
+    let (_, input) = lw_layer::archive_compression::open(Box::new(bytes))
+        .map_err(|e| err(format!("tarFiles: {e}")))?;
+    let mut r = TarReader::new(input);
+    let out = Array::new();
+    while let Some(entry) = r.next_entry().map_err(|e| err(format!("tarFiles: {e}")))? {
+        if !matches!(entry.kind, EntryKind::File) {
+            continue;
+        }
+        let data = r
+            .read_to_vec(MAX_MEMBER)
+            .map_err(|e| err(format!("tarFiles: {}: {e}", entry.path)))?;
+        let pair = Array::new();
+        pair.push(&JsValue::from(entry.path.as_str()));
+        pair.push(&Uint8Array::from(data.as_slice()));
+        out.push(&pair);
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct EntryIn {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    size: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AnalysisOut {
+    /// The merged tree in path order: each entry's path and where it is in `perLayer`.
+    merged: Vec<MergedOut>,
+    total: u64,
+    wasted: u64,
+    wasted_list: Vec<WasteOut>,
+    /// `"LAYER:PATH"` of every wasted file copy.
+    wasted_keys: Vec<String>,
+    efficiency: f64,
+}
+
+#[derive(Serialize)]
+struct MergedOut {
+    path: String,
+    layer: usize,
+    index: usize,
+}
+
+#[derive(Serialize)]
+struct WasteOut {
+    path: String,
+    count: u64,
+    size: u64,
+}
+
+/// `analyseLayers(perLayer)`: `perLayer` is each layer's `layerEntries` list, in order. Answers the merged tree
+/// (whiteouts and opaque directories applied), and the files later layers overwrite or delete, as dive counts them.
+#[wasm_bindgen(js_name = analyseLayers)]
+pub fn analyse_layers(per_layer: JsValue) -> Result<JsValue, JsValue> {
+    let layers: Vec<Vec<EntryIn>> = serde_wasm_bindgen::from_value(per_layer)
+        .map_err(|e| err(format!("analyseLayers: {e}")))?;
+    let layers: Vec<Vec<AnalysedEntry>> = layers
+        .into_iter()
+        .map(|l| {
+            l.into_iter()
+                .map(|e| AnalysedEntry {
+                    is_file: e.kind == "file",
+                    is_dir: e.kind == "dir",
+                    path: e.path,
+                    size: e.size,
+                })
+                .collect()
+        })
+        .collect();
+    let a = analysis::analyse(&layers);
+    to_js(&AnalysisOut {
+        merged: a
+            .merged
+            .into_iter()
+            .map(|(path, p)| MergedOut {
+                path,
+                layer: p.layer,
+                index: p.index,
+            })
+            .collect(),
+        total: a.total,
+        wasted: a.wasted,
+        wasted_list: a
+            .wasted_list
+            .into_iter()
+            .map(|w| WasteOut {
+                path: w.path,
+                count: w.count,
+                size: w.size,
+            })
+            .collect(),
+        wasted_keys: a
+            .wasted_keys
+            .into_iter()
+            .map(|(l, p)| format!("{l}:{p}"))
+            .collect(),
+        efficiency: a.efficiency,
+    })
+}
+
+/// `registryHost(ref)`: the `host[:port]` serving a reference's registry API (Docker Hub's is
+/// `registry-1.docker.io`), from the core's reference grammar.
+#[wasm_bindgen(js_name = registryHost)]
+pub fn registry_host(reference: &str) -> Result<String, JsValue> {
+    let r = lw_oci::reference::parse_docker_ref(reference)
+        .map_err(|e| err(format!("invalid reference {reference:?}: {e}")))?;
+    Ok(r.registry_host().to_string())
+}
