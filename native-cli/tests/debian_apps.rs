@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::{lw, lw_ok, run_ok, Podman};
+use common::{lw, lw_ok, mounts_under, run_ok, Podman};
 use layerwright::store::Store;
 
 /// Change to make the tests build a new base.
@@ -154,16 +154,6 @@ fn top_layer_paths(root: &Path, tag: &str, n: usize) -> Vec<Vec<String>> {
             }
             names
         })
-        .collect()
-}
-
-/// Lines of /proc/self/mounts that mention `under`.
-fn mounts_under(under: &Path) -> Vec<String> {
-    let s = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let u = under.to_string_lossy().into_owned();
-    s.lines()
-        .filter(|l| l.contains(&u))
-        .map(String::from)
         .collect()
 }
 

@@ -9,7 +9,7 @@ mod serve_fixtures;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{busybox_files, lw, lw_ok, make_busybox_image};
+use common::{busybox_files, lw, lw_ok, make_busybox_image, mounts_under};
 use layerwright::store::Store;
 use serde_json::{json, Value};
 use serve_fixtures::Served;
@@ -18,15 +18,6 @@ fn start(root: &Path) -> Served {
     Served::start(root, |c| {
         c.exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_layerwright")));
     })
-}
-
-fn mounts_under(under: &Path) -> Vec<String> {
-    let s = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let u = under.to_string_lossy().into_owned();
-    s.lines()
-        .filter(|l| l.contains(&u))
-        .map(String::from)
-        .collect()
 }
 
 /// Removes every container of the store when dropped, so a failing test leaves none running.

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result};
-use lw_oci::{media, Descriptor, Digest, Index, Manifest};
+use lw_oci::{media, Descriptor, Digest};
 
 use crate::store::{ImageRecord, Store};
 
@@ -77,22 +77,7 @@ pub trait RegistryStorage: Send + Sync {
 
     /// Every blob reachable from `roots` (themselves included): child manifests, configs, layers.
     fn reachable_from(&self, roots: Vec<Descriptor>) -> Result<BTreeSet<Digest>> {
-        let mut out = BTreeSet::new();
-        let mut stack = roots;
-        while let Some(d) = stack.pop() {
-            if !out.insert(d.digest.clone()) || !self.has_blob(&d.digest) {
-                continue;
-            }
-            if media::is_index(&d.media_type) {
-                let idx: Index = serde_json::from_slice(&self.read_document(&d.digest)?)?;
-                stack.extend(idx.manifests);
-            } else if media::is_manifest(&d.media_type) {
-                let m: Manifest = serde_json::from_slice(&self.read_document(&d.digest)?)?;
-                out.insert(m.config.digest.clone());
-                out.extend(m.layers.into_iter().map(|l| l.digest));
-            }
-        }
-        Ok(out)
+        crate::store::reachable(roots, |d| self.has_blob(d), |d| self.read_document(d))
     }
 }
 

@@ -454,22 +454,7 @@ impl Store {
 
     /// Every blob reachable from `roots` (themselves included).
     pub fn reachable_from(&self, roots: Vec<Descriptor>) -> Result<BTreeSet<Digest>> {
-        let mut out = BTreeSet::new();
-        let mut stack = roots;
-        while let Some(d) = stack.pop() {
-            if !out.insert(d.digest.clone()) || !self.has_blob(&d.digest) {
-                continue;
-            }
-            if media::is_index(&d.media_type) {
-                let idx: Index = serde_json::from_slice(&self.read_document(&d.digest)?)?;
-                stack.extend(idx.manifests);
-            } else if media::is_manifest(&d.media_type) {
-                let m: Manifest = serde_json::from_slice(&self.read_document(&d.digest)?)?;
-                out.insert(m.config.digest.clone());
-                out.extend(m.layers.into_iter().map(|l| l.digest));
-            }
-        }
-        Ok(out)
+        reachable(roots, |d| self.has_blob(d), |d| self.read_document(d))
     }
 
     fn gc_lock_file(&self) -> Result<File> {
@@ -721,4 +706,29 @@ mod tests {
         store.clean_uploads(Duration::ZERO);
         assert!(!upload.exists(), "an idle one goes");
     }
+}
+
+/// Every blob reachable from `roots` (themselves included): child manifests, configs, layers. Shared by the store
+/// and serve's storages, which say how to test for and read a document.
+pub fn reachable(
+    roots: Vec<Descriptor>,
+    has_blob: impl Fn(&Digest) -> bool,
+    read_document: impl Fn(&Digest) -> Result<Vec<u8>>,
+) -> Result<BTreeSet<Digest>> {
+    let mut out = BTreeSet::new();
+    let mut stack = roots;
+    while let Some(d) = stack.pop() {
+        if !out.insert(d.digest.clone()) || !has_blob(&d.digest) {
+            continue;
+        }
+        if media::is_index(&d.media_type) {
+            let idx: Index = serde_json::from_slice(&read_document(&d.digest)?)?;
+            stack.extend(idx.manifests);
+        } else if media::is_manifest(&d.media_type) {
+            let m: Manifest = serde_json::from_slice(&read_document(&d.digest)?)?;
+            out.insert(m.config.digest.clone());
+            out.extend(m.layers.into_iter().map(|l| l.digest));
+        }
+    }
+    Ok(out)
 }

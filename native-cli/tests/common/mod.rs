@@ -228,3 +228,13 @@ impl Drop for Podman {
         let _ = self.cmd().args(["system", "reset", "--force"]).output();
     }
 }
+
+/// Lines of /proc/self/mounts that mention `under` (a test's leftovers: none may outlive it).
+pub fn mounts_under(under: &Path) -> Vec<String> {
+    let s = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let u = under.to_string_lossy().into_owned();
+    s.lines()
+        .filter(|l| l.contains(&u))
+        .map(String::from)
+        .collect()
+}

@@ -15,6 +15,7 @@ use lw_build::engine::{self, BuildOptions, BuildResult, Host};
 use lw_layer::{Entry, FileTree};
 use lw_oci::Descriptor;
 
+pub use crate::common::mounts_under;
 use crate::common::{busybox_files, make_busybox_image};
 
 pub const APPLETS: &[&str] = &[
@@ -157,16 +158,6 @@ pub fn text(tree: &FileTree, path: &str) -> String {
         .get(path)
         .unwrap_or_else(|| panic!("{path} is not in the image"));
     String::from_utf8_lossy(n.data.as_deref().unwrap_or_default()).into_owned()
-}
-
-/// Lines of /proc/self/mounts that mention `under`.
-pub fn mounts_under(under: &Path) -> Vec<String> {
-    let s = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let u = under.to_string_lossy().into_owned();
-    s.lines()
-        .filter(|l| l.contains(&u))
-        .map(String::from)
-        .collect()
 }
 
 /// Tag `manifest`, save it as a docker-archive tarball, and return the tarball's path.
