@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result};
-use lw_oci::{media, Descriptor, Digest};
+use lw_oci::{Descriptor, Digest};
 
 use crate::store::{ImageRecord, Store};
 
@@ -231,6 +231,7 @@ mod tests {
     use super::*;
     use crate::serve::mem_store::MemStorage;
     use lw_oci::digest::Algorithm;
+    use lw_oci::media;
     use lw_oci::DigestHasher;
 
     fn sha512_of(b: &[u8]) -> Digest {

@@ -607,6 +607,31 @@ pub fn host_platform() -> lw_oci::Platform {
     lw_oci::Platform::new("linux", std::env::consts::ARCH, None)
 }
 
+/// Every blob reachable from `roots` (themselves included): child manifests, configs, layers. Shared by the store
+/// and serve's storages, which say how to test for and read a document.
+pub fn reachable(
+    roots: Vec<Descriptor>,
+    has_blob: impl Fn(&Digest) -> bool,
+    read_document: impl Fn(&Digest) -> Result<Vec<u8>>,
+) -> Result<BTreeSet<Digest>> {
+    let mut out = BTreeSet::new();
+    let mut stack = roots;
+    while let Some(d) = stack.pop() {
+        if !out.insert(d.digest.clone()) || !has_blob(&d.digest) {
+            continue;
+        }
+        if media::is_index(&d.media_type) {
+            let idx: Index = serde_json::from_slice(&read_document(&d.digest)?)?;
+            stack.extend(idx.manifests);
+        } else if media::is_manifest(&d.media_type) {
+            let m: Manifest = serde_json::from_slice(&read_document(&d.digest)?)?;
+            out.insert(m.config.digest.clone());
+            out.extend(m.layers.into_iter().map(|l| l.digest));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,29 +731,4 @@ mod tests {
         store.clean_uploads(Duration::ZERO);
         assert!(!upload.exists(), "an idle one goes");
     }
-}
-
-/// Every blob reachable from `roots` (themselves included): child manifests, configs, layers. Shared by the store
-/// and serve's storages, which say how to test for and read a document.
-pub fn reachable(
-    roots: Vec<Descriptor>,
-    has_blob: impl Fn(&Digest) -> bool,
-    read_document: impl Fn(&Digest) -> Result<Vec<u8>>,
-) -> Result<BTreeSet<Digest>> {
-    let mut out = BTreeSet::new();
-    let mut stack = roots;
-    while let Some(d) = stack.pop() {
-        if !out.insert(d.digest.clone()) || !has_blob(&d.digest) {
-            continue;
-        }
-        if media::is_index(&d.media_type) {
-            let idx: Index = serde_json::from_slice(&read_document(&d.digest)?)?;
-            stack.extend(idx.manifests);
-        } else if media::is_manifest(&d.media_type) {
-            let m: Manifest = serde_json::from_slice(&read_document(&d.digest)?)?;
-            out.insert(m.config.digest.clone());
-            out.extend(m.layers.into_iter().map(|l| l.digest));
-        }
-    }
-    Ok(out)
 }
