@@ -171,6 +171,9 @@ fn build_site(proxy: Option<String>) -> Result<()> {
     } else {
         minimal_site(&www, &pkg)?;
     }
+    // The Linux guest RUN steps use in the tab (loaded only when a step needs it); after the site, whose build
+    // empties dist/.
+    crate::guest::build(&www.join("dist/guest"))?;
     eprintln!("xtask: the site is in {}", www.join("dist").display());
     Ok(())
 }
