@@ -4,6 +4,7 @@
 pub mod archive_compression;
 pub mod compress;
 pub mod deflate;
+pub mod diff;
 pub mod entry;
 mod error;
 pub mod layer;
