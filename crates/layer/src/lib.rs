@@ -8,6 +8,7 @@ pub mod diff;
 pub mod entry;
 mod error;
 pub mod layer;
+pub mod ninep;
 pub mod path;
 pub mod pgzip;
 pub mod tar;
