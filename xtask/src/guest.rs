@@ -237,6 +237,8 @@ pub fn assemble(out: &Path) -> Result<()> {
     fs::write(out.join("cmdline.txt"), CMDLINE)?;
     write_atomic(&out.join("sources.html"), sources_page(&sources).as_bytes())?;
     crate::guest_image::busybox_tar(&busybox, &out.join("busybox.tar"))?;
+    // The extracted packages are only needed while assembling (disk is kept for the downloads).
+    let _ = fs::remove_dir_all(&root);
     Ok(())
 }
 

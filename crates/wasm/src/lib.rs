@@ -15,6 +15,7 @@ mod remote;
 mod store;
 mod stream;
 mod tarscan;
+mod vm;
 
 use wasm_bindgen::prelude::*;
 
@@ -29,6 +30,7 @@ pub use store::{
     storage_usage,
 };
 pub use stream::{memory_bytes, scan_layer};
+pub use vm::NinepSession;
 
 /// Called once when the module is instantiated: Rust panics become readable console errors.
 #[wasm_bindgen(start)]
