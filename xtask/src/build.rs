@@ -139,7 +139,7 @@ fn build_site(proxy: Option<String>) -> Result<()> {
         eprintln!("xtask: wasm-opt not found (binaryen); skipping it");
     }
 
-    for f in ["index.js", "index.d.ts", "gzip-worker.js"] {
+    for f in ["index.js", "index.d.ts", "gzip-worker.js", "vm.js"] {
         std::fs::copy(root.join("crates/wasm/js").join(f), pkg.join(f))
             .with_context(|| format!("copying crates/wasm/js/{f}"))?;
     }

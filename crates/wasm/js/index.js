@@ -1,6 +1,7 @@
 // The Layerwright browser API (see crates/wasm/README.md): a thin wrapper over the wasm-bindgen exports of lw-wasm
 // that adds init, IndexedDB persistence of the tab's image store, and the `storage` object.
 import wasmInit, * as core from "./lw_wasm.js";
+import { makeVmExecutor } from "./vm.js";
 
 export const version = "0.1.0";
 
@@ -191,9 +192,23 @@ export async function build(opts) {
     const pool = gzipWorkers;
     o = { ...opts, compressMember: (bytes, level) => pool.compress(bytes, level), compressConcurrency: 2 * n + 2 };
   }
+  // No executor given: RUN steps run in the tab's own VM (linux/386 images; `executor: null` turns RUN off).
+  if (o?.executor === undefined && /^\s*RUN\b/im.test(o?.dockerfile ?? "")) o = { ...o, executor: vmExecutor() };
+  else if (o?.executor === null) o = { ...o, executor: undefined };
   const r = await core.build(o);
   await persist();
   return r;
+}
+
+let tabVm = null;
+/**
+ * The RUN executor that runs steps in the tab (the v86 VM and the guest `cargo xtask build` ships under `guest/`);
+ * one VM per page, started by the first step. `executor.stats`: bytes downloaded, start and step times.
+ */
+export function vmExecutor(opts) {
+  if (opts?.guestUrl) return makeVmExecutor(core, opts);
+  tabVm ??= makeVmExecutor(core);
+  return tabVm;
 }
 export async function images() { await init(); return core.images(); }
 export async function exportTarball(ref, opts) { await init(); return core.exportTarball(ref, opts ?? {}); }
@@ -312,6 +327,6 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, pull, push, inspectRemote, serveExecutor, storage, version,
+  readFile, pull, push, inspectRemote, serveExecutor, vmExecutor, storage, version,
 };
 export default api;

@@ -1,0 +1,128 @@
+// RUN steps in the tab's own Linux (issue #20): v86 (an x86 emulator, BSD-2) restores the guest's booted state that
+// `cargo xtask build` saved (guest/state.bin.zst), the stage root is served to it over 9p by the wasm core
+// (NinepSession: copy-on-write in memory), the step's command goes in over the serial console and its output comes
+// back the same way; the step's layer is written by the core exactly as the native RUN writes it.
+// Only linux/386 images run here (v86 emulates a 32-bit x86); nothing is loaded until the first step needs it.
+
+const MARKER = "lw-exit ";
+
+/** Single-quote a word for the guest's shell. */
+const quote = (s) => "'" + String(s).replaceAll("'", "'\\''") + "'";
+
+/** The guest-side script of one step: a clean environment, the stage root as `/`, the working directory, the args. */
+export function stepScript(req) {
+  const env = (req.env ?? []).map(quote).join(" ");
+  const workdir = req.workdir || "/";
+  const run = workdir === "/"
+    ? req.args.map(quote).join(" ")
+    // The image's shell changes into the directory (the guest's chroot always starts at /).
+    : ["/bin/sh", "-c", 'cd "$1" || exit 1; shift; exec "$@"', "sh", workdir, ...req.args].map(quote).join(" ");
+  return `cd /\nexec /bin/busybox env -i ${env} /bin/busybox chroot /mnt ${run}\n`;
+}
+
+/** Why the VM cannot run this step, or null. */
+export function unsupported(req) {
+  const where = req.location ? `${req.location}: ` : "";
+  if (req.platform && req.platform !== "linux/386") {
+    return `${where}RUN for ${req.platform} needs \`layerwright serve\`: the tab's VM runs linux/386 steps only (build with platform linux/386 on a linux/386 image)`;
+  }
+  if (req.user && !["root", "0", "0:0", "root:root"].includes(req.user)) {
+    return `${where}USER ${req.user}: the tab's VM runs steps as root only so far; use \`layerwright serve\``;
+  }
+  if ((req.mounts ?? []).length) return `${where}RUN --mount is not supported in the tab's VM yet; use \`layerwright serve\``;
+  if ((req.files ?? []).length) return `${where}heredoc scripts are not supported in the tab's VM yet; use \`layerwright serve\``;
+  return null;
+}
+
+/**
+ * A RUN executor for `build({executor})` that runs steps in the tab. `core`: the wasm exports (NinepSession);
+ * `guestUrl`: where the guest files are (default: `../guest/` next to this module). `stats` records what it cost:
+ * `bytes` downloaded, `startMs` (download + restore), `stepsMs` per step.
+ */
+export function makeVmExecutor(core, { guestUrl } = {}) {
+  const base = new URL(guestUrl ?? new URL("../guest/", import.meta.url));
+  const stats = { bytes: 0, startMs: null, stepsMs: [] };
+  let vm = null;
+  let session = null;
+  let listener = null;
+  let seq = 0;
+
+  const fetchBytes = async (f) => {
+    const r = await fetch(new URL(f, base));
+    if (!r.ok) throw new Error(`the tab's VM: ${new URL(f, base)}: HTTP ${r.status}`);
+    const b = await r.arrayBuffer();
+    stats.bytes += b.byteLength;
+    return b;
+  };
+
+  const start = async () => {
+    const t0 = performance.now();
+    const [{ V86 }, bios, vga, state] = await Promise.all([
+      import(/* webpackIgnore: true */ new URL("libv86.mjs", base).href),
+      fetchBytes("seabios.bin"), fetchBytes("vgabios.bin"), fetchBytes("state.bin.zst"),
+    ]);
+    const emulator = new V86({
+      wasm_path: new URL("v86.wasm", base).href,
+      memory_size: 128 * 1024 * 1024,
+      vga_memory_size: 2 * 1024 * 1024,
+      bios: { buffer: bios },
+      vga_bios: { buffer: vga },
+      initial_state: { buffer: state },
+      filesystem: {
+        handle9p: (req, reply) => {
+          if (!session) throw new Error("a 9p request outside a RUN step");
+          reply(session.handle(req));
+        },
+      },
+      autostart: true,
+      disable_keyboard: true,
+      disable_mouse: true,
+      disable_speaker: true,
+    });
+    await new Promise((resolve) => emulator.add_listener("emulator-loaded", resolve));
+    emulator.add_listener("serial0-output-byte", (b) => listener?.(b));
+    stats.startMs = Math.round(performance.now() - t0);
+    return emulator;
+  };
+
+  const executor = async (req, io) => {
+    const why = unsupported(req);
+    if (why) throw new Error(why);
+    vm ??= start();
+    const emulator = await vm;
+    const t0 = performance.now();
+    const layers = (req.layers ?? []).map((l) => io.readBlob(l.digest));
+    session = new core.NinepSession(layers, Math.floor(Date.now() / 1000));
+    try {
+      const id = `${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+      const code = await new Promise((resolve) => {
+        const dec = new TextDecoder();
+        let text = "";
+        const end = new RegExp(`${MARKER}${id} (\\d+)\\n`);
+        listener = (b) => {
+          text += dec.decode(new Uint8Array([b]), { stream: true });
+          const m = end.exec(text);
+          if (m) {
+            if (m.index) io.output(text.slice(0, m.index));
+            listener = null;
+            resolve(Number(m[1]));
+          } else if (b === 10 && !text.includes(MARKER + id)) {
+            io.output(text);
+            text = "";
+          }
+        };
+        const script = btoa(String.fromCharCode(...new TextEncoder().encode(stepScript(req))));
+        emulator.serial0_send(`run ${id} ${script}\n`);
+      });
+      stats.stepsMs.push(Math.round(performance.now() - t0));
+      if (code !== 0) return { exitCode: code };
+      const layer = session.layer(req.sourceDateEpoch ?? undefined);
+      return { exitCode: 0, layer };
+    } finally {
+      session.free();
+      session = null;
+    }
+  };
+  executor.stats = stats;
+  return executor;
+}

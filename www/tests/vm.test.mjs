@@ -1,0 +1,94 @@
+// RUN in the tab with no server (issue #20): the site on a plain static server, the linux/386 busybox image and the
+// Linux guest that `cargo xtask build` ships under guest/, v86 restoring the booted state, the stage root served
+// over 9p by the wasm core. The step's layer must be the one `layerwright build` makes natively (runc runs the same
+// i386 static busybox on this x86_64 kernel) for the same Dockerfile on the same image.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { missing, launch, newPage, open, serveDist, dist } from './harness.mjs';
+import { layerwrightBin, tempDir, which } from './fixtures.mjs';
+
+const bin = layerwrightBin();
+const guest = join(dist, 'guest');
+const why = missing()
+  || (!existsSync(join(guest, 'state.bin.zst')) && 'no guest in www/dist/guest (cargo xtask build makes it)')
+  || (!bin && 'no layerwright binary (set LAYERWRIGHT_BIN or run cargo build -p layerwright)')
+  || ((!which('runc') && !which('crun')) && 'no OCI runtime (apt-get install runc)')
+  || null;
+if (why) console.error(`\n*** SKIPPING the RUN-in-the-tab tests: ${why} ***\n`);
+
+const DOCKERFILE = 'FROM busybox\nRUN echo hi > /x && rm -f /bin/true\n';
+let site; let browser; let tmp;
+
+before(async () => {
+  if (why) return;
+  site = await serveDist();
+  browser = await launch();
+  tmp = tempDir('vm');
+});
+
+after(async () => {
+  await browser?.close();
+  await site?.close();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+/** The same Dockerfile built by the CLI on the same image (loaded from the site's busybox.tar). */
+function nativeLayers() {
+  const root = join(tmp, 'store');
+  const ctx = join(tmp, 'ctx');
+  execFileSync('mkdir', ['-p', ctx]);
+  writeFileSync(join(ctx, 'Dockerfile'), DOCKERFILE);
+  const run = (args) => execFileSync(bin, ['--root', root, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }).toString();
+  run(['load', '-i', join(guest, 'busybox.tar')]);
+  run(['build', '-q', '--platform', 'linux/386', '--network', 'none', '-t', 'native/vm:1', ctx]);
+  // The store is an OCI layout: its index names the manifest.
+  const index = JSON.parse(readFileSync(join(root, 'index.json'), 'utf8'));
+  const desc = index.manifests.find((d) => Object.values(d.annotations ?? {}).some((v) => /native\/vm:1$/.test(v)));
+  assert.ok(desc, 'the native build is in the store index');
+  const manifest = JSON.parse(readFileSync(join(root, 'blobs', 'sha256', desc.digest.slice('sha256:'.length)), 'utf8'));
+  return manifest.layers.map((l) => l.digest);
+}
+
+test('RUN in the tab on a static host: the layer equals the native one; output, failure, cache', { skip: !!why, timeout: 600000 }, async () => {
+  const { page, errors } = await newPage(browser);
+  page.setDefaultTimeout(300000);
+  await open(page, site.url, '#/play');
+  const got = await page.evaluate(async (dockerfile) => {
+    const lw = window.layerwright;
+    const t0 = performance.now();
+    const tar = await (await fetch('guest/busybox.tar')).blob();
+    await lw.loadTarball(tar);
+    const vm = lw.vmExecutor();
+    const output = [];
+    const onEvent = (e) => { if (e.type === 'output') output.push(e.data); };
+    const first = await lw.build({ dockerfile, platform: 'linux/386', tags: ['tab/vm:1'], onEvent });
+    const firstMs = performance.now() - t0;
+    // A trivial step after the first: the VM is running.
+    const t1 = performance.now();
+    const second = await lw.build({ dockerfile: 'FROM busybox\nRUN echo second-$((6*7))\n', platform: 'linux/386', onEvent });
+    const trivialMs = performance.now() - t1;
+    const again = await lw.build({ dockerfile, platform: 'linux/386', onEvent });
+    let failure = null;
+    try { await lw.build({ dockerfile: 'FROM busybox\nRUN exit 3\n', platform: 'linux/386', onEvent }); } catch (e) { failure = String(e.message ?? e); }
+    return {
+      first: first.layers, second: second.layers, again: again.layers, failure, output: output.join(''),
+      firstMs, trivialMs, stats: JSON.parse(JSON.stringify(vm.stats)),
+    };
+  }, DOCKERFILE);
+  const native = nativeLayers();
+  assert.equal(got.first.length, 2);
+  assert.equal(got.first[0].digest, native[0], 'the base layer is the same image');
+  assert.equal(got.first[1].digest, native[1], 'the RUN layer in the tab equals the native one');
+  assert.match(got.output, /second-42/);
+  assert.equal(got.second[1].size > 0, true);
+  assert.equal(got.again[1].cached, true, 'the second build of the same Dockerfile hits the cache');
+  assert.match(got.failure ?? '', /exit code: 3/);
+  assert.match(got.failure ?? '', /Dockerfile:2|line 2/);
+  console.log(`vm figures: ${JSON.stringify({
+    first_run_ms: Math.round(got.firstMs), trivial_run_ms: Math.round(got.trivialMs), ...got.stats,
+  })}`);
+  assert.deepEqual(errors, []);
+});
