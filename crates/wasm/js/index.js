@@ -206,8 +206,8 @@ let tabVm = null;
  * one VM per page, started by the first step. `executor.stats`: bytes downloaded, start and step times.
  */
 export function vmExecutor(opts) {
-  if (opts?.guestUrl) return makeVmExecutor(core, opts);
-  tabVm ??= makeVmExecutor(core);
+  if (opts?.guestUrl) return makeVmExecutor(opts);
+  tabVm ??= makeVmExecutor();
   return tabVm;
 }
 export async function images() { await init(); return core.images(); }

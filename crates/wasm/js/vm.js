@@ -35,21 +35,23 @@ export function unsupported(req) {
 }
 
 /**
- * A RUN executor for `build({executor})` that runs steps in the tab. `core`: the wasm exports (NinepSession);
- * `guestUrl`: where the guest files are (default: `../guest/` next to this module). `stats` records what it cost:
- * `bytes` downloaded, `startMs` (download + restore), `stepsMs` per step.
+ * A RUN executor for `build({executor})` that runs steps in the tab. The 9p server is the wasm module
+ * `lw_guest.js` beside this file, loaded with the VM; `guestUrl`: where the guest files are (default: `../guest/`
+ * next to this module). `stats` records what it cost: `bytes` downloaded, `startMs` (download + restore),
+ * `stepsMs` per step.
  */
-export function makeVmExecutor(core, { guestUrl } = {}) {
+export function makeVmExecutor({ guestUrl } = {}) {
   const base = new URL(guestUrl ?? new URL("../guest/", import.meta.url));
   const stats = { bytes: 0, startMs: null, stepsMs: [] };
   let vm = null;
   let session = null;
   let listener = null;
   let seq = 0;
+  let core = null;
 
-  const fetchBytes = async (f) => {
-    const r = await fetch(new URL(f, base));
-    if (!r.ok) throw new Error(`the tab's VM: ${new URL(f, base)}: HTTP ${r.status}`);
+  const fetchBytes = async (f, from = base) => {
+    const r = await fetch(new URL(f, from));
+    if (!r.ok) throw new Error(`the tab's VM: ${new URL(f, from)}: HTTP ${r.status}`);
     const b = await r.arrayBuffer();
     stats.bytes += b.byteLength;
     return b;
@@ -57,10 +59,14 @@ export function makeVmExecutor(core, { guestUrl } = {}) {
 
   const start = async () => {
     const t0 = performance.now();
-    const [{ V86 }, bios, vga, state] = await Promise.all([
+    const [{ V86 }, guestCore, guestWasm, bios, vga, state] = await Promise.all([
       import(/* webpackIgnore: true */ new URL("libv86.mjs", base).href),
+      import(/* webpackIgnore: true */ new URL("./lw_guest.js", import.meta.url).href),
+      fetchBytes("./lw_guest_bg.wasm", import.meta.url),
       fetchBytes("seabios.bin"), fetchBytes("vgabios.bin"), fetchBytes("state.bin.zst"),
     ]);
+    await guestCore.default({ module_or_path: guestWasm });
+    core = guestCore;
     const emulator = new V86({
       wasm_path: new URL("v86.wasm", base).href,
       memory_size: 128 * 1024 * 1024,

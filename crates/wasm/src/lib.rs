@@ -1,4 +1,5 @@
-//! lw-wasm: the browser API (see README.md) over the pure core crates; the one crate that touches JS.
+//! lw-wasm: the browser API (see README.md) over the pure core crates; with lw-wasm-guest the only crates that
+//! touch JS.
 //!
 //! Functions here are the wasm-bindgen exports; `js/index.js` wraps them into the contract's API object (init,
 //! IndexedDB persistence of the image store, `storage`).
@@ -15,7 +16,6 @@ mod remote;
 mod store;
 mod stream;
 mod tarscan;
-mod vm;
 
 use wasm_bindgen::prelude::*;
 
@@ -30,7 +30,6 @@ pub use store::{
     storage_usage,
 };
 pub use stream::{memory_bytes, scan_layer};
-pub use vm::NinepSession;
 
 /// Called once when the module is instantiated: Rust panics become readable console errors.
 #[wasm_bindgen(start)]

@@ -1,6 +1,7 @@
-//! RUN in the tab's VM (issue #20): the 9P2000.L server the guest's root is mounted from. `js/vm.js` runs v86 and
-//! hands each 9p request to [`NinepSession::handle`]; at the step's end [`NinepSession::layer`] gives the layer,
-//! written by `lw_layer::diff` as the native RUN writes it.
+//! lw-wasm-guest: RUN in the tab's VM (issue #20), the 9P2000.L server the guest's root is mounted from.
+//! `crates/wasm/js/vm.js` runs v86 and hands each 9p request to [`NinepSession::handle`]; at the step's end
+//! [`NinepSession::layer`] gives the layer, written by `lw_layer::diff` as the native RUN writes it. A wasm module
+//! of its own (`pkg/lw_guest.js`), loaded with the VM, so the main bundle stays within its size budget.
 
 use js_sys::{Array, Uint8Array};
 use lw_layer::ninep::Session;
@@ -8,7 +9,16 @@ use lw_oci::media::Compression;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::js::{err, to_js};
+/// A JS `Error` with `message`.
+fn err(message: impl std::fmt::Display) -> JsValue {
+    js_sys::Error::new(&message.to_string()).into()
+}
+
+/// Serialize to a plain JS object.
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(err)
+}
 
 /// One step's file system.
 #[wasm_bindgen]
