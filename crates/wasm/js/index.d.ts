@@ -82,7 +82,7 @@ export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: stri
 export function serveExecutor(opts?: { url?: string; token?: string }): RunExecutor;
 /** RUN in the tab's own Linux VM (v86; linux/386 images). The default executor of `build` when none is given. */
 export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
-  stats: { bytes: number; startMs: number | null; stepsMs: number[] };
+  stats: { bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[] };
 };
 export const storage: { usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void> };
 export const version: string;

@@ -192,12 +192,27 @@ export async function build(opts) {
     const pool = gzipWorkers;
     o = { ...opts, compressMember: (bytes, level) => pool.compress(bytes, level), compressConcurrency: 2 * n + 2 };
   }
-  // No executor given: RUN steps run in the tab's own VM (linux/386 images; `executor: null` turns RUN off).
-  if (o?.executor === undefined && /^\s*RUN\b/im.test(o?.dockerfile ?? "")) o = { ...o, executor: vmExecutor() };
-  else if (o?.executor === null) o = { ...o, executor: undefined };
+  // No executor given: RUN steps run in the tab's own VM (linux/386; `executor: null` turns RUN off), on the
+  // shipped busybox image when the Dockerfile names `busybox` and the tab has none.
+  if (o?.executor === undefined && /^\s*RUN\b/im.test(o?.dockerfile ?? "")) {
+    o = { ...o, executor: vmExecutor(), platform: o.platform ?? "linux/386" };
+    await shippedBusybox(o.dockerfile);
+  } else if (o?.executor === null) o = { ...o, executor: undefined };
   const r = await core.build(o);
   await persist();
   return r;
+}
+
+const SHIPPED_BUSYBOX = "docker.io/library/busybox:latest";
+
+/** Load the site's linux/386 busybox (guest/busybox.tar) when `FROM busybox` would find no image in the tab. */
+async function shippedBusybox(dockerfile) {
+  const from = /^\s*FROM\s+(?:--platform=\S+\s+)?(?:docker\.io\/)?(?:library\/)?busybox(?::latest)?(?:\s+AS\s+\S+)?\s*$/im;
+  if (!from.test(dockerfile ?? "") || core.images().some((i) => i.name === SHIPPED_BUSYBOX)) return;
+  const resp = await fetch(new URL("../guest/busybox.tar", import.meta.url));
+  if (!resp.ok) return; // no shipped image here: the build names what is missing
+  await core.loadTarball(await resp.blob());
+  await persist();
 }
 
 let tabVm = null;

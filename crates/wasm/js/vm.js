@@ -20,6 +20,29 @@ export function stepScript(req) {
   return `cd /\nexec /bin/busybox env -i ${env} /bin/busybox chroot /mnt ${run}\n`;
 }
 
+/**
+ * The site's service worker caches what passes through it, but a first visit that runs a step before the worker
+ * controls the page fetches the guest around it: put the guest's files into the worker's current cache (the
+ * `layerwright-…` one, which a new deployment replaces), so RUN works offline after the first visit.
+ */
+async function siteCache() {
+  if (typeof caches === "undefined") return null;
+  const name = (await caches.keys()).find((k) => k.startsWith("layerwright-"));
+  return name ? caches.open(name) : null;
+}
+
+function keep(url, response) {
+  siteCache().then((c) => c && c.put(url, response)).catch(() => {});
+}
+
+function keepUrl(url) {
+  siteCache().then(async (c) => {
+    if (!c || (await c.match(url))) return;
+    const r = await fetch(url);
+    if (r.ok) await c.put(url, r);
+  }).catch(() => {});
+}
+
 /** Why the VM cannot run this step, or null. */
 export function unsupported(req) {
   const where = req.location ? `${req.location}: ` : "";
@@ -38,11 +61,11 @@ export function unsupported(req) {
  * A RUN executor for `build({executor})` that runs steps in the tab. The 9p server is the wasm module
  * `lw_guest.js` beside this file, loaded with the VM; `guestUrl`: where the guest files are (default: `../guest/`
  * next to this module). `stats` records what it cost: `bytes` downloaded, `startMs` (download + restore),
- * `stepsMs` per step.
+ * `restoreMs` (v86 set up with the saved state until it runs), `stepsMs` per step.
  */
 export function makeVmExecutor({ guestUrl } = {}) {
   const base = new URL(guestUrl ?? new URL("../guest/", import.meta.url));
-  const stats = { bytes: 0, startMs: null, stepsMs: [] };
+  const stats = { bytes: 0, startMs: null, restoreMs: null, stepsMs: [] };
   let vm = null;
   let session = null;
   let listener = null;
@@ -52,6 +75,7 @@ export function makeVmExecutor({ guestUrl } = {}) {
   const fetchBytes = async (f, from = base) => {
     const r = await fetch(new URL(f, from));
     if (!r.ok) throw new Error(`the tab's VM: ${new URL(f, from)}: HTTP ${r.status}`);
+    keep(r.url, r.clone());
     const b = await r.arrayBuffer();
     stats.bytes += b.byteLength;
     return b;
@@ -67,6 +91,7 @@ export function makeVmExecutor({ guestUrl } = {}) {
     ]);
     await guestCore.default({ module_or_path: guestWasm });
     core = guestCore;
+    const t1 = performance.now();
     const emulator = new V86({
       wasm_path: new URL("v86.wasm", base).href,
       memory_size: 128 * 1024 * 1024,
@@ -87,6 +112,9 @@ export function makeVmExecutor({ guestUrl } = {}) {
     });
     await new Promise((resolve) => emulator.add_listener("emulator-loaded", resolve));
     emulator.add_listener("serial0-output-byte", (b) => listener?.(b));
+    // v86 fetched these itself; the cache gets its own copies.
+    for (const f of ["libv86.mjs", "v86.wasm"]) keepUrl(new URL(f, base).href);
+    stats.restoreMs = Math.round(performance.now() - t1);
     stats.startMs = Math.round(performance.now() - t0);
     return emulator;
   };
