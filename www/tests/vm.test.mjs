@@ -9,6 +9,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { missing, launch, newPage, open, serveDist, dist } from './harness.mjs';
 import { layerwrightBin, tempDir, which } from './fixtures.mjs';
+import { stepScript, unsupported } from '../../crates/wasm/js/vm.js';
 
 const bin = layerwrightBin();
 const guest = join(dist, 'guest');
@@ -101,4 +102,22 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   });
   assert.equal(offline.layers, 2);
   assert.match(offline.output, /offline-5/);
+});
+
+test('the guest-side script passes env, workdir and argv through the shell unchanged', () => {
+  const req = { env: ["A=it's \"q\" $HOME"], workdir: '/w d', args: ['/bin/sh', '-c', `echo "$A" 'x'`], platform: 'linux/386' };
+  const script = stepScript(req);
+  assert.match(script, /^cd \/\nexec \/bin\/busybox env -i /);
+  // The words after `chroot /mnt`, as the guest's shell splits them.
+  const words = script.trim().split('chroot /mnt ')[1];
+  const argv = execFileSync('sh', ['-c', `printf '%s\\n' ${words}`]).toString().split('\n').slice(0, -1);
+  assert.deepEqual(argv, ['/bin/sh', '-c', 'cd "$1" || exit 1; shift; exec "$@"', 'sh', '/w d', ...req.args]);
+  const env = script.split('env -i ')[1].split(' /bin/busybox chroot')[0];
+  assert.deepEqual(execFileSync('sh', ['-c', `printf '%s\\n' ${env}`]).toString(), `${req.env[0]}\n`);
+  // At / the argv runs directly.
+  assert.match(stepScript({ ...req, workdir: '/' }), /chroot \/mnt '\/bin\/sh' '-c' /);
+  assert.equal(unsupported(req), null);
+  assert.match(unsupported({ ...req, platform: 'linux/amd64', location: 'Dockerfile:2' }), /^Dockerfile:2: .*layerwright serve/);
+  assert.match(unsupported({ ...req, user: 'nobody' }), /USER nobody/);
+  assert.match(unsupported({ ...req, mounts: ['type=cache,target=/c'] }), /--mount/);
 });

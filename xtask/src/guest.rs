@@ -283,6 +283,8 @@ pub fn write_atomic(to: &Path, data: &[u8]) -> Result<()> {
 /// Assemble the guest into `out`, then boot it once under node (v86 from `www/node_modules`) and save the booted
 /// state as `out/state.bin.zst`. The state is cached under the cache directory by the boot inputs' digest.
 pub fn build(out: &Path) -> Result<()> {
+    // dpkg-deb and apt-get come with Debian itself; zstd compresses the saved state.
+    crate::deps::ensure_debian_packages(&[("zstd", "zstd")])?;
     fs::create_dir_all(out)?;
     assemble(out)?;
     let v86 = crate::repo_root().join("www/node_modules/v86");
