@@ -21,6 +21,12 @@ const why = missing()
 if (why) console.error(`\n*** SKIPPING the RUN-in-the-tab tests: ${why} ***\n`);
 
 const DOCKERFILE = 'FROM busybox\nRUN echo hi > /x && rm -f /bin/true\n';
+// Every kind of change the layer writer knows: new directories, a hard link, symlinks, modes, owners, an emptied
+// and refilled directory (opaque), a rename, a removed directory, a device node, a FIFO, a truncated file.
+const CHANGES = 'FROM busybox\nWORKDIR /w\nRUN mkdir -p /a/b && echo x > /a/b/f && ln /a/b/f /a/h && ln -s f /a/b/s'
+  + ' && chmod 700 /a && chown 1:2 /a/b/f && chmod 4755 /a/h && rm -f /etc/passwd /etc/group && echo g > /etc/new'
+  + ' && mv /bin/ls /bin/ls2 && rm -rf /home && mknod /a/null c 1 3 && mkfifo /a/p && : > /bin/busybox.copy'
+  + ' && dd if=/bin/busybox of=/big bs=4096 count=100 2>/dev/null && ln -s /nowhere /dangling && pwd > here\n';
 let site; let browser; let tmp;
 
 before(async () => {
@@ -37,17 +43,17 @@ after(async () => {
 });
 
 /** The same Dockerfile built by the CLI on the same image (loaded from the site's busybox.tar). */
-function nativeLayers() {
+function nativeLayers(dockerfile = DOCKERFILE, tag = 'native/vm:1') {
   const root = join(tmp, 'store');
   const ctx = join(tmp, 'ctx');
   execFileSync('mkdir', ['-p', ctx]);
-  writeFileSync(join(ctx, 'Dockerfile'), DOCKERFILE);
+  writeFileSync(join(ctx, 'Dockerfile'), dockerfile);
   const run = (args) => execFileSync(bin, ['--root', root, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }).toString();
   run(['load', '-i', join(guest, 'busybox.tar')]);
-  run(['build', '-q', '--platform', 'linux/386', '--network', 'none', '-t', 'native/vm:1', ctx]);
+  run(['build', '-q', '--platform', 'linux/386', '--network', 'none', '-t', tag, ctx]);
   // The store is an OCI layout: its index names the manifest.
   const index = JSON.parse(readFileSync(join(root, 'index.json'), 'utf8'));
-  const desc = index.manifests.find((d) => Object.values(d.annotations ?? {}).some((v) => /native\/vm:1$/.test(v)));
+  const desc = index.manifests.find((d) => Object.values(d.annotations ?? {}).some((v) => v.endsWith(tag)));
   assert.ok(desc, 'the native build is in the store index');
   const manifest = JSON.parse(readFileSync(join(root, 'blobs', 'sha256', desc.digest.slice('sha256:'.length)), 'utf8'));
   return manifest.layers.map((l) => l.digest);
@@ -58,7 +64,7 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   page.setDefaultTimeout(300000);
   await open(page, site.url, '#/play');
   // Nothing but build(): FROM busybox finds the site's own linux/386 image, RUN runs in the page's VM.
-  const got = await page.evaluate(async (dockerfile) => {
+  const got = await page.evaluate(async ([dockerfile, changesFile]) => {
     const lw = window.layerwright;
     const output = [];
     const onEvent = (e) => { if (e.type === 'output') output.push(e.data); };
@@ -70,18 +76,23 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
     const second = await lw.build({ dockerfile: 'FROM busybox\nRUN echo second-$((6*7))\n', onEvent });
     const trivialMs = performance.now() - t1;
     const again = await lw.build({ dockerfile, onEvent });
+    const changes = await lw.build({ dockerfile: changesFile, onEvent });
     let failure = null;
     try { await lw.build({ dockerfile: 'FROM busybox\nRUN exit 3\n', onEvent }); } catch (e) { failure = String(e.message ?? e); }
     return {
-      first: first.layers, second: second.layers, again: again.layers, failure, output: output.join(''),
+      first: first.layers, second: second.layers, changes: changes.layers, again: again.layers, failure, output: output.join(''),
       firstMs, trivialMs, stats: JSON.parse(JSON.stringify(lw.vmExecutor().stats)),
     };
-  }, DOCKERFILE);
+  }, [DOCKERFILE, CHANGES]);
   const native = nativeLayers();
   assert.equal(got.first.length, 2);
   assert.equal(got.first[0].digest, native[0], 'the base layer is the same image');
   assert.equal(got.first[1].digest, native[1], 'the RUN layer in the tab equals the native one');
   assert.match(got.output, /second-42/);
+  const nativeChanges = nativeLayers(CHANGES, 'native/changes:1');
+  assert.equal(got.changes.length, 3);
+  assert.equal(got.changes[1].digest, nativeChanges[1], 'WORKDIR layer');
+  assert.equal(got.changes[2].digest, nativeChanges[2], 'every kind of change gives the native layer');
   assert.equal(got.second[1].size > 0, true);
   assert.equal(got.again[1].cached, true, 'the second build of the same Dockerfile hits the cache');
   assert.match(got.failure ?? '', /exit code: 3/);
