@@ -9,7 +9,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { missing, launch, newPage, open, serveDist, dist } from './harness.mjs';
 import { layerwrightBin, tempDir, which } from './fixtures.mjs';
-import { stepScript, unsupported } from '../../crates/wasm/js/vm.js';
+import { resolveUser, stepScript, unsupported } from '../../crates/wasm/js/vm.js';
 
 const bin = layerwrightBin();
 const guest = join(dist, 'guest');
@@ -22,11 +22,15 @@ if (why) console.error(`\n*** SKIPPING the RUN-in-the-tab tests: ${why} ***\n`);
 
 const DOCKERFILE = 'FROM busybox\nRUN echo hi > /x && rm -f /bin/true\n';
 // Every kind of change the layer writer knows: new directories, a hard link, symlinks, modes, owners, an emptied
-// and refilled directory (opaque), a rename, a removed directory, a device node, a FIFO, a truncated file.
+// and refilled directory (opaque), a rename, a removed directory, a device node, a FIFO, a truncated file; then a
+// step as another USER (its files are that user's).
 const CHANGES = 'FROM busybox\nWORKDIR /w\nRUN mkdir -p /a/b && echo x > /a/b/f && ln /a/b/f /a/h && ln -s f /a/b/s'
   + ' && chmod 700 /a && chown 1:2 /a/b/f && chmod 4755 /a/h && rm -f /etc/passwd /etc/group && echo g > /etc/new'
   + ' && mv /bin/ls /bin/ls2 && rm -rf /home && mknod /a/null c 1 3 && mkfifo /a/p && : > /bin/busybox.copy'
-  + ' && dd if=/bin/busybox of=/big bs=4096 count=100 2>/dev/null && ln -s /nowhere /dangling && pwd > here\n';
+  + ' && dd if=/bin/busybox of=/big bs=4096 count=100 2>/dev/null && ln -s /nowhere /dangling && pwd > here\n'
+  + 'USER 1000:1000\nRUN id -u > /tmp/who && touch /tmp/mine\n';
+// A user named in the image's /etc/passwd.
+const NAMED = 'FROM busybox\nUSER nobody\nRUN id -u > /tmp/who && id -g >> /tmp/who\n';
 let site; let browser; let tmp;
 
 before(async () => {
@@ -64,7 +68,7 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   page.setDefaultTimeout(300000);
   await open(page, site.url, '#/play');
   // Nothing but build(): FROM busybox finds the site's own linux/386 image, RUN runs in the page's VM.
-  const got = await page.evaluate(async ([dockerfile, changesFile]) => {
+  const got = await page.evaluate(async ([dockerfile, changesFile, namedFile]) => {
     const lw = window.layerwright;
     const output = [];
     const onEvent = (e) => { if (e.type === 'output') output.push(e.data); };
@@ -77,22 +81,25 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
     const trivialMs = performance.now() - t1;
     const again = await lw.build({ dockerfile, onEvent });
     const changes = await lw.build({ dockerfile: changesFile, onEvent });
+    const named = await lw.build({ dockerfile: namedFile, onEvent });
     let failure = null;
     try { await lw.build({ dockerfile: 'FROM busybox\nRUN exit 3\n', onEvent }); } catch (e) { failure = String(e.message ?? e); }
     return {
-      first: first.layers, second: second.layers, changes: changes.layers, again: again.layers, failure, output: output.join(''),
+      first: first.layers, second: second.layers, changes: changes.layers, named: named.layers, again: again.layers, failure, output: output.join(''),
       firstMs, trivialMs, stats: JSON.parse(JSON.stringify(lw.vmExecutor().stats)),
     };
-  }, [DOCKERFILE, CHANGES]);
+  }, [DOCKERFILE, CHANGES, NAMED]);
   const native = nativeLayers();
   assert.equal(got.first.length, 2);
   assert.equal(got.first[0].digest, native[0], 'the base layer is the same image');
   assert.equal(got.first[1].digest, native[1], 'the RUN layer in the tab equals the native one');
   assert.match(got.output, /second-42/);
   const nativeChanges = nativeLayers(CHANGES, 'native/changes:1');
-  assert.equal(got.changes.length, 3);
+  assert.equal(got.changes.length, 4);
   assert.equal(got.changes[1].digest, nativeChanges[1], 'WORKDIR layer');
   assert.equal(got.changes[2].digest, nativeChanges[2], 'every kind of change gives the native layer');
+  assert.equal(got.changes[3].digest, nativeChanges[3], 'a step as USER 1000:1000 gives the native layer');
+  assert.equal(got.named[1].digest, nativeLayers(NAMED, 'native/named:1')[1], 'USER nobody, from /etc/passwd');
   assert.equal(got.second[1].size > 0, true);
   assert.equal(got.again[1].cached, true, 'the second build of the same Dockerfile hits the cache');
   assert.match(got.failure ?? '', /exit code: 3/);
@@ -124,11 +131,21 @@ test('the guest-side script passes env, workdir and argv through the shell uncha
   const argv = execFileSync('sh', ['-c', `printf '%s\\n' ${words}`]).toString().split('\n').slice(0, -1);
   assert.deepEqual(argv, ['/bin/sh', '-c', 'cd "$1" || exit 1; shift; exec "$@"', 'sh', '/w d', ...req.args]);
   const env = script.split('env -i ')[1].split(' /bin/busybox chroot')[0];
-  assert.deepEqual(execFileSync('sh', ['-c', `printf '%s\\n' ${env}`]).toString(), `${req.env[0]}\n`);
+  // PATH and HOME are added as the native RUN adds them.
+  assert.deepEqual(execFileSync('sh', ['-c', `printf '%s\\n' ${env}`]).toString(),
+    `${req.env[0]}\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nHOME=/root\n`);
   // At / the argv runs directly.
   assert.match(stepScript({ ...req, workdir: '/' }), /chroot \/mnt '\/bin\/sh' '-c' /);
   assert.equal(unsupported(req), null);
   assert.match(unsupported({ ...req, platform: 'linux/amd64', location: 'Dockerfile:2' }), /^Dockerfile:2: .*layerwright serve/);
-  assert.match(unsupported({ ...req, user: 'nobody' }), /USER nobody/);
+  const passwd = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n';
+  const group = 'root:x:0:\nstaff:x:50:nobody\n';
+  assert.deepEqual(resolveUser('nobody', passwd, group), { uid: 65534, gid: 65534, home: '/home' });
+  assert.deepEqual(resolveUser('nobody:staff', passwd, group), { uid: 65534, gid: 50, home: '/home' });
+  assert.deepEqual(resolveUser('1000', passwd, group), { uid: 1000, gid: 0, home: '/' });
+  assert.deepEqual(resolveUser('', passwd, group), { uid: 0, gid: 0, home: '/root' });
+  assert.throws(() => resolveUser('ghost', passwd, group), /unable to find user ghost/);
+  assert.throws(() => resolveUser('1:ghosts', passwd, group), /unable to find group ghosts/);
+  assert.match(stepScript(req, { uid: 65534, gid: 50, home: '/home' }), /HOME=\/home' \/bin\/busybox nsenter -r\/mnt -S 65534 -G 50 /);
   assert.match(unsupported({ ...req, mounts: ['type=cache,target=/c'] }), /--mount/);
 });

@@ -56,6 +56,12 @@ impl NinepSession {
         self.inner.handle(req)
     }
 
+    /// The bytes of the regular file at `path` in the stage root (no symlinks followed), or undefined.
+    #[wasm_bindgen(js_name = readFile)]
+    pub fn read_file(&self, path: &str) -> Option<Vec<u8>> {
+        self.inner.server.fs.read_file(path).map(<[u8]>::to_vec)
+    }
+
     /// The step's layer as `{mediaType, digest, diffId, size, bytes}` (gzip), or null when nothing changed.
     /// `epoch`: SOURCE_DATE_EPOCH (mtimes clamped to it), or undefined.
     pub fn layer(&mut self, epoch: Option<f64>) -> Result<JsValue, JsValue> {

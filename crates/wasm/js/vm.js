@@ -9,15 +9,53 @@ const MARKER = "lw-exit ";
 /** Single-quote a word for the guest's shell. */
 const quote = (s) => "'" + String(s).replaceAll("'", "'\\''") + "'";
 
-/** The guest-side script of one step: a clean environment, the stage root as `/`, the working directory, the args. */
-export function stepScript(req) {
-  const env = (req.env ?? []).map(quote).join(" ");
+/** `/etc/passwd` or `/etc/group` as rows of fields. */
+const table = (text) => (text ?? "").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
+
+/**
+ * USER as the native RUN resolves it (`native-cli/src/run/spec.rs`) from the image's `/etc/passwd` and
+ * `/etc/group`: `{uid, gid, home}`. Supplementary groups are not set in the VM (the step has the primary group only).
+ */
+export function resolveUser(user, passwdText, groupText) {
+  const passwd = table(passwdText);
+  const group = table(groupText);
+  let [u, g] = (user ?? "").includes(":") ? [user.slice(0, user.indexOf(":")), user.slice(user.indexOf(":") + 1)] : [user ?? "", null];
+  if (!u) u = "0";
+  const numeric = /^\d+$/.test(u);
+  const entry = passwd.find((f) => f.length >= 4 && (f[0] === u || (numeric && f[2] === u)));
+  let uid; let gid; let home;
+  if (entry) [uid, gid, home] = [Number(entry[2]) || 0, Number(entry[3]) || 0, entry[5] ?? "/"];
+  else if (numeric) [uid, gid, home] = [Number(u), 0, "/"];
+  else throw new Error(`unable to find user ${u}: no matching entries in passwd file`);
+  if (g !== null) {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      const row = group.find((f) => f.length >= 3 && f[0] === g);
+      if (!row) throw new Error(`unable to find group ${g}: no matching entries in group file`);
+      gid = Number(row[2]) || 0;
+    }
+  }
+  return { uid, gid, home };
+}
+
+/**
+ * The guest-side script of one step: a clean environment (PATH and HOME as the native RUN adds them), the stage
+ * root as `/`, the user, the working directory, the args.
+ */
+export function stepScript(req, user = { uid: 0, gid: 0, home: "/root" }) {
+  const vars = [...(req.env ?? [])];
+  if (!vars.some((e) => e.startsWith("PATH="))) vars.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  if (!vars.some((e) => e.startsWith("HOME="))) vars.push(`HOME=${user.home}`);
+  const env = vars.map(quote).join(" ");
   const workdir = req.workdir || "/";
   const run = workdir === "/"
     ? req.args.map(quote).join(" ")
     // The image's shell changes into the directory (the guest's chroot always starts at /).
     : ["/bin/sh", "-c", 'cd "$1" || exit 1; shift; exec "$@"', "sh", workdir, ...req.args].map(quote).join(" ");
-  return `cd /\nexec /bin/busybox env -i ${env} /bin/busybox chroot /mnt ${run}\n`;
+  // nsenter changes root, then drops to the user (numeric ids: the guest has no passwd of its own; the
+  // supplementary groups are cleared).
+  const enter = user.uid === 0 && user.gid === 0 ? "chroot /mnt" : `nsenter -r/mnt -S ${user.uid} -G ${user.gid}`;
+  return `cd /\nexec /bin/busybox env -i ${env} /bin/busybox ${enter} ${run}\n`;
 }
 
 /**
@@ -48,9 +86,6 @@ export function unsupported(req) {
   const where = req.location ? `${req.location}: ` : "";
   if (req.platform && req.platform !== "linux/386") {
     return `${where}RUN for ${req.platform} needs \`layerwright serve\`: the tab's VM runs linux/386 steps only (build with platform linux/386 on a linux/386 image)`;
-  }
-  if (req.user && !["root", "0", "0:0", "root:root"].includes(req.user)) {
-    return `${where}USER ${req.user}: the tab's VM runs steps as root only so far; use \`layerwright serve\``;
   }
   if ((req.mounts ?? []).length) return `${where}RUN --mount is not supported in the tab's VM yet; use \`layerwright serve\``;
   if ((req.files ?? []).length) return `${where}heredoc scripts are not supported in the tab's VM yet; use \`layerwright serve\``;
@@ -128,6 +163,11 @@ export function makeVmExecutor({ guestUrl } = {}) {
     const layers = (req.layers ?? []).map((l) => io.readBlob(l.digest));
     session = new core.NinepSession(layers, Math.floor(Date.now() / 1000));
     try {
+      const text = (p) => { const b = session.readFile(p); return b ? new TextDecoder().decode(b) : ""; };
+      let user;
+      try { user = resolveUser(req.user, text("/etc/passwd"), text("/etc/group")); } catch (e) {
+        throw new Error(`${req.location ? req.location + ": " : ""}USER ${req.user}: ${e.message}`);
+      }
       const id = `${++seq}-${Math.random().toString(36).slice(2, 8)}`;
       const code = await new Promise((resolve) => {
         const dec = new TextDecoder();
@@ -145,7 +185,7 @@ export function makeVmExecutor({ guestUrl } = {}) {
             text = "";
           }
         };
-        const script = btoa(String.fromCharCode(...new TextEncoder().encode(stepScript(req))));
+        const script = btoa(String.fromCharCode(...new TextEncoder().encode(stepScript(req, user))));
         emulator.serial0_send(`run ${id} ${script}\n`);
       });
       stats.stepsMs.push(Math.round(performance.now() - t0));

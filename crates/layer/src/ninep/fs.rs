@@ -485,6 +485,15 @@ impl MemFs {
         }
     }
 
+    /// The bytes of the regular file at `path` (absolute or relative to the root; no symlinks followed), for the
+    /// host to read the image's `/etc/passwd` and `/etc/group`.
+    pub fn read_file(&self, path: &str) -> Option<&[u8]> {
+        match &self.node(self.resolve(path)?)?.kind {
+            Kind::File(d) => Some(d),
+            _ => None,
+        }
+    }
+
     /// The inode at a clean relative path (no symlinks followed).
     pub fn resolve(&self, path: &str) -> Option<Ino> {
         let mut ino = ROOT;

@@ -151,6 +151,14 @@ fn nothing_changed_gives_no_layer() {
     });
     assert_eq!(r, [1, 0, 0, 0, b'a']);
     assert!(c.s.layer(Compression::Gzip, Some(0)).unwrap().is_none());
+    assert_eq!(c.s.server.fs.read_file("/etc/a"), Some(&b"a"[..]));
+    assert_eq!(c.s.server.fs.read_file("etc/b"), Some(&b"a"[..]));
+    assert_eq!(
+        c.s.server.fs.read_file("/bin/true"),
+        None,
+        "a symlink is not followed"
+    );
+    assert_eq!(c.s.server.fs.read_file("/etc"), None);
 }
 
 #[test]
