@@ -292,9 +292,10 @@ pub fn build(out: &Path) -> Result<()> {
         bail!("v86 is missing from www/node_modules: run npm install in www/");
     }
     copy(&v86.join("LICENSE"), &out.join("licenses/v86.txt"))?;
-    for f in ["libv86.mjs", "v86.wasm"] {
-        copy(&v86.join("build").join(f), &out.join(f))?;
-    }
+    // `.js`, not v86's `.mjs`: static servers that do not know `.mjs` would send it with a type browsers refuse
+    // for a module.
+    copy(&v86.join("build/libv86.mjs"), &out.join("libv86.js"))?;
+    copy(&v86.join("build/v86.wasm"), &out.join("v86.wasm"))?;
     let mut key = sha2_hex(&[]);
     for f in [
         "bzImage",

@@ -119,7 +119,7 @@ export function makeVmExecutor({ guestUrl } = {}) {
   const start = async () => {
     const t0 = performance.now();
     const [{ V86 }, guestCore, guestWasm, bios, vga, state] = await Promise.all([
-      import(/* webpackIgnore: true */ new URL("libv86.mjs", base).href),
+      import(/* webpackIgnore: true */ new URL("libv86.js", base).href),
       import(/* webpackIgnore: true */ new URL("./lw_guest.js", import.meta.url).href),
       fetchBytes("./lw_guest_bg.wasm", import.meta.url),
       fetchBytes("seabios.bin"), fetchBytes("vgabios.bin"), fetchBytes("state.bin.zst"),
@@ -148,7 +148,7 @@ export function makeVmExecutor({ guestUrl } = {}) {
     await new Promise((resolve) => emulator.add_listener("emulator-loaded", resolve));
     emulator.add_listener("serial0-output-byte", (b) => listener?.(b));
     // v86 fetched these itself; the cache gets its own copies.
-    for (const f of ["libv86.mjs", "v86.wasm"]) keepUrl(new URL(f, base).href);
+    for (const f of ["libv86.js", "v86.wasm"]) keepUrl(new URL(f, base).href);
     stats.restoreMs = Math.round(performance.now() - t1);
     stats.startMs = Math.round(performance.now() - t0);
     return emulator;
