@@ -49,7 +49,10 @@ function writeServiceWorker() {
   walk(dist);
   const hash = createHash('sha256');
   for (const f of files.sort()) hash.update(relative(dist, f)).update(readFileSync(f));
-  const list = ['./', ...files.map((f) => './' + relative(dist, f)).filter((f) => f !== './index.html')];
+  // The VM's 9p module (pkg/lw_guest*) is in the hash but not precached: it is cached when a RUN first needs it,
+  // as the guest is.
+  const list = ['./', ...files.map((f) => './' + relative(dist, f))
+    .filter((f) => f !== './index.html' && !f.startsWith('./pkg/lw_guest'))];
   const template = readFileSync(join(root, 'src/sw.template.js'), 'utf8');
   writeFileSync(
     join(dist, 'sw.js'),

@@ -149,6 +149,7 @@ export function makeVmExecutor({ guestUrl } = {}) {
     emulator.add_listener("serial0-output-byte", (b) => listener?.(b));
     // v86 fetched these itself; the cache gets its own copies.
     for (const f of ["libv86.js", "v86.wasm"]) keepUrl(new URL(f, base).href);
+    keepUrl(new URL("./lw_guest.js", import.meta.url).href);
     stats.restoreMs = Math.round(performance.now() - t1);
     stats.startMs = Math.round(performance.now() - t0);
     return emulator;
