@@ -82,10 +82,14 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
     const again = await lw.build({ dockerfile, onEvent });
     const changes = await lw.build({ dockerfile: changesFile, onEvent });
     const named = await lw.build({ dockerfile: namedFile, onEvent });
+    // A process left in the background ends with the step (as in runc), and the next step runs.
+    const tb = performance.now();
+    await lw.build({ dockerfile: 'FROM busybox\nRUN sleep 1000 & echo bg-started\n', onEvent });
+    const background = (performance.now() - tb) / 1000;
     let failure = null;
     try { await lw.build({ dockerfile: 'FROM busybox\nRUN exit 3\n', onEvent }); } catch (e) { failure = String(e.message ?? e); }
     return {
-      first: first.layers, second: second.layers, changes: changes.layers, named: named.layers, again: again.layers, failure, output: output.join(''),
+      first: first.layers, second: second.layers, changes: changes.layers, named: named.layers, background, again: again.layers, failure, output: output.join(''),
       firstMs, trivialMs, stats: JSON.parse(JSON.stringify(lw.vmExecutor().stats)),
     };
   }, [DOCKERFILE, CHANGES, NAMED]);
@@ -94,6 +98,8 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   assert.equal(got.first[0].digest, native[0], 'the base layer is the same image');
   assert.equal(got.first[1].digest, native[1], 'the RUN layer in the tab equals the native one');
   assert.match(got.output, /second-42/);
+  assert.match(got.output, /bg-started/);
+  assert.ok(got.background < 100, `a step with a background process took ${got.background} s`);
   const nativeChanges = nativeLayers(CHANGES, 'native/changes:1');
   assert.equal(got.changes.length, 4);
   assert.equal(got.changes[1].digest, nativeChanges[1], 'WORKDIR layer');
@@ -130,7 +136,7 @@ test('the guest-side script passes env, workdir and argv through the shell uncha
   const words = script.trim().split('chroot /mnt ')[1];
   const argv = execFileSync('sh', ['-c', `printf '%s\\n' ${words}`]).toString().split('\n').slice(0, -1);
   assert.deepEqual(argv, ['/bin/sh', '-c', 'cd "$1" || exit 1; shift; exec "$@"', 'sh', '/w d', ...req.args]);
-  const env = script.split('env -i ')[1].split(' /bin/busybox chroot')[0];
+  const env = script.split('env -i ')[1].split(' /bin/busybox unshare')[0];
   // PATH and HOME are added as the native RUN adds them.
   assert.deepEqual(execFileSync('sh', ['-c', `printf '%s\\n' ${env}`]).toString(),
     `${req.env[0]}\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nHOME=/root\n`);
@@ -146,6 +152,6 @@ test('the guest-side script passes env, workdir and argv through the shell uncha
   assert.deepEqual(resolveUser('', passwd, group), { uid: 0, gid: 0, home: '/root' });
   assert.throws(() => resolveUser('ghost', passwd, group), /unable to find user ghost/);
   assert.throws(() => resolveUser('1:ghosts', passwd, group), /unable to find group ghosts/);
-  assert.match(stepScript(req, { uid: 65534, gid: 50, home: '/home' }), /HOME=\/home' \/bin\/busybox nsenter -r\/mnt -S 65534 -G 50 /);
+  assert.match(stepScript(req, { uid: 65534, gid: 50, home: '/home' }), /HOME=\/home' \/bin\/busybox unshare -p -f \/bin\/busybox nsenter -r\/mnt -S 65534 -G 50 /);
   assert.match(unsupported({ ...req, mounts: ['type=cache,target=/c'] }), /--mount/);
 });

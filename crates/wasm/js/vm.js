@@ -55,7 +55,9 @@ export function stepScript(req, user = { uid: 0, gid: 0, home: "/root" }) {
   // nsenter changes root, then drops to the user (numeric ids: the guest has no passwd of its own; the
   // supplementary groups are cleared).
   const enter = user.uid === 0 && user.gid === 0 ? "chroot /mnt" : `nsenter -r/mnt -S ${user.uid} -G ${user.gid}`;
-  return `cd /\nexec /bin/busybox env -i ${env} /bin/busybox ${enter} ${run}\n`;
+  // A PID namespace of its own, as runc gives a step: when the step's first process ends, the kernel ends every
+  // process it left behind, so none keeps the root busy.
+  return `cd /\nexec /bin/busybox env -i ${env} /bin/busybox unshare -p -f /bin/busybox ${enter} ${run}\n`;
 }
 
 /**
@@ -136,8 +138,9 @@ export function makeVmExecutor({ guestUrl } = {}) {
       initial_state: { buffer: state },
       filesystem: {
         handle9p: (req, reply) => {
-          if (!session) throw new Error("a 9p request outside a RUN step");
-          reply(session.handle(req));
+          // Between steps nothing is mounted; answer a stray request with Rlerror EIO rather than leave it hanging.
+          if (!session) reply(Uint8Array.of(11, 0, 0, 0, 7, req[5], req[6], 5, 0, 0, 0));
+          else reply(session.handle(req));
         },
       },
       autostart: true,
