@@ -29,6 +29,9 @@ const CHANGES = 'FROM busybox\nWORKDIR /w\nRUN mkdir -p /a/b && echo x > /a/b/f 
   + ' && mv /bin/ls /bin/ls2 && rm -rf /home && mknod /a/null c 1 3 && mkfifo /a/p && : > /bin/busybox.copy'
   + ' && dd if=/bin/busybox of=/big bs=4096 count=100 2>/dev/null && ln -s /nowhere /dangling && pwd > here\n'
   + 'USER 1000:1000\nRUN id -u > /tmp/who && touch /tmp/mine\n';
+// tmpfs mounts: on a path the image lacks (made and removed again) and on one it has.
+const TMPFS = 'FROM busybox\nRUN --mount=type=tmpfs,target=/scratch/deep --mount=type=tmpfs,target=/tmp,size=1m'
+  + ' echo t > /scratch/deep/f && echo u > /tmp/g && cat /scratch/deep/f /tmp/g > /kept\n';
 // A user named in the image's /etc/passwd.
 const NAMED = 'FROM busybox\nUSER nobody\nRUN id -u > /tmp/who && id -g >> /tmp/who\n';
 let site; let browser; let tmp;
@@ -68,7 +71,7 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   page.setDefaultTimeout(300000);
   await open(page, site.url, '#/play');
   // Nothing but build(): FROM busybox finds the site's own linux/386 image, RUN runs in the page's VM.
-  const got = await page.evaluate(async ([dockerfile, changesFile, namedFile]) => {
+  const got = await page.evaluate(async ([dockerfile, changesFile, namedFile, tmpfsFile]) => {
     const lw = window.layerwright;
     const output = [];
     const onEvent = (e) => { if (e.type === 'output') output.push(e.data); };
@@ -82,6 +85,7 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
     const again = await lw.build({ dockerfile, onEvent });
     const changes = await lw.build({ dockerfile: changesFile, onEvent });
     const named = await lw.build({ dockerfile: namedFile, onEvent });
+    const tmpfs = await lw.build({ dockerfile: tmpfsFile, onEvent });
     // A process left in the background ends with the step (as in runc), and the next step runs.
     const tb = performance.now();
     await lw.build({ dockerfile: 'FROM busybox\nRUN sleep 1000 & echo bg-started\n', onEvent });
@@ -89,10 +93,10 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
     let failure = null;
     try { await lw.build({ dockerfile: 'FROM busybox\nRUN exit 3\n', onEvent }); } catch (e) { failure = String(e.message ?? e); }
     return {
-      first: first.layers, second: second.layers, changes: changes.layers, named: named.layers, background, again: again.layers, failure, output: output.join(''),
+      first: first.layers, second: second.layers, changes: changes.layers, named: named.layers, tmpfs: tmpfs.layers, background, again: again.layers, failure, output: output.join(''),
       firstMs, trivialMs, stats: JSON.parse(JSON.stringify(lw.vmExecutor().stats)),
     };
-  }, [DOCKERFILE, CHANGES, NAMED]);
+  }, [DOCKERFILE, CHANGES, NAMED, TMPFS]);
   const native = nativeLayers();
   assert.equal(got.first.length, 2);
   assert.equal(got.first[0].digest, native[0], 'the base layer is the same image');
@@ -106,6 +110,7 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   assert.equal(got.changes[2].digest, nativeChanges[2], 'every kind of change gives the native layer');
   assert.equal(got.changes[3].digest, nativeChanges[3], 'a step as USER 1000:1000 gives the native layer');
   assert.equal(got.named[1].digest, nativeLayers(NAMED, 'native/named:1')[1], 'USER nobody, from /etc/passwd');
+  assert.equal(got.tmpfs[1].digest, nativeLayers(TMPFS, 'native/tmpfs:1')[1], 'tmpfs mounts leave only /kept');
   assert.equal(got.second[1].size > 0, true);
   assert.equal(got.again[1].cached, true, 'the second build of the same Dockerfile hits the cache');
   assert.match(got.failure ?? '', /exit code: 3/);
@@ -153,5 +158,6 @@ test('the guest-side script passes env, workdir and argv through the shell uncha
   assert.throws(() => resolveUser('ghost', passwd, group), /unable to find user ghost/);
   assert.throws(() => resolveUser('1:ghosts', passwd, group), /unable to find group ghosts/);
   assert.match(stepScript(req, { uid: 65534, gid: 50, home: '/home' }), /HOME=\/home' \/bin\/busybox unshare -p -f \/bin\/busybox nsenter -r\/mnt -S 65534 -G 50 /);
-  assert.match(unsupported({ ...req, mounts: ['type=cache,target=/c'] }), /--mount/);
+  assert.match(unsupported({ ...req, mounts: ['type=cache,target=/c'] }), /--mount=type=cache/);
+  assert.equal(unsupported({ ...req, mounts: ['type=tmpfs,target=/c'] }), null);
 });

@@ -57,7 +57,36 @@ export function stepScript(req, user = { uid: 0, gid: 0, home: "/root" }) {
   const enter = user.uid === 0 && user.gid === 0 ? "chroot /mnt" : `nsenter -r/mnt -S ${user.uid} -G ${user.gid}`;
   // A PID namespace of its own, as runc gives a step: when the step's first process ends, the kernel ends every
   // process it left behind, so none keeps the root busy.
-  return `cd /\nexec /bin/busybox env -i ${env} /bin/busybox unshare -p -f /bin/busybox ${enter} ${run}\n`;
+  const step = `/bin/busybox env -i ${env} /bin/busybox unshare -p -f /bin/busybox ${enter} ${run}`;
+  const tmpfs = (req.mounts ?? []).map(mountSpec).filter((m) => m.type === "tmpfs");
+  if (!tmpfs.length) return `cd /\nexec ${step}\n`;
+  // tmpfs mounts: mount points the image lacks are made for the step and removed after it (as the native RUN
+  // removes the stubs runc makes), so they never reach the layer.
+  const before = [];
+  const after = [];
+  let n = 0;
+  for (const m of tmpfs) {
+    const target = m.target.startsWith("/") ? m.target : `${workdir.replace(/\/+$/, "")}/${m.target}`;
+    let path = "/mnt";
+    for (const part of target.split("/").filter((p) => p && p !== ".")) {
+      path += `/${part}`;
+      const v = `m${n++}`;
+      before.push(`${v}=0; [ -e ${quote(path)} ] || { mkdir ${quote(path)} && ${v}=1; }`);
+      after.unshift(`[ $${v} = 1 ] && rmdir ${quote(path)}`);
+    }
+    before.push(`mount -t tmpfs -o nosuid,nodev${m.size ? `,size=${m.size}` : ""} tmpfs ${quote(path)} || exit 125`);
+    after.unshift(`umount ${quote(path)}`);
+  }
+  return ["cd /", ...before, step, "code=$?", ...after, "exit $code", ""].join("\n");
+}
+
+/** The keys of a `--mount=` value (type defaults to bind; `target`, `dst`, `destination` are the target). */
+function mountSpec(spec) {
+  const kv = Object.fromEntries(String(spec).split(",").map((p) => {
+    const i = p.indexOf("=");
+    return i < 0 ? [p.trim(), "true"] : [p.slice(0, i).trim(), p.slice(i + 1).trim()];
+  }));
+  return { type: kv.type ?? "bind", target: kv.target ?? kv.dst ?? kv.destination ?? "", size: kv.size ?? null };
 }
 
 /**
@@ -89,7 +118,12 @@ export function unsupported(req) {
   if (req.platform && req.platform !== "linux/386") {
     return `${where}RUN for ${req.platform} needs \`layerwright serve\`: the tab's VM runs linux/386 steps only (build with platform linux/386 on a linux/386 image)`;
   }
-  if ((req.mounts ?? []).length) return `${where}RUN --mount is not supported in the tab's VM yet; use \`layerwright serve\``;
+  for (const m of req.mounts ?? []) {
+    const type = mountSpec(m).type;
+    if (type !== "tmpfs") {
+      return `${where}RUN --mount=type=${type} is not supported in the tab's VM yet (tmpfs is); use \`layerwright serve\``;
+    }
+  }
   if ((req.files ?? []).length) return `${where}heredoc scripts are not supported in the tab's VM yet; use \`layerwright serve\``;
   return null;
 }
