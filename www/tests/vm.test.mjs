@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { missing, launch, newPage, open, serveDist, dist } from './harness.mjs';
+import { LESSONS } from '../src/lessons-data.js';
 import { layerwrightBin, tempDir, which } from './fixtures.mjs';
 import { resolveUser, stepScript, unsupported } from '../../crates/wasm/js/vm.js';
 
@@ -160,4 +161,25 @@ test('the guest-side script passes env, workdir and argv through the shell uncha
   assert.match(stepScript(req, { uid: 65534, gid: 50, home: '/home' }), /HOME=\/home' \/bin\/busybox unshare -p -f \/bin\/busybox nsenter -r\/mnt -S 65534 -G 50 /);
   assert.match(unsupported({ ...req, mounts: ['type=cache,target=/c'] }), /--mount=type=cache/);
   assert.equal(unsupported({ ...req, mounts: ['type=tmpfs,target=/c'] }), null);
+});
+
+test("a lesson's RUN variant builds on a static host, in the tab's VM", { skip: !!why, timeout: 600000 }, async () => {
+  const lesson = LESSONS.find((l) => l.runVariant);
+  assert.ok(lesson, 'some lesson has a RUN variant');
+  const { page, context, errors } = await newPage(browser);
+  page.setDefaultTimeout(300000);
+  await open(page, site.url, `#/lessons/${lesson.id}`);
+  await page.click('details summary:has-text("A variant with RUN steps")');
+  assert.match(await page.textContent('details'), /inside this tab/);
+  await page.click('details button:has-text("Load in the editor")');
+  await page.click('[data-testid=build-button]');
+  await page.waitForSelector('[data-testid=build-summary], [data-testid=build-error]', { timeout: 300000 });
+  const err = await page.$('[data-testid=build-error]');
+  if (err) assert.fail('build failed: ' + (await err.textContent()) + '\nlog: ' + (await page.textContent('[data-testid=build-log]')));
+  const layerTexts = await page.locator('[data-testid=layer-list] > li').allTextContents();
+  const runs = (lesson.runVariant.match(/^RUN /gm) || []).length;
+  assert.ok(runs > 0);
+  assert.ok(layerTexts.some((t) => /RUN|\/bin\/sh -c/.test(t)), `a RUN layer is listed: ${layerTexts.join(' | ')}`);
+  assert.deepEqual(errors, []);
+  await context.close();
 });
