@@ -136,6 +136,9 @@ fn build_site(proxy: Option<String>) -> Result<()> {
             "install"
         };
         run(Command::new(&npm).current_dir(&www).arg(install))?;
+        // The Linux guest RUN steps use in the tab (v86 comes from npm), into www/guest/, which build.mjs copies
+        // into dist/ (loaded only when a step needs it; the service worker's cache name covers it).
+        crate::guest::build(&www.join("guest"))?;
         // build.mjs bakes it into the bundle as the inspector's default proxy.
         run(Command::new(&npm)
             .current_dir(&www)
@@ -147,9 +150,6 @@ fn build_site(proxy: Option<String>) -> Result<()> {
     } else {
         minimal_site(&www, &pkg)?;
     }
-    // The Linux guest RUN steps use in the tab (loaded only when a step needs it); after the site, whose build
-    // empties dist/.
-    crate::guest::build(&www.join("dist/guest"))?;
     eprintln!("xtask: the site is in {}", www.join("dist").display());
     Ok(())
 }

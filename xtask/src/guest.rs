@@ -324,6 +324,26 @@ pub fn build(out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask guest`: the guest into `www/guest/`, and into an existing `www/dist/guest/` (a quick refresh; a
+/// deployable site comes from `cargo xtask build`, whose service worker's cache name covers the guest).
+pub fn build_into_site() -> Result<()> {
+    let www = crate::repo_root().join("www");
+    build(&www.join("guest"))?;
+    if www.join("dist").is_dir() {
+        let to = www.join("dist/guest");
+        fs::create_dir_all(to.join("licenses"))?;
+        for dir in ["", "licenses"] {
+            for e in fs::read_dir(www.join("guest").join(dir))? {
+                let e = e?;
+                if e.file_type()?.is_file() {
+                    fs::copy(e.path(), to.join(dir).join(e.file_name()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn sha2_hex(bytes: &[u8]) -> String {
     lw_oci::Digest::sha256_of(bytes).encoded().to_string()
 }

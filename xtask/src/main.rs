@@ -55,7 +55,8 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>\n\n\
      commands:\n  \
      run [-- ARGS]   build the site and the CLI, then serve the playground (with ARGS: run the CLI with them)\n  \
-     guest           only the tab's Linux guest into www/dist/guest (kernel, initramfs, BIOS, saved state, busybox)\n  \
+     guest           only the tab's Linux guest into www/guest and www/dist/guest (kernel, initramfs, BIOS, saved\n                  \
+     state, busybox); `build` makes it part of the site\n  \
      demo            a tour of the CLI: build, images, history, save\n  \
      build [--proxy URL] build the wasm core and the static site into www/dist (URL: the site's default registry\n                  \
      proxy, a `layerwright proxy` for a static deployment)\n  \
@@ -81,7 +82,7 @@ fn main() -> ExitCode {
             },
             Some(other) => Err(anyhow::anyhow!("build: unknown argument {other:?}")),
         },
-        Some("guest") => guest::build(&repo_root().join("www/dist/guest")),
+        Some("guest") => guest::build_into_site(),
         Some("demo") => demo_main(),
         Some("bench") => bench::main(&args[1..]),
         Some("deps") => deps::ensure_all(),
