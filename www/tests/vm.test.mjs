@@ -33,6 +33,8 @@ const CHANGES = 'FROM busybox\nWORKDIR /w\nRUN mkdir -p /a/b && echo x > /a/b/f 
 // tmpfs mounts: on a path the image lacks (made and removed again) and on one it has.
 const TMPFS = 'FROM busybox\nRUN --mount=type=tmpfs,target=/scratch/deep --mount=type=tmpfs,target=/tmp,size=1m'
   + ' echo t > /scratch/deep/f && echo u > /tmp/g && cat /scratch/deep/f /tmp/g > /kept\n';
+// A heredoc script (run from /dev/pipes) and a tmpfs on a relative target.
+const HEREDOC = 'FROM busybox\nWORKDIR /w\nRUN --mount=type=tmpfs,target=t <<EOF\n#!/bin/sh\necho heredoc-$((1+1)) > /h\necho in-t > t/x\nEOF\n';
 // A user named in the image's /etc/passwd.
 const NAMED = 'FROM busybox\nUSER nobody\nRUN id -u > /tmp/who && id -g >> /tmp/who\n';
 let site; let browser; let tmp;
@@ -72,7 +74,7 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   page.setDefaultTimeout(300000);
   await open(page, site.url, '#/play');
   // Nothing but build(): FROM busybox finds the site's own linux/386 image, RUN runs in the page's VM.
-  const got = await page.evaluate(async ([dockerfile, changesFile, namedFile, tmpfsFile]) => {
+  const got = await page.evaluate(async ([dockerfile, changesFile, namedFile, tmpfsFile, heredocFile]) => {
     const lw = window.layerwright;
     const output = [];
     const onEvent = (e) => { if (e.type === 'output') output.push(e.data); };
@@ -87,6 +89,7 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
     const changes = await lw.build({ dockerfile: changesFile, onEvent });
     const named = await lw.build({ dockerfile: namedFile, onEvent });
     const tmpfs = await lw.build({ dockerfile: tmpfsFile, onEvent });
+    const heredoc = await lw.build({ dockerfile: heredocFile, onEvent });
     // A process left in the background ends with the step (as in runc), and the next step runs.
     const tb = performance.now();
     await lw.build({ dockerfile: 'FROM busybox\nRUN sleep 1000 & echo bg-started\n', onEvent });
@@ -94,10 +97,10 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
     let failure = null;
     try { await lw.build({ dockerfile: 'FROM busybox\nRUN exit 3\n', onEvent }); } catch (e) { failure = String(e.message ?? e); }
     return {
-      first: first.layers, second: second.layers, changes: changes.layers, named: named.layers, tmpfs: tmpfs.layers, background, again: again.layers, failure, output: output.join(''),
+      first: first.layers, second: second.layers, changes: changes.layers, named: named.layers, tmpfs: tmpfs.layers, heredoc: heredoc.layers, background, again: again.layers, failure, output: output.join(''),
       firstMs, trivialMs, stats: JSON.parse(JSON.stringify(lw.vmExecutor().stats)),
     };
-  }, [DOCKERFILE, CHANGES, NAMED, TMPFS]);
+  }, [DOCKERFILE, CHANGES, NAMED, TMPFS, HEREDOC]);
   const native = nativeLayers();
   assert.equal(got.first.length, 2);
   assert.equal(got.first[0].digest, native[0], 'the base layer is the same image');
@@ -112,6 +115,9 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   assert.equal(got.changes[3].digest, nativeChanges[3], 'a step as USER 1000:1000 gives the native layer');
   assert.equal(got.named[1].digest, nativeLayers(NAMED, 'native/named:1')[1], 'USER nobody, from /etc/passwd');
   assert.equal(got.tmpfs[1].digest, nativeLayers(TMPFS, 'native/tmpfs:1')[1], 'tmpfs mounts leave only /kept');
+  const nativeHeredoc = nativeLayers(HEREDOC, 'native/heredoc:1');
+  assert.equal(got.heredoc.length, 3);
+  assert.equal(got.heredoc[2].digest, nativeHeredoc[2], 'a heredoc script gives the native layer');
   assert.equal(got.second[1].size > 0, true);
   assert.equal(got.again[1].cached, true, 'the second build of the same Dockerfile hits the cache');
   assert.match(got.failure ?? '', /exit code: 3/);

@@ -59,24 +59,39 @@ export function stepScript(req, user = { uid: 0, gid: 0, home: "/root" }) {
   // process it left behind, so none keeps the root busy.
   const step = `/bin/busybox env -i ${env} /bin/busybox unshare -p -f /bin/busybox ${enter} ${run}`;
   const tmpfs = (req.mounts ?? []).map(mountSpec).filter((m) => m.type === "tmpfs");
-  if (!tmpfs.length) return `cd /\nexec ${step}\n`;
-  // tmpfs mounts: mount points the image lacks are made for the step and removed after it (as the native RUN
-  // removes the stubs runc makes), so they never reach the layer.
+  const files = req.files ?? [];
+  if (!tmpfs.length && !files.length) return `cd /\nexec ${step}\n`;
+  // Mount points the image lacks are made for the step and removed after it (as the native RUN removes the stubs
+  // runc makes), so they never reach the layer.
   const before = [];
   const after = [];
   let n = 0;
-  for (const m of tmpfs) {
-    const target = m.target.startsWith("/") ? m.target : `${workdir.replace(/\/+$/, "")}/${m.target}`;
+  const abs = (p) => (p.startsWith("/") ? p : `${workdir.replace(/\/+$/, "")}/${p}`);
+  const mountPoint = (target, file) => {
+    const parts = target.split("/").filter((p) => p && p !== ".");
     let path = "/mnt";
-    for (const part of target.split("/").filter((p) => p && p !== ".")) {
+    parts.forEach((part, i) => {
       path += `/${part}`;
       const v = `m${n++}`;
-      before.push(`${v}=0; [ -e ${quote(path)} ] || { mkdir ${quote(path)} && ${v}=1; }`);
-      after.unshift(`[ $${v} = 1 ] && rmdir ${quote(path)}`);
-    }
+      const make = file && i === parts.length - 1 ? [`: > ${quote(path)}`, "rm -f"] : [`mkdir ${quote(path)}`, "rmdir"];
+      before.push(`${v}=0; [ -e ${quote(path)} ] || { ${make[0]} && ${v}=1; }`);
+      after.unshift(`[ $${v} = 1 ] && ${make[1]} ${quote(path)}`);
+    });
+    return path;
+  };
+  for (const m of tmpfs) {
+    const path = mountPoint(abs(m.target), false);
     before.push(`mount -t tmpfs -o nosuid,nodev${m.size ? `,size=${m.size}` : ""} tmpfs ${quote(path)} || exit 125`);
     after.unshift(`umount ${quote(path)}`);
   }
+  // Heredoc scripts (`RUN <<EOF` with #!): the bytes in the guest's memory, bound read-only over a stub.
+  files.forEach((f, i) => {
+    const src = `/tmp/lw-file-${i}`;
+    before.push(`echo ${quote(f.data)} | base64 -d > ${src} && chmod 755 ${src} || exit 125`);
+    const path = mountPoint(abs(f.path), true);
+    before.push(`mount -o bind ${src} ${quote(path)} && mount -o remount,ro,bind ${quote(path)} || exit 125`);
+    after.unshift(`umount ${quote(path)}`);
+  });
   return ["cd /", ...before, step, "code=$?", ...after, "exit $code", ""].join("\n");
 }
 
@@ -124,7 +139,6 @@ export function unsupported(req) {
       return `${where}RUN --mount=type=${type} is not supported in the tab's VM yet (tmpfs is); use \`layerwright serve\``;
     }
   }
-  if ((req.files ?? []).length) return `${where}heredoc scripts are not supported in the tab's VM yet; use \`layerwright serve\``;
   return null;
 }
 
