@@ -341,7 +341,7 @@ impl Server {
                 continue;
             };
             // qid[13] offset[8] type[1] name[s]
-            if body.len() - 7 + 24 + name.len() > count {
+            if body.written() - 7 + 24 + name.len() > count {
                 break;
             }
             self.qid(&mut body, *ino)?;

@@ -89,7 +89,8 @@ impl Writer {
         self
     }
 
-    pub fn len(&self) -> usize {
+    /// Bytes so far, the 7-byte header included (never empty).
+    pub fn written(&self) -> usize {
         self.buf.len()
     }
 
