@@ -23,7 +23,7 @@ if (why) console.error(`\n*** SKIPPING the RUN-in-the-tab tests: ${why} ***\n`);
 
 const DOCKERFILE = 'FROM busybox\nRUN echo hi > /x && rm -f /bin/true\n';
 // Every kind of change the layer writer knows: new directories, a hard link, symlinks, modes, owners, an emptied
-// and refilled directory (opaque), a rename, a removed directory, a device node, a FIFO, a truncated file; then a
+// and refilled directory, a rename, a removed directory, a device node, a FIFO, a truncated file; then a
 // step as another USER (its files are that user's).
 const CHANGES = 'FROM busybox\nWORKDIR /w\nRUN mkdir -p /a/b && echo x > /a/b/f && ln /a/b/f /a/h && ln -s f /a/b/s'
   + ' && chmod 700 /a && chown 1:2 /a/b/f && chmod 4755 /a/h && rm -f /etc/passwd /etc/group && echo g > /etc/new'

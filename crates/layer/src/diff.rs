@@ -1,7 +1,8 @@
 //! Changes a RUN made to a root file system, shared by every RUN executor (runc natively, the tab's VM): metadata
-//! scans before and after are compared entry by entry (new and changed entries, whiteouts, opaque directories) and
+//! scans before and after are compared entry by entry (new and changed entries and whiteouts) and
 //! written as one deterministic layer. Where the scans come from (a host directory, the 9p server's memory) is the
-//! caller's business; the bytes of the layer depend only on the scans and the files' contents.
+//! caller's business; the bytes of the layer depend only on the scans and the files' contents. The change set is
+//! BuildKit's differ's: new and changed entries and whiteouts, never an opaque marker.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
@@ -63,8 +64,6 @@ pub enum Change {
     Put,
     /// `.wh.NAME` for a removed path.
     Whiteout,
-    /// `DIR/.wh..wh..opq` for a directory whose earlier entries are all gone.
-    Opaque,
 }
 
 fn is_dir(m: &Meta) -> bool {
@@ -74,7 +73,6 @@ fn is_dir(m: &Meta) -> bool {
 /// Compare two scans: (path, change) in layer order.
 pub fn changes(before: &Scan, after: &Scan) -> Vec<(String, Change)> {
     let mut put: BTreeSet<String> = BTreeSet::new();
-    let mut opaque: BTreeSet<String> = BTreeSet::new();
     for (p, a) in after {
         match before.get(p) {
             None => {
@@ -101,46 +99,24 @@ pub fn changes(before: &Scan, after: &Scan) -> Vec<(String, Change)> {
             }
         }
     }
-    // A directory that lost every entry it had is written opaque (one marker instead of a whiteout per entry).
-    // Inode numbers cannot tell a replaced directory from a kept one (file systems reuse them), and the layer
-    // must not depend on which snapshot method ran, so this rule looks at paths only.
-    let mut lost: BTreeMap<&str, bool> = BTreeMap::new();
-    for p in before.keys() {
-        let parent = crate::path::parent(p);
-        if parent.is_empty() {
-            continue;
-        }
-        let all_gone = lost.entry(parent).or_insert(true);
-        *all_gone &= !after.contains_key(p);
-    }
-    for (dir, all_gone) in lost {
-        if all_gone && after.get(dir).is_some_and(is_dir) && before.get(dir).is_some_and(is_dir) {
-            opaque.insert(dir.to_string());
-            put.insert(dir.to_string());
-        }
-    }
     let mut out: Vec<(String, Change)> = Vec::new();
     for p in before.keys() {
         if after.contains_key(p) {
             continue;
         }
         let parent = crate::path::parent(p);
+        // BuildKit's snapshot differs never write an opaque marker: a directory emptied in place, or removed and
+        // made again, gets one whiteout per entry it lost. Under a removed (or replaced) parent the parent's own
+        // record covers it.
         let parent_kept = parent.is_empty()
-            || (after.get(parent).is_some_and(is_dir)
-                && before.get(parent).is_some_and(is_dir)
-                && !opaque.contains(parent));
-        // Under an opaque or deleted parent the parent's own record covers it.
-        if parent_kept && !opaque_ancestor(parent, &opaque) {
+            || (after.get(parent).is_some_and(is_dir) && before.get(parent).is_some_and(is_dir));
+        if parent_kept {
             out.push((p.clone(), Change::Whiteout));
         }
     }
     // Parents of everything we write, so the layer stands on its own.
     let mut parents: BTreeSet<String> = BTreeSet::new();
-    for p in put
-        .iter()
-        .chain(out.iter().map(|(p, _)| p))
-        .chain(opaque.iter())
-    {
+    for p in put.iter().chain(out.iter().map(|(p, _)| p)) {
         let mut q = crate::path::parent(p);
         while !q.is_empty() {
             parents.insert(q.to_string());
@@ -149,28 +125,16 @@ pub fn changes(before: &Scan, after: &Scan) -> Vec<(String, Change)> {
     }
     put.extend(parents);
     out.extend(put.into_iter().map(|p| (p, Change::Put)));
-    out.extend(opaque.into_iter().map(|p| (p, Change::Opaque)));
-    out.sort_by(|a, b| {
-        crate::path::cmp_components(&layer_name(&a.0, &a.1), &layer_name(&b.0, &b.1))
-    });
+    // In the order of the paths themselves, a whiteout where its victim was (`d/.wh.b` after `d/a`), as BuildKit
+    // walks the snapshot.
+    out.sort_by(|a, b| crate::path::cmp_components(&a.0, &b.0));
     out
-}
-
-fn opaque_ancestor(mut p: &str, opaque: &BTreeSet<String>) -> bool {
-    while !p.is_empty() {
-        if opaque.contains(p) {
-            return true;
-        }
-        p = crate::path::parent(p);
-    }
-    false
 }
 
 /// The name an entry has in the layer.
 pub fn layer_name(p: &str, c: &Change) -> String {
     match c {
         Change::Put => p.to_string(),
-        Change::Opaque => format!("{p}/.wh..wh..opq"),
         Change::Whiteout => {
             let parent = crate::path::parent(p);
             let base = crate::path::base(p);
@@ -205,7 +169,7 @@ pub fn write_changes<W: Write>(
         let name = layer_name(p, c);
         let mut e = match c {
             // Mode 0, as BuildKit (containerd's archive writer) writes its whiteout markers.
-            Change::Whiteout | Change::Opaque => Entry::file(&name, 0, 0),
+            Change::Whiteout => Entry::file(&name, 0, 0),
             Change::Put => entry_for(p, &after[p], &mut first_link, src)?,
         };
         e.mtime = match (epoch, c) {
@@ -316,6 +280,8 @@ mod tests {
         before.insert("c/gone".into(), meta(d, 6));
         before.insert("c/gone/deep".into(), meta(f, 7));
         before.insert("c/keep".into(), meta(f, 11));
+        before.insert("d".into(), meta(d, 12));
+        before.insert("d/b".into(), meta(f, 13));
         let mut after = Scan::new();
         after.insert("a".into(), meta(d, 1));
         after.insert("a/new".into(), meta(f, 8));
@@ -323,6 +289,9 @@ mod tests {
         after.insert("b/y".into(), meta(f, 10));
         after.insert("c".into(), meta(d, 5));
         after.insert("c/keep".into(), meta(f, 11));
+        after.insert("d".into(), meta(d, 12));
+        after.insert("d/a".into(), meta(f, 14));
+        after.insert("d/c".into(), meta(f, 15));
         let got: Vec<String> = changes(&before, &after)
             .iter()
             .map(|(p, c)| layer_name(p, c))
@@ -330,14 +299,21 @@ mod tests {
         assert_eq!(
             got,
             [
+                // Emptied in place (a) or made again (b): one whiteout per lost entry, no opaque marker.
                 "a",
-                "a/.wh..wh..opq",
                 "a/new",
+                "a/.wh.old",
                 "b",
-                "b/.wh..wh..opq",
+                "b/.wh.x",
                 "b/y",
+                // A removed directory: one whiteout, none for what it held.
                 "c",
-                "c/.wh.gone"
+                "c/.wh.gone",
+                // A whiteout stands where its victim stood.
+                "d",
+                "d/a",
+                "d/.wh.b",
+                "d/c"
             ]
         );
     }

@@ -529,7 +529,6 @@ pub fn diff_lines(before: &diff::Scan, after: &diff::Scan) -> Vec<String> {
     for (p, c) in diff::changes(before, after) {
         let kind = match c {
             diff::Change::Whiteout => 'D',
-            diff::Change::Opaque => continue,
             diff::Change::Put if before.contains_key(&p) => 'C',
             diff::Change::Put => 'A',
         };

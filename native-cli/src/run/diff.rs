@@ -1,5 +1,6 @@
 //! The runc side of RUN's changes: metadata scans of a host directory, and the change set (lw_layer::diff, shared
-//! with the tab's VM) written as one deterministic gzip layer with the files read from the directory.
+//! with the tab's VM; new and changed entries and whiteouts, as BuildKit's differ writes them) written as one
+//! deterministic gzip layer with the files read from the directory.
 
 use std::collections::BTreeMap;
 use std::fs;
