@@ -32,6 +32,8 @@ function copyStatic() {
   } else {
     console.warn('warning: www/pkg/ is missing: run `cargo xtask build` to produce the wasm package');
   }
+  // The Linux guest of RUN in the tab (`cargo xtask build` makes www/guest/).
+  if (existsSync(join(root, 'guest'))) cpSync(join(root, 'guest'), join(dist, 'guest'), { recursive: true });
   writeServiceWorker();
 }
 
@@ -49,7 +51,10 @@ function writeServiceWorker() {
   walk(dist);
   const hash = createHash('sha256');
   for (const f of files.sort()) hash.update(relative(dist, f)).update(readFileSync(f));
-  const list = ['./', ...files.map((f) => './' + relative(dist, f)).filter((f) => f !== './index.html')];
+  // The guest and the VM's 9p module (pkg/lw_guest*) are in the hash but not precached: they are cached when a RUN
+  // first needs them.
+  const list = ['./', ...files.map((f) => './' + relative(dist, f))
+    .filter((f) => f !== './index.html' && !f.startsWith('./pkg/lw_guest') && !f.startsWith('./guest/'))];
   const template = readFileSync(join(root, 'src/sw.template.js'), 'utf8');
   writeFileSync(
     join(dist, 'sw.js'),

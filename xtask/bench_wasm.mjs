@@ -116,6 +116,36 @@ async function listLayer(browser, url) {
   return r;
 }
 
+// RUN in the tab (issue #20): from the call to build() to the first RUN output on a first visit (nothing cached)
+// and on a second visit (the guest from the service worker's cache), a trivial step after the first, and the bytes
+// the first visit downloads for the VM.
+async function runInTab(browser, url) {
+  if (!existsSync(join(dist, 'guest', 'state.bin.zst'))) return null;
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(600000);
+  const visit = async () => {
+    await page.waitForFunction(() => document.body.dataset.ready && window.layerwright, null, { timeout: 120000 });
+    return page.evaluate(async () => {
+      const lw = window.layerwright;
+      const t0 = performance.now();
+      let first = null;
+      const onEvent = (e) => { if (e.type === 'output' && first === null) first = performance.now() - t0; };
+      await lw.build({ dockerfile: `FROM busybox\nRUN echo first-${Date.now()}\n`, onEvent });
+      const t1 = performance.now();
+      await lw.build({ dockerfile: `FROM busybox\nRUN echo trivial-${Date.now()}\n` });
+      const stats = lw.vmExecutor().stats;
+      return { firstOutput: first / 1000, trivial: (performance.now() - t1) / 1000, bytes: stats.bytes, restore: stats.restoreMs / 1000 };
+    });
+  };
+  await page.goto(url + '#/play');
+  const cold = await visit();
+  await page.reload();
+  const warm = await visit();
+  await context.close();
+  return { cold, warm };
+}
+
 const server = await serve();
 const url = `http://127.0.0.1:${server.address().port}/`;
 const browser = await chromium.launch({
@@ -138,7 +168,9 @@ try {
   }
   const list = args.layer ? await listLayer(browser, url) : null;
   if (list) process.stderr.write(`bench-wasm: layer listing: ${JSON.stringify(list)}\n`);
-  process.stdout.write(JSON.stringify({ builds, list }) + '\n');
+  const vm = await runInTab(browser, url);
+  if (vm) process.stderr.write(`bench-wasm: RUN in the tab: ${JSON.stringify(vm)}\n`);
+  process.stdout.write(JSON.stringify({ builds, list, vm }) + '\n');
 } finally {
   await browser.close();
   server.close();

@@ -82,7 +82,7 @@ a build can reuse a layer it already made. That reuse is the build cache.</p>
       return n === 3 ? { ok: true, message: 'Three layers.' } : { ok: false, message: `The image has ${n} layer(s).` };
     },
     solution: [{ dockerfile: 'FROM scratch\nCOPY a.txt /data/\nENV STAGE=demo\nCOPY b.txt /data/\nCOPY c.txt /data/\n', build: true }],
-    runVariant: 'FROM busybox:1.36\nCOPY a.txt /data/\nRUN cat /data/a.txt > /data/copy.txt && rm /data/a.txt\n',
+    runVariant: 'FROM busybox\nCOPY a.txt /data/\nRUN cat /data/a.txt > /data/copy.txt && rm /data/a.txt\n',
   },
   {
     id: 'dockerfile-instructions',
@@ -206,7 +206,7 @@ several of these habits; try its quick fixes.</p>`,
       { dockerfile: 'FROM scratch\nWORKDIR /app\nCOPY deps.lock ./\nCOPY src/ ./src/\nCMD ["/app/src/main"]\n', build: true },
       { files: { 'src/main.txt': 'print("hello, cache")\n' }, build: true },
     ],
-    runVariant: 'FROM busybox:1.36\nWORKDIR /app\nCOPY deps.lock ./\nRUN wc -l deps.lock > deps.count\nCOPY src/ ./src/\nUSER 1000\nCMD ["cat", "/app/src/main.txt"]\n',
+    runVariant: 'FROM busybox\nWORKDIR /app\nCOPY deps.lock ./\nRUN wc -l deps.lock > deps.count\nCOPY src/ ./src/\nUSER 1000\nCMD ["cat", "/app/src/main.txt"]\n',
   },
   {
     id: 'multi-stage',

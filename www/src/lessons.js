@@ -99,9 +99,9 @@ export function renderLessons(main, { api, serve, id }) {
         h('button', { type: 'button', testid: 'load-runnable', disabled: !serve?.containers, onclick: () => { wb.editor.text = lesson.tryRun; } }, 'Load the runnable variant')) : null,
       lesson.runVariant ? h('details', {},
         h('summary', {}, 'A variant with RUN steps'),
-        h('p', { class: 'muted' }, serve?.served ? 'This page is served by layerwright serve, so RUN steps can run.' : 'RUN steps need a runner: open this page through `layerwright serve` to build this variant. The exercise above works without it.'),
+        h('p', { class: 'muted' }, serve?.served ? 'This page is served by layerwright serve, so RUN steps can run.' : 'RUN steps run in a small Linux inside this tab (linux/386 images; about 20 MB is downloaded the first time). The exercise above works without it.'),
         h('pre', { tabindex: '0' }, lesson.runVariant),
-        h('button', { type: 'button', disabled: !serve?.served, onclick: () => { wb.editor.text = lesson.runVariant; } }, 'Load in the editor')) : null,
+        h('button', { type: 'button', onclick: () => { wb.editor.text = lesson.runVariant; } }, 'Load in the editor')) : null,
       imagesEl,
       h('div', { style: 'margin-top:12px' }, wb.el))));
   if (lesson.showImages) showImages();

@@ -83,20 +83,18 @@ fn build_site(proxy: Option<String>) -> Result<()> {
     } else {
         root.join(target_dir)
     };
+    // The main module, and the tab VM's 9p server as a module of its own (loaded only when a RUN needs the VM).
     run(Command::new(cargo_bin()).current_dir(&root).args([
         "build",
         "-p",
         "lw-wasm",
+        "-p",
+        "lw-wasm-guest",
         "--target",
         TARGET,
         "--profile",
         PROFILE,
     ]))?;
-    let wasm = target_dir.join(TARGET).join(PROFILE).join("lw_wasm.wasm");
-    if !wasm.is_file() {
-        bail!("cargo did not produce {}", wasm.display());
-    }
-
     // wasm-bindgen comes with the test runner, at the version in Cargo.lock (they share an unstable ABI).
     let version = crate::wasm::locked_wasm_bindgen_version(&root)?;
     let runner = crate::wasm::ensure_wasm_bindgen_cli(&version)?;
@@ -108,38 +106,16 @@ fn build_site(proxy: Option<String>) -> Result<()> {
     };
     let pkg = root.join("www/pkg");
     std::fs::create_dir_all(&pkg)?;
-    run(Command::new(&bindgen)
-        .args(["--target", "web", "--out-name", "lw_wasm", "--out-dir"])
-        .arg(&pkg)
-        .arg(&wasm))?;
-    let out_wasm = pkg.join("lw_wasm_bg.wasm");
+    let out_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_wasm")?;
+    let guest_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_guest")?;
+    let guest_bytes = std::fs::read(&guest_wasm)?;
+    eprintln!(
+        "xtask: www/pkg/lw_guest_bg.wasm (loaded with the VM): {} bytes, {} gzipped",
+        guest_bytes.len(),
+        gzipped_len(&guest_bytes)?
+    );
 
-    // wasm-opt -Oz (measured: 1.92 MB → 1.21 MB, 597 KB → 498 KB gzipped): the one on PATH, else binaryen from
-    // npm installed under the target dir; skipped when neither is available.
-    if let Some(opt) = wasm_opt(&target_dir) {
-        let before = std::fs::metadata(&out_wasm)?.len();
-        let tmp = pkg.join("lw_wasm_bg.opt.wasm");
-        run(Command::new(opt)
-            .args([
-                "-Oz",
-                "--enable-bulk-memory",
-                "--enable-nontrapping-float-to-int",
-                "--enable-sign-ext",
-                "--enable-mutable-globals",
-                "--enable-reference-types",
-                "--enable-multivalue",
-            ])
-            .arg(&out_wasm)
-            .arg("-o")
-            .arg(&tmp))?;
-        let after = std::fs::metadata(&tmp)?.len();
-        eprintln!("xtask: wasm-opt -Oz: {before} → {after} bytes");
-        std::fs::rename(&tmp, &out_wasm)?;
-    } else {
-        eprintln!("xtask: wasm-opt not found (binaryen); skipping it");
-    }
-
-    for f in ["index.js", "index.d.ts", "gzip-worker.js"] {
+    for f in ["index.js", "index.d.ts", "gzip-worker.js", "vm.js"] {
         std::fs::copy(root.join("crates/wasm/js").join(f), pkg.join(f))
             .with_context(|| format!("copying crates/wasm/js/{f}"))?;
     }
@@ -160,6 +136,9 @@ fn build_site(proxy: Option<String>) -> Result<()> {
             "install"
         };
         run(Command::new(&npm).current_dir(&www).arg(install))?;
+        // The Linux guest RUN steps use in the tab (v86 comes from npm), into www/guest/, which build.mjs copies
+        // into dist/ (loaded only when a step needs it; the service worker's cache name covers it).
+        crate::guest::build(&www.join("guest"))?;
         // build.mjs bakes it into the bundle as the inspector's default proxy.
         run(Command::new(&npm)
             .current_dir(&www)
@@ -173,6 +152,48 @@ fn build_site(proxy: Option<String>) -> Result<()> {
     }
     eprintln!("xtask: the site is in {}", www.join("dist").display());
     Ok(())
+}
+
+/// wasm-bindgen (`--target web`) for the module `name`, then wasm-opt; returns the `.wasm` in `pkg`.
+fn bindgen_module(target_dir: &Path, bindgen: &Path, pkg: &Path, name: &str) -> Result<PathBuf> {
+    let wasm = target_dir
+        .join(TARGET)
+        .join(PROFILE)
+        .join(format!("{name}.wasm"));
+    if !wasm.is_file() {
+        bail!("cargo did not produce {}", wasm.display());
+    }
+    run(Command::new(bindgen)
+        .args(["--target", "web", "--out-name", name, "--out-dir"])
+        .arg(pkg)
+        .arg(&wasm))?;
+    let out_wasm = pkg.join(format!("{name}_bg.wasm"));
+
+    // wasm-opt -Oz (measured: 1.92 MB → 1.21 MB, 597 KB → 498 KB gzipped): the one on PATH, else binaryen from
+    // npm installed under the target dir; skipped when neither is available.
+    if let Some(opt) = wasm_opt(target_dir) {
+        let before = std::fs::metadata(&out_wasm)?.len();
+        let tmp = pkg.join(format!("{name}_bg.opt.wasm"));
+        run(Command::new(opt)
+            .args([
+                "-Oz",
+                "--enable-bulk-memory",
+                "--enable-nontrapping-float-to-int",
+                "--enable-sign-ext",
+                "--enable-mutable-globals",
+                "--enable-reference-types",
+                "--enable-multivalue",
+            ])
+            .arg(&out_wasm)
+            .arg("-o")
+            .arg(&tmp))?;
+        let after = std::fs::metadata(&tmp)?.len();
+        eprintln!("xtask: wasm-opt -Oz: {before} → {after} bytes");
+        std::fs::rename(&tmp, &out_wasm)?;
+    } else {
+        eprintln!("xtask: wasm-opt not found (binaryen); skipping it");
+    }
+    Ok(out_wasm)
 }
 
 /// binaryen's `wasm-opt`: on PATH, or the npm `binaryen` package installed once under `target/binaryen`.

@@ -13,6 +13,9 @@ mod bench_tools;
 mod bench_wasm;
 mod build;
 mod deps;
+mod guest;
+mod guest_cpio;
+mod guest_image;
 mod site;
 mod wasm;
 mod wasm_fixtures;
@@ -53,6 +56,8 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>\n\n\
      commands:\n  \
      run [-- ARGS]   build the site and the CLI, then serve the playground (with ARGS: run the CLI with them)\n  \
+     guest           only the tab's Linux guest into www/guest and www/dist/guest (kernel, initramfs, BIOS, saved\n                  \
+     state, busybox); `build` makes it part of the site\n  \
      demo            a tour of the CLI: build, images, history, save\n  \
      build [--proxy URL] build the wasm core and the static site into www/dist (URL: the site's default registry\n                  \
      proxy, a `layerwright proxy` for a static deployment)\n  \
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
             },
             Some(other) => Err(anyhow::anyhow!("build: unknown argument {other:?}")),
         },
+        Some("guest") => guest::build_into_site(),
         Some("demo") => demo_main(),
         Some("bench") => bench::main(&args[1..]),
         Some("deps") => deps::ensure_all(),

@@ -95,6 +95,10 @@ export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: stri
   layers: { digest: string; size: number; mediaType: string; createdBy?: string }[];
 }>;
 export function serveExecutor(opts?: { url?: string; token?: string }): RunExecutor;
+/** RUN in the tab's own Linux VM (v86; linux/386 images). The default executor of `build` when none is given. */
+export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
+  stats: { bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[] };
+};
 export const storage: { usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void> };
 /** The module's version; null until init() resolves. */
 export let version: string | null;
@@ -104,7 +108,7 @@ declare const api: {
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
   readFile: typeof readFile; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
-  serveExecutor: typeof serveExecutor; storage: typeof storage; version: typeof version;
+  serveExecutor: typeof serveExecutor; vmExecutor: typeof vmExecutor; storage: typeof storage; version: typeof version;
   contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;
   analyseLayers: typeof analyseLayers; registryHost: typeof registryHost;
 };

@@ -1,6 +1,7 @@
 // The Layerwright browser API (see crates/wasm/README.md): a thin wrapper over the wasm-bindgen exports of lw-wasm
 // that adds init, IndexedDB persistence of the tab's image store, and the `storage` object.
 import wasmInit, * as core from "./lw_wasm.js";
+import { makeVmExecutor } from "./vm.js";
 
 // The module's own version, set by init() (a live binding for importers; the API object reads it through a getter).
 export let version = null;
@@ -198,9 +199,38 @@ export async function build(opts) {
     const pool = gzipWorkers;
     o = { ...opts, compressMember: (bytes, level) => pool.compress(bytes, level), compressConcurrency: 2 * n + 2 };
   }
+  // No executor given: RUN steps run in the tab's own VM (linux/386; `executor: null` turns RUN off), on the
+  // shipped busybox image when the Dockerfile names `busybox` and the tab has none.
+  if (o?.executor === undefined && /^\s*RUN\b/im.test(o?.dockerfile ?? "")) {
+    o = { ...o, executor: vmExecutor(), platform: o.platform ?? "linux/386" };
+    await shippedBusybox(o.dockerfile);
+  } else if (o?.executor === null) o = { ...o, executor: undefined };
   const r = await core.build(o);
   await persist();
   return r;
+}
+
+const SHIPPED_BUSYBOX = "docker.io/library/busybox:latest";
+
+/** Load the site's linux/386 busybox (guest/busybox.tar) when `FROM busybox` would find no image in the tab. */
+async function shippedBusybox(dockerfile) {
+  const from = /^\s*FROM\s+(?:--platform=\S+\s+)?(?:docker\.io\/)?(?:library\/)?busybox(?::latest)?(?:\s+AS\s+\S+)?\s*$/im;
+  if (!from.test(dockerfile ?? "") || core.images().some((i) => i.name === SHIPPED_BUSYBOX)) return;
+  const resp = await fetch(new URL("../guest/busybox.tar", import.meta.url));
+  if (!resp.ok) return; // no shipped image here: the build names what is missing
+  await core.loadTarball(await resp.blob());
+  await persist();
+}
+
+let tabVm = null;
+/**
+ * The RUN executor that runs steps in the tab (the v86 VM and the guest `cargo xtask build` ships under `guest/`);
+ * one VM per page, started by the first step. `executor.stats`: bytes downloaded, start and step times.
+ */
+export function vmExecutor(opts) {
+  if (opts?.guestUrl) return makeVmExecutor(opts);
+  tabVm ??= makeVmExecutor();
+  return tabVm;
 }
 export async function images() { await init(); return core.images(); }
 export async function exportTarball(ref, opts) { await init(); return core.exportTarball(ref, opts ?? {}); }
@@ -319,7 +349,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, pull, push, inspectRemote, serveExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, pull, push, inspectRemote, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

@@ -1,4 +1,5 @@
-//! lw-wasm: the browser API (see README.md) over the pure core crates; the one crate that touches JS.
+//! lw-wasm: the browser API (see README.md) over the pure core crates; with lw-wasm-guest the only crates that
+//! touch JS.
 //!
 //! Functions here are the wasm-bindgen exports; `js/index.js` wraps them into the contract's API object (init,
 //! IndexedDB persistence of the image store, `storage`).

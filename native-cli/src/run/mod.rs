@@ -225,7 +225,11 @@ impl RuncExecutor {
         output: &mut dyn FnMut(&[u8]),
     ) -> Result<RunResult> {
         let host = crate::store::host_platform();
-        if req.platform.os != host.os || req.platform.architecture != host.architecture {
+        // An x86_64 kernel runs i386 programs itself (IA32 emulation), as docker does for linux/386 images.
+        let native_compat = host.architecture == "amd64" && req.platform.architecture == "386";
+        if req.platform.os != host.os
+            || (req.platform.architecture != host.architecture && !native_compat)
+        {
             bail!(
                 "{}: cannot run a {}/{} RUN step on this {}/{} host (no emulation is set up)",
                 req.location,

@@ -1,0 +1,68 @@
+//! A 9P2000.L server over an in-memory copy of a stage's root, for RUN steps in the tab's VM (issue #20): the
+//! guest mounts it, the step changes it, and [`Session::layer`] writes the changes as the step's layer with the
+//! same change set and writer as the native RUN ([`crate::diff`]).
+
+pub mod fs;
+pub mod server;
+pub mod wire;
+
+use lw_oci::media::Compression;
+
+use crate::diff::{self, Scan};
+use crate::tar::WriteOptions;
+use crate::{Error, FileTree, LayerInfo, LayerWriter};
+
+pub use fs::MemFs;
+pub use server::Server;
+
+/// One step's file system: the server the guest talks to and the scan taken before the step.
+pub struct Session {
+    pub server: Server,
+    before: Scan,
+}
+
+impl Session {
+    /// The stage root stacked from `layers` (compressed or plain tars, base first); `now` (seconds since the
+    /// epoch) stamps the step's changes.
+    pub fn from_layers(layers: &[&[u8]], now: i64) -> Result<Session, Error> {
+        let mut tree = FileTree::with_data(fs::MAX_FILE);
+        for (i, l) in layers.iter().enumerate() {
+            let plain = crate::compress::decoder(*l, crate::compress::sniff(l))?;
+            tree.apply_layer(i, plain)?;
+        }
+        Ok(Session::new(MemFs::from_tree(&tree, now)?))
+    }
+
+    pub fn new(fs: MemFs) -> Session {
+        Session {
+            before: fs.scan(),
+            server: Server::new(fs),
+        }
+    }
+
+    /// Answer one 9P request.
+    pub fn handle(&mut self, req: &[u8]) -> Vec<u8> {
+        self.server.handle(req)
+    }
+
+    /// The step's changes as a layer blob (`None` when nothing changed); `epoch` clamps mtimes.
+    pub fn layer(
+        &mut self,
+        compression: Compression,
+        epoch: Option<i64>,
+    ) -> Result<Option<(Vec<u8>, LayerInfo)>, Error> {
+        let fs = &mut self.server.fs;
+        let after = fs.scan();
+        let list = diff::changes(&self.before, &after);
+        if list.is_empty() {
+            return Ok(None);
+        }
+        let mut lw =
+            LayerWriter::new(Vec::new(), compression, WriteOptions { clamp_mtime: epoch })?;
+        diff::write_changes(&mut lw, &list, &after, epoch, fs)?;
+        Ok(Some(lw.finish()?))
+    }
+}
+
+#[cfg(test)]
+mod tests;

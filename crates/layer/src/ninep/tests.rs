@@ -1,0 +1,310 @@
+//! The server driven with the requests Linux's v9fs sends, and the layers that come out.
+
+use super::server::MAX_MSIZE;
+use super::wire::{Reader, Writer};
+use super::*;
+use crate::entry::{Entry, EntryKind};
+use crate::tar::TarReader;
+
+const RLERROR: u8 = 7;
+
+/// A base image: bin/ with busybox and a symlink, etc/ with one file, a hard-linked pair and a directory to empty.
+fn base_layer() -> Vec<u8> {
+    let mut lw = LayerWriter::new(Vec::new(), Compression::Gzip, WriteOptions::default()).unwrap();
+    let t = lw.tar();
+    t.append_bytes(&Entry::dir("bin", 0o755), &[]).unwrap();
+    t.append_bytes(&Entry::file("bin/busybox", 0o755, 2), b"BB")
+        .unwrap();
+    t.append_bytes(&Entry::symlink("bin/true", "busybox"), &[])
+        .unwrap();
+    t.append_bytes(&Entry::dir("etc", 0o755), &[]).unwrap();
+    t.append_bytes(&Entry::file("etc/a", 0o644, 1), b"a")
+        .unwrap();
+    t.append_bytes(&Entry::hardlink("etc/b", "etc/a"), &[])
+        .unwrap();
+    t.append_bytes(&Entry::dir("old", 0o700), &[]).unwrap();
+    t.append_bytes(&Entry::file("old/f", 0o600, 0), &[])
+        .unwrap();
+    lw.finish().unwrap().0
+}
+
+struct Client {
+    s: Session,
+    tag: u16,
+}
+
+impl Client {
+    fn new() -> Client {
+        let base = base_layer();
+        let mut c = Client {
+            s: Session::from_layers(&[&base], 1000).unwrap(),
+            tag: 0,
+        };
+        let r = c.call(100, |w| {
+            w.u32(1 << 20).str("9P2000.L");
+        });
+        assert_eq!(r.0, 101);
+        let mut rd = Reader::new(&r.1);
+        assert_eq!(rd.u32().unwrap(), MAX_MSIZE);
+        assert_eq!(rd.str().unwrap(), "9P2000.L");
+        let r = c.call(104, |w| {
+            w.u32(0).u32(!0).str("root").str("").u32(0);
+        });
+        assert_eq!(r.0, 105);
+        c
+    }
+
+    /// Send one request; (reply type, body after the header).
+    fn call(&mut self, kind: u8, body: impl FnOnce(&mut Writer)) -> (u8, Vec<u8>) {
+        self.tag += 1;
+        let mut w = Writer::new(kind, self.tag);
+        body(&mut w);
+        let reply = self.s.handle(&w.finish());
+        assert_eq!(
+            u32::from_le_bytes(reply[..4].try_into().unwrap()) as usize,
+            reply.len()
+        );
+        assert_eq!(u16::from_le_bytes([reply[5], reply[6]]), self.tag);
+        (reply[4], reply[7..].to_vec())
+    }
+
+    fn ok(&mut self, kind: u8, body: impl FnOnce(&mut Writer)) -> Vec<u8> {
+        let (k, b) = self.call(kind, body);
+        assert_eq!(k, kind + 1, "request {kind} failed: {b:?}");
+        b
+    }
+
+    fn errno(&mut self, kind: u8, body: impl FnOnce(&mut Writer)) -> u32 {
+        let (k, b) = self.call(kind, body);
+        assert_eq!(k, RLERROR, "request {kind} should fail");
+        u32::from_le_bytes(b[..4].try_into().unwrap())
+    }
+
+    fn walk(&mut self, fid: u32, newfid: u32, names: &[&str]) -> Vec<u8> {
+        self.ok(110, |w| {
+            w.u32(fid).u32(newfid).u16(names.len() as u16);
+            for n in names {
+                w.str(n);
+            }
+        })
+    }
+
+    /// The entries of the step's layer: (name, kind, mode, size, contents).
+    fn layer(&mut self) -> Vec<(String, EntryKind, u32, Vec<u8>)> {
+        let (blob, _) = self.s.layer(Compression::Gzip, Some(0)).unwrap().unwrap();
+        let plain = crate::compress::decoder(&blob[..], Compression::Gzip).unwrap();
+        let mut r = TarReader::new(plain);
+        let mut out = Vec::new();
+        while let Some(e) = r.next_entry().unwrap() {
+            let data = r.read_to_vec(1 << 20).unwrap();
+            assert_eq!(e.mtime, 0);
+            out.push((e.path, e.kind, e.mode, data));
+        }
+        out
+    }
+}
+
+fn names(l: &[(String, EntryKind, u32, Vec<u8>)]) -> Vec<&str> {
+    l.iter().map(|e| e.0.as_str()).collect()
+}
+
+#[test]
+fn echo_and_rm_make_the_native_change_set() {
+    let mut c = Client::new();
+    // echo hi > /x
+    c.walk(0, 1, &[]);
+    c.ok(14, |w| {
+        w.u32(1).str("x").u32(0o101).u32(0o644).u32(0);
+    });
+    let n = c.ok(118, |w| {
+        w.u32(1).u64(0).u32(3).bytes(b"hi\n");
+    });
+    assert_eq!(n, 3u32.to_le_bytes());
+    c.ok(120, |w| {
+        w.u32(1);
+    });
+    // rm -f /bin/true
+    c.walk(0, 2, &["bin"]);
+    c.ok(76, |w| {
+        w.u32(2).str("true").u32(0);
+    });
+    let l = c.layer();
+    assert_eq!(names(&l), ["bin", "bin/.wh.true", "x"]);
+    assert_eq!((l[0].1.clone(), l[0].2), (EntryKind::Dir, 0o755));
+    assert_eq!((l[1].2, l[1].3.as_slice()), (0, &b""[..]));
+    assert_eq!((l[2].2, l[2].3.as_slice()), (0o644, &b"hi\n"[..]));
+    // Nothing else changed, so the same session gives the same bytes again.
+    let a = c.s.layer(Compression::Gzip, Some(0)).unwrap().unwrap().1;
+    let b = c.s.layer(Compression::Gzip, Some(0)).unwrap().unwrap().1;
+    assert_eq!(a.digest, b.digest);
+}
+
+#[test]
+fn nothing_changed_gives_no_layer() {
+    let mut c = Client::new();
+    c.walk(0, 1, &["etc", "a"]);
+    c.ok(12, |w| {
+        w.u32(1).u32(0);
+    });
+    let r = c.ok(116, |w| {
+        w.u32(1).u64(0).u32(100);
+    });
+    assert_eq!(r, [1, 0, 0, 0, b'a']);
+    assert!(c.s.layer(Compression::Gzip, Some(0)).unwrap().is_none());
+    assert_eq!(c.s.server.fs.read_file("/etc/a"), Some(&b"a"[..]));
+    assert_eq!(c.s.server.fs.read_file("etc/b"), Some(&b"a"[..]));
+    assert_eq!(
+        c.s.server.fs.read_file("/bin/true"),
+        None,
+        "a symlink is not followed"
+    );
+    assert_eq!(c.s.server.fs.read_file("/etc"), None);
+}
+
+#[test]
+fn walk_getattr_and_errors() {
+    let mut c = Client::new();
+    // A partial walk answers the qids it found and makes no fid.
+    let r = c.walk(0, 5, &["bin", "nope"]);
+    assert_eq!(u16::from_le_bytes([r[0], r[1]]), 1);
+    assert_eq!(
+        c.errno(24, |w| {
+            w.u32(5).u64(0x7ff);
+        }),
+        9
+    );
+    assert_eq!(
+        c.errno(110, |w| {
+            w.u32(0).u32(6).u16(1).str("missing");
+        }),
+        2
+    );
+    c.walk(0, 6, &["etc", "a"]);
+    let r = c.ok(24, |w| {
+        w.u32(6).u64(0x7ff);
+    });
+    let mut rd = Reader::new(&r);
+    assert_eq!(rd.u64().unwrap(), 0x7ff);
+    rd.bytes(13).unwrap();
+    assert_eq!(rd.u32().unwrap(), 0o100644);
+    assert_eq!((rd.u32().unwrap(), rd.u32().unwrap()), (0, 0));
+    // Two names (a and its hard link b).
+    assert_eq!(rd.u64().unwrap(), 2);
+    rd.u64().unwrap();
+    assert_eq!(rd.u64().unwrap(), 1);
+    // A short request and an unknown one fail cleanly.
+    assert_eq!(c.errno(24, |_| {}), 22);
+    assert_eq!(c.errno(99, |_| {}), 95);
+    assert_eq!(c.s.handle(&[1, 2])[4], RLERROR);
+}
+
+#[test]
+fn readdir_lists_dot_entries_and_pages() {
+    let mut c = Client::new();
+    c.walk(0, 1, &["etc"]);
+    c.ok(12, |w| {
+        w.u32(1).u32(0);
+    });
+    let mut seen = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        // Room for one entry per answer, so paging is exercised.
+        let r = c.ok(40, |w| {
+            w.u32(1).u64(offset).u32(30);
+        });
+        let mut rd = Reader::new(&r);
+        let n = rd.u32().unwrap();
+        if n == 0 {
+            break;
+        }
+        rd.bytes(13).unwrap();
+        offset = rd.u64().unwrap();
+        rd.u8().unwrap();
+        seen.push(rd.str().unwrap());
+    }
+    assert_eq!(seen, [".", "..", "a", "b"]);
+}
+
+#[test]
+fn emptied_directory_gets_whiteouts_and_links_are_kept() {
+    let mut c = Client::new();
+    c.walk(0, 1, &["old"]);
+    c.ok(76, |w| {
+        w.u32(1).str("f").u32(0);
+    });
+    c.ok(72, |w| {
+        w.u32(1).str("new").u32(0o755).u32(0);
+    });
+    // ln /etc/a /etc/c; chmod 600 /bin/busybox; mv /etc/b /etc/d
+    c.walk(0, 2, &["etc"]);
+    c.walk(0, 3, &["etc", "a"]);
+    c.ok(70, |w| {
+        w.u32(2).u32(3).str("c");
+    });
+    c.walk(0, 4, &["bin", "busybox"]);
+    c.ok(26, |w| {
+        w.u32(4).u32(1).u32(0o600).u32(0).u32(0).u64(0);
+        w.u64(0).u64(0).u64(0).u64(0);
+    });
+    c.ok(74, |w| {
+        w.u32(2).str("b").u32(2).str("d");
+    });
+    let l = c.layer();
+    assert_eq!(
+        names(&l),
+        [
+            "bin",
+            "bin/busybox",
+            "etc",
+            "etc/.wh.b",
+            "etc/c",
+            "etc/d",
+            "old",
+            "old/.wh.f",
+            "old/new"
+        ]
+    );
+    assert_eq!(l[1].2, 0o600);
+    // The first new name of the linked file carries the data, the next links to it.
+    assert_eq!(
+        (l[4].1.clone(), l[4].3.as_slice()),
+        (EntryKind::File, &b"a"[..])
+    );
+    assert_eq!(l[5].1, EntryKind::Hardlink("etc/c".into()));
+    assert_eq!(
+        c.errno(76, |w| {
+            w.u32(0).str("etc").u32(0x200);
+        }),
+        39
+    );
+}
+
+#[test]
+fn symlinks_devices_and_truncation() {
+    let mut c = Client::new();
+    c.walk(0, 1, &[]);
+    c.ok(16, |w| {
+        w.u32(1).str("l").str("/bin/busybox").u32(0);
+    });
+    c.ok(18, |w| {
+        w.u32(1).str("null").u32(0o20666).u32(1).u32(3).u32(0);
+    });
+    c.walk(0, 2, &["l"]);
+    let r = c.ok(22, |w| {
+        w.u32(2);
+    });
+    assert_eq!(Reader::new(&r).str().unwrap(), "/bin/busybox");
+    // O_TRUNC on open empties the file.
+    c.walk(0, 3, &["etc", "a"]);
+    c.ok(12, |w| {
+        w.u32(3).u32(0o1001);
+    });
+    let l = c.layer();
+    // b is the same inode as a, so it changed too (as the native scan sees it), written as a link to a.
+    assert_eq!(names(&l), ["etc", "etc/a", "etc/b", "l", "null"]);
+    assert_eq!(l[1].1, EntryKind::File);
+    assert!(l[1].3.is_empty());
+    assert_eq!(l[2].1, EntryKind::Hardlink("etc/a".into()));
+    assert_eq!(l[3].1, EntryKind::Symlink("/bin/busybox".into()));
+    assert_eq!(l[4].1, EntryKind::CharDevice { major: 1, minor: 3 });
+}

@@ -1,0 +1,85 @@
+//! lw-wasm-guest: RUN in the tab's VM (issue #20), the 9P2000.L server the guest's root is mounted from.
+//! `crates/wasm/js/vm.js` runs v86 and hands each 9p request to [`NinepSession::handle`]; at the step's end
+//! [`NinepSession::layer`] gives the layer, written by `lw_layer::diff` as the native RUN writes it. A wasm module
+//! of its own (`pkg/lw_guest.js`), loaded with the VM, so the main bundle stays within its size budget.
+
+use js_sys::{Array, Uint8Array};
+use lw_layer::ninep::Session;
+use lw_oci::media::Compression;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+/// A JS `Error` with `message`.
+fn err(message: impl std::fmt::Display) -> JsValue {
+    js_sys::Error::new(&message.to_string()).into()
+}
+
+/// Serialize to a plain JS object.
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(err)
+}
+
+/// One step's file system.
+#[wasm_bindgen]
+pub struct NinepSession {
+    inner: Session,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerOut {
+    media_type: String,
+    digest: String,
+    diff_id: String,
+    size: u64,
+}
+
+#[wasm_bindgen]
+impl NinepSession {
+    /// The stage root from `layers` (an array of layer blobs, base first); `now`: seconds since the epoch, for
+    /// the times of the step's changes.
+    #[wasm_bindgen(constructor)]
+    pub fn new(layers: Array, now: f64) -> Result<NinepSession, JsValue> {
+        let blobs: Vec<Vec<u8>> = layers
+            .iter()
+            .map(|l| Uint8Array::new(&l).to_vec())
+            .collect();
+        let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+        let inner = Session::from_layers(&refs, now as i64)
+            .map_err(|e| err(format!("the stage's layers: {e}")))?;
+        Ok(NinepSession { inner })
+    }
+
+    /// Answer one 9P request (a whole message, as v86's `handle9p` passes it).
+    pub fn handle(&mut self, req: &[u8]) -> Vec<u8> {
+        self.inner.handle(req)
+    }
+
+    /// The bytes of the regular file at `path` in the stage root (no symlinks followed), or undefined.
+    #[wasm_bindgen(js_name = readFile)]
+    pub fn read_file(&self, path: &str) -> Option<Vec<u8>> {
+        self.inner.server.fs.read_file(path).map(<[u8]>::to_vec)
+    }
+
+    /// The step's layer as `{mediaType, digest, diffId, size, bytes}` (gzip), or null when nothing changed.
+    /// `epoch`: SOURCE_DATE_EPOCH (mtimes clamped to it), or undefined.
+    pub fn layer(&mut self, epoch: Option<f64>) -> Result<JsValue, JsValue> {
+        let Some((bytes, info)) = self
+            .inner
+            .layer(Compression::Gzip, epoch.map(|e| e as i64))
+            .map_err(|e| err(format!("writing the step's layer: {e}")))?
+        else {
+            return Ok(JsValue::NULL);
+        };
+        let d = info.descriptor();
+        let out = to_js(&LayerOut {
+            media_type: d.media_type.clone(),
+            digest: d.digest.to_string(),
+            diff_id: info.diff_id.to_string(),
+            size: d.size,
+        })?;
+        js_sys::Reflect::set(&out, &"bytes".into(), &Uint8Array::from(&bytes[..]))?;
+        Ok(out)
+    }
+}
