@@ -138,6 +138,66 @@ pub(crate) fn start_registry(work: &Path) -> Result<Registry> {
     Ok(reg)
 }
 
+/// The zstd rows: a cold COPY build with `--output ...,compression=zstd` next to `tar | zstd -3 | sha256sum`, and
+/// the layer's size against `zstd -3`'s for the same tree.
+fn zstd_rows(
+    work: &Path,
+    tree: &Path,
+    runs: usize,
+    lw: &dyn Fn(&Path) -> Command,
+    df: &Path,
+    rows: &mut Vec<(String, f64)>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let store = work.join("store-zstd");
+    let out = work.join("built-zstd.tar");
+    rows.push((
+        "layerwright build --compression zstd, COPY-only, cold, to OCI tarball".into(),
+        timed(runs, || {
+            let _ = fs::remove_dir_all(&store);
+            run(lw(&store)
+                .args(["build", "-q", "--no-cache", "-t", "bench/zstd:1", "-f"])
+                .arg(df)
+                .arg("--output")
+                .arg(format!("type=oci,dest={},compression=zstd", out.display()))
+                .arg(tree))
+        })?,
+    ));
+    if !have("zstd") {
+        notes.push("zstd is not installed: the `zstd -3` row and size are missing".into());
+        return Ok(());
+    }
+    let t = tree.display();
+    rows.push((
+        "tar | zstd -3 | sha256sum".into(),
+        timed(runs, || {
+            run(Command::new("bash").args([
+                "-o",
+                "pipefail",
+                "-c",
+                &format!("tar -C {t} -cf - . | zstd -3 -q -c | sha256sum >/dev/null"),
+            ]))
+        })?,
+    ));
+    // The layer is the store's largest blob.
+    let mut ours = 0;
+    for e in fs::read_dir(store.join("blobs/sha256"))? {
+        ours = ours.max(e?.metadata()?.len());
+    }
+    let o = Command::new("sh")
+        .args(["-c", &format!("tar -C {t} -cf - . | zstd -3 -q -c | wc -c")])
+        .output()?;
+    let zstd3: u64 = String::from_utf8(o.stdout)?
+        .trim()
+        .parse()
+        .context("zstd -3 size")?;
+    notes.push(format!(
+        "zstd layer size: layerwright {ours} bytes, zstd -3 {zstd3} bytes ({:+.2}%)",
+        (ours as f64 / zstd3 as f64 - 1.0) * 100.0
+    ));
+    Ok(())
+}
+
 /// Appends (name, seconds) rows; `reference` is the `tar | gzip -6 | sha256sum` time of the same tree.
 pub fn run_all(
     work: &Path,
@@ -221,6 +281,7 @@ pub fn run_all(
         })?,
     ));
     let _ = fs::remove_file(&probe);
+    zstd_rows(work, tree, runs, &lw, &df, rows, notes)?;
 
     if have("buildah") {
         let b = buildah(&work.join("buildah"))?;

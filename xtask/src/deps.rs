@@ -29,6 +29,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("debootstrap", "debootstrap"),
     // The C side of ring for the static (musl) binary in the proxy's image.
     ("musl-tools", "musl-gcc"),
+    // libzstd for wasm32 (the zstd layer encoder), compiled by zstd-sys.
+    ("clang", "clang"),
+    ("llvm", "llvm-ar"),
 ];
 
 fn present(cmd: &str) -> bool {
@@ -82,7 +85,11 @@ pub fn ensure_debian_packages(list: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// The C toolchain zstd-sys needs to compile libzstd for wasm32 (the zstd layer encoder): clang and llvm-ar.
+pub const WASM_C_TOOLCHAIN: &[(&str, &str)] = &[("clang", "clang"), ("llvm", "llvm-ar")];
+
 pub fn ensure_wasm_target() -> Result<()> {
+    ensure_debian_packages(WASM_C_TOOLCHAIN)?;
     ensure_target("wasm32-unknown-unknown")
 }
 

@@ -313,6 +313,44 @@ fn cache_reruns_only_the_changed_step_and_its_dependents() {
 }
 
 #[test]
+fn zstd_builds_write_zstd_layers_with_the_same_diff_ids_and_never_reuse_gzip_ones() {
+    use lw_layer::compress::LayerFormat;
+    let df = "FROM scratch\nCOPY a.txt /a\nWORKDIR /w\nCOPY b.txt /b\n";
+    let files = [("a.txt", "alpha\n"), ("b.txt", "bravo\n")];
+    let mut env = Env::new();
+    let (gz, _) = env.build(&opts(df), &ctx(&files));
+    let gz = gz.unwrap();
+    let mut zo = opts(df);
+    zo.layer_format = LayerFormat::parse("zstd", None).unwrap();
+    let (zs, ev) = env.build(&zo, &ctx(&files));
+    let zs = zs.unwrap();
+    assert!(
+        finished(&ev).iter().filter(|s| s.2).all(|s| !s.1),
+        "no gzip layer is taken from the cache for a zstd build"
+    );
+    assert_eq!(gz.config.rootfs.diff_ids, zs.config.rootfs.diff_ids);
+    let (gl, zl) = (gz.manifest_layers(), zs.manifest_layers());
+    assert_eq!(zl.len(), 3);
+    for (g, z) in gl.iter().zip(&zl) {
+        assert_eq!(g.media_type, lw_oci::media::OCI_LAYER_GZIP);
+        assert_eq!(z.media_type, lw_oci::media::OCI_LAYER_ZSTD);
+        assert_ne!(g.digest, z.digest);
+    }
+    assert_eq!(data(&env.tree(&zs), "b"), "bravo\n");
+    // The zstd build is cached in its turn, and another level is another key.
+    let (again, ev) = env.build(&zo, &ctx(&files));
+    assert_eq!(again.unwrap().manifest.digest, zs.manifest.digest);
+    assert!(finished(&ev).iter().filter(|s| s.2).all(|s| s.1));
+    zo.layer_format = LayerFormat::parse("zstd", Some("9")).unwrap();
+    let (z9, ev) = env.build(&zo, &ctx(&files));
+    assert!(finished(&ev).iter().filter(|s| s.2).all(|s| !s.1));
+    assert_eq!(
+        z9.unwrap().config.rootfs.diff_ids,
+        gz.config.rootfs.diff_ids
+    );
+}
+
+#[test]
 fn onbuild_triggers_run_in_a_child_build_and_build_args_override() {
     let df = "FROM scratch AS parent\nONBUILD COPY a.txt /from-trigger\n\nFROM parent\nARG WHO=default\nLABEL who=$WHO\n";
     let mut env = Env::new();

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use lw_oci::media::Compression;
 use lw_oci::{media, Descriptor, Digest, DigestHasher};
 
-use crate::compress::{Compressor, DEFAULT_LEVEL};
+use crate::compress::{Compressor, LayerFormat, DEFAULT_LEVEL};
 use crate::tar::{TarWriter, WriteOptions};
 use crate::Error;
 
@@ -159,24 +159,35 @@ impl<W: Write> LayerWriter<W> {
         Self::with_cache(out, compression, opts, None)
     }
 
-    /// Like [`LayerWriter::new`], reusing compressed gzip members from `cache` when their input is unchanged.
+    /// Like [`LayerWriter::new`], reusing compressed members from `cache` when their input is unchanged.
     pub fn with_cache(
         out: W,
         compression: Compression,
         opts: WriteOptions,
         cache: Option<Box<dyn crate::pgzip::MemberCache>>,
     ) -> Result<Self, Error> {
-        let inner = HashWriter::threaded(out);
-        let compressor = match compression {
-            Compression::Gzip => Compressor::gzip_with(inner, DEFAULT_LEVEL, 0, cache),
-            c => Compressor::new(inner, c, DEFAULT_LEVEL)?,
-        };
+        Ok(Self::with_format(
+            out,
+            LayerFormat::of(compression),
+            opts,
+            cache,
+        ))
+    }
+
+    /// A layer in `format` (compression and level), reusing members from `cache` when their input is unchanged.
+    pub fn with_format(
+        out: W,
+        format: LayerFormat,
+        opts: WriteOptions,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+    ) -> Self {
+        let compressor = Compressor::with(HashWriter::threaded(out), format, 0, cache);
         // The uncompressed stream is the big one: hash it beside the thread that reads and writes.
         let chain = HashWriter::threaded(compressor);
-        Ok(LayerWriter {
+        LayerWriter {
             tar: TarWriter::new(chain, opts),
-            compression,
-        })
+            compression: format.compression,
+        }
     }
 
     /// Like [`LayerWriter::with_cache`] for gzip, compressing members on `pool`: call [`LayerWriter::wait`] whenever
@@ -189,7 +200,7 @@ impl<W: Write> LayerWriter<W> {
     ) -> Self {
         let inner = HashWriter::threaded(out);
         let gz = crate::pgzip::ParallelGzip::with_pool(inner, DEFAULT_LEVEL, pool, cache);
-        let chain = HashWriter::threaded(Compressor::Gzip(Box::new(gz)));
+        let chain = HashWriter::threaded(Compressor::Members(Box::new(gz)));
         LayerWriter {
             tar: TarWriter::new(chain, opts),
             compression: Compression::Gzip,
@@ -199,14 +210,14 @@ impl<W: Write> LayerWriter<W> {
     /// True when the member pool has all it takes in flight (never without a pool).
     pub fn saturated(&mut self) -> bool {
         match &self.tar.get_mut().inner {
-            Compressor::Gzip(g) => g.saturated(),
+            Compressor::Members(g) => g.saturated(),
             Compressor::None(_) => false,
         }
     }
 
     /// Wait for the member pool to return a member (at once without a pool).
     pub async fn wait(&mut self) -> Result<(), Error> {
-        if let Compressor::Gzip(g) = &mut self.tar.get_mut().inner {
+        if let Compressor::Members(g) = &mut self.tar.get_mut().inner {
             g.wait().await?;
         }
         Ok(())
@@ -216,7 +227,7 @@ impl<W: Write> LayerWriter<W> {
     pub async fn finish_async(self) -> Result<(W, LayerInfo), Error> {
         let chain = self.tar.finish()?;
         let (mut compressor, diff_id, uncompressed_size) = chain.finish();
-        if let Compressor::Gzip(g) = &mut compressor {
+        if let Compressor::Members(g) = &mut compressor {
             g.drain().await?;
         }
         Self::info(compressor, diff_id, uncompressed_size, self.compression)
@@ -250,5 +261,59 @@ impl<W: Write> LayerWriter<W> {
                 compression,
             },
         ))
+    }
+}
+
+/// Rewrite a layer's uncompressed tar stream `tar` into `out` in `format` (a RUN layer the executor wrote as gzip,
+/// for a build that writes zstd): the diff ID stays, the digest is the new blob's.
+pub fn recompress<W: Write>(
+    tar: &mut dyn io::Read,
+    out: W,
+    format: LayerFormat,
+    cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+) -> Result<(W, LayerInfo), Error> {
+    let compressor = Compressor::with(HashWriter::threaded(out), format, 0, cache);
+    let mut chain = HashWriter::threaded(compressor);
+    io::copy(tar, &mut chain)?;
+    let (compressor, diff_id, uncompressed_size) = chain.finish();
+    LayerWriter::info(compressor, diff_id, uncompressed_size, format.compression)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Entry;
+    use std::io::Read;
+
+    fn layer(format: LayerFormat) -> (Vec<u8>, LayerInfo) {
+        let mut lw = LayerWriter::with_format(Vec::new(), format, WriteOptions::default(), None);
+        for i in 0..40 {
+            let data = format!("file {i} ").repeat(20_000 + i * 100);
+            lw.tar()
+                .append_bytes(&Entry::file(&format!("d/f{i}"), 0o644, 0), data.as_bytes())
+                .unwrap();
+        }
+        lw.finish().unwrap()
+    }
+
+    #[test]
+    fn zstd_layers_have_the_gzip_layers_diff_id_and_recompress_to_the_same_bytes() {
+        let (gz, gi) = layer(LayerFormat::GZIP);
+        let zstd = LayerFormat::of(Compression::Zstd);
+        let (zs, zi) = layer(zstd);
+        assert_eq!(gi.diff_id, zi.diff_id);
+        assert_eq!(zi.descriptor().media_type, media::OCI_LAYER_ZSTD);
+        assert_eq!(zi.digest, Digest::sha256_of(&zs));
+        assert_eq!(zi.size, zs.len() as u64);
+        // Transcoding the gzip layer gives the zstd layer written directly.
+        let mut tar = crate::compress::decoder(&gz[..], Compression::Gzip).unwrap();
+        let (again, ri) = recompress(&mut tar, Vec::new(), zstd, None).unwrap();
+        assert_eq!((again, ri), (zs.clone(), zi));
+        let mut back = Vec::new();
+        crate::compress::decoder(&zs[..], Compression::Zstd)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(Digest::sha256_of(&back), gi.diff_id);
     }
 }

@@ -1,7 +1,8 @@
-//! Deterministic parallel gzip for layers: the tar stream is cut into independently compressed gzip members at tar
-//! entry boundaries chosen from content (so cuts stay put when other files change), members are compressed on
-//! worker threads natively and inline in wasm, and the output is byte-identical whatever the thread count.
-//! A [`MemberCache`] lets a rebuild reuse the compressed members whose input did not change.
+//! Deterministic parallel gzip (and zstd) for layers: the tar stream is cut into independently compressed members
+//! (gzip members, or zstd frames) at tar entry boundaries chosen from content (so cuts stay put when other files
+//! change), members are compressed on worker threads natively and inline in wasm, and the output is byte-identical
+//! whatever the thread count. A [`MemberCache`] lets a rebuild reuse the compressed members whose input did not
+//! change.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,17 +25,30 @@ pub trait MemberCache: Send {
     fn put(&mut self, key: &Digest, compressed: &[u8]);
 }
 
-fn member_key(data: &[u8], level: u32) -> Digest {
+/// What a member is compressed into: a gzip member ([`crate::deflate`]) or a zstd frame (libzstd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Gzip,
+    Zstd,
+}
+
+fn member_key(codec: Codec, data: &[u8], level: u32) -> Digest {
     let mut h = lw_oci::DigestHasher::sha256();
-    // "2": the encoder of crate::deflate; members cached from the earlier plain zlib encoder must not be reused.
-    h.update(&[b'g', b'z', b'2', level as u8]);
+    match codec {
+        // "2": the encoder of crate::deflate; members cached from the earlier plain zlib encoder must not be reused.
+        Codec::Gzip => h.update(&[b'g', b'z', b'2', level as u8]),
+        Codec::Zstd => h.update(&[b'z', b's', b'1', level as u8]),
+    }
     h.update(data);
     h.finish()
 }
 
-fn compress(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
+fn compress(codec: Codec, data: &[u8], level: u32) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    crate::deflate::gzip_member(data, level, &mut out)?;
+    match codec {
+        Codec::Gzip => crate::deflate::gzip_member(data, level, &mut out)?,
+        Codec::Zstd => crate::compress::zstd_frame(data, level, &mut out)?,
+    }
     Ok(out)
 }
 
@@ -82,16 +96,16 @@ type Made = io::Result<(Vec<u8>, Option<Digest>)>;
 
 /// Make one member: from the cache when its input was compressed before, else compressed now. Both the key's hash
 /// and the compression run here, on a worker thread natively.
-fn make_member(data: &[u8], level: u32, cache: Option<&SharedCache>) -> Made {
+fn make_member(codec: Codec, data: &[u8], level: u32, cache: Option<&SharedCache>) -> Made {
     let Some(cache) = cache else {
-        return Ok((compress(data, level)?, None));
+        return Ok((compress(codec, data, level)?, None));
     };
-    let key = member_key(data, level);
+    let key = member_key(codec, data, level);
     // A poisoned lock only means another worker panicked; the cache itself stays usable.
     let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
     match hit {
         Some(m) => Ok((m, None)),
-        None => Ok((compress(data, level)?, Some(key))),
+        None => Ok((compress(codec, data, level)?, Some(key))),
     }
 }
 
@@ -102,7 +116,7 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(threads: usize, level: u32, cache: Option<SharedCache>) -> Pool {
+    fn new(threads: usize, codec: Codec, level: u32, cache: Option<SharedCache>) -> Pool {
         let (jtx, jrx) = mpsc::channel::<(u64, Vec<u8>)>();
         let (rtx, rrx) = mpsc::channel();
         let jrx = Arc::new(Mutex::new(jrx));
@@ -116,7 +130,7 @@ impl Pool {
                     match job {
                         Ok((i, data)) => {
                             if rtx
-                                .send((i, make_member(&data, level, cache.as_ref())))
+                                .send((i, make_member(codec, &data, level, cache.as_ref())))
                                 .is_err()
                             {
                                 return;
@@ -138,6 +152,7 @@ impl Pool {
 /// A gzip writer that expects a tar stream and emits concatenated, independently compressed members.
 pub struct ParallelGzip<W: Write> {
     out: W,
+    codec: Codec,
     level: u32,
     pool: Option<Pool>,
     external: Option<Box<dyn MemberPool>>,
@@ -166,6 +181,17 @@ pub struct ParallelGzip<W: Write> {
 impl<W: Write> ParallelGzip<W> {
     /// `threads` = 0 picks the machine's parallelism natively; wasm always compresses inline.
     pub fn new(out: W, level: u32, threads: usize, cache: Option<Box<dyn MemberCache>>) -> Self {
+        Self::with_codec(out, Codec::Gzip, level, threads, cache)
+    }
+
+    /// Like [`ParallelGzip::new`], writing `codec` members (zstd frames: a multi-frame zstd stream).
+    pub fn with_codec(
+        out: W,
+        codec: Codec,
+        level: u32,
+        threads: usize,
+        cache: Option<Box<dyn MemberCache>>,
+    ) -> Self {
         let threads = if cfg!(target_arch = "wasm32") {
             1
         } else if threads == 0 {
@@ -178,8 +204,9 @@ impl<W: Write> ParallelGzip<W> {
         let cache = cache.map(|c| Arc::new(Mutex::new(c)));
         ParallelGzip {
             out,
+            codec,
             level,
-            pool: (threads > 1).then(|| Pool::new(threads, level, cache.clone())),
+            pool: (threads > 1).then(|| Pool::new(threads, codec, level, cache.clone())),
             external: None,
             cache,
             chunk: Vec::with_capacity(MAX_MEMBER + 512),
@@ -339,7 +366,7 @@ impl<W: Write> ParallelGzip<W> {
         }
         match &self.pool {
             None => {
-                let made = make_member(&data, self.level, self.cache.as_ref());
+                let made = make_member(self.codec, &data, self.level, self.cache.as_ref());
                 self.accept(i, made)?;
                 self.flush_ready()
             }
@@ -362,7 +389,7 @@ impl<W: Write> ParallelGzip<W> {
     fn cut_external(&mut self, i: u64, data: Vec<u8>) -> io::Result<()> {
         let mut key = None;
         if let Some(cache) = self.cache.as_ref() {
-            let k = member_key(&data, self.level);
+            let k = member_key(self.codec, &data, self.level);
             let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&k);
             if let Some(m) = hit {
                 self.ready.insert(i, m);
@@ -411,7 +438,8 @@ impl<W: Write> ParallelGzip<W> {
         }
         if self.issued == 0 {
             // An empty stream is still one valid gzip member.
-            self.out.write_all(&compress(&[], self.level)?)?;
+            self.out
+                .write_all(&compress(self.codec, &[], self.level)?)?;
         }
         self.out.flush()?;
         Ok(self.out)
@@ -650,6 +678,41 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
         assert!(err.to_string().contains("member 2"), "{err}");
+    }
+
+    #[test]
+    fn zstd_members_are_identical_for_any_thread_count_readable_and_cached_apart_from_gzip() {
+        let tar = sample_tar();
+        let cache = Arc::new(Mutex::new(Mem::default()));
+        let z = |threads: usize, cache: Option<Box<dyn MemberCache>>| {
+            let mut p = ParallelGzip::with_codec(Vec::new(), Codec::Zstd, 3, threads, cache);
+            for c in tar.chunks(70_001) {
+                p.write_all(c).unwrap();
+            }
+            p.finish().unwrap()
+        };
+        let one = z(1, None);
+        assert_eq!(one, z(2, None));
+        assert_eq!(one, z(8, None));
+        let mut back = Vec::new();
+        crate::compress::decoder(&one[..], lw_oci::media::Compression::Zstd)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, tar);
+        let frames = one
+            .windows(4)
+            .filter(|w| w == &[0x28, 0xb5, 0x2f, 0xfd])
+            .count();
+        assert!(frames > 5, "{frames} frames");
+        // Members cached as gzip are never taken for zstd ones, nor the other way round.
+        let mut p = ParallelGzip::new(Vec::new(), 6, 2, Some(Box::new(cache.clone())));
+        p.write_all(&tar).unwrap();
+        p.finish().unwrap();
+        assert_eq!(z(2, Some(Box::new(cache.clone()))), one);
+        assert_eq!(cache.lock().unwrap().1, 0, "no hits across codecs");
+        assert_eq!(z(2, Some(Box::new(cache.clone()))), one);
+        assert!(cache.lock().unwrap().1 > 5, "zstd members are reused");
     }
 
     #[derive(Default)]

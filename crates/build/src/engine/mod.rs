@@ -49,6 +49,9 @@ pub struct BuildOptions {
     pub extra_hosts: Vec<(String, String)>,
     /// Whether the context has a .dockerignore (only for hints).
     pub has_dockerignore: bool,
+    /// How the layers this build writes are compressed (`--output ...,compression=zstd`); base image layers stay
+    /// as they are, as in BuildKit without `force-compression`.
+    pub layer_format: lw_layer::compress::LayerFormat,
 }
 
 impl BuildOptions {
@@ -67,6 +70,7 @@ impl BuildOptions {
             network: "default".into(),
             extra_hosts: Vec::new(),
             has_dockerignore: false,
+            layer_format: lw_layer::compress::LayerFormat::GZIP,
         }
     }
 }
