@@ -128,9 +128,14 @@ fn zstd_layers_are_read_by_zstd_skopeo_umoci_and_podman() {
     ))
     .unwrap();
     assert_eq!(v["Digest"], digest.as_str());
-    for l in v["LayersData"].as_array().unwrap() {
-        assert_eq!(l["MIMEType"], media::OCI_LAYER_ZSTD);
-    }
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 2);
+    let raw: Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", tar.display()),
+    ])))
+    .unwrap();
+    assert_eq!(raw, m, "skopeo reads our manifest as it is");
     let copied = tmp.path().join("copied");
     run_ok(Command::new("skopeo").args([
         "copy",
@@ -194,7 +199,8 @@ fn run_layers_of_a_zstd_build_are_zstd_and_run_in_podman() {
     let ctx = tmp.path().join("ctx");
     std::fs::write(
         ctx.join("Dockerfile"),
-        "FROM lwtest/zstd:1\nRUN echo made by RUN > /made.txt\nCMD [\"cat\", \"/made.txt\"]\n",
+        "FROM lwtest/zstd:1\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo made by RUN > /made.txt\"]\n\
+         CMD [\"cat\", \"/made.txt\"]\n",
     )
     .unwrap();
     let build = |comp: &str| {
@@ -270,10 +276,8 @@ fn docker_20_10_refuses_zstd_layers_on_load() {
             "docker 20.10 loaded zstd layers: {said}"
         );
         // It reads the archive's manifest.json, then fails on the first layer it cannot decompress.
-        assert!(
-            said.contains("unsupported") || said.contains("invalid tar header"),
-            "{said}"
-        );
+        // Docker 20.10.24 says: "Error processing tar file(exit status 1): archive/tar: invalid tar header".
+        assert!(said.contains("invalid tar header"), "{said}");
         let images = d.docker_ok(&["images", "-q", "lwtest/zstd"]);
         assert_eq!(images.trim(), "", "nothing is left behind");
     } else {

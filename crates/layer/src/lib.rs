@@ -7,6 +7,7 @@ pub mod deflate;
 pub mod entry;
 mod error;
 pub mod layer;
+pub mod midstate;
 pub mod path;
 pub mod pgzip;
 pub mod tar;
