@@ -1,9 +1,12 @@
 //! zstd layers (`build --compression zstd`, `--output ...,compression=zstd`) read by tools no one here wrote: the
-//! `zstd` CLI, skopeo, umoci and podman; and what Docker 20.10 (Debian's docker.io) does with them.
+//! `zstd` CLI, skopeo, podman and a Distribution registry; and what Docker 20.10 and umoci 0.4.7 (Debian 12's)
+//! do with them: both refuse them, as recorded here.
 
 mod common;
 #[path = "common/docker.rs"]
 mod docker;
+#[path = "common/registry.rs"]
+mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -153,15 +156,30 @@ fn zstd_layers_are_read_by_zstd_skopeo_umoci_and_podman() {
             .arg("-C")
             .arg(&layout),
     );
+    // umoci reads zstd layers from 0.5 on; Debian 12's 0.4.7 refuses them by media type (recorded here).
     let bundle = tmp.path().join("bundle");
-    run_ok(
-        Command::new("umoci")
-            .args(["unpack", "--image"])
-            .arg(format!("{}:docker.io/{name}", layout.display()))
-            .arg(&bundle),
-    );
-    assert_eq!(std::fs::read(bundle.join("rootfs/data/f23")).unwrap(), last);
-    assert!(bundle.join("rootfs/bin/busybox").is_file());
+    let version = run_ok(Command::new("umoci").arg("--version"));
+    let o = Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:docker.io/{name}", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    println!("{} unpack of a zstd image: {said}", version.trim());
+    if version.contains("version 0.4.") {
+        assert!(!o.status.success());
+        assert!(
+            said.contains(
+                "blob is not correct mediatype: application/vnd.oci.image.layer.v1.tar+zstd"
+            ),
+            "{said}"
+        );
+    } else {
+        assert!(o.status.success(), "{said}");
+        assert_eq!(std::fs::read(bundle.join("rootfs/data/f23")).unwrap(), last);
+        assert!(bundle.join("rootfs/bin/busybox").is_file());
+    }
 
     // podman loads and runs it.
     let podman = Podman::new(&tmp.path().join("podman"));
@@ -175,11 +193,49 @@ fn zstd_layers_are_read_by_zstd_skopeo_umoci_and_podman() {
         &format!("docker.io/{name}"),
     ]));
     assert_eq!(out, "zstd ok\n24\n");
+    let out = run_ok(podman.cmd().args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &format!("docker.io/{name}"),
+        "sha256sum",
+        "/data/f23",
+    ]));
+    assert_eq!(
+        out.split_whitespace().next(),
+        Some(lw_oci::Digest::sha256_of(&last).encoded())
+    );
 
     // Our own load takes the tarball back with the same digests.
     let root2 = tmp.path().join("store2");
     lw_ok(&root2, &["load", "-i", tar.to_str().unwrap()]);
     assert_eq!(manifest_of(&root2, name), m);
+}
+
+#[test]
+fn zstd_images_push_to_and_pull_from_a_distribution_registry_unchanged() {
+    const TEST: &str = "zstd_images_push_to_and_pull_from_a_distribution_registry_unchanged";
+    if !registry::require(TEST, &["docker-registry"]) {
+        assert!(
+            std::env::var_os(docker::REQUIRE_ENV).is_none(),
+            "{TEST}: docker-registry is missing, and {} is set",
+            docker::REQUIRE_ENV
+        );
+        return;
+    }
+    let reg = registry::Registry::start(registry::RegistryAuth::None);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    build_zstd(&root, tmp.path(), "lwtest/zstd:1");
+    let remote = format!("{}/lwtest/zstd:1", reg.host());
+    lw_ok(&root, &["push", "lwtest/zstd:1", &remote]);
+    let root2 = tmp.path().join("store2");
+    lw_ok(&root2, &["pull", &remote]);
+    let (digest, manifest, ids) = image(&root, "lwtest/zstd:1");
+    let pulled = image(&root2, &remote);
+    assert_eq!(pulled, (digest, manifest.clone(), ids));
+    assert_eq!(manifest["layers"][1]["mediaType"], media::OCI_LAYER_ZSTD);
 }
 
 #[test]

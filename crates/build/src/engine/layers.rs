@@ -89,6 +89,7 @@ pub(super) fn in_format(
     layer: CachedLayer,
 ) -> Result<CachedLayer, Error> {
     let have = media::layer_compression(&layer.descriptor.media_type);
+    // Executors write gzip at the default level: a gzip build at another level rewrites it too.
     if have == Some(format.compression)
         && (format == LayerFormat::GZIP || have != Some(Compression::Gzip))
     {
