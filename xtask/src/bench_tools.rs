@@ -138,6 +138,61 @@ pub(crate) fn start_registry(work: &Path) -> Result<Registry> {
     Ok(reg)
 }
 
+/// Overwrite 1 KB of `path` at `at` (clamped to the file) with bytes that differ from what was there.
+fn edit_1k(path: &Path, at: u64) -> Result<Vec<u8>> {
+    let mut data = fs::read(path)?;
+    let before = data.clone();
+    let start = (at as usize).min(data.len().saturating_sub(1024));
+    let end = (start + 1024).min(data.len());
+    for b in &mut data[start..end] {
+        *b = b.wrapping_add(1);
+    }
+    fs::write(path, &data)?;
+    Ok(before)
+}
+
+/// Rebuilds after a 1 KB edit inside an existing file: at 5 places drawn from a fixed seed (the mean), and in the
+/// tree's last file (the layer's last member). The floor to compare with is `tar | sha256sum`.
+fn edit_rows(
+    tree: &Path,
+    lw: &dyn Fn(&Path) -> Command,
+    store: &Path,
+    df: &Path,
+    rows: &mut Vec<(String, f64)>,
+) -> Result<()> {
+    let mut files = crate::bench::walk_files(tree)?;
+    // The generator's marker is not tree content: editing it would make the next run generate the tree again.
+    files.retain(|f| !f.ends_with(".lw-bench-tree"));
+    let rebuild = |path: &Path, at: u64| -> Result<f64> {
+        let before = edit_1k(path, at)?;
+        let s = Instant::now();
+        let r = run(lw(store)
+            .args(["build", "-q", "-t", "bench/copy:1", "-f"])
+            .arg(df)
+            .arg(tree));
+        let t = s.elapsed().as_secs_f64();
+        fs::write(path, before)?;
+        r.map(|_| t)
+    };
+    let mut rng = crate::bench::Rng(7);
+    let mut total = 0.0;
+    for _ in 0..5 {
+        let f = &files[rng.below(files.len() as u64) as usize];
+        let at = rng.below(fs::metadata(f)?.len().max(1));
+        total += rebuild(f, at)?;
+    }
+    rows.push((
+        "layerwright rebuild after a 1 KB edit at a random place (mean of 5)".into(),
+        total / 5.0,
+    ));
+    let last = files.last().context("an empty tree")?;
+    rows.push((
+        "layerwright rebuild after a 1 KB edit in the last file (last member)".into(),
+        rebuild(last, 0)?,
+    ));
+    Ok(())
+}
+
 /// The zstd rows: a cold COPY build with `--output ...,compression=zstd` next to `tar | zstd -3 | sha256sum`, and
 /// the layer's size against `zstd -3`'s for the same tree.
 fn zstd_rows(
@@ -281,6 +336,7 @@ pub fn run_all(
         })?,
     ));
     let _ = fs::remove_file(&probe);
+    edit_rows(tree, &lw, &store, &df, rows)?;
     zstd_rows(work, tree, runs, &lw, &df, rows, notes)?;
 
     if have("buildah") {

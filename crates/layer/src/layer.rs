@@ -6,6 +6,7 @@ use lw_oci::media::Compression;
 use lw_oci::{media, Descriptor, Digest, DigestHasher};
 
 use crate::compress::{Compressor, LayerFormat, DEFAULT_LEVEL};
+use crate::pgzip::Checkpoint;
 use crate::tar::{TarWriter, WriteOptions};
 use crate::Error;
 
@@ -18,6 +19,8 @@ pub struct HashWriter<W: Write> {
 /// SHA-256 of a stream, inline or (natively, for the large uncompressed tar stream) on a helper thread so the
 /// writer's thread only copies bytes: the thread reading files and the one hashing them overlap.
 enum StreamHasher {
+    /// Not hashed here: the member writer hashes both streams when it keeps checkpoints.
+    Off,
     Inline(DigestHasher),
     #[cfg(not(target_arch = "wasm32"))]
     Threaded {
@@ -58,6 +61,7 @@ impl StreamHasher {
 
     fn update(&mut self, data: &[u8]) {
         match self {
+            StreamHasher::Off => {}
             StreamHasher::Inline(h) => h.update(data),
             #[cfg(not(target_arch = "wasm32"))]
             StreamHasher::Threaded { buf, tx, .. } => {
@@ -75,6 +79,7 @@ impl StreamHasher {
     #[allow(clippy::infallible_destructuring_match)]
     fn finish(self) -> (Digest, u64) {
         let h = match self {
+            StreamHasher::Off => DigestHasher::sha256(),
             StreamHasher::Inline(h) => h,
             #[cfg(not(target_arch = "wasm32"))]
             StreamHasher::Threaded { buf, tx, handle } => {
@@ -102,6 +107,13 @@ impl<W: Write> HashWriter<W> {
         HashWriter {
             inner,
             hasher: StreamHasher::threaded(),
+        }
+    }
+    /// Not hashing at all (its digest is that of nothing): for streams hashed elsewhere.
+    fn unhashed(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hasher: StreamHasher::Off,
         }
     }
     pub fn finish(self) -> (W, Digest, u64) {
@@ -233,6 +245,88 @@ impl<W: Write> LayerWriter<W> {
         Self::info(compressor, diff_id, uncompressed_size, self.compression)
     }
 
+    /// Like [`LayerWriter::with_format`] (gzip or zstd), keeping a [`Checkpoint`] at every member start for a
+    /// later [`LayerWriter::resume`]; finish with [`LayerWriter::finish_checkpointed`]. Both streams are hashed by
+    /// the member writer, on this thread.
+    pub fn with_checkpoints(
+        out: W,
+        format: LayerFormat,
+        opts: WriteOptions,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+    ) -> Result<Self, Error> {
+        Self::marked(out, format, opts, cache, None)
+    }
+
+    /// Continue the layer of an earlier build from its checkpoint `cp`: `out` already holds that layer's blob up to
+    /// `cp.blob_offset`, and the entries from the one starting at `cp.tar_offset` on are appended here. The result
+    /// is the layer a cold build gives, without reading or hashing anything before the checkpoint again.
+    pub fn resume(
+        out: W,
+        format: LayerFormat,
+        opts: WriteOptions,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+        cp: &Checkpoint,
+    ) -> Result<Self, Error> {
+        Self::marked(out, format, opts, cache, Some(cp))
+    }
+
+    fn marked(
+        out: W,
+        format: LayerFormat,
+        opts: WriteOptions,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+        cp: Option<&Checkpoint>,
+    ) -> Result<Self, Error> {
+        let codec = match format.compression {
+            Compression::Gzip => crate::pgzip::Codec::Gzip,
+            Compression::Zstd => crate::pgzip::Codec::Zstd,
+            Compression::None => {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "checkpoints need a compressed layer (gzip or zstd)",
+                )))
+            }
+        };
+        let p = crate::pgzip::ParallelGzip::with_codec(
+            HashWriter::unhashed(out),
+            codec,
+            format.level,
+            0,
+            cache,
+        );
+        let p = match cp {
+            Some(cp) => p.resume_from(cp),
+            None => p.with_checkpoints(),
+        };
+        let chain = HashWriter::unhashed(Compressor::Members(Box::new(p)));
+        Ok(LayerWriter {
+            tar: TarWriter::new(chain, opts),
+            compression: format.compression,
+        })
+    }
+
+    /// Finish a writer made by [`LayerWriter::with_checkpoints`] or [`LayerWriter::resume`]: the layer and the
+    /// checkpoints of its members (after the one resumed from, which is the first).
+    pub fn finish_checkpointed(self) -> Result<(W, LayerInfo, Vec<Checkpoint>), Error> {
+        let chain = self.tar.finish()?;
+        let (compressor, _, _) = chain.finish();
+        let Compressor::Members(p) = compressor else {
+            return Err(Error::Io(io::Error::other(
+                "this layer writer keeps no checkpoints",
+            )));
+        };
+        let (out, marked) = (*p).finish_marked()?;
+        let m = marked.ok_or_else(|| io::Error::other("this layer writer keeps no checkpoints"))?;
+        let info = LayerInfo {
+            diff_id: m.diff_id,
+            digest: m.digest,
+            size: m.size,
+            uncompressed_size: m.uncompressed_size,
+            compression: self.compression,
+        };
+        Ok((out.inner, info, m.checkpoints))
+    }
+
     /// The tar writer to add entries with.
     pub fn tar(&mut self) -> &mut TarWriter<Chain<W>> {
         &mut self.tar
@@ -294,6 +388,62 @@ mod tests {
                 .unwrap();
         }
         lw.finish().unwrap()
+    }
+
+    /// The files of a layer, and the tar offset where each one's entry starts.
+    fn entries(edit: Option<usize>) -> (Vec<(String, Vec<u8>)>, Vec<u64>) {
+        let files: Vec<(String, Vec<u8>)> = (0..60)
+            .map(|i| {
+                let mut d = format!("entry {i} {} ", i * 31)
+                    .repeat(4000 + i * 97)
+                    .into_bytes();
+                if edit == Some(i) {
+                    d[100] ^= 1;
+                }
+                (format!("d{}/f{i}", i % 5), d)
+            })
+            .collect();
+        // Short names, so each entry is one header block and its data padded to blocks.
+        let mut starts = vec![0u64];
+        for (_, d) in &files {
+            starts.push(starts.last().unwrap() + 512 + (d.len() as u64).div_ceil(512) * 512);
+        }
+        (files, starts)
+    }
+
+    #[test]
+    fn a_layer_resumed_from_a_checkpoint_is_the_cold_layer() {
+        for format in [LayerFormat::GZIP, LayerFormat::of(Compression::Zstd)] {
+            let write = |lw: &mut LayerWriter<Vec<u8>>, files: &[(String, Vec<u8>)]| {
+                for (p, d) in files {
+                    lw.tar().append_bytes(&Entry::file(p, 0o644, 0), d).unwrap();
+                }
+            };
+            let (files, starts) = entries(None);
+            let mut lw =
+                LayerWriter::with_checkpoints(Vec::new(), format, WriteOptions::default(), None)
+                    .unwrap();
+            write(&mut lw, &files);
+            let (blob1, info1, cps) = lw.finish_checkpointed().unwrap();
+            let mut plain =
+                LayerWriter::with_format(Vec::new(), format, WriteOptions::default(), None);
+            write(&mut plain, &files);
+            assert_eq!(plain.finish().unwrap(), (blob1.clone(), info1));
+            // The file after the last checkpoint changes: resume from that checkpoint (at the file's entry).
+            let cp = cps.last().unwrap();
+            assert!(cps.len() > 2, "{} checkpoints", cps.len());
+            let first = starts.iter().position(|&s| s == cp.tar_offset).unwrap();
+            let (edited, _) = entries(Some(first));
+            let out = blob1[..cp.blob_offset as usize].to_vec();
+            let mut lw =
+                LayerWriter::resume(out, format, WriteOptions::default(), None, cp).unwrap();
+            write(&mut lw, &edited[first..]);
+            let (blob2, info2, _) = lw.finish_checkpointed().unwrap();
+            let mut cold =
+                LayerWriter::with_format(Vec::new(), format, WriteOptions::default(), None);
+            write(&mut cold, &edited);
+            assert_eq!((blob2, info2), cold.finish().unwrap(), "{format}");
+        }
     }
 
     #[test]
