@@ -327,6 +327,16 @@ impl<W: Write> LayerWriter<W> {
         Ok((out.inner, info, m.checkpoints))
     }
 
+    /// Where the next entry starts in the tar stream (None without members): what a [`Checkpoint`]'s `tar_offset`
+    /// is compared with to know which entry a member starts at.
+    pub fn tar_offset(&mut self) -> Result<Option<u64>, Error> {
+        self.tar.close_entry()?;
+        Ok(match &self.tar.get_mut().inner {
+            Compressor::Members(p) => Some(p.tar_offset()),
+            Compressor::None(_) => None,
+        })
+    }
+
     /// The tar writer to add entries with.
     pub fn tar(&mut self) -> &mut TarWriter<Chain<W>> {
         &mut self.tar

@@ -50,6 +50,7 @@ pub(super) async fn write_items_async(
     format: LayerFormat,
     items: &[Item],
     mut digests: Option<&mut BTreeMap<String, Digest>>,
+    resume: Option<&Digest>,
 ) -> Result<CachedLayer, Error> {
     // The member pool (the tab's Web Workers) makes gzip members only; zstd is compressed here.
     let pool = match format == LayerFormat::GZIP {
@@ -57,6 +58,12 @@ pub(super) async fn write_items_async(
         false => None,
     };
     let Some(pool) = pool else {
+        // With every file's digest known (the step's key was looked up first), resume from a checkpoint.
+        if let (Some(key), None, false) =
+            (resume, &digests, format.compression == Compression::None)
+        {
+            return super::resume::write(host, format, items, key);
+        }
         return write_inline(host, format, items, digests);
     };
     let sink = host.blobs.create()?;
@@ -121,7 +128,7 @@ pub(super) fn in_format(
     commit(sink, info)
 }
 
-fn commit(
+pub(super) fn commit(
     sink: Box<dyn crate::host::BlobSink>,
     info: lw_layer::LayerInfo,
 ) -> Result<CachedLayer, Error> {
@@ -133,7 +140,7 @@ fn commit(
 }
 
 /// Append `items` to the layer, reading context files in blocks.
-fn fill<W: std::io::Write>(
+pub(super) fn fill<W: std::io::Write>(
     host: &mut Host,
     lw: &mut LayerWriter<W>,
     items: &[Item],

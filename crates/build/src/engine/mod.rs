@@ -5,6 +5,7 @@ mod copy;
 mod copy_step;
 mod history;
 mod layers;
+mod resume;
 pub mod rootfs;
 mod run;
 mod run_mounts;

@@ -311,6 +311,11 @@ impl<W: Write> ParallelGzip<W> {
         g
     }
 
+    /// Bytes of the tar stream taken so far (from the start of the stream, also when resumed).
+    pub fn tar_offset(&self) -> u64 {
+        self.off
+    }
+
     /// True when an external pool has as many members in flight as it takes: await [`ParallelGzip::wait`].
     pub fn saturated(&self) -> bool {
         self.external.is_some() && self.in_flight >= self.max_in_flight
