@@ -88,6 +88,21 @@ impl LayerFormat {
         Ok(LayerFormat { compression, level })
     }
 
+    /// The encoder that makes this format's bytes, with its version: what resumed layers (whose start an earlier
+    /// build compressed) must share with the build resuming them.
+    pub fn encoder(&self) -> String {
+        match self.compression {
+            Compression::None => "tar".into(),
+            // "2": crate::deflate's encoder, as in the member cache's keys.
+            Compression::Gzip => format!("gzip 2 level {}", self.level),
+            Compression::Zstd => format!(
+                "zstd {} level {}",
+                zstd::zstd_safe::version_number(),
+                self.level
+            ),
+        }
+    }
+
     /// What step cache keys add for this format: nothing for the default (keys made before formats existed stay
     /// valid), so a gzip layer is never taken for a zstd one or one of another level.
     pub fn cache_tag(&self) -> Option<String> {

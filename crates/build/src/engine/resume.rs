@@ -75,8 +75,15 @@ impl Point {
 
 /// `chain[j]` names `items[..j]`: their entries and content digests (from `hashed`, else the host's). It stops at the
 /// first context file whose digest is not known without reading it.
-fn chain(host: &Host, items: &[Item], hashed: &BTreeMap<String, Digest>) -> Vec<Digest> {
-    let mut out = vec![Digest::sha256_of(b"layerwright resume 1")];
+fn chain(
+    host: &Host,
+    format: LayerFormat,
+    items: &[Item],
+    hashed: &BTreeMap<String, Digest>,
+) -> Vec<Digest> {
+    // The encoder and its version too: a start compressed by another libzstd would not give a cold build's bytes.
+    let seed = format!("layerwright resume 1\0{}", format.encoder());
+    let mut out = vec![Digest::sha256_of(seed.as_bytes())];
     for it in items {
         let content = match &it.data {
             Data::None => Digest::sha256_of(b""),
@@ -104,7 +111,7 @@ pub(super) fn write(
     items: &[Item],
     key: &Digest,
 ) -> Result<CachedLayer, Error> {
-    let before = chain(host, items, &BTreeMap::new());
+    let before = chain(host, format, items, &BTreeMap::new());
     let record = host
         .cache
         .resume_points(key)
@@ -156,7 +163,7 @@ pub(super) fn write(
         super::layers::fill(host, &mut lw, one, Some(&mut hashed), &mut buf)?;
     }
     let (sink, info, cps) = lw.finish_checkpointed()?;
-    let after = chain(host, items, &hashed);
+    let after = chain(host, format, items, &hashed);
     for cp in &cps {
         let Some(&(_, j)) = starts.iter().find(|(off, _)| *off == cp.tar_offset) else {
             continue;
