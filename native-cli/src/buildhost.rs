@@ -107,6 +107,10 @@ impl StoreCache<'_> {
         self.store.root().join("cache").join(key.encoded())
     }
 
+    fn resume_path(&self, key: &Digest) -> PathBuf {
+        self.store.root().join("cache/resume").join(key.encoded())
+    }
+
     /// A layer's index (its headers without data): `cache/layer-index/<digest>`.
     fn index_path(&self, layer: &Digest) -> PathBuf {
         self.store
@@ -151,6 +155,18 @@ impl Cache for StoreCache<'_> {
         if fs::create_dir_all(p.parent().expect("index dir")).is_ok() {
             // Remade from the layer when missing, so a failed write is not an error.
             let _ = crate::store::write_atomic(&p, index);
+        }
+    }
+    /// A step's member checkpoints: `cache/resume/<position key>` (the blob they name may be pruned: then the
+    /// next build is cold).
+    fn resume_points(&self, key: &Digest) -> Option<Vec<u8>> {
+        fs::read(self.resume_path(key)).ok()
+    }
+    fn put_resume_points(&self, key: &Digest, points: &[u8]) {
+        let p = self.resume_path(key);
+        if fs::create_dir_all(p.parent().expect("resume dir")).is_ok() {
+            // Without them the next build is cold, so a failed write is not an error.
+            let _ = crate::store::write_atomic(&p, points);
         }
     }
 }

@@ -46,9 +46,16 @@ pub struct BuildArgs {
     /// Set metadata for an image (KEY=VALUE); repeatable
     #[arg(long)]
     label: Vec<String>,
-    /// Output destination: type=oci|docker,dest=FILE (a tarball)
+    /// Output: type=oci|docker,dest=FILE (a tarball) or type=image (the store only), with BuildKit's
+    /// compression=gzip|zstd|uncompressed and compression-level=N
     #[arg(short, long)]
     output: Option<String>,
+    /// Compression of the layers this build writes: gzip (default), zstd or uncompressed
+    #[arg(long)]
+    compression: Option<String>,
+    /// Compression level (gzip 0-9, default 6; zstd 1-19, default 3)
+    #[arg(long)]
+    compression_level: Option<String>,
     /// Progress output: auto or plain
     #[arg(long, default_value = "auto")]
     progress: String,
@@ -105,6 +112,80 @@ fn stdin_context() -> Result<MemoryContext> {
         }
     }
     Ok(ctx)
+}
+
+/// What `--output` asks for: a tarball (`oci` or `docker`) at `dest`, or the store only (`image`), and the
+/// layers' compression when it names one.
+#[derive(Debug, PartialEq)]
+struct OutputSpec {
+    kind: String,
+    dest: Option<PathBuf>,
+    compression: Option<String>,
+    level: Option<String>,
+}
+
+fn parse_output(out: &str) -> Result<OutputSpec> {
+    let mut spec = OutputSpec {
+        kind: "oci".into(),
+        dest: None,
+        compression: None,
+        level: None,
+    };
+    for part in out.split(',') {
+        match part.split_once('=') {
+            Some(("type", v)) => spec.kind = v.to_string(),
+            Some(("dest", v)) => spec.dest = Some(PathBuf::from(v)),
+            Some(("compression", v)) => spec.compression = Some(v.to_string()),
+            Some(("compression-level", v)) => spec.level = Some(v.to_string()),
+            // BuildKit's force-compression also recompresses base image layers; ours are always left as they are.
+            Some(("force-compression", "false")) => {}
+            Some(("force-compression", v)) => bail!(
+                "--output {out:?}: force-compression={v} is not supported (base image layers keep their compression)"
+            ),
+            _ => bail!(
+                "--output {out:?}: expected type=oci|docker|image,dest=FILE[,compression=gzip|zstd|uncompressed][,compression-level=N]"
+            ),
+        }
+    }
+    match spec.kind.as_str() {
+        "oci" | "docker" | "tar" if spec.dest.is_none() => bail!("--output needs dest=FILE"),
+        "oci" | "docker" | "tar" => {}
+        "image" if spec.dest.is_some() => bail!("--output type=image takes no dest"),
+        "image" => {}
+        kind => bail!("--output type={kind} is not supported (use oci, docker or image)"),
+    }
+    Ok(spec)
+}
+
+/// The layer format from `--compression`/`--compression-level` and `--output`'s options (they must agree).
+fn layer_format(
+    a: &BuildArgs,
+    out: Option<&OutputSpec>,
+) -> Result<lw_layer::compress::LayerFormat> {
+    let flag = a.compression.as_deref();
+    let opt = out.and_then(|o| o.compression.as_deref());
+    let name = match (flag, opt) {
+        (Some(f), Some(o)) if f != o => {
+            bail!("--compression {f} and --output compression={o} disagree")
+        }
+        (f, o) => f.or(o),
+    };
+    let level = match (
+        a.compression_level.as_deref(),
+        out.and_then(|o| o.level.as_deref()),
+    ) {
+        (Some(f), Some(o)) if f != o => {
+            bail!("--compression-level {f} and --output compression-level={o} disagree")
+        }
+        (f, o) => f.or(o),
+    };
+    if name.is_none() && level.is_some() {
+        bail!("compression-level needs a compression (gzip or zstd)");
+    }
+    match name {
+        None => Ok(lw_layer::compress::LayerFormat::GZIP),
+        Some(n) => lw_layer::compress::LayerFormat::parse(n, level).map_err(|e| anyhow!("{e}")),
+    }
 }
 
 fn parse_kv(list: &[String], what: &str, from_env: bool) -> Result<BTreeMap<String, String>> {
@@ -258,6 +339,8 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             .map(|p| Platform::parse(p.trim()).map_err(|e| anyhow!("--platform: {e}")))
             .collect::<Result<_>>()?,
     };
+    let output = a.output.as_deref().map(parse_output).transpose()?;
+    let layer_format = layer_format(&a, output.as_ref())?;
     let tags: Vec<String> = a
         .tag
         .iter()
@@ -310,6 +393,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         opts.no_cache = a.no_cache;
         opts.network = a.network.clone();
         opts.extra_hosts = extra_hosts.clone();
+        opts.layer_format = layer_format;
         let mut on_event = |e: BuildEvent| progress.event(&e);
         let mut host = Host {
             context: &*context,
@@ -366,20 +450,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     if let Some(path) = &a.iidfile {
         store::write_atomic(path, image_id.to_string().as_bytes())?;
     }
-    if let Some(out) = &a.output {
-        let mut kind = "oci".to_string();
-        let mut dest = None;
-        for part in out.split(',') {
-            match part.split_once('=') {
-                Some(("type", v)) => kind = v.to_string(),
-                Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-                _ => bail!("--output {out:?}: expected type=oci|docker,dest=FILE"),
-            }
-        }
-        if !matches!(kind.as_str(), "oci" | "docker" | "tar") {
-            bail!("--output type={kind} is not supported (use oci or docker)");
-        }
-        let dest = dest.ok_or_else(|| anyhow!("--output needs dest=FILE"))?;
+    if let Some(dest) = output.as_ref().and_then(|o| o.dest.clone()) {
         let dir = dest
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -411,4 +482,64 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     }
     io::stdout().flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        build: BuildArgs,
+    }
+
+    fn format(argv: &[&str]) -> Result<lw_layer::compress::LayerFormat> {
+        let cli = Cli::try_parse_from(std::iter::once("build").chain(argv.iter().copied()))?;
+        let out = cli.build.output.as_deref().map(parse_output).transpose()?;
+        layer_format(&cli.build, out.as_ref())
+    }
+
+    #[test]
+    fn compression_comes_from_the_flag_or_the_output_options() {
+        use lw_oci::media::Compression;
+        assert_eq!(format(&[]).unwrap(), lw_layer::compress::LayerFormat::GZIP);
+        let z = format(&["--compression", "zstd"]).unwrap();
+        assert_eq!((z.compression, z.level), (Compression::Zstd, 3));
+        let z = format(&[
+            "-o",
+            "type=oci,dest=x.tar,compression=zstd,compression-level=7",
+        ])
+        .unwrap();
+        assert_eq!((z.compression, z.level), (Compression::Zstd, 7));
+        let z = format(&["--compression", "zstd", "-o", "type=image,compression=zstd"]).unwrap();
+        assert_eq!(z.compression, Compression::Zstd);
+        for (argv, says) in [
+            (
+                &[
+                    "--compression",
+                    "zstd",
+                    "-o",
+                    "type=oci,dest=x,compression=gzip",
+                ][..],
+                "disagree",
+            ),
+            (&["--compression", "lz4"][..], "unknown compression"),
+            (&["--compression-level", "3"][..], "needs a compression"),
+            (
+                &["--compression", "zstd", "--compression-level", "30"][..],
+                "out of range",
+            ),
+            (&["-o", "type=oci,compression=zstd"][..], "needs dest=FILE"),
+            (
+                &["-o", "type=oci,dest=x,force-compression=true"][..],
+                "not supported",
+            ),
+            (&["-o", "type=registry"][..], "not supported"),
+        ] {
+            let e = format(argv).unwrap_err().to_string();
+            assert!(e.contains(says), "{argv:?}: {e}");
+        }
+    }
 }

@@ -71,6 +71,10 @@ fn cli_builds_and_saves_the_wasm_goldens() {
             "-t".into(),
             c.tag.into(),
         ];
+        if let Some(comp) = c.compression {
+            args.push("--compression".into());
+            args.push(comp.into());
+        }
         for (k, v) in c.build_args {
             args.push("--build-arg".into());
             args.push(format!("{k}={v}"));

@@ -9,6 +9,8 @@ pub struct GoldenCase {
     pub files: &'static [(&'static str, &'static [u8])],
     pub tag: &'static str,
     pub build_args: &'static [(&'static str, &'static str)],
+    /// The layers' compression (`--compression`, the tab's `compression` option); `None`: gzip, the default.
+    pub compression: Option<&'static str>,
     pub manifest_digest: &'static str,
     pub tarball_sha256: &'static str,
 }
@@ -31,6 +33,7 @@ pub const CASES: &[GoldenCase] = &[
         ],
         tag: "golden/multi:1",
         build_args: &[],
+        compression: None,
         manifest_digest: "sha256:455f80ce51e6df73e7924ab725980ef829a7c3a1a9f8adf2a8910b78ae6ce306",
         tarball_sha256: "c5aa70fd70474bc30f1dd253af2b79503c367266a3dc2b3ac02278ff649432ac",
     },
@@ -46,6 +49,7 @@ pub const CASES: &[GoldenCase] = &[
         ],
         tag: "golden/ignore:latest",
         build_args: &[],
+        compression: None,
         manifest_digest: "sha256:92af8b8efe660ff4bc2fdeaea5dd29139a6482b178324374dd671a6eefec63ef",
         tarball_sha256: "21546608d99120be8e3f365bb6a2a3b35ac3d5447ca784691bb1af01eb1de1c7",
     },
@@ -60,7 +64,25 @@ pub const CASES: &[GoldenCase] = &[
         ],
         tag: "golden/args:v2",
         build_args: &[("V", "2")],
+        compression: None,
         manifest_digest: "sha256:a5c9a2122977afe1d7f57b63df3602d6fcaaf81a419fa96813a305ee3aa8beb1",
         tarball_sha256: "3c8d02ff77049fc69836fd5bdf68bccbbbfcf39cdb7697d1111e98b26dc45561",
+    },
+    GoldenCase {
+        name: "zstd",
+        files: &[
+            (
+                "Dockerfile",
+                b"FROM scratch AS base\nCOPY a.txt /a.txt\n\nFROM scratch\nCOPY --from=base /a.txt /copied.txt\nCOPY dir/ /dir/\nWORKDIR /app\nCMD [\"/bin/sh\"]\n",
+            ),
+            ("a.txt", b"alpha alpha alpha alpha alpha alpha alpha alpha\n"),
+            ("dir/one", b"1\n"),
+            ("dir/sub/two", b"22\n"),
+        ],
+        tag: "golden/zstd:1",
+        build_args: &[],
+        compression: Some("zstd"),
+        manifest_digest: "sha256:0fd9aa153317987fb271d41955b42ccf988cd3eb0c064b905e49c75c3689c8f5",
+        tarball_sha256: "c12fc4fce856b32557e625facff35f708a462446545a355ff883f6fc8b4da70c",
     },
 ];

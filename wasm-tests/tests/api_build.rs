@@ -188,6 +188,9 @@ async fn same_digest_as_the_cli() {
         let r = build(&df, &ctx, &[c.tag], |o| {
             set(o, "buildArgs", args.clone());
             set(o, "platform", golden::PLATFORM);
+            if let Some(comp) = c.compression {
+                set(o, "compression", comp);
+            }
         })
         .await
         .unwrap();

@@ -13,7 +13,7 @@ use lw_layer::{Entry, LayerWriter};
 use lw_oci::media::Compression;
 
 /// Deterministic generator (splitmix64) so every run and machine gets the same tree.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -22,7 +22,7 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -388,7 +388,7 @@ pub fn print_table(rows: &[(String, f64)], mbytes: f64, reference: f64) {
     }
 }
 
-fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut names: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()?;
     names.sort_by_key(|e| e.file_name());

@@ -138,6 +138,121 @@ pub(crate) fn start_registry(work: &Path) -> Result<Registry> {
     Ok(reg)
 }
 
+/// Overwrite 1 KB of `path` at `at` (clamped to the file) with bytes that differ from what was there.
+fn edit_1k(path: &Path, at: u64) -> Result<Vec<u8>> {
+    let mut data = fs::read(path)?;
+    let before = data.clone();
+    let start = (at as usize).min(data.len().saturating_sub(1024));
+    let end = (start + 1024).min(data.len());
+    for b in &mut data[start..end] {
+        *b = b.wrapping_add(1);
+    }
+    fs::write(path, &data)?;
+    Ok(before)
+}
+
+/// Rebuilds after a 1 KB edit inside an existing file: at 5 places drawn from a fixed seed (the mean), and in the
+/// tree's last file (the layer's last member). The floor to compare with is `tar | sha256sum`.
+fn edit_rows(
+    tree: &Path,
+    lw: &dyn Fn(&Path) -> Command,
+    store: &Path,
+    df: &Path,
+    rows: &mut Vec<(String, f64)>,
+) -> Result<()> {
+    let mut files = crate::bench::walk_files(tree)?;
+    // The generator's marker is not tree content: editing it would make the next run generate the tree again.
+    files.retain(|f| !f.ends_with(".lw-bench-tree"));
+    let rebuild = |path: &Path, at: u64| -> Result<f64> {
+        let before = edit_1k(path, at)?;
+        let s = Instant::now();
+        let r = run(lw(store)
+            .args(["build", "-q", "-t", "bench/copy:1", "-f"])
+            .arg(df)
+            .arg(tree));
+        let t = s.elapsed().as_secs_f64();
+        fs::write(path, before)?;
+        r.map(|_| t)
+    };
+    let mut rng = crate::bench::Rng(7);
+    let mut total = 0.0;
+    for _ in 0..5 {
+        let f = &files[rng.below(files.len() as u64) as usize];
+        let at = rng.below(fs::metadata(f)?.len().max(1));
+        total += rebuild(f, at)?;
+    }
+    rows.push((
+        "layerwright rebuild after a 1 KB edit at a random place (mean of 5)".into(),
+        total / 5.0,
+    ));
+    let last = files.last().context("an empty tree")?;
+    rows.push((
+        "layerwright rebuild after a 1 KB edit in the last file (last member)".into(),
+        rebuild(last, 0)?,
+    ));
+    Ok(())
+}
+
+/// The zstd rows: a cold COPY build with `--output ...,compression=zstd` next to `tar | zstd -3 | sha256sum`, and
+/// the layer's size against `zstd -3`'s for the same tree.
+fn zstd_rows(
+    work: &Path,
+    tree: &Path,
+    runs: usize,
+    lw: &dyn Fn(&Path) -> Command,
+    df: &Path,
+    rows: &mut Vec<(String, f64)>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let store = work.join("store-zstd");
+    let out = work.join("built-zstd.tar");
+    rows.push((
+        "layerwright build --compression zstd, COPY-only, cold, to OCI tarball".into(),
+        timed(runs, || {
+            let _ = fs::remove_dir_all(&store);
+            run(lw(&store)
+                .args(["build", "-q", "--no-cache", "-t", "bench/zstd:1", "-f"])
+                .arg(df)
+                .arg("--output")
+                .arg(format!("type=oci,dest={},compression=zstd", out.display()))
+                .arg(tree))
+        })?,
+    ));
+    if !have("zstd") {
+        notes.push("zstd is not installed: the `zstd -3` row and size are missing".into());
+        return Ok(());
+    }
+    let t = tree.display();
+    rows.push((
+        "tar | zstd -3 | sha256sum".into(),
+        timed(runs, || {
+            run(Command::new("bash").args([
+                "-o",
+                "pipefail",
+                "-c",
+                &format!("tar -C {t} -cf - . | zstd -3 -q -c | sha256sum >/dev/null"),
+            ]))
+        })?,
+    ));
+    // The layer is the store's largest blob.
+    let mut ours = 0;
+    for e in fs::read_dir(store.join("blobs/sha256"))? {
+        ours = ours.max(e?.metadata()?.len());
+    }
+    let o = Command::new("sh")
+        .args(["-c", &format!("tar -C {t} -cf - . | zstd -3 -q -c | wc -c")])
+        .output()?;
+    let zstd3: u64 = String::from_utf8(o.stdout)?
+        .trim()
+        .parse()
+        .context("zstd -3 size")?;
+    notes.push(format!(
+        "zstd layer size: layerwright {ours} bytes, zstd -3 {zstd3} bytes ({:+.2}%)",
+        (ours as f64 / zstd3 as f64 - 1.0) * 100.0
+    ));
+    Ok(())
+}
+
 /// Appends (name, seconds) rows; `reference` is the `tar | gzip -6 | sha256sum` time of the same tree.
 pub fn run_all(
     work: &Path,
@@ -221,6 +336,8 @@ pub fn run_all(
         })?,
     ));
     let _ = fs::remove_file(&probe);
+    edit_rows(tree, &lw, &store, &df, rows)?;
+    zstd_rows(work, tree, runs, &lw, &df, rows, notes)?;
 
     if have("buildah") {
         let b = buildah(&work.join("buildah"))?;

@@ -33,6 +33,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("musl-tools", "musl-gcc"),
     // ADD <git URL> checks out with git (the BuildKit corpus's add_git case).
     ("git", "git"),
+    // libzstd for wasm32 (the zstd layer encoder), compiled by zstd-sys.
+    ("clang", "clang"),
+    ("llvm", "llvm-ar"),
 ];
 
 fn present(cmd: &str) -> bool {
@@ -86,7 +89,11 @@ pub fn ensure_debian_packages(list: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// The C toolchain zstd-sys needs to compile libzstd for wasm32 (the zstd layer encoder): clang and llvm-ar.
+pub const WASM_C_TOOLCHAIN: &[(&str, &str)] = &[("clang", "clang"), ("llvm", "llvm-ar")];
+
 pub fn ensure_wasm_target() -> Result<()> {
+    ensure_debian_packages(WASM_C_TOOLCHAIN)?;
     ensure_target("wasm32-unknown-unknown")
 }
 

@@ -22,6 +22,19 @@ pub trait BlobStore {
     fn member_cache(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberCache>> {
         None
     }
+    /// A new blob that starts with the first `len` bytes of the stored blob `from` (a layer resumed at a
+    /// checkpoint).
+    fn create_with_prefix(&mut self, from: &Digest, len: u64) -> Result<Box<dyn BlobSink>, Error> {
+        let mut sink = self.create()?;
+        let copied = std::io::copy(&mut self.open(from)?.take(len), &mut sink)
+            .map_err(|e| Error::Host(format!("copying the start of blob {from}: {e}")))?;
+        if copied != len {
+            return Err(Error::Host(format!(
+                "blob {from} is shorter than the {len} bytes a checkpoint names"
+            )));
+        }
+        Ok(sink)
+    }
     /// Where COPY and ADD layers' gzip members are compressed when not on this thread (the tab's Web Workers);
     /// the engine awaits it. None: compressed here (on worker threads natively).
     fn member_pool(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberPool>> {
@@ -236,6 +249,12 @@ pub trait Cache {
     }
     /// Keep a layer's index; a cache may drop it, as it is remade from the layer.
     fn put_layer_index(&self, _layer: &Digest, _index: &[u8]) {}
+    /// The checkpoints of the layer a step last wrote (see `engine::resume`), by the step's position key.
+    fn resume_points(&self, _key: &Digest) -> Option<Vec<u8>> {
+        None
+    }
+    /// Keep them; a cache may drop them (the next build is then cold).
+    fn put_resume_points(&self, _key: &Digest, _points: &[u8]) {}
 }
 
 /// Blobs in memory (the browser keeps these for the session). Clones share the same map.
@@ -317,6 +336,8 @@ pub struct MemoryCache {
     pub entries: BTreeMap<Digest, Option<CachedLayer>>,
     /// Layer digest → its index.
     pub indexes: Mutex<BTreeMap<Digest, Vec<u8>>>,
+    /// Step position key → the checkpoints of the layer it last wrote.
+    pub resume: Mutex<BTreeMap<Digest, Vec<u8>>>,
 }
 
 impl Cache for MemoryCache {
@@ -332,6 +353,14 @@ impl Cache for MemoryCache {
     fn put_layer_index(&self, layer: &Digest, index: &[u8]) {
         if let Ok(mut m) = self.indexes.lock() {
             m.insert(layer.clone(), index.to_vec());
+        }
+    }
+    fn resume_points(&self, key: &Digest) -> Option<Vec<u8>> {
+        self.resume.lock().ok()?.get(key).cloned()
+    }
+    fn put_resume_points(&self, key: &Digest, points: &[u8]) {
+        if let Ok(mut m) = self.resume.lock() {
+            m.insert(key.clone(), points.to_vec());
         }
     }
 }

@@ -313,6 +313,122 @@ fn cache_reruns_only_the_changed_step_and_its_dependents() {
 }
 
 #[test]
+fn zstd_builds_write_zstd_layers_with_the_same_diff_ids_and_never_reuse_gzip_ones() {
+    use lw_layer::compress::LayerFormat;
+    let df = "FROM scratch\nCOPY a.txt /a\nWORKDIR /w\nCOPY b.txt /b\n";
+    let files = [("a.txt", "alpha\n"), ("b.txt", "bravo\n")];
+    let mut env = Env::new();
+    let (gz, _) = env.build(&opts(df), &ctx(&files));
+    let gz = gz.unwrap();
+    let mut zo = opts(df);
+    zo.layer_format = LayerFormat::parse("zstd", None).unwrap();
+    let (zs, ev) = env.build(&zo, &ctx(&files));
+    let zs = zs.unwrap();
+    assert!(
+        finished(&ev).iter().filter(|s| s.2).all(|s| !s.1),
+        "no gzip layer is taken from the cache for a zstd build"
+    );
+    assert_eq!(gz.config.rootfs.diff_ids, zs.config.rootfs.diff_ids);
+    let (gl, zl) = (gz.manifest_layers(), zs.manifest_layers());
+    assert_eq!(zl.len(), 3);
+    for (g, z) in gl.iter().zip(&zl) {
+        assert_eq!(g.media_type, lw_oci::media::OCI_LAYER_GZIP);
+        assert_eq!(z.media_type, lw_oci::media::OCI_LAYER_ZSTD);
+        assert_ne!(g.digest, z.digest);
+    }
+    assert_eq!(data(&env.tree(&zs), "b"), "bravo\n");
+    // The zstd build is cached in its turn, and another level is another key.
+    let (again, ev) = env.build(&zo, &ctx(&files));
+    assert_eq!(again.unwrap().manifest.digest, zs.manifest.digest);
+    assert!(finished(&ev).iter().filter(|s| s.2).all(|s| s.1));
+    zo.layer_format = LayerFormat::parse("zstd", Some("9")).unwrap();
+    let (z9, ev) = env.build(&zo, &ctx(&files));
+    assert!(finished(&ev).iter().filter(|s| s.2).all(|s| !s.1));
+    assert_eq!(
+        z9.unwrap().config.rootfs.diff_ids,
+        gz.config.rootfs.diff_ids
+    );
+}
+
+/// A context that counts the bytes read from it, with the digests a stat cache would know.
+struct Counting<'a>(
+    &'a MemoryContext,
+    std::cell::Cell<u64>,
+    std::cell::RefCell<BTreeMap<String, lw_oci::Digest>>,
+);
+impl Context for Counting<'_> {
+    fn entries(&self) -> Result<Vec<lw_build::context::ContextEntry>, Error> {
+        self.0.entries()
+    }
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let n = self.0.read_at(path, offset, buf)?;
+        self.1.set(self.1.get() + n as u64);
+        Ok(n)
+    }
+    fn known_digest(&self, path: &str) -> Option<lw_oci::Digest> {
+        self.2.borrow().get(path).cloned()
+    }
+    fn digest_computed(&self, path: &str, digest: &lw_oci::Digest) {
+        self.2.borrow_mut().insert(path.into(), digest.clone());
+    }
+}
+
+#[test]
+fn a_rebuild_after_an_edit_reads_only_from_the_last_unchanged_member_and_matches_a_cold_build() {
+    use lw_layer::compress::LayerFormat;
+    let files: Vec<(String, String)> = (0..48)
+        .map(|i| {
+            let text = format!("file {i} says {} ", i * 7919 % 1000).repeat(9000);
+            (format!("d{}/f{i:02}", i % 3), text)
+        })
+        .collect();
+    let total: u64 = files.iter().map(|f| f.1.len() as u64).sum();
+    let make = |edit: Option<usize>| {
+        let mut c = MemoryContext::new();
+        for (i, (p, d)) in files.iter().enumerate() {
+            let mut d = d.clone().into_bytes();
+            if edit == Some(i) {
+                d[500] ^= 1;
+            }
+            c.insert_file(p, d).unwrap().mtime = 1_700_000_000;
+        }
+        c
+    };
+    for format in [LayerFormat::GZIP, LayerFormat::parse("zstd", None).unwrap()] {
+        let mut o = opts("FROM scratch\nCOPY . /data/\n");
+        o.layer_format = format;
+        let mut env = Env::new();
+        env.build(&o, &make(None)).0.unwrap();
+        // Items are in path order: d2/f47 is the last file, d0/f00 the first. The edited file is read twice (for
+        // the step's key, then for the layer); an edit in the first file reads everything once more.
+        for (edit, most) in [(47, total / 4), (0, total + total / 20)] {
+            let edited = make(Some(edit));
+            // Every file but the edited one has a known digest, as the CLI's stat cache gives them.
+            let known = files
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != edit)
+                .map(|(_, (p, d))| (p.clone(), lw_oci::Digest::sha256_of(d.as_bytes())))
+                .collect();
+            let counting = Counting(&edited, Default::default(), std::cell::RefCell::new(known));
+            let (r, _) = env.build(&o, &counting);
+            let r = r.unwrap();
+            let (cold, _) = Env::new().build(&o, &make(Some(edit)));
+            assert_eq!(
+                r.manifest.digest,
+                cold.unwrap().manifest.digest,
+                "{format}, edit {edit}"
+            );
+            assert!(
+                counting.1.get() < most,
+                "{format}, edit {edit}: read {} of {total} bytes",
+                counting.1.get()
+            );
+        }
+    }
+}
+
+#[test]
 fn onbuild_triggers_run_in_a_child_build_and_build_args_override() {
     let df = "FROM scratch AS parent\nONBUILD COPY a.txt /from-trigger\n\nFROM parent\nARG WHO=default\nLABEL who=$WHO\n";
     let mut env = Env::new();

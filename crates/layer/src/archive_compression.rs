@@ -74,8 +74,9 @@ pub fn open<'a>(
 
 type ZstdDecoder<R> = ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>;
 
-/// zstd frames one after another (ruzstd's streaming decoder reads one frame).
-struct ZstdFrames<R: BufRead> {
+/// zstd frames one after another (ruzstd's streaming decoder reads one frame); our zstd layers are one frame per
+/// member.
+pub(crate) struct ZstdFrames<R: BufRead> {
     current: Option<ZstdDecoder<R>>,
 }
 
@@ -84,7 +85,7 @@ fn zstd_error(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl<R: BufRead> ZstdFrames<R> {
-    fn new(r: R) -> io::Result<Self> {
+    pub(crate) fn new(r: R) -> io::Result<Self> {
         Ok(ZstdFrames {
             current: Some(ZstdDecoder::new(r).map_err(zstd_error)?),
         })

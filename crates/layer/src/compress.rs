@@ -1,5 +1,6 @@
-//! Layer compression: one gzip encoder (zlib-rs through flate2, pure Rust) on every target so digests match, and
-//! gzip (multi-member) / zstd / plain decoding.
+//! Layer compression: the layer format (gzip, zstd or none, and a level), one gzip encoder (zlib-rs, pure Rust) and
+//! one zstd encoder (libzstd, the same C code on every target) so digests match, and gzip (multi-member) / zstd /
+//! plain decoding.
 
 use std::io::{self, Read, Write};
 
@@ -9,25 +10,183 @@ use lw_oci::media::Compression;
 /// The gzip level we write: the same as `gzip -6` and docker.
 pub const DEFAULT_LEVEL: u32 = 6;
 
-/// A writer that compresses (or not) into `W`. Gzip output is multi-member (see [`crate::pgzip`]).
+/// The zstd level we write by default: the same as `zstd -3`, BuildKit's and containerd's default.
+pub const ZSTD_DEFAULT_LEVEL: u32 = 3;
+
+/// How layers are written: the compression (which picks the media type) and its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerFormat {
+    pub compression: Compression,
+    pub level: u32,
+}
+
+impl Default for LayerFormat {
+    fn default() -> Self {
+        LayerFormat::GZIP
+    }
+}
+
+impl LayerFormat {
+    /// gzip at level 6: every layer before `compression=` existed, and what every consumer reads.
+    pub const GZIP: LayerFormat = LayerFormat {
+        compression: Compression::Gzip,
+        level: DEFAULT_LEVEL,
+    };
+
+    /// `c` at its default level (gzip 6, zstd 3).
+    pub fn of(c: Compression) -> LayerFormat {
+        let level = match c {
+            Compression::Gzip => DEFAULT_LEVEL,
+            Compression::Zstd => ZSTD_DEFAULT_LEVEL,
+            Compression::None => 0,
+        };
+        LayerFormat {
+            compression: c,
+            level,
+        }
+    }
+
+    /// BuildKit's names (`compression=uncompressed|gzip|zstd`, `compression-level=N`); the level is checked against
+    /// the encoder's range (gzip 0-9, zstd 1-19).
+    pub fn parse(name: &str, level: Option<&str>) -> Result<LayerFormat, String> {
+        let compression = match name {
+            "gzip" => Compression::Gzip,
+            "zstd" => Compression::Zstd,
+            "uncompressed" => Compression::None,
+            "estargz" => {
+                return Err("compression=estargz is not supported; use gzip or zstd".into())
+            }
+            other => {
+                return Err(format!(
+                    "unknown compression {other:?} (expected gzip, zstd or uncompressed)"
+                ))
+            }
+        };
+        let (lo, hi) = match compression {
+            Compression::Gzip => (0, 9),
+            Compression::Zstd => (1, 19),
+            Compression::None => (0, 0),
+        };
+        let level = match level {
+            None => LayerFormat::of(compression).level,
+            Some(l) => {
+                let n: u32 = l
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("compression-level {l:?} is not a number"))?;
+                if compression == Compression::None {
+                    return Err("compression-level needs compression=gzip or zstd".into());
+                }
+                if n < lo || n > hi {
+                    return Err(format!(
+                        "compression-level {n} is out of range for {name} ({lo}-{hi})"
+                    ));
+                }
+                n
+            }
+        };
+        Ok(LayerFormat { compression, level })
+    }
+
+    /// The encoder that makes this format's bytes, with its version: what resumed layers (whose start an earlier
+    /// build compressed) must share with the build resuming them.
+    pub fn encoder(&self) -> String {
+        match self.compression {
+            Compression::None => "tar".into(),
+            // "2": crate::deflate's encoder, as in the member cache's keys.
+            Compression::Gzip => format!("gzip 2 level {}", self.level),
+            Compression::Zstd => format!(
+                "zstd {} level {}",
+                zstd::zstd_safe::version_number(),
+                self.level
+            ),
+        }
+    }
+
+    /// What step cache keys add for this format: nothing for the default (keys made before formats existed stay
+    /// valid), so a gzip layer is never taken for a zstd one or one of another level.
+    pub fn cache_tag(&self) -> Option<String> {
+        (*self != LayerFormat::GZIP).then(|| format!("layer-format {self}"))
+    }
+}
+
+impl std::fmt::Display for LayerFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.compression {
+            Compression::None => f.write_str("uncompressed"),
+            Compression::Gzip => write!(f, "gzip level {}", self.level),
+            Compression::Zstd => write!(f, "zstd level {}", self.level),
+        }
+    }
+}
+
+/// One zstd frame of `data` at `level`, appended to `out`: content size and checksum in the frame (as `zstd`
+/// writes them), every other parameter from the level and the input size, so the bytes depend only on the input,
+/// the level and the libzstd version (pinned through Cargo.lock), natively and in wasm32.
+pub fn zstd_frame(data: &[u8], level: u32, out: &mut Vec<u8>) -> io::Result<()> {
+    use zstd::zstd_safe::CParameter;
+    thread_local! {
+        // A compression context is ~1 MB of tables at level 3: keep one per thread rather than one per member.
+        static CCTX: std::cell::RefCell<Option<(u32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    CCTX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().map(|(l, _)| *l) != Some(level) {
+            let mut z = zstd::bulk::Compressor::new(level as i32)?;
+            z.set_parameter(CParameter::ChecksumFlag(true))?;
+            z.set_parameter(CParameter::ContentSizeFlag(true))?;
+            *c = Some((level, z));
+        }
+        let z = &mut c.as_mut().expect("set above").1;
+        let bound = zstd::zstd_safe::compress_bound(data.len());
+        let start = out.len();
+        out.resize(start + bound, 0);
+        let n = z.compress_to_buffer(data, &mut out[start..])?;
+        out.truncate(start + n);
+        Ok(())
+    })
+}
+
+/// A writer that compresses (or not) into `W`. Compressed output is made of members (see [`crate::pgzip`]).
 pub enum Compressor<W: Write> {
     None(W),
-    Gzip(Box<crate::pgzip::ParallelGzip<W>>),
+    Members(Box<crate::pgzip::ParallelGzip<W>>),
 }
 
 impl<W: Write> Compressor<W> {
-    /// A compressor for `c`. zstd output is not offered: gzip is what every consumer reads.
+    /// A compressor for `c` at `level`, on all cores natively.
     pub fn new(out: W, c: Compression, level: u32) -> io::Result<Self> {
-        match c {
-            Compression::None => Ok(Compressor::None(out)),
-            Compression::Gzip => Ok(Compressor::Gzip(Box::new(crate::pgzip::ParallelGzip::new(
-                out, level, 0, None,
-            )))),
-            Compression::Zstd => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "writing zstd layers is not supported; use gzip",
-            )),
-        }
+        Ok(Self::with(
+            out,
+            LayerFormat {
+                compression: c,
+                level,
+            },
+            0,
+            None,
+        ))
+    }
+
+    /// `format` on `threads` workers (0 = all cores) with an optional member cache for incremental rebuilds.
+    pub fn with(
+        out: W,
+        format: LayerFormat,
+        threads: usize,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+    ) -> Self {
+        let codec = match format.compression {
+            Compression::None => return Compressor::None(out),
+            Compression::Gzip => crate::pgzip::Codec::Gzip,
+            Compression::Zstd => crate::pgzip::Codec::Zstd,
+        };
+        Compressor::Members(Box::new(crate::pgzip::ParallelGzip::with_codec(
+            out,
+            codec,
+            format.level,
+            threads,
+            cache,
+        )))
     }
 
     /// Gzip on `threads` workers (0 = all cores) with an optional member cache for incremental rebuilds.
@@ -37,7 +196,7 @@ impl<W: Write> Compressor<W> {
         threads: usize,
         cache: Option<Box<dyn crate::pgzip::MemberCache>>,
     ) -> Self {
-        Compressor::Gzip(Box::new(crate::pgzip::ParallelGzip::new(
+        Compressor::Members(Box::new(crate::pgzip::ParallelGzip::new(
             out, level, threads, cache,
         )))
     }
@@ -45,7 +204,7 @@ impl<W: Write> Compressor<W> {
     pub fn finish(self) -> io::Result<W> {
         match self {
             Compressor::None(w) => Ok(w),
-            Compressor::Gzip(g) => g.finish(),
+            Compressor::Members(g) => g.finish(),
         }
     }
 }
@@ -54,13 +213,13 @@ impl<W: Write> Write for Compressor<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Compressor::None(w) => w.write(buf),
-            Compressor::Gzip(g) => g.write(buf),
+            Compressor::Members(g) => g.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Compressor::None(w) => w.flush(),
-            Compressor::Gzip(g) => g.flush(),
+            Compressor::Members(g) => g.flush(),
         }
     }
 }
@@ -73,15 +232,14 @@ pub fn gzip_encoder<W: Write>(out: W, level: u32) -> GzEncoder<W> {
         .write(out, flate2::Compression::new(level))
 }
 
-/// A decompressing reader for a layer blob; gzip accepts concatenated members.
+/// A decompressing reader for a layer blob; gzip and zstd accept concatenated members (frames).
 pub fn decoder<'a, R: Read + 'a>(r: R, c: Compression) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match c {
         Compression::None => Box::new(r),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-        Compression::Zstd => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(r)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?,
-        ),
+        Compression::Zstd => Box::new(crate::archive_compression::ZstdFrames::new(
+            io::BufReader::new(r),
+        )?),
     })
 }
 
@@ -113,6 +271,55 @@ mod tests {
             .unwrap();
         assert_eq!(out, "hello hello hello");
         assert_eq!(sniff(&z), Compression::Gzip);
+    }
+
+    #[test]
+    fn zstd_frames_round_trip_and_concatenate() {
+        let mut z = Vec::new();
+        zstd_frame(b"hello hello hello ", 3, &mut z).unwrap();
+        zstd_frame(b"", 3, &mut z).unwrap();
+        zstd_frame(b"world", 3, &mut z).unwrap();
+        assert_eq!(sniff(&z), Compression::Zstd);
+        let mut out = String::new();
+        decoder(&z[..], Compression::Zstd)
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "hello hello hello world");
+        // Same input, same bytes (the context is reused between frames).
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        zstd_frame(b"hello hello hello ", 3, &mut a).unwrap();
+        zstd_frame(b"hello hello hello ", 3, &mut b).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn layer_formats_parse_with_buildkits_names_and_ranges() {
+        assert_eq!(LayerFormat::parse("gzip", None).unwrap(), LayerFormat::GZIP);
+        let z = LayerFormat::parse("zstd", None).unwrap();
+        assert_eq!((z.compression, z.level), (Compression::Zstd, 3));
+        assert_eq!(LayerFormat::parse("zstd", Some("19")).unwrap().level, 19);
+        assert_eq!(LayerFormat::parse("gzip", Some("0")).unwrap().level, 0);
+        let u = LayerFormat::parse("uncompressed", None).unwrap();
+        assert_eq!(u.compression, Compression::None);
+        for (name, level, says) in [
+            ("zstd", Some("0"), "out of range for zstd (1-19)"),
+            ("zstd", Some("20"), "out of range"),
+            ("gzip", Some("10"), "out of range for gzip (0-9)"),
+            ("gzip", Some("x"), "not a number"),
+            ("brotli", None, "unknown compression"),
+            ("estargz", None, "not supported"),
+            ("uncompressed", Some("3"), "needs compression=gzip or zstd"),
+        ] {
+            let e = LayerFormat::parse(name, level).unwrap_err();
+            assert!(e.contains(says), "{name} {level:?}: {e}");
+        }
+        assert_eq!(LayerFormat::GZIP.cache_tag(), None);
+        assert_ne!(z.cache_tag(), None);
+        assert_ne!(
+            z.cache_tag(),
+            LayerFormat::parse("zstd", Some("4")).unwrap().cache_tag()
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use lw_oci::media::Compression;
 use lw_oci::{media, Descriptor, Digest, DigestHasher};
 
-use crate::compress::{Compressor, DEFAULT_LEVEL};
+use crate::compress::{Compressor, LayerFormat, DEFAULT_LEVEL};
+use crate::pgzip::Checkpoint;
 use crate::tar::{TarWriter, WriteOptions};
 use crate::Error;
 
@@ -18,6 +19,8 @@ pub struct HashWriter<W: Write> {
 /// SHA-256 of a stream, inline or (natively, for the large uncompressed tar stream) on a helper thread so the
 /// writer's thread only copies bytes: the thread reading files and the one hashing them overlap.
 enum StreamHasher {
+    /// Not hashed here: the member writer hashes both streams when it keeps checkpoints.
+    Off,
     Inline(DigestHasher),
     #[cfg(not(target_arch = "wasm32"))]
     Threaded {
@@ -58,6 +61,7 @@ impl StreamHasher {
 
     fn update(&mut self, data: &[u8]) {
         match self {
+            StreamHasher::Off => {}
             StreamHasher::Inline(h) => h.update(data),
             #[cfg(not(target_arch = "wasm32"))]
             StreamHasher::Threaded { buf, tx, .. } => {
@@ -75,6 +79,7 @@ impl StreamHasher {
     #[allow(clippy::infallible_destructuring_match)]
     fn finish(self) -> (Digest, u64) {
         let h = match self {
+            StreamHasher::Off => DigestHasher::sha256(),
             StreamHasher::Inline(h) => h,
             #[cfg(not(target_arch = "wasm32"))]
             StreamHasher::Threaded { buf, tx, handle } => {
@@ -102,6 +107,13 @@ impl<W: Write> HashWriter<W> {
         HashWriter {
             inner,
             hasher: StreamHasher::threaded(),
+        }
+    }
+    /// Not hashing at all (its digest is that of nothing): for streams hashed elsewhere.
+    fn unhashed(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hasher: StreamHasher::Off,
         }
     }
     pub fn finish(self) -> (W, Digest, u64) {
@@ -159,24 +171,35 @@ impl<W: Write> LayerWriter<W> {
         Self::with_cache(out, compression, opts, None)
     }
 
-    /// Like [`LayerWriter::new`], reusing compressed gzip members from `cache` when their input is unchanged.
+    /// Like [`LayerWriter::new`], reusing compressed members from `cache` when their input is unchanged.
     pub fn with_cache(
         out: W,
         compression: Compression,
         opts: WriteOptions,
         cache: Option<Box<dyn crate::pgzip::MemberCache>>,
     ) -> Result<Self, Error> {
-        let inner = HashWriter::threaded(out);
-        let compressor = match compression {
-            Compression::Gzip => Compressor::gzip_with(inner, DEFAULT_LEVEL, 0, cache),
-            c => Compressor::new(inner, c, DEFAULT_LEVEL)?,
-        };
+        Ok(Self::with_format(
+            out,
+            LayerFormat::of(compression),
+            opts,
+            cache,
+        ))
+    }
+
+    /// A layer in `format` (compression and level), reusing members from `cache` when their input is unchanged.
+    pub fn with_format(
+        out: W,
+        format: LayerFormat,
+        opts: WriteOptions,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+    ) -> Self {
+        let compressor = Compressor::with(HashWriter::threaded(out), format, 0, cache);
         // The uncompressed stream is the big one: hash it beside the thread that reads and writes.
         let chain = HashWriter::threaded(compressor);
-        Ok(LayerWriter {
+        LayerWriter {
             tar: TarWriter::new(chain, opts),
-            compression,
-        })
+            compression: format.compression,
+        }
     }
 
     /// Like [`LayerWriter::with_cache`] for gzip, compressing members on `pool`: call [`LayerWriter::wait`] whenever
@@ -189,7 +212,7 @@ impl<W: Write> LayerWriter<W> {
     ) -> Self {
         let inner = HashWriter::threaded(out);
         let gz = crate::pgzip::ParallelGzip::with_pool(inner, DEFAULT_LEVEL, pool, cache);
-        let chain = HashWriter::threaded(Compressor::Gzip(Box::new(gz)));
+        let chain = HashWriter::threaded(Compressor::Members(Box::new(gz)));
         LayerWriter {
             tar: TarWriter::new(chain, opts),
             compression: Compression::Gzip,
@@ -199,14 +222,14 @@ impl<W: Write> LayerWriter<W> {
     /// True when the member pool has all it takes in flight (never without a pool).
     pub fn saturated(&mut self) -> bool {
         match &self.tar.get_mut().inner {
-            Compressor::Gzip(g) => g.saturated(),
+            Compressor::Members(g) => g.saturated(),
             Compressor::None(_) => false,
         }
     }
 
     /// Wait for the member pool to return a member (at once without a pool).
     pub async fn wait(&mut self) -> Result<(), Error> {
-        if let Compressor::Gzip(g) = &mut self.tar.get_mut().inner {
+        if let Compressor::Members(g) = &mut self.tar.get_mut().inner {
             g.wait().await?;
         }
         Ok(())
@@ -216,10 +239,102 @@ impl<W: Write> LayerWriter<W> {
     pub async fn finish_async(self) -> Result<(W, LayerInfo), Error> {
         let chain = self.tar.finish()?;
         let (mut compressor, diff_id, uncompressed_size) = chain.finish();
-        if let Compressor::Gzip(g) = &mut compressor {
+        if let Compressor::Members(g) = &mut compressor {
             g.drain().await?;
         }
         Self::info(compressor, diff_id, uncompressed_size, self.compression)
+    }
+
+    /// Like [`LayerWriter::with_format`] (gzip or zstd), keeping a [`Checkpoint`] at every member start for a
+    /// later [`LayerWriter::resume`]; finish with [`LayerWriter::finish_checkpointed`]. Both streams are hashed by
+    /// the member writer, on this thread.
+    pub fn with_checkpoints(
+        out: W,
+        format: LayerFormat,
+        opts: WriteOptions,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+    ) -> Result<Self, Error> {
+        Self::marked(out, format, opts, cache, None)
+    }
+
+    /// Continue the layer of an earlier build from its checkpoint `cp`: `out` already holds that layer's blob up to
+    /// `cp.blob_offset`, and the entries from the one starting at `cp.tar_offset` on are appended here. The result
+    /// is the layer a cold build gives, without reading or hashing anything before the checkpoint again.
+    pub fn resume(
+        out: W,
+        format: LayerFormat,
+        opts: WriteOptions,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+        cp: &Checkpoint,
+    ) -> Result<Self, Error> {
+        Self::marked(out, format, opts, cache, Some(cp))
+    }
+
+    fn marked(
+        out: W,
+        format: LayerFormat,
+        opts: WriteOptions,
+        cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+        cp: Option<&Checkpoint>,
+    ) -> Result<Self, Error> {
+        let codec = match format.compression {
+            Compression::Gzip => crate::pgzip::Codec::Gzip,
+            Compression::Zstd => crate::pgzip::Codec::Zstd,
+            Compression::None => {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "checkpoints need a compressed layer (gzip or zstd)",
+                )))
+            }
+        };
+        let p = crate::pgzip::ParallelGzip::with_codec(
+            HashWriter::unhashed(out),
+            codec,
+            format.level,
+            0,
+            cache,
+        );
+        let p = match cp {
+            Some(cp) => p.resume_from(cp),
+            None => p.with_checkpoints(),
+        };
+        let chain = HashWriter::unhashed(Compressor::Members(Box::new(p)));
+        Ok(LayerWriter {
+            tar: TarWriter::new(chain, opts),
+            compression: format.compression,
+        })
+    }
+
+    /// Finish a writer made by [`LayerWriter::with_checkpoints`] or [`LayerWriter::resume`]: the layer and the
+    /// checkpoints of its members (after the one resumed from, which is the first).
+    pub fn finish_checkpointed(self) -> Result<(W, LayerInfo, Vec<Checkpoint>), Error> {
+        let chain = self.tar.finish()?;
+        let (compressor, _, _) = chain.finish();
+        let Compressor::Members(p) = compressor else {
+            return Err(Error::Io(io::Error::other(
+                "this layer writer keeps no checkpoints",
+            )));
+        };
+        let (out, marked) = (*p).finish_marked()?;
+        let m = marked.ok_or_else(|| io::Error::other("this layer writer keeps no checkpoints"))?;
+        let info = LayerInfo {
+            diff_id: m.diff_id,
+            digest: m.digest,
+            size: m.size,
+            uncompressed_size: m.uncompressed_size,
+            compression: self.compression,
+        };
+        Ok((out.inner, info, m.checkpoints))
+    }
+
+    /// Where the next entry starts in the tar stream (None without members): what a [`Checkpoint`]'s `tar_offset`
+    /// is compared with to know which entry a member starts at.
+    pub fn tar_offset(&mut self) -> Result<Option<u64>, Error> {
+        self.tar.close_entry()?;
+        Ok(match &self.tar.get_mut().inner {
+            Compressor::Members(p) => Some(p.tar_offset()),
+            Compressor::None(_) => None,
+        })
     }
 
     /// The tar writer to add entries with.
@@ -250,5 +365,115 @@ impl<W: Write> LayerWriter<W> {
                 compression,
             },
         ))
+    }
+}
+
+/// Rewrite a layer's uncompressed tar stream `tar` into `out` in `format` (a RUN layer the executor wrote as gzip,
+/// for a build that writes zstd): the diff ID stays, the digest is the new blob's.
+pub fn recompress<W: Write>(
+    tar: &mut dyn io::Read,
+    out: W,
+    format: LayerFormat,
+    cache: Option<Box<dyn crate::pgzip::MemberCache>>,
+) -> Result<(W, LayerInfo), Error> {
+    let compressor = Compressor::with(HashWriter::threaded(out), format, 0, cache);
+    let mut chain = HashWriter::threaded(compressor);
+    io::copy(tar, &mut chain)?;
+    let (compressor, diff_id, uncompressed_size) = chain.finish();
+    LayerWriter::info(compressor, diff_id, uncompressed_size, format.compression)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Entry;
+    use std::io::Read;
+
+    fn layer(format: LayerFormat) -> (Vec<u8>, LayerInfo) {
+        let mut lw = LayerWriter::with_format(Vec::new(), format, WriteOptions::default(), None);
+        for i in 0..40 {
+            let data = format!("file {i} ").repeat(20_000 + i * 100);
+            lw.tar()
+                .append_bytes(&Entry::file(&format!("d/f{i}"), 0o644, 0), data.as_bytes())
+                .unwrap();
+        }
+        lw.finish().unwrap()
+    }
+
+    /// The files of a layer, and the tar offset where each one's entry starts.
+    fn entries(edit: Option<usize>) -> (Vec<(String, Vec<u8>)>, Vec<u64>) {
+        let files: Vec<(String, Vec<u8>)> = (0..60)
+            .map(|i| {
+                let mut d = format!("entry {i} {} ", i * 31)
+                    .repeat(4000 + i * 97)
+                    .into_bytes();
+                if edit == Some(i) {
+                    d[100] ^= 1;
+                }
+                (format!("d{}/f{i}", i % 5), d)
+            })
+            .collect();
+        // Short names, so each entry is one header block and its data padded to blocks.
+        let mut starts = vec![0u64];
+        for (_, d) in &files {
+            starts.push(starts.last().unwrap() + 512 + (d.len() as u64).div_ceil(512) * 512);
+        }
+        (files, starts)
+    }
+
+    #[test]
+    fn a_layer_resumed_from_a_checkpoint_is_the_cold_layer() {
+        for format in [LayerFormat::GZIP, LayerFormat::of(Compression::Zstd)] {
+            let write = |lw: &mut LayerWriter<Vec<u8>>, files: &[(String, Vec<u8>)]| {
+                for (p, d) in files {
+                    lw.tar().append_bytes(&Entry::file(p, 0o644, 0), d).unwrap();
+                }
+            };
+            let (files, starts) = entries(None);
+            let mut lw =
+                LayerWriter::with_checkpoints(Vec::new(), format, WriteOptions::default(), None)
+                    .unwrap();
+            write(&mut lw, &files);
+            let (blob1, info1, cps) = lw.finish_checkpointed().unwrap();
+            let mut plain =
+                LayerWriter::with_format(Vec::new(), format, WriteOptions::default(), None);
+            write(&mut plain, &files);
+            assert_eq!(plain.finish().unwrap(), (blob1.clone(), info1));
+            // The file after the last checkpoint changes: resume from that checkpoint (at the file's entry).
+            let cp = cps.last().unwrap();
+            assert!(cps.len() > 2, "{} checkpoints", cps.len());
+            let first = starts.iter().position(|&s| s == cp.tar_offset).unwrap();
+            let (edited, _) = entries(Some(first));
+            let out = blob1[..cp.blob_offset as usize].to_vec();
+            let mut lw =
+                LayerWriter::resume(out, format, WriteOptions::default(), None, cp).unwrap();
+            write(&mut lw, &edited[first..]);
+            let (blob2, info2, _) = lw.finish_checkpointed().unwrap();
+            let mut cold =
+                LayerWriter::with_format(Vec::new(), format, WriteOptions::default(), None);
+            write(&mut cold, &edited);
+            assert_eq!((blob2, info2), cold.finish().unwrap(), "{format}");
+        }
+    }
+
+    #[test]
+    fn zstd_layers_have_the_gzip_layers_diff_id_and_recompress_to_the_same_bytes() {
+        let (gz, gi) = layer(LayerFormat::GZIP);
+        let zstd = LayerFormat::of(Compression::Zstd);
+        let (zs, zi) = layer(zstd);
+        assert_eq!(gi.diff_id, zi.diff_id);
+        assert_eq!(zi.descriptor().media_type, media::OCI_LAYER_ZSTD);
+        assert_eq!(zi.digest, Digest::sha256_of(&zs));
+        assert_eq!(zi.size, zs.len() as u64);
+        // Transcoding the gzip layer gives the zstd layer written directly.
+        let mut tar = crate::compress::decoder(&gz[..], Compression::Gzip).unwrap();
+        let (again, ri) = recompress(&mut tar, Vec::new(), zstd, None).unwrap();
+        assert_eq!((again, ri), (zs.clone(), zi));
+        let mut back = Vec::new();
+        crate::compress::decoder(&zs[..], Compression::Zstd)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(Digest::sha256_of(&back), gi.diff_id);
     }
 }

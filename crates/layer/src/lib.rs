@@ -9,6 +9,7 @@ pub mod diff;
 pub mod entry;
 mod error;
 pub mod layer;
+pub mod midstate;
 pub mod ninep;
 pub mod path;
 pub mod pgzip;

@@ -34,7 +34,7 @@ export interface BuildOptions {
   dockerfile: string;
   files: Record<string, Uint8Array | ArrayBuffer | string | Blob | File>;
   buildArgs?: Record<string, string>; target?: string; platform?: string; sourceDateEpoch?: number;
-  tags?: string[]; noCache?: boolean; onEvent?: (e: BuildEvent) => void;
+  tags?: string[]; noCache?: boolean; compression?: "gzip" | "zstd" | "uncompressed"; compressionLevel?: number; onEvent?: (e: BuildEvent) => void;
   executor?: RunExecutor;
   /** Web Workers compressing COPY/ADD layers (default: navigator.hardwareConcurrency, 2 to 4); 0 compresses here. */
   workers?: number;

@@ -101,6 +101,19 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         o.source_date_epoch = n as i64;
     }
     o.no_cache = get_bool(&opts, "noCache")?;
+    // BuildKit's names: `compression` (gzip, zstd, uncompressed) and `compressionLevel`, as `--output` takes them.
+    let level = get(&opts, "compressionLevel")?;
+    let level = match level.as_f64() {
+        Some(n) => Some(n.to_string()),
+        None if level.is_undefined() || level.is_null() => None,
+        None => return Err(err("build: compressionLevel must be a number")),
+    };
+    o.layer_format = match get_string(&opts, "compression")? {
+        Some(c) => lw_layer::compress::LayerFormat::parse(&c, level.as_deref())
+            .map_err(|e| err(format!("build: {e}")))?,
+        None if level.is_some() => return Err(err("build: compressionLevel needs compression")),
+        None => lw_layer::compress::LayerFormat::GZIP,
+    };
     let tags: Vec<String> = {
         let t = get(&opts, "tags")?;
         if t.is_undefined() || t.is_null() {

@@ -176,6 +176,8 @@ impl Write for TarScan<'_> {
 enum Stage<'a> {
     Plain(Box<TarScan<'a>>),
     Gzip(Box<flate2::write::MultiGzDecoder<TarScan<'a>>>),
+    /// libzstd's streaming decoder takes pushed bytes, frame after frame (ours are one frame per member).
+    Zstd(Box<zstd::stream::write::Decoder<'static, TarScan<'a>>>),
 }
 
 /// A layer blob pushed chunk by chunk: its digest (compressed), diff ID, and entries.
@@ -216,9 +218,9 @@ impl<'a> LayerScan<'a> {
         let stage = match lw_layer::compress::sniff(&self.head) {
             Compression::None => Stage::Plain(Box::new(scan)),
             Compression::Gzip => Stage::Gzip(Box::new(flate2::write::MultiGzDecoder::new(scan))),
-            Compression::Zstd => {
-                return Err("zstd layers cannot be read as a stream in the browser yet".into())
-            }
+            Compression::Zstd => Stage::Zstd(Box::new(
+                zstd::stream::write::Decoder::new(scan).map_err(|e| format!("zstd: {e}"))?,
+            )),
         };
         self.stage = Some(stage);
         let head = std::mem::take(&mut self.head);
@@ -229,6 +231,7 @@ impl<'a> LayerScan<'a> {
         let r = match self.stage.as_mut() {
             Some(Stage::Plain(s)) => s.write_all(chunk),
             Some(Stage::Gzip(g)) => g.write_all(chunk),
+            Some(Stage::Zstd(z)) => z.write_all(chunk),
             None => return Ok(()),
         };
         r.map_err(|e| e.to_string())
@@ -262,6 +265,10 @@ impl<'a> LayerScan<'a> {
             Some(Stage::Gzip(g)) => (
                 g.finish().map_err(|e| format!("gzip: {e}"))?,
                 Compression::Gzip,
+            ),
+            Some(Stage::Zstd(z)) => (
+                z.finish().map_err(|e| format!("zstd: {e}"))?,
+                Compression::Zstd,
             ),
             None => return Err("empty layer".into()),
         };
@@ -328,6 +335,24 @@ mod tests {
             assert_eq!(g.digest, Some(Digest::sha256_of(&gz)));
             assert_eq!(g.compression, Compression::Gzip);
         }
+    }
+
+    #[test]
+    fn multi_frame_zstd_in_any_chunking_and_truncated_zstd_is_an_error() {
+        let tar = sample();
+        let mut z = Vec::new();
+        for part in tar.chunks(1000) {
+            lw_layer::compress::zstd_frame(part, 3, &mut z).unwrap();
+        }
+        for chunk in [1, 7, 512, 4096, 1 << 20] {
+            let (r, names) = scan(&z, chunk).unwrap();
+            assert_eq!(names.len(), 2);
+            assert_eq!(r.diff_id, Some(Digest::sha256_of(&tar)));
+            assert_eq!(r.digest, Some(Digest::sha256_of(&z)));
+            assert_eq!(r.compression, Compression::Zstd);
+        }
+        let e = scan(&z[..z.len() - 3], 512).err().unwrap();
+        assert!(e.contains("zstd"), "{e}");
     }
 
     #[test]

@@ -304,7 +304,14 @@ pub(super) async fn copy_step(
     let (layer, cached) = if shared.opts.no_cache {
         // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
         let mut digests = BTreeMap::new();
-        let layer = write_items_async(host, &items, Some(&mut digests)).await?;
+        let layer = write_items_async(
+            host,
+            shared.opts.layer_format,
+            &items,
+            Some(&mut digests),
+            None,
+        )
+        .await?;
         let content = items_digest(host, &items, &digests)?;
         let key = chain(&st.key, &[&code, content.as_str()]);
         st.key = key.clone();
@@ -312,12 +319,21 @@ pub(super) async fn copy_step(
         (layer, false)
     } else {
         let content = items_digest(host, &items, &BTreeMap::new())?;
+        // The step's position, whatever its content: where the checkpoints of its last layer are kept.
+        let position = chain(&st.key, &[&code, "position"]);
         let key = chain(&st.key, &[&code, content.as_str()]);
         st.key = key.clone();
         match cache_lookup(host, shared, &key) {
             Some(hit) => (hit.expect("COPY makes a layer"), true),
             None => {
-                let layer = write_items_async(host, &items, None).await?;
+                let layer = write_items_async(
+                    host,
+                    shared.opts.layer_format,
+                    &items,
+                    None,
+                    Some(&position),
+                )
+                .await?;
                 host.cache.put(&key, Some(layer.clone()));
                 (layer, false)
             }

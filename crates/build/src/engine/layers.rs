@@ -1,11 +1,13 @@
-//! Writing a step's items (COPY, ADD, WORKDIR, bind-mount sources) as a gzip layer into the host's blob store:
-//! inline, or on the host's member pool with the engine awaiting it.
+//! Writing a step's items (COPY, ADD, WORKDIR, bind-mount sources) as a layer in the build's format into the host's
+//! blob store: inline, or (gzip) on the host's member pool with the engine awaiting it; and rewriting an executor's
+//! RUN layer into the build's format.
 
 use std::collections::BTreeMap;
 
+use lw_layer::compress::LayerFormat;
 use lw_layer::tar::WriteOptions;
 use lw_layer::LayerWriter;
-use lw_oci::media::Compression;
+use lw_oci::media::{self, Compression};
 use lw_oci::{Digest, DigestHasher};
 
 use super::copy::{Data, Item};
@@ -14,22 +16,27 @@ use crate::host::CachedLayer;
 use crate::Error;
 
 /// Write the layer of small, generated items (WORKDIR's directories, bind-mount sources) on this thread.
-pub(super) fn write_items(host: &mut Host, items: &[Item]) -> Result<CachedLayer, Error> {
-    write_inline(host, items, None)
+pub(super) fn write_items(
+    host: &mut Host,
+    format: LayerFormat,
+    items: &[Item],
+) -> Result<CachedLayer, Error> {
+    write_inline(host, format, items, None)
 }
 
 /// Write the layer of `items` on this thread (on worker threads natively); see [`write_items_async`].
 fn write_inline(
     host: &mut Host,
+    format: LayerFormat,
     items: &[Item],
     digests: Option<&mut BTreeMap<String, Digest>>,
 ) -> Result<CachedLayer, Error> {
-    let mut lw = LayerWriter::with_cache(
+    let mut lw = LayerWriter::with_format(
         host.blobs.create()?,
-        Compression::Gzip,
+        format,
         WriteOptions { clamp_mtime: None },
         host.blobs.member_cache(),
-    )?;
+    );
     fill(host, &mut lw, items, digests, &mut Vec::new())?;
     let (sink, info) = lw.finish()?;
     commit(sink, info)
@@ -40,11 +47,24 @@ fn write_inline(
 /// one for the cache key and one for the layer) and tell the host.
 pub(super) async fn write_items_async(
     host: &mut Host<'_>,
+    format: LayerFormat,
     items: &[Item],
     mut digests: Option<&mut BTreeMap<String, Digest>>,
+    resume: Option<&Digest>,
 ) -> Result<CachedLayer, Error> {
-    let Some(pool) = host.blobs.member_pool() else {
-        return write_inline(host, items, digests);
+    // The member pool (the tab's Web Workers) makes gzip members only; zstd is compressed here.
+    let pool = match format == LayerFormat::GZIP {
+        true => host.blobs.member_pool(),
+        false => None,
+    };
+    let Some(pool) = pool else {
+        // With every file's digest known (the step's key was looked up first), resume from a checkpoint.
+        if let (Some(key), None, false) =
+            (resume, &digests, format.compression == Compression::None)
+        {
+            return super::resume::write(host, format, items, key);
+        }
+        return write_inline(host, format, items, digests);
     };
     let sink = host.blobs.create()?;
     let members = host.blobs.member_cache();
@@ -68,7 +88,47 @@ pub(super) async fn write_items_async(
     commit(sink, info)
 }
 
-fn commit(
+/// `layer` (an executor's RUN layer, gzip natively and from serve) in `format`: as it is when it already is, else
+/// decompressed and written again (same diff ID, new digest).
+pub(super) fn in_format(
+    host: &mut Host,
+    format: LayerFormat,
+    layer: CachedLayer,
+) -> Result<CachedLayer, Error> {
+    let have = media::layer_compression(&layer.descriptor.media_type);
+    // Executors write gzip at the default level: a gzip build at another level rewrites it too.
+    if have == Some(format.compression)
+        && (format == LayerFormat::GZIP || have != Some(Compression::Gzip))
+    {
+        return Ok(layer);
+    }
+    let Some(have) = have else {
+        return Err(Error::Host(format!(
+            "the RUN executor returned a layer of media type {}",
+            layer.descriptor.media_type
+        )));
+    };
+    let sink = host.blobs.create()?;
+    let cache = host.blobs.member_cache();
+    let src = host.blobs.open(&layer.descriptor.digest)?;
+    let mut tar = lw_layer::compress::decoder(src, have).map_err(|e| {
+        Error::Host(format!(
+            "reading RUN layer {}: {e}",
+            layer.descriptor.digest
+        ))
+    })?;
+    let (sink, info) = lw_layer::layer::recompress(&mut tar, sink, format, cache)?;
+    drop(tar);
+    if info.diff_id != layer.diff_id {
+        return Err(Error::Host(format!(
+            "RUN layer {} decompresses to {}, not to its diff ID {}",
+            layer.descriptor.digest, info.diff_id, layer.diff_id
+        )));
+    }
+    commit(sink, info)
+}
+
+pub(super) fn commit(
     sink: Box<dyn crate::host::BlobSink>,
     info: lw_layer::LayerInfo,
 ) -> Result<CachedLayer, Error> {
@@ -80,7 +140,7 @@ fn commit(
 }
 
 /// Append `items` to the layer, reading context files in blocks.
-fn fill<W: std::io::Write>(
+pub(super) fn fill<W: std::io::Write>(
     host: &mut Host,
     lw: &mut LayerWriter<W>,
     items: &[Item],

@@ -7,6 +7,7 @@ mod copy_step;
 mod git_source;
 mod history;
 mod layers;
+mod resume;
 pub mod rootfs;
 mod run;
 mod run_mounts;
@@ -51,6 +52,9 @@ pub struct BuildOptions {
     pub extra_hosts: Vec<(String, String)>,
     /// Whether the context has a .dockerignore (only for hints).
     pub has_dockerignore: bool,
+    /// How the layers this build writes are compressed (`--output ...,compression=zstd`); base image layers stay
+    /// as they are, as in BuildKit without `force-compression`.
+    pub layer_format: lw_layer::compress::LayerFormat,
 }
 
 impl BuildOptions {
@@ -69,6 +73,7 @@ impl BuildOptions {
             network: "default".into(),
             extra_hosts: Vec::new(),
             has_dockerignore: false,
+            layer_format: lw_layer::compress::LayerFormat::GZIP,
         }
     }
 }

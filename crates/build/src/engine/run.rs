@@ -118,6 +118,10 @@ pub(super) async fn run_step(
             // Bind sources become blobs only when the step really runs.
             req.binds = super::run_mounts::materialize(host, &binds)?;
             let made = execute(shared, host, &req, &code, index, step, line).await?;
+            let made = match made {
+                Some(l) => Some(super::layers::in_format(host, shared.opts.layer_format, l)?),
+                None => None,
+            };
             host.cache.put(&key, made.clone());
             (made, false)
         }
@@ -125,7 +129,7 @@ pub(super) async fn run_step(
     // BuildKit keeps a layer for every RUN: an empty one when the step changed nothing.
     let l = match layer {
         Some(l) => l,
-        None => super::layers::write_items(host, &[])?,
+        None => super::layers::write_items(host, shared.opts.layer_format, &[])?,
     };
     let d = l.descriptor.clone();
     if let Some(t) = st.tree.as_mut() {

@@ -234,7 +234,8 @@ pub(crate) fn materialize(
     for b in binds {
         let (layers, diff_ids) = match &b.origin {
             Origin::Context(items) => {
-                let l = write_items(host, items)?;
+                // Only the executor reads these: gzip, which every executor takes.
+                let l = write_items(host, lw_layer::compress::LayerFormat::GZIP, items)?;
                 (vec![l.descriptor], vec![l.diff_id])
             }
             Origin::Layers(l, d) => (l.clone(), d.clone()),

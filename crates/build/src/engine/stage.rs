@@ -225,7 +225,10 @@ pub(crate) async fn run_stage(
             args: vec![],
             cmd_set: false,
             tree: Some(FileTree::new()),
-            key: chain(&Digest::sha256_of(b"scratch"), &[&platform.to_string()]),
+            key: format_key(
+                shared,
+                chain(&Digest::sha256_of(b"scratch"), &[&platform.to_string()]),
+            ),
             platform: platform.clone(),
         }
     } else if let Some(j) = stage_ref(shared, &base, index) {
@@ -241,9 +244,12 @@ pub(crate) async fn run_stage(
             .resolve(&base, &platform)
             .map_err(|e| shared.err(line, format!("FROM {base}: {e}")))?;
         StageState {
-            key: chain(
-                &Digest::sha256_of(b"image"),
-                &[img.manifest_digest.as_str()],
+            key: format_key(
+                shared,
+                chain(
+                    &Digest::sha256_of(b"image"),
+                    &[img.manifest_digest.as_str()],
+                ),
             ),
             reports: img
                 .manifest
@@ -468,6 +474,15 @@ pub(super) fn finish_step(
         size: layer.map_or(0, |d| d.size),
         cache_key: st.key.to_string(),
     });
+}
+
+/// A stage's first key, with the layer format when it is not the default: a gzip layer is never reused for a
+/// zstd build, and the other way round.
+fn format_key(shared: &Shared, key: Digest) -> Digest {
+    match shared.opts.layer_format.cache_tag() {
+        Some(tag) => chain(&key, &[&tag]),
+        None => key,
+    }
 }
 
 /// The cached result for `key` when the cache may be used and the layer is still in the store.
@@ -751,8 +766,9 @@ fn dispatch(
                 data: Data::None,
             }));
             let key = st.key.clone();
-            let (layer, cached) =
-                cached_or(host, shared, &key, |h| write_items(h, &items).map(Some))?;
+            let (layer, cached) = cached_or(host, shared, &key, |h| {
+                write_items(h, shared.opts.layer_format, &items).map(Some)
+            })?;
             let layer = layer.expect("WORKDIR makes a layer");
             if let Some(t) = st.tree.as_mut() {
                 for it in &items {

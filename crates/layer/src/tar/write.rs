@@ -196,6 +196,12 @@ impl<W: Write> TarWriter<W> {
         self.append(&e, &mut &bytes[..])
     }
 
+    /// Pad the current entry's data to its block now (the next header would): the sink then holds every byte of
+    /// the entries so far.
+    pub fn close_entry(&mut self) -> Result<(), Error> {
+        self.end_entry()
+    }
+
     fn end_entry(&mut self) -> Result<(), Error> {
         if self.remaining > 0 {
             return Err(Error::Truncated(format!(

@@ -1,7 +1,8 @@
-//! Deterministic parallel gzip for layers: the tar stream is cut into independently compressed gzip members at tar
-//! entry boundaries chosen from content (so cuts stay put when other files change), members are compressed on
-//! worker threads natively and inline in wasm, and the output is byte-identical whatever the thread count.
-//! A [`MemberCache`] lets a rebuild reuse the compressed members whose input did not change.
+//! Deterministic parallel gzip (and zstd) for layers: the tar stream is cut into independently compressed members
+//! (gzip members, or zstd frames) at tar entry boundaries chosen from content (so cuts stay put when other files
+//! change), members are compressed on worker threads natively and inline in wasm, and the output is byte-identical
+//! whatever the thread count. A [`MemberCache`] lets a rebuild reuse the compressed members whose input did not
+//! change.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,6 +11,40 @@ use std::pin::Pin;
 use std::sync::{mpsc, Arc, Mutex};
 
 use lw_oci::Digest;
+
+use crate::midstate::Sha256Mid;
+
+/// A member start a later build can resume from: the tar offset where the member starts (and where the next tar
+/// header is due from there: later when the member starts inside a large file), the blob offset of its compressed
+/// bytes, and the SHA-256 states of both streams up to those offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub tar_offset: u64,
+    pub next_header: u64,
+    pub blob_offset: u64,
+    pub tar_state: Sha256Mid,
+    pub blob_state: Sha256Mid,
+}
+
+/// What a writer with checkpoints made: both digests, the sizes, and a checkpoint at every member start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marked {
+    pub diff_id: Digest,
+    pub digest: Digest,
+    pub size: u64,
+    pub uncompressed_size: u64,
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// Both streams hashed on the writer's thread, and the states at member starts: member index → (tar offset,
+/// next header, tar state) when cut, completed with the blob's side when the member is written.
+struct Marks {
+    tar: Sha256Mid,
+    blob: Sha256Mid,
+    blob_off: u64,
+    starts: BTreeMap<u64, (u64, u64, Sha256Mid)>,
+    points: Vec<Checkpoint>,
+}
 
 /// Below this many bytes a member is never cut at an entry boundary.
 pub const MIN_MEMBER: usize = 256 * 1024;
@@ -24,17 +59,30 @@ pub trait MemberCache: Send {
     fn put(&mut self, key: &Digest, compressed: &[u8]);
 }
 
-fn member_key(data: &[u8], level: u32) -> Digest {
+/// What a member is compressed into: a gzip member ([`crate::deflate`]) or a zstd frame (libzstd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Gzip,
+    Zstd,
+}
+
+fn member_key(codec: Codec, data: &[u8], level: u32) -> Digest {
     let mut h = lw_oci::DigestHasher::sha256();
-    // "2": the encoder of crate::deflate; members cached from the earlier plain zlib encoder must not be reused.
-    h.update(&[b'g', b'z', b'2', level as u8]);
+    match codec {
+        // "2": the encoder of crate::deflate; members cached from the earlier plain zlib encoder must not be reused.
+        Codec::Gzip => h.update(&[b'g', b'z', b'2', level as u8]),
+        Codec::Zstd => h.update(&[b'z', b's', b'1', level as u8]),
+    }
     h.update(data);
     h.finish()
 }
 
-fn compress(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
+fn compress(codec: Codec, data: &[u8], level: u32) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    crate::deflate::gzip_member(data, level, &mut out)?;
+    match codec {
+        Codec::Gzip => crate::deflate::gzip_member(data, level, &mut out)?,
+        Codec::Zstd => crate::compress::zstd_frame(data, level, &mut out)?,
+    }
     Ok(out)
 }
 
@@ -82,16 +130,16 @@ type Made = io::Result<(Vec<u8>, Option<Digest>)>;
 
 /// Make one member: from the cache when its input was compressed before, else compressed now. Both the key's hash
 /// and the compression run here, on a worker thread natively.
-fn make_member(data: &[u8], level: u32, cache: Option<&SharedCache>) -> Made {
+fn make_member(codec: Codec, data: &[u8], level: u32, cache: Option<&SharedCache>) -> Made {
     let Some(cache) = cache else {
-        return Ok((compress(data, level)?, None));
+        return Ok((compress(codec, data, level)?, None));
     };
-    let key = member_key(data, level);
+    let key = member_key(codec, data, level);
     // A poisoned lock only means another worker panicked; the cache itself stays usable.
     let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
     match hit {
         Some(m) => Ok((m, None)),
-        None => Ok((compress(data, level)?, Some(key))),
+        None => Ok((compress(codec, data, level)?, Some(key))),
     }
 }
 
@@ -102,7 +150,7 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(threads: usize, level: u32, cache: Option<SharedCache>) -> Pool {
+    fn new(threads: usize, codec: Codec, level: u32, cache: Option<SharedCache>) -> Pool {
         let (jtx, jrx) = mpsc::channel::<(u64, Vec<u8>)>();
         let (rtx, rrx) = mpsc::channel();
         let jrx = Arc::new(Mutex::new(jrx));
@@ -116,7 +164,7 @@ impl Pool {
                     match job {
                         Ok((i, data)) => {
                             if rtx
-                                .send((i, make_member(&data, level, cache.as_ref())))
+                                .send((i, make_member(codec, &data, level, cache.as_ref())))
                                 .is_err()
                             {
                                 return;
@@ -138,6 +186,7 @@ impl Pool {
 /// A gzip writer that expects a tar stream and emits concatenated, independently compressed members.
 pub struct ParallelGzip<W: Write> {
     out: W,
+    codec: Codec,
     level: u32,
     pool: Option<Pool>,
     external: Option<Box<dyn MemberPool>>,
@@ -161,11 +210,27 @@ pub struct ParallelGzip<W: Write> {
     pending: BTreeMap<u64, Pending>,
     in_flight: usize,
     max_in_flight: usize,
+    /// Tar offset of the first byte of `chunk`.
+    chunk_start: u64,
+    marks: Option<Marks>,
+    /// Started from a checkpoint: the blob's earlier members are already in `out`.
+    resumed: bool,
 }
 
 impl<W: Write> ParallelGzip<W> {
     /// `threads` = 0 picks the machine's parallelism natively; wasm always compresses inline.
     pub fn new(out: W, level: u32, threads: usize, cache: Option<Box<dyn MemberCache>>) -> Self {
+        Self::with_codec(out, Codec::Gzip, level, threads, cache)
+    }
+
+    /// Like [`ParallelGzip::new`], writing `codec` members (zstd frames: a multi-frame zstd stream).
+    pub fn with_codec(
+        out: W,
+        codec: Codec,
+        level: u32,
+        threads: usize,
+        cache: Option<Box<dyn MemberCache>>,
+    ) -> Self {
         let threads = if cfg!(target_arch = "wasm32") {
             1
         } else if threads == 0 {
@@ -178,8 +243,9 @@ impl<W: Write> ParallelGzip<W> {
         let cache = cache.map(|c| Arc::new(Mutex::new(c)));
         ParallelGzip {
             out,
+            codec,
             level,
-            pool: (threads > 1).then(|| Pool::new(threads, level, cache.clone())),
+            pool: (threads > 1).then(|| Pool::new(threads, codec, level, cache.clone())),
             external: None,
             cache,
             chunk: Vec::with_capacity(MAX_MEMBER + 512),
@@ -194,7 +260,41 @@ impl<W: Write> ParallelGzip<W> {
             pending: BTreeMap::new(),
             in_flight: 0,
             max_in_flight: threads * 2,
+            chunk_start: 0,
+            marks: None,
+            resumed: false,
         }
+    }
+
+    /// Hash both streams here and keep a [`Checkpoint`] at every member start; finish with
+    /// [`ParallelGzip::finish_marked`]. Call before writing.
+    pub fn with_checkpoints(mut self) -> Self {
+        self.marks = Some(Marks {
+            tar: Sha256Mid::new(),
+            blob: Sha256Mid::new(),
+            blob_off: 0,
+            starts: BTreeMap::new(),
+            points: Vec::new(),
+        });
+        self
+    }
+
+    /// Continue a stream from `cp`, a checkpoint of an earlier stream whose bytes up to `cp.tar_offset` were the
+    /// same: `out` already holds that stream's blob up to `cp.blob_offset`, and only the tar stream from
+    /// `cp.tar_offset` on is written here. Neither earlier part is hashed again. Call before writing.
+    pub fn resume_from(mut self, cp: &Checkpoint) -> Self {
+        self.off = cp.tar_offset;
+        self.next_header = cp.next_header;
+        self.chunk_start = cp.tar_offset;
+        self.resumed = true;
+        self.marks = Some(Marks {
+            tar: cp.tar_state.clone(),
+            blob: cp.blob_state.clone(),
+            blob_off: cp.blob_offset,
+            starts: BTreeMap::new(),
+            points: Vec::new(),
+        });
+        self
     }
 
     /// Compress on `pool` (see [`MemberPool`]); cached members are looked up here, before anything is submitted.
@@ -209,6 +309,11 @@ impl<W: Write> ParallelGzip<W> {
         g.external = Some(pool);
         g.max_in_flight = max_in_flight;
         g
+    }
+
+    /// Bytes of the tar stream taken so far (from the start of the stream, also when resumed).
+    pub fn tar_offset(&self) -> u64 {
+        self.off
     }
 
     /// True when an external pool has as many members in flight as it takes: await [`ParallelGzip::wait`].
@@ -277,6 +382,20 @@ impl<W: Write> ParallelGzip<W> {
 
     fn flush_ready(&mut self) -> io::Result<()> {
         while let Some(m) = self.ready.remove(&self.written) {
+            if let Some(mk) = self.marks.as_mut() {
+                if let Some((tar_offset, next_header, tar_state)) = mk.starts.remove(&self.written)
+                {
+                    mk.points.push(Checkpoint {
+                        tar_offset,
+                        next_header,
+                        blob_offset: mk.blob_off,
+                        tar_state,
+                        blob_state: mk.blob.clone(),
+                    });
+                }
+                mk.blob.update(&m);
+                mk.blob_off += m.len() as u64;
+            }
             if let (Some(key), Some(cache)) =
                 (self.to_cache.remove(&self.written), self.cache.as_ref())
             {
@@ -334,12 +453,20 @@ impl<W: Write> ParallelGzip<W> {
         let data = std::mem::replace(&mut self.chunk, Vec::with_capacity(MAX_MEMBER + 512));
         let i = self.issued;
         self.issued += 1;
+        let start = self.chunk_start;
+        self.chunk_start += data.len() as u64;
+        if let Some(mk) = self.marks.as_mut() {
+            // A member cut at a header starts where that header is due; one cut inside a file, before its end.
+            let next = self.next_header.max(start);
+            mk.starts.insert(i, (start, next, mk.tar.clone()));
+            mk.tar.update(&data);
+        }
         if self.external.is_some() {
             return self.cut_external(i, data);
         }
         match &self.pool {
             None => {
-                let made = make_member(&data, self.level, self.cache.as_ref());
+                let made = make_member(self.codec, &data, self.level, self.cache.as_ref());
                 self.accept(i, made)?;
                 self.flush_ready()
             }
@@ -362,7 +489,7 @@ impl<W: Write> ParallelGzip<W> {
     fn cut_external(&mut self, i: u64, data: Vec<u8>) -> io::Result<()> {
         let mut key = None;
         if let Some(cache) = self.cache.as_ref() {
-            let k = member_key(&data, self.level);
+            let k = member_key(self.codec, &data, self.level);
             let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&k);
             if let Some(m) = hit {
                 self.ready.insert(i, m);
@@ -391,7 +518,13 @@ impl<W: Write> ParallelGzip<W> {
     }
 
     /// Finish every member and return the sink. With an external pool, [`ParallelGzip::drain`] must come first.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub fn finish(self) -> io::Result<W> {
+        Ok(self.finish_marked()?.0)
+    }
+
+    /// [`ParallelGzip::finish`], with what [`ParallelGzip::with_checkpoints`] or [`ParallelGzip::resume_from`]
+    /// recorded (None without either).
+    pub fn finish_marked(mut self) -> io::Result<(W, Option<Marked>)> {
         self.close_chunk();
         self.cut()?;
         if self.external.is_some() && self.in_flight > 0 {
@@ -409,12 +542,24 @@ impl<W: Write> ParallelGzip<W> {
                 let _ = w.join();
             }
         }
-        if self.issued == 0 {
-            // An empty stream is still one valid gzip member.
-            self.out.write_all(&compress(&[], self.level)?)?;
+        if self.issued == 0 && !self.resumed {
+            // An empty stream is still one valid gzip member (or zstd frame).
+            let m = compress(self.codec, &[], self.level)?;
+            self.out.write_all(&m)?;
+            if let Some(mk) = self.marks.as_mut() {
+                mk.blob.update(&m);
+                mk.blob_off += m.len() as u64;
+            }
         }
         self.out.flush()?;
-        Ok(self.out)
+        let marked = self.marks.take().map(|mk| Marked {
+            diff_id: mk.tar.finish(),
+            digest: mk.blob.finish(),
+            size: mk.blob_off,
+            uncompressed_size: mk.tar.len(),
+            checkpoints: mk.points,
+        });
+        Ok((self.out, marked))
     }
 }
 
@@ -466,230 +611,4 @@ impl<W: Write> Write for ParallelGzip<W> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tar::{TarWriter, WriteOptions};
-    use crate::Entry;
-    use std::io::Read;
-
-    fn sample_tar() -> Vec<u8> {
-        let mut w = TarWriter::new(Vec::new(), WriteOptions::default());
-        let mut x: u64 = 7;
-        for i in 0..300 {
-            let len = if i % 50 == 0 {
-                3_000_000
-            } else {
-                20_000 + (i * 977) % 40_000
-            };
-            let data: Vec<u8> = (0..len)
-                .map(|j| {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    if j % 3 == 0 {
-                        (x >> 59) as u8 + b'a'
-                    } else {
-                        b"layer "[j % 6]
-                    }
-                })
-                .collect();
-            w.append_bytes(&Entry::file(&format!("d{}/f{i}", i % 7), 0o644, 0), &data)
-                .unwrap();
-        }
-        w.finish().unwrap()
-    }
-
-    fn pgz(tar: &[u8], threads: usize) -> Vec<u8> {
-        let mut p = ParallelGzip::new(Vec::new(), 6, threads, None);
-        for c in tar.chunks(70_001) {
-            p.write_all(c).unwrap();
-        }
-        p.finish().unwrap()
-    }
-
-    #[test]
-    fn identical_for_any_thread_count_and_readable() {
-        let tar = sample_tar();
-        let one = pgz(&tar, 1);
-        assert_eq!(one, pgz(&tar, 2));
-        assert_eq!(one, pgz(&tar, 8));
-        let mut back = Vec::new();
-        flate2::read::MultiGzDecoder::new(&one[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, tar);
-        // Several members, each a complete gzip stream.
-        let members = one.windows(4).filter(|w| w == &[0x1f, 0x8b, 8, 0]).count();
-        assert!(members > 5, "{members} members");
-    }
-
-    /// A pool that compresses only when waited on, and hands members back newest first.
-    struct Deferred {
-        pending: Vec<(u64, Vec<u8>, u32)>,
-        done: Vec<(u64, io::Result<Vec<u8>>)>,
-        submitted: Arc<Mutex<usize>>,
-    }
-
-    impl MemberPool for Deferred {
-        fn submit(&mut self, index: u64, data: Vec<u8>, level: u32) -> io::Result<()> {
-            *self.submitted.lock().unwrap() += 1;
-            self.pending.push((index, data, level));
-            Ok(())
-        }
-        fn take(&mut self) -> Option<(u64, io::Result<Vec<u8>>)> {
-            self.done.pop()
-        }
-        fn ready(&mut self) -> Pin<Box<dyn Future<Output = ()>>> {
-            for (i, d, l) in self.pending.drain(..) {
-                let mut out = Vec::new();
-                let r = crate::deflate::gzip_member(&d, l, &mut out).map(|_| out);
-                self.done.insert(0, (i, r));
-            }
-            Box::pin(std::future::ready(()))
-        }
-        fn capacity(&self) -> usize {
-            3
-        }
-    }
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
-
-    #[test]
-    fn an_external_pool_gives_the_same_bytes_in_any_completion_order() {
-        let tar = sample_tar();
-        let submitted = Arc::new(Mutex::new(0));
-        let cache = Arc::new(Mutex::new(Mem::default()));
-        let run = |cache: Option<Box<dyn MemberCache>>| {
-            let pool = Deferred {
-                pending: Vec::new(),
-                done: Vec::new(),
-                submitted: submitted.clone(),
-            };
-            let mut p = ParallelGzip::with_pool(Vec::new(), 6, Box::new(pool), cache);
-            let mut most = 0;
-            for c in tar.chunks(70_001) {
-                p.write_all(c).unwrap();
-                most = most.max(p.in_flight);
-                while p.saturated() {
-                    block_on(p.wait()).unwrap();
-                }
-            }
-            block_on(p.drain()).unwrap();
-            assert!(most <= 3 + MAX_INSIDE.div_ceil(70_001), "bounded: {most}");
-            p.finish().unwrap()
-        };
-        assert_eq!(run(None), pgz(&tar, 1));
-        let first = *submitted.lock().unwrap();
-        assert!(first > 5);
-        // With a member cache: the first run fills it, the second submits nothing.
-        assert_eq!(run(Some(Box::new(cache.clone()))), pgz(&tar, 1));
-        assert_eq!(run(Some(Box::new(cache.clone()))), pgz(&tar, 1));
-        assert_eq!(*submitted.lock().unwrap(), 2 * first);
-        assert_eq!(cache.lock().unwrap().1, first);
-        // Finishing with members still out is an error, not a short blob.
-        let pool = Deferred {
-            pending: Vec::new(),
-            done: Vec::new(),
-            submitted: submitted.clone(),
-        };
-        let mut p = ParallelGzip::with_pool(Vec::new(), 6, Box::new(pool), None);
-        p.write_all(&tar).unwrap();
-        assert!(p.finish().is_err());
-    }
-
-    /// A pool that answers member 2 with member 1's bytes.
-    struct Swapping(Deferred, Option<Vec<u8>>);
-    impl MemberPool for Swapping {
-        fn submit(&mut self, index: u64, data: Vec<u8>, level: u32) -> io::Result<()> {
-            self.0.submit(index, data, level)
-        }
-        fn take(&mut self) -> Option<(u64, io::Result<Vec<u8>>)> {
-            let (i, m) = self.0.take()?;
-            let m = m.unwrap();
-            if i == 1 {
-                self.1 = Some(m.clone());
-            }
-            Some((i, Ok(if i == 2 { self.1.clone().unwrap() } else { m })))
-        }
-        fn ready(&mut self) -> Pin<Box<dyn Future<Output = ()>>> {
-            self.0.ready()
-        }
-        fn capacity(&self) -> usize {
-            1
-        }
-    }
-
-    #[test]
-    fn a_pool_answer_that_is_not_the_members_input_is_refused() {
-        let pool = Swapping(
-            Deferred {
-                pending: Vec::new(),
-                done: Vec::new(),
-                submitted: Arc::new(Mutex::new(0)),
-            },
-            None,
-        );
-        let mut p = ParallelGzip::with_pool(Vec::new(), 6, Box::new(pool), None);
-        let err = (|| -> io::Result<()> {
-            for c in sample_tar().chunks(100_000) {
-                p.write_all(c)?;
-                while p.saturated() {
-                    block_on(p.wait())?;
-                }
-            }
-            block_on(p.drain())
-        })()
-        .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-        assert!(err.to_string().contains("member 2"), "{err}");
-    }
-
-    #[derive(Default)]
-    struct Mem(BTreeMap<Digest, Vec<u8>>, usize);
-    impl MemberCache for Arc<Mutex<Mem>> {
-        fn get(&mut self, k: &Digest) -> Option<Vec<u8>> {
-            let mut m = self.lock().unwrap();
-            let hit = m.0.get(k).cloned();
-            if hit.is_some() {
-                m.1 += 1;
-            }
-            hit
-        }
-        fn put(&mut self, k: &Digest, v: &[u8]) {
-            self.lock().unwrap().0.insert(k.clone(), v.to_vec());
-        }
-    }
-
-    #[test]
-    fn a_small_edit_changes_few_members_and_the_cache_reuses_the_rest() {
-        let tar = sample_tar();
-        let cache = Arc::new(Mutex::new(Mem::default()));
-        let run = |t: &[u8]| {
-            let mut p = ParallelGzip::new(Vec::new(), 6, 2, Some(Box::new(cache.clone())));
-            p.write_all(t).unwrap();
-            p.finish().unwrap()
-        };
-        let first = run(&tar);
-        assert_eq!(first, pgz(&tar, 1), "cached or not, the bytes are the same");
-        let stored = cache.lock().unwrap().0.len();
-        // Change a few bytes in the middle of one file's data.
-        let mut edited = tar.clone();
-        let mid = edited.len() / 2;
-        edited[mid] ^= 0x20;
-        let second = run(&edited);
-        assert_eq!(second, pgz(&edited, 1));
-        let hits = cache.lock().unwrap().1;
-        assert!(
-            hits + 1 >= stored,
-            "all members but the edited one come from the cache: {hits} of {stored}"
-        );
-    }
-}
+mod tests;

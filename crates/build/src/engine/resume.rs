@@ -1,0 +1,183 @@
+//! Rebuilds in proportion to the change: a COPY/ADD layer is written with a checkpoint at every member start (tar
+//! and blob offsets, both SHA-256 states), kept under the step's position key (its parent key and instruction).
+//! The next build of that step resumes from the last checkpoint whose entries before it are unchanged: the blob's
+//! start is copied from the earlier layer and only the files from there on are read, compressed and hashed. The
+//! bytes are those of a cold build.
+
+use std::collections::BTreeMap;
+
+use lw_layer::compress::LayerFormat;
+use lw_layer::midstate::Sha256Mid;
+use lw_layer::pgzip::Checkpoint;
+use lw_layer::tar::WriteOptions;
+use lw_layer::LayerWriter;
+use lw_oci::Digest;
+use serde::{Deserialize, Serialize};
+
+use super::copy::{Data, Item};
+use super::Host;
+use crate::host::CachedLayer;
+use crate::Error;
+
+/// A checkpoint at the start of item `item`, valid while `chain` (the identity of the items before it) holds.
+#[derive(Serialize, Deserialize, Clone)]
+struct Point {
+    item: usize,
+    chain: Digest,
+    tar_offset: u64,
+    next_header: u64,
+    blob_offset: u64,
+    tar_state: String,
+    blob_state: String,
+}
+
+/// The checkpoints of the layer a step last wrote, and that layer's blob.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    blob: Digest,
+    points: Vec<Point>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Point {
+    fn new(item: usize, chain: Digest, cp: &Checkpoint) -> Point {
+        Point {
+            item,
+            chain,
+            tar_offset: cp.tar_offset,
+            next_header: cp.next_header,
+            blob_offset: cp.blob_offset,
+            tar_state: hex(&cp.tar_state.to_bytes()),
+            blob_state: hex(&cp.blob_state.to_bytes()),
+        }
+    }
+
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        Some(Checkpoint {
+            tar_offset: self.tar_offset,
+            next_header: self.next_header,
+            blob_offset: self.blob_offset,
+            tar_state: Sha256Mid::from_bytes(&unhex(&self.tar_state)?)?,
+            blob_state: Sha256Mid::from_bytes(&unhex(&self.blob_state)?)?,
+        })
+    }
+}
+
+/// `chain[j]` names `items[..j]`: their entries and content digests (from `hashed`, else the host's). It stops at the
+/// first context file whose digest is not known without reading it.
+fn chain(
+    host: &Host,
+    format: LayerFormat,
+    items: &[Item],
+    hashed: &BTreeMap<String, Digest>,
+) -> Vec<Digest> {
+    // The encoder and its version too: a start compressed by another libzstd would not give a cold build's bytes.
+    let seed = format!("layerwright resume 1\0{}", format.encoder());
+    let mut out = vec![Digest::sha256_of(seed.as_bytes())];
+    for it in items {
+        let content = match &it.data {
+            Data::None => Digest::sha256_of(b""),
+            Data::Bytes(b) => Digest::sha256_of(b),
+            Data::Context(p) => match hashed
+                .get(p)
+                .cloned()
+                .or_else(|| host.context.known_digest(p))
+            {
+                Some(d) => d,
+                None => break,
+            },
+        };
+        let prev = out.last().expect("starts with one");
+        let line = format!("{prev}\0{:?}\0{content}", it.entry);
+        out.push(Digest::sha256_of(line.as_bytes()));
+    }
+    out
+}
+
+/// Write the layer of `items` (gzip or zstd), from the best checkpoint kept under `key` when there is one.
+pub(super) fn write(
+    host: &mut Host,
+    format: LayerFormat,
+    items: &[Item],
+    key: &Digest,
+) -> Result<CachedLayer, Error> {
+    let before = chain(host, format, items, &BTreeMap::new());
+    let record = host
+        .cache
+        .resume_points(key)
+        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+        .filter(|r| host.blobs.has(&r.blob));
+    let start = record.as_ref().and_then(|r| {
+        let p = r
+            .points
+            .iter()
+            .rev()
+            .find(|p| p.item < before.len() && before[p.item] == p.chain)?;
+        Some((r, p, p.checkpoint()?))
+    });
+    let opts = WriteOptions { clamp_mtime: None };
+    let members = host.blobs.member_cache();
+    let (mut lw, first, mut points) = match start {
+        Some((r, p, cp)) => {
+            let sink = host.blobs.create_with_prefix(&r.blob, p.blob_offset)?;
+            let kept: Vec<Point> = r
+                .points
+                .iter()
+                .filter(|q| q.item < p.item)
+                .cloned()
+                .collect();
+            (
+                LayerWriter::resume(sink, format, opts, members, &cp)?,
+                p.item,
+                kept,
+            )
+        }
+        None => {
+            let sink = host.blobs.create()?;
+            (
+                LayerWriter::with_checkpoints(sink, format, opts, members)?,
+                0,
+                Vec::new(),
+            )
+        }
+    };
+    let mut starts = Vec::new();
+    let mut buf = Vec::new();
+    // The files written are hashed from the same read, for the checkpoints' chain.
+    let mut hashed = BTreeMap::new();
+    for (j, it) in items.iter().enumerate().skip(first) {
+        if let Some(off) = lw.tar_offset()? {
+            starts.push((off, j));
+        }
+        let one = std::slice::from_ref(it);
+        super::layers::fill(host, &mut lw, one, Some(&mut hashed), &mut buf)?;
+    }
+    let (sink, info, cps) = lw.finish_checkpointed()?;
+    let after = chain(host, format, items, &hashed);
+    for cp in &cps {
+        let Some(&(_, j)) = starts.iter().find(|(off, _)| *off == cp.tar_offset) else {
+            continue;
+        };
+        if j < after.len() {
+            points.push(Point::new(j, after[j].clone(), cp));
+        }
+    }
+    let record = Record {
+        blob: info.digest.clone(),
+        points,
+    };
+    if let Ok(bytes) = serde_json::to_vec(&record) {
+        host.cache.put_resume_points(key, &bytes);
+    }
+    super::layers::commit(sink, info)
+}
