@@ -255,12 +255,7 @@ function streamSection(api, ref, layers, opts) {
   const open = (i, e) => async () => {
     preview.replaceChildren(h('p', { class: 'muted' }, `Reading ${e.path} from layer ${i + 1}…`));
     try {
-      const parts = [];
-      await api.readRemoteFile(ref, layers[i], e.path, { ...opts(), onData: (c) => parts.push(c) });
-      const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-      let at = 0;
-      for (const p of parts) { bytes.set(p, at); at += p.length; }
-      preview.replaceChildren(filePreview(e.path, bytes));
+      preview.replaceChildren(filePreview(e.path, await readRemote(api, ref, layers[i], e.path, opts())));
     } catch (err) { preview.replaceChildren(h('div', { class: 'error-box' }, errorText(err))); }
   };
   const rows = () => {
@@ -297,11 +292,7 @@ function streamSection(api, ref, layers, opts) {
   const analyse = (n) => {
     analysis = { ...api.analyseLayers(perLayer.slice(0, n)), layers: n };
     efficiency.dataset.wasted = String(analysis.wasted);
-    efficiency.replaceChildren(
-      h('div', { class: 'row' }, h('span', { class: 'score', testid: 'efficiency' }, `${(analysis.efficiency * 100).toFixed(1)}%`),
-        h('span', {}, `${formatBytes(analysis.wasted)} wasted of ${formatBytes(analysis.total)} in files${n < layers.length ? ` (first ${n} of ${layers.length} layers)` : ''}.`)),
-      analysis.wastedList.length ? h('table', { class: 'kv' }, h('tr', {}, h('th', {}, 'Path'), h('th', {}, 'Copies'), h('th', {}, 'Wasted')),
-        analysis.wastedList.slice(0, 50).map((w) => h('tr', {}, h('td', { class: 'mono' }, w.path), h('td', {}, w.count), h('td', {}, formatBytes(w.size))))) : null);
+    efficiency.replaceChildren(...wasteView(analysis, n < layers.length ? ` (first ${n} of ${layers.length} layers)` : ''));
   };
   select.addEventListener('change', render);
   const el = h('div', { testid: 'stream-files-section' }, h('h3', {}, 'Files (streamed)'), bar, status,
@@ -336,6 +327,26 @@ function streamSection(api, ref, layers, opts) {
     }
   })();
   return el;
+}
+
+// A file of a remote layer, read by streaming the layer up to that entry.
+async function readRemote(api, ref, layer, path, opts) {
+  const parts = [];
+  await api.readRemoteFile(ref, layer, path, { ...opts, onData: (c) => parts.push(c) });
+  const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) { bytes.set(p, at); at += p.length; }
+  return bytes;
+}
+
+// The efficiency score and the most wasteful paths of an analyseLayers result.
+function wasteView(analysis, scope) {
+  return [
+    h('div', { class: 'row' }, h('span', { class: 'score', testid: 'efficiency' }, `${(analysis.efficiency * 100).toFixed(1)}%`),
+      h('span', {}, `${formatBytes(analysis.wasted)} wasted of ${formatBytes(analysis.total)} in files${scope}.`)),
+    analysis.wastedList.length ? h('table', { class: 'kv' }, h('tr', {}, h('th', {}, 'Path'), h('th', {}, 'Copies'), h('th', {}, 'Wasted')),
+      analysis.wastedList.slice(0, 50).map((w) => h('tr', {}, h('td', { class: 'mono' }, w.path), h('td', {}, w.count), h('td', {}, formatBytes(w.size))))) : h('p', { class: 'muted' }, 'No file is overwritten or deleted by a later layer.'),
+  ];
 }
 
 function commandOf(config) {

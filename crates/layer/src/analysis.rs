@@ -143,7 +143,7 @@ pub fn analyse(layers: &[Vec<AnalysedEntry>]) -> Analysis {
     }
     let wasted = st.waste.iter().map(|w| w.size).sum();
     let mut wasted_list = st.waste;
-    wasted_list.sort_by(|a, b| b.size.cmp(&a.size));
+    wasted_list.sort_by_key(|w| std::cmp::Reverse(w.size));
     Analysis {
         merged: st.merged,
         total,

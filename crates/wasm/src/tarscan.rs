@@ -42,13 +42,16 @@ fn padded(n: u64) -> u64 {
 /// What a scan calls for each entry (boxed: one instantiation of the scanner keeps the bundle small).
 pub type OnEntry<'a> = Box<dyn FnMut(Entry) -> Result<(), String> + 'a>;
 
+/// Where a tapped entry's data goes: a piece, and whether it is the last one.
+pub type OnData<'a> = Box<dyn FnMut(&[u8], bool) -> Result<(), String> + 'a>;
+
 /// One entry's data read out of a scan (a file previewed from a layer without storing the layer).
 pub struct Tap<'a> {
     /// Whether this entry's data is wanted (called before `on_entry` sees it).
     pub want: Box<dyn FnMut(&Entry) -> bool + 'a>,
     /// The wanted entry's data in pieces; the second argument is true with the last piece (an empty slice for an
     /// empty file).
-    pub data: Box<dyn FnMut(&[u8], bool) -> Result<(), String> + 'a>,
+    pub data: OnData<'a>,
 }
 
 /// A tar stream parsed as it is written: `on_entry` sees each entry; data is skipped, never kept.
