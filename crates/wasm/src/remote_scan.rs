@@ -79,14 +79,22 @@ pub async fn scan_remote_layer(r: &str, layer: JsValue, opts: JsValue) -> Result
     let mut op = client.get_blob_for(&t.repo, &desc).map_err(err)?;
     let mut reported = 0u64;
     let r = drive(&mut op, &MemoryBlobs::default(), &mut |chunk| {
+        // The first chunk is reported before it is scanned: the page times its first entries from it.
+        let report = |n: u64| match &on_progress {
+            Some(f) => f
+                .call1(&JsValue::NULL, &JsValue::from_f64(n as f64))
+                .map(|_| ()),
+            None => Ok(()),
+        };
+        if reported == 0 {
+            reported = chunk.len() as u64;
+            report(reported)?;
+        }
         scan.push(chunk)
             .map_err(|e| err(format!("layer {}: {e}", desc.digest)))?;
-        if let Some(f) = &on_progress {
-            // The first chunk is reported at once: the page times its first entries from it.
-            if reported == 0 || scan.bytes() - reported >= PROGRESS_STEP {
-                reported = scan.bytes();
-                f.call1(&JsValue::NULL, &JsValue::from_f64(reported as f64))?;
-            }
+        if scan.bytes() - reported >= PROGRESS_STEP {
+            reported = scan.bytes();
+            report(reported)?;
         }
         Ok(())
     })
