@@ -3,9 +3,12 @@
 // and prints one JSON line of results on stdout.
 //
 // usage: node bench_wasm.mjs --www DIR --tree DIR --list FILE --layer FILE --runs N [--profile FILE [--profile-dist DIR]]
+//        [--remote-mb N] (streamed remote inspection of a generated N MB image in a loopback docker-registry)
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { createReadStream, existsSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 
 const args = {};
@@ -146,6 +149,64 @@ async function runInTab(browser, url) {
   return { cold, warm };
 }
 
+// A docker-registry with CORS on a free loopback port, its storage in a temp dir (removed by stop()).
+async function startRegistry() {
+  const probe = createServer();
+  const port = await new Promise((resolve) => probe.listen(0, '127.0.0.1', () => resolve(probe.address().port)));
+  probe.close();
+  const dir = mkdtempSync(join(tmpdir(), 'lw-bench-registry-'));
+  writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n  headers:\n    Access-Control-Allow-Origin: ["*"]\n    Access-Control-Allow-Headers: ["Authorization, Accept, Content-Type, Range"]\n    Access-Control-Expose-Headers: ["Docker-Content-Digest, Location, WWW-Authenticate, Content-Length, Content-Range"]\n`);
+  const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
+  for (let i = 0; ; i++) {
+    const up = await fetch(`http://127.0.0.1:${port}/v2/`).then(() => true, () => false);
+    if (up) break;
+    if (i > 100) throw new Error('docker-registry did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { host: `127.0.0.1:${port}`, stop: () => { child.kill(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+// Streamed remote inspection (scanRemoteLayer over every layer, nothing stored), then the same blobs fetched and
+// discarded (the download alone), in one page; the wasm memory after both is the peak.
+async function remoteList(browser, url, mb) {
+  const { pushBigImage } = await import(join(www, 'tests/bigimage.mjs'));
+  const registry = await startRegistry();
+  try {
+    const image = await pushBigImage(registry.host, 'bench/big', '1', mb);
+    const { context, page } = await openSite(browser, url);
+    const r = await page.evaluate(async (ref) => {
+      const lw = window.layerwright;
+      const info = await lw.inspectRemote(ref, { insecure: true });
+      let firstByte = null;
+      let firstEntry = null;
+      let entries = 0;
+      const t0 = performance.now();
+      for (const l of info.layers) {
+        await lw.scanRemoteLayer(ref, l, {
+          insecure: true,
+          onProgress: () => { firstByte ??= performance.now(); },
+          onEntry: () => { firstEntry ??= performance.now(); entries++; },
+        });
+      }
+      const t1 = performance.now();
+      const host = ref.split('/')[0];
+      for (const l of info.layers) {
+        const body = (await fetch(`http://${host}/v2/bench/big/blobs/${l.digest}`, { cache: 'no-store' })).body.getReader();
+        while (!(await body.read()).done);
+      }
+      return {
+        seconds: (t1 - t0) / 1000, downloadSeconds: (performance.now() - t1) / 1000, firstEntryMs: firstEntry - firstByte,
+        entries, blobBytes: info.layers.reduce((n, l) => n + l.size, 0), memory: lw.memoryBytes(),
+        stored: (await lw.storage.usage()).bytes,
+      };
+    }, `${registry.host}/bench/big:1`);
+    await context.close();
+    return r;
+  } finally {
+    registry.stop();
+  }
+}
+
 const server = await serve();
 const url = `http://127.0.0.1:${server.address().port}/`;
 const browser = await chromium.launch({
@@ -170,7 +231,9 @@ try {
   if (list) process.stderr.write(`bench-wasm: layer listing: ${JSON.stringify(list)}\n`);
   const vm = await runInTab(browser, url);
   if (vm) process.stderr.write(`bench-wasm: RUN in the tab: ${JSON.stringify(vm)}\n`);
-  process.stdout.write(JSON.stringify({ builds, list, vm }) + '\n');
+  const remote = args['remote-mb'] ? await remoteList(browser, url, Number(args['remote-mb'])) : null;
+  if (remote) process.stderr.write(`bench-wasm: streamed remote inspection: ${JSON.stringify(remote)}\n`);
+  process.stdout.write(JSON.stringify({ builds, list, vm, remote }) + '\n');
 } finally {
   await browser.close();
   server.close();

@@ -47,6 +47,7 @@ export function renderInspector(main, { api, serve, params }) {
       const info = await api.inspectRemote(ref, { ...opts, platform: platform.value.trim() || undefined });
       // Which way the registry was reached: through the proxy, or directly (it sends CORS headers, or is serve's own).
       const route = opts.proxy ? `through the proxy ${opts.proxy}` : 'directly';
+      // Pulling into the tab's store is its own, explicit action; browsing files streams the layers instead.
       const pull = h('button', {
         type: 'button',
         onclick: async () => {
@@ -54,13 +55,19 @@ export function renderInspector(main, { api, serve, params }) {
           pull.textContent = 'Pulling…';
           try {
             const r = await api.pull(ref, { ...remoteOpts(), platform: platform.value.trim() || undefined });
-            pull.replaceWith(h('span', { class: 'ok' }, `Pulled ${r.digest}.`));
+            pull.replaceWith(h('span', { class: 'ok' }, `Pulled ${r.digest} into this tab's store.`));
             filesHost.replaceChildren(filesSection(r.ref || ref, info.layers, info.history));
-          } catch (e) { pull.disabled = false; pull.textContent = 'Pull and browse files'; pull.after(h('div', { class: 'error-box' }, errorText(e))); }
+          } catch (e) { pull.disabled = false; pull.textContent = 'Pull into the store and browse'; pull.after(h('div', { class: 'error-box' }, errorText(e))); }
         },
         testid: 'pull-files',
-      }, 'Pull and browse files');
-      const filesHost = h('div', {}, pull);
+      }, 'Pull into the store and browse');
+      const stream = h('button', {
+        type: 'button',
+        class: 'primary',
+        testid: 'stream-files',
+        onclick: () => { stream.disabled = true; filesHost.replaceChildren(streamSection(api, ref, info.layers, () => remoteOpts()), h('p', {}, pull)); },
+      }, 'Browse files (streamed, nothing stored)');
+      const filesHost = h('div', { class: 'row' }, stream, pull);
       out.replaceChildren(overview(ref, info, filesHost, route));
     } catch (e) {
       out.replaceChildren(h('div', { class: 'error-box', testid: 'inspect-error' }, errorText(e)),
@@ -224,6 +231,123 @@ export function renderInspector(main, { api, serve, params }) {
   }
 }
 
+
+// The files of a remote image listed while its layers download (scanRemoteLayer): each entry is shown once its tar
+// header arrives, layer after layer, with progress; wasted space is recomputed as each layer completes. Nothing is
+// stored: a file is read by streaming its layer again up to that entry (readRemoteFile).
+function streamSection(api, ref, layers, opts) {
+  const total = layers.reduce((a, l) => a + (l.size || 0), 0);
+  const perLayer = layers.map(() => []);
+  const done = layers.map(() => 0);
+  const bar = h('progress', { max: Math.max(1, total), value: 0, 'aria-label': 'Download progress', style: 'width:100%' });
+  const status = h('p', { class: 'muted', testid: 'stream-progress', 'aria-live': 'off' }, 'Starting…');
+  const efficiency = h('div', { testid: 'stream-efficiency' });
+  const tree = h('ul', { class: 'tree', testid: 'file-tree' });
+  const preview = h('div', { testid: 'stream-preview' });
+  const select = h('select', { 'aria-label': 'Which files' }, h('option', { value: 'merged' }, 'Merged filesystem'),
+    layers.map((l, i) => h('option', { value: i }, `Layer ${i + 1} (${shortDigest(l.digest)})`)));
+  const t0 = performance.now();
+  const times = { firstByte: null, firstShown: null, done: null };
+  let analysis = null;
+  let current = 0;
+  let lastRender = 0;
+  const MAX_ROWS = 5000; // the DOM, not the scan, is the limit on huge listings
+  const open = (i, e) => async () => {
+    preview.replaceChildren(h('p', { class: 'muted' }, `Reading ${e.path} from layer ${i + 1}…`));
+    try {
+      preview.replaceChildren(filePreview(e.path, await readRemote(api, ref, layers[i], e.path, opts())));
+    } catch (err) { preview.replaceChildren(h('div', { class: 'error-box' }, errorText(err))); }
+  };
+  const rows = () => {
+    if (select.value !== 'merged') {
+      const i = Number(select.value);
+      const wasted = new Set(analysis ? analysis.wastedKeys : []);
+      return perLayer[i].map((e) => ({ e, i, wasted: wasted.has(`${i}:${e.path.replace(/^\.?\//, '').replace(/\/$/, '')}`) }));
+    }
+    // The merged view of the completed layers (whiteouts applied), then what the current layer has shown so far.
+    const merged = analysis ? analysis.merged.map((m) => ({ e: { ...perLayer[m.layer][m.index], path: m.path }, i: m.layer })) : [];
+    const partial = current < layers.length && (!analysis || analysis.layers <= current) ? perLayer[current].map((e) => ({ e, i: current })) : [];
+    return merged.concat(partial);
+  };
+  const render = () => {
+    lastRender = performance.now();
+    const got = done.reduce((a, b) => a + b, 0);
+    bar.value = got;
+    const count = perLayer.reduce((a, l) => a + l.length, 0);
+    const secs = ((times.done ?? performance.now()) - t0) / 1000;
+    status.textContent = times.done
+      ? `Listed ${count} entries of ${layers.length} layer(s), ${formatBytes(got)} streamed in ${secs.toFixed(1)} s; nothing was stored.`
+      : `Layer ${current + 1} of ${layers.length}: ${formatBytes(got)} of ${formatBytes(total)}, ${count} entries so far…`;
+    const list = rows();
+    tree.replaceChildren(...list.slice(0, MAX_ROWS).map(({ e, i, wasted }) => {
+      const row = fileRow(e, open(i, e));
+      if (wasted) row.classList.add('wasted');
+      return row;
+    }));
+    if (list.length > MAX_ROWS) tree.append(h('li', { class: 'muted' }, `… and ${list.length - MAX_ROWS} more.`));
+    if (!list.length) tree.append(h('li', { class: 'muted' }, times.done ? 'No files.' : 'Waiting for the first entries…'));
+    if (list.length && times.firstShown === null) times.firstShown = performance.now();
+    Object.assign(status.dataset, Object.fromEntries(Object.entries(times).filter(([, v]) => v !== null).map(([k, v]) => [k, String(Math.round(v - t0))])));
+  };
+  const analyse = (n) => {
+    analysis = { ...api.analyseLayers(perLayer.slice(0, n)), layers: n };
+    efficiency.dataset.wasted = String(analysis.wasted);
+    efficiency.replaceChildren(...wasteView(analysis, n < layers.length ? ` (first ${n} of ${layers.length} layers)` : ''));
+  };
+  select.addEventListener('change', render);
+  const el = h('div', { testid: 'stream-files-section' }, h('h3', {}, 'Files (streamed)'), bar, status,
+    h('h3', {}, 'Efficiency'), efficiency, h('h3', {}, 'Files'), select, tree, preview);
+  (async () => {
+    try {
+      for (current = 0; current < layers.length; current++) {
+        const i = current;
+        await api.scanRemoteLayer(ref, layers[i], {
+          ...opts(),
+          onEntry: (e) => {
+            perLayer[i].push(e);
+            // The first entries at once, then at most every 250 ms: rendering must not slow the download.
+            if (times.firstShown === null || performance.now() - lastRender > 250) render();
+          },
+          onProgress: (bytes) => {
+            if (times.firstByte === null) times.firstByte = performance.now();
+            done[i] = bytes;
+            if (performance.now() - lastRender > 250) render();
+          },
+        });
+        analyse(i + 1);
+        render();
+      }
+      times.done = performance.now();
+      status.dataset.done = String(Math.round(times.done - t0));
+      render();
+      el.dataset.state = 'done';
+    } catch (e) {
+      el.dataset.state = 'error';
+      status.after(h('div', { class: 'error-box', testid: 'stream-error' }, errorText(e)));
+    }
+  })();
+  return el;
+}
+
+// A file of a remote layer, read by streaming the layer up to that entry.
+async function readRemote(api, ref, layer, path, opts) {
+  const parts = [];
+  await api.readRemoteFile(ref, layer, path, { ...opts, onData: (c) => parts.push(c) });
+  const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) { bytes.set(p, at); at += p.length; }
+  return bytes;
+}
+
+// The efficiency score and the most wasteful paths of an analyseLayers result.
+function wasteView(analysis, scope) {
+  return [
+    h('div', { class: 'row' }, h('span', { class: 'score', testid: 'efficiency' }, `${(analysis.efficiency * 100).toFixed(1)}%`),
+      h('span', {}, `${formatBytes(analysis.wasted)} wasted of ${formatBytes(analysis.total)} in files${scope}.`)),
+    analysis.wastedList.length ? h('table', { class: 'kv' }, h('tr', {}, h('th', {}, 'Path'), h('th', {}, 'Copies'), h('th', {}, 'Wasted')),
+      analysis.wastedList.slice(0, 50).map((w) => h('tr', {}, h('td', { class: 'mono' }, w.path), h('td', {}, w.count), h('td', {}, formatBytes(w.size))))) : h('p', { class: 'muted' }, 'No file is overwritten or deleted by a later layer.'),
+  ];
+}
 
 function commandOf(config) {
   const argv = [...(config?.config?.Entrypoint || []), ...(config?.config?.Cmd || [])];

@@ -94,6 +94,13 @@ export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: stri
   index?: object; platforms: string[]; manifestDigest: string; manifest: object; config: object; history: object[];
   layers: { digest: string; size: number; mediaType: string; createdBy?: string }[];
 }>;
+export interface RemoteLayer { digest: string; size: number; mediaType?: string }
+export function scanRemoteLayer(ref: string, layer: RemoteLayer, opts?: RemoteOpts & {
+  onEntry?: (e: Entry) => void; onProgress?: (bytes: number) => void;
+}): Promise<{ count: number; digest: string; size: number; compression: "gzip" | "zstd" | "none" }>;
+export function readRemoteFile(ref: string, layer: RemoteLayer, path: string, opts?: RemoteOpts & {
+  onData?: (chunk: Uint8Array) => void;
+}): Promise<Uint8Array | number>;
 export function serveExecutor(opts?: { url?: string; token?: string }): RunExecutor;
 /** RUN in the tab's own Linux VM (v86; linux/386 images). The default executor of `build` when none is given. */
 export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
@@ -108,6 +115,7 @@ declare const api: {
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
   readFile: typeof readFile; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
+  scanRemoteLayer: typeof scanRemoteLayer; readRemoteFile: typeof readRemoteFile;
   serveExecutor: typeof serveExecutor; vmExecutor: typeof vmExecutor; storage: typeof storage; version: typeof version;
   contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;
   analyseLayers: typeof analyseLayers; registryHost: typeof registryHost;

@@ -266,6 +266,8 @@ export async function inspectRemote(ref, opts) {
   await init();
   return core.inspectRemote ? core.inspectRemote(ref, opts ?? {}) : remoteNotDone("inspectRemote");
 }
+export async function scanRemoteLayer(ref, layer, opts) { await init(); return core.scanRemoteLayer(ref, layer, opts ?? {}); }
+export async function readRemoteFile(ref, layer, path, opts) { await init(); return core.readRemoteFile(ref, layer, path, opts ?? {}); }
 
 /**
  * A RUN executor for `build({executor})` backed by `layerwright serve`: makes sure serve's store has the parent
@@ -349,7 +351,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, pull, push, inspectRemote, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

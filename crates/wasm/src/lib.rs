@@ -13,6 +13,7 @@ mod load_docker;
 mod members;
 mod pool;
 mod remote;
+mod remote_scan;
 mod store;
 mod stream;
 mod tarscan;
@@ -25,6 +26,7 @@ pub use dockerfile::{apply_fixes, lint, parse};
 pub use load::load_tarball;
 pub use pool::gzip_member;
 pub use remote::{inspect_remote, pull, push};
+pub use remote_scan::{read_remote_file, scan_remote_layer};
 pub use store::{
     export_tarball, images, layer_entries, normalize_reference, persist_blob, persist_blob_digests,
     persist_index, persist_restore_blob, persist_restore_index, read_file, storage_clear,

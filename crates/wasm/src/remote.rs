@@ -51,12 +51,12 @@ fn cors_message(url: &str, e: &JsValue) -> String {
     )
 }
 
-/// Drive `op` to completion over `fetch`. Streamed blob bytes go to `sink`; request bodies naming a blob are read
-/// from `blobs`.
-async fn drive<O: Operation>(
+/// Drive `op` to completion over `fetch`. Streamed blob bytes go to `sink` (an error from it cancels the download
+/// and is returned); request bodies naming a blob are read from `blobs`.
+pub(crate) async fn drive<O: Operation>(
     op: &mut O,
     blobs: &MemoryBlobs,
-    sink: &mut dyn FnMut(&[u8]),
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
 ) -> Result<O::Output, JsValue> {
     let fetch = global_fn("fetch")?;
     // A rejected fetch in a browser is mostly a missing CORS header, which no retry fixes: one retry (for a
@@ -165,7 +165,10 @@ async fn drive<O: Operation>(
             let bytes = Uint8Array::new(&get(&chunk, "value")?).to_vec();
             let out = op.on_body(&bytes).map_err(err)?;
             if !out.is_empty() {
-                sink(out);
+                if let Err(e) = sink(out) {
+                    let _ = call_method(&reader, "cancel", &[]);
+                    return Err(e);
+                }
             }
         }
         if !broke {
@@ -175,7 +178,7 @@ async fn drive<O: Operation>(
 }
 
 /// A client for `reference`'s registry with the JS options (proxy, credentials, insecure).
-fn client_for(domain: &str, opts: &JsValue) -> Result<Client, JsValue> {
+pub(crate) fn client_for(domain: &str, opts: &JsValue) -> Result<Client, JsValue> {
     let mut cfg = ClientConfig::new(domain);
     cfg.plain_http = get_bool(opts, "insecure")?;
     cfg.proxy_prefix = get_string(opts, "proxy")?;
@@ -187,14 +190,14 @@ fn client_for(domain: &str, opts: &JsValue) -> Result<Client, JsValue> {
     Ok(Client::new(cfg))
 }
 
-struct Target {
+pub(crate) struct Target {
     full: String,
-    domain: String,
-    repo: String,
+    pub domain: String,
+    pub repo: String,
     reference: String,
 }
 
-fn target(r: &str) -> Result<Target, JsValue> {
+pub(crate) fn target(r: &str) -> Result<Target, JsValue> {
     let parsed =
         reference::parse_docker_ref(r).map_err(|e| err(format!("invalid reference {r:?}: {e}")))?;
     let reference = parsed
@@ -218,7 +221,11 @@ async fn fetch_blob(
 ) -> Result<Vec<u8>, JsValue> {
     let mut op = client.get_blob_for(repo, d).map_err(err)?;
     let mut data = Vec::with_capacity(d.size.min(1 << 26) as usize);
-    drive(&mut op, blobs, &mut |b| data.extend_from_slice(b)).await?;
+    drive(&mut op, blobs, &mut |b| {
+        data.extend_from_slice(b);
+        Ok(())
+    })
+    .await?;
     Ok(data)
 }
 
@@ -251,7 +258,7 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     let mut op = client
         .resolve(&t.repo, &t.reference, &platform_of(&opts)?)
         .map_err(err)?;
-    let resolved = drive(&mut op, &blobs, &mut |_| {}).await?;
+    let resolved = drive(&mut op, &blobs, &mut |_| Ok(())).await?;
     let m = resolved
         .manifest
         .manifest()
@@ -318,7 +325,7 @@ pub async fn inspect_remote(r: &str, opts: JsValue) -> Result<JsValue, JsValue> 
     let mut op = client
         .resolve(&t.repo, &t.reference, &platform_of(&opts)?)
         .map_err(err)?;
-    let resolved = drive(&mut op, &blobs, &mut |_| {}).await?;
+    let resolved = drive(&mut op, &blobs, &mut |_| Ok(())).await?;
     let m = resolved
         .manifest
         .manifest()
@@ -400,12 +407,12 @@ pub async fn push(r: &str, dest: &str, opts: JsValue) -> Result<JsValue, JsValue
             .upload_blob(&t.repo, d)
             .map_err(err)?
             .skip_existing(true);
-        drive(&mut op, &blobs, &mut |_| {}).await?;
+        drive(&mut op, &blobs, &mut |_| Ok(())).await?;
     }
     let mut op = client
         .put_manifest(&t.repo, &t.reference, &mtype, mbytes.to_vec())
         .map_err(err)?;
-    let digest = drive(&mut op, &blobs, &mut |_| {}).await?;
+    let digest = drive(&mut op, &blobs, &mut |_| Ok(())).await?;
     to_js(&PushOut {
         digest: digest.to_string(),
     })

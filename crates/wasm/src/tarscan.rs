@@ -42,6 +42,18 @@ fn padded(n: u64) -> u64 {
 /// What a scan calls for each entry (boxed: one instantiation of the scanner keeps the bundle small).
 pub type OnEntry<'a> = Box<dyn FnMut(Entry) -> Result<(), String> + 'a>;
 
+/// Where a tapped entry's data goes: a piece, and whether it is the last one.
+pub type OnData<'a> = Box<dyn FnMut(&[u8], bool) -> Result<(), String> + 'a>;
+
+/// One entry's data read out of a scan (a file previewed from a layer without storing the layer).
+pub struct Tap<'a> {
+    /// Whether this entry's data is wanted (called before `on_entry` sees it).
+    pub want: Box<dyn FnMut(&Entry) -> bool + 'a>,
+    /// The wanted entry's data in pieces; the second argument is true with the last piece (an empty slice for an
+    /// empty file).
+    pub data: OnData<'a>,
+}
+
 /// A tar stream parsed as it is written: `on_entry` sees each entry; data is skipped, never kept.
 pub struct TarScan<'a> {
     pending: Vec<u8>,
@@ -52,6 +64,9 @@ pub struct TarScan<'a> {
     /// The diff ID's hasher; `None` when only the entries are wanted (hashing costs more than inflating).
     diff: Option<DigestHasher>,
     error: Option<String>,
+    tap: Option<Tap<'a>>,
+    /// Data bytes of the current entry still to go to the tap (the rest of `skip` is padding).
+    tapping: u64,
 }
 
 impl<'a> TarScan<'a> {
@@ -64,7 +79,14 @@ impl<'a> TarScan<'a> {
             on_entry,
             diff: hash.then(DigestHasher::sha256),
             error: None,
+            tap: None,
+            tapping: 0,
         }
+    }
+
+    /// Send the data of the entries `tap.want` picks to `tap.data`.
+    pub fn set_tap(&mut self, tap: Option<Tap<'a>>) {
+        self.tap = tap;
     }
 
     /// The length of the complete header group at the start of `pending`, `Ok(None)` if more bytes are needed,
@@ -95,6 +117,13 @@ impl<'a> TarScan<'a> {
         while !data.is_empty() && !self.done {
             if self.skip > 0 {
                 let n = (self.skip.min(data.len() as u64)) as usize;
+                if self.tapping > 0 {
+                    let t = (self.tapping.min(n as u64)) as usize;
+                    self.tapping -= t as u64;
+                    if let Some(tap) = self.tap.as_mut() {
+                        (tap.data)(&data[..t], self.tapping == 0)?;
+                    }
+                }
                 self.skip -= n as u64;
                 data = &data[n..];
                 continue;
@@ -121,15 +150,24 @@ impl<'a> TarScan<'a> {
                         .next_entry()
                         .map_err(|e| e.to_string())?
                         .ok_or("tar header expected")?;
-                    self.skip = padded(match &e.kind {
+                    let data_len = match &e.kind {
                         EntryKind::File => e.size,
                         EntryKind::Dir | EntryKind::Symlink(_) => 0,
                         _ => raw_size,
-                    });
+                    };
+                    self.skip = padded(data_len);
                     self.pending.clear();
                     self.entries += 1;
                     if self.entries > MAX_ENTRIES {
                         return Err(format!("more than {MAX_ENTRIES} entries"));
+                    }
+                    if let Some(tap) = self.tap.as_mut() {
+                        if (tap.want)(&e) {
+                            self.tapping = data_len;
+                            if data_len == 0 {
+                                (tap.data)(&[], true)?;
+                            }
+                        }
                     }
                     (self.on_entry)(e)?;
                 }
@@ -186,6 +224,7 @@ pub struct LayerScan<'a> {
     size: u64,
     stage: Option<Stage<'a>>,
     on_entry: Option<OnEntry<'a>>,
+    tap: Option<Tap<'a>>,
     head: Vec<u8>,
 }
 
@@ -206,15 +245,29 @@ impl<'a> LayerScan<'a> {
             size: 0,
             stage: None,
             on_entry: Some(on_entry),
+            tap: None,
             head: Vec::new(),
         }
     }
 
+    /// A scan that also reads out the data of the entries `tap` picks.
+    pub fn with_tap(on_entry: OnEntry<'a>, tap: Tap<'a>, hash: bool) -> Self {
+        let mut s = LayerScan::new(on_entry, hash);
+        s.tap = Some(tap);
+        s
+    }
+
+    /// Compressed bytes pushed so far.
+    pub fn bytes(&self) -> u64 {
+        self.size
+    }
+
     fn start(&mut self) -> Result<(), String> {
-        let scan = TarScan::new(
+        let mut scan = TarScan::new(
             self.on_entry.take().ok_or("layer scan restarted")?,
             self.blob.is_some(),
         );
+        scan.set_tap(self.tap.take());
         let stage = match lw_layer::compress::sniff(&self.head) {
             Compression::None => Stage::Plain(Box::new(scan)),
             Compression::Gzip => Stage::Gzip(Box::new(flate2::write::MultiGzDecoder::new(scan))),
@@ -353,6 +406,42 @@ mod tests {
         }
         let e = scan(&z[..z.len() - 3], 512).err().unwrap();
         assert!(e.contains("zstd"), "{e}");
+    }
+
+    #[test]
+    fn a_tap_reads_one_entry_in_any_chunking() {
+        let tar = sample();
+        let mut gz = lw_layer::compress::gzip_encoder(Vec::new(), 6);
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let long = format!("{}/f", "d".repeat(200));
+        for chunk in [1, 100, 512, 1 << 20] {
+            for (want, expect) in [
+                ("a.txt", b"hello".to_vec()),
+                (long.as_str(), vec![7u8; 3000]),
+            ] {
+                let mut got = Vec::new();
+                let mut lasts = 0;
+                let mut s = LayerScan::with_tap(
+                    Box::new(|_| Ok(())),
+                    Tap {
+                        want: Box::new(|e: &Entry| e.path == want),
+                        data: Box::new(|d: &[u8], last: bool| {
+                            got.extend_from_slice(d);
+                            lasts += last as u32;
+                            Ok(())
+                        }),
+                    },
+                    false,
+                );
+                for c in gz.chunks(chunk) {
+                    s.push(c).unwrap();
+                }
+                s.finish().unwrap();
+                assert_eq!(got, expect, "{want} in chunks of {chunk}");
+                assert_eq!(lasts, 1);
+            }
+        }
     }
 
     #[test]
