@@ -61,6 +61,9 @@ pub enum Error {
     Layer(#[from] lw_layer::Error),
     #[error(transparent)]
     Oci(#[from] lw_oci::Error),
+    /// A bad list of target platforms (`--platform`, the tab's `platforms`).
+    #[error("{0}")]
+    InvalidPlatforms(String),
     /// Something the host (store, registry, executor) reported.
     #[error("{0}")]
     Host(String),

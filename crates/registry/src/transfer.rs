@@ -9,13 +9,14 @@
 //! host drives them like any other (blocking with [`crate::drive_with`], or over `fetch`), and supplies upload
 //! bytes for [`crate::Body::Blob`] requests from its own copy.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::Read;
 
 use lw_oci::{media, Descriptor, Digest, Platform};
 
 use crate::error::{Error, TransportError};
 use crate::http::{BodyMode, ResponseHead};
-use crate::op::{Action, Operation};
+use crate::op::{Action, BlobIo, Operation};
 use crate::ops::{parse_document, Document, GetBlob, ManifestResponse, PutManifest, Resolve};
 use crate::{Client, UploadBlob, UploadOutcome};
 
@@ -433,5 +434,100 @@ impl Operation for PushImage {
     }
     fn on_transport_error(&mut self, error: TransportError) -> Result<(), Error> {
         forward!(self, op => op.on_transport_error(error))
+    }
+}
+
+/// Content kept in memory: a [`PullTarget`], a [`PushSource`] and the [`BlobIo`] for its uploads (tests, small
+/// tools, the browser's pull before it commits to the tab's store).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryImages {
+    pub blobs: BTreeMap<Digest, Vec<u8>>,
+    /// Manifests and indexes: media type and bytes.
+    pub manifests: BTreeMap<Digest, (String, Vec<u8>)>,
+    current: Option<(Digest, Vec<u8>)>,
+}
+
+impl MemoryImages {
+    /// Add a blob; returns its descriptor.
+    pub fn add_blob(&mut self, media_type: &str, bytes: Vec<u8>) -> Descriptor {
+        let d = Descriptor::of(media_type, &bytes);
+        self.blobs.insert(d.digest.clone(), bytes);
+        d
+    }
+
+    /// Add a manifest or index document; returns its descriptor.
+    pub fn add_manifest(&mut self, media_type: &str, bytes: Vec<u8>) -> Descriptor {
+        let d = Descriptor::of(media_type, &bytes);
+        self.manifests
+            .insert(d.digest.clone(), (media_type.to_string(), bytes));
+        d
+    }
+}
+
+impl PullTarget for MemoryImages {
+    fn has_blob(&mut self, desc: &Descriptor) -> bool {
+        self.blobs.contains_key(&desc.digest)
+    }
+    fn begin_blob(&mut self, desc: &Descriptor) -> Result<(), Error> {
+        self.current = Some((desc.digest.clone(), Vec::new()));
+        Ok(())
+    }
+    fn write_blob(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.current
+            .as_mut()
+            .ok_or(Error::Misuse("write without begin"))?
+            .1
+            .extend_from_slice(data);
+        Ok(())
+    }
+    fn commit_blob(&mut self, desc: &Descriptor) -> Result<(), Error> {
+        let (d, bytes) = self
+            .current
+            .take()
+            .ok_or(Error::Misuse("commit without begin"))?;
+        if d != desc.digest {
+            return Err(Error::Host(format!(
+                "commit of {} while receiving {d}",
+                desc.digest
+            )));
+        }
+        self.blobs.insert(d, bytes);
+        Ok(())
+    }
+    fn abort_blob(&mut self, _desc: &Descriptor) {
+        self.current = None;
+    }
+    fn put_manifest(&mut self, desc: &Descriptor, bytes: &[u8]) -> Result<(), Error> {
+        self.manifests.insert(
+            desc.digest.clone(),
+            (desc.media_type.clone(), bytes.to_vec()),
+        );
+        Ok(())
+    }
+}
+
+impl PushSource for MemoryImages {
+    fn manifest_bytes(&mut self, digest: &Digest) -> Result<Vec<u8>, Error> {
+        self.manifests
+            .get(digest)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| Error::Host(format!("manifest {digest} is not in memory")))
+    }
+}
+
+impl BlobIo for MemoryImages {
+    fn open_upload(
+        &mut self,
+        digest: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn Read + '_>, Error> {
+        let b = self
+            .blobs
+            .get(digest)
+            .ok_or_else(|| Error::Host(format!("blob {digest} is not in memory")))?;
+        let start = (offset as usize).min(b.len());
+        let end = (offset.saturating_add(len) as usize).min(b.len());
+        Ok(Box::new(&b[start..end]))
     }
 }
