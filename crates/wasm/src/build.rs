@@ -75,6 +75,34 @@ struct BuildOut<'a> {
     #[serde(rename = "ref")]
     reference: String,
     layers: &'a [LayerReport],
+    /// The index over every platform's manifest, when several platforms were built.
+    #[serde(rename = "indexDigest", skip_serializing_if = "Option::is_none")]
+    index_digest: Option<String>,
+    platforms: Vec<String>,
+}
+
+/// `platforms: ["linux/amd64", "linux/arm64"]`, or `platform: "linux/amd64[,linux/arm64]"`; default linux/amd64.
+fn platforms_of(opts: &JsValue) -> Result<Vec<Platform>, JsValue> {
+    let list = get(opts, "platforms")?;
+    let joined = if list.is_undefined() || list.is_null() {
+        get_string(opts, "platform")?
+    } else {
+        let arr: Array = list
+            .dyn_into()
+            .map_err(|_| err("build: platforms must be an array of strings"))?;
+        let parts: Vec<String> = arr
+            .iter()
+            .map(|v| {
+                v.as_string()
+                    .ok_or_else(|| err("build: platforms must be strings"))
+            })
+            .collect::<Result<_, _>>()?;
+        Some(parts.join(","))
+    };
+    match joined {
+        Some(l) => lw_build::platforms::parse_list(&l).map_err(|e| err(format!("build: {e}"))),
+        None => Ok(vec![crate::store::default_platform()]),
+    }
 }
 
 /// `build(opts)`: see README.md for the options and the result.
@@ -82,11 +110,8 @@ struct BuildOut<'a> {
 pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
     let dockerfile = get_string(&opts, "dockerfile")?
         .ok_or_else(|| err("build: the dockerfile option is required"))?;
-    let platform = match get_string(&opts, "platform")? {
-        Some(p) => Platform::parse(&p).map_err(|e| err(format!("build: platform: {e}")))?,
-        None => crate::store::default_platform(),
-    };
-    let mut o = BuildOptions::new(dockerfile.into_bytes(), platform);
+    let platforms = platforms_of(&opts)?;
+    let mut o = BuildOptions::new(dockerfile.into_bytes(), platforms[0].clone());
     o.build_args = get_string_map(&opts, "buildArgs")?
         .into_iter()
         .collect::<BTreeMap<_, _>>();
@@ -201,10 +226,13 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             }
         }
     };
-    let result = {
+    // One build per platform (the step cache is shared); several make an index over their manifests.
+    let mut results = Vec::new();
+    for p in &platforms {
+        o.platform = p.clone();
         let mut pooled = PooledBlobs {
             blobs: &mut blobs,
-            compress,
+            compress: compress.clone(),
         };
         let mut host = Host {
             context: &ctx,
@@ -215,18 +243,27 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             cache: &mut cache,
             events: &mut events,
         };
-        engine::build_async(&o, &mut host).await
-    };
+        match engine::build_async(&o, &mut host).await {
+            Ok(r) => results.push((p.clone(), r)),
+            Err(e) => {
+                with(|s| s.cache = cache);
+                return Err(err(e));
+            }
+        }
+    }
     with(|s| s.cache = cache);
-    let r = result.map_err(err)?;
+    let assembled = lw_build::platforms::assemble(&mut blobs, &results).map_err(err)?;
+    let root = assembled.descriptor;
     with(|s| {
         if tags.is_empty() {
-            s.add(None, &r.manifest);
+            s.add(None, &root);
         }
         for t in &tags {
-            s.add(Some(t.clone()), &r.manifest);
+            s.add(Some(t.clone()), &root);
         }
     });
+    // The first platform's image is described in full; an index is named beside it.
+    let r = &results[0].1;
 
     let out = to_js(&BuildOut {
         manifest_digest: r.manifest.digest.to_string(),
@@ -234,8 +271,10 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         reference: tags
             .first()
             .cloned()
-            .unwrap_or_else(|| r.manifest.digest.to_string()),
+            .unwrap_or_else(|| root.digest.to_string()),
         layers: &r.layers,
+        index_digest: (results.len() > 1).then(|| root.digest.to_string()),
+        platforms: results.iter().map(|(p, _)| p.to_string()).collect(),
     })?;
     let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &JsValue::from_str(k), v);
     let config = json_to_js(&r.config_bytes)?;
