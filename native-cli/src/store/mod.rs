@@ -40,13 +40,8 @@ pub struct Lock(#[allow(dead_code)] File);
 /// See [`Store::lease`]; released when dropped.
 pub struct Lease(#[allow(dead_code)] File);
 
-/// A tagged or dangling image entry of the store's index.
-#[derive(Debug, Clone)]
-pub struct ImageRecord {
-    /// Full normalised name (`docker.io/library/busybox:latest`), or `None` for a dangling image.
-    pub name: Option<String>,
-    pub descriptor: Descriptor,
-}
+/// A tagged or dangling image entry of the store's index (the name index's rules: [`lw_build::naming`]).
+pub use lw_build::naming::ImageRecord;
 
 /// An image resolved to its manifest and config.
 #[derive(Debug, Clone)]
@@ -299,32 +294,20 @@ impl Store {
     pub fn set_tag(&self, name: &str, desc: &Descriptor) -> Result<()> {
         let _l = self.lock()?;
         let mut recs = self.records()?;
-        if let Some(old) = recs.iter_mut().find(|r| r.name.as_deref() == Some(name)) {
-            if old.descriptor.digest == desc.digest {
-                return Ok(());
-            }
-            old.name = None;
+        if lw_build::naming::set_name(&mut recs, name, desc) {
+            self.write_records(&recs)?;
         }
-        recs.retain(|r| !(r.name.is_none() && r.descriptor.digest == desc.digest));
-        recs.push(ImageRecord {
-            name: Some(name.to_string()),
-            descriptor: strip(desc),
-        });
-        self.write_records(&recs)
+        Ok(())
     }
 
     /// Add an image without a name (it shows as `<none>`), unless it is already present.
     pub fn add_untagged(&self, desc: &Descriptor) -> Result<()> {
         let _l = self.lock()?;
         let mut recs = self.records()?;
-        if recs.iter().any(|r| r.descriptor.digest == desc.digest) {
-            return Ok(());
+        if lw_build::naming::add_unnamed(&mut recs, desc) {
+            self.write_records(&recs)?;
         }
-        recs.push(ImageRecord {
-            name: None,
-            descriptor: strip(desc),
-        });
-        self.write_records(&recs)
+        Ok(())
     }
 
     /// Remove one name. Returns the descriptor it pointed at.
@@ -611,10 +594,6 @@ impl Store {
         }
         Ok(out)
     }
-}
-
-fn strip(d: &Descriptor) -> Descriptor {
-    Descriptor::new(&d.media_type, d.digest.clone(), d.size)
 }
 
 /// The platform of this machine, as images name it.
