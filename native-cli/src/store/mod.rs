@@ -363,47 +363,31 @@ impl Store {
             .is_some_and(|mt| mt != media::OCI_CONFIG && mt != media::DOCKER_CONFIG)
     }
 
-    /// Load a manifest; when `digest` names an index, pick `platform` (or the first image manifest).
+    /// Load a manifest; when `digest` names an index, pick `platform` (or the first image manifest), by the rule
+    /// the tab follows too ([`lw_build::archive::resolve_manifest`]).
     pub fn resolve(
         &self,
         desc: &Descriptor,
         platform: Option<&lw_oci::Platform>,
     ) -> Result<ResolvedImage> {
-        let mut desc = desc.clone();
-        for _ in 0..4 {
-            let bytes = self.read_document(&desc.digest)?;
-            if media::is_index(&desc.media_type) {
-                let idx: Index = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("index {}", desc.digest))?;
-                let host = host_platform();
-                let want = platform.unwrap_or(&host);
-                desc = match idx.select(want) {
-                    Some(d) => d.clone(),
-                    None => idx
-                        .manifests
-                        .iter()
-                        .find(|d| media::is_manifest(&d.media_type))
-                        .cloned()
-                        .ok_or_else(|| {
-                            anyhow!("index {} has no image manifest for {want}", desc.digest)
-                        })?,
-                };
-                continue;
-            }
-            let manifest: Manifest = serde_json::from_slice(&bytes)
-                .with_context(|| format!("manifest {} is not valid", desc.digest))?;
-            let config_bytes = self.read_document(&manifest.config.digest)?;
-            let config: ImageConfig = serde_json::from_slice(&config_bytes)
-                .with_context(|| format!("config {} is not valid", manifest.config.digest))?;
-            return Ok(ResolvedImage {
-                manifest_digest: desc.digest.clone(),
-                config_digest: manifest.config.digest.clone(),
-                manifest,
-                config,
-                config_bytes,
-            });
-        }
-        bail!("indexes nest too deeply at {}", desc.digest)
+        let host = host_platform();
+        let want = platform.unwrap_or(&host);
+        let (manifest_digest, manifest) = lw_build::archive::resolve_manifest(
+            &crate::buildhost::StoreBlobs { store: self },
+            desc,
+            want,
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+        let config_bytes = self.read_document(&manifest.config.digest)?;
+        let config: ImageConfig = serde_json::from_slice(&config_bytes)
+            .with_context(|| format!("config {} is not valid", manifest.config.digest))?;
+        Ok(ResolvedImage {
+            manifest_digest,
+            config_digest: manifest.config.digest.clone(),
+            manifest,
+            config,
+            config_bytes,
+        })
     }
 
     /// Every blob reachable from the index entries and from containers' images.
