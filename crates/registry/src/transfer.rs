@@ -67,9 +67,10 @@ pub struct PushReport {
     pub manifests: Vec<Digest>,
 }
 
-/// One sub-operation in flight; the composite forwards the host's calls to it.
+/// One sub-operation in flight; the composite forwards the host's calls to it. (Resolve is boxed: it is twice
+/// the size of the others.)
 enum Step {
-    Resolve(Resolve),
+    Resolve(Box<Resolve>),
     Blob(Descriptor, GetBlob),
     Upload(Descriptor, UploadBlob),
     Put(Digest, bool, PutManifest),
@@ -180,11 +181,10 @@ impl<'a> PullImage<'a> {
     fn poll_inner(&mut self) -> Result<Action<PulledImage>, Error> {
         if !self.started {
             self.started = true;
-            self.step = Step::Resolve(self.client.resolve(
-                &self.repo,
-                &self.reference,
-                &self.platform,
-            )?);
+            let op = self
+                .client
+                .resolve(&self.repo, &self.reference, &self.platform)?;
+            self.step = Step::Resolve(Box::new(op));
         }
         loop {
             match &mut self.step {
