@@ -105,77 +105,57 @@ fn platforms_of(opts: &JsValue) -> Result<Vec<Platform>, JsValue> {
     }
 }
 
-/// `build(opts)`: see README.md for the options and the result.
-#[wasm_bindgen]
-pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
-    let dockerfile = get_string(&opts, "dockerfile")?
-        .ok_or_else(|| err("build: the dockerfile option is required"))?;
-    let platforms = platforms_of(&opts)?;
-    let mut o = BuildOptions::new(dockerfile.into_bytes(), platforms[0].clone());
-    o.build_args = get_string_map(&opts, "buildArgs")?
-        .into_iter()
-        .collect::<BTreeMap<_, _>>();
-    o.target = get_string(&opts, "target")?;
-    let epoch = get(&opts, "sourceDateEpoch")?;
-    if let Some(n) = epoch.as_f64() {
-        if n.fract() != 0.0 || !(0.0..=9.0e15).contains(&n) {
-            return Err(err(
-                "build: sourceDateEpoch must be a whole number of seconds",
-            ));
-        }
-        o.source_date_epoch = n as i64;
+/// `tags`: the names to give the image, normalized.
+fn tags_of(opts: &JsValue) -> Result<Vec<String>, JsValue> {
+    let t = get(opts, "tags")?;
+    if t.is_undefined() || t.is_null() {
+        return Ok(Vec::new());
     }
-    o.no_cache = get_bool(&opts, "noCache")?;
-    let tags: Vec<String> = {
-        let t = get(&opts, "tags")?;
-        if t.is_undefined() || t.is_null() {
-            Vec::new()
-        } else {
-            let arr: Array = t
-                .dyn_into()
-                .map_err(|_| err("build: tags must be an array of strings"))?;
-            arr.iter()
-                .map(|v| {
-                    v.as_string()
-                        .ok_or_else(|| err("build: tags must be strings"))
-                        .and_then(|s| normalize(&s))
-                })
-                .collect::<Result<_, _>>()?
-        }
-    };
-    let on_event: Option<Function> = get(&opts, "onEvent")?.dyn_into().ok();
-    // Where COPY/ADD layers' gzip members are compressed: the JS API passes its Web Worker pool here.
-    let compress: Option<(Function, usize)> = {
-        let f = get(&opts, "compressMember")?;
-        if f.is_undefined() || f.is_null() {
-            None
-        } else {
-            let f: Function = f
-                .dyn_into()
-                .map_err(|_| err("build: compressMember must be a function (bytes, level) => Promise<Uint8Array>"))?;
-            let n = get(&opts, "compressConcurrency")?.as_f64().unwrap_or(4.0);
-            if n.fract() != 0.0 || !(1.0..=64.0).contains(&n) {
-                return Err(err(
-                    "build: compressConcurrency must be a whole number from 1 to 64",
-                ));
-            }
-            Some((f, n as usize))
-        }
-    };
-    let executor: Option<Function> = {
-        let e = get(&opts, "executor")?;
-        if e.is_undefined() || e.is_null() {
-            None
-        } else {
-            Some(e.dyn_into().map_err(|_| {
-                err("build: executor must be a function (request, io) => Promise<result>")
-            })?)
-        }
-    };
+    let arr: Array = t
+        .dyn_into()
+        .map_err(|_| err("build: tags must be an array of strings"))?;
+    arr.iter()
+        .map(|v| {
+            v.as_string()
+                .ok_or_else(|| err("build: tags must be strings"))
+                .and_then(|s| normalize(&s))
+        })
+        .collect()
+}
 
-    // The context: every file given, read now (Blobs and Files are read asynchronously).
+/// `compressMember` and `compressConcurrency`.
+fn compress_of(opts: &JsValue) -> Result<Option<(Function, usize)>, JsValue> {
+    let f = get(opts, "compressMember")?;
+    if f.is_undefined() || f.is_null() {
+        return Ok(None);
+    }
+    let f: Function = f.dyn_into().map_err(|_| {
+        err("build: compressMember must be a function (bytes, level) => Promise<Uint8Array>")
+    })?;
+    let n = get(opts, "compressConcurrency")?.as_f64().unwrap_or(4.0);
+    if n.fract() != 0.0 || !(1.0..=64.0).contains(&n) {
+        return Err(err(
+            "build: compressConcurrency must be a whole number from 1 to 64",
+        ));
+    }
+    Ok(Some((f, n as usize)))
+}
+
+/// `executor`: the function RUN steps go to.
+fn executor_of(opts: &JsValue) -> Result<Option<Function>, JsValue> {
+    let e = get(opts, "executor")?;
+    if e.is_undefined() || e.is_null() {
+        return Ok(None);
+    }
+    e.dyn_into()
+        .map(Some)
+        .map_err(|_| err("build: executor must be a function (request, io) => Promise<result>"))
+}
+
+/// The context: every file given, read now (Blobs and Files are read asynchronously).
+async fn context_of(opts: &JsValue) -> Result<MemoryContext, JsValue> {
     let mut ctx = MemoryContext::new();
-    let files = get(&opts, "files")?;
+    let files = get(opts, "files")?;
     if !files.is_undefined() && !files.is_null() {
         let mut hashing = Vec::new();
         for pair in js_sys::Object::entries(files.unchecked_ref()).iter() {
@@ -198,6 +178,43 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             }
         }
     }
+    Ok(ctx)
+}
+
+/// The build options but the platform list: `dockerfile`, `buildArgs`, `target`, `sourceDateEpoch`, `noCache`.
+fn options_of(opts: &JsValue, platform: &Platform) -> Result<BuildOptions, JsValue> {
+    let dockerfile = get_string(opts, "dockerfile")?
+        .ok_or_else(|| err("build: the dockerfile option is required"))?;
+    let mut o = BuildOptions::new(dockerfile.into_bytes(), platform.clone());
+    o.build_args = get_string_map(opts, "buildArgs")?
+        .into_iter()
+        .collect::<BTreeMap<_, _>>();
+    o.target = get_string(opts, "target")?;
+    let epoch = get(opts, "sourceDateEpoch")?;
+    if let Some(n) = epoch.as_f64() {
+        if n.fract() != 0.0 || !(0.0..=9.0e15).contains(&n) {
+            return Err(err(
+                "build: sourceDateEpoch must be a whole number of seconds",
+            ));
+        }
+        o.source_date_epoch = n as i64;
+    }
+    o.no_cache = get_bool(opts, "noCache")?;
+    Ok(o)
+}
+
+/// `build(opts)`: see README.md for the options and the result.
+#[wasm_bindgen]
+pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
+    let platforms = platforms_of(&opts)?;
+    let mut o = options_of(&opts, &platforms[0])?;
+    let tags = tags_of(&opts)?;
+    let on_event: Option<Function> = get(&opts, "onEvent")?.dyn_into().ok();
+    // Where COPY/ADD layers' gzip members are compressed: the JS API passes its Web Worker pool here.
+    let compress = compress_of(&opts)?;
+    let executor = executor_of(&opts)?;
+
+    let ctx = context_of(&opts).await?;
     o.has_dockerignore = ctx.entries_has(".dockerignore");
     let ctx = FilteredContext::from_ignore_file(ctx, Some("Dockerfile"))
         .map_err(|e| err(format!(".dockerignore: {e}")))?;
