@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _, Result};
 use lw_layer::tar::TarReader;
 use lw_layer::{path as tpath, EntryKind};
-use lw_oci::descriptor::annotations;
 use lw_oci::media::{self, Compression};
 use lw_oci::validate::Nulls;
 use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
@@ -216,17 +215,7 @@ pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded>
             serde_json::from_slice(&bytes).with_context(|| format!("{source}: index.json"))?;
         for d in &idx.manifests {
             stage_tree(&u, d, &mut staged)?;
-            let mut names = Vec::new();
-            for key in [annotations::CONTAINERD_IMAGE_NAME, annotations::REF_NAME] {
-                if let Some(n) = d.annotation(key) {
-                    if let Ok(full) = names::normalize(n) {
-                        if !names.contains(&full) {
-                            names.push(full);
-                        }
-                        break;
-                    }
-                }
-            }
+            let mut names = lw_build::archive::layout_names(d);
             if names.is_empty() {
                 if let Some(dm) = &docker_manifest {
                     let cfg = config_of(&u, d)?;
@@ -268,11 +257,7 @@ pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded>
                 if got_diff != *diff_id {
                     bail!("{source}: layer {name} has diff ID {got_diff}, but the config expects {diff_id}");
                 }
-                let mt = match comp {
-                    Compression::Gzip => media::OCI_LAYER_GZIP,
-                    Compression::Zstd => media::OCI_LAYER_ZSTD,
-                    Compression::None => media::OCI_LAYER_TAR,
-                };
+                let mt = lw_build::archive::layer_media_type(comp);
                 staged.insert(
                     digest.clone(),
                     Staged {

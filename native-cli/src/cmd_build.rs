@@ -17,8 +17,7 @@ use layerwright::store::{self, Store};
 use lw_build::context::{Context as _, MemoryContext};
 use lw_build::engine::{self, BuildOptions, Host};
 use lw_build::events::BuildEvent;
-use lw_build::host::put_bytes;
-use lw_oci::{media, Descriptor, Index, Platform};
+use lw_oci::Platform;
 
 #[derive(Args)]
 pub struct BuildArgs {
@@ -334,10 +333,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     };
     let platforms: Vec<Platform> = match &a.platform {
         None => vec![store::host_platform()],
-        Some(list) => list
-            .split(',')
-            .map(|p| Platform::parse(p.trim()).map_err(|e| anyhow!("--platform: {e}")))
-            .collect::<Result<_>>()?,
+        Some(list) => lw_build::platforms::parse_list(list).context("--platform")?,
     };
     let output = a.output.as_deref().map(parse_output).transpose()?;
     let layer_format = layer_format(&a, output.as_ref())?;
@@ -417,30 +413,10 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         s.finish_and_clear();
     }
     // One platform: the manifest; several: an index over them.
-    let (descriptor, image_id) = if results.len() == 1 {
-        (
-            results[0].1.manifest.clone(),
-            results[0].1.config_digest.clone(),
-        )
-    } else {
-        let manifests = results
-            .iter()
-            .map(|(p, r)| {
-                let mut d = r.manifest.clone();
-                d.platform = Some(p.clone());
-                d
-            })
-            .collect();
-        let idx = lw_oci::to_canonical_json(&Index::oci(manifests));
-        let d = put_bytes(&mut blobs, media::OCI_INDEX, &idx).map_err(|e| anyhow!("{e}"))?;
-        let id = d.digest.clone();
-        (d, id)
-    };
-    let desc = Descriptor::new(
-        &descriptor.media_type,
-        descriptor.digest.clone(),
-        descriptor.size,
-    );
+    let lw_build::platforms::Assembled {
+        descriptor: desc,
+        image_id,
+    } = lw_build::platforms::assemble(&mut blobs, &results).map_err(|e| anyhow!("{e}"))?;
     if tags.is_empty() {
         store.add_untagged(&desc)?;
     }

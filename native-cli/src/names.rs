@@ -1,6 +1,6 @@
 //! Image names as the CLI takes them: docker normalisation, familiar forms, and resolving a user's REF to a store entry.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
 use lw_oci::reference;
 use lw_oci::Descriptor;
 
@@ -8,9 +8,7 @@ use crate::store::Store;
 
 /// `busybox` → `docker.io/library/busybox:latest`; a digest reference keeps only the digest, as docker does.
 pub fn normalize(s: &str) -> Result<String> {
-    Ok(reference::parse_docker_ref(s)
-        .map_err(|e| anyhow!("{e}"))?
-        .to_string())
+    Ok(lw_build::naming::normalize(s)?)
 }
 
 /// The short form docker prints: `docker.io/library/busybox:latest` → `busybox:latest`.
@@ -37,61 +35,15 @@ pub struct Found {
 }
 
 /// Resolve REF: a name (`busybox`, `busybox:1.36`), `name@sha256:…`, a manifest digest, or an image ID prefix
-/// (config digest, with or without `sha256:`).
+/// (config digest, with or without `sha256:`), by the name index's rules ([`lw_build::naming::resolve`]).
 pub fn resolve(store: &Store, s: &str) -> Result<Found> {
     let records = store.records()?;
-    let hexish =
-        |t: &str| t.len() >= 4 && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_hexdigit());
-    let id_prefix = s
-        .strip_prefix("sha256:")
-        .filter(|t| hexish(t))
-        .or(if hexish(s) { Some(s) } else { None });
-    if let Some(prefix) = id_prefix {
-        let prefix = prefix.to_ascii_lowercase();
-        let mut hits: Vec<&lw_oci::Descriptor> = Vec::new();
-        for r in &records {
-            let mdig = r.descriptor.digest.encoded();
-            let cfg = store
-                .resolve(&r.descriptor, None)
-                .map(|i| i.config_digest.encoded().to_string())
-                .unwrap_or_default();
-            if (mdig.starts_with(&prefix) || cfg.starts_with(&prefix))
-                && !hits.iter().any(|h| h.digest == r.descriptor.digest)
-            {
-                hits.push(&r.descriptor);
-            }
-        }
-        match hits.len() {
-            1 => {
-                return Ok(Found {
-                    name: None,
-                    descriptor: hits[0].clone(),
-                })
-            }
-            0 if s.starts_with("sha256:") => bail!("no such image: {s}"),
-            0 => {}
-            _ => bail!("{s} is ambiguous: it matches {} images", hits.len()),
-        }
-    }
-    let parsed = reference::parse_normalized_named(s).map_err(|e| anyhow!("{s}: {e}"))?;
-    if let Some(d) = parsed.digest() {
-        let r = records
-            .iter()
-            .find(|r| r.descriptor.digest.as_str() == d)
-            .ok_or_else(|| anyhow!("no such image: {s}"))?;
-        return Ok(Found {
-            name: None,
-            descriptor: r.descriptor.clone(),
-        });
-    }
-    let full = normalize(s)?;
-    let r = records
-        .iter()
-        .find(|r| r.name.as_deref() == Some(full.as_str()))
-        .ok_or_else(|| anyhow!("no such image: {s}"))?;
+    let r = lw_build::naming::resolve(&records, s, &mut |d| {
+        store.resolve(d, None).ok().map(|i| i.config_digest)
+    })?;
     Ok(Found {
-        name: r.name.clone(),
-        descriptor: r.descriptor.clone(),
+        name: r.name,
+        descriptor: r.descriptor,
     })
 }
 

@@ -10,7 +10,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lw_oci::reference::{self, Reference};
 use lw_oci::{Descriptor, Digest, DigestHasher, Platform};
 
-use crate::remote::{BlobSink, ImageSource, PushOptions, PushReport, Remote, RemoteOptions};
+use lw_registry::{BlobIo, PullTarget, PushReport, PushSource};
+
+use crate::remote::{PushOptions, Remote, RemoteOptions};
 use crate::store::{tempfile_in, Store};
 
 /// `ubuntu` → (normalised reference, registry host, repository, tag-or-digest).
@@ -54,11 +56,8 @@ impl<'s> StoreSink<'s> {
     }
 }
 
-impl BlobSink for StoreSink<'_> {
-    fn has_blob(&mut self, desc: &Descriptor) -> bool {
-        self.store.has_blob(&desc.digest)
-    }
-    fn begin_blob(&mut self, desc: &Descriptor) -> Result<()> {
+impl StoreSink<'_> {
+    fn begin_blob_(&mut self, desc: &Descriptor) -> Result<()> {
         let (p, f) = tempfile_in(&self.store.tmp_dir())?;
         self.current = Some((p, f, DigestHasher::new(desc.digest.algorithm())));
         let bar = self.bars.add(ProgressBar::new(desc.size));
@@ -68,7 +67,7 @@ impl BlobSink for StoreSink<'_> {
         self.bar = Some(bar);
         Ok(())
     }
-    fn write_blob(&mut self, data: &[u8]) -> Result<()> {
+    fn write_blob_(&mut self, data: &[u8]) -> Result<()> {
         let (_, f, h) = self
             .current
             .as_mut()
@@ -80,7 +79,7 @@ impl BlobSink for StoreSink<'_> {
         }
         Ok(())
     }
-    fn commit_blob(&mut self, desc: &Descriptor) -> Result<()> {
+    fn commit_blob_(&mut self, desc: &Descriptor) -> Result<()> {
         let (p, f, h) = self
             .current
             .take()
@@ -98,7 +97,7 @@ impl BlobSink for StoreSink<'_> {
         }
         Ok(())
     }
-    fn abort_blob(&mut self, _desc: &Descriptor) {
+    fn abort(&mut self) {
         if let Some((p, _, _)) = self.current.take() {
             let _ = fs::remove_file(p);
         }
@@ -106,11 +105,37 @@ impl BlobSink for StoreSink<'_> {
             b.abandon_with_message("failed");
         }
     }
-    fn put_manifest(&mut self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+    fn put_manifest_(&mut self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
         desc.digest.check("manifest", bytes)?;
         self.store.put_bytes(&desc.media_type, bytes)?;
         self.manifests.push(desc.clone());
         Ok(())
+    }
+}
+
+/// The store's own errors, as the registry client carries a host's errors.
+fn host(e: anyhow::Error) -> lw_registry::Error {
+    lw_registry::Error::Host(format!("{e:#}"))
+}
+
+impl PullTarget for StoreSink<'_> {
+    fn has_blob(&mut self, desc: &Descriptor) -> bool {
+        self.store.has_blob(&desc.digest)
+    }
+    fn begin_blob(&mut self, desc: &Descriptor) -> Result<(), lw_registry::Error> {
+        self.begin_blob_(desc).map_err(host)
+    }
+    fn write_blob(&mut self, data: &[u8]) -> Result<(), lw_registry::Error> {
+        self.write_blob_(data).map_err(host)
+    }
+    fn commit_blob(&mut self, desc: &Descriptor) -> Result<(), lw_registry::Error> {
+        self.commit_blob_(desc).map_err(host)
+    }
+    fn abort_blob(&mut self, _desc: &Descriptor) {
+        self.abort()
+    }
+    fn put_manifest(&mut self, desc: &Descriptor, bytes: &[u8]) -> Result<(), lw_registry::Error> {
+        self.put_manifest_(desc, bytes).map_err(host)
     }
 }
 
@@ -134,7 +159,7 @@ impl<'s> StoreSource<'s> {
     }
 }
 
-impl ImageSource for StoreSource<'_> {
+impl StoreSource<'_> {
     fn open_blob(&mut self, digest: &Digest, offset: u64) -> Result<Box<dyn Read + '_>> {
         let mut f = self.store.open_blob(digest)?;
         let len = f.metadata()?.len();
@@ -148,8 +173,22 @@ impl ImageSource for StoreSource<'_> {
             bar.wrap_read(std::io::BufReader::with_capacity(1 << 20, f)),
         ))
     }
-    fn manifest_bytes(&mut self, digest: &Digest) -> Result<Vec<u8>> {
-        self.store.read_document(digest)
+}
+
+impl PushSource for StoreSource<'_> {
+    fn manifest_bytes(&mut self, digest: &Digest) -> Result<Vec<u8>, lw_registry::Error> {
+        self.store.read_document(digest).map_err(host)
+    }
+}
+
+impl BlobIo for StoreSource<'_> {
+    fn open_upload(
+        &mut self,
+        digest: &Digest,
+        offset: u64,
+        _len: u64,
+    ) -> Result<Box<dyn Read + '_>, lw_registry::Error> {
+        self.open_blob(digest, offset).map_err(host)
     }
 }
 

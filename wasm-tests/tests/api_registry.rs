@@ -1,5 +1,5 @@
-//! lw-wasm's `push`, `pull` and `inspectRemote` against a real Distribution registry with CORS headers, and the
-//! missing-CORS error. `cargo xtask test` starts the registries and sets, at compile time, LW_TEST_REGISTRY
+//! lw-wasm's `push` (one platform, and two with their index), `pull` and `inspectRemote` against a real
+//! Distribution registry with CORS headers, and the missing-CORS error. `cargo xtask test` starts the registries and sets, at compile time, LW_TEST_REGISTRY
 //! (`127.0.0.1:PORT`, with CORS) and LW_TEST_REGISTRY_NOCORS (the same registry without CORS headers); see
 //! xtask/src/wasm.rs.
 
@@ -109,6 +109,65 @@ async fn push_pull_inspect_round_trip() {
         get(&pulled, "digest").as_string()
     );
     console_log!("api registry: push, inspectRemote, pull round trip against {registry}: passed");
+}
+
+#[wasm_bindgen_test]
+async fn two_platforms_are_pushed_with_their_index() {
+    let Some(registry) = option_env!("LW_TEST_REGISTRY") else {
+        console_log!(
+            "api registry two platforms: NOT RUN (LW_TEST_REGISTRY unset at compile time)"
+        );
+        return;
+    };
+    let files: JsValue = Object::new().into();
+    set(
+        &files,
+        "hello.txt",
+        Uint8Array::from(&b"two platforms\n"[..]),
+    );
+    let o: JsValue = Object::new().into();
+    set(
+        &o,
+        "dockerfile",
+        "FROM scratch\nARG TARGETARCH\nLABEL arch=$TARGETARCH\nCOPY hello.txt /\n",
+    );
+    set(&o, "files", files);
+    set(&o, "tags", Array::of1(&JsValue::from_str("lw/multi:1")));
+    set(
+        &o,
+        "platforms",
+        Array::of2(&"linux/amd64".into(), &"linux/arm64".into()),
+    );
+    let built = lw_wasm::build(o).await.map_err(message).unwrap();
+    let index = get(&built, "indexDigest").as_string().unwrap();
+    let dest = format!("{registry}/lw/multi:1");
+    let pushed = lw_wasm::push("lw/multi:1", &dest, insecure())
+        .await
+        .map_err(message)
+        .unwrap();
+    assert_eq!(get(&pushed, "digest").as_string(), Some(index.clone()));
+
+    // The registry lists both platforms under the tag; each one pulls back with its own config.
+    let opts = insecure();
+    set(&opts, "platform", "linux/arm64");
+    let info = lw_wasm::inspect_remote(&dest, opts.clone())
+        .await
+        .map_err(message)
+        .unwrap();
+    let platforms: Vec<String> = Array::from(&get(&info, "platforms"))
+        .iter()
+        .filter_map(|v| v.as_string())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    let labels = get(&get(&get(&info, "config"), "config"), "Labels");
+    assert_eq!(get(&labels, "arch").as_string().as_deref(), Some("arm64"));
+    lw_wasm::storage_clear();
+    let pulled = lw_wasm::pull(&dest, opts).await.map_err(message).unwrap();
+    assert_eq!(
+        get(&pulled, "digest").as_string(),
+        get(&info, "manifestDigest").as_string()
+    );
+    console_log!("api registry two platforms: index {index} pushed to {registry}, linux/arm64 pulled back: passed");
 }
 
 #[wasm_bindgen_test]

@@ -65,6 +65,26 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, d: &Digest, bytes: &[u8]) -
     serde_json::from_slice(bytes).map_err(|e| Error::Host(format!("{what} {d} is not valid: {e}")))
 }
 
+/// The names an OCI layout's index entry gives its image, normalized: containerd's image name, else
+/// `org.opencontainers.image.ref.name`, whichever first parses as a reference (an upper-case one does not).
+pub fn layout_names(d: &Descriptor) -> Vec<String> {
+    [annotations::CONTAINERD_IMAGE_NAME, annotations::REF_NAME]
+        .iter()
+        .filter_map(|k| d.annotation(k))
+        .find_map(|n| crate::naming::normalize(n).ok())
+        .into_iter()
+        .collect()
+}
+
+/// The OCI media type of a docker archive's layer, by the compression its bytes start with.
+pub fn layer_media_type(c: lw_oci::media::Compression) -> &'static str {
+    match c {
+        lw_oci::media::Compression::Gzip => media::OCI_LAYER_GZIP,
+        lw_oci::media::Compression::Zstd => media::OCI_LAYER_ZSTD,
+        lw_oci::media::Compression::None => media::OCI_LAYER_TAR,
+    }
+}
+
 /// The image manifest `desc` stands for on `platform` (an index picks its entry for the platform, else its first
 /// image manifest), with its digest.
 pub fn resolve_manifest(
@@ -226,6 +246,19 @@ impl Read for Counting<'_, '_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn layout_names_prefer_containerd_and_skip_what_does_not_parse() {
+        let mut d = Descriptor::of(media::OCI_MANIFEST, b"m");
+        d.set_annotation(annotations::REF_NAME, "Not/A:Name");
+        assert!(super::layout_names(&d).is_empty());
+        d.set_annotation(annotations::REF_NAME, "busybox:1.0");
+        assert_eq!(super::layout_names(&d), ["docker.io/library/busybox:1.0"]);
+        d.set_annotation(annotations::CONTAINERD_IMAGE_NAME, "quay.io/x/y:2");
+        assert_eq!(super::layout_names(&d), ["quay.io/x/y:2"]);
+        d.set_annotation(annotations::CONTAINERD_IMAGE_NAME, "Bad Name");
+        assert_eq!(super::layout_names(&d), ["docker.io/library/busybox:1.0"]);
+    }
+
     use super::*;
     use crate::host::{put_bytes, MemoryBlobs};
     use lw_layer::tar::TarReader;

@@ -61,6 +61,15 @@ pub enum Error {
     Layer(#[from] lw_layer::Error),
     #[error(transparent)]
     Oci(#[from] lw_oci::Error),
+    /// A reference that does not parse, or names several images.
+    #[error("{0}")]
+    InvalidReference(String),
+    /// No image of the store answers to this reference.
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    /// A bad list of target platforms (`--platform`, the tab's `platforms`).
+    #[error("{0}")]
+    InvalidPlatforms(String),
     /// Something the host (store, registry, executor) reported.
     #[error("{0}")]
     Host(String),

@@ -1,6 +1,7 @@
 //! lw-build: the build engine shared by the CLI and the tab — the build context and `.dockerignore`
 //! ([`context`], [`ignore`]), `COPY --chmod` / `--chown` values ([`chmod`], [`chown`]), the step dispatcher and
-//! its cache ([`engine`]), and the traits each host implements for files, images and RUN ([`host`]).
+//! its cache ([`engine`]), multi-platform index assembly ([`platforms`]), the name index of an image store
+//! ([`naming`]), and the traits each host implements for files, images and RUN ([`host`]).
 
 pub mod archive;
 pub mod chmod;
@@ -11,5 +12,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod ignore;
+pub mod naming;
+pub mod platforms;
 
 pub use error::Error;

@@ -27,6 +27,7 @@ pub mod http;
 pub mod names;
 pub mod op;
 pub mod ops;
+pub mod transfer;
 pub mod verify;
 
 pub use auth::{Credentials, Scope};
@@ -41,6 +42,7 @@ pub use ops::{
     ManifestHead, ManifestResponse, Ping, PutManifest, Referrers, Resolve, Resolved, UploadBlob,
     UploadOutcome,
 };
+pub use transfer::{PullImage, PullTarget, PulledImage, PushImage, PushReport, PushSource};
 pub use verify::BlobVerifier;
 
 #[cfg(test)]

@@ -33,8 +33,13 @@ export type BuildEvent = { type: "stageStarted" | "stageSkipped" | "stepStarted"
 export interface BuildOptions {
   dockerfile: string;
   files: Record<string, Uint8Array | ArrayBuffer | string | Blob | File>;
-  buildArgs?: Record<string, string>; target?: string; platform?: string; sourceDateEpoch?: number;
-  tags?: string[]; noCache?: boolean; compression?: "gzip" | "zstd" | "uncompressed"; compressionLevel?: number; onEvent?: (e: BuildEvent) => void;
+  buildArgs?: Record<string, string>; target?: string; sourceDateEpoch?: number;
+  /** One platform, or several comma-separated (default linux/amd64). */
+  platform?: string;
+  /** Several platforms: one build each, named together by an OCI index (`indexDigest`). */
+  platforms?: string[];
+  tags?: string[]; noCache?: boolean; compression?: "gzip" | "zstd" | "uncompressed"; compressionLevel?: number;
+  onEvent?: (e: BuildEvent) => void;
   executor?: RunExecutor;
   /** Web Workers compressing COPY/ADD layers (default: navigator.hardwareConcurrency, 2 to 4); 0 compresses here. */
   workers?: number;
@@ -47,6 +52,10 @@ export interface LayerReport { digest: string; diffId: string; size: number; cre
 export interface BuildResult {
   manifestDigest: string; configDigest: string; ref: string; layers: LayerReport[]; config: any; manifest: any;
   history: any[]; configBytes: Uint8Array; manifestBytes: Uint8Array;
+  /** The platforms built; the manifest, config and layers above are the first one's. */
+  platforms: string[];
+  /** The index over every platform's manifest, when several were built (the name points to it). */
+  indexDigest?: string;
 }
 export interface Entry {
   path: string; type: "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo"; mode: number;

@@ -75,95 +75,87 @@ struct BuildOut<'a> {
     #[serde(rename = "ref")]
     reference: String,
     layers: &'a [LayerReport],
+    /// The index over every platform's manifest, when several platforms were built.
+    #[serde(rename = "indexDigest", skip_serializing_if = "Option::is_none")]
+    index_digest: Option<String>,
+    platforms: Vec<String>,
 }
 
-/// `build(opts)`: see README.md for the options and the result.
-#[wasm_bindgen]
-pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
-    let dockerfile = get_string(&opts, "dockerfile")?
-        .ok_or_else(|| err("build: the dockerfile option is required"))?;
-    let platform = match get_string(&opts, "platform")? {
-        Some(p) => Platform::parse(&p).map_err(|e| err(format!("build: platform: {e}")))?,
-        None => crate::store::default_platform(),
+/// `platforms: ["linux/amd64", "linux/arm64"]`, or `platform: "linux/amd64[,linux/arm64]"`; default linux/amd64.
+fn platforms_of(opts: &JsValue) -> Result<Vec<Platform>, JsValue> {
+    let list = get(opts, "platforms")?;
+    let joined = if list.is_undefined() || list.is_null() {
+        get_string(opts, "platform")?
+    } else {
+        let arr: Array = list
+            .dyn_into()
+            .map_err(|_| err("build: platforms must be an array of strings"))?;
+        let parts: Vec<String> = arr
+            .iter()
+            .map(|v| {
+                v.as_string()
+                    .ok_or_else(|| err("build: platforms must be strings"))
+            })
+            .collect::<Result<_, _>>()?;
+        Some(parts.join(","))
     };
-    let mut o = BuildOptions::new(dockerfile.into_bytes(), platform);
-    o.build_args = get_string_map(&opts, "buildArgs")?
-        .into_iter()
-        .collect::<BTreeMap<_, _>>();
-    o.target = get_string(&opts, "target")?;
-    let epoch = get(&opts, "sourceDateEpoch")?;
-    if let Some(n) = epoch.as_f64() {
-        if n.fract() != 0.0 || !(0.0..=9.0e15).contains(&n) {
-            return Err(err(
-                "build: sourceDateEpoch must be a whole number of seconds",
-            ));
-        }
-        o.source_date_epoch = n as i64;
+    match joined {
+        Some(l) => lw_build::platforms::parse_list(&l).map_err(|e| err(format!("build: {e}"))),
+        None => Ok(vec![crate::store::default_platform()]),
     }
-    o.no_cache = get_bool(&opts, "noCache")?;
-    // BuildKit's names: `compression` (gzip, zstd, uncompressed) and `compressionLevel`, as `--output` takes them.
-    let level = get(&opts, "compressionLevel")?;
-    let level = match level.as_f64() {
-        Some(n) => Some(n.to_string()),
-        None if level.is_undefined() || level.is_null() => None,
-        None => return Err(err("build: compressionLevel must be a number")),
-    };
-    o.layer_format = match get_string(&opts, "compression")? {
-        Some(c) => lw_layer::compress::LayerFormat::parse(&c, level.as_deref())
-            .map_err(|e| err(format!("build: {e}")))?,
-        None if level.is_some() => return Err(err("build: compressionLevel needs compression")),
-        None => lw_layer::compress::LayerFormat::GZIP,
-    };
-    let tags: Vec<String> = {
-        let t = get(&opts, "tags")?;
-        if t.is_undefined() || t.is_null() {
-            Vec::new()
-        } else {
-            let arr: Array = t
-                .dyn_into()
-                .map_err(|_| err("build: tags must be an array of strings"))?;
-            arr.iter()
-                .map(|v| {
-                    v.as_string()
-                        .ok_or_else(|| err("build: tags must be strings"))
-                        .and_then(|s| normalize(&s))
-                })
-                .collect::<Result<_, _>>()?
-        }
-    };
-    let on_event: Option<Function> = get(&opts, "onEvent")?.dyn_into().ok();
-    // Where COPY/ADD layers' gzip members are compressed: the JS API passes its Web Worker pool here.
-    let compress: Option<(Function, usize)> = {
-        let f = get(&opts, "compressMember")?;
-        if f.is_undefined() || f.is_null() {
-            None
-        } else {
-            let f: Function = f
-                .dyn_into()
-                .map_err(|_| err("build: compressMember must be a function (bytes, level) => Promise<Uint8Array>"))?;
-            let n = get(&opts, "compressConcurrency")?.as_f64().unwrap_or(4.0);
-            if n.fract() != 0.0 || !(1.0..=64.0).contains(&n) {
-                return Err(err(
-                    "build: compressConcurrency must be a whole number from 1 to 64",
-                ));
-            }
-            Some((f, n as usize))
-        }
-    };
-    let executor: Option<Function> = {
-        let e = get(&opts, "executor")?;
-        if e.is_undefined() || e.is_null() {
-            None
-        } else {
-            Some(e.dyn_into().map_err(|_| {
-                err("build: executor must be a function (request, io) => Promise<result>")
-            })?)
-        }
-    };
+}
 
-    // The context: every file given, read now (Blobs and Files are read asynchronously).
+/// `tags`: the names to give the image, normalized.
+fn tags_of(opts: &JsValue) -> Result<Vec<String>, JsValue> {
+    let t = get(opts, "tags")?;
+    if t.is_undefined() || t.is_null() {
+        return Ok(Vec::new());
+    }
+    let arr: Array = t
+        .dyn_into()
+        .map_err(|_| err("build: tags must be an array of strings"))?;
+    arr.iter()
+        .map(|v| {
+            v.as_string()
+                .ok_or_else(|| err("build: tags must be strings"))
+                .and_then(|s| normalize(&s))
+        })
+        .collect()
+}
+
+/// `compressMember` and `compressConcurrency`.
+fn compress_of(opts: &JsValue) -> Result<Option<(Function, usize)>, JsValue> {
+    let f = get(opts, "compressMember")?;
+    if f.is_undefined() || f.is_null() {
+        return Ok(None);
+    }
+    let f: Function = f.dyn_into().map_err(|_| {
+        err("build: compressMember must be a function (bytes, level) => Promise<Uint8Array>")
+    })?;
+    let n = get(opts, "compressConcurrency")?.as_f64().unwrap_or(4.0);
+    if n.fract() != 0.0 || !(1.0..=64.0).contains(&n) {
+        return Err(err(
+            "build: compressConcurrency must be a whole number from 1 to 64",
+        ));
+    }
+    Ok(Some((f, n as usize)))
+}
+
+/// `executor`: the function RUN steps go to.
+fn executor_of(opts: &JsValue) -> Result<Option<Function>, JsValue> {
+    let e = get(opts, "executor")?;
+    if e.is_undefined() || e.is_null() {
+        return Ok(None);
+    }
+    e.dyn_into()
+        .map(Some)
+        .map_err(|_| err("build: executor must be a function (request, io) => Promise<result>"))
+}
+
+/// The context: every file given, read now (Blobs and Files are read asynchronously).
+async fn context_of(opts: &JsValue) -> Result<MemoryContext, JsValue> {
     let mut ctx = MemoryContext::new();
-    let files = get(&opts, "files")?;
+    let files = get(opts, "files")?;
     if !files.is_undefined() && !files.is_null() {
         let mut hashing = Vec::new();
         for pair in js_sys::Object::entries(files.unchecked_ref()).iter() {
@@ -186,6 +178,57 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             }
         }
     }
+    Ok(ctx)
+}
+
+/// The build options but the platform list: `dockerfile`, `buildArgs`, `target`, `sourceDateEpoch`, `noCache`,
+/// `compression`, `compressionLevel`.
+fn options_of(opts: &JsValue, platform: &Platform) -> Result<BuildOptions, JsValue> {
+    let dockerfile = get_string(opts, "dockerfile")?
+        .ok_or_else(|| err("build: the dockerfile option is required"))?;
+    let mut o = BuildOptions::new(dockerfile.into_bytes(), platform.clone());
+    o.build_args = get_string_map(opts, "buildArgs")?
+        .into_iter()
+        .collect::<BTreeMap<_, _>>();
+    o.target = get_string(opts, "target")?;
+    let epoch = get(opts, "sourceDateEpoch")?;
+    if let Some(n) = epoch.as_f64() {
+        if n.fract() != 0.0 || !(0.0..=9.0e15).contains(&n) {
+            return Err(err(
+                "build: sourceDateEpoch must be a whole number of seconds",
+            ));
+        }
+        o.source_date_epoch = n as i64;
+    }
+    o.no_cache = get_bool(opts, "noCache")?;
+    // BuildKit's names: `compression` (gzip, zstd, uncompressed) and `compressionLevel`, as `--output` takes them.
+    let level = get(opts, "compressionLevel")?;
+    let level = match level.as_f64() {
+        Some(n) => Some(n.to_string()),
+        None if level.is_undefined() || level.is_null() => None,
+        None => return Err(err("build: compressionLevel must be a number")),
+    };
+    o.layer_format = match get_string(opts, "compression")? {
+        Some(c) => lw_layer::compress::LayerFormat::parse(&c, level.as_deref())
+            .map_err(|e| err(format!("build: {e}")))?,
+        None if level.is_some() => return Err(err("build: compressionLevel needs compression")),
+        None => lw_layer::compress::LayerFormat::GZIP,
+    };
+    Ok(o)
+}
+
+/// `build(opts)`: see README.md for the options and the result.
+#[wasm_bindgen]
+pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
+    let platforms = platforms_of(&opts)?;
+    let mut o = options_of(&opts, &platforms[0])?;
+    let tags = tags_of(&opts)?;
+    let on_event: Option<Function> = get(&opts, "onEvent")?.dyn_into().ok();
+    // Where COPY/ADD layers' gzip members are compressed: the JS API passes its Web Worker pool here.
+    let compress = compress_of(&opts)?;
+    let executor = executor_of(&opts)?;
+
+    let ctx = context_of(&opts).await?;
     o.has_dockerignore = ctx.entries_has(".dockerignore");
     let ctx = FilteredContext::from_ignore_file(ctx, Some("Dockerfile"))
         .map_err(|e| err(format!(".dockerignore: {e}")))?;
@@ -214,10 +257,13 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             }
         }
     };
-    let result = {
+    // One build per platform (the step cache is shared); several make an index over their manifests.
+    let mut results = Vec::new();
+    for p in &platforms {
+        o.platform = p.clone();
         let mut pooled = PooledBlobs {
             blobs: &mut blobs,
-            compress,
+            compress: compress.clone(),
         };
         let mut host = Host {
             context: &ctx,
@@ -228,18 +274,27 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             cache: &mut cache,
             events: &mut events,
         };
-        engine::build_async(&o, &mut host).await
-    };
+        match engine::build_async(&o, &mut host).await {
+            Ok(r) => results.push((p.clone(), r)),
+            Err(e) => {
+                with(|s| s.cache = cache);
+                return Err(err(e));
+            }
+        }
+    }
     with(|s| s.cache = cache);
-    let r = result.map_err(err)?;
+    let assembled = lw_build::platforms::assemble(&mut blobs, &results).map_err(err)?;
+    let root = assembled.descriptor;
     with(|s| {
         if tags.is_empty() {
-            s.add(None, &r.manifest);
+            s.add(None, &root);
         }
         for t in &tags {
-            s.add(Some(t.clone()), &r.manifest);
+            s.add(Some(t.clone()), &root);
         }
     });
+    // The first platform's image is described in full; an index is named beside it.
+    let r = &results[0].1;
 
     let out = to_js(&BuildOut {
         manifest_digest: r.manifest.digest.to_string(),
@@ -247,8 +302,10 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         reference: tags
             .first()
             .cloned()
-            .unwrap_or_else(|| r.manifest.digest.to_string()),
+            .unwrap_or_else(|| root.digest.to_string()),
         layers: &r.layers,
+        index_digest: (results.len() > 1).then(|| root.digest.to_string()),
+        platforms: results.iter().map(|(p, _)| p.to_string()).collect(),
     })?;
     let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &JsValue::from_str(k), v);
     let config = json_to_js(&r.config_bytes)?;

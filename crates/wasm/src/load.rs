@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 
 use lw_build::archive::{blob_name, MAX_DOCUMENT};
-use lw_oci::descriptor::annotations;
 use lw_oci::{media, Descriptor, Digest, Index, Manifest};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::js::{err, to_js};
 use crate::members::{read_member, Members, Source};
-use crate::store::{normalize, with};
+use crate::store::with;
 
 /// A blob of the layout, verified against its descriptor (size first, so a lying archive is not read).
 async fn blob(src: &Source, m: &Members, d: &Descriptor, doc: bool) -> Result<Vec<u8>, JsValue> {
@@ -136,10 +135,7 @@ pub async fn load_tarball(blob: JsValue) -> Result<JsValue, JsValue> {
     let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
     for d in &idx.manifests {
         collect(&src, &m, d, &mut blobs).await?;
-        let name = d
-            .annotation(annotations::CONTAINERD_IMAGE_NAME)
-            .or_else(|| d.annotation(annotations::REF_NAME))
-            .and_then(|n| normalize(n).ok());
+        let name = lw_build::archive::layout_names(d);
         match images.iter_mut().find(|(_, x)| x.digest == d.digest) {
             Some((names, _)) => names.extend(name),
             None => images.push((name.into_iter().collect(), d.clone())),

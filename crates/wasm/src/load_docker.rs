@@ -96,11 +96,7 @@ async fn read_layer(src: &Source, member: Member, name: &str) -> Result<(Vec<u8>
             _ => return Err(bad("no digest computed".into())),
         }
     };
-    let mt = match comp {
-        Compression::Gzip => media::OCI_LAYER_GZIP,
-        Compression::Zstd => media::OCI_LAYER_ZSTD,
-        Compression::None => media::OCI_LAYER_TAR,
-    };
+    let mt = lw_build::archive::layer_media_type(comp);
     let desc = Descriptor::new(mt, digest, bytes.len() as u64);
     Ok((bytes, Layer { desc, diff_id }))
 }

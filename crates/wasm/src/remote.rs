@@ -6,9 +6,10 @@ use std::time::Duration;
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use lw_build::host::MemoryBlobs;
 use lw_oci::{reference, Descriptor, ImageConfig, Platform};
+use lw_registry::transfer::MemoryImages;
 use lw_registry::{
-    Action, Body, BodyMode, Client, ClientConfig, Credentials, Operation, ResponseHead,
-    TransportError,
+    Action, Body, BodyMode, Client, ClientConfig, Credentials, Operation, PullImage, PullTarget,
+    PushImage, PushSource, ResponseHead, TransportError,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -243,8 +244,36 @@ struct PullOut {
     digest: String,
 }
 
+/// A pull into the tab: downloads collect in memory and reach the store only when the whole pull succeeded;
+/// blobs the store holds are not fetched.
+struct TabPull {
+    store: MemoryBlobs,
+    mem: MemoryImages,
+}
+
+impl PullTarget for TabPull {
+    fn has_blob(&mut self, desc: &Descriptor) -> bool {
+        self.store.get(&desc.digest).is_some() || self.mem.has_blob(desc)
+    }
+    fn begin_blob(&mut self, desc: &Descriptor) -> Result<(), lw_registry::Error> {
+        self.mem.begin_blob(desc)
+    }
+    fn write_blob(&mut self, data: &[u8]) -> Result<(), lw_registry::Error> {
+        self.mem.write_blob(data)
+    }
+    fn commit_blob(&mut self, desc: &Descriptor) -> Result<(), lw_registry::Error> {
+        self.mem.commit_blob(desc)
+    }
+    fn abort_blob(&mut self, desc: &Descriptor) {
+        self.mem.abort_blob(desc)
+    }
+    fn put_manifest(&mut self, desc: &Descriptor, bytes: &[u8]) -> Result<(), lw_registry::Error> {
+        self.mem.put_manifest(desc, bytes)
+    }
+}
+
 /// `pull(ref, opts)`: the image manifest for the platform (linux/amd64 unless `opts.platform`), its config and
-/// layers into the tab's store, under the normalized name.
+/// layers into the tab's store, under the normalized name; the index, when the reference named one, is kept too.
 #[wasm_bindgen]
 pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     let t = target(r)?;
@@ -255,31 +284,27 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     };
     let client = client_for(&t.domain, &opts)?;
     let blobs = with(|s| s.blobs.clone());
-    let mut op = client
-        .resolve(&t.repo, &t.reference, &platform_of(&opts)?)
-        .map_err(err)?;
-    let resolved = drive(&mut op, &blobs, &mut |_| Ok(())).await?;
-    let m = resolved
-        .manifest
-        .manifest()
-        .cloned()
-        .ok_or_else(|| err(format!("{r}: not an image manifest")))?;
-    let mut fetched = Vec::new();
-    for d in std::iter::once(&m.config).chain(m.layers.iter()) {
-        if !blobs.has_blob(&d.digest) {
-            fetched.push((
-                d.digest.clone(),
-                fetch_blob(&client, &t.repo, d, &blobs).await?,
-            ));
-        }
-    }
-    let desc = resolved.manifest.descriptor();
+    let mut tab = TabPull {
+        store: blobs.clone(),
+        mem: MemoryImages::default(),
+    };
+    let mut op = PullImage::new(
+        &client,
+        &t.repo,
+        &t.reference,
+        &platform_of(&opts)?,
+        &mut tab,
+    )
+    .map_err(err)?;
+    let pulled = drive(&mut op, &blobs, &mut |_| Ok(())).await?;
+    let desc = pulled.manifest.descriptor();
     with(|s| {
-        for (d, b) in fetched {
+        for (d, b) in tab.mem.blobs {
             s.blobs.insert(d, b);
         }
-        s.blobs
-            .insert(desc.digest.clone(), resolved.manifest.bytes.clone());
+        for (d, (_, b)) in tab.mem.manifests {
+            s.blobs.insert(d, b);
+        }
         let name = if alias.is_some() {
             alias.clone()
         } else if t.full.contains('@') {
@@ -293,16 +318,6 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
         reference: alias.unwrap_or(t.full),
         digest: desc.digest.to_string(),
     })
-}
-
-trait Has {
-    fn has_blob(&self, d: &lw_oci::Digest) -> bool;
-}
-
-impl Has for MemoryBlobs {
-    fn has_blob(&self, d: &lw_oci::Digest) -> bool {
-        self.get(d).is_some()
-    }
 }
 
 #[derive(Serialize)]
@@ -381,39 +396,38 @@ struct PushOut {
     digest: String,
 }
 
-/// `push(ref, dest, opts)`: image `ref` of the tab's store (the manifest for linux/amd64 when it is an index) to
-/// `dest`: blobs first (existing ones skipped), then the manifest under `dest`'s tag or digest.
+/// The tab's store as a push source: manifests and indexes are blobs there.
+struct TabSource<'a>(&'a MemoryBlobs);
+
+impl PushSource for TabSource<'_> {
+    fn manifest_bytes(&mut self, digest: &lw_oci::Digest) -> Result<Vec<u8>, lw_registry::Error> {
+        self.0.get(digest).map(|b| b.to_vec()).ok_or_else(|| {
+            lw_registry::Error::Host(format!("manifest {digest} is not in the store"))
+        })
+    }
+}
+
+/// `push(ref, dest, opts)`: image `ref` of the tab's store to `dest` as it is, an index with every platform's
+/// manifest: blobs first (each once, existing ones skipped), children by digest, then the root under `dest`'s
+/// tag.
 #[wasm_bindgen]
 pub async fn push(r: &str, dest: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     let (blobs, rec) = with(|s| s.resolve(r).map(|rec| (s.blobs.clone(), rec)))?;
-    let (mdigest, manifest) =
-        lw_build::archive::resolve_manifest(&blobs, &rec.descriptor, &default_platform())
-            .map_err(err)?;
-    let mbytes = blobs
-        .get(&mdigest)
-        .ok_or_else(|| err(format!("manifest {mdigest} is not in the store")))?;
-    let mtype = manifest
-        .media_type
-        .clone()
-        .unwrap_or_else(|| lw_oci::media::OCI_MANIFEST.to_string());
     let t = target(dest)?;
-    let client = client_for(&t.domain, &opts)?;
-    for d in manifest
-        .layers
-        .iter()
-        .chain(std::iter::once(&manifest.config))
-    {
-        let mut op = client
-            .upload_blob(&t.repo, d)
-            .map_err(err)?
-            .skip_existing(true);
-        drive(&mut op, &blobs, &mut |_| Ok(())).await?;
+    if t.full.contains('@') {
+        return Err(err(format!("cannot push to a digest reference: {dest}")));
     }
-    let mut op = client
-        .put_manifest(&t.repo, &t.reference, &mtype, mbytes.to_vec())
-        .map_err(err)?;
-    let digest = drive(&mut op, &blobs, &mut |_| Ok(())).await?;
+    let client = client_for(&t.domain, &opts)?;
+    let mut op = PushImage::new(
+        &client,
+        &t.repo,
+        &t.reference,
+        &rec.descriptor,
+        &mut TabSource(&blobs),
+    )
+    .map_err(err)?;
+    let report = drive(&mut op, &blobs, &mut |_| Ok(())).await?;
     to_js(&PushOut {
-        digest: digest.to_string(),
+        digest: report.digest.to_string(),
     })
 }

@@ -12,7 +12,7 @@ use lw_layer::tar::TarReader;
 use lw_layer::EntryKind;
 use lw_oci::descriptor::annotations;
 use lw_oci::media::{self, Compression};
-use lw_oci::{reference, Descriptor, Digest, Index, Platform};
+use lw_oci::{Descriptor, Digest, Index, Platform};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -20,11 +20,7 @@ use crate::js::{err, to_js, BlobParts};
 use crate::stream::EntryOut;
 
 /// One image the store knows: by name, or unnamed (a build without tags, a digest-only load).
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub name: Option<String>,
-    pub descriptor: Descriptor,
-}
+pub use lw_build::naming::ImageRecord as Record;
 
 #[derive(Default)]
 pub struct State {
@@ -50,9 +46,7 @@ pub fn default_platform() -> Platform {
 
 /// `busybox` → `docker.io/library/busybox:latest`.
 pub fn normalize(name: &str) -> Result<String, JsValue> {
-    reference::parse_docker_ref(name)
-        .map(|r| r.to_string())
-        .map_err(|e| err(format!("invalid reference {name:?}: {e}")))
+    lw_build::naming::normalize(name).map_err(|e| err(format!("invalid reference {name:?}: {e}")))
 }
 
 /// `normalizeReference(ref)`: docker's full form of a reference (`busybox` → `docker.io/library/busybox:latest`).
@@ -62,75 +56,23 @@ pub fn normalize_reference(reference: &str) -> Result<String, JsValue> {
 }
 
 impl State {
-    /// Name `desc` (replacing what the name meant before) or, with no name, remember it unnamed.
+    /// Name `desc` (the image the name meant before stays, unnamed) or, with no name, remember it unnamed.
     pub fn add(&mut self, name: Option<String>, desc: &Descriptor) {
-        let plain = Descriptor::new(&desc.media_type, desc.digest.clone(), desc.size);
         match name {
-            Some(n) => {
-                self.records
-                    .retain(|r| r.name.as_deref() != Some(n.as_str()));
-                self.records.push(Record {
-                    name: Some(n),
-                    descriptor: plain,
-                });
-            }
-            None => {
-                if !self
-                    .records
-                    .iter()
-                    .any(|r| r.descriptor.digest == plain.digest)
-                {
-                    self.records.push(Record {
-                        name: None,
-                        descriptor: plain,
-                    });
-                }
-            }
-        }
+            Some(n) => lw_build::naming::set_name(&mut self.records, &n, desc),
+            None => lw_build::naming::add_unnamed(&mut self.records, desc),
+        };
     }
 
     /// What a user's REF means: a name (familiar or full), `name@digest`, a manifest digest, or an image ID
-    /// (config digest) prefix of at least 4 hex digits.
+    /// (config digest) prefix of at least 4 hex digits ([`lw_build::naming::resolve`]).
     pub fn resolve(&self, r: &str) -> Result<Record, JsValue> {
-        if let Some(rec) = self.records.iter().find(|x| x.name.as_deref() == Some(r)) {
-            return Ok(rec.clone());
-        }
-        let hex = r.strip_prefix("sha256:").unwrap_or(r);
-        if (4..=64).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            for rec in &self.records {
-                let cfg = resolve_manifest(&self.blobs, &rec.descriptor, &default_platform())
-                    .map(|(_, m)| m.config.digest.encoded().to_string())
-                    .unwrap_or_default();
-                if rec.descriptor.digest.encoded().starts_with(hex) || cfg.starts_with(hex) {
-                    return Ok(Record {
-                        name: None,
-                        descriptor: rec.descriptor.clone(),
-                    });
-                }
-            }
-        }
-        if let Ok(full) = normalize(r) {
-            if let Some(rec) = self
-                .records
-                .iter()
-                .find(|x| x.name.as_deref() == Some(full.as_str()))
-            {
-                return Ok(rec.clone());
-            }
-            if let Some(d) = full.split_once('@').map(|(_, d)| d) {
-                if let Some(rec) = self
-                    .records
-                    .iter()
-                    .find(|x| x.descriptor.digest.to_string() == d)
-                {
-                    return Ok(Record {
-                        name: None,
-                        descriptor: rec.descriptor.clone(),
-                    });
-                }
-            }
-        }
-        Err(err(format!("no such image: {r}")))
+        lw_build::naming::resolve(&self.records, r, &mut |d| {
+            resolve_manifest(&self.blobs, d, &default_platform())
+                .ok()
+                .map(|(_, m)| m.config.digest)
+        })
+        .map_err(|e| err(e.to_string()))
     }
 }
 

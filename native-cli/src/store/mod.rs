@@ -40,13 +40,8 @@ pub struct Lock(#[allow(dead_code)] File);
 /// See [`Store::lease`]; released when dropped.
 pub struct Lease(#[allow(dead_code)] File);
 
-/// A tagged or dangling image entry of the store's index.
-#[derive(Debug, Clone)]
-pub struct ImageRecord {
-    /// Full normalised name (`docker.io/library/busybox:latest`), or `None` for a dangling image.
-    pub name: Option<String>,
-    pub descriptor: Descriptor,
-}
+/// A tagged or dangling image entry of the store's index (the name index's rules: [`lw_build::naming`]).
+pub use lw_build::naming::ImageRecord;
 
 /// An image resolved to its manifest and config.
 #[derive(Debug, Clone)]
@@ -299,32 +294,20 @@ impl Store {
     pub fn set_tag(&self, name: &str, desc: &Descriptor) -> Result<()> {
         let _l = self.lock()?;
         let mut recs = self.records()?;
-        if let Some(old) = recs.iter_mut().find(|r| r.name.as_deref() == Some(name)) {
-            if old.descriptor.digest == desc.digest {
-                return Ok(());
-            }
-            old.name = None;
+        if lw_build::naming::set_name(&mut recs, name, desc) {
+            self.write_records(&recs)?;
         }
-        recs.retain(|r| !(r.name.is_none() && r.descriptor.digest == desc.digest));
-        recs.push(ImageRecord {
-            name: Some(name.to_string()),
-            descriptor: strip(desc),
-        });
-        self.write_records(&recs)
+        Ok(())
     }
 
     /// Add an image without a name (it shows as `<none>`), unless it is already present.
     pub fn add_untagged(&self, desc: &Descriptor) -> Result<()> {
         let _l = self.lock()?;
         let mut recs = self.records()?;
-        if recs.iter().any(|r| r.descriptor.digest == desc.digest) {
-            return Ok(());
+        if lw_build::naming::add_unnamed(&mut recs, desc) {
+            self.write_records(&recs)?;
         }
-        recs.push(ImageRecord {
-            name: None,
-            descriptor: strip(desc),
-        });
-        self.write_records(&recs)
+        Ok(())
     }
 
     /// Remove one name. Returns the descriptor it pointed at.
@@ -380,47 +363,31 @@ impl Store {
             .is_some_and(|mt| mt != media::OCI_CONFIG && mt != media::DOCKER_CONFIG)
     }
 
-    /// Load a manifest; when `digest` names an index, pick `platform` (or the first image manifest).
+    /// Load a manifest; when `digest` names an index, pick `platform` (or the first image manifest), by the rule
+    /// the tab follows too ([`lw_build::archive::resolve_manifest`]).
     pub fn resolve(
         &self,
         desc: &Descriptor,
         platform: Option<&lw_oci::Platform>,
     ) -> Result<ResolvedImage> {
-        let mut desc = desc.clone();
-        for _ in 0..4 {
-            let bytes = self.read_document(&desc.digest)?;
-            if media::is_index(&desc.media_type) {
-                let idx: Index = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("index {}", desc.digest))?;
-                let host = host_platform();
-                let want = platform.unwrap_or(&host);
-                desc = match idx.select(want) {
-                    Some(d) => d.clone(),
-                    None => idx
-                        .manifests
-                        .iter()
-                        .find(|d| media::is_manifest(&d.media_type))
-                        .cloned()
-                        .ok_or_else(|| {
-                            anyhow!("index {} has no image manifest for {want}", desc.digest)
-                        })?,
-                };
-                continue;
-            }
-            let manifest: Manifest = serde_json::from_slice(&bytes)
-                .with_context(|| format!("manifest {} is not valid", desc.digest))?;
-            let config_bytes = self.read_document(&manifest.config.digest)?;
-            let config: ImageConfig = serde_json::from_slice(&config_bytes)
-                .with_context(|| format!("config {} is not valid", manifest.config.digest))?;
-            return Ok(ResolvedImage {
-                manifest_digest: desc.digest.clone(),
-                config_digest: manifest.config.digest.clone(),
-                manifest,
-                config,
-                config_bytes,
-            });
-        }
-        bail!("indexes nest too deeply at {}", desc.digest)
+        let host = host_platform();
+        let want = platform.unwrap_or(&host);
+        let (manifest_digest, manifest) = lw_build::archive::resolve_manifest(
+            &crate::buildhost::StoreBlobs { store: self },
+            desc,
+            want,
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+        let config_bytes = self.read_document(&manifest.config.digest)?;
+        let config: ImageConfig = serde_json::from_slice(&config_bytes)
+            .with_context(|| format!("config {} is not valid", manifest.config.digest))?;
+        Ok(ResolvedImage {
+            manifest_digest,
+            config_digest: manifest.config.digest.clone(),
+            manifest,
+            config,
+            config_bytes,
+        })
     }
 
     /// Every blob reachable from the index entries and from containers' images.
@@ -596,10 +563,6 @@ impl Store {
         }
         Ok(out)
     }
-}
-
-fn strip(d: &Descriptor) -> Descriptor {
-    Descriptor::new(&d.media_type, d.digest.clone(), d.size)
 }
 
 /// The platform of this machine, as images name it.

@@ -5,6 +5,7 @@ mod auth;
 mod blob;
 mod flow;
 mod manifest;
+mod transfer;
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
