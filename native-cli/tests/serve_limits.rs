@@ -20,7 +20,7 @@ use common::{busybox_files, make_busybox_image};
 use kills::{uploads, verify, Cli, Lcg};
 use layerwright::store::Store;
 
-/// serve's peak resident memory (VmHWM) under all of this, in MB. Measured at about 25 MB on a 2-core VM;
+/// serve's peak resident memory (VmHWM) under all of this, in MB. Measured at 41 MB on a 2-core VM;
 /// the bound leaves room for allocator and thread-stack variation, and is far below what buffering
 /// 200 heads or any body would take.
 const RSS_BOUND_MB: u64 = 96;
