@@ -262,7 +262,9 @@ fn kill_rounds(
             mounts.is_empty(),
             "{what}: after the rerun, mounts {mounts:?}"
         );
-        let procs = processes_with(marker);
+        // The step's own processes, and any runtime or helper still naming the store (runc's --root is in it).
+        let mut procs = processes_with(marker);
+        procs.extend(processes_with(&cli.root.to_string_lossy()));
         assert!(
             procs.is_empty(),
             "{what}: after the rerun, processes {procs:?}"
