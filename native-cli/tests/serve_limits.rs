@@ -132,8 +132,9 @@ fn slowloris(host: String, stop: Arc<AtomicBool>, closed: Arc<AtomicUsize>) {
     }
 }
 
-/// A chunked upload whose PATCH trickles a byte a second until told to stop, then is cut off.
-fn slow_upload(host: String, stop: Arc<AtomicBool>) {
+/// A chunked upload whose PATCH trickles a byte a second until serve cuts it (counted in `cut`: it answers or
+/// closes) or the test ends.
+fn slow_upload(host: String, stop: Arc<AtomicBool>, cut: Arc<AtomicUsize>) {
     let r = status_and_location(&host);
     let Some(loc) = r else { return };
     let Ok(mut s) = TcpStream::connect(&host) else {
@@ -145,11 +146,15 @@ fn slow_upload(host: String, stop: Arc<AtomicBool>) {
         &host,
         "Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n",
     );
-    if s.write_all(h.as_bytes()).is_err() {
+    if s.write_all(h.as_bytes()).is_err() || s.set_nonblocking(true).is_err() {
         return;
     }
     while !stop.load(Ordering::Relaxed) {
-        if s.write_all(b"x").is_err() {
+        let mut probe = [0u8; 1];
+        let answered = matches!(s.read(&mut probe), Ok(_));
+        let failed = matches!(s.write(b"x"), Err(e) if e.kind() != std::io::ErrorKind::WouldBlock);
+        if answered || failed {
+            cut.fetch_add(1, Ordering::Relaxed);
             return;
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -222,9 +227,10 @@ fn serve_under_slow_oversized_and_cut_clients_stays_bounded_and_keeps_serving() 
         let (h, s, c) = (host.clone(), stop.clone(), closed.clone());
         threads.push(std::thread::spawn(move || slowloris(h, s, c)));
     }
+    let cut = Arc::new(AtomicUsize::new(0));
     for _ in 0..SLOW_UPLOADS {
-        let (h, s) = (host.clone(), stop.clone());
-        threads.push(std::thread::spawn(move || slow_upload(h, s)));
+        let (h, s, c) = (host.clone(), stop.clone(), cut.clone());
+        threads.push(std::thread::spawn(move || slow_upload(h, s, c)));
     }
     std::thread::sleep(Duration::from_secs(2));
 
@@ -309,8 +315,16 @@ fn serve_under_slow_oversized_and_cut_clients_stays_bounded_and_keeps_serving() 
     puller.ok(&["pull", &format!("{host}/limits/img:1")]);
     let pull_secs = t.elapsed().as_secs_f64();
     assert!(verify(&pull_root).problems.is_empty());
-    // The trickles go on a little longer, so serve's head timeout has closed slowloris connections.
-    std::thread::sleep(Duration::from_secs(16));
+    // The trickles go on until serve has cut every slow upload (past 20 s under 500 bytes/s; those waiting for a
+    // handler are cut once they get one) and its head timeout has closed slowloris connections.
+    let t = Instant::now();
+    while (cut.load(Ordering::Relaxed) < SLOW_UPLOADS || closed.load(Ordering::Relaxed) < SLOWLORIS)
+        && t.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cut = cut.load(Ordering::Relaxed);
+    assert_eq!(cut, SLOW_UPLOADS, "serve cut only {cut} trickling uploads");
     let (peak, now) = rss_kb(pid);
     stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -338,8 +352,8 @@ fn serve_under_slow_oversized_and_cut_clients_stays_bounded_and_keeps_serving() 
     assert!(verify(&serve_root).problems.is_empty());
     drop(server);
     println!(
-        "serve limits: {SLOWLORIS} slowloris clients ({closed} connections closed by serve), {SLOW_UPLOADS} \
-         trickling uploads, {refused_heads} oversized heads refused, a 64 MB manifest refused ({st}), a 64 MB \
+        "serve limits: {SLOWLORIS} slowloris clients ({closed} connections closed by serve), {cut} \
+         trickling uploads cut, {refused_heads} oversized heads refused, a 64 MB manifest refused ({st}), a 64 MB \
          body on GET /v2/ answered {ping_status}, 10 uploads cut; a normal pull took {pull_secs:.2}s meanwhile; \
          serve's peak RSS {} MB before, {} MB under load ({} MB at the end), bound {RSS_BOUND_MB} MB; uploads \
          left 0",
