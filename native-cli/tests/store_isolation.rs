@@ -10,7 +10,8 @@ mod kills;
 mod serve_fixtures;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use common::{busybox_files, make_busybox_image};
@@ -56,33 +57,38 @@ fn short(full: &str) -> String {
     full.strip_prefix("docker.io/").unwrap_or(full).to_string()
 }
 
-#[test]
-fn random_commands_change_nothing_outside_their_target() {
-    println!("isolation: seed {SEED:#x}, {STEPS} steps");
+/// The two stores and what acts on them.
+struct World {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    served_root: PathBuf,
+    srv: Served,
+    cli: Cli,
+    ctx: PathBuf,
+    saved: PathBuf,
+}
+
+fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
     make_busybox_image(&store, "iso/base:1", &[busybox_files(&[])]);
     let served_root = tmp.path().join("served");
     let srv = Served::start(&served_root, |_| {});
-    let host = srv.host();
     let cli = Cli {
         root: root.clone(),
         docker_config: tmp.path().join("docker"),
     };
     std::fs::create_dir_all(&cli.docker_config).unwrap();
-    {
-        use std::io::Write as _;
-        let mut login = cli.cmd(&["login", &host, "-u", "u", "--password-stdin"]);
-        let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(srv.token.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-    }
+    let mut login = cli.cmd(&["login", &srv.host(), "-u", "u", "--password-stdin"]);
+    let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(srv.token.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     // An archive to load, holding a name of its own.
@@ -90,28 +96,39 @@ fn random_commands_change_nothing_outside_their_target() {
     let saved = tmp.path().join("saved.tar");
     cli.ok(&["save", "-o", saved.to_str().unwrap(), "iso/saved:1"]);
     cli.ok(&["rmi", "iso/saved:1"]);
+    World {
+        _tmp: tmp,
+        root,
+        served_root,
+        srv,
+        cli,
+        ctx,
+        saved,
+    }
+}
 
-    let mut rng = Lcg(SEED);
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for step in 0..STEPS {
-        let local = names(&root);
-        let served = names(&served_root);
-        let repo = pick(&mut rng, &REPOS);
-        let tag = pick(&mut rng, &TAGS);
+impl World {
+    /// Run `op` aimed at `repo:tag` (or at what exists); what it may change, or `None` when it had nothing to act on.
+    fn step(
+        &self,
+        rng: &mut Lcg,
+        step: usize,
+        op: &str,
+        (repo, tag): (&str, &str),
+        (local, served): (&BTreeMap<String, String>, &BTreeMap<String, String>),
+    ) -> Option<Target> {
+        let (cli, srv) = (&self.cli, &self.srv);
         let dst = format!("{repo}:{tag}");
         let full_dst = format!("docker.io/{dst}");
-        let op = ["tag", "rmi", "prune", "push", "delete", "build", "load"][rng.below(7) as usize];
-        let target = match op {
+        Some(match op {
             "tag" => {
-                let src = existing(&mut rng, &local).unwrap_or("docker.io/iso/base:1".into());
+                let src = existing(rng, local).unwrap_or("docker.io/iso/base:1".into());
                 cli.ok(&["tag", &short(&src), &dst]);
                 Target::Local(Box::new(move |n| n == full_dst))
             }
             "rmi" => {
                 // Never the base: builds need it.
-                let Some(n) = existing(&mut rng, &local).filter(|n| !n.contains("iso/base")) else {
-                    continue;
-                };
+                let n = existing(rng, local).filter(|n| !n.contains("iso/base"))?;
                 cli.ok(&["rmi", &short(&n)]);
                 Target::Local(Box::new(move |x| x == n))
             }
@@ -120,21 +137,20 @@ fn random_commands_change_nothing_outside_their_target() {
                 Target::Nothing
             }
             "push" => {
-                let Some(n) = existing(&mut rng, &local) else {
-                    continue;
-                };
-                cli.ok(&["push", &short(&n), &format!("{host}/{dst}")]);
+                let n = existing(rng, local)?;
+                cli.ok(&["push", &short(&n), &format!("{}/{dst}", srv.host())]);
                 let pushed = format!("localhost/{dst}");
                 Target::Served(Box::new(move |x| x == pushed))
             }
             "delete" => {
                 // By tag or by digest; a digest DELETE takes the repository's names for it, no other's.
+                let prefix = format!("localhost/{repo}:");
                 let in_repo: Vec<(&String, &String)> = served
                     .iter()
-                    .filter(|(n, _)| n.starts_with(&format!("localhost/{repo}:")))
+                    .filter(|(n, _)| n.starts_with(&prefix))
                     .collect();
                 if in_repo.is_empty() {
-                    continue;
+                    return None;
                 }
                 let (n, d) = in_repo[rng.below(in_repo.len() as u64) as usize];
                 let (reference, n, d) = if rng.below(2) == 0 {
@@ -154,7 +170,6 @@ fn random_commands_change_nothing_outside_their_target() {
                     "step {step}: DELETE {reference}: {}",
                     r.text()
                 );
-                let prefix = format!("localhost/{repo}:");
                 let served_now = served.clone();
                 Target::Served(Box::new(move |x| match &d {
                     None => x == n,
@@ -162,53 +177,75 @@ fn random_commands_change_nothing_outside_their_target() {
                 }))
             }
             "build" => {
-                std::fs::write(ctx.join("f.txt"), format!("step {step}")).unwrap();
+                std::fs::write(self.ctx.join("f.txt"), format!("step {step}")).unwrap();
                 std::fs::write(
-                    ctx.join("Dockerfile"),
+                    self.ctx.join("Dockerfile"),
                     "FROM iso/base:1\nCOPY f.txt /f.txt\n",
                 )
                 .unwrap();
-                cli.ok(&["build", "-q", "-t", &dst, ctx.to_str().unwrap()]);
+                cli.ok(&["build", "-q", "-t", &dst, self.ctx.to_str().unwrap()]);
                 Target::Local(Box::new(move |n| n == full_dst))
             }
             _ => {
-                cli.ok(&["load", "-i", saved.to_str().unwrap()]);
+                cli.ok(&["load", "-i", self.saved.to_str().unwrap()]);
                 Target::Local(Box::new(|n| n == "docker.io/iso/saved:1"))
             }
+        })
+    }
+}
+
+/// Every name outside `aimed` is as it was.
+fn unchanged(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    aimed: &dyn Fn(&str) -> bool,
+    what: &str,
+) {
+    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for k in keys {
+        if !aimed(k) {
+            assert_eq!(before.get(k), after.get(k), "{what}: name {k} changed");
+        }
+    }
+}
+
+#[test]
+fn random_commands_change_nothing_outside_their_target() {
+    println!("isolation: seed {SEED:#x}, {STEPS} steps");
+    let w = world();
+    let mut rng = Lcg(SEED);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for step in 0..STEPS {
+        let local = names(&w.root);
+        let served = names(&w.served_root);
+        let repo = pick(&mut rng, &REPOS);
+        let tag = pick(&mut rng, &TAGS);
+        let op = ["tag", "rmi", "prune", "push", "delete", "build", "load"][rng.below(7) as usize];
+        let Some(target) = w.step(&mut rng, step, op, (repo, tag), (&local, &served)) else {
+            continue;
         };
         *counts.entry(op).or_default() += 1;
-        let (local_after, served_after) = (names(&root), names(&served_root));
-        let unchanged = |before: &BTreeMap<String, String>,
-                         after: &BTreeMap<String, String>,
-                         aimed: &dyn Fn(&str) -> bool,
-                         which: &str| {
-            let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-            for k in keys {
-                if !aimed(k) {
-                    assert_eq!(
-                        before.get(k),
-                        after.get(k),
-                        "step {step} ({op}): {which} name {k} changed"
-                    );
-                }
-            }
-        };
+        let (local_after, served_after) = (names(&w.root), names(&w.served_root));
         let none = |_: &str| false;
-        match &target {
-            Target::Local(f) => {
-                unchanged(&local, &local_after, f.as_ref(), "local");
-                unchanged(&served, &served_after, &none, "served");
-            }
-            Target::Served(f) => {
-                unchanged(&local, &local_after, &none, "local");
-                unchanged(&served, &served_after, f.as_ref(), "served");
-            }
-            Target::Nothing => {
-                unchanged(&local, &local_after, &none, "local");
-                unchanged(&served, &served_after, &none, "served");
-            }
-        }
-        for (which, r) in [("local", &root), ("served", &served_root)] {
+        let (aimed_local, aimed_served): (&dyn Fn(&str) -> bool, &dyn Fn(&str) -> bool) =
+            match &target {
+                Target::Local(f) => (f.as_ref(), &none),
+                Target::Served(f) => (&none, f.as_ref()),
+                Target::Nothing => (&none, &none),
+            };
+        unchanged(
+            &local,
+            &local_after,
+            aimed_local,
+            &format!("step {step} ({op}), local"),
+        );
+        unchanged(
+            &served,
+            &served_after,
+            aimed_served,
+            &format!("step {step} ({op}), served"),
+        );
+        for (which, r) in [("local", &w.root), ("served", &w.served_root)] {
             let c = verify(r);
             assert!(
                 c.problems.is_empty(),
@@ -224,7 +261,7 @@ fn random_commands_change_nothing_outside_their_target() {
         counts.values().sum::<usize>(),
         REPOS.len(),
         summary.join(", "),
-        names(&root).len(),
-        names(&served_root).len()
+        names(&w.root).len(),
+        names(&w.served_root).len()
     );
 }
