@@ -123,6 +123,86 @@ fn login(cli: &Cli, srv: &Served) {
     assert!(child.wait().unwrap().success());
 }
 
+/// Each case starts from the same store: the base image, and what rmi and prune act on.
+fn reset(cli: &Cli, root: &Path, ctx: &Path, dst_host: &str, what: &str) {
+    for n in names(root).keys() {
+        let n = n.strip_prefix("docker.io/").unwrap_or(n);
+        if !n.is_empty() && n != "fd/base:1" {
+            cli.ok(&["rmi", "-f", n]);
+        }
+    }
+    cli.ok(&["prune"]);
+    cli.ok(&["tag", "fd/base:1", "fd/gone:1"]);
+    if what == "prune" {
+        cli.ok(&["build", "-q", ctx.to_str().unwrap()]);
+    }
+    if what == "build COPY" {
+        // A layer no other image has: 2 MB that do not compress.
+        let mut rng = Lcg(99);
+        let noise: Vec<u8> = (0..2 << 20).map(|_| rng.below(256) as u8).collect();
+        std::fs::write(ctx.join("noise.bin"), noise).unwrap();
+    }
+    if what == "push" {
+        // serve's store is the one that fills; the image's blobs are there already, only its manifest is new.
+        cli.ok(&["push", "fd/base:1", &format!("{dst_host}/fd/other:1")]);
+    }
+}
+
+/// Run `args` with `room` bytes free on the file system of `full_root`: it must fail naming `names_it` and "no
+/// space left" (only prune may succeed), leave the store's names as they were, a store that verifies and no
+/// temporary file (nor a partial `out`), then succeed once the space is freed. What it said.
+fn on_full_disk(
+    cli: &Cli,
+    what: &str,
+    args: &[&str],
+    room: u64,
+    (full_root, disk_dir): (&Path, &Path),
+    names_it: &str,
+    out: &Path,
+) -> String {
+    let before = names(full_root);
+    let filler = Filler::fill(disk_dir);
+    filler.leave(room);
+    let o = cli.cmd(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let after = names(full_root);
+    let c = verify(full_root);
+    assert!(
+        c.problems.is_empty(),
+        "{what} on a full disk: {:?}",
+        c.problems
+    );
+    let left = temporaries(full_root);
+    let said = if o.status.success() {
+        // Only prune may succeed: it frees space rather than taking it.
+        assert_eq!(what, "prune", "{what} succeeded on a full disk");
+        format!("{what}: succeeded (it frees space), store verifies")
+    } else {
+        assert!(
+            stderr.to_lowercase().contains("no space left") && stderr.contains(names_it),
+            "{what} on a full disk: the error should name {names_it} and say \"no space left\": {stderr}"
+        );
+        assert_eq!(
+            before, after,
+            "{what} on a full disk changed the store's names"
+        );
+        assert!(left.is_empty(), "{what} on a full disk left {left:?}");
+        assert!(!out.exists(), "{what} left a partial {}", out.display());
+        format!(
+            "{what}: \"{}\"",
+            stderr.lines().last().unwrap_or_default().trim()
+        )
+    };
+    filler.remove();
+    cli.ok(args);
+    assert!(
+        verify(full_root).problems.is_empty(),
+        "{what}: after space was freed"
+    );
+    let _ = std::fs::remove_file(out);
+    said
+}
+
 #[test]
 fn every_writing_command_on_a_full_disk_fails_clearly_and_leaves_the_store_as_it_was() {
     if !is_root() {
@@ -206,84 +286,27 @@ fn every_writing_command_on_a_full_disk_fails_clearly_and_leaves_the_store_as_it
     ];
     let mut report = Vec::new();
     for (what, args, room) in cases {
-        // Each case starts from the same store: the base image, and what rmi and prune act on.
-        for n in names(&root).keys() {
-            let n = n.strip_prefix("docker.io/").unwrap_or(n);
-            if !n.is_empty() && n != "fd/base:1" {
-                cli.ok(&["rmi", "-f", n]);
-            }
-        }
-        cli.ok(&["prune"]);
-        cli.ok(&["tag", "fd/base:1", "fd/gone:1"]);
-        if what == "prune" {
-            cli.ok(&["build", "-q", ctx_s]);
-        }
-        if what == "build COPY" {
-            // A layer no other image has: 2 MB that do not compress.
-            let mut rng = Lcg(99);
-            let noise: Vec<u8> = (0..2 << 20).map(|_| rng.below(256) as u8).collect();
-            std::fs::write(ctx.join("noise.bin"), noise).unwrap();
-        }
-        if what == "push" {
-            // serve's store is the one that fills; the image's blobs are there already, only its manifest is new.
-            cli.ok(&["push", "fd/base:1", &format!("{}/fd/other:1", dst.host())]);
-        }
+        reset(&cli, &root, &ctx, &dst.host(), what);
         let (full_root, disk_dir) = if what == "push" {
             (dst_root.clone(), served_disk.0.clone())
         } else {
             (root.clone(), disk.0.clone())
         };
-        let before = names(&full_root);
-        let filler = Filler::fill(&disk_dir);
-        filler.leave(room);
-        let o = cli.cmd(&args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-        let after = names(&full_root);
-        let c = verify(&full_root);
-        assert!(
-            c.problems.is_empty(),
-            "{what} on a full disk: {:?}",
-            c.problems
-        );
-        let left = temporaries(&full_root);
-        if o.status.success() {
-            // Only prune may succeed: it frees space rather than taking it.
-            assert_eq!(what, "prune", "{what} succeeded on a full disk");
-            report.push(format!(
-                "{what}: succeeded (it frees space), store verifies"
-            ));
-        } else {
-            // The store (or file) the command could not write; for a push, the registry, whose store is full.
-            let names_it = if what == "save" {
-                out_s.to_string()
-            } else if what == "push" {
-                "the registry has no space left".to_string()
-            } else {
-                root.display().to_string()
-            };
-            assert!(
-                stderr.to_lowercase().contains("no space left") && stderr.contains(&names_it),
-                "{what} on a full disk: the error should name {names_it} and say \"no space left\": {stderr}"
-            );
-            assert_eq!(
-                before, after,
-                "{what} on a full disk changed the store's names"
-            );
-            assert!(left.is_empty(), "{what} on a full disk left {left:?}");
-            if what == "save" {
-                assert!(!out.exists(), "save left a partial {out_s}");
-            }
-            report.push(format!(
-                "{what}: \"{}\"",
-                stderr.lines().last().unwrap_or_default().trim()
-            ));
-        }
-        filler.remove();
-        cli.ok(&args);
-        assert!(
-            verify(&full_root).problems.is_empty(),
-            "{what}: after space was freed"
-        );
+        // The store (or file) the command could not write; for a push, the registry, whose store is full.
+        let names_it = match what {
+            "save" => out_s.to_string(),
+            "push" => "the registry has no space left".to_string(),
+            _ => root.display().to_string(),
+        };
+        report.push(on_full_disk(
+            &cli,
+            what,
+            &args,
+            room,
+            (&full_root, &disk_dir),
+            &names_it,
+            &out,
+        ));
         let _ = std::fs::remove_file(&out);
     }
     for r in &report {
