@@ -181,6 +181,100 @@ fn status_and_location(host: &str) -> Option<String> {
         .map(|l| l.trim().to_string())
 }
 
+/// Oversized heads (a 1 MB header, 2000 small headers) must be refused; a 64 MB manifest too, and a 64 MB body
+/// on a request that wants none must not be buffered. What serve answered.
+fn oversized(host: &str) -> String {
+    // Oversized heads: a 1 MB header, and 2000 small headers.
+    let huge = format!(
+        "{}X-Big: {}\r\n\r\n",
+        head("GET", "/v2/", host, ""),
+        "a".repeat(1 << 20)
+    );
+    let many = format!(
+        "{}{}\r\n",
+        head("GET", "/v2/", host, ""),
+        (0..2000)
+            .map(|i| format!("X-H{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let mut refused_heads = 0;
+    for req in [&huge, &many] {
+        for _ in 0..5 {
+            let st = status_of(host, req.as_bytes());
+            assert!(
+                st == 431 || st == 400 || st == 0,
+                "an oversized head got {st}"
+            );
+            refused_heads += 1;
+        }
+    }
+    // Oversized bodies: a 64 MB manifest, and a 64 MB body on a request that wants none.
+    let body = vec![b'{'; 64 << 20];
+    let mut big_manifest = head(
+        "PUT",
+        "/v2/limits/img/manifests/huge",
+        host,
+        &format!(
+            "Content-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        ),
+    )
+    .into_bytes();
+    big_manifest.extend_from_slice(&body);
+    let st = status_of(host, &big_manifest);
+    assert!(
+        st == 413 || st == 400 || st == 0,
+        "a 64 MB manifest got {st}"
+    );
+    let mut ping = head(
+        "GET",
+        "/v2/",
+        host,
+        &format!("Content-Length: {}\r\n\r\n", body.len()),
+    )
+    .into_bytes();
+    ping.extend_from_slice(&body);
+    let ping_status = status_of(host, &ping);
+    format!(
+        "{refused_heads} oversized heads refused, a 64 MB manifest refused ({st}), a 64 MB body on GET /v2/ \
+         answered {ping_status}"
+    )
+}
+
+/// Uploads cut off mid-body: the connection closes with most of the declared body unsent.
+fn cut_uploads(host: &str, big: &[u8]) {
+    // Uploads cut off mid-body, the connection reset.
+    for i in 0..10 {
+        let Some(loc) = status_and_location(host) else {
+            panic!("no upload session");
+        };
+        let mut s = TcpStream::connect(host).unwrap();
+        let h = head(
+            "PATCH",
+            &loc,
+            host,
+            "Content-Type: application/octet-stream\r\nContent-Length: 4000000\r\n\r\n",
+        );
+        s.write_all(h.as_bytes()).unwrap();
+        s.write_all(&big[..(i + 1) * 100_000]).unwrap();
+        drop(s);
+    }
+}
+
+/// Log in to serve with its token and push the test image.
+fn login_and_push(cli: &Cli, host: &str) {
+    let mut login = cli.cmd(&["login", host, "-u", "u", "--password-stdin"]);
+    let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(TOKEN.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    cli.ok(&["push", "limits/img:1", &format!("{host}/limits/img:1")]);
+}
+
 #[test]
 fn serve_under_slow_oversized_and_cut_clients_stays_bounded_and_keeps_serving() {
     let tmp = tempfile::tempdir().unwrap();
@@ -208,16 +302,7 @@ fn serve_under_slow_oversized_and_cut_clients_stays_bounded_and_keeps_serving() 
         docker_config: tmp.path().join("docker"),
     };
     std::fs::create_dir_all(&cli.docker_config).unwrap();
-    let mut login = cli.cmd(&["login", &host, "-u", "u", "--password-stdin"]);
-    let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(TOKEN.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    cli.ok(&["push", "limits/img:1", &format!("{host}/limits/img:1")]);
+    login_and_push(&cli, &host);
     let (base_peak, _) = rss_kb(pid);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -234,76 +319,8 @@ fn serve_under_slow_oversized_and_cut_clients_stays_bounded_and_keeps_serving() 
     }
     std::thread::sleep(Duration::from_secs(2));
 
-    // Oversized heads: a 1 MB header, and 2000 small headers.
-    let huge = format!(
-        "{}X-Big: {}\r\n\r\n",
-        head("GET", "/v2/", &host, ""),
-        "a".repeat(1 << 20)
-    );
-    let many = format!(
-        "{}{}\r\n",
-        head("GET", "/v2/", &host, ""),
-        (0..2000)
-            .map(|i| format!("X-H{i}: v\r\n"))
-            .collect::<String>()
-    );
-    let mut refused_heads = 0;
-    for req in [&huge, &many] {
-        for _ in 0..5 {
-            let st = status_of(&host, req.as_bytes());
-            assert!(
-                st == 431 || st == 400 || st == 0,
-                "an oversized head got {st}"
-            );
-            refused_heads += 1;
-        }
-    }
-    // Oversized bodies: a 64 MB manifest, and a 64 MB body on a request that wants none.
-    let body = vec![b'{'; 64 << 20];
-    let mut big_manifest = head(
-        "PUT",
-        "/v2/limits/img/manifests/huge",
-        &host,
-        &format!(
-            "Content-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        ),
-    )
-    .into_bytes();
-    big_manifest.extend_from_slice(&body);
-    let st = status_of(&host, &big_manifest);
-    assert!(
-        st == 413 || st == 400 || st == 0,
-        "a 64 MB manifest got {st}"
-    );
-    let mut ping = head(
-        "GET",
-        "/v2/",
-        &host,
-        &format!("Content-Length: {}\r\n\r\n", body.len()),
-    )
-    .into_bytes();
-    ping.extend_from_slice(&body);
-    let ping_status = status_of(&host, &ping);
-    drop(big_manifest);
-    drop(ping);
-    drop(body);
-    // Uploads cut off mid-body, the connection reset.
-    for i in 0..10 {
-        let Some(loc) = status_and_location(&host) else {
-            panic!("no upload session");
-        };
-        let mut s = TcpStream::connect(&host).unwrap();
-        let h = head(
-            "PATCH",
-            &loc,
-            &host,
-            "Content-Type: application/octet-stream\r\nContent-Length: 4000000\r\n\r\n",
-        );
-        s.write_all(h.as_bytes()).unwrap();
-        s.write_all(&big[..(i + 1) * 100_000]).unwrap();
-        drop(s);
-    }
+    let oversized = oversized(&host);
+    cut_uploads(&host, &big);
 
     // A normal pull, while all of that goes on.
     let pull_root = tmp.path().join("pulled");
@@ -353,8 +370,7 @@ fn serve_under_slow_oversized_and_cut_clients_stays_bounded_and_keeps_serving() 
     drop(server);
     println!(
         "serve limits: {SLOWLORIS} slowloris clients ({closed} connections closed by serve), {cut} \
-         trickling uploads cut, {refused_heads} oversized heads refused, a 64 MB manifest refused ({st}), a 64 MB \
-         body on GET /v2/ answered {ping_status}, 10 uploads cut; a normal pull took {pull_secs:.2}s meanwhile; \
+         trickling uploads cut, {oversized}, 10 uploads cut; a normal pull took {pull_secs:.2}s meanwhile; \
          serve's peak RSS {} MB before, {} MB under load ({} MB at the end), bound {RSS_BOUND_MB} MB; uploads \
          left 0",
         base_peak / 1024,
