@@ -274,11 +274,9 @@ fn kill_rounds(
 }
 
 #[test]
-fn copy_and_run_builds_killed_at_random_leave_nothing_behind() {
+fn copy_killed_at_random_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
-    let store = Store::open(&root).unwrap();
-    make_busybox_image(&store, "kill/base:1", &[busybox_files(&[])]);
     let ctx = context(tmp.path());
     let (src_root, dst_root) = (tmp.path().join("src"), tmp.path().join("dst"));
     let src = Served::start(&src_root, |_| {});
@@ -293,21 +291,15 @@ fn copy_and_run_builds_killed_at_random_leave_nothing_behind() {
     login(&cli, &dst);
     let ctx_s = ctx.to_str().unwrap().to_string();
     cli.ok(&["build", "-q", "-t", "kill/built:1", &ctx_s]);
-    cli.ok(&[
-        "push",
-        "kill/built:1",
-        &format!("{}/kill/src:1", src.host()),
-    ]);
-
+    let from = format!("{}/kill/src:1", src.host());
+    cli.ok(&["push", "kill/built:1", &from]);
     let mut rng = Lcg(0xc0b1);
-    let mut report = Vec::new();
-    // copy: a store emptied each time (so every blob comes again) between two servers (so every blob goes again).
+    // A store emptied each time (so every blob comes again) between two servers (so every blob goes again).
     let copy_root = tmp.path().join("copy");
     let copy_cli = Cli {
         root: copy_root.clone(),
         docker_config: cli.docker_config.clone(),
     };
-    let from = format!("{}/kill/src:1", src.host());
     let r = kill_rounds(
         &copy_cli,
         &mut rng,
@@ -338,12 +330,23 @@ fn copy_and_run_builds_killed_at_random_leave_nothing_behind() {
         left.is_empty(),
         "copy: uploads left on the destination: {left:?}"
     );
-    report.push(format!(
-        "copy: {} killed, {} finished first, corrupt stores 0, uploads left 0",
+    println!(
+        "kills: copy: {} killed, {} finished first, corrupt stores 0, uploads left 0",
         r.killed, r.finished
-    ));
+    );
+}
 
-    // build with RUN: busybox, no network; the step sleeps and writes, so kills land in the runtime too.
+#[test]
+fn run_builds_killed_at_random_leave_no_mount_process_or_temporary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let store = Store::open(&root).unwrap();
+    make_busybox_image(&store, "kill/base:1", &[busybox_files(&[])]);
+    let cli = Cli {
+        root: root.clone(),
+        docker_config: tmp.path().join("docker"),
+    };
+    // Busybox, no network; the step sleeps and writes, so kills land in the runtime too.
     let run_ctx = tmp.path().join("runctx");
     std::fs::create_dir_all(&run_ctx).unwrap();
     std::fs::write(
@@ -352,33 +355,35 @@ fn copy_and_run_builds_killed_at_random_leave_nothing_behind() {
     )
     .unwrap();
     let run_ctx_s = run_ctx.to_str().unwrap().to_string();
+    let mut rng = Lcg(0x4a11);
     let r = kill_rounds(
         &cli,
         &mut rng,
         "lwrunkill",
         |i| {
-            vec![
-                "build".into(),
-                "-q".into(),
-                "--no-cache".into(),
-                "--network".into(),
-                "none".into(),
-                "--build-arg".into(),
-                format!("N={i}"),
-                "-t".into(),
-                format!("kill/run:{i}"),
-                run_ctx_s.clone(),
+            let n = format!("N={i}");
+            let t = format!("kill/run:{i}");
+            [
+                "build",
+                "-q",
+                "--no-cache",
+                "--network",
+                "none",
+                "--build-arg",
+                &n,
+                "-t",
+                &t,
+                &run_ctx_s,
             ]
+            .map(String::from)
+            .to_vec()
         },
         |_| {},
     );
-    report.push(format!(
-        "build with RUN: {} killed, {} finished first, corrupt stores 0, mounts and processes left 0",
+    println!(
+        "kills: build with RUN: {} killed, {} finished first, corrupt stores 0, mounts and processes left 0",
         r.killed, r.finished
-    ));
-    for r in &report {
-        println!("kills: {r}");
-    }
+    );
 }
 
 /// Send a request head and the first `sent` bytes of `body` (whose full length the head declares), then cut the
@@ -437,7 +442,7 @@ fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 }
 
 #[test]
-fn serve_uploads_cut_by_a_killed_client_or_server_leave_no_half_manifest_nor_upload() {
+fn serve_uploads_cut_by_a_killed_client_leave_no_half_manifest_nor_upload() {
     let tmp = tempfile::tempdir().unwrap();
     let served_root = tmp.path().join("served");
     let srv = Served::start(&served_root, |c| c.upload_idle = Duration::from_secs(1));
@@ -528,10 +533,18 @@ fn serve_uploads_cut_by_a_killed_client_or_server_leave_no_half_manifest_nor_upl
         let c = verify(&served_root);
         assert!(c.problems.is_empty(), "cut {i}: {:?}", c.problems);
     }
-    drop(srv);
+    println!(
+        "kills: serve uploads cut by the client: {patches} PATCH, {posts} POST, {manifests} manifest PUT; \
+         corrupt stores 0, half-named manifests 0, uploads left 0"
+    );
+}
 
-    // The server killed mid-push (it is another process here): the next server over the store finds it whole,
-    // sweeps the killed one's uploads and takes the push.
+/// The server killed mid-push (it is another process here): the next server over the store finds it whole,
+/// sweeps the killed one's uploads and takes the push.
+#[test]
+fn serve_killed_mid_push_leaves_no_half_manifest_nor_upload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Lcg(0x5e4e);
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
     make_busybox_image(&store, "kill/base:1", &[busybox_files(&[])]);
@@ -610,7 +623,6 @@ fn serve_uploads_cut_by_a_killed_client_or_server_leave_no_half_manifest_nor_upl
     let _ = server.kill();
     let _ = server.wait();
     println!(
-        "kills: serve uploads cut by the client: {patches} PATCH, {posts} POST, {manifests} manifest PUT; \
-         server killed mid-push {server_kills}; corrupt stores 0, half-named manifests 0, uploads left 0"
+        "kills: serve killed mid-push {server_kills}; corrupt stores 0, half-named manifests 0, uploads left 0"
     );
 }
