@@ -87,7 +87,7 @@ pub struct SaveArgs {
     images: Vec<String>,
     /// Write to a file, instead of STDOUT
     #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -230,7 +230,7 @@ pub fn tag(root: &Path, a: TagArgs) -> Result<()> {
 
 pub fn rmi(root: &Path, a: RmiArgs) -> Result<()> {
     let store = Store::open(root)?;
-    let mut failed = false;
+    let mut failed = None;
     for r in &a.images {
         let result = (|| -> Result<()> {
             let found = names::resolve(&store, r)?;
@@ -277,13 +277,14 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<()> {
         })();
         if let Err(e) = result {
             eprintln!("Error: {e:#}");
-            failed = true;
+            failed = Some(e);
         }
     }
-    if failed {
-        bail!("some images could not be removed");
+    match failed {
+        // The last cause goes with it, so a full disk is reported as one.
+        Some(e) => Err(e.context("some images could not be removed")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {

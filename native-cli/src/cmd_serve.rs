@@ -50,6 +50,9 @@ pub struct ServeArgs {
         value_name = "PREFIX"
     )]
     pub repo_prefix: String,
+    /// Drop an upload no request has touched for this many seconds (its blobs' pins go with it)
+    #[arg(long = "upload-idle", default_value_t = 3600, value_name = "SECS")]
+    pub upload_idle: u64,
 }
 
 fn parse_creds(v: &[String]) -> Result<BTreeMap<String, (String, String)>> {
@@ -90,6 +93,7 @@ pub fn serve(root: &Path, args: ServeArgs) -> Result<()> {
     cfg.proxy_credentials = parse_creds(&args.proxy_credentials)?;
     cfg.threads = args.threads;
     cfg.repo_prefix = args.repo_prefix;
+    cfg.upload_idle = std::time::Duration::from_secs(args.upload_idle);
     let server = Server::start(cfg)?;
     let url = server.url();
     if !server.addr().ip().is_loopback() {

@@ -128,6 +128,11 @@ fn main() -> ExitCode {
         .unwrap_or_else(layerwright::store::Store::default_root);
     // A relative --root is made absolute once: RUN hands paths under it to the runtime from another directory.
     let root = std::path::absolute(&root).unwrap_or(root);
+    // Where a full disk would stop this command: the file `save -o` writes, else the store.
+    let writes_to = match &cli.command {
+        Command::Save(a) => a.output.clone().unwrap_or_else(|| root.clone()),
+        _ => root.clone(),
+    };
     let result = match cli.command {
         Command::Images(a)
         | Command::Image {
@@ -197,7 +202,34 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
+            if let Some(hint) = out_of_space(&e, &writes_to) {
+                eprintln!("{hint}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// The plain statement a full disk deserves, naming what could not be written: the cause alone ("No space left
+/// on device (os error 28)") names neither. While pushing (`push`, the second half of `copy`) it is the registry
+/// that is full; otherwise it is `writes_to`.
+fn out_of_space(e: &anyhow::Error, writes_to: &std::path::Path) -> Option<String> {
+    let full = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC))
+            || c.to_string().contains("No space left on device")
+    });
+    if !full {
+        return None;
+    }
+    if e.to_string().starts_with("pushing ") {
+        return Some(
+            "Error: the registry has no space left for this push; free some space on its side and push again"
+                .to_string(),
+        );
+    }
+    Some(format!(
+        "Error: no space left on the device holding {}; free some space and run the command again",
+        writes_to.display()
+    ))
 }

@@ -261,6 +261,7 @@ impl RuncExecutor {
         let base = snapshots.get(&req.layers, &req.diff_ids, &*store)?;
 
         fs::create_dir_all(&self.tmp)?;
+        prune::reap_dead_steps(&self.tmp, &self.runtime);
         let id = format!("lw-run-{}-{}", std::process::id(), unique_suffix());
         let work = self.tmp.join(&id);
         fs::create_dir(&work)?;

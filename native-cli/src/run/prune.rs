@@ -121,3 +121,57 @@ pub fn prune_builder(store: &Store) -> Result<(Pruned, cachemount::Cleared)> {
 pub fn remove_snapshots(store: &Store) -> Result<usize> {
     Ok(prune_snapshots(store, true)?.snapshots)
 }
+
+/// What a killed build left of its RUN steps: `lw-run-PID-*` work trees in `tmp` whose process is gone, with
+/// their runc container (killed and deleted: the step's processes go too) and their mounts (overlay root, bind
+/// and cache mounts). A tree is removed only once nothing is mounted under it, so removal never reaches through
+/// a bind mount into a cache directory or the host. Called before each step, so nothing outlives the next build.
+pub fn reap_dead_steps(tmp: &Path, runtime: &super::runtime::Runtime) {
+    let Ok(rd) = fs::read_dir(tmp) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = id
+            .strip_prefix("lw-run-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || super::container::pid_alive(pid) {
+            continue;
+        }
+        runtime.kill(&id, "KILL");
+        runtime.delete(&id);
+        let work = e.path();
+        // Deepest first, so a mount inside the overlay root goes before the root.
+        let mut under = mounts_under(&work);
+        under.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+        for m in under {
+            drop(super::UnmountOnDrop(Some(m)));
+        }
+        if mounts_under(&work).is_empty() {
+            let _ = fsutil::remove_tree(&work);
+        }
+    }
+}
+
+/// Mount points at or under `dir` (from /proc/self/mounts, whose octal escapes are undone).
+fn mounts_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(text) = fs::read_to_string("/proc/self/mounts") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .map(|p| {
+            std::path::PathBuf::from(
+                p.replace("\\040", " ")
+                    .replace("\\011", "\t")
+                    .replace("\\012", "\n")
+                    .replace("\\134", "\\"),
+            )
+        })
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}

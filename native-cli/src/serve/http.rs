@@ -1,7 +1,9 @@
 //! The HTTP/1.1 server under `layerwright serve`, on hyper (tokio): keep-alive, chunked bodies, `Expect:
 //! 100-continue`, header size limits and timeouts come from hyper. Handlers stay blocking code (they stream files
 //! and run RUN steps): each request runs on tokio's blocking pool, its body reaching the handler as a `Read` and
-//! its response body streaming back from one, so a slow client holds a task, not a thread.
+//! its response body streaming back from one, so a slow client holds a task, not a thread. A request with a body
+//! holds its handler while the body arrives, so such requests get at most half the handlers and must keep up a
+//! minimum rate; heads must arrive within [`IDLE`] and stay under [`MAX_HEAD`].
 //!
 //! A TLS ClientHello gets a plain HTTP answer at once: TLS clients then report "server gave HTTP response to HTTPS
 //! client", which is what makes docker fall back to plain HTTP for an insecure registry.
@@ -20,7 +22,7 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt as _;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 /// Largest request head (request line plus headers).
 const MAX_HEAD: usize = 16 * 1024;
@@ -30,6 +32,13 @@ const IDLE: Duration = Duration::from_secs(15);
 const BODY_IO: Duration = Duration::from_secs(120);
 /// Size of the pieces a response body is read in.
 const CHUNK: usize = 256 * 1024;
+/// After this long, a request body must keep arriving at [`MIN_BODY_RATE`] on average (time the handler takes
+/// to consume what arrived does not count), so a trickling upload cannot hold a handler forever: Apache's
+/// mod_reqtimeout defaults (20 s, then 500 bytes/s).
+const BODY_GRACE: Duration = Duration::from_secs(20);
+const MIN_BODY_RATE: u64 = 500;
+/// Requests with a body that run at once on a connection served alone ([`serve_stream`]).
+const BODY_SLOTS_ALONE: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
@@ -181,10 +190,16 @@ impl Read for ChannelBody {
     }
 }
 
-/// Forward the request body's data frames to the handler's reader, each within [`BODY_IO`].
+/// Forward the request body's data frames to the handler's reader, each within [`BODY_IO`], the whole at
+/// [`MIN_BODY_RATE`] or better once past [`BODY_GRACE`].
 async fn pump_request(mut body: Incoming, tx: mpsc::Sender<io::Result<Bytes>>) {
+    // Time spent waiting for the client (not for the handler), and what the client sent meanwhile.
+    let (mut waited, mut received) = (Duration::ZERO, 0u64);
     loop {
-        let item = match tokio::time::timeout(BODY_IO, body.frame()).await {
+        let t = tokio::time::Instant::now();
+        let next = tokio::time::timeout(BODY_IO, body.frame()).await;
+        waited += t.elapsed();
+        let item = match next {
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "request body stalled",
@@ -192,7 +207,17 @@ async fn pump_request(mut body: Incoming, tx: mpsc::Sender<io::Result<Bytes>>) {
             Ok(None) => return,
             Ok(Some(Ok(f))) => match f.into_data() {
                 Ok(d) if d.is_empty() => continue,
-                Ok(d) => Ok(d),
+                Ok(d) => {
+                    received += d.len() as u64;
+                    if waited > BODY_GRACE && received < MIN_BODY_RATE * waited.as_secs() {
+                        Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("request body slower than {MIN_BODY_RATE} bytes/s"),
+                        ))
+                    } else {
+                        Ok(d)
+                    }
+                }
                 Err(_) => continue, // trailers
             },
             Ok(Some(Err(e))) => Err(io::Error::other(e.to_string())),
@@ -316,6 +341,7 @@ async fn serve_one(
     req: hyper::Request<Incoming>,
     peer: Option<SocketAddr>,
     handler: Arc<Handler>,
+    bodies: Arc<Semaphore>,
 ) -> Result<hyper::Response<StreamBody>, Infallible> {
     let (parts, body) = req.into_parts();
     let method = Method::from(&parts.method);
@@ -350,7 +376,18 @@ async fn serve_one(
     };
     let mut r = Request::new(method, &url, headers, Box::new(reader), length);
     r.set_peer(peer);
-    let out = tokio::task::spawn_blocking(move || handler(&mut r)).await;
+    // A request with a body may hold its handler as long as the client takes to send it: such requests get
+    // half the handlers at most, so slow uploads never starve pulls (the rest wait here, costing no thread).
+    let permit = if length != Some(0) {
+        bodies.acquire_owned().await.ok()
+    } else {
+        None
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        handler(&mut r)
+    })
+    .await;
     Ok(match out {
         Ok((resp, close)) => to_hyper(resp, head, close),
         Err(_) => to_hyper(
@@ -367,7 +404,7 @@ async fn serve_one(
 }
 
 /// Serve one connection: a TLS ClientHello gets an HTTP answer, anything else goes to hyper.
-async fn connection(stream: tokio::net::TcpStream, handler: Arc<Handler>) {
+async fn connection(stream: tokio::net::TcpStream, handler: Arc<Handler>, bodies: Arc<Semaphore>) {
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
     match tokio::time::timeout(IDLE, stream.peek(&mut first)).await {
@@ -390,7 +427,7 @@ async fn connection(stream: tokio::net::TcpStream, handler: Arc<Handler>) {
         _ => return,
     }
     let peer = stream.peer_addr().ok();
-    serve_stream_from(stream, peer, handler).await;
+    serve_stream_from(stream, peer, handler, bodies).await;
 }
 
 /// HTTP/1.1 over any byte stream: a socket, or an in-memory pipe (fuzzing feeds raw bytes this way).
@@ -398,15 +435,28 @@ pub async fn serve_stream<S>(stream: S, handler: Arc<Handler>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    serve_stream_from(stream, None, handler).await
+    serve_stream_from(
+        stream,
+        None,
+        handler,
+        Arc::new(Semaphore::new(BODY_SLOTS_ALONE)),
+    )
+    .await
 }
 
-/// [`serve_stream`] for a client at `peer` (handlers see it as [`Request::peer`]).
-pub async fn serve_stream_from<S>(stream: S, peer: Option<SocketAddr>, handler: Arc<Handler>)
-where
+/// [`serve_stream`] for a client at `peer` (handlers see it as [`Request::peer`]), requests with a body taking
+/// one of `bodies`' permits while they run.
+async fn serve_stream_from<S>(
+    stream: S,
+    peer: Option<SocketAddr>,
+    handler: Arc<Handler>,
+    bodies: Arc<Semaphore>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| serve_one(req, peer, handler.clone()));
+    let svc = hyper::service::service_fn(move |req| {
+        serve_one(req, peer, handler.clone(), bodies.clone())
+    });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(IDLE)
@@ -437,6 +487,8 @@ impl Server {
         let addr = std_listener.local_addr()?;
         let stop = Arc::new(Notify::new());
         let stopped = stop.clone();
+        // The blocking pool has 2 × workers threads; requests with bodies get half of them.
+        let bodies = Arc::new(Semaphore::new(workers.max(2)));
         let thread = std::thread::spawn(move || {
             rt.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
@@ -447,7 +499,7 @@ impl Server {
                         _ = stopped.notified() => return,
                         acc = listener.accept() => {
                             if let Ok((s, _)) = acc {
-                                tokio::spawn(connection(s, handler.clone()));
+                                tokio::spawn(connection(s, handler.clone(), bodies.clone()));
                             }
                         }
                     }

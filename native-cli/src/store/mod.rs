@@ -73,6 +73,18 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// Whether a temporary file's name (`.tmp-PID-...`, see [`tempfile_in`]) says a process that is gone made it.
+fn made_by_dead_process(name: &str) -> bool {
+    let Some(pid) = name
+        .strip_prefix(".tmp-")
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// A uniquely named new file in `dir`.
 pub fn tempfile_in(dir: &Path) -> Result<(PathBuf, File)> {
     for attempt in 0..1000u32 {
@@ -109,6 +121,7 @@ impl Store {
         let s = Store {
             root: root.to_path_buf(),
         };
+        s.sweep_dead_temporaries();
         let layout = root.join("oci-layout");
         if !layout.exists() {
             write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -123,6 +136,31 @@ impl Store {
             }
         }
         Ok(s)
+    }
+
+    /// Remove the temporary files of killed processes where the store makes them (its root for `index.json`, `tmp/`,
+    /// the pin directories), so none outlives the next command. A live process's files are left alone: the PID
+    /// in the name says whose they are. Best effort, and cheap: these directories hold few entries.
+    fn sweep_dead_temporaries(&self) {
+        let mut dirs = vec![self.root.clone(), self.tmp_dir()];
+        if let Ok(rd) = fs::read_dir(self.root.join("pins")) {
+            dirs.extend(rd.flatten().map(|e| e.path()));
+        }
+        for dir in dirs {
+            let Ok(rd) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                if made_by_dead_process(&e.file_name().to_string_lossy()) {
+                    let p = e.path();
+                    let _ = if p.is_dir() {
+                        fs::remove_dir_all(&p)
+                    } else {
+                        fs::remove_file(&p)
+                    };
+                }
+            }
+        }
     }
 
     /// The default root: `$XDG_DATA_HOME/layerwright` or `~/.local/share/layerwright`.
@@ -693,5 +731,33 @@ mod tests {
         assert!(!other.exists());
         store.clean_uploads(Duration::ZERO);
         assert!(!upload.exists(), "an idle one goes");
+    }
+
+    #[test]
+    fn opening_removes_the_temporaries_of_dead_processes_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let dead_files = [
+            tmp.path().join(format!(".tmp-{dead}-1-0")),
+            store.tmp_dir().join(format!(".tmp-{dead}-2-0")),
+        ];
+        for f in &dead_files {
+            fs::write(f, b"half").unwrap();
+        }
+        let mine = store
+            .tmp_dir()
+            .join(format!(".tmp-{}-3-0", std::process::id()));
+        fs::write(&mine, b"in progress").unwrap();
+        let other = tmp.path().join("notes.tmp");
+        fs::write(&other, b"not ours").unwrap();
+        Store::open(tmp.path()).unwrap();
+        for f in &dead_files {
+            assert!(!f.exists(), "{} outlived its dead writer", f.display());
+        }
+        assert!(mine.exists(), "a live process's temporary file stays");
+        assert!(other.exists(), "files not named as our temporaries stay");
     }
 }
