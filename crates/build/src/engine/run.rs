@@ -4,7 +4,7 @@
 use lw_dockerfile::instructions::RunCommand as Run;
 
 use super::stage::{cache_lookup, finish_step, run_argv, StageState};
-use super::{expand, history, rootfs, word_env, Host, Shared, PROXY_ARGS};
+use super::{expand, history, rootfs, Host, Shared, PROXY_ARGS};
 use crate::events::BuildEvent;
 use crate::host::{CachedLayer, RunRequest};
 use crate::Error;
@@ -21,7 +21,7 @@ pub(super) async fn run_step(
     line: usize,
     step: usize,
 ) -> Result<(), Error> {
-    let env = word_env(st);
+    let env = st.env.clone();
     let ex = |w: &str| expand(shared, line, w, &env);
     let code = r.source.code.clone();
     // BuildKit's stable frontend builds without the labs `RUN --device`.

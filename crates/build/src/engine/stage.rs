@@ -11,7 +11,7 @@ use lw_oci::{Descriptor, Digest, DigestHasher, HealthConfig, History, ImageConfi
 
 use super::copy::{Data, Item};
 use super::layers::write_items;
-use super::{expand, history, rootfs, word_env, Host, LayerReport, Shared};
+use super::{expand, history, rootfs, Host, LayerReport, Shared};
 use crate::events::BuildEvent;
 use crate::host::CachedLayer;
 use crate::Error;
@@ -182,13 +182,17 @@ fn image_env(config: &ImageConfig) -> Vec<(String, String)> {
 }
 
 pub(super) fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
-    if let Ok(i) = name.parse::<usize>() {
-        return (i < before).then_some(i);
-    }
-    let lower = name.to_ascii_lowercase();
-    shared.stage_names[..before]
-        .iter()
-        .rposition(|n| n.as_deref() == Some(lower.as_str()))
+    shared.plan.stage_ref(name, before)
+}
+
+/// Where a step is: its stage, its step number (FROM is 1), its line, and which instruction of the stage's body in
+/// the model it is (`None` for an ONBUILD trigger of the base, which the Dockerfile's model does not hold).
+#[derive(Clone, Copy)]
+pub(super) struct StepAt {
+    pub stage: usize,
+    pub step: usize,
+    pub line: usize,
+    pub body: Option<usize>,
 }
 
 pub(crate) async fn run_stage(
@@ -196,8 +200,9 @@ pub(crate) async fn run_stage(
     host: &mut Host<'_>,
     done: &[Option<StageState>],
     index: usize,
-    stage: &instructions::Stage,
 ) -> Result<StageState, Error> {
+    let stage = &shared.plan.stages[index];
+    let model = &shared.plan.model.stages[index];
     let from = &stage.from;
     let line = from.source.span.start.line;
     let total = stage.commands.len() + 1;
@@ -208,12 +213,16 @@ pub(crate) async fn run_stage(
         line,
         text: from.source.code.clone(),
     });
-    let base = expand(shared, line, &from.base_name, &shared.global_args)?;
-    let platform = if from.platform.is_empty() {
-        shared.opts.platform.clone()
-    } else {
-        let p = expand(shared, line, &from.platform, &shared.global_args)?;
-        Platform::parse(&p).map_err(|e| shared.err(line, format!("FROM --platform: {e}")))?
+    // The model expanded FROM's words with the global scope.
+    if let Some(e) = &model.from.error {
+        return Err(shared.err(line, e.clone()));
+    }
+    let base = model.base_name.clone();
+    let platform = match &model.platform {
+        None => shared.opts.platform.clone(),
+        Some(p) => {
+            Platform::parse(p).map_err(|e| shared.err(line, format!("FROM --platform: {e}")))?
+        }
     };
     let mut st = if base.eq_ignore_ascii_case("scratch") {
         let config = scratch(&platform);
@@ -269,7 +278,7 @@ pub(crate) async fn run_stage(
     };
     (host.events)(BuildEvent::StageStarted {
         stage: index,
-        name: shared.stage_names[index].clone(),
+        name: shared.plan.stage_name(index),
         base: base.clone(),
     });
     (host.events)(BuildEvent::StepFinished {
@@ -290,7 +299,13 @@ pub(crate) async fn run_stage(
             for inst in instructions::parse(&df)
                 .map_err(|e| shared.err(line, format!("ONBUILD {t}: {e}")))?
             {
-                step_any(shared, host, done, index, &mut st, &inst, line, 1).await?;
+                let at = StepAt {
+                    stage: index,
+                    step: 1,
+                    line,
+                    body: None,
+                };
+                step_any(shared, host, done, &mut st, &inst, at).await?;
             }
         }
     }
@@ -303,34 +318,69 @@ pub(crate) async fn run_stage(
             line: l,
             text: inst.source().code.clone(),
         });
-        step_any(shared, host, done, index, &mut st, inst, l, n + 2).await?;
+        let at = StepAt {
+            stage: index,
+            step: n + 2,
+            line: l,
+            body: Some(n),
+        };
+        step_any(shared, host, done, &mut st, inst, at).await?;
     }
     Ok(st)
 }
 
 /// One instruction: RUN may wait for its executor; every other instruction completes at once.
-#[allow(clippy::too_many_arguments)]
 async fn step_any(
     shared: &Shared<'_>,
     host: &mut Host<'_>,
     done: &[Option<StageState>],
-    index: usize,
     st: &mut StageState,
     inst: &Instruction,
-    line: usize,
-    step: usize,
+    at: StepAt,
 ) -> Result<(), Error> {
+    let (index, line, step) = (at.stage, at.line, at.step);
     match inst {
         Instruction::Run(r) => {
             super::run::run_step(shared, host, done, index, st, r, line, step).await
         }
         // COPY and ADD may await a member pool (the tab's workers) while their layer is compressed.
         Instruction::Copy(_) | Instruction::Add(_) => {
-            let env = word_env(st);
+            let env = st.env.clone();
             super::copy_step::copy_step(shared, host, done, index, st, inst, line, step, &env).await
         }
-        _ => dispatch(shared, host, index, st, inst, line, step),
+        _ => dispatch(shared, host, st, inst, at),
     }
+}
+
+/// The value an ARG gives `def.key`, as BuildKit's dispatchArg: the build arg, else the default expanded, else the
+/// global ARG's value. Build args and global values are the model's; so is the expanded default, unless it names a
+/// variable the Dockerfile does not set (an image base's ENV) or the ARG is an ONBUILD trigger's, which only the
+/// build's state environment holds.
+fn arg_value(
+    shared: &Shared,
+    st: &StageState,
+    at: StepAt,
+    def: &instructions::ArgDef,
+) -> Result<Option<String>, Error> {
+    let plan = shared.plan;
+    Ok(match (plan.options.build_args.get(&def.key), &def.value) {
+        (Some(v), _) => Some(v.clone()),
+        (None, Some(v)) => match at.body {
+            Some(k)
+                if plan.model.stages[at.stage].instructions[k]
+                    .unmatched
+                    .is_empty() =>
+            {
+                plan.model.stages[at.stage].arg_value(k, &def.key)
+            }
+            _ => Some(expand(shared, at.line, v, &st.env)?),
+        },
+        (None, None) => plan
+            .model
+            .global_scope
+            .lookup(&def.key)
+            .and_then(|v| v.value.clone()),
+    })
 }
 
 /// A user[:group] to (uid, gid), reading the stage's /etc/passwd and /etc/group only when names need them.
@@ -503,17 +553,15 @@ where
     Ok((made, false))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn dispatch(
     shared: &Shared,
     host: &mut Host,
-    index: usize,
     st: &mut StageState,
     inst: &Instruction,
-    line: usize,
-    step: usize,
+    at: StepAt,
 ) -> Result<(), Error> {
-    let env = word_env(st);
+    let (index, line, step) = (at.stage, at.line, at.step);
+    let env = st.env.clone();
     let ex = |w: &str| expand(shared, line, w, &env);
     let code = inst.source().code.clone();
     match inst {
@@ -521,18 +569,7 @@ fn dispatch(
         Instruction::Arg(a) => {
             let mut parts = Vec::new();
             for def in &a.args {
-                let global = shared
-                    .global_args
-                    .iter()
-                    .find(|(k, _)| k == &def.key)
-                    .map(|(_, v)| v.clone());
-                let value = match shared.build_arg(&def.key) {
-                    Some(v) => Some(v),
-                    None => match &def.value {
-                        Some(v) => Some(ex(v)?),
-                        None => global,
-                    },
-                };
+                let value = arg_value(shared, st, at, def)?;
                 match &value {
                     Some(v) => {
                         parts.push(format!("{}={v}", def.key));
