@@ -10,8 +10,9 @@ use lw_oci::{Digest, DigestHasher};
 
 use super::copy::{self, CopySpec, Data, Item, SourceFs};
 use super::layers::write_items_async;
-use super::stage::{cache_lookup, chain, finish_step, resolve_owner, stage_ref, StageState};
-use super::{expand, history, rootfs, Host, Shared};
+use super::stage::{cache_lookup, chain, resolve_owner, stage_ref, StageState, StepCtx};
+use super::{expand, history, rootfs, Host};
+use crate::host::CachedLayer;
 use crate::Error;
 
 /// BuildKit's layer is a diff of the snapshot: a file copied over an identical one (same kind, mode, owner and
@@ -130,18 +131,14 @@ fn hash_context_file(host: &Host, p: &str, buf: &mut [u8]) -> Result<Digest, Err
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn copy_step(
-    shared: &Shared<'_>,
+    cx: &StepCtx<'_>,
     host: &mut Host<'_>,
-    done: &[Option<StageState>],
-    index: usize,
     st: &mut StageState,
     inst: &Instruction,
-    line: usize,
-    step: usize,
-    env: &[(String, String)],
 ) -> Result<(), Error> {
+    let (shared, line) = (cx.shared, cx.line);
+    let env = &st.env.clone();
     let ex = |w: &str| expand(shared, line, w, env);
     let (files, from, chown, chmod, parents, excludes, is_add, checksum, unpack, keyword) =
         match inst {
@@ -201,34 +198,19 @@ pub(super) async fn copy_step(
         heredocs: &heredoc_names,
         dest: &dest,
     });
-    let raw_lexer = Lexer {
-        raw_quotes: true,
-        ..shared.lexer
-    };
-    let mut heredocs = Vec::new();
-    for c in &files.source_contents {
-        let data = if c.expand {
-            raw_lexer
-                .process_word(&String::from_utf8_lossy(&c.data), &env.to_vec())
-                .map_err(|e| shared.err(line, e.to_string()))?
-                .into_bytes()
-        } else {
-            c.data.clone()
-        };
-        heredocs.push((c.path.clone(), data));
-    }
+    let heredocs = heredoc_files(cx, files, env)?;
     let chmod = if chmod.is_empty() {
         None
     } else {
         Some(
-            crate::chmod::parse_chmod(&ex(chmod)?)
+            crate::chmod::parse_chmod(&chmod_text)
                 .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?,
         )
     };
     let chown = if chown.is_empty() {
         None
     } else {
-        let spec = crate::chown::parse_chown(&ex(chown)?)
+        let spec = crate::chown::parse_chown(&chown_text)
             .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
         Some(resolve_owner(shared, host, st, &spec, line, keyword)?)
     };
@@ -236,25 +218,10 @@ pub(super) async fn copy_step(
         .iter()
         .map(|e| ex(e))
         .collect::<Result<Vec<_>, _>>()?;
-    // --from: another stage or an image, read with file contents.
-    let from = if from.is_empty() {
-        String::new()
-    } else {
-        ex(from)?
-    };
-    let from_tree: Option<FileTree> = if from.is_empty() {
+    let from_tree = if from.is_empty() {
         None
-    } else if let Some(j) = stage_ref(shared, &from, index) {
-        let s = done[j]
-            .as_ref()
-            .ok_or_else(|| shared.err(line, format!("stage {from} was not built")))?;
-        Some(rootfs::tree_of(&*host.blobs, &s.layers, true)?)
     } else {
-        let img = host
-            .images
-            .resolve(&from, &st.platform)
-            .map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
-        Some(rootfs::tree_of(&*host.blobs, &img.manifest.layers, true)?)
+        Some(from_tree(cx, host, st, &ex(from)?, keyword)?)
     };
     let workdir = st.workdir();
     st.tree(host)?;
@@ -301,28 +268,7 @@ pub(super) async fn copy_step(
         drop_unchanged(host, st, planned?)?
     };
     let code = inst.source().code.clone();
-    let (layer, cached) = if shared.opts.no_cache {
-        // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
-        let mut digests = BTreeMap::new();
-        let layer = write_items_async(host, &items, Some(&mut digests)).await?;
-        let content = items_digest(host, &items, &digests)?;
-        let key = chain(&st.key, &[&code, content.as_str()]);
-        st.key = key.clone();
-        host.cache.put(&key, Some(layer.clone()));
-        (layer, false)
-    } else {
-        let content = items_digest(host, &items, &BTreeMap::new())?;
-        let key = chain(&st.key, &[&code, content.as_str()]);
-        st.key = key.clone();
-        match cache_lookup(host, shared, &key) {
-            Some(hit) => (hit.expect("COPY makes a layer"), true),
-            None => {
-                let layer = write_items_async(host, &items, None).await?;
-                host.cache.put(&key, Some(layer.clone()));
-                (layer, false)
-            }
-        }
-    };
+    let (layer, cached) = write_layer(cx, host, st, &items, &code).await?;
     if let Some(t) = st.tree.as_mut() {
         for it in &items {
             t.insert(it.entry.clone(), st.layers.len(), None);
@@ -330,6 +276,86 @@ pub(super) async fn copy_step(
     }
     let d = layer.descriptor.clone();
     st.add_layer(shared, layer, created_by, cached);
-    finish_step(host, st, index, step, line, cached, Some(&d));
+    cx.finish(host, st, cached, Some(&d));
     Ok(())
+}
+
+/// Heredoc sources as (file name, contents), expanded unless their delimiter was quoted.
+fn heredoc_files(
+    cx: &StepCtx,
+    files: &lw_dockerfile::instructions::SourcesAndDest,
+    env: &[(String, String)],
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let raw_lexer = Lexer {
+        raw_quotes: true,
+        ..cx.shared.lexer
+    };
+    let mut heredocs = Vec::new();
+    for c in &files.source_contents {
+        let data = if c.expand {
+            raw_lexer
+                .process_word(&String::from_utf8_lossy(&c.data), &env.to_vec())
+                .map_err(|e| cx.shared.err(cx.line, e.to_string()))?
+                .into_bytes()
+        } else {
+            c.data.clone()
+        };
+        heredocs.push((c.path.clone(), data));
+    }
+    Ok(heredocs)
+}
+
+/// `--from`: the file tree of an earlier stage or of an image, read with file contents.
+fn from_tree(
+    cx: &StepCtx,
+    host: &mut Host,
+    st: &StageState,
+    from: &str,
+    keyword: &str,
+) -> Result<FileTree, Error> {
+    let (shared, line) = (cx.shared, cx.line);
+    if let Some(j) = stage_ref(shared, from, cx.stage) {
+        let s = cx.done[j]
+            .as_ref()
+            .ok_or_else(|| shared.err(line, format!("stage {from} was not built")))?;
+        return rootfs::tree_of(&*host.blobs, &s.layers, true);
+    }
+    let img = host
+        .images
+        .resolve(from, &st.platform)
+        .map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
+    rootfs::tree_of(&*host.blobs, &img.manifest.layers, true)
+}
+
+/// The copy's layer from the cache or written now; the step's cache key covers the items' content.
+async fn write_layer(
+    cx: &StepCtx<'_>,
+    host: &mut Host<'_>,
+    st: &mut StageState,
+    items: &[Item],
+    code: &str,
+) -> Result<(CachedLayer, bool), Error> {
+    let shared = cx.shared;
+    Ok(if shared.opts.no_cache {
+        // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
+        let mut digests = BTreeMap::new();
+        let layer = write_items_async(host, items, Some(&mut digests)).await?;
+        let content = items_digest(host, items, &digests)?;
+        let key = chain(&st.key, &[code, content.as_str()]);
+        st.key = key.clone();
+        host.cache.put(&key, Some(layer.clone()));
+        (layer, false)
+    } else {
+        let content = items_digest(host, items, &BTreeMap::new())?;
+        let key = chain(&st.key, &[code, content.as_str()]);
+        st.key = key.clone();
+        match cache_lookup(host, shared, &key) {
+            Some(hit) => (hit.expect("COPY makes a layer"), true),
+            None => {
+                let layer = write_items_async(host, items, None).await?;
+                host.cache.put(&key, Some(layer.clone()));
+                (layer, false)
+            }
+        }
+    })
 }

@@ -12,6 +12,7 @@ pub mod rootfs;
 mod run;
 mod run_mounts;
 mod stage;
+mod workdir;
 
 use std::collections::BTreeMap;
 use std::future::Future;
