@@ -8,7 +8,7 @@ use lw_dockerfile::shell::Lexer;
 use lw_layer::tree::FileTree;
 use lw_oci::{Digest, DigestHasher};
 
-use super::copy::{self, CopySpec, Data, Item, SourceFs};
+use super::copy::{CopySpec, Data, Item, SourceFs};
 use super::layers::write_items_async;
 use super::stage::{cache_lookup, chain, resolve_owner, stage_ref, StageState, StepCtx};
 use super::{expand, history, rootfs, Host};
@@ -131,6 +131,58 @@ fn hash_context_file(host: &Host, p: &str, buf: &mut [u8]) -> Result<Digest, Err
     }
 }
 
+/// The flags and words of a COPY or ADD, by name.
+struct CopyFields<'i> {
+    files: &'i lw_dockerfile::instructions::SourcesAndDest,
+    from: &'i str,
+    chown: &'i str,
+    chmod: &'i str,
+    parents: bool,
+    excludes: &'i [String],
+    is_add: bool,
+    checksum: &'i str,
+    unpack: Option<bool>,
+    keep_git_dir: Option<bool>,
+    link: bool,
+    keyword: &'static str,
+}
+
+impl<'i> CopyFields<'i> {
+    fn of(inst: &'i Instruction) -> CopyFields<'i> {
+        match inst {
+            Instruction::Copy(c) => CopyFields {
+                files: &c.files,
+                from: &c.from,
+                chown: &c.chown,
+                chmod: &c.chmod,
+                parents: c.parents,
+                excludes: &c.excludes,
+                is_add: false,
+                checksum: "",
+                unpack: None,
+                keep_git_dir: None,
+                link: c.link,
+                keyword: "COPY",
+            },
+            Instruction::Add(a) => CopyFields {
+                files: &a.files,
+                from: "",
+                chown: &a.chown,
+                chmod: &a.chmod,
+                parents: false,
+                excludes: &a.excludes,
+                is_add: true,
+                checksum: &a.checksum,
+                unpack: a.unpack,
+                keep_git_dir: a.keep_git_dir,
+                link: a.link,
+                keyword: "ADD",
+            },
+            _ => unreachable!("copy_step is for COPY and ADD"),
+        }
+    }
+}
+
 pub(super) async fn copy_step(
     cx: &StepCtx<'_>,
     host: &mut Host<'_>,
@@ -140,50 +192,36 @@ pub(super) async fn copy_step(
     let (shared, line) = (cx.shared, cx.line);
     let env = &st.env.clone();
     let ex = |w: &str| expand(shared, line, w, env);
-    let (files, from, chown, chmod, parents, excludes, is_add, checksum, unpack, keyword) =
-        match inst {
-            Instruction::Copy(c) => (
-                &c.files,
-                c.from.as_str(),
-                &c.chown,
-                &c.chmod,
-                c.parents,
-                &c.excludes,
-                false,
-                "",
-                None,
-                "COPY",
-            ),
-            Instruction::Add(a) => (
-                &a.files,
-                "",
-                &a.chown,
-                &a.chmod,
-                false,
-                &a.excludes,
-                true,
-                a.checksum.as_str(),
-                a.unpack,
-                "ADD",
-            ),
-            _ => unreachable!("copy_step is for COPY and ADD"),
-        };
+    let CopyFields {
+        files,
+        from,
+        chown,
+        chmod,
+        parents,
+        excludes,
+        is_add,
+        checksum,
+        unpack,
+        keep_git_dir,
+        link,
+        keyword,
+    } = CopyFields::of(inst);
     let srcs = files
         .source_paths
         .iter()
         .map(|s| ex(s))
         .collect::<Result<Vec<_>, _>>()?;
     let dest = ex(&files.dest)?;
-    let chown_text = if chown.is_empty() {
-        String::new()
-    } else {
-        ex(chown)?
+    // An empty flag (not given) stays empty.
+    let ex_flag = |w: &str| {
+        if w.is_empty() {
+            Ok(String::new())
+        } else {
+            ex(w)
+        }
     };
-    let chmod_text = if chmod.is_empty() {
-        String::new()
-    } else {
-        ex(chmod)?
-    };
+    let chown_text = ex_flag(chown)?;
+    let chmod_text = ex_flag(chmod)?;
     let heredoc_names: Vec<String> = files
         .source_contents
         .iter()
@@ -199,33 +237,17 @@ pub(super) async fn copy_step(
         dest: &dest,
     });
     let heredocs = heredoc_files(cx, files, env)?;
-    let chmod = if chmod.is_empty() {
-        None
-    } else {
-        Some(
-            crate::chmod::parse_chmod(&chmod_text)
-                .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?,
-        )
-    };
-    let chown = if chown.is_empty() {
-        None
-    } else {
-        let spec = crate::chown::parse_chown(&chown_text)
-            .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
-        Some(resolve_owner(shared, host, st, &spec, line, keyword)?)
-    };
+    let (chown, chmod) = owner_and_mode(cx, host, st, (&chown_text, &chmod_text), keyword)?;
     let excludes = excludes
         .iter()
         .map(|e| ex(e))
         .collect::<Result<Vec<_>, _>>()?;
+    let from = ex_flag(from)?;
     let from_tree = if from.is_empty() {
         None
     } else {
-        Some(from_tree(cx, host, st, &ex(from)?, keyword)?)
+        Some(from_tree(cx, host, st, &from, keyword)?)
     };
-    let workdir = st.workdir();
-    st.tree(host)?;
-    let rootfs_tree = st.tree.take().expect("tree built above");
     let spec = CopySpec {
         line,
         keyword: if is_add { "ADD" } else { "COPY" },
@@ -233,7 +255,7 @@ pub(super) async fn copy_step(
         raw_srcs: files.source_paths.clone(),
         heredocs,
         dest,
-        workdir,
+        workdir: st.workdir(),
         from: match &from_tree {
             Some(t) => SourceFs::Tree(t),
             None => SourceFs::Context(host.context),
@@ -245,28 +267,11 @@ pub(super) async fn copy_step(
         is_add,
         checksum: (!checksum.is_empty()).then(|| checksum.to_string()),
         unpack,
-        keep_git_dir: match inst {
-            Instruction::Add(a) => a.keep_git_dir,
-            _ => None,
-        },
+        keep_git_dir,
     };
     // BuildKit builds a `--link` copy (without --chmod) on an empty tree and merges it on top: the directories
     // it needs are made afresh (0755, owned as the copy) instead of keeping the stage's own.
-    let linked = match inst {
-        Instruction::Copy(c) => c.link,
-        Instruction::Add(a) => a.link,
-        _ => false,
-    } && chmod_text.is_empty();
-    let empty = FileTree::new();
-    let base_tree = if linked { &empty } else { &rootfs_tree };
-    let planned = copy::plan(shared, spec, base_tree, host.fetch.as_deref_mut());
-    st.tree = Some(rootfs_tree);
-    // A --link copy is a layer of its own, merged as it is.
-    let items = if linked {
-        planned?
-    } else {
-        drop_unchanged(host, st, planned?)?
-    };
+    let items = plan_items(cx, host, st, spec, link && chmod_text.is_empty())?;
     let code = inst.source().code.clone();
     let (layer, cached) = write_layer(cx, host, st, &items, &code).await?;
     if let Some(t) = st.tree.as_mut() {
@@ -278,6 +283,55 @@ pub(super) async fn copy_step(
     st.add_layer(shared, layer, created_by, cached);
     cx.finish(host, st, cached, Some(&d));
     Ok(())
+}
+
+/// The copy's entries, planned on the stage's tree (on an empty one when `linked`); a `--link` copy is a layer of
+/// its own, merged as it is, any other leaves out what it does not change.
+fn plan_items(
+    cx: &StepCtx,
+    host: &mut Host,
+    st: &mut StageState,
+    spec: CopySpec,
+    linked: bool,
+) -> Result<Vec<Item>, Error> {
+    st.tree(host)?;
+    let rootfs_tree = st.tree.take().expect("tree built above");
+    let empty = FileTree::new();
+    let base_tree = if linked { &empty } else { &rootfs_tree };
+    let planned = super::copy_plan::plan(cx.shared, spec, base_tree, host.fetch.as_deref_mut());
+    st.tree = Some(rootfs_tree);
+    if linked {
+        planned
+    } else {
+        drop_unchanged(host, st, planned?)
+    }
+}
+
+/// `--chown` (resolved in the stage's /etc/passwd and /etc/group) and `--chmod`, each when given.
+fn owner_and_mode(
+    cx: &StepCtx,
+    host: &Host,
+    st: &mut StageState,
+    (chown, chmod): (&str, &str),
+    keyword: &str,
+) -> Result<(Option<(u32, u32)>, Option<crate::chmod::Chmod>), Error> {
+    let (shared, line) = (cx.shared, cx.line);
+    let chmod = if chmod.is_empty() {
+        None
+    } else {
+        Some(
+            crate::chmod::parse_chmod(chmod)
+                .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?,
+        )
+    };
+    let chown = if chown.is_empty() {
+        None
+    } else {
+        let spec = crate::chown::parse_chown(chown)
+            .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
+        Some(resolve_owner(shared, host, st, &spec, line, keyword)?)
+    };
+    Ok((chown, chmod))
 }
 
 /// Heredoc sources as (file name, contents), expanded unless their delimiter was quoted.

@@ -3,6 +3,7 @@
 
 mod checks;
 mod copy;
+mod copy_plan;
 mod copy_step;
 mod git_source;
 mod history;

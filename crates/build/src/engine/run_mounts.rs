@@ -5,7 +5,7 @@
 use lw_layer::tree::FileTree;
 use lw_oci::{Descriptor, Digest, DigestHasher};
 
-use super::copy::{self, CopySpec, Item, SourceFs};
+use super::copy::{CopySpec, Item, SourceFs};
 use super::copy_step::items_digest;
 use super::layers::write_items;
 use super::stage::{chain, stage_ref, StageState};
@@ -200,7 +200,7 @@ fn context_items(
         unpack: None,
         keep_git_dir: None,
     };
-    copy::plan(shared, spec, &FileTree::new(), None)
+    super::copy_plan::plan(shared, spec, &FileTree::new(), None)
 }
 
 /// The RUN step's cache key: its command, mounts and network, plus the mounted sources' contents (so a changed
