@@ -99,7 +99,7 @@ fn editor_model_options() -> ModelOptions {
 
 /// The scope view of `parse` for a Dockerfile: per instruction line, the variables that have a value there (name
 /// and value, in declaration order); `None` when the Dockerfile has no model (a syntax or stage error).
-pub fn scope_view(src: &str) -> Option<Vec<(usize, Vec<(String, String)>)>> {
+pub fn scope_view(src: &str) -> Option<Vec<engine::InstructionScope>> {
     let r = parse_result(src);
     if r.stages.is_empty() {
         return None;
@@ -113,7 +113,7 @@ pub fn scope_view(src: &str) -> Option<Vec<(usize, Vec<(String, String)>)>> {
                 .into_iter()
                 .filter_map(|v| Some((v.name, v.value?)))
                 .collect();
-            (s.line, vars)
+            engine::InstructionScope { line: s.line, vars }
         })
         .collect();
     Some(view)

@@ -57,14 +57,9 @@ fn corpus() -> Vec<PathBuf> {
 }
 
 /// The engine's scope per instruction, in the shape of the editor's view.
-fn engine_view(src: &[u8]) -> Result<Vec<(usize, Vec<(String, String)>)>, lw_build::Error> {
+fn engine_view(src: &[u8]) -> Result<Vec<engine::InstructionScope>, lw_build::Error> {
     let opts = BuildOptions::new(src.to_vec(), Platform::new("linux", "amd64", None));
-    let plan = engine::plan(&opts)?;
-    Ok(plan
-        .scopes()
-        .into_iter()
-        .map(|s| (s.line, s.vars))
-        .collect())
+    Ok(engine::plan(&opts)?.scopes())
 }
 
 /// The instruction-level error `parse` shows as a diagnostic.
@@ -86,7 +81,7 @@ fn editor_scopes_equal_engine_scopes_on_every_corpus_dockerfile() {
         match (editor, engine_view(&src)) {
             (Some(e), Ok(b)) => {
                 compared += 1;
-                vars += b.iter().map(|(_, v)| v.len()).sum::<usize>();
+                vars += b.iter().map(|s| s.vars.len()).sum::<usize>();
                 if e != b {
                     differ.push(format!("{}:\n editor {e:?}\n engine {b:?}", f.display()));
                 }

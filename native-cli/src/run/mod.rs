@@ -270,7 +270,7 @@ impl RuncExecutor {
                 // `from=`: the engine resolved the seed of a new cache directory.
                 let seed = match step.req.binds.iter().find(|b| b.mount == i) {
                     Some(src) => {
-                        let root = step.snapshots.get(&src.layers, &src.diff_ids, &*store)?;
+                        let root = step.snapshots.get(&src.layers, &src.diff_ids, store)?;
                         Some(fsutil::resolve_in_root(&root, &src.path)?)
                     }
                     None => None,

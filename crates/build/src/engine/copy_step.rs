@@ -307,6 +307,9 @@ fn plan_items(
     }
 }
 
+/// `--chown` as (uid, gid) and `--chmod`.
+type OwnerAndMode = (Option<(u32, u32)>, Option<crate::chmod::Chmod>);
+
 /// `--chown` (resolved in the stage's /etc/passwd and /etc/group) and `--chmod`, each when given.
 fn owner_and_mode(
     cx: &StepCtx,
@@ -314,7 +317,7 @@ fn owner_and_mode(
     st: &mut StageState,
     (chown, chmod): (&str, &str),
     keyword: &str,
-) -> Result<(Option<(u32, u32)>, Option<crate::chmod::Chmod>), Error> {
+) -> Result<OwnerAndMode, Error> {
     let (shared, line) = (cx.shared, cx.line);
     let chmod = if chmod.is_empty() {
         None
