@@ -12,4 +12,4 @@ pub mod events;
 pub mod host;
 pub mod ignore;
 
-pub use error::Error;
+pub use error::{Error, StepError};

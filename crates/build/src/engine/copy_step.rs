@@ -13,7 +13,7 @@ use super::layers::write_items_async;
 use super::stage::{cache_lookup, chain, resolve_owner, stage_ref, StageState, StepCtx};
 use super::{expand, history, rootfs, Host};
 use crate::host::CachedLayer;
-use crate::Error;
+use crate::{Error, StepError};
 
 /// BuildKit's layer is a diff of the snapshot: a file copied over an identical one (same kind, mode, owner and
 /// bytes) changes nothing, and an existing directory is in the layer only when something below it changed.
@@ -374,7 +374,7 @@ fn from_tree(
     if let Some(j) = stage_ref(shared, from, cx.stage) {
         let s = cx.done[j]
             .as_ref()
-            .ok_or_else(|| shared.err(line, format!("stage {from} was not built")))?;
+            .ok_or_else(|| shared.err(line, StepError::not_built("", from)))?;
         return rootfs::tree_of(&*host.blobs, &s.layers, true);
     }
     let img = host

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::context::Context;
 use crate::events::BuildEvent;
 use crate::host::{put_bytes, AsyncRunExecutor, BlobStore, Cache, ImageSource, UrlFetcher};
-use crate::Error;
+use crate::{Error, StepError};
 pub use plan::{model_options, plan, InstructionScope, Plan};
 use stage::StageState;
 
@@ -118,11 +118,11 @@ pub(crate) struct Shared<'o> {
 }
 
 impl Shared<'_> {
-    pub fn err(&self, line: usize, message: impl Into<String>) -> Error {
+    pub fn err(&self, line: usize, kind: impl Into<StepError>) -> Error {
         Error::Step {
             file: self.opts.dockerfile_name.clone(),
             line,
-            message: message.into(),
+            kind: kind.into(),
         }
     }
 
@@ -151,7 +151,7 @@ pub(crate) fn expand(
     shared
         .lexer
         .process_word(word, &env.to_vec())
-        .map_err(|e| shared.err(line, e.to_string()))
+        .map_err(|e| shared.err(line, StepError::Expansion(e.to_string())))
 }
 
 /// Build the image with an executor that answers at once (every [`crate::host::RunExecutor`]). On error

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::run_mounts;
 use super::BuildOptions;
 use crate::host::ImageSource;
-use crate::Error;
+use crate::{Error, StepError};
 
 /// A parsed Dockerfile, its model and its typed instructions.
 pub struct Plan {
@@ -72,15 +72,15 @@ pub fn plan(opts: &BuildOptions) -> Result<Plan, Error> {
         return Err(Error::Step {
             file: opts.dockerfile_name.clone(),
             line: 1,
-            message: "the Dockerfile has no FROM instruction".into(),
+            kind: StepError::NoFrom,
         });
     }
     let options = model_options(opts);
     let model = Model::build(&dockerfile, &options).map_err(|e| match e {
-        lw_dockerfile::Error::UnknownTarget { .. } => Error::Step {
+        lw_dockerfile::Error::UnknownTarget { target } => Error::Step {
             file: opts.dockerfile_name.clone(),
             line: 1,
-            message: e.to_string(),
+            kind: StepError::UnknownTarget(target),
         },
         e => in_file(e),
     })?;

@@ -7,7 +7,7 @@ use super::stage::{cache_lookup, run_argv, StageState, StepCtx};
 use super::{expand, history, rootfs, Host, Shared, PROXY_ARGS};
 use crate::events::BuildEvent;
 use crate::host::{CachedLayer, RunRequest};
-use crate::Error;
+use crate::{Error, StepError};
 
 /// What the step's sandbox is, for its cache key: the network it really gets, the `--add-host` entries of its
 /// /etc/hosts, its host name and its security mode.
@@ -71,10 +71,7 @@ pub(super) async fn run_step(
     let code = r.source.code.clone();
     // BuildKit's stable frontend builds without the labs `RUN --device`.
     if !r.devices.is_empty() {
-        return Err(shared.err(
-            line,
-            "device feature is only supported in Dockerfile frontend 1.14.0-labs or later",
-        ));
+        return Err(shared.err(line, StepError::DeviceNeedsLabs));
     }
     let (argv, files) = run_argv(st, &r.command);
     let run_args = st.run_args();

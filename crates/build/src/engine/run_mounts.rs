@@ -12,7 +12,7 @@ use super::stage::{chain, stage_ref, StageState};
 use super::{rootfs, Host, Shared};
 use crate::context::normalize_path;
 use crate::host::BindSource;
-use crate::Error;
+use crate::{Error, StepError};
 
 /// Where a bind mount's files come from, before anything is written.
 enum Origin {
@@ -122,7 +122,7 @@ pub(crate) fn resolve_binds(
         } else {
             let (layers, diff_ids) = if let Some(j) = stage_ref(shared, from, index) {
                 let s = done[j].as_ref().ok_or_else(|| {
-                    shared.err(line, format!("{what}: stage {from} was not built"))
+                    shared.err(line, StepError::not_built(&format!("{what}: "), from))
                 })?;
                 (s.layers.clone(), s.config.rootfs.diff_ids.clone())
             } else {

@@ -11,7 +11,7 @@ use lw_oci::{Descriptor, Digest, DigestHasher, HealthConfig, History, ImageConfi
 use super::{expand, history, rootfs, Host, LayerReport, Shared};
 use crate::events::BuildEvent;
 use crate::host::CachedLayer;
-use crate::Error;
+use crate::{Error, StepError};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
@@ -240,7 +240,7 @@ fn base_state(
     } else if let Some(j) = stage_ref(shared, base, cx.stage) {
         let mut s = cx.done[j]
             .clone()
-            .ok_or_else(|| shared.err(line, format!("stage {base} was not built")))?;
+            .ok_or_else(|| shared.err(line, StepError::not_built("", base)))?;
         // BuildKit: a stage built FROM another inherits its ARGs (with values) and environment.
         s.cmd_set = false;
         s
@@ -497,9 +497,15 @@ fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<St
             None => (w.as_str(), "tcp".to_string()),
         };
         if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-            return Err(shared.err(line, format!("EXPOSE {w}: invalid proto {proto:?}")));
+            return Err(shared.err(
+                line,
+                StepError::ExposeProto {
+                    word: w.clone(),
+                    proto,
+                },
+            ));
         }
-        let bad = || shared.err(line, format!("EXPOSE {w}: invalid port"));
+        let bad = || shared.err(line, StepError::ExposePort { word: w.clone() });
         let (lo, hi) = match port.split_once('-') {
             Some((a, b)) => (
                 a.parse::<u16>().map_err(|_| bad())?,
@@ -621,7 +627,7 @@ fn volume_step(
     for w in &v.volumes {
         let p = expand(shared, line, w, &st.env)?;
         if p.is_empty() {
-            return Err(shared.err(line, "VOLUME specified can not be an empty string"));
+            return Err(shared.err(line, StepError::EmptyVolume));
         }
         st.config
             .config
