@@ -15,7 +15,7 @@ use layerwright::names;
 use layerwright::statcache::StatCache;
 use layerwright::store::{self, Store};
 use lw_build::context::{Context as _, MemoryContext};
-use lw_build::engine::{self, BuildOptions, Host};
+use lw_build::engine::{self, BuildOptions, BuildResult, Host};
 use lw_build::events::BuildEvent;
 use lw_oci::Platform;
 
@@ -278,11 +278,59 @@ impl Progress {
     }
 }
 
-pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
-    let store = Store::open(root)?;
-    // Blobs written here are unnamed until the end: a concurrent prune must not take them.
-    let _lease = store.lease()?;
-    let epoch = match a.source_date_epoch {
+impl Progress {
+    /// `--progress plain` (or no terminal): a line per event; otherwise a spinner, unless `-q`.
+    fn new(mode: &str, quiet: bool) -> Progress {
+        let plain = mode == "plain" || !io::stderr().is_terminal();
+        Progress {
+            plain,
+            quiet,
+            step_start: Instant::now(),
+            spinner: (!plain && !quiet).then(|| {
+                let s = indicatif::ProgressBar::new_spinner();
+                s.enable_steady_tick(std::time::Duration::from_millis(120));
+                s
+            }),
+            counter: 0,
+        }
+    }
+}
+
+/// The last lines: the image ID alone with `-q`, else what was written and its names.
+fn report(
+    quiet: bool,
+    image_id: &lw_oci::Digest,
+    desc: &Descriptor,
+    tags: &[String],
+    started: Instant,
+) -> Result<()> {
+    if quiet {
+        println!("{image_id}");
+    } else {
+        eprintln!(
+            "writing image {image_id} ({} manifest {}) in {:.1}s",
+            desc.media_type,
+            desc.digest,
+            started.elapsed().as_secs_f64()
+        );
+        for t in tags {
+            eprintln!("naming to {t}");
+        }
+    }
+    io::stdout().flush()?;
+    Ok(())
+}
+
+/// What a build reads: the Dockerfile, the context, and the stat cache of a directory context.
+struct Input {
+    dockerfile: Vec<u8>,
+    context: Box<dyn lw_build::context::Context>,
+    stat_cache: Option<Arc<StatCache>>,
+}
+
+/// `--source-date-epoch`, else `$SOURCE_DATE_EPOCH`, else 0.
+fn source_date_epoch(a: &BuildArgs) -> Result<i64> {
+    Ok(match a.source_date_epoch {
         Some(e) => e,
         None => match std::env::var("SOURCE_DATE_EPOCH") {
             Ok(v) if !v.is_empty() => v
@@ -290,8 +338,12 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
                 .map_err(|_| anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
             _ => 0,
         },
-    };
-    let dockerfile_name = a.file.clone().unwrap_or_else(|| "Dockerfile".into());
+    })
+}
+
+/// The Dockerfile and the context: a directory (with its .dockerignore and the store's stat cache for it) or a
+/// tar on STDIN; the Dockerfile from `-f`, STDIN or the context.
+fn read_input(store: &Store, a: &BuildArgs, dockerfile_name: &str) -> Result<Input> {
     let mut stat_cache: Option<Arc<StatCache>> = None;
     let (dockerfile, context): (Vec<u8>, Box<dyn lw_build::context::Context>) = if a.context == "-"
     {
@@ -331,6 +383,44 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             Box::new(DirContext::with_dockerignore(&dir, base.as_deref())?.with_stat_cache(sc)),
         )
     };
+    Ok(Input {
+        dockerfile,
+        context,
+        stat_cache,
+    })
+}
+
+/// `--output type=oci|docker,dest=FILE`: the image as one archive, written atomically.
+fn write_output(store: &Store, dest: &Path, tags: &[String], desc: &Descriptor) -> Result<()> {
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ".".into());
+    let (tmp, f) = store::tempfile_in(&dir)?;
+    let mut w = io::BufWriter::new(f);
+    let items = [SaveItem {
+        names: tags.to_vec(),
+        descriptor: desc.clone(),
+    }];
+    archive::save(store, &items, &mut w, &indicatif::ProgressBar::hidden())?;
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dest)?;
+    Ok(())
+}
+
+pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
+    let store = Store::open(root)?;
+    // Blobs written here are unnamed until the end: a concurrent prune must not take them.
+    let _lease = store.lease()?;
+    let epoch = source_date_epoch(&a)?;
+    let dockerfile_name = a.file.clone().unwrap_or_else(|| "Dockerfile".into());
+    let Input {
+        dockerfile,
+        context,
+        stat_cache,
+    } = read_input(&store, &a, &dockerfile_name)?;
     let platforms: Vec<Platform> = match &a.platform {
         None => vec![store::host_platform()],
         Some(list) => lw_build::platforms::parse_list(list).context("--platform")?,
@@ -342,18 +432,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         .iter()
         .map(|t| names::normalize(t))
         .collect::<Result<_>>()?;
-    let plain = a.progress == "plain" || !io::stderr().is_terminal();
-    let mut progress = Progress {
-        plain,
-        quiet: a.quiet,
-        step_start: Instant::now(),
-        spinner: (!plain && !a.quiet).then(|| {
-            let s = indicatif::ProgressBar::new_spinner();
-            s.enable_steady_tick(std::time::Duration::from_millis(120));
-            s
-        }),
-        counter: 0,
-    };
+    let mut progress = Progress::new(&a.progress, a.quiet);
     let started = Instant::now();
     let mut blobs = StoreBlobs { store: &store };
     let mut cache = StoreCache { store: &store };
@@ -426,38 +505,10 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     if let Some(path) = &a.iidfile {
         store::write_atomic(path, image_id.to_string().as_bytes())?;
     }
-    if let Some(dest) = output.as_ref().and_then(|o| o.dest.clone()) {
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| ".".into());
-        let (tmp, f) = store::tempfile_in(&dir)?;
-        let mut w = io::BufWriter::new(f);
-        let items = [SaveItem {
-            names: tags.clone(),
-            descriptor: desc.clone(),
-        }];
-        archive::save(&store, &items, &mut w, &indicatif::ProgressBar::hidden())?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &dest)?;
+    if let Some(dest) = output.as_ref().and_then(|o| o.dest.as_deref()) {
+        write_output(&store, dest, &tags, &desc)?;
     }
-    if a.quiet {
-        println!("{image_id}");
-    } else {
-        eprintln!(
-            "writing image {image_id} ({} manifest {}) in {:.1}s",
-            desc.media_type,
-            desc.digest,
-            started.elapsed().as_secs_f64()
-        );
-        for t in &tags {
-            eprintln!("naming to {t}");
-        }
-    }
-    io::stdout().flush()?;
-    Ok(())
+    report(a.quiet, &image_id, &desc, &tags, started)
 }
 
 #[cfg(test)]

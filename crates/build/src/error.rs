@@ -44,11 +44,11 @@ pub enum Error {
     UnknownGroup { name: String },
 
     /// A build step failed: `Dockerfile:LINE: cause`.
-    #[error("{file}:{line}: {message}")]
+    #[error("{file}:{line}: {kind}")]
     Step {
         file: String,
         line: usize,
-        message: String,
+        kind: StepError,
     },
     /// The Dockerfile itself is invalid.
     #[error("{file}:{source}")]
@@ -73,6 +73,63 @@ pub enum Error {
     /// Something the host (store, registry, executor) reported.
     #[error("{0}")]
     Host(String),
+}
+
+/// Why a build step failed: a kind where the engine knows one, else the cause as text.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The Dockerfile has no `FROM`.
+    #[error("the Dockerfile has no FROM instruction")]
+    NoFrom,
+    /// `--target` names no stage.
+    #[error("target stage \"{0}\" could not be found")]
+    UnknownTarget(String),
+    /// A stage used (`FROM`, `--from`, a mount's `from=`) that was not built before.
+    #[error("{context}stage {stage} was not built")]
+    StageNotBuilt { context: String, stage: String },
+    /// A word that does not expand (a bad `${...}`, a `${VAR:?message}`).
+    #[error("{0}")]
+    Expansion(String),
+    /// `EXPOSE` with a protocol other than tcp, udp or sctp.
+    #[error("EXPOSE {word}: invalid proto {proto:?}")]
+    ExposeProto { word: String, proto: String },
+    /// `EXPOSE` with a port (or range) that is not one.
+    #[error("EXPOSE {word}: invalid port")]
+    ExposePort { word: String },
+    /// `VOLUME ""`.
+    #[error("VOLUME specified can not be an empty string")]
+    EmptyVolume,
+    /// `RUN --device`, a labs-only feature in BuildKit's stable frontend.
+    #[error("device feature is only supported in Dockerfile frontend 1.14.0-labs or later")]
+    DeviceNeedsLabs,
+    /// `# check=error=true` and a build check reported these rules.
+    #[error("lint violation found for rules: {}", .0.join(", "))]
+    LintViolation(Vec<String>),
+    /// Any other cause, as text.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StepError {
+    /// A stage that was not built, named in `context` (`RUN --mount=...: `, or nothing).
+    pub fn not_built(context: &str, stage: &str) -> StepError {
+        StepError::StageNotBuilt {
+            context: context.to_string(),
+            stage: stage.to_string(),
+        }
+    }
+}
+
+impl From<String> for StepError {
+    fn from(s: String) -> Self {
+        StepError::Other(s)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(s: &str) -> Self {
+        StepError::Other(s.to_string())
+    }
 }
 
 /// `.dockerignore` errors come from [`lw_dockerfile::ignore`] and stay themselves; any other Dockerfile error is

@@ -15,4 +15,4 @@ pub mod ignore;
 pub mod naming;
 pub mod platforms;
 
-pub use error::Error;
+pub use error::{Error, StepError};

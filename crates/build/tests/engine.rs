@@ -6,7 +6,7 @@ use lw_build::context::{Context, FilteredContext, MemoryContext};
 use lw_build::engine::{build, BuildOptions, BuildResult, Host};
 use lw_build::events::BuildEvent;
 use lw_build::host::{MemoryBlobs, MemoryCache, NoImages};
-use lw_build::Error;
+use lw_build::{Error, StepError};
 use lw_layer::tree::FileTree;
 use lw_oci::Platform;
 
@@ -538,6 +538,37 @@ fn bad_input_names_the_line_and_cause() {
     o.target = Some("nope".into());
     let e = Env::new().build(&o, &ctx(&[])).0.unwrap_err().to_string();
     assert_eq!(e, "Dockerfile:1: target stage \"nope\" could not be found");
+}
+
+#[test]
+fn step_errors_carry_a_kind() {
+    let kind = |df: &str| match Env::new().build(&opts(df), &ctx(&[])).0 {
+        Err(Error::Step { line, kind, .. }) => (line, kind),
+        other => panic!("{df:?}: {other:?}"),
+    };
+    let (line, k) = kind("FROM scratch\nEXPOSE 80/foo\n");
+    assert_eq!(line, 2);
+    assert!(
+        matches!(&k, StepError::ExposeProto { word, proto } if word == "80/foo" && proto == "foo"),
+        "{k:?}"
+    );
+    let (line, k) = kind("FROM scratch\nLABEL a=1\nVOLUME \"\"\n");
+    assert_eq!(line, 3);
+    assert!(matches!(k, StepError::EmptyVolume), "{k:?}");
+    let (_, k) = kind("FROM scratch\nENV A=${B:?unset}\n");
+    assert!(
+        matches!(&k, StepError::Expansion(m) if m.contains("unset")),
+        "{k:?}"
+    );
+    let mut o = opts("FROM scratch AS a\n");
+    o.target = Some("nope".into());
+    match Env::new().build(&o, &ctx(&[])).0 {
+        Err(Error::Step {
+            kind: StepError::UnknownTarget(t),
+            ..
+        }) => assert_eq!(t, "nope"),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A context whose host knows file digests (like the native stat cache) and counts the reads.

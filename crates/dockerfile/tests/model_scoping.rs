@@ -44,19 +44,25 @@ fn build_args_override_defaults() {
 }
 
 #[test]
-fn env_persists_and_inherits_and_beats_arg() {
+fn env_persists_and_inherits_and_a_later_arg_wins() {
     let src = "FROM alpine:3 AS base\nENV A=1 B=$A\nENV A=2\nARG A=fromarg\nRUN echo\nFROM base AS child\nENV C=${A}${B}\nFROM alpine:3\nCOPY x${A} /\n";
     let m = model(src, &ModelOptions::default());
     let base = &m.stages[0];
     // ENV pairs see the environment before the instruction.
     assert_eq!(base.instructions[0].pairs[1].value.as_deref(), Some(""));
-    assert_eq!(base.final_scope.get("A"), Some("2"));
+    // ARG and ENV assign one state environment: the later ARG wins (BuildKit's arg_after_env case).
+    assert_eq!(base.instructions[2].scope.get("A"), Some("2"));
+    assert_eq!(base.final_scope.get("A"), Some("fromarg"));
     let child = &m.stages[1];
     assert_eq!(child.base, BaseRef::Stage(0));
-    assert_eq!(child.final_scope.get("C"), Some("2"));
+    assert_eq!(child.final_scope.get("C"), Some("fromarg"));
+    assert_eq!(
+        child.instructions[0].scope.lookup("B").unwrap().kind,
+        VarKind::InheritedEnv
+    );
     assert_eq!(
         child.instructions[0].scope.lookup("A").unwrap().kind,
-        VarKind::InheritedEnv
+        VarKind::InheritedArg
     );
     // A sibling stage inherits nothing.
     assert_eq!(m.stages[2].instructions[0].words[0], "x");
@@ -237,8 +243,9 @@ fn values_at_cursor() {
             ("E".to_string(), Some("1".to_string()))
         ]
     );
-    // ENV wins over a later ARG of the same name.
-    assert_eq!(names(7)[1], ("E".to_string(), Some("1".to_string())));
+    // A later ARG wins over an ENV of the same name, as in BuildKit's state environment
+    // (BuildKit's recorded arg_after_env case).
+    assert_eq!(names(7)[1], ("E".to_string(), Some("ignored".to_string())));
     let v = serde_json::to_value(m.values_at(7)).unwrap();
     assert_eq!(v[0]["kind"], "arg");
 }

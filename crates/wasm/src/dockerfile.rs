@@ -1,5 +1,6 @@
 //! `parse`, `lint`, `applyFixes`: the Dockerfile frontend as the editor sees it.
 
+use lw_build::engine::{self, BuildOptions};
 use lw_dockerfile::lint::{self, Edit, Finding, Fix, LintOptions, Range, Severity};
 use lw_dockerfile::model::{BaseRef, Model, ModelOptions, VarKind};
 use lw_dockerfile::parser;
@@ -87,6 +88,37 @@ fn diagnostic(e: &lw_dockerfile::Error) -> Diagnostic {
     }
 }
 
+/// The model options of a build with the tab's defaults (its platform, `SOURCE_DATE_EPOCH` 0, no build args): the
+/// scope view shows the values a build uses, from the engine's own [`engine::model_options`].
+fn editor_model_options() -> ModelOptions {
+    engine::model_options(&BuildOptions::new(
+        Vec::new(),
+        crate::store::default_platform(),
+    ))
+}
+
+/// The scope view of `parse` for a Dockerfile: per instruction line, the variables that have a value there (name
+/// and value, in declaration order); `None` when the Dockerfile has no model (a syntax or stage error).
+pub fn scope_view(src: &str) -> Option<Vec<engine::InstructionScope>> {
+    let r = parse_result(src);
+    if r.stages.is_empty() {
+        return None;
+    }
+    let view = r
+        .scopes
+        .into_iter()
+        .map(|s| {
+            let vars = s
+                .vars
+                .into_iter()
+                .filter_map(|v| Some((v.name, v.value?)))
+                .collect();
+            engine::InstructionScope { line: s.line, vars }
+        })
+        .collect();
+    Some(view)
+}
+
 /// The pure part of `parse`: syntax and model errors become diagnostics rather than exceptions, so an editor
 /// can show them while the user types.
 fn parse_result(src: &str) -> ParseResult {
@@ -126,7 +158,7 @@ fn parse_result(src: &str) -> ParseResult {
     if let Err(e) = lw_dockerfile::instructions::parse(&df) {
         out.diagnostics.push(diagnostic(&e));
     }
-    match Model::build(&df, &ModelOptions::default()) {
+    match Model::build(&df, &editor_model_options()) {
         Ok(model) => {
             for s in &model.stages {
                 out.stages.push(StageOut {

@@ -22,7 +22,7 @@ mod views;
 use wasm_bindgen::prelude::*;
 
 pub use build::build;
-pub use dockerfile::{apply_fixes, lint, parse};
+pub use dockerfile::{apply_fixes, lint, parse, scope_view};
 pub use load::load_tarball;
 pub use pool::gzip_member;
 pub use remote::{inspect_remote, pull, push};

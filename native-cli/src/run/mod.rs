@@ -218,6 +218,197 @@ impl RuncExecutor {
         self.root.join("cache-mounts")
     }
 
+    /// The step's root: an overlay over the snapshot when it can be mounted (unmounted when the guard drops),
+    /// else a copy.
+    fn step_rootfs(&self, base: &Path, work: &Path, rootfs: &Path) -> Result<UnmountOnDrop> {
+        let mut unmount = UnmountOnDrop(None);
+        let mut overlay = false;
+        if self.use_overlay {
+            for d in ["rootfs", "upper", "work"] {
+                fs::create_dir(work.join(d))?;
+            }
+            overlay = mount_overlay(base, &work.join("upper"), &work.join("work"), rootfs);
+            if overlay {
+                unmount.0 = Some(rootfs.to_path_buf());
+            } else {
+                fs::remove_dir(rootfs)?;
+            }
+        }
+        if !overlay {
+            fsutil::copy_tree(base, rootfs).context("copying the root file system")?;
+        }
+        Ok(unmount)
+    }
+
+    /// One `--mount` of the step into `mounts` (and a secret's variable into `env`); `false` when the mount is left
+    /// out (an optional secret that is not given, or one only in the environment).
+    fn add_mount(
+        &self,
+        step: &StepDirs,
+        i: usize,
+        m: &mounts::RunMount,
+        store: &dyn BlobStore,
+        env: &mut Vec<String>,
+        mounts: &mut StepMounts,
+    ) -> Result<bool> {
+        match &m.kind {
+            MountKind::Tmpfs { size } => {
+                let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                if let Some(s) = size {
+                    opts.push(format!("size={s}"));
+                }
+                mounts.extra.push(json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+            }
+            MountKind::Cache {
+                id,
+                mode,
+                uid,
+                gid,
+                readonly,
+                sharing,
+            } => {
+                // `from=`: the engine resolved the seed of a new cache directory.
+                let seed = match step.req.binds.iter().find(|b| b.mount == i) {
+                    Some(src) => {
+                        let root = step.snapshots.get(&src.layers, &src.diff_ids, store)?;
+                        Some(fsutil::resolve_in_root(&root, &src.path)?)
+                    }
+                    None => None,
+                };
+                let lease = cachemount::acquire(
+                    &self.cache_mounts_dir(),
+                    id,
+                    *sharing,
+                    (*uid, *gid, *mode),
+                    seed.as_deref(),
+                )
+                .with_context(|| format!("{}: cache mount {id}", step.req.location))?;
+                let ro = if *readonly { "ro" } else { "rw" };
+                mounts.extra.push(json!({"destination": m.target, "type": "bind", "source": lease.dir, "options": ["rbind", ro]}));
+                mounts.cache_leases.push(lease);
+            }
+            MountKind::Secret { .. } => return self.add_secret(step, i, m, env, mounts),
+            MountKind::Bind { readonly } => {
+                let Some(src) = step.req.binds.iter().find(|b| b.mount == i) else {
+                    bail!(
+                        "{}: --mount={}: the bind source was not resolved by the build engine",
+                        step.req.location,
+                        step.req.mounts[i]
+                    );
+                };
+                let source = binds::prepare(
+                    step.snapshots,
+                    src,
+                    *readonly,
+                    store,
+                    step.work,
+                    self.use_overlay,
+                    &mut mounts.bind_unmounts,
+                )
+                .with_context(|| {
+                    format!("{}: --mount={}", step.req.location, step.req.mounts[i])
+                })?;
+                let ro = if *readonly { "ro" } else { "rw" };
+                mounts.extra.push(json!({"destination": m.target, "type": "bind", "source": source, "options": ["rbind", ro]}));
+            }
+        }
+        Ok(true)
+    }
+
+    /// A `type=secret` mount: the secret's value in an environment variable, or a copy of its file.
+    fn add_secret(
+        &self,
+        step: &StepDirs,
+        i: usize,
+        m: &mounts::RunMount,
+        env: &mut Vec<String>,
+        mounts: &mut StepMounts,
+    ) -> Result<bool> {
+        let MountKind::Secret {
+            id,
+            required,
+            env: var,
+            file,
+            mode,
+            uid,
+            gid,
+        } = &m.kind
+        else {
+            unreachable!("add_secret is for secret mounts")
+        };
+        match self.secrets.get(id) {
+            Some(p) => {
+                if !p.is_file() {
+                    bail!(
+                        "{}: secret {id}: {} is not a file",
+                        step.req.location,
+                        p.display()
+                    );
+                }
+                if let Some(var) = var {
+                    let value = fs::read(p)
+                        .with_context(|| format!("{}: reading secret {id}", step.req.location))?;
+                    env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != var);
+                    env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+                }
+                if !*file {
+                    return Ok(false);
+                }
+                // A copy with the mount's mode and owner (BuildKit's default 0400 root:root), in the
+                // step's own directory, which goes with the step.
+                let copy = step.work.join(format!("secret-{i}"));
+                fs::copy(p, &copy)
+                    .with_context(|| format!("{}: reading secret {id}", step.req.location))?;
+                fs::set_permissions(&copy, fs::Permissions::from_mode(*mode & 0o7777))?;
+                std::os::unix::fs::chown(&copy, Some(*uid), Some(*gid))?;
+                mounts.extra.push(json!({"destination": m.target, "type": "bind", "source": copy, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
+            }
+            None if *required => bail!("{}: secret {id} not found", step.req.location),
+            None => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Every mount of the step: /etc/hosts, /etc/resolv.conf and /etc/hostname, the `--mount`s, heredoc files.
+    fn step_mounts(
+        &self,
+        step: &StepDirs,
+        run_mounts: &[mounts::RunMount],
+        mode: network::Mode,
+        store: &dyn BlobStore,
+        env: &mut Vec<String>,
+        workdir: &str,
+    ) -> Result<StepMounts> {
+        // runc's own mount points (/proc, /dev, /sys) stay in the layer when the image lacked them, as BuildKit
+        // leaves them; the other targets' stubs are removed.
+        let mut mounts = StepMounts::default();
+        // Every step gets these three files, bind-mounted read-only: never in the layer, the image's own unchanged.
+        let etc = step.work.join("etc");
+        fs::create_dir(&etc)?;
+        mounts.extra.extend(network::etc_mounts(
+            &etc,
+            mode,
+            &step.req.extra_hosts,
+            &step.req.hostname,
+        )?);
+        mounts
+            .targets
+            .extend(["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"].map(String::from));
+        for (i, m) in run_mounts.iter().enumerate() {
+            if self.add_mount(step, i, m, store, env, &mut mounts)? {
+                mounts.targets.push(m.target.clone());
+            }
+        }
+        add_files(
+            step.req,
+            step.work,
+            workdir,
+            &mut mounts.extra,
+            &mut mounts.targets,
+        )?;
+        Ok(mounts)
+    }
+
     fn execute(
         &mut self,
         req: &RunRequest,
@@ -268,160 +459,24 @@ impl RuncExecutor {
         // Dropped last: after the overlay is unmounted.
         let _remove = RemoveOnDrop(Some(work.clone()));
         let rootfs = work.join("rootfs");
-        let mut unmount = UnmountOnDrop(None);
-        let mut overlay = false;
-        if self.use_overlay {
-            for d in ["rootfs", "upper", "work"] {
-                fs::create_dir(work.join(d))?;
-            }
-            overlay = mount_overlay(&base, &work.join("upper"), &work.join("work"), &rootfs);
-            if overlay {
-                unmount.0 = Some(rootfs.clone());
-            } else {
-                fs::remove_dir(&rootfs)?;
-            }
-        }
-        if !overlay {
-            fsutil::copy_tree(&base, &rootfs).context("copying the root file system")?;
-        }
-
-        // Bind sources' overlays: unmounted (dropped) before the work directory is removed.
-        let mut bind_unmounts: Vec<UnmountOnDrop> = Vec::new();
-        let mut cache_leases: Vec<cachemount::CacheLease> = Vec::new();
+        let unmount = self.step_rootfs(&base, &work, &rootfs)?;
         let mut env = req.env.clone();
 
         let user = spec::resolve_user(&rootfs, &req.user)
             .with_context(|| format!("{}: USER {}", req.location, req.user))?;
         let before = diff::scan(&rootfs)?;
 
-        let mut extra: Vec<Value> = Vec::new();
-        // runc's own mount points (/proc, /dev, /sys) stay in the layer when the image lacked them, as BuildKit
-        // leaves them; the other targets' stubs are removed.
-        let mut targets: Vec<String> = Vec::new();
         let mode = network::Mode::parse(&req.network).with_context(|| req.location.clone())?;
-        // Every step gets these three files, bind-mounted read-only: never in the layer, the image's own unchanged.
-        let etc = work.join("etc");
-        fs::create_dir(&etc)?;
-        extra.extend(network::etc_mounts(
-            &etc,
-            mode,
-            &req.extra_hosts,
-            &req.hostname,
-        )?);
-        targets.extend(["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"].map(String::from));
-        for (i, m) in run_mounts.iter().enumerate() {
-            match &m.kind {
-                MountKind::Tmpfs { size } => {
-                    let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
-                    if let Some(s) = size {
-                        opts.push(format!("size={s}"));
-                    }
-                    extra.push(json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": opts}));
-                }
-                MountKind::Cache {
-                    id,
-                    mode,
-                    uid,
-                    gid,
-                    readonly,
-                    sharing,
-                } => {
-                    // `from=`: the engine resolved the seed of a new cache directory.
-                    let seed = match req.binds.iter().find(|b| b.mount == i) {
-                        Some(src) => {
-                            let root = snapshots.get(&src.layers, &src.diff_ids, &*store)?;
-                            Some(fsutil::resolve_in_root(&root, &src.path)?)
-                        }
-                        None => None,
-                    };
-                    let lease = cachemount::acquire(
-                        &self.cache_mounts_dir(),
-                        id,
-                        *sharing,
-                        (*uid, *gid, *mode),
-                        seed.as_deref(),
-                    )
-                    .with_context(|| format!("{}: cache mount {id}", req.location))?;
-                    let ro = if *readonly { "ro" } else { "rw" };
-                    extra.push(json!({"destination": m.target, "type": "bind", "source": lease.dir, "options": ["rbind", ro]}));
-                    cache_leases.push(lease);
-                }
-                MountKind::Secret {
-                    id,
-                    required,
-                    env: var,
-                    file,
-                    mode,
-                    uid,
-                    gid,
-                } => match self.secrets.get(id) {
-                    Some(p) => {
-                        if !p.is_file() {
-                            bail!(
-                                "{}: secret {id}: {} is not a file",
-                                req.location,
-                                p.display()
-                            );
-                        }
-                        if let Some(var) = var {
-                            let value = fs::read(p).with_context(|| {
-                                format!("{}: reading secret {id}", req.location)
-                            })?;
-                            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != var);
-                            env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
-                        }
-                        if !*file {
-                            continue;
-                        }
-                        // A copy with the mount's mode and owner (BuildKit's default 0400 root:root), in the
-                        // step's own directory, which goes with the step.
-                        let copy = work.join(format!("secret-{i}"));
-                        fs::copy(p, &copy)
-                            .with_context(|| format!("{}: reading secret {id}", req.location))?;
-                        fs::set_permissions(&copy, fs::Permissions::from_mode(*mode & 0o7777))?;
-                        std::os::unix::fs::chown(&copy, Some(*uid), Some(*gid))?;
-                        extra.push(json!({"destination": m.target, "type": "bind", "source": copy, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
-                    }
-                    None if *required => bail!("{}: secret {id} not found", req.location),
-                    None => continue,
-                },
-                MountKind::Bind { readonly } => {
-                    let Some(src) = req.binds.iter().find(|b| b.mount == i) else {
-                        bail!(
-                            "{}: --mount={}: the bind source was not resolved by the build engine",
-                            req.location,
-                            req.mounts[i]
-                        );
-                    };
-                    let source = binds::prepare(
-                        &snapshots,
-                        src,
-                        *readonly,
-                        &*store,
-                        &work,
-                        self.use_overlay,
-                        &mut bind_unmounts,
-                    )
-                    .with_context(|| format!("{}: --mount={}", req.location, req.mounts[i]))?;
-                    let ro = if *readonly { "ro" } else { "rw" };
-                    extra.push(json!({"destination": m.target, "type": "bind", "source": source, "options": ["rbind", ro]}));
-                }
-            }
-            targets.push(m.target.clone());
-        }
-        // Heredoc files are mounted read-only for the step, never stored in the layer.
-        for (i, (path, data)) in req.files.iter().enumerate() {
-            let f = work.join(format!("file-{i}"));
-            fs::write(&f, data)?;
-            fs::set_permissions(&f, fs::Permissions::from_mode(0o755))?;
-            let dest = if path.starts_with('/') {
-                path.clone()
-            } else {
-                format!("{}/{path}", workdir.trim_end_matches('/'))
-            };
-            extra.push(json!({"destination": dest, "type": "bind", "source": f, "options": ["rbind", "ro"]}));
-            targets.push(dest);
-        }
+        let step = StepDirs {
+            req,
+            snapshots: &snapshots,
+            work: &work,
+        };
+        let mut mounts = self.step_mounts(&step, &run_mounts, mode, &*store, &mut env, &workdir)?;
+        let (extra, targets) = (
+            std::mem::take(&mut mounts.extra),
+            std::mem::take(&mut mounts.targets),
+        );
 
         // Dropped before the work directory goes: slirp4netns logs there.
         let net = network::StepNetwork::setup(mode, &work)
@@ -450,20 +505,7 @@ impl RuncExecutor {
 
         let exit = self.runtime.run(&bundle, &id, self.timeout, output)?;
         drop(net);
-        let cmd = req.args.join(" ");
-        match exit {
-            Exit::Code(0) => {}
-            Exit::Code(c) => bail!(
-                "{}: process {cmd:?} did not complete successfully: exit code: {c}",
-                req.location
-            ),
-            Exit::Interrupted => bail!("{}: process {cmd:?} was interrupted", req.location),
-            Exit::TimedOut => bail!(
-                "{}: process {cmd:?} timed out after {:?}",
-                req.location,
-                self.timeout.unwrap_or_default()
-            ),
-        }
+        check_exit(req, exit, self.timeout)?;
 
         remove_created_mountpoints(&rootfs, &|r| before.contains_key(r), &targets)?;
         let after = diff::scan(&rootfs)?;
@@ -471,6 +513,67 @@ impl RuncExecutor {
         drop(unmount);
         Ok(RunResult { layer })
     }
+}
+
+/// Heredoc files are mounted read-only for the step, never stored in the layer.
+fn add_files(
+    req: &RunRequest,
+    work: &Path,
+    workdir: &str,
+    extra: &mut Vec<Value>,
+    targets: &mut Vec<String>,
+) -> Result<()> {
+    for (i, (path, data)) in req.files.iter().enumerate() {
+        let f = work.join(format!("file-{i}"));
+        fs::write(&f, data)?;
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o755))?;
+        let dest = if path.starts_with('/') {
+            path.clone()
+        } else {
+            format!("{}/{path}", workdir.trim_end_matches('/'))
+        };
+        extra.push(
+            json!({"destination": dest, "type": "bind", "source": f, "options": ["rbind", "ro"]}),
+        );
+        targets.push(dest);
+    }
+    Ok(())
+}
+
+/// A step that did not exit 0 fails the build with BuildKit's wording.
+fn check_exit(req: &RunRequest, exit: Exit, timeout: Option<std::time::Duration>) -> Result<()> {
+    let cmd = req.args.join(" ");
+    match exit {
+        Exit::Code(0) => {}
+        Exit::Code(c) => bail!(
+            "{}: process {cmd:?} did not complete successfully: exit code: {c}",
+            req.location
+        ),
+        Exit::Interrupted => bail!("{}: process {cmd:?} was interrupted", req.location),
+        Exit::TimedOut => bail!(
+            "{}: process {cmd:?} timed out after {:?}",
+            req.location,
+            timeout.unwrap_or_default()
+        ),
+    }
+    Ok(())
+}
+
+/// The mounts of one step: runtime spec entries, their targets, and the guards that must outlive the step (cache
+/// leases; bind sources' overlays, unmounted before the work directory is removed).
+#[derive(Default)]
+struct StepMounts {
+    extra: Vec<Value>,
+    targets: Vec<String>,
+    cache_leases: Vec<cachemount::CacheLease>,
+    bind_unmounts: Vec<UnmountOnDrop>,
+}
+
+/// Where a step's mounts come from: the request, the snapshots and the step's work directory.
+struct StepDirs<'a> {
+    req: &'a RunRequest,
+    snapshots: &'a unpack::Snapshots,
+    work: &'a Path,
 }
 
 /// The runtime makes mount points that the image did not have (`/proc`, a cache target...); they are not the

@@ -8,7 +8,7 @@ use lw_dockerfile::model::{ModelOptions, Platform};
 use lw_dockerfile::parser;
 
 use super::BuildOptions;
-use crate::Error;
+use crate::{Error, StepError};
 
 /// An error naming the violated rules (BuildKit's message) when the Dockerfile asks for `error=true`.
 pub(super) fn enforce(opts: &BuildOptions, df: &parser::Dockerfile) -> Result<(), Error> {
@@ -46,10 +46,7 @@ pub(super) fn enforce(opts: &BuildOptions, df: &parser::Dockerfile) -> Result<()
     Err(Error::Step {
         file: opts.dockerfile_name.clone(),
         line: first.range.start_line,
-        message: format!(
-            "lint violation found for rules: {}",
-            rules.into_iter().collect::<Vec<_>>().join(", ")
-        ),
+        kind: StepError::LintViolation(rules.into_iter().map(String::from).collect()),
     })
 }
 

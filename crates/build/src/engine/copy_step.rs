@@ -8,11 +8,12 @@ use lw_dockerfile::shell::Lexer;
 use lw_layer::tree::FileTree;
 use lw_oci::{Digest, DigestHasher};
 
-use super::copy::{self, CopySpec, Data, Item, SourceFs};
+use super::copy::{CopySpec, Data, Item, SourceFs};
 use super::layers::write_items_async;
-use super::stage::{cache_lookup, chain, finish_step, resolve_owner, stage_ref, StageState};
-use super::{expand, history, rootfs, Host, Shared};
-use crate::Error;
+use super::stage::{cache_lookup, chain, resolve_owner, stage_ref, StageState, StepCtx};
+use super::{expand, history, rootfs, Host};
+use crate::host::CachedLayer;
+use crate::{Error, StepError};
 
 /// BuildKit's layer is a diff of the snapshot: a file copied over an identical one (same kind, mode, owner and
 /// bytes) changes nothing, and an existing directory is in the layer only when something below it changed.
@@ -130,63 +131,97 @@ fn hash_context_file(host: &Host, p: &str, buf: &mut [u8]) -> Result<Digest, Err
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The flags and words of a COPY or ADD, by name.
+struct CopyFields<'i> {
+    files: &'i lw_dockerfile::instructions::SourcesAndDest,
+    from: &'i str,
+    chown: &'i str,
+    chmod: &'i str,
+    parents: bool,
+    excludes: &'i [String],
+    is_add: bool,
+    checksum: &'i str,
+    unpack: Option<bool>,
+    keep_git_dir: Option<bool>,
+    link: bool,
+    keyword: &'static str,
+}
+
+impl<'i> CopyFields<'i> {
+    fn of(inst: &'i Instruction) -> CopyFields<'i> {
+        match inst {
+            Instruction::Copy(c) => CopyFields {
+                files: &c.files,
+                from: &c.from,
+                chown: &c.chown,
+                chmod: &c.chmod,
+                parents: c.parents,
+                excludes: &c.excludes,
+                is_add: false,
+                checksum: "",
+                unpack: None,
+                keep_git_dir: None,
+                link: c.link,
+                keyword: "COPY",
+            },
+            Instruction::Add(a) => CopyFields {
+                files: &a.files,
+                from: "",
+                chown: &a.chown,
+                chmod: &a.chmod,
+                parents: false,
+                excludes: &a.excludes,
+                is_add: true,
+                checksum: &a.checksum,
+                unpack: a.unpack,
+                keep_git_dir: a.keep_git_dir,
+                link: a.link,
+                keyword: "ADD",
+            },
+            _ => unreachable!("copy_step is for COPY and ADD"),
+        }
+    }
+}
+
 pub(super) async fn copy_step(
-    shared: &Shared<'_>,
+    cx: &StepCtx<'_>,
     host: &mut Host<'_>,
-    done: &[Option<StageState>],
-    index: usize,
     st: &mut StageState,
     inst: &Instruction,
-    line: usize,
-    step: usize,
-    env: &[(String, String)],
 ) -> Result<(), Error> {
+    let (shared, line) = (cx.shared, cx.line);
+    let env = &st.env.clone();
     let ex = |w: &str| expand(shared, line, w, env);
-    let (files, from, chown, chmod, parents, excludes, is_add, checksum, unpack, keyword) =
-        match inst {
-            Instruction::Copy(c) => (
-                &c.files,
-                c.from.as_str(),
-                &c.chown,
-                &c.chmod,
-                c.parents,
-                &c.excludes,
-                false,
-                "",
-                None,
-                "COPY",
-            ),
-            Instruction::Add(a) => (
-                &a.files,
-                "",
-                &a.chown,
-                &a.chmod,
-                false,
-                &a.excludes,
-                true,
-                a.checksum.as_str(),
-                a.unpack,
-                "ADD",
-            ),
-            _ => unreachable!("copy_step is for COPY and ADD"),
-        };
+    let CopyFields {
+        files,
+        from,
+        chown,
+        chmod,
+        parents,
+        excludes,
+        is_add,
+        checksum,
+        unpack,
+        keep_git_dir,
+        link,
+        keyword,
+    } = CopyFields::of(inst);
     let srcs = files
         .source_paths
         .iter()
         .map(|s| ex(s))
         .collect::<Result<Vec<_>, _>>()?;
     let dest = ex(&files.dest)?;
-    let chown_text = if chown.is_empty() {
-        String::new()
-    } else {
-        ex(chown)?
+    // An empty flag (not given) stays empty.
+    let ex_flag = |w: &str| {
+        if w.is_empty() {
+            Ok(String::new())
+        } else {
+            ex(w)
+        }
     };
-    let chmod_text = if chmod.is_empty() {
-        String::new()
-    } else {
-        ex(chmod)?
-    };
+    let chown_text = ex_flag(chown)?;
+    let chmod_text = ex_flag(chmod)?;
     let heredoc_names: Vec<String> = files
         .source_contents
         .iter()
@@ -201,64 +236,18 @@ pub(super) async fn copy_step(
         heredocs: &heredoc_names,
         dest: &dest,
     });
-    let raw_lexer = Lexer {
-        raw_quotes: true,
-        ..shared.lexer
-    };
-    let mut heredocs = Vec::new();
-    for c in &files.source_contents {
-        let data = if c.expand {
-            raw_lexer
-                .process_word(&String::from_utf8_lossy(&c.data), &env.to_vec())
-                .map_err(|e| shared.err(line, e.to_string()))?
-                .into_bytes()
-        } else {
-            c.data.clone()
-        };
-        heredocs.push((c.path.clone(), data));
-    }
-    let chmod = if chmod.is_empty() {
-        None
-    } else {
-        Some(
-            crate::chmod::parse_chmod(&ex(chmod)?)
-                .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?,
-        )
-    };
-    let chown = if chown.is_empty() {
-        None
-    } else {
-        let spec = crate::chown::parse_chown(&ex(chown)?)
-            .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
-        Some(resolve_owner(shared, host, st, &spec, line, keyword)?)
-    };
+    let heredocs = heredoc_files(cx, files, env)?;
+    let (chown, chmod) = owner_and_mode(cx, host, st, (&chown_text, &chmod_text), keyword)?;
     let excludes = excludes
         .iter()
         .map(|e| ex(e))
         .collect::<Result<Vec<_>, _>>()?;
-    // --from: another stage or an image, read with file contents.
-    let from = if from.is_empty() {
-        String::new()
-    } else {
-        ex(from)?
-    };
-    let from_tree: Option<FileTree> = if from.is_empty() {
+    let from = ex_flag(from)?;
+    let from_tree = if from.is_empty() {
         None
-    } else if let Some(j) = stage_ref(shared, &from, index) {
-        let s = done[j]
-            .as_ref()
-            .ok_or_else(|| shared.err(line, format!("stage {from} was not built")))?;
-        Some(rootfs::tree_of(&*host.blobs, &s.layers, true)?)
     } else {
-        let img = host
-            .images
-            .resolve(&from, &st.platform)
-            .map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
-        Some(rootfs::tree_of(&*host.blobs, &img.manifest.layers, true)?)
+        Some(from_tree(cx, host, st, &from, keyword)?)
     };
-    let workdir = st.workdir();
-    st.tree(host)?;
-    let rootfs_tree = st.tree.take().expect("tree built above");
     let spec = CopySpec {
         line,
         keyword: if is_add { "ADD" } else { "COPY" },
@@ -266,7 +255,7 @@ pub(super) async fn copy_step(
         raw_srcs: files.source_paths.clone(),
         heredocs,
         dest,
-        workdir,
+        workdir: st.workdir(),
         from: match &from_tree {
             Some(t) => SourceFs::Tree(t),
             None => SourceFs::Context(host.context),
@@ -278,50 +267,153 @@ pub(super) async fn copy_step(
         is_add,
         checksum: (!checksum.is_empty()).then(|| checksum.to_string()),
         unpack,
-        keep_git_dir: match inst {
-            Instruction::Add(a) => a.keep_git_dir,
-            _ => None,
-        },
+        keep_git_dir,
     };
     // BuildKit builds a `--link` copy (without --chmod) on an empty tree and merges it on top: the directories
     // it needs are made afresh (0755, owned as the copy) instead of keeping the stage's own.
-    let linked = match inst {
-        Instruction::Copy(c) => c.link,
-        Instruction::Add(a) => a.link,
-        _ => false,
-    } && chmod_text.is_empty();
+    let items = plan_items(cx, host, st, spec, link && chmod_text.is_empty())?;
+    let code = inst.source().code.clone();
+    let (layer, cached) = write_layer(cx, host, st, &items, &code).await?;
+    if let Some(t) = st.tree.as_mut() {
+        for it in &items {
+            t.insert(it.entry.clone(), st.layers.len(), None);
+        }
+    }
+    let d = layer.descriptor.clone();
+    st.add_layer(shared, layer, created_by, cached);
+    cx.finish(host, st, cached, Some(&d));
+    Ok(())
+}
+
+/// The copy's entries, planned on the stage's tree (on an empty one when `linked`); a `--link` copy is a layer of
+/// its own, merged as it is, any other leaves out what it does not change.
+fn plan_items(
+    cx: &StepCtx,
+    host: &mut Host,
+    st: &mut StageState,
+    spec: CopySpec,
+    linked: bool,
+) -> Result<Vec<Item>, Error> {
+    st.tree(host)?;
+    let rootfs_tree = st.tree.take().expect("tree built above");
     let empty = FileTree::new();
     let base_tree = if linked { &empty } else { &rootfs_tree };
-    let planned = copy::plan(shared, spec, base_tree, host.fetch.as_deref_mut());
+    let planned = super::copy_plan::plan(cx.shared, spec, base_tree, host.fetch.as_deref_mut());
     st.tree = Some(rootfs_tree);
-    // A --link copy is a layer of its own, merged as it is.
-    let items = if linked {
-        planned?
+    if linked {
+        planned
     } else {
-        drop_unchanged(host, st, planned?)?
+        drop_unchanged(host, st, planned?)
+    }
+}
+
+/// `--chown` as (uid, gid) and `--chmod`.
+type OwnerAndMode = (Option<(u32, u32)>, Option<crate::chmod::Chmod>);
+
+/// `--chown` (resolved in the stage's /etc/passwd and /etc/group) and `--chmod`, each when given.
+fn owner_and_mode(
+    cx: &StepCtx,
+    host: &Host,
+    st: &mut StageState,
+    (chown, chmod): (&str, &str),
+    keyword: &str,
+) -> Result<OwnerAndMode, Error> {
+    let (shared, line) = (cx.shared, cx.line);
+    let chmod = if chmod.is_empty() {
+        None
+    } else {
+        Some(
+            crate::chmod::parse_chmod(chmod)
+                .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?,
+        )
     };
-    let code = inst.source().code.clone();
-    let (layer, cached) = if shared.opts.no_cache {
+    let chown = if chown.is_empty() {
+        None
+    } else {
+        let spec = crate::chown::parse_chown(chown)
+            .map_err(|e| shared.err(line, format!("{keyword}: {e}")))?;
+        Some(resolve_owner(shared, host, st, &spec, line, keyword)?)
+    };
+    Ok((chown, chmod))
+}
+
+/// Heredoc sources as (file name, contents), expanded unless their delimiter was quoted.
+fn heredoc_files(
+    cx: &StepCtx,
+    files: &lw_dockerfile::instructions::SourcesAndDest,
+    env: &[(String, String)],
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let raw_lexer = Lexer {
+        raw_quotes: true,
+        ..cx.shared.lexer
+    };
+    let mut heredocs = Vec::new();
+    for c in &files.source_contents {
+        let data = if c.expand {
+            raw_lexer
+                .process_word(&String::from_utf8_lossy(&c.data), &env.to_vec())
+                .map_err(|e| cx.shared.err(cx.line, e.to_string()))?
+                .into_bytes()
+        } else {
+            c.data.clone()
+        };
+        heredocs.push((c.path.clone(), data));
+    }
+    Ok(heredocs)
+}
+
+/// `--from`: the file tree of an earlier stage or of an image, read with file contents.
+fn from_tree(
+    cx: &StepCtx,
+    host: &mut Host,
+    st: &StageState,
+    from: &str,
+    keyword: &str,
+) -> Result<FileTree, Error> {
+    let (shared, line) = (cx.shared, cx.line);
+    if let Some(j) = stage_ref(shared, from, cx.stage) {
+        let s = cx.done[j]
+            .as_ref()
+            .ok_or_else(|| shared.err(line, StepError::not_built("", from)))?;
+        return rootfs::tree_of(&*host.blobs, &s.layers, true);
+    }
+    let img = host
+        .images
+        .resolve(from, &st.platform)
+        .map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
+    rootfs::tree_of(&*host.blobs, &img.manifest.layers, true)
+}
+
+/// The copy's layer from the cache or written now; the step's cache key covers the items' content.
+async fn write_layer(
+    cx: &StepCtx<'_>,
+    host: &mut Host<'_>,
+    st: &mut StageState,
+    items: &[Item],
+    code: &str,
+) -> Result<(CachedLayer, bool), Error> {
+    let shared = cx.shared;
+    Ok(if shared.opts.no_cache {
         // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
         let mut digests = BTreeMap::new();
         let layer = write_items_async(
             host,
             shared.opts.layer_format,
-            &items,
+            items,
             Some(&mut digests),
             None,
         )
         .await?;
-        let content = items_digest(host, &items, &digests)?;
-        let key = chain(&st.key, &[&code, content.as_str()]);
+        let content = items_digest(host, items, &digests)?;
+        let key = chain(&st.key, &[code, content.as_str()]);
         st.key = key.clone();
         host.cache.put(&key, Some(layer.clone()));
         (layer, false)
     } else {
-        let content = items_digest(host, &items, &BTreeMap::new())?;
+        let content = items_digest(host, items, &BTreeMap::new())?;
         // The step's position, whatever its content: where the checkpoints of its last layer are kept.
-        let position = chain(&st.key, &[&code, "position"]);
-        let key = chain(&st.key, &[&code, content.as_str()]);
+        let position = chain(&st.key, &[code, "position"]);
+        let key = chain(&st.key, &[code, content.as_str()]);
         st.key = key.clone();
         match cache_lookup(host, shared, &key) {
             Some(hit) => (hit.expect("COPY makes a layer"), true),
@@ -329,7 +421,7 @@ pub(super) async fn copy_step(
                 let layer = write_items_async(
                     host,
                     shared.opts.layer_format,
-                    &items,
+                    items,
                     None,
                     Some(&position),
                 )
@@ -338,14 +430,5 @@ pub(super) async fn copy_step(
                 (layer, false)
             }
         }
-    };
-    if let Some(t) = st.tree.as_mut() {
-        for it in &items {
-            t.insert(it.entry.clone(), st.layers.len(), None);
-        }
-    }
-    let d = layer.descriptor.clone();
-    st.add_layer(shared, layer, created_by, cached);
-    finish_step(host, st, index, step, line, cached, Some(&d));
-    Ok(())
+    })
 }

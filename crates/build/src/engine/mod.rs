@@ -3,21 +3,22 @@
 
 mod checks;
 mod copy;
+mod copy_plan;
 mod copy_step;
 mod git_source;
 mod history;
 mod layers;
+mod plan;
 mod resume;
 pub mod rootfs;
 mod run;
 mod run_mounts;
 mod stage;
+mod workdir;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 
-use lw_dockerfile::instructions::{self, Instruction};
-use lw_dockerfile::parser;
 use lw_dockerfile::shell::Lexer;
 use lw_oci::config::rfc3339_from_epoch;
 use lw_oci::{media, Descriptor, Digest, ImageConfig, Manifest, Platform};
@@ -26,7 +27,8 @@ use serde::Serialize;
 use crate::context::Context;
 use crate::events::BuildEvent;
 use crate::host::{put_bytes, AsyncRunExecutor, BlobStore, Cache, ImageSource, UrlFetcher};
-use crate::Error;
+use crate::{Error, StepError};
+pub use plan::{model_options, plan, InstructionScope, Plan};
 use stage::StageState;
 
 /// What to build.
@@ -116,29 +118,16 @@ pub struct BuildResult {
 pub(crate) struct Shared<'o> {
     pub opts: &'o BuildOptions,
     pub lexer: Lexer,
-    /// Global ARGs with values (meta args and platform args), for FROM lines.
-    pub global_args: Vec<(String, String)>,
-    pub stage_names: Vec<Option<String>>,
+    /// The model: stages, their names and dependencies, and every instruction's scope.
+    pub plan: &'o Plan,
 }
 
 impl Shared<'_> {
-    pub fn err(&self, line: usize, message: impl Into<String>) -> Error {
+    pub fn err(&self, line: usize, kind: impl Into<StepError>) -> Error {
         Error::Step {
             file: self.opts.dockerfile_name.clone(),
             line,
-            message: message.into(),
-        }
-    }
-
-    /// The value of a build arg: `--build-arg`, else for `SOURCE_DATE_EPOCH` the build's epoch (we build
-    /// reproducibly by default, as BuildKit does when given that build arg).
-    pub fn build_arg(&self, key: &str) -> Option<String> {
-        match self.opts.build_args.get(key) {
-            Some(v) => Some(v.clone()),
-            None if key == "SOURCE_DATE_EPOCH" && !self.opts.keep_mtimes => {
-                Some(self.opts.source_date_epoch.to_string())
-            }
-            None => None,
+            kind: kind.into(),
         }
     }
 
@@ -155,21 +144,6 @@ impl Shared<'_> {
     }
 }
 
-/// The predefined platform ARGs for `target` and `build` platforms.
-pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, String)> {
-    let mut v = Vec::new();
-    for (prefix, p) in [("TARGET", target), ("BUILD", build)] {
-        v.push((format!("{prefix}PLATFORM"), p.to_string()));
-        v.push((format!("{prefix}OS"), p.os.clone()));
-        v.push((format!("{prefix}ARCH"), p.architecture.clone()));
-        v.push((
-            format!("{prefix}VARIANT"),
-            p.variant.clone().unwrap_or_default(),
-        ));
-    }
-    v
-}
-
 /// Proxy ARGs are predefined: usable without an ARG line, and never recorded in history.
 pub use lw_dockerfile::model::PROXY_ARGS;
 
@@ -182,124 +156,7 @@ pub(crate) fn expand(
     shared
         .lexer
         .process_word(word, &env.to_vec())
-        .map_err(|e| shared.err(line, e.to_string()))
-}
-
-/// Parse and check a Dockerfile without building (errors name `file:line:column`).
-pub fn parse_stages(
-    opts: &BuildOptions,
-) -> Result<
-    (
-        parser::Dockerfile,
-        Vec<instructions::Stage>,
-        Vec<instructions::ArgCommand>,
-    ),
-    Error,
-> {
-    let df = parser::parse(&opts.dockerfile).map_err(|e| Error::Dockerfile {
-        file: opts.dockerfile_name.clone(),
-        source: e,
-    })?;
-    let (stages, meta) = instructions::parse_stages(&df).map_err(|e| Error::Dockerfile {
-        file: opts.dockerfile_name.clone(),
-        source: e,
-    })?;
-    if stages.is_empty() {
-        return Err(Error::Step {
-            file: opts.dockerfile_name.clone(),
-            line: 1,
-            message: "the Dockerfile has no FROM instruction".into(),
-        });
-    }
-    Ok((df, stages, meta))
-}
-
-/// Which stages the target needs (indexes, ascending): FROM <stage>, COPY --from, RUN --mount from=.
-fn needed_stages(
-    shared: &Shared,
-    images: &mut dyn ImageSource,
-    stages: &[instructions::Stage],
-    target: usize,
-) -> BTreeSet<usize> {
-    let find = |name: &str, before: usize| -> Option<usize> {
-        if let Ok(i) = name.parse::<usize>() {
-            return (i < before).then_some(i);
-        }
-        let lower = name.to_ascii_lowercase();
-        shared.stage_names[..before]
-            .iter()
-            .rposition(|n| n.as_deref() == Some(lower.as_str()))
-    };
-    let mut needed = BTreeSet::new();
-    let mut todo = vec![target];
-    while let Some(i) = todo.pop() {
-        if !needed.insert(i) {
-            continue;
-        }
-        let s = &stages[i];
-        let base = expand(shared, 0, &s.from.base_name, &shared.global_args).unwrap_or_default();
-        let mut froms: Vec<String> = s.commands.iter().flat_map(command_froms).collect();
-        if let Some(j) = find(&base, i) {
-            todo.push(j);
-        } else if !base.eq_ignore_ascii_case("scratch") {
-            // An image base's ONBUILD triggers may name stages too (`ONBUILD COPY --from=helper`): BuildKit
-            // resolves the base first, so a stage only a trigger uses is built. A base that does not resolve
-            // fails later, in its own step.
-            froms.extend(trigger_froms(shared, images, s, &base));
-        }
-        for f in froms {
-            // Global ARGs may name the stage (`--from=${BUILDER}`).
-            let f = expand(shared, 0, &f, &shared.global_args).unwrap_or(f);
-            if let Some(j) = find(&f, i) {
-                todo.push(j);
-            }
-        }
-    }
-    needed
-}
-
-/// The stages or images an instruction reads from: `COPY --from`, `RUN --mount=from=`.
-fn command_froms(c: &Instruction) -> Vec<String> {
-    match c {
-        Instruction::Copy(c) if !c.from.is_empty() => vec![c.from.clone()],
-        Instruction::Run(r) => r
-            .mounts
-            .iter()
-            .flat_map(|m| run_mounts::mount_fields(m))
-            .filter(|(k, _)| k == "from")
-            .filter_map(|(_, v)| v)
-            .collect(),
-        _ => vec![],
-    }
-}
-
-/// What the ONBUILD triggers of image `base` read from (nothing when it does not resolve or has none).
-fn trigger_froms(
-    shared: &Shared,
-    images: &mut dyn ImageSource,
-    stage: &instructions::Stage,
-    base: &str,
-) -> Vec<String> {
-    let platform = if stage.from.platform.is_empty() {
-        Some(shared.opts.platform.clone())
-    } else {
-        expand(shared, 0, &stage.from.platform, &shared.global_args)
-            .ok()
-            .and_then(|p| Platform::parse(&p).ok())
-    };
-    let Some(img) = platform.and_then(|p| images.resolve(base, &p).ok()) else {
-        return vec![];
-    };
-    let mut out = Vec::new();
-    for t in img.config.config.on_build.iter().flatten() {
-        let Ok(df) = parser::parse(t.as_bytes()) else {
-            continue;
-        };
-        for inst in instructions::parse(&df).unwrap_or_default() {
-            out.extend(command_froms(&inst));
-        }
-    }
-    out
+        .map_err(|e| shared.err(line, StepError::Expansion(e.to_string())))
 }
 
 /// Build the image with an executor that answers at once (every [`crate::host::RunExecutor`]). On error
@@ -322,66 +179,26 @@ pub fn build(opts: &BuildOptions, host: &mut Host) -> Result<BuildResult, Error>
 
 /// Build the image, awaiting the host's executor for RUN steps (the browser's answers through a Promise).
 pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<BuildResult, Error> {
-    let (df, stages, meta) = parse_stages(opts)?;
-    checks::enforce(opts, &df)?;
-    let lexer = Lexer::new(df.escape() as char);
-    let mut shared = Shared {
+    let plan = plan(opts)?;
+    checks::enforce(opts, &plan.dockerfile)?;
+    let shared = Shared {
         opts,
-        lexer,
-        global_args: platform_args(&opts.platform, &opts.build_platform),
-        stage_names: stages
-            .iter()
-            .map(|s| (!s.from.name.is_empty()).then(|| s.from.name.to_ascii_lowercase()))
-            .collect(),
+        lexer: Lexer::new(plan.dockerfile.escape() as char),
+        plan: &plan,
     };
-    // Global (meta) ARGs: a --build-arg overrides the default; defaults may use earlier globals.
-    for a in &meta {
-        for def in &a.args {
-            let value = match shared.build_arg(&def.key) {
-                Some(v) => Some(v),
-                None => match &def.value {
-                    Some(v) => Some(expand(
-                        &shared,
-                        a.source.span.start.line,
-                        v,
-                        &shared.global_args,
-                    )?),
-                    None => None,
-                },
-            };
-            shared.global_args.retain(|(k, _)| k != &def.key);
-            if let Some(v) = value {
-                shared.global_args.push((def.key.clone(), v));
-            }
-        }
-    }
-    let target = match &opts.target {
-        None => stages.len() - 1,
-        Some(t) => {
-            let lower = t.to_ascii_lowercase();
-            shared
-                .stage_names
-                .iter()
-                .position(|n| n.as_deref() == Some(lower.as_str()))
-                .ok_or_else(|| Error::Step {
-                    file: opts.dockerfile_name.clone(),
-                    line: 1,
-                    message: format!("target stage \"{t}\" could not be found"),
-                })?
-        }
-    };
-    let needed = needed_stages(&shared, &mut *host.images, &stages, target);
+    let target = plan.target();
+    let needed = plan.needed(&mut *host.images, &opts.platform);
     let mut done: Vec<Option<StageState>> = Vec::new();
-    for (i, s) in stages.iter().enumerate() {
+    for i in 0..plan.stages.len() {
         if i > target || !needed.contains(&i) {
             (host.events)(BuildEvent::StageSkipped {
                 stage: i,
-                name: shared.stage_names[i].clone(),
+                name: plan.stage_name(i),
             });
             done.push(None);
             continue;
         }
-        let state = stage::run_stage(&shared, host, &done, i, s).await?;
+        let state = stage::run_stage(&shared, host, &done, i).await?;
         done.push(Some(state));
     }
     let mut fin = done
@@ -412,9 +229,4 @@ pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<Bui
         config_digest: config_desc.digest,
         layers: fin.reports,
     })
-}
-
-/// The environment for expanding words in a stage: ENV and ARG assignments, the later one of a name winning.
-pub(crate) fn word_env(st: &stage::StageState) -> Vec<(String, String)> {
-    st.env.clone()
 }

@@ -3,33 +3,75 @@
 
 use lw_dockerfile::instructions::RunCommand as Run;
 
-use super::stage::{cache_lookup, finish_step, run_argv, StageState};
-use super::{expand, history, rootfs, word_env, Host, Shared, PROXY_ARGS};
+use super::stage::{cache_lookup, run_argv, StageState, StepCtx};
+use super::{expand, history, rootfs, Host, Shared, PROXY_ARGS};
 use crate::events::BuildEvent;
 use crate::host::{CachedLayer, RunRequest};
-use crate::Error;
+use crate::{Error, StepError};
 
-/// Run one RUN instruction of stage `index` (step `step`, Dockerfile line `line`).
-#[allow(clippy::too_many_arguments)]
+/// What the step's sandbox is, for its cache key: the network it really gets, the `--add-host` entries of its
+/// /etc/hosts, its host name and its security mode.
+fn step_key_env(shared: &Shared, r: &Run, network: &str) -> String {
+    // The key holds the network the step really gets, and the `--add-host` entries its /etc/hosts lists.
+    let mut net_key = if shared.opts.extra_hosts.is_empty() {
+        network.to_string()
+    } else {
+        let hosts: Vec<String> = shared
+            .opts
+            .extra_hosts
+            .iter()
+            .map(|(n, ip)| format!("{n}:{ip}"))
+            .collect();
+        format!("{network} add-host={}", hosts.join(","))
+    };
+    // The sandbox's host name and security mode change what the step sees: both are part of its key.
+    let hostname = sandbox_hostname(shared);
+    if !hostname.is_empty() {
+        net_key.push_str(&format!(" hostname={hostname}"));
+    }
+    if r.security == "insecure" {
+        net_key.push_str(" security=insecure");
+    }
+    net_key
+}
+
+/// The build arg `BUILDKIT_SANDBOX_HOSTNAME` (empty: the default host name).
+fn sandbox_hostname(shared: &Shared) -> String {
+    shared
+        .opts
+        .build_args
+        .get("BUILDKIT_SANDBOX_HOSTNAME")
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// RUN sees the state environment: ENV and every ARG with a value (BuildKit's AddEnv for both), and proxy args,
+/// which are predefined as in docker: `--build-arg HTTP_PROXY=...` reaches RUN without an ARG line.
+fn run_env(shared: &Shared, st: &StageState) -> Vec<String> {
+    let mut run_env: Vec<String> = st.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for name in PROXY_ARGS {
+        let declared = st.env.iter().any(|(k, _)| k == name);
+        if let (false, Some(v)) = (declared, shared.opts.build_args.get(name)) {
+            run_env.push(format!("{name}={v}"));
+        }
+    }
+    run_env
+}
+
+/// Run one RUN instruction at `cx`.
 pub(super) async fn run_step(
-    shared: &Shared<'_>,
+    cx: &StepCtx<'_>,
     host: &mut Host<'_>,
-    done: &[Option<StageState>],
-    index: usize,
     st: &mut StageState,
     r: &Run,
-    line: usize,
-    step: usize,
 ) -> Result<(), Error> {
-    let env = word_env(st);
+    let (shared, done, index, line, step) = (cx.shared, cx.done, cx.stage, cx.line, cx.step);
+    let env = st.env.clone();
     let ex = |w: &str| expand(shared, line, w, &env);
     let code = r.source.code.clone();
     // BuildKit's stable frontend builds without the labs `RUN --device`.
     if !r.devices.is_empty() {
-        return Err(shared.err(
-            line,
-            "device feature is only supported in Dockerfile frontend 1.14.0-labs or later",
-        ));
+        return Err(shared.err(line, StepError::DeviceNeedsLabs));
     }
     let (argv, files) = run_argv(st, &r.command);
     let run_args = st.run_args();
@@ -50,33 +92,7 @@ pub(super) async fn run_step(
     } else {
         shared.opts.network.clone()
     };
-    // The key holds the network the step really gets, and the `--add-host` entries its /etc/hosts lists.
-    let net_key = if shared.opts.extra_hosts.is_empty() {
-        network.clone()
-    } else {
-        let hosts: Vec<String> = shared
-            .opts
-            .extra_hosts
-            .iter()
-            .map(|(n, ip)| format!("{n}:{ip}"))
-            .collect();
-        format!("{network} add-host={}", hosts.join(","))
-    };
-    // The sandbox's host name and security mode change what the step sees: both are part of its key.
-    let hostname = shared
-        .opts
-        .build_args
-        .get("BUILDKIT_SANDBOX_HOSTNAME")
-        .cloned()
-        .unwrap_or_default();
-    let insecure = r.security == "insecure";
-    let mut net_key = net_key;
-    if !hostname.is_empty() {
-        net_key.push_str(&format!(" hostname={hostname}"));
-    }
-    if insecure {
-        net_key.push_str(" security=insecure");
-    }
+    let net_key = step_key_env(shared, r, &network);
     let mut key = super::run_mounts::run_key(&st.key, &text, &mounts, &net_key, &binds);
     super::run_mounts::key_seeded_caches(&mut mounts, &binds);
     // A heredoc run as a file shows only its path in the history text: its body keys the step.
@@ -85,15 +101,7 @@ pub(super) async fn run_step(
         key = super::stage::chain(&key, &[path, body.as_str()]);
     }
     st.key = key.clone();
-    // RUN sees the state environment: ENV and every ARG with a value (BuildKit's AddEnv for both).
-    let mut run_env: Vec<String> = st.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    // Proxy args are predefined, as in docker: `--build-arg HTTP_PROXY=...` reaches RUN without an ARG line.
-    for name in PROXY_ARGS {
-        let declared = st.env.iter().any(|(k, _)| k == name);
-        if let (false, Some(v)) = (declared, shared.opts.build_args.get(name)) {
-            run_env.push(format!("{name}={v}"));
-        }
-    }
+    let run_env = run_env(shared, st);
     let mut req = RunRequest {
         layers: st.layers.clone(),
         diff_ids: st.config.rootfs.diff_ids.clone(),
@@ -109,8 +117,8 @@ pub(super) async fn run_step(
         platform: st.platform.clone(),
         source_date_epoch: (!shared.opts.keep_mtimes).then_some(shared.opts.source_date_epoch),
         location: format!("{}:{line}", shared.opts.dockerfile_name),
-        hostname,
-        insecure,
+        hostname: sandbox_hostname(shared),
+        insecure: r.security == "insecure",
     };
     let (layer, cached) = match cache_lookup(host, shared, &key) {
         Some(hit) => (hit, true),
@@ -136,7 +144,7 @@ pub(super) async fn run_step(
         rootfs::apply_indexed(t, &*host.blobs, &*host.cache, st.layers.len(), &d)?;
     }
     st.add_layer(shared, l, text, cached);
-    finish_step(host, st, index, step, line, cached, Some(&d));
+    cx.finish(host, st, cached, Some(&d));
     Ok(())
 }
 

@@ -5,14 +5,14 @@
 use lw_layer::tree::FileTree;
 use lw_oci::{Descriptor, Digest, DigestHasher};
 
-use super::copy::{self, CopySpec, Item, SourceFs};
+use super::copy::{CopySpec, Item, SourceFs};
 use super::copy_step::items_digest;
 use super::layers::write_items;
 use super::stage::{chain, stage_ref, StageState};
 use super::{rootfs, Host, Shared};
 use crate::context::normalize_path;
 use crate::host::BindSource;
-use crate::Error;
+use crate::{Error, StepError};
 
 /// Where a bind mount's files come from, before anything is written.
 enum Origin {
@@ -122,7 +122,7 @@ pub(crate) fn resolve_binds(
         } else {
             let (layers, diff_ids) = if let Some(j) = stage_ref(shared, from, index) {
                 let s = done[j].as_ref().ok_or_else(|| {
-                    shared.err(line, format!("{what}: stage {from} was not built"))
+                    shared.err(line, StepError::not_built(&format!("{what}: "), from))
                 })?;
                 (s.layers.clone(), s.config.rootfs.diff_ids.clone())
             } else {
@@ -200,7 +200,7 @@ fn context_items(
         unpack: None,
         keep_git_dir: None,
     };
-    copy::plan(shared, spec, &FileTree::new(), None)
+    super::copy_plan::plan(shared, spec, &FileTree::new(), None)
 }
 
 /// The RUN step's cache key: its command, mounts and network, plus the mounted sources' contents (so a changed

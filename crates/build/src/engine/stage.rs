@@ -5,16 +5,13 @@ use std::collections::BTreeMap;
 
 use lw_dockerfile::instructions::{self, CommandLine, Instruction};
 use lw_layer::tree::FileTree;
-use lw_layer::Entry;
 use lw_oci::config::Empty;
 use lw_oci::{Descriptor, Digest, DigestHasher, HealthConfig, History, ImageConfig, Platform};
 
-use super::copy::{Data, Item};
-use super::layers::write_items;
-use super::{expand, history, rootfs, word_env, Host, LayerReport, Shared};
+use super::{expand, history, rootfs, Host, LayerReport, Shared};
 use crate::events::BuildEvent;
 use crate::host::CachedLayer;
-use crate::Error;
+use crate::{Error, StepError};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
@@ -182,41 +179,53 @@ fn image_env(config: &ImageConfig) -> Vec<(String, String)> {
 }
 
 pub(super) fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
-    if let Ok(i) = name.parse::<usize>() {
-        return (i < before).then_some(i);
-    }
-    let lower = name.to_ascii_lowercase();
-    shared.stage_names[..before]
-        .iter()
-        .rposition(|n| n.as_deref() == Some(lower.as_str()))
+    shared.plan.stage_ref(name, before)
 }
 
-pub(crate) async fn run_stage(
-    shared: &Shared<'_>,
-    host: &mut Host<'_>,
-    done: &[Option<StageState>],
-    index: usize,
-    stage: &instructions::Stage,
+/// What one step works in: the build, the stages built so far, and where the step is: its stage, its step number
+/// (FROM is 1), its line, and which instruction of the stage's body in the model it is (`None` for an ONBUILD
+/// trigger of the base, which the Dockerfile's model does not hold).
+pub(super) struct StepCtx<'a> {
+    pub shared: &'a Shared<'a>,
+    pub done: &'a [Option<StageState>],
+    pub stage: usize,
+    pub step: usize,
+    pub line: usize,
+    pub body: Option<usize>,
+}
+
+impl StepCtx<'_> {
+    /// Reports the step's end: cached or not, and the layer it made.
+    pub(super) fn finish(
+        &self,
+        host: &mut Host,
+        st: &StageState,
+        cached: bool,
+        layer: Option<&Descriptor>,
+    ) {
+        (host.events)(BuildEvent::StepFinished {
+            stage: self.stage,
+            step: self.step,
+            line: self.line,
+            cached,
+            layer: layer.map(|d| d.digest.to_string()),
+            size: layer.map_or(0, |d| d.size),
+            cache_key: st.key.to_string(),
+        });
+    }
+}
+
+/// The state a stage starts from: `scratch`, an earlier stage (its ARGs and environment too, as BuildKit carries
+/// them), or an image.
+fn base_state(
+    cx: &StepCtx,
+    host: &mut Host,
+    base: &str,
+    platform: &Platform,
 ) -> Result<StageState, Error> {
-    let from = &stage.from;
-    let line = from.source.span.start.line;
-    let total = stage.commands.len() + 1;
-    (host.events)(BuildEvent::StepStarted {
-        stage: index,
-        step: 1,
-        total,
-        line,
-        text: from.source.code.clone(),
-    });
-    let base = expand(shared, line, &from.base_name, &shared.global_args)?;
-    let platform = if from.platform.is_empty() {
-        shared.opts.platform.clone()
-    } else {
-        let p = expand(shared, line, &from.platform, &shared.global_args)?;
-        Platform::parse(&p).map_err(|e| shared.err(line, format!("FROM --platform: {e}")))?
-    };
-    let mut st = if base.eq_ignore_ascii_case("scratch") {
-        let config = scratch(&platform);
+    let (shared, line) = (cx.shared, cx.line);
+    Ok(if base.eq_ignore_ascii_case("scratch") {
+        let config = scratch(platform);
         StageState {
             env: image_env(&config),
             config,
@@ -231,17 +240,17 @@ pub(crate) async fn run_stage(
             ),
             platform: platform.clone(),
         }
-    } else if let Some(j) = stage_ref(shared, &base, index) {
-        let mut s = done[j]
+    } else if let Some(j) = stage_ref(shared, base, cx.stage) {
+        let mut s = cx.done[j]
             .clone()
-            .ok_or_else(|| shared.err(line, format!("stage {base} was not built")))?;
+            .ok_or_else(|| shared.err(line, StepError::not_built("", base)))?;
         // BuildKit: a stage built FROM another inherits its ARGs (with values) and environment.
         s.cmd_set = false;
         s
     } else {
         let img = host
             .images
-            .resolve(&base, &platform)
+            .resolve(base, platform)
             .map_err(|e| shared.err(line, format!("FROM {base}: {e}")))?;
         StageState {
             key: format_key(
@@ -272,21 +281,53 @@ pub(crate) async fn run_stage(
             tree: None,
             platform: platform.clone(),
         }
-    };
-    (host.events)(BuildEvent::StageStarted {
+    })
+}
+
+pub(crate) async fn run_stage(
+    shared: &Shared<'_>,
+    host: &mut Host<'_>,
+    done: &[Option<StageState>],
+    index: usize,
+) -> Result<StageState, Error> {
+    let stage = &shared.plan.stages[index];
+    let model = &shared.plan.model.stages[index];
+    let from = &stage.from;
+    let line = from.source.span.start.line;
+    let total = stage.commands.len() + 1;
+    (host.events)(BuildEvent::StepStarted {
         stage: index,
-        name: shared.stage_names[index].clone(),
-        base: base.clone(),
+        step: 1,
+        total,
+        line,
+        text: from.source.code.clone(),
     });
-    (host.events)(BuildEvent::StepFinished {
+    // The model expanded FROM's words with the global scope.
+    if let Some(e) = &model.from.error {
+        return Err(shared.err(line, e.clone()));
+    }
+    let base = model.base_name.clone();
+    let platform = match &model.platform {
+        None => shared.opts.platform.clone(),
+        Some(p) => {
+            Platform::parse(p).map_err(|e| shared.err(line, format!("FROM --platform: {e}")))?
+        }
+    };
+    let from_cx = StepCtx {
+        shared,
+        done,
         stage: index,
         step: 1,
         line,
-        cached: false,
-        layer: None,
-        size: 0,
-        cache_key: st.key.to_string(),
+        body: None,
+    };
+    let mut st = base_state(&from_cx, host, &base, &platform)?;
+    (host.events)(BuildEvent::StageStarted {
+        stage: index,
+        name: shared.plan.stage_name(index),
+        base: base.clone(),
     });
+    from_cx.finish(host, &st, false, None);
 
     // ONBUILD triggers of the base run first, as in a child build; then they are dropped.
     if let Some(triggers) = st.config.config.on_build.take() {
@@ -296,7 +337,7 @@ pub(crate) async fn run_stage(
             for inst in instructions::parse(&df)
                 .map_err(|e| shared.err(line, format!("ONBUILD {t}: {e}")))?
             {
-                step_any(shared, host, done, index, &mut st, &inst, line, 1).await?;
+                step_any(&from_cx, host, &mut st, &inst).await?;
             }
         }
     }
@@ -309,34 +350,64 @@ pub(crate) async fn run_stage(
             line: l,
             text: inst.source().code.clone(),
         });
-        step_any(shared, host, done, index, &mut st, inst, l, n + 2).await?;
+        let cx = StepCtx {
+            shared,
+            done,
+            stage: index,
+            step: n + 2,
+            line: l,
+            body: Some(n),
+        };
+        step_any(&cx, host, &mut st, inst).await?;
     }
     Ok(st)
 }
 
 /// One instruction: RUN may wait for its executor; every other instruction completes at once.
-#[allow(clippy::too_many_arguments)]
 async fn step_any(
-    shared: &Shared<'_>,
+    cx: &StepCtx<'_>,
     host: &mut Host<'_>,
-    done: &[Option<StageState>],
-    index: usize,
     st: &mut StageState,
     inst: &Instruction,
-    line: usize,
-    step: usize,
 ) -> Result<(), Error> {
     match inst {
-        Instruction::Run(r) => {
-            super::run::run_step(shared, host, done, index, st, r, line, step).await
-        }
+        Instruction::Run(r) => super::run::run_step(cx, host, st, r).await,
         // COPY and ADD may await a member pool (the tab's workers) while their layer is compressed.
         Instruction::Copy(_) | Instruction::Add(_) => {
-            let env = word_env(st);
-            super::copy_step::copy_step(shared, host, done, index, st, inst, line, step, &env).await
+            super::copy_step::copy_step(cx, host, st, inst).await
         }
-        _ => dispatch(shared, host, index, st, inst, line, step),
+        _ => dispatch(cx, host, st, inst),
     }
+}
+
+/// The value an ARG gives `def.key`, as BuildKit's dispatchArg: the build arg, else the default expanded, else the
+/// global ARG's value. Build args and global values are the model's; so is the expanded default, unless it names a
+/// variable the Dockerfile does not set (an image base's ENV) or the ARG is an ONBUILD trigger's, which only the
+/// build's state environment holds.
+fn arg_value(
+    cx: &StepCtx,
+    st: &StageState,
+    def: &instructions::ArgDef,
+) -> Result<Option<String>, Error> {
+    let (plan, at) = (cx.shared.plan, cx);
+    Ok(match (plan.options.build_args.get(&def.key), &def.value) {
+        (Some(v), _) => Some(v.clone()),
+        (None, Some(v)) => match at.body {
+            Some(k)
+                if plan.model.stages[at.stage].instructions[k]
+                    .unmatched
+                    .is_empty() =>
+            {
+                plan.model.stages[at.stage].arg_value(k, &def.key)
+            }
+            _ => Some(expand(cx.shared, at.line, v, &st.env)?),
+        },
+        (None, None) => plan
+            .model
+            .global_scope
+            .lookup(&def.key)
+            .and_then(|v| v.value.clone()),
+    })
 }
 
 /// A user[:group] to (uid, gid), reading the stage's /etc/passwd and /etc/group only when names need them.
@@ -432,9 +503,15 @@ fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<St
             None => (w.as_str(), "tcp".to_string()),
         };
         if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-            return Err(shared.err(line, format!("EXPOSE {w}: invalid proto {proto:?}")));
+            return Err(shared.err(
+                line,
+                StepError::ExposeProto {
+                    word: w.clone(),
+                    proto,
+                },
+            ));
         }
-        let bad = || shared.err(line, format!("EXPOSE {w}: invalid port"));
+        let bad = || shared.err(line, StepError::ExposePort { word: w.clone() });
         let (lo, hi) = match port.split_once('-') {
             Some((a, b)) => (
                 a.parse::<u16>().map_err(|_| bad())?,
@@ -453,27 +530,6 @@ fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<St
         }
     }
     Ok(out)
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(super) fn finish_step(
-    host: &mut Host,
-    st: &StageState,
-    stage: usize,
-    step: usize,
-    line: usize,
-    cached: bool,
-    layer: Option<&Descriptor>,
-) {
-    (host.events)(BuildEvent::StepFinished {
-        stage,
-        step,
-        line,
-        cached,
-        layer: layer.map(|d| d.digest.to_string()),
-        size: layer.map_or(0, |d| d.size),
-        cache_key: st.key.to_string(),
-    });
 }
 
 /// A stage's first key, with the layer format when it is not the default: a gzip layer is never reused for a
@@ -501,7 +557,7 @@ pub(super) fn cache_lookup(
 }
 
 /// Use the cached layer for `key` when allowed and present; otherwise make it with `make`.
-fn cached_or<F>(
+pub(super) fn cached_or<F>(
     host: &mut Host,
     shared: &Shared,
     key: &Digest,
@@ -518,47 +574,120 @@ where
     Ok((made, false))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `EXPOSE`: the ports, split and expanded like words, as `PORT/PROTO` entries of the config.
+fn expose_step(
+    cx: &StepCtx,
+    st: &mut StageState,
+    e: &instructions::ExposeCommand,
+    env: &[(String, String)],
+) -> Result<(), Error> {
+    let (shared, line) = (cx.shared, cx.line);
+    let mut words = Vec::new();
+    for p in &e.ports {
+        words.extend(
+            shared
+                .lexer
+                .process_words(p, &env.to_vec())
+                .map_err(|er| shared.err(line, er.to_string()))?,
+        );
+    }
+    let ports = expose_ports(shared, line, &words)?;
+    let map = st
+        .config
+        .config
+        .exposed_ports
+        .get_or_insert_with(BTreeMap::new);
+    for p in &ports {
+        map.insert(p.clone(), Empty {});
+    }
+    let text = format!("EXPOSE [{}]", ports.join(" "));
+    st.metadata_step(shared, text);
+    Ok(())
+}
+
+/// `HEALTHCHECK`: the config's health check; the history shows Go's `%+v` of it.
+fn healthcheck_step(cx: &StepCtx, st: &mut StageState, h: &instructions::HealthcheckCommand) {
+    let shared = cx.shared;
+    let hc = &h.health;
+    let cfg = HealthConfig {
+        test: Some(hc.test.clone()),
+        interval: (hc.interval != 0).then_some(hc.interval),
+        timeout: (hc.timeout != 0).then_some(hc.timeout),
+        start_period: (hc.start_period != 0).then_some(hc.start_period),
+        start_interval: (hc.start_interval != 0).then_some(hc.start_interval),
+        retries: (hc.retries != 0).then_some(i64::from(hc.retries)),
+    };
+    st.config.config.healthcheck = Some(cfg);
+    // Go's %+v of the HealthcheckConfig struct.
+    let text = format!(
+        "HEALTHCHECK {{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+        hc.test.join(" "),
+        go_duration(hc.interval),
+        go_duration(hc.timeout),
+        go_duration(hc.start_period),
+        go_duration(hc.start_interval),
+        hc.retries
+    );
+    st.metadata_step(shared, text);
+}
+
+/// `VOLUME`: each path, expanded, becomes a config volume.
+fn volume_step(
+    cx: &StepCtx,
+    st: &mut StageState,
+    v: &instructions::VolumeCommand,
+) -> Result<(), Error> {
+    let (shared, line) = (cx.shared, cx.line);
+    let mut vols = Vec::new();
+    for w in &v.volumes {
+        let p = expand(shared, line, w, &st.env)?;
+        if p.is_empty() {
+            return Err(shared.err(line, StepError::EmptyVolume));
+        }
+        st.config
+            .config
+            .volumes
+            .get_or_insert_with(BTreeMap::new)
+            .insert(p.clone(), Empty {});
+        vols.push(p);
+    }
+    let text = format!("VOLUME [{}]", vols.join(" "));
+    st.metadata_step(shared, text);
+    Ok(())
+}
+
+/// `ARG`: each name's value (see [`arg_value`]) assigns the state environment and is kept for RUN's history.
+fn arg_step(cx: &StepCtx, st: &mut StageState, a: &instructions::ArgCommand) -> Result<(), Error> {
+    let mut parts = Vec::new();
+    for def in &a.args {
+        let value = arg_value(cx, st, def)?;
+        match &value {
+            Some(v) => {
+                parts.push(format!("{}={v}", def.key));
+                st.add_env(&def.key, v);
+            }
+            None => parts.push(def.key.clone()),
+        }
+        st.args.push((def.key.clone(), value));
+    }
+    st.metadata_step(cx.shared, format!("ARG {}", parts.join(" ")));
+    Ok(())
+}
+
+/// The instructions that complete at once: metadata steps (config and history only) and WORKDIR.
 fn dispatch(
-    shared: &Shared,
+    cx: &StepCtx,
     host: &mut Host,
-    index: usize,
     st: &mut StageState,
     inst: &Instruction,
-    line: usize,
-    step: usize,
 ) -> Result<(), Error> {
-    let env = word_env(st);
+    let (shared, line) = (cx.shared, cx.line);
+    let env = st.env.clone();
     let ex = |w: &str| expand(shared, line, w, &env);
     let code = inst.source().code.clone();
     match inst {
         Instruction::From(_) => unreachable!("FROM starts a stage"),
-        Instruction::Arg(a) => {
-            let mut parts = Vec::new();
-            for def in &a.args {
-                let global = shared
-                    .global_args
-                    .iter()
-                    .find(|(k, _)| k == &def.key)
-                    .map(|(_, v)| v.clone());
-                let value = match shared.build_arg(&def.key) {
-                    Some(v) => Some(v),
-                    None => match &def.value {
-                        Some(v) => Some(ex(v)?),
-                        None => global,
-                    },
-                };
-                match &value {
-                    Some(v) => {
-                        parts.push(format!("{}={v}", def.key));
-                        st.add_env(&def.key, v);
-                    }
-                    None => parts.push(def.key.clone()),
-                }
-                st.args.push((def.key.clone(), value));
-            }
-            st.metadata_step(shared, format!("ARG {}", parts.join(" ")));
-        }
+        Instruction::Arg(a) => arg_step(cx, st, a)?,
         Instruction::Env(e) => {
             let mut parts = Vec::new();
             for kv in &e.env {
@@ -583,50 +712,13 @@ fn dispatch(
             let text = format!("LABEL {}", parts.join(" "));
             st.metadata_step(shared, text);
         }
-        Instruction::Expose(e) => {
-            let mut words = Vec::new();
-            for p in &e.ports {
-                words.extend(
-                    shared
-                        .lexer
-                        .process_words(p, &env)
-                        .map_err(|er| shared.err(line, er.to_string()))?,
-                );
-            }
-            let ports = expose_ports(shared, line, &words)?;
-            let map = st
-                .config
-                .config
-                .exposed_ports
-                .get_or_insert_with(BTreeMap::new);
-            for p in &ports {
-                map.insert(p.clone(), Empty {});
-            }
-            let text = format!("EXPOSE [{}]", ports.join(" "));
-            st.metadata_step(shared, text);
-        }
+        Instruction::Expose(e) => expose_step(cx, st, e, &env)?,
         Instruction::User(u) => {
             let user = ex(&u.user)?;
             st.config.config.user = Some(user.clone());
             st.metadata_step(shared, format!("USER {user}"));
         }
-        Instruction::Volume(v) => {
-            let mut vols = Vec::new();
-            for w in &v.volumes {
-                let p = ex(w)?;
-                if p.is_empty() {
-                    return Err(shared.err(line, "VOLUME specified can not be an empty string"));
-                }
-                st.config
-                    .config
-                    .volumes
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(p.clone(), Empty {});
-                vols.push(p);
-            }
-            let text = format!("VOLUME [{}]", vols.join(" "));
-            st.metadata_step(shared, text);
-        }
+        Instruction::Volume(v) => volume_step(cx, st, v)?,
         Instruction::StopSignal(s) => {
             let sig = ex(&s.signal)?;
             st.config.config.stop_signal = Some(sig.clone());
@@ -661,29 +753,7 @@ fn dispatch(
             let text = format!("SHELL [{}]", s.shell.join(" "));
             st.metadata_step(shared, text);
         }
-        Instruction::Healthcheck(h) => {
-            let hc = &h.health;
-            let cfg = HealthConfig {
-                test: Some(hc.test.clone()),
-                interval: (hc.interval != 0).then_some(hc.interval),
-                timeout: (hc.timeout != 0).then_some(hc.timeout),
-                start_period: (hc.start_period != 0).then_some(hc.start_period),
-                start_interval: (hc.start_interval != 0).then_some(hc.start_interval),
-                retries: (hc.retries != 0).then_some(i64::from(hc.retries)),
-            };
-            st.config.config.healthcheck = Some(cfg);
-            // Go's %+v of the HealthcheckConfig struct.
-            let text = format!(
-                "HEALTHCHECK {{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
-                hc.test.join(" "),
-                go_duration(hc.interval),
-                go_duration(hc.timeout),
-                go_duration(hc.start_period),
-                go_duration(hc.start_interval),
-                hc.retries
-            );
-            st.metadata_step(shared, text);
-        }
+        Instruction::Healthcheck(h) => healthcheck_step(cx, st, h),
         Instruction::Onbuild(o) => {
             st.config
                 .config
@@ -693,97 +763,11 @@ fn dispatch(
             // BuildKit records no history for ONBUILD; the cache key still changes with the config.
             st.key = chain(&st.key, &[&code]);
         }
-        Instruction::Workdir(w) => {
-            let p = ex(&w.path)?;
-            let joined = if p.starts_with('/') {
-                p.clone()
-            } else {
-                format!("{}/{p}", st.workdir())
-            };
-            let clean = crate::context::normalize_path(&joined)
-                .map_err(|e| shared.err(line, format!("WORKDIR {p}: {e}")))?;
-            // BuildKit keeps an absolute WORKDIR as written (a trailing slash stays); a relative one is joined to
-            // the current directory and cleaned. The directories made are the cleaned path's.
-            let abs = if p.starts_with('/') {
-                p.clone()
-            } else {
-                format!("/{clean}")
-            };
-            st.config.config.working_dir = Some(abs.clone());
-            let text = format!("WORKDIR {abs}");
-            st.key = chain(&st.key, &[&text]);
-            let tree = st.tree(host)?;
-            let mut missing = Vec::new();
-            let mut dir = clean.clone();
-            while !dir.is_empty() && tree.get(&tree.resolve(&dir)).is_none() {
-                missing.push(dir.clone());
-                dir = lw_layer::path::parent(&dir).to_string();
-            }
-            // BuildKit makes a layer for every WORKDIR but `/`, empty when the directories exist.
-            if abs == "/" {
-                st.history(shared, text, true);
-                finish_step(host, st, index, step, line, false, None);
-                return Ok(());
-            }
-            missing.reverse();
-            // BuildKit creates WORKDIR's directories as the current USER.
-            let (uid, gid) = match st.config.config.user.clone().filter(|u| !u.is_empty()) {
-                None => (0, 0),
-                Some(user) => {
-                    let spec = crate::chown::parse_chown(&user)
-                        .map_err(|e| shared.err(line, format!("WORKDIR: USER {user}: {e}")))?;
-                    resolve_owner(shared, host, st, &spec, line, "WORKDIR")?
-                }
-            };
-            // As a diff of the snapshot, BuildKit's layer also holds the existing parents of the first new
-            // directory (their mtime changed), with their own metadata.
-            let mut items: Vec<Item> = Vec::new();
-            if let Some(first) = missing.first() {
-                let tree = st.tree(host)?;
-                let mut dir = lw_layer::path::parent(first).to_string();
-                while !dir.is_empty() {
-                    if let Some(n) = tree.get(&dir).filter(|n| n.entry.is_dir()) {
-                        items.push(Item {
-                            entry: Entry {
-                                mtime: shared.mtime(n.entry.mtime),
-                                xattrs: BTreeMap::new(),
-                                ..n.entry.clone()
-                            },
-                            data: Data::None,
-                        });
-                    }
-                    dir = lw_layer::path::parent(&dir).to_string();
-                }
-                items.reverse();
-            }
-            items.extend(missing.iter().map(|d| Item {
-                entry: Entry {
-                    mtime: shared.mtime(0),
-                    uid,
-                    gid,
-                    ..Entry::dir(d, 0o755)
-                },
-                data: Data::None,
-            }));
-            let key = st.key.clone();
-            let (layer, cached) = cached_or(host, shared, &key, |h| {
-                write_items(h, shared.opts.layer_format, &items).map(Some)
-            })?;
-            let layer = layer.expect("WORKDIR makes a layer");
-            if let Some(t) = st.tree.as_mut() {
-                for it in &items {
-                    t.insert(it.entry.clone(), st.layers.len(), None);
-                }
-            }
-            let d = layer.descriptor.clone();
-            st.add_layer(shared, layer, text, cached);
-            finish_step(host, st, index, step, line, cached, Some(&d));
-            return Ok(());
-        }
+        Instruction::Workdir(w) => return super::workdir::workdir_step(cx, host, st, &w.path),
         Instruction::Copy(_) | Instruction::Add(_) | Instruction::Run(_) => {
             unreachable!("COPY, ADD and RUN steps go through step_any")
         }
     }
-    finish_step(host, st, index, step, line, false, None);
+    cx.finish(host, st, false, None);
     Ok(())
 }

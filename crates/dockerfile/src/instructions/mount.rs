@@ -163,170 +163,121 @@ const ALL_KEYS: [&str; 19] = [
 /// Expands one word (variables, quotes) the way the stage model does; see [`parse_mount`].
 pub type Expander<'a> = &'a mut dyn FnMut(&str) -> Result<String, String>;
 
-/// `parseMount`. With no expander (instruction-parse time) only the CSV syntax and
-/// `from` (which may not use variables) are checked, the rest is left for later, as
-/// upstream; with an expander every value is expanded and validated.
-pub fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Mount, String> {
-    let fields = csv_fields(val).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
-    let mut m = Mount {
-        mount_type: MountType::Bind,
-        from: String::new(),
-        source: String::new(),
-        target: String::new(),
-        read_only: false,
-        size_limit: 0,
-        cache_id: String::new(),
-        cache_sharing: None,
-        required: false,
-        env: None,
-        mode: None,
-        uid: None,
-        gid: None,
-    };
-    let mut ro_auto = true;
-    let unexpected_for_type =
-        |key: &str, t: MountType| format!("unexpected key '{key}' for mount type '{}'", t.as_str());
-    for field in &fields {
-        let (key, value, has_eq) = match field.split_once('=') {
-            Some((k, v)) => (k, v.to_string(), true),
-            None => (field.as_str(), String::new(), false),
-        };
-        let key = crate::gounicode::to_lower(key.as_bytes());
-        if !has_eq {
-            if expander.is_none() {
-                continue;
-            }
-            match key.as_str() {
-                "readonly" | "ro" => {
-                    m.read_only = true;
-                    ro_auto = false;
-                    continue;
-                }
-                "readwrite" | "rw" => {
-                    m.read_only = false;
-                    ro_auto = false;
-                    continue;
-                }
-                "required" => {
-                    if matches!(m.mount_type, MountType::Secret | MountType::Ssh) {
-                        m.required = true;
-                        continue;
-                    }
-                    return Err(unexpected_for_type(&key, m.mount_type));
-                }
-                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
-            }
+fn unexpected_for_type(key: &str, t: MountType) -> String {
+    format!("unexpected key '{key}' for mount type '{}'", t.as_str())
+}
+
+/// A field without `=` (`ro`, `rw`, `required`). `ro_auto` says the read-only default still applies.
+fn set_flag(m: &mut Mount, ro_auto: &mut bool, key: &str, field: &str) -> Result<(), String> {
+    match key {
+        "readonly" | "ro" => {
+            m.read_only = true;
+            *ro_auto = false;
         }
-        let value = match expander.as_mut() {
-            Some(exp) => exp(&value)?,
-            None => {
-                if key == "from" {
-                    if let Some(idx) = value.find('$') {
-                        if idx != value.len() - 1 {
-                            return Err(format!(
-                                "'{key}' doesn't support variable expansion, define alias stage instead"
-                            ));
-                        }
-                    }
-                    value
-                } else {
-                    continue;
-                }
-            }
-        };
-        let invalid = |key: &str, value: &str| format!("invalid value for {key}: {value}");
-        match key.as_str() {
-            "type" => {
-                m.mount_type = match crate::gounicode::to_lower(value.as_bytes()).as_str() {
-                    "bind" => MountType::Bind,
-                    "cache" => MountType::Cache,
-                    "tmpfs" => MountType::Tmpfs,
-                    "secret" => MountType::Secret,
-                    "ssh" => MountType::Ssh,
-                    _ => {
-                        return Err(with_suggestion(
-                            format!("unsupported mount type {}", go_quote(value.as_bytes())),
-                            &value,
-                            &["bind", "cache", "secret", "ssh", "tmpfs"],
-                            true,
-                        ))
-                    }
-                };
-            }
-            "from" => m.from = value,
-            "source" | "src" => m.source = value,
-            "target" | "dst" | "destination" => m.target = value,
-            "readonly" | "ro" => {
-                m.read_only = parse_bool(&value).ok_or_else(|| invalid(&key, &value))?;
-                ro_auto = false;
-            }
-            "readwrite" | "rw" => {
-                let rw = parse_bool(&value).ok_or_else(|| invalid(&key, &value))?;
-                m.read_only = !rw;
-                ro_auto = false;
-            }
-            "required" => {
-                if matches!(m.mount_type, MountType::Secret | MountType::Ssh) {
-                    m.required = parse_bool(&value).ok_or_else(|| invalid(&key, &value))?;
-                } else {
-                    return Err(unexpected_for_type(&key, m.mount_type));
-                }
-            }
-            "size" => {
-                if m.mount_type == MountType::Tmpfs {
-                    m.size_limit = ram_in_bytes(&value).map_err(|_| invalid(&key, &value))?;
-                } else {
-                    return Err(unexpected_for_type(&key, m.mount_type));
-                }
-            }
-            "id" => m.cache_id = value,
-            "sharing" => {
-                m.cache_sharing = Some(
-                    match crate::gounicode::to_lower(value.as_bytes()).as_str() {
-                        "shared" => Sharing::Shared,
-                        "private" => Sharing::Private,
-                        "locked" => Sharing::Locked,
-                        _ => {
-                            return Err(with_suggestion(
-                                format!("unsupported sharing value {}", go_quote(value.as_bytes())),
-                                &value,
-                                &["locked", "private", "shared"],
-                                true,
-                            ))
-                        }
-                    },
-                );
-            }
-            "mode" => {
-                m.mode = Some(
-                    parse_uint(&value, 8, 32)
-                        .map_err(|_| format!("invalid value {value} for mode"))?,
-                );
-            }
-            "uid" => {
-                m.uid = Some(
-                    parse_uint(&value, 10, 32)
-                        .map_err(|_| format!("invalid value {value} for uid"))?,
-                );
-            }
-            "gid" => {
-                m.gid = Some(
-                    parse_uint(&value, 10, 32)
-                        .map_err(|_| format!("invalid value {value} for gid"))?,
-                );
-            }
-            "env" => m.env = Some(value),
+        "readwrite" | "rw" => {
+            m.read_only = false;
+            *ro_auto = false;
+        }
+        "required" if matches!(m.mount_type, MountType::Secret | MountType::Ssh) => {
+            m.required = true
+        }
+        "required" => return Err(unexpected_for_type(key, m.mount_type)),
+        _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+    }
+    Ok(())
+}
+
+fn mount_type(value: &str) -> Result<MountType, String> {
+    Ok(
+        match crate::gounicode::to_lower(value.as_bytes()).as_str() {
+            "bind" => MountType::Bind,
+            "cache" => MountType::Cache,
+            "tmpfs" => MountType::Tmpfs,
+            "secret" => MountType::Secret,
+            "ssh" => MountType::Ssh,
             _ => {
                 return Err(with_suggestion(
-                    format!("unexpected key '{key}' in '{field}'"),
-                    &key,
-                    &ALL_KEYS,
+                    format!("unsupported mount type {}", go_quote(value.as_bytes())),
+                    value,
+                    &["bind", "cache", "secret", "ssh", "tmpfs"],
                     true,
                 ))
             }
+        },
+    )
+}
+
+fn sharing(value: &str) -> Result<Sharing, String> {
+    Ok(
+        match crate::gounicode::to_lower(value.as_bytes()).as_str() {
+            "shared" => Sharing::Shared,
+            "private" => Sharing::Private,
+            "locked" => Sharing::Locked,
+            _ => {
+                return Err(with_suggestion(
+                    format!("unsupported sharing value {}", go_quote(value.as_bytes())),
+                    value,
+                    &["locked", "private", "shared"],
+                    true,
+                ))
+            }
+        },
+    )
+}
+
+/// A `key=value` field, its value expanded.
+fn set_field(
+    m: &mut Mount,
+    ro_auto: &mut bool,
+    key: &str,
+    value: String,
+    field: &str,
+) -> Result<(), String> {
+    let invalid = |key: &str, value: &str| format!("invalid value for {key}: {value}");
+    let id_number = |base: u32, what: &str| {
+        parse_uint(&value, base, 32).map_err(|_| format!("invalid value {value} for {what}"))
+    };
+    match key {
+        "type" => m.mount_type = mount_type(&value)?,
+        "from" => m.from = value,
+        "source" | "src" => m.source = value,
+        "target" | "dst" | "destination" => m.target = value,
+        "readonly" | "ro" => {
+            m.read_only = parse_bool(&value).ok_or_else(|| invalid(key, &value))?;
+            *ro_auto = false;
+        }
+        "readwrite" | "rw" => {
+            let rw = parse_bool(&value).ok_or_else(|| invalid(key, &value))?;
+            m.read_only = !rw;
+            *ro_auto = false;
+        }
+        "required" if matches!(m.mount_type, MountType::Secret | MountType::Ssh) => {
+            m.required = parse_bool(&value).ok_or_else(|| invalid(key, &value))?;
+        }
+        "size" if m.mount_type == MountType::Tmpfs => {
+            m.size_limit = ram_in_bytes(&value).map_err(|_| invalid(key, &value))?;
+        }
+        "required" | "size" => return Err(unexpected_for_type(key, m.mount_type)),
+        "id" => m.cache_id = value,
+        "sharing" => m.cache_sharing = Some(sharing(&value)?),
+        "mode" => m.mode = Some(id_number(8, "mode")?),
+        "uid" => m.uid = Some(id_number(10, "uid")?),
+        "gid" => m.gid = Some(id_number(10, "gid")?),
+        "env" => m.env = Some(value),
+        _ => {
+            return Err(with_suggestion(
+                format!("unexpected key '{key}' in '{field}'"),
+                key,
+                &ALL_KEYS,
+                true,
+            ))
         }
     }
+    Ok(())
+}
 
+/// The checks BuildKit makes once every field is read, and the read-only default.
+fn finish_mount(mut m: Mount, ro_auto: bool) -> Result<Mount, String> {
     let file_info_allowed = matches!(
         m.mount_type,
         MountType::Secret | MountType::Ssh | MountType::Cache
@@ -367,6 +318,58 @@ pub fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Moun
         ));
     }
     Ok(m)
+}
+
+/// `parseMount`. With no expander (instruction-parse time) only the CSV syntax and
+/// `from` (which may not use variables) are checked, the rest is left for later, as
+/// upstream; with an expander every value is expanded and validated.
+pub fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Mount, String> {
+    let fields = csv_fields(val).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
+    let mut m = Mount {
+        mount_type: MountType::Bind,
+        from: String::new(),
+        source: String::new(),
+        target: String::new(),
+        read_only: false,
+        size_limit: 0,
+        cache_id: String::new(),
+        cache_sharing: None,
+        required: false,
+        env: None,
+        mode: None,
+        uid: None,
+        gid: None,
+    };
+    let mut ro_auto = true;
+    for field in &fields {
+        let (key, value, has_eq) = match field.split_once('=') {
+            Some((k, v)) => (k, v.to_string(), true),
+            None => (field.as_str(), String::new(), false),
+        };
+        let key = crate::gounicode::to_lower(key.as_bytes());
+        if !has_eq {
+            if expander.is_some() {
+                set_flag(&mut m, &mut ro_auto, &key, field)?;
+            }
+            continue;
+        }
+        let value = match expander.as_mut() {
+            Some(exp) => exp(&value)?,
+            None if key == "from" => {
+                if let Some(idx) = value.find('$') {
+                    if idx != value.len() - 1 {
+                        return Err(format!(
+                            "'{key}' doesn't support variable expansion, define alias stage instead"
+                        ));
+                    }
+                }
+                value
+            }
+            None => continue,
+        };
+        set_field(&mut m, &mut ro_auto, &key, value, field)?;
+    }
+    finish_mount(m, ro_auto)
 }
 
 /// A `--device` request.

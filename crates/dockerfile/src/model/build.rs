@@ -225,6 +225,180 @@ fn apply(
     }
 }
 
+/// BuildKit's resolution of a stage reference: a stage name (case-insensitive), `scratch`, the index of another
+/// stage, else an image.
+fn resolve(names: &[Option<String>], word: &str, current: usize) -> BaseRef {
+    let lower = word.to_ascii_lowercase();
+    if let Some(i) = names.iter().position(|n| n.as_deref() == Some(&lower)) {
+        return BaseRef::Stage(i);
+    }
+    if lower == "scratch" {
+        return BaseRef::Scratch;
+    }
+    match word.parse::<usize>() {
+        Ok(i) if i < names.len() && i != current => BaseRef::Stage(i),
+        _ => BaseRef::Image(word.to_string()),
+    }
+}
+
+/// `FROM image [AS name]`: one or three arguments, and a valid stage name.
+fn check_from(node: &Node, args: &[String]) -> Result<(), Error> {
+    let err = |message: String| Error::Parse {
+        line: node.start_line,
+        column: node.span.start.column,
+        message,
+    };
+    if !(args.len() == 1 || args.len() == 3 && args[1].eq_ignore_ascii_case("as")) {
+        return Err(err("FROM requires either one or three arguments".into()));
+    }
+    match args.get(2) {
+        Some(n) if !valid_stage_name(&n.to_ascii_lowercase()) => Err(err(format!(
+            "invalid name for build stage: {}, name can't start with a number or contain symbols",
+            crate::parser::go_quote(n.as_bytes())
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What the stages being built share: the expander, the options, the global scope and every stage's name.
+struct Ctx<'a> {
+    ex: Expander,
+    options: &'a ModelOptions,
+    global: Scope,
+    names: Vec<Option<String>>,
+}
+
+/// A `FROM` node: the stage with its base and platform expanded in the global scope, its edge to a parent stage,
+/// and the scope it starts with (the parent's ENVs and ARG values, as BuildKit carries them, and proxy args).
+fn new_stage(
+    cx: &Ctx,
+    node: &Node,
+    index: usize,
+    stages: &[Stage],
+) -> Result<(Stage, Scope), Error> {
+    let args = node.args_lossy();
+    check_from(node, &args)?;
+    let stage_index = stages.len();
+    let global = &cx.global;
+    let mut from = new_instruction(node, index, global);
+    let mut unmatched = BTreeSet::new();
+    let mut err = None;
+    let base_name = cx.ex.word(&args[0], global, &mut unmatched, &mut err);
+    let mut platform_raw = None;
+    let mut platform = None;
+    for f in &mut from.flags {
+        if f.name == "platform" {
+            if let Some(v) = &f.value {
+                platform_raw = Some(v.clone());
+                let e = cx.ex.word(v, global, &mut unmatched, &mut err);
+                f.value = Some(e.clone());
+                platform = Some(e);
+            }
+        }
+    }
+    if base_name.is_empty() && err.is_none() {
+        err = Some(format!("base name ({}) should not be blank", args[0]));
+    }
+    from.words = vec![base_name.clone()];
+    from.words.extend(args.iter().skip(1).cloned());
+    from.expanded = true;
+    from.unmatched = unmatched.into_iter().collect();
+    from.error = err;
+    let base = resolve(&cx.names, &base_name, stage_index);
+    let mut deps = Vec::new();
+    let mut scope = Scope::default();
+    if let BaseRef::Stage(p) = base {
+        deps.push(StageDep {
+            kind: DepKind::Base,
+            target: base.clone(),
+            line: node.start_line,
+        });
+        if let Some(parent) = stages.get(p) {
+            for v in &parent.final_scope.vars {
+                let kind = match v.kind {
+                    VarKind::Env | VarKind::InheritedEnv => VarKind::InheritedEnv,
+                    VarKind::Arg | VarKind::InheritedArg => VarKind::InheritedArg,
+                    _ => continue,
+                };
+                scope.push(Var { kind, ..v.clone() });
+            }
+        }
+    }
+    for name in PROXY_ARGS {
+        if let Some(v) = cx.options.build_args.get(name) {
+            scope.push(Var {
+                name: name.into(),
+                value: Some(v.clone()),
+                kind: VarKind::Proxy,
+                line: 0,
+            });
+        }
+    }
+    let stage = Stage {
+        index: stage_index,
+        name: cx.names[stage_index].clone(),
+        name_raw: (args.len() == 3).then(|| args[2].clone()),
+        base_raw: args[0].clone(),
+        base_name,
+        base,
+        platform_raw,
+        platform,
+        from,
+        instructions: Vec::new(),
+        deps,
+        final_scope: Scope::default(),
+        span: node.span,
+    };
+    Ok((stage, scope))
+}
+
+/// An instruction before the first `FROM`: only ARG is allowed; its values join the global scope.
+fn global_instruction(cx: &mut Ctx, node: &Node, index: usize) -> Result<Instruction, Error> {
+    let mut ins = new_instruction(node, index, &cx.global);
+    if node.keyword() != "arg" {
+        return Err(Error::Parse {
+            line: node.start_line,
+            column: node.span.start.column,
+            message: "no build stage in current context".into(),
+        });
+    }
+    evaluate(&cx.ex, &mut ins, node);
+    for p in &ins.pairs {
+        let value = cx
+            .options
+            .build_args
+            .get(&p.key)
+            .cloned()
+            .or_else(|| p.value.clone());
+        cx.global.push(Var {
+            name: p.key.clone(),
+            value,
+            kind: VarKind::GlobalArg,
+            line: ins.start_line,
+        });
+    }
+    Ok(ins)
+}
+
+/// The edges an instruction adds: `COPY --from`, `RUN --mount=from=`.
+fn add_deps(names: &[Option<String>], stage: &mut Stage, ins: &Instruction) {
+    for f in &ins.flags {
+        let (kind, target) = match (ins.keyword.as_str(), f.name.as_str(), &f.value) {
+            ("copy" | "add", "from", Some(v)) => (DepKind::CopyFrom, v.clone()),
+            ("run", "mount", Some(v)) => match mount_from(v) {
+                Some(t) => (DepKind::MountFrom, t),
+                None => continue,
+            },
+            _ => continue,
+        };
+        stage.deps.push(StageDep {
+            kind,
+            target: resolve(names, &target, stage.index),
+            line: ins.start_line,
+        });
+    }
+}
+
 pub(super) fn build(df: &Dockerfile, options: &ModelOptions) -> Result<Model, Error> {
     let build_platform = options.build_platform.clone().unwrap_or_default();
     let target_platform = options
@@ -232,10 +406,6 @@ pub(super) fn build(df: &Dockerfile, options: &ModelOptions) -> Result<Model, Er
         .clone()
         .unwrap_or_else(|| build_platform.clone());
     let plat = platform_args(&target_platform, &build_platform);
-    let ex = Expander {
-        lex: Lexer::new(df.escape() as char),
-    };
-
     let mut global = Scope::default();
     for (k, v) in &plat {
         global.push(Var {
@@ -245,10 +415,6 @@ pub(super) fn build(df: &Dockerfile, options: &ModelOptions) -> Result<Model, Er
             line: 0,
         });
     }
-    let mut global_instructions = Vec::new();
-    let mut stages: Vec<Stage> = Vec::new();
-    let mut scope = Scope::default();
-
     // Stage names first, so FROM/--from can name any stage.
     let names: Vec<Option<String>> = df
         .children
@@ -259,164 +425,35 @@ pub(super) fn build(df: &Dockerfile, options: &ModelOptions) -> Result<Model, Er
             (a.len() == 3 && a[1].eq_ignore_ascii_case("as")).then(|| a[2].to_ascii_lowercase())
         })
         .collect();
-    let resolve = |word: &str, current: usize| -> BaseRef {
-        let lower = word.to_ascii_lowercase();
-        if let Some(i) = names.iter().position(|n| n.as_deref() == Some(&lower)) {
-            return BaseRef::Stage(i);
-        }
-        if lower == "scratch" {
-            return BaseRef::Scratch;
-        }
-        match word.parse::<usize>() {
-            Ok(i) if i < names.len() && i != current => BaseRef::Stage(i),
-            _ => BaseRef::Image(word.to_string()),
-        }
+    let mut cx = Ctx {
+        ex: Expander {
+            lex: Lexer::new(df.escape() as char),
+        },
+        options,
+        global,
+        names,
     };
-
+    let mut global_instructions = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut scope = Scope::default();
     for (index, node) in df.children.iter().enumerate() {
-        let kw = node.keyword();
-        if kw == "from" {
+        if node.keyword() == "from" {
             if let Some(prev) = stages.last_mut() {
                 prev.final_scope = std::mem::take(&mut scope);
             }
-            let args = node.args_lossy();
-            if !(args.len() == 1 || args.len() == 3 && args[1].eq_ignore_ascii_case("as")) {
-                return Err(Error::Parse {
-                    line: node.start_line,
-                    column: node.span.start.column,
-                    message: "FROM requires either one or three arguments".into(),
-                });
-            }
-            if let Some(n) = args.get(2) {
-                if !valid_stage_name(&n.to_ascii_lowercase()) {
-                    return Err(Error::Parse {
-                        line: node.start_line,
-                        column: node.span.start.column,
-                        message: format!(
-                            "invalid name for build stage: {}, name can't start with a number or contain symbols",
-                            crate::parser::go_quote(n.as_bytes())
-                        ),
-                    });
-                }
-            }
-            let stage_index = stages.len();
-            let mut from = new_instruction(node, index, &global);
-            let mut unmatched = BTreeSet::new();
-            let mut err = None;
-            let base_name = ex.word(&args[0], &global, &mut unmatched, &mut err);
-            let mut platform_raw = None;
-            let mut platform = None;
-            for f in &mut from.flags {
-                if f.name == "platform" {
-                    if let Some(v) = &f.value {
-                        platform_raw = Some(v.clone());
-                        let e = ex.word(v, &global, &mut unmatched, &mut err);
-                        f.value = Some(e.clone());
-                        platform = Some(e);
-                    }
-                }
-            }
-            if base_name.is_empty() && err.is_none() {
-                err = Some(format!("base name ({}) should not be blank", args[0]));
-            }
-            from.words = vec![base_name.clone()];
-            from.words.extend(args.iter().skip(1).cloned());
-            from.expanded = true;
-            from.unmatched = unmatched.into_iter().collect();
-            from.error = err;
-            let base = resolve(&base_name, stage_index);
-            let mut deps = Vec::new();
-            scope = Scope::default();
-            if let BaseRef::Stage(p) = base {
-                deps.push(StageDep {
-                    kind: DepKind::Base,
-                    target: base.clone(),
-                    line: node.start_line,
-                });
-                if let Some(parent) = stages.get(p) {
-                    for v in &parent.final_scope.vars {
-                        let kind = match v.kind {
-                            VarKind::Env | VarKind::InheritedEnv => VarKind::InheritedEnv,
-                            VarKind::Arg | VarKind::InheritedArg => VarKind::InheritedArg,
-                            _ => continue,
-                        };
-                        scope.push(Var { kind, ..v.clone() });
-                    }
-                }
-            }
-            for name in PROXY_ARGS {
-                if let Some(v) = options.build_args.get(name) {
-                    scope.push(Var {
-                        name: name.into(),
-                        value: Some(v.clone()),
-                        kind: VarKind::Proxy,
-                        line: 0,
-                    });
-                }
-            }
-            stages.push(Stage {
-                index: stage_index,
-                name: names[stage_index].clone(),
-                name_raw: (args.len() == 3).then(|| args[2].clone()),
-                base_raw: args[0].clone(),
-                base_name,
-                base,
-                platform_raw,
-                platform,
-                from,
-                instructions: Vec::new(),
-                deps,
-                final_scope: Scope::default(),
-                span: node.span,
-            });
+            let (stage, start) = new_stage(&cx, node, index, &stages)?;
+            stages.push(stage);
+            scope = start;
             continue;
         }
         let Some(stage) = stages.last_mut() else {
-            // Before the first FROM only ARG is allowed; they form the global scope.
-            let mut ins = new_instruction(node, index, &global);
-            if kw == "arg" {
-                evaluate(&ex, &mut ins, node);
-                for p in &ins.pairs {
-                    let value = options
-                        .build_args
-                        .get(&p.key)
-                        .cloned()
-                        .or_else(|| p.value.clone());
-                    global.push(Var {
-                        name: p.key.clone(),
-                        value,
-                        kind: VarKind::GlobalArg,
-                        line: ins.start_line,
-                    });
-                }
-            } else {
-                return Err(Error::Parse {
-                    line: node.start_line,
-                    column: node.span.start.column,
-                    message: "no build stage in current context".into(),
-                });
-            }
-            global_instructions.push(ins);
+            global_instructions.push(global_instruction(&mut cx, node, index)?);
             continue;
         };
         let mut ins = new_instruction(node, index, &scope);
-        evaluate(&ex, &mut ins, node);
-        apply(&ins, &mut scope, &global, options, &plat);
-        for f in &ins.flags {
-            let (kind, target) = match (ins.keyword.as_str(), f.name.as_str(), &f.value) {
-                ("copy" | "add", "from", Some(v)) => (DepKind::CopyFrom, v.clone()),
-                ("run", "mount", Some(v)) => match mount_from(v) {
-                    Some(t) => (DepKind::MountFrom, t),
-                    None => continue,
-                },
-                _ => continue,
-            };
-            stage.deps.push(StageDep {
-                kind,
-                target: resolve(&target, stage.index),
-                line: ins.start_line,
-            });
-        }
+        evaluate(&cx.ex, &mut ins, node);
+        apply(&ins, &mut scope, &cx.global, options, &plat);
+        add_deps(&cx.names, stage, &ins);
         stage.instructions.push(ins);
     }
     if let Some(prev) = stages.last_mut() {
@@ -441,7 +478,7 @@ pub(super) fn build(df: &Dockerfile, options: &ModelOptions) -> Result<Model, Er
     };
     Ok(Model {
         global_instructions,
-        global_scope: global,
+        global_scope: cx.global,
         stages,
         target,
         target_platform,

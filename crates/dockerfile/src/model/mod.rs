@@ -4,7 +4,9 @@
 //! It follows BuildKit's rules: ARGs before the first `FROM` are global and visible only
 //! to `FROM` lines unless a stage redeclares them; ENV persists across a stage and into
 //! child stages (`FROM <stage>`), and so do a stage's ARG values (BuildKit carries the
-//! parent's build state, although the reference says ARGs end with their stage); an ENV wins over an ARG of the same name; stage names
+//! parent's build state, although the reference says ARGs end with their stage); ARG and ENV assign
+//! the same state environment, so the later one of a name wins (BuildKit, not the reference's
+//! "ENV always wins"); stage names
 //! are matched case-insensitively; the automatic platform ARGs are in the global scope.
 
 mod build;
@@ -139,6 +141,28 @@ pub struct Stage {
     #[serde(skip)]
     pub final_scope: Scope,
     pub span: Span,
+}
+
+impl Stage {
+    /// The variables in scope after instruction `k` of the body (what the next one sees).
+    pub fn scope_after(&self, k: usize) -> &Scope {
+        self.instructions
+            .get(k + 1)
+            .map_or(&self.final_scope, |i| &i.scope)
+    }
+
+    /// The value ARG instruction `k` gives `name`: the build arg, its default, the global
+    /// value, or a value already in the state (`None` when none of them sets it).
+    pub fn arg_value(&self, k: usize, name: &str) -> Option<String> {
+        let line = self.instructions.get(k)?.start_line;
+        self.scope_after(k)
+            .vars
+            .iter()
+            .rev()
+            .find(|v| v.name == name && v.kind == VarKind::Arg && v.line == line)?
+            .value
+            .clone()
+    }
 }
 
 /// The model of a whole Dockerfile.

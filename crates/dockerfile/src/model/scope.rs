@@ -1,5 +1,7 @@
 //! Variables in scope at one point of a build: ARGs, ENVs and predefined ARGs, with
-//! BuildKit's precedence (an ENV always wins over an ARG of the same name).
+//! BuildKit's precedence: ARG and ENV both assign the build state's environment, so the
+//! later assignment of a name wins (BuildKit's recorded `ARG X=arg` after `ENV X=env`
+//! expands `$X` to `arg`).
 
 use serde::Serialize;
 
@@ -49,21 +51,13 @@ impl Scope {
         self.vars.push(var);
     }
 
-    /// The variable that expansion would use: the last ENV of that name, else the last
-    /// other declaration. Proxy args never take part in expansion.
+    /// The variable that expansion would use: the last declaration of that name (ARG and
+    /// ENV alike, as BuildKit's state environment). Proxy args never take part in expansion.
     pub fn lookup(&self, name: &str) -> Option<&Var> {
-        let is_env = |v: &&Var| matches!(v.kind, VarKind::Env | VarKind::InheritedEnv);
         self.vars
             .iter()
             .rev()
-            .filter(|v| v.name == name && v.kind != VarKind::Proxy)
-            .find(is_env)
-            .or_else(|| {
-                self.vars
-                    .iter()
-                    .rev()
-                    .find(|v| v.name == name && v.kind != VarKind::Proxy)
-            })
+            .find(|v| v.name == name && v.kind != VarKind::Proxy)
     }
 
     /// Whether `name` is declared (even without a value).
@@ -84,6 +78,16 @@ impl Scope {
             }
         }
         out
+    }
+
+    /// The values words are expanded with, one per name in declaration order: ENVs and
+    /// ARGs with values, without proxy args (what the build engine's state holds).
+    pub fn word_env(&self) -> Vec<(String, String)> {
+        self.effective()
+            .into_iter()
+            .filter(|v| v.kind != VarKind::Proxy)
+            .filter_map(|v| Some((v.name.clone(), v.value.clone()?)))
+            .collect()
     }
 
     /// The environment a `RUN` sees: ENVs plus ARGs with values, plus proxy args.
@@ -122,16 +126,20 @@ mod tests {
     }
 
     #[test]
-    fn env_wins_over_arg() {
+    fn later_assignment_wins() {
         let mut s = Scope::default();
         s.push(var("A", Some("env"), VarKind::Env));
         s.push(var("A", Some("arg"), VarKind::Arg));
+        s.push(var("B", Some("arg"), VarKind::Arg));
+        s.push(var("B", Some("env"), VarKind::Env));
         s.push(var("P", Some("x"), VarKind::Proxy));
         s.push(var("D", None, VarKind::Arg));
-        assert_eq!(s.get("A"), Some("env"));
+        assert_eq!(s.get("A"), Some("arg"));
+        assert_eq!(s.get("B"), Some("env"));
         assert_eq!(s.get("P"), None);
         assert_eq!(s.get("D"), None);
         assert!(s.is_declared("D"));
-        assert_eq!(s.run_env().len(), 2);
+        assert_eq!(s.run_env().len(), 3);
+        assert_eq!(s.word_env().len(), 2);
     }
 }
