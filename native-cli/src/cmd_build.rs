@@ -15,9 +15,9 @@ use layerwright::names;
 use layerwright::statcache::StatCache;
 use layerwright::store::{self, Store};
 use lw_build::context::{Context as _, MemoryContext};
-use lw_build::engine::{self, BuildOptions, BuildResult, Host};
+use lw_build::engine::{self, BuildOptions, Host};
 use lw_build::events::BuildEvent;
-use lw_oci::Platform;
+use lw_oci::{Descriptor, Platform};
 
 #[derive(Args)]
 pub struct BuildArgs {

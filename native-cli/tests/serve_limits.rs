@@ -118,7 +118,7 @@ fn slowloris(host: String, stop: Arc<AtomicBool>, closed: Arc<AtomicUsize>) {
                     let b = line.as_bytes().get(*at).copied().unwrap_or(b'a');
                     *at += 1;
                     let mut probe = [0u8; 1];
-                    let ended = matches!(s.read(&mut probe), Ok(_));
+                    let ended = s.read(&mut probe).is_ok();
                     !ended && s.write(&[b]).is_ok()
                 }
                 None => false,
@@ -151,7 +151,7 @@ fn slow_upload(host: String, stop: Arc<AtomicBool>, cut: Arc<AtomicUsize>) {
     }
     while !stop.load(Ordering::Relaxed) {
         let mut probe = [0u8; 1];
-        let answered = matches!(s.read(&mut probe), Ok(_));
+        let answered = s.read(&mut probe).is_ok();
         let failed = matches!(s.write(b"x"), Err(e) if e.kind() != std::io::ErrorKind::WouldBlock);
         if answered || failed {
             cut.fetch_add(1, Ordering::Relaxed);

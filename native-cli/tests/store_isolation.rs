@@ -36,6 +36,9 @@ fn names(root: &Path) -> BTreeMap<String, String> {
 }
 
 /// What a step may change: names matching the predicate (in the local store, or in serve's).
+/// Whether a name is one a step aimed at (and so may change).
+type Aimed = dyn Fn(&str) -> bool;
+
 enum Target {
     Local(Box<dyn Fn(&str) -> bool>),
     Served(Box<dyn Fn(&str) -> bool>),
@@ -227,12 +230,11 @@ fn random_commands_change_nothing_outside_their_target() {
         *counts.entry(op).or_default() += 1;
         let (local_after, served_after) = (names(&w.root), names(&w.served_root));
         let none = |_: &str| false;
-        let (aimed_local, aimed_served): (&dyn Fn(&str) -> bool, &dyn Fn(&str) -> bool) =
-            match &target {
-                Target::Local(f) => (f.as_ref(), &none),
-                Target::Served(f) => (&none, f.as_ref()),
-                Target::Nothing => (&none, &none),
-            };
+        let (aimed_local, aimed_served): (&Aimed, &Aimed) = match &target {
+            Target::Local(f) => (f.as_ref(), &none),
+            Target::Served(f) => (&none, f.as_ref()),
+            Target::Nothing => (&none, &none),
+        };
         unchanged(
             &local,
             &local_after,

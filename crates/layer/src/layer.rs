@@ -18,6 +18,8 @@ pub struct HashWriter<W: Write> {
 
 /// SHA-256 of a stream, inline or (natively, for the large uncompressed tar stream) on a helper thread so the
 /// writer's thread only copies bytes: the thread reading files and the one hashing them overlap.
+// One per layer writer: boxing the hash state would only add an allocation (wasm32 has no Threaded variant).
+#[allow(clippy::large_enum_variant)]
 enum StreamHasher {
     /// Not hashed here: the member writer hashes both streams when it keeps checkpoints.
     Off,

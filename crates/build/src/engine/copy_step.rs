@@ -418,14 +418,9 @@ async fn write_layer(
         match cache_lookup(host, shared, &key) {
             Some(hit) => (hit.expect("COPY makes a layer"), true),
             None => {
-                let layer = write_items_async(
-                    host,
-                    shared.opts.layer_format,
-                    items,
-                    None,
-                    Some(&position),
-                )
-                .await?;
+                let layer =
+                    write_items_async(host, shared.opts.layer_format, items, None, Some(&position))
+                        .await?;
                 host.cache.put(&key, Some(layer.clone()));
                 (layer, false)
             }
