@@ -73,7 +73,11 @@ impl Drop for Unpacked {
 
 impl Unpacked {
     fn new(store: &Store, input: &mut dyn Read, source: &str) -> Result<Unpacked> {
-        let dir = store.tmp_dir().join(format!("load-{}", std::process::id()));
+        // Named as the store's temporaries are (`.tmp-PID-...`), so a killed load's directory is swept by the next
+        // command that opens the store.
+        let dir = store
+            .tmp_dir()
+            .join(format!(".tmp-{}-load", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
         let mut u = Unpacked {

@@ -85,6 +85,7 @@ impl BlobStore for StoreBlobs<'_> {
     fn member_cache(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberCache>> {
         Some(Box::new(StoreMembers {
             dir: self.store.root().join("members"),
+            staging: self.store.tmp_dir(),
         }))
     }
     fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
@@ -144,7 +145,11 @@ impl Cache for StoreCache<'_> {
         let p = self.path(key);
         if fs::create_dir_all(p.parent().expect("cache dir")).is_ok() {
             // A lost cache entry only costs a rebuild, so a failed write is not an error.
-            let _ = crate::store::write_atomic(&p, &serde_json::to_vec(&v).expect("serializable"));
+            let _ = crate::store::write_atomic_via(
+                &self.store.tmp_dir(),
+                &p,
+                &serde_json::to_vec(&v).expect("serializable"),
+            );
         }
     }
     fn layer_index(&self, layer: &Digest) -> Option<Vec<u8>> {
@@ -154,7 +159,7 @@ impl Cache for StoreCache<'_> {
         let p = self.index_path(layer);
         if fs::create_dir_all(p.parent().expect("index dir")).is_ok() {
             // Remade from the layer when missing, so a failed write is not an error.
-            let _ = crate::store::write_atomic(&p, index);
+            let _ = crate::store::write_atomic_via(&self.store.tmp_dir(), &p, index);
         }
     }
     /// A step's member checkpoints: `cache/resume/<position key>` (the blob they name may be pruned: then the
@@ -166,7 +171,7 @@ impl Cache for StoreCache<'_> {
         let p = self.resume_path(key);
         if fs::create_dir_all(p.parent().expect("resume dir")).is_ok() {
             // Without them the next build is cold, so a failed write is not an error.
-            let _ = crate::store::write_atomic(&p, points);
+            let _ = crate::store::write_atomic_via(&self.store.tmp_dir(), &p, points);
         }
     }
 }
@@ -220,6 +225,9 @@ impl ImageSource for StoreImages<'_> {
 /// write the store can write its blobs too), and costs far less than hashing every member again.
 pub struct StoreMembers {
     pub dir: PathBuf,
+    /// Where members are written before they are renamed into `dir` (the store's `tmp/`, which the next command
+    /// sweeps of a killed process's files).
+    pub staging: PathBuf,
 }
 
 fn member_check(body: &[u8]) -> String {
@@ -245,7 +253,7 @@ impl lw_layer::pgzip::MemberCache for StoreMembers {
             v.extend_from_slice(compressed);
             // Written and renamed into place without fsync: a member torn by a crash fails its check in `get` and
             // is recompressed, so durability would only cost time (two fsyncs per member).
-            let Ok((tmp, mut f)) = tempfile_in(&self.dir) else {
+            let Ok((tmp, mut f)) = tempfile_in(&self.staging) else {
                 return;
             };
             if f.write_all(&v).is_err() || fs::rename(&tmp, self.dir.join(key.encoded())).is_err() {
@@ -309,8 +317,10 @@ mod tests {
     #[test]
     fn members_round_trip_and_damaged_ones_are_ignored() {
         let td = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(td.path().join("tmp")).unwrap();
         let mut m = StoreMembers {
             dir: td.path().join("members"),
+            staging: td.path().join("tmp"),
         };
         let key = Digest::sha256_of(b"input");
         assert_eq!(m.get(&key), None);

@@ -177,10 +177,25 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
                 cli.ok(&["tag", "kill/base:1", &name]);
             }
             cli.ok(&args);
-            // What the command then made verifies too.
+            // What the command then made verifies too, and nothing the killed run left outlives the rerun.
             assert!(
                 verify(root).problems.is_empty(),
                 "{command}: after the rerun"
+            );
+            let left = temporaries(root);
+            assert!(
+                left.is_empty(),
+                "{command}: after the rerun, temporary files {left:?}"
+            );
+            let mounts = mounts_under(root);
+            assert!(
+                mounts.is_empty(),
+                "{command}: after the rerun, mounts {mounts:?}"
+            );
+            let procs = processes_with(&root.to_string_lossy());
+            assert!(
+                procs.is_empty(),
+                "{command}: after the rerun, processes {procs:?}"
             );
         }
         let c = verify(if command == "pull" { &pull_root } else { &root });

@@ -58,10 +58,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
-    let mut tmp = tempfile_in(dir)?;
-    tmp.1.write_all(bytes)?;
-    tmp.1.sync_all()?;
-    fs::rename(&tmp.0, path).with_context(|| format!("renaming into {}", path.display()))?;
+    write_atomic_via(dir, path, bytes)
+}
+
+/// [`write_atomic`] with the temp file in `staging` (on the same file system): the store's `tmp/`, which every
+/// command sweeps of a killed process's files, for directories too large to sweep (the step cache).
+pub fn write_atomic_via(staging: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
+    let mut tmp = tempfile_in(staging)?;
+    let written = tmp
+        .1
+        .write_all(bytes)
+        .and_then(|_| tmp.1.sync_all())
+        .and_then(|_| fs::rename(&tmp.0, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp.0);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
     sync_dir(dir);
     Ok(())
 }
