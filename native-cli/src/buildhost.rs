@@ -263,38 +263,93 @@ impl lw_layer::pgzip::MemberCache for StoreMembers {
     }
 }
 
-/// `ADD <url>` sources fetched over HTTP(S) (rustls), following redirects, bounded in size.
+/// `ADD <url>` sources fetched over HTTP(S) (rustls, trusting what [`crate::tls`] names), following redirects,
+/// bounded in size. `secrets` are the build's `--secret`s: BuildKit's `HTTP_AUTH_HEADER_<host>` and
+/// `HTTP_AUTH_TOKEN_<host>` authorize an ADD from that host, `GIT_AUTH_HEADER[.<host:port>]` and
+/// `GIT_AUTH_TOKEN[.<host:port>]` a git fetch over HTTP(S); `ssh_agent` is the `--ssh default` agent for git over
+/// SSH.
+#[derive(Default)]
 pub struct HttpFetcher {
-    pub max_bytes: u64,
+    pub max_bytes: Option<u64>,
+    pub secrets: std::collections::BTreeMap<String, PathBuf>,
+    pub ssh_agent: Option<PathBuf>,
 }
 
-impl Default for HttpFetcher {
-    fn default() -> Self {
-        HttpFetcher { max_bytes: 4 << 30 }
+impl HttpFetcher {
+    fn secret(&self, id: &str) -> Result<Option<String>, Error> {
+        match self.secrets.get(id) {
+            None => Ok(None),
+            Some(p) => fs::read(p)
+                .map(|b| Some(String::from_utf8_lossy(&b).into_owned()))
+                .map_err(|e| Error::Host(format!("reading secret {id} ({}): {e}", p.display()))),
+        }
+    }
+
+    /// The `Authorization` value for an ADD from `url`: the token (as `Bearer`) wins over the header, as the
+    /// later one in BuildKit's http source.
+    fn http_auth(&self, url: &str) -> Result<Option<String>, Error> {
+        let host = crate::http::url_host(url).unwrap_or_default();
+        let header = self.secret(&format!("HTTP_AUTH_HEADER_{host}"))?;
+        let token = self.secret(&format!("HTTP_AUTH_TOKEN_{host}"))?;
+        Ok(token.map(|t| format!("Bearer {t}")).or(header))
+    }
+
+    /// The `Authorization` value for a git fetch over HTTP(S), BuildKit's order: the header for the remote's
+    /// host, its token, then the header and token for any host; a token is sent as basic `x-access-token:TOKEN`.
+    fn git_auth(&self, remote: &str) -> Result<Option<String>, Error> {
+        let Some(rest) = remote
+            .strip_prefix("https://")
+            .or_else(|| remote.strip_prefix("http://"))
+        else {
+            return Ok(None);
+        };
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        for (id, token) in [
+            (format!("GIT_AUTH_HEADER.{host}"), false),
+            (format!("GIT_AUTH_TOKEN.{host}"), true),
+            ("GIT_AUTH_HEADER".to_string(), false),
+            ("GIT_AUTH_TOKEN".to_string(), true),
+        ] {
+            if let Some(v) = self.secret(&id)? {
+                return Ok(Some(if token {
+                    use base64::Engine;
+                    let b = base64::engine::general_purpose::STANDARD
+                        .encode(format!("x-access-token:{v}"));
+                    format!("basic {b}")
+                } else {
+                    v
+                }));
+            }
+        }
+        Ok(None)
     }
 }
 
 impl lw_build::host::UrlFetcher for HttpFetcher {
     fn fetch(&mut self, url: &str) -> Result<Vec<u8>, Error> {
+        let roots = crate::tls::roots().map_err(|e| Error::Host(format!("ADD {url}: {e:#}")))?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .max_redirects(10)
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .build()
             .into();
-        let resp = agent
-            .get(url)
+        let mut req = agent.get(url);
+        if let Some(auth) = self.http_auth(url)? {
+            req = req.header("Authorization", auth);
+        }
+        let resp = req
             .call()
             .map_err(|e| Error::Host(format!("ADD {url}: {e}")))?;
+        let max = self.max_bytes.unwrap_or(4 << 30);
         let mut body = Vec::new();
         resp.into_body()
             .into_reader()
-            .take(self.max_bytes + 1)
+            .take(max + 1)
             .read_to_end(&mut body)
             .map_err(|e| Error::Host(format!("ADD {url}: {e}")))?;
-        if body.len() as u64 > self.max_bytes {
-            return Err(Error::Host(format!(
-                "ADD {url}: larger than {} bytes",
-                self.max_bytes
-            )));
+        if body.len() as u64 > max {
+            return Err(Error::Host(format!("ADD {url}: larger than {max} bytes")));
         }
         Ok(body)
     }
@@ -305,7 +360,11 @@ impl lw_build::host::UrlFetcher for HttpFetcher {
         reference: &str,
         keep_git_dir: bool,
     ) -> Result<lw_build::host::GitCheckout, Error> {
-        crate::gitfetch::checkout(remote, reference, keep_git_dir)
+        let auth = crate::gitfetch::GitAuth {
+            header: self.git_auth(remote)?,
+            ssh_agent: self.ssh_agent.clone(),
+        };
+        crate::gitfetch::checkout(remote, reference, keep_git_dir, &auth)
     }
 }
 
@@ -313,6 +372,44 @@ impl lw_build::host::UrlFetcher for HttpFetcher {
 mod tests {
     use super::*;
     use lw_layer::pgzip::MemberCache;
+
+    /// BuildKit's secret names and precedence for remote sources.
+    #[test]
+    fn authorization_from_secrets() {
+        let dir = std::env::temp_dir().join(format!("lw-auth-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut secrets = std::collections::BTreeMap::new();
+        for (id, v) in [
+            ("HTTP_AUTH_HEADER_a.example", "Basic abc"),
+            ("HTTP_AUTH_HEADER_b.example", "Basic b"),
+            ("HTTP_AUTH_TOKEN_b.example", "tok"),
+            ("GIT_AUTH_TOKEN", "gt"),
+            ("GIT_AUTH_HEADER.h.example:8443", "Custom h"),
+        ] {
+            fs::write(dir.join(id), v).unwrap();
+            secrets.insert(id.to_string(), dir.join(id));
+        }
+        let f = HttpFetcher {
+            secrets,
+            ..Default::default()
+        };
+        let auth = |u: &str| f.http_auth(u).unwrap();
+        assert_eq!(auth("https://a.example:9/x").as_deref(), Some("Basic abc"));
+        assert_eq!(auth("https://b.example/x").as_deref(), Some("Bearer tok"));
+        assert_eq!(auth("https://c.example/x"), None);
+        let git = |u: &str| f.git_auth(u).unwrap();
+        assert_eq!(
+            git("https://h.example:8443/r.git").as_deref(),
+            Some("Custom h")
+        );
+        // base64("x-access-token:gt")
+        assert_eq!(
+            git("https://other.example/r.git").as_deref(),
+            Some("basic eC1hY2Nlc3MtdG9rZW46Z3Q=")
+        );
+        assert_eq!(git("git@h.example:r.git"), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn members_round_trip_and_damaged_ones_are_ignored() {

@@ -79,6 +79,13 @@ pub struct BuildArgs {
     /// Secret for RUN --mount=type=secret: id=ID,src=FILE; repeatable
     #[arg(long)]
     secret: Vec<String>,
+    /// Named context for FROM/COPY --from/RUN --mount=from: NAME=DIR, NAME=docker-image://REF or
+    /// NAME=oci-layout://PATH[:TAG|@DIGEST]; repeatable
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    build_context: Vec<String>,
+    /// SSH agent for RUN --mount=type=ssh: default (the agent at $SSH_AUTH_SOCK), ID, or ID=SOCKET|KEY; repeatable
+    #[arg(long)]
+    ssh: Vec<String>,
     /// OCI runtime for RUN steps: runc, crun or a path (default: the first of runc, crun installed)
     #[arg(long, env = "LAYERWRIGHT_RUNTIME")]
     runtime: Option<String>,
@@ -437,12 +444,24 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     let mut blobs = StoreBlobs { store: &store };
     let mut cache = StoreCache { store: &store };
     let quiet = a.quiet;
-    let mut images = StoreImages {
-        store: &store,
-        pull: Some(Box::new(|r: &str, p: &Platform| {
-            layerwright::transfer::pull(&store, r, p, &Default::default(), quiet).map(|_| ())
-        })),
-    };
+    let named = a
+        .build_context
+        .iter()
+        .map(|s| layerwright::named_contexts::parse_build_context(s))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let named_contexts: std::collections::BTreeSet<String> =
+        named.keys().map(|k| k.to_ascii_lowercase()).collect();
+    let mut images = layerwright::named_contexts::NamedImages::new(
+        StoreImages {
+            store: &store,
+            pull: Some(Box::new(|r: &str, p: &Platform| {
+                layerwright::transfer::pull(&store, r, p, &Default::default(), quiet).map(|_| ())
+            })),
+        },
+        &store,
+        named,
+        (!a.keep_mtimes).then_some(epoch),
+    );
     layerwright::run::network::Mode::parse(&a.network).context("--network")?;
     let extra_hosts = a
         .add_host
@@ -454,8 +473,25 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         .iter()
         .map(|s| layerwright::run::parse_secret_flag(s))
         .collect::<Result<BTreeMap<_, _>>>()?;
-    let mut runner = layerwright::run::executor(&store, secrets, a.runtime.as_deref());
-    let mut fetcher = layerwright::buildhost::HttpFetcher::default();
+    let ssh_paths = layerwright::run::sshfwd::parse_ssh_flags(
+        &a.ssh,
+        std::env::var("SSH_AUTH_SOCK").ok().as_deref(),
+    )?;
+    // Agents we start for key files live until the build ends.
+    let agents = layerwright::run::sshfwd::SshAgents::start(ssh_paths)?;
+    let ssh_ids: std::collections::BTreeSet<String> = agents.sockets.keys().cloned().collect();
+    let secrets_for_fetch = secrets.clone();
+    let mut runner = layerwright::run::executor(
+        &store,
+        secrets,
+        agents.sockets.clone(),
+        a.runtime.as_deref(),
+    );
+    let mut fetcher = layerwright::buildhost::HttpFetcher {
+        secrets: secrets_for_fetch,
+        ssh_agent: agents.sockets.get("default").cloned(),
+        ..Default::default()
+    };
     let mut results = Vec::new();
     for p in &platforms {
         let mut opts = BuildOptions::new(dockerfile.clone(), p.clone());
@@ -469,6 +505,8 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         opts.network = a.network.clone();
         opts.extra_hosts = extra_hosts.clone();
         opts.layer_format = layer_format;
+        opts.ssh_ids = ssh_ids.clone();
+        opts.named_contexts = named_contexts.clone();
         let mut on_event = |e: BuildEvent| progress.event(&e);
         let mut host = Host {
             context: &*context,

@@ -19,8 +19,31 @@ impl Drop for Scratch {
     }
 }
 
+/// How a fetch authenticates: an `Authorization` value for HTTP(S) remotes (from BuildKit's `GIT_AUTH_HEADER` /
+/// `GIT_AUTH_TOKEN` secrets) and the `--ssh default` agent for SSH remotes.
+#[derive(Debug, Default, Clone)]
+pub struct GitAuth {
+    pub header: Option<String>,
+    pub ssh_agent: Option<PathBuf>,
+}
+
 fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let o = Command::new("git")
+    git_with(dir, args, &GitAuth::default())
+}
+
+fn git_with(dir: &Path, args: &[&str], auth: &GitAuth) -> Result<String, String> {
+    let mut cmd = Command::new("git");
+    // The same trust as the CLI's own HTTPS: a CA bundle named by SSL_CERT_FILE replaces git's own setting
+    // (GIT_SSL_CAINFO), so one variable decides for every fetch of the build.
+    if let Ok(f) = std::env::var("SSL_CERT_FILE") {
+        if !f.is_empty() {
+            cmd.env("GIT_SSL_CAINFO", f);
+        }
+    }
+    if let Some(sock) = &auth.ssh_agent {
+        cmd.env("SSH_AUTH_SOCK", sock);
+    }
+    let o = cmd
         .arg("-C")
         .arg(dir)
         .args(args)
@@ -39,7 +62,12 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
 }
 
 /// Check out `reference` (empty: the remote's HEAD) of `remote`.
-pub fn checkout(remote: &str, reference: &str, keep_git_dir: bool) -> Result<GitCheckout, Error> {
+pub fn checkout(
+    remote: &str,
+    reference: &str,
+    keep_git_dir: bool,
+    auth: &GitAuth,
+) -> Result<GitCheckout, Error> {
     let fail = |m: String| Error::Host(format!("ADD {remote}: {m}"));
     let dir = std::env::temp_dir().join(format!(
         "lw-git-{}-{}",
@@ -62,15 +90,24 @@ pub fn checkout(remote: &str, reference: &str, keep_git_dir: bool) -> Result<Git
     if r.starts_with('-') || remote.starts_with('-') {
         return Err(fail(format!("invalid git reference {r:?}")));
     }
+    // The header goes on the command line for this remote only, as BuildKit passes it (`http.<remote>.extraheader`).
+    let header = auth
+        .header
+        .as_ref()
+        .map(|h| format!("http.{remote}.extraheader=Authorization: {h}"));
+    let fetch = |extra: &[&str]| {
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(h) = &header {
+            args.extend(["-c", h.as_str()]);
+        }
+        args.extend(["fetch", "-q", "--no-tags"]);
+        args.extend(extra);
+        args.extend(["--", remote, r]);
+        git_with(d, &args, auth)
+    };
     // A shallow fetch where the server allows one; git's dumb HTTP protocol does not, so fetch it all there.
-    if git(
-        d,
-        &["fetch", "-q", "--no-tags", "--depth=1", "--", remote, r],
-    )
-    .is_err()
-    {
-        git(d, &["fetch", "-q", "--no-tags", "--", remote, r])
-            .map_err(|e| fail(format!("fetching {r}: {e}")))?;
+    if fetch(&["--depth=1"]).is_err() {
+        fetch(&[]).map_err(|e| fail(format!("fetching {r}: {e}")))?;
     }
     let commit = git(d, &["rev-parse", "FETCH_HEAD^{commit}"]).map_err(fail)?;
     git(

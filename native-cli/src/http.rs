@@ -84,7 +84,14 @@ pub fn is_loopback(host: &str) -> bool {
 
 impl UreqTransport {
     pub fn new(opts: &HttpOptions) -> UreqTransport {
+        // SSL_CERT_FILE/SSL_CERT_DIR or the system bundle, as Go's clients read them; a bad SSL_CERT_FILE is
+        // reported when the first TLS connection needs it, with Mozilla's roots meanwhile.
+        let roots = crate::tls::roots().unwrap_or_else(|e| {
+            eprintln!("warning: {e:#}; using the built-in root certificates");
+            ureq::tls::RootCerts::WebPki
+        });
         let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(roots)
             .disable_verification(opts.insecure)
             .build();
         let config = Agent::config_builder()

@@ -5,6 +5,8 @@
 //! so that the list only shrinks.
 
 mod common;
+#[path = "buildkit_corpus/servers.rs"]
+mod servers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use common::*;
 use layerwright::store::Store;
 use lw_layer::{Entry, EntryKind, FileTree};
 use serde_json::Value;
+use servers::{Agent, Served};
 
 /// The base image every `FROM busybox` case starts from; the recorder loads the same image into BuildKit.
 const BASE: &str = "busybox";
@@ -76,39 +79,42 @@ fn export_base() {
     lw_ok(&root, &["save", BASE, "-o", &out]);
 }
 
-/// Copy a case's `context/` to `dest` with fixed modes (git keeps only the executable bit): directories 0755,
-/// files 0644 or 0755, then the case's `modes` file (`path octal-mode` lines) on top. The recorder does the same.
-fn prepare_context(case: &Path, dest: &Path) {
-    fn copy(src: &Path, dst: &Path) {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(dst).unwrap();
-        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut names: Vec<_> = std::fs::read_dir(src)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .collect();
-        names.sort_by_key(|e| e.file_name());
-        for e in names {
-            let (s, d) = (e.path(), dst.join(e.file_name()));
-            let meta = std::fs::symlink_metadata(&s).unwrap();
-            if meta.file_type().is_symlink() {
-                std::os::unix::fs::symlink(std::fs::read_link(&s).unwrap(), &d).unwrap();
-            } else if meta.is_dir() {
-                copy(&s, &d);
+/// Copy a directory of the corpus with fixed modes: directories 0755, files 0644 or 0755 (git keeps only the
+/// executable bit).
+fn copy_fixed_modes(src: &Path, dst: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dst).unwrap();
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(src)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    names.sort_by_key(|e| e.file_name());
+    for e in names {
+        let (s, d) = (e.path(), dst.join(e.file_name()));
+        let meta = std::fs::symlink_metadata(&s).unwrap();
+        if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&s).unwrap(), &d).unwrap();
+        } else if meta.is_dir() {
+            copy_fixed_modes(&s, &d);
+        } else {
+            std::fs::copy(&s, &d).unwrap();
+            let mode = if meta.permissions().mode() & 0o100 != 0 {
+                0o755
             } else {
-                std::fs::copy(&s, &d).unwrap();
-                let mode = if meta.permissions().mode() & 0o100 != 0 {
-                    0o755
-                } else {
-                    0o644
-                };
-                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
-            }
+                0o644
+            };
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
         }
     }
+}
+
+/// Copy a case's `context/` to `dest` with fixed modes (see [`copy_fixed_modes`]), then the case's `dirs` and
+/// `modes` files on top. The recorder does the same.
+fn prepare_context(case: &Path, dest: &Path) {
     let src = case.join("context");
     if src.is_dir() {
-        copy(&src, dest);
+        copy_fixed_modes(&src, dest);
     } else {
         std::fs::create_dir_all(dest).unwrap();
     }
@@ -152,90 +158,6 @@ fn case_flags(case: &Path) -> Vec<String> {
         v.push(s.trim().to_string());
     }
     v
-}
-
-/// Where a case's `http/` directory is served while it builds (ADD <url>); record.py serves it at the same address.
-const HTTP_ADDR: &str = "127.0.0.1:48765";
-
-/// A loopback HTTP server for a case's `http/` files (GET and HEAD, one request per connection), stopped on drop.
-struct Served {
-    /// One server at a time on the fixed address (the tests of this binary run in parallel).
-    _address: std::sync::MutexGuard<'static, ()>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Served {
-    fn start(dir: PathBuf) -> Served {
-        use std::io::{BufRead, Write};
-        use std::sync::atomic::Ordering;
-        static ADDRESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let address = ADDRESS.lock().unwrap_or_else(|e| e.into_inner());
-        let listener =
-            std::net::TcpListener::bind(HTTP_ADDR).expect("binding the corpus HTTP address");
-        listener.set_nonblocking(true).unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::SeqCst) {
-                let Ok((conn, _)) = listener.accept() else {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                    continue;
-                };
-                conn.set_nonblocking(false).unwrap();
-                let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = r.read_line(&mut line);
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let mut parts = line.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
-                // A query (git's `info/refs?service=...`) is ignored, so git falls back to its dumb protocol.
-                let path = path.split('?').next().unwrap_or(path);
-                let name = path.trim_start_matches('/');
-                let body = (!name.contains(".."))
-                    .then(|| std::fs::read(dir.join(name)).ok())
-                    .flatten();
-                let mut conn = conn;
-                let _ = match body {
-                    Some(b) => {
-                        let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            b.len()
-                        );
-                        conn.write_all(head.as_bytes()).and_then(|_| {
-                            if method == "HEAD" {
-                                Ok(())
-                            } else {
-                                conn.write_all(&b)
-                            }
-                        })
-                    }
-                    None => conn.write_all(
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    ),
-                };
-            }
-        });
-        Served {
-            _address: address,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// What a build produced, in the recorded form.
@@ -443,6 +365,52 @@ struct Outcome {
     same_manifest_digest: bool,
 }
 
+/// The `--build-context` flags of a case's `contexts.list` (record.py reads the same file): `NAME=dir:PATH` (a
+/// directory of the case, copied with fixed modes) or `NAME=oci-layout:base` (the base image as an OCI layout).
+fn named_contexts(root: &Path, work: &Path, case: &Path) -> Vec<String> {
+    let Ok(list) = std::fs::read_to_string(case.join("contexts.list")) else {
+        return vec![];
+    };
+    let case_name = case.file_name().unwrap().to_str().unwrap();
+    let mut v = Vec::new();
+    for l in list.lines().filter(|l| !l.trim().is_empty()) {
+        let (name, spec) = l.split_once('=').expect("contexts.list: NAME=KIND:VALUE");
+        let value = match spec.split_once(':') {
+            Some(("dir", p)) => {
+                let d = work.join(format!("named-{case_name}-{name}"));
+                if !d.exists() {
+                    copy_fixed_modes(&case.join(p), &d);
+                }
+                d.display().to_string()
+            }
+            Some(("oci-layout", "base")) => {
+                let layout = work.join("base-layout");
+                if !layout.exists() {
+                    let tar = work.join("base-layout.tar");
+                    lw_ok(root, &["save", BASE, "-o", tar.to_str().unwrap()]);
+                    std::fs::create_dir_all(&layout).unwrap();
+                    run_ok(
+                        Command::new("tar")
+                            .arg("-xf")
+                            .arg(&tar)
+                            .arg("-C")
+                            .arg(&layout),
+                    );
+                }
+                let digest = read_json(&layout.join("index.json"))["manifests"][0]["digest"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                format!("oci-layout://{}@{digest}", layout.display())
+            }
+            _ => panic!("{case_name}: contexts.list: unknown {spec}"),
+        };
+        v.push("--build-context".to_string());
+        v.push(format!("{name}={value}"));
+    }
+    v
+}
+
 /// Build a case's Dockerfile as `tag`, after the images its `images` file names (`NAME=CASE` lines: `FROM NAME` is
 /// the image CASE builds, for a base image's ONBUILD triggers); the output of `layerwright build`.
 fn build_tagged(root: &Path, work: &Path, case: &Path, tag: &str) -> std::process::Output {
@@ -467,14 +435,40 @@ fn build_tagged(root: &Path, work: &Path, case: &Path, tag: &str) -> std::proces
         .collect();
     args.push(df.to_str().unwrap().into());
     args.extend(case_flags(case));
+    args.extend(named_contexts(root, work, case));
+    let agent = std::fs::read_to_string(case.join("ssh")).ok().map(|ids| {
+        let a = Agent::start(&work.join(format!("ssh-{name}")));
+        for id in ids.split_whitespace() {
+            args.push("--ssh".into());
+            args.push(format!("{id}={}", a.sock.display()));
+        }
+        a
+    });
     args.push(ctx.to_str().unwrap().into());
     let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     let served = case
         .join("http")
         .is_dir()
-        .then(|| Served::start(case.join("http")));
-    let o = lw(root, &a);
-    drop(served);
+        .then(|| Served::start(case.join("http"), servers::HTTP_ADDR, false, vec![]));
+    // `https/` over TLS with the corpus's test CA (trusted through SSL_CERT_FILE), `https-auth` rules.
+    let served_tls = case.join("https").is_dir().then(|| {
+        let auth = std::fs::read_to_string(case.join("https-auth"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .collect();
+        Served::start(case.join("https"), servers::HTTPS_ADDR, true, auth)
+    });
+    // The test CA, as Go's SSL_CERT_FILE; git gets it too (see README).
+    let o = Command::new(env!("CARGO_BIN_EXE_layerwright"))
+        .arg("--root")
+        .arg(root)
+        .args(&a)
+        .env("SSL_CERT_FILE", servers::ca_file())
+        .output()
+        .expect("run layerwright");
+    drop((served, served_tls, agent));
     o
 }
 

@@ -33,6 +33,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("musl-tools", "musl-gcc"),
     // ADD <git URL> checks out with git (the BuildKit corpus's add_git case).
     ("git", "git"),
+    // `build --ssh`: the corpus's agent (ssh-agent, ssh-keygen, ssh-add) and `--ssh ID=KEY`.
+    ("openssh-client", "ssh-agent"),
     // libzstd for wasm32 (the zstd layer encoder), compiled by zstd-sys.
     ("clang", "clang"),
     ("llvm", "llvm-ar"),

@@ -102,6 +102,12 @@ pub enum StepError {
     /// `RUN --device`, a labs-only feature in BuildKit's stable frontend.
     #[error("device feature is only supported in Dockerfile frontend 1.14.0-labs or later")]
     DeviceNeedsLabs,
+    /// `RUN --mount=type=ssh,required` and the host forwards no agent under that id (BuildKit's message).
+    #[error("no SSH key {0:?} forwarded from the client")]
+    SshNotForwarded(String),
+    /// The same when the host forwards other ids (BuildKit's session provider answers this).
+    #[error("unset ssh forward key {0}")]
+    SshKeyUnset(String),
     /// `# check=error=true` and a build check reported these rules.
     #[error("lint violation found for rules: {}", .0.join(", "))]
     LintViolation(Vec<String>),

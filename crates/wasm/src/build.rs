@@ -187,6 +187,14 @@ fn options_of(opts: &JsValue, platform: &Platform) -> Result<BuildOptions, JsVal
     let dockerfile = get_string(opts, "dockerfile")?
         .ok_or_else(|| err("build: the dockerfile option is required"))?;
     let mut o = BuildOptions::new(dockerfile.into_bytes(), platform.clone());
+    // Both need the machine: an SSH agent's socket, directories and images named on the command line.
+    for (key, flag) in [("ssh", "--ssh"), ("buildContexts", "--build-context")] {
+        if !get(opts, key)?.is_undefined() {
+            return Err(err(format!(
+                "build: {key} is not available in a browser tab; use the CLI: layerwright build {flag} ..."
+            )));
+        }
+    }
     o.build_args = get_string_map(opts, "buildArgs")?
         .into_iter()
         .collect::<BTreeMap<_, _>>();
@@ -278,6 +286,19 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             Ok(r) => results.push((p.clone(), r)),
             Err(e) => {
                 with(|s| s.cache = cache);
+                // BuildKit's message, and why: a page cannot reach an SSH agent.
+                if matches!(
+                    &e,
+                    lw_build::Error::Step {
+                        kind: lw_build::StepError::SshNotForwarded(_)
+                            | lw_build::StepError::SshKeyUnset(_),
+                        ..
+                    }
+                ) {
+                    return Err(err(format!(
+                        "{e} (SSH agent forwarding needs the CLI: layerwright build --ssh default)"
+                    )));
+                }
                 return Err(err(e));
             }
         }

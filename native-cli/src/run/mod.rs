@@ -13,6 +13,7 @@ pub mod network;
 pub mod prune;
 pub mod runtime;
 pub mod spec;
+pub mod sshfwd;
 pub mod unpack;
 
 pub use prune::remove_snapshots;
@@ -115,11 +116,13 @@ pub(crate) fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Pa
 pub fn executor(
     store: &Store,
     secrets: BTreeMap<String, PathBuf>,
+    ssh: BTreeMap<String, PathBuf>,
     runtime: Option<&str>,
 ) -> Box<dyn RunExecutor> {
     match RuncExecutor::with_runtime(store, runtime) {
         Ok(mut r) => {
             r.secrets = secrets;
+            r.ssh = ssh;
             Box::new(r)
         }
         Err(e) => Box::new(Unavailable(e.to_string())),
@@ -176,6 +179,8 @@ pub struct RuncExecutor {
     pub runtime: Runtime,
     /// Secrets for `--mount=type=secret,id=ID`: id → file on the host.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// SSH agents for `--mount=type=ssh,id=ID`: id → the agent's socket on the host.
+    pub ssh: BTreeMap<String, PathBuf>,
     /// Kill a step that runs longer than this.
     pub timeout: Option<Duration>,
     /// Try overlayfs for the container root before falling back to a copy.
@@ -203,6 +208,7 @@ impl RuncExecutor {
             },
             tmp,
             secrets: BTreeMap::new(),
+            ssh: BTreeMap::new(),
             timeout: None,
             use_overlay: true,
         })
@@ -288,6 +294,20 @@ impl RuncExecutor {
                 mounts.cache_leases.push(lease);
             }
             MountKind::Secret { .. } => return self.add_secret(step, i, m, env, mounts),
+            MountKind::Ssh { id, mode, uid, gid } => {
+                let Some(agent) = self.ssh.get(id) else {
+                    bail!(
+                        "{}: no SSH key {id:?} forwarded from the client",
+                        step.req.location
+                    );
+                };
+                // The step's own socket, in its work directory (gone with the step), relayed to the agent.
+                let sock = step.work.join(format!("ssh-{i}.sock"));
+                let relay = sshfwd::SshRelay::start(&sock, agent, *mode, *uid, *gid)
+                    .with_context(|| format!("{}: ssh agent {id}", step.req.location))?;
+                mounts.ssh_relays.push(relay);
+                mounts.extra.push(json!({"destination": m.target, "type": "bind", "source": sock, "options": ["rbind"]}));
+            }
             MountKind::Bind { readonly } => {
                 let Some(src) = step.req.binds.iter().find(|b| b.mount == i) else {
                     bail!(
@@ -567,6 +587,7 @@ struct StepMounts {
     targets: Vec<String>,
     cache_leases: Vec<cachemount::CacheLease>,
     bind_unmounts: Vec<UnmountOnDrop>,
+    ssh_relays: Vec<sshfwd::SshRelay>,
 }
 
 /// Where a step's mounts come from: the request, the snapshots and the step's work directory.
@@ -632,7 +653,7 @@ mod tests {
     /// How `layerwright build` plugs the executor into the engine's host.
     #[allow(dead_code)]
     fn wiring(store: &Store) {
-        let mut runner = executor(store, BTreeMap::new(), None);
+        let mut runner = executor(store, BTreeMap::new(), BTreeMap::new(), None);
         let _run: Option<&mut dyn RunExecutor> = Some(&mut *runner);
     }
 

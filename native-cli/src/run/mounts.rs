@@ -1,4 +1,4 @@
-//! `RUN --mount` specs: parsing `type=cache|tmpfs|secret|bind,...` into what the runtime must mount.
+//! `RUN --mount` specs: parsing `type=cache|tmpfs|secret|ssh|bind,...` into what the runtime must mount.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,14 @@ pub enum MountKind {
         /// Mount the secret as a file (false for `env=` without `target=`).
         file: bool,
         /// The file's mode, owner and group (BuildKit's defaults: 0400, 0, 0).
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// A forwarded SSH agent (`build --ssh ID=...`): a socket of the step's own with this mode and owner, relayed
+    /// to the agent (BuildKit's defaults: 0600, 0, 0). The engine gives every ssh mount its id and target.
+    Ssh {
+        id: String,
         mode: u32,
         uid: u32,
         gid: u32,
@@ -168,7 +176,20 @@ pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
                 },
             },
         },
-        "ssh" => bail!("--mount type=ssh is not supported"),
+        "ssh" => {
+            let num = |k: &str, radix: u32, default: u32| -> Result<u32> {
+                get(k)
+                    .map(|v| number(k, &v, radix))
+                    .transpose()
+                    .map(|v| v.unwrap_or(default))
+            };
+            MountKind::Ssh {
+                id: id.unwrap_or_else(|| "default".into()),
+                mode: num("mode", 8, 0o600)?,
+                uid: num("uid", 10, 0)?,
+                gid: num("gid", 10, 0)?,
+            }
+        }
         o => bail!("--mount: unknown type {o:?}"),
     };
     let target = target.ok_or_else(|| anyhow!("--mount type={typ} needs target="))?;
@@ -258,6 +279,21 @@ mod tests {
             MountKind::Bind { readonly: true }
         );
         assert!(parse("type=bind,source=x", "/").is_err());
+        let m = parse("type=ssh,id=k,target=/s.sock,mode=0644,uid=1,gid=2", "/").unwrap();
+        assert_eq!(m.target, "/s.sock");
+        assert_eq!(
+            m.kind,
+            MountKind::Ssh {
+                id: "k".into(),
+                mode: 0o644,
+                uid: 1,
+                gid: 2
+            }
+        );
+        assert!(matches!(
+            parse("type=ssh,target=/a", "/").unwrap().kind,
+            MountKind::Ssh { mode: 0o600, uid: 0, gid: 0, ref id } if id == "default"
+        ));
         assert!(parse("type=cache", "/").is_err());
     }
 }

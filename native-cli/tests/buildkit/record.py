@@ -3,7 +3,9 @@
 
 It uses a BuildKit that is already running and a buildctl binary; it builds neither. buildkitd must allow the
 entitlements RUN --network=host and --security=insecure need (`--allow-insecure-entitlement network.host
---allow-insecure-entitlement security.insecure`), and `git` must be installed for ADD <git URL>. Usage:
+--allow-insecure-entitlement security.insecure`) and trust the corpus's test CA for ADD over HTTPS (run it with
+`SSL_CERT_FILE=tls/ca.pem`, as Go reads it); `git` must be installed for ADD <git URL>, openssh-client for cases
+with an `ssh` file. Usage:
 
     LW_BUILDKIT_BASE_TAR=/tmp/base.tar cargo test -p layerwright --test buildkit_corpus export_base -- --ignored
     record.py --buildctl PATH --addr unix:///PATH/buildkitd.sock --base-tar /tmp/base.tar \
@@ -33,6 +35,25 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 # A case's http/ directory is served here while it builds (ADD <url>); buildkit_corpus.rs uses the same address.
 HTTP_ADDR = ("127.0.0.1", 48765)
+# A case's https/ directory is served here over TLS, with tls/server.pem (signed by tls/ca.pem, which buildkitd must
+# trust: start it with SSL_CERT_FILE=tls/ca.pem); `https-auth` lines `PREFIX VALUE` make paths under PREFIX answer
+# 401 unless the request's Authorization is VALUE.
+HTTPS_ADDR = ("127.0.0.1", 48767)
+
+
+def copy_tree(s, d):
+    """Copy with fixed modes (git keeps only the executable bit): dirs 0755, files 0644 or 0755."""
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    for name in sorted(os.listdir(s)):
+        sp, dp = os.path.join(s, name), os.path.join(d, name)
+        if os.path.islink(sp):
+            os.symlink(os.readlink(sp), dp)
+        elif os.path.isdir(sp):
+            copy_tree(sp, dp)
+        else:
+            shutil.copyfile(sp, dp)
+            os.chmod(dp, 0o755 if os.stat(sp).st_mode & 0o100 else 0o644)
 
 
 def prepare_context(case, dest):
@@ -211,8 +232,50 @@ def read_oci_tar(path):
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     """Static files (a bare git repository is served by git's dumb HTTP protocol), without a log line per request."""
 
+    auth = []
+
     def log_message(self, *args):
         pass
+
+    def send_head(self):
+        path = self.path.split("?", 1)[0].lstrip("/")
+        for prefix, value in self.auth:
+            if path.startswith(prefix) and self.headers.get("Authorization") != value:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="lw"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+        return super().send_head()
+
+
+def serve_tls(case):
+    """The case's https/ directory over TLS at HTTPS_ADDR, with its https-auth rules."""
+    import ssl
+    auth = []
+    p = os.path.join(case, "https-auth")
+    if os.path.exists(p):
+        auth = [tuple(l.split(" ", 1)) for l in open(p).read().splitlines() if l.strip()]
+    handler = functools.partial(type("AuthHandler", (QuietHandler,), {"auth": auth}),
+                                directory=os.path.join(case, "https"))
+    server = http.server.ThreadingHTTPServer(HTTPS_ADDR, handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(HERE, "tls", "server.pem"), os.path.join(HERE, "tls", "server.key"))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def start_agent(d):
+    """An ssh-agent (openssh-client) on a socket under d, holding a new ed25519 key: (process, socket)."""
+    os.makedirs(d)
+    sock, key = os.path.join(d, "agent.sock"), os.path.join(d, "id")
+    proc = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    while not os.path.exists(sock):
+        pass
+    subprocess.run(["ssh-add", "-q", key], check=True, env=dict(os.environ, SSH_AUTH_SOCK=sock))
+    return proc, sock
 
 
 def main():
@@ -263,17 +326,46 @@ def main():
                 idig = json.load(open(os.path.join(idir, "index.json")))["manifests"][0]["digest"]
                 cmd += ["--oci-layout", "%s=%s" % (iname, idir),
                         "--opt", "context:%s=oci-layout://%s@%s" % (iname, iname, idig)]
+        # `ssh`: agent ids (one a line) forwarded to RUN --mount=type=ssh, all to one ssh-agent holding a new key.
+        agent = None
+        p = os.path.join(case, "ssh")
+        if os.path.exists(p):
+            agent = start_agent(os.path.join(work, "ssh-%s-%d" % (name, len(work_ids))))
+            for sid in open(p).read().split():
+                cmd += ["--ssh", "%s=%s" % (sid, agent[1])]
+        # `contexts.list`: named build contexts, NAME=dir:PATH (a directory of the case, a local context) or
+        # NAME=oci-layout:base (the base image's OCI layout).
+        p = os.path.join(case, "contexts.list")
+        if os.path.exists(p):
+            for line in open(p).read().splitlines():
+                if not line.strip():
+                    continue
+                cname, spec = line.split("=", 1)
+                kind, val = spec.split(":", 1)
+                if kind == "dir":
+                    cdir = os.path.join(work, "named-%s-%s-%d" % (name, cname, len(work_ids)))
+                    copy_tree(os.path.join(case, val), cdir)
+                    cmd += ["--local", "%s=%s" % (cname, cdir), "--opt", "context:%s=local:%s" % (cname, cname)]
+                elif kind == "oci-layout" and val == "base":
+                    cmd += ["--opt", "context:%s=oci-layout://base@%s" % (cname, base_digest)]
+                else:
+                    raise SystemExit("%s: contexts.list: unknown %s" % (name, spec))
         server = None
         if os.path.isdir(os.path.join(case, "http")):
             handler = functools.partial(QuietHandler, directory=os.path.join(case, "http"))
             server = http.server.ThreadingHTTPServer(HTTP_ADDR, handler)
             threading.Thread(target=server.serve_forever, daemon=True).start()
+        tls_server = serve_tls(case) if os.path.isdir(os.path.join(case, "https")) else None
         try:
             return subprocess.run(cmd, capture_output=True, text=True)
         finally:
-            if server:
-                server.shutdown()
-                server.server_close()
+            for srv in (server, tls_server):
+                if srv:
+                    srv.shutdown()
+                    srv.server_close()
+            if agent:
+                agent[0].kill()
+                agent[0].wait()
 
     for name in names:
         case = os.path.join(cases_dir, name)

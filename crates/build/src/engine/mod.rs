@@ -57,6 +57,13 @@ pub struct BuildOptions {
     /// How the layers this build writes are compressed (`--output ...,compression=zstd`); base image layers stay
     /// as they are, as in BuildKit without `force-compression`.
     pub layer_format: lw_layer::compress::LayerFormat,
+    /// The SSH agent ids the host forwards to `RUN --mount=type=ssh` (`build --ssh ID=...`; `default` when no id is
+    /// given). A mount whose id is not here is left out when optional and fails the step when `required`.
+    pub ssh_ids: std::collections::BTreeSet<String>,
+    /// The names of the named build contexts the host's image source answers for (`build --build-context
+    /// NAME=...`, lower-cased): `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME` read them from the image
+    /// source even where a stage has that name, as BuildKit replaces the stage.
+    pub named_contexts: std::collections::BTreeSet<String>,
 }
 
 impl BuildOptions {
@@ -76,6 +83,8 @@ impl BuildOptions {
             extra_hosts: Vec::new(),
             has_dockerignore: false,
             layer_format: lw_layer::compress::LayerFormat::GZIP,
+            ssh_ids: Default::default(),
+            named_contexts: Default::default(),
         }
     }
 }

@@ -76,14 +76,13 @@ pub(super) async fn run_step(
     let (argv, files) = run_argv(st, &r.command);
     let run_args = st.run_args();
     let text = history::run(&run_args, &argv);
-    let mut mounts = Vec::new();
-    for m in &r.mounts {
-        let m = ex(m)?;
-        // No SSH agent is forwarded here: an optional ssh mount is left out, as BuildKit does without one.
-        if !super::run_mounts::optional_ssh(&m) {
-            mounts.push(m);
-        }
-    }
+    let expanded = r
+        .mounts
+        .iter()
+        .map(|m| ex(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut mounts, ssh_sock) = super::run_mounts::ssh_mounts(expanded, &shared.opts.ssh_ids)
+        .map_err(|e| shared.err(line, e))?;
     let binds =
         super::run_mounts::resolve_binds(shared, host, done, index, &st.platform, line, &mounts)?;
     // The RUN flag wins when written; otherwise the build's `--network` (the parser fills in `default` either way).
@@ -101,7 +100,13 @@ pub(super) async fn run_step(
         key = super::stage::chain(&key, &[path, body.as_str()]);
     }
     st.key = key.clone();
-    let run_env = run_env(shared, st);
+    let mut run_env = run_env(shared, st);
+    // BuildKit points SSH_AUTH_SOCK at the first ssh mount unless the stage's environment sets it.
+    if let Some(sock) = ssh_sock {
+        if !run_env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+            run_env.push(format!("SSH_AUTH_SOCK={sock}"));
+        }
+    }
     let mut req = RunRequest {
         layers: st.layers.clone(),
         diff_ids: st.config.rootfs.diff_ids.clone(),

@@ -65,16 +65,46 @@ pub(crate) fn key_seeded_caches(mounts: &mut [String], binds: &[PendingBind]) {
     }
 }
 
-/// An SSH mount that may be left out: `required=false` (BuildKit's default for ssh), which a build without SSH
-/// agent forwarding (ours has none) runs without, as BuildKit does when no agent is forwarded.
-pub(crate) fn optional_ssh(spec: &str) -> bool {
-    let f = mount_fields(spec);
-    let required = match f.iter().rev().find(|(k, _)| k == "required") {
-        Some((_, None)) => true,
-        Some((_, Some(v))) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1"),
-        None => false,
-    };
-    field(&f, &["type"]) == Some("ssh") && !required
+/// The `type=ssh` mounts of a RUN, as BuildKit's LLB has them: each gets a target (default
+/// `/run/buildkit/ssh_agent.N`, N counting the RUN's ssh mounts) and the first one's target is the step's
+/// `SSH_AUTH_SOCK` (also when its agent is not forwarded: LLB sets it before the solver drops the mount). A mount
+/// whose id (default `default`) the host does not forward is left out when optional (`required=false`, the
+/// default) and fails the step when required. Returns the mounts to hand to the executor and `SSH_AUTH_SOCK`.
+pub(crate) fn ssh_mounts(
+    mounts: Vec<String>,
+    forwarded: &std::collections::BTreeSet<String>,
+) -> Result<(Vec<String>, Option<String>), StepError> {
+    let (mut out, mut sock, mut n) = (Vec::new(), None, 0);
+    for spec in mounts {
+        let f = mount_fields(&spec);
+        if field(&f, &["type"]) != Some("ssh") {
+            out.push(spec);
+            continue;
+        }
+        let required = match f.iter().rev().find(|(k, _)| k == "required") {
+            Some((_, None)) => true,
+            Some((_, Some(v))) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1"),
+            None => false,
+        };
+        let target = field(&f, &["target", "dst", "destination"])
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{n}"));
+        n += 1;
+        sock.get_or_insert_with(|| target.clone());
+        let id = field(&f, &["id"])
+            .filter(|i| !i.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        if forwarded.contains(&id) {
+            out.push(format!("{spec},id={id},target={target}"));
+        } else if required && forwarded.is_empty() {
+            return Err(StepError::SshNotForwarded(id));
+        } else if required {
+            return Err(StepError::SshKeyUnset(id));
+        }
+    }
+    Ok((out, sock))
 }
 
 fn field<'a>(fields: &'a [(String, Option<String>)], names: &[&str]) -> Option<&'a str> {
@@ -252,16 +282,36 @@ pub(crate) fn materialize(
 
 #[cfg(test)]
 mod tests {
-    use super::optional_ssh;
+    use super::ssh_mounts;
 
     #[test]
-    fn only_ssh_mounts_not_required_are_optional() {
-        assert!(optional_ssh("type=ssh"));
-        assert!(optional_ssh("type=ssh,required=false,target=/s"));
-        assert!(!optional_ssh("type=ssh,required"));
-        assert!(!optional_ssh("type=ssh,required=true"));
-        assert!(!optional_ssh("type=secret,id=x"));
-        assert!(!optional_ssh("target=/m"));
+    fn ssh_mounts_get_targets_and_the_first_is_the_agent_socket() {
+        let ids: std::collections::BTreeSet<String> = ["default".to_string()].into();
+        let specs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (m, sock) = ssh_mounts(
+            specs(&["type=ssh", "type=cache,target=/c", "type=ssh,target=/s"]),
+            &ids,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            specs(&[
+                "type=ssh,id=default,target=/run/buildkit/ssh_agent.0",
+                "type=cache,target=/c",
+                "type=ssh,target=/s,id=default,target=/s",
+            ])
+        );
+        assert_eq!(sock.as_deref(), Some("/run/buildkit/ssh_agent.0"));
+        // Not forwarded: optional mounts go, SSH_AUTH_SOCK stays; a required one fails with BuildKit's message.
+        let none = std::collections::BTreeSet::new();
+        let (m, sock) = ssh_mounts(specs(&["type=ssh,id=k,required=false"]), &none).unwrap();
+        assert!(m.is_empty());
+        assert_eq!(sock.as_deref(), Some("/run/buildkit/ssh_agent.0"));
+        let e = ssh_mounts(specs(&["type=ssh,id=k,required"]), &none).unwrap_err();
+        assert_eq!(e.to_string(), "no SSH key \"k\" forwarded from the client");
+        assert!(ssh_mounts(specs(&["type=ssh,required=true"]), &ids).is_ok());
+        let e = ssh_mounts(specs(&["type=ssh,id=k,required"]), &ids).unwrap_err();
+        assert_eq!(e.to_string(), "unset ssh forward key k");
     }
 
     #[test]

@@ -179,6 +179,14 @@ fn image_env(config: &ImageConfig) -> Vec<(String, String)> {
 }
 
 pub(super) fn stage_ref(shared: &Shared, name: &str, before: usize) -> Option<usize> {
+    // A named build context replaces the stage of that name, as in BuildKit: the host's image source has it.
+    if shared
+        .opts
+        .named_contexts
+        .contains(&name.to_ascii_lowercase())
+    {
+        return None;
+    }
     shared.plan.stage_ref(name, before)
 }
 

@@ -1,0 +1,363 @@
+//! Named build contexts, `build --build-context NAME=VALUE` (buildx's flag): `FROM NAME`, `COPY --from=NAME` and
+//! `RUN --mount=from=NAME` read a directory, an image of the store or a registry, or an image of an OCI layout
+//! instead of the image or stage of that name. The engine asks the image source; this one answers for the names.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use lw_build::context::{Context as _, EntryKind as CtxKind};
+use lw_build::host::{BaseImage, ImageSource};
+use lw_build::Error;
+use lw_oci::media::{self, Compression};
+use lw_oci::{Descriptor, Digest, ImageConfig, Manifest, Platform};
+
+use crate::context::DirContext;
+use crate::store::Store;
+
+/// What a name stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedSource {
+    /// `docker-image://REF`: an image (the store first, else pulled).
+    Image(String),
+    /// `oci-layout://PATH[:TAG|@DIGEST]`: an image of an OCI layout directory.
+    Layout {
+        dir: PathBuf,
+        tag: Option<String>,
+        digest: Option<String>,
+    },
+    /// A local directory (filtered by its own `.dockerignore`, as BuildKit reads one for a local context).
+    Dir(PathBuf),
+}
+
+/// Parse one `--build-context NAME=VALUE`.
+pub fn parse_build_context(spec: &str) -> Result<(String, NamedSource)> {
+    let (name, value) = spec
+        .split_once('=')
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| anyhow!("--build-context {spec:?}: expected NAME=VALUE"))?;
+    let src = if let Some(r) = value.strip_prefix("docker-image://") {
+        NamedSource::Image(r.to_string())
+    } else if let Some(rest) = value.strip_prefix("oci-layout://") {
+        let (path, digest) = match rest.split_once('@') {
+            Some((p, d)) => (p, Some(d.to_string())),
+            None => (rest, None),
+        };
+        // A tag follows the last `:` of the final path component.
+        let (path, tag) = match path.rsplit_once(':') {
+            Some((p, t)) if !t.contains('/') && digest.is_none() => (p, Some(t.to_string())),
+            _ => (path, None),
+        };
+        NamedSource::Layout {
+            dir: PathBuf::from(path),
+            tag,
+            digest,
+        }
+    } else if value.contains("://") || value.starts_with("git@") {
+        bail!(
+            "--build-context {name}={value}: only a directory, docker-image:// and oci-layout:// are supported \
+             (a git or HTTP context is not)"
+        );
+    } else {
+        NamedSource::Dir(PathBuf::from(value))
+    };
+    Ok((name.to_string(), src))
+}
+
+/// The image source of a build with named contexts: the names first, then `inner`.
+pub struct NamedImages<'s, I> {
+    pub inner: I,
+    pub store: &'s Store,
+    pub names: BTreeMap<String, NamedSource>,
+    /// Every mtime of a directory's layer is clamped to this (SOURCE_DATE_EPOCH), unless `None`.
+    pub epoch: Option<i64>,
+    /// A directory's layer, written once per build: (layer, diff ID).
+    dir_layers: BTreeMap<String, (Descriptor, Digest)>,
+}
+
+impl<'s, I: ImageSource> NamedImages<'s, I> {
+    pub fn new(
+        inner: I,
+        store: &'s Store,
+        names: BTreeMap<String, NamedSource>,
+        epoch: Option<i64>,
+    ) -> Self {
+        NamedImages {
+            inner,
+            store,
+            names,
+            epoch,
+            dir_layers: BTreeMap::new(),
+        }
+    }
+
+    /// The name a reference is known by: as written, or docker's short form without `:latest`, as BuildKit looks
+    /// named contexts up.
+    fn lookup(&self, reference: &str) -> Option<(String, NamedSource)> {
+        let short = reference
+            .strip_suffix(":latest")
+            .unwrap_or(reference)
+            .trim_start_matches("docker.io/")
+            .trim_start_matches("library/");
+        [reference, short]
+            .iter()
+            .find_map(|n| self.names.get(*n).map(|s| (n.to_string(), s.clone())))
+    }
+
+    fn resolve_named(
+        &mut self,
+        name: &str,
+        src: &NamedSource,
+        platform: &Platform,
+    ) -> Result<BaseImage> {
+        match src {
+            NamedSource::Image(r) => {
+                let mut img = self
+                    .inner
+                    .resolve(r, platform)
+                    .map_err(|e| anyhow!("{e}"))?;
+                img.name = r.clone();
+                Ok(img)
+            }
+            NamedSource::Layout { dir, tag, digest } => {
+                let desc = import_layout(self.store, dir, tag.as_deref(), digest.as_deref())?;
+                let img = self.store.resolve(&desc, Some(platform))?;
+                Ok(BaseImage {
+                    name: format!("oci-layout://{}", dir.display()),
+                    manifest_digest: img.manifest_digest,
+                    manifest: img.manifest,
+                    config: img.config,
+                })
+            }
+            NamedSource::Dir(dir) => {
+                if !self.dir_layers.contains_key(name) {
+                    let l = dir_layer(self.store, dir, self.epoch)
+                        .with_context(|| format!("build context {name}={}", dir.display()))?;
+                    self.dir_layers.insert(name.to_string(), l);
+                }
+                let (layer, diff_id) = self.dir_layers[name].clone();
+                local_image(self.store, name, layer, diff_id, platform)
+            }
+        }
+    }
+}
+
+impl<I: ImageSource> ImageSource for NamedImages<'_, I> {
+    fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, Error> {
+        match self.lookup(reference) {
+            Some((name, src)) => self
+                .resolve_named(&name, &src, platform)
+                .map_err(|e| Error::Host(format!("build context {name}: {e:#}"))),
+            None => self.inner.resolve(reference, platform),
+        }
+    }
+}
+
+/// A local context as a base: its files as one layer, and the config BuildKit gives a stage without an image
+/// (its `emptyImage`: the platform, `PATH`, WorkingDir `/`; no history, no `created`).
+fn local_image(
+    store: &Store,
+    name: &str,
+    layer: Descriptor,
+    diff_id: Digest,
+    platform: &Platform,
+) -> Result<BaseImage> {
+    let mut config = ImageConfig {
+        architecture: platform.architecture.clone(),
+        os: platform.os.clone(),
+        variant: platform.variant.clone(),
+        ..Default::default()
+    };
+    config.rootfs.kind = "layers".into();
+    config.rootfs.diff_ids.push(diff_id);
+    config.config.env = Some(vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+    ]);
+    config.config.working_dir = Some("/".into());
+    let cfg = store.put_bytes(media::OCI_CONFIG, &lw_oci::to_canonical_json(&config))?;
+    let manifest = Manifest::oci(cfg, vec![layer]);
+    let m = store.put_bytes(media::OCI_MANIFEST, &lw_oci::to_canonical_json(&manifest))?;
+    Ok(BaseImage {
+        name: format!("context {name}"),
+        manifest_digest: m.digest,
+        manifest,
+        config,
+    })
+}
+
+/// A directory's files (through its `.dockerignore`) as a gzip layer in the store, owners as on disk.
+fn dir_layer(store: &Store, dir: &Path, epoch: Option<i64>) -> Result<(Descriptor, Digest)> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let ctx = DirContext::with_dockerignore(dir, None)?;
+    let mut entries = ctx.entries()?;
+    entries.sort_by(|a, b| lw_layer::path::cmp_components(&a.path, &b.path));
+    let mut w = lw_layer::LayerWriter::new(
+        Vec::new(),
+        Compression::Gzip,
+        lw_layer::tar::WriteOptions { clamp_mtime: epoch },
+    )?;
+    for e in entries {
+        let mut entry = match &e.kind {
+            CtxKind::Dir => lw_layer::Entry::dir(&e.path, e.mode),
+            CtxKind::File => lw_layer::Entry::file(&e.path, e.mode, e.size),
+            CtxKind::Symlink { target } => lw_layer::Entry::symlink(&e.path, target),
+        };
+        entry.uid = e.uid;
+        entry.gid = e.gid;
+        entry.mtime = e.mtime;
+        if e.is_file() {
+            let data = ctx.read_file(&e.path)?;
+            w.tar().append_bytes(&entry, &data)?;
+        } else {
+            w.tar().append_bytes(&entry, &[])?;
+        }
+    }
+    let (blob, info) = w.finish()?;
+    let d = store.put_bytes(media::OCI_LAYER_GZIP, &blob)?;
+    Ok((d, info.diff_id))
+}
+
+/// Copy the image an OCI layout names (`@DIGEST`, the `:TAG` annotation, or its only image) into the store, every
+/// blob verified; returns its descriptor.
+fn import_layout(
+    store: &Store,
+    dir: &Path,
+    tag: Option<&str>,
+    digest: Option<&str>,
+) -> Result<Descriptor> {
+    let index_path = dir.join("index.json");
+    let bytes =
+        std::fs::read(&index_path).with_context(|| format!("reading {}", index_path.display()))?;
+    let index: lw_oci::Index = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not an OCI index", index_path.display()))?;
+    let annotated = |d: &Descriptor, t: &str| {
+        d.annotations
+            .as_ref()
+            .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+            .is_some_and(|n| n == t)
+    };
+    let desc = match (digest, tag) {
+        (Some(d), _) => {
+            let d: Digest = d.parse().map_err(|e| anyhow!("digest {d:?}: {e}"))?;
+            match index.manifests.iter().find(|m| m.digest == d) {
+                Some(m) => m.clone(),
+                None => {
+                    // A digest below the top-level index: read its media type from the blob.
+                    let blob = read_blob(dir, &d)?;
+                    let v: serde_json::Value = serde_json::from_slice(&blob)?;
+                    let mt = v["mediaType"].as_str().unwrap_or(media::OCI_MANIFEST);
+                    Descriptor::new(mt, d, blob.len() as u64)
+                }
+            }
+        }
+        (None, Some(t)) => index
+            .manifests
+            .iter()
+            .find(|m| annotated(m, t))
+            .cloned()
+            .ok_or_else(|| anyhow!("{}: no image tagged {t:?}", dir.display()))?,
+        (None, None) if index.manifests.len() == 1 => index.manifests[0].clone(),
+        (None, None) => bail!(
+            "{}: {} images; name one with :TAG or @DIGEST",
+            dir.display(),
+            index.manifests.len()
+        ),
+    };
+    copy_tree(store, dir, &desc)?;
+    Ok(desc)
+}
+
+fn blob_path(dir: &Path, d: &Digest) -> PathBuf {
+    dir.join("blobs")
+        .join(d.algorithm().name())
+        .join(d.encoded())
+}
+
+fn read_blob(dir: &Path, d: &Digest) -> Result<Vec<u8>> {
+    let p = blob_path(dir, d);
+    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
+}
+
+/// Copy a manifest or index and everything it refers to.
+fn copy_tree(store: &Store, dir: &Path, desc: &Descriptor) -> Result<()> {
+    let bytes = read_blob(dir, &desc.digest)?;
+    store.put_blob(
+        &desc.digest,
+        Some(bytes.len() as u64),
+        &mut bytes.as_slice(),
+    )?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: blob {} is not JSON", dir.display(), desc.digest))?;
+    let mut children: Vec<Descriptor> = Vec::new();
+    for key in ["manifests"] {
+        if let Some(list) = v.get(key) {
+            for m in serde_json::from_value::<Vec<Descriptor>>(list.clone())? {
+                copy_tree(store, dir, &m)?;
+            }
+        }
+    }
+    if let Some(c) = v.get("config") {
+        children.push(serde_json::from_value(c.clone())?);
+    }
+    if let Some(l) = v.get("layers").filter(|l| !l.is_null()) {
+        children.extend(serde_json::from_value::<Vec<Descriptor>>(l.clone())?);
+    }
+    for c in children {
+        if store.has_blob(&c.digest) {
+            continue;
+        }
+        let p = blob_path(dir, &c.digest);
+        let mut f: Box<dyn Read> =
+            Box::new(std::fs::File::open(&p).with_context(|| format!("reading {}", p.display()))?);
+        store.put_blob(&c.digest, Some(c.size), &mut f)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_forms() {
+        assert_eq!(
+            parse_build_context("a=docker-image://busybox:1").unwrap(),
+            ("a".into(), NamedSource::Image("busybox:1".into()))
+        );
+        assert_eq!(
+            parse_build_context("b=./dir").unwrap(),
+            ("b".into(), NamedSource::Dir("./dir".into()))
+        );
+        assert_eq!(
+            parse_build_context("c=oci-layout:///x/l:v1").unwrap().1,
+            NamedSource::Layout {
+                dir: "/x/l".into(),
+                tag: Some("v1".into()),
+                digest: None
+            }
+        );
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            parse_build_context(&format!("c=oci-layout://rel/l@{d}"))
+                .unwrap()
+                .1,
+            NamedSource::Layout {
+                dir: "rel/l".into(),
+                tag: None,
+                digest: Some(d)
+            }
+        );
+        for bad in [
+            "=x",
+            "a=",
+            "a",
+            "g=https://example.com/r.git",
+            "g=git@host:r",
+        ] {
+            assert!(parse_build_context(bad).is_err(), "{bad}");
+        }
+    }
+}
