@@ -365,8 +365,18 @@ struct Outcome {
     same_manifest_digest: bool,
 }
 
+/// The base image as an archive (`save`), once per work directory.
+fn base_tar(root: &Path, work: &Path) -> PathBuf {
+    let tar = work.join("base.tar");
+    if !tar.exists() {
+        lw_ok(root, &["save", BASE, "-o", tar.to_str().unwrap()]);
+    }
+    tar
+}
+
 /// The `--build-context` flags of a case's `contexts.list` (record.py reads the same file): `NAME=dir:PATH` (a
-/// directory of the case, copied with fixed modes) or `NAME=oci-layout:base` (the base image as an OCI layout).
+/// directory of the case, copied with fixed modes), `NAME=oci-layout:base` (the base image as an OCI layout) or
+/// `NAME=docker-image:REF` (REF at [`servers::REGISTRY_ADDR`], which serves the base image).
 fn named_contexts(root: &Path, work: &Path, case: &Path) -> Vec<String> {
     let Ok(list) = std::fs::read_to_string(case.join("contexts.list")) else {
         return vec![];
@@ -383,16 +393,15 @@ fn named_contexts(root: &Path, work: &Path, case: &Path) -> Vec<String> {
                 }
                 d.display().to_string()
             }
+            Some(("docker-image", r)) => format!("docker-image://{r}"),
             Some(("oci-layout", "base")) => {
                 let layout = work.join("base-layout");
                 if !layout.exists() {
-                    let tar = work.join("base-layout.tar");
-                    lw_ok(root, &["save", BASE, "-o", tar.to_str().unwrap()]);
                     std::fs::create_dir_all(&layout).unwrap();
                     run_ok(
                         Command::new("tar")
                             .arg("-xf")
-                            .arg(&tar)
+                            .arg(base_tar(root, work))
                             .arg("-C")
                             .arg(&layout),
                     );
@@ -436,6 +445,9 @@ fn build_tagged(root: &Path, work: &Path, case: &Path, tag: &str) -> std::proces
     args.push(df.to_str().unwrap().into());
     args.extend(case_flags(case));
     args.extend(named_contexts(root, work, case));
+    let registry = std::fs::read_to_string(case.join("contexts.list"))
+        .is_ok_and(|l| l.contains("=docker-image:"))
+        .then(|| servers::Registry::start(&work.join("registry-store"), &base_tar(root, work)));
     let agent = std::fs::read_to_string(case.join("ssh")).ok().map(|ids| {
         let a = Agent::start(&work.join(format!("ssh-{name}")));
         for id in ids.split_whitespace() {
@@ -468,7 +480,7 @@ fn build_tagged(root: &Path, work: &Path, case: &Path, tag: &str) -> std::proces
         .env("SSL_CERT_FILE", servers::ca_file())
         .output()
         .expect("run layerwright");
-    drop((served, served_tls, agent));
+    drop((served, served_tls, agent, registry));
     o
 }
 

@@ -333,8 +333,10 @@ def main():
             agent = start_agent(os.path.join(work, "ssh-%s-%d" % (name, len(work_ids))))
             for sid in open(p).read().split():
                 cmd += ["--ssh", "%s=%s" % (sid, agent[1])]
-        # `contexts.list`: named build contexts, NAME=dir:PATH (a directory of the case, a local context) or
-        # NAME=oci-layout:base (the base image's OCI layout).
+        # `contexts.list`: named build contexts, NAME=dir:PATH (a directory of the case, a local context),
+        # NAME=oci-layout:base (the base image's OCI layout) or NAME=docker-image:REF (REF at the loopback registry
+        # 127.0.0.1:48768, which must serve the base image: `layerwright --root S load -i BASE_TAR`, then
+        # `layerwright --root S serve --addr 127.0.0.1:48768`; buildkitd.toml: [registry."127.0.0.1:48768"] http=true).
         p = os.path.join(case, "contexts.list")
         if os.path.exists(p):
             for line in open(p).read().splitlines():
@@ -346,6 +348,10 @@ def main():
                     cdir = os.path.join(work, "named-%s-%s-%d" % (name, cname, len(work_ids)))
                     copy_tree(os.path.join(case, val), cdir)
                     cmd += ["--local", "%s=%s" % (cname, cdir), "--opt", "context:%s=local:%s" % (cname, cname)]
+                elif kind == "docker-image":
+                    # A registry at 127.0.0.1:48768 serving the base image (layerwright serve over a store holding
+                    # it, started by the caller; buildkitd's config must mark that registry http).
+                    cmd += ["--opt", "context:%s=docker-image://%s" % (cname, val)]
                 elif kind == "oci-layout" and val == "base":
                     cmd += ["--opt", "context:%s=oci-layout://base@%s" % (cname, base_digest)]
                 else:

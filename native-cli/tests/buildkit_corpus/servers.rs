@@ -222,3 +222,56 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+/// Where the `docker-image:` named contexts of a case are pulled from (record.py's registry is the same).
+pub const REGISTRY_ADDR: &str = "127.0.0.1:48768";
+
+/// `layerwright serve` as a loopback registry over a store of its own holding the image archive `image_tar`;
+/// stopped on drop.
+pub struct Registry {
+    _address: MutexGuard<'static, ()>,
+    child: std::process::Child,
+}
+
+impl Registry {
+    pub fn start(store: &Path, image_tar: &Path) -> Registry {
+        static ADDRESS: Mutex<()> = Mutex::new(());
+        let address = ADDRESS.lock().unwrap_or_else(|e| e.into_inner());
+        let lw = env!("CARGO_BIN_EXE_layerwright");
+        if !store.exists() {
+            run_ok(
+                Command::new(lw)
+                    .arg("--root")
+                    .arg(store)
+                    .arg("load")
+                    .arg("-i")
+                    .arg(image_tar),
+            );
+        }
+        let child = Command::new(lw)
+            .arg("--root")
+            .arg(store)
+            .args(["serve", "--addr", REGISTRY_ADDR])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting layerwright serve");
+        for _ in 0..1000 {
+            if std::net::TcpStream::connect(REGISTRY_ADDR).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Registry {
+            _address: address,
+            child,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
