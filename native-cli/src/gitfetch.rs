@@ -27,6 +27,15 @@ pub struct GitAuth {
     pub ssh_agent: Option<PathBuf>,
 }
 
+/// The ssh git runs: the environment's `GIT_SSH_COMMAND` (git's own variable, e.g. to name a known-hosts file),
+/// else `ssh -o BatchMode=yes`: host keys are checked against the user's known_hosts, never accepted blindly.
+fn ssh_command() -> String {
+    std::env::var("GIT_SSH_COMMAND")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or_else(|| "ssh -o BatchMode=yes".into())
+}
+
 fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     git_with(dir, args, &GitAuth::default())
 }
@@ -49,7 +58,7 @@ fn git_with(dir: &Path, args: &[&str], auth: &GitAuth) -> Result<String, String>
         .args(args)
         // Never ask for credentials or host keys on a terminal: a build is not interactive.
         .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        .env("GIT_SSH_COMMAND", ssh_command())
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .output()

@@ -472,14 +472,28 @@ fn build_tagged(root: &Path, work: &Path, case: &Path, tag: &str) -> std::proces
             .collect();
         Served::start(case.join("https"), servers::HTTPS_ADDR, true, auth)
     });
+    // `sshd`: a repository of the case served by git over SSH to the agent's key.
+    let sshd = std::fs::read_to_string(case.join("sshd")).ok().map(|repo| {
+        let agent = agent
+            .as_ref()
+            .expect("a case with `sshd` has an `ssh` file");
+        servers::Sshd::start(
+            &work.join(format!("sshd-{name}")),
+            &case.join(repo.trim()),
+            agent,
+        )
+    });
     // The test CA, as Go's SSL_CERT_FILE; git gets it too (see README).
-    let o = Command::new(env!("CARGO_BIN_EXE_layerwright"))
-        .arg("--root")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_layerwright"));
+    cmd.arg("--root")
         .arg(root)
         .args(&a)
-        .env("SSL_CERT_FILE", servers::ca_file())
-        .output()
-        .expect("run layerwright");
+        .env("SSL_CERT_FILE", servers::ca_file());
+    if let Some(s) = &sshd {
+        cmd.env("GIT_SSH_COMMAND", &s.ssh_command);
+    }
+    let o = cmd.output().expect("run layerwright");
+    drop(sshd);
     drop((served, served_tls, agent, registry));
     o
 }

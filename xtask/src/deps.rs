@@ -35,6 +35,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("git", "git"),
     // `build --ssh`: the corpus's agent (ssh-agent, ssh-keygen, ssh-add) and `--ssh ID=KEY`.
     ("openssh-client", "ssh-agent"),
+    // The BuildKit corpus's git over SSH (add_git_ssh): an sshd of the test's own on loopback.
+    ("openssh-server", "/usr/sbin/sshd"),
     // libzstd for wasm32 (the zstd layer encoder), compiled by zstd-sys.
     ("clang", "clang"),
     ("llvm", "llvm-ar"),

@@ -275,7 +275,41 @@ def start_agent(d):
     while not os.path.exists(sock):
         pass
     subprocess.run(["ssh-add", "-q", key], check=True, env=dict(os.environ, SSH_AUTH_SOCK=sock))
-    return proc, sock
+    return proc, sock, key
+
+
+# A case's `sshd` file names a bare repository of the case; it is served by git over SSH at this address (an sshd
+# of our own, openssh-server; buildkit_corpus.rs does the same) to the key of the case's agent only.
+SSHD_PORT = 48769
+
+
+def start_sshd(d, repo, pubkey):
+    """sshd on 127.0.0.1:SSHD_PORT whose one authorized key may only run git-upload-pack on repo."""
+    os.makedirs(d)
+    os.makedirs("/run/sshd", exist_ok=True)
+    # A copy with the refs/ directory git needs to call it a repository (git keeps no empty directory).
+    shutil.copytree(repo, os.path.join(d, "repo.git"))
+    repo = os.path.join(d, "repo.git")
+    os.makedirs(os.path.join(repo, "refs", "heads"), exist_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, "host")], check=True)
+    with open(os.path.join(d, "authorized_keys"), "w") as f:
+        f.write('command="git-upload-pack \'%s\'",restrict %s' % (repo, open(pubkey).read()))
+    conf = os.path.join(d, "sshd_config")
+    with open(conf, "w") as f:
+        f.write("ListenAddress 127.0.0.1:%d\nHostKey %s\nAuthorizedKeysFile %s\nPidFile %s\nStrictModes no\n"
+                "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+                "PermitRootLogin prohibit-password\n"
+                % (SSHD_PORT, os.path.join(d, "host"), os.path.join(d, "authorized_keys"), os.path.join(d, "pid")))
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", conf], stderr=subprocess.DEVNULL)
+    import socket
+    for _ in range(500):
+        try:
+            socket.create_connection(("127.0.0.1", SSHD_PORT), timeout=1).close()
+            break
+        except OSError:
+            import time
+            time.sleep(0.01)
+    return proc
 
 
 def main():
@@ -333,6 +367,11 @@ def main():
             agent = start_agent(os.path.join(work, "ssh-%s-%d" % (name, len(work_ids))))
             for sid in open(p).read().split():
                 cmd += ["--ssh", "%s=%s" % (sid, agent[1])]
+        sshd = None
+        p = os.path.join(case, "sshd")
+        if os.path.exists(p):
+            sshd = start_sshd(os.path.join(work, "sshd-%s-%d" % (name, len(work_ids))),
+                              os.path.join(case, open(p).read().strip()), agent[2] + ".pub")
         # `contexts.list`: named build contexts, NAME=dir:PATH (a directory of the case, a local context),
         # NAME=oci-layout:base (the base image's OCI layout) or NAME=docker-image:REF (REF at the loopback registry
         # 127.0.0.1:48768, which must serve the base image: `layerwright --root S load -i BASE_TAR`, then
@@ -369,9 +408,10 @@ def main():
                 if srv:
                     srv.shutdown()
                     srv.server_close()
-            if agent:
-                agent[0].kill()
-                agent[0].wait()
+            for proc in (agent[0] if agent else None, sshd):
+                if proc:
+                    proc.kill()
+                    proc.wait()
 
     for name in names:
         case = os.path.join(cases_dir, name)

@@ -181,6 +181,7 @@ impl Drop for Served {
 pub struct Agent {
     child: std::process::Child,
     pub sock: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Agent {
@@ -212,7 +213,7 @@ impl Agent {
                 .arg(&key)
                 .env("SSH_AUTH_SOCK", &sock),
         );
-        Agent { child, sock }
+        Agent { child, sock, key }
     }
 }
 
@@ -270,6 +271,92 @@ impl Registry {
 }
 
 impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where a case's `sshd` repository is served by git over SSH (record.py uses the same port).
+pub const SSHD_PORT: u16 = 48769;
+
+/// An sshd of our own (openssh-server) on loopback whose one authorized key (the case's agent's) may only run
+/// `git-upload-pack` on a copy of the case's bare repository; stopped on drop. `ssh_command` is the
+/// `GIT_SSH_COMMAND` that knows its host key.
+pub struct Sshd {
+    _address: MutexGuard<'static, ()>,
+    child: std::process::Child,
+    pub ssh_command: String,
+}
+
+impl Sshd {
+    pub fn start(dir: &Path, repo: &Path, agent: &Agent) -> Sshd {
+        static ADDRESS: Mutex<()> = Mutex::new(());
+        let address = ADDRESS.lock().unwrap_or_else(|e| e.into_inner());
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        // A copy with the refs/ directory git needs to call it a repository (git keeps no empty directory).
+        let copy = dir.join("repo.git");
+        run_ok(Command::new("cp").arg("-r").arg(repo).arg(&copy));
+        std::fs::create_dir_all(copy.join("refs/heads")).unwrap();
+        let host = dir.join("host");
+        run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&host),
+        );
+        let pubkey = std::fs::read_to_string(agent.key.with_extension("pub")).unwrap();
+        let keys = dir.join("authorized_keys");
+        std::fs::write(
+            &keys,
+            format!(
+                "command=\"git-upload-pack '{}'\",restrict {pubkey}",
+                copy.display()
+            ),
+        )
+        .unwrap();
+        let known = dir.join("known_hosts");
+        let host_pub = std::fs::read_to_string(host.with_extension("pub")).unwrap();
+        std::fs::write(&known, format!("[127.0.0.1]:{SSHD_PORT} {host_pub}")).unwrap();
+        let conf = dir.join("sshd_config");
+        std::fs::write(
+            &conf,
+            format!(
+                "ListenAddress 127.0.0.1:{SSHD_PORT}\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\n\
+                 StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                 PermitRootLogin prohibit-password\n",
+                host.display(),
+                keys.display(),
+                dir.join("pid").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&conf)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshd (openssh-server) is installed");
+        for _ in 0..1000 {
+            if std::net::TcpStream::connect(("127.0.0.1", SSHD_PORT)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Sshd {
+            _address: address,
+            child,
+            ssh_command: format!(
+                "ssh -o BatchMode=yes -o UserKnownHostsFile={}",
+                known.display()
+            ),
+        }
+    }
+}
+
+impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
