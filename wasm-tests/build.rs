@@ -36,6 +36,7 @@ fn corpus_cases(out: &Path) {
             || runs
             || listed
             || case.join("http").exists()
+            || case.join("https").exists()
             || case.join("modes").exists()
             || case.join("secrets").exists()
             // Named contexts and SSH agents need the CLI (the tab refuses both options).

@@ -101,8 +101,9 @@ impl SshAgents {
                     )
                 })?;
             agents.children.push(child);
+            // The socket file appears at bind(), before the agent listens: wait until it answers.
             let mut waited = 0;
-            while !sock.exists() && waited < 500 {
+            while UnixStream::connect(&sock).is_err() && waited < 1000 {
                 std::thread::sleep(Duration::from_millis(10));
                 waited += 1;
             }

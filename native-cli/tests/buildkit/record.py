@@ -272,8 +272,15 @@ def start_agent(d):
     sock, key = os.path.join(d, "agent.sock"), os.path.join(d, "id")
     proc = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
-    while not os.path.exists(sock):
-        pass
+    import socket
+    while True:  # the socket file appears at bind(), before the agent listens
+        try:
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(sock)
+            c.close()
+            break
+        except OSError:
+            pass
     subprocess.run(["ssh-add", "-q", key], check=True, env=dict(os.environ, SSH_AUTH_SOCK=sock))
     return proc, sock, key
 

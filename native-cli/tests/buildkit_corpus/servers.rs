@@ -202,7 +202,8 @@ impl Agent {
                 .arg(&key),
         );
         for _ in 0..500 {
-            if sock.exists() {
+            // The socket file appears at bind(), before the agent listens.
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
