@@ -1,6 +1,6 @@
 //! `layerwright build`: docker's flags over the core build engine, with the on-disk store as cache and output.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +11,9 @@ use clap::Args;
 use layerwright::archive::{self, SaveItem};
 use layerwright::buildhost::{StoreBlobs, StoreCache, StoreImages};
 use layerwright::context::DirContext;
+use layerwright::named_contexts::NamedImages;
 use layerwright::names;
+use layerwright::run::sshfwd::SshAgents;
 use layerwright::statcache::StatCache;
 use layerwright::store::{self, Store};
 use lw_build::context::{Context as _, MemoryContext};
@@ -417,6 +419,67 @@ fn write_output(store: &Store, dest: &Path, tags: &[String], desc: &Descriptor) 
     Ok(())
 }
 
+/// The image source: `--build-context` names first, then the store (pulling what it lacks); and the names, for
+/// the engine (lower-cased).
+fn images<'s>(
+    store: &'s Store,
+    a: &BuildArgs,
+    epoch: i64,
+    quiet: bool,
+) -> Result<(NamedImages<'s, StoreImages<'s>>, BTreeSet<String>)> {
+    let named = a
+        .build_context
+        .iter()
+        .map(|s| layerwright::named_contexts::parse_build_context(s))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let names = named.keys().map(|k| k.to_ascii_lowercase()).collect();
+    let images = NamedImages::new(
+        StoreImages {
+            store,
+            pull: Some(Box::new(move |r: &str, p: &Platform| {
+                layerwright::transfer::pull(store, r, p, &Default::default(), quiet).map(|_| ())
+            })),
+        },
+        store,
+        named,
+        (!a.keep_mtimes).then_some(epoch),
+    );
+    Ok((images, names))
+}
+
+/// What RUN steps and remote sources use: the executor with the `--secret`s and `--ssh` agents, and the fetcher
+/// of `ADD <url>`/git with the same secrets (BuildKit's auth secret names) and the `default` agent.
+struct Sources {
+    agents: SshAgents,
+    runner: Box<dyn lw_build::host::RunExecutor>,
+    fetcher: layerwright::buildhost::HttpFetcher,
+}
+
+fn sources(store: &Store, a: &BuildArgs) -> Result<Sources> {
+    let secrets = a
+        .secret
+        .iter()
+        .map(|s| layerwright::run::parse_secret_flag(s))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let ssh_paths = layerwright::run::sshfwd::parse_ssh_flags(
+        &a.ssh,
+        std::env::var("SSH_AUTH_SOCK").ok().as_deref(),
+    )?;
+    let agents = SshAgents::start(ssh_paths)?;
+    let fetcher = layerwright::buildhost::HttpFetcher {
+        secrets: secrets.clone(),
+        ssh_agent: agents.sockets.get("default").cloned(),
+        ..Default::default()
+    };
+    let runner =
+        layerwright::run::executor(store, secrets, agents.sockets.clone(), a.runtime.as_deref());
+    Ok(Sources {
+        agents,
+        runner,
+        fetcher,
+    })
+}
+
 pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     let store = Store::open(root)?;
     // Blobs written here are unnamed until the end: a concurrent prune must not take them.
@@ -444,54 +507,16 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     let mut blobs = StoreBlobs { store: &store };
     let mut cache = StoreCache { store: &store };
     let quiet = a.quiet;
-    let named = a
-        .build_context
-        .iter()
-        .map(|s| layerwright::named_contexts::parse_build_context(s))
-        .collect::<Result<BTreeMap<_, _>>>()?;
-    let named_contexts: std::collections::BTreeSet<String> =
-        named.keys().map(|k| k.to_ascii_lowercase()).collect();
-    let mut images = layerwright::named_contexts::NamedImages::new(
-        StoreImages {
-            store: &store,
-            pull: Some(Box::new(|r: &str, p: &Platform| {
-                layerwright::transfer::pull(&store, r, p, &Default::default(), quiet).map(|_| ())
-            })),
-        },
-        &store,
-        named,
-        (!a.keep_mtimes).then_some(epoch),
-    );
+    let (mut images, named_contexts) = images(&store, &a, epoch, quiet)?;
     layerwright::run::network::Mode::parse(&a.network).context("--network")?;
     let extra_hosts = a
         .add_host
         .iter()
         .map(|h| layerwright::run::network::parse_add_host(h))
         .collect::<Result<Vec<_>>>()?;
-    let secrets = a
-        .secret
-        .iter()
-        .map(|s| layerwright::run::parse_secret_flag(s))
-        .collect::<Result<BTreeMap<_, _>>>()?;
-    let ssh_paths = layerwright::run::sshfwd::parse_ssh_flags(
-        &a.ssh,
-        std::env::var("SSH_AUTH_SOCK").ok().as_deref(),
-    )?;
-    // Agents we start for key files live until the build ends.
-    let agents = layerwright::run::sshfwd::SshAgents::start(ssh_paths)?;
-    let ssh_ids: std::collections::BTreeSet<String> = agents.sockets.keys().cloned().collect();
-    let secrets_for_fetch = secrets.clone();
-    let mut runner = layerwright::run::executor(
-        &store,
-        secrets,
-        agents.sockets.clone(),
-        a.runtime.as_deref(),
-    );
-    let mut fetcher = layerwright::buildhost::HttpFetcher {
-        secrets: secrets_for_fetch,
-        ssh_agent: agents.sockets.get("default").cloned(),
-        ..Default::default()
-    };
+    // The agents started for key files live until the build ends, with `src`.
+    let mut src = sources(&store, &a)?;
+    let ssh_ids: BTreeSet<String> = src.agents.sockets.keys().cloned().collect();
     let mut results = Vec::new();
     for p in &platforms {
         let mut opts = BuildOptions::new(dockerfile.clone(), p.clone());
@@ -512,8 +537,8 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
             context: &*context,
             blobs: &mut blobs,
             images: &mut images,
-            run: Some(&mut runner),
-            fetch: Some(&mut fetcher),
+            run: Some(&mut src.runner),
+            fetch: Some(&mut src.fetcher),
             cache: &mut cache,
             events: &mut on_event,
         };
