@@ -22,6 +22,7 @@ mod runfacts;
 mod sarif;
 mod shellcheck;
 mod shellscan;
+mod shellvars;
 mod stagefacts;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,10 @@
+FROM python:3.11-slim AS base
+WORKDIR /usr/local/app
+RUN pip install --no-cache-dir flask==3.0.3
+FROM base AS dev
+RUN pip install watchdog==6.0.0
+FROM python:3.11-slim AS wheels
+RUN pip install wheel==0.44.0 && pip wheel -w /wheels flask==3.0.3
+FROM base AS final
+COPY --from=wheels /wheels /wheels
+USER app
