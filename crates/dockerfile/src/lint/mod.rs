@@ -48,6 +48,15 @@ pub enum Severity {
     Error,
 }
 
+impl Finding {
+    /// Whether this is one of BuildKit's hard errors (a refused instruction, a failed
+    /// expansion, an invalid base name): `docker build --check` fails on it even with
+    /// `ignorestatus=true`.
+    pub fn is_hard_error(&self) -> bool {
+        self.rule == fatal::RULE
+    }
+}
+
 impl Severity {
     pub fn as_str(self) -> &'static str {
         match self {
