@@ -295,19 +295,27 @@ fn vcs_unpinned(p: &str) -> Option<bool> {
 /// left alone.
 fn unpinned(c: &Cmd, p: &str, s: &str, vars: &Vars, pinned: impl Fn(&str) -> bool) -> Vec<String> {
     let mut out = Vec::new();
-    let mut judge = |x: &str| {
+    // Judges `x`; the finding names `shown` (the word as written when a variable only
+    // supplies part of one name: `bazel-${BAZEL_VERSION}`).
+    let mut judge = |x: &str, shown: &str| {
         let bad = match vcs_unpinned(x) {
             Some(unpinned) => unpinned,
             None => !not_a_name(x) && !pinned(x) && !x.starts_with('-'),
         };
-        if bad && !out.iter().any(|o: &String| o == x) {
-            out.push(x.to_string());
+        if bad && !out.iter().any(|o: &String| o == shown) {
+            out.push(shown.to_string());
         }
     };
     for w in packages(c, p, s) {
         match vars.expand(w) {
-            Expanded::Known(v) if v != w => v.split_whitespace().for_each(&mut judge),
-            Expanded::Known(_) | Expanded::Partial => judge(w),
+            Expanded::Known(v) if v != w => {
+                let names: Vec<&str> = v.split_whitespace().collect();
+                let part_of_one = names.len() == 1 && !w.starts_with('$');
+                for x in names {
+                    judge(x, if part_of_one { w } else { x });
+                }
+            }
+            Expanded::Known(_) | Expanded::Partial => judge(w, w),
             Expanded::Opaque => {}
         }
     }

@@ -14,8 +14,9 @@ const KEEPS_PREFIX: [&str; 9] = [
 
 /// What the RUN knows of its variables at one point of the script.
 pub(crate) struct Vars<'a> {
-    /// Assignments seen so far in the RUN, in order (the last one wins).
-    local: Vec<(String, String)>,
+    /// Assignments seen so far in the RUN, in order (the last one wins); `None` for a
+    /// value that cannot be known (`X="$(cmd)"`).
+    local: Vec<(String, Option<String>)>,
     scope: &'a Scope,
 }
 
@@ -86,8 +87,8 @@ impl<'a> Vars<'a> {
         for (k, v) in found {
             // The value is expanded with what was known before (`X="$X more"`).
             let v = match self.expand(&v) {
-                Expanded::Known(s) => s,
-                _ => v,
+                Expanded::Known(s) => Some(s),
+                _ => None,
             };
             self.local.push((k, v));
         }
@@ -95,7 +96,7 @@ impl<'a> Vars<'a> {
 
     fn get(&self, name: &str) -> Option<String> {
         if let Some((_, v)) = self.local.iter().rev().find(|(k, _)| k == name) {
-            return Some(v.clone());
+            return v.clone();
         }
         self.scope.lookup(name)?.value.clone()
     }
@@ -236,7 +237,7 @@ mod tests {
 
     #[test]
     fn run_assignments_and_scope() {
-        let src = "FROM a\nARG PKGS=\"curl git\"\nENV LIST=a,b,c\nRUN deps=' gcc  make '; \\\n  more=\"$deps g++\" set -x && \\\n  DEBIAN_FRONTEND=x apt-get update && export E=1 && true\n";
+        let src = "FROM a\nARG PKGS=\"curl git\"\nENV LIST=a,b,c\nRUN deps=' gcc  make '; \\\n  more=\"$deps g++\" set -x && PKGS=\"$( scanelf --needed /x | sort -u )\"; \\\n  DEBIAN_FRONTEND=x apt-get update && export E=1 && true\n";
         let got = expand_after(
             src,
             &[
@@ -259,7 +260,7 @@ mod tests {
             [
                 known(" gcc  make "),
                 known(" gcc  make  g++"),
-                known("curl git"),
+                Expanded::Opaque,
                 known("a b c"),
                 known("a-b,c"),
                 known("x-1"),

@@ -32,7 +32,8 @@ pub(crate) const LAYER_SIZE_RULES: [&str; 4] = ["LW005", "LW006", "LW019", "LW02
 
 /// The line spans of the stages whose layers do not reach an image: builder stages that
 /// other stages only COPY --from or mount. The target and every stage no other stage
-/// uses (an alternative `--target` such as `dev`) ship, with the stages they are built on.
+/// uses (an alternative `--target` such as `dev`, unless it is named as a builder) ship,
+/// with the stages they are built on.
 pub(crate) fn unshipped_spans(cx: &Ctx) -> Vec<(usize, usize)> {
     let model = cx.model;
     let mut used = vec![false; model.stages.len()];
@@ -46,10 +47,17 @@ pub(crate) fn unshipped_spans(cx: &Ctx) -> Vec<(usize, usize)> {
         }
     }
     let mut shipped = vec![false; model.stages.len()];
+    // An unused stage named as a builder (`build`, `builder`, `compile`) is a leftover,
+    // never built by default; one named `dev`, `dev-envs`, `test` is a target of its own.
+    let builder_name = |s: &Stage| {
+        s.name
+            .as_deref()
+            .is_some_and(|n| n.contains("build") || n.contains("compile"))
+    };
     let tops = model
         .stages
         .iter()
-        .filter(|s| s.index == model.target || !used[s.index]);
+        .filter(|s| s.index == model.target || (!used[s.index] && !builder_name(s)));
     for top in tops {
         let mut cur = Some(top);
         while let Some(s) = cur.filter(|s| !shipped[s.index]) {
