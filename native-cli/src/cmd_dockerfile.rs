@@ -33,6 +33,32 @@ pub enum LintFormat {
     Sarif,
 }
 
+/// The least severe finding that makes `lint` exit with 1 (hadolint's `--failure-threshold`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailureThreshold {
+    Error,
+    Warning,
+    Info,
+    /// hadolint's level below info; no rule of ours has it, so it acts as `info`.
+    Style,
+    /// hadolint's lowest level; acts as `info`.
+    Ignore,
+    /// Never exit 1 for findings (BuildKit's hard errors still do).
+    None,
+}
+
+impl FailureThreshold {
+    /// Whether a finding of `severity` fails the run.
+    fn fails(self, severity: Severity) -> bool {
+        match self {
+            FailureThreshold::Error => severity >= Severity::Error,
+            FailureThreshold::Warning => severity >= Severity::Warning,
+            FailureThreshold::Info | FailureThreshold::Style | FailureThreshold::Ignore => true,
+            FailureThreshold::None => false,
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct LintArgs {
     /// Name of the Dockerfile (`-` reads standard input)
@@ -65,7 +91,19 @@ pub struct LintArgs {
     /// Apply machine-applicable fixes to the file, then report what remains
     #[arg(long)]
     fix: bool,
-    /// Rules whose findings are errors (exit 1), ours included (repeatable or comma-separated)
+    /// Exit 1 when a finding is at least this severe. The default, info, fails on every
+    /// finding, as hadolint's default does and as `docker build --check` fails on any
+    /// warning of BuildKit's checks; `warning` lets info findings pass, `error` only
+    /// errors, `none` never (a Dockerfile BuildKit refuses still exits 1)
+    #[arg(
+        short = 't',
+        long,
+        value_enum,
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    failure_threshold: FailureThreshold,
+    /// Rules whose findings are errors, ours included (repeatable or comma-separated)
     #[arg(long = "error", value_delimiter = ',', value_name = "RULE")]
     error_rules: Vec<String>,
     /// Do not read base images' config from the store (use the built-in table)
@@ -73,13 +111,13 @@ pub struct LintArgs {
     no_store: bool,
 }
 
-/// What `lint` found, so that `main` can exit with 1 when there are errors.
+/// What `lint` found, so that `main` can exit with 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LintOutcome {
-    /// No finding has error severity.
-    Clean,
-    /// At least one finding is an error.
-    Errors,
+    /// No finding reaches `--failure-threshold`.
+    Pass,
+    /// At least one finding does.
+    Fail,
 }
 
 fn read_input(file: &str) -> Result<Vec<u8>> {
@@ -258,8 +296,8 @@ fn base_images(root: Option<&Path>, src: &[u8], opts: &mut LintOptions) {
     }
 }
 
-/// `layerwright lint`: prints findings; returns [`LintOutcome::Errors`] when any finding
-/// is an error (main then exits with status 1).
+/// `layerwright lint`: prints findings; returns [`LintOutcome::Fail`] when a finding
+/// reaches `--failure-threshold` (main then exits with status 1).
 pub fn lint(root: &Path, a: LintArgs) -> Result<LintOutcome> {
     let mut src = read_input(&a.file)?;
     let mut opts = options(&a)?;
@@ -282,7 +320,7 @@ pub fn lint(root: &Path, a: LintArgs) -> Result<LintOutcome> {
             src = lint::apply_fixes(&src, &findings);
             findings = lint::lint(&src, &opts).map_err(|e| anyhow::anyhow!("{name}:{e}"))?;
         }
-        std::fs::write(&a.file, &src).with_context(|| format!("writing {}", a.file))?;
+        write_keeping_mode(Path::new(&a.file), &src)?;
     }
     let mut out = io::stdout().lock();
     match a.format {
@@ -296,9 +334,28 @@ pub fn lint(root: &Path, a: LintArgs) -> Result<LintOutcome> {
             writeln!(out)?;
         }
     }
-    Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
-        LintOutcome::Errors
-    } else {
-        LintOutcome::Clean
-    })
+    Ok(
+        if findings
+            .iter()
+            .any(|f| f.is_hard_error() || a.failure_threshold.fails(f.severity))
+        {
+            LintOutcome::Fail
+        } else {
+            LintOutcome::Pass
+        },
+    )
+}
+
+/// `--fix` rewrites the Dockerfile atomically (a crash leaves the old or the new file,
+/// never half of one) and keeps its permissions.
+fn write_keeping_mode(path: &Path, bytes: &[u8]) -> Result<()> {
+    let path =
+        std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
+    let perms = std::fs::metadata(&path).map(|m| m.permissions()).ok();
+    layerwright::store::write_atomic(&path, bytes)?;
+    if let Some(p) = perms {
+        std::fs::set_permissions(&path, p)
+            .with_context(|| format!("restoring the mode of {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -141,8 +141,8 @@ fn main() -> ExitCode {
         Command::Build(a) => cmd_build::build(&root, a),
         Command::Parse(a) => cmd_dockerfile::parse(a),
         Command::Lint(a) => match cmd_dockerfile::lint(&root, a) {
-            Ok(cmd_dockerfile::LintOutcome::Errors) => return ExitCode::from(1),
-            Ok(cmd_dockerfile::LintOutcome::Clean) => Ok(()),
+            Ok(cmd_dockerfile::LintOutcome::Fail) => return ExitCode::from(1),
+            Ok(cmd_dockerfile::LintOutcome::Pass) => Ok(()),
             Err(e) => Err(e),
         },
         Command::Pull(a) => cmd_registry::pull(&root, a),

@@ -55,7 +55,7 @@ fn parse_dump_matches_buildkit_for_every_corpus_case() {
 }
 
 #[test]
-fn lint_reports_findings_in_three_formats_and_exits_1_on_errors() {
+fn lint_reports_findings_in_three_formats_and_exits_1_at_the_failure_threshold() {
     let tmp = tempfile::tempdir().unwrap();
     let df = tmp.path().join("Dockerfile");
     std::fs::write(&df, "FROM ubuntu:latest as build\nMAINTAINER me\nRUN apt-get update\nRUN apt-get install -y curl\nCMD echo hi\n").unwrap();
@@ -87,12 +87,39 @@ fn lint_reports_findings_in_three_formats_and_exits_1_on_errors() {
             .unwrap();
     assert_eq!(sarif["version"], "2.1.0");
     assert!(!sarif["runs"][0]["results"].as_array().unwrap().is_empty());
-    // Warnings only: exit 0. `# check=error=true` turns them into errors: exit 1.
-    assert_eq!(text.status.code(), Some(0));
+    // Exit status as `docker build --check` and hadolint: any finding fails by default
+    // (BuildKit's warnings here), `--failure-threshold` (`-t`) raises the bar.
+    let code = |args: &[&str]| {
+        let mut all = vec!["lint", "-f", f];
+        all.extend_from_slice(args);
+        lw(tmp.path(), &all).status.code()
+    };
+    assert_eq!(text.status.code(), Some(1));
+    assert_eq!(code(&["-t", "warning"]), Some(1));
+    assert_eq!(code(&["--failure-threshold", "error"]), Some(0));
+    assert_eq!(code(&["-t", "none"]), Some(0));
+    // Info findings only (consecutive RUNs): they fail at info (hadolint's default), not at warning.
+    std::fs::write(&df, "FROM alpine:3.20\nRUN echo a\nRUN echo b\nUSER app\n").unwrap();
+    let info = lw(tmp.path(), &["lint", "-f", f]);
+    let out = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        out.contains(": info: ") && !out.contains(": warning: "),
+        "{out}"
+    );
+    assert_eq!(info.status.code(), Some(1));
+    assert_eq!(code(&["-t", "style"]), Some(1));
+    assert_eq!(code(&["-t", "warning"]), Some(0));
+    // No finding: exit 0.
+    std::fs::write(&df, "FROM alpine:3.20\nUSER app\n").unwrap();
+    let clean = lw(tmp.path(), &["lint", "-f", f]);
+    assert!(clean.stdout.is_empty(), "{clean:?}");
+    assert_eq!(clean.status.code(), Some(0));
+    // `# check=error=true` turns BuildKit's warnings into errors: they fail even at `-t error`.
     std::fs::write(&df, "# check=error=true\nFROM ubuntu:22.04 as build\n").unwrap();
-    assert_eq!(lw(tmp.path(), &["lint", "-f", f]).status.code(), Some(1));
-    // A Dockerfile that does not parse names the line and column.
+    assert_eq!(code(&["-t", "error"]), Some(1));
+    // A Dockerfile that does not parse fails whatever the threshold, and names the line and column.
     std::fs::write(&df, "FROM scratch\nCOPY --nope a b\n").unwrap();
+    assert_eq!(code(&["-t", "none"]), Some(1));
     let o = lw(tmp.path(), &["lint", "-f", f]);
     assert!(!o.status.success());
     let all = format!(

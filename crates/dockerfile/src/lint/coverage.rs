@@ -5,10 +5,11 @@
 
 use super::baseimg;
 use super::runfacts::{self, prog_sub};
-use super::shellscan::{commands, Cmd};
+use super::shellscan::{commands, valued_options, Cmd};
+use super::shellvars::{Expanded, Vars};
 use super::Range;
 use crate::lint::context::Ctx;
-use crate::model::{Instruction, Stage};
+use crate::model::{Instruction, Scope, Stage};
 
 pub(crate) fn run(cx: &mut Ctx) {
     let model = cx.model;
@@ -23,7 +24,7 @@ pub(crate) fn run(cx: &mut Ctx) {
             match ins.keyword.as_str() {
                 "run" => {
                     let cmds = commands(cx, node);
-                    pins(cx, &cmds, range);
+                    pins(cx, &cmds, &ins.scope, range);
                     for c in &cmds {
                         match c.program() {
                             Some("wget") => {
@@ -143,101 +144,6 @@ fn wget_progress(cx: &mut Ctx, c: &Cmd, range: Range) {
     }
 }
 
-/// Options that take the next word as their value, per package manager.
-fn valued_options(program: &str) -> &'static [&'static str] {
-    match program {
-        "apt-get" | "apt" => &[
-            "-o",
-            "-c",
-            "-t",
-            "--option",
-            "--config-file",
-            "--target-release",
-            "--default-release",
-        ],
-        "apk" => &[
-            "-t",
-            "--virtual",
-            "-X",
-            "--repository",
-            "--root",
-            "-p",
-            "--arch",
-            "--repositories-file",
-            "--keys-dir",
-            "--cache-dir",
-        ],
-        "pip" | "pip3" | "python" | "python3" => &[
-            "-i",
-            "--index-url",
-            "--extra-index-url",
-            "-f",
-            "--find-links",
-            "-t",
-            "--target",
-            "--prefix",
-            "--root",
-            "--platform",
-            "--python-version",
-            "--implementation",
-            "--abi",
-            "--trusted-host",
-            "--src",
-            "--upgrade-strategy",
-            "--progress-bar",
-            "--cache-dir",
-            "--log",
-            "--timeout",
-            "--retries",
-            "--proxy",
-            "--cert",
-            "--client-cert",
-            "--exists-action",
-            "--only-binary",
-            "--no-binary",
-            "--config-settings",
-            "-C",
-            "--global-option",
-            "--install-option",
-            "-m",
-        ],
-        "npm" => &[
-            "--prefix",
-            "--registry",
-            "-w",
-            "--workspace",
-            "--cache",
-            "--userconfig",
-            "--loglevel",
-        ],
-        "gem" => &[
-            "-i",
-            "--install-dir",
-            "-n",
-            "--bindir",
-            "-s",
-            "--source",
-            "-P",
-            "--trust-policy",
-            "--platform",
-        ],
-        "dnf" | "yum" | "microdnf" => &[
-            "--setopt",
-            "--enablerepo",
-            "--disablerepo",
-            "-x",
-            "--exclude",
-            "--installroot",
-            "--releasever",
-            "--repo",
-            "--repofrompath",
-            "-c",
-            "--config",
-        ],
-        _ => &[],
-    }
-}
-
 /// The package arguments after the subcommand, skipping options and their values.
 fn packages<'c>(c: &'c Cmd, program: &str, sub: &str) -> Vec<&'c str> {
     let valued = valued_options(program);
@@ -277,12 +183,11 @@ fn redirection(w: &str) -> Option<bool> {
     Some(!target.is_empty())
 }
 
-/// A local file, URL or variable: nothing to pin.
+/// A local file or URL: nothing to pin (a VCS URL is judged by its `@ref`, see
+/// [`vcs_unpinned`]).
 fn not_a_name(p: &str) -> bool {
-    p.contains('$')
-        || p.contains("://")
+    p.contains("://")
         || p.starts_with(['.', '/', '~'])
-        || p.starts_with("git+")
         || [
             ".deb", ".apk", ".rpm", ".whl", ".tar.gz", ".tgz", ".zip", ".gem",
         ]
@@ -290,75 +195,131 @@ fn not_a_name(p: &str) -> bool {
         .any(|e| p.ends_with(e))
 }
 
-fn pins(cx: &mut Ctx, cmds: &[Cmd], range: Range) {
+fn pins(cx: &mut Ctx, cmds: &[Cmd], scope: &Scope, range: Range) {
+    let mut vars = Vars::new(scope);
     for c in cmds {
-        let (p, s) = prog_sub(c);
-        let (rule, unpinned): (&str, Vec<&str>) = match (p, s) {
-            ("apt-get" | "apt", "install") if !runfacts::apt_simulated(c) => {
-                ("LW029", unpinned(c, p, s, |x| x.contains('=')))
-            }
-            ("apk", "add") => {
-                let group = runfacts::system_install(c).and_then(|i| i.virtual_name);
-                let mut u = unpinned(c, p, s, |x| x.contains(['=', '<', '>', '~']));
-                u.retain(|x| Some(*x) != group);
-                ("LW030", u)
-            }
-            ("pip" | "pip3", "install") => ("LW031", pip_unpinned(c, p, s)),
-            (py, "pip") if py.starts_with("python") && c.has_arg(|a| a == "install") => {
-                let u = pip_unpinned(c, py, "install");
-                report_unpinned(cx, "LW031", "pip", "install", &u, range);
-                continue;
-            }
-            ("npm", "install" | "i" | "add") => (
-                "LW032",
-                unpinned(c, p, s, |x| x.trim_start_matches('@').contains('@')),
-            ),
-            ("gem", "install") if !c.has_arg(|a| a == "-v" || a.starts_with("--version")) => {
-                ("LW033", unpinned(c, p, s, |x| x.contains(':')))
-            }
-            ("go", "install" | "get") => ("LW034", unpinned(c, p, s, |x| x.contains('@'))),
-            ("dnf" | "yum" | "microdnf", "install") => ("LW035", {
-                let mut u = unpinned(c, p, s, rpm_pinned);
-                u.retain(|x| !x.starts_with('@'));
-                u
-            }),
-            _ => continue,
-        };
-        report_unpinned(cx, rule, p, s, &unpinned, range);
+        pins_of(cx, c, &vars, range);
+        vars.record(c);
     }
+}
+
+fn pins_of(cx: &mut Ctx, c: &Cmd, vars: &Vars, range: Range) {
+    let (p, s) = prog_sub(c);
+    let (rule, tool, sub, unpinned): (&str, &str, &str, Vec<String>) = match (p, s) {
+        ("apt-get" | "apt", "install") if !runfacts::apt_simulated(c) => {
+            ("LW029", p, s, unpinned(c, p, s, vars, |x| x.contains('=')))
+        }
+        ("apk", "add") => {
+            let group = runfacts::system_install(c).and_then(|i| i.virtual_name);
+            let mut u = unpinned(c, p, s, vars, |x| x.contains(['=', '<', '>', '~']));
+            u.retain(|x| Some(x.as_str()) != group);
+            ("LW030", p, s, u)
+        }
+        ("pip" | "pip3", "install") => ("LW031", p, s, pip_unpinned(c, p, s, vars)),
+        // `python -m pip install`: `-m pip` is an option and its value.
+        (py, "install")
+            if py.starts_with("python") && c.args().get(1).is_some_and(|a| a.text == "pip") =>
+        {
+            (
+                "LW031",
+                "pip",
+                "install",
+                pip_unpinned(c, py, "install", vars),
+            )
+        }
+        ("npm", "install" | "i" | "add") => (
+            "LW032",
+            p,
+            s,
+            unpinned(c, p, s, vars, |x| x.trim_start_matches('@').contains('@')),
+        ),
+        ("gem", "install") if !c.has_arg(|a| a == "-v" || a.starts_with("--version")) => {
+            ("LW033", p, s, unpinned(c, p, s, vars, |x| x.contains(':')))
+        }
+        ("go", "install" | "get") => ("LW034", p, s, unpinned(c, p, s, vars, |x| x.contains('@'))),
+        ("dnf" | "yum" | "microdnf", "install") => ("LW035", p, s, {
+            let mut u = unpinned(c, p, s, vars, rpm_pinned);
+            u.retain(|x| !x.starts_with('@'));
+            u
+        }),
+        _ => return,
+    };
+    report_unpinned(cx, rule, tool, sub, &unpinned, range);
 }
 
 /// `TOOL SUB: pin the versions of a, b, c and N more for reproducible builds`.
-fn report_unpinned(cx: &mut Ctx, rule: &str, p: &str, s: &str, unpinned: &[&str], range: Range) {
-    {
-        if !unpinned.is_empty() {
-            let tool = p;
-            let list = unpinned
-                .iter()
-                .take(3)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
-            let more = if unpinned.len() > 3 {
-                format!(" and {} more", unpinned.len() - 3)
-            } else {
-                String::new()
-            };
-            cx.report(
-                rule,
-                range,
-                format!("{tool} {s}: pin the versions of {list}{more} for reproducible builds"),
-                None,
-            );
-        }
+fn report_unpinned(
+    cx: &mut Ctx,
+    rule: &str,
+    tool: &str,
+    sub: &str,
+    unpinned: &[String],
+    range: Range,
+) {
+    if unpinned.is_empty() {
+        return;
     }
+    let list = unpinned
+        .iter()
+        .take(3)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = if unpinned.len() > 3 {
+        format!(" and {} more", unpinned.len() - 3)
+    } else {
+        String::new()
+    };
+    cx.report(
+        rule,
+        range,
+        format!("{tool} {sub}: pin the versions of {list}{more} for reproducible builds"),
+        None,
+    );
 }
 
-fn unpinned<'c>(c: &'c Cmd, p: &str, s: &str, pinned: impl Fn(&str) -> bool) -> Vec<&'c str> {
-    packages(c, p, s)
-        .into_iter()
-        .filter(|x| !not_a_name(x) && !pinned(x))
-        .collect()
+/// A VCS requirement (`git+https://host/repo.git@v1.2`): pinned by its `@ref` (or npm's
+/// `#ref`) after the host; `None` when `p` is not one.
+fn vcs_unpinned(p: &str) -> Option<bool> {
+    let rest = ["git+", "hg+", "svn+", "bzr+"]
+        .iter()
+        .find_map(|v| p.strip_prefix(v))?;
+    let path = rest.split_once("://").map_or(rest, |(_, r)| r);
+    let path = path.split_once('/').map_or("", |(_, r)| r);
+    Some(!path.contains(['@', '#']))
+}
+
+/// The packages a command names that `pinned` does not accept. A `$VAR` is expanded
+/// with what the RUN assigned and the ARG/ENV values in scope, and each package it holds
+/// is judged; a variable nothing knows (`$PKGS` from a build arg without a default) is
+/// left alone.
+fn unpinned(c: &Cmd, p: &str, s: &str, vars: &Vars, pinned: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    // Judges `x`; the finding names `shown` (the word as written when a variable only
+    // supplies part of one name: `bazel-${BAZEL_VERSION}`).
+    let mut judge = |x: &str, shown: &str| {
+        let bad = match vcs_unpinned(x) {
+            Some(unpinned) => unpinned,
+            None => !not_a_name(x) && !pinned(x) && !x.starts_with('-'),
+        };
+        if bad && !out.iter().any(|o: &String| o == shown) {
+            out.push(shown.to_string());
+        }
+    };
+    for w in packages(c, p, s) {
+        match vars.expand(w) {
+            Expanded::Known(v) if v != w => {
+                let names: Vec<&str> = v.split_whitespace().collect();
+                let part_of_one = names.len() == 1 && !w.starts_with('$');
+                for x in names {
+                    judge(x, if part_of_one { w } else { x });
+                }
+            }
+            Expanded::Known(_) | Expanded::Partial => judge(w, w),
+            Expanded::Opaque => {}
+        }
+    }
+    out
 }
 
 /// `name-1.2.3` (rpm's name-version); `python3-devel` is not pinned.
@@ -367,7 +328,9 @@ fn rpm_pinned(p: &str) -> bool {
         .any(|(i, ch)| ch == '-' && p[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
-fn pip_unpinned<'c>(c: &'c Cmd, p: &str, s: &str) -> Vec<&'c str> {
+/// pip's unpinned requirements; `pip` itself counts (`pip install -U pip` installs
+/// whatever pip is newest that day).
+fn pip_unpinned(c: &Cmd, p: &str, s: &str, vars: &Vars) -> Vec<String> {
     // A requirements or constraints file pins (or is the user's choice).
     if c.has_arg(|a| {
         matches!(
@@ -378,12 +341,5 @@ fn pip_unpinned<'c>(c: &'c Cmd, p: &str, s: &str) -> Vec<&'c str> {
     }) {
         return Vec::new();
     }
-    unpinned(c, p, s, |x| {
-        x.contains(['=', '<', '>', '@', '~']) || x.starts_with('-')
-    })
-    .into_iter()
-    .filter(|x| {
-        *x != "pip" && *x != "install" && !x.starts_with("setuptools") && !x.starts_with("wheel")
-    })
-    .collect()
+    unpinned(c, p, s, vars, |x| x.contains(['=', '<', '>', '@', '~']))
 }

@@ -22,6 +22,7 @@ mod runfacts;
 mod sarif;
 mod shellcheck;
 mod shellscan;
+mod shellvars;
 mod stagefacts;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,15 @@ pub enum Severity {
     Info,
     Warning,
     Error,
+}
+
+impl Finding {
+    /// Whether this is one of BuildKit's hard errors (a refused instruction, a failed
+    /// expansion, an invalid base name): `docker build --check` fails on it even with
+    /// `ignorestatus=true`.
+    pub fn is_hard_error(&self) -> bool {
+        self.rule == fatal::RULE
+    }
 }
 
 impl Severity {

@@ -100,9 +100,21 @@ impl Cmd {
         }
     }
 
-    /// The first argument that is not an option (`install` in `apt-get -y install`).
+    /// The first argument that is not an option (`install` in `apt-get -y install`),
+    /// skipping the values of the program's options that take one (`apk --root /r add`,
+    /// `apt-get -o Opt=1 install`).
     pub fn subcommand(&self) -> Option<&Tok> {
-        self.args().iter().find(|t| !t.text.starts_with('-'))
+        let valued = valued_options(self.program().unwrap_or(""));
+        let args = self.args();
+        let mut i = 0;
+        while i < args.len() {
+            let a = args[i].text.as_str();
+            if !a.starts_with('-') {
+                return Some(&args[i]);
+            }
+            i += if valued.contains(&a) { 2 } else { 1 };
+        }
+        None
     }
 
     pub fn has_arg(&self, pred: impl Fn(&str) -> bool) -> bool {
@@ -110,8 +122,105 @@ impl Cmd {
     }
 }
 
+/// Options that take the next word as their value, per package manager.
+pub(crate) fn valued_options(program: &str) -> &'static [&'static str] {
+    match program {
+        "apt-get" | "apt" => &[
+            "-o",
+            "-c",
+            "-t",
+            "--option",
+            "--config-file",
+            "--target-release",
+            "--default-release",
+        ],
+        "apk" => &[
+            "-t",
+            "--virtual",
+            "-X",
+            "--repository",
+            "--root",
+            "-p",
+            "--arch",
+            "--repositories-file",
+            "--keys-dir",
+            "--cache-dir",
+        ],
+        "pip" | "pip3" | "python" | "python3" => &[
+            "-i",
+            "--index-url",
+            "--extra-index-url",
+            "-f",
+            "--find-links",
+            "-t",
+            "--target",
+            "--prefix",
+            "--root",
+            "--platform",
+            "--python-version",
+            "--implementation",
+            "--abi",
+            "--trusted-host",
+            "--src",
+            "--upgrade-strategy",
+            "--progress-bar",
+            "--cache-dir",
+            "--log",
+            "--timeout",
+            "--retries",
+            "--proxy",
+            "--cert",
+            "--client-cert",
+            "--exists-action",
+            "--only-binary",
+            "--no-binary",
+            "--config-settings",
+            "-C",
+            "--global-option",
+            "--install-option",
+            "-m",
+        ],
+        "npm" => &[
+            "--prefix",
+            "--registry",
+            "-w",
+            "--workspace",
+            "--cache",
+            "--userconfig",
+            "--loglevel",
+        ],
+        "gem" => &[
+            "-i",
+            "--install-dir",
+            "-n",
+            "--bindir",
+            "-s",
+            "--source",
+            "-P",
+            "--trust-policy",
+            "--platform",
+        ],
+        "dnf" | "yum" | "microdnf" => &[
+            "--setopt",
+            "--enablerepo",
+            "--disablerepo",
+            "-x",
+            "--exclude",
+            "--installroot",
+            "--releasever",
+            "--repo",
+            "--repofrompath",
+            "-c",
+            "--config",
+        ],
+        _ => &[],
+    }
+}
+
 struct Lexer {
     toks: Vec<(Tok, bool)>,
+    /// Open unquoted `${` (a space inside `${X// /,}` does not end the word).
+    braces: usize,
     word: String,
     start: Option<(usize, usize)>,
     end: (usize, usize),
@@ -165,6 +274,7 @@ pub(crate) fn commands(cx: &Ctx, node: &Node) -> Vec<Cmd> {
     let escape = cx.df.escape();
     let mut lx = Lexer {
         toks: Vec::new(),
+        braces: 0,
         word: String::new(),
         start: None,
         end: (0, 0),
@@ -235,6 +345,15 @@ pub(crate) fn commands(cx: &Ctx, node: &Node) -> Vec<Cmd> {
                         lx.start = Some((line, col));
                     }
                 }
+                '$' if next == Some('{') => {
+                    lx.braces += 1;
+                    lx.push(c, line, col, width);
+                }
+                '}' if lx.braces > 0 => {
+                    lx.braces -= 1;
+                    lx.push(c, line, col, width);
+                }
+                ' ' | '\t' if lx.braces > 0 => lx.push(c, line, col, width),
                 ' ' | '\t' => lx.flush(),
                 '#' if lx.start.is_none() => break,
                 '|' | '&' if next == Some(c) => {
@@ -317,6 +436,9 @@ mod tests {
         assert_eq!(c[1].1.as_deref(), Some("|"));
         assert_eq!(c[2].0, ["sh"]);
         assert_eq!(c[3].0, ["echo", "x"]);
+        let c = scan("FROM a\nRUN apk add ${PACKAGES//,/ } && echo ${A:- x}\n");
+        assert_eq!(c[0].0, ["apk", "add", "${PACKAGES//,/ }"]);
+        assert_eq!(c[1].0, ["echo", "${A:- x}"]);
     }
 
     #[test]
