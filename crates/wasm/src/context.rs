@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use js_sys::{ArrayBuffer, Function, Uint8Array};
+use js_sys::{Function, Uint8Array};
 use lw_build::context::{Context, ContextEntry, Fetch, MemoryContext};
 use lw_build::Error;
 use lw_oci::Digest;
@@ -33,6 +33,8 @@ pub struct TabContext {
     blobs: BTreeMap<String, (web_sys::Blob, u64)>,
     known: BTreeMap<String, Digest>,
     block: RefCell<Block>,
+    /// A read started ahead: path, range and the promise of its bytes.
+    ahead: RefCell<Option<(String, u64, u64, js_sys::Promise)>>,
 }
 
 impl TabContext {
@@ -149,11 +151,24 @@ impl Context for TabContext {
             }
         }
         let (blob, size) = (blob.clone(), *size);
+        let end = (offset + (len as u64).max(BLOCK)).min(size);
         Some(Box::pin(async move {
-            let end = (offset + (len as u64).max(BLOCK)).min(size);
-            let got = read_range(&blob, offset, end)
+            // The read started ahead for this range, if the guess was right; else one now.
+            let ahead = self.ahead.borrow_mut().take();
+            let pending = match ahead {
+                Some((p, off, stop, promise)) if p == path && off == offset && stop >= end => {
+                    Ok((promise, stop))
+                }
+                _ => start_read(&blob, offset, end).map(|p| (p, end)),
+            };
+            let (promise, end) = pending.map_err(|e| read_err(path, &e))?;
+            // Start reading what comes next (the rest of this file, else the next file in path order), so the
+            // browser's file read overlaps the layer's tar, hashing and compression of this block.
+            self.read_ahead(path, end, size);
+            let buf = JsFuture::from(promise)
                 .await
-                .map_err(|e| Error::Host(format!("{path}: reading its Blob: {}", js_text(&e))))?;
+                .map_err(|e| read_err(path, &e))?;
+            let got = Uint8Array::new(&buf);
             if (got.length() as u64) != end - offset {
                 return Err(Error::Host(format!(
                     "{path}: its Blob gave {} bytes at {offset}, not {} (was the file changed?)",
@@ -172,10 +187,40 @@ impl Context for TabContext {
     }
 }
 
-async fn read_range(blob: &web_sys::Blob, start: u64, end: u64) -> Result<Uint8Array, JsValue> {
-    let part = blob.slice_with_f64_and_f64(start as f64, end as f64)?;
-    let buf: ArrayBuffer = JsFuture::from(part.array_buffer()).await?.unchecked_into();
-    Ok(Uint8Array::new(&buf))
+impl TabContext {
+    /// Start reading the block after `path`'s byte `end` (the file is `size` bytes): the next block of the same
+    /// file, or the first of the next non-empty Blob-backed file. A wrong guess costs one unused read.
+    fn read_ahead(&self, path: &str, end: u64, size: u64) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let next = if end < size {
+            self.blobs
+                .get(path)
+                .map(|(b, _)| (path.to_string(), b, end, size))
+        } else {
+            self.blobs
+                .range::<str, _>((Excluded(path), Unbounded))
+                .find(|(_, (_, s))| *s > 0)
+                .map(|(p, (b, s))| (p.clone(), b, 0, *s))
+        };
+        let Some((p, blob, off, size)) = next else {
+            return;
+        };
+        let stop = (off + BLOCK).min(size);
+        if let Ok(promise) = start_read(blob, off, stop) {
+            *self.ahead.borrow_mut() = Some((p, off, stop, promise));
+        }
+    }
+}
+
+fn read_err(path: &str, e: &JsValue) -> Error {
+    Error::Host(format!("{path}: reading its Blob: {}", js_text(e)))
+}
+
+/// Start reading `[start, end)` of `blob`: the promise of its `ArrayBuffer`.
+fn start_read(blob: &web_sys::Blob, start: u64, end: u64) -> Result<js_sys::Promise, JsValue> {
+    Ok(blob
+        .slice_with_f64_and_f64(start as f64, end as f64)?
+        .array_buffer())
 }
 
 pub fn js_text(e: &JsValue) -> String {
