@@ -4,9 +4,11 @@
 //
 // usage: node bench_wasm.mjs --www DIR --tree DIR --list FILE --layer FILE --runs N [--profile FILE [--profile-dist DIR]]
 //        [--remote-mb N] (streamed remote inspection of a generated N MB image in a loopback docker-registry)
-import { spawn } from 'node:child_process';
+//        [--big-tree DIR] (a COPY build of the context DIR given as Files, with the peak wasm memory, next to
+//        `tar | gzip -6 | sha256sum` of the same directory in the same run)
+import { execSync, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { createReadStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
@@ -207,6 +209,33 @@ async function remoteList(browser, url, mb) {
   }
 }
 
+// A large context on disk (xtask generates it as it does the bench tree), given to build() as Files (disk-backed,
+// through a file input, as www/tests/big-context.test.mjs does), and the reference on the same directory.
+async function bigContext(browser, url, dir) {
+  const big = await import(join(www, 'tests/bigcontext.mjs'));
+  const files = readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && !e.name.startsWith('.'))
+    .map((e) => {
+      const path = join(e.parentPath ?? e.path, e.name).slice(dir.length + 1);
+      return { path, name: e.name, size: statSync(join(dir, path)).size };
+    });
+  if (new Set(files.map((f) => f.name)).size !== files.length) throw new Error(`${dir}: file names must be unique`);
+  const bytes = files.reduce((n, f) => n + f.size, 0);
+  const t = performance.now();
+  execSync(`tar -C '${dir}' -cf - . | gzip -6 | sha256sum >/dev/null`, { shell: '/bin/bash' });
+  const referenceSeconds = (performance.now() - t) / 1000;
+  const { context, page } = await openSite(browser, url);
+  await page.evaluate(big.addFileInput);
+  await page.setInputFiles('#bigctx', files.map((f) => join(dir, f.path)));
+  const names = Object.fromEntries(files.map((f) => [f.name, f.path]));
+  const r = await page.evaluate(big.buildInPage, { names, tag: 'bench/big:1' });
+  await context.close();
+  return {
+    bytes, files: files.length, referenceSeconds, buildSeconds: r.buildMs / 1000, exportSeconds: r.exportMs / 1000,
+    peakMemory: r.peak, layerBytes: r.layers[0].size, tarBytes: r.tarSize,
+  };
+}
+
 const server = await serve();
 const url = `http://127.0.0.1:${server.address().port}/`;
 const browser = await chromium.launch({
@@ -233,7 +262,9 @@ try {
   if (vm) process.stderr.write(`bench-wasm: RUN in the tab: ${JSON.stringify(vm)}\n`);
   const remote = args['remote-mb'] ? await remoteList(browser, url, Number(args['remote-mb'])) : null;
   if (remote) process.stderr.write(`bench-wasm: streamed remote inspection: ${JSON.stringify(remote)}\n`);
-  process.stdout.write(JSON.stringify({ builds, list, vm, remote }) + '\n');
+  const big = args['big-tree'] ? await bigContext(browser, url, args['big-tree']) : null;
+  if (big) process.stderr.write(`bench-wasm: large context: ${JSON.stringify(big)}\n`);
+  process.stdout.write(JSON.stringify({ builds, list, vm, remote, big }) + '\n');
 } finally {
   await browser.close();
   server.close();

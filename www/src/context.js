@@ -3,7 +3,13 @@
 
 import { h, formatBytes, toBytes, isText, fromUtf8, utf8 } from './util.js';
 
-/** files: Map<path, Uint8Array>. Returns {el, files, setFiles(obj), onChange} */
+// Files picked or dropped from 1 MiB up stay as File objects (on disk): the build reads them a block at a time as it
+// writes the layer, so a large project folder never has to fit in the tab's memory.
+const KEEP_AS_FILE = 1 << 20;
+const sizeOf = (b) => (b instanceof Blob ? b.size : b.length);
+const fromFile = async (f) => (f.size >= KEEP_AS_FILE ? f : new Uint8Array(await f.arrayBuffer()));
+
+/** files: Map<path, Uint8Array | File>. Returns {el, files, setFiles(obj), onChange} */
 export function createContextPanel({ files, onChange }) {
   let selected = null;
   const list = h('ul', { class: 'files', testid: 'context-files', 'aria-label': 'Build context files' });
@@ -25,7 +31,7 @@ export function createContextPanel({ files, onChange }) {
       return h('li', { class: (p === selected ? 'sel ' : '') + (ig ? 'ignored' : ''), title: ig ? 'excluded by .dockerignore' : '' },
         h('button', { type: 'button', class: 'link name', 'aria-pressed': String(p === selected), onclick: () => select(p) }, p),
         ig ? h('span', { class: 'tag' }, 'ignored') : null,
-        h('span', { class: 'muted' }, formatBytes(files.get(p).length)),
+        h('span', { class: 'muted' }, formatBytes(sizeOf(files.get(p)))),
         h('button', { type: 'button', 'aria-label': `Delete ${p}`, title: 'Delete', onclick: () => { files.delete(p); if (selected === p) select(null); changed(); } }, '×'));
     }));
     if (!files.size) list.append(h('li', { class: 'muted' }, 'The context is empty.'));
@@ -35,8 +41,8 @@ export function createContextPanel({ files, onChange }) {
     selected = p;
     if (p && files.has(p)) {
       const b = files.get(p);
-      const text = isText(b);
-      editor.value = text ? fromUtf8(b) : `(binary file, ${formatBytes(b.length)})`;
+      const text = !(b instanceof Blob) && isText(b);
+      editor.value = text ? fromUtf8(b) : `(${b instanceof Blob ? 'large' : 'binary'} file, ${formatBytes(sizeOf(b))})`;
       editor.disabled = !text;
       editorLabel.textContent = p;
     } else {
@@ -65,7 +71,7 @@ export function createContextPanel({ files, onChange }) {
   async function addFileList(fileList) {
     for (const f of fileList) {
       const p = normalize(f.webkitRelativePath || f.name);
-      if (p) files.set(p, new Uint8Array(await f.arrayBuffer()));
+      if (p) files.set(p, await fromFile(f));
     }
     changed();
   }
@@ -86,7 +92,7 @@ export function createContextPanel({ files, onChange }) {
   async function walkEntry(entry, prefix) {
     if (entry.isFile) {
       const f = await new Promise((res, rej) => entry.file(res, rej));
-      files.set(normalize(prefix + entry.name), new Uint8Array(await f.arrayBuffer()));
+      files.set(normalize(prefix + entry.name), await fromFile(f));
     } else if (entry.isDirectory) {
       const reader = entry.createReader();
       for (;;) {
@@ -118,7 +124,9 @@ export function createContextPanel({ files, onChange }) {
  */
 export function ignoredFiles(files) {
   const ignoreFiles = {};
-  for (const name of ['.dockerignore', 'Dockerfile.dockerignore']) if (files.has(name)) ignoreFiles[name] = fromUtf8(files.get(name));
+  for (const name of ['.dockerignore', 'Dockerfile.dockerignore']) {
+    if (files.has(name) && !(files.get(name) instanceof Blob)) ignoreFiles[name] = fromUtf8(files.get(name));
+  }
   if (!Object.keys(ignoreFiles).length || !window.layerwright) return new Set();
   try {
     return new Set(window.layerwright.contextIgnored({ files: [...files.keys()], ignoreFiles }));

@@ -29,7 +29,10 @@ const SHARE_LIMIT = 24 * 1024;
 /** Encodes a Dockerfile and context into a URL-safe string (text files as text, others as base64). */
 export function encodeShare(dockerfile, files) {
   const ctx = {};
-  for (const [k, v] of files) ctx[k] = isText(v) ? fromUtf8(v) : { b64: b64urlEncode(v) };
+  for (const [k, v] of files) {
+    if (v instanceof Blob) continue; // a large file kept on disk is not shared
+    ctx[k] = isText(v) ? fromUtf8(v) : { b64: b64urlEncode(v) };
+  }
   return b64urlEncode(utf8(JSON.stringify({ d: dockerfile, c: ctx })));
 }
 

@@ -202,6 +202,8 @@ fn profiling_dist(work: &Path) -> Result<PathBuf> {
 pub struct Options {
     pub runs: usize,
     pub layer_mb: u64,
+    /// The generated context of the bounded-memory tab build, in MB.
+    pub big_mb: u64,
     pub profile: bool,
     pub skip_site_build: bool,
 }
@@ -212,6 +214,7 @@ impl Options {
         Options {
             runs: if quick { 1 } else { runs },
             layer_mb: if quick { 100 } else { 1000 },
+            big_mb: if quick { 256 } else { 1000 },
             profile: args.iter().any(|a| a == "--wasm-profile"),
             skip_site_build: args.iter().any(|a| a == "--no-site-build"),
         }
@@ -252,6 +255,12 @@ pub fn run(
         .arg("--layer")
         .arg(&layer)
         .args(["--runs", &opts.runs.to_string()]);
+    // The bounded-memory build: a tree made as the bench tree is (another seed), kept between runs.
+    if opts.big_mb > 0 {
+        let big = work.join(format!("bigctx-{}mb", opts.big_mb));
+        crate::bench::generate_tree(&big, opts.big_mb, 43)?;
+        c.arg("--big-tree").arg(&big);
+    }
     // Streamed remote inspection needs a loopback registry (Debian's docker-registry, which `xtask deps` installs).
     let remote = crate::build::which("docker-registry").is_some();
     if remote {
@@ -362,6 +371,9 @@ pub fn run(
             l["memory"].as_f64().unwrap_or(0.0) / 1e6, l["stored"]
         ));
     }
+    if let Some(b) = r.get("big").filter(|b| !b.is_null()) {
+        big_rows(b, rows, notes);
+    }
     if opts.profile && profile.is_file() {
         let hot = hot_spots(&profile, 15)?;
         let total: f64 = hot.iter().map(|h| h.0).sum();
@@ -372,6 +384,35 @@ pub fn run(
         notes.push(format!("wasm build CPU profile: {}", profile.display()));
     }
     Ok(r)
+}
+
+/// The bounded-memory build of a large context (its own tree, so its own reference, measured in the same run).
+fn big_rows(b: &Value, rows: &mut Vec<(String, f64)>, notes: &mut Vec<String>) {
+    let f = |k: &str| b[k].as_f64().unwrap_or(0.0);
+    let (mb, build, reference) = (f("bytes") / 1e6, f("buildSeconds"), f("referenceSeconds"));
+    rows.push((
+        format!(
+            "wasm in Chromium: COPY build of a {mb:.0} MB context of Files, peak WebAssembly.Memory {:.0} MiB",
+            f("peakMemory") / 1048576.0
+        ),
+        build,
+    ));
+    rows.push((
+        format!("tar | gzip -6 | sha256sum of that {mb:.0} MB context (its reference)"),
+        reference,
+    ));
+    rows.push((
+        "wasm in Chromium: exportTarball of that image (Blob over OPFS)".into(),
+        f("exportSeconds"),
+    ));
+    notes.push(format!(
+        "large context in the tab: {mb:.0} MB in {} files built in {build:.2}s = {:.2}× its reference \
+         {reference:.2}s (issue target ≤ 0.5); peak WebAssembly.Memory {:.1} MiB (target ≤ 256); layer {:.0} MB",
+        b["files"],
+        build / reference.max(1e-9),
+        f("peakMemory") / 1048576.0,
+        f("layerBytes") / 1e6
+    ));
 }
 
 /// `cargo xtask bench --wasm-only [--quick|--smoke] [--wasm-profile] [--no-site-build]`: the tree, the reference

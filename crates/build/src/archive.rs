@@ -161,6 +161,41 @@ pub fn write_archive(
     out: &mut dyn Write,
     progress: &mut dyn FnMut(ArchiveProgress),
 ) -> Result<(), Error> {
+    write_archive_to(blobs, items, platform, &mut Plain(out), progress)
+}
+
+/// Where an archive goes: its bytes, and blobs the host puts in place itself without them being read (the tab
+/// splices a file kept in browser storage into the archive `Blob`).
+pub trait ArchiveOut: Write {
+    /// Put blob `d` (`size` bytes) here and answer true, or answer false to have it read from the store and written.
+    fn splice(&mut self, d: &Digest, size: u64) -> Result<bool, Error> {
+        let _ = (d, size);
+        Ok(false)
+    }
+}
+
+/// An output that splices nothing.
+struct Plain<'a>(&'a mut dyn Write);
+
+impl Write for Plain<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ArchiveOut for Plain<'_> {}
+
+/// [`write_archive`] to an output that may splice blobs in.
+pub fn write_archive_to(
+    blobs: &dyn BlobStore,
+    items: &[ArchiveItem],
+    platform: &Platform,
+    out: &mut dyn ArchiveOut,
+    progress: &mut dyn FnMut(ArchiveProgress),
+) -> Result<(), Error> {
     let mut needed: BTreeMap<Digest, u64> = BTreeMap::new();
     let mut index_entries = Vec::new();
     let mut docker_entries = Vec::new();
@@ -205,12 +240,19 @@ pub fn write_archive(
     tar.append_bytes(&Entry::dir("blobs/sha256", 0o755), &[])
         .map_err(io_err("writing the archive"))?;
     for (d, size) in &needed {
+        let entry = Entry::file(&blob_name(d), 0o644, *size);
+        let werr = |e: lw_layer::Error| Error::Host(format!("writing blob {d}: {e}"));
+        tar.header(&entry).map_err(werr)?;
+        if tar.get_mut().splice(d, *size)? {
+            tar.data_written_by_caller(*size).map_err(werr)?;
+            progress(ArchiveProgress::Copied(*size));
+            continue;
+        }
         let mut reader = Counting {
             inner: blobs.open(d)?,
             progress: &mut *progress,
         };
-        tar.append(&Entry::file(&blob_name(d), 0o644, *size), &mut reader)
-            .map_err(|e| Error::Host(format!("writing blob {d}: {e}")))?;
+        copy_data(&mut tar, &mut reader, *size).map_err(werr)?;
     }
     let docker_json =
         serde_json::to_vec(&docker_entries).map_err(|e| Error::Host(e.to_string()))?;
@@ -227,6 +269,28 @@ pub fn write_archive(
     )
     .map_err(io_err("writing oci-layout"))?;
     tar.finish().map_err(io_err("finishing the archive"))?;
+    Ok(())
+}
+
+/// The current entry's `size` bytes from `data` (a reader that ends early is an error).
+fn copy_data<W: Write>(
+    tar: &mut TarWriter<W>,
+    data: &mut dyn Read,
+    size: u64,
+) -> Result<(), lw_layer::Error> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        let n = data.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(lw_layer::Error::Truncated(format!(
+                "the blob ended {left} bytes short of its size"
+            )));
+        }
+        tar.write_data(&buf[..n])?;
+        left -= n as u64;
+    }
     Ok(())
 }
 

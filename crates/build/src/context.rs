@@ -105,7 +105,19 @@ pub trait Context {
     fn digest_computed(&self, path: &str, digest: &Digest) {
         let _ = (path, digest);
     }
+
+    /// Make `len` bytes of the file at `path` from `offset` readable by [`Context::read_at`]. A host whose file
+    /// bytes are not at hand (the browser's `Blob`s, readable only asynchronously) loads that range here, and the
+    /// engine awaits it before reading as it writes a layer, so a large context never has to be in memory whole.
+    /// `None` (the default): every byte is readable at once.
+    fn fetch<'a>(&'a self, path: &'a str, offset: u64, len: usize) -> Option<Fetch<'a>> {
+        let _ = (path, offset, len);
+        None
+    }
 }
+
+/// The future [`Context::fetch`] returns: done once the range is readable.
+pub type Fetch<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + 'a>>;
 
 macro_rules! forward_context {
     ($($t:ty),*) => {$(
@@ -546,6 +558,10 @@ impl<C: Context> Context for FilteredContext<C> {
 
     fn digest_computed(&self, path: &str, digest: &Digest) {
         self.inner.digest_computed(path, digest)
+    }
+
+    fn fetch<'a>(&'a self, path: &'a str, offset: u64, len: usize) -> Option<Fetch<'a>> {
+        self.inner.fetch(path, offset, len)
     }
 
     fn entry(&self, path: &str) -> Result<Option<ContextEntry>, Error> {

@@ -32,7 +32,13 @@ export type BuildEvent = { type: "stageStarted" | "stageSkipped" | "stepStarted"
   "warning" | "finished"; [field: string]: unknown };
 export interface BuildOptions {
   dockerfile: string;
+  /**
+   * The context. A Blob or File in a gzip build with workers stays in the browser: it is read a block at a time as
+   * the layer is written (so a context larger than the tab's memory builds); anything else is read in now.
+   */
   files: Record<string, Uint8Array | ArrayBuffer | string | Blob | File>;
+  /** Hex sha256 of Blob/File entries of `files`, when known (`build` computes the missing ones with WebCrypto). */
+  contextDigests?: Record<string, string>;
   buildArgs?: Record<string, string>; target?: string; sourceDateEpoch?: number;
   /** One platform, or several comma-separated (default linux/amd64). */
   platform?: string;

@@ -2,6 +2,7 @@
 // that adds init, IndexedDB persistence of the tab's image store, and the `storage` object.
 import wasmInit, * as core from "./lw_wasm.js";
 import { makeVmExecutor } from "./vm.js";
+import { BlobStorage } from "./storage.js";
 
 // The module's own version, set by init() (a live binding for importers; the API object reads it through a getter).
 export let version = null;
@@ -9,6 +10,8 @@ export let version = null;
 const DB_NAME = "layerwright";
 let ready = null;
 let db = null;
+// Large blobs (layers past 16 MiB) in OPFS or IndexedDB (storage.js); null: every blob stays in memory (node).
+let blobStorage = null;
 
 function idb(req) {
   return new Promise((resolve, reject) => {
@@ -37,8 +40,13 @@ async function restore() {
   const keys = await idb(tx.objectStore("blobs").getAllKeys());
   for (const k of keys) {
     const bytes = await idb(db.transaction("blobs").objectStore("blobs").get(k));
-    try { core.persistRestoreBlob(k, new Uint8Array(bytes)); } catch (_) { /* a damaged blob is skipped */ }
+    try {
+      // A Blob record is a large blob stored without OPFS: it stays on disk, the store keeps its digest.
+      if (blobStorage && BlobStorage.isStoredBlob(bytes)) { blobStorage.adopt(k, bytes); core.persistRestoreSpilled(k, bytes.size); }
+      else core.persistRestoreBlob(k, new Uint8Array(bytes));
+    } catch (_) { /* a damaged blob is skipped */ }
   }
+  for (const [d, size] of (await blobStorage?.restore()) ?? []) core.persistRestoreSpilled(d, size);
   const index = await idb(db.transaction("meta").objectStore("meta").get("index"));
   if (index) core.persistRestoreIndex(index);
 }
@@ -83,6 +91,8 @@ export function init(opts = {}) {
       }
       version = core.version();
       db = await openDb();
+      blobStorage = await BlobStorage.open(db);
+      core.setBlobStorage(blobStorage);
       await restore();
     })();
   }
@@ -205,9 +215,36 @@ export async function build(opts) {
     o = { ...o, executor: vmExecutor(), platform: o.platform ?? "linux/386" };
     await shippedBusybox(o.dockerfile);
   } else if (o?.executor === null) o = { ...o, executor: undefined };
-  const r = await core.build(o);
+  // Context Blobs stay in the browser when the layer is compressed on the workers (gzip): they are read a block at
+  // a time as the layer is written, and their digests (the cache key) are taken here, four files at a time.
+  if (o.compressMember && (o.compression ?? "gzip") === "gzip" && o.files && !o.contextDigests) {
+    o = { ...o, contextDigests: await blobDigests(o.files) };
+  }
+  let r;
+  try {
+    r = await core.build(o);
+  } finally {
+    await blobStorage?.settled();
+  }
   await persist();
   return r;
+}
+
+/** The hex sha256 of every Blob among `files`, by WebCrypto (the bytes never enter wasm memory). */
+async function blobDigests(files) {
+  if (!globalThis.crypto?.subtle || typeof Blob === "undefined") return {};
+  const list = Object.entries(files).filter(([, v]) => v instanceof Blob);
+  const out = {};
+  let next = 0;
+  const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
+  const worker = async () => {
+    while (next < list.length) {
+      const [path, blob] = list[next++];
+      out[path] = hex(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  return out;
 }
 
 const SHIPPED_BUSYBOX = "docker.io/library/busybox:latest";
@@ -233,7 +270,11 @@ export function vmExecutor(opts) {
   return tabVm;
 }
 export async function images() { await init(); return core.images(); }
-export async function exportTarball(ref, opts) { await init(); return core.exportTarball(ref, opts ?? {}); }
+export async function exportTarball(ref, opts) {
+  await init();
+  await blobStorage?.settled();
+  return core.exportTarball(ref, opts ?? {});
+}
 export async function loadTarball(blob) {
   await init();
   const r = await core.loadTarball(blob);
@@ -244,11 +285,22 @@ export async function loadTarball(blob) {
 export async function layerEntries(ref, layerDigest) {
   await init();
   if (typeof Blob !== "undefined" && ref instanceof Blob) return (await core.scanLayer(ref, { digests: false })).entries;
+  // A layer kept in browser storage is listed by streaming its stored file (the scanner reads 1 MiB slices).
+  if (core.blobSpilled(layerDigest)) {
+    await blobStorage.settled();
+    return (await core.scanLayer(blobStorage.blob(layerDigest), { digests: false })).entries;
+  }
   return core.layerEntries(ref, layerDigest);
 }
 export async function scanLayer(blob, opts) { await init(); return core.scanLayer(blob, opts ?? {}); }
 export function memoryBytes() { needInit(); return core.memoryBytes(); }
-export async function readFile(ref, layerDigest, path) { await init(); return core.readFile(ref, layerDigest, path); }
+export async function readFile(ref, layerDigest, path) {
+  await init();
+  if (core.blobSpilled(layerDigest)) {
+    throw new Error(`readFile: layer ${layerDigest} is kept in browser storage (it is larger than 16 MiB); reading one file from it is not supported yet`);
+  }
+  return core.readFile(ref, layerDigest, path);
+}
 
 function remoteNotDone(what) {
   return Promise.reject(new Error(`layerwright: ${what} is not available in this build of the browser API yet`));
@@ -340,6 +392,7 @@ export const storage = {
   async clear() {
     await init();
     core.storageClear();
+    await blobStorage?.clear();
     if (db) {
       const tx = db.transaction(["blobs", "meta"], "readwrite");
       tx.objectStore("blobs").clear();

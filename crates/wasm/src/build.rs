@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use js_sys::{Array, Function, Uint8Array};
 use lw_build::archive::resolve_manifest;
-use lw_build::context::{FilteredContext, MemoryContext};
+use lw_build::context::FilteredContext;
 use lw_build::engine::{self, BuildOptions, Host, LayerReport};
 use lw_build::events::BuildEvent;
 use lw_build::host::{read_blob, AsyncRunExecutor, BaseImage, ImageSource, MemoryBlobs};
@@ -15,6 +15,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::context::TabContext;
 use crate::executor::JsExecutor;
 use crate::js::{bytes_of, err, get, get_bool, get_string, get_string_map, json_to_js, to_js};
 use crate::pool::PooledBlobs;
@@ -152,30 +153,56 @@ fn executor_of(opts: &JsValue) -> Result<Option<Function>, JsValue> {
         .map_err(|_| err("build: executor must be a function (request, io) => Promise<result>"))
 }
 
-/// The context: every file given, read now (Blobs and Files are read asynchronously).
-async fn context_of(opts: &JsValue) -> Result<MemoryContext, JsValue> {
-    let mut ctx = MemoryContext::new();
+/// The context. A `Blob`/`File` stays in the browser when `stream` (the build writes its COPY layers on the member
+/// pool, which awaits each block): it is read a block at a time as the layer is written, and hashed by WebCrypto
+/// (the digests may come precomputed in `contextDigests`, as `js/index.js` computes them several at a time).
+/// Other values, and every file without `stream`, are read into memory now.
+async fn context_of(opts: &JsValue, stream: bool) -> Result<TabContext, JsValue> {
+    let mut ctx = TabContext::default();
     let files = get(opts, "files")?;
-    if !files.is_undefined() && !files.is_null() {
-        let mut hashing = Vec::new();
-        for pair in js_sys::Object::entries(files.unchecked_ref()).iter() {
-            let pair: Array = pair.unchecked_into();
-            let path = pair.get(0).as_string().unwrap_or_default();
-            let bytes = bytes_of(&pair.get(1), &format!("files[{path:?}]")).await?;
-            if let Some(f) = webcrypto_sha256(&bytes) {
-                hashing.push((path.clone(), f));
+    if files.is_undefined() || files.is_null() {
+        return Ok(ctx);
+    }
+    let given: BTreeMap<String, String> = get_string_map(opts, "contextDigests")?
+        .into_iter()
+        .collect();
+    let ferr = |e: Error| err(format!("build: files: {e}"));
+    let mut hashing = Vec::new();
+    for pair in js_sys::Object::entries(files.unchecked_ref()).iter() {
+        let pair: Array = pair.unchecked_into();
+        let path = pair.get(0).as_string().unwrap_or_default();
+        let value = pair.get(1);
+        if let (true, Some(blob)) = (stream, value.dyn_ref::<web_sys::Blob>()) {
+            let p = ctx.insert_blob(&path, blob.clone()).map_err(ferr)?;
+            let known = given
+                .get(&path)
+                .map(|h| lw_oci::Digest::parse(&format!("sha256:{h}")));
+            match known {
+                Some(d) => ctx.set_known_digest(
+                    &p,
+                    d.map_err(|e| err(format!("build: contextDigests[{path:?}]: {e}")))?,
+                ),
+                None => {
+                    if let Some(d) = crate::context::blob_sha256(blob).await? {
+                        ctx.set_known_digest(&p, d);
+                    }
+                }
             }
-            ctx.insert_file(&path, bytes)
-                .map_err(|e| err(format!("build: files: {e}")))?;
+            continue;
         }
-        for (path, f) in hashing {
-            let hash = Uint8Array::new(&f.await?);
-            let mut h = [0u8; 32];
-            if hash.length() == 32 {
-                hash.copy_to(&mut h);
-                ctx.set_known_digest(&path, lw_oci::Digest::from_sha256_bytes(&h))
-                    .map_err(|e| err(format!("build: files: {e}")))?;
-            }
+        let bytes = bytes_of(&value, &format!("files[{path:?}]")).await?;
+        let f = webcrypto_sha256(&bytes);
+        let p = ctx.insert_bytes(&path, bytes).map_err(ferr)?;
+        if let Some(f) = f {
+            hashing.push((p, f));
+        }
+    }
+    for (p, f) in hashing {
+        let hash = Uint8Array::new(&f.await?);
+        let mut h = [0u8; 32];
+        if hash.length() == 32 {
+            hash.copy_to(&mut h);
+            ctx.set_known_digest(&p, lw_oci::Digest::from_sha256_bytes(&h));
         }
     }
     Ok(ctx)
@@ -236,15 +263,19 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
     let compress = compress_of(&opts)?;
     let executor = executor_of(&opts)?;
 
-    let ctx = context_of(&opts).await?;
-    o.has_dockerignore = ctx.entries_has(".dockerignore");
+    // Context Blobs are read as the layer is written when COPY layers go through the member pool (gzip with
+    // workers); otherwise the layer is written synchronously and needs every byte at hand.
+    let stream = compress.is_some() && o.layer_format == lw_layer::compress::LayerFormat::GZIP;
+    let ctx = context_of(&opts, stream).await?;
+    o.has_dockerignore = ctx.has(".dockerignore");
     let ctx = FilteredContext::from_ignore_file(ctx, Some("Dockerfile"))
         .map_err(|e| err(format!(".dockerignore: {e}")))?;
 
     // The store's blobs are shared (an Arc'd map); the cache is taken out for the build and put back after.
-    let (mut blobs, mut cache, records) = with(|s| {
+    let (mut blobs, spilled, mut cache, records) = with(|s| {
         (
             s.blobs.clone(),
+            s.spilled.clone(),
             std::mem::take(&mut s.cache),
             s.records.clone(),
         )
@@ -271,6 +302,7 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         o.platform = p.clone();
         let mut pooled = PooledBlobs {
             blobs: &mut blobs,
+            spilled: spilled.clone(),
             compress: compress.clone(),
         };
         let mut host = Host {
@@ -345,12 +377,7 @@ fn webcrypto_sha256(bytes: &[u8]) -> Option<wasm_bindgen_futures::JsFuture> {
     if bytes.len() < 64 * 1024 {
         return None;
     }
-    let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
-    let subtle = js_sys::Reflect::get(&crypto, &JsValue::from_str("subtle")).ok()?;
-    let digest: Function = js_sys::Reflect::get(&subtle, &JsValue::from_str("digest"))
-        .ok()?
-        .dyn_into()
-        .ok()?;
+    let (subtle, digest) = crate::context::subtle_digest()?;
     // A JS copy, not an unsafe view of wasm memory (which growing memory detaches); it is freed once hashed.
     let copy = Uint8Array::from(bytes);
     let promise: js_sys::Promise = digest
@@ -359,15 +386,4 @@ fn webcrypto_sha256(bytes: &[u8]) -> Option<wasm_bindgen_futures::JsFuture> {
         .dyn_into()
         .ok()?;
     Some(wasm_bindgen_futures::JsFuture::from(promise))
-}
-
-trait HasEntry {
-    fn entries_has(&self, path: &str) -> bool;
-}
-
-impl HasEntry for MemoryContext {
-    fn entries_has(&self, path: &str) -> bool {
-        use lw_build::context::Context;
-        matches!(self.entry(path), Ok(Some(_)))
-    }
 }

@@ -5,6 +5,7 @@
 //! IndexedDB persistence of the image store, `storage`).
 
 mod build;
+mod context;
 mod dockerfile;
 mod executor;
 mod js;
@@ -14,6 +15,7 @@ mod members;
 mod pool;
 mod remote;
 mod remote_scan;
+mod spill;
 mod store;
 mod stream;
 mod tarscan;
@@ -27,10 +29,11 @@ pub use load::load_tarball;
 pub use pool::gzip_member;
 pub use remote::{inspect_remote, pull, push};
 pub use remote_scan::{read_remote_file, scan_remote_layer};
+pub use spill::set_blob_storage;
 pub use store::{
-    export_tarball, images, layer_entries, normalize_reference, persist_blob, persist_blob_digests,
-    persist_index, persist_restore_blob, persist_restore_index, read_file, storage_clear,
-    storage_usage,
+    blob_spilled, export_tarball, images, layer_entries, normalize_reference, persist_blob,
+    persist_blob_digests, persist_index, persist_restore_blob, persist_restore_index,
+    persist_restore_spilled, read_file, storage_clear, storage_usage,
 };
 pub use stream::{memory_bytes, scan_layer};
 pub use views::{analyse_layers, context_ignored, registry_host, tar_files};

@@ -19,6 +19,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::spill::{SpillSink, Spilled};
+
 /// One gzip member of `data`, exactly as a layer written in this tab or natively would hold it.
 #[wasm_bindgen(js_name = gzipMember)]
 pub fn gzip_member(data: &[u8], level: u32) -> Result<Vec<u8>, JsValue> {
@@ -118,21 +120,29 @@ impl Future for Ready {
     }
 }
 
-/// The tab's blob store, with COPY and ADD layers compressed through `compressMember` when the page gave one.
+/// The tab's blob store, with COPY and ADD layers compressed through `compressMember` when the page gave one, and
+/// large new blobs streamed out to browser storage (`spill.rs`).
 pub struct PooledBlobs<'a> {
     pub blobs: &'a mut MemoryBlobs,
+    pub spilled: Spilled,
     pub compress: Option<(Function, usize)>,
 }
 
 impl BlobStore for PooledBlobs<'_> {
     fn has(&self, d: &Digest) -> bool {
-        self.blobs.has(d)
+        self.blobs.has(d) || self.spilled.borrow().contains_key(d)
     }
     fn open(&self, d: &Digest) -> Result<Box<dyn io::Read + '_>, Error> {
+        if !self.blobs.has(d) && self.spilled.borrow().contains_key(d) {
+            return Err(Error::Host(format!(
+                "blob {d} is kept in the tab's browser storage, which this step cannot read synchronously \
+                 (building on a layer of more than 16 MiB built in the tab is not supported yet)"
+            )));
+        }
         self.blobs.open(d)
     }
     fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
-        self.blobs.create()
+        SpillSink::create(self.blobs, &self.spilled)
     }
     fn member_pool(&mut self) -> Option<Box<dyn MemberPool>> {
         self.compress

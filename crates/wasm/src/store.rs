@@ -1,12 +1,12 @@
-//! The tab's image store: blobs in memory (mirrored to IndexedDB by `js/index.js` through the `persist*` hooks),
-//! a name → descriptor index, the session's step cache; and what reads it: `images`, `exportTarball`,
-//! `layerEntries`, `readFile`, `storage`.
+//! The tab's image store: blobs in memory (mirrored to IndexedDB by `js/index.js` through the `persist*` hooks)
+//! and the digests of large ones kept in browser storage (`spill.rs`), a name → descriptor index, the session's
+//! step cache; and what reads it: `images`, `exportTarball`, `layerEntries`, `readFile`, `storage`.
 
 use std::cell::RefCell;
 use std::io::Read;
 
 use js_sys::{Array, Uint8Array};
-use lw_build::archive::{resolve_manifest, write_archive, ArchiveItem};
+use lw_build::archive::{resolve_manifest, write_archive_to, ArchiveItem};
 use lw_build::host::{BlobStore, MemoryBlobs, MemoryCache};
 use lw_layer::tar::TarReader;
 use lw_layer::EntryKind;
@@ -16,7 +16,8 @@ use lw_oci::{Descriptor, Digest, Index, Platform};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::js::{err, to_js, BlobParts};
+use crate::js::{err, to_js};
+use crate::spill::{ExportParts, Spilled};
 use crate::stream::EntryOut;
 
 /// One image the store knows: by name, or unnamed (a build without tags, a digest-only load).
@@ -25,6 +26,8 @@ pub use lw_build::naming::ImageRecord as Record;
 #[derive(Default)]
 pub struct State {
     pub blobs: MemoryBlobs,
+    /// Blobs in browser storage (not in `blobs`): digest → size.
+    pub spilled: Spilled,
     /// Step cache: lives for the page session.
     pub cache: MemoryCache,
     pub records: Vec<Record>,
@@ -119,8 +122,15 @@ pub fn export_tarball(r: &str, opts: JsValue) -> Result<web_sys::Blob, JsValue> 
             names: rec.name.into_iter().collect(),
             descriptor: rec.descriptor,
         }];
-        let mut out = BlobParts::new();
-        write_archive(&s.blobs, &items, &default_platform(), &mut out, &mut |_| {}).map_err(err)?;
+        // Blobs in browser storage are spliced into the archive Blob as they are stored.
+        let mut out = ExportParts::new(s.spilled.borrow().clone());
+        let store = crate::pool::PooledBlobs {
+            blobs: &mut s.blobs.clone(),
+            spilled: s.spilled.clone(),
+            compress: None,
+        };
+        write_archive_to(&store, &items, &default_platform(), &mut out, &mut |_| {})
+            .map_err(err)?;
         out.into_blob("application/x-tar")
     })
 }
@@ -237,8 +247,9 @@ pub fn storage_usage() -> Result<JsValue, JsValue> {
             .blobs
             .blobs
             .lock()
-            .map(|m| m.values().map(|b| b.len() as u64).sum())
-            .unwrap_or(0),
+            .map(|m| m.values().map(|b| b.len() as u64).sum::<u64>())
+            .unwrap_or(0)
+            + s.spilled.borrow().values().sum::<u64>(),
         images: s.records.len(),
     });
     to_js(&u)
@@ -299,6 +310,22 @@ pub fn persist_restore_blob(digest: &str, bytes: &[u8]) -> Result<(), JsValue> {
     d.check("stored blob", bytes).map_err(err)?;
     with(|s| s.blobs.insert(d, bytes.to_vec()));
     Ok(())
+}
+
+/// Persistence hook: a blob browser storage holds (its digest and size), put back without reading it.
+#[wasm_bindgen(js_name = persistRestoreSpilled)]
+pub fn persist_restore_spilled(digest: &str, size: f64) -> Result<(), JsValue> {
+    let d = Digest::parse(digest).map_err(err)?;
+    with(|s| s.spilled.borrow_mut().insert(d, size as u64));
+    Ok(())
+}
+
+/// Whether blob `digest` is in browser storage (`js/index.js` lists such a layer by streaming its stored file).
+#[wasm_bindgen(js_name = blobSpilled)]
+pub fn blob_spilled(digest: &str) -> bool {
+    Digest::parse(digest)
+        .map(|d| with(|s| s.spilled.borrow().contains_key(&d)))
+        .unwrap_or(false)
 }
 
 /// Persistence hook: put back the index of names; entries whose blobs are missing are dropped.

@@ -45,13 +45,18 @@ fn drop_unchanged(host: &Host, st: &StageState, items: Vec<Item>) -> Result<Vec<
                 }
                 (lw_layer::EntryKind::Symlink(_), _) => true,
                 (lw_layer::EntryKind::File, data) => {
-                    let new = match data {
-                        Data::Bytes(b) => b.clone(),
-                        Data::Context(p) => host.context.read_file(p)?,
-                        Data::None => Vec::new(),
-                    };
-                    rootfs::read_file(tree, &*host.blobs, &st.layers, &it.entry.path)?.as_deref()
-                        == Some(&new[..])
+                    let old = rootfs::read_file(tree, &*host.blobs, &st.layers, &it.entry.path)?;
+                    match (data, old) {
+                        (_, None) => false,
+                        // A digest the host knows compares without reading the file (the tab's Blobs are read
+                        // only as the layer is written).
+                        (Data::Context(p), Some(old)) => match host.context.known_digest(p) {
+                            Some(d) => Digest::sha256_of(&old) == d,
+                            None => host.context.read_file(p)? == old,
+                        },
+                        (Data::Bytes(b), Some(old)) => *b == old,
+                        (Data::None, Some(old)) => old.is_empty(),
+                    }
                 }
                 _ => false,
             };
@@ -129,6 +134,42 @@ fn hash_context_file(host: &Host, p: &str, buf: &mut [u8]) -> Result<Digest, Err
         h.update(&buf[..n]);
         off += n as u64;
     }
+}
+
+/// The digests of the items' context files the host does not know, read block by block after the host's
+/// [`crate::context::Context::fetch`] (the tab's Blobs are readable only asynchronously), so that
+/// [`items_digest`] reads nothing.
+async fn hash_unknown(host: &Host<'_>, items: &[Item]) -> Result<BTreeMap<String, Digest>, Error> {
+    let mut out = BTreeMap::new();
+    let mut buf = Vec::new();
+    for it in items {
+        let Data::Context(p) = &it.data else {
+            continue;
+        };
+        if out.contains_key(p) || host.context.known_digest(p).is_some() {
+            continue;
+        }
+        if buf.is_empty() {
+            buf = vec![0u8; 256 * 1024];
+        }
+        let mut h = DigestHasher::sha256();
+        let mut off = 0u64;
+        loop {
+            if let Some(f) = host.context.fetch(p, off, buf.len()) {
+                f.await?;
+            }
+            let n = host.context.read_at(p, off, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            off += n as u64;
+        }
+        let d = h.finish();
+        host.context.digest_computed(p, &d);
+        out.insert(p.clone(), d);
+    }
+    Ok(out)
 }
 
 /// The flags and words of a COPY or ADD, by name.
@@ -410,7 +451,7 @@ async fn write_layer(
         host.cache.put(&key, Some(layer.clone()));
         (layer, false)
     } else {
-        let content = items_digest(host, items, &BTreeMap::new())?;
+        let content = items_digest(host, items, &hash_unknown(host, items).await?)?;
         // The step's position, whatever its content: where the checkpoints of its last layer are kept.
         let position = chain(&st.key, &[code, "position"]);
         let key = chain(&st.key, &[code, content.as_str()]);

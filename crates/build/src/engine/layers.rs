@@ -73,13 +73,19 @@ pub(super) async fn write_items_async(
     // One item at a time, waiting for the pool between items when it is full, so memory stays bounded.
     let mut buf = Vec::new();
     for it in items {
-        fill(
-            host,
-            &mut lw,
-            std::slice::from_ref(it),
-            digests.as_deref_mut(),
-            &mut buf,
-        )?;
+        match &it.data {
+            // A context file is read in blocks the host may have to fetch first (the tab's Blobs).
+            Data::Context(p) => {
+                append_context_file(host, &mut lw, it, p, digests.as_deref_mut(), &mut buf).await?
+            }
+            _ => fill(
+                host,
+                &mut lw,
+                std::slice::from_ref(it),
+                digests.as_deref_mut(),
+                &mut buf,
+            )?,
+        }
         while lw.saturated() {
             lw.wait().await?;
         }
@@ -152,43 +158,106 @@ pub(super) fn fill<W: std::io::Write>(
             Data::None => lw.tar().append_bytes(&it.entry, &[])?,
             Data::Bytes(b) => lw.tar().append_bytes(&it.entry, b)?,
             Data::Context(p) => {
-                if buf.is_empty() {
-                    buf.resize(256 * 1024, 0);
-                }
-                lw.tar().header(&it.entry)?;
-                // A digest the host knows (its stat cache, the browser's WebCrypto) saves hashing here.
-                let known = digests.as_ref().and_then(|_| host.context.known_digest(p));
-                if let (Some(d), Some(map)) = (&known, digests.as_deref_mut()) {
-                    map.insert(p.clone(), d.clone());
-                }
-                let mut file_hash = digests
-                    .as_ref()
-                    .filter(|_| known.is_none())
-                    .map(|_| DigestHasher::sha256());
+                let mut file_hash = start_file(host, lw, it, p, digests.as_deref_mut(), buf)?;
                 let mut off = 0u64;
                 while off < it.entry.size {
-                    let want = buf.len().min((it.entry.size - off) as usize);
-                    let n = host.context.read_at(p, off, &mut buf[..want])?;
-                    if n == 0 {
-                        return Err(Error::Host(format!(
-                            "{p}: the file shrank while it was being read"
-                        )));
-                    }
-                    if let Some(fh) = file_hash.as_mut() {
-                        fh.update(&buf[..n]);
-                    }
-                    lw.tar().write_data(&buf[..n])?;
-                    off += n as u64;
+                    off += copy_block(host, lw, it, p, off, buf, file_hash.as_mut())?;
                 }
-                if let (Some(fh), Some(map)) = (file_hash, digests.as_deref_mut()) {
-                    // A file that changed since it was listed has another stat now, so a host keying digests by the
-                    // listed stat never reuses this one for the changed file.
-                    let d = fh.finish();
-                    host.context.digest_computed(p, &d);
-                    map.insert(p.clone(), d);
-                }
+                end_file(host, p, file_hash, digests.as_deref_mut());
             }
         }
     }
     Ok(())
+}
+
+/// Append one context file to a pooled layer, awaiting the host's [`crate::context::Context::fetch`] before each
+/// block and the pool whenever it is full, so only a block of the file and the pool's members are held.
+async fn append_context_file<W: std::io::Write>(
+    host: &mut Host<'_>,
+    lw: &mut LayerWriter<W>,
+    it: &Item,
+    p: &str,
+    mut digests: Option<&mut BTreeMap<String, Digest>>,
+    buf: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let mut file_hash = start_file(host, lw, it, p, digests.as_deref_mut(), buf)?;
+    let mut off = 0u64;
+    while off < it.entry.size {
+        let want = buf.len().min((it.entry.size - off) as usize);
+        if let Some(f) = host.context.fetch(p, off, want) {
+            f.await?;
+        }
+        off += copy_block(host, lw, it, p, off, buf, file_hash.as_mut())?;
+        while lw.saturated() {
+            lw.wait().await?;
+        }
+    }
+    end_file(host, p, file_hash, digests);
+    Ok(())
+}
+
+/// Start a context file's entry: its header, and its hasher unless the digest is not wanted or already known (the
+/// host's stat cache, the browser's WebCrypto), in which case the known one is recorded.
+fn start_file<W: std::io::Write>(
+    host: &Host,
+    lw: &mut LayerWriter<W>,
+    it: &Item,
+    p: &str,
+    digests: Option<&mut BTreeMap<String, Digest>>,
+    buf: &mut Vec<u8>,
+) -> Result<Option<DigestHasher>, Error> {
+    if buf.is_empty() {
+        buf.resize(256 * 1024, 0);
+    }
+    lw.tar().header(&it.entry)?;
+    let Some(map) = digests else {
+        return Ok(None);
+    };
+    match host.context.known_digest(p) {
+        Some(d) => {
+            map.insert(p.to_string(), d);
+            Ok(None)
+        }
+        None => Ok(Some(DigestHasher::sha256())),
+    }
+}
+
+/// Copy the block of the file at `off` into the layer (and its hasher); the number of bytes copied.
+fn copy_block<W: std::io::Write>(
+    host: &Host,
+    lw: &mut LayerWriter<W>,
+    it: &Item,
+    p: &str,
+    off: u64,
+    buf: &mut [u8],
+    file_hash: Option<&mut DigestHasher>,
+) -> Result<u64, Error> {
+    let want = buf.len().min((it.entry.size - off) as usize);
+    let n = host.context.read_at(p, off, &mut buf[..want])?;
+    if n == 0 {
+        return Err(Error::Host(format!(
+            "{p}: the file shrank while it was being read"
+        )));
+    }
+    if let Some(fh) = file_hash {
+        fh.update(&buf[..n]);
+    }
+    lw.tar().write_data(&buf[..n])?;
+    Ok(n as u64)
+}
+
+/// Record a context file's digest hashed while it was written.
+fn end_file(
+    host: &Host,
+    p: &str,
+    file_hash: Option<DigestHasher>,
+    digests: Option<&mut BTreeMap<String, Digest>>,
+) {
+    if let (Some(fh), Some(map)) = (file_hash, digests) {
+        // A file that changed since it was listed has another stat now, so a host keying digests by the listed
+        // stat never reuses this one for the changed file.
+        let d = fh.finish();
+        host.context.digest_computed(p, &d);
+        map.insert(p.to_string(), d);
+    }
 }

@@ -167,6 +167,20 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
+    /// Count `n` bytes of the current entry's data as written: the caller put them into the sink itself (through
+    /// [`TarWriter::get_mut`]), as the tab splices a stored file into an archive `Blob` without reading it.
+    pub fn data_written_by_caller(&mut self, n: u64) -> Result<(), Error> {
+        if n > self.remaining {
+            return Err(Error::TooLarge {
+                path: self.current.clone(),
+                actual: self.written_in_entry - self.remaining + n,
+                limit: self.written_in_entry,
+            });
+        }
+        self.remaining -= n;
+        Ok(())
+    }
+
     /// Header plus all of `data`; the reader must yield exactly `entry.size` bytes for a file.
     pub fn append(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<(), Error> {
         self.header(entry)?;

@@ -1,0 +1,163 @@
+//! A context whose bytes are not at hand (the tab's `Blob`s): the engine awaits `Context::fetch` before every block
+//! it reads while writing a COPY layer on the member pool, reads nothing outside the fetched ranges, never holds more
+//! than one block of a file, and writes the same layer bytes as from a context held in memory.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+
+use lw_build::context::{Context, ContextEntry, Fetch, MemoryContext};
+use lw_build::engine::{build, BuildOptions, BuildResult, Host};
+use lw_build::host::{BlobSink, BlobStore, MemoryBlobs, MemoryCache, NoImages};
+use lw_build::Error;
+use lw_layer::pgzip::MemberPool;
+use lw_oci::{Digest, Platform};
+
+/// A memory context that answers `read_at` only inside the range the last `fetch` loaded.
+struct Fetched {
+    inner: MemoryContext,
+    window: RefCell<Option<(String, u64, u64)>>,
+    fetches: Cell<usize>,
+    largest: Cell<usize>,
+}
+
+impl Context for Fetched {
+    fn entries(&self) -> Result<Vec<ContextEntry>, Error> {
+        self.inner.entries()
+    }
+    fn entry(&self, path: &str) -> Result<Option<ContextEntry>, Error> {
+        self.inner.entry(path)
+    }
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        match &*self.window.borrow() {
+            Some((p, start, end)) if p == path && offset >= *start && offset < *end => {
+                let n = buf.len().min((*end - offset) as usize);
+                self.inner.read_at(path, offset, &mut buf[..n])
+            }
+            _ => Err(Error::Host(format!("{path} at {offset}: not fetched"))),
+        }
+    }
+    fn fetch<'a>(&'a self, path: &'a str, offset: u64, len: usize) -> Option<Fetch<'a>> {
+        Some(Box::pin(async move {
+            self.fetches.set(self.fetches.get() + 1);
+            self.largest.set(self.largest.get().max(len));
+            *self.window.borrow_mut() = Some((path.to_string(), offset, offset + len as u64));
+            Ok(())
+        }))
+    }
+}
+
+/// A member pool that compresses on this thread, answering at once.
+#[derive(Default)]
+struct InlinePool(VecDeque<(u64, io::Result<Vec<u8>>)>);
+
+impl MemberPool for InlinePool {
+    fn submit(&mut self, index: u64, data: Vec<u8>, level: u32) -> io::Result<()> {
+        let mut out = Vec::new();
+        let made = lw_layer::deflate::gzip_member(&data, level, &mut out).map(|_| out);
+        self.0.push_back((index, made.map_err(io::Error::other)));
+        Ok(())
+    }
+    fn take(&mut self) -> Option<(u64, io::Result<Vec<u8>>)> {
+        self.0.pop_front()
+    }
+    fn ready(&mut self) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(std::future::ready(()))
+    }
+    fn capacity(&self) -> usize {
+        4
+    }
+}
+
+/// Memory blobs whose layers are compressed on an [`InlinePool`], as the tab's are on its workers.
+#[derive(Default)]
+struct Pooled(MemoryBlobs);
+
+impl BlobStore for Pooled {
+    fn has(&self, d: &Digest) -> bool {
+        self.0.has(d)
+    }
+    fn open(&self, d: &Digest) -> Result<Box<dyn io::Read + '_>, Error> {
+        self.0.open(d)
+    }
+    fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
+        self.0.create()
+    }
+    fn member_pool(&mut self) -> Option<Box<dyn MemberPool>> {
+        Some(Box::<InlinePool>::default())
+    }
+}
+
+fn context() -> MemoryContext {
+    let mut c = MemoryContext::new();
+    // A file of several blocks (the engine reads 256 KiB at a time), small ones, an empty one.
+    let big: Vec<u8> = (0..700_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    c.insert_file("data/big.bin", big).unwrap();
+    for i in 0..20 {
+        c.insert_file(
+            &format!("src/f{i}.txt"),
+            format!("file {i}\n").repeat(i * 50),
+        )
+        .unwrap();
+    }
+    c.insert_file("empty", Vec::new()).unwrap();
+    c
+}
+
+fn run(ctx: &dyn Context, blobs: &mut dyn BlobStore, no_cache: bool) -> BuildResult {
+    let mut o = BuildOptions::new(
+        b"FROM scratch\nCOPY . /app/\n".to_vec(),
+        Platform::new("linux", "amd64", None),
+    );
+    o.no_cache = no_cache;
+    let mut events = |_| {};
+    let mut host = Host {
+        context: ctx,
+        blobs,
+        images: &mut NoImages,
+        run: None,
+        fetch: None,
+        cache: &mut MemoryCache::default(),
+        events: &mut events,
+    };
+    build(&o, &mut host).unwrap()
+}
+
+#[test]
+fn a_fetched_context_builds_the_same_layer_block_by_block() {
+    let plain = run(&context(), &mut MemoryBlobs::default(), false);
+    for no_cache in [false, true] {
+        let fetched = Fetched {
+            inner: context(),
+            window: RefCell::new(None),
+            fetches: Cell::new(0),
+            largest: Cell::new(0),
+        };
+        let r = run(&fetched, &mut Pooled::default(), no_cache);
+        assert_eq!(
+            r.layers[0].digest, plain.layers[0].digest,
+            "no_cache {no_cache}"
+        );
+        assert_eq!(r.manifest.digest, plain.manifest.digest);
+        // Writing fetches every block of every non-empty file; without no_cache the cache key is hashed first,
+        // reading each file's blocks and then its end (an empty read) once more.
+        let blocks = |size: u64| size.div_ceil(256 * 1024) as usize;
+        let sizes: Vec<u64> = fetched
+            .inner
+            .entries()
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.is_file())
+            .map(|e| e.size)
+            .collect();
+        let writing: usize = sizes.iter().map(|s| blocks(*s)).sum();
+        let hashing: usize = sizes.iter().map(|s| blocks(*s) + 1).sum();
+        let want = if no_cache { writing } else { writing + hashing };
+        assert_eq!(fetched.fetches.get(), want, "no_cache {no_cache}");
+        assert_eq!(fetched.largest.get(), 256 * 1024);
+    }
+}

@@ -1,0 +1,155 @@
+// Browser storage for large blobs (the wasm side is crates/wasm/src/spill.rs): a blob a build writes past 16 MiB
+// streams here in 1 MiB chunks, into a file of the origin private file system (OPFS) where the browser has one, or
+// into IndexedDB as Blob parts otherwise, and is named by its digest once complete. The wasm store keeps only digests
+// and sizes; `blob(digest)` gives the stored bytes as a disk-backed Blob (a File from OPFS), which exportTarball
+// splices into the archive and layerEntries streams through the scanner.
+//
+// The wasm side calls create/append/commit/abort synchronously; each queues its work on the blob's promise chain,
+// so writes happen in order while the build goes on. `settled()` waits for every queued write (the build awaits it
+// before it returns) and reports the first failure (a full quota, say).
+
+const DIR = "layerwright-blobs";
+const fileName = (digest) => digest.replace(":", "-");
+const digestOf = (name) => name.replace("-", ":");
+
+export class BlobStorage {
+  /** Open OPFS (`navigator.storage.getDirectory()`), or fall back to IndexedDB `db` (its `blobs` store). */
+  static async open(db) {
+    try {
+      if (globalThis.navigator?.storage?.getDirectory) {
+        const root = await navigator.storage.getDirectory();
+        const dir = await root.getDirectoryHandle(DIR, { create: true });
+        const probe = await dir.getFileHandle(".probe", { create: true });
+        // Chromium has had createWritable and move on OPFS files since 110; without them, IndexedDB.
+        if (typeof probe.createWritable === "function" && typeof probe.move === "function") {
+          await dir.removeEntry(".probe");
+          return new BlobStorage({ dir });
+        }
+      }
+    } catch (_) { /* no OPFS here (private mode, a non-secure origin): IndexedDB */ }
+    return db ? new BlobStorage({ db }) : null;
+  }
+
+  constructor({ dir, db }) {
+    this.kind = dir ? "opfs" : "indexeddb";
+    this.dir = dir;
+    this.db = db;
+    this.nextId = 1;
+    this.open = new Map(); // id → { chain, parts?, handle?, writable? }
+    this.blobs = new Map(); // digest → Blob (committed)
+    this.pending = new Set();
+    this.failure = null;
+  }
+
+  track(p) {
+    const q = p.catch((e) => { this.failure ??= e; }).finally(() => this.pending.delete(q));
+    this.pending.add(q);
+    return p;
+  }
+
+  create() {
+    const id = this.nextId++;
+    const w = { parts: [], size: 0 };
+    if (this.dir) {
+      w.chain = this.track((async () => {
+        w.handle = await this.dir.getFileHandle(`tmp-${id}`, { create: true });
+        w.writable = await w.handle.createWritable();
+      })());
+    } else {
+      w.chain = Promise.resolve();
+    }
+    this.open.set(id, w);
+    return id;
+  }
+
+  append(id, chunk) {
+    const w = this.open.get(id);
+    if (!w) throw new Error(`blob storage: no open blob ${id}`);
+    w.size += chunk.length;
+    if (this.dir) {
+      w.chain = this.track(w.chain.then(() => w.writable.write(chunk)));
+    } else {
+      // IndexedDB: 16 MiB Blob parts (Chromium keeps large Blobs on disk), stored as one Blob at commit.
+      w.parts.push(chunk);
+      if (w.parts.length >= 16) w.parts = [new Blob(w.parts)];
+    }
+  }
+
+  commit(id, digest) {
+    const w = this.open.get(id);
+    this.open.delete(id);
+    if (this.dir) {
+      w.chain = this.track(w.chain.then(async () => {
+        await w.writable.close();
+        if (this.blobs.has(digest)) { await this.dir.removeEntry(`tmp-${id}`); return; }
+        await w.handle.move(fileName(digest));
+        this.blobs.set(digest, await w.handle.getFile());
+      }));
+    } else {
+      const blob = new Blob(w.parts);
+      w.chain = this.track(new Promise((resolve, reject) => {
+        const tx = this.db.transaction("blobs", "readwrite");
+        tx.objectStore("blobs").put(blob, digest);
+        tx.oncomplete = resolve;
+        tx.onerror = () => reject(tx.error);
+      }).then(() => { this.blobs.set(digest, blob); }));
+    }
+  }
+
+  abort(id) {
+    const w = this.open.get(id);
+    this.open.delete(id);
+    if (w && this.dir) {
+      this.track(w.chain.then(async () => {
+        await w.writable.abort();
+        await this.dir.removeEntry(`tmp-${id}`);
+      }));
+    }
+  }
+
+  /** The stored bytes of `digest` as a Blob (sync: committed blobs are held as File/Blob handles). */
+  blob(digest) {
+    return this.blobs.get(digest);
+  }
+
+  /** Wait for every queued write; throw the first failure (once). */
+  async settled() {
+    while (this.pending.size) await Promise.all([...this.pending]);
+    const f = this.failure;
+    this.failure = null;
+    if (f) throw new Error(`layerwright: writing a layer to browser storage (${this.kind}) failed: ${f.message ?? f}`);
+  }
+
+  /** Every stored blob as [digest, size]; OPFS leftovers of an interrupted build (`tmp-*`) are removed. */
+  async restore() {
+    const out = [];
+    if (this.dir) {
+      for await (const [name, handle] of this.dir.entries()) {
+        if (name.startsWith("tmp-")) { await this.dir.removeEntry(name).catch(() => {}); continue; }
+        if (!/^sha256-[0-9a-f]{64}$/.test(name)) continue;
+        const file = await handle.getFile();
+        this.blobs.set(digestOf(name), file);
+        out.push([digestOf(name), file.size]);
+      }
+    }
+    return out;
+  }
+
+  /** Is `value` (a record of IndexedDB's `blobs` store) one of ours (a Blob, where memory blobs are arrays)? */
+  static isStoredBlob(value) {
+    return typeof Blob !== "undefined" && value instanceof Blob;
+  }
+
+  /** Register a Blob restored from IndexedDB. */
+  adopt(digest, blob) {
+    this.blobs.set(digest, blob);
+  }
+
+  async clear() {
+    await this.settled().catch(() => {});
+    this.blobs.clear();
+    if (this.dir) {
+      for await (const name of this.dir.keys()) await this.dir.removeEntry(name).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,260 @@
+//! The tab's build context: files given as bytes are held in wasm memory; files given as `Blob`/`File` (when the
+//! build streams, see `build.rs`) stay in the browser and are read a block at a time through `Context::fetch` while
+//! the layer is written, so a context larger than the tab's memory builds. Their digests (the step's cache key) come
+//! from WebCrypto over each file's bytes in JS memory, one file at a time, never through wasm memory.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use js_sys::{Function, Uint8Array};
+use lw_build::context::{Context, ContextEntry, Fetch, MemoryContext};
+use lw_build::Error;
+use lw_oci::Digest;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+/// Bytes read from a `Blob` at a time: the engine copies 256 KiB blocks, so one read serves four of them.
+const BLOCK: u64 = 1 << 20;
+
+/// The range of a Blob-backed file last read.
+#[derive(Default)]
+struct Block {
+    path: String,
+    off: u64,
+    bytes: Vec<u8>,
+}
+
+/// A context of in-memory files and `Blob`s read on demand.
+#[derive(Default)]
+pub struct TabContext {
+    mem: MemoryContext,
+    /// Blob-backed files by normalized path: the Blob and its size (the placeholder in `mem` is empty).
+    blobs: BTreeMap<String, (web_sys::Blob, u64)>,
+    known: BTreeMap<String, Digest>,
+    block: RefCell<Block>,
+    /// A read started ahead: path, range and the promise of its bytes.
+    ahead: RefCell<Option<(String, u64, u64, js_sys::Promise)>>,
+}
+
+impl TabContext {
+    /// Add a file held in memory.
+    pub fn insert_bytes(&mut self, path: &str, bytes: Vec<u8>) -> Result<String, Error> {
+        self.mem.insert_file(path, bytes)?;
+        let p = self.normalized(path)?;
+        self.blobs.remove(&p);
+        self.known.remove(&p);
+        Ok(p)
+    }
+
+    /// Add a file read from `blob` when a step needs it.
+    pub fn insert_blob(&mut self, path: &str, blob: web_sys::Blob) -> Result<String, Error> {
+        self.mem.insert_file(path, Vec::new())?;
+        let p = self.normalized(path)?;
+        let size = blob.size() as u64;
+        self.blobs.insert(p.clone(), (blob, size));
+        self.known.remove(&p);
+        Ok(p)
+    }
+
+    /// Record the sha256 of the file at (normalized) `path`, computed by WebCrypto.
+    pub fn set_known_digest(&mut self, path: &str, d: Digest) {
+        self.known.insert(path.to_string(), d);
+    }
+
+    pub fn has(&self, path: &str) -> bool {
+        matches!(self.entry(path), Ok(Some(_)))
+    }
+
+    fn normalized(&self, path: &str) -> Result<String, Error> {
+        Ok(self
+            .mem
+            .entry(path)?
+            .map(|e| e.path)
+            .unwrap_or_else(|| path.to_string()))
+    }
+
+    /// The Blob size for Blob-backed entries (their placeholder says 0).
+    fn sized(&self, mut e: ContextEntry) -> ContextEntry {
+        if let Some((_, size)) = self.blobs.get(&e.path) {
+            e.size = *size;
+        }
+        e
+    }
+
+    fn not_at_hand(path: &str) -> Error {
+        Error::Host(format!(
+            "{path}: the tab reads this file from its Blob only while it writes a COPY or ADD layer; a step that \
+             reads it otherwise (RUN --mount=type=bind, ADD of a local archive) needs it given as bytes \
+             (a Uint8Array or string)"
+        ))
+    }
+}
+
+impl Context for TabContext {
+    fn entries(&self) -> Result<Vec<ContextEntry>, Error> {
+        Ok(self
+            .mem
+            .entries()?
+            .into_iter()
+            .map(|e| self.sized(e))
+            .collect())
+    }
+
+    fn entry(&self, path: &str) -> Result<Option<ContextEntry>, Error> {
+        Ok(self.mem.entry(path)?.map(|e| self.sized(e)))
+    }
+
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let Some((_, size)) = self.blobs.get(path) else {
+            return self.mem.read_at(path, offset, buf);
+        };
+        if offset >= *size {
+            return Ok(0);
+        }
+        let b = self.block.borrow();
+        let end = b.off + b.bytes.len() as u64;
+        if b.path != path || offset < b.off || offset >= end {
+            return Err(Self::not_at_hand(path));
+        }
+        let start = (offset - b.off) as usize;
+        let n = buf.len().min(b.bytes.len() - start);
+        buf[..n].copy_from_slice(&b.bytes[start..start + n]);
+        Ok(n)
+    }
+
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, Error> {
+        match self.blobs.get(path) {
+            None => self.mem.read_file(path),
+            Some(_) => Err(Self::not_at_hand(path)),
+        }
+    }
+
+    fn known_digest(&self, path: &str) -> Option<Digest> {
+        self.known
+            .get(path)
+            .cloned()
+            .or_else(|| self.mem.known_digest(path))
+    }
+
+    fn fetch<'a>(&'a self, path: &'a str, offset: u64, len: usize) -> Option<Fetch<'a>> {
+        let (blob, size) = self.blobs.get(path)?;
+        if offset >= *size {
+            return None;
+        }
+        {
+            let b = self.block.borrow();
+            let end = b.off + b.bytes.len() as u64;
+            let want_end = (offset + len as u64).min(*size);
+            if b.path == path && offset >= b.off && want_end <= end {
+                return None;
+            }
+        }
+        let (blob, size) = (blob.clone(), *size);
+        let end = (offset + (len as u64).max(BLOCK)).min(size);
+        Some(Box::pin(async move {
+            // The read started ahead for this range, if the guess was right; else one now.
+            let ahead = self.ahead.borrow_mut().take();
+            let pending = match ahead {
+                Some((p, off, stop, promise)) if p == path && off == offset && stop >= end => {
+                    Ok((promise, stop))
+                }
+                _ => start_read(&blob, offset, end).map(|p| (p, end)),
+            };
+            let (promise, end) = pending.map_err(|e| read_err(path, &e))?;
+            // Start reading what comes next (the rest of this file, else the next file in path order), so the
+            // browser's file read overlaps the layer's tar, hashing and compression of this block.
+            self.read_ahead(path, end, size);
+            let buf = JsFuture::from(promise)
+                .await
+                .map_err(|e| read_err(path, &e))?;
+            let got = Uint8Array::new(&buf);
+            if (got.length() as u64) != end - offset {
+                return Err(Error::Host(format!(
+                    "{path}: its Blob gave {} bytes at {offset}, not {} (was the file changed?)",
+                    got.length(),
+                    end - offset
+                )));
+            }
+            let mut b = self.block.borrow_mut();
+            b.path.clear();
+            b.path.push_str(path);
+            b.off = offset;
+            b.bytes.resize(got.length() as usize, 0);
+            got.copy_to(&mut b.bytes);
+            Ok(())
+        }))
+    }
+}
+
+impl TabContext {
+    /// Start reading the block after `path`'s byte `end` (the file is `size` bytes): the next block of the same
+    /// file, or the first of the next non-empty Blob-backed file. A wrong guess costs one unused read.
+    fn read_ahead(&self, path: &str, end: u64, size: u64) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let next = if end < size {
+            self.blobs
+                .get(path)
+                .map(|(b, _)| (path.to_string(), b, end, size))
+        } else {
+            self.blobs
+                .range::<str, _>((Excluded(path), Unbounded))
+                .find(|(_, (_, s))| *s > 0)
+                .map(|(p, (b, s))| (p.clone(), b, 0, *s))
+        };
+        let Some((p, blob, off, size)) = next else {
+            return;
+        };
+        let stop = (off + BLOCK).min(size);
+        if let Ok(promise) = start_read(blob, off, stop) {
+            *self.ahead.borrow_mut() = Some((p, off, stop, promise));
+        }
+    }
+}
+
+fn read_err(path: &str, e: &JsValue) -> Error {
+    Error::Host(format!("{path}: reading its Blob: {}", js_text(e)))
+}
+
+/// Start reading `[start, end)` of `blob`: the promise of its `ArrayBuffer`.
+fn start_read(blob: &web_sys::Blob, start: u64, end: u64) -> Result<js_sys::Promise, JsValue> {
+    Ok(blob
+        .slice_with_f64_and_f64(start as f64, end as f64)?
+        .array_buffer())
+}
+
+pub fn js_text(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// The sha256 of a Blob's bytes by WebCrypto (the bytes go to JS memory, not to wasm); None without `crypto.subtle`.
+pub async fn blob_sha256(blob: &web_sys::Blob) -> Result<Option<Digest>, JsValue> {
+    let Some((subtle, digest)) = subtle_digest() else {
+        return Ok(None);
+    };
+    let buf = JsFuture::from(blob.array_buffer()).await?;
+    let promise: js_sys::Promise = digest
+        .call2(&subtle, &JsValue::from_str("SHA-256"), &buf)?
+        .dyn_into()?;
+    let hash = Uint8Array::new(&JsFuture::from(promise).await?);
+    let mut h = [0u8; 32];
+    if hash.length() != 32 {
+        return Ok(None);
+    }
+    hash.copy_to(&mut h);
+    Ok(Some(Digest::from_sha256_bytes(&h)))
+}
+
+/// `crypto.subtle` and its `digest` function, when the page has them.
+pub fn subtle_digest() -> Option<(JsValue, Function)> {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
+    let subtle = js_sys::Reflect::get(&crypto, &JsValue::from_str("subtle")).ok()?;
+    let digest: Function = js_sys::Reflect::get(&subtle, &JsValue::from_str("digest"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    Some((subtle, digest))
+}

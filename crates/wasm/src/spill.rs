@@ -1,0 +1,214 @@
+//! Large blobs in browser storage. A blob a build writes stays in wasm memory while it is small; once it passes
+//! [`SPILL_AT`] it streams out, 1 MiB at a time, to the page's blob storage (`js/storage.js`: OPFS where the
+//! browser has it, IndexedDB otherwise), and the tab's store keeps only its digest and size. `exportTarball`
+//! splices the stored file into the archive `Blob` (no byte of it passes through wasm memory), and a layer listing
+//! streams it through the scanner.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Uint8Array};
+use lw_build::archive::ArchiveOut;
+use lw_build::host::{BlobSink, MemoryBlobs};
+use lw_build::Error;
+use lw_oci::Digest;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::context::js_text;
+
+/// A blob larger than this goes to browser storage (smaller ones, every document and most layers, stay in memory).
+pub const SPILL_AT: usize = 16 << 20;
+/// Bytes per write to browser storage.
+const CHUNK: usize = 1 << 20;
+
+/// Digests of the blobs kept in browser storage, with their sizes.
+pub type Spilled = Rc<RefCell<BTreeMap<Digest, u64>>>;
+
+thread_local! {
+    /// The page's blob storage object (`setBlobStorage`), when it gave one.
+    static STORAGE: RefCell<Option<JsValue>> = const { RefCell::new(None) };
+}
+
+/// `setBlobStorage(storage)`: the object large blobs go to: `create() → id`, `append(id, Uint8Array)`,
+/// `commit(id, digest)`, `abort(id)` (each returns at once; the storage queues the writes), and `blob(digest) → Blob`
+/// for a committed one. `null` keeps every blob in memory.
+#[wasm_bindgen(js_name = setBlobStorage)]
+pub fn set_blob_storage(storage: JsValue) {
+    let s = (!storage.is_undefined() && !storage.is_null()).then_some(storage);
+    STORAGE.with(|c| *c.borrow_mut() = s);
+}
+
+fn storage() -> Option<JsValue> {
+    STORAGE.with(|c| c.borrow().clone())
+}
+
+fn call(storage: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, Error> {
+    let f: Function = js_sys::Reflect::get(storage, &JsValue::from_str(method))
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or_else(|| Error::Host(format!("the blob storage has no {method}()")))?;
+    let args: Array = args.iter().collect();
+    f.apply(storage, &args)
+        .map_err(|e| Error::Host(format!("blob storage {method}: {}", js_text(&e))))
+}
+
+/// A new blob: in memory until it passes [`SPILL_AT`], then streamed to browser storage.
+pub struct SpillSink {
+    buf: Vec<u8>,
+    /// The storage and this blob's id there, once it spilled.
+    out: Option<(JsValue, JsValue)>,
+    written: u64,
+    memory: MemoryBlobs,
+    spilled: Spilled,
+}
+
+impl SpillSink {
+    /// A sink into `memory`, spilling to the page's storage when there is one.
+    pub fn create(memory: &MemoryBlobs, spilled: &Spilled) -> Result<Box<dyn BlobSink>, Error> {
+        if storage().is_none() {
+            return lw_build::host::BlobStore::create(&mut memory.clone());
+        }
+        Ok(Box::new(SpillSink {
+            buf: Vec::new(),
+            out: None,
+            written: 0,
+            memory: memory.clone(),
+            spilled: spilled.clone(),
+        }))
+    }
+
+    /// Send what the buffer holds, in chunks of [`CHUNK`], to storage.
+    fn send(&mut self) -> io::Result<()> {
+        let Some((s, id)) = &self.out else {
+            return Ok(());
+        };
+        for c in self.buf.chunks(CHUNK) {
+            call(s, "append", &[id.clone(), Uint8Array::from(c).into()])
+                .map_err(io::Error::other)?;
+        }
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Write for SpillSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.out.is_none() && self.buf.len() > SPILL_AT {
+            let s = storage().ok_or_else(|| io::Error::other("the blob storage went away"))?;
+            let id = call(&s, "create", &[]).map_err(io::Error::other)?;
+            self.out = Some((s, id));
+        }
+        if self.out.is_some() && self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl BlobSink for SpillSink {
+    fn commit(mut self: Box<Self>, digest: &Digest) -> Result<(), Error> {
+        if self.out.is_none() {
+            digest.check("new blob", &self.buf)?;
+            self.memory
+                .insert(digest.clone(), std::mem::take(&mut self.buf));
+            return Ok(());
+        }
+        self.send().map_err(|e| Error::Host(e.to_string()))?;
+        // The layer writer hashed exactly the bytes it wrote here, so the digest is not computed a second time
+        // over the whole blob; the storage names the file by it once its writes are done.
+        let (s, id) = self.out.take().expect("spilled");
+        call(&s, "commit", &[id, JsValue::from_str(digest.as_str())])?;
+        self.spilled
+            .borrow_mut()
+            .insert(digest.clone(), self.written);
+        Ok(())
+    }
+}
+
+impl Drop for SpillSink {
+    fn drop(&mut self) {
+        if let Some((s, id)) = self.out.take() {
+            let _ = call(&s, "abort", &[id]);
+        }
+    }
+}
+
+/// The stored `Blob` of a spilled blob.
+pub fn stored_blob(d: &Digest) -> Result<web_sys::Blob, Error> {
+    let s = storage()
+        .ok_or_else(|| Error::Host(format!("blob {d} is in browser storage, which is gone")))?;
+    call(&s, "blob", &[JsValue::from_str(d.as_str())])?
+        .dyn_into()
+        .map_err(|_| Error::Host(format!("blob {d} is missing from browser storage")))
+}
+
+/// An archive `Blob` being made of 1 MiB parts, with stored blobs spliced in as they are.
+pub struct ExportParts {
+    parts: Array,
+    buf: Vec<u8>,
+    spilled: BTreeMap<Digest, u64>,
+}
+
+impl ExportParts {
+    pub fn new(spilled: BTreeMap<Digest, u64>) -> ExportParts {
+        ExportParts {
+            parts: Array::new(),
+            buf: Vec::with_capacity(CHUNK),
+            spilled,
+        }
+    }
+
+    fn flush_part(&mut self) {
+        if !self.buf.is_empty() {
+            self.parts.push(&Uint8Array::from(&self.buf[..]));
+            self.buf.clear();
+        }
+    }
+
+    pub fn into_blob(mut self, mime: &str) -> Result<web_sys::Blob, JsValue> {
+        self.flush_part();
+        let opts = web_sys::BlobPropertyBag::new();
+        opts.set_type(mime);
+        web_sys::Blob::new_with_blob_sequence_and_options(&self.parts, &opts)
+    }
+}
+
+impl Write for ExportParts {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = b.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&b[..n]);
+        if self.buf.len() == CHUNK {
+            self.flush_part();
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ArchiveOut for ExportParts {
+    fn splice(&mut self, d: &Digest, size: u64) -> Result<bool, Error> {
+        if self.spilled.get(d) != Some(&size) {
+            return Ok(false);
+        }
+        let blob = stored_blob(d)?;
+        if blob.size() as u64 != size {
+            return Err(Error::Host(format!(
+                "blob {d} in browser storage is {} bytes, not {size}",
+                blob.size()
+            )));
+        }
+        self.flush_part();
+        self.parts.push(&blob);
+        Ok(true)
+    }
+}
