@@ -115,7 +115,13 @@ fn build_site(proxy: Option<String>) -> Result<()> {
         gzipped_len(&guest_bytes)?
     );
 
-    for f in ["index.js", "index.d.ts", "gzip-worker.js", "vm.js"] {
+    for f in [
+        "index.js",
+        "index.d.ts",
+        "gzip-worker.js",
+        "vm.js",
+        "vmmounts.js",
+    ] {
         std::fs::copy(root.join("crates/wasm/js").join(f), pkg.join(f))
             .with_context(|| format!("copying crates/wasm/js/{f}"))?;
     }
