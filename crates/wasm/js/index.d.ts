@@ -115,7 +115,10 @@ export function readRemoteFile(ref: string, layer: RemoteLayer, path: string, op
 export function serveExecutor(opts?: { url?: string; token?: string }): RunExecutor;
 /** RUN in the tab's own Linux VM (v86; linux/386 images). The default executor of `build` when none is given. */
 export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
-  stats: { bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[] };
+  stats: {
+    bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[];
+    phases: { root: number; guest: number; layer: number }[];
+  };
 };
 /** A container in the tab's VM (`docker run -t [-i] --rm`, linux/386 images). */
 export interface VmContainer {

@@ -146,12 +146,13 @@ export function containerScript(spec, user) {
  * A RUN executor for `build({executor})` that runs steps in the tab. The 9p server is the wasm module
  * `lw_guest.js` beside this file, loaded with the VM; `guestUrl`: where the guest files are (default: `../guest/`
  * next to this module). `stats` records what it cost: `bytes` downloaded, `startMs` (download + restore),
- * `restoreMs` (v86 set up with the saved state until it runs), `stepsMs` per step. `executor.run(spec)` runs a
- * container in the same VM (see [runContainer]).
+ * `restoreMs` (v86 set up with the saved state until it runs), `stepsMs` per step and its `phases` (`root`: the
+ * stage root made from the layers, `guest`: the request until the guest's answer, `layer`: the layer written).
+ * `executor.run(spec)` runs a container in the same VM.
  */
 export function makeVmExecutor({ guestUrl } = {}) {
   const base = new URL(guestUrl ?? new URL("../guest/", import.meta.url));
-  const stats = { bytes: 0, startMs: null, restoreMs: null, stepsMs: [] };
+  const stats = { bytes: 0, startMs: null, restoreMs: null, stepsMs: [], phases: [] };
   let vm = null;
   let session = null;
   // Bytes from the console (serial port 0: requests' answers) and from the terminal (port 1: containers).
@@ -277,10 +278,15 @@ export function makeVmExecutor({ guestUrl } = {}) {
           readBlob: io.readBlob, secrets, cacheDir,
         });
         const id = `${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+        const t1 = performance.now();
         const code = await request(emulator, id, `run ${id} ${b64(stepScript(req, user, plan))}\n`, io.output);
-        stats.stepsMs.push(Math.round(performance.now() - t0));
+        const t2 = performance.now();
+        const layer = code === 0 ? session.layer(req.sourceDateEpoch ?? undefined) : null;
+        const t3 = performance.now();
+        stats.stepsMs.push(Math.round(t3 - t0));
+        stats.phases.push({ root: Math.round(t1 - t0), guest: Math.round(t2 - t1), layer: Math.round(t3 - t2) });
         if (code !== 0) return { exitCode: code };
-        return { exitCode: 0, layer: session.layer(req.sourceDateEpoch ?? undefined) };
+        return { exitCode: 0, layer };
       } finally {
         session.free();
         session = null;
