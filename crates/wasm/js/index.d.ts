@@ -119,6 +119,10 @@ export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
     bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[];
     phases: { root: number; guest: number; layer: number }[];
   };
+  /** Start downloading and restoring the VM now (build() does, when it will need it). */
+  prepare(): void;
+  /** This executor with a build's secrets for `RUN --mount=type=secret` (build() does this for `secrets`). */
+  withSecrets(secrets: Record<string, string | Uint8Array>): RunExecutor;
 };
 /** A container in the tab's VM (`docker run -t [-i] --rm`, linux/386 images). */
 export interface VmContainer {
