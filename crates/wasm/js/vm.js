@@ -332,7 +332,7 @@ export function makeVmExecutor({ guestUrl } = {}) {
         const answer = request(emulator, id, `ctr ${id} ${b64(containerScript(spec, user))}\n`,
           (t) => spec.onOutput?.(new TextEncoder().encode(t)));
         for (const b of typed.splice(0)) emulator.serial_send_bytes(1, b);
-        if (stopAfter !== null) emulator.serial0_send(`stop ${id} ${stopAfter}\n`);
+        if (stopAfter !== null) handle.stop(stopAfter);
         const exitCode = await answer;
         flush();
         return { exitCode, diff: session.diff() };
@@ -343,15 +343,24 @@ export function makeVmExecutor({ guestUrl } = {}) {
         session = null;
       }
     });
-    return {
+    const handle = {
       write: send,
       stop(seconds = 3) {
         const t = Math.max(0, Math.floor(seconds));
-        if (emulator && id) emulator.serial0_send(`stop ${id} ${t}\n`);
-        else stopAfter = t;
+        if (!(emulator && id)) { stopAfter = t; return; }
+        // Again until it has ended: a stop that reaches the guest before the container's first process exists
+        // finds nothing to signal.
+        const target = id;
+        const again = () => {
+          if (id !== target) return;
+          emulator.serial0_send(`stop ${target} ${t}\n`);
+          setTimeout(again, (t + 2) * 1000);
+        };
+        again();
       },
       done,
     };
+    return handle;
   };
   /** Start downloading and restoring the VM now (a build that will need it calls this first, so the VM starts
    * while the base image loads and the steps before the first RUN run). */
