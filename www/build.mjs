@@ -19,7 +19,11 @@ const options = {
   target: 'es2022',
   minify: !watch,
   sourcemap: true,
-  outfile: join(dist, 'app.js'),
+  // app.js, and chunks for what is imported when first needed (xterm.js for the tab's containers).
+  outdir: dist,
+  entryNames: 'app',
+  chunkNames: 'chunks/[name]-[hash]',
+  splitting: true,
   logLevel: 'info',
   // `cargo xtask build --proxy URL`: the inspector's default registry proxy (a `layerwright proxy`).
   define: { __LW_DEFAULT_PROXY__: JSON.stringify(process.env.LW_DEFAULT_PROXY || '') },
@@ -32,6 +36,11 @@ function copyStatic() {
   } else {
     console.warn('warning: www/pkg/ is missing: run `cargo xtask build` to produce the wasm package');
   }
+  // xterm.js's stylesheet and licence (its code is bundled into a chunk of its own).
+  const xterm = join(root, 'node_modules/@xterm/xterm');
+  mkdirSync(join(dist, 'vendor'), { recursive: true });
+  cpSync(join(xterm, 'css/xterm.css'), join(dist, 'vendor/xterm.css'));
+  cpSync(join(xterm, 'LICENSE'), join(dist, 'vendor/xterm.LICENSE.txt'));
   // The Linux guest of RUN in the tab (`cargo xtask build` makes www/guest/).
   if (existsSync(join(root, 'guest'))) cpSync(join(root, 'guest'), join(dist, 'guest'), { recursive: true });
   writeServiceWorker();

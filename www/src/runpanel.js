@@ -1,15 +1,19 @@
 //! The Run panel under a build result: when the page is served by `layerwright serve`, runs the image as
 //! `layerwright run -d` does (serve's container API) and shows its output, its exit code and links to the ports
-//! it publishes on loopback; otherwise says what running needs.
+//! it publishes on loopback; otherwise a linux/386 image runs in the tab's own VM (vmrunpanel.js), and other
+//! images say what running needs.
 
 import { h, errorText } from './util.js';
 import { runOnServe, containerApi } from './api.js';
+import { renderVmRunPanel, commandWords } from './vmrunpanel.js';
 
 /** The panel for `result`. ctx: {api, serve, tag} */
 export function renderRunPanel(result, { api, serve, tag }) {
   if (!serve?.containers) {
+    const cfg = result.config || {};
+    if (cfg.os === 'linux' && cfg.architecture === '386' && api?.runContainer) return renderVmRunPanel(result, api);
     return h('p', { class: 'muted', testid: 'run-needs-serve' },
-      'Run: open this page through `layerwright serve` (or `cargo xtask run`) to start a container from this image on your machine.');
+      'Run: this tab runs linux/386 images itself; for this one, open this page through `layerwright serve` (or `cargo xtask run`) to start a container from it on your machine.');
   }
   const c = result.config?.config || {};
   const exposed = Object.keys(c.ExposedPorts || {}).map((p) => p.replace(/\/tcp$/, ''));
@@ -28,8 +32,7 @@ export function renderRunPanel(result, { api, serve, tag }) {
     links.replaceChildren();
     status.textContent = 'Pushing the image to layerwright serve…';
     try {
-      const text = cmdInput.value.trim();
-      const cmd = !text ? [] : text.startsWith('[') ? JSON.parse(text) : text.split(/\s+/);
+      const cmd = commandWords(cmdInput.value);
       const publish = portsInput.value.split(/[\s,]+/).filter(Boolean);
       const ctr = await runOnServe(api, serve, result, { tag, cmd, publish });
       current = ctr.id;

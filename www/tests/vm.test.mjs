@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { missing, launch, newPage, open, serveDist, dist } from './harness.mjs';
+import { missing, launch, newPage, open, serveDist, dist, typeInEditor } from './harness.mjs';
 import { LESSONS } from '../src/lessons-data.js';
 import { layerwrightBin, tempDir, which } from './fixtures.mjs';
-import { resolveUser, stepScript, unsupported } from '../../crates/wasm/js/vm.js';
+import { resolveUser, stepCommand, stepScript, containerScript, unsupported } from '../../crates/wasm/js/vm.js';
+import { parseMount, prepareMounts } from '../../crates/wasm/js/vmmounts.js';
 
 const bin = layerwrightBin();
 const guest = join(dist, 'guest');
@@ -35,8 +36,25 @@ const TMPFS = 'FROM busybox\nRUN --mount=type=tmpfs,target=/scratch/deep --mount
   + ' echo t > /scratch/deep/f && echo u > /tmp/g && cat /scratch/deep/f /tmp/g > /kept\n';
 // A heredoc script (run from /dev/pipes) and a tmpfs on a relative target.
 const HEREDOC = 'FROM busybox\nWORKDIR /w\nRUN --mount=type=tmpfs,target=t <<EOF\n#!/bin/sh\necho heredoc-$((1+1)) > /h\necho in-t > t/x\nEOF\n';
-// A user named in the image's /etc/passwd.
-const NAMED = 'FROM busybox\nUSER nobody\nRUN id -u > /tmp/who && id -g >> /tmp/who\n';
+// A user named in the image's /etc/passwd, then one in supplementary groups (from /etc/group, the primary gid
+// among them, as natively): `id -G` lists them.
+const NAMED = 'FROM busybox\nUSER nobody\nRUN id -u > /tmp/who && id -g >> /tmp/who\n'
+  + "USER root\nRUN echo 'ann:x:1001:1001::/tmp:/bin/sh' >> /etc/passwd"
+  + " && printf 'ann:x:1001:\\nteam:x:2002:ann\\ngone:x:2001:bob,ann\\n' >> /etc/group\nUSER ann\nRUN id -G > /tmp/groups && touch /tmp/g && stat -c '%u %g' /tmp/g > /tmp/owner\n"
+  + 'USER ann:team\nRUN id -G > /tmp/groups2\n';
+// Every other mount type: the context and another stage bound (one read-only, one writable whose writes go), a
+// secret as a file (mode and owner) and as a variable, a cache mount (owner and mode of a new one) that a later
+// build reads again.
+const MOUNTS = 'FROM busybox AS other\nRUN mkdir /out && echo from-stage > /out/f && ln -s f /out/link\n'
+  + 'FROM busybox\nWORKDIR /w\n'
+  + 'RUN --mount=type=bind,target=/ctx --mount=type=bind,from=other,source=/out,target=o,rw'
+  + ' --mount=type=secret,id=tok,mode=0440,uid=1,gid=2 --mount=type=secret,id=tok,env=TOKEN,target=/s2'
+  + ' --mount=type=cache,target=/var/cache/c,id=c1,uid=1000,mode=0700'
+  + ' cat /ctx/data.txt o/f o/link > /copied && echo changed > o/f'
+  + ' && stat -c "%a %u %g %s" /run/secrets/tok > /secret-meta && [ "$TOKEN" = s3cret ] && echo ok > /secret-env'
+  + ' && echo one >> /var/cache/c/log && stat -c "%a %u" /var/cache/c > /cache-meta && { echo x > /ctx/x || true; }\n';
+const MOUNTS_AGAIN = 'FROM busybox\nRUN --mount=type=cache,target=/c,id=c1 wc -l < /c/log > /count && cat /c/log >> /count\n';
+const MOUNT_FILES = { 'data.txt': 'from-context\n' };
 let site; let browser; let tmp;
 
 before(async () => {
@@ -44,6 +62,7 @@ before(async () => {
   site = await serveDist();
   browser = await launch();
   tmp = tempDir('vm');
+  writeFileSync(join(tmp, 'tok'), 's3cret');
 });
 
 after(async () => {
@@ -53,14 +72,15 @@ after(async () => {
 });
 
 /** The same Dockerfile built by the CLI on the same image (loaded from the site's busybox.tar). */
-function nativeLayers(dockerfile = DOCKERFILE, tag = 'native/vm:1') {
+function nativeLayers(dockerfile = DOCKERFILE, tag = 'native/vm:1', { files = {}, args = [] } = {}) {
   const root = join(tmp, 'store');
   const ctx = join(tmp, 'ctx');
   execFileSync('mkdir', ['-p', ctx]);
   writeFileSync(join(ctx, 'Dockerfile'), dockerfile);
-  const run = (args) => execFileSync(bin, ['--root', root, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }).toString();
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(ctx, name), text);
+  const run = (a) => execFileSync(bin, ['--root', root, ...a], { stdio: ['ignore', 'pipe', 'inherit'] }).toString();
   run(['load', '-i', join(guest, 'busybox.tar')]);
-  run(['build', '-q', '--platform', 'linux/386', '--network', 'none', '-t', tag, ctx]);
+  run(['build', '-q', '--platform', 'linux/386', '--network', 'none', ...args, '-t', tag, ctx]);
   // The store is an OCI layout: its index names the manifest.
   const index = JSON.parse(readFileSync(join(root, 'index.json'), 'utf8'));
   const desc = index.manifests.find((d) => Object.values(d.annotations ?? {}).some((v) => v.endsWith(tag)));
@@ -113,7 +133,12 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   assert.equal(got.changes[1].digest, nativeChanges[1], 'WORKDIR layer');
   assert.equal(got.changes[2].digest, nativeChanges[2], 'every kind of change gives the native layer');
   assert.equal(got.changes[3].digest, nativeChanges[3], 'a step as USER 1000:1000 gives the native layer');
-  assert.equal(got.named[1].digest, nativeLayers(NAMED, 'native/named:1')[1], 'USER nobody, from /etc/passwd');
+  const nativeNamed = nativeLayers(NAMED, 'native/named:1');
+  assert.equal(got.named.length, 5);
+  assert.equal(got.named[1].digest, nativeNamed[1], 'USER nobody, from /etc/passwd');
+  assert.equal(got.named[2].digest, nativeNamed[2], 'a user and groups added as root');
+  assert.equal(got.named[3].digest, nativeNamed[3], 'USER ann: her supplementary groups, as natively');
+  assert.equal(got.named[4].digest, nativeNamed[4], 'USER ann:team: the named group only');
   assert.equal(got.tmpfs[1].digest, nativeLayers(TMPFS, 'native/tmpfs:1')[1], 'tmpfs mounts leave only /kept');
   const nativeHeredoc = nativeLayers(HEREDOC, 'native/heredoc:1');
   assert.equal(got.heredoc.length, 3);
@@ -140,33 +165,169 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   assert.match(offline.output, /offline-5/);
 });
 
+test('RUN --mount=type=bind|secret|cache in the tab gives the native layers; caches last between builds', { skip: !!why, timeout: 600000 }, async () => {
+  const { page, errors } = await newPage(browser);
+  page.setDefaultTimeout(300000);
+  await open(page, site.url, '#/play');
+  const got = await page.evaluate(async ([mounts, again, files]) => {
+    const lw = window.layerwright;
+    const output = [];
+    const onEvent = (e) => { if (e.type === 'output') output.push(e.data); };
+    const first = await lw.build({ dockerfile: mounts, files, secrets: { tok: 's3cret' }, onEvent });
+    const second = await lw.build({ dockerfile: again, onEvent });
+    let missing = null;
+    try {
+      await lw.build({ dockerfile: 'FROM busybox\nRUN --mount=type=secret,id=nope,required cat /run/secrets/nope\n', onEvent });
+    } catch (e) { missing = String(e.message ?? e); }
+    const count = new TextDecoder().decode(await lw.readFile(second.manifestDigest, second.layers[1].digest, 'count'));
+    return { first: first.layers.map((l) => l.digest), second: second.layers.map((l) => l.digest), missing, count, output: output.join('') };
+  }, [MOUNTS, MOUNTS_AGAIN, MOUNT_FILES]);
+  const native = nativeLayers(MOUNTS, 'native/mounts:1', { files: MOUNT_FILES, args: ['--secret', `id=tok,src=${join(tmp, 'tok')}`] });
+  assert.equal(got.first.length, native.length);
+  assert.deepEqual(got.first, native, 'bind, secret and cache mounts give the native layers');
+  assert.equal(got.count, '1\none\n', 'the cache kept what the first build wrote');
+  assert.deepEqual(got.second, nativeLayers(MOUNTS_AGAIN, 'native/mounts:2'), 'the cache mount read again, as natively');
+  assert.match(got.missing ?? '', /Dockerfile:2: secret nope not found/);
+  assert.doesNotMatch(got.output, /s3cret/);
+  assert.deepEqual(errors, []);
+});
+
 test('the guest-side script passes env, workdir and argv through the shell unchanged', () => {
   const req = { env: ["A=it's \"q\" $HOME"], workdir: '/w d', args: ['/bin/sh', '-c', `echo "$A" 'x'`], platform: 'linux/386' };
-  const script = stepScript(req);
-  assert.match(script, /^cd \/\nexec \/bin\/busybox env -i /);
+  const command = stepCommand(req);
+  assert.match(command, /^\/bin\/busybox env -i /);
   // The words after `chroot /mnt`, as the guest's shell splits them.
-  const words = script.trim().split('chroot /mnt ')[1];
+  const words = command.split('chroot /mnt ')[1];
   const argv = execFileSync('sh', ['-c', `printf '%s\\n' ${words}`]).toString().split('\n').slice(0, -1);
   assert.deepEqual(argv, ['/bin/sh', '-c', 'cd "$1" || exit 1; shift; exec "$@"', 'sh', '/w d', ...req.args]);
-  const env = script.split('env -i ')[1].split(' /bin/busybox unshare')[0];
+  const env = command.split('env -i ')[1].split(' /bin/busybox unshare')[0];
   // PATH and HOME are added as the native RUN adds them.
   assert.deepEqual(execFileSync('sh', ['-c', `printf '%s\\n' ${env}`]).toString(),
     `${req.env[0]}\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nHOME=/root\n`);
   // At / the argv runs directly.
-  assert.match(stepScript({ ...req, workdir: '/' }), /chroot \/mnt '\/bin\/sh' '-c' /);
+  assert.match(stepCommand({ ...req, workdir: '/' }), /chroot \/mnt '\/bin\/sh' '-c' /);
+  // The script runs the command through su, whose argument the guest's shell gives back unchanged.
+  const script = stepScript(req);
+  const suArg = script.split('\n').find((l) => l.startsWith('exec su -p -s /bin/sh lw -c ')).slice('exec su -p -s /bin/sh lw -c '.length);
+  assert.equal(execFileSync('sh', ['-c', `printf '%s' ${suArg}`]).toString(), `exec ${command}`);
   assert.equal(unsupported(req), null);
   assert.match(unsupported({ ...req, platform: 'linux/amd64', location: 'Dockerfile:2' }), /^Dockerfile:2: .*layerwright serve/);
   const passwd = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n';
-  const group = 'root:x:0:\nstaff:x:50:nobody\n';
-  assert.deepEqual(resolveUser('nobody', passwd, group), { uid: 65534, gid: 65534, home: '/home' });
-  assert.deepEqual(resolveUser('nobody:staff', passwd, group), { uid: 65534, gid: 50, home: '/home' });
-  assert.deepEqual(resolveUser('1000', passwd, group), { uid: 1000, gid: 0, home: '/' });
-  assert.deepEqual(resolveUser('', passwd, group), { uid: 0, gid: 0, home: '/root' });
+  const group = 'root:x:0:\nstaff:x:50:nobody\nwheel:x:10:root,nobody\nself:x:65534:nobody\n';
+  // Supplementary groups from /etc/group when USER names no group; the primary gid first and once.
+  assert.deepEqual(resolveUser('nobody', passwd, group), { uid: 65534, gid: 65534, groups: [65534, 50, 10], home: '/home' });
+  assert.deepEqual(resolveUser('nobody:staff', passwd, group), { uid: 65534, gid: 50, groups: [50], home: '/home' });
+  assert.deepEqual(resolveUser('1000', passwd, group), { uid: 1000, gid: 0, groups: [0], home: '/' });
+  assert.deepEqual(resolveUser('', passwd, group), { uid: 0, gid: 0, groups: [0, 10], home: '/root' });
   assert.throws(() => resolveUser('ghost', passwd, group), /unable to find user ghost/);
   assert.throws(() => resolveUser('1:ghosts', passwd, group), /unable to find group ghosts/);
-  assert.match(stepScript(req, { uid: 65534, gid: 50, home: '/home' }), /HOME=\/home' \/bin\/busybox unshare -p -f \/bin\/busybox nsenter -r\/mnt -S 65534 -G 50 /);
-  assert.match(unsupported({ ...req, mounts: ['type=cache,target=/c'] }), /--mount=type=cache/);
-  assert.equal(unsupported({ ...req, mounts: ['type=tmpfs,target=/c'] }), null);
+  const user = resolveUser('nobody', passwd, group);
+  assert.match(stepCommand(req, user), /HOME=\/home' \/bin\/busybox unshare -p -f \/bin\/busybox nsenter -r\/mnt -S 65534 '/);
+  // The guest's own passwd and group give su the user's groups (initgroups); the gid is su's user's.
+  const lines = stepScript(req, user).split('\n');
+  assert.ok(lines.includes("echo 'lw:x:0:65534::/:/bin/sh' > /etc/passwd"), lines.join('\n'));
+  assert.ok(lines.includes("printf '%s\\n' 'g50:x:50:lw' 'g10:x:10:lw' > /etc/group"), lines.join('\n'));
+  assert.ok(stepScript(req).split('\n').includes(': > /etc/group'));
+  // A container: its terminal's size, stdin from /dev/null unless interactive.
+  const ctr = containerScript({ args: ['sh'], env: [], workdir: '/', rows: 30, cols: 100 }, user).split('\n');
+  assert.deepEqual(ctr.slice(0, 3), ['cd /', 'stty rows 30 cols 100 2>/dev/null', 'exec < /dev/null']);
+  assert.ok(!containerScript({ args: ['sh'], interactive: true }, user).includes('exec < /dev/null'));
+  assert.equal(unsupported({ ...req, mounts: ['type=cache,target=/c'] }), null);
+});
+
+test('--mount specs in the tab: the native defaults, sources and secrets prepared, errors with the line', () => {
+  // The same cases as native-cli/src/run/mounts.rs's test.
+  assert.deepEqual(parseMount('type=cache,target=/root/.cache,mode=0700'),
+    { type: 'cache', target: '/root/.cache', id: '/root/.cache', readonly: false, sharing: 'shared', mode: 0o700, uid: 0, gid: 0 });
+  assert.equal(parseMount('type=cache,target=/c,sharing=locked,id=x').id, 'x');
+  assert.throws(() => parseMount('type=cache,target=/c,sharing=bogus'), /invalid sharing/);
+  assert.deepEqual(parseMount('type=secret,id=tok,required'),
+    { type: 'secret', id: 'tok', env: null, file: true, required: true, target: '/run/secrets/tok', mode: 0o400, uid: 0, gid: 0 });
+  assert.equal(parseMount('type=secret,id=tok,env=TOKEN').file, false);
+  assert.equal(parseMount('type=secret,id=tok,env=TOKEN,target=/t').file, true);
+  assert.throws(() => parseMount('type=secret,id=tok,mode=9'), /invalid mode/);
+  assert.equal(parseMount('type=tmpfs,target=t', '/w').target, '/w/t');
+  assert.equal(parseMount('source=.,target=src', '/w').target, '/w/src');
+  assert.equal(parseMount('type=bind,target=/s').readonly, true);
+  assert.equal(parseMount('type=bind,target=/s,rw').readonly, false);
+  assert.equal(parseMount('type=bind,dst=/s,readwrite=true').readonly, false);
+  assert.equal(parseMount('type=bind,destination=/s,rw=false').readonly, true);
+  assert.throws(() => parseMount('type=bind,source=x'), /needs target=/);
+  assert.throws(() => parseMount('type=cache'), /needs target=/);
+  // Prepared: sources asked of the 9p server by the mount's index, secrets into files or variables, caches by id.
+  const asked = [];
+  const ctx = {
+    addSource: (name, layers, path) => { asked.push([name, layers, path]); return path === '/gone' ? undefined : 'dir'; },
+    readBlob: (d) => `blob ${d}`, secrets: { tok: 'v1' }, cacheDir: (id) => `/lw-cache/${id.length}`,
+  };
+  const req = {
+    location: 'Dockerfile:3', workdir: '/w', env: ['TOKEN=old', 'A=1'],
+    mounts: ['type=bind,target=src', 'type=secret,id=tok,env=TOKEN', 'type=secret,id=other', 'type=cache,target=/c,id=abc', 'type=ssh'],
+    binds: [{ mount: 0, layers: [{ digest: 'sha256:aa' }], path: '/' }],
+  };
+  const plan = prepareMounts(req, ctx);
+  assert.deepEqual(asked, [['.lw-mount-0', ['blob sha256:aa'], '/']]);
+  assert.deepEqual(plan.env, ['A=1', 'TOKEN=v1']);
+  assert.deepEqual(plan.mounts.map((m) => [m.type, m.target, m.source ?? m.dir ?? null]),
+    [['bind', '/w/src', '/mnt/.lw-mount-0'], ['cache', '/c', '/lw-cache/3']]);
+  assert.throws(() => prepareMounts({ ...req, mounts: ['type=secret,id=missing,required'] }, ctx), /^Error: Dockerfile:3: secret missing not found$/);
+  assert.throws(() => prepareMounts({ ...req, binds: [{ mount: 0, layers: [], path: '/gone' }] }, ctx), /Dockerfile:3: --mount=type=bind,target=src: bind source \/gone does not exist/);
+  assert.throws(() => prepareMounts({ ...req, mounts: ['type=ssh,required'] }, ctx), /no SSH agent/);
+  // The script: a failed mount skips the step (exit 125) and every mount and stub goes again.
+  const script = stepScript({ ...req, args: ['true'] }, { uid: 0, gid: 0, groups: [0], home: '/root' }, plan);
+  assert.match(script, /\[ \$ok = 1 \] && \{ mount -o bind '\/mnt\/\.lw-mount-0' '\/mnt\/w\/src' && mount -o remount,bind,ro '\/mnt\/w\/src'; \} \|\| ok=0/);
+  assert.match(script, /code=125\n\[ \$ok = 1 \] && \{ su /);
+  assert.ok(script.indexOf("umount '/mnt/w/src'") > script.indexOf('code=$?'));
+});
+
+test('run in the tab: the CMD\'s output, an interactive shell, the changes as docker diff, stop', { skip: !!why, timeout: 600000 }, async () => {
+  const { page, errors } = await newPage(browser);
+  page.setDefaultTimeout(300000);
+  await open(page, site.url, '#/play');
+  await typeInEditor(page, 'FROM busybox\nRUN echo built-$((2*3)) > /built\nCMD ["sh", "-c", "cat /built; echo cmd-out-$((40+2)); exit 5"]\n');
+  await page.fill('[data-testid=build-tag]', 'tab/run:1');
+  await page.click('[data-testid=build-button]');
+  await page.waitForSelector('[data-testid=build-summary], [data-testid=build-error]');
+  const err = await page.$('[data-testid=build-error]');
+  if (err) assert.fail('build failed: ' + (await err.textContent()));
+  const screen = () => page.evaluate(() => document.querySelector('[data-testid=run-terminal] .xterm-rows')?.textContent ?? '');
+  // The image's CMD, its output in the terminal and its exit code.
+  const t0 = Date.now();
+  await page.click('[data-testid=run-button]');
+  await page.waitForSelector('[data-testid=run-exit], [data-testid=run-error]');
+  const cmdMs = Date.now() - t0;
+  const cmdErr = await page.$('[data-testid=run-error]');
+  if (cmdErr) assert.fail('run failed: ' + (await cmdErr.textContent()));
+  assert.match(await screen(), /built-6/);
+  assert.match(await screen(), /cmd-out-42/);
+  assert.match(await page.textContent('[data-testid=run-exit]'), /exited with code 5/);
+  // An interactive shell answers typed commands; what it writes is in the container's diff.
+  await page.fill('[data-testid=run-cmd]', 'sh');
+  await page.check('[data-testid=run-interactive]');
+  await page.click('[data-testid=run-button]');
+  // busybox sh's prompt as root: `/ # `.
+  await page.waitForFunction(() => (document.querySelector('[data-testid=run-terminal] .xterm-rows')?.textContent ?? '').includes('/ #'));
+  await page.click('[data-testid=run-terminal]');
+  await page.keyboard.type('echo made > /made-by-shell; rm /built; echo answer-$((6*7))\n');
+  await page.waitForFunction(() => (document.querySelector('[data-testid=run-terminal] .xterm-rows')?.textContent ?? '').includes('answer-42'));
+  await page.keyboard.type('exit 7\n');
+  await page.waitForSelector('[data-testid=run-exit]:has-text("code 7")');
+  const diff = await page.locator('[data-testid=run-diff] li').allTextContents();
+  // (and the shell's history, when it keeps one)
+  assert.deepEqual(diff.filter((l) => !/^[AC] \/root(\/\.ash_history)?$/.test(l)), ['D /built', 'A /made-by-shell'], diff.join(' | '));
+  // The API: a container that ignores SIGTERM is killed after the stop's grace time (docker's 137).
+  const stopped = await page.evaluate(async () => {
+    const c = await window.layerwright.runContainer('tab/run:1', { cmd: ['sleep', '1000'] });
+    setTimeout(() => c.stop(1), 1000);
+    const t = performance.now();
+    const end = await c.done;
+    return { ...end, ms: performance.now() - t };
+  });
+  assert.equal(stopped.exitCode, 137);
+  assert.deepEqual(stopped.diff, []);
+  assert.ok(stopped.ms < 60000, `stop took ${stopped.ms} ms`);
+  console.log(`vm run figures: ${JSON.stringify({ run_cmd_ms: cmdMs, stop_ms: Math.round(stopped.ms) })}`);
+  assert.deepEqual(errors, []);
 });
 
 test("a lesson's RUN variant builds on a static host, in the tab's VM", { skip: !!why, timeout: 600000 }, async () => {

@@ -1,6 +1,7 @@
 // Boots the tab's guest once under node with v86 (www/node_modules/v86) and saves the booted state:
 // `node boot.mjs GUEST_DIR STATE_OUT`. GUEST_DIR holds what `cargo xtask guest` assembled. The 9p device is
-// present (as in the page, so the restored state has it) but unused until a RUN mounts it.
+// present (as in the page, so the restored state has it) but unused until a RUN mounts it; so is the second serial
+// port, the containers' terminal.
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,6 +24,8 @@ const emulator = new V86({
   bzimage: buf('bzImage'),
   initrd: buf('initrd.img'),
   cmdline: readFileSync(join(dir, 'cmdline.txt'), 'utf8'),
+  // The containers' terminal (the tab's `run`): the page restores the state with the same devices.
+  uart1: true,
   filesystem: { handle9p: () => { throw new Error('no 9p request is expected while booting'); } },
   autostart: true,
   disable_keyboard: true,

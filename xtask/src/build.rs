@@ -121,6 +121,7 @@ fn build_site(proxy: Option<String>) -> Result<()> {
         "gzip-worker.js",
         "vm.js",
         "storage.js",
+        "vmmounts.js",
     ] {
         std::fs::copy(root.join("crates/wasm/js").join(f), pkg.join(f))
             .with_context(|| format!("copying crates/wasm/js/{f}"))?;

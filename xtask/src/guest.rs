@@ -296,7 +296,8 @@ pub fn build(out: &Path) -> Result<()> {
     // for a module.
     copy(&v86.join("build/libv86.mjs"), &out.join("libv86.js"))?;
     copy(&v86.join("build/v86.wasm"), &out.join("v86.wasm"))?;
-    let mut key = sha2_hex(&[]);
+    // The boot script sets the devices the saved state has (the page restores it with the same ones).
+    let mut key = sha2_hex(include_bytes!("../guest/boot.mjs"));
     for f in [
         "bzImage",
         "initrd.img",

@@ -131,6 +131,24 @@ pub fn changes(before: &Scan, after: &Scan) -> Vec<(String, Change)> {
     out
 }
 
+/// docker's `diff` lines for a container's writable layer: `A`dded, `C`hanged, `D`eleted, by path (`A /p`),
+/// sorted; the paths are the change set's, so the parents of a change show as changed, as docker shows them.
+pub fn diff_lines(before: &Scan, after: &Scan) -> Vec<String> {
+    let mut out: Vec<(String, char)> = changes(before, after)
+        .into_iter()
+        .map(|(p, c)| {
+            let kind = match c {
+                Change::Whiteout => 'D',
+                Change::Put if before.contains_key(&p) => 'C',
+                Change::Put => 'A',
+            };
+            (format!("/{p}"), kind)
+        })
+        .collect();
+    out.sort();
+    out.into_iter().map(|(p, k)| format!("{k} {p}")).collect()
+}
+
 /// The name an entry has in the layer.
 pub fn layer_name(p: &str, c: &Change) -> String {
     match c {
@@ -314,6 +332,23 @@ mod tests {
                 "d/a",
                 "d/.wh.b",
                 "d/c"
+            ]
+        );
+        assert_eq!(
+            diff_lines(&before, &after),
+            [
+                "C /a",
+                "A /a/new",
+                "D /a/old",
+                "C /b",
+                "D /b/x",
+                "A /b/y",
+                "C /c",
+                "D /c/gone",
+                "C /d",
+                "A /d/a",
+                "D /d/b",
+                "A /d/c"
             ]
         );
     }

@@ -51,6 +51,28 @@ impl NinepSession {
         Ok(NinepSession { inner })
     }
 
+    /// Add a mount source for the guest to bind (a `RUN --mount=type=bind` source, a cache mount's seed): what is
+    /// at `path` in the tree of `layers` (blobs, base first), as the hidden root entry `name`. Answers "dir",
+    /// "file", or undefined when `path` is not there.
+    #[wasm_bindgen(js_name = addSource)]
+    pub fn add_source(
+        &mut self,
+        name: &str,
+        layers: Array,
+        path: &str,
+    ) -> Result<Option<String>, JsValue> {
+        let blobs: Vec<Vec<u8>> = layers
+            .iter()
+            .map(|l| Uint8Array::new(&l).to_vec())
+            .collect();
+        let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+        let dir = self
+            .inner
+            .add_source(name, &refs, path)
+            .map_err(|e| err(format!("the mount source's layers: {e}")))?;
+        Ok(dir.map(|d| if d { "dir" } else { "file" }.to_string()))
+    }
+
     /// Answer one 9P request (a whole message, as v86's `handle9p` passes it).
     pub fn handle(&mut self, req: &[u8]) -> Vec<u8> {
         self.inner.handle(req)
@@ -60,6 +82,12 @@ impl NinepSession {
     #[wasm_bindgen(js_name = readFile)]
     pub fn read_file(&self, path: &str) -> Option<Vec<u8>> {
         self.inner.server.fs.read_file(path).map(<[u8]>::to_vec)
+    }
+
+    /// docker's `diff` lines (`A /path`, `C /path`, `D /path`) for what changed since the session began: a
+    /// container's writable layer, from the same change set RUN layers are written from.
+    pub fn diff(&self) -> Vec<String> {
+        self.inner.diff_lines()
     }
 
     /// The step's layer as `{mediaType, digest, diffId, size, bytes}` (gzip), or null when nothing changed.

@@ -47,6 +47,8 @@ export interface BuildOptions {
   tags?: string[]; noCache?: boolean; compression?: "gzip" | "zstd" | "uncompressed"; compressionLevel?: number;
   onEvent?: (e: BuildEvent) => void;
   executor?: RunExecutor;
+  /** Secrets for `RUN --mount=type=secret,id=ID` in the tab's VM (as `build --secret id=ID,src=FILE`). */
+  secrets?: Record<string, string | Uint8Array>;
   /** Web Workers compressing COPY/ADD layers (default: navigator.hardwareConcurrency, 2 to 4); 0 compresses here. */
   workers?: number;
   /** Compress one gzip member elsewhere; must resolve to what `gzipMember(bytes, level)` returns. Set by `workers`. */
@@ -119,8 +121,28 @@ export function readRemoteFile(ref: string, layer: RemoteLayer, path: string, op
 export function serveExecutor(opts?: { url?: string; token?: string }): RunExecutor;
 /** RUN in the tab's own Linux VM (v86; linux/386 images). The default executor of `build` when none is given. */
 export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
-  stats: { bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[] };
+  stats: {
+    bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[];
+    phases: { root: number; guest: number; layer: number }[];
+  };
+  /** Start downloading and restoring the VM now (build() does, when it will need it). */
+  prepare(): void;
+  /** This executor with a build's secrets for `RUN --mount=type=secret` (build() does this for `secrets`). */
+  withSecrets(secrets: Record<string, string | Uint8Array>): RunExecutor;
 };
+/** A container in the tab's VM (`docker run -t [-i] --rm`, linux/386 images). */
+export interface VmContainer {
+  /** Type into the container's terminal. */
+  write(data: string | Uint8Array): void;
+  /** docker stop: SIGTERM to the first process, SIGKILL to all after `seconds` (default 3). */
+  stop(seconds?: number): void;
+  /** The exit code and docker's `diff` lines (`A /p`, `C /p`, `D /p`) of the container's writable layer. */
+  done: Promise<{ exitCode: number; diff: string[] }>;
+}
+export function runContainer(ref: string, opts?: {
+  cmd?: string[]; entrypoint?: string[]; env?: string[]; workdir?: string; user?: string; interactive?: boolean;
+  rows?: number; cols?: number; onOutput?: (bytes: Uint8Array) => void;
+}): Promise<VmContainer>;
 export const storage: { usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void> };
 /** The module's version; null until init() resolves. */
 export let version: string | null;
@@ -129,7 +151,7 @@ declare const api: {
   normalizeReference: typeof normalizeReference; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
-  readFile: typeof readFile; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
+  readFile: typeof readFile; runContainer: typeof runContainer; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
   scanRemoteLayer: typeof scanRemoteLayer; readRemoteFile: typeof readRemoteFile;
   serveExecutor: typeof serveExecutor; vmExecutor: typeof vmExecutor; storage: typeof storage; version: typeof version;
   contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;

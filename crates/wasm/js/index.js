@@ -213,8 +213,13 @@ export async function build(opts) {
   // shipped busybox image when the Dockerfile names `busybox` and the tab has none.
   if (o?.executor === undefined && /^\s*RUN\b/im.test(o?.dockerfile ?? "")) {
     o = { ...o, executor: vmExecutor(), platform: o.platform ?? "linux/386" };
+    // The VM downloads and restores while the base image loads and the steps before the first RUN run.
+    if (o.platform === "linux/386") o.executor.prepare();
     await shippedBusybox(o.dockerfile);
   } else if (o?.executor === null) o = { ...o, executor: undefined };
+  // The build's secrets (id → string or bytes) for `RUN --mount=type=secret`, given to the tab's VM only; they never
+  // reach a layer, the cache keys or the log.
+  if (o?.secrets && typeof o.executor?.withSecrets === "function") o = { ...o, executor: o.executor.withSecrets(o.secrets) };
   // Context Blobs stay in the browser when the layer is compressed on the workers (gzip): they are read a block at
   // a time as the layer is written, and their digests (the cache key) are taken here, four files at a time.
   if (o.compressMember && (o.compression ?? "gzip") === "gzip" && o.files && !o.contextDigests) {
@@ -269,6 +274,67 @@ export function vmExecutor(opts) {
   tabVm ??= makeVmExecutor();
   return tabVm;
 }
+/** A stored blob's bytes, as JSON when `json`. */
+function blob(digest, json) {
+  const bytes = core.persistBlob(digest);
+  return json ? JSON.parse(new TextDecoder().decode(bytes)) : bytes;
+}
+
+/** The linux/386 manifest and config of `ref` (a name in the tab's store, or a manifest or index digest). */
+function vmImage(ref) {
+  let digest = ref;
+  if (!/^sha256:[0-9a-f]{64}$/.test(ref)) {
+    const name = core.normalizeReference(ref);
+    digest = core.images().find((i) => i.name === name)?.digest;
+    if (!digest) throw new Error(`runContainer: no image ${ref} in the tab's store`);
+  }
+  let manifest = blob(digest, true);
+  if (Array.isArray(manifest.manifests)) {
+    const m = manifest.manifests.find((d) => d.platform?.os === "linux" && d.platform?.architecture === "386");
+    if (!m) throw new Error(`runContainer: ${ref} has no linux/386 image, and the tab's VM runs linux/386 only: run it with \`layerwright serve\``);
+    manifest = blob(m.digest, true);
+  }
+  const config = blob(manifest.config.digest, true);
+  if (config.os !== "linux" || config.architecture !== "386") {
+    throw new Error(`runContainer: ${ref} is ${config.os}/${config.architecture}, and the tab's VM runs linux/386 only: run it with \`layerwright serve\``);
+  }
+  return { manifest, config };
+}
+
+/**
+ * `docker run -t [-i] --rm` in the tab's VM (linux/386 images): `ref` is a name in the tab's store or the
+ * manifest digest a build returned; opts: `cmd` (replaces CMD), `entrypoint` (replaces ENTRYPOINT and drops CMD,
+ * as docker does), `env` (`K=V` added to the image's), `workdir`, `user`, `interactive` (stdin from the
+ * terminal), `rows`, `cols`, `onOutput(bytes)`. Returns `{write(data), stop(seconds), done}`; `done` resolves to
+ * `{exitCode, diff}`, `diff` being docker's `diff` lines for the container's writable layer.
+ */
+export async function runContainer(ref, opts = {}) {
+  await init();
+  const { manifest, config } = vmImage(ref);
+  const c = config.config ?? {};
+  const entrypoint = opts.entrypoint ?? c.Entrypoint ?? [];
+  const cmd = opts.cmd?.length ? opts.cmd : opts.entrypoint ? [] : (c.Cmd ?? []);
+  const args = [...entrypoint, ...cmd];
+  if (!args.length) throw new Error("runContainer: no command specified (the image has no ENTRYPOINT or CMD)");
+  const env = [...(c.Env ?? [])];
+  for (const kv of [...(opts.env ?? []), "TERM=xterm"]) {
+    const k = kv.split("=")[0];
+    const i = env.findIndex((e) => e.split("=")[0] === k);
+    // TERM only when neither the image nor the caller set it (docker's -t).
+    if (i < 0) env.push(kv);
+    else if (kv !== "TERM=xterm") env[i] = kv;
+  }
+  return vmExecutor().run({
+    layers: manifest.layers.map((l) => blob(l.digest, false)),
+    args, env,
+    workdir: opts.workdir || c.WorkingDir || "/",
+    user: opts.user ?? c.User ?? "",
+    interactive: !!opts.interactive,
+    rows: opts.rows, cols: opts.cols,
+    onOutput: opts.onOutput,
+  });
+}
+
 export async function images() { await init(); return core.images(); }
 export async function exportTarball(ref, opts) {
   await init();
@@ -404,7 +470,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, runContainer, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

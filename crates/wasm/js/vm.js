@@ -4,17 +4,17 @@
 // back the same way; the step's layer is written by the core exactly as the native RUN writes it.
 // Only linux/386 images run here (v86 emulates a 32-bit x86); nothing is loaded until the first step needs it.
 
-const MARKER = "lw-exit ";
+import { base64, mountLines, prepareMounts, quote } from "./vmmounts.js";
 
-/** Single-quote a word for the guest's shell. */
-const quote = (s) => "'" + String(s).replaceAll("'", "'\\''") + "'";
+const MARKER = "lw-exit ";
 
 /** `/etc/passwd` or `/etc/group` as rows of fields. */
 const table = (text) => (text ?? "").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
 
 /**
  * USER as the native RUN resolves it (`native-cli/src/run/spec.rs`) from the image's `/etc/passwd` and
- * `/etc/group`: `{uid, gid, home}`. Supplementary groups are not set in the VM (the step has the primary group only).
+ * `/etc/group`: `{uid, gid, groups, home}`. `groups` are the supplementary groups, the primary gid first (as
+ * BuildKit lists it); the groups naming the user are added only when USER names no group.
  */
 export function resolveUser(user, passwdText, groupText) {
   const passwd = table(passwdText);
@@ -27,6 +27,7 @@ export function resolveUser(user, passwdText, groupText) {
   if (entry) [uid, gid, home] = [Number(entry[2]) || 0, Number(entry[3]) || 0, entry[5] ?? "/"];
   else if (numeric) [uid, gid, home] = [Number(u), 0, "/"];
   else throw new Error(`unable to find user ${u}: no matching entries in passwd file`);
+  const groups = [];
   if (g !== null) {
     if (/^\d+$/.test(g)) gid = Number(g);
     else {
@@ -34,15 +35,36 @@ export function resolveUser(user, passwdText, groupText) {
       if (!row) throw new Error(`unable to find group ${g}: no matching entries in group file`);
       gid = Number(row[2]) || 0;
     }
+  } else if (entry) {
+    for (const f of group) {
+      const n = Number(f[2]);
+      if (f.length >= 4 && f[3].split(",").includes(entry[0]) && /^\d+$/.test(f[2]) && n !== gid && !groups.includes(n)) groups.push(n);
+    }
   }
-  return { uid, gid, home };
+  return { uid, gid, groups: [gid, ...groups], home };
 }
 
 /**
- * The guest-side script of one step: a clean environment (PATH and HOME as the native RUN adds them), the stage
- * root as `/`, the user, the working directory, the args.
+ * The guest-side lines that give the step its groups: busybox `su` (run as root, for a user of uid 0 named `lw`)
+ * sets the supplementary groups with initgroups() from the guest's own /etc/group, which these lines write, and
+ * the primary gid, and stays root; the step's uid is set after the chroot. (busybox's nsenter and setpriv can
+ * only clear the supplementary groups.)
  */
-export function stepScript(req, user = { uid: 0, gid: 0, home: "/root" }) {
+function identity(user) {
+  const extra = (user.groups ?? [user.gid]).filter((g) => g !== user.gid);
+  return [
+    "mkdir -p /etc",
+    `echo 'lw:x:0:${user.gid}::/:/bin/sh' > /etc/passwd`,
+    extra.length ? `printf '%s\\n' ${extra.map((g) => quote(`g${g}:x:${g}:lw`)).join(" ")} > /etc/group` : ": > /etc/group",
+  ];
+}
+
+/**
+ * The step's command in the guest: a clean environment (PATH and HOME as the native RUN adds them), a PID
+ * namespace of its own, the stage root as `/`, the user's uid (the groups are set around it, see
+ * [stepScript]), the working directory, the args.
+ */
+export function stepCommand(req, user = { uid: 0, gid: 0, home: "/root" }) {
   const vars = [...(req.env ?? [])];
   if (!vars.some((e) => e.startsWith("PATH="))) vars.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   if (!vars.some((e) => e.startsWith("HOME="))) vars.push(`HOME=${user.home}`);
@@ -52,56 +74,25 @@ export function stepScript(req, user = { uid: 0, gid: 0, home: "/root" }) {
     ? req.args.map(quote).join(" ")
     // The image's shell changes into the directory (the guest's chroot always starts at /).
     : ["/bin/sh", "-c", 'cd "$1" || exit 1; shift; exec "$@"', "sh", workdir, ...req.args].map(quote).join(" ");
-  // nsenter changes root, then drops to the user (numeric ids: the guest has no passwd of its own; the
-  // supplementary groups are cleared).
-  const enter = user.uid === 0 && user.gid === 0 ? "chroot /mnt" : `nsenter -r/mnt -S ${user.uid} -G ${user.gid}`;
+  // nsenter changes root, then drops to the user's uid (numeric: the guest has no passwd of the image's); without
+  // -G it keeps the groups su set.
+  const enter = user.uid === 0 ? "chroot /mnt" : `nsenter -r/mnt -S ${user.uid}`;
   // A PID namespace of its own, as runc gives a step: when the step's first process ends, the kernel ends every
   // process it left behind, so none keeps the root busy.
-  const step = `/bin/busybox env -i ${env} /bin/busybox unshare -p -f /bin/busybox ${enter} ${run}`;
-  const tmpfs = (req.mounts ?? []).map(mountSpec).filter((m) => m.type === "tmpfs");
-  const files = req.files ?? [];
-  if (!tmpfs.length && !files.length) return `cd /\nexec ${step}\n`;
-  // Mount points the image lacks are made for the step and removed after it (as the native RUN removes the stubs
-  // runc makes), so they never reach the layer.
-  const before = [];
-  const after = [];
-  let n = 0;
-  const abs = (p) => (p.startsWith("/") ? p : `${workdir.replace(/\/+$/, "")}/${p}`);
-  const mountPoint = (target, file) => {
-    const parts = target.split("/").filter((p) => p && p !== ".");
-    let path = "/mnt";
-    parts.forEach((part, i) => {
-      path += `/${part}`;
-      const v = `m${n++}`;
-      const make = file && i === parts.length - 1 ? [`: > ${quote(path)}`, "rm -f"] : [`mkdir ${quote(path)}`, "rmdir"];
-      before.push(`${v}=0; [ -e ${quote(path)} ] || { ${make[0]} && ${v}=1; }`);
-      after.unshift(`[ $${v} = 1 ] && ${make[1]} ${quote(path)}`);
-    });
-    return path;
-  };
-  for (const m of tmpfs) {
-    const path = mountPoint(abs(m.target), false);
-    before.push(`mount -t tmpfs -o nosuid,nodev${m.size ? `,size=${m.size}` : ""} tmpfs ${quote(path)} || exit 125`);
-    after.unshift(`umount ${quote(path)}`);
-  }
-  // Heredoc scripts (`RUN <<EOF` with #!): the bytes in the guest's memory, bound read-only over a stub.
-  files.forEach((f, i) => {
-    const src = `/tmp/lw-file-${i}`;
-    before.push(`echo ${quote(f.data)} | base64 -d > ${src} && chmod 755 ${src} || exit 125`);
-    const path = mountPoint(abs(f.path), true);
-    before.push(`mount -o bind ${src} ${quote(path)} && mount -o remount,ro,bind ${quote(path)} || exit 125`);
-    after.unshift(`umount ${quote(path)}`);
-  });
-  return ["cd /", ...before, step, "code=$?", ...after, "exit $code", ""].join("\n");
+  return `/bin/busybox env -i ${env} /bin/busybox unshare -p -f /bin/busybox ${enter} ${run}`;
 }
 
-/** The keys of a `--mount=` value (type defaults to bind; `target`, `dst`, `destination` are the target). */
-function mountSpec(spec) {
-  const kv = Object.fromEntries(String(spec).split(",").map((p) => {
-    const i = p.indexOf("=");
-    return i < 0 ? [p.trim(), "true"] : [p.slice(0, i).trim(), p.slice(i + 1).trim()];
-  }));
-  return { type: kv.type ?? "bind", target: kv.target ?? kv.dst ?? kv.destination ?? "", size: kv.size ?? null };
+/**
+ * The guest-side script of one step: its groups ([identity]), its mounts (`plan`, from [prepareMounts]; by default
+ * the request's mounts with no sources, secrets or caches), then [stepCommand] with the plan's environment.
+ */
+export function stepScript(req, user = { uid: 0, gid: 0, groups: [0], home: "/root" }, plan = null) {
+  const { mounts, env } = plan ?? prepareMounts(req, { addSource: () => undefined, readBlob: () => null, cacheDir: () => null });
+  const step = `su -p -s /bin/sh lw -c ${quote(`exec ${stepCommand({ ...req, env }, user)}`)}`;
+  const files = req.files ?? [];
+  if (!mounts.length && !files.length) return ["cd /", ...identity(user), `exec ${step}`, ""].join("\n");
+  const { before, after } = mountLines(mounts, files, req.workdir || "/");
+  return ["cd /", ...identity(user), ...before, "code=125", `[ $ok = 1 ] && { ${step}; code=$?; }`, ...after, "exit $code", ""].join("\n");
 }
 
 /**
@@ -133,29 +124,49 @@ export function unsupported(req) {
   if (req.platform && req.platform !== "linux/386") {
     return `${where}RUN for ${req.platform} needs \`layerwright serve\`: the tab's VM runs linux/386 steps only (build with platform linux/386 on a linux/386 image)`;
   }
-  for (const m of req.mounts ?? []) {
-    const type = mountSpec(m).type;
-    if (type !== "tmpfs") {
-      return `${where}RUN --mount=type=${type} is not supported in the tab's VM yet (tmpfs is); use \`layerwright serve\``;
-    }
-  }
   return null;
+}
+
+/** base64 of a string's UTF-8 bytes (the guest reads one line per request). */
+const b64 = (text) => base64(new TextEncoder().encode(text));
+
+/**
+ * The guest-side script of a container (the tab's `run`): the same user, environment and root as a step, on the
+ * guest's second serial port, which is a terminal (as `-t`): its size set, stdin from it only when interactive
+ * (`-i`), `/dev/null` otherwise.
+ */
+export function containerScript(spec, user) {
+  const setup = [`stty rows ${spec.rows ?? 24} cols ${spec.cols ?? 80} 2>/dev/null`];
+  if (!spec.interactive) setup.push("exec < /dev/null");
+  const script = stepScript({ args: spec.args, env: spec.env, workdir: spec.workdir }, user);
+  return script.replace("cd /\n", ["cd /", ...setup, ""].join("\n"));
 }
 
 /**
  * A RUN executor for `build({executor})` that runs steps in the tab. The 9p server is the wasm module
  * `lw_guest.js` beside this file, loaded with the VM; `guestUrl`: where the guest files are (default: `../guest/`
  * next to this module). `stats` records what it cost: `bytes` downloaded, `startMs` (download + restore),
- * `restoreMs` (v86 set up with the saved state until it runs), `stepsMs` per step.
+ * `restoreMs` (v86 set up with the saved state until it runs), `stepsMs` per step and its `phases` (`root`: the
+ * stage root made from the layers, `guest`: the request until the guest's answer, `layer`: the layer written).
+ * `executor.run(spec)` runs a container in the same VM.
  */
 export function makeVmExecutor({ guestUrl } = {}) {
   const base = new URL(guestUrl ?? new URL("../guest/", import.meta.url));
-  const stats = { bytes: 0, startMs: null, restoreMs: null, stepsMs: [] };
+  const stats = { bytes: 0, startMs: null, restoreMs: null, stepsMs: [], phases: [] };
   let vm = null;
   let session = null;
+  // Bytes from the console (serial port 0: requests' answers) and from the terminal (port 1: containers).
   let listener = null;
+  let ttyListener = null;
   let seq = 0;
   let core = null;
+  // The guest serves one root at a time: steps and containers take turns.
+  let turn = Promise.resolve();
+  const exclusive = (fn) => {
+    const r = turn.then(fn, fn);
+    turn = r.catch(() => {});
+    return r;
+  };
 
   const fetchBytes = async (f, from = base) => {
     const r = await fetch(new URL(f, from));
@@ -184,6 +195,8 @@ export function makeVmExecutor({ guestUrl } = {}) {
       bios: { buffer: bios },
       vga_bios: { buffer: vga },
       initial_state: { buffer: state },
+      // The second serial port is the containers' terminal (the saved state has it: xtask/guest/boot.mjs).
+      uart1: true,
       filesystem: {
         handle9p: (req, reply) => {
           // Between steps nothing is mounted; answer a stray request with Rlerror EIO rather than leave it hanging.
@@ -198,6 +211,7 @@ export function makeVmExecutor({ guestUrl } = {}) {
     });
     await new Promise((resolve) => emulator.add_listener("emulator-loaded", resolve));
     emulator.add_listener("serial0-output-byte", (b) => listener?.(b));
+    emulator.add_listener("serial1-output-byte", (b) => ttyListener?.(b));
     // v86 fetched these itself; the cache gets its own copies.
     for (const f of ["libv86.js", "v86.wasm"]) keepUrl(new URL(f, base).href);
     keepUrl(new URL("./lw_guest.js", import.meta.url).href);
@@ -206,49 +220,156 @@ export function makeVmExecutor({ guestUrl } = {}) {
     return emulator;
   };
 
-  const executor = async (req, io) => {
-    const why = unsupported(req);
-    if (why) throw new Error(why);
-    vm ??= start();
-    const emulator = await vm;
-    const t0 = performance.now();
-    const layers = (req.layers ?? []).map((l) => io.readBlob(l.digest));
+  /** The stage root from `layers` (blobs), and the user as the image's passwd and group name it. */
+  const open = (layers, userName, location) => {
     session = new core.NinepSession(layers, Math.floor(Date.now() / 1000));
+    const text = (p) => { const b = session.readFile(p); return b ? new TextDecoder().decode(b) : ""; };
     try {
-      const text = (p) => { const b = session.readFile(p); return b ? new TextDecoder().decode(b) : ""; };
-      let user;
-      try { user = resolveUser(req.user, text("/etc/passwd"), text("/etc/group")); } catch (e) {
-        throw new Error(`${req.location ? req.location + ": " : ""}USER ${req.user}: ${e.message}`);
-      }
-      const id = `${++seq}-${Math.random().toString(36).slice(2, 8)}`;
-      const code = await new Promise((resolve) => {
-        const dec = new TextDecoder();
-        let text = "";
-        const end = new RegExp(`${MARKER}${id} (\\d+)\\n`);
-        listener = (b) => {
-          text += dec.decode(new Uint8Array([b]), { stream: true });
-          const m = end.exec(text);
-          if (m) {
-            if (m.index) io.output(text.slice(0, m.index));
-            listener = null;
-            resolve(Number(m[1]));
-          } else if (b === 10 && !text.includes(MARKER + id)) {
-            io.output(text);
-            text = "";
-          }
-        };
-        const script = btoa(String.fromCharCode(...new TextEncoder().encode(stepScript(req, user))));
-        emulator.serial0_send(`run ${id} ${script}\n`);
-      });
-      stats.stepsMs.push(Math.round(performance.now() - t0));
-      if (code !== 0) return { exitCode: code };
-      const layer = session.layer(req.sourceDateEpoch ?? undefined);
-      return { exitCode: 0, layer };
-    } finally {
+      return resolveUser(userName, text("/etc/passwd"), text("/etc/group"));
+    } catch (e) {
       session.free();
       session = null;
+      throw new Error(`${location ? location + ": " : ""}USER ${userName}: ${e.message}`);
     }
   };
+
+  /**
+   * Send `line` to the guest's console and resolve with the exit code of request `id`; console text before the
+   * answer goes to `output` a line at a time.
+   */
+  const request = (emulator, id, line, output) => new Promise((resolve) => {
+    const dec = new TextDecoder();
+    let text = "";
+    const end = new RegExp(`${MARKER}${id} (\\d+)\\n`);
+    listener = (b) => {
+      text += dec.decode(new Uint8Array([b]), { stream: true });
+      const m = end.exec(text);
+      if (m) {
+        if (m.index) output(text.slice(0, m.index));
+        listener = null;
+        resolve(Number(m[1]));
+      } else if (b === 10 && !text.includes(MARKER + id)) {
+        output(text);
+        text = "";
+      }
+    };
+    emulator.serial0_send(line);
+  });
+
+  // Cache mounts' directories in the guest's memory, one per cache id (kept while the VM lives: between builds).
+  const caches = new Map();
+  const cacheDir = (id) => {
+    if (!caches.has(id)) caches.set(id, `/lw-cache/${caches.size + 1}`);
+    return caches.get(id);
+  };
+
+  /** Run one step; `secrets`: the build's secrets (id → string or bytes) for `--mount=type=secret`. */
+  const executor = (req, io, secrets = {}) => {
+    const why = unsupported(req);
+    if (why) return Promise.reject(new Error(why));
+    return exclusive(async () => {
+      vm ??= start();
+      const emulator = await vm;
+      const t0 = performance.now();
+      const user = open((req.layers ?? []).map((l) => io.readBlob(l.digest)), req.user, req.location);
+      try {
+        const plan = prepareMounts(req, {
+          addSource: (name, layers, path) => session.addSource(name, layers, path),
+          readBlob: io.readBlob, secrets, cacheDir,
+        });
+        const id = `${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+        const t1 = performance.now();
+        const code = await request(emulator, id, `run ${id} ${b64(stepScript(req, user, plan))}\n`, io.output);
+        const t2 = performance.now();
+        const layer = code === 0 ? session.layer(req.sourceDateEpoch ?? undefined) : null;
+        const t3 = performance.now();
+        stats.stepsMs.push(Math.round(t3 - t0));
+        stats.phases.push({ root: Math.round(t1 - t0), guest: Math.round(t2 - t1), layer: Math.round(t3 - t2) });
+        if (code !== 0) return { exitCode: code };
+        return { exitCode: 0, layer };
+      } finally {
+        session.free();
+        session = null;
+      }
+    });
+  };
+
+  /**
+   * A container in the tab (`run -t`, with `-i` when `spec.interactive`): `spec.layers` (the image's layer blobs,
+   * base first), `args` (ENTRYPOINT + CMD), `env`, `workdir`, `user`, `rows`, `cols`; `spec.onOutput(bytes)`
+   * gets the terminal's output. Returns `{write(data), stop(seconds), done}`: `write` types into the terminal,
+   * `stop` is `docker stop` (SIGTERM to the first process, SIGKILL to all after `seconds`, default 3), `done`
+   * resolves with `{exitCode, diff}` (docker's diff lines for the container's writable layer, written from the
+   * same change set as RUN layers), after which the container is gone (as `run --rm`).
+   */
+  executor.run = (spec) => {
+    let emulator = null;
+    let id = null;
+    const typed = [];
+    const send = (data) => {
+      const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+      if (emulator && id) emulator.serial_send_bytes(1, bytes);
+      else typed.push(bytes);
+    };
+    let stopAfter = null;
+    const done = exclusive(async () => {
+      vm ??= start();
+      emulator = await vm;
+      const user = open(spec.layers, spec.user ?? "", null);
+      // The terminal's bytes, batched per task (v86 reports them one at a time).
+      let pending = [];
+      const flush = () => {
+        const out = Uint8Array.from(pending);
+        pending = [];
+        if (out.length) spec.onOutput?.(out);
+      };
+      ttyListener = (b) => {
+        if (!pending.length) setTimeout(flush, 0);
+        pending.push(b);
+      };
+      try {
+        id = `c${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+        const answer = request(emulator, id, `ctr ${id} ${b64(containerScript(spec, user))}\n`,
+          (t) => spec.onOutput?.(new TextEncoder().encode(t)));
+        for (const b of typed.splice(0)) emulator.serial_send_bytes(1, b);
+        if (stopAfter !== null) handle.stop(stopAfter);
+        const exitCode = await answer;
+        flush();
+        return { exitCode, diff: session.diff() };
+      } finally {
+        ttyListener = null;
+        id = null;
+        session.free();
+        session = null;
+      }
+    });
+    const handle = {
+      write: send,
+      stop(seconds = 3) {
+        const t = Math.max(0, Math.floor(seconds));
+        if (!(emulator && id)) { stopAfter = t; return; }
+        // Again until it has ended: a stop that reaches the guest before the container's first process exists
+        // finds nothing to signal.
+        const target = id;
+        const again = () => {
+          if (id !== target) return;
+          emulator.serial0_send(`stop ${target} ${t}\n`);
+          setTimeout(again, (t + 2) * 1000);
+        };
+        again();
+      },
+      done,
+    };
+    return handle;
+  };
+  /** Start downloading and restoring the VM now (a build that will need it calls this first, so the VM starts
+   * while the base image loads and the steps before the first RUN run). */
+  executor.prepare = () => {
+    vm ??= start();
+    vm.catch(() => {}); // reported by the step that awaits it
+  };
+  /** This executor with the build's secrets (`build({secrets})`). */
+  executor.withSecrets = (secrets) => Object.assign((req, io) => executor(req, io, secrets), { stats, prepare: executor.prepare });
   executor.stats = stats;
   return executor;
 }

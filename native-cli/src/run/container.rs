@@ -524,19 +524,9 @@ pub fn change_scans(
     Ok((rootfs, guard, before, after))
 }
 
-/// docker's `diff` lines: `A`dded, `C`hanged, `D`eleted, by path.
+/// docker's `diff` lines (the change set's, shared with the tab's VM containers).
 pub fn diff_lines(before: &diff::Scan, after: &diff::Scan) -> Vec<String> {
-    let mut out: Vec<(String, char)> = Vec::new();
-    for (p, c) in diff::changes(before, after) {
-        let kind = match c {
-            diff::Change::Whiteout => 'D',
-            diff::Change::Put if before.contains_key(&p) => 'C',
-            diff::Change::Put => 'A',
-        };
-        out.push((format!("/{p}"), kind));
-    }
-    out.sort();
-    out.into_iter().map(|(p, k)| format!("{k} {p}")).collect()
+    lw_layer::diff::diff_lines(before, after)
 }
 
 #[cfg(test)]

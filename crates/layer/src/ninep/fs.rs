@@ -2,7 +2,7 @@
 //! place by the guest (file contents are shared with the base until written: copy-on-write per file), and scanned
 //! into the same metadata the native RUN compares, so the step's layer comes out of [`crate::diff`] unchanged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -113,6 +113,9 @@ pub struct MemFs {
     /// The time changes are stamped with: the host's clock at the step's start, then one nanosecond more per
     /// change, so every change is visible to the scan even within one second.
     clock: (i64, i64),
+    /// Names in the root that hold the step's mount sources ([`MemFs::graft_hidden`]): the guest binds them over
+    /// their targets; they are neither listed nor scanned, so they never reach the layer.
+    hidden: BTreeSet<String>,
 }
 
 impl MemFs {
@@ -124,6 +127,7 @@ impl MemFs {
             nodes,
             next: ROOT + 1,
             clock: (now, 0),
+            hidden: BTreeSet::new(),
         }
     }
 
@@ -209,6 +213,65 @@ impl MemFs {
         };
         by_path.insert(path.to_string(), ino);
         ino
+    }
+
+    /// Copy what is at `path` in `other` (a bind mount's source: a directory with everything under it, or one
+    /// entry) into the root as `name`, hidden ([`MemFs::is_hidden`]). Hard links inside the copy stay links.
+    /// `false` when `path` is not in `other` (no symlinks are followed).
+    pub fn graft_hidden(&mut self, name: &str, other: &MemFs, path: &str) -> Result<bool, Error> {
+        let Some(from) = other.resolve(path) else {
+            return Ok(false);
+        };
+        check_name(name).map_err(|_| Error::Unsupported {
+            path: name.to_string(),
+            reason: "not a name for a mount source".into(),
+        })?;
+        if self.lookup(ROOT, name).is_some() {
+            return Err(Error::Duplicate(name.to_string()));
+        }
+        let mut map: HashMap<Ino, Ino> = HashMap::new();
+        let top = self.copy_node(other, from, ROOT, &mut map);
+        self.children(ROOT)
+            .expect("the root is a directory")
+            .insert(name.to_string(), top);
+        if self.nodes[&top].is_dir() {
+            self.nodes.get_mut(&ROOT).expect("root").nlink += 1;
+        }
+        self.hidden.insert(name.to_string());
+        Ok(true)
+    }
+
+    fn copy_node(
+        &mut self,
+        other: &MemFs,
+        ino: Ino,
+        parent: Ino,
+        map: &mut HashMap<Ino, Ino>,
+    ) -> Ino {
+        if let Some(&done) = map.get(&ino) {
+            return done;
+        }
+        let new = self.next;
+        self.next += 1;
+        map.insert(ino, new);
+        let mut node = other.nodes[&ino].clone();
+        if let Kind::Dir(children) = &node.kind {
+            node.parent = parent;
+            let children: Vec<(String, Ino)> =
+                children.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let copied = children
+                .into_iter()
+                .map(|(k, c)| (k, self.copy_node(other, c, new, map)))
+                .collect();
+            node.kind = Kind::Dir(copied);
+        }
+        self.nodes.insert(new, node);
+        new
+    }
+
+    /// Whether `name` in `dir` is a hidden mount source.
+    pub fn is_hidden(&self, dir: Ino, name: &str) -> bool {
+        dir == ROOT && self.hidden.contains(name)
     }
 
     /// Set the clock (seconds since the epoch) changes are stamped with from now on.
@@ -450,8 +513,9 @@ impl MemFs {
         };
         for (name, &ino) in children {
             let n = &self.nodes[&ino];
-            if n.ifmt() == S_IFSOCK {
-                // Sockets are not part of an image (as the native scan skips them).
+            if n.ifmt() == S_IFSOCK || self.is_hidden(dir, name) {
+                // Sockets are not part of an image (as the native scan skips them); mount sources are not the
+                // step's.
                 continue;
             }
             let path = if rel.is_empty() {

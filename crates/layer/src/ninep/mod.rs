@@ -25,12 +25,25 @@ impl Session {
     /// The stage root stacked from `layers` (compressed or plain tars, base first); `now` (seconds since the
     /// epoch) stamps the step's changes.
     pub fn from_layers(layers: &[&[u8]], now: i64) -> Result<Session, Error> {
-        let mut tree = FileTree::with_data(fs::MAX_FILE);
-        for (i, l) in layers.iter().enumerate() {
-            let plain = crate::compress::decoder(*l, crate::compress::sniff(l))?;
-            tree.apply_layer(i, plain)?;
+        Ok(Session::new(MemFs::from_tree(&stack(layers)?, now)?))
+    }
+
+    /// Add a mount source for the guest to bind: what is at `path` in the tree stacked from `layers` (a bind
+    /// mount's source from the context or another stage), as the hidden root entry `name`. `None` when `path` is
+    /// not there; else whether it is a directory. Writes to it are never part of the layer.
+    pub fn add_source(
+        &mut self,
+        name: &str,
+        layers: &[&[u8]],
+        path: &str,
+    ) -> Result<Option<bool>, Error> {
+        let source = MemFs::from_tree(&stack(layers)?, 0)?;
+        let fs = &mut self.server.fs;
+        if !fs.graft_hidden(name, &source, path)? {
+            return Ok(None);
         }
-        Ok(Session::new(MemFs::from_tree(&tree, now)?))
+        let ino = fs.lookup(fs::ROOT, name).expect("grafted");
+        Ok(Some(fs.node(ino).is_some_and(|n| n.is_dir())))
     }
 
     pub fn new(fs: MemFs) -> Session {
@@ -43,6 +56,12 @@ impl Session {
     /// Answer one 9P request.
     pub fn handle(&mut self, req: &[u8]) -> Vec<u8> {
         self.server.handle(req)
+    }
+
+    /// docker's `diff` lines for what changed since the session began (a container's writable layer), from the
+    /// same change set as [`Session::layer`].
+    pub fn diff_lines(&self) -> Vec<String> {
+        diff::diff_lines(&self.before, &self.server.fs.scan())
     }
 
     /// The step's changes as a layer blob (`None` when nothing changed); `epoch` clamps mtimes.
@@ -62,6 +81,16 @@ impl Session {
         diff::write_changes(&mut lw, &list, &after, epoch, fs)?;
         Ok(Some(lw.finish()?))
     }
+}
+
+/// The tree of a stack of layers (compressed or plain tars, base first), with file data.
+fn stack(layers: &[&[u8]]) -> Result<FileTree, Error> {
+    let mut tree = FileTree::with_data(fs::MAX_FILE);
+    for (i, l) in layers.iter().enumerate() {
+        let plain = crate::compress::decoder(*l, crate::compress::sniff(l))?;
+        tree.apply_layer(i, plain)?;
+    }
+    Ok(tree)
 }
 
 #[cfg(test)]

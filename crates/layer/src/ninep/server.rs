@@ -285,7 +285,12 @@ impl Server {
         let node = self.fs.node(ino).ok_or(EBADF)?;
         if let Kind::Dir(children) = &node.kind {
             let mut list = vec![(".".to_string(), ino), ("..".to_string(), node.parent)];
-            list.extend(children.iter().map(|(k, v)| (k.clone(), *v)));
+            list.extend(
+                children
+                    .iter()
+                    .filter(|(k, _)| !self.fs.is_hidden(ino, k))
+                    .map(|(k, v)| (k.clone(), *v)),
+            );
             self.fids.get_mut(&fid).expect("checked").listing = Some(list);
         } else if flags & O_TRUNC != 0 && matches!(node.kind, Kind::File(_)) {
             self.fs.set_size(ino, 0)?;

@@ -128,6 +128,8 @@ fn echo_and_rm_make_the_native_change_set() {
     c.ok(76, |w| {
         w.u32(2).str("true").u32(0);
     });
+    // A container's view of the same changes: docker's diff lines.
+    assert_eq!(c.s.diff_lines(), ["C /bin", "D /bin/true", "A /x"]);
     let l = c.layer();
     assert_eq!(names(&l), ["bin", "bin/.wh.true", "x"]);
     assert_eq!((l[0].1.clone(), l[0].2), (EntryKind::Dir, 0o755));
@@ -307,4 +309,64 @@ fn symlinks_devices_and_truncation() {
     assert_eq!(l[2].1, EntryKind::Hardlink("etc/a".into()));
     assert_eq!(l[3].1, EntryKind::Symlink("/bin/busybox".into()));
     assert_eq!(l[4].1, EntryKind::CharDevice { major: 1, minor: 3 });
+}
+
+#[test]
+fn mount_sources_are_walkable_but_never_listed_scanned_or_written() {
+    let mut c = Client::new();
+    // The base layer again as another stage: its etc/ (with the hard-linked pair) as a source, and one file.
+    let other = base_layer();
+    assert_eq!(
+        c.s.add_source(".lw-mount-0", &[&other], "etc").unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        c.s.add_source(".lw-mount-1", &[&other], "/bin/busybox")
+            .unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        c.s.add_source(".lw-mount-2", &[&other], "nowhere").unwrap(),
+        None
+    );
+    assert!(c.s.add_source(".lw-mount-0", &[&other], "etc").is_err());
+    // The guest walks into it (its bind mount's source) and reads and writes there.
+    c.walk(0, 1, &[".lw-mount-0", "b"]);
+    c.ok(12, |w| {
+        w.u32(1).u32(0);
+    });
+    let r = c.ok(116, |w| {
+        w.u32(1).u64(0).u32(10);
+    });
+    assert_eq!(r, [1, 0, 0, 0, b'a']);
+    let fs = &c.s.server.fs;
+    let (a, b) = (
+        fs.resolve(".lw-mount-0/a").unwrap(),
+        fs.resolve(".lw-mount-0/b").unwrap(),
+    );
+    assert_eq!(a, b, "a hard link in the source stays one");
+    c.walk(0, 2, &[".lw-mount-0"]);
+    c.ok(14, |w| {
+        w.u32(2).str("written").u32(0o101).u32(0o644).u32(0);
+    });
+    // The root's listing leaves the sources out.
+    c.walk(0, 3, &[]);
+    c.ok(12, |w| {
+        w.u32(3).u32(0);
+    });
+    let r = c.ok(40, |w| {
+        w.u32(3).u64(0).u32(8192);
+    });
+    let mut rd = Reader::new(&r);
+    rd.u32().unwrap();
+    let mut seen = Vec::new();
+    while rd.bytes(13).is_ok() {
+        rd.u64().unwrap();
+        rd.u8().unwrap();
+        seen.push(rd.str().unwrap());
+    }
+    assert_eq!(seen, [".", "..", "bin", "etc", "old"]);
+    // Nothing of them is a change of the step.
+    assert!(c.s.diff_lines().is_empty());
+    assert!(c.s.layer(Compression::Gzip, Some(0)).unwrap().is_none());
 }
