@@ -249,6 +249,7 @@ export async function layerEntries(ref, layerDigest) {
 export async function scanLayer(blob, opts) { await init(); return core.scanLayer(blob, opts ?? {}); }
 export function memoryBytes() { needInit(); return core.memoryBytes(); }
 export async function readFile(ref, layerDigest, path) { await init(); return core.readFile(ref, layerDigest, path); }
+export async function inspectImage(ref) { await init(); return core.inspectImage(ref); }
 
 function remoteNotDone(what) {
   return Promise.reject(new Error(`layerwright: ${what} is not available in this build of the browser API yet`));
@@ -351,7 +352,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, inspectImage, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

@@ -33,7 +33,7 @@ pub use store::{
     storage_usage,
 };
 pub use stream::{memory_bytes, scan_layer};
-pub use views::{analyse_layers, context_ignored, registry_host, tar_files};
+pub use views::{analyse_layers, context_ignored, inspect_image, registry_host, tar_files};
 
 /// Called once when the module is instantiated: Rust panics become readable console errors.
 #[wasm_bindgen(start)]

@@ -320,16 +320,6 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     })
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LayerOut {
-    digest: String,
-    size: u64,
-    media_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    created_by: Option<String>,
-}
-
 /// `inspectRemote(ref, opts)`: index (if any), platforms, the platform's manifest, config, history and layers,
 /// without storing anything.
 #[wasm_bindgen(js_name = inspectRemote)]
@@ -347,48 +337,13 @@ pub async fn inspect_remote(r: &str, opts: JsValue) -> Result<JsValue, JsValue> 
         .cloned()
         .ok_or_else(|| err(format!("{r}: not an image manifest")))?;
     let config_bytes = fetch_blob(&client, &t.repo, &m.config, &blobs).await?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .map_err(|e| err(format!("config {}: {e}", m.config.digest)))?;
-    // History entries with empty_layer set make no layer: pair the others with the layers in order.
-    let mut created = config
-        .history
-        .iter()
-        .filter(|h| !h.empty_layer)
-        .map(|h| h.created_by.clone());
-    let layers: Vec<LayerOut> = m
-        .layers
-        .iter()
-        .map(|l| LayerOut {
-            digest: l.digest.to_string(),
-            size: l.size,
-            media_type: l.media_type.clone(),
-            created_by: created.next().flatten(),
-        })
-        .collect();
-    let platforms: Vec<String> = match resolved.index.as_ref().and_then(|i| i.index()) {
-        Some(idx) => idx
-            .manifests
-            .iter()
-            .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-            .collect(),
-        None => vec![format!("{}/{}", config.os, config.architecture)],
-    };
-    let out = js_sys::Object::new();
-    let set = |k: &str, v: &JsValue| Reflect::set(&out, &JsValue::from_str(k), v);
-    if let Some(i) = &resolved.index {
-        set("index", &json_to_js(&i.bytes)?)?;
-    }
-    set("platforms", &to_js(&platforms)?)?;
-    set(
-        "manifestDigest",
-        &JsValue::from_str(&resolved.manifest.digest.to_string()),
-    )?;
-    set("manifest", &json_to_js(&resolved.manifest.bytes)?)?;
-    let cfg = json_to_js(&config_bytes)?;
-    set("history", &get(&cfg, "history")?)?;
-    set("config", &cfg)?;
-    set("layers", &to_js(&layers)?)?;
-    Ok(out.into())
+    crate::views::image_info(
+        resolved.index.as_ref().map(|i| i.bytes.as_slice()),
+        &resolved.manifest.digest,
+        &resolved.manifest.bytes,
+        &m,
+        &config_bytes,
+    )
 }
 
 #[derive(Serialize)]
