@@ -1,11 +1,16 @@
 //! The Run panel under a build result: when the page is served by `layerwright serve`, runs the image as
 //! `layerwright run -d` does (serve's container API) and shows its output, its exit code and links to the ports
 //! it publishes on loopback; otherwise says what running needs.
+// @ts-check
 
 import { h, errorText } from './util.js';
 import { runOnServe, containerApi } from './api.js';
 
-/** The panel for `result`. ctx: {api, serve, tag} */
+/**
+ * The panel for `result`.
+ * @param {import('../../crates/wasm/js/index.js').BuildResult} result
+ * @param {{ api: import('./api.js').Api, serve?: import('./api.js').ServeInfo | null, tag?: string }} ctx
+ */
 export function renderRunPanel(result, { api, serve, tag }) {
   if (!serve?.containers) {
     return h('p', { class: 'muted', testid: 'run-needs-serve' },
