@@ -16,11 +16,11 @@ use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
 use crate::buildhost::StoreBlobs;
 use crate::names;
 use crate::store::{host_platform, Store};
-use lw_build::archive::blob_name;
-use lw_build::archive::{write_archive, ArchiveItem, ArchiveProgress};
+use lw_engine::archive::blob_name;
+use lw_engine::archive::{write_archive, ArchiveItem, ArchiveProgress};
 use lw_layer::archive_compression::{self, ArchiveCompression};
 
-pub use lw_build::archive::DockerArchiveEntry;
+pub use lw_engine::archive::DockerArchiveEntry;
 
 /// An image to save: the names it goes by and its manifest (or index) descriptor.
 pub struct SaveItem {
@@ -29,7 +29,7 @@ pub struct SaveItem {
 }
 
 /// Write `items` as one tar to `out`. The bytes depend only on the images and names (the layout itself is written
-/// by [`lw_build::archive::write_archive`], which the browser's export shares).
+/// by [`lw_engine::archive::write_archive`], which the browser's export shares).
 pub fn save(
     store: &Store,
     items: &[SaveItem],
@@ -219,7 +219,7 @@ pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded>
             serde_json::from_slice(&bytes).with_context(|| format!("{source}: index.json"))?;
         for d in &idx.manifests {
             stage_tree(&u, d, &mut staged)?;
-            let mut names = lw_build::archive::layout_names(d);
+            let mut names = lw_engine::archive::layout_names(d);
             if names.is_empty() {
                 if let Some(dm) = &docker_manifest {
                     let cfg = config_of(&u, d)?;
@@ -261,7 +261,7 @@ pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded>
                 if got_diff != *diff_id {
                     bail!("{source}: layer {name} has diff ID {got_diff}, but the config expects {diff_id}");
                 }
-                let mt = lw_build::archive::layer_media_type(comp);
+                let mt = lw_engine::archive::layer_media_type(comp);
                 staged.insert(
                     digest.clone(),
                     Staged {

@@ -4,8 +4,8 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use lw_build::host::{BaseImage, BlobSink, BlobStore, Cache, CachedLayer, ImageSource};
-use lw_build::Error;
+use lw_engine::host::{BaseImage, BlobSink, BlobStore, Cache, CachedLayer, ImageSource};
+use lw_engine::Error;
 use lw_layer::layer::HashWriter;
 use lw_oci::{Descriptor, Digest, Platform};
 
@@ -274,7 +274,7 @@ impl Default for HttpFetcher {
     }
 }
 
-impl lw_build::host::UrlFetcher for HttpFetcher {
+impl lw_engine::host::UrlFetcher for HttpFetcher {
     fn fetch(&mut self, url: &str) -> Result<Vec<u8>, Error> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .max_redirects(10)
@@ -304,7 +304,7 @@ impl lw_build::host::UrlFetcher for HttpFetcher {
         remote: &str,
         reference: &str,
         keep_git_dir: bool,
-    ) -> Result<lw_build::host::GitCheckout, Error> {
+    ) -> Result<lw_engine::host::GitCheckout, Error> {
         crate::gitfetch::checkout(remote, reference, keep_git_dir)
     }
 }

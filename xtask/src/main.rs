@@ -25,7 +25,7 @@ const PURE_CRATES: &[&str] = &[
     "lw-oci",
     "lw-layer",
     "lw-dockerfile",
-    "lw-build",
+    "lw-engine",
     "lw-registry",
 ];
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
-use lw_build::host::MemoryBlobs;
-use lw_oci::{reference, Descriptor, ImageConfig, Platform};
+use lw_engine::host::MemoryBlobs;
+use lw_oci::{reference, Descriptor, Platform};
 use lw_registry::transfer::MemoryImages;
 use lw_registry::{
     Action, Body, BodyMode, Client, ClientConfig, Credentials, Operation, PullImage, PullTarget,
@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::js::{err, get, get_bool, get_string, json_to_js, to_js};
+use crate::js::{err, get, get_bool, get_string, to_js};
 use crate::store::{default_platform, with};
 
 fn global_fn(name: &str) -> Result<Function, JsValue> {

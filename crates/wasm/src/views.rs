@@ -3,7 +3,7 @@
 //! rules, reference parsing or an image archive's documents.
 
 use js_sys::{Array, Reflect, Uint8Array};
-use lw_build::archive::resolve_manifest;
+use lw_engine::archive::resolve_manifest;
 use lw_layer::tar::TarReader;
 use lw_layer::EntryKind;
 use lw_oci::{media, Digest, ImageConfig, Index, Manifest};
@@ -34,7 +34,7 @@ pub fn context_ignored(opts: JsValue) -> Result<Array, JsValue> {
         .map(|(k, v)| (k, v.into_bytes()))
         .collect();
     let dockerfile = get_string(&opts, "dockerfile")?.unwrap_or_else(|| "Dockerfile".into());
-    let out = lw_build::context::excluded_files(&files, &ignore, &dockerfile)
+    let out = lw_engine::context::excluded_files(&files, &ignore, &dockerfile)
         .map_err(|e| err(format!("contextIgnored: {e}")))?;
     Ok(out.into_iter().map(JsValue::from).collect())
 }

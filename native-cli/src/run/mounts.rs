@@ -31,7 +31,7 @@ pub enum MountKind {
         uid: u32,
         gid: u32,
     },
-    /// The source is resolved by the engine ([`lw_build::host::BindSource`]); writes are discarded.
+    /// The source is resolved by the engine ([`lw_engine::host::BindSource`]); writes are discarded.
     Bind {
         readonly: bool,
     },

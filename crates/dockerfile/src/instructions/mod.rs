@@ -11,11 +11,10 @@
 //! available.
 
 mod flags;
-mod goutil;
 mod mount;
 mod types;
 
-pub use goutil::parse_duration;
+pub use crate::go_compat::values::parse_duration;
 pub use mount::{
     csv_fields, parse_device, parse_mount, Device, Expander, Mount, MountType, Sharing,
 };
@@ -27,11 +26,11 @@ pub use types::{
     WorkdirCommand,
 };
 
-use crate::gounicode::{lossy, to_lower};
+use crate::go_compat::unicode::{lossy, to_lower};
+use crate::go_compat::values::{num_error, parse_int, to_upper, with_suggestion};
 use crate::parser::{chomp_heredoc_content, parse_heredoc, Dockerfile, Heredoc, Node, Position};
 use crate::Error;
 use flags::{BFlags, FlagError};
-use goutil::{num_error, parse_int, to_upper, with_suggestion};
 
 /// The 18 instruction keywords, upper-case.
 pub const INSTRUCTION_NAMES: [&str; 18] = [
@@ -624,7 +623,9 @@ fn parse_request(mut req: Request<'_>) -> R<Instruction> {
             req.flags.parse()?;
             let mut volumes = Vec::new();
             for v in &req.args {
-                let v = crate::gounicode::lossy(crate::gounicode::trim_space(v.as_bytes()));
+                let v = crate::go_compat::unicode::lossy(crate::go_compat::unicode::trim_space(
+                    v.as_bytes(),
+                ));
                 if v.is_empty() {
                     return Err("VOLUME specified can not be an empty string".into());
                 }
