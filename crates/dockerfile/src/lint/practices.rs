@@ -6,7 +6,7 @@ use super::baseimg;
 use super::context::Ctx;
 use super::shellscan::{commands, Cmd};
 use super::stagefacts;
-use super::{reference, Fix, Severity};
+use super::{reference, Fix, Range, Severity};
 use crate::model::{BaseRef, Instruction, Stage};
 use crate::parser::Node;
 
@@ -153,52 +153,16 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
             }
             "add" => add_rules(cx, ins, node),
             "copy" => {
-                if let Some(from) = ins
-                    .flags
-                    .iter()
-                    .find(|f| f.name == "from")
-                    .and_then(|f| f.value.clone())
+                let has_from = copy_from_self(cx, stage, ins, range);
+                if !has_from && ins.words.len() >= 2 && matches!(ins.words[0].as_str(), "." | "./")
                 {
-                    let own = stage.name.as_deref() == Some(&from.to_ascii_lowercase())
-                        || from == stage.index.to_string();
-                    if own {
-                        cx.report(
-                            "LW026",
-                            range,
-                            format!("COPY --from={from} refers to the stage it is in"),
-                            None,
-                        );
-                    }
-                } else if ins.words.len() >= 2 && matches!(ins.words[0].as_str(), "." | "./") {
                     copy_all.get_or_insert(ins);
                 }
             }
             "cmd" | "entrypoint" => exec_form_vars(cx, ins, node),
             "workdir" => {
-                // BuildKit's WorkdirRelativePath checks only the first WORKDIR; this
-                // covers the later relative ones, once per stage (fixing the first
-                // relative one usually fixes the rest).
-                let p = baseimg::workdir_path(cx, stage, ins, node);
-                if let Some(p) =
-                    p.filter(|p| workdir_set && !relative_seen && !super::buildkit::is_abs(p))
-                {
-                    let more = stage
-                        .instructions
-                        .iter()
-                        .filter(|i| i.keyword == "workdir" && i.start_line > ins.start_line)
-                        .count();
-                    let tail = if more > 0 {
-                        " (later WORKDIRs of this stage are not reported again)"
-                    } else {
-                        ""
-                    };
-                    cx.report(
-                        "LW010",
-                        range,
-                        format!("WORKDIR '{p}' is relative; use an absolute path{tail}"),
-                        None,
-                    );
-                    relative_seen = true;
+                if workdir_set && !relative_seen {
+                    relative_seen = relative_workdir(cx, stage, ins, node);
                 }
                 workdir_set = true;
             }
@@ -214,25 +178,78 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
                     }
                 }
             }
-            "env" | "arg" | "label" => {
-                for p in &ins.pairs {
-                    if p.value.as_deref().is_some_and(looks_like_credential) {
-                        cx.report(
-                            "LW011",
-                            range,
-                            format!(
-                                "{} {} holds what looks like a credential; it would be stored in the image",
-                                ins.keyword.to_ascii_uppercase(),
-                                p.key
-                            ),
-                            None,
-                        );
-                    }
-                }
-            }
+            "env" | "arg" | "label" => credentials(cx, ins, range),
             _ => {}
         }
         prev = Some(ins);
+    }
+}
+
+/// LW026: `COPY --from` naming its own stage. Whether the COPY has a `--from` at all (then it is no `COPY . .`).
+fn copy_from_self(cx: &mut Ctx, stage: &Stage, ins: &Instruction, range: Range) -> bool {
+    let Some(from) = ins
+        .flags
+        .iter()
+        .find(|f| f.name == "from")
+        .and_then(|f| f.value.clone())
+    else {
+        return false;
+    };
+    let own = stage.name.as_deref() == Some(&from.to_ascii_lowercase())
+        || from == stage.index.to_string();
+    if own {
+        cx.report(
+            "LW026",
+            range,
+            format!("COPY --from={from} refers to the stage it is in"),
+            None,
+        );
+    }
+    true
+}
+
+/// LW010 for a relative WORKDIR after one was set; whether it reported. BuildKit's WorkdirRelativePath checks
+/// only the first WORKDIR; this covers the later relative ones, once per stage (fixing the first relative one
+/// usually fixes the rest).
+fn relative_workdir(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) -> bool {
+    let p = baseimg::workdir_path(cx, stage, ins, node);
+    let Some(p) = p.filter(|p| !super::buildkit::is_abs(p)) else {
+        return false;
+    };
+    let more = stage
+        .instructions
+        .iter()
+        .filter(|i| i.keyword == "workdir" && i.start_line > ins.start_line)
+        .count();
+    let tail = if more > 0 {
+        " (later WORKDIRs of this stage are not reported again)"
+    } else {
+        ""
+    };
+    cx.report(
+        "LW010",
+        cx.node_range(node),
+        format!("WORKDIR '{p}' is relative; use an absolute path{tail}"),
+        None,
+    );
+    true
+}
+
+/// LW011: an ENV, ARG or LABEL value that looks like a credential.
+fn credentials(cx: &mut Ctx, ins: &Instruction, range: Range) {
+    for p in &ins.pairs {
+        if p.value.as_deref().is_some_and(looks_like_credential) {
+            cx.report(
+                "LW011",
+                range,
+                format!(
+                    "{} {} holds what looks like a credential; it would be stored in the image",
+                    ins.keyword.to_ascii_uppercase(),
+                    p.key
+                ),
+                None,
+            );
+        }
     }
 }
 
