@@ -72,36 +72,7 @@ pub(crate) async fn drive<O: Operation>(
             }
             Action::Send(r) => r,
         };
-        let init = web_sys::RequestInit::new();
-        init.set_method(req.method.as_str());
-        let headers = web_sys::Headers::new()?;
-        for (k, v) in &req.headers {
-            headers.append(k, v)?;
-        }
-        init.set_headers(&headers);
-        let body: Option<Vec<u8>> = match &req.body {
-            Body::Empty => None,
-            Body::Bytes(b) => Some(b.clone()),
-            Body::Blob {
-                digest,
-                offset,
-                len,
-            } => {
-                let b = blobs
-                    .get(digest)
-                    .ok_or_else(|| err(format!("blob {digest} is not in the store")))?;
-                let (start, end) = (*offset as usize, (*offset + *len) as usize);
-                Some(
-                    b.get(start..end)
-                        .ok_or_else(|| err(format!("blob {digest} is too short")))?
-                        .to_vec(),
-                )
-            }
-        };
-        if let Some(b) = &body {
-            init.set_body(&Uint8Array::from(&b[..]));
-        }
-        let request = web_sys::Request::new_with_str_and_init(&req.url, &init)?;
+        let request = fetch_request(&req, blobs)?;
         let resp = match JsFuture::from(
             fetch
                 .call1(&js_sys::global(), &request)?
@@ -142,40 +113,79 @@ pub(crate) async fn drive<O: Operation>(
             op.on_body_end().map_err(err)?;
             continue;
         }
-        let reader = call_method(&stream, "getReader", &[])?;
-        let mut broke = false;
-        loop {
-            let chunk =
-                match JsFuture::from(call_method(&reader, "read", &[])?.dyn_into::<Promise>()?)
-                    .await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        op.on_transport_error(TransportError::new(format!(
-                            "reading {}: {e:?}",
-                            req.url
-                        )))
-                        .map_err(err)?;
-                        broke = true;
-                        break;
-                    }
-                };
-            if get(&chunk, "done")?.as_bool() == Some(true) {
-                break;
-            }
-            let bytes = Uint8Array::new(&get(&chunk, "value")?).to_vec();
-            let out = op.on_body(&bytes).map_err(err)?;
-            if !out.is_empty() {
-                if let Err(e) = sink(out) {
-                    let _ = call_method(&reader, "cancel", &[]);
-                    return Err(e);
-                }
-            }
+        stream_body(op, &stream, &req.url, sink).await?;
+    }
+}
+
+/// The `fetch` Request for the core's request; a body naming a blob is read from `blobs`.
+fn fetch_request(
+    req: &lw_registry::Request,
+    blobs: &MemoryBlobs,
+) -> Result<web_sys::Request, JsValue> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(req.method.as_str());
+    let headers = web_sys::Headers::new()?;
+    for (k, v) in &req.headers {
+        headers.append(k, v)?;
+    }
+    init.set_headers(&headers);
+    let body: Option<Vec<u8>> = match &req.body {
+        Body::Empty => None,
+        Body::Bytes(b) => Some(b.clone()),
+        Body::Blob {
+            digest,
+            offset,
+            len,
+        } => {
+            let b = blobs
+                .get(digest)
+                .ok_or_else(|| err(format!("blob {digest} is not in the store")))?;
+            let (start, end) = (*offset as usize, (*offset + *len) as usize);
+            Some(
+                b.get(start..end)
+                    .ok_or_else(|| err(format!("blob {digest} is too short")))?
+                    .to_vec(),
+            )
         }
-        if !broke {
-            op.on_body_end().map_err(err)?;
+    };
+    if let Some(b) = &body {
+        init.set_body(&Uint8Array::from(&b[..]));
+    }
+    web_sys::Request::new_with_str_and_init(&req.url, &init)
+}
+
+/// Feed a response body `stream` to `op` chunk by chunk (what it yields goes to `sink`; an error from the sink
+/// cancels the download). A broken stream is a transport error the core may retry.
+async fn stream_body<O: Operation>(
+    op: &mut O,
+    stream: &JsValue,
+    url: &str,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
+) -> Result<(), JsValue> {
+    let reader = call_method(stream, "getReader", &[])?;
+    loop {
+        let chunk =
+            match JsFuture::from(call_method(&reader, "read", &[])?.dyn_into::<Promise>()?).await {
+                Ok(c) => c,
+                Err(e) => {
+                    op.on_transport_error(TransportError::new(format!("reading {url}: {e:?}")))
+                        .map_err(err)?;
+                    return Ok(());
+                }
+            };
+        if get(&chunk, "done")?.as_bool() == Some(true) {
+            break;
+        }
+        let bytes = Uint8Array::new(&get(&chunk, "value")?).to_vec();
+        let out = op.on_body(&bytes).map_err(err)?;
+        if !out.is_empty() {
+            if let Err(e) = sink(out) {
+                let _ = call_method(&reader, "cancel", &[]);
+                return Err(e);
+            }
         }
     }
+    op.on_body_end().map_err(err)
 }
 
 /// A client for `reference`'s registry with the JS options (proxy, credentials, insecure).
