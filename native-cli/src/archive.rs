@@ -16,11 +16,11 @@ use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
 use crate::buildhost::StoreBlobs;
 use crate::names;
 use crate::store::{host_platform, Store};
-use lw_build::archive::blob_name;
-use lw_build::archive::{write_archive, ArchiveItem, ArchiveProgress};
+use lw_engine::archive::blob_name;
+use lw_engine::archive::{write_archive, ArchiveItem, ArchiveProgress};
 use lw_layer::archive_compression::{self, ArchiveCompression};
 
-pub use lw_build::archive::DockerArchiveEntry;
+pub use lw_engine::archive::DockerArchiveEntry;
 
 /// An image to save: the names it goes by and its manifest (or index) descriptor.
 pub struct SaveItem {
@@ -29,7 +29,7 @@ pub struct SaveItem {
 }
 
 /// Write `items` as one tar to `out`. The bytes depend only on the images and names (the layout itself is written
-/// by [`lw_build::archive::write_archive`], which the browser's export shares).
+/// by [`lw_engine::archive::write_archive`], which the browser's export shares).
 pub fn save(
     store: &Store,
     items: &[SaveItem],
@@ -199,8 +199,6 @@ pub struct Loaded {
 pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded> {
     let u = Unpacked::new(store, input, source)?;
     let mut staged: BTreeMap<Digest, Staged> = BTreeMap::new();
-    let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
-
     let docker_manifest: Option<Vec<DockerArchiveEntry>> = if u.exists("manifest.json") {
         Some(
             serde_json::from_slice(&u.read_doc("manifest.json")?).with_context(|| {
@@ -210,100 +208,135 @@ pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded>
     } else {
         None
     };
+    let images = if u.exists("index.json") {
+        stage_layout(&u, source, docker_manifest.as_deref(), &mut staged)?
+    } else if let Some(dm) = docker_manifest {
+        let mut images = Vec::new();
+        for e in dm {
+            images.push(stage_docker_image(&u, source, &e, &mut staged)?);
+        }
+        images
+    } else {
+        bail!("{source}: neither an OCI archive (index.json) nor a docker archive (manifest.json)");
+    };
+    commit(store, &staged, &images)?;
+    Ok(Loaded { images })
+}
 
-    if u.exists("index.json") {
-        let bytes = u.read_doc("index.json")?;
-        lw_oci::validate::validate(media::OCI_INDEX, &bytes)
-            .with_context(|| format!("{source}: index.json"))?;
-        let idx: Index =
-            serde_json::from_slice(&bytes).with_context(|| format!("{source}: index.json"))?;
-        for d in &idx.manifests {
-            stage_tree(&u, d, &mut staged)?;
-            let mut names = lw_build::archive::layout_names(d);
-            if names.is_empty() {
-                if let Some(dm) = &docker_manifest {
-                    let cfg = config_of(&u, d)?;
-                    for e in dm.iter().filter(|e| e.config.ends_with(cfg.encoded())) {
-                        for t in e.repo_tags.iter().flatten() {
-                            names.push(names::normalize(t)?);
-                        }
+/// An OCI layout's images, staged: each index entry's tree, named by its annotations (or, when it has none and
+/// the archive is a docker archive too, by the `RepoTags` of the entry with its config).
+fn stage_layout(
+    u: &Unpacked,
+    source: &str,
+    docker_manifest: Option<&[DockerArchiveEntry]>,
+    staged: &mut BTreeMap<Digest, Staged>,
+) -> Result<Vec<(Vec<String>, Descriptor)>> {
+    let bytes = u.read_doc("index.json")?;
+    lw_oci::validate::validate(media::OCI_INDEX, &bytes)
+        .with_context(|| format!("{source}: index.json"))?;
+    let idx: Index =
+        serde_json::from_slice(&bytes).with_context(|| format!("{source}: index.json"))?;
+    let mut images = Vec::new();
+    for d in &idx.manifests {
+        stage_tree(u, d, staged)?;
+        let mut names = lw_engine::archive::layout_names(d);
+        if names.is_empty() {
+            if let Some(dm) = docker_manifest {
+                let cfg = config_of(u, d)?;
+                for e in dm.iter().filter(|e| e.config.ends_with(cfg.encoded())) {
+                    for t in e.repo_tags.iter().flatten() {
+                        names.push(names::normalize(t)?);
                     }
                 }
             }
-            images.push((
-                names,
-                Descriptor::new(&d.media_type, d.digest.clone(), d.size),
-            ));
         }
-    } else if let Some(dm) = docker_manifest {
-        for e in dm {
-            let config_bytes = u.read_doc(&e.config)?;
-            lw_oci::validate::validate_with(media::OCI_CONFIG, &config_bytes, Nulls::AsDocker)
-                .with_context(|| format!("{source}: config {}", e.config))?;
-            let config: ImageConfig = serde_json::from_slice(&config_bytes)?;
-            if config.rootfs.diff_ids.len() != e.layers.len() {
-                bail!(
-                    "{source}: {} lists {} layers but its config has {} diff IDs",
-                    e.config,
-                    e.layers.len(),
-                    config.rootfs.diff_ids.len()
-                );
-            }
-            let mut layers = Vec::new();
-            for (name, diff_id) in e.layers.iter().zip(&config.rootfs.diff_ids) {
-                let p = u.member(name)?;
-                let mut head = [0u8; 4];
-                let n = File::open(&p)?.read(&mut head)?;
-                let comp = lw_layer::compress::sniff(&head[..n]);
-                let (digest, size) = hash_file(&p)?;
-                let (got_diff, _) =
-                    verify_layer(&p, comp).with_context(|| format!("{source}: layer {name}"))?;
-                if got_diff != *diff_id {
-                    bail!("{source}: layer {name} has diff ID {got_diff}, but the config expects {diff_id}");
-                }
-                let mt = lw_build::archive::layer_media_type(comp);
-                staged.insert(
-                    digest.clone(),
-                    Staged {
-                        file: Some(p),
-                        bytes: None,
-                        size,
-                    },
-                );
-                layers.push(Descriptor::new(mt, digest, size));
-            }
-            let config_desc = Descriptor::of(media::OCI_CONFIG, &config_bytes);
-            staged.insert(
-                config_desc.digest.clone(),
-                Staged {
-                    file: None,
-                    size: config_bytes.len() as u64,
-                    bytes: Some(config_bytes),
-                },
-            );
-            let manifest = lw_oci::to_canonical_json(&Manifest::oci(config_desc, layers));
-            let mdesc = Descriptor::of(media::OCI_MANIFEST, &manifest);
-            staged.insert(
-                mdesc.digest.clone(),
-                Staged {
-                    file: None,
-                    size: manifest.len() as u64,
-                    bytes: Some(manifest),
-                },
-            );
-            let mut names = Vec::new();
-            for t in e.repo_tags.iter().flatten() {
-                names.push(names::normalize(t)?);
-            }
-            images.push((names, mdesc));
-        }
-    } else {
-        bail!("{source}: neither an OCI archive (index.json) nor a docker archive (manifest.json)");
+        images.push((
+            names,
+            Descriptor::new(&d.media_type, d.digest.clone(), d.size),
+        ));
     }
+    Ok(images)
+}
 
-    // Everything verified: move blobs in, then record names.
-    let _lock = store.lock()?;
-    for (d, s) in &staged {
+/// One image of a docker archive, staged as an OCI image: its config as it is, each layer verified against the
+/// config's diff ID, and a manifest written for them; named by its `RepoTags`.
+fn stage_docker_image(
+    u: &Unpacked,
+    source: &str,
+    e: &DockerArchiveEntry,
+    staged: &mut BTreeMap<Digest, Staged>,
+) -> Result<(Vec<String>, Descriptor)> {
+    let config_bytes = u.read_doc(&e.config)?;
+    lw_oci::validate::validate_with(media::OCI_CONFIG, &config_bytes, Nulls::AsDocker)
+        .with_context(|| format!("{source}: config {}", e.config))?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)?;
+    if config.rootfs.diff_ids.len() != e.layers.len() {
+        bail!(
+            "{source}: {} lists {} layers but its config has {} diff IDs",
+            e.config,
+            e.layers.len(),
+            config.rootfs.diff_ids.len()
+        );
+    }
+    let mut layers = Vec::new();
+    for (name, diff_id) in e.layers.iter().zip(&config.rootfs.diff_ids) {
+        let p = u.member(name)?;
+        let mut head = [0u8; 4];
+        let n = File::open(&p)?.read(&mut head)?;
+        let comp = lw_layer::compress::sniff(&head[..n]);
+        let (digest, size) = hash_file(&p)?;
+        let (got_diff, _) =
+            verify_layer(&p, comp).with_context(|| format!("{source}: layer {name}"))?;
+        if got_diff != *diff_id {
+            bail!(
+                "{source}: layer {name} has diff ID {got_diff}, but the config expects {diff_id}"
+            );
+        }
+        let mt = lw_engine::archive::layer_media_type(comp);
+        staged.insert(
+            digest.clone(),
+            Staged {
+                file: Some(p),
+                bytes: None,
+                size,
+            },
+        );
+        layers.push(Descriptor::new(mt, digest, size));
+    }
+    let config_desc = Descriptor::of(media::OCI_CONFIG, &config_bytes);
+    staged.insert(
+        config_desc.digest.clone(),
+        Staged {
+            file: None,
+            size: config_bytes.len() as u64,
+            bytes: Some(config_bytes),
+        },
+    );
+    let manifest = lw_oci::to_canonical_json(&Manifest::oci(config_desc, layers));
+    let mdesc = Descriptor::of(media::OCI_MANIFEST, &manifest);
+    staged.insert(
+        mdesc.digest.clone(),
+        Staged {
+            file: None,
+            size: manifest.len() as u64,
+            bytes: Some(manifest),
+        },
+    );
+    let mut names = Vec::new();
+    for t in e.repo_tags.iter().flatten() {
+        names.push(names::normalize(t)?);
+    }
+    Ok((names, mdesc))
+}
+
+/// Everything verified: move the staged blobs in (under the store lock), then record the names.
+fn commit(
+    store: &Store,
+    staged: &BTreeMap<Digest, Staged>,
+    images: &[(Vec<String>, Descriptor)],
+) -> Result<()> {
+    let lock = store.lock()?;
+    for (d, s) in staged {
         if store.has_blob(d) {
             continue;
         }
@@ -313,8 +346,8 @@ pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded>
             (None, None) => unreachable!("a staged blob has a file or bytes"),
         }
     }
-    drop(_lock);
-    for (names, d) in &images {
+    drop(lock);
+    for (names, d) in images {
         if names.is_empty() {
             store.add_untagged(d)?;
         }
@@ -322,7 +355,7 @@ pub fn load(store: &Store, input: &mut dyn Read, source: &str) -> Result<Loaded>
             store.set_tag(n, d)?;
         }
     }
-    Ok(Loaded { images })
+    Ok(())
 }
 
 fn config_of(u: &Unpacked, d: &Descriptor) -> Result<Digest> {

@@ -4,8 +4,8 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use lw_build::host::{BaseImage, BlobSink, BlobStore, Cache, CachedLayer, ImageSource};
-use lw_build::Error;
+use lw_engine::host::{BaseImage, BlobSink, BlobStore, Cache, CachedLayer, ImageSource};
+use lw_engine::Error;
 use lw_layer::layer::HashWriter;
 use lw_oci::{Descriptor, Digest, Platform};
 
@@ -326,7 +326,7 @@ impl HttpFetcher {
     }
 }
 
-impl lw_build::host::UrlFetcher for HttpFetcher {
+impl lw_engine::host::UrlFetcher for HttpFetcher {
     fn fetch(&mut self, url: &str) -> Result<Vec<u8>, Error> {
         let roots = crate::tls::roots().map_err(|e| Error::Host(format!("ADD {url}: {e:#}")))?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -359,7 +359,7 @@ impl lw_build::host::UrlFetcher for HttpFetcher {
         remote: &str,
         reference: &str,
         keep_git_dir: bool,
-    ) -> Result<lw_build::host::GitCheckout, Error> {
+    ) -> Result<lw_engine::host::GitCheckout, Error> {
         let auth = crate::gitfetch::GitAuth {
             header: self.git_auth(remote)?,
             ssh_agent: self.ssh_agent.clone(),

@@ -16,9 +16,9 @@ use layerwright::names;
 use layerwright::run::sshfwd::SshAgents;
 use layerwright::statcache::StatCache;
 use layerwright::store::{self, Store};
-use lw_build::context::{Context as _, MemoryContext};
-use lw_build::engine::{self, BuildOptions, Host};
-use lw_build::events::BuildEvent;
+use lw_engine::context::{Context as _, MemoryContext};
+use lw_engine::engine::{self, BuildOptions, Host};
+use lw_engine::events::BuildEvent;
 use lw_oci::{Descriptor, Platform};
 
 #[derive(Args)]
@@ -255,7 +255,7 @@ impl Progress {
                     (false, Some(d)) => format!(
                         "DONE {t:.1}s layer {} ({})",
                         &d[..19],
-                        names::human_size(*size)
+                        layerwright::humanize::human_size(*size)
                     ),
                     (false, None) => format!("DONE {t:.1}s"),
                 };
@@ -333,7 +333,7 @@ fn report(
 /// What a build reads: the Dockerfile, the context, and the stat cache of a directory context.
 struct Input {
     dockerfile: Vec<u8>,
-    context: Box<dyn lw_build::context::Context>,
+    context: Box<dyn lw_engine::context::Context>,
     stat_cache: Option<Arc<StatCache>>,
 }
 
@@ -354,7 +354,7 @@ fn source_date_epoch(a: &BuildArgs) -> Result<i64> {
 /// tar on STDIN; the Dockerfile from `-f`, STDIN or the context.
 fn read_input(store: &Store, a: &BuildArgs, dockerfile_name: &str) -> Result<Input> {
     let mut stat_cache: Option<Arc<StatCache>> = None;
-    let (dockerfile, context): (Vec<u8>, Box<dyn lw_build::context::Context>) = if a.context == "-"
+    let (dockerfile, context): (Vec<u8>, Box<dyn lw_engine::context::Context>) = if a.context == "-"
     {
         if a.file.as_deref() == Some("-") {
             bail!("the Dockerfile and the context cannot both come from STDIN");
@@ -451,7 +451,7 @@ fn images<'s>(
 /// of `ADD <url>`/git with the same secrets (BuildKit's auth secret names) and the `default` agent.
 struct Sources {
     agents: SshAgents,
-    runner: Box<dyn lw_build::host::RunExecutor>,
+    runner: Box<dyn lw_engine::host::RunExecutor>,
     fetcher: layerwright::buildhost::HttpFetcher,
 }
 
@@ -493,7 +493,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
     } = read_input(&store, &a, &dockerfile_name)?;
     let platforms: Vec<Platform> = match &a.platform {
         None => vec![store::host_platform()],
-        Some(list) => lw_build::platforms::parse_list(list).context("--platform")?,
+        Some(list) => lw_engine::platforms::parse_list(list).context("--platform")?,
     };
     let output = a.output.as_deref().map(parse_output).transpose()?;
     let layer_format = layer_format(&a, output.as_ref())?;
@@ -555,10 +555,10 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<()> {
         s.finish_and_clear();
     }
     // One platform: the manifest; several: an index over them.
-    let lw_build::platforms::Assembled {
+    let lw_engine::platforms::Assembled {
         descriptor: desc,
         image_id,
-    } = lw_build::platforms::assemble(&mut blobs, &results).map_err(|e| anyhow!("{e}"))?;
+    } = lw_engine::platforms::assemble(&mut blobs, &results).map_err(|e| anyhow!("{e}"))?;
     if tags.is_empty() {
         store.add_untagged(&desc)?;
     }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use layerwright::archive::{self, SaveItem};
-use layerwright::names::{self, age, human_size};
+use layerwright::humanize::{age, human_size};
+use layerwright::names;
 use layerwright::store::{self, Store};
 use serde_json::{json, Value};
 

@@ -1,6 +1,6 @@
 //! Build context read from a directory on disk.
 //!
-//! [`DirContext`] implements [`lw_build::context::Context`] with `std::fs`. It never follows
+//! [`DirContext`] implements [`lw_engine::context::Context`] with `std::fs`. It never follows
 //! symlinks (every lookup uses `symlink_metadata`, and a path whose intermediate component is a
 //! symlink is refused), refuses paths that climb out of the root, and, when given
 //! `.dockerignore` patterns, applies them while walking the way BuildKit does: an excluded
@@ -13,11 +13,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lw_build::context::{
+use lw_engine::context::{
     normalize_entry_path, normalize_path, read_ignore_patterns, Context, ContextEntry, EntryKind,
 };
-use lw_build::ignore::{PatternMatcher, Verdict, WalkFilter};
-use lw_build::Error;
+use lw_engine::ignore::{PatternMatcher, Verdict, WalkFilter};
+use lw_engine::Error;
 use lw_oci::Digest;
 
 use crate::statcache::{Stat, StatCache};
@@ -551,7 +551,7 @@ mod tests {
                 .join(std::ffi::OsStr::from_bytes(b"bad\xff")),
         )
         .unwrap();
-        let filtered = lw_build::context::filter_entries(
+        let filtered = lw_engine::context::filter_entries(
             c.unfiltered().entries().unwrap(),
             c.matcher().unwrap(),
         )

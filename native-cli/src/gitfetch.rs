@@ -6,8 +6,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lw_build::host::GitCheckout;
-use lw_build::Error;
+use lw_engine::host::GitCheckout;
+use lw_engine::Error;
 use lw_layer::Entry;
 
 /// A scratch directory removed on drop.

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod gateway;
 pub mod gitfetch;
 pub mod http;
+pub mod humanize;
 pub mod named_contexts;
 pub mod names;
 pub mod remote;

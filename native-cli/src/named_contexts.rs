@@ -7,9 +7,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use lw_build::context::{Context as _, EntryKind as CtxKind};
-use lw_build::host::{BaseImage, ImageSource};
-use lw_build::Error;
+use lw_engine::context::{Context as _, EntryKind as CtxKind};
+use lw_engine::host::{BaseImage, ImageSource};
+use lw_engine::Error;
 use lw_oci::media::{self, Compression};
 use lw_oci::{Descriptor, Digest, ImageConfig, Manifest, Platform};
 

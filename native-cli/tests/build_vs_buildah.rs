@@ -354,7 +354,7 @@ impl Harness {
     }
 
     /// Build with layerwright and export through `save`; Err carries the build's output.
-    fn lw_build(
+    fn lw_engine(
         &self,
         name: &str,
         df: &Path,
@@ -416,7 +416,7 @@ impl Harness {
         if let Some(parent) = c.parent {
             let tag = format!("lwtest/parent-{}:1", c.name);
             let df = self.df(&format!("{}.parent", c.name), parent);
-            if let Err(e) = self.lw_build(&format!("{}.parent", c.name), &df, &tag, &[]) {
+            if let Err(e) = self.lw_engine(&format!("{}.parent", c.name), &df, &tag, &[]) {
                 return vec![format!("parent: {e}")];
             }
             // Docker format keeps ONBUILD in buildah's image.
@@ -436,7 +436,7 @@ impl Harness {
             Some((text, _)) => self.df(&format!("{}.buildah", c.name), text),
             None => lw_df.clone(),
         };
-        let ours = match self.lw_build(c.name, &lw_df, &tag, c.args) {
+        let ours = match self.lw_engine(c.name, &lw_df, &tag, c.args) {
             Ok(x) => x,
             Err(e) => return vec![e],
         };

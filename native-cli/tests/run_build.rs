@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use common::{put_layer, run_ok, Podman};
 use layerwright::run::RuncExecutor;
 use layerwright::store::Store;
-use lw_build::host::{RunExecutor, RunRequest};
+use lw_engine::host::{RunExecutor, RunRequest};
 use lw_layer::EntryKind;
 use run_fixtures::*;
 

@@ -6,7 +6,7 @@ mod common;
 use common::put_layer;
 use layerwright::run::RuncExecutor;
 use layerwright::store::Store;
-use lw_build::host::{RunExecutor, RunRequest};
+use lw_engine::host::{RunExecutor, RunRequest};
 
 #[test]
 fn sigint_kills_the_container_and_cleans_up() {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{lw, lw_ok};
 use layerwright::run::RuncExecutor;
 use layerwright::store::Store;
-use lw_build::host::{RunExecutor, RunRequest};
+use lw_engine::host::{RunExecutor, RunRequest};
 use run_fixtures::*;
 
 fn write(p: &Path, data: &str) {

@@ -319,3 +319,87 @@ async fn scan_layer_streams_a_blob() {
     assert!(lw_wasm::memory_bytes() > 0.0);
     console_log!("scanLayer: 50/50 entries, diff ID and truncation checked");
 }
+
+/// `inspectImage` shows an opened archive from the store's documents (the inspector's view of a tarball): the
+/// manifest `loadTarball` named, the config as written, and each layer paired with the history entry that made it
+/// (entries with `empty_layer` make none).
+#[wasm_bindgen_test]
+async fn inspect_image_shows_a_loaded_docker_archive() {
+    let l0 = layer(&[("a.txt", b"first")], Compression::None);
+    let l1 = layer(&[("b.txt", b"second layer")], Compression::Gzip);
+    let config = serde_json::json!({
+        "architecture": "arm64", "os": "linux", "config": {"Cmd": ["/b"]},
+        "rootfs": {"type": "layers", "diff_ids": [l0.1, l1.1]},
+        "history": [
+            {"created_by": "COPY a.txt /"},
+            {"created_by": "ENV X=1", "empty_layer": true},
+            {"created_by": "COPY b.txt /"},
+        ],
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let manifest = serde_json::json!([{
+        "Config": "cfg.json", "RepoTags": ["lw/inspected:1"], "Layers": ["l0/layer.tar", "l1/layer.tar"],
+    }]);
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let archive = tar_of(&[
+        ("cfg.json", &config),
+        ("l0/layer.tar", &l0.0),
+        ("l1/layer.tar", &l1.0),
+        ("manifest.json", &manifest),
+    ]);
+    let loaded = lw_wasm::load_tarball(blob(&archive))
+        .await
+        .map_err(message)
+        .unwrap();
+    let digest = get(&Array::from(&get(&loaded, "images")).get(0), "digest")
+        .as_string()
+        .unwrap();
+    let info = lw_wasm::inspect_image(&digest).map_err(message).unwrap();
+    assert_eq!(
+        get(&info, "manifestDigest").as_string(),
+        Some(digest.clone())
+    );
+    assert!(
+        get(&info, "index").is_undefined(),
+        "a docker archive has no index"
+    );
+    let platforms: Vec<String> = Array::from(&get(&info, "platforms"))
+        .iter()
+        .map(|p| p.as_string().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/arm64"]);
+    let layers = Array::from(&get(&info, "layers"));
+    assert_eq!(layers.length(), 2);
+    // Each blob is the archive's layer as it was (the first uncompressed, so its digest is its diff ID).
+    let sha = |b: &[u8]| lw_oci::Digest::sha256_of(b).to_string();
+    let want = [(&l0, "COPY a.txt /"), (&l1, "COPY b.txt /")];
+    for (i, ((bytes, _), created_by)) in want.iter().enumerate() {
+        let l = layers.get(i as u32);
+        assert_eq!(get(&l, "digest").as_string(), Some(sha(bytes)), "layer {i}");
+        assert_eq!(
+            get(&l, "size").as_f64(),
+            Some(bytes.len() as f64),
+            "layer {i}"
+        );
+        assert_eq!(
+            get(&l, "createdBy").as_string().as_deref(),
+            Some(*created_by)
+        );
+    }
+    assert_eq!(
+        get(&layers.get(0), "digest").as_string(),
+        Some(l0.1.clone())
+    );
+    // The config is the archive's own bytes: its digest is the manifest's config digest.
+    let m = get(&info, "manifest");
+    assert_eq!(
+        get(&get(&m, "config"), "digest").as_string(),
+        Some(sha(&config))
+    );
+    assert_eq!(Array::from(&get(&info, "history")).length(), 3);
+    // By name too, and an unknown name is refused with the name in the message.
+    let by_name = lw_wasm::inspect_image("lw/inspected:1").unwrap();
+    assert_eq!(get(&by_name, "manifestDigest").as_string(), Some(digest));
+    let e = message(lw_wasm::inspect_image("lw/not-there:1").unwrap_err());
+    assert!(e.contains("lw/not-there"), "{e}");
+}

@@ -1,5 +1,14 @@
 //! Loads the wasm package (pkg/index.js) into window.layerwright and detects `layerwright serve`.
+// @ts-check
 
+/** @typedef {LayerwrightApi} Api The wasm module's API, typed by its index.d.ts (src/globals.d.ts). */
+/**
+ * What `detectServe` finds: serve's registry host, proxy URL and token, and whether it runs RUN steps and containers.
+ * @typedef {{ served: boolean, registry: string | null, proxy: string | null, token: string | null, run: boolean,
+ *   containers: boolean, version?: string }} ServeInfo
+ */
+
+/** @type {Promise<Api> | null} */
 let apiPromise = null;
 
 /** Loads and initialises the Layerwright wasm API once; resolves to the API object. */
@@ -17,6 +26,7 @@ export function loadApi() {
   return apiPromise;
 }
 
+/** @type {ServeInfo | null} */
 let serveInfo = null;
 
 /**
@@ -24,6 +34,7 @@ let serveInfo = null;
  * registry answers that with 401 and a Basic challenge, on which a browser opens its login dialog (and a headless
  * one waits forever) instead of resolving the fetch.
  */
+/** @returns {Promise<ServeInfo>} */
 export async function detectServe() {
   if (serveInfo) return serveInfo;
   serveInfo = { served: false, registry: null, proxy: null, token: null, run: false, containers: false };
@@ -87,6 +98,7 @@ export async function ensureBases(api, info, dockerfile, onNote) {
 
 /** One call to serve's container API (`/api/containers`); JSON back, or the Response itself for a log stream. */
 export async function containerApi(info, method, path, body) {
+  /** @type {Record<string, string>} */
   const headers = {};
   if (info.token) headers.Authorization = `Bearer ${info.token}`;
   if (body) headers['Content-Type'] = 'application/json';

@@ -1,5 +1,6 @@
 //! The build-context panel: create/edit/delete files, add files and folders by drag-and-drop or
 //! picker, and show which files .dockerignore excludes.
+// @ts-check
 
 import { h, formatBytes, toBytes, isText, fromUtf8, utf8 } from './util.js';
 
@@ -123,6 +124,7 @@ export function createContextPanel({ files, onChange }) {
  * any panel is shown). An ignore file the build would refuse marks nothing; the build reports the error.
  */
 export function ignoredFiles(files) {
+  /** @type {Record<string, string>} */
   const ignoreFiles = {};
   for (const name of ['.dockerignore', 'Dockerfile.dockerignore']) {
     if (files.has(name) && !(files.get(name) instanceof Blob)) ignoreFiles[name] = fromUtf8(files.get(name));

@@ -1,5 +1,6 @@
 //! The Dockerfile editor: CodeMirror 6 with a small Dockerfile mode, live lint with quick fixes,
 //! hover help per instruction, and a cursor callback for the ARG/ENV scope view.
+// @ts-check
 
 import { EditorState, StateEffect } from '@codemirror/state';
 import { EditorView, keymap, lineNumbers, highlightActiveLine, highlightActiveLineGutter, hoverTooltip, drawSelection } from '@codemirror/view';

@@ -1,13 +1,15 @@
 //! The image inspector: a remote reference or a tarball file; index/platforms, manifest, config,
 //! history, layers, per-layer and merged file trees, and wasted space with an efficiency score.
+// @ts-check
 
-import { h, formatBytes, shortDigest, jsonView, errorText, fromUtf8, isLoopback } from './util.js';
+import { h, formatBytes, shortDigest, jsonView, errorText, isLoopback } from './util.js';
 import { fileRow, filePreview } from './results.js';
 
 // Set by `cargo xtask build --proxy URL` (build.mjs defines it; '' otherwise): a static deployment's proxy prefix.
 // eslint-disable-next-line no-undef
 const DEFAULT_PROXY = typeof __LW_DEFAULT_PROXY__ === 'string' ? __LW_DEFAULT_PROXY__ : '';
 
+/** @param {HTMLElement} main @param {{ api: import('./api.js').Api, serve: import('./api.js').ServeInfo, params: URLSearchParams }} ctx */
 export function renderInspector(main, { api, serve, params }) {
   const refInput = h('input', { type: 'text', value: params.get('ref') || '', placeholder: 'docker.io/library/alpine:3.20', 'aria-label': 'Image reference', testid: 'inspect-ref', style: 'flex:1;min-width:14em' });
   const platform = h('input', { type: 'text', value: params.get('platform') || 'linux/amd64', 'aria-label': 'Platform', size: 12 });
@@ -56,7 +58,7 @@ export function renderInspector(main, { api, serve, params }) {
           try {
             const r = await api.pull(ref, { ...remoteOpts(), platform: platform.value.trim() || undefined });
             pull.replaceWith(h('span', { class: 'ok' }, `Pulled ${r.digest} into this tab's store.`));
-            filesHost.replaceChildren(filesSection(r.ref || ref, info.layers, info.history));
+            filesHost.replaceChildren(filesSection(r.ref || ref, info.layers));
           } catch (e) { pull.disabled = false; pull.textContent = 'Pull into the store and browse'; pull.after(h('div', { class: 'error-box' }, errorText(e))); }
         },
         testid: 'pull-files',
@@ -79,22 +81,25 @@ export function renderInspector(main, { api, serve, params }) {
     out.replaceChildren(h('p', { class: 'muted' }, `Reading ${file.name}…`));
     try {
       const loaded = await api.loadTarball(file);
-      const tar = api.tarFiles(new Uint8Array(await file.arrayBuffer()));
       const images = loaded.images || [];
       if (!images.length) throw new Error('the tarball holds no image');
       const pick = h('select', { 'aria-label': 'Image in the tarball' }, images.map((im, i) => h('option', { value: i }, (im.names?.[0] || im.digest))));
       const host = h('div');
-      const show = () => {
+      const show = async () => {
         const im = images[Number(pick.value)];
         const ref = im.names?.[0] || im.digest;
-        const info = infoFromTar(tar, im.digest);
-        const filesHost = h('div');
-        host.replaceChildren(overview(ref, info, filesHost));
-        filesHost.replaceChildren(filesSection(ref, info.layers, info.history));
+        try {
+          const info = await api.inspectImage(im.digest);
+          const filesHost = h('div');
+          host.replaceChildren(overview(ref, info, filesHost));
+          filesHost.replaceChildren(filesSection(ref, info.layers));
+        } catch (e) {
+          host.replaceChildren(h('div', { class: 'error-box', testid: 'inspect-error' }, errorText(e)));
+        }
       };
       pick.addEventListener('change', show);
       out.replaceChildren(h('div', { class: 'row' }, h('strong', {}, file.name), `${images.length} image(s)`, pick), host);
-      show();
+      await show();
     } catch (e) {
       out.replaceChildren(h('div', { class: 'error-box', testid: 'inspect-error' }, errorText(e)));
     }
@@ -354,42 +359,6 @@ function commandOf(config) {
   return argv.length ? JSON.stringify(argv) : '(none)';
 }
 
-
-// Builds the inspector's view of one image from the tarball bytes (OCI layout or docker save).
-function infoFromTar(tar, digest) {
-  const json = (name) => { const b = tar.get(name); return b ? JSON.parse(fromUtf8(b)) : null; };
-  const blob = (d) => json('blobs/' + d.replace(':', '/'));
-  let manifest = blob(digest);
-  let manifestDigest = digest;
-  let index = null;
-  let platforms = [];
-  if (manifest && manifest.manifests) {
-    index = manifest;
-    platforms = manifest.manifests.filter((m) => m.platform).map((m) => `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? '/' + m.platform.variant : ''}`);
-    const first = manifest.manifests.find((m) => !m.platform || m.platform.architecture !== 'unknown') || manifest.manifests[0];
-    manifestDigest = first.digest;
-    manifest = blob(first.digest);
-  }
-  if (manifest && manifest.config) {
-    const config = blob(manifest.config.digest) || {};
-    const hist = (config.history || []).filter((x) => !x.empty_layer);
-    return {
-      index, platforms, manifestDigest, manifest, config, history: config.history || [],
-      layers: manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, createdBy: hist[i]?.created_by })),
-    };
-  }
-  // docker save without OCI blobs: manifest.json lists the config and layer files.
-  const dm = json('manifest.json');
-  if (dm && dm[0]) {
-    const config = json(dm[0].Config) || {};
-    const hist = (config.history || []).filter((x) => !x.empty_layer);
-    return {
-      index: null, platforms: [], manifestDigest: digest, manifest: dm, config, history: config.history || [],
-      layers: dm[0].Layers.map((p, i) => ({ digest: config.rootfs?.diff_ids?.[i] || p, size: tar.get(p)?.length || 0, createdBy: hist[i]?.created_by })),
-    };
-  }
-  throw new Error(`no manifest for ${digest} in the tarball`);
-}
 
 /** The registry host of a reference as the core parses it; '' while the input is not a valid reference. */
 function registryHost(api, ref) {

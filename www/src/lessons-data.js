@@ -1,5 +1,6 @@
 //! The lessons: prose in our own words, a starting Dockerfile and context, an exercise the page
 //! checks against real build results, and a worked solution (a list of edits and builds).
+// @ts-check
 
 const layerPaths = async (api, result) => {
   const paths = [];

@@ -1,5 +1,6 @@
 //! The lessons view: a list of lessons and, for the open one, its prose, an editable workbench and
 //! an exercise checked against the real build results.
+// @ts-check
 
 import { h, errorText, utf8, shortDigest, formatBytes } from './util.js';
 import { createWorkbench } from './workbench.js';
@@ -9,6 +10,7 @@ import { LESSONS } from './lessons-data.js';
 const doneKey = 'lw-lessons-done';
 const doneSet = () => new Set(JSON.parse(localStorage.getItem(doneKey) || '[]'));
 
+/** @param {HTMLElement} main @param {{ api: import('./api.js').Api, serve: import('./api.js').ServeInfo, id?: string }} ctx */
 export function renderLessons(main, { api, serve, id }) {
   const lesson = LESSONS.find((l) => l.id === id) || LESSONS[0];
   const done = doneSet();

@@ -1,5 +1,6 @@
 //! Entry point: loads the wasm API, detects `layerwright serve`, routes between the playground,
 //! inspector and lessons, and registers the offline service worker.
+// @ts-check
 
 import { loadApi, detectServe } from './api.js';
 import { renderPlayground } from './playground.js';
@@ -21,7 +22,7 @@ function parseHash() {
 function route() {
   if (!api) return;
   const { view, arg, params } = parseHash();
-  for (const a of document.querySelectorAll('[data-nav]')) { if (a.dataset.nav === view) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current'); }
+  for (const a of document.querySelectorAll('[data-nav]')) { if (/** @type {HTMLElement} */ (a).dataset.nav === view) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current'); }
   try {
     if (view === 'inspect') renderInspector(main, { api, serve, params });
     else if (view === 'lessons') renderLessons(main, { api, serve, id: arg });

@@ -1,5 +1,6 @@
 //! The playground view: a workbench whose Dockerfile and small context are saved locally and can
 //! be shared in the URL fragment.
+// @ts-check
 
 import { h, b64urlEncode, b64urlDecode, utf8, fromUtf8, isText } from './util.js';
 import { createWorkbench } from './workbench.js';
@@ -43,6 +44,7 @@ export function decodeShare(s) {
   return { dockerfile: o.d || '', files };
 }
 
+/** @param {HTMLElement} main @param {{ api: import('./api.js').Api, serve: import('./api.js').ServeInfo, params: URLSearchParams }} ctx */
 export function renderPlayground(main, { api, serve, params }) {
   let dockerfile = DEFAULT_DOCKERFILE;
   let files = filesFromObject(DEFAULT_FILES);

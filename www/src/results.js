@@ -1,63 +1,86 @@
 //! Shows a build result: layers as size bars with the instruction that made each, per-layer file
 //! trees with preview, config/manifest/history JSON with clickable digests, the diff against the
 //! previous build, tarball download and push, and the Run panel.
+// @ts-check
 
 import { renderRunPanel } from './runpanel.js';
 import { h, formatBytes, shortDigest, jsonView, downloadBlob, errorText, sha256, isText, fromUtf8, hexdump, utf8, isLoopback } from './util.js';
 
-/** Renders `result` into a fresh element. ctx: {api, prev, serve, tag} */
+/**
+ * Renders `result` into a fresh element.
+ * @param {import('../../crates/wasm/js/index.js').BuildResult} result
+ * @param {{ api: import('./api.js').Api, prev?: import('../../crates/wasm/js/index.js').BuildResult | null, serve?: import('./api.js').ServeInfo | null, tag?: string }} ctx
+ */
 export function renderResult(result, ctx) {
   const { api } = ctx;
   const ref = result.ref;
   const el = h('section', { class: 'panel', 'aria-labelledby': 'res-h' });
-  const detail = h('div');
-  let tarCache = null;
+  const digests = digestPanel(result, api);
+  const layers = layerSection(result, api);
+  const tabs = documentTabs(result, ctx.prev, digests.show);
+  const digestButton = (d) => h('button', { type: 'button', class: 'link mono', onclick: () => digests.show(d) }, d);
+  el.append(
+    h('h2', { id: 'res-h' }, 'Result'),
+    h('table', { class: 'kv' },
+      h('tr', {}, h('th', {}, 'Reference'), h('td', { class: 'mono' }, ref)),
+      h('tr', {}, h('th', {}, 'Manifest digest'), h('td', {}, digestButton(result.manifestDigest))),
+      h('tr', {}, h('th', {}, 'Config digest'), h('td', {}, digestButton(result.configDigest))),
+      h('tr', {}, h('th', {}, 'Size'), h('td', {}, formatBytes(result.layers.reduce((a, l) => a + l.size, 0)), ` in ${result.layers.length} layer(s)`))),
+    ...transferControls(ref, ctx),
+    renderRunPanel(result, ctx),
+    h('h3', {}, 'Layers'), layers.list, layers.detail,
+    tabs.bar, tabs.panel, digests.box);
+  return el;
+}
 
-  async function blobs() {
-    if (!tarCache) tarCache = api.exportTarball(ref, { format: 'oci' }).then(async (b) => api.tarFiles(new Uint8Array(await b.arrayBuffer())));
+/** The box that shows the exact bytes a digest covers, checked by hashing them here. */
+function digestPanel(result, api) {
+  const box = h('div');
+  let tarCache = null;
+  function blobs() {
+    if (!tarCache) tarCache = api.exportTarball(result.ref, { format: 'oci' }).then(async (b) => api.tarFiles(new Uint8Array(await b.arrayBuffer())));
     return tarCache;
   }
-
-  // Shows the exact bytes a digest covers, and checks them by hashing them here.
-  async function showDigest(d) {
-    const box = h('div', { class: 'panel', role: 'region', 'aria-label': `Bytes of ${d}` }, h('h3', {}, 'Bytes hashed by ', h('code', {}, shortDigest(d))), h('p', { class: 'muted' }, 'Loading…'));
-    digestBox.replaceChildren(box);
-    box.scrollIntoView({ block: 'nearest' });
+  async function show(d) {
+    const panel = h('div', { class: 'panel', role: 'region', 'aria-label': `Bytes of ${d}` }, h('h3', {}, 'Bytes hashed by ', h('code', {}, shortDigest(d))), h('p', { class: 'muted' }, 'Loading…'));
+    box.replaceChildren(panel);
+    panel.scrollIntoView({ block: 'nearest' });
     try {
-      let bytes = null;
-      let what = '';
-      if (d === result.configDigest) { bytes = result.configBytes; what = 'the image config (JSON)'; }
-      else if (d === result.manifestDigest) { bytes = result.manifestBytes; what = 'the image manifest (JSON)'; }
-      else {
-        const files = await blobs();
-        bytes = files.get('blobs/sha256/' + d.slice(7)) || null;
-        const layer = result.layers.find((l) => l.digest === d);
-        if (bytes) what = layer ? 'a compressed layer (tar+gzip)' : 'a blob';
-        const byDiff = result.layers.find((l) => l.diffId === d);
-        if (!bytes && byDiff) {
-          const gz = files.get('blobs/sha256/' + byDiff.digest.slice(7));
-          if (gz) {
-            bytes = new Uint8Array(await new Response(new Blob([gz]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
-            what = 'the uncompressed layer tar (a diff ID hashes the tar before gzip)';
-          }
-        }
-      }
-      if (!bytes) { box.lastChild.textContent = 'This digest names content outside this image.'; return; }
+      const { bytes, what } = await digestBytes(result, d, blobs);
+      if (!bytes) { panel.lastChild.textContent = 'This digest names content outside this image.'; return; }
       const actual = await sha256(bytes);
-      box.lastChild.replaceWith(
+      panel.lastChild.replaceWith(
         h('p', {}, `${formatBytes(bytes.length)} of ${what}. sha256 of these bytes: `,
           h('strong', { class: actual === d ? 'ok' : 'err' }, actual === d ? 'matches ✓' : `differs (${actual})`)),
         h('pre', { tabindex: '0' }, isText(bytes) ? fromUtf8(bytes.subarray(0, 64 * 1024)) : hexdump(bytes)),
         h('button', { type: 'button', onclick: () => downloadBlob(new Blob([bytes]), d.replace(':', '-')) }, 'Download these bytes'));
     } catch (e) {
-      box.lastChild.replaceWith(h('div', { class: 'error-box' }, errorText(e)));
+      panel.lastChild.replaceWith(h('div', { class: 'error-box' }, errorText(e)));
     }
   }
-  const digestBox = h('div');
+  return { box, show };
+}
 
-  // Layers.
+/** The bytes digest `d` covers in `result` and what they are; `blobs()` gives the image's OCI layout files. */
+async function digestBytes(result, d, blobs) {
+  if (d === result.configDigest) return { bytes: result.configBytes, what: 'the image config (JSON)' };
+  if (d === result.manifestDigest) return { bytes: result.manifestBytes, what: 'the image manifest (JSON)' };
+  const files = await blobs();
+  const bytes = files.get('blobs/sha256/' + d.slice(7)) || null;
+  if (bytes) return { bytes, what: result.layers.some((l) => l.digest === d) ? 'a compressed layer (tar+gzip)' : 'a blob' };
+  const byDiff = result.layers.find((l) => l.diffId === d);
+  const gz = byDiff && files.get('blobs/sha256/' + byDiff.digest.slice(7));
+  if (!gz) return { bytes: null, what: '' };
+  const tar = new Uint8Array(await new Response(new Blob([gz]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
+  return { bytes: tar, what: 'the uncompressed layer tar (a diff ID hashes the tar before gzip)' };
+}
+
+/** The layers as size bars; choosing one lists its files in `detail`, with a preview. */
+function layerSection(result, api) {
+  const ref = result.ref;
+  const detail = h('div');
   const max = Math.max(1, ...result.layers.map((l) => l.size));
-  const layerList = h('ul', { class: 'layers', testid: 'layer-list', role: 'listbox', 'aria-label': 'Layers' },
+  const list = h('ul', { class: 'layers', testid: 'layer-list', role: 'listbox', 'aria-label': 'Layers' },
     result.layers.map((l, i) => h('li', {
       role: 'option', tabindex: 0, 'aria-selected': 'false',
       onclick: (e) => openLayer(i, e.currentTarget),
@@ -68,10 +91,10 @@ export function renderResult(result, ctx) {
       h('span', { class: 'spacer' }), h('span', {}, formatBytes(l.size))),
     h('div', { class: 'mono muted', style: 'word-break:break-all' }, l.createdBy || ''),
     h('div', { class: 'bar', style: `width:${Math.max(1, (100 * l.size) / max)}%` }))));
-  if (!result.layers.length) layerList.append(h('li', { class: 'muted' }, 'No layers: this image has only metadata.'));
+  if (!result.layers.length) list.append(h('li', { class: 'muted' }, 'No layers: this image has only metadata.'));
 
   async function openLayer(i, li) {
-    for (const x of layerList.children) x.setAttribute('aria-selected', String(x === li));
+    for (const x of list.children) x.setAttribute('aria-selected', String(x === li));
     const l = result.layers[i];
     const tree = h('ul', { class: 'tree', testid: 'file-tree', 'aria-label': `Files of layer ${i + 1}` }, h('li', { class: 'muted' }, 'Loading…'));
     const preview = h('div');
@@ -89,25 +112,33 @@ export function renderResult(result, ctx) {
       tree.replaceChildren(h('li', { class: 'err' }, errorText(e)));
     }
   }
+  return { list, detail };
+}
 
-  // Tabs of JSON documents.
+/** Tabs of the JSON documents (digests in them open the bytes box) and the diff against the previous build. */
+function documentTabs(result, prev, showDigest) {
+  /** @type {[string, () => Node][]} */
   const tabs = [
     ['Config', () => jsonView(result.config, showDigest)],
     ['Manifest', () => jsonView(result.manifest, showDigest)],
     ['History', () => jsonView(result.history || result.config?.history || [], showDigest)],
-    ['Why did the digest change?', () => diffView(ctx.prev, result)],
+    ['Why did the digest change?', () => diffView(prev, result)],
   ];
-  const tabPanel = h('div', { role: 'tabpanel' });
-  const tabButtons = tabs.map(([name, make], i) => h('button', {
+  const panel = h('div', { role: 'tabpanel' });
+  const buttons = tabs.map(([name, make], i) => h('button', {
     type: 'button', role: 'tab', 'aria-selected': String(i === 0),
     onclick: (e) => {
-      for (const b of tabButtons) b.setAttribute('aria-selected', String(b === e.currentTarget));
-      tabPanel.replaceChildren(make());
+      for (const b of buttons) b.setAttribute('aria-selected', String(b === e.currentTarget));
+      panel.replaceChildren(make());
     },
   }, name));
-  tabPanel.append(tabs[0][1]());
+  panel.append(tabs[0][1]());
+  return { bar: h('div', { class: 'tabs', role: 'tablist' }, buttons), panel };
+}
 
-  // Download and push.
+/** Tarball download and push: the controls row and its status line. */
+function transferControls(ref, ctx) {
+  const { api } = ctx;
   const format = h('select', { 'aria-label': 'Tarball format' }, h('option', { value: 'oci' }, 'OCI layout'), h('option', { value: 'docker' }, 'docker save'));
   const actionMsg = h('span', { class: 'muted', role: 'status', testid: 'push-status' });
   const download = h('button', {
@@ -130,34 +161,25 @@ export function renderResult(result, ctx) {
       if (!dest.value.trim()) { actionMsg.textContent = 'Enter a destination reference first.'; return; }
       try {
         actionMsg.textContent = 'Pushing…';
-        const opts = {};
-        if (ctx.serve?.registry && dest.value.startsWith(ctx.serve.registry + '/')) {
-          opts.insecure = location.protocol === 'http:';
-          if (ctx.serve.token) { opts.username = 'layerwright'; opts.password = ctx.serve.token; }
-        }
-        else {
-          if (ctx.serve?.proxy) opts.proxy = ctx.serve.proxy;
-          if (isLoopback(dest.value.trim().split('/')[0])) opts.insecure = true;
-        }
-        const r = await api.push(ref, dest.value.trim(), opts);
+        const r = await api.push(ref, dest.value.trim(), pushOptions(dest.value, ctx.serve));
         actionMsg.textContent = `Pushed ${dest.value} as ${r.digest}.`;
       } catch (e) { actionMsg.textContent = errorText(e); }
     },
   }, 'Push');
+  return [h('div', { class: 'row', style: 'margin:8px 0' }, format, download, dest, push), actionMsg];
+}
 
-  el.append(
-    h('h2', { id: 'res-h' }, 'Result'),
-    h('table', { class: 'kv' },
-      h('tr', {}, h('th', {}, 'Reference'), h('td', { class: 'mono' }, ref)),
-      h('tr', {}, h('th', {}, 'Manifest digest'), h('td', {}, h('button', { type: 'button', class: 'link mono', onclick: () => showDigest(result.manifestDigest) }, result.manifestDigest))),
-      h('tr', {}, h('th', {}, 'Config digest'), h('td', {}, h('button', { type: 'button', class: 'link mono', onclick: () => showDigest(result.configDigest) }, result.configDigest))),
-      h('tr', {}, h('th', {}, 'Size'), h('td', {}, formatBytes(result.layers.reduce((a, l) => a + l.size, 0)), ` in ${result.layers.length} layer(s)`))),
-    h('div', { class: 'row', style: 'margin:8px 0' }, format, download, dest, push),
-    actionMsg,
-    renderRunPanel(result, ctx),
-    h('h3', {}, 'Layers'), layerList, detail,
-    h('div', { class: 'tabs', role: 'tablist' }, tabButtons), tabPanel, digestBox);
-  return el;
+/** serve's registry takes its token as the password; other registries go through serve's proxy when there is one. */
+function pushOptions(dest, serve) {
+  const opts = {};
+  if (serve?.registry && dest.startsWith(serve.registry + '/')) {
+    opts.insecure = location.protocol === 'http:';
+    if (serve.token) { opts.username = 'layerwright'; opts.password = serve.token; }
+  } else {
+    if (serve?.proxy) opts.proxy = serve.proxy;
+    if (isLoopback(dest.trim().split('/')[0])) opts.insecure = true;
+  }
+  return opts;
 }
 
 export function fileRow(e, onOpen) {

@@ -2,12 +2,17 @@
 //! `layerwright run -d` does (serve's container API) and shows its output, its exit code and links to the ports
 //! it publishes on loopback; otherwise a linux/386 image runs in the tab's own VM (vmrunpanel.js), and other
 //! images say what running needs.
+// @ts-check
 
 import { h, errorText } from './util.js';
 import { runOnServe, containerApi } from './api.js';
 import { renderVmRunPanel, commandWords } from './vmrunpanel.js';
 
-/** The panel for `result`. ctx: {api, serve, tag} */
+/**
+ * The panel for `result`.
+ * @param {import('../../crates/wasm/js/index.js').BuildResult} result
+ * @param {{ api: import('./api.js').Api, serve?: import('./api.js').ServeInfo | null, tag?: string }} ctx
+ */
 export function renderRunPanel(result, { api, serve, tag }) {
   if (!serve?.containers) {
     const cfg = result.config || {};

@@ -1,4 +1,5 @@
 //! Small DOM, formatting, encoding and tar helpers shared by every view.
+// @ts-check
 
 /** Creates an element: h('div', {class: 'x', onclick}, child, 'text'). */
 export function h(tag, attrs = {}, ...children) {

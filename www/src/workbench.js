@@ -1,5 +1,6 @@
 //! The workbench: Dockerfile editor, lint findings, scope view, context panel, build controls,
 //! progress log and results. The playground and every lesson use one.
+// @ts-check
 
 import { h, formatBytes, errorText, fromUtf8, shortDigest } from './util.js';
 import { createEditor } from './editor.js';

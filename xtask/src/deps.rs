@@ -1,4 +1,5 @@
-//! Installing what the commands need when it is missing: Debian packages (as root), the wasm32 target.
+//! Installing what the commands need when it is missing: Debian packages (as root), the wasm32 target, the site's
+//! npm packages.
 
 use std::process::Command;
 
@@ -149,10 +150,31 @@ fn ensure_components(components: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The site's npm packages (www/package.json, pinned by package-lock.json: esbuild, playwright-core, typescript, ...),
+/// with `npm ci` when `www/node_modules` lacks one the checks need.
+pub fn ensure_site_packages() -> Result<()> {
+    let www = crate::repo_root().join("www");
+    if www.join("node_modules/typescript/bin/tsc").is_file() {
+        return Ok(());
+    }
+    if !present("npm") {
+        bail!(
+            "npm not found on PATH (the site's type check and build need it: apt-get install npm)"
+        );
+    }
+    eprintln!("xtask: installing the site's npm packages (npm ci in www/)");
+    let st = Command::new("npm").arg("ci").current_dir(&www).status()?;
+    if !st.success() {
+        bail!("npm ci in www/ failed");
+    }
+    Ok(())
+}
+
 pub fn ensure_all() -> Result<()> {
     ensure_debian_packages(PACKAGES)?;
     ensure_wasm_target()?;
     ensure_target(MUSL_TARGET)?;
     ensure_components(&["rustfmt", "clippy"])?;
+    ensure_site_packages()?;
     Ok(())
 }

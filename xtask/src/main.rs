@@ -25,7 +25,7 @@ const PURE_CRATES: &[&str] = &[
     "lw-oci",
     "lw-layer",
     "lw-dockerfile",
-    "lw-build",
+    "lw-engine",
     "lw-registry",
 ];
 
@@ -62,7 +62,7 @@ fn usage() -> &'static str {
      build [--proxy URL] build the wasm core and the static site into www/dist (URL: the site's default registry\n                  \
      proxy, a `layerwright proxy` for a static deployment)\n  \
      test            install what the tests need, then run every test (native, wasm32 build, interop)\n  \
-     test-site       only the site's browser tests (Playwright: playground, inspector, registries, podman, quality)\n  \
+     test-site       only the site: its JS type check (tsc), then its browser tests (Playwright: playground, inspector, registries, podman, quality)\n  \
      bench [--quick] [--layers-only] benchmarks next to reference tools; prints a table and writes target/bench.json\n  \
      bench --wasm-only [--quick|--smoke] [--wasm-profile] [--no-site-build]\n                  \
      only the headless-Chromium benchmarks (target/bench-wasm.json); `bench --no-wasm` skips them\n  \
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("test-site") => site::test_site(),
+        Some("test-site") => site::typecheck().and_then(|()| site::test_site()),
         Some("run") => run_main(&args[1..]),
         Some("build") => match args.get(1).map(String::as_str) {
             None => build::build(),
@@ -141,6 +141,8 @@ fn test() -> Result<()> {
     c.args(["--", "-D", "warnings"]);
     run(c)?;
     eprintln!("xtask: clippy (native, and wasm32 for the core crates and lw-wasm): ok");
+    // The site's JS, checked against the wasm module's types.
+    site::typecheck()?;
     // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs).
     let mut c = cargo();
     c.args([

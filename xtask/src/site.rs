@@ -30,6 +30,20 @@ fn cli_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The site's JS type check: every `www/src` module is `// @ts-check`ed by TypeScript's `tsc` against the wasm
+/// module's `crates/wasm/js/index.d.ts` (www/jsconfig.json; nothing is emitted).
+pub fn typecheck() -> Result<()> {
+    crate::deps::ensure_site_packages()?;
+    let www = crate::repo_root().join("www");
+    let mut c = Command::new("node");
+    c.arg(www.join("node_modules/typescript/bin/tsc"))
+        .args(["--noEmit", "-p"])
+        .arg(www.join("jsconfig.json"));
+    crate::run(c).context("the site's JS type check (tsc -p www/jsconfig.json)")?;
+    eprintln!("xtask: JS type check (tsc, www/jsconfig.json): ok");
+    Ok(())
+}
+
 /// Build the site, then run its browser tests (Chromium through playwright-core) with `LAYERWRIGHT_BIN` set.
 pub fn test_site() -> Result<()> {
     crate::deps::ensure_debian_packages(&[

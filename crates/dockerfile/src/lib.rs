@@ -3,7 +3,7 @@
 #[doc(hidden)]
 pub mod bench_input;
 mod error;
-mod gounicode;
+mod go_compat;
 pub mod ignore;
 pub mod instructions;
 pub mod lint;

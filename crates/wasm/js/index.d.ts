@@ -105,12 +105,17 @@ export interface LayerScan {
 export function scanLayer(layer: Blob | Uint8Array, opts?: { onEntry?: (e: Entry) => void; digests?: boolean }): Promise<LayerScan>;
 export function memoryBytes(): number;
 export function readFile(ref: string, layerDigest: string, path: string): Promise<Uint8Array>;
-export function pull(ref: string, opts?: RemoteOpts): Promise<{ ref: string; digest: string }>;
+/** `platform`: the manifest an index is resolved to; `name`: store the image under this name instead. */
+export function pull(ref: string, opts?: RemoteOpts & { platform?: string; name?: string }): Promise<{ ref: string; digest: string }>;
 export function push(ref: string, dest: string, opts?: RemoteOpts): Promise<{ digest: string }>;
-export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: string }): Promise<{
+/** What the inspector shows of one image: the index (if any) and its platforms, the manifest, config and layers. */
+export interface ImageInfo {
   index?: object; platforms: string[]; manifestDigest: string; manifest: object; config: object; history: object[];
   layers: { digest: string; size: number; mediaType: string; createdBy?: string }[];
-}>;
+}
+export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: string }): Promise<ImageInfo>;
+/** `inspectRemote`'s answer for an image of the tab's store (a loaded tarball's, a build's). */
+export function inspectImage(ref: string): Promise<ImageInfo>;
 export interface RemoteLayer { digest: string; size: number; mediaType?: string }
 export function scanRemoteLayer(ref: string, layer: RemoteLayer, opts?: RemoteOpts & {
   onEntry?: (e: Entry) => void; onProgress?: (bytes: number) => void;
@@ -151,7 +156,7 @@ declare const api: {
   normalizeReference: typeof normalizeReference; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
-  readFile: typeof readFile; runContainer: typeof runContainer; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
+  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
   scanRemoteLayer: typeof scanRemoteLayer; readRemoteFile: typeof readRemoteFile;
   serveExecutor: typeof serveExecutor; vmExecutor: typeof vmExecutor; storage: typeof storage; version: typeof version;
   contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;

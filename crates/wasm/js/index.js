@@ -367,6 +367,7 @@ export async function readFile(ref, layerDigest, path) {
   }
   return core.readFile(ref, layerDigest, path);
 }
+export async function inspectImage(ref) { await init(); return core.inspectImage(ref); }
 
 function remoteNotDone(what) {
   return Promise.reject(new Error(`layerwright: ${what} is not available in this build of the browser API yet`));
@@ -470,7 +471,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, runContainer, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, runContainer, inspectImage, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use js_sys::{Array, Function, Uint8Array};
-use lw_build::archive::resolve_manifest;
-use lw_build::context::FilteredContext;
-use lw_build::engine::{self, BuildOptions, Host, LayerReport};
-use lw_build::events::BuildEvent;
-use lw_build::host::{read_blob, AsyncRunExecutor, BaseImage, ImageSource, MemoryBlobs};
-use lw_build::Error;
+use lw_engine::archive::resolve_manifest;
+use lw_engine::context::FilteredContext;
+use lw_engine::engine::{self, BuildOptions, Host, LayerReport};
+use lw_engine::events::BuildEvent;
+use lw_engine::host::{read_blob, AsyncRunExecutor, BaseImage, ImageSource, MemoryBlobs};
+use lw_engine::Error;
 use lw_oci::{ImageConfig, Platform};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -43,7 +43,7 @@ impl ImageSource for TabImages {
         let bytes = read_blob(
             &self.blobs,
             &manifest.config.digest,
-            lw_build::archive::MAX_DOCUMENT,
+            lw_engine::archive::MAX_DOCUMENT,
         )?;
         let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| {
             Error::Host(format!(
@@ -101,7 +101,7 @@ fn platforms_of(opts: &JsValue) -> Result<Vec<Platform>, JsValue> {
         Some(parts.join(","))
     };
     match joined {
-        Some(l) => lw_build::platforms::parse_list(&l).map_err(|e| err(format!("build: {e}"))),
+        Some(l) => lw_engine::platforms::parse_list(&l).map_err(|e| err(format!("build: {e}"))),
         None => Ok(vec![crate::store::default_platform()]),
     }
 }
@@ -321,9 +321,9 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
                 // BuildKit's message, and why: a page cannot reach an SSH agent.
                 if matches!(
                     &e,
-                    lw_build::Error::Step {
-                        kind: lw_build::StepError::SshNotForwarded(_)
-                            | lw_build::StepError::SshKeyUnset(_),
+                    lw_engine::Error::Step {
+                        kind: lw_engine::StepError::SshNotForwarded(_)
+                            | lw_engine::StepError::SshKeyUnset(_),
                         ..
                     }
                 ) {
@@ -336,7 +336,7 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         }
     }
     with(|s| s.cache = cache);
-    let assembled = lw_build::platforms::assemble(&mut blobs, &results).map_err(err)?;
+    let assembled = lw_engine::platforms::assemble(&mut blobs, &results).map_err(err)?;
     let root = assembled.descriptor;
     with(|s| {
         if tags.is_empty() {

@@ -7,8 +7,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use js_sys::{Function, Uint8Array};
-use lw_build::context::{Context, ContextEntry, Fetch, MemoryContext};
-use lw_build::Error;
+use lw_engine::context::{Context, ContextEntry, Fetch, MemoryContext};
+use lw_engine::Error;
 use lw_oci::Digest;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

@@ -1,9 +1,9 @@
 //! `parse`, `lint`, `applyFixes`: the Dockerfile frontend as the editor sees it.
 
-use lw_build::engine::{self, BuildOptions};
 use lw_dockerfile::lint::{self, Edit, Finding, Fix, LintOptions, Range, Severity};
 use lw_dockerfile::model::{BaseRef, Model, ModelOptions, VarKind};
 use lw_dockerfile::parser;
+use lw_engine::engine::{self, BuildOptions};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -354,11 +354,11 @@ pub fn base_images(dockerfile: &str) -> Result<JsValue, JsValue> {
 
 /// The config of the image the tab's store holds under `name` (for the tab's platform).
 fn store_config(s: &crate::store::State, name: &str) -> Option<BaseImageJs> {
-    use lw_build::archive::{resolve_manifest, MAX_DOCUMENT};
+    use lw_engine::archive::{resolve_manifest, MAX_DOCUMENT};
     let rec = s.resolve(name).ok()?;
     let (_, m) =
         resolve_manifest(&s.blobs, &rec.descriptor, &crate::store::default_platform()).ok()?;
-    let bytes = lw_build::host::read_blob(&s.blobs, &m.config.digest, MAX_DOCUMENT).ok()?;
+    let bytes = lw_engine::host::read_blob(&s.blobs, &m.config.digest, MAX_DOCUMENT).ok()?;
     let config: lw_oci::ImageConfig = serde_json::from_slice(&bytes).ok()?;
     let c = config.config;
     Some(BaseImageJs {

@@ -10,10 +10,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
-use lw_build::host::{
+use lw_engine::host::{
     put_bytes, AsyncRunExecutor, BlobStore, MemoryBlobs, RunFuture, RunRequest, RunResult,
 };
-use lw_build::Error;
+use lw_engine::Error;
 use lw_oci::{media, Digest, DigestHasher};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;

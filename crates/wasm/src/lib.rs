@@ -36,7 +36,7 @@ pub use store::{
     persist_restore_spilled, read_file, storage_clear, storage_usage,
 };
 pub use stream::{memory_bytes, scan_layer};
-pub use views::{analyse_layers, context_ignored, registry_host, tar_files};
+pub use views::{analyse_layers, context_ignored, inspect_image, registry_host, tar_files};
 
 /// Called once when the module is instantiated: Rust panics become readable console errors.
 #[wasm_bindgen(start)]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use lw_build::archive::{blob_name, MAX_DOCUMENT};
+use lw_engine::archive::{blob_name, MAX_DOCUMENT};
 use lw_oci::{media, Descriptor, Digest, Index, Manifest};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -135,7 +135,7 @@ pub async fn load_tarball(blob: JsValue) -> Result<JsValue, JsValue> {
     let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
     for d in &idx.manifests {
         collect(&src, &m, d, &mut blobs).await?;
-        let name = lw_build::archive::layout_names(d);
+        let name = lw_engine::archive::layout_names(d);
         match images.iter_mut().find(|(_, x)| x.digest == d.digest) {
             Some((names, _)) => names.extend(name),
             None => images.push((name.into_iter().collect(), d.clone())),

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use lw_build::archive::{DockerArchiveEntry, MAX_DOCUMENT};
+use lw_engine::archive::{DockerArchiveEntry, MAX_DOCUMENT};
 use lw_layer::tar::TarReader;
 use lw_oci::media::{self, Compression};
 use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Manifest};
@@ -96,7 +96,7 @@ async fn read_layer(src: &Source, member: Member, name: &str) -> Result<(Vec<u8>
             _ => return Err(bad("no digest computed".into())),
         }
     };
-    let mt = lw_build::archive::layer_media_type(comp);
+    let mt = lw_engine::archive::layer_media_type(comp);
     let desc = Descriptor::new(mt, digest, bytes.len() as u64);
     Ok((bytes, Layer { desc, diff_id }))
 }

@@ -11,8 +11,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use js_sys::{Function, Promise, Uint8Array};
-use lw_build::host::{BlobSink, BlobStore, MemoryBlobs};
-use lw_build::Error;
+use lw_engine::host::{BlobSink, BlobStore, MemoryBlobs};
+use lw_engine::Error;
 use lw_layer::pgzip::MemberPool;
 use lw_oci::Digest;
 use wasm_bindgen::prelude::*;

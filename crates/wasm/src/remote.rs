@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
-use lw_build::host::MemoryBlobs;
-use lw_oci::{reference, Descriptor, ImageConfig, Platform};
+use lw_engine::host::MemoryBlobs;
+use lw_oci::{reference, Descriptor, Platform};
 use lw_registry::transfer::MemoryImages;
 use lw_registry::{
     Action, Body, BodyMode, Client, ClientConfig, Credentials, Operation, PullImage, PullTarget,
@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::js::{err, get, get_bool, get_string, json_to_js, to_js};
+use crate::js::{err, get, get_bool, get_string, to_js};
 use crate::store::{default_platform, with};
 
 fn global_fn(name: &str) -> Result<Function, JsValue> {
@@ -72,36 +72,7 @@ pub(crate) async fn drive<O: Operation>(
             }
             Action::Send(r) => r,
         };
-        let init = web_sys::RequestInit::new();
-        init.set_method(req.method.as_str());
-        let headers = web_sys::Headers::new()?;
-        for (k, v) in &req.headers {
-            headers.append(k, v)?;
-        }
-        init.set_headers(&headers);
-        let body: Option<Vec<u8>> = match &req.body {
-            Body::Empty => None,
-            Body::Bytes(b) => Some(b.clone()),
-            Body::Blob {
-                digest,
-                offset,
-                len,
-            } => {
-                let b = blobs
-                    .get(digest)
-                    .ok_or_else(|| err(format!("blob {digest} is not in the store")))?;
-                let (start, end) = (*offset as usize, (*offset + *len) as usize);
-                Some(
-                    b.get(start..end)
-                        .ok_or_else(|| err(format!("blob {digest} is too short")))?
-                        .to_vec(),
-                )
-            }
-        };
-        if let Some(b) = &body {
-            init.set_body(&Uint8Array::from(&b[..]));
-        }
-        let request = web_sys::Request::new_with_str_and_init(&req.url, &init)?;
+        let request = fetch_request(&req, blobs)?;
         let resp = match JsFuture::from(
             fetch
                 .call1(&js_sys::global(), &request)?
@@ -142,40 +113,79 @@ pub(crate) async fn drive<O: Operation>(
             op.on_body_end().map_err(err)?;
             continue;
         }
-        let reader = call_method(&stream, "getReader", &[])?;
-        let mut broke = false;
-        loop {
-            let chunk =
-                match JsFuture::from(call_method(&reader, "read", &[])?.dyn_into::<Promise>()?)
-                    .await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        op.on_transport_error(TransportError::new(format!(
-                            "reading {}: {e:?}",
-                            req.url
-                        )))
-                        .map_err(err)?;
-                        broke = true;
-                        break;
-                    }
-                };
-            if get(&chunk, "done")?.as_bool() == Some(true) {
-                break;
-            }
-            let bytes = Uint8Array::new(&get(&chunk, "value")?).to_vec();
-            let out = op.on_body(&bytes).map_err(err)?;
-            if !out.is_empty() {
-                if let Err(e) = sink(out) {
-                    let _ = call_method(&reader, "cancel", &[]);
-                    return Err(e);
-                }
-            }
+        stream_body(op, &stream, &req.url, sink).await?;
+    }
+}
+
+/// The `fetch` Request for the core's request; a body naming a blob is read from `blobs`.
+fn fetch_request(
+    req: &lw_registry::Request,
+    blobs: &MemoryBlobs,
+) -> Result<web_sys::Request, JsValue> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(req.method.as_str());
+    let headers = web_sys::Headers::new()?;
+    for (k, v) in &req.headers {
+        headers.append(k, v)?;
+    }
+    init.set_headers(&headers);
+    let body: Option<Vec<u8>> = match &req.body {
+        Body::Empty => None,
+        Body::Bytes(b) => Some(b.clone()),
+        Body::Blob {
+            digest,
+            offset,
+            len,
+        } => {
+            let b = blobs
+                .get(digest)
+                .ok_or_else(|| err(format!("blob {digest} is not in the store")))?;
+            let (start, end) = (*offset as usize, (*offset + *len) as usize);
+            Some(
+                b.get(start..end)
+                    .ok_or_else(|| err(format!("blob {digest} is too short")))?
+                    .to_vec(),
+            )
         }
-        if !broke {
-            op.on_body_end().map_err(err)?;
+    };
+    if let Some(b) = &body {
+        init.set_body(&Uint8Array::from(&b[..]));
+    }
+    web_sys::Request::new_with_str_and_init(&req.url, &init)
+}
+
+/// Feed a response body `stream` to `op` chunk by chunk (what it yields goes to `sink`; an error from the sink
+/// cancels the download). A broken stream is a transport error the core may retry.
+async fn stream_body<O: Operation>(
+    op: &mut O,
+    stream: &JsValue,
+    url: &str,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
+) -> Result<(), JsValue> {
+    let reader = call_method(stream, "getReader", &[])?;
+    loop {
+        let chunk =
+            match JsFuture::from(call_method(&reader, "read", &[])?.dyn_into::<Promise>()?).await {
+                Ok(c) => c,
+                Err(e) => {
+                    op.on_transport_error(TransportError::new(format!("reading {url}: {e:?}")))
+                        .map_err(err)?;
+                    return Ok(());
+                }
+            };
+        if get(&chunk, "done")?.as_bool() == Some(true) {
+            break;
+        }
+        let bytes = Uint8Array::new(&get(&chunk, "value")?).to_vec();
+        let out = op.on_body(&bytes).map_err(err)?;
+        if !out.is_empty() {
+            if let Err(e) = sink(out) {
+                let _ = call_method(&reader, "cancel", &[]);
+                return Err(e);
+            }
         }
     }
+    op.on_body_end().map_err(err)
 }
 
 /// A client for `reference`'s registry with the JS options (proxy, credentials, insecure).
@@ -320,16 +330,6 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     })
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LayerOut {
-    digest: String,
-    size: u64,
-    media_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    created_by: Option<String>,
-}
-
 /// `inspectRemote(ref, opts)`: index (if any), platforms, the platform's manifest, config, history and layers,
 /// without storing anything.
 #[wasm_bindgen(js_name = inspectRemote)]
@@ -347,48 +347,13 @@ pub async fn inspect_remote(r: &str, opts: JsValue) -> Result<JsValue, JsValue> 
         .cloned()
         .ok_or_else(|| err(format!("{r}: not an image manifest")))?;
     let config_bytes = fetch_blob(&client, &t.repo, &m.config, &blobs).await?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .map_err(|e| err(format!("config {}: {e}", m.config.digest)))?;
-    // History entries with empty_layer set make no layer: pair the others with the layers in order.
-    let mut created = config
-        .history
-        .iter()
-        .filter(|h| !h.empty_layer)
-        .map(|h| h.created_by.clone());
-    let layers: Vec<LayerOut> = m
-        .layers
-        .iter()
-        .map(|l| LayerOut {
-            digest: l.digest.to_string(),
-            size: l.size,
-            media_type: l.media_type.clone(),
-            created_by: created.next().flatten(),
-        })
-        .collect();
-    let platforms: Vec<String> = match resolved.index.as_ref().and_then(|i| i.index()) {
-        Some(idx) => idx
-            .manifests
-            .iter()
-            .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-            .collect(),
-        None => vec![format!("{}/{}", config.os, config.architecture)],
-    };
-    let out = js_sys::Object::new();
-    let set = |k: &str, v: &JsValue| Reflect::set(&out, &JsValue::from_str(k), v);
-    if let Some(i) = &resolved.index {
-        set("index", &json_to_js(&i.bytes)?)?;
-    }
-    set("platforms", &to_js(&platforms)?)?;
-    set(
-        "manifestDigest",
-        &JsValue::from_str(&resolved.manifest.digest.to_string()),
-    )?;
-    set("manifest", &json_to_js(&resolved.manifest.bytes)?)?;
-    let cfg = json_to_js(&config_bytes)?;
-    set("history", &get(&cfg, "history")?)?;
-    set("config", &cfg)?;
-    set("layers", &to_js(&layers)?)?;
-    Ok(out.into())
+    crate::views::image_info(
+        resolved.index.as_ref().map(|i| i.bytes.as_slice()),
+        &resolved.manifest.digest,
+        &resolved.manifest.bytes,
+        &m,
+        &config_bytes,
+    )
 }
 
 #[derive(Serialize)]

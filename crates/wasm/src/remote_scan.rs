@@ -6,7 +6,7 @@
 use std::cell::Cell;
 
 use js_sys::{Function, Uint8Array};
-use lw_build::host::MemoryBlobs;
+use lw_engine::host::MemoryBlobs;
 use lw_layer::{Entry, EntryKind};
 use lw_oci::{Descriptor, Digest};
 use serde::Serialize;

@@ -10,9 +10,9 @@ use std::io::{self, Write};
 use std::rc::Rc;
 
 use js_sys::{Array, Function, Uint8Array};
-use lw_build::archive::ArchiveOut;
-use lw_build::host::{BlobSink, MemoryBlobs};
-use lw_build::Error;
+use lw_engine::archive::ArchiveOut;
+use lw_engine::host::{BlobSink, MemoryBlobs};
+use lw_engine::Error;
 use lw_oci::Digest;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -69,7 +69,7 @@ impl SpillSink {
     /// A sink into `memory`, spilling to the page's storage when there is one.
     pub fn create(memory: &MemoryBlobs, spilled: &Spilled) -> Result<Box<dyn BlobSink>, Error> {
         if storage().is_none() {
-            return lw_build::host::BlobStore::create(&mut memory.clone());
+            return lw_engine::host::BlobStore::create(&mut memory.clone());
         }
         Ok(Box::new(SpillSink {
             buf: Vec::new(),

@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use std::io::Read;
 
 use js_sys::{Array, Uint8Array};
-use lw_build::archive::{resolve_manifest, write_archive_to, ArchiveItem};
-use lw_build::host::{BlobStore, MemoryBlobs, MemoryCache};
+use lw_engine::archive::{resolve_manifest, write_archive_to, ArchiveItem};
+use lw_engine::host::{BlobStore, MemoryBlobs, MemoryCache};
 use lw_layer::tar::TarReader;
 use lw_layer::EntryKind;
 use lw_oci::descriptor::annotations;
@@ -21,7 +21,7 @@ use crate::spill::{ExportParts, Spilled};
 use crate::stream::EntryOut;
 
 /// One image the store knows: by name, or unnamed (a build without tags, a digest-only load).
-pub use lw_build::naming::ImageRecord as Record;
+pub use lw_engine::naming::ImageRecord as Record;
 
 #[derive(Default)]
 pub struct State {
@@ -49,7 +49,7 @@ pub fn default_platform() -> Platform {
 
 /// `busybox` → `docker.io/library/busybox:latest`.
 pub fn normalize(name: &str) -> Result<String, JsValue> {
-    lw_build::naming::normalize(name).map_err(|e| err(format!("invalid reference {name:?}: {e}")))
+    lw_engine::naming::normalize(name).map_err(|e| err(format!("invalid reference {name:?}: {e}")))
 }
 
 /// `normalizeReference(ref)`: docker's full form of a reference (`busybox` → `docker.io/library/busybox:latest`).
@@ -62,15 +62,15 @@ impl State {
     /// Name `desc` (the image the name meant before stays, unnamed) or, with no name, remember it unnamed.
     pub fn add(&mut self, name: Option<String>, desc: &Descriptor) {
         match name {
-            Some(n) => lw_build::naming::set_name(&mut self.records, &n, desc),
-            None => lw_build::naming::add_unnamed(&mut self.records, desc),
+            Some(n) => lw_engine::naming::set_name(&mut self.records, &n, desc),
+            None => lw_engine::naming::add_unnamed(&mut self.records, desc),
         };
     }
 
     /// What a user's REF means: a name (familiar or full), `name@digest`, a manifest digest, or an image ID
-    /// (config digest) prefix of at least 4 hex digits ([`lw_build::naming::resolve`]).
+    /// (config digest) prefix of at least 4 hex digits ([`lw_engine::naming::resolve`]).
     pub fn resolve(&self, r: &str) -> Result<Record, JsValue> {
-        lw_build::naming::resolve(&self.records, r, &mut |d| {
+        lw_engine::naming::resolve(&self.records, r, &mut |d| {
             resolve_manifest(&self.blobs, d, &default_platform())
                 .ok()
                 .map(|(_, m)| m.config.digest)

@@ -1,15 +1,19 @@
-//! The core's answers for the site's views (`contextIgnored`, `tarFiles`, `analyseLayers`, `registryHost`), so the
-//! page never carries its own copy of the `.dockerignore` matcher, a tar reader, whiteout rules or reference parsing.
+//! The core's answers for the site's views (`contextIgnored`, `tarFiles`, `analyseLayers`, `registryHost`,
+//! `inspectImage`), so the page never carries its own copy of the `.dockerignore` matcher, a tar reader, whiteout
+//! rules, reference parsing or an image archive's documents.
 
-use js_sys::{Array, Uint8Array};
+use js_sys::{Array, Reflect, Uint8Array};
+use lw_engine::archive::resolve_manifest;
 use lw_layer::tar::TarReader;
 use lw_layer::EntryKind;
+use lw_oci::{media, Digest, ImageConfig, Index, Manifest};
 use wasm_bindgen::prelude::*;
 
 use lw_layer::analysis::{self, AnalysedEntry};
 use serde::{Deserialize, Serialize};
 
-use crate::js::{err, get_string, get_string_map, to_js};
+use crate::js::{err, get, get_string, get_string_map, json_to_js, to_js};
+use crate::store::{default_platform, with};
 
 /// `contextIgnored({files, ignoreFiles?, dockerfile?})`: the context paths a build leaves out, decided by the
 /// build's own filtered context. `ignoreFiles` maps ignore-file names (`.dockerignore`,
@@ -30,7 +34,7 @@ pub fn context_ignored(opts: JsValue) -> Result<Array, JsValue> {
         .map(|(k, v)| (k, v.into_bytes()))
         .collect();
     let dockerfile = get_string(&opts, "dockerfile")?.unwrap_or_else(|| "Dockerfile".into());
-    let out = lw_build::context::excluded_files(&files, &ignore, &dockerfile)
+    let out = lw_engine::context::excluded_files(&files, &ignore, &dockerfile)
         .map_err(|e| err(format!("contextIgnored: {e}")))?;
     Ok(out.into_iter().map(JsValue::from).collect())
 }
@@ -154,4 +158,90 @@ pub fn registry_host(reference: &str) -> Result<String, JsValue> {
     let r = lw_oci::reference::parse_docker_ref(reference)
         .map_err(|e| err(format!("invalid reference {reference:?}: {e}")))?;
     Ok(r.registry_host().to_string())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerOut {
+    digest: String,
+    size: u64,
+    media_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_by: Option<String>,
+}
+
+/// The inspector's view of one image, for `inspectRemote` and `inspectImage`: the index (when there is one) and its
+/// platforms, the chosen manifest, its config and history, and each layer with the instruction that made it.
+pub(crate) fn image_info(
+    index: Option<&[u8]>,
+    manifest_digest: &Digest,
+    manifest_bytes: &[u8],
+    manifest: &Manifest,
+    config_bytes: &[u8],
+) -> Result<JsValue, JsValue> {
+    let config: ImageConfig = serde_json::from_slice(config_bytes)
+        .map_err(|e| err(format!("config {}: {e}", manifest.config.digest)))?;
+    // History entries with empty_layer set make no layer: pair the others with the layers in order.
+    let mut created = config
+        .history
+        .iter()
+        .filter(|h| !h.empty_layer)
+        .map(|h| h.created_by.clone());
+    let layers: Vec<LayerOut> = manifest
+        .layers
+        .iter()
+        .map(|l| LayerOut {
+            digest: l.digest.to_string(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+            created_by: created.next().flatten(),
+        })
+        .collect();
+    let platforms: Vec<String> = match index {
+        Some(bytes) => serde_json::from_slice::<Index>(bytes)
+            .map_err(|e| err(format!("index: {e}")))?
+            .manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+            .collect(),
+        None => vec![format!("{}/{}", config.os, config.architecture)],
+    };
+    let out = js_sys::Object::new();
+    let set = |k: &str, v: &JsValue| Reflect::set(&out, &JsValue::from_str(k), v);
+    if let Some(i) = index {
+        set("index", &json_to_js(i)?)?;
+    }
+    set("platforms", &to_js(&platforms)?)?;
+    set(
+        "manifestDigest",
+        &JsValue::from_str(&manifest_digest.to_string()),
+    )?;
+    set("manifest", &json_to_js(manifest_bytes)?)?;
+    let cfg = json_to_js(config_bytes)?;
+    set("history", &get(&cfg, "history")?)?;
+    set("config", &cfg)?;
+    set("layers", &to_js(&layers)?)?;
+    Ok(out.into())
+}
+
+/// `inspectImage(ref)`: `inspectRemote`'s answer for an image of the tab's store (a loaded tarball's, a build's),
+/// read from the stored documents: the index and its platforms, the manifest for the tab's platform, config,
+/// history and layers.
+#[wasm_bindgen(js_name = inspectImage)]
+pub fn inspect_image(r: &str) -> Result<JsValue, JsValue> {
+    with(|s| {
+        let rec = s.resolve(r)?;
+        let doc = |d: &Digest| {
+            s.blobs
+                .get(d)
+                .ok_or_else(|| err(format!("inspectImage: blob {d} is not in the store")))
+        };
+        let root = doc(&rec.descriptor.digest)?;
+        let index = media::is_index(&rec.descriptor.media_type).then_some(root.as_slice());
+        let (digest, manifest) = resolve_manifest(&s.blobs, &rec.descriptor, &default_platform())
+            .map_err(|e| err(format!("inspectImage: {e}")))?;
+        let manifest_bytes = doc(&digest)?;
+        let config_bytes = doc(&manifest.config.digest)?;
+        image_info(index, &digest, &manifest_bytes, &manifest, &config_bytes)
+    })
 }

@@ -1,12 +1,12 @@
 //! One Dockerfile model: the editor's scope view (`parse`'s `scopes`) equals the scopes the build engine evaluates
-//! every instruction with (`lw_build::engine::plan`), on every corpus Dockerfile: the BuildKit build corpus, the lint
+//! every instruction with (`lw_engine::engine::plan`), on every corpus Dockerfile: the BuildKit build corpus, the lint
 //! cases and BuildKit's parser corpus.
 // Tests read their corpora from disk; crates/clippy.toml's purity rules are for library code.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::path::{Path, PathBuf};
 
-use lw_build::engine::{self, BuildOptions};
+use lw_engine::engine::{self, BuildOptions};
 use lw_oci::Platform;
 
 fn root() -> PathBuf {
@@ -57,7 +57,7 @@ fn corpus() -> Vec<PathBuf> {
 }
 
 /// The engine's scope per instruction, in the shape of the editor's view.
-fn engine_view(src: &[u8]) -> Result<Vec<engine::InstructionScope>, lw_build::Error> {
+fn engine_view(src: &[u8]) -> Result<Vec<engine::InstructionScope>, lw_engine::Error> {
     let opts = BuildOptions::new(src.to_vec(), Platform::new("linux", "amd64", None));
     Ok(engine::plan(&opts)?.scopes())
 }
@@ -89,7 +89,7 @@ fn editor_scopes_equal_engine_scopes_on_every_corpus_dockerfile() {
             (None, Err(_)) => neither += 1,
             // A typed-syntax error (`ONBUILD ONBUILD`, an unknown flag): the build refuses it, and the editor
             // keeps its model and shows the same error as a diagnostic.
-            (Some(_), Err(lw_build::Error::Dockerfile { source, .. }))
+            (Some(_), Err(lw_engine::Error::Dockerfile { source, .. }))
                 if Some(source.to_string()) == syntax_error(&src) =>
             {
                 refused += 1

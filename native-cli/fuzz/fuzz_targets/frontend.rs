@@ -6,9 +6,9 @@
 //! expand go through the code a real build runs. Build errors are fine; panics, hangs and runaway allocation are not.
 
 use libfuzzer_sys::fuzz_target;
-use lw_build::context::MemoryContext;
-use lw_build::engine::{build, BuildOptions, Host};
-use lw_build::host::{
+use lw_engine::context::MemoryContext;
+use lw_engine::engine::{build, BuildOptions, Host};
+use lw_engine::host::{
     BlobStore, MemoryBlobs, MemoryCache, NoImages, RunExecutor, RunRequest, RunResult,
 };
 use lw_oci::Platform;
@@ -22,7 +22,7 @@ impl RunExecutor for Recorder {
         req: &RunRequest,
         _store: &mut dyn BlobStore,
         _output: &mut dyn FnMut(&[u8]),
-    ) -> Result<RunResult, lw_build::Error> {
+    ) -> Result<RunResult, lw_engine::Error> {
         // A heredoc file is mounted by absolute path, and a script run as a file is one of them.
         for (path, _) in &req.files {
             assert!(path.starts_with('/'), "heredoc file at {path:?}");

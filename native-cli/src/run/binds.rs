@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use lw_build::host::{BindSource, BlobStore};
+use lw_engine::host::{BindSource, BlobStore};
 
 use super::{fsutil, mount_overlay, unpack, UnmountOnDrop};
 

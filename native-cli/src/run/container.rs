@@ -375,21 +375,9 @@ fn run_mounted(
     rootfs: &Path,
     stdio: [Stdio; 3],
 ) -> Result<i32, (i32, String)> {
-    let e125 = |e: anyhow::Error| (125, format!("{e:#}"));
     let args = r.args();
     let user = spec::resolve_user(rootfs, &r.user).map_err(e125)?;
-    let cwd = if r.cwd.is_empty() {
-        "/".to_string()
-    } else {
-        r.cwd.clone()
-    };
-    // docker makes a missing working directory.
-    let host_cwd = fsutil::resolve_in_root(rootfs, &cwd).map_err(e125)?;
-    if !host_cwd.exists() {
-        fs::create_dir_all(&host_cwd)
-            .with_context(|| format!("creating the working directory {cwd}"))
-            .map_err(e125)?;
-    }
+    let cwd = working_dir(rootfs, &r.cwd).map_err(e125)?;
     check_command(rootfs, &args, &r.env, &cwd)?;
     let mode = network::Mode::parse(if r.network == "bridge" {
         "default"
@@ -397,44 +385,12 @@ fn run_mounted(
         &r.network
     })
     .map_err(e125)?;
-    let mut targets: Vec<String> = [
-        "/proc",
-        "/dev",
-        "/sys",
-        "/etc/hosts",
-        "/etc/resolv.conf",
-        "/etc/hostname",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut mounts: Vec<Value> = Vec::new();
-    let etc = dir.join("etc");
-    let _ = fsutil::remove_tree(&etc);
-    fs::create_dir(&etc).map_err(|e| e125(e.into()))?;
-    mounts.extend(network::etc_mounts(&etc, mode, &[], "").map_err(e125)?);
     // docker's host name is the short container ID.
     let hostname = &r.id[..12];
-    let hosts = fs::read_to_string(etc.join("hosts")).unwrap_or_default();
-    let hosts = hosts.replacen(network::HOSTNAME, hostname, 1);
-    let _ = fs::write(etc.join("hosts"), hosts);
-    let _ = fs::write(etc.join("hostname"), format!("{hostname}\n"));
-    for b in &r.binds {
-        if !b.target.starts_with('/') {
-            return Err((
-                125,
-                format!("invalid mount target {:?}: not an absolute path", b.target),
-            ));
-        }
-        let ro = if b.readonly { "ro" } else { "rw" };
-        mounts.push(json!({"destination": b.target, "type": "bind", "source": b.source, "options": ["rbind", ro]}));
-        targets.push(b.target.clone());
-    }
+    let (mounts, targets) = container_mounts(dir, r, mode, hostname)?;
     let had = existing(rootfs, &targets);
     let net = network::StepNetwork::setup_with_ports(mode, dir, &r.ports).map_err(e125)?;
-    let bundle = dir.join("bundle");
-    let _ = fsutil::remove_tree(&bundle);
-    fs::create_dir(&bundle).map_err(|e| e125(e.into()))?;
-    let mut config = spec::config(&spec::SpecInput {
+    let config = spec::config(&spec::SpecInput {
         rootfs,
         args: &args,
         env: &r.env,
@@ -446,19 +402,7 @@ fn run_mounted(
         hostname,
         insecure: false,
     });
-    if r.tty {
-        config["process"]["terminal"] = json!(true);
-        if !r.env.iter().any(|e| e.starts_with("TERM=")) {
-            if let Some(env) = config["process"]["env"].as_array_mut() {
-                env.push(json!("TERM=xterm"));
-            }
-        }
-    }
-    fs::write(
-        bundle.join("config.json"),
-        serde_json::to_vec_pretty(&config).map_err(|e| e125(e.into()))?,
-    )
-    .map_err(|e| e125(e.into()))?;
+    let bundle = write_bundle(dir, config, r)?;
     if runtime::interrupted() {
         return Err((130, "interrupted".into()));
     }
@@ -486,6 +430,84 @@ fn run_mounted(
     // Mount points the runtime made are not the container's changes.
     let _ = super::remove_created_mountpoints(rootfs, &|p| had.contains(p), &targets);
     Ok(code)
+}
+
+/// run's own failures exit with 125, as docker's do.
+fn e125(e: anyhow::Error) -> (i32, String) {
+    (125, format!("{e:#}"))
+}
+
+/// The container's working directory (`/` when unset), made when missing as docker does.
+fn working_dir(rootfs: &Path, cwd: &str) -> Result<String> {
+    let cwd = if cwd.is_empty() { "/" } else { cwd };
+    let host_cwd = fsutil::resolve_in_root(rootfs, cwd)?;
+    if !host_cwd.exists() {
+        fs::create_dir_all(&host_cwd)
+            .with_context(|| format!("creating the working directory {cwd}"))?;
+    }
+    Ok(cwd.to_string())
+}
+
+/// The container's mounts (the runtime's own, its `/etc` files naming `hostname`, and the binds) and every mount
+/// target, whose mount points are removed afterwards when the runtime made them.
+fn container_mounts(
+    dir: &Path,
+    r: &Record,
+    mode: network::Mode,
+    hostname: &str,
+) -> Result<(Vec<Value>, Vec<String>), (i32, String)> {
+    let mut targets: Vec<String> = [
+        "/proc",
+        "/dev",
+        "/sys",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "/etc/hostname",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut mounts: Vec<Value> = Vec::new();
+    let etc = dir.join("etc");
+    let _ = fsutil::remove_tree(&etc);
+    fs::create_dir(&etc).map_err(|e| e125(e.into()))?;
+    mounts.extend(network::etc_mounts(&etc, mode, &[], "").map_err(e125)?);
+    let hosts = fs::read_to_string(etc.join("hosts")).unwrap_or_default();
+    let hosts = hosts.replacen(network::HOSTNAME, hostname, 1);
+    let _ = fs::write(etc.join("hosts"), hosts);
+    let _ = fs::write(etc.join("hostname"), format!("{hostname}\n"));
+    for b in &r.binds {
+        if !b.target.starts_with('/') {
+            return Err((
+                125,
+                format!("invalid mount target {:?}: not an absolute path", b.target),
+            ));
+        }
+        let ro = if b.readonly { "ro" } else { "rw" };
+        mounts.push(json!({"destination": b.target, "type": "bind", "source": b.source, "options": ["rbind", ro]}));
+        targets.push(b.target.clone());
+    }
+    Ok((mounts, targets))
+}
+
+/// The OCI bundle directory with `config` (a terminal and `TERM` for `-t`) as its config.json.
+fn write_bundle(dir: &Path, mut config: Value, r: &Record) -> Result<PathBuf, (i32, String)> {
+    let bundle = dir.join("bundle");
+    let _ = fsutil::remove_tree(&bundle);
+    fs::create_dir(&bundle).map_err(|e| e125(e.into()))?;
+    if r.tty {
+        config["process"]["terminal"] = json!(true);
+        if !r.env.iter().any(|e| e.starts_with("TERM=")) {
+            if let Some(env) = config["process"]["env"].as_array_mut() {
+                env.push(json!("TERM=xterm"));
+            }
+        }
+    }
+    fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&config).map_err(|e| e125(e.into()))?,
+    )
+    .map_err(|e| e125(e.into()))?;
+    Ok(bundle)
 }
 
 /// A fresh 64-hex-digit container ID.

@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use anyhow::{anyhow, Context as _, Result};
-use lw_build::host::BlobStore;
+use lw_engine::host::BlobStore;
 pub use lw_layer::diff::{changes, layer_name, Change, Meta, Scan};
 use lw_layer::diff::{write_changes, ChangeSource};
 use lw_layer::tar::WriteOptions;

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use lw_build::host::{BlobStore, RunExecutor, RunRequest, RunResult};
+use lw_engine::host::{BlobStore, RunExecutor, RunRequest, RunResult};
 use serde_json::{json, Value};
 
 use crate::store::Store;
@@ -138,8 +138,8 @@ impl RunExecutor for Unavailable {
         req: &RunRequest,
         _: &mut dyn BlobStore,
         _: &mut dyn FnMut(&[u8]),
-    ) -> Result<RunResult, lw_build::Error> {
-        Err(lw_build::Error::Host(format!(
+    ) -> Result<RunResult, lw_engine::Error> {
+        Err(lw_engine::Error::Host(format!(
             "{}: {}",
             req.location, self.0
         )))
@@ -640,9 +640,9 @@ impl RunExecutor for RuncExecutor {
         req: &RunRequest,
         store: &mut dyn BlobStore,
         output: &mut dyn FnMut(&[u8]),
-    ) -> Result<RunResult, lw_build::Error> {
+    ) -> Result<RunResult, lw_engine::Error> {
         self.execute(req, store, output)
-            .map_err(|e| lw_build::Error::Host(format!("{e:#}")))
+            .map_err(|e| lw_engine::Error::Host(format!("{e:#}")))
     }
 }
 

@@ -39,7 +39,7 @@ pub enum MountKind {
         uid: u32,
         gid: u32,
     },
-    /// The source is resolved by the engine ([`lw_build::host::BindSource`]); writes are discarded.
+    /// The source is resolved by the engine ([`lw_engine::host::BindSource`]); writes are discarded.
     Bind {
         readonly: bool,
     },
@@ -75,29 +75,56 @@ fn number(k: &str, v: &str, radix: u32) -> Result<u32> {
     u32::from_str_radix(v, radix).map_err(|_| anyhow!("--mount: invalid {k}={v:?}"))
 }
 
+/// A `--mount` value's `key[=value]` fields, keys lower-cased.
+struct Fields(BTreeMap<String, Option<String>>);
+
+impl Fields {
+    fn parse(spec: &str) -> Self {
+        let mut kv = BTreeMap::new();
+        for field in spec.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            let (k, v) = match field.split_once('=') {
+                Some((k, v)) => (
+                    k.trim().to_ascii_lowercase(),
+                    Some(v.trim().trim_matches('"').to_string()),
+                ),
+                None => (field.to_ascii_lowercase(), None),
+            };
+            kv.insert(k, v);
+        }
+        Fields(kv)
+    }
+
+    fn get(&self, k: &str) -> Option<String> {
+        self.0.get(k).and_then(|v| v.clone())
+    }
+
+    /// A boolean field under either name (`readonly`/`ro`); a bare key is true.
+    fn flag(&self, names: &[&str]) -> Result<Option<bool>> {
+        match names.iter().find_map(|n| self.0.get(*n)) {
+            Some(v) => flag(v.as_deref()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A number field in `radix`, `default` when absent.
+    fn num(&self, k: &str, radix: u32, default: u32) -> Result<u32> {
+        self.get(k)
+            .map(|v| number(k, &v, radix))
+            .transpose()
+            .map(|v| v.unwrap_or(default))
+    }
+}
+
 /// Parse one `--mount` value; relative targets are taken from `workdir`.
 pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
-    let mut kv: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for field in spec.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-        let (k, v) = match field.split_once('=') {
-            Some((k, v)) => (
-                k.trim().to_ascii_lowercase(),
-                Some(v.trim().trim_matches('"').to_string()),
-            ),
-            None => (field.to_ascii_lowercase(), None),
-        };
-        kv.insert(k, v);
-    }
-    let get = |k: &str| kv.get(k).and_then(|v| v.clone());
-    let typ = get("type").unwrap_or_else(|| "bind".into());
-    let target = get("target")
-        .or_else(|| get("dst"))
-        .or_else(|| get("destination"));
-    let id = get("id");
-    let readonly = match kv.get("readonly").or_else(|| kv.get("ro")) {
-        Some(v) => flag(v.as_deref())?,
-        None => false,
-    };
+    let kv = Fields::parse(spec);
+    let typ = kv.get("type").unwrap_or_else(|| "bind".into());
+    let target = kv
+        .get("target")
+        .or_else(|| kv.get("dst"))
+        .or_else(|| kv.get("destination"));
+    // Checked for every type, as before any type-specific field.
+    let readonly = kv.flag(&["readonly", "ro"])?;
     let abs = |t: &str| {
         if t.starts_with('/') {
             t.to_string()
@@ -106,90 +133,30 @@ pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
         }
     };
     let kind = match typ.as_str() {
-        "tmpfs" => MountKind::Tmpfs { size: get("size") },
-        "cache" => MountKind::Cache {
-            id: id.clone().or_else(|| target.clone()).unwrap_or_default(),
-            mode: get("mode")
-                .map(|m| number("mode", &m, 8))
-                .transpose()?
-                .unwrap_or(0o755),
-            uid: get("uid")
-                .map(|m| number("uid", &m, 10))
-                .transpose()?
-                .unwrap_or(0),
-            gid: get("gid")
-                .map(|m| number("gid", &m, 10))
-                .transpose()?
-                .unwrap_or(0),
-            readonly,
-            sharing: match get("sharing").as_deref() {
-                None | Some("shared") => Sharing::Shared,
-                Some("private") => Sharing::Private,
-                Some("locked") => Sharing::Locked,
-                Some(o) => bail!("--mount: invalid sharing={o:?} (shared, private or locked)"),
-            },
+        "tmpfs" => MountKind::Tmpfs {
+            size: kv.get("size"),
         },
+        "cache" => cache_mount(&kv, target.as_deref(), readonly.unwrap_or(false))?,
         "secret" => {
-            let id = id
-                .or_else(|| {
-                    target
-                        .as_ref()
-                        .map(|t| t.rsplit('/').next().unwrap_or_default().to_string())
-                })
-                .ok_or_else(|| anyhow!("--mount type=secret needs id= or target="))?;
-            let required = match kv.get("required") {
-                Some(v) => flag(v.as_deref())?,
-                None => false,
-            };
-            let env = get("env").filter(|e| !e.is_empty());
-            // With env= alone the secret is only in the environment, as BuildKit does.
-            let file = target.is_some() || env.is_none();
-            let target = target
-                .clone()
-                .unwrap_or_else(|| format!("/run/secrets/{id}"));
-            let num = |k: &str, radix: u32, default: u32| -> Result<u32> {
-                get(k)
-                    .map(|v| number(k, &v, radix))
-                    .transpose()
-                    .map(|v| v.unwrap_or(default))
-            };
+            let (target, kind) = secret_mount(&kv, target)?;
             return Ok(RunMount {
                 target: abs(&target),
-                kind: MountKind::Secret {
-                    id,
-                    required,
-                    env,
-                    file,
-                    mode: num("mode", 8, 0o400)?,
-                    uid: num("uid", 10, 0)?,
-                    gid: num("gid", 10, 0)?,
-                },
+                kind,
             });
         }
         "bind" => MountKind::Bind {
             // Read-only unless rw/readwrite (BuildKit's default for bind mounts).
-            readonly: match kv.get("rw").or_else(|| kv.get("readwrite")) {
-                Some(v) => !flag(v.as_deref())?,
-                None => match kv.get("readonly").or_else(|| kv.get("ro")) {
-                    Some(v) => flag(v.as_deref())?,
-                    None => true,
-                },
+            readonly: match kv.flag(&["rw", "readwrite"])? {
+                Some(rw) => !rw,
+                None => readonly.unwrap_or(true),
             },
         },
-        "ssh" => {
-            let num = |k: &str, radix: u32, default: u32| -> Result<u32> {
-                get(k)
-                    .map(|v| number(k, &v, radix))
-                    .transpose()
-                    .map(|v| v.unwrap_or(default))
-            };
-            MountKind::Ssh {
-                id: id.unwrap_or_else(|| "default".into()),
-                mode: num("mode", 8, 0o600)?,
-                uid: num("uid", 10, 0)?,
-                gid: num("gid", 10, 0)?,
-            }
-        }
+        "ssh" => MountKind::Ssh {
+            id: kv.get("id").unwrap_or_else(|| "default".into()),
+            mode: kv.num("mode", 8, 0o600)?,
+            uid: kv.num("uid", 10, 0)?,
+            gid: kv.num("gid", 10, 0)?,
+        },
         o => bail!("--mount: unknown type {o:?}"),
     };
     let target = target.ok_or_else(|| anyhow!("--mount type={typ} needs target="))?;
@@ -197,6 +164,54 @@ pub fn parse(spec: &str, workdir: &str) -> Result<RunMount> {
         target: abs(&target),
         kind,
     })
+}
+
+/// `type=cache`: its id (the target when unset), mode, owner, read-only flag and sharing.
+fn cache_mount(kv: &Fields, target: Option<&str>, readonly: bool) -> Result<MountKind> {
+    Ok(MountKind::Cache {
+        id: kv
+            .get("id")
+            .or_else(|| target.map(str::to_string))
+            .unwrap_or_default(),
+        mode: kv.num("mode", 8, 0o755)?,
+        uid: kv.num("uid", 10, 0)?,
+        gid: kv.num("gid", 10, 0)?,
+        readonly,
+        sharing: match kv.get("sharing").as_deref() {
+            None | Some("shared") => Sharing::Shared,
+            Some("private") => Sharing::Private,
+            Some("locked") => Sharing::Locked,
+            Some(o) => bail!("--mount: invalid sharing={o:?} (shared, private or locked)"),
+        },
+    })
+}
+
+/// `type=secret`: its target (`/run/secrets/ID` by default) and id (the target's base name when unset), whether
+/// it is required, and whether it is a file, an environment variable, or both.
+fn secret_mount(kv: &Fields, target: Option<String>) -> Result<(String, MountKind)> {
+    let id = kv
+        .get("id")
+        .or_else(|| {
+            target
+                .as_ref()
+                .map(|t| t.rsplit('/').next().unwrap_or_default().to_string())
+        })
+        .ok_or_else(|| anyhow!("--mount type=secret needs id= or target="))?;
+    let required = kv.flag(&["required"])?.unwrap_or(false);
+    let env = kv.get("env").filter(|e| !e.is_empty());
+    // With env= alone the secret is only in the environment, as BuildKit does.
+    let file = target.is_some() || env.is_none();
+    let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
+    let kind = MountKind::Secret {
+        id,
+        required,
+        env,
+        file,
+        mode: kv.num("mode", 8, 0o400)?,
+        uid: kv.num("uid", 10, 0)?,
+        gid: kv.num("gid", 10, 0)?,
+    };
+    Ok((target, kind))
 }
 
 /// The persistent directory behind a cache mount id (named by its hash, so any id is a safe file name).

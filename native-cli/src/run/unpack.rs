@@ -8,7 +8,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use lw_build::host::BlobStore;
+use lw_engine::host::BlobStore;
 use lw_layer::tar::TarReader;
 use lw_layer::EntryKind;
 use lw_oci::{Descriptor, Digest};

@@ -7,7 +7,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Duration;
 
 use super::http::{Method, Request};
-use lw_build::host::{RunExecutor, RunRequest};
+use lw_engine::host::{RunExecutor, RunRequest};
 use lw_oci::{Descriptor, Digest, Platform};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -131,7 +131,7 @@ fn to_request(v: RunIn, store: &Store) -> Result<RunRequest, String> {
             ));
         }
         let (layers, diff_ids) = layers_in(b.layers, &b.diff_ids, store)?;
-        binds.push(lw_build::host::BindSource {
+        binds.push(lw_engine::host::BindSource {
             mount: b.mount,
             layers,
             diff_ids,

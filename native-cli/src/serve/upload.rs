@@ -393,15 +393,87 @@ fn spooled_digest(s: &mut Session, want: &Digest) -> std::io::Result<Digest> {
 
 /// PUT /v2/NAME/manifests/REF: verify, check what it refers to is here, store, then tag.
 pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply {
+    match put_manifest_checked(ctx, req, repo, r) {
+        Ok(reply) | Err(reply) => reply,
+    }
+}
+
+/// `put_manifest`, with every refusal as the `Err` reply.
+fn put_manifest_checked(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Result<Reply, Reply> {
+    let (bytes, v, mt) = read_manifest(req)?;
+    let refs = referenced_blobs(&v, &mt)?;
+    let Some(target) = ctx.st.ns.push_repo(repo) else {
+        return Err(Reply::oci_error(
+            400,
+            "NAME_INVALID",
+            format!("invalid repository name {repo:?}"),
+        ));
+    };
+    let digest = manifest_digest(r, &bytes)?;
+    let store = &*ctx.st.storage;
+    // Pinning checks presence under the store lock, so what is here now stays until the manifest is tagged (or
+    // the pins expire): a `prune` elsewhere cannot take a blob between this check and the tag. The manifest
+    // itself is pinned too, as nothing names it between its write and its tag.
+    let mut pins = refs.clone();
+    pins.push(digest.clone());
+    let present = store
+        .pin(&pins, ctx.st.uploads.idle, Some(&target))
+        .map_err(|e| io_err(format!("{e:#}")))?;
+    if let Some((missing, _)) = refs.iter().zip(&present).find(|(_, here)| !**here) {
+        return Err(Reply::oci_error(
+            400,
+            "MANIFEST_BLOB_UNKNOWN",
+            format!(
+                "blob {missing} is not in the registry (a pushed blob no manifest names is kept for {} \
+                 after its last use, then `prune` may remove it)",
+                human_duration(ctx.st.uploads.idle)
+            ),
+        ));
+    }
+    let desc = Descriptor::new(&mt, digest.clone(), bytes.len() as u64);
+    if !store.has_blob(&digest) {
+        store
+            .put_blob(&digest, Some(desc.size), &mut &bytes[..])
+            .map_err(|e| io_err(format!("{e:#}")))?;
+    }
+    let (name, extra) = names_for(ctx, &target, r, &digest)?;
+    for n in std::iter::once(name).chain(extra.iter().map(|t| format!("{target}:{t}"))) {
+        store
+            .set_name(&n, &desc)
+            .map_err(|e| io_err(format!("{e:#}")))?;
+    }
+    // Named now: what it reaches needs no pin from this repository (an index's children included).
+    if let Ok(all) = store.reachable_from(vec![desc.clone()]) {
+        store.release(&all);
+    }
+    let mut reply = Reply::new(201)
+        .header("Location", format!("/v2/{repo}/manifests/{digest}"))
+        .header("Docker-Content-Digest", digest.to_string());
+    if let Some(s) = v.pointer("/subject/digest").and_then(Value::as_str) {
+        reply = reply.header("OCI-Subject", s);
+    }
+    if !extra.is_empty() {
+        reply = reply.header("OCI-Tag", extra.join(", "));
+    }
+    Ok(reply)
+}
+
+/// The request's manifest: its bytes, JSON and media type (the Content-Type, else what the JSON says it is; a
+/// `mediaType` field must agree with it).
+fn read_manifest(req: &mut Request) -> Result<(Vec<u8>, Value, String), Reply> {
     let ct =
         header(req, "content-type").map(|c| c.split(';').next().unwrap_or("").trim().to_string());
-    let bytes = match read_small(req.as_reader(), MAX_DOCUMENT) {
-        Ok(b) => b,
-        Err(e) => return Reply::oci_error(413, "SIZE_INVALID", e),
-    };
+    let bytes = read_small(req.as_reader(), MAX_DOCUMENT)
+        .map_err(|e| Reply::oci_error(413, "SIZE_INVALID", e))?;
     let v: Value = match serde_json::from_slice(&bytes) {
         Ok(v @ Value::Object(_)) => v,
-        _ => return Reply::oci_error(400, "MANIFEST_INVALID", "the manifest is not a JSON object"),
+        _ => {
+            return Err(Reply::oci_error(
+                400,
+                "MANIFEST_INVALID",
+                "the manifest is not a JSON object",
+            ))
+        }
     };
     let mt = match ct.filter(|c| !c.is_empty() && c != "application/json") {
         Some(c) => c,
@@ -409,16 +481,21 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
     };
     if let Some(declared) = v.get("mediaType").and_then(Value::as_str) {
         if declared != mt {
-            return Reply::oci_error(
+            return Err(Reply::oci_error(
                 400,
                 "MANIFEST_INVALID",
                 format!("Content-Type {mt} but mediaType {declared}"),
-            );
+            ));
         }
     }
-    // What the manifest refers to must already be here (the spec lets registries insist; it keeps the store whole).
+    Ok((bytes, v, mt))
+}
+
+/// What the manifest refers to, which must already be here (the spec lets registries insist; it keeps the store
+/// whole): an index's manifests, or an image's config and layers; foreign layers are not pushed, so not required.
+fn referenced_blobs(v: &Value, mt: &str) -> Result<Vec<Digest>, Reply> {
     let mut needed: Vec<&Value> = Vec::new();
-    if media::is_index(&mt) {
+    if media::is_index(mt) {
         needed.extend(
             v.get("manifests")
                 .and_then(Value::as_array)
@@ -446,74 +523,57 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
             Ok(_) => {}
             Err(_) if foreign => {}
             Err(_) => {
-                return Reply::oci_error(
+                return Err(Reply::oci_error(
                     400,
                     "MANIFEST_BLOB_UNKNOWN",
                     format!("blob {dg:?} is not a digest"),
-                )
+                ))
             }
         }
     }
-    let Some(target) = ctx.st.ns.push_repo(repo) else {
-        return Reply::oci_error(
+    Ok(refs)
+}
+
+/// The manifest's digest: by digest, the client's algorithm names it (and is what Docker-Content-Digest answers)
+/// and the bytes must hash to it; by tag, sha256.
+fn manifest_digest(r: &str, bytes: &[u8]) -> Result<Digest, Reply> {
+    if !r.contains(':') {
+        return Ok(Digest::sha256_of(bytes));
+    }
+    match Digest::parse(r) {
+        Ok(d) if d.verify(bytes) => Ok(d),
+        Ok(d) => Err(Reply::oci_error(
             400,
-            "NAME_INVALID",
-            format!("invalid repository name {repo:?}"),
-        );
-    };
-    // By digest, the client's algorithm names it (and is what Docker-Content-Digest answers); by tag, sha256.
-    let mut digest = Digest::sha256_of(&bytes);
-    if r.contains(':') {
-        match Digest::parse(r) {
-            Ok(d) if d.verify(&bytes) => digest = d,
-            Ok(d) => {
-                return Reply::oci_error(
-                    400,
-                    "DIGEST_INVALID",
-                    format!("manifest does not hash to {d}"),
-                )
-            }
-            Err(e) => return Reply::oci_error(400, "DIGEST_INVALID", e),
-        }
+            "DIGEST_INVALID",
+            format!("manifest does not hash to {d}"),
+        )),
+        Err(e) => Err(Reply::oci_error(400, "DIGEST_INVALID", e)),
     }
-    let store = &*ctx.st.storage;
-    // Pinning checks presence under the store lock, so what is here now stays until the manifest is tagged (or
-    // the pins expire): a `prune` elsewhere cannot take a blob between this check and the tag. The manifest
-    // itself is pinned too, as nothing names it between its write and its tag.
-    let mut pins = refs.clone();
-    pins.push(digest.clone());
-    let present = match store.pin(&pins, ctx.st.uploads.idle, Some(&target)) {
-        Ok(p) => p,
-        Err(e) => return io_err(format!("{e:#}")),
-    };
-    if let Some((missing, _)) = refs.iter().zip(&present).find(|(_, here)| !**here) {
-        return Reply::oci_error(
-            400,
-            "MANIFEST_BLOB_UNKNOWN",
-            format!(
-                "blob {missing} is not in the registry (a pushed blob no manifest names is kept for {} \
-                 after its last use, then `prune` may remove it)",
-                human_duration(ctx.st.uploads.idle)
-            ),
-        );
-    }
-    let desc = Descriptor::new(&mt, digest.clone(), bytes.len() as u64);
-    if !store.has_blob(&digest) {
-        if let Err(e) = store.put_blob(&digest, Some(desc.size), &mut &bytes[..]) {
-            return io_err(format!("{e:#}"));
-        }
-    }
-    // A tag names it `TARGET:TAG`; a digest, `TARGET@DIGEST` (a registry keeps an untagged manifest, and so
-    // does the store: `prune` keeps what a name reaches).
-    let name = if r.contains(':') {
+}
+
+/// The store name the PUT gives the manifest, and the extra tags of its `?tag=` parameters. A tag names it
+/// `TARGET:TAG`; a digest, `TARGET@DIGEST` (a registry keeps an untagged manifest, and so does the store: `prune`
+/// keeps what a name reaches). By digest, `?tag=` parameters tag it too (distribution-spec 1.1); each accepted tag
+/// is named in `OCI-Tag`.
+fn names_for<'q>(
+    ctx: &'q Ctx<'_>,
+    target: &str,
+    r: &str,
+    digest: &Digest,
+) -> Result<(String, Vec<&'q str>), Reply> {
+    let by_digest = r.contains(':');
+    let name = if by_digest {
         format!("{target}@{digest}")
     } else if lw_oci::reference::grammar::is_tag(r) {
         format!("{target}:{r}")
     } else {
-        return Reply::oci_error(400, "TAG_INVALID", format!("invalid tag {r:?}"));
+        return Err(Reply::oci_error(
+            400,
+            "TAG_INVALID",
+            format!("invalid tag {r:?}"),
+        ));
     };
-    // By digest, `?tag=` parameters tag it too (distribution-spec 1.1); each accepted tag is named in `OCI-Tag`.
-    let extra: Vec<&str> = if r.contains(':') {
+    let extra: Vec<&str> = if by_digest {
         ctx.query
             .iter()
             .filter(|(k, _)| k == "tag")
@@ -523,37 +583,23 @@ pub fn put_manifest(ctx: &Ctx, req: &mut Request, repo: &str, r: &str) -> Reply 
         Vec::new()
     };
     if extra.len() > MAX_TAG_PARAMS {
-        return Reply::oci_error(
+        return Err(Reply::oci_error(
             414,
             "TAG_INVALID",
             format!("at most {MAX_TAG_PARAMS} tags per request"),
-        );
+        ));
     }
     if let Some(bad) = extra
         .iter()
         .find(|t| !lw_oci::reference::grammar::is_tag(t))
     {
-        return Reply::oci_error(400, "TAG_INVALID", format!("invalid tag {bad:?}"));
+        return Err(Reply::oci_error(
+            400,
+            "TAG_INVALID",
+            format!("invalid tag {bad:?}"),
+        ));
     }
-    for n in std::iter::once(name).chain(extra.iter().map(|t| format!("{target}:{t}"))) {
-        if let Err(e) = store.set_name(&n, &desc) {
-            return io_err(format!("{e:#}"));
-        }
-    }
-    // Named now: what it reaches needs no pin from this repository (an index's children included).
-    if let Ok(all) = store.reachable_from(vec![desc.clone()]) {
-        store.release(&all);
-    }
-    let mut reply = Reply::new(201)
-        .header("Location", format!("/v2/{repo}/manifests/{digest}"))
-        .header("Docker-Content-Digest", digest.to_string());
-    if let Some(s) = v.pointer("/subject/digest").and_then(Value::as_str) {
-        reply = reply.header("OCI-Subject", s);
-    }
-    if !extra.is_empty() {
-        reply = reply.header("OCI-Tag", extra.join(", "));
-    }
-    reply
+    Ok((name, extra))
 }
 
 /// Most `?tag=` parameters one manifest PUT may carry (the spec asks for at least 10).

@@ -40,8 +40,8 @@ pub struct Lock(#[allow(dead_code)] File);
 /// See [`Store::lease`]; released when dropped.
 pub struct Lease(#[allow(dead_code)] File);
 
-/// A tagged or dangling image entry of the store's index (the name index's rules: [`lw_build::naming`]).
-pub use lw_build::naming::ImageRecord;
+/// A tagged or dangling image entry of the store's index (the name index's rules: [`lw_engine::naming`]).
+pub use lw_engine::naming::ImageRecord;
 
 /// An image resolved to its manifest and config.
 #[derive(Debug, Clone)]
@@ -347,7 +347,7 @@ impl Store {
     pub fn set_tag(&self, name: &str, desc: &Descriptor) -> Result<()> {
         let _l = self.lock()?;
         let mut recs = self.records()?;
-        if lw_build::naming::set_name(&mut recs, name, desc) {
+        if lw_engine::naming::set_name(&mut recs, name, desc) {
             self.write_records(&recs)?;
         }
         Ok(())
@@ -357,7 +357,7 @@ impl Store {
     pub fn add_untagged(&self, desc: &Descriptor) -> Result<()> {
         let _l = self.lock()?;
         let mut recs = self.records()?;
-        if lw_build::naming::add_unnamed(&mut recs, desc) {
+        if lw_engine::naming::add_unnamed(&mut recs, desc) {
             self.write_records(&recs)?;
         }
         Ok(())
@@ -417,7 +417,7 @@ impl Store {
     }
 
     /// Load a manifest; when `digest` names an index, pick `platform` (or the first image manifest), by the rule
-    /// the tab follows too ([`lw_build::archive::resolve_manifest`]).
+    /// the tab follows too ([`lw_engine::archive::resolve_manifest`]).
     pub fn resolve(
         &self,
         desc: &Descriptor,
@@ -425,7 +425,7 @@ impl Store {
     ) -> Result<ResolvedImage> {
         let host = host_platform();
         let want = platform.unwrap_or(&host);
-        let (manifest_digest, manifest) = lw_build::archive::resolve_manifest(
+        let (manifest_digest, manifest) = lw_engine::archive::resolve_manifest(
             &crate::buildhost::StoreBlobs { store: self },
             desc,
             want,

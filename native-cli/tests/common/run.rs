@@ -11,7 +11,7 @@ use layerwright::buildhost::{StoreBlobs, StoreCache, StoreImages};
 use layerwright::context::DirContext;
 use layerwright::run::RuncExecutor;
 use layerwright::store::Store;
-use lw_build::engine::{self, BuildOptions, BuildResult, Host};
+use lw_engine::engine::{self, BuildOptions, BuildResult, Host};
 use lw_layer::{Entry, FileTree};
 use lw_oci::Descriptor;
 
@@ -114,7 +114,7 @@ pub fn build(store: &Store, context: &Path, spec: &BuildSpec) -> Result<BuildRes
     let mut blobs = StoreBlobs { store };
     let mut cache = StoreCache { store };
     let mut images = StoreImages { store, pull: None };
-    let mut events = |_e: lw_build::events::BuildEvent| {};
+    let mut events = |_e: lw_engine::events::BuildEvent| {};
     let mut host = Host {
         context: &ctx,
         blobs: &mut blobs,

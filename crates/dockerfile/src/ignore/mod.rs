@@ -5,19 +5,17 @@
 //! the pattern language is *not* `filepath.Match`: `filepath.Match` is only used as a syntax check
 //! when the matcher is built, and the generated expression is what decides. This module rebuilds
 //! the very same expression text and evaluates it with a small Go-compatible regexp engine
-//! ([`goregex`]), so odd patterns (`[[:alpha:]]`, `\d`, `a^b`, `[Local-Only]`) behave as in Docker.
+//! ([`regexp`](crate::go_compat::regexp)), so odd patterns (`[[:alpha:]]`, `\d`, `a^b`, `[Local-Only]`) behave as in Docker.
 //!
 //! Known divergences: Unicode category escapes such as `\pL` inside a pattern give
 //! [`Error::UnsupportedPattern`] (Go would match letters); invalid UTF-8 in an ignore file is
 //! replaced with U+FFFD (Rust strings are UTF-8).
 
-mod gopath;
-mod goregex;
+pub use crate::go_compat::filepath::{clean as go_clean, match_pattern as go_filepath_match};
 
-pub use gopath::{clean as go_clean, match_pattern as go_filepath_match};
-
+use crate::go_compat::filepath;
+use crate::go_compat::regexp::{Regex, RegexError};
 use crate::Error;
-use goregex::{Regex, RegexError};
 
 /// How a single pattern is evaluated (upstream's `matchType`).
 #[derive(Debug, Clone)]
@@ -213,7 +211,7 @@ impl PatternMatcher {
             if p.is_empty() {
                 continue;
             }
-            let mut p = gopath::clean(p);
+            let mut p = filepath::clean(p);
             let mut exclusion = false;
             if let Some(rest) = p.strip_prefix('!') {
                 if rest.is_empty() {
@@ -223,7 +221,7 @@ impl PatternMatcher {
                 p = rest.to_string();
                 pm.exclusions = true;
             }
-            if gopath::match_pattern(&p, ".").is_err() {
+            if filepath::match_pattern(&p, ".").is_err() {
                 return Err(Error::BadPattern { pattern: p });
             }
             let kind = compile(&p);
@@ -262,7 +260,7 @@ impl PatternMatcher {
     /// upstream `MatchesOrParentMatches`: is `path` (relative, slash-separated) excluded, taking
     /// every parent directory into account?
     pub fn matches_or_parent_matches(&self, path: &str) -> Result<bool, Error> {
-        let parent = gopath::dir(path);
+        let parent = filepath::dir(path);
         let parents = parent_prefixes(&parent);
         let mut matched = false;
         for pattern in &self.patterns {
@@ -286,7 +284,7 @@ impl PatternMatcher {
     /// [`matches_or_parent_matches`](Self::matches_or_parent_matches) but only the parent prefix
     /// with as many segments as the pattern is tried. Kept for conformance testing.
     pub fn matches_single_parent(&self, path: &str) -> Result<bool, Error> {
-        let parent = gopath::dir(path);
+        let parent = filepath::dir(path);
         let parent_dirs: Vec<&str> = parent.split('/').collect();
         let mut matched = false;
         for pattern in &self.patterns {
@@ -330,7 +328,7 @@ impl PatternMatcher {
                 }
                 m = pattern.matches(path)?;
                 if !m && parent_matched.is_empty() {
-                    let parent = gopath::dir(path);
+                    let parent = filepath::dir(path);
                     if parent != "." {
                         m = parent_prefixes(&parent)
                             .iter()
@@ -391,7 +389,7 @@ struct WalkFrame<T> {
 /// below it.
 ///
 /// Entries must be visited in walk order: every directory immediately followed by its
-/// descendants (see `lw_build::context::compare_paths`). `T` is a payload returned for pending
+/// descendants (see `lw_engine::context::compare_paths`). `T` is a payload returned for pending
 /// parent directories (typically the directory's entry).
 pub struct WalkFilter<'m, T> {
     matcher: &'m PatternMatcher,
@@ -464,7 +462,7 @@ fn parent_prefixes(parent: &str) -> Vec<String> {
 /// never matches `.`, and uses the single-parent check.
 pub fn matches(file: &str, patterns: &[impl AsRef<str>]) -> Result<bool, Error> {
     let pm = PatternMatcher::new(patterns)?;
-    let file = gopath::clean(file);
+    let file = filepath::clean(file);
     if file == "." {
         return Ok(false);
     }
@@ -474,7 +472,7 @@ pub fn matches(file: &str, patterns: &[impl AsRef<str>]) -> Result<bool, Error> 
 /// upstream package function `MatchesOrParentMatches(file, patterns)`.
 pub fn matches_or_parent_matches(file: &str, patterns: &[impl AsRef<str>]) -> Result<bool, Error> {
     let pm = PatternMatcher::new(patterns)?;
-    let file = gopath::clean(file);
+    let file = filepath::clean(file);
     if file == "." {
         return Ok(false);
     }
@@ -520,7 +518,7 @@ pub fn try_read_ignore_file(bytes: &[u8]) -> Result<Vec<String>, Error> {
         }
         let mut p = String::new();
         if !pattern.is_empty() {
-            p = gopath::clean(pattern);
+            p = filepath::clean(pattern);
             if p.len() > 1 && p.starts_with('/') {
                 p.remove(0);
             }

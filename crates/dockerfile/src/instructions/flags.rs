@@ -1,7 +1,7 @@
 //! `--flag` validation, as BuildKit's `BFlags`: each instruction declares the flags it
 //! accepts; unknown, repeated (except multi-value) and malformed flags are errors.
 
-use super::goutil::with_suggestion;
+use crate::go_compat::values::with_suggestion;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FlagType {
@@ -141,7 +141,7 @@ impl BFlags {
                     if has_value && value.is_empty() {
                         return Err(err(format!("missing a value on flag: {flag_name}")));
                     }
-                    match crate::gounicode::to_lower(value.as_bytes()).as_str() {
+                    match crate::go_compat::unicode::to_lower(value.as_bytes()).as_str() {
                         "true" | "" => def.value = "true".into(),
                         "false" => def.value = "false".into(),
                         _ => {

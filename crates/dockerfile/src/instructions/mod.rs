@@ -11,11 +11,10 @@
 //! available.
 
 mod flags;
-mod goutil;
 mod mount;
 mod types;
 
-pub use goutil::parse_duration;
+pub use crate::go_compat::values::parse_duration;
 pub use mount::{
     csv_fields, parse_device, parse_mount, Device, Expander, Mount, MountType, Sharing,
 };
@@ -27,11 +26,11 @@ pub use types::{
     WorkdirCommand,
 };
 
-use crate::gounicode::{lossy, to_lower};
+use crate::go_compat::unicode::{lossy, to_lower};
+use crate::go_compat::values::{num_error, parse_int, to_upper, with_suggestion};
 use crate::parser::{chomp_heredoc_content, parse_heredoc, Dockerfile, Heredoc, Node, Position};
 use crate::Error;
 use flags::{BFlags, FlagError};
-use goutil::{num_error, parse_int, to_upper, with_suggestion};
 
 /// The 18 instruction keywords, upper-case.
 pub const INSTRUCTION_NAMES: [&str; 18] = [
@@ -523,56 +522,8 @@ fn parse_request(mut req: Request<'_>) -> R<Instruction> {
                 labels,
             })
         }
-        "add" => {
-            if req.args.len() < 2 {
-                return Err(no_destination("ADD").into());
-            }
-            req.flags.add_string("chown", "");
-            req.flags.add_string("chmod", "");
-            req.flags.add_bool("link", false);
-            req.flags.add_bool("keep-git-dir", false);
-            req.flags.add_string("checksum", "");
-            req.flags.add_bool("unpack", false);
-            req.flags.add_strings("exclude");
-            req.flags.parse()?;
-            let files = parse_sources_and_dest(&req, "ADD")?;
-            let f = &req.flags;
-            Instruction::Add(AddCommand {
-                source: req.source(),
-                files,
-                chown: f.string("chown"),
-                chmod: f.string("chmod"),
-                link: f.is_true("link"),
-                keep_git_dir: f.is_used("keep-git-dir").then(|| f.is_true("keep-git-dir")),
-                checksum: f.string("checksum"),
-                unpack: f.is_used("unpack").then(|| f.is_true("unpack")),
-                excludes: f.strings("exclude"),
-            })
-        }
-        "copy" => {
-            if req.args.len() < 2 {
-                return Err(no_destination("COPY").into());
-            }
-            req.flags.add_string("chown", "");
-            req.flags.add_string("from", "");
-            req.flags.add_string("chmod", "");
-            req.flags.add_bool("link", false);
-            req.flags.add_strings("exclude");
-            req.flags.add_bool("parents", false);
-            req.flags.parse()?;
-            let files = parse_sources_and_dest(&req, "COPY")?;
-            let f = &req.flags;
-            Instruction::Copy(CopyCommand {
-                source: req.source(),
-                files,
-                from: f.string("from"),
-                chown: f.string("chown"),
-                chmod: f.string("chmod"),
-                link: f.is_true("link"),
-                parents: f.is_true("parents"),
-                excludes: f.strings("exclude"),
-            })
-        }
+        "add" => Instruction::Add(parse_add(req)?),
+        "copy" => Instruction::Copy(parse_copy(req)?),
         "from" => Instruction::From(parse_from(req)?),
         "onbuild" => Instruction::Onbuild(parse_onbuild(req)?),
         "workdir" => {
@@ -598,18 +549,7 @@ fn parse_request(mut req: Request<'_>) -> R<Instruction> {
                 command: command_line(&req),
             })
         }
-        "expose" => {
-            if req.args.is_empty() {
-                return Err(at_least_one("EXPOSE").into());
-            }
-            req.flags.parse()?;
-            let mut ports = req.args.clone();
-            ports.sort();
-            Instruction::Expose(ExposeCommand {
-                source: req.source(),
-                ports,
-            })
-        }
+        "expose" => Instruction::Expose(parse_expose(req)?),
         "user" => {
             let user = one_arg(&mut req, "USER", true)?;
             Instruction::User(UserCommand {
@@ -617,24 +557,7 @@ fn parse_request(mut req: Request<'_>) -> R<Instruction> {
                 user,
             })
         }
-        "volume" => {
-            if req.args.is_empty() {
-                return Err(at_least_one("VOLUME").into());
-            }
-            req.flags.parse()?;
-            let mut volumes = Vec::new();
-            for v in &req.args {
-                let v = crate::gounicode::lossy(crate::gounicode::trim_space(v.as_bytes()));
-                if v.is_empty() {
-                    return Err("VOLUME specified can not be an empty string".into());
-                }
-                volumes.push(v);
-            }
-            Instruction::Volume(VolumeCommand {
-                source: req.source(),
-                volumes,
-            })
-        }
+        "volume" => Instruction::Volume(parse_volume(req)?),
         "stopsignal" => {
             // Upstream does not check STOPSIGNAL's flags.
             let signal = one_arg(&mut req, "STOPSIGNAL", false)?;
@@ -644,20 +567,7 @@ fn parse_request(mut req: Request<'_>) -> R<Instruction> {
             })
         }
         "arg" => Instruction::Arg(parse_arg(req)?),
-        "shell" => {
-            req.flags.parse()?;
-            let shell = handle_json_args(&req.args, req.json);
-            if shell.is_empty() {
-                return Err(at_least_one("SHELL").into());
-            }
-            if !req.json {
-                return Err("SHELL requires the arguments to be in JSON form".into());
-            }
-            Instruction::Shell(ShellCommand {
-                source: req.source(),
-                shell,
-            })
-        }
+        "shell" => Instruction::Shell(parse_shell(req)?),
         _ => {
             return Err(with_suggestion(
                 format!("unknown instruction: {}", req.command),
@@ -667,6 +577,111 @@ fn parse_request(mut req: Request<'_>) -> R<Instruction> {
             )
             .into())
         }
+    })
+}
+
+/// ADD: sources and destination, and its flags.
+fn parse_add(mut req: Request<'_>) -> R<AddCommand> {
+    if req.args.len() < 2 {
+        return Err(no_destination("ADD").into());
+    }
+    req.flags.add_string("chown", "");
+    req.flags.add_string("chmod", "");
+    req.flags.add_bool("link", false);
+    req.flags.add_bool("keep-git-dir", false);
+    req.flags.add_string("checksum", "");
+    req.flags.add_bool("unpack", false);
+    req.flags.add_strings("exclude");
+    req.flags.parse()?;
+    let files = parse_sources_and_dest(&req, "ADD")?;
+    let f = &req.flags;
+    Ok(AddCommand {
+        source: req.source(),
+        files,
+        chown: f.string("chown"),
+        chmod: f.string("chmod"),
+        link: f.is_true("link"),
+        keep_git_dir: f.is_used("keep-git-dir").then(|| f.is_true("keep-git-dir")),
+        checksum: f.string("checksum"),
+        unpack: f.is_used("unpack").then(|| f.is_true("unpack")),
+        excludes: f.strings("exclude"),
+    })
+}
+
+/// COPY: sources and destination, and its flags.
+fn parse_copy(mut req: Request<'_>) -> R<CopyCommand> {
+    if req.args.len() < 2 {
+        return Err(no_destination("COPY").into());
+    }
+    req.flags.add_string("chown", "");
+    req.flags.add_string("from", "");
+    req.flags.add_string("chmod", "");
+    req.flags.add_bool("link", false);
+    req.flags.add_strings("exclude");
+    req.flags.add_bool("parents", false);
+    req.flags.parse()?;
+    let files = parse_sources_and_dest(&req, "COPY")?;
+    let f = &req.flags;
+    Ok(CopyCommand {
+        source: req.source(),
+        files,
+        from: f.string("from"),
+        chown: f.string("chown"),
+        chmod: f.string("chmod"),
+        link: f.is_true("link"),
+        parents: f.is_true("parents"),
+        excludes: f.strings("exclude"),
+    })
+}
+
+/// EXPOSE: the ports, sorted (as BuildKit keeps them).
+fn parse_expose(mut req: Request<'_>) -> R<ExposeCommand> {
+    if req.args.is_empty() {
+        return Err(at_least_one("EXPOSE").into());
+    }
+    req.flags.parse()?;
+    let mut ports = req.args.clone();
+    ports.sort();
+    Ok(ExposeCommand {
+        source: req.source(),
+        ports,
+    })
+}
+
+/// VOLUME: each path, trimmed; an empty one is refused.
+fn parse_volume(mut req: Request<'_>) -> R<VolumeCommand> {
+    if req.args.is_empty() {
+        return Err(at_least_one("VOLUME").into());
+    }
+    req.flags.parse()?;
+    let mut volumes = Vec::new();
+    for v in &req.args {
+        let v =
+            crate::go_compat::unicode::lossy(crate::go_compat::unicode::trim_space(v.as_bytes()));
+        if v.is_empty() {
+            return Err("VOLUME specified can not be an empty string".into());
+        }
+        volumes.push(v);
+    }
+    Ok(VolumeCommand {
+        source: req.source(),
+        volumes,
+    })
+}
+
+/// SHELL: its JSON-form arguments.
+fn parse_shell(mut req: Request<'_>) -> R<ShellCommand> {
+    req.flags.parse()?;
+    let shell = handle_json_args(&req.args, req.json);
+    if shell.is_empty() {
+        return Err(at_least_one("SHELL").into());
+    }
+    if !req.json {
+        return Err("SHELL requires the arguments to be in JSON form".into());
+    }
+    Ok(ShellCommand {
+        source: req.source(),
+        shell,
     })
 }
 

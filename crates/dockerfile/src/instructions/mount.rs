@@ -1,7 +1,7 @@
 //! `RUN --mount=…` and `RUN --device=…` specs (BuildKit's `commands_runmount.go` and
 //! `commands_rundevice.go`), including the single-record CSV reader they use.
 
-use super::goutil::{parse_bool, parse_uint, ram_in_bytes, with_suggestion};
+use crate::go_compat::values::{parse_bool, parse_uint, ram_in_bytes, with_suggestion};
 use crate::parser::go_quote;
 
 /// `csvvalue.Fields`: one CSV record, `,`-separated, `"`-quoted with `""` escapes.
@@ -189,7 +189,7 @@ fn set_flag(m: &mut Mount, ro_auto: &mut bool, key: &str, field: &str) -> Result
 
 fn mount_type(value: &str) -> Result<MountType, String> {
     Ok(
-        match crate::gounicode::to_lower(value.as_bytes()).as_str() {
+        match crate::go_compat::unicode::to_lower(value.as_bytes()).as_str() {
             "bind" => MountType::Bind,
             "cache" => MountType::Cache,
             "tmpfs" => MountType::Tmpfs,
@@ -209,7 +209,7 @@ fn mount_type(value: &str) -> Result<MountType, String> {
 
 fn sharing(value: &str) -> Result<Sharing, String> {
     Ok(
-        match crate::gounicode::to_lower(value.as_bytes()).as_str() {
+        match crate::go_compat::unicode::to_lower(value.as_bytes()).as_str() {
             "shared" => Sharing::Shared,
             "private" => Sharing::Private,
             "locked" => Sharing::Locked,
@@ -346,7 +346,7 @@ pub fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Moun
             Some((k, v)) => (k, v.to_string(), true),
             None => (field.as_str(), String::new(), false),
         };
-        let key = crate::gounicode::to_lower(key.as_bytes());
+        let key = crate::go_compat::unicode::to_lower(key.as_bytes());
         if !has_eq {
             if expander.is_some() {
                 set_flag(&mut m, &mut ro_auto, &key, field)?;
@@ -388,7 +388,7 @@ pub fn parse_device(val: &str) -> Result<Device, String> {
             Some((k, v)) => (k, v, true),
             None => (field.as_str(), "", false),
         };
-        let key = crate::gounicode::to_lower(key.as_bytes());
+        let key = crate::go_compat::unicode::to_lower(key.as_bytes());
         if !has_eq {
             if key == "required" {
                 d.required = true;

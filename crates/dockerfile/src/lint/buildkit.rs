@@ -168,6 +168,14 @@ fn maintainer(cx: &mut Ctx, node: &Node) {
 fn from_rules(cx: &mut Ctx, stage: &Stage, names: &mut Vec<String>) {
     let node = &cx.df.children[stage.from.node];
     let range = cx.node_range(node);
+    from_as_casing(cx, node, range);
+    stage_name_rules(cx, stage, node, range, names);
+    from_arg_rules(cx, stage, range);
+    platform_rules(cx, stage, node, range);
+}
+
+/// FromAsCasing: `FROM x AS y` with the two keywords cased differently.
+fn from_as_casing(cx: &mut Ctx, node: &Node, range: Range) {
     let args = node.args_lossy();
     if args.len() == 3 {
         let (from_kw, as_kw) = (
@@ -195,6 +203,17 @@ fn from_rules(cx: &mut Ctx, stage: &Stage, names: &mut Vec<String>) {
             );
         }
     }
+}
+
+/// StageNameCasing, DuplicateStageName, ReservedStageName and the stage's description check; `names` collects
+/// the stage names seen so far.
+fn stage_name_rules(
+    cx: &mut Ctx,
+    stage: &Stage,
+    node: &Node,
+    range: Range,
+    names: &mut Vec<String>,
+) {
     if let (Some(raw), Some(name)) = (&stage.name_raw, &stage.name) {
         if raw != name {
             let fix = stage_rename_fix(cx, stage, node, raw, name);
@@ -230,7 +249,11 @@ fn from_rules(cx: &mut Ctx, stage: &Stage, names: &mut Vec<String>) {
         }
         definition_description(cx, node, "FROM", &[name.as_str()]);
     }
-    // UndefinedArgInFrom: names looked up while expanding FROM that no global ARG declares.
+}
+
+/// UndefinedArgInFrom (names looked up while expanding FROM that no global ARG declares) and
+/// InvalidDefaultArgInFrom (the image name with only the ARG defaults).
+fn from_arg_rules(cx: &mut Ctx, stage: &Stage, range: Range) {
     let global = &cx.model.global_scope;
     for name in &stage.from.unmatched {
         if global.is_declared(name) {
@@ -242,7 +265,6 @@ fn from_rules(cx: &mut Ctx, stage: &Stage, names: &mut Vec<String>) {
         }
         cx.report("UndefinedArgInFrom", range, msg, None);
     }
-    // InvalidDefaultArgInFrom: the image name with only the ARG defaults.
     {
         let mut env = EnvList::new();
         for v in &global.vars {
@@ -274,6 +296,11 @@ fn from_rules(cx: &mut Ctx, stage: &Stage, names: &mut Vec<String>) {
             );
         }
     }
+}
+
+/// RedundantTargetPlatform and FromPlatformFlagConstDisallowed: FROM's `--platform` value.
+fn platform_rules(cx: &mut Ctx, stage: &Stage, node: &Node, range: Range) {
+    let global = &cx.model.global_scope;
     if let Some(raw) = &stage.platform_raw {
         let lex = Lexer::new(cx.df.escape() as char);
         if let Ok(m) = lex.process_word_with_matches(raw, global) {

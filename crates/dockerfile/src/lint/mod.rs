@@ -19,6 +19,7 @@ mod practices;
 mod reference;
 mod rules;
 mod runfacts;
+mod runrules;
 mod sarif;
 mod shellcheck;
 mod shellscan;

@@ -3,15 +3,14 @@
 //! shell pitfalls in RUN, and cache-friendly ordering.
 
 use super::baseimg;
-use super::context::{at, Ctx};
-use super::runfacts::{self, prog_sub};
+use super::context::Ctx;
 use super::shellscan::{commands, Cmd};
 use super::stagefacts;
-use super::{reference, Edit, Fix, Severity};
+use super::{reference, Fix, Range, Severity};
 use crate::model::{BaseRef, Instruction, Stage};
 use crate::parser::Node;
 
-const SHELLS: [&str; 8] = ["sh", "bash", "zsh", "ash", "dash", "ksh", "busybox", "fish"];
+pub(super) const SHELLS: [&str; 8] = ["sh", "bash", "zsh", "ash", "dash", "ksh", "busybox", "fish"];
 const ARCHIVE_EXT: [&str; 12] = [
     ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".gz",
     ".bz2", ".xz",
@@ -129,7 +128,7 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
         let range = cx.node_range(node);
         match ins.keyword.as_str() {
             "run" => {
-                run_rules(cx, stage, ins, node);
+                super::runrules::run_rules(cx, stage, ins, node);
                 if prev.is_some_and(is_run_like) {
                     cx.report(
                         "LW028",
@@ -154,52 +153,16 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
             }
             "add" => add_rules(cx, ins, node),
             "copy" => {
-                if let Some(from) = ins
-                    .flags
-                    .iter()
-                    .find(|f| f.name == "from")
-                    .and_then(|f| f.value.clone())
+                let has_from = copy_from_self(cx, stage, ins, range);
+                if !has_from && ins.words.len() >= 2 && matches!(ins.words[0].as_str(), "." | "./")
                 {
-                    let own = stage.name.as_deref() == Some(&from.to_ascii_lowercase())
-                        || from == stage.index.to_string();
-                    if own {
-                        cx.report(
-                            "LW026",
-                            range,
-                            format!("COPY --from={from} refers to the stage it is in"),
-                            None,
-                        );
-                    }
-                } else if ins.words.len() >= 2 && matches!(ins.words[0].as_str(), "." | "./") {
                     copy_all.get_or_insert(ins);
                 }
             }
             "cmd" | "entrypoint" => exec_form_vars(cx, ins, node),
             "workdir" => {
-                // BuildKit's WorkdirRelativePath checks only the first WORKDIR; this
-                // covers the later relative ones, once per stage (fixing the first
-                // relative one usually fixes the rest).
-                let p = baseimg::workdir_path(cx, stage, ins, node);
-                if let Some(p) =
-                    p.filter(|p| workdir_set && !relative_seen && !super::buildkit::is_abs(p))
-                {
-                    let more = stage
-                        .instructions
-                        .iter()
-                        .filter(|i| i.keyword == "workdir" && i.start_line > ins.start_line)
-                        .count();
-                    let tail = if more > 0 {
-                        " (later WORKDIRs of this stage are not reported again)"
-                    } else {
-                        ""
-                    };
-                    cx.report(
-                        "LW010",
-                        range,
-                        format!("WORKDIR '{p}' is relative; use an absolute path{tail}"),
-                        None,
-                    );
-                    relative_seen = true;
+                if workdir_set && !relative_seen {
+                    relative_seen = relative_workdir(cx, stage, ins, node);
                 }
                 workdir_set = true;
             }
@@ -215,25 +178,78 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
                     }
                 }
             }
-            "env" | "arg" | "label" => {
-                for p in &ins.pairs {
-                    if p.value.as_deref().is_some_and(looks_like_credential) {
-                        cx.report(
-                            "LW011",
-                            range,
-                            format!(
-                                "{} {} holds what looks like a credential; it would be stored in the image",
-                                ins.keyword.to_ascii_uppercase(),
-                                p.key
-                            ),
-                            None,
-                        );
-                    }
-                }
-            }
+            "env" | "arg" | "label" => credentials(cx, ins, range),
             _ => {}
         }
         prev = Some(ins);
+    }
+}
+
+/// LW026: `COPY --from` naming its own stage. Whether the COPY has a `--from` at all (then it is no `COPY . .`).
+fn copy_from_self(cx: &mut Ctx, stage: &Stage, ins: &Instruction, range: Range) -> bool {
+    let Some(from) = ins
+        .flags
+        .iter()
+        .find(|f| f.name == "from")
+        .and_then(|f| f.value.clone())
+    else {
+        return false;
+    };
+    let own = stage.name.as_deref() == Some(&from.to_ascii_lowercase())
+        || from == stage.index.to_string();
+    if own {
+        cx.report(
+            "LW026",
+            range,
+            format!("COPY --from={from} refers to the stage it is in"),
+            None,
+        );
+    }
+    true
+}
+
+/// LW010 for a relative WORKDIR after one was set; whether it reported. BuildKit's WorkdirRelativePath checks
+/// only the first WORKDIR; this covers the later relative ones, once per stage (fixing the first relative one
+/// usually fixes the rest).
+fn relative_workdir(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) -> bool {
+    let p = baseimg::workdir_path(cx, stage, ins, node);
+    let Some(p) = p.filter(|p| !super::buildkit::is_abs(p)) else {
+        return false;
+    };
+    let more = stage
+        .instructions
+        .iter()
+        .filter(|i| i.keyword == "workdir" && i.start_line > ins.start_line)
+        .count();
+    let tail = if more > 0 {
+        " (later WORKDIRs of this stage are not reported again)"
+    } else {
+        ""
+    };
+    cx.report(
+        "LW010",
+        cx.node_range(node),
+        format!("WORKDIR '{p}' is relative; use an absolute path{tail}"),
+        None,
+    );
+    true
+}
+
+/// LW011: an ENV, ARG or LABEL value that looks like a credential.
+fn credentials(cx: &mut Ctx, ins: &Instruction, range: Range) {
+    for p in &ins.pairs {
+        if p.value.as_deref().is_some_and(looks_like_credential) {
+            cx.report(
+                "LW011",
+                range,
+                format!(
+                    "{} {} holds what looks like a credential; it would be stored in the image",
+                    ins.keyword.to_ascii_uppercase(),
+                    p.key
+                ),
+                None,
+            );
+        }
     }
 }
 
@@ -354,7 +370,7 @@ fn add_rules(cx: &mut Ctx, ins: &Instruction, node: &Node) {
     }
 }
 
-fn sub(cmd: &Cmd) -> Option<&str> {
+pub(super) fn sub(cmd: &Cmd) -> Option<&str> {
     cmd.subcommand().map(|t| t.text.as_str())
 }
 
@@ -371,324 +387,6 @@ fn is_dependency_install(c: &Cmd) -> bool {
         "cargo" => matches!(s, "fetch" | "build"),
         _ => false,
     }
-}
-
-/// An insertion fix right after a token.
-fn insert_after(desc: &str, line: usize, column: usize, text: &str) -> Fix {
-    Fix {
-        description: desc.into(),
-        edits: vec![Edit {
-            range: at(line, column),
-            replacement: text.into(),
-        }],
-    }
-}
-
-/// Whether SHELL in this stage (or a parent stage) sets pipefail, or is not a POSIX shell.
-fn shell_handles_pipes(cx: &Ctx, stage: &Stage, line: usize) -> bool {
-    let mut cur = Some(stage);
-    let mut hops = 0;
-    while let Some(s) = cur {
-        if let Some(sh) = s
-            .instructions
-            .iter()
-            .rev()
-            .find(|i| i.keyword == "shell" && i.start_line < line)
-        {
-            let prog = sh
-                .words
-                .first()
-                .map(|w| w.rsplit('/').next().unwrap_or(""))
-                .unwrap_or("");
-            return sh.words.iter().any(|w| w.contains("pipefail")) || !SHELLS.contains(&prog);
-        }
-        cur = baseimg::parent(cx, s).filter(|_| hops < cx.model.stages.len());
-        hops += 1;
-    }
-    false
-}
-
-fn run_rules(cx: &mut Ctx, stage: &Stage, ins: &Instruction, node: &Node) {
-    let cmds = commands(cx, node);
-    if cmds.is_empty() {
-        return;
-    }
-    let range = cx.node_range(node);
-    let prog = |c: &Cmd| c.program().unwrap_or("").to_string();
-    let mut apt_update = false;
-    let mounts = runfacts::mounts(ins);
-    // A later clean-up or a cache mount makes the cache options unneeded.
-    let pip_cached = cmds.iter().any(runfacts::cleans_pip_cache)
-        || mounts.iter().any(|m| {
-            m.kind == "cache" && (m.target.ends_with(".cache/pip") || m.target.ends_with("/.cache"))
-        });
-    let apk_cached = cmds.iter().any(runfacts::cleans_apk_cache)
-        || runfacts::mounted(&mounts, "/var/cache/apk")
-        || runfacts::mounted(&mounts, "/etc/apk/cache");
-    let mut yum_install = false;
-    for (k, c) in cmds.iter().enumerate() {
-        let p = prog(c);
-        let s = sub(c).unwrap_or("").to_string();
-        if c.wrappers().any(|w| w == "sudo") {
-            cx.report(
-                "LW016",
-                range,
-                "Do not use sudo in RUN; use USER to change user".into(),
-                None,
-            );
-        }
-        match p.as_str() {
-            "apt-get" => match s.as_str() {
-                "update" => apt_update = true,
-                "install" if !runfacts::apt_simulated(c) => {
-                    let t = c.subcommand().map(|t| t.range).unwrap_or(range);
-                    let recommends = c.has_arg(|a| {
-                        a == "--no-install-recommends" || a.contains("Install-Recommends")
-                    });
-                    if !recommends {
-                        let fix = insert_after(
-                            "Add --no-install-recommends",
-                            t.end_line,
-                            t.end_column,
-                            " --no-install-recommends",
-                        );
-                        cx.report(
-                            "LW004",
-                            range,
-                            "apt-get install without --no-install-recommends".into(),
-                            Some(fix),
-                        );
-                    }
-                    let yes = c.has_arg(|a| {
-                        a == "--yes"
-                            || a == "--assume-yes"
-                            || a == "-qq"
-                            || a.starts_with("--quiet=2")
-                            || (a.starts_with('-') && !a.starts_with("--") && a.contains('y'))
-                    });
-                    if !yes {
-                        let fix = insert_after("Add -y", t.end_line, t.end_column, " -y");
-                        cx.report(
-                            "LW021",
-                            range,
-                            "apt-get install without -y".into(),
-                            Some(fix),
-                        );
-                    }
-                }
-                "upgrade" | "dist-upgrade" | "full-upgrade" => cx.report(
-                    "LW022",
-                    range,
-                    format!("Avoid `apt-get {s}` in images; use an up-to-date base image"),
-                    None,
-                ),
-                _ => {}
-            },
-            "apt"
-                if matches!(
-                    s.as_str(),
-                    "install" | "update" | "upgrade" | "remove" | "purge" | "autoremove"
-                ) =>
-            {
-                let i = c.program_index().unwrap_or(0);
-                let fix = Ctx::fix("Use apt-get", c.words[i].range, "apt-get");
-                cx.report(
-                    "LW023",
-                    range,
-                    format!("Use `apt-get {s}` instead of `apt {s}` in scripts"),
-                    Some(fix),
-                );
-            }
-            "apk" => {
-                if s == "add"
-                    && !apk_cached
-                    && !c.has_arg(|a| a == "--no-cache" || a == "--no-network")
-                {
-                    let t = c.subcommand().map(|t| t.range).unwrap_or(range);
-                    let fix =
-                        insert_after("Add --no-cache", t.end_line, t.end_column, " --no-cache");
-                    cx.report(
-                        "LW006",
-                        range,
-                        "apk add without --no-cache".into(),
-                        Some(fix),
-                    );
-                }
-                if s == "upgrade" {
-                    cx.report(
-                        "LW022",
-                        range,
-                        "Avoid `apk upgrade` in images; use an up-to-date base image".into(),
-                        None,
-                    );
-                }
-            }
-            "pip" | "pip3" if s == "install" && !pip_cached => pip(cx, ins, c, range),
-            "npm" if matches!(s.as_str(), "install" | "i") => {
-                let t = c.subcommand().map(|t| t.range).unwrap_or(range);
-                let after: Vec<&str> = c
-                    .args()
-                    .iter()
-                    .map(|a| a.text.as_str())
-                    .skip_while(|a| *a != s)
-                    .skip(1)
-                    .collect();
-                if after.iter().all(|a| a.starts_with('-')) {
-                    let fix = Ctx::fix("Use npm ci", t, "ci");
-                    cx.report(
-                        "LW020",
-                        range,
-                        format!("Use `npm ci` instead of `npm {s}` for reproducible installs"),
-                        Some(fix),
-                    );
-                }
-            }
-            "yum" | "dnf" | "microdnf" if s == "install" => yum_install = true,
-            // `RUN cd /app && ...` is where WORKDIR belongs; a cd later in a script
-            // (`set -eux; ...; cd x`) is the script's own navigation.
-            "cd" if k == 0 && !runfacts::temporary_cd(&cmds, k) => cx.report(
-                "LW015",
-                range,
-                "Use WORKDIR instead of `cd` in RUN".into(),
-                None,
-            ),
-            "curl" | "wget" if c.op_after.as_deref() == Some("|") => {
-                if let Some(next) = cmds.get(k + 1) {
-                    let np = prog(next);
-                    let interp = SHELLS.contains(&np.as_str())
-                        || np.starts_with("python")
-                        || np == "perl"
-                        || np == "ruby"
-                        || np == "node";
-                    if interp {
-                        cx.report(
-                            "LW017",
-                            range,
-                            format!("`{p} ... | {np}` runs a downloaded script unverified"),
-                            None,
-                        );
-                    }
-                }
-            }
-            p if p.starts_with("python") && python_pip_install(c) && !pip_cached => {
-                pip(cx, ins, c, range)
-            }
-            _ => {}
-        }
-    }
-    let apt_install = cmds
-        .iter()
-        .any(|c| prog_sub(c) == ("apt-get", "install") && !runfacts::apt_simulated(c));
-    // The index only goes stale if it stays in the layer and nothing (not even a
-    // script the RUN runs) used it.
-    let lists_gone = cmds.iter().any(runfacts::cleans_apt_lists)
-        || runfacts::mounted(&mounts, "/var/lib/apt/lists");
-    if apt_update
-        && !lists_gone
-        && !cmds
-            .iter()
-            .any(|c| runfacts::reads_apt_index(c) || runfacts::runs_script(c))
-    {
-        cx.report(
-            "LW003",
-            range,
-            "`apt-get update` without `apt-get install` in the same RUN: the cached index goes stale".into(),
-            None,
-        );
-    }
-    if apt_install {
-        let cleaned = cmds.iter().any(runfacts::cleans_apt_lists)
-            || runfacts::mounted(&mounts, "/var/lib/apt/lists");
-        if !cleaned {
-            let fix = append_fix(
-                cx,
-                node,
-                " && rm -rf /var/lib/apt/lists/*",
-                "Remove the apt lists",
-            );
-            cx.report(
-                "LW005",
-                range,
-                "apt-get install without `rm -rf /var/lib/apt/lists/*` in the same RUN".into(),
-                fix,
-            );
-        }
-    }
-    if yum_install {
-        let cleaned = cmds.iter().any(|c| {
-            matches!(prog(c).as_str(), "yum" | "dnf" | "microdnf") && sub(c) == Some("clean")
-        });
-        if !cleaned {
-            cx.report(
-                "LW024",
-                range,
-                "yum/dnf install without `clean all` in the same RUN".into(),
-                None,
-            );
-        }
-    }
-    // A pipe from `echo`/`printf` (or a `{ }` group of them) cannot hide a failure,
-    // and `yes` always dies of SIGPIPE (pipefail would make it fail the build).
-    let has_pipe = cmds.iter().enumerate().any(|(k, c)| {
-        c.op_after.as_deref() == Some("|")
-            && !runfacts::prints_only(&cmds, k)
-            && !runfacts::case_pattern(&cmds, k)
-    });
-    let pipefail = cmds
-        .iter()
-        .any(|c| prog(c) == "set" && c.has_arg(|a| a.contains("pipefail")));
-    if has_pipe && !pipefail && !shell_handles_pipes(cx, stage, ins.start_line) {
-        cx.report(
-            "LW012",
-            range,
-            "RUN uses a pipe without `set -o pipefail`: a failure before the last command is ignored".into(),
-            None,
-        );
-    }
-}
-
-/// `python -m pip install ...`.
-fn python_pip_install(c: &Cmd) -> bool {
-    let a = c.args();
-    a.len() >= 3 && a[0].text == "-m" && a[1].text == "pip" && a[2].text == "install"
-}
-
-fn pip(cx: &mut Ctx, ins: &Instruction, c: &Cmd, range: super::Range) {
-    if c.has_arg(|a| a == "--no-cache-dir") || ins.scope.lookup("PIP_NO_CACHE_DIR").is_some() {
-        return;
-    }
-    let t = c
-        .args()
-        .iter()
-        .find(|a| a.text == "install")
-        .map(|t| t.range)
-        .unwrap_or(range);
-    let fix = insert_after(
-        "Add --no-cache-dir",
-        t.end_line,
-        t.end_column,
-        " --no-cache-dir",
-    );
-    cx.report(
-        "LW019",
-        range,
-        "pip install without --no-cache-dir".into(),
-        Some(fix),
-    );
-}
-
-/// Appends text at the end of a one-command-line RUN (not for heredocs or a line that
-/// ends in a comment).
-fn append_fix(cx: &Ctx, node: &Node, text: &str, desc: &str) -> Option<Fix> {
-    if !node.heredocs.is_empty() || node.json {
-        return None;
-    }
-    let last = cx.line(node.end_line);
-    let end = last.iter().rposition(|c| !c.is_ascii_whitespace())? + 1;
-    if last.contains(&b'#') || last[end - 1] == cx.df.escape() {
-        return None;
-    }
-    Some(insert_after(desc, node.end_line, end + 1, text))
 }
 
 fn final_user(cx: &mut Ctx, stage: &Stage) {

@@ -224,9 +224,79 @@ struct Lexer {
     word: String,
     start: Option<(usize, usize)>,
     end: (usize, usize),
+    /// Inside single or double quotes (a quote may span lines).
+    squote: bool,
+    dquote: bool,
 }
 
 impl Lexer {
+    /// One line's characters (up to a continuation's escape) into words and operators; stops at a comment.
+    fn scan_line(&mut self, s: &str, line: usize, escape: char) {
+        let chars: Vec<(usize, char)> = s.char_indices().collect();
+        let mut k = 0;
+        while k < chars.len() {
+            let (i, c) = chars[k];
+            let col = i + 1;
+            let width = c.len_utf8();
+            let next = chars.get(k + 1).map(|x| x.1);
+            k += 1;
+            if self.squote {
+                if c == '\'' {
+                    self.squote = false;
+                } else {
+                    self.push(c, line, col, width);
+                }
+                continue;
+            }
+            if c == escape {
+                if let Some(n) = next {
+                    self.push(n, line, col, width + n.len_utf8());
+                    k += 1;
+                }
+                continue;
+            }
+            if self.dquote {
+                if c == '"' {
+                    self.dquote = false;
+                    self.end = (line, col + 1);
+                } else {
+                    self.push(c, line, col, width);
+                }
+                continue;
+            }
+            match c {
+                '\'' | '"' => {
+                    if c == '\'' {
+                        self.squote = true;
+                    } else {
+                        self.dquote = true;
+                    }
+                    if self.start.is_none() {
+                        self.start = Some((line, col));
+                    }
+                }
+                // `${X// /_}`: a space inside a parameter expansion belongs to the word.
+                '$' if next == Some('{') => {
+                    self.braces += 1;
+                    self.push(c, line, col, width);
+                }
+                '}' if self.braces > 0 => {
+                    self.braces -= 1;
+                    self.push(c, line, col, width);
+                }
+                ' ' | '\t' if self.braces > 0 => self.push(c, line, col, width),
+                ' ' | '\t' => self.flush(),
+                '#' if self.start.is_none() => break,
+                '|' | '&' if next == Some(c) => {
+                    self.op(if c == '|' { "||" } else { "&&" }, line, col);
+                    k += 1;
+                }
+                '|' | '&' | ';' | '(' | ')' => self.op(&c.to_string(), line, col),
+                _ => self.push(c, line, col, width),
+            }
+        }
+    }
+
     fn flush(&mut self) {
         if let Some((l, c)) = self.start.take() {
             let tok = Tok {
@@ -271,6 +341,12 @@ pub(crate) fn commands(cx: &Ctx, node: &Node) -> Vec<Cmd> {
     if node.json {
         return Vec::new();
     }
+    group_commands(tokens(cx, node), &node.keyword())
+}
+
+/// The node's words and operators (`true`), line by line: continuations joined, comment lines inside them
+/// skipped, quotes removed from words (their ranges keep the quotes), and a `"\n"` operator at each line end.
+fn tokens(cx: &Ctx, node: &Node) -> Vec<(Tok, bool)> {
     let escape = cx.df.escape();
     let mut lx = Lexer {
         toks: Vec::new(),
@@ -278,8 +354,9 @@ pub(crate) fn commands(cx: &Ctx, node: &Node) -> Vec<Cmd> {
         word: String::new(),
         start: None,
         end: (0, 0),
+        squote: false,
+        dquote: false,
     };
-    let (mut squote, mut dquote) = (false, false);
     let mut in_continuation = true;
     for line in node.start_line..=node.end_line {
         let text = cx.line(line);
@@ -288,7 +365,11 @@ pub(crate) fn commands(cx: &Ctx, node: &Node) -> Vec<Cmd> {
             .iter()
             .position(|c| !c.is_ascii_whitespace())
             .unwrap_or(text.len());
-        if !first && in_continuation && text.get(trimmed_start) == Some(&b'#') && !squote && !dquote
+        if !first
+            && in_continuation
+            && text.get(trimmed_start) == Some(&b'#')
+            && !lx.squote
+            && !lx.dquote
         {
             continue; // comment line inside a continuation
         }
@@ -299,83 +380,27 @@ pub(crate) fn commands(cx: &Ctx, node: &Node) -> Vec<Cmd> {
         } else {
             text.len()
         };
-        let s = String::from_utf8_lossy(&text[..limit]);
-        let chars: Vec<(usize, char)> = s.char_indices().collect();
-        let mut k = 0;
-        while k < chars.len() {
-            let (i, c) = chars[k];
-            let col = i + 1;
-            let width = c.len_utf8();
-            let next = chars.get(k + 1).map(|x| x.1);
-            k += 1;
-            if squote {
-                if c == '\'' {
-                    squote = false;
-                } else {
-                    lx.push(c, line, col, width);
-                }
-                continue;
-            }
-            if c == escape as char && !squote {
-                if let Some(n) = next {
-                    lx.push(n, line, col, width + n.len_utf8());
-                    k += 1;
-                }
-                continue;
-            }
-            if dquote {
-                if c == '"' {
-                    dquote = false;
-                    lx.end = (line, col + 1);
-                } else {
-                    lx.push(c, line, col, width);
-                }
-                continue;
-            }
-            match c {
-                '\'' => {
-                    squote = true;
-                    if lx.start.is_none() {
-                        lx.start = Some((line, col));
-                    }
-                }
-                '"' => {
-                    dquote = true;
-                    if lx.start.is_none() {
-                        lx.start = Some((line, col));
-                    }
-                }
-                '$' if next == Some('{') => {
-                    lx.braces += 1;
-                    lx.push(c, line, col, width);
-                }
-                '}' if lx.braces > 0 => {
-                    lx.braces -= 1;
-                    lx.push(c, line, col, width);
-                }
-                ' ' | '\t' if lx.braces > 0 => lx.push(c, line, col, width),
-                ' ' | '\t' => lx.flush(),
-                '#' if lx.start.is_none() => break,
-                '|' | '&' if next == Some(c) => {
-                    lx.op(if c == '|' { "||" } else { "&&" }, line, col);
-                    k += 1;
-                }
-                '|' | '&' | ';' | '(' | ')' => lx.op(&c.to_string(), line, col),
-                _ => lx.push(c, line, col, width),
-            }
-        }
-        if !ends_with_escape && !squote && !dquote {
+        lx.scan_line(
+            &String::from_utf8_lossy(&text[..limit]),
+            line,
+            escape as char,
+        );
+        if !ends_with_escape && !lx.squote && !lx.dquote {
             in_continuation = false;
             lx.op("\n", line, text.len() + 1);
         }
     }
     lx.flush();
+    lx.toks
+}
 
-    // Drop the keyword and leading --flags.
-    let mut toks = lx.toks.into_iter().peekable();
+/// Commands out of tokens: the instruction keyword and leading --flags dropped, words grouped between
+/// operators, each command with the operator after it (a line end gives way to an operator on the next line).
+fn group_commands(toks: Vec<(Tok, bool)>, keyword: &str) -> Vec<Cmd> {
+    let mut toks = toks.into_iter().peekable();
     if toks
         .peek()
-        .is_some_and(|(t, op)| !op && t.text.eq_ignore_ascii_case(&node.keyword()))
+        .is_some_and(|(t, op)| !op && t.text.eq_ignore_ascii_case(keyword))
     {
         toks.next();
     }

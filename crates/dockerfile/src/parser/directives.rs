@@ -3,7 +3,7 @@
 //! case-insensitive, and each may appear only once.
 
 use super::json;
-use crate::gounicode::{discard_bom, lossy, trim_left_space};
+use crate::go_compat::unicode::{discard_bom, lossy, trim_left_space};
 
 /// A directive found at the top of a Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! empty for the legacy form); HEALTHCHECK the type then the command.
 
 use super::{Dockerfile, Node};
-use crate::gounicode::quote_into;
+use crate::go_compat::unicode::quote_into;
 
 /// Go's `strings.TrimSpace` on a valid UTF-8 string (White_Space, as Go's `unicode.IsSpace`).
 fn trim(s: String) -> String {

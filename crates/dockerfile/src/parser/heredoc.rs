@@ -5,7 +5,7 @@
 //! word against `^(\d*)<<(-?)\s*([^<]*)$`; the lexer is [`crate::shell::Lexer`] with an
 //! empty environment.
 
-use crate::gounicode::runes;
+use crate::go_compat::unicode::runes;
 use crate::shell::{EmptyEnv, Lexer};
 
 /// A heredoc attached to an instruction.

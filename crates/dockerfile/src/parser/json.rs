@@ -338,7 +338,7 @@ impl<'a> Reader<'a> {
                 }
                 0x00..=0x1F => return self.err("in string literal"),
                 _ => {
-                    let (r, w) = crate::gounicode::decode_rune(&self.b[self.pos..]);
+                    let (r, w) = crate::go_compat::unicode::decode_rune(&self.b[self.pos..]);
                     out.push(r);
                     self.pos += w;
                 }

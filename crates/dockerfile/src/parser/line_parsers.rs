@@ -6,7 +6,7 @@
 //! knows `[\t\v\f\r ]`.
 
 use super::json;
-use crate::gounicode::{
+use crate::go_compat::unicode::{
     decode_rune, is_space, is_space_byte, offset_in, quote, split_ws, trim_left_space, trim_space,
 };
 

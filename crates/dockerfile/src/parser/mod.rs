@@ -16,13 +16,13 @@ mod heredoc;
 mod json;
 mod line_parsers;
 
-pub use crate::gounicode::quote as go_quote;
+pub use crate::go_compat::unicode::quote as go_quote;
 pub use directives::{detect_syntax, parse_directive, Directive, DirectiveParser, DirectiveValue};
 pub use dump::{dump, dump_node};
 pub use heredoc::{chomp_heredoc_content, heredocs_from_line, parse_heredoc, Heredoc};
 pub use line_parsers::{parse_words, ERR_NOT_STRING_ARRAY};
 
-use crate::gounicode::{discard_bom, offset_in, to_lower, trim_left_space, trim_space};
+use crate::go_compat::unicode::{discard_bom, offset_in, to_lower, trim_left_space, trim_space};
 use crate::Error;
 use line_parsers::{dispatch, split_command, JsonOutcome};
 
@@ -102,7 +102,7 @@ impl Node {
     pub fn args_lossy(&self) -> Vec<String> {
         self.args
             .iter()
-            .map(|a| crate::gounicode::lossy(a))
+            .map(|a| crate::go_compat::unicode::lossy(a))
             .collect()
     }
 
@@ -110,13 +110,13 @@ impl Node {
     pub fn flags_lossy(&self) -> Vec<String> {
         self.flags
             .iter()
-            .map(|a| crate::gounicode::lossy(a))
+            .map(|a| crate::go_compat::unicode::lossy(a))
             .collect()
     }
 
     /// The original line as a string (invalid UTF-8 replaced by U+FFFD).
     pub fn original_lossy(&self) -> String {
-        crate::gounicode::lossy(&self.original)
+        crate::go_compat::unicode::lossy(&self.original)
     }
 
     /// Whether this instruction may carry heredocs (RUN, COPY, ADD; also as an ONBUILD
@@ -454,7 +454,7 @@ pub fn parse(src: &[u8]) -> Result<Dockerfile, Error> {
             warnings.push(Warning {
                 short: format!(
                     "Empty continuation line found in: {}",
-                    crate::gounicode::lossy(&buf)
+                    crate::go_compat::unicode::lossy(&buf)
                 ),
                 detail: vec![
                     "Empty continuation lines will become errors in a future release".into(),

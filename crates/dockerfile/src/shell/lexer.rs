@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::env::Env;
 use super::pattern::{scanner_chars, substitute, trim_prefix, trim_suffix};
 use super::{Expansion, Lexer};
-use crate::gounicode::{is_digit, is_letter, is_space, quote};
+use crate::go_compat::unicode::{is_digit, is_letter, is_space, quote};
 use crate::Error;
 
 /// How deeply `${...}` forms and quotes inside them may nest. BuildKit (Go, growable stacks) has

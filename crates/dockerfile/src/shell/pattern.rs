@@ -14,7 +14,7 @@
 //!   is dropped); any other `\x`, and a trailing `\`, is an error `invalid escape '\x'`;
 //! * no bracket expressions: `[`, `]` and every other character are literal.
 
-use crate::gounicode::{is_digit, is_letter};
+use crate::go_compat::unicode::{is_digit, is_letter};
 
 /// One instruction of the compiled matcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

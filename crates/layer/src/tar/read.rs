@@ -104,14 +104,12 @@ impl<R: Read> TarReader<R> {
         self.remaining = 0;
         self.padding = 0;
 
-        let mut pax: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        let mut gnu_name: Option<Vec<u8>> = None;
-        let mut gnu_link: Option<Vec<u8>> = None;
+        let mut ext = Extensions::default();
         loop {
             let at = self.offset;
             let mut block = [0u8; BLOCK];
             if self.fill(&mut block, "tar header")? == 0 {
-                if !pax.is_empty() || gnu_name.is_some() {
+                if !ext.pax.is_empty() || ext.gnu_name.is_some() {
                     return Err(Error::Truncated(
                         "archive ends after an extended header".into(),
                     ));
@@ -124,167 +122,56 @@ impl<R: Read> TarReader<R> {
                 self.done = true;
                 return Ok(None);
             }
-            let bad = |reason: String| Error::BadHeader { offset: at, reason };
-            let stored = parse_number(field(&block, CHKSUM))
-                .ok_or_else(|| bad("unreadable checksum".into()))?;
-            let (unsigned, signed) = checksum(&block);
-            if stored != unsigned as i64 && stored != signed {
-                return Err(bad(format!(
-                    "checksum mismatch (stored {stored:o}, computed {unsigned:o}): not a tar archive or corrupted"
-                )));
-            }
-            let num = |f: (usize, usize), name: &str| {
-                parse_number(field(&block, f))
-                    .ok_or_else(|| bad(format!("unreadable {name} field")))
-            };
-            let size = num(SIZE, "size")?;
+            let h = Header { block: &block, at };
+            h.verify_checksum()?;
+            let size = h.num(SIZE, "size")?;
             if size < 0 {
-                return Err(bad("negative size".into()));
+                return Err(h.bad("negative size".into()));
             }
-            let size = size as u64;
-            let flag = block[TYPEFLAG];
-            match flag {
-                b'x' => {
-                    let data = self.read_meta(size, "PAX header")?;
-                    let recs =
-                        parse_pax(&data).ok_or_else(|| bad("malformed PAX records".into()))?;
-                    pax.extend(recs);
-                    continue;
-                }
-                b'g' => {
-                    // Global headers only carry defaults we do not use (comment, charset); read and drop.
-                    self.read_meta(size, "PAX global header")?;
-                    continue;
-                }
-                b'L' => {
-                    let mut v = self.read_meta(size, "GNU long name")?;
-                    v.retain(|&b| b != 0);
-                    gnu_name = Some(v);
-                    continue;
-                }
-                b'K' => {
-                    let mut v = self.read_meta(size, "GNU long link")?;
-                    v.retain(|&b| b != 0);
-                    gnu_link = Some(v);
-                    continue;
-                }
-                _ => {}
+            if self.read_extension(&h, size as u64, &mut ext)? {
+                continue;
             }
-
-            let is_ustar = field(&block, MAGIC) == b"ustar\0";
-            let mut raw_name = cstr(&block, NAME).to_vec();
-            if is_ustar {
-                let prefix = cstr(&block, PREFIX);
-                if !prefix.is_empty() {
-                    raw_name = [prefix, b"/", &raw_name].concat();
-                }
-            }
-            if let Some(n) = gnu_name.take() {
-                raw_name = n;
-            }
-            if let Some(n) = pax.remove("path") {
-                raw_name = n;
-            }
-            let mut raw_link = cstr(&block, LINKNAME).to_vec();
-            if let Some(n) = gnu_link.take() {
-                raw_link = n;
-            }
-            if let Some(n) = pax.remove("linkpath") {
-                raw_link = n;
-            }
-            let name = String::from_utf8(raw_name).map_err(|e| {
-                bad(format!(
-                    "entry name is not UTF-8: {:?}",
-                    String::from_utf8_lossy(e.as_bytes())
-                ))
-            })?;
-            let link = String::from_utf8(raw_link)
-                .map_err(|_| bad(format!("{name}: link target is not UTF-8")))?;
-            let clean = path::clean(&name)?;
-
-            let pax_num = |key: &str| -> Result<Option<i64>, Error> {
-                match pax.get(key) {
-                    None => Ok(None),
-                    Some(v) => {
-                        let s = String::from_utf8_lossy(v);
-                        // mtime may carry a fraction; we keep whole seconds.
-                        let whole = s.split('.').next().unwrap_or("");
-                        whole
-                            .parse::<i64>()
-                            .map(Some)
-                            .map_err(|_| bad(format!("{name}: bad PAX {key} {s:?}")))
-                    }
-                }
-            };
-            let size = match pax_num("size")? {
-                Some(s) if s >= 0 => s as u64,
-                Some(_) => return Err(bad(format!("{name}: negative PAX size"))),
-                None => size,
-            };
-            let uid = pax_num("uid")?.unwrap_or(num(UID, "uid")?);
-            let gid = pax_num("gid")?.unwrap_or(num(GID, "gid")?);
-            let mtime = pax_num("mtime")?.unwrap_or(num(MTIME, "mtime")?);
-            let mode = num(MODE, "mode")?;
-            let dev = || -> Result<(u32, u32), Error> {
-                Ok((
-                    num(DEVMAJOR, "devmajor")? as u32,
-                    num(DEVMINOR, "devminor")? as u32,
-                ))
-            };
-            let kind = match flag {
-                b'0' | 0 | b'7' => {
-                    if name.ends_with('/') && flag == 0 {
-                        EntryKind::Dir
-                    } else {
-                        EntryKind::File
-                    }
-                }
-                b'1' => EntryKind::Hardlink(path::clean(&link)?),
-                b'2' => EntryKind::Symlink(link),
-                b'3' => {
-                    let (major, minor) = dev()?;
-                    EntryKind::CharDevice { major, minor }
-                }
-                b'4' => {
-                    let (major, minor) = dev()?;
-                    EntryKind::BlockDevice { major, minor }
-                }
-                b'5' => EntryKind::Dir,
-                b'6' => EntryKind::Fifo,
-                other => {
-                    return Err(Error::Unsupported {
-                        path: name,
-                        reason: format!("entry type {:?}", other as char),
-                    })
-                }
-            };
-            let xattrs = pax
-                .iter()
-                .filter_map(|(k, v)| {
-                    k.strip_prefix("SCHILY.xattr.")
-                        .map(|k| (k.to_string(), v.clone()))
-                })
-                .collect();
-            let data_len = if kind == EntryKind::File { size } else { 0 };
+            let (entry, declared) = h.entry(size as u64, ext)?;
             // Hard links and others may declare a size but carry no data in practice; skip what they declare.
-            self.remaining = if matches!(kind, EntryKind::Dir | EntryKind::Symlink(_)) {
+            self.remaining = if matches!(entry.kind, EntryKind::Dir | EntryKind::Symlink(_)) {
                 0
             } else {
-                size
+                declared
             };
             self.padding = (BLOCK as u64 - self.remaining % BLOCK as u64) % BLOCK as u64;
-            self.current = clean.clone();
-            return Ok(Some(Entry {
-                path: clean,
-                kind,
-                mode: (mode as u32) & 0o7777,
-                uid: uid as u32,
-                gid: gid as u32,
-                mtime,
-                size: data_len,
-                xattrs,
-            }));
+            self.current = entry.path.clone();
+            return Ok(Some(entry));
         }
+    }
+
+    /// Reads a PAX or GNU extension header's data into `ext`; false for a header of an entry.
+    fn read_extension(
+        &mut self,
+        h: &Header<'_>,
+        size: u64,
+        ext: &mut Extensions,
+    ) -> Result<bool, Error> {
+        match h.block[TYPEFLAG] {
+            b'x' => {
+                let data = self.read_meta(size, "PAX header")?;
+                let recs = parse_pax(&data).ok_or_else(|| h.bad("malformed PAX records".into()))?;
+                ext.pax.extend(recs);
+            }
+            // Global headers only carry defaults we do not use (comment, charset); read and drop.
+            b'g' => drop(self.read_meta(size, "PAX global header")?),
+            b'L' => {
+                let mut v = self.read_meta(size, "GNU long name")?;
+                v.retain(|&b| b != 0);
+                ext.gnu_name = Some(v);
+            }
+            b'K' => {
+                let mut v = self.read_meta(size, "GNU long link")?;
+                v.retain(|&b| b != 0);
+                ext.gnu_link = Some(v);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// Read data of the current entry; 0 at its end. A short archive is an error, never short data.
@@ -343,6 +230,169 @@ impl<R: Read> Read for DataReader<'_, R> {
         self.0.read_data(buf).map_err(|e| match e {
             Error::Io(io) => io,
             other => std::io::Error::new(std::io::ErrorKind::UnexpectedEof, other.to_string()),
+        })
+    }
+}
+
+/// What extension headers said about the entry that follows them.
+#[derive(Default)]
+struct Extensions {
+    pax: BTreeMap<String, Vec<u8>>,
+    gnu_name: Option<Vec<u8>>,
+    gnu_link: Option<Vec<u8>>,
+}
+
+/// One header block and where it starts, for its fields and its errors.
+struct Header<'a> {
+    block: &'a [u8; BLOCK],
+    at: u64,
+}
+
+impl Header<'_> {
+    fn bad(&self, reason: String) -> Error {
+        Error::BadHeader {
+            offset: self.at,
+            reason,
+        }
+    }
+
+    fn num(&self, f: (usize, usize), name: &str) -> Result<i64, Error> {
+        parse_number(field(self.block, f))
+            .ok_or_else(|| self.bad(format!("unreadable {name} field")))
+    }
+
+    fn verify_checksum(&self) -> Result<(), Error> {
+        let stored = parse_number(field(self.block, CHKSUM))
+            .ok_or_else(|| self.bad("unreadable checksum".into()))?;
+        let (unsigned, signed) = checksum(self.block);
+        if stored != unsigned as i64 && stored != signed {
+            return Err(self.bad(format!(
+                "checksum mismatch (stored {stored:o}, computed {unsigned:o}): not a tar archive or corrupted"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The entry name and link target: ustar's prefix joined, then a GNU long name or link, then PAX's `path` or
+    /// `linkpath` (what comes later wins).
+    fn names(&self, ext: &mut Extensions) -> Result<(String, String), Error> {
+        let block = self.block;
+        let mut raw_name = cstr(block, NAME).to_vec();
+        if field(block, MAGIC) == b"ustar\0" {
+            let prefix = cstr(block, PREFIX);
+            if !prefix.is_empty() {
+                raw_name = [prefix, b"/", &raw_name].concat();
+            }
+        }
+        if let Some(n) = ext.gnu_name.take() {
+            raw_name = n;
+        }
+        if let Some(n) = ext.pax.remove("path") {
+            raw_name = n;
+        }
+        let mut raw_link = cstr(block, LINKNAME).to_vec();
+        if let Some(n) = ext.gnu_link.take() {
+            raw_link = n;
+        }
+        if let Some(n) = ext.pax.remove("linkpath") {
+            raw_link = n;
+        }
+        let name = String::from_utf8(raw_name).map_err(|e| {
+            self.bad(format!(
+                "entry name is not UTF-8: {:?}",
+                String::from_utf8_lossy(e.as_bytes())
+            ))
+        })?;
+        let link = String::from_utf8(raw_link)
+            .map_err(|_| self.bad(format!("{name}: link target is not UTF-8")))?;
+        Ok((name, link))
+    }
+
+    /// The entry this header (with its extensions) describes, and the data size it declares.
+    fn entry(&self, size: u64, mut ext: Extensions) -> Result<(Entry, u64), Error> {
+        let (name, link) = self.names(&mut ext)?;
+        let clean = path::clean(&name)?;
+        let pax = &ext.pax;
+        let pax_num = |key: &str| -> Result<Option<i64>, Error> {
+            match pax.get(key) {
+                None => Ok(None),
+                Some(v) => {
+                    let s = String::from_utf8_lossy(v);
+                    // mtime may carry a fraction; we keep whole seconds.
+                    let whole = s.split('.').next().unwrap_or("");
+                    whole
+                        .parse::<i64>()
+                        .map(Some)
+                        .map_err(|_| self.bad(format!("{name}: bad PAX {key} {s:?}")))
+                }
+            }
+        };
+        let size = match pax_num("size")? {
+            Some(s) if s >= 0 => s as u64,
+            Some(_) => return Err(self.bad(format!("{name}: negative PAX size"))),
+            None => size,
+        };
+        let uid = pax_num("uid")?.unwrap_or(self.num(UID, "uid")?);
+        let gid = pax_num("gid")?.unwrap_or(self.num(GID, "gid")?);
+        let mtime = pax_num("mtime")?.unwrap_or(self.num(MTIME, "mtime")?);
+        let mode = self.num(MODE, "mode")?;
+        let kind = self.kind(name, link)?;
+        let xattrs = pax
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("SCHILY.xattr.")
+                    .map(|k| (k.to_string(), v.clone()))
+            })
+            .collect();
+        let data_len = if kind == EntryKind::File { size } else { 0 };
+        let entry = Entry {
+            path: clean,
+            kind,
+            mode: (mode as u32) & 0o7777,
+            uid: uid as u32,
+            gid: gid as u32,
+            mtime,
+            size: data_len,
+            xattrs,
+        };
+        Ok((entry, size))
+    }
+
+    /// The entry's kind from its type flag (`name` for a directory written as a file with a trailing slash).
+    fn kind(&self, name: String, link: String) -> Result<EntryKind, Error> {
+        let flag = self.block[TYPEFLAG];
+        let dev = || -> Result<(u32, u32), Error> {
+            Ok((
+                self.num(DEVMAJOR, "devmajor")? as u32,
+                self.num(DEVMINOR, "devminor")? as u32,
+            ))
+        };
+        Ok(match flag {
+            b'0' | 0 | b'7' => {
+                if name.ends_with('/') && flag == 0 {
+                    EntryKind::Dir
+                } else {
+                    EntryKind::File
+                }
+            }
+            b'1' => EntryKind::Hardlink(path::clean(&link)?),
+            b'2' => EntryKind::Symlink(link),
+            b'3' => {
+                let (major, minor) = dev()?;
+                EntryKind::CharDevice { major, minor }
+            }
+            b'4' => {
+                let (major, minor) = dev()?;
+                EntryKind::BlockDevice { major, minor }
+            }
+            b'5' => EntryKind::Dir,
+            b'6' => EntryKind::Fifo,
+            other => {
+                return Err(Error::Unsupported {
+                    path: name,
+                    reason: format!("entry type {:?}", other as char),
+                })
+            }
         })
     }
 }

@@ -43,113 +43,46 @@ impl<W: Write> TarWriter<W> {
             _ => entry.mtime,
         };
         let size = if entry.has_data() { entry.size } else { 0 };
-        let mut name = entry.path.clone();
-        if entry.is_dir() && !name.is_empty() {
-            name.push('/');
-        }
-        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut block = [0u8; BLOCK];
-
-        // Name: plain, split into prefix/name, or PAX.
-        if name.len() <= NAME.1 && name.is_ascii() {
-            put(&mut block, NAME, name.as_bytes());
-        } else if let Some((prefix, rest)) = split_ustar(&name) {
-            put(&mut block, PREFIX, prefix.as_bytes());
-            put(&mut block, NAME, rest.as_bytes());
-        } else {
-            pax.push(("path".into(), name.clone().into_bytes()));
-            put(&mut block, NAME, ascii_truncated(&name, NAME.1).as_bytes());
-        }
-        let (flag, link) = match &entry.kind {
-            EntryKind::File => (b'0', None),
-            EntryKind::Hardlink(t) => (b'1', Some(t)),
-            EntryKind::Symlink(t) => (b'2', Some(t)),
-            EntryKind::CharDevice { .. } => (b'3', None),
-            EntryKind::BlockDevice { .. } => (b'4', None),
-            EntryKind::Dir => (b'5', None),
-            EntryKind::Fifo => (b'6', None),
-        };
-        if let Some(link) = link {
-            if link.len() <= LINKNAME.1 && link.is_ascii() {
-                put(&mut block, LINKNAME, link.as_bytes());
-            } else {
-                pax.push(("linkpath".into(), link.clone().into_bytes()));
-                put(
-                    &mut block,
-                    LINKNAME,
-                    ascii_truncated(link, LINKNAME.1).as_bytes(),
-                );
-            }
-        }
-        put_octal(&mut block, MODE, u64::from(entry.mode & 0o7777));
-        for (f, v, key) in [(UID, entry.uid, "uid"), (GID, entry.gid, "gid")] {
-            if u64::from(v) > octal_max(f.1) {
-                pax.push((key.into(), v.to_string().into_bytes()));
-                put_octal(&mut block, f, 0);
-            } else {
-                put_octal(&mut block, f, u64::from(v));
-            }
-        }
-        if size > octal_max(SIZE.1) {
-            pax.push(("size".into(), size.to_string().into_bytes()));
-            put_octal(&mut block, SIZE, 0);
-        } else {
-            put_octal(&mut block, SIZE, size);
-        }
-        if mtime < 0 || mtime as u64 > octal_max(MTIME.1) {
-            pax.push(("mtime".into(), mtime.to_string().into_bytes()));
-            put_octal(&mut block, MTIME, 0);
-        } else {
-            put_octal(&mut block, MTIME, mtime as u64);
-        }
-        block[TYPEFLAG] = flag;
-        put(&mut block, MAGIC, b"ustar\0");
-        put(&mut block, VERSION, b"00");
-        let (major, minor) = match entry.kind {
-            EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
-                (major, minor)
-            }
-            _ => (0, 0),
-        };
-        put_octal(&mut block, DEVMAJOR, u64::from(major));
-        put_octal(&mut block, DEVMINOR, u64::from(minor));
-        for (k, v) in &entry.xattrs {
-            pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
-        }
-
+        let (mut block, pax) = ustar_header(entry, size, mtime);
         if !pax.is_empty() {
-            pax.sort();
-            let data: Vec<u8> = pax.iter().flat_map(|(k, v)| pax_record(k, v)).collect();
-            let pax_name = {
-                let dir = crate::path::parent(&entry.path);
-                let base = crate::path::base(&entry.path);
-                let joined = if dir.is_empty() {
-                    format!("PaxHeaders.0/{base}")
-                } else {
-                    format!("{dir}/PaxHeaders.0/{base}")
-                };
-                ascii_truncated(&joined, NAME.1)
-            };
-            let mut ph = [0u8; BLOCK];
-            put(&mut ph, NAME, pax_name.as_bytes());
-            put_octal(&mut ph, MODE, 0);
-            put_octal(&mut ph, UID, 0);
-            put_octal(&mut ph, GID, 0);
-            put_octal(&mut ph, SIZE, data.len() as u64);
-            put_octal(&mut ph, MTIME, 0);
-            ph[TYPEFLAG] = b'x';
-            put(&mut ph, MAGIC, b"ustar\0");
-            put(&mut ph, VERSION, b"00");
-            finish_checksum(&mut ph);
-            self.out.write_all(&ph)?;
-            self.out.write_all(&data)?;
-            self.pad(data.len() as u64)?;
+            self.write_pax(&entry.path, pax)?;
         }
         finish_checksum(&mut block);
         self.out.write_all(&block)?;
         self.remaining = size;
         self.written_in_entry = size;
         self.current = entry.path.clone();
+        Ok(())
+    }
+
+    /// A PAX extended header for `path` with `pax`'s records, sorted (written before the entry's own header).
+    fn write_pax(&mut self, path: &str, mut pax: Vec<(String, Vec<u8>)>) -> Result<(), Error> {
+        pax.sort();
+        let data: Vec<u8> = pax.iter().flat_map(|(k, v)| pax_record(k, v)).collect();
+        let pax_name = {
+            let dir = crate::path::parent(path);
+            let base = crate::path::base(path);
+            let joined = if dir.is_empty() {
+                format!("PaxHeaders.0/{base}")
+            } else {
+                format!("{dir}/PaxHeaders.0/{base}")
+            };
+            ascii_truncated(&joined, NAME.1)
+        };
+        let mut ph = [0u8; BLOCK];
+        put(&mut ph, NAME, pax_name.as_bytes());
+        put_octal(&mut ph, MODE, 0);
+        put_octal(&mut ph, UID, 0);
+        put_octal(&mut ph, GID, 0);
+        put_octal(&mut ph, SIZE, data.len() as u64);
+        put_octal(&mut ph, MTIME, 0);
+        ph[TYPEFLAG] = b'x';
+        put(&mut ph, MAGIC, b"ustar\0");
+        put(&mut ph, VERSION, b"00");
+        finish_checksum(&mut ph);
+        self.out.write_all(&ph)?;
+        self.out.write_all(&data)?;
+        self.pad(data.len() as u64)?;
         Ok(())
     }
 
@@ -274,4 +207,83 @@ fn ascii_truncated(s: &str, max: usize) -> String {
         .map(|c| if c.is_ascii() && c != '\0' { c } else { '_' })
         .take(max)
         .collect()
+}
+
+/// The entry's ustar header block (checksum not yet set) and the PAX records for what ustar cannot hold: a long
+/// or non-ASCII name or link target, ids, size or mtime out of octal range, and xattrs.
+fn ustar_header(entry: &Entry, size: u64, mtime: i64) -> ([u8; BLOCK], Vec<(String, Vec<u8>)>) {
+    let mut name = entry.path.clone();
+    if entry.is_dir() && !name.is_empty() {
+        name.push('/');
+    }
+    let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut block = [0u8; BLOCK];
+
+    // Name: plain, split into prefix/name, or PAX.
+    if name.len() <= NAME.1 && name.is_ascii() {
+        put(&mut block, NAME, name.as_bytes());
+    } else if let Some((prefix, rest)) = split_ustar(&name) {
+        put(&mut block, PREFIX, prefix.as_bytes());
+        put(&mut block, NAME, rest.as_bytes());
+    } else {
+        pax.push(("path".into(), name.clone().into_bytes()));
+        put(&mut block, NAME, ascii_truncated(&name, NAME.1).as_bytes());
+    }
+    let (flag, link) = match &entry.kind {
+        EntryKind::File => (b'0', None),
+        EntryKind::Hardlink(t) => (b'1', Some(t)),
+        EntryKind::Symlink(t) => (b'2', Some(t)),
+        EntryKind::CharDevice { .. } => (b'3', None),
+        EntryKind::BlockDevice { .. } => (b'4', None),
+        EntryKind::Dir => (b'5', None),
+        EntryKind::Fifo => (b'6', None),
+    };
+    if let Some(link) = link {
+        if link.len() <= LINKNAME.1 && link.is_ascii() {
+            put(&mut block, LINKNAME, link.as_bytes());
+        } else {
+            pax.push(("linkpath".into(), link.clone().into_bytes()));
+            put(
+                &mut block,
+                LINKNAME,
+                ascii_truncated(link, LINKNAME.1).as_bytes(),
+            );
+        }
+    }
+    put_octal(&mut block, MODE, u64::from(entry.mode & 0o7777));
+    for (f, v, key) in [(UID, entry.uid, "uid"), (GID, entry.gid, "gid")] {
+        if u64::from(v) > octal_max(f.1) {
+            pax.push((key.into(), v.to_string().into_bytes()));
+            put_octal(&mut block, f, 0);
+        } else {
+            put_octal(&mut block, f, u64::from(v));
+        }
+    }
+    if size > octal_max(SIZE.1) {
+        pax.push(("size".into(), size.to_string().into_bytes()));
+        put_octal(&mut block, SIZE, 0);
+    } else {
+        put_octal(&mut block, SIZE, size);
+    }
+    if mtime < 0 || mtime as u64 > octal_max(MTIME.1) {
+        pax.push(("mtime".into(), mtime.to_string().into_bytes()));
+        put_octal(&mut block, MTIME, 0);
+    } else {
+        put_octal(&mut block, MTIME, mtime as u64);
+    }
+    block[TYPEFLAG] = flag;
+    put(&mut block, MAGIC, b"ustar\0");
+    put(&mut block, VERSION, b"00");
+    let (major, minor) = match entry.kind {
+        EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
+            (major, minor)
+        }
+        _ => (0, 0),
+    };
+    put_octal(&mut block, DEVMAJOR, u64::from(major));
+    put_octal(&mut block, DEVMINOR, u64::from(minor));
+    for (k, v) in &entry.xattrs {
+        pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
+    }
+    (block, pax)
 }

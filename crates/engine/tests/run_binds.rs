@@ -2,13 +2,13 @@
 //! layer, a stage's or an image's layers), `from=` stages built as dependencies, the step's cache key following the
 //! source's content, and errors naming the line. A recording executor stands in for runc.
 
-use lw_build::context::{Context, FilteredContext, MemoryContext};
-use lw_build::engine::{build, BuildOptions, BuildResult, Host};
-use lw_build::events::BuildEvent;
-use lw_build::host::{
+use lw_engine::context::{Context, FilteredContext, MemoryContext};
+use lw_engine::engine::{build, BuildOptions, BuildResult, Host};
+use lw_engine::events::BuildEvent;
+use lw_engine::host::{
     BlobStore, MemoryBlobs, MemoryCache, NoImages, RunExecutor, RunRequest, RunResult,
 };
-use lw_build::Error;
+use lw_engine::Error;
 use lw_oci::Platform;
 
 #[derive(Default)]
@@ -104,12 +104,12 @@ fn bind_sources_are_resolved_and_key_the_cache() {
     assert_eq!((ctx_bind.mount, ctx_bind.path.as_str()), (0, "/src"));
     assert_eq!((stage_bind.mount, stage_bind.path.as_str()), (2, "/out"));
     // The context subtree, written as a layer, without what .dockerignore excludes.
-    let t = lw_build::engine::rootfs::tree_of(&env.blobs, &ctx_bind.layers, true).unwrap();
+    let t = lw_engine::engine::rootfs::tree_of(&env.blobs, &ctx_bind.layers, true).unwrap();
     let paths: Vec<&str> = t.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(paths, ["src", "src/a.txt"], "{paths:?}");
     assert_eq!(t.get("src/a.txt").unwrap().data.as_deref(), Some(&b"A"[..]));
     assert_eq!(ctx_bind.layers.len(), ctx_bind.diff_ids.len());
-    let g = lw_build::engine::rootfs::tree_of(&env.blobs, &stage_bind.layers, true).unwrap();
+    let g = lw_engine::engine::rootfs::tree_of(&env.blobs, &stage_bind.layers, true).unwrap();
     assert_eq!(g.get("out/g.txt").unwrap().data.as_deref(), Some(&b"G"[..]));
 
     // Same sources: cached. A file outside the mounted subtree or ignored: still cached.

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use lw_build::context::{Context, FilteredContext, MemoryContext};
-use lw_build::engine::{build, BuildOptions, BuildResult, Host};
-use lw_build::events::BuildEvent;
-use lw_build::host::{MemoryBlobs, MemoryCache, NoImages};
-use lw_build::{Error, StepError};
+use lw_engine::context::{Context, FilteredContext, MemoryContext};
+use lw_engine::engine::{build, BuildOptions, BuildResult, Host};
+use lw_engine::events::BuildEvent;
+use lw_engine::host::{MemoryBlobs, MemoryCache, NoImages};
+use lw_engine::{Error, StepError};
 use lw_layer::tree::FileTree;
 use lw_oci::Platform;
 
@@ -45,7 +45,7 @@ impl Env {
     }
 
     fn tree(&self, r: &BuildResult) -> FileTree {
-        lw_build::engine::rootfs::tree_of(&self.blobs, &r.manifest_layers(), true).unwrap()
+        lw_engine::engine::rootfs::tree_of(&self.blobs, &r.manifest_layers(), true).unwrap()
     }
 }
 
@@ -357,7 +357,7 @@ struct Counting<'a>(
     std::cell::RefCell<BTreeMap<String, lw_oci::Digest>>,
 );
 impl Context for Counting<'_> {
-    fn entries(&self) -> Result<Vec<lw_build::context::ContextEntry>, Error> {
+    fn entries(&self) -> Result<Vec<lw_engine::context::ContextEntry>, Error> {
         self.0.entries()
     }
     fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
@@ -579,7 +579,7 @@ struct KnownDigests {
 }
 
 impl Context for KnownDigests {
-    fn entries(&self) -> Result<Vec<lw_build::context::ContextEntry>, Error> {
+    fn entries(&self) -> Result<Vec<lw_engine::context::ContextEntry>, Error> {
         self.inner.entries()
     }
     fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {

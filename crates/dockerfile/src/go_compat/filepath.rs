@@ -144,7 +144,7 @@ fn scan_chunk(mut pattern: &[u8]) -> (bool, &[u8], &[u8]) {
 /// Go's `utf8.DecodeRune` as a code point (invalid input gives U+FFFD, width 1; empty gives
 /// U+FFFD, width 0).
 fn decode_rune(s: &[u8]) -> (u32, usize) {
-    let (r, n) = crate::gounicode::decode_rune(s);
+    let (r, n) = crate::go_compat::unicode::decode_rune(s);
     (r as u32, n)
 }
 

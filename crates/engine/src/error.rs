@@ -1,4 +1,4 @@
-//! The one error type of lw-build.
+//! The one error type of lw-engine.
 
 /// Errors of the build crate.
 #[derive(Debug, thiserror::Error)]

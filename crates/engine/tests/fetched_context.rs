@@ -8,10 +8,10 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
-use lw_build::context::{Context, ContextEntry, Fetch, MemoryContext};
-use lw_build::engine::{build, BuildOptions, BuildResult, Host};
-use lw_build::host::{BlobSink, BlobStore, MemoryBlobs, MemoryCache, NoImages};
-use lw_build::Error;
+use lw_engine::context::{Context, ContextEntry, Fetch, MemoryContext};
+use lw_engine::engine::{build, BuildOptions, BuildResult, Host};
+use lw_engine::host::{BlobSink, BlobStore, MemoryBlobs, MemoryCache, NoImages};
+use lw_engine::Error;
 use lw_layer::pgzip::MemberPool;
 use lw_oci::{Digest, Platform};
 

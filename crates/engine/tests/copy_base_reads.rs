@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use lw_build::context::MemoryContext;
-use lw_build::engine::{build, BuildOptions, BuildResult, Host};
-use lw_build::host::{BaseImage, BlobSink, BlobStore, ImageSource, MemoryBlobs, MemoryCache};
-use lw_build::Error;
+use lw_engine::context::MemoryContext;
+use lw_engine::engine::{build, BuildOptions, BuildResult, Host};
+use lw_engine::host::{BaseImage, BlobSink, BlobStore, ImageSource, MemoryBlobs, MemoryCache};
+use lw_engine::Error;
 use lw_layer::tree::FileTree;
 use lw_oci::{Digest, Manifest, Platform};
 
@@ -129,7 +129,7 @@ fn small_copies_read_the_base_layers_once() {
     let base = run(
         &mut blobs,
         &mut cache,
-        &mut lw_build::host::NoImages,
+        &mut lw_engine::host::NoImages,
         "FROM scratch\nCOPY . /\n",
         &base_ctx,
     );
@@ -154,7 +154,7 @@ fn small_copies_read_the_base_layers_once() {
 
     // The destination resolves through the base's symlink (www -> srv/www), from the index.
     let tree = |blobs: &Counting, r: &BuildResult| {
-        lw_build::engine::rootfs::tree_of(blobs, &layers(r), true).unwrap()
+        lw_engine::engine::rootfs::tree_of(blobs, &layers(r), true).unwrap()
     };
     let t: FileTree = tree(&blobs, &first);
     let copied = t

@@ -329,7 +329,7 @@ pub fn suggest(val: &str, options: &[&str], case_sensitive: bool) -> Option<Stri
     let v = if case_sensitive {
         val.to_string()
     } else {
-        crate::gounicode::to_lower(val.as_bytes())
+        crate::go_compat::unicode::to_lower(val.as_bytes())
     };
     let mut best: Option<String> = None;
     let mut mindist = 3;
@@ -337,7 +337,7 @@ pub fn suggest(val: &str, options: &[&str], case_sensitive: bool) -> Option<Stri
         let o = if case_sensitive {
             opt.to_string()
         } else {
-            crate::gounicode::to_lower(opt.as_bytes())
+            crate::go_compat::unicode::to_lower(opt.as_bytes())
         };
         if v == o {
             return None;
@@ -348,7 +348,7 @@ pub fn suggest(val: &str, options: &[&str], case_sensitive: bool) -> Option<Stri
             // the (lower-cased, when case-insensitive) option.
             best = Some(
                 if !case_sensitive
-                    && val != crate::gounicode::to_lower(val.as_bytes())
+                    && val != crate::go_compat::unicode::to_lower(val.as_bytes())
                     && val == to_upper(val)
                 {
                     to_upper(&o)
