@@ -18,6 +18,7 @@ mod store;
 mod stream;
 mod tarscan;
 mod views;
+mod zstd;
 
 use wasm_bindgen::prelude::*;
 
@@ -34,6 +35,7 @@ pub use store::{
 };
 pub use stream::{memory_bytes, scan_layer};
 pub use views::{analyse_layers, context_ignored, registry_host, tar_files};
+pub use zstd::{has_zstd_encoder, use_zstd_encoder};
 
 /// Called once when the module is instantiated: Rust panics become readable console errors.
 #[wasm_bindgen(start)]
