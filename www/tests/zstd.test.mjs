@@ -76,12 +76,10 @@ test('the zstd encoder module loads only for a zstd build, which gives the golde
   assert.deepEqual(errors, []);
   await context.close();
 
-  // What the budget guards: the main module stays under 600 KB gzipped; the encoder is the part it left out.
+  // The sizes (xtask build guards the main module's): the encoder is the part the main module left out.
   const gzLen = (f) => gzipSync(readFileSync(join(dist, 'pkg', f)), { level: 9 }).length;
-  const main = gzLen('lw_wasm_bg.wasm');
-  const zstd = gzLen('lw_zstd_bg.wasm');
-  console.log(`main module ${main} bytes gzipped, zstd module ${zstd} (${statSync(join(dist, 'pkg', 'lw_zstd_bg.wasm')).size} raw)`);
-  assert.ok(main <= 600 * 1024, `main module ${main} bytes gzipped`);
+  const raw = statSync(join(dist, 'pkg', 'lw_zstd_bg.wasm')).size;
+  console.log(`main module ${gzLen('lw_wasm_bg.wasm')} bytes gzipped; zstd module ${gzLen('lw_zstd_bg.wasm')} (${raw} raw)`);
 });
 
 test('a zstd build whose encoder module cannot be fetched fails with a message naming it', { skip: !!why }, async () => {
