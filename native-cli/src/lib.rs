@@ -17,3 +17,12 @@ pub mod statcache;
 pub mod store;
 pub mod tls;
 pub mod transfer;
+
+/// Give lw-layer the zstd encoder (libzstd through lw-zstd; the tab loads the same code as a module of its own), so
+/// `--compression zstd` can write layers. Called once by the CLI's main; harmless to call again.
+pub fn install_zstd_encoder() {
+    lw_layer::compress::set_zstd_encoder(lw_layer::compress::ZstdEncoder {
+        version: lw_zstd::version(),
+        frame: lw_zstd::frame,
+    });
+}

@@ -121,6 +121,7 @@ enum ImageCommand {
 }
 
 fn main() -> ExitCode {
+    layerwright::install_zstd_encoder();
     let cli = Cli::parse();
     let root = cli
         .root

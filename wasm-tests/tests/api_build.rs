@@ -7,6 +7,7 @@ use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use lw_wasm_tests::golden;
 use sha2::{Digest as _, Sha256};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test};
 
@@ -176,8 +177,26 @@ async fn dockerignore_and_errors() {
     console_log!("api build: .dockerignore and errors: passed");
 }
 
+/// What the page's glue does once it has loaded `pkg/lw_zstd.js`: hand lw-zstd's frame encoder (here linked into
+/// this test binary: the same C, compiled for wasm32) to the main module as a JS function.
+fn install_zstd_encoder() {
+    let f = Closure::<dyn Fn(Uint8Array, u32) -> Result<Uint8Array, JsValue>>::new(
+        |data: Uint8Array, level: u32| {
+            let mut out = Vec::new();
+            lw_zstd::frame(&data.to_vec(), level, &mut out)
+                .map_err(|e| JsValue::from_str(&e.to_string()))?;
+            Ok(Uint8Array::from(&out[..]))
+        },
+    );
+    let func: Function = f.as_ref().unchecked_ref::<Function>().clone();
+    lw_wasm::use_zstd_encoder(func, lw_zstd::version()).unwrap();
+    f.forget();
+    assert!(lw_wasm::has_zstd_encoder());
+}
+
 #[wasm_bindgen_test]
 async fn same_digest_as_the_cli() {
+    install_zstd_encoder();
     let mut failures = Vec::new();
     for c in golden::CASES {
         let (df, ctx) = files(c.files);

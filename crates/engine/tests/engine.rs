@@ -17,6 +17,11 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
+        // The zstd encoder a host installs (the CLI: lw-zstd's libzstd), for the zstd builds.
+        lw_layer::compress::set_zstd_encoder(lw_layer::compress::ZstdEncoder {
+            version: lw_zstd::version(),
+            frame: lw_zstd::frame,
+        });
         Env {
             blobs: MemoryBlobs::default(),
             cache: MemoryCache::default(),

@@ -102,8 +102,14 @@ impl<R: BufRead> Read for ZstdFrames<R> {
             if n > 0 || buf.is_empty() {
                 return Ok(n);
             }
-            // This frame is done: another one follows, or the input ends here.
+            // This frame is done (its checksum, when it has one, must match): another one follows, or the input
+            // ends here.
             let (mut source, frame) = self.current.take().expect("a frame").into_parts();
+            if frame.get_checksum_from_data().is_some()
+                && frame.get_checksum_from_data() != frame.get_calculated_checksum()
+            {
+                return Err(zstd_error("checksum mismatch (the data is damaged)"));
+            }
             if source.fill_buf()?.is_empty() {
                 return Ok(0);
             }

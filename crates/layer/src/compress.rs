@@ -1,6 +1,6 @@
 //! Layer compression: the layer format (gzip, zstd or none, and a level), one gzip encoder (zlib-rs, pure Rust) and
-//! one zstd encoder (libzstd, the same C code on every target) so digests match, and gzip (multi-member) / zstd /
-//! plain decoding.
+//! the hook for the one zstd encoder the host supplies (libzstd through lw-zstd, the same C code on every target) so
+//! digests match, and gzip (multi-member) / zstd (ruzstd, pure Rust) / plain decoding.
 
 use std::io::{self, Read, Write};
 
@@ -95,9 +95,10 @@ impl LayerFormat {
             Compression::None => "tar".into(),
             // "2": crate::deflate's encoder, as in the member cache's keys.
             Compression::Gzip => format!("gzip 2 level {}", self.level),
+            // 0: no encoder installed (writing then fails with a message).
             Compression::Zstd => format!(
                 "zstd {} level {}",
-                zstd::zstd_safe::version_number(),
+                zstd_encoder().map_or(0, |e| e.version),
                 self.level
             ),
         }
@@ -120,32 +121,42 @@ impl std::fmt::Display for LayerFormat {
     }
 }
 
-/// One zstd frame of `data` at `level`, appended to `out`: content size and checksum in the frame (as `zstd`
-/// writes them), every other parameter from the level and the input size, so the bytes depend only on the input,
-/// the level and the libzstd version (pinned through Cargo.lock), natively and in wasm32.
+/// The zstd frame encoder a host supplies: libzstd (lw-zstd) linked natively, and in a tab the same code as a
+/// module of its own loaded when a build asks for zstd. lw-layer itself carries no zstd encoder, so a host that
+/// never writes zstd (the tab's main module, the VM's module) links none.
+#[derive(Debug, Clone, Copy)]
+pub struct ZstdEncoder {
+    /// The encoder's version (libzstd's version number): part of the format's identity in cache keys.
+    pub version: u32,
+    /// One frame of the input at a level, appended to the output: content size and checksum in the frame, the
+    /// bytes depending only on the input, the level and the version.
+    pub frame: fn(&[u8], u32, &mut Vec<u8>) -> io::Result<()>,
+}
+
+static ZSTD_ENCODER: std::sync::OnceLock<ZstdEncoder> = std::sync::OnceLock::new();
+
+/// Install the host's zstd encoder (once per process or wasm instance; a later call keeps the first encoder, and
+/// says so by returning false).
+pub fn set_zstd_encoder(e: ZstdEncoder) -> bool {
+    ZSTD_ENCODER.set(e).is_ok()
+}
+
+/// The installed zstd encoder, if the host gave one.
+pub fn zstd_encoder() -> Option<ZstdEncoder> {
+    ZSTD_ENCODER.get().copied()
+}
+
+/// One zstd frame of `data` at `level`, appended to `out`, by the host's encoder (see [`ZstdEncoder`]); an error
+/// when the host installed none.
 pub fn zstd_frame(data: &[u8], level: u32, out: &mut Vec<u8>) -> io::Result<()> {
-    use zstd::zstd_safe::CParameter;
-    thread_local! {
-        // A compression context is ~1 MB of tables at level 3: keep one per thread rather than one per member.
-        static CCTX: std::cell::RefCell<Option<(u32, zstd::bulk::Compressor<'static>)>> =
-            const { std::cell::RefCell::new(None) };
+    match ZSTD_ENCODER.get() {
+        Some(e) => (e.frame)(data, level, out),
+        None => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "zstd compression: this host has no zstd encoder (in a tab, build() loads pkg/lw_zstd_bg.wasm when \
+             compression is zstd)",
+        )),
     }
-    CCTX.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.as_ref().map(|(l, _)| *l) != Some(level) {
-            let mut z = zstd::bulk::Compressor::new(level as i32)?;
-            z.set_parameter(CParameter::ChecksumFlag(true))?;
-            z.set_parameter(CParameter::ContentSizeFlag(true))?;
-            *c = Some((level, z));
-        }
-        let z = &mut c.as_mut().expect("set above").1;
-        let bound = zstd::zstd_safe::compress_bound(data.len());
-        let start = out.len();
-        out.resize(start + bound, 0);
-        let n = z.compress_to_buffer(data, &mut out[start..])?;
-        out.truncate(start + n);
-        Ok(())
-    })
 }
 
 /// A writer that compresses (or not) into `W`. Compressed output is made of members (see [`crate::pgzip`]).
@@ -255,7 +266,7 @@ pub fn sniff(head: &[u8]) -> Compression {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -273,8 +284,21 @@ mod tests {
         assert_eq!(sniff(&z), Compression::Gzip);
     }
 
+    /// lw-zstd's libzstd, as the CLI installs it.
+    pub(crate) fn install_zstd() {
+        set_zstd_encoder(ZstdEncoder {
+            version: lw_zstd::version(),
+            frame: lw_zstd::frame,
+        });
+    }
+
     #[test]
     fn zstd_frames_round_trip_and_concatenate() {
+        install_zstd();
+        assert_eq!(zstd_encoder().unwrap().version, lw_zstd::version());
+        assert!(LayerFormat::of(Compression::Zstd)
+            .encoder()
+            .starts_with(&format!("zstd {} ", lw_zstd::version())));
         let mut z = Vec::new();
         zstd_frame(b"hello hello hello ", 3, &mut z).unwrap();
         zstd_frame(b"", 3, &mut z).unwrap();

@@ -425,6 +425,7 @@ mod tests {
 
     #[test]
     fn a_layer_resumed_from_a_checkpoint_is_the_cold_layer() {
+        crate::compress::tests::install_zstd();
         for format in [LayerFormat::GZIP, LayerFormat::of(Compression::Zstd)] {
             let write = |lw: &mut LayerWriter<Vec<u8>>, files: &[(String, Vec<u8>)]| {
                 for (p, d) in files {
@@ -460,6 +461,7 @@ mod tests {
 
     #[test]
     fn zstd_layers_have_the_gzip_layers_diff_id_and_recompress_to_the_same_bytes() {
+        crate::compress::tests::install_zstd();
         let (gz, gi) = layer(LayerFormat::GZIP);
         let zstd = LayerFormat::of(Compression::Zstd);
         let (zs, zi) = layer(zstd);

@@ -15,6 +15,7 @@ pub mod path;
 pub mod pgzip;
 pub mod tar;
 pub mod tree;
+pub mod zstd_push;
 
 pub use entry::{Entry, EntryKind};
 pub use error::Error;

@@ -92,7 +92,11 @@ export function analyseLayers(perLayer: Entry[][]): {
 };
 /** The `host[:port]` serving a reference's registry API (`registry-1.docker.io` for Docker Hub). */
 export function registryHost(ref: string): string;
+/** Build; with `compression: "zstd"` the zstd encoder module is loaded first (see `loadZstd`). */
 export function build(opts: BuildOptions): Promise<BuildResult>;
+/** Fetch and install libzstd's encoder (`lw_zstd_bg.wasm` beside this file), a module of its own; `build` calls it
+ * when a build asks for zstd, so nothing else needs to. */
+export function loadZstd(): Promise<void>;
 export function images(): Promise<{ name: string | null; digest: string; mediaType: string; size: number }[]>;
 export function exportTarball(ref: string, opts?: { format?: "oci" | "docker" }): Promise<Blob>;
 export function loadTarball(blob: Blob | Uint8Array | ArrayBuffer): Promise<{ images: { names: string[]; digest: string }[] }>;
@@ -156,7 +160,7 @@ declare const api: {
   normalizeReference: typeof normalizeReference; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
-  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
+  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; loadZstd: typeof loadZstd; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
   scanRemoteLayer: typeof scanRemoteLayer; readRemoteFile: typeof readRemoteFile;
   serveExecutor: typeof serveExecutor; vmExecutor: typeof vmExecutor; storage: typeof storage; version: typeof version;
   contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;

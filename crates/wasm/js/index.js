@@ -200,8 +200,24 @@ function defaultWorkers() {
   return Math.max(2, Math.min(4, cores));
 }
 
+// libzstd's encoder is a module of its own (pkg/lw_zstd_bg.wasm, built from crates/zstd): fetched the first time a
+// build asks for zstd layers, then handed to the main module, which links no libzstd. Same C, same bytes as the CLI.
+let zstdReady = null;
+export function loadZstd() {
+  zstdReady ??= (async () => {
+    const zstd = await import(/* webpackIgnore: true */ new URL("./lw_zstd.js", import.meta.url).href);
+    await zstd.default({ module_or_path: new URL("./lw_zstd_bg.wasm", import.meta.url) });
+    core.useZstdEncoder((bytes, level) => zstd.zstdFrame(bytes, level), zstd.zstdVersion());
+  })().catch((e) => {
+    zstdReady = null; // a later build tries again (e.g. after the network came back)
+    throw new Error(`layerwright: loading the zstd encoder (pkg/lw_zstd_bg.wasm) failed: ${e?.message ?? e}`);
+  });
+  return zstdReady;
+}
+
 export async function build(opts) {
   await init();
+  if (opts?.compression === "zstd" && !core.hasZstdEncoder()) await loadZstd();
   const n = opts?.workers ?? defaultWorkers();
   let o = opts;
   if (n > 0 && !opts.compressMember && wasmModule) {
@@ -471,7 +487,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, runContainer, inspectImage, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, runContainer, inspectImage, loadZstd, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

@@ -20,6 +20,7 @@ mod store;
 mod stream;
 mod tarscan;
 mod views;
+mod zstd;
 
 use wasm_bindgen::prelude::*;
 
@@ -37,6 +38,7 @@ pub use store::{
 };
 pub use stream::{memory_bytes, scan_layer};
 pub use views::{analyse_layers, context_ignored, inspect_image, registry_host, tar_files};
+pub use zstd::{has_zstd_encoder, use_zstd_encoder};
 
 /// Called once when the module is instantiated: Rust panics become readable console errors.
 #[wasm_bindgen(start)]

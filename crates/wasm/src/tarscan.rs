@@ -214,8 +214,8 @@ impl Write for TarScan<'_> {
 enum Stage<'a> {
     Plain(Box<TarScan<'a>>),
     Gzip(Box<flate2::write::MultiGzDecoder<TarScan<'a>>>),
-    /// libzstd's streaming decoder takes pushed bytes, frame after frame (ours are one frame per member).
-    Zstd(Box<zstd::stream::write::Decoder<'static, TarScan<'a>>>),
+    /// ruzstd fed pushed bytes, frame after frame (ours are one frame per member), checksums verified.
+    Zstd(Box<lw_layer::zstd_push::ZstdPush<TarScan<'a>>>),
 }
 
 /// A layer blob pushed chunk by chunk: its digest (compressed), diff ID, and entries.
@@ -271,9 +271,7 @@ impl<'a> LayerScan<'a> {
         let stage = match lw_layer::compress::sniff(&self.head) {
             Compression::None => Stage::Plain(Box::new(scan)),
             Compression::Gzip => Stage::Gzip(Box::new(flate2::write::MultiGzDecoder::new(scan))),
-            Compression::Zstd => Stage::Zstd(Box::new(
-                zstd::stream::write::Decoder::new(scan).map_err(|e| format!("zstd: {e}"))?,
-            )),
+            Compression::Zstd => Stage::Zstd(Box::new(lw_layer::zstd_push::ZstdPush::new(scan))),
         };
         self.stage = Some(stage);
         let head = std::mem::take(&mut self.head);
@@ -319,10 +317,7 @@ impl<'a> LayerScan<'a> {
                 g.finish().map_err(|e| format!("gzip: {e}"))?,
                 Compression::Gzip,
             ),
-            Some(Stage::Zstd(z)) => (
-                z.finish().map_err(|e| format!("zstd: {e}"))?,
-                Compression::Zstd,
-            ),
+            Some(Stage::Zstd(z)) => (z.finish().map_err(|e| e.to_string())?, Compression::Zstd),
             None => return Err("empty layer".into()),
         };
         let entries = scan.entries();
@@ -393,6 +388,10 @@ mod tests {
     #[test]
     fn multi_frame_zstd_in_any_chunking_and_truncated_zstd_is_an_error() {
         let tar = sample();
+        lw_layer::compress::set_zstd_encoder(lw_layer::compress::ZstdEncoder {
+            version: lw_zstd::version(),
+            frame: lw_zstd::frame,
+        });
         let mut z = Vec::new();
         for part in tar.chunks(1000) {
             lw_layer::compress::zstd_frame(part, 3, &mut z).unwrap();

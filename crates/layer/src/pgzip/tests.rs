@@ -188,6 +188,7 @@ fn a_pool_answer_that_is_not_the_members_input_is_refused() {
 
 #[test]
 fn zstd_members_are_identical_for_any_thread_count_readable_and_cached_apart_from_gzip() {
+    crate::compress::tests::install_zstd();
     let tar = sample_tar();
     let cache = Arc::new(Mutex::new(Mem::default()));
     let z = |threads: usize, cache: Option<Box<dyn MemberCache>>| {
@@ -264,6 +265,7 @@ fn a_small_edit_changes_few_members_and_the_cache_reuses_the_rest() {
 
 #[test]
 fn resuming_at_a_checkpoint_gives_the_same_bytes_and_digests_for_gzip_and_zstd() {
+    crate::compress::tests::install_zstd();
     let tar = sample_tar();
     for (codec, level) in [(Codec::Gzip, 6), (Codec::Zstd, 3)] {
         let full = |t: &[u8]| {
