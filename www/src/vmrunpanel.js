@@ -1,6 +1,7 @@
 //! The Run panel on a static host, for linux/386 images: runs the image in the tab's own Linux VM (the wasm
 //! package's `runContainer`, `docker run -t [-i] --rm`) with an xterm.js terminal (loaded when first needed), shows
 //! the exit code and the container's writable layer as docker's `diff` lines.
+// @ts-check
 
 import { h, errorText } from './util.js';
 
