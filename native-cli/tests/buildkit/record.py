@@ -5,7 +5,7 @@ It uses a BuildKit that is already running and a buildctl binary; it builds neit
 entitlements RUN --network=host and --security=insecure need (`--allow-insecure-entitlement network.host
 --allow-insecure-entitlement security.insecure`), and `git` must be installed for ADD <git URL>. Usage:
 
-    LW_BUILDKIT_BASE_TAR=/tmp/base.tar cargo test -p layerwright --test buildkit_corpus export_base -- --ignored
+    LW_BUILDKIT_BASE_TAR=/tmp/base.tar cargo test -p layerwright --test tests buildkit_corpus::export_base -- --ignored
     record.py --buildctl PATH --addr unix:///PATH/buildkitd.sock --base-tar /tmp/base.tar \
               --commit BUILDKIT_COMMIT [CASE...]
 
