@@ -2,7 +2,7 @@
 //! given as is, and a key file loaded into an agent of the CLI's own), and the refusals (a required mount without
 //! an agent, `default` without SSH_AUTH_SOCK). The BuildKit corpus checks the socket's path, mode and owner.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

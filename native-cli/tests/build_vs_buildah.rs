@@ -2,14 +2,12 @@
 //! same busybox base image, must give the same image config and the same merged file tree, after the documented
 //! normalisations below.
 
-#[path = "common/buildah.rs"]
-mod buildah;
-mod common;
+use crate::common;
+use lw_test_kit::buildah;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use buildah::{file_rows, read_exported, Buildah, Exported, FileRow};
 use common::*;
@@ -54,7 +52,6 @@ const fn case(name: &'static str, dockerfile: &'static str) -> Case {
     }
 }
 
-#[path = "build_vs_buildah/cases.rs"]
 mod cases;
 use cases::{cases, run_cases};
 
@@ -384,7 +381,7 @@ impl Harness {
         lw_ok(&self.root, &["save", tag, "-o", tar.to_str().unwrap()]);
         let dir = self.tmp.path().join(format!("lw-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
-        run_ok(Command::new("tar").arg("-xf").arg(&tar).arg("-C").arg(&dir));
+        lw_test_kit::process::untar(&tar, &dir);
         read_exported(&dir).map_err(|e| format!("layerwright's image: {e}"))
     }
 
@@ -578,40 +575,48 @@ fn run_one(name: &str) {
 
 #[test]
 fn build_matches_buildah_without_run() {
+    lw_test_kit::require!("buildah", "/bin/busybox");
     run_suite("build_vs_buildah", &cases(), false);
 }
 
 #[test]
 fn build_matches_buildah_with_run() {
+    lw_test_kit::require!("buildah", "runc", "/bin/busybox");
     run_suite("build_vs_buildah RUN", &run_cases(), false);
 }
 
 #[test]
 fn regression_copy_dir_onto_existing_dir() {
+    lw_test_kit::require!("buildah", "runc", "/bin/busybox");
     run_one("copy_dir_onto_existing_dir");
 }
 
 #[test]
 fn regression_copy_through_dest_symlink() {
+    lw_test_kit::require!("buildah", "runc", "/bin/busybox");
     run_one("copy_through_dest_symlink");
 }
 
 #[test]
 fn regression_workdir_owned_by_user() {
+    lw_test_kit::require!("buildah", "runc", "/bin/busybox");
     run_one("workdir_owned_by_user");
 }
 
 #[test]
 fn regression_copy_hardlinks_separate_sources() {
+    lw_test_kit::require!("buildah", "runc", "/bin/busybox");
     run_one("copy_hardlinks_separate_sources");
 }
 
 #[test]
 fn regression_copy_from_stage_hardlinks() {
+    lw_test_kit::require!("buildah", "runc", "/bin/busybox");
     run_one("copy_from_stage_hardlinks");
 }
 
 #[test]
 fn regression_run_mount_bind() {
+    lw_test_kit::require!("buildah", "runc", "/bin/busybox");
     run_one("run_mount_bind");
 }

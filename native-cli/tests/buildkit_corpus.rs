@@ -4,8 +4,7 @@
 //! known reason are listed in `tests/buildkit/known-differences.txt`; a listed case that now matches fails the test
 //! so that the list only shrinks.
 
-mod common;
-#[path = "buildkit_corpus/servers.rs"]
+use crate::common;
 mod servers;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -508,7 +507,7 @@ fn build_image(root: &Path, work: &Path, case: &Path) -> Result<Image, String> {
         lw_ok(root, &["save", &tag, "-o", tar.to_str().unwrap()]);
         let dir = work.join(format!("out-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
-        run_ok(Command::new("tar").arg("-xf").arg(&tar).arg("-C").arg(&dir));
+        lw_test_kit::process::untar(&tar, &dir);
         read_layout(&dir)
     } else {
         Err(format!(
@@ -543,6 +542,7 @@ fn build_case(root: &Path, work: &Path, case: &Path) -> Outcome {
 
 #[test]
 fn buildkit_corpus() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let base = store_with_base(&root);

@@ -1,6 +1,6 @@
 //! `layerwright build` from the command line: RUN output, failures that leave no tag, docker's flags, outputs.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -35,6 +35,7 @@ fn tags(root: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn run_steps_stream_output_and_the_image_runs_in_podman() {
+    lw_test_kit::require!("podman", "runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     make_busybox_image(
@@ -78,7 +79,7 @@ fn run_steps_stream_output_and_the_image_runs_in_podman() {
         &["save", "lwtest/ran:1", "-o", tar.to_str().unwrap()],
     );
     let podman = Podman::new(&tmp.path().join("podman"));
-    run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
+    podman.load(&tar);
     assert_eq!(
         run_ok(
             podman
@@ -102,6 +103,7 @@ fn run_steps_stream_output_and_the_image_runs_in_podman() {
 
 #[test]
 fn bad_dockerfiles_fail_with_the_line_and_leave_no_tag_or_temporary_file() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let cases = [
@@ -174,6 +176,7 @@ fn bad_dockerfiles_fail_with_the_line_and_leave_no_tag_or_temporary_file() {
 
 #[test]
 fn outputs_iidfile_quiet_platforms_and_stdin_context() {
+    lw_test_kit::require!("skopeo");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let ctx = tmp.path().join("ctx");
@@ -269,6 +272,7 @@ fn outputs_iidfile_quiet_platforms_and_stdin_context() {
 
 #[test]
 fn add_fetches_urls_and_checks_their_checksum() {
+    lw_test_kit::require!("python3");
     // A static HTTP server on loopback (Python's), killed when the test ends.
     struct Server(std::process::Child);
     impl Drop for Server {

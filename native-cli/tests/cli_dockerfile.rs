@@ -1,7 +1,7 @@
 //! `layerwright parse` and `layerwright lint` from the command line: BuildKit's dump format on the conformance
 //! files, findings as text, JSON and SARIF, and the exit code.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

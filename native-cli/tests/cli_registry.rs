@@ -1,9 +1,8 @@
 //! The registry commands end to end against the real Distribution registry on 127.0.0.1: push, pull, build
 //! FROM a registry image, copy to an archive, tags, catalog, manifest, digest, login and logout.
 
-mod common;
-#[path = "common/registry.rs"]
-mod support;
+use crate::common;
+use crate::common::registry as support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -14,12 +13,7 @@ use support::{htpasswd_file, Registry, RegistryAuth};
 
 #[test]
 fn push_pull_build_copy_and_inspect_remote_images() {
-    if !support::require(
-        "push_pull_build_copy_and_inspect_remote_images",
-        &["docker-registry", "skopeo"],
-    ) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "skopeo", "podman", "/bin/busybox");
     let reg = Registry::start(RegistryAuth::None);
     let host = reg.host();
     let tmp = tempfile::tempdir().unwrap();
@@ -69,14 +63,8 @@ fn push_pull_build_copy_and_inspect_remote_images() {
     let tar = tmp.path().join("built.tar");
     lw_ok(&c, &["save", "lwtest/built:1", "-o", tar.to_str().unwrap()]);
     let podman = Podman::new(&tmp.path().join("podman"));
-    run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
-    let out = run_ok(podman.cmd().args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "docker.io/lwtest/built:1",
-    ]));
+    podman.load(&tar);
+    let out = podman.run(&["docker.io/lwtest/built:1"]);
     assert_eq!(out, "built on a pulled base\nhi\n");
 
     // copy to an OCI archive keeps the digest (skopeo agrees).
@@ -98,12 +86,7 @@ fn push_pull_build_copy_and_inspect_remote_images() {
 
 #[test]
 fn login_stores_credentials_and_wrong_passwords_are_refused() {
-    if !support::require(
-        "login_stores_credentials_and_wrong_passwords_are_refused",
-        &["docker-registry", "htpasswd"],
-    ) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "htpasswd", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let reg = Registry::start(RegistryAuth::Htpasswd(htpasswd_file(
         tmp.path(),

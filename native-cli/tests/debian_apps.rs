@@ -6,7 +6,7 @@
 //! The base's root file system is cached as a tar outside the checkout (`$LAYERWRIGHT_TEST_CACHE`, default
 //! /var/cache/layerwright-test), keyed by [`BASE_VERSION`], so CI makes it once.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -252,6 +252,7 @@ fn serve_index_html(root: &Path, index: &str) {
 
 #[test]
 fn nginx_builds_with_default_flags_and_hello_runs_in_podman() {
+    lw_test_kit::require!("debootstrap", "podman", "runc", "curl");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let t = Instant::now();
@@ -323,13 +324,7 @@ fn nginx_builds_with_default_flags_and_hello_runs_in_podman() {
         &["save", "lwtest/hello:1", "-o", tar.to_str().unwrap()],
     );
     let podman = Podman::new(&tmp.path().join("podman"));
-    run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
-    let out = run_ok(podman.cmd().args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "docker.io/lwtest/hello:1",
-    ]));
+    podman.load(&tar);
+    let out = podman.run(&["docker.io/lwtest/hello:1"]);
     assert_eq!(out, "hello from a multi-stage build\n");
 }

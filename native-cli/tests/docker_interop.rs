@@ -3,11 +3,8 @@
 //! (plain, gzip, bzip2, xz, zstd) load into our store with docker's IDs, and `load` prints what `docker load`
 //! prints.
 
-mod common;
-#[path = "common/docker.rs"]
-mod docker;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common;
+use lw_test_kit::docker;
 
 use std::path::Path;
 use std::process::Command;
@@ -16,21 +13,6 @@ use common::{lw_ok, make_busybox_image, run_ok};
 use docker::Dockerd;
 use layerwright::store::Store;
 use serde_json::Value;
-
-/// `runc` for our RUN steps: as for docker.io, missing fails under `cargo xtask test`, else skips.
-fn require_runc(test: &str) -> bool {
-    if registry::have("runc") {
-        return true;
-    }
-    if std::env::var_os(docker::REQUIRE_ENV).is_some() {
-        panic!(
-            "{test}: runc is missing (Debian package runc), and {} is set",
-            docker::REQUIRE_ENV
-        );
-    }
-    eprintln!("SKIPPED {test}: runc is not installed");
-    false
-}
 
 fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
@@ -76,13 +58,11 @@ fn context(dir: &Path, dockerfile: &str) -> std::path::PathBuf {
 
 #[test]
 fn images_we_save_load_and_run_in_docker() {
-    const TEST: &str = "images_we_save_load_and_run_in_docker";
-    let Some(d) = Dockerd::shared(TEST) else {
+    lw_test_kit::require!("/bin/busybox");
+    let Some(d) = Dockerd::shared() else {
         return;
     };
-    if !require_runc(TEST) {
-        return;
-    }
+    lw_test_kit::require!("runc");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -188,8 +168,8 @@ fn compress(tool: &str, src: &Path, dst: &Path) {
 
 #[test]
 fn docker_built_and_imported_images_load_with_their_ids() {
-    const TEST: &str = "docker_built_and_imported_images_load_with_their_ids";
-    let Some(d) = Dockerd::shared(TEST) else {
+    lw_test_kit::require!("bzip2", "xz", "zstd");
+    let Some(d) = Dockerd::shared() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -334,11 +314,7 @@ fn docker_built_and_imported_images_load_with_their_ids() {
 #[test]
 fn a_daemon_that_cannot_start_says_why() {
     if let Some(why) = docker::unavailable() {
-        if std::env::var_os(docker::REQUIRE_ENV).is_some() {
-            panic!("{why}, and {} is set", docker::REQUIRE_ENV);
-        }
-        eprintln!("SKIPPED a_daemon_that_cannot_start_says_why: {why}");
-        return;
+        return lw_test_kit::cannot_run(&why);
     }
     let Err(e) = Dockerd::start(&["--no-such-flag"]) else {
         panic!("dockerd started with an unknown flag");

@@ -3,11 +3,9 @@
 //! on both sides. 127.0.0.0/8 is an insecure registry for dockerd by default, so the daemon tries https first:
 //! serve's plain HTTP answer to the ClientHello is what lets it fall back.
 
-mod common;
-#[path = "common/docker.rs"]
-mod docker;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common;
+use crate::common::serve as serve_fixtures;
+use lw_test_kit::docker;
 
 use std::process::Stdio;
 
@@ -18,8 +16,8 @@ use serve_fixtures::Served;
 
 #[test]
 fn docker_pulls_anonymously_logs_in_pushes_and_inspects_through_serve() {
-    const TEST: &str = "docker_pulls_anonymously_logs_in_pushes_and_inspects_through_serve";
-    let Some(d) = Dockerd::shared(TEST) else {
+    lw_test_kit::require!("/bin/busybox");
+    let Some(d) = Dockerd::shared() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

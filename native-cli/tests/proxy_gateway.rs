@@ -4,19 +4,14 @@
 //! listed origins only, the read-only API and the allow-list, the disk cache (by digest, counted in /metrics, served
 //! with the registry gone), rewritten token realms, no cookies either way, rate limits and size limits.
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry_fixtures;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common::registry as registry_fixtures;
+use crate::common::serve as serve_fixtures;
 
 use std::net::SocketAddr;
 use std::process::Command;
 
-use common::{busybox_files, make_busybox_image};
 use layerwright::gateway::{GatewayConfig, GatewayServer, IMMUTABLE};
-use layerwright::store::Store;
-use lw_oci::{Digest, Manifest};
+use lw_oci::Digest;
 use registry_fixtures::{FakeServer, Registry, RegistryAuth, Reply as FakeReply, TokenServer};
 use serve_fixtures::{raw, Resp};
 
@@ -115,46 +110,12 @@ fn error_code(r: &Resp) -> String {
         .to_string()
 }
 
-/// Push a busybox image to `host` as `team/bb:1` with skopeo (`creds` or anonymous).
-fn seed(tmp: &std::path::Path, host: &str, creds: Option<&str>) -> (Digest, Manifest) {
-    let src_root = tmp.join("src");
-    let src = Store::open(&src_root).unwrap();
-    let m = make_busybox_image(
-        &src,
-        "busybox:latest",
-        &[busybox_files(&[("etc/up", b"up\n")])],
-    );
-    let manifest: Manifest =
-        serde_json::from_slice(&src.read_document(&m.digest).unwrap()).unwrap();
-    let mut cmd = Command::new("skopeo");
-    cmd.args(["--insecure-policy", "copy", "--dest-tls-verify=false"]);
-    if let Some(c) = creds {
-        cmd.args(["--dest-creds", c]);
-    }
-    let o = cmd
-        .arg(format!(
-            "oci:{}:docker.io/library/busybox:latest",
-            src_root.display()
-        ))
-        .arg(format!("docker://{host}/team/bb:1"))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "seed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (m.digest, manifest)
-}
-
 #[test]
 fn anonymous_pulls_get_cors_and_are_cached_by_digest() {
-    if !registry_fixtures::require("proxy gateway", &["docker-registry", "skopeo"]) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "skopeo");
     let tmp = tempfile::tempdir().unwrap();
     let reg = Registry::start(RegistryAuth::None);
-    let (digest, manifest) = seed(tmp.path(), &reg.host(), None);
+    let (digest, manifest) = registry_fixtures::seed_busybox(tmp.path(), &reg.host(), None);
     let cache = tmp.path().join("cache");
     let gw = Gw::start(|c| {
         c.allow_upstream = vec![reg.host()];
@@ -343,18 +304,14 @@ fn anonymous_pulls_get_cors_and_are_cached_by_digest() {
 
 #[test]
 fn token_realms_point_at_the_proxy_and_credentialed_pulls_are_not_cached() {
-    if !registry_fixtures::require(
-        "proxy token auth",
-        &["docker-registry", "skopeo", "openssl"],
-    ) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "skopeo", "openssl");
     let tmp = tempfile::tempdir().unwrap();
     let tdir = tmp.path().join("tok");
     std::fs::create_dir_all(&tdir).unwrap();
     let ts = TokenServer::start(&tdir, &[("bob", "pw")]);
     let reg = Registry::start(ts.registry_auth());
-    let (digest, manifest) = seed(&tmp.path().join("t"), &reg.host(), Some("bob:pw"));
+    let (digest, manifest) =
+        registry_fixtures::seed_busybox(&tmp.path().join("t"), &reg.host(), Some("bob:pw"));
     // The proxy as a process, so its log can be read.
     let cache = tmp.path().join("cache");
     let port = std::net::TcpListener::bind("127.0.0.1:0")

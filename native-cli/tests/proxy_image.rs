@@ -3,11 +3,9 @@
 //! registry, twice, the second from its cache in the image's `/cache`. Needs the static binary: set
 //! LAYERWRIGHT_STATIC_BIN, or build `--release --target x86_64-unknown-linux-musl` first.
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry_fixtures;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common;
+use crate::common::registry as registry_fixtures;
+use crate::common::serve as serve_fixtures;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,23 +27,19 @@ fn static_binary() -> Option<PathBuf> {
 
 #[test]
 fn the_proxy_image_runs_under_podman_and_serves_a_pull() {
-    if !registry_fixtures::require(
-        "proxy image",
-        &["podman", "runc", "docker-registry", "skopeo"],
-    ) {
-        return;
-    }
+    lw_test_kit::require!(
+        "podman",
+        "runc",
+        "docker-registry",
+        "skopeo",
+        "/bin/busybox"
+    );
     let Some(bin) = static_binary() else {
-        // `cargo xtask test` builds it and sets LW_REQUIRE_TOOLS: then a missing binary is a failure.
-        assert!(
-            std::env::var_os("LW_REQUIRE_TOOLS").is_none(),
-            "LW_REQUIRE_TOOLS is set but the static binary is missing"
+        // `cargo xtask test` builds it (and sets LW_REQUIRE_TOOLS): there a missing binary is a failure.
+        return lw_test_kit::cannot_run(
+            "no static binary (cargo build -p layerwright --release --target x86_64-unknown-linux-musl, \
+or LAYERWRIGHT_STATIC_BIN)",
         );
-        eprintln!(
-            "SKIPPED proxy image: no static binary (cargo build -p layerwright --release --target \
-x86_64-unknown-linux-musl, or LAYERWRIGHT_STATIC_BIN)"
-        );
-        return;
     };
     let tmp = tempfile::tempdir().unwrap();
     // The image, built by us from the repository's Dockerfile.
@@ -77,7 +71,7 @@ x86_64-unknown-linux-musl, or LAYERWRIGHT_STATIC_BIN)"
         ],
     );
     let podman = Podman::new(&tmp.path().join("podman"));
-    let loaded = common::run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
+    let loaded = podman.load(&tar);
     let image = loaded
         .lines()
         .find_map(|l| l.strip_prefix("Loaded image: "))

@@ -3,11 +3,8 @@
 //! (a cold round that fills it, a warm round served from it). Every digest must match; prints throughput per
 //! round and the proxy process's peak RSS.
 
-mod common;
-#[path = "common/load.rs"]
-mod load;
-#[path = "common/registry.rs"]
-mod registry_fixtures;
+use crate::common::load;
+use crate::common::registry as registry_fixtures;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -73,9 +70,7 @@ impl Drop for ProxyProc {
 
 #[test]
 fn concurrent_pulls_through_the_proxy_next_to_direct() {
-    if !registry_fixtures::require("proxy load", &["docker-registry", "skopeo"]) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "skopeo");
     let clients: usize = std::env::var("PROXY_LOAD_CLIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -84,16 +79,10 @@ fn concurrent_pulls_through_the_proxy_next_to_direct() {
     let root = tmp.path().join("src");
     let made = load::make_image(&root);
     let reg = Registry::start(RegistryAuth::None);
-    let o = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:docker.io/load/big:1", root.display()))
-        .arg(format!("docker://{}/load/big:1", reg.host()))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "seed: {}",
-        String::from_utf8_lossy(&o.stderr)
+    registry_fixtures::skopeo_copy(
+        &format!("oci:{}:docker.io/load/big:1", root.display()),
+        &format!("docker://{}/load/big:1", reg.host()),
+        None,
     );
     let reg_addr: SocketAddr = reg.host().parse().unwrap();
     // skopeo may rewrite the manifest on the way (layer compression): pull against what the registry holds.

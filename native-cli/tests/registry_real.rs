@@ -1,8 +1,7 @@
 //! The registry client against the real CNCF Distribution registry (`docker-registry`), against skopeo, and
 //! against a fake server for faults. Everything listens on 127.0.0.1 only.
 
-#[path = "common/registry.rs"]
-mod support;
+use crate::common::registry as support;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +11,7 @@ use std::time::Duration;
 use layerwright::remote::{MemoryImages, PushOptions, PushReport, Remote, RemoteOptions};
 use lw_oci::{media, Descriptor, Digest, Manifest, Platform};
 use lw_registry::{Credentials, RetryPolicy, UploadOutcome};
+use lw_test_kit::output_ok as run_ok;
 use support::*;
 
 fn opts(creds: Credentials) -> RemoteOptions {
@@ -101,12 +101,7 @@ fn assert_same_image(src: &MemoryImages, dst: &MemoryImages, root: &Descriptor) 
 
 #[test]
 fn push_then_pull_round_trip_keeps_digests() {
-    if !require(
-        "push_then_pull_round_trip_keeps_digests",
-        &["docker-registry"],
-    ) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry");
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "roundtrip");
@@ -183,12 +178,7 @@ fn push_then_pull_round_trip_keeps_digests() {
 
 #[test]
 fn lists_paginate_against_the_real_registry() {
-    if !require(
-        "lists_paginate_against_the_real_registry",
-        &["docker-registry"],
-    ) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry");
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "tags");
@@ -215,9 +205,7 @@ fn lists_paginate_against_the_real_registry() {
 
 #[test]
 fn htpasswd_basic_auth() {
-    if !require("htpasswd_basic_auth", &["docker-registry", "htpasswd"]) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "htpasswd");
     let tmp = tempfile::tempdir().unwrap();
     let file = htpasswd_file(tmp.path(), &[("alice", "wonderland")]);
     let reg = Registry::start(RegistryAuth::Htpasswd(file));
@@ -266,9 +254,7 @@ fn htpasswd_basic_auth() {
 
 #[test]
 fn bearer_token_auth() {
-    if !require("bearer_token_auth", &["docker-registry", "openssl"]) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "openssl");
     let tmp = tempfile::tempdir().unwrap();
     let tokens = TokenServer::start(tmp.path(), &[("bob", "builder")]);
     let reg = Registry::start(tokens.registry_auth());
@@ -340,9 +326,7 @@ fn bearer_token_auth() {
 
 #[test]
 fn chunked_upload_of_a_100mb_layer() {
-    if !require("chunked_upload_of_a_100mb_layer", &["docker-registry"]) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry");
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     // 100 MB of incompressible-looking bytes (xorshift), as a layer blob.
@@ -394,9 +378,7 @@ fn chunked_upload_of_a_100mb_layer() {
 
 #[test]
 fn cross_repository_mount() {
-    if !require("cross_repository_mount", &["docker-registry"]) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry");
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "mount");
@@ -430,9 +412,7 @@ fn cross_repository_mount() {
 
 #[test]
 fn skopeo_reads_what_we_push() {
-    if !require("skopeo_reads_what_we_push", &["docker-registry", "skopeo"]) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "skopeo");
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "skopeo");
@@ -450,12 +430,7 @@ fn skopeo_reads_what_we_push() {
 
 #[test]
 fn we_pull_a_multi_platform_image_pushed_by_skopeo() {
-    if !require(
-        "we_pull_a_multi_platform_image_pushed_by_skopeo",
-        &["docker-registry", "skopeo"],
-    ) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "skopeo");
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let (amd, arm, index) = two_platform_index(&mut src, b"amd64\n", b"arm64\n");
@@ -525,12 +500,7 @@ fn we_pull_a_multi_platform_image_pushed_by_skopeo() {
 
 #[test]
 fn we_push_an_index_and_skopeo_reads_each_platform() {
-    if !require(
-        "we_push_an_index_and_skopeo_reads_each_platform",
-        &["docker-registry", "skopeo"],
-    ) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "skopeo");
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let (amd, arm, index) = two_platform_index(&mut src, b"amd64 by us\n", b"arm64 by us\n");
@@ -572,12 +542,7 @@ fn src_layer(src: &MemoryImages, m: &Descriptor) -> String {
 
 #[test]
 fn referrers_fall_back_to_the_tag_schema_on_a_registry_without_the_api() {
-    if !require(
-        "referrers_fall_back_to_the_tag_schema_on_a_registry_without_the_api",
-        &["docker-registry"],
-    ) {
-        return;
-    }
+    lw_test_kit::require!("docker-registry");
     let reg = Registry::start(RegistryAuth::None);
     let mut src = MemoryImages::default();
     let root = small_image(&mut src, "referrers");
@@ -634,5 +599,4 @@ fn referrers_fall_back_to_the_tag_schema_on_a_registry_without_the_api() {
 }
 
 // Faults, from a fake registry.
-#[path = "registry_real/faults.rs"]
 mod faults;

@@ -1,9 +1,8 @@
 //! Native RUN execution end to end: Dockerfiles with RUN steps built by the engine with runc, checked through the
 //! built image's file tree and by running the saved image in podman; failures leave nothing behind.
 
-mod common;
-#[path = "common/run.rs"]
-mod run_fixtures;
+use crate::common;
+use crate::common::run as run_fixtures;
 
 use std::collections::BTreeMap;
 
@@ -30,6 +29,7 @@ CMD ["cat", "/greeting", "/tmp/who", "/etc/base.txt"]
 
 #[test]
 fn run_steps_make_the_right_layers_and_the_image_runs_in_podman() {
+    lw_test_kit::require!("podman", "runc", "/bin/busybox");
     let RunSetup {
         tmp,
         root: _,
@@ -123,7 +123,7 @@ fn run_steps_make_the_right_layers_and_the_image_runs_in_podman() {
 
     let tar = save(&store, &r.manifest, "lwtest/runbuilt:1", tmp.path());
     let podman = Podman::new(&tmp.path().join("podman"));
-    run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
+    podman.load(&tar);
     let out = run_ok(
         podman
             .cmd()
@@ -149,6 +149,7 @@ fn run_steps_make_the_right_layers_and_the_image_runs_in_podman() {
 
 #[test]
 fn multi_stage_copies_what_a_run_made() {
+    lw_test_kit::require!("podman", "runc", "/bin/busybox");
     let RunSetup {
         tmp,
         root: _,
@@ -165,7 +166,7 @@ fn multi_stage_copies_what_a_run_made() {
     assert!(tree.get("out").is_none());
     let tar = save(&store, &r.manifest, "lwtest/multistage:1", tmp.path());
     let podman = Podman::new(&tmp.path().join("podman"));
-    run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
+    podman.load(&tar);
     assert_eq!(
         run_ok(
             podman
@@ -178,6 +179,7 @@ fn multi_stage_copies_what_a_run_made() {
 
 #[test]
 fn a_failing_run_reports_and_leaves_nothing_behind() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let RunSetup {
         tmp: _tmp,
         root,
@@ -256,6 +258,7 @@ fn a_failing_run_reports_and_leaves_nothing_behind() {
 
 #[test]
 fn run_mounts_cache_tmpfs_and_secret() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let RunSetup {
         tmp,
         root,
@@ -298,6 +301,7 @@ fn run_mounts_cache_tmpfs_and_secret() {
 
 #[test]
 fn output_streams_and_the_sandbox_is_isolated() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(&tmp.path().join("store")).unwrap();
     let (desc, diff_id) = put_layer(&store, &common::busybox_files(&[]));
@@ -400,6 +404,7 @@ fn output_streams_and_the_sandbox_is_isolated() {
 /// A relative `--root` works with RUN (the runtime runs from the bundle directory, so paths must be absolute).
 #[test]
 fn run_with_a_relative_root() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(&tmp.path().join("st")).unwrap();
     common::make_busybox_image(&store, "lwtest/rel:1", &[common::busybox_files(&[])]);

@@ -2,11 +2,9 @@
 //! flags' environment, working directory, user, binds, entrypoint, --rm, -it through a pty, -p, detached
 //! containers with exec, logs, stop, rm and ps, diff and commit; and the same output as `podman run` for a few images.
 
-mod common;
-#[path = "common/docker.rs"]
-mod docker;
-#[path = "common/run.rs"]
-mod run_fixtures;
+use crate::common;
+use crate::common::run as run_fixtures;
+use lw_test_kit::docker;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -53,6 +51,7 @@ fn assert_clean(root: &Path) {
 
 #[test]
 fn foreground_runs_use_the_config_and_the_flags() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     let root = &s.root;
     let _cleanup = Cleanup(root);
@@ -296,6 +295,7 @@ fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
 
 #[test]
 fn detached_containers_log_stop_and_go() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     let root = &s.root;
     let _cleanup = Cleanup(root);
@@ -419,6 +419,7 @@ fn detached_containers_log_stop_and_go() {
 
 #[test]
 fn a_killed_run_is_cleaned_up_by_the_next_command() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     let root = &s.root;
     let _cleanup = Cleanup(root);
@@ -462,6 +463,7 @@ fn a_killed_run_is_cleaned_up_by_the_next_command() {
 
 #[test]
 fn diff_and_commit_turn_the_writable_layer_into_an_image() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     let root = &s.root;
     let _cleanup = Cleanup(root);
@@ -522,10 +524,7 @@ fn diff_and_commit_turn_the_writable_layer_into_an_image() {
 
 #[test]
 fn podman_run_prints_the_same() {
-    if Command::new("podman").arg("--version").output().is_err() {
-        eprintln!("podman is not installed: skipped");
-        return;
-    }
+    lw_test_kit::require!("podman", "runc", "/bin/busybox");
     let s = run_setup();
     let root = &s.root;
     let _cleanup = Cleanup(root);
@@ -573,12 +572,12 @@ fn podman_run_prints_the_same() {
             .unwrap()
             .descriptor;
         let tar = save(&s.store, &m, name, s.tmp.path());
-        run_ok(pod.cmd().arg("load").arg("-i").arg(&tar));
+        pod.load(&tar);
         tars.push(tar);
     }
     // The user's groups follow docker, which lists the primary group among the supplementary ones (`id` prints
     // `groups=0(root)`, as in `docker run alpine id`); podman leaves it out. So `id` is compared with Docker 20.10.
-    if let Some(d) = docker::Dockerd::shared("podman_run_prints_the_same") {
+    if let Some(d) = docker::Dockerd::shared() {
         d.docker_ok(&["load", "-i", tars[0].to_str().unwrap()]);
         let theirs = d.docker_ok(&["run", "--rm", "--network", "none", "lwtest/bb:1", "id"]);
         let ours = lw_ok(root, &["run", "--rm", "lwtest/bb:1", "id"]);
@@ -599,6 +598,7 @@ fn podman_run_prints_the_same() {
 
 #[test]
 fn published_ports_reach_the_container_on_loopback() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     let root = &s.root;
     let _cleanup = Cleanup(root);
@@ -696,6 +696,7 @@ fn published_ports_reach_the_container_on_loopback() {
 
 #[test]
 fn run_it_gives_the_container_a_terminal() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     let root = &s.root;
     let _cleanup = Cleanup(root);

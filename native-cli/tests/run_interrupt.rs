@@ -1,7 +1,7 @@
 //! Ctrl-C during a RUN step: the container is killed, the step fails, and nothing stays mounted or running.
-//! (Its own test binary: it signals the whole test process.)
+//! It signals the whole test process, so it runs in a process of its own (`lw_test_kit::process::alone`).
 
-mod common;
+use crate::common;
 
 use common::put_layer;
 use layerwright::run::RuncExecutor;
@@ -10,6 +10,10 @@ use lw_engine::host::{RunExecutor, RunRequest};
 
 #[test]
 fn sigint_kills_the_container_and_cleans_up() {
+    lw_test_kit::require!("runc", "/bin/busybox");
+    if !lw_test_kit::process::alone() {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();

@@ -2,9 +2,8 @@
 //! the source), cache mount sharing modes under concurrency, secrets that never reach the image or the log, and
 //! pruning of RUN snapshots and cache mounts. After failures nothing stays mounted or running.
 
-mod common;
-#[path = "common/run.rs"]
-mod run_fixtures;
+use crate::common;
+use crate::common::run as run_fixtures;
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -47,6 +46,7 @@ RUN --mount=from=0,source=out/g.txt,destination=/file cat /file > /from-index\n"
 
 #[test]
 fn bind_mounts_from_context_stage_and_image() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -128,6 +128,7 @@ fn bind_mounts_from_context_stage_and_image() {
 
 #[test]
 fn bind_mount_errors_name_the_line_and_leave_nothing_behind() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -260,6 +261,7 @@ fn concurrent(store: &Store, base: &lw_oci::Descriptor, mode: &str, id: &str) ->
 
 #[test]
 fn cache_mount_sharing_modes() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -347,6 +349,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn secrets_never_reach_the_image_the_store_or_the_log() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     const FILE_SECRET: &str = "topsecretfilevalue";
     const ENV_SECRET: &str = "envsecretvaluexyz";
     let rot13 = |s: &str| -> String {
@@ -464,6 +467,7 @@ fn dir_names(p: &Path) -> Vec<String> {
 
 #[test]
 fn prune_removes_unused_snapshots_and_builder_prune_clears_cache_mounts() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let RunSetup {
         tmp: _tmp,
         root,
@@ -530,6 +534,7 @@ fn prune_removes_unused_snapshots_and_builder_prune_clears_cache_mounts() {
 
 #[test]
 fn cache_mount_seeded_from_a_stage() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let RunSetup {
         tmp: _tmp,
         root,

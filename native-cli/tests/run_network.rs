@@ -3,9 +3,8 @@
 //! entries resolve, the network is part of the cache key, and /etc/hosts, /etc/resolv.conf and /etc/hostname are
 //! there in every step and in no layer.
 
-mod common;
-#[path = "common/run.rs"]
-mod run_fixtures;
+use crate::common;
+use crate::common::run as run_fixtures;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -39,6 +38,7 @@ fn spec(df: &str) -> BuildSpec<'_> {
 
 #[test]
 fn default_network_reaches_the_host_and_none_does_not() {
+    lw_test_kit::require!("runc", "slirp4netns", "/bin/busybox");
     let s = run_setup();
     let port = serve("through slirp\n");
     let df = format!(
@@ -90,6 +90,7 @@ fn default_network_reaches_the_host_and_none_does_not() {
 
 #[test]
 fn add_host_entries_resolve_inside_run() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     let port = serve("by name\n");
     let df = format!(
@@ -114,6 +115,7 @@ fn add_host_entries_resolve_inside_run() {
 
 #[test]
 fn build_network_host_is_honoured_and_the_run_flag_wins() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     let port = serve("host loopback\n");
     // 127.0.0.1 is the host's only when the step shares the host's network.
@@ -143,6 +145,7 @@ fn build_network_host_is_honoured_and_the_run_flag_wins() {
 
 #[test]
 fn the_cache_misses_when_only_the_network_changes() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     let df = "FROM lwtest/bb:1\nRUN cat /proc/sys/kernel/random/uuid > /id\n";
     let id = |network: &str, hosts: &[(&str, &str)]| {
@@ -175,6 +178,7 @@ fn the_cache_misses_when_only_the_network_changes() {
 
 #[test]
 fn an_images_own_etc_files_stay_as_they_were() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     let mut files = common::busybox_files(&[
         ("etc/hosts", b"10.9.9.9 mine\n"),
@@ -201,6 +205,7 @@ fn an_images_own_etc_files_stay_as_they_were() {
 
 #[test]
 fn without_slirp4netns_default_fails_naming_it_and_host_still_works() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     std::fs::write(s.ctx.join("Dockerfile"), "FROM lwtest/bb:1\nRUN true\n").unwrap();
     // runc is in /usr/sbin, slirp4netns in /usr/bin.
@@ -230,6 +235,7 @@ fn without_slirp4netns_default_fails_naming_it_and_host_still_works() {
 
 #[test]
 fn a_relative_root_runs_steps() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let s = run_setup();
     std::fs::write(
         s.ctx.join("Dockerfile"),

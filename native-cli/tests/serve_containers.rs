@@ -2,9 +2,8 @@
 //! `rm` see them), their output and exit code come back, EXPOSE and `-p` ports open on loopback only, and stop and
 //! remove leave nothing mounted. The token, Host and Origin checks are serve's.
 
-mod common;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common;
+use crate::common::serve as serve_fixtures;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -71,6 +70,7 @@ fn http_get(url: &str) -> Option<String> {
 
 #[test]
 fn containers_run_from_http_are_the_clis() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();

@@ -3,18 +3,12 @@
 //! caching), and the registry proxy in front of real registries (htpasswd and token auth) pulled by a client that
 //! checks CORS on every response the way a browser would.
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry_fixtures;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common::registry as registry_fixtures;
+use crate::common::serve as serve_fixtures;
 
 use std::io::Read;
-use std::process::Command;
 
-use common::{busybox_files, make_busybox_image};
 use layerwright::serve::EXPOSED_HEADERS;
-use layerwright::store::Store;
 use lw_oci::{Digest, Manifest};
 use registry_fixtures::{htpasswd_file, Registry, RegistryAuth, TokenServer};
 use serve_fixtures::{raw, Resp, Served};
@@ -104,6 +98,7 @@ impl CorsClient<'_> {
 
 #[test]
 fn preflight_origins_hosts_and_the_run_token() {
+    lw_test_kit::require!("skopeo");
     let tmp = tempfile::tempdir().unwrap();
     let srv = Served::start(&tmp.path().join("s"), |c| {
         c.cors_origins = vec!["https://app.example".into()]
@@ -318,40 +313,6 @@ fn the_site_has_types_gzip_and_cache_headers() {
     println!("site: content types, gzip, caching, traversal checked");
 }
 
-/// Push a busybox image to an upstream registry with skopeo.
-fn seed_upstream(tmp: &std::path::Path, host: &str, creds: &str) -> (Digest, Manifest) {
-    let src_root = tmp.join("src");
-    let src = Store::open(&src_root).unwrap();
-    let m = make_busybox_image(
-        &src,
-        "busybox:latest",
-        &[busybox_files(&[("etc/up", b"up\n")])],
-    );
-    let manifest: Manifest =
-        serde_json::from_slice(&src.read_document(&m.digest).unwrap()).unwrap();
-    let o = Command::new("skopeo")
-        .args([
-            "--insecure-policy",
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            creds,
-        ])
-        .arg(format!(
-            "oci:{}:docker.io/library/busybox:latest",
-            src_root.display()
-        ))
-        .arg(format!("docker://{host}/team/bb:1"))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "seed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (m.digest, manifest)
-}
-
 fn pull_through_proxy(srv: &Served, host: &str, digest: &Digest, manifest: &Manifest) -> usize {
     let mut c = CorsClient {
         srv,
@@ -395,13 +356,15 @@ fn pull_through_proxy(srv: &Served, host: &str, digest: &Digest, manifest: &Mani
 
 #[test]
 fn the_proxy_answers_htpasswd_and_token_auth_server_side() {
+    lw_test_kit::require!("docker-registry", "htpasswd", "openssl");
     let tmp = tempfile::tempdir().unwrap();
     // htpasswd upstream.
     let reg = Registry::start(RegistryAuth::Htpasswd(htpasswd_file(
         tmp.path(),
         &[("alice", "s3cret")],
     )));
-    let (digest, manifest) = seed_upstream(tmp.path(), &reg.host(), "alice:s3cret");
+    let (digest, manifest) =
+        registry_fixtures::seed_busybox(tmp.path(), &reg.host(), Some("alice:s3cret"));
     let srv = Served::start(&tmp.path().join("s"), |c| {
         c.allow_upstream = vec![reg.host()];
         c.proxy_credentials
@@ -530,7 +493,8 @@ fn the_proxy_answers_htpasswd_and_token_auth_server_side() {
     std::fs::create_dir_all(&tdir).unwrap();
     let ts = TokenServer::start(&tdir, &[("bob", "pw")]);
     let reg = Registry::start(ts.registry_auth());
-    let (digest, manifest) = seed_upstream(&tmp.path().join("t"), &reg.host(), "bob:pw");
+    let (digest, manifest) =
+        registry_fixtures::seed_busybox(&tmp.path().join("t"), &reg.host(), Some("bob:pw"));
     let before = ts.requests().len();
     let srv = Served::start(&tmp.path().join("s3"), |c| {
         c.proxy_credentials
@@ -605,6 +569,7 @@ fn the_proxy_follows_blob_redirects_without_leaking_credentials() {
 /// client gets a pull-only token; the token as password gets the token itself.
 #[test]
 fn every_client_gets_a_bearer_challenge_with_a_same_origin_token_endpoint() {
+    lw_test_kit::require!("skopeo");
     let tmp = tempfile::tempdir().unwrap();
     let srv = Served::start(&tmp.path().join("s"), |_| {});
     let token = srv.token.clone();

@@ -4,9 +4,8 @@
 //! hold only half, and are cut once slower than 500 bytes/s past 20 s. Meanwhile a normal pull must succeed, serve's peak RSS must stay under
 //! [`RSS_BOUND_MB`], and once the next upload runs no upload file is left on disk.
 
-mod common;
-#[path = "common/kills.rs"]
-mod kills;
+use crate::common;
+use crate::common::kills;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -263,20 +262,13 @@ fn cut_uploads(host: &str, big: &[u8]) {
 
 /// Log in to serve with its token and push the test image.
 fn login_and_push(cli: &Cli, host: &str) {
-    let mut login = cli.cmd(&["login", host, "-u", "u", "--password-stdin"]);
-    let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(TOKEN.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    cli.login(host, TOKEN);
     cli.ok(&["push", "limits/img:1", &format!("{host}/limits/img:1")]);
 }
 
 #[test]
 fn serve_under_slow_oversized_and_cut_clients_stays_bounded_and_keeps_serving() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let serve_root = tmp.path().join("served");
     let port = std::net::TcpListener::bind("127.0.0.1:0")

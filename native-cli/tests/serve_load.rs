@@ -1,13 +1,8 @@
 //! Load on `layerwright serve`'s embedded registry: 50 clients pull a 50 MB image at once (manifest, config, layer
 //! streamed and hashed), every digest must match; prints throughput and p50/p99 pull latency.
 
-mod common;
-#[path = "common/load.rs"]
-mod load;
-#[path = "common/registry.rs"]
-mod registry_fixtures;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common::load;
+use crate::common::serve as serve_fixtures;
 
 use serve_fixtures::Served;
 

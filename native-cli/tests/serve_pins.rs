@@ -3,9 +3,8 @@
 //! succeeds, and once the image is gone the same blobs are freed at once; an expired pin protects nothing and the
 //! manifest PUT says which blob is missing.
 
-mod common;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common;
+use crate::common::serve as serve_fixtures;
 
 use std::time::Duration;
 

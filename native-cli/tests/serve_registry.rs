@@ -2,9 +2,8 @@
 //! needed for pushes only), and the distribution API details: chunked uploads, ranges, pagination, catalog,
 //! mounts, deletes, referrers and the store name mapping.
 
-mod common;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common;
+use crate::common::serve as serve_fixtures;
 
 use std::process::Command;
 
@@ -12,10 +11,6 @@ use common::{busybox_files, make_busybox_image};
 use layerwright::store::Store;
 use lw_oci::Digest;
 use serve_fixtures::{skopeo_digest, Served};
-
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok()
-}
 
 fn skopeo(args: &[&str]) -> std::process::Output {
     Command::new("skopeo")
@@ -27,10 +22,7 @@ fn skopeo(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn skopeo_pushes_with_the_token_and_pulls_without_it_keeping_digests() {
-    assert!(
-        have("skopeo"),
-        "skopeo is needed (cargo xtask test installs it)"
-    );
+    lw_test_kit::require!("skopeo", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let src_root = tmp.path().join("src");
     let src = Store::open(&src_root).unwrap();
@@ -113,6 +105,7 @@ fn skopeo_pushes_with_the_token_and_pulls_without_it_keeping_digests() {
 
 #[test]
 fn the_cli_pushes_and_pulls_through_the_embedded_registry() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let src_root = tmp.path().join("src");
     let src = Store::open(&src_root).unwrap();
@@ -188,6 +181,7 @@ fn auth(srv: &Served) -> String {
 
 #[test]
 fn distribution_api_uploads_ranges_pagination_catalog_delete_referrers() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("served");
     let store = Store::open(&root).unwrap();

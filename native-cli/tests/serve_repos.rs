@@ -3,9 +3,8 @@
 //! sha512 end to end, an upload surviving a 416, invalid tags, catalog names), plus the store name mapping that
 //! keeps a push from re-pointing a name builds use, mounts and blob deletes.
 
-mod common;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common;
+use crate::common::serve as serve_fixtures;
 
 use common::{busybox_files, make_busybox_image};
 use layerwright::store::Store;
@@ -101,6 +100,7 @@ fn a_manifest_delete_removes_only_that_repositorys_reference() {
 
 #[test]
 fn digest_reads_belong_to_a_repository() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("s");
     let store = Store::open(&root).unwrap();
@@ -275,6 +275,7 @@ fn invalid_tags_are_not_found_and_the_catalog_shows_names_as_pushed() {
 
 #[test]
 fn a_push_never_re_points_a_name_builds_use() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("s");
     let store = Store::open(&root).unwrap();

@@ -2,9 +2,8 @@
 //! (`layerwright/run-cache`), a RUN step run natively with runc over them, its output streamed, and the new layer
 //! fetched back from `/v2/` with the digest and diff ID the final line names.
 
-mod common;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common;
+use crate::common::serve as serve_fixtures;
 
 use std::io::Read;
 
@@ -16,6 +15,7 @@ use serve_fixtures::Served;
 
 #[test]
 fn run_steps_over_http_with_the_token() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     // The "tab": an image whose blobs live elsewhere and must be pushed first.
     let tab = Store::open(&tmp.path().join("tab")).unwrap();

@@ -1,12 +1,13 @@
 //! The image commands over the store: images, tag, rmi, prune, inspect, history, and two processes at once.
 
-mod common;
+use crate::common;
 
 use common::*;
 use layerwright::store::Store;
 
 #[test]
 fn image_commands_behave_like_docker() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -107,6 +108,7 @@ fn image_commands_behave_like_docker() {
 
 #[test]
 fn two_processes_tag_at_once_without_losing_a_tag() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -147,6 +149,7 @@ fn help_is_everywhere() {
 /// says so; once the lease is gone the same prune frees them.
 #[test]
 fn prune_leaves_the_blobs_of_running_work_alone() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -174,6 +177,7 @@ fn prune_leaves_the_blobs_of_running_work_alone() {
 
 #[test]
 fn layer_indexes_are_kept_for_builds_and_go_with_their_layers() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();

@@ -3,19 +3,17 @@
 //! space left", leaves the store as it was (the same names, every blob whole, no temporary file), and succeeds
 //! once the space is freed. `push` fills serve's store instead, as that is where a push writes.
 
-mod common;
-#[path = "common/kills.rs"]
-mod kills;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common;
+use crate::common::kills;
+use crate::common::serve as serve_fixtures;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{busybox_files, make_busybox_image};
-use kills::{temporaries, verify, Cli, Lcg};
+use kills::{temporaries, text_context, verify, Cli, Lcg};
 use layerwright::store::Store;
 use serve_fixtures::Served;
 
@@ -89,38 +87,6 @@ fn names(root: &Path) -> BTreeMap<String, String> {
         .into_iter()
         .map(|r| (r.name.unwrap_or_default(), r.descriptor.digest.to_string()))
         .collect()
-}
-
-fn is_root() -> bool {
-    // SAFETY: getuid has no preconditions.
-    unsafe { libc::getuid() == 0 }
-}
-
-/// 12 files of 1 MiB of text-like bytes: a COPY whose layer does not fit in a megabyte.
-fn context(dir: &Path) -> PathBuf {
-    let ctx = dir.join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    let mut rng = Lcg(11);
-    for i in 0..12 {
-        let data: Vec<u8> = (0..1 << 20)
-            .map(|_| b"abcdefghij klmnop\n"[rng.below(18) as usize])
-            .collect();
-        std::fs::write(ctx.join(format!("f{i}.txt")), data).unwrap();
-    }
-    std::fs::write(ctx.join("Dockerfile"), "FROM fd/base:1\nCOPY . /data/\n").unwrap();
-    ctx
-}
-
-fn login(cli: &Cli, srv: &Served) {
-    let mut login = cli.cmd(&["login", &srv.host(), "-u", "u", "--password-stdin"]);
-    let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(srv.token.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 /// Each case starts from the same store: the base image, and what rmi and prune act on.
@@ -205,21 +171,14 @@ fn on_full_disk(
 
 #[test]
 fn every_writing_command_on_a_full_disk_fails_clearly_and_leaves_the_store_as_it_was() {
-    if !is_root() {
-        assert!(
-            std::env::var_os("LW_REQUIRE_TOOLS").is_none(),
-            "the full-disk test mounts a tmpfs: it needs root"
-        );
-        eprintln!("SKIPPED: the full-disk test mounts a tmpfs and needs root");
-        return;
-    }
+    lw_test_kit::require!(root: "mounting a tmpfs", "runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(&tmp.path().join("disk"));
     let served_disk = Tmpfs::mount(&tmp.path().join("served-disk"));
     let root = disk.0.join("store");
     let store = Store::open(&root).unwrap();
     make_busybox_image(&store, "fd/base:1", &[busybox_files(&[])]);
-    let ctx = context(tmp.path());
+    let ctx = text_context(tmp.path(), 11, "FROM fd/base:1\nCOPY . /data/\n");
     let run_ctx = tmp.path().join("runctx");
     std::fs::create_dir_all(&run_ctx).unwrap();
     std::fs::write(
@@ -238,8 +197,8 @@ fn every_writing_command_on_a_full_disk_fails_clearly_and_leaves_the_store_as_it
         docker_config: tmp.path().join("docker"),
     };
     std::fs::create_dir_all(&cli.docker_config).unwrap();
-    login(&cli, &src);
-    login(&cli, &dst);
+    cli.login(&src.host(), &src.token);
+    cli.login(&dst.host(), &dst.token);
     let (ctx_s, run_ctx_s) = (ctx.to_str().unwrap(), run_ctx.to_str().unwrap());
     cli.ok(&["build", "-q", "-t", "fd/built:1", ctx_s]);
     cli.ok(&["push", "fd/built:1", &format!("{}/fd/src:1", src.host())]);

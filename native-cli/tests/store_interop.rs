@@ -1,6 +1,6 @@
 //! Interop of saved and loaded tarballs with tools no one here wrote: skopeo, umoci and podman.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -9,6 +9,7 @@ use layerwright::store::Store;
 
 #[test]
 fn saved_tarball_is_read_by_skopeo_umoci_and_runs_in_podman() {
+    lw_test_kit::require!("skopeo", "umoci", "podman", "runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -37,14 +38,7 @@ fn saved_tarball_is_read_by_skopeo_umoci_and_runs_in_podman() {
 
     // umoci unpacks the OCI layout inside it.
     let layout = tmp.path().join("layout");
-    std::fs::create_dir(&layout).unwrap();
-    run_ok(
-        Command::new("tar")
-            .arg("-xf")
-            .arg(&tar)
-            .arg("-C")
-            .arg(&layout),
-    );
+    lw_test_kit::process::untar(&tar, &layout);
     let bundle = tmp.path().join("bundle");
     let refname = "docker.io/lwtest/busybox:1";
     let o = Command::new("umoci")
@@ -66,22 +60,15 @@ fn saved_tarball_is_read_by_skopeo_umoci_and_runs_in_podman() {
 
     // podman loads it and runs it.
     let podman = Podman::new(&tmp.path().join("podman"));
-    let out = run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
+    let out = podman.load(&tar);
     assert!(out.contains("lwtest/busybox"), "podman load said: {out}");
-    let out = run_ok(podman.cmd().args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "docker.io/lwtest/busybox:1",
-        "echo",
-        "hello",
-    ]));
+    let out = podman.run(&["docker.io/lwtest/busybox:1", "echo", "hello"]);
     assert_eq!(out.trim(), "hello");
 }
 
 #[test]
 fn archives_written_by_skopeo_and_podman_load_and_keep_digests() {
+    lw_test_kit::require!("skopeo", "podman", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -146,7 +133,7 @@ fn archives_written_by_skopeo_and_podman_load_and_keep_digests() {
         &root,
         &["save", "lwtest/busybox:1", "-o", ours.to_str().unwrap()],
     );
-    run_ok(podman.cmd().arg("load").arg("-i").arg(&ours));
+    podman.load(&ours);
     for (format, tag) in [
         ("oci-archive", "docker.io/lwtest/podoci:1"),
         ("docker-archive", "docker.io/lwtest/poddocker:1"),
@@ -179,6 +166,14 @@ fn archives_written_by_skopeo_and_podman_load_and_keep_digests() {
 
 #[test]
 fn multi_member_gzip_layers_are_read_by_every_tool() {
+    lw_test_kit::require!(
+        "skopeo",
+        "umoci",
+        "podman",
+        "runc",
+        "python3",
+        "/bin/busybox"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -254,14 +249,7 @@ fn multi_member_gzip_layers_are_read_by_every_tool() {
         &format!("docker-archive:{}:lwtest/members:1", dk.display()),
     ]));
     let layout = tmp.path().join("layout");
-    std::fs::create_dir(&layout).unwrap();
-    run_ok(
-        Command::new("tar")
-            .arg("-xf")
-            .arg(&tar)
-            .arg("-C")
-            .arg(&layout),
-    );
+    lw_test_kit::process::untar(&tar, &layout);
     let bundle = tmp.path().join("bundle");
     run_ok(
         Command::new("umoci")
@@ -277,16 +265,8 @@ fn multi_member_gzip_layers_are_read_by_every_tool() {
         o.stdout
     });
     let podman = Podman::new(&tmp.path().join("podman"));
-    run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
-    let out = run_ok(podman.cmd().args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "docker.io/lwtest/members:1",
-        "ls",
-        "/data",
-    ]));
+    podman.load(&tar);
+    let out = podman.run(&["docker.io/lwtest/members:1", "ls", "/data"]);
     assert_eq!(out.lines().count(), 41);
     assert_eq!(
         std::fs::read(bundle.join("rootfs/data/random")).unwrap(),

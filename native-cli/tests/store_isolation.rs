@@ -3,16 +3,12 @@
 //! outside the step's target changed: every other name still points at the same manifest, and every blob a name
 //! reaches (manifest, config, layers) is still there and whole, in both stores.
 
-mod common;
-#[path = "common/kills.rs"]
-mod kills;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common;
+use crate::common::kills;
+use crate::common::serve as serve_fixtures;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use common::{busybox_files, make_busybox_image};
 use kills::{verify, Cli, Lcg};
@@ -83,15 +79,7 @@ fn world() -> World {
         docker_config: tmp.path().join("docker"),
     };
     std::fs::create_dir_all(&cli.docker_config).unwrap();
-    let mut login = cli.cmd(&["login", &srv.host(), "-u", "u", "--password-stdin"]);
-    let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(srv.token.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    cli.login(&srv.host(), &srv.token);
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     // An archive to load, holding a name of its own.

@@ -10,43 +10,28 @@
 //! cut by killing the client and by killing the server (another process) mid-upload: serve's store then holds
 //! no half-named manifest, and the upload files go once the next command runs.
 
-mod common;
-#[path = "common/kills.rs"]
-mod kills;
-#[path = "common/serve.rs"]
-mod serve_fixtures;
+use crate::common;
+use crate::common::kills;
+use crate::common::serve as serve_fixtures;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{busybox_files, lw_ok, make_busybox_image};
-use kills::{mounts_under, processes_with, temporaries, uploads, verify, Cli, Lcg, KILLS};
+use kills::{
+    mounts_under, processes_with, temporaries, text_context, uploads, verify, Cli, Lcg, KILLS,
+};
 use layerwright::store::Store;
 use serve_fixtures::Served;
 
-/// A context whose COPY takes a while to compress: 12 files of 1 MiB of text-like bytes.
-fn context(dir: &Path) -> PathBuf {
-    let ctx = dir.join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    let mut rng = Lcg(7);
-    for i in 0..12 {
-        let data: Vec<u8> = (0..1 << 20)
-            .map(|_| b"abcdefghij klmnop\n"[rng.below(18) as usize])
-            .collect();
-        std::fs::write(ctx.join(format!("f{i}.txt")), data).unwrap();
-    }
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /data/\n").unwrap();
-    ctx
-}
-
 #[test]
 fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
     make_busybox_image(&store, "kill/base:1", &[busybox_files(&[])]);
-    let ctx = context(tmp.path());
+    let ctx = text_context(tmp.path(), 7, "FROM scratch\nCOPY . /data/\n");
     let served_root = tmp.path().join("served");
     let srv = Served::start(&served_root, |_| {});
     let host = srv.host();
@@ -55,18 +40,7 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
         docker_config: tmp.path().join("docker"),
     };
     std::fs::create_dir_all(&cli.docker_config).unwrap();
-    let mut login = cli.cmd(&["login", &host, "-u", "k", "--password-stdin"]);
-    let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
-    {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(srv.token.as_bytes())
-            .unwrap();
-    }
-    assert!(child.wait().unwrap().success());
+    cli.login(&host, &srv.token);
     // Something to pull, save and load.
     cli.ok(&["build", "-q", "-t", "kill/built:1", ctx.to_str().unwrap()]);
     cli.ok(&["push", "kill/built:1", &format!("{host}/kill/src:1")]);
@@ -209,20 +183,6 @@ fn every_writing_command_killed_at_random_leaves_a_store_that_verifies() {
     }
 }
 
-/// `docker login` to `srv` with its token, for `cli`'s docker config.
-fn login(cli: &Cli, srv: &Served) {
-    use std::io::Write as _;
-    let mut login = cli.cmd(&["login", &srv.host(), "-u", "k", "--password-stdin"]);
-    let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(srv.token.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-}
-
 /// What one command's kill rounds found.
 struct Rounds {
     killed: usize,
@@ -292,7 +252,7 @@ fn kill_rounds(
 fn copy_killed_at_random_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
-    let ctx = context(tmp.path());
+    let ctx = text_context(tmp.path(), 7, "FROM scratch\nCOPY . /data/\n");
     let (src_root, dst_root) = (tmp.path().join("src"), tmp.path().join("dst"));
     let src = Served::start(&src_root, |_| {});
     // Abandoned uploads (a killed copy's) go after 1 s idle, so the rerun's first upload sweeps them.
@@ -302,8 +262,8 @@ fn copy_killed_at_random_leaves_nothing_behind() {
         docker_config: tmp.path().join("docker"),
     };
     std::fs::create_dir_all(&cli.docker_config).unwrap();
-    login(&cli, &src);
-    login(&cli, &dst);
+    cli.login(&src.host(), &src.token);
+    cli.login(&dst.host(), &dst.token);
     let ctx_s = ctx.to_str().unwrap().to_string();
     cli.ok(&["build", "-q", "-t", "kill/built:1", &ctx_s]);
     let from = format!("{}/kill/src:1", src.host());
@@ -353,6 +313,7 @@ fn copy_killed_at_random_leaves_nothing_behind() {
 
 #[test]
 fn run_builds_killed_at_random_leave_no_mount_process_or_temporary() {
+    lw_test_kit::require!("runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
@@ -558,12 +519,13 @@ fn serve_uploads_cut_by_a_killed_client_leave_no_half_manifest_nor_upload() {
 /// sweeps the killed one's uploads and takes the push.
 #[test]
 fn serve_killed_mid_push_leaves_no_half_manifest_nor_upload() {
+    lw_test_kit::require!("/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = Lcg(0x5e4e);
     let root = tmp.path().join("store");
     let store = Store::open(&root).unwrap();
     make_busybox_image(&store, "kill/base:1", &[busybox_files(&[])]);
-    let ctx = context(tmp.path());
+    let ctx = text_context(tmp.path(), 7, "FROM scratch\nCOPY . /data/\n");
     let cli = Cli {
         root: root.clone(),
         docker_config: tmp.path().join("docker"),
@@ -595,18 +557,7 @@ fn serve_killed_mid_push_leaves_no_half_manifest_nor_upload() {
         child
     };
     let mut server = start_server();
-    {
-        use std::io::Write as _;
-        let mut login = cli.cmd(&["login", &host, "-u", "k", "--password-stdin"]);
-        let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"kill-token-0123456789")
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-    }
+    cli.login(&host, "kill-token-0123456789");
     let t = Instant::now();
     cli.ok(&["push", "kill/built:1", &format!("{host}/kill/first:1")]);
     let window = (t.elapsed().as_millis() as u64).max(5);

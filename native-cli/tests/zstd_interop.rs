@@ -2,11 +2,9 @@
 //! `zstd` CLI, skopeo, podman and a Distribution registry; and what Docker 20.10 and umoci 0.4.7 (Debian 12's)
 //! do with them: both refuse them, as recorded here.
 
-mod common;
-#[path = "common/docker.rs"]
-mod docker;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common;
+use crate::common::registry;
+use lw_test_kit::docker;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -95,6 +93,7 @@ fn build_zstd(root: &Path, dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
 
 #[test]
 fn zstd_layers_are_read_by_zstd_skopeo_umoci_and_podman() {
+    lw_test_kit::require!("zstd", "skopeo", "umoci", "podman", "runc", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let name = "lwtest/zstd:1";
@@ -148,14 +147,7 @@ fn zstd_layers_are_read_by_zstd_skopeo_umoci_and_podman() {
 
     // umoci unpacks the OCI layout inside the tarball.
     let layout = tmp.path().join("layout");
-    std::fs::create_dir(&layout).unwrap();
-    run_ok(
-        Command::new("tar")
-            .arg("-xf")
-            .arg(&tar)
-            .arg("-C")
-            .arg(&layout),
-    );
+    lw_test_kit::process::untar(&tar, &layout);
     // umoci reads zstd layers from 0.5 on; Debian 12's 0.4.7 refuses them by media type (recorded here).
     let bundle = tmp.path().join("bundle");
     let version = run_ok(Command::new("umoci").arg("--version"));
@@ -183,25 +175,11 @@ fn zstd_layers_are_read_by_zstd_skopeo_umoci_and_podman() {
 
     // podman loads and runs it.
     let podman = Podman::new(&tmp.path().join("podman"));
-    let out = run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
+    let out = podman.load(&tar);
     assert!(out.contains("lwtest/zstd"), "podman load said: {out}");
-    let out = run_ok(podman.cmd().args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &format!("docker.io/{name}"),
-    ]));
+    let out = podman.run(&[&format!("docker.io/{name}")]);
     assert_eq!(out, "zstd ok\n24\n");
-    let out = run_ok(podman.cmd().args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &format!("docker.io/{name}"),
-        "sha256sum",
-        "/data/f23",
-    ]));
+    let out = podman.run(&[&format!("docker.io/{name}"), "sha256sum", "/data/f23"]);
     assert_eq!(
         out.split_whitespace().next(),
         Some(lw_oci::Digest::sha256_of(&last).encoded())
@@ -215,15 +193,7 @@ fn zstd_layers_are_read_by_zstd_skopeo_umoci_and_podman() {
 
 #[test]
 fn zstd_images_push_to_and_pull_from_a_distribution_registry_unchanged() {
-    const TEST: &str = "zstd_images_push_to_and_pull_from_a_distribution_registry_unchanged";
-    if !registry::require(TEST, &["docker-registry"]) {
-        assert!(
-            std::env::var_os(docker::REQUIRE_ENV).is_none(),
-            "{TEST}: docker-registry is missing, and {} is set",
-            docker::REQUIRE_ENV
-        );
-        return;
-    }
+    lw_test_kit::require!("docker-registry", "/bin/busybox");
     let reg = registry::Registry::start(registry::RegistryAuth::None);
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
@@ -240,15 +210,7 @@ fn zstd_images_push_to_and_pull_from_a_distribution_registry_unchanged() {
 
 #[test]
 fn run_layers_of_a_zstd_build_are_zstd_and_run_in_podman() {
-    if !Path::new("/usr/sbin/runc").exists() && !Path::new("/usr/bin/runc").exists() {
-        assert!(
-            std::env::var_os(docker::REQUIRE_ENV).is_none(),
-            "runc is missing (Debian package runc), and {} is set",
-            docker::REQUIRE_ENV
-        );
-        eprintln!("SKIPPED run_layers_of_a_zstd_build_are_zstd_and_run_in_podman: no runc");
-        return;
-    }
+    lw_test_kit::require!("runc", "podman", "/bin/busybox");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     build_zstd(&root, tmp.path(), "lwtest/zstd:1");
@@ -297,22 +259,15 @@ fn run_layers_of_a_zstd_build_are_zstd_and_run_in_podman() {
         &["save", "lwtest/run-zstd:1", "-o", tar.to_str().unwrap()],
     );
     let podman = Podman::new(&tmp.path().join("podman"));
-    run_ok(podman.cmd().arg("load").arg("-i").arg(&tar));
-    let out = run_ok(podman.cmd().args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "docker.io/lwtest/run-zstd:1",
-    ]));
+    podman.load(&tar);
+    let out = podman.run(&["docker.io/lwtest/run-zstd:1"]);
     assert_eq!(out, "made by RUN\n");
 }
 
 /// Docker 20.10 predates zstd layers (moby added them in 23.0): record what it does with ours.
 #[test]
 fn docker_20_10_refuses_zstd_layers_on_load() {
-    const TEST: &str = "docker_20_10_refuses_zstd_layers_on_load";
-    let Some(d) = docker::Dockerd::shared(TEST) else {
+    let Some(d) = docker::Dockerd::shared() else {
         return;
     };
     let version = d.docker_ok(&["version", "--format", "{{.Server.Version}}"]);

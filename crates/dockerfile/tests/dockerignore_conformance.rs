@@ -12,22 +12,7 @@ use lw_dockerfile::Error;
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
-    // The corpus sits in `shared/`, beside the repository root (the folder with Cargo.lock).
-    let mut root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    while !root.join("Cargo.lock").exists() {
-        assert!(
-            root.pop(),
-            "no Cargo.lock above {}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-    }
-    let dir = root.join("../shared/conformance/dockerignore");
-    assert!(
-        dir.is_dir(),
-        "conformance corpus not found at {}",
-        dir.display()
-    );
-    dir
+    lw_test_kit::corpus::conformance("dockerignore")
 }
 
 fn read_tsv(name: &str) -> Vec<Vec<String>> {

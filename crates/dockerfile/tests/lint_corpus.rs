@@ -11,23 +11,8 @@ use lw_dockerfile::lint::{apply_fixes, lint_parsed, LintOptions};
 use lw_dockerfile::model::{Model, ModelOptions};
 use lw_dockerfile::parser;
 
-/// The repo root is the directory holding Cargo.lock; the corpus is its sibling `shared/`.
 fn conformance() -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    while !dir.join("Cargo.lock").exists() {
-        assert!(
-            dir.pop(),
-            "no Cargo.lock above {}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-    }
-    let c = dir.join("../shared/conformance");
-    assert!(
-        c.exists(),
-        "conformance corpus not found at {}",
-        c.display()
-    );
-    c
+    lw_test_kit::corpus::conformance("")
 }
 
 fn dockerfiles(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -10,11 +10,7 @@ use std::path::PathBuf;
 use lw_dockerfile::lint::IgnoreList;
 
 fn conformance() -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    while !dir.join("Cargo.lock").exists() {
-        assert!(dir.pop(), "no Cargo.lock found");
-    }
-    dir.join("../shared/conformance/dockerignore")
+    lw_test_kit::corpus::conformance("dockerignore")
 }
 
 fn run(file: &str, multi: bool) {

@@ -10,15 +10,7 @@ use lw_dockerfile::Error;
 use serde_json::Value;
 
 fn corpus(sub: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance")
-        .join(sub);
-    assert!(
-        dir.exists(),
-        "conformance corpus not found at {}",
-        dir.display()
-    );
-    dir
+    lw_test_kit::corpus::conformance(sub)
 }
 
 fn read_json(path: PathBuf) -> Value {

@@ -11,14 +11,7 @@ use lw_dockerfile::shell::{env_from_slice, Env, EnvList, Lexer};
 use serde_json::Value;
 
 fn corpus_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance/buildkit-shell");
-    assert!(
-        dir.is_dir(),
-        "conformance corpus not found at {}",
-        dir.display()
-    );
-    dir
+    lw_test_kit::corpus::conformance("buildkit-shell")
 }
 
 fn read(name: &str) -> String {

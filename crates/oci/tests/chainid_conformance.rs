@@ -3,8 +3,6 @@
 // Tests read their corpora from disk; crates/clippy.toml's purity rules are for library code.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::path::PathBuf;
-
 use lw_oci::chainid::chain_ids;
 use serde_json::Value;
 
@@ -23,13 +21,7 @@ fn strings(v: &Value) -> Option<Vec<String>> {
 
 #[test]
 fn chain_id_cases() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance/image-spec/chainid.json");
-    assert!(
-        path.is_file(),
-        "conformance corpus not found at {}",
-        path.display()
-    );
+    let path = lw_test_kit::corpus::conformance("image-spec/chainid.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let doc: Value = serde_json::from_str(&text).expect("chainid.json is JSON");
     let cases = doc["cases"].as_array().expect("cases");

@@ -10,14 +10,7 @@ use std::path::PathBuf;
 use lw_oci::{media, validate, Digest, Error};
 
 fn corpus_dir() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/image-spec");
-    assert!(
-        dir.is_dir(),
-        "conformance corpus not found at {}",
-        dir.display()
-    );
-    dir
+    lw_test_kit::corpus::conformance("image-spec")
 }
 
 struct Case {

@@ -11,7 +11,7 @@ use lw_oci::Error;
 use serde_json::Value;
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/reference")
+    lw_test_kit::corpus::conformance("reference")
 }
 
 fn read(name: &str) -> String {

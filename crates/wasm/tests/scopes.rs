@@ -35,7 +35,7 @@ fn dockerfiles(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn corpus() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let conformance = root().join("../shared/conformance");
+    let conformance = lw_test_kit::corpus::conformance("");
     let parser_dirs: Vec<PathBuf> = std::fs::read_dir(&conformance)
         .unwrap_or_else(|e| panic!("corpus {}: {e}", conformance.display()))
         .map(|e| e.unwrap().path())

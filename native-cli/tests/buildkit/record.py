@@ -7,7 +7,7 @@ entitlements RUN --network=host and --security=insecure need (`--allow-insecure-
 `SSL_CERT_FILE=tls/ca.pem`, as Go reads it); `git` must be installed for ADD <git URL>, openssh-client for cases
 with an `ssh` file. Usage:
 
-    LW_BUILDKIT_BASE_TAR=/tmp/base.tar cargo test -p layerwright --test buildkit_corpus export_base -- --ignored
+    LW_BUILDKIT_BASE_TAR=/tmp/base.tar cargo test -p layerwright --test tests buildkit_corpus::export_base -- --ignored
     record.py --buildctl PATH --addr unix:///PATH/buildkitd.sock --base-tar /tmp/base.tar \
               --commit BUILDKIT_COMMIT [CASE...]
 

@@ -1,15 +1,16 @@
 //! Shared by the fault tests (kills, full disk, isolation): a deterministic generator, a store check (every blob
-//! hashes to its name, every name resolves), the CLI over one store, and the host's leftovers (temporary files,
-//! mounts, processes) a command may leave. Include it with `#[path = "common/kills.rs"] mod kills;`.
+//! hashes to its name, every name resolves), the CLI over one store, and the store's leftovers (temporary files,
+//! uploads) a command may leave; the host's (mounts, processes) come from the kit.
 
-#![allow(dead_code)]
-
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use layerwright::store::Store;
 use lw_oci::{media, Digest, DigestHasher};
+
+pub use lw_test_kit::process::{mounts_under, processes_with};
 
 pub const KILLS: usize = 20;
 
@@ -96,6 +97,23 @@ pub fn verify(root: &Path) -> Check {
     c
 }
 
+/// A build context of 12 files of 1 MiB of text-like bytes from `seed` (a COPY that takes a while to compress and
+/// whose layer does not fit in a megabyte), with `dockerfile`.
+pub fn text_context(dir: &Path, seed: u64, dockerfile: &str) -> PathBuf {
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let mut rng = Lcg(seed);
+    for i in 0..12 {
+        let data: Vec<u8> = (0..1 << 20)
+            .map(|_| b"abcdefghij klmnop\n"[rng.below(18) as usize])
+            .collect();
+        std::fs::write(ctx.join(format!("f{i}.txt")), data).unwrap();
+    }
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
+/// The CLI over one store, with its own docker config (credentials).
 pub struct Cli {
     pub root: PathBuf,
     pub docker_config: PathBuf,
@@ -121,6 +139,19 @@ impl Cli {
             "{args:?}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+    }
+
+    /// `login HOST -u u --password-stdin` with `token` (serve takes its token as any user's password).
+    pub fn login(&self, host: &str, token: &str) {
+        let mut login = self.cmd(&["login", host, "-u", "u", "--password-stdin"]);
+        let mut child = login.stdin(Stdio::piped()).spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(token.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "login to {host}");
     }
 
     /// Start `args`, kill it after `after`; whether it had already finished.
@@ -185,34 +216,4 @@ pub fn uploads(root: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(root.join("tmp/uploads"))
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
-}
-
-/// Mounts whose mount point or source mention `under`.
-pub fn mounts_under(under: &Path) -> Vec<String> {
-    let s = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let u = under.to_string_lossy().into_owned();
-    s.lines()
-        .filter(|l| l.contains(&u))
-        .map(String::from)
-        .collect()
-}
-
-/// Processes (other than this one) whose command line mentions `marker`: a RUN step's or a runtime's leftovers.
-pub fn processes_with(marker: &str) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = e.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(marker) {
-            out.push(format!("{pid}: {cmd}"));
-        }
-    }
-    out
 }

@@ -1,8 +1,5 @@
 //! Load-test helpers shared by `serve_load` and `proxy_load`: a 50 MB incompressible image in a store, and rounds of
 //! concurrent pulls over keep-alive connections that hash every body as it streams.
-//! Include it with `#[path = "common/load.rs"] mod load;` beside `mod registry_fixtures;`.
-
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,7 +9,7 @@ use layerwright::store::Store;
 use lw_oci::digest::Algorithm;
 use lw_oci::{media, Digest, DigestHasher, ImageConfig, Manifest};
 
-use super::registry_fixtures;
+use super::registry as registry_fixtures;
 
 pub const LAYER_MB: usize = 50;
 

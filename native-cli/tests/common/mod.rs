@@ -1,10 +1,26 @@
-//! Shared test fixtures: run the CLI, make images in a store from Debian's static busybox, and run podman with a
-//! private, test-only configuration (never /etc).
+//! Fixtures of the CLI's tests that need the `layerwright` library or binary: run the CLI and make images in a
+//! store from Debian's static busybox here; servers, images in memory, RUN builds and store checks in the
+//! submodules. What needs neither (tools, podman/buildah/docker, registries, the corpora) is in `lw-test-kit`.
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+pub mod images;
+pub mod kills;
+pub mod load;
+pub mod run;
+pub mod serve;
+
+/// The registry fixtures as one name: the kit's servers and this crate's in-memory images.
+pub mod registry {
+    pub use super::images::*;
+    pub use lw_test_kit::registry::*;
+}
+
+use std::path::Path;
 use std::process::{Command, Output};
+
+pub use lw_test_kit::containers::Podman;
+pub use lw_test_kit::process::{mounts_under, run_ok};
 
 use layerwright::store::Store;
 use lw_layer::tar::WriteOptions;
@@ -27,17 +43,6 @@ pub fn lw_ok(root: &Path, args: &[&str]) -> String {
     assert!(
         o.status.success(),
         "layerwright {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-pub fn run_ok(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed: {}\n{}",
         String::from_utf8_lossy(&o.stderr),
         String::from_utf8_lossy(&o.stdout)
     );
@@ -127,114 +132,4 @@ pub fn make_busybox_image(
         .set_tag(&layerwright::names::normalize(name).unwrap(), &m)
         .unwrap();
     m
-}
-
-/// podman with storage, run root and configuration private to `dir`.
-pub struct Podman {
-    pub dir: PathBuf,
-}
-
-/// A containers/storage + containers.conf configuration private to `dir` (root, runroot, vfs, runc with
-/// cgroupfs, file events, no network, ulimits within the caller's hard limits), shared by the podman and buildah
-/// fixtures. Tests never touch /etc.
-pub fn write_containers_config(dir: &Path) {
-    let dir = dir.to_path_buf();
-    std::fs::create_dir_all(dir.join("root")).unwrap();
-    std::fs::create_dir_all(dir.join("runroot")).unwrap();
-    // Facts for this kind of machine: crun fails on hybrid cgroups, so runc with cgroupfs; no journald; root
-    // lacks CAP_SYS_RESOURCE, so ulimits stay at the caller's hard limit.
-    let limit = |flag: &str| {
-        let o = Command::new("bash")
-            .args(["-c", &format!("ulimit -H{flag}")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .replace("unlimited", "-1")
-    };
-    // Processes: podman's own processes run under a lower effective ceiling than `ulimit -Hu` shows here, so
-    // stay at pid_max-sized 32768 or the hard limit, whichever is lower.
-    let nofile = limit("n");
-    let nproc = limit("u")
-        .parse::<i64>()
-        .map(|h| if h < 0 { 32768 } else { h.min(32768) })
-        .unwrap_or(1024);
-    std::fs::write(
-        dir.join("containers.conf"),
-        format!(
-            "[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\nnetns = \"none\"\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\nruntime = \"runc\"\ntmp_dir = \"{}\"\n",
-            dir.join("events.log").display(),
-            // Podman's default /run/libpod is shared by every instance; tests run in parallel.
-            dir.join("libpod-tmp").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("storage.conf"),
-        format!(
-            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-            dir.join("root").display(),
-            dir.join("runroot").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("registries.conf"),
-        "unqualified-search-registries = []\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("policy.json"),
-        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .unwrap();
-}
-
-impl Podman {
-    pub fn new(dir: &Path) -> Podman {
-        write_containers_config(dir);
-        Podman {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    pub fn cmd(&self) -> Command {
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf"))
-            .env(
-                "CONTAINERS_REGISTRIES_CONF",
-                self.dir.join("registries.conf"),
-            )
-            .arg("--root")
-            .arg(self.dir.join("root"))
-            .arg("--runroot")
-            .arg(self.dir.join("runroot"))
-            .arg("--storage-driver")
-            .arg("vfs")
-            .arg("--cgroup-manager")
-            .arg("cgroupfs")
-            .arg("--events-backend")
-            .arg("file")
-            .arg("--runtime")
-            .arg("runc");
-        c
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        // vfs layers may hold read-only dirs; podman knows how to remove its own storage.
-        let _ = self.cmd().args(["system", "reset", "--force"]).output();
-    }
-}
-
-/// Lines of /proc/self/mounts that mention `under` (a test's leftovers: none may outlive it).
-pub fn mounts_under(under: &Path) -> Vec<String> {
-    let s = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let u = under.to_string_lossy().into_owned();
-    s.lines()
-        .filter(|l| l.contains(&u))
-        .map(String::from)
-        .collect()
 }

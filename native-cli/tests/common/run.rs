@@ -1,8 +1,5 @@
 //! Fixtures for RUN tests: a busybox base with more applets, builds through the engine with the native executor,
-//! a built image's file tree, and the host's leftovers (mounts). Include it with
-//! `#[path = "common/run.rs"] mod run_fixtures;` beside `mod common;`.
-
-#![allow(dead_code)]
+//! a built image's file tree, and the host's leftovers (mounts).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,5 @@
 //! buildah with a private, test-only storage and configuration (never /etc), and readers that turn an exported
 //! image (OCI layout or containers/image `dir:` directory) into its config and merged file tree for comparisons.
-//! Include it with `#[path = "common/buildah.rs"] mod buildah;` beside `mod common;`.
-
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +15,7 @@ pub struct Buildah {
 impl Buildah {
     pub fn new(dir: &Path) -> Buildah {
         let dir = dir.to_path_buf();
-        crate::common::write_containers_config(&dir);
+        crate::containers::write_containers_config(&dir);
         Buildah { dir }
     }
 
@@ -46,13 +43,13 @@ impl Buildah {
 
     /// Load an OCI archive (as `layerwright save` writes it) and tag it `name`.
     pub fn load_oci_archive(&self, file: &Path, name: &str) {
-        let id = crate::common::run_ok(
+        let id = crate::process::run_ok(
             self.cmd()
                 .args(["pull", "--quiet", "--signature-policy"])
                 .arg(self.policy())
                 .arg(format!("oci-archive:{}", file.display())),
         );
-        crate::common::run_ok(self.cmd().args(["tag", id.trim(), name]));
+        crate::process::run_ok(self.cmd().args(["tag", id.trim(), name]));
     }
 
     /// `buildah bud` of `dockerfile` in `context` (never pulls; chroot isolation, no intermediate images).
@@ -88,7 +85,7 @@ impl Buildah {
 
     /// Export an image as a containers/image `dir:` directory (manifest kept as built: OCI or Docker schema 2).
     pub fn push_dir(&self, name: &str, dest: &Path) {
-        crate::common::run_ok(
+        crate::process::run_ok(
             self.cmd()
                 .args(["push", "--quiet", "--signature-policy"])
                 .arg(self.policy())

@@ -1,12 +1,9 @@
 //! A private Docker daemon for interop tests: Debian's docker.io (Docker 20.10) started as root with its own data
 //! root, exec root, socket and configuration file (never /etc/docker, never /var/lib/docker), no bridge and no
-//! iptables, so containers run with `--network none` (or host). Include it with
-//! `#[path = "common/docker.rs"] mod docker;` beside `mod common;`.
+//! iptables, so containers run with `--network none` (or host).
 //!
 //! [`Dockerd::shared`] hands every test of a binary the same daemon and stops it when the last test holding it
 //! is done; [`Dockerd::start`] takes extra daemon flags (e.g. `--insecure-registry 127.0.0.1:PORT`).
-
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,9 +13,6 @@ use std::time::{Duration, Instant};
 /// The Docker 20.10 client from Debian's docker.io; a newer client elsewhere on `$PATH` is never used.
 pub const DOCKER: &str = "/usr/bin/docker";
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
-
-/// Set (to anything) when a missing tool must fail the test rather than skip it; `cargo xtask test` sets it.
-pub const REQUIRE_ENV: &str = "LW_REQUIRE_TOOLS";
 
 /// A running dockerd, stopped (and its mounts undone) on drop.
 pub struct Dockerd {
@@ -30,14 +24,6 @@ pub struct Dockerd {
 
 static SHARED: Mutex<Weak<Dockerd>> = Mutex::new(Weak::new());
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
-}
-
 /// Why this machine cannot run the daemon at all (not installed, not root), if it cannot.
 pub fn unavailable() -> Option<String> {
     for tool in [DOCKER, DOCKERD] {
@@ -45,7 +31,7 @@ pub fn unavailable() -> Option<String> {
             return Some(format!("{tool} is missing (Debian package docker.io)"));
         }
     }
-    if !is_root() {
+    if !crate::policy::is_root() {
         return Some("dockerd needs root".to_string());
     }
     None
@@ -53,23 +39,18 @@ pub fn unavailable() -> Option<String> {
 
 impl Dockerd {
     /// The daemon every test of this binary shares (started on first use, stopped when the last user drops it),
-    /// or `None` after a loud skip message when the machine has no docker.io and [`REQUIRE_ENV`] is unset.
-    /// A daemon that is installed but does not start always fails the test, with its log.
-    pub fn shared(test: &str) -> Option<Arc<Dockerd>> {
+    /// or `None` when the machine cannot run it (the kit's policy: a failure under `cargo xtask test`, a skip line
+    /// under `cargo test`). A daemon that is installed but does not start always fails the test, with its log.
+    pub fn shared() -> Option<Arc<Dockerd>> {
         if let Some(why) = unavailable() {
-            if std::env::var_os(REQUIRE_ENV).is_some() {
-                panic!(
-                    "{test}: {why}, and {REQUIRE_ENV} is set (cargo xtask test installs docker.io)"
-                );
-            }
-            eprintln!("SKIPPED {test}: {why}");
+            crate::policy::cannot_run(&why);
             return None;
         }
         let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(d) = slot.upgrade() {
             return Some(d);
         }
-        let d = Arc::new(Dockerd::start(&[]).unwrap_or_else(|e| panic!("{test}: {e}")));
+        let d = Arc::new(Dockerd::start(&[]).unwrap_or_else(|e| panic!("{e}")));
         eprintln!(
             "dockerd {} ({}) at {}",
             d.docker_ok(&["version", "--format", "{{.Server.Version}}"])
@@ -213,20 +194,6 @@ impl Dockerd {
     }
 }
 
-/// Mount points at or under `dir`, deepest first.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let prefix = dir.to_string_lossy().to_string();
-    let mut v: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| m.replace("\\040", " "))
-        .filter(|m| m == &prefix || m.starts_with(&format!("{prefix}/")))
-        .collect();
-    v.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    v
-}
-
 impl Drop for Dockerd {
     fn drop(&mut self) {
         // SIGTERM lets dockerd stop its containers and its containerd; SIGKILL only when it hangs.
@@ -257,7 +224,7 @@ impl Drop for Dockerd {
                 let _ = Command::new("kill").args(["-KILL", p]).status();
             }
         }
-        for m in mounts_under(self.dir.path()) {
+        for m in crate::process::mount_points_under(self.dir.path()) {
             let _ = Command::new("umount").args(["-l", &m]).status();
         }
     }

@@ -1,8 +1,6 @@
 //! Fixtures for registry tests, all on 127.0.0.1: the real CNCF Distribution registry (`docker-registry serve`)
 //! with filesystem storage in a temporary directory, a token server issuing ES256 JWTs the registry trusts, a
-//! scriptable fake HTTP server for faults, and small in-memory images.
-
-#![allow(dead_code)]
+//! scriptable fake HTTP server for faults, and the manifest digest skopeo reports.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,34 +13,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use layerwright::remote::MemoryImages;
-use lw_oci::{media, Descriptor, Digest, ImageConfig, Index, Manifest, RootFs};
 
-/// Whether `tool` is on `$PATH`.
-pub fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
-}
-
-/// `true` when every tool is installed; otherwise says loudly which is missing and why the test is skipped.
-pub fn require(test: &str, tools: &[&str]) -> bool {
-    for t in tools {
-        if !have(t) {
-            eprintln!("SKIPPED {test}: `{t}` is not installed (Debian packages docker-registry, skopeo, apache2-utils, openssl)");
-            return false;
-        }
-    }
-    true
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::process::{free_port, output_ok};
 
 /// Authentication for the registry under test.
 pub enum RegistryAuth {
@@ -165,25 +137,11 @@ impl Drop for Registry {
     }
 }
 
-/// Run a command, requiring success; returns stdout.
-pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    out.stdout
-}
-
 /// An htpasswd file with bcrypt entries, made by `htpasswd -Bbn`.
 pub fn htpasswd_file(dir: &Path, users: &[(&str, &str)]) -> PathBuf {
     let mut text = Vec::new();
     for (u, p) in users {
-        let line = run_ok(Command::new("htpasswd").args(["-Bbn", u, p]));
+        let line = output_ok(Command::new("htpasswd").args(["-Bbn", u, p]));
         text.extend_from_slice(String::from_utf8(line).unwrap().trim().as_bytes());
         text.push(b'\n');
     }
@@ -425,7 +383,7 @@ impl TokenServer {
 
         let key_pem = dir.join("token-key.pem");
         let cert_pem = dir.join("token-cert.pem");
-        run_ok(Command::new("openssl").args([
+        output_ok(Command::new("openssl").args([
             "req",
             "-x509",
             "-newkey",
@@ -443,7 +401,7 @@ impl TokenServer {
             cert_pem.to_str().unwrap(),
         ]));
         // PKCS#8 whatever openssl's default was.
-        let pk8 = run_ok(Command::new("openssl").args([
+        let pk8 = output_ok(Command::new("openssl").args([
             "pkcs8",
             "-topk8",
             "-nocrypt",
@@ -556,95 +514,28 @@ impl TokenServer {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Images
-
-/// gzip `data`.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
+/// The manifest digest skopeo reports for an image.
+pub fn skopeo_digest(args: &[&str]) -> String {
+    let out = Command::new("skopeo")
+        .arg("inspect")
+        .args(args)
+        .arg("--raw")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lw_oci::Digest::sha256_of(&out.stdout).to_string()
 }
 
-/// A tar archive holding one regular file.
-pub fn tar_with_file(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    let put = |h: &mut [u8; 512], off: usize, len: usize, v: &str| {
-        h[off..off + v.len().min(len)].copy_from_slice(&v.as_bytes()[..v.len().min(len)]);
-    };
-    put(&mut h, 100, 8, "0000644\0");
-    put(&mut h, 108, 8, "0000000\0");
-    put(&mut h, 116, 8, "0000000\0");
-    put(&mut h, 124, 12, &format!("{:011o}\0", content.len()));
-    put(&mut h, 136, 12, &format!("{:011o}\0", 0));
-    h[156] = b'0';
-    put(&mut h, 257, 6, "ustar\0");
-    put(&mut h, 263, 2, "00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| b as u32).sum();
-    put(&mut h, 148, 8, &format!("{sum:06o}\0 "));
-    let mut out = h.to_vec();
-    out.extend_from_slice(content);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out.extend_from_slice(&[0u8; 1024]);
-    out
-}
-
-/// Put an image (config + gzip layers of one file each) into `mem`; returns the manifest descriptor.
-pub fn make_image(
-    mem: &mut MemoryImages,
-    os: &str,
-    arch: &str,
-    files: &[(&str, &[u8])],
-) -> Descriptor {
-    let mut layers = Vec::new();
-    let mut diff_ids = Vec::new();
-    for (name, content) in files {
-        let tar = tar_with_file(name, content);
-        diff_ids.push(Digest::sha256_of(&tar));
-        layers.push(mem.add_blob(media::OCI_LAYER_GZIP, gzip(&tar)));
+/// `skopeo --insecure-policy copy --dest-tls-verify=false [--dest-creds CREDS] SRC DEST`, required to succeed.
+pub fn skopeo_copy(src: &str, dest: &str, creds: Option<&str>) {
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["--insecure-policy", "copy", "--dest-tls-verify=false"]);
+    if let Some(c) = creds {
+        cmd.args(["--dest-creds", c]);
     }
-    let config = ImageConfig {
-        architecture: arch.to_string(),
-        os: os.to_string(),
-        rootfs: RootFs {
-            kind: "layers".into(),
-            diff_ids,
-        },
-        ..Default::default()
-    };
-    let config_desc = mem.add_blob(media::OCI_CONFIG, lw_oci::to_canonical_json(&config));
-    let manifest = Manifest::oci(config_desc, layers);
-    let mut d = mem.add_manifest(media::OCI_MANIFEST, lw_oci::to_canonical_json(&manifest));
-    d.platform = Some(lw_oci::Platform::new(os, arch, None));
-    d
-}
-
-/// An index over manifests already in `mem`; returns its descriptor.
-pub fn make_index(mem: &mut MemoryImages, entries: Vec<Descriptor>) -> Descriptor {
-    mem.add_manifest(
-        media::OCI_INDEX,
-        lw_oci::to_canonical_json(&Index::oci(entries)),
-    )
-}
-
-/// Write `mem`'s content as an OCI image layout in `dir`, with `root` tagged `tag` in `index.json`.
-pub fn write_oci_layout(mem: &MemoryImages, dir: &Path, root: &Descriptor, tag: &str) {
-    let blobs = dir.join("blobs").join("sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    for (d, b) in &mem.blobs {
-        std::fs::write(blobs.join(d.encoded()), b).unwrap();
-    }
-    for (d, (_, b)) in &mem.manifests {
-        std::fs::write(blobs.join(d.encoded()), b).unwrap();
-    }
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let mut entry = Descriptor::new(&root.media_type, root.digest.clone(), root.size);
-    entry.set_annotation(lw_oci::descriptor::annotations::REF_NAME, tag);
-    std::fs::write(
-        dir.join("index.json"),
-        lw_oci::to_canonical_json(&Index::oci(vec![entry])),
-    )
-    .unwrap();
+    output_ok(cmd.arg(src).arg(dest));
 }
