@@ -344,10 +344,12 @@ pub fn persist_restore_index(json: &str) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// The names and the stored-blob list at a `storeMark`.
+type Mark = (Vec<Record>, std::collections::BTreeMap<Digest, u64>);
+
 thread_local! {
-    /// The names and stored-blob list as `storeMark` saw them, for `storeRollback`.
-    static MARK: RefCell<Option<(Vec<Record>, std::collections::BTreeMap<Digest, u64>)>> =
-        const { RefCell::new(None) };
+    /// The store as `storeMark` saw it, for `storeRollback`.
+    static MARK: RefCell<Option<Mark>> = const { RefCell::new(None) };
 }
 
 /// `storeMark()`: remember the names and the list of blobs in browser storage (`js/index.js` calls it before a build).
