@@ -242,10 +242,18 @@ export async function build(opts) {
     o = { ...o, contextDigests: await blobDigests(o.files) };
   }
   let r;
+  core.storeMark();
   try {
     r = await core.build(o);
   } finally {
-    await blobStorage?.settled();
+    // A layer that did not reach browser storage (a full quota): the build records nothing (storage.js has
+    // removed the partial file), and the error names the storage.
+    try {
+      await blobStorage?.settled();
+    } catch (e) {
+      core.storeRollback();
+      throw e;
+    }
   }
   await persist();
   return r;

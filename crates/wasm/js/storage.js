@@ -84,6 +84,10 @@ export class BlobStorage {
         if (this.blobs.has(digest)) { await this.dir.removeEntry(`tmp-${id}`); return; }
         await w.handle.move(fileName(digest));
         this.blobs.set(digest, await w.handle.getFile());
+      }).catch(async (e) => {
+        // A failed write or close (a full quota) leaves no half-written file behind.
+        await this.removeTmp(w, id);
+        throw e;
       }));
     } else {
       const blob = new Blob(w.parts);
@@ -99,12 +103,13 @@ export class BlobStorage {
   abort(id) {
     const w = this.open.get(id);
     this.open.delete(id);
-    if (w && this.dir) {
-      this.track(w.chain.then(async () => {
-        await w.writable.abort();
-        await this.dir.removeEntry(`tmp-${id}`);
-      }));
-    }
+    // The temporary file goes even when an earlier write failed (the chain rejected): nothing half-written stays.
+    if (w && this.dir) this.track(w.chain.catch(() => {}).then(() => this.removeTmp(w, id)));
+  }
+
+  async removeTmp(w, id) {
+    await w.writable?.abort().catch(() => {});
+    await this.dir.removeEntry(`tmp-${id}`).catch(() => {});
   }
 
   /** The stored bytes of `digest` as a Blob (sync: committed blobs are held as File/Blob handles). */

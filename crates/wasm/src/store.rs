@@ -343,3 +343,30 @@ pub fn persist_restore_index(json: &str) -> Result<(), JsValue> {
     });
     Ok(())
 }
+
+/// The names and the stored-blob list at a `storeMark`.
+type Mark = (Vec<Record>, std::collections::BTreeMap<Digest, u64>);
+
+thread_local! {
+    /// The store as `storeMark` saw it, for `storeRollback`.
+    static MARK: RefCell<Option<Mark>> = const { RefCell::new(None) };
+}
+
+/// `storeMark()`: remember the names and the list of blobs in browser storage (`js/index.js` calls it before a build).
+#[wasm_bindgen(js_name = storeMark)]
+pub fn store_mark() {
+    let m = with(|s| (s.records.clone(), s.spilled.borrow().clone()));
+    MARK.with(|c| *c.borrow_mut() = Some(m));
+}
+
+/// `storeRollback()`: put the names and stored-blob list back as `storeMark` saw them: a build whose layer did not
+/// reach browser storage (a full quota) records no image and no half-written blob.
+#[wasm_bindgen(js_name = storeRollback)]
+pub fn store_rollback() {
+    if let Some((records, spilled)) = MARK.with(|c| c.borrow_mut().take()) {
+        with(|s| {
+            s.records = records;
+            *s.spilled.borrow_mut() = spilled;
+        });
+    }
+}
