@@ -57,6 +57,8 @@ export function renderVmRunPanel(result, api) {
       status.textContent = interactive.checked ? 'Running in this tab: type in the terminal.' : 'Running in this tab…';
       if (interactive.checked) term.focus();
       const end = await current.done;
+      // The exit line only once the terminal has drawn every byte before it (xterm parses and renders a frame later).
+      await new Promise((resolve) => term.write('', () => requestAnimationFrame(() => resolve(undefined))));
       status.replaceChildren(h('span', { class: end.exitCode === 0 ? 'ok' : 'err', testid: 'run-exit' },
         `The container exited with code ${end.exitCode}.`));
       diffList.replaceChildren(...(end.diff.length ? end.diff : ['(no changes)']).map((l) => h('li', {}, l)));
