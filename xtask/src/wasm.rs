@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 /// The package whose `tests/` hold the wasm-bindgen-test suites.
 const SUITE_PACKAGE: &str = "lw-wasm-tests";
 const RUNNER: &str = "wasm-bindgen-test-runner";
-/// Each suite builds a 1 MiB layer in an unoptimised wasm build: allow more than the runner's 20 s default.
+/// The suites (one binary, tests/tests.rs) build 1 MiB layers in an unoptimised wasm build: allow more than the
+/// runner's 20 s default.
 const TEST_TIMEOUT_SECS: &str = "180";
 
 fn repo_root() -> PathBuf {

@@ -150,6 +150,25 @@ fn add_cmd(cmds: &mut Vec<BitCmd>, op: u8, who: u16, oparg: u16, mask: u16) {
     }
 }
 
+/// The "who" letters (`ugoa`) of a clause starting at `*i`, as permission bits; `*i` ends
+/// on the operator.
+fn parse_who(value: &str, i: &mut usize) -> Result<u16, Error> {
+    let mut who: u16 = 0;
+    loop {
+        let Some(&c) = value.as_bytes().get(*i) else {
+            return Err(syntax_error(value, "missing operator (+, - or =)"));
+        };
+        match c {
+            b'a' => who |= STANDARD_BITS,
+            b'u' => who |= IS_UID | IRWXU,
+            b'g' => who |= IS_GID | IRWXG,
+            b'o' => who |= IRWXO,
+            _ => return Ok(who),
+        }
+        *i += 1;
+    }
+}
+
 /// BSD `setmode` for symbolic modes (umask 0, as BuildKit uses).
 fn parse_symbolic(value: &str) -> Result<ModeSet, Error> {
     let s = value.as_bytes();
@@ -158,21 +177,7 @@ fn parse_symbolic(value: &str) -> Result<ModeSet, Error> {
     let mut i = 0usize;
     let mut equal_op_done = false;
     'clauses: loop {
-        // who
-        let mut who: u16 = 0;
-        loop {
-            let Some(&c) = s.get(i) else {
-                return Err(syntax_error(value, "missing operator (+, - or =)"));
-            };
-            match c {
-                b'a' => who |= STANDARD_BITS,
-                b'u' => who |= IS_UID | IRWXU,
-                b'g' => who |= IS_GID | IRWXG,
-                b'o' => who |= IRWXO,
-                _ => break,
-            }
-            i += 1;
-        }
+        let mut who = parse_who(value, &mut i)?;
         loop {
             // getop
             let op = s[i];

@@ -444,10 +444,11 @@ impl Exchange {
         self.client.config().registry.clone()
     }
 
-    fn handle_401(&mut self, head: &ResponseHead, body: &[u8]) -> Result<(), Error> {
+    /// The response's authentication challenges; when none is readable (a browser without
+    /// CORS exposure of the header), the configured token realm, if any.
+    fn challenges(&self, head: &ResponseHead) -> Vec<Challenge> {
         let mut challenges: Vec<Challenge> = parse_all(head.headers_named("www-authenticate"));
         if challenges.is_empty() {
-            // Hidden header (browser without CORS exposure): use the configured realm, if any.
             if let Some(hint) = &self.client.config().token_realm {
                 let mut params = vec![("realm".to_string(), hint.realm.clone())];
                 if let Some(s) = &hint.service {
@@ -460,6 +461,11 @@ impl Exchange {
                 });
             }
         }
+        challenges
+    }
+
+    fn handle_401(&mut self, head: &ResponseHead, body: &[u8]) -> Result<(), Error> {
+        let challenges = self.challenges(head);
         let detail = envelope_summary(body).unwrap_or_else(|| "401 Unauthorized".to_string());
         let creds = self.client.config().credentials.clone();
         if let Credentials::BearerToken(_) = creds {

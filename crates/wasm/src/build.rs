@@ -318,20 +318,7 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             Ok(r) => results.push((p.clone(), r)),
             Err(e) => {
                 with(|s| s.cache = cache);
-                // BuildKit's message, and why: a page cannot reach an SSH agent.
-                if matches!(
-                    &e,
-                    lw_engine::Error::Step {
-                        kind: lw_engine::StepError::SshNotForwarded(_)
-                            | lw_engine::StepError::SshKeyUnset(_),
-                        ..
-                    }
-                ) {
-                    return Err(err(format!(
-                        "{e} (SSH agent forwarding needs the CLI: layerwright build --ssh default)"
-                    )));
-                }
-                return Err(err(e));
+                return Err(build_error(e));
             }
         }
     }
@@ -346,6 +333,31 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             s.add(Some(t.clone()), &root);
         }
     });
+    build_out(&tags, &root.digest.to_string(), &results)
+}
+
+/// The build's error for the page: BuildKit's message, and for SSH why (a page cannot reach an SSH agent).
+fn build_error(e: Error) -> JsValue {
+    if matches!(
+        &e,
+        Error::Step {
+            kind: lw_engine::StepError::SshNotForwarded(_) | lw_engine::StepError::SshKeyUnset(_),
+            ..
+        }
+    ) {
+        return err(format!(
+            "{e} (SSH agent forwarding needs the CLI: layerwright build --ssh default)"
+        ));
+    }
+    err(e)
+}
+
+/// `build`'s result: the first platform's image in full, and the index (`root_digest`) when there are several.
+fn build_out(
+    tags: &[String],
+    root_digest: &str,
+    results: &[(Platform, engine::BuildResult)],
+) -> Result<JsValue, JsValue> {
     // The first platform's image is described in full; an index is named beside it.
     let r = &results[0].1;
 
@@ -355,9 +367,9 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         reference: tags
             .first()
             .cloned()
-            .unwrap_or_else(|| root.digest.to_string()),
+            .unwrap_or_else(|| root_digest.to_string()),
         layers: &r.layers,
-        index_digest: (results.len() > 1).then(|| root.digest.to_string()),
+        index_digest: (results.len() > 1).then(|| root_digest.to_string()),
         platforms: results.iter().map(|(p, _)| p.to_string()).collect(),
     })?;
     let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &JsValue::from_str(k), v);

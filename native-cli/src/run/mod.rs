@@ -435,21 +435,7 @@ impl RuncExecutor {
         store: &mut dyn BlobStore,
         output: &mut dyn FnMut(&[u8]),
     ) -> Result<RunResult> {
-        let host = crate::store::host_platform();
-        // An x86_64 kernel runs i386 programs itself (IA32 emulation), as docker does for linux/386 images.
-        let native_compat = host.architecture == "amd64" && req.platform.architecture == "386";
-        if req.platform.os != host.os
-            || (req.platform.architecture != host.architecture && !native_compat)
-        {
-            bail!(
-                "{}: cannot run a {}/{} RUN step on this {}/{} host (no emulation is set up)",
-                req.location,
-                req.platform.os,
-                req.platform.architecture,
-                host.os,
-                host.architecture
-            );
-        }
+        check_platform(req)?;
         let workdir = if req.workdir.is_empty() {
             "/".to_string()
         } else {
@@ -533,6 +519,26 @@ impl RuncExecutor {
         drop(unmount);
         Ok(RunResult { layer })
     }
+}
+
+/// Refuses a step for a platform this host cannot run without emulation.
+fn check_platform(req: &RunRequest) -> Result<()> {
+    let host = crate::store::host_platform();
+    // An x86_64 kernel runs i386 programs itself (IA32 emulation), as docker does for linux/386 images.
+    let native_compat = host.architecture == "amd64" && req.platform.architecture == "386";
+    if req.platform.os != host.os
+        || (req.platform.architecture != host.architecture && !native_compat)
+    {
+        bail!(
+            "{}: cannot run a {}/{} RUN step on this {}/{} host (no emulation is set up)",
+            req.location,
+            req.platform.os,
+            req.platform.architecture,
+            host.os,
+            host.architecture
+        );
+    }
+    Ok(())
 }
 
 /// Heredoc files are mounted read-only for the step, never stored in the layer.

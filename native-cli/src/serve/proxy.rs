@@ -438,18 +438,23 @@ impl Proxy {
                 headers.retain(|(k, _)| k != "accept");
                 continue;
             }
-            if let (Some(a), ClientAuth::Creds(_, fp)) = (&x.auth, client) {
-                if (200..400).contains(&head.status) {
-                    let mut tokens = self.tokens.lock().expect("token cache");
-                    if tokens.len() >= MAX_TOKENS {
-                        tokens.clear();
-                    }
-                    tokens.insert((t.host.clone(), x.scope.clone(), fp.clone()), a.clone());
-                }
+            if (200..400).contains(&head.status) {
+                self.remember_token(x, client);
             }
             return relay(t, x.method, head, Box::new(body));
         }
         err(502, "UPSTREAM", "too many redirects or auth rounds")
+    }
+
+    /// Caches the authorization that a client's credentials got accepted with, for its next requests.
+    fn remember_token(&self, x: &Exchange, client: &ClientAuth) {
+        if let (Some(a), ClientAuth::Creds(_, fp)) = (&x.auth, client) {
+            let mut tokens = self.tokens.lock().expect("token cache");
+            if tokens.len() >= MAX_TOKENS {
+                tokens.clear();
+            }
+            tokens.insert((x.t.host.clone(), x.scope.clone(), fp.clone()), a.clone());
+        }
     }
 
     /// A redirect the proxy will follow: https, or http between loopback hosts; never from a remote registry to

@@ -337,6 +337,54 @@ impl Parser<'_> {
             }
         }
     }
+
+    /// A backslash sequence outside a class: an assertion (`\A \z \b \B`), a `\Q...\E`
+    /// literal, a Unicode or Perl class, or an escaped character; pushed onto `top`.
+    fn parse_backslash(&mut self, top: &mut Vec<Node>) -> Result<(), RegexError> {
+        match self.at(1) {
+            Some('A') => {
+                top.push(Node::Begin);
+                self.i += 2;
+            }
+            Some('z') => {
+                top.push(Node::End);
+                self.i += 2;
+            }
+            Some('b') => {
+                top.push(Node::WordBoundary);
+                self.i += 2;
+            }
+            Some('B') => {
+                top.push(Node::NotWordBoundary);
+                self.i += 2;
+            }
+            Some('C') => return Err(RegexError::Syntax("invalid escape sequence")),
+            Some('Q') => {
+                let tail = &self.t[self.i + 2..];
+                let end = tail.windows(2).position(|w| w == ['\\', 'E']);
+                let lit = &tail[..end.unwrap_or(tail.len())];
+                for &ch in lit {
+                    top.push(Node::Set(single(ch as u32)));
+                }
+                self.i += 2 + lit.len() + if end.is_some() { 2 } else { 0 };
+            }
+            _ => {
+                if let Some(r) = self.parse_unicode_class() {
+                    let r = r?;
+                    top.push(Node::Set(r));
+                } else if let Some((gneg, r)) = self.at(1).and_then(perl_group) {
+                    let mut class = Vec::new();
+                    add_group(&mut class, gneg, r);
+                    top.push(Node::Set(class));
+                    self.i += 2;
+                } else {
+                    let r = self.parse_escape()?;
+                    top.push(Node::Set(single(r)));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn numeric_ranges() -> Ranges {
@@ -419,48 +467,7 @@ fn parse(expr: &str) -> Result<Node, RegexError> {
                 });
                 repeat = true;
             }
-            '\\' => match p.at(1) {
-                Some('A') => {
-                    top.push(Node::Begin);
-                    p.i += 2;
-                }
-                Some('z') => {
-                    top.push(Node::End);
-                    p.i += 2;
-                }
-                Some('b') => {
-                    top.push(Node::WordBoundary);
-                    p.i += 2;
-                }
-                Some('B') => {
-                    top.push(Node::NotWordBoundary);
-                    p.i += 2;
-                }
-                Some('C') => return Err(RegexError::Syntax("invalid escape sequence")),
-                Some('Q') => {
-                    let tail = &chars[p.i + 2..];
-                    let end = tail.windows(2).position(|w| w == ['\\', 'E']);
-                    let lit = &tail[..end.unwrap_or(tail.len())];
-                    for &ch in lit {
-                        top.push(Node::Set(single(ch as u32)));
-                    }
-                    p.i += 2 + lit.len() + if end.is_some() { 2 } else { 0 };
-                }
-                _ => {
-                    if let Some(r) = p.parse_unicode_class() {
-                        let r = r?;
-                        frames.last_mut().unwrap().push(Node::Set(r));
-                    } else if let Some((gneg, r)) = p.at(1).and_then(perl_group) {
-                        let mut class = Vec::new();
-                        add_group(&mut class, gneg, r);
-                        top.push(Node::Set(class));
-                        p.i += 2;
-                    } else {
-                        let r = p.parse_escape()?;
-                        frames.last_mut().unwrap().push(Node::Set(single(r)));
-                    }
-                }
-            },
+            '\\' => p.parse_backslash(top)?,
             _ => {
                 top.push(Node::Set(single(c as u32)));
                 p.i += 1;

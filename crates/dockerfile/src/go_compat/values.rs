@@ -99,6 +99,52 @@ fn time_quote(s: &str) -> String {
     out
 }
 
+/// `time.ParseDuration`'s bound: |duration| <= 1<<63 ns before the sign is applied.
+const LIMIT: u64 = 1 << 63;
+
+/// `leadingInt`: the leading digits' value and how many bytes they take; `None` on overflow.
+fn leading_int(s: &[u8]) -> Option<(u64, usize)> {
+    let mut v: u64 = 0;
+    let mut i = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        if v > LIMIT / 10 {
+            return None;
+        }
+        v = v * 10 + u64::from(s[i] - b'0');
+        if v > LIMIT {
+            return None;
+        }
+        i += 1;
+    }
+    Some((v, i))
+}
+
+/// `leadingFraction`: the leading digits as a fraction (value, scale) and how many bytes they
+/// take; digits past overflow are consumed but ignored.
+fn leading_fraction(s: &[u8]) -> (u64, f64, usize) {
+    let mut f: u64 = 0;
+    let mut scale: f64 = 1.0;
+    let mut i = 0;
+    let mut overflow = false;
+    while i < s.len() && s[i].is_ascii_digit() {
+        if !overflow {
+            if f > (LIMIT - 1) / 10 {
+                overflow = true;
+            } else {
+                let y = f * 10 + u64::from(s[i] - b'0');
+                if y > LIMIT {
+                    overflow = true;
+                } else {
+                    f = y;
+                    scale *= 10.0;
+                }
+            }
+        }
+        i += 1;
+    }
+    (f, scale, i)
+}
+
 /// `time.ParseDuration`, in nanoseconds (may be negative).
 pub fn parse_duration(orig: &str) -> Result<i64, String> {
     let invalid = || format!("time: invalid duration {}", time_quote(orig));
@@ -116,25 +162,12 @@ pub fn parse_duration(orig: &str) -> Result<i64, String> {
     if s.is_empty() {
         return Err(invalid());
     }
-    const LIMIT: u64 = 1 << 63;
     let mut d: u64 = 0;
     while !s.is_empty() {
         if !(s[0] == b'.' || s[0].is_ascii_digit()) {
             return Err(invalid());
         }
-        // leadingInt
-        let mut v: u64 = 0;
-        let mut i = 0;
-        while i < s.len() && s[i].is_ascii_digit() {
-            if v > LIMIT / 10 {
-                return Err(invalid());
-            }
-            v = v * 10 + u64::from(s[i] - b'0');
-            if v > LIMIT {
-                return Err(invalid());
-            }
-            i += 1;
-        }
+        let (mut v, i) = leading_int(s).ok_or_else(invalid)?;
         let pre = i > 0;
         s = &s[i..];
         // (\.[0-9]*)?
@@ -143,24 +176,8 @@ pub fn parse_duration(orig: &str) -> Result<i64, String> {
         let mut post = false;
         if s.first() == Some(&b'.') {
             s = &s[1..];
-            let mut i = 0;
-            let mut overflow = false;
-            while i < s.len() && s[i].is_ascii_digit() {
-                if !overflow {
-                    if f > (LIMIT - 1) / 10 {
-                        overflow = true;
-                    } else {
-                        let y = f * 10 + u64::from(s[i] - b'0');
-                        if y > LIMIT {
-                            overflow = true;
-                        } else {
-                            f = y;
-                            scale *= 10.0;
-                        }
-                    }
-                }
-                i += 1;
-            }
+            let i;
+            (f, scale, i) = leading_fraction(s);
             post = i > 0;
             s = &s[i..];
         }

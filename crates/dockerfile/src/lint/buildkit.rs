@@ -455,16 +455,10 @@ fn base_env(cx: &Ctx, stage: &Stage) -> Vec<String> {
     out
 }
 
-fn stage_rules(cx: &mut Ctx, stage: &Stage) {
+/// MultipleInstructionsDisallowed: every CMD, ENTRYPOINT or HEALTHCHECK a later one of the
+/// same kind in the stage overrides.
+fn multiple_instructions(cx: &mut Ctx, stage: &Stage) {
     let df = cx.df;
-    let mut workdir_set = parent_sets_workdir(cx, stage);
-    let known_env = base_env(cx, stage);
-    // Whether `known_env` is the base image's whole Env (real config, or no image).
-    let env_complete = match baseimg::root_image(cx, stage) {
-        None => true,
-        Some(_) => baseimg::config(cx, stage).is_some_and(|k| k.complete),
-    };
-    let ignore = cx.options.dockerignore.as_deref().map(IgnoreList::parse);
     for kw in ["cmd", "entrypoint", "healthcheck"] {
         let all: Vec<&Instruction> = stage
             .instructions
@@ -494,6 +488,19 @@ fn stage_rules(cx: &mut Ctx, stage: &Stage) {
             );
         }
     }
+}
+
+fn stage_rules(cx: &mut Ctx, stage: &Stage) {
+    let df = cx.df;
+    let mut workdir_set = parent_sets_workdir(cx, stage);
+    let known_env = base_env(cx, stage);
+    // Whether `known_env` is the base image's whole Env (real config, or no image).
+    let env_complete = match baseimg::root_image(cx, stage) {
+        None => true,
+        Some(_) => baseimg::config(cx, stage).is_some_and(|k| k.complete),
+    };
+    let ignore = cx.options.dockerignore.as_deref().map(IgnoreList::parse);
+    multiple_instructions(cx, stage);
     for ins in &stage.instructions {
         let node = &df.children[ins.node];
         let range = cx.node_range(node);

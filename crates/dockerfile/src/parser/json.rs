@@ -105,24 +105,7 @@ impl<'a> Reader<'a> {
                         continue;
                     }
                 }
-                b'"' => scalar = Some(Some(self.string()?)),
-                b't' => {
-                    self.literal(b"true")?;
-                    scalar = Some(None);
-                }
-                b'f' => {
-                    self.literal(b"false")?;
-                    scalar = Some(None);
-                }
-                b'n' => {
-                    self.literal(b"null")?;
-                    scalar = Some(None);
-                }
-                b'-' | b'0'..=b'9' => {
-                    self.number()?;
-                    scalar = Some(None);
-                }
-                _ => return self.err("looking for beginning of value"),
+                _ => scalar = Some(self.scalar(c)?),
             }
             // A complete value was read at nesting `depth`.
             if depth == 0 && top.is_none() {
@@ -169,6 +152,20 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+    }
+
+    /// Reads a scalar starting with byte `c`: `Some(text)` for a string, `None` for any
+    /// other scalar (their values do not matter here).
+    fn scalar(&mut self, c: u8) -> Result<Option<String>, JsonError> {
+        match c {
+            b'"' => return Ok(Some(self.string()?)),
+            b't' => self.literal(b"true")?,
+            b'f' => self.literal(b"false")?,
+            b'n' => self.literal(b"null")?,
+            b'-' | b'0'..=b'9' => self.number()?,
+            _ => return self.err("looking for beginning of value"),
+        }
+        Ok(None)
     }
 
     /// Records a direct member of the top-level container.

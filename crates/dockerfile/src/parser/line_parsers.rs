@@ -34,16 +34,28 @@ pub(crate) struct Flags {
     pub flags: Vec<(Vec<u8>, usize)>,
 }
 
+/// Where [`extract_builder_flags`] is: between words, in a word, or in a quote in a word.
+#[derive(PartialEq)]
+enum Phase {
+    Spaces,
+    Word,
+    Quote,
+}
+
+/// Appends byte `c` read as a Latin-1 rune, UTF-8 encoded (as Go's `rune(c)` then `string`).
+fn push_latin1(w: &mut Vec<u8>, c: u8) {
+    if c < 0x80 {
+        w.push(c);
+    } else {
+        let mut buf = [0u8; 4];
+        w.extend_from_slice((c as char).encode_utf8(&mut buf).as_bytes());
+    }
+}
+
 /// `extractBuilderFlags`: reads leading `--flag` words. Bytes are treated as Latin-1
 /// runes (so a UTF-8 sequence is re-encoded byte by byte), quotes are removed, the
 /// escape token escapes the next byte, and a lone `--` ends the flags.
 pub(crate) fn extract_builder_flags(line: &[u8], escape: u8) -> Flags {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote,
-    }
     let mut words: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut phase = Phase::Spaces;
     let mut word: Vec<u8> = Vec::new();
@@ -51,14 +63,6 @@ pub(crate) fn extract_builder_flags(line: &[u8], escape: u8) -> Flags {
     let mut quote_ch = 0u8;
     let mut blank_ok = false;
     let mut ch = 0u8;
-    let push_latin1 = |w: &mut Vec<u8>, c: u8| {
-        if c < 0x80 {
-            w.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            w.extend_from_slice((c as char).encode_utf8(&mut buf).as_bytes());
-        }
-    };
     let mut pos = 0;
     while pos <= line.len() {
         if pos != line.len() {

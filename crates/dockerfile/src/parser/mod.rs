@@ -237,6 +237,14 @@ struct State {
 }
 
 impl State {
+    fn new() -> Self {
+        State {
+            escape: DEFAULT_ESCAPE,
+            directive_parser: DirectiveParser::default(),
+            parsed: Vec::new(),
+        }
+    }
+
     /// `processLine`: trims, feeds the directive parser, and drops comment lines.
     fn process_line<'b>(
         &mut self,
@@ -373,17 +381,65 @@ fn set_lines(node: &mut Node, start: usize, end: usize, end_col: usize) {
     }
 }
 
+/// Keeps the comment block that precedes an instruction (an empty comment line ends a block).
+fn collect_comment(comments: &mut Vec<Vec<u8>>, line: &[u8]) {
+    if is_comment(line) {
+        let c = trim_space(&line[1..]);
+        if c.is_empty() {
+            comments.clear();
+        } else {
+            comments.push(c.to_vec());
+        }
+    }
+}
+
+/// The warning for a logical line whose continuation included empty lines.
+fn empty_continuation_warning(buf: &[u8], line: usize) -> Warning {
+    Warning {
+        short: format!(
+            "Empty continuation line found in: {}",
+            crate::go_compat::unicode::lossy(buf)
+        ),
+        detail: vec!["Empty continuation lines will become errors in a future release".into()],
+        url: "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/".into(),
+        line,
+    }
+}
+
+/// Reads one heredoc's body up to its terminator line, counting lines as it goes;
+/// `None` when the file ends first (the caller reports `unterminated heredoc`).
+fn read_heredoc(
+    scanner: &mut Scanner<'_>,
+    mut doc: heredoc::Heredoc,
+    current_line: &mut usize,
+    last_len: &mut usize,
+) -> Option<heredoc::Heredoc> {
+    let terminator = doc.name.as_bytes().to_vec();
+    let mut content = std::mem::take(&mut doc.content);
+    while let Some(raw) = scanner.scan() {
+        *current_line += 1;
+        *last_len = trim_newline(raw).len();
+        let mut possible = trim_newline(raw);
+        if doc.chomp {
+            let tabs = possible.iter().take_while(|&&c| c == b'\t').count();
+            possible = &possible[tabs..];
+        }
+        if possible == terminator.as_slice() {
+            doc.content = content;
+            return Some(doc);
+        }
+        content.extend_from_slice(raw);
+    }
+    None
+}
+
 /// Parses a Dockerfile.
 ///
 /// Errors are [`Error::Parse`] with upstream's messages, e.g. `file with no instructions`,
 /// `ENV must have two arguments`, `unterminated heredoc`,
 /// `dockerfile line greater than max allowed size of 65535`.
 pub fn parse(src: &[u8]) -> Result<Dockerfile, Error> {
-    let mut st = State {
-        escape: DEFAULT_ESCAPE,
-        directive_parser: DirectiveParser::default(),
-        parsed: Vec::new(),
-    };
+    let mut st = State::new();
     let mut scanner = Scanner {
         rest: src,
         too_long: false,
@@ -398,14 +454,7 @@ pub fn parse(src: &[u8]) -> Result<Dockerfile, Error> {
         if current_line == 0 {
             bytes_read = discard_bom(bytes_read);
         }
-        if is_comment(bytes_read) {
-            let c = trim_space(&bytes_read[1..]);
-            if c.is_empty() {
-                comments.clear();
-            } else {
-                comments.push(c.to_vec());
-            }
-        }
+        collect_comment(&mut comments, bytes_read);
         let (processed, directive_ok) = st
             .process_line(bytes_read, true)
             .map_err(|e| parse_error(current_line + 1, 1, e))?;
@@ -451,17 +500,7 @@ pub fn parse(src: &[u8]) -> Result<Dockerfile, Error> {
         }
 
         if has_empty_continuation {
-            warnings.push(Warning {
-                short: format!(
-                    "Empty continuation line found in: {}",
-                    crate::go_compat::unicode::lossy(&buf)
-                ),
-                detail: vec![
-                    "Empty continuation lines will become errors in a future release".into(),
-                ],
-                url: "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/".into(),
-                line: current_line,
-            });
+            warnings.push(empty_continuation_warning(&buf, current_line));
         }
 
         let mut child = node_from_line(&buf, 0, st.escape, &map, std::mem::take(&mut comments))
@@ -473,32 +512,10 @@ pub fn parse(src: &[u8]) -> Result<Dockerfile, Error> {
         if child.can_contain_heredoc() && buf.windows(2).any(|w| w == b"<<") {
             let docs = heredocs_from_line(&buf)
                 .map_err(|e| parse_error(start_line, child.span.start.column, e))?;
-            for mut doc in docs {
-                let terminator = doc.name.as_bytes().to_vec();
-                let mut terminated = false;
-                let mut content = std::mem::take(&mut doc.content);
-                while let Some(raw) = scanner.scan() {
-                    current_line += 1;
-                    last_len = trim_newline(raw).len();
-                    let mut possible = trim_newline(raw);
-                    if doc.chomp {
-                        let tabs = possible.iter().take_while(|&&c| c == b'\t').count();
-                        possible = &possible[tabs..];
-                    }
-                    if possible == terminator.as_slice() {
-                        terminated = true;
-                        break;
-                    }
-                    content.extend_from_slice(raw);
-                }
-                if !terminated {
-                    return Err(parse_error(
-                        start_line,
-                        child.span.start.column,
-                        "unterminated heredoc",
-                    ));
-                }
-                doc.content = content;
+            let column = child.span.start.column;
+            for doc in docs {
+                let doc = read_heredoc(&mut scanner, doc, &mut current_line, &mut last_len)
+                    .ok_or_else(|| parse_error(start_line, column, "unterminated heredoc"))?;
                 child.heredocs.push(doc);
             }
         }
@@ -517,10 +534,14 @@ pub fn parse(src: &[u8]) -> Result<Dockerfile, Error> {
             format!("dockerfile line greater than max allowed size of {MAX_LINE_LEN}"),
         ));
     }
+    Ok(finish(src, st, children, warnings))
+}
 
+/// Assembles the parsed file: directives, instructions and their overall line range.
+fn finish(src: &[u8], st: State, children: Vec<Node>, warnings: Vec<Warning>) -> Dockerfile {
     let start_line = children.first().map_or(0, |c| c.start_line);
     let end_line = children.last().map_or(0, |c| c.end_line);
-    Ok(Dockerfile {
+    Dockerfile {
         directives: Directives {
             escape: st.escape,
             parsed: st.parsed,
@@ -531,7 +552,7 @@ pub fn parse(src: &[u8]) -> Result<Dockerfile, Error> {
         warnings,
         start_line,
         end_line,
-    })
+    }
 }
 
 /// Decodes an exec-form JSON array the way the parser does (`parseJSON`):

@@ -372,25 +372,7 @@ impl<'a> ShellWord<'a> {
                     } else {
                         word
                     }),
-                    Some('?') => {
-                        if !set {
-                            let message = if word.is_empty() {
-                                "is not allowed to be unset"
-                            } else {
-                                &word
-                            };
-                            return Err(format!("{name}: {message}"));
-                        }
-                        if empty_counts_as_unset {
-                            let message = if word.is_empty() {
-                                "is not allowed to be empty"
-                            } else {
-                                &word
-                            };
-                            return Err(format!("{name}: {message}"));
-                        }
-                        Ok(value)
-                    }
+                    Some('?') => required(&name, &word, set, empty_counts_as_unset, value),
                     Some(op @ ('%' | '#')) => {
                         // %/# remove the shortest match, %%/## the longest.
                         let (pattern, greedy) = match word.strip_prefix(op) {
@@ -406,39 +388,42 @@ impl<'a> ShellWord<'a> {
                     _ => Err(format!("unsupported modifier ({chs}) in substitution")),
                 }
             }
-            Some('/') => {
-                let replace_all = self.peek() == Some('/');
-                if replace_all {
-                    self.next();
-                }
-                let pattern = match self.process_stop_on(Some('/'), true) {
-                    Ok((w, _)) => w,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err("syntax error: missing '/' in ${}".to_string());
-                        }
-                        return Err(e);
-                    }
-                };
-                let replacement = match self.process_stop_on(Some('}'), true) {
-                    Ok((w, _)) => w,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err("syntax error: missing '}'".to_string());
-                        }
-                        return Err(e);
-                    }
-                };
-                let found = self.get_env(&name);
-                if self.lex.skip_unset_env && found.is_none() {
-                    // *quirk*: the second '/' of `//` is not reproduced.
-                    return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
-                }
-                let value = found.unwrap_or_default();
-                substitute(&pattern, &replacement, &value, replace_all)
-            }
+            Some('/') => self.process_replace(&name),
             _ => Err(format!("unsupported modifier ({chs}) in substitution")),
         }
+    }
+
+    /// `${name/pattern/replacement}` and `${name//pattern/replacement}`, after the name.
+    fn process_replace(&mut self, name: &str) -> Result<String, String> {
+        let replace_all = self.peek() == Some('/');
+        if replace_all {
+            self.next();
+        }
+        let pattern = match self.process_stop_on(Some('/'), true) {
+            Ok((w, _)) => w,
+            Err(e) => {
+                if self.peek().is_none() {
+                    return Err("syntax error: missing '/' in ${}".to_string());
+                }
+                return Err(e);
+            }
+        };
+        let replacement = match self.process_stop_on(Some('}'), true) {
+            Ok((w, _)) => w,
+            Err(e) => {
+                if self.peek().is_none() {
+                    return Err("syntax error: missing '}'".to_string());
+                }
+                return Err(e);
+            }
+        };
+        let found = self.get_env(name);
+        if self.lex.skip_unset_env && found.is_none() {
+            // *quirk*: the second '/' of `//` is not reproduced.
+            return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
+        }
+        let value = found.unwrap_or_default();
+        substitute(&pattern, &replacement, &value, replace_all)
     }
 
     /// A name: letters, digits and `_`; or a run of digits (positional); or one special
@@ -496,6 +481,34 @@ impl<'a> ShellWord<'a> {
         }
         v
     }
+}
+
+/// `${name?word}` and `${name:?word}`: the value, or an error naming the variable
+/// (with `word` as the message when given).
+fn required(
+    name: &str,
+    word: &str,
+    set: bool,
+    empty_counts_as_unset: bool,
+    value: String,
+) -> Result<String, String> {
+    if !set {
+        let message = if word.is_empty() {
+            "is not allowed to be unset"
+        } else {
+            word
+        };
+        return Err(format!("{name}: {message}"));
+    }
+    if empty_counts_as_unset {
+        let message = if word.is_empty() {
+            "is not allowed to be empty"
+        } else {
+            word
+        };
+        return Err(format!("{name}: {message}"));
+    }
+    Ok(value)
 }
 
 fn is_special_param(c: char) -> bool {

@@ -313,15 +313,27 @@ pub(super) async fn copy_step(
     // BuildKit builds a `--link` copy (without --chmod) on an empty tree and merges it on top: the directories
     // it needs are made afresh (0755, owned as the copy) instead of keeping the stage's own.
     let items = plan_items(cx, host, st, spec, link && chmod_text.is_empty())?;
+    add_copy_layer(cx, host, st, inst, &items, created_by).await
+}
+
+/// Writes (or reuses from the cache) the layer of a planned copy and adds it to the stage.
+async fn add_copy_layer(
+    cx: &StepCtx<'_>,
+    host: &mut Host<'_>,
+    st: &mut StageState,
+    inst: &Instruction,
+    items: &[Item],
+    created_by: String,
+) -> Result<(), Error> {
     let code = inst.source().code.clone();
-    let (layer, cached) = write_layer(cx, host, st, &items, &code).await?;
+    let (layer, cached) = write_layer(cx, host, st, items, &code).await?;
     if let Some(t) = st.tree.as_mut() {
-        for it in &items {
+        for it in items {
             t.insert(it.entry.clone(), st.layers.len(), None);
         }
     }
     let d = layer.descriptor.clone();
-    st.add_layer(shared, layer, created_by, cached);
+    st.add_layer(cx.shared, layer, created_by, cached);
     cx.finish(host, st, cached, Some(&d));
     Ok(())
 }

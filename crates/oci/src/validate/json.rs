@@ -186,27 +186,7 @@ impl Reader<'_> {
                         continue 'value;
                     }
                 }
-                Some(b'"') => {
-                    let (value, escaped) = self.string()?;
-                    self.push(Node::Str { value, escaped })
-                }
-                Some(b't') => {
-                    self.literal(b"true")?;
-                    self.push(Node::Bool(true))
-                }
-                Some(b'f') => {
-                    self.literal(b"false")?;
-                    self.push(Node::Bool(false))
-                }
-                Some(b'n') => {
-                    self.literal(b"null")?;
-                    self.push(Node::Null)
-                }
-                Some(b'-' | b'0'..=b'9') => {
-                    let raw = self.number()?;
-                    self.push(Node::Number(raw))
-                }
-                Some(c) => return Err(self.bad_char(c, "looking for beginning of value")),
+                Some(c) => self.scalar(c)?,
             };
             // Hand the finished value to its container; close containers as they end.
             loop {
@@ -267,6 +247,31 @@ impl Reader<'_> {
                 }
             }
         }
+    }
+
+    /// Reads a string, number, `true`, `false` or `null` starting with byte `c`.
+    fn scalar(&mut self, c: u8) -> Result<NodeId, String> {
+        let node = match c {
+            b'"' => {
+                let (value, escaped) = self.string()?;
+                Node::Str { value, escaped }
+            }
+            b't' => {
+                self.literal(b"true")?;
+                Node::Bool(true)
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                Node::Bool(false)
+            }
+            b'n' => {
+                self.literal(b"null")?;
+                Node::Null
+            }
+            b'-' | b'0'..=b'9' => Node::Number(self.number()?),
+            c => return Err(self.bad_char(c, "looking for beginning of value")),
+        };
+        Ok(self.push(node))
     }
 
     fn push(&mut self, node: Node) -> NodeId {
