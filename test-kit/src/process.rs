@@ -140,7 +140,13 @@ mod tests {
             .args(["-c", "sleep 30; :", &marker])
             .spawn()
             .unwrap();
-        let found = processes_with(&marker);
+        // The forked child shows the parent's command line until it has exec'd: wait for the exec (up to 10 s).
+        let t0 = std::time::Instant::now();
+        let mut found = processes_with(&marker);
+        while found.is_empty() && t0.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            found = processes_with(&marker);
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(found.len(), 1, "{found:?}");
