@@ -4,12 +4,13 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
 use layerwright::store::Store;
 use lw_layer::Entry;
+use lw_test_kit::ssh::Agent;
 
 /// A base image with busybox and the host's `ssh-add` with the libraries it loads (from `ldd`).
 fn ssh_base(store: &Store) {
@@ -48,61 +49,6 @@ fn ssh_base(store: &Store) {
         files.push((Entry::dir(&d, 0o755), vec![]));
     }
     make_busybox_image(store, "lwtest/ssh:1", &[files]);
-}
-
-/// An ssh-agent with a new key; killed on drop.
-struct Agent {
-    child: std::process::Child,
-    sock: PathBuf,
-    key: PathBuf,
-}
-
-impl Agent {
-    fn start(dir: &Path, load: bool) -> Agent {
-        let (sock, key) = (dir.join("agent.sock"), dir.join("id"));
-        let child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&sock)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("ssh-agent (openssh-client) is installed");
-        run_ok(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", "lw-test", "-f"])
-                .arg(&key),
-        );
-        for _ in 0..500 {
-            // The socket file appears at bind(), before the agent listens.
-            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        if load {
-            run_ok(
-                Command::new("ssh-add")
-                    .arg("-q")
-                    .arg(&key)
-                    .env("SSH_AUTH_SOCK", &sock),
-            );
-        }
-        Agent { child, sock, key }
-    }
-
-    /// The key's fingerprint as `ssh-add -l` and `ssh-keygen -l` print it.
-    fn fingerprint(&self) -> String {
-        let out = run_ok(Command::new("ssh-keygen").arg("-lf").arg(&self.key));
-        out.split_whitespace().nth(1).unwrap().to_string()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

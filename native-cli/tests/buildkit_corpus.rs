@@ -14,8 +14,9 @@ use std::process::Command;
 use common::*;
 use layerwright::store::Store;
 use lw_layer::{Entry, EntryKind, FileTree};
+use lw_test_kit::ssh::Agent;
 use serde_json::Value;
-use servers::{Agent, Served};
+use servers::Served;
 
 /// The base image every `FROM busybox` case starts from; the recorder loads the same image into BuildKit.
 const BASE: &str = "busybox";
@@ -448,7 +449,7 @@ fn build_tagged(root: &Path, work: &Path, case: &Path, tag: &str) -> std::proces
         .is_ok_and(|l| l.contains("=docker-image:"))
         .then(|| servers::Registry::start(&work.join("registry-store"), &base_tar(root, work)));
     let agent = std::fs::read_to_string(case.join("ssh")).ok().map(|ids| {
-        let a = Agent::start(&work.join(format!("ssh-{name}")));
+        let a = Agent::start(&work.join(format!("ssh-{name}")), true);
         for id in ids.split_whitespace() {
             args.push("--ssh".into());
             args.push(format!("{id}={}", a.sock.display()));

@@ -21,20 +21,7 @@ impl Buildah {
 
     /// `buildah` with the private storage flags; add the subcommand and its arguments.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new("buildah");
-        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf"))
-            .env(
-                "CONTAINERS_REGISTRIES_CONF",
-                self.dir.join("registries.conf"),
-            )
-            .arg("--root")
-            .arg(self.dir.join("root"))
-            .arg("--runroot")
-            .arg(self.dir.join("runroot"))
-            .arg("--storage-driver")
-            .arg("vfs");
-        c
+        crate::containers::private_cmd("buildah", &self.dir)
     }
 
     pub fn policy(&self) -> PathBuf {

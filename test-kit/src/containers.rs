@@ -65,6 +65,22 @@ pub fn write_containers_config(dir: &Path) {
     .unwrap();
 }
 
+/// `program` (podman or buildah) with the configuration [`write_containers_config`] wrote in `dir` and storage
+/// (vfs) private to `dir`.
+pub fn private_cmd(program: &str, dir: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.env("CONTAINERS_CONF", dir.join("containers.conf"))
+        .env("CONTAINERS_STORAGE_CONF", dir.join("storage.conf"))
+        .env("CONTAINERS_REGISTRIES_CONF", dir.join("registries.conf"))
+        .arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("runroot"))
+        .arg("--storage-driver")
+        .arg("vfs");
+    c
+}
+
 impl Podman {
     pub fn new(dir: &Path) -> Podman {
         write_containers_config(dir);
@@ -74,20 +90,8 @@ impl Podman {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf"))
-            .env(
-                "CONTAINERS_REGISTRIES_CONF",
-                self.dir.join("registries.conf"),
-            )
-            .arg("--root")
-            .arg(self.dir.join("root"))
-            .arg("--runroot")
-            .arg(self.dir.join("runroot"))
-            .arg("--storage-driver")
-            .arg("vfs")
-            .arg("--cgroup-manager")
+        let mut c = private_cmd("podman", &self.dir);
+        c.arg("--cgroup-manager")
             .arg("cgroupfs")
             .arg("--events-backend")
             .arg("file")

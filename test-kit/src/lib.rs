@@ -19,6 +19,7 @@
 //!   issuing ES256 JWTs ([`registry::TokenServer`]), a scriptable fake server for faults
 //!   ([`registry::FakeServer`] answering [`registry::Reply`]s), [`registry::skopeo_digest`].
 //! - [`http`]: a raw HTTP/1.1 client ([`http::raw`]) that sends exactly the headers it is given.
+//! - [`ssh`]: an ssh-agent holding a new key ([`ssh::Agent`]).
 //!
 //! Every server binds 127.0.0.1 only. Nothing here touches /etc or the system's container storage.
 
@@ -30,6 +31,7 @@ pub mod http;
 pub mod policy;
 pub mod process;
 pub mod registry;
+pub mod ssh;
 
 pub use policy::{cannot_run, have, require_root, require_tools};
 pub use process::{output_ok, run_ok};

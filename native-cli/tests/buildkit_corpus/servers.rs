@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::common::run_ok;
+use lw_test_kit::ssh::Agent;
 
 /// Where a case's `http/` directory is served while it builds (ADD <url>); record.py serves it at the same address.
 pub const HTTP_ADDR: &str = "127.0.0.1:48765";
@@ -173,55 +174,6 @@ impl Drop for Served {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// An ssh-agent (openssh-client) holding a new key, for a case's `ssh` file (agent ids, one a line; record.py
-/// forwards them the same way); killed on drop.
-pub struct Agent {
-    child: std::process::Child,
-    pub sock: PathBuf,
-    pub key: PathBuf,
-}
-
-impl Agent {
-    pub fn start(dir: &Path) -> Agent {
-        std::fs::create_dir_all(dir).unwrap();
-        let (sock, key) = (dir.join("agent.sock"), dir.join("id"));
-        let child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&sock)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("ssh-agent (openssh-client) is installed");
-        run_ok(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(&key),
-        );
-        for _ in 0..500 {
-            // The socket file appears at bind(), before the agent listens.
-            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        run_ok(
-            Command::new("ssh-add")
-                .arg("-q")
-                .arg(&key)
-                .env("SSH_AUTH_SOCK", &sock),
-        );
-        Agent { child, sock, key }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
