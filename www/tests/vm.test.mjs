@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { missing, launch, newPage, open, serveDist, dist, typeInEditor } from './harness.mjs';
 import { LESSONS } from '../src/lessons-data.js';
 import { layerwrightBin, tempDir, which } from './fixtures.mjs';
-import { resolveUser, stepCommand, stepScript, containerScript, unsupported } from '../../crates/wasm/js/vm.js';
+import { resolveUser, stepCommand, stepScript, containerScript, unsupported, endMarker } from '../../crates/wasm/js/vm.js';
 import { parseMount, prepareMounts } from '../../crates/wasm/js/vmmounts.js';
 
 const bin = layerwrightBin();
@@ -233,6 +233,21 @@ test('the guest-side script passes env, workdir and argv through the shell uncha
   assert.deepEqual(ctr.slice(0, 3), ['cd /', 'stty rows 30 cols 100 2>/dev/null', 'exec < /dev/null']);
   assert.ok(!containerScript({ args: ['sh'], interactive: true }, user).includes('exec < /dev/null'));
   assert.equal(unsupported({ ...req, mounts: ['type=cache,target=/c'] }), null);
+});
+
+test("the terminal's end marker is taken out of the output, however the bytes arrive", async () => {
+  const out = [];
+  const tty = endMarker('c1-ab', (b) => out.push(b));
+  let ended = false;
+  tty.ended.then(() => { ended = true; });
+  // Output with a false start of the marker (an escape sequence of its own, and a marker for another container).
+  const text = 'a\x1b[1mb\x1b]lw-end;c2-xx\x07\x1b\x1b]lw-endc';
+  for (const b of new TextEncoder().encode(text)) tty.byte(b);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(ended, false);
+  for (const b of new TextEncoder().encode('\x1b]lw-end;c1-ab\x07')) tty.byte(b);
+  await tty.ended;
+  assert.equal(new TextDecoder().decode(Uint8Array.from(out)), text);
 });
 
 test('--mount specs in the tab: the native defaults, sources and secrets prepared, errors with the line', () => {

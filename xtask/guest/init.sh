@@ -5,8 +5,8 @@
 #   page's 9p server, tag host9p) is mounted at /mnt afresh, the script runs with its output on the console, the
 #   root is unmounted and `lw-exit ID CODE` is printed.
 # - `ctr ID BASE64`: a container (the tab's `run`): the same, but the script runs in the background in a session
-#   of its own on the second serial port, a terminal, so that `stop` lines still arrive; `lw-exit ID CODE` is
-#   printed on the console when it ends.
+#   of its own on the second serial port, a terminal, so that `stop` lines still arrive; when it ends, the end
+#   marker `ESC ] lw-end;ID BEL` follows its output on that port and `lw-exit ID CODE` is printed on the console.
 # - `stop ID SECONDS`: docker's stop for the running container: SIGTERM to its first process, SIGKILL after
 #   SECONDS (the first process of a PID namespace ends every other one with it).
 /bin/busybox mkdir -p /proc /sys /dev /mnt /tmp /usr/bin /usr/sbin /sbin
@@ -67,6 +67,10 @@ while IFS= read -r line; do
                 # setsid -c: a new session whose controlling terminal is ttyS1 (Ctrl-C, job control).
                 setsid -c sh /tmp/ctr.sh <> /dev/ttyS1 >&0 2>&0
                 code=$?
+                # An end marker (an OSC sequence the page strips) after the container's last byte on the same
+                # port: the console's lw-exit can overtake output still queued for ttyS1. Bounded, in case the
+                # container left the port's output stopped (^S).
+                timeout 5 printf '\033]lw-end;%s\007' "$2" > /dev/ttyS1
                 umount_root
                 echo "lw-exit $2 $code"
             ) &

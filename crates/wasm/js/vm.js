@@ -16,6 +16,28 @@ const table = (text) => (text ?? "").split("\n").filter((l) => l && !l.startsWit
  * `/etc/group`: `{uid, gid, groups, home}`. `groups` are the supplementary groups, the primary gid first (as
  * BuildKit lists it); the groups naming the user are added only when USER names no group.
  */
+/**
+ * The terminal port's bytes for container `id`, passed on to `out` except the guest's end marker
+ * (`ESC ] lw-end;ID BEL`, written after the container's last byte); `ended` resolves when it arrives.
+ */
+export function endMarker(id, out) {
+  const marker = new TextEncoder().encode(`\x1b]lw-end;${id}\x07`);
+  let matched = 0;
+  let seen;
+  const ended = new Promise((resolve) => { seen = resolve; });
+  const byte = (b) => {
+    if (b === marker[matched]) {
+      if (++matched === marker.length) { matched = 0; seen(undefined); }
+      return;
+    }
+    // ESC occurs only first in the marker, so a mismatch can only restart the match at this byte.
+    for (const m of marker.subarray(0, matched)) out(m);
+    matched = b === marker[0] ? 1 : 0;
+    if (!matched) out(b);
+  };
+  return { byte, ended };
+}
+
 export function resolveUser(user, passwdText, groupText) {
   const passwd = table(passwdText);
   const group = table(groupText);
@@ -323,17 +345,21 @@ export function makeVmExecutor({ guestUrl } = {}) {
         pending = [];
         if (out.length) spec.onOutput?.(out);
       };
-      ttyListener = (b) => {
-        if (!pending.length) setTimeout(flush, 0);
-        pending.push(b);
-      };
       try {
         id = `c${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+        const tty = endMarker(id, (b) => {
+          if (!pending.length) setTimeout(flush, 0);
+          pending.push(b);
+        });
+        ttyListener = tty.byte;
         const answer = request(emulator, id, `ctr ${id} ${b64(containerScript(spec, user))}\n`,
           (t) => spec.onOutput?.(new TextEncoder().encode(t)));
         for (const b of typed.splice(0)) emulator.serial_send_bytes(1, b);
         if (stopAfter !== null) handle.stop(stopAfter);
         const exitCode = await answer;
+        // The console's answer can overtake output still queued on the terminal's port: wait for the guest's
+        // end marker behind it (bounded: the guest gives up writing it after 5 s).
+        await Promise.race([tty.ended, new Promise((r) => setTimeout(r, 10000))]);
         flush();
         return { exitCode, diff: session.diff() };
       } finally {
