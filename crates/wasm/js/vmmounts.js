@@ -4,7 +4,8 @@
 // - tmpfs: a tmpfs of the guest's;
 // - bind: the source (the context or another stage, resolved by the engine) served by the 9p server as a hidden
 //   root entry, bound over the target (read-only unless rw; writes to it are never part of the layer);
-// - cache: a directory in the guest's memory per cache id, kept while the page's VM lives (between builds);
+// - cache: a directory in the guest's memory per cache id, kept while the page's VM lives (between builds), and
+//   written back as a tar after each step for browser storage (cachemounts.js), which seeds it in a later VM;
 // - secret: the value from the build's `secrets`, a file in the guest's memory bound read-only, or a variable.
 
 /** Single-quote a word for the guest's shell. */
@@ -84,8 +85,10 @@ export function base64(bytes) {
 /**
  * The step's mounts, ready for [mountLines]: bind sources and cache seeds added to the 9p server
  * (`ctx.addSource(name, layers, path)` → "dir" | "file" | undefined, the layers read with `ctx.readBlob`),
- * secrets from `ctx.secrets` (id → string or bytes), cache directories from `ctx.cacheDir(id)` (a guest path and
- * whether it is new). Also the environment with the secrets that go into variables. Mounts left out (an
+ * secrets from `ctx.secrets` (id → string or bytes), cache directories from `ctx.cacheDir(id)` (a guest path),
+ * kept caches from `ctx.keptCache(id)` (`{tar, mode, uid, gid}`, which seeds a cache the guest lacks, or null)
+ * and where the guest writes a writable cache's tar after the step from `ctx.saveCache(index, id)` (a guest path,
+ * or null; the directory's `MODE UID GID` line goes beside it, at the path + `.dir`). Also the environment with the secrets that go into variables. Mounts left out (an
  * optional secret that is not given, an optional ssh mount) are dropped, as natively.
  */
 export function prepareMounts(req, ctx) {
@@ -115,9 +118,21 @@ export function prepareMounts(req, ctx) {
       if (!src) throw new Error(`${where}--mount=${spec}: the bind source was not resolved by the build engine`);
       out.push({ ...m, source: src.path, file: src.file });
     } else if (m.type === "cache") {
-      const seed = source(i, spec);
-      if (seed?.file) throw new Error(`${where}--mount=${spec}: the cache seed ${seed.path} is not a directory`);
-      out.push({ ...m, dir: ctx.cacheDir(m.id), seed: seed?.path ?? null });
+      // A cache kept in browser storage (a new VM has none in its memory) comes back as its seed; else `from=`.
+      const kept = ctx.keptCache?.(m.id);
+      let seed = null;
+      if (kept) {
+        const name = `.lw-cache-${i}`;
+        if (ctx.addSource(name, [kept.tar], "/") !== "dir") throw new Error(`${where}--mount=${spec}: the kept cache ${m.id} is not a directory`);
+        seed = `/mnt/${name}`;
+      } else {
+        const from = source(i, spec);
+        if (from?.file) throw new Error(`${where}--mount=${spec}: the cache seed ${from.path} is not a directory`);
+        seed = from?.path ?? null;
+      }
+      // After the step the guest writes a writable cache as a tar the page keeps (`ctx.saveCache`).
+      const save = !m.readonly && ctx.saveCache ? ctx.saveCache(i, m.id) : null;
+      out.push({ ...m, dir: ctx.cacheDir(m.id), seed, kept: kept ? { uid: kept.uid, gid: kept.gid, mode: kept.mode } : null, save });
     } else if (m.type === "secret") {
       const value = ctx.secrets?.[m.id];
       if (value === undefined || value === null) {
@@ -173,8 +188,13 @@ export function mountLines(mounts, files = [], workdir = "/") {
       const dir = quote(m.dir);
       // A new cache directory: empty, or a copy of its seed; then its owner and mode.
       const fill = m.seed ? ` && cp -a ${quote(m.seed)}/. ${dir}` : "";
-      must(`[ -d ${dir} ] || { mkdir -p ${dir}${fill} && chown ${m.uid}:${m.gid} ${dir} && chmod ${m.mode.toString(8)} ${dir}; }`);
+      // A kept cache is not new: its directory keeps the owner and mode it had (`m.kept`), as natively.
+      const { uid, gid, mode } = m.kept ?? m;
+      must(`[ -d ${dir} ] || { mkdir -p ${dir}${fill} && chown ${uid}:${gid} ${dir} && chmod ${mode.toString(8)} ${dir}; }`);
       bind(dir, mountPoint(m.target, false), m.readonly ? "ro" : "");
+      // Whether the step worked or not, as a cache mount keeps a failed step's writes natively; no half tar stays.
+      // The directory's own mode and owner beside it (`MODE UID GID`, octal mode), which the tar's root cannot carry.
+      if (m.save) after.push(`tar -cf ${quote(m.save)} -C ${dir} . 2>/dev/null && stat -c '%a %u %g' ${dir} > ${quote(`${m.save}.dir`)} || rm -f ${quote(m.save)}`);
     } else if (m.type === "secret") {
       // A copy with the mount's mode and owner in the guest's memory, gone with the step.
       const src = `/tmp/lw-secret-${i}`;
