@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { missing, newPage, open, dist, typeInEditor, siteSession } from './harness.mjs';
@@ -79,7 +80,7 @@ test('cache mounts in the tab outlive a reload, keyed by id or target; storage c
   page.setDefaultTimeout(300000);
   await open(page, site.server.url, '#/play');
   const mark = `m-${randomBytes(6).toString('hex')}`;
-  const write = `FROM busybox\nRUN --mount=type=cache,id=persist,target=/c --mount=type=cache,target=/var/cache/t,uid=1000,mode=0700 echo ${mark} >> /c/log && echo t-${mark} > /var/cache/t/f && ln -s f /var/cache/t/link\n`;
+  const write = `FROM busybox\nRUN --mount=type=cache,id=persist,target=/c --mount=type=cache,target=/var/cache/t,uid=1000,mode=0700 echo ${mark} >> /c/log && echo t-${mark} > /var/cache/t/f && ln -s f /var/cache/t/link && ln /var/cache/t/f /var/cache/t/hard && echo wh > /var/cache/t/.wh.kept\n`;
   const first = await page.evaluate(async (dockerfile) => {
     const lw = window.layerwright;
     await lw.storage.clearCacheMounts();
@@ -93,7 +94,8 @@ test('cache mounts in the tab outlive a reload, keyed by id or target; storage c
   await page.reload();
   await page.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: 60000 });
   const read = 'FROM busybox\nRUN --mount=type=cache,id=persist,target=/cache --mount=type=cache,target=/var/cache/t'
-    + ' cat /cache/log /var/cache/t/link > /seen && stat -c "%a %u" /var/cache/t >> /seen && cat /seen\n';
+    + ' cat /cache/log /var/cache/t/link /var/cache/t/.wh.kept > /seen && stat -c "%a %u" /var/cache/t >> /seen'
+    + ' && stat -c %h /var/cache/t/hard >> /seen && cat /seen\n';
   const after = await page.evaluate(async (dockerfile) => {
     const lw = window.layerwright;
     const out = [];
@@ -106,7 +108,7 @@ test('cache mounts in the tab outlive a reload, keyed by id or target; storage c
     const left = new TextDecoder().decode(await lw.readFile(r2.manifestDigest, r2.layers[1].digest, 'left'));
     return { seen, output: out.join(''), listed, left };
   }, read);
-  assert.equal(after.seen, `${mark}\nt-${mark}\n700 1000\n`, 'both caches came back after the reload, owner and mode too');
+  assert.equal(after.seen, `${mark}\nt-${mark}\nwh\n700 1000\n2\n`, 'both caches came back after the reload: names, owner, mode and hard links');
   assert.match(after.output, new RegExp(mark));
   assert.deepEqual(after.listed, []);
   // The step's own cache write is all there is (ls -A of an empty cache).
@@ -175,21 +177,25 @@ test('cache mounts in browser storage: within the budget, least recently used fi
   assert.match(big.messages[0], /^cache mount huge: 64\.0 MiB is over the 64\.0 MiB the tab keeps in browser storage; it stays in this page only/);
 });
 
-test('a kept cache seeds the guest directory; writable caches are written back as tars', () => {
+test('a kept cache is unpacked into the guest directory; writable caches are written back as tars', () => {
   const added = [];
   const ctx = {
-    addSource: (name, layers, path) => { added.push([name, layers, path]); return 'dir'; },
+    addSource: (name, layers, path) => { added.push([name, layers, path]); return path === 'cache.tar' ? 'file' : 'dir'; },
     readBlob: () => null, cacheDir: (id) => `/lw-cache/${id === 'k' ? 1 : 2}`,
-    keptCache: (id) => (id === 'k' ? { tar: 'TAR', mode: 0o700, uid: 5, gid: 6 } : null),
+    keptCache: (id) => (id === 'k' ? { tar: new TextEncoder().encode('TAR'), mode: 0o700, uid: 5, gid: 6 } : null),
     saveCache: (i) => `/mnt/.lw-cache-out/${i}.tar`,
   };
   const req = { mounts: ['type=cache,target=/k,id=k', 'type=cache,target=/ro,ro'] };
   const { mounts } = prepareMounts(req, ctx);
-  assert.deepEqual(added, [['.lw-cache-0', ['TAR'], '/']]);
-  assert.deepEqual(mounts.map((m) => [m.id, m.seed, m.save]), [['k', '/mnt/.lw-cache-0', '/mnt/.lw-cache-out/0.tar'], ['/ro', null, null]]);
+  // The kept tar is served as the one file of a tar the 9p server reads as a layer.
+  assert.deepEqual(added.map(([name, layers, path]) => [name, layers.length, path]), [['.lw-cache-0', 1, 'cache.tar']]);
+  const files = execFileSync('tar', ['-tvf', '-'], { input: added[0][1][0] }).toString();
+  assert.match(files, /^-rw-r--r-- 0\/0 +3 \S+ \S+ cache\.tar\n$/);
+  assert.equal(execFileSync('tar', ['-xOf', '-', 'cache.tar'], { input: added[0][1][0] }).toString(), 'TAR');
+  assert.deepEqual(mounts.map((m) => [m.id, m.seedTar, m.save]), [['k', '/mnt/.lw-cache-0', '/mnt/.lw-cache-out/0.tar'], ['/ro', null, null]]);
   const { before, after } = mountLines(mounts);
-  // Its directory gets back its own owner and mode, not the mount's defaults.
-  assert.ok(before.some((l) => l.includes("mkdir -p '/lw-cache/1' && cp -a '/mnt/.lw-cache-0'/. '/lw-cache/1' && chown 5:6 '/lw-cache/1' && chmod 700 '/lw-cache/1'")), before.join('\n'));
+  // Unpacked; its directory gets back its own owner and mode, not the mount's defaults.
+  assert.ok(before.some((l) => l.includes("mkdir -p '/lw-cache/1' && tar -xf '/mnt/.lw-cache-0' -C '/lw-cache/1' && chown 5:6 '/lw-cache/1' && chmod 700 '/lw-cache/1'")), before.join('\n'));
   assert.ok(after.includes("tar -cf '/mnt/.lw-cache-out/0.tar' -C '/lw-cache/1' . 2>/dev/null && stat -c '%a %u %g' '/lw-cache/1' > '/mnt/.lw-cache-out/0.tar.dir' || rm -f '/mnt/.lw-cache-out/0.tar'"), after.join('\n'));
   assert.equal(after.filter((l) => l.startsWith('tar ')).length, 1, 'a read-only cache is not written back');
 });
