@@ -222,9 +222,16 @@ export function mountLines(mounts, files = [], workdir = "/") {
       const { uid, gid, mode } = m.kept ?? m;
       must(`[ -d ${dir} ] || { mkdir -p ${dir}${fill} && chown ${uid}:${gid} ${dir} && chmod ${mode.toString(8)} ${dir}; }`);
       bind(dir, mountPoint(m.target, false), m.readonly ? "ro" : "");
-      // Whether the step worked or not, as a cache mount keeps a failed step's writes natively; no half tar stays.
-      // The directory's own mode and owner beside it (`MODE UID GID`, octal mode), which the tar's root cannot carry.
-      if (m.save) after.push(`tar -cf ${quote(m.save)} -C ${dir} . 2>/dev/null && stat -c '%a %u %g' ${dir} > ${quote(`${m.save}.dir`)} || rm -f ${quote(m.save)}`);
+      if (m.save) {
+        // Written back only when something in it is newer than a mark set 2 s in the past (the clock of file times
+        // is coarse: a change is never missed, a recent one may be saved twice; a change of mode or owner alone is
+        // not seen). Whether the step worked or not, as natively a failed step's cache writes stay; no half tar
+        // stays. The directory's own `MODE UID GID` (octal mode) goes beside it: the tar's root cannot carry them.
+        const mark = `/tmp/lw-cache-mark-${i}`;
+        before.push(`touch -d @$(( $(date +%s) - 2 )) ${mark}`);
+        after.push(`[ -n "$(find ${dir} -newer ${mark} 2>/dev/null | head -n 1)" ] && { tar -cf ${quote(m.save)} -C ${dir} . 2>/dev/null`
+          + ` && stat -c '%a %u %g' ${dir} > ${quote(`${m.save}.dir`)} || rm -f ${quote(m.save)}; }; rm -f ${mark}`);
+      }
     } else if (m.type === "secret") {
       // A copy with the mount's mode and owner in the guest's memory, gone with the step.
       const src = `/tmp/lw-secret-${i}`;
