@@ -117,6 +117,40 @@ test('cache mounts in the tab outlive a reload, keyed by id or target; storage c
   await context.close();
 });
 
+test('the cache mount store in IndexedDB: least recently used out first, messages, a too large cache not kept', { skip: !!why, timeout: 120000 }, async () => {
+  const { page, context, errors } = await newPage(site.browser);
+  await open(page, site.server.url, '#/play');
+  const got = await page.evaluate(async () => {
+    // The store the tab's VM uses, with a budget of 100 bytes (a fresh browser context: its own IndexedDB).
+    const { CacheMountStore } = await import(new URL('./pkg/cachemounts.js', document.baseURI).href);
+    const store = await CacheMountStore.open({ budget: 100 });
+    const bytes = (n) => new Uint8Array(n).fill(7);
+    const log = [];
+    log.push(...await store.put('a', bytes(40), { mode: 0o700, uid: 1, gid: 2 }));
+    log.push(...await store.put('b', bytes(40)));
+    const a = await store.get('a'); // a is now used after b
+    log.push(...await store.put('c', bytes(40))); // b goes, not a
+    const afterC = (await store.list()).map((c) => c.id);
+    log.push(...await store.put('huge', bytes(101)));
+    const list = await store.list();
+    // A new handle on the same database sees the same caches (what a reload opens).
+    const again = await CacheMountStore.open({ budget: 100 });
+    const reopened = (await again.list()).map((c) => c.id);
+    await again.clear();
+    return { log, afterC, ids: list.map((c) => c.id), a: { size: a.tar.length, mode: a.mode, uid: a.uid, gid: a.gid }, reopened, cleared: await store.list() };
+  });
+  assert.deepEqual(got.a, { size: 40, mode: 0o700, uid: 1, gid: 2 });
+  assert.deepEqual(got.afterC, ['a', 'c'], 'the least recently used (b) went');
+  assert.deepEqual(got.ids, ['a', 'c']);
+  assert.deepEqual(got.reopened, ['a', 'c']);
+  assert.deepEqual(got.cleared, []);
+  assert.equal(got.log.length, 2);
+  assert.equal(got.log[0], 'cache mount b (40 bytes) removed from browser storage: the least recently used, to keep the cache mounts within 100 bytes');
+  assert.match(got.log[1], /^cache mount huge: 101 bytes is over the 100 bytes the tab keeps in browser storage; it stays in this page only/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test("the playground's secrets reach RUN --mount=type=secret and no layer", { skip: !!why, timeout: 600000 }, async () => {
   const { page, context, errors } = await newPage(site.browser);
   page.setDefaultTimeout(300000);

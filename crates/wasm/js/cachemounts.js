@@ -8,7 +8,7 @@
 const DB_NAME = "layerwright-cache-mounts";
 export const CACHE_BUDGET = 64 * 1024 * 1024;
 
-const mib = (n) => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+const mib = (n) => (n < 1024 ? `${n} bytes` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1024 * 1024)).toFixed(1)} MiB`);
 
 function idb(req) {
   return new Promise((resolve, reject) => {
