@@ -89,6 +89,19 @@ export function createWorkbench(opts) {
     h('p', { class: 'muted' }, 'For `RUN --mount=type=secret,id=ID` (as `--secret id=ID`): mounted at /run/secrets/ID during the step only; never in a layer, the cache keys or a shared link. Kept in this page only.'),
     secretRows,
     h('button', { type: 'button', testid: 'add-secret', onclick: () => addSecret().querySelector('input')?.focus() }, 'Add a secret'));
+  // The RUN cache mounts this browser keeps for the tab's VM (`storage.cacheMounts`), listed when opened.
+  const cachesList = h('ul', { class: 'mono', testid: 'cache-mounts', 'aria-label': 'Cache mounts kept in this browser' });
+  const showCaches = async () => {
+    try {
+      const kept = api.storage?.cacheMounts ? await api.storage.cacheMounts() : [];
+      cachesList.replaceChildren(...(kept.length ? [...kept].reverse().map((c) => h('li', {}, `${c.id} · ${formatBytes(c.size)}`)) : [h('li', { class: 'muted' }, 'None.')]));
+    } catch (e) { cachesList.replaceChildren(h('li', { class: 'err' }, errorText(e))); }
+  };
+  const cachesEl = h('details', { testid: 'cache-mounts-panel', ontoggle: (e) => { if (e.target.open) showCaches(); } },
+    h('summary', {}, 'RUN caches'),
+    h('p', { class: 'muted' }, "What `RUN --mount=type=cache` left in this browser for the tab's own Linux, by cache id (at most 64 MiB; the least recently used go first). Builds on layerwright serve use serve's caches."),
+    cachesList,
+    h('button', { type: 'button', testid: 'clear-cache-mounts', onclick: async () => { await api.storage.clearCacheMounts(); showCaches(); } }, 'Clear the RUN caches'));
   /** The secrets rows as `{id: value}`; an id given twice, or a value without an id, is an error. */
   const readSecrets = () => {
     const out = {};
@@ -176,6 +189,7 @@ export function createWorkbench(opts) {
       summary.replaceChildren(h('span', { class: 'ok', testid: 'build-summary' }, `Built ${result.ref} in ${secs}s: ${steps.length} step(s), ${cached} cached.`));
       resultHost.replaceChildren(renderResult(result, { api, prev, serve, tag: tags[0] }));
       opts.onBuilt?.(result, { events, prev, tags });
+      if (cachesEl.open) showCaches();
       editor.relint(); // the store changed: a base image may be known now
     } catch (e) {
       wb.lastError = e;
@@ -207,7 +221,7 @@ export function createWorkbench(opts) {
         opts.compact ? null : h('label', {}, 'Target ', targetInput),
         h('label', { for: noCache.id }, noCache, ' no cache'),
         h('span', { class: 'muted' }, serve?.served ? 'RUN steps run on layerwright serve.' : "RUN steps run in this tab's own Linux (linux/386 images; no network).")),
-      opts.compact ? null : secretsEl,
+      opts.compact ? null : h('div', { style: 'display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap' }, secretsEl, cachesEl),
       summary, log),
     resultHost);
   findingsEl.append(h('li', { class: 'muted' }, 'Linting…'));

@@ -89,6 +89,10 @@ test('cache mounts in the tab outlive a reload, keyed by id or target; storage c
   }, write);
   assert.deepEqual(first.map((c) => c.id).sort(), ['/var/cache/t', 'persist'], 'kept by id, else by target');
   assert.ok(first.every((c) => c.size > 0));
+  // The playground lists them too.
+  await page.click('[data-testid=cache-mounts-panel] summary');
+  await page.waitForSelector('[data-testid=cache-mounts] li:has-text("persist")');
+  assert.match(await page.textContent('[data-testid=cache-mounts]'), /\/var\/cache\/t · /);
 
   // A new page: a new VM, with nothing in its memory; the caches come from browser storage.
   await page.reload();
@@ -113,6 +117,12 @@ test('cache mounts in the tab outlive a reload, keyed by id or target; storage c
   assert.deepEqual(after.listed, []);
   // The step's own cache write is all there is (ls -A of an empty cache).
   assert.equal(after.left, '');
+  // That last step kept its (new, empty) cache; the playground's button clears it.
+  await page.click('[data-testid=cache-mounts-panel] summary');
+  await page.waitForSelector('[data-testid=cache-mounts] li:has-text("persist")');
+  await page.click('[data-testid=clear-cache-mounts]');
+  await page.waitForSelector('[data-testid=cache-mounts] li:has-text("None.")');
+  assert.deepEqual(await page.evaluate(() => window.layerwright.storage.cacheMounts()), []);
   assert.deepEqual(errors, []);
   await context.close();
 });
