@@ -45,13 +45,15 @@ unless it goes to a volume.</p>
 <em>what</em> runs by default (<code>ENTRYPOINT</code> and <code>CMD</code>), while the container decides <em>when</em>, with
 which extra arguments, ports and mounts.</p>
 <p>The default command you set here is what <code>layerwright run</code>, <code>docker run</code> or Kubernetes starts.
-Opened through <code>layerwright serve</code>, this page can start containers too: a build's result gets a
-<strong>Run</strong> button that runs the image on your machine (as <code>layerwright run</code> does) and shows what
-the process prints and its exit code. Run twice and you get two containers from one image.</p>`,
+This page can start containers too: a build's result on a base with a shell gets a <strong>Run</strong> button that
+runs the image (in a small Linux inside this tab, or on your machine when the page is opened through
+<code>layerwright serve</code>) and shows what the process prints and its exit code. Run twice and you get two
+containers from one image.</p>`,
     dockerfile: 'FROM scratch\nCOPY hello /hello\nCMD ["/hello"]\n',
     files: { hello: '#!/bin/sh\necho "hello $*"\n' },
-    // A base with a shell, so the script can run: what the "Run it" box loads.
-    tryRun: 'FROM busybox:1.36\nCOPY hello /hello\nCMD ["sh", "/hello", "--loud"]\n',
+    // A base with a shell, so the script can run: what the "Run it" box loads. `busybox` is the site's own linux/386
+    // image on a static host (the tab's VM runs it), serve's copy when served.
+    tryRun: 'FROM busybox\nCOPY --chmod=755 hello /hello\nCMD ["/hello", "--loud"]\n',
     task: 'Make containers started from this image run "/hello --loud" by default (exec form).',
     async check(s) {
       if (!s.result) return { ok: false, message: 'Build the image first.' };

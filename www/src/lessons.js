@@ -95,15 +95,15 @@ export function renderLessons(main, { api, serve, id }) {
       lesson.tryRun ? h('section', { class: 'panel', testid: 'lesson-run', 'aria-label': 'Run it' },
         h('h3', {}, 'Run it'),
         serve?.containers
-          ? h('p', {}, 'Served by layerwright serve: load the runnable variant (busybox as the base; `layerwright pull busybox:1.36` gives serve a copy), press Build, then Run under the result. Change the command box to run something else in a new container.')
-          : h('p', { class: 'muted' }, 'Running a container needs `layerwright serve` on your machine (`layerwright serve`, or `cargo xtask run` in a checkout; open the URL it prints). There this lesson runs the image it builds with a Run button. The exercise above works without it.'),
+          ? h('p', {}, 'Served by layerwright serve: load the runnable variant (busybox as the base; `layerwright load -i guest/busybox.tar` from the built site, or `layerwright pull busybox`, gives serve a copy), press Build, then Run under the result. Change the command box to run something else in a new container.')
+          : h('p', {}, "Load the runnable variant (the site's own linux/386 busybox as the base), press Build, then Run under the result: the container runs in a small Linux inside this tab (about 20 MB is downloaded the first time). Change the command box to run something else in a new container."),
         h('pre', { tabindex: '0' }, lesson.tryRun),
-        h('button', { type: 'button', testid: 'load-runnable', disabled: !serve?.containers, onclick: () => { wb.editor.text = lesson.tryRun; } }, 'Load the runnable variant')) : null,
+        h('button', { type: 'button', testid: 'load-runnable', onclick: () => { wb.editor.text = lesson.tryRun; } }, 'Load the runnable variant')) : null,
       lesson.runVariant ? h('details', {},
         h('summary', {}, 'A variant with RUN steps'),
         h('p', { class: 'muted' }, serve?.served ? 'This page is served by layerwright serve, so RUN steps can run.' : 'RUN steps run in a small Linux inside this tab (linux/386 images; about 20 MB is downloaded the first time). The exercise above works without it.'),
         h('pre', { tabindex: '0' }, lesson.runVariant),
-        h('button', { type: 'button', onclick: () => { wb.editor.text = lesson.runVariant; } }, 'Load in the editor')) : null,
+        h('button', { type: 'button', testid: 'load-run-variant', onclick: () => { wb.editor.text = lesson.runVariant; } }, 'Load in the editor')) : null,
       imagesEl,
       h('div', { style: 'margin-top:12px' }, wb.el))));
   if (lesson.showImages) showImages();

@@ -74,6 +74,50 @@ export function createWorkbench(opts) {
   const argsInput = h('input', { type: 'text', value: Object.entries(opts.buildArgs || {}).map(([k, v]) => `${k}=${v}`).join(' '), placeholder: 'KEY=value …', 'aria-label': 'Build arguments', testid: 'build-args' });
   const targetInput = h('input', { type: 'text', placeholder: 'target stage', 'aria-label': 'Target stage', size: 10 });
   const noCache = h('input', { type: 'checkbox', id: 'nc-' + Math.random().toString(36).slice(2) });
+  // Secrets for `RUN --mount=type=secret,id=ID` (`--secret id=ID,...`): id and value pairs, never saved or shared.
+  const secretRows = h('div', { testid: 'secrets' });
+  const addSecret = () => {
+    const row = h('div', { class: 'row' },
+      h('input', { type: 'text', placeholder: 'id', 'aria-label': 'Secret id', testid: 'secret-id', size: 12, spellcheck: 'false' }),
+      h('input', { type: 'password', placeholder: 'value', 'aria-label': 'Secret value', testid: 'secret-value', autocomplete: 'off' }),
+      h('button', { type: 'button', 'aria-label': 'Remove this secret', onclick: () => row.remove() }, 'Remove'));
+    secretRows.append(row);
+    return row;
+  };
+  const secretsEl = h('details', { testid: 'secrets-panel' },
+    h('summary', {}, 'Secrets'),
+    h('p', { class: 'muted' }, 'For `RUN --mount=type=secret,id=ID` (as `--secret id=ID`): mounted at /run/secrets/ID during the step only; never in a layer, the cache keys or a shared link. Kept in this page only.'),
+    secretRows,
+    h('button', { type: 'button', testid: 'add-secret', onclick: () => addSecret().querySelector('input')?.focus() }, 'Add a secret'));
+  // The RUN cache mounts this browser keeps for the tab's VM (`storage.cacheMounts`), listed when opened.
+  const cachesList = h('ul', { class: 'mono', testid: 'cache-mounts', 'aria-label': 'Cache mounts kept in this browser' });
+  const showCaches = async () => {
+    try {
+      const kept = api.storage?.cacheMounts ? await api.storage.cacheMounts() : [];
+      cachesList.replaceChildren(...(kept.length ? [...kept].reverse().map((c) => h('li', {}, `${c.id} · ${formatBytes(c.size)}`)) : [h('li', { class: 'muted' }, 'None.')]));
+    } catch (e) { cachesList.replaceChildren(h('li', { class: 'err' }, errorText(e))); }
+  };
+  const cachesEl = h('details', { testid: 'cache-mounts-panel', ontoggle: (e) => { if (e.target.open) showCaches(); } },
+    h('summary', {}, 'RUN caches'),
+    h('p', { class: 'muted' }, "What `RUN --mount=type=cache` left in this browser for the tab's own Linux, by cache id (at most 64 MiB; the least recently used go first). Builds on layerwright serve use serve's caches."),
+    cachesList,
+    h('button', { type: 'button', testid: 'clear-cache-mounts', onclick: async () => { await api.storage.clearCacheMounts(); showCaches(); } }, 'Clear the RUN caches'));
+  /** The secrets rows as `{id: value}`; an id given twice, or a value without an id, is an error. */
+  const readSecrets = () => {
+    const out = {};
+    for (const row of secretRows.children) {
+      const [idIn, valueIn] = row.querySelectorAll('input');
+      const id = idIn.value.trim();
+      if (!id) {
+        if (valueIn.value) throw new Error('Secrets: a value has no id');
+        continue;
+      }
+      if (/[,=\s]/.test(id)) throw new Error(`Secrets: the id ${JSON.stringify(id)} has a comma, an equals sign or a blank`);
+      if (id in out) throw new Error(`Secrets: the id ${id} is given twice`);
+      out[id] = valueIn.value;
+    }
+    return out;
+  };
   const buildButton = h('button', { type: 'button', class: 'primary', testid: 'build-button', onclick: () => wb.build() }, 'Build');
   const log = h('ol', { class: 'log', testid: 'build-log', 'aria-label': 'Build progress', 'aria-live': 'polite', tabindex: '0' });
   const summary = h('div', { role: 'status' });
@@ -125,6 +169,11 @@ export function createWorkbench(opts) {
     try {
       const buildOpts = { dockerfile: editor.text, files, buildArgs, tags, noCache: noCache.checked, onEvent };
       if (targetInput.value.trim()) buildOpts.target = targetInput.value.trim();
+      const secrets = readSecrets();
+      if (Object.keys(secrets).length) {
+        buildOpts.secrets = secrets;
+        if (serve?.served) log.append(h('li', { class: 'warn' }, h('span', { class: 't' }, "Secrets reach RUN steps in this tab's own VM only: layerwright serve's RUN does not get them yet.")));
+      }
       if (serve?.served) {
         buildOpts.executor = httpExecutor(api, serve);
         const missing = await ensureBases(api, serve, editor.text, (note) => log.append(h('li', { class: 'muted' }, h('span', { class: 't' }, note))));
@@ -140,6 +189,7 @@ export function createWorkbench(opts) {
       summary.replaceChildren(h('span', { class: 'ok', testid: 'build-summary' }, `Built ${result.ref} in ${secs}s: ${steps.length} step(s), ${cached} cached.`));
       resultHost.replaceChildren(renderResult(result, { api, prev, serve, tag: tags[0] }));
       opts.onBuilt?.(result, { events, prev, tags });
+      if (cachesEl.open) showCaches();
       editor.relint(); // the store changed: a base image may be known now
     } catch (e) {
       wb.lastError = e;
@@ -154,6 +204,7 @@ export function createWorkbench(opts) {
   wb.context = context;
   wb.tagInput = tagInput;
   wb.argsInput = argsInput;
+  wb.addSecret = addSecret;
   wb.el = h('div', { class: 'workbench' },
     h('div', { class: 'grid' },
       h('div', {},
@@ -169,7 +220,8 @@ export function createWorkbench(opts) {
         h('label', {}, 'Args ', argsInput),
         opts.compact ? null : h('label', {}, 'Target ', targetInput),
         h('label', { for: noCache.id }, noCache, ' no cache'),
-        h('span', { class: 'muted' }, serve?.served ? 'RUN steps run on layerwright serve.' : 'RUN-free mode: open via `layerwright serve` to run RUN steps.')),
+        h('span', { class: 'muted' }, serve?.served ? 'RUN steps run on layerwright serve.' : "RUN steps run in this tab's own Linux (linux/386 images; no network).")),
+      opts.compact ? null : h('div', { style: 'display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap' }, secretsEl, cachesEl),
       summary, log),
     resultHost);
   findingsEl.append(h('li', { class: 'muted' }, 'Linting…'));

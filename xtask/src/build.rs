@@ -162,6 +162,7 @@ fn build_site(proxy: Option<String>) -> Result<()> {
         "vm.js",
         "storage.js",
         "vmmounts.js",
+        "cachemounts.js",
     ] {
         std::fs::copy(root.join("crates/wasm/js").join(f), pkg.join(f))
             .with_context(|| format!("copying crates/wasm/js/{f}"))?;

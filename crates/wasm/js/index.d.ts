@@ -138,6 +138,8 @@ export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
   prepare(): void;
   /** This executor with a build's secrets for `RUN --mount=type=secret` (build() does this for `secrets`). */
   withSecrets(secrets: Record<string, string | Uint8Array>): RunExecutor;
+  /** Forget the cache mounts the VM holds (`storage.clearCacheMounts` does this). */
+  forgetCaches(): void;
 };
 /** A container in the tab's VM (`docker run -t [-i] --rm`, linux/386 images). */
 export interface VmContainer {
@@ -152,7 +154,14 @@ export function runContainer(ref: string, opts?: {
   cmd?: string[]; entrypoint?: string[]; env?: string[]; workdir?: string; user?: string; interactive?: boolean;
   rows?: number; cols?: number; onOutput?: (bytes: Uint8Array) => void;
 }): Promise<VmContainer>;
-export const storage: { usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void> };
+export const storage: {
+  usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void>;
+  /** `RUN --mount=type=cache` caches of the tab's VM kept in browser storage (IndexedDB, at most 64 MiB in all),
+   * least recently used first. */
+  cacheMounts(): Promise<{ id: string; size: number; usedAt: number }[]>;
+  /** Remove the kept caches and the running VM's copies. */
+  clearCacheMounts(): Promise<void>;
+};
 /** The module's version; null until init() resolves. */
 export let version: string | null;
 declare const api: {

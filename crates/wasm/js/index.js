@@ -3,6 +3,7 @@
 import wasmInit, * as core from "./lw_wasm.js";
 import { makeVmExecutor } from "./vm.js";
 import { BlobStorage } from "./storage.js";
+import { CacheMountStore } from "./cachemounts.js";
 
 // The module's own version, set by init() (a live binding for importers; the API object reads it through a getter).
 export let version = null;
@@ -232,6 +233,9 @@ export async function build(opts) {
     // The VM downloads and restores while the base image loads and the steps before the first RUN run.
     if (o.platform === "linux/386") o.executor.prepare();
     await shippedBusybox(o.dockerfile);
+  } else if (o?.executor === undefined) {
+    // No RUN, but the image may be run in the tab (`runContainer`): `FROM busybox` is the shipped image here too.
+    await shippedBusybox(o?.dockerfile);
   } else if (o?.executor === null) o = { ...o, executor: undefined };
   // The build's secrets (id → string or bytes) for `RUN --mount=type=secret`, given to the tab's VM only; they never
   // reach a layer, the cache keys or the log.
@@ -289,13 +293,16 @@ async function shippedBusybox(dockerfile) {
 }
 
 let tabVm = null;
+// Cache mounts of the tab's VM kept in browser storage (cachemounts.js), opened when first needed.
+let cacheMountStore = null;
+const cacheMounts = () => (cacheMountStore ??= CacheMountStore.open());
 /**
  * The RUN executor that runs steps in the tab (the v86 VM and the guest `cargo xtask build` ships under `guest/`);
  * one VM per page, started by the first step. `executor.stats`: bytes downloaded, start and step times.
  */
 export function vmExecutor(opts) {
   if (opts?.guestUrl) return makeVmExecutor(opts);
-  tabVm ??= makeVmExecutor();
+  tabVm ??= makeVmExecutor({ cacheStore: cacheMounts() });
   return tabVm;
 }
 /** A stored blob's bytes, as JSON when `json`. */
@@ -480,6 +487,14 @@ export function serveExecutor({ url, token } = {}) {
 
 export const storage = {
   async usage() { await init(); return core.storageUsage(); },
+  /** The `RUN --mount=type=cache` caches of the tab's VM kept in browser storage: `[{id, size, usedAt}]`, least
+   * recently used first (the total stays within 64 MiB). */
+  async cacheMounts() { return (await (await cacheMounts())?.list()) ?? []; },
+  /** Remove them (as `builder prune` does natively), and the copies the running VM holds. */
+  async clearCacheMounts() {
+    await (await cacheMounts())?.clear();
+    tabVm?.forgetCaches();
+  },
   async clear() {
     await init();
     core.storageClear();

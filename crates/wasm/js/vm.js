@@ -4,7 +4,7 @@
 // back the same way; the step's layer is written by the core exactly as the native RUN writes it.
 // Only linux/386 images run here (v86 emulates a 32-bit x86); nothing is loaded until the first step needs it.
 
-import { base64, mountLines, prepareMounts, quote } from "./vmmounts.js";
+import { base64, mountLines, parseMount, prepareMounts, quote } from "./vmmounts.js";
 
 const MARKER = "lw-exit ";
 
@@ -170,9 +170,10 @@ export function containerScript(spec, user) {
  * next to this module). `stats` records what it cost: `bytes` downloaded, `startMs` (download + restore),
  * `restoreMs` (v86 set up with the saved state until it runs), `stepsMs` per step and its `phases` (`root`: the
  * stage root made from the layers, `guest`: the request until the guest's answer, `layer`: the layer written).
- * `executor.run(spec)` runs a container in the same VM.
+ * `executor.run(spec)` runs a container in the same VM. `cacheStore`: a promise of the browser storage that keeps
+ * cache mounts across reloads (cachemounts.js), or null (they last while the VM does).
  */
-export function makeVmExecutor({ guestUrl } = {}) {
+export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   const base = new URL(guestUrl ?? new URL("../guest/", import.meta.url));
   const stats = { bytes: 0, startMs: null, restoreMs: null, stepsMs: [], phases: [] };
   let vm = null;
@@ -278,11 +279,52 @@ export function makeVmExecutor({ guestUrl } = {}) {
     emulator.serial0_send(line);
   });
 
-  // Cache mounts' directories in the guest's memory, one per cache id (kept while the VM lives: between builds).
+  // Cache mounts' directories in the guest's memory, one per cache id (kept while the VM lives: between builds; a
+  // path is never used twice, so a cleared cache's directory cannot come back).
   const caches = new Map();
+  let cacheSeq = 0;
   const cacheDir = (id) => {
-    if (!caches.has(id)) caches.set(id, `/lw-cache/${caches.size + 1}`);
+    if (!caches.has(id)) caches.set(id, `/lw-cache/${++cacheSeq}`);
     return caches.get(id);
+  };
+  // Directories of caches cleared from storage, removed from the guest's memory by the next step.
+  const staleCaches = [];
+
+  /**
+   * The caches kept in browser storage (`cacheStore`, cachemounts.js) for the request's cache mounts the guest does
+   * not hold yet (a new VM: after a reload), as id → `{tar, mode, uid, gid}`.
+   */
+  const keptCaches = async (req) => {
+    const store = await cacheStore;
+    const out = new Map();
+    if (!store) return out;
+    for (const spec of req.mounts ?? []) {
+      let m;
+      try { m = parseMount(spec, req.workdir || "/"); } catch (_) { continue; } // prepareMounts says what is wrong
+      if (m.type !== "cache" || caches.has(m.id) || out.has(m.id)) continue;
+      const kept = await store.get(m.id);
+      if (kept) out.set(m.id, kept);
+    }
+    return out;
+  };
+
+  /** Keep the tars the guest wrote of the step's writable caches (`saved`: [guest path, id]); log the decisions. */
+  const keepCaches = async (saved, io) => {
+    const store = await cacheStore;
+    if (!store) return;
+    for (const [path, id] of saved) {
+      const tar = session.readFile(path);
+      const dir = session.readFile(`${path}.dir`);
+      const [mode, uid, gid] = dir ? new TextDecoder().decode(dir).trim().split(" ") : [];
+      if (!tar || !/^[0-7]+$/.test(mode ?? "")) continue;
+      try {
+        const meta = { mode: parseInt(mode, 8), uid: Number(uid) || 0, gid: Number(gid) || 0 };
+        for (const message of await store.put(id, tar, meta)) io.output(`layerwright: ${message}\n`);
+      } catch (e) {
+        // A full quota loses the cache after a reload, not the build.
+        io.output(`layerwright: cache mount ${id}: keeping it in browser storage failed (${e?.message ?? e}); it stays in this page only\n`);
+      }
+    }
   };
 
   /** Run one step; `secrets`: the build's secrets (id → string or bytes) for `--mount=type=secret`. */
@@ -293,15 +335,25 @@ export function makeVmExecutor({ guestUrl } = {}) {
       vm ??= start();
       const emulator = await vm;
       const t0 = performance.now();
+      const kept = await keptCaches(req);
       const user = open((req.layers ?? []).map((l) => io.readBlob(l.digest)), req.user, req.location);
       try {
+        const saved = [];
         const plan = prepareMounts(req, {
           addSource: (name, layers, path) => session.addSource(name, layers, path),
           readBlob: io.readBlob, secrets, cacheDir,
+          keptCache: (cid) => kept.get(cid) ?? null,
+          saveCache: (i, cid) => {
+            if (!saved.length) session.addSource(".lw-cache-out", [], "/");
+            saved.push([`/.lw-cache-out/${i}.tar`, cid]);
+            return `/mnt/.lw-cache-out/${i}.tar`;
+          },
         });
         const id = `${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+        const purge = staleCaches.splice(0).map((d) => `rm -rf ${quote(d)}\n`).join("");
         const t1 = performance.now();
-        const code = await request(emulator, id, `run ${id} ${b64(stepScript(req, user, plan))}\n`, io.output);
+        const code = await request(emulator, id, `run ${id} ${b64(purge + stepScript(req, user, plan))}\n`, io.output);
+        await keepCaches(saved, io);
         const t2 = performance.now();
         const layer = code === 0 ? session.layer(req.sourceDateEpoch ?? undefined) : null;
         const t3 = performance.now();
@@ -393,6 +445,11 @@ export function makeVmExecutor({ guestUrl } = {}) {
   executor.prepare = () => {
     vm ??= start();
     vm.catch(() => {}); // reported by the step that awaits it
+  };
+  /** Forget every cache mount the guest holds (their storage was cleared): the next step removes them. */
+  executor.forgetCaches = () => {
+    staleCaches.push(...caches.values());
+    caches.clear();
   };
   /** This executor with the build's secrets (`build({secrets})`). */
   executor.withSecrets = (secrets) => Object.assign((req, io) => executor(req, io, secrets), { stats, prepare: executor.prepare });

@@ -4,7 +4,8 @@
 // - tmpfs: a tmpfs of the guest's;
 // - bind: the source (the context or another stage, resolved by the engine) served by the 9p server as a hidden
 //   root entry, bound over the target (read-only unless rw; writes to it are never part of the layer);
-// - cache: a directory in the guest's memory per cache id, kept while the page's VM lives (between builds);
+// - cache: a directory in the guest's memory per cache id, kept while the page's VM lives (between builds), and
+//   written back as a tar after each step for browser storage (cachemounts.js), unpacked into a later VM's;
 // - secret: the value from the build's `secrets`, a file in the guest's memory bound read-only, or a variable.
 
 /** Single-quote a word for the guest's shell. */
@@ -74,6 +75,31 @@ export function parseMount(spec, workdir = "/") {
 /** The bytes of a secret's value (a string is UTF-8). */
 const secretBytes = (v) => (typeof v === "string" ? new TextEncoder().encode(v) : new Uint8Array(v));
 
+/**
+ * A plain tar (ustar) of one regular file `name` holding `bytes` (root's, mode 0644, mtime 0): how a kept cache's
+ * tar reaches the guest as a file through the 9p server, which serves layers.
+ */
+export function tarOf(name, bytes) {
+  const pad = (n) => (512 - (n % 512)) % 512;
+  const out = new Uint8Array(512 + bytes.length + pad(bytes.length) + 1024);
+  const put = (off, text) => out.set(new TextEncoder().encode(text), off);
+  const octal = (off, width, n) => put(off, n.toString(8).padStart(width - 1, "0"));
+  put(0, name);
+  octal(100, 8, 0o644);
+  octal(108, 8, 0);
+  octal(116, 8, 0);
+  octal(124, 12, bytes.length);
+  octal(136, 12, 0);
+  put(148, "        ");
+  put(156, "0");
+  put(257, "ustar\u000000");
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += out[i];
+  put(148, `${sum.toString(8).padStart(6, "0")}\u0000 `);
+  out.set(bytes, 512);
+  return out;
+}
+
 /** base64 of bytes. */
 export function base64(bytes) {
   let bin = "";
@@ -84,8 +110,10 @@ export function base64(bytes) {
 /**
  * The step's mounts, ready for [mountLines]: bind sources and cache seeds added to the 9p server
  * (`ctx.addSource(name, layers, path)` → "dir" | "file" | undefined, the layers read with `ctx.readBlob`),
- * secrets from `ctx.secrets` (id → string or bytes), cache directories from `ctx.cacheDir(id)` (a guest path and
- * whether it is new). Also the environment with the secrets that go into variables. Mounts left out (an
+ * secrets from `ctx.secrets` (id → string or bytes), cache directories from `ctx.cacheDir(id)` (a guest path),
+ * kept caches from `ctx.keptCache(id)` (`{tar, mode, uid, gid}`, unpacked into a cache the guest lacks, or null)
+ * and where the guest writes a writable cache's tar after the step from `ctx.saveCache(index, id)` (a guest path,
+ * or null; the directory's `MODE UID GID` line goes beside it, at the path + `.dir`). Also the environment with the secrets that go into variables. Mounts left out (an
  * optional secret that is not given, an optional ssh mount) are dropped, as natively.
  */
 export function prepareMounts(req, ctx) {
@@ -115,9 +143,26 @@ export function prepareMounts(req, ctx) {
       if (!src) throw new Error(`${where}--mount=${spec}: the bind source was not resolved by the build engine`);
       out.push({ ...m, source: src.path, file: src.file });
     } else if (m.type === "cache") {
-      const seed = source(i, spec);
-      if (seed?.file) throw new Error(`${where}--mount=${spec}: the cache seed ${seed.path} is not a directory`);
-      out.push({ ...m, dir: ctx.cacheDir(m.id), seed: seed?.path ?? null });
+      // A cache kept in browser storage (a new VM has none in its memory) comes back as its seed; else `from=`.
+      // The tar itself is served as a file the guest unpacks (hard links and every name come back as they were).
+      const kept = ctx.keptCache?.(m.id);
+      let seed = null;
+      let seedTar = null;
+      if (kept) {
+        const name = `.lw-cache-${i}`;
+        if (ctx.addSource(name, [tarOf("cache.tar", kept.tar)], "cache.tar") !== "file") {
+          throw new Error(`${where}--mount=${spec}: the kept cache ${m.id} could not be served`);
+        }
+        seedTar = `/mnt/${name}`;
+      } else {
+        const from = source(i, spec);
+        if (from?.file) throw new Error(`${where}--mount=${spec}: the cache seed ${from.path} is not a directory`);
+        seed = from?.path ?? null;
+      }
+      // After the step the guest writes a writable cache as a tar the page keeps (`ctx.saveCache`).
+      const save = !m.readonly && ctx.saveCache ? ctx.saveCache(i, m.id) : null;
+      const keptDir = kept ? { uid: kept.uid, gid: kept.gid, mode: kept.mode } : null;
+      out.push({ ...m, dir: ctx.cacheDir(m.id), seed, seedTar, kept: keptDir, save });
     } else if (m.type === "secret") {
       const value = ctx.secrets?.[m.id];
       if (value === undefined || value === null) {
@@ -172,9 +217,21 @@ export function mountLines(mounts, files = [], workdir = "/") {
     } else if (m.type === "cache") {
       const dir = quote(m.dir);
       // A new cache directory: empty, or a copy of its seed; then its owner and mode.
-      const fill = m.seed ? ` && cp -a ${quote(m.seed)}/. ${dir}` : "";
-      must(`[ -d ${dir} ] || { mkdir -p ${dir}${fill} && chown ${m.uid}:${m.gid} ${dir} && chmod ${m.mode.toString(8)} ${dir}; }`);
+      const fill = m.seedTar ? ` && tar -xf ${quote(m.seedTar)} -C ${dir}` : m.seed ? ` && cp -a ${quote(m.seed)}/. ${dir}` : "";
+      // A kept cache is not new: its directory keeps the owner and mode it had (`m.kept`), as natively.
+      const { uid, gid, mode } = m.kept ?? m;
+      must(`[ -d ${dir} ] || { mkdir -p ${dir}${fill} && chown ${uid}:${gid} ${dir} && chmod ${mode.toString(8)} ${dir}; }`);
       bind(dir, mountPoint(m.target, false), m.readonly ? "ro" : "");
+      if (m.save) {
+        // Written back only when something in it is newer than a mark set 2 s in the past (the clock of file times
+        // is coarse: a change is never missed, a recent one may be saved twice; a change of mode or owner alone is
+        // not seen). Whether the step worked or not, as natively a failed step's cache writes stay; no half tar
+        // stays. The directory's own `MODE UID GID` (octal mode) goes beside it: the tar's root cannot carry them.
+        const mark = `/tmp/lw-cache-mark-${i}`;
+        before.push(`touch -d @$(( $(date +%s) - 2 )) ${mark}`);
+        after.push(`[ -n "$(find ${dir} -newer ${mark} 2>/dev/null | head -n 1)" ] && { tar -cf ${quote(m.save)} -C ${dir} . 2>/dev/null`
+          + ` && stat -c '%a %u %g' ${dir} > ${quote(`${m.save}.dir`)} || rm -f ${quote(m.save)}; }; rm -f ${mark}`);
+      }
     } else if (m.type === "secret") {
       // A copy with the mount's mode and owner in the guest's memory, gone with the step.
       const src = `/tmp/lw-secret-${i}`;
