@@ -220,6 +220,9 @@ export function mountLines(mounts, files = [], workdir = "/") {
       const fill = m.seedTar ? ` && tar -xf ${quote(m.seedTar)} -C ${dir}` : m.seed ? ` && cp -a ${quote(m.seed)}/. ${dir}` : "";
       // A kept cache is not new: its directory keeps the owner and mode it had (`m.kept`), as natively.
       const { uid, gid, mode } = m.kept ?? m;
+      // The mark before the directory is made, so a new cache is always newer than it, however slow the guest
+      // runs under load (an unpacked kept cache gets its stored times back, so it is not).
+      if (m.save) before.push(`touch -d @$(( $(date +%s) - 2 )) /tmp/lw-cache-mark-${i}`);
       must(`[ -d ${dir} ] || { mkdir -p ${dir}${fill} && chown ${uid}:${gid} ${dir} && chmod ${mode.toString(8)} ${dir}; }`);
       bind(dir, mountPoint(m.target, false), m.readonly ? "ro" : "");
       if (m.save) {
@@ -228,7 +231,6 @@ export function mountLines(mounts, files = [], workdir = "/") {
         // not seen). Whether the step worked or not, as natively a failed step's cache writes stay; no half tar
         // stays. The directory's own `MODE UID GID` (octal mode) goes beside it: the tar's root cannot carry them.
         const mark = `/tmp/lw-cache-mark-${i}`;
-        before.push(`touch -d @$(( $(date +%s) - 2 )) ${mark}`);
         after.push(`[ -n "$(find ${dir} -newer ${mark} 2>/dev/null | head -n 1)" ] && { tar -cf ${quote(m.save)} -C ${dir} . 2>/dev/null`
           + ` && stat -c '%a %u %g' ${dir} > ${quote(`${m.save}.dir`)} || rm -f ${quote(m.save)}; }; rm -f ${mark}`);
       }
