@@ -193,6 +193,48 @@ fn run_steps_over_http_with_the_token() {
     );
     assert_eq!(r.status, 400, "{}", r.text());
 
+    // Secrets travel in base64 with the step: a file mount with its mode and an env= one; none is left in serve's
+    // store afterwards, and a bad id is refused.
+    let mut secret = req.clone();
+    secret["secrets"] = json!({"tok": base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD, "s3cret-value")});
+    secret["mounts"] = json!(["type=secret,id=tok,mode=0440", "type=secret,id=tok,env=TOK"]);
+    secret["args"] = json!([
+        "/bin/sh",
+        "-c",
+        "cat /run/secrets/tok; echo; echo \"env:$TOK\"; busybox stat -c mode=%a /run/secrets/tok"
+    ]);
+    let r = srv.req(
+        "POST",
+        "/api/run",
+        &[json_ct, ("Authorization", &auth)],
+        &serde_json::to_vec(&secret).unwrap(),
+    );
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"s3cret-value"), "{text}");
+    assert!(lines.contains(&"env:s3cret-value"), "{text}");
+    assert!(lines.contains(&"mode=440"), "the mount's mode: {text}");
+    let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(last["exitCode"], 0, "{text}");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("served/tmp"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !leftovers
+            .iter()
+            .any(|n| n.to_string_lossy().starts_with("run-secrets-")),
+        "{leftovers:?}"
+    );
+    secret["secrets"] = json!({"../x": ""});
+    let r = srv.req(
+        "POST",
+        "/api/run",
+        &[json_ct, ("Authorization", &auth)],
+        &serde_json::to_vec(&secret).unwrap(),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+
     // A failing step reports its exit code and no layer.
     let mut bad = req.clone();
     bad["args"] = json!(["/bin/sh", "-c", "echo failing; exit 7"]);

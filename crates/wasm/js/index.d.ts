@@ -37,6 +37,11 @@ export interface BuildOptions {
    * the layer is written (so a context larger than the tab's memory builds); anything else is read in now.
    */
   files: Record<string, Uint8Array | ArrayBuffer | string | Blob | File>;
+  /**
+   * What `files` cannot carry, by path (as `layerwright build` reads it from a directory): a file's or directory's
+   * `mode` (files are 0644 and directories 0755 otherwise), an empty directory (`dir: true`), a symbolic link.
+   */
+  fileInfo?: Record<string, { mode?: number; dir?: boolean; symlink?: string }>;
   /** Hex sha256 of Blob/File entries of `files`, when known (`build` computes the missing ones with WebCrypto). */
   contextDigests?: Record<string, string>;
   buildArgs?: Record<string, string>; target?: string; sourceDateEpoch?: number;
@@ -47,7 +52,7 @@ export interface BuildOptions {
   tags?: string[]; noCache?: boolean; compression?: "gzip" | "zstd" | "uncompressed"; compressionLevel?: number;
   onEvent?: (e: BuildEvent) => void;
   executor?: RunExecutor;
-  /** Secrets for `RUN --mount=type=secret,id=ID` in the tab's VM (as `build --secret id=ID,src=FILE`). */
+  /** Secrets for `RUN --mount=type=secret,id=ID` (as `build --secret id=ID,src=FILE`), for the tab's VM or `serveExecutor`. */
   secrets?: Record<string, string | Uint8Array>;
   /** Web Workers compressing COPY/ADD layers (default: navigator.hardwareConcurrency, 2 to 4); 0 compresses here. */
   workers?: number;
@@ -127,7 +132,10 @@ export function scanRemoteLayer(ref: string, layer: RemoteLayer, opts?: RemoteOp
 export function readRemoteFile(ref: string, layer: RemoteLayer, path: string, opts?: RemoteOpts & {
   onData?: (chunk: Uint8Array) => void;
 }): Promise<Uint8Array | number>;
-export function serveExecutor(opts?: { url?: string; token?: string }): RunExecutor;
+export function serveExecutor(opts?: { url?: string; token?: string }): RunExecutor & {
+  /** This executor with a build's secrets for `RUN --mount=type=secret` (build() does this for `secrets`). */
+  withSecrets(secrets: Record<string, string | Uint8Array>): RunExecutor;
+};
 /** RUN in the tab's own Linux VM (v86; linux/386 images). The default executor of `build` when none is given. */
 export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
   stats: {

@@ -237,8 +237,8 @@ export async function build(opts) {
     // No RUN, but the image may be run in the tab (`runContainer`): `FROM busybox` is the shipped image here too.
     await shippedBusybox(o?.dockerfile);
   } else if (o?.executor === null) o = { ...o, executor: undefined };
-  // The build's secrets (id → string or bytes) for `RUN --mount=type=secret`, given to the tab's VM only; they never
-  // reach a layer, the cache keys or the log.
+  // The build's secrets (id → string or bytes) for `RUN --mount=type=secret`, given to the executor only (the tab's
+  // VM, or serve for serveExecutor); they never reach a layer, the cache keys or the log.
   if (o?.secrets && typeof o.executor?.withSecrets === "function") o = { ...o, executor: o.executor.withSecrets(o.secrets) };
   // Context Blobs stay in the browser when the layer is compressed on the workers (gzip): they are read a block at
   // a time as the layer is written, and their digests (the cache key) are taken here, four files at a time.
@@ -437,7 +437,7 @@ export function serveExecutor({ url, token } = {}) {
     }
     return resp;
   };
-  return async (req, io) => {
+  const run = async (req, io, secrets) => {
     for (const l of [...(req.layers ?? []), ...(req.binds ?? []).flatMap((b) => b.layers)]) {
       const head = await fetch(blobs + l.digest, { method: "HEAD", headers: auth });
       if (head.ok) continue;
@@ -449,8 +449,9 @@ export function serveExecutor({ url, token } = {}) {
         method: "PUT", headers: { ...auth, "content-type": "application/octet-stream" }, body: io.readBlob(l.digest),
       }), `uploading ${l.digest}`, [201]);
     }
+    const body = JSON.stringify(secrets ? { ...req, secrets } : req);
     const resp = await must(await fetch(`${base}/api/run`, {
-      method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify(req),
+      method: "POST", headers: { ...auth, "content-type": "application/json" }, body,
     }), "POST /api/run", [200]);
     // The body is the step's output, then one JSON line with the result: hold back the newest complete line
     // until more arrives, so the result is never shown as output.
@@ -483,6 +484,21 @@ export function serveExecutor({ url, token } = {}) {
     }
     return result;
   };
+  const executor = (req, io) => run(req, io, null);
+  // The build's secrets (`build({secrets})`) go to serve with each step, base64-encoded; serve writes them to a
+  // private directory for the step's `--mount=type=secret` and removes them when it ends.
+  executor.withSecrets = (secrets) => {
+    const enc = {};
+    for (const [id, v] of Object.entries(secrets ?? {})) enc[id] = base64(typeof v === "string" ? new TextEncoder().encode(v) : new Uint8Array(v));
+    return (req, io) => run(req, io, enc);
+  };
+  return executor;
+}
+
+function base64(bytes) {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
 }
 
 export const storage = {

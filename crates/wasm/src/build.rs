@@ -30,10 +30,19 @@ struct TabImages {
 impl ImageSource for TabImages {
     fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, Error> {
         let full = reference::normalize_or(reference);
+        // `NAME@sha256:…` is the image with that manifest digest whatever its name here, as natively (docker keeps
+        // only the digest of such a reference).
+        let pinned = reference.rsplit_once('@').map(|(_, d)| d);
         let rec = self
             .records
             .iter()
             .find(|r| r.name.as_deref() == Some(full.as_str()) || r.descriptor.digest.to_string() == reference)
+            .or_else(|| {
+                let d = pinned?;
+                self.records
+                    .iter()
+                    .find(|r| r.descriptor.digest.as_str() == d)
+            })
             .ok_or_else(|| {
                 Error::Host(format!(
                     "image {reference} is not in this tab's store: pull it or load a tarball with it first"
@@ -197,6 +206,7 @@ async fn context_of(opts: &JsValue, stream: bool) -> Result<TabContext, JsValue>
             hashing.push((p, f));
         }
     }
+    file_info(opts, &mut ctx)?;
     for (p, f) in hashing {
         let hash = Uint8Array::new(&f.await?);
         let mut h = [0u8; 32];
@@ -208,20 +218,57 @@ async fn context_of(opts: &JsValue, stream: bool) -> Result<TabContext, JsValue>
     Ok(ctx)
 }
 
+/// `fileInfo`: what `files` cannot carry, by path: `{mode}` for a file or directory, `{dir: true}` for an empty
+/// directory, `{symlink: TARGET}` for a symbolic link (as `layerwright build` reads them from a directory).
+fn file_info(opts: &JsValue, ctx: &mut TabContext) -> Result<(), JsValue> {
+    let info = get(opts, "fileInfo")?;
+    if info.is_undefined() || info.is_null() {
+        return Ok(());
+    }
+    for pair in js_sys::Object::entries(info.unchecked_ref()).iter() {
+        let pair: Array = pair.unchecked_into();
+        let path = pair.get(0).as_string().unwrap_or_default();
+        let v = pair.get(1);
+        let bad = |what: &str| err(format!("build: fileInfo[{path:?}]: {what}"));
+        let mode = match get(&v, "mode")? {
+            m if m.is_undefined() => None,
+            m => match m.as_f64() {
+                Some(n) if n.fract() == 0.0 && (0.0..=4095.0).contains(&n) => Some(n as u32),
+                _ => return Err(bad("mode must be a number from 0 to 0o7777")),
+            },
+        };
+        let symlink = get_string(&v, "symlink")?;
+        let dir = get_bool(&v, "dir")?;
+        if dir && symlink.is_some() {
+            return Err(bad("dir and symlink exclude each other"));
+        }
+        ctx.set_info(&path, mode, dir, symlink.as_deref())
+            .map_err(|e| bad(&e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// The build options but the platform list: `dockerfile`, `buildArgs`, `target`, `sourceDateEpoch`, `noCache`,
 /// `compression`, `compressionLevel`.
 fn options_of(opts: &JsValue, platform: &Platform) -> Result<BuildOptions, JsValue> {
     let dockerfile = get_string(opts, "dockerfile")?
         .ok_or_else(|| err("build: the dockerfile option is required"))?;
-    let mut o = BuildOptions::new(dockerfile.into_bytes(), platform.clone());
-    // Both need the machine: an SSH agent's socket, directories and images named on the command line.
+    // Both need the machine: an SSH agent's socket, directories and images named on the command line. The refusal
+    // names the first line that would use the option.
     for (key, flag) in [("ssh", "--ssh"), ("buildContexts", "--build-context")] {
-        if !get(opts, key)?.is_undefined() {
-            return Err(err(format!(
-                "build: {key} is not available in a browser tab; use the CLI: layerwright build {flag} ..."
-            )));
+        let v = get(opts, key)?;
+        if !v.is_undefined() {
+            let names: Vec<String> = match v.dyn_ref::<js_sys::Object>() {
+                Some(o) if key == "buildContexts" => js_sys::Object::keys(o)
+                    .iter()
+                    .filter_map(|k| k.as_string())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            return Err(err(crate::refuse::refusal(&dockerfile, key, flag, &names)));
         }
     }
+    let mut o = BuildOptions::new(dockerfile.into_bytes(), platform.clone());
     o.build_args = get_string_map(opts, "buildArgs")?
         .into_iter()
         .collect::<BTreeMap<_, _>>();

@@ -57,6 +57,33 @@ impl TabContext {
         Ok(p)
     }
 
+    /// Apply `fileInfo`'s entry for `path`: a symlink to `symlink`, or an (empty) directory when `dir`, then `mode`
+    /// (permission bits and setuid/setgid/sticky) on what is there. A mode for a path that is neither given nor
+    /// made here is an error naming it.
+    pub fn set_info(
+        &mut self,
+        path: &str,
+        mode: Option<u32>,
+        dir: bool,
+        symlink: Option<&str>,
+    ) -> Result<(), Error> {
+        if let Some(target) = symlink {
+            let p = self.normalized(path)?;
+            self.blobs.remove(&p);
+            self.known.remove(&p);
+            self.mem.insert_symlink(path, target)?;
+        } else if dir {
+            self.mem.insert_dir(path)?;
+        }
+        if let Some(m) = mode {
+            let p = self.normalized(path)?;
+            self.known.remove(&p);
+            let e = self.mem.get_mut(path)?.ok_or(Error::NotFound { path: p })?;
+            e.mode = m & 0o7777;
+        }
+        Ok(())
+    }
+
     /// Record the sha256 of the file at (normalized) `path`, computed by WebCrypto.
     pub fn set_known_digest(&mut self, path: &str, d: Digest) {
         self.known.insert(path.to_string(), d);

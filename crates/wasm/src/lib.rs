@@ -13,6 +13,7 @@ mod load;
 mod load_docker;
 mod members;
 mod pool;
+mod refuse;
 mod remote;
 mod remote_scan;
 mod spill;

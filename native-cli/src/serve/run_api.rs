@@ -2,7 +2,9 @@
 //! pushed through the embedded registry), streams its output, then a final JSON line with the exit code and the
 //! new layer (stored, so the tab fetches it from `/v2/…/blobs/DIGEST`).
 
+use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Duration;
 
@@ -66,6 +68,9 @@ struct RunIn {
     insecure: bool,
     #[serde(default)]
     location: Option<String>,
+    /// The build's secrets for `RUN --mount=type=secret`: id → bytes in base64 (serveExecutor's `withSecrets`).
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +119,68 @@ fn layers_in(
         .map(|d| Digest::parse(d).map_err(|e| format!("diffId {d}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((out, ids))
+}
+
+/// The request's secrets, decoded: id → bytes.
+fn secrets_in(v: &BTreeMap<String, String>) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    v.iter()
+        .map(|(id, b64)| {
+            if id.is_empty() || id.contains('/') || id.starts_with('.') {
+                return Err(format!("secrets: {id:?} is not a secret id"));
+            }
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
+                .map(|data| (id.clone(), data))
+                .map_err(|e| format!("secrets: {id}: {e}"))
+        })
+        .collect()
+}
+
+/// The step's secrets as files the runc executor mounts (it takes secrets as host files, as `build --secret`
+/// gives them): one private directory (0700) under the store's temporary directory, removed when dropped.
+struct SecretFiles {
+    dir: Option<PathBuf>,
+}
+
+impl SecretFiles {
+    fn write(
+        tmp: &Path,
+        secrets: &BTreeMap<String, Vec<u8>>,
+    ) -> std::io::Result<(Self, BTreeMap<String, PathBuf>)> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if secrets.is_empty() {
+            return Ok((SecretFiles { dir: None }, BTreeMap::new()));
+        }
+        std::fs::create_dir_all(tmp)?;
+        let dir = tmp.join(format!(
+            "run-secrets-{}-{}",
+            std::process::id(),
+            crate::store::unique()
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let guard = SecretFiles {
+            dir: Some(dir.clone()),
+        };
+        let mut paths = BTreeMap::new();
+        for (id, data) in secrets {
+            let p = dir.join(id);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)?;
+            std::io::Write::write_all(&mut f, data)?;
+            paths.insert(id.clone(), p);
+        }
+        Ok((guard, paths))
+    }
+}
+
+impl Drop for SecretFiles {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
 
 fn to_request(v: RunIn, store: &Store) -> Result<RunRequest, String> {
@@ -250,6 +317,10 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
             &json!({"error": "RUN needs the on-disk store; this server keeps its registry in memory"}),
         );
     };
+    let secrets = match secrets_in(&input.secrets) {
+        Ok(s) => s,
+        Err(e) => return Reply::json(400, &json!({"error": e})),
+    };
     let rreq = match to_request(input, store) {
         Ok(r) => r,
         Err(e) => return Reply::json(400, &json!({"error": e})),
@@ -268,6 +339,10 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
             let store = Store::open(&root).map_err(|e| format!("{e:#}"))?;
             let mut exec = crate::run::RuncExecutor::new(&store).map_err(|e| format!("{e:#}"))?;
             exec.timeout = Some(Duration::from_secs(3600));
+            // Written for this step only and removed when it ends (also when it fails).
+            let (_secret_files, paths) = SecretFiles::write(&store.tmp_dir(), &secrets)
+                .map_err(|e| format!("writing the step's secrets: {e}"))?;
+            exec.secrets = paths;
             let mut blobs = StoreBlobs { store: &store };
             let mut last = b'\n';
             let out_tx = tx.clone();

@@ -117,7 +117,8 @@ pub fn tempfile_in(dir: &Path) -> Result<(PathBuf, File)> {
     bail!("could not create a temporary file in {}", dir.display())
 }
 
-fn unique() -> u64 {
+/// A number no other call in this process returns (the clock and a counter), for temporary names.
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let t = std::time::SystemTime::now()

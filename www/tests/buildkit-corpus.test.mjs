@@ -1,0 +1,260 @@
+// The BuildKit corpus in Chromium: every case of native-cli/tests/buildkit/cases is built in one page served by a
+// real `layerwright serve` through `window.layerwright.build(...)`, with RUN steps run natively by serve's runc
+// backend (`serveExecutor`), and compared with what BuildKit recorded (expected.json): the image config exactly (its
+// history, and rootfs.diff_ids, whose equality is the equality of every layer's tar stream, so of the file tree) and
+// the layer count. The base image is the one the native corpus test builds (its `export_base`), loaded into the
+// tab's store first; no network. Each case ends up equal, a listed known difference (known-differences.txt), a
+// case both builders refuse, or one the tab refuses (an SSH agent, named contexts, URLs to download) with an error
+// naming the Dockerfile line.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { missing, launch, newPage, open, root, tempDir } from './harness.mjs';
+import { layerwrightBin, startServe, which } from './fixtures.mjs';
+
+const corpus = join(root, '..', 'native-cli', 'tests', 'buildkit');
+const bin = layerwrightBin();
+const why = missing()
+  || (!bin && 'no layerwright binary (set LAYERWRIGHT_BIN or run cargo build -p layerwright)')
+  || (!existsSync('/bin/busybox') && 'no /bin/busybox (apt-get install busybox-static)')
+  || ((!which('runc') && !which('crun')) && 'no OCI runtime (apt-get install runc)')
+  || (!existsSync(join(corpus, 'cases')) && `no corpus at ${corpus}`)
+  || null;
+if (why) console.error(`\n*** SKIPPING the BuildKit corpus in Chromium: ${why} ***\n`);
+
+/** Where a case's `http/` files are served while it builds (the native test's and record.py's address). */
+const HTTP_PORT = 48765;
+
+let serve; let browser; let page; let errors; let baseDigest;
+
+/**
+ * The corpus's base image (busybox from Debian's busybox-static, as the native corpus test makes it) as an OCI
+ * archive: $LW_BUILDKIT_BASE_TAR when it names one, else written by the native test's `export_base`.
+ */
+function baseTar() {
+  const given = process.env.LW_BUILDKIT_BASE_TAR;
+  if (given && existsSync(given)) return given;
+  const out = join(tempDir('bk-base'), 'base.tar');
+  execFileSync('cargo', ['test', '--quiet', '-p', 'layerwright', '--test', 'tests', '--', '--ignored', '--exact',
+    'buildkit_corpus::export_base'], { cwd: join(root, '..'), env: { ...process.env, LW_BUILDKIT_BASE_TAR: out }, stdio: ['ignore', 'ignore', 'inherit'] });
+  return out;
+}
+
+before(async () => {
+  if (why) return;
+  const tar = baseTar();
+  serve = await startServe(bin, join(root, 'dist'));
+  browser = await launch();
+  ({ page, errors } = await newPage(browser));
+  page.setDefaultTimeout(120000);
+  await open(page, serve.url, '#/play');
+  const loaded = await page.evaluate(async (b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    return (await window.layerwright.loadTarball(bytes)).images;
+  }, readFileSync(tar).toString('base64'));
+  baseDigest = loaded.find((i) => i.names.includes('docker.io/library/busybox:latest'))?.digest;
+  assert.ok(baseDigest, JSON.stringify(loaded));
+});
+
+after(async () => {
+  await page?.context().close();
+  await browser?.close();
+  await serve?.stop();
+});
+
+const readIf = (p) => (existsSync(p) ? readFileSync(p, 'utf8') : null);
+const lines = (s) => (s ?? '').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+const pairs = (s) => Object.fromEntries(lines(s).map((l) => { const i = l.indexOf('='); return [l.slice(0, i), l.slice(i + 1)]; }));
+
+/** A case as `build()` options (bytes in base64, for page.evaluate), and what the tab must refuse of it. */
+function caseSpec(name) {
+  const dir = join(corpus, 'cases', name);
+  // The context as the native test copies it (copy_fixed_modes, prepare_context): files 0644, or 0755 with git's
+  // executable bit; directories 0755; symlinks as they are; then the empty directories of `dirs` and the `modes`.
+  const files = {}; const fileInfo = {};
+  const walk = (d, rel) => {
+    for (const n of readdirSync(d).sort()) {
+      const p = join(d, n);
+      const r = rel ? `${rel}/${n}` : n;
+      const st = lstatSync(p);
+      if (st.isSymbolicLink()) fileInfo[r] = { symlink: readlinkSync(p) };
+      else if (st.isDirectory()) { fileInfo[r] = { dir: true }; walk(p, r); } else {
+        files[r] = readFileSync(p).toString('base64');
+        if (st.mode & 0o100) fileInfo[r] = { mode: 0o755 };
+      }
+    }
+  };
+  if (existsSync(join(dir, 'context'))) walk(join(dir, 'context'), '');
+  for (const d of lines(readIf(join(dir, 'dirs')))) fileInfo[d] = { dir: true, mode: 0o755 };
+  for (const l of lines(readIf(join(dir, 'modes')))) {
+    const i = l.lastIndexOf(' ');
+    fileInfo[l.slice(0, i)] = { ...fileInfo[l.slice(0, i)], mode: parseInt(l.slice(i + 1), 8) };
+  }
+  const secrets = Object.fromEntries(Object.entries(pairs(readIf(join(dir, 'secrets'))))
+    .map(([id, f]) => [id, readFileSync(join(dir, f)).toString('base64')]));
+  const opts = {
+    dockerfile: readFileSync(join(dir, 'Dockerfile'), 'utf8'), files, fileInfo,
+    buildArgs: pairs(readIf(join(dir, 'build-args'))), secrets,
+  };
+  const target = readIf(join(dir, 'target'))?.trim();
+  if (target) opts.target = target;
+  // The machine's own things, which a tab must refuse: named contexts and SSH agents, as the CLI flags give them.
+  const contexts = pairs(readIf(join(dir, 'contexts.list')));
+  if (Object.keys(contexts).length) opts.buildContexts = contexts;
+  const ssh = readIf(join(dir, 'ssh'));
+  if (ssh !== null) opts.ssh = ssh.split(/\s+/).filter(Boolean);
+  return {
+    name, dir, opts, expected: JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')),
+    images: pairs(readIf(join(dir, 'images'))), http: existsSync(join(dir, 'http')) ? join(dir, 'http') : null,
+  };
+}
+
+/** A case's `http/` files on 127.0.0.1:HTTP_PORT (GET and HEAD) while it builds. */
+async function serveHttp(dir) {
+  const server = createServer((req, res) => {
+    const p = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    if (!p.startsWith(dir) || !existsSync(p) || statSync(p).isDirectory()) { res.writeHead(404).end(); return; }
+    const body = readFileSync(p);
+    res.writeHead(200, { 'content-length': body.length });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  // The native corpus test may hold the address for a moment (another checkout's run on this machine): wait.
+  for (let i = 0; ; i++) {
+    const err = await new Promise((res) => { server.once('error', res); server.listen(HTTP_PORT, '127.0.0.1', () => res(null)); });
+    if (!err) break;
+    if (err.code !== 'EADDRINUSE' || i >= 60) throw err;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return { close: () => new Promise((r) => server.close(r)) };
+}
+
+/** Build in the page; resolves to {config (JSON text), configDigest, manifestDigest, layers} or {error}. */
+function buildInTab(opts, tags) {
+  return page.evaluate(async ({ opts, tags, token }) => {
+    const lw = window.layerwright;
+    const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const o = {
+      ...opts, tags, noCache: true, executor: lw.serveExecutor({ url: location.origin, token }),
+      files: Object.fromEntries(Object.entries(opts.files).map(([k, v]) => [k, bytes(v)])),
+      secrets: Object.fromEntries(Object.entries(opts.secrets).map(([k, v]) => [k, bytes(v)])),
+    };
+    try {
+      const r = await lw.build(o);
+      return {
+        config: new TextDecoder().decode(r.configBytes), configDigest: r.configDigest,
+        manifestDigest: r.manifestDigest, layers: (r.manifest.layers ?? []).length,
+      };
+    } catch (e) {
+      return { error: String(e?.message ?? e) };
+    }
+  }, { opts, tags, token: serve.token });
+}
+
+/** BuildKit's config with the README's deliberate divergence undone: `[]` for a null rootfs.diff_ids, no null
+ * created/history (the native and wasm corpus tests normalise the same way). */
+function normalised(config) {
+  const c = structuredClone(config);
+  if (c.rootfs && c.rootfs.diff_ids === null) c.rootfs.diff_ids = [];
+  for (const k of ['created', 'history']) if (k in c && c[k] === null) delete c[k];
+  return c;
+}
+
+/** The differences of a built image from BuildKit's record, one line each (empty: equal). */
+function differences(want, got) {
+  const out = [];
+  if (want.layers !== got.layers) out.push(`layers: BuildKit ${want.layers}, tab ${got.layers}`);
+  const w = normalised(want.config);
+  const g = JSON.parse(got.config);
+  for (const k of new Set([...Object.keys(w), ...Object.keys(g)])) {
+    if (k === 'config' || k === 'history') {
+      const wk = w[k] ?? {}; const gk = g[k] ?? {};
+      for (const s of new Set([...Object.keys(wk), ...Object.keys(gk)])) {
+        if (!assertEqualish(wk[s], gk[s])) out.push(`${k}.${s}: BuildKit ${JSON.stringify(wk[s])}, tab ${JSON.stringify(gk[s])}`);
+      }
+    } else if (!assertEqualish(w[k], g[k])) out.push(`${k}: BuildKit ${JSON.stringify(w[k])}, tab ${JSON.stringify(g[k])}`);
+  }
+  return out;
+}
+
+/** Deep equality (JSON values; a key missing differs from a null). */
+function assertEqualish(a, b) {
+  try { assert.deepStrictEqual(a, b); return true; } catch { return false; }
+}
+
+/** `case: reason` lines of known-differences.txt. */
+function knownDifferences() {
+  return Object.fromEntries(lines(readIf(join(corpus, 'known-differences.txt')))
+    .map((l) => { const i = l.indexOf(':'); return [l.slice(0, i).trim(), l.slice(i + 1).trim()]; }));
+}
+
+test('every BuildKit corpus case in Chromium: equal to BuildKit, a known difference, or refused naming the line', { skip: !!why, timeout: 30 * 60000 }, async () => {
+  const names = readdirSync(join(corpus, 'cases')).filter((n) => existsSync(join(corpus, 'cases', n, 'expected.json'))).sort();
+  const only = process.env.LW_BUILDKIT_CASE?.split(',');
+  const cases = names.filter((n) => !only || only.includes(n));
+  const known = knownDifferences();
+  let equal = 0; let sameConfig = 0; let sameManifest = 0; let errorCases = 0;
+  const refused = []; const knownSeen = []; const failures = [];
+  const t0 = Date.now();
+  for (const name of cases) {
+    const c = caseSpec(name);
+    // Every case was recorded over this very base image (Debian's busybox-static, as the native test checks too).
+    if (c.expected.base_manifest && c.expected.base_manifest !== baseDigest) {
+      failures.push(`${name}: recorded over base ${c.expected.base_manifest}, the tab loaded ${baseDigest} (another /bin/busybox?)`);
+      continue;
+    }
+    // Images the case's Dockerfile names (`images`: NAME=CASE), built first under NAME, as the native test does.
+    for (const [image, from] of Object.entries(c.images)) {
+      const dep = await buildInTab(caseSpec(from).opts, [image]);
+      assert.ok(!dep.error, `${name}: building ${from} as ${image}: ${dep.error}`);
+    }
+    const http = c.http ? await serveHttp(c.http) : null;
+    let got;
+    try { got = await buildInTab(c.opts, [`corpus/${name}:1`]); } finally { await http?.close(); }
+    const wantError = c.expected.error;
+    if (c.opts.ssh || c.opts.buildContexts) {
+      // What needs the machine is refused, naming the line that needs it and the CLI's flag.
+      const flag = c.opts.ssh ? '--ssh' : '--build-context';
+      const line = /^build: Dockerfile:(\d+): .*is not available in a browser tab; use the CLI: layerwright build /.exec(got.error ?? '');
+      // The line named is one that needs the option: an ssh mount or source, or a context's name.
+      const text = line ? c.opts.dockerfile.split('\n')[Number(line[1]) - 1] ?? '' : '';
+      const needs = c.opts.ssh ? /type=ssh|ssh:\/\//.test(text) : Object.keys(c.opts.buildContexts).some((k) => text.includes(k));
+      if (line && needs && got.error.includes(flag)) {
+        refused.push(name);
+        console.error(`refused ${name}: ${got.error}`);
+      } else failures.push(`${name}: the tab must refuse ${flag} naming the line; it gave ${got.error ?? 'an image'}`);
+      continue;
+    }
+    if (got.error && wantError) { errorCases++; equal++; continue; }
+    if (got.error) {
+      // A URL or git source to download: the tab has no fetcher and says so at the line.
+      const line = /Dockerfile:(\d+)/.exec(got.error);
+      const text = line ? c.opts.dockerfile.split('\n')[Number(line[1]) - 1] ?? '' : '';
+      if (/^ADD\b.*(https?|ssh|git):\/\//i.test(text) && /(downloading URLs|git sources) (is|are) not available here/.test(got.error)) {
+        refused.push(name);
+        console.error(`refused ${name}: ${got.error}`);
+      } else failures.push(`${name}: BuildKit built it, the tab failed: ${got.error}`);
+      continue;
+    }
+    if (wantError) { failures.push(`${name}: BuildKit failed (${wantError}), the tab built it`); continue; }
+    sameConfig += Number(got.configDigest === c.expected.config_digest);
+    sameManifest += Number(got.manifestDigest === c.expected.manifest_digest);
+    const diffs = differences(c.expected, got);
+    if (!diffs.length) {
+      equal++;
+      if (known[name]) failures.push(`${name}: equal to BuildKit in the tab now, but listed in known-differences.txt`);
+    } else if (known[name]) {
+      knownSeen.push(name);
+      console.error(`known difference ${name} (${known[name]}):\n  ${diffs.join('\n  ')}`);
+    } else failures.push(...diffs.map((d) => `${name}: ${d}`));
+  }
+  const secs = ((Date.now() - t0) / 1000).toFixed(0);
+  console.log(`buildkit corpus (Chromium): ${equal}/${cases.length} equal, identical config digest: ${sameConfig}, `
+    + `identical manifest digest: ${sameManifest}; ${errorCases} error cases; ${knownSeen.length} known differences `
+    + `(${knownSeen.join(' ')}); refused by the tab: ${refused.length} (${refused.join(' ')}); ${secs}s`);
+  assert.ok(cases.length > 0, 'no corpus cases');
+  assert.deepEqual(failures, [], failures.join('\n'));
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
+});
