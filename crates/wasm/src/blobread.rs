@@ -58,7 +58,7 @@ impl BlobRead {
                 let blob = stored_file(d).await?;
                 if blob.size() as u64 != size {
                     return Err(Error::Host(format!(
-                        "blob {d} in browser storage is {} bytes, not {size}: it was changed outside the tab",
+                        "blob {d} in browser storage is {} bytes, not {size}",
                         blob.size() as u64
                     )));
                 }
@@ -141,8 +141,7 @@ impl BlobRead {
         let actual = h.finish();
         if actual != self.digest {
             return Err(Error::Host(format!(
-                "blob {} in browser storage does not match its digest (its bytes hash to {actual}): it was changed \
-                 outside the tab; remove it with storage.clear() and build or pull the image again",
+                "blob {} in browser storage does not match its digest (it hashes to {actual})",
                 self.digest
             )));
         }
@@ -180,14 +179,8 @@ async fn read_slice(
         .await
         .map_err(fail)?
         .unchecked_into();
+    // A short read (a file cut since) fails the digest check like any other change.
     let a = js_sys::Uint8Array::new(&buf);
-    if a.length() as u64 != end - start {
-        return Err(Error::Host(format!(
-            "blob {d} in browser storage gave {} bytes at {start}, not {}: it was changed outside the tab",
-            a.length(),
-            end - start
-        )));
-    }
     Ok(a.to_vec())
 }
 
@@ -221,6 +214,27 @@ impl Bodies {
         let b = self.open.get_mut(d).expect("just opened");
         b.range(off, len).await
     }
+}
+
+/// A scan error on layer `d`.
+pub fn layer_err(d: &Digest, e: String) -> Error {
+    Error::Host(format!("layer {d}: {e}"))
+}
+
+/// Push every chunk of `blob` through `scan`. When the scan fails on a stored blob, the rest is still hashed: a blob
+/// changed in storage is reported as such (naming its digest), not as the damage the scanner met first.
+pub async fn scan_all(
+    mut blob: BlobRead,
+    scan: &mut crate::tarscan::LayerScan<'_>,
+) -> Result<(), Error> {
+    while let Some(c) = blob.next().await? {
+        if let Err(e) = scan.push(&c) {
+            let d = blob.digest.clone();
+            blob.verify().await?;
+            return Err(layer_err(&d, e));
+        }
+    }
+    Ok(())
 }
 
 /// The index (tar headers without data, as `lw_engine::engine::rootfs::layer_index` makes it) of every layer in
@@ -275,9 +289,9 @@ pub async fn index_stored_bases(
 /// A stored layer's index, made as it streams through the scanner.
 async fn stored_layer_index(d: &Digest) -> Result<Vec<u8>, Error> {
     use lw_layer::tar::{TarWriter, WriteOptions};
-    let fail = |e: String| Error::Host(format!("layer {d}: {e}"));
+    let fail = |e: String| layer_err(d, e);
     let mut w = TarWriter::new(Vec::new(), WriteOptions::default());
-    let mut blob = BlobRead::open(d).await?;
+    let blob = BlobRead::open(d).await?;
     {
         let mut scan = crate::tarscan::LayerScan::new(
             Box::new(|mut e: lw_layer::Entry| {
@@ -289,17 +303,15 @@ async fn stored_layer_index(d: &Digest) -> Result<Vec<u8>, Error> {
             }),
             false,
         );
-        while let Some(c) = blob.next().await? {
-            scan.push(&c).map_err(fail)?;
-        }
+        scan_all(blob, &mut scan).await?;
         scan.finish().map_err(fail)?;
     }
     w.finish().map_err(|e| fail(e.to_string()))
 }
 
-/// `io.openBlob(digest)` for RUN executors: a Promise of `{size, next()}`, `next()` resolving to the blob's next
-/// chunk (a `Uint8Array` of at most 1 MiB) or `null` after the last; a stored blob's last chunk comes only once its
-/// digest matched (else `next()` rejects naming it).
+/// `io.openBlob(digest)` for RUN executors: a Promise of `{size, next()}`, `next()` (called once the last one
+/// resolved) resolving to the blob's next chunk (a `Uint8Array` of at most 1 MiB) or `null` after the last; a stored
+/// blob's last chunk comes only once its digest matched (else `next()` rejects naming it).
 pub fn open_js(digest: String) -> js_sys::Promise {
     use std::cell::RefCell;
     use std::rc::Rc;
@@ -308,35 +320,21 @@ pub fn open_js(digest: String) -> js_sys::Promise {
         let d = Digest::parse(&digest).map_err(crate::js::err)?;
         let r = BlobRead::open(&d).await.map_err(crate::js::err)?;
         let size = r.size();
-        // The reader is out of `state` while a next() is pending; `ended` once the last chunk went (or it failed).
+        // The reader is out of `state` while a next() is pending (callers wait for each) and after the end.
         let state = Rc::new(RefCell::new(Some(r)));
-        let ended = Rc::new(std::cell::Cell::new(false));
         let next = Closure::<dyn FnMut() -> js_sys::Promise>::new(move || {
-            let (state, ended, digest) = (state.clone(), ended.clone(), digest.clone());
+            let state = state.clone();
             wasm_bindgen_futures::future_to_promise(async move {
                 let taken = state.borrow_mut().take();
                 let Some(mut r) = taken else {
-                    if ended.get() {
-                        return Ok(JsValue::NULL);
-                    }
-                    return Err(crate::js::err(format!(
-                        "openBlob({digest}).next() called before the previous one resolved"
-                    )));
+                    return Ok(JsValue::NULL);
                 };
-                match r.next().await {
-                    Ok(Some(c)) => {
-                        *state.borrow_mut() = Some(r);
-                        Ok(js_sys::Uint8Array::from(&c[..]).into())
-                    }
-                    Ok(None) => {
-                        ended.set(true);
-                        Ok(JsValue::NULL)
-                    }
-                    Err(e) => {
-                        ended.set(true);
-                        Err(crate::js::err(e))
-                    }
-                }
+                let c = r.next().await.map_err(crate::js::err)?;
+                let Some(c) = c else {
+                    return Ok(JsValue::NULL);
+                };
+                *state.borrow_mut() = Some(r);
+                Ok(js_sys::Uint8Array::from(&c[..]).into())
             })
         });
         let obj = js_sys::Object::new();

@@ -204,10 +204,7 @@ impl JsExecutor {
                 let d = Digest::parse(&digest).map_err(crate::js::err)?;
                 let map = blobs.blobs.lock().unwrap_or_else(|e| e.into_inner());
                 let b = map.get(&d).ok_or_else(|| {
-                    crate::js::err(format!(
-                        "blob {d} is not in the tab's memory (a layer past 16 MiB is in browser storage: read it \
-                         with io.openBlob)"
-                    ))
+                    crate::js::err(format!("blob {d} is not in memory (io.openBlob reads any)"))
                 })?;
                 Ok(Uint8Array::from(&b[..]))
             },

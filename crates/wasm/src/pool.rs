@@ -135,10 +135,8 @@ impl BlobStore for PooledBlobs<'_> {
     fn open(&self, d: &Digest) -> Result<Box<dyn io::Read + '_>, Error> {
         if !self.blobs.has(d) && self.spilled.borrow().contains_key(d) {
             return Err(Error::Host(format!(
-                "blob {d} is kept in the tab's browser storage, which is read as a stream: a base's file list, \
-                 RUN's upload, readFile, push and export read it so, but this step needs file contents from it \
-                 at once (COPY --from an image, a name in --chown or USER, a RUN --mount of it, a resumed layer); \
-                 build that base again under 16 MiB per layer, or use the CLI"
+                "blob {d} is in browser storage, which this step cannot read at once (COPY --from, a --chown or \
+                 USER name, a RUN mount of it): use the CLI"
             )));
         }
         self.blobs.open(d)

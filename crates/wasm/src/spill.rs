@@ -34,7 +34,7 @@ thread_local! {
 
 /// `setBlobStorage(storage)`: the object large blobs go to: `create() → id`, `append(id, Uint8Array)`,
 /// `commit(id, digest)`, `abort(id)` (each returns at once; the storage queues the writes), `blob(digest) → Blob`
-/// for a committed one, and optionally `file(digest) → Promise<Blob>`, its bytes as stored now (every read-back
+/// for a committed one, and `file(digest) → Promise<Blob>`, its bytes as stored now (every read-back
 /// uses it, see `blobread.rs`). `null` keeps every blob in memory.
 #[wasm_bindgen(js_name = setBlobStorage)]
 pub fn set_blob_storage(storage: JsValue) {
@@ -156,17 +156,11 @@ pub fn stored_blob(d: &Digest) -> Result<web_sys::Blob, Error> {
 pub async fn stored_file(d: &Digest) -> Result<web_sys::Blob, Error> {
     let s = storage()
         .ok_or_else(|| Error::Host(format!("blob {d} is in browser storage, which is gone")))?;
-    let has_file = js_sys::Reflect::get(&s, &JsValue::from_str("file"))
-        .map(|f| f.is_function())
-        .unwrap_or(false);
-    if !has_file {
-        return stored_blob(d);
-    }
     let p = call(&s, "file", &[JsValue::from_str(d.as_str())])?;
-    let v = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&p))
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&p))
         .await
-        .map_err(|e| Error::Host(format!("blob {d}: browser storage: {}", js_text(&e))))?;
-    v.dyn_into()
+        .map_err(|e| Error::Host(format!("blob {d}: browser storage: {}", js_text(&e))))?
+        .dyn_into()
         .map_err(|_| Error::Host(format!("blob {d} is missing from browser storage")))
 }
 

@@ -164,12 +164,12 @@ fn find_layer(s: &State, r: &str, layer: &str) -> Result<Descriptor, JsValue> {
 /// Stream layer `d` of the store (in memory or in browser storage, its digest checked as it streams) through the
 /// push-mode scanner `scan`.
 async fn scan_stored(d: &Descriptor, mut scan: LayerScan<'_>) -> Result<(), JsValue> {
-    let mut blob = BlobRead::open(&d.digest).await.map_err(err)?;
-    let fail = |e: String| err(format!("layer {}: {e}", d.digest));
-    while let Some(c) = blob.next().await.map_err(err)? {
-        scan.push(&c).map_err(fail)?;
-    }
-    scan.finish().map_err(fail)?;
+    let blob = BlobRead::open(&d.digest).await.map_err(err)?;
+    crate::blobread::scan_all(blob, &mut scan)
+        .await
+        .map_err(err)?;
+    scan.finish()
+        .map_err(|e| err(crate::blobread::layer_err(&d.digest, e)))?;
     Ok(())
 }
 
