@@ -108,7 +108,11 @@ async fn multi_stage_build_caches_and_exports() {
 
     // Layer views.
     let layer = get(&layers.get(0), "digest").as_string().unwrap();
-    let entries = Array::from(&lw_wasm::layer_entries("demo/multi:1", &layer).unwrap());
+    let entries = Array::from(
+        &lw_wasm::layer_entries("demo/multi:1", &layer)
+            .await
+            .unwrap(),
+    );
     assert!(
         entries
             .iter()
@@ -116,12 +120,15 @@ async fn multi_stage_build_caches_and_exports() {
         "no y in layer"
     );
     let y = lw_wasm::read_file("demo/multi:1", &layer, "/y")
+        .await
         .unwrap()
         .to_vec();
     assert_eq!(y, b"ex");
 
     // Export, clear, load back.
-    let tar = lw_wasm::export_tarball("demo/multi:1", JsValue::UNDEFINED).unwrap();
+    let tar = lw_wasm::export_tarball("demo/multi:1", JsValue::UNDEFINED)
+        .await
+        .unwrap();
     let bytes = blob_bytes(&tar).await;
     assert!(bytes.len() > 2048 && bytes.len() % 512 == 0);
     let imgs = Array::from(&lw_wasm::images().unwrap());
@@ -136,8 +143,12 @@ async fn multi_stage_build_caches_and_exports() {
         get(&first, "digest").as_string(),
         get(&r1, "manifestDigest").as_string()
     );
-    let again =
-        blob_bytes(&lw_wasm::export_tarball("demo/multi:1", JsValue::UNDEFINED).unwrap()).await;
+    let again = blob_bytes(
+        &lw_wasm::export_tarball("demo/multi:1", JsValue::UNDEFINED)
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(again, bytes, "export after load differs");
     let usage = lw_wasm::storage_usage().unwrap();
     assert_eq!(get(&usage, "images").as_f64(), Some(1.0));
@@ -156,10 +167,11 @@ async fn dockerignore_and_errors() {
     let layer = get(&Array::from(&get(&r, "layers")).get(0), "digest")
         .as_string()
         .unwrap();
-    let paths: Vec<String> = Array::from(&lw_wasm::layer_entries("demo/ignore", &layer).unwrap())
-        .iter()
-        .map(|e| get(&e, "path").as_string().unwrap())
-        .collect();
+    let paths: Vec<String> =
+        Array::from(&lw_wasm::layer_entries("demo/ignore", &layer).await.unwrap())
+            .iter()
+            .map(|e| get(&e, "path").as_string().unwrap())
+            .collect();
     assert!(paths.iter().any(|p| p == "c/keep"), "{paths:?}");
     assert!(!paths.iter().any(|p| p.ends_with("drop.tmp")), "{paths:?}");
 
@@ -214,7 +226,12 @@ async fn same_digest_as_the_cli() {
         .await
         .unwrap();
         let digest = get(&r, "manifestDigest").as_string().unwrap();
-        let tar = blob_bytes(&lw_wasm::export_tarball(c.tag, JsValue::UNDEFINED).unwrap()).await;
+        let tar = blob_bytes(
+            &lw_wasm::export_tarball(c.tag, JsValue::UNDEFINED)
+                .await
+                .unwrap(),
+        )
+        .await;
         let sha = hex::encode(Sha256::digest(&tar));
         console_log!("golden {}: manifest {digest} tarball sha256 {sha}", c.name);
         if digest != c.manifest_digest || sha != c.tarball_sha256 {

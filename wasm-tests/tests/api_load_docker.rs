@@ -131,6 +131,7 @@ async fn skopeo_docker_archive_loads_as_an_oci_image() {
     );
     let entries = Array::from(
         &lw_wasm::layer_entries("lw/dockerarchive:1", &l0)
+            .await
             .map_err(message)
             .unwrap(),
     );
@@ -140,13 +141,17 @@ async fn skopeo_docker_archive_loads_as_an_oci_image() {
         .collect();
     assert!(paths.contains(&"hello.txt".to_string()), "{paths:?}");
     let hello = lw_wasm::read_file("docker.io/lw/dockerarchive:1", &l0, "/hello.txt")
+        .await
         .map_err(message)
         .unwrap();
     assert_eq!(hello.to_vec(), b"hello from a docker archive\n");
     // The converted image exports and loads back to the same manifest digest.
-    let out =
-        blob_bytes(&lw_wasm::export_tarball("lw/dockerarchive:1", JsValue::UNDEFINED).unwrap())
-            .await;
+    let out = blob_bytes(
+        &lw_wasm::export_tarball("lw/dockerarchive:1", JsValue::UNDEFINED)
+            .await
+            .unwrap(),
+    )
+    .await;
     // The config bytes were kept: the image ID (config digest) is the one skopeo named the config by.
     let mut tar = TarReader::new(&out[..]);
     let mut exported = Vec::new();
@@ -195,7 +200,9 @@ async fn gzip_docker_archive_and_hostile_archives() {
         .unwrap();
     assert!(digest.starts_with("sha256:"));
     let gz_digest = lw_oci::Digest::sha256_of(&l0.0).to_string();
-    let f = lw_wasm::read_file("lw/gz:1", &gz_digest, "a.txt").unwrap();
+    let f = lw_wasm::read_file("lw/gz:1", &gz_digest, "a.txt")
+        .await
+        .unwrap();
     assert_eq!(f.to_vec(), b"gzip layer\n");
     // The same archive as a Uint8Array gives the same image.
     let r2 = lw_wasm::load_tarball(Uint8Array::from(&good[..]).into())

@@ -96,6 +96,7 @@ async fn push_pull_inspect_round_trip() {
     );
     let layer = get(&layers.get(0), "digest").as_string().unwrap();
     let bytes = lw_wasm::read_file(&dest, &layer, "hello.txt")
+        .await
         .unwrap()
         .to_vec();
     assert_eq!(bytes, b"hello registry\n");

@@ -97,6 +97,34 @@ test('playground served by layerwright serve: RUN executes natively, output stre
   await page.context().close();
 });
 
+test('a base layer kept in OPFS goes to serve for RUN, streamed from storage and checked', { skip: !!why }, async () => {
+  const { page, errors } = await newPage(browser);
+  page.setDefaultTimeout(5 * 60 * 1000);
+  await open(page, base, '#/play');
+  const out = await page.evaluate(async (token) => {
+    const lw = window.layerwright;
+    await lw.pull(`${location.host}/library/busybox:1.36`, { name: 'docker.io/library/busybox:1.36', insecure: true });
+    // 20 MiB of random bytes: the layer passes the 16 MiB spill threshold and goes to OPFS.
+    const big = new Uint8Array(20 << 20);
+    for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, i + 65536));
+    const one = await lw.build({ dockerfile: 'FROM busybox:1.36\nCOPY big.bin /big.bin\n', files: { 'big.bin': new Blob([big]) }, tags: ['spill/base:1'] });
+    const t0 = performance.now();
+    const two = await lw.build({
+      dockerfile: 'FROM spill/base:1\nRUN wc -c < /big.bin > /size.txt\n',
+      executor: lw.serveExecutor({ url: location.origin, token }),
+    });
+    const ms = Math.round(performance.now() - t0);
+    const last = two.layers[two.layers.length - 1].digest;
+    const size = new TextDecoder().decode(await lw.readFile(two.manifestDigest, last, '/size.txt'));
+    return { layer: one.layers[1], ms, size, mem: lw.memoryBytes() };
+  }, serve.token);
+  console.error(JSON.stringify(out));
+  assert.ok(out.layer.size > 16 << 20, `the COPY layer passed the spill threshold: ${out.layer.size}`);
+  assert.equal(out.size.trim(), String(20 << 20), 'RUN on serve saw the whole stored layer');
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
+  await page.context().close();
+});
+
 test('a lesson\'s RUN variant builds when served by layerwright serve', { skip: !!why }, async () => {
   const lesson = LESSONS.find((l) => l.runVariant);
   assert.ok(lesson, 'some lesson has a RUN variant');

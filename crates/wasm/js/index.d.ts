@@ -21,7 +21,14 @@ export interface RunRequest {
   sourceDateEpoch: number | null; location: string;
 }
 /** What an executor gets besides the request: the tab's blobs, and a sink for the step's output. */
-export interface RunIo { readBlob(digest: string): Uint8Array; output(chunk: string | Uint8Array): void }
+export interface RunIo {
+  /** A blob held in wasm memory (a layer past 16 MiB is in browser storage: use openBlob). */
+  readBlob(digest: string): Uint8Array;
+  /** Any blob of the tab's store as 1 MiB chunks; one from browser storage is checked against its digest as it
+   * streams (its last chunk comes only if it matched, else next() rejects naming the digest). */
+  openBlob(digest: string): Promise<{ size: number; next(): Promise<Uint8Array | null> }>;
+  output(chunk: string | Uint8Array): void;
+}
 /** A non-zero exitCode fails the build (with `error` as the message when given); `layer` is verified. */
 export interface RunResponse {
   exitCode: number; error?: string;

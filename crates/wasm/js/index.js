@@ -378,24 +378,19 @@ export async function loadTarball(blob) {
   await persist();
   return r;
 }
-// layerEntries(ref, layerDigest) lists a stored layer; layerEntries(blob) streams a layer Blob/File (1 MiB slices).
+// layerEntries(ref, layerDigest) lists a stored layer (streamed from memory or browser storage, its digest checked
+// when it comes from storage); layerEntries(blob) streams a layer Blob/File (1 MiB slices).
 export async function layerEntries(ref, layerDigest) {
   await init();
   if (typeof Blob !== "undefined" && ref instanceof Blob) return (await core.scanLayer(ref, { digests: false })).entries;
-  // A layer kept in browser storage is listed by streaming its stored file (the scanner reads 1 MiB slices).
-  if (core.blobSpilled(layerDigest)) {
-    await blobStorage.settled();
-    return (await core.scanLayer(blobStorage.blob(layerDigest), { digests: false })).entries;
-  }
+  await blobStorage?.settled();
   return core.layerEntries(ref, layerDigest);
 }
 export async function scanLayer(blob, opts) { await init(); return core.scanLayer(blob, opts ?? {}); }
 export function memoryBytes() { needInit(); return core.memoryBytes(); }
 export async function readFile(ref, layerDigest, path) {
   await init();
-  if (core.blobSpilled(layerDigest)) {
-    throw new Error(`readFile: layer ${layerDigest} is kept in browser storage (it is larger than 16 MiB); reading one file from it is not supported yet`);
-  }
+  await blobStorage?.settled();
   return core.readFile(ref, layerDigest, path);
 }
 export async function inspectImage(ref) { await init(); return core.inspectImage(ref); }
@@ -443,11 +438,28 @@ export function serveExecutor({ url, token } = {}) {
       if (head.ok) continue;
       const start = await must(await fetch(blobs + "uploads/", { method: "POST", headers: auth }),
         `starting the upload of ${l.digest}`, [202]);
-      const loc = new URL(start.headers.get("location"), base + "/");
+      let loc = new URL(start.headers.get("location"), base + "/");
+      // The layer streams from the tab's store (memory or browser storage) in PATCHes of up to 16 MiB; a stored
+      // one is checked against its digest as it goes, and its last bytes are sent only if it matched.
+      const blob = await io.openBlob(l.digest);
+      let at = 0;
+      for (let parts = [], size = 0, done = false; !done;) {
+        const c = await blob.next();
+        done = c === null;
+        if (c) { parts.push(c); size += c.length; }
+        if (!size || (!done && size < 16 << 20)) continue;
+        const sent = await must(await fetch(loc, {
+          method: "PATCH",
+          headers: { ...auth, "content-type": "application/octet-stream", "content-range": `${at}-${at + size - 1}` },
+          body: new Blob(parts),
+        }), `uploading ${l.digest}`, [202]);
+        loc = new URL(sent.headers.get("location") ?? loc, base + "/");
+        at += size;
+        parts = [];
+        size = 0;
+      }
       loc.searchParams.set("digest", l.digest);
-      await must(await fetch(loc, {
-        method: "PUT", headers: { ...auth, "content-type": "application/octet-stream" }, body: io.readBlob(l.digest),
-      }), `uploading ${l.digest}`, [201]);
+      await must(await fetch(loc, { method: "PUT", headers: auth }), `uploading ${l.digest}`, [201]);
     }
     const body = JSON.stringify(secrets ? { ...req, secrets } : req);
     const resp = await must(await fetch(`${base}/api/run`, {

@@ -2,7 +2,8 @@
 // streams here in 1 MiB chunks, into a file of the origin private file system (OPFS) where the browser has one, or
 // into IndexedDB as Blob parts otherwise, and is named by its digest once complete. The wasm store keeps only digests
 // and sizes; `blob(digest)` gives the stored bytes as a disk-backed Blob (a File from OPFS), which exportTarball
-// splices into the archive and layerEntries streams through the scanner.
+// splices into the archive, and `file(digest)` the bytes as stored now, which every read-back streams (checking the
+// digest: readFile, layerEntries, push, export, RUN's upload, a FROM's file list).
 //
 // The wasm side calls create/append/commit/abort synchronously; each queues its work on the blob's promise chain,
 // so writes happen in order while the build goes on. `settled()` waits for every queued write (the build awaits it
@@ -115,6 +116,28 @@ export class BlobStorage {
   /** The stored bytes of `digest` as a Blob (sync: committed blobs are held as File/Blob handles). */
   blob(digest) {
     return this.blobs.get(digest);
+  }
+
+  /**
+   * The stored bytes of `digest` as they are now: a fresh File from OPFS (the handle kept at commit is a snapshot,
+   * which a file changed since cannot be read through), or the IndexedDB record read again. Every read-back of a
+   * blob (crates/wasm/src/blobread.rs) goes through this and checks the digest as it streams.
+   */
+  async file(digest) {
+    while (this.pending.size) await Promise.all([...this.pending]);
+    let blob;
+    if (this.dir) {
+      blob = await (await this.dir.getFileHandle(fileName(digest))).getFile();
+    } else {
+      blob = await new Promise((resolve, reject) => {
+        const req = this.db.transaction("blobs").objectStore("blobs").get(digest);
+        req.onsuccess = () => resolve(req.result);
+        req.onerror = () => reject(req.error);
+      });
+      if (!BlobStorage.isStoredBlob(blob)) throw new Error(`blob ${digest} is missing from browser storage (indexeddb)`);
+    }
+    this.blobs.set(digest, blob);
+    return blob;
   }
 
   /** Wait for every queued write; throw the first failure (once). */

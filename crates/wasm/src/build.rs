@@ -327,6 +327,11 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             s.records.clone(),
         )
     });
+    // The file lists of base layers kept in browser storage, streamed from there before the engine needs them.
+    if let Err(e) = crate::blobread::index_stored_bases(&o, &platforms, &cache).await {
+        with(|s| s.cache = cache);
+        return Err(err(e));
+    }
     let mut images = TabImages {
         blobs: blobs.clone(),
         records,

@@ -203,14 +203,17 @@ impl JsExecutor {
             move |digest: String| -> Result<Uint8Array, JsValue> {
                 let d = Digest::parse(&digest).map_err(crate::js::err)?;
                 let map = blobs.blobs.lock().unwrap_or_else(|e| e.into_inner());
-                let b = map
-                    .get(&d)
-                    .ok_or_else(|| crate::js::err(format!("blob {d} is not in the tab's store")))?;
+                let b = map.get(&d).ok_or_else(|| {
+                    crate::js::err(format!("blob {d} is not in memory (io.openBlob reads any)"))
+                })?;
                 Ok(Uint8Array::from(&b[..]))
             },
         );
+        // Any blob, in memory or in browser storage, as a stream of checked chunks.
+        let open_fn = Closure::<dyn FnMut(String) -> Promise>::new(crate::blobread::open_js);
         Reflect::set(&io, &"output".into(), out_fn.as_ref())?;
         Reflect::set(&io, &"readBlob".into(), read_fn.as_ref())?;
+        Reflect::set(&io, &"openBlob".into(), open_fn.as_ref())?;
         let ret = self.callback.call2(&JsValue::NULL, &request, &io)?;
         let promise = match ret.dyn_into::<Promise>() {
             Ok(p) => p,
@@ -226,6 +229,7 @@ impl JsExecutor {
         // gets an error from wasm-bindgen instead of touching freed state.
         drop(out_fn);
         drop(read_fn);
+        drop(open_fn);
         answer
     }
 }

@@ -4,6 +4,7 @@
 //! Functions here are the wasm-bindgen exports; `js/index.js` wraps them into the contract's API object (init,
 //! IndexedDB persistence of the image store, `storage`).
 
+mod blobread;
 mod build;
 mod context;
 mod dockerfile;

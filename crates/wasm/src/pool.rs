@@ -135,8 +135,8 @@ impl BlobStore for PooledBlobs<'_> {
     fn open(&self, d: &Digest) -> Result<Box<dyn io::Read + '_>, Error> {
         if !self.blobs.has(d) && self.spilled.borrow().contains_key(d) {
             return Err(Error::Host(format!(
-                "blob {d} is kept in the tab's browser storage, which this step cannot read synchronously \
-                 (building on a layer of more than 16 MiB built in the tab is not supported yet)"
+                "blob {d} is in browser storage, which this step cannot read at once (COPY --from, a --chown or \
+                 USER name, a RUN mount of it): use the CLI"
             )));
         }
         self.blobs.open(d)

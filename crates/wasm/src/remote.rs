@@ -16,6 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::blobread::Bodies;
 use crate::js::{err, get, get_bool, get_string, to_js};
 use crate::store::{default_platform, with};
 
@@ -53,10 +54,10 @@ fn cors_message(url: &str, e: &JsValue) -> String {
 }
 
 /// Drive `op` to completion over `fetch`. Streamed blob bytes go to `sink` (an error from it cancels the download
-/// and is returned); request bodies naming a blob are read from `blobs`.
+/// and is returned); request bodies naming a blob are read from `bodies`.
 pub(crate) async fn drive<O: Operation>(
     op: &mut O,
-    blobs: &MemoryBlobs,
+    bodies: &mut Bodies,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
 ) -> Result<O::Output, JsValue> {
     let fetch = global_fn("fetch")?;
@@ -72,7 +73,7 @@ pub(crate) async fn drive<O: Operation>(
             }
             Action::Send(r) => r,
         };
-        let request = fetch_request(&req, blobs)?;
+        let request = fetch_request(&req, bodies).await?;
         let resp = match JsFuture::from(
             fetch
                 .call1(&js_sys::global(), &request)?
@@ -117,10 +118,11 @@ pub(crate) async fn drive<O: Operation>(
     }
 }
 
-/// The `fetch` Request for the core's request; a body naming a blob is read from `blobs`.
-fn fetch_request(
+/// The `fetch` Request for the core's request; a body naming a blob is read from `bodies` (in memory or, checked
+/// as it streams, from browser storage).
+async fn fetch_request(
     req: &lw_registry::Request,
-    blobs: &MemoryBlobs,
+    bodies: &mut Bodies,
 ) -> Result<web_sys::Request, JsValue> {
     let init = web_sys::RequestInit::new();
     init.set_method(req.method.as_str());
@@ -136,17 +138,7 @@ fn fetch_request(
             digest,
             offset,
             len,
-        } => {
-            let b = blobs
-                .get(digest)
-                .ok_or_else(|| err(format!("blob {digest} is not in the store")))?;
-            let (start, end) = (*offset as usize, (*offset + *len) as usize);
-            Some(
-                b.get(start..end)
-                    .ok_or_else(|| err(format!("blob {digest} is too short")))?
-                    .to_vec(),
-            )
-        }
+        } => Some(bodies.range(digest, *offset, *len).await.map_err(err)?),
     };
     if let Some(b) = &body {
         init.set_body(&Uint8Array::from(&b[..]));
@@ -224,15 +216,10 @@ pub(crate) fn target(r: &str) -> Result<Target, JsValue> {
     })
 }
 
-async fn fetch_blob(
-    client: &Client,
-    repo: &str,
-    d: &Descriptor,
-    blobs: &MemoryBlobs,
-) -> Result<Vec<u8>, JsValue> {
+async fn fetch_blob(client: &Client, repo: &str, d: &Descriptor) -> Result<Vec<u8>, JsValue> {
     let mut op = client.get_blob_for(repo, d).map_err(err)?;
     let mut data = Vec::with_capacity(d.size.min(1 << 26) as usize);
-    drive(&mut op, blobs, &mut |b| {
+    drive(&mut op, &mut Bodies::default(), &mut |b| {
         data.extend_from_slice(b);
         Ok(())
     })
@@ -306,7 +293,7 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
         &mut tab,
     )
     .map_err(err)?;
-    let pulled = drive(&mut op, &blobs, &mut |_| Ok(())).await?;
+    let pulled = drive(&mut op, &mut Bodies::default(), &mut |_| Ok(())).await?;
     let desc = pulled.manifest.descriptor();
     with(|s| {
         for (d, b) in tab.mem.blobs {
@@ -336,17 +323,16 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
 pub async fn inspect_remote(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     let t = target(r)?;
     let client = client_for(&t.domain, &opts)?;
-    let blobs = MemoryBlobs::default();
     let mut op = client
         .resolve(&t.repo, &t.reference, &platform_of(&opts)?)
         .map_err(err)?;
-    let resolved = drive(&mut op, &blobs, &mut |_| Ok(())).await?;
+    let resolved = drive(&mut op, &mut Bodies::default(), &mut |_| Ok(())).await?;
     let m = resolved
         .manifest
         .manifest()
         .cloned()
         .ok_or_else(|| err(format!("{r}: not an image manifest")))?;
-    let config_bytes = fetch_blob(&client, &t.repo, &m.config, &blobs).await?;
+    let config_bytes = fetch_blob(&client, &t.repo, &m.config).await?;
     crate::views::image_info(
         resolved.index.as_ref().map(|i| i.bytes.as_slice()),
         &resolved.manifest.digest,
@@ -391,7 +377,8 @@ pub async fn push(r: &str, dest: &str, opts: JsValue) -> Result<JsValue, JsValue
         &mut TabSource(&blobs),
     )
     .map_err(err)?;
-    let report = drive(&mut op, &blobs, &mut |_| Ok(())).await?;
+    // Layers in browser storage stream out chunk by chunk, their digests checked as they go.
+    let report = drive(&mut op, &mut Bodies::of_store(), &mut |_| Ok(())).await?;
     to_js(&PushOut {
         digest: report.digest.to_string(),
     })

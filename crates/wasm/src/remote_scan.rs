@@ -6,7 +6,6 @@
 use std::cell::Cell;
 
 use js_sys::{Function, Uint8Array};
-use lw_engine::host::MemoryBlobs;
 use lw_layer::{Entry, EntryKind};
 use lw_oci::{Descriptor, Digest};
 use serde::Serialize;
@@ -78,26 +77,30 @@ pub async fn scan_remote_layer(r: &str, layer: JsValue, opts: JsValue) -> Result
     );
     let mut op = client.get_blob_for(&t.repo, &desc).map_err(err)?;
     let mut reported = 0u64;
-    let r = drive(&mut op, &MemoryBlobs::default(), &mut |chunk| {
-        // The first chunk is reported before it is scanned: the page times its first entries from it.
-        let report = |n: u64| match &on_progress {
-            Some(f) => f
-                .call1(&JsValue::NULL, &JsValue::from_f64(n as f64))
-                .map(|_| ()),
-            None => Ok(()),
-        };
-        if reported == 0 {
-            reported = chunk.len() as u64;
-            report(reported)?;
-        }
-        scan.push(chunk)
-            .map_err(|e| err(format!("layer {}: {e}", desc.digest)))?;
-        if scan.bytes() - reported >= PROGRESS_STEP {
-            reported = scan.bytes();
-            report(reported)?;
-        }
-        Ok(())
-    })
+    let r = drive(
+        &mut op,
+        &mut crate::blobread::Bodies::default(),
+        &mut |chunk| {
+            // The first chunk is reported before it is scanned: the page times its first entries from it.
+            let report = |n: u64| match &on_progress {
+                Some(f) => f
+                    .call1(&JsValue::NULL, &JsValue::from_f64(n as f64))
+                    .map(|_| ()),
+                None => Ok(()),
+            };
+            if reported == 0 {
+                reported = chunk.len() as u64;
+                report(reported)?;
+            }
+            scan.push(chunk)
+                .map_err(|e| err(format!("layer {}: {e}", desc.digest)))?;
+            if scan.bytes() - reported >= PROGRESS_STEP {
+                reported = scan.bytes();
+                report(reported)?;
+            }
+            Ok(())
+        },
+    )
     .await;
     if let Some(x) = cb_err.take() {
         return Err(x);
@@ -192,14 +195,18 @@ pub async fn read_remote_file(
     let mut op = client.get_blob_for(&t.repo, &desc).map_err(err)?;
     // The sink's error that only means "found it, stop downloading".
     let stop = || JsValue::from_str("lw: entry read");
-    let r = drive(&mut op, &MemoryBlobs::default(), &mut |chunk| {
-        scan.push(chunk)
-            .map_err(|e| err(format!("layer {}: {e}", desc.digest)))?;
-        if done.get() {
-            return Err(stop());
-        }
-        Ok(())
-    })
+    let r = drive(
+        &mut op,
+        &mut crate::blobread::Bodies::default(),
+        &mut |chunk| {
+            scan.push(chunk)
+                .map_err(|e| err(format!("layer {}: {e}", desc.digest)))?;
+            if done.get() {
+                return Err(stop());
+            }
+            Ok(())
+        },
+    )
     .await;
     if let Some(x) = cb_err.take() {
         return Err(x);

@@ -33,8 +33,9 @@ thread_local! {
 }
 
 /// `setBlobStorage(storage)`: the object large blobs go to: `create() → id`, `append(id, Uint8Array)`,
-/// `commit(id, digest)`, `abort(id)` (each returns at once; the storage queues the writes), and `blob(digest) → Blob`
-/// for a committed one. `null` keeps every blob in memory.
+/// `commit(id, digest)`, `abort(id)` (each returns at once; the storage queues the writes), `blob(digest) → Blob`
+/// for a committed one, and `file(digest) → Promise<Blob>`, its bytes as stored now (every read-back
+/// uses it, see `blobread.rs`). `null` keeps every blob in memory.
 #[wasm_bindgen(js_name = setBlobStorage)]
 pub fn set_blob_storage(storage: JsValue) {
     let s = (!storage.is_undefined() && !storage.is_null()).then_some(storage);
@@ -150,11 +151,26 @@ pub fn stored_blob(d: &Digest) -> Result<web_sys::Blob, Error> {
         .map_err(|_| Error::Host(format!("blob {d} is missing from browser storage")))
 }
 
+/// The stored bytes of a spilled blob as the storage holds them now (`file(digest)`: a fresh `File` from OPFS,
+/// not the handle taken when it was written, so a file changed since is read as it is and fails its digest).
+pub async fn stored_file(d: &Digest) -> Result<web_sys::Blob, Error> {
+    let s = storage()
+        .ok_or_else(|| Error::Host(format!("blob {d} is in browser storage, which is gone")))?;
+    let p = call(&s, "file", &[JsValue::from_str(d.as_str())])?;
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&p))
+        .await
+        .map_err(|e| Error::Host(format!("blob {d}: browser storage: {}", js_text(&e))))?
+        .dyn_into()
+        .map_err(|_| Error::Host(format!("blob {d} is missing from browser storage")))
+}
+
 /// An archive `Blob` being made of 1 MiB parts, with stored blobs spliced in as they are.
 pub struct ExportParts {
     parts: Array,
     buf: Vec<u8>,
     spilled: BTreeMap<Digest, u64>,
+    /// The stored blobs spliced in, in order.
+    pub spliced: Vec<Digest>,
 }
 
 impl ExportParts {
@@ -163,6 +179,7 @@ impl ExportParts {
             parts: Array::new(),
             buf: Vec::with_capacity(CHUNK),
             spilled,
+            spliced: Vec::new(),
         }
     }
 
@@ -209,6 +226,7 @@ impl ArchiveOut for ExportParts {
         }
         self.flush_part();
         self.parts.push(&blob);
+        self.spliced.push(d.clone());
         Ok(true)
     }
 }

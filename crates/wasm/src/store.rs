@@ -3,22 +3,21 @@
 //! step cache; and what reads it: `images`, `exportTarball`, `layerEntries`, `readFile`, `storage`.
 
 use std::cell::RefCell;
-use std::io::Read;
 
 use js_sys::{Array, Uint8Array};
 use lw_engine::archive::{resolve_manifest, write_archive_to, ArchiveItem};
 use lw_engine::host::{BlobStore, MemoryBlobs, MemoryCache};
-use lw_layer::tar::TarReader;
-use lw_layer::EntryKind;
+use lw_layer::{Entry, EntryKind};
 use lw_oci::descriptor::annotations;
-use lw_oci::media::{self, Compression};
 use lw_oci::{Descriptor, Digest, Index, Platform};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::blobread::BlobRead;
 use crate::js::{err, to_js};
 use crate::spill::{ExportParts, Spilled};
 use crate::stream::EntryOut;
+use crate::tarscan::{LayerScan, Tap};
 
 /// One image the store knows: by name, or unnamed (a build without tags, a digest-only load).
 pub use lw_engine::naming::ImageRecord as Record;
@@ -106,9 +105,10 @@ pub fn images() -> Result<JsValue, JsValue> {
 }
 
 /// `exportTarball(ref, {format})`: the same bytes `layerwright save REF` writes (the archive is at once an OCI
-/// layout and a docker archive, so both formats are this one tar), as a `Blob` made of 1 MiB parts.
+/// layout and a docker archive, so both formats are this one tar), as a `Blob` made of 1 MiB parts. Blobs in
+/// browser storage are spliced in as they are stored, each read through once first to check its digest.
 #[wasm_bindgen(js_name = exportTarball)]
-pub fn export_tarball(r: &str, opts: JsValue) -> Result<web_sys::Blob, JsValue> {
+pub async fn export_tarball(r: &str, opts: JsValue) -> Result<web_sys::Blob, JsValue> {
     if let Some(f) = crate::js::get_string(&opts, "format")? {
         if f != "oci" && f != "docker" {
             return Err(err(format!(
@@ -116,13 +116,28 @@ pub fn export_tarball(r: &str, opts: JsValue) -> Result<web_sys::Blob, JsValue> 
             )));
         }
     }
+    // A first pass names the stored blobs the archive splices in; they are checked (which also takes each one's
+    // File as stored now), then the archive is written again around them.
+    let first = export_parts(r)?;
+    for d in &first.spliced {
+        BlobRead::open(d)
+            .await
+            .map_err(err)?
+            .verify()
+            .await
+            .map_err(err)?;
+    }
+    export_parts(r)?.into_blob("application/x-tar")
+}
+
+/// The archive of image `r` as parts, with the stored blobs spliced in.
+fn export_parts(r: &str) -> Result<ExportParts, JsValue> {
     with(|s| {
         let rec = s.resolve(r)?;
         let items = [ArchiveItem {
             names: rec.name.into_iter().collect(),
             descriptor: rec.descriptor,
         }];
-        // Blobs in browser storage are spliced into the archive Blob as they are stored.
         let mut out = ExportParts::new(s.spilled.borrow().clone());
         let store = crate::pool::PooledBlobs {
             blobs: &mut s.blobs.clone(),
@@ -131,7 +146,7 @@ pub fn export_tarball(r: &str, opts: JsValue) -> Result<web_sys::Blob, JsValue> 
         };
         write_archive_to(&store, &items, &default_platform(), &mut out, &mut |_| {})
             .map_err(err)?;
-        out.into_blob("application/x-tar")
+        Ok(out)
     })
 }
 
@@ -146,91 +161,103 @@ fn find_layer(s: &State, r: &str, layer: &str) -> Result<Descriptor, JsValue> {
         .ok_or_else(|| err(format!("image {r} has no layer {layer}")))
 }
 
-/// Open a layer's tar stream (decompressed as its media type says, or as its first bytes say).
-fn open_layer<'a>(
-    blobs: &'a MemoryBlobs,
-    d: &Descriptor,
-) -> Result<TarReader<Box<dyn Read + 'a>>, JsValue> {
-    let c = match media::layer_compression(&d.media_type) {
-        Some(c) => c,
-        None => {
-            let mut head = [0u8; 8];
-            let n = blobs
-                .open(&d.digest)
-                .map_err(err)?
-                .read(&mut head)
-                .map_err(err)?;
-            lw_layer::compress::sniff(&head[..n])
-        }
-    };
-    let raw = blobs.open(&d.digest).map_err(err)?;
-    let stream: Box<dyn Read + 'a> = if c == Compression::None {
-        raw
-    } else {
-        lw_layer::compress::decoder(raw, c).map_err(err)?
-    };
-    Ok(TarReader::new(stream))
+/// Stream layer `d` of the store (in memory or in browser storage, its digest checked as it streams) through the
+/// push-mode scanner `scan`.
+async fn scan_stored(d: &Descriptor, mut scan: LayerScan<'_>) -> Result<(), JsValue> {
+    let blob = BlobRead::open(&d.digest).await.map_err(err)?;
+    crate::blobread::scan_all(blob, &mut scan)
+        .await
+        .map_err(err)?;
+    scan.finish()
+        .map_err(|e| err(crate::blobread::layer_err(&d.digest, e)))?;
+    Ok(())
 }
 
-/// `layerEntries(ref, layerDigest)`: the layer's tar entries, read as a stream (only headers are kept).
+/// `layerEntries(ref, layerDigest)`: the layer's tar entries, streamed (only headers are kept).
 #[wasm_bindgen(js_name = layerEntries)]
-pub fn layer_entries(r: &str, layer: &str) -> Result<JsValue, JsValue> {
-    let list = with(|s| -> Result<Vec<EntryOut>, JsValue> {
-        let d = find_layer(s, r, layer)?;
-        let mut tar = open_layer(&s.blobs, &d)?;
-        let mut out = Vec::new();
-        while let Some(e) = tar
-            .next_entry()
-            .map_err(|e| err(format!("layer {layer}: {e}")))?
-        {
+pub async fn layer_entries(r: &str, layer: &str) -> Result<JsValue, JsValue> {
+    let d = with(|s| find_layer(s, r, layer))?;
+    let mut out = Vec::new();
+    let scan = LayerScan::new(
+        Box::new(|e: Entry| {
             out.push(EntryOut::from(e));
-        }
-        Ok(out)
-    })?;
-    to_js(&list)
+            Ok(())
+        }),
+        false,
+    );
+    scan_stored(&d, scan).await?;
+    to_js(&out)
 }
 
-/// `readFile(ref, layerDigest, path)`: one regular file's bytes from a layer (hard links followed within it).
+/// What a pass over a layer found for one path.
+enum Found {
+    Bytes(Vec<u8>),
+    Link(String),
+    Other,
+}
+
+/// One pass over layer `d` for the entry at `target`: a file's bytes (up to 1 GiB), a hard link's target.
+async fn find_entry(d: &Descriptor, target: &str) -> Result<Option<Found>, JsValue> {
+    let found = RefCell::new(None::<Found>);
+    let mut data = Vec::new();
+    let scan = LayerScan::with_tap(
+        Box::new(|_| Ok(())),
+        Tap {
+            want: Box::new(|e: &Entry| {
+                // The first entry for the path is the one read (as the layer's TarReader did).
+                if e.path != target || found.borrow().is_some() {
+                    return false;
+                }
+                let (f, want) = match &e.kind {
+                    EntryKind::File => (Found::Bytes(Vec::new()), true),
+                    EntryKind::Hardlink(t) => (Found::Link(t.clone()), false),
+                    _ => (Found::Other, false),
+                };
+                *found.borrow_mut() = Some(f);
+                want
+            }),
+            data: Box::new(|b: &[u8], _| {
+                if data.len() + b.len() > 1 << 30 {
+                    return Err("the file is larger than 1 GiB".into());
+                }
+                data.extend_from_slice(b);
+                Ok(())
+            }),
+        },
+        false,
+    );
+    scan_stored(d, scan).await?;
+    Ok(match found.into_inner() {
+        Some(Found::Bytes(_)) => Some(Found::Bytes(data)),
+        f => f,
+    })
+}
+
+/// `readFile(ref, layerDigest, path)`: one regular file's bytes from a layer (hard links followed within it); the
+/// layer streams through the scanner, from memory or from browser storage (its digest checked before the bytes
+/// are returned).
 #[wasm_bindgen(js_name = readFile)]
-pub fn read_file(r: &str, layer: &str, path: &str) -> Result<Uint8Array, JsValue> {
+pub async fn read_file(r: &str, layer: &str, path: &str) -> Result<Uint8Array, JsValue> {
     let want = path
         .trim_start_matches('/')
         .trim_end_matches('/')
         .to_string();
-    with(|s| {
-        let d = find_layer(s, r, layer)?;
-        let mut target = want.clone();
-        // A hard link names an earlier entry: one more pass finds it.
-        for _ in 0..2 {
-            let mut tar = open_layer(&s.blobs, &d)?;
-            let mut link = None;
-            while let Some(e) = tar
-                .next_entry()
-                .map_err(|e| err(format!("layer {layer}: {e}")))?
-            {
-                if e.path != target {
-                    continue;
-                }
-                match &e.kind {
-                    EntryKind::File => {
-                        let bytes = tar.read_to_vec(1 << 30).map_err(err)?;
-                        return Ok(Uint8Array::from(&bytes[..]));
-                    }
-                    EntryKind::Hardlink(t) => link = Some(t.clone()),
-                    _ => {
-                        return Err(err(format!(
-                            "{path} is not a regular file in layer {layer}"
-                        )))
-                    }
-                }
+    let d = with(|s| find_layer(s, r, layer))?;
+    let mut target = want.clone();
+    // A hard link names an earlier entry: one more pass finds it.
+    for _ in 0..2 {
+        match find_entry(&d, &target).await? {
+            Some(Found::Bytes(b)) => return Ok(Uint8Array::from(&b[..])),
+            Some(Found::Link(t)) => target = t,
+            Some(Found::Other) => {
+                return Err(err(format!(
+                    "{path} is not a regular file in layer {layer}"
+                )))
             }
-            match link {
-                Some(t) => target = t,
-                None => break,
-            }
+            None => break,
         }
-        Err(err(format!("layer {layer} has no file {path}")))
-    })
+    }
+    Err(err(format!("layer {layer} has no file {path}")))
 }
 
 #[derive(Serialize)]
