@@ -137,13 +137,18 @@ fn test() -> Result<()> {
         // The on-demand zstd module's crate (libzstd; no I/O, so crates/clippy.toml's rules hold for it too).
         "-p",
         "lw-zstd",
+        // The on-demand bzip2/xz module's crate (pure Rust, no I/O).
+        "-p",
+        "lw-archive",
     ]);
     for k in PURE_CRATES {
         c.args(["-p", k]);
     }
     c.args(["--", "-D", "warnings"]);
     run(c)?;
-    eprintln!("xtask: clippy (native, and wasm32 for the core crates, lw-wasm and lw-zstd): ok");
+    eprintln!(
+        "xtask: clippy (native, and wasm32 for the core crates, lw-wasm, lw-zstd and lw-archive): ok"
+    );
     // The site's JS, checked against the wasm module's types.
     site::typecheck()?;
     // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs).

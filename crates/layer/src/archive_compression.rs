@@ -1,6 +1,7 @@
 //! Compressed archives: the compression of a whole archive recognized by its magic bytes (gzip, bzip2, xz, zstd,
 //! or none) and a streaming decoder for it, as `docker load` and ADD's unpacking accept them. Nothing is read
-//! whole into memory; every decoder is pure Rust.
+//! whole into memory; every decoder is pure Rust. bzip2 and xz come from lw-archive: linked with the `bzip2-xz`
+//! feature (the CLI), else from the host (the tab installs its on-demand module with [`set_archive_decoder`]).
 
 use std::io::{self, BufRead, BufReader, Read};
 
@@ -46,8 +47,63 @@ pub fn sniff(head: &[u8]) -> ArchiveCompression {
     }
 }
 
-/// xz blocks may ask for a dictionary of up to 4 GiB; refuse those beyond 1 GiB rather than allocate them.
-const XZ_MEM_LIMIT_KIB: u32 = 1024 * 1024;
+/// A host's bzip2/xz decoder, for builds without the `bzip2-xz` feature: the whole compressed input (the codec's
+/// [`ArchiveCompression::name`]) in, the whole decompressed stream out.
+#[derive(Debug, Clone, Copy)]
+pub struct ArchiveDecoder {
+    pub decode: fn(&str, &[u8]) -> io::Result<Vec<u8>>,
+}
+
+static ARCHIVE_DECODER: std::sync::OnceLock<ArchiveDecoder> = std::sync::OnceLock::new();
+
+/// Install the host's bzip2/xz decoder (once per process or wasm instance; a later call keeps the first one, and
+/// says so by returning false). Unused when the decoders are linked (the `bzip2-xz` feature).
+pub fn set_archive_decoder(d: ArchiveDecoder) -> bool {
+    ARCHIVE_DECODER.set(d).is_ok()
+}
+
+/// Whether bzip2 and xz can be read here: linked, or installed by the host.
+pub fn has_archive_decoder() -> bool {
+    cfg!(feature = "bzip2-xz") || ARCHIVE_DECODER.get().is_some()
+}
+
+/// The message of a bzip2/xz read with no decoder; its kind is `Unsupported`, so that ADD does not take the file
+/// for a non-archive and copy it as it is.
+fn no_decoder(kind: ArchiveCompression) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "{}: no decoder here (the tab loads it from pkg/lw_archive_bg.wasm first)",
+            kind.name()
+        ),
+    )
+}
+
+/// `whole` decompressed by the host's decoder `d` (read whole: the tab holds the archive in memory anyway).
+#[cfg_attr(feature = "bzip2-xz", allow(dead_code))]
+fn host_decoded<'a>(
+    d: Option<ArchiveDecoder>,
+    kind: ArchiveCompression,
+    mut whole: impl Read,
+) -> io::Result<Box<dyn Read + 'a>> {
+    let d = d.ok_or_else(|| no_decoder(kind))?;
+    let mut bytes = Vec::new();
+    whole.read_to_end(&mut bytes)?;
+    Ok(Box::new(io::Cursor::new((d.decode)(kind.name(), &bytes)?)))
+}
+
+/// bzip2 or xz, from lw-archive linked in (streaming).
+#[cfg(feature = "bzip2-xz")]
+fn bzip2_xz<'a>(kind: ArchiveCompression, whole: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let codec = lw_archive::Codec::from_name(kind.name()).ok_or_else(|| no_decoder(kind))?;
+    Ok(lw_archive::decoder(codec, Box::new(whole)))
+}
+
+/// bzip2 or xz, from the host's decoder.
+#[cfg(not(feature = "bzip2-xz"))]
+fn bzip2_xz<'a>(kind: ArchiveCompression, whole: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    host_decoded(ARCHIVE_DECODER.get().copied(), kind, whole)
+}
 
 /// Read the first bytes of `input`, recognize its compression and return a reader of the decompressed stream.
 /// Concatenated streams (pigz, pbzip2, pixz, `zstd` of several files) are read to the end.
@@ -61,12 +117,7 @@ pub fn open<'a>(
     let r: Box<dyn Read + 'a> = match kind {
         ArchiveCompression::None => Box::new(whole),
         ArchiveCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(whole)),
-        ArchiveCompression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(whole)),
-        ArchiveCompression::Xz => Box::new(lzma_rust2::XzReader::new_mem_limit(
-            whole,
-            true,
-            XZ_MEM_LIMIT_KIB,
-        )),
+        ArchiveCompression::Bzip2 | ArchiveCompression::Xz => bzip2_xz(kind, whole)?,
         ArchiveCompression::Zstd => Box::new(ZstdFrames::new(BufReader::new(whole))?),
     };
     Ok((kind, r))
@@ -217,6 +268,34 @@ mod tests {
             decode(b"ab".to_vec()),
             (ArchiveCompression::None, b"ab".to_vec())
         );
+    }
+
+    #[cfg(feature = "bzip2-xz")]
+    #[test]
+    fn a_host_decoder_reads_bzip2_and_xz_and_none_is_an_unsupported_error() {
+        let plain = tar_like();
+        let d = ArchiveDecoder {
+            decode: |name, data| {
+                let codec = lw_archive::Codec::from_name(name).expect("bzip2 or xz");
+                lw_archive::decode(codec, data)
+            },
+        };
+        for (kind, z) in [
+            (ArchiveCompression::Bzip2, bzip2(&plain)),
+            (ArchiveCompression::Xz, xz(&plain)),
+        ] {
+            let mut out = Vec::new();
+            host_decoded(Some(d), kind, &z[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert!(out == plain, "{}: the host's decoder", kind.name());
+            let e = host_decoded(None, kind, &z[..]).err().expect("no decoder");
+            assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+            assert!(e.to_string().starts_with(kind.name()), "{e}");
+            assert!(e.to_string().contains("lw_archive_bg.wasm"), "{e}");
+        }
+        assert!(has_archive_decoder());
     }
 
     #[test]

@@ -95,8 +95,9 @@ export function baseImages(dockerfile: string): Record<string, BaseImageConfig>;
 export function normalizeReference(ref: string): string;
 /** The context paths a build leaves out (the build's own .dockerignore filter). */
 export function contextIgnored(opts: { files: string[]; ignoreFiles?: Record<string, string>; dockerfile?: string }): string[];
-/** The regular files of a tar (plain, gzip, bzip2, xz or zstd), by path. */
-export function tarFiles(bytes: Uint8Array): Map<string, Uint8Array>;
+/** The regular files of a tar (plain, gzip, bzip2, xz or zstd), by path; a bzip2 or xz tar loads the decoders
+ * first (see `loadArchive`). */
+export function tarFiles(bytes: Uint8Array): Promise<Map<string, Uint8Array>>;
 /** Layers applied in order (whiteouts, opaque dirs): the merged tree and the files later layers waste. */
 export function analyseLayers(perLayer: Entry[][]): {
   merged: { path: string; layer: number; index: number }[]; total: number; wasted: number;
@@ -109,6 +110,9 @@ export function build(opts: BuildOptions): Promise<BuildResult>;
 /** Fetch and install libzstd's encoder (`lw_zstd_bg.wasm` beside this file), a module of its own; `build` calls it
  * when a build asks for zstd, so nothing else needs to. */
 export function loadZstd(): Promise<void>;
+/** Fetch and install the bzip2 and xz decoders (`lw_archive_bg.wasm` beside this file), a module of their own;
+ * `tarFiles` and `build` call it when an archive needs them, so nothing else needs to. */
+export function loadArchive(): Promise<void>;
 export function images(): Promise<{ name: string | null; digest: string; mediaType: string; size: number }[]>;
 export function exportTarball(ref: string, opts?: { format?: "oci" | "docker" }): Promise<Blob>;
 export function loadTarball(blob: Blob | Uint8Array | ArrayBuffer): Promise<{ images: { names: string[]; digest: string }[] }>;
@@ -184,7 +188,7 @@ declare const api: {
   normalizeReference: typeof normalizeReference; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
-  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; loadZstd: typeof loadZstd; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
+  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; loadZstd: typeof loadZstd; loadArchive: typeof loadArchive; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
   scanRemoteLayer: typeof scanRemoteLayer; readRemoteFile: typeof readRemoteFile;
   serveExecutor: typeof serveExecutor; vmExecutor: typeof vmExecutor; storage: typeof storage; version: typeof version;
   contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;

@@ -110,7 +110,12 @@ export function applyFixes(dockerfile, findings) { needInit(); return core.apply
 export function baseImages(dockerfile) { needInit(); return core.baseImages(dockerfile); }
 export function normalizeReference(ref) { needInit(); return core.normalizeReference(ref); }
 export function contextIgnored(opts) { needInit(); return core.contextIgnored(opts); }
-export function tarFiles(bytes) { needInit(); return new Map(core.tarFiles(bytes)); }
+/** The regular files of a tar; a bzip2 or xz tar loads the archive decoders first (see loadArchive). */
+export async function tarFiles(bytes) {
+  await init();
+  if (isBzip2OrXz(bytes) && !core.hasArchiveDecoder()) await loadArchive();
+  return new Map(core.tarFiles(bytes));
+}
 export function analyseLayers(perLayer) { needInit(); return core.analyseLayers(perLayer); }
 export function registryHost(ref) { needInit(); return core.registryHost(ref); }
 
@@ -216,9 +221,48 @@ export function loadZstd() {
   return zstdReady;
 }
 
+// The bzip2 and xz decoders are a module of their own too (pkg/lw_archive_bg.wasm, built from crates/archive):
+// fetched the first time an archive is bzip2 or xz (tarFiles, or a build whose ADD may unpack one), then handed to
+// the main module, which links neither decoder. The same Rust code as the CLI's.
+let archiveReady = null;
+export function loadArchive() {
+  archiveReady ??= (async () => {
+    const m = await import(/* webpackIgnore: true */ new URL("./lw_archive.js", import.meta.url).href);
+    await m.default({ module_or_path: new URL("./lw_archive_bg.wasm", import.meta.url) });
+    core.useArchiveDecoder((codec, bytes) => m.decodeArchive(codec, bytes));
+  })().catch((e) => {
+    archiveReady = null; // a later call tries again (e.g. after the network came back)
+    throw new Error(`layerwright: loading the bzip2/xz decoders (pkg/lw_archive_bg.wasm) failed: ${e?.message ?? e}`);
+  });
+  return archiveReady;
+}
+
+/** Whether `head` (bytes) starts with bzip2's or xz's magic number, as lw-layer's `sniff` recognizes them. */
+function isBzip2OrXz(head) {
+  const b = head instanceof Uint8Array ? head : head instanceof ArrayBuffer ? new Uint8Array(head) : null;
+  if (!b) return false;
+  const bz = b.length >= 4 && b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68 && b[3] >= 0x31 && b[3] <= 0x39;
+  const xz = b.length >= 6 && [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00].every((x, i) => b[i] === x);
+  return bz || xz;
+}
+
+/** Whether a build may unpack a bzip2 or xz archive: it has an ADD and a context file with either magic number. */
+async function buildNeedsArchive(opts) {
+  if (!/^\s*ADD\b/im.test(opts?.dockerfile ?? "") || !opts?.files) return false;
+  for (const v of Object.values(opts.files)) {
+    let head = null;
+    if (typeof Blob !== "undefined" && v instanceof Blob) head = new Uint8Array(await v.slice(0, 6).arrayBuffer());
+    else if (v instanceof Uint8Array || v instanceof ArrayBuffer) head = v;
+    else if (typeof v === "string") head = new TextEncoder().encode(v.slice(0, 6));
+    if (head && isBzip2OrXz(head)) return true;
+  }
+  return false;
+}
+
 export async function build(opts) {
   await init();
   if (opts?.compression === "zstd" && !core.hasZstdEncoder()) await loadZstd();
+  if (!core.hasArchiveDecoder() && await buildNeedsArchive(opts)) await loadArchive();
   const n = opts?.workers ?? defaultWorkers();
   let o = opts;
   if (n > 0 && !opts.compressMember && wasmModule) {
@@ -538,7 +582,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, runContainer, inspectImage, loadZstd, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, runContainer, inspectImage, loadZstd, loadArchive, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

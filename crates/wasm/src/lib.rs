@@ -4,6 +4,7 @@
 //! Functions here are the wasm-bindgen exports; `js/index.js` wraps them into the contract's API object (init,
 //! IndexedDB persistence of the image store, `storage`).
 
+mod archive;
 mod blobread;
 mod build;
 mod context;
@@ -26,6 +27,7 @@ mod zstd;
 
 use wasm_bindgen::prelude::*;
 
+pub use archive::{has_archive_decoder, use_archive_decoder};
 pub use build::build;
 pub use dockerfile::{apply_fixes, lint, parse, scope_view};
 pub use load::load_tarball;

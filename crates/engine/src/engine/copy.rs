@@ -337,8 +337,14 @@ pub(super) fn unpack_bytes(
     let mut tar_bytes = Vec::new();
     let decoded = lw_layer::archive_compression::open(Box::new(&bytes[..]))
         .and_then(|(_, mut r)| r.read_to_end(&mut tar_bytes));
-    if decoded.is_err() {
-        return Ok(None);
+    match decoded {
+        // A bzip2/xz file where the host has no decoder (the tab before its module loaded): an error, never a
+        // silent copy of the archive as it is.
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+            return Err(shared.err(line, format!("{kw} {name}: {e}")));
+        }
+        Err(_) => return Ok(None),
+        Ok(_) => {}
     }
     if tar_bytes.len() < 512 || &tar_bytes[257..262] != b"ustar" {
         return Ok(None);
