@@ -29,6 +29,8 @@ struct Sink {
     blobs_dir: PathBuf,
 }
 
+// One per blob being written: boxing the hasher would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum SinkFile {
     /// Hashed on a helper thread as it is written (the writer's thread is busy making the layer).
     Hashed(HashWriter<File>),
