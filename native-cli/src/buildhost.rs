@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use lw_engine::host::{BaseImage, BlobSink, BlobStore, Cache, CachedLayer, ImageSource};
 use lw_engine::Error;
 use lw_layer::layer::HashWriter;
+use lw_layer::midstate::Sha256Mid;
 use lw_oci::{Descriptor, Digest, Platform};
 
 use crate::names;
@@ -23,14 +24,23 @@ pub struct StoreBlobs<'s> {
 
 struct Sink {
     tmp: PathBuf,
-    /// The file, hashed on a helper thread as it is written (the writer's thread is busy making the layer);
-    /// `None` once committed.
-    file: Option<HashWriter<File>>,
+    /// The file and its hash; `None` once committed.
+    file: Option<SinkFile>,
     blobs_dir: PathBuf,
 }
 
+// One per blob being written: boxing the hasher would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum SinkFile {
+    /// Hashed on a helper thread as it is written (the writer's thread is busy making the layer).
+    Hashed(HashWriter<File>),
+    /// A resumed layer: the start was copied in the kernel from an earlier blob, and the hash goes on from that
+    /// start's saved state (the checkpoint's) over the bytes written here, the tail a rebuild made.
+    Resumed(File, Sha256Mid),
+}
+
 impl Sink {
-    fn file(&mut self) -> io::Result<&mut HashWriter<File>> {
+    fn file(&mut self) -> io::Result<&mut SinkFile> {
         self.file
             .as_mut()
             .ok_or_else(|| io::Error::other("the blob was already committed"))
@@ -39,21 +49,37 @@ impl Sink {
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file()?.write(buf)
+        match self.file()? {
+            SinkFile::Hashed(w) => w.write(buf),
+            SinkFile::Resumed(f, h) => {
+                let n = f.write(buf)?;
+                h.update(&buf[..n]);
+                Ok(n)
+            }
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.file()?.flush()
+        match self.file()? {
+            SinkFile::Hashed(w) => w.flush(),
+            SinkFile::Resumed(f, _) => f.flush(),
+        }
     }
 }
 
 impl BlobSink for Sink {
     fn commit(mut self: Box<Self>, digest: &Digest) -> Result<(), Error> {
         // On any early return the Drop impl removes the temporary file.
-        let (file, actual, _) = self
+        let (file, actual) = match self
             .file
             .take()
             .ok_or_else(|| Error::Host("the blob was already committed".into()))?
-            .finish();
+        {
+            SinkFile::Hashed(w) => {
+                let (file, actual, _) = w.finish();
+                (file, actual)
+            }
+            SinkFile::Resumed(file, h) => (file, h.finish()),
+        };
         if actual != *digest {
             return Err(Error::Host(format!(
                 "new blob hashes to {actual}, expected {digest}"
@@ -92,9 +118,43 @@ impl BlobStore for StoreBlobs<'_> {
         let (tmp, file) = tempfile_in(&self.store.tmp_dir()).map_err(host_err)?;
         Ok(Box::new(Sink {
             tmp,
-            file: Some(HashWriter::threaded(file)),
+            file: Some(SinkFile::Hashed(HashWriter::threaded(file))),
             blobs_dir: self.store.root().join("blobs/sha256"),
         }))
+    }
+    /// The start of `from` copied file to file (`copy_file_range`: in the kernel, a clone where the file system
+    /// shares extents), not read or hashed here: the hash goes on from `state`, the checkpoint's state of those
+    /// bytes saved when `from` was written and verified. Reading and hashing the unchanged ~100 MB start of a
+    /// 200 MB layer's blob was most of a one-file rebuild.
+    fn create_resumed(
+        &mut self,
+        from: &Digest,
+        len: u64,
+        state: &Sha256Mid,
+    ) -> Result<Box<dyn BlobSink>, Error> {
+        if state.len() != len {
+            return Err(Error::Host(format!(
+                "a checkpoint of blob {from} names {len} bytes but its hash state covers {}",
+                state.len()
+            )));
+        }
+        let (tmp, mut file) = tempfile_in(&self.store.tmp_dir()).map_err(host_err)?;
+        let mut sink = Sink {
+            tmp,
+            file: None,
+            blobs_dir: self.store.root().join("blobs/sha256"),
+        };
+        let src = self.store.open_blob(from).map_err(host_err)?;
+        // std's io::copy from a File (also through `take`) to a File is copy_file_range on Linux.
+        let copied = io::copy(&mut src.take(len), &mut file)
+            .map_err(|e| Error::Host(format!("copying the start of blob {from}: {e}")))?;
+        if copied != len {
+            return Err(Error::Host(format!(
+                "blob {from} is shorter than the {len} bytes a checkpoint names"
+            )));
+        }
+        sink.file = Some(SinkFile::Resumed(file, state.clone()));
+        Ok(Box::new(sink))
     }
 }
 

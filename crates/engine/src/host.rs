@@ -35,6 +35,18 @@ pub trait BlobStore {
         }
         Ok(sink)
     }
+    /// [`BlobStore::create_with_prefix`], told the SHA-256 state of those `len` bytes (a checkpoint's, saved when
+    /// the blob was written): a host that can copy them without reading them (an in-kernel copy or a clone) need
+    /// not hash them again, and checks the new blob's digest from that state on.
+    fn create_resumed(
+        &mut self,
+        from: &Digest,
+        len: u64,
+        state: &lw_layer::midstate::Sha256Mid,
+    ) -> Result<Box<dyn BlobSink>, Error> {
+        let _ = state;
+        self.create_with_prefix(from, len)
+    }
     /// Where COPY and ADD layers' gzip members are compressed when not on this thread (the tab's Web Workers);
     /// the engine awaits it. None: compressed here (on worker threads natively).
     fn member_pool(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberPool>> {

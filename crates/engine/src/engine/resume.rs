@@ -36,6 +36,17 @@ struct Point {
 struct Record {
     blob: Digest,
     points: Vec<Point>,
+    /// SHA-256 of the blob and points: a host may copy a blob's start without hashing it again, trusting the
+    /// saved state, so a damaged record must be ignored (a cold build) rather than name a blob wrongly.
+    #[serde(default)]
+    check: String,
+}
+
+impl Record {
+    fn check_of(blob: &Digest, points: &[Point]) -> String {
+        let bytes = serde_json::to_vec(&(blob, points)).unwrap_or_default();
+        Digest::sha256_of(&bytes).to_string()
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -116,6 +127,7 @@ pub(super) fn write(
         .cache
         .resume_points(key)
         .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+        .filter(|r| r.check == Record::check_of(&r.blob, &r.points))
         .filter(|r| host.blobs.has(&r.blob));
     let start = record.as_ref().and_then(|r| {
         let p = r
@@ -129,7 +141,9 @@ pub(super) fn write(
     let members = host.blobs.member_cache();
     let (mut lw, first, mut points) = match start {
         Some((r, p, cp)) => {
-            let sink = host.blobs.create_with_prefix(&r.blob, p.blob_offset)?;
+            let sink = host
+                .blobs
+                .create_resumed(&r.blob, p.blob_offset, &cp.blob_state)?;
             let kept: Vec<Point> = r
                 .points
                 .iter()
@@ -173,6 +187,7 @@ pub(super) fn write(
         }
     }
     let record = Record {
+        check: Record::check_of(&info.digest, &points),
         blob: info.digest.clone(),
         points,
     };
