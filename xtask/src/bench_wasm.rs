@@ -399,7 +399,7 @@ pub fn run(
             ui_secs,
         ));
         notes.push(format!(
-            "streamed inspection, where the time goes: download alone {download:.2}s; inflate + parse in wasm {inflate:.2}s              without a digest, {:.2}s with the blob digest and diff ID; the inspector page lists it in {ui_secs:.2}s = {:.2}×              the download (first files {:.0} ms after the first byte, WebAssembly.Memory {:.1} MB)",
+            "streamed inspection, where the time goes: download alone {download:.2}s; inflate + parse in wasm {inflate:.2}s without a digest, {:.2}s with the blob digest and diff ID; the inspector page lists it in {ui_secs:.2}s = {:.2}× the download (first files {:.0} ms after the first byte, WebAssembly.Memory {:.1} MB)",
             l["inflateHashSeconds"].as_f64().unwrap_or(0.0),
             ui_secs / download.max(1e-9),
             ui["firstShownMs"].as_f64().unwrap_or(0.0),
