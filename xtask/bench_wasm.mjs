@@ -55,7 +55,8 @@ async function openSite(browser, url) {
 }
 
 // One cold build in a fresh context (fresh wasm instance, empty store and cache, empty IndexedDB).
-async function coldBuild(browser, url, profile) {
+// `compression`: 'zstd' for zstd layers (libzstd's encoder module, loaded by the build), else gzip.
+async function coldBuild(browser, url, profile, compression) {
   const { context, page } = await openSite(browser, url);
   await page.evaluate(async () => {
     const list = await (await fetch('/tree.json')).json();
@@ -77,12 +78,13 @@ async function coldBuild(browser, url, profile) {
     await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
     await cdp.send('Profiler.start');
   }
-  const r = await page.evaluate(async () => {
+  const r = await page.evaluate(async (compression) => {
     const lw = window.layerwright;
     let finished = null;
     const t0 = performance.now();
     const res = await lw.build({
       dockerfile: 'FROM scratch\nCOPY . /data/\n', files: window.__benchFiles, tags: ['bench/wasm:1'], noCache: true,
+      ...(compression ? { compression } : {}),
       onEvent: (e) => { if (e.type === 'finished') finished = performance.now(); },
     });
     const t1 = performance.now();
@@ -91,9 +93,9 @@ async function coldBuild(browser, url, profile) {
     return {
       build: (t1 - t0) / 1000, core: finished ? (finished - t0) / 1000 : null, exportSeconds: (t2 - t1) / 1000,
       tarBytes: tar.size, layerBytes: res.layers.reduce((n, l) => n + l.size, 0), memory: lw.memoryBytes(),
-      files: Object.keys(window.__benchFiles).length,
+      files: Object.keys(window.__benchFiles).length, mediaTypes: res.layers.map((l) => l.mediaType),
     };
-  });
+  }, compression || null);
   if (cdp) {
     const { profile: prof } = await cdp.send('Profiler.stop');
     writeFileSync(profile, JSON.stringify(prof));
@@ -202,21 +204,56 @@ async function remoteList(browser, url, mb) {
       }
       const t1 = performance.now();
       const host = ref.split('/')[0];
+      const url = (l) => `http://${host}/v2/bench/big/blobs/${l.digest}`;
       for (const l of info.layers) {
-        const body = (await fetch(`http://${host}/v2/bench/big/blobs/${l.digest}`, { cache: 'no-store' })).body.getReader();
+        const body = (await fetch(url(l), { cache: 'no-store' })).body.getReader();
         while (!(await body.read()).done);
       }
+      const t2 = performance.now();
+      // The second reference: each blob downloaded into a Blob, then inflated and parsed in wasm with no digest
+      // (scanLayer, digests: false), timed apart; and the same scan with the blob digest and diff ID (two SHA-256).
+      let inflateMs = 0;
+      let inflateHashMs = 0;
+      for (const l of info.layers) {
+        const blob = await (await fetch(url(l), { cache: 'no-store' })).blob();
+        let t = performance.now();
+        await lw.scanLayer(blob, { digests: false, onEntry: () => {} });
+        inflateMs += performance.now() - t;
+        t = performance.now();
+        await lw.scanLayer(blob, { onEntry: () => {} });
+        inflateHashMs += performance.now() - t;
+      }
       return {
-        seconds: (t1 - t0) / 1000, downloadSeconds: (performance.now() - t1) / 1000, firstEntryMs: firstEntry - firstByte,
+        seconds: (t1 - t0) / 1000, downloadSeconds: (t2 - t1) / 1000, inflateSeconds: inflateMs / 1000,
+        inflateHashSeconds: inflateHashMs / 1000, firstEntryMs: firstEntry - firstByte,
         entries, blobBytes: info.layers.reduce((n, l) => n + l.size, 0), memory: lw.memoryBytes(),
         stored: (await lw.storage.usage()).bytes,
       };
     }, `${registry.host}/bench/big:1`);
     await context.close();
+    r.inspector = await inspectorList(browser, url, `${registry.host}/bench/big:1`);
     return r;
   } finally {
     registry.stop();
   }
+}
+
+// The same listing through the inspector's page ("Browse files (streamed)"), as a user sees it: its own timings
+// (data-first-byte, data-first-shown, data-done on the progress line, from the click).
+async function inspectorList(browser, url, ref) {
+  const { context, page } = await openSite(browser, url);
+  await page.goto(url + '#/inspect');
+  await page.fill('[data-testid=inspect-ref]', ref);
+  await page.click('[data-testid=inspect-go]');
+  await page.waitForSelector('[data-testid=stream-files]');
+  await page.click('[data-testid=stream-files]');
+  await page.waitForSelector('[data-testid=stream-files-section][data-state]');
+  const state = await page.getAttribute('[data-testid=stream-files-section]', 'data-state');
+  if (state !== 'done') throw new Error(`the inspector's streamed listing ended in ${state}: ${await page.textContent('[data-testid=stream-files-section]')}`);
+  const t = await page.evaluate(() => ({ ...document.querySelector('[data-testid=stream-progress]').dataset }));
+  const memory = await page.evaluate(() => window.layerwright.memoryBytes());
+  await context.close();
+  return { seconds: Number(t.done) / 1000, firstShownMs: Number(t.firstShown) - Number(t.firstByte), memory };
 }
 
 // A large context on disk (xtask generates it as it does the bench tree), given to build() as Files (disk-backed,
@@ -266,6 +303,11 @@ try {
     builds.push(await coldBuild(browser, url));
     process.stderr.write(`bench-wasm: cold build ${i + 1}: ${JSON.stringify(builds[builds.length - 1])}\n`);
   }
+  const zstd = [];
+  for (let i = 0; i < Number(args.runs || 3); i++) {
+    zstd.push(await coldBuild(browser, url, null, 'zstd'));
+    process.stderr.write(`bench-wasm: cold zstd build ${i + 1}: ${JSON.stringify(zstd[zstd.length - 1])}\n`);
+  }
   const list = args.layer ? await listLayer(browser, url) : null;
   if (list) process.stderr.write(`bench-wasm: layer listing: ${JSON.stringify(list)}\n`);
   const vm = await runInTab(browser, url);
@@ -274,7 +316,7 @@ try {
   if (remote) process.stderr.write(`bench-wasm: streamed remote inspection: ${JSON.stringify(remote)}\n`);
   const big = args['big-tree'] ? await bigContext(browser, url, args['big-tree']) : null;
   if (big) process.stderr.write(`bench-wasm: large context: ${JSON.stringify(big)}\n`);
-  process.stdout.write(JSON.stringify({ builds, list, vm, remote, big }) + '\n');
+  process.stdout.write(JSON.stringify({ builds, zstd, list, vm, remote, big }) + '\n');
 } finally {
   await browser.close();
   server.close();

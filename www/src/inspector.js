@@ -263,17 +263,24 @@ function streamSection(api, ref, layers, opts) {
       preview.replaceChildren(filePreview(e.path, await readRemote(api, ref, layers[i], e.path, opts())));
     } catch (err) { preview.replaceChildren(h('div', { class: 'error-box' }, errorText(err))); }
   };
-  const rows = () => {
+  // The rows of the current view from index `from` on (the merged view of the completed layers, whiteouts applied,
+  // then what the current layer has shown so far; or one layer's entries).
+  const rows = (from) => {
     if (select.value !== 'merged') {
       const i = Number(select.value);
       const wasted = new Set(analysis ? analysis.wastedKeys : []);
-      return perLayer[i].map((e) => ({ e, i, wasted: wasted.has(`${i}:${e.path.replace(/^\.?\//, '').replace(/\/$/, '')}`) }));
+      return perLayer[i].slice(from).map((e) => ({ e, i, wasted: wasted.has(`${i}:${e.path.replace(/^\.?\//, '').replace(/\/$/, '')}`) }));
     }
-    // The merged view of the completed layers (whiteouts applied), then what the current layer has shown so far.
-    const merged = analysis ? analysis.merged.map((m) => ({ e: { ...perLayer[m.layer][m.index], path: m.path }, i: m.layer })) : [];
-    const partial = current < layers.length && (!analysis || analysis.layers <= current) ? perLayer[current].map((e) => ({ e, i: current })) : [];
-    return merged.concat(partial);
+    const merged = analysis ? analysis.merged : [];
+    const head = merged.slice(from).map((m) => ({ e: { ...perLayer[m.layer][m.index], path: m.path }, i: m.layer }));
+    const partial = current < layers.length && (!analysis || analysis.layers <= current) ? perLayer[current] : [];
+    return head.concat(partial.slice(Math.max(0, from - merged.length)).map((e) => ({ e, i: current })));
   };
+  // The rows on screen and what they were built from: while the view only grows (the current layer's entries
+  // arriving), new rows are appended; a new view (a completed layer's merge, another select value) rebuilds them.
+  let shownView = null;
+  let shown = 0;
+  let tail = null;
   const render = () => {
     lastRender = performance.now();
     const got = done.reduce((a, b) => a + b, 0);
@@ -283,23 +290,48 @@ function streamSection(api, ref, layers, opts) {
     status.textContent = times.done
       ? `Listed ${count} entries of ${layers.length} layer(s), ${formatBytes(got)} streamed in ${secs.toFixed(1)} s; nothing was stored.`
       : `Layer ${current + 1} of ${layers.length}: ${formatBytes(got)} of ${formatBytes(total)}, ${count} entries so far…`;
-    const list = rows();
-    tree.replaceChildren(...list.slice(0, MAX_ROWS).map(({ e, i, wasted }) => {
-      const row = fileRow(e, open(i, e));
-      if (wasted) row.classList.add('wasted');
-      return row;
-    }));
-    if (list.length > MAX_ROWS) tree.append(h('li', { class: 'muted' }, `… and ${list.length - MAX_ROWS} more.`));
-    if (!list.length) tree.append(h('li', { class: 'muted' }, times.done ? 'No files.' : 'Waiting for the first entries…'));
-    if (list.length && times.firstShown === null) times.firstShown = performance.now();
+    const view = `${select.value}/${analysis ? analysis.layers : 0}/${current}/${!!times.done}`;
+    if (view !== shownView) {
+      shownView = view;
+      shown = 0;
+      tree.replaceChildren();
+    }
+    tail?.remove();
+    tail = null;
+    const list = rows(shown);
+    const add = list.slice(0, Math.max(0, MAX_ROWS - shown));
+    if (add.length) {
+      tree.append(...add.map(({ e, i, wasted }) => {
+        const row = fileRow(e, open(i, e));
+        if (wasted) row.classList.add('wasted');
+        return row;
+      }));
+      shown += add.length;
+    }
+    const more = shown + list.length - add.length;
+    if (more > shown) tail = h('li', { class: 'muted' }, `… and ${more - shown} more.`);
+    else if (!shown) tail = h('li', { class: 'muted' }, times.done ? 'No files.' : 'Waiting for the first entries…');
+    if (tail) tree.append(tail);
+    if (shown && times.firstShown === null) times.firstShown = performance.now();
     Object.assign(status.dataset, Object.fromEntries(Object.entries(times).filter(([, v]) => v !== null).map(([k, v]) => [k, String(Math.round(v - t0))])));
+  };
+  // At most one render per animation frame (and none while one is pending): entries arrive far faster than frames.
+  let frame = 0;
+  const schedule = () => {
+    if (frame) return;
+    frame = requestAnimationFrame(() => { frame = 0; render(); });
+  };
+  const renderNow = () => {
+    if (frame) cancelAnimationFrame(frame);
+    frame = 0;
+    render();
   };
   const analyse = (n) => {
     analysis = { ...api.analyseLayers(perLayer.slice(0, n)), layers: n };
     efficiency.dataset.wasted = String(analysis.wasted);
     efficiency.replaceChildren(...wasteView(analysis, n < layers.length ? ` (first ${n} of ${layers.length} layers)` : ''));
   };
-  select.addEventListener('change', render);
+  select.addEventListener('change', renderNow);
   const el = h('div', { testid: 'stream-files-section' }, h('h3', {}, 'Files (streamed)'), bar, status,
     h('h3', {}, 'Efficiency'), efficiency, h('h3', {}, 'Files'), select, tree, preview);
   (async () => {
@@ -310,21 +342,22 @@ function streamSection(api, ref, layers, opts) {
           ...opts(),
           onEntry: (e) => {
             perLayer[i].push(e);
-            // The first entries at once, then at most every 250 ms: rendering must not slow the download.
-            if (times.firstShown === null || performance.now() - lastRender > 250) render();
+            // The first entries at once, then at most once a frame and every 250 ms: rendering must not slow the scan.
+            if (times.firstShown === null) renderNow();
+            else if (performance.now() - lastRender > 250) schedule();
           },
           onProgress: (bytes) => {
             if (times.firstByte === null) times.firstByte = performance.now();
             done[i] = bytes;
-            if (performance.now() - lastRender > 250) render();
+            if (performance.now() - lastRender > 250) schedule();
           },
         });
         analyse(i + 1);
-        render();
+        renderNow();
       }
       times.done = performance.now();
       status.dataset.done = String(Math.round(times.done - t0));
-      render();
+      renderNow();
       el.dataset.state = 'done';
     } catch (e) {
       el.dataset.state = 'error';

@@ -253,14 +253,8 @@ fn zstd_rows(
     Ok(())
 }
 
-/// Appends (name, seconds) rows; `reference` is the `tar | gzip -6 | sha256sum` time of the same tree.
-pub fn run_all(
-    work: &Path,
-    tree: &Path,
-    runs: usize,
-    rows: &mut Vec<(String, f64)>,
-    notes: &mut Vec<String>,
-) -> Result<()> {
+/// The release `layerwright` binary, built first (a no-op when it is current).
+fn release_cli() -> Result<PathBuf> {
     run(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(crate::repo_root())
@@ -277,16 +271,51 @@ pub fn run_all(
             }
         })
         .unwrap_or_else(|| crate::repo_root().join("target"));
-    let lw_bin = target_dir.join("release/layerwright");
+    Ok(target_dir.join("release/layerwright"))
+}
+
+/// The COPY-only Dockerfile every COPY row builds (in its own directory: the tree is the context).
+pub(crate) fn copy_dockerfile(work: &Path) -> Result<PathBuf> {
+    let df_dir = work.join("copy-df");
+    fs::create_dir_all(&df_dir)?;
+    let df = df_dir.join("Dockerfile");
+    fs::write(&df, "FROM scratch\nCOPY . /data/\n")?;
+    Ok(df)
+}
+
+/// The zstd rows alone (for `bench --wasm-only`, which has no other native build rows).
+pub fn zstd_only(
+    work: &Path,
+    tree: &Path,
+    runs: usize,
+    rows: &mut Vec<(String, f64)>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let lw_bin = release_cli()?;
     let lw = |root: &Path| {
         let mut c = Command::new(&lw_bin);
         c.arg("--root").arg(root);
         c
     };
-    let df_dir = work.join("copy-df");
-    fs::create_dir_all(&df_dir)?;
-    let df = df_dir.join("Dockerfile");
-    fs::write(&df, "FROM scratch\nCOPY . /data/\n")?;
+    let df = copy_dockerfile(work)?;
+    zstd_rows(work, tree, runs, &lw, &df, rows, notes)
+}
+
+/// Appends (name, seconds) rows; `reference` is the `tar | gzip -6 | sha256sum` time of the same tree.
+pub fn run_all(
+    work: &Path,
+    tree: &Path,
+    runs: usize,
+    rows: &mut Vec<(String, f64)>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let lw_bin = release_cli()?;
+    let lw = |root: &Path| {
+        let mut c = Command::new(&lw_bin);
+        c.arg("--root").arg(root);
+        c
+    };
+    let df = copy_dockerfile(work)?;
     let out = work.join("built.tar");
     let store = work.join("store-copy");
 

@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod bench_buildkit;
 mod bench_debian;
 mod bench_run;
 mod bench_serve;
@@ -65,7 +66,8 @@ fn usage() -> &'static str {
      test-site       only the site: its JS type check (tsc), then its browser tests (Playwright: playground, inspector, registries, podman, quality)\n  \
      bench [--quick] [--layers-only] benchmarks next to reference tools; prints a table and writes target/bench.json\n  \
      bench --wasm-only [--quick|--smoke] [--wasm-profile] [--no-site-build]\n                  \
-     only the headless-Chromium benchmarks (target/bench-wasm.json); `bench --no-wasm` skips them\n  \
+     only the headless-Chromium benchmarks and zstd (target/bench-wasm.json); `bench --no-wasm` skips them;\n                  \
+     with either, `--buildkit PATH` (buildkitd and buildctl, or their directory) adds BuildKit's COPY build\n  \
      deps            only install the test dependencies"
 }
 
