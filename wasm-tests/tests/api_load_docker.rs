@@ -361,7 +361,9 @@ async fn inspect_image_shows_a_loaded_docker_archive() {
     let digest = get(&Array::from(&get(&loaded, "images")).get(0), "digest")
         .as_string()
         .unwrap();
-    let info = lw_wasm::inspect_image(&digest).map_err(message).unwrap();
+    let info = lw_wasm::inspect_image(&digest, JsValue::UNDEFINED)
+        .map_err(message)
+        .unwrap();
     assert_eq!(
         get(&info, "manifestDigest").as_string(),
         Some(digest.clone())
@@ -405,8 +407,114 @@ async fn inspect_image_shows_a_loaded_docker_archive() {
     );
     assert_eq!(Array::from(&get(&info, "history")).length(), 3);
     // By name too, and an unknown name is refused with the name in the message.
-    let by_name = lw_wasm::inspect_image("lw/inspected:1").unwrap();
+    let by_name = lw_wasm::inspect_image("lw/inspected:1", JsValue::UNDEFINED).unwrap();
     assert_eq!(get(&by_name, "manifestDigest").as_string(), Some(digest));
-    let e = message(lw_wasm::inspect_image("lw/not-there:1").unwrap_err());
+    let e = message(lw_wasm::inspect_image("lw/not-there:1", JsValue::UNDEFINED).unwrap_err());
     assert!(e.contains("lw/not-there"), "{e}");
+}
+
+/// `inspectImage(ref, {platform})`, as `runContainer` asks for the VM's linux/386 image: a tag of a two-platform
+/// build picks the platform's manifest from the index, a platform's manifest digest (no store record of its own)
+/// resolves too, and an image of another platform is refused with whose it is.
+#[wasm_bindgen_test]
+async fn inspect_image_picks_a_platform_and_takes_manifest_digests() {
+    let set = |o: &JsValue, k: &str, v: JsValue| {
+        Reflect::set(o, &JsValue::from_str(k), &v).unwrap();
+    };
+    let files: JsValue = Object::new().into();
+    set(
+        &files,
+        "hello.txt",
+        Uint8Array::from(&b"two platforms\n"[..]).into(),
+    );
+    let o: JsValue = Object::new().into();
+    set(
+        &o,
+        "dockerfile",
+        "FROM scratch\nARG TARGETARCH\nLABEL arch=$TARGETARCH\nCOPY hello.txt /\n".into(),
+    );
+    set(&o, "files", files);
+    set(&o, "tags", Array::of1(&"lw/two:1".into()).into());
+    set(
+        &o,
+        "platforms",
+        Array::of2(&"linux/amd64".into(), &"linux/386".into()).into(),
+    );
+    let built = lw_wasm::build(o).await.map_err(message).unwrap();
+    let amd64 = get(&built, "manifestDigest").as_string().unwrap();
+    let index = get(&built, "indexDigest").as_string().unwrap();
+    let vm = |p: &str| {
+        let o: JsValue = Object::new().into();
+        set(&o, "platform", p.into());
+        o
+    };
+    let arch = |info: &JsValue| {
+        get(&get(info, "config"), "architecture")
+            .as_string()
+            .unwrap()
+    };
+    let label = |info: &JsValue| {
+        get(&get(&get(&get(info, "config"), "config"), "Labels"), "arch")
+            .as_string()
+            .unwrap()
+    };
+
+    // By tag: the index with both platforms, and the asked platform's manifest and config.
+    let by_tag = lw_wasm::inspect_image("lw/two:1", vm("linux/386"))
+        .map_err(message)
+        .unwrap();
+    let platforms: Vec<String> = Array::from(&get(&by_tag, "platforms"))
+        .iter()
+        .map(|p| p.as_string().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/386"]);
+    assert!(!get(&by_tag, "index").is_undefined());
+    assert_eq!(
+        (arch(&by_tag), label(&by_tag)),
+        ("386".to_string(), "386".to_string())
+    );
+    let i386 = get(&by_tag, "manifestDigest").as_string().unwrap();
+    assert_ne!(i386, amd64);
+    // Without a platform, the tab's (linux/amd64): the build's first manifest.
+    let default = lw_wasm::inspect_image("lw/two:1", JsValue::UNDEFINED).unwrap();
+    assert_eq!(
+        get(&default, "manifestDigest").as_string(),
+        Some(amd64.clone())
+    );
+    assert_eq!(arch(&default), "amd64");
+    // The index by its digest (a store record) gives the same choice.
+    let by_index = lw_wasm::inspect_image(&index, vm("linux/386")).unwrap();
+    assert_eq!(
+        get(&by_index, "manifestDigest").as_string(),
+        Some(i386.clone())
+    );
+
+    // A platform's manifest by digest: not a record, resolved from the stored document (no index above it).
+    let by_digest = lw_wasm::inspect_image(&i386, vm("linux/386"))
+        .map_err(message)
+        .unwrap();
+    assert_eq!(
+        get(&by_digest, "manifestDigest").as_string(),
+        Some(i386.clone())
+    );
+    assert!(get(&by_digest, "index").is_undefined());
+    assert_eq!(label(&by_digest), "386");
+    let amd64_info = lw_wasm::inspect_image(&amd64, JsValue::UNDEFINED).unwrap();
+    assert_eq!(label(&amd64_info), "amd64");
+
+    // The other platform's manifest is refused for linux/386, naming both.
+    let e = message(lw_wasm::inspect_image(&amd64, vm("linux/386")).unwrap_err());
+    assert!(
+        e.contains("has no linux/386 image") && e.contains("linux/amd64"),
+        "{e}"
+    );
+    // A stored blob that is no manifest (the config) and a bad platform are errors that say so.
+    let config = get(&get(&get(&by_digest, "manifest"), "config"), "digest")
+        .as_string()
+        .unwrap();
+    let e = message(lw_wasm::inspect_image(&config, JsValue::UNDEFINED).unwrap_err());
+    assert!(e.contains("not an image manifest or index"), "{e}");
+    let e = message(lw_wasm::inspect_image("lw/two:1", vm("linux")).unwrap_err());
+    assert!(e.contains("linux"), "{e}");
+    console_log!("inspectImage: platform choice and manifest digests: passed");
 }

@@ -122,6 +122,36 @@ pub fn resolve_manifest(
     )))
 }
 
+/// The descriptor of a stored manifest or index given by digest alone (a platform's manifest inside a
+/// multi-platform image has no record of its own): its media type is the document's `mediaType`, else what its
+/// fields make it (`manifests`: an OCI index, `config`: an OCI manifest).
+pub fn document_descriptor(blobs: &dyn BlobStore, digest: &Digest) -> Result<Descriptor, Error> {
+    #[derive(Deserialize)]
+    struct Shape {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
+        config: Option<serde::de::IgnoredAny>,
+    }
+    let bytes = read_document(blobs, digest)?;
+    let shape: Shape = parse("document", digest, &bytes)?;
+    let media_type = match (shape.media_type, shape.manifests, shape.config) {
+        (Some(t), _, _) if media::is_index(&t) || media::is_manifest(&t) => t,
+        (None, Some(_), None) => media::OCI_INDEX.to_string(),
+        (None, None, Some(_)) => media::OCI_MANIFEST.to_string(),
+        _ => {
+            return Err(Error::Host(format!(
+                "blob {digest} is not an image manifest or index"
+            )))
+        }
+    };
+    Ok(Descriptor::new(
+        &media_type,
+        digest.clone(),
+        bytes.len() as u64,
+    ))
+}
+
 /// Every blob `d` needs (an index's children only when present), with sizes.
 fn collect_blobs(
     blobs: &dyn BlobStore,
@@ -395,5 +425,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, again);
+    }
+
+    #[test]
+    fn document_descriptor_reads_the_media_type_or_the_shape() {
+        let mut blobs = MemoryBlobs::default();
+        let m = image(&mut blobs);
+        // The manifest's own mediaType, its digest and size.
+        assert_eq!(document_descriptor(&blobs, &m.digest).unwrap(), m);
+        // Without mediaType, the fields say which document it is.
+        let bare_index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{}","size":{}}}]}}"#,
+            m.media_type, m.digest, m.size
+        );
+        let i = put_bytes(&mut blobs, media::OCI_INDEX, bare_index.as_bytes()).unwrap();
+        let got = document_descriptor(&blobs, &i.digest).unwrap();
+        assert_eq!(
+            (got.media_type.as_str(), got.size),
+            (media::OCI_INDEX, i.size)
+        );
+        let bare_manifest = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+        let bm = put_bytes(&mut blobs, media::OCI_MANIFEST, bare_manifest).unwrap();
+        let got = document_descriptor(&blobs, &bm.digest).unwrap();
+        assert_eq!(got.media_type, media::OCI_MANIFEST);
+        // A config is neither, and says so; a blob the store lacks is an error too.
+        let manifest: Manifest =
+            serde_json::from_slice(&read_document(&blobs, &m.digest).unwrap()).unwrap();
+        let cfg_digest = manifest.config.digest;
+        let e = document_descriptor(&blobs, &cfg_digest)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an image manifest or index"), "{e}");
+        let missing = Digest::sha256_of(b"nothing");
+        assert!(document_descriptor(&blobs, &missing).is_err());
     }
 }

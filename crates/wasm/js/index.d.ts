@@ -134,8 +134,10 @@ export interface ImageInfo {
   layers: { digest: string; size: number; mediaType: string; createdBy?: string }[];
 }
 export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: string }): Promise<ImageInfo>;
-/** `inspectRemote`'s answer for an image of the tab's store (a loaded tarball's, a build's). */
-export function inspectImage(ref: string): Promise<ImageInfo>;
+/** `inspectRemote`'s answer for an image of the tab's store (a loaded tarball's, a build's). `ref`: a name, an ID
+ * or digest prefix, or the digest of any stored manifest or index. `platform` (`os/arch[/variant]`) picks an index's
+ * entry and must be the image's platform (else an error says whose it is). */
+export function inspectImage(ref: string, opts?: { platform?: string }): Promise<ImageInfo>;
 export interface RemoteLayer { digest: string; size: number; mediaType?: string }
 export function scanRemoteLayer(ref: string, layer: RemoteLayer, opts?: RemoteOpts & {
   onEntry?: (e: Entry) => void; onProgress?: (bytes: number) => void;

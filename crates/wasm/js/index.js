@@ -355,25 +355,14 @@ function blob(digest, json) {
   return json ? JSON.parse(new TextDecoder().decode(bytes)) : bytes;
 }
 
-/** The linux/386 manifest and config of `ref` (a name in the tab's store, or a manifest or index digest). */
+/** The linux/386 manifest and config of `ref`, resolved by the core (`inspectImage` with the VM's platform). */
 function vmImage(ref) {
-  let digest = ref;
-  if (!/^sha256:[0-9a-f]{64}$/.test(ref)) {
-    const name = core.normalizeReference(ref);
-    digest = core.images().find((i) => i.name === name)?.digest;
-    if (!digest) throw new Error(`runContainer: no image ${ref} in the tab's store`);
+  try {
+    return core.inspectImage(ref, { platform: "linux/386" });
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new Error(`runContainer: ${why}; the tab's VM runs linux/386 only: run other images with \`layerwright serve\``);
   }
-  let manifest = blob(digest, true);
-  if (Array.isArray(manifest.manifests)) {
-    const m = manifest.manifests.find((d) => d.platform?.os === "linux" && d.platform?.architecture === "386");
-    if (!m) throw new Error(`runContainer: ${ref} has no linux/386 image, and the tab's VM runs linux/386 only: run it with \`layerwright serve\``);
-    manifest = blob(m.digest, true);
-  }
-  const config = blob(manifest.config.digest, true);
-  if (config.os !== "linux" || config.architecture !== "386") {
-    throw new Error(`runContainer: ${ref} is ${config.os}/${config.architecture}, and the tab's VM runs linux/386 only: run it with \`layerwright serve\``);
-  }
-  return { manifest, config };
 }
 
 /**
@@ -437,7 +426,7 @@ export async function readFile(ref, layerDigest, path) {
   await blobStorage?.settled();
   return core.readFile(ref, layerDigest, path);
 }
-export async function inspectImage(ref) { await init(); return core.inspectImage(ref); }
+export async function inspectImage(ref, opts) { await init(); return core.inspectImage(ref, opts); }
 
 function remoteNotDone(what) {
   return Promise.reject(new Error(`layerwright: ${what} is not available in this build of the browser API yet`));

@@ -3,17 +3,18 @@
 //! rules, reference parsing or an image archive's documents.
 
 use js_sys::{Array, Reflect, Uint8Array};
-use lw_engine::archive::resolve_manifest;
+use lw_engine::archive::{document_descriptor, resolve_manifest};
+use lw_engine::host::BlobStore;
 use lw_layer::tar::TarReader;
 use lw_layer::EntryKind;
-use lw_oci::{media, Digest, ImageConfig, Index, Manifest};
+use lw_oci::{media, Descriptor, Digest, ImageConfig, Index, Manifest, Platform};
 use wasm_bindgen::prelude::*;
 
 use lw_layer::analysis::{self, AnalysedEntry};
 use serde::{Deserialize, Serialize};
 
 use crate::js::{err, get, get_string, get_string_map, json_to_js, to_js};
-use crate::store::{default_platform, with};
+use crate::store::{default_platform, with, State};
 
 /// `contextIgnored({files, ignoreFiles?, dockerfile?})`: the context paths a build leaves out, decided by the
 /// build's own filtered context. `ignoreFiles` maps ignore-file names (`.dockerignore`,
@@ -224,24 +225,56 @@ pub(crate) fn image_info(
     Ok(out.into())
 }
 
-/// `inspectImage(ref)`: `inspectRemote`'s answer for an image of the tab's store (a loaded tarball's, a build's),
-/// read from the stored documents: the index and its platforms, the manifest for the tab's platform, config,
-/// history and layers.
+/// `inspectImage(ref, {platform}?)`: `inspectRemote`'s answer for an image of the tab's store (a loaded tarball's, a
+/// build's), read from the stored documents: the index and its platforms, the manifest for the platform, config,
+/// history and layers. `ref` is what names a record (a name, an ID or digest prefix) or the digest of any stored
+/// manifest or index (one platform's manifest of a multi-platform build has no record of its own). `platform`
+/// (`os/arch[/variant]`, `runContainer` asks for `linux/386`) picks an index's entry, and the image must be for it;
+/// without it the tab's platform is picked (else an index's first manifest), as before.
 #[wasm_bindgen(js_name = inspectImage)]
-pub fn inspect_image(r: &str) -> Result<JsValue, JsValue> {
+pub fn inspect_image(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
+    let wanted = get_string(&opts, "platform")?
+        .map(|p| Platform::parse(&p).map_err(|e| err(format!("inspectImage: {e}"))))
+        .transpose()?;
     with(|s| {
-        let rec = s.resolve(r)?;
+        let root = stored_document(s, r)?;
         let doc = |d: &Digest| {
             s.blobs
                 .get(d)
                 .ok_or_else(|| err(format!("inspectImage: blob {d} is not in the store")))
         };
-        let root = doc(&rec.descriptor.digest)?;
-        let index = media::is_index(&rec.descriptor.media_type).then_some(root.as_slice());
-        let (digest, manifest) = resolve_manifest(&s.blobs, &rec.descriptor, &default_platform())
+        let root_bytes = doc(&root.digest)?;
+        let index = media::is_index(&root.media_type).then_some(root_bytes.as_slice());
+        let platform = wanted.clone().unwrap_or_else(default_platform);
+        let (digest, manifest) = resolve_manifest(&s.blobs, &root, &platform)
             .map_err(|e| err(format!("inspectImage: {e}")))?;
         let manifest_bytes = doc(&digest)?;
         let config_bytes = doc(&manifest.config.digest)?;
+        if let Some(want) = &wanted {
+            // An index without the platform resolves to its first manifest: the config says whose image it is.
+            let config: ImageConfig = serde_json::from_slice(&config_bytes)
+                .map_err(|e| err(format!("config {}: {e}", manifest.config.digest)))?;
+            let have = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+            if !want.matches(&have) {
+                return Err(err(format!(
+                    "inspectImage: {r} has no {want} image (its image is {have})"
+                )));
+            }
+        }
         image_info(index, &digest, &manifest_bytes, &manifest, &config_bytes)
     })
+}
+
+/// The document `r` stands for: a store record's, else a stored manifest or index given by its full digest.
+fn stored_document(s: &State, r: &str) -> Result<Descriptor, JsValue> {
+    let record = match s.resolve(r) {
+        Ok(rec) => return Ok(rec.descriptor),
+        Err(e) => e,
+    };
+    match Digest::parse(r) {
+        Ok(d) if s.blobs.has(&d) => {
+            document_descriptor(&s.blobs, &d).map_err(|e| err(format!("inspectImage: {e}")))
+        }
+        _ => Err(record),
+    }
 }
