@@ -130,15 +130,26 @@ pub fn document_descriptor(blobs: &dyn BlobStore, digest: &Digest) -> Result<Des
     struct Shape {
         #[serde(rename = "mediaType")]
         media_type: Option<String>,
+        #[serde(rename = "schemaVersion")]
+        schema_version: Option<serde::de::IgnoredAny>,
         manifests: Option<serde::de::IgnoredAny>,
         config: Option<serde::de::IgnoredAny>,
+        layers: Option<serde::de::IgnoredAny>,
     }
     let bytes = read_document(blobs, digest)?;
     let shape: Shape = parse("document", digest, &bytes)?;
-    let media_type = match (shape.media_type, shape.manifests, shape.config) {
-        (Some(t), _, _) if media::is_index(&t) || media::is_manifest(&t) => t,
-        (None, Some(_), None) => media::OCI_INDEX.to_string(),
-        (None, None, Some(_)) => media::OCI_MANIFEST.to_string(),
+    // Without a media type, the fields decide; `schemaVersion` and `layers` keep an image config (which has a
+    // `config` of its own) from passing for a manifest.
+    let versioned = shape.schema_version.is_some();
+    let media_type = match (
+        shape.media_type,
+        shape.manifests,
+        shape.config,
+        shape.layers,
+    ) {
+        (Some(t), ..) if media::is_index(&t) || media::is_manifest(&t) => t,
+        (None, Some(_), None, None) if versioned => media::OCI_INDEX.to_string(),
+        (None, None, Some(_), Some(_)) if versioned => media::OCI_MANIFEST.to_string(),
         _ => {
             return Err(Error::Host(format!(
                 "blob {digest} is not an image manifest or index"
@@ -453,6 +464,13 @@ mod tests {
             serde_json::from_slice(&read_document(&blobs, &m.digest).unwrap()).unwrap();
         let cfg_digest = manifest.config.digest;
         let e = document_descriptor(&blobs, &cfg_digest)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an image manifest or index"), "{e}");
+        // A real image config has a `config` object of its own: still not a manifest.
+        let cfg = br#"{"architecture":"386","os":"linux","config":{"Env":["A=1"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let c = put_bytes(&mut blobs, media::OCI_CONFIG, cfg).unwrap();
+        let e = document_descriptor(&blobs, &c.digest)
             .unwrap_err()
             .to_string();
         assert!(e.contains("not an image manifest or index"), "{e}");
