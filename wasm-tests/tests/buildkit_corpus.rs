@@ -4,10 +4,11 @@
 
 #![cfg(target_arch = "wasm32")]
 
-use js_sys::{Object, Reflect, Uint8Array};
+use js_sys::{Function, Object, Reflect, Uint8Array};
 use lw_wasm_tests::buildkit::CASES;
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test};
 
 fn set(o: &JsValue, k: &str, v: impl Into<JsValue>) {
@@ -18,8 +19,25 @@ fn get(v: &JsValue, k: &str) -> JsValue {
     Reflect::get(v, &JsValue::from_str(k)).unwrap()
 }
 
+/// What the page's glue does once it has loaded `pkg/lw_archive.js` (`build()` loads it for an ADD of a bzip2 or
+/// xz file): lw-archive's decoder, here linked into this test binary, handed to the main module as a JS function.
+fn install_archive_decoder() {
+    let f = Closure::<dyn Fn(String, Uint8Array) -> Result<Uint8Array, JsValue>>::new(
+        |codec: String, data: Uint8Array| {
+            let c = lw_archive::Codec::from_name(&codec)
+                .ok_or_else(|| JsValue::from_str(&format!("no codec {codec}")))?;
+            let out = lw_archive::decode(c, &data.to_vec())
+                .map_err(|e| JsValue::from_str(&e.to_string()))?;
+            Ok(Uint8Array::from(&out[..]))
+        },
+    );
+    lw_wasm::use_archive_decoder(f.as_ref().unchecked_ref::<Function>().clone());
+    f.forget();
+}
+
 #[wasm_bindgen_test]
 async fn tab_builds_equal_buildkit() {
+    install_archive_decoder();
     let (mut equal, mut same_id) = (0, 0);
     let mut problems = Vec::new();
     for c in CASES {
