@@ -283,6 +283,16 @@ pub(crate) fn copy_dockerfile(work: &Path) -> Result<PathBuf> {
     Ok(df)
 }
 
+/// The release CLI as `layerwright --root ROOT ...`, a store per call.
+fn cli_at() -> Result<impl Fn(&Path) -> Command> {
+    let bin = release_cli()?;
+    Ok(move |root: &Path| {
+        let mut c = Command::new(&bin);
+        c.arg("--root").arg(root);
+        c
+    })
+}
+
 /// The zstd rows alone (for `bench --wasm-only`, which has no other native build rows).
 pub fn zstd_only(
     work: &Path,
@@ -291,12 +301,7 @@ pub fn zstd_only(
     rows: &mut Vec<(String, f64)>,
     notes: &mut Vec<String>,
 ) -> Result<()> {
-    let lw_bin = release_cli()?;
-    let lw = |root: &Path| {
-        let mut c = Command::new(&lw_bin);
-        c.arg("--root").arg(root);
-        c
-    };
+    let lw = cli_at()?;
     let df = copy_dockerfile(work)?;
     zstd_rows(work, tree, runs, &lw, &df, rows, notes)
 }
@@ -309,12 +314,7 @@ pub fn run_all(
     rows: &mut Vec<(String, f64)>,
     notes: &mut Vec<String>,
 ) -> Result<()> {
-    let lw_bin = release_cli()?;
-    let lw = |root: &Path| {
-        let mut c = Command::new(&lw_bin);
-        c.arg("--root").arg(root);
-        c
-    };
+    let lw = cli_at()?;
     let df = copy_dockerfile(work)?;
     let out = work.join("built.tar");
     let store = work.join("store-copy");
