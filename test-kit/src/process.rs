@@ -135,24 +135,25 @@ mod tests {
     fn this_process_is_not_among_the_processes_naming_a_marker() {
         let marker = format!("lw-test-kit-marker-{}", std::process::id());
         assert!(processes_with(&marker).is_empty());
-        // `; :` keeps the shell from exec'ing sleep, so the marker stays on a live command line.
+        // `read` is a shell builtin: the shell forks nothing whose copy of its command line could be seen too.
         let mut child = Command::new("sh")
-            .args(["-c", "sleep 30; :", &marker])
+            .args(["-c", "read x; :", &marker])
+            .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let mine = format!("{}: sh -c", child.id());
         // The forked child shows the parent's command line until it has exec'd: wait for the exec (up to 10 s).
         let t0 = std::time::Instant::now();
         let mut found = processes_with(&marker);
-        while found.is_empty() && t0.elapsed() < std::time::Duration::from_secs(10) {
+        while !found.iter().any(|p| p.starts_with(&mine))
+            && t0.elapsed() < std::time::Duration::from_secs(10)
+        {
             std::thread::sleep(std::time::Duration::from_millis(20));
             found = processes_with(&marker);
         }
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(
-            found[0].starts_with(&format!("{}: sh -c", child.id())),
-            "{found:?}"
-        );
+        assert!(found[0].starts_with(&mine), "{found:?}");
     }
 }
