@@ -237,13 +237,10 @@ export function loadArchive() {
   return archiveReady;
 }
 
-/** Whether `head` (bytes) starts with bzip2's or xz's magic number, as lw-layer's `sniff` recognizes them. */
+/** Whether `head` (bytes) starts with bzip2's or xz's magic number (the core's own check, lw-layer's `sniff`). */
 function isBzip2OrXz(head) {
   const b = head instanceof Uint8Array ? head : head instanceof ArrayBuffer ? new Uint8Array(head) : null;
-  if (!b) return false;
-  const bz = b.length >= 4 && b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68 && b[3] >= 0x31 && b[3] <= 0x39;
-  const xz = b.length >= 6 && [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00].every((x, i) => b[i] === x);
-  return bz || xz;
+  return !!b && core.archiveNeedsDecoder(b.subarray(0, 6));
 }
 
 /** Whether a build may unpack a bzip2 or xz archive: it has an ADD and a context file with either magic number. */

@@ -54,3 +54,14 @@ pub fn use_archive_decoder(decode: Function) {
 pub fn has_archive_decoder() -> bool {
     lw_layer::archive_compression::has_archive_decoder()
 }
+
+/// Whether an archive starting with `head` is bzip2 or xz, by lw-layer's own magic-number check (`sniff`): the page
+/// loads the decoder module before it reads one.
+#[wasm_bindgen(js_name = archiveNeedsDecoder)]
+pub fn archive_needs_decoder(head: &[u8]) -> bool {
+    use lw_layer::archive_compression::{sniff, ArchiveCompression};
+    matches!(
+        sniff(head),
+        ArchiveCompression::Bzip2 | ArchiveCompression::Xz
+    )
+}

@@ -27,7 +27,7 @@ mod zstd;
 
 use wasm_bindgen::prelude::*;
 
-pub use archive::{has_archive_decoder, use_archive_decoder};
+pub use archive::{archive_needs_decoder, has_archive_decoder, use_archive_decoder};
 pub use build::build;
 pub use dockerfile::{apply_fixes, lint, parse, scope_view};
 pub use load::load_tarball;
