@@ -245,6 +245,26 @@ fn preflight_origins_hosts_and_the_run_token() {
     println!("serve security checks: {checks} passed");
 }
 
+/// A method no handler serves is answered at the door with 405, an `Allow` list and its name, on every route.
+#[test]
+fn an_unknown_method_is_refused_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Served::start(&tmp.path().join("s"), |_| {});
+    for path in ["/v2/", "/v2/x/manifests/latest", "/", "/api/run"] {
+        let r = srv.req("PROPFIND", path, &[], b"");
+        assert_eq!(r.status, 405, "{path}");
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("method PROPFIND is not supported"),
+            "{path}"
+        );
+        let allow = list(r.header("allow"));
+        assert!(
+            allow.contains(&"options".to_string()) && allow.contains(&"get".to_string()),
+            "{allow:?}"
+        );
+    }
+}
+
 #[test]
 fn the_site_has_types_gzip_and_cache_headers() {
     let tmp = tempfile::tempdir().unwrap();

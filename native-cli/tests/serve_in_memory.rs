@@ -10,14 +10,14 @@ use std::io::{Cursor, Read};
 use std::sync::Arc;
 
 use layerwright::http::{HttpOptions, UreqTransport};
-use layerwright::serve::http::{Method as SMethod, Request as SRequest};
+use layerwright::serve::http::Request as SRequest;
 use layerwright::serve::mem_store::MemStorage;
 use layerwright::serve::{Config, Server, Service};
 use lw_oci::digest::Algorithm;
 use lw_oci::{media, Descriptor, Digest, DigestHasher};
 use lw_registry::{
-    drive, drive_with, BlobIo, Client, ClientConfig, Credentials, Error, Method, Request,
-    ResponseHead, SendBody, Transport, TransportError, UploadOutcome,
+    drive, drive_with, BlobIo, Client, ClientConfig, Credentials, Error, Request, ResponseHead,
+    SendBody, Transport, TransportError, UploadOutcome,
 };
 
 const TOKEN: &str = "scenario-token";
@@ -51,20 +51,12 @@ impl Transport for Pair {
                 v
             }
         };
-        let method = match request.method {
-            Method::Get => SMethod::Get,
-            Method::Head => SMethod::Head,
-            Method::Post => SMethod::Post,
-            Method::Put => SMethod::Put,
-            Method::Patch => SMethod::Patch,
-            Method::Delete => SMethod::Delete,
-        };
         let mut headers = request.headers.clone();
         headers.push(("Host".into(), self.host.clone()));
         let len = bytes.len() as u64;
         headers.push(("Content-Length".into(), len.to_string()));
         let mut req = SRequest::new(
-            method,
+            request.method,
             path,
             headers,
             Box::new(Cursor::new(bytes)),

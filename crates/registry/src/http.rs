@@ -5,7 +5,8 @@ use std::fmt;
 
 use lw_oci::Digest;
 
-/// The HTTP methods the distribution protocol uses.
+/// The HTTP methods the distribution protocol uses, and `OPTIONS` for the CORS preflight a server answers (the
+/// client never sends it). Shared by the client and serve, so the wire vocabulary is written once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     Get,
@@ -14,6 +15,7 @@ pub enum Method {
     Put,
     Patch,
     Delete,
+    Options,
 }
 
 impl Method {
@@ -25,7 +27,22 @@ impl Method {
             Method::Put => "PUT",
             Method::Patch => "PATCH",
             Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
         }
+    }
+
+    /// The method a request line names; `None` for any other (a server answers those without a handler).
+    pub fn parse(m: &str) -> Option<Method> {
+        Some(match m {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => return None,
+        })
     }
 }
 
@@ -280,6 +297,24 @@ pub fn link_next(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_round_trip_and_others_are_none() {
+        for m in [
+            Method::Get,
+            Method::Head,
+            Method::Post,
+            Method::Put,
+            Method::Patch,
+            Method::Delete,
+            Method::Options,
+        ] {
+            assert_eq!(Method::parse(m.as_str()), Some(m));
+        }
+        // Methods are case-sensitive (RFC 9110 9.1), and unknown ones have no variant.
+        assert_eq!(Method::parse("get"), None);
+        assert_eq!(Method::parse("PROPFIND"), None);
+    }
 
     #[test]
     fn resolves_locations() {

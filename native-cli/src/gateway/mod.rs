@@ -169,7 +169,7 @@ impl Gateway {
         st.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         let ip = self.client_ip(req);
         let (path, query) = split_url(req.url());
-        let method = req.method().clone();
+        let method = *req.method();
         let origin = header(req, "origin").map(str::to_string);
         let cors = origin
             .as_deref()
@@ -311,13 +311,9 @@ impl Gateway {
         };
         let mut reply = st.proxy.forward(t, &f, req);
         let ok = matches!(reply.status, 200 | 206);
-        if let (Some(c), Some((kind, d)), true, 200, Method::Get) = (
-            &st.cache,
-            &digest,
-            anonymous,
-            reply.status,
-            req.method().clone(),
-        ) {
+        if let (Some(c), Some((kind, d)), true, 200, Method::Get) =
+            (&st.cache, &digest, anonymous, reply.status, *req.method())
+        {
             if header(req, "range").is_none() {
                 if let crate::serve::reply::Body::Stream(body, len) = reply.body {
                     reply.body =

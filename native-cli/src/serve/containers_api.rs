@@ -263,7 +263,7 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
     };
     let rest = ctx.path["/api/containers".len()..].trim_start_matches('/');
     let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let method = req.method().clone();
+    let method = *req.method();
     let one = |key: &str| cs.find(key).map_err(|e| err(404, format!("{e:#}")));
     match (method, parts.as_slice()) {
         (Method::Get, []) => match cs.list() {

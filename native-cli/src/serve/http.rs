@@ -9,7 +9,6 @@
 //! client", which is what makes docker fall back to plain HTTP for an insecure registry.
 
 use std::convert::Infallible;
-use std::fmt;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -40,55 +39,8 @@ const MIN_BODY_RATE: u64 = 500;
 /// Requests with a body that run at once on a connection served alone ([`serve_stream`]).
 const BODY_SLOTS_ALONE: usize = 4;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    Put,
-    Patch,
-    Delete,
-    Options,
-    Other(String),
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-            Method::Options => "OPTIONS",
-            Method::Other(o) => o,
-        };
-        f.write_str(s)
-    }
-}
-
-impl Method {
-    /// The method a request line names.
-    pub fn parse(m: &str) -> Method {
-        match m {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "PATCH" => Method::Patch,
-            "DELETE" => Method::Delete,
-            "OPTIONS" => Method::Options,
-            o => Method::Other(o.chars().take(16).collect()),
-        }
-    }
-}
-
-impl From<&hyper::Method> for Method {
-    fn from(m: &hyper::Method) -> Method {
-        Method::parse(m.as_str())
-    }
-}
+/// The client's and the server's one method vocabulary.
+pub use lw_registry::Method;
 
 /// A request as handlers see it: head, and the body as a blocking stream (de-chunked by hyper).
 pub struct Request {
@@ -344,7 +296,29 @@ async fn serve_one(
     bodies: Arc<Semaphore>,
 ) -> Result<hyper::Response<StreamBody>, Infallible> {
     let (parts, body) = req.into_parts();
-    let method = Method::from(&parts.method);
+    // No handler serves another method: answer here, naming it (as servers do with 405 and `Allow`).
+    let Some(method) = Method::parse(parts.method.as_str()) else {
+        let msg = format!(
+            "method {:.16} is not supported here\n",
+            parts.method.as_str()
+        );
+        return Ok(to_hyper(
+            Response {
+                status: 405,
+                headers: vec![
+                    ("Content-Type".into(), "text/plain".into()),
+                    (
+                        "Allow".into(),
+                        "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS".into(),
+                    ),
+                ],
+                len: Some(msg.len() as u64),
+                body: Box::new(io::Cursor::new(msg.into_bytes())),
+            },
+            false,
+            false,
+        ));
+    };
     let head = method == Method::Head;
     let url = parts
         .uri

@@ -316,7 +316,7 @@ fn origin_allowed(st: &State, origin: &str) -> bool {
 fn handle(st: &State, req: &mut Request) -> (http::Response, bool) {
     let (path, query) = split_url(req.url());
     let req = &mut *req;
-    let method = req.method().clone();
+    let method = *req.method();
     let origin = header(req, "origin").map(str::to_string);
     let reply = (|| {
         match header(req, "host") {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use super::http::{Method, Request};
 use lw_registry::challenge::parse_all;
-use lw_registry::{Credentials, Method as RMethod, Request as RRequest, SendBody, Transport};
+use lw_registry::{Credentials, Request as RRequest, SendBody, Transport};
 
 use super::proxy_policy::private_ip;
 pub use super::proxy_policy::{readable_path, Policy, PUBLIC_UPSTREAMS};
@@ -260,13 +260,13 @@ impl Proxy {
     /// Forward one request to `t`.
     pub fn forward(&self, t: &Target, f: &Forward, req: &mut Request) -> Reply {
         let method = match *req.method() {
-            Method::Get => RMethod::Get,
-            Method::Head => RMethod::Head,
-            Method::Post if !self.policy.read_only => RMethod::Post,
-            Method::Put if !self.policy.read_only => RMethod::Put,
-            Method::Patch if !self.policy.read_only => RMethod::Patch,
-            Method::Delete if !self.policy.read_only => RMethod::Delete,
-            ref m if self.policy.read_only => {
+            m @ (Method::Get | Method::Head) => m,
+            m @ (Method::Post | Method::Put | Method::Patch | Method::Delete)
+                if !self.policy.read_only =>
+            {
+                m
+            }
+            m if self.policy.read_only => {
                 return err(
                     405,
                     "UNSUPPORTED",
@@ -280,7 +280,7 @@ impl Proxy {
                 return r;
             }
         }
-        let write = !matches!(method, RMethod::Get | RMethod::Head);
+        let write = !matches!(method, Method::Get | Method::Head);
         if write && !f.may_write {
             return err(
                 401,
@@ -288,7 +288,7 @@ impl Proxy {
                 "pushing through the proxy needs serve's token (?token=)",
             );
         }
-        let has_body = matches!(method, RMethod::Post | RMethod::Put | RMethod::Patch);
+        let has_body = matches!(method, Method::Post | Method::Put | Method::Patch);
         let body_len = req.body_length().map(|n| n as u64).unwrap_or(0);
         if has_body && req.body_length().is_none() {
             return err(411, "BAD_REQUEST", "send a Content-Length");
@@ -330,7 +330,7 @@ impl Proxy {
         // A body cannot be replayed after a 401, so authorize first by probing with a bodiless request.
         if let (None, true, ClientAuth::Creds(creds, _)) = (&x.auth, has_body, &client) {
             let probe = RRequest {
-                method: RMethod::Get,
+                method: Method::Get,
                 url: format!("{}://{}/v2/", t.scheme, t.upstream),
                 headers: Vec::new(),
                 body: lw_registry::http::Body::Empty,
@@ -417,7 +417,7 @@ impl Proxy {
                 }
             }
             if matches!(head.status, 301 | 302 | 303 | 307 | 308)
-                && matches!(x.method, RMethod::Get | RMethod::Head)
+                && matches!(x.method, Method::Get | Method::Head)
             {
                 let Some(loc) = head.header("location") else {
                     return err(502, "UPSTREAM", "redirect without Location");
@@ -509,7 +509,7 @@ impl Proxy {
         };
         let mut tr = self.transport.clone();
         let ping = RRequest {
-            method: RMethod::Get,
+            method: Method::Get,
             url: format!("{}://{}/v2/", t.scheme, t.upstream),
             headers: Vec::new(),
             body: lw_registry::http::Body::Empty,
@@ -578,7 +578,7 @@ impl Proxy {
 struct Exchange<'a> {
     t: &'a Target,
     f: &'a Forward<'a>,
-    method: RMethod,
+    method: Method,
     url: String,
     scope: String,
     auth: Option<String>,
@@ -617,7 +617,7 @@ fn fetch_token(
         headers.push(("Authorization".to_string(), b));
     }
     let rq = RRequest {
-        method: RMethod::Get,
+        method: Method::Get,
         url,
         headers,
         body: lw_registry::http::Body::Empty,
@@ -631,7 +631,7 @@ fn fetch_token(
 /// proxy (everything else, `Set-Cookie` included, dropped), the body streamed.
 fn relay(
     t: &Target,
-    method: RMethod,
+    method: Method,
     head: lw_registry::http::ResponseHead,
     body: Box<dyn std::io::Read + Send>,
 ) -> Reply {
@@ -660,7 +660,7 @@ fn relay(
     let len = head
         .header("content-length")
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let len = if method == RMethod::Head {
+    let len = if method == Method::Head {
         Some(len.unwrap_or(0))
     } else {
         len

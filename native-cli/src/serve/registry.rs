@@ -113,7 +113,7 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
     let Some(route) = parse_route(&rest) else {
         return Reply::oci_error(404, "NAME_UNKNOWN", "no such endpoint");
     };
-    let m = req.method().clone();
+    let m = *req.method();
     let reply = match route {
         Route::Ping => {
             // Clients learn the auth scheme here: without a token they get the challenge (docker's ping
