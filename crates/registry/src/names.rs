@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use lw_oci::reference::grammar;
 use lw_oci::Digest;
 
 use crate::Error;
@@ -51,30 +52,21 @@ impl From<Digest> for TagOrDigest {
     }
 }
 
-/// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// A tag as the reference grammar has it (`lw_oci::reference::grammar::is_tag`: `[\w][\w.-]{0,127}`).
 pub fn validate_tag(tag: &str) -> Result<(), Error> {
-    let bad = |reason: &str| Error::InvalidArgument {
+    if grammar::is_tag(tag) {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument {
         what: "tag",
         value: tag.to_string(),
-        reason: reason.to_string(),
-    };
-    let b = tag.as_bytes();
-    if b.is_empty() || b.len() > 128 {
-        return Err(bad("a tag has 1 to 128 characters"));
-    }
-    if !(b[0].is_ascii_alphanumeric() || b[0] == b'_') {
-        return Err(bad("a tag starts with a letter, digit or '_'"));
-    }
-    if !b
-        .iter()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-    {
-        return Err(bad("a tag has only letters, digits, '_', '.' and '-'"));
-    }
-    Ok(())
+        reason: "a tag has 1 to 128 characters: letters, digits, '_', '.' and '-', not starting with '.' or '-'"
+            .to_string(),
+    })
 }
 
-/// A repository name: `/`-separated components of `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
+/// A repository name: the reference grammar's `remote-name` (`/`-separated components of `[a-z0-9]+` joined by
+/// `.`, `_`, `__` or runs of `-`), at most 255 characters as the distribution spec bounds it.
 pub fn validate_repository(name: &str) -> Result<(), Error> {
     let bad = |reason: &str| Error::InvalidArgument {
         what: "repository name",
@@ -84,32 +76,10 @@ pub fn validate_repository(name: &str) -> Result<(), Error> {
     if name.is_empty() || name.len() > 255 {
         return Err(bad("a repository name has 1 to 255 characters"));
     }
-    for comp in name.split('/') {
-        let b = comp.as_bytes();
-        let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-        if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-            return Err(bad(
-                "each path component starts and ends with a lowercase letter or digit",
-            ));
-        }
-        let mut i = 0;
-        while i < b.len() {
-            if alnum(b[i]) {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < b.len() && !alnum(b[i]) {
-                i += 1;
-            }
-            let sep = &comp[start..i];
-            let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
-            if !ok {
-                return Err(bad(
-                    "only lowercase letters, digits and the separators '.', '_', '__' and '-' are allowed",
-                ));
-            }
-        }
+    if !grammar::is_remote_name(name) {
+        return Err(bad(
+            "each path component is lowercase letters and digits, joined by '.', '_', '__' or '-'",
+        ));
     }
     Ok(())
 }
