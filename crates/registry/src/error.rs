@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::{Method, ResponseHead};
 
@@ -29,13 +29,15 @@ impl fmt::Display for RegistryError {
     }
 }
 
-#[derive(Deserialize)]
+/// The envelope as both sides of the wire see it: the client parses it, serve writes it (fields in the
+/// distribution registry's order).
+#[derive(Serialize, Deserialize)]
 struct Envelope {
     #[serde(default)]
     errors: Vec<EnvelopeEntry>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct EnvelopeEntry {
     #[serde(default)]
     code: String,
@@ -43,6 +45,18 @@ struct EnvelopeEntry {
     message: String,
     #[serde(default)]
     detail: serde_json::Value,
+}
+
+/// The body of an OCI error answer with one error and a null `detail`: what a server sends.
+pub fn error_envelope(code: &str, message: &str) -> Vec<u8> {
+    let env = Envelope {
+        errors: vec![EnvelopeEntry {
+            code: code.to_string(),
+            message: message.to_string(),
+            detail: serde_json::Value::Null,
+        }],
+    };
+    serde_json::to_vec(&env).unwrap_or_default()
 }
 
 /// Parse an OCI error envelope; `None` when `body` is not one.
@@ -283,6 +297,24 @@ pub fn is_retryable_status(status: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_envelope_parses_back() {
+        let body = error_envelope("BLOB_UNKNOWN", "blob unknown to registry");
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry","detail":null}]}"#
+        );
+        let e = parse_error_envelope(&body).unwrap();
+        assert_eq!(
+            (
+                e[0].code.as_str(),
+                e[0].message.as_str(),
+                e[0].detail.as_deref()
+            ),
+            ("BLOB_UNKNOWN", "blob unknown to registry", None)
+        );
+    }
 
     #[test]
     fn envelope_becomes_a_clear_message() {

@@ -33,7 +33,7 @@ pub mod verify;
 pub use auth::{Credentials, Scope};
 pub use challenge::{parse_challenges, Challenge};
 pub use client::{api_host, Client, ClientConfig, RetryPolicy, MAX_MANIFEST_SIZE};
-pub use error::{parse_error_envelope, Error, RegistryError, TransportError};
+pub use error::{error_envelope, parse_error_envelope, Error, RegistryError, TransportError};
 pub use http::{Body, BodyMode, Method, Request, ResponseHead};
 pub use names::TagOrDigest;
 pub use op::{drive, drive_with, Action, BlobIo, NoBlobIo, Operation, SendBody, Transport};

@@ -55,11 +55,12 @@ impl Reply {
         )
     }
 
-    /// An OCI Distribution error body (`{"errors":[{code,message}]}`).
+    /// An OCI Distribution error body (`{"errors":[{code,message,detail}]}`), written by the same code the client
+    /// parses it with.
     pub fn oci_error(status: u16, code: &str, message: impl std::fmt::Display) -> Reply {
-        Reply::json(
-            status,
-            &serde_json::json!({"errors": [{"code": code, "message": message.to_string(), "detail": null}]}),
+        Reply::new(status).bytes(
+            "application/json",
+            lw_registry::error_envelope(code, &message.to_string()),
         )
     }
 
