@@ -131,13 +131,22 @@ fn blob_with_wrong_bytes_is_an_error() {
     assert!(matches!(e, Error::Transport { .. }), "{e}");
     t.done();
 }
-#[test]
-fn monolithic_chunked_and_mounted_uploads() {
+/// The 1000-byte blob the upload tests send, its descriptor, and a blob store holding it.
+fn upload_fixture() -> (Vec<u8>, Descriptor, String, Mem) {
     let blob: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
     let desc = Descriptor::of(media::OCI_LAYER_GZIP, &blob);
     let dstr = desc.digest.to_string();
+    let io = Mem {
+        blob: blob.clone(),
+        ..Default::default()
+    };
+    (blob, desc, dstr, io)
+}
 
-    // Monolithic: HEAD 404, POST 202, PUT 201.
+/// Monolithic: HEAD 404, POST 202, PUT 201.
+#[test]
+fn monolithic_upload() {
+    let (_, desc, dstr, mut io) = upload_fixture();
     let d = dstr.clone();
     let mut t = Mock::default()
         .on(|r, _| {
@@ -173,16 +182,17 @@ fn monolithic_chunked_and_mounted_uploads() {
             ));
             resp(201, &[("Docker-Content-Digest", &d)], b"")
         });
-    let mut io = Mem {
-        blob: blob.clone(),
-        ..Default::default()
-    };
     let c = client();
     let out = drive_with(&mut c.upload_blob("a", &desc).unwrap(), &mut t, &mut io).unwrap();
     assert_eq!(out, UploadOutcome::Uploaded);
     t.done();
+}
 
-    // Chunked, 400-byte chunks: PATCH 0-399, 400-799, 800-999, then PUT.
+/// Chunked, 400-byte chunks: PATCH 0-399, 400-799, 800-999, then PUT.
+#[test]
+fn chunked_upload() {
+    let (blob, desc, _, mut io) = upload_fixture();
+    let c = client();
     let mut t =
         Mock::default().on(|_, _| resp(202, &[("Location", "https://reg.example/up/1")], b""));
     let mut received = Vec::new();
@@ -227,8 +237,13 @@ fn monolithic_chunked_and_mounted_uploads() {
     .unwrap();
     assert_eq!(out, UploadOutcome::UploadedChunked(3));
     t.done();
+}
 
-    // Mount: 201 on the POST, and the token scope covers the source repository.
+/// Mount: 201 on the POST, and the token scope covers the source repository.
+#[test]
+fn mounted_upload() {
+    let (_, desc, dstr, mut io) = upload_fixture();
+    let c = client();
     let d = dstr.clone();
     let mut t = Mock::default()
         .on(|_, _| resp(401, &[("WWW-Authenticate", BEARER)], b""))
@@ -264,8 +279,13 @@ fn monolithic_chunked_and_mounted_uploads() {
     .unwrap();
     assert_eq!(out, UploadOutcome::Mounted);
     t.done();
+}
 
-    // Existing blob: HEAD 200 and nothing else.
+/// Existing blob: HEAD 200 and nothing else.
+#[test]
+fn upload_of_an_existing_blob() {
+    let (_, desc, _, mut io) = upload_fixture();
+    let c = client();
     let mut t = Mock::default().on(|_, _| resp(200, &[("Content-Length", "1000")], b""));
     assert_eq!(
         drive_with(&mut c.upload_blob("a", &desc).unwrap(), &mut t, &mut io).unwrap(),
