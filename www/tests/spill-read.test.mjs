@@ -29,6 +29,9 @@ test('a layer kept in OPFS is read back verified: readFile, FROM, push, export; 
   const { page, errors } = await newPage(site.browser);
   page.setDefaultTimeout(10 * 60 * 1000);
   await open(page, site.server.url);
+  // Blob GETs the page makes: a pull of an image whose layer is already stored must not download it again.
+  const blobGets = [];
+  page.on('request', (r) => { if (r.method() === 'GET' && r.url().includes('/blobs/')) blobGets.push(r.url()); });
   const out = await page.evaluate(async (host) => {
     const lw = window.layerwright;
     const t = {};
@@ -64,6 +67,8 @@ test('a layer kept in OPFS is read back verified: readFile, FROM, push, export; 
 
     const pushed = await clock('push', () => lw.push('spill/two:1', `${host}/spill/two:1`, { insecure: true }));
     const archive = await clock('export', () => lw.exportTarball('spill/one:1'));
+    // Pulled back, the image's blobs are all in the store (the large one in OPFS): nothing is downloaded again.
+    const pulledBack = await clock('pull', () => lw.pull(`${host}/spill/two:1`, { insecure: true }));
 
     // Change 16 bytes of the stored layer in place (its size stays).
     const name = `sha256-${layer.slice(7)}`;
@@ -79,7 +84,7 @@ test('a layer kept in OPFS is read back verified: readFile, FROM, push, export; 
     return {
       layer, layerSize: one.layers[0].size, stored, noteBack, note, bigSame, mem0, memSmall, memEnd: lw.memoryBytes(),
       two: { manifestDigest: two.manifestDigest, layers: two.layers.map((l) => l.digest), extra, entries },
-      pushed: pushed.digest, archiveSize: archive.size, refused, t,
+      pushed: pushed.digest, pulledBack: pulledBack.digest, archiveSize: archive.size, refused, t,
     };
   }, reg.host);
   console.error(JSON.stringify({ ...out, two: { ...out.two, entries: out.two.entries.length } }));
@@ -102,6 +107,8 @@ test('a layer kept in OPFS is read back verified: readFile, FROM, push, export; 
   assert.ok(out.memSmall - out.mem0 < 8 << 20, `readFile grew wasm memory by ${out.memSmall - out.mem0} bytes`);
 
   assert.equal(out.two.layers[0], out.layer, 'the second image keeps the stored layer as its base layer');
+  assert.equal(out.pulledBack, out.two.manifestDigest, 'the pull resolves to the pushed manifest');
+  assert.deepEqual(blobGets, [], 'a pull downloads no blob the store already holds (in memory or in OPFS)');
   assert.equal(out.two.extra, 'on top\n');
   assert.deepEqual(out.two.entries, ['data', 'data/big.bin', 'data/note.txt']);
 

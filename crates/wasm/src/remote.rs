@@ -245,12 +245,16 @@ struct PullOut {
 /// blobs the store holds are not fetched.
 struct TabPull {
     store: MemoryBlobs,
+    /// Blobs the store keeps in browser storage: held too, so a pull does not download them again.
+    spilled: crate::spill::Spilled,
     mem: MemoryImages,
 }
 
 impl PullTarget for TabPull {
     fn has_blob(&mut self, desc: &Descriptor) -> bool {
-        self.store.get(&desc.digest).is_some() || self.mem.has_blob(desc)
+        self.store.get(&desc.digest).is_some()
+            || self.spilled.borrow().contains_key(&desc.digest)
+            || self.mem.has_blob(desc)
     }
     fn begin_blob(&mut self, desc: &Descriptor) -> Result<(), lw_registry::Error> {
         self.mem.begin_blob(desc)
@@ -280,9 +284,10 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
         None => None,
     };
     let client = client_for(&t.domain, &opts)?;
-    let blobs = with(|s| s.blobs.clone());
+    let (blobs, spilled) = with(|s| (s.blobs.clone(), s.spilled.clone()));
     let mut tab = TabPull {
         store: blobs.clone(),
+        spilled,
         mem: MemoryImages::default(),
     };
     let mut op = PullImage::new(
