@@ -150,11 +150,13 @@ pub fn context_layer(
 ) -> Result<(Descriptor, Digest), Error> {
     let mut entries = ctx.entries()?;
     entries.sort_by(|a, b| lw_layer::path::cmp_components(&a.path, &b.path));
-    let mut w = lw_layer::LayerWriter::new(
-        Vec::new(),
-        Compression::Gzip,
+    // The engine's own layer writer type (into a blob sink), so a host links no second copy of it.
+    let mut w = lw_layer::LayerWriter::with_format(
+        blobs.create()?,
+        lw_layer::compress::LayerFormat::of(Compression::Gzip),
         lw_layer::tar::WriteOptions { clamp_mtime: epoch },
-    )?;
+        None,
+    );
     for e in entries {
         let mut entry = match &e.kind {
             EntryKind::Dir => lw_layer::Entry::dir(&e.path, e.mode),
@@ -171,9 +173,9 @@ pub fn context_layer(
         };
         w.tar().append_bytes(&entry, &data)?;
     }
-    let (blob, info) = w.finish()?;
-    let d = put_bytes(blobs, media::OCI_LAYER_GZIP, &blob)?;
-    Ok((d, info.diff_id))
+    let (sink, info) = w.finish()?;
+    sink.commit(&info.digest)?;
+    Ok((info.descriptor(), info.diff_id))
 }
 
 #[cfg(test)]
