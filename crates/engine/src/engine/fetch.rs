@@ -2,6 +2,7 @@
 //! `fetch()`), while planning a COPY/ADD is synchronous. Planning then reads the answers from here, in its own
 //! order, so its checks and messages are the same for every host.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use super::copy::{is_url, CopySpec};
@@ -58,13 +59,13 @@ pub(super) async fn prefetch(f: &mut dyn AsyncUrlFetcher, spec: &CopySpec<'_>) -
             let Ok(g) = g else { continue };
             let keep = spec.keep_git_dir.or(g.keep_git_dir).unwrap_or(false);
             let key = (g.remote.clone(), g.reference.clone(), keep);
-            if !out.gits.contains_key(&key) {
-                let r = f.fetch_git_async(&g.remote, &g.reference, keep).await;
-                out.gits.insert(key, r);
+            if let Entry::Vacant(v) = out.gits.entry(key) {
+                v.insert(f.fetch_git_async(&g.remote, &g.reference, keep).await);
             }
-        } else if is_url(s) && !out.urls.contains_key(s) {
-            let r = f.fetch_async(s).await;
-            out.urls.insert(s.clone(), r);
+        } else if is_url(s) {
+            if let Entry::Vacant(v) = out.urls.entry(s.clone()) {
+                v.insert(f.fetch_async(s).await);
+            }
         }
     }
     out
