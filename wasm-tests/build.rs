@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 /// The corpus cases a tab build takes as they are: FROM scratch only (no base image in the tab), no RUN (no
-/// executor here), no ADD <url> (no loopback server in the tab), no named contexts or SSH agents (CLI only), and a
-/// context of plain 0644 files (`files` carries bytes, not modes or links).
+/// executor here), no ADD <url> (no loopback server in the tab), no named contexts or SSH agents (the Chromium
+/// corpus test, www/tests/buildkit-corpus.test.mjs, builds those), and a context of plain 0644 files.
 fn corpus_cases(out: &Path) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../native-cli/tests/buildkit/cases");
     println!("cargo:rerun-if-changed={}", dir.display());
@@ -39,7 +39,7 @@ fn corpus_cases(out: &Path) {
             || case.join("https").exists()
             || case.join("modes").exists()
             || case.join("secrets").exists()
-            // Named contexts and SSH agents need the CLI (the tab refuses both options).
+            // Named contexts and SSH agents: the Chromium corpus test gives them.
             || case.join("contexts.list").exists()
             || case.join("ssh").exists()
             || !case.join("expected.json").exists()

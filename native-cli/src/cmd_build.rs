@@ -432,8 +432,7 @@ fn images<'s>(
         .iter()
         .map(|s| layerwright::named_contexts::parse_build_context(s))
         .collect::<Result<BTreeMap<_, _>>>()?;
-    let names = named.keys().map(|k| k.to_ascii_lowercase()).collect();
-    let images = NamedImages::new(
+    let images = layerwright::named_contexts::named_images(
         StoreImages {
             store,
             pull: Some(Box::new(move |r: &str, p: &Platform| {
@@ -443,7 +442,8 @@ fn images<'s>(
         store,
         named,
         (!a.keep_mtimes).then_some(epoch),
-    );
+    )?;
+    let names = images.names();
     Ok((images, names))
 }
 

@@ -1,18 +1,20 @@
 //! Named build contexts, `build --build-context NAME=VALUE` (buildx's flag): `FROM NAME`, `COPY --from=NAME` and
 //! `RUN --mount=from=NAME` read a directory, an image of the store or a registry, or an image of an OCI layout
-//! instead of the image or stage of that name. The engine asks the image source; this one answers for the names.
+//! instead of the image or stage of that name. The flag's forms are read here; the engine's `named` module answers
+//! for the names (the tab's `buildContexts` too).
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use lw_engine::context::{Context as _, EntryKind as CtxKind};
 use lw_engine::host::{BaseImage, ImageSource};
+use lw_engine::named::Named;
 use lw_engine::Error;
-use lw_oci::media::{self, Compression};
-use lw_oci::{Descriptor, Digest, ImageConfig, Manifest, Platform};
+use lw_oci::media;
+use lw_oci::{Descriptor, Digest, Platform};
 
+use crate::buildhost::StoreBlobs;
 use crate::context::DirContext;
 use crate::store::Store;
 
@@ -65,159 +67,72 @@ pub fn parse_build_context(spec: &str) -> Result<(String, NamedSource)> {
     Ok((name.to_string(), src))
 }
 
-/// The image source of a build with named contexts: the names first, then `inner`.
-pub struct NamedImages<'s, I> {
-    pub inner: I,
-    pub store: &'s Store,
-    pub names: BTreeMap<String, NamedSource>,
-    /// Every mtime of a directory's layer is clamped to this (SOURCE_DATE_EPOCH), unless `None`.
-    pub epoch: Option<i64>,
-    /// A directory's layer, written once per build: (layer, diff ID).
-    dir_layers: BTreeMap<String, (Descriptor, Digest)>,
-}
+/// The image source of a build with named contexts: the engine's (the tab uses the same), the names first, then
+/// `inner`.
+pub type NamedImages<'s, I> = lw_engine::named::NamedImages<'s, I>;
 
-impl<'s, I: ImageSource> NamedImages<'s, I> {
-    pub fn new(
-        inner: I,
-        store: &'s Store,
-        names: BTreeMap<String, NamedSource>,
-        epoch: Option<i64>,
-    ) -> Self {
-        NamedImages {
-            inner,
-            store,
-            names,
-            epoch,
-            dir_layers: BTreeMap::new(),
-        }
-    }
-
-    /// The name a reference is known by: as written, or docker's short form without `:latest`, as BuildKit looks
-    /// named contexts up.
-    fn lookup(&self, reference: &str) -> Option<(String, NamedSource)> {
-        let short = reference
-            .strip_suffix(":latest")
-            .unwrap_or(reference)
-            .trim_start_matches("docker.io/")
-            .trim_start_matches("library/");
-        [reference, short]
-            .iter()
-            .find_map(|n| self.names.get(*n).map(|s| (n.to_string(), s.clone())))
-    }
-
-    fn resolve_named(
-        &mut self,
-        name: &str,
-        src: &NamedSource,
-        platform: &Platform,
-    ) -> Result<BaseImage> {
-        match src {
-            NamedSource::Image(r) => {
-                let mut img = self
-                    .inner
-                    .resolve(r, platform)
-                    .map_err(|e| anyhow!("{e}"))?;
-                img.name = r.clone();
-                Ok(img)
-            }
-            NamedSource::Layout { dir, tag, digest } => {
-                let desc = import_layout(self.store, dir, tag.as_deref(), digest.as_deref())?;
-                let img = self.store.resolve(&desc, Some(platform))?;
-                Ok(BaseImage {
-                    name: format!("oci-layout://{}", dir.display()),
-                    manifest_digest: img.manifest_digest,
-                    manifest: img.manifest,
-                    config: img.config,
-                })
-            }
+/// The engine's image source for `names` over `inner`: a directory becomes a context read from disk (opened now,
+/// so a missing one fails before the build starts), an OCI layout a source of its own.
+pub fn named_images<'s, I: ImageSource>(
+    inner: I,
+    store: &'s Store,
+    names: BTreeMap<String, NamedSource>,
+    epoch: Option<i64>,
+) -> Result<NamedImages<'s, I>> {
+    let mut named = BTreeMap::new();
+    for (name, src) in names {
+        let n = match src {
+            NamedSource::Image(r) => Named::Image(r),
             NamedSource::Dir(dir) => {
-                if !self.dir_layers.contains_key(name) {
-                    let l = dir_layer(self.store, dir, self.epoch)
-                        .with_context(|| format!("build context {name}={}", dir.display()))?;
-                    self.dir_layers.insert(name.to_string(), l);
+                if !dir.is_dir() {
+                    bail!("--build-context {name}={}: not a directory", dir.display());
                 }
-                let (layer, diff_id) = self.dir_layers[name].clone();
-                local_image(self.store, name, layer, diff_id, platform)
+                let ctx = DirContext::with_dockerignore(&dir, None)
+                    .with_context(|| format!("build context {name}={}", dir.display()))?;
+                Named::Context(Box::new(ctx))
             }
-        }
-    }
-}
-
-impl<I: ImageSource> ImageSource for NamedImages<'_, I> {
-    fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, Error> {
-        match self.lookup(reference) {
-            Some((name, src)) => self
-                .resolve_named(&name, &src, platform)
-                .map_err(|e| Error::Host(format!("build context {name}: {e:#}"))),
-            None => self.inner.resolve(reference, platform),
-        }
-    }
-}
-
-/// A local context as a base: its files as one layer, and the config BuildKit gives a stage without an image
-/// (its `emptyImage`: the platform, `PATH`, WorkingDir `/`; no history, no `created`).
-fn local_image(
-    store: &Store,
-    name: &str,
-    layer: Descriptor,
-    diff_id: Digest,
-    platform: &Platform,
-) -> Result<BaseImage> {
-    let mut config = ImageConfig {
-        architecture: platform.architecture.clone(),
-        os: platform.os.clone(),
-        variant: platform.variant.clone(),
-        ..Default::default()
-    };
-    config.rootfs.kind = "layers".into();
-    config.rootfs.diff_ids.push(diff_id);
-    config.config.env = Some(vec![
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-    ]);
-    config.config.working_dir = Some("/".into());
-    let cfg = store.put_bytes(media::OCI_CONFIG, &lw_oci::to_canonical_json(&config))?;
-    let manifest = Manifest::oci(cfg, vec![layer]);
-    let m = store.put_bytes(media::OCI_MANIFEST, &lw_oci::to_canonical_json(&manifest))?;
-    Ok(BaseImage {
-        name: format!("context {name}"),
-        manifest_digest: m.digest,
-        manifest,
-        config,
-    })
-}
-
-/// A directory's files (through its `.dockerignore`) as a gzip layer in the store, owners as on disk.
-fn dir_layer(store: &Store, dir: &Path, epoch: Option<i64>) -> Result<(Descriptor, Digest)> {
-    if !dir.is_dir() {
-        bail!("{} is not a directory", dir.display());
-    }
-    let ctx = DirContext::with_dockerignore(dir, None)?;
-    let mut entries = ctx.entries()?;
-    entries.sort_by(|a, b| lw_layer::path::cmp_components(&a.path, &b.path));
-    let mut w = lw_layer::LayerWriter::new(
-        Vec::new(),
-        Compression::Gzip,
-        lw_layer::tar::WriteOptions { clamp_mtime: epoch },
-    )?;
-    for e in entries {
-        let mut entry = match &e.kind {
-            CtxKind::Dir => lw_layer::Entry::dir(&e.path, e.mode),
-            CtxKind::File => lw_layer::Entry::file(&e.path, e.mode, e.size),
-            CtxKind::Symlink { target } => lw_layer::Entry::symlink(&e.path, target),
+            NamedSource::Layout { dir, tag, digest } => Named::Source(Box::new(LayoutImage {
+                store,
+                dir,
+                tag,
+                digest,
+            })),
         };
-        entry.uid = e.uid;
-        entry.gid = e.gid;
-        entry.mtime = e.mtime;
-        if e.is_file() {
-            let data = ctx.read_file(&e.path)?;
-            w.tar().append_bytes(&entry, &data)?;
-        } else {
-            w.tar().append_bytes(&entry, &[])?;
-        }
+        named.insert(name, n);
     }
-    let (blob, info) = w.finish()?;
-    let d = store.put_bytes(media::OCI_LAYER_GZIP, &blob)?;
-    Ok((d, info.diff_id))
+    Ok(lw_engine::named::NamedImages::new(
+        inner,
+        Box::new(StoreBlobs { store }),
+        named,
+        epoch,
+    ))
+}
+
+/// `oci-layout://PATH[:TAG|@DIGEST]`: the image is copied from the layout into the store, every blob verified.
+struct LayoutImage<'s> {
+    store: &'s Store,
+    dir: PathBuf,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+impl ImageSource for LayoutImage<'_> {
+    fn resolve(&mut self, _name: &str, platform: &Platform) -> Result<BaseImage, Error> {
+        let img = import_layout(
+            self.store,
+            &self.dir,
+            self.tag.as_deref(),
+            self.digest.as_deref(),
+        )
+        .and_then(|desc| self.store.resolve(&desc, Some(platform)))
+        .map_err(|e| Error::Host(format!("{e:#}")))?;
+        Ok(BaseImage {
+            name: format!("oci-layout://{}", self.dir.display()),
+            manifest_digest: img.manifest_digest,
+            manifest: img.manifest,
+            config: img.config,
+        })
+    }
 }
 
 /// Copy the image an OCI layout names (`@DIGEST`, the `:TAG` annotation, or its only image) into the store, every

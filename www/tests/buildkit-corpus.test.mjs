@@ -3,8 +3,10 @@
 // backend (`serveExecutor`), and compared with what BuildKit recorded (expected.json): the image config exactly (its
 // history, and rootfs.diff_ids, whose equality is the equality of every layer's tar stream, so of the file tree) and
 // the layer count. The base image is the one the native corpus test builds (its `export_base`), loaded into the
-// tab's store first; no network. Each case ends up equal, a listed known difference (known-differences.txt), a
-// case both builders refuse, or one the tab refuses (an SSH agent, named contexts, URLs to download) with an error
+// tab's store first; no network. Named contexts are given as `buildContexts` (directories as files, images of the
+// tab's store, the base's OCI layout as files) and the case's `http/` files are served on loopback with CORS for
+// the tab's fetch(). Each case ends up equal, a listed known difference (known-differences.txt), a case both
+// builders refuse, or one the tab refuses (an SSH agent, a git source, the corpus's TLS server) with an error
 // naming the Dockerfile line.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +30,48 @@ if (why) console.error(`\n*** SKIPPING the BuildKit corpus in Chromium: ${why} *
 /** Where a case's `http/` files are served while it builds (the native test's and record.py's address). */
 const HTTP_PORT = 48765;
 
-let serve; let browser; let page; let errors; let baseDigest;
+let serve; let browser; let page; let errors; let baseDigest; let baseTarPath; let layoutDir;
+
+/** The base image's archive unpacked: an OCI layout directory (as the native test's `oci-layout:base`). */
+function baseLayout() {
+  if (!layoutDir) {
+    layoutDir = tempDir('bk-layout');
+    execFileSync('tar', ['-xf', baseTarPath, '-C', layoutDir]);
+  }
+  return layoutDir;
+}
+
+/**
+ * Put the base image in the tab's store as `ref` (what a `docker-image://REF` context names; natively the store
+ * has it or the registry of the native test serves it): tagged and saved by the CLI, loaded by the tab.
+ */
+async function storeImage(ref) {
+  const dir = tempDir('bk-ref');
+  const cli = (...a) => execFileSync(bin, ['--root', join(dir, 'store'), ...a], { stdio: ['ignore', 'ignore', 'inherit'] });
+  cli('load', '-i', baseTarPath);
+  cli('tag', 'busybox', ref);
+  cli('save', ref, '-o', join(dir, 'ref.tar'));
+  const names = await page.evaluate(async (b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    return (await window.layerwright.loadTarball(bytes)).images.flatMap((i) => i.names);
+  }, readFileSync(join(dir, 'ref.tar')).toString('base64'));
+  assert.ok(names.some((n) => n.startsWith(ref)), `${ref} not loaded: ${JSON.stringify(names)}`);
+}
+
+/**
+ * Why the tab refused a case BuildKit built, if for something a tab truly cannot do, at the line that needs it:
+ * an SSH agent (a RUN mounting one the build names), a git source (a tab has no git client), or an https URL of the
+ * corpus's TLS server (its test CA is not the browser's; not served here). Else null.
+ */
+function tabRefusal(c, error) {
+  const at = /Dockerfile:(\d+): /.exec(error);
+  const text = at ? c.opts.dockerfile.split('\n')[Number(at[1]) - 1] ?? '' : '';
+  if (c.opts.ssh && /type=ssh/.test(text)
+    && /forwarding an SSH agent is not available in a browser tab; use the CLI: layerwright build --ssh/.test(error)) return 'ssh agent';
+  if (/^ADD\b/i.test(text) && /git sources are not available in a browser tab \(it has no git client\); use the CLI/.test(error)) return 'git';
+  if (c.https && /^ADD\b.*https:\/\//i.test(text) && /sent no Access-Control-Allow-Origin header \(or could not be reached/.test(error)) return 'https with the test CA';
+  return null;
+}
 
 /**
  * The corpus's base image (busybox from Debian's busybox-static, as the native corpus test makes it) as an OCI
@@ -46,6 +89,7 @@ function baseTar() {
 before(async () => {
   if (why) return;
   const tar = baseTar();
+  baseTarPath = tar;
   serve = await startServe(bin, join(root, 'dist'));
   browser = await launch();
   ({ page, errors } = await newPage(browser));
@@ -69,11 +113,11 @@ const readIf = (p) => (existsSync(p) ? readFileSync(p, 'utf8') : null);
 const lines = (s) => (s ?? '').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
 const pairs = (s) => Object.fromEntries(lines(s).map((l) => { const i = l.indexOf('='); return [l.slice(0, i), l.slice(i + 1)]; }));
 
-/** A case as `build()` options (bytes in base64, for page.evaluate), and what the tab must refuse of it. */
-function caseSpec(name) {
-  const dir = join(corpus, 'cases', name);
-  // The context as the native test copies it (copy_fixed_modes, prepare_context): files 0644, or 0755 with git's
-  // executable bit; directories 0755; symlinks as they are; then the empty directories of `dirs` and the `modes`.
+/**
+ * A directory as `build()` takes a context, as the native test copies it (copy_fixed_modes): files 0644, or 0755
+ * with git's executable bit; directories 0755; symlinks as they are. Bytes in base64, for page.evaluate.
+ */
+function dirFiles(root) {
   const files = {}; const fileInfo = {};
   const walk = (d, rel) => {
     for (const n of readdirSync(d).sort()) {
@@ -87,7 +131,39 @@ function caseSpec(name) {
       }
     }
   };
-  if (existsSync(join(dir, 'context'))) walk(join(dir, 'context'), '');
+  if (existsSync(root)) walk(root, '');
+  return { files, fileInfo };
+}
+
+/**
+ * A case's `contexts.list` (NAME=KIND:VALUE, as the native test reads it) as `buildContexts`: a directory of the
+ * case as its files, `docker-image:REF` as `docker-image://REF` (an image of the tab's store: see `storeImage`),
+ * `oci-layout:base` as the base image's OCI layout given as files. Returns also the image names to put in the
+ * tab's store first.
+ */
+function buildContexts(dir) {
+  const contexts = {}; const images = [];
+  for (const [name, spec] of Object.entries(pairs(readIf(join(dir, 'contexts.list'))))) {
+    const i = spec.indexOf(':'); const kind = spec.slice(0, i); const value = spec.slice(i + 1);
+    if (kind === 'dir') contexts[name] = dirFiles(join(dir, value));
+    else if (kind === 'docker-image') {
+      contexts[name] = `docker-image://${value}`;
+      // A pinned reference (`@sha256:…`) is the image with that digest, whatever its name in the store.
+      if (!value.includes('@')) images.push(value);
+    } else if (kind === 'oci-layout' && value === 'base') {
+      const layout = baseLayout();
+      const digest = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')).manifests[0].digest;
+      contexts[name] = { ociLayout: dirFiles(layout), digest };
+    } else throw new Error(`${dir}: contexts.list: unknown ${spec}`);
+  }
+  return { contexts, images };
+}
+
+/** A case as `build()` options (bytes in base64, for page.evaluate). */
+function caseSpec(name) {
+  const dir = join(corpus, 'cases', name);
+  // The context as the native test copies it (prepare_context): then the empty directories of `dirs`, the `modes`.
+  const { files, fileInfo } = dirFiles(join(dir, 'context'));
   for (const d of lines(readIf(join(dir, 'dirs')))) fileInfo[d] = { dir: true, mode: 0o755 };
   for (const l of lines(readIf(join(dir, 'modes')))) {
     const i = l.lastIndexOf(' ');
@@ -101,24 +177,26 @@ function caseSpec(name) {
   };
   const target = readIf(join(dir, 'target'))?.trim();
   if (target) opts.target = target;
-  // The machine's own things, which a tab must refuse: named contexts and SSH agents, as the CLI flags give them.
-  const contexts = pairs(readIf(join(dir, 'contexts.list')));
+  const { contexts, images: contextImages } = buildContexts(dir);
   if (Object.keys(contexts).length) opts.buildContexts = contexts;
+  // The agent ids the CLI forwards with --ssh; the tab has no agent and must fail where one is used.
   const ssh = readIf(join(dir, 'ssh'));
   if (ssh !== null) opts.ssh = ssh.split(/\s+/).filter(Boolean);
   return {
-    name, dir, opts, expected: JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')),
+    name, dir, opts, contextImages, expected: JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')),
     images: pairs(readIf(join(dir, 'images'))), http: existsSync(join(dir, 'http')) ? join(dir, 'http') : null,
+    https: existsSync(join(dir, 'https')),
   };
 }
 
-/** A case's `http/` files on 127.0.0.1:HTTP_PORT (GET and HEAD) while it builds. */
+/** A case's `http/` files on 127.0.0.1:HTTP_PORT (GET and HEAD, with CORS) while it builds. */
 async function serveHttp(dir) {
   const server = createServer((req, res) => {
     const p = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
     if (!p.startsWith(dir) || !existsSync(p) || statSync(p).isDirectory()) { res.writeHead(404).end(); return; }
     const body = readFileSync(p);
-    res.writeHead(200, { 'content-length': body.length });
+    // The page's origin is serve's: a cross-origin fetch() needs CORS (as any server a tab downloads from).
+    res.writeHead(200, { 'content-length': body.length, 'access-control-allow-origin': '*' });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
   // The native corpus test may hold the address for a moment (another checkout's run on this machine): wait.
@@ -136,11 +214,18 @@ function buildInTab(opts, tags) {
   return page.evaluate(async ({ opts, tags, token }) => {
     const lw = window.layerwright;
     const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const all = (files) => Object.fromEntries(Object.entries(files).map(([k, v]) => [k, bytes(v)]));
     const o = {
       ...opts, tags, noCache: true, executor: lw.serveExecutor({ url: location.origin, token }),
-      files: Object.fromEntries(Object.entries(opts.files).map(([k, v]) => [k, bytes(v)])),
-      secrets: Object.fromEntries(Object.entries(opts.secrets).map(([k, v]) => [k, bytes(v)])),
+      files: all(opts.files), secrets: all(opts.secrets),
     };
+    if (opts.buildContexts) {
+      o.buildContexts = Object.fromEntries(Object.entries(opts.buildContexts).map(([k, v]) => {
+        if (typeof v === 'string') return [k, v];
+        if (v.ociLayout) return [k, { ...v, ociLayout: { files: all(v.ociLayout.files) } }];
+        return [k, { ...v, files: all(v.files) }];
+      }));
+    }
     try {
       const r = await lw.build(o);
       return {
@@ -210,30 +295,17 @@ test('every BuildKit corpus case in Chromium: equal to BuildKit, a known differe
       const dep = await buildInTab(caseSpec(from).opts, [image]);
       assert.ok(!dep.error, `${name}: building ${from} as ${image}: ${dep.error}`);
     }
+    // Images a named context names (`docker-image://REF`), in the tab's store first (a user pulls or loads them).
+    for (const ref of c.contextImages) await storeImage(ref);
     const http = c.http ? await serveHttp(c.http) : null;
     let got;
     try { got = await buildInTab(c.opts, [`corpus/${name}:1`]); } finally { await http?.close(); }
     const wantError = c.expected.error;
-    if (c.opts.ssh || c.opts.buildContexts) {
-      // What needs the machine is refused, naming the line that needs it and the CLI's flag.
-      const flag = c.opts.ssh ? '--ssh' : '--build-context';
-      const line = /^build: Dockerfile:(\d+): .*is not available in a browser tab; use the CLI: layerwright build /.exec(got.error ?? '');
-      // The line named is one that needs the option: an ssh mount or source, or a context's name.
-      const text = line ? c.opts.dockerfile.split('\n')[Number(line[1]) - 1] ?? '' : '';
-      const needs = c.opts.ssh ? /type=ssh|ssh:\/\//.test(text) : Object.keys(c.opts.buildContexts).some((k) => text.includes(k));
-      if (line && needs && got.error.includes(flag)) {
-        refused.push(name);
-        console.error(`refused ${name}: ${got.error}`);
-      } else failures.push(`${name}: the tab must refuse ${flag} naming the line; it gave ${got.error ?? 'an image'}`);
-      continue;
-    }
     if (got.error && wantError) { errorCases++; equal++; continue; }
     if (got.error) {
-      // A URL or git source to download: the tab has no fetcher and says so at the line.
-      const line = /Dockerfile:(\d+)/.exec(got.error);
-      const text = line ? c.opts.dockerfile.split('\n')[Number(line[1]) - 1] ?? '' : '';
-      if (/^ADD\b.*(https?|ssh|git):\/\//i.test(text) && /(downloading URLs|git sources) (is|are) not available here/.test(got.error)) {
-        refused.push(name);
+      const why = tabRefusal(c, got.error);
+      if (why) {
+        refused.push(`${name} (${why})`);
         console.error(`refused ${name}: ${got.error}`);
       } else failures.push(`${name}: BuildKit built it, the tab failed: ${got.error}`);
       continue;

@@ -108,6 +108,9 @@ pub enum StepError {
     /// The same when the host forwards other ids (BuildKit's session provider answers this).
     #[error("unset ssh forward key {0}")]
     SshKeyUnset(String),
+    /// `RUN --mount=type=ssh` of an id the build forwards, on a host that cannot reach an agent (why).
+    #[error("SSH agent {0:?}: {1}")]
+    SshUnavailable(String, String),
     /// `# check=error=true` and a build check reported these rules.
     #[error("lint violation found for rules: {}", .0.join(", "))]
     LintViolation(Vec<String>),

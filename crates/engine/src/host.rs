@@ -235,6 +235,42 @@ pub trait UrlFetcher {
     }
 }
 
+/// What [`AsyncUrlFetcher::fetch_async`] returns.
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, Error>> + 'a>>;
+
+/// What [`AsyncUrlFetcher::fetch_git_async`] returns.
+pub type GitFuture<'a> = Pin<Box<dyn Future<Output = Result<GitCheckout, Error>> + 'a>>;
+
+/// Fetches `ADD <url>` and git sources asynchronously (in the browser: `fetch()`, answering with a Promise). Every
+/// [`UrlFetcher`] is one, answering at once, so the engine has a single code path for both (as for RUN).
+pub trait AsyncUrlFetcher {
+    fn fetch_async<'a>(&'a mut self, url: &'a str) -> FetchFuture<'a>;
+    fn fetch_git_async<'a>(
+        &'a mut self,
+        remote: &'a str,
+        reference: &'a str,
+        keep_git_dir: bool,
+    ) -> GitFuture<'a>;
+}
+
+impl<T: UrlFetcher> AsyncUrlFetcher for T {
+    fn fetch_async<'a>(&'a mut self, url: &'a str) -> FetchFuture<'a> {
+        Box::pin(std::future::ready(self.fetch(url)))
+    }
+    fn fetch_git_async<'a>(
+        &'a mut self,
+        remote: &'a str,
+        reference: &'a str,
+        keep_git_dir: bool,
+    ) -> GitFuture<'a> {
+        Box::pin(std::future::ready(self.fetch_git(
+            remote,
+            reference,
+            keep_git_dir,
+        )))
+    }
+}
+
 /// A git checkout: the commit it is at and its entries (paths relative to the repository's root, parents before
 /// children; file data beside each file).
 #[derive(Debug, Clone, Default)]

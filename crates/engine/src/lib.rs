@@ -2,7 +2,7 @@
 //! ([`context`], [`ignore`]), `COPY --chmod` / `--chown` values ([`chmod`], [`chown`]), the planner, step
 //! dispatcher and cache ([`engine`]) with its progress [`events`], image archives as `save` writes and `load`
 //! reads them ([`archive`]), multi-platform index assembly ([`platforms`]), the name index of an image store
-//! ([`naming`]), and the traits each host implements for files, images and RUN ([`host`]).
+//! ([`naming`]), named build contexts ([`named`]), and the traits each host implements for files, images and RUN ([`host`]).
 
 // Functions stay under 100 lines of code (the project's rule; clippy counts without comments and blanks).
 #![warn(clippy::too_many_lines)]
@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod ignore;
+pub mod named;
 pub mod naming;
 pub mod platforms;
 

@@ -1,6 +1,7 @@
 //! lw-engine's engine tests, as one binary (ripgrep's `tests/tests.rs` layout): a module per feature;
 //! `cargo test -p lw-engine --test tests -- MODULE::` runs one module.
 
+mod async_sources;
 mod copy_base_reads;
 mod engine;
 mod fetched_context;

@@ -61,6 +61,20 @@ export interface BuildOptions {
   executor?: RunExecutor;
   /** Secrets for `RUN --mount=type=secret,id=ID` (as `build --secret id=ID,src=FILE`), for the tab's VM or `serveExecutor`. */
   secrets?: Record<string, string | Uint8Array>;
+  /**
+   * SSH agent ids the Dockerfile may ask for (as `build --ssh ID`). A tab reaches no SSH agent: a RUN mounting one
+   * of them fails at its line; a mount of another id is left out, or fails when required, as in BuildKit.
+   */
+  ssh?: string[] | string;
+  /**
+   * Named contexts (as `build --build-context NAME=...`): `"docker-image://REF"` (an image of the tab's store),
+   * a directory's files (`{files, fileInfo}`, as the context's) or an OCI layout's files
+   * (`{ociLayout: {files}, digest?, tag?}`). `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME` read it.
+   */
+  buildContexts?: Record<string, string | { files: BuildOptions["files"]; fileInfo?: BuildOptions["fileInfo"] }
+    | { ociLayout: { files: Record<string, Uint8Array | ArrayBuffer | string | Blob> }; digest?: string; tag?: string }>;
+  /** How `ADD <url>` downloads (default: the page's `fetch`; a cross-origin URL needs CORS headers). */
+  fetch?: (url: string) => Promise<Response>;
   /** Web Workers compressing COPY/ADD layers (default: navigator.hardwareConcurrency, 2 to 4); 0 compresses here. */
   workers?: number;
   /** Compress one gzip member elsewhere; must resolve to what `gzipMember(bytes, level)` returns. Set by `workers`. */

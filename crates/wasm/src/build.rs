@@ -9,6 +9,7 @@ use lw_engine::context::FilteredContext;
 use lw_engine::engine::{self, BuildOptions, Host, LayerReport};
 use lw_engine::events::BuildEvent;
 use lw_engine::host::{read_blob, AsyncRunExecutor, BaseImage, ImageSource, MemoryBlobs};
+use lw_engine::named::{Named, NamedImages};
 use lw_engine::Error;
 use lw_oci::{ImageConfig, Platform};
 use serde::Serialize;
@@ -17,6 +18,7 @@ use wasm_bindgen::JsCast;
 
 use crate::context::TabContext;
 use crate::executor::JsExecutor;
+use crate::fetch::TabFetcher;
 use crate::js::{bytes_of, err, get, get_bool, get_string, get_string_map, json_to_js, to_js};
 use crate::pool::PooledBlobs;
 use crate::store::{normalize, with, Record};
@@ -48,25 +50,35 @@ impl ImageSource for TabImages {
                     "image {reference} is not in this tab's store: pull it or load a tarball with it first"
                 ))
             })?;
-        let (manifest_digest, manifest) = resolve_manifest(&self.blobs, &rec.descriptor, platform)?;
-        let bytes = read_blob(
-            &self.blobs,
-            &manifest.config.digest,
-            lw_engine::archive::MAX_DOCUMENT,
-        )?;
-        let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Host(format!(
-                "config {} is not valid: {e}",
-                manifest.config.digest
-            ))
-        })?;
-        Ok(BaseImage {
-            name: full,
-            manifest_digest,
-            manifest,
-            config,
-        })
+        base_image(&self.blobs, &full, &rec.descriptor, platform)
     }
+}
+
+/// The image `desc` names in `blobs` for `platform` (an index resolved to the platform's manifest), as a base.
+pub(crate) fn base_image(
+    blobs: &MemoryBlobs,
+    name: &str,
+    desc: &lw_oci::Descriptor,
+    platform: &Platform,
+) -> Result<BaseImage, Error> {
+    let (manifest_digest, manifest) = resolve_manifest(blobs, desc, platform)?;
+    let bytes = read_blob(
+        blobs,
+        &manifest.config.digest,
+        lw_engine::archive::MAX_DOCUMENT,
+    )?;
+    let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Host(format!(
+            "config {} is not valid: {e}",
+            manifest.config.digest
+        ))
+    })?;
+    Ok(BaseImage {
+        name: name.to_string(),
+        manifest_digest,
+        manifest,
+        config,
+    })
 }
 
 mod reference {
@@ -248,26 +260,55 @@ fn file_info(opts: &JsValue, ctx: &mut TabContext) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// `buildContexts`: name → `"docker-image://REF"` (an image of the tab's store, found as `FROM` finds one),
+/// `{files, fileInfo}` (a directory's files, given as the main context's are, filtered by its own
+/// `.dockerignore`) or `{ociLayout: {files}, digest?, tag?}` (an OCI layout's files, see `layout.rs`). The engine's named contexts, as the CLI's `--build-context` makes them.
+async fn named_contexts_of(
+    opts: &JsValue,
+    blobs: &MemoryBlobs,
+) -> Result<BTreeMap<String, Named<'static>>, JsValue> {
+    let v = get(opts, "buildContexts")?;
+    let mut out = BTreeMap::new();
+    if v.is_undefined() || v.is_null() {
+        return Ok(out);
+    }
+    for pair in js_sys::Object::entries(v.unchecked_ref()).iter() {
+        let pair: Array = pair.unchecked_into();
+        let name = pair.get(0).as_string().unwrap_or_default();
+        let value = pair.get(1);
+        let bad = |what: &str| err(format!("build: buildContexts[{name:?}]: {what}"));
+        let named = match value.as_string() {
+            Some(s) => match s.strip_prefix("docker-image://") {
+                Some(r) if !r.is_empty() => Named::Image(r.to_string()),
+                _ => {
+                    return Err(bad(
+                        "expected \"docker-image://REF\" (an image of this tab's store) or {files, fileInfo} (a \
+                         directory's files); a directory or OCI layout named on the machine needs the CLI: \
+                         layerwright build --build-context",
+                    ))
+                }
+            },
+            None if !get(&value, "ociLayout")?.is_undefined() => {
+                Named::Source(Box::new(crate::layout::layout_of(&value, blobs, &name).await?))
+            }
+            None if value.is_object() => {
+                let ctx = context_of(&value, false).await?;
+                let ctx = FilteredContext::from_ignore_file(ctx, None)
+                    .map_err(|e| bad(&format!(".dockerignore: {e}")))?;
+                Named::Context(Box::new(ctx))
+            }
+            None => return Err(bad("expected a string or an object")),
+        };
+        out.insert(name, named);
+    }
+    Ok(out)
+}
+
 /// The build options but the platform list: `dockerfile`, `buildArgs`, `target`, `sourceDateEpoch`, `noCache`,
 /// `compression`, `compressionLevel`.
 fn options_of(opts: &JsValue, platform: &Platform) -> Result<BuildOptions, JsValue> {
     let dockerfile = get_string(opts, "dockerfile")?
         .ok_or_else(|| err("build: the dockerfile option is required"))?;
-    // Both need the machine: an SSH agent's socket, directories and images named on the command line. The refusal
-    // names the first line that would use the option.
-    for (key, flag) in [("ssh", "--ssh"), ("buildContexts", "--build-context")] {
-        let v = get(opts, key)?;
-        if !v.is_undefined() {
-            let names: Vec<String> = match v.dyn_ref::<js_sys::Object>() {
-                Some(o) if key == "buildContexts" => js_sys::Object::keys(o)
-                    .iter()
-                    .filter_map(|k| k.as_string())
-                    .collect(),
-                _ => Vec::new(),
-            };
-            return Err(err(crate::refuse::refusal(&dockerfile, key, flag, &names)));
-        }
-    }
     let mut o = BuildOptions::new(dockerfile.into_bytes(), platform.clone());
     o.build_args = get_string_map(opts, "buildArgs")?
         .into_iter()
@@ -283,6 +324,31 @@ fn options_of(opts: &JsValue, platform: &Platform) -> Result<BuildOptions, JsVal
         o.source_date_epoch = n as i64;
     }
     o.no_cache = get_bool(opts, "noCache")?;
+    // `ssh`: the agent ids the Dockerfile may ask for (the CLI's `--ssh ID`). A page reaches no SSH agent: the
+    // engine fails at the first RUN that would mount one of them, as it fails a required mount of an id not given.
+    let ssh = get(opts, "ssh")?;
+    if !ssh.is_undefined() && !ssh.is_null() {
+        let ids: Vec<String> = match ssh.as_string() {
+            Some(s) => vec![s],
+            None => ssh
+                .dyn_into::<Array>()
+                .map_err(|_| err("build: ssh must be an array of agent ids"))?
+                .iter()
+                .map(|v| {
+                    v.as_string()
+                        .ok_or_else(|| err("build: ssh ids must be strings"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        o.ssh_ids = ids
+            .into_iter()
+            .map(|i| if i.is_empty() { "default".into() } else { i })
+            .collect();
+        o.ssh_unavailable = Some(
+            "forwarding an SSH agent is not available in a browser tab; use the CLI: layerwright build --ssh ..."
+                .into(),
+        );
+    }
     // BuildKit's names: `compression` (gzip, zstd, uncompressed) and `compressionLevel`, as `--output` takes them.
     let level = get(opts, "compressionLevel")?;
     let level = match level.as_f64() {
@@ -332,9 +398,23 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         with(|s| s.cache = cache);
         return Err(err(e));
     }
-    let mut images = TabImages {
+    let tab_images = TabImages {
         blobs: blobs.clone(),
         records,
+    };
+    let named = match named_contexts_of(&opts, &blobs).await {
+        Ok(n) => n,
+        Err(e) => {
+            with(|s| s.cache = cache);
+            return Err(e);
+        }
+    };
+    // A named directory's layer is dated as the build's files are.
+    let epoch = Some(o.source_date_epoch);
+    let mut images = NamedImages::new(tab_images, Box::new(blobs.clone()), named, epoch);
+    o.named_contexts = images.names();
+    let mut fetcher = TabFetcher {
+        fetch: get(&opts, "fetch")?.dyn_into().ok(),
     };
     let mut js_exec = executor.map(|callback| JsExecutor {
         callback,
@@ -362,7 +442,7 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             blobs: &mut pooled,
             images: &mut images,
             run: js_exec.as_mut().map(|e| e as &mut dyn AsyncRunExecutor),
-            fetch: None,
+            fetch: Some(&mut fetcher),
             cache: &mut cache,
             events: &mut events,
         };

@@ -20,7 +20,7 @@ use crate::blobread::Bodies;
 use crate::js::{err, get, get_bool, get_string, to_js};
 use crate::store::{default_platform, with};
 
-fn global_fn(name: &str) -> Result<Function, JsValue> {
+pub(crate) fn global_fn(name: &str) -> Result<Function, JsValue> {
     Reflect::get(&js_sys::global(), &JsValue::from_str(name))?
         .dyn_into::<Function>()
         .map_err(|_| err(format!("this JS environment has no {name}()")))

@@ -12,7 +12,7 @@ use super::copy::{CopySpec, Data, Item, SourceFs};
 use super::layers::write_items_async;
 use super::stage::{cache_lookup, chain, resolve_owner, stage_ref, StageState, StepCtx};
 use super::{expand, history, rootfs, Host};
-use crate::host::CachedLayer;
+use crate::host::{CachedLayer, UrlFetcher};
 use crate::{Error, StepError};
 
 /// BuildKit's layer is a diff of the snapshot: a file copied over an identical one (same kind, mode, owner and
@@ -312,7 +312,13 @@ pub(super) async fn copy_step(
     };
     // BuildKit builds a `--link` copy (without --chmod) on an empty tree and merges it on top: the directories
     // it needs are made afresh (0755, owned as the copy) instead of keeping the stage's own.
-    let items = plan_items(cx, host, st, spec, link && chmod_text.is_empty())?;
+    // ADD's downloads first: the host's fetcher may answer asynchronously, planning reads the answers.
+    let mut fetched = match host.fetch.as_deref_mut() {
+        Some(f) if is_add => Some(super::fetch::prefetch(f, &spec).await),
+        _ => None,
+    };
+    let fetched = fetched.as_mut().map(|f| f as &mut dyn UrlFetcher);
+    let items = plan_items(cx, host, st, spec, link && chmod_text.is_empty(), fetched)?;
     add_copy_layer(cx, host, st, inst, &items, created_by).await
 }
 
@@ -346,12 +352,13 @@ fn plan_items(
     st: &mut StageState,
     spec: CopySpec,
     linked: bool,
+    fetched: Option<&mut dyn UrlFetcher>,
 ) -> Result<Vec<Item>, Error> {
     st.tree(host)?;
     let rootfs_tree = st.tree.take().expect("tree built above");
     let empty = FileTree::new();
     let base_tree = if linked { &empty } else { &rootfs_tree };
-    let planned = super::copy_plan::plan(cx.shared, spec, base_tree, host.fetch.as_deref_mut());
+    let planned = super::copy_plan::plan(cx.shared, spec, base_tree, fetched);
     st.tree = Some(rootfs_tree);
     if linked {
         planned

@@ -5,6 +5,7 @@ mod checks;
 mod copy;
 mod copy_plan;
 mod copy_step;
+mod fetch;
 mod git_source;
 mod history;
 mod layers;
@@ -26,7 +27,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::events::BuildEvent;
-use crate::host::{put_bytes, AsyncRunExecutor, BlobStore, Cache, ImageSource, UrlFetcher};
+use crate::host::{put_bytes, AsyncRunExecutor, AsyncUrlFetcher, BlobStore, Cache, ImageSource};
 use crate::{Error, StepError};
 pub use plan::{model_options, plan, InstructionScope, Plan};
 use stage::StageState;
@@ -60,6 +61,9 @@ pub struct BuildOptions {
     /// The SSH agent ids the host forwards to `RUN --mount=type=ssh` (`build --ssh ID=...`; `default` when no id is
     /// given). A mount whose id is not here is left out when optional and fails the step when `required`.
     pub ssh_ids: std::collections::BTreeSet<String>,
+    /// Why the host cannot forward the agents of `ssh_ids` (a browser tab reaches no SSH agent): a RUN that would
+    /// mount one fails at its line with this text, as a required mount of an id not forwarded does.
+    pub ssh_unavailable: Option<String>,
     /// The names of the named build contexts the host's image source answers for (`build --build-context
     /// NAME=...`, lower-cased): `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME` read them from the image
     /// source even where a stage has that name, as BuildKit replaces the stage.
@@ -84,6 +88,7 @@ impl BuildOptions {
             has_dockerignore: false,
             layer_format: lw_layer::compress::LayerFormat::GZIP,
             ssh_ids: Default::default(),
+            ssh_unavailable: None,
             named_contexts: Default::default(),
         }
     }
@@ -96,7 +101,8 @@ pub struct Host<'a> {
     pub images: &'a mut dyn ImageSource,
     /// Every [`crate::host::RunExecutor`] is an [`AsyncRunExecutor`].
     pub run: Option<&'a mut dyn AsyncRunExecutor>,
-    pub fetch: Option<&'a mut dyn UrlFetcher>,
+    /// Every [`crate::host::UrlFetcher`] is an [`AsyncUrlFetcher`].
+    pub fetch: Option<&'a mut dyn AsyncUrlFetcher>,
     pub cache: &'a mut dyn Cache,
     pub events: &'a mut dyn FnMut(BuildEvent),
 }

@@ -81,8 +81,12 @@ pub(super) async fn run_step(
         .iter()
         .map(|m| ex(m))
         .collect::<Result<Vec<_>, _>>()?;
-    let (mut mounts, ssh_sock) = super::run_mounts::ssh_mounts(expanded, &shared.opts.ssh_ids)
-        .map_err(|e| shared.err(line, e))?;
+    let (mut mounts, ssh_sock) = super::run_mounts::ssh_mounts(
+        expanded,
+        &shared.opts.ssh_ids,
+        shared.opts.ssh_unavailable.as_deref(),
+    )
+    .map_err(|e| shared.err(line, e))?;
     let binds =
         super::run_mounts::resolve_binds(shared, host, done, index, &st.platform, line, &mounts)?;
     // The RUN flag wins when written; otherwise the build's `--network` (the parser fills in `default` either way).

@@ -69,10 +69,13 @@ pub(crate) fn key_seeded_caches(mounts: &mut [String], binds: &[PendingBind]) {
 /// `/run/buildkit/ssh_agent.N`, N counting the RUN's ssh mounts) and the first one's target is the step's
 /// `SSH_AUTH_SOCK` (also when its agent is not forwarded: LLB sets it before the solver drops the mount). A mount
 /// whose id (default `default`) the host does not forward is left out when optional (`required=false`, the
-/// default) and fails the step when required. Returns the mounts to hand to the executor and `SSH_AUTH_SOCK`.
+/// default) and fails the step when required. A host that cannot forward agents (`unavailable` says why) fails
+/// the step at a mount of an id it was asked to forward. Returns the mounts to hand to the executor and
+/// `SSH_AUTH_SOCK`.
 pub(crate) fn ssh_mounts(
     mounts: Vec<String>,
     forwarded: &std::collections::BTreeSet<String>,
+    unavailable: Option<&str>,
 ) -> Result<(Vec<String>, Option<String>), StepError> {
     let (mut out, mut sock, mut n) = (Vec::new(), None, 0);
     for spec in mounts {
@@ -96,7 +99,9 @@ pub(crate) fn ssh_mounts(
             .filter(|i| !i.is_empty())
             .unwrap_or("default")
             .to_string();
-        if forwarded.contains(&id) {
+        if let (true, Some(why)) = (forwarded.contains(&id), unavailable) {
+            return Err(StepError::SshUnavailable(id, why.to_string()));
+        } else if forwarded.contains(&id) {
             out.push(format!("{spec},id={id},target={target}"));
         } else if required && forwarded.is_empty() {
             return Err(StepError::SshNotForwarded(id));
@@ -291,6 +296,7 @@ mod tests {
         let (m, sock) = ssh_mounts(
             specs(&["type=ssh", "type=cache,target=/c", "type=ssh,target=/s"]),
             &ids,
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -304,13 +310,22 @@ mod tests {
         assert_eq!(sock.as_deref(), Some("/run/buildkit/ssh_agent.0"));
         // Not forwarded: optional mounts go, SSH_AUTH_SOCK stays; a required one fails with BuildKit's message.
         let none = std::collections::BTreeSet::new();
-        let (m, sock) = ssh_mounts(specs(&["type=ssh,id=k,required=false"]), &none).unwrap();
+        let (m, sock) = ssh_mounts(specs(&["type=ssh,id=k,required=false"]), &none, None).unwrap();
         assert!(m.is_empty());
         assert_eq!(sock.as_deref(), Some("/run/buildkit/ssh_agent.0"));
-        let e = ssh_mounts(specs(&["type=ssh,id=k,required"]), &none).unwrap_err();
+        let e = ssh_mounts(specs(&["type=ssh,id=k,required"]), &none, None).unwrap_err();
         assert_eq!(e.to_string(), "no SSH key \"k\" forwarded from the client");
-        assert!(ssh_mounts(specs(&["type=ssh,required=true"]), &ids).is_ok());
-        let e = ssh_mounts(specs(&["type=ssh,id=k,required"]), &ids).unwrap_err();
+        assert!(ssh_mounts(specs(&["type=ssh,required=true"]), &ids, None).is_ok());
+        let e = ssh_mounts(specs(&["type=ssh,id=k,required"]), &ids, None).unwrap_err();
+        assert_eq!(e.to_string(), "unset ssh forward key k");
+        // A host that reaches no agent fails at a mount of an id it was asked for, optional or not, and still
+        // leaves out (or fails) the others as BuildKit does.
+        let why = Some("not here");
+        let e = ssh_mounts(specs(&["type=ssh"]), &ids, why).unwrap_err();
+        assert_eq!(e.to_string(), "SSH agent \"default\": not here");
+        let (m, _) = ssh_mounts(specs(&["type=ssh,id=k"]), &ids, why).unwrap();
+        assert!(m.is_empty());
+        let e = ssh_mounts(specs(&["type=ssh,id=k,required"]), &ids, why).unwrap_err();
         assert_eq!(e.to_string(), "unset ssh forward key k");
     }
 
