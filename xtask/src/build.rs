@@ -38,7 +38,8 @@ pub(crate) fn which(cmd: &str) -> Option<PathBuf> {
 }
 
 /// The main module's budget (issue #20): gzip -9 bytes of `lw_wasm_bg.wasm`, what every visitor downloads first.
-/// The VM's 9p module, the zstd encoder and the bzip2/xz decoders load only when needed and are not counted.
+/// The VM's 9p module, the zstd encoder, the bzip2/xz decoders and the linter load only when needed and are not
+/// counted.
 pub(crate) const MAIN_MODULE_BUDGET: usize = 600 * 1024;
 
 /// What the build enforces until the budget is met: the measured size (689,344 bytes once libzstd left the main
@@ -55,7 +56,7 @@ fn check_budget(gzipped: usize) -> Result<Option<String>> {
             "www/pkg/lw_wasm_bg.wasm is {gzipped} bytes gzipped (gzip -9), over its ceiling of \
              {MAIN_MODULE_CEILING} bytes by {} (the budget of issue #20 is {MAIN_MODULE_BUDGET}): keep large \
              dependencies out of the main module (load them on demand in a module of their own, as lw_guest, \
-             lw_zstd and lw_archive are; `cargo tree -p lw-wasm --target wasm32-unknown-unknown` shows what it links)",
+             lw_zstd, lw_archive and lw_lint are; `cargo tree -p lw-wasm --target wasm32-unknown-unknown` shows what it links)",
             gzipped - MAIN_MODULE_CEILING
         );
     }
@@ -115,8 +116,8 @@ fn build_site(proxy: Option<String>) -> Result<()> {
         root.join(target_dir)
     };
     // The main module, the tab VM's 9p server as a module of its own (loaded only when a RUN needs the VM), and
-    // libzstd's encoder (loaded only when a build asks for zstd layers), and the bzip2/xz decoders (loaded only when
-    // an archive is bzip2 or xz).
+    // libzstd's encoder (loaded only when a build asks for zstd layers), the bzip2/xz decoders (loaded only when
+    // an archive is bzip2 or xz), and the linter (loaded when the editor first lints or a build runs its checks).
     run(Command::new(cargo_bin()).current_dir(&root).args([
         "build",
         "-p",
@@ -127,6 +128,8 @@ fn build_site(proxy: Option<String>) -> Result<()> {
         "lw-zstd",
         "-p",
         "lw-archive",
+        "-p",
+        "lw-lint",
         "--target",
         TARGET,
         "--profile",
@@ -164,6 +167,14 @@ fn build_site(proxy: Option<String>) -> Result<()> {
         "xtask: www/pkg/lw_archive_bg.wasm (loaded when an archive is bzip2 or xz): {} bytes, {} gzipped",
         archive_bytes.len(),
         gzipped_len(&archive_bytes)?
+    );
+    let lint_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_lint")?;
+    let lint_bytes = std::fs::read(&lint_wasm)?;
+    eprintln!(
+        "xtask: www/pkg/lw_lint_bg.wasm (loaded when the editor lints or a build runs its checks): {} bytes, {} \
+         gzipped",
+        lint_bytes.len(),
+        gzipped_len(&lint_bytes)?
     );
 
     for f in [

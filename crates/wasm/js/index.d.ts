@@ -87,8 +87,9 @@ export function init(opts?: { wasmUrl?: string | URL }): Promise<void>;
 export function parse(dockerfile: string): ParseResult;
 /** A base image's config as lint reads it; with `digest`, the pin findings offer to pin FROM to it. */
 export interface BaseImageConfig { env?: string[]; user?: string; workingDir?: string; digest?: string }
-export function lint(dockerfile: string, opts?: { dockerignore?: string; contextHasDockerignore?: boolean; baseImages?: Record<string, BaseImageConfig> }): Finding[];
-export function applyFixes(dockerfile: string, findings: Finding[]): string;
+/** Lint and applyFixes load the lint module on first use (see `loadLint`). */
+export function lint(dockerfile: string, opts?: { dockerignore?: string; contextHasDockerignore?: boolean; baseImages?: Record<string, BaseImageConfig> }): Promise<Finding[]>;
+export function applyFixes(dockerfile: string, findings: Finding[]): Promise<string>;
 /** The configs of the Dockerfile's base images that the tab's store holds, by the name written in FROM (for `lint`). */
 export function baseImages(dockerfile: string): Record<string, BaseImageConfig>;
 /** Docker's full form of a reference: `busybox` → `docker.io/library/busybox:latest`. */
@@ -113,6 +114,9 @@ export function loadZstd(): Promise<void>;
 /** Fetch and install the bzip2 and xz decoders (`lw_archive_bg.wasm` beside this file), a module of their own;
  * `tarFiles` and `build` call it when an archive needs them, so nothing else needs to. */
 export function loadArchive(): Promise<void>;
+/** Fetch the linter (pkg/lw_lint_bg.wasm) now; `lint`, `applyFixes` and a build with `# check=error=true` load it
+ * when first needed. Resolves to the module's exports; rejects with an error naming the module when it cannot load. */
+export function loadLint(): Promise<unknown>;
 export function images(): Promise<{ name: string | null; digest: string; mediaType: string; size: number }[]>;
 export function exportTarball(ref: string, opts?: { format?: "oci" | "docker" }): Promise<Blob>;
 export function loadTarball(blob: Blob | Uint8Array | ArrayBuffer): Promise<{ images: { names: string[]; digest: string }[] }>;
@@ -190,7 +194,7 @@ declare const api: {
   normalizeReference: typeof normalizeReference; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
-  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; loadZstd: typeof loadZstd; loadArchive: typeof loadArchive; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
+  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; loadZstd: typeof loadZstd; loadArchive: typeof loadArchive; loadLint: typeof loadLint; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
   scanRemoteLayer: typeof scanRemoteLayer; readRemoteFile: typeof readRemoteFile;
   serveExecutor: typeof serveExecutor; vmExecutor: typeof vmExecutor; storage: typeof storage; version: typeof version;
   contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;

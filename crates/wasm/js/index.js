@@ -105,8 +105,10 @@ function needInit() {
 }
 
 export function parse(dockerfile) { needInit(); return core.parse(dockerfile); }
-export function lint(dockerfile, opts) { needInit(); return core.lint(dockerfile, opts ?? {}); }
-export function applyFixes(dockerfile, findings) { needInit(); return core.applyFixes(dockerfile, findings); }
+/** Build checks and best-practice findings, from the lint module (loaded on first use, see loadLint). */
+export async function lint(dockerfile, opts) { await init(); return (await loadLint()).lint(dockerfile, opts ?? {}); }
+/** The text with every finding's fix applied (the lint module's). */
+export async function applyFixes(dockerfile, findings) { await init(); return (await loadLint()).applyFixes(dockerfile, findings); }
 export function baseImages(dockerfile) { needInit(); return core.baseImages(dockerfile); }
 export function normalizeReference(ref) { needInit(); return core.normalizeReference(ref); }
 export function contextIgnored(opts) { needInit(); return core.contextIgnored(opts); }
@@ -237,6 +239,24 @@ export function loadArchive() {
   return archiveReady;
 }
 
+// The linter is a module of its own too (pkg/lw_lint_bg.wasm, built from crates/lint): fetched the first time the
+// editor lints or a build's Dockerfile has `# check=error=true` (the core's own directive check, buildNeedsChecks),
+// then its build checks are handed to the main module, which links none of the linter. The same Rust code as the
+// CLI's. Resolves to the module's exports (lint, applyFixes, buildChecks).
+let lintReady = null;
+export function loadLint() {
+  lintReady ??= (async () => {
+    const m = await import(/* webpackIgnore: true */ new URL("./lw_lint.js", import.meta.url).href);
+    await m.default({ module_or_path: new URL("./lw_lint_bg.wasm", import.meta.url) });
+    core.useBuildChecks((dockerfile, model) => m.buildChecks(dockerfile, model));
+    return m;
+  })().catch((e) => {
+    lintReady = null; // a later call tries again (e.g. after the network came back)
+    throw new Error(`layerwright: loading the linter (pkg/lw_lint_bg.wasm) failed: ${e?.message ?? e}`);
+  });
+  return lintReady;
+}
+
 /** Whether `head` (bytes) starts with bzip2's or xz's magic number (the core's own check, lw-layer's `sniff`). */
 function isBzip2OrXz(head) {
   const b = head instanceof Uint8Array ? head : head instanceof ArrayBuffer ? new Uint8Array(head) : null;
@@ -260,6 +280,7 @@ export async function build(opts) {
   await init();
   if (opts?.compression === "zstd" && !core.hasZstdEncoder()) await loadZstd();
   if (!core.hasArchiveDecoder() && await buildNeedsArchive(opts)) await loadArchive();
+  if (!core.hasBuildChecks() && core.buildNeedsChecks(opts?.dockerfile ?? "")) await loadLint();
   const n = opts?.workers ?? defaultWorkers();
   let o = opts;
   if (n > 0 && !opts.compressMember && wasmModule) {
@@ -568,7 +589,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, runContainer, inspectImage, loadZstd, loadArchive, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, runContainer, inspectImage, loadZstd, loadArchive, loadLint, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

@@ -11,6 +11,7 @@ mod context;
 mod dockerfile;
 mod executor;
 mod js;
+mod lint;
 mod load;
 mod load_docker;
 mod members;
@@ -29,7 +30,8 @@ use wasm_bindgen::prelude::*;
 
 pub use archive::{archive_needs_decoder, has_archive_decoder, use_archive_decoder};
 pub use build::build;
-pub use dockerfile::{apply_fixes, lint, parse, scope_view};
+pub use dockerfile::{base_images, parse, scope_view};
+pub use lint::{build_needs_checks, has_build_checks, use_build_checks};
 pub use load::load_tarball;
 pub use pool::gzip_member;
 pub use remote::{inspect_remote, pull, push};
