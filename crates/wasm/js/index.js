@@ -118,7 +118,8 @@ export async function tarFiles(bytes) {
   if (isBzip2OrXz(bytes) && !core.hasArchiveDecoder()) await loadArchive();
   return new Map(core.tarFiles(bytes));
 }
-export function analyseLayers(perLayer) { needInit(); return core.analyseLayers(perLayer); }
+/** The merged tree and wasted space of an image's layers, from the analysis module (loaded on first use). */
+export async function analyseLayers(perLayer) { await init(); return (await loadAnalysis()).analyseLayers(perLayer); }
 export function registryHost(ref) { needInit(); return core.registryHost(ref); }
 
 /**
@@ -255,6 +256,21 @@ export function loadLint() {
     throw new Error(`layerwright: loading the linter (pkg/lw_lint_bg.wasm) failed: ${e?.message ?? e}`);
   });
   return lintReady;
+}
+
+// The inspector's layer analysis is a module of its own too (pkg/lw_analysis_bg.wasm, built from crates/analysis):
+// fetched the first time the inspector analyses an image. Resolves to the module's exports (analyseLayers).
+let analysisReady = null;
+export function loadAnalysis() {
+  analysisReady ??= (async () => {
+    const m = await import(/* webpackIgnore: true */ new URL("./lw_analysis.js", import.meta.url).href);
+    await m.default({ module_or_path: new URL("./lw_analysis_bg.wasm", import.meta.url) });
+    return m;
+  })().catch((e) => {
+    analysisReady = null; // a later call tries again (e.g. after the network came back)
+    throw new Error(`layerwright: loading the layer analysis (pkg/lw_analysis_bg.wasm) failed: ${e?.message ?? e}`);
+  });
+  return analysisReady;
 }
 
 /** Whether `head` (bytes) starts with bzip2's or xz's magic number (the core's own check, lw-layer's `sniff`). */
@@ -589,7 +605,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, runContainer, inspectImage, loadZstd, loadArchive, loadLint, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, runContainer, inspectImage, loadZstd, loadArchive, loadLint, loadAnalysis, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

@@ -43,7 +43,7 @@ pub use store::{
     persist_restore_spilled, read_file, storage_clear, storage_usage,
 };
 pub use stream::{memory_bytes, scan_layer};
-pub use views::{analyse_layers, context_ignored, inspect_image, registry_host, tar_files};
+pub use views::{context_ignored, inspect_image, registry_host, tar_files};
 pub use zstd::{has_zstd_encoder, use_zstd_encoder};
 
 /// Called once when the module is instantiated: Rust panics become readable console errors.
