@@ -107,7 +107,8 @@ export function analyseLayers(perLayer: Entry[][]): Promise<{
 }>;
 /** The `host[:port]` serving a reference's registry API (`registry-1.docker.io` for Docker Hub). */
 export function registryHost(ref: string): string;
-/** Build; with `compression: "zstd"` the zstd encoder module is loaded first (see `loadZstd`). */
+/** Build; with `compression: "zstd"` the zstd encoder module is loaded first (see `loadZstd`), and with
+ * `# check=error=true` the lint module, which runs the build checks (see `loadLint`). */
 export function build(opts: BuildOptions): Promise<BuildResult>;
 /** Fetch and install libzstd's encoder (`lw_zstd_bg.wasm` beside this file), a module of its own; `build` calls it
  * when a build asks for zstd, so nothing else needs to. */
