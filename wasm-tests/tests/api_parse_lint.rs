@@ -1,4 +1,5 @@
-//! lw-wasm's `parse`, `lint` and `applyFixes` through their JS-facing exports (wasm32 only: node and Chromium).
+//! lw-wasm's `parse`, and the lint module's `lint` and `applyFixes` (lw-lint, `pkg/lw_lint.js` in the tab), through
+//! their JS-facing exports (wasm32 only: node and Chromium).
 
 #![cfg(target_arch = "wasm32")]
 
@@ -73,7 +74,7 @@ fn parse_errors_are_diagnostics_with_line() {
 #[wasm_bindgen_test]
 fn lint_finds_and_fixes() {
     let src = "from scratch as Build\nMAINTAINER me\nCOPY a /b\n";
-    let f = lw_wasm::lint(src, JsValue::UNDEFINED).unwrap();
+    let f = lw_lint::web::lint(src, JsValue::UNDEFINED).unwrap();
     let list = js_sys::Array::from(&f);
     let rules: Vec<String> = list
         .iter()
@@ -86,9 +87,9 @@ fn lint_finds_and_fixes() {
     let first = list.get(0);
     let range = get(&first, "range");
     assert!(get(&get(&range, "start"), "line").as_f64().unwrap() >= 1.0);
-    let fixed = lw_wasm::apply_fixes(src, f).unwrap();
+    let fixed = lw_lint::web::apply_fixes(src, f).unwrap();
     assert_ne!(fixed, src, "no fix applied");
-    let again = js_sys::Array::from(&lw_wasm::lint(&fixed, JsValue::UNDEFINED).unwrap());
+    let again = js_sys::Array::from(&lw_lint::web::lint(&fixed, JsValue::UNDEFINED).unwrap());
     assert!(
         again.length() < list.length(),
         "fixing did not reduce the findings: {fixed}"

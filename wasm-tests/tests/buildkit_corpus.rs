@@ -35,9 +35,21 @@ fn install_archive_decoder() {
     f.forget();
 }
 
+/// What the page's glue does once it has loaded `pkg/lw_lint.js` (`build()` loads it for a Dockerfile with
+/// `# check=error=true`): lw-lint's build checks, here linked into this test binary, handed to the main module.
+fn install_build_checks() {
+    let f = Closure::<dyn Fn(String, JsValue) -> Result<JsValue, JsValue>>::new(
+        |dockerfile: String, model: JsValue| lw_lint::web::build_checks(&dockerfile, model),
+    );
+    lw_wasm::use_build_checks(f.as_ref().unchecked_ref::<Function>().clone());
+    f.forget();
+}
+
 #[wasm_bindgen_test]
 async fn tab_builds_equal_buildkit() {
     install_archive_decoder();
+    install_build_checks();
+    assert!(lw_wasm::has_build_checks());
     let (mut equal, mut same_id) = (0, 0);
     let mut problems = Vec::new();
     for c in CASES {

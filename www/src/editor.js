@@ -71,14 +71,17 @@ function toPos(doc, p) {
  * Creates the editor. opts: {parent, doc, api() -> API|null, lintOptions(text) -> {...}, onChange(text), onCursor(line)}
  */
 export function createEditor(opts) {
-  const dfLinter = linter((view) => {
+  // Async: the linter is a module of its own that the API loads on first use. CodeMirror drops the answer when
+  // the text changed meanwhile, and so do the findings shown beside the editor.
+  const dfLinter = linter(async (view) => {
     const api = opts.api();
     if (!api) return [];
-    const text = view.state.doc.toString();
-    let findings = [];
-    try { findings = api.lint(text, opts.lintOptions?.(text) || {}); } catch (e) { return [{ from: 0, to: 0, severity: 'error', message: String(e.message || e) }]; }
-    opts.onFindings?.(findings);
     const doc = view.state.doc;
+    const text = doc.toString();
+    let findings = [];
+    try { findings = await api.lint(text, opts.lintOptions?.(text) || {}); } catch (e) { return [{ from: 0, to: 0, severity: 'error', message: String(e.message || e) }]; }
+    if (view.state.doc !== doc) return [];
+    opts.onFindings?.(findings);
     return findings.map((f) => {
       const from = toPos(doc, f.range.start);
       let to = toPos(doc, f.range.end);
@@ -90,9 +93,10 @@ export function createEditor(opts) {
         message: `${f.name}: ${f.message}`,
         actions: f.fix ? [{
           name: f.fix.description || 'Fix',
-          apply(v) {
-            const fixed = opts.api().applyFixes(v.state.doc.toString(), [f]);
-            v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: fixed } });
+          async apply(v) {
+            const before = v.state.doc;
+            const fixed = await opts.api().applyFixes(before.toString(), [f]);
+            if (v.state.doc === before) v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: fixed } });
           },
         }] : [],
       };

@@ -196,7 +196,7 @@ export function renderInspector(main, { api, serve, params }) {
       try {
         const perLayer = [];
         for (const l of layers) perLayer.push(await api.layerEntries(ref, l.digest));
-        const analysis = api.analyseLayers(perLayer);
+        const analysis = await api.analyseLayers(perLayer);
         const wastedKeys = new Set(analysis.wastedKeys);
         const merged = analysis.merged.map((m) => ({ e: { ...perLayer[m.layer][m.index], path: m.path }, layer: m.layer }));
         const preview = h('div');
@@ -326,8 +326,8 @@ function streamSection(api, ref, layers, opts) {
     frame = 0;
     render();
   };
-  const analyse = (n) => {
-    analysis = { ...api.analyseLayers(perLayer.slice(0, n)), layers: n };
+  const analyse = async (n) => {
+    analysis = { ...(await api.analyseLayers(perLayer.slice(0, n))), layers: n };
     efficiency.dataset.wasted = String(analysis.wasted);
     efficiency.replaceChildren(...wasteView(analysis, n < layers.length ? ` (first ${n} of ${layers.length} layers)` : ''));
   };
@@ -352,7 +352,7 @@ function streamSection(api, ref, layers, opts) {
             if (performance.now() - lastRender > 250) schedule();
           },
         });
-        analyse(i + 1);
+        await analyse(i + 1);
         renderNow();
       }
       times.done = performance.now();

@@ -42,14 +42,14 @@ export function createWorkbench(opts) {
   function renderFindings() {
     const all = h('button', {
       type: 'button', disabled: !lastFindings.some((f) => f.fix),
-      onclick: () => { editor.text = api.applyFixes(editor.text, lastFindings); },
+      onclick: async () => { editor.text = await api.applyFixes(editor.text, lastFindings); },
     }, 'Apply all fixes');
     findingsEl.replaceChildren(...lastFindings.map((f) => h('li', {},
       h('span', { class: f.severity === 'error' ? 'err' : 'warn' }, `${f.range.start.line}:${f.range.start.column}`),
       h('span', { class: 't' }, h('strong', {}, f.name), ' ', f.message, ' ',
         /^https?:\/\//.test(f.documentation || '') ? h('a', { href: f.documentation, target: '_blank', rel: 'noopener' }, 'docs')
           : f.documentation ? h('span', { class: 'muted' }, f.documentation) : null),
-      f.fix ? h('button', { type: 'button', onclick: () => { editor.text = api.applyFixes(editor.text, [f]); } }, f.fix.description || 'Fix') : null)));
+      f.fix ? h('button', { type: 'button', onclick: async () => { editor.text = await api.applyFixes(editor.text, [f]); } }, f.fix.description || 'Fix') : null)));
     if (!lastFindings.length) findingsEl.append(h('li', { class: 'ok' }, 'No lint findings.'));
     else findingsEl.append(h('li', {}, all));
   }

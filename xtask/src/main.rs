@@ -142,6 +142,11 @@ fn test() -> Result<()> {
         // The on-demand bzip2/xz module's crate (pure Rust, no I/O).
         "-p",
         "lw-archive",
+        // The on-demand linter's and layer analysis's crates (pure Rust, no I/O).
+        "-p",
+        "lw-lint",
+        "-p",
+        "lw-analysis",
     ]);
     for k in PURE_CRATES {
         c.args(["-p", k]);
@@ -149,7 +154,7 @@ fn test() -> Result<()> {
     c.args(["--", "-D", "warnings"]);
     run(c)?;
     eprintln!(
-        "xtask: clippy (native, and wasm32 for the core crates, lw-wasm, lw-zstd and lw-archive): ok"
+        "xtask: clippy (native, and wasm32 for the core crates, lw-wasm and the on-demand modules' crates): ok"
     );
     // The site's JS, checked against the wasm module's types.
     site::typecheck()?;

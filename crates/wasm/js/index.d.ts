@@ -101,8 +101,9 @@ export function init(opts?: { wasmUrl?: string | URL }): Promise<void>;
 export function parse(dockerfile: string): ParseResult;
 /** A base image's config as lint reads it; with `digest`, the pin findings offer to pin FROM to it. */
 export interface BaseImageConfig { env?: string[]; user?: string; workingDir?: string; digest?: string }
-export function lint(dockerfile: string, opts?: { dockerignore?: string; contextHasDockerignore?: boolean; baseImages?: Record<string, BaseImageConfig> }): Finding[];
-export function applyFixes(dockerfile: string, findings: Finding[]): string;
+/** Lint and applyFixes load the lint module on first use (see `loadLint`). */
+export function lint(dockerfile: string, opts?: { dockerignore?: string; contextHasDockerignore?: boolean; baseImages?: Record<string, BaseImageConfig> }): Promise<Finding[]>;
+export function applyFixes(dockerfile: string, findings: Finding[]): Promise<string>;
 /** The configs of the Dockerfile's base images that the tab's store holds, by the name written in FROM (for `lint`). */
 export function baseImages(dockerfile: string): Record<string, BaseImageConfig>;
 /** Docker's full form of a reference: `busybox` → `docker.io/library/busybox:latest`. */
@@ -113,13 +114,15 @@ export function contextIgnored(opts: { files: string[]; ignoreFiles?: Record<str
  * first (see `loadArchive`). */
 export function tarFiles(bytes: Uint8Array): Promise<Map<string, Uint8Array>>;
 /** Layers applied in order (whiteouts, opaque dirs): the merged tree and the files later layers waste. */
-export function analyseLayers(perLayer: Entry[][]): {
+/** Loads the analysis module on first use (see `loadAnalysis`). */
+export function analyseLayers(perLayer: Entry[][]): Promise<{
   merged: { path: string; layer: number; index: number }[]; total: number; wasted: number;
   wastedList: { path: string; count: number; size: number }[]; wastedKeys: string[]; efficiency: number;
-};
+}>;
 /** The `host[:port]` serving a reference's registry API (`registry-1.docker.io` for Docker Hub). */
 export function registryHost(ref: string): string;
-/** Build; with `compression: "zstd"` the zstd encoder module is loaded first (see `loadZstd`). */
+/** Build; with `compression: "zstd"` the zstd encoder module is loaded first (see `loadZstd`), and with
+ * `# check=error=true` the lint module, which runs the build checks (see `loadLint`). */
 export function build(opts: BuildOptions): Promise<BuildResult>;
 /** Fetch and install libzstd's encoder (`lw_zstd_bg.wasm` beside this file), a module of its own; `build` calls it
  * when a build asks for zstd, so nothing else needs to. */
@@ -127,6 +130,12 @@ export function loadZstd(): Promise<void>;
 /** Fetch and install the bzip2 and xz decoders (`lw_archive_bg.wasm` beside this file), a module of their own;
  * `tarFiles` and `build` call it when an archive needs them, so nothing else needs to. */
 export function loadArchive(): Promise<void>;
+/** Fetch the linter (pkg/lw_lint_bg.wasm) now; `lint`, `applyFixes` and a build with `# check=error=true` load it
+ * when first needed. Resolves to the module's exports; rejects with an error naming the module when it cannot load. */
+export function loadLint(): Promise<unknown>;
+/** Fetch the inspector's layer analysis (pkg/lw_analysis_bg.wasm) now; `analyseLayers` loads it when first needed.
+ * Rejects with an error naming the module when it cannot load. */
+export function loadAnalysis(): Promise<unknown>;
 export function images(): Promise<{ name: string | null; digest: string; mediaType: string; size: number }[]>;
 export function exportTarball(ref: string, opts?: { format?: "oci" | "docker" }): Promise<Blob>;
 export function loadTarball(blob: Blob | Uint8Array | ArrayBuffer): Promise<{ images: { names: string[]; digest: string }[] }>;
@@ -204,7 +213,7 @@ declare const api: {
   normalizeReference: typeof normalizeReference; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
-  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; loadZstd: typeof loadZstd; loadArchive: typeof loadArchive; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
+  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; loadZstd: typeof loadZstd; loadArchive: typeof loadArchive; loadLint: typeof loadLint; loadAnalysis: typeof loadAnalysis; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
   scanRemoteLayer: typeof scanRemoteLayer; readRemoteFile: typeof readRemoteFile;
   serveExecutor: typeof serveExecutor; vmExecutor: typeof vmExecutor; storage: typeof storage; version: typeof version;
   contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;

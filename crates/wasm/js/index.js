@@ -105,8 +105,10 @@ function needInit() {
 }
 
 export function parse(dockerfile) { needInit(); return core.parse(dockerfile); }
-export function lint(dockerfile, opts) { needInit(); return core.lint(dockerfile, opts ?? {}); }
-export function applyFixes(dockerfile, findings) { needInit(); return core.applyFixes(dockerfile, findings); }
+/** Build checks and best-practice findings, from the lint module (loaded on first use, see loadLint). */
+export async function lint(dockerfile, opts) { await init(); return (await loadLint()).lint(dockerfile, opts ?? {}); }
+/** The text with every finding's fix applied (the lint module's). */
+export async function applyFixes(dockerfile, findings) { await init(); return (await loadLint()).applyFixes(dockerfile, findings); }
 export function baseImages(dockerfile) { needInit(); return core.baseImages(dockerfile); }
 export function normalizeReference(ref) { needInit(); return core.normalizeReference(ref); }
 export function contextIgnored(opts) { needInit(); return core.contextIgnored(opts); }
@@ -116,7 +118,8 @@ export async function tarFiles(bytes) {
   if (isBzip2OrXz(bytes) && !core.hasArchiveDecoder()) await loadArchive();
   return new Map(core.tarFiles(bytes));
 }
-export function analyseLayers(perLayer) { needInit(); return core.analyseLayers(perLayer); }
+/** The merged tree and wasted space of an image's layers, from the analysis module (loaded on first use). */
+export async function analyseLayers(perLayer) { await init(); return (await loadAnalysis()).analyseLayers(perLayer); }
 export function registryHost(ref) { needInit(); return core.registryHost(ref); }
 
 /**
@@ -237,6 +240,39 @@ export function loadArchive() {
   return archiveReady;
 }
 
+// The linter is a module of its own too (pkg/lw_lint_bg.wasm, built from crates/lint): fetched the first time the
+// editor lints or a build's Dockerfile has `# check=error=true` (the core's own directive check, buildNeedsChecks),
+// then its build checks are handed to the main module, which links none of the linter. The same Rust code as the
+// CLI's. Resolves to the module's exports (lint, applyFixes, buildChecks).
+let lintReady = null;
+export function loadLint() {
+  lintReady ??= (async () => {
+    const m = await import(/* webpackIgnore: true */ new URL("./lw_lint.js", import.meta.url).href);
+    await m.default({ module_or_path: new URL("./lw_lint_bg.wasm", import.meta.url) });
+    core.useBuildChecks((dockerfile, model) => m.buildChecks(dockerfile, model));
+    return m;
+  })().catch((e) => {
+    lintReady = null; // a later call tries again (e.g. after the network came back)
+    throw new Error(`layerwright: loading the linter (pkg/lw_lint_bg.wasm) failed: ${e?.message ?? e}`);
+  });
+  return lintReady;
+}
+
+// The inspector's layer analysis is a module of its own too (pkg/lw_analysis_bg.wasm, built from crates/analysis):
+// fetched the first time the inspector analyses an image. Resolves to the module's exports (analyseLayers).
+let analysisReady = null;
+export function loadAnalysis() {
+  analysisReady ??= (async () => {
+    const m = await import(/* webpackIgnore: true */ new URL("./lw_analysis.js", import.meta.url).href);
+    await m.default({ module_or_path: new URL("./lw_analysis_bg.wasm", import.meta.url) });
+    return m;
+  })().catch((e) => {
+    analysisReady = null; // a later call tries again (e.g. after the network came back)
+    throw new Error(`layerwright: loading the layer analysis (pkg/lw_analysis_bg.wasm) failed: ${e?.message ?? e}`);
+  });
+  return analysisReady;
+}
+
 /** Whether `head` (bytes) starts with bzip2's or xz's magic number (the core's own check, lw-layer's `sniff`). */
 function isBzip2OrXz(head) {
   const b = head instanceof Uint8Array ? head : head instanceof ArrayBuffer ? new Uint8Array(head) : null;
@@ -260,6 +296,7 @@ export async function build(opts) {
   await init();
   if (opts?.compression === "zstd" && !core.hasZstdEncoder()) await loadZstd();
   if (!core.hasArchiveDecoder() && await buildNeedsArchive(opts)) await loadArchive();
+  if (!core.hasBuildChecks() && core.buildNeedsChecks(opts?.dockerfile ?? "")) await loadLint();
   const n = opts?.workers ?? defaultWorkers();
   let o = opts;
   if (n > 0 && !opts.compressMember && wasmModule) {
@@ -568,7 +605,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, runContainer, inspectImage, loadZstd, loadArchive, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, runContainer, inspectImage, loadZstd, loadArchive, loadLint, loadAnalysis, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

@@ -1,13 +1,13 @@
-//! `parse`, `lint`, `applyFixes`: the Dockerfile frontend as the editor sees it.
+//! `parse`, `baseImages`: the Dockerfile frontend as the editor sees it (`lint` and `applyFixes` are the on-demand
+//! lint module's, lw-lint).
 
-use lw_dockerfile::lint::{self, Edit, Finding, Fix, LintOptions, Range, Severity};
 use lw_dockerfile::model::{BaseRef, Model, ModelOptions, VarKind};
 use lw_dockerfile::parser;
 use lw_engine::engine::{self, BuildOptions};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::js::{err, get_bool, get_string, to_js};
+use crate::js::to_js;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -203,127 +203,14 @@ pub fn parse(dockerfile: &str) -> Result<JsValue, JsValue> {
     to_js(&parse_result(dockerfile))
 }
 
-/// A position as the JS API spells it.
-#[derive(Serialize, Deserialize, Clone, Copy)]
-struct Pos {
-    line: usize,
-    column: usize,
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy)]
-struct RangeJs {
-    start: Pos,
-    end: Pos,
-}
-
-#[derive(Serialize, Deserialize)]
-struct EditJs {
-    range: RangeJs,
-    text: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct FixJs {
-    description: String,
-    edits: Vec<EditJs>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct FindingJs {
-    rule: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    severity: String,
-    range: RangeJs,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    documentation: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    fix: Option<FixJs>,
-}
-
-fn range_js(r: &Range) -> RangeJs {
-    RangeJs {
-        start: Pos {
-            line: r.start_line,
-            column: r.start_column,
-        },
-        end: Pos {
-            line: r.end_line,
-            column: r.end_column,
-        },
-    }
-}
-
-fn range_rs(r: &RangeJs) -> Range {
-    Range {
-        start_line: r.start.line,
-        start_column: r.start.column,
-        end_line: r.end.line,
-        end_column: r.end.column,
-    }
-}
-
-fn finding_js(f: &Finding) -> FindingJs {
-    FindingJs {
-        rule: f.rule.clone(),
-        name: f.name.clone(),
-        severity: f.severity.as_str().to_string(),
-        range: range_js(&f.range),
-        message: f.message.clone(),
-        documentation: f.documentation.clone(),
-        fix: f.fix.as_ref().map(|x| FixJs {
-            description: x.description.clone(),
-            edits: x
-                .edits
-                .iter()
-                .map(|e| EditJs {
-                    range: range_js(&e.range),
-                    text: e.replacement.clone(),
-                })
-                .collect(),
-        }),
-    }
-}
-
-fn finding_rs(f: FindingJs) -> Finding {
-    Finding {
-        rule: f.rule,
-        name: f.name,
-        severity: match f.severity.as_str() {
-            "error" => Severity::Error,
-            "info" => Severity::Info,
-            _ => Severity::Warning,
-        },
-        range: range_rs(&f.range),
-        message: f.message,
-        documentation: f.documentation,
-        fix: f.fix.map(|x| Fix {
-            description: x.description,
-            edits: x
-                .edits
-                .into_iter()
-                .map(|e| Edit {
-                    range: range_rs(&e.range),
-                    replacement: e.text,
-                })
-                .collect(),
-        }),
-    }
-}
-
-/// A base image's config as the tab read it (from its store or a registry): `{env: ["K=V"], user, workingDir,
-/// digest}`; with `digest`, lint's pin findings offer to pin FROM to it.
-#[derive(Deserialize, Serialize)]
+/// A base image's config as the tab's store holds it: `{env: ["K=V"], user, workingDir, digest}`, what the lint
+/// module (`pkg/lw_lint.js`, lw-lint's `BaseImageJs`) takes as `baseImages`.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct BaseImageJs {
-    #[serde(default)]
     env: Vec<String>,
     user: Option<String>,
     working_dir: Option<String>,
-    #[serde(default)]
     digest: Option<String>,
 }
 
@@ -367,45 +254,6 @@ fn store_config(s: &crate::store::State, name: &str) -> Option<BaseImageJs> {
         working_dir: c.working_dir,
         digest: Some(rec.descriptor.digest.to_string()),
     })
-}
-
-/// `lint(dockerfile, {dockerignore?, contextHasDockerignore?, baseImages?})`: build checks and best-practice
-/// findings; `baseImages` maps an image name as written in FROM to its config.
-#[wasm_bindgen]
-pub fn lint(dockerfile: &str, opts: JsValue) -> Result<JsValue, JsValue> {
-    let mut o = LintOptions {
-        dockerignore: get_string(&opts, "dockerignore")?,
-        ..Default::default()
-    };
-    let bases = crate::js::get(&opts, "baseImages")?;
-    if !bases.is_undefined() && !bases.is_null() {
-        let map: std::collections::BTreeMap<String, BaseImageJs> =
-            serde_wasm_bindgen::from_value(bases)
-                .map_err(|e| err(format!("lint: bad baseImages: {e}")))?;
-        for (name, b) in map {
-            let mut image =
-                lint::BaseImage::from_config(&b.env, b.user.as_deref(), b.working_dir.as_deref());
-            image.digest = b.digest;
-            o.base_images.insert(name, image);
-        }
-    }
-    let has = crate::js::get(&opts, "contextHasDockerignore")?;
-    if !has.is_undefined() && !has.is_null() {
-        o.context_has_dockerignore = Some(get_bool(&opts, "contextHasDockerignore")?);
-    }
-    let findings =
-        lint::lint(dockerfile.as_bytes(), &o).map_err(|e| err(format!("Dockerfile:{e}")))?;
-    to_js(&findings.iter().map(finding_js).collect::<Vec<_>>())
-}
-
-/// `applyFixes(dockerfile, findings)`: the text with every finding's fix applied.
-#[wasm_bindgen(js_name = applyFixes)]
-pub fn apply_fixes(dockerfile: &str, findings: JsValue) -> Result<String, JsValue> {
-    let list: Vec<FindingJs> = serde_wasm_bindgen::from_value(findings)
-        .map_err(|e| err(format!("applyFixes: bad findings: {e}")))?;
-    let list: Vec<Finding> = list.into_iter().map(finding_rs).collect();
-    let fixed = lint::apply_fixes(dockerfile.as_bytes(), &list);
-    String::from_utf8(fixed).map_err(|_| err("applyFixes: the result is not UTF-8"))
 }
 
 #[cfg(test)]

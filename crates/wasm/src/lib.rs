@@ -16,6 +16,7 @@ mod executor;
 mod fetch;
 mod js;
 mod layout;
+mod lint;
 mod load;
 mod load_docker;
 mod members;
@@ -33,7 +34,8 @@ use wasm_bindgen::prelude::*;
 
 pub use archive::{archive_needs_decoder, has_archive_decoder, use_archive_decoder};
 pub use build::build;
-pub use dockerfile::{apply_fixes, lint, parse, scope_view};
+pub use dockerfile::{base_images, parse, scope_view};
+pub use lint::{build_needs_checks, has_build_checks, use_build_checks};
 pub use load::load_tarball;
 pub use pool::gzip_member;
 pub use remote::{inspect_remote, pull, push};
@@ -45,7 +47,7 @@ pub use store::{
     persist_restore_spilled, read_file, storage_clear, storage_usage,
 };
 pub use stream::{memory_bytes, scan_layer};
-pub use views::{analyse_layers, context_ignored, inspect_image, registry_host, tar_files};
+pub use views::{context_ignored, inspect_image, registry_host, tar_files};
 pub use zstd::{has_zstd_encoder, use_zstd_encoder};
 
 /// Called once when the module is instantiated: Rust panics become readable console errors.

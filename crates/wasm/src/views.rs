@@ -1,6 +1,6 @@
-//! The core's answers for the site's views (`contextIgnored`, `tarFiles`, `analyseLayers`, `registryHost`,
-//! `inspectImage`), so the page never carries its own copy of the `.dockerignore` matcher, a tar reader, whiteout
-//! rules, reference parsing or an image archive's documents.
+//! The core's answers for the site's views (`contextIgnored`, `tarFiles`, `registryHost`, `inspectImage`), so the
+//! page never carries its own copy of the `.dockerignore` matcher, a tar reader, reference parsing or an image
+//! archive's documents. `analyseLayers` (whiteout rules, wasted space) is the on-demand lw-analysis module's.
 
 use js_sys::{Array, Reflect, Uint8Array};
 use lw_engine::archive::{document_descriptor, resolve_manifest};
@@ -10,8 +10,7 @@ use lw_layer::EntryKind;
 use lw_oci::{media, Descriptor, Digest, ImageConfig, Index, Manifest, Platform};
 use wasm_bindgen::prelude::*;
 
-use lw_layer::analysis::{self, AnalysedEntry};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::js::{err, get, get_string, get_string_map, json_to_js, to_js};
 use crate::store::{default_platform, with, State};
@@ -64,92 +63,6 @@ pub fn tar_files(bytes: &[u8]) -> Result<Array, JsValue> {
         out.push(&pair);
     }
     Ok(out)
-}
-
-#[derive(Deserialize)]
-struct EntryIn {
-    path: String,
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    size: u64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AnalysisOut {
-    /// The merged tree in path order: each entry's path and where it is in `perLayer`.
-    merged: Vec<MergedOut>,
-    total: u64,
-    wasted: u64,
-    wasted_list: Vec<WasteOut>,
-    /// `"LAYER:PATH"` of every wasted file copy.
-    wasted_keys: Vec<String>,
-    efficiency: f64,
-}
-
-#[derive(Serialize)]
-struct MergedOut {
-    path: String,
-    layer: usize,
-    index: usize,
-}
-
-#[derive(Serialize)]
-struct WasteOut {
-    path: String,
-    count: u64,
-    size: u64,
-}
-
-/// `analyseLayers(perLayer)`: `perLayer` is each layer's `layerEntries` list, in order. Answers the merged tree
-/// (whiteouts and opaque directories applied), and the files later layers overwrite or delete, as dive counts them.
-#[wasm_bindgen(js_name = analyseLayers)]
-pub fn analyse_layers(per_layer: JsValue) -> Result<JsValue, JsValue> {
-    let layers: Vec<Vec<EntryIn>> = serde_wasm_bindgen::from_value(per_layer)
-        .map_err(|e| err(format!("analyseLayers: {e}")))?;
-    let layers: Vec<Vec<AnalysedEntry>> = layers
-        .into_iter()
-        .map(|l| {
-            l.into_iter()
-                .map(|e| AnalysedEntry {
-                    is_file: e.kind == "file",
-                    is_dir: e.kind == "dir",
-                    path: e.path,
-                    size: e.size,
-                })
-                .collect()
-        })
-        .collect();
-    let a = analysis::analyse(&layers);
-    to_js(&AnalysisOut {
-        merged: a
-            .merged
-            .into_iter()
-            .map(|(path, p)| MergedOut {
-                path,
-                layer: p.layer,
-                index: p.index,
-            })
-            .collect(),
-        total: a.total,
-        wasted: a.wasted,
-        wasted_list: a
-            .wasted_list
-            .into_iter()
-            .map(|w| WasteOut {
-                path: w.path,
-                count: w.count,
-                size: w.size,
-            })
-            .collect(),
-        wasted_keys: a
-            .wasted_keys
-            .into_iter()
-            .map(|(l, p)| format!("{l}:{p}"))
-            .collect(),
-        efficiency: a.efficiency,
-    })
 }
 
 /// `registryHost(ref)`: the `host[:port]` serving a reference's registry API (Docker Hub's is

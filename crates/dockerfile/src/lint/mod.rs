@@ -297,6 +297,34 @@ pub fn lint(src: &[u8], options: &LintOptions) -> Result<Vec<Finding>, Error> {
     Ok(findings)
 }
 
+/// A rule that `# check=error=true` fails a build on, and the line of its first error finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub rule: String,
+    pub line: usize,
+}
+
+/// What `# check=error=true` fails a build on: BuildKit's rules (`model` being the build's args, target and
+/// platforms) with an error finding, in the order of their findings. Empty when the linter cannot read the
+/// Dockerfile: the build proper then fails with its own message. The engine calls this natively; the tab calls it
+/// in the on-demand lint module, so both judge a build by the same code.
+pub fn build_check_violations(src: &[u8], model: &ModelOptions) -> Vec<Violation> {
+    let options = LintOptions {
+        model: model.clone(),
+        buildkit_only: true,
+        ..Default::default()
+    };
+    lint(src, &options)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f.severity == Severity::Error && rule_info(&f.rule).is_some())
+        .map(|f| Violation {
+            rule: f.rule,
+            line: f.range.start_line,
+        })
+        .collect()
+}
+
 /// Lints an already parsed and modelled Dockerfile.
 pub fn lint_parsed(
     src: &[u8],
@@ -446,4 +474,37 @@ pub fn format_text(findings: &[Finding], file_name: &str) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_check_violations_are_buildkit_errors_with_their_first_line() {
+        let src = b"# check=error=true\nFROM scratch as base\nLABEL a=b\nFROM base as two\n";
+        let v = build_check_violations(src, &ModelOptions::default());
+        assert_eq!(
+            v,
+            vec![
+                Violation {
+                    rule: "FromAsCasing".into(),
+                    line: 2
+                },
+                Violation {
+                    rule: "FromAsCasing".into(),
+                    line: 4
+                }
+            ]
+        );
+        let skipped = b"# check=error=true;skip=FromAsCasing\nFROM scratch as base\n";
+        assert_eq!(
+            build_check_violations(skipped, &ModelOptions::default()),
+            vec![]
+        );
+        assert_eq!(
+            build_check_violations(b"", &ModelOptions::default()),
+            vec![]
+        );
+    }
 }

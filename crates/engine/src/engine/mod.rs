@@ -29,6 +29,7 @@ use crate::context::Context;
 use crate::events::BuildEvent;
 use crate::host::{put_bytes, AsyncRunExecutor, AsyncUrlFetcher, BlobStore, Cache, ImageSource};
 use crate::{Error, StepError};
+pub use checks::{has_build_checker, needs_build_checks, set_build_checker, BuildChecker};
 pub use plan::{model_options, plan, InstructionScope, Plan};
 use stage::StageState;
 
