@@ -327,7 +327,7 @@ fn copy_rows(
         let kb = run_rss(
             lw(&store)
                 .args(["build", "-q", "--no-cache", "-t", "bench/copy:1", "-f"])
-                .arg(&df)
+                .arg(df)
                 .arg("--output")
                 .arg(format!("type=oci,dest={}", out.display()))
                 .arg(tree),
@@ -348,7 +348,7 @@ fn copy_rows(
         timed(runs, || {
             run(lw(&store)
                 .args(["build", "-q", "-t", "bench/copy:1", "-f"])
-                .arg(&df)
+                .arg(df)
                 .arg(tree))
         })?,
     ));
@@ -361,7 +361,7 @@ fn copy_rows(
             fs::write(&probe, format!("{n:01024}"))?;
             run(lw(&store)
                 .args(["build", "-q", "-t", "bench/copy:1", "-f"])
-                .arg(&df)
+                .arg(df)
                 .arg(tree))
         })?,
     ));
