@@ -253,6 +253,29 @@ pub fn main(args: &[String]) -> Result<()> {
         ))
     })?;
     rows.push(("tar | gzip -6 | sha256sum (reference)".into(), reference));
+    if args.iter().any(|a| a == "--copy-only") {
+        // The layerwright build rows (cold, unchanged, edits, zstd) with both references, nothing else.
+        let floor = time(runs, || {
+            sh(&format!("tar -C {t} -cf - . | sha256sum >/dev/null"))
+        })?;
+        rows.push(("tar | sha256sum (floor, no compression)".into(), floor));
+        let mut notes = Vec::new();
+        crate::bench_tools::copy_only(&work, &tree, runs, &mut rows, &mut notes)?;
+        println!("\nCOPY builds of a generated {:.0} MB tree ({runs} runs each, medians; load average {}):\n", bytes as f64 / 1e6, load_average());
+        print_table(&rows, bytes as f64 / 1e6, reference);
+        println!(
+            "\nratios to the floor: {}",
+            rows.iter()
+                .filter(|(n, _)| n.contains("rebuild"))
+                .map(|(n, s)| format!("{n}: {:.2}", s / floor))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        for n in &notes {
+            println!("- {n}");
+        }
+        return Ok(());
+    }
     rows.push((
         "layerwright tar+gzip+sha256 (one pass)".into(),
         time(runs, || {
@@ -387,6 +410,14 @@ pub fn main(args: &[String]) -> Result<()> {
     fs::write(&jp, serde_json::to_vec_pretty(&json)?).context("writing target/bench.json")?;
     println!("\nwritten: {}", jp.display());
     Ok(())
+}
+
+/// The 1-minute load average (from /proc/loadavg), for the record: timings on a shared machine depend on it.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The Markdown table of `rows` (name, median seconds): throughput over `mbytes` and the ratio to `reference`.

@@ -306,16 +306,17 @@ pub fn zstd_only(
     zstd_rows(work, tree, runs, &lw, &df, rows, notes)
 }
 
-/// Appends (name, seconds) rows; `reference` is the `tar | gzip -6 | sha256sum` time of the same tree.
-pub fn run_all(
+/// The COPY-only build rows: cold to an OCI tarball (with its peak memory), unchanged, one file added, the 1 KB
+/// edits, and zstd.
+fn copy_rows(
     work: &Path,
     tree: &Path,
     runs: usize,
+    lw: &dyn Fn(&Path) -> Command,
+    df: &Path,
     rows: &mut Vec<(String, f64)>,
     notes: &mut Vec<String>,
 ) -> Result<()> {
-    let lw = cli_at()?;
-    let df = copy_dockerfile(work)?;
     let out = work.join("built.tar");
     let store = work.join("store-copy");
 
@@ -326,7 +327,7 @@ pub fn run_all(
         let kb = run_rss(
             lw(&store)
                 .args(["build", "-q", "--no-cache", "-t", "bench/copy:1", "-f"])
-                .arg(&df)
+                .arg(df)
                 .arg("--output")
                 .arg(format!("type=oci,dest={}", out.display()))
                 .arg(tree),
@@ -347,7 +348,7 @@ pub fn run_all(
         timed(runs, || {
             run(lw(&store)
                 .args(["build", "-q", "-t", "bench/copy:1", "-f"])
-                .arg(&df)
+                .arg(df)
                 .arg(tree))
         })?,
     ));
@@ -360,13 +361,40 @@ pub fn run_all(
             fs::write(&probe, format!("{n:01024}"))?;
             run(lw(&store)
                 .args(["build", "-q", "-t", "bench/copy:1", "-f"])
-                .arg(&df)
+                .arg(df)
                 .arg(tree))
         })?,
     ));
     let _ = fs::remove_file(&probe);
-    edit_rows(tree, &lw, &store, &df, rows)?;
-    zstd_rows(work, tree, runs, &lw, &df, rows, notes)?;
+    edit_rows(tree, lw, &store, df, rows)?;
+    zstd_rows(work, tree, runs, lw, df, rows, notes)
+}
+
+/// The COPY rows alone (`bench --copy-only`): cold, unchanged, the edits and zstd.
+pub fn copy_only(
+    work: &Path,
+    tree: &Path,
+    runs: usize,
+    rows: &mut Vec<(String, f64)>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let lw = cli_at()?;
+    let df = copy_dockerfile(work)?;
+    copy_rows(work, tree, runs, &lw, &df, rows, notes)
+}
+
+/// Appends (name, seconds) rows; `reference` is the `tar | gzip -6 | sha256sum` time of the same tree.
+pub fn run_all(
+    work: &Path,
+    tree: &Path,
+    runs: usize,
+    rows: &mut Vec<(String, f64)>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let lw = cli_at()?;
+    let df = copy_dockerfile(work)?;
+    copy_rows(work, tree, runs, &lw, &df, rows, notes)?;
+    let store = work.join("store-copy");
 
     if have("buildah") {
         let b = buildah(&work.join("buildah"))?;

@@ -13,6 +13,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use lw_oci::Digest;
 
 use crate::midstate::Sha256Mid;
+use marked_hash::{Bytes, MarkedHash};
+
+mod marked_hash;
 
 /// A member start a later build can resume from: the tar offset where the member starts (and where the next tar
 /// header is due from there: later when the member starts inside a large file), the blob offset of its compressed
@@ -36,14 +39,59 @@ pub struct Marked {
     pub checkpoints: Vec<Checkpoint>,
 }
 
-/// Both streams hashed on the writer's thread, and the states at member starts: member index → (tar offset,
-/// next header, tar state) when cut, completed with the blob's side when the member is written.
+/// Both streams hashed (on helper threads natively), marked at member starts: member index → (tar offset, next
+/// header) when cut, completed with the blob offset when the member is written, and with both hash states at the
+/// end.
 struct Marks {
-    tar: Sha256Mid,
-    blob: Sha256Mid,
+    tar: MarkedHash,
+    blob: MarkedHash,
     blob_off: u64,
-    starts: BTreeMap<u64, (u64, u64, Sha256Mid)>,
-    points: Vec<Checkpoint>,
+    starts: BTreeMap<u64, (u64, u64)>,
+    /// (member index, tar offset, next header, blob offset).
+    points: Vec<(u64, u64, u64, u64)>,
+}
+
+impl Marks {
+    fn new(tar: Sha256Mid, blob: Sha256Mid, blob_off: u64) -> Marks {
+        Marks {
+            tar: MarkedHash::start(tar),
+            blob: MarkedHash::start(blob),
+            blob_off,
+            starts: BTreeMap::new(),
+            points: Vec::new(),
+        }
+    }
+
+    fn finish(self) -> io::Result<Marked> {
+        let (tar, tar_marks) = self.tar.finish()?;
+        let (blob, blob_marks) = self.blob.finish()?;
+        let state = |marks: &BTreeMap<u64, Sha256Mid>, i: u64| {
+            marks
+                .get(&i)
+                .cloned()
+                .ok_or_else(|| io::Error::other(format!("no hash state at member {i}")))
+        };
+        let checkpoints = self
+            .points
+            .iter()
+            .map(|&(i, tar_offset, next_header, blob_offset)| {
+                Ok(Checkpoint {
+                    tar_offset,
+                    next_header,
+                    blob_offset,
+                    tar_state: state(&tar_marks, i)?,
+                    blob_state: state(&blob_marks, i)?,
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Marked {
+            diff_id: tar.finish(),
+            digest: blob.finish(),
+            size: self.blob_off,
+            uncompressed_size: tar.len(),
+            checkpoints,
+        })
+    }
 }
 
 /// Below this many bytes a member is never cut at an entry boundary.
@@ -143,15 +191,32 @@ fn make_member(codec: Codec, data: &[u8], level: u32, cache: Option<&SharedCache
     }
 }
 
+/// A member made by a worker, and its input's buffer back for the writer to fill again (when the tar stream's
+/// hasher is done with it too).
+type Done = (u64, Made, Arc<Vec<u8>>);
+
 struct Pool {
-    jobs: Option<mpsc::Sender<(u64, Vec<u8>)>>,
-    results: mpsc::Receiver<(u64, Made)>,
+    jobs: Option<mpsc::Sender<(u64, Arc<Vec<u8>>)>>,
+    results: mpsc::Receiver<Done>,
     workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// On a worker: make member `i` and cache it there, so the writer's thread (which reads, tars and hashes) does not
+/// also write every new member to the cache.
+fn make_and_cache(codec: Codec, data: &[u8], level: u32, cache: Option<&SharedCache>) -> Made {
+    let (m, key) = make_member(codec, data, level, cache)?;
+    if let (Some(key), Some(cache)) = (key, cache) {
+        cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(&key, &m);
+    }
+    Ok((m, None))
 }
 
 impl Pool {
     fn new(threads: usize, codec: Codec, level: u32, cache: Option<SharedCache>) -> Pool {
-        let (jtx, jrx) = mpsc::channel::<(u64, Vec<u8>)>();
+        let (jtx, jrx) = mpsc::channel::<(u64, Arc<Vec<u8>>)>();
         let (rtx, rrx) = mpsc::channel();
         let jrx = Arc::new(Mutex::new(jrx));
         let workers = (0..threads)
@@ -163,10 +228,8 @@ impl Pool {
                     let job = jrx.lock().expect("job queue").recv();
                     match job {
                         Ok((i, data)) => {
-                            if rtx
-                                .send((i, make_member(codec, &data, level, cache.as_ref())))
-                                .is_err()
-                            {
+                            let made = make_and_cache(codec, &data, level, cache.as_ref());
+                            if rtx.send((i, made, data)).is_err() {
                                 return;
                             }
                         }
@@ -215,6 +278,8 @@ pub struct ParallelGzip<W: Write> {
     marks: Option<Marks>,
     /// Started from a checkpoint: the blob's earlier members are already in `out`.
     resumed: bool,
+    /// Input buffers the workers gave back: filled again rather than allocating (and faulting in) 2 MB a member.
+    spare: Vec<Vec<u8>>,
 }
 
 impl<W: Write> ParallelGzip<W> {
@@ -263,19 +328,14 @@ impl<W: Write> ParallelGzip<W> {
             chunk_start: 0,
             marks: None,
             resumed: false,
+            spare: Vec::new(),
         }
     }
 
     /// Hash both streams here and keep a [`Checkpoint`] at every member start; finish with
     /// [`ParallelGzip::finish_marked`]. Call before writing.
     pub fn with_checkpoints(mut self) -> Self {
-        self.marks = Some(Marks {
-            tar: Sha256Mid::new(),
-            blob: Sha256Mid::new(),
-            blob_off: 0,
-            starts: BTreeMap::new(),
-            points: Vec::new(),
-        });
+        self.marks = Some(Marks::new(Sha256Mid::new(), Sha256Mid::new(), 0));
         self
     }
 
@@ -287,13 +347,11 @@ impl<W: Write> ParallelGzip<W> {
         self.next_header = cp.next_header;
         self.chunk_start = cp.tar_offset;
         self.resumed = true;
-        self.marks = Some(Marks {
-            tar: cp.tar_state.clone(),
-            blob: cp.blob_state.clone(),
-            blob_off: cp.blob_offset,
-            starts: BTreeMap::new(),
-            points: Vec::new(),
-        });
+        self.marks = Some(Marks::new(
+            cp.tar_state.clone(),
+            cp.blob_state.clone(),
+            cp.blob_offset,
+        ));
         self
     }
 
@@ -383,17 +441,11 @@ impl<W: Write> ParallelGzip<W> {
     fn flush_ready(&mut self) -> io::Result<()> {
         while let Some(m) = self.ready.remove(&self.written) {
             if let Some(mk) = self.marks.as_mut() {
-                if let Some((tar_offset, next_header, tar_state)) = mk.starts.remove(&self.written)
-                {
-                    mk.points.push(Checkpoint {
-                        tar_offset,
-                        next_header,
-                        blob_offset: mk.blob_off,
-                        tar_state,
-                        blob_state: mk.blob.clone(),
-                    });
+                if let Some((tar_offset, next_header)) = mk.starts.remove(&self.written) {
+                    mk.points
+                        .push((self.written, tar_offset, next_header, mk.blob_off));
+                    mk.blob.mark(self.written);
                 }
-                mk.blob.update(&m);
                 mk.blob_off += m.len() as u64;
             }
             if let (Some(key), Some(cache)) =
@@ -405,6 +457,9 @@ impl<W: Write> ParallelGzip<W> {
                     .put(&key, &m);
             }
             self.out.write_all(&m)?;
+            if let Some(mk) = self.marks.as_mut() {
+                mk.blob.update(Bytes::Owned(m));
+            }
             self.written += 1;
         }
         Ok(())
@@ -427,7 +482,12 @@ impl<W: Write> ParallelGzip<W> {
                 }
             };
             self.in_flight -= 1;
-            self.accept(r.0, r.1)?;
+            let (i, made, input) = r;
+            if let (true, Ok(mut input)) = (self.spare.len() < 4, Arc::try_unwrap(input)) {
+                input.clear();
+                self.spare.push(input);
+            }
+            self.accept(i, made)?;
             if block {
                 break;
             }
@@ -450,18 +510,26 @@ impl<W: Write> ParallelGzip<W> {
         if self.chunk.is_empty() {
             return Ok(());
         }
-        let data = std::mem::replace(&mut self.chunk, Vec::with_capacity(MAX_MEMBER + 512));
+        let next = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(MAX_MEMBER + 512));
+        let data = std::mem::replace(&mut self.chunk, next);
         let i = self.issued;
         self.issued += 1;
         let start = self.chunk_start;
         self.chunk_start += data.len() as u64;
+        let data = Arc::new(data);
         if let Some(mk) = self.marks.as_mut() {
             // A member cut at a header starts where that header is due; one cut inside a file, before its end.
             let next = self.next_header.max(start);
-            mk.starts.insert(i, (start, next, mk.tar.clone()));
-            mk.tar.update(&data);
+            mk.starts.insert(i, (start, next));
+            mk.tar.mark(i);
+            mk.tar.update(Bytes::Shared(data.clone()));
         }
         if self.external.is_some() {
+            // Only wasm has an external pool, and there the hash above is done with the bytes already.
+            let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
             return self.cut_external(i, data);
         }
         match &self.pool {
@@ -547,18 +615,12 @@ impl<W: Write> ParallelGzip<W> {
             let m = compress(self.codec, &[], self.level)?;
             self.out.write_all(&m)?;
             if let Some(mk) = self.marks.as_mut() {
-                mk.blob.update(&m);
                 mk.blob_off += m.len() as u64;
+                mk.blob.update(Bytes::Owned(m));
             }
         }
         self.out.flush()?;
-        let marked = self.marks.take().map(|mk| Marked {
-            diff_id: mk.tar.finish(),
-            digest: mk.blob.finish(),
-            size: mk.blob_off,
-            uncompressed_size: mk.tar.len(),
-            checkpoints: mk.points,
-        });
+        let marked = self.marks.take().map(Marks::finish).transpose()?;
         Ok((self.out, marked))
     }
 }
