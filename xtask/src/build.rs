@@ -109,25 +109,39 @@ fn build_site(proxy: Option<String>) -> Result<()> {
     // libzstd's encoder (loaded only when a build asks for zstd layers), the bzip2/xz decoders (loaded only when
     // an archive is bzip2 or xz), the linter (loaded when the editor first lints or a build runs its checks), and
     // the inspector's layer analysis (loaded when it first analyses an image).
-    run(Command::new(cargo_bin()).current_dir(&root).args([
-        "build",
-        "-p",
-        "lw-wasm",
-        "-p",
-        "lw-wasm-guest",
-        "-p",
-        "lw-zstd",
-        "-p",
-        "lw-archive",
-        "-p",
-        "lw-lint",
-        "-p",
-        "lw-analysis",
-        "--target",
-        TARGET,
-        "--profile",
-        PROFILE,
-    ]))?;
+    // Paths in panic locations are remapped, so the modules (and their gzipped size, which the budget checks) do not
+    // depend on where the checkout and the cargo registry are: the same bytes on every machine.
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let rustflags = format!(
+        "--remap-path-prefix={}=/cargo --remap-path-prefix={}=/lw",
+        cargo_home.join("registry/src").display(),
+        root.display()
+    );
+    run(Command::new(cargo_bin())
+        .current_dir(&root)
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", rustflags)
+        .args([
+            "build",
+            "-p",
+            "lw-wasm",
+            "-p",
+            "lw-wasm-guest",
+            "-p",
+            "lw-zstd",
+            "-p",
+            "lw-archive",
+            "-p",
+            "lw-lint",
+            "-p",
+            "lw-analysis",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+        ]))?;
     // wasm-bindgen comes with the test runner, at the version in Cargo.lock (they share an unstable ABI).
     let version = crate::wasm::locked_wasm_bindgen_version(&root)?;
     let runner = crate::wasm::ensure_wasm_bindgen_cli(&version)?;
@@ -241,8 +255,9 @@ fn bindgen_module(target_dir: &Path, bindgen: &Path, pkg: &Path, name: &str) -> 
     let out_wasm = pkg.join(format!("{name}_bg.wasm"));
 
     // wasm-opt -Oz (measured: 1.92 MB → 1.21 MB, 597 KB → 498 KB gzipped): the one on PATH, else binaryen from
-    // npm installed under the target dir; skipped when neither is available. The pipeline runs twice (the second
-    // pass finds more after the first inlined and folded; 2.3 KB gzipped off the main module), and
+    // npm installed under the target dir; skipped when neither is available. The pipeline runs three times (the
+    // second pass finds more after the first inlined and folded, 2.3 KB gzipped off the main module; the third
+    // 0.4 KB), the producers and target-features sections (metadata no browser reads) go, and
     // `--low-memory-unused` lets it fold constant offsets into loads and stores (4.8 KB gzipped): rust-lld puts the
     // 1 MiB stack first, growing down towards 0, so the lowest 1 KiB is reached only by a stack already overflowing.
     if let Some(opt) = wasm_opt(target_dir) {
@@ -252,6 +267,9 @@ fn bindgen_module(target_dir: &Path, bindgen: &Path, pkg: &Path, name: &str) -> 
             .args([
                 "-Oz",
                 "-Oz",
+                "-Oz",
+                "--strip-producers",
+                "--strip-target-features",
                 "--low-memory-unused",
                 "--enable-bulk-memory",
                 "--enable-nontrapping-float-to-int",
