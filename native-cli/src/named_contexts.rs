@@ -11,7 +11,6 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use lw_engine::host::{BaseImage, ImageSource};
 use lw_engine::named::Named;
 use lw_engine::Error;
-use lw_oci::media;
 use lw_oci::{Descriptor, Digest, Platform};
 
 use crate::buildhost::StoreBlobs;
@@ -148,39 +147,13 @@ fn import_layout(
         std::fs::read(&index_path).with_context(|| format!("reading {}", index_path.display()))?;
     let index: lw_oci::Index = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not an OCI index", index_path.display()))?;
-    let annotated = |d: &Descriptor, t: &str| {
-        d.annotations
-            .as_ref()
-            .and_then(|a| a.get("org.opencontainers.image.ref.name"))
-            .is_some_and(|n| n == t)
+    let digest: Option<Digest> = match digest {
+        Some(d) => Some(d.parse().map_err(|e| anyhow!("digest {d:?}: {e}"))?),
+        None => None,
     };
-    let desc = match (digest, tag) {
-        (Some(d), _) => {
-            let d: Digest = d.parse().map_err(|e| anyhow!("digest {d:?}: {e}"))?;
-            match index.manifests.iter().find(|m| m.digest == d) {
-                Some(m) => m.clone(),
-                None => {
-                    // A digest below the top-level index: read its media type from the blob.
-                    let blob = read_blob(dir, &d)?;
-                    let v: serde_json::Value = serde_json::from_slice(&blob)?;
-                    let mt = v["mediaType"].as_str().unwrap_or(media::OCI_MANIFEST);
-                    Descriptor::new(mt, d, blob.len() as u64)
-                }
-            }
-        }
-        (None, Some(t)) => index
-            .manifests
-            .iter()
-            .find(|m| annotated(m, t))
-            .cloned()
-            .ok_or_else(|| anyhow!("{}: no image tagged {t:?}", dir.display()))?,
-        (None, None) if index.manifests.len() == 1 => index.manifests[0].clone(),
-        (None, None) => bail!(
-            "{}: {} images; name one with :TAG or @DIGEST",
-            dir.display(),
-            index.manifests.len()
-        ),
-    };
+    let desc = index
+        .layout_image(tag, digest.as_ref(), |d| read_blob(dir, d).ok())
+        .map_err(|e| anyhow!("{}: {e}", dir.display()))?;
     copy_tree(store, dir, &desc)?;
     Ok(desc)
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Descriptor, Platform};
+use crate::{Descriptor, Digest, Error, Platform};
 
 /// An image index / manifest list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,12 +57,112 @@ impl Index {
         }
         best
     }
+
+    /// The image an OCI layout's `index.json` names for `oci-layout://` (BuildKit's choice): the one with `digest`
+    /// (at the top level, else any blob of the layout that `blob` gives, typed by its own `mediaType`), else the one
+    /// whose `org.opencontainers.image.ref.name` is `tag`, else the only one.
+    pub fn layout_image(
+        &self,
+        tag: Option<&str>,
+        digest: Option<&Digest>,
+        blob: impl FnOnce(&Digest) -> Option<Vec<u8>>,
+    ) -> Result<Descriptor, Error> {
+        let bad = |reason: String| Error::Invalid {
+            media_type: crate::media::OCI_INDEX.to_string(),
+            reason,
+        };
+        if let Some(d) = digest {
+            if let Some(m) = self.manifests.iter().find(|m| &m.digest == d) {
+                return Ok(m.clone());
+            }
+            let bytes = blob(d).ok_or_else(|| bad(format!("the layout has no image {d}")))?;
+            #[derive(Deserialize)]
+            struct Typed {
+                #[serde(rename = "mediaType")]
+                media_type: Option<String>,
+            }
+            let typed: Typed = serde_json::from_slice(&bytes).map_err(|e| Error::Json {
+                what: d.to_string(),
+                message: e.to_string(),
+            })?;
+            let mt = typed
+                .media_type
+                .unwrap_or_else(|| crate::media::OCI_MANIFEST.into());
+            return Ok(Descriptor::new(&mt, d.clone(), bytes.len() as u64));
+        }
+        let named = |m: &&Descriptor, t: &str| {
+            m.annotations
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME))
+                .is_some_and(|n| n == t)
+        };
+        match (tag, self.manifests.as_slice()) {
+            (Some(t), _) => self
+                .manifests
+                .iter()
+                .find(|m| named(m, t))
+                .cloned()
+                .ok_or_else(|| bad(format!("no image tagged {t:?}"))),
+            (None, [only]) => Ok(only.clone()),
+            (None, all) => Err(bad(format!(
+                "{} images; name one with a tag or a digest",
+                all.len()
+            ))),
+        }
+    }
 }
+
+/// The annotation an OCI layout's index names an image with.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{media, Digest};
+    use crate::media;
+
+    #[test]
+    fn layout_image_by_digest_tag_or_the_only_one() {
+        let mut a = Descriptor::of(media::OCI_MANIFEST, b"a");
+        a.annotations = Some([(REF_NAME.to_string(), "v1".to_string())].into());
+        let b = Descriptor::of(media::OCI_INDEX, b"b");
+        let idx = Index::oci(vec![a.clone(), b.clone()]);
+        let none = |_: &Digest| None;
+        assert_eq!(idx.layout_image(None, Some(&b.digest), none).unwrap(), b);
+        assert_eq!(idx.layout_image(Some("v1"), None, none).unwrap(), a);
+        assert!(idx
+            .layout_image(Some("v2"), None, none)
+            .unwrap_err()
+            .to_string()
+            .contains("no image tagged \"v2\""));
+        assert!(idx
+            .layout_image(None, None, none)
+            .unwrap_err()
+            .to_string()
+            .contains("2 images"));
+        assert_eq!(
+            Index::oci(vec![a.clone()])
+                .layout_image(None, None, none)
+                .unwrap(),
+            a
+        );
+        // A digest below the top level: typed by the blob's own mediaType.
+        let child =
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#
+                .to_vec();
+        let d = Digest::sha256_of(&child);
+        let got = idx
+            .layout_image(None, Some(&d), |_| Some(child.clone()))
+            .unwrap();
+        assert_eq!(
+            (got.media_type.as_str(), got.size),
+            (media::OCI_MANIFEST, child.len() as u64)
+        );
+        assert!(idx
+            .layout_image(None, Some(&d), none)
+            .unwrap_err()
+            .to_string()
+            .contains("has no image"));
+    }
 
     fn entry(p: &str) -> Descriptor {
         let mut d = Descriptor::of(media::OCI_MANIFEST, p.as_bytes());

@@ -55,36 +55,15 @@ pub(crate) async fn layout_of(
         serde_json::from_slice(&index).map_err(|e| bad(format!("index.json: {e}")))?;
     let digest = get_string(value, "digest")?;
     let tag = get_string(value, "tag")?;
-    let tagged = |d: &Descriptor, t: &str| {
-        d.annotations
-            .as_ref()
-            .and_then(|a| a.get("org.opencontainers.image.ref.name"))
-            .is_some_and(|n| n == t)
+    let digest = match digest {
+        Some(d) => Some(Digest::parse(&d).map_err(|e| bad(format!("digest {d:?}: {e}")))?),
+        None => None,
     };
-    let descriptor = match (digest, tag) {
-        (Some(d), _) => {
-            let d = Digest::parse(&d).map_err(|e| bad(format!("digest {d:?}: {e}")))?;
-            index
-                .manifests
-                .iter()
-                .find(|m| m.digest == d)
-                .cloned()
-                .ok_or_else(|| bad(format!("index.json names no image {d}")))?
-        }
-        (None, Some(t)) => index
-            .manifests
-            .iter()
-            .find(|m| tagged(m, &t))
-            .cloned()
-            .ok_or_else(|| bad(format!("no image tagged {t:?}")))?,
-        (None, None) if index.manifests.len() == 1 => index.manifests[0].clone(),
-        (None, None) => {
-            return Err(bad(format!(
-                "{} images; name one with digest or tag",
-                index.manifests.len()
-            )))
-        }
-    };
+    let descriptor = index
+        .layout_image(tag.as_deref(), digest.as_ref(), |d| {
+            blobs.get(d).map(|b| b.to_vec())
+        })
+        .map_err(|e| bad(e.to_string()))?;
     Ok(LayoutImage {
         blobs: blobs.clone(),
         descriptor,
