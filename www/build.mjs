@@ -43,7 +43,35 @@ function copyStatic() {
   cpSync(join(xterm, 'LICENSE'), join(dist, 'vendor/xterm.LICENSE.txt'));
   // The Linux guest of RUN in the tab (`cargo xtask build` makes www/guest/).
   if (existsSync(join(root, 'guest'))) cpSync(join(root, 'guest'), join(dist, 'guest'), { recursive: true });
+  writePreloadHints();
   writeServiceWorker();
+}
+
+/**
+ * The API's modules and the main wasm module are requested from the page's head, in parallel with app.js: without
+ * these hints the browser found them one import at a time after app.js had run (a waterfall of ~300 ms before the
+ * wasm was even requested). The module list is pkg/index.js's static import closure, so it cannot go stale.
+ */
+function writePreloadHints() {
+  const pkg = join(dist, 'pkg');
+  if (!existsSync(join(pkg, 'index.js'))) return;
+  const seen = [];
+  const visit = (name) => {
+    if (seen.includes(name)) return;
+    seen.push(name);
+    const src = readFileSync(join(pkg, name), 'utf8');
+    for (const m of src.matchAll(/^import[^'"]*["']\.\/([\w.-]+\.js)["']/gm)) visit(m[1]);
+  };
+  visit('index.js');
+  const hints = [
+    ...seen.map((f) => `<link rel="modulepreload" href="./pkg/${f}">`),
+    // `crossorigin` makes the preload match index.js's fetch() (mode cors, same-origin credentials), which reuses it.
+    '<link rel="preload" href="./pkg/lw_wasm_bg.wasm" as="fetch" type="application/wasm" crossorigin>',
+  ].join('\n');
+  const page = join(dist, 'index.html');
+  const html = readFileSync(page, 'utf8');
+  if (!html.includes('<!-- preload -->')) throw new Error('public/index.html has no <!-- preload --> marker');
+  writeFileSync(page, html.replace('<!-- preload -->', hints));
 }
 
 // The service worker gets the exact file list and a content hash as its cache name, so a new
