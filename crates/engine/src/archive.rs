@@ -122,45 +122,12 @@ pub fn resolve_manifest(
     )))
 }
 
-/// The descriptor of a stored manifest or index given by digest alone (a platform's manifest inside a
-/// multi-platform image has no record of its own): its media type is the document's `mediaType`, else what its
-/// fields make it (`manifests`: an OCI index, `config`: an OCI manifest).
+/// The descriptor of a stored manifest or index given by digest alone (see [`Descriptor::of_document`]).
 pub fn document_descriptor(blobs: &dyn BlobStore, digest: &Digest) -> Result<Descriptor, Error> {
-    #[derive(Deserialize)]
-    struct Shape {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        #[serde(rename = "schemaVersion")]
-        schema_version: Option<serde::de::IgnoredAny>,
-        manifests: Option<serde::de::IgnoredAny>,
-        config: Option<serde::de::IgnoredAny>,
-        layers: Option<serde::de::IgnoredAny>,
-    }
-    let bytes = read_document(blobs, digest)?;
-    let shape: Shape = parse("document", digest, &bytes)?;
-    // Without a media type, the fields decide; `schemaVersion` and `layers` keep an image config (which has a
-    // `config` of its own) from passing for a manifest.
-    let versioned = shape.schema_version.is_some();
-    let media_type = match (
-        shape.media_type,
-        shape.manifests,
-        shape.config,
-        shape.layers,
-    ) {
-        (Some(t), ..) if media::is_index(&t) || media::is_manifest(&t) => t,
-        (None, Some(_), None, None) if versioned => media::OCI_INDEX.to_string(),
-        (None, None, Some(_), Some(_)) if versioned => media::OCI_MANIFEST.to_string(),
-        _ => {
-            return Err(Error::Host(format!(
-                "blob {digest} is not an image manifest or index"
-            )))
-        }
-    };
-    Ok(Descriptor::new(
-        &media_type,
-        digest.clone(),
-        bytes.len() as u64,
-    ))
+    Ok(Descriptor::of_document(
+        digest,
+        &read_document(blobs, digest)?,
+    )?)
 }
 
 /// Every blob `d` needs (an index's children only when present), with sizes.

@@ -31,4 +31,6 @@ pub enum Error {
     Platform { input: String, reason: String },
     #[error("invalid {media_type} document: {reason}")]
     Invalid { media_type: String, reason: String },
+    #[error("blob {0} is not an image manifest or index")]
+    NotADocument(String),
 }

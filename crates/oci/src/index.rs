@@ -76,19 +76,7 @@ impl Index {
                 return Ok(m.clone());
             }
             let bytes = blob(d).ok_or_else(|| bad(format!("the layout has no image {d}")))?;
-            #[derive(Deserialize)]
-            struct Typed {
-                #[serde(rename = "mediaType")]
-                media_type: Option<String>,
-            }
-            let typed: Typed = serde_json::from_slice(&bytes).map_err(|e| Error::Json {
-                what: d.to_string(),
-                message: e.to_string(),
-            })?;
-            let mt = typed
-                .media_type
-                .unwrap_or_else(|| crate::media::OCI_MANIFEST.into());
-            return Ok(Descriptor::new(&mt, d.clone(), bytes.len() as u64));
+            return Descriptor::of_document(d, &bytes);
         }
         let named = |m: &&Descriptor, t: &str| {
             m.annotations
@@ -162,6 +150,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("has no image"));
+        // The same shape rule as any document given by digest: an image config is not an image.
+        let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{}}"#.to_vec();
+        let c = Digest::sha256_of(&config);
+        assert!(idx
+            .layout_image(None, Some(&c), |_| Some(config.clone()))
+            .unwrap_err()
+            .to_string()
+            .contains("is not an image manifest or index"));
     }
 
     fn entry(p: &str) -> Descriptor {
