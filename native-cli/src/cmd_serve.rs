@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Drop an upload no request has touched for this many seconds (its blobs' pins go with it)
     #[arg(long = "upload-idle", default_value_t = 3600, value_name = "SECS")]
     pub upload_idle: u64,
+    /// SSH agent the tab's RUN steps may mount (--mount=type=ssh, through /api/run): default (the agent at
+    /// $SSH_AUTH_SOCK), ID, or ID=SOCKET|KEY; repeatable (default: none)
+    #[arg(long)]
+    pub ssh: Vec<String>,
 }
 
 fn parse_creds(v: &[String]) -> Result<BTreeMap<String, (String, String)>> {
@@ -94,6 +98,13 @@ pub fn serve(root: &Path, args: ServeArgs) -> Result<()> {
     cfg.threads = args.threads;
     cfg.repo_prefix = args.repo_prefix;
     cfg.upload_idle = std::time::Duration::from_secs(args.upload_idle);
+    // The agents live as long as the server (key files get an agent of their own, stopped on drop).
+    let agents =
+        layerwright::run::sshfwd::SshAgents::start(layerwright::run::sshfwd::parse_ssh_flags(
+            &args.ssh,
+            std::env::var("SSH_AUTH_SOCK").ok().as_deref(),
+        )?)?;
+    cfg.ssh = agents.sockets.clone();
     let server = Server::start(cfg)?;
     let url = server.url();
     if !server.addr().ip().is_loopback() {

@@ -6,11 +6,13 @@
 // tab's store first; no network. Named contexts are given as `buildContexts` (directories as files, images of the
 // tab's store, the base's OCI layout as files) and the case's `http/` files are served on loopback with CORS for
 // the tab's fetch(). Each case ends up equal, a listed known difference (known-differences.txt), a case both
-// builders refuse, or one the tab refuses (an SSH agent, a git source, the corpus's TLS server) with an error
-// naming the Dockerfile line.
+// builders refuse, or one the tab refuses (a git source, the corpus's TLS server) with an error naming the
+// Dockerfile line. SSH agents are serve's (`layerwright serve --ssh ID=SOCKET`, one ssh-agent of the test's for the
+// corpus's ids); each ssh case is also built once with an executor that forwards none, which must fail naming
+// the line, as a tab alone reaches no agent.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -30,7 +32,7 @@ if (why) console.error(`\n*** SKIPPING the BuildKit corpus in Chromium: ${why} *
 /** Where a case's `http/` files are served while it builds (the native test's and record.py's address). */
 const HTTP_PORT = 48765;
 
-let serve; let browser; let page; let errors; let baseDigest; let baseTarPath; let layoutDir;
+let serve; let browser; let page; let errors; let baseDigest; let baseTarPath; let layoutDir; let agent;
 
 /** The base image's archive unpacked: an OCI layout directory (as the native test's `oci-layout:base`). */
 function baseLayout() {
@@ -60,8 +62,9 @@ async function storeImage(ref) {
 
 /**
  * Why the tab refused a case BuildKit built, if for something a tab truly cannot do, at the line that needs it:
- * an SSH agent (a RUN mounting one the build names), a git source (a tab has no git client), or an https URL of the
- * corpus's TLS server (its test CA is not the browser's; not served here). Else null.
+ * an SSH agent (a RUN mounting one the build names, when the executor forwards none), a git source (a tab has no
+ * git client), or an https URL of the corpus's TLS server (its test CA is not the browser's; not served here).
+ * Else null.
  */
 function tabRefusal(c, error) {
   const at = /Dockerfile:(\d+): /.exec(error);
@@ -90,7 +93,13 @@ before(async () => {
   if (why) return;
   const tar = baseTar();
   baseTarPath = tar;
-  serve = await startServe(bin, join(root, 'dist'));
+  // One agent (no key: the cases look at the socket, and add_git_ssh's key is the native test's) for every id.
+  const agentDir = tempDir('bk-agent');
+  const sock = join(agentDir, 'agent.sock');
+  agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+  for (let i = 0; i < 500 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
+  const ids = [...new Set(readdirSync(join(corpus, 'cases')).flatMap((n) => lines(readIf(join(corpus, 'cases', n, 'ssh'))).flatMap((l) => l.split(/\s+/))))];
+  serve = await startServe(bin, join(root, 'dist'), ids.flatMap((id) => ['--ssh', `${id}=${sock}`]));
   browser = await launch();
   ({ page, errors } = await newPage(browser));
   page.setDefaultTimeout(120000);
@@ -107,6 +116,7 @@ after(async () => {
   await page?.context().close();
   await browser?.close();
   await serve?.stop();
+  agent?.kill();
 });
 
 const readIf = (p) => (existsSync(p) ? readFileSync(p, 'utf8') : null);
@@ -209,14 +219,18 @@ async function serveHttp(dir) {
   return { close: () => new Promise((r) => server.close(r)) };
 }
 
-/** Build in the page; resolves to {config (JSON text), configDigest, manifestDigest, layers} or {error}. */
-function buildInTab(opts, tags) {
-  return page.evaluate(async ({ opts, tags, token }) => {
+/**
+ * Build in the page; resolves to {config (JSON text), configDigest, manifestDigest, layers} or {error}. `agents`:
+ * false runs RUN through serve with an executor that forwards no SSH agent (as a tab's own VM).
+ */
+function buildInTab(opts, tags, agents = true) {
+  return page.evaluate(async ({ opts, tags, token, agents }) => {
     const lw = window.layerwright;
     const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const all = (files) => Object.fromEntries(Object.entries(files).map(([k, v]) => [k, bytes(v)]));
+    const serveRun = lw.serveExecutor({ url: location.origin, token });
     const o = {
-      ...opts, tags, noCache: true, executor: lw.serveExecutor({ url: location.origin, token }),
+      ...opts, tags, noCache: true, executor: agents ? serveRun : (req, io) => serveRun(req, io),
       files: all(opts.files), secrets: all(opts.secrets),
     };
     if (opts.buildContexts) {
@@ -235,7 +249,7 @@ function buildInTab(opts, tags) {
     } catch (e) {
       return { error: String(e?.message ?? e) };
     }
-  }, { opts, tags, token: serve.token });
+  }, { opts, tags, token: serve.token, agents });
 }
 
 /** BuildKit's config with the README's deliberate divergence undone: `[]` for a null rootfs.diff_ids, no null
@@ -280,7 +294,7 @@ test('every BuildKit corpus case in Chromium: equal to BuildKit, a known differe
   const only = process.env.LW_BUILDKIT_CASE?.split(',');
   const cases = names.filter((n) => !only || only.includes(n));
   const known = knownDifferences();
-  let equal = 0; let sameConfig = 0; let sameManifest = 0; let errorCases = 0;
+  let equal = 0; let sameConfig = 0; let sameManifest = 0; let errorCases = 0; let sshChecked = 0;
   const refused = []; const knownSeen = []; const failures = [];
   const t0 = Date.now();
   for (const name of cases) {
@@ -311,6 +325,12 @@ test('every BuildKit corpus case in Chromium: equal to BuildKit, a known differe
       continue;
     }
     if (wantError) { failures.push(`${name}: BuildKit failed (${wantError}), the tab built it`); continue; }
+    if (c.opts.ssh) {
+      // Built with serve's agents; without an executor that forwards them, the tab refuses at the line.
+      const alone = await buildInTab(c.opts, [`corpus/${name}:no-agent`], false);
+      if (tabRefusal(c, alone.error ?? '') !== 'ssh agent') failures.push(`${name}: with no agent forwarded: ${alone.error ?? 'built'}`);
+      else sshChecked++;
+    }
     sameConfig += Number(got.configDigest === c.expected.config_digest);
     sameManifest += Number(got.manifestDigest === c.expected.manifest_digest);
     const diffs = differences(c.expected, got);
@@ -325,7 +345,8 @@ test('every BuildKit corpus case in Chromium: equal to BuildKit, a known differe
   const secs = ((Date.now() - t0) / 1000).toFixed(0);
   console.log(`buildkit corpus (Chromium): ${equal}/${cases.length} equal, identical config digest: ${sameConfig}, `
     + `identical manifest digest: ${sameManifest}; ${errorCases} error cases; ${knownSeen.length} known differences `
-    + `(${knownSeen.join(' ')}); refused by the tab: ${refused.length} (${refused.join(' ')}); ${secs}s`);
+    + `(${knownSeen.join(' ')}); refused by the tab: ${refused.length} (${refused.join(' ')}); ssh cases also refused `
+    + `without serve's agents: ${sshChecked}; ${secs}s`);
   assert.ok(cases.length > 0, 'no corpus cases');
   assert.deepEqual(failures, [], failures.join('\n'));
   assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);

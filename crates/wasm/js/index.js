@@ -318,6 +318,9 @@ export async function build(opts) {
   // The build's secrets (id → string or bytes) for `RUN --mount=type=secret`, given to the executor only (the tab's
   // VM, or serve for serveExecutor); they never reach a layer, the cache keys or the log.
   if (o?.secrets && typeof o.executor?.withSecrets === "function") o = { ...o, executor: o.executor.withSecrets(o.secrets) };
+  // An executor that reaches SSH agents (serve's) takes the build's `ssh` ids; otherwise the engine fails at the first
+  // RUN mounting one of them.
+  if (o?.executor?.forwardsSsh) o = { ...o, sshForwarded: true };
   // Context Blobs stay in the browser when the layer is compressed on the workers (gzip): they are read a block at
   // a time as the layer is written, and their digests (the cache key) are taken here, four files at a time.
   if (o.compressMember && (o.compression ?? "gzip") === "gzip" && o.files && !o.contextDigests) {
@@ -564,12 +567,17 @@ export function serveExecutor({ url, token } = {}) {
     return result;
   };
   const executor = (req, io) => run(req, io, null);
+  // serve mounts its own agents (`layerwright serve --ssh ID`) for `RUN --mount=type=ssh`; it refuses an id it has
+  // none for, naming it.
+  executor.forwardsSsh = true;
   // The build's secrets (`build({secrets})`) go to serve with each step, base64-encoded; serve writes them to a
   // private directory for the step's `--mount=type=secret` and removes them when it ends.
   executor.withSecrets = (secrets) => {
     const enc = {};
     for (const [id, v] of Object.entries(secrets ?? {})) enc[id] = base64(typeof v === "string" ? new TextEncoder().encode(v) : new Uint8Array(v));
-    return (req, io) => run(req, io, enc);
+    const withSecrets = (req, io) => run(req, io, enc);
+    withSecrets.forwardsSsh = true;
+    return withSecrets;
   };
   return executor;
 }

@@ -344,10 +344,12 @@ fn options_of(opts: &JsValue, platform: &Platform) -> Result<BuildOptions, JsVal
             .into_iter()
             .map(|i| if i.is_empty() { "default".into() } else { i })
             .collect();
-        o.ssh_unavailable = Some(
-            "forwarding an SSH agent is not available in a browser tab; use the CLI: layerwright build --ssh ..."
-                .into(),
-        );
+        if !get_bool(opts, "sshForwarded")? {
+            o.ssh_unavailable = Some(
+                "forwarding an SSH agent is not available in a browser tab; use the CLI: layerwright build --ssh ..., or serveExecutor with layerwright serve --ssh ..."
+                    .into(),
+            );
+        }
     }
     // BuildKit's names: `compression` (gzip, zstd, uncompressed) and `compressionLevel`, as `--output` takes them.
     let level = get(opts, "compressionLevel")?;

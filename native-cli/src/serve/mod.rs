@@ -65,6 +65,8 @@ pub struct Config {
     /// The `layerwright` binary whose hidden `container-monitor` owns containers started through the API;
     /// `None`: this process's executable.
     pub exe: Option<PathBuf>,
+    /// The SSH agents (`serve --ssh`) a RUN step from the tab may mount: id → the agent's socket.
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 impl Config {
@@ -81,6 +83,7 @@ impl Config {
             upload_idle: upload::UPLOAD_IDLE,
             repo_prefix: "localhost".to_string(),
             exe: None,
+            ssh: BTreeMap::new(),
         }
     }
 }
@@ -445,7 +448,8 @@ fn route(ctx: &Ctx, req: &mut Request) -> Reply {
         return Reply::json(
             200,
             &serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "run": true, "containers": "/api/containers",
-                "registry": "/v2/", "proxy": "/proxy/", "runRepository": "layerwright/run-cache"}),
+                "registry": "/v2/", "proxy": "/proxy/", "runRepository": "layerwright/run-cache",
+                "ssh": ctx.st.cfg.ssh.keys().collect::<Vec<_>>()}),
         );
     }
     match *req.method() {

@@ -326,6 +326,7 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
         Err(e) => return Reply::json(400, &json!({"error": e})),
     };
     let root = ctx.st.cfg.root.clone();
+    let ssh = ctx.st.cfg.ssh.clone();
     let (tx, rx) = sync_channel::<Vec<u8>>(64);
     let lock = ctx.st.run_lock.clone();
     // The new layer is the RUN backend's push to its repository: linked there (and kept from `prune` while the
@@ -343,6 +344,7 @@ pub fn handle(ctx: &Ctx, req: &mut Request) -> Reply {
             let (_secret_files, paths) = SecretFiles::write(&store.tmp_dir(), &secrets)
                 .map_err(|e| format!("writing the step's secrets: {e}"))?;
             exec.secrets = paths;
+            exec.ssh = ssh;
             let mut blobs = StoreBlobs { store: &store };
             let mut last = b'\n';
             let out_tx = tx.clone();
