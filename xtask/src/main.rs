@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("test-site") => site::typecheck().and_then(|()| site::test_site()),
+        Some("test-site") => site::typecheck().and_then(|()| site::test_site(None)),
         Some("run") => run_main(&args[1..]),
         Some("build") => match args.get(1).map(String::as_str) {
             None => build::build(),
@@ -201,8 +201,9 @@ fn test() -> Result<()> {
     run(c)?;
     // The browser side: the same core in node and in headless Chromium.
     wasm::test_wasm()?;
-    // The site: built from the wasm core, then driven in headless Chromium by Playwright.
-    site::test_site()?;
+    // The site: built from the wasm core, then driven in headless Chromium by Playwright, with the CLI the
+    // workspace tests built (target/debug/layerwright).
+    site::test_site(Some(target_dir.join("debug/layerwright")))?;
     eprintln!(
         "xtask: all tests passed in {:.0}s",
         start.elapsed().as_secs_f64()
