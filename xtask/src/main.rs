@@ -30,6 +30,9 @@ const PURE_CRATES: &[&str] = &[
     "lw-registry",
 ];
 
+/// The Cargo profile of the static binary for the proxy image test (see Cargo.toml).
+const STATIC_TEST_PROFILE: &str = "static-test";
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -158,12 +161,14 @@ fn test() -> Result<()> {
     );
     // The site's JS, checked against the wasm module's types.
     site::typecheck()?;
-    // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs).
+    // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs), in the `static-test`
+    // profile (Cargo.toml: no debug info, so a fifth of release's size).
     let mut c = cargo();
     c.args([
         "build",
         "--quiet",
-        "--release",
+        "--profile",
+        STATIC_TEST_PROFILE,
         "-p",
         "layerwright",
         "--target",
@@ -180,7 +185,8 @@ fn test() -> Result<()> {
     };
     let static_bin = target_dir
         .join(deps::MUSL_TARGET)
-        .join("release/layerwright");
+        .join(STATIC_TEST_PROFILE)
+        .join("layerwright");
     // Every native test; corpus tests print their pass counts (--show-output keeps them visible).
     let mut c = cargo();
     c.env("LAYERWRIGHT_STATIC_BIN", &static_bin);
