@@ -1,7 +1,8 @@
 //! The proxy's container image: `native-cli/proxy.Dockerfile` built by `layerwright build` around the static (musl)
 //! binary, saved, loaded into podman and run (host network, loopback address); a pull through it from a loopback
 //! registry, twice, the second from its cache in the image's `/cache`. Needs the static binary: set
-//! LAYERWRIGHT_STATIC_BIN, or build `--release --target x86_64-unknown-linux-musl` first.
+//! LAYERWRIGHT_STATIC_BIN, or build it `--target x86_64-unknown-linux-musl` first, with `--profile static-test` (as
+//! `cargo xtask test` does) or `--release`.
 
 use crate::common;
 use crate::common::registry as registry_fixtures;
@@ -20,9 +21,11 @@ fn static_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("LAYERWRIGHT_STATIC_BIN") {
         return Some(PathBuf::from(p));
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/x86_64-unknown-linux-musl/release/layerwright");
-    p.is_file().then_some(p)
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-linux-musl");
+    ["static-test", "release"]
+        .into_iter()
+        .map(|profile| dir.join(profile).join("layerwright"))
+        .find(|p| p.is_file())
 }
 
 #[test]
@@ -37,8 +40,8 @@ fn the_proxy_image_runs_under_podman_and_serves_a_pull() {
     let Some(bin) = static_binary() else {
         // `cargo xtask test` builds it (and sets LW_REQUIRE_TOOLS): there a missing binary is a failure.
         return lw_test_kit::cannot_run(
-            "no static binary (cargo build -p layerwright --release --target x86_64-unknown-linux-musl, \
-or LAYERWRIGHT_STATIC_BIN)",
+            "no static binary (cargo build -p layerwright --profile static-test --target \
+x86_64-unknown-linux-musl, or LAYERWRIGHT_STATIC_BIN)",
         );
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -30,6 +30,16 @@ const PURE_CRATES: &[&str] = &[
     "lw-registry",
 ];
 
+/// Threads for the native tests (libtest's default is one per core). They mostly wait (containers, registries,
+/// daemons, builds in runc, sleeps between kills): the CLI's integration tests used 367 s of CPU (user + sys) in a
+/// 2,096 s run whose tests add up to 4,010 s, so two threads on two cores left the machine mostly idle, and the
+/// long tests that the alphabetical order starts last (store_kills) made a tail. With 6 threads the same tests
+/// took 763 s (271 s of CPU), every test passing, on the same shared machine under a heavier load.
+const NATIVE_TEST_THREADS: &str = "6";
+
+/// The Cargo profile of the static binary for the proxy image test (see Cargo.toml).
+const STATIC_TEST_PROFILE: &str = "static-test";
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -75,7 +85,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("test-site") => site::typecheck().and_then(|()| site::test_site()),
+        Some("test-site") => site::typecheck().and_then(|()| site::test_site(None)),
         Some("run") => run_main(&args[1..]),
         Some("build") => match args.get(1).map(String::as_str) {
             None => build::build(),
@@ -158,12 +168,14 @@ fn test() -> Result<()> {
     );
     // The site's JS, checked against the wasm module's types.
     site::typecheck()?;
-    // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs).
+    // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs), in the `static-test`
+    // profile (Cargo.toml: no debug info, so a fifth of release's size).
     let mut c = cargo();
     c.args([
         "build",
         "--quiet",
-        "--release",
+        "--profile",
+        STATIC_TEST_PROFILE,
         "-p",
         "layerwright",
         "--target",
@@ -180,7 +192,8 @@ fn test() -> Result<()> {
     };
     let static_bin = target_dir
         .join(deps::MUSL_TARGET)
-        .join("release/layerwright");
+        .join(STATIC_TEST_PROFILE)
+        .join("layerwright");
     // Every native test; corpus tests print their pass counts (--show-output keeps them visible).
     let mut c = cargo();
     c.env("LAYERWRIGHT_STATIC_BIN", &static_bin);
@@ -194,6 +207,8 @@ fn test() -> Result<()> {
         "--no-fail-fast",
         "--",
         "--show-output",
+        "--test-threads",
+        NATIVE_TEST_THREADS,
     ]);
     run(c)?;
     let mut c = cargo();
@@ -201,8 +216,9 @@ fn test() -> Result<()> {
     run(c)?;
     // The browser side: the same core in node and in headless Chromium.
     wasm::test_wasm()?;
-    // The site: built from the wasm core, then driven in headless Chromium by Playwright.
-    site::test_site()?;
+    // The site: built from the wasm core, then driven in headless Chromium by Playwright, with the CLI the
+    // workspace tests built (target/debug/layerwright).
+    site::test_site(Some(target_dir.join("debug/layerwright")))?;
     eprintln!(
         "xtask: all tests passed in {:.0}s",
         start.elapsed().as_secs_f64()

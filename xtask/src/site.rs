@@ -44,8 +44,11 @@ pub fn typecheck() -> Result<()> {
     Ok(())
 }
 
-/// Build the site, then run its browser tests (Chromium through playwright-core) with `LAYERWRIGHT_BIN` set.
-pub fn test_site() -> Result<()> {
+/// Build the site, then run its browser tests (Chromium through playwright-core) with `LAYERWRIGHT_BIN` set: `cli`,
+/// or the debug binary built here. `cargo xtask test` passes the one its workspace tests built: `cargo build -p
+/// layerwright` resolves other features for shared dependencies (syn, digest, ...) than the workspace's tests, so it
+/// would compile the CLI and 31 of its crates a second time.
+pub fn test_site(cli: Option<PathBuf>) -> Result<()> {
     crate::deps::ensure_debian_packages(&[
         ("chromium", "chromium"),
         ("docker-registry", "docker-registry"),
@@ -56,7 +59,11 @@ pub fn test_site() -> Result<()> {
         ("busybox-static", "/bin/busybox"),
     ])?;
     crate::build::build()?;
-    let bin = cli_binary()?;
+    let bin = match cli {
+        Some(bin) if bin.is_file() => bin,
+        Some(bin) => bail!("no layerwright binary at {}", bin.display()),
+        None => cli_binary()?,
+    };
     let mut c = Command::new("npm");
     c.args(["--prefix", "www", "test"])
         .current_dir(crate::repo_root())
