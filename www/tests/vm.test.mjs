@@ -206,10 +206,8 @@ test('the guest-side script passes env, workdir and argv through the shell uncha
     `${req.env[0]}\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nHOME=/root\n`);
   // At / the argv runs directly.
   assert.match(stepCommand({ ...req, workdir: '/' }), /chroot \/mnt '\/bin\/sh' '-c' /);
-  // The script runs the command through su, whose argument the guest's shell gives back unchanged.
-  const script = stepScript(req);
-  const suArg = script.split('\n').find((l) => l.startsWith('exec su -p -s /bin/sh lw -c ')).slice('exec su -p -s /bin/sh lw -c '.length);
-  assert.equal(execFileSync('sh', ['-c', `printf '%s' ${suArg}`]).toString(), `exec ${command}`);
+  // Root with the groups [0] (the guest's loop has them already): the command itself, no su, no passwd lines.
+  assert.deepEqual(stepScript(req).split('\n'), ['cd /', `exec ${command}`, '']);
   assert.equal(unsupported(req), null);
   assert.match(unsupported({ ...req, platform: 'linux/amd64', location: 'Dockerfile:2' }), /^Dockerfile:2: .*layerwright serve/);
   const passwd = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n';
@@ -223,11 +221,16 @@ test('the guest-side script passes env, workdir and argv through the shell uncha
   assert.throws(() => resolveUser('1:ghosts', passwd, group), /unable to find group ghosts/);
   const user = resolveUser('nobody', passwd, group);
   assert.match(stepCommand(req, user), /HOME=\/home' \/bin\/busybox unshare -p -f \/bin\/busybox nsenter -r\/mnt -S 65534 '/);
-  // The guest's own passwd and group give su the user's groups (initgroups); the gid is su's user's.
+  // Any other groups: the script runs the command through su, whose argument the guest's shell gives back
+  // unchanged; the guest's own passwd and group give su the user's groups (initgroups); the gid is su's user's.
   const lines = stepScript(req, user).split('\n');
+  const suArg = lines.find((l) => l.startsWith('exec su -p -s /bin/sh lw -c ')).slice('exec su -p -s /bin/sh lw -c '.length);
+  assert.equal(execFileSync('sh', ['-c', `printf '%s' ${suArg}`]).toString(), `exec ${stepCommand(req, user)}`);
   assert.ok(lines.includes("echo 'lw:x:0:65534::/:/bin/sh' > /etc/passwd"), lines.join('\n'));
   assert.ok(lines.includes("printf '%s\\n' 'g50:x:50:lw' 'g10:x:10:lw' > /etc/group"), lines.join('\n'));
-  assert.ok(stepScript(req).split('\n').includes(': > /etc/group'));
+  assert.ok(stepScript(req, { uid: 1000, gid: 1000, groups: [1000], home: '/' }).split('\n').includes(': > /etc/group'));
+  assert.ok(stepScript(req, { uid: 0, gid: 0, groups: [0, 10], home: '/root' }).split('\n').includes("printf '%s\\n' 'g10:x:10:lw' > /etc/group"));
+  assert.ok(!stepScript(req, { uid: 1000, gid: 0, groups: [0], home: '/' }).includes('su -p'), 'USER 1000: gid 0 and groups [0], no su');
   // A container: its terminal's size, stdin from /dev/null unless interactive.
   const ctr = containerScript({ args: ['sh'], env: [], workdir: '/', rows: 30, cols: 100 }, user).split('\n');
   assert.deepEqual(ctr.slice(0, 3), ['cd /', 'stty rows 30 cols 100 2>/dev/null', 'exec < /dev/null']);
@@ -291,7 +294,7 @@ test('--mount specs in the tab: the native defaults, sources and secrets prepare
   // The script: a failed mount skips the step (exit 125) and every mount and stub goes again.
   const script = stepScript({ ...req, args: ['true'] }, { uid: 0, gid: 0, groups: [0], home: '/root' }, plan);
   assert.match(script, /\[ \$ok = 1 \] && \{ mount -o bind '\/mnt\/\.lw-mount-0' '\/mnt\/w\/src' && mount -o remount,bind,ro '\/mnt\/w\/src'; \} \|\| ok=0/);
-  assert.match(script, /code=125\n\[ \$ok = 1 \] && \{ su /);
+  assert.match(script, /code=125\n\[ \$ok = 1 \] && \{ \/bin\/busybox env -i /);
   assert.ok(script.indexOf("umount '/mnt/w/src'") > script.indexOf('code=$?'));
 });
 

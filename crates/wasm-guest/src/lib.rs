@@ -7,7 +7,7 @@
 #![warn(clippy::too_many_lines)]
 
 use js_sys::{Array, Uint8Array};
-use lw_layer::ninep::Session;
+use lw_layer::ninep::{Base, Session};
 use lw_oci::media::Compression;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -21,6 +21,33 @@ fn err(message: impl std::fmt::Display) -> JsValue {
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(err)
+}
+
+/// The layers of a blob array, copied out of JS.
+fn blobs(layers: &Array) -> Vec<Vec<u8>> {
+    layers
+        .iter()
+        .map(|l| Uint8Array::new(&l).to_vec())
+        .collect()
+}
+
+/// A stage root made once from its layers, kept by the page for later steps over the same layers.
+#[wasm_bindgen]
+pub struct NinepBase {
+    inner: Base,
+}
+
+#[wasm_bindgen]
+impl NinepBase {
+    /// The stage root from `layers` (an array of layer blobs, base first).
+    #[wasm_bindgen(constructor)]
+    pub fn new(layers: Array) -> Result<NinepBase, JsValue> {
+        let blobs = blobs(&layers);
+        let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+        let inner =
+            Base::from_layers(&refs).map_err(|e| err(format!("the stage's layers: {e}")))?;
+        Ok(NinepBase { inner })
+    }
 }
 
 /// One step's file system.
@@ -44,14 +71,19 @@ impl NinepSession {
     /// the times of the step's changes.
     #[wasm_bindgen(constructor)]
     pub fn new(layers: Array, now: f64) -> Result<NinepSession, JsValue> {
-        let blobs: Vec<Vec<u8>> = layers
-            .iter()
-            .map(|l| Uint8Array::new(&l).to_vec())
-            .collect();
+        let blobs = blobs(&layers);
         let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
         let inner = Session::from_layers(&refs, now as i64)
             .map_err(|e| err(format!("the stage's layers: {e}")))?;
         Ok(NinepSession { inner })
+    }
+
+    /// A session over a copy of `base` (as `new` with the same layers and `now` would make it).
+    #[wasm_bindgen(js_name = fromBase)]
+    pub fn from_base(base: &NinepBase, now: f64) -> NinepSession {
+        NinepSession {
+            inner: Session::from_base(&base.inner, now as i64),
+        }
     }
 
     /// Add a mount source for the guest to bind (a `RUN --mount=type=bind` source, a cache mount's seed): what is
@@ -64,16 +96,28 @@ impl NinepSession {
         layers: Array,
         path: &str,
     ) -> Result<Option<String>, JsValue> {
-        let blobs: Vec<Vec<u8>> = layers
-            .iter()
-            .map(|l| Uint8Array::new(&l).to_vec())
-            .collect();
+        let blobs = blobs(&layers);
         let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
         let dir = self
             .inner
             .add_source(name, &refs, path)
             .map_err(|e| err(format!("the mount source's layers: {e}")))?;
         Ok(dir.map(|d| if d { "dir" } else { "file" }.to_string()))
+    }
+
+    /// Serve this session's tree on the connection `old` served until now (its fids and msize): the guest keeps
+    /// the root mounted between steps.
+    pub fn adopt(&mut self, old: &mut NinepSession) {
+        self.inner.adopt(&mut old.inner);
+    }
+
+    /// Whether `path` in the stage root is a directory (no symlinks followed).
+    #[wasm_bindgen(js_name = isDir)]
+    pub fn is_dir(&self, path: &str) -> bool {
+        let fs = &self.inner.server.fs;
+        fs.resolve(path)
+            .and_then(|i| fs.node(i))
+            .is_some_and(|n| n.is_dir())
     }
 
     /// Answer one 9P request (a whole message, as v86's `handle9p` passes it).

@@ -176,7 +176,15 @@ export function serveExecutor(opts?: { url?: string; token?: string }): RunExecu
 export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
   stats: {
     bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[];
-    phases: { root: number; guest: number; layer: number }[];
+    /**
+     * Per step, in ms: `root` (the stage root made), `guest` (the request until the guest's answer: `mount`, the
+     * root made ready there, then `step`, its processes), `layer` (the layer written); `ninep` requests answered
+     * in `ninepMs`; `minstr`: millions of instructions the emulator ran for the step.
+     */
+    phases: {
+      root: number; guest: number; layer: number; mount: number; step: number; ninep: number; ninepMs: number;
+      minstr: number;
+    }[];
   };
   /** Start downloading and restoring the VM now (build() does, when it will need it). */
   prepare(): void;

@@ -426,7 +426,7 @@ export async function runContainer(ref, opts = {}) {
     else if (kv !== "TERM=xterm") env[i] = kv;
   }
   return vmExecutor().run({
-    layers: manifest.layers.map((l) => blob(l.digest, false)),
+    layers: manifest.layers, readBlob: (d) => blob(d, false),
     args, env,
     workdir: opts.workdir || c.WorkingDir || "/",
     user: opts.user ?? c.User ?? "",

@@ -4,9 +4,11 @@
 // back the same way; the step's layer is written by the core exactly as the native RUN writes it.
 // Only linux/386 images run here (v86 emulates a 32-bit x86); nothing is loaded until the first step needs it.
 
-import { base64, mountLines, parseMount, prepareMounts, quote } from "./vmmounts.js";
+import { mountLines, parseMount, prepareMounts, quote, tarOf } from "./vmmounts.js";
 
 const MARKER = "lw-exit ";
+/** The guest's line when the stage root is ready for the step (`lw-at ID mounted`), for the phases' times. */
+const AT = "lw-at ";
 
 /** `/etc/passwd` or `/etc/group` as rows of fields. */
 const table = (text) => (text ?? "").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
@@ -110,11 +112,16 @@ export function stepCommand(req, user = { uid: 0, gid: 0, home: "/root" }) {
  */
 export function stepScript(req, user = { uid: 0, gid: 0, groups: [0], home: "/root" }, plan = null) {
   const { mounts, env } = plan ?? prepareMounts(req, { addSource: () => undefined, readBlob: () => null, cacheDir: () => null });
-  const step = `su -p -s /bin/sh lw -c ${quote(`exec ${stepCommand({ ...req, env }, user)}`)}`;
+  const command = stepCommand({ ...req, env }, user);
+  // The guest's loop already has gid 0 and the groups [0] (xtask/guest/init.sh): a user with those needs no su,
+  // which saves the emulator two programs per step.
+  const plain = user.gid === 0 && (user.groups ?? [0]).every((g) => g === 0);
+  const step = plain ? command : `su -p -s /bin/sh lw -c ${quote(`exec ${command}`)}`;
+  const who = plain ? [] : identity(user);
   const files = req.files ?? [];
-  if (!mounts.length && !files.length) return ["cd /", ...identity(user), `exec ${step}`, ""].join("\n");
+  if (!mounts.length && !files.length) return ["cd /", ...who, `exec ${step}`, ""].join("\n");
   const { before, after } = mountLines(mounts, files, req.workdir || "/");
-  return ["cd /", ...identity(user), ...before, "code=125", `[ $ok = 1 ] && { ${step}; code=$?; }`, ...after, "exit $code", ""].join("\n");
+  return ["cd /", ...who, ...before, "code=125", `[ $ok = 1 ] && { ${step}; code=$?; }`, ...after, "exit $code", ""].join("\n");
 }
 
 /**
@@ -149,8 +156,6 @@ export function unsupported(req) {
   return null;
 }
 
-/** base64 of a string's UTF-8 bytes (the guest reads one line per request). */
-const b64 = (text) => base64(new TextEncoder().encode(text));
 
 /**
  * The guest-side script of a container (the tab's `run`): the same user, environment and root as a step, on the
@@ -177,7 +182,11 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   const base = new URL(guestUrl ?? new URL("../guest/", import.meta.url));
   const stats = { bytes: 0, startMs: null, restoreMs: null, stepsMs: [], phases: [] };
   let vm = null;
+  // The tree the 9p server serves. The guest keeps it mounted after its step; the next step's session takes over
+  // the connection (`adopt`) and this one is freed then.
   let session = null;
+  // 9p requests answered and the time spent answering them, for the phases.
+  const ninep = { n: 0, ms: 0 };
   // Bytes from the console (serial port 0: requests' answers) and from the terminal (port 1: containers).
   let listener = null;
   let ttyListener = null;
@@ -222,9 +231,14 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       uart1: true,
       filesystem: {
         handle9p: (req, reply) => {
-          // Between steps nothing is mounted; answer a stray request with Rlerror EIO rather than leave it hanging.
-          if (!session) reply(Uint8Array.of(11, 0, 0, 0, 7, req[5], req[6], 5, 0, 0, 0));
-          else reply(session.handle(req));
+          // Before the first step nothing is mounted; answer a stray request with Rlerror EIO rather than leave it
+          // hanging.
+          if (!session) return reply(Uint8Array.of(11, 0, 0, 0, 7, req[5], req[6], 5, 0, 0, 0));
+          const t = performance.now();
+          const r = session.handle(req);
+          ninep.ms += performance.now() - t;
+          ninep.n++;
+          reply(r);
         },
       },
       autostart: true,
@@ -243,27 +257,66 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
     return emulator;
   };
 
-  /** The stage root from `layers` (blobs), and the user as the image's passwd and group name it. */
-  const open = (layers, userName, location) => {
-    session = new core.NinepSession(layers, Math.floor(Date.now() / 1000));
-    const text = (p) => { const b = session.readFile(p); return b ? new TextDecoder().decode(b) : ""; };
+  // Stage roots already made, by their layers' digests (the last few): a later step on the same parent (a rebuild,
+  // another Dockerfile on the same image) copies one instead of decompressing and unpacking its layers again.
+  const bases = new Map();
+  const BASES_KEPT = 2;
+  const baseOf = (layers, readBlob) => {
+    const key = layers.map((l) => l.digest).join(" ");
+    let base = bases.get(key);
+    if (base) bases.delete(key);
+    else base = new core.NinepBase(layers.map((l) => readBlob(l.digest)));
+    bases.set(key, base); // the most recent last
+    for (const [k, old] of bases) {
+      if (bases.size <= BASES_KEPT) break;
+      bases.delete(k);
+      old.free();
+    }
+    return base;
+  };
+
+  /**
+   * The stage root from `layers` (descriptors, read with `readBlob`), and the user as the image's passwd and group
+   * name it.
+   */
+  const open = (layers, readBlob, userName, location) => {
+    const next = core.NinepSession.fromBase(baseOf(layers, readBlob), Math.floor(Date.now() / 1000));
+    const text = (p) => { const b = next.readFile(p); return b ? new TextDecoder().decode(b) : ""; };
+    let user;
     try {
-      return resolveUser(userName, text("/etc/passwd"), text("/etc/group"));
+      user = resolveUser(userName, text("/etc/passwd"), text("/etc/group"));
     } catch (e) {
-      session.free();
-      session = null;
+      next.free();
       throw new Error(`${location ? location + ": " : ""}USER ${userName}: ${e.message}`);
     }
+    if (session) {
+      next.adopt(session);
+      session.free();
+    }
+    session = next;
+    return user;
+  };
+
+  /**
+   * The request line for the step or container whose script is `script`: the script goes to the guest as the
+   * root's hidden file `.lw-run` (no decoding in the guest), and the line says whether the root has /proc and /dev.
+   */
+  const requestLine = (verb, id, script) => {
+    if (session.addSource(".lw-run", [tarOf("run.sh", new TextEncoder().encode(script))], "run.sh") !== "file") {
+      throw new Error("the tab's VM: the step's script could not be served");
+    }
+    return `${verb} ${id} ${session.isDir("proc") ? 1 : 0} ${session.isDir("dev") ? 1 : 0}\n`;
   };
 
   /**
    * Send `line` to the guest's console and resolve with the exit code of request `id`; console text before the
    * answer goes to `output` a line at a time.
    */
-  const request = (emulator, id, line, output) => new Promise((resolve) => {
+  const request = (emulator, id, line, output, times = {}) => new Promise((resolve) => {
     const dec = new TextDecoder();
     let text = "";
     const end = new RegExp(`${MARKER}${id} (\\d+)\\n`);
+    const at = `${AT}${id} `;
     listener = (b) => {
       text += dec.decode(new Uint8Array([b]), { stream: true });
       const m = end.exec(text);
@@ -271,6 +324,9 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
         if (m.index) output(text.slice(0, m.index));
         listener = null;
         resolve(Number(m[1]));
+      } else if (b === 10 && text.startsWith(at)) {
+        times[text.slice(at.length, -1)] = performance.now();
+        text = "";
       } else if (b === 10 && !text.includes(MARKER + id)) {
         output(text);
         text = "";
@@ -336,41 +392,49 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       const emulator = await vm;
       const t0 = performance.now();
       const kept = await keptCaches(req);
-      const user = open((req.layers ?? []).map((l) => io.readBlob(l.digest)), req.user, req.location);
-      try {
-        const saved = [];
-        const plan = prepareMounts(req, {
-          addSource: (name, layers, path) => session.addSource(name, layers, path),
-          readBlob: io.readBlob, secrets, cacheDir,
-          keptCache: (cid) => kept.get(cid) ?? null,
-          saveCache: (i, cid) => {
-            if (!saved.length) session.addSource(".lw-cache-out", [], "/");
-            saved.push([`/.lw-cache-out/${i}.tar`, cid]);
-            return `/mnt/.lw-cache-out/${i}.tar`;
-          },
-        });
-        const id = `${++seq}-${Math.random().toString(36).slice(2, 8)}`;
-        const purge = staleCaches.splice(0).map((d) => `rm -rf ${quote(d)}\n`).join("");
-        const t1 = performance.now();
-        const code = await request(emulator, id, `run ${id} ${b64(purge + stepScript(req, user, plan))}\n`, io.output);
-        await keepCaches(saved, io);
-        const t2 = performance.now();
-        const layer = code === 0 ? session.layer(req.sourceDateEpoch ?? undefined) : null;
-        const t3 = performance.now();
-        stats.stepsMs.push(Math.round(t3 - t0));
-        stats.phases.push({ root: Math.round(t1 - t0), guest: Math.round(t2 - t1), layer: Math.round(t3 - t2) });
-        if (code !== 0) return { exitCode: code };
-        return { exitCode: 0, layer };
-      } finally {
-        session.free();
-        session = null;
-      }
+      const user = open(req.layers ?? [], io.readBlob, req.user, req.location);
+      // The session stays after the step: the guest keeps it mounted until the next one takes over.
+      const saved = [];
+      const plan = prepareMounts(req, {
+        addSource: (name, layers, path) => session.addSource(name, layers, path),
+        readBlob: io.readBlob, secrets, cacheDir,
+        keptCache: (cid) => kept.get(cid) ?? null,
+        saveCache: (i, cid) => {
+          if (!saved.length) session.addSource(".lw-cache-out", [], "/");
+          saved.push([`/.lw-cache-out/${i}.tar`, cid]);
+          return `/mnt/.lw-cache-out/${i}.tar`;
+        },
+      });
+      const id = `${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+      const purge = staleCaches.splice(0).map((d) => `rm -rf ${quote(d)}\n`).join("");
+      const line = requestLine("run", id, purge + stepScript(req, user, plan));
+      const t1 = performance.now();
+      const [n0, ms0, i0] = [ninep.n, ninep.ms, emulator.get_instruction_counter()];
+      const times = {};
+      const code = await request(emulator, id, line, io.output, times);
+      const instructions = (emulator.get_instruction_counter() - i0) >>> 0;
+      await keepCaches(saved, io);
+      const t2 = performance.now();
+      const layer = code === 0 ? session.layer(req.sourceDateEpoch ?? undefined) : null;
+      const t3 = performance.now();
+      stats.stepsMs.push(Math.round(t3 - t0));
+      const mounted = times.mounted ?? t1;
+      stats.phases.push({
+        root: Math.round(t1 - t0), guest: Math.round(t2 - t1), layer: Math.round(t3 - t2),
+        // Within `guest`: the request until the root was ready, then the step's processes; the 9p requests the
+        // guest sent and the time answering them took; the instructions the emulator ran (millions: a measure of
+        // the guest's work that does not move with the machine's load).
+        mount: Math.round(mounted - t1), step: Math.round(t2 - mounted),
+        ninep: ninep.n - n0, ninepMs: Math.round(ninep.ms - ms0), minstr: Math.round(instructions / 1e5) / 10,
+      });
+      if (code !== 0) return { exitCode: code };
+      return { exitCode: 0, layer };
     });
   };
 
   /**
-   * A container in the tab (`run -t`, with `-i` when `spec.interactive`): `spec.layers` (the image's layer blobs,
-   * base first), `args` (ENTRYPOINT + CMD), `env`, `workdir`, `user`, `rows`, `cols`; `spec.onOutput(bytes)`
+   * A container in the tab (`run -t`, with `-i` when `spec.interactive`): `spec.layers` (the image's layer
+   * descriptors, base first, read with `spec.readBlob(digest)`), `args` (ENTRYPOINT + CMD), `env`, `workdir`, `user`, `rows`, `cols`; `spec.onOutput(bytes)`
    * gets the terminal's output. Returns `{write(data), stop(seconds), done}`: `write` types into the terminal,
    * `stop` is `docker stop` (SIGTERM to the first process, SIGKILL to all after `seconds`, default 3), `done`
    * resolves with `{exitCode, diff}` (docker's diff lines for the container's writable layer, written from the
@@ -389,7 +453,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
     const done = exclusive(async () => {
       vm ??= start();
       emulator = await vm;
-      const user = open(spec.layers, spec.user ?? "", null);
+      const user = open(spec.layers, spec.readBlob, spec.user ?? "", null);
       // The terminal's bytes, batched per task (v86 reports them one at a time).
       let pending = [];
       const flush = () => {
@@ -404,7 +468,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
           pending.push(b);
         });
         ttyListener = tty.byte;
-        const answer = request(emulator, id, `ctr ${id} ${b64(containerScript(spec, user))}\n`,
+        const answer = request(emulator, id, requestLine("ctr", id, containerScript(spec, user)),
           (t) => spec.onOutput?.(new TextEncoder().encode(t)));
         for (const b of typed.splice(0)) emulator.serial_send_bytes(1, b);
         if (stopAfter !== null) handle.stop(stopAfter);
@@ -417,8 +481,6 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       } finally {
         ttyListener = null;
         id = null;
-        session.free();
-        session = null;
       }
     });
     const handle = {

@@ -274,6 +274,22 @@ impl MemFs {
         dir == ROOT && self.hidden.contains(name)
     }
 
+    /// Every time stamp (and the clock) in second `from` moved to second `to`, nanoseconds kept: a tree made with
+    /// a placeholder clock gets the stamps a tree made at `to` would have.
+    pub fn restamp(&mut self, from: i64, to: i64) {
+        let move_t = |t: &mut (i64, i64)| {
+            if t.0 == from {
+                t.0 = to;
+            }
+        };
+        for n in self.nodes.values_mut() {
+            move_t(&mut n.atime);
+            move_t(&mut n.mtime);
+            move_t(&mut n.ctime);
+        }
+        move_t(&mut self.clock);
+    }
+
     /// Set the clock (seconds since the epoch) changes are stamped with from now on.
     pub fn set_time(&mut self, now: i64) {
         if now > self.clock.0 {

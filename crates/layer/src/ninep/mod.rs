@@ -15,6 +15,27 @@ use crate::{Error, FileTree, LayerInfo, LayerWriter};
 pub use fs::MemFs;
 pub use server::Server;
 
+/// A stage root made once from its layers (the decompressing and unpacking), for every step over the same layers:
+/// the tab's VM runs later steps on the same parent (a rebuild, another Dockerfile on the same image) without
+/// making the tree again. Each session gets its own copy; file data stays shared (copy-on-write).
+#[derive(Clone)]
+pub struct Base {
+    fs: MemFs,
+}
+
+/// The clock a [`Base`] is made with: no layer's time can be this, so the stamps the making took (directories the
+/// layers imply, parents of created entries) are told apart and restamped with the session's clock.
+const BASE_CLOCK: i64 = i64::MIN;
+
+impl Base {
+    /// The stage root stacked from `layers` (compressed or plain tars, base first).
+    pub fn from_layers(layers: &[&[u8]]) -> Result<Base, Error> {
+        Ok(Base {
+            fs: MemFs::from_tree(&stack(layers)?, BASE_CLOCK)?,
+        })
+    }
+}
+
 /// One step's file system: the server the guest talks to and the scan taken before the step.
 pub struct Session {
     pub server: Server,
@@ -25,7 +46,14 @@ impl Session {
     /// The stage root stacked from `layers` (compressed or plain tars, base first); `now` (seconds since the
     /// epoch) stamps the step's changes.
     pub fn from_layers(layers: &[&[u8]], now: i64) -> Result<Session, Error> {
-        Ok(Session::new(MemFs::from_tree(&stack(layers)?, now)?))
+        Ok(Session::from_base(&Base::from_layers(layers)?, now))
+    }
+
+    /// A session over a copy of `base`, as [`Session::from_layers`] of the same layers at `now` makes it.
+    pub fn from_base(base: &Base, now: i64) -> Session {
+        let mut fs = base.fs.clone();
+        fs.restamp(BASE_CLOCK, now);
+        Session::new(fs)
     }
 
     /// Add a mount source for the guest to bind: what is at `path` in the tree stacked from `layers` (a bind
@@ -51,6 +79,11 @@ impl Session {
             before: fs.scan(),
             server: Server::new(fs),
         }
+    }
+
+    /// Serve this session's tree on the connection `old` served (see [`Server::adopt`]).
+    pub fn adopt(&mut self, old: &mut Session) {
+        self.server.adopt(&mut old.server);
     }
 
     /// Answer one 9P request.

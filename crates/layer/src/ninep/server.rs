@@ -81,6 +81,18 @@ impl Server {
         }
     }
 
+    /// Take over `old`'s connection (its fids and msize): the guest keeps the root mounted from one step to the
+    /// next while the tree it is served from changes. The root fid stays the root; the few other fids the guest
+    /// still holds (the dentries its own /proc and /dev are mounted on) are only ever clunked.
+    pub fn adopt(&mut self, old: &mut Server) {
+        self.fids = std::mem::take(&mut old.fids);
+        for f in self.fids.values_mut() {
+            f.listing = None;
+            f.xattr = None;
+        }
+        self.msize = old.msize;
+    }
+
     /// Answer one request (a whole message). Malformed requests get an Rlerror, never a panic.
     pub fn handle(&mut self, req: &[u8]) -> Vec<u8> {
         let mut r = Reader::new(req);

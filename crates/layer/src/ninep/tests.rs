@@ -370,3 +370,70 @@ fn mount_sources_are_walkable_but_never_listed_scanned_or_written() {
     assert!(c.s.diff_lines().is_empty());
     assert!(c.s.layer(Compression::Gzip, Some(0)).unwrap().is_none());
 }
+
+#[test]
+fn sessions_from_one_base_are_those_of_their_layers_and_stay_apart() {
+    let layer = base_layer();
+    let base = Base::from_layers(&[&layer]).unwrap();
+    let direct = |now| MemFs::from_tree(&stack(&[&layer]).unwrap(), now).unwrap();
+    let mut a = Session::from_base(&base, 2000);
+    let b = Session::from_base(&base, 3000);
+    // Every stamp the making took (the directories the entries were made in) is the session's own time.
+    assert_eq!(a.before, direct(2000).scan());
+    assert_eq!(b.before, direct(3000).scan());
+    assert_eq!(
+        a.before["bin"].mtime.0, 2000,
+        "a directory stamped while made"
+    );
+    assert_eq!(b.before["bin"].mtime.0, 3000);
+    // The clock goes on from where a tree made at that time leaves it.
+    let mut d = direct(2000);
+    let ino = a.server.fs.resolve("etc/a").unwrap();
+    a.server.fs.write(ino, 0, b"z").unwrap();
+    d.write(ino, 0, b"z").unwrap();
+    assert_eq!(a.server.fs.scan(), d.scan());
+    // A change in one session is not in the other (file data is copied on the first write).
+    assert_eq!(a.server.fs.read_file("etc/a"), Some(&b"z"[..]));
+    assert_eq!(b.server.fs.read_file("etc/a"), Some(&b"a"[..]));
+    assert_eq!(Session::from_base(&base, 2000).before, direct(2000).scan());
+}
+
+#[test]
+fn a_new_tree_is_served_on_the_mounted_connection() {
+    let mut c = Client::new();
+    // The guest writes /x in the first step's tree.
+    c.walk(0, 1, &[]);
+    c.ok(14, |w| {
+        w.u32(1).str("x").u32(0o101).u32(0o644).u32(0);
+    });
+    c.ok(120, |w| {
+        w.u32(1);
+    });
+    // The next step: a fresh tree of the same layers on the same connection (no Tversion, no Tattach).
+    let mut next = Session::from_base(&Base::from_layers(&[&base_layer()]).unwrap(), 2000);
+    next.adopt(&mut c.s);
+    let mut old = std::mem::replace(&mut c.s, next);
+    // The root fid walks the new tree: /x is gone, /etc/a is there; the old session answers nothing any more.
+    assert_eq!(
+        c.errno(110, |w| {
+            w.u32(0).u32(2).u16(1).str("x");
+        }),
+        2
+    );
+    c.walk(0, 2, &["etc", "a"]);
+    c.ok(12, |w| {
+        w.u32(2).u32(0);
+    });
+    let r = c.ok(116, |w| {
+        w.u32(2).u64(0).u32(100);
+    });
+    assert_eq!(r, [1, 0, 0, 0, b'a']);
+    let mut w = Writer::new(110, 9);
+    w.u32(0).u32(3).u16(0);
+    assert_eq!(
+        old.handle(&w.finish())[4],
+        RLERROR,
+        "the old tree lost its fids"
+    );
+    assert!(c.s.layer(Compression::Gzip, Some(0)).unwrap().is_none());
+}
