@@ -92,8 +92,11 @@ while IFS= read -r line; do
     ctr)
         if root_ready "$3" "$4"; then
             (
-                # setsid -c: a new session whose controlling terminal is ttyS1 (Ctrl-C, job control).
-                setsid -c sh /mnt/.lw-run <> /dev/ttyS1 >&0 2>&0
+                # setsid -c: a new session whose controlling terminal is ttyS1 (Ctrl-C, job control). Its leader
+                # is a shell that waits for the container and then for ttyS1's output to drain (busybox stty sets
+                # the mode with TCSADRAIN) before it exits: the leader's exit hangs the terminal up, and a hangup
+                # drops the serial driver's pending output (a container's whole output, seen as an empty screen).
+                setsid -c sh -c 'sh /mnt/.lw-run; c=$?; stty "$(stty -g)" 2>/dev/null; exit $c' <> /dev/ttyS1 >&0 2>&0
                 code=$?
                 # An end marker (an OSC sequence the page strips) after the container's last byte on the same
                 # port: the console's lw-exit can overtake output still queued for ttyS1. Bounded, in case the
@@ -109,9 +112,9 @@ while IFS= read -r line; do
         ;;
     stop)
         [ "$2" = "$ctr_id" ] || continue
-        # The subshell's child is the session (sh, su, env, unshare: one process, exec'd), whose child is the
-        # container's first process.
-        leader=$(child_of "$ctr_pid") && first=$(child_of "$leader") || continue
+        # The subshell's child is the session's leader (the draining shell), whose child is the container's
+        # chain (sh, su, env, unshare: one process, exec'd), whose child is the container's first process.
+        leader=$(child_of "$ctr_pid") && chain=$(child_of "$leader") && first=$(child_of "$chain") || continue
         kill -TERM "$first" 2>/dev/null
         ( sleep "${3:-3}"; kill -KILL "$first" 2>/dev/null ) &
         ;;
