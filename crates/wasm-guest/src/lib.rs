@@ -23,6 +23,25 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
         .map_err(err)
 }
 
+/// lw-archive's zstd decoder, linked into this module (a base layer may be zstd): the main module loads it on
+/// demand, this one carries it, and lw-layer's `decoders` feature stays off so the main module's build links none.
+struct Zstd(lw_archive::zstd::ZstdDecoder);
+
+impl lw_layer::zstd_push::ZstdStream for Zstd {
+    fn push(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> std::io::Result<()> {
+        self.0.push(input, out, limit)
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.0.finish()
+    }
+}
+
+fn install_zstd() {
+    lw_layer::zstd_push::set_zstd_decoder(lw_layer::zstd_push::HostZstdDecoder {
+        new: || Ok(Box::new(Zstd(lw_archive::zstd::ZstdDecoder::new()))),
+    });
+}
+
 /// One step's file system.
 #[wasm_bindgen]
 pub struct NinepSession {
@@ -44,6 +63,7 @@ impl NinepSession {
     /// the times of the step's changes.
     #[wasm_bindgen(constructor)]
     pub fn new(layers: Array, now: f64) -> Result<NinepSession, JsValue> {
+        install_zstd();
         let blobs: Vec<Vec<u8>> = layers
             .iter()
             .map(|l| Uint8Array::new(&l).to_vec())
