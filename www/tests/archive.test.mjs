@@ -87,9 +87,9 @@ test('a bzip2 archive whose decoder module cannot be fetched fails with a messag
   await open(page, site.server.url);
   const failure = (p) => p.then(() => null, (e) => String(e?.message ?? e));
   const built = await failure(addLayer(page, 'rootfs.tar.bz2', a.bz2));
-  assert.match(built ?? '', /loading the bzip2\/xz decoders \(pkg\/lw_archive_bg\.wasm\) failed/);
+  assert.match(built ?? '', /loading the bzip2\/xz\/zstd decoders \(pkg\/lw_archive_bg\.wasm\) failed/);
   const listed = await failure(tarFiles(page, a.xz));
-  assert.match(listed ?? '', /loading the bzip2\/xz decoders \(pkg\/lw_archive_bg\.wasm\) failed/);
+  assert.match(listed ?? '', /loading the bzip2\/xz\/zstd decoders \(pkg\/lw_archive_bg\.wasm\) failed/);
   // Plain and gzip archives are unaffected.
   assert.equal((await addLayer(page, 'rootfs.tar.gz', a.gz)).length, 1);
   await context.close();

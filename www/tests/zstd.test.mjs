@@ -1,12 +1,14 @@
 // zstd layers in the tab: libzstd's encoder is a module of its own (pkg/lw_zstd_bg.wasm), fetched only when a build
 // asks for zstd, and the zstd build gives the same-digest golden the CLI and the wasm suites check
-// (wasm-tests/src/golden.rs, read here rather than copied).
+// (wasm-tests/src/golden.rs, read here rather than copied). The decoder is in another (pkg/lw_archive_bg.wasm, with
+// bzip2 and xz), fetched only when a zstd layer is read.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { missing, newPage, open, root, dist, siteSession } from './harness.mjs';
+import { missing, newPage, open, root, dist, siteSession, tempDir } from './harness.mjs';
 
 const why = missing();
 if (why) console.error(`\n*** SKIPPING the browser tests: ${why} ***\n`);
@@ -103,5 +105,94 @@ test('a zstd build whose encoder module cannot be fetched fails with a message n
     return JSON.parse(new TextDecoder().decode(r.manifestBytes)).layers[0].mediaType;
   });
   assert.match(ok, /tar\+gzip$/);
+  await context.close();
+});
+
+/** A small layer tar (GNU tar, fixed owners and mtimes), gzipped and as zstd frames (the `zstd` CLI), as base64. */
+function layers() {
+  const src = join(tempDir('zstd-read'), 'src');
+  mkdirSync(join(src, 'etc'), { recursive: true });
+  writeFileSync(join(src, 'etc', 'greeting'), 'hello from a zstd layer\n');
+  writeFileSync(join(src, 'data.bin'), Buffer.from(Array.from({ length: 300000 }, (_, i) => (i * 7) % 251)));
+  const tar = execFileSync('tar', ['-C', src, '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0',
+    '--sort=name', '-cf', '-', '.']);
+  const b64 = (b) => Buffer.from(b).toString('base64');
+  return { gz: b64(gzipSync(tar)), zst: b64(execFileSync('zstd', ['-q', '-c', '-3'], { input: tar })) };
+}
+
+/** In the page: scanLayer of a base64 layer as a Blob: its entries (path, type, size), diff ID and compression. */
+const scan = (page, b64) => page.evaluate(async (b64) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const entries = [];
+  const r = await window.layerwright.scanLayer(new Blob([bytes]), { onEntry: (e) => entries.push([e.path, e.type, e.size]) });
+  return { entries, diffId: r.diffId, compression: r.compression };
+}, b64);
+
+test('reading a zstd layer loads the decoder module then and only then', { skip: !!why }, async () => {
+  const l = layers();
+  const { page, context, errors } = await newPage(site.browser);
+  const fetches = [];
+  context.on('request', (r) => {
+    if (/\/pkg\/lw_archive/.test(r.url()) && !r.serviceWorker()) fetches.push(r.url());
+  });
+  await open(page, site.server.url, '#/inspect');
+  const gz = await scan(page, l.gz);
+  assert.equal(gz.compression, 'gzip');
+  assert.ok(gz.entries.some(([p]) => p.endsWith('etc/greeting')), JSON.stringify(gz.entries));
+  assert.deepEqual(fetches, [], 'opening the inspector and reading a gzip layer fetch no decoder module');
+
+  const z = await scan(page, l.zst);
+  assert.equal(z.compression, 'zstd');
+  assert.deepEqual(z.entries, gz.entries, 'the zstd layer lists as the same tar gzipped');
+  assert.equal(z.diffId, gz.diffId, 'and has its diff ID');
+  assert.equal(fetches.filter((u) => u.endsWith('/lw_archive_bg.wasm')).length, 1, JSON.stringify(fetches));
+  const before = fetches.length;
+  assert.deepEqual((await scan(page, l.zst)).entries, gz.entries);
+  assert.equal(fetches.length, before, 'loaded once per page');
+  assert.deepEqual(errors, []);
+  await context.close();
+
+  // A zstd image in the tab's store, read by a build on a page that has not loaded the decoder (a new page of the
+  // same browser context: the store persists, the modules do not).
+  const second = await newPage(site.browser);
+  const fetched = [];
+  second.context.on('request', (r) => {
+    if (/\/pkg\/lw_archive_bg\.wasm$/.test(r.url()) && !r.serviceWorker()) fetched.push(r.url());
+  });
+  await open(second.page, site.server.url);
+  const built = await second.page.evaluate(async () => {
+    const lw = window.layerwright;
+    await lw.build({ dockerfile: 'FROM scratch\nCOPY greeting /etc/greeting\n', files: { greeting: 'hi from zstd\n' },
+      tags: ['zstd-base'], compression: 'zstd', noCache: true });
+    return lw.images().then((i) => i.map((x) => x.name));
+  });
+  assert.ok(built.some((n) => n.endsWith('zstd-base:latest')), JSON.stringify(built));
+  await second.page.reload();
+  await second.page.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: 30000 });
+  const n = fetched.length;
+  const copied = await second.page.evaluate(async () => {
+    const lw = window.layerwright;
+    const r = await lw.build({ dockerfile: 'FROM zstd-base AS z\nFROM scratch\nCOPY --from=z /etc/greeting /copied\n',
+      files: {}, tags: ['from-zstd'], noCache: true });
+    const layer = JSON.parse(new TextDecoder().decode(r.manifestBytes)).layers[0].digest;
+    return new TextDecoder().decode(await lw.readFile('from-zstd', layer, 'copied'));
+  });
+  assert.equal(copied, 'hi from zstd\n', 'COPY --from a zstd image');
+  assert.equal(fetched.length, n + 1, `the build from a zstd image loaded the decoder: ${JSON.stringify(fetched)}`);
+  await second.context.close();
+
+  const gzLen = (f) => gzipSync(readFileSync(join(dist, 'pkg', f)), { level: 9 }).length;
+  console.log(`main module ${gzLen('lw_wasm_bg.wasm')} bytes gzipped; decoder module ${gzLen('lw_archive_bg.wasm')}`);
+});
+
+test('a zstd layer whose decoder module cannot be fetched fails with a message naming it', { skip: !!why }, async () => {
+  const l = layers();
+  const { page, context } = await newPage(site.browser);
+  await context.route(/\/pkg\/lw_archive_bg\.wasm$/, (r) => r.fulfill({ status: 404, body: 'gone' }));
+  await open(page, site.server.url, '#/inspect');
+  const e = await scan(page, l.zst).then(() => null, (e) => String(e?.message ?? e));
+  assert.match(e ?? '', /loading the bzip2\/xz\/zstd decoders \(pkg\/lw_archive_bg\.wasm\) failed/);
+  // gzip layers are unaffected.
+  assert.equal((await scan(page, l.gz)).compression, 'gzip');
   await context.close();
 });

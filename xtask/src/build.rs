@@ -106,8 +106,8 @@ fn build_site(proxy: Option<String>) -> Result<()> {
         root.join(target_dir)
     };
     // The main module, the tab VM's 9p server as a module of its own (loaded only when a RUN needs the VM), and
-    // libzstd's encoder (loaded only when a build asks for zstd layers), the bzip2/xz decoders (loaded only when
-    // an archive is bzip2 or xz), the linter (loaded when the editor first lints or a build runs its checks), and
+    // libzstd's encoder (loaded only when a build asks for zstd layers), the bzip2/xz/zstd decoders (loaded only
+    // when an archive is bzip2, xz or zstd or a layer is zstd), the linter (loaded when the editor first lints or a build runs its checks), and
     // the inspector's layer analysis (loaded when it first analyses an image).
     // Paths in panic locations are remapped, so the modules (and their gzipped size, which the budget checks) do not
     // depend on where the checkout and the cargo registry are: the same bytes on every machine.
@@ -171,7 +171,8 @@ fn build_site(proxy: Option<String>) -> Result<()> {
     let archive_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_archive")?;
     let archive_bytes = std::fs::read(&archive_wasm)?;
     eprintln!(
-        "xtask: www/pkg/lw_archive_bg.wasm (loaded when an archive is bzip2 or xz): {} bytes, {} gzipped",
+        "xtask: www/pkg/lw_archive_bg.wasm (loaded when an archive is bzip2, xz or zstd, or a layer is zstd): {} bytes, \
+         {} gzipped",
         archive_bytes.len(),
         gzipped_len(&archive_bytes)?
     );

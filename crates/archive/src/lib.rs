@@ -1,14 +1,17 @@
-//! lw-archive: the bzip2 and xz decoders of whole compressed archives (`load`, ADD of a local archive,
-//! `tarFiles`). lw-layer links them natively (its `bzip2-xz` feature, which the CLI turns on); the tab loads this
-//! crate as a wasm module of its own (`pkg/lw_archive.js`) only when an archive is bzip2 or xz, so the main module
-//! carries neither decoder. One code path: both hosts decode with the functions below.
+//! lw-archive: the decoders lw-layer does not carry itself: bzip2 and xz for whole compressed archives (`load`,
+//! ADD of a local archive, `tarFiles`) and zstd for layers and archives ([`zstd`]). lw-layer links them natively
+//! (its `decoders` feature, which the CLI turns on); the tab loads this crate as a wasm module of its own
+//! (`pkg/lw_archive.js`) only when something is bzip2, xz or zstd, so the main module carries none of them. One code
+//! path: both hosts decode with the functions below.
 
 // Functions stay under 100 lines of code (the project's rule; clippy counts without comments and blanks).
 #![warn(clippy::too_many_lines)]
 
 use std::io::{self, Read};
 
-/// The codecs this crate decodes (gzip and zstd stay in lw-layer: layers use them).
+pub mod zstd;
+
+/// The codecs of whole archives this crate decodes (gzip stays in lw-layer; zstd is [`zstd`], a stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
     Bzip2,
@@ -61,6 +64,36 @@ mod web {
             JsValue::from(JsError::new(&format!("decodeArchive: no codec {codec}")))
         })?;
         super::decode(c, data).map_err(|e| JsError::new(&format!("{codec}: {e}")).into())
+    }
+
+    /// `new ZstdStream()`: a zstd stream decoder the main module pushes a layer's bytes through as they arrive.
+    #[wasm_bindgen]
+    pub struct ZstdStream(super::zstd::ZstdDecoder);
+
+    #[wasm_bindgen]
+    impl ZstdStream {
+        #[wasm_bindgen(constructor)]
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> ZstdStream {
+            ZstdStream(super::zstd::ZstdDecoder::new())
+        }
+
+        /// The next bytes of the stream in, what decodes out (up to about `limit` bytes; the rest comes from
+        /// later calls, an empty `input` included).
+        pub fn push(&mut self, input: &[u8], limit: u32) -> Result<Vec<u8>, JsValue> {
+            let mut out = Vec::new();
+            self.0
+                .push(input, &mut out, limit as usize)
+                .map_err(|e| JsValue::from(JsError::new(&e.to_string())))?;
+            Ok(out)
+        }
+
+        /// The stream ended: throws unless it ended after a whole frame.
+        pub fn finish(&self) -> Result<(), JsValue> {
+            self.0
+                .finish()
+                .map_err(|e| JsError::new(&e.to_string()).into())
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Compressed archives: the compression of a whole archive recognized by its magic bytes (gzip, bzip2, xz, zstd,
 //! or none) and a streaming decoder for it, as `docker load` and ADD's unpacking accept them. Nothing is read
-//! whole into memory; every decoder is pure Rust. bzip2 and xz come from lw-archive: linked with the `bzip2-xz`
-//! feature (the CLI), else from the host (the tab installs its on-demand module with [`set_archive_decoder`]).
+//! whole into memory; every decoder is pure Rust. bzip2, xz and zstd come from lw-archive: linked with the
+//! `decoders` feature (the CLI), else from the host (the tab installs its on-demand module with
+//! [`set_archive_decoder`] and [`crate::zstd_push::set_zstd_decoder`]).
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 
 /// How a whole archive is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +48,7 @@ pub fn sniff(head: &[u8]) -> ArchiveCompression {
     }
 }
 
-/// A host's bzip2/xz decoder, for builds without the `bzip2-xz` feature: the whole compressed input (the codec's
+/// A host's bzip2/xz decoder, for builds without the `decoders` feature: the whole compressed input (the codec's
 /// [`ArchiveCompression::name`]) in, the whole decompressed stream out.
 #[derive(Debug, Clone, Copy)]
 pub struct ArchiveDecoder {
@@ -57,14 +58,14 @@ pub struct ArchiveDecoder {
 static ARCHIVE_DECODER: std::sync::OnceLock<ArchiveDecoder> = std::sync::OnceLock::new();
 
 /// Install the host's bzip2/xz decoder (once per process or wasm instance; a later call keeps the first one, and
-/// says so by returning false). Unused when the decoders are linked (the `bzip2-xz` feature).
+/// says so by returning false). Unused when the decoders are linked (the `decoders` feature).
 pub fn set_archive_decoder(d: ArchiveDecoder) -> bool {
     ARCHIVE_DECODER.set(d).is_ok()
 }
 
 /// Whether bzip2 and xz can be read here: linked, or installed by the host.
 pub fn has_archive_decoder() -> bool {
-    cfg!(feature = "bzip2-xz") || ARCHIVE_DECODER.get().is_some()
+    cfg!(feature = "decoders") || ARCHIVE_DECODER.get().is_some()
 }
 
 /// The message of a bzip2/xz read with no decoder; its kind is `Unsupported`, so that ADD does not take the file
@@ -80,7 +81,7 @@ fn no_decoder(kind: ArchiveCompression) -> io::Error {
 }
 
 /// `whole` decompressed by the host's decoder `d` (read whole: the tab holds the archive in memory anyway).
-#[cfg_attr(feature = "bzip2-xz", allow(dead_code))]
+#[cfg_attr(feature = "decoders", allow(dead_code))]
 fn host_decoded<'a>(
     d: Option<ArchiveDecoder>,
     kind: ArchiveCompression,
@@ -93,14 +94,14 @@ fn host_decoded<'a>(
 }
 
 /// bzip2 or xz, from lw-archive linked in (streaming).
-#[cfg(feature = "bzip2-xz")]
+#[cfg(feature = "decoders")]
 fn bzip2_xz<'a>(kind: ArchiveCompression, whole: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let codec = lw_archive::Codec::from_name(kind.name()).ok_or_else(|| no_decoder(kind))?;
     Ok(lw_archive::decoder(codec, Box::new(whole)))
 }
 
 /// bzip2 or xz, from the host's decoder.
-#[cfg(not(feature = "bzip2-xz"))]
+#[cfg(not(feature = "decoders"))]
 fn bzip2_xz<'a>(kind: ArchiveCompression, whole: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     host_decoded(ARCHIVE_DECODER.get().copied(), kind, whole)
 }
@@ -118,55 +119,9 @@ pub fn open<'a>(
         ArchiveCompression::None => Box::new(whole),
         ArchiveCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(whole)),
         ArchiveCompression::Bzip2 | ArchiveCompression::Xz => bzip2_xz(kind, whole)?,
-        ArchiveCompression::Zstd => Box::new(ZstdFrames::new(BufReader::new(whole))?),
+        ArchiveCompression::Zstd => Box::new(crate::zstd_push::ZstdRead::new(whole)?),
     };
     Ok((kind, r))
-}
-
-type ZstdDecoder<R> = ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>;
-
-/// zstd frames one after another (ruzstd's streaming decoder reads one frame); our zstd layers are one frame per
-/// member.
-pub(crate) struct ZstdFrames<R: BufRead> {
-    current: Option<ZstdDecoder<R>>,
-}
-
-fn zstd_error(e: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
-}
-
-impl<R: BufRead> ZstdFrames<R> {
-    pub(crate) fn new(r: R) -> io::Result<Self> {
-        Ok(ZstdFrames {
-            current: Some(ZstdDecoder::new(r).map_err(zstd_error)?),
-        })
-    }
-}
-
-impl<R: BufRead> Read for ZstdFrames<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let Some(dec) = self.current.as_mut() else {
-                return Ok(0);
-            };
-            let n = dec.read(buf)?;
-            if n > 0 || buf.is_empty() {
-                return Ok(n);
-            }
-            // This frame is done (its checksum, when it has one, must match): another one follows, or the input
-            // ends here.
-            let (mut source, frame) = self.current.take().expect("a frame").into_parts();
-            if frame.get_checksum_from_data().is_some()
-                && frame.get_checksum_from_data() != frame.get_calculated_checksum()
-            {
-                return Err(zstd_error("checksum mismatch (the data is damaged)"));
-            }
-            if source.fill_buf()?.is_empty() {
-                return Ok(0);
-            }
-            self.current = Some(ZstdDecoder::new_with_decoder(source, frame).map_err(zstd_error)?);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -209,7 +164,10 @@ mod tests {
     }
 
     fn zstd(b: &[u8]) -> Vec<u8> {
-        ruzstd::encoding::compress_to_vec(b, ruzstd::encoding::CompressionLevel::Fastest)
+        crate::compress::tests::install_zstd();
+        let mut z = Vec::new();
+        crate::compress::zstd_frame(b, 3, &mut z).unwrap();
+        z
     }
 
     /// A compression and an encoder for it.
@@ -270,7 +228,7 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "bzip2-xz")]
+    #[cfg(feature = "decoders")]
     #[test]
     fn a_host_decoder_reads_bzip2_and_xz_and_none_is_an_unsupported_error() {
         let plain = tar_like();

@@ -1,6 +1,6 @@
 //! Layer compression: the layer format (gzip, zstd or none, and a level), one gzip encoder (zlib-rs, pure Rust) and
 //! the hook for the one zstd encoder the host supplies (libzstd through lw-zstd, the same C code on every target) so
-//! digests match, and gzip (multi-member) / zstd (ruzstd, pure Rust) / plain decoding.
+//! digests match, and gzip (multi-member) / zstd (lw-archive's, linked or from the host) / plain decoding.
 
 use std::io::{self, Read, Write};
 
@@ -248,9 +248,7 @@ pub fn decoder<'a, R: Read + 'a>(r: R, c: Compression) -> io::Result<Box<dyn Rea
     Ok(match c {
         Compression::None => Box::new(r),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-        Compression::Zstd => Box::new(crate::archive_compression::ZstdFrames::new(
-            io::BufReader::new(r),
-        )?),
+        Compression::Zstd => Box::new(crate::zstd_push::ZstdRead::new(r)?),
     })
 }
 

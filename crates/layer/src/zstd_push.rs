@@ -1,148 +1,96 @@
-//! zstd decoding for bytes that arrive in pieces (a layer streamed from a Blob or a registry, in slices of any
-//! size): ruzstd's frame decoder, pure Rust, fed one whole block at a time, frame after frame (ours are one frame
-//! per member), skippable frames skipped, and each frame's checksum verified. The pull side is
-//! [`crate::compress::decoder`]; both are ruzstd, so no host needs libzstd to read zstd.
+//! zstd reading, push and pull: [`ZstdPush`] is written a layer's bytes as they arrive (a Blob or a registry, in
+//! slices of any size), [`ZstdRead`] reads them from a `Read` ([`crate::compress::decoder`]). Both drive one
+//! [`ZstdStream`]: lw-archive's decoder (ruzstd, pure Rust) when linked (the `decoders` feature, the CLI's), else
+//! the one the host installed with [`set_zstd_decoder`] (the tab's on-demand module), so no zstd code is in a
+//! host that has not asked for it and both hosts decode with the same code.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
-use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
+/// Output asked of the decoder per call: bounded, so a small input that expands a lot (RLE blocks) is handed on
+/// in pieces rather than held whole.
+const OUT_LIMIT: usize = 1 << 20;
 
-const MAGIC: u32 = 0xFD2F_B528;
-/// Skippable frames: 0x184D2A50 to 0x184D2A5F.
-const SKIPPABLE: u32 = 0x184D_2A50;
+/// A zstd stream decoder pushed its input in pieces (lw-archive's `zstd::ZstdDecoder`).
+pub trait ZstdStream {
+    /// Take `input` (the next bytes, any number) and append what decodes to `out` until no whole block is left or
+    /// `out` holds `limit` bytes or more; the rest stays for the next call (an empty `input` goes on).
+    fn push(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> io::Result<()>;
+    /// The input ended: an error unless it ended after a whole frame, everything pushed decoded.
+    fn finish(&mut self) -> io::Result<()>;
+}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Before a frame's magic (or at the end of the stream).
-    Header,
-    /// Inside a frame, before a block header; `checksum`: the frame ends with one.
-    Blocks { checksum: bool },
-    /// Inside a skippable frame, this many bytes left.
-    Skip(u64),
+/// A host's zstd decoder, for builds without the `decoders` feature: a new stream per layer.
+#[derive(Debug, Clone, Copy)]
+pub struct HostZstdDecoder {
+    pub new: fn() -> io::Result<Box<dyn ZstdStream>>,
+}
+
+static ZSTD_DECODER: std::sync::OnceLock<HostZstdDecoder> = std::sync::OnceLock::new();
+
+/// Install the host's zstd decoder (once per process or wasm instance; a later call keeps the first one, and says
+/// so by returning false). Unused when the decoder is linked (the `decoders` feature).
+pub fn set_zstd_decoder(d: HostZstdDecoder) -> bool {
+    ZSTD_DECODER.set(d).is_ok()
+}
+
+/// Whether zstd can be read here: linked, or installed by the host.
+pub fn has_zstd_decoder() -> bool {
+    cfg!(feature = "decoders") || ZSTD_DECODER.get().is_some()
+}
+
+/// lw-archive's decoder, linked.
+#[cfg(feature = "decoders")]
+struct Linked(lw_archive::zstd::ZstdDecoder);
+
+#[cfg(feature = "decoders")]
+impl ZstdStream for Linked {
+    fn push(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> io::Result<()> {
+        self.0.push(input, out, limit)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.finish()
+    }
+}
+
+/// A new stream: the linked decoder.
+#[cfg(feature = "decoders")]
+pub fn zstd_stream() -> io::Result<Box<dyn ZstdStream>> {
+    Ok(Box::new(Linked(lw_archive::zstd::ZstdDecoder::new())))
+}
+
+/// A new stream: the host's decoder; an `Unsupported` error naming the module when it installed none (ADD then
+/// fails rather than copying a zstd archive as it is).
+#[cfg(not(feature = "decoders"))]
+pub fn zstd_stream() -> io::Result<Box<dyn ZstdStream>> {
+    match ZSTD_DECODER.get() {
+        Some(d) => (d.new)(),
+        None => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "zstd: no decoder here (the tab loads it from pkg/lw_archive_bg.wasm first)",
+        )),
+    }
 }
 
 /// A `Write` that decompresses a zstd stream into `W`; [`ZstdPush::finish`] says whether the stream ended whole.
 pub struct ZstdPush<W: Write> {
     out: W,
-    pending: Vec<u8>,
-    dec: FrameDecoder,
-    state: State,
-}
-
-fn bad(msg: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {msg}"))
-}
-
-/// The length of a frame header whose magic and descriptor byte `fhd` are known (RFC 8878, 3.1.1.1).
-fn frame_header_len(fhd: u8) -> usize {
-    let single_segment = fhd & 0x20 != 0;
-    let dict = [0, 1, 2, 4][usize::from(fhd & 3)];
-    let fcs = match fhd >> 6 {
-        0 => usize::from(single_segment),
-        1 => 2,
-        2 => 4,
-        _ => 8,
-    };
-    4 + 1 + usize::from(!single_segment) + dict + fcs
+    dec: Box<dyn ZstdStream>,
+    buf: Vec<u8>,
 }
 
 impl<W: Write> ZstdPush<W> {
-    pub fn new(out: W) -> Self {
-        ZstdPush {
+    /// An error when this host has no zstd decoder (see [`zstd_stream`]).
+    pub fn new(out: W) -> io::Result<Self> {
+        Ok(ZstdPush {
             out,
-            pending: Vec::new(),
-            dec: FrameDecoder::new(),
-            state: State::Header,
-        }
-    }
-
-    /// Decode what `pending` holds whole; returns how many bytes were used.
-    fn advance(&mut self) -> io::Result<usize> {
-        let mut pos = 0;
-        loop {
-            let buf = &self.pending[pos..];
-            match self.state {
-                State::Header => {
-                    if buf.len() < 4 {
-                        return Ok(pos);
-                    }
-                    let magic = u32::from_le_bytes(buf[..4].try_into().expect("4 bytes"));
-                    if magic & 0xFFFF_FFF0 == SKIPPABLE {
-                        if buf.len() < 8 {
-                            return Ok(pos);
-                        }
-                        let n = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
-                        self.state = State::Skip(u64::from(n));
-                        pos += 8;
-                        continue;
-                    }
-                    if magic != MAGIC {
-                        return Err(bad(format!("not a zstd frame (magic {magic:#010x})")));
-                    }
-                    if buf.len() < 5 {
-                        return Ok(pos);
-                    }
-                    let len = frame_header_len(buf[4]);
-                    if buf.len() < len {
-                        return Ok(pos);
-                    }
-                    self.dec.reset(&buf[..len]).map_err(bad)?;
-                    self.state = State::Blocks {
-                        checksum: buf[4] & 0x04 != 0,
-                    };
-                    pos += len;
-                }
-                State::Blocks { checksum } => {
-                    if buf.len() < 3 {
-                        return Ok(pos);
-                    }
-                    let h = u32::from(buf[0]) | u32::from(buf[1]) << 8 | u32::from(buf[2]) << 16;
-                    let last = h & 1 != 0;
-                    let size = (h >> 3) as usize;
-                    let body = match (h >> 1) & 3 {
-                        0 | 2 => size,
-                        1 => 1, // RLE: one byte repeated `size` times
-                        _ => return Err(bad("reserved block type")),
-                    };
-                    // The last block is decoded with the frame's checksum after it (the decoder reads it then).
-                    let need = 3 + body + if last && checksum { 4 } else { 0 };
-                    if buf.len() < need {
-                        return Ok(pos);
-                    }
-                    self.dec
-                        .decode_blocks(&buf[..need], BlockDecodingStrategy::UptoBlocks(1))
-                        .map_err(bad)?;
-                    pos += need;
-                    self.dec.collect_to_writer(&mut self.out)?;
-                    if last {
-                        if checksum
-                            && self.dec.get_checksum_from_data()
-                                != self.dec.get_calculated_checksum()
-                        {
-                            return Err(bad("checksum mismatch (the data is damaged)"));
-                        }
-                        self.state = State::Header;
-                    }
-                }
-                State::Skip(n) => {
-                    let k = n.min(buf.len() as u64);
-                    pos += k as usize;
-                    if k == n {
-                        self.state = State::Header;
-                    } else {
-                        self.state = State::Skip(n - k);
-                        return Ok(pos);
-                    }
-                }
-            }
-        }
+            dec: zstd_stream()?,
+            buf: Vec::new(),
+        })
     }
 
     /// The decompressed stream's writer, once the input ended after a whole frame.
     pub fn finish(mut self) -> io::Result<W> {
-        if self.state != State::Header || !self.pending.is_empty() {
-            return Err(bad("the stream ends inside a frame (truncated)"));
-        }
+        self.dec.finish()?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -150,18 +98,85 @@ impl<W: Write> ZstdPush<W> {
 
 impl<W: Write> Write for ZstdPush<W> {
     fn write(&mut self, chunk: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(chunk);
-        let used = self.advance()?;
-        // What is left is at most a block (128 KiB) and its header: moving it down is cheap.
-        self.pending.drain(..used);
-        Ok(chunk.len())
+        let mut input = chunk;
+        loop {
+            self.buf.clear();
+            self.dec.push(input, &mut self.buf, OUT_LIMIT)?;
+            input = &[];
+            if self.buf.is_empty() {
+                return Ok(chunk.len());
+            }
+            self.out.write_all(&self.buf)?;
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }
 
-#[cfg(test)]
+/// A `Read` of the zstd stream in `R` decompressed, frame after frame to the end (concatenated frames, skippable
+/// frames skipped, checksums verified); a stream that ends inside a frame is an error, not a short read.
+pub struct ZstdRead<R: Read> {
+    input: R,
+    dec: Box<dyn ZstdStream>,
+    chunk: Vec<u8>,
+    out: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+/// Compressed bytes read from the input at a time.
+const READ_CHUNK: usize = 128 << 10;
+
+impl<R: Read> ZstdRead<R> {
+    /// An error when this host has no zstd decoder (see [`zstd_stream`]).
+    pub fn new(input: R) -> io::Result<Self> {
+        Ok(ZstdRead {
+            input,
+            dec: zstd_stream()?,
+            chunk: vec![0; READ_CHUNK],
+            out: Vec::new(),
+            pos: 0,
+            done: false,
+        })
+    }
+}
+
+impl<R: Read> Read for ZstdRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.out.len() || buf.is_empty() {
+                let n = buf.len().min(self.out.len() - self.pos);
+                buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            self.out.clear();
+            self.pos = 0;
+            // What the last input left first, then more input.
+            self.dec.push(&[], &mut self.out, OUT_LIMIT)?;
+            if !self.out.is_empty() {
+                continue;
+            }
+            let n = match self.input.read(&mut self.chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                self.dec.finish()?;
+                self.done = true;
+                continue;
+            }
+            self.dec.push(&self.chunk[..n], &mut self.out, OUT_LIMIT)?;
+        }
+    }
+}
+
+#[cfg(all(test, feature = "decoders"))]
 mod tests {
     use super::*;
 
@@ -175,53 +190,57 @@ mod tests {
     }
 
     fn push_all(z: &[u8], chunk: usize) -> io::Result<Vec<u8>> {
-        let mut d = ZstdPush::new(Vec::new());
+        let mut d = ZstdPush::new(Vec::new())?;
         for c in z.chunks(chunk.max(1)) {
             d.write_all(c)?;
         }
         d.finish()
     }
 
+    /// A reader that hands out at most `n` bytes per call.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn read_all(z: &[u8], chunk: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        ZstdRead::new(Trickle(z, chunk))?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
     #[test]
-    fn frames_in_any_chunking_decode_to_the_input() {
-        // Large enough for several blocks per frame (128 KiB each), with compressible and random-ish parts.
+    fn pushed_and_read_frames_in_any_chunking_decode_to_the_input() {
+        // Several blocks per frame, and a run of one byte that expands past the output limit (RLE blocks).
         let mut big: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
-        let mut x = 0x1234_5678u32;
-        big.extend((0..300_000).map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        }));
-        big.extend(std::iter::repeat_n(b'a', 200_000));
+        big.extend(std::iter::repeat_n(b'a', 3 << 20));
         let z = frames(&[&big, b"", b"tail"]);
         let mut want = big.clone();
         want.extend_from_slice(b"tail");
-        for chunk in [1, 3, 4, 5, 7, 4096, 65_537, 1 << 20] {
-            assert_eq!(push_all(&z, chunk).unwrap(), want, "chunk {chunk}");
+        for chunk in [1, 5, 4096, 65_537, 1 << 20] {
+            assert!(push_all(&z, chunk).unwrap() == want, "push, chunk {chunk}");
+            assert!(read_all(&z, chunk).unwrap() == want, "read, chunk {chunk}");
         }
     }
 
     #[test]
-    fn skippable_frames_are_skipped() {
-        let mut z = vec![0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 9, 9, 9];
-        z.extend(frames(&[b"hello"]));
-        z.extend([0x5f, 0x2a, 0x4d, 0x18, 0, 0, 0, 0]);
-        assert_eq!(push_all(&z, 2).unwrap(), b"hello");
-    }
-
-    #[test]
-    fn truncation_damage_and_garbage_are_errors_naming_zstd() {
+    fn truncation_and_damage_are_errors_naming_zstd_in_both_directions() {
         let z = frames(&[&[7u8; 100_000], b"more"]);
         for cut in [1, 4, 5, 9, z.len() / 2, z.len() - 1] {
             let e = push_all(&z[..cut], 1000).unwrap_err();
-            assert!(e.to_string().contains("truncated"), "cut {cut}: {e}");
+            assert!(e.to_string().contains("truncated"), "push, cut {cut}: {e}");
+            let e = read_all(&z[..cut], 1000).unwrap_err();
+            assert!(e.to_string().contains("truncated"), "read, cut {cut}: {e}");
         }
-        // A flipped byte in the last frame's content or checksum.
         let mut damaged = z.clone();
         let n = damaged.len();
         damaged[n - 2] ^= 0x40;
-        let e = push_all(&damaged, 1 << 20).unwrap_err();
+        let e = read_all(&damaged, 1 << 20).unwrap_err();
         assert!(e.to_string().contains("zstd: checksum mismatch"), "{e}");
         let e = push_all(b"not zstd at all", 4).unwrap_err();
         assert!(e.to_string().contains("not a zstd frame"), "{e}");

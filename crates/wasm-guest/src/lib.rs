@@ -42,12 +42,32 @@ impl NinepBase {
     /// The stage root from `layers` (an array of layer blobs, base first).
     #[wasm_bindgen(constructor)]
     pub fn new(layers: Array) -> Result<NinepBase, JsValue> {
+        install_zstd();
         let blobs = blobs(&layers);
         let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
         let inner =
             Base::from_layers(&refs).map_err(|e| err(format!("the stage's layers: {e}")))?;
         Ok(NinepBase { inner })
     }
+}
+
+/// lw-archive's zstd decoder, linked into this module (a base layer may be zstd): the main module loads it on
+/// demand, this one carries it, and lw-layer's `decoders` feature stays off so the main module's build links none.
+struct Zstd(lw_archive::zstd::ZstdDecoder);
+
+impl lw_layer::zstd_push::ZstdStream for Zstd {
+    fn push(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> std::io::Result<()> {
+        self.0.push(input, out, limit)
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.0.finish()
+    }
+}
+
+fn install_zstd() {
+    lw_layer::zstd_push::set_zstd_decoder(lw_layer::zstd_push::HostZstdDecoder {
+        new: || Ok(Box::new(Zstd(lw_archive::zstd::ZstdDecoder::new()))),
+    });
 }
 
 /// One step's file system.
@@ -71,6 +91,7 @@ impl NinepSession {
     /// the times of the step's changes.
     #[wasm_bindgen(constructor)]
     pub fn new(layers: Array, now: f64) -> Result<NinepSession, JsValue> {
+        install_zstd();
         let blobs = blobs(&layers);
         let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
         let inner = Session::from_layers(&refs, now as i64)

@@ -110,8 +110,8 @@ export function baseImages(dockerfile: string): Record<string, BaseImageConfig>;
 export function normalizeReference(ref: string): string;
 /** The context paths a build leaves out (the build's own .dockerignore filter). */
 export function contextIgnored(opts: { files: string[]; ignoreFiles?: Record<string, string>; dockerfile?: string }): string[];
-/** The regular files of a tar (plain, gzip, bzip2, xz or zstd), by path; a bzip2 or xz tar loads the decoders
- * first (see `loadArchive`). */
+/** The regular files of a tar (plain, gzip, bzip2, xz or zstd), by path; a bzip2, xz or zstd tar loads the
+ * decoders first (see `loadArchive`). */
 export function tarFiles(bytes: Uint8Array): Promise<Map<string, Uint8Array>>;
 /** Layers applied in order (whiteouts, opaque dirs): the merged tree and the files later layers waste. */
 /** Loads the analysis module on first use (see `loadAnalysis`). */
@@ -127,8 +127,8 @@ export function build(opts: BuildOptions): Promise<BuildResult>;
 /** Fetch and install libzstd's encoder (`lw_zstd_bg.wasm` beside this file), a module of its own; `build` calls it
  * when a build asks for zstd, so nothing else needs to. */
 export function loadZstd(): Promise<void>;
-/** Fetch and install the bzip2 and xz decoders (`lw_archive_bg.wasm` beside this file), a module of their own;
- * `tarFiles` and `build` call it when an archive needs them, so nothing else needs to. */
+/** Fetch and install the bzip2, xz and zstd decoders (`lw_archive_bg.wasm` beside this file), a module of their
+ * own; `tarFiles`, `build` and every call that reads a zstd layer load it when they need it, so nothing else needs to. */
 export function loadArchive(): Promise<void>;
 /** Fetch the linter (pkg/lw_lint_bg.wasm) now; `lint`, `applyFixes` and a build with `# check=error=true` load it
  * when first needed. Resolves to the module's exports; rejects with an error naming the module when it cannot load. */

@@ -91,6 +91,8 @@ export function init(opts = {}) {
         await wasmInit({ module_or_path: url });
       }
       version = core.version();
+      // The core awaits this where it meets a zstd layer before the decoder module is loaded.
+      core.setDecoderLoader(() => loadArchive());
       db = await openDb();
       blobStorage = await BlobStorage.open(db);
       core.setBlobStorage(blobStorage);
@@ -112,10 +114,10 @@ export async function applyFixes(dockerfile, findings) { await init(); return (a
 export function baseImages(dockerfile) { needInit(); return core.baseImages(dockerfile); }
 export function normalizeReference(ref) { needInit(); return core.normalizeReference(ref); }
 export function contextIgnored(opts) { needInit(); return core.contextIgnored(opts); }
-/** The regular files of a tar; a bzip2 or xz tar loads the archive decoders first (see loadArchive). */
+/** The regular files of a tar; a bzip2, xz or zstd tar loads the decoders first (see loadArchive). */
 export async function tarFiles(bytes) {
   await init();
-  if (isBzip2OrXz(bytes) && !core.hasArchiveDecoder()) await loadArchive();
+  if (needsDecoders(bytes) && !core.hasArchiveDecoder()) await loadArchive();
   return new Map(core.tarFiles(bytes));
 }
 /** The merged tree and wasted space of an image's layers, from the analysis module (loaded on first use). */
@@ -224,18 +226,21 @@ export function loadZstd() {
   return zstdReady;
 }
 
-// The bzip2 and xz decoders are a module of their own too (pkg/lw_archive_bg.wasm, built from crates/archive):
-// fetched the first time an archive is bzip2 or xz (tarFiles, or a build whose ADD may unpack one), then handed to
-// the main module, which links neither decoder. The same Rust code as the CLI's.
+// The bzip2, xz and zstd decoders are a module of their own too (pkg/lw_archive_bg.wasm, built from crates/archive):
+// fetched the first time an archive is bzip2, xz or zstd (tarFiles, or a build whose ADD may unpack one) or a layer
+// is zstd (the core awaits this loader, given at init, before it reads one: the inspector, load, a build from a zstd
+// image, a streamed remote layer), then handed to the main module, which links none of them. The same Rust code as
+// the CLI's.
 let archiveReady = null;
 export function loadArchive() {
   archiveReady ??= (async () => {
     const m = await import(/* webpackIgnore: true */ new URL("./lw_archive.js", import.meta.url).href);
     await m.default({ module_or_path: new URL("./lw_archive_bg.wasm", import.meta.url) });
     core.useArchiveDecoder((codec, bytes) => m.decodeArchive(codec, bytes));
+    core.useZstdDecoder(() => new m.ZstdStream());
   })().catch((e) => {
     archiveReady = null; // a later call tries again (e.g. after the network came back)
-    throw new Error(`layerwright: loading the bzip2/xz decoders (pkg/lw_archive_bg.wasm) failed: ${e?.message ?? e}`);
+    throw new Error(`layerwright: loading the bzip2/xz/zstd decoders (pkg/lw_archive_bg.wasm) failed: ${e?.message ?? e}`);
   });
   return archiveReady;
 }
@@ -273,13 +278,13 @@ export function loadAnalysis() {
   return analysisReady;
 }
 
-/** Whether `head` (bytes) starts with bzip2's or xz's magic number (the core's own check, lw-layer's `sniff`). */
-function isBzip2OrXz(head) {
+/** Whether `head` (bytes) starts with bzip2's, xz's or zstd's magic number (the core's own check, lw-layer's `sniff`). */
+function needsDecoders(head) {
   const b = head instanceof Uint8Array ? head : head instanceof ArrayBuffer ? new Uint8Array(head) : null;
   return !!b && core.archiveNeedsDecoder(b.subarray(0, 6));
 }
 
-/** Whether a build may unpack a bzip2 or xz archive: it has an ADD and a context file with either magic number. */
+/** Whether a build may unpack a bzip2, xz or zstd archive: it has an ADD and a context file with such a magic number. */
 async function buildNeedsArchive(opts) {
   if (!/^\s*ADD\b/im.test(opts?.dockerfile ?? "") || !opts?.files) return false;
   for (const v of Object.values(opts.files)) {
@@ -287,7 +292,7 @@ async function buildNeedsArchive(opts) {
     if (typeof Blob !== "undefined" && v instanceof Blob) head = new Uint8Array(await v.slice(0, 6).arrayBuffer());
     else if (v instanceof Uint8Array || v instanceof ArrayBuffer) head = v;
     else if (typeof v === "string") head = new TextEncoder().encode(v.slice(0, 6));
-    if (head && isBzip2OrXz(head)) return true;
+    if (head && needsDecoders(head)) return true;
   }
   return false;
 }

@@ -227,7 +227,14 @@ pub async fn scan_all(
     mut blob: BlobRead,
     scan: &mut crate::tarscan::LayerScan<'_>,
 ) -> Result<(), Error> {
+    let mut first = true;
     while let Some(c) = blob.next().await? {
+        if std::mem::take(&mut first) {
+            // A zstd layer loads the decoder module first (its first bytes say so).
+            crate::archive::need_zstd_for(&c)
+                .await
+                .map_err(|e| layer_err(&blob.digest, crate::js::message(&e)))?;
+        }
         if let Err(e) = scan.push(&c) {
             let d = blob.digest.clone();
             blob.verify().await?;

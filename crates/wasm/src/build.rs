@@ -367,6 +367,28 @@ fn options_of(opts: &JsValue, platform: &Platform) -> Result<BuildOptions, JsVal
     Ok(o)
 }
 
+/// Whether a build may read a zstd layer: it writes zstd (a later stage may read an earlier one's layers), or an
+/// image in the tab's store that it may start from or copy from has one.
+fn reads_zstd(o: &BuildOptions, platforms: &[Platform]) -> bool {
+    use lw_oci::media::{layer_compression, Compression};
+    if o.layer_format.compression == Compression::Zstd {
+        return true;
+    }
+    with(|s| {
+        s.records.iter().any(|r| {
+            platforms.iter().any(|p| {
+                lw_engine::archive::resolve_manifest(&s.blobs, &r.descriptor, p).is_ok_and(
+                    |(_, m)| {
+                        m.layers
+                            .iter()
+                            .any(|l| layer_compression(&l.media_type) == Some(Compression::Zstd))
+                    },
+                )
+            })
+        })
+    })
+}
+
 /// `build(opts)`: see README.md for the options and the result.
 #[wasm_bindgen]
 pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
@@ -399,6 +421,13 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
     if let Err(e) = crate::blobread::index_stored_bases(&o, &platforms, &cache).await {
         with(|s| s.cache = cache);
         return Err(err(e));
+    }
+    // The decoder module, when the build may read a zstd layer (the engine reads layers synchronously).
+    if reads_zstd(&o, &platforms) {
+        if let Err(e) = crate::archive::need_zstd().await {
+            with(|s| s.cache = cache);
+            return Err(e);
+        }
     }
     let tab_images = TabImages {
         blobs: blobs.clone(),

@@ -277,6 +277,9 @@ async fn accept(
     let bytes = bytes_of(&bytes_v, "layer.bytes")
         .await
         .map_err(|e| bad(js_message(&e)))?;
+    crate::archive::need_zstd_for_type(&media_type)
+        .await
+        .map_err(|e| bad(js_message(&e)))?;
     let mut h = DigestHasher::sha256();
     let mut r = lw_layer::compress::decoder(&bytes[..], compression)
         .map_err(|e| bad(format!("layer does not decompress: {e}")))?;

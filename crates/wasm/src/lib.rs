@@ -32,7 +32,10 @@ mod zstd;
 
 use wasm_bindgen::prelude::*;
 
-pub use archive::{archive_needs_decoder, has_archive_decoder, use_archive_decoder};
+pub use archive::{
+    archive_needs_decoder, has_archive_decoder, has_zstd_decoder, set_decoder_loader,
+    use_archive_decoder, use_zstd_decoder,
+};
 pub use build::build;
 pub use dockerfile::{base_images, parse, scope_view};
 pub use lint::{build_needs_checks, has_build_checks, use_build_checks};

@@ -70,6 +70,7 @@ async fn read_layer(src: &Source, member: Member, name: &str) -> Result<(Vec<u8>
     let comp = lw_layer::compress::sniff(&head);
     let bad = |e: String| err(format!("docker archive: layer {name}: {e}"));
     let (bytes, digest, diff_id) = if comp == Compression::Zstd {
+        crate::archive::need_zstd().await?;
         let bytes = read_member(src, member, name).await?;
         let diff = diff_id_pull(&bytes, comp).map_err(bad)?;
         let digest = Digest::sha256_of(&bytes);

@@ -57,6 +57,8 @@ struct RemoteScanOut {
 pub async fn scan_remote_layer(r: &str, layer: JsValue, opts: JsValue) -> Result<JsValue, JsValue> {
     let t = target(r)?;
     let desc = layer_desc(&layer)?;
+    // A zstd layer loads the decoder module before its bytes arrive.
+    crate::archive::need_zstd_for_type(&desc.media_type).await?;
     let client = client_for(&t.domain, &opts)?;
     let on_entry = callback(&opts, "onEntry")?;
     let on_progress = callback(&opts, "onProgress")?;
@@ -137,6 +139,8 @@ pub async fn read_remote_file(
 ) -> Result<JsValue, JsValue> {
     let t = target(r)?;
     let desc = layer_desc(&layer)?;
+    // A zstd layer loads the decoder module before its bytes arrive.
+    crate::archive::need_zstd_for_type(&desc.media_type).await?;
     let client = client_for(&t.domain, &opts)?;
     let on_data = callback(&opts, "onData")?;
     let want = path.trim_start_matches("./").trim_start_matches('/');

@@ -65,6 +65,8 @@ struct ScanOut {
 #[wasm_bindgen(js_name = scanLayer)]
 pub async fn scan_layer(blob: JsValue, opts: JsValue) -> Result<JsValue, JsValue> {
     let src = Source::from_js(&blob, "scanLayer").await?;
+    // A zstd layer loads the decoder module first (its first bytes say so).
+    crate::archive::need_zstd_for(&src.read_at(0, 4.min(src.len() as usize)).await?).await?;
     let cb = get(&opts, "onEntry")?;
     let cb: Option<js_sys::Function> = cb.dyn_into().ok();
     let mut entries = Vec::new();

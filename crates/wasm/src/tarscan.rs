@@ -214,7 +214,7 @@ impl Write for TarScan<'_> {
 enum Stage<'a> {
     Plain(Box<TarScan<'a>>),
     Gzip(Box<flate2::write::MultiGzDecoder<TarScan<'a>>>),
-    /// ruzstd fed pushed bytes, frame after frame (ours are one frame per member), checksums verified.
+    /// lw-archive's zstd decoder (the page's module) fed pushed bytes, frame after frame, checksums verified.
     Zstd(Box<lw_layer::zstd_push::ZstdPush<TarScan<'a>>>),
 }
 
@@ -271,7 +271,9 @@ impl<'a> LayerScan<'a> {
         let stage = match lw_layer::compress::sniff(&self.head) {
             Compression::None => Stage::Plain(Box::new(scan)),
             Compression::Gzip => Stage::Gzip(Box::new(flate2::write::MultiGzDecoder::new(scan))),
-            Compression::Zstd => Stage::Zstd(Box::new(lw_layer::zstd_push::ZstdPush::new(scan))),
+            Compression::Zstd => Stage::Zstd(Box::new(
+                lw_layer::zstd_push::ZstdPush::new(scan).map_err(|e| e.to_string())?,
+            )),
         };
         self.stage = Some(stage);
         let head = std::mem::take(&mut self.head);

@@ -338,7 +338,7 @@ pub(super) fn unpack_bytes(
     let decoded = lw_layer::archive_compression::open(Box::new(&bytes[..]))
         .and_then(|(_, mut r)| r.read_to_end(&mut tar_bytes));
     match decoded {
-        // A bzip2/xz file where the host has no decoder (the tab before its module loaded): an error, never a
+        // A bzip2/xz/zstd file where the host has no decoder (the tab before its module loaded): an error, never a
         // silent copy of the archive as it is.
         Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
             return Err(shared.err(line, format!("{kw} {name}: {e}")));
