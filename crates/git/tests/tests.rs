@@ -1,0 +1,3 @@
+//! lw-git's end-to-end tests: one binary, a module per feature.
+
+mod dumb_http;
