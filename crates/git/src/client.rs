@@ -245,7 +245,7 @@ impl Fetch {
             return Ok(o.clone());
         }
         let (kind, body) = match self.find_packed(oid)? {
-            Some((pack, offset)) => self.from_pack(&pack, offset)?,
+            Some((pack, offset)) => self.unpack(&pack, offset)?,
             None => {
                 let hex = oid.hex();
                 let path = format!("objects/{}/{}", &hex[..2], &hex[2..]);
@@ -261,7 +261,7 @@ impl Fetch {
     }
 
     /// The object at `offset` of `pack`, its delta chain (by offset or by id) applied.
-    fn from_pack(&mut self, pack: &Rc<Pack>, offset: u64) -> R<(Kind, Vec<u8>)> {
+    fn unpack(&mut self, pack: &Rc<Pack>, offset: u64) -> R<(Kind, Vec<u8>)> {
         let limit = self.limits.max_object;
         let mut deltas = Vec::new();
         let mut at = (pack.clone(), offset);

@@ -99,8 +99,8 @@ mod web {
     use wasm_bindgen::prelude::*;
 
     /// `new GitFetch(remote, reference, keepGitDir)`: `step()` gives a URL to fetch (or `undefined` when the
-    /// checkout is ready), `answer(url, bytes | undefined)` hands it back (`undefined`: 404), then `commit()` and
-    /// `tar()` give the result.
+    /// checkout is ready), `answer(url, bytes | undefined)` hands it back (`undefined`: 404), then `checkout()` gives
+    /// the result.
     #[wasm_bindgen]
     pub struct GitFetch {
         fetch: super::Fetch,
@@ -138,16 +138,15 @@ mod web {
             self.fetch.answer(url, body).map_err(js)
         }
 
-        pub fn commit(&self) -> Option<String> {
-            self.done.as_ref().map(|c| c.commit.clone())
-        }
-
-        pub fn tar(&self) -> Result<Vec<u8>, JsError> {
+        /// The commit's 40 hex digits, then the entries as a tar (what the main module's `gitCheckout` reads).
+        pub fn checkout(&self) -> Result<Vec<u8>, JsError> {
             let c = self
                 .done
                 .as_ref()
                 .ok_or_else(|| js("the checkout is not done"))?;
-            c.tar().map_err(js)
+            let mut out = c.commit.as_bytes().to_vec();
+            out.extend(c.tar().map_err(js)?);
+            Ok(out)
         }
     }
 }
