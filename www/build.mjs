@@ -90,11 +90,12 @@ function writeServiceWorker() {
   for (const f of files.sort()) hash.update(relative(dist, f)).update(readFileSync(f));
   // The guest and the VM's 9p module (pkg/lw_guest*) are in the hash but not precached: they are cached when a RUN
   // first needs them; so is the zstd encoder (pkg/lw_zstd*), when a build first writes zstd layers, and so are the
-  // bzip2/xz/zstd decoders (pkg/lw_archive*), when an archive or a zstd layer first needs them. The linter (pkg/lw_lint*) is precached:
+  // bzip2/xz/zstd decoders (pkg/lw_archive*), when an archive or a zstd layer first needs them, and the git client
+  // (pkg/lw_git*), when a build first adds a git source. The linter (pkg/lw_lint*) is precached:
   // the playground's editor loads it as soon as it lints, so the tab lints offline after the first visit. So is the
   // inspector's layer analysis (pkg/lw_analysis*), so an image tarball is analysed offline too.
   const onDemand = (f) => f.startsWith('./pkg/lw_guest') || f.startsWith('./pkg/lw_zstd') ||
-    f.startsWith('./pkg/lw_archive') || f.startsWith('./guest/');
+    f.startsWith('./pkg/lw_archive') || f.startsWith('./pkg/lw_git') || f.startsWith('./guest/');
   const list = ['./', ...files.map((f) => './' + relative(dist, f)).filter((f) => f !== './index.html' && !onDemand(f))];
   const template = readFileSync(join(root, 'src/sw.template.js'), 'utf8');
   writeFileSync(

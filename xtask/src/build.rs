@@ -50,7 +50,7 @@ fn check_budget(gzipped: usize) -> Result<()> {
         bail!(
             "www/pkg/lw_wasm_bg.wasm is {gzipped} bytes gzipped (gzip -9), over the budget of issue #20 \
              ({MAIN_MODULE_BUDGET} bytes) by {}: keep large dependencies out of the main module (load them on demand \
-             in a module of their own, as lw_guest, lw_zstd, lw_archive, lw_lint and \
+             in a module of their own, as lw_guest, lw_zstd, lw_archive, lw_git, lw_lint and \
              lw_analysis are; `cargo tree -p lw-wasm \
              --target wasm32-unknown-unknown` shows what it links)",
             gzipped - MAIN_MODULE_BUDGET
@@ -107,7 +107,8 @@ fn build_site(proxy: Option<String>) -> Result<()> {
     };
     // The main module, the tab VM's 9p server as a module of its own (loaded only when a RUN needs the VM), and
     // libzstd's encoder (loaded only when a build asks for zstd layers), the bzip2/xz/zstd decoders (loaded only
-    // when an archive is bzip2, xz or zstd or a layer is zstd), the linter (loaded when the editor first lints or a build runs its checks), and
+    // when an archive is bzip2, xz or zstd or a layer is zstd), the git client (loaded when a build adds a git
+    // source), the linter (loaded when the editor first lints or a build runs its checks), and
     // the inspector's layer analysis (loaded when it first analyses an image).
     // Paths in panic locations are remapped, so the modules (and their gzipped size, which the budget checks) do not
     // depend on where the checkout and the cargo registry are: the same bytes on every machine.
@@ -133,6 +134,8 @@ fn build_site(proxy: Option<String>) -> Result<()> {
             "lw-zstd",
             "-p",
             "lw-archive",
+            "-p",
+            "lw-git",
             "-p",
             "lw-lint",
             "-p",
@@ -175,6 +178,13 @@ fn build_site(proxy: Option<String>) -> Result<()> {
          {} gzipped",
         archive_bytes.len(),
         gzipped_len(&archive_bytes)?
+    );
+    let git_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_git")?;
+    let git_bytes = std::fs::read(&git_wasm)?;
+    eprintln!(
+        "xtask: www/pkg/lw_git_bg.wasm (loaded when a build adds a git source): {} bytes, {} gzipped",
+        git_bytes.len(),
+        gzipped_len(&git_bytes)?
     );
     let lint_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_lint")?;
     let lint_bytes = std::fs::read(&lint_wasm)?;

@@ -157,6 +157,9 @@ fn test() -> Result<()> {
         "lw-lint",
         "-p",
         "lw-analysis",
+        // The on-demand git client's crate (pure Rust, sans I/O).
+        "-p",
+        "lw-git",
     ]);
     for k in PURE_CRATES {
         c.args(["-p", k]);

@@ -75,6 +75,10 @@ export interface BuildOptions {
     | { ociLayout: { files: Record<string, Uint8Array | ArrayBuffer | string | Blob> }; digest?: string; tag?: string }>;
   /** How `ADD <url>` downloads (default: the page's `fetch`; a cross-origin URL needs CORS headers). */
   fetch?: (url: string) => Promise<Response>;
+  /** `ADD <git URL>`: check `reference` (empty: HEAD) of `remote` out; resolves to the commit's 40 hex digits
+   * followed by a tar of the work tree (and `.git` when kept). Default: lw-git's dumb-HTTP client
+   * (pkg/lw_git_bg.wasm, loaded on first use) over `fetch`. */
+  gitCheckout?: (remote: string, reference: string, keepGitDir: boolean) => Promise<Uint8Array>;
   /** Web Workers compressing COPY/ADD layers (default: navigator.hardwareConcurrency, 2 to 4); 0 compresses here. */
   workers?: number;
   /** Compress one gzip member elsewhere; must resolve to what `gzipMember(bytes, level)` returns. Set by `workers`. */
@@ -130,6 +134,8 @@ export function loadZstd(): Promise<void>;
 /** Fetch and install the bzip2, xz and zstd decoders (`lw_archive_bg.wasm` beside this file), a module of their
  * own; `tarFiles`, `build` and every call that reads a zstd layer load it when they need it, so nothing else needs to. */
 export function loadArchive(): Promise<void>;
+/** Load the git client module (pkg/lw_git_bg.wasm); `build()` does so when it first checks out a git source. */
+export function loadGit(): Promise<unknown>;
 /** Fetch the linter (pkg/lw_lint_bg.wasm) now; `lint`, `applyFixes` and a build with `# check=error=true` load it
  * when first needed. Resolves to the module's exports; rejects with an error naming the module when it cannot load. */
 export function loadLint(): Promise<unknown>;
@@ -221,7 +227,7 @@ declare const api: {
   normalizeReference: typeof normalizeReference; build: typeof build;
   images: typeof images; exportTarball: typeof exportTarball; loadTarball: typeof loadTarball;
   layerEntries: typeof layerEntries; scanLayer: typeof scanLayer; memoryBytes: typeof memoryBytes;
-  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; loadZstd: typeof loadZstd; loadArchive: typeof loadArchive; loadLint: typeof loadLint; loadAnalysis: typeof loadAnalysis; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
+  readFile: typeof readFile; runContainer: typeof runContainer; inspectImage: typeof inspectImage; loadZstd: typeof loadZstd; loadArchive: typeof loadArchive; loadGit: typeof loadGit; loadLint: typeof loadLint; loadAnalysis: typeof loadAnalysis; pull: typeof pull; push: typeof push; inspectRemote: typeof inspectRemote;
   scanRemoteLayer: typeof scanRemoteLayer; readRemoteFile: typeof readRemoteFile;
   serveExecutor: typeof serveExecutor; vmExecutor: typeof vmExecutor; storage: typeof storage; version: typeof version;
   contextIgnored: typeof contextIgnored; tarFiles: typeof tarFiles;

@@ -245,6 +245,50 @@ export function loadArchive() {
   return archiveReady;
 }
 
+// The git client is a module of its own too (pkg/lw_git_bg.wasm, built from crates/git): fetched the first time a
+// build checks out an `ADD <git URL>`. It speaks git's dumb HTTP protocol (static files: info/refs, HEAD, packs,
+// loose objects; no smart HTTP, no SSH): it names each file it needs, fetched here with the build's fetch (a
+// cross-origin server needs CORS), and checks every object's SHA-1. The commit and a tar of the work tree come back
+// as bytes, which the main module reads into the checkout the engine adds, as the CLI's.
+let gitReady = null;
+export function loadGit() {
+  gitReady ??= (async () => {
+    const m = await import(/* webpackIgnore: true */ new URL("./lw_git.js", import.meta.url).href);
+    await m.default({ module_or_path: new URL("./lw_git_bg.wasm", import.meta.url) });
+    return m;
+  })().catch((e) => {
+    gitReady = null; // a later build tries again (e.g. after the network came back)
+    throw new Error(`layerwright: loading the git client (pkg/lw_git_bg.wasm) failed: ${e?.message ?? e}`);
+  });
+  return gitReady;
+}
+
+/** The build's `gitCheckout(remote, reference, keepGitDir)`: lw-git's client over `fetchFn` (or the page's fetch). */
+function gitCheckout(fetchFn) {
+  return async (remote, reference, keepGitDir) => {
+    const m = await loadGit();
+    const g = new m.GitFetch(remote, reference, keepGitDir);
+    try {
+      for (let url; (url = g.step()) !== undefined;) {
+        let r;
+        try {
+          r = await (fetchFn ?? fetch)(url);
+        } catch (e) {
+          throw new Error(`${url}: the server sent no Access-Control-Allow-Origin header (or could not be reached: ${e?.message ?? e})`);
+        }
+        if (r.status === 404) g.answer(url, undefined);
+        else if (!r.ok) throw new Error(`${url}: HTTP ${r.status} ${r.statusText}`);
+        else g.answer(url, new Uint8Array(await r.arrayBuffer()));
+      }
+      return g.checkout();
+    } catch (e) {
+      throw new Error(`ADD ${remote}: ${e?.message ?? e}`);
+    } finally {
+      g.free();
+    }
+  };
+}
+
 // The linter is a module of its own too (pkg/lw_lint_bg.wasm, built from crates/lint): fetched the first time the
 // editor lints or a build's Dockerfile has `# check=error=true` (the core's own directive check, buildNeedsChecks),
 // then its build checks are handed to the main module, which links none of the linter. The same Rust code as the
@@ -331,6 +375,8 @@ export async function build(opts) {
   if (o.compressMember && (o.compression ?? "gzip") === "gzip" && o.files && !o.contextDigests) {
     o = { ...o, contextDigests: await blobDigests(o.files) };
   }
+  // ADD <git URL>: the module loads when the engine first asks for a checkout (a build without one never fetches it).
+  if (!o?.gitCheckout) o = { ...o, gitCheckout: gitCheckout(o?.fetch) };
   let r;
   core.storeMark();
   try {
@@ -618,7 +664,7 @@ export const storage = {
 
 const api = {
   init, parse, lint, applyFixes, baseImages, normalizeReference, build, images, exportTarball, loadTarball, layerEntries, scanLayer, memoryBytes,
-  readFile, runContainer, inspectImage, loadZstd, loadArchive, loadLint, loadAnalysis, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
+  readFile, runContainer, inspectImage, loadZstd, loadArchive, loadGit, loadLint, loadAnalysis, pull, push, inspectRemote, scanRemoteLayer, readRemoteFile, serveExecutor, vmExecutor, storage, contextIgnored, tarFiles, analyseLayers, registryHost,
   get version() { return version; },
 };
 export default api;

@@ -446,6 +446,8 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
     o.named_contexts = images.names();
     let mut fetcher = TabFetcher {
         fetch: get(&opts, "fetch")?.dyn_into().ok(),
+        #[cfg(feature = "git")]
+        git: get(&opts, "gitCheckout")?.dyn_into().ok(),
     };
     let mut js_exec = executor.map(|callback| JsExecutor {
         callback,

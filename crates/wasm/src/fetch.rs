@@ -1,6 +1,9 @@
 //! `ADD <url>` in the tab: the engine's asynchronous fetcher over the page's `fetch()` (or the `fetch` function
 //! given to `build`), so checksums, names and unpacking are the engine's, as natively. A cross-origin URL needs
-//! CORS headers, which the message says; git sources are refused at their line (a tab has no git client).
+//! CORS headers, which the message says. With the `git` feature, git sources go to `gitCheckout` (the glue's:
+//! lw-git's module, loaded on demand, over the same `fetch()`), whose tar of the work tree becomes the checkout the
+//! engine adds, as natively; without it (the default: the main module's size budget, see README) they are refused
+//! at their line.
 
 use js_sys::{Function, Promise, Uint8Array};
 use lw_engine::host::{AsyncUrlFetcher, FetchFuture, GitFuture};
@@ -8,10 +11,15 @@ use lw_engine::Error;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
+#[cfg(feature = "git")]
+use {lw_engine::host::GitCheckout, lw_layer::tar::TarReader};
 
 /// The fetcher of one build: `fetch` is the caller's `(url) => Promise<Response>`, else the global `fetch`.
+/// `git` is `(remote, reference, keepGitDir) => Promise<Uint8Array>` (the commit, then the tar).
 pub(crate) struct TabFetcher {
     pub fetch: Option<Function>,
+    #[cfg(feature = "git")]
+    pub git: Option<Function>,
 }
 
 impl AsyncUrlFetcher for TabFetcher {
@@ -23,12 +31,47 @@ impl AsyncUrlFetcher for TabFetcher {
         })
     }
 
+    #[cfg(feature = "git")]
+    fn fetch_git_async<'a>(&'a mut self, remote: &'a str, r: &'a str, keep: bool) -> GitFuture<'a> {
+        Box::pin(async move {
+            git_checkout(self.git.as_ref(), remote, r, keep)
+                .await
+                .map_err(|e| Error::Host(js_text(&e)))
+        })
+    }
+
+    #[cfg(not(feature = "git"))]
     fn fetch_git_async<'a>(&'a mut self, remote: &'a str, _: &'a str, _: bool) -> GitFuture<'a> {
         Box::pin(std::future::ready(Err(Error::Host(format!(
             "ADD {remote}: git sources are not available in a browser tab (it has no git client); use the CLI: \
              layerwright build"
         )))))
     }
+}
+
+#[cfg(feature = "git")]
+/// The checkout the glue's `gitCheckout` made: the commit's 40 hex digits, then a tar of the entries, read back
+/// with lw-layer's reader.
+async fn git_checkout(
+    f: Option<&Function>,
+    remote: &str,
+    r: &str,
+    keep: bool,
+) -> Result<GitCheckout, JsValue> {
+    let f = f.ok_or("ADD: no gitCheckout")?;
+    let p = f.call3(&JsValue::NULL, &remote.into(), &r.into(), &keep.into())?;
+    let got = Uint8Array::new(&JsFuture::from(p.unchecked_into::<Promise>()).await?).to_vec();
+    let (commit, tar) = got.split_at(40.min(got.len()));
+    let mut rd = TarReader::new(tar);
+    let mut entries = Vec::new();
+    let bad = |e: lw_layer::Error| JsValue::from(e.to_string());
+    while let Some(e) = rd.next_entry().map_err(bad)? {
+        entries.push((e, rd.read_to_vec(u64::MAX).map_err(bad)?));
+    }
+    Ok(GitCheckout {
+        commit: String::from_utf8_lossy(commit).into_owned(),
+        entries,
+    })
 }
 
 fn js_text(e: &JsValue) -> String {
