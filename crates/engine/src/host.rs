@@ -63,10 +63,13 @@ pub trait BlobStore {
     fn open_layer(&self, layer: &Descriptor) -> Result<Box<dyn Read + '_>, Error> {
         decode_layer(self.open(&layer.digest)?, layer)
     }
-    /// Awaited before a step reads `layers` (those that [`BlobStore::needs_prepare`]): their entries, and the contents of the files at or under the clean
-    /// relative paths `want` (`""`: every file), must then be readable through [`BlobStore::open_layer`] until the
-    /// next call (every step starts with one for no layers, so what an earlier step asked for is dropped). The tab streams a layer kept in
-    /// browser storage through its scanner here, keeping every header but only the wanted files' data.
+    /// Called as each step starts: what an earlier step's [`BlobStore::prepare_layers`] made readable is dropped,
+    /// so a step reads only what its own pre-step asked for.
+    fn forget_prepared(&mut self) {}
+    /// Awaited before a step reads `layers` (those that [`BlobStore::needs_prepare`]): their entries, and the
+    /// contents of the files at or under the clean relative paths `want` (`""`: every file), must then be readable
+    /// through [`BlobStore::open_layer`] until the next call or [`BlobStore::forget_prepared`]. The tab streams a
+    /// layer kept in browser storage through its scanner here, keeping every header but only the wanted files' data.
     fn prepare_layers<'a>(
         &'a mut self,
         layers: &'a [Descriptor],

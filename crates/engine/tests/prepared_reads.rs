@@ -75,6 +75,9 @@ impl BlobStore for Distant {
     fn needs_prepare(&self, d: &Digest) -> bool {
         self.far.contains(d)
     }
+    fn forget_prepared(&mut self) {
+        self.extracts.clear();
+    }
     fn open_layer(&self, layer: &Descriptor) -> Result<Box<dyn Read + '_>, Error> {
         if let Some(x) = self.extracts.get(&layer.digest) {
             return Ok(Box::new(&x[..]));

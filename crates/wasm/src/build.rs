@@ -393,11 +393,6 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             s.records.clone(),
         )
     });
-    // The file lists of base layers kept in browser storage, streamed from there before the engine needs them.
-    if let Err(e) = crate::blobread::index_stored_bases(&o, &platforms, &cache).await {
-        with(|s| s.cache = cache);
-        return Err(err(e));
-    }
     let tab_images = TabImages {
         blobs: blobs.clone(),
         records,
@@ -436,6 +431,7 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             blobs: &mut blobs,
             spilled: spilled.clone(),
             compress: compress.clone(),
+            extracts: BTreeMap::new(),
         };
         let mut host = Host {
             context: &ctx,

@@ -381,7 +381,7 @@ async fn step_any(
     inst: &Instruction,
 ) -> Result<(), Error> {
     // What an earlier step's pre-step read for it is dropped: a step reads only what its own pre-step asked for.
-    host.blobs.prepare_layers(&[], &[]).await?;
+    host.blobs.forget_prepared();
     match inst {
         Instruction::Run(r) => super::run::run_step(cx, host, st, r).await,
         // COPY and ADD may await a member pool (the tab's workers) while their layer is compressed.
