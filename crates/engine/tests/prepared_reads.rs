@@ -20,6 +20,9 @@ use lw_layer::tar::{TarReader, TarWriter, WriteOptions};
 use lw_layer::EntryKind;
 use lw_oci::{Descriptor, Digest, Platform};
 
+/// Each pre-step that read far layers: their digests and the paths wanted.
+type Asked = Arc<Mutex<Vec<(Vec<Digest>, Vec<String>)>>>;
+
 /// A memory store whose `far` blobs are read only through the pre-step's extracts.
 #[derive(Default)]
 struct Distant {
@@ -27,7 +30,7 @@ struct Distant {
     far: BTreeSet<Digest>,
     extracts: BTreeMap<Digest, Vec<u8>>,
     /// Every pre-step: the far layers read and the paths wanted.
-    asked: Arc<Mutex<Vec<(Vec<Digest>, Vec<String>)>>>,
+    asked: Asked,
 }
 
 fn wanted(want: &[String], path: &str) -> bool {
