@@ -116,11 +116,20 @@ test('a base layer kept in OPFS goes to serve for RUN, streamed from storage and
     const ms = Math.round(performance.now() - t0);
     const last = two.layers[two.layers.length - 1].digest;
     const size = new TextDecoder().decode(await lw.readFile(two.manifestDigest, last, '/size.txt'));
-    return { layer: one.layers[1], ms, size, mem: lw.memoryBytes() };
+    // A bind mount from the image whose layer is stored: its file list comes through the build's pre-step.
+    const t1 = performance.now();
+    const three = await lw.build({
+      dockerfile: 'FROM busybox:1.36\nRUN --mount=from=spill/base:1,source=/big.bin,target=/m wc -c < /m > /size2.txt\n',
+      executor: lw.serveExecutor({ url: location.origin, token }),
+    });
+    const mountMs = Math.round(performance.now() - t1);
+    const mounted = new TextDecoder().decode(await lw.readFile(three.manifestDigest, three.layers[three.layers.length - 1].digest, '/size2.txt'));
+    return { layer: one.layers[1], ms, size, mountMs, mounted, mem: lw.memoryBytes() };
   }, serve.token);
   console.error(JSON.stringify(out));
   assert.ok(out.layer.size > 16 << 20, `the COPY layer passed the spill threshold: ${out.layer.size}`);
   assert.equal(out.size.trim(), String(20 << 20), 'RUN on serve saw the whole stored layer');
+  assert.equal(out.mounted.trim(), String(20 << 20), 'RUN --mount=from= the stored image saw its whole file');
   assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
   await page.context().close();
 });

@@ -136,3 +136,92 @@ test('a layer kept in OPFS is read back verified: readFile, FROM, push, export; 
   assert.equal((await get('/v2/spill/tampered/manifests/1', 'application/vnd.oci.image.manifest.v1+json')).status, 404);
   assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
 });
+
+// Steps that need file contents from a stored layer read them through the build's pre-step (the host streams the
+// layer through the scanner and keeps only the files the step names): COPY --from an image whose layer is in
+// OPFS, a --chown and a WORKDIR under a USER named in that layer's /etc/passwd. Each result is compared with the
+// same build on a base whose layer stayed in wasm memory (the same files, its large file 1 KiB instead of 20 MiB):
+// the layers the steps make must be the same bytes. Then the stored layer is changed and each step refuses it.
+test('COPY --from, --chown and USER names read a stored layer through the pre-step; a changed one is refused', { skip: !!why, timeout: 10 * 60 * 1000 }, async () => {
+  const { page, errors } = await newPage(site.browser);
+  page.setDefaultTimeout(10 * 60 * 1000);
+  await open(page, site.server.url);
+  const out = await page.evaluate(async () => {
+    const lw = window.layerwright;
+    const t = {};
+    const clock = async (name, f) => { const t0 = performance.now(); const r = await f(); t[name] = Math.round(performance.now() - t0); return r; };
+    const rand = (n) => { const b = new Uint8Array(n); for (let i = 0; i < n; i += 65536) crypto.getRandomValues(b.subarray(i, i + Math.min(65536, n - i))); return b; };
+    const tagOf = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+    const files = (bigSize) => ({
+      'big.bin': new Blob([rand(bigSize)]),
+      'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\napp:x:1234:2345:app:/home/app:/bin/sh\n',
+      'etc/group': 'root:x:0:\nstaff:x:3456:app\n',
+      'app/hello.txt': `hello ${tagOf}\n`,
+      'app/sub/data.bin': new Blob([rand(300000)]),
+      'other/skip.txt': 'not copied\n',
+    });
+    // The same files (but the large one) in both bases, so the copies read the same bytes.
+    const shared = files(1024);
+    const stored = { ...shared, 'big.bin': new Blob([rand(20 << 20)]) };
+    const base = await clock('baseStored', () => lw.build({ dockerfile: 'FROM scratch\nCOPY . /\n', files: stored, tags: [`spill/base-${tagOf}:1`] }));
+    const small = await lw.build({ dockerfile: 'FROM scratch\nCOPY . /\n', files: shared, tags: [`spill/small-${tagOf}:1`] });
+    const on = (b) => ({
+      copy: `FROM scratch\nCOPY --from=${b} /app /copied\nCOPY --from=${b} /app/sub/*.bin /globbed/\n`,
+      names: `FROM ${b}\nCOPY --chown=app:staff note.txt /note.txt\nUSER app\nWORKDIR /work/dir\n`,
+    });
+    const ctx = { 'note.txt': 'a note\n' };
+    const res = {};
+    const mem = {};
+    for (const [k, b] of [['stored', `spill/base-${tagOf}:1`], ['memory', `spill/small-${tagOf}:1`]]) {
+      const d = on(b);
+      mem[`${k}Before`] = lw.memoryBytes();
+      const copy = await clock(`copy-${k}`, () => lw.build({ dockerfile: d.copy, files: ctx, noCache: true }));
+      const names = await clock(`names-${k}`, () => lw.build({ dockerfile: d.names, files: ctx, noCache: true }));
+      mem[`${k}After`] = lw.memoryBytes();
+      const entries = (await lw.layerEntries(names.manifestDigest, names.layers[1].digest)).map((e) => `${e.path} ${e.uid}:${e.gid}`);
+      const workdir = (await lw.layerEntries(names.manifestDigest, names.layers[2].digest)).map((e) => `${e.path} ${e.uid}:${e.gid}`);
+      const hello = new TextDecoder().decode(await lw.readFile(copy.manifestDigest, copy.layers[0].digest, '/copied/hello.txt'));
+      const copied = (await lw.layerEntries(copy.manifestDigest, copy.layers[0].digest)).map((e) => e.path).sort();
+      res[k] = {
+        copy: copy.manifestDigest, copyLayers: copy.layers.map((l) => l.digest), hello, copied,
+        namesLayers: names.layers.slice(1).map((l) => l.digest), entries, workdir, user: names.config.config.User,
+      };
+    }
+    // The stored layer changed in place (same size): each step that reads it now refuses it.
+    const layer = base.layers[0].digest;
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('layerwright-blobs');
+    const w = await (await dir.getFileHandle(`sha256-${layer.slice(7)}`)).createWritable({ keepExistingData: true });
+    await w.write({ type: 'write', position: 5 << 20, data: crypto.getRandomValues(new Uint8Array(16)) });
+    await w.close();
+    const refused = {};
+    const attempt = async (what, f) => { try { await f(); refused[what] = null; } catch (e) { refused[what] = String(e.message ?? e); } };
+    const d = on(`spill/base-${tagOf}:1`);
+    await attempt('copyFrom', () => lw.build({ dockerfile: d.copy, files: ctx, noCache: true }));
+    await attempt('chown', () => lw.build({ dockerfile: `FROM spill/base-${tagOf}:1\nCOPY --chown=app note.txt /n\n`, files: ctx, noCache: true }));
+    await attempt('workdir', () => lw.build({ dockerfile: `FROM spill/base-${tagOf}:1\nUSER app:staff\nWORKDIR /elsewhere\n`, files: ctx, noCache: true }));
+    return { layer, layerSize: base.layers[0].size, smallSize: small.layers[0].size, res, refused, t, mem };
+  });
+  console.error(JSON.stringify({ layer: out.layer, layerSize: out.layerSize, t: out.t, mem: out.mem, refused: out.refused }));
+  // The steps on the stored base keep its headers and the files they name, not the 20 MiB layer.
+  const grew = out.mem.storedAfter - out.mem.storedBefore;
+  assert.ok(grew < 8 << 20, `the steps on the stored layer grew wasm memory by ${grew} bytes`);
+  assert.ok(out.layerSize > 16 << 20, `the stored base passed the spill threshold: ${out.layerSize}`);
+  assert.ok(out.smallSize < 16 << 20, `the reference base stayed in memory: ${out.smallSize}`);
+  const { stored, memory } = out.res;
+  // COPY --from: the same image as from the base in memory, with only the named files.
+  assert.equal(stored.copy, memory.copy, 'COPY --from a stored layer makes the same image as from one in memory');
+  assert.deepEqual(stored.copyLayers, memory.copyLayers);
+  assert.equal(stored.hello, memory.hello);
+  assert.ok(stored.hello.startsWith('hello '), stored.hello);
+  assert.ok(stored.copied.includes('copied/sub/data.bin') && !stored.copied.some((p) => /big|skip/.test(p)), stored.copied.join(' '));
+  // Names from the stored /etc/passwd and /etc/group: the same layers, owned as passwd says.
+  assert.deepEqual(stored.namesLayers, memory.namesLayers, 'the --chown and WORKDIR layers are the same bytes');
+  assert.ok(stored.entries.includes('note.txt 1234:3456'), stored.entries.join(', '));
+  assert.ok(stored.workdir.includes('work/dir 1234:2345'), stored.workdir.join(', '));
+  assert.equal(stored.user, 'app');
+  for (const [what, e] of Object.entries(out.refused)) {
+    assert.ok(e, `${what} on the changed layer was refused`);
+    assert.ok(e.includes(out.layer) && /does not match its digest/.test(e), `${what}: ${e}`);
+  }
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
+});

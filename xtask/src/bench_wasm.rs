@@ -236,6 +236,12 @@ pub fn run(
         crate::build::build().context("building the site for the browser benchmarks")?;
     }
     let www = root.join("www");
+    if opts.skip_site_build {
+        if let Some(why) = stale_site(&root) {
+            eprintln!("xtask: warning: {why}");
+            notes.push(format!("warning: {why}"));
+        }
+    }
     if !www.join("node_modules/playwright-core").is_dir() {
         bail!("www/node_modules/playwright-core is missing: run `cargo xtask build` (it runs npm ci in www/)");
     }
@@ -441,9 +447,20 @@ fn big_rows(b: &Value, rows: &mut Vec<(String, f64)>, notes: &mut Vec<String>) {
         format!("tar | gzip -6 | sha256sum of that {mb:.0} MB context (its reference)"),
         reference,
     ));
+    // The export reads the stored layer through once (its digest checked) before splicing it: about a second per
+    // 50-100 MB here. A few milliseconds means no check ran (a site built before it: see `stale_site`).
+    let export = f("exportSeconds");
     rows.push((
-        "wasm in Chromium: exportTarball of that image (Blob over OPFS)".into(),
-        f("exportSeconds"),
+        format!(
+            "wasm in Chromium: exportTarball of that image (its {:.0} MB stored layer checked, then spliced)",
+            f("layerBytes") / 1e6
+        ),
+        export,
+    ));
+    notes.push(format!(
+        "exportTarball of the large context's image: {:.0} ms, the stored layer read and hashed at {:.0} MB/s",
+        export * 1000.0,
+        f("layerBytes") / 1e6 / export.max(1e-9)
     ));
     notes.push(format!(
         "large context in the tab: {mb:.0} MB in {} files built in {build:.2}s = {:.2}× its reference \
@@ -453,6 +470,37 @@ fn big_rows(b: &Value, rows: &mut Vec<(String, f64)>, notes: &mut Vec<String>) {
         f("peakMemory") / 1048576.0,
         f("layerBytes") / 1e6
     ));
+}
+
+/// With `--no-site-build`, whether www/dist's main module is older than the tab's sources (the engine and lw-wasm):
+/// the browser rows would then measure an older build (an `exportTarball` row of a few milliseconds was one: a site
+/// from before the export checked stored layers).
+fn stale_site(root: &Path) -> Option<String> {
+    fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+        let mut t = None;
+        for e in fs::read_dir(dir).ok()?.flatten() {
+            let m = e.metadata().ok()?;
+            let this = if m.is_dir() {
+                newest(&e.path())
+            } else {
+                m.modified().ok()
+            };
+            t = t.max(this);
+        }
+        t
+    }
+    let wasm = root.join("www/dist/pkg/lw_wasm_bg.wasm");
+    let built = fs::metadata(&wasm).and_then(|m| m.modified()).ok()?;
+    let src = ["crates/wasm/src", "crates/wasm/js", "crates/engine/src"]
+        .iter()
+        .filter_map(|d| newest(&root.join(d)))
+        .max()?;
+    (src > built).then(|| {
+        format!(
+            "{} is older than the sources of the tab (--no-site-build): the browser rows measure an older build",
+            wasm.display()
+        )
+    })
 }
 
 /// `cargo xtask bench --wasm-only [--quick|--smoke] [--wasm-profile] [--no-site-build]`: the tree, the reference

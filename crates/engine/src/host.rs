@@ -52,6 +52,50 @@ pub trait BlobStore {
     fn member_pool(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberPool>> {
         None
     }
+    /// Whether blob `d` is one this store cannot read at once (the tab's blobs in browser storage): a step reads
+    /// such a layer only through [`BlobStore::prepare_layers`], and a new layer does not resume from it (its
+    /// prefix would be copied unread, so unchecked): it is written whole.
+    fn needs_prepare(&self, d: &Digest) -> bool {
+        let _ = d;
+        false
+    }
+    /// A layer's tar stream, decompressed: every read of a layer's entries or file contents goes through here.
+    fn open_layer(&self, layer: &Descriptor) -> Result<Box<dyn Read + '_>, Error> {
+        decode_layer(self.open(&layer.digest)?, layer)
+    }
+    /// Called as each step starts: what an earlier step's [`BlobStore::prepare_layers`] made readable is dropped,
+    /// so a step reads only what its own pre-step asked for.
+    fn forget_prepared(&mut self) {}
+    /// Awaited before a step reads `layers` (those that [`BlobStore::needs_prepare`]): their entries, and the
+    /// contents of the files at or under the clean relative paths `want` (`""`: every file), must then be readable
+    /// through [`BlobStore::open_layer`] until the next call or [`BlobStore::forget_prepared`]. The tab streams a
+    /// layer kept in browser storage through its scanner here, keeping every header but only the wanted files' data.
+    fn prepare_layers<'a>(
+        &'a mut self,
+        layers: &'a [Descriptor],
+        want: &'a [String],
+    ) -> PrepareFuture<'a> {
+        let _ = (layers, want);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// What [`BlobStore::prepare_layers`] answers.
+pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + 'a>>;
+
+/// The tar stream of layer `d` from its blob `raw`, decompressed as its media type says.
+pub fn decode_layer<'a>(
+    raw: Box<dyn Read + 'a>,
+    d: &Descriptor,
+) -> Result<Box<dyn Read + 'a>, Error> {
+    let comp = lw_oci::media::layer_compression(&d.media_type).ok_or_else(|| {
+        Error::Host(format!(
+            "layer {} has unsupported media type {}",
+            d.digest, d.media_type
+        ))
+    })?;
+    lw_layer::compress::decoder(raw, comp)
+        .map_err(|e| Error::Host(format!("layer {}: {e}", d.digest)))
 }
 
 /// A blob being written. `commit` checks the bytes against `digest` and makes the blob visible.

@@ -5,4 +5,5 @@ mod async_sources;
 mod copy_base_reads;
 mod engine;
 mod fetched_context;
+mod prepared_reads;
 mod run_binds;

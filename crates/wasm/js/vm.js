@@ -383,6 +383,31 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
     }
   };
 
+  /**
+   * The layers the step's root and its bind mounts are made of, by digest: `io.readBlob` for a blob in wasm memory,
+   * else (a layer past 16 MiB, in browser storage) read through `io.openBlob`, whose chunks are checked against the
+   * digest (the last one comes only if it matched). The 9p server holds its root in memory, as it does every layer.
+   */
+  const stepBlobs = async (req, io) => {
+    const out = new Map();
+    // A stage root already made from these layers (baseOf) needs none of them again.
+    const layers = bases.has((req.layers ?? []).map((l) => l.digest).join(" ")) ? [] : (req.layers ?? []);
+    const digests = [...layers, ...(req.binds ?? []).flatMap((b) => b.layers)].map((l) => l.digest);
+    for (const d of digests) {
+      if (out.has(d)) continue;
+      let bytes = null;
+      try { bytes = io.readBlob(d); } catch { bytes = null; }
+      if (!bytes) {
+        const r = await io.openBlob(d);
+        bytes = new Uint8Array(r.size);
+        let at = 0;
+        for (let c = await r.next(); c; c = await r.next()) { bytes.set(c, at); at += c.length; }
+      }
+      out.set(d, bytes);
+    }
+    return out;
+  };
+
   /** Run one step; `secrets`: the build's secrets (id → string or bytes) for `--mount=type=secret`. */
   const executor = (req, io, secrets = {}) => {
     const why = unsupported(req);
@@ -392,12 +417,13 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       const emulator = await vm;
       const t0 = performance.now();
       const kept = await keptCaches(req);
-      const user = open(req.layers ?? [], io.readBlob, req.user, req.location);
+      const blobs = await stepBlobs(req, io);
+      const user = open(req.layers ?? [], (d) => blobs.get(d), req.user, req.location);
       // The session stays after the step: the guest keeps it mounted until the next one takes over.
       const saved = [];
       const plan = prepareMounts(req, {
         addSource: (name, layers, path) => session.addSource(name, layers, path),
-        readBlob: io.readBlob, secrets, cacheDir,
+        readBlob: (d) => blobs.get(d), secrets, cacheDir,
         keptCache: (cid) => kept.get(cid) ?? null,
         saveCache: (i, cid) => {
           if (!saved.length) session.addSource(".lw-cache-out", [], "/");

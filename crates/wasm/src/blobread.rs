@@ -1,7 +1,7 @@
 //! Reading the store's blobs back, in memory or in browser storage alike, as a stream of chunks. A blob read from
 //! browser storage (OPFS or IndexedDB, `spill.rs`) is hashed as it streams and its last bytes are handed out only
 //! once the digest matched, so a stored file changed outside the tab is refused, naming the digest, before any
-//! caller (readFile, layerEntries, push, export, RUN's upload, a FROM's file list) has used all of it.
+//! caller (readFile, layerEntries, push, export, RUN's upload, a build step's pre-step) has used all of it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -244,74 +244,86 @@ pub async fn scan_all(
     Ok(())
 }
 
-/// The index (tar headers without data, as `lw_engine::engine::rootfs::layer_index` makes it) of every layer in
-/// browser storage that the build's `FROM` images have, made by streaming the stored layer through the push-mode
-/// scanner (its digest checked) and kept in the step cache. The engine reads a base's file tree through these
-/// indexes, so a build on an image whose layer passed 16 MiB needs none of its bytes in memory.
-pub async fn index_stored_bases(
-    o: &lw_engine::engine::BuildOptions,
-    platforms: &[lw_oci::Platform],
-    cache: &lw_engine::host::MemoryCache,
-) -> Result<(), Error> {
-    use lw_dockerfile::model::BaseRef;
-    use lw_engine::host::Cache;
-    // A Dockerfile that does not plan fails in the engine with its own message.
-    let Ok(plan) = lw_engine::engine::plan(o) else {
-        return Ok(());
-    };
-    let mut layers = Vec::new();
-    for stage in &plan.model.stages {
-        let BaseRef::Image(name) = &stage.base else {
-            continue;
-        };
-        for p in platforms {
-            let p = match &stage.platform {
-                Some(s) => lw_oci::Platform::parse(s).unwrap_or_else(|_| p.clone()),
-                None => p.clone(),
-            };
-            crate::store::with(|s| {
-                let Ok(rec) = s.resolve(name) else { return };
-                if let Ok((_, m)) =
-                    lw_engine::archive::resolve_manifest(&s.blobs, &rec.descriptor, &p)
-                {
-                    let spilled = s.spilled.borrow();
-                    layers.extend(
-                        m.layers
-                            .into_iter()
-                            .filter(|l| spilled.contains_key(&l.digest)),
-                    );
-                }
-            });
-        }
-    }
-    for l in layers {
-        if cache.layer_index(&l.digest).is_none() {
-            let ix = stored_layer_index(&l.digest).await?;
-            cache.put_layer_index(&l.digest, &ix);
-        }
-    }
-    Ok(())
+/// Whether the clean relative `path` is one of `want` or under one (`""` wants every path).
+fn wanted(want: &[String], path: &str) -> bool {
+    want.iter().any(|w| {
+        w.is_empty()
+            || path
+                .strip_prefix(w.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
-/// A stored layer's index, made as it streams through the scanner.
-async fn stored_layer_index(d: &Digest) -> Result<Vec<u8>, Error> {
+/// Files of one extract are held in memory as a copy from another stage holds them: at most this each.
+const MAX_EXTRACT_FILE: u64 = lw_engine::engine::rootfs::MAX_FROM_FILE;
+
+/// The pre-step's read of layer `d` (`BlobStore::prepare_layers`): its entries as an uncompressed tar holding every
+/// header (so the layer's paths, whiteouts and metadata are all there) but only the data of the files at or under
+/// `want` (the others say size 0), made as the layer streams from `blobs`/`spilled` through the scanner, its
+/// digest checked. Memory: the headers and the wanted files, never the layer. A wanted hard link whose target's
+/// data was not kept is refused rather than read as empty.
+pub async fn extract_layer(
+    blobs: &MemoryBlobs,
+    spilled: &Spilled,
+    d: &Digest,
+    want: &[String],
+) -> Result<Vec<u8>, Error> {
     use lw_layer::tar::{TarWriter, WriteOptions};
+    use lw_layer::{Entry, EntryKind};
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
     let fail = |e: String| layer_err(d, e);
-    let mut w = TarWriter::new(Vec::new(), WriteOptions::default());
-    let blob = BlobRead::open(d).await?;
+    // Each entry with its data when wanted (the data arrives after `on_entry` saw the header).
+    let entries: RefCell<Vec<(Entry, Option<Vec<u8>>)>> = RefCell::new(Vec::new());
+    let kept: RefCell<BTreeSet<String>> = RefCell::new(BTreeSet::new());
+    let blob = BlobRead::open_in(blobs, spilled, d).await?;
     {
-        let mut scan = crate::tarscan::LayerScan::new(
-            Box::new(|mut e: lw_layer::Entry| {
-                if e.kind == lw_layer::EntryKind::File {
+        let mut scan = crate::tarscan::LayerScan::with_tap(
+            Box::new(|mut e: Entry| {
+                let keep = e.kind == EntryKind::File && wanted(want, &e.path);
+                if let EntryKind::Hardlink(t) = &e.kind {
+                    if wanted(want, &e.path) && !kept.borrow().contains(t) && !wanted(want, t) {
+                        return Err(format!(
+                            "{} is a hard link to {t}, outside the paths read from browser storage for this step",
+                            e.path
+                        ));
+                    }
+                }
+                if keep {
+                    kept.borrow_mut().insert(e.path.clone());
+                } else if e.kind == EntryKind::File {
                     e.size = 0;
                 }
-                w.append(&e, &mut std::io::empty())
-                    .map_err(|e| e.to_string())
+                entries.borrow_mut().push((e, keep.then(Vec::new)));
+                Ok(())
             }),
+            crate::tarscan::Tap {
+                want: Box::new(|e: &Entry| e.kind == EntryKind::File && wanted(want, &e.path)),
+                data: Box::new(|b: &[u8], _| {
+                    let mut es = entries.borrow_mut();
+                    let Some((_, Some(data))) = es.last_mut() else {
+                        return Err("file data before its header".into());
+                    };
+                    if (data.len() + b.len()) as u64 > MAX_EXTRACT_FILE {
+                        return Err(format!(
+                            "a file is larger than {} MiB",
+                            MAX_EXTRACT_FILE >> 20
+                        ));
+                    }
+                    data.extend_from_slice(b);
+                    Ok(())
+                }),
+            },
             false,
         );
         scan_all(blob, &mut scan).await?;
         scan.finish().map_err(fail)?;
+    }
+    let mut w = TarWriter::new(Vec::new(), WriteOptions::default());
+    for (e, data) in entries.into_inner() {
+        let data = data.unwrap_or_default();
+        w.append(&e, &mut &data[..])
+            .map_err(|e| fail(e.to_string()))?;
     }
     w.finish().map_err(|e| fail(e.to_string()))
 }

@@ -417,11 +417,6 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             s.records.clone(),
         )
     });
-    // The file lists of base layers kept in browser storage, streamed from there before the engine needs them.
-    if let Err(e) = crate::blobread::index_stored_bases(&o, &platforms, &cache).await {
-        with(|s| s.cache = cache);
-        return Err(err(e));
-    }
     // The decoder module, when the build may read a zstd layer (the engine reads layers synchronously).
     if reads_zstd(&o, &platforms) {
         if let Err(e) = crate::archive::need_zstd().await {
@@ -469,6 +464,7 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             blobs: &mut blobs,
             spilled: spilled.clone(),
             compress: compress.clone(),
+            extracts: BTreeMap::new(),
         };
         let mut host = Host {
             context: &ctx,

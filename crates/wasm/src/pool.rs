@@ -3,7 +3,7 @@
 //! and `gzipMember`, the function each worker calls.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -14,7 +14,7 @@ use js_sys::{Function, Promise, Uint8Array};
 use lw_engine::host::{BlobSink, BlobStore, MemoryBlobs};
 use lw_engine::Error;
 use lw_layer::pgzip::MemberPool;
-use lw_oci::Digest;
+use lw_oci::{Descriptor, Digest};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -126,6 +126,15 @@ pub struct PooledBlobs<'a> {
     pub blobs: &'a mut MemoryBlobs,
     pub spilled: Spilled,
     pub compress: Option<(Function, usize)>,
+    /// What the current step's pre-step read out of layers in browser storage (`blobread::extract_layer`), by
+    /// digest: every header and the wanted files' data, as an uncompressed tar.
+    pub extracts: BTreeMap<Digest, Vec<u8>>,
+}
+
+impl PooledBlobs<'_> {
+    fn stored(&self, d: &Digest) -> bool {
+        !self.blobs.has(d) && self.spilled.borrow().contains_key(d)
+    }
 }
 
 impl BlobStore for PooledBlobs<'_> {
@@ -133,13 +142,43 @@ impl BlobStore for PooledBlobs<'_> {
         self.blobs.has(d) || self.spilled.borrow().contains_key(d)
     }
     fn open(&self, d: &Digest) -> Result<Box<dyn io::Read + '_>, Error> {
-        if !self.blobs.has(d) && self.spilled.borrow().contains_key(d) {
+        if self.stored(d) {
             return Err(Error::Host(format!(
-                "blob {d} is in browser storage, which this step cannot read at once (COPY --from, a --chown or \
-                 USER name, a RUN mount of it): use the CLI"
+                "blob {d} is in browser storage, which this step cannot read at once: use the CLI"
             )));
         }
         self.blobs.open(d)
+    }
+    fn needs_prepare(&self, d: &Digest) -> bool {
+        self.stored(d)
+    }
+    fn forget_prepared(&mut self) {
+        self.extracts.clear();
+    }
+    fn open_layer(&self, layer: &Descriptor) -> Result<Box<dyn io::Read + '_>, Error> {
+        if let Some(x) = self.extracts.get(&layer.digest) {
+            return Ok(Box::new(&x[..]));
+        }
+        lw_engine::host::decode_layer(self.open(&layer.digest)?, layer)
+    }
+    fn prepare_layers<'a>(
+        &'a mut self,
+        layers: &'a [Descriptor],
+        want: &'a [String],
+    ) -> lw_engine::host::PrepareFuture<'a> {
+        Box::pin(async move {
+            // Only this step's reads are kept.
+            self.extracts.clear();
+            for l in layers {
+                if self.stored(&l.digest) && !self.extracts.contains_key(&l.digest) {
+                    let x =
+                        crate::blobread::extract_layer(self.blobs, &self.spilled, &l.digest, want)
+                            .await?;
+                    self.extracts.insert(l.digest.clone(), x);
+                }
+            }
+            Ok(())
+        })
     }
     fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
         SpillSink::create(self.blobs, &self.spilled)

@@ -21,19 +21,7 @@ fn drop_unchanged(host: &Host, st: &StageState, items: Vec<Item>) -> Result<Vec<
     let Some(tree) = st.tree.as_ref() else {
         return Ok(items);
     };
-    let same_meta = |it: &Item| {
-        tree.get(&it.entry.path).is_some_and(|n| {
-            let e = &n.entry;
-            (&e.kind, e.mode, e.uid, e.gid, e.size)
-                == (
-                    &it.entry.kind,
-                    it.entry.mode,
-                    it.entry.uid,
-                    it.entry.gid,
-                    it.entry.size,
-                )
-        })
-    };
+    let same_meta = |it: &Item| same_meta(tree, it);
     let mut kept: Vec<Item> = Vec::new();
     let mut dirs: Vec<Item> = Vec::new();
     for it in items {
@@ -278,6 +266,11 @@ pub(super) async fn copy_step(
         dest: &dest,
     });
     let heredocs = heredoc_files(cx, files, env)?;
+    if let Ok(spec) = crate::chown::parse_chown(&chown_text) {
+        if !chown_text.is_empty() {
+            super::stage::prepare_owner(host, st, &spec).await?;
+        }
+    }
     let (chown, chmod) = owner_and_mode(cx, host, st, (&chown_text, &chmod_text), keyword)?;
     let excludes = excludes
         .iter()
@@ -287,7 +280,7 @@ pub(super) async fn copy_step(
     let from_tree = if from.is_empty() {
         None
     } else {
-        Some(from_tree(cx, host, st, &from, keyword)?)
+        Some(from_tree(cx, host, st, &from, keyword, &srcs).await?)
     };
     let spec = CopySpec {
         line,
@@ -318,7 +311,15 @@ pub(super) async fn copy_step(
         _ => None,
     };
     let fetched = fetched.as_mut().map(|f| f as &mut dyn UrlFetcher);
-    let items = plan_items(cx, host, st, spec, link && chmod_text.is_empty(), fetched)?;
+    let linked = link && chmod_text.is_empty();
+    let items = plan_items(cx, host, st, spec, linked, fetched)?;
+    // A `--link` copy is a layer of its own, merged as it is; any other leaves out what it does not change.
+    let items = if linked {
+        items
+    } else {
+        prepare_unchanged(host, st, &items).await?;
+        drop_unchanged(host, st, items)?
+    };
     add_copy_layer(cx, host, st, inst, &items, created_by).await
 }
 
@@ -344,8 +345,43 @@ async fn add_copy_layer(
     Ok(())
 }
 
-/// The copy's entries, planned on the stage's tree (on an empty one when `linked`); a `--link` copy is a layer of
-/// its own, merged as it is, any other leaves out what it does not change.
+/// Whether the stage's `tree` has `it`'s path with the same kind, mode, owner and size.
+fn same_meta(tree: &FileTree, it: &Item) -> bool {
+    tree.get(&it.entry.path).is_some_and(|n| {
+        let e = &n.entry;
+        (&e.kind, e.mode, e.uid, e.gid, e.size)
+            == (
+                &it.entry.kind,
+                it.entry.mode,
+                it.entry.uid,
+                it.entry.gid,
+                it.entry.size,
+            )
+    })
+}
+
+/// The pre-step of [`drop_unchanged`]: the stage's files it compares by content (same metadata as a copied file),
+/// made readable by the host.
+async fn prepare_unchanged(
+    host: &mut Host<'_>,
+    st: &StageState,
+    items: &[Item],
+) -> Result<(), Error> {
+    let Some(tree) = st.tree.as_ref() else {
+        return Ok(());
+    };
+    let want: Vec<String> = items
+        .iter()
+        .filter(|it| it.entry.kind == lw_layer::EntryKind::File && same_meta(tree, it))
+        .map(|it| it.entry.path.clone())
+        .collect();
+    if want.is_empty() {
+        return Ok(());
+    }
+    rootfs::prepare_files(&mut *host.blobs, &*host.cache, &st.layers, &want).await
+}
+
+/// The copy's entries, planned on the stage's tree (on an empty one when `linked`).
 fn plan_items(
     cx: &StepCtx,
     host: &mut Host,
@@ -360,11 +396,7 @@ fn plan_items(
     let base_tree = if linked { &empty } else { &rootfs_tree };
     let planned = super::copy_plan::plan(cx.shared, spec, base_tree, fetched);
     st.tree = Some(rootfs_tree);
-    if linked {
-        planned
-    } else {
-        drop_unchanged(host, st, planned?)
-    }
+    planned
 }
 
 /// `--chown` as (uid, gid) and `--chmod`.
@@ -422,26 +454,38 @@ fn heredoc_files(
     Ok(heredocs)
 }
 
-/// `--from`: the file tree of an earlier stage or of an image, read with file contents.
-fn from_tree(
-    cx: &StepCtx,
-    host: &mut Host,
+/// `--from`: the file tree of an earlier stage or of an image, read with the contents of the files `srcs` may
+/// copy (the host is asked for those first, see [`rootfs::prepare_files`]).
+async fn from_tree(
+    cx: &StepCtx<'_>,
+    host: &mut Host<'_>,
     st: &StageState,
     from: &str,
     keyword: &str,
+    srcs: &[String],
 ) -> Result<FileTree, Error> {
     let (shared, line) = (cx.shared, cx.line);
-    if let Some(j) = stage_ref(shared, from, cx.stage) {
+    let layers = if let Some(j) = stage_ref(shared, from, cx.stage) {
         let s = cx.done[j]
             .as_ref()
             .ok_or_else(|| shared.err(line, StepError::not_built("", from)))?;
-        return rootfs::tree_of(&*host.blobs, &s.layers, true);
+        s.layers.clone()
+    } else {
+        let img = host
+            .images
+            .resolve(from, &st.platform)
+            .map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
+        img.manifest.layers
+    };
+    if layers.iter().any(|l| host.blobs.needs_prepare(&l.digest)) {
+        // Where the sources lead through symbolic links, from the layers' indexes (asked for first when not kept).
+        rootfs::prepare_files(&mut *host.blobs, &*host.cache, &layers, &[]).await?;
+        let meta = rootfs::tree_indexed(&*host.blobs, &*host.cache, &layers)?;
+        let want = rootfs::wanted_paths(srcs, &meta);
+        drop(meta);
+        rootfs::prepare_files(&mut *host.blobs, &*host.cache, &layers, &want).await?;
     }
-    let img = host
-        .images
-        .resolve(from, &st.platform)
-        .map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
-    rootfs::tree_of(&*host.blobs, &img.manifest.layers, true)
+    rootfs::tree_of(&*host.blobs, &layers, true)
 }
 
 /// The copy's layer from the cache or written now; the step's cache key covers the items' content.

@@ -128,7 +128,7 @@ pub(super) fn write(
         .resume_points(key)
         .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
         .filter(|r| r.check == Record::check_of(&r.blob, &r.points))
-        .filter(|r| host.blobs.has(&r.blob));
+        .filter(|r| host.blobs.has(&r.blob) && !host.blobs.needs_prepare(&r.blob));
     let start = record.as_ref().and_then(|r| {
         let p = r
             .points

@@ -5,8 +5,8 @@ use std::io::Read;
 
 use lw_layer::tar::{TarWriter, WriteOptions};
 use lw_layer::tree::FileTree;
-use lw_layer::{compress, tar::TarReader, EntryKind};
-use lw_oci::{media, Descriptor};
+use lw_layer::{tar::TarReader, EntryKind};
+use lw_oci::Descriptor;
 
 use crate::host::{BlobStore, Cache};
 use crate::Error;
@@ -15,14 +15,63 @@ use crate::Error;
 pub const MAX_FROM_FILE: u64 = 512 << 20;
 
 fn layer_reader<'a>(blobs: &'a dyn BlobStore, d: &Descriptor) -> Result<Box<dyn Read + 'a>, Error> {
-    let comp = media::layer_compression(&d.media_type).ok_or_else(|| {
-        Error::Host(format!(
-            "layer {} has unsupported media type {}",
-            d.digest, d.media_type
-        ))
-    })?;
-    let raw = blobs.open(&d.digest)?;
-    compress::decoder(raw, comp).map_err(|e| Error::Host(format!("layer {}: {e}", d.digest)))
+    blobs.open_layer(d)
+}
+
+/// The pre-step of a step that reads `layers`: those the host cannot read at once ([`BlobStore::needs_prepare`])
+/// are made readable, with the contents of the files at or under `want` (clean relative paths; `""` is every
+/// file); with no `want`, only those whose index is not in the cache, to make it. Their indexes are kept in
+/// `cache` at once (the host's answer holds every header), so later steps need only the files.
+pub async fn prepare_files(
+    blobs: &mut dyn BlobStore,
+    cache: &dyn Cache,
+    layers: &[Descriptor],
+    want: &[String],
+) -> Result<(), Error> {
+    let far: Vec<Descriptor> = layers
+        .iter()
+        .filter(|l| blobs.needs_prepare(&l.digest))
+        .filter(|l| !want.is_empty() || cache.layer_index(&l.digest).is_none())
+        .cloned()
+        .collect();
+    if far.is_empty() {
+        return Ok(());
+    }
+    blobs.prepare_layers(&far, want).await?;
+    for l in &far {
+        if cache.layer_index(&l.digest).is_none() {
+            let ix = layer_index(&*blobs, l)?;
+            cache.put_layer_index(&l.digest, &ix);
+        }
+    }
+    Ok(())
+}
+
+/// The clean relative paths whose files a copy of `srcs` (as written after `--from`) may read: each source up to
+/// its first wildcard, and where it leads through symbolic links in `tree` (the source's metadata tree).
+pub fn wanted_paths(srcs: &[String], tree: &FileTree) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in srcs {
+        let mut keep = Vec::new();
+        for part in s.split('/') {
+            if part.contains(['*', '?', '[', '\\']) {
+                break;
+            }
+            match part {
+                "" | "." => {}
+                ".." => {
+                    keep.pop();
+                }
+                _ => keep.push(part),
+            }
+        }
+        let p = keep.join("/");
+        out.push(tree.resolve(&p));
+        out.push(p);
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The merged tree of `layers`; with `with_data`, file contents are kept (up to [`MAX_FROM_FILE`] each).

@@ -88,7 +88,8 @@ pub(super) async fn run_step(
     )
     .map_err(|e| shared.err(line, e))?;
     let binds =
-        super::run_mounts::resolve_binds(shared, host, done, index, &st.platform, line, &mounts)?;
+        super::run_mounts::resolve_binds(shared, host, done, index, &st.platform, line, &mounts)
+            .await?;
     // The RUN flag wins when written; otherwise the build's `--network` (the parser fills in `default` either way).
     let network = if r.flags_used.iter().any(|f| f == "network") {
         r.network.clone()
@@ -149,6 +150,16 @@ pub(super) async fn run_step(
         None => super::layers::write_items(host, shared.opts.layer_format, &[])?,
     };
     let d = l.descriptor.clone();
+    if st.tree.is_some() {
+        // A RUN layer the host keeps out of reach (the tab's, past 16 MiB): its index through the pre-step.
+        rootfs::prepare_files(
+            &mut *host.blobs,
+            &*host.cache,
+            std::slice::from_ref(&d),
+            &[],
+        )
+        .await?;
+    }
     if let Some(t) = st.tree.as_mut() {
         rootfs::apply_indexed(t, &*host.blobs, &*host.cache, st.layers.len(), &d)?;
     }

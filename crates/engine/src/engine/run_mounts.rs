@@ -122,9 +122,9 @@ fn field<'a>(fields: &'a [(String, Option<String>)], names: &[&str]) -> Option<&
 
 /// Resolve the source of every `type=bind` mount (and seeded `type=cache` mount) among the (expanded) `mounts` of
 /// a RUN at `line`.
-pub(crate) fn resolve_binds(
-    shared: &Shared,
-    host: &mut Host,
+pub(crate) async fn resolve_binds(
+    shared: &Shared<'_>,
+    host: &mut Host<'_>,
     done: &[Option<StageState>],
     index: usize,
     platform: &lw_oci::Platform,
@@ -172,7 +172,10 @@ pub(crate) fn resolve_binds(
                     img.config.rootfs.diff_ids.clone(),
                 )
             };
-            let tree: FileTree = rootfs::tree_of(&*host.blobs, &layers, false)?;
+            // Only the paths are needed here (the executor reads the layers): the layers' indexes, asked of the
+            // host first for a layer whose index is not kept yet.
+            rootfs::prepare_files(&mut *host.blobs, &*host.cache, &layers, &[]).await?;
+            let tree: FileTree = rootfs::tree_indexed(&*host.blobs, &*host.cache, &layers)?;
             if !clean.is_empty() && tree.get(&tree.resolve(&clean)).is_none() {
                 return Err(shared.err(
                     line,

@@ -330,6 +330,8 @@ pub(crate) async fn run_stage(
         body: None,
     };
     let mut st = base_state(&from_cx, host, &base, &platform)?;
+    // The base's file list, through the pre-step for a layer the host cannot read at once.
+    rootfs::prepare_files(&mut *host.blobs, &*host.cache, &st.layers, &[]).await?;
     (host.events)(BuildEvent::StageStarted {
         stage: index,
         name: shared.plan.stage_name(index),
@@ -378,11 +380,23 @@ async fn step_any(
     st: &mut StageState,
     inst: &Instruction,
 ) -> Result<(), Error> {
+    // What an earlier step's pre-step read for it is dropped: a step reads only what its own pre-step asked for.
+    host.blobs.forget_prepared();
     match inst {
         Instruction::Run(r) => super::run::run_step(cx, host, st, r).await,
         // COPY and ADD may await a member pool (the tab's workers) while their layer is compressed.
         Instruction::Copy(_) | Instruction::Add(_) => {
             super::copy_step::copy_step(cx, host, st, inst).await
+        }
+        Instruction::Workdir(_) => {
+            // WORKDIR makes its directories as the current USER, whose name may need the stage's passwd.
+            let user = st.config.config.user.clone().unwrap_or_default();
+            if let Ok(spec) = crate::chown::parse_chown(&user) {
+                if !user.is_empty() {
+                    prepare_owner(host, st, &spec).await?;
+                }
+            }
+            dispatch(cx, host, st, inst)
         }
         _ => dispatch(cx, host, st, inst),
     }
@@ -416,6 +430,37 @@ fn arg_value(
             .lookup(&def.key)
             .and_then(|v| v.value.clone()),
     })
+}
+
+/// The pre-step of a name lookup ([`resolve_owner`]): the layers that hold the stage's `/etc/passwd` and
+/// `/etc/group` made readable (all the stage's layers when its tree cannot be read yet).
+pub(super) async fn prepare_owner(
+    host: &mut Host<'_>,
+    st: &mut StageState,
+    spec: &crate::chown::Chown,
+) -> Result<(), Error> {
+    if !(spec.needs_passwd() || spec.needs_group()) {
+        return Ok(());
+    }
+    let mut want = vec!["etc/passwd".to_string(), "etc/group".to_string()];
+    let mut layers = st.layers.clone();
+    if let Ok(t) = st.tree(host) {
+        want = want.iter().map(|p| t.resolve(p)).collect();
+        let mut held: Vec<usize> = want
+            .iter()
+            .filter_map(|p| t.get(p))
+            .map(|n| n.layer)
+            .collect();
+        held.sort();
+        held.dedup();
+        layers = held
+            .iter()
+            .filter_map(|&i| st.layers.get(i))
+            .cloned()
+            .collect();
+        want.extend(["etc/passwd".to_string(), "etc/group".to_string()]);
+    }
+    rootfs::prepare_files(&mut *host.blobs, &*host.cache, &layers, &want).await
 }
 
 /// A user[:group] to (uid, gid), reading the stage's /etc/passwd and /etc/group only when names need them.
