@@ -211,57 +211,48 @@ function defaultWorkers() {
   return Math.max(2, Math.min(4, cores));
 }
 
+/**
+ * The loader of an on-demand module, `pkg/NAME_bg.wasm` with its glue `NAME.js`: imported and instantiated once, then
+ * `install(exports)` hands the main module what it needs; resolves to the exports. A failure names the module and
+ * what it is, and a later call tries again (e.g. after the network came back).
+ */
+function onDemand(name, what, install = () => {}) {
+  let ready = null;
+  return () => {
+    ready ??= (async () => {
+      const m = await import(/* webpackIgnore: true */ new URL(`./${name}.js`, import.meta.url).href);
+      await m.default({ module_or_path: new URL(`./${name}_bg.wasm`, import.meta.url) });
+      install(m);
+      return m;
+    })().catch((e) => {
+      ready = null;
+      throw new Error(`layerwright: loading the ${what} (pkg/${name}_bg.wasm) failed: ${e?.message ?? e}`);
+    });
+    return ready;
+  };
+}
+
 // libzstd's encoder is a module of its own (pkg/lw_zstd_bg.wasm, built from crates/zstd): fetched the first time a
 // build asks for zstd layers, then handed to the main module, which links no libzstd. Same C, same bytes as the CLI.
-let zstdReady = null;
-export function loadZstd() {
-  zstdReady ??= (async () => {
-    const zstd = await import(/* webpackIgnore: true */ new URL("./lw_zstd.js", import.meta.url).href);
-    await zstd.default({ module_or_path: new URL("./lw_zstd_bg.wasm", import.meta.url) });
-    core.useZstdEncoder((bytes, level) => zstd.zstdFrame(bytes, level), zstd.zstdVersion());
-  })().catch((e) => {
-    zstdReady = null; // a later build tries again (e.g. after the network came back)
-    throw new Error(`layerwright: loading the zstd encoder (pkg/lw_zstd_bg.wasm) failed: ${e?.message ?? e}`);
-  });
-  return zstdReady;
-}
+export const loadZstd = onDemand("lw_zstd", "zstd encoder",
+  (m) => core.useZstdEncoder((bytes, level) => m.zstdFrame(bytes, level), m.zstdVersion()));
 
 // The bzip2, xz and zstd decoders are a module of their own too (pkg/lw_archive_bg.wasm, built from crates/archive):
 // fetched the first time an archive is bzip2, xz or zstd (tarFiles, or a build whose ADD may unpack one) or a layer
 // is zstd (the core awaits this loader, given at init, before it reads one: the inspector, load, a build from a zstd
 // image, a streamed remote layer), then handed to the main module, which links none of them. The same Rust code as
 // the CLI's.
-let archiveReady = null;
-export function loadArchive() {
-  archiveReady ??= (async () => {
-    const m = await import(/* webpackIgnore: true */ new URL("./lw_archive.js", import.meta.url).href);
-    await m.default({ module_or_path: new URL("./lw_archive_bg.wasm", import.meta.url) });
-    core.useArchiveDecoder((codec, bytes) => m.decodeArchive(codec, bytes));
-    core.useZstdDecoder(() => new m.ZstdStream());
-  })().catch((e) => {
-    archiveReady = null; // a later call tries again (e.g. after the network came back)
-    throw new Error(`layerwright: loading the bzip2/xz/zstd decoders (pkg/lw_archive_bg.wasm) failed: ${e?.message ?? e}`);
-  });
-  return archiveReady;
-}
+export const loadArchive = onDemand("lw_archive", "bzip2/xz/zstd decoders", (m) => {
+  core.useArchiveDecoder((codec, bytes) => m.decodeArchive(codec, bytes));
+  core.useZstdDecoder(() => new m.ZstdStream());
+});
 
 // The git client is a module of its own too (pkg/lw_git_bg.wasm, built from crates/git): fetched the first time a
 // build checks out an `ADD <git URL>`. It speaks git's dumb HTTP protocol (static files: info/refs, HEAD, packs,
 // loose objects; no smart HTTP, no SSH): it names each file it needs, fetched here with the build's fetch (a
 // cross-origin server needs CORS), and checks every object's SHA-1. The commit and a tar of the work tree come back
 // as bytes, which the main module reads into the checkout the engine adds, as the CLI's.
-let gitReady = null;
-export function loadGit() {
-  gitReady ??= (async () => {
-    const m = await import(/* webpackIgnore: true */ new URL("./lw_git.js", import.meta.url).href);
-    await m.default({ module_or_path: new URL("./lw_git_bg.wasm", import.meta.url) });
-    return m;
-  })().catch((e) => {
-    gitReady = null; // a later build tries again (e.g. after the network came back)
-    throw new Error(`layerwright: loading the git client (pkg/lw_git_bg.wasm) failed: ${e?.message ?? e}`);
-  });
-  return gitReady;
-}
+export const loadGit = onDemand("lw_git", "git client");
 
 /** The build's `gitCheckout(remote, reference, keepGitDir)`: lw-git's client over `fetchFn` (or the page's fetch). */
 function gitCheckout(fetchFn) {
@@ -293,34 +284,12 @@ function gitCheckout(fetchFn) {
 // editor lints or a build's Dockerfile has `# check=error=true` (the core's own directive check, buildNeedsChecks),
 // then its build checks are handed to the main module, which links none of the linter. The same Rust code as the
 // CLI's. Resolves to the module's exports (lint, applyFixes, buildChecks).
-let lintReady = null;
-export function loadLint() {
-  lintReady ??= (async () => {
-    const m = await import(/* webpackIgnore: true */ new URL("./lw_lint.js", import.meta.url).href);
-    await m.default({ module_or_path: new URL("./lw_lint_bg.wasm", import.meta.url) });
-    core.useBuildChecks((dockerfile, model) => m.buildChecks(dockerfile, model));
-    return m;
-  })().catch((e) => {
-    lintReady = null; // a later call tries again (e.g. after the network came back)
-    throw new Error(`layerwright: loading the linter (pkg/lw_lint_bg.wasm) failed: ${e?.message ?? e}`);
-  });
-  return lintReady;
-}
+export const loadLint = onDemand("lw_lint", "linter",
+  (m) => core.useBuildChecks((dockerfile, model) => m.buildChecks(dockerfile, model)));
 
 // The inspector's layer analysis is a module of its own too (pkg/lw_analysis_bg.wasm, built from crates/analysis):
 // fetched the first time the inspector analyses an image. Resolves to the module's exports (analyseLayers).
-let analysisReady = null;
-export function loadAnalysis() {
-  analysisReady ??= (async () => {
-    const m = await import(/* webpackIgnore: true */ new URL("./lw_analysis.js", import.meta.url).href);
-    await m.default({ module_or_path: new URL("./lw_analysis_bg.wasm", import.meta.url) });
-    return m;
-  })().catch((e) => {
-    analysisReady = null; // a later call tries again (e.g. after the network came back)
-    throw new Error(`layerwright: loading the layer analysis (pkg/lw_analysis_bg.wasm) failed: ${e?.message ?? e}`);
-  });
-  return analysisReady;
-}
+export const loadAnalysis = onDemand("lw_analysis", "layer analysis");
 
 /** Whether `head` (bytes) starts with bzip2's, xz's or zstd's magic number (the core's own check, lw-layer's `sniff`). */
 function needsDecoders(head) {
