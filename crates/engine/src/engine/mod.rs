@@ -2,6 +2,7 @@
 //! content-addressed cache keys, reproducible timestamps and a stream of [`BuildEvent`]s.
 
 mod checks;
+mod config_steps;
 mod copy;
 mod copy_plan;
 mod copy_step;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use lw_dockerfile::instructions::{self, CommandLine, Instruction};
 use lw_layer::tree::FileTree;
-use lw_oci::config::Empty;
-use lw_oci::{Descriptor, Digest, DigestHasher, HealthConfig, History, ImageConfig, Platform};
+use lw_oci::{Descriptor, Digest, DigestHasher, History, ImageConfig, Platform};
 
+use super::config_steps::{expose_step, healthcheck_step, volume_step};
 use super::{expand, history, rootfs, Host, LayerReport, Shared};
 use crate::events::BuildEvent;
 use crate::host::CachedLayer;
@@ -82,7 +82,7 @@ impl StageState {
     }
 
     /// A step that changes only the config: it extends the cache key and leaves an empty-layer history entry.
-    fn metadata_step(&mut self, shared: &Shared, text: String) {
+    pub(super) fn metadata_step(&mut self, shared: &Shared, text: String) {
         self.key = chain(&self.key, &[&text]);
         self.history(shared, text, true);
     }
@@ -529,62 +529,6 @@ pub(super) fn run_argv(st: &StageState, c: &CommandLine) -> (Vec<String>, Vec<(S
     (v, files)
 }
 
-fn go_duration(ns: i64) -> String {
-    if ns == 0 {
-        return "0s".into();
-    }
-    let secs = ns / 1_000_000_000;
-    let frac = ns % 1_000_000_000;
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let sec = if frac == 0 {
-        format!("{s}s")
-    } else {
-        format!("{s}.{}s", format!("{frac:09}").trim_end_matches('0'))
-    };
-    match (h, m) {
-        (0, 0) => sec,
-        (0, _) => format!("{m}m{sec}"),
-        _ => format!("{h}h{m}m{sec}"),
-    }
-}
-
-fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<String>, Error> {
-    let mut out = Vec::new();
-    for w in words {
-        let (port, proto) = match w.split_once('/') {
-            Some((p, proto)) => (p, proto.to_ascii_lowercase()),
-            None => (w.as_str(), "tcp".to_string()),
-        };
-        if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-            return Err(shared.err(
-                line,
-                StepError::ExposeProto {
-                    word: w.clone(),
-                    proto,
-                },
-            ));
-        }
-        let bad = || shared.err(line, StepError::ExposePort { word: w.clone() });
-        let (lo, hi) = match port.split_once('-') {
-            Some((a, b)) => (
-                a.parse::<u16>().map_err(|_| bad())?,
-                b.parse::<u16>().map_err(|_| bad())?,
-            ),
-            None => {
-                let p = port.parse::<u16>().map_err(|_| bad())?;
-                (p, p)
-            }
-        };
-        if hi < lo {
-            return Err(bad());
-        }
-        for p in lo..=hi {
-            out.push(format!("{p}/{proto}"));
-        }
-    }
-    Ok(out)
-}
-
 /// A stage's first key, with the layer format when it is not the default: a gzip layer is never reused for a
 /// zstd build, and the other way round.
 fn format_key(shared: &Shared, key: Digest) -> Digest {
@@ -625,88 +569,6 @@ where
     let made = make(host)?;
     host.cache.put(key, made.clone());
     Ok((made, false))
-}
-
-/// `EXPOSE`: the ports, split and expanded like words, as `PORT/PROTO` entries of the config.
-fn expose_step(
-    cx: &StepCtx,
-    st: &mut StageState,
-    e: &instructions::ExposeCommand,
-    env: &[(String, String)],
-) -> Result<(), Error> {
-    let (shared, line) = (cx.shared, cx.line);
-    let mut words = Vec::new();
-    for p in &e.ports {
-        words.extend(
-            shared
-                .lexer
-                .process_words(p, &env.to_vec())
-                .map_err(|er| shared.err(line, er.to_string()))?,
-        );
-    }
-    let ports = expose_ports(shared, line, &words)?;
-    let map = st
-        .config
-        .config
-        .exposed_ports
-        .get_or_insert_with(BTreeMap::new);
-    for p in &ports {
-        map.insert(p.clone(), Empty {});
-    }
-    let text = format!("EXPOSE [{}]", ports.join(" "));
-    st.metadata_step(shared, text);
-    Ok(())
-}
-
-/// `HEALTHCHECK`: the config's health check; the history shows Go's `%+v` of it.
-fn healthcheck_step(cx: &StepCtx, st: &mut StageState, h: &instructions::HealthcheckCommand) {
-    let shared = cx.shared;
-    let hc = &h.health;
-    let cfg = HealthConfig {
-        test: Some(hc.test.clone()),
-        interval: (hc.interval != 0).then_some(hc.interval),
-        timeout: (hc.timeout != 0).then_some(hc.timeout),
-        start_period: (hc.start_period != 0).then_some(hc.start_period),
-        start_interval: (hc.start_interval != 0).then_some(hc.start_interval),
-        retries: (hc.retries != 0).then_some(i64::from(hc.retries)),
-    };
-    st.config.config.healthcheck = Some(cfg);
-    // Go's %+v of the HealthcheckConfig struct.
-    let text = format!(
-        "HEALTHCHECK {{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
-        hc.test.join(" "),
-        go_duration(hc.interval),
-        go_duration(hc.timeout),
-        go_duration(hc.start_period),
-        go_duration(hc.start_interval),
-        hc.retries
-    );
-    st.metadata_step(shared, text);
-}
-
-/// `VOLUME`: each path, expanded, becomes a config volume.
-fn volume_step(
-    cx: &StepCtx,
-    st: &mut StageState,
-    v: &instructions::VolumeCommand,
-) -> Result<(), Error> {
-    let (shared, line) = (cx.shared, cx.line);
-    let mut vols = Vec::new();
-    for w in &v.volumes {
-        let p = expand(shared, line, w, &st.env)?;
-        if p.is_empty() {
-            return Err(shared.err(line, StepError::EmptyVolume));
-        }
-        st.config
-            .config
-            .volumes
-            .get_or_insert_with(BTreeMap::new)
-            .insert(p.clone(), Empty {});
-        vols.push(p);
-    }
-    let text = format!("VOLUME [{}]", vols.join(" "));
-    st.metadata_step(shared, text);
-    Ok(())
 }
 
 /// `ARG`: each name's value (see [`arg_value`]) assigns the state environment and is kept for RUN's history.
