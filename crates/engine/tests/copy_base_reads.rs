@@ -7,7 +7,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use lw_engine::context::MemoryContext;
-use lw_engine::engine::{build, BuildOptions, BuildResult, Host};
+use lw_engine::engine::BuildResult;
 use lw_engine::host::{BaseImage, BlobSink, BlobStore, ImageSource, MemoryBlobs, MemoryCache};
 use lw_engine::Error;
 use lw_layer::tree::FileTree;
@@ -78,13 +78,6 @@ impl ImageSource for OneImage {
     }
 }
 
-fn opts(df: &str) -> BuildOptions {
-    BuildOptions::new(
-        df.as_bytes().to_vec(),
-        Platform::parse("linux/amd64").unwrap(),
-    )
-}
-
 fn run(
     blobs: &mut Counting,
     cache: &mut MemoryCache,
@@ -92,17 +85,7 @@ fn run(
     df: &str,
     ctx: &MemoryContext,
 ) -> BuildResult {
-    let mut events = |_| {};
-    let mut host = Host {
-        context: ctx,
-        blobs,
-        images,
-        run: None,
-        fetch: None,
-        cache,
-        events: &mut events,
-    };
-    build(&opts(df), &mut host).unwrap()
+    super::common::build_without_run(blobs, cache, images, df, ctx).unwrap()
 }
 
 fn layers(r: &BuildResult) -> Vec<lw_oci::Descriptor> {

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
+use super::common::build_without_run as run;
 use lw_engine::context::MemoryContext;
-use lw_engine::engine::{build, BuildOptions, BuildResult, Host};
 use lw_engine::host::{
     decode_layer, BaseImage, BlobSink, BlobStore, ImageSource, MemoryBlobs, MemoryCache,
     PrepareFuture,
@@ -121,30 +121,6 @@ impl ImageSource for OneImage {
             Err(Error::Host(format!("no image {reference}")))
         }
     }
-}
-
-fn run(
-    blobs: &mut dyn BlobStore,
-    cache: &mut MemoryCache,
-    images: &mut dyn ImageSource,
-    df: &str,
-    ctx: &MemoryContext,
-) -> Result<BuildResult, Error> {
-    let mut events = |_| {};
-    let mut host = Host {
-        context: ctx,
-        blobs,
-        images,
-        run: None,
-        fetch: None,
-        cache,
-        events: &mut events,
-    };
-    let o = BuildOptions::new(
-        df.as_bytes().to_vec(),
-        Platform::parse("linux/amd64").unwrap(),
-    );
-    build(&o, &mut host)
 }
 
 /// The base: users in /etc, an app directory (one file reached through a symlink), and a large file no step copies.

@@ -2,6 +2,7 @@
 //! `cargo test -p lw-engine --test tests -- MODULE::` runs one module.
 
 mod async_sources;
+mod common;
 mod copy_base_reads;
 mod engine;
 mod fetched_context;
