@@ -101,6 +101,9 @@ before(async () => {
   for (let i = 0; i < 500 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
   const ids = [...new Set(readdirSync(join(corpus, 'cases')).flatMap((n) => lines(readIf(join(corpus, 'cases', n, 'ssh'))).flatMap((l) => l.split(/\s+/))))];
   serve = await startServe(bin, join(root, 'dist'), ids.flatMap((id) => ['--ssh', `${id}=${sock}`]));
+  // serve names the agents it forwards in /api/info.
+  const info = await (await fetch(`${serve.origin}/api/info`)).json();
+  assert.deepEqual(info.ssh, [...ids].sort());
   browser = await launch();
   ({ page, errors } = await newPage(browser));
   page.setDefaultTimeout(120000);

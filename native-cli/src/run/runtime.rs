@@ -272,6 +272,10 @@ impl Runtime {
             id: id.to_string(),
         };
         let [stdin, stdout, stderr] = stdio;
+        // With a terminal, ours goes raw before the container starts, as docker's client does: runc sets it raw
+        // only once it has the container's console, so the first output could be translated twice (`\r\r\n`) and
+        // typed input echoed by our terminal as well as the container's.
+        let _raw = tty.then(RawTerminal::enter).flatten();
         let mut child = {
             use std::os::unix::process::CommandExt;
             let mut cmd = self.command();
@@ -388,5 +392,36 @@ impl Runtime {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// Our own terminal (stdin's, else stdout's) in raw mode until dropped, when its previous mode comes back.
+struct RawTerminal {
+    fd: i32,
+    saved: libc::termios,
+}
+
+impl RawTerminal {
+    fn enter() -> Option<RawTerminal> {
+        // SAFETY: isatty/tcgetattr/tcsetattr only read and write the termios struct given, on fds we hold open.
+        unsafe {
+            let fd = [0, 1].into_iter().find(|&fd| libc::isatty(fd) == 1)?;
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(fd, &mut saved) != 0 {
+                return None;
+            }
+            let mut raw = saved;
+            libc::cfmakeraw(&mut raw);
+            (libc::tcsetattr(fd, libc::TCSANOW, &raw) == 0).then_some(RawTerminal { fd, saved })
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        // SAFETY: as in `enter`.
+        unsafe {
+            libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved);
+        }
     }
 }
