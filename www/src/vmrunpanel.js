@@ -35,6 +35,9 @@ export function renderVmRunPanel(result, api) {
   const diffList = h('ul', { class: 'mono', testid: 'run-diff', 'aria-label': "The container's changes (docker diff)" });
   let current = null;
   let term = null;
+  // The bytes this run's terminal got (data-received, with the terminal as the element's `terminal`: what a
+  // test's failure message reports next to the drawn rows).
+  let received = 0;
 
   async function run() {
     runBtn.disabled = true;
@@ -45,13 +48,24 @@ export function renderVmRunPanel(result, api) {
       if (!term) {
         term = new Terminal({ rows: 24, cols: 80, fontSize: 13, scrollback: 2000 });
         term.open(screen);
+        Object.assign(screen, { terminal: term });
         // Keys go to the container's terminal; its line discipline echoes them.
         term.onData((d) => current?.write(d));
       }
       term.reset();
+      received = 0;
+      screen.dataset.received = '0';
+      // Into view now: xterm.js draws nothing while its element is off screen (it pauses its renderer until the
+      // element intersects the viewport), and the Run button can sit at the window's bottom edge with the
+      // terminal below it, so a short run's output would be drawn only once the user scrolls down.
+      screen.scrollIntoView({ block: 'nearest' });
       current = await api.runContainer(result.manifestDigest, {
         cmd: commandWords(cmdInput.value), interactive: interactive.checked, rows: term.rows, cols: term.cols,
-        onOutput: (bytes) => term.write(bytes),
+        onOutput: (bytes) => {
+          received += bytes.length;
+          screen.dataset.received = String(received);
+          term.write(bytes);
+        },
       });
       stopBtn.disabled = false;
       status.textContent = interactive.checked ? 'Running in this tab: type in the terminal.' : 'Running in this tab…';

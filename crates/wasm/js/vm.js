@@ -501,7 +501,8 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
         const exitCode = await answer;
         // The console's answer can overtake output still queued on the terminal's port: wait for the guest's
         // end marker behind it (bounded: the guest gives up writing it after 5 s).
-        await Promise.race([tty.ended, new Promise((r) => setTimeout(r, 10000))]);
+        const marked = await Promise.race([tty.ended.then(() => true), new Promise((r) => setTimeout(() => r(false), 10000))]);
+        if (!marked) console.warn(`container ${id}: the terminal's end marker did not come within 10 s; its last output may be missing`);
         flush();
         return { exitCode, diff: session.diff() };
       } finally {
