@@ -345,44 +345,15 @@ impl HttpFetcher {
         }
     }
 
-    /// The `Authorization` value for an ADD from `url`: the token (as `Bearer`) wins over the header, as the
-    /// later one in BuildKit's http source.
+    /// The `Authorization` value for an ADD from `url`: the core's rule (`lw_engine::remote_auth`), the tab's too.
     fn http_auth(&self, url: &str) -> Result<Option<String>, Error> {
-        let host = crate::http::url_host(url).unwrap_or_default();
-        let header = self.secret(&format!("HTTP_AUTH_HEADER_{host}"))?;
-        let token = self.secret(&format!("HTTP_AUTH_TOKEN_{host}"))?;
-        Ok(token.map(|t| format!("Bearer {t}")).or(header))
+        lw_engine::remote_auth::http_authorization(url, |id| self.secret(id))
     }
 
-    /// The `Authorization` value for a git fetch over HTTP(S), BuildKit's order: the header for the remote's
-    /// host, its token, then the header and token for any host; a token is sent as basic `x-access-token:TOKEN`.
+    /// The `Authorization` value for a git fetch over HTTP(S): the core's rule (`lw_engine::remote_auth`), the
+    /// tab's too.
     fn git_auth(&self, remote: &str) -> Result<Option<String>, Error> {
-        let Some(rest) = remote
-            .strip_prefix("https://")
-            .or_else(|| remote.strip_prefix("http://"))
-        else {
-            return Ok(None);
-        };
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-        for (id, token) in [
-            (format!("GIT_AUTH_HEADER.{host}"), false),
-            (format!("GIT_AUTH_TOKEN.{host}"), true),
-            ("GIT_AUTH_HEADER".to_string(), false),
-            ("GIT_AUTH_TOKEN".to_string(), true),
-        ] {
-            if let Some(v) = self.secret(&id)? {
-                return Ok(Some(if token {
-                    use base64::Engine;
-                    let b = base64::engine::general_purpose::STANDARD
-                        .encode(format!("x-access-token:{v}"));
-                    format!("basic {b}")
-                } else {
-                    v
-                }));
-            }
-        }
-        Ok(None)
+        lw_engine::remote_auth::git_authorization(remote, |id| self.secret(id))
     }
 }
 

@@ -53,7 +53,8 @@ pub struct ServeArgs {
     /// Drop an upload no request has touched for this many seconds (its blobs' pins go with it)
     #[arg(long = "upload-idle", default_value_t = 3600, value_name = "SECS")]
     pub upload_idle: u64,
-    /// SSH agent the tab's RUN steps may mount (--mount=type=ssh, through /api/run): default (the agent at
+    /// SSH agent the tab's RUN steps may mount (--mount=type=ssh, through /api/run), and for `default` the one its
+    /// git sources over SSH are fetched with (ADD ssh://..., through /api/git): default (the agent at
     /// $SSH_AUTH_SOCK), ID, or ID=SOCKET|KEY; repeatable (default: none)
     #[arg(long)]
     pub ssh: Vec<String>,

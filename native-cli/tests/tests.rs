@@ -27,6 +27,7 @@ mod run_mounts;
 mod run_network;
 mod serve_containers;
 mod serve_cors;
+mod serve_git;
 mod serve_in_memory;
 mod serve_limits;
 mod serve_load;

@@ -96,14 +96,15 @@ export async function startRegistry(opts = {}) {
 }
 
 /**
- * `layerwright serve --www dist` on a free loopback port with its own store. extra: more CLI flags.
+ * `layerwright serve --www dist` on a free loopback port with its own store. extra: more CLI flags; env: more
+ * environment for it.
  * Resolves to {url (with ?token=), origin, token, root (its store), stop()}.
  */
-export async function startServe(bin, www, extra = []) {
+export async function startServe(bin, www, extra = [], env = {}) {
   const port = await freePort();
   const dir = tempDir('serve');
   const token = 'e2e' + Math.random().toString(36).slice(2);
-  const child = track(spawn(bin, ['--root', join(dir, 'store'), 'serve', '--addr', `127.0.0.1:${port}`, '--www', www, '--token', token, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = track(spawn(bin, ['--root', join(dir, 'store'), 'serve', '--addr', `127.0.0.1:${port}`, '--www', www, '--token', token, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });

@@ -54,11 +54,12 @@ export function tempDir(what) {
   return dir;
 }
 
-export async function launch() {
+/** Headless Chromium. `env`: more environment for it (e.g. a HOME whose NSS database trusts a test CA). */
+export async function launch({ env } = {}) {
   return chromium.launch({
     executablePath: chromiumPath(),
     // Chromium leaves its singleton-socket directories in TMPDIR; give it one that goes away with the test.
-    env: { ...process.env, TMPDIR: tempDir('chromium') },
+    env: { ...process.env, TMPDIR: tempDir('chromium'), ...env },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }

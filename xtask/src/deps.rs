@@ -38,6 +38,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("openssh-client", "ssh-agent"),
     // The BuildKit corpus's git over SSH (add_git_ssh): an sshd of the test's own on loopback.
     ("openssh-server", "/usr/sbin/sshd"),
+    // The BuildKit corpus in Chromium: certutil puts the corpus's test CA in the NSS database of the test browser's
+    // private HOME, so that the tab trusts the corpus's HTTPS server as a user's browser trusts their CA.
+    ("libnss3-tools", "certutil"),
     // libzstd for wasm32 (the zstd layer encoder), compiled by zstd-sys.
     ("clang", "clang"),
     ("llvm", "llvm-ar"),

@@ -57,6 +57,11 @@ pub fn test_site(cli: Option<PathBuf>) -> Result<()> {
         ("podman", "podman"),
         ("runc", "runc"),
         ("busybox-static", "/bin/busybox"),
+        // The BuildKit corpus in Chromium: serve's agent and the test's sshd (git over SSH), and the test CA in
+        // the browser's NSS database (its HTTPS cases).
+        ("openssh-client", "ssh-agent"),
+        ("openssh-server", "/usr/sbin/sshd"),
+        ("libnss3-tools", "certutil"),
     ])?;
     crate::build::build()?;
     let bin = match cli {

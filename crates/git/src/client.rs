@@ -41,6 +41,8 @@ pub struct Fetch {
     reference: String,
     keep_git_dir: bool,
     limits: Limits,
+    /// The `Authorization` value for the remote's own requests (BuildKit's `GIT_AUTH_HEADER`/`GIT_AUTH_TOKEN`).
+    authorization: Option<String>,
     /// Path below the remote → body (`None`: the server does not have it).
     answers: HashMap<String, Option<Rc<Vec<u8>>>>,
     fetched: u64,
@@ -59,6 +61,7 @@ impl Fetch {
             reference: reference.to_string(),
             keep_git_dir,
             limits,
+            authorization: None,
             answers: HashMap::new(),
             fetched: 0,
             refs: None,
@@ -67,6 +70,30 @@ impl Fetch {
             packs: HashMap::new(),
             objects: HashMap::new(),
         }
+    }
+
+    /// Send `authorization` (an `Authorization` header's value, as the core's `git_authorization` makes it from
+    /// the build's secrets) with the remote's requests: see [`Fetch::authorization`].
+    pub fn with_authorization(mut self, authorization: Option<String>) -> Fetch {
+        self.authorization = authorization;
+        self
+    }
+
+    /// The `Authorization` value to send with a request for `url`: the one given, and only when `url` is on the
+    /// remote's own scheme, host and port (as BuildKit scopes it to the remote with `http.<remote>.extraheader`).
+    /// The host asks again for the URL a redirect leads to, so a redirect to another host gets none.
+    pub fn authorization(&self, url: &str) -> Option<&str> {
+        let origin = |u: &str| -> Option<String> {
+            let (scheme, rest) = u.split_once("://")?;
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            Some(format!(
+                "{}://{}",
+                scheme.to_ascii_lowercase(),
+                rest[..end].to_ascii_lowercase()
+            ))
+        };
+        let (o, r) = (origin(url)?, origin(&self.remote)?);
+        (o == r).then_some(self.authorization.as_deref()).flatten()
     }
 
     fn url(&self, path: &str) -> String {
@@ -327,5 +354,46 @@ impl Fetch {
         }
         out.sort();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The header goes to the remote's own scheme, host and port only, whatever the path.
+    #[test]
+    fn authorization_is_for_the_remotes_host_only() {
+        let f = Fetch::new(
+            "https://127.0.0.1:48767/tgit/repo.git",
+            "v1",
+            false,
+            Limits::default(),
+        )
+        .with_authorization(Some("basic eA==".into()));
+        let auth = |u: &str| f.authorization(u);
+        assert_eq!(
+            auth("https://127.0.0.1:48767/tgit/repo.git/info/refs"),
+            Some("basic eA==")
+        );
+        assert_eq!(
+            auth("HTTPS://127.0.0.1:48767/other/path"),
+            Some("basic eA==")
+        );
+        // Another port, scheme or host (also a redirect's target): none.
+        assert_eq!(
+            auth("https://127.0.0.1:48768/tgit/repo.git/info/refs"),
+            None
+        );
+        assert_eq!(auth("http://127.0.0.1:48767/tgit/repo.git/info/refs"), None);
+        assert_eq!(
+            auth("https://localhost:48767/tgit/repo.git/info/refs"),
+            None
+        );
+        assert_eq!(auth("https://127.0.0.1:48767.evil/x"), None);
+        assert_eq!(auth("not a url"), None);
+        // None given: none sent.
+        let plain = Fetch::new("https://h/r.git", "", false, Limits::default());
+        assert_eq!(plain.authorization("https://h/r.git/info/refs"), None);
     }
 }

@@ -98,9 +98,9 @@ impl Checkout {
 mod web {
     use wasm_bindgen::prelude::*;
 
-    /// `new GitFetch(remote, reference, keepGitDir)`: `step()` gives a URL to fetch (or `undefined` when the
-    /// checkout is ready), `answer(url, bytes | undefined)` hands it back (`undefined`: 404), then `checkout()` gives
-    /// the result.
+    /// `new GitFetch(remote, reference, keepGitDir, authorization?)`: `step()` gives a URL to fetch (or `undefined`
+    /// when the checkout is ready), `authorization(url)` the header value to send with it (or `undefined`),
+    /// `answer(url, bytes | undefined)` hands it back (`undefined`: 404), then `checkout()` gives the result.
     #[wasm_bindgen]
     pub struct GitFetch {
         fetch: super::Fetch,
@@ -114,11 +114,22 @@ mod web {
     #[wasm_bindgen]
     impl GitFetch {
         #[wasm_bindgen(constructor)]
-        pub fn new(remote: &str, reference: &str, keep_git_dir: bool) -> GitFetch {
+        pub fn new(
+            remote: &str,
+            reference: &str,
+            keep_git_dir: bool,
+            authorization: Option<String>,
+        ) -> GitFetch {
             GitFetch {
-                fetch: super::Fetch::new(remote, reference, keep_git_dir, Default::default()),
+                fetch: super::Fetch::new(remote, reference, keep_git_dir, Default::default())
+                    .with_authorization(authorization),
                 done: None,
             }
+        }
+
+        /// The `Authorization` value for a request of `url` (the remote's host only), or `undefined`.
+        pub fn authorization(&self, url: &str) -> Option<String> {
+            self.fetch.authorization(url).map(str::to_string)
         }
 
         pub fn step(&mut self) -> Result<Option<String>, JsError> {

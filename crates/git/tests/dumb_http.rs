@@ -299,6 +299,44 @@ fn the_buildkit_corpus_repository_checks_out_as_git_does() {
     );
 }
 
+/// The corpus's `add_git_auth_forms` repository behind a server that wants BuildKit's header (its `https-auth`):
+/// every request the client names carries the header `authorization` gives for it, and the checkout is git's.
+#[test]
+fn the_authorization_header_reaches_every_request_of_the_remote() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../native-cli/tests/buildkit/cases/add_git_auth_forms");
+    let bare = case.join("https/tgit/repo.git");
+    let rule = fs::read_to_string(case.join("https-auth")).unwrap();
+    let want = rule
+        .lines()
+        .find_map(|l| l.strip_prefix("tgit/ "))
+        .expect("a rule for tgit/");
+    let mut f = Fetch::new(REMOTE, "v1", false, Limits::default())
+        .with_authorization(Some(want.to_string()));
+    let mut asked = 0;
+    let got = loop {
+        match f.step().unwrap() {
+            Next::Done(c) => break c,
+            Next::Get(url) => {
+                asked += 1;
+                // As the server answers: 401 without the header.
+                assert_eq!(f.authorization(&url), Some(want), "{url}");
+                let path = url.strip_prefix(&format!("{REMOTE}/")).unwrap();
+                f.answer(&url, fs::read(bare.join(path)).ok()).unwrap();
+            }
+        }
+    };
+    assert!(asked >= 3, "{asked} requests");
+    // The commit the repository's tag v1 names.
+    let refs = fs::read_to_string(bare.join("packed-refs")).unwrap();
+    let v1 = refs
+        .lines()
+        .find_map(|l| l.strip_suffix(" refs/tags/v1"))
+        .unwrap();
+    assert_eq!(got.commit, v1);
+    assert!(!got.entries.is_empty());
+}
+
 #[test]
 fn a_kept_git_dir_is_a_repository_git_reads_as_clean() {
     if !have_git() {

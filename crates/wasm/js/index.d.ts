@@ -59,7 +59,9 @@ export interface BuildOptions {
   tags?: string[]; noCache?: boolean; compression?: "gzip" | "zstd" | "uncompressed"; compressionLevel?: number;
   onEvent?: (e: BuildEvent) => void;
   executor?: RunExecutor;
-  /** Secrets for `RUN --mount=type=secret,id=ID` (as `build --secret id=ID,src=FILE`), for the tab's VM or `serveExecutor`. */
+  /** Secrets for `RUN --mount=type=secret,id=ID` (as `build --secret id=ID,src=FILE`), for the tab's VM or `serveExecutor`;
+   * BuildKit's `HTTP_AUTH_HEADER_<host>`, `HTTP_AUTH_TOKEN_<host>`, `GIT_AUTH_HEADER[.<host:port>]` and
+   * `GIT_AUTH_TOKEN[.<host:port>]` also authorize `ADD`'s downloads from that host, as natively. */
   secrets?: Record<string, string | Uint8Array>;
   /**
    * SSH agent ids the Dockerfile may ask for (as `build --ssh ID`). A tab reaches no SSH agent: a RUN mounting one
@@ -73,12 +75,14 @@ export interface BuildOptions {
    */
   buildContexts?: Record<string, string | { files: BuildOptions["files"]; fileInfo?: BuildOptions["fileInfo"] }
     | { ociLayout: { files: Record<string, Uint8Array | ArrayBuffer | string | Blob> }; digest?: string; tag?: string }>;
-  /** How `ADD <url>` downloads (default: the page's `fetch`; a cross-origin URL needs CORS headers). */
-  fetch?: (url: string) => Promise<Response>;
+  /** How `ADD <url>` downloads (default: the page's `fetch`; a cross-origin URL needs CORS headers). `init` holds
+   * the `Authorization` header the build's `HTTP_AUTH_*`/`GIT_AUTH_*` secrets give for that URL, if any. */
+  fetch?: (url: string, init?: RequestInit) => Promise<Response>;
   /** `ADD <git URL>`: check `reference` (empty: HEAD) of `remote` out; resolves to the commit's 40 hex digits
-   * followed by a tar of the work tree (and `.git` when kept). Default: lw-git's dumb-HTTP client
-   * (pkg/lw_git_bg.wasm, loaded on first use) over `fetch`. */
-  gitCheckout?: (remote: string, reference: string, keepGitDir: boolean) => Promise<Uint8Array>;
+   * followed by a tar of the work tree (and `.git` when kept). `authorization`: what the build's `GIT_AUTH_*`
+   * secrets give for the remote (BuildKit's rule), for its own host only. Default: lw-git's dumb-HTTP client
+   * (pkg/lw_git_bg.wasm, loaded on first use) over `fetch`; SSH remotes through `serveExecutor`'s serve. */
+  gitCheckout?: (remote: string, reference: string, keepGitDir: boolean, authorization?: string) => Promise<Uint8Array>;
   /** Web Workers compressing COPY/ADD layers (default: navigator.hardwareConcurrency, 2 to 4); 0 compresses here. */
   workers?: number;
   /** Compress one gzip member elsewhere; must resolve to what `gzipMember(bytes, level)` returns. Set by `workers`. */
@@ -177,6 +181,9 @@ export function readRemoteFile(ref: string, layer: RemoteLayer, path: string, op
 export function serveExecutor(opts?: { url?: string; token?: string }): RunExecutor & {
   /** This executor with a build's secrets for `RUN --mount=type=secret` (build() does this for `secrets`). */
   withSecrets(secrets: Record<string, string | Uint8Array>): RunExecutor;
+  /** `ADD <git URL>` over SSH, fetched by serve with its `default` agent (`layerwright serve --ssh default`):
+   * the commit's 40 hex digits, then a tar of the checkout (build() uses it for SSH remotes). */
+  gitOverSsh(remote: string, reference: string, keepGitDir: boolean): Promise<Uint8Array>;
 };
 /** RUN in the tab's own Linux VM (v86; linux/386 images). The default executor of `build` when none is given. */
 export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {

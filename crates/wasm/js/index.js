@@ -254,16 +254,32 @@ export const loadArchive = onDemand("lw_archive", "bzip2/xz/zstd decoders", (m) 
 // as bytes, which the main module reads into the checkout the engine adds, as the CLI's.
 export const loadGit = onDemand("lw_git", "git client");
 
-/** The build's `gitCheckout(remote, reference, keepGitDir)`: lw-git's client over `fetchFn` (or the page's fetch). */
-function gitCheckout(fetchFn) {
-  return async (remote, reference, keepGitDir) => {
+/** Whether a git remote is reached over SSH (`ssh://…`, or scp's `user@host:path`), which a page cannot open. */
+const overSsh = (remote) => /^ssh:\/\//i.test(remote) || /^[^/:@]+@[^/:]+:/.test(remote);
+
+/**
+ * The build's `gitCheckout(remote, reference, keepGitDir, authorization)`: lw-git's client over `fetchFn` (or the
+ * page's fetch). `authorization` (the core's rule from the build's `GIT_AUTH_*` secrets) goes with the requests
+ * lw-git names for the remote's own host (`GitFetch.authorization`); a redirect to another origin drops it (the
+ * Fetch standard: the browser removes `Authorization` there). An SSH remote goes to `viaServe` (serveExecutor's:
+ * `layerwright serve --ssh` fetches it with its agent), else it is refused: a page has no SSH.
+ */
+function gitCheckout(fetchFn, viaServe) {
+  return async (remote, reference, keepGitDir, authorization) => {
+    if (overSsh(remote)) {
+      if (viaServe) return viaServe(remote, reference, keepGitDir);
+      throw new Error(`ADD ${remote}: a git remote over SSH needs an SSH agent, which a browser tab cannot reach; `
+        + "use the CLI (layerwright build --ssh default) or a page served by layerwright serve --ssh default, "
+        + "building with its serveExecutor");
+    }
     const m = await loadGit();
-    const g = new m.GitFetch(remote, reference, keepGitDir);
+    const g = new m.GitFetch(remote, reference, keepGitDir, authorization ?? undefined);
     try {
       for (let url; (url = g.step()) !== undefined;) {
+        const auth = g.authorization(url);
         let r;
         try {
-          r = await (fetchFn ?? fetch)(url);
+          r = await (fetchFn ?? fetch)(url, auth ? { headers: { authorization: auth } } : undefined);
         } catch (e) {
           throw new Error(`${url}: the server sent no Access-Control-Allow-Origin header (or could not be reached: ${e?.message ?? e})`);
         }
@@ -345,7 +361,7 @@ export async function build(opts) {
     o = { ...o, contextDigests: await blobDigests(o.files) };
   }
   // ADD <git URL>: the module loads when the engine first asks for a checkout (a build without one never fetches it).
-  if (!o?.gitCheckout) o = { ...o, gitCheckout: gitCheckout(o?.fetch) };
+  if (!o?.gitCheckout) o = { ...o, gitCheckout: gitCheckout(o?.fetch, o?.executor?.gitOverSsh) };
   let r;
   core.storeMark();
   try {
@@ -586,7 +602,23 @@ export function serveExecutor({ url, token } = {}) {
     }
     return result;
   };
+  // `ADD <git URL>` over SSH: serve fetches it with its `default` agent (the CLI's own git code path) and answers
+  // with what lw-git's module gives for an http(s) remote: the commit's 40 hex digits, then a tar of the checkout.
+  const gitOverSsh = async (remote, reference, keepGitDir) => {
+    const resp = await fetch(`${base}/api/git`, {
+      method: "POST", headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ remote, reference, keepGitDir }),
+    });
+    if (!resp.ok) {
+      const text = await resp.text().catch(() => "");
+      let msg = text.trim();
+      try { msg = JSON.parse(text).error ?? msg; } catch (_) { /* not JSON: the text as it is */ }
+      throw new Error(`ADD ${remote}: layerwright serve: ${msg || `HTTP ${resp.status}`}`);
+    }
+    return new Uint8Array(await resp.arrayBuffer());
+  };
   const executor = (req, io) => run(req, io, null);
+  executor.gitOverSsh = gitOverSsh;
   // serve mounts its own agents (`layerwright serve --ssh ID`) for `RUN --mount=type=ssh`; it refuses an id it has
   // none for, naming it.
   executor.forwardsSsh = true;
@@ -597,6 +629,7 @@ export function serveExecutor({ url, token } = {}) {
     for (const [id, v] of Object.entries(secrets ?? {})) enc[id] = base64(typeof v === "string" ? new TextEncoder().encode(v) : new Uint8Array(v));
     const withSecrets = (req, io) => run(req, io, enc);
     withSecrets.forwardsSsh = true;
+    withSecrets.gitOverSsh = gitOverSsh;
     return withSecrets;
   };
   return executor;

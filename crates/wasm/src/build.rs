@@ -443,6 +443,7 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
         fetch: get(&opts, "fetch")?.dyn_into().ok(),
         #[cfg(feature = "git")]
         git: get(&opts, "gitCheckout")?.dyn_into().ok(),
+        secrets: get(&opts, "secrets")?,
     };
     let mut js_exec = executor.map(|callback| JsExecutor {
         callback,

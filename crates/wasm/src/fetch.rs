@@ -14,18 +14,46 @@ use wasm_bindgen_futures::JsFuture;
 #[cfg(feature = "git")]
 use {lw_engine::host::GitCheckout, lw_layer::tar::TarReader};
 
-/// The fetcher of one build: `fetch` is the caller's `(url) => Promise<Response>`, else the global `fetch`.
-/// `git` is `(remote, reference, keepGitDir) => Promise<Uint8Array>` (the commit, then the tar).
+/// The fetcher of one build: `fetch` is the caller's `(url, init) => Promise<Response>`, else the global `fetch`.
+/// `git` is `(remote, reference, keepGitDir, authorization) => Promise<Uint8Array>` (the commit, then the tar).
+/// `secrets` is the build's `secrets` object (id → string or bytes): BuildKit's `HTTP_AUTH_*` and `GIT_AUTH_*`
+/// there authorize downloads by the core's rule (`lw_engine::remote_auth`), as the CLI's `--secret`s do.
 pub(crate) struct TabFetcher {
     pub fetch: Option<Function>,
     #[cfg(feature = "git")]
     pub git: Option<Function>,
+    pub secrets: JsValue,
+}
+
+impl TabFetcher {
+    /// The secret `id`'s value as text (bytes are read as UTF-8, as the CLI reads a secret file).
+    fn secret(&self, id: &str) -> Result<Option<String>, Error> {
+        if !self.secrets.is_object() {
+            return Ok(None);
+        }
+        let v = js_sys::Reflect::get(&self.secrets, &id.into()).unwrap_or(JsValue::UNDEFINED);
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        if let Some(s) = v.as_string() {
+            return Ok(Some(s));
+        }
+        if v.is_instance_of::<Uint8Array>() || v.is_instance_of::<js_sys::ArrayBuffer>() {
+            return Ok(Some(
+                String::from_utf8_lossy(&Uint8Array::new(&v).to_vec()).into_owned(),
+            ));
+        }
+        Err(Error::Host(format!(
+            "secrets: {id} is neither a string nor bytes"
+        )))
+    }
 }
 
 impl AsyncUrlFetcher for TabFetcher {
     fn fetch_async<'a>(&'a mut self, url: &'a str) -> FetchFuture<'a> {
         Box::pin(async move {
-            fetch_url(self.fetch.as_ref(), url)
+            let auth = lw_engine::remote_auth::http_authorization(url, |id| self.secret(id))?;
+            fetch_url(self.fetch.as_ref(), url, auth.as_deref())
                 .await
                 .map_err(Error::Host)
         })
@@ -34,7 +62,8 @@ impl AsyncUrlFetcher for TabFetcher {
     #[cfg(feature = "git")]
     fn fetch_git_async<'a>(&'a mut self, remote: &'a str, r: &'a str, keep: bool) -> GitFuture<'a> {
         Box::pin(async move {
-            git_checkout(self.git.as_ref(), remote, r, keep)
+            let auth = lw_engine::remote_auth::git_authorization(remote, |id| self.secret(id))?;
+            git_checkout(self.git.as_ref(), remote, r, keep, auth.as_deref())
                 .await
                 .map_err(|e| Error::Host(js_text(&e)))
         })
@@ -51,15 +80,23 @@ impl AsyncUrlFetcher for TabFetcher {
 
 #[cfg(feature = "git")]
 /// The checkout the glue's `gitCheckout` made: the commit's 40 hex digits, then a tar of the entries, read back
-/// with lw-layer's reader.
+/// with lw-layer's reader. `auth`: the `Authorization` for the remote's own requests (the glue sends it to that
+/// host only).
 async fn git_checkout(
     f: Option<&Function>,
     remote: &str,
     r: &str,
     keep: bool,
+    auth: Option<&str>,
 ) -> Result<GitCheckout, JsValue> {
     let f = f.ok_or("ADD: no gitCheckout")?;
-    let p = f.call3(&JsValue::NULL, &remote.into(), &r.into(), &keep.into())?;
+    let args = js_sys::Array::of4(
+        &remote.into(),
+        &r.into(),
+        &keep.into(),
+        &auth.map_or(JsValue::UNDEFINED, JsValue::from),
+    );
+    let p = f.apply(&JsValue::NULL, &args)?;
     let got = Uint8Array::new(&JsFuture::from(p.unchecked_into::<Promise>()).await?).to_vec();
     let (commit, tar) = got.split_at(40.min(got.len()));
     let mut rd = TarReader::new(tar);
@@ -81,16 +118,27 @@ fn js_text(e: &JsValue) -> String {
         .unwrap_or_default()
 }
 
-/// The body of `url`, or why not.
-async fn fetch_url(given: Option<&Function>, url: &str) -> Result<Vec<u8>, String> {
+/// The body of `url`, or why not. `auth`: its `Authorization` header (a cross-origin server must allow the header
+/// in its CORS preflight; the browser drops it on a redirect to another origin).
+async fn fetch_url(
+    given: Option<&Function>,
+    url: &str,
+    auth: Option<&str>,
+) -> Result<Vec<u8>, String> {
     let f = match given {
         Some(f) => f.clone(),
         None => {
             crate::remote::global_fn("fetch").map_err(|e| format!("ADD {url}: {}", js_text(&e)))?
         }
     };
+    let init = js_sys::Object::new();
+    if let Some(a) = auth {
+        let headers = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&headers, &"authorization".into(), &a.into());
+        let _ = js_sys::Reflect::set(&init, &"headers".into(), &headers);
+    }
     let promise: Promise = f
-        .call1(&js_sys::global(), &JsValue::from_str(url))
+        .call2(&js_sys::global(), &JsValue::from_str(url), &init)
         .and_then(|p| {
             p.dyn_into()
                 .map_err(|_| JsValue::from_str("fetch did not return a Promise"))

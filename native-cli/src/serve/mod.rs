@@ -1,9 +1,10 @@
 //! `layerwright serve`: the playground's local HTTP server — the built site, an OCI registry over the store at
-//! `/v2/`, a CORS proxy to upstream registries at `/proxy/HOST/v2/…`, the RUN backend at `/api/run` and the
-//! container API at `/api/containers` — guarded by a per-start token, Host/Origin checks against DNS rebinding,
+//! `/v2/`, a CORS proxy to upstream registries at `/proxy/HOST/v2/…`, the RUN backend at `/api/run`, git over SSH
+//! for the tab at `/api/git` and the container API at `/api/containers` — guarded by a per-start token, Host/Origin checks against DNS rebinding,
 //! and request size limits.
 
 pub mod containers_api;
+pub mod git_api;
 pub mod http;
 pub mod mem_store;
 pub mod proxy;
@@ -438,6 +439,9 @@ fn route(ctx: &Ctx, req: &mut Request) -> Reply {
     if p == "/api/run" {
         return run_api::handle(ctx, req);
     }
+    if p == "/api/git" {
+        return git_api::handle(ctx, req);
+    }
     if p == "/api/containers" || p.starts_with("/api/containers/") {
         return containers_api::handle(ctx, req);
     }
@@ -449,7 +453,7 @@ fn route(ctx: &Ctx, req: &mut Request) -> Reply {
             200,
             &serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "run": true, "containers": "/api/containers",
                 "registry": "/v2/", "proxy": "/proxy/", "runRepository": "layerwright/run-cache",
-                "ssh": ctx.st.cfg.ssh.keys().collect::<Vec<_>>()}),
+                "ssh": ctx.st.cfg.ssh.keys().collect::<Vec<_>>(), "git": "/api/git"}),
         );
     }
     match *req.method() {
