@@ -60,6 +60,18 @@ pub(crate) async fn drive<O: Operation>(
     bodies: &mut Bodies,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
 ) -> Result<O::Output, JsValue> {
+    drive_tee(op, bodies, sink, None).await
+}
+
+/// `drive`, with the same streamed bytes also handed to `tee` as JS `Uint8Array`s (the fetch's own chunks, which the
+/// sink no longer needs once they are copied into wasm memory, so `tee` may transfer them to a Worker). `tee` is
+/// called before the sink and may answer a Promise: the next chunk is read once it settles (its back-pressure).
+pub(crate) async fn drive_tee<O: Operation>(
+    op: &mut O,
+    bodies: &mut Bodies,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
+    tee: Option<&Function>,
+) -> Result<O::Output, JsValue> {
     let fetch = global_fn("fetch")?;
     // A rejected fetch in a browser is mostly a missing CORS header, which no retry fixes: one retry (for a
     // blip), not the core's full back-off (seconds before the user learns what is wrong).
@@ -114,7 +126,7 @@ pub(crate) async fn drive<O: Operation>(
             op.on_body_end().map_err(err)?;
             continue;
         }
-        stream_body(op, &stream, &req.url, sink).await?;
+        stream_body(op, &stream, &req.url, sink, tee).await?;
     }
 }
 
@@ -153,6 +165,7 @@ async fn stream_body<O: Operation>(
     stream: &JsValue,
     url: &str,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
+    tee: Option<&Function>,
 ) -> Result<(), JsValue> {
     let reader = call_method(stream, "getReader", &[])?;
     loop {
@@ -168,12 +181,34 @@ async fn stream_body<O: Operation>(
         if get(&chunk, "done")?.as_bool() == Some(true) {
             break;
         }
-        let bytes = Uint8Array::new(&get(&chunk, "value")?).to_vec();
+        let value = Uint8Array::new(&get(&chunk, "value")?);
+        let bytes = value.to_vec();
         let out = op.on_body(&bytes).map_err(err)?;
         if !out.is_empty() {
+            // What the op kept of the chunk (it skips a prefix it already had after a resume without Range).
+            let pending = match tee {
+                Some(f) => {
+                    let at = (out.as_ptr() as usize - bytes.as_ptr() as usize) as u32;
+                    let part = value.subarray(at, at + out.len() as u32);
+                    match f.call1(&JsValue::NULL, &part) {
+                        Ok(v) => v.dyn_into::<Promise>().ok(),
+                        Err(e) => {
+                            let _ = call_method(&reader, "cancel", &[]);
+                            return Err(e);
+                        }
+                    }
+                }
+                None => None,
+            };
             if let Err(e) = sink(out) {
                 let _ = call_method(&reader, "cancel", &[]);
                 return Err(e);
+            }
+            if let Some(p) = pending {
+                if let Err(e) = JsFuture::from(p).await {
+                    let _ = call_method(&reader, "cancel", &[]);
+                    return Err(e);
+                }
             }
         }
     }
