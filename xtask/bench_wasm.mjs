@@ -195,7 +195,7 @@ async function remoteList(browser, url, mb) {
       let firstByte = null;
       let firstEntry = null;
       let entries = 0;
-      const hashQueue = { chunks: 0, postMs: 0, waits: 0, waitMs: 0, maxQueuedBytes: 0 };
+      const hashQueue = { chunks: 0, postMs: 0, hashMs: 0, waits: 0, waitMs: 0, maxQueuedBytes: 0 };
       let hashedApart = true;
       const t0 = performance.now();
       for (const l of info.layers) {
@@ -205,7 +205,7 @@ async function remoteList(browser, url, mb) {
           onEntry: () => { firstEntry ??= performance.now(); entries++; },
         });
         hashedApart &&= out.hashedApart;
-        for (const k of ['chunks', 'postMs', 'waits', 'waitMs']) hashQueue[k] += out.hashQueue?.[k] ?? 0;
+        for (const k of ['chunks', 'postMs', 'hashMs', 'waits', 'waitMs']) hashQueue[k] += out.hashQueue?.[k] ?? 0;
         hashQueue.maxQueuedBytes = Math.max(hashQueue.maxQueuedBytes, out.hashQueue?.maxQueuedBytes ?? 0);
       }
       const tOne = performance.now();

@@ -419,11 +419,11 @@ pub fn run(
         ));
         let q = &l["hashQueue"];
         notes.push(format!(
-            "streamed inspection's blob digest: on a Web Worker ({}): {secs:.2}s = {:.2}× the download, against {one:.2}s = {:.2}× on the page's thread; handing {} chunks to the worker cost the page {:.1} ms, the download waited {:.0} ms ({} times) for the worker, at most {:.1} MiB queued",
+            "streamed inspection's blob digest: on a Web Worker ({}): {secs:.2}s = {:.2}× the download, against {one:.2}s = {:.2}× on the page's thread; handing {} chunks to the worker cost the page {:.1} ms, the worker hashed for {:.0} ms, the download waited {:.0} ms ({} times) for the worker, at most {:.1} MiB queued",
             if l["hashedApart"].as_bool() == Some(true) { "used" } else { "NOT used: no Workers" },
             secs / download.max(1e-9),
             one / download.max(1e-9),
-            q["chunks"], q["postMs"].as_f64().unwrap_or(0.0), q["waitMs"].as_f64().unwrap_or(0.0), q["waits"],
+            q["chunks"], q["postMs"].as_f64().unwrap_or(0.0), q["hashMs"].as_f64().unwrap_or(0.0), q["waitMs"].as_f64().unwrap_or(0.0), q["waits"],
             q["maxQueuedBytes"].as_f64().unwrap_or(0.0) / 1048576.0
         ));
         notes.push(format!(

@@ -1,6 +1,6 @@
 // The Web Worker of scanRemoteLayer's blob hashing (see index.js, BlobHashers): it instantiates lw-analysis's module
 // (its BlobSha256, lw-oci's SHA-256), says {ready: true} (or {failed}), then for each session id takes {start},
-// {chunk} in order (answering {id, hashed: bytes} per chunk, the page's queue bound), {finish} (answering
+// {chunk} in order (answering {id, hashed: bytes, ms} per chunk: the page's queue bound, and the time it took), {finish} (answering
 // {id, digest: hex}) and {drop}. Messages are handled one at a time, in the order they came.
 import wasmInit, { BlobSha256 } from "./lw_analysis.js";
 
@@ -22,8 +22,9 @@ function handle(data) {
   if (!h) return; // dropped, or failed before: the page already has its answer
   try {
     if (data.chunk) {
+      const t = performance.now();
       h.update(data.chunk);
-      self.postMessage({ id, hashed: data.chunk.byteLength });
+      self.postMessage({ id, hashed: data.chunk.byteLength, ms: performance.now() - t });
     } else if (data.finish) {
       const digest = h.finish();
       h.free();

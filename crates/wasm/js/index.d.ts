@@ -175,7 +175,7 @@ export function scanRemoteLayer(ref: string, layer: RemoteLayer, opts?: RemoteOp
 }): Promise<{
   count: number; digest: string; hashedApart: boolean; size: number; compression: "gzip" | "zstd" | "none";
   /** With `hashedApart`: what handing the chunks to the worker cost this thread, and its queue. */
-  hashQueue?: { chunks: number; postMs: number; waits: number; waitMs: number; maxQueuedBytes: number };
+  hashQueue?: { chunks: number; postMs: number; hashMs: number; waits: number; waitMs: number; maxQueuedBytes: number };
 }>;
 export function readRemoteFile(ref: string, layer: RemoteLayer, path: string, opts?: RemoteOpts & {
   onData?: (chunk: Uint8Array) => void;

@@ -268,9 +268,9 @@ class BlobHashSession {
     this.waiting = [];
     this.done = null;
     this.error = null;
-    // What the hand-off cost this thread (postMs), how long the download waited for the worker (waitMs, its
-    // back-pressure) and the most bytes queued at once.
-    this.stats = { chunks: 0, postMs: 0, waits: 0, waitMs: 0, maxQueuedBytes: 0 };
+    // What the hand-off cost this thread (postMs), the worker's time in SHA-256 (hashMs), how long the download
+    // waited for the worker (waitMs, its back-pressure) and the most bytes queued at once.
+    this.stats = { chunks: 0, postMs: 0, hashMs: 0, waits: 0, waitMs: 0, maxQueuedBytes: 0 };
   }
 
   push(chunk) {
@@ -304,6 +304,7 @@ class BlobHashSession {
   answer(data) {
     if (data.hashed !== undefined) {
       this.queued -= data.hashed;
+      this.stats.hashMs += data.ms;
       if (this.queued <= HASH_QUEUE_BYTES) for (const w of this.waiting.splice(0)) w.resolve();
     } else if (data.digest !== undefined) {
       this.hashers.sessions.delete(this.id);
