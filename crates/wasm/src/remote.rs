@@ -158,10 +158,30 @@ async fn fetch_request(
     web_sys::Request::new_with_str_and_init(&req.url, &init)
 }
 
+/// What `stream_body` calls of an operation: `dyn`, so the streaming loop is in the module once, not once per
+/// operation type `drive` runs.
+trait BodyOf {
+    fn body<'a>(&mut self, chunk: &'a [u8]) -> Result<&'a [u8], lw_registry::Error>;
+    fn body_end(&mut self) -> Result<(), lw_registry::Error>;
+    fn body_broke(&mut self, error: TransportError) -> Result<(), lw_registry::Error>;
+}
+
+impl<O: Operation> BodyOf for O {
+    fn body<'a>(&mut self, chunk: &'a [u8]) -> Result<&'a [u8], lw_registry::Error> {
+        Operation::on_body(self, chunk)
+    }
+    fn body_end(&mut self) -> Result<(), lw_registry::Error> {
+        Operation::on_body_end(self)
+    }
+    fn body_broke(&mut self, error: TransportError) -> Result<(), lw_registry::Error> {
+        Operation::on_transport_error(self, error)
+    }
+}
+
 /// Feed a response body `stream` to `op` chunk by chunk (what it yields goes to `sink`; an error from the sink
 /// cancels the download). A broken stream is a transport error the core may retry.
-async fn stream_body<O: Operation>(
-    op: &mut O,
+async fn stream_body(
+    op: &mut dyn BodyOf,
     stream: &JsValue,
     url: &str,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
@@ -173,7 +193,7 @@ async fn stream_body<O: Operation>(
             match JsFuture::from(call_method(&reader, "read", &[])?.dyn_into::<Promise>()?).await {
                 Ok(c) => c,
                 Err(e) => {
-                    op.on_transport_error(TransportError::new(format!("reading {url}: {e:?}")))
+                    op.body_broke(TransportError::new(format!("reading {url}: {e:?}")))
                         .map_err(err)?;
                     return Ok(());
                 }
@@ -183,7 +203,7 @@ async fn stream_body<O: Operation>(
         }
         let value = Uint8Array::new(&get(&chunk, "value")?);
         let bytes = value.to_vec();
-        let out = op.on_body(&bytes).map_err(err)?;
+        let out = op.body(&bytes).map_err(err)?;
         if !out.is_empty() {
             // What the op kept of the chunk (it skips a prefix it already had after a resume without Range).
             let pending = match tee {
@@ -212,7 +232,7 @@ async fn stream_body<O: Operation>(
             }
         }
     }
-    op.on_body_end().map_err(err)
+    op.body_end().map_err(err)
 }
 
 /// A client for `reference`'s registry with the JS options (proxy, credentials, insecure).
