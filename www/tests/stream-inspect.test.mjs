@@ -100,7 +100,7 @@ test('inspector: a large remote image listed while it downloads, nothing stored,
 // The blob's SHA-256 is computed on a Web Worker (index.js, BlobHashers) while the page inflates and parses: a layer
 // whose bytes were substituted in the registry's storage (same size, one byte of the gzip header changed, so it still
 // lists) shows its entries and then fails naming the digest, with the worker and on the page's thread alike; an
-// intact layer is answered verified, hashed apart.
+// intact layer is answered verified, hashed apart; without Workers, or without the worker's script, on the page.
 test('streamed listing: the blob digest is checked on a worker, and a substituted blob fails naming it', { skip: !!why, timeout: 5 * 60 * 1000 }, async () => {
   const small = await pushBigImage(registry.host, 'e2e/sub', '1', 1);
   const [l1, l2] = small.layers;
@@ -142,4 +142,25 @@ test('streamed listing: the blob digest is checked on a worker, and a substitute
   }
   assert.deepEqual(errors, []);
   await context.close();
+
+  // Where Workers are missing, or the worker's script cannot be fetched, the same layer is listed and verified on the
+  // page's thread, and the substituted one still fails.
+  for (const [how, setUp] of [
+    ['no Worker', (ctx) => ctx.addInitScript(() => { delete globalThis.Worker; })],
+    ['worker script gone', (ctx) => ctx.route(/\/pkg\/hash-worker\.js$/, (rt) => rt.fulfill({ status: 404, body: 'gone' }))],
+  ]) {
+    const { page, context } = await newPage(browser);
+    await setUp(context);
+    await open(page, server.url, '#/inspect');
+    const got = await page.evaluate(async ({ ref, l1, l2 }) => {
+      const lw = window.layerwright;
+      const out = await lw.scanRemoteLayer(ref, l1, { insecure: true });
+      const bad = await lw.scanRemoteLayer(ref, l2, { insecure: true }).then(() => 'listed', (e) => String(e?.message ?? e));
+      return { hashedApart: out.hashedApart, digest: out.digest, bad };
+    }, { ref, l1, l2 });
+    assert.equal(got.hashedApart, false, how);
+    assert.equal(got.digest, l1.digest, how);
+    assert.match(got.bad, new RegExp(`digest mismatch for blob ${l2.digest}`), how);
+    await context.close();
+  }
 });
