@@ -128,7 +128,7 @@ pub async fn scan_remote_layer(r: &str, layer: JsValue, opts: JsValue) -> Result
             }
             Ok(())
         }),
-        // The registry client already hashes the blob; a diff ID would be a second sha256 pass.
+        // The blob is hashed (by the registry client or the page's worker); a diff ID would be a second sha256 pass.
         false,
     );
     let hasher = BlobHasher::from_opts(&opts, &desc)?;
