@@ -624,6 +624,9 @@ export async function push(ref, dest, opts) {
 }
 export async function inspectRemote(ref, opts) {
   await init();
+  // A listing of the image's layers usually follows: the hash worker starts while the manifest is fetched, so the
+  // first scanRemoteLayer does not wait for it (it resolves to null, never rejects, if it cannot start).
+  if (opts?.hashWorker !== false) BlobHashers.get();
   return core.inspectRemote ? core.inspectRemote(ref, opts ?? {}) : remoteNotDone("inspectRemote");
 }
 /**
