@@ -180,8 +180,9 @@ async function startRegistry() {
   return { host: `127.0.0.1:${port}`, stop: () => { child.kill(); rmSync(dir, { recursive: true, force: true }); } };
 }
 
-// Streamed remote inspection (scanRemoteLayer over every layer, nothing stored), then the same blobs fetched and
-// discarded (the download alone), in one page; the wasm memory after both is the peak.
+// Streamed remote inspection (scanRemoteLayer over every layer, nothing stored; the blob digest on a Web Worker),
+// the same on one thread (hashWorker: false), then the same blobs fetched and discarded (the download alone), in one
+// page; the wasm memory after all is the peak.
 async function remoteList(browser, url, mb) {
   const { pushBigImage } = await import(join(www, 'tests/bigimage.mjs'));
   const registry = await startRegistry();
@@ -194,15 +195,23 @@ async function remoteList(browser, url, mb) {
       let firstByte = null;
       let firstEntry = null;
       let entries = 0;
+      const hashQueue = { chunks: 0, postMs: 0, hashMs: 0, waits: 0, waitMs: 0, maxQueuedBytes: 0 };
+      let hashedApart = true;
       const t0 = performance.now();
       for (const l of info.layers) {
-        await lw.scanRemoteLayer(ref, l, {
+        const out = await lw.scanRemoteLayer(ref, l, {
           insecure: true,
           onProgress: () => { firstByte ??= performance.now(); },
           onEntry: () => { firstEntry ??= performance.now(); entries++; },
         });
+        hashedApart &&= out.hashedApart;
+        for (const k of ['chunks', 'postMs', 'hashMs', 'waits', 'waitMs']) hashQueue[k] += out.hashQueue?.[k] ?? 0;
+        hashQueue.maxQueuedBytes = Math.max(hashQueue.maxQueuedBytes, out.hashQueue?.maxQueuedBytes ?? 0);
       }
+      const tOne = performance.now();
+      for (const l of info.layers) await lw.scanRemoteLayer(ref, l, { insecure: true, hashWorker: false, onEntry: () => {} });
       const t1 = performance.now();
+      const oneThreadSeconds = (t1 - tOne) / 1000;
       const host = ref.split('/')[0];
       const url = (l) => `http://${host}/v2/bench/big/blobs/${l.digest}`;
       for (const l of info.layers) {
@@ -224,7 +233,8 @@ async function remoteList(browser, url, mb) {
         inflateHashMs += performance.now() - t;
       }
       return {
-        seconds: (t1 - t0) / 1000, downloadSeconds: (t2 - t1) / 1000, inflateSeconds: inflateMs / 1000,
+        seconds: (tOne - t0) / 1000, oneThreadSeconds, hashedApart, hashQueue,
+        downloadSeconds: (t2 - t1) / 1000, inflateSeconds: inflateMs / 1000,
         inflateHashSeconds: inflateHashMs / 1000, firstEntryMs: firstEntry - firstByte,
         entries, blobBytes: info.layers.reduce((n, l) => n + l.size, 0), memory: lw.memoryBytes(),
         stored: (await lw.storage.usage()).bytes,

@@ -4,6 +4,8 @@
 // LW_INSPECT_MB sets its compressed size (default 256: a 1 GB image does not fit the suite's time on 2 busy cores).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { missing, serveDist, launch, newPage, open, shot } from './harness.mjs';
 import { which, startRegistry } from './fixtures.mjs';
 import { pushBigImage } from './bigimage.mjs';
@@ -93,4 +95,72 @@ test('inspector: a large remote image listed while it downloads, nothing stored,
   await shot(page, '11-inspector-streamed');
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+// The blob's SHA-256 is computed on a Web Worker (index.js, BlobHashers) while the page inflates and parses: a layer
+// whose bytes were substituted in the registry's storage (same size, one byte of the gzip header changed, so it still
+// lists) shows its entries and then fails naming the digest, with the worker and on the page's thread alike; an
+// intact layer is answered verified, hashed apart; without Workers, or without the worker's script, on the page.
+test('streamed listing: the blob digest is checked on a worker, and a substituted blob fails naming it', { skip: !!why, timeout: 5 * 60 * 1000 }, async () => {
+  const small = await pushBigImage(registry.host, 'e2e/sub', '1', 1);
+  const [l1, l2] = small.layers;
+  const hex = l2.digest.slice('sha256:'.length);
+  const data = join(registry.dir, 'data/docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+  const bytes = readFileSync(data);
+  assert.equal(bytes.length, l2.size);
+  bytes[4] ^= 0xff; // gzip's MTIME: ignored when inflating, so the layer still lists
+  writeFileSync(data, bytes);
+
+  const { page, context, errors } = await newPage(browser);
+  await open(page, server.url, '#/inspect');
+  const ref = `${registry.host}/e2e/sub:1`;
+  const r = await page.evaluate(async ({ ref, l1, l2 }) => {
+    const lw = window.layerwright;
+    const scan = async (layer, hashWorker) => {
+      const paths = [];
+      try {
+        const out = await lw.scanRemoteLayer(ref, layer, { insecure: true, hashWorker, onEntry: (e) => paths.push(e.path) });
+        return { out, paths };
+      } catch (e) {
+        return { error: String(e?.message ?? e), paths };
+      }
+    };
+    return {
+      intact: await scan(l1, undefined), intactHere: await scan(l1, false),
+      worker: await scan(l2, undefined), here: await scan(l2, false),
+    };
+  }, { ref, l1, l2 });
+  assert.equal(r.intact.error, undefined, r.intact.error);
+  assert.equal(r.intact.out.digest, l1.digest);
+  assert.equal(r.intact.out.hashedApart, true, 'hashed on the worker');
+  assert.equal(r.intact.out.count, r.intact.paths.length);
+  assert.equal(r.intactHere.out.hashedApart, false, 'hashWorker: false hashes on the page');
+  assert.deepEqual(r.intactHere.paths, r.intact.paths);
+  for (const [how, got] of [['worker', r.worker], ['page', r.here]]) {
+    assert.ok(got.paths.includes('etc/hello.txt'), `${how}: the entries were shown before the check: ${got.paths}`);
+    assert.match(got.error ?? '', new RegExp(`digest mismatch for blob ${l2.digest}: expected ${l2.digest}, got sha256:[0-9a-f]{64}`), `${how}: ${got.error}`);
+  }
+  assert.deepEqual(errors, []);
+  await context.close();
+
+  // Where Workers are missing, or the worker's script cannot be fetched, the same layer is listed and verified on the
+  // page's thread, and the substituted one still fails.
+  for (const [how, setUp] of [
+    ['no Worker', (ctx) => ctx.addInitScript(() => { delete globalThis.Worker; })],
+    ['worker script gone', (ctx) => ctx.route(/\/pkg\/hash-worker\.js$/, (rt) => rt.fulfill({ status: 404, body: 'gone' }))],
+  ]) {
+    const { page, context } = await newPage(browser);
+    await setUp(context);
+    await open(page, server.url, '#/inspect');
+    const got = await page.evaluate(async ({ ref, l1, l2 }) => {
+      const lw = window.layerwright;
+      const out = await lw.scanRemoteLayer(ref, l1, { insecure: true });
+      const bad = await lw.scanRemoteLayer(ref, l2, { insecure: true }).then(() => 'listed', (e) => String(e?.message ?? e));
+      return { hashedApart: out.hashedApart, digest: out.digest, bad };
+    }, { ref, l1, l2 });
+    assert.equal(got.hashedApart, false, how);
+    assert.equal(got.digest, l1.digest, how);
+    assert.match(got.bad, new RegExp(`digest mismatch for blob ${l2.digest}`), how);
+    await context.close();
+  }
 });

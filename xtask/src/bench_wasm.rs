@@ -388,6 +388,12 @@ pub fn run(
             format!("wasm in Chromium: streamed remote inspection of a {mb:.0} MB image (loopback registry)"),
             secs,
         ));
+        let one = l["oneThreadSeconds"].as_f64().unwrap_or(0.0);
+        rows.push((
+            "wasm in Chromium: the same, the blob digest on the page's thread (hashWorker: false)"
+                .into(),
+            one,
+        ));
         rows.push((
             "wasm in Chromium: the same blobs fetched and discarded (download alone)".into(),
             download,
@@ -410,6 +416,15 @@ pub fn run(
             ui_secs / download.max(1e-9),
             ui["firstShownMs"].as_f64().unwrap_or(0.0),
             ui["memory"].as_f64().unwrap_or(0.0) / 1e6
+        ));
+        let q = &l["hashQueue"];
+        notes.push(format!(
+            "streamed inspection's blob digest: on a Web Worker ({}): {secs:.2}s = {:.2}× the download, against {one:.2}s = {:.2}× on the page's thread; handing {} chunks to the worker cost the page {:.1} ms, the worker hashed for {:.0} ms, the download waited {:.0} ms ({} times) for the worker, at most {:.1} MiB queued",
+            if l["hashedApart"].as_bool() == Some(true) { "used" } else { "NOT used: no Workers" },
+            secs / download.max(1e-9),
+            one / download.max(1e-9),
+            q["chunks"], q["postMs"].as_f64().unwrap_or(0.0), q["hashMs"].as_f64().unwrap_or(0.0), q["waitMs"].as_f64().unwrap_or(0.0), q["waits"],
+            q["maxQueuedBytes"].as_f64().unwrap_or(0.0) / 1048576.0
         ));
         notes.push(format!(
             "streamed remote inspection: {} entries listed in {secs:.2}s = {:.2}× the download alone (issue target ≤ 1.1); first entries {:.0} ms after the first layer byte (target ≤ 1000); WebAssembly.Memory {:.1} MB (target ≤ 64); {} bytes stored",

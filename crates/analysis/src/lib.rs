@@ -1,7 +1,9 @@
 //! lw-analysis: the inspector's layer analysis (lw-layer's `analysis`: the merged tree and the files later layers
 //! overwrite or delete, as dive counts them) behind wasm-bindgen. The tab loads it as a wasm module of its own
 //! (`pkg/lw_analysis.js`) when the inspector first analyses an image, so the main module carries none of it. This
-//! file holds the JS shapes and the conversion (plain Rust, tested natively); `web` holds the export.
+//! file holds the JS shapes and the conversion (plain Rust, tested natively); `web` holds the exports, with
+//! `BlobSha256`: the streamed listing's Web Worker (`crates/wasm/js/hash-worker.js`) hashes layer blobs with it,
+//! this being the smallest of the tab's modules that links SHA-256 (lw-oci's, through lw-layer).
 
 use lw_layer::analysis::{self, AnalysedEntry};
 use serde::{Deserialize, Serialize};
@@ -109,6 +111,43 @@ pub mod web {
         super::analyse_js(layers)
             .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
             .map_err(err)
+    }
+
+    /// `new BlobSha256()`, `update(bytes)` in order, then `finish()`: the hex SHA-256 of everything given (lw-oci's
+    /// hasher, the one the registry client verifies blobs with).
+    #[wasm_bindgen]
+    pub struct BlobSha256(Option<lw_oci::DigestHasher>);
+
+    impl Default for BlobSha256 {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    #[wasm_bindgen]
+    impl BlobSha256 {
+        #[wasm_bindgen(constructor)]
+        pub fn new() -> BlobSha256 {
+            BlobSha256(Some(lw_oci::DigestHasher::sha256()))
+        }
+
+        pub fn update(&mut self, bytes: &[u8]) -> Result<(), JsValue> {
+            self.0
+                .as_mut()
+                .ok_or_else(|| err("BlobSha256: already finished"))?
+                .update(bytes);
+            Ok(())
+        }
+
+        /// The hex digest (without `sha256:`); the hasher cannot be used after.
+        pub fn finish(&mut self) -> Result<String, JsValue> {
+            let d = self
+                .0
+                .take()
+                .ok_or_else(|| err("BlobSha256: already finished"))?
+                .finish();
+            Ok(d.encoded().to_string())
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Incremental verification of blob bytes against a descriptor: digest computed as the bytes pass, size bounded.
+//! Incremental verification of blob bytes against a descriptor: digest computed as the bytes pass, size bounded
+//! (or, for a caller that hashes the bytes elsewhere, e.g. on another thread, the size alone).
 
 use lw_oci::{Descriptor, Digest, DigestHasher};
 
@@ -10,7 +11,9 @@ use crate::Error;
 pub struct BlobVerifier {
     expected: Digest,
     size: Option<u64>,
-    hasher: DigestHasher,
+    /// `None` when the caller checks the digest itself (`size_only`).
+    hasher: Option<DigestHasher>,
+    received: u64,
     what: String,
 }
 
@@ -19,7 +22,8 @@ impl std::fmt::Debug for BlobVerifier {
         f.debug_struct("BlobVerifier")
             .field("expected", &self.expected)
             .field("size", &self.size)
-            .field("received", &self.hasher.len())
+            .field("received", &self.received)
+            .field("hashing", &self.hasher.is_some())
             .finish()
     }
 }
@@ -30,7 +34,8 @@ impl BlobVerifier {
         BlobVerifier {
             expected: digest.clone(),
             size,
-            hasher: DigestHasher::new(digest.algorithm()),
+            hasher: Some(DigestHasher::new(digest.algorithm())),
+            received: 0,
             what: format!("blob {digest}"),
         }
     }
@@ -38,6 +43,18 @@ impl BlobVerifier {
     /// Verify against a descriptor's digest and size.
     pub fn for_descriptor(desc: &Descriptor) -> Self {
         Self::new(&desc.digest, Some(desc.size))
+    }
+
+    /// Check the size only: the caller hashes the same bytes and compares the digest itself (`finish` then
+    /// answers the expected digest, unchecked).
+    pub fn size_only(mut self) -> Self {
+        self.hasher = None;
+        self
+    }
+
+    /// Whether `finish` checks the digest.
+    pub fn checks_digest(&self) -> bool {
+        self.hasher.is_some()
     }
 
     /// Name the content in error messages (default: `blob <digest>`).
@@ -48,7 +65,7 @@ impl BlobVerifier {
 
     /// Bytes accepted so far.
     pub fn received(&self) -> u64 {
-        self.hasher.len()
+        self.received
     }
 
     pub fn expected_digest(&self) -> &Digest {
@@ -62,7 +79,7 @@ impl BlobVerifier {
     /// Accept the next bytes.
     pub fn update(&mut self, data: &[u8]) -> Result<(), Error> {
         if let Some(size) = self.size {
-            let total = self.hasher.len() + data.len() as u64;
+            let total = self.received + data.len() as u64;
             if total > size {
                 return Err(Error::SizeMismatch {
                     what: self.what.clone(),
@@ -71,13 +88,16 @@ impl BlobVerifier {
                 });
             }
         }
-        self.hasher.update(data);
+        self.received += data.len() as u64;
+        if let Some(h) = &mut self.hasher {
+            h.update(data);
+        }
         Ok(())
     }
 
-    /// Check what was fed: all of it, and hashing to the expected digest.
+    /// Check what was fed: all of it, and hashing to the expected digest (unless `size_only`).
     pub fn finish(self) -> Result<Digest, Error> {
-        let got = self.hasher.len();
+        let got = self.received;
         if let Some(size) = self.size {
             if got != size {
                 return Err(Error::SizeMismatch {
@@ -87,7 +107,10 @@ impl BlobVerifier {
                 });
             }
         }
-        let actual = self.hasher.finish();
+        let Some(hasher) = self.hasher else {
+            return Ok(self.expected);
+        };
+        let actual = hasher.finish();
         if actual != self.expected {
             return Err(Error::DigestMismatch {
                 what: self.what,
@@ -133,5 +156,36 @@ mod tests {
         let mut v = BlobVerifier::new(&d, Some(11));
         v.update(b"hello WORLD").unwrap();
         assert!(matches!(v.finish(), Err(Error::DigestMismatch { .. })));
+    }
+
+    #[test]
+    fn size_only_checks_the_size_and_leaves_the_digest_to_the_caller() {
+        let d = Digest::sha256_of(b"hello world");
+        let mut v = BlobVerifier::new(&d, Some(11)).size_only();
+        assert!(!v.checks_digest());
+        v.update(b"hello WORLD").unwrap();
+        assert_eq!(v.received(), 11);
+        // Other bytes of the right size pass: the digest is the caller's to check.
+        assert_eq!(v.finish().unwrap(), d);
+
+        let mut v = BlobVerifier::new(&d, Some(11)).size_only();
+        assert!(matches!(
+            v.update(b"hello world!"),
+            Err(Error::SizeMismatch {
+                expected: 11,
+                actual: 12,
+                ..
+            })
+        ));
+        let mut v = BlobVerifier::new(&d, Some(11)).size_only();
+        v.update(b"hello").unwrap();
+        assert!(matches!(
+            v.finish(),
+            Err(Error::SizeMismatch {
+                expected: 11,
+                actual: 5,
+                ..
+            })
+        ));
     }
 }

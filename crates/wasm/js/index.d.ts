@@ -172,9 +172,15 @@ export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: stri
  * entry and must be the image's platform (else an error says whose it is). */
 export function inspectImage(ref: string, opts?: { platform?: string }): Promise<ImageInfo>;
 export interface RemoteLayer { digest: string; size: number; mediaType?: string }
+/** The blob's SHA-256 is computed on a Web Worker from the same chunks (`hashWorker: false`: on the page's thread);
+ * `hashedApart` says which, and the answer comes only once the digest matched the manifest's. */
 export function scanRemoteLayer(ref: string, layer: RemoteLayer, opts?: RemoteOpts & {
-  onEntry?: (e: Entry) => void; onProgress?: (bytes: number) => void;
-}): Promise<{ count: number; digest: string; size: number; compression: "gzip" | "zstd" | "none" }>;
+  onEntry?: (e: Entry) => void; onProgress?: (bytes: number) => void; hashWorker?: boolean;
+}): Promise<{
+  count: number; digest: string; hashedApart: boolean; size: number; compression: "gzip" | "zstd" | "none";
+  /** With `hashedApart`: what handing the chunks to the worker cost this thread, and its queue. */
+  hashQueue?: { chunks: number; postMs: number; hashMs: number; waits: number; waitMs: number; maxQueuedBytes: number };
+}>;
 export function readRemoteFile(ref: string, layer: RemoteLayer, path: string, opts?: RemoteOpts & {
   onData?: (chunk: Uint8Array) => void;
 }): Promise<Uint8Array | number>;

@@ -60,6 +60,18 @@ pub(crate) async fn drive<O: Operation>(
     bodies: &mut Bodies,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
 ) -> Result<O::Output, JsValue> {
+    drive_tee(op, bodies, sink, None).await
+}
+
+/// `drive`, with the same streamed bytes also handed to `tee` as JS `Uint8Array`s (the fetch's own chunks, which the
+/// sink no longer needs once they are copied into wasm memory, so `tee` may transfer them to a Worker). `tee` is
+/// called before the sink and may answer a Promise: the next chunk is read once it settles (its back-pressure).
+pub(crate) async fn drive_tee<O: Operation>(
+    op: &mut O,
+    bodies: &mut Bodies,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
+    tee: Option<&Function>,
+) -> Result<O::Output, JsValue> {
     let fetch = global_fn("fetch")?;
     // A rejected fetch in a browser is mostly a missing CORS header, which no retry fixes: one retry (for a
     // blip), not the core's full back-off (seconds before the user learns what is wrong).
@@ -114,7 +126,7 @@ pub(crate) async fn drive<O: Operation>(
             op.on_body_end().map_err(err)?;
             continue;
         }
-        stream_body(op, &stream, &req.url, sink).await?;
+        stream_body(op, &stream, &req.url, sink, tee).await?;
     }
 }
 
@@ -146,13 +158,34 @@ async fn fetch_request(
     web_sys::Request::new_with_str_and_init(&req.url, &init)
 }
 
+/// What `stream_body` calls of an operation: `dyn`, so the streaming loop is in the module once, not once per
+/// operation type `drive` runs.
+trait BodyOf {
+    fn body<'a>(&mut self, chunk: &'a [u8]) -> Result<&'a [u8], lw_registry::Error>;
+    fn body_end(&mut self) -> Result<(), lw_registry::Error>;
+    fn body_broke(&mut self, error: TransportError) -> Result<(), lw_registry::Error>;
+}
+
+impl<O: Operation> BodyOf for O {
+    fn body<'a>(&mut self, chunk: &'a [u8]) -> Result<&'a [u8], lw_registry::Error> {
+        Operation::on_body(self, chunk)
+    }
+    fn body_end(&mut self) -> Result<(), lw_registry::Error> {
+        Operation::on_body_end(self)
+    }
+    fn body_broke(&mut self, error: TransportError) -> Result<(), lw_registry::Error> {
+        Operation::on_transport_error(self, error)
+    }
+}
+
 /// Feed a response body `stream` to `op` chunk by chunk (what it yields goes to `sink`; an error from the sink
 /// cancels the download). A broken stream is a transport error the core may retry.
-async fn stream_body<O: Operation>(
-    op: &mut O,
+async fn stream_body(
+    op: &mut dyn BodyOf,
     stream: &JsValue,
     url: &str,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
+    tee: Option<&Function>,
 ) -> Result<(), JsValue> {
     let reader = call_method(stream, "getReader", &[])?;
     loop {
@@ -160,7 +193,7 @@ async fn stream_body<O: Operation>(
             match JsFuture::from(call_method(&reader, "read", &[])?.dyn_into::<Promise>()?).await {
                 Ok(c) => c,
                 Err(e) => {
-                    op.on_transport_error(TransportError::new(format!("reading {url}: {e:?}")))
+                    op.body_broke(TransportError::new(format!("reading {url}: {e:?}")))
                         .map_err(err)?;
                     return Ok(());
                 }
@@ -168,16 +201,38 @@ async fn stream_body<O: Operation>(
         if get(&chunk, "done")?.as_bool() == Some(true) {
             break;
         }
-        let bytes = Uint8Array::new(&get(&chunk, "value")?).to_vec();
-        let out = op.on_body(&bytes).map_err(err)?;
+        let value = Uint8Array::new(&get(&chunk, "value")?);
+        let bytes = value.to_vec();
+        let out = op.body(&bytes).map_err(err)?;
         if !out.is_empty() {
+            // What the op kept of the chunk (it skips a prefix it already had after a resume without Range).
+            let pending = match tee {
+                Some(f) => {
+                    let at = (out.as_ptr() as usize - bytes.as_ptr() as usize) as u32;
+                    let part = value.subarray(at, at + out.len() as u32);
+                    match f.call1(&JsValue::NULL, &part) {
+                        Ok(v) => v.dyn_into::<Promise>().ok(),
+                        Err(e) => {
+                            let _ = call_method(&reader, "cancel", &[]);
+                            return Err(e);
+                        }
+                    }
+                }
+                None => None,
+            };
             if let Err(e) = sink(out) {
                 let _ = call_method(&reader, "cancel", &[]);
                 return Err(e);
             }
+            if let Some(p) = pending {
+                if let Err(e) = JsFuture::from(p).await {
+                    let _ = call_method(&reader, "cancel", &[]);
+                    return Err(e);
+                }
+            }
         }
     }
-    op.on_body_end().map_err(err)
+    op.body_end().map_err(err)
 }
 
 /// A client for `reference`'s registry with the JS options (proxy, credentials, insecure).

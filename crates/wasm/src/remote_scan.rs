@@ -1,7 +1,9 @@
 //! Streamed remote inspection: a layer blob fetched from its registry and scanned as it arrives
 //! (`scanRemoteLayer`: entries and progress go to callbacks, the blob's size and digest are verified at the end,
 //! nothing is stored), and one file read out of a layer by streaming the layer only up to that entry
-//! (`readRemoteFile`). Only the current chunk and one tar header group are held in wasm memory.
+//! (`readRemoteFile`). Only the current chunk and one tar header group are held in wasm memory. The blob's SHA-256
+//! is computed here, or, when the page hands a `blobHasher` (index.js: a Web Worker), on another thread from the
+//! same chunks, and compared here before the layer is reported verified.
 
 use std::cell::Cell;
 
@@ -13,7 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::js::{err, get, get_string, to_js};
-use crate::remote::{client_for, drive, target};
+use crate::remote::{client_for, drive, drive_tee, target};
 use crate::stream::EntryOut;
 use crate::tarscan::{LayerScan, Tap};
 
@@ -39,12 +41,64 @@ fn callback(opts: &JsValue, name: &str) -> Result<Option<Function>, JsValue> {
     Ok(get(opts, name)?.dyn_into::<Function>().ok())
 }
 
+/// The page's hasher of the blob's bytes on another thread (`opts.blobHasher`): `push(chunk)` takes each chunk
+/// (and may answer a Promise, its back-pressure), `finish()` answers a Promise of the hex SHA-256 of all of them.
+struct BlobHasher {
+    push: Function,
+    finish: Function,
+    this: JsValue,
+}
+
+impl BlobHasher {
+    fn from_opts(opts: &JsValue, desc: &Descriptor) -> Result<Option<Self>, JsValue> {
+        let this = get(opts, "blobHasher")?;
+        // Only SHA-256 is hashed apart (the Worker's module has no other); a sha512 blob is hashed here.
+        if this.is_null() || this.is_undefined() || !desc.digest.as_str().starts_with("sha256:") {
+            return Ok(None);
+        }
+        let method = |name: &str| {
+            get(&this, name)?
+                .dyn_into::<Function>()
+                .map_err(|_| err(format!("blobHasher.{name} is not a function")))
+        };
+        Ok(Some(BlobHasher {
+            push: method("push")?.bind0(&this),
+            finish: method("finish")?,
+            this,
+        }))
+    }
+
+    /// The digest the other thread computed, compared with the descriptor's: a mismatch is the registry client's
+    /// own error, naming both digests.
+    async fn check(&self, desc: &Descriptor) -> Result<(), JsValue> {
+        let p = self
+            .finish
+            .call0(&self.this)?
+            .dyn_into::<js_sys::Promise>()?;
+        let hex = wasm_bindgen_futures::JsFuture::from(p)
+            .await?
+            .as_string()
+            .ok_or_else(|| err("blobHasher.finish() answered no digest"))?;
+        let actual = format!("sha256:{hex}");
+        if actual != desc.digest.as_str() {
+            return Err(err(lw_registry::Error::DigestMismatch {
+                what: format!("blob {}", desc.digest),
+                expected: desc.digest.to_string(),
+                actual,
+            }));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RemoteScanOut {
     count: usize,
     /// The blob digest, verified against the manifest's as the bytes arrived.
     digest: String,
+    /// Whether the digest was computed by the page's `blobHasher` (on another thread) rather than here.
+    hashed_apart: bool,
     size: u64,
     compression: &'static str,
 }
@@ -74,12 +128,18 @@ pub async fn scan_remote_layer(r: &str, layer: JsValue, opts: JsValue) -> Result
             }
             Ok(())
         }),
-        // The registry client already hashes the blob; a diff ID would be a second sha256 pass.
+        // The blob is hashed (by the registry client or the page's worker); a diff ID would be a second sha256 pass.
         false,
     );
-    let mut op = client.get_blob_for(&t.repo, &desc).map_err(err)?;
+    let hasher = BlobHasher::from_opts(&opts, &desc)?;
+    let mut op = match &hasher {
+        // The bytes are hashed on the other thread: the client checks the size only.
+        Some(_) => client.get_blob_size_checked(&t.repo, &desc),
+        None => client.get_blob_for(&t.repo, &desc),
+    }
+    .map_err(err)?;
     let mut reported = 0u64;
-    let r = drive(
+    let r = drive_tee(
         &mut op,
         &mut crate::blobread::Bodies::default(),
         &mut |chunk| {
@@ -102,6 +162,7 @@ pub async fn scan_remote_layer(r: &str, layer: JsValue, opts: JsValue) -> Result
             }
             Ok(())
         },
+        hasher.as_ref().map(|h| &h.push),
     )
     .await;
     if let Some(x) = cb_err.take() {
@@ -111,12 +172,16 @@ pub async fn scan_remote_layer(r: &str, layer: JsValue, opts: JsValue) -> Result
     let s = scan
         .finish()
         .map_err(|e| err(format!("layer {}: {e}", desc.digest)))?;
+    if let Some(h) = &hasher {
+        h.check(&desc).await?;
+    }
     if let Some(f) = &on_progress {
         f.call1(&JsValue::NULL, &JsValue::from_f64(s.size as f64))?;
     }
     to_js(&RemoteScanOut {
         count: s.entries,
         digest: desc.digest.to_string(),
+        hashed_apart: hasher.is_some(),
         size: s.size,
         compression: match s.compression {
             lw_oci::media::Compression::Gzip => "gzip",

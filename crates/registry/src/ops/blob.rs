@@ -218,4 +218,23 @@ impl Client {
     pub fn get_blob_for(&self, repo: &str, desc: &Descriptor) -> Result<GetBlob, Error> {
         self.get_blob(repo, &desc.digest, Some(desc.size))
     }
+
+    /// Download the blob a descriptor names, checking its size only: the caller hashes the bytes it is handed
+    /// (the tab's streamed listing does on a Web Worker, so the scan does not wait for SHA-256) and must compare
+    /// the digest before it calls the blob verified. The answer's digest is the descriptor's, unchecked.
+    pub fn get_blob_size_checked(&self, repo: &str, desc: &Descriptor) -> Result<GetBlob, Error> {
+        Self::check(repo)?;
+        Ok(GetBlob(Runner::new(
+            self.clone(),
+            GetBlobFlow {
+                repo: repo.to_string(),
+                digest: desc.digest.clone(),
+                verifier: Some(BlobVerifier::for_descriptor(desc).size_only()),
+                state: GetState::Send,
+                offset: 0,
+                skip: 0,
+                resumes: 0,
+            },
+        )))
+    }
 }

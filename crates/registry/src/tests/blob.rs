@@ -131,6 +131,52 @@ fn blob_with_wrong_bytes_is_an_error() {
     assert!(matches!(e, Error::Transport { .. }), "{e}");
     t.done();
 }
+#[test]
+fn size_checked_blob_hands_over_the_bytes_and_leaves_the_digest_to_the_caller() {
+    let data: Vec<u8> = (0..100u8).collect();
+    let desc = Descriptor::new(media::OCI_LAYER_GZIP, Digest::sha256_of(&data), 100);
+    // Other bytes of the right size, resumed with Range after a broken body: all handed over, no digest error.
+    let other: Vec<u8> = (100..200u8).collect();
+    let (first, rest) = (other[..40].to_vec(), other[40..].to_vec());
+    let mut t = Mock::default()
+        .on(move |_, _| Reply::Broken(ResponseHead::new(200), first.clone()))
+        .on(move |r, _| {
+            assert_eq!(r.header("range"), Some("bytes=40-"));
+            resp(206, &[("Content-Range", "bytes 40-99/100")], &rest)
+        });
+    let mut io = Mem::default();
+    let info = drive_with(
+        &mut client().get_blob_size_checked("a", &desc).unwrap(),
+        &mut t,
+        &mut io,
+    )
+    .unwrap();
+    assert_eq!((info.digest, info.size), (desc.digest.clone(), 100));
+    assert_eq!(io.downloaded, other);
+    t.done();
+
+    // The size is still checked: one byte more is refused.
+    let long = vec![7u8; 101];
+    let mut t = Mock::default().on(move |_, _| resp(200, &[], &long));
+    let e = drive_with(
+        &mut client().get_blob_size_checked("a", &desc).unwrap(),
+        &mut t,
+        &mut Mem::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::SizeMismatch {
+                expected: 100,
+                actual: 101,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
 /// The 1000-byte blob the upload tests send, its descriptor, and a blob store holding it.
 fn upload_fixture() -> (Vec<u8>, Descriptor, String, Mem) {
     let blob: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
