@@ -5,9 +5,10 @@
 // the layer count. The base image is the one the native corpus test builds (its `export_base`), loaded into the
 // tab's store first; no network. Named contexts are given as `buildContexts` (directories as files, images of the
 // tab's store, the base's OCI layout as files) and the case's `http/` files are served on loopback with CORS for
-// the tab's fetch() (its git repositories too: the tab's git client, lw-git, reads git's dumb HTTP protocol). Each
-// case ends up equal, a listed known difference (known-differences.txt), a case both builders refuse, or one the tab
-// refuses (a git remote over SSH, the corpus's TLS server) with an error naming the Dockerfile line. SSH agents are
+// the tab's fetch() (its git repositories too, as static files: the tab's git client, lw-git, reads git's smart
+// and dumb HTTP protocols and falls back to the dumb one here). Each case ends up equal, a listed known difference
+// (known-differences.txt), a case both builders refuse, or one the tab refuses (a git remote over SSH, the corpus's
+// TLS server) with an error naming the Dockerfile line. SSH agents are
 // serve's (`layerwright serve --ssh ID=SOCKET`, one ssh-agent of the test's for the corpus's ids); each ssh case is
 // also built once with an executor that forwards none, which must fail naming the line, as a tab alone reaches no
 // agent.
@@ -72,7 +73,7 @@ function tabRefusal(c, error) {
   const text = at ? c.opts.dockerfile.split('\n')[Number(at[1]) - 1] ?? '' : '';
   if (c.opts.ssh && /type=ssh/.test(text)
     && /forwarding an SSH agent is not available in a browser tab; use the CLI: layerwright build --ssh/.test(error)) return 'ssh agent';
-  if (/^ADD\b.*\bssh:\/\//i.test(text) && /only http\(s\) remotes are read here \(git's dumb HTTP protocol\); SSH and git:\/\/ remotes need the CLI/.test(error)) return 'git over ssh';
+  if (/^ADD\b.*\bssh:\/\//i.test(text) && /only http\(s\) remotes are read here \(git's smart and dumb HTTP protocols\); SSH and git:\/\/ remotes need the CLI/.test(error)) return 'git over ssh';
   if (c.https && /^ADD\b.*https:\/\//i.test(text) && /sent no Access-Control-Allow-Origin header \(or could not be reached/.test(error)) return 'https with the test CA';
   return null;
 }
