@@ -1,7 +1,10 @@
-//! `ADD <git URL>` on the host: the `git` command fetches one reference into a scratch repository and checks it
-//! out; the work tree (and `.git` when kept) becomes the entries the engine adds.
+//! `ADD <git URL>` on the host. An HTTP(S) remote is fetched by lw-git, the tab's client too (git's smart HTTP
+//! protocol, v2 or v0, else the dumb one), its requests made here with ureq. An SSH remote is fetched by the `git`
+//! command into a scratch repository and checked out; its work tree (and `.git` when kept) becomes the entries the
+//! engine adds.
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,8 +73,94 @@ fn git_with(dir: &Path, args: &[&str], auth: &GitAuth) -> Result<String, String>
     }
 }
 
-/// Check out `reference` (empty: the remote's HEAD) of `remote`.
+/// Check out `reference` (empty: the remote's HEAD) of `remote`: lw-git for HTTP(S), `git` for the rest.
 pub fn checkout(
+    remote: &str,
+    reference: &str,
+    keep_git_dir: bool,
+    auth: &GitAuth,
+) -> Result<GitCheckout, Error> {
+    if remote.starts_with("http://") || remote.starts_with("https://") {
+        return checkout_http(remote, reference, keep_git_dir, auth);
+    }
+    checkout_with_git(remote, reference, keep_git_dir, auth)
+}
+
+/// lw-git's [`lw_git::Fetch`] driven with ureq: every request it names, with the `Authorization` value on each.
+fn checkout_http(
+    remote: &str,
+    reference: &str,
+    keep_git_dir: bool,
+    auth: &GitAuth,
+) -> Result<GitCheckout, Error> {
+    let fail = |m: String| Error::Host(format!("ADD {remote}: {m}"));
+    let roots = crate::tls::roots().map_err(|e| fail(format!("{e:#}")))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(10)
+        .http_status_as_error(false)
+        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+        .build()
+        .into();
+    let limits = lw_git::Limits::default();
+    let max = limits.max_fetch;
+    let mut f = lw_git::Fetch::new(remote, reference, keep_git_dir, limits);
+    loop {
+        let (url, headers, body) = match f.step().map_err(|e| fail(e.to_string()))? {
+            lw_git::Next::Done(c) => {
+                return Ok(GitCheckout {
+                    commit: c.commit,
+                    entries: c.entries,
+                })
+            }
+            lw_git::Next::Get { url, headers } => (url, headers, None),
+            lw_git::Next::Post { url, headers, body } => (url, headers, Some(body)),
+        };
+        let mut headers = headers;
+        if let Some(h) = &auth.header {
+            headers.push(("Authorization".into(), h.clone()));
+        }
+        let resp = match &body {
+            None => {
+                let mut req = agent.get(&url);
+                for (k, v) in &headers {
+                    req = req.header(k, v);
+                }
+                req.call()
+            }
+            Some(b) => {
+                let mut req = agent.post(&url);
+                for (k, v) in &headers {
+                    req = req.header(k, v);
+                }
+                req.send(&b[..])
+            }
+        }
+        .map_err(|e| fail(format!("{url}: {e}")))?;
+        let status = resp.status().as_u16();
+        if status != 200 && status != 404 {
+            return Err(fail(format!("{url}: HTTP {status}")));
+        }
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut data = Vec::new();
+        resp.into_body()
+            .into_reader()
+            .take(max + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| fail(format!("{url}: {e}")))?;
+        let answer = (status == 200).then_some(data);
+        f.answer_with(&url, ct.as_deref(), answer)
+            .map_err(|e| fail(e.to_string()))?;
+        // The server's progress lines are not shown: the build's own progress names the step.
+        let _ = f.progress();
+    }
+}
+
+/// Check out `reference` of `remote` with the `git` command (SSH remotes).
+fn checkout_with_git(
     remote: &str,
     reference: &str,
     keep_git_dir: bool,
