@@ -83,7 +83,133 @@ pub fn checkout(
     if remote.starts_with("http://") || remote.starts_with("https://") {
         return checkout_http(remote, reference, keep_git_dir, auth);
     }
+    if let Some((host, port, path)) = ssh_target(remote) {
+        return checkout_ssh(remote, reference, keep_git_dir, auth, (host, port, path));
+    }
     checkout_with_git(remote, reference, keep_git_dir, auth)
+}
+
+/// (`[user@]host`, port, path) of an SSH remote: `ssh://[user@]host[:port]/path` or git's `[user@]host:path`.
+fn ssh_target(remote: &str) -> Option<(String, Option<String>, String)> {
+    if let Some(rest) = remote.strip_prefix("ssh://") {
+        let (authority, path) = rest.split_at(rest.find('/')?);
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) => (h, Some(p)),
+            _ => (authority, None),
+        };
+        return Some((host.to_string(), port.map(str::to_string), path.to_string()));
+    }
+    if remote.contains("://") {
+        return None;
+    }
+    let (host, path) = remote.split_once(':')?;
+    (!host.is_empty() && !host.contains('/') && !path.is_empty())
+        .then(|| (host.to_string(), None, path.to_string()))
+}
+
+/// Read pkt-lines from `r` up to and with the first flush (git-upload-pack's advertisement); at most `max` bytes.
+fn read_advertisement(r: &mut impl Read, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let mut head = [0u8; 4];
+        r.read_exact(&mut head)?;
+        out.extend_from_slice(&head);
+        let len = std::str::from_utf8(&head)
+            .ok()
+            .and_then(|h| usize::from_str_radix(h, 16).ok())
+            .ok_or_else(|| std::io::Error::other(format!("{:?} is not a pkt-line length", head)))?;
+        if len == 0 {
+            return Ok(out);
+        }
+        let mut body = vec![0u8; len.saturating_sub(4)];
+        r.read_exact(&mut body)?;
+        out.extend(body);
+        if out.len() as u64 > max {
+            return Err(std::io::Error::other("the advertisement is too large"));
+        }
+    }
+}
+
+/// lw-git's [`lw_git::Fetch::over_pipe`] over `ssh [-p PORT] HOST git-upload-pack 'PATH'` (the ssh command and
+/// agent as for `git`): the advertisement read, the request written, the answer read until the program exits.
+fn checkout_ssh(
+    remote: &str,
+    reference: &str,
+    keep_git_dir: bool,
+    auth: &GitAuth,
+    (host, port, path): (String, Option<String>, String),
+) -> Result<GitCheckout, Error> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let fail = |m: String| Error::Host(format!("ADD {remote}: {m}"));
+    if host.starts_with('-') || path.starts_with('-') {
+        return Err(fail(format!("invalid SSH remote {remote:?}")));
+    }
+    // As git runs GIT_SSH_COMMAND: through the shell, the arguments appended.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{} \"$@\"", ssh_command()))
+        .arg("ssh");
+    if let Some(p) = &port {
+        cmd.args(["-p", p]);
+    }
+    cmd.arg(&host)
+        .arg(format!("git-upload-pack '{}'", path.replace('\'', "'\\''")));
+    if let Some(sock) = &auth.ssh_agent {
+        cmd.env("SSH_AUTH_SOCK", sock);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("running ssh: {e}")))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| fail("no ssh stdout".into()))?;
+    let mut stdin = child.stdin.take();
+    let limits = lw_git::Limits::default();
+    let max = limits.max_fetch;
+    let mut f = lw_git::Fetch::over_pipe(remote, reference, keep_git_dir, limits);
+    let result = (|| -> Result<lw_git::Checkout, String> {
+        loop {
+            match f.step().map_err(|e| e.to_string())? {
+                lw_git::Next::Done(c) => return Ok(c),
+                lw_git::Next::Get { url, .. } => {
+                    let adv = read_advertisement(&mut stdout, max).map_err(|e| e.to_string())?;
+                    f.answer_with(&url, None, Some(adv))
+                        .map_err(|e| e.to_string())?;
+                }
+                lw_git::Next::Post { url, body, .. } => {
+                    let mut w = stdin.take().ok_or("git-upload-pack asked twice")?;
+                    w.write_all(&body).map_err(|e| e.to_string())?;
+                    drop(w);
+                    let mut data = Vec::new();
+                    (&mut stdout)
+                        .take(max + 1)
+                        .read_to_end(&mut data)
+                        .map_err(|e| e.to_string())?;
+                    f.answer_with(&url, None, Some(data))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    })();
+    drop(stdin);
+    let _ = child.kill();
+    let out = child.wait_with_output();
+    let stderr = out
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+        .unwrap_or_default();
+    match result {
+        Ok(c) => Ok(GitCheckout {
+            commit: c.commit,
+            entries: c.entries,
+        }),
+        Err(e) if stderr.is_empty() => Err(fail(e)),
+        Err(e) => Err(fail(format!("{e} (ssh: {stderr})"))),
+    }
 }
 
 /// lw-git's [`lw_git::Fetch`] driven with ureq: every request it names, with the `Authorization` value on each.
@@ -159,7 +285,7 @@ fn checkout_http(
     }
 }
 
-/// Check out `reference` of `remote` with the `git` command (SSH remotes).
+/// Check out `reference` of `remote` with the `git` command (`git://` and what else git takes).
 fn checkout_with_git(
     remote: &str,
     reference: &str,

@@ -88,6 +88,8 @@ pub struct Fetch {
     want: Option<Oid>,
     received: bool,
     progress: Vec<String>,
+    /// The remote is a pipe to `git-upload-pack` (SSH), not HTTP: see [`Fetch::over_pipe`].
+    pipe: bool,
 }
 
 impl Fetch {
@@ -111,6 +113,19 @@ impl Fetch {
             want: None,
             received: false,
             progress: Vec::new(),
+            pipe: false,
+        }
+    }
+
+    /// A fetch from `git-upload-pack` over a pipe (the host runs it through SSH): the same requests, read as the
+    /// pack protocol's two exchanges. The [`Next::Get`] of `info/refs?service=git-upload-pack` is the
+    /// advertisement the program writes first (its pkt-lines up to the flush); the [`Next::Post`] to
+    /// `git-upload-pack` is the request to write to it, answered by all it writes until it exits. Protocol v0:
+    /// no `Git-Protocol` reaches the program.
+    pub fn over_pipe(remote: &str, reference: &str, keep_git_dir: bool, limits: Limits) -> Fetch {
+        Fetch {
+            pipe: true,
+            ..Fetch::new(remote, reference, keep_git_dir, limits)
         }
     }
 
@@ -220,10 +235,12 @@ impl Fetch {
         let v2 = vec![("Git-Protocol".to_string(), "version=2".to_string())];
         let (ct, body) = self.call("info/refs", "info/refs?service=git-upload-pack", v2, None)?;
         let body = body.ok_or(Error::NotDumb)?;
-        let smart = match ct.as_deref() {
-            Some(t) => t == smart::ADVERTISEMENT,
-            None => smart::sniffs_smart(&body),
-        };
+        // Over a pipe the program's first words are its advertisement (no service line to recognise).
+        let smart = self.pipe
+            || match ct.as_deref() {
+                Some(t) => t == smart::ADVERTISEMENT,
+                None => smart::sniffs_smart(&body),
+            };
         let p = if smart {
             Proto::Smart(smart::advertisement(&body)?)
         } else {
@@ -307,7 +324,8 @@ impl Fetch {
     }
 
     fn run(&mut self) -> R<Checkout> {
-        if !self.remote.starts_with("http://") && !self.remote.starts_with("https://") {
+        if !self.pipe && !self.remote.starts_with("http://") && !self.remote.starts_with("https://")
+        {
             return Err(Error::Scheme(self.remote.clone()).into());
         }
         let start = match self.proto()? {

@@ -238,3 +238,83 @@ fn missing_repositories_references_and_commits_are_clear_errors() {
     assert!(e.contains("info/refs?service=git-upload-pack"), "{e}");
     drop(bare);
 }
+
+/// Drive `f` against `git upload-pack` run on a pipe, as the CLI does through ssh.
+fn drive_pipe(bare: &Path, mut f: Fetch) -> Result<Checkout, Error> {
+    use std::io::{Read, Write};
+    let mut child = std::process::Command::new("git")
+        .args(["upload-pack", bare.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut stdin = child.stdin.take();
+    let result = loop {
+        match f.step() {
+            Err(e) => break Err(e),
+            Ok(Next::Done(c)) => break Ok(c),
+            Ok(Next::Get { url, .. }) => {
+                // The advertisement: pkt-lines up to the flush.
+                let mut adv = Vec::new();
+                loop {
+                    let mut head = [0u8; 4];
+                    out.read_exact(&mut head).unwrap();
+                    adv.extend(head);
+                    let n = usize::from_str_radix(std::str::from_utf8(&head).unwrap(), 16).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    let mut body = vec![0u8; n - 4];
+                    out.read_exact(&mut body).unwrap();
+                    adv.extend(body);
+                }
+                f.answer_with(&url, None, Some(adv)).unwrap();
+            }
+            Ok(Next::Post { url, body, .. }) => {
+                let mut w = stdin.take().expect("one request");
+                w.write_all(&body).unwrap();
+                drop(w);
+                let mut data = Vec::new();
+                out.read_to_end(&mut data).unwrap();
+                f.answer_with(&url, None, Some(data)).unwrap();
+            }
+        }
+    };
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+#[test]
+fn a_pipe_to_git_upload_pack_checks_out_as_git_does() {
+    if !have_git() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = make_repo(tmp.path());
+    repack(&bare, true);
+    let remote = "ssh://root@127.0.0.1:9/repo.git";
+    for r in ["", "main", "v1", "light"] {
+        let f = Fetch::over_pipe(remote, r, r == "v1", Limits::default());
+        let got = drive_pipe(&bare, f).unwrap_or_else(|e| panic!("{r:?}: {e}"));
+        let name = if r.is_empty() { "HEAD" } else { r };
+        assert_eq!(
+            got.commit,
+            git(&bare, &["rev-parse", &format!("{name}^{{commit}}")])
+        );
+        assert_eq!(listing(&got), git_listing(&bare, name), "{r:?}");
+        if r == "v1" {
+            let wt = tmp.path().join("kept");
+            write_out(&got, &wt);
+            assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+            git(&wt, &["fsck", "--no-progress", "--strict"]);
+        }
+    }
+    let e = drive_pipe(
+        &bare,
+        Fetch::over_pipe(remote, "nope", false, Limits::default()),
+    );
+    assert!(matches!(&e, Err(Error::NoRef(r)) if r == "nope"), "{e:?}");
+}
