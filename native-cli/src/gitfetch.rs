@@ -1,7 +1,7 @@
 //! `ADD <git URL>` on the host. An HTTP(S) remote is fetched by lw-git, the tab's client too (git's smart HTTP
-//! protocol, v2 or v0, else the dumb one), its requests made here with ureq. An SSH remote is fetched by the `git`
-//! command into a scratch repository and checked out; its work tree (and `.git` when kept) becomes the entries the
-//! engine adds.
+//! protocol, v2 or v0, else the dumb one), its requests made here with ureq; an SSH remote by lw-git over the pipes
+//! of `ssh HOST git-upload-pack PATH`. Anything else (`git://`) is fetched by the `git` command into a scratch
+//! repository and checked out; its work tree (and `.git` when kept) becomes the entries the engine adds.
 
 use std::fs;
 use std::io::Read;
