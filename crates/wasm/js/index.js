@@ -248,8 +248,8 @@ export const loadArchive = onDemand("lw_archive", "bzip2/xz/zstd decoders", (m) 
 });
 
 // The git client is a module of its own too (pkg/lw_git_bg.wasm, built from crates/git): fetched the first time a
-// build checks out an `ADD <git URL>`. It speaks git's smart HTTP protocol (v2, else v0/v1: info/refs, then POSTs
-// to git-upload-pack) and falls back to the dumb one (static files) as the CLI does, with the same Rust code; no
+// build checks out an `ADD <git URL>`. It speaks git's smart HTTP protocol (here v0: info/refs, then a POST to
+// git-upload-pack) and falls back to the dumb one (static files) as the CLI does, with the same Rust code; no
 // SSH. It names each request it needs (URL, headers, a body to POST), made here with the build's fetch (a
 // cross-origin server needs CORS), and checks every object's SHA-1. The commit and a tar of the work tree come back
 // as bytes, which the main module reads into the checkout the engine adds, as the CLI's.
@@ -266,15 +266,14 @@ function gitCheckout(fetchFn) {
         const headers = {};
         for (let i = 0; i + 1 < h.length; i += 2) headers[h[i]] = h[i + 1];
         const body = g.body();
-        const get = (init) => (fetchFn ?? fetch)(url, init);
         let r;
         try {
-          r = await get(body === undefined ? { headers } : { method: "POST", headers, body });
+          // GETs go without lw-git's headers: the first one's Git-Protocol would need a CORS preflight, which a
+          // static host refuses; without it a smart server answers protocol v0 (lw-git reads that too), a dumb
+          // one its info/refs. The POSTs (v0's, then) need their content type, so a smart server must allow it.
+          r = await (fetchFn ?? fetch)(url, body === undefined ? undefined : { method: "POST", headers, body });
         } catch (e) {
-          // A static host whose CORS allows no request headers refuses the preflight of the first GET's
-          // Git-Protocol header: that GET again without it (a v0 or dumb server's answer, which lw-git reads too).
-          if (body === undefined && h.length) r = await get().catch(() => undefined);
-          if (!r) throw new Error(`${url}: the server sent no Access-Control-Allow-Origin header (or could not be reached: ${e?.message ?? e})`);
+          throw new Error(`${url}: the server sent no Access-Control-Allow-Origin header (or could not be reached: ${e?.message ?? e})`);
         }
         const type = r.headers?.get?.("content-type") ?? undefined;
         if (r.status === 404) g.answer(url, undefined, type);
