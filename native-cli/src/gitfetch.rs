@@ -392,3 +392,43 @@ fn walk(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_remotes_are_split_as_git_splits_them() {
+        let t = ssh_target;
+        assert_eq!(
+            t("ssh://root@127.0.0.1:48769/repo.git"),
+            Some((
+                "root@127.0.0.1".into(),
+                Some("48769".into()),
+                "/repo.git".into()
+            ))
+        );
+        assert_eq!(
+            t("ssh://host/srv/repo.git"),
+            Some(("host".into(), None, "/srv/repo.git".into()))
+        );
+        assert_eq!(
+            t("git@example.com:org/repo.git"),
+            Some(("git@example.com".into(), None, "org/repo.git".into()))
+        );
+        assert_eq!(t("git://example.com/repo.git"), None);
+        assert_eq!(t("https://example.com/repo.git"), None);
+    }
+
+    #[test]
+    fn an_advertisement_is_read_up_to_its_flush() {
+        let mut input: &[u8] = b"0009abcd\n0000after";
+        assert_eq!(
+            read_advertisement(&mut input, 100).unwrap(),
+            b"0009abcd\n0000"
+        );
+        assert_eq!(input, b"after");
+        let mut bad: &[u8] = b"zzzz";
+        assert!(read_advertisement(&mut bad, 100).is_err());
+    }
+}
