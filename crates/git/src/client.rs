@@ -90,6 +90,8 @@ pub struct Fetch {
     progress: Vec<String>,
     /// The remote is a pipe to `git-upload-pack` (SSH), not HTTP: see [`Fetch::over_pipe`].
     pipe: bool,
+    /// The full name and id of the reference asked for by name (what a kept `.git` records, as BuildKit's).
+    named: Option<(String, Oid)>,
 }
 
 impl Fetch {
@@ -114,7 +116,17 @@ impl Fetch {
             received: false,
             progress: Vec::new(),
             pipe: false,
+            named: None,
         }
+    }
+
+    pub(crate) fn remote(&self) -> &str {
+        &self.remote
+    }
+
+    /// The reference asked for by name: its full name and the id it names.
+    pub(crate) fn named(&self) -> Option<&(String, Oid)> {
+        self.named.as_ref()
     }
 
     /// A fetch from `git-upload-pack` over a pipe (the host runs it through SSH): the same requests, read as the
@@ -290,7 +302,8 @@ impl Fetch {
                 let id = if head {
                     refs.names.get("HEAD").copied()
                 } else {
-                    refs.resolve(&self.reference)
+                    self.named = refs.resolve_name(&self.reference);
+                    self.named.as_ref().map(|(_, id)| *id)
                 };
                 id.ok_or_else(|| Error::NoRef(self.reference.clone()))?
             }
@@ -360,7 +373,10 @@ impl Fetch {
                     .ok_or_else(|| Error::NoRef(format!("HEAD ({name})")).into()),
             };
         }
-        refs.resolve(&self.reference)
+        self.named = refs.resolve_name(&self.reference);
+        self.named
+            .as_ref()
+            .map(|(_, id)| *id)
             .ok_or_else(|| Error::NoRef(self.reference.clone()).into())
     }
 

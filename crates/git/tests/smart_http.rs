@@ -174,6 +174,20 @@ fn a_shallow_fetch_keeps_a_git_dir_that_git_reads_as_clean() {
             assert_eq!(git(&wt, &["rev-parse", "HEAD"]), got.commit);
             assert_eq!(git(&wt, &["status", "--porcelain"]), "", "{r}");
             git(&wt, &["fsck", "--no-progress", "--strict"]);
+            // As BuildKit's: the reference under its full name, the remote as origin.
+            let full = if r == "v1" {
+                "refs/tags/v1"
+            } else {
+                "refs/heads/main"
+            };
+            assert_eq!(
+                git(&wt, &["rev-parse", full]),
+                git(&bare, &["rev-parse", full])
+            );
+            assert_eq!(
+                git(&wt, &["config", "remote.origin.url"]),
+                server.url("repo.git")
+            );
             if r == "v1" {
                 continue; // the first commit: no parent
             }
