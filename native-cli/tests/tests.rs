@@ -12,6 +12,7 @@ mod build_vs_buildah;
 mod buildkit_corpus;
 mod cli_build;
 mod cli_dockerfile;
+mod cli_git;
 mod cli_registry;
 mod debian_apps;
 mod docker_interop;

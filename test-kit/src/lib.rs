@@ -18,6 +18,8 @@
 //! - [`registry`]: the real Distribution registry ([`registry::Registry`], htpasswd or token auth), a token server
 //!   issuing ES256 JWTs ([`registry::TokenServer`]), a scriptable fake server for faults
 //!   ([`registry::FakeServer`] answering [`registry::Reply`]s), [`registry::skopeo_digest`].
+//! - [`githttp`]: `git http-backend` behind a loopback HTTP server ([`githttp::GitHttp`]: smart v2, v0 only,
+//!   dumb files, optional required `Authorization`).
 //! - [`http`]: a raw HTTP/1.1 client ([`http::raw`]) that sends exactly the headers it is given.
 //! - [`ssh`]: an ssh-agent holding a new key ([`ssh::Agent`]).
 //!
@@ -27,6 +29,7 @@ pub mod buildah;
 pub mod containers;
 pub mod corpus;
 pub mod docker;
+pub mod githttp;
 pub mod http;
 pub mod policy;
 pub mod process;

@@ -5,7 +5,8 @@
 // the layer count. The base image is the one the native corpus test builds (its `export_base`), loaded into the
 // tab's store first; no network. Named contexts are given as `buildContexts` (directories as files, images of the
 // tab's store, the base's OCI layout as files) and the case's `http/` files are served on loopback with CORS for
-// the tab's fetch() (its git repositories too: the tab's git client, lw-git, reads git's dumb HTTP protocol), its
+// the tab's fetch() (its git repositories too, as static files: the tab's git client, lw-git, reads git's smart and dumb HTTP
+// protocols and falls back to the dumb one here), its
 // `https/` files over TLS with the corpus's test CA, which this test's Chromium trusts as a user's browser trusts a
 // CA (an NSS database in a private HOME), answering CORS preflights for `Authorization` as a file host that takes
 // authorized downloads from pages would, and its `https-auth` rules (401 without the header BuildKit sends from the

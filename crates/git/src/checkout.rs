@@ -138,9 +138,20 @@ fn git_dir(f: &Fetch, commit: &Oid, index: &mut [Indexed]) -> Vec<(Entry, Vec<u8
     files.insert("HEAD".into(), (0o644, head.clone()));
     // The fetch was of one commit's tree: git treats the commit as a boundary instead of looking for its parents.
     files.insert("shallow".into(), (0o644, head));
-    let config = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\
-                  \tlogallrefupdates = true\n";
-    files.insert("config".into(), (0o644, config.as_bytes().to_vec()));
+    // As BuildKit leaves it: the remote as `origin` (a password in it redacted), and the reference asked for by name
+    // under its full name (`refs/heads/NAME`, `refs/tags/NAME`: what `git fetch origin NAME:NAME` writes).
+    let config = format!(
+        "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n\
+         [remote \"origin\"]\n\turl = {}\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n",
+        redact(f.remote())
+    );
+    files.insert("config".into(), (0o644, config.into_bytes()));
+    if let Some((name, id)) = f
+        .named()
+        .filter(|(n, _)| n.starts_with("refs/") && !n.contains(".."))
+    {
+        files.insert(name.clone(), (0o644, format!("{id}\n").into_bytes()));
+    }
     files.insert("index".into(), (0o644, index_file(index)));
     for (path, data) in f.object_files() {
         files.insert(format!("objects/{path}"), (0o444, data));
@@ -173,6 +184,22 @@ fn git_dir(f: &Fetch, commit: &Oid, index: &mut [Indexed]) -> Vec<(Entry, Vec<u8
     all.into_values().collect()
 }
 
+/// `scheme://user:password@host/...` with the password replaced, as BuildKit's `RedactCredentials` does.
+fn redact(remote: &str) -> String {
+    let Some((scheme, rest)) = remote.split_once("://") else {
+        return remote.to_string();
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or("");
+            let path = &rest[authority.len()..];
+            format!("{scheme}://{name}:xxxxx@{host}{path}")
+        }
+        _ => remote.to_string(),
+    }
+}
+
 /// Git's index (version 2) of the work tree: no stat data (git compares the content when stat data differs, so the
 /// tree shows clean), each file's mode, size and blob id, sorted by path, with the SHA-1 trailer.
 fn index_file(files: &mut [Indexed]) -> Vec<u8> {
@@ -196,4 +223,22 @@ fn index_file(files: &mut [Indexed]) -> Vec<u8> {
     let sum = sha1_smol::Sha1::from(&out).digest().bytes();
     out.extend(sum);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_the_remote_is_redacted() {
+        assert_eq!(
+            redact("https://me:sekrit@example.com/r.git"),
+            "https://me:xxxxx@example.com/r.git"
+        );
+        assert_eq!(
+            redact("https://me@example.com/r.git"),
+            "https://me@example.com/r.git"
+        );
+        assert_eq!(redact("ssh://git@h:22/r.git"), "ssh://git@h:22/r.git");
+    }
 }

@@ -1,7 +1,11 @@
-//! The sans-I/O client of git's dumb HTTP protocol: [`Fetch::step`] says which file of the remote it needs
-//! (`info/refs`, `HEAD`, `objects/info/packs`, a pack's `.idx` and `.pack`, a loose object), the host fetches it and
-//! hands it back with [`Fetch::answer`], until the checkout is done. The work restarts from the top after each
-//! answer; everything fetched and parsed is kept, so a restart only redoes lookups.
+//! The sans-I/O client of git's HTTP protocols: [`Fetch::step`] says which request it needs next, the host makes
+//! it and hands the answer back with [`Fetch::answer_with`], until the checkout is done. It first asks for
+//! `info/refs?service=git-upload-pack` (with `Git-Protocol: version=2`): a smart server answers with its
+//! advertisement, and the client then POSTs `ls-refs` and `fetch` (protocol v2) or its want list (v0/v1) to
+//! `git-upload-pack` and reads the one pack back; a dumb server answers with its static `info/refs`, and the
+//! client then asks for the files it needs (`HEAD`, `objects/info/packs`, a pack's `.idx` and `.pack`, a loose
+//! object). The work restarts from the top after each answer; everything fetched and parsed is kept, so a restart
+//! only redoes lookups.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -10,21 +14,47 @@ use crate::checkout;
 use crate::object::{self, Kind, Oid};
 use crate::pack::{apply_delta, Index, Pack, Raw};
 use crate::refs::{self, Head, Refs};
-use crate::{Checkout, Error, Limits};
+use crate::smart::{self, Advert};
+use crate::{packin, Checkout, Error, Limits};
+
+/// HTTP headers of a request, (name, value).
+pub type Headers = Vec<(String, String)>;
 
 /// What the client wants next.
 #[derive(Debug)]
 pub enum Next {
-    /// Fetch this URL and [`Fetch::answer`] it.
-    Get(String),
+    /// GET this URL with these headers and [`Fetch::answer_with`] it.
+    Get { url: String, headers: Headers },
+    /// POST `body` to this URL with these headers and [`Fetch::answer_with`] the answer.
+    Post {
+        url: String,
+        headers: Headers,
+        body: Vec<u8>,
+    },
     /// The checkout is ready.
     Done(Checkout),
 }
 
-/// Why a run stopped: a file is needed, or the fetch failed.
+/// A request of the smart protocol, answered under `stage`.
+pub(crate) struct Call {
+    stage: &'static str,
+    url: String,
+    headers: Headers,
+    body: Option<Vec<u8>>,
+}
+
+/// Why a run stopped: a file or a smart request is needed, or the fetch failed.
 pub(crate) enum Stop {
     Need(String),
+    Call(Call),
     Fail(Error),
+}
+
+/// How the server speaks, once its `info/refs` answered.
+#[derive(Clone)]
+enum Proto {
+    Dumb,
+    Smart(Advert),
 }
 
 impl From<Error> for Stop {
@@ -51,6 +81,19 @@ pub struct Fetch {
     indexes: HashMap<String, Rc<Index>>,
     packs: HashMap<String, Rc<Pack>>,
     objects: HashMap<Oid, (Kind, Rc<Vec<u8>>)>,
+    proto: Option<Proto>,
+    /// The smart request waiting for its answer: its URL and stage.
+    pending: Option<(String, &'static str)>,
+    /// Smart answers by stage: (content type, body; `None` for a 404).
+    calls: HashMap<&'static str, (Option<String>, Option<Vec<u8>>)>,
+    /// The object a smart fetch asks for (once the references are read), and whether its pack is in.
+    want: Option<Oid>,
+    received: bool,
+    progress: Vec<String>,
+    /// The remote is a pipe to `git-upload-pack` (SSH), not HTTP: see [`Fetch::over_pipe`].
+    pipe: bool,
+    /// The full name and id of the reference asked for by name (what a kept `.git` records, as BuildKit's).
+    named: Option<(String, Oid)>,
 }
 
 impl Fetch {
@@ -69,6 +112,14 @@ impl Fetch {
             indexes: HashMap::new(),
             packs: HashMap::new(),
             objects: HashMap::new(),
+            proto: None,
+            pending: None,
+            calls: HashMap::new(),
+            want: None,
+            received: false,
+            progress: Vec::new(),
+            pipe: false,
+            named: None,
         }
     }
 
@@ -96,6 +147,40 @@ impl Fetch {
         (o == r).then_some(self.authorization.as_deref()).flatten()
     }
 
+    pub(crate) fn remote(&self) -> &str {
+        &self.remote
+    }
+
+    /// The reference asked for by name: its full name and the id it names.
+    pub(crate) fn named(&self) -> Option<&(String, Oid)> {
+        self.named.as_ref()
+    }
+
+    /// A fetch from `git-upload-pack` over a pipe (the host runs it through SSH): the same requests, read as the
+    /// pack protocol's two exchanges. The [`Next::Get`] of `info/refs?service=git-upload-pack` is the
+    /// advertisement the program writes first (its pkt-lines up to the flush); the [`Next::Post`] to
+    /// `git-upload-pack` is the request to write to it, answered by all it writes until it exits. Protocol v0:
+    /// no `Git-Protocol` reaches the program.
+    pub fn over_pipe(remote: &str, reference: &str, keep_git_dir: bool, limits: Limits) -> Fetch {
+        Fetch {
+            pipe: true,
+            ..Fetch::new(remote, reference, keep_git_dir, limits)
+        }
+    }
+
+    /// The server's progress messages (side-band 2) since the last call, one line each.
+    pub fn progress(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.progress)
+    }
+
+    /// `headers` with the `Authorization` the remote's own origin gets (see [`Fetch::authorization`]).
+    fn authorized(&self, url: &str, mut headers: Headers) -> Headers {
+        if let Some(a) = self.authorization(url) {
+            headers.push(("Authorization".into(), a.to_string()));
+        }
+        headers
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/{path}", self.remote)
     }
@@ -104,13 +189,52 @@ impl Fetch {
     pub fn step(&mut self) -> Result<Next, Error> {
         match self.run() {
             Ok(c) => Ok(Next::Done(c)),
-            Err(Stop::Need(path)) => Ok(Next::Get(self.url(&path))),
+            Err(Stop::Need(path)) => {
+                let url = self.url(&path);
+                Ok(Next::Get {
+                    headers: self.authorized(&url, Vec::new()),
+                    url,
+                })
+            }
+            Err(Stop::Call(c)) => {
+                self.pending = Some((c.url.clone(), c.stage));
+                let headers = self.authorized(&c.url, c.headers);
+                Ok(match c.body {
+                    Some(body) => Next::Post {
+                        url: c.url,
+                        headers,
+                        body,
+                    },
+                    None => Next::Get {
+                        url: c.url,
+                        headers,
+                    },
+                })
+            }
             Err(Stop::Fail(e)) => Err(e),
         }
     }
 
-    /// The body of `url` (one [`Next::Get`] asked for), or `None` when the server answered 404 Not Found.
+    /// [`Fetch::answer_with`] without a content type (the body tells a smart advertisement from a dumb file).
     pub fn answer(&mut self, url: &str, body: Option<Vec<u8>>) -> Result<(), Error> {
+        self.answer_with(url, None, body)
+    }
+
+    /// The answer to the request for `url` ([`Next::Get`] or [`Next::Post`]): its `Content-Type` when the host
+    /// has it, and its body, or `None` when the server answered 404 Not Found.
+    pub fn answer_with(
+        &mut self,
+        url: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), Error> {
+        let n = body.as_ref().map_or(0, |b| b.len() as u64);
+        if let Some((_, stage)) = self.pending.take_if(|(u, _)| u == url) {
+            self.count(n)?;
+            let ct = content_type.map(|t| t.split(';').next().unwrap_or("").trim().to_string());
+            self.calls.insert(stage, (ct, body));
+            return Ok(());
+        }
         let path = url
             .strip_prefix(&self.remote)
             .and_then(|p| p.strip_prefix('/'))
@@ -119,7 +243,12 @@ impl Fetch {
                 msg: format!("not a file of {}", self.remote),
             })?
             .to_string();
-        let n = body.as_ref().map_or(0, |b| b.len() as u64);
+        self.count(n)?;
+        self.answers.insert(path, body.map(Rc::new));
+        Ok(())
+    }
+
+    fn count(&mut self, n: u64) -> Result<(), Error> {
         self.fetched = self.fetched.saturating_add(n);
         if self.fetched > self.limits.max_fetch {
             return Err(Error::TooLarge {
@@ -127,8 +256,115 @@ impl Fetch {
                 limit: self.limits.max_fetch,
             });
         }
-        self.answers.insert(path, body.map(Rc::new));
         Ok(())
+    }
+
+    /// The answer of smart request `stage`, a stop until it is made.
+    fn call(
+        &mut self,
+        stage: &'static str,
+        path: &str,
+        headers: Headers,
+        body: Option<Vec<u8>>,
+    ) -> R<(Option<String>, Option<Vec<u8>>)> {
+        match self.calls.remove(stage) {
+            Some(a) => Ok(a),
+            None => Err(Stop::Call(Call {
+                stage,
+                url: self.url(path),
+                headers,
+                body,
+            })),
+        }
+    }
+
+    /// Which protocol the server speaks: the first request, as git makes it.
+    fn proto(&mut self) -> R<Proto> {
+        if let Some(p) = &self.proto {
+            return Ok(p.clone());
+        }
+        let v2 = vec![("Git-Protocol".to_string(), "version=2".to_string())];
+        let (ct, body) = self.call("info/refs", "info/refs?service=git-upload-pack", v2, None)?;
+        let body = body.ok_or(Error::NotDumb)?;
+        // Over a pipe the program's first words are its advertisement (no service line to recognise).
+        let smart = self.pipe
+            || match ct.as_deref() {
+                Some(t) => t == smart::ADVERTISEMENT,
+                None => smart::sniffs_smart(&body),
+            };
+        let p = if smart {
+            Proto::Smart(smart::advertisement(&body)?)
+        } else {
+            self.answers.insert("info/refs".into(), Some(Rc::new(body)));
+            Proto::Dumb
+        };
+        self.proto = Some(p.clone());
+        Ok(p)
+    }
+
+    /// POST a smart request to `git-upload-pack`; the answer's body.
+    fn upload_pack(&mut self, stage: &'static str, advert: &Advert, body: Vec<u8>) -> R<Vec<u8>> {
+        let mut headers = vec![
+            ("Content-Type".to_string(), smart::REQUEST.to_string()),
+            ("Accept".to_string(), smart::RESULT.to_string()),
+        ];
+        if advert.version == 2 {
+            headers.push(("Git-Protocol".into(), "version=2".into()));
+        }
+        let (ct, answer) = self.call(stage, "git-upload-pack", headers, Some(body))?;
+        let bad = |msg: String| Error::Bad {
+            what: format!("{}/git-upload-pack ({stage})", self.remote),
+            msg,
+        };
+        if let Some(t) = ct.filter(|t| t != smart::RESULT) {
+            return Err(bad(format!("the answer is {t}, not {}", smart::RESULT)).into());
+        }
+        Ok(answer.ok_or_else(|| bad("the server answered 404 Not Found".into()))?)
+    }
+
+    /// The smart protocol: the reference resolved (v0's advertisement or v2's `ls-refs`), then its one pack
+    /// fetched (shallow where the server allows) and read. The object the reference names.
+    fn smart(&mut self, advert: &Advert) -> R<Oid> {
+        if let (Some(id), true) = (self.want, self.received) {
+            return Ok(id);
+        }
+        let want = match self.want.or_else(|| Oid::from_hex(&self.reference)) {
+            Some(id) => id,
+            None => {
+                let refs = if advert.version == 2 {
+                    let req = smart::ls_refs(advert, &self.reference)?;
+                    smart::ls_refs_answer(&self.upload_pack("ls-refs", advert, req)?)?
+                } else {
+                    advert.refs.clone()
+                };
+                let head = self.reference.is_empty() || self.reference == "HEAD";
+                let id = if head {
+                    refs.names.get("HEAD").copied()
+                } else {
+                    self.named = refs.resolve_name(&self.reference);
+                    self.named.as_ref().map(|(_, id)| *id)
+                };
+                id.ok_or_else(|| Error::NoRef(self.reference.clone()))?
+            }
+        };
+        self.want = Some(want);
+        let req = smart::fetch(advert, &want, true)?;
+        let answer = self.upload_pack("fetch", advert, req)?;
+        let got = smart::fetch_answer(
+            advert.version,
+            &answer,
+            self.limits.max_fetch,
+            &mut self.progress,
+        )?;
+        drop(answer);
+        let r = packin::receive(got.pack, &self.limits)?;
+        let name = r.pack.name.trim_end_matches(".pack").to_string();
+        self.answers
+            .insert(format!("objects/pack/{name}.idx"), Some(Rc::new(r.idx)));
+        self.packs.insert(name, r.pack);
+        self.objects.extend(r.objects);
+        self.received = true;
+        Ok(want)
     }
 
     /// The file at `path`: `Ok(None)` for one the server does not have, a stop until it is fetched.
@@ -140,10 +376,14 @@ impl Fetch {
     }
 
     fn run(&mut self) -> R<Checkout> {
-        if !self.remote.starts_with("http://") && !self.remote.starts_with("https://") {
+        if !self.pipe && !self.remote.starts_with("http://") && !self.remote.starts_with("https://")
+        {
             return Err(Error::Scheme(self.remote.clone()).into());
         }
-        let start = self.start()?;
+        let start = match self.proto()? {
+            Proto::Smart(advert) => self.smart(&advert)?,
+            Proto::Dumb => self.start()?,
+        };
         let commit = self.peel(start)?;
         checkout::checkout(self, &commit, self.keep_git_dir)
     }
@@ -172,7 +412,10 @@ impl Fetch {
                     .ok_or_else(|| Error::NoRef(format!("HEAD ({name})")).into()),
             };
         }
-        refs.resolve(&self.reference)
+        self.named = refs.resolve_name(&self.reference);
+        self.named
+            .as_ref()
+            .map(|(_, id)| *id)
             .ok_or_else(|| Error::NoRef(self.reference.clone()).into())
     }
 
@@ -270,6 +513,10 @@ impl Fetch {
     pub(crate) fn object(&mut self, oid: &Oid) -> R<(Kind, Rc<Vec<u8>>)> {
         if let Some(o) = self.objects.get(oid) {
             return Ok(o.clone());
+        }
+        if matches!(self.proto, Some(Proto::Smart(_))) {
+            // The one pack the server sent holds everything the checkout reads.
+            return Err(Error::Missing(oid.hex()).into());
         }
         let (kind, body) = match self.find_packed(oid)? {
             Some((pack, offset)) => self.unpack(&pack, offset)?,

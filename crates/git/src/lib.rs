@@ -1,7 +1,8 @@
-//! lw-git: `ADD <git URL>` over git's dumb HTTP protocol, sans I/O. [`Fetch`] asks for the remote's files one at a
-//! time (the host downloads them: the tab with `fetch()`), verifies every object's SHA-1, and checks the reference
-//! out into the layer entries the engine's ADD writes (`lw_engine::host::GitCheckout`'s model). The tab loads this
-//! crate as a wasm module of its own (`pkg/lw_git.js`) only when a build adds a git source.
+//! lw-git: `ADD <git URL>` over git's smart HTTP protocol (v2, and v0/v1) or its dumb one, sans I/O. [`Fetch`]
+//! names each HTTP request it needs (the host makes them: the CLI with its HTTP client, the tab with `fetch()`),
+//! verifies every object's SHA-1, and checks the reference out into the layer entries the engine's ADD writes
+//! (`lw_engine::host::GitCheckout`'s model). The tab loads this crate as a wasm module of its own (`pkg/lw_git.js`)
+//! only when a build adds a git source.
 
 // Functions stay under 100 lines of code (the project's rule; clippy counts without comments and blanks).
 #![warn(clippy::too_many_lines)]
@@ -10,7 +11,10 @@ mod checkout;
 mod client;
 pub mod object;
 pub mod pack;
+mod packin;
+pub mod pktline;
 pub mod refs;
+pub mod smart;
 
 pub use client::{Fetch, Next};
 
@@ -27,22 +31,22 @@ pub enum Error {
     TooLarge { what: String, limit: u64 },
     #[error("reference {0} is not in the repository")]
     NoRef(String),
-    #[error("object {0} is neither in a pack objects/info/packs lists nor a loose object the server has")]
+    #[error("object {0} is not in the pack the server sent, nor in a pack objects/info/packs lists, nor a loose object the server has")]
     Missing(String),
     #[error("{0} is a submodule: submodules are not checked out here")]
     Submodule(String),
     #[error(
-        "{0}: only http(s) remotes are read here (git's dumb HTTP protocol); SSH and git:// remotes need the CLI"
+        "{0}: only http(s) remotes are read here (git's smart and dumb HTTP protocols); SSH and git:// remotes need the CLI"
     )]
     Scheme(String),
     #[error(
-        "the server has no info/refs: it does not serve the repository by git's dumb HTTP protocol (static files \
-         with info/refs, as `git update-server-info` writes them)"
+        "the server has no info/refs: it serves no repository there by git's smart HTTP protocol, nor by its dumb \
+         one (static files with info/refs, as `git update-server-info` writes them)"
     )]
     NotDumb,
     #[error(
-        "the server speaks git's smart HTTP protocol only; this client reads the dumb protocol's static files \
-         (info/refs, objects/...)"
+        "the server's info/refs is a smart advertisement, but its content type is not \
+         application/x-git-upload-pack-advertisement"
     )]
     Smart,
 }
@@ -99,12 +103,15 @@ mod web {
     use wasm_bindgen::prelude::*;
 
     /// `new GitFetch(remote, reference, keepGitDir, authorization?)`: `step()` gives a URL to fetch (or `undefined`
-    /// when the checkout is ready), `authorization(url)` the header value to send with it (or `undefined`),
-    /// `answer(url, bytes | undefined)` hands it back (`undefined`: 404), then `checkout()` gives the result.
+    /// when the checkout is ready) with `headers()` (name, value, ...: the `Authorization` among them for the
+    /// remote's own origin) and `body()` (bytes to POST, or `undefined` for a GET), `answer(url, bytes | undefined,
+    /// contentType)` hands it back (`undefined`: 404), then `checkout()` gives the result.
     #[wasm_bindgen]
     pub struct GitFetch {
         fetch: super::Fetch,
         done: Option<super::Checkout>,
+        headers: Vec<String>,
+        body: Option<Vec<u8>>,
     }
 
     fn js(e: impl std::fmt::Display) -> JsError {
@@ -124,20 +131,35 @@ mod web {
                 fetch: super::Fetch::new(remote, reference, keep_git_dir, Default::default())
                     .with_authorization(authorization),
                 done: None,
+                headers: Vec::new(),
+                body: None,
             }
         }
 
-        /// The `Authorization` value for a request of `url` (the remote's host only), or `undefined`.
-        pub fn authorization(&self, url: &str) -> Option<String> {
-            self.fetch.authorization(url).map(str::to_string)
+        /// The headers of the request `step()` named, as name, value, name, value...
+        pub fn headers(&self) -> Vec<String> {
+            self.headers.clone()
+        }
+
+        /// The body to POST for the request `step()` named; `undefined` for a GET.
+        pub fn body(&self) -> Option<Vec<u8>> {
+            self.body.clone()
         }
 
         pub fn step(&mut self) -> Result<Option<String>, JsError> {
             if self.done.is_some() {
                 return Ok(None);
             }
+            let flat = |h: Vec<(String, String)>| h.into_iter().flat_map(|(k, v)| [k, v]).collect();
             match self.fetch.step().map_err(js)? {
-                super::Next::Get(url) => Ok(Some(url)),
+                super::Next::Get { url, headers } => {
+                    (self.headers, self.body) = (flat(headers), None);
+                    Ok(Some(url))
+                }
+                super::Next::Post { url, headers, body } => {
+                    (self.headers, self.body) = (flat(headers), Some(body));
+                    Ok(Some(url))
+                }
                 super::Next::Done(c) => {
                     self.done = Some(c);
                     Ok(None)
@@ -145,8 +167,15 @@ mod web {
             }
         }
 
-        pub fn answer(&mut self, url: &str, body: Option<Vec<u8>>) -> Result<(), JsError> {
-            self.fetch.answer(url, body).map_err(js)
+        pub fn answer(
+            &mut self,
+            url: &str,
+            body: Option<Vec<u8>>,
+            content_type: Option<String>,
+        ) -> Result<(), JsError> {
+            self.fetch
+                .answer_with(url, content_type.as_deref(), body)
+                .map_err(js)
         }
 
         /// The commit's 40 hex digits, then the entries as a tar (what the main module's `gitCheckout` reads).

@@ -152,74 +152,80 @@ impl Pack {
 
     /// The entry at `offset`, inflated (`limit` bounds any one object or delta).
     pub fn raw(&self, offset: u64, limit: u64) -> Result<Raw, Error> {
-        let bad = |msg: String| Error::Bad {
-            what: self.name.clone(),
-            msg: format!("object at offset {offset}: {msg}"),
-        };
-        let end = self.data.len() - 20;
-        let mut at = usize::try_from(offset).map_err(|_| bad("offset out of range".into()))?;
-        if at < 12 || at >= end {
-            return Err(bad("offset outside the pack".into()));
-        }
-        let mut next = || -> Result<u8, Error> {
-            let b = *self
-                .data
-                .get(at)
-                .filter(|_| at < end)
-                .ok_or_else(|| bad("header runs past the end".into()))?;
-            at += 1;
-            Ok(b)
-        };
-        let mut c = next()?;
-        let ty = (c >> 4) & 7;
-        let mut size = u64::from(c & 15);
-        let mut shift = 4;
-        while c & 0x80 != 0 {
-            c = next()?;
-            if shift > 57 {
-                return Err(bad("size does not fit 64 bits".into()));
-            }
-            size |= u64::from(c & 0x7f) << shift;
-            shift += 7;
-        }
-        let base = match ty {
-            6 => {
-                let mut c = next()?;
-                let mut rel = u64::from(c & 0x7f);
-                while c & 0x80 != 0 {
-                    c = next()?;
-                    rel = rel
-                        .checked_add(1)
-                        .and_then(|r| r.checked_mul(128))
-                        .ok_or_else(|| bad("delta base offset overflows".into()))?
-                        | u64::from(c & 0x7f);
-                }
-                if rel == 0 || rel > offset {
-                    return Err(bad("delta base offset is outside the pack".into()));
-                }
-                Some(Err(offset - rel))
-            }
-            7 => {
-                if at + 20 > end {
-                    return Err(bad("delta base id runs past the end".into()));
-                }
-                let id = Oid::from_slice(&self.data[at..at + 20]).unwrap_or(Oid([0; 20]));
-                at += 20;
-                Some(Ok(id))
-            }
-            _ => None,
-        };
-        let (body, _) = inflate_exact(&self.data[at..end], size, limit).map_err(bad)?;
-        Ok(match (ty, base) {
-            (1, _) => Raw::Whole(Kind::Commit, body),
-            (2, _) => Raw::Whole(Kind::Tree, body),
-            (3, _) => Raw::Whole(Kind::Blob, body),
-            (4, _) => Raw::Whole(Kind::Tag, body),
-            (_, Some(Err(off))) => Raw::OfsDelta(off, body),
-            (_, Some(Ok(id))) => Raw::RefDelta(id, body),
-            _ => return Err(bad(format!("unknown object type {ty}"))),
-        })
+        entry(&self.name, &self.data, offset, limit).map(|(raw, _)| raw)
     }
+}
+
+/// The entry of the pack `data` (the file `name`) at `offset`, inflated, and the offset where the next begins.
+pub fn entry(name: &str, data: &[u8], offset: u64, limit: u64) -> Result<(Raw, u64), Error> {
+    let bad = |msg: String| Error::Bad {
+        what: name.to_string(),
+        msg: format!("object at offset {offset}: {msg}"),
+    };
+    let end = data.len().saturating_sub(20);
+    let mut at = usize::try_from(offset).map_err(|_| bad("offset out of range".into()))?;
+    if at < 12 || at >= end {
+        return Err(bad("offset outside the pack".into()));
+    }
+    let mut next = || -> Result<u8, Error> {
+        let b = *data
+            .get(at)
+            .filter(|_| at < end)
+            .ok_or_else(|| bad("header runs past the end".into()))?;
+        at += 1;
+        Ok(b)
+    };
+    let mut c = next()?;
+    let ty = (c >> 4) & 7;
+    let mut size = u64::from(c & 15);
+    let mut shift = 4;
+    while c & 0x80 != 0 {
+        c = next()?;
+        if shift > 57 {
+            return Err(bad("size does not fit 64 bits".into()));
+        }
+        size |= u64::from(c & 0x7f) << shift;
+        shift += 7;
+    }
+    let base = match ty {
+        6 => {
+            let mut c = next()?;
+            let mut rel = u64::from(c & 0x7f);
+            while c & 0x80 != 0 {
+                c = next()?;
+                rel = rel
+                    .checked_add(1)
+                    .and_then(|r| r.checked_mul(128))
+                    .ok_or_else(|| bad("delta base offset overflows".into()))?
+                    | u64::from(c & 0x7f);
+            }
+            if rel == 0 || rel > offset {
+                return Err(bad("delta base offset is outside the pack".into()));
+            }
+            Some(Err(offset - rel))
+        }
+        7 => {
+            if at + 20 > end {
+                return Err(bad("delta base id runs past the end".into()));
+            }
+            let id = Oid::from_slice(&data[at..at + 20]).unwrap_or(Oid([0; 20]));
+            at += 20;
+            Some(Ok(id))
+        }
+        _ => None,
+    };
+    let (body, used) = inflate_exact(&data[at..end], size, limit).map_err(bad)?;
+    let next = (at + used) as u64;
+    let raw = match (ty, base) {
+        (1, _) => Raw::Whole(Kind::Commit, body),
+        (2, _) => Raw::Whole(Kind::Tree, body),
+        (3, _) => Raw::Whole(Kind::Blob, body),
+        (4, _) => Raw::Whole(Kind::Tag, body),
+        (_, Some(Err(off))) => Raw::OfsDelta(off, body),
+        (_, Some(Ok(id))) => Raw::RefDelta(id, body),
+        _ => return Err(bad(format!("unknown object type {ty}"))),
+    };
+    Ok((raw, next))
 }
 
 fn varint(d: &[u8], at: &mut usize) -> Option<u64> {

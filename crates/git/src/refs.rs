@@ -52,6 +52,11 @@ impl Refs {
     /// `refs/NAME`, `refs/tags/NAME`, `refs/heads/NAME`, `refs/remotes/NAME`, `refs/remotes/NAME/HEAD`). An
     /// annotated tag gives the tag object (peeled later by reading it).
     pub fn resolve(&self, reference: &str) -> Option<Oid> {
+        self.resolve_name(reference).map(|(_, id)| id)
+    }
+
+    /// [`Refs::resolve`] with the full name found.
+    pub fn resolve_name(&self, reference: &str) -> Option<(String, Oid)> {
         [
             reference.to_string(),
             format!("refs/{reference}"),
@@ -60,8 +65,8 @@ impl Refs {
             format!("refs/remotes/{reference}"),
             format!("refs/remotes/{reference}/HEAD"),
         ]
-        .iter()
-        .find_map(|n| self.names.get(n).copied())
+        .into_iter()
+        .find_map(|n| Some((n.clone(), *self.names.get(&n)?)))
     }
 }
 

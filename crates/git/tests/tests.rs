@@ -3,3 +3,4 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod dumb_http;
+mod smart_http;

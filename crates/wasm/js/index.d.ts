@@ -76,12 +76,14 @@ export interface BuildOptions {
   buildContexts?: Record<string, string | { files: BuildOptions["files"]; fileInfo?: BuildOptions["fileInfo"] }
     | { ociLayout: { files: Record<string, Uint8Array | ArrayBuffer | string | Blob> }; digest?: string; tag?: string }>;
   /** How `ADD <url>` downloads (default: the page's `fetch`; a cross-origin URL needs CORS headers). `init` holds
-   * the `Authorization` header the build's `HTTP_AUTH_*`/`GIT_AUTH_*` secrets give for that URL, if any. */
+   * the `Authorization` header the build's `HTTP_AUTH_*`/`GIT_AUTH_*` secrets give for that URL, if any; the git
+   * client also POSTs through it (git's smart HTTP protocol: `init` has the method, headers and body). */
   fetch?: (url: string, init?: RequestInit) => Promise<Response>;
   /** `ADD <git URL>`: check `reference` (empty: HEAD) of `remote` out; resolves to the commit's 40 hex digits
    * followed by a tar of the work tree (and `.git` when kept). `authorization`: what the build's `GIT_AUTH_*`
-   * secrets give for the remote (BuildKit's rule), for its own host only. Default: lw-git's dumb-HTTP client
-   * (pkg/lw_git_bg.wasm, loaded on first use) over `fetch`; SSH remotes through `serveExecutor`'s serve. */
+   * secrets give for the remote (BuildKit's rule), for its own origin only. Default: lw-git, git's smart (v0 here)
+   * and dumb HTTP client (pkg/lw_git_bg.wasm, loaded on first use), over `fetch`; SSH remotes through
+   * `serveExecutor`'s serve. */
   gitCheckout?: (remote: string, reference: string, keepGitDir: boolean, authorization?: string) => Promise<Uint8Array>;
   /** Web Workers compressing COPY/ADD layers (default: navigator.hardwareConcurrency, 2 to 4); 0 compresses here. */
   workers?: number;

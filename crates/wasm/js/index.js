@@ -373,8 +373,9 @@ export const loadArchive = onDemand("lw_archive", "bzip2/xz/zstd decoders", (m) 
 });
 
 // The git client is a module of its own too (pkg/lw_git_bg.wasm, built from crates/git): fetched the first time a
-// build checks out an `ADD <git URL>`. It speaks git's dumb HTTP protocol (static files: info/refs, HEAD, packs,
-// loose objects; no smart HTTP, no SSH): it names each file it needs, fetched here with the build's fetch (a
+// build checks out an `ADD <git URL>`. It speaks git's smart HTTP protocol (here v0: info/refs, then a POST to
+// git-upload-pack) and falls back to the dumb one (static files) as the CLI does, with the same Rust code; no
+// SSH. It names each request it needs (URL, headers, a body to POST), made here with the build's fetch (a
 // cross-origin server needs CORS), and checks every object's SHA-1. The commit and a tar of the work tree come back
 // as bytes, which the main module reads into the checkout the engine adds, as the CLI's.
 export const loadGit = onDemand("lw_git", "git client");
@@ -385,7 +386,7 @@ const overSsh = (remote) => /^ssh:\/\//i.test(remote) || /^[^/:@]+@[^/:]+:/.test
 /**
  * The build's `gitCheckout(remote, reference, keepGitDir, authorization)`: lw-git's client over `fetchFn` (or the
  * page's fetch). `authorization` (the core's rule from the build's `GIT_AUTH_*` secrets) goes with the requests
- * lw-git names for the remote's own host (`GitFetch.authorization`); a redirect to another origin drops it (the
+ * lw-git names for the remote's own origin (among `GitFetch.headers()`); a redirect to another origin drops it (the
  * Fetch standard: the browser removes `Authorization` there). An SSH remote goes to `viaServe` (serveExecutor's:
  * `layerwright serve --ssh` fetches it with its agent), else it is refused: a page has no SSH.
  */
@@ -401,16 +402,26 @@ function gitCheckout(fetchFn, viaServe) {
     const g = new m.GitFetch(remote, reference, keepGitDir, authorization ?? undefined);
     try {
       for (let url; (url = g.step()) !== undefined;) {
-        const auth = g.authorization(url);
+        const h = g.headers();
+        const headers = {};
+        for (let i = 0; i + 1 < h.length; i += 2) headers[h[i]] = h[i + 1];
+        const body = g.body();
         let r;
         try {
-          r = await (fetchFn ?? fetch)(url, auth ? { headers: { authorization: auth } } : undefined);
+          // GETs carry only the Authorization lw-git names for the remote's own origin: the first one's
+          // Git-Protocol would need a CORS preflight, which a static host refuses; without it a smart server answers
+          // protocol v0 (lw-git reads that too), a dumb one its info/refs. The POSTs (v0's, then) need their content
+          // type, so a smart server must allow it.
+          const auth = headers.Authorization;
+          r = await (fetchFn ?? fetch)(url, body !== undefined ? { method: "POST", headers, body }
+            : auth ? { headers: { authorization: auth } } : undefined);
         } catch (e) {
           throw new Error(`${url}: the server sent no Access-Control-Allow-Origin header (or could not be reached: ${e?.message ?? e})`);
         }
-        if (r.status === 404) g.answer(url, undefined);
+        const type = r.headers?.get?.("content-type") ?? undefined;
+        if (r.status === 404) g.answer(url, undefined, type);
         else if (!r.ok) throw new Error(`${url}: HTTP ${r.status} ${r.statusText}`);
-        else g.answer(url, new Uint8Array(await r.arrayBuffer()));
+        else g.answer(url, new Uint8Array(await r.arrayBuffer()), type);
       }
       return g.checkout();
     } catch (e) {
