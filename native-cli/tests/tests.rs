@@ -10,6 +10,7 @@ mod common;
 mod build_ssh;
 mod build_vs_buildah;
 mod buildkit_corpus;
+mod buildkit_coverage;
 mod cli_build;
 mod cli_dockerfile;
 mod cli_git;
