@@ -6,31 +6,11 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use lw_test_kit::githttp::git;
 use lw_test_kit::githttp::{GitHttp, GitHttpOptions};
 use lw_test_kit::process::untar;
 
 use crate::common::lw;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
 
 /// A bare repository: commit "one" tagged v1 (annotated), then commit "two" on main.
 fn make_repo(root: &Path) {

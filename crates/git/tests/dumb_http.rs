@@ -8,29 +8,9 @@ use std::process::Command;
 
 use lw_git::{Checkout, Error, Fetch, Limits, Next};
 use lw_layer::EntryKind;
+pub(crate) use lw_test_kit::githttp::git;
 
 const REMOTE: &str = "http://127.0.0.1:9/repo.git";
-
-pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
 
 pub(crate) fn have_git() -> bool {
     let ok = Command::new("git").arg("--version").output().is_ok();
@@ -357,18 +337,7 @@ fn a_kept_git_dir_is_a_repository_git_reads_as_clean() {
     repack(&bare, true);
     let got = checkout(&bare, "v1", true).unwrap();
     let wt = tmp.path().join("out");
-    fs::create_dir(&wt).unwrap();
-    for (e, data) in &got.entries {
-        let p = wt.join(&e.path);
-        match &e.kind {
-            EntryKind::Dir => fs::create_dir_all(&p).unwrap(),
-            EntryKind::Symlink(t) => std::os::unix::fs::symlink(t, &p).unwrap(),
-            _ => {
-                fs::write(&p, data).unwrap();
-                fs::set_permissions(&p, fs::Permissions::from_mode(e.mode)).unwrap();
-            }
-        }
-    }
+    write_out(&got, &wt);
     assert_eq!(git(&wt, &["rev-parse", "HEAD"]), got.commit);
     assert_eq!(git(&wt, &["status", "--porcelain"]), "");
     assert_eq!(git(&wt, &["log", "--format=%s"]), "one");
@@ -478,4 +447,20 @@ fn limits_missing_refs_submodules_and_smart_servers_are_refused() {
     git(&bare, &["update-server-info"]);
     let e = checkout(&bare, "main", false).unwrap_err();
     assert!(matches!(&e, Error::Submodule(p) if p == "module"), "{e}");
+}
+
+/// Write a checkout's entries under `dir`.
+pub(crate) fn write_out(got: &Checkout, dir: &Path) {
+    fs::create_dir(dir).unwrap();
+    for (e, data) in &got.entries {
+        let p = dir.join(&e.path);
+        match &e.kind {
+            EntryKind::Dir => fs::create_dir_all(&p).unwrap(),
+            EntryKind::Symlink(t) => std::os::unix::fs::symlink(t, &p).unwrap(),
+            _ => {
+                fs::write(&p, data).unwrap();
+                fs::set_permissions(&p, fs::Permissions::from_mode(e.mode)).unwrap();
+            }
+        }
+    }
 }

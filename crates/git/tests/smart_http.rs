@@ -2,16 +2,13 @@
 //! withholding v2), the fall back to a dumb server, shallow fetches, a kept `.git` that git reads, and errors; every
 //! checkout must equal what `git checkout` leaves on disk.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use lw_git::{Checkout, Error, Fetch, Limits, Next};
-use lw_layer::EntryKind;
 use lw_test_kit::githttp::{GitHttp, GitHttpOptions};
 use lw_test_kit::http;
 
-use crate::dumb_http::{git, git_listing, have_git, listing, make_repo, repack};
+use crate::dumb_http::{git, git_listing, have_git, listing, make_repo, repack, write_out};
 
 /// Everything one fetch did: the checkout (or error), the server's progress lines.
 struct Run {
@@ -140,22 +137,6 @@ fn a_dumb_server_is_read_through_the_same_first_request() {
     assert_eq!(listing(&got), git_listing(&bare, "v1"));
     assert_eq!(posts(&server), 0);
     assert!(server.log().iter().any(|(_, p, _)| p.ends_with(".pack")));
-}
-
-/// Write a checkout's entries under `dir`.
-fn write_out(got: &Checkout, dir: &Path) {
-    fs::create_dir(dir).unwrap();
-    for (e, data) in &got.entries {
-        let p = dir.join(&e.path);
-        match &e.kind {
-            EntryKind::Dir => fs::create_dir_all(&p).unwrap(),
-            EntryKind::Symlink(t) => std::os::unix::fs::symlink(t, &p).unwrap(),
-            _ => {
-                fs::write(&p, data).unwrap();
-                fs::set_permissions(&p, fs::Permissions::from_mode(e.mode)).unwrap();
-            }
-        }
-    }
 }
 
 #[test]
