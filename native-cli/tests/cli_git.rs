@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use lw_test_kit::githttp::git;
 use lw_test_kit::githttp::{GitHttp, GitHttpOptions};
