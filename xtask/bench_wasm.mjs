@@ -180,8 +180,8 @@ async function startRegistry() {
   return { host: `127.0.0.1:${port}`, stop: () => { child.kill(); rmSync(dir, { recursive: true, force: true }); } };
 }
 
-// Streamed remote inspection (scanRemoteLayer over every layer, nothing stored; the blob digest on a Web Worker),
-// the same on one thread (hashWorker: false), then the same blobs fetched and discarded (the download alone), in one
+// Streamed remote inspection (scanRemoteLayer over every layer, nothing stored; the blob digest on a Web Worker,
+// hashWorker: true), the same on one thread (hashWorker: false, the default), then the same blobs fetched and discarded (the download alone), in one
 // page; the wasm memory after all is the peak.
 async function remoteList(browser, url, mb) {
   const { pushBigImage } = await import(join(www, 'tests/bigimage.mjs'));
@@ -201,6 +201,7 @@ async function remoteList(browser, url, mb) {
       for (const l of info.layers) {
         const out = await lw.scanRemoteLayer(ref, l, {
           insecure: true,
+          hashWorker: true,
           onProgress: () => { firstByte ??= performance.now(); },
           onEntry: () => { firstEntry ??= performance.now(); entries++; },
         });

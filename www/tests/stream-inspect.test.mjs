@@ -97,10 +97,11 @@ test('inspector: a large remote image listed while it downloads, nothing stored,
   await context.close();
 });
 
-// The blob's SHA-256 is computed on a Web Worker (index.js, BlobHashers) while the page inflates and parses: a layer
-// whose bytes were substituted in the registry's storage (same size, one byte of the gzip header changed, so it still
-// lists) shows its entries and then fails naming the digest, with the worker and on the page's thread alike; an
-// intact layer is answered verified, hashed apart; without Workers, or without the worker's script, on the page.
+// The blob's SHA-256 is computed on the page's thread by default, or on a Web Worker (index.js, BlobHashers) with
+// hashWorker: true while the page inflates and parses: a layer whose bytes were substituted in the registry's storage
+// (same size, one byte of the gzip header changed, so it still lists) shows its entries and then fails naming the
+// digest, with the worker and on the page's thread alike; an intact layer is answered verified, hashed apart when
+// asked; without Workers, or without the worker's script, on the page.
 test('streamed listing: the blob digest is checked on a worker, and a substituted blob fails naming it', { skip: !!why, timeout: 5 * 60 * 1000 }, async () => {
   const small = await pushBigImage(registry.host, 'e2e/sub', '1', 1);
   const [l1, l2] = small.layers;
@@ -126,15 +127,15 @@ test('streamed listing: the blob digest is checked on a worker, and a substitute
       }
     };
     return {
-      intact: await scan(l1, undefined), intactHere: await scan(l1, false),
-      worker: await scan(l2, undefined), here: await scan(l2, false),
+      intact: await scan(l1, true), intactHere: await scan(l1, undefined),
+      worker: await scan(l2, true), here: await scan(l2, undefined),
     };
   }, { ref, l1, l2 });
   assert.equal(r.intact.error, undefined, r.intact.error);
   assert.equal(r.intact.out.digest, l1.digest);
   assert.equal(r.intact.out.hashedApart, true, 'hashed on the worker');
   assert.equal(r.intact.out.count, r.intact.paths.length);
-  assert.equal(r.intactHere.out.hashedApart, false, 'hashWorker: false hashes on the page');
+  assert.equal(r.intactHere.out.hashedApart, false, 'by default the page hashes');
   assert.deepEqual(r.intactHere.paths, r.intact.paths);
   for (const [how, got] of [['worker', r.worker], ['page', r.here]]) {
     assert.ok(got.paths.includes('etc/hello.txt'), `${how}: the entries were shown before the check: ${got.paths}`);
@@ -143,8 +144,8 @@ test('streamed listing: the blob digest is checked on a worker, and a substitute
   assert.deepEqual(errors, []);
   await context.close();
 
-  // Where Workers are missing, or the worker's script cannot be fetched, the same layer is listed and verified on the
-  // page's thread, and the substituted one still fails.
+  // Where Workers are missing, or the worker's script cannot be fetched, a listing that asks for the worker is listed
+  // and verified on the page's thread, and the substituted one still fails.
   for (const [how, setUp] of [
     ['no Worker', (ctx) => ctx.addInitScript(() => { delete globalThis.Worker; })],
     ['worker script gone', (ctx) => ctx.route(/\/pkg\/hash-worker\.js$/, (rt) => rt.fulfill({ status: 404, body: 'gone' }))],
@@ -154,8 +155,8 @@ test('streamed listing: the blob digest is checked on a worker, and a substitute
     await open(page, server.url, '#/inspect');
     const got = await page.evaluate(async ({ ref, l1, l2 }) => {
       const lw = window.layerwright;
-      const out = await lw.scanRemoteLayer(ref, l1, { insecure: true });
-      const bad = await lw.scanRemoteLayer(ref, l2, { insecure: true }).then(() => 'listed', (e) => String(e?.message ?? e));
+      const out = await lw.scanRemoteLayer(ref, l1, { insecure: true, hashWorker: true });
+      const bad = await lw.scanRemoteLayer(ref, l2, { insecure: true, hashWorker: true }).then(() => 'listed', (e) => String(e?.message ?? e));
       return { hashedApart: out.hashedApart, digest: out.digest, bad };
     }, { ref, l1, l2 });
     assert.equal(got.hashedApart, false, how);

@@ -385,13 +385,12 @@ pub fn run(
         let download = l["downloadSeconds"].as_f64().unwrap_or(0.0);
         let mb = l["blobBytes"].as_f64().unwrap_or(0.0) / 1e6;
         rows.push((
-            format!("wasm in Chromium: streamed remote inspection of a {mb:.0} MB image (loopback registry)"),
+            format!("wasm in Chromium: streamed remote inspection of a {mb:.0} MB image (loopback registry; blob digest on a Web Worker, hashWorker: true)"),
             secs,
         ));
         let one = l["oneThreadSeconds"].as_f64().unwrap_or(0.0);
         rows.push((
-            "wasm in Chromium: the same, the blob digest on the page's thread (hashWorker: false)"
-                .into(),
+            "wasm in Chromium: the same, the blob digest on the page's thread (the default)".into(),
             one,
         ));
         rows.push((

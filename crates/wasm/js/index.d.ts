@@ -174,8 +174,9 @@ export function inspectRemote(ref: string, opts?: RemoteOpts & { platform?: stri
  * entry and must be the image's platform (else an error says whose it is). */
 export function inspectImage(ref: string, opts?: { platform?: string }): Promise<ImageInfo>;
 export interface RemoteLayer { digest: string; size: number; mediaType?: string }
-/** The blob's SHA-256 is computed on a Web Worker from the same chunks (`hashWorker: false`: on the page's thread);
- * `hashedApart` says which, and the answer comes only once the digest matched the manifest's. */
+/** The blob's SHA-256 is computed on the page's thread as the bytes stream, or on a Web Worker from the same chunks
+ * with `hashWorker: true` (opt-in: no faster on 2 cores); `hashedApart` says which, and the answer comes only once
+ * the digest matched the manifest's. */
 export function scanRemoteLayer(ref: string, layer: RemoteLayer, opts?: RemoteOpts & {
   onEntry?: (e: Entry) => void; onProgress?: (bytes: number) => void; hashWorker?: boolean;
 }): Promise<{

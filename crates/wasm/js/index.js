@@ -651,20 +651,22 @@ export async function push(ref, dest, opts) {
 }
 export async function inspectRemote(ref, opts) {
   await init();
-  // A listing of the image's layers usually follows: the hash worker starts while the manifest is fetched, so the
-  // first scanRemoteLayer does not wait for it (it resolves to null, never rejects, if it cannot start).
-  if (opts?.hashWorker !== false) BlobHashers.get();
+  // With `hashWorker: true` a listing of the image's layers usually follows: the hash worker starts while the
+  // manifest is fetched, so the first scanRemoteLayer does not wait for it (it resolves to null, never rejects, if it
+  // cannot start).
+  if (opts?.hashWorker === true) BlobHashers.get();
   return core.inspectRemote ? core.inspectRemote(ref, opts ?? {}) : remoteNotDone("inspectRemote");
 }
 /**
- * A layer listed while it downloads. The blob's SHA-256 is computed on a Web Worker (BlobHashers) from the same
- * chunks, so this thread only inflates and parses; the core compares the worker's digest with the manifest's before
- * it answers. `hashWorker: false` (or no Workers, or a worker that fails to start) hashes on this thread instead.
+ * A layer listed while it downloads, the blob's SHA-256 checked as the bytes stream. With `hashWorker: true` the
+ * digest is computed on a Web Worker (BlobHashers) from the same chunks, so this thread only inflates and parses, and
+ * the core compares the worker's digest with the manifest's before it answers (no Workers, or a worker that fails to
+ * start: this thread). Opt-in, because on 2 cores it measured no faster than one thread (README).
  */
 export async function scanRemoteLayer(ref, layer, opts) {
   await init();
   opts = opts ?? {};
-  const hashers = opts.hashWorker === false ? null : await BlobHashers.get();
+  const hashers = opts.hashWorker === true ? await BlobHashers.get() : null;
   if (!hashers) return core.scanRemoteLayer(ref, layer, opts);
   const blobHasher = hashers.session();
   try {
