@@ -207,6 +207,7 @@ fn build_site(proxy: Option<String>) -> Result<()> {
         "index.d.ts",
         "gzip-worker.js",
         "hash-worker.js",
+        "blobhashers.js",
         "vm.js",
         "storage.js",
         "vmmounts.js",
