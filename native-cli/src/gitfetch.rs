@@ -39,23 +39,9 @@ fn ssh_command() -> String {
         .unwrap_or_else(|| "ssh -o BatchMode=yes".into())
 }
 
+/// The `git` command, for `git://` remotes only (no TLS, no credentials, no agent: the protocol has none).
 fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    git_with(dir, args, &GitAuth::default())
-}
-
-fn git_with(dir: &Path, args: &[&str], auth: &GitAuth) -> Result<String, String> {
-    let mut cmd = Command::new("git");
-    // The same trust as the CLI's own HTTPS: a CA bundle named by SSL_CERT_FILE replaces git's own setting
-    // (GIT_SSL_CAINFO), so one variable decides for every fetch of the build.
-    if let Ok(f) = std::env::var("SSL_CERT_FILE") {
-        if !f.is_empty() {
-            cmd.env("GIT_SSL_CAINFO", f);
-        }
-    }
-    if let Some(sock) = &auth.ssh_agent {
-        cmd.env("SSH_AUTH_SOCK", sock);
-    }
-    let o = cmd
+    let o = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
@@ -86,7 +72,7 @@ pub fn checkout(
     if let Some((host, port, path)) = ssh_target(remote) {
         return checkout_ssh(remote, reference, keep_git_dir, auth, (host, port, path));
     }
-    checkout_with_git(remote, reference, keep_git_dir, auth)
+    checkout_with_git(remote, reference, keep_git_dir)
 }
 
 /// (`[user@]host`, port, path) of an SSH remote: `ssh://[user@]host[:port]/path` or git's `[user@]host:path`.
@@ -283,12 +269,11 @@ fn checkout_http(
     }
 }
 
-/// Check out `reference` of `remote` with the `git` command (`git://` and what else git takes).
+/// Check out `reference` of `remote` with the `git` command (`git://`, which has no authentication).
 fn checkout_with_git(
     remote: &str,
     reference: &str,
     keep_git_dir: bool,
-    auth: &GitAuth,
 ) -> Result<GitCheckout, Error> {
     let fail = |m: String| Error::Host(format!("ADD {remote}: {m}"));
     let dir = std::env::temp_dir().join(format!(
@@ -312,20 +297,11 @@ fn checkout_with_git(
     if r.starts_with('-') || remote.starts_with('-') {
         return Err(fail(format!("invalid git reference {r:?}")));
     }
-    // The header goes on the command line for this remote only, as BuildKit passes it (`http.<remote>.extraheader`).
-    let header = auth
-        .header
-        .as_ref()
-        .map(|h| format!("http.{remote}.extraheader=Authorization: {h}"));
     let fetch = |extra: &[&str]| {
-        let mut args: Vec<&str> = Vec::new();
-        if let Some(h) = &header {
-            args.extend(["-c", h.as_str()]);
-        }
-        args.extend(["fetch", "-q", "--no-tags"]);
+        let mut args = vec!["fetch", "-q", "--no-tags"];
         args.extend(extra);
         args.extend(["--", remote, r]);
-        git_with(d, &args, auth)
+        git(d, &args)
     };
     // A shallow fetch where the server allows one; git's dumb HTTP protocol does not, so fetch it all there.
     if fetch(&["--depth=1"]).is_err() {

@@ -124,3 +124,87 @@ fn smart_http_sources_are_fetched_by_lw_git_with_the_auth_secret() {
         assert!(err.contains("401") && err.contains(&url), "{err}");
     }
 }
+
+/// `git daemon` serving `base` on a free loopback port; killed on drop.
+struct GitDaemon(std::process::Child, u16);
+
+impl GitDaemon {
+    fn start(base: &Path) -> GitDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // git-daemon itself: `git daemon` would run it as a child that outlives a kill of `git`.
+        let exec_path = git(base, &["--exec-path"]);
+        let child = std::process::Command::new(Path::new(&exec_path).join("git-daemon"))
+            .args([
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                &format!("--base-path={}", base.display()),
+            ])
+            .arg(base)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed().as_secs() < 20, "git daemon did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        GitDaemon(child, port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `git://` remotes, the one kind lw-git does not speak, go through the `git` command: the same checkout.
+#[test]
+fn git_protocol_sources_are_fetched_by_the_git_command() {
+    lw_test_kit::require!("git");
+    let tmp = tempfile::tempdir().unwrap();
+    make_repo(tmp.path());
+    let daemon = GitDaemon::start(&tmp.path().join("srv"));
+    let url = format!("git://127.0.0.1:{}/repo.git", daemon.1);
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD --keep-git-dir=true {url}#v1 /k/\nADD {url}#main:sub /sub/\n"),
+    )
+    .unwrap();
+    let root = tmp.path().join("root");
+    let out = tmp.path().join("out.tar");
+    let dest = format!("type=oci,dest={}", out.display());
+    let r = lw(&root, &["build", "--output", &dest, ctx.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let fs_dir = tmp.path().join("fs");
+    unpack_image(&out, &fs_dir);
+    assert_eq!(fs::read_to_string(fs_dir.join("k/a.txt")).unwrap(), "one\n");
+    assert_eq!(
+        fs::read_to_string(fs_dir.join("sub/b.txt")).unwrap(),
+        "bee\n"
+    );
+    assert!(!fs_dir.join("sub/a.txt").exists());
+    let v1 = git(&tmp.path().join("src"), &["rev-parse", "v1^{commit}"]);
+    assert_eq!(git(&fs_dir.join("k"), &["rev-parse", "HEAD"]), v1);
+
+    // A reference that does not exist: git's refusal, naming the remote.
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD {url}#nope /n/\n"),
+    )
+    .unwrap();
+    let r = lw(&root, &["build", "--no-cache", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(err.contains(&url) && err.contains("nope"), "{err}");
+}
