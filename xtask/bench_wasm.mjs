@@ -4,10 +4,12 @@
 //
 // usage: node bench_wasm.mjs --www DIR --tree DIR --list FILE --layer FILE --runs N [--profile FILE [--profile-dist DIR]]
 //        [--remote-mb N] (streamed remote inspection of a generated N MB image in a loopback docker-registry)
+//        [--link-mbs N] (the same listing again through a loopback link limited to N MB/s; default 100)
 //        [--big-tree DIR] (a COPY build of the context DIR given as Files, with the peak wasm memory, next to
 //        `tar | gzip -6 | sha256sum` of the same directory in the same run)
 import { execSync, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
+import { connect, createServer as createTcpServer } from 'node:net';
 import { createReadStream, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -180,6 +182,76 @@ async function startRegistry() {
   return { host: `127.0.0.1:${port}`, stop: () => { child.kill(); rmSync(dir, { recursive: true, force: true }); } };
 }
 
+// A TCP relay to `target` (host:port) on a free loopback port whose answers share one link of `mbs` MB/s, as a
+// network of that speed would deliver them: the registry on loopback is faster than any real one. Requests pass
+// unlimited. Each upstream chunk is forwarded at once and the upstream paused until the link would have carried it.
+async function slowLink(target, mbs) {
+  const [host, port] = target.split(':');
+  const bytesPerMs = (mbs * 1e6) / 1000;
+  let free = 0; // when the link has carried everything forwarded so far
+  const sockets = new Set();
+  const server = createTcpServer((c) => {
+    const up = connect(Number(port), host);
+    sockets.add(c).add(up);
+    c.pipe(up);
+    up.on('data', (chunk) => {
+      const now = performance.now();
+      free = Math.max(now, free) + chunk.length / bytesPerMs;
+      const drained = c.write(chunk);
+      if (!drained || free - now > 1) {
+        up.pause();
+        let waits = drained ? 1 : 2;
+        const resume = () => { if (--waits === 0) up.resume(); };
+        if (!drained) c.once('drain', resume);
+        setTimeout(resume, Math.max(0, free - now));
+      }
+    });
+    up.on('end', () => c.end());
+    const close = () => { c.destroy(); up.destroy(); sockets.delete(c); sockets.delete(up); };
+    c.on('error', close).on('close', close);
+    up.on('error', close).on('close', close);
+  });
+  const p = await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
+  return { host: `127.0.0.1:${p}`, stop: () => { for (const s of sockets) s.destroy(); server.close(); } };
+}
+
+// The listing (blob digest on a Web Worker, then on the page's thread, the default) and the download alone, each
+// through a link of `mbs` MB/s: the ratio a user on such a network sees.
+async function remoteListSlow(browser, url, registryHost, mbs) {
+  const link = await slowLink(registryHost, mbs);
+  try {
+    const { context, page } = await openSite(browser, url);
+    const r = await page.evaluate(async ({ ref, rounds }) => {
+      const lw = window.layerwright;
+      const info = await lw.inspectRemote(ref, { insecure: true });
+      const host = ref.split('/')[0];
+      const timed = async (f) => { const t = performance.now(); for (const l of info.layers) await f(l); return (performance.now() - t) / 1000; };
+      const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
+      const [worker, page, download] = [[], [], []];
+      let entries = 0;
+      // Interleaved, so that each median comes from the same spread of machine load.
+      for (let i = 0; i < rounds; i++) {
+        worker.push(await timed((l) => lw.scanRemoteLayer(ref, l, { insecure: true, hashWorker: true, onEntry: () => {} })));
+        entries = 0;
+        page.push(await timed((l) => lw.scanRemoteLayer(ref, l, { insecure: true, onEntry: () => { entries++; } })));
+        download.push(await timed(async (l) => {
+          const body = (await fetch(`http://${host}/v2/bench/big/blobs/${l.digest}`, { cache: 'no-store' })).body.getReader();
+          while (!(await body.read()).done);
+        }));
+      }
+      return {
+        seconds: median(page), workerSeconds: median(worker), downloadSeconds: median(download), rounds, entries,
+        blobBytes: info.layers.reduce((n, l) => n + l.size, 0),
+        all: { page, worker, download }, memory: lw.memoryBytes(),
+      };
+    }, { ref: `${link.host}/bench/big:1`, rounds: 3 });
+    await context.close();
+    return { mbs, ...r };
+  } finally {
+    link.stop();
+  }
+}
+
 // Streamed remote inspection (scanRemoteLayer over every layer, nothing stored; the blob digest on a Web Worker,
 // hashWorker: true), the same on one thread (hashWorker: false, the default), then the same blobs fetched and discarded (the download alone), in one
 // page; the wasm memory after all is the peak.
@@ -243,6 +315,7 @@ async function remoteList(browser, url, mb) {
     }, `${registry.host}/bench/big:1`);
     await context.close();
     r.inspector = await inspectorList(browser, url, `${registry.host}/bench/big:1`);
+    r.slowLink = await remoteListSlow(browser, url, registry.host, Number(args['link-mbs'] || 100));
     return r;
   } finally {
     registry.stop();
