@@ -198,6 +198,8 @@ export function serveExecutor(opts?: { url?: string; token?: string }): RunExecu
 export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
   stats: {
     bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[];
+    /** The 9p module's wasm memory once the last root was made (it holds the roots' file data), or null before. */
+    guestMemoryBytes: number | null;
     /**
      * Per step, in ms: `root` (the stage root made), `guest` (the request until the guest's answer: `mount`, the
      * root made ready there, then `step`, its processes), `layer` (the layer written); `ninep` requests answered
