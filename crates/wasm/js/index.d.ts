@@ -223,7 +223,8 @@ export interface VmContainer {
   write(data: string | Uint8Array): void;
   /** docker stop: SIGTERM to the first process, SIGKILL to all after `seconds` (default 3). */
   stop(seconds?: number): void;
-  /** The exit code and docker's `diff` lines (`A /p`, `C /p`, `D /p`) of the container's writable layer. */
+  /** The exit code and docker's `diff` lines (`A /p`, `C /p`, `D /p`) of the container's writable layer. Rejects
+   * when a layer cannot be read: one in browser storage that no longer matches its digest is named. */
   done: Promise<{ exitCode: number; diff: string[] }>;
 }
 export function runContainer(ref: string, opts?: {
