@@ -68,6 +68,11 @@ impl FileTree {
         self.nodes.iter()
     }
 
+    /// All nodes in path order, taken out of the tree (their data moves rather than being copied).
+    pub fn into_nodes(self) -> impl Iterator<Item = (String, Node)> {
+        self.nodes.into_iter()
+    }
+
     fn remove_subtree(&mut self, dir: &str, below_layer: usize, include_self: bool) -> (u64, u64) {
         let prefix = format!("{dir}/");
         let mut doomed: Vec<String> = self

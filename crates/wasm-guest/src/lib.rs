@@ -23,11 +23,35 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
         .map_err(err)
 }
 
-/// The layers of a blob array, copied out of JS.
-fn blobs(layers: &Array) -> Vec<Vec<u8>> {
+/// One layer blob read out of JS memory a block at a time, as the layers are decompressed and unpacked: the
+/// module never holds a whole compressed layer, only the root's files.
+struct JsBytes {
+    bytes: Uint8Array,
+    at: u32,
+}
+
+impl std::io::Read for JsBytes {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.bytes.length() - self.at).min(buf.len().min(1 << 20) as u32);
+        self.bytes
+            .subarray(self.at, self.at + n)
+            .copy_to(&mut buf[..n as usize]);
+        self.at += n;
+        Ok(n as usize)
+    }
+}
+
+/// The layers of a blob array (base first), each a buffered stream out of JS memory.
+fn blobs(layers: &Array) -> Vec<std::io::BufReader<JsBytes>> {
     layers
         .iter()
-        .map(|l| Uint8Array::new(&l).to_vec())
+        .map(|l| {
+            let bytes = JsBytes {
+                bytes: Uint8Array::new(&l),
+                at: 0,
+            };
+            std::io::BufReader::with_capacity(256 << 10, bytes)
+        })
         .collect()
 }
 
@@ -43,10 +67,8 @@ impl NinepBase {
     #[wasm_bindgen(constructor)]
     pub fn new(layers: Array) -> Result<NinepBase, JsValue> {
         install_zstd();
-        let blobs = blobs(&layers);
-        let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
-        let inner =
-            Base::from_layers(&refs).map_err(|e| err(format!("the stage's layers: {e}")))?;
+        let inner = Base::from_readers(blobs(&layers))
+            .map_err(|e| err(format!("the stage's layers: {e}")))?;
         Ok(NinepBase { inner })
     }
 }
@@ -92,11 +114,11 @@ impl NinepSession {
     #[wasm_bindgen(constructor)]
     pub fn new(layers: Array, now: f64) -> Result<NinepSession, JsValue> {
         install_zstd();
-        let blobs = blobs(&layers);
-        let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
-        let inner = Session::from_layers(&refs, now as i64)
+        let base = Base::from_readers(blobs(&layers))
             .map_err(|e| err(format!("the stage's layers: {e}")))?;
-        Ok(NinepSession { inner })
+        Ok(NinepSession {
+            inner: Session::from_base(&base, now as i64),
+        })
     }
 
     /// A session over a copy of `base` (as `new` with the same layers and `now` would make it).
@@ -117,11 +139,9 @@ impl NinepSession {
         layers: Array,
         path: &str,
     ) -> Result<Option<String>, JsValue> {
-        let blobs = blobs(&layers);
-        let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
         let dir = self
             .inner
-            .add_source(name, &refs, path)
+            .add_source(name, blobs(&layers), path)
             .map_err(|e| err(format!("the mount source's layers: {e}")))?;
         Ok(dir.map(|d| if d { "dir" } else { "file" }.to_string()))
     }

@@ -198,6 +198,8 @@ export function serveExecutor(opts?: { url?: string; token?: string }): RunExecu
 export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
   stats: {
     bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[];
+    /** The 9p module's wasm memory once the last root was made (it holds the roots' file data), or null before. */
+    guestMemoryBytes: number | null;
     /**
      * Per step, in ms: `root` (the stage root made), `guest` (the request until the guest's answer: `mount`, the
      * root made ready there, then `step`, its processes), `layer` (the layer written); `ninep` requests answered
@@ -221,7 +223,8 @@ export interface VmContainer {
   write(data: string | Uint8Array): void;
   /** docker stop: SIGTERM to the first process, SIGKILL to all after `seconds` (default 3). */
   stop(seconds?: number): void;
-  /** The exit code and docker's `diff` lines (`A /p`, `C /p`, `D /p`) of the container's writable layer. */
+  /** The exit code and docker's `diff` lines (`A /p`, `C /p`, `D /p`) of the container's writable layer. Rejects
+   * when a layer cannot be read: one in browser storage that no longer matches its digest is named. */
   done: Promise<{ exitCode: number; diff: string[] }>;
 }
 export function runContainer(ref: string, opts?: {

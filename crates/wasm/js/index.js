@@ -434,12 +434,6 @@ export function vmExecutor(opts) {
   tabVm ??= makeVmExecutor({ cacheStore: cacheMounts() });
   return tabVm;
 }
-/** A stored blob's bytes, as JSON when `json`. */
-function blob(digest, json) {
-  const bytes = core.persistBlob(digest);
-  return json ? JSON.parse(new TextDecoder().decode(bytes)) : bytes;
-}
-
 /** The linux/386 manifest and config of `ref`, resolved by the core (`inspectImage` with the VM's platform). */
 function vmImage(ref) {
   try {
@@ -473,8 +467,10 @@ export async function runContainer(ref, opts = {}) {
     if (i < 0) env.push(kv);
     else if (kv !== "TERM=xterm") env[i] = kv;
   }
+  // A layer in browser storage (past 16 MiB) is streamed and checked as a RUN step's is: the VM's one read path.
+  await blobStorage?.settled();
   return vmExecutor().run({
-    layers: manifest.layers, readBlob: (d) => blob(d, false),
+    layers: manifest.layers, io: { readBlob: (d) => core.persistBlob(d), openBlob: (d) => core.openBlob(d) },
     args, env,
     workdir: opts.workdir || c.WorkingDir || "/",
     user: opts.user ?? c.User ?? "",

@@ -173,14 +173,15 @@ export function containerScript(spec, user) {
  * A RUN executor for `build({executor})` that runs steps in the tab. The 9p server is the wasm module
  * `lw_guest.js` beside this file, loaded with the VM; `guestUrl`: where the guest files are (default: `../guest/`
  * next to this module). `stats` records what it cost: `bytes` downloaded, `startMs` (download + restore),
- * `restoreMs` (v86 set up with the saved state until it runs), `stepsMs` per step and its `phases` (`root`: the
+ * `restoreMs` (v86 set up with the saved state until it runs), `guestMemoryBytes` (the 9p module's wasm memory once
+ * the last root was made: it holds every root's file data), `stepsMs` per step and its `phases` (`root`: the
  * stage root made from the layers, `guest`: the request until the guest's answer, `layer`: the layer written).
  * `executor.run(spec)` runs a container in the same VM. `cacheStore`: a promise of the browser storage that keeps
  * cache mounts across reloads (cachemounts.js), or null (they last while the VM does).
  */
 export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   const base = new URL(guestUrl ?? new URL("../guest/", import.meta.url));
-  const stats = { bytes: 0, startMs: null, restoreMs: null, stepsMs: [], phases: [] };
+  const stats = { bytes: 0, startMs: null, restoreMs: null, guestMemoryBytes: null, stepsMs: [], phases: [] };
   let vm = null;
   // The tree the 9p server serves. The guest keeps it mounted after its step; the next step's session takes over
   // the connection (`adopt`) and this one is freed then.
@@ -192,6 +193,8 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   let ttyListener = null;
   let seq = 0;
   let core = null;
+  // The 9p module's memory (it holds the stage roots), for `stats.guestMemoryBytes`.
+  let guestMemory = null;
   // The guest serves one root at a time: steps and containers take turns.
   let turn = Promise.resolve();
   const exclusive = (fn) => {
@@ -217,8 +220,9 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       fetchBytes("./lw_guest_bg.wasm", import.meta.url),
       fetchBytes("seabios.bin"), fetchBytes("vgabios.bin"), fetchBytes("state.bin.zst"),
     ]);
-    await guestCore.default({ module_or_path: guestWasm });
+    const guestExports = await guestCore.default({ module_or_path: guestWasm });
     core = guestCore;
+    guestMemory = guestExports.memory;
     const t1 = performance.now();
     const emulator = new V86({
       wasm_path: new URL("v86.wasm", base).href,
@@ -294,6 +298,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       session.free();
     }
     session = next;
+    stats.guestMemoryBytes = guestMemory?.buffer.byteLength ?? null;
     return user;
   };
 
@@ -384,16 +389,16 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   };
 
   /**
-   * The layers the step's root and its bind mounts are made of, by digest: `io.readBlob` for a blob in wasm memory,
-   * else (a layer past 16 MiB, in browser storage) read through `io.openBlob`, whose chunks are checked against the
-   * digest (the last one comes only if it matched). The 9p server holds its root in memory, as it does every layer.
+   * The layers of a root (`layers`, skipped when a stage root already made from them is kept: see [baseOf]) and of
+   * `extra` (bind mounts' layers), by digest: `io.readBlob` for a blob in wasm memory, else (a layer past 16 MiB,
+   * in browser storage) read through `io.openBlob`, whose chunks are checked against the digest (the last one comes
+   * only if it matched, so a changed stored layer is refused naming it). The one path RUN steps and containers
+   * (`executor.run`) read layers by; the 9p server holds its root in memory, as it does every layer.
    */
-  const stepBlobs = async (req, io) => {
+  const layerBlobs = async (layers, extra, io) => {
     const out = new Map();
-    // A stage root already made from these layers (baseOf) needs none of them again.
-    const layers = bases.has((req.layers ?? []).map((l) => l.digest).join(" ")) ? [] : (req.layers ?? []);
-    const digests = [...layers, ...(req.binds ?? []).flatMap((b) => b.layers)].map((l) => l.digest);
-    for (const d of digests) {
+    const root = bases.has(layers.map((l) => l.digest).join(" ")) ? [] : layers;
+    for (const d of [...root, ...extra].map((l) => l.digest)) {
       if (out.has(d)) continue;
       let bytes = null;
       try { bytes = io.readBlob(d); } catch { bytes = null; }
@@ -417,7 +422,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       const emulator = await vm;
       const t0 = performance.now();
       const kept = await keptCaches(req);
-      const blobs = await stepBlobs(req, io);
+      const blobs = await layerBlobs(req.layers ?? [], (req.binds ?? []).flatMap((b) => b.layers), io);
       const user = open(req.layers ?? [], (d) => blobs.get(d), req.user, req.location);
       // The session stays after the step: the guest keeps it mounted until the next one takes over.
       const saved = [];
@@ -460,7 +465,8 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
 
   /**
    * A container in the tab (`run -t`, with `-i` when `spec.interactive`): `spec.layers` (the image's layer
-   * descriptors, base first, read with `spec.readBlob(digest)`), `args` (ENTRYPOINT + CMD), `env`, `workdir`, `user`, `rows`, `cols`; `spec.onOutput(bytes)`
+   * descriptors, base first, read through `spec.io` as a step's are: `{readBlob, openBlob}`, see [layerBlobs]),
+   * `args` (ENTRYPOINT + CMD), `env`, `workdir`, `user`, `rows`, `cols`; `spec.onOutput(bytes)`
    * gets the terminal's output. Returns `{write(data), stop(seconds), done}`: `write` types into the terminal,
    * `stop` is `docker stop` (SIGTERM to the first process, SIGKILL to all after `seconds`, default 3), `done`
    * resolves with `{exitCode, diff}` (docker's diff lines for the container's writable layer, written from the
@@ -479,7 +485,8 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
     const done = exclusive(async () => {
       vm ??= start();
       emulator = await vm;
-      const user = open(spec.layers, spec.readBlob, spec.user ?? "", null);
+      const blobs = await layerBlobs(spec.layers, [], spec.io);
+      const user = open(spec.layers, (d) => blobs.get(d), spec.user ?? "", null);
       // The terminal's bytes, batched per task (v86 reports them one at a time).
       let pending = [];
       const flush = () => {

@@ -330,7 +330,9 @@ pub async fn extract_layer(
 
 /// `io.openBlob(digest)` for RUN executors: a Promise of `{size, next()}`, `next()` (called once the last one
 /// resolved) resolving to the blob's next chunk (a `Uint8Array` of at most 1 MiB) or `null` after the last; a stored
-/// blob's last chunk comes only once its digest matched (else `next()` rejects naming it).
+/// blob's last chunk comes only once its digest matched (else `next()` rejects naming it). Exported as `openBlob` for
+/// the page's own readers of layers (`runContainer` reads an image's layers through the VM's one path with it).
+#[wasm_bindgen::prelude::wasm_bindgen(js_name = openBlob)]
 pub fn open_js(digest: String) -> js_sys::Promise {
     use std::cell::RefCell;
     use std::rc::Rc;

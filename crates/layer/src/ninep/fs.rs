@@ -132,14 +132,16 @@ impl MemFs {
     }
 
     /// The merged tree of a stack of layers (a [`FileTree`] made with data). Directories the layers imply but do
-    /// not list are made 0755 and root's, as an unpacker makes them.
-    pub fn from_tree(tree: &FileTree, now: i64) -> Result<MemFs, Error> {
+    /// not list are made 0755 and root's, as an unpacker makes them. The files' data moves out of the tree (no
+    /// second copy: the root's data is held once).
+    pub fn from_tree(tree: FileTree, now: i64) -> Result<MemFs, Error> {
         let mut fs = MemFs::new(now);
         let mut by_path: HashMap<String, Ino> = HashMap::new();
         by_path.insert(String::new(), ROOT);
-        let mut entries: Vec<_> = tree.iter().collect();
-        entries.sort_by(|a, b| crate::path::cmp_components(a.0, b.0));
-        for (path, node) in entries {
+        let mut entries: Vec<_> = tree.into_nodes().collect();
+        entries.sort_by(|a, b| crate::path::cmp_components(&a.0, &b.0));
+        for (path, mut node) in entries {
+            let path = &path;
             let e = &node.entry;
             let parent = fs.ensure_dirs(crate::path::parent(path), &mut by_path);
             let name = crate::path::base(path).to_string();
@@ -190,7 +192,7 @@ impl MemFs {
                 .map_err(|_| Error::Duplicate(path.clone()))?;
             let n = fs.nodes.get_mut(&ino).expect("just made");
             if is_file {
-                n.kind = Kind::File(Arc::new(node.data.clone().unwrap_or_default()));
+                n.kind = Kind::File(Arc::new(node.data.take().unwrap_or_default()));
             }
             (n.atime, n.mtime, n.ctime) = (t, t, t);
             n.xattrs = e.xattrs.clone();

@@ -6,6 +6,8 @@ pub mod fs;
 pub mod server;
 pub mod wire;
 
+use std::io::Read;
+
 use lw_oci::media::Compression;
 
 use crate::diff::{self, Scan};
@@ -30,8 +32,14 @@ const BASE_CLOCK: i64 = i64::MIN;
 impl Base {
     /// The stage root stacked from `layers` (compressed or plain tars, base first).
     pub fn from_layers(layers: &[&[u8]]) -> Result<Base, Error> {
+        Base::from_readers(layers.iter().copied())
+    }
+
+    /// [`Base::from_layers`] of layers read as streams (the tab's 9p module reads them out of JS memory a block
+    /// at a time, so no whole compressed layer is copied into wasm memory).
+    pub fn from_readers<R: Read>(layers: impl IntoIterator<Item = R>) -> Result<Base, Error> {
         Ok(Base {
-            fs: MemFs::from_tree(&stack(layers)?, BASE_CLOCK)?,
+            fs: MemFs::from_tree(stack(layers)?, BASE_CLOCK)?,
         })
     }
 }
@@ -59,13 +67,13 @@ impl Session {
     /// Add a mount source for the guest to bind: what is at `path` in the tree stacked from `layers` (a bind
     /// mount's source from the context or another stage), as the hidden root entry `name`. `None` when `path` is
     /// not there; else whether it is a directory. Writes to it are never part of the layer.
-    pub fn add_source(
+    pub fn add_source<R: Read>(
         &mut self,
         name: &str,
-        layers: &[&[u8]],
+        layers: impl IntoIterator<Item = R>,
         path: &str,
     ) -> Result<Option<bool>, Error> {
-        let source = MemFs::from_tree(&stack(layers)?, 0)?;
+        let source = MemFs::from_tree(stack(layers)?, 0)?;
         let fs = &mut self.server.fs;
         if !fs.graft_hidden(name, &source, path)? {
             return Ok(None);
@@ -116,11 +124,22 @@ impl Session {
     }
 }
 
-/// The tree of a stack of layers (compressed or plain tars, base first), with file data.
-fn stack(layers: &[&[u8]]) -> Result<FileTree, Error> {
+/// The tree of a stack of layers (compressed or plain tars, base first, each read once as a stream), with file
+/// data.
+fn stack<R: Read>(layers: impl IntoIterator<Item = R>) -> Result<FileTree, Error> {
     let mut tree = FileTree::with_data(fs::MAX_FILE);
-    for (i, l) in layers.iter().enumerate() {
-        let plain = crate::compress::decoder(*l, crate::compress::sniff(l))?;
+    for (i, mut l) in layers.into_iter().enumerate() {
+        // The compression from the first bytes (a short layer has fewer).
+        let mut head = [0u8; 4];
+        let mut n = 0;
+        while n < head.len() {
+            match l.read(&mut head[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        let c = crate::compress::sniff(&head[..n]);
+        let plain = crate::compress::decoder(Read::chain(&head[..n], l), c)?;
         tree.apply_layer(i, plain)?;
     }
     Ok(tree)

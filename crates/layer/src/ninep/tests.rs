@@ -317,19 +317,20 @@ fn mount_sources_are_walkable_but_never_listed_scanned_or_written() {
     // The base layer again as another stage: its etc/ (with the hard-linked pair) as a source, and one file.
     let other = base_layer();
     assert_eq!(
-        c.s.add_source(".lw-mount-0", &[&other], "etc").unwrap(),
+        c.s.add_source(".lw-mount-0", [&other[..]], "etc").unwrap(),
         Some(true)
     );
     assert_eq!(
-        c.s.add_source(".lw-mount-1", &[&other], "/bin/busybox")
+        c.s.add_source(".lw-mount-1", [&other[..]], "/bin/busybox")
             .unwrap(),
         Some(false)
     );
     assert_eq!(
-        c.s.add_source(".lw-mount-2", &[&other], "nowhere").unwrap(),
+        c.s.add_source(".lw-mount-2", [&other[..]], "nowhere")
+            .unwrap(),
         None
     );
-    assert!(c.s.add_source(".lw-mount-0", &[&other], "etc").is_err());
+    assert!(c.s.add_source(".lw-mount-0", [&other[..]], "etc").is_err());
     // The guest walks into it (its bind mount's source) and reads and writes there.
     c.walk(0, 1, &[".lw-mount-0", "b"]);
     c.ok(12, |w| {
@@ -375,7 +376,7 @@ fn mount_sources_are_walkable_but_never_listed_scanned_or_written() {
 fn sessions_from_one_base_are_those_of_their_layers_and_stay_apart() {
     let layer = base_layer();
     let base = Base::from_layers(&[&layer]).unwrap();
-    let direct = |now| MemFs::from_tree(&stack(&[&layer]).unwrap(), now).unwrap();
+    let direct = |now| MemFs::from_tree(stack([&layer[..]]).unwrap(), now).unwrap();
     let mut a = Session::from_base(&base, 2000);
     let b = Session::from_base(&base, 3000);
     // Every stamp the making took (the directories the entries were made in) is the session's own time.
@@ -436,4 +437,43 @@ fn a_new_tree_is_served_on_the_mounted_connection() {
         "the old tree lost its fids"
     );
     assert!(c.s.layer(Compression::Gzip, Some(0)).unwrap().is_none());
+}
+
+/// A reader that hands out one byte per call, as a stream may (the compression is sniffed across calls).
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some((first, rest)) = self.0.split_first() else {
+            return Ok(0);
+        };
+        let Some(slot) = buf.first_mut() else {
+            return Ok(0);
+        };
+        *slot = *first;
+        self.0 = rest;
+        Ok(1)
+    }
+}
+
+#[test]
+fn a_root_read_from_streams_is_the_root_of_the_blobs() {
+    let gz = base_layer();
+    // A plain tar on top (a layer that is not compressed), replacing one file.
+    let mut lw = LayerWriter::new(Vec::new(), Compression::None, WriteOptions::default()).unwrap();
+    lw.tar()
+        .append_bytes(&Entry::file("etc/a", 0o644, 3), b"new")
+        .unwrap();
+    let plain = lw.finish().unwrap().0;
+    let from_blobs = Session::from_base(&Base::from_layers(&[&gz, &plain]).unwrap(), 5);
+    let streamed = Base::from_readers([Trickle(&gz), Trickle(&plain)]).unwrap();
+    let from_streams = Session::from_base(&streamed, 5);
+    assert_eq!(from_streams.before, from_blobs.before);
+    assert_eq!(from_streams.server.fs.read_file("etc/a"), Some(&b"new"[..]));
+    assert_eq!(
+        from_streams.server.fs.read_file("bin/busybox"),
+        Some(&b"BB"[..])
+    );
+    // A stream cut short is an error naming no root (the tar ends early).
+    assert!(Base::from_readers([Trickle(&gz[..gz.len() / 2])]).is_err());
 }

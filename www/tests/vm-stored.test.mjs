@@ -1,0 +1,136 @@
+// `runContainer` on an image whose layer is in browser storage (issue #21): a COPY layer past 16 MiB spills to OPFS,
+// and the tab's VM reads it back through the same checked path as a RUN step (`io.openBlob`: streamed from OPFS,
+// hashed, its last chunk handed out only once the digest matched). The container sees the file's bytes; a stored
+// layer changed in place is refused naming its digest, and the VM still runs the next container. A second test
+// runs an image with LW_VM_STORED_MB (default 48) of files in a stored layer and prints the memory it took: the
+// main module's, the 9p module's (which holds the root's file data: asserted to hold it once) and the JS heap's
+// (Chromium's performance.memory, without a forced GC).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { missing, newPage, open, dist, siteSession } from './harness.mjs';
+
+const why = missing() || (!existsSync(join(dist, 'guest', 'state.bin.zst')) && 'no guest in www/dist/guest (cargo xtask build makes it)') || null;
+if (why) console.error(`\n*** SKIPPING the stored-layer run tests: ${why} ***\n`);
+const site = siteSession(why);
+
+/** In the page: random bytes (crypto.getRandomValues fills at most 64 KiB at a time). */
+const RAND = 'globalThis.__rand = (n) => { const b = new Uint8Array(n); for (let i = 0; i < n; i += 65536) crypto.getRandomValues(b.subarray(i, Math.min(n, i + 65536))); return b; };';
+
+test('runContainer runs an image whose layer is in OPFS; a changed stored layer is refused naming it', { skip: !!why, timeout: 10 * 60 * 1000 }, async () => {
+  const { page, errors } = await newPage(site.browser);
+  page.setDefaultTimeout(10 * 60 * 1000);
+  await open(page, site.server.url);
+  await page.evaluate(RAND);
+  const out = await page.evaluate(async () => {
+    const lw = window.layerwright;
+    const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
+    const tag = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+    // Random bytes: the gzip'd COPY layer stays past the 16 MiB spill threshold.
+    const big = globalThis.__rand(20 << 20);
+    const want = hex(await crypto.subtle.digest('SHA-256', big));
+    const dockerfile = 'FROM busybox\nCOPY big.bin /data/big.bin\nCMD ["sh", "-c", "wc -c < /data/big.bin; sha256sum /data/big.bin; echo made > /data/new"]\n';
+    const good = await lw.build({ dockerfile, files: { 'big.bin': new Blob([big]) }, tags: [`stored/run-${tag}:1`], platform: 'linux/386' });
+    const bad = await lw.build({ dockerfile, files: { 'big.bin': new Blob([globalThis.__rand(20 << 20)]) }, tags: [`stored/bad-${tag}:1`], platform: 'linux/386' });
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('layerwright-blobs');
+    const stored = [];
+    for await (const name of dir.keys()) stored.push(name);
+    const layer = good.layers.at(-1);
+    const badLayer = bad.layers.at(-1);
+
+    const run = async (ref, cmd) => {
+      const chunks = [];
+      const t0 = performance.now();
+      const c = await lw.runContainer(ref, { cmd, onOutput: (b) => chunks.push(...b) });
+      const end = await c.done;
+      return { ...end, text: new TextDecoder().decode(Uint8Array.from(chunks)), ms: Math.round(performance.now() - t0) };
+    };
+    const memBefore = lw.memoryBytes();
+    const ran = await run(`stored/run-${tag}:1`);
+    const memAfter = lw.memoryBytes();
+
+    // Change 16 bytes of the other image's stored layer in place (its size stays), then run it.
+    const w = await (await dir.getFileHandle(`sha256-${badLayer.digest.slice(7)}`)).createWritable({ keepExistingData: true });
+    await w.write({ type: 'write', position: 7 << 20, data: crypto.getRandomValues(new Uint8Array(16)) });
+    await w.close();
+    let refused = null;
+    try { await run(`stored/bad-${tag}:1`); } catch (e) { refused = String(e.message ?? e); }
+    // The VM is not left waiting on the refused root: the next container runs.
+    const after = await run(`stored/run-${tag}:1`, ['cat', '/data/new']);
+    return {
+      want, layer, badLayer: badLayer.digest, stored, ran, refused, after, memBefore, memAfter,
+      guestMemoryBytes: lw.vmExecutor().stats.guestMemoryBytes,
+    };
+  });
+  console.error(JSON.stringify({ ...out, ran: { ...out.ran, text: out.ran.text.trim() }, after: { ...out.after, text: out.after.text.trim() } }));
+  assert.ok(out.layer.size > 16 << 20, `the COPY layer passed the spill threshold: ${out.layer.size}`);
+  assert.ok(out.stored.includes(`sha256-${out.layer.digest.slice(7)}`), `the layer is an OPFS file: ${out.stored}`);
+  assert.ok(out.stored.includes(`sha256-${out.badLayer.slice(7)}`), `the other layer is an OPFS file: ${out.stored}`);
+  // The container read the stored file's bytes through 9p: its size and its SHA-256 as the guest's busybox computes them.
+  assert.equal(out.ran.exitCode, 0, out.ran.text);
+  assert.match(out.ran.text, new RegExp(`^${20 << 20}\\s*$`, 'm'), out.ran.text);
+  assert.match(out.ran.text, new RegExp(`^${out.want}  /data/big\\.bin\\s*$`, 'm'), out.ran.text);
+  assert.deepEqual(out.ran.diff, ['C /data', 'A /data/new'], 'the container\'s change, as docker diff lists it');
+  // The changed layer is refused, naming its digest, before any root is made of it.
+  assert.ok(out.refused, 'the run of the changed stored layer was refused');
+  assert.ok(out.refused.includes(out.badLayer) && /does not match its digest/.test(out.refused), out.refused);
+  // The next container (a fresh copy of the first image's root: the last run's change is gone).
+  assert.equal(out.after.exitCode, 1, out.after.text);
+  assert.match(out.after.text, /can't open '\/data\/new'|No such file/, out.after.text);
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
+});
+
+test('memory of a container whose stored layer holds LW_VM_STORED_MB of files', { skip: !!why, timeout: 20 * 60 * 1000 }, async () => {
+  const mb = Number(process.env.LW_VM_STORED_MB || 48);
+  const { page, errors } = await newPage(site.browser);
+  page.setDefaultTimeout(20 * 60 * 1000);
+  await open(page, site.server.url);
+  await page.evaluate(RAND);
+  const out = await page.evaluate(async (mb) => {
+    const lw = window.layerwright;
+    const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
+    const heap = () => performance.memory?.usedJSHeapSize ?? null;
+    // Files of 4 MiB (random: the layer's compressed size is its files' size), then one small one to read back.
+    const files = {};
+    for (let i = 0; i < mb / 4; i++) files[`f${String(i).padStart(3, '0')}.bin`] = new Blob([globalThis.__rand(4 << 20)]);
+    const last = globalThis.__rand(1 << 20);
+    files['last.bin'] = new Blob([last]);
+    const want = hex(await crypto.subtle.digest('SHA-256', last));
+    const tag = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+    const t0 = performance.now();
+    const img = await lw.build({ dockerfile: 'FROM busybox\nCOPY . /data/\n', files, tags: [`stored/mem-${tag}:1`], platform: 'linux/386' });
+    const buildMs = Math.round(performance.now() - t0);
+    const layer = img.layers.at(-1);
+    // The VM started on a tiny container first, so its own start is not in the figures.
+    const first = await lw.runContainer('busybox', { cmd: ['true'] });
+    await first.done;
+    const before = { main: lw.memoryBytes(), guest: lw.vmExecutor().stats.guestMemoryBytes, heap: heap() };
+    const chunks = [];
+    const t1 = performance.now();
+    const c = await lw.runContainer(`stored/mem-${tag}:1`, {
+      cmd: ['sh', '-c', 'ls /data | wc -l; sha256sum /data/last.bin'], onOutput: (b) => chunks.push(...b),
+    });
+    const end = await c.done;
+    const runMs = Math.round(performance.now() - t1);
+    const after = { main: lw.memoryBytes(), guest: lw.vmExecutor().stats.guestMemoryBytes, heap: heap() };
+    return { layer, buildMs, runMs, before, after, end, want, text: new TextDecoder().decode(Uint8Array.from(chunks)), n: Object.keys(files).length };
+  }, mb);
+  const MiB = (b) => (b === null ? null : Math.round(b / 1048576 * 10) / 10);
+  console.log(`vm stored-layer memory (${mb} MB of files, layer ${MiB(out.layer.size)} MiB; MiB): ${JSON.stringify({
+    build_ms: out.buildMs, run_ms: out.runMs,
+    main_before: MiB(out.before.main), main_after: MiB(out.after.main),
+    guest_before: MiB(out.before.guest), guest_after: MiB(out.after.guest),
+    js_heap_before: MiB(out.before.heap), js_heap_after: MiB(out.after.heap),
+  })}`);
+  assert.ok(out.layer.size > 16 << 20, `the layer passed the spill threshold: ${out.layer.size}`);
+  // The 9p module holds the root's files once: their bytes (read out of the page's copy of the layer a block at a
+  // time, never the whole compressed layer) and the metadata, not a second copy (it held three: 493 MiB for 160 MB).
+  const files = (mb + 1) * 1048576;
+  const grew = out.after.guest - out.before.guest;
+  assert.ok(grew < files * 1.25 + (16 << 20), `the 9p module grew by ${MiB(grew)} MiB for ${MiB(files)} MiB of files`);
+  assert.equal(out.end.exitCode, 0, out.text);
+  assert.match(out.text, new RegExp(`^${out.n}\\s*$`, 'm'), out.text);
+  assert.match(out.text, new RegExp(`^${out.want}  /data/last\\.bin\\s*$`, 'm'), out.text);
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
+});
