@@ -190,6 +190,11 @@ impl BlobStore for PooledBlobs<'_> {
         state: &'a lw_layer::midstate::Sha256Mid,
     ) -> SinkFuture<'a> {
         Box::pin(async move {
+            // A stored start, checked by WebCrypto, is copied by the browser from file to file.
+            let spliced = SpillSink::resumed(self.blobs, &self.spilled, from, len, state).await?;
+            if let Some(sink) = spliced {
+                return Ok(Box::new(sink) as Box<dyn BlobSink>);
+            }
             // From memory or browser storage alike, through the store's read path (a stored start is checked).
             let mut sink = self.create()?;
             crate::blobread::copy_start(self.blobs, &self.spilled, from, len, state, &mut sink)
