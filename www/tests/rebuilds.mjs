@@ -6,10 +6,10 @@
 
 /**
  * In the page: run the builds over `window.__rebuildFiles` ({path: Blob}); `edits`: [{path, at}] (1 KB at byte `at`
- * of `path`, moved back to fit the file). Resolves to {cold, unchanged, edits: [{path, at, resumed, fresh}]}, each
+ * of `path`, moved back to fit the file); `tamper`: change the stored cold layer before the edits. Resolves to {cold, unchanged, edits: [{path, at, resumed, fresh}]}, each
  * build {seconds, read, layer, manifest}. Runs inside page.evaluate.
  */
-export async function rebuildsInPage({ edits, tag }) {
+export async function rebuildsInPage({ edits, tag, tamper }) {
   const lw = window.layerwright;
   const files = { ...window.__rebuildFiles };
   const context = new WeakSet(Object.values(files));
@@ -29,6 +29,13 @@ export async function rebuildsInPage({ edits, tag }) {
   try {
     const cold = await one({});
     const unchanged = await one({});
+    if (tamper) {
+      // The stored layer changed in place (16 bytes at 1 MiB, same size): a resume must not build on it.
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('layerwright-blobs');
+      const w = await (await dir.getFileHandle(`sha256-${cold.layer.slice(7)}`)).createWritable({ keepExistingData: true });
+      await w.write({ type: 'write', position: 1 << 20, data: crypto.getRandomValues(new Uint8Array(16)) });
+      await w.close();
+    }
     const out = [];
     for (const e of edits) {
       const f = files[e.path];

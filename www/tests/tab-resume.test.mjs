@@ -2,7 +2,8 @@
 // written with checkpoints, its blob goes to browser storage (OPFS), and a rebuild after a 1 KB edit in the last file
 // resumes from the last unchanged member: its start is read back from storage (checked) and only the files from
 // there on are read from the context. The layer is the one a --no-cache build of the same files writes, the rebuild
-// reads a small part of the context the cold build read, and takes less time. LW_RESUME_MB sets the size (64).
+// reads a small part of the context the cold build read, and takes less time. LW_RESUME_MB sets the size (64). A
+// stored layer changed in place is not resumed from: the rebuild writes the layer whole, with the same bytes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -17,10 +18,11 @@ const why = missing();
 if (why) console.error(`\n*** SKIPPING the tab resume test: ${why} ***\n`);
 const site = siteSession(why);
 
-test(`build: a rebuild after a 1 KB edit in the last file of a ${MB} MB context resumes, with a cold build's bytes`, { skip: !!why, timeout: 30 * 60 * 1000 }, async () => {
+/** A generated context of `mb` MB given to a fresh page as Files; the page and the edit of the last file. */
+async function setUp(mb) {
   const dir = tempDir('tabresume');
   const ctx = join(dir, 'ctx');
-  const { files, bytes } = generateContext(ctx, MB);
+  const { files, bytes } = generateContext(ctx, mb);
   const { page, context, errors } = await newPage(site.browser);
   page.setDefaultTimeout(30 * 60 * 1000);
   await open(page, site.server.url);
@@ -33,7 +35,12 @@ test(`build: a rebuild after a 1 KB edit in the last file of a ${MB} MB context 
   }, names);
   const last = lastPath(files.map((f) => f.path));
   const size = files.find((f) => f.path === last).size;
-  const r = await page.evaluate(rebuildsInPage, { edits: [{ path: last, at: size - 1024 }], tag: 'resume:1' });
+  return { dir, files, bytes, page, context, errors, edit: { path: last, at: size - 1024 } };
+}
+
+test(`build: a rebuild after a 1 KB edit in the last file of a ${MB} MB context resumes, with a cold build's bytes`, { skip: !!why, timeout: 30 * 60 * 1000 }, async () => {
+  const { dir, files, bytes, page, context, errors, edit } = await setUp(MB);
+  const r = await page.evaluate(rebuildsInPage, { edits: [edit], tag: 'resume:1' });
   const [e] = r.edits;
   const s = (b) => `${b.seconds.toFixed(2)} s, read ${(b.read / 1e6).toFixed(2)} MB`;
   console.error(`${(bytes / 1e6).toFixed(0)} MB context, ${files.length} files: cold ${s(r.cold)}; unchanged ${s(r.unchanged)}; `
@@ -53,6 +60,24 @@ test(`build: a rebuild after a 1 KB edit in the last file of a ${MB} MB context 
   assert.ok(e.resumed.seconds < e.fresh.seconds, `resumed ${e.resumed.seconds} s, --no-cache ${e.fresh.seconds} s`);
   const usage = await page.evaluate(() => window.layerwright.storage.usage());
   assert.ok(usage.bytes > 16 << 20, 'the layers are in browser storage');
+  // The stored file is the resumed build's (the --no-cache build found its digest stored and kept it): read back
+  // through the store's checked path, it hashes to its digest and lists every file.
+  const listed = await page.evaluate(([ref, d]) => window.layerwright.layerEntries(ref, d), ['resume:1', e.resumed.layer]);
+  assert.equal(listed.filter((x) => x.type === 'file').length, files.length);
+  assert.deepEqual(errors, []);
+  await context.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('build: a stored layer changed in place is not resumed from; the rebuild writes it whole', { skip: !!why, timeout: 30 * 60 * 1000 }, async () => {
+  const { dir, bytes, page, context, errors, edit } = await setUp(40);
+  const r = await page.evaluate(rebuildsInPage, { edits: [edit], tag: 'tampered:1', tamper: true });
+  const [e] = r.edits;
+  console.error(`changed stored layer: the rebuild read ${(e.resumed.read / 1e6).toFixed(2)} MB of ${(bytes / 1e6).toFixed(2)} MB in ${e.resumed.seconds.toFixed(2)} s`);
+  const usage = await page.evaluate(() => window.layerwright.storage.usage());
+  assert.ok(usage.bytes > 16 << 20, 'the layer was in browser storage');
+  assert.equal(e.resumed.layer, e.fresh.layer, 'the same bytes as a --no-cache build');
+  assert.ok(e.resumed.read >= bytes, `written whole: ${e.resumed.read} of ${bytes} bytes read`);
   assert.deepEqual(errors, []);
   await context.close();
   rmSync(dir, { recursive: true, force: true });
