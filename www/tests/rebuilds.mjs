@@ -6,10 +6,11 @@
 
 /**
  * In the page: run the builds over `window.__rebuildFiles` ({path: Blob}); `edits`: [{path, at}] (1 KB at byte `at`
- * of `path`, moved back to fit the file); `tamper`: change the stored cold layer before the edits. Resolves to {cold, unchanged, edits: [{path, at, resumed, fresh}]}, each
+ * of `path`, moved back to fit the file); `tamper`: change the stored cold layer before the edits; `noSubtle`: hide
+ * WebCrypto for the edits. Resolves to {cold, unchanged, edits: [{path, at, resumed, fresh}]}, each
  * build {seconds, read, layer, manifest}. Runs inside page.evaluate.
  */
-export async function rebuildsInPage({ edits, tag, tamper }) {
+export async function rebuildsInPage({ edits, tag, tamper, noSubtle }) {
   const lw = window.layerwright;
   const files = { ...window.__rebuildFiles };
   const context = new WeakSet(Object.values(files));
@@ -19,6 +20,7 @@ export async function rebuildsInPage({ edits, tag, tamper }) {
     if (context.has(this)) read += Math.max(0, Math.min(end, this.size) - Math.max(0, start));
     return slice.call(this, start, end, type);
   };
+  const subtle = Object.getOwnPropertyDescriptor(Crypto.prototype, 'subtle');
   const dockerfile = 'FROM scratch\nCOPY . /data/\n';
   const one = async (opts) => {
     read = 0;
@@ -36,6 +38,8 @@ export async function rebuildsInPage({ edits, tag, tamper }) {
       await w.write({ type: 'write', position: 1 << 20, data: crypto.getRandomValues(new Uint8Array(16)) });
       await w.close();
     }
+    // No WebCrypto from here (an insecure origin): the engine hashes the context, the start streams through wasm.
+    if (noSubtle) Object.defineProperty(Crypto.prototype, 'subtle', { get: () => undefined, configurable: true });
     const out = [];
     for (const e of edits) {
       const f = files[e.path];
@@ -50,6 +54,7 @@ export async function rebuildsInPage({ edits, tag, tamper }) {
     return { cold, unchanged, edits: out, bytes: Object.values(files).reduce((n, b) => n + b.size, 0) };
   } finally {
     Blob.prototype.slice = slice;
+    Object.defineProperty(Crypto.prototype, 'subtle', subtle);
   }
 }
 

@@ -3,7 +3,8 @@
 // resumes from the last unchanged member: its start is read back from storage (checked) and only the files from
 // there on are read from the context. The layer is the one a --no-cache build of the same files writes, the rebuild
 // reads a small part of the context the cold build read, and takes less time. LW_RESUME_MB sets the size (64). A
-// stored layer changed in place is not resumed from: the rebuild writes the layer whole, with the same bytes.
+// stored layer changed in place is not resumed from: the rebuild writes the layer whole, with the same bytes. Without
+// WebCrypto the stored start streams through wasm (checked against the checkpoint's state) instead.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -78,6 +79,23 @@ test('build: a stored layer changed in place is not resumed from; the rebuild wr
   assert.ok(usage.bytes > 16 << 20, 'the layer was in browser storage');
   assert.equal(e.resumed.layer, e.fresh.layer, 'the same bytes as a --no-cache build');
   assert.ok(e.resumed.read >= bytes, `written whole: ${e.resumed.read} of ${bytes} bytes read`);
+  assert.deepEqual(errors, []);
+  await context.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('build: without WebCrypto a stored start streams through wasm, checked, with the same bytes', { skip: !!why, timeout: 30 * 60 * 1000 }, async () => {
+  const { dir, bytes, files, page, context, errors, edit } = await setUp(40);
+  const r = await page.evaluate(rebuildsInPage, { edits: [edit], tag: 'nosubtle:1', noSubtle: true });
+  const [e] = r.edits;
+  console.error(`without WebCrypto: the rebuild read ${(e.resumed.read / 1e6).toFixed(2)} MB (the whole context once for the key) in ${e.resumed.seconds.toFixed(2)} s, --no-cache ${e.fresh.seconds.toFixed(2)} s`);
+  assert.equal(e.resumed.layer, e.fresh.layer, 'the same bytes as a --no-cache build');
+  // The step's key hashes every file (no WebCrypto digests); the layer reads only the last files.
+  assert.ok(e.resumed.read <= bytes + (2 << 20) + 2 * 5e6, `${e.resumed.read} of ${bytes} bytes read`);
+  const usage = await page.evaluate(() => window.layerwright.storage.usage());
+  assert.ok(usage.bytes > 16 << 20, 'the layers are in browser storage');
+  const listed = await page.evaluate(([ref, d]) => window.layerwright.layerEntries(ref, d), ['nosubtle:1', e.resumed.layer]);
+  assert.equal(listed.filter((x) => x.type === 'file').length, files.length);
   assert.deepEqual(errors, []);
   await context.close();
   rmSync(dir, { recursive: true, force: true });

@@ -645,3 +645,36 @@ pub fn standalone(args: &[String]) -> Result<()> {
     println!("\nwritten: {}", jp.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebuild_rows_read_what_bench_wasm_mjs_writes() {
+        let build = |s: f64, read: f64, layer: &str| serde_json::json!({"seconds": s, "read": read, "layer": layer});
+        let r = serde_json::json!({
+            "cold": build(3.0, 100e6, "a"), "unchanged": build(0.03, 0.0, "a"), "bytes": 100e6, "floorSeconds": 0.5,
+            "edits": [
+                {"path": "d/last", "at": 1, "resumed": build(0.6, 4e6, "b"), "fresh": build(3.2, 100e6, "b")},
+                {"path": "d/x", "at": 2, "resumed": build(2.0, 80e6, "c"), "fresh": build(3.0, 100e6, "c")},
+                {"path": "d/y", "at": 3, "resumed": build(1.0, 20e6, "d"), "fresh": build(3.4, 100e6, "d")},
+            ],
+        });
+        let (mut rows, mut notes) = (Vec::new(), Vec::new());
+        rebuild_rows(&r, &mut rows, &mut notes);
+        let row = |prefix: &str| {
+            rows.iter()
+                .find(|(n, _)| n.starts_with(prefix))
+                .map(|r| r.1)
+                .unwrap_or_else(|| panic!("no row {prefix}: {rows:?}"))
+        };
+        assert_eq!(row("tar | sha256sum"), 0.5);
+        assert_eq!(row("wasm in Chromium: COPY build, cold"), 3.0);
+        assert_eq!(row("wasm in Chromium: rebuild, nothing changed"), 0.03);
+        assert_eq!(row("wasm in Chromium: rebuild after a 1 KB edit in the last"), 0.6);
+        assert_eq!(row("wasm in Chromium: rebuild after a 1 KB edit at a random"), 1.5);
+        assert!((row("wasm in Chromium: the same edited trees") - 3.2).abs() < 1e-9);
+        assert!(notes[0].contains("identical to --no-cache ones: true"), "{notes:?}");
+    }
+}
