@@ -672,9 +672,18 @@ mod tests {
         assert_eq!(row("tar | sha256sum"), 0.5);
         assert_eq!(row("wasm in Chromium: COPY build, cold"), 3.0);
         assert_eq!(row("wasm in Chromium: rebuild, nothing changed"), 0.03);
-        assert_eq!(row("wasm in Chromium: rebuild after a 1 KB edit in the last"), 0.6);
-        assert_eq!(row("wasm in Chromium: rebuild after a 1 KB edit at a random"), 1.5);
+        assert_eq!(
+            row("wasm in Chromium: rebuild after a 1 KB edit in the last"),
+            0.6
+        );
+        assert_eq!(
+            row("wasm in Chromium: rebuild after a 1 KB edit at a random"),
+            1.5
+        );
         assert!((row("wasm in Chromium: the same edited trees") - 3.2).abs() < 1e-9);
-        assert!(notes[0].contains("identical to --no-cache ones: true"), "{notes:?}");
+        assert!(
+            notes[0].contains("identical to --no-cache ones: true"),
+            "{notes:?}"
+        );
     }
 }
