@@ -97,7 +97,11 @@ impl SpillSink {
         };
         let can = js_sys::Reflect::get(&s, &JsValue::from_str("createFrom"))
             .is_ok_and(|f| f.is_function());
-        if !can || memory.get(d).is_some() || !spilled.borrow().contains_key(d) {
+        if !can
+            || state.len() != len
+            || memory.get(d).is_some()
+            || !spilled.borrow().contains_key(d)
+        {
             return Ok(None);
         }
         let want = state.finish();
@@ -107,7 +111,7 @@ impl SpillSink {
         let id = wasm_bindgen_futures::JsFuture::from(p)
             .await
             .map_err(|e| Error::Host(js_text(&e)))?;
-        if id.is_null() || state.len() != len {
+        if id.is_null() {
             return Ok(None);
         }
         Ok(Some(SpillSink {
