@@ -7,6 +7,9 @@
 //        [--link-mbs N] (the same listing again through a loopback link limited to N MB/s; default 100)
 //        [--big-tree DIR] (a COPY build of the context DIR given as Files, with the peak wasm memory, next to
 //        `tar | gzip -6 | sha256sum` of the same directory in the same run)
+//        [--rebuilds N] (the tree built cold, again unchanged, after a 1 KB edit in its last file and after N 1 KB
+//        edits at random places, each resumed build next to a --no-cache one; `tar | sha256sum` of the tree, the
+//        floor, in the same run) [--no-vm 1] (skip RUN in the tab)
 import { execSync, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { connect, createServer as createTcpServer } from 'node:net';
@@ -340,6 +343,47 @@ async function inspectorList(browser, url, ref) {
   return { seconds: Number(t.done) / 1000, firstShownMs: Number(t.firstShown) - Number(t.firstByte), memory };
 }
 
+// Rebuilds after small edits (www/tests/rebuilds.mjs) of the bench tree given as Blobs, as coldBuild gives it, with
+// `tar | sha256sum` of the same tree natively (the floor, median of three) in the same run.
+async function rebuilds(browser, url, random) {
+  const { lastPath, rebuildsInPage } = await import(join(www, 'tests/rebuilds.mjs'));
+  const floors = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    execSync(`tar -C '${args.tree}' -cf - . | sha256sum >/dev/null`, { shell: '/bin/bash' });
+    floors.push((performance.now() - t) / 1000);
+  }
+  const { context, page } = await openSite(browser, url);
+  const sizes = await page.evaluate(async () => {
+    const list = await (await fetch('/tree.json')).json();
+    const files = {};
+    let next = 0;
+    const worker = async () => {
+      while (next < list.length) {
+        const p = list[next++];
+        files[p] = await (await fetch('/tree/' + p)).blob();
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    window.__rebuildFiles = files;
+    return Object.fromEntries(Object.entries(files).map(([p, b]) => [p, b.size]));
+  });
+  const paths = Object.keys(sizes);
+  const last = lastPath(paths);
+  // A random place: a random byte of the whole context, in the file that holds it.
+  const total = paths.reduce((n, p) => n + sizes[p], 0);
+  const edits = [{ path: last, at: sizes[last] - 1024 }];
+  for (let i = 0; i < random; i++) {
+    let at = Math.floor(Math.random() * total);
+    const path = paths.find((p) => (at < sizes[p] ? true : ((at -= sizes[p]), false)));
+    edits.push({ path, at });
+  }
+  const r = await page.evaluate(rebuildsInPage, { edits, tag: 'bench/rebuild:1' });
+  await context.close();
+  floors.sort((a, b) => a - b);
+  return { ...r, floorSeconds: floors[1], files: paths.length };
+}
+
 // A large context on disk (xtask generates it as it does the bench tree), given to build() as Files (disk-backed,
 // through a file input, as www/tests/big-context.test.mjs does), and the reference on the same directory.
 async function bigContext(browser, url, dir) {
@@ -394,13 +438,15 @@ try {
   }
   const list = args.layer ? await listLayer(browser, url) : null;
   if (list) process.stderr.write(`bench-wasm: layer listing: ${JSON.stringify(list)}\n`);
-  const vm = await runInTab(browser, url);
+  const vm = args['no-vm'] ? null : await runInTab(browser, url);
   if (vm) process.stderr.write(`bench-wasm: RUN in the tab: ${JSON.stringify(vm)}\n`);
   const remote = args['remote-mb'] ? await remoteList(browser, url, Number(args['remote-mb'])) : null;
   if (remote) process.stderr.write(`bench-wasm: streamed remote inspection: ${JSON.stringify(remote)}\n`);
   const big = args['big-tree'] ? await bigContext(browser, url, args['big-tree']) : null;
   if (big) process.stderr.write(`bench-wasm: large context: ${JSON.stringify(big)}\n`);
-  process.stdout.write(JSON.stringify({ builds, zstd, list, vm, remote, big }) + '\n');
+  const rebuilt = args.rebuilds ? await rebuilds(browser, url, Number(args.rebuilds)) : null;
+  if (rebuilt) process.stderr.write(`bench-wasm: rebuilds: ${JSON.stringify(rebuilt)}\n`);
+  process.stdout.write(JSON.stringify({ builds, zstd, list, vm, remote, big, rebuilt }) + '\n');
 } finally {
   await browser.close();
   server.close();

@@ -267,6 +267,8 @@ pub fn run(
         crate::bench::generate_tree(&big, opts.big_mb, 43)?;
         c.arg("--big-tree").arg(&big);
     }
+    // Rebuilds after 1 KB edits of the bench tree: in its last file, and at this many random places.
+    c.args(["--rebuilds", if opts.runs > 1 { "5" } else { "2" }]);
     // Streamed remote inspection needs a loopback registry (Debian's docker-registry, which `xtask deps` installs).
     let remote = crate::build::which("docker-registry").is_some();
     if remote {
@@ -437,6 +439,9 @@ pub fn run(
     if let Some(b) = r.get("big").filter(|b| !b.is_null()) {
         big_rows(b, rows, notes);
     }
+    if let Some(b) = r.get("rebuilt").filter(|b| !b.is_null()) {
+        rebuild_rows(b, rows, notes);
+    }
     if opts.profile && profile.is_file() {
         let hot = hot_spots(&profile, 15)?;
         let total: f64 = hot.iter().map(|h| h.0).sum();
@@ -489,6 +494,67 @@ fn big_rows(b: &Value, rows: &mut Vec<(String, f64)>, notes: &mut Vec<String>) {
     ));
 }
 
+/// Rebuilds of the bench tree in the tab after 1 KB edits (resumed from a checkpoint), beside its floor.
+fn rebuild_rows(b: &Value, rows: &mut Vec<(String, f64)>, notes: &mut Vec<String>) {
+    let secs = |v: &Value| v["seconds"].as_f64().unwrap_or(0.0);
+    let floor = b["floorSeconds"].as_f64().unwrap_or(0.0);
+    let edits = b["edits"].as_array().cloned().unwrap_or_default();
+    let mean = |v: &[&Value], k: &str| {
+        v.iter().map(|e| secs(&e[k])).sum::<f64>() / (v.len().max(1) as f64)
+    };
+    let (last, random) = match edits.split_first() {
+        Some((l, r)) => (vec![l], r.iter().collect::<Vec<_>>()),
+        None => (vec![], vec![]),
+    };
+    rows.push((
+        "tar | sha256sum of the bench tree (the floor)".into(),
+        floor,
+    ));
+    rows.push((
+        "wasm in Chromium: COPY build, cold (cache on: checkpoints kept)".into(),
+        secs(&b["cold"]),
+    ));
+    rows.push((
+        "wasm in Chromium: rebuild, nothing changed".into(),
+        secs(&b["unchanged"]),
+    ));
+    rows.push((
+        "wasm in Chromium: rebuild after a 1 KB edit in the last file (resumed)".into(),
+        mean(&last, "resumed"),
+    ));
+    rows.push((
+        format!(
+            "wasm in Chromium: rebuild after a 1 KB edit at a random place (resumed, mean of {})",
+            random.len()
+        ),
+        mean(&random, "resumed"),
+    ));
+    let all: Vec<&Value> = edits.iter().collect();
+    rows.push((
+        "wasm in Chromium: the same edited trees built --no-cache (mean)".into(),
+        mean(&all, "fresh"),
+    ));
+    let read = |v: &[&Value]| {
+        v.iter()
+            .map(|e| e["resumed"]["read"].as_f64().unwrap_or(0.0))
+            .sum::<f64>()
+            / (v.len().max(1) as f64)
+            / 1e6
+    };
+    let same = edits
+        .iter()
+        .all(|e| e["resumed"]["layer"] == e["fresh"]["layer"]);
+    notes.push(format!(
+        "tab rebuilds of the {:.0} MB bench tree: last-file edit {:.2}× the floor {floor:.2}s ({:.1} MB of the context read),          random edit {:.2}× ({:.1} MB read on average), nothing changed {:.2}×; resumed layers identical to --no-cache ones: {same}",
+        b["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        mean(&last, "resumed") / floor.max(1e-9),
+        read(&last),
+        mean(&random, "resumed") / floor.max(1e-9),
+        read(&random),
+        secs(&b["unchanged"]) / floor.max(1e-9),
+    ));
+}
+
 /// With `--no-site-build`, whether www/dist's main module is older than the tab's sources (the engine and lw-wasm):
 /// the browser rows would then measure an older build (an `exportTarball` row of a few milliseconds was one: a site
 /// from before the export checked stored layers).
@@ -520,11 +586,17 @@ fn stale_site(root: &Path) -> Option<String> {
     })
 }
 
-/// `cargo xtask bench --wasm-only [--quick|--smoke] [--wasm-profile] [--no-site-build]`: the tree, the reference
+/// `cargo xtask bench --wasm-only [--quick|--smoke] [--tree-mb N] [--wasm-profile] [--no-site-build]`: the tree, the reference
 /// and the browser benchmarks alone; prints a table and writes target/bench-wasm.json.
 pub fn standalone(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick" || a == "--smoke");
     let (mb, runs) = if quick { (20, 1) } else { (200, 3) };
+    // `--tree-mb N`: another size of the bench tree (the rebuild rows want 64-200 MB also in a quick run).
+    let mb = args
+        .iter()
+        .position(|a| a == "--tree-mb")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(mb);
     let work: PathBuf = crate::repo_root().join("target/bench");
     fs::create_dir_all(&work)?;
     let tree = work.join(format!("tree-{mb}"));
@@ -610,4 +682,46 @@ fn slow_link_rows(l: &Value, rows: &mut Vec<(String, f64)>, notes: &mut Vec<Stri
         worker / download.max(1e-9),
         pick("memory") / 1e6
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebuild_rows_read_what_bench_wasm_mjs_writes() {
+        let build = |s: f64, read: f64, layer: &str| serde_json::json!({"seconds": s, "read": read, "layer": layer});
+        let r = serde_json::json!({
+            "cold": build(3.0, 100e6, "a"), "unchanged": build(0.03, 0.0, "a"), "bytes": 100e6, "floorSeconds": 0.5,
+            "edits": [
+                {"path": "d/last", "at": 1, "resumed": build(0.6, 4e6, "b"), "fresh": build(3.2, 100e6, "b")},
+                {"path": "d/x", "at": 2, "resumed": build(2.0, 80e6, "c"), "fresh": build(3.0, 100e6, "c")},
+                {"path": "d/y", "at": 3, "resumed": build(1.0, 20e6, "d"), "fresh": build(3.4, 100e6, "d")},
+            ],
+        });
+        let (mut rows, mut notes) = (Vec::new(), Vec::new());
+        rebuild_rows(&r, &mut rows, &mut notes);
+        let row = |prefix: &str| {
+            rows.iter()
+                .find(|(n, _)| n.starts_with(prefix))
+                .map(|r| r.1)
+                .unwrap_or_else(|| panic!("no row {prefix}: {rows:?}"))
+        };
+        assert_eq!(row("tar | sha256sum"), 0.5);
+        assert_eq!(row("wasm in Chromium: COPY build, cold"), 3.0);
+        assert_eq!(row("wasm in Chromium: rebuild, nothing changed"), 0.03);
+        assert_eq!(
+            row("wasm in Chromium: rebuild after a 1 KB edit in the last"),
+            0.6
+        );
+        assert_eq!(
+            row("wasm in Chromium: rebuild after a 1 KB edit at a random"),
+            1.5
+        );
+        assert!((row("wasm in Chromium: the same edited trees") - 3.2).abs() < 1e-9);
+        assert!(
+            notes[0].contains("identical to --no-cache ones: true"),
+            "{notes:?}"
+        );
+    }
 }

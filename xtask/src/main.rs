@@ -75,7 +75,7 @@ fn usage() -> &'static str {
      test            install what the tests need, then run every test (native, wasm32 build, interop)\n  \
      test-site       only the site: its JS type check (tsc), then its browser tests (Playwright: playground, inspector, registries, podman, quality)\n  \
      bench [--quick] [--layers-only] benchmarks next to reference tools; prints a table and writes target/bench.json\n  \
-     bench --wasm-only [--quick|--smoke] [--wasm-profile] [--no-site-build]\n                  \
+     bench --wasm-only [--quick|--smoke] [--tree-mb N] [--wasm-profile] [--no-site-build]\n                  \
      only the headless-Chromium benchmarks and zstd (target/bench-wasm.json); `bench --no-wasm` skips them;\n                  \
      with either, `--buildkit PATH` (buildkitd and buildctl, or their directory) adds BuildKit's COPY build\n  \
      deps            only install the test dependencies"

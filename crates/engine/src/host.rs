@@ -47,14 +47,25 @@ pub trait BlobStore {
         let _ = state;
         self.create_with_prefix(from, len)
     }
+    /// [`BlobStore::create_resumed`], awaited: what the engine calls to resume a layer. A host that reads stored
+    /// blobs only asynchronously (the tab's browser storage) copies the start here, reading it back and checking it
+    /// against `state` as it goes, since it was not read when the step began.
+    fn resume_blob<'a>(
+        &'a mut self,
+        from: &'a Digest,
+        len: u64,
+        state: &'a lw_layer::midstate::Sha256Mid,
+    ) -> SinkFuture<'a> {
+        Box::pin(std::future::ready(self.create_resumed(from, len, state)))
+    }
     /// Where COPY and ADD layers' gzip members are compressed when not on this thread (the tab's Web Workers);
     /// the engine awaits it. None: compressed here (on worker threads natively).
     fn member_pool(&mut self) -> Option<Box<dyn lw_layer::pgzip::MemberPool>> {
         None
     }
     /// Whether blob `d` is one this store cannot read at once (the tab's blobs in browser storage): a step reads
-    /// such a layer only through [`BlobStore::prepare_layers`], and a new layer does not resume from it (its
-    /// prefix would be copied unread, so unchecked): it is written whole.
+    /// such a layer only through [`BlobStore::prepare_layers`] (and a layer resumes from it through
+    /// [`BlobStore::resume_blob`]).
     fn needs_prepare(&self, d: &Digest) -> bool {
         let _ = d;
         false
@@ -82,6 +93,9 @@ pub trait BlobStore {
 
 /// What [`BlobStore::prepare_layers`] answers.
 pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + 'a>>;
+
+/// What [`BlobStore::resume_blob`] answers.
+pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<Box<dyn BlobSink>, Error>> + 'a>>;
 
 /// The tar stream of layer `d` from its blob `raw`, decompressed as its media type says.
 pub fn decode_layer<'a>(

@@ -6,5 +6,6 @@ mod common;
 mod copy_base_reads;
 mod engine;
 mod fetched_context;
+mod pooled_resume;
 mod prepared_reads;
 mod run_binds;

@@ -161,6 +161,8 @@ impl LayerInfo {
 }
 
 type Chain<W> = HashWriter<Compressor<HashWriter<W>>>;
+/// The member writer under a layer writer.
+type Members<W> = Box<crate::pgzip::ParallelGzip<HashWriter<W>>>;
 
 /// Streams tar entries into a compressed blob, computing diff ID and digest as it goes.
 pub struct LayerWriter<W: Write> {
@@ -256,7 +258,7 @@ impl<W: Write> LayerWriter<W> {
         opts: WriteOptions,
         cache: Option<Box<dyn crate::pgzip::MemberCache>>,
     ) -> Result<Self, Error> {
-        Self::marked(out, format, opts, cache, None)
+        Self::checkpointed(out, format, opts, cache, None, None)
     }
 
     /// Continue the layer of an earlier build from its checkpoint `cp`: `out` already holds that layer's blob up to
@@ -269,15 +271,19 @@ impl<W: Write> LayerWriter<W> {
         cache: Option<Box<dyn crate::pgzip::MemberCache>>,
         cp: &Checkpoint,
     ) -> Result<Self, Error> {
-        Self::marked(out, format, opts, cache, Some(cp))
+        Self::checkpointed(out, format, opts, cache, None, Some(cp))
     }
 
-    fn marked(
+    /// [`LayerWriter::with_checkpoints`] (`from` None) or [`LayerWriter::resume`] (from a checkpoint), its gzip
+    /// members compressed on `pool` when given (then drive it as [`LayerWriter::with_pool`] says and finish with
+    /// [`LayerWriter::finish_checkpointed_async`]). The bytes are the same with a pool or without.
+    pub fn checkpointed(
         out: W,
         format: LayerFormat,
         opts: WriteOptions,
         cache: Option<Box<dyn crate::pgzip::MemberCache>>,
-        cp: Option<&Checkpoint>,
+        pool: Option<Box<dyn crate::pgzip::MemberPool>>,
+        from: Option<&Checkpoint>,
     ) -> Result<Self, Error> {
         let codec = match format.compression {
             Compression::Gzip => crate::pgzip::Codec::Gzip,
@@ -289,13 +295,21 @@ impl<W: Write> LayerWriter<W> {
                 )))
             }
         };
-        let p = crate::pgzip::ParallelGzip::with_codec(
-            HashWriter::unhashed(out),
-            codec,
-            format.level,
-            0,
-            cache,
-        );
+        let out = HashWriter::unhashed(out);
+        let p = match pool {
+            // A pool makes gzip members only.
+            Some(pool) if codec == crate::pgzip::Codec::Gzip => {
+                crate::pgzip::ParallelGzip::with_pool(out, format.level, pool, cache)
+            }
+            Some(_) => {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a member pool compresses gzip members only",
+                )))
+            }
+            None => crate::pgzip::ParallelGzip::with_codec(out, codec, format.level, 0, cache),
+        };
+        let cp = from;
         let p = match cp {
             Some(cp) => p.resume_from(cp),
             None => p.with_checkpoints(),
@@ -310,21 +324,41 @@ impl<W: Write> LayerWriter<W> {
     /// Finish a writer made by [`LayerWriter::with_checkpoints`] or [`LayerWriter::resume`]: the layer and the
     /// checkpoints of its members (after the one resumed from, which is the first).
     pub fn finish_checkpointed(self) -> Result<(W, LayerInfo, Vec<Checkpoint>), Error> {
+        let (p, compression) = self.members()?;
+        Self::marked_info(*p, compression)
+    }
+
+    /// [`LayerWriter::finish_checkpointed`] for a writer whose members may still be on a pool.
+    pub async fn finish_checkpointed_async(self) -> Result<(W, LayerInfo, Vec<Checkpoint>), Error> {
+        let (mut p, compression) = self.members()?;
+        p.drain().await?;
+        Self::marked_info(*p, compression)
+    }
+
+    /// The member writer, once the tar stream is finished.
+    fn members(self) -> Result<(Members<W>, Compression), Error> {
         let chain = self.tar.finish()?;
         let (compressor, _, _) = chain.finish();
-        let Compressor::Members(p) = compressor else {
-            return Err(Error::Io(io::Error::other(
+        match compressor {
+            Compressor::Members(p) => Ok((p, self.compression)),
+            Compressor::None(_) => Err(Error::Io(io::Error::other(
                 "this layer writer keeps no checkpoints",
-            )));
-        };
-        let (out, marked) = (*p).finish_marked()?;
+            ))),
+        }
+    }
+
+    fn marked_info(
+        p: crate::pgzip::ParallelGzip<HashWriter<W>>,
+        compression: Compression,
+    ) -> Result<(W, LayerInfo, Vec<Checkpoint>), Error> {
+        let (out, marked) = p.finish_marked()?;
         let m = marked.ok_or_else(|| io::Error::other("this layer writer keeps no checkpoints"))?;
         let info = LayerInfo {
             diff_id: m.diff_id,
             digest: m.digest,
             size: m.size,
             uncompressed_size: m.uncompressed_size,
-            compression: self.compression,
+            compression,
         };
         Ok((out.inner, info, m.checkpoints))
     }

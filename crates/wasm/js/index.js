@@ -392,6 +392,10 @@ export async function build(opts) {
   return r;
 }
 
+// Digests of Blobs hashed before, by the Blob: its bytes cannot change (a File whose disk file changed fails to
+// read), so a rebuild from the same Blobs hashes only the new ones (an edited file is a new Blob).
+const blobDigestCache = new WeakMap();
+
 /** The hex sha256 of every Blob among `files`, by WebCrypto (the bytes never enter wasm memory). */
 async function blobDigests(files) {
   if (!globalThis.crypto?.subtle || typeof Blob === "undefined") return {};
@@ -402,7 +406,9 @@ async function blobDigests(files) {
   const worker = async () => {
     while (next < list.length) {
       const [path, blob] = list[next++];
-      out[path] = hex(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+      let d = blobDigestCache.get(blob);
+      if (!d) blobDigestCache.set(blob, d = hex(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer())));
+      out[path] = d;
     }
   };
   await Promise.all(Array.from({ length: 4 }, worker));

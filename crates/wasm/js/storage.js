@@ -63,10 +63,31 @@ export class BlobStorage {
     return id;
   }
 
+  /**
+   * A new blob (its id, as create() gives) starting with the first `len` bytes of stored blob `digest` (a resumed
+   * layer's start), once WebCrypto's SHA-256 of exactly those bytes is `sha256` (hex, the checkpoint's state
+   * finished): they are appended as a slice of the File that was hashed, so the browser copies them file to file
+   * (a file changed since fails that write). Rejects, naming the digest, when they differ; null without WebCrypto
+   * or past 256 MiB (held in JS memory to hash), where the wasm side copies and checks them itself.
+   */
+  async createFrom(digest, len, sha256) {
+    if (!globalThis.crypto?.subtle || len > 256 * 2 ** 20) return null;
+    const part = (await this.file(digest)).slice(0, len);
+    const sum = new Uint8Array(await crypto.subtle.digest("SHA-256", await part.arrayBuffer()));
+    const hex = Array.from(sum, (b) => b.toString(16).padStart(2, "0")).join("");
+    if (part.size !== len || hex !== sha256) {
+      throw new Error(`blob ${digest} in browser storage does not match its digest (its first ${len} bytes changed)`);
+    }
+    const id = this.create();
+    this.append(id, part);
+    return id;
+  }
+
   append(id, chunk) {
     const w = this.open.get(id);
     if (!w) throw new Error(`blob storage: no open blob ${id}`);
-    w.size += chunk.length;
+    // A chunk is bytes, or a slice of a stored blob's Blob (a resumed layer's start: copied file to file).
+    w.size += chunk instanceof Blob ? chunk.size : chunk.length;
     if (this.dir) {
       w.chain = this.track(w.chain.then(() => w.writable.write(chunk)));
     } else {

@@ -159,6 +159,56 @@ impl BlobRead {
     }
 }
 
+/// Copy the first `len` bytes of blob `d` into `out` (a layer resumed at a checkpoint), a chunk at a time. From
+/// browser storage they are hashed as they stream and checked against `state`, the SHA-256 state the layer writer
+/// kept at that offset when it wrote the blob (the checkpoint's), so a stored file changed since fails here, naming
+/// the digest, and no new layer is built on it. Only the start is read, not the whole blob.
+pub async fn copy_start(
+    blobs: &MemoryBlobs,
+    spilled: &Spilled,
+    d: &Digest,
+    len: u64,
+    state: &lw_layer::midstate::Sha256Mid,
+    out: &mut dyn std::io::Write,
+) -> Result<(), Error> {
+    let r = BlobRead::open_in(blobs, spilled, d).await?;
+    let short = || {
+        Error::Host(format!(
+            "blob {d} is shorter than the {len} bytes a checkpoint names"
+        ))
+    };
+    if len > r.size {
+        return Err(short());
+    }
+    let wrote = |e: std::io::Error| Error::Host(format!("copying the start of blob {d}: {e}"));
+    let blob = match &r.held {
+        Held::Memory(b) => return out.write_all(&b[..len as usize]).map_err(wrote),
+        Held::Stored(b) => b,
+    };
+    let mut h = lw_layer::midstate::Sha256Mid::new();
+    let mut at = 0u64;
+    // The next chunk is asked for before this one is hashed and written, so reading overlaps the work.
+    let slice = |at: u64| read_slice(blob, d, at, (at + CHUNK as u64).min(len));
+    let mut next = (at < len).then(|| Box::pin(slice(at)));
+    while let Some(f) = next.take() {
+        let bytes = f.await?;
+        let end = (at + CHUNK as u64).min(len);
+        if bytes.len() as u64 != end - at {
+            return Err(short());
+        }
+        at = end;
+        next = (at < len).then(|| Box::pin(slice(at)));
+        h.update(&bytes);
+        out.write_all(&bytes).map_err(wrote)?;
+    }
+    if &h != state {
+        return Err(Error::Host(format!(
+            "blob {d} in browser storage does not match its digest (its first {len} bytes changed)"
+        )));
+    }
+    Ok(())
+}
+
 /// Bytes `[start, end)` of a stored blob's `Blob`.
 async fn read_slice(
     blob: &web_sys::Blob,

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use js_sys::{Function, Promise, Uint8Array};
-use lw_engine::host::{BlobSink, BlobStore, MemoryBlobs};
+use lw_engine::host::{BlobSink, BlobStore, MemoryBlobs, SinkFuture};
 use lw_engine::Error;
 use lw_layer::pgzip::MemberPool;
 use lw_oci::{Descriptor, Digest};
@@ -182,6 +182,25 @@ impl BlobStore for PooledBlobs<'_> {
     }
     fn create(&mut self) -> Result<Box<dyn BlobSink>, Error> {
         SpillSink::create(self.blobs, &self.spilled)
+    }
+    fn resume_blob<'a>(
+        &'a mut self,
+        from: &'a Digest,
+        len: u64,
+        state: &'a lw_layer::midstate::Sha256Mid,
+    ) -> SinkFuture<'a> {
+        Box::pin(async move {
+            // A stored start, checked by WebCrypto, is copied by the browser from file to file.
+            let spliced = SpillSink::resumed(self.blobs, &self.spilled, from, len, state).await?;
+            if let Some(sink) = spliced {
+                return Ok(Box::new(sink) as Box<dyn BlobSink>);
+            }
+            // From memory or browser storage alike, through the store's read path (a stored start is checked).
+            let mut sink = self.create()?;
+            crate::blobread::copy_start(self.blobs, &self.spilled, from, len, state, &mut sink)
+                .await?;
+            Ok(sink)
+        })
     }
     fn member_pool(&mut self) -> Option<Box<dyn MemberPool>> {
         self.compress

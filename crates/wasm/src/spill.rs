@@ -81,6 +81,48 @@ impl SpillSink {
         }))
     }
 
+    /// A new blob in browser storage starting with the first `len` bytes of stored blob `d`, copied by the browser
+    /// once WebCrypto found them to hash as `state` finishes (`createFrom` in `js/storage.js`): none of it passes
+    /// through wasm memory. None when `d` is not in storage or the storage cannot (no WebCrypto, a start past
+    /// 256 MiB): `blobread::copy_start` copies it then.
+    pub async fn resumed(
+        memory: &MemoryBlobs,
+        spilled: &Spilled,
+        d: &Digest,
+        len: u64,
+        state: &lw_layer::midstate::Sha256Mid,
+    ) -> Result<Option<SpillSink>, Error> {
+        let Some(s) = storage() else {
+            return Ok(None);
+        };
+        let can = js_sys::Reflect::get(&s, &JsValue::from_str("createFrom"))
+            .is_ok_and(|f| f.is_function());
+        if !can
+            || state.len() != len
+            || memory.get(d).is_some()
+            || !spilled.borrow().contains_key(d)
+        {
+            return Ok(None);
+        }
+        let want = state.finish();
+        let hex = want.as_str().trim_start_matches("sha256:");
+        let args = [d.as_str().into(), (len as f64).into(), hex.into()];
+        let p = js_sys::Promise::resolve(&call(&s, "createFrom", &args)?);
+        let id = wasm_bindgen_futures::JsFuture::from(p)
+            .await
+            .map_err(|e| Error::Host(js_text(&e)))?;
+        if id.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(SpillSink {
+            buf: Vec::new(),
+            out: Some((s, id)),
+            written: len,
+            memory: memory.clone(),
+            spilled: spilled.clone(),
+        }))
+    }
+
     /// Send what the buffer holds, in chunks of [`CHUNK`], to storage.
     fn send(&mut self) -> io::Result<()> {
         let Some((s, id)) = &self.out else {

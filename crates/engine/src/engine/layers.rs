@@ -44,54 +44,67 @@ fn write_inline(
 
 /// Write the layer of `items`, compressing on the host's member pool when it has one (awaiting it whenever it is
 /// full); with `digests`, also hash each context file from the same read (one pass over the context instead of
-/// one for the cache key and one for the layer) and tell the host.
+/// one for the cache key and one for the layer) and tell the host. With `resume` (the step's position key and the
+/// file digests its cache key was made of), the layer is written with checkpoints and resumed from the last
+/// unchanged one of the layer the step wrote before ([`super::resume`]).
 pub(super) async fn write_items_async(
     host: &mut Host<'_>,
     format: LayerFormat,
     items: &[Item],
-    mut digests: Option<&mut BTreeMap<String, Digest>>,
-    resume: Option<&Digest>,
+    digests: Option<&mut BTreeMap<String, Digest>>,
+    resume: Option<(&Digest, &BTreeMap<String, Digest>)>,
 ) -> Result<CachedLayer, Error> {
     // The member pool (the tab's Web Workers) makes gzip members only; zstd is compressed here.
     let pool = match format == LayerFormat::GZIP {
         true => host.blobs.member_pool(),
         false => None,
     };
+    // With every file's digest known (the step's key was looked up first), resume from a checkpoint.
+    if let (Some((key, known)), None, false) =
+        (resume, &digests, format.compression == Compression::None)
+    {
+        return super::resume::write(host, format, items, key, known, pool).await;
+    }
     let Some(pool) = pool else {
-        // With every file's digest known (the step's key was looked up first), resume from a checkpoint.
-        if let (Some(key), None, false) =
-            (resume, &digests, format.compression == Compression::None)
-        {
-            return super::resume::write(host, format, items, key);
-        }
         return write_inline(host, format, items, digests);
     };
     let sink = host.blobs.create()?;
     let members = host.blobs.member_cache();
     let opts = WriteOptions { clamp_mtime: None };
     let mut lw = LayerWriter::with_pool(sink, opts, pool, members);
-    // One item at a time, waiting for the pool between items when it is full, so memory stays bounded.
-    let mut buf = Vec::new();
+    append_items(host, &mut lw, items, digests, &mut Vec::new()).await?;
+    let (sink, info) = lw.finish_async().await?;
+    commit(sink, info)
+}
+
+/// Append `items` to a layer, one at a time, awaiting the host's block fetches (the tab's Blobs) and its member
+/// pool whenever it is full (never natively), so memory stays bounded.
+pub(super) async fn append_items<W: std::io::Write>(
+    host: &mut Host<'_>,
+    lw: &mut LayerWriter<W>,
+    items: &[Item],
+    mut digests: Option<&mut BTreeMap<String, Digest>>,
+    buf: &mut Vec<u8>,
+) -> Result<(), Error> {
     for it in items {
         match &it.data {
             // A context file is read in blocks the host may have to fetch first (the tab's Blobs).
             Data::Context(p) => {
-                append_context_file(host, &mut lw, it, p, digests.as_deref_mut(), &mut buf).await?
+                append_context_file(host, lw, it, p, digests.as_deref_mut(), buf).await?
             }
             _ => fill(
                 host,
-                &mut lw,
+                lw,
                 std::slice::from_ref(it),
                 digests.as_deref_mut(),
-                &mut buf,
+                buf,
             )?,
         }
         while lw.saturated() {
             lw.wait().await?;
         }
     }
-    let (sink, info) = lw.finish_async().await?;
-    commit(sink, info)
+    Ok(())
 }
 
 /// `layer` (an executor's RUN layer, gzip natively and from serve) in `format`: as it is when it already is, else
@@ -213,6 +226,9 @@ fn start_file<W: std::io::Write>(
     let Some(map) = digests else {
         return Ok(None);
     };
+    if map.contains_key(p) {
+        return Ok(None);
+    }
     match host.context.known_digest(p) {
         Some(d) => {
             map.insert(p.to_string(), d);

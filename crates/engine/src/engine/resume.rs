@@ -2,13 +2,15 @@
 //! and blob offsets, both SHA-256 states), kept under the step's position key (its parent key and instruction).
 //! The next build of that step resumes from the last checkpoint whose entries before it are unchanged: the blob's
 //! start is copied from the earlier layer and only the files from there on are read, compressed and hashed. The
-//! bytes are those of a cold build.
+//! bytes are those of a cold build. One code path for both hosts: members are compressed inline (on threads
+//! natively) or on the host's member pool (the tab's Web Workers), and the start is copied by the host
+//! ([`crate::host::BlobStore::resume_blob`]: in the kernel natively, read back and checked in the tab).
 
 use std::collections::BTreeMap;
 
 use lw_layer::compress::LayerFormat;
 use lw_layer::midstate::Sha256Mid;
-use lw_layer::pgzip::Checkpoint;
+use lw_layer::pgzip::{Checkpoint, MemberPool};
 use lw_layer::tar::WriteOptions;
 use lw_layer::LayerWriter;
 use lw_oci::Digest;
@@ -115,20 +117,24 @@ fn chain(
     out
 }
 
-/// Write the layer of `items` (gzip or zstd), from the best checkpoint kept under `key` when there is one.
-pub(super) fn write(
-    host: &mut Host,
+/// Write the layer of `items` (gzip or zstd), from the best checkpoint kept under `key` when there is one, its gzip
+/// members compressed on `pool` when the host has one (the tab's Web Workers). `known`: the context files' digests
+/// the step's key was made of, where the host does not remember them.
+pub(super) async fn write(
+    host: &mut Host<'_>,
     format: LayerFormat,
     items: &[Item],
     key: &Digest,
+    known: &BTreeMap<String, Digest>,
+    pool: Option<Box<dyn MemberPool>>,
 ) -> Result<CachedLayer, Error> {
-    let before = chain(host, format, items, &BTreeMap::new());
+    let before = chain(host, format, items, known);
     let record = host
         .cache
         .resume_points(key)
         .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
         .filter(|r| r.check == Record::check_of(&r.blob, &r.points))
-        .filter(|r| host.blobs.has(&r.blob) && !host.blobs.needs_prepare(&r.blob));
+        .filter(|r| host.blobs.has(&r.blob));
     let start = record.as_ref().and_then(|r| {
         let p = r
             .points
@@ -137,46 +143,48 @@ pub(super) fn write(
             .find(|p| p.item < before.len() && before[p.item] == p.chain)?;
         Some((r, p, p.checkpoint()?))
     });
+    // The earlier blob's start, copied (and checked, where the host reads it back) into the new one; a start that
+    // cannot be had (a stored blob gone or changed) means a cold write.
+    let resumed = match start {
+        Some((r, p, cp)) => host
+            .blobs
+            .resume_blob(&r.blob, p.blob_offset, &cp.blob_state)
+            .await
+            .ok()
+            .map(|sink| (sink, r, p, cp)),
+        None => None,
+    };
     let opts = WriteOptions { clamp_mtime: None };
     let members = host.blobs.member_cache();
-    let (mut lw, first, mut points) = match start {
-        Some((r, p, cp)) => {
-            let sink = host
-                .blobs
-                .create_resumed(&r.blob, p.blob_offset, &cp.blob_state)?;
+    let (mut lw, first, mut points) = match resumed {
+        Some((sink, r, p, cp)) => {
             let kept: Vec<Point> = r
                 .points
                 .iter()
                 .filter(|q| q.item < p.item)
                 .cloned()
                 .collect();
-            (
-                LayerWriter::resume(sink, format, opts, members, &cp)?,
-                p.item,
-                kept,
-            )
+            let lw = LayerWriter::checkpointed(sink, format, opts, members, pool, Some(&cp))?;
+            (lw, p.item, kept)
         }
         None => {
             let sink = host.blobs.create()?;
-            (
-                LayerWriter::with_checkpoints(sink, format, opts, members)?,
-                0,
-                Vec::new(),
-            )
+            let lw = LayerWriter::checkpointed(sink, format, opts, members, pool, None)?;
+            (lw, 0, Vec::new())
         }
     };
     let mut starts = Vec::new();
     let mut buf = Vec::new();
-    // The files written are hashed from the same read, for the checkpoints' chain.
-    let mut hashed = BTreeMap::new();
+    // The files written are hashed from the same read (unless known), for the checkpoints' chain.
+    let mut hashed = known.clone();
     for (j, it) in items.iter().enumerate().skip(first) {
         if let Some(off) = lw.tar_offset()? {
             starts.push((off, j));
         }
         let one = std::slice::from_ref(it);
-        super::layers::fill(host, &mut lw, one, Some(&mut hashed), &mut buf)?;
+        super::layers::append_items(host, &mut lw, one, Some(&mut hashed), &mut buf).await?;
     }
-    let (sink, info, cps) = lw.finish_checkpointed()?;
+    let (sink, info, cps) = lw.finish_checkpointed_async().await?;
     let after = chain(host, format, items, &hashed);
     for cp in &cps {
         let Some(&(_, j)) = starts.iter().find(|(off, _)| *off == cp.tar_offset) else {

@@ -396,7 +396,8 @@ impl<W: Write> ParallelGzip<W> {
     pub async fn drain(&mut self) -> io::Result<()> {
         self.close_chunk();
         self.cut()?;
-        while self.in_flight > 0 {
+        // Members on this writer's own threads are collected by `finish` (blocking), not awaited.
+        while self.external.is_some() && self.in_flight > 0 {
             self.wait().await?;
         }
         Ok(())

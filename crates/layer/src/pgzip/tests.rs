@@ -320,3 +320,55 @@ fn resuming_at_a_checkpoint_gives_the_same_bytes_and_digests_for_gzip_and_zstd()
         );
     }
 }
+
+#[test]
+fn an_external_pool_keeps_the_same_checkpoints_and_resumes_to_the_same_bytes() {
+    let tar = sample_tar();
+    let pool = || {
+        Box::new(Deferred {
+            pending: Vec::new(),
+            done: Vec::new(),
+            submitted: Arc::new(Mutex::new(0)),
+        })
+    };
+    // Driven as the engine drives it: wait whenever saturated, drain before finishing.
+    let drive = |mut p: ParallelGzip<Vec<u8>>, t: &[u8]| {
+        for c in t.chunks(70_001) {
+            p.write_all(c).unwrap();
+            while p.saturated() {
+                block_on(p.wait()).unwrap();
+            }
+        }
+        block_on(p.drain()).unwrap();
+        let (blob, m) = p.finish_marked().unwrap();
+        (blob, m.unwrap())
+    };
+    let inline = ParallelGzip::new(Vec::new(), 6, 1, None).with_checkpoints();
+    let (blob1, m1) = drive(inline, &tar);
+    let pooled = ParallelGzip::with_pool(Vec::new(), 6, pool(), None).with_checkpoints();
+    let (blob2, m2) = drive(pooled, &tar);
+    assert!(blob1 == blob2, "pooled bytes differ");
+    assert_eq!(m1, m2, "the same digests and checkpoints");
+    // An edit after the middle: resume on a pool from the last checkpoint before it.
+    let pos = tar.len() / 2 + 12_345;
+    let mut edited = tar.clone();
+    edited[pos] ^= 0x20;
+    let cp = m1
+        .checkpoints
+        .iter()
+        .rev()
+        .find(|c| c.tar_offset <= pos as u64)
+        .unwrap();
+    let out = blob1[..cp.blob_offset as usize].to_vec();
+    let resumed = ParallelGzip::with_pool(out, 6, pool(), None).resume_from(cp);
+    let (blob3, m3) = drive(resumed, &edited[cp.tar_offset as usize..]);
+    let (blob4, m4) = drive(
+        ParallelGzip::new(Vec::new(), 6, 1, None).with_checkpoints(),
+        &edited,
+    );
+    assert!(
+        blob3 == blob4,
+        "resumed pooled bytes differ from a cold build"
+    );
+    assert_eq!((m3.digest, m3.diff_id), (m4.digest, m4.diff_id));
+}
