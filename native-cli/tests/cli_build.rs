@@ -499,9 +499,9 @@ fn context_hashing_skips_unchanged_files_and_sees_same_size_edits() {
     assert_eq!(build(&["--no-cache"]), racy2);
 }
 
-/// A one-file edit resumes the layer from the last unchanged member: the start of the earlier blob is copied in
-/// the kernel and its hash taken from the saved checkpoint state, and the image is still the cold build's, byte
-/// for byte (gzip and zstd).
+/// A one-file edit resumes the layer from the last unchanged member: the new blob is kept spliced (the earlier
+/// blob's start, not copied, and its own tail), its hash goes on from the saved checkpoint state, and the image is
+/// still the cold build's, byte for byte (gzip and zstd).
 #[test]
 fn a_rebuild_after_an_edit_in_the_last_file_resumes_and_matches_a_cold_build() {
     let tmp = tempfile::tempdir().unwrap();
@@ -562,6 +562,17 @@ fn a_rebuild_after_an_edit_in_the_last_file_resumes_and_matches_a_cold_build() {
             let d = lw_oci::Digest::sha256_of(&std::fs::read(&p).unwrap());
             assert_eq!(d.encoded(), name);
         }
+        // The rebuilt layer is kept spliced (the earlier blob's start and its own tail) and reads as its name.
+        let store = layerwright::store::Store::open(&root).unwrap();
+        let spliced: Vec<_> = std::fs::read_dir(root.join("spliced/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(spliced.len(), 1, "{compression}: {spliced:?}");
+        let d = lw_oci::Digest::parse(&format!("sha256:{}", spliced[0])).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut store.open_blob(&d).unwrap(), &mut bytes).unwrap();
+        assert_eq!(lw_oci::Digest::sha256_of(&bytes), d);
         // A damaged record (one hex digit of a saved blob state) is ignored: the layer is written cold.
         let rec_path = std::fs::read_dir(root.join("cache/resume"))
             .unwrap()

@@ -36,8 +36,9 @@ pub trait BlobStore {
         Ok(sink)
     }
     /// [`BlobStore::create_with_prefix`], told the SHA-256 state of those `len` bytes (a checkpoint's, saved when
-    /// the blob was written): a host that can copy them without reading them (an in-kernel copy or a clone) need
-    /// not hash them again, and checks the new blob's digest from that state on.
+    /// the blob was written): a host that can copy them without reading them (an in-kernel copy or a clone), or
+    /// keep the new blob as a reference to them plus its own tail (the native store's spliced blobs), need not hash
+    /// them again, and checks the new blob's digest from that state on.
     fn create_resumed(
         &mut self,
         from: &Digest,

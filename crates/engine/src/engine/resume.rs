@@ -1,8 +1,8 @@
 //! Rebuilds in proportion to the change: a COPY/ADD layer is written with a checkpoint at every member start (tar
 //! and blob offsets, both SHA-256 states), kept under the step's position key (its parent key and instruction).
 //! The next build of that step resumes from the last checkpoint whose entries before it are unchanged: the blob's
-//! start is copied from the earlier layer and only the files from there on are read, compressed and hashed. The
-//! bytes are those of a cold build.
+//! start is taken from the earlier layer (copied, or referred to where the host keeps spliced blobs) and only the
+//! files from there on are read, compressed and hashed. The bytes are those of a cold build.
 
 use std::collections::BTreeMap;
 
