@@ -193,6 +193,10 @@ impl BlobStore for StoreBlobs<'_> {
     }
 }
 
+/// How many of a step's latest resume records are kept: an edit made after another was undone resumes from the
+/// record of a layer written before the first edit.
+const RESUME_KEPT: usize = 4;
+
 /// The step cache, one small file per key under `cache/` in the store.
 pub struct StoreCache<'s> {
     pub store: &'s Store,
@@ -203,8 +207,13 @@ impl StoreCache<'_> {
         self.store.root().join("cache").join(key.encoded())
     }
 
-    fn resume_path(&self, key: &Digest) -> PathBuf {
-        self.store.root().join("cache/resume").join(key.encoded())
+    /// `cache/resume/<key>`, and `<key>.N` for the N-th earlier one.
+    fn resume_path_n(&self, key: &Digest, n: usize) -> PathBuf {
+        let name = match n {
+            0 => key.encoded().to_string(),
+            n => format!("{}.{n}", key.encoded()),
+        };
+        self.store.root().join("cache/resume").join(name)
     }
 
     /// A layer's index (its headers without data): `cache/layer-index/<digest>`.
@@ -260,14 +269,23 @@ impl Cache for StoreCache<'_> {
     /// A step's member checkpoints: `cache/resume/<position key>` (the blob they name may be pruned: then the
     /// next build is cold).
     fn resume_points(&self, key: &Digest) -> Option<Vec<u8>> {
-        fs::read(self.resume_path(key)).ok()
+        fs::read(self.resume_path_n(key, 0)).ok()
     }
+    /// The last [`RESUME_KEPT`] records are kept (`<key>`, `<key>.1`, ...), shifted down by each new one.
     fn put_resume_points(&self, key: &Digest, points: &[u8]) {
-        let p = self.resume_path(key);
+        let p = self.resume_path_n(key, 0);
         if fs::create_dir_all(p.parent().expect("resume dir")).is_ok() {
+            for n in (1..RESUME_KEPT).rev() {
+                let _ = fs::rename(self.resume_path_n(key, n - 1), self.resume_path_n(key, n));
+            }
             // Without them the next build is cold, so a failed write is not an error.
             let _ = crate::store::write_atomic_via(&self.store.tmp_dir(), &p, points);
         }
+    }
+    fn resume_candidates(&self, key: &Digest) -> Vec<Vec<u8>> {
+        (0..RESUME_KEPT)
+            .filter_map(|n| fs::read(self.resume_path_n(key, n)).ok())
+            .collect()
     }
 }
 

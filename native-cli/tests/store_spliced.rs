@@ -261,3 +261,31 @@ fn a_damaged_tail_or_parent_is_refused_naming_the_blob() {
     let e = save("gone");
     assert!(e.contains(&first.to_string()), "{e}");
 }
+
+/// An edit made after another was undone resumes from the layer written before the first edit (the store keeps a
+/// step's last few resume records): an edit in the first file, undone, then one in the last file gives a layer
+/// spliced from the first build's, the cold build's bytes.
+#[test]
+fn an_edit_after_an_undone_one_resumes_from_the_earlier_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, cold) = (tmp.path().join("store"), tmp.path().join("cold"));
+    let ctx = tmp.path().join("ctx");
+    let files = make_context(&ctx);
+    build(&root, &ctx, "lw/u:1", &[]);
+    let first = layer_of(&root, "lw/u:1");
+    let mut f0 = files[0].1.clone();
+    f0[10] ^= 0x20;
+    std::fs::write(ctx.join("f0.txt"), &f0).unwrap();
+    build(&root, &ctx, "lw/u:2", &[]);
+    std::fs::write(ctx.join("f0.txt"), &files[0].1).unwrap();
+    let mut f7 = files[7].1.clone();
+    f7[10] ^= 0x20;
+    std::fs::write(ctx.join("f7.txt"), &f7).unwrap();
+    let id = build(&root, &ctx, "lw/u:3", &[]);
+    assert_eq!(id, build(&cold, &ctx, "lw/u:3", &["--no-cache"]));
+    let third = layer_of(&root, "lw/u:3");
+    let store = Store::open(&root).unwrap();
+    let h = store.spliced_header(&third).expect("spliced");
+    assert_eq!(h.parent, first, "resumed from the first build's layer");
+    assert!(h.head * 2 >= store.blob_size(&first).unwrap());
+}

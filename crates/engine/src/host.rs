@@ -348,6 +348,12 @@ pub trait Cache {
     }
     /// Keep them; a cache may drop them (the next build is then cold).
     fn put_resume_points(&self, _key: &Digest, _points: &[u8]) {}
+    /// The checkpoints of the last few layers the step wrote, the latest first: a rebuild resumes from the one
+    /// whose unchanged start is longest (an edit made after another was undone differs from the last layer in two
+    /// places, but from an earlier one only in the new one). A cache keeping only one gives just that.
+    fn resume_candidates(&self, key: &Digest) -> Vec<Vec<u8>> {
+        self.resume_points(key).into_iter().collect()
+    }
 }
 
 /// Blobs in memory (the browser keeps these for the session). Clones share the same map.

@@ -254,20 +254,29 @@ impl Store {
         self.open_blob_at(d, 0)
     }
 
-    fn open_blob_at(&self, d: &Digest, depth: usize) -> Result<BlobFile> {
+    fn open_plain(&self, d: &Digest) -> Result<Option<BlobFile>> {
         match File::open(self.blob_path(d)) {
             Ok(f) => {
                 let len = f.metadata()?.len();
-                return Ok(BlobFile {
+                Ok(Some(BlobFile {
                     inner: Inner::Plain(f, len),
                     pos: 0,
-                });
+                }))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("opening blob {d}")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("opening blob {d}")),
+        }
+    }
+
+    fn open_blob_at(&self, d: &Digest, depth: usize) -> Result<BlobFile> {
+        if let Some(b) = self.open_plain(d)? {
+            return Ok(b);
         }
         let Ok(file) = File::open(self.spliced_path(d)) else {
-            bail!("blob {d} is not in the store");
+            // `gc` may have just written it out in full (the plain file is renamed in before the spliced one goes).
+            return self
+                .open_plain(d)?
+                .ok_or_else(|| anyhow!("blob {d} is not in the store"));
         };
         if depth >= MAX_CHAIN {
             bail!("blob {d} is spliced from more than {MAX_CHAIN} earlier blobs");

@@ -514,7 +514,10 @@ async fn write_layer(
         host.cache.put(&key, Some(layer.clone()));
         (layer, false)
     } else {
-        let content = items_digest(host, items, &hash_unknown(host, items).await?)?;
+        // The digests hashed now (the host did not know them: new files, or files changed too recently for its
+        // stat cache to keep) also tell a resumed layer which of its entries are unchanged.
+        let unknown = hash_unknown(host, items).await?;
+        let content = items_digest(host, items, &unknown)?;
         // The step's position, whatever its content: where the checkpoints of its last layer are kept.
         let position = chain(&st.key, &[code, "position"]);
         let key = chain(&st.key, &[code, content.as_str()]);
@@ -522,9 +525,9 @@ async fn write_layer(
         match cache_lookup(host, shared, &key) {
             Some(hit) => (hit.expect("COPY makes a layer"), true),
             None => {
+                let resume = Some((&position, &unknown));
                 let layer =
-                    write_items_async(host, shared.opts.layer_format, items, None, Some(&position))
-                        .await?;
+                    write_items_async(host, shared.opts.layer_format, items, None, resume).await?;
                 host.cache.put(&key, Some(layer.clone()));
                 (layer, false)
             }

@@ -50,7 +50,7 @@ pub(super) async fn write_items_async(
     format: LayerFormat,
     items: &[Item],
     mut digests: Option<&mut BTreeMap<String, Digest>>,
-    resume: Option<&Digest>,
+    resume: Option<(&Digest, &BTreeMap<String, Digest>)>,
 ) -> Result<CachedLayer, Error> {
     // The member pool (the tab's Web Workers) makes gzip members only; zstd is compressed here.
     let pool = match format == LayerFormat::GZIP {
@@ -59,10 +59,10 @@ pub(super) async fn write_items_async(
     };
     let Some(pool) = pool else {
         // With every file's digest known (the step's key was looked up first), resume from a checkpoint.
-        if let (Some(key), None, false) =
+        if let (Some((key, known)), None, false) =
             (resume, &digests, format.compression == Compression::None)
         {
-            return super::resume::write(host, format, items, key);
+            return super::resume::write(host, format, items, key, known);
         }
         return write_inline(host, format, items, digests);
     };

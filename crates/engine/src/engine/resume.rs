@@ -115,28 +115,36 @@ fn chain(
     out
 }
 
-/// Write the layer of `items` (gzip or zstd), from the best checkpoint kept under `key` when there is one.
+/// Write the layer of `items` (gzip or zstd), from the best checkpoint kept under `key` when there is one. `known`:
+/// content digests of context files hashed for the step's key (the host's are asked for the others).
 pub(super) fn write(
     host: &mut Host,
     format: LayerFormat,
     items: &[Item],
     key: &Digest,
+    known: &BTreeMap<String, Digest>,
 ) -> Result<CachedLayer, Error> {
-    let before = chain(host, format, items, &BTreeMap::new());
-    let record = host
+    let before = chain(host, format, items, known);
+    let records: Vec<Record> = host
         .cache
-        .resume_points(key)
-        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+        .resume_candidates(key)
+        .iter()
+        .filter_map(|b| serde_json::from_slice::<Record>(b).ok())
         .filter(|r| r.check == Record::check_of(&r.blob, &r.points))
-        .filter(|r| host.blobs.has(&r.blob) && !host.blobs.needs_prepare(&r.blob));
-    let start = record.as_ref().and_then(|r| {
-        let p = r
-            .points
-            .iter()
-            .rev()
-            .find(|p| p.item < before.len() && before[p.item] == p.chain)?;
-        Some((r, p, p.checkpoint()?))
-    });
+        .filter(|r| host.blobs.has(&r.blob) && !host.blobs.needs_prepare(&r.blob))
+        .collect();
+    // The latest checkpoint any record offers (the most recent record on a tie).
+    let start = records
+        .iter()
+        .filter_map(|r| {
+            let p = r
+                .points
+                .iter()
+                .rev()
+                .find(|p| p.item < before.len() && before[p.item] == p.chain)?;
+            Some((r, p, p.checkpoint()?))
+        })
+        .min_by_key(|(_, p, _)| std::cmp::Reverse(p.item));
     let opts = WriteOptions { clamp_mtime: None };
     let members = host.blobs.member_cache();
     let (mut lw, first, mut points) = match start {
@@ -167,8 +175,8 @@ pub(super) fn write(
     };
     let mut starts = Vec::new();
     let mut buf = Vec::new();
-    // The files written are hashed from the same read, for the checkpoints' chain.
-    let mut hashed = BTreeMap::new();
+    // The files written are hashed from the same read, for the checkpoints' chain (over those hashed for the key).
+    let mut hashed = known.clone();
     for (j, it) in items.iter().enumerate().skip(first) {
         if let Some(off) = lw.tar_offset()? {
             starts.push((off, j));
