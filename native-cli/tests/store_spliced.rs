@@ -289,3 +289,25 @@ fn an_edit_after_an_undone_one_resumes_from_the_earlier_layer() {
     assert_eq!(h.parent, first, "resumed from the first build's layer");
     assert!(h.head * 2 >= store.blob_size(&first).unwrap());
 }
+
+/// A `--no-cache` build leaves its layer's checkpoints too (as it leaves its cache entries), so the next build after
+/// an edit in the last file resumes from its layer.
+#[test]
+fn a_rebuild_resumes_from_a_no_cache_builds_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, cold) = (tmp.path().join("store"), tmp.path().join("cold"));
+    let ctx = tmp.path().join("ctx");
+    let files = make_context(&ctx);
+    build(&root, &ctx, "lw/n:1", &["--no-cache"]);
+    let first = layer_of(&root, "lw/n:1");
+    let mut f7 = files[7].1.clone();
+    f7[10] ^= 0x20;
+    std::fs::write(ctx.join("f7.txt"), &f7).unwrap();
+    let id = build(&root, &ctx, "lw/n:2", &[]);
+    assert_eq!(id, build(&cold, &ctx, "lw/n:2", &["--no-cache"]));
+    let store = Store::open(&root).unwrap();
+    let h = store
+        .spliced_header(&layer_of(&root, "lw/n:2"))
+        .expect("spliced");
+    assert_eq!(h.parent, first);
+}

@@ -498,14 +498,17 @@ async fn write_layer(
 ) -> Result<(CachedLayer, bool), Error> {
     let shared = cx.shared;
     Ok(if shared.opts.no_cache {
-        // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
+        // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written; the
+        // layer's checkpoints are kept for the next build to resume from (see below).
         let mut digests = BTreeMap::new();
+        let position = chain(&st.key, &[code, "position"]);
+        let none = BTreeMap::new();
         let layer = write_items_async(
             host,
             shared.opts.layer_format,
             items,
             Some(&mut digests),
-            None,
+            Some((&position, &none)),
         )
         .await?;
         let content = items_digest(host, items, &digests)?;

@@ -58,11 +58,10 @@ pub(super) async fn write_items_async(
         false => None,
     };
     let Some(pool) = pool else {
-        // With every file's digest known (the step's key was looked up first), resume from a checkpoint.
-        if let (Some((key, known)), None, false) =
-            (resume, &digests, format.compression == Compression::None)
-        {
-            return super::resume::write(host, format, items, key, known);
+        // Written with checkpoints; with every file's digest known (the step's key was looked up first), resumed
+        // from one (a `--no-cache` build hashes the files as it writes them, and only leaves checkpoints).
+        if let (Some((key, known)), false) = (resume, format.compression == Compression::None) {
+            return super::resume::write(host, format, items, key, known, digests);
         }
         return write_inline(host, format, items, digests);
     };

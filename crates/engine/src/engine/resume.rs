@@ -116,18 +116,23 @@ fn chain(
 }
 
 /// Write the layer of `items` (gzip or zstd), from the best checkpoint kept under `key` when there is one. `known`:
-/// content digests of context files hashed for the step's key (the host's are asked for the others).
+/// content digests of context files hashed for the step's key (the host's are asked for the others). With `out`
+/// (a `--no-cache` build, whose key waits for the digests hashed as the files are written), the layer is written
+/// from the start, its checkpoints kept, and every context file's digest put in `out`.
 pub(super) fn write(
     host: &mut Host,
     format: LayerFormat,
     items: &[Item],
     key: &Digest,
     known: &BTreeMap<String, Digest>,
+    out: Option<&mut BTreeMap<String, Digest>>,
 ) -> Result<CachedLayer, Error> {
     let before = chain(host, format, items, known);
-    let records: Vec<Record> = host
-        .cache
-        .resume_candidates(key)
+    let candidates = match out {
+        Some(_) => Vec::new(),
+        None => host.cache.resume_candidates(key),
+    };
+    let records: Vec<Record> = candidates
         .iter()
         .filter_map(|b| serde_json::from_slice::<Record>(b).ok())
         .filter(|r| r.check == Record::check_of(&r.blob, &r.points))
@@ -201,6 +206,9 @@ pub(super) fn write(
     };
     if let Ok(bytes) = serde_json::to_vec(&record) {
         host.cache.put_resume_points(key, &bytes);
+    }
+    if let Some(out) = out {
+        out.extend(hashed);
     }
     super::layers::commit(sink, info)
 }
