@@ -503,7 +503,7 @@ mod tests {
         assert_eq!(store.splice_parent(&at, 995), None);
         assert_eq!(
             read_all(&store, &at).len(),
-            900 + 10 * (MAX_CHAIN as usize - 1) + 100
+            900 + 10 * (MAX_CHAIN - 1) + 100
         );
     }
 

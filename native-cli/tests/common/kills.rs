@@ -82,13 +82,11 @@ pub fn verify(root: &Path) -> Check {
             let read = store
                 .open_blob(&d)
                 .and_then(|mut b| Ok(std::io::Read::read_to_end(&mut b, &mut bytes)?));
+            let mut h = DigestHasher::new(d.algorithm());
+            h.update(&bytes);
             if let Err(e) = read {
                 c.problems.push(format!("spliced blob {d}: {e:#}"));
-            } else if {
-                let mut h = DigestHasher::new(d.algorithm());
-                h.update(&bytes);
-                h.finish() != d
-            } {
+            } else if h.finish() != d {
                 c.problems
                     .push(format!("spliced blob {d} does not hash to its name"));
             }
