@@ -11,7 +11,7 @@ use lw_layer::midstate::Sha256Mid;
 use lw_oci::{Descriptor, Digest, Platform};
 
 use crate::names;
-use crate::store::{tempfile_in, Store};
+use crate::store::{tempfile_in, SplicedWriter, Store};
 
 fn host_err(e: impl std::fmt::Display) -> Error {
     Error::Host(e.to_string())
@@ -37,6 +37,9 @@ enum SinkFile {
     /// A resumed layer: the start was copied in the kernel from an earlier blob, and the hash goes on from that
     /// start's saved state (the checkpoint's) over the bytes written here, the tail a rebuild made.
     Resumed(File, Sha256Mid),
+    /// A resumed layer kept spliced (see `store::spliced`): the earlier blob's start is not copied at all, only the
+    /// tail is written; the hash goes on from the checkpoint's state as for `Resumed`.
+    Spliced(SplicedWriter, Sha256Mid),
 }
 
 impl Sink {
@@ -56,12 +59,18 @@ impl Write for Sink {
                 h.update(&buf[..n]);
                 Ok(n)
             }
+            SinkFile::Spliced(f, h) => {
+                let n = f.write(buf)?;
+                h.update(&buf[..n]);
+                Ok(n)
+            }
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self.file()? {
             SinkFile::Hashed(w) => w.flush(),
             SinkFile::Resumed(f, _) => f.flush(),
+            SinkFile::Spliced(f, _) => f.flush(),
         }
     }
 }
@@ -79,6 +88,16 @@ impl BlobSink for Sink {
                 (file, actual)
             }
             SinkFile::Resumed(file, h) => (file, h.finish()),
+            SinkFile::Spliced(w, h) => {
+                let actual = h.finish();
+                if actual != *digest {
+                    w.cancel();
+                    return Err(Error::Host(format!(
+                        "new blob hashes to {actual}, expected {digest}"
+                    )));
+                }
+                return w.commit(digest).map_err(|e| Error::Host(format!("{e:#}")));
+            }
         };
         if actual != *digest {
             return Err(Error::Host(format!(
@@ -138,16 +157,32 @@ impl BlobStore for StoreBlobs<'_> {
                 state.len()
             )));
         }
+        let src = self.store.open_blob(from).map_err(host_err)?;
+        if src.len() < len {
+            return Err(Error::Host(format!(
+                "blob {from} is shorter than the {len} bytes a checkpoint names"
+            )));
+        }
+        if let Some(parent) = self.store.splice_parent(from, len) {
+            let w = self.store.create_spliced(&parent, len).map_err(host_err)?;
+            return Ok(Box::new(Sink {
+                tmp: PathBuf::new(),
+                file: Some(SinkFile::Spliced(w, state.clone())),
+                blobs_dir: self.store.root().join("blobs/sha256"),
+            }));
+        }
         let (tmp, mut file) = tempfile_in(&self.store.tmp_dir()).map_err(host_err)?;
         let mut sink = Sink {
             tmp,
             file: None,
             blobs_dir: self.store.root().join("blobs/sha256"),
         };
-        let src = self.store.open_blob(from).map_err(host_err)?;
         // std's io::copy from a File (also through `take`) to a File is copy_file_range on Linux.
-        let copied = io::copy(&mut src.take(len), &mut file)
-            .map_err(|e| Error::Host(format!("copying the start of blob {from}: {e}")))?;
+        let copied = match src.as_plain() {
+            Some(f) => io::copy(&mut f.take(len), &mut file),
+            None => io::copy(&mut src.take(len), &mut file),
+        }
+        .map_err(|e| Error::Host(format!("copying the start of blob {from}: {e}")))?;
         if copied != len {
             return Err(Error::Host(format!(
                 "blob {from} is shorter than the {len} bytes a checkpoint names"
@@ -157,6 +192,10 @@ impl BlobStore for StoreBlobs<'_> {
         Ok(Box::new(sink))
     }
 }
+
+/// How many of a step's latest resume records are kept: an edit made after another was undone resumes from the
+/// record of a layer written before the first edit.
+const RESUME_KEPT: usize = 4;
 
 /// The step cache, one small file per key under `cache/` in the store.
 pub struct StoreCache<'s> {
@@ -168,8 +207,13 @@ impl StoreCache<'_> {
         self.store.root().join("cache").join(key.encoded())
     }
 
-    fn resume_path(&self, key: &Digest) -> PathBuf {
-        self.store.root().join("cache/resume").join(key.encoded())
+    /// `cache/resume/<key>`, and `<key>.N` for the N-th earlier one.
+    fn resume_path_n(&self, key: &Digest, n: usize) -> PathBuf {
+        let name = match n {
+            0 => key.encoded().to_string(),
+            n => format!("{}.{n}", key.encoded()),
+        };
+        self.store.root().join("cache/resume").join(name)
     }
 
     /// A layer's index (its headers without data): `cache/layer-index/<digest>`.
@@ -225,14 +269,23 @@ impl Cache for StoreCache<'_> {
     /// A step's member checkpoints: `cache/resume/<position key>` (the blob they name may be pruned: then the
     /// next build is cold).
     fn resume_points(&self, key: &Digest) -> Option<Vec<u8>> {
-        fs::read(self.resume_path(key)).ok()
+        fs::read(self.resume_path_n(key, 0)).ok()
     }
+    /// The last [`RESUME_KEPT`] records are kept (`<key>`, `<key>.1`, ...), shifted down by each new one.
     fn put_resume_points(&self, key: &Digest, points: &[u8]) {
-        let p = self.resume_path(key);
+        let p = self.resume_path_n(key, 0);
         if fs::create_dir_all(p.parent().expect("resume dir")).is_ok() {
+            for n in (1..RESUME_KEPT).rev() {
+                let _ = fs::rename(self.resume_path_n(key, n - 1), self.resume_path_n(key, n));
+            }
             // Without them the next build is cold, so a failed write is not an error.
             let _ = crate::store::write_atomic_via(&self.store.tmp_dir(), &p, points);
         }
+    }
+    fn resume_candidates(&self, key: &Digest) -> Vec<Vec<u8>> {
+        (0..RESUME_KEPT)
+            .filter_map(|n| fs::read(self.resume_path_n(key, n)).ok())
+            .collect()
     }
 }
 

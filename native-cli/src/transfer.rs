@@ -162,7 +162,7 @@ impl<'s> StoreSource<'s> {
 impl StoreSource<'_> {
     fn open_blob(&mut self, digest: &Digest, offset: u64) -> Result<Box<dyn Read + '_>> {
         let mut f = self.store.open_blob(digest)?;
-        let len = f.metadata()?.len();
+        let len = f.len();
         f.seek(SeekFrom::Start(offset))?;
         let bar = self.bars.add(ProgressBar::new(len));
         bar.set_style(bar_style());

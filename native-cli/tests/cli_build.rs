@@ -499,9 +499,9 @@ fn context_hashing_skips_unchanged_files_and_sees_same_size_edits() {
     assert_eq!(build(&["--no-cache"]), racy2);
 }
 
-/// A one-file edit resumes the layer from the last unchanged member: the start of the earlier blob is copied in
-/// the kernel and its hash taken from the saved checkpoint state, and the image is still the cold build's, byte
-/// for byte (gzip and zstd).
+/// A one-file edit resumes the layer from the last unchanged member: the new blob is kept spliced (the earlier
+/// blob's start, not copied, and its own tail), its hash goes on from the saved checkpoint state, and the image is
+/// still the cold build's, byte for byte (gzip and zstd).
 #[test]
 fn a_rebuild_after_an_edit_in_the_last_file_resumes_and_matches_a_cold_build() {
     let tmp = tempfile::tempdir().unwrap();
@@ -540,9 +540,17 @@ fn a_rebuild_after_an_edit_in_the_last_file_resumes_and_matches_a_cold_build() {
         std::fs::write(&last, &data).unwrap();
         let resumed = build(&root, &[]);
         assert_ne!(resumed, first, "{compression}: the edit is seen");
-        let records: Vec<_> = std::fs::read_dir(root.join("cache/resume"))
-            .unwrap()
-            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        // The latest record of the step (`<key>`; earlier ones are kept as `<key>.N`).
+        let latest = |root: &std::path::Path| -> Vec<std::path::PathBuf> {
+            std::fs::read_dir(root.join("cache/resume"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| !p.file_name().unwrap().to_str().unwrap().contains('.'))
+                .collect()
+        };
+        let records: Vec<_> = latest(&root)
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
             .collect();
         assert_eq!(records.len(), 1, "{compression}: one step's checkpoints");
         let record: serde_json::Value = serde_json::from_slice(&records[0]).unwrap();
@@ -562,13 +570,20 @@ fn a_rebuild_after_an_edit_in_the_last_file_resumes_and_matches_a_cold_build() {
             let d = lw_oci::Digest::sha256_of(&std::fs::read(&p).unwrap());
             assert_eq!(d.encoded(), name);
         }
-        // A damaged record (one hex digit of a saved blob state) is ignored: the layer is written cold.
-        let rec_path = std::fs::read_dir(root.join("cache/resume"))
+        // The rebuilt layer is kept spliced (the earlier blob's start and its own tail) and reads as its name.
+        let store = layerwright::store::Store::open(&root).unwrap();
+        let spliced: Vec<_> = std::fs::read_dir(root.join("spliced/sha256"))
             .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(spliced.len(), 1, "{compression}: {spliced:?}");
+        let d = lw_oci::Digest::parse(&format!("sha256:{}", spliced[0])).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut store.open_blob(&d).unwrap(), &mut bytes).unwrap();
+        assert_eq!(lw_oci::Digest::sha256_of(&bytes), d);
+        // A damaged record (one hex digit of a saved blob state) is ignored: the layer is resumed from the earlier
+        // record (the first build's) instead, and is still the cold build's.
+        let rec_path = latest(&root).remove(0);
         let mut record: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&rec_path).unwrap()).unwrap();
         let points = record["points"].as_array_mut().unwrap();
@@ -586,7 +601,7 @@ fn a_rebuild_after_an_edit_in_the_last_file_resumes_and_matches_a_cold_build() {
         );
         assert_eq!(
             again, cold,
-            "{compression}: a damaged record gives a cold build"
+            "{compression}: a damaged record gives the cold build's bytes"
         );
         std::fs::write(&last, files[7].1.as_bytes()).unwrap();
     }

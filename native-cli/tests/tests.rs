@@ -43,5 +43,6 @@ mod store_full_disk;
 mod store_interop;
 mod store_isolation;
 mod store_kills;
+mod store_spliced;
 mod wasm_golden;
 mod zstd_interop;

@@ -36,8 +36,9 @@ pub trait BlobStore {
         Ok(sink)
     }
     /// [`BlobStore::create_with_prefix`], told the SHA-256 state of those `len` bytes (a checkpoint's, saved when
-    /// the blob was written): a host that can copy them without reading them (an in-kernel copy or a clone) need
-    /// not hash them again, and checks the new blob's digest from that state on.
+    /// the blob was written): a host that can copy them without reading them (an in-kernel copy or a clone), or
+    /// keep the new blob as a reference to them plus its own tail (the native store's spliced blobs), need not hash
+    /// them again, and checks the new blob's digest from that state on.
     fn create_resumed(
         &mut self,
         from: &Digest,
@@ -361,6 +362,12 @@ pub trait Cache {
     }
     /// Keep them; a cache may drop them (the next build is then cold).
     fn put_resume_points(&self, _key: &Digest, _points: &[u8]) {}
+    /// The checkpoints of the last few layers the step wrote, the latest first: a rebuild resumes from the one
+    /// whose unchanged start is longest (an edit made after another was undone differs from the last layer in two
+    /// places, but from an earlier one only in the new one). A cache keeping only one gives just that.
+    fn resume_candidates(&self, key: &Digest) -> Vec<Vec<u8>> {
+        self.resume_points(key).into_iter().collect()
+    }
 }
 
 /// Blobs in memory (the browser keeps these for the session). Clones share the same map.

@@ -103,15 +103,12 @@ impl RegistryStorage for DiskStorage {
     }
 
     fn blob_size(&self, d: &Digest) -> Option<u64> {
-        fs::metadata(self.store.blob_path(d))
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
+        self.store.blob_size(d)
     }
 
     fn open_blob(&self, d: &Digest) -> Result<(Box<dyn BlobReader>, u64)> {
         let f = self.store.open_blob(d)?;
-        let len = f.metadata()?.len();
+        let len = f.len();
         Ok((Box::new(f), len))
     }
 

@@ -14,6 +14,8 @@ use lw_oci::descriptor::annotations;
 use lw_oci::{media, Descriptor, Digest, DigestHasher, ImageConfig, Index, Manifest};
 
 mod pins;
+mod spliced;
+pub use spliced::{BlobFile, SplicedWriter};
 /// Documents (manifests, configs, indexes) above this size are refused.
 pub const MAX_DOCUMENT: u64 = 4 << 20;
 
@@ -228,8 +230,9 @@ impl Store {
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))
     }
 
+    /// Is blob `d` here, plain or spliced (see [`spliced`])?
     pub fn has_blob(&self, d: &Digest) -> bool {
-        self.blob_path(d).is_file()
+        self.blob_path(d).is_file() || self.spliced_path(d).is_file()
     }
 
     /// Stream `src` into the store, verifying it hashes to `expected` (and has `size` bytes when given).
@@ -283,14 +286,10 @@ impl Store {
         Ok(d)
     }
 
-    pub fn open_blob(&self, d: &Digest) -> Result<File> {
-        File::open(self.blob_path(d)).with_context(|| format!("blob {d} is not in the store"))
-    }
-
     /// Read a small blob (a document), verifying its digest.
     pub fn read_document(&self, d: &Digest) -> Result<Vec<u8>> {
         let f = self.open_blob(d)?;
-        let len = f.metadata()?.len();
+        let len = f.len();
         if len > MAX_DOCUMENT {
             bail!("document {d} is {len} bytes, over the {MAX_DOCUMENT}-byte limit");
         }
@@ -513,8 +512,32 @@ impl Store {
             return Ok(None);
         };
         let _l = self.lock()?;
-        let keep = self.reachable()?;
+        let mut keep = self.reachable()?;
         let pins = self.live_pins(&keep)?;
+        // A kept spliced blob whose parent nothing else keeps is written out in full, so the parent goes (and the
+        // layer is a plain file of the OCI layout again); one that fails to (a damaged parent) stays as it is.
+        for (d, _) in self.spliced_files() {
+            let Some(h) = self.spliced_header(&d) else {
+                continue;
+            };
+            let kept = |x: &Digest| keep.contains(x) || pins.contains(x);
+            if kept(&d) && !kept(&h.parent) {
+                let _ = self.flatten(&d);
+            }
+        }
+        // A spliced blob still kept keeps the blobs it starts with (the chain is short: see `spliced::MAX_CHAIN`).
+        let mut parents = Vec::new();
+        for d in keep.iter().chain(&pins) {
+            let mut at = d.clone();
+            while let Some(h) = self.spliced_header(&at) {
+                if parents.len() > keep.len() + pins.len() + spliced::MAX_CHAIN {
+                    break;
+                }
+                parents.push(h.parent.clone());
+                at = h.parent;
+            }
+        }
+        keep.extend(parents);
         let mut done = Collected {
             removed: 0,
             freed: 0,
@@ -526,13 +549,14 @@ impl Store {
             if a.file_type()?.is_dir() {
                 let alg = a.file_name().to_string_lossy().into_owned();
                 for e in fs::read_dir(a.path())? {
-                    blobs.push((alg.clone(), e?));
+                    let e = e?;
+                    let name = e.file_name().to_string_lossy().to_string();
+                    blobs.push((Digest::parse(&format!("{alg}:{name}")).ok(), e.path()));
                 }
             }
         }
-        for (alg, e) in blobs {
-            let name = e.file_name().to_string_lossy().to_string();
-            let d = Digest::parse(&format!("{alg}:{name}")).ok();
+        blobs.extend(self.spliced_files().into_iter().map(|(d, p)| (Some(d), p)));
+        for (d, path) in blobs {
             if d.as_ref().is_some_and(|d| keep.contains(d)) {
                 continue;
             }
@@ -540,16 +564,16 @@ impl Store {
                 done.pinned += 1;
                 continue;
             }
-            done.freed += e.metadata().map(|m| m.len()).unwrap_or(0);
-            fs::remove_file(e.path())?;
+            done.freed += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(&path)?;
             done.removed += 1;
         }
         // A layer's path index (the build's `cache/layer-index/<digest>`) goes with the layer.
         if let Ok(dir) = fs::read_dir(self.root.join("cache/layer-index")) {
             for e in dir.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                let present = Digest::parse(&format!("sha256:{name}"))
-                    .is_ok_and(|d| self.root.join("blobs/sha256").join(d.encoded()).exists());
+                let present =
+                    Digest::parse(&format!("sha256:{name}")).is_ok_and(|d| self.has_blob(&d));
                 if !present {
                     let _ = fs::remove_file(e.path());
                 }

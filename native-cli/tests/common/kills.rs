@@ -63,6 +63,36 @@ pub fn verify(root: &Path) -> Check {
             c.blobs += 1;
         }
     }
+    // Spliced blobs (a resumed layer: an earlier blob's start and a tail) read through the store.
+    for alg in std::fs::read_dir(root.join("spliced"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let alg_name = alg.file_name().to_string_lossy().into_owned();
+        for f in std::fs::read_dir(alg.path()).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let Ok(d) = Digest::parse(&format!("{alg_name}:{name}")) else {
+                c.problems.push(format!(
+                    "a spliced file with a name that is no digest: {name}"
+                ));
+                continue;
+            };
+            let mut bytes = Vec::new();
+            let read = store
+                .open_blob(&d)
+                .and_then(|mut b| Ok(std::io::Read::read_to_end(&mut b, &mut bytes)?));
+            let mut h = DigestHasher::new(d.algorithm());
+            h.update(&bytes);
+            if let Err(e) = read {
+                c.problems.push(format!("spliced blob {d}: {e:#}"));
+            } else if h.finish() != d {
+                c.problems
+                    .push(format!("spliced blob {d} does not hash to its name"));
+            }
+            c.blobs += 1;
+        }
+    }
     let recs = match store.records() {
         Ok(r) => r,
         Err(e) => {

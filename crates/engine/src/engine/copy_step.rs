@@ -498,14 +498,17 @@ async fn write_layer(
 ) -> Result<(CachedLayer, bool), Error> {
     let shared = cx.shared;
     Ok(if shared.opts.no_cache {
-        // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written.
+        // Nothing is looked up, so the key can wait for the file digests hashed while the layer is written; the
+        // layer's checkpoints are kept for the next build to resume from (see below).
         let mut digests = BTreeMap::new();
+        let position = chain(&st.key, &[code, "position"]);
+        let none = BTreeMap::new();
         let layer = write_items_async(
             host,
             shared.opts.layer_format,
             items,
             Some(&mut digests),
-            None,
+            Some((&position, &none)),
         )
         .await?;
         let content = items_digest(host, items, &digests)?;
@@ -514,6 +517,8 @@ async fn write_layer(
         host.cache.put(&key, Some(layer.clone()));
         (layer, false)
     } else {
+        // The digests hashed now (the host did not know them: new files, or files changed too recently for its
+        // stat cache to keep) also tell a resumed layer which of its entries are unchanged.
         let unknown = hash_unknown(host, items).await?;
         let content = items_digest(host, items, &unknown)?;
         // The step's position, whatever its content: where the checkpoints of its last layer are kept.

@@ -59,11 +59,10 @@ pub(super) async fn write_items_async(
         true => host.blobs.member_pool(),
         false => None,
     };
-    // With every file's digest known (the step's key was looked up first), resume from a checkpoint.
-    if let (Some((key, known)), None, false) =
-        (resume, &digests, format.compression == Compression::None)
-    {
-        return super::resume::write(host, format, items, key, known, pool).await;
+    // Written with checkpoints; with every file's digest known (the step's key was looked up first), resumed from
+    // one (a `--no-cache` build hashes the files as it writes them, and only leaves checkpoints).
+    if let (Some((key, known)), false) = (resume, format.compression == Compression::None) {
+        return super::resume::write(host, format, items, key, known, digests, pool).await;
     }
     let Some(pool) = pool else {
         return write_inline(host, format, items, digests);

@@ -1,10 +1,10 @@
 //! Rebuilds in proportion to the change: a COPY/ADD layer is written with a checkpoint at every member start (tar
 //! and blob offsets, both SHA-256 states), kept under the step's position key (its parent key and instruction).
 //! The next build of that step resumes from the last checkpoint whose entries before it are unchanged: the blob's
-//! start is copied from the earlier layer and only the files from there on are read, compressed and hashed. The
-//! bytes are those of a cold build. One code path for both hosts: members are compressed inline (on threads
-//! natively) or on the host's member pool (the tab's Web Workers), and the start is copied by the host
-//! ([`crate::host::BlobStore::resume_blob`]: in the kernel natively, read back and checked in the tab).
+//! start is taken from the earlier layer (copied, read back and checked, or referred to where the host keeps spliced
+//! blobs) and only the files from there on are read, compressed and hashed. The bytes are those of a cold build.
+//! One code path for both hosts: members are compressed inline (on threads natively) or on the host's member pool
+//! (the tab's Web Workers), and the start comes from the host ([`crate::host::BlobStore::resume_blob`]).
 
 use std::collections::BTreeMap;
 
@@ -118,32 +118,43 @@ fn chain(
 }
 
 /// Write the layer of `items` (gzip or zstd), from the best checkpoint kept under `key` when there is one, its gzip
-/// members compressed on `pool` when the host has one (the tab's Web Workers). `known`: the context files' digests
-/// the step's key was made of, where the host does not remember them.
+/// members compressed on `pool` when the host has one (the tab's Web Workers). `known`: content digests of context
+/// files hashed for the step's key (the host's are asked for the others). With `out` (a `--no-cache` build, whose
+/// key waits for the digests hashed as the files are written), the layer is written from the start, its
+/// checkpoints kept, and every context file's digest put in `out`.
 pub(super) async fn write(
     host: &mut Host<'_>,
     format: LayerFormat,
     items: &[Item],
     key: &Digest,
     known: &BTreeMap<String, Digest>,
+    out: Option<&mut BTreeMap<String, Digest>>,
     pool: Option<Box<dyn MemberPool>>,
 ) -> Result<CachedLayer, Error> {
     let before = chain(host, format, items, known);
-    let record = host
-        .cache
-        .resume_points(key)
-        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+    let candidates = match out {
+        Some(_) => Vec::new(),
+        None => host.cache.resume_candidates(key),
+    };
+    let records: Vec<Record> = candidates
+        .iter()
+        .filter_map(|b| serde_json::from_slice::<Record>(b).ok())
         .filter(|r| r.check == Record::check_of(&r.blob, &r.points))
-        .filter(|r| host.blobs.has(&r.blob));
-    let start = record.as_ref().and_then(|r| {
-        let p = r
-            .points
-            .iter()
-            .rev()
-            .find(|p| p.item < before.len() && before[p.item] == p.chain)?;
-        Some((r, p, p.checkpoint()?))
-    });
-    // The earlier blob's start, copied (and checked, where the host reads it back) into the new one; a start that
+        .filter(|r| host.blobs.has(&r.blob))
+        .collect();
+    // The latest checkpoint any record offers (the most recent record on a tie).
+    let start = records
+        .iter()
+        .filter_map(|r| {
+            let p = r
+                .points
+                .iter()
+                .rev()
+                .find(|p| p.item < before.len() && before[p.item] == p.chain)?;
+            Some((r, p, p.checkpoint()?))
+        })
+        .min_by_key(|(_, p, _)| std::cmp::Reverse(p.item));
+    // The earlier blob's start, taken (and checked, where the host reads it back) into the new one; a start that
     // cannot be had (a stored blob gone or changed) means a cold write.
     let resumed = match start {
         Some((r, p, cp)) => host
@@ -201,6 +212,9 @@ pub(super) async fn write(
     };
     if let Ok(bytes) = serde_json::to_vec(&record) {
         host.cache.put_resume_points(key, &bytes);
+    }
+    if let Some(out) = out {
+        out.extend(hashed);
     }
     super::layers::commit(sink, info)
 }
