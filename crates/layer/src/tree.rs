@@ -17,6 +17,16 @@ pub struct Node {
     pub entry: Entry,
     pub layer: usize,
     pub data: Option<Vec<u8>>,
+    /// Where a [`Spill`] put the file's bytes (they are not in `data`).
+    pub external: Option<u64>,
+}
+
+/// Where large files' bytes go while a tree is made with [`FileTree::apply_layer_spilling`] (the tab's VM keeps
+/// them out of wasm memory, in browser storage).
+pub trait Spill {
+    /// Take the `len` bytes of one file from `data` and answer where they are (an offset the reader later asks
+    /// for).
+    fn put(&mut self, data: &mut dyn Read, len: u64) -> Result<u64, Error>;
 }
 
 /// What one layer did to the tree below it.
@@ -116,6 +126,7 @@ impl FileTree {
                     entry: Entry::dir(dir, 0o755),
                     layer,
                     data: None,
+                    external: None,
                 },
             );
             dir = path::parent(dir);
@@ -124,6 +135,26 @@ impl FileTree {
 
     /// Apply one uncompressed layer tar on top of the tree.
     pub fn apply_layer<R: Read>(&mut self, layer: usize, tar: R) -> Result<LayerStats, Error> {
+        self.apply(layer, tar, None)
+    }
+
+    /// [`FileTree::apply_layer`], the bytes of files above `threshold` going to `spill` rather than into the tree.
+    pub fn apply_layer_spilling<R: Read>(
+        &mut self,
+        layer: usize,
+        tar: R,
+        threshold: u64,
+        spill: &mut dyn Spill,
+    ) -> Result<LayerStats, Error> {
+        self.apply(layer, tar, Some((threshold, spill)))
+    }
+
+    fn apply<R: Read>(
+        &mut self,
+        layer: usize,
+        tar: R,
+        mut spill: Option<(u64, &mut dyn Spill)>,
+    ) -> Result<LayerStats, Error> {
         let mut reader = TarReader::new(tar);
         let mut stats = LayerStats::default();
         while let Some(entry) = reader.next_entry()? {
@@ -164,8 +195,13 @@ impl FileTree {
                     });
                 }
             }
-            let data = match self.keep_data {
-                Some(limit) if entry.has_data() && entry.size <= limit => {
+            let mut external = None;
+            let data = match (self.keep_data, &mut spill) {
+                (_, Some((over, sink))) if entry.has_data() && entry.size > *over => {
+                    external = Some(sink.put(&mut reader.data(), entry.size)?);
+                    None
+                }
+                (Some(limit), _) if entry.has_data() && entry.size <= limit => {
                     Some(reader.read_to_vec(limit)?)
                 }
                 _ => None,
@@ -183,7 +219,15 @@ impl FileTree {
             }
             self.ensure_parents(&entry.path, layer);
             let p = entry.path.clone();
-            self.nodes.insert(p, Node { entry, layer, data });
+            self.nodes.insert(
+                p,
+                Node {
+                    entry,
+                    layer,
+                    data,
+                    external,
+                },
+            );
         }
         Ok(stats)
     }
@@ -201,7 +245,15 @@ impl FileTree {
         }
         self.ensure_parents(&entry.path, layer);
         let p = entry.path.clone();
-        self.nodes.insert(p, Node { entry, layer, data });
+        self.nodes.insert(
+            p,
+            Node {
+                entry,
+                layer,
+                data,
+                external: None,
+            },
+        );
     }
 
     /// Nodes strictly below directory `dir` (all nodes for the root, `""`), in path order.
