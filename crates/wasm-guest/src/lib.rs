@@ -73,7 +73,8 @@ impl NinepBase {
     }
 
     /// [`NinepBase::new`] keeping the bytes of regular files above `threshold` out of wasm memory: they go to
-    /// `onData(chunk)` in order (the page appends them to a scratch store) and the root keeps where they are (their
+    /// `onData(chunk)` in order (the page appends them to a scratch store; `chunk` is a view of the module's memory,
+    /// valid only during the call, and the callback must not call into the module) and the root keeps where they are (their
     /// offset in that store); a session's reads of them are answered through [`NinepSession::need`].
     pub fn spilled(layers: Array, threshold: f64, on_data: Function) -> Result<NinepBase, JsValue> {
         install_zstd();
@@ -102,7 +103,9 @@ impl Spill for JsSpill {
         while left > 0 {
             let want = left.min(self.buf.len() as u64) as usize;
             data.read_exact(&mut self.buf[..want])?;
-            let chunk = Uint8Array::from(&self.buf[..want]);
+            // A view of the buffer, valid during the call only: the page copies it out (into a Blob) before it
+            // returns, so the bytes never go through the JS heap.
+            let chunk = unsafe { Uint8Array::view(&self.buf[..want]) };
             self.on_data.call1(&JsValue::NULL, &chunk).map_err(|e| {
                 lw_layer::Error::Io(std::io::Error::other(format!(
                     "storing a large file's bytes: {}",
