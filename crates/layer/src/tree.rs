@@ -135,7 +135,10 @@ impl FileTree {
 
     /// Apply one uncompressed layer tar on top of the tree.
     pub fn apply_layer<R: Read>(&mut self, layer: usize, tar: R) -> Result<LayerStats, Error> {
-        self.apply(layer, tar, None)
+        let keep = self.keep_data;
+        self.apply(layer, tar, |entry, reader| {
+            Ok((kept(keep, entry, reader)?, None))
+        })
     }
 
     /// [`FileTree::apply_layer`], the bytes of files above `threshold` going to `spill` rather than into the tree.
@@ -146,14 +149,26 @@ impl FileTree {
         threshold: u64,
         spill: &mut dyn Spill,
     ) -> Result<LayerStats, Error> {
-        self.apply(layer, tar, Some((threshold, spill)))
+        let keep = self.keep_data;
+        self.apply(layer, tar, |entry, reader| {
+            if entry.has_data() && entry.size > threshold {
+                return Ok((None, Some(spill.put(&mut reader.data(), entry.size)?)));
+            }
+            Ok((kept(keep, entry, reader)?, None))
+        })
     }
 
+    /// Apply a layer, `data_of` taking each entry's bytes: into the tree (`Some` data), elsewhere (`Some` place) or
+    /// nowhere. (A closure, so the plain [`FileTree::apply_layer`] links no spilling: the browser's main module
+    /// has a size budget.)
     fn apply<R: Read>(
         &mut self,
         layer: usize,
         tar: R,
-        mut spill: Option<(u64, &mut dyn Spill)>,
+        mut data_of: impl FnMut(
+            &Entry,
+            &mut TarReader<R>,
+        ) -> Result<(Option<Vec<u8>>, Option<u64>), Error>,
     ) -> Result<LayerStats, Error> {
         let mut reader = TarReader::new(tar);
         let mut stats = LayerStats::default();
@@ -195,17 +210,7 @@ impl FileTree {
                     });
                 }
             }
-            let mut external = None;
-            let data = match (self.keep_data, &mut spill) {
-                (_, Some((over, sink))) if entry.has_data() && entry.size > *over => {
-                    external = Some(sink.put(&mut reader.data(), entry.size)?);
-                    None
-                }
-                (Some(limit), _) if entry.has_data() && entry.size <= limit => {
-                    Some(reader.read_to_vec(limit)?)
-                }
-                _ => None,
-            };
+            let (data, external) = data_of(&entry, &mut reader)?;
             stats.bytes += entry.size;
             if let Some(old) = self.nodes.get(&entry.path) {
                 if old.layer < layer {
@@ -319,4 +324,16 @@ impl FileTree {
     pub fn total_bytes(&self) -> u64 {
         self.nodes.values().map(|n| n.entry.size).sum()
     }
+}
+
+/// The bytes of `entry` when the tree keeps data (`keep`: the largest file kept) and it is within that.
+fn kept<R: Read>(
+    keep: Option<u64>,
+    entry: &Entry,
+    reader: &mut TarReader<R>,
+) -> Result<Option<Vec<u8>>, Error> {
+    Ok(match keep {
+        Some(limit) if entry.has_data() && entry.size <= limit => Some(reader.read_to_vec(limit)?),
+        _ => None,
+    })
 }
