@@ -117,6 +117,7 @@ test('memory of a container whose stored layer holds LW_VM_STORED_MB of files', 
     const runMs = Math.round(performance.now() - t1);
     const after = { main: lw.memoryBytes(), guest: lw.vmExecutor().stats.guestMemoryBytes, heap: heap() };
     const outsideBytes = lw.vmExecutor().stats.outsideBytes;
+    const rootMs = lw.vmExecutor().stats.rootMs;
     // The same RUN with the files' bytes outside (the default) and all in memory (spillAt: Infinity).
     const dockerfile = `FROM stored/mem-${tag}:1\nRUN chmod 600 /data/f000.bin && echo more >> /data/f001.bin && ln /data/f002.bin /data/link && mv /data/f003.bin /data/moved && sha256sum /data/last.bin /data/f004.bin > /data/sums && head -c 5000 /data/f005.bin | wc -c\n`;
     const runs = [];
@@ -126,17 +127,17 @@ test('memory of a container whose stored layer holds LW_VM_STORED_MB of files', 
       const log = [];
       const t = performance.now();
       const img = await lw.build({ dockerfile, noCache: true, platform: 'linux/386', sourceDateEpoch: 0, onEvent: (e) => { if (e.type === 'output') log.push(e.data); } });
-      runs.push({ layer: img.layers.at(-1), ms: Math.round(performance.now() - t), phase: vm.stats.phases.at(-1), log: log.join('') });
+      runs.push({ layer: img.layers.at(-1), ms: Math.round(performance.now() - t), phase: vm.stats.phases.at(-1), rootMs: vm.stats.rootMs, log: log.join('') });
     }
     lw.vmExecutor().spillAt = 64 << 10;
-    return { layer, buildMs, runMs, before, after, end, want, text: new TextDecoder().decode(Uint8Array.from(chunks)), n: Object.keys(files).length, outsideBytes, runs };
+    return { layer, buildMs, runMs, before, after, end, want, text: new TextDecoder().decode(Uint8Array.from(chunks)), n: Object.keys(files).length, outsideBytes, rootMs, runs };
   }, mb);
   const MiB = (b) => (b === null ? null : Math.round(b / 1048576 * 10) / 10);
   console.log(`vm stored-layer memory (${mb} MB of files, layer ${MiB(out.layer.size)} MiB; MiB): ${JSON.stringify({
     build_ms: out.buildMs, run_ms: out.runMs,
     main_before: MiB(out.before.main), main_after: MiB(out.after.main),
     guest_before: MiB(out.before.guest), guest_after: MiB(out.after.guest),
-    js_heap_before: MiB(out.before.heap), js_heap_after: MiB(out.after.heap), outside: MiB(out.outsideBytes),
+    js_heap_before: MiB(out.before.heap), js_heap_after: MiB(out.after.heap), outside: MiB(out.outsideBytes), root_outside_ms: out.rootMs, root_inside_ms: out.runs[1].rootMs,
     run_outside_ms: out.runs[0].ms, run_inside_ms: out.runs[1].ms, phases_outside: out.runs[0].phase, phases_inside: out.runs[1].phase,
   })}`);
   assert.ok(out.layer.size > 16 << 20, `the layer passed the spill threshold: ${out.layer.size}`);

@@ -205,6 +205,8 @@ export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
     guestMemoryBytes: number | null;
     /** The bytes of the last root made that are kept outside the 9p module (its scratch file, OPFS or a Blob). */
     outsideBytes: number | null;
+    /** Making the last new root, in ms: `made` by the 9p module, `kept`: its scratch file written. */
+    rootMs: { made: number; kept: number } | null;
     /**
      * Per step, in ms: `root` (the stage root made), `guest` (the request until the guest's answer: `mount`, the
      * root made ready there, then `step`, its processes), `layer` (the layer written); `ninep` requests answered
@@ -213,7 +215,7 @@ export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
      */
     phases: {
       root: number; guest: number; layer: number; mount: number; step: number; ninep: number; ninepMs: number;
-      minstr: number; fetches: number;
+      minstr: number; fetches: number; reads: number; waitMs: number;
     }[];
   };
   /**

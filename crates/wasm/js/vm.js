@@ -31,12 +31,17 @@ async function readScratch(file, off, len) {
 const BLOCK = 8 << 20;
 function blockReader() {
   let block = null;
-  return async (file, off, len) => {
-    if (len > BLOCK) return readScratch(file, off, len);
+  /** The bytes when the block holds them (no wait: the request is answered at once), else null. */
+  const peek = (file, off, len) => {
     const hit = block && block.file === file && off >= block.at && off + len <= block.at + block.bytes.length;
-    if (!hit) block = { file, at: off, bytes: await readScratch(file, off, Math.min(BLOCK, file.size - off)) };
-    return block.bytes.subarray(off - block.at, off - block.at + len);
+    return hit ? block.bytes.subarray(off - block.at, off - block.at + len) : null;
   };
+  const read = async (file, off, len) => {
+    if (len > BLOCK) return readScratch(file, off, len);
+    block = { file, at: off, bytes: await readScratch(file, off, Math.min(BLOCK, file.size - off)) };
+    return peek(file, off, len);
+  };
+  return { peek, read };
 }
 
 /** The bytes of the regular file at `path` in session `s`'s root, from memory or from its scratch `file`. */
@@ -281,15 +286,16 @@ export function containerScript(spec, user) {
  * next to this module). `stats` records what it cost: `bytes` downloaded, `startMs` (download + restore),
  * `restoreMs` (v86 set up with the saved state until it runs), `guestMemoryBytes` (the 9p module's wasm memory once
  * the last root was made: it holds the roots' small files and metadata), `outsideBytes` (the last root's bytes in its
- * scratch file: files above `executor.spillAt`), `stepsMs` per step and its `phases` (`root`: the stage root made
- * from the layers, `guest`: the request until the guest's answer, `layer`: the layer written; `fetches`: reads of
- * the scratch file).
+ * scratch file: files above `executor.spillAt`), `rootMs` (making the last root new: `made` in the 9p module, `kept`
+ * writing its scratch file), `stepsMs` per step and its `phases` (`root`: the stage root made
+ * from the layers, `guest`: the request until the guest's answer, `layer`: the layer written; `fetches`: requests
+ * that needed outside bytes, `reads` of them from the scratch file, `waitMs` waiting for those).
  * `executor.run(spec)` runs a container in the same VM. `cacheStore`: a promise of the browser storage that keeps
  * cache mounts across reloads (cachemounts.js), or null (they last while the VM does).
  */
 export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   const base = new URL(guestUrl ?? new URL("../guest/", import.meta.url));
-  const stats = { bytes: 0, startMs: null, restoreMs: null, guestMemoryBytes: null, outsideBytes: null, stepsMs: [], phases: [] };
+  const stats = { bytes: 0, startMs: null, restoreMs: null, guestMemoryBytes: null, outsideBytes: null, rootMs: null, stepsMs: [], phases: [] };
   let vm = null;
   // The tree the 9p server serves. The guest keeps it mounted after its step; the next step's session takes over
   // the connection (`adopt`) and this one is freed then.
@@ -300,7 +306,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   // before).
   let waiting = null;
   // 9p requests answered and the time spent answering them, for the phases.
-  const ninep = { n: 0, ms: 0, fetches: 0 };
+  const ninep = { n: 0, ms: 0, fetches: 0, reads: 0, waitMs: 0 };
   const readBlock = blockReader();
   const eio = (req) => Uint8Array.of(11, 0, 0, 0, 7, req[5], req[6], 5, 0, 0, 0);
 
@@ -321,7 +327,15 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
     }
     const need = s.need();
     ninep.fetches++;
-    return (need.whole ? readScratch(file, need.off, need.len) : readBlock(file, need.off, need.len)).then((bytes) => {
+    const held = need.whole ? null : readBlock.peek(file, need.off, need.len);
+    if (held) {
+      s.supply(need.off, held);
+      return serve(req, reply);
+    }
+    const t0 = performance.now();
+    ninep.reads++;
+    return (need.whole ? readScratch(file, need.off, need.len) : readBlock.read(file, need.off, need.len)).then((bytes) => {
+      ninep.waitMs += performance.now() - t0;
       // A freed session is not touched; the guest's next root has its own fids.
       if (session !== s) throw new Error("the root changed while a read waited");
       if (need.whole) s.materialize(need.ino, need.off, bytes);
@@ -418,9 +432,12 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
     if (kept) bases.delete(key);
     else {
       const parts = scratchParts();
+      const t0 = performance.now();
       const base = core.NinepBase.spilled(layers.map((l) => readBlob(l.digest)), executor.spillAt, (c) => parts.push(c));
+      const t1 = performance.now();
       kept = { base, scratch: await keepScratch(parts.blob()) };
       stats.outsideBytes = kept.scratch.file.size;
+      stats.rootMs = { made: Math.round(t1 - t0), kept: Math.round(performance.now() - t1) };
     }
     bases.set(key, kept); // the most recent last
     for (const [k, old] of bases) {
@@ -597,6 +614,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       const line = requestLine("run", id, purge + stepScript(req, user, plan));
       const t1 = performance.now();
       const [n0, ms0, f0, i0] = [ninep.n, ninep.ms, ninep.fetches, emulator.get_instruction_counter()];
+      const [r0, w0] = [ninep.reads, ninep.waitMs];
       const times = {};
       const code = await request(emulator, id, line, io.output, times);
       const instructions = (emulator.get_instruction_counter() - i0) >>> 0;
@@ -617,7 +635,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
         // the guest's work that does not move with the machine's load).
         mount: Math.round(mounted - t1), step: Math.round(t2 - mounted),
         ninep: ninep.n - n0, ninepMs: Math.round(ninep.ms - ms0), minstr: Math.round(instructions / 1e5) / 10,
-        fetches: ninep.fetches - f0,
+        fetches: ninep.fetches - f0, reads: ninep.reads - r0, waitMs: Math.round(ninep.waitMs - w0),
       });
       if (code !== 0) return { exitCode: code };
       return { exitCode: 0, layer };
