@@ -104,9 +104,14 @@ test('memory of a container whose stored layer holds LW_VM_STORED_MB of files', 
     const img = await lw.build({ dockerfile: 'FROM busybox\nCOPY . /data/\n', files, tags: [`stored/mem-${tag}:1`], platform: 'linux/386' });
     const buildMs = Math.round(performance.now() - t0);
     const layer = img.layers.at(-1);
+    // A scratch file of a page that is gone (no Web Lock holds its id): removed when the VM first keeps a root.
+    const scratchDir = await (await navigator.storage.getDirectory()).getDirectoryHandle('layerwright-vm-scratch', { create: true });
+    await (await (await scratchDir.getFileHandle('gonepage.1', { create: true })).createWritable()).close();
+    const scratchFiles = async () => { const names = []; for await (const n of scratchDir.keys()) names.push(n); return names; };
     // The VM started on a tiny container first, so its own start is not in the figures.
     const first = await lw.runContainer('busybox', { cmd: ['true'] });
     await first.done;
+    const afterFirst = await scratchFiles();
     const before = { main: lw.memoryBytes(), guest: lw.vmExecutor().stats.guestMemoryBytes, heap: heap() };
     const chunks = [];
     const t1 = performance.now();
@@ -130,7 +135,8 @@ test('memory of a container whose stored layer holds LW_VM_STORED_MB of files', 
       runs.push({ layer: img.layers.at(-1), ms: Math.round(performance.now() - t), phase: vm.stats.phases.at(-1), rootMs: vm.stats.rootMs, log: log.join('') });
     }
     lw.vmExecutor().spillAt = 64 << 10;
-    return { layer, buildMs, runMs, before, after, end, want, text: new TextDecoder().decode(Uint8Array.from(chunks)), n: Object.keys(files).length, outsideBytes, rootMs, runs };
+    const scratchAtEnd = await scratchFiles();
+    return { layer, buildMs, runMs, before, after, end, want, text: new TextDecoder().decode(Uint8Array.from(chunks)), n: Object.keys(files).length, outsideBytes, rootMs, runs, afterFirst, scratchAtEnd };
   }, mb);
   const MiB = (b) => (b === null ? null : Math.round(b / 1048576 * 10) / 10);
   console.log(`vm stored-layer memory (${mb} MB of files, layer ${MiB(out.layer.size)} MiB; MiB): ${JSON.stringify({
@@ -151,6 +157,11 @@ test('memory of a container whose stored layer holds LW_VM_STORED_MB of files', 
   assert.equal(out.end.exitCode, 0, out.text);
   assert.match(out.text, new RegExp(`^${out.n}\\s*$`, 'm'), out.text);
   assert.match(out.text, new RegExp(`^${out.want}  /data/last\\.bin\\s*$`, 'm'), out.text);
+  // The stale scratch file went; this page keeps one per root it keeps (two at most), all under its own id.
+  assert.ok(!out.afterFirst.includes('gonepage.1'), `the stale scratch file is removed: ${out.afterFirst}`);
+  assert.ok(out.afterFirst.length >= 1, `busybox's root has a scratch file: ${out.afterFirst}`);
+  const pages = new Set(out.scratchAtEnd.map((n) => n.split('.')[0]));
+  assert.ok(out.scratchAtEnd.length >= 1 && out.scratchAtEnd.length <= 2 && pages.size === 1, `scratch files: ${out.scratchAtEnd}`);
   // The RUN's output and layer are the same whether the bytes are outside or in memory.
   const [outside, inside] = out.runs;
   assert.match(outside.log, /^5000\s*$/m, outside.log);
