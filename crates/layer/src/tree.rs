@@ -17,6 +17,16 @@ pub struct Node {
     pub entry: Entry,
     pub layer: usize,
     pub data: Option<Vec<u8>>,
+    /// Where a [`Spill`] put the file's bytes (they are not in `data`).
+    pub external: Option<u64>,
+}
+
+/// Where large files' bytes go while a tree is made with [`FileTree::apply_layer_spilling`] (the tab's VM keeps
+/// them out of wasm memory, in browser storage).
+pub trait Spill {
+    /// Take the `len` bytes of one file from `data` and answer where they are (an offset the reader later asks
+    /// for).
+    fn put(&mut self, data: &mut dyn Read, len: u64) -> Result<u64, Error>;
 }
 
 /// What one layer did to the tree below it.
@@ -116,6 +126,7 @@ impl FileTree {
                     entry: Entry::dir(dir, 0o755),
                     layer,
                     data: None,
+                    external: None,
                 },
             );
             dir = path::parent(dir);
@@ -124,6 +135,41 @@ impl FileTree {
 
     /// Apply one uncompressed layer tar on top of the tree.
     pub fn apply_layer<R: Read>(&mut self, layer: usize, tar: R) -> Result<LayerStats, Error> {
+        let keep = self.keep_data;
+        self.apply(layer, tar, |entry, reader| {
+            Ok((kept(keep, entry, reader)?, None))
+        })
+    }
+
+    /// [`FileTree::apply_layer`], the bytes of files above `threshold` going to `spill` rather than into the tree.
+    pub fn apply_layer_spilling<R: Read>(
+        &mut self,
+        layer: usize,
+        tar: R,
+        threshold: u64,
+        spill: &mut dyn Spill,
+    ) -> Result<LayerStats, Error> {
+        let keep = self.keep_data;
+        self.apply(layer, tar, |entry, reader| {
+            if entry.has_data() && entry.size > threshold {
+                return Ok((None, Some(spill.put(&mut reader.data(), entry.size)?)));
+            }
+            Ok((kept(keep, entry, reader)?, None))
+        })
+    }
+
+    /// Apply a layer, `data_of` taking each entry's bytes: into the tree (`Some` data), elsewhere (`Some` place) or
+    /// nowhere. (A closure, so the plain [`FileTree::apply_layer`] links no spilling: the browser's main module
+    /// has a size budget.)
+    fn apply<R: Read>(
+        &mut self,
+        layer: usize,
+        tar: R,
+        mut data_of: impl FnMut(
+            &Entry,
+            &mut TarReader<R>,
+        ) -> Result<(Option<Vec<u8>>, Option<u64>), Error>,
+    ) -> Result<LayerStats, Error> {
         let mut reader = TarReader::new(tar);
         let mut stats = LayerStats::default();
         while let Some(entry) = reader.next_entry()? {
@@ -164,12 +210,7 @@ impl FileTree {
                     });
                 }
             }
-            let data = match self.keep_data {
-                Some(limit) if entry.has_data() && entry.size <= limit => {
-                    Some(reader.read_to_vec(limit)?)
-                }
-                _ => None,
-            };
+            let (data, external) = data_of(&entry, &mut reader)?;
             stats.bytes += entry.size;
             if let Some(old) = self.nodes.get(&entry.path) {
                 if old.layer < layer {
@@ -183,7 +224,15 @@ impl FileTree {
             }
             self.ensure_parents(&entry.path, layer);
             let p = entry.path.clone();
-            self.nodes.insert(p, Node { entry, layer, data });
+            self.nodes.insert(
+                p,
+                Node {
+                    entry,
+                    layer,
+                    data,
+                    external,
+                },
+            );
         }
         Ok(stats)
     }
@@ -201,7 +250,15 @@ impl FileTree {
         }
         self.ensure_parents(&entry.path, layer);
         let p = entry.path.clone();
-        self.nodes.insert(p, Node { entry, layer, data });
+        self.nodes.insert(
+            p,
+            Node {
+                entry,
+                layer,
+                data,
+                external: None,
+            },
+        );
     }
 
     /// Nodes strictly below directory `dir` (all nodes for the root, `""`), in path order.
@@ -267,4 +324,16 @@ impl FileTree {
     pub fn total_bytes(&self) -> u64 {
         self.nodes.values().map(|n| n.entry.size).sum()
     }
+}
+
+/// The bytes of `entry` when the tree keeps data (`keep`: the largest file kept) and it is within that.
+fn kept<R: Read>(
+    keep: Option<u64>,
+    entry: &Entry,
+    reader: &mut TarReader<R>,
+) -> Result<Option<Vec<u8>>, Error> {
+    Ok(match keep {
+        Some(limit) if entry.has_data() && entry.size <= limit => Some(reader.read_to_vec(limit)?),
+        _ => None,
+    })
 }

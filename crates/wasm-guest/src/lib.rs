@@ -6,8 +6,8 @@
 // Functions stay under 100 lines of code (the project's rule; clippy counts without comments and blanks).
 #![warn(clippy::too_many_lines)]
 
-use js_sys::{Array, Uint8Array};
-use lw_layer::ninep::{Base, Session};
+use js_sys::{Array, Function, Uint8Array};
+use lw_layer::ninep::{Base, Need, Session, Spill};
 use lw_oci::media::Compression;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -71,6 +71,71 @@ impl NinepBase {
             .map_err(|e| err(format!("the stage's layers: {e}")))?;
         Ok(NinepBase { inner })
     }
+
+    /// [`NinepBase::new`] keeping the bytes of regular files above `threshold` out of wasm memory: they go to
+    /// `onData(chunk)` in order (the page appends them to a scratch store; `chunk` is a view of the module's memory,
+    /// valid only during the call, and the callback must not call into the module) and the root keeps where they are (their
+    /// offset in that store); a session's reads of them are answered through [`NinepSession::need`].
+    pub fn spilled(layers: Array, threshold: f64, on_data: Function) -> Result<NinepBase, JsValue> {
+        install_zstd();
+        let mut spill = JsSpill {
+            on_data,
+            at: 0,
+            buf: vec![0; 1 << 20],
+        };
+        let inner = Base::from_readers_spilling(blobs(&layers), threshold as u64, &mut spill)
+            .map_err(|e| err(format!("the stage's layers: {e}")))?;
+        Ok(NinepBase { inner })
+    }
+}
+
+/// Large files' bytes handed to the page a MiB at a time (never a whole file in wasm memory).
+struct JsSpill {
+    on_data: Function,
+    at: u64,
+    buf: Vec<u8>,
+}
+
+impl Spill for JsSpill {
+    fn put(&mut self, data: &mut dyn std::io::Read, len: u64) -> Result<u64, lw_layer::Error> {
+        let start = self.at;
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
+            data.read_exact(&mut self.buf[..want])?;
+            // A view of the buffer, valid during the call only: the page copies it out (into a Blob) before it
+            // returns, so the bytes never go through the JS heap.
+            let chunk = unsafe { Uint8Array::view(&self.buf[..want]) };
+            self.on_data.call1(&JsValue::NULL, &chunk).map_err(|e| {
+                lw_layer::Error::Io(std::io::Error::other(format!(
+                    "storing a large file's bytes: {}",
+                    e.as_string()
+                        .or_else(|| js_sys::JSON::stringify(&e).ok().map(String::from))
+                        .unwrap_or_default()
+                )))
+            })?;
+            left -= want as u64;
+        }
+        self.at += len;
+        Ok(start)
+    }
+}
+
+/// A [`Need`] as `{ino, off, len, whole}` for the page.
+fn need_js(n: &Need) -> Result<JsValue, JsValue> {
+    #[derive(Serialize)]
+    struct N {
+        ino: f64,
+        off: f64,
+        len: f64,
+        whole: bool,
+    }
+    to_js(&N {
+        ino: n.ino as f64,
+        off: n.off as f64,
+        len: n.len as f64,
+        whole: n.whole,
+    })
 }
 
 /// lw-archive's zstd decoder, linked into this module (a base layer may be zstd): the main module loads it on
@@ -161,9 +226,42 @@ impl NinepSession {
             .is_some_and(|n| n.is_dir())
     }
 
-    /// Answer one 9P request (a whole message, as v86's `handle9p` passes it).
+    /// Answer one 9P request (a whole message, as v86's `handle9p` passes it). Empty when the answer needs bytes
+    /// of a file kept outside (a [`NinepBase::spilled`] root): the page reads what [`NinepSession::need`] names,
+    /// hands them in and calls this again with the same request.
     pub fn handle(&mut self, req: &[u8]) -> Vec<u8> {
         self.inner.handle(req)
+    }
+
+    /// What the last empty answer waits for: `{ino, off, len, whole}` (`len` bytes at `off` of the base's store;
+    /// `whole`: the file's data, for [`NinepSession::materialize`], else for [`NinepSession::supply`]), or null.
+    pub fn need(&self) -> Result<JsValue, JsValue> {
+        self.inner.need().map_or(Ok(JsValue::NULL), |n| need_js(&n))
+    }
+
+    /// Bytes at `off` of the base's store, for reads (kept until the next).
+    pub fn supply(&mut self, off: f64, bytes: Vec<u8>) {
+        self.inner.supply(off as u64, bytes);
+    }
+
+    /// The whole data of the outside file `ino` (at `off` of the store), taken into memory before a change.
+    pub fn materialize(&mut self, ino: f64, off: f64, bytes: Vec<u8>) -> Result<(), JsValue> {
+        self.inner
+            .materialize(ino as u64, off as u64, bytes)
+            .map_err(err)
+    }
+
+    /// The outside files the step's layer writes, as `need()` objects: taken in before [`NinepSession::layer`].
+    #[wasm_bindgen(js_name = layerNeeds)]
+    pub fn layer_needs(&self) -> Result<Array, JsValue> {
+        self.inner.layer_needs().iter().map(need_js).collect()
+    }
+
+    /// `[off, len]` in the base's store of the outside regular file at `path`, or undefined (in memory, or none).
+    #[wasm_bindgen(js_name = externalOf)]
+    pub fn external_of(&self, path: &str) -> Option<Vec<f64>> {
+        let (off, len) = self.inner.server.fs.external_of(path)?;
+        Some(vec![off as f64, len as f64])
     }
 
     /// The bytes of the regular file at `path` in the stage root (no symlinks followed), or undefined.

@@ -198,18 +198,31 @@ export function serveExecutor(opts?: { url?: string; token?: string }): RunExecu
 export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
   stats: {
     bytes: number; startMs: number | null; restoreMs: number | null; stepsMs: number[];
-    /** The 9p module's wasm memory once the last root was made (it holds the roots' file data), or null before. */
+    /**
+     * The 9p module's wasm memory once the last root was made (it holds the roots' small files and metadata; files
+     * above `spillAt` keep their bytes in a scratch file), or null before.
+     */
     guestMemoryBytes: number | null;
+    /** The bytes of the last root made that are kept outside the 9p module (its scratch file, OPFS or a Blob). */
+    outsideBytes: number | null;
+    /** Making the last new root, in ms: `made` by the 9p module, `kept`: its scratch file written. */
+    rootMs: { made: number; kept: number } | null;
     /**
      * Per step, in ms: `root` (the stage root made), `guest` (the request until the guest's answer: `mount`, the
      * root made ready there, then `step`, its processes), `layer` (the layer written); `ninep` requests answered
-     * in `ninepMs`; `minstr`: millions of instructions the emulator ran for the step.
+     * in `ninepMs`; `minstr`: millions of instructions the emulator ran for the step; `fetches`: reads of the
+     * scratch file (outside bytes a request waited for).
      */
     phases: {
       root: number; guest: number; layer: number; mount: number; step: number; ninep: number; ninepMs: number;
-      minstr: number;
+      minstr: number; fetches: number; reads: number; waitMs: number;
     }[];
   };
+  /**
+   * Regular files above this many bytes (default 65,536) keep their bytes out of the 9p module's memory, in a
+   * scratch file read when the guest reads them; `Infinity` keeps every file in memory (as before; for comparisons).
+   */
+  spillAt: number;
   /** Start downloading and restoring the VM now (build() does, when it will need it). */
   prepare(): void;
   /** This executor with a build's secrets for `RUN --mount=type=secret` (build() does this for `secrets`). */

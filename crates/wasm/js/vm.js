@@ -7,6 +7,117 @@
 import { mountLines, parseMount, prepareMounts, quote, tarOf } from "./vmmounts.js";
 
 const MARKER = "lw-exit ";
+/**
+ * Regular files of a stage root above this size keep their bytes out of the 9p module's memory: the module hands
+ * them out while it makes the root (`NinepBase.spilled`), the page keeps them in a scratch file (OPFS, else a
+ * Blob), and reads of them are answered from it (the module answers such a request empty and names the bytes;
+ * see `serve` below). A file the step changes, or whose bytes its layer writes, is taken into memory first.
+ */
+const SPILL_AT = 64 << 10;
+/** The OPFS directory of the scratch files: `PAGE.N`, PAGE held as a Web Lock while its page lives. */
+const SCRATCH_DIR = "layerwright-vm-scratch";
+
+/** `len` bytes at `off` of a scratch file. */
+async function readScratch(file, off, len) {
+  const bytes = new Uint8Array(await file.slice(off, off + len).arrayBuffer());
+  if (bytes.length !== len) throw new Error(`the tab's VM: its scratch file ends before ${off + len} (${file.size} bytes)`);
+  return bytes;
+}
+
+/**
+ * Reads of a scratch file for the guest's reads, through one block of up to 8 MiB kept in the page (each read of
+ * the file costs a round trip to the browser's storage; the module asks for a MiB at a time).
+ */
+const BLOCK = 8 << 20;
+function blockReader() {
+  let block = null;
+  /** The bytes when the block holds them (no wait: the request is answered at once), else null. */
+  const peek = (file, off, len) => {
+    const hit = block && block.file === file && off >= block.at && off + len <= block.at + block.bytes.length;
+    return hit ? block.bytes.subarray(off - block.at, off - block.at + len) : null;
+  };
+  const read = async (file, off, len) => {
+    if (len > BLOCK) return readScratch(file, off, len);
+    block = { file, at: off, bytes: await readScratch(file, off, Math.min(BLOCK, file.size - off)) };
+    return peek(file, off, len);
+  };
+  return { peek, read };
+}
+
+/** The bytes of the regular file at `path` in session `s`'s root, from memory or from its scratch `file`. */
+async function readRootFile(s, file, path) {
+  const b = s.readFile(path);
+  if (b) return b;
+  const ext = s.externalOf(path);
+  return ext ? readScratch(file, ext[0], ext[1]) : undefined;
+}
+
+/**
+ * The OPFS directory of this page's scratch files, or null (no OPFS). Files of pages that are gone (their lock is
+ * free: closed or crashed) are removed the first time.
+ */
+const PAGE_ID = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+let scratchDir = null;
+function opfsScratch() {
+  scratchDir ??= (async () => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(SCRATCH_DIR, { create: true });
+    if (navigator.locks) {
+      navigator.locks.request(`${SCRATCH_DIR}-${PAGE_ID}`, () => new Promise(() => {})).catch(() => {});
+      const held = new Set(((await navigator.locks.query()).held ?? []).map((l) => l.name));
+      const stale = [];
+      for await (const name of dir.keys()) {
+        const page = name.split(".")[0];
+        if (page !== PAGE_ID && !held.has(`${SCRATCH_DIR}-${page}`)) stale.push(name);
+      }
+      for (const name of stale) await dir.removeEntry(name).catch(() => {});
+    }
+    return dir;
+  })().catch(() => null);
+  return scratchDir;
+}
+
+let scratchSeq = 0;
+/** Keep `blob` (a root's outside bytes) as an OPFS file: `{file, name}`; the Blob itself where OPFS fails. */
+async function keepScratch(blob) {
+  const dir = blob.size ? await opfsScratch() : null;
+  if (!dir) return { file: blob, name: null };
+  const name = `${PAGE_ID}.${++scratchSeq}`;
+  try {
+    const h = await dir.getFileHandle(name, { create: true });
+    const w = await h.createWritable();
+    await w.write(blob);
+    await w.close();
+    return { file: await h.getFile(), name };
+  } catch (_) {
+    await dir.removeEntry(name).catch(() => {});
+    return { file: blob, name: null };
+  }
+}
+
+/** Drop a scratch file kept by [keepScratch]. */
+function dropScratch(scratch) {
+  if (scratch?.name) opfsScratch().then((d) => d?.removeEntry(scratch.name)).catch(() => {});
+}
+
+/**
+ * The 9p module's `onData` for a root being made: each chunk (a view of the module's memory, valid during the
+ * call) copied into a Blob at once, the Blobs joined into one (every 64 parts, so the list stays short).
+ */
+function scratchParts() {
+  let blob = new Blob([]);
+  let parts = [];
+  return {
+    push(chunk) {
+      parts.push(new Blob([chunk]));
+      if (parts.length >= 64) {
+        blob = new Blob([blob, ...parts]);
+        parts = [];
+      }
+    },
+    blob: () => new Blob([blob, ...parts]),
+  };
+}
+
 /** The guest's line when the stage root is ready for the step (`lw-at ID mounted`), for the phases' times. */
 const AT = "lw-at ";
 
@@ -174,20 +285,76 @@ export function containerScript(spec, user) {
  * `lw_guest.js` beside this file, loaded with the VM; `guestUrl`: where the guest files are (default: `../guest/`
  * next to this module). `stats` records what it cost: `bytes` downloaded, `startMs` (download + restore),
  * `restoreMs` (v86 set up with the saved state until it runs), `guestMemoryBytes` (the 9p module's wasm memory once
- * the last root was made: it holds every root's file data), `stepsMs` per step and its `phases` (`root`: the
- * stage root made from the layers, `guest`: the request until the guest's answer, `layer`: the layer written).
+ * the last root was made: it holds the roots' small files and metadata), `outsideBytes` (the last root's bytes in its
+ * scratch file: files above `executor.spillAt`), `rootMs` (making the last root new: `made` in the 9p module, `kept`
+ * writing its scratch file), `stepsMs` per step and its `phases` (`root`: the stage root made
+ * from the layers, `guest`: the request until the guest's answer, `layer`: the layer written; `fetches`: requests
+ * that needed outside bytes, `reads` of them from the scratch file, `waitMs` waiting for those).
  * `executor.run(spec)` runs a container in the same VM. `cacheStore`: a promise of the browser storage that keeps
  * cache mounts across reloads (cachemounts.js), or null (they last while the VM does).
  */
 export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   const base = new URL(guestUrl ?? new URL("../guest/", import.meta.url));
-  const stats = { bytes: 0, startMs: null, restoreMs: null, guestMemoryBytes: null, stepsMs: [], phases: [] };
+  const stats = { bytes: 0, startMs: null, restoreMs: null, guestMemoryBytes: null, outsideBytes: null, rootMs: null, stepsMs: [], phases: [] };
   let vm = null;
   // The tree the 9p server serves. The guest keeps it mounted after its step; the next step's session takes over
   // the connection (`adopt`) and this one is freed then.
   let session = null;
+  // The scratch file of the session's root (its large files' bytes: see SPILL_AT).
+  let scratch = null;
+  // While a 9p request waits for scratch bytes, the requests after it wait behind it (answered in order, as
+  // before).
+  let waiting = null;
   // 9p requests answered and the time spent answering them, for the phases.
-  const ninep = { n: 0, ms: 0 };
+  const ninep = { n: 0, ms: 0, fetches: 0, reads: 0, waitMs: 0 };
+  const readBlock = blockReader();
+  const eio = (req) => Uint8Array.of(11, 0, 0, 0, 7, req[5], req[6], 5, 0, 0, 0);
+
+  /**
+   * Answer one 9p request; when the root needs bytes of a file kept outside, read them from the scratch file, hand
+   * them in and answer the same request again (a promise then, else null).
+   */
+  const serve = (req, reply) => {
+    const s = session;
+    const file = scratch;
+    const t = performance.now();
+    const r = s.handle(req);
+    ninep.ms += performance.now() - t;
+    if (r.length) {
+      ninep.n++;
+      reply(r);
+      return null;
+    }
+    const need = s.need();
+    ninep.fetches++;
+    const held = need.whole ? null : readBlock.peek(file, need.off, need.len);
+    if (held) {
+      s.supply(need.off, held);
+      return serve(req, reply);
+    }
+    const t0 = performance.now();
+    ninep.reads++;
+    return (need.whole ? readScratch(file, need.off, need.len) : readBlock.read(file, need.off, need.len)).then((bytes) => {
+      ninep.waitMs += performance.now() - t0;
+      // A freed session is not touched; the guest's next root has its own fids.
+      if (session !== s) throw new Error("the root changed while a read waited");
+      if (need.whole) s.materialize(need.ino, need.off, bytes);
+      else s.supply(need.off, bytes);
+      return serve(req, reply);
+    }).catch((e) => {
+      console.warn(`the tab's VM: a 9p request failed: ${e?.message ?? e}`);
+      reply(eio(req));
+    });
+  };
+  const handle9p = (req, reply) => {
+    // Before the first step nothing is mounted; answer a stray request with Rlerror EIO rather than leave it
+    // hanging.
+    if (!session) return reply(eio(req));
+    const p = waiting ? waiting.then(() => serve(req, reply)) : serve(req, reply);
+    if (!p) return;
+    waiting = p;
+    p.then(() => { if (waiting === p) waiting = null; });
+  };
   // Bytes from the console (serial port 0: requests' answers) and from the terminal (port 1: containers).
   let listener = null;
   let ttyListener = null;
@@ -234,16 +401,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       // The second serial port is the containers' terminal (the saved state has it: xtask/guest/boot.mjs).
       uart1: true,
       filesystem: {
-        handle9p: (req, reply) => {
-          // Before the first step nothing is mounted; answer a stray request with Rlerror EIO rather than leave it
-          // hanging.
-          if (!session) return reply(Uint8Array.of(11, 0, 0, 0, 7, req[5], req[6], 5, 0, 0, 0));
-          const t = performance.now();
-          const r = session.handle(req);
-          ninep.ms += performance.now() - t;
-          ninep.n++;
-          reply(r);
-        },
+        handle9p,
       },
       autostart: true,
       disable_keyboard: true,
@@ -265,30 +423,43 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   // another Dockerfile on the same image) copies one instead of decompressing and unpacking its layers again.
   const bases = new Map();
   const BASES_KEPT = 2;
-  const baseOf = (layers, readBlob) => {
-    const key = layers.map((l) => l.digest).join(" ");
-    let base = bases.get(key);
-    if (base) bases.delete(key);
-    else base = new core.NinepBase(layers.map((l) => readBlob(l.digest)));
-    bases.set(key, base); // the most recent last
+  // Each is `{base, scratch}`: the root and the scratch file of its large files' bytes.
+  // By the spill threshold and the layers.
+  const keyOf = (layers) => `${executor.spillAt} ${layers.map((l) => l.digest).join(" ")}`;
+  const baseOf = async (layers, readBlob) => {
+    const key = keyOf(layers);
+    let kept = bases.get(key);
+    if (kept) bases.delete(key);
+    else {
+      const parts = scratchParts();
+      const t0 = performance.now();
+      const base = core.NinepBase.spilled(layers.map((l) => readBlob(l.digest)), executor.spillAt, (c) => parts.push(c));
+      const t1 = performance.now();
+      kept = { base, scratch: await keepScratch(parts.blob()) };
+      stats.outsideBytes = kept.scratch.file.size;
+      stats.rootMs = { made: Math.round(t1 - t0), kept: Math.round(performance.now() - t1) };
+    }
+    bases.set(key, kept); // the most recent last
     for (const [k, old] of bases) {
       if (bases.size <= BASES_KEPT) break;
       bases.delete(k);
-      old.free();
+      old.base.free();
+      dropScratch(old.scratch);
     }
-    return base;
+    return kept;
   };
 
   /**
    * The stage root from `layers` (descriptors, read with `readBlob`), and the user as the image's passwd and group
    * name it.
    */
-  const open = (layers, readBlob, userName, location) => {
-    const next = core.NinepSession.fromBase(baseOf(layers, readBlob), Math.floor(Date.now() / 1000));
-    const text = (p) => { const b = next.readFile(p); return b ? new TextDecoder().decode(b) : ""; };
+  const open = async (layers, readBlob, userName, location) => {
+    const { base, scratch: file } = await baseOf(layers, readBlob);
+    const next = core.NinepSession.fromBase(base, Math.floor(Date.now() / 1000));
     let user;
     try {
-      user = resolveUser(userName, text("/etc/passwd"), text("/etc/group"));
+      const text = async (p) => { const b = await readRootFile(next, file.file, p); return b ? new TextDecoder().decode(b) : ""; };
+      user = resolveUser(userName, await text("/etc/passwd"), await text("/etc/group"));
     } catch (e) {
       next.free();
       throw new Error(`${location ? location + ": " : ""}USER ${userName}: ${e.message}`);
@@ -298,6 +469,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       session.free();
     }
     session = next;
+    scratch = file.file;
     stats.guestMemoryBytes = guestMemory?.buffer.byteLength ?? null;
     return user;
   };
@@ -374,8 +546,8 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
     const store = await cacheStore;
     if (!store) return;
     for (const [path, id] of saved) {
-      const tar = session.readFile(path);
-      const dir = session.readFile(`${path}.dir`);
+      const tar = await readRootFile(session, scratch, path);
+      const dir = await readRootFile(session, scratch, `${path}.dir`);
       const [mode, uid, gid] = dir ? new TextDecoder().decode(dir).trim().split(" ") : [];
       if (!tar || !/^[0-7]+$/.test(mode ?? "")) continue;
       try {
@@ -393,11 +565,12 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
    * `extra` (bind mounts' layers), by digest: `io.readBlob` for a blob in wasm memory, else (a layer past 16 MiB,
    * in browser storage) read through `io.openBlob`, whose chunks are checked against the digest (the last one comes
    * only if it matched, so a changed stored layer is refused naming it). The one path RUN steps and containers
-   * (`executor.run`) read layers by; the 9p server holds its root in memory, as it does every layer.
+   * (`executor.run`) read layers by; the root is made from these checked bytes (its large files going on to the
+   * scratch file), so no root is made of a changed layer.
    */
   const layerBlobs = async (layers, extra, io) => {
     const out = new Map();
-    const root = bases.has(layers.map((l) => l.digest).join(" ")) ? [] : layers;
+    const root = bases.has(keyOf(layers)) ? [] : layers;
     for (const d of [...root, ...extra].map((l) => l.digest)) {
       if (out.has(d)) continue;
       let bytes = null;
@@ -423,7 +596,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       const t0 = performance.now();
       const kept = await keptCaches(req);
       const blobs = await layerBlobs(req.layers ?? [], (req.binds ?? []).flatMap((b) => b.layers), io);
-      const user = open(req.layers ?? [], (d) => blobs.get(d), req.user, req.location);
+      const user = await open(req.layers ?? [], (d) => blobs.get(d), req.user, req.location);
       // The session stays after the step: the guest keeps it mounted until the next one takes over.
       const saved = [];
       const plan = prepareMounts(req, {
@@ -440,12 +613,17 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       const purge = staleCaches.splice(0).map((d) => `rm -rf ${quote(d)}\n`).join("");
       const line = requestLine("run", id, purge + stepScript(req, user, plan));
       const t1 = performance.now();
-      const [n0, ms0, i0] = [ninep.n, ninep.ms, emulator.get_instruction_counter()];
+      const [n0, ms0, f0, i0] = [ninep.n, ninep.ms, ninep.fetches, emulator.get_instruction_counter()];
+      const [r0, w0] = [ninep.reads, ninep.waitMs];
       const times = {};
       const code = await request(emulator, id, line, io.output, times);
       const instructions = (emulator.get_instruction_counter() - i0) >>> 0;
       await keepCaches(saved, io);
       const t2 = performance.now();
+      if (code === 0) {
+        // The outside files the layer writes (changed in metadata, renamed, linked) are taken in first.
+        for (const n of session.layerNeeds()) session.materialize(n.ino, n.off, await readScratch(scratch, n.off, n.len));
+      }
       const layer = code === 0 ? session.layer(req.sourceDateEpoch ?? undefined) : null;
       const t3 = performance.now();
       stats.stepsMs.push(Math.round(t3 - t0));
@@ -457,6 +635,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
         // the guest's work that does not move with the machine's load).
         mount: Math.round(mounted - t1), step: Math.round(t2 - mounted),
         ninep: ninep.n - n0, ninepMs: Math.round(ninep.ms - ms0), minstr: Math.round(instructions / 1e5) / 10,
+        fetches: ninep.fetches - f0, reads: ninep.reads - r0, waitMs: Math.round(ninep.waitMs - w0),
       });
       if (code !== 0) return { exitCode: code };
       return { exitCode: 0, layer };
@@ -486,7 +665,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       vm ??= start();
       emulator = await vm;
       const blobs = await layerBlobs(spec.layers, [], spec.io);
-      const user = open(spec.layers, (d) => blobs.get(d), spec.user ?? "", null);
+      const user = await open(spec.layers, (d) => blobs.get(d), spec.user ?? "", null);
       // The terminal's bytes, batched per task (v86 reports them one at a time).
       let pending = [];
       const flush = () => {
@@ -550,5 +729,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   /** This executor with the build's secrets (`build({secrets})`). */
   executor.withSecrets = (secrets) => Object.assign((req, io) => executor(req, io, secrets), { stats, prepare: executor.prepare });
   executor.stats = stats;
+  /** Files above this size keep their bytes outside the 9p module (SPILL_AT; Infinity: none, for comparisons). */
+  executor.spillAt = SPILL_AT;
   return executor;
 }

@@ -2,6 +2,7 @@
 //! place by the guest (file contents are shared with the base until written: copy-on-write per file), and scanned
 //! into the same metadata the native RUN compares, so the step's layer comes out of [`crate::diff`] unchanged.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::Arc;
@@ -39,10 +40,33 @@ use errno::*;
 /// A file's largest size; the guest's writes beyond it fail with EFBIG (the tab's memory is the limit).
 pub const MAX_FILE: u64 = 1 << 30;
 
+/// Not an errno: the answer needs bytes of an external file ([`MemFs::need`]); the host fetches them and asks again.
+pub const NEED: u32 = u32::MAX;
+
+/// How much of an external file one fetch reads at least (read-ahead for the guest's sequential 4 KiB reads).
+pub const READ_AHEAD: u64 = 1 << 20;
+
+/// Bytes of an external file the host must fetch before a request can be answered: `len` bytes at `off` in the
+/// host's store; `whole`: the file's whole data, to take it into memory ([`MemFs::materialize`] of `ino`), else a
+/// read window ([`MemFs::supply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    pub ino: Ino,
+    pub off: u64,
+    pub len: u64,
+    pub whole: bool,
+}
+
 #[derive(Debug, Clone)]
 pub enum Kind {
     Dir(BTreeMap<String, Ino>),
     File(Arc<Vec<u8>>),
+    /// A regular file whose `len` bytes are outside wasm memory, at `off` in the host's store (the tab's VM keeps a
+    /// base layer's large files in browser storage); reads fetch them, a change takes them in first.
+    External {
+        off: u64,
+        len: u64,
+    },
     Symlink(String),
     /// Character or block device (`S_IFCHR`/`S_IFBLK`) with its `dev_t`, a FIFO or a socket (rdev 0).
     Special {
@@ -71,7 +95,7 @@ impl Node {
     pub fn ifmt(&self) -> u32 {
         match &self.kind {
             Kind::Dir(_) => S_IFDIR,
-            Kind::File(_) => S_IFREG,
+            Kind::File(_) | Kind::External { .. } => S_IFREG,
             Kind::Symlink(_) => S_IFLNK,
             Kind::Special { ifmt, .. } => *ifmt,
         }
@@ -80,6 +104,7 @@ impl Node {
     pub fn size(&self) -> u64 {
         match &self.kind {
             Kind::File(d) => d.len() as u64,
+            Kind::External { len, .. } => *len,
             Kind::Symlink(t) => t.len() as u64,
             Kind::Dir(_) => 4096,
             Kind::Special { .. } => 0,
@@ -116,6 +141,10 @@ pub struct MemFs {
     /// Names in the root that hold the step's mount sources ([`MemFs::graft_hidden`]): the guest binds them over
     /// their targets; they are neither listed nor scanned, so they never reach the layer.
     hidden: BTreeSet<String>,
+    /// What the last request that answered [`NEED`] is waiting for.
+    need: Cell<Option<Need>>,
+    /// The last bytes fetched for reads of an external file: its store offset and the bytes.
+    window: Option<(u64, Vec<u8>)>,
 }
 
 impl MemFs {
@@ -128,6 +157,8 @@ impl MemFs {
             next: ROOT + 1,
             clock: (now, 0),
             hidden: BTreeSet::new(),
+            need: Cell::new(None),
+            window: None,
         }
     }
 
@@ -192,7 +223,10 @@ impl MemFs {
                 .map_err(|_| Error::Duplicate(path.clone()))?;
             let n = fs.nodes.get_mut(&ino).expect("just made");
             if is_file {
-                n.kind = Kind::File(Arc::new(node.data.take().unwrap_or_default()));
+                n.kind = match node.external {
+                    Some(off) => Kind::External { off, len: e.size },
+                    None => Kind::File(Arc::new(node.data.take().unwrap_or_default())),
+                };
             }
             (n.atime, n.mtime, n.ctime) = (t, t, t);
             n.xattrs = e.xattrs.clone();
@@ -468,7 +502,7 @@ impl MemFs {
         false
     }
 
-    /// `count` bytes from `offset` of a regular file.
+    /// `count` bytes from `offset` of a regular file ([`NEED`] when they are outside and not fetched yet).
     pub fn read(&self, ino: Ino, offset: u64, count: u32) -> Result<&[u8], u32> {
         match &self.nodes.get(&ino).ok_or(EBADF)?.kind {
             Kind::File(d) => {
@@ -476,8 +510,97 @@ impl MemFs {
                 let end = (start + count as usize).min(d.len());
                 Ok(&d[start..end])
             }
+            &Kind::External { off, len } => {
+                let start = offset.min(len);
+                let end = (start + count as u64).min(len);
+                if start == end {
+                    return Ok(&[]);
+                }
+                if let Some((at, bytes)) = &self.window {
+                    let have = *at..*at + bytes.len() as u64;
+                    if have.contains(&(off + start)) && off + end <= have.end {
+                        return Ok(&bytes[(off + start - at) as usize..(off + end - at) as usize]);
+                    }
+                }
+                let want = (end - start).max(READ_AHEAD).min(len - start);
+                self.need.set(Some(Need {
+                    ino,
+                    off: off + start,
+                    len: want,
+                    whole: false,
+                }));
+                Err(NEED)
+            }
             Kind::Dir(_) => Err(EISDIR),
             _ => Err(EINVAL),
+        }
+    }
+
+    /// What the last request answered with [`NEED`] waits for (taken: asked once).
+    pub fn need(&self) -> Option<Need> {
+        self.need.take()
+    }
+
+    /// Bytes fetched for a read ([`Need`] not `whole`): `bytes` at store offset `off`, kept until the next fetch.
+    pub fn supply(&mut self, off: u64, bytes: Vec<u8>) {
+        self.window = Some((off, bytes));
+    }
+
+    /// An external file's whole data, fetched for a change to it ([`Need`] `whole`): the file is in memory from now
+    /// on. Its times stay (taking it in is no change). Ignored unless `ino` is still that external file.
+    pub fn materialize(&mut self, ino: Ino, off: u64, bytes: Vec<u8>) -> Result<(), u32> {
+        let n = self.nodes.get_mut(&ino).ok_or(EBADF)?;
+        match n.kind {
+            Kind::External { off: o, len } if o == off => {
+                if bytes.len() as u64 != len {
+                    return Err(EIO);
+                }
+                n.kind = Kind::File(Arc::new(bytes));
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`NEED`] for the whole of `ino` when it is external (a change must take it in first).
+    fn need_whole(&self, ino: Ino) -> Result<(), u32> {
+        if let Some(&Kind::External { off, len }) = self.nodes.get(&ino).map(|n| &n.kind) {
+            self.need.set(Some(Need {
+                ino,
+                off,
+                len,
+                whole: true,
+            }));
+            return Err(NEED);
+        }
+        Ok(())
+    }
+
+    /// The external files among `paths` (regular files whose bytes are outside), as [`Need`]s of their whole data:
+    /// the host takes them in before the layer that writes them is made.
+    pub fn external_needs<'a>(&self, paths: impl IntoIterator<Item = &'a str>) -> Vec<Need> {
+        let mut out: Vec<Need> = Vec::new();
+        for p in paths {
+            let Some(ino) = self.resolve(p) else { continue };
+            if let Some(&Kind::External { off, len }) = self.nodes.get(&ino).map(|n| &n.kind) {
+                if !out.iter().any(|n| n.ino == ino) {
+                    out.push(Need {
+                        ino,
+                        off,
+                        len,
+                        whole: true,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Where the bytes of the external file at `path` are (`(off, len)` in the host's store), or `None`.
+    pub fn external_of(&self, path: &str) -> Option<(u64, u64)> {
+        match self.node(self.resolve(path)?)?.kind {
+            Kind::External { off, len } => Some((off, len)),
+            _ => None,
         }
     }
 
@@ -487,6 +610,7 @@ impl MemFs {
         if end > MAX_FILE {
             return Err(EFBIG);
         }
+        self.need_whole(ino)?;
         let t = self.tick();
         let n = self.nodes.get_mut(&ino).ok_or(EBADF)?;
         let Kind::File(d) = &mut n.kind else {
@@ -506,6 +630,16 @@ impl MemFs {
         if size > MAX_FILE {
             return Err(EFBIG);
         }
+        // Truncating an external file to nothing needs none of its bytes; keeping any of them takes it in.
+        if size == 0
+            && matches!(
+                self.nodes.get(&ino).map(|n| &n.kind),
+                Some(Kind::External { .. })
+            )
+        {
+            self.nodes.get_mut(&ino).expect("checked").kind = Kind::File(Arc::default());
+        }
+        self.need_whole(ino)?;
         let t = self.tick();
         let n = self.nodes.get_mut(&ino).ok_or(EBADF)?;
         let Kind::File(d) = &mut n.kind else {
@@ -593,6 +727,13 @@ impl diff::ChangeSource for MemFs {
             path: path.to_string(),
             reason: "vanished while the layer was written".into(),
         })?;
+        if let Some(Kind::External { .. }) = self.nodes.get(&ino).map(|n| &n.kind) {
+            // The host takes every changed external file in before the layer is written (external_needs).
+            return Err(Error::Unsupported {
+                path: path.to_string(),
+                reason: "its bytes are outside memory and were not taken in for the layer".into(),
+            });
+        }
         let bytes = self.read(ino, 0, u32::MAX).unwrap_or_default();
         Ok(Box::new(bytes))
     }

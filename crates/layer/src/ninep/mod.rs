@@ -14,7 +14,8 @@ use crate::diff::{self, Scan};
 use crate::tar::WriteOptions;
 use crate::{Error, FileTree, LayerInfo, LayerWriter};
 
-pub use fs::MemFs;
+pub use crate::tree::Spill;
+pub use fs::{MemFs, Need};
 pub use server::Server;
 
 /// A stage root made once from its layers (the decompressing and unpacking), for every step over the same layers:
@@ -39,7 +40,19 @@ impl Base {
     /// at a time, so no whole compressed layer is copied into wasm memory).
     pub fn from_readers<R: Read>(layers: impl IntoIterator<Item = R>) -> Result<Base, Error> {
         Ok(Base {
-            fs: MemFs::from_tree(stack(layers)?, BASE_CLOCK)?,
+            fs: MemFs::from_tree(stack(layers, None)?, BASE_CLOCK)?,
+        })
+    }
+
+    /// [`Base::from_readers`] with the bytes of files above `threshold` put into `spill` rather than memory: the
+    /// tree keeps where they are ([`fs::Kind::External`]) and the host answers reads of them ([`Session::need`]).
+    pub fn from_readers_spilling<R: Read>(
+        layers: impl IntoIterator<Item = R>,
+        threshold: u64,
+        spill: &mut dyn Spill,
+    ) -> Result<Base, Error> {
+        Ok(Base {
+            fs: MemFs::from_tree(stack(layers, Some((threshold, spill)))?, BASE_CLOCK)?,
         })
     }
 }
@@ -73,7 +86,7 @@ impl Session {
         layers: impl IntoIterator<Item = R>,
         path: &str,
     ) -> Result<Option<bool>, Error> {
-        let source = MemFs::from_tree(stack(layers)?, 0)?;
+        let source = MemFs::from_tree(stack(layers, None)?, 0)?;
         let fs = &mut self.server.fs;
         if !fs.graft_hidden(name, &source, path)? {
             return Ok(None);
@@ -94,9 +107,44 @@ impl Session {
         self.server.adopt(&mut old.server);
     }
 
-    /// Answer one 9P request.
+    /// Answer one 9P request; empty when it waits for bytes of an external file ([`Session::need`]).
     pub fn handle(&mut self, req: &[u8]) -> Vec<u8> {
         self.server.handle(req)
+    }
+
+    /// What the last request answered empty waits for: the host fetches it, hands it in ([`Session::supply`] or,
+    /// when `whole`, [`Session::materialize`]) and sends the same request again.
+    pub fn need(&self) -> Option<Need> {
+        self.server.fs.need()
+    }
+
+    /// Bytes at store offset `off` for reads of external files.
+    pub fn supply(&mut self, off: u64, bytes: Vec<u8>) {
+        self.server.fs.supply(off, bytes);
+    }
+
+    /// The whole data of external file `ino` (at store offset `off`), taken into memory.
+    pub fn materialize(&mut self, ino: u64, off: u64, bytes: Vec<u8>) -> Result<(), Error> {
+        self.server
+            .fs
+            .materialize(ino, off, bytes)
+            .map_err(|e| Error::Unsupported {
+                path: format!("inode {ino}"),
+                reason: format!("its fetched bytes do not fit it (errno {e})"),
+            })
+    }
+
+    /// The external files the step's layer writes (new, renamed, linked or changed in metadata: their bytes go into
+    /// the layer), to be taken in ([`Session::materialize`]) before [`Session::layer`].
+    pub fn layer_needs(&self) -> Vec<Need> {
+        let fs = &self.server.fs;
+        let after = fs.scan();
+        let list = diff::changes(&self.before, &after);
+        let puts = list
+            .iter()
+            .filter(|(_, c)| *c == diff::Change::Put)
+            .map(|(p, _)| p.as_str());
+        fs.external_needs(puts)
     }
 
     /// docker's `diff` lines for what changed since the session began (a container's writable layer), from the
@@ -126,7 +174,10 @@ impl Session {
 
 /// The tree of a stack of layers (compressed or plain tars, base first, each read once as a stream), with file
 /// data.
-fn stack<R: Read>(layers: impl IntoIterator<Item = R>) -> Result<FileTree, Error> {
+fn stack<R: Read>(
+    layers: impl IntoIterator<Item = R>,
+    mut spill: Option<(u64, &mut dyn Spill)>,
+) -> Result<FileTree, Error> {
     let mut tree = FileTree::with_data(fs::MAX_FILE);
     for (i, mut l) in layers.into_iter().enumerate() {
         // The compression from the first bytes (a short layer has fewer).
@@ -140,7 +191,10 @@ fn stack<R: Read>(layers: impl IntoIterator<Item = R>) -> Result<FileTree, Error
         }
         let c = crate::compress::sniff(&head[..n]);
         let plain = crate::compress::decoder(Read::chain(&head[..n], l), c)?;
-        tree.apply_layer(i, plain)?;
+        match &mut spill {
+            Some((threshold, sink)) => tree.apply_layer_spilling(i, plain, *threshold, *sink)?,
+            None => tree.apply_layer(i, plain)?,
+        };
     }
     Ok(tree)
 }

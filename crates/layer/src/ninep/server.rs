@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::fs::{errno::*, Ino, Kind, MemFs, NewKind, ROOT};
+use super::fs::{errno::*, Ino, Kind, MemFs, NewKind, NEED, ROOT};
 use super::wire::{Reader, Short, Writer};
 use crate::diff::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
 
@@ -101,6 +101,8 @@ impl Server {
         };
         match self.dispatch(kind, tag, &mut r) {
             Ok(Ok(w)) => w.finish(),
+            // No answer yet: the host fetches what `fs.need()` names and hands the same request in again.
+            Ok(Err(NEED)) => Vec::new(),
             Ok(Err(e)) => error(tag, e),
             Err(Short) => error(tag, EINVAL),
         }
@@ -304,7 +306,8 @@ impl Server {
                     .map(|(k, v)| (k.clone(), *v)),
             );
             self.fids.get_mut(&fid).expect("checked").listing = Some(list);
-        } else if flags & O_TRUNC != 0 && matches!(node.kind, Kind::File(_)) {
+        } else if flags & O_TRUNC != 0 && matches!(node.kind, Kind::File(_) | Kind::External { .. })
+        {
             self.fs.set_size(ino, 0)?;
         }
         self.qid(&mut w, ino)?;

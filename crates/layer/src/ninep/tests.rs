@@ -31,14 +31,24 @@ fn base_layer() -> Vec<u8> {
 struct Client {
     s: Session,
     tag: u16,
+    /// The host's store of a spilled root's external bytes, and what the server asked of it.
+    store: Option<Vec<u8>>,
+    needs: Vec<Need>,
 }
 
 impl Client {
     fn new() -> Client {
         let base = base_layer();
+        Client::over(Session::from_layers(&[&base], 1000).unwrap(), None)
+    }
+
+    /// A connected client of `s`; `store`: where its external files' bytes are.
+    fn over(s: Session, store: Option<Vec<u8>>) -> Client {
         let mut c = Client {
-            s: Session::from_layers(&[&base], 1000).unwrap(),
+            s,
             tag: 0,
+            store,
+            needs: Vec::new(),
         };
         let r = c.call(100, |w| {
             w.u32(1 << 20).str("9P2000.L");
@@ -59,7 +69,24 @@ impl Client {
         self.tag += 1;
         let mut w = Writer::new(kind, self.tag);
         body(&mut w);
-        let reply = self.s.handle(&w.finish());
+        let req = w.finish();
+        let mut reply = self.s.handle(&req);
+        // The host's part: an empty answer waits for external bytes; fetch them and ask again.
+        while reply.is_empty() {
+            let n = self
+                .s
+                .need()
+                .expect("an empty answer names what it waits for");
+            let store = self.store.as_ref().expect("only a spilled root waits");
+            let bytes = store[n.off as usize..(n.off + n.len) as usize].to_vec();
+            if n.whole {
+                self.s.materialize(n.ino, n.off, bytes).unwrap();
+            } else {
+                self.s.supply(n.off, bytes);
+            }
+            self.needs.push(n);
+            reply = self.s.handle(&req);
+        }
         assert_eq!(
             u32::from_le_bytes(reply[..4].try_into().unwrap()) as usize,
             reply.len()
@@ -376,7 +403,7 @@ fn mount_sources_are_walkable_but_never_listed_scanned_or_written() {
 fn sessions_from_one_base_are_those_of_their_layers_and_stay_apart() {
     let layer = base_layer();
     let base = Base::from_layers(&[&layer]).unwrap();
-    let direct = |now| MemFs::from_tree(stack([&layer[..]]).unwrap(), now).unwrap();
+    let direct = |now| MemFs::from_tree(stack([&layer[..]], None).unwrap(), now).unwrap();
     let mut a = Session::from_base(&base, 2000);
     let b = Session::from_base(&base, 3000);
     // Every stamp the making took (the directories the entries were made in) is the session's own time.
@@ -476,4 +503,149 @@ fn a_root_read_from_streams_is_the_root_of_the_blobs() {
     );
     // A stream cut short is an error naming no root (the tar ends early).
     assert!(Base::from_readers([Trickle(&gz[..gz.len() / 2])]).is_err());
+}
+
+/// A spill into memory, as the tab's VM puts large files' bytes into browser storage.
+#[derive(Default)]
+struct VecSpill(Vec<u8>);
+
+impl Spill for VecSpill {
+    fn put(&mut self, data: &mut dyn Read, len: u64) -> Result<u64, Error> {
+        let at = self.0.len() as u64;
+        let n = data.read_to_end(&mut self.0)?;
+        assert_eq!(n as u64, len);
+        Ok(at)
+    }
+}
+
+/// Bytes that differ at every offset of a 4 KiB read (no window can be confused with another).
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
+
+/// The base layer with large files: `big/a` (hard-linked as `big/c`), `big/b`, `big/d`, and a small one.
+fn big_layer() -> Vec<u8> {
+    let mut lw = LayerWriter::new(Vec::new(), Compression::Gzip, WriteOptions::default()).unwrap();
+    let t = lw.tar();
+    t.append_bytes(&Entry::dir("big", 0o755), &[]).unwrap();
+    for (name, len, seed) in [("a", 300_000, 1), ("b", 200_000, 2), ("d", 70_000, 3)] {
+        let e = Entry::file(&format!("big/{name}"), 0o644, len as u64);
+        t.append_bytes(&e, &pattern(len, seed)).unwrap();
+    }
+    t.append_bytes(&Entry::hardlink("big/c", "big/a"), &[])
+        .unwrap();
+    t.append_bytes(&Entry::file("big/small", 0o644, 5), b"small")
+        .unwrap();
+    lw.finish().unwrap().0
+}
+
+/// The same requests on the root in memory and on the root whose large files are outside: every answer and the
+/// layer are the same; only files the layer writes or the guest changes are taken in.
+#[test]
+fn a_root_with_external_files_answers_and_writes_as_the_root_in_memory() {
+    let (base, big) = (base_layer(), big_layer());
+    let mut spill = VecSpill::default();
+    let outside = Base::from_readers_spilling([&base[..], &big[..]], 64 << 10, &mut spill).unwrap();
+    // Only the three large files went out, each once (the hard link shares a's bytes).
+    assert_eq!(spill.0.len(), 300_000 + 200_000 + 70_000);
+    assert_eq!(outside.fs.external_of("big/a"), Some((0, 300_000)));
+    assert_eq!(outside.fs.external_of("big/small"), None);
+    assert_eq!(
+        outside.fs.read_file("big/a"),
+        None,
+        "its bytes are not in memory"
+    );
+    let inside = Base::from_layers(&[&base, &big]).unwrap();
+    let mut x = Client::over(Session::from_base(&outside, 1000), Some(spill.0));
+    let mut m = Client::over(Session::from_base(&inside, 1000), None);
+    for c in [&mut x, &mut m] {
+        c.walk(0, 1, &["big", "a"]);
+        c.ok(12, |w| {
+            w.u32(1).u32(0);
+        });
+    }
+    // Sequential 4 KiB reads of a, past its end: one fetch a MiB (the read-ahead covers the whole file).
+    for off in (0..310_000u64).step_by(4096) {
+        let read = |c: &mut Client| {
+            c.ok(116, |w| {
+                w.u32(1).u64(off).u32(4096);
+            })
+        };
+        assert_eq!(read(&mut x), read(&mut m), "read at {off}");
+    }
+    assert_eq!(x.needs.len(), 1);
+    assert_eq!(
+        (x.needs[0].off, x.needs[0].len, x.needs[0].whole),
+        (0, 300_000, false)
+    );
+    // Write into b (taken in whole first), truncate d to nothing (nothing to fetch), chmod a (its hard link c too).
+    for c in [&mut x, &mut m] {
+        c.walk(0, 2, &["big", "b"]);
+        c.ok(12, |w| {
+            w.u32(2).u32(1);
+        });
+        c.ok(118, |w| {
+            w.u32(2).u64(199_998).u32(4).bytes(b"tail");
+        });
+        c.walk(0, 3, &["big", "d"]);
+        c.ok(12, |w| {
+            w.u32(3).u32(0o1001);
+        });
+        c.ok(26, |w| {
+            w.u32(1).u32(1).u32(0o600).u32(0).u32(0).u64(0);
+            w.u64(0).u64(0).u64(0).u64(0);
+        });
+    }
+    assert_eq!(x.needs.len(), 2);
+    assert_eq!(
+        (x.needs[1].off, x.needs[1].len, x.needs[1].whole),
+        (300_000, 200_000, true)
+    );
+    assert_eq!(
+        x.s.server.fs.external_of("big/d"),
+        None,
+        "emptied without a fetch"
+    );
+    // The layer writes a (and c) with their bytes: the host takes a in first; b already is.
+    let needs = x.s.layer_needs();
+    assert_eq!(needs.len(), 1);
+    assert_eq!((needs[0].off, needs[0].len), (0, 300_000));
+    assert!(m.s.layer_needs().is_empty());
+    assert!(
+        x.s.layer(Compression::Gzip, Some(0)).is_err(),
+        "a layer needing outside bytes is refused"
+    );
+    let store = x.store.clone().unwrap();
+    x.s.materialize(needs[0].ino, 0, store[..300_000].to_vec())
+        .unwrap();
+    assert!(x.s.layer_needs().is_empty());
+    assert_eq!(x.s.diff_lines(), m.s.diff_lines());
+    let (lx, lm) = (x.layer(), m.layer());
+    assert_eq!(names(&lx), ["big", "big/a", "big/b", "big/c", "big/d"]);
+    assert_eq!(lx, lm);
+    assert_eq!(&lx[2].3[199_998..], b"tail");
+    let (bx, ix) = x.s.layer(Compression::Gzip, Some(0)).unwrap().unwrap();
+    let (bm, im) = m.s.layer(Compression::Gzip, Some(0)).unwrap().unwrap();
+    assert_eq!((bx, ix.digest), (bm, im.digest), "byte-identical layers");
+}
+
+/// Taking in bytes that do not fit the file (a wrong length) fails; bytes for a file already taken in are ignored.
+#[test]
+fn materialize_checks_what_it_takes_in() {
+    let big = big_layer();
+    let mut spill = VecSpill::default();
+    let base = Base::from_readers_spilling([&big[..]], 64 << 10, &mut spill).unwrap();
+    let mut s = Session::from_base(&base, 1000);
+    let ino = s.server.fs.resolve("big/b").unwrap();
+    assert!(s.materialize(ino, 300_000, vec![0; 10]).is_err());
+    s.materialize(ino, 300_000, spill.0[300_000..500_000].to_vec())
+        .unwrap();
+    assert_eq!(
+        s.server.fs.read_file("big/b"),
+        Some(&pattern(200_000, 2)[..])
+    );
+    s.materialize(ino, 300_000, vec![0; 10]).unwrap();
+    assert_eq!(s.server.fs.external_of("big/b"), None);
 }
