@@ -59,23 +59,27 @@ async function openSite(browser, url) {
   return { context, page };
 }
 
+// In the page: the bench tree fetched as Blobs (16 at a time) into window[name]; answers each path's size.
+async function treeInPage(name) {
+  const list = await (await fetch('/tree.json')).json();
+  const files = {};
+  let next = 0;
+  const worker = async () => {
+    while (next < list.length) {
+      const p = list[next++];
+      files[p] = await (await fetch('/tree/' + p)).blob();
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  window[name] = files;
+  return Object.fromEntries(Object.entries(files).map(([p, b]) => [p, b.size]));
+}
+
 // One cold build in a fresh context (fresh wasm instance, empty store and cache, empty IndexedDB).
 // `compression`: 'zstd' for zstd layers (libzstd's encoder module, loaded by the build), else gzip.
 async function coldBuild(browser, url, profile, compression) {
   const { context, page } = await openSite(browser, url);
-  await page.evaluate(async () => {
-    const list = await (await fetch('/tree.json')).json();
-    const files = {};
-    let next = 0;
-    const worker = async () => {
-      while (next < list.length) {
-        const p = list[next++];
-        files[p] = await (await fetch('/tree/' + p)).blob();
-      }
-    };
-    await Promise.all(Array.from({ length: 16 }, worker));
-    window.__benchFiles = files;
-  });
+  await page.evaluate(treeInPage, '__benchFiles');
   let cdp = null;
   if (profile) {
     cdp = await context.newCDPSession(page);
@@ -354,20 +358,7 @@ async function rebuilds(browser, url, random) {
     floors.push((performance.now() - t) / 1000);
   }
   const { context, page } = await openSite(browser, url);
-  const sizes = await page.evaluate(async () => {
-    const list = await (await fetch('/tree.json')).json();
-    const files = {};
-    let next = 0;
-    const worker = async () => {
-      while (next < list.length) {
-        const p = list[next++];
-        files[p] = await (await fetch('/tree/' + p)).blob();
-      }
-    };
-    await Promise.all(Array.from({ length: 16 }, worker));
-    window.__rebuildFiles = files;
-    return Object.fromEntries(Object.entries(files).map(([p, b]) => [p, b.size]));
-  });
+  const sizes = await page.evaluate(treeInPage, '__rebuildFiles');
   const paths = Object.keys(sizes);
   const last = lastPath(paths);
   // A random place: a random byte of the whole context, in the file that holds it.

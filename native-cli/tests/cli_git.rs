@@ -57,6 +57,20 @@ fn unpack_image(tar: &Path, dir: &Path) {
     }
 }
 
+/// The image `out` built from `ADD --keep-git-dir=true <repo>#v1 /k/` and `ADD <repo>#main:sub /sub/`, unpacked into
+/// `fs_dir`: v1's files with its commit checked out in `/k`, and only `sub` of main in `/sub`.
+fn check_checkouts(root: &Path, out: &Path, fs_dir: &Path) {
+    unpack_image(out, fs_dir);
+    assert_eq!(fs::read_to_string(fs_dir.join("k/a.txt")).unwrap(), "one\n");
+    assert_eq!(
+        fs::read_to_string(fs_dir.join("sub/b.txt")).unwrap(),
+        "bee\n"
+    );
+    assert!(!fs_dir.join("sub/a.txt").exists());
+    let v1 = git(&root.join("src"), &["rev-parse", "v1^{commit}"]);
+    assert_eq!(git(&fs_dir.join("k"), &["rev-parse", "HEAD"]), v1);
+}
+
 #[test]
 fn smart_http_sources_are_fetched_by_lw_git_with_the_auth_secret() {
     lw_test_kit::require!("git");
@@ -104,16 +118,8 @@ fn smart_http_sources_are_fetched_by_lw_git_with_the_auth_secret() {
         );
         assert!(log.iter().all(|(_, _, s)| *s == 200), "{log:?}");
         let fs_dir = tmp.path().join(format!("fs-{v0_only}"));
-        unpack_image(&out, &fs_dir);
-        assert_eq!(fs::read_to_string(fs_dir.join("k/a.txt")).unwrap(), "one\n");
-        assert_eq!(
-            fs::read_to_string(fs_dir.join("sub/b.txt")).unwrap(),
-            "bee\n"
-        );
-        assert!(!fs_dir.join("sub/a.txt").exists());
+        check_checkouts(tmp.path(), &out, &fs_dir);
         let k = fs_dir.join("k");
-        let v1 = git(&tmp.path().join("src"), &["rev-parse", "v1^{commit}"]);
-        assert_eq!(git(&k, &["rev-parse", "HEAD"]), v1);
         assert_eq!(git(&k, &["status", "--porcelain"]), "");
         git(&k, &["fsck", "--no-progress"]);
 
@@ -186,16 +192,7 @@ fn git_protocol_sources_are_fetched_by_the_git_command() {
     let dest = format!("type=oci,dest={}", out.display());
     let r = lw(&root, &["build", "--output", &dest, ctx.to_str().unwrap()]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let fs_dir = tmp.path().join("fs");
-    unpack_image(&out, &fs_dir);
-    assert_eq!(fs::read_to_string(fs_dir.join("k/a.txt")).unwrap(), "one\n");
-    assert_eq!(
-        fs::read_to_string(fs_dir.join("sub/b.txt")).unwrap(),
-        "bee\n"
-    );
-    assert!(!fs_dir.join("sub/a.txt").exists());
-    let v1 = git(&tmp.path().join("src"), &["rev-parse", "v1^{commit}"]);
-    assert_eq!(git(&fs_dir.join("k"), &["rev-parse", "HEAD"]), v1);
+    check_checkouts(tmp.path(), &out, &tmp.path().join("fs"));
 
     // A reference that does not exist: git's refusal, naming the remote.
     fs::write(
