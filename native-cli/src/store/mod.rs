@@ -157,10 +157,14 @@ impl Store {
     }
 
     /// Remove the temporary files of killed processes where the store makes them (its root for `index.json`, `tmp/`,
-    /// the pin directories), so none outlives the next command. A live process's files are left alone: the PID
-    /// in the name says whose they are. Best effort, and cheap: these directories hold few entries.
+    /// `statcache/`, the pin directories), so none outlives the next command. A live process's files are left alone:
+    /// the PID in the name says whose they are. Best effort, and cheap: these directories hold few entries.
     fn sweep_dead_temporaries(&self) {
-        let mut dirs = vec![self.root.clone(), self.tmp_dir()];
+        let mut dirs = vec![
+            self.root.clone(),
+            self.tmp_dir(),
+            self.root.join("statcache"),
+        ];
         if let Ok(rd) = fs::read_dir(self.root.join("pins")) {
             dirs.extend(rd.flatten().map(|e| e.path()));
         }
@@ -780,9 +784,12 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
+        // The statcache's own directory too: it is saved by write_atomic, staged beside it.
+        fs::create_dir_all(tmp.path().join("statcache")).unwrap();
         let dead_files = [
             tmp.path().join(format!(".tmp-{dead}-1-0")),
             store.tmp_dir().join(format!(".tmp-{dead}-2-0")),
+            tmp.path().join(format!("statcache/.tmp-{dead}-4-0")),
         ];
         for f in &dead_files {
             fs::write(f, b"half").unwrap();
