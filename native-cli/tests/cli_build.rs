@@ -506,23 +506,7 @@ fn context_hashing_skips_unchanged_files_and_sees_same_size_edits() {
 fn a_rebuild_after_an_edit_in_the_last_file_resumes_and_matches_a_cold_build() {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx");
-    // Eight 700 KB files: members are cut at entries past 2 MB at the latest, so the last file is in a later member.
-    let mut seed = 7u64;
-    let mut files = Vec::new();
-    for i in 0..8 {
-        let mut s = String::new();
-        while s.len() < 700_000 {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            s.push_str(&format!("{:x} line {i}\n", seed >> 20));
-        }
-        files.push((format!("f{i}.txt"), s));
-    }
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.as_str()))
-        .collect();
-    context(&ctx, "FROM scratch\nCOPY . /data/\n", &refs);
-    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let files = crate::common::eight_member_context(&ctx);
     for compression in ["gzip", "zstd"] {
         let root = tmp.path().join(format!("store-{compression}"));
         let build = |root: &std::path::Path, extra: &[&str]| {
@@ -603,6 +587,6 @@ fn a_rebuild_after_an_edit_in_the_last_file_resumes_and_matches_a_cold_build() {
             again, cold,
             "{compression}: a damaged record gives the cold build's bytes"
         );
-        std::fs::write(&last, files[7].1.as_bytes()).unwrap();
+        std::fs::write(&last, &files[7].1).unwrap();
     }
 }

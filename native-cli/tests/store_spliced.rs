@@ -12,27 +12,6 @@ use crate::common::{lw, lw_ok};
 use layerwright::store::Store;
 use lw_oci::Digest;
 
-/// A context of eight 700 KB text files (members are cut at entries past 2 MB, so the last file is in a later
-/// member than the first ones).
-fn make_context(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY . /data/\n").unwrap();
-    let mut seed = 11u64;
-    let mut files = Vec::new();
-    for i in 0..8 {
-        let mut s = String::new();
-        while s.len() < 700_000 {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            s.push_str(&format!("{:x} line {i}\n", seed >> 20));
-        }
-        std::fs::write(dir.join(format!("f{i}.txt")), &s).unwrap();
-        files.push((format!("f{i}.txt"), s.into_bytes()));
-    }
-    // The stat cache trusts a file only once its mtime is past the racy margin.
-    std::thread::sleep(std::time::Duration::from_millis(2200));
-    files
-}
-
 fn build(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> String {
     let mut args = vec!["build", "-q", "-t", tag];
     args.extend_from_slice(extra);
@@ -64,7 +43,7 @@ fn sha256_file(p: &Path) -> Digest {
 /// `cold`. Returns (first layer, rebuilt layer).
 fn first_and_rebuilt(tmp: &Path, root: &Path, cold: &Path) -> (Digest, Digest) {
     let ctx = tmp.join("ctx");
-    let files = make_context(&ctx);
+    let files = crate::common::eight_member_context(&ctx);
     build(root, &ctx, "lw/s:1", &[]);
     let mut last = files[7].1.clone();
     last[1000] ^= 0x20;
@@ -270,7 +249,7 @@ fn an_edit_after_an_undone_one_resumes_from_the_earlier_layer() {
     let tmp = tempfile::tempdir().unwrap();
     let (root, cold) = (tmp.path().join("store"), tmp.path().join("cold"));
     let ctx = tmp.path().join("ctx");
-    let files = make_context(&ctx);
+    let files = crate::common::eight_member_context(&ctx);
     build(&root, &ctx, "lw/u:1", &[]);
     let first = layer_of(&root, "lw/u:1");
     let mut f0 = files[0].1.clone();
@@ -297,7 +276,7 @@ fn a_rebuild_resumes_from_a_no_cache_builds_layer() {
     let tmp = tempfile::tempdir().unwrap();
     let (root, cold) = (tmp.path().join("store"), tmp.path().join("cold"));
     let ctx = tmp.path().join("ctx");
-    let files = make_context(&ctx);
+    let files = crate::common::eight_member_context(&ctx);
     build(&root, &ctx, "lw/n:1", &["--no-cache"]);
     let first = layer_of(&root, "lw/n:1");
     let mut f7 = files[7].1.clone();

@@ -133,3 +133,24 @@ pub fn make_busybox_image(
         .unwrap();
     m
 }
+
+/// A context of eight 700 KB text files (members are cut at entries past 2 MB, so the last file is in a later
+/// member than the first ones).
+pub fn eight_member_context(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY . /data/\n").unwrap();
+    let mut seed = 7u64;
+    let mut files = Vec::new();
+    for i in 0..8 {
+        let mut s = String::new();
+        while s.len() < 700_000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            s.push_str(&format!("{:x} line {i}\n", seed >> 20));
+        }
+        std::fs::write(dir.join(format!("f{i}.txt")), &s).unwrap();
+        files.push((format!("f{i}.txt"), s.into_bytes()));
+    }
+    // The stat cache trusts a file only once its mtime is past the racy margin.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    files
+}
