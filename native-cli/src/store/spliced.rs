@@ -368,32 +368,9 @@ impl Store {
     /// rename) and remove its spliced file, so its parent is no longer needed for it.
     pub fn flatten(&self, d: &Digest) -> Result<()> {
         let mut src = self.open_blob(d)?;
-        let (tmp, mut file) = tempfile_in(&self.tmp_dir())?;
-        let done = (|| -> Result<()> {
-            let mut h = lw_oci::DigestHasher::new(d.algorithm());
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = src.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-                file.write_all(&buf[..n])?;
-            }
-            let actual = h.finish();
-            if actual != *d {
-                bail!("blob {d} is damaged: its spliced bytes hash to {actual}");
-            }
-            file.sync_all()?;
-            self.ensure_blob_dir(d)?;
-            fs::rename(&tmp, self.blob_path(d))?;
-            sync_dir(&self.blob_path(d).with_file_name(""));
-            Ok(())
-        })();
-        if done.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        done.with_context(|| format!("writing spliced blob {d} out in full"))?;
+        let len = src.len();
+        self.put_blob(d, Some(len), &mut src)
+            .with_context(|| format!("writing spliced blob {d} out in full"))?;
         fs::remove_file(self.spliced_path(d))?;
         Ok(())
     }
