@@ -332,10 +332,8 @@ impl ImageSource for StoreImages<'_> {
     }
 }
 
-/// Compressed gzip members on disk under `members/`, each file prefixed with the CRC-32 and length of its bytes so
-/// a damaged entry (a torn write, a bad disk) is ignored rather than written into a layer. The file name is the
-/// sha256 of the member's input, so a CRC is enough here: it guards against damage, not against forgery (whoever can
-/// write the store can write its blobs too), and costs far less than hashing every member again.
+/// Compressed gzip members on disk under `members/`, each file framed by lw-layer (`frame_member`: a CRC-32 and
+/// length) so a damaged entry is ignored rather than written into a layer.
 pub struct StoreMembers {
     pub dir: PathBuf,
     /// Where members are written before they are renamed into `dir` (the store's `tmp/`, which the next command
@@ -343,27 +341,13 @@ pub struct StoreMembers {
     pub staging: PathBuf,
 }
 
-fn member_check(body: &[u8]) -> String {
-    let mut crc = flate2::Crc::new();
-    crc.update(body);
-    format!("crc32:{:08x} {}\n", crc.sum(), body.len())
-}
-
 impl lw_layer::pgzip::MemberCache for StoreMembers {
     fn get(&mut self, key: &Digest) -> Option<Vec<u8>> {
-        let mut raw = fs::read(self.dir.join(key.encoded())).ok()?;
-        let nl = raw.iter().position(|&b| b == b'\n')?;
-        let body = &raw[nl + 1..];
-        if raw[..=nl] != *member_check(body).as_bytes() {
-            return None;
-        }
-        raw.drain(..=nl);
-        Some(raw)
+        lw_layer::pgzip::unframe_member(fs::read(self.dir.join(key.encoded())).ok()?)
     }
     fn put(&mut self, key: &Digest, compressed: &[u8]) {
         if fs::create_dir_all(&self.dir).is_ok() {
-            let mut v = member_check(compressed).into_bytes();
-            v.extend_from_slice(compressed);
+            let v = lw_layer::pgzip::frame_member(compressed);
             // Written and renamed into place without fsync: a member torn by a crash fails its check in `get` and
             // is recompressed, so durability would only cost time (two fsyncs per member).
             let Ok((tmp, mut f)) = tempfile_in(&self.staging) else {

@@ -114,7 +114,8 @@ pub enum Codec {
     Zstd,
 }
 
-fn member_key(codec: Codec, data: &[u8], level: u32) -> Digest {
+/// The key a member of `data` is cached under: the digest of its input, the codec, its encoder's version and level.
+pub fn member_key(codec: Codec, data: &[u8], level: u32) -> Digest {
     let mut h = lw_oci::DigestHasher::sha256();
     match codec {
         // "2": the encoder of crate::deflate; members cached from the earlier plain zlib encoder must not be reused.
@@ -123,6 +124,32 @@ fn member_key(codec: Codec, data: &[u8], level: u32) -> Digest {
     }
     h.update(data);
     h.finish()
+}
+
+/// A cached member as a host stores it: a line with the CRC-32 and length of `compressed`, then its bytes. The key
+/// (the file name) is the SHA-256 of the member's input, so a CRC is enough: it guards against damage (a torn
+/// write, a bad disk), not forgery (whoever can write the cache can write the blobs too), and costs far less than
+/// hashing every member again.
+pub fn frame_member(compressed: &[u8]) -> Vec<u8> {
+    let mut v = member_check(compressed).into_bytes();
+    v.extend_from_slice(compressed);
+    v
+}
+
+/// The member [`frame_member`] framed, or None when `framed` is damaged.
+pub fn unframe_member(mut framed: Vec<u8>) -> Option<Vec<u8>> {
+    let nl = framed.iter().position(|&b| b == b'\n')?;
+    if framed[..=nl] != *member_check(&framed[nl + 1..]).as_bytes() {
+        return None;
+    }
+    framed.drain(..=nl);
+    Some(framed)
+}
+
+fn member_check(body: &[u8]) -> String {
+    let mut crc = flate2::Crc::new();
+    crc.update(body);
+    format!("crc32:{:08x} {}\n", crc.sum(), body.len())
 }
 
 fn compress(codec: Codec, data: &[u8], level: u32) -> io::Result<Vec<u8>> {

@@ -372,3 +372,25 @@ fn an_external_pool_keeps_the_same_checkpoints_and_resumes_to_the_same_bytes() {
     );
     assert_eq!((m3.digest, m3.diff_id), (m4.digest, m4.diff_id));
 }
+
+#[test]
+fn a_framed_member_round_trips_and_damage_is_refused() {
+    let member = b"compressed bytes\nwith a newline".to_vec();
+    let framed = frame_member(&member);
+    assert_eq!(unframe_member(framed.clone()), Some(member.clone()));
+    let mut flipped = framed.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    assert_eq!(unframe_member(flipped), None, "a flipped bit");
+    assert_eq!(
+        unframe_member(framed[..framed.len() - 1].to_vec()),
+        None,
+        "a torn write"
+    );
+    assert_eq!(unframe_member(member), None, "no frame");
+    // The key names the codec, level and input: the same input at another level is another member.
+    let k = member_key(Codec::Gzip, b"input", 6);
+    assert_eq!(k, member_key(Codec::Gzip, b"input", 6));
+    assert_ne!(k, member_key(Codec::Gzip, b"input", 9));
+    assert_ne!(k, member_key(Codec::Zstd, b"input", 6));
+    assert_ne!(k, member_key(Codec::Gzip, b"input!", 6));
+}
