@@ -1,12 +1,54 @@
 // A Web Worker of build()'s member pool (see index.js): it instantiates the page's compiled lw-wasm module, says
-// {ready: true}, then answers each {bytes, level}, one at a time, with {member} (the gzip member, its buffer
-// transferred) or {error}.
-import wasmInit, { gzipMember } from "./lw_wasm.js";
+// {ready: true}, then answers each {bytes, level}, one at a time, with {member, reused} (the gzip member, its buffer
+// transferred; reused: read back from the kept members) or {error}.
+//
+// Members it makes are kept in OPFS (`layerwright-members/<sha256 of the input and level>`, framed with a CRC as the
+// native store's `members/`), and a member whose input was compressed before is read back instead of compressed: a
+// rebuild after an edit recompresses only what changed (issue #21). The key is hashed here, on the worker, so the
+// page's thread does no more work than without the cache. No OPFS: every member is compressed.
+import wasmInit, { gzipMember, memberFrame, memberKey, memberUnframe } from "./lw_wasm.js";
+import { MEMBERS_DIR } from "./storage.js";
+
+let members = null;
+
+async function openMembers() {
+  try {
+    const root = await navigator.storage.getDirectory();
+    return await root.getDirectoryHandle(MEMBERS_DIR, { create: true });
+  } catch {
+    return null;
+  }
+}
+
+async function cached(key) {
+  try {
+    const file = await (await members.getFileHandle(key)).getFile();
+    return memberUnframe(new Uint8Array(await file.arrayBuffer())) ?? null;
+  } catch {
+    return null; // not there (or unreadable): compressed again
+  }
+}
+
+// Written under a temporary name and moved into place, so a reader never sees half a member (and a torn one fails
+// its CRC). Failures only cost a later recompression.
+async function keep(key, framed) {
+  const tmp = `tmp-${crypto.randomUUID()}`;
+  try {
+    const h = await members.getFileHandle(tmp, { create: true });
+    const w = await h.createWritable();
+    await w.write(framed);
+    await w.close();
+    await h.move(key);
+  } catch {
+    await members.removeEntry(tmp).catch(() => {});
+  }
+}
 
 self.onmessage = async ({ data }) => {
   if (data.module) {
     try {
       await wasmInit({ module_or_path: data.module });
+      members = await openMembers();
       self.postMessage({ ready: true });
     } catch (e) {
       self.postMessage({ failed: String(e?.message ?? e) });
@@ -14,8 +56,14 @@ self.onmessage = async ({ data }) => {
     return;
   }
   try {
-    const member = gzipMember(data.bytes, data.level);
-    self.postMessage({ member }, [member.buffer]);
+    const key = members ? memberKey(data.bytes, data.level) : null;
+    let member = key ? await cached(key) : null;
+    const reused = !!member;
+    if (!member) {
+      member = gzipMember(data.bytes, data.level);
+      if (key) keep(key, memberFrame(member));
+    }
+    self.postMessage({ member, reused }, [member.buffer]);
   } catch (e) {
     self.postMessage({ error: String(e?.message ?? e) });
   }

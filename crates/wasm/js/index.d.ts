@@ -100,6 +100,8 @@ export interface BuildResult {
   platforms: string[];
   /** The index over every platform's manifest, when several were built (the name points to it). */
   indexDigest?: string;
+  /** A gzip build on Web Workers: members compressed, and members read back from the ones the workers keep. */
+  members?: { compressed: number; reused: number };
 }
 export interface Entry {
   path: string; type: "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo"; mode: number;
@@ -246,6 +248,9 @@ export function runContainer(ref: string, opts?: {
 }): Promise<VmContainer>;
 export const storage: {
   usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void>;
+  /** The gzip members build()'s workers keep in OPFS (a rebuild recompresses only what changed; the oldest go past
+   * 512 MiB): how many, and their bytes. */
+  members(): Promise<{ files: number; bytes: number }>;
   /** `RUN --mount=type=cache` caches of the tab's VM kept in browser storage (IndexedDB, at most 64 MiB in all),
    * least recently used first. */
   cacheMounts(): Promise<{ id: string; size: number; usedAt: number }[]>;

@@ -137,6 +137,8 @@ class GzipWorkers {
     this.busy = new Map();
     this.queue = [];
     this.alive = size;
+    // Members answered, and of those read back from the members the workers keep (not compressed again).
+    this.counts = { members: 0, reused: 0 };
     const url = new URL("./gzip-worker.js", import.meta.url);
     for (let i = 0; i < size; i++) {
       let w;
@@ -178,7 +180,11 @@ class GzipWorkers {
     this.idle.push(w);
     if (job) {
       if (data.error) job.reject(new Error(data.error));
-      else job.resolve(data.member);
+      else {
+        this.counts.members++;
+        if (data.reused) this.counts.reused++;
+        job.resolve(data.member);
+      }
     }
     this.pump();
   }
@@ -375,6 +381,7 @@ export async function build(opts) {
   // ADD <git URL>: the module loads when the engine first asks for a checkout (a build without one never fetches it).
   if (!o?.gitCheckout) o = { ...o, gitCheckout: gitCheckout(o?.fetch, o?.executor?.gitOverSsh) };
   let r;
+  const counted = o.compressMember && gzipWorkers ? { ...gzipWorkers.counts } : null;
   core.storeMark();
   try {
     r = await core.build(o);
@@ -389,6 +396,12 @@ export async function build(opts) {
     }
   }
   await persist();
+  if (counted) {
+    const now = gzipWorkers.counts;
+    r.members = { compressed: now.members - now.reused - (counted.members - counted.reused), reused: now.reused - counted.reused };
+    // The workers' kept members stay bounded (not awaited: the next build only finds fewer of them).
+    blobStorage?.pruneMembers().catch(() => {});
+  }
   return r;
 }
 
@@ -680,6 +693,8 @@ function base64(bytes) {
 
 export const storage = {
   async usage() { await init(); return core.storageUsage(); },
+  /** The gzip members build()'s workers keep in OPFS (so a rebuild recompresses only what changed): `{files, bytes}`. */
+  async members() { await init(); return (await blobStorage?.membersKept()) ?? { files: 0, bytes: 0 }; },
   /** The `RUN --mount=type=cache` caches of the tab's VM kept in browser storage: `[{id, size, usedAt}]`, least
    * recently used first (the total stays within 64 MiB). */
   async cacheMounts() { return (await (await cacheMounts())?.list()) ?? []; },

@@ -1,6 +1,7 @@
 //! Gzip members compressed off the tab's main thread: the page's `compressMember(bytes, level) => Promise<Uint8Array>`
 //! (the JS API runs it on Web Workers, each with its own instance of this module) behind lw-layer's `MemberPool`;
-//! and `gzipMember`, the function each worker calls.
+//! and `gzipMember`, the function each worker calls, with the member cache's key and frame (`memberKey`,
+//! `memberFrame`, `memberUnframe`: a worker keeps the members it makes in browser storage and reuses them).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -30,6 +31,26 @@ pub fn gzip_member(data: &[u8], level: u32) -> Result<Vec<u8>, JsValue> {
     let mut out = Vec::new();
     lw_layer::deflate::gzip_member(data, level, &mut out).map_err(crate::js::err)?;
     Ok(out)
+}
+
+/// The key a gzip member of `data` is cached under (lw-layer's, as the native store's `members/` names them): hex.
+#[wasm_bindgen(js_name = memberKey)]
+pub fn member_key(data: &[u8], level: u32) -> String {
+    lw_layer::pgzip::member_key(lw_layer::pgzip::Codec::Gzip, data, level)
+        .encoded()
+        .to_string()
+}
+
+/// A member as the member cache stores it (lw-layer's frame: CRC-32 and length, then the bytes).
+#[wasm_bindgen(js_name = memberFrame)]
+pub fn member_frame(member: &[u8]) -> Vec<u8> {
+    lw_layer::pgzip::frame_member(member)
+}
+
+/// The member a cached file holds, or undefined when it is damaged (a torn write): it is then compressed again.
+#[wasm_bindgen(js_name = memberUnframe)]
+pub fn member_unframe(framed: Vec<u8>) -> Option<Vec<u8>> {
+    lw_layer::pgzip::unframe_member(framed)
 }
 
 /// Answers that came back, and the task waiting for one.
