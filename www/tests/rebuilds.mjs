@@ -1,9 +1,10 @@
 // Rebuilds in the tab after small edits (tab-resume.test.mjs, `cargo xtask bench`): a COPY of a context of Blobs is
 // built cold, again unchanged, then after each 1 KB edit (a new Blob with 1 KB flipped), each resumed build followed
 // by a --no-cache build of the same files compressed on the page's thread (not the workers, whose kept members the
-// resumed build reused), whose layer must be the same bytes. The context bytes each build reads
-// are counted by wrapping Blob.prototype.slice (the engine reads context Blobs in slices; WebCrypto's digests of new
-// Blobs read them whole and are not counted), so "reads only what changed" is measured, not inferred from times.
+// resumed build reused), whose layer must be the same bytes. The context bytes each build reads are counted by
+// wrapping Blob.prototype.slice and arrayBuffer (the engine reads a context Blob whole, or in slices; WebCrypto's
+// digest of a new Blob reads it whole and counts too), so "reads only what changed" is measured, not inferred from
+// times.
 
 /**
  * In the page: run the builds over `window.__rebuildFiles` ({path: Blob}); `edits`: [{path, at}] (1 KB at byte `at`
@@ -20,6 +21,11 @@ export async function rebuildsInPage({ edits, tag, damageMember, noSubtle }) {
   Blob.prototype.slice = function (start = 0, end = this.size, type) {
     if (context.has(this)) read += Math.max(0, Math.min(end, this.size) - Math.max(0, start));
     return slice.call(this, start, end, type);
+  };
+  const arrayBuffer = Blob.prototype.arrayBuffer;
+  Blob.prototype.arrayBuffer = function () {
+    if (context.has(this)) read += this.size;
+    return arrayBuffer.call(this);
   };
   const subtle = Object.getOwnPropertyDescriptor(Crypto.prototype, 'subtle');
   const dockerfile = 'FROM scratch\nCOPY . /data/\n';
@@ -66,6 +72,7 @@ export async function rebuildsInPage({ edits, tag, damageMember, noSubtle }) {
     return { cold, unchanged, edits: out, bytes: Object.values(files).reduce((n, b) => n + b.size, 0) };
   } finally {
     Blob.prototype.slice = slice;
+    Blob.prototype.arrayBuffer = arrayBuffer;
     Object.defineProperty(Crypto.prototype, 'subtle', subtle);
   }
 }

@@ -243,8 +243,13 @@ fn read_err(path: &str, e: &JsValue) -> Error {
     Error::Host(format!("{path}: reading its Blob: {}", js_text(e)))
 }
 
-/// Start reading `[start, end)` of `blob`: the promise of its `ArrayBuffer`.
+/// Start reading `[start, end)` of `blob`: the promise of its `ArrayBuffer`. A whole Blob is read without slicing it:
+/// Chromium's `Blob.slice` costs about a millisecond (measured: 1.2 s of the page's 6 s in a rebuild reading 119 MB
+/// of 776 files), and most context files fit in one block.
 fn start_read(blob: &web_sys::Blob, start: u64, end: u64) -> Result<js_sys::Promise, JsValue> {
+    if start == 0 && end as f64 == blob.size() {
+        return Ok(blob.array_buffer());
+    }
     Ok(blob
         .slice_with_f64_and_f64(start as f64, end as f64)?
         .array_buffer())
