@@ -315,9 +315,9 @@ export function containerScript(spec, user) {
  * next to this module). `stats` records what it cost: `bytes` downloaded, `startMs` (download + restore),
  * `restoreMs` (v86 set up with the saved state until it runs), `guestMemoryBytes` (the 9p module's wasm memory once
  * the last root was made: it holds the roots' small files and metadata), `outsideBytes` (the last root's bytes in its
- * scratch file: files above `executor.spillAt`), `rootMs` (making the last root new: `made` streaming its layers into the 9p module, `kept`
- * writing its scratch file), `stepsMs` per step and its `phases` (`root`: the stage root made
- * from the layers, `guest`: the request until the guest's answer, `layer`: the layer written; `fetches`: requests
+ * scratch file: files above `executor.spillAt`), `rootMs` (making the last root new: `made` streaming its layers
+ * into the 9p module, `kept` writing its scratch file), `stepsMs` per step and its `phases` (`root`: the stage root
+ * made from the layers, `guest`: the request until the guest's answer, `layer`: the layer written; `fetches`: requests
  * that needed outside bytes, `reads` of them from the scratch file, `waitMs` waiting for those).
  * `executor.run(spec)` runs a container in the same VM. `cacheStore`: a promise of the browser storage that keeps
  * cache mounts across reloads (cachemounts.js), or null (they last while the VM does).
@@ -452,8 +452,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   // another Dockerfile on the same image) copies one instead of decompressing and unpacking its layers again.
   const bases = new Map();
   const BASES_KEPT = 2;
-  // Each is `{base, scratch}`: the root and the scratch file of its large files' bytes. (`bases` is consulted before
-  // any layer is read: a kept root's layers are not read again.)
+  // Each is `{base, scratch}`: the root and the scratch file of its large files' bytes.
   // By the spill threshold and the layers.
   const keyOf = (layers) => `${executor.spillAt} ${layers.map((l) => l.digest).join(" ")}`;
   const baseOf = async (layers, io) => {

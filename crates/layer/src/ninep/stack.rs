@@ -402,7 +402,7 @@ mod tests {
             tar(&[file("d/.wh.", b"")]),
         ] {
             let mut b = BaseBuilder::new();
-            let e = b.push(&bad).err().expect("refused");
+            let e = b.push(&bad).expect_err("refused");
             assert!(matches!(e, Error::UnsafePath { .. }), "{e:?}");
         }
         // A layer not ended is no root.
