@@ -208,10 +208,10 @@ test('memory of a container whose stored layer holds LW_VM_STORED_MB of files', 
   assert.ok(grew <= files * 0.25 + (16 << 20), `the 9p module grew by ${MiB(grew)} MiB for ${MiB(files)} MiB of files`);
   assert.ok(ran.outsideBytes >= files, `the files' bytes are in the scratch file: ${ran.outsideBytes}`);
   // Nor does the page hold the layer: what its JS heap and array buffers hold (wasm memories' growth aside) stays
-  // within 32 MiB of where it started while the root is made and the container runs: the chunks in flight and the
-  // scratch file's 8 MiB read block (two while one replaces the other). The page read the whole layer into one
-  // array once: its live peak grew by more than the layer's size.
-  assert.ok(grewBy(heap.live) <= 32 << 20, `the page's JS memory held ${MiB(grewBy(heap.live))} MiB more at its peak for ${MiB(files)} MiB of files`);
+  // within 40 MiB of where it started while the root is made and the container runs: the chunks in flight, the
+  // scratch file's 8 MiB read block (two while one replaces the other), a file's bytes read whole (measured: 4-24
+  // MiB). The page read the whole layer into one array once: its live peak grew by 164.5 MiB for 160 MB of files.
+  assert.ok(grewBy(heap.live) <= 40 << 20, `the page's JS memory held ${MiB(grewBy(heap.live))} MiB more at its peak for ${MiB(files)} MiB of files`);
   assert.equal(ran.end.exitCode, 0, ran.text);
   assert.match(ran.text, new RegExp(`^${made.n}\\s*$`, 'm'), ran.text);
   assert.match(ran.text, new RegExp(`^${made.want}  /data/last\\.bin\\s*$`, 'm'), ran.text);
