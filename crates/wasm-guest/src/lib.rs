@@ -23,8 +23,9 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
         .map_err(err)
 }
 
-/// One layer blob read out of JS memory a block at a time, as the layers are decompressed and unpacked: the
-/// module never holds a whole compressed layer, only the root's files.
+/// One layer blob the page handed in whole (a mount source's, a session's from arrays), read out of JS memory a
+/// block at a time as it is unpacked: the module never holds a whole compressed layer. (A stage root's stored layers
+/// are not handed in whole: [`NinepBaseBuilder`].)
 struct JsBytes {
     bytes: Uint8Array,
     at: u32,

@@ -9,7 +9,7 @@ import { mountLines, parseMount, prepareMounts, quote, tarOf } from "./vmmounts.
 const MARKER = "lw-exit ";
 /**
  * Regular files of a stage root above this size keep their bytes out of the 9p module's memory: the module hands
- * them out while it makes the root (`NinepBase.spilled`), the page keeps them in a scratch file (OPFS, else a
+ * them out while it makes the root (`NinepBaseBuilder`), the page keeps them in a scratch file (OPFS, else a
  * Blob), and reads of them are answered from it (the module answers such a request empty and names the bytes;
  * see `serve` below). A file the step changes, or whose bytes its layer writes, is taken into memory first.
  */
