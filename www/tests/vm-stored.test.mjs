@@ -209,7 +209,7 @@ test('memory of a container whose stored layer holds LW_VM_STORED_MB of files', 
   assert.ok(ran.outsideBytes >= files, `the files' bytes are in the scratch file: ${ran.outsideBytes}`);
   // Nor does the page hold the layer: what its JS heap and array buffers hold (wasm memories' growth aside) stays
   // within 40 MiB of where it started while the root is made and the container runs: the chunks in flight, the
-  // scratch file's 8 MiB read block (two while one replaces the other), a file's bytes read whole (measured: 4-24
+  // scratch file's 8 MiB read block (two while one replaces the other), a file's bytes read whole (measured: 2-24
   // MiB). The page read the whole layer into one array once: its live peak grew by 164.5 MiB for 160 MB of files.
   assert.ok(grewBy(heap.live) <= 40 << 20, `the page's JS memory held ${MiB(grewBy(heap.live))} MiB more at its peak for ${MiB(files)} MiB of files`);
   assert.equal(ran.end.exitCode, 0, ran.text);

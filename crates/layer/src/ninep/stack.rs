@@ -58,7 +58,9 @@ impl Stacker {
             Some((threshold, _)) if entry.size > *threshold => Some(self.spilled),
             _ => None,
         };
-        let data = (external.is_none() && entry.size <= fs::MAX_FILE).then(Vec::new);
+        // Its exact size reserved, as the pull-mode reader does: the root keeps the vector, so no slack.
+        let data = (external.is_none() && entry.size <= fs::MAX_FILE)
+            .then(|| Vec::with_capacity(entry.size as usize));
         self.pending = Some(Pending {
             entry,
             data,
