@@ -20,6 +20,9 @@ pub enum Error {
     },
     #[error("duplicate entry {0:?} in one layer")]
     Duplicate(String),
+    /// What a host's callback answered while a layer was read ([`crate::push`]): its own words.
+    #[error("{0}")]
+    Host(String),
     #[error(transparent)]
     Oci(#[from] lw_oci::Error),
 }

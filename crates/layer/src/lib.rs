@@ -16,6 +16,7 @@ pub mod midstate;
 pub mod ninep;
 pub mod path;
 pub mod pgzip;
+pub mod push;
 pub mod tar;
 pub mod tree;
 pub mod zstd_push;

@@ -21,12 +21,16 @@ pub struct Node {
     pub external: Option<u64>,
 }
 
-/// Where large files' bytes go while a tree is made with [`FileTree::apply_layer_spilling`] (the tab's VM keeps
-/// them out of wasm memory, in browser storage).
+/// Where large files' bytes go while the tab's VM stacks a root ([`crate::ninep::BaseBuilder`]): out of wasm
+/// memory, into browser storage. The bytes of one file after another are appended; a file's place is the number of
+/// bytes appended before it.
 pub trait Spill {
-    /// Take the `len` bytes of one file from `data` and answer where they are (an offset the reader later asks
-    /// for).
-    fn put(&mut self, data: &mut dyn Read, len: u64) -> Result<u64, Error>;
+    /// Append the next piece of the current file's bytes.
+    fn write(&mut self, chunk: &[u8]) -> Result<(), Error>;
+    /// Everything appended is handed on (the root is complete).
+    fn flush(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// What one layer did to the tree below it.
@@ -136,105 +140,98 @@ impl FileTree {
     /// Apply one uncompressed layer tar on top of the tree.
     pub fn apply_layer<R: Read>(&mut self, layer: usize, tar: R) -> Result<LayerStats, Error> {
         let keep = self.keep_data;
-        self.apply(layer, tar, |entry, reader| {
-            Ok((kept(keep, entry, reader)?, None))
-        })
-    }
-
-    /// [`FileTree::apply_layer`], the bytes of files above `threshold` going to `spill` rather than into the tree.
-    pub fn apply_layer_spilling<R: Read>(
-        &mut self,
-        layer: usize,
-        tar: R,
-        threshold: u64,
-        spill: &mut dyn Spill,
-    ) -> Result<LayerStats, Error> {
-        let keep = self.keep_data;
-        self.apply(layer, tar, |entry, reader| {
-            if entry.has_data() && entry.size > threshold {
-                return Ok((None, Some(spill.put(&mut reader.data(), entry.size)?)));
-            }
-            Ok((kept(keep, entry, reader)?, None))
-        })
-    }
-
-    /// Apply a layer, `data_of` taking each entry's bytes: into the tree (`Some` data), elsewhere (`Some` place) or
-    /// nowhere. (A closure, so the plain [`FileTree::apply_layer`] links no spilling: the browser's main module
-    /// has a size budget.)
-    fn apply<R: Read>(
-        &mut self,
-        layer: usize,
-        tar: R,
-        mut data_of: impl FnMut(
-            &Entry,
-            &mut TarReader<R>,
-        ) -> Result<(Option<Vec<u8>>, Option<u64>), Error>,
-    ) -> Result<LayerStats, Error> {
         let mut reader = TarReader::new(tar);
         let mut stats = LayerStats::default();
         while let Some(entry) = reader.next_entry()? {
-            stats.entries += 1;
-            let name = path::base(&entry.path);
-            let dir = path::parent(&entry.path).to_string();
-            if name == OPAQUE_MARKER {
-                let (n, b) = self.remove_subtree(&dir, layer, false);
-                stats.removed += n;
-                stats.wasted_bytes += b;
-                continue;
+            if self.place(layer, &entry, &mut stats)? {
+                let data = kept(keep, &entry, &mut reader)?;
+                self.put(layer, entry, data, None, &mut stats);
             }
-            if let Some(victim) = name.strip_prefix(WHITEOUT_PREFIX) {
-                if victim.is_empty() || victim == "." || victim == ".." {
-                    return Err(Error::UnsafePath {
-                        path: entry.path,
-                        reason: "whiteout names no file".into(),
-                    });
-                }
-                let target = if dir.is_empty() {
-                    victim.to_string()
-                } else {
-                    format!("{dir}/{victim}")
-                };
-                let (n, b) = self.remove_subtree(&target, layer, true);
-                stats.removed += n;
-                stats.wasted_bytes += b;
-                continue;
-            }
-            if entry.path.is_empty() {
-                continue; // the root itself
-            }
-            if let EntryKind::Hardlink(target) = &entry.kind {
-                if !self.nodes.contains_key(target) {
-                    return Err(Error::UnsafePath {
-                        path: entry.path.clone(),
-                        reason: format!("hard link to {target:?}, which is not in the tree"),
-                    });
-                }
-            }
-            let (data, external) = data_of(&entry, &mut reader)?;
-            stats.bytes += entry.size;
-            if let Some(old) = self.nodes.get(&entry.path) {
-                if old.layer < layer {
-                    stats.wasted_bytes += old.entry.size;
-                }
-                if old.entry.is_dir() && !entry.is_dir() {
-                    let (n, b) = self.remove_subtree(&entry.path, layer, false);
-                    stats.removed += n;
-                    stats.wasted_bytes += b;
-                }
-            }
-            self.ensure_parents(&entry.path, layer);
-            let p = entry.path.clone();
-            self.nodes.insert(
-                p,
-                Node {
-                    entry,
-                    layer,
-                    data,
-                    external,
-                },
-            );
         }
         Ok(stats)
+    }
+
+    /// The first half of applying one entry of layer `layer`, before its data: a whiteout or opaque marker is
+    /// applied here, a hard link's target checked. Whether the entry goes on into the tree ([`FileTree::put`], once
+    /// its data is read; a push-mode reader reads it in between: [`crate::ninep::BaseBuilder`]).
+    pub fn place(
+        &mut self,
+        layer: usize,
+        entry: &Entry,
+        stats: &mut LayerStats,
+    ) -> Result<bool, Error> {
+        stats.entries += 1;
+        let name = path::base(&entry.path);
+        let dir = path::parent(&entry.path).to_string();
+        if name == OPAQUE_MARKER {
+            let (n, b) = self.remove_subtree(&dir, layer, false);
+            stats.removed += n;
+            stats.wasted_bytes += b;
+            return Ok(false);
+        }
+        if let Some(victim) = name.strip_prefix(WHITEOUT_PREFIX) {
+            if victim.is_empty() || victim == "." || victim == ".." {
+                return Err(Error::UnsafePath {
+                    path: entry.path.clone(),
+                    reason: "whiteout names no file".into(),
+                });
+            }
+            let target = if dir.is_empty() {
+                victim.to_string()
+            } else {
+                format!("{dir}/{victim}")
+            };
+            let (n, b) = self.remove_subtree(&target, layer, true);
+            stats.removed += n;
+            stats.wasted_bytes += b;
+            return Ok(false);
+        }
+        if entry.path.is_empty() {
+            return Ok(false); // the root itself
+        }
+        if let EntryKind::Hardlink(target) = &entry.kind {
+            if !self.nodes.contains_key(target) {
+                return Err(Error::UnsafePath {
+                    path: entry.path.clone(),
+                    reason: format!("hard link to {target:?}, which is not in the tree"),
+                });
+            }
+        }
+        Ok(true)
+    }
+
+    /// The second half of applying an entry [`FileTree::place`] let through: it goes into the tree with its bytes
+    /// (`data`) or their place elsewhere (`external`).
+    pub fn put(
+        &mut self,
+        layer: usize,
+        entry: Entry,
+        data: Option<Vec<u8>>,
+        external: Option<u64>,
+        stats: &mut LayerStats,
+    ) {
+        stats.bytes += entry.size;
+        if let Some(old) = self.nodes.get(&entry.path) {
+            if old.layer < layer {
+                stats.wasted_bytes += old.entry.size;
+            }
+            if old.entry.is_dir() && !entry.is_dir() {
+                let (n, b) = self.remove_subtree(&entry.path, layer, false);
+                stats.removed += n;
+                stats.wasted_bytes += b;
+            }
+        }
+        self.ensure_parents(&entry.path, layer);
+        let p = entry.path.clone();
+        self.nodes.insert(
+            p,
+            Node {
+                entry,
+                layer,
+                data,
+                external,
+            },
+        );
     }
 
     /// Put one entry into the tree as layer `layer` wrote it (parents are created as needed; a non-directory

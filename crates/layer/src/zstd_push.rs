@@ -88,6 +88,11 @@ impl<W: Write> ZstdPush<W> {
         })
     }
 
+    /// The writer the decompressed stream goes to.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// The decompressed stream's writer, once the input ended after a whole frame.
     pub fn finish(mut self) -> io::Result<W> {
         self.dec.finish()?;

@@ -7,7 +7,7 @@
 #![warn(clippy::too_many_lines)]
 
 use js_sys::{Array, Function, Uint8Array};
-use lw_layer::ninep::{Base, Need, Session, Spill};
+use lw_layer::ninep::{Base, BaseBuilder, Need, Session, Spill};
 use lw_oci::media::Compression;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -23,8 +23,9 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
         .map_err(err)
 }
 
-/// One layer blob read out of JS memory a block at a time, as the layers are decompressed and unpacked: the
-/// module never holds a whole compressed layer, only the root's files.
+/// One layer blob the page handed in whole (a mount source's, a session's from arrays), read out of JS memory a
+/// block at a time as it is unpacked: the module never holds a whole compressed layer. (A stage root's stored layers
+/// are not handed in whole: [`NinepBaseBuilder`].)
 struct JsBytes {
     bytes: Uint8Array,
     at: u32,
@@ -61,63 +62,105 @@ pub struct NinepBase {
     inner: Base,
 }
 
+/// A stage root being made from its layers as the page reads them: each layer's bytes pushed in chunks (a stored
+/// layer's checked chunks as they come out of browser storage), decompressed and unpacked as they arrive, so
+/// neither the page nor this module ever holds a whole layer. Regular files above `threshold` keep their bytes out
+/// of wasm memory: they go to `onData(chunk)` in order (the page appends them to a scratch store; `chunk` is a view
+/// of the module's memory, valid only during the call, and the callback must not call into the module) and the root
+/// keeps where they are (their offset in that store); a session's reads of them are answered through
+/// [`NinepSession::need`].
 #[wasm_bindgen]
-impl NinepBase {
-    /// The stage root from `layers` (an array of layer blobs, base first).
+pub struct NinepBaseBuilder {
+    inner: BaseBuilder,
+}
+
+#[wasm_bindgen]
+impl NinepBaseBuilder {
+    /// `threshold`: Infinity keeps every file in memory (`onData` is then never called).
     #[wasm_bindgen(constructor)]
-    pub fn new(layers: Array) -> Result<NinepBase, JsValue> {
+    pub fn new(threshold: f64, on_data: Function) -> NinepBaseBuilder {
         install_zstd();
-        let inner = Base::from_readers(blobs(&layers))
-            .map_err(|e| err(format!("the stage's layers: {e}")))?;
-        Ok(NinepBase { inner })
+        let spill = JsSpill {
+            on_data,
+            buf: Vec::with_capacity(SPILL_CHUNK),
+        };
+        NinepBaseBuilder {
+            // `as` saturates: Infinity is u64::MAX.
+            inner: BaseBuilder::spilling(threshold as u64, Box::new(spill)),
+        }
     }
 
-    /// [`NinepBase::new`] keeping the bytes of regular files above `threshold` out of wasm memory: they go to
-    /// `onData(chunk)` in order (the page appends them to a scratch store; `chunk` is a view of the module's memory,
-    /// valid only during the call, and the callback must not call into the module) and the root keeps where they are (their
-    /// offset in that store); a session's reads of them are answered through [`NinepSession::need`].
-    pub fn spilled(layers: Array, threshold: f64, on_data: Function) -> Result<NinepBase, JsValue> {
-        install_zstd();
-        let mut spill = JsSpill {
-            on_data,
-            at: 0,
-            buf: vec![0; 1 << 20],
-        };
-        let inner = Base::from_readers_spilling(blobs(&layers), threshold as u64, &mut spill)
+    /// The next bytes of the current layer (base first).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsValue> {
+        self.inner
+            .push(chunk)
+            .map_err(|e| err(format!("the stage's layers: {e}")))
+    }
+
+    /// The current layer's bytes are all pushed: an error when its stream is incomplete.
+    #[wasm_bindgen(js_name = endLayer)]
+    pub fn end_layer(&mut self) -> Result<(), JsValue> {
+        self.inner
+            .end_layer()
+            .map_err(|e| err(format!("the stage's layers: {e}")))
+    }
+
+    /// The root of the layers ended (every large file's bytes handed to `onData`); the builder is used up.
+    pub fn finish(self) -> Result<NinepBase, JsValue> {
+        let inner = self
+            .inner
+            .finish()
             .map_err(|e| err(format!("the stage's layers: {e}")))?;
         Ok(NinepBase { inner })
     }
 }
 
-/// Large files' bytes handed to the page a MiB at a time (never a whole file in wasm memory).
+/// Large files' bytes handed to the page this many at a time (the decompressor's pieces are smaller; one call per
+/// MiB keeps the page's list of parts short).
+const SPILL_CHUNK: usize = 1 << 20;
+
+/// Large files' bytes gathered into a MiB, then handed to the page.
 struct JsSpill {
     on_data: Function,
-    at: u64,
     buf: Vec<u8>,
 }
 
-impl Spill for JsSpill {
-    fn put(&mut self, data: &mut dyn std::io::Read, len: u64) -> Result<u64, lw_layer::Error> {
-        let start = self.at;
-        let mut left = len;
-        while left > 0 {
-            let want = left.min(self.buf.len() as u64) as usize;
-            data.read_exact(&mut self.buf[..want])?;
-            // A view of the buffer, valid during the call only: the page copies it out (into a Blob) before it
-            // returns, so the bytes never go through the JS heap.
-            let chunk = unsafe { Uint8Array::view(&self.buf[..want]) };
-            self.on_data.call1(&JsValue::NULL, &chunk).map_err(|e| {
-                lw_layer::Error::Io(std::io::Error::other(format!(
-                    "storing a large file's bytes: {}",
-                    e.as_string()
-                        .or_else(|| js_sys::JSON::stringify(&e).ok().map(String::from))
-                        .unwrap_or_default()
-                )))
-            })?;
-            left -= want as u64;
+impl JsSpill {
+    fn hand_on(&mut self) -> Result<(), lw_layer::Error> {
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        self.at += len;
-        Ok(start)
+        // A view of the buffer, valid during the call only: the page copies it out (into a Blob) before it
+        // returns, so the bytes never go through the JS heap.
+        let chunk = unsafe { Uint8Array::view(&self.buf) };
+        let r = self.on_data.call1(&JsValue::NULL, &chunk);
+        self.buf.clear();
+        r.map(|_| ()).map_err(|e| {
+            lw_layer::Error::Host(format!(
+                "storing a large file's bytes: {}",
+                e.as_string()
+                    .or_else(|| js_sys::JSON::stringify(&e).ok().map(String::from))
+                    .unwrap_or_default()
+            ))
+        })
+    }
+}
+
+impl Spill for JsSpill {
+    fn write(&mut self, mut chunk: &[u8]) -> Result<(), lw_layer::Error> {
+        while !chunk.is_empty() {
+            let n = (SPILL_CHUNK - self.buf.len()).min(chunk.len());
+            self.buf.extend_from_slice(&chunk[..n]);
+            chunk = &chunk[n..];
+            if self.buf.len() == SPILL_CHUNK {
+                self.hand_on()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), lw_layer::Error> {
+        self.hand_on()
     }
 }
 

@@ -207,7 +207,10 @@ export function vmExecutor(opts?: { guestUrl?: string }): RunExecutor & {
     guestMemoryBytes: number | null;
     /** The bytes of the last root made that are kept outside the 9p module (its scratch file, OPFS or a Blob). */
     outsideBytes: number | null;
-    /** Making the last new root, in ms: `made` by the 9p module, `kept`: its scratch file written. */
+    /**
+     * Making the last new root, in ms: `made`: its layers streamed out of the store into the 9p module, which
+     * unpacks them as they come; `kept`: its scratch file written.
+     */
     rootMs: { made: number; kept: number } | null;
     /**
      * Per step, in ms: `root` (the stage root made), `guest` (the request until the guest's answer: `mount`, the

@@ -9,7 +9,7 @@ import { mountLines, parseMount, prepareMounts, quote, tarOf } from "./vmmounts.
 const MARKER = "lw-exit ";
 /**
  * Regular files of a stage root above this size keep their bytes out of the 9p module's memory: the module hands
- * them out while it makes the root (`NinepBase.spilled`), the page keeps them in a scratch file (OPFS, else a
+ * them out while it makes the root (`NinepBaseBuilder`), the page keeps them in a scratch file (OPFS, else a
  * Blob), and reads of them are answered from it (the module answers such a request empty and names the bytes;
  * see `serve` below). A file the step changes, or whose bytes its layer writes, is taken into memory first.
  */
@@ -116,6 +116,35 @@ function scratchParts() {
     },
     blob: () => new Blob([blob, ...parts]),
   };
+}
+
+/**
+ * The stage root of `layers` (descriptors, base first) made by the 9p module (`core`) as each layer streams out of
+ * the tab's store: `io.openBlob` hands out a layer a MiB at a time (from wasm memory, or from browser storage checked
+ * against its digest, the last chunk only once it matched), and each chunk goes straight into a `NinepBaseBuilder`,
+ * which decompresses and unpacks it; files above `spillAt` go on to `onData`. Neither the page nor the module holds
+ * a whole layer, and no root is made of a changed layer: `finish` comes only after every last chunk. When the module
+ * refuses a chunk the rest is still read, so a stored layer changed outside the tab is refused as such (naming its
+ * digest), not by the damage the module met first.
+ */
+async function streamBase(core, layers, io, spillAt, onData) {
+  const builder = new core.NinepBaseBuilder(spillAt, onData);
+  try {
+    for (const { digest } of layers) {
+      const r = await io.openBlob(digest);
+      let refused = null;
+      for (let c = await r.next(); c; c = await r.next()) {
+        if (refused) continue;
+        try { builder.push(c); } catch (e) { refused = e; }
+      }
+      if (refused) throw new Error(`layer ${digest}: ${refused.message ?? refused}`);
+      builder.endLayer();
+    }
+  } catch (e) {
+    builder.free();
+    throw e;
+  }
+  return builder.finish();
 }
 
 /** The guest's line when the stage root is ready for the step (`lw-at ID mounted`), for the phases' times. */
@@ -286,9 +315,9 @@ export function containerScript(spec, user) {
  * next to this module). `stats` records what it cost: `bytes` downloaded, `startMs` (download + restore),
  * `restoreMs` (v86 set up with the saved state until it runs), `guestMemoryBytes` (the 9p module's wasm memory once
  * the last root was made: it holds the roots' small files and metadata), `outsideBytes` (the last root's bytes in its
- * scratch file: files above `executor.spillAt`), `rootMs` (making the last root new: `made` in the 9p module, `kept`
- * writing its scratch file), `stepsMs` per step and its `phases` (`root`: the stage root made
- * from the layers, `guest`: the request until the guest's answer, `layer`: the layer written; `fetches`: requests
+ * scratch file: files above `executor.spillAt`), `rootMs` (making the last root new: `made` streaming its layers
+ * into the 9p module, `kept` writing its scratch file), `stepsMs` per step and its `phases` (`root`: the stage root
+ * made from the layers, `guest`: the request until the guest's answer, `layer`: the layer written; `fetches`: requests
  * that needed outside bytes, `reads` of them from the scratch file, `waitMs` waiting for those).
  * `executor.run(spec)` runs a container in the same VM. `cacheStore`: a promise of the browser storage that keeps
  * cache mounts across reloads (cachemounts.js), or null (they last while the VM does).
@@ -426,14 +455,14 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   // Each is `{base, scratch}`: the root and the scratch file of its large files' bytes.
   // By the spill threshold and the layers.
   const keyOf = (layers) => `${executor.spillAt} ${layers.map((l) => l.digest).join(" ")}`;
-  const baseOf = async (layers, readBlob) => {
+  const baseOf = async (layers, io) => {
     const key = keyOf(layers);
     let kept = bases.get(key);
     if (kept) bases.delete(key);
     else {
       const parts = scratchParts();
       const t0 = performance.now();
-      const base = core.NinepBase.spilled(layers.map((l) => readBlob(l.digest)), executor.spillAt, (c) => parts.push(c));
+      const base = await streamBase(core, layers, io, executor.spillAt, (c) => parts.push(c));
       const t1 = performance.now();
       kept = { base, scratch: await keepScratch(parts.blob()) };
       stats.outsideBytes = kept.scratch.file.size;
@@ -450,11 +479,11 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   };
 
   /**
-   * The stage root from `layers` (descriptors, read with `readBlob`), and the user as the image's passwd and group
-   * name it.
+   * The stage root from `layers` (descriptors, streamed through `io.openBlob`: see [streamBase]), and the user as the
+   * image's passwd and group name it.
    */
-  const open = async (layers, readBlob, userName, location) => {
-    const { base, scratch: file } = await baseOf(layers, readBlob);
+  const open = async (layers, io, userName, location) => {
+    const { base, scratch: file } = await baseOf(layers, io);
     const next = core.NinepSession.fromBase(base, Math.floor(Date.now() / 1000));
     let user;
     try {
@@ -561,17 +590,14 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   };
 
   /**
-   * The layers of a root (`layers`, skipped when a stage root already made from them is kept: see [baseOf]) and of
-   * `extra` (bind mounts' layers), by digest: `io.readBlob` for a blob in wasm memory, else (a layer past 16 MiB,
-   * in browser storage) read through `io.openBlob`, whose chunks are checked against the digest (the last one comes
-   * only if it matched, so a changed stored layer is refused naming it). The one path RUN steps and containers
-   * (`executor.run`) read layers by; the root is made from these checked bytes (its large files going on to the
-   * scratch file), so no root is made of a changed layer.
+   * The layers of bind mounts' sources (`layers`), by digest, whole: `io.readBlob` for a blob in wasm memory, else (a
+   * layer past 16 MiB, in browser storage) read through `io.openBlob`, whose chunks are checked against the digest
+   * (the last one comes only if it matched, so a changed stored layer is refused naming it). The stage root itself
+   * is streamed ([streamBase]).
    */
-  const layerBlobs = async (layers, extra, io) => {
+  const mountBlobs = async (layers, io) => {
     const out = new Map();
-    const root = bases.has(keyOf(layers)) ? [] : layers;
-    for (const d of [...root, ...extra].map((l) => l.digest)) {
+    for (const d of layers.map((l) => l.digest)) {
       if (out.has(d)) continue;
       let bytes = null;
       try { bytes = io.readBlob(d); } catch { bytes = null; }
@@ -595,8 +621,8 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       const emulator = await vm;
       const t0 = performance.now();
       const kept = await keptCaches(req);
-      const blobs = await layerBlobs(req.layers ?? [], (req.binds ?? []).flatMap((b) => b.layers), io);
-      const user = await open(req.layers ?? [], (d) => blobs.get(d), req.user, req.location);
+      const blobs = await mountBlobs((req.binds ?? []).flatMap((b) => b.layers), io);
+      const user = await open(req.layers ?? [], io, req.user, req.location);
       // The session stays after the step: the guest keeps it mounted until the next one takes over.
       const saved = [];
       const plan = prepareMounts(req, {
@@ -644,7 +670,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
 
   /**
    * A container in the tab (`run -t`, with `-i` when `spec.interactive`): `spec.layers` (the image's layer
-   * descriptors, base first, read through `spec.io` as a step's are: `{readBlob, openBlob}`, see [layerBlobs]),
+   * descriptors, base first, read through `spec.io` as a step's are: `{readBlob, openBlob}`, see [streamBase]),
    * `args` (ENTRYPOINT + CMD), `env`, `workdir`, `user`, `rows`, `cols`; `spec.onOutput(bytes)`
    * gets the terminal's output. Returns `{write(data), stop(seconds), done}`: `write` types into the terminal,
    * `stop` is `docker stop` (SIGTERM to the first process, SIGKILL to all after `seconds`, default 3), `done`
@@ -664,8 +690,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
     const done = exclusive(async () => {
       vm ??= start();
       emulator = await vm;
-      const blobs = await layerBlobs(spec.layers, [], spec.io);
-      const user = await open(spec.layers, (d) => blobs.get(d), spec.user ?? "", null);
+      const user = await open(spec.layers, spec.io, spec.user ?? "", null);
       // The terminal's bytes, batched per task (v86 reports them one at a time).
       let pending = [];
       const flush = () => {

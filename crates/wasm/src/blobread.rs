@@ -267,7 +267,7 @@ impl Bodies {
 }
 
 /// A scan error on layer `d`.
-pub fn layer_err(d: &Digest, e: String) -> Error {
+pub fn layer_err(d: &Digest, e: impl std::fmt::Display) -> Error {
     Error::Host(format!("layer {d}: {e}"))
 }
 
@@ -275,7 +275,7 @@ pub fn layer_err(d: &Digest, e: String) -> Error {
 /// changed in storage is reported as such (naming its digest), not as the damage the scanner met first.
 pub async fn scan_all(
     mut blob: BlobRead,
-    scan: &mut crate::tarscan::LayerScan<'_>,
+    scan: &mut lw_layer::push::LayerScan<'_>,
 ) -> Result<(), Error> {
     let mut first = true;
     while let Some(c) = blob.next().await? {
@@ -328,7 +328,7 @@ pub async fn extract_layer(
     let kept: RefCell<BTreeSet<String>> = RefCell::new(BTreeSet::new());
     let blob = BlobRead::open_in(blobs, spilled, d).await?;
     {
-        let mut scan = crate::tarscan::LayerScan::with_tap(
+        let mut scan = lw_layer::push::LayerScan::with_tap(
             Box::new(|mut e: Entry| {
                 let keep = e.kind == EntryKind::File && wanted(want, &e.path);
                 if let EntryKind::Hardlink(t) = &e.kind {
@@ -347,7 +347,7 @@ pub async fn extract_layer(
                 entries.borrow_mut().push((e, keep.then(Vec::new)));
                 Ok(())
             }),
-            crate::tarscan::Tap {
+            lw_layer::push::Tap {
                 want: Box::new(|e: &Entry| e.kind == EntryKind::File && wanted(want, &e.path)),
                 data: Box::new(|b: &[u8], _| {
                     let mut es = entries.borrow_mut();
@@ -367,7 +367,7 @@ pub async fn extract_layer(
             false,
         );
         scan_all(blob, &mut scan).await?;
-        scan.finish().map_err(fail)?;
+        scan.finish().map_err(|e| fail(e.to_string()))?;
     }
     let mut w = TarWriter::new(Vec::new(), WriteOptions::default());
     for (e, data) in entries.into_inner() {

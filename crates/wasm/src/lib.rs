@@ -26,7 +26,6 @@ mod remote_scan;
 mod spill;
 mod store;
 mod stream;
-mod tarscan;
 mod views;
 mod zstd;
 

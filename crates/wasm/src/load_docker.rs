@@ -20,7 +20,7 @@ use wasm_bindgen::prelude::*;
 use crate::js::err;
 use crate::members::{read_member, Member, Members, Source};
 use crate::store::normalize;
-use crate::tarscan::LayerScan;
+use lw_layer::push::LayerScan;
 
 /// Images per archive and layers per image: far above real ones (docker allows 127 layers).
 const MAX_IMAGES: usize = 1000;
@@ -88,10 +88,10 @@ async fn read_layer(src: &Source, member: Member, name: &str) -> Result<(Vec<u8>
         let mut scan = LayerScan::new(Box::new(|_| Ok(())), true);
         src.chunks(member.off, member.size, |c| {
             bytes.extend_from_slice(c);
-            scan.push(c).map_err(&bad)
+            scan.push(c).map_err(|e| bad(e.to_string()))
         })
         .await?;
-        let s = scan.finish().map_err(bad)?;
+        let s = scan.finish().map_err(|e| bad(e.to_string()))?;
         match (s.digest, s.diff_id) {
             (Some(d), Some(diff)) => (bytes, d, diff),
             _ => return Err(bad("no digest computed".into())),

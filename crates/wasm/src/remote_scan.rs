@@ -17,7 +17,7 @@ use wasm_bindgen::JsCast;
 use crate::js::{err, get, get_string, to_js};
 use crate::remote::{client_for, drive, drive_tee, target};
 use crate::stream::EntryOut;
-use crate::tarscan::{LayerScan, Tap};
+use lw_layer::push::{LayerScan, Tap};
 
 /// Progress goes to `onProgress` at most once per this many compressed bytes (and once at the end): a call per
 /// fetch chunk would cost more than the scan.

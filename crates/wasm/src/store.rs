@@ -17,7 +17,7 @@ use crate::blobread::BlobRead;
 use crate::js::{err, to_js};
 use crate::spill::{ExportParts, Spilled};
 use crate::stream::EntryOut;
-use crate::tarscan::{LayerScan, Tap};
+use lw_layer::push::{LayerScan, Tap};
 
 /// One image the store knows: by name, or unnamed (a build without tags, a digest-only load).
 pub use lw_engine::naming::ImageRecord as Record;

@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::js::{err, get, to_js};
 use crate::members::Source;
-use crate::tarscan::LayerScan;
+use lw_layer::push::LayerScan;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

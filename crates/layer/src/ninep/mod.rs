@@ -4,6 +4,7 @@
 
 pub mod fs;
 pub mod server;
+mod stack;
 pub mod wire;
 
 use std::io::Read;
@@ -12,11 +13,12 @@ use lw_oci::media::Compression;
 
 use crate::diff::{self, Scan};
 use crate::tar::WriteOptions;
-use crate::{Error, FileTree, LayerInfo, LayerWriter};
+use crate::{Error, LayerInfo, LayerWriter};
 
 pub use crate::tree::Spill;
 pub use fs::{MemFs, Need};
 pub use server::Server;
+pub use stack::BaseBuilder;
 
 /// A stage root made once from its layers (the decompressing and unpacking), for every step over the same layers:
 /// the tab's VM runs later steps on the same parent (a rebuild, another Dockerfile on the same image) without
@@ -36,23 +38,10 @@ impl Base {
         Base::from_readers(layers.iter().copied())
     }
 
-    /// [`Base::from_layers`] of layers read as streams (the tab's 9p module reads them out of JS memory a block
-    /// at a time, so no whole compressed layer is copied into wasm memory).
+    /// [`Base::from_layers`] of layers read as streams (pushed into a [`BaseBuilder`] a block at a time).
     pub fn from_readers<R: Read>(layers: impl IntoIterator<Item = R>) -> Result<Base, Error> {
         Ok(Base {
-            fs: MemFs::from_tree(stack(layers, None)?, BASE_CLOCK)?,
-        })
-    }
-
-    /// [`Base::from_readers`] with the bytes of files above `threshold` put into `spill` rather than memory: the
-    /// tree keeps where they are ([`fs::Kind::External`]) and the host answers reads of them ([`Session::need`]).
-    pub fn from_readers_spilling<R: Read>(
-        layers: impl IntoIterator<Item = R>,
-        threshold: u64,
-        spill: &mut dyn Spill,
-    ) -> Result<Base, Error> {
-        Ok(Base {
-            fs: MemFs::from_tree(stack(layers, Some((threshold, spill)))?, BASE_CLOCK)?,
+            fs: MemFs::from_tree(stack::stack(layers)?, BASE_CLOCK)?,
         })
     }
 }
@@ -86,7 +75,7 @@ impl Session {
         layers: impl IntoIterator<Item = R>,
         path: &str,
     ) -> Result<Option<bool>, Error> {
-        let source = MemFs::from_tree(stack(layers, None)?, 0)?;
+        let source = MemFs::from_tree(stack::stack(layers)?, 0)?;
         let fs = &mut self.server.fs;
         if !fs.graft_hidden(name, &source, path)? {
             return Ok(None);
@@ -172,32 +161,5 @@ impl Session {
     }
 }
 
-/// The tree of a stack of layers (compressed or plain tars, base first, each read once as a stream), with file
-/// data.
-fn stack<R: Read>(
-    layers: impl IntoIterator<Item = R>,
-    mut spill: Option<(u64, &mut dyn Spill)>,
-) -> Result<FileTree, Error> {
-    let mut tree = FileTree::with_data(fs::MAX_FILE);
-    for (i, mut l) in layers.into_iter().enumerate() {
-        // The compression from the first bytes (a short layer has fewer).
-        let mut head = [0u8; 4];
-        let mut n = 0;
-        while n < head.len() {
-            match l.read(&mut head[n..])? {
-                0 => break,
-                k => n += k,
-            }
-        }
-        let c = crate::compress::sniff(&head[..n]);
-        let plain = crate::compress::decoder(Read::chain(&head[..n], l), c)?;
-        match &mut spill {
-            Some((threshold, sink)) => tree.apply_layer_spilling(i, plain, *threshold, *sink)?,
-            None => tree.apply_layer(i, plain)?,
-        };
-    }
-    Ok(tree)
-}
-
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -403,7 +403,7 @@ fn mount_sources_are_walkable_but_never_listed_scanned_or_written() {
 fn sessions_from_one_base_are_those_of_their_layers_and_stay_apart() {
     let layer = base_layer();
     let base = Base::from_layers(&[&layer]).unwrap();
-    let direct = |now| MemFs::from_tree(stack([&layer[..]], None).unwrap(), now).unwrap();
+    let direct = |now| MemFs::from_tree(stack::stack([&layer[..]]).unwrap(), now).unwrap();
     let mut a = Session::from_base(&base, 2000);
     let b = Session::from_base(&base, 3000);
     // Every stamp the making took (the directories the entries were made in) is the session's own time.
@@ -506,16 +506,30 @@ fn a_root_read_from_streams_is_the_root_of_the_blobs() {
 }
 
 /// A spill into memory, as the tab's VM puts large files' bytes into browser storage.
-#[derive(Default)]
-struct VecSpill(Vec<u8>);
+#[derive(Default, Clone)]
+pub(super) struct VecSpill(pub std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
 
 impl Spill for VecSpill {
-    fn put(&mut self, data: &mut dyn Read, len: u64) -> Result<u64, Error> {
-        let at = self.0.len() as u64;
-        let n = data.read_to_end(&mut self.0)?;
-        assert_eq!(n as u64, len);
-        Ok(at)
+    fn write(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        self.0.borrow_mut().extend_from_slice(chunk);
+        Ok(())
     }
+}
+
+/// The root of `layers` pushed into a [`BaseBuilder`] in chunks of `chunk` bytes, files above `threshold` spilled:
+/// the root and the spilled bytes.
+pub(super) fn spilled_base(layers: &[&[u8]], threshold: u64, chunk: usize) -> (Base, Vec<u8>) {
+    let spill = VecSpill::default();
+    let mut b = BaseBuilder::spilling(threshold, Box::new(spill.clone()));
+    for l in layers {
+        for c in l.chunks(chunk) {
+            b.push(c).unwrap();
+        }
+        b.end_layer().unwrap();
+    }
+    let base = b.finish().unwrap();
+    let bytes = spill.0.take();
+    (base, bytes)
 }
 
 /// Bytes that differ at every offset of a 4 KiB read (no window can be confused with another).
@@ -546,10 +560,9 @@ fn big_layer() -> Vec<u8> {
 #[test]
 fn a_root_with_external_files_answers_and_writes_as_the_root_in_memory() {
     let (base, big) = (base_layer(), big_layer());
-    let mut spill = VecSpill::default();
-    let outside = Base::from_readers_spilling([&base[..], &big[..]], 64 << 10, &mut spill).unwrap();
+    let (outside, spill) = spilled_base(&[&base, &big], 64 << 10, 1 << 20);
     // Only the three large files went out, each once (the hard link shares a's bytes).
-    assert_eq!(spill.0.len(), 300_000 + 200_000 + 70_000);
+    assert_eq!(spill.len(), 300_000 + 200_000 + 70_000);
     assert_eq!(outside.fs.external_of("big/a"), Some((0, 300_000)));
     assert_eq!(outside.fs.external_of("big/small"), None);
     assert_eq!(
@@ -558,7 +571,7 @@ fn a_root_with_external_files_answers_and_writes_as_the_root_in_memory() {
         "its bytes are not in memory"
     );
     let inside = Base::from_layers(&[&base, &big]).unwrap();
-    let mut x = Client::over(Session::from_base(&outside, 1000), Some(spill.0));
+    let mut x = Client::over(Session::from_base(&outside, 1000), Some(spill));
     let mut m = Client::over(Session::from_base(&inside, 1000), None);
     for c in [&mut x, &mut m] {
         c.walk(0, 1, &["big", "a"]);
@@ -635,12 +648,11 @@ fn a_root_with_external_files_answers_and_writes_as_the_root_in_memory() {
 #[test]
 fn materialize_checks_what_it_takes_in() {
     let big = big_layer();
-    let mut spill = VecSpill::default();
-    let base = Base::from_readers_spilling([&big[..]], 64 << 10, &mut spill).unwrap();
+    let (base, spill) = spilled_base(&[&big], 64 << 10, 1 << 20);
     let mut s = Session::from_base(&base, 1000);
     let ino = s.server.fs.resolve("big/b").unwrap();
     assert!(s.materialize(ino, 300_000, vec![0; 10]).is_err());
-    s.materialize(ino, 300_000, spill.0[300_000..500_000].to_vec())
+    s.materialize(ino, 300_000, spill[300_000..500_000].to_vec())
         .unwrap();
     assert_eq!(
         s.server.fs.read_file("big/b"),

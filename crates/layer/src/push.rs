@@ -1,15 +1,18 @@
-//! Push-mode layer reading: bytes arrive in chunks (from a `Blob` read slice by slice), are decompressed and their
-//! tar headers parsed without ever holding the layer, while the compressed digest and the diff ID are computed.
+//! Push-mode layer reading: bytes arrive in chunks (a `Blob` read slice by slice, a registry's body, the tab's
+//! stored layers fed to its VM's root), are decompressed and their tar headers parsed without ever holding the
+//! layer, while the compressed digest and the diff ID are computed. The page's main module scans with it; the 9p
+//! module stacks a VM's root with it ([`crate::ninep::BaseBuilder`]).
 //!
 //! Header groups (PAX / GNU long-name records plus the real header) are buffered only until complete, then parsed
-//! by lw-layer's strict `TarReader`, so path cleaning and checks are the same as everywhere else.
+//! by the strict [`TarReader`], so path cleaning and checks are the same as everywhere else.
 
 use std::io::{self, Write};
 
-use lw_layer::tar::TarReader;
-use lw_layer::{Entry, EntryKind};
 use lw_oci::media::Compression;
 use lw_oci::{Digest, DigestHasher};
+
+use crate::tar::TarReader;
+use crate::{Entry, EntryKind, Error};
 
 const BLOCK: usize = 512;
 /// Metadata records (PAX, GNU long names) above this are refused, as the strict reader does.
@@ -39,7 +42,15 @@ fn padded(n: u64) -> u64 {
     n.div_ceil(BLOCK as u64) * BLOCK as u64
 }
 
-/// What a scan calls for each entry (boxed: one instantiation of the scanner keeps the bundle small).
+fn bad_header(offset: u64, reason: &str) -> Error {
+    Error::BadHeader {
+        offset,
+        reason: reason.into(),
+    }
+}
+
+/// What a scan calls for each entry (boxed: one instantiation of the scanner keeps the bundle small). An `Err` is
+/// the host's reason to stop ([`Error::Host`]).
 pub type OnEntry<'a> = Box<dyn FnMut(Entry) -> Result<(), String> + 'a>;
 
 /// Where a tapped entry's data goes: a piece, and whether it is the last one.
@@ -49,8 +60,8 @@ pub type OnData<'a> = Box<dyn FnMut(&[u8], bool) -> Result<(), String> + 'a>;
 pub struct Tap<'a> {
     /// Whether this entry's data is wanted (called before `on_entry` sees it).
     pub want: Box<dyn FnMut(&Entry) -> bool + 'a>,
-    /// The wanted entry's data in pieces; the second argument is true with the last piece (an empty slice for an
-    /// empty file).
+    /// The wanted entry's data in pieces, after `on_entry` saw its header; the second argument is true with the
+    /// last piece (an empty slice for an empty file).
     pub data: OnData<'a>,
 }
 
@@ -60,10 +71,15 @@ pub struct TarScan<'a> {
     skip: u64,
     done: bool,
     entries: usize,
+    /// Tar bytes taken so far (for the offsets errors name).
+    at: u64,
     on_entry: OnEntry<'a>,
     /// The diff ID's hasher; `None` when only the entries are wanted (hashing costs more than inflating).
     diff: Option<DigestHasher>,
-    error: Option<String>,
+    /// The first error, kept: the decompressor sees only its words, the caller gets it whole.
+    error: Option<Error>,
+    /// Whether an error was met (the kept one may have been handed to the caller already).
+    failed: Option<String>,
     tap: Option<Tap<'a>>,
     /// Data bytes of the current entry still to go to the tap (the rest of `skip` is padding).
     tapping: u64,
@@ -76,9 +92,11 @@ impl<'a> TarScan<'a> {
             skip: 0,
             done: false,
             entries: 0,
+            at: 0,
             on_entry,
             diff: hash.then(DigestHasher::sha256),
             error: None,
+            failed: None,
             tap: None,
             tapping: 0,
         }
@@ -91,7 +109,7 @@ impl<'a> TarScan<'a> {
 
     /// The length of the complete header group at the start of `pending`, `Ok(None)` if more bytes are needed,
     /// or `Ok(Some(0))` at the end-of-archive marker.
-    fn group_len(&self) -> Result<Option<usize>, String> {
+    fn group_len(&self) -> Result<Option<usize>, Error> {
         let mut pos = 0usize;
         loop {
             if self.pending.len() < pos + BLOCK {
@@ -105,7 +123,12 @@ impl<'a> TarScan<'a> {
                 b'x' | b'g' | b'L' | b'K' => {
                     let size = header_size(block)
                         .filter(|&s| s <= MAX_META)
-                        .ok_or("tar metadata record is unreadable or larger than 1 MiB")?;
+                        .ok_or_else(|| {
+                            bad_header(
+                                self.at - (self.pending.len() - pos) as u64,
+                                "tar metadata record is unreadable or larger than 1 MiB",
+                            )
+                        })?;
                     pos += BLOCK + padded(size) as usize;
                 }
                 _ => return Ok(Some(pos + BLOCK)),
@@ -113,7 +136,7 @@ impl<'a> TarScan<'a> {
         }
     }
 
-    fn feed(&mut self, mut data: &[u8]) -> Result<(), String> {
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), Error> {
         while !data.is_empty() && !self.done {
             if self.skip > 0 {
                 let n = (self.skip.min(data.len() as u64)) as usize;
@@ -121,10 +144,11 @@ impl<'a> TarScan<'a> {
                     let t = (self.tapping.min(n as u64)) as usize;
                     self.tapping -= t as u64;
                     if let Some(tap) = self.tap.as_mut() {
-                        (tap.data)(&data[..t], self.tapping == 0)?;
+                        (tap.data)(&data[..t], self.tapping == 0).map_err(Error::Host)?;
                     }
                 }
                 self.skip -= n as u64;
+                self.at += n as u64;
                 data = &data[n..];
                 continue;
             }
@@ -132,6 +156,7 @@ impl<'a> TarScan<'a> {
             let need = BLOCK - self.pending.len() % BLOCK;
             let n = need.min(data.len());
             self.pending.extend_from_slice(&data[..n]);
+            self.at += n as u64;
             data = &data[n..];
             if !self.pending.len().is_multiple_of(BLOCK) {
                 continue;
@@ -142,49 +167,66 @@ impl<'a> TarScan<'a> {
                     self.done = true;
                     self.pending.clear();
                 }
-                Some(len) => {
-                    let group = &self.pending[..len];
-                    let last = &group[len - BLOCK..];
-                    let raw_size = header_size(last).ok_or("unreadable tar size field")?;
-                    let e = TarReader::new(group)
-                        .next_entry()
-                        .map_err(|e| e.to_string())?
-                        .ok_or("tar header expected")?;
-                    let data_len = match &e.kind {
-                        EntryKind::File => e.size,
-                        EntryKind::Dir | EntryKind::Symlink(_) => 0,
-                        _ => raw_size,
-                    };
-                    self.skip = padded(data_len);
-                    self.pending.clear();
-                    self.entries += 1;
-                    if self.entries > MAX_ENTRIES {
-                        return Err(format!("more than {MAX_ENTRIES} entries"));
-                    }
-                    if let Some(tap) = self.tap.as_mut() {
-                        if (tap.want)(&e) {
-                            self.tapping = data_len;
-                            if data_len == 0 {
-                                (tap.data)(&[], true)?;
-                            }
-                        }
-                    }
-                    (self.on_entry)(e)?;
-                }
+                Some(len) => self.header(len)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The complete header group of `len` bytes at the start of `pending`: its entry to `on_entry`, its data to come.
+    fn header(&mut self, len: usize) -> Result<(), Error> {
+        let start = self.at - self.pending.len() as u64;
+        let group = &self.pending[..len];
+        let last = &group[len - BLOCK..];
+        let raw_size =
+            header_size(last).ok_or_else(|| bad_header(start, "unreadable tar size field"))?;
+        let e = TarReader::new(group)
+            .next_entry()?
+            .ok_or_else(|| bad_header(start, "tar header expected"))?;
+        let data_len = match &e.kind {
+            EntryKind::File => e.size,
+            EntryKind::Dir | EntryKind::Symlink(_) => 0,
+            _ => raw_size,
+        };
+        self.skip = padded(data_len);
+        self.pending.clear();
+        self.entries += 1;
+        if self.entries > MAX_ENTRIES {
+            return Err(Error::Unsupported {
+                path: e.path,
+                reason: format!("more than {MAX_ENTRIES} entries in one layer"),
+            });
+        }
+        let tapped = self.tap.as_mut().is_some_and(|tap| (tap.want)(&e));
+        (self.on_entry)(e).map_err(Error::Host)?;
+        if tapped {
+            self.tapping = data_len;
+            if data_len == 0 {
+                // After `on_entry`, as every tapped entry's data is.
+                let tap = self.tap.as_mut().expect("tapped");
+                (tap.data)(&[], true).map_err(Error::Host)?;
             }
         }
         Ok(())
     }
 
     /// The diff ID (when hashing) once the stream is complete (a truncated tar is an error).
-    pub fn finish(self) -> Result<Option<Digest>, String> {
-        if let Some(e) = self.error {
+    pub fn finish(mut self) -> Result<Option<Digest>, Error> {
+        if let Some(e) = self.take_error() {
             return Err(e);
         }
         if self.skip > 0 || !self.pending.is_empty() {
-            return Err("the tar stream ends inside an entry (truncated)".into());
+            return Err(Error::Truncated(
+                "the tar stream ends inside an entry".into(),
+            ));
         }
         Ok(self.diff.map(DigestHasher::finish))
+    }
+
+    /// The error that stopped the scan, once (later: its words).
+    fn take_error(&mut self) -> Option<Error> {
+        let f = self.failed.as_ref()?;
+        Some(self.error.take().unwrap_or_else(|| Error::Host(f.clone())))
     }
 
     pub fn entries(&self) -> usize {
@@ -194,15 +236,17 @@ impl<'a> TarScan<'a> {
 
 impl Write for TarScan<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(e) = &self.error {
+        if let Some(e) = &self.failed {
             return Err(io::Error::new(io::ErrorKind::InvalidData, e.clone()));
         }
         if let Some(h) = self.diff.as_mut() {
             h.update(buf);
         }
         if let Err(e) = self.feed(buf) {
-            self.error = Some(e.clone());
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            let words = e.to_string();
+            self.failed = Some(words.clone());
+            self.error = Some(e);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, words));
         }
         Ok(buf.len())
     }
@@ -215,7 +259,17 @@ enum Stage<'a> {
     Plain(Box<TarScan<'a>>),
     Gzip(Box<flate2::write::MultiGzDecoder<TarScan<'a>>>),
     /// lw-archive's zstd decoder (the page's module) fed pushed bytes, frame after frame, checksums verified.
-    Zstd(Box<lw_layer::zstd_push::ZstdPush<TarScan<'a>>>),
+    Zstd(Box<crate::zstd_push::ZstdPush<TarScan<'a>>>),
+}
+
+impl<'a> Stage<'a> {
+    fn scan(&mut self) -> &mut TarScan<'a> {
+        match self {
+            Stage::Plain(s) => s,
+            Stage::Gzip(g) => g.get_mut(),
+            Stage::Zstd(z) => z.get_mut(),
+        }
+    }
 }
 
 /// A layer blob pushed chunk by chunk: its digest (compressed), diff ID, and entries.
@@ -262,36 +316,38 @@ impl<'a> LayerScan<'a> {
         self.size
     }
 
-    fn start(&mut self) -> Result<(), String> {
-        let mut scan = TarScan::new(
-            self.on_entry.take().ok_or("layer scan restarted")?,
-            self.blob.is_some(),
-        );
+    fn start(&mut self) -> Result<(), Error> {
+        let on_entry = self
+            .on_entry
+            .take()
+            .ok_or_else(|| Error::Host("layer scan restarted".into()))?;
+        let mut scan = TarScan::new(on_entry, self.blob.is_some());
         scan.set_tap(self.tap.take());
-        let stage = match lw_layer::compress::sniff(&self.head) {
+        let stage = match crate::compress::sniff(&self.head) {
             Compression::None => Stage::Plain(Box::new(scan)),
             Compression::Gzip => Stage::Gzip(Box::new(flate2::write::MultiGzDecoder::new(scan))),
-            Compression::Zstd => Stage::Zstd(Box::new(
-                lw_layer::zstd_push::ZstdPush::new(scan).map_err(|e| e.to_string())?,
-            )),
+            Compression::Zstd => Stage::Zstd(Box::new(crate::zstd_push::ZstdPush::new(scan)?)),
         };
         self.stage = Some(stage);
         let head = std::mem::take(&mut self.head);
         self.write_stage(&head)
     }
 
-    fn write_stage(&mut self, chunk: &[u8]) -> Result<(), String> {
-        let r = match self.stage.as_mut() {
-            Some(Stage::Plain(s)) => s.write_all(chunk),
-            Some(Stage::Gzip(g)) => g.write_all(chunk),
-            Some(Stage::Zstd(z)) => z.write_all(chunk),
-            None => return Ok(()),
+    fn write_stage(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        let Some(stage) = self.stage.as_mut() else {
+            return Ok(());
         };
-        r.map_err(|e| e.to_string())
+        let r = match stage {
+            Stage::Plain(s) => s.write_all(chunk),
+            Stage::Gzip(g) => g.write_all(chunk),
+            Stage::Zstd(z) => z.write_all(chunk),
+        };
+        // The tar scan's own error when it stopped the stream, else the decompressor's.
+        r.map_err(|e| stage.scan().take_error().unwrap_or(Error::Io(e)))
     }
 
     /// The next chunk of the blob.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<(), String> {
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), Error> {
         if let Some(h) = self.blob.as_mut() {
             h.update(chunk);
         }
@@ -307,7 +363,7 @@ impl<'a> LayerScan<'a> {
         self.write_stage(chunk)
     }
 
-    pub fn finish(mut self) -> Result<Scanned, String> {
+    pub fn finish(mut self) -> Result<Scanned, Error> {
         if self.stage.is_none() {
             self.start()?;
         }
@@ -316,11 +372,12 @@ impl<'a> LayerScan<'a> {
         let (scan, compression) = match self.stage {
             Some(Stage::Plain(s)) => (*s, Compression::None),
             Some(Stage::Gzip(g)) => (
-                g.finish().map_err(|e| format!("gzip: {e}"))?,
+                g.finish()
+                    .map_err(|e| Error::Io(io::Error::new(e.kind(), format!("gzip: {e}"))))?,
                 Compression::Gzip,
             ),
-            Some(Stage::Zstd(z)) => (z.finish().map_err(|e| e.to_string())?, Compression::Zstd),
-            None => return Err("empty layer".into()),
+            Some(Stage::Zstd(z)) => (z.finish()?, Compression::Zstd),
+            None => return Err(Error::Truncated("empty layer".into())),
         };
         let entries = scan.entries();
         let diff_id = scan.finish()?;
@@ -337,7 +394,7 @@ impl<'a> LayerScan<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lw_layer::tar::{TarWriter, WriteOptions};
+    use crate::tar::{TarWriter, WriteOptions};
 
     fn sample() -> Vec<u8> {
         let mut tar = Vec::new();
@@ -351,7 +408,7 @@ mod tests {
         tar
     }
 
-    fn scan(bytes: &[u8], chunk: usize) -> Result<(Scanned, Vec<String>), String> {
+    fn scan(bytes: &[u8], chunk: usize) -> Result<(Scanned, Vec<String>), Error> {
         let mut names = Vec::new();
         let mut s = LayerScan::new(
             Box::new(|e: Entry| {
@@ -370,7 +427,7 @@ mod tests {
     #[test]
     fn plain_and_gzip_in_any_chunking() {
         let tar = sample();
-        let mut gz = lw_layer::compress::gzip_encoder(Vec::new(), 6);
+        let mut gz = crate::compress::gzip_encoder(Vec::new(), 6);
         gz.write_all(&tar).unwrap();
         let gz = gz.finish().unwrap();
         for chunk in [1, 7, 512, 4096, 1 << 20] {
@@ -390,13 +447,13 @@ mod tests {
     #[test]
     fn multi_frame_zstd_in_any_chunking_and_truncated_zstd_is_an_error() {
         let tar = sample();
-        lw_layer::compress::set_zstd_encoder(lw_layer::compress::ZstdEncoder {
+        crate::compress::set_zstd_encoder(crate::compress::ZstdEncoder {
             version: lw_zstd::version(),
             frame: lw_zstd::frame,
         });
         let mut z = Vec::new();
         for part in tar.chunks(1000) {
-            lw_layer::compress::zstd_frame(part, 3, &mut z).unwrap();
+            crate::compress::zstd_frame(part, 3, &mut z).unwrap();
         }
         for chunk in [1, 7, 512, 4096, 1 << 20] {
             let (r, names) = scan(&z, chunk).unwrap();
@@ -405,14 +462,14 @@ mod tests {
             assert_eq!(r.digest, Some(Digest::sha256_of(&z)));
             assert_eq!(r.compression, Compression::Zstd);
         }
-        let e = scan(&z[..z.len() - 3], 512).err().unwrap();
+        let e = scan(&z[..z.len() - 3], 512).err().unwrap().to_string();
         assert!(e.contains("zstd"), "{e}");
     }
 
     #[test]
     fn a_tap_reads_one_entry_in_any_chunking() {
         let tar = sample();
-        let mut gz = lw_layer::compress::gzip_encoder(Vec::new(), 6);
+        let mut gz = crate::compress::gzip_encoder(Vec::new(), 6);
         gz.write_all(&tar).unwrap();
         let gz = gz.finish().unwrap();
         let long = format!("{}/f", "d".repeat(200));
@@ -456,6 +513,61 @@ mod tests {
         let sum: u32 = evil[..512].iter().map(|&b| b as u32).sum();
         evil[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
         let e = scan(&evil, 512).err().unwrap();
-        assert!(e.contains(".."), "{e}");
+        assert!(matches!(e, Error::UnsafePath { .. }), "{e}");
+        assert!(e.to_string().contains(".."), "{e}");
+    }
+
+    #[test]
+    fn a_tapped_empty_file_has_its_data_after_its_header() {
+        let mut tar = Vec::new();
+        let mut w = TarWriter::new(&mut tar, WriteOptions::default());
+        w.append_bytes(&Entry::dir("d", 0o755), b"").unwrap();
+        w.append_bytes(&Entry::file("d/empty", 0o644, 0), b"")
+            .unwrap();
+        w.append_bytes(&Entry::file("d/full", 0o644, 0), b"xy")
+            .unwrap();
+        w.finish().unwrap();
+        let events = std::cell::RefCell::new(Vec::new());
+        let mut s = LayerScan::with_tap(
+            Box::new(|e: Entry| {
+                events.borrow_mut().push(format!("entry {}", e.path));
+                Ok(())
+            }),
+            Tap {
+                want: Box::new(|e: &Entry| e.path != "d"),
+                data: Box::new(|d: &[u8], last: bool| {
+                    events.borrow_mut().push(format!("data {d:?} {last}"));
+                    Ok(())
+                }),
+            },
+            false,
+        );
+        for c in tar.chunks(100) {
+            s.push(c).unwrap();
+        }
+        s.finish().unwrap();
+        assert_eq!(
+            events.into_inner(),
+            [
+                "entry d",
+                "entry d/empty",
+                "data [] true",
+                "entry d/full",
+                "data [120, 121] true"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_host_error_stops_the_scan_in_its_own_words() {
+        let tar = sample();
+        let mut gz = crate::compress::gzip_encoder(Vec::new(), 6);
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        for bytes in [&tar, &gz] {
+            let mut s = LayerScan::new(Box::new(|_| Err("enough".into())), false);
+            let e = bytes.chunks(64).find_map(|c| s.push(c).err()).unwrap();
+            assert!(matches!(&e, Error::Host(w) if w == "enough"), "{e:?}");
+        }
     }
 }
