@@ -154,11 +154,6 @@ const AT = "lw-at ";
 const table = (text) => (text ?? "").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
 
 /**
- * USER as the native RUN resolves it (`native-cli/src/run/spec.rs`) from the image's `/etc/passwd` and
- * `/etc/group`: `{uid, gid, groups, home}`. `groups` are the supplementary groups, the primary gid first (as
- * BuildKit lists it); the groups naming the user are added only when USER names no group.
- */
-/**
  * The terminal port's bytes for container `id`, passed on to `out` except the guest's end marker
  * (`ESC ] lw-end;ID BEL`, written after the container's last byte); `ended` resolves when it arrives.
  */
@@ -180,6 +175,11 @@ export function endMarker(id, out) {
   return { byte, ended };
 }
 
+/**
+ * USER as the native RUN resolves it (`native-cli/src/run/spec.rs`) from the image's `/etc/passwd` and
+ * `/etc/group`: `{uid, gid, groups, home}`. `groups` are the supplementary groups, the primary gid first (as
+ * BuildKit lists it); the groups naming the user are added only when USER names no group.
+ */
 export function resolveUser(user, passwdText, groupText) {
   const passwd = table(passwdText);
   const group = table(groupText);
