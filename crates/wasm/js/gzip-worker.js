@@ -1,11 +1,12 @@
 // A Web Worker of build()'s member pool (see index.js): it instantiates the page's compiled lw-wasm module, says
-// {ready: true}, then answers each {bytes, level}, one at a time, with {member, reused} (the gzip member, its buffer
-// transferred; reused: read back from the kept members) or {error}.
+// {ready: true}, then answers each {bytes, level, keep}, one at a time, with {member, reused} (the gzip member, its
+// buffer transferred; reused: read back from the kept members) or {error}.
 //
 // Members it makes are kept in OPFS (`layerwright-members/<sha256 of the input and level>`, framed with a CRC as the
 // native store's `members/`), and a member whose input was compressed before is read back instead of compressed: a
 // rebuild after an edit recompresses only what changed (issue #21). The key is hashed here, on the worker, so the
-// page's thread does no more work than without the cache. No OPFS: every member is compressed.
+// page's thread does no more work than without the cache. No OPFS, or `keep: false` (a context past the kept
+// members' bound): every member is compressed, none kept.
 import wasmInit, { gzipMember, memberFrame, memberKey, memberUnframe } from "./lw_wasm.js";
 import { MEMBERS_DIR } from "./storage.js";
 
@@ -67,7 +68,7 @@ self.onmessage = async ({ data }) => {
     return;
   }
   try {
-    const key = members ? memberKey(data.bytes, data.level) : null;
+    const key = members && data.keep !== false ? memberKey(data.bytes, data.level) : null;
     let member = key ? await cached(key) : null;
     const reused = !!member;
     if (!member) {

@@ -2,7 +2,7 @@
 // that adds init, IndexedDB persistence of the tab's image store, and the `storage` object.
 import wasmInit, * as core from "./lw_wasm.js";
 import { makeVmExecutor } from "./vm.js";
-import { BlobStorage } from "./storage.js";
+import { BlobStorage, MEMBERS_LIMIT } from "./storage.js";
 import { CacheMountStore } from "./cachemounts.js";
 import { BlobHashers } from "./blobhashers.js";
 
@@ -155,9 +155,10 @@ class GzipWorkers {
     this.drainInline();
   }
 
-  compress(bytes, level) {
+  /** `keep`: look the member up among the kept ones, and keep it (see build()). */
+  compress(bytes, level, keep = true) {
     return new Promise((resolve, reject) => {
-      this.queue.push({ bytes, level, resolve, reject });
+      this.queue.push({ bytes, level, keep, resolve, reject });
       this.pump();
     });
   }
@@ -167,7 +168,7 @@ class GzipWorkers {
       const w = this.idle.pop();
       const job = this.queue.shift();
       this.busy.set(w, job);
-      w.postMessage({ bytes: job.bytes, level: job.level }, [job.bytes.buffer]);
+      w.postMessage({ bytes: job.bytes, level: job.level, keep: job.keep }, [job.bytes.buffer]);
     }
     this.drainInline();
   }
@@ -210,6 +211,13 @@ class GzipWorkers {
 }
 
 let gzipWorkers = null;
+
+/** The bytes of a build's context `files` (Blobs, buffers, strings). */
+function contextBytes(files) {
+  let n = 0;
+  for (const f of Object.values(files ?? {})) n += f?.size ?? f?.byteLength ?? f?.length ?? 0;
+  return n;
+}
 
 /** The worker count build() uses unless told: navigator.hardwareConcurrency, from 2 to 4; 0 without Workers. */
 function defaultWorkers() {
@@ -354,7 +362,10 @@ export async function build(opts) {
   if (n > 0 && !opts.compressMember && wasmModule) {
     if (!gzipWorkers || gzipWorkers.size !== n || gzipWorkers.alive === 0) gzipWorkers = new GzipWorkers(n);
     const pool = gzipWorkers;
-    o = { ...opts, compressMember: (bytes, level) => pool.compress(bytes, level), compressConcurrency: 2 * n + 2 };
+    // The workers keep members only for a context within MEMBERS_LIMIT: a larger one's would be pruned as they are
+    // written (measured on a 1 GB context: its cold build took 40.3 s keeping them, 31.2 s not).
+    const keep = contextBytes(opts.files) <= MEMBERS_LIMIT;
+    o = { ...opts, compressMember: (bytes, level) => pool.compress(bytes, level, keep), compressConcurrency: 2 * n + 2 };
   }
   // No executor given: RUN steps run in the tab's own VM (linux/386; `executor: null` turns RUN off), on the
   // shipped busybox image when the Dockerfile names `busybox` and the tab has none.
