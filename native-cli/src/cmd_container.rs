@@ -354,6 +354,7 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<u8> {
         cwd: &cwd,
         user: (user.uid, user.gid),
         tty: a.tty,
+        interactive: a.interactive,
     };
     let code = cs.runtime.exec(&r.id, &p, stdin)?;
     Ok(code.clamp(0, 255) as u8)

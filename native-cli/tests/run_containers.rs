@@ -700,15 +700,54 @@ fn run_it_gives_the_container_a_terminal() {
     let s = run_setup();
     let root = &s.root;
     let _cleanup = Cleanup(root);
-    // Drive `run -it` through a pty of our own, as a terminal would.
+    // The console has our terminal's size, and `\n` is translated once (the container's side, as docker's
+    // console does), whatever the timing: runc's foreground mode sometimes translated it twice (`\r\r\n`).
+    let (code, got) = through_pty(
+        root,
+        &["run", "-it", "--rm", "lwtest/bb:1", "sh"],
+        "test -t 0 && echo IS-A-TTY; stty size; echo TERM=$TERM; exit 7\r",
+    );
+    assert_eq!(code, 7, "{got}");
+    assert!(got.contains("IS-A-TTY\r\n"), "{got:?}");
+    assert!(got.contains("\r\n30 100\r\n"), "{got:?}");
+    assert!(got.contains("TERM=xterm\r\n"), "{got:?}");
+    assert!(!got.contains("\r\r"), "{got:?}");
+    assert_clean(root);
+    // exec -it: a terminal of its own in a running container, relayed the same way.
+    lw_ok(
+        root,
+        &["run", "-d", "--name", "idle", "lwtest/bb:1", "sleep", "300"],
+    );
+    let (code, got) = through_pty(
+        root,
+        &["exec", "-it", "idle", "sh"],
+        "test -t 0 && echo IS-A-TTY; stty size; echo TERM=$TERM; exit 5\r",
+    );
+    assert_eq!(code, 5, "{got}");
+    assert!(got.contains("IS-A-TTY\r\n"), "{got:?}");
+    assert!(got.contains("\r\n30 100\r\n"), "{got:?}");
+    assert!(!got.contains("\r\r"), "{got:?}");
+    lw_ok(root, &["rm", "-f", "idle"]);
+    assert_clean(root);
+}
+
+/// Runs layerwright with `args` on a pty of our own (30 rows, 100 columns), as a terminal would, typing `input`;
+/// returns its exit code and what it wrote up to `TERM=xterm` or the end.
+fn through_pty(root: &Path, args: &[&str], input: &str) -> (i32, String) {
     let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize {
+        ws_row: 30,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     let rc = unsafe {
         libc::openpty(
             &mut master,
             &mut slave,
             std::ptr::null_mut(),
             std::ptr::null(),
-            std::ptr::null(),
+            &size,
         )
     };
     assert_eq!(rc, 0);
@@ -717,7 +756,7 @@ fn run_it_gives_the_container_a_terminal() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_layerwright"))
         .arg("--root")
         .arg(root)
-        .args(["run", "-it", "--rm", "lwtest/bb:1", "sh"])
+        .args(args)
         .stdin(slave_file.try_clone().unwrap())
         .stdout(slave_file.try_clone().unwrap())
         .stderr(slave_file)
@@ -725,8 +764,7 @@ fn run_it_gives_the_container_a_terminal() {
         .unwrap();
     let mut m = unsafe { std::fs::File::from_raw_fd(master) };
     use std::io::{Read, Write};
-    m.write_all(b"test -t 0 && echo IS-A-TTY; echo TERM=$TERM; exit 7\r")
-        .unwrap();
+    m.write_all(input.as_bytes()).unwrap();
     let reader = std::thread::spawn(move || {
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
@@ -743,9 +781,5 @@ fn run_it_gives_the_container_a_terminal() {
         String::from_utf8_lossy(&got).into_owned()
     });
     let st = child.wait().unwrap();
-    let got = reader.join().unwrap();
-    assert_eq!(st.code(), Some(7), "{got}");
-    assert!(got.contains("IS-A-TTY\r\n"), "{got:?}");
-    assert!(got.contains("TERM=xterm\r\n"), "{got:?}");
-    assert_clean(root);
+    (st.code().unwrap_or(-1), reader.join().unwrap())
 }

@@ -407,7 +407,8 @@ fn run_mounted(
         return Err((130, "interrupted".into()));
     }
     let id = r.id.clone();
-    let tty = r.tty;
+    // With a terminal, our stdin goes to it only for `-i` in the foreground (a detached one has no stdin).
+    let tty = r.tty.then_some(r.interactive && !r.detached);
     // `running` once runc has started it: from then on `stop` and `rm -f` can signal it.
     let mut mark_running = |_pid: u32| {
         r.state = State::Running;

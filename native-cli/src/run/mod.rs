@@ -4,6 +4,7 @@
 
 pub mod binds;
 pub mod cachemount;
+pub mod console;
 pub mod container;
 pub mod diff;
 pub mod fsutil;

@@ -250,19 +250,21 @@ pub struct ExecProcess<'a> {
     /// uid, gid.
     pub user: (u32, u32),
     pub tty: bool,
+    /// `-i`: with a terminal, our stdin is relayed to it (without one, the `stdin` given to `exec` says it).
+    pub interactive: bool,
 }
 
 impl Runtime {
-    /// Run the bundle as container `id` with `stdio` handed through to its process (runc's pass-through mode; with
-    /// `tty` the bundle asks for a terminal, and runc makes it and relays `stdio` to it);
-    /// `started` gets runc's pid once the container runs. On SIGINT/SIGTERM (with a [`SignalGuard`] held) the container gets SIGTERM, then
-    /// SIGKILL after `grace`. Returns the process's exit code (128+N when killed by signal N).
+    /// Run the bundle as container `id` with `stdio` handed through to its process (runc's pass-through mode), or,
+    /// with `tty: Some(stdin)`, with a terminal relayed to our stdio (and our stdin relayed to it when `stdin`);
+    /// `started` gets the pid that runs it. On SIGINT/SIGTERM (with a [`SignalGuard`] held) the container gets
+    /// SIGTERM, then SIGKILL after `grace`. Returns the process's exit code (128+N when killed by signal N).
     pub fn run_passthrough(
         &self,
         bundle: &Path,
         id: &str,
         stdio: [Stdio; 3],
-        tty: bool,
+        tty: Option<bool>,
         grace: Duration,
         started: &mut dyn FnMut(u32),
     ) -> Result<i32> {
@@ -271,11 +273,28 @@ impl Runtime {
             rt: self,
             id: id.to_string(),
         };
+        if let Some(stdin) = tty {
+            // Ours goes raw before the container starts, as docker's client does, so typed input is not echoed
+            // by our terminal as well as the container's, and the console's `\r\n` passes through unchanged.
+            let _raw = RawTerminal::enter();
+            let mut create = self.command();
+            create.arg("create").arg("--bundle").arg(bundle);
+            let mut start = self.command();
+            start.args(["start", id]);
+            let rt = self.clone();
+            let cid = id.to_string();
+            let launch = super::console::Launch {
+                create,
+                operands: vec![id.to_string()],
+                start: Some(start),
+                kill: Box::new(move |_, sig| rt.kill(&cid, sig)),
+                grace,
+                stdin,
+                name: id,
+            };
+            return super::console::run(launch, &interrupted, started);
+        }
         let [stdin, stdout, stderr] = stdio;
-        // With a terminal, ours goes raw before the container starts, as docker's client does: runc sets it raw
-        // only once it has the container's console, so the first output could be translated twice (`\r\r\n`) and
-        // typed input echoed by our terminal as well as the container's.
-        let _raw = tty.then(RawTerminal::enter).flatten();
         let mut child = {
             use std::os::unix::process::CommandExt;
             let mut cmd = self.command();
@@ -286,11 +305,8 @@ impl Runtime {
                 .stdin(stdin)
                 .stdout(stdout)
                 .stderr(stderr);
-            // Its own process group, so a terminal's Ctrl-C reaches only us; but with a terminal for the container
-            // runc relays our stdin to it and must stay in the foreground (raw mode: Ctrl-C is a byte for it).
-            if !tty {
-                cmd.process_group(0);
-            }
+            // Its own process group, so a terminal's Ctrl-C reaches only us.
+            cmd.process_group(0);
             cmd.spawn()
                 .with_context(|| format!("starting {}", self.binary.display()))?
         };
@@ -344,7 +360,8 @@ impl Runtime {
     }
 
     /// Run `args` in running container `id` (runc exec: the container's process settings, with these overridden),
-    /// stdio passed through; returns the exit code. runc forwards our signals to the process.
+    /// stdio passed through, or with `p.tty` a terminal relayed to ours; returns the exit code. Without a terminal
+    /// runc forwards our signals to the process; with one, SIGINT/SIGTERM send it SIGTERM, then SIGKILL after 10 s.
     pub fn exec(&self, id: &str, p: &ExecProcess, stdin: Stdio) -> Result<i32> {
         let (args, env, cwd, user, tty) = (p.args, p.env, p.cwd, p.user, p.tty);
         let mut cmd = self.command();
@@ -354,7 +371,30 @@ impl Runtime {
             cmd.arg("--env").arg(e);
         }
         if tty {
-            cmd.arg("--tty");
+            let _signals = SignalGuard::install();
+            let _raw = RawTerminal::enter();
+            cmd.args(["--tty", "--detach"]);
+            let launch = super::console::Launch {
+                create: cmd,
+                operands: std::iter::once(id)
+                    .chain(args.iter().map(String::as_str))
+                    .map(String::from)
+                    .collect(),
+                start: None,
+                kill: Box::new(|pid, sig| {
+                    let n = if sig == "KILL" {
+                        libc::SIGKILL
+                    } else {
+                        libc::SIGTERM
+                    };
+                    // SAFETY: kill(2) with a pid the runtime reported for the process we run.
+                    unsafe { libc::kill(pid as i32, n) };
+                }),
+                grace: Duration::from_secs(10),
+                stdin: p.interactive,
+                name: id,
+            };
+            return super::console::run(launch, &interrupted, &mut |_| {});
         }
         let status = cmd
             .arg(id)
