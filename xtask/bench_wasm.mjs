@@ -8,8 +8,9 @@
 //        [--big-tree DIR] (a COPY build of the context DIR given as Files, with the peak wasm memory, next to
 //        `tar | gzip -6 | sha256sum` of the same directory in the same run)
 //        [--rebuilds N] (the tree built cold, again unchanged, after a 1 KB edit in its last file and after N 1 KB
-//        edits at random places, each resumed build next to a --no-cache one; `tar | sha256sum` of the tree, the
-//        floor, in the same run) [--no-vm 1] (skip RUN in the tab)
+//        edits at random places, each resumed build next to a --no-cache one and to the same place edited again and
+//        resumed hashing on the page's thread; `tar | sha256sum` of the tree, the floor, in the same run)
+//        [--no-vm 1] (skip RUN in the tab)
 import { execSync, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { connect, createServer as createTcpServer } from 'node:net';
@@ -369,7 +370,7 @@ async function rebuilds(browser, url, random) {
     const path = paths.find((p) => (at < sizes[p] ? true : ((at -= sizes[p]), false)));
     edits.push({ path, at });
   }
-  const r = await page.evaluate(rebuildsInPage, { edits, tag: 'bench/rebuild:1' });
+  const r = await page.evaluate(rebuildsInPage, { edits, tag: 'bench/rebuild:1', comparePageHash: true });
   await context.close();
   floors.sort((a, b) => a - b);
   return { ...r, floorSeconds: floors[1], files: paths.length };

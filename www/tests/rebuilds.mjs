@@ -9,10 +9,12 @@
 /**
  * In the page: run the builds over `window.__rebuildFiles` ({path: Blob}); `edits`: [{path, at}] (1 KB at byte `at`
  * of `path`, moved back to fit the file); `damageMember`: flip a byte of one member the workers kept; `noSubtle`:
- * hide WebCrypto for the edits. Resolves to {cold, unchanged, edits: [{path, at, resumed, fresh}]}, each
- * build {seconds, read, layer, manifest, members} (members: compressed and reused on the workers). Runs inside page.evaluate.
+ * hide WebCrypto for the edits; `comparePageHash`: after each edit, the same place edited again and resumed with
+ * `hashWorker: false` (`pageHashed`). Resolves to {cold, unchanged, edits: [{path, at, resumed, fresh, pageHashed}]}, each
+ * build {seconds, read, layer, manifest, members, hashStreams} (members: compressed and reused on the workers;
+ * hashStreams: the layer streams the hash worker hashed). Runs inside page.evaluate.
  */
-export async function rebuildsInPage({ edits, tag, damageMember, noSubtle }) {
+export async function rebuildsInPage({ edits, tag, damageMember, noSubtle, comparePageHash }) {
   const lw = window.layerwright;
   const files = { ...window.__rebuildFiles };
   const context = new WeakSet(Object.values(files));
@@ -33,7 +35,7 @@ export async function rebuildsInPage({ edits, tag, damageMember, noSubtle }) {
     read = 0;
     const t = performance.now();
     const r = await lw.build({ dockerfile, files, tags: [tag], ...opts });
-    return { seconds: (performance.now() - t) / 1000, read, layer: r.layers[0].digest, manifest: r.manifestDigest, members: r.members };
+    return { seconds: (performance.now() - t) / 1000, read, layer: r.layers[0].digest, manifest: r.manifestDigest, members: r.members, hashStreams: r.hashStreams };
   };
   try {
     const cold = await one({});
@@ -67,7 +69,14 @@ export async function rebuildsInPage({ edits, tag, damageMember, noSubtle }) {
       const resumed = await one({});
       // The reference: a --no-cache build compressed on the page's thread (no workers, so no kept members).
       const fresh = await one({ noCache: true, workers: 0 });
-      out.push({ path: e.path, at, resumed, fresh });
+      // The same edit again (the other bytes flipped back), resumed hashing on this thread: the hash worker's gain.
+      let pageHashed;
+      if (comparePageHash) {
+        files[e.path] = new Blob([slice.call(f, 0, at), old.map((b) => b ^ 0xa5), slice.call(f, at + old.length)]);
+        context.add(files[e.path]);
+        pageHashed = await one({ hashWorker: false });
+      }
+      out.push({ path: e.path, at, resumed, fresh, pageHashed });
     }
     return { cold, unchanged, edits: out, bytes: Object.values(files).reduce((n, b) => n + b.size, 0) };
   } finally {

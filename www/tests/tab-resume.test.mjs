@@ -78,6 +78,12 @@ test(`build: a rebuild after a 1 KB edit in the last file of a ${MB} MB context 
   assert.notEqual(e.resumed.layer, r.cold.layer, 'the edit is in the layer');
   assert.equal(e.resumed.layer, e.fresh.layer, 'the resumed layer is the --no-cache build\'s, byte for byte');
   assert.equal(e.resumed.manifest, e.fresh.manifest);
+  // The layer's tar stream and blob were hashed on the hash worker (the cold build's checkpoints too, which the
+  // resumed build went on from); the --no-cache build (no workers) hashed them on the page's thread.
+  assert.equal(r.cold.hashStreams, 2, 'the cold build hashed its layer on the hash worker');
+  assert.equal(e.resumed.hashStreams, 2, 'the resumed build hashed its layer on the hash worker');
+  assert.equal(r.unchanged.hashStreams, 0, 'an unchanged rebuild writes and hashes nothing');
+  assert.equal(e.fresh.hashStreams, undefined);
   // It resumes at the last member start on an entry before the edit: a member holds at most 2 MiB past a file it
   // starts in, and files are at most 5 MB here, so the files read are the last few, not the context.
   const bound = (2 << 20) + 2 * 5e6;

@@ -534,6 +534,17 @@ fn rebuild_rows(b: &Value, rows: &mut Vec<(String, f64)>, notes: &mut Vec<String
         "wasm in Chromium: the same edited trees built --no-cache (mean)".into(),
         mean(&all, "fresh"),
     ));
+    // The same places edited again and resumed with the layer's hashes on the page's thread (no hash worker).
+    if edits.iter().all(|e| e["pageHashed"].is_object()) && !edits.is_empty() {
+        rows.push((
+            "wasm in Chromium: last-file edit resumed, hashing on the page's thread".into(),
+            mean(&last, "pageHashed"),
+        ));
+        rows.push((
+            "wasm in Chromium: random edits resumed, hashing on the page's thread (mean)".into(),
+            mean(&random, "pageHashed"),
+        ));
+    }
     let read = |v: &[&Value]| {
         v.iter()
             .map(|e| e["resumed"]["read"].as_f64().unwrap_or(0.0))
@@ -694,9 +705,12 @@ mod tests {
         let r = serde_json::json!({
             "cold": build(3.0, 100e6, "a"), "unchanged": build(0.03, 0.0, "a"), "bytes": 100e6, "floorSeconds": 0.5,
             "edits": [
-                {"path": "d/last", "at": 1, "resumed": build(0.6, 4e6, "b"), "fresh": build(3.2, 100e6, "b")},
-                {"path": "d/x", "at": 2, "resumed": build(2.0, 80e6, "c"), "fresh": build(3.0, 100e6, "c")},
-                {"path": "d/y", "at": 3, "resumed": build(1.0, 20e6, "d"), "fresh": build(3.4, 100e6, "d")},
+                {"path": "d/last", "at": 1, "resumed": build(0.6, 4e6, "b"), "fresh": build(3.2, 100e6, "b"),
+                 "pageHashed": build(0.7, 4e6, "b2")},
+                {"path": "d/x", "at": 2, "resumed": build(2.0, 80e6, "c"), "fresh": build(3.0, 100e6, "c"),
+                 "pageHashed": build(2.2, 80e6, "c2")},
+                {"path": "d/y", "at": 3, "resumed": build(1.0, 20e6, "d"), "fresh": build(3.4, 100e6, "d"),
+                 "pageHashed": build(1.4, 20e6, "e")},
             ],
         });
         let (mut rows, mut notes) = (Vec::new(), Vec::new());
@@ -719,6 +733,11 @@ mod tests {
             1.5
         );
         assert!((row("wasm in Chromium: the same edited trees") - 3.2).abs() < 1e-9);
+        assert_eq!(
+            row("wasm in Chromium: last-file edit resumed, hashing on"),
+            0.7
+        );
+        assert!((row("wasm in Chromium: random edits resumed, hashing on") - 1.8).abs() < 1e-9);
         assert!(
             notes[0].contains("identical to --no-cache ones: true"),
             "{notes:?}"

@@ -2,8 +2,9 @@
 //! overwrite or delete, as dive counts them) behind wasm-bindgen. The tab loads it as a wasm module of its own
 //! (`pkg/lw_analysis.js`) when the inspector first analyses an image, so the main module carries none of it. This
 //! file holds the JS shapes and the conversion (plain Rust, tested natively); `web` holds the exports, with
-//! `BlobSha256`: the streamed listing's Web Worker (`crates/wasm/js/hash-worker.js`) hashes layer blobs with it,
-//! this being the smallest of the tab's modules that links SHA-256 (lw-oci's, through lw-layer).
+//! `BlobSha256` and `StreamSha256`: the tab's hash Web Worker (`crates/wasm/js/hash-worker.js`) hashes the streamed
+//! listing's layer blobs and a build's layer streams with them, this being the smallest of the tab's modules that
+//! links SHA-256 (lw-oci's, through lw-layer).
 
 use lw_layer::analysis::{self, AnalysedEntry};
 use serde::{Deserialize, Serialize};
@@ -111,6 +112,34 @@ pub mod web {
         super::analyse_js(layers)
             .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
             .map_err(err)
+    }
+
+    /// `new StreamSha256(state)`: a layer stream's SHA-256 going on from `state` (lw-layer's saved midstate; empty
+    /// for a new stream), `update(bytes)` in order, `state()` whenever: what a build's writer would have computed
+    /// itself (its tar stream or its blob), on the build's hash worker instead of the page's thread.
+    #[wasm_bindgen]
+    pub struct StreamSha256(lw_layer::midstate::Sha256Mid);
+
+    #[wasm_bindgen]
+    impl StreamSha256 {
+        #[wasm_bindgen(constructor)]
+        pub fn new(state: &[u8]) -> Result<StreamSha256, JsValue> {
+            if state.is_empty() {
+                return Ok(StreamSha256(lw_layer::midstate::Sha256Mid::new()));
+            }
+            lw_layer::midstate::Sha256Mid::from_bytes(state)
+                .map(StreamSha256)
+                .ok_or_else(|| err("StreamSha256: not a saved SHA-256 state"))
+        }
+
+        pub fn update(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+
+        /// The state so far, saved (lw-layer's `Sha256Mid::to_bytes`).
+        pub fn state(&self) -> Vec<u8> {
+            self.0.to_bytes()
+        }
     }
 
     /// `new BlobSha256()`, `update(bytes)` in order, then `finish()`: the hex SHA-256 of everything given (lw-oci's

@@ -221,17 +221,18 @@ impl FileTree {
                 stats.wasted_bytes += b;
             }
         }
-        self.ensure_parents(&entry.path, layer);
-        let p = entry.path.clone();
-        self.nodes.insert(
-            p,
-            Node {
-                entry,
-                layer,
-                data,
-                external,
-            },
-        );
+        self.add_node(Node {
+            entry,
+            layer,
+            data,
+            external,
+        });
+    }
+
+    /// `node` at its path, with its parents made as needed (what `put` and `insert` share).
+    fn add_node(&mut self, node: Node) {
+        self.ensure_parents(&node.entry.path, node.layer);
+        self.nodes.insert(node.entry.path.clone(), node);
     }
 
     /// Put one entry into the tree as layer `layer` wrote it (parents are created as needed; a non-directory
@@ -245,17 +246,12 @@ impl FileTree {
                 self.remove_subtree(&entry.path.clone(), usize::MAX, false);
             }
         }
-        self.ensure_parents(&entry.path, layer);
-        let p = entry.path.clone();
-        self.nodes.insert(
-            p,
-            Node {
-                entry,
-                layer,
-                data,
-                external: None,
-            },
-        );
+        self.add_node(Node {
+            entry,
+            layer,
+            data,
+            external: None,
+        });
     }
 
     /// Nodes strictly below directory `dir` (all nodes for the root, `""`), in path order.

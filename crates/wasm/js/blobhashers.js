@@ -1,5 +1,6 @@
-// The streamed listing's hash worker, on the page's side: BlobHashers starts hash-worker.js and hands it the chunks
-// of each layer blob scanRemoteLayer streams (opt-in: `hashWorker: true`).
+// The tab's hash worker, on the page's side: BlobHashers starts hash-worker.js and hands it the chunks of each layer
+// blob scanRemoteLayer streams (opt-in: `hashWorker: true`), and a build's layer streams (its tar stream and blob,
+// when build() compresses on the gzip workers), so the page's thread does not run SHA-256 over them.
 
 /**
  * SHA-256 of streamed layer blobs on one Web Worker (hash-worker.js, running lw-analysis's BlobSha256: the smallest
@@ -46,13 +47,21 @@ export class BlobHashers {
     this.worker = worker;
     this.sessions = new Map();
     this.ids = 0;
+    // Layer streams hashed here (build() reports how many were its own).
+    this.streams = 0;
   }
 
-  session() {
+  /**
+   * A blob's digest (`finish()` resolves to its hex), or with `state` (lw-layer's saved SHA-256 midstate; empty for a
+   * new stream) a build's layer stream going on from it: `mark(i)` keeps the state there, and `finish()` resolves to
+   * `{state, marks: [[i, state]...]}` (the build's writer takes them as its own hash's).
+   */
+  session(state) {
     const id = ++this.ids;
     const s = new BlobHashSession(this, id);
     this.sessions.set(id, s);
-    this.worker.postMessage({ id, start: true });
+    if (state) this.streams++;
+    this.worker.postMessage(state ? { id, start: true, state } : { id, start: true });
     return s;
   }
 }
@@ -90,6 +99,11 @@ class BlobHashSession {
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject })).then(() => { st.waitMs += performance.now() - now; });
   }
 
+  mark(i) {
+    if (this.error) throw this.error;
+    this.hashers.worker.postMessage({ id: this.id, mark: i });
+  }
+
   finish() {
     if (this.error) return Promise.reject(this.error);
     return new Promise((resolve, reject) => {
@@ -106,6 +120,9 @@ class BlobHashSession {
     } else if (data.digest !== undefined) {
       this.hashers.sessions.delete(this.id);
       this.done?.resolve(data.digest);
+    } else if (data.state !== undefined) {
+      this.hashers.sessions.delete(this.id);
+      this.done?.resolve({ state: data.state, marks: data.marks });
     } else if (data.error !== undefined) {
       this.fail(new Error(`hashing the blob: ${data.error}`));
     }

@@ -91,6 +91,12 @@ export interface BuildOptions {
   compressMember?: (bytes: Uint8Array, level: number) => Promise<Uint8Array>;
   /** Members in flight at most with `compressMember` (default 4). */
   compressConcurrency?: number;
+  /** With `workers`: hash the layers' tar streams and blobs on the tab's hash worker (default), or, `false`, on
+   * this thread. */
+  hashWorker?: boolean;
+  /** Hash a layer stream elsewhere, going on from `state` (a saved SHA-256 midstate): a session of the hash worker
+   * (push, mark, finish, close), or null to hash here. Set by `workers` unless `hashWorker: false`. */
+  hashStream?: (state: Uint8Array) => unknown;
 }
 export interface LayerReport { digest: string; diffId: string; size: number; createdBy: string; cached: boolean }
 export interface BuildResult {
@@ -102,6 +108,9 @@ export interface BuildResult {
   indexDigest?: string;
   /** A gzip build on Web Workers: members compressed, and members read back from the ones the workers keep. */
   members?: { compressed: number; reused: number };
+  /** A gzip build on Web Workers: the layer streams (each written layer's tar stream and blob) the hash worker
+   * hashed instead of this thread. */
+  hashStreams?: number;
 }
 export interface Entry {
   path: string; type: "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo"; mode: number;

@@ -163,6 +163,29 @@ fn compress_of(opts: &JsValue) -> Result<Option<(Function, usize)>, JsValue> {
     Ok(Some((f, n as usize)))
 }
 
+/// `compressMember` and `compressConcurrency`, and with them `hashStream`.
+type PoolOptions = (Option<(Function, usize)>, Option<Function>);
+
+fn pool_of(opts: &JsValue) -> Result<PoolOptions, JsValue> {
+    let compress = compress_of(opts)?;
+    let hash = match compress {
+        Some(_) => hash_of(opts)?,
+        None => None,
+    };
+    Ok((compress, hash))
+}
+
+/// `hashStream`: the page's hash worker for a layer's streams, `(state) => session | null` (js/blobhashers.js).
+fn hash_of(opts: &JsValue) -> Result<Option<Function>, JsValue> {
+    let f = get(opts, "hashStream")?;
+    if f.is_undefined() || f.is_null() {
+        return Ok(None);
+    }
+    f.dyn_into()
+        .map(Some)
+        .map_err(|_| err("build: hashStream must be a function (state) => session"))
+}
+
 /// `executor`: the function RUN steps go to.
 fn executor_of(opts: &JsValue) -> Result<Option<Function>, JsValue> {
     let e = get(opts, "executor")?;
@@ -396,8 +419,8 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
     let mut o = options_of(&opts, &platforms[0])?;
     let tags = tags_of(&opts)?;
     let on_event: Option<Function> = get(&opts, "onEvent")?.dyn_into().ok();
-    // Where COPY/ADD layers' gzip members are compressed: the JS API passes its Web Worker pool here.
-    let compress = compress_of(&opts)?;
+    // Where COPY/ADD layers' gzip members are compressed and their streams hashed: the JS API's Web Workers.
+    let (compress, hash) = pool_of(&opts)?;
     let executor = executor_of(&opts)?;
 
     // Context Blobs are read as the layer is written when COPY layers go through the member pool (gzip with
@@ -465,6 +488,7 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
             blobs: &mut blobs,
             spilled: spilled.clone(),
             compress: compress.clone(),
+            hash: hash.clone(),
             extracts: BTreeMap::new(),
         };
         let mut host = Host {

@@ -14,7 +14,8 @@ use std::task::{Context, Poll, Waker};
 use js_sys::{Function, Promise, Uint8Array};
 use lw_engine::host::{BlobSink, BlobStore, MemoryBlobs, SinkFuture};
 use lw_engine::Error;
-use lw_layer::pgzip::MemberPool;
+use lw_layer::midstate::Sha256Mid;
+use lw_layer::pgzip::{HashStates, MemberPool, RemoteHash};
 use lw_oci::{Descriptor, Digest};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -60,17 +61,20 @@ struct Done {
     waker: Option<Waker>,
 }
 
-/// A `MemberPool` over the page's `compressMember` callback.
+/// A `MemberPool` over the page's `compressMember` callback, hashing the layer's streams through its `hashStream`
+/// when it has one.
 pub struct JsPool {
     compress: Function,
+    hash: Option<Function>,
     done: Rc<RefCell<Done>>,
     capacity: usize,
 }
 
 impl JsPool {
-    pub fn new(compress: Function, capacity: usize) -> JsPool {
+    pub fn new(compress: Function, capacity: usize, hash: Option<Function>) -> JsPool {
         JsPool {
             compress,
+            hash,
             done: Rc::default(),
             capacity,
         }
@@ -124,6 +128,107 @@ impl MemberPool for JsPool {
     fn capacity(&self) -> usize {
         self.capacity
     }
+
+    fn stream_hash(&mut self, from: &Sha256Mid) -> Option<Box<dyn RemoteHash>> {
+        let state = Uint8Array::from(&from.to_bytes()[..]);
+        // No session (the worker could not start): the writer hashes on this thread.
+        let session = self.hash.as_ref()?.call1(&JsValue::NULL, &state).ok()?;
+        (!session.is_null() && !session.is_undefined()).then(|| {
+            Box::new(JsStreamHash {
+                session,
+                waiting: None,
+                finished: false,
+            }) as Box<dyn RemoteHash>
+        })
+    }
+}
+
+/// A layer stream hashed on the page's hash worker: a session of js/blobhashers.js (`push`, `mark`, `finish`,
+/// `close`), closed when dropped unfinished.
+struct JsStreamHash {
+    session: JsValue,
+    /// The Promise the last `push` answered: the worker has too many bytes queued until it resolves.
+    waiting: Option<Promise>,
+    finished: bool,
+}
+
+impl JsStreamHash {
+    fn call(&self, name: &str, args: &[JsValue]) -> io::Result<JsValue> {
+        let f: Function = js_sys::Reflect::get(&self.session, &JsValue::from_str(name))
+            .ok()
+            .and_then(|f| f.dyn_into().ok())
+            .ok_or_else(|| io::Error::other(format!("the hash session has no {name}")))?;
+        f.apply(&self.session, &args.iter().collect::<js_sys::Array>())
+            .map_err(|e| io::Error::other(format!("the hash worker: {}", js_message(&e))))
+    }
+}
+
+impl RemoteHash for JsStreamHash {
+    fn update(&mut self, data: &[u8]) -> io::Result<()> {
+        let r = self.call("push", &[Uint8Array::from(data).into()])?;
+        if let Ok(p) = r.dyn_into::<Promise>() {
+            self.waiting = Some(p);
+        }
+        Ok(())
+    }
+
+    fn mark(&mut self, i: u64) -> io::Result<()> {
+        self.call("mark", &[JsValue::from(i as f64)]).map(|_| ())
+    }
+
+    fn saturated(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    fn ready(&mut self) -> Pin<Box<dyn Future<Output = io::Result<()>>>> {
+        let waiting = self.waiting.take();
+        Box::pin(async move {
+            if let Some(p) = waiting {
+                JsFuture::from(p).await.map_err(|e| {
+                    io::Error::other(format!("the hash worker: {}", js_message(&e)))
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn finish(mut self: Box<Self>) -> Pin<Box<dyn Future<Output = io::Result<HashStates>>>> {
+        self.finished = true;
+        let answer = self.call("finish", &[]);
+        Box::pin(async move {
+            let v = JsFuture::from(Promise::resolve(&answer?))
+                .await
+                .map_err(|e| io::Error::other(format!("the hash worker: {}", js_message(&e))))?;
+            hash_states(&v).ok_or_else(|| {
+                io::Error::other("the hash worker's answer is not a stream's states")
+            })
+        })
+    }
+}
+
+impl Drop for JsStreamHash {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.call("close", &[]);
+        }
+    }
+}
+
+/// `{state, marks: [[i, state]...]}` as the writer's states.
+fn hash_states(v: &JsValue) -> Option<HashStates> {
+    let state = |v: JsValue| Sha256Mid::from_bytes(&v.dyn_into::<Uint8Array>().ok()?.to_vec());
+    let last = state(js_sys::Reflect::get(v, &JsValue::from_str("state")).ok()?)?;
+    let marks: js_sys::Array = js_sys::Reflect::get(v, &JsValue::from_str("marks"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let mut out = BTreeMap::new();
+    for m in marks.iter() {
+        let m: js_sys::Array = m.dyn_into().ok()?;
+        let i = m.get(0).as_f64()?;
+        out.insert(i as u64, state(m.get(1))?);
+    }
+    Some((last, out))
 }
 
 struct Ready(Rc<RefCell<Done>>);
@@ -147,6 +252,8 @@ pub struct PooledBlobs<'a> {
     pub blobs: &'a mut MemoryBlobs,
     pub spilled: Spilled,
     pub compress: Option<(Function, usize)>,
+    /// The page's hash worker for the pooled layers' streams (`hashStream`).
+    pub hash: Option<Function>,
     /// What the current step's pre-step read out of layers in browser storage (`blobread::extract_layer`), by
     /// digest: every header and the wanted files' data, as an uncompressed tar.
     pub extracts: BTreeMap<Digest, Vec<u8>>,
@@ -224,8 +331,8 @@ impl BlobStore for PooledBlobs<'_> {
         })
     }
     fn member_pool(&mut self) -> Option<Box<dyn MemberPool>> {
-        self.compress
-            .as_ref()
-            .map(|(f, n)| Box::new(JsPool::new(f.clone(), *n)) as Box<dyn MemberPool>)
+        self.compress.as_ref().map(|(f, n)| {
+            Box::new(JsPool::new(f.clone(), *n, self.hash.clone())) as Box<dyn MemberPool>
+        })
     }
 }

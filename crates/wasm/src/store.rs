@@ -143,6 +143,7 @@ fn export_parts(r: &str) -> Result<ExportParts, JsValue> {
             blobs: &mut s.blobs.clone(),
             spilled: s.spilled.clone(),
             compress: None,
+            hash: None,
             extracts: Default::default(),
         };
         write_archive_to(&store, &items, &default_platform(), &mut out, &mut |_| {})

@@ -1,11 +1,30 @@
 //! A stream's SHA-256 that keeps its state at marks (member starts), computed on a helper thread natively so the
-//! member writer's thread only cuts and hands over bytes (inline in wasm, which has no threads here). The states are
-//! those of [`Sha256Mid`] over the same bytes, so checkpoints do not depend on where they were computed.
+//! member writer's thread only cuts and hands over bytes, and in a tab on a Web Worker when the host gives one
+//! ([`RemoteHash`]; inline otherwise). The states are those of [`Sha256Mid`] over the same bytes, so checkpoints do
+//! not depend on where they were computed.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::midstate::Sha256Mid;
+
+/// A stream's SHA-256 computed somewhere the writer cannot block on (a tab's Web Worker), from a given state: fed
+/// in order, its states awaited once the stream is complete.
+pub trait RemoteHash {
+    /// The next bytes of the stream (the host copies what it keeps).
+    fn update(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Keep the state here, under member index `i`.
+    fn mark(&mut self, i: u64) -> io::Result<()>;
+    /// True when too many bytes wait to be hashed: the driver awaits [`RemoteHash::ready`] before writing more.
+    fn saturated(&self) -> bool;
+    /// Resolves once the bytes waiting are few enough again (at once when they are).
+    fn ready(&mut self) -> Pin<Box<dyn Future<Output = io::Result<()>>>>;
+    /// The final state and the state at every mark.
+    fn finish(self: Box<Self>) -> Pin<Box<dyn Future<Output = io::Result<HashStates>>>>;
+}
 
 /// Bytes to hash: a member's input shared with its compression job, or a compressed member already written.
 pub(super) enum Bytes {
@@ -28,8 +47,11 @@ pub(super) enum Msg {
     Mark(u64),
 }
 
+/// A remote hash's answer, awaited.
+pub(super) type Finishing = Pin<Box<dyn Future<Output = io::Result<HashStates>>>>;
+
 /// The final state and the state at every mark.
-type Done = (Sha256Mid, BTreeMap<u64, Sha256Mid>);
+pub type HashStates = (Sha256Mid, BTreeMap<u64, Sha256Mid>);
 
 fn feed(h: &mut Sha256Mid, marks: &mut BTreeMap<u64, Sha256Mid>, msg: Msg) {
     match msg {
@@ -47,8 +69,10 @@ pub(super) enum MarkedHash {
     #[cfg(not(target_arch = "wasm32"))]
     Threaded {
         tx: std::sync::mpsc::SyncSender<Msg>,
-        handle: std::thread::JoinHandle<Done>,
+        handle: std::thread::JoinHandle<HashStates>,
     },
+    /// On the host's worker; the first error it gave, kept for `finishing`.
+    Remote(Box<dyn RemoteHash>, Option<io::Error>),
 }
 
 impl MarkedHash {
@@ -75,9 +99,23 @@ impl MarkedHash {
         MarkedHash::Inline(state, BTreeMap::new())
     }
 
+    /// Hashed on `remote` (which goes on from the state it was given).
+    pub(super) fn remote(remote: Box<dyn RemoteHash>) -> MarkedHash {
+        MarkedHash::Remote(remote, None)
+    }
+
     fn send(&mut self, msg: Msg) {
         match self {
             MarkedHash::Inline(h, marks) => feed(h, marks, msg),
+            MarkedHash::Remote(r, failed) => {
+                if failed.is_none() {
+                    let res = match msg {
+                        Msg::Data(b) => r.update(b.as_slice()),
+                        Msg::Mark(i) => r.mark(i),
+                    };
+                    *failed = res.err();
+                }
+            }
             #[cfg(not(target_arch = "wasm32"))]
             MarkedHash::Threaded { tx, .. } => {
                 // A send fails only if the thread died; `finish` reports that.
@@ -94,10 +132,49 @@ impl MarkedHash {
         self.send(Msg::Mark(i));
     }
 
+    /// True when a remote hash has too many bytes waiting (see [`RemoteHash::saturated`]).
+    pub(super) fn saturated(&self) -> bool {
+        matches!(self, MarkedHash::Remote(r, None) if r.saturated())
+    }
+
+    /// Wait until a remote hash takes more (at once for the others).
+    pub(super) async fn ready(&mut self) -> io::Result<()> {
+        match self {
+            MarkedHash::Remote(r, None) => r.ready().await,
+            MarkedHash::Remote(_, Some(e)) => Err(io::Error::new(e.kind(), e.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ask a remote hash for its states (at once, so several hashes answer together); None for the others.
+    pub(super) fn finishing(&mut self) -> Option<Finishing> {
+        if !matches!(self, MarkedHash::Remote(..)) {
+            return None;
+        }
+        let placeholder = MarkedHash::Inline(Sha256Mid::new(), BTreeMap::new());
+        match std::mem::replace(self, placeholder) {
+            MarkedHash::Remote(_, Some(e)) => Some(Box::pin(std::future::ready(Err(e)))),
+            MarkedHash::Remote(r, None) => Some(r.finish()),
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    /// The states `finishing` asked for, kept inline from here (what follows, if anything, is hashed here).
+    pub(super) async fn settle(&mut self, finishing: Option<Finishing>) -> io::Result<()> {
+        if let Some(f) = finishing {
+            let (h, marks) = f.await?;
+            *self = MarkedHash::Inline(h, marks);
+        }
+        Ok(())
+    }
+
     /// The final state and the states at the marks.
-    pub(super) fn finish(self) -> std::io::Result<Done> {
+    pub(super) fn finish(self) -> std::io::Result<HashStates> {
         match self {
             MarkedHash::Inline(h, marks) => Ok((h, marks)),
+            MarkedHash::Remote(..) => Err(io::Error::other(
+                "a layer hash on the host's worker was not awaited before finishing",
+            )),
             #[cfg(not(target_arch = "wasm32"))]
             MarkedHash::Threaded { tx, handle } => {
                 drop(tx);

@@ -14,6 +14,7 @@ use lw_oci::Digest;
 
 use crate::midstate::Sha256Mid;
 use marked_hash::{Bytes, MarkedHash};
+pub use marked_hash::{HashStates, RemoteHash};
 
 mod marked_hash;
 
@@ -52,10 +53,23 @@ struct Marks {
 }
 
 impl Marks {
-    fn new(tar: Sha256Mid, blob: Sha256Mid, blob_off: u64) -> Marks {
+    /// Both hashes on the pool's worker when it hashes streams, else here (on helper threads natively).
+    fn new(
+        tar: Sha256Mid,
+        blob: Sha256Mid,
+        blob_off: u64,
+        mut pool: Option<&mut Box<dyn MemberPool>>,
+    ) -> Marks {
+        let mut hash =
+            |state: Sha256Mid| match pool.as_deref_mut().and_then(|p| p.stream_hash(&state)) {
+                Some(r) => MarkedHash::remote(r),
+                None => MarkedHash::start(state),
+            };
+        let tar = hash(tar);
+        let blob = hash(blob);
         Marks {
-            tar: MarkedHash::start(tar),
-            blob: MarkedHash::start(blob),
+            tar,
+            blob,
             blob_off,
             starts: BTreeMap::new(),
             points: Vec::new(),
@@ -188,6 +202,11 @@ pub trait MemberPool {
     fn ready(&mut self) -> Pin<Box<dyn Future<Output = ()>>>;
     /// How many members may be in flight before the driver should wait.
     fn capacity(&self) -> usize;
+    /// A stream's SHA-256 (the tar stream's, the blob's) going on from `from` on the pool's side, or None to hash
+    /// it in the writer.
+    fn stream_hash(&mut self, _from: &Sha256Mid) -> Option<Box<dyn RemoteHash>> {
+        None
+    }
 }
 
 type SharedCache = Arc<Mutex<Box<dyn MemberCache>>>;
@@ -362,7 +381,12 @@ impl<W: Write> ParallelGzip<W> {
     /// Hash both streams here and keep a [`Checkpoint`] at every member start; finish with
     /// [`ParallelGzip::finish_marked`]. Call before writing.
     pub fn with_checkpoints(mut self) -> Self {
-        self.marks = Some(Marks::new(Sha256Mid::new(), Sha256Mid::new(), 0));
+        self.marks = Some(Marks::new(
+            Sha256Mid::new(),
+            Sha256Mid::new(),
+            0,
+            self.external.as_mut(),
+        ));
         self
     }
 
@@ -378,6 +402,7 @@ impl<W: Write> ParallelGzip<W> {
             cp.tar_state.clone(),
             cp.blob_state.clone(),
             cp.blob_offset,
+            self.external.as_mut(),
         ));
         self
     }
@@ -401,13 +426,25 @@ impl<W: Write> ParallelGzip<W> {
         self.off
     }
 
-    /// True when an external pool has as many members in flight as it takes: await [`ParallelGzip::wait`].
+    /// True when an external pool has as many members in flight as it takes, or a hash on its side as many bytes
+    /// waiting: await [`ParallelGzip::wait`].
     pub fn saturated(&self) -> bool {
-        self.external.is_some() && self.in_flight >= self.max_in_flight
+        (self.external.is_some() && self.in_flight >= self.max_in_flight)
+            || self
+                .marks
+                .as_ref()
+                .is_some_and(|m| m.tar.saturated() || m.blob.saturated())
     }
 
-    /// Wait for the external pool to finish at least one member, and write what is ready.
+    /// Wait for the pool's hashes to take more bytes, else for the pool to finish at least one member (and write
+    /// what is ready).
     pub async fn wait(&mut self) -> io::Result<()> {
+        if let Some(mk) = self.marks.as_mut() {
+            if mk.tar.saturated() || mk.blob.saturated() {
+                mk.tar.ready().await?;
+                return mk.blob.ready().await;
+            }
+        }
         let Some(pool) = self.external.as_mut() else {
             return Ok(());
         };
@@ -426,6 +463,12 @@ impl<W: Write> ParallelGzip<W> {
         // Members on this writer's own threads are collected by `finish` (blocking), not awaited.
         while self.external.is_some() && self.in_flight > 0 {
             self.wait().await?;
+        }
+        // Every member is written: the hashes on the pool's side have all their bytes.
+        if let Some(mk) = self.marks.as_mut() {
+            let (tar, blob) = (mk.tar.finishing(), mk.blob.finishing());
+            mk.tar.settle(tar).await?;
+            mk.blob.settle(blob).await?;
         }
         Ok(())
     }

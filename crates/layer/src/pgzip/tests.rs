@@ -394,3 +394,186 @@ fn a_framed_member_round_trips_and_damage_is_refused() {
     assert_ne!(k, member_key(Codec::Zstd, b"input", 6));
     assert_ne!(k, member_key(Codec::Gzip, b"input!", 6));
 }
+
+/// A hash on the pool's side that hashes only when waited on (past 1 MB queued it is saturated) or finished, and
+/// can be made to fail at its `fail_at`th update.
+struct LateHash {
+    h: Sha256Mid,
+    marks: BTreeMap<u64, Sha256Mid>,
+    queued: Vec<Msg>,
+    queued_bytes: usize,
+    updates: usize,
+    fail_at: Option<usize>,
+    waited: Arc<Mutex<usize>>,
+}
+
+enum Msg {
+    Data(Vec<u8>),
+    Mark(u64),
+}
+
+impl LateHash {
+    fn run(&mut self) {
+        for m in self.queued.drain(..) {
+            match m {
+                Msg::Data(d) => self.h.update(&d),
+                Msg::Mark(i) => {
+                    self.marks.insert(i, self.h.clone());
+                }
+            }
+        }
+        self.queued_bytes = 0;
+    }
+}
+
+impl RemoteHash for LateHash {
+    fn update(&mut self, data: &[u8]) -> io::Result<()> {
+        self.updates += 1;
+        if self.fail_at == Some(self.updates) {
+            return Err(io::Error::other("the hash worker stopped"));
+        }
+        self.queued_bytes += data.len();
+        self.queued.push(Msg::Data(data.to_vec()));
+        Ok(())
+    }
+    fn mark(&mut self, i: u64) -> io::Result<()> {
+        self.queued.push(Msg::Mark(i));
+        Ok(())
+    }
+    fn saturated(&self) -> bool {
+        self.queued_bytes > 1 << 20
+    }
+    fn ready(&mut self) -> Pin<Box<dyn Future<Output = io::Result<()>>>> {
+        *self.waited.lock().unwrap() += 1;
+        self.run();
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn finish(mut self: Box<Self>) -> Pin<Box<dyn Future<Output = io::Result<HashStates>>>> {
+        self.run();
+        Box::pin(std::future::ready(Ok((self.h, self.marks))))
+    }
+}
+
+/// [`Deferred`], hashing both streams on its side ([`LateHash`]).
+struct Hashing {
+    members: Deferred,
+    fail_at: Option<usize>,
+    waited: Arc<Mutex<usize>>,
+}
+
+impl MemberPool for Hashing {
+    fn submit(&mut self, index: u64, data: Vec<u8>, level: u32) -> io::Result<()> {
+        self.members.submit(index, data, level)
+    }
+    fn take(&mut self) -> Option<(u64, io::Result<Vec<u8>>)> {
+        self.members.take()
+    }
+    fn ready(&mut self) -> Pin<Box<dyn Future<Output = ()>>> {
+        self.members.ready()
+    }
+    fn capacity(&self) -> usize {
+        self.members.capacity()
+    }
+    fn stream_hash(&mut self, from: &Sha256Mid) -> Option<Box<dyn RemoteHash>> {
+        Some(Box::new(LateHash {
+            h: from.clone(),
+            marks: BTreeMap::new(),
+            queued: Vec::new(),
+            queued_bytes: 0,
+            updates: 0,
+            fail_at: self.fail_at,
+            waited: self.waited.clone(),
+        }))
+    }
+}
+
+#[test]
+fn hashes_on_the_pools_side_give_the_same_checkpoints_and_resume_to_the_same_bytes() {
+    let tar = sample_tar();
+    let waited = Arc::new(Mutex::new(0));
+    let pool = |fail_at| {
+        Box::new(Hashing {
+            members: Deferred {
+                pending: Vec::new(),
+                done: Vec::new(),
+                submitted: Arc::new(Mutex::new(0)),
+            },
+            fail_at,
+            waited: waited.clone(),
+        })
+    };
+    let drive = |mut p: ParallelGzip<Vec<u8>>, t: &[u8]| -> io::Result<(Vec<u8>, Marked)> {
+        for c in t.chunks(70_001) {
+            p.write_all(c)?;
+            while p.saturated() {
+                block_on(p.wait())?;
+            }
+        }
+        block_on(p.drain())?;
+        let (blob, m) = p.finish_marked()?;
+        Ok((blob, m.unwrap()))
+    };
+    let (blob1, m1) = drive(
+        ParallelGzip::new(Vec::new(), 6, 1, None).with_checkpoints(),
+        &tar,
+    )
+    .unwrap();
+    let remote = ParallelGzip::with_pool(Vec::new(), 6, pool(None), None).with_checkpoints();
+    let (blob2, m2) = drive(remote, &tar).unwrap();
+    assert!(blob1 == blob2, "bytes differ");
+    assert_eq!(m1, m2, "the same digests and checkpoints");
+    assert!(
+        *waited.lock().unwrap() > 0,
+        "the driver waited for the hashes"
+    );
+    // Resumed after an edit, hashed on the pool's side from the checkpoint's states.
+    let pos = tar.len() / 3 + 999;
+    let mut edited = tar.clone();
+    edited[pos] ^= 0x20;
+    let cp = m1
+        .checkpoints
+        .iter()
+        .rev()
+        .find(|c| c.tar_offset <= pos as u64)
+        .unwrap();
+    let out = blob1[..cp.blob_offset as usize].to_vec();
+    let resumed = ParallelGzip::with_pool(out, 6, pool(None), None).resume_from(cp);
+    let (blob3, m3) = drive(resumed, &edited[cp.tar_offset as usize..]).unwrap();
+    let (blob4, m4) = drive(
+        ParallelGzip::new(Vec::new(), 6, 1, None).with_checkpoints(),
+        &edited,
+    )
+    .unwrap();
+    assert!(blob3 == blob4, "resumed bytes differ from a cold build");
+    assert_eq!((m3.digest, m3.diff_id), (m4.digest, m4.diff_id));
+    assert_eq!(
+        m3.checkpoints,
+        m4.checkpoints[m4.checkpoints.len() - m3.checkpoints.len()..]
+    );
+    // A hash that fails on its side fails the layer, not a later read of it.
+    let failing = ParallelGzip::with_pool(Vec::new(), 6, pool(Some(5)), None).with_checkpoints();
+    let e = drive(failing, &tar).unwrap_err();
+    assert!(e.to_string().contains("the hash worker stopped"), "{e}");
+}
+
+#[test]
+fn an_empty_stream_hashed_on_the_pools_side_is_one_empty_member() {
+    let pool = Box::new(Hashing {
+        members: Deferred {
+            pending: Vec::new(),
+            done: Vec::new(),
+            submitted: Arc::new(Mutex::new(0)),
+        },
+        fail_at: None,
+        waited: Arc::new(Mutex::new(0)),
+    });
+    let mut p = ParallelGzip::with_pool(Vec::new(), 6, pool, None).with_checkpoints();
+    block_on(p.drain()).unwrap();
+    let (blob, m) = p.finish_marked().unwrap();
+    let mut q = ParallelGzip::new(Vec::new(), 6, 1, None).with_checkpoints();
+    block_on(q.drain()).unwrap();
+    let (blob2, m2) = q.finish_marked().unwrap();
+    assert_eq!(blob, blob2);
+    assert_eq!(m, m2);
+    assert_eq!(m.unwrap().digest, lw_oci::Digest::sha256_of(&blob));
+}
