@@ -197,7 +197,7 @@ fn build_site(proxy: Option<String>) -> Result<()> {
     let analysis_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_analysis")?;
     let analysis_bytes = std::fs::read(&analysis_wasm)?;
     eprintln!(
-        "xtask: www/pkg/lw_analysis_bg.wasm (loaded when the inspector analyses layers, and by the streamed listing's hash worker): {} bytes, {} gzipped",
+        "xtask: www/pkg/lw_analysis_bg.wasm (loaded when the inspector analyses layers, and by the tab's hash worker: streamed listings, builds): {} bytes, {} gzipped",
         analysis_bytes.len(),
         gzipped_len(&analysis_bytes)?
     );
