@@ -1,5 +1,7 @@
 // The inspector's layer analysis is a module of its own (pkg/lw_analysis_bg.wasm, crates/analysis): fetched when
-// `analyseLayers` is first called (the inspector's files section); the playground and builds never fetch it.
+// `analyseLayers` is first called (the inspector's files section), or when a build on Web Workers first starts the
+// hash worker, which runs the same module (its SHA-256); the page compiles it once for both. The playground and
+// builds on the page's thread never fetch it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
@@ -30,7 +32,7 @@ const buildAndAnalyse = (page) => page.evaluate(async () => {
   }
 });
 
-test('the analysis module loads only when layers are analysed', { skip: !!why }, async () => {
+test('the analysis module loads only when layers are analysed or a build hashes on the hash worker, once a page', { skip: !!why }, async () => {
   const { page, context, errors } = await newPage(site.browser);
   const fetches = [];
   context.on('request', (r) => {
@@ -40,6 +42,9 @@ test('the analysis module loads only when layers are analysed', { skip: !!why },
   await open(page, site.server.url);
   await page.waitForSelector('[data-testid=lint-findings] li:not(:has-text("Linting…"))');
   assert.deepEqual(fetches, [], 'the playground fetches no analysis module');
+  // A build on the page's thread (no workers) needs none.
+  await page.evaluate(() => window.layerwright.build({ dockerfile: 'FROM scratch\nCOPY a.txt /a.txt\n', files: { 'a.txt': 'x' }, noCache: true, workers: 0 }));
+  assert.deepEqual(fetches, [], 'a build without workers fetches no analysis module');
   const a = await buildAndAnalyse(page);
   assert.equal(a.layers, 2, JSON.stringify(a));
   assert.equal(a.total, 1010, JSON.stringify(a));
@@ -47,7 +52,7 @@ test('the analysis module loads only when layers are analysed', { skip: !!why },
   assert.deepEqual(a.keys, ['0:a.txt']);
   assert.ok(a.merged.includes('a.txt'), JSON.stringify(a));
   const wasmFromPage = fetches.filter((f) => f.fromPage && f.url.endsWith('/lw_analysis_bg.wasm'));
-  assert.equal(wasmFromPage.length, 1, `the page fetched the module once: ${JSON.stringify(fetches)}`);
+  assert.equal(wasmFromPage.length, 1, `the page fetched the module once (the build's hash worker and the analysis share it): ${JSON.stringify(fetches)}`);
   const before = fetches.length;
   assert.equal((await buildAndAnalyse(page)).wasted, 1000);
   assert.equal(fetches.length, before, 'loaded once per page');

@@ -15,7 +15,8 @@ const HASH_QUEUE_BYTES = 8 << 20;
 let blobHashers = null;
 
 export class BlobHashers {
-  static get() {
+  /** `module()`: lw-analysis's compiled module (a Promise), which the page shares with the worker: one fetch. */
+  static get(module) {
     blobHashers ??= new Promise((resolve) => {
       if (typeof Worker !== "function") return resolve(null);
       let w;
@@ -38,7 +39,7 @@ export class BlobHashers {
         blobHashers = Promise.resolve(null);
         for (const s of hashers.sessions.values()) s.fail(new Error("the blob hash worker stopped"));
       };
-      w.postMessage({ module: new URL("./lw_analysis_bg.wasm", import.meta.url).href });
+      module().then((m) => w.postMessage({ module: m }), () => { w.terminate(); resolve(null); });
     });
     return blobHashers;
   }

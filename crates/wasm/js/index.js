@@ -231,12 +231,12 @@ function defaultWorkers() {
  * `install(exports)` hands the main module what it needs; resolves to the exports. A failure names the module and
  * what it is, and a later call tries again (e.g. after the network came back).
  */
-function onDemand(name, what, install = () => {}) {
+function onDemand(name, what, install = () => {}, wasm = null) {
   let ready = null;
   return () => {
     ready ??= (async () => {
       const m = await import(/* webpackIgnore: true */ new URL(`./${name}.js`, import.meta.url).href);
-      await m.default({ module_or_path: new URL(`./${name}_bg.wasm`, import.meta.url) });
+      await m.default({ module_or_path: wasm ? await wasm() : new URL(`./${name}_bg.wasm`, import.meta.url) });
       install(m);
       return m;
     })().catch((e) => {
@@ -329,9 +329,25 @@ function gitCheckout(fetchFn, viaServe) {
 export const loadLint = onDemand("lw_lint", "linter",
   (m) => core.useBuildChecks((dockerfile, model) => m.buildChecks(dockerfile, model)));
 
+// lw-analysis's module compiled once per page: the page's analysis and the hash worker (builds' layer hashes, the
+// streamed listing's digests) share it, so the page fetches it once.
+let analysisCompiled = null;
+function analysisWasm() {
+  analysisCompiled ??= (async () => {
+    const url = new URL("./lw_analysis_bg.wasm", import.meta.url);
+    const resp = await fetch(url);
+    if (!resp.ok) throw new Error(`${url.pathname}: HTTP ${resp.status}`);
+    return WebAssembly.compile(await resp.arrayBuffer());
+  })().catch((e) => {
+    analysisCompiled = null;
+    throw e;
+  });
+  return analysisCompiled;
+}
+
 // The inspector's layer analysis is a module of its own too (pkg/lw_analysis_bg.wasm, built from crates/analysis):
 // fetched the first time the inspector analyses an image. Resolves to the module's exports (analyseLayers).
-export const loadAnalysis = onDemand("lw_analysis", "layer analysis");
+export const loadAnalysis = onDemand("lw_analysis", "layer analysis", undefined, analysisWasm);
 
 /** Whether `head` (bytes) starts with bzip2's, xz's or zstd's magic number (the core's own check, lw-layer's `sniff`). */
 function needsDecoders(head) {
@@ -369,7 +385,7 @@ export async function build(opts) {
     o = { ...opts, compressMember: (bytes, level) => pool.compress(bytes, level, keep), compressConcurrency: 2 * n + 2 };
     // The layer's SHA-256s (its tar stream and blob, with their states at member starts) on the hash worker, so
     // this thread only reads, tars and writes (a resumed build spent ~40% of its time here hashing).
-    hashers = opts.hashWorker === false ? null : await BlobHashers.get();
+    hashers = opts.hashWorker === false ? null : await BlobHashers.get(analysisWasm);
     if (hashers) o.hashStream = (state) => hashers.session(state);
   }
   // No executor given: RUN steps run in the tab's own VM (linux/386; `executor: null` turns RUN off), on the
@@ -564,7 +580,7 @@ export async function inspectRemote(ref, opts) {
   // With `hashWorker: true` a listing of the image's layers usually follows: the hash worker starts while the
   // manifest is fetched, so the first scanRemoteLayer does not wait for it (it resolves to null, never rejects, if it
   // cannot start).
-  if (opts?.hashWorker === true) BlobHashers.get();
+  if (opts?.hashWorker === true) BlobHashers.get(analysisWasm);
   return core.inspectRemote ? core.inspectRemote(ref, opts ?? {}) : remoteNotDone("inspectRemote");
 }
 /**
@@ -576,7 +592,7 @@ export async function inspectRemote(ref, opts) {
 export async function scanRemoteLayer(ref, layer, opts) {
   await init();
   opts = opts ?? {};
-  const hashers = opts.hashWorker === true ? await BlobHashers.get() : null;
+  const hashers = opts.hashWorker === true ? await BlobHashers.get(analysisWasm) : null;
   if (!hashers) return core.scanRemoteLayer(ref, layer, opts);
   const blobHasher = hashers.session();
   try {
