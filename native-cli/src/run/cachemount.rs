@@ -178,17 +178,33 @@ mod tests {
         assert_ne!(a.dir, b.dir);
         assert!(fs::read_dir(&b.dir).unwrap().next().is_none());
         drop(b);
-        // Released: the next private user gets the first free instance again.
+        // Released: the next private user gets the first free instance again (or, when b's release shows late, see
+        // below, the next one).
         let a2 = acquire(base, "x", Sharing::Private, owner, None).unwrap();
         assert_ne!(a2.dir, a.dir);
+        let made = if a2.dir.to_string_lossy().ends_with("-2") {
+            3
+        } else {
+            2
+        };
         drop(a2);
-        // Shared users share a directory; clearing skips what is held.
+        // Shared users share a directory; clearing skips what is held (a private one released a moment ago may
+        // still look held: cleared on a later pass).
         drop(a);
         let s1 = acquire(base, "y", Sharing::Shared, owner, None).unwrap();
         let s2 = acquire(base, "y", Sharing::Shared, owner, None).unwrap();
         assert_eq!(s1.dir, s2.dir);
-        let c = clear(base).unwrap();
-        assert_eq!((c.removed, c.in_use), (2, 1), "{c:?}");
+        let mut c = clear(base).unwrap();
+        let mut removed = c.removed;
+        for _ in 0..100 {
+            if c.in_use == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            c = clear(base).unwrap();
+            removed += c.removed;
+        }
+        assert_eq!((removed, c.in_use), (made, 1), "{c:?}");
         assert!(s1.dir.is_dir());
         drop((s1, s2));
         // Released, it goes. A child that another test thread is starting holds a copy of every descriptor from its
