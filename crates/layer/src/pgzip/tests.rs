@@ -321,6 +321,25 @@ fn resuming_at_a_checkpoint_gives_the_same_bytes_and_digests_for_gzip_and_zstd()
     }
 }
 
+/// `tar` with a byte flipped at `pos`, the last checkpoint of `m` before it, and `blob` up to that checkpoint (what
+/// a resumed writer's output already holds).
+fn edit_at<'m>(
+    tar: &[u8],
+    m: &'m Marked,
+    blob: &[u8],
+    pos: usize,
+) -> (Vec<u8>, &'m Checkpoint, Vec<u8>) {
+    let mut edited = tar.to_vec();
+    edited[pos] ^= 0x20;
+    let cp = m
+        .checkpoints
+        .iter()
+        .rev()
+        .find(|c| c.tar_offset <= pos as u64)
+        .unwrap();
+    (edited, cp, blob[..cp.blob_offset as usize].to_vec())
+}
+
 #[test]
 fn an_external_pool_keeps_the_same_checkpoints_and_resumes_to_the_same_bytes() {
     let tar = sample_tar();
@@ -350,16 +369,7 @@ fn an_external_pool_keeps_the_same_checkpoints_and_resumes_to_the_same_bytes() {
     assert!(blob1 == blob2, "pooled bytes differ");
     assert_eq!(m1, m2, "the same digests and checkpoints");
     // An edit after the middle: resume on a pool from the last checkpoint before it.
-    let pos = tar.len() / 2 + 12_345;
-    let mut edited = tar.clone();
-    edited[pos] ^= 0x20;
-    let cp = m1
-        .checkpoints
-        .iter()
-        .rev()
-        .find(|c| c.tar_offset <= pos as u64)
-        .unwrap();
-    let out = blob1[..cp.blob_offset as usize].to_vec();
+    let (edited, cp, out) = edit_at(&tar, &m1, &blob1, tar.len() / 2 + 12_345);
     let resumed = ParallelGzip::with_pool(out, 6, pool(), None).resume_from(cp);
     let (blob3, m3) = drive(resumed, &edited[cp.tar_offset as usize..]);
     let (blob4, m4) = drive(
@@ -527,16 +537,7 @@ fn hashes_on_the_pools_side_give_the_same_checkpoints_and_resume_to_the_same_byt
         "the driver waited for the hashes"
     );
     // Resumed after an edit, hashed on the pool's side from the checkpoint's states.
-    let pos = tar.len() / 3 + 999;
-    let mut edited = tar.clone();
-    edited[pos] ^= 0x20;
-    let cp = m1
-        .checkpoints
-        .iter()
-        .rev()
-        .find(|c| c.tar_offset <= pos as u64)
-        .unwrap();
-    let out = blob1[..cp.blob_offset as usize].to_vec();
+    let (edited, cp, out) = edit_at(&tar, &m1, &blob1, tar.len() / 3 + 999);
     let resumed = ParallelGzip::with_pool(out, 6, pool(None), None).resume_from(cp);
     let (blob3, m3) = drive(resumed, &edited[cp.tar_offset as usize..]).unwrap();
     let (blob4, m4) = drive(
