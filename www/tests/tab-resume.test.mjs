@@ -93,6 +93,11 @@ test(`build: a rebuild after a 1 KB edit in the last file of a ${MB} MB context 
   assert.ok(usage.bytes > 16 << 20, 'the layers are in browser storage');
   // Stored spliced: one file named by the resumed layer and the cold one, holding only the tail (the last files).
   const stored = await page.evaluate(storedFiles);
+  // usage() counts both layers at full size; `stored` counts what the files hold (the tail only) and the members.
+  const onDisk = stored.filter((f) => !f.name.startsWith('tmp-')).reduce((n, f) => n + f.size, 0);
+  assert.equal(usage.stored.blobs, onDisk, JSON.stringify(usage));
+  assert.ok(usage.stored.blobs < usage.bytes, `stored ${usage.stored.blobs} B, counted ${usage.bytes} B`);
+  assert.equal(usage.stored.members, (await page.evaluate(() => window.layerwright.storage.members())).bytes);
   const hex = (d) => d.slice(7);
   const spliced = stored.filter((f) => f.name.startsWith(`sha256-${hex(e.resumed.layer)}.from-sha256-${hex(r.cold.layer)}-`));
   assert.equal(spliced.length, 1, `the resumed layer is spliced: ${JSON.stringify(stored)}`);

@@ -259,7 +259,9 @@ export function runContainer(ref: string, opts?: {
   rows?: number; cols?: number; onOutput?: (bytes: Uint8Array) => void;
 }): Promise<VmContainer>;
 export const storage: {
-  usage(): Promise<{ bytes: number; images: number }>; clear(): Promise<void>;
+  /** `bytes`: every blob of the tab's store at its full size; `stored`: what browser storage holds (a spliced
+   * layer's tail only; the workers' kept members apart). */
+  usage(): Promise<{ bytes: number; images: number; stored?: { blobs: number; members: number } }>; clear(): Promise<void>;
   /** The gzip members build()'s workers keep in OPFS (a rebuild recompresses only what changed; the oldest go past
    * 512 MiB): how many, and their bytes. */
   members(): Promise<{ files: number; bytes: number }>;

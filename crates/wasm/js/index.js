@@ -727,7 +727,13 @@ function base64(bytes) {
 }
 
 export const storage = {
-  async usage() { await init(); return core.storageUsage(); },
+  /** `{bytes, images}`: the blobs' full sizes; with browser storage also `stored: {blobs, members}` (storage.js). */
+  async usage() {
+    await init();
+    const u = core.storageUsage();
+    const stored = await blobStorage?.stored();
+    return stored ? { ...u, stored } : u;
+  },
   /** The gzip members build()'s workers keep in OPFS (so a rebuild recompresses only what changed): `{files, bytes}`. */
   async members() { await init(); return (await blobStorage?.membersKept()) ?? { files: 0, bytes: 0 }; },
   /** The `RUN --mount=type=cache` caches of the tab's VM kept in browser storage: `[{id, size, usedAt}]`, least

@@ -331,6 +331,22 @@ export class BlobStorage {
     return this.pruning;
   }
 
+  /**
+   * What browser storage holds now, in bytes: `blobs` (the files in OPFS, a spliced layer's tail only, or the
+   * IndexedDB records) and `members` (the workers' kept members). `usage().bytes` counts every blob at its full size.
+   */
+  async stored() {
+    let blobs = 0;
+    if (this.dir) {
+      for await (const [name, h] of this.dir.entries()) {
+        if (!name.startsWith("tmp-")) blobs += (await h.getFile().catch(() => null))?.size ?? 0;
+      }
+    } else {
+      for (const b of this.blobs.values()) blobs += b.size;
+    }
+    return { blobs, members: (await this.membersKept()).bytes };
+  }
+
   /** The kept members: {files, bytes}. */
   async membersKept() {
     if (!this.dir) return { files: 0, bytes: 0 };
