@@ -76,7 +76,7 @@ test('inspector: a large remote image listed while it downloads, nothing stored,
 
   // Nothing was stored in the tab.
   const usage = await page.evaluate(async () => window.layerwright.storage.usage());
-  assert.deepEqual(usage, { bytes: 0, images: 0 });
+  assert.deepEqual(usage, { bytes: 0, images: 0, stored: { blobs: 0, members: 0 } });
   assert.equal((await page.evaluate(async () => window.layerwright.images())).length, 0);
   assert.ok(memory <= MEMORY_BOUND, `wasm memory ${memory} B is over ${MEMORY_BOUND} B`);
 
