@@ -117,9 +117,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints how long each part of `test` took, so a slow run shows where its time went.
+fn phase(what: &str, since: &mut std::time::Instant) {
+    eprintln!("xtask: phase {what}: {:.0}s", since.elapsed().as_secs_f64());
+    *since = std::time::Instant::now();
+}
+
 fn test() -> Result<()> {
-    deps::ensure_all()?;
     let start = std::time::Instant::now();
+    let mut t = start;
+    deps::ensure_all()?;
+    phase("dependencies", &mut t);
     // Formatting is checked, so it stays as `cargo fmt` leaves it.
     let mut c = cargo();
     c.args(["fmt", "--all", "--check"]);
@@ -169,6 +177,7 @@ fn test() -> Result<()> {
     eprintln!(
         "xtask: clippy (native, and wasm32 for the core crates, lw-wasm and the on-demand modules' crates): ok"
     );
+    phase("fmt and clippy", &mut t);
     // The site's JS, checked against the wasm module's types.
     site::typecheck()?;
     // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs), in the `static-test`
@@ -185,6 +194,7 @@ fn test() -> Result<()> {
         deps::MUSL_TARGET,
     ]);
     run(c)?;
+    phase("tsc and the static binary", &mut t);
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
@@ -214,14 +224,17 @@ fn test() -> Result<()> {
         NATIVE_TEST_THREADS,
     ]);
     run(c)?;
+    phase("native tests", &mut t);
     let mut c = cargo();
     c.args(["test", "-p", "xtask", "--quiet"]);
     run(c)?;
     // The browser side: the same core in node and in headless Chromium.
     wasm::test_wasm()?;
+    phase("xtask and wasm32 suites", &mut t);
     // The site: built from the wasm core, then driven in headless Chromium by Playwright, with the CLI the
     // workspace tests built (target/debug/layerwright).
     site::test_site(Some(target_dir.join("debug/layerwright")))?;
+    phase("site build and Playwright", &mut t);
     eprintln!(
         "xtask: all tests passed in {:.0}s",
         start.elapsed().as_secs_f64()
