@@ -152,6 +152,11 @@ struct JsStreamHash {
     finished: bool,
 }
 
+/// A failure the hash worker reported (a rejected Promise or a throwing call), as an I/O error.
+fn hash_worker_error(e: JsValue) -> io::Error {
+    io::Error::other(format!("the hash worker: {}", js_message(&e)))
+}
+
 impl JsStreamHash {
     fn call(&self, name: &str, args: &[JsValue]) -> io::Result<JsValue> {
         let f: Function = js_sys::Reflect::get(&self.session, &JsValue::from_str(name))
@@ -159,7 +164,7 @@ impl JsStreamHash {
             .and_then(|f| f.dyn_into().ok())
             .ok_or_else(|| io::Error::other(format!("the hash session has no {name}")))?;
         f.apply(&self.session, &args.iter().collect::<js_sys::Array>())
-            .map_err(|e| io::Error::other(format!("the hash worker: {}", js_message(&e))))
+            .map_err(hash_worker_error)
     }
 }
 
@@ -184,9 +189,7 @@ impl RemoteHash for JsStreamHash {
         let waiting = self.waiting.take();
         Box::pin(async move {
             if let Some(p) = waiting {
-                JsFuture::from(p).await.map_err(|e| {
-                    io::Error::other(format!("the hash worker: {}", js_message(&e)))
-                })?;
+                JsFuture::from(p).await.map_err(hash_worker_error)?;
             }
             Ok(())
         })
@@ -198,7 +201,7 @@ impl RemoteHash for JsStreamHash {
         Box::pin(async move {
             let v = JsFuture::from(Promise::resolve(&answer?))
                 .await
-                .map_err(|e| io::Error::other(format!("the hash worker: {}", js_message(&e))))?;
+                .map_err(hash_worker_error)?;
             hash_states(&v).ok_or_else(|| {
                 io::Error::other("the hash worker's answer is not a stream's states")
             })
