@@ -568,6 +568,8 @@ fn serve_killed_mid_push_leaves_no_half_manifest_nor_upload() {
         std::thread::sleep(Duration::from_millis(rng.below(window)));
         let _ = server.kill();
         let _ = server.wait();
+        // The client would retry a dead server for 7.5 s (its backoff); the server's store is what is checked.
+        let _ = push.kill();
         let _ = push.wait();
         server_kills += 1;
         let c = verify(&serve_root);
