@@ -156,51 +156,47 @@ fn build_site(proxy: Option<String>) -> Result<()> {
     };
     let pkg = root.join("www/pkg");
     std::fs::create_dir_all(&pkg)?;
-    let out_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_wasm")?;
-    let guest_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_guest")?;
-    let guest_bytes = std::fs::read(&guest_wasm)?;
-    eprintln!(
-        "xtask: www/pkg/lw_guest_bg.wasm (loaded with the VM): {} bytes, {} gzipped",
-        guest_bytes.len(),
-        gzipped_len(&guest_bytes)?
-    );
-    let zstd_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_zstd")?;
-    let zstd_bytes = std::fs::read(&zstd_wasm)?;
-    eprintln!(
-        "xtask: www/pkg/lw_zstd_bg.wasm (loaded when a build writes zstd): {} bytes, {} gzipped",
-        zstd_bytes.len(),
-        gzipped_len(&zstd_bytes)?
-    );
-    let archive_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_archive")?;
-    let archive_bytes = std::fs::read(&archive_wasm)?;
-    eprintln!(
-        "xtask: www/pkg/lw_archive_bg.wasm (loaded when an archive is bzip2, xz or zstd, or a layer is zstd): {} bytes, \
-         {} gzipped",
-        archive_bytes.len(),
-        gzipped_len(&archive_bytes)?
-    );
-    let git_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_git")?;
-    let git_bytes = std::fs::read(&git_wasm)?;
-    eprintln!(
-        "xtask: www/pkg/lw_git_bg.wasm (loaded when a build adds a git source): {} bytes, {} gzipped",
-        git_bytes.len(),
-        gzipped_len(&git_bytes)?
-    );
-    let lint_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_lint")?;
-    let lint_bytes = std::fs::read(&lint_wasm)?;
-    eprintln!(
-        "xtask: www/pkg/lw_lint_bg.wasm (loaded when the editor lints or a build runs its checks): {} bytes, {} \
-         gzipped",
-        lint_bytes.len(),
-        gzipped_len(&lint_bytes)?
-    );
-    let analysis_wasm = bindgen_module(&target_dir, &bindgen, &pkg, "lw_analysis")?;
-    let analysis_bytes = std::fs::read(&analysis_wasm)?;
-    eprintln!(
-        "xtask: www/pkg/lw_analysis_bg.wasm (loaded when the inspector analyses layers, and by the tab's hash worker: streamed listings, builds): {} bytes, {} gzipped",
-        analysis_bytes.len(),
-        gzipped_len(&analysis_bytes)?
-    );
+    // wasm-opt (binaryen's, compiled to wasm, from npm) runs on one thread: two modules at a time, the main module
+    // (the longest) on one thread and the on-demand ones on the other.
+    let opt = wasm_opt(&target_dir);
+    let on_demand: &[(&str, &str)] = &[
+        ("lw_guest", "loaded with the VM"),
+        ("lw_zstd", "loaded when a build writes zstd"),
+        (
+            "lw_archive",
+            "loaded when an archive is bzip2, xz or zstd, or a layer is zstd",
+        ),
+        ("lw_git", "loaded when a build adds a git source"),
+        (
+            "lw_lint",
+            "loaded when the editor lints or a build runs its checks",
+        ),
+        (
+            "lw_analysis",
+            "loaded when the inspector analyses layers, and by the tab's hash worker: streamed listings, builds",
+        ),
+    ];
+    let one = |name: &str| bindgen_module(&target_dir, &bindgen, &pkg, name, opt.as_deref());
+    let (main, others) = std::thread::scope(|s| {
+        let others = s.spawn(|| {
+            on_demand
+                .iter()
+                .map(|(name, _)| one(name))
+                .collect::<Result<Vec<_>>>()
+        });
+        let main = one("lw_wasm");
+        (main, others.join())
+    });
+    let out_wasm = main?;
+    let others = others.map_err(|_| anyhow::anyhow!("wasm-opt's thread panicked"))??;
+    for ((name, what), wasm) in on_demand.iter().zip(&others) {
+        let bytes = std::fs::read(wasm)?;
+        eprintln!(
+            "xtask: www/pkg/{name}_bg.wasm ({what}): {} bytes, {} gzipped",
+            bytes.len(),
+            gzipped_len(&bytes)?
+        );
+    }
 
     for f in [
         "index.js",
@@ -253,7 +249,13 @@ fn build_site(proxy: Option<String>) -> Result<()> {
 }
 
 /// wasm-bindgen (`--target web`) for the module `name`, then wasm-opt; returns the `.wasm` in `pkg`.
-fn bindgen_module(target_dir: &Path, bindgen: &Path, pkg: &Path, name: &str) -> Result<PathBuf> {
+fn bindgen_module(
+    target_dir: &Path,
+    bindgen: &Path,
+    pkg: &Path,
+    name: &str,
+    opt: Option<&Path>,
+) -> Result<PathBuf> {
     let wasm = target_dir
         .join(TARGET)
         .join(PROFILE)
@@ -273,7 +275,7 @@ fn bindgen_module(target_dir: &Path, bindgen: &Path, pkg: &Path, name: &str) -> 
     // 0.4 KB), the producers and target-features sections (metadata no browser reads) go, and
     // `--low-memory-unused` lets it fold constant offsets into loads and stores (4.8 KB gzipped): rust-lld puts the
     // 1 MiB stack first, growing down towards 0, so the lowest 1 KiB is reached only by a stack already overflowing.
-    if let Some(opt) = wasm_opt(target_dir) {
+    if let Some(opt) = opt {
         let before = std::fs::metadata(&out_wasm)?.len();
         let tmp = pkg.join(format!("{name}_bg.opt.wasm"));
         run(Command::new(opt)
