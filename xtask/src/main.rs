@@ -18,27 +18,9 @@ mod guest;
 mod guest_cpio;
 mod guest_image;
 mod site;
+mod test_all;
 mod wasm;
 mod wasm_fixtures;
-
-/// The core crates: pure (crates/clippy.toml), and built for both native and wasm32.
-const PURE_CRATES: &[&str] = &[
-    "lw-oci",
-    "lw-layer",
-    "lw-dockerfile",
-    "lw-engine",
-    "lw-registry",
-];
-
-/// Threads for the native tests (libtest's default is one per core). They mostly wait (containers, registries,
-/// daemons, builds in runc, sleeps between kills): the CLI's integration tests used 367 s of CPU (user + sys) in a
-/// 2,096 s run whose tests add up to 4,010 s, so two threads on two cores left the machine mostly idle, and the
-/// long tests that the alphabetical order starts last (store_kills) made a tail. With 6 threads the same tests
-/// took 763 s (271 s of CPU), every test passing, on the same shared machine under a heavier load.
-const NATIVE_TEST_THREADS: &str = "6";
-
-/// The Cargo profile of the static binary for the proxy image test (see Cargo.toml).
-const STATIC_TEST_PROFILE: &str = "static-test";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -84,7 +66,9 @@ fn usage() -> &'static str {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("test") => test(),
+        Some("test") => test_all::test(),
+        // `test`'s browser side, run beside the native tests (not for direct use).
+        Some("test-browser-side") => test_all::browser_side(),
         Some("test-site") => site::typecheck().and_then(|()| site::test_site(None)),
         Some("run") => run_main(&args[1..]),
         Some("build") => match args.get(1).map(String::as_str) {
@@ -115,131 +99,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Prints how long each part of `test` took, so a slow run shows where its time went.
-fn phase(what: &str, since: &mut std::time::Instant) {
-    eprintln!("xtask: phase {what}: {:.0}s", since.elapsed().as_secs_f64());
-    *since = std::time::Instant::now();
-}
-
-fn test() -> Result<()> {
-    let start = std::time::Instant::now();
-    let mut t = start;
-    deps::ensure_all()?;
-    phase("dependencies", &mut t);
-    // Formatting is checked, so it stays as `cargo fmt` leaves it.
-    let mut c = cargo();
-    c.args(["fmt", "--all", "--check"]);
-    run(c)?;
-    // Clippy over everything, warnings fail the run. crates/clippy.toml adds the purity rules for the core
-    // (no file system, sockets, clock, env or sleep); the wasm32 pass also proves the core builds for the tab.
-    let mut c = cargo();
-    c.args([
-        "clippy",
-        "--quiet",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    run(c)?;
-    let mut c = cargo();
-    c.args([
-        "clippy",
-        "--quiet",
-        "--lib",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "lw-wasm",
-        // The on-demand zstd module's crate (libzstd; no I/O, so crates/clippy.toml's rules hold for it too).
-        "-p",
-        "lw-zstd",
-        // The on-demand bzip2/xz module's crate (pure Rust, no I/O).
-        "-p",
-        "lw-archive",
-        // The on-demand linter's and layer analysis's crates (pure Rust, no I/O).
-        "-p",
-        "lw-lint",
-        "-p",
-        "lw-analysis",
-        // The on-demand git client's crate (pure Rust, sans I/O).
-        "-p",
-        "lw-git",
-    ]);
-    for k in PURE_CRATES {
-        c.args(["-p", k]);
-    }
-    c.args(["--", "-D", "warnings"]);
-    run(c)?;
-    eprintln!(
-        "xtask: clippy (native, and wasm32 for the core crates, lw-wasm and the on-demand modules' crates): ok"
-    );
-    phase("fmt and clippy", &mut t);
-    // The site's JS, checked against the wasm module's types.
-    site::typecheck()?;
-    // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs), in the `static-test`
-    // profile (Cargo.toml: no debug info, so a fifth of release's size).
-    let mut c = cargo();
-    c.args([
-        "build",
-        "--quiet",
-        "--profile",
-        STATIC_TEST_PROFILE,
-        "-p",
-        "layerwright",
-        "--target",
-        deps::MUSL_TARGET,
-    ]);
-    run(c)?;
-    phase("tsc and the static binary", &mut t);
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let target_dir = if target_dir.is_absolute() {
-        target_dir
-    } else {
-        repo_root().join(target_dir)
-    };
-    let static_bin = target_dir
-        .join(deps::MUSL_TARGET)
-        .join(STATIC_TEST_PROFILE)
-        .join("layerwright");
-    // Every native test; corpus tests print their pass counts (--show-output keeps them visible).
-    let mut c = cargo();
-    c.env("LAYERWRIGHT_STATIC_BIN", &static_bin);
-    // Tools were just installed: a test that finds one missing fails instead of skipping.
-    c.env("LW_REQUIRE_TOOLS", "1");
-    c.args([
-        "test",
-        "--workspace",
-        "--exclude",
-        "xtask",
-        "--no-fail-fast",
-        "--",
-        "--show-output",
-        "--test-threads",
-        NATIVE_TEST_THREADS,
-    ]);
-    run(c)?;
-    phase("native tests", &mut t);
-    let mut c = cargo();
-    c.args(["test", "-p", "xtask", "--quiet"]);
-    run(c)?;
-    // The browser side: the same core in node and in headless Chromium.
-    wasm::test_wasm()?;
-    phase("xtask and wasm32 suites", &mut t);
-    // The site: built from the wasm core, then driven in headless Chromium by Playwright, with the CLI the
-    // workspace tests built (target/debug/layerwright).
-    site::test_site(Some(target_dir.join("debug/layerwright")))?;
-    phase("site build and Playwright", &mut t);
-    eprintln!(
-        "xtask: all tests passed in {:.0}s",
-        start.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
 
 fn release_cli() -> Result<PathBuf> {

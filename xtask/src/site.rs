@@ -44,11 +44,8 @@ pub fn typecheck() -> Result<()> {
     Ok(())
 }
 
-/// Build the site, then run its browser tests (Chromium through playwright-core) with `LAYERWRIGHT_BIN` set: `cli`,
-/// or the debug binary built here. `cargo xtask test` passes the one its workspace tests built: `cargo build -p
-/// layerwright` resolves other features for shared dependencies (syn, digest, ...) than the workspace's tests, so it
-/// would compile the CLI and 31 of its crates a second time.
-pub fn test_site(cli: Option<PathBuf>) -> Result<()> {
+/// The Debian packages the site's browser tests use.
+fn ensure_test_packages() -> Result<()> {
     crate::deps::ensure_debian_packages(&[
         ("chromium", "chromium"),
         ("docker-registry", "docker-registry"),
@@ -62,16 +59,37 @@ pub fn test_site(cli: Option<PathBuf>) -> Result<()> {
         ("openssh-client", "ssh-agent"),
         ("openssh-server", "/usr/sbin/sshd"),
         ("libnss3-tools", "certutil"),
-    ])?;
+    ])
+}
+
+/// Build the site, then run its browser tests (Chromium through playwright-core) with `LAYERWRIGHT_BIN` set: `cli`,
+/// or the debug binary built here. `cargo xtask test` passes the one its workspace tests built: `cargo build -p
+/// layerwright` resolves other features for shared dependencies (syn, digest, ...) than the workspace's tests, so it
+/// would compile the CLI and 31 of its crates a second time.
+pub fn test_site(cli: Option<PathBuf>) -> Result<()> {
+    ensure_test_packages()?;
     crate::build::build()?;
     let bin = match cli {
         Some(bin) if bin.is_file() => bin,
         Some(bin) => bail!("no layerwright binary at {}", bin.display()),
         None => cli_binary()?,
     };
+    playwright(&bin)
+}
+
+/// The browser tests on a site already built (`cargo xtask test` builds it beside the native tests).
+pub fn test_built_site(cli: PathBuf) -> Result<()> {
+    ensure_test_packages()?;
+    if !cli.is_file() {
+        bail!("no layerwright binary at {}", cli.display());
+    }
+    playwright(&cli)
+}
+
+fn playwright(bin: &std::path::Path) -> Result<()> {
     let mut c = Command::new("npm");
     c.args(["--prefix", "www", "test"])
         .current_dir(crate::repo_root())
-        .env("LAYERWRIGHT_BIN", &bin);
+        .env("LAYERWRIGHT_BIN", bin);
     crate::run(c).context("the site's browser tests")
 }

@@ -1,0 +1,227 @@
+//! `cargo xtask test`: every check and test, in an order that keeps the machine busy: the browser side (wasm32
+//! suites, site build) runs beside the native tests, which mostly wait.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{cargo, deps, repo_root, run, site, wasm};
+
+/// The core crates: pure (crates/clippy.toml), and built for both native and wasm32.
+const PURE_CRATES: &[&str] = &[
+    "lw-oci",
+    "lw-layer",
+    "lw-dockerfile",
+    "lw-engine",
+    "lw-registry",
+];
+
+/// Threads for the native tests (libtest's default is one per core). They mostly wait (containers, registries,
+/// daemons, builds in runc, sleeps between kills): the CLI's integration tests used 367 s of CPU (user + sys) in a
+/// 2,096 s run whose tests add up to 4,010 s, so two threads on two cores left the machine mostly idle, and the
+/// long tests that the alphabetical order starts last (store_kills) made a tail. With 6 threads the same tests
+/// took 763 s (271 s of CPU), every test passing, on the same shared machine under a heavier load.
+const NATIVE_TEST_THREADS: &str = "6";
+
+/// The Cargo profile of the static binary for the proxy image test (see Cargo.toml).
+const STATIC_TEST_PROFILE: &str = "static-test";
+
+/// Prints how long each part of `test` took, so a slow run shows where its time went.
+fn phase(what: &str, since: &mut Instant) {
+    eprintln!("xtask: phase {what}: {:.0}s", since.elapsed().as_secs_f64());
+    *since = Instant::now();
+}
+
+pub fn test() -> Result<()> {
+    let start = Instant::now();
+    let mut t = start;
+    deps::ensure_all()?;
+    phase("dependencies", &mut t);
+    // Formatting is checked, so it stays as `cargo fmt` leaves it.
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--check"]);
+    run(c)?;
+    // Clippy over everything, warnings fail the run. crates/clippy.toml adds the purity rules for the core
+    // (no file system, sockets, clock, env or sleep); the wasm32 pass also proves the core builds for the tab.
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--quiet",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(c)?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--quiet",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "lw-wasm",
+        // The on-demand zstd module's crate (libzstd; no I/O, so crates/clippy.toml's rules hold for it too).
+        "-p",
+        "lw-zstd",
+        // The on-demand bzip2/xz module's crate (pure Rust, no I/O).
+        "-p",
+        "lw-archive",
+        // The on-demand linter's and layer analysis's crates (pure Rust, no I/O).
+        "-p",
+        "lw-lint",
+        "-p",
+        "lw-analysis",
+        // The on-demand git client's crate (pure Rust, sans I/O).
+        "-p",
+        "lw-git",
+    ]);
+    for k in PURE_CRATES {
+        c.args(["-p", k]);
+    }
+    c.args(["--", "-D", "warnings"]);
+    run(c)?;
+    eprintln!(
+        "xtask: clippy (native, and wasm32 for the core crates, lw-wasm and the on-demand modules' crates): ok"
+    );
+    phase("fmt and clippy", &mut t);
+    // The site's JS, checked against the wasm module's types.
+    site::typecheck()?;
+    // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs), in the `static-test`
+    // profile (Cargo.toml: no debug info, so a fifth of release's size).
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--quiet",
+        "--profile",
+        STATIC_TEST_PROFILE,
+        "-p",
+        "layerwright",
+        "--target",
+        deps::MUSL_TARGET,
+    ]);
+    run(c)?;
+    phase("tsc and the static binary", &mut t);
+    let target_dir = target_dir();
+    let static_bin = target_dir
+        .join(deps::MUSL_TARGET)
+        .join(STATIC_TEST_PROFILE)
+        .join("layerwright");
+    // Every native test; corpus tests print their pass counts (--show-output keeps them visible). Built first, so
+    // that the browser side's compiles start after them; cargo does not hold the target dir while tests run.
+    let native = |extra: &[&str]| {
+        let mut c = cargo();
+        c.env("LAYERWRIGHT_STATIC_BIN", &static_bin);
+        // Tools were just installed: a test that finds one missing fails instead of skipping.
+        c.env("LW_REQUIRE_TOOLS", "1");
+        c.args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--no-fail-fast",
+        ]);
+        c.args(extra);
+        c
+    };
+    run(native(&["--no-run"]))?;
+    phase("native test build", &mut t);
+    // The browser side meanwhile: the native tests mostly wait (containers, registries, kills), so its compiles,
+    // wasm-opt and guest build fit in their time instead of after it.
+    let side = BrowserSide::start(&target_dir)?;
+    let native_result = run(native(&[
+        "--",
+        "--show-output",
+        "--test-threads",
+        NATIVE_TEST_THREADS,
+    ]));
+    phase("native tests", &mut t);
+    let side_result = side.finish();
+    phase("the rest of the browser side", &mut t);
+    native_result?;
+    side_result?;
+    let mut c = cargo();
+    c.args(["test", "-p", "xtask", "--quiet"]);
+    run(c)?;
+    // The site, built above from the wasm core, driven in headless Chromium by Playwright, with the CLI the
+    // workspace tests built (target/debug/layerwright).
+    site::test_built_site(target_dir.join("debug/layerwright"))?;
+    phase("xtask tests and Playwright", &mut t);
+    eprintln!(
+        "xtask: all tests passed in {:.0}s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The target dir cargo uses, absolute.
+fn target_dir() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    if dir.is_absolute() {
+        dir
+    } else {
+        repo_root().join(dir)
+    }
+}
+
+/// `cargo xtask test-browser-side`: the wasm32 suites (in node and headless Chromium), then the site's build
+/// (wasm modules, wasm-opt, guest, bundle) that Playwright tests.
+pub fn browser_side() -> Result<()> {
+    let mut t = Instant::now();
+    // The browser side: the same core in node and in headless Chromium.
+    wasm::test_wasm()?;
+    phase("wasm32 suites", &mut t);
+    crate::build::build()?;
+    phase("site build", &mut t);
+    Ok(())
+}
+
+/// [`browser_side`] in a process of its own beside the native tests, its output kept in a log and printed when it
+/// ends, so that the two do not interleave.
+struct BrowserSide {
+    child: Child,
+    log: PathBuf,
+}
+
+impl BrowserSide {
+    fn start(target_dir: &Path) -> Result<BrowserSide> {
+        std::fs::create_dir_all(target_dir)?;
+        let log = target_dir.join("xtask-browser-side.log");
+        let out =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let exe = std::env::current_exe().context("finding xtask's own binary")?;
+        eprintln!(
+            "xtask: the wasm32 suites and the site build run beside the native tests (output in {}, shown when \
+             they end)",
+            log.display()
+        );
+        let child = Command::new(exe)
+            .arg("test-browser-side")
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("starting xtask test-browser-side")?;
+        Ok(BrowserSide { child, log })
+    }
+
+    /// Waits for it, then prints its output; fails when it failed.
+    fn finish(mut self) -> Result<()> {
+        let st = self.child.wait()?;
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        eprintln!("xtask: ---- the wasm32 suites and the site build ----");
+        eprint!("{}", String::from_utf8_lossy(&text));
+        eprintln!("xtask: ---- (end of the wasm32 suites and the site build) ----");
+        if !st.success() {
+            bail!("the wasm32 suites or the site build failed ({st})");
+        }
+        Ok(())
+    }
+}
