@@ -9,7 +9,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::{cargo, deps, repo_root, run, site, wasm};
 
-/// The core crates: pure (crates/clippy.toml), and built for both native and wasm32.
+/// The core crates: pure (crates/clippy.toml), and built for both native and wasm32 (linted there as lw-wasm's
+/// dependencies in the wasm32 suites' build; a unit test keeps them its dependencies).
+#[cfg(test)]
 const PURE_CRATES: &[&str] = &[
     "lw-oci",
     "lw-layer",
@@ -44,50 +46,22 @@ pub fn test() -> Result<()> {
     c.args(["fmt", "--all", "--check"]);
     run(c)?;
     // Clippy over everything, warnings fail the run. crates/clippy.toml adds the purity rules for the core
-    // (no file system, sockets, clock, env or sleep); the wasm32 pass also proves the core builds for the tab.
+    // (no file system, sockets, clock, env or sleep); the wasm32 pass also proves the core builds for the tab. The
+    // workspace's native crates are linted while their tests are built (below); xtask here, so that its own binary,
+    // which is running, is not rebuilt.
     let mut c = cargo();
     c.args([
         "clippy",
         "--quiet",
-        "--workspace",
+        "-p",
+        "xtask",
         "--all-targets",
         "--",
         "-D",
         "warnings",
     ]);
     run(c)?;
-    let mut c = cargo();
-    c.args([
-        "clippy",
-        "--quiet",
-        "--lib",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "lw-wasm",
-        // The on-demand zstd module's crate (libzstd; no I/O, so crates/clippy.toml's rules hold for it too).
-        "-p",
-        "lw-zstd",
-        // The on-demand bzip2/xz module's crate (pure Rust, no I/O).
-        "-p",
-        "lw-archive",
-        // The on-demand linter's and layer analysis's crates (pure Rust, no I/O).
-        "-p",
-        "lw-lint",
-        "-p",
-        "lw-analysis",
-        // The on-demand git client's crate (pure Rust, sans I/O).
-        "-p",
-        "lw-git",
-    ]);
-    for k in PURE_CRATES {
-        c.args(["-p", k]);
-    }
-    c.args(["--", "-D", "warnings"]);
-    run(c)?;
-    eprintln!(
-        "xtask: clippy (native, and wasm32 for the core crates, lw-wasm and the on-demand modules' crates): ok"
-    );
+    eprintln!("xtask: clippy (xtask): ok");
     phase("fmt and clippy", &mut t);
     // The site's JS, checked against the wasm module's types.
     site::typecheck()?;
@@ -112,9 +86,15 @@ pub fn test() -> Result<()> {
         .join(STATIC_TEST_PROFILE)
         .join("layerwright");
     // Every native test; corpus tests print their pass counts (--show-output keeps them visible). Built first, so
-    // that the browser side's compiles start after them; cargo does not hold the target dir while tests run.
+    // that the browser side's compiles start after them; cargo does not hold the target dir while tests run. They
+    // are compiled through clippy's driver, as `cargo clippy --workspace --all-targets -- -D warnings` would lint
+    // them, so that the dependencies are compiled once (a separate `cargo clippy` checked all of them again: 247 s
+    // of a cold run on 2 cores); the same variables for the run, or cargo would rebuild the workspace's crates.
+    let driver = clippy_driver()?;
     let native = |extra: &[&str]| {
         let mut c = cargo();
+        c.env("RUSTC_WORKSPACE_WRAPPER", &driver);
+        c.env("CLIPPY_ARGS", CLIPPY_DENY_WARNINGS);
         c.env("LAYERWRIGHT_STATIC_BIN", &static_bin);
         // Tools were just installed: a test that finds one missing fails instead of skipping.
         c.env("LW_REQUIRE_TOOLS", "1");
@@ -128,8 +108,10 @@ pub fn test() -> Result<()> {
         c.args(extra);
         c
     };
-    run(native(&["--no-run"]))?;
-    phase("native test build", &mut t);
+    run(native(&["--all-targets", "--no-run"]))
+        .context("building (and linting) the native tests")?;
+    eprintln!("xtask: clippy (native, every target): ok");
+    phase("native test build and clippy", &mut t);
     // The browser side meanwhile: the native tests mostly wait (containers, registries, kills), so its compiles,
     // wasm-opt and guest build fit in their time instead of after it.
     let side = BrowserSide::start(&target_dir)?;
@@ -158,6 +140,29 @@ pub fn test() -> Result<()> {
     Ok(())
 }
 
+/// `-D warnings` as clippy's driver reads its arguments from `cargo clippy` (each followed by this separator); the
+/// driver fails the build on any warning, as `cargo clippy -- -D warnings` does.
+const CLIPPY_DENY_WARNINGS: &str = "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__";
+
+/// The toolchain's `clippy-driver` (beside the rustc cargo runs), the rustc wrapper `cargo clippy` itself uses.
+fn clippy_driver() -> Result<PathBuf> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .current_dir(repo_root())
+        .output()
+        .context("rustc --print sysroot")?;
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let driver = Path::new(&sysroot).join("bin/clippy-driver");
+    if !driver.is_file() {
+        bail!(
+            "no clippy-driver at {} (rustup component add clippy)",
+            driver.display()
+        );
+    }
+    Ok(driver)
+}
+
 /// The target dir cargo uses, absolute.
 fn target_dir() -> PathBuf {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
@@ -174,9 +179,36 @@ fn target_dir() -> PathBuf {
 /// (wasm modules, wasm-opt, guest, bundle) that Playwright tests.
 pub fn browser_side() -> Result<()> {
     let mut t = Instant::now();
+    // Clippy for wasm32: the crates the suites' build compiles for it (lw-wasm, the core crates, the zstd, archive
+    // and lint modules' crates) are linted as they are built, the analysis and git modules' crates here. This also
+    // proves the core builds for the tab.
+    deps::ensure_wasm_target()?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--quiet",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "lw-analysis",
+        "-p",
+        "lw-git",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(c)?;
     // The browser side: the same core in node and in headless Chromium.
-    wasm::test_wasm()?;
-    phase("wasm32 suites", &mut t);
+    let lint = [
+        ("RUSTC_WORKSPACE_WRAPPER", clippy_driver()?.into_os_string()),
+        ("CLIPPY_ARGS", CLIPPY_DENY_WARNINGS.into()),
+    ];
+    wasm::test_wasm(&lint)?;
+    eprintln!(
+        "xtask: clippy (wasm32: the core crates, lw-wasm and the on-demand modules' crates): ok"
+    );
+    phase("wasm32 clippy and suites", &mut t);
     crate::build::build()?;
     phase("site build", &mut t);
     Ok(())
@@ -223,5 +255,78 @@ impl BrowserSide {
             bail!("the wasm32 suites or the site build failed ({st})");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lint pass relies on clippy's driver reading `CLIPPY_ARGS`: a crate with a clippy warning must fail to
+    /// build that way, or a toolchain that changed it would silently stop linting.
+    #[test]
+    fn the_native_build_fails_on_a_clippy_warning() {
+        let dir = std::env::temp_dir().join(format!("lw-xtask-clippy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            "[package]\nname = \"canary\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n",
+        )
+        .unwrap();
+        let build = |src: &str| {
+            std::fs::write(dir.join("src/lib.rs"), src).unwrap();
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "--quiet", "--offline"])
+                .current_dir(&dir)
+                .env("CARGO_TARGET_DIR", dir.join("target"))
+                .env("RUSTC_WORKSPACE_WRAPPER", clippy_driver().unwrap())
+                .env("CLIPPY_ARGS", CLIPPY_DENY_WARNINGS)
+                .output()
+                .unwrap()
+        };
+        let bad = build("pub fn f(v: &Vec<u8>) -> usize {\n    v.len()\n}\n");
+        let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+        let good = build("pub fn f(v: &[u8]) -> usize {\n    v.len()\n}\n");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!bad.status.success(), "a clippy warning passed:\n{err}");
+        assert!(
+            err.contains("clippy::ptr_arg") || err.contains("&Vec"),
+            "{err}"
+        );
+        assert!(
+            good.status.success(),
+            "{}",
+            String::from_utf8_lossy(&good.stderr)
+        );
+    }
+
+    /// The wasm32 lint pass is the suites' build, which compiles lw-wasm and so the core crates: each must stay one
+    /// of lw-wasm's dependencies (and the on-demand modules' crates the suites' own).
+    #[test]
+    fn the_wasm32_suites_build_every_crate_the_tab_runs() {
+        let deps = |manifest: &str| -> Vec<String> {
+            std::fs::read_to_string(repo_root().join(manifest))
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.split(['.', ' ']).next())
+                .filter(|n| n.starts_with("lw-"))
+                .map(str::to_string)
+                .collect()
+        };
+        let of_wasm = deps("crates/wasm/Cargo.toml");
+        for k in PURE_CRATES {
+            assert!(
+                of_wasm.iter().any(|d| d == k),
+                "{k} is not a dependency of lw-wasm"
+            );
+        }
+        let of_suites = deps("wasm-tests/Cargo.toml");
+        for k in ["lw-wasm", "lw-zstd", "lw-archive", "lw-lint"] {
+            assert!(
+                of_suites.iter().any(|d| d == k),
+                "{k} is not built by the wasm32 suites"
+            );
+        }
     }
 }

@@ -111,8 +111,18 @@ enum Host {
 
 /// Run `cargo test -p lw-wasm-tests --target wasm32-unknown-unknown` with the runner in `host`, streaming the
 /// output, and fail unless every test binary reported `test result: ok` with at least one test passed.
-fn run_suites(root: &Path, runner: &Path, host: Host, registries: &[(&str, String)]) -> Result<()> {
+fn run_suites(
+    root: &Path,
+    runner: &Path,
+    host: Host,
+    registries: &[(&str, String)],
+    lint: &[(&str, std::ffi::OsString)],
+) -> Result<()> {
     let mut c = Command::new(cargo_bin());
+    // The same for both hosts, or the second would rebuild.
+    for (k, v) in lint {
+        c.env(k, v);
+    }
     // The registry suite reads these at compile time (option_env!): the browser side cannot ask the runner.
     for (k, v) in registries {
         c.env(k, v);
@@ -192,7 +202,9 @@ fn which(cmd: &str) -> Option<PathBuf> {
 }
 
 /// Install what the wasm32 suites need when missing, then run them in node and in headless Chromium.
-pub fn test_wasm() -> Result<()> {
+/// The wasm32 suites in node and headless Chromium; `lint`: variables for the suites' build (clippy's driver, so that
+/// the crates it compiles for wasm32 are linted as they are built).
+pub fn test_wasm(lint: &[(&str, std::ffi::OsString)]) -> Result<()> {
     let root = repo_root();
     let step = |what: &str, t: Instant| {
         eprintln!("xtask: {what}: {:.1}s", t.elapsed().as_secs_f64());
@@ -222,10 +234,10 @@ pub fn test_wasm() -> Result<()> {
         ),
     ];
     let t = Instant::now();
-    run_suites(&root, &runner, Host::Node, &registries)?;
+    run_suites(&root, &runner, Host::Node, &registries, lint)?;
     step("wasm32 suites in node (incl. build)", t);
     let t = Instant::now();
-    run_suites(&root, &runner, Host::Chromium, &registries)?;
+    run_suites(&root, &runner, Host::Chromium, &registries, lint)?;
     step("wasm32 suites in headless Chromium", t);
     let _ = std::fs::remove_dir_all(&fixtures);
     Ok(())
