@@ -66,7 +66,7 @@ pub fn test() -> Result<()> {
     // The site's JS, checked against the wasm module's types.
     site::typecheck()?;
     // The static binary the proxy's image is built around (native-cli/tests/proxy_image.rs), in the `static-test`
-    // profile (Cargo.toml: no debug info, so a fifth of release's size).
+    // profile (Cargo.toml: unoptimised, no debug info; nothing measures its speed).
     let mut c = cargo();
     c.args([
         "build",
@@ -179,26 +179,8 @@ fn target_dir() -> PathBuf {
 /// (wasm modules, wasm-opt, guest, bundle) that Playwright tests.
 pub fn browser_side() -> Result<()> {
     let mut t = Instant::now();
-    // Clippy for wasm32: the crates the suites' build compiles for it (lw-wasm, the core crates, the zstd, archive
-    // and lint modules' crates) are linted as they are built, the analysis and git modules' crates here. This also
-    // proves the core builds for the tab.
-    deps::ensure_wasm_target()?;
-    let mut c = cargo();
-    c.args([
-        "clippy",
-        "--quiet",
-        "--lib",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "lw-analysis",
-        "-p",
-        "lw-git",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    run(c)?;
+    // Clippy for wasm32: the crates the suites' build compiles for it (lw-wasm, the core crates, the on-demand
+    // modules' crates) are linted as they are built. This also proves the core builds for the tab.
     // The browser side: the same core in node and in headless Chromium.
     let lint = [
         ("RUSTC_WORKSPACE_WRAPPER", clippy_driver()?.into_os_string()),
@@ -322,7 +304,14 @@ mod tests {
             );
         }
         let of_suites = deps("wasm-tests/Cargo.toml");
-        for k in ["lw-wasm", "lw-zstd", "lw-archive", "lw-lint"] {
+        for k in [
+            "lw-wasm",
+            "lw-zstd",
+            "lw-archive",
+            "lw-lint",
+            "lw-analysis",
+            "lw-git",
+        ] {
             assert!(
                 of_suites.iter().any(|d| d == k),
                 "{k} is not built by the wasm32 suites"
