@@ -97,14 +97,7 @@ fn proxy_prefix(url: &str) -> Result<String> {
 fn build_site(proxy: Option<String>) -> Result<()> {
     let root = repo_root();
     crate::deps::ensure_wasm_target()?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let target_dir = if target_dir.is_absolute() {
-        target_dir
-    } else {
-        root.join(target_dir)
-    };
+    let target_dir = crate::target_dir();
     // The main module, the tab VM's 9p server as a module of its own (loaded only when a RUN needs the VM), and
     // libzstd's encoder (loaded only when a build asks for zstd layers), the bzip2/xz/zstd decoders (loaded only
     // when an archive is bzip2, xz or zstd or a layer is zstd), the git client (loaded when a build adds a git

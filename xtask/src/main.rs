@@ -29,6 +29,18 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The target dir cargo uses, absolute.
+pub fn target_dir() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    if dir.is_absolute() {
+        dir
+    } else {
+        repo_root().join(dir)
+    }
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(repo_root());

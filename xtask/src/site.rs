@@ -8,18 +8,10 @@ use anyhow::{bail, Context, Result};
 
 /// The debug `layerwright` binary, built (a no-op after the workspace tests) in the target dir cargo uses.
 fn cli_binary() -> Result<PathBuf> {
-    let root = crate::repo_root();
     let mut c = crate::cargo();
     c.args(["build", "--quiet", "-p", "layerwright"]);
     crate::run(c)?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        root.join(target)
-    };
+    let target = crate::target_dir();
     let bin = target.join("debug/layerwright");
     if !bin.is_file() {
         bail!(

@@ -80,7 +80,7 @@ pub fn test() -> Result<()> {
     ]);
     run(c)?;
     phase("tsc and the static binary", &mut t);
-    let target_dir = target_dir();
+    let target_dir = crate::target_dir();
     let static_bin = target_dir
         .join(deps::MUSL_TARGET)
         .join(STATIC_TEST_PROFILE)
@@ -163,25 +163,12 @@ fn clippy_driver() -> Result<PathBuf> {
     Ok(driver)
 }
 
-/// The target dir cargo uses, absolute.
-fn target_dir() -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    if dir.is_absolute() {
-        dir
-    } else {
-        repo_root().join(dir)
-    }
-}
-
 /// `cargo xtask test-browser-side`: the wasm32 suites (in node and headless Chromium), then the site's build
 /// (wasm modules, wasm-opt, guest, bundle) that Playwright tests.
 pub fn browser_side() -> Result<()> {
     let mut t = Instant::now();
-    // Clippy for wasm32: the crates the suites' build compiles for it (lw-wasm, the core crates, the on-demand
-    // modules' crates) are linted as they are built. This also proves the core builds for the tab.
-    // The browser side: the same core in node and in headless Chromium.
+    // The same core in node and in headless Chromium. Clippy for wasm32 too: the crates the suites' build compiles
+    // (lw-wasm, the core crates, the on-demand modules' crates) are linted as they are built.
     let lint = [
         ("RUSTC_WORKSPACE_WRAPPER", clippy_driver()?.into_os_string()),
         ("CLIPPY_ARGS", CLIPPY_DENY_WARNINGS.into()),
