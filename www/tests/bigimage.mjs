@@ -3,6 +3,7 @@
 // it inflates at a realistic rate), /gone.txt and /etc/hello.txt; layer 2 deletes /gone.txt (a whiteout) and
 // overwrites /etc/hello.txt, so the wasted bytes are known.
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -134,4 +135,43 @@ export async function pushBigImage(host, repo, tag, mb) {
   const put = await http('PUT', `${base}/v2/${repo}/manifests/${tag}`, manifest, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
   if (put.status !== 201) throw new Error(`manifest: HTTP ${put.status} ${put.text}`);
   return { layers: [l1, l2], files, probe, hello1: hello1.toString(), hello2: hello2.toString(), wasted: gone.length + hello1.length };
+}
+
+/**
+ * A small two-layer image of zstd layers (`zstd -3`, the CLI's frames), shaped like [pushBigImage]'s: layer 1 holds
+ * /etc/hello.txt, /gone.txt and a 3 MiB file of half random bytes and half text; layer 2 deletes /gone.txt and
+ * overwrites /etc/hello.txt. Resolves to the same fields as [pushBigImage].
+ */
+export async function pushZstdImage(host, repo, tag) {
+  const base = `http://${host}`;
+  const zstd = (tar) => {
+    const r = spawnSync('zstd', ['-3', '-q', '-c'], { input: tar, maxBuffer: 64 << 20 });
+    if (r.status !== 0) throw new Error(`zstd -3: ${r.error ?? r.stderr}`);
+    return r.stdout;
+  };
+  const hello1 = Buffer.from('hello from a zstd layer\n');
+  const hello2 = Buffer.from('hello again, from zstd layer 2\n');
+  const gone = Buffer.alloc(1000, 'g');
+  const big = Buffer.concat([randomBytes(3 << 19), Buffer.alloc(3 << 19, 'zstd text ')]);
+  const tar1 = Buffer.concat([tarHeader('etc/', 0, true), ...member('etc/hello.txt', hello1), ...member('gone.txt', gone),
+    tarHeader('big/', 0, true), ...member('big/f00000.bin', big), Buffer.alloc(1024)]);
+  const tar2 = Buffer.concat([tarHeader('etc/', 0, true), ...member('etc/hello.txt', hello2), ...member('.wh.gone.txt', Buffer.alloc(0)), Buffer.alloc(1024)]);
+  const type = 'application/vnd.oci.image.layer.v1.tar+zstd';
+  const l1 = await uploadBytes(base, repo, type, zstd(tar1));
+  const l2 = await uploadBytes(base, repo, type, zstd(tar2));
+  const diff = (t) => `sha256:${createHash('sha256').update(t).digest('hex')}`;
+  const config = Buffer.from(JSON.stringify({
+    architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/true'] },
+    rootfs: { type: 'layers', diff_ids: [diff(tar1), diff(tar2)] },
+    history: [{ created_by: 'zstd layer' }, { created_by: 'whiteout and overwrite' }],
+  }));
+  const cfg = await uploadBytes(base, repo, 'application/vnd.oci.image.config.v1+json', config);
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: cfg, layers: [l1, l2] });
+  const put = await http('PUT', `${base}/v2/${repo}/manifests/${tag}`, manifest, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+  if (put.status !== 201) throw new Error(`manifest: HTTP ${put.status} ${put.text}`);
+  return {
+    layers: [l1, l2], files: ['big/f00000.bin'], hello1: hello1.toString(), hello2: hello2.toString(),
+    probe: { path: 'big/f00000.bin', size: big.length, sha256: createHash('sha256').update(big).digest('hex') },
+    wasted: gone.length + hello1.length,
+  };
 }

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { missing, serveDist, launch, newPage, open, shot } from './harness.mjs';
 import { which, startRegistry } from './fixtures.mjs';
-import { pushBigImage } from './bigimage.mjs';
+import { pushBigImage, pushZstdImage } from './bigimage.mjs';
 
 const MB = Number(process.env.LW_INSPECT_MB || 256);
 const MEMORY_BOUND = 64 << 20;
@@ -164,4 +164,57 @@ test('streamed listing: the blob digest is checked on a worker, and a substitute
     assert.match(got.bad, new RegExp(`digest mismatch for blob ${l2.digest}`), how);
     await context.close();
   }
+});
+
+// zstd layers (BuildKit's compression=zstd, the zstd CLI's frames here) stream through the same scanner: the decoder
+// module is fetched when the first zstd layer is opened, the listing's whiteout and wasted space are the gzip image's,
+// a file is read from the layer without storing it, and the blob's digest is checked.
+test('inspector: a remote image of zstd layers is listed as it streams, a file read from it, nothing stored', { skip: !!why, timeout: 5 * 60 * 1000 }, async () => {
+  const image = await pushZstdImage(registry.host, 'e2e/zstd', '1');
+  const { page, context, errors } = await newPage(browser);
+  const decoder = [];
+  context.on('request', (r) => { if (/\/pkg\/lw_archive_bg\.wasm$/.test(r.url()) && !r.serviceWorker()) decoder.push(r.url()); });
+  await open(page, server.url, '#/inspect');
+  const ref = `${registry.host}/e2e/zstd:1`;
+  await page.fill('[data-testid=inspect-ref]', ref);
+  await page.click('[data-testid=inspect-go]');
+  await page.waitForSelector('[data-testid=inspect-overview], [data-testid=inspect-error]');
+  assert.equal(await page.locator('[data-testid=inspect-error]').count(), 0);
+  assert.equal(decoder.length, 0, 'inspecting the manifest and config fetches no decoder');
+  await page.click('[data-testid=stream-files]');
+  await page.waitForSelector('[data-testid=stream-files-section][data-state]', { timeout: 60 * 1000 });
+  const state = await page.getAttribute('[data-testid=stream-files-section]', 'data-state');
+  assert.equal(state, 'done', state === 'error' ? await page.textContent('[data-testid=stream-error]') : '');
+  assert.equal(decoder.length, 1, `the decoder module was fetched once: ${JSON.stringify(decoder)}`);
+  const tree = await page.textContent('[data-testid=file-tree]');
+  assert.ok(tree.includes('f00000.bin'), tree);
+  assert.ok(!tree.includes('gone.txt'), 'the whiteout deleted gone.txt from the merged tree');
+  const eff = await page.textContent('[data-testid=stream-efficiency]');
+  assert.equal(await page.getAttribute('[data-testid=stream-efficiency]', 'data-wasted'), String(image.wasted), eff);
+  await page.click('[data-testid=file-tree] button:has-text("hello.txt")');
+  await page.waitForSelector(`[data-testid=stream-preview] pre:has-text("${image.hello2.trim()}")`);
+
+  const got = await page.evaluate(async ({ ref, layers, path }) => {
+    const lw = window.layerwright;
+    const scans = [];
+    for (const l of layers) {
+      const paths = [];
+      const out = await lw.scanRemoteLayer(ref, l, { insecure: true, onEntry: (e) => paths.push(e.path) });
+      scans.push({ paths, digest: out.digest, compression: out.compression, count: out.count });
+    }
+    const parts = [];
+    const n = await lw.readRemoteFile(ref, layers[0], path, { insecure: true, onData: (c) => parts.push(c) });
+    const sum = await crypto.subtle.digest('SHA-256', await new Blob(parts).arrayBuffer());
+    return { scans, n, sha256: [...new Uint8Array(sum)].map((b) => b.toString(16).padStart(2, '0')).join('') };
+  }, { ref, layers: image.layers, path: image.probe.path });
+  assert.deepEqual(got.scans.map((s) => s.compression), ['zstd', 'zstd']);
+  assert.deepEqual(got.scans.map((s) => s.digest), image.layers.map((l) => l.digest));
+  assert.deepEqual(got.scans[0].paths, ['etc', 'etc/hello.txt', 'gone.txt', 'big', 'big/f00000.bin']);
+  assert.deepEqual(got.scans[1].paths, ['etc', 'etc/hello.txt', '.wh.gone.txt']);
+  assert.equal(got.n, image.probe.size);
+  assert.equal(got.sha256, image.probe.sha256);
+  const usage = await page.evaluate(async () => window.layerwright.storage.usage());
+  assert.deepEqual(usage, { bytes: 0, images: 0, stored: { blobs: 0, members: 0 } });
+  assert.deepEqual(errors, []);
+  await context.close();
 });

@@ -201,9 +201,9 @@ fn which(cmd: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Install what the wasm32 suites need when missing, then run them in node and in headless Chromium.
-/// The wasm32 suites in node and headless Chromium; `lint`: variables for the suites' build (clippy's driver, so that
-/// the crates it compiles for wasm32 are linted as they are built).
+/// Install what the wasm32 suites need when missing, then run them in node and in headless Chromium; `lint`:
+/// variables for the suites' build (clippy's driver, so that the crates it compiles for wasm32 are linted as they
+/// are built).
 pub fn test_wasm(lint: &[(&str, std::ffi::OsString)]) -> Result<()> {
     let root = repo_root();
     let step = |what: &str, t: Instant| {
