@@ -225,7 +225,7 @@ test('a kept cache is unpacked into the guest directory; writable caches are wri
   const added = [];
   const ctx = {
     addSource: (name, layers, path) => { added.push([name, layers, path]); return path === 'cache.tar' ? 'file' : 'dir'; },
-    readBlob: () => null, cacheDir: (id) => `/lw-cache/${id === 'k' ? 1 : 2}`,
+    cacheDir: (id) => `/lw-cache/${id === 'k' ? 1 : 2}`,
     keptCache: (id) => (id === 'k' ? { tar: new TextEncoder().encode('TAR'), mode: 0o700, uid: 5, gid: 6 } : null),
     saveCache: (i) => `/mnt/.lw-cache-out/${i}.tar`,
   };

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { missing, launch, newPage, open, serveDist, dist, typeInEditor } from './harness.mjs';
 import { LESSONS } from '../src/lessons-data.js';
 import { layerwrightBin, tempDir, which } from './fixtures.mjs';
@@ -55,6 +56,15 @@ const MOUNTS = 'FROM busybox AS other\nRUN mkdir /out && echo from-stage > /out/
   + ' && echo one >> /var/cache/c/log && stat -c "%a %u" /var/cache/c > /cache-meta && { echo x > /ctx/x || true; }\n';
 const MOUNTS_AGAIN = 'FROM busybox\nRUN --mount=type=cache,target=/c,id=c1 wc -l < /c/log > /count && cat /c/log >> /count\n';
 const MOUNT_FILES = { 'data.txt': 'from-context\n' };
+// A bind mount of a context holding a file past the spill threshold: the step reads it through the bind (its SHA-256
+// and size go into the layer) and writes to another file through the read-write bind (discarded).
+const BIG_BIND = 'FROM busybox\nRUN --mount=type=bind,target=/ctx,rw sha256sum /ctx/big.bin > /sum && wc -c < /ctx/big.bin >> /sum'
+  + ' && echo more >> /ctx/small.txt && cat /ctx/small.txt > /small\n';
+const BIG_BIND_MB = 20;
+/** The same pseudo-random bytes in node and in the page (xorshift32): `globalThis.__pseudo(n)`. */
+const PSEUDO = 'globalThis.__pseudo = (n) => { const w = new Uint32Array(n / 4); let x = 2463534242;'
+  + ' for (let i = 0; i < w.length; i++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; w[i] = x; }'
+  + ' return new Uint8Array(w.buffer); };';
 let site; let browser; let tmp;
 
 before(async () => {
@@ -192,6 +202,46 @@ test('RUN --mount=type=bind|secret|cache in the tab gives the native layers; cac
   assert.deepEqual(errors, []);
 });
 
+// The bind source is stacked from its layer as it streams out of the tab's store, as a stage root is, and its large
+// files' bytes stay outside the 9p module (in the scratch store after the root's): the module's memory does not grow
+// by the file, and the layer is the native one.
+test('RUN --mount=type=bind of a large context file: its bytes stay outside the 9p module; the layer is the native one', { skip: !!why, timeout: 600000 }, async () => {
+  const { page, errors } = await newPage(browser);
+  page.setDefaultTimeout(300000);
+  await open(page, site.url, '#/play');
+  await page.evaluate(PSEUDO);
+  const got = await page.evaluate(async ([dockerfile, mb]) => {
+    const lw = window.layerwright;
+    const stats = lw.vmExecutor().stats;
+    await lw.build({ dockerfile: 'FROM busybox\nRUN true\n', noCache: true });
+    const before = stats.guestMemoryBytes;
+    const files = { 'big.bin': new Blob([globalThis.__pseudo(mb << 20)]), 'small.txt': 'small\n' };
+    const r = await lw.build({ dockerfile, files, noCache: true });
+    const after = stats.guestMemoryBytes;
+    const text = async (p) => new TextDecoder().decode(await lw.readFile(r.manifestDigest, r.layers.at(-1).digest, p));
+    // Again with every file's bytes in the module (as before the bind sources were streamed): the same layer, and
+    // the memory this measure sees grow.
+    lw.vmExecutor().spillAt = Infinity;
+    const inside = await lw.build({ dockerfile, files, noCache: true });
+    return {
+      layers: r.layers.map((l) => l.digest), inside: inside.layers.map((l) => l.digest), before, after,
+      insideAfter: stats.guestMemoryBytes, sum: await text('sum'), small: await text('small'),
+    };
+  }, [BIG_BIND, BIG_BIND_MB]);
+  const big = Buffer.from(new Function(`${PSEUDO} return globalThis.__pseudo;`)()(BIG_BIND_MB << 20));
+  const want = createHash('sha256').update(big).digest('hex');
+  assert.equal(got.sum, `${want}  /ctx/big.bin\n${BIG_BIND_MB << 20}\n`, 'the step read the bound file\'s bytes');
+  assert.equal(got.small, 'small\nmore\n');
+  const native = nativeLayers(BIG_BIND, 'native/bigbind:1', { files: { 'big.bin': big, 'small.txt': 'small\n' } });
+  assert.deepEqual(got.layers, native, 'the layer is the native one');
+  assert.deepEqual(got.inside, native, 'and with the files in the module');
+  const grew = got.after - got.before;
+  console.error(`9p module memory: ${got.before} B before, ${got.after} B after a bind of ${BIG_BIND_MB} MiB, ${got.insideAfter} B after it with every file inside`);
+  assert.ok(grew < (BIG_BIND_MB << 20) / 2, `the 9p module grew by ${grew} B for a bind of ${BIG_BIND_MB} MiB`);
+  assert.ok(got.insideAfter - got.after >= (BIG_BIND_MB << 20) / 2, `held inside, the file grew the module: ${got.insideAfter - got.after} B`);
+  assert.deepEqual(errors, []);
+});
+
 test('the guest-side script passes env, workdir and argv through the shell unchanged', () => {
   const req = { env: ["A=it's \"q\" $HOME"], workdir: '/w d', args: ['/bin/sh', '-c', `echo "$A" 'x'`], platform: 'linux/386' };
   const command = stepCommand(req);
@@ -275,8 +325,8 @@ test('--mount specs in the tab: the native defaults, sources and secrets prepare
   // Prepared: sources asked of the 9p server by the mount's index, secrets into files or variables, caches by id.
   const asked = [];
   const ctx = {
-    addSource: (name, layers, path) => { asked.push([name, layers, path]); return path === '/gone' ? undefined : 'dir'; },
-    readBlob: (d) => `blob ${d}`, secrets: { tok: 'v1' }, cacheDir: (id) => `/lw-cache/${id.length}`,
+    addBind: (name, src) => { asked.push([name, src.layers.map((l) => l.digest), src.path]); return src.path === '/gone' ? undefined : 'dir'; },
+    secrets: { tok: 'v1' }, cacheDir: (id) => `/lw-cache/${id.length}`,
   };
   const req = {
     location: 'Dockerfile:3', workdir: '/w', env: ['TOKEN=old', 'A=1'],
@@ -284,7 +334,7 @@ test('--mount specs in the tab: the native defaults, sources and secrets prepare
     binds: [{ mount: 0, layers: [{ digest: 'sha256:aa' }], path: '/' }],
   };
   const plan = prepareMounts(req, ctx);
-  assert.deepEqual(asked, [['.lw-mount-0', ['blob sha256:aa'], '/']]);
+  assert.deepEqual(asked, [['.lw-mount-0', ['sha256:aa'], '/']]);
   assert.deepEqual(plan.env, ['A=1', 'TOKEN=v1']);
   assert.deepEqual(plan.mounts.map((m) => [m.type, m.target, m.source ?? m.dir ?? null]),
     [['bind', '/w/src', '/mnt/.lw-mount-0'], ['cache', '/c', '/lw-cache/3']]);

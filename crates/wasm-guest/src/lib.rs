@@ -7,7 +7,7 @@
 #![warn(clippy::too_many_lines)]
 
 use js_sys::{Array, Function, Uint8Array};
-use lw_layer::ninep::{Base, BaseBuilder, Need, Session, Spill};
+use lw_layer::ninep::{Base, BaseBuilder, Need, Session, Source, Spill};
 use lw_oci::media::Compression;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -76,9 +76,10 @@ pub struct NinepBaseBuilder {
 
 #[wasm_bindgen]
 impl NinepBaseBuilder {
-    /// `threshold`: Infinity keeps every file in memory (`onData` is then never called).
+    /// `threshold`: Infinity keeps every file in memory (`onData` is then never called). `start`: the bytes the
+    /// store already holds (a mount source's files go after the stage root's), 0 when not given.
     #[wasm_bindgen(constructor)]
-    pub fn new(threshold: f64, on_data: Function) -> NinepBaseBuilder {
+    pub fn new(threshold: f64, on_data: Function, start: Option<f64>) -> NinepBaseBuilder {
         install_zstd();
         let spill = JsSpill {
             on_data,
@@ -86,7 +87,11 @@ impl NinepBaseBuilder {
         };
         NinepBaseBuilder {
             // `as` saturates: Infinity is u64::MAX.
-            inner: BaseBuilder::spilling(threshold as u64, Box::new(spill)),
+            inner: BaseBuilder::spilling_from(
+                threshold as u64,
+                Box::new(spill),
+                start.unwrap_or(0.0) as u64,
+            ),
         }
     }
 
@@ -113,6 +118,23 @@ impl NinepBaseBuilder {
             .map_err(|e| err(format!("the stage's layers: {e}")))?;
         Ok(NinepBase { inner })
     }
+
+    /// The layers ended as a mount source ([`NinepSession::add_source_from`]); the builder is used up.
+    #[wasm_bindgen(js_name = finishSource)]
+    pub fn finish_source(self) -> Result<NinepSource, JsValue> {
+        let inner = self
+            .inner
+            .finish_source()
+            .map_err(|e| err(format!("the mount source's layers: {e}")))?;
+        Ok(NinepSource { inner })
+    }
+}
+
+/// A mount source's tree, streamed from its layers by a [`NinepBaseBuilder`] (its large files' bytes in the page's
+/// scratch store, after the stage root's).
+#[wasm_bindgen]
+pub struct NinepSource {
+    inner: Source,
 }
 
 /// Large files' bytes handed to the page this many at a time (the decompressor's pieces are smaller; one call per
@@ -251,6 +273,22 @@ impl NinepSession {
             .inner
             .add_source(name, blobs(&layers), path)
             .map_err(|e| err(format!("the mount source's layers: {e}")))?;
+        Ok(dir.map(|d| if d { "dir" } else { "file" }.to_string()))
+    }
+
+    /// [`NinepSession::add_source`] of a source already made from its layers as they streamed
+    /// ([`NinepBaseBuilder::finish_source`]).
+    #[wasm_bindgen(js_name = addSourceFrom)]
+    pub fn add_source_from(
+        &mut self,
+        name: &str,
+        source: &NinepSource,
+        path: &str,
+    ) -> Result<Option<String>, JsValue> {
+        let dir = self
+            .inner
+            .add_source_from(name, &source.inner, path)
+            .map_err(|e| err(format!("the mount source: {e}")))?;
         Ok(dir.map(|d| if d { "dir" } else { "file" }.to_string()))
     }
 

@@ -524,7 +524,7 @@ export async function runContainer(ref, opts = {}) {
   // A layer in browser storage (past 16 MiB) is streamed and checked as a RUN step's is: the VM's one read path.
   await blobStorage?.settled();
   return vmExecutor().run({
-    layers: manifest.layers, io: { readBlob: (d) => core.persistBlob(d), openBlob: (d) => core.openBlob(d) },
+    layers: manifest.layers, io: { openBlob: (d) => core.openBlob(d) },
     args, env,
     workdir: opts.workdir || c.WorkingDir || "/",
     user: opts.user ?? c.User ?? "",

@@ -129,6 +129,12 @@ function scratchParts() {
  */
 async function streamBase(core, layers, io, spillAt, onData) {
   const builder = new core.NinepBaseBuilder(spillAt, onData);
+  await pushLayers(builder, layers, io);
+  return builder.finish();
+}
+
+/** Each of `layers` streamed through `io.openBlob` into `builder` ([streamBase]); the builder is freed on error. */
+async function pushLayers(builder, layers, io) {
   try {
     for (const { digest } of layers) {
       const r = await io.openBlob(digest);
@@ -144,7 +150,6 @@ async function streamBase(core, layers, io, spillAt, onData) {
     builder.free();
     throw e;
   }
-  return builder.finish();
 }
 
 /** The guest's line when the stage root is ready for the step (`lw-at ID mounted`), for the phases' times. */
@@ -251,7 +256,7 @@ export function stepCommand(req, user = { uid: 0, gid: 0, home: "/root" }) {
  * the request's mounts with no sources, secrets or caches), then [stepCommand] with the plan's environment.
  */
 export function stepScript(req, user = { uid: 0, gid: 0, groups: [0], home: "/root" }, plan = null) {
-  const { mounts, env } = plan ?? prepareMounts(req, { addSource: () => undefined, readBlob: () => null, cacheDir: () => null });
+  const { mounts, env } = plan ?? prepareMounts(req, { addSource: () => undefined, addBind: () => undefined, cacheDir: () => null });
   const command = stepCommand({ ...req, env }, user);
   // The guest's loop already has gid 0 and the groups [0] (xtask/guest/init.sh): a user with those needs no su,
   // which saves the emulator two programs per step.
@@ -329,8 +334,11 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   // The tree the 9p server serves. The guest keeps it mounted after its step; the next step's session takes over
   // the connection (`adopt`) and this one is freed then.
   let session = null;
-  // The scratch file of the session's root (its large files' bytes: see SPILL_AT).
+  // The scratch file of the session's root (its large files' bytes: see SPILL_AT), with the step's mount sources'
+  // after them.
   let scratch = null;
+  // The scratch file of the session's mount sources' large files (see [bindSources]), dropped with the session.
+  let sourceScratch = null;
   // While a 9p request waits for scratch bytes, the requests after it wait behind it (answered in order, as
   // before).
   let waiting = null;
@@ -499,6 +507,8 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
     }
     session = next;
     scratch = file.file;
+    dropScratch(sourceScratch);
+    sourceScratch = null;
     stats.guestMemoryBytes = guestMemory?.buffer.byteLength ?? null;
     return user;
   };
@@ -590,26 +600,33 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
   };
 
   /**
-   * The layers of bind mounts' sources (`layers`), by digest, whole: `io.readBlob` for a blob in wasm memory, else (a
-   * layer past 16 MiB, in browser storage) read through `io.openBlob`, whose chunks are checked against the digest
-   * (the last one comes only if it matched, so a changed stored layer is refused naming it). The stage root itself
-   * is streamed ([streamBase]).
+   * The trees of the step's bind mount sources (`binds`: `{mount, layers, path}`; a cache mount's `from=` seed too),
+   * each stacked from its layers as they stream out of the tab's store, as the stage root is ([streamBase]: checked
+   * against their digests, never held whole), by mount index. Their large files' bytes go to one scratch file,
+   * placed after the session's: the session's store becomes the two joined.
    */
-  const mountBlobs = async (layers, io) => {
-    const out = new Map();
-    for (const d of layers.map((l) => l.digest)) {
-      if (out.has(d)) continue;
-      let bytes = null;
-      try { bytes = io.readBlob(d); } catch { bytes = null; }
-      if (!bytes) {
-        const r = await io.openBlob(d);
-        bytes = new Uint8Array(r.size);
-        let at = 0;
-        for (let c = await r.next(); c; c = await r.next()) { bytes.set(c, at); at += c.length; }
+  const bindSources = async (binds, io) => {
+    const sources = new Map();
+    if (!binds.length) return sources;
+    const parts = scratchParts();
+    let spilled = 0;
+    try {
+      for (const b of binds) {
+        if (sources.has(b.mount)) continue;
+        const onData = (c) => { spilled += c.length; parts.push(c); };
+        const builder = new core.NinepBaseBuilder(executor.spillAt, onData, scratch.size + spilled);
+        await pushLayers(builder, b.layers, io);
+        sources.set(b.mount, builder.finishSource());
       }
-      out.set(d, bytes);
+    } catch (e) {
+      for (const s of sources.values()) s.free();
+      throw e;
     }
-    return out;
+    if (spilled) {
+      sourceScratch = await keepScratch(parts.blob());
+      scratch = new Blob([scratch, sourceScratch.file]);
+    }
+    return sources;
   };
 
   /** Run one step; `secrets`: the build's secrets (id → string or bytes) for `--mount=type=secret`. */
@@ -621,20 +638,28 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       const emulator = await vm;
       const t0 = performance.now();
       const kept = await keptCaches(req);
-      const blobs = await mountBlobs((req.binds ?? []).flatMap((b) => b.layers), io);
       const user = await open(req.layers ?? [], io, req.user, req.location);
+      // After the root: their large files' bytes go after its own in the session's store.
+      const sources = await bindSources(req.binds ?? [], io);
       // The session stays after the step: the guest keeps it mounted until the next one takes over.
       const saved = [];
-      const plan = prepareMounts(req, {
-        addSource: (name, layers, path) => session.addSource(name, layers, path),
-        readBlob: (d) => blobs.get(d), secrets, cacheDir,
-        keptCache: (cid) => kept.get(cid) ?? null,
-        saveCache: (i, cid) => {
-          if (!saved.length) session.addSource(".lw-cache-out", [], "/");
-          saved.push([`/.lw-cache-out/${i}.tar`, cid]);
-          return `/mnt/.lw-cache-out/${i}.tar`;
-        },
-      });
+      let plan;
+      try {
+        plan = prepareMounts(req, {
+          addSource: (name, layers, path) => session.addSource(name, layers, path),
+          addBind: (name, src) => session.addSourceFrom(name, sources.get(src.mount), src.path),
+          secrets, cacheDir,
+          keptCache: (cid) => kept.get(cid) ?? null,
+          saveCache: (i, cid) => {
+            if (!saved.length) session.addSource(".lw-cache-out", [], "/");
+            saved.push([`/.lw-cache-out/${i}.tar`, cid]);
+            return `/mnt/.lw-cache-out/${i}.tar`;
+          },
+        });
+      } finally {
+        // The session took copies of their trees (the files' bytes are shared).
+        for (const src of sources.values()) src.free();
+      }
       const id = `${++seq}-${Math.random().toString(36).slice(2, 8)}`;
       const purge = staleCaches.splice(0).map((d) => `rm -rf ${quote(d)}\n`).join("");
       const line = requestLine("run", id, purge + stepScript(req, user, plan));
@@ -652,6 +677,8 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       }
       const layer = code === 0 ? session.layer(req.sourceDateEpoch ?? undefined) : null;
       const t3 = performance.now();
+      // Again after the step: its mount sources and the files it took in are in the module too.
+      stats.guestMemoryBytes = guestMemory?.buffer.byteLength ?? null;
       stats.stepsMs.push(Math.round(t3 - t0));
       const mounted = times.mounted ?? t1;
       stats.phases.push({
@@ -670,7 +697,7 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
 
   /**
    * A container in the tab (`run -t`, with `-i` when `spec.interactive`): `spec.layers` (the image's layer
-   * descriptors, base first, read through `spec.io` as a step's are: `{readBlob, openBlob}`, see [streamBase]),
+   * descriptors, base first, read through `spec.io` as a step's are: `{openBlob}`, see [streamBase]),
    * `args` (ENTRYPOINT + CMD), `env`, `workdir`, `user`, `rows`, `cols`; `spec.onOutput(bytes)`
    * gets the terminal's output. Returns `{write(data), stop(seconds), done}`: `write` types into the terminal,
    * `stop` is `docker stop` (SIGTERM to the first process, SIGKILL to all after `seconds`, default 3), `done`

@@ -109,7 +109,8 @@ export function base64(bytes) {
 
 /**
  * The step's mounts, ready for [mountLines]: bind sources and cache seeds added to the 9p server
- * (`ctx.addSource(name, layers, path)` → "dir" | "file" | undefined, the layers read with `ctx.readBlob`),
+ * (`ctx.addBind(name, bind)` → "dir" | "file" | undefined, `bind` one of `req.binds`: `{mount, layers, path}`),
+ * a kept cache's tar as a one-file layer (`ctx.addSource(name, layers, path)`, the same answers),
  * secrets from `ctx.secrets` (id → string or bytes), cache directories from `ctx.cacheDir(id)` (a guest path),
  * kept caches from `ctx.keptCache(id)` (`{tar, mode, uid, gid}`, unpacked into a cache the guest lacks, or null)
  * and where the guest writes a writable cache's tar after the step from `ctx.saveCache(index, id)` (a guest path,
@@ -125,7 +126,7 @@ export function prepareMounts(req, ctx) {
     const src = (req.binds ?? []).find((b) => b.mount === i);
     if (!src) return null;
     const name = `.lw-mount-${i}`;
-    const kind = ctx.addSource(name, src.layers.map((l) => ctx.readBlob(l.digest)), src.path);
+    const kind = ctx.addBind(name, src);
     if (!kind) throw new Error(`${where}--mount=${spec}: bind source ${src.path} does not exist`);
     return { path: `/mnt/${name}`, file: kind === "file" };
   };

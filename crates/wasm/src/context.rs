@@ -111,9 +111,9 @@ impl TabContext {
 
     fn not_at_hand(path: &str) -> Error {
         Error::Host(format!(
-            "{path}: the tab reads this file from its Blob only while it writes a COPY or ADD layer; a step that \
-             reads it otherwise (RUN --mount=type=bind, ADD of a local archive) needs it given as bytes \
-             (a Uint8Array or string)"
+            "{path}: the tab reads this file from its Blob only while it writes a layer of it (COPY, ADD, a \
+             RUN --mount=type=bind source); a step that reads it otherwise (ADD of a local archive) needs it \
+             given as bytes (a Uint8Array or string)"
         ))
     }
 }

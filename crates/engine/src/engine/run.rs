@@ -134,7 +134,7 @@ pub(super) async fn run_step(
         Some(hit) => (hit, true),
         None => {
             // Bind sources become blobs only when the step really runs.
-            req.binds = super::run_mounts::materialize(host, &binds)?;
+            req.binds = super::run_mounts::materialize(host, &binds).await?;
             let made = execute(shared, host, &req, &code, index, step, line).await?;
             let made = match made {
                 Some(l) => Some(super::layers::in_format(host, shared.opts.layer_format, l)?),

@@ -7,7 +7,7 @@ use lw_oci::{Descriptor, Digest, DigestHasher};
 
 use super::copy::{CopySpec, Item, SourceFs};
 use super::copy_step::items_digest;
-use super::layers::write_items;
+use super::layers::write_items_async;
 use super::stage::{chain, stage_ref, StageState};
 use super::{rootfs, Host, Shared};
 use crate::context::normalize_path;
@@ -264,16 +264,18 @@ pub(crate) fn run_key(
 }
 
 /// Write what still needs writing (context layers) and hand the executor its bind sources.
-pub(crate) fn materialize(
-    host: &mut Host,
+pub(crate) async fn materialize(
+    host: &mut Host<'_>,
     binds: &[PendingBind],
 ) -> Result<Vec<BindSource>, Error> {
     let mut out = Vec::new();
     for b in binds {
         let (layers, diff_ids) = match &b.origin {
             Origin::Context(items) => {
-                // Only the executor reads these: gzip, which every executor takes.
-                let l = write_items(host, lw_layer::compress::LayerFormat::GZIP, items)?;
+                // Only the executor reads these: gzip, which every executor takes. Written as COPY writes its
+                // layers, so a context file the host reads in blocks (the tab's `File`s and `Blob`s) streams in.
+                let gzip = lw_layer::compress::LayerFormat::GZIP;
+                let l = write_items_async(host, gzip, items, None, None).await?;
                 (vec![l.descriptor], vec![l.diff_id])
             }
             Origin::Layers(l, d) => (l.clone(), d.clone()),

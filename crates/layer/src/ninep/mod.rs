@@ -18,7 +18,7 @@ use crate::{Error, LayerInfo, LayerWriter};
 pub use crate::tree::Spill;
 pub use fs::{MemFs, Need};
 pub use server::Server;
-pub use stack::BaseBuilder;
+pub use stack::{BaseBuilder, Source};
 
 /// A stage root made once from its layers (the decompressing and unpacking), for every step over the same layers:
 /// the tab's VM runs later steps on the same parent (a rebuild, another Dockerfile on the same image) without
@@ -75,9 +75,22 @@ impl Session {
         layers: impl IntoIterator<Item = R>,
         path: &str,
     ) -> Result<Option<bool>, Error> {
-        let source = MemFs::from_tree(stack::stack(layers)?, 0)?;
+        let source = Source {
+            fs: MemFs::from_tree(stack::stack(layers)?, 0)?,
+        };
+        self.add_source_from(name, &source, path)
+    }
+
+    /// [`Session::add_source`] of a tree already stacked ([`BaseBuilder::finish_source`]: its layers streamed, its
+    /// large files' bytes spilled after the stage root's).
+    pub fn add_source_from(
+        &mut self,
+        name: &str,
+        source: &Source,
+        path: &str,
+    ) -> Result<Option<bool>, Error> {
         let fs = &mut self.server.fs;
-        if !fs.graft_hidden(name, &source, path)? {
+        if !fs.graft_hidden(name, &source.fs, path)? {
             return Ok(None);
         }
         let ino = fs.lookup(fs::ROOT, name).expect("grafted");

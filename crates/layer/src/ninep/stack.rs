@@ -114,7 +114,15 @@ impl BaseBuilder {
     /// A root that keeps the bytes of files above `threshold` in `spill`: the tree keeps where they are
     /// ([`fs::Kind::External`]) and the host answers reads of them ([`super::Session::need`]).
     pub fn spilling(threshold: u64, spill: Box<dyn Spill>) -> BaseBuilder {
-        BaseBuilder::with_spill(Some((threshold, spill)))
+        BaseBuilder::spilling_from(threshold, spill, 0)
+    }
+
+    /// [`BaseBuilder::spilling`] into a store that already holds `start` bytes (a mount source's large files go
+    /// after the stage root's in the session's one store), so the first spilled file's place is `start`.
+    pub fn spilling_from(threshold: u64, spill: Box<dyn Spill>, start: u64) -> BaseBuilder {
+        let b = BaseBuilder::with_spill(Some((threshold, spill)));
+        b.stacker.borrow_mut().spilled = start;
+        b
     }
 
     fn with_spill(spill: Option<(u64, Box<dyn Spill>)>) -> BaseBuilder {
@@ -201,6 +209,19 @@ impl BaseBuilder {
             fs: fs::MemFs::from_tree(self.into_tree()?, BASE_CLOCK)?,
         })
     }
+
+    /// A mount source's tree ([`super::Session::add_source_from`]).
+    pub fn finish_source(self) -> Result<Source, Error> {
+        Ok(Source {
+            fs: fs::MemFs::from_tree(self.into_tree()?, 0)?,
+        })
+    }
+}
+
+/// The tree of a mount source's layers (a bind mount's source, a cache mount's seed), made once and grafted into a
+/// session as a hidden root entry.
+pub struct Source {
+    pub(super) fs: fs::MemFs,
 }
 
 /// The tree of a stack of layers read as streams (compressed or plain tars, base first), pushed a block at a time

@@ -661,3 +661,93 @@ fn materialize_checks_what_it_takes_in() {
     s.materialize(ino, 300_000, vec![0; 10]).unwrap();
     assert_eq!(s.server.fs.external_of("big/b"), None);
 }
+
+/// A mount source streamed as a root is (its layer pushed in chunks), its large files spilled after the root's in
+/// the session's one store: the guest reads and writes them as it does the same source kept in memory, each fetched
+/// from its own place, and the step's layer is the same.
+#[test]
+fn a_spilled_mount_source_follows_the_roots_bytes_in_one_store() {
+    let (base, big) = (base_layer(), big_layer());
+    let (root, mut store) = spilled_base(&[&base, &big], 64 << 10, 1 << 20);
+    let start = store.len() as u64;
+    let spill = VecSpill::default();
+    let mut b = BaseBuilder::spilling_from(64 << 10, Box::new(spill.clone()), start);
+    for c in big.chunks(1000) {
+        b.push(c).unwrap();
+    }
+    b.end_layer().unwrap();
+    let source = b.finish_source().unwrap();
+    assert_eq!(source.fs.external_of("big/a"), Some((start, 300_000)));
+    assert_eq!(source.fs.read_file("big/small"), Some(&b"small"[..]));
+    store.extend(spill.0.take());
+    assert_eq!(
+        store.len() as u64,
+        2 * start,
+        "the source's three large files, once each"
+    );
+
+    let mut x = Client::over(Session::from_base(&root, 1000), Some(store));
+    let inside = Base::from_layers(&[&base, &big]).unwrap();
+    let mut m = Client::over(Session::from_base(&inside, 1000), None);
+    assert_eq!(
+        x.s.add_source_from(".lw-mount-0", &source, "big").unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        m.s.add_source(".lw-mount-0", [&big[..]], "big").unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        x.s.add_source_from(".lw-mount-1", &source, "nowhere")
+            .unwrap(),
+        None
+    );
+    for c in [&mut x, &mut m] {
+        c.walk(0, 1, &[".lw-mount-0", "a"]);
+        c.ok(12, |w| {
+            w.u32(1).u32(0);
+        });
+        c.walk(0, 2, &["big", "d"]);
+        c.ok(12, |w| {
+            w.u32(2).u32(0);
+        });
+    }
+    // One file after the other (the host keeps one fetched window).
+    for fid in [1, 2] {
+        for off in (0..310_000u64).step_by(65536) {
+            let read = |c: &mut Client| {
+                c.ok(116, |w| {
+                    w.u32(fid).u64(off).u32(4096);
+                })
+            };
+            assert_eq!(read(&mut x), read(&mut m), "fid {fid}: read at {off}");
+        }
+    }
+    let places: Vec<_> = x.needs.iter().map(|n| (n.off, n.len, n.whole)).collect();
+    assert_eq!(
+        places,
+        [(start, 300_000, false), (500_000, 70_000, false)],
+        "the source's a after the root's bytes, the root's d at its own place"
+    );
+    // A write into the source's b (a read-write bind) takes it in whole from the source's place; the layer holds
+    // none of it.
+    for c in [&mut x, &mut m] {
+        c.walk(0, 3, &[".lw-mount-0", "b"]);
+        c.ok(12, |w| {
+            w.u32(3).u32(1);
+        });
+        c.ok(118, |w| {
+            w.u32(3).u64(0).u32(4).bytes(b"head");
+        });
+    }
+    let n = x.needs.last().unwrap();
+    assert_eq!((n.off, n.len, n.whole), (start + 300_000, 200_000, true));
+    assert!(x.s.layer_needs().is_empty());
+    assert_eq!(x.s.diff_lines(), m.s.diff_lines());
+    for c in [&mut x, &mut m] {
+        assert!(
+            c.s.layer(Compression::Gzip, Some(0)).unwrap().is_none(),
+            "no change to the root"
+        );
+    }
+}
