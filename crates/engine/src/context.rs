@@ -114,6 +114,18 @@ pub trait Context {
         let _ = (path, offset, len);
         None
     }
+
+    /// Make the first `len` bytes of the file at `path` (all of it when it is shorter) readable by
+    /// [`Context::read_at`], and by [`Context::read_file`] when that is the whole file, until [`Context::release`]:
+    /// for the few files a step reads outside a layer's write (the head of each file ADD may unpack, the whole of an
+    /// archive). `None` (the default): every byte is readable at once.
+    fn hold<'a>(&'a self, path: &'a str, len: u64) -> Option<Fetch<'a>> {
+        let _ = (path, len);
+        None
+    }
+
+    /// Forget the files [`Context::hold`] kept.
+    fn release(&self) {}
 }
 
 /// The future [`Context::fetch`] returns: done once the range is readable.
@@ -139,6 +151,15 @@ macro_rules! forward_context {
             }
             fn digest_computed(&self, path: &str, digest: &Digest) {
                 (**self).digest_computed(path, digest)
+            }
+            fn fetch<'a>(&'a self, path: &'a str, offset: u64, len: usize) -> Option<Fetch<'a>> {
+                (**self).fetch(path, offset, len)
+            }
+            fn hold<'a>(&'a self, path: &'a str, len: u64) -> Option<Fetch<'a>> {
+                (**self).hold(path, len)
+            }
+            fn release(&self) {
+                (**self).release()
             }
         }
     )*};
@@ -562,6 +583,14 @@ impl<C: Context> Context for FilteredContext<C> {
 
     fn fetch<'a>(&'a self, path: &'a str, offset: u64, len: usize) -> Option<Fetch<'a>> {
         self.inner.fetch(path, offset, len)
+    }
+
+    fn hold<'a>(&'a self, path: &'a str, len: u64) -> Option<Fetch<'a>> {
+        self.inner.hold(path, len)
+    }
+
+    fn release(&self) {
+        self.inner.release()
     }
 
     fn entry(&self, path: &str) -> Result<Option<ContextEntry>, Error> {

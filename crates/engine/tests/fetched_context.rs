@@ -1,26 +1,43 @@
 //! A context whose bytes are not at hand (the tab's `Blob`s): the engine awaits `Context::fetch` before every block
 //! it reads while writing a COPY layer on the member pool, reads nothing outside the fetched ranges, never holds more
-//! than one block of a file, and writes the same layer bytes as from a context held in memory.
+//! than one block of a file, and writes the same layer bytes as from a context held in memory. ADD reads the head of
+//! each local file it may unpack and holds (`Context::hold`) only those that may be archives.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
-use lw_engine::context::{Context, ContextEntry, Fetch, MemoryContext};
+use lw_engine::context::{Context, ContextEntry, Fetch, FilteredContext, MemoryContext};
 use lw_engine::engine::{build, BuildOptions, BuildResult, Host};
 use lw_engine::host::{BlobSink, BlobStore, MemoryBlobs, MemoryCache, NoImages};
 use lw_engine::Error;
 use lw_layer::pgzip::MemberPool;
 use lw_oci::{Digest, Platform};
 
-/// A memory context that answers `read_at` only inside the range the last `fetch` loaded.
+/// A memory context that answers `read_at` only inside the range the last `fetch` loaded, or for a file it was asked
+/// to hold (until released).
 struct Fetched {
     inner: MemoryContext,
     window: RefCell<Option<(String, u64, u64)>>,
     fetches: Cell<usize>,
     largest: Cell<usize>,
+    held: RefCell<BTreeMap<String, u64>>,
+    holds: RefCell<Vec<(String, u64)>>,
+}
+
+impl Fetched {
+    fn new(inner: MemoryContext) -> Fetched {
+        Fetched {
+            inner,
+            window: RefCell::new(None),
+            fetches: Cell::new(0),
+            largest: Cell::new(0),
+            held: RefCell::default(),
+            holds: RefCell::default(),
+        }
+    }
 }
 
 impl Context for Fetched {
@@ -31,6 +48,14 @@ impl Context for Fetched {
         self.inner.entry(path)
     }
     fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        if let Some(&len) = self.held.borrow().get(path) {
+            if offset < len {
+                let n = buf
+                    .len()
+                    .min((len - offset).min(usize::MAX as u64) as usize);
+                return self.inner.read_at(path, offset, &mut buf[..n]);
+            }
+        }
         match &*self.window.borrow() {
             Some((p, start, end)) if p == path && offset >= *start && offset < *end => {
                 let n = buf.len().min((*end - offset) as usize);
@@ -46,6 +71,16 @@ impl Context for Fetched {
             *self.window.borrow_mut() = Some((path.to_string(), offset, offset + len as u64));
             Ok(())
         }))
+    }
+    fn hold<'a>(&'a self, path: &'a str, len: u64) -> Option<Fetch<'a>> {
+        Some(Box::pin(async move {
+            self.holds.borrow_mut().push((path.to_string(), len));
+            self.held.borrow_mut().insert(path.to_string(), len);
+            Ok(())
+        }))
+    }
+    fn release(&self) {
+        self.held.borrow_mut().clear();
     }
 }
 
@@ -109,10 +144,16 @@ fn context() -> MemoryContext {
 }
 
 fn run(ctx: &dyn Context, blobs: &mut dyn BlobStore, no_cache: bool) -> BuildResult {
-    let mut o = BuildOptions::new(
-        b"FROM scratch\nCOPY . /app/\n".to_vec(),
-        Platform::new("linux", "amd64", None),
-    );
+    run_file(ctx, blobs, no_cache, b"FROM scratch\nCOPY . /app/\n")
+}
+
+fn run_file(
+    ctx: &dyn Context,
+    blobs: &mut dyn BlobStore,
+    no_cache: bool,
+    dockerfile: &[u8],
+) -> BuildResult {
+    let mut o = BuildOptions::new(dockerfile.to_vec(), Platform::new("linux", "amd64", None));
     o.no_cache = no_cache;
     let mut events = |_| {};
     let mut host = Host {
@@ -131,12 +172,7 @@ fn run(ctx: &dyn Context, blobs: &mut dyn BlobStore, no_cache: bool) -> BuildRes
 fn a_fetched_context_builds_the_same_layer_block_by_block() {
     let plain = run(&context(), &mut MemoryBlobs::default(), false);
     for no_cache in [false, true] {
-        let fetched = Fetched {
-            inner: context(),
-            window: RefCell::new(None),
-            fetches: Cell::new(0),
-            largest: Cell::new(0),
-        };
+        let fetched = Fetched::new(context());
         let r = run(&fetched, &mut Pooled::default(), no_cache);
         assert_eq!(
             r.layers[0].digest, plain.layers[0].digest,
@@ -160,4 +196,72 @@ fn a_fetched_context_builds_the_same_layer_block_by_block() {
         assert_eq!(fetched.fetches.get(), want, "no_cache {no_cache}");
         assert_eq!(fetched.largest.get(), 256 * 1024);
     }
+}
+
+/// ADD's local files: a gzip'd tar (unpacked), a file with gzip's magic that is no archive, a plain file past 512
+/// bytes and a small one (both copied as they are). Only the first two are held whole; the layer is the one a
+/// context in memory gives, with the tar unpacked.
+#[test]
+fn add_holds_only_the_files_that_may_be_archives() {
+    use lw_layer::tar::{TarReader, WriteOptions};
+    use lw_layer::{Entry, LayerWriter};
+    use lw_oci::media::Compression;
+    let mut lw = LayerWriter::new(Vec::new(), Compression::Gzip, WriteOptions::default()).unwrap();
+    lw.tar()
+        .append_bytes(&Entry::file("inside.txt", 0o644, 7), b"inside\n")
+        .unwrap();
+    let tgz = lw.finish().unwrap().0;
+    let mut fake = Vec::new();
+    lw_layer::deflate::gzip_member(b"not a tar at all", 6, &mut fake).unwrap();
+    let ctx = || {
+        let mut c = MemoryContext::new();
+        c.insert_file("app.tar.gz", tgz.clone()).unwrap();
+        c.insert_file("fake.gz", fake.clone()).unwrap();
+        c.insert_file("plain.bin", vec![7u8; 4096]).unwrap();
+        c.insert_file("small.txt", b"small\n".to_vec()).unwrap();
+        c
+    };
+    let dockerfile = b"FROM scratch\nADD app.tar.gz fake.gz plain.bin small.txt /x/\n";
+    let mut blobs = MemoryBlobs::default();
+    let plain = run_file(&ctx(), &mut blobs, true, dockerfile);
+    // Through the .dockerignore filter every build's context goes through.
+    let filtered = FilteredContext::from_ignore_file(Fetched::new(ctx()), None).unwrap();
+    let r = run_file(&filtered, &mut Pooled::default(), true, dockerfile);
+    let fetched = filtered.inner();
+    assert_eq!(r.layers[0].digest, plain.layers[0].digest);
+    let whole: Vec<String> = fetched
+        .holds
+        .borrow()
+        .iter()
+        .filter(|(_, len)| *len == u64::MAX)
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(
+        whole,
+        ["app.tar.gz", "fake.gz"],
+        "{:?}",
+        fetched.holds.borrow()
+    );
+    assert_eq!(
+        fetched.holds.borrow().len(),
+        6,
+        "four heads and two whole files"
+    );
+    assert!(fetched.held.borrow().is_empty(), "released after planning");
+    let blob = lw_engine::host::BlobStore::open(&blobs, &plain.layers[0].digest).unwrap();
+    let mut t = TarReader::new(lw_layer::compress::decoder(blob, Compression::Gzip).unwrap());
+    let mut names = Vec::new();
+    while let Some(e) = t.next_entry().unwrap() {
+        names.push(e.path);
+    }
+    assert_eq!(
+        names,
+        [
+            "x",
+            "x/fake.gz",
+            "x/inside.txt",
+            "x/plain.bin",
+            "x/small.txt"
+        ]
+    );
 }

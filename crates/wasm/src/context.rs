@@ -35,6 +35,9 @@ pub struct TabContext {
     block: RefCell<Block>,
     /// A read started ahead: path, range and the promise of its bytes.
     ahead: RefCell<Option<(String, u64, u64, js_sys::Promise)>>,
+    /// Blob-backed files' first bytes, or whole, read for a step ([`Context::hold`]: the heads of files ADD may
+    /// unpack, and its archives), until released.
+    held: RefCell<BTreeMap<String, Vec<u8>>>,
 }
 
 impl TabContext {
@@ -112,8 +115,8 @@ impl TabContext {
     fn not_at_hand(path: &str) -> Error {
         Error::Host(format!(
             "{path}: the tab reads this file from its Blob only while it writes a layer of it (COPY, ADD, a \
-             RUN --mount=type=bind source); a step that reads it otherwise (ADD of a local archive) needs it \
-             given as bytes (a Uint8Array or string)"
+             RUN --mount=type=bind source) or before ADD unpacks it; here it was read otherwise (give it as \
+             bytes: a Uint8Array or string)"
         ))
     }
 }
@@ -136,6 +139,14 @@ impl Context for TabContext {
         let Some((_, size)) = self.blobs.get(path) else {
             return self.mem.read_at(path, offset, buf);
         };
+        if let Some(bytes) = self.held.borrow().get(path) {
+            if offset < bytes.len() as u64 || bytes.len() as u64 == *size {
+                let rest = bytes.get(offset as usize..).unwrap_or_default();
+                let n = buf.len().min(rest.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                return Ok(n);
+            }
+        }
         if offset >= *size {
             return Ok(0);
         }
@@ -153,7 +164,10 @@ impl Context for TabContext {
     fn read_file(&self, path: &str) -> Result<Vec<u8>, Error> {
         match self.blobs.get(path) {
             None => self.mem.read_file(path),
-            Some(_) => Err(Self::not_at_hand(path)),
+            Some((_, size)) => match self.held.borrow().get(path) {
+                Some(bytes) if bytes.len() as u64 == *size => Ok(bytes.clone()),
+                _ => Err(Self::not_at_hand(path)),
+            },
         }
     }
 
@@ -164,8 +178,51 @@ impl Context for TabContext {
             .or_else(|| self.mem.known_digest(path))
     }
 
+    fn hold<'a>(&'a self, path: &'a str, len: u64) -> Option<Fetch<'a>> {
+        let (blob, size) = self.blobs.get(path)?;
+        let end = len.min(*size);
+        if self
+            .held
+            .borrow()
+            .get(path)
+            .is_some_and(|b| b.len() as u64 >= end)
+        {
+            return None;
+        }
+        let blob = blob.clone();
+        Some(Box::pin(async move {
+            let promise = start_read(&blob, 0, end).map_err(|e| read_err(path, &e))?;
+            let buf = JsFuture::from(promise)
+                .await
+                .map_err(|e| read_err(path, &e))?;
+            let got = Uint8Array::new(&buf);
+            if got.length() as u64 != end {
+                return Err(Error::Host(format!(
+                    "{path}: its Blob gave {} bytes, not {end} (was the file changed?)",
+                    got.length()
+                )));
+            }
+            self.held
+                .borrow_mut()
+                .insert(path.to_string(), got.to_vec());
+            Ok(())
+        }))
+    }
+
+    fn release(&self) {
+        self.held.borrow_mut().clear();
+    }
+
     fn fetch<'a>(&'a self, path: &'a str, offset: u64, len: usize) -> Option<Fetch<'a>> {
         let (blob, size) = self.blobs.get(path)?;
+        if self
+            .held
+            .borrow()
+            .get(path)
+            .is_some_and(|b| b.len() as u64 == *size)
+        {
+            return None;
+        }
         if offset >= *size {
             return None;
         }

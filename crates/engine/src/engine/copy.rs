@@ -165,6 +165,44 @@ impl<'a> View<'a> {
             SourceFs::Tree(t) => Ok(tree_data(t, &s.path)),
         }
     }
+
+    /// The first [`ARCHIVE_HEAD`] bytes of `s` (fewer when it is shorter).
+    fn read_head(&self, s: &Src) -> Result<Vec<u8>, Error> {
+        match self.fs {
+            SourceFs::Context(c) => read_head(c, &s.path),
+            SourceFs::Tree(t) => {
+                let mut d = tree_data(t, &s.path);
+                d.truncate(ARCHIVE_HEAD);
+                Ok(d)
+            }
+        }
+    }
+}
+
+/// What tells a file ADD may unpack from one it copies as it is: a compressed stream's magic bytes, or a plain
+/// tar's header (its `ustar` at 257).
+pub(super) const ARCHIVE_HEAD: usize = 512;
+
+/// The first [`ARCHIVE_HEAD`] bytes of the context file at `path`.
+pub(super) fn read_head(c: &dyn Context, path: &str) -> Result<Vec<u8>, Error> {
+    let mut head = vec![0u8; ARCHIVE_HEAD];
+    let mut n = 0;
+    while n < head.len() {
+        match c.read_at(path, n as u64, &mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    head.truncate(n);
+    Ok(head)
+}
+
+/// Whether a file starting with `head` ([`ARCHIVE_HEAD`] bytes, or the whole file when shorter) may be an archive
+/// [`unpack_bytes`] unpacks: compressed (only decoding it tells), or a plain tar. Any other file is copied as it is
+/// without being read whole.
+pub(super) fn may_be_archive(head: &[u8]) -> bool {
+    use lw_layer::archive_compression::{sniff, ArchiveCompression};
+    sniff(head) != ArchiveCompression::None || (head.len() >= 512 && &head[257..262] == b"ustar")
 }
 
 /// The bytes of a file in a tree, through a hard link when it is one.
@@ -319,6 +357,9 @@ pub(super) fn try_unpack(
     line: usize,
     kw: &str,
 ) -> Result<Option<Vec<Item>>, Error> {
+    if !may_be_archive(&view.read_head(src)?) {
+        return Ok(None);
+    }
     let bytes = view.read_all(src)?;
     unpack_bytes(shared, bytes, dest, line, kw, &src.path)
 }

@@ -207,6 +207,23 @@ pub(crate) fn plan<'f>(
     Ok(out)
 }
 
+/// The context files an ADD may unpack (its local regular-file sources, when it unpacks), which [`plan`] reads: a
+/// host whose files are read asynchronously (the tab's `Blob`s) reads them ahead
+/// ([`crate::context::Context::hold`]).
+pub(crate) fn unpack_candidates(shared: &Shared, spec: &CopySpec) -> Result<Vec<String>, Error> {
+    if !spec.is_add || spec.unpack == Some(false) || !matches!(spec.from, SourceFs::Context(_)) {
+        return Ok(Vec::new());
+    }
+    let view = View::new(&spec.from)?;
+    let selected = select(shared, spec, &view)?;
+    Ok(selected
+        .local
+        .into_iter()
+        .filter(|(_, s)| s.kind == EntryKind::File)
+        .map(|(_, s)| s.path)
+        .collect())
+}
+
 /// The destination relative to the root (symlinks in it followed inside the image's root, as BuildKit resolves
 /// it), whether it is written as a directory, and whether it is an existing directory.
 fn destination(

@@ -160,6 +160,47 @@ async fn hash_unknown(host: &Host<'_>, items: &[Item]) -> Result<BTreeMap<String
     Ok(out)
 }
 
+/// [`plan_items`] with ADD's possible archives held first ([`hold_archives`]) and released after.
+async fn plan_held(
+    cx: &StepCtx<'_>,
+    host: &mut Host<'_>,
+    st: &mut StageState,
+    spec: CopySpec<'_>,
+    linked: bool,
+    fetched: Option<&mut dyn UrlFetcher>,
+) -> Result<Vec<Item>, Error> {
+    let held = hold_archives(cx, host, &spec).await;
+    let items = held.and_then(|()| plan_items(cx, host, st, spec, linked, fetched));
+    host.context.release();
+    items
+}
+
+/// ADD's local files it may unpack, held where the host reads asynchronously (the tab's `Blob`s): each one's head,
+/// and the whole of one whose head says it may be an archive ([`super::copy::may_be_archive`]), so that planning,
+/// which reads them, finds them at hand.
+async fn hold_archives(
+    cx: &StepCtx<'_>,
+    host: &Host<'_>,
+    spec: &CopySpec<'_>,
+) -> Result<(), Error> {
+    use super::copy::{may_be_archive, read_head, ARCHIVE_HEAD};
+    // A source planning refuses is left to planning, which says so in its own order.
+    let Ok(paths) = super::copy_plan::unpack_candidates(cx.shared, spec) else {
+        return Ok(());
+    };
+    for p in paths {
+        if let Some(f) = host.context.hold(&p, ARCHIVE_HEAD as u64) {
+            f.await?;
+        }
+        if may_be_archive(&read_head(host.context, &p)?) {
+            if let Some(f) = host.context.hold(&p, u64::MAX) {
+                f.await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The flags and words of a COPY or ADD, by name.
 struct CopyFields<'i> {
     files: &'i lw_dockerfile::instructions::SourcesAndDest,
@@ -312,7 +353,7 @@ pub(super) async fn copy_step(
     };
     let fetched = fetched.as_mut().map(|f| f as &mut dyn UrlFetcher);
     let linked = link && chmod_text.is_empty();
-    let items = plan_items(cx, host, st, spec, linked, fetched)?;
+    let items = plan_held(cx, host, st, spec, linked, fetched).await?;
     // A `--link` copy is a layer of its own, merged as it is; any other leaves out what it does not change.
     let items = if linked {
         items
