@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { missing, newPage, open, root, dist, siteSession, tempDir } from './harness.mjs';
+import { layerwrightBin } from './fixtures.mjs';
 
 const why = missing();
 if (why) console.error(`\n*** SKIPPING the browser tests: ${why} ***\n`);
@@ -194,5 +195,68 @@ test('a zstd layer whose decoder module cannot be fetched fails with a message n
   assert.match(e ?? '', /loading the bzip2\/xz\/zstd decoders \(pkg\/lw_archive_bg\.wasm\) failed/);
   // gzip layers are unaffected.
   assert.equal((await scan(page, l.gz)).compression, 'gzip');
+  await context.close();
+});
+
+// A zstd build of a context given as Files (here 192 MiB on disk, a folder a user picks) reads each a block at a time
+// as the layer is written, as a gzip build on the workers does (before, a zstd build read the whole context into
+// wasm memory first): WebAssembly.Memory grows by far less than the context, and the layer is the one
+// `layerwright build --compression zstd` makes of the same directory.
+test('a zstd build streams a File context: wasm memory does not hold it, the native layer', { skip: !!why || !layerwrightBin(), timeout: 900000 }, async () => {
+  const dir = tempDir('zstd-files');
+  const ctx = join(dir, 'ctx');
+  mkdirSync(ctx);
+  const MiB = 1 << 20;
+  const names = [];
+  for (let i = 0; i < 32; i++) {
+    // Half pseudo-random (xorshift32), half text, so the layer is about half the context.
+    const w = new Uint32Array(6 * MiB / 4);
+    let x = i + 1;
+    for (let j = 0; j < w.length / 2; j++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; w[j] = x; }
+    const b = Buffer.from(w.buffer);
+    b.fill(0x61 + (i % 26), 3 * MiB);
+    names.push(`f${String(i).padStart(2, '0')}.bin`);
+    writeFileSync(join(ctx, names.at(-1)), b);
+  }
+  const dockerfile = 'FROM scratch\nCOPY . /data/\n';
+  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+  const { page, context, errors } = await newPage(site.browser);
+  await open(page, site.server.url);
+  await page.evaluate(() => {
+    const i = Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'zctx' });
+    i.style.display = 'none';
+    document.body.append(i);
+  });
+  await page.setInputFiles('#zctx', names.map((n) => join(ctx, n)));
+  const got = await page.evaluate(async (dockerfile) => {
+    const lw = window.layerwright;
+    const files = Object.fromEntries([...document.getElementById('zctx').files].map((f) => [f.name, f]));
+    const before = lw.memoryBytes();
+    let peak = before;
+    const timer = setInterval(() => { peak = Math.max(peak, lw.memoryBytes()); }, 20);
+    let r;
+    try {
+      r = await lw.build({ dockerfile, files, compression: 'zstd', noCache: true });
+    } finally {
+      clearInterval(timer);
+    }
+    peak = Math.max(peak, lw.memoryBytes());
+    const layers = JSON.parse(new TextDecoder().decode(r.manifestBytes)).layers.map((l) => [l.digest, l.mediaType]);
+    return { before, peak, layers };
+  }, dockerfile);
+  const size = 32 * 6 * MiB;
+  console.log(`zstd build of a ${size} B File context: WebAssembly.Memory ${got.before} B before, peak ${got.peak} B`);
+  assert.equal(got.layers.length, 1);
+  assert.equal(got.layers[0][1], 'application/vnd.oci.image.layer.v1.tar+zstd');
+  assert.ok(got.peak - got.before < size / 2, `wasm memory grew by ${got.peak - got.before} B for a ${size} B context`);
+  // The native build of the same directory (the Dockerfile outside it, as the tab's is).
+  const store = join(dir, 'store');
+  const out = execFileSync(layerwrightBin(), ['--root', store, 'build', '-q', '--compression', 'zstd', '-f', join(dir, 'Dockerfile'), '-t', 'z:1', ctx]).toString().trim();
+  // The store is an OCI layout: its index names the manifest.
+  const index = JSON.parse(readFileSync(join(store, 'index.json'), 'utf8'));
+  const desc = index.manifests.find((d) => Object.values(d.annotations ?? {}).some((v) => v.endsWith('z:1')));
+  const manifest = JSON.parse(readFileSync(join(store, 'blobs', 'sha256', desc.digest.slice('sha256:'.length)), 'utf8'));
+  assert.deepEqual(got.layers.map((l) => l[0]), manifest.layers.map((l) => l.digest), `the native layer (${out})`);
+  assert.deepEqual(errors, []);
   await context.close();
 });

@@ -197,10 +197,10 @@ fn executor_of(opts: &JsValue) -> Result<Option<Function>, JsValue> {
         .map_err(|_| err("build: executor must be a function (request, io) => Promise<result>"))
 }
 
-/// The context. A `Blob`/`File` stays in the browser when `stream` (the build writes its COPY layers on the member
-/// pool, which awaits each block): it is read a block at a time as the layer is written, and hashed by WebCrypto
-/// (the digests may come precomputed in `contextDigests`, as `js/index.js` computes them several at a time).
-/// Other values, and every file without `stream`, are read into memory now.
+/// The context. A `Blob`/`File` stays in the browser when `stream` (the build's context): it is read a block at a
+/// time as a layer is written (the engine awaits each block), and hashed by WebCrypto (the digests may come
+/// precomputed in `contextDigests`, as `js/index.js` computes them several at a time). Other values, and every file
+/// of a named context (read whole as it becomes a layer), are read into memory now.
 async fn context_of(opts: &JsValue, stream: bool) -> Result<TabContext, JsValue> {
     let mut ctx = TabContext::default();
     let files = get(opts, "files")?;
@@ -423,10 +423,9 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
     let (compress, hash) = pool_of(&opts)?;
     let executor = executor_of(&opts)?;
 
-    // Context Blobs are read as the layer is written when COPY layers go through the member pool (gzip with
-    // workers); otherwise the layer is written synchronously and needs every byte at hand.
-    let stream = compress.is_some() && o.layer_format == lw_layer::compress::LayerFormat::GZIP;
-    let ctx = context_of(&opts, stream).await?;
+    // Context Blobs are read a block at a time as each layer is written, whatever its compression and whether or
+    // not it goes through the workers.
+    let ctx = context_of(&opts, true).await?;
     o.has_dockerignore = ctx.has(".dockerignore");
     let ctx = FilteredContext::from_ignore_file(ctx, Some("Dockerfile"))
         .map_err(|e| err(format!(".dockerignore: {e}")))?;

@@ -65,7 +65,17 @@ pub(super) async fn write_items_async(
         return super::resume::write(host, format, items, key, known, digests, pool).await;
     }
     let Some(pool) = pool else {
-        return write_inline(host, format, items, digests);
+        // Compressed here (zstd, uncompressed, a host without workers), still awaiting each context block the host
+        // fetches, so the tab's `Blob`s stream in whatever the format.
+        let mut lw = LayerWriter::with_format(
+            host.blobs.create()?,
+            format,
+            WriteOptions { clamp_mtime: None },
+            host.blobs.member_cache(),
+        );
+        append_items(host, &mut lw, items, digests, &mut Vec::new()).await?;
+        let (sink, info) = lw.finish()?;
+        return commit(sink, info);
     };
     let sink = host.blobs.create()?;
     let members = host.blobs.member_cache();
