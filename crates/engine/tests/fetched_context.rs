@@ -265,3 +265,29 @@ fn add_holds_only_the_files_that_may_be_archives() {
         ]
     );
 }
+
+/// A copy onto a file the stage already has with the same metadata is compared by content to leave it out
+/// (`drop_unchanged`); with a context whose bytes are only fetched (the tab's `Blob`s without WebCrypto: no digest
+/// known), the file is hashed block by block first instead of read whole, and the second COPY adds nothing.
+#[test]
+fn a_repeated_copy_of_a_fetched_file_is_compared_without_reading_it_whole() {
+    let ctx = || {
+        let mut c = MemoryContext::new();
+        c.insert_file("a.bin", vec![3u8; 600_000]).unwrap();
+        c
+    };
+    let dockerfile = b"FROM scratch\nCOPY a.bin /x\nCOPY a.bin /x\n";
+    let plain = run_file(&ctx(), &mut MemoryBlobs::default(), true, dockerfile);
+    let fetched = Fetched::new(ctx());
+    let r = run_file(&fetched, &mut Pooled::default(), true, dockerfile);
+    assert_eq!(r.layers.len(), plain.layers.len());
+    for (a, b) in r.layers.iter().zip(&plain.layers) {
+        assert_eq!(a.digest, b.digest);
+    }
+    assert_eq!(r.manifest.digest, plain.manifest.digest);
+    assert_eq!(
+        fetched.largest.get(),
+        256 * 1024,
+        "never more than a block at a time"
+    );
+}

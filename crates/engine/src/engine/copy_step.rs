@@ -17,7 +17,12 @@ use crate::{Error, StepError};
 
 /// BuildKit's layer is a diff of the snapshot: a file copied over an identical one (same kind, mode, owner and
 /// bytes) changes nothing, and an existing directory is in the layer only when something below it changed.
-fn drop_unchanged(host: &Host, st: &StageState, items: Vec<Item>) -> Result<Vec<Item>, Error> {
+fn drop_unchanged(
+    host: &Host,
+    st: &StageState,
+    items: Vec<Item>,
+    hashed: &BTreeMap<String, Digest>,
+) -> Result<Vec<Item>, Error> {
     let Some(tree) = st.tree.as_ref() else {
         return Ok(items);
     };
@@ -36,12 +41,18 @@ fn drop_unchanged(host: &Host, st: &StageState, items: Vec<Item>) -> Result<Vec<
                     let old = rootfs::read_file(tree, &*host.blobs, &st.layers, &it.entry.path)?;
                     match (data, old) {
                         (_, None) => false,
-                        // A digest the host knows compares without reading the file (the tab's Blobs are read
-                        // only as the layer is written).
-                        (Data::Context(p), Some(old)) => match host.context.known_digest(p) {
-                            Some(d) => Digest::sha256_of(&old) == d,
-                            None => host.context.read_file(p)? == old,
-                        },
+                        // Compared by digest: one the host knows, or one [`prepare_unchanged`] hashed block
+                        // by block (the tab's Blobs are read only through fetches).
+                        (Data::Context(p), Some(old)) => {
+                            match host
+                                .context
+                                .known_digest(p)
+                                .or_else(|| hashed.get(p).cloned())
+                            {
+                                Some(d) => Digest::sha256_of(&old) == d,
+                                None => host.context.read_file(p)? == old,
+                            }
+                        }
                         (Data::Bytes(b), Some(old)) => *b == old,
                         (Data::None, Some(old)) => old.is_empty(),
                     }
@@ -358,8 +369,8 @@ pub(super) async fn copy_step(
     let items = if linked {
         items
     } else {
-        prepare_unchanged(host, st, &items).await?;
-        drop_unchanged(host, st, items)?
+        let hashed = prepare_unchanged(host, st, &items).await?;
+        drop_unchanged(host, st, items, &hashed)?
     };
     add_copy_layer(cx, host, st, inst, &items, created_by).await
 }
@@ -402,24 +413,27 @@ fn same_meta(tree: &FileTree, it: &Item) -> bool {
 }
 
 /// The pre-step of [`drop_unchanged`]: the stage's files it compares by content (same metadata as a copied file),
-/// made readable by the host.
+/// made readable by the host, and the digests of the copied context files among them that the host does not know,
+/// hashed as the host fetches their blocks.
 async fn prepare_unchanged(
     host: &mut Host<'_>,
     st: &StageState,
     items: &[Item],
-) -> Result<(), Error> {
+) -> Result<BTreeMap<String, Digest>, Error> {
     let Some(tree) = st.tree.as_ref() else {
-        return Ok(());
+        return Ok(BTreeMap::new());
     };
-    let want: Vec<String> = items
+    let same: Vec<Item> = items
         .iter()
         .filter(|it| it.entry.kind == lw_layer::EntryKind::File && same_meta(tree, it))
-        .map(|it| it.entry.path.clone())
+        .cloned()
         .collect();
-    if want.is_empty() {
-        return Ok(());
+    if same.is_empty() {
+        return Ok(BTreeMap::new());
     }
-    rootfs::prepare_files(&mut *host.blobs, &*host.cache, &st.layers, &want).await
+    let want: Vec<String> = same.iter().map(|it| it.entry.path.clone()).collect();
+    rootfs::prepare_files(&mut *host.blobs, &*host.cache, &st.layers, &want).await?;
+    hash_unknown(host, &same).await
 }
 
 /// The copy's entries, planned on the stage's tree (on an empty one when `linked`).
