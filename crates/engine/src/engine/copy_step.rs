@@ -423,17 +423,22 @@ async fn prepare_unchanged(
     let Some(tree) = st.tree.as_ref() else {
         return Ok(BTreeMap::new());
     };
-    let same: Vec<Item> = items
+    let same: Vec<&Item> = items
         .iter()
         .filter(|it| it.entry.kind == lw_layer::EntryKind::File && same_meta(tree, it))
-        .cloned()
         .collect();
     if same.is_empty() {
         return Ok(BTreeMap::new());
     }
     let want: Vec<String> = same.iter().map(|it| it.entry.path.clone()).collect();
     rootfs::prepare_files(&mut *host.blobs, &*host.cache, &st.layers, &want).await?;
-    hash_unknown(host, &same).await
+    // Only context files are hashed (an archive's unpacked bytes are not cloned for it).
+    let context: Vec<Item> = same
+        .into_iter()
+        .filter(|it| matches!(it.data, Data::Context(_)))
+        .cloned()
+        .collect();
+    hash_unknown(host, &context).await
 }
 
 /// The copy's entries, planned on the stage's tree (on an empty one when `linked`).
