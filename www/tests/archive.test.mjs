@@ -32,13 +32,17 @@ function archives() {
   };
 }
 
-/** In the page: `build` of `FROM scratch` + ADD of `name` (base64 bytes), giving the ADD layer's digest. */
-const addLayer = (page, name, b64) => page.evaluate(async ({ name, b64 }) => {
+/**
+ * In the page: `build` of `FROM scratch` + ADD of `name` (base64 bytes; a `Blob` of them when `asBlob`, beside
+ * `others` Blobs of plain text), giving the ADD layer's digest.
+ */
+const addLayer = (page, name, b64, { asBlob = false, others = 0 } = {}) => page.evaluate(async ({ name, b64, asBlob, others }) => {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-  const r = await window.layerwright.build({ dockerfile: `FROM scratch\nADD ${name} /opt/\n`, files: { [name]: bytes },
-    noCache: true });
+  const files = { [name]: asBlob ? new Blob([bytes]) : bytes };
+  for (let i = 0; i < others; i++) files[`other/${i}.txt`] = new Blob([`file ${i}\n`]);
+  const r = await window.layerwright.build({ dockerfile: `FROM scratch\nADD ${name} /opt/\n`, files, noCache: true });
   return JSON.parse(new TextDecoder().decode(r.manifestBytes)).layers.map((l) => l.digest);
-}, { name, b64 });
+}, { name, b64, asBlob, others });
 
 /** In the page: tarFiles of base64 bytes, as [path, text length] pairs. */
 const tarFiles = (page, b64) => page.evaluate(async (b64) => {
@@ -78,6 +82,35 @@ test('the bzip2/xz module loads only for such an archive, which unpacks as the s
   const gzLen = (f) => gzipSync(readFileSync(join(dist, 'pkg', f)), { level: 9 }).length;
   const raw = statSync(join(dist, 'pkg', 'lw_archive_bg.wasm')).size;
   console.log(`main module ${gzLen('lw_wasm_bg.wasm')} bytes gzipped by node's zlib -9 (xtask's flate2 count, which the budget checks, is smaller); archive module ${gzLen('lw_archive_bg.wasm')} (${raw} raw)`);
+});
+
+// A context of Blobs (a dropped folder's large files): the page no longer reads every Blob's head to decide whether
+// to load the module; ADD reads the head of the file it may unpack and the core loads the module then.
+test('an xz archive given as a Blob loads the module when ADD reaches it, and unpacks as from bytes', { skip: !!why }, async () => {
+  const a = archives();
+  const { page, context, errors } = await newPage(site.browser);
+  const fetches = [];
+  context.on('request', (r) => {
+    if (/\/pkg\/lw_archive_bg\.wasm$/.test(r.url()) && !r.serviceWorker()) fetches.push(r.url());
+  });
+  await open(page, site.server.url);
+  const plain = await addLayer(page, 'rootfs.tar', a.tar);
+  assert.deepEqual(await addLayer(page, 'rootfs.tar.gz', a.gz, { asBlob: true, others: 50 }), plain, 'a gzip Blob');
+  assert.deepEqual(fetches, [], 'a gzip Blob fetches no module');
+  assert.deepEqual(await addLayer(page, 'rootfs.tar.xz', a.xz, { asBlob: true, others: 50 }), plain, 'an xz Blob');
+  assert.equal(fetches.length, 1, `the module was fetched once, for the xz Blob: ${JSON.stringify(fetches)}`);
+  assert.deepEqual(await addLayer(page, 'rootfs.tar.bz2', a.bz2, { asBlob: true }), plain, 'a bzip2 Blob');
+  assert.equal(fetches.length, 1, 'loaded once per page');
+  assert.deepEqual(errors, []);
+  await context.close();
+
+  // Without the module, ADD of a bzip2 Blob fails naming the file and the module.
+  const gone = await newPage(site.browser);
+  await gone.context.route(/\/pkg\/lw_archive_bg\.wasm$/, (r) => r.fulfill({ status: 404, body: 'gone' }));
+  await open(gone.page, site.server.url);
+  const failed = await addLayer(gone.page, 'rootfs.tar.bz2', a.bz2, { asBlob: true }).then(() => null, (e) => String(e?.message ?? e));
+  assert.match(failed ?? '', /rootfs\.tar\.bz2: .*loading the bzip2\/xz\/zstd decoders \(pkg\/lw_archive_bg\.wasm\) failed/);
+  await gone.context.close();
 });
 
 test('a bzip2 archive whose decoder module cannot be fetched fails with a message naming it', { skip: !!why }, async () => {

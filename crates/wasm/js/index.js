@@ -355,13 +355,16 @@ function needsDecoders(head) {
   return !!b && core.archiveNeedsDecoder(b.subarray(0, 6));
 }
 
-/** Whether a build may unpack a bzip2, xz or zstd archive: it has an ADD and a context file with such a magic number. */
-async function buildNeedsArchive(opts) {
+/**
+ * Whether a build may unpack a bzip2, xz or zstd archive: it has an ADD and a context file held in memory with such
+ * a magic number. A `Blob`'s head is read only when ADD is about to unpack it, and the core loads the module then
+ * (reading every Blob's head here cost a browser round trip per file).
+ */
+function buildNeedsArchive(opts) {
   if (!/^\s*ADD\b/im.test(opts?.dockerfile ?? "") || !opts?.files) return false;
   for (const v of Object.values(opts.files)) {
     let head = null;
-    if (typeof Blob !== "undefined" && v instanceof Blob) head = new Uint8Array(await v.slice(0, 6).arrayBuffer());
-    else if (v instanceof Uint8Array || v instanceof ArrayBuffer) head = v;
+    if (v instanceof Uint8Array || v instanceof ArrayBuffer) head = v;
     else if (typeof v === "string") head = new TextEncoder().encode(v.slice(0, 6));
     if (head && needsDecoders(head)) return true;
   }
@@ -371,7 +374,7 @@ async function buildNeedsArchive(opts) {
 export async function build(opts) {
   await init();
   if (opts?.compression === "zstd" && !core.hasZstdEncoder()) await loadZstd();
-  if (!core.hasArchiveDecoder() && await buildNeedsArchive(opts)) await loadArchive();
+  if (!core.hasArchiveDecoder() && buildNeedsArchive(opts)) await loadArchive();
   if (!core.hasBuildChecks() && core.buildNeedsChecks(opts?.dockerfile ?? "")) await loadLint();
   const n = opts?.workers ?? defaultWorkers();
   let o = opts;

@@ -171,6 +171,20 @@ pub(crate) async fn need_zstd() -> Result<(), JsValue> {
     if has_zstd_decoder() {
         return Ok(());
     }
+    load_decoders().await
+}
+
+/// Make sure an archive starting with `head` can be read (ADD unpacking a context `Blob`, whose head the tab
+/// reads only then): a bzip2, xz or zstd one awaits the page's loader when its decoder is missing.
+pub(crate) async fn need_decoder_for_archive(head: &[u8]) -> Result<(), JsValue> {
+    if !archive_needs_decoder(head) || has_archive_decoder() {
+        return Ok(());
+    }
+    load_decoders().await
+}
+
+/// The page's loader of the decoder module, awaited (nothing without one).
+async fn load_decoders() -> Result<(), JsValue> {
     let Some(load) = LOADER.with(|f| f.borrow().clone()) else {
         return Ok(());
     };

@@ -202,9 +202,13 @@ impl Context for TabContext {
                     got.length()
                 )));
             }
-            self.held
-                .borrow_mut()
-                .insert(path.to_string(), got.to_vec());
+            let bytes = got.to_vec();
+            // A bzip2, xz or zstd archive needs the decoder module before ADD unpacks it (the page checks only
+            // the files it holds in memory up front: reading every Blob's head costs a browser round trip each).
+            crate::archive::need_decoder_for_archive(&bytes)
+                .await
+                .map_err(|e| Error::Host(format!("{path}: {}", crate::js::message(&e))))?;
+            self.held.borrow_mut().insert(path.to_string(), bytes);
             Ok(())
         }))
     }
