@@ -126,6 +126,12 @@ pub trait Context {
 
     /// Forget the files [`Context::hold`] kept.
     fn release(&self) {}
+
+    /// Whether some files' bytes are readable only after [`Context::fetch`] or [`Context::hold`] (the tab's
+    /// `Blob`s), so the engine has something to do before a step reads them outside a layer's write.
+    fn reads_async(&self) -> bool {
+        false
+    }
 }
 
 /// The future [`Context::fetch`] returns: done once the range is readable.
@@ -160,6 +166,9 @@ macro_rules! forward_context {
             }
             fn release(&self) {
                 (**self).release()
+            }
+            fn reads_async(&self) -> bool {
+                (**self).reads_async()
             }
         }
     )*};
@@ -591,6 +600,10 @@ impl<C: Context> Context for FilteredContext<C> {
 
     fn release(&self) {
         self.inner.release()
+    }
+
+    fn reads_async(&self) -> bool {
+        self.inner.reads_async()
     }
 
     fn entry(&self, path: &str) -> Result<Option<ContextEntry>, Error> {

@@ -82,6 +82,25 @@ impl Context for Fetched {
     fn release(&self) {
         self.held.borrow_mut().clear();
     }
+    fn reads_async(&self) -> bool {
+        true
+    }
+}
+
+/// A memory context (every byte at hand, as the CLI's directory) that counts its listings.
+struct Counted {
+    inner: MemoryContext,
+    listings: Cell<usize>,
+}
+
+impl Context for Counted {
+    fn entries(&self) -> Result<Vec<ContextEntry>, Error> {
+        self.listings.set(self.listings.get() + 1);
+        self.inner.entries()
+    }
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        self.inner.read_at(path, offset, buf)
+    }
 }
 
 /// A member pool that compresses on this thread, answering at once.
@@ -290,4 +309,23 @@ fn a_repeated_copy_of_a_fetched_file_is_compared_without_reading_it_whole() {
         256 * 1024,
         "never more than a block at a time"
     );
+}
+
+/// Where every byte is at hand (the CLI), ADD does nothing ahead of planning: it lists the context as often as the
+/// same COPY does (a listing walks the whole directory natively).
+#[test]
+fn add_reads_nothing_ahead_where_the_context_is_at_hand() {
+    let listings = |dockerfile: &[u8]| {
+        let mut c = MemoryContext::new();
+        c.insert_file("plain.bin", vec![7u8; 4096]).unwrap();
+        let counted = Counted {
+            inner: c,
+            listings: Cell::new(0),
+        };
+        run_file(&counted, &mut MemoryBlobs::default(), true, dockerfile);
+        counted.listings.get()
+    };
+    let copy = listings(b"FROM scratch\nCOPY plain.bin /x/\n");
+    assert!(copy > 0);
+    assert_eq!(listings(b"FROM scratch\nADD plain.bin /x/\n"), copy);
 }

@@ -192,22 +192,12 @@ impl Context for TabContext {
         let blob = blob.clone();
         Some(Box::pin(async move {
             let promise = start_read(&blob, 0, end).map_err(|e| read_err(path, &e))?;
-            let buf = JsFuture::from(promise)
-                .await
-                .map_err(|e| read_err(path, &e))?;
-            let got = Uint8Array::new(&buf);
-            if got.length() as u64 != end {
-                return Err(Error::Host(format!(
-                    "{path}: its Blob gave {} bytes, not {end} (was the file changed?)",
-                    got.length()
-                )));
-            }
-            let bytes = got.to_vec();
+            let bytes = read_bytes(path, promise, 0, end).await?.to_vec();
             // A bzip2, xz or zstd archive needs the decoder module before ADD unpacks it (the page checks only
             // the files it holds in memory up front: reading every Blob's head costs a browser round trip each).
             crate::archive::need_decoder_for_archive(&bytes)
                 .await
-                .map_err(|e| Error::Host(format!("{path}: {}", crate::js::message(&e))))?;
+                .map_err(|e| Error::Host(format!("{path}: {}", js_text(&e))))?;
             self.held.borrow_mut().insert(path.to_string(), bytes);
             Ok(())
         }))
@@ -215,6 +205,10 @@ impl Context for TabContext {
 
     fn release(&self) {
         self.held.borrow_mut().clear();
+    }
+
+    fn reads_async(&self) -> bool {
+        !self.blobs.is_empty()
     }
 
     fn fetch<'a>(&'a self, path: &'a str, offset: u64, len: usize) -> Option<Fetch<'a>> {
@@ -253,17 +247,7 @@ impl Context for TabContext {
             // Start reading what comes next (the rest of this file, else the next file in path order), so the
             // browser's file read overlaps the layer's tar, hashing and compression of this block.
             self.read_ahead(path, end, size);
-            let buf = JsFuture::from(promise)
-                .await
-                .map_err(|e| read_err(path, &e))?;
-            let got = Uint8Array::new(&buf);
-            if (got.length() as u64) != end - offset {
-                return Err(Error::Host(format!(
-                    "{path}: its Blob gave {} bytes at {offset}, not {} (was the file changed?)",
-                    got.length(),
-                    end - offset
-                )));
-            }
+            let got = read_bytes(path, promise, offset, end).await?;
             let mut b = self.block.borrow_mut();
             b.path.clear();
             b.path.push_str(path);
@@ -302,6 +286,27 @@ impl TabContext {
 
 fn read_err(path: &str, e: &JsValue) -> Error {
     Error::Host(format!("{path}: reading its Blob: {}", js_text(e)))
+}
+
+/// What `promise` (a read of `[offset, end)` of `path`'s Blob) gave, checked to be that many bytes.
+async fn read_bytes(
+    path: &str,
+    promise: js_sys::Promise,
+    offset: u64,
+    end: u64,
+) -> Result<Uint8Array, Error> {
+    let buf = JsFuture::from(promise)
+        .await
+        .map_err(|e| read_err(path, &e))?;
+    let got = Uint8Array::new(&buf);
+    if got.length() as u64 != end - offset {
+        return Err(Error::Host(format!(
+            "{path}: its Blob gave {} bytes at {offset}, not {} (was the file changed?)",
+            got.length(),
+            end - offset
+        )));
+    }
+    Ok(got)
 }
 
 /// Start reading `[start, end)` of `blob`: the promise of its `ArrayBuffer`. A whole Blob is read without slicing it:

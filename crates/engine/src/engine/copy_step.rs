@@ -42,17 +42,12 @@ fn drop_unchanged(
                     match (data, old) {
                         (_, None) => false,
                         // Compared by digest: one the host knows, or one [`prepare_unchanged`] hashed block
-                        // by block (the tab's Blobs are read only through fetches).
-                        (Data::Context(p), Some(old)) => {
-                            match host
-                                .context
-                                .known_digest(p)
-                                .or_else(|| hashed.get(p).cloned())
-                            {
-                                Some(d) => Digest::sha256_of(&old) == d,
-                                None => host.context.read_file(p)? == old,
-                            }
-                        }
+                        // by block (the tab's Blobs are read only through fetches); it has one of the two.
+                        (Data::Context(p), Some(old)) => host
+                            .context
+                            .known_digest(p)
+                            .or_else(|| hashed.get(p).cloned())
+                            .is_some_and(|d| Digest::sha256_of(&old) == d),
                         (Data::Bytes(b), Some(old)) => *b == old,
                         (Data::None, Some(old)) => old.is_empty(),
                     }
@@ -195,14 +190,20 @@ async fn hold_archives(
     spec: &CopySpec<'_>,
 ) -> Result<(), Error> {
     use super::copy::{may_be_archive, read_head, ARCHIVE_HEAD};
+    // A host that reads every file at once (the CLI's directory) needs nothing: no second walk of its context.
+    if !host.context.reads_async() {
+        return Ok(());
+    }
     // A source planning refuses is left to planning, which says so in its own order.
     let Ok(paths) = super::copy_plan::unpack_candidates(cx.shared, spec) else {
         return Ok(());
     };
     for p in paths {
-        if let Some(f) = host.context.hold(&p, ARCHIVE_HEAD as u64) {
-            f.await?;
-        }
+        // `None`: this file is readable at once (one given as bytes).
+        let Some(f) = host.context.hold(&p, ARCHIVE_HEAD as u64) else {
+            continue;
+        };
+        f.await?;
         if may_be_archive(&read_head(host.context, &p)?) {
             if let Some(f) = host.context.hold(&p, u64::MAX) {
                 f.await?;

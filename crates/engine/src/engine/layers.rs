@@ -15,31 +15,29 @@ use super::Host;
 use crate::host::CachedLayer;
 use crate::Error;
 
-/// Write the layer of small, generated items (WORKDIR's directories, bind-mount sources) on this thread.
+/// Write the layer of small, generated items (WORKDIR's directories, an empty RUN layer) on this thread.
 pub(super) fn write_items(
     host: &mut Host,
     format: LayerFormat,
     items: &[Item],
 ) -> Result<CachedLayer, Error> {
-    write_inline(host, format, items, None)
+    let mut lw = inline_writer(host, format)?;
+    fill(host, &mut lw, items, None, &mut Vec::new())?;
+    let (sink, info) = lw.finish()?;
+    commit(sink, info)
 }
 
-/// Write the layer of `items` on this thread (on worker threads natively); see [`write_items_async`].
-fn write_inline(
+/// A layer writer compressing on this thread (on worker threads natively), into a new blob of the host's store.
+fn inline_writer(
     host: &mut Host,
     format: LayerFormat,
-    items: &[Item],
-    digests: Option<&mut BTreeMap<String, Digest>>,
-) -> Result<CachedLayer, Error> {
-    let mut lw = LayerWriter::with_format(
+) -> Result<LayerWriter<Box<dyn crate::host::BlobSink>>, Error> {
+    Ok(LayerWriter::with_format(
         host.blobs.create()?,
         format,
         WriteOptions { clamp_mtime: None },
         host.blobs.member_cache(),
-    );
-    fill(host, &mut lw, items, digests, &mut Vec::new())?;
-    let (sink, info) = lw.finish()?;
-    commit(sink, info)
+    ))
 }
 
 /// Write the layer of `items`, compressing on the host's member pool when it has one (awaiting it whenever it is
@@ -67,12 +65,7 @@ pub(super) async fn write_items_async(
     let Some(pool) = pool else {
         // Compressed here (zstd, uncompressed, a host without workers), still awaiting each context block the host
         // fetches, so the tab's `Blob`s stream in whatever the format.
-        let mut lw = LayerWriter::with_format(
-            host.blobs.create()?,
-            format,
-            WriteOptions { clamp_mtime: None },
-            host.blobs.member_cache(),
-        );
+        let mut lw = inline_writer(host, format)?;
         append_items(host, &mut lw, items, digests, &mut Vec::new()).await?;
         let (sink, info) = lw.finish()?;
         return commit(sink, info);
