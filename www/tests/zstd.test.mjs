@@ -260,3 +260,64 @@ test('a zstd build streams a File context: wasm memory does not hold it, the nat
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+// A named context given as Files (`buildContexts: {src: {files}}`) is read as the build's own context is: a block
+// at a time while its layer is written (before, every file was read into wasm memory and the layer kept there).
+// `FROM src` and `COPY --from=src` give the layers `layerwright build --build-context src=DIR` gives.
+test('a named context of Files streams: wasm memory does not hold it, the native layers', { skip: !!why || !layerwrightBin(), timeout: 900000 }, async () => {
+  const dir = tempDir('named-files');
+  const ctx = join(dir, 'src');
+  const main = join(dir, 'main');
+  mkdirSync(ctx);
+  mkdirSync(main);
+  const MiB = 1 << 20;
+  const names = [];
+  for (let i = 0; i < 32; i++) {
+    // Half pseudo-random (xorshift32), half text.
+    const w = new Uint32Array(6 * MiB / 4);
+    let x = i + 7;
+    for (let j = 0; j < w.length / 2; j++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; w[j] = x; }
+    const b = Buffer.from(w.buffer);
+    b.fill(0x61 + (i % 26), 3 * MiB);
+    names.push(`n${String(i).padStart(2, '0')}.bin`);
+    writeFileSync(join(ctx, names.at(-1)), b);
+  }
+  const dockerfile = 'FROM src\nCOPY --from=src n03.bin /copy.bin\n';
+  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+  const { page, context, errors } = await newPage(site.browser);
+  await open(page, site.server.url);
+  await page.evaluate(() => {
+    const i = Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'nctx' });
+    i.style.display = 'none';
+    document.body.append(i);
+  });
+  await page.setInputFiles('#nctx', names.map((n) => join(ctx, n)));
+  const got = await page.evaluate(async (dockerfile) => {
+    const lw = window.layerwright;
+    const files = Object.fromEntries([...document.getElementById('nctx').files].map((f) => [f.name, f]));
+    const before = lw.memoryBytes();
+    let peak = before;
+    const timer = setInterval(() => { peak = Math.max(peak, lw.memoryBytes()); }, 20);
+    let r;
+    try {
+      r = await lw.build({ dockerfile, files: {}, buildContexts: { src: { files } }, noCache: true });
+    } finally {
+      clearInterval(timer);
+    }
+    peak = Math.max(peak, lw.memoryBytes());
+    const layers = JSON.parse(new TextDecoder().decode(r.manifestBytes)).layers.map((l) => l.digest);
+    return { before, peak, layers };
+  }, dockerfile);
+  const size = 32 * 6 * MiB;
+  console.log(`named context of ${size} B of Files: WebAssembly.Memory ${got.before} B before, peak ${got.peak} B`);
+  assert.equal(got.layers.length, 2);
+  assert.ok(got.peak - got.before < size / 2, `wasm memory grew by ${got.peak - got.before} B for a ${size} B context`);
+  const store = join(dir, 'store');
+  const out = execFileSync(layerwrightBin(), ['--root', store, 'build', '-q', '--build-context', `src=${ctx}`, '-f', join(dir, 'Dockerfile'), '-t', 'n:1', main]).toString().trim();
+  const index = JSON.parse(readFileSync(join(store, 'index.json'), 'utf8'));
+  const desc = index.manifests.find((d) => Object.values(d.annotations ?? {}).some((v) => v.endsWith('n:1')));
+  const manifest = JSON.parse(readFileSync(join(store, 'blobs', 'sha256', desc.digest.slice('sha256:'.length)), 'utf8'));
+  assert.deepEqual(got.layers, manifest.layers.map((l) => l.digest), `the native layers (${out})`);
+  assert.deepEqual(errors, []);
+  await context.close();
+});

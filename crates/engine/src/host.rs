@@ -163,6 +163,19 @@ pub struct BaseImage {
 /// Finds base images (`FROM`, `COPY --from=image`) in a local store or a registry.
 pub trait ImageSource {
     fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, Error>;
+
+    /// Make `reference` resolvable, writing what it needs into `blobs` (the build's store): the engine awaits this
+    /// before each [`ImageSource::resolve`] of a step, so a source whose image is made from files a host reads
+    /// asynchronously (a named directory context of the tab's `Blob`s) streams them. `None` (the default): nothing
+    /// to do.
+    fn prepare<'a>(
+        &'a mut self,
+        reference: &'a str,
+        blobs: &'a mut dyn BlobStore,
+    ) -> Option<crate::context::Fetch<'a>> {
+        let _ = (reference, blobs);
+        None
+    }
 }
 
 /// An image source with no images: `FROM scratch` and stage bases only.

@@ -78,12 +78,14 @@ impl<'a, I: ImageSource> NamedImages<'a, I> {
                 Ok(img)
             }
             Named::Source(s) => s.resolve(name, platform),
-            Named::Context(ctx) => {
-                if !self.dir_layers.contains_key(name) {
-                    let l = context_layer(&**ctx, &mut *self.blobs, self.epoch)?;
-                    self.dir_layers.insert(name.to_string(), l);
-                }
-                let (layer, diff_id) = self.dir_layers[name].clone();
+            Named::Context(_) => {
+                // Written by `prepare`, which the engine awaits before a step resolves; only the planner's look
+                // for ONBUILD triggers comes earlier, and a directory has none.
+                let (layer, diff_id) = self
+                    .dir_layers
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| Error::Host("its files have not been read yet".into()))?;
                 context_image(&mut *self.blobs, name, layer, diff_id, platform)
             }
         }
@@ -98,6 +100,41 @@ impl<I: ImageSource> ImageSource for NamedImages<'_, I> {
                 .map_err(|e| Error::Host(format!("build context {name}: {e}"))),
             None => self.inner.resolve(reference, platform),
         }
+    }
+
+    /// A named directory's layer, written once per build into the build's store, its files read a block at a time
+    /// (awaiting the host's fetches: the tab's `Blob`s are never read whole).
+    fn prepare<'b>(
+        &'b mut self,
+        reference: &'b str,
+        blobs: &'b mut dyn BlobStore,
+    ) -> Option<crate::context::Fetch<'b>> {
+        let Some(name) = self.lookup(reference) else {
+            return self.inner.prepare(reference, blobs);
+        };
+        if self.dir_layers.contains_key(&name) {
+            return None;
+        }
+        let NamedImages {
+            inner,
+            names,
+            dir_layers,
+            epoch,
+            ..
+        } = self;
+        let ctx = match names.get_mut(&name)? {
+            Named::Image(r) => return inner.prepare(r, blobs),
+            Named::Source(s) => return s.prepare(reference, blobs),
+            Named::Context(ctx) => ctx,
+        };
+        let epoch = *epoch;
+        Some(Box::pin(async move {
+            let l = context_layer(&**ctx, blobs, epoch)
+                .await
+                .map_err(|e| Error::Host(format!("build context {name}: {e}")))?;
+            dir_layers.insert(name, l);
+            Ok(())
+        }))
     }
 }
 
@@ -142,8 +179,8 @@ fn context_image(
 }
 
 /// A context's files as one gzip layer in `blobs`, owners and modes as the context gives them, mtimes clamped to
-/// `epoch`.
-pub fn context_layer(
+/// `epoch`; each file read a block at a time, after the host's [`Context::fetch`] of that block.
+pub async fn context_layer(
     ctx: &dyn Context,
     blobs: &mut dyn BlobStore,
     epoch: Option<i64>,
@@ -157,6 +194,7 @@ pub fn context_layer(
         lw_layer::tar::WriteOptions { clamp_mtime: epoch },
         None,
     );
+    let mut buf = Vec::new();
     for e in entries {
         let mut entry = match &e.kind {
             EntryKind::Dir => lw_layer::Entry::dir(&e.path, e.mode),
@@ -166,12 +204,14 @@ pub fn context_layer(
         entry.uid = e.uid;
         entry.gid = e.gid;
         entry.mtime = e.mtime;
-        let data = if e.is_file() {
-            ctx.read_file(&e.path)?
-        } else {
-            Vec::new()
-        };
-        w.tar().append_bytes(&entry, &data)?;
+        w.tar().header(&entry)?;
+        let mut off = 0u64;
+        while e.is_file() && off < e.size {
+            let block =
+                crate::engine::layers::read_block(ctx, &e.path, off, e.size, &mut buf).await?;
+            w.tar().write_data(block)?;
+            off += block.len() as u64;
+        }
     }
     let (sink, info) = w.finish()?;
     sink.commit(&info.digest)?;
@@ -183,6 +223,16 @@ mod tests {
     use super::*;
     use crate::context::MemoryContext;
     use crate::host::{MemoryBlobs, NoImages};
+
+    /// A future of the synchronous context, ready at its first poll.
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        let mut f = std::pin::pin!(f);
+        let waker = std::task::Waker::noop();
+        match f.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("a memory context never waits"),
+        }
+    }
 
     fn platform() -> Platform {
         Platform {
@@ -201,6 +251,18 @@ mod tests {
         names.insert("Extra".to_string(), Named::Context(Box::new(ctx)));
         let mut n = NamedImages::new(NoImages, Box::new(blobs.clone()), names, Some(0));
         assert_eq!(n.names(), BTreeSet::from(["extra".to_string()]));
+        // Not before its layer is written.
+        let e = n.resolve("Extra", &platform()).unwrap_err().to_string();
+        assert!(
+            e.contains("build context Extra: its files have not been read yet"),
+            "{e}"
+        );
+        let mut store = blobs.clone();
+        block_on(n.prepare("Extra", &mut store).unwrap()).unwrap();
+        assert!(
+            n.prepare("Extra:latest", &mut store).is_none(),
+            "written once"
+        );
         let img = n.resolve("Extra", &platform()).unwrap();
         assert_eq!(img.name, "context Extra");
         assert_eq!(img.manifest.layers.len(), 1);

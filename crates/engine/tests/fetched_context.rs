@@ -329,3 +329,44 @@ fn add_reads_nothing_ahead_where_the_context_is_at_hand() {
     assert!(copy > 0);
     assert_eq!(listings(b"FROM scratch\nADD plain.bin /x/\n"), copy);
 }
+
+/// A named directory context (`--build-context extra=DIR`, the tab's `buildContexts: {extra: {files}}`) whose bytes
+/// are only fetched: its layer is written a block at a time as the main context's are (before, it was read whole
+/// and synchronously, which a `Blob` cannot be), and `FROM extra` with `COPY --from=extra` make the same image as
+/// from a context in memory.
+#[test]
+fn a_named_context_is_read_block_by_block() {
+    use lw_engine::named::{Named, NamedImages};
+    let dockerfile = b"FROM extra\nCOPY --from=extra data/big.bin /copy.bin\n";
+    let build_with = |named: Box<dyn Context + '_>, blobs: &mut dyn BlobStore| {
+        let store = MemoryBlobs::default();
+        let names = BTreeMap::from([("extra".to_string(), Named::Context(named))]);
+        let mut images = NamedImages::new(NoImages, Box::new(store), names, Some(0));
+        let mut o = BuildOptions::new(dockerfile.to_vec(), Platform::new("linux", "amd64", None));
+        o.named_contexts = images.names();
+        let mut events = |_| {};
+        let mut host = Host {
+            context: &MemoryContext::new(),
+            blobs,
+            images: &mut images,
+            run: None,
+            fetch: None,
+            cache: &mut MemoryCache::default(),
+            events: &mut events,
+        };
+        build(&o, &mut host).unwrap()
+    };
+    let plain = build_with(Box::new(context()), &mut MemoryBlobs::default());
+    let fetched = Fetched::new(context());
+    let filtered = FilteredContext::from_ignore_file(&fetched, None).unwrap();
+    let r = build_with(Box::new(filtered), &mut Pooled::default());
+    assert_eq!(r.layers.len(), 2);
+    assert_eq!(r.layers, plain.layers);
+    assert_eq!(r.manifest.digest, plain.manifest.digest);
+    assert!(fetched.fetches.get() > 0);
+    assert_eq!(
+        fetched.largest.get(),
+        256 * 1024,
+        "never more than a block at a time"
+    );
+}

@@ -197,11 +197,12 @@ fn executor_of(opts: &JsValue) -> Result<Option<Function>, JsValue> {
         .map_err(|_| err("build: executor must be a function (request, io) => Promise<result>"))
 }
 
-/// The context. A `Blob`/`File` stays in the browser when `stream` (the build's context): it is read a block at a
-/// time as a layer is written (the engine awaits each block), and hashed by WebCrypto (the digests may come
-/// precomputed in `contextDigests`, as `js/index.js` computes them several at a time). Other values, and every file
-/// of a named context (read whole as it becomes a layer), are read into memory now.
-async fn context_of(opts: &JsValue, stream: bool) -> Result<TabContext, JsValue> {
+/// A context's files. A `Blob`/`File` stays in the browser: it is read a block at a time as a layer is written (the
+/// engine awaits each block). With `hash` (the build's context, whose steps are keyed by file digests), files are
+/// hashed by WebCrypto (the digests may come precomputed in `contextDigests`, as `js/index.js` computes them several
+/// at a time); a named context's layer is written whole every build, so its files are not. Other values are read
+/// into memory now.
+async fn context_of(opts: &JsValue, hash: bool) -> Result<TabContext, JsValue> {
     let mut ctx = TabContext::default();
     let files = get(opts, "files")?;
     if files.is_undefined() || files.is_null() {
@@ -216,8 +217,11 @@ async fn context_of(opts: &JsValue, stream: bool) -> Result<TabContext, JsValue>
         let pair: Array = pair.unchecked_into();
         let path = pair.get(0).as_string().unwrap_or_default();
         let value = pair.get(1);
-        if let (true, Some(blob)) = (stream, value.dyn_ref::<web_sys::Blob>()) {
+        if let Some(blob) = value.dyn_ref::<web_sys::Blob>() {
             let p = ctx.insert_blob(&path, blob.clone()).map_err(ferr)?;
+            if !hash {
+                continue;
+            }
             let known = given
                 .get(&path)
                 .map(|h| lw_oci::Digest::parse(&format!("sha256:{h}")));
@@ -235,7 +239,7 @@ async fn context_of(opts: &JsValue, stream: bool) -> Result<TabContext, JsValue>
             continue;
         }
         let bytes = bytes_of(&value, &format!("files[{path:?}]")).await?;
-        let f = webcrypto_sha256(&bytes);
+        let f = if hash { webcrypto_sha256(&bytes) } else { None };
         let p = ctx.insert_bytes(&path, bytes).map_err(ferr)?;
         if let Some(f) = f {
             hashing.push((p, f));
@@ -424,7 +428,7 @@ pub async fn build(opts: JsValue) -> Result<JsValue, JsValue> {
     let executor = executor_of(&opts)?;
 
     // Context Blobs are read a block at a time as each layer is written, whatever its compression and whether or
-    // not it goes through the workers.
+    // not it goes through the workers; a named context's too.
     let ctx = context_of(&opts, true).await?;
     o.has_dockerignore = ctx.has(".dockerignore");
     let ctx = FilteredContext::from_ignore_file(ctx, Some("Dockerfile"))

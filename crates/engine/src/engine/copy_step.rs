@@ -532,9 +532,8 @@ async fn from_tree(
             .ok_or_else(|| shared.err(line, StepError::not_built("", from)))?;
         s.layers.clone()
     } else {
-        let img = host
-            .images
-            .resolve(from, &st.platform)
+        let img = super::stage::resolve_image(host, from, &st.platform)
+            .await
             .map_err(|e| shared.err(line, format!("{keyword} --from={from}: {e}")))?;
         img.manifest.layers
     };

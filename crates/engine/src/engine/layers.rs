@@ -12,8 +12,12 @@ use lw_oci::{Digest, DigestHasher};
 
 use super::copy::{Data, Item};
 use super::Host;
+use crate::context::Context;
 use crate::host::CachedLayer;
 use crate::Error;
+
+/// How much of a context file is read (and fetched by the host) at a time.
+const BLOCK: usize = 256 * 1024;
 
 /// Write the layer of small, generated items (WORKDIR's directories, an empty RUN layer) on this thread.
 pub(super) fn write_items(
@@ -198,11 +202,12 @@ async fn append_context_file<W: std::io::Write>(
     let mut file_hash = start_file(host, lw, it, p, digests.as_deref_mut(), buf)?;
     let mut off = 0u64;
     while off < it.entry.size {
-        let want = buf.len().min((it.entry.size - off) as usize);
-        if let Some(f) = host.context.fetch(p, off, want) {
-            f.await?;
+        let block = read_block(host.context, p, off, it.entry.size, buf).await?;
+        if let Some(fh) = file_hash.as_mut() {
+            fh.update(block);
         }
-        off += copy_block(host, lw, it, p, off, buf, file_hash.as_mut())?;
+        lw.tar().write_data(block)?;
+        off += block.len() as u64;
         while lw.saturated() {
             lw.wait().await?;
         }
@@ -222,7 +227,7 @@ fn start_file<W: std::io::Write>(
     buf: &mut Vec<u8>,
 ) -> Result<Option<DigestHasher>, Error> {
     if buf.is_empty() {
-        buf.resize(256 * 1024, 0);
+        buf.resize(BLOCK, 0);
     }
     lw.tar().header(&it.entry)?;
     let Some(map) = digests else {
@@ -250,18 +255,49 @@ fn copy_block<W: std::io::Write>(
     buf: &mut [u8],
     file_hash: Option<&mut DigestHasher>,
 ) -> Result<u64, Error> {
-    let want = buf.len().min((it.entry.size - off) as usize);
-    let n = host.context.read_at(p, off, &mut buf[..want])?;
+    let block = block_at(host.context, p, off, it.entry.size, buf)?;
+    if let Some(fh) = file_hash {
+        fh.update(block);
+    }
+    lw.tar().write_data(block)?;
+    Ok(block.len() as u64)
+}
+
+/// The next block of the file at `path` (`size` bytes) from `off`, read into `buf` once the host has fetched it
+/// (the tab's `Blob`s; nothing to await natively).
+pub(crate) async fn read_block<'b>(
+    ctx: &dyn Context,
+    path: &str,
+    off: u64,
+    size: u64,
+    buf: &'b mut Vec<u8>,
+) -> Result<&'b [u8], Error> {
+    if buf.is_empty() {
+        buf.resize(BLOCK, 0);
+    }
+    let want = buf.len().min((size - off) as usize);
+    if let Some(f) = ctx.fetch(path, off, want) {
+        f.await?;
+    }
+    block_at(ctx, path, off, size, buf)
+}
+
+/// The block of the file at `path` (`size` bytes) from `off`, as much of it as `buf` holds; never empty.
+fn block_at<'b>(
+    ctx: &dyn Context,
+    path: &str,
+    off: u64,
+    size: u64,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], Error> {
+    let want = buf.len().min((size - off) as usize);
+    let n = ctx.read_at(path, off, &mut buf[..want])?;
     if n == 0 {
         return Err(Error::Host(format!(
-            "{p}: the file shrank while it was being read"
+            "{path}: the file shrank while it was being read"
         )));
     }
-    if let Some(fh) = file_hash {
-        fh.update(&buf[..n]);
-    }
-    lw.tar().write_data(&buf[..n])?;
-    Ok(n as u64)
+    Ok(&buf[..n])
 }
 
 /// Record a context file's digest hashed while it was written.

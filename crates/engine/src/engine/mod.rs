@@ -9,7 +9,7 @@ mod copy_step;
 mod fetch;
 mod git_source;
 mod history;
-mod layers;
+pub(crate) mod layers;
 mod plan;
 mod resume;
 pub mod rootfs;

@@ -161,7 +161,7 @@ pub(crate) async fn resolve_binds(
                 })?;
                 (s.layers.clone(), s.config.rootfs.diff_ids.clone())
             } else {
-                let img = host.images.resolve(from, platform).map_err(|e| {
+                let img = super::stage::resolve_image(host, from, platform).await.map_err(|e| {
                     shared.err(
                         line,
                         format!("{what}: from={from} is not a stage of this Dockerfile, and as an image: {e}"),

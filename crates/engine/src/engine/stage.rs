@@ -10,7 +10,7 @@ use lw_oci::{Descriptor, Digest, DigestHasher, History, ImageConfig, Platform};
 use super::config_steps::{expose_step, healthcheck_step, volume_step};
 use super::{expand, history, rootfs, Host, LayerReport, Shared};
 use crate::events::BuildEvent;
-use crate::host::CachedLayer;
+use crate::host::{BaseImage, CachedLayer};
 use crate::{Error, StepError};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -223,11 +223,24 @@ impl StepCtx<'_> {
     }
 }
 
+/// The image `reference` names, once the image source has made it resolvable ([`ImageSource::prepare`]: a named
+/// directory context's layer is written then, its files streamed).
+pub(super) async fn resolve_image(
+    host: &mut Host<'_>,
+    reference: &str,
+    platform: &Platform,
+) -> Result<BaseImage, Error> {
+    if let Some(f) = host.images.prepare(reference, &mut *host.blobs) {
+        f.await?;
+    }
+    host.images.resolve(reference, platform)
+}
+
 /// The state a stage starts from: `scratch`, an earlier stage (its ARGs and environment too, as BuildKit carries
 /// them), or an image.
-fn base_state(
-    cx: &StepCtx,
-    host: &mut Host,
+async fn base_state(
+    cx: &StepCtx<'_>,
+    host: &mut Host<'_>,
     base: &str,
     platform: &Platform,
 ) -> Result<StageState, Error> {
@@ -256,9 +269,8 @@ fn base_state(
         s.cmd_set = false;
         s
     } else {
-        let img = host
-            .images
-            .resolve(base, platform)
+        let img = resolve_image(host, base, platform)
+            .await
             .map_err(|e| shared.err(line, format!("FROM {base}: {e}")))?;
         StageState {
             key: format_key(
@@ -329,7 +341,7 @@ pub(crate) async fn run_stage(
         line,
         body: None,
     };
-    let mut st = base_state(&from_cx, host, &base, &platform)?;
+    let mut st = base_state(&from_cx, host, &base, &platform).await?;
     // The base's file list, through the pre-step for a layer the host cannot read at once.
     rootfs::prepare_files(&mut *host.blobs, &*host.cache, &st.layers, &[]).await?;
     (host.events)(BuildEvent::StageStarted {
