@@ -1,6 +1,7 @@
 //! lw-engine's engine tests, as one binary (ripgrep's `tests/tests.rs` layout): a module per feature;
 //! `cargo test -p lw-engine --test tests -- MODULE::` runs one module.
 
+mod add_archive;
 mod async_sources;
 mod common;
 mod copy_base_reads;

@@ -159,13 +159,6 @@ impl<'a> View<'a> {
         }
     }
 
-    pub(super) fn read_all(&self, s: &Src) -> Result<Vec<u8>, Error> {
-        match self.fs {
-            SourceFs::Context(c) => c.read_file(&s.path),
-            SourceFs::Tree(t) => Ok(tree_data(t, &s.path)),
-        }
-    }
-
     /// The first [`ARCHIVE_HEAD`] bytes of `s` (fewer when it is shorter).
     fn read_head(&self, s: &Src) -> Result<Vec<u8>, Error> {
         match self.fs {
@@ -207,6 +200,11 @@ pub(super) fn may_be_archive(head: &[u8]) -> bool {
 
 /// The bytes of a file in a tree, through a hard link when it is one.
 fn tree_data(t: &FileTree, path: &str) -> Vec<u8> {
+    tree_bytes(t, path).to_vec()
+}
+
+/// [`tree_data`] without copying them.
+fn tree_bytes<'t>(t: &'t FileTree, path: &str) -> &'t [u8] {
     let node = match t.get(path) {
         Some(n) => match &n.entry.kind {
             EntryKind::Hardlink(target) => t.get(target),
@@ -214,7 +212,7 @@ fn tree_data(t: &FileTree, path: &str) -> Vec<u8> {
         },
         None => None,
     };
-    node.and_then(|n| n.data.clone()).unwrap_or_default()
+    node.and_then(|n| n.data.as_deref()).unwrap_or_default()
 }
 
 /// A COPY or ADD after variable expansion.
@@ -348,7 +346,8 @@ pub(super) fn relead_hardlinks(items: &mut [Item]) {
     }
 }
 
-/// ADD of a local tar archive (plain, gzip, zstd, bzip2 or xz) unpacks it into the destination directory.
+/// ADD of a local tar archive (plain, gzip, zstd, bzip2 or xz) unpacks it into the destination directory. The file
+/// is decoded as it is read (natively from disk; the tab holds it), so only the unpacked entries are in memory.
 pub(super) fn try_unpack(
     shared: &Shared,
     view: &View,
@@ -360,14 +359,76 @@ pub(super) fn try_unpack(
     if !may_be_archive(&view.read_head(src)?) {
         return Ok(None);
     }
-    let bytes = view.read_all(src)?;
-    unpack_bytes(shared, bytes, dest, line, kw, &src.path)
+    match view.fs {
+        SourceFs::Context(c) => {
+            let mut r = ContextReader {
+                ctx: c,
+                path: &src.path,
+                off: 0,
+                failed: None,
+            };
+            let out = unpack(shared, &mut r, dest, line, kw, &src.path);
+            match r.failed {
+                Some(e) => Err(e),
+                None => out,
+            }
+        }
+        SourceFs::Tree(t) => unpack(
+            shared,
+            &mut tree_bytes(t, &src.path),
+            dest,
+            line,
+            kw,
+            &src.path,
+        ),
+    }
 }
 
-/// The entries of `bytes` unpacked into `dest` when they are a tar archive (plain or compressed), else `None`.
-pub(super) fn unpack_bytes(
+/// A context file as a reader; an error reading it is kept to be reported as it is (not taken for a stream that
+/// does not decode).
+struct ContextReader<'c> {
+    ctx: &'c dyn Context,
+    path: &'c str,
+    off: u64,
+    failed: Option<Error>,
+}
+
+impl Read for ContextReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.ctx.read_at(self.path, self.off, buf) {
+            Ok(n) => {
+                self.off += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                let io = std::io::Error::other(e.to_string());
+                self.failed = Some(e);
+                Err(io)
+            }
+        }
+    }
+}
+
+/// A decoder that remembers whether it failed, to tell a stream that does not decode (not an archive) from a tar
+/// that is broken (an error).
+struct Watched<R> {
+    inner: R,
+    failed: Option<(std::io::ErrorKind, String)>,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner
+            .read(buf)
+            .inspect_err(|e| self.failed = Some((e.kind(), e.to_string())))
+    }
+}
+
+/// The entries of the archive `input` unpacked into `dest` when it is a tar archive (plain or compressed), else
+/// `None`; decoded as it is read.
+pub(super) fn unpack(
     shared: &Shared,
-    bytes: Vec<u8>,
+    input: &mut dyn Read,
     dest: &str,
     line: usize,
     kw: &str,
@@ -375,35 +436,50 @@ pub(super) fn unpack_bytes(
 ) -> Result<Option<Vec<Item>>, Error> {
     // gzip, bzip2, xz and zstd, recognized by their magic bytes as BuildKit's archive package does; a stream that
     // does not decode is not an archive, and the file is copied as it is.
-    let mut tar_bytes = Vec::new();
-    let decoded = lw_layer::archive_compression::open(Box::new(&bytes[..]))
-        .and_then(|(_, mut r)| r.read_to_end(&mut tar_bytes));
-    match decoded {
+    let unsupported = |e: std::io::Error| shared.err(line, format!("{kw} {name}: {e}"));
+    let decoder = match lw_layer::archive_compression::open(Box::new(input)) {
+        Ok((_, r)) => r,
         // A bzip2/xz/zstd file where the host has no decoder (the tab before its module loaded): an error, never a
         // silent copy of the archive as it is.
-        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
-            return Err(shared.err(line, format!("{kw} {name}: {e}")));
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Err(unsupported(e)),
         Err(_) => return Ok(None),
-        Ok(_) => {}
-    }
-    if tar_bytes.len() < 512 || &tar_bytes[257..262] != b"ustar" {
-        return Ok(None);
-    }
-    let mut r = lw_layer::tar::TarReader::new(&tar_bytes[..]);
-    let mut out = Vec::new();
-    while let Some(mut e) = r
-        .next_entry()
-        .map_err(|e| shared.err(line, format!("{kw} {name}: {e}")))?
+    };
+    let mut tar = Watched {
+        inner: decoder,
+        failed: None,
+    };
+    let mut head = Vec::with_capacity(512);
+    if (&mut tar).take(512).read_to_end(&mut head).is_err()
+        || head.len() < 512
+        || &head[257..262] != b"ustar"
     {
+        return not_an_archive(tar.failed, unsupported);
+    }
+    // Boxed, as the other readers the core reads tars and archives through (one copy of the reader in wasm).
+    let rest: Box<dyn Read + '_> = Box::new(&mut tar);
+    let tar_in: Box<dyn Read + '_> = Box::new(std::io::Cursor::new(head).chain(rest));
+    let mut r = lw_layer::tar::TarReader::new(tar_in);
+    let mut out = Vec::new();
+    loop {
+        let next = r.next_entry().and_then(|e| match e {
+            Some(e) if e.has_data() => r.read_to_vec(u64::MAX).map(|d| Some((e, Data::Bytes(d)))),
+            Some(e) => Ok(Some((e, Data::None))),
+            None => Ok(None),
+        });
+        let (mut e, data) = match next {
+            Ok(Some(v)) => v,
+            Ok(None) => break,
+            Err(e) => {
+                drop(r);
+                if tar.failed.is_some() {
+                    return not_an_archive(tar.failed, unsupported);
+                }
+                return Err(shared.err(line, format!("{kw} {name}: {e}")));
+            }
+        };
         if e.path.is_empty() {
             continue;
         }
-        let data = if e.has_data() {
-            Data::Bytes(r.read_to_vec(u64::MAX)?)
-        } else {
-            Data::None
-        };
         e.path = join(dest, &e.path);
         if let EntryKind::Hardlink(t) = &e.kind {
             e.kind = EntryKind::Hardlink(join(dest, t));
@@ -411,5 +487,28 @@ pub(super) fn unpack_bytes(
         e.mtime = shared.mtime(e.mtime);
         out.push(Item { entry: e, data });
     }
+    drop(r);
+    // The whole stream must decode, past the tar's end too, as when it was decoded before it was read.
+    let mut scratch = [0u8; 8192];
+    loop {
+        match tar.read(&mut scratch) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => return not_an_archive(tar.failed, unsupported),
+        }
+    }
     Ok(Some(out))
+}
+
+/// What a stream that did not decode (or is no tar) means: not an archive, unless its decoder is missing.
+fn not_an_archive(
+    failed: Option<(std::io::ErrorKind, String)>,
+    unsupported: impl Fn(std::io::Error) -> Error,
+) -> Result<Option<Vec<Item>>, Error> {
+    match failed {
+        Some((k @ std::io::ErrorKind::Unsupported, m)) => {
+            Err(unsupported(std::io::Error::new(k, m)))
+        }
+        _ => Ok(None),
+    }
 }

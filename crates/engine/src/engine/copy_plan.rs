@@ -7,8 +7,8 @@ use lw_layer::tree::FileTree;
 use lw_layer::{path as lpath, Entry, EntryKind};
 
 use super::copy::{
-    has_wildcard, is_url, join, parents_matches, relead_hardlinks, try_unpack, unpack_bytes,
-    CopySpec, Data, Item, SourceFs, Src, View,
+    has_wildcard, is_url, join, parents_matches, relead_hardlinks, try_unpack, unpack, CopySpec,
+    Data, Item, SourceFs, Src, View,
 };
 use super::git_source;
 use super::Shared;
@@ -473,8 +473,14 @@ fn add_urls(
             .filter(|n| !n.is_empty())
             .unwrap_or("index.html");
         if spec.unpack == Some(true) {
-            let unpacked =
-                unpack_bytes(shared, bytes.clone(), &em.dest, spec.line, spec.keyword, u)?;
+            let unpacked = unpack(
+                shared,
+                &mut &bytes[..],
+                &em.dest,
+                spec.line,
+                spec.keyword,
+                u,
+            )?;
             if let Some(unpacked) = unpacked {
                 em.insert_unpacked(unpacked);
                 continue;
