@@ -218,3 +218,55 @@ test('inspector: a remote image of zstd layers is listed as it streams, a file r
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+// Pulling into the store (the explicit action beside streamed inspection) writes each layer as a build writes one:
+// past 16 MiB it streams to browser storage as it downloads, so wasm memory does not hold the image (before, the
+// whole image collected in wasm memory). The pulled layer lists from storage. A pull whose layer fails its digest
+// stores nothing: what went to storage is dropped.
+test('pull: a large image streams into browser storage with wasm memory bounded; a failed pull stores nothing', { skip: !!why, timeout: 30 * 60 * 1000 }, async () => {
+  const bad = await pushBigImage(registry.host, 'e2e/badpull', '1', 24);
+  const hex = bad.layers[0].digest.slice('sha256:'.length);
+  const data = join(registry.dir, 'data/docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+  const bytes = readFileSync(data);
+  bytes[4] ^= 0xff;
+  writeFileSync(data, bytes);
+
+  const { page, context, errors } = await newPage(browser);
+  await open(page, server.url, '#/inspect');
+  const ref = `${registry.host}/e2e/big:1`;
+  const got = await page.evaluate(async ({ ref, badRef, layer }) => {
+    const lw = window.layerwright;
+    const before = lw.memoryBytes();
+    let peak = before;
+    const timer = setInterval(() => { peak = Math.max(peak, lw.memoryBytes()); }, 20);
+    let pulled;
+    try {
+      pulled = await lw.pull(ref, { insecure: true });
+    } finally {
+      clearInterval(timer);
+    }
+    peak = Math.max(peak, lw.memoryBytes());
+    const usage = await lw.storage.usage();
+    const images = (await lw.images()).length;
+    const failed = await lw.pull(badRef, { insecure: true }).then(() => 'pulled', (e) => String(e?.message ?? e));
+    const usageAfter = await lw.storage.usage();
+    const imagesAfter = (await lw.images()).length;
+    const entries = await lw.layerEntries(pulled.ref, layer.digest);
+    return { before, peak, usage, images, failed, usageAfter, imagesAfter, paths: entries.map((e) => e.path) };
+  }, { ref, badRef: `${registry.host}/e2e/badpull:1`, layer: image.layers[0] });
+  const size = image.layers[0].size;
+  console.error(`pull of ${(size / 1e6).toFixed(0)} MB: WebAssembly.Memory ${(got.before / 2 ** 20).toFixed(1)} MiB before, peak ${(got.peak / 2 ** 20).toFixed(1)} MiB`);
+  // A fixed bound (the sink's 16 MiB before it spills, its buffer's growth, the fetch's chunks), far under the
+  // default 256 MB image, which before collected whole in wasm memory.
+  const bound = 96 << 20;
+  assert.ok(got.peak - got.before <= bound, `wasm memory grew by ${got.peak - got.before} B pulling a ${size} B layer (bound ${bound} B)`);
+  assert.equal(got.images, 1);
+  assert.ok(got.usage.bytes >= size, `storage.usage() counts the layer: ${JSON.stringify(got.usage)}`);
+  assert.match(got.failed, new RegExp(`digest mismatch for blob ${bad.layers[0].digest}`));
+  assert.deepEqual(got.usageAfter, got.usage, 'the failed pull stored nothing');
+  assert.equal(got.imagesAfter, 1);
+  assert.ok(got.paths.includes(image.probe.path), 'the pulled layer lists from storage');
+  assert.equal(got.paths.filter((p) => p.startsWith('big/f')).length, image.files.length);
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -1,11 +1,12 @@
 //! Registries from the tab: lw-registry's sans-I/O operations driven over `fetch` (streamed bodies, retry sleeps
 //! on `setTimeout`, only CORS-exposed headers needed, optional proxy URL prefix); `pull` and `inspectRemote`.
 
+use std::io::Write;
 use std::time::Duration;
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
-use lw_engine::host::MemoryBlobs;
-use lw_oci::{reference, Descriptor, Platform};
+use lw_engine::host::{BlobSink, MemoryBlobs};
+use lw_oci::{reference, Descriptor, Digest, Platform};
 use lw_registry::transfer::MemoryImages;
 use lw_registry::{
     Action, Body, BodyMode, Client, ClientConfig, Credentials, Operation, PullImage, PullTarget,
@@ -296,12 +297,16 @@ struct PullOut {
     digest: String,
 }
 
-/// A pull into the tab: downloads collect in memory and reach the store only when the whole pull succeeded;
-/// blobs the store holds are not fetched.
+/// A pull into the tab: each blob is written as a build's are (in memory while small, else streamed to browser
+/// storage as it downloads, `spill.rs`), and all of them reach the store only when the whole pull succeeded (a
+/// failed pull drops them, aborting what went to storage); blobs the store holds are not fetched.
 struct TabPull {
     store: MemoryBlobs,
     /// Blobs the store keeps in browser storage: held too, so a pull does not download them again.
     spilled: crate::spill::Spilled,
+    /// The blob downloading now, and those downloaded and verified, to be committed at the end.
+    current: Option<(Digest, Box<dyn BlobSink>)>,
+    done: Vec<(Digest, Box<dyn BlobSink>)>,
     mem: MemoryImages,
 }
 
@@ -309,19 +314,34 @@ impl PullTarget for TabPull {
     fn has_blob(&mut self, desc: &Descriptor) -> bool {
         self.store.get(&desc.digest).is_some()
             || self.spilled.borrow().contains_key(&desc.digest)
-            || self.mem.has_blob(desc)
+            || self.done.iter().any(|(d, _)| *d == desc.digest)
     }
     fn begin_blob(&mut self, desc: &Descriptor) -> Result<(), lw_registry::Error> {
-        self.mem.begin_blob(desc)
+        let sink = crate::spill::SpillSink::create(&self.store, &self.spilled)
+            .map_err(|e| lw_registry::Error::Host(e.to_string()))?;
+        self.current = Some((desc.digest.clone(), sink));
+        Ok(())
     }
     fn write_blob(&mut self, data: &[u8]) -> Result<(), lw_registry::Error> {
-        self.mem.write_blob(data)
+        let (d, sink) = self
+            .current
+            .as_mut()
+            .ok_or(lw_registry::Error::Misuse("write without begin"))?;
+        sink.write_all(data)
+            .map_err(|e| lw_registry::Error::Host(format!("storing blob {d}: {e}")))
     }
     fn commit_blob(&mut self, desc: &Descriptor) -> Result<(), lw_registry::Error> {
-        self.mem.commit_blob(desc)
+        match self.current.take() {
+            // Verified by the pull (size and digest) before it commits.
+            Some((d, sink)) if d == desc.digest => {
+                self.done.push((d, sink));
+                Ok(())
+            }
+            _ => Err(lw_registry::Error::Misuse("commit without begin")),
+        }
     }
-    fn abort_blob(&mut self, desc: &Descriptor) {
-        self.mem.abort_blob(desc)
+    fn abort_blob(&mut self, _desc: &Descriptor) {
+        self.current = None;
     }
     fn put_manifest(&mut self, desc: &Descriptor, bytes: &[u8]) -> Result<(), lw_registry::Error> {
         self.mem.put_manifest(desc, bytes)
@@ -343,6 +363,8 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     let mut tab = TabPull {
         store: blobs.clone(),
         spilled,
+        current: None,
+        done: Vec::new(),
         mem: MemoryImages::default(),
     };
     let mut op = PullImage::new(
@@ -355,10 +377,10 @@ pub async fn pull(r: &str, opts: JsValue) -> Result<JsValue, JsValue> {
     .map_err(err)?;
     let pulled = drive(&mut op, &mut Bodies::default(), &mut |_| Ok(())).await?;
     let desc = pulled.manifest.descriptor();
+    for (d, sink) in tab.done {
+        sink.commit(&d).map_err(err)?;
+    }
     with(|s| {
-        for (d, b) in tab.mem.blobs {
-            s.blobs.insert(d, b);
-        }
         for (d, (_, b)) in tab.mem.manifests {
             s.blobs.insert(d, b);
         }
