@@ -71,6 +71,40 @@ test(`build: a ${MB} MB context from Files in bounded wasm memory, layer streame
   assert.equal(await diffId(tar, layer.offset, layer.size), config.rootfs.diff_ids[0], 'the layer decompresses to its diff ID');
   console.error(`verified ${entries.size} tar entries (every blob's digest, the layer's diff ID) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
+  // The tarball loaded into a fresh tab (the inspector's "open a tarball"): its layer streams into browser storage as
+  // it is read and hashed, so wasm memory stays far under the layer (before, every blob was read into it).
+  {
+    const { page, context } = await newPage(site.browser);
+    page.setDefaultTimeout(60 * 60 * 1000);
+    await open(page, site.server.url);
+    await page.evaluate(() => {
+      const i = Object.assign(document.createElement('input'), { type: 'file', id: 'tarin' });
+      i.style.display = 'none';
+      document.body.append(i);
+    });
+    await page.setInputFiles('#tarin', tar);
+    const loaded = await page.evaluate(async (layer) => {
+      const lw = window.layerwright;
+      const before = lw.memoryBytes();
+      let peak = before;
+      const timer = setInterval(() => { peak = Math.max(peak, lw.memoryBytes()); }, 20);
+      let r;
+      try {
+        r = await lw.loadTarball(document.getElementById('tarin').files[0]);
+      } finally {
+        clearInterval(timer);
+      }
+      peak = Math.max(peak, lw.memoryBytes());
+      const entries = await lw.layerEntries(r.images[0].names[0] ?? r.images[0].digest, layer);
+      return { before, peak, images: r.images, files: entries.filter((e) => e.type === 'file').length };
+    }, r.layers[0].digest);
+    console.error(`loadTarball of ${(r.tarSize / 1e6).toFixed(1)} MB: WebAssembly.Memory ${mib(loaded.before)} MiB before, peak ${mib(loaded.peak)} MiB`);
+    assert.equal(loaded.images[0].digest, r.manifestDigest);
+    assert.equal(loaded.files, files.length, 'the loaded layer lists from storage');
+    assert.ok(loaded.peak - loaded.before <= 96 << 20, `loadTarball grew wasm memory by ${loaded.peak - loaded.before} B for a ${r.layers[0].size} B layer`);
+    await context.close();
+  }
+
   // The same build natively: the same archive, byte for byte (same layer writer, same bytes).
   const bin = layerwrightBin();
   if (bin) {

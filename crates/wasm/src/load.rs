@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use lw_engine::archive::{blob_name, MAX_DOCUMENT};
-use lw_oci::{media, Descriptor, Digest, Index, Manifest};
+use lw_engine::host::BlobSink;
+use lw_oci::{media, Descriptor, Digest, DigestHasher, Index, Manifest};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -12,8 +13,34 @@ use crate::js::{err, to_js};
 use crate::members::{read_member, Members, Source};
 use crate::store::with;
 
-/// A blob of the layout, verified against its descriptor (size first, so a lying archive is not read).
-async fn blob(src: &Source, m: &Members, d: &Descriptor, doc: bool) -> Result<Vec<u8>, JsValue> {
+/// Blobs of an archive, verified, waiting to enter the store: documents as bytes, layers in their sinks (in memory
+/// while small, else already streamed to browser storage as a build's layers are, `spill.rs`), committed only once
+/// the whole archive checked out (dropped, a sink aborts what it wrote).
+#[derive(Default)]
+pub(crate) struct Verified {
+    pub docs: BTreeMap<Digest, Vec<u8>>,
+    pub layers: BTreeMap<Digest, Box<dyn BlobSink>>,
+}
+
+impl Verified {
+    pub fn has(&self, d: &Digest) -> bool {
+        self.docs.contains_key(d) || self.layers.contains_key(d)
+    }
+}
+
+/// A new blob of the tab's store, spilling to browser storage past 16 MiB.
+pub(crate) fn new_sink() -> Result<Box<dyn BlobSink>, JsValue> {
+    with(|s| crate::spill::SpillSink::create(&s.blobs, &s.spilled)).map_err(err)
+}
+
+/// Write `bytes` to `sink`, naming `what` in an error.
+pub(crate) fn write_sink(sink: &mut dyn BlobSink, bytes: &[u8], what: &str) -> Result<(), JsValue> {
+    sink.write_all(bytes)
+        .map_err(|e| err(format!("storing {what}: {e}")))
+}
+
+/// The member of blob `d`, its size checked against the descriptor's (so a lying archive is not read).
+fn member_of(m: &Members, d: &Descriptor, doc: bool) -> Result<crate::members::Member, JsValue> {
     let name = blob_name(&d.digest);
     let member = m
         .get(&name)?
@@ -31,9 +58,35 @@ async fn blob(src: &Source, m: &Members, d: &Descriptor, doc: bool) -> Result<Ve
             d.media_type, d.digest, member.size
         )));
     }
-    let bytes = read_member(src, member, &name).await?;
+    Ok(member)
+}
+
+/// A document of the layout, verified against its descriptor.
+async fn blob(src: &Source, m: &Members, d: &Descriptor) -> Result<Vec<u8>, JsValue> {
+    let member = member_of(m, d, true)?;
+    let bytes = read_member(src, member, &blob_name(&d.digest)).await?;
     d.digest.check("archive blob", &bytes).map_err(err)?;
     Ok(bytes)
+}
+
+/// A layer of the layout streamed into a new blob as it is read and hashed; an error unless it matched its digest.
+async fn layer(src: &Source, m: &Members, d: &Descriptor) -> Result<Box<dyn BlobSink>, JsValue> {
+    let member = member_of(m, d, false)?;
+    let mut sink = new_sink()?;
+    let mut h = DigestHasher::new(d.digest.algorithm());
+    src.chunks(member.off, member.size, |c| {
+        h.update(c);
+        write_sink(&mut *sink, c, d.digest.as_str())
+    })
+    .await?;
+    let got = h.finish();
+    if got != d.digest {
+        return Err(err(format!(
+            "digest mismatch for archive blob: expected {}, got {got}",
+            d.digest
+        )));
+    }
+    Ok(sink)
 }
 
 /// Every blob `root` reaches; an index's children only when the archive has them.
@@ -41,17 +94,17 @@ async fn collect(
     src: &Source,
     m: &Members,
     root: &Descriptor,
-    out: &mut BTreeMap<Digest, Vec<u8>>,
+    out: &mut Verified,
 ) -> Result<(), JsValue> {
     let mut work = vec![(root.clone(), 0usize)];
     while let Some((d, depth)) = work.pop() {
         if depth > 4 {
             return Err(err("indexes nest too deeply"));
         }
-        if out.contains_key(&d.digest) {
+        if out.has(&d.digest) {
             continue;
         }
-        let bytes = blob(src, m, &d, true).await?;
+        let bytes = blob(src, m, &d).await?;
         if media::is_index(&d.media_type) {
             let idx: Index = serde_json::from_slice(&bytes)
                 .map_err(|e| err(format!("index {}: {e}", d.digest)))?;
@@ -63,14 +116,18 @@ async fn collect(
         } else {
             let man: Manifest = serde_json::from_slice(&bytes)
                 .map_err(|e| err(format!("manifest {}: {e}", d.digest)))?;
-            for (i, b) in std::iter::once(&man.config).chain(&man.layers).enumerate() {
-                if !out.contains_key(&b.digest) {
-                    let data = blob(src, m, b, i == 0).await?;
-                    out.insert(b.digest.clone(), data);
+            if !out.has(&man.config.digest) {
+                let data = blob(src, m, &man.config).await?;
+                out.docs.insert(man.config.digest.clone(), data);
+            }
+            for b in &man.layers {
+                if !out.has(&b.digest) {
+                    let sink = layer(src, m, b).await?;
+                    out.layers.insert(b.digest.clone(), sink);
                 }
             }
         }
-        out.insert(d.digest.clone(), bytes);
+        out.docs.insert(d.digest.clone(), bytes);
     }
     Ok(())
 }
@@ -88,11 +145,14 @@ pub(crate) struct LoadResult {
 
 /// Put verified blobs and named images into the store, and say what was loaded.
 pub(crate) fn commit(
-    blobs: BTreeMap<Digest, Vec<u8>>,
+    blobs: Verified,
     images: Vec<(Vec<String>, Descriptor)>,
 ) -> Result<JsValue, JsValue> {
+    for (d, sink) in blobs.layers {
+        sink.commit(&d).map_err(err)?;
+    }
     with(|s| {
-        for (dg, b) in blobs {
+        for (dg, b) in blobs.docs {
             s.blobs.insert(dg, b);
         }
         for (names, d) in &images {
@@ -131,7 +191,7 @@ pub async fn load_tarball(blob: JsValue) -> Result<JsValue, JsValue> {
         ));
     };
     let idx: Index = serde_json::from_slice(&index).map_err(|e| err(format!("index.json: {e}")))?;
-    let mut blobs = BTreeMap::new();
+    let mut blobs = Verified::default();
     let mut images: Vec<(Vec<String>, Descriptor)> = Vec::new();
     for d in &idx.manifests {
         collect(&src, &m, d, &mut blobs).await?;

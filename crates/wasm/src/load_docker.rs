@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use lw_engine::archive::{DockerArchiveEntry, MAX_DOCUMENT};
+use lw_engine::host::BlobSink;
 use lw_layer::tar::TarReader;
 use lw_oci::media::{self, Compression};
 use lw_oci::{Descriptor, Digest, DigestHasher, ImageConfig, Manifest};
@@ -26,7 +27,7 @@ use lw_layer::push::LayerScan;
 const MAX_IMAGES: usize = 1000;
 const MAX_LAYERS: usize = 1000;
 
-type Converted = (BTreeMap<Digest, Vec<u8>>, Vec<(Vec<String>, Descriptor)>);
+type Converted = (crate::load::Verified, Vec<(Vec<String>, Descriptor)>);
 
 /// One verified layer: its descriptor and diff ID.
 #[derive(Clone)]
@@ -65,41 +66,38 @@ fn diff_id_pull(bytes: &[u8], c: Compression) -> Result<Digest, String> {
 }
 
 /// Read a layer member in chunks: keep its bytes (the blob), hash them, and decompress + check its tar on the way.
-async fn read_layer(src: &Source, member: Member, name: &str) -> Result<(Vec<u8>, Layer), JsValue> {
+async fn read_layer(
+    src: &Source,
+    member: Member,
+    name: &str,
+) -> Result<(Box<dyn BlobSink>, Layer), JsValue> {
     let head = src.read_at(member.off, 4.min(member.size as usize)).await?;
     let comp = lw_layer::compress::sniff(&head);
     let bad = |e: String| err(format!("docker archive: layer {name}: {e}"));
-    let (bytes, digest, diff_id) = if comp == Compression::Zstd {
+    // Streamed into a new blob of the store as it is read (to browser storage past 16 MiB).
+    let mut sink = crate::load::new_sink()?;
+    let (digest, diff_id) = if comp == Compression::Zstd {
         crate::archive::need_zstd().await?;
         let bytes = read_member(src, member, name).await?;
         let diff = diff_id_pull(&bytes, comp).map_err(bad)?;
-        let digest = Digest::sha256_of(&bytes);
-        (bytes, digest, diff)
+        crate::load::write_sink(&mut *sink, &bytes, name)?;
+        (Digest::sha256_of(&bytes), diff)
     } else {
-        let mut bytes = Vec::new();
-        bytes
-            .try_reserve_exact(usize::try_from(member.size).unwrap_or(usize::MAX))
-            .map_err(|_| {
-                bad(format!(
-                    "{} bytes do not fit in the tab's memory",
-                    member.size
-                ))
-            })?;
         let mut scan = LayerScan::new(Box::new(|_| Ok(())), true);
         src.chunks(member.off, member.size, |c| {
-            bytes.extend_from_slice(c);
+            crate::load::write_sink(&mut *sink, c, name)?;
             scan.push(c).map_err(|e| bad(e.to_string()))
         })
         .await?;
         let s = scan.finish().map_err(|e| bad(e.to_string()))?;
         match (s.digest, s.diff_id) {
-            (Some(d), Some(diff)) => (bytes, d, diff),
+            (Some(d), Some(diff)) => (d, diff),
             _ => return Err(bad("no digest computed".into())),
         }
     };
     let mt = lw_engine::archive::layer_media_type(comp);
-    let desc = Descriptor::new(mt, digest, bytes.len() as u64);
-    Ok((bytes, Layer { desc, diff_id }))
+    let desc = Descriptor::new(mt, digest, member.size);
+    Ok((sink, Layer { desc, diff_id }))
 }
 
 /// Convert every image of `manifest.json` into OCI blobs and named descriptors; nothing is stored here.
@@ -116,7 +114,7 @@ pub async fn convert(src: &Source, m: &Members) -> Result<Converted, JsValue> {
             entries.len()
         )));
     }
-    let mut blobs: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
+    let mut blobs = crate::load::Verified::default();
     let mut layers_seen: BTreeMap<String, Layer> = BTreeMap::new();
     let mut images = Vec::new();
     for e in &entries {
@@ -158,8 +156,8 @@ pub async fn convert(src: &Source, m: &Members) -> Result<Converted, JsValue> {
                             "docker archive: manifest.json names layer {name}, which the archive lacks"
                         ))
                     })?;
-                    let (bytes, l) = read_layer(src, member, name).await?;
-                    blobs.insert(l.desc.digest.clone(), bytes);
+                    let (sink, l) = read_layer(src, member, name).await?;
+                    blobs.layers.insert(l.desc.digest.clone(), sink);
                     layers_seen.insert(key, l.clone());
                     l
                 }
@@ -173,10 +171,10 @@ pub async fn convert(src: &Source, m: &Members) -> Result<Converted, JsValue> {
             descs.push(layer.desc);
         }
         let config_desc = Descriptor::of(media::OCI_CONFIG, &config_bytes);
-        blobs.insert(config_desc.digest.clone(), config_bytes);
+        blobs.docs.insert(config_desc.digest.clone(), config_bytes);
         let manifest = lw_oci::to_canonical_json(&Manifest::oci(config_desc, descs));
         let mdesc = Descriptor::of(media::OCI_MANIFEST, &manifest);
-        blobs.insert(mdesc.digest.clone(), manifest);
+        blobs.docs.insert(mdesc.digest.clone(), manifest);
         let mut names = Vec::new();
         for t in e.repo_tags.iter().flatten() {
             let n = normalize(t)?;
