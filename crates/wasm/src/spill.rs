@@ -134,18 +134,22 @@ impl SpillSink {
         }
         self.written += self.buf.len() as u64;
         self.buf.clear();
+        // A spilled blob's buffer holds a chunk at a time from now on (a pull or load keeps its sinks until the end).
+        self.buf.shrink_to(2 * CHUNK);
         Ok(())
     }
 }
 
 impl Write for SpillSink {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        if self.out.is_none() && self.buf.len() > SPILL_AT {
+        // Spill before the buffer passes the threshold: growing it past (doubling to 32 MiB while the old 16 MiB is
+        // copied) would hold 48 MiB at once.
+        if self.out.is_none() && self.buf.len() + b.len() > SPILL_AT {
             let s = storage().ok_or_else(|| io::Error::other("the blob storage went away"))?;
             let id = call(&s, "create", &[]).map_err(io::Error::other)?;
             self.out = Some((s, id));
         }
+        self.buf.extend_from_slice(b);
         if self.out.is_some() && self.buf.len() >= CHUNK {
             self.send()?;
         }
