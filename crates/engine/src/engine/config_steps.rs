@@ -98,9 +98,29 @@ pub(super) fn volume_step(
     Ok(())
 }
 
+/// Go's `time.Duration.String()`: `1h2m3.5s`, and below a second `500ms`, `1.5µs`, `7ns`.
 fn go_duration(ns: i64) -> String {
     if ns == 0 {
         return "0s".into();
+    }
+    if ns < 0 {
+        return format!(
+            "-{}",
+            go_duration(ns.unsigned_abs().min(i64::MAX as u64) as i64)
+        );
+    }
+    if ns < 1_000_000_000 {
+        let (unit, name, digits) = match ns {
+            0..1_000 => return format!("{ns}ns"),
+            1_000..1_000_000 => (1_000, "µs", 3),
+            _ => (1_000_000, "ms", 6),
+        };
+        let (whole, frac) = (ns / unit, ns % unit);
+        if frac == 0 {
+            return format!("{whole}{name}");
+        }
+        let frac = format!("{frac:0digits$}");
+        return format!("{whole}.{}{name}", frac.trim_end_matches('0'));
     }
     let secs = ns / 1_000_000_000;
     let frac = ns % 1_000_000_000;
@@ -152,4 +172,28 @@ fn expose_ports(shared: &Shared, line: usize, words: &[String]) -> Result<Vec<St
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+
+    #[test]
+    fn durations_print_as_go_does() {
+        let s = 1_000_000_000;
+        for (ns, want) in [
+            (0, "0s"),
+            (7, "7ns"),
+            (1_500, "1.5µs"),
+            (500_000_000, "500ms"),
+            (1_250_000, "1.25ms"),
+            (s, "1s"),
+            (s + 500_000_000, "1.5s"),
+            (90 * s, "1m30s"),
+            (3600 * s, "1h0m0s"),
+            (-2 * s, "-2s"),
+        ] {
+            assert_eq!(go_duration(ns), want, "{ns}");
+        }
+    }
 }
