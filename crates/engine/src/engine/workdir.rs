@@ -38,9 +38,11 @@ pub(super) fn workdir_step(
     let text = format!("WORKDIR {abs}");
     st.key = chain(&st.key, &[&text]);
     let tree = st.tree(host)?;
+    // BuildKit makes the directories inside the rootfs following symlinks (WORKDIR /link/sub makes the
+    // link target's sub): the directories made are those of the resolved path.
     let mut missing = Vec::new();
-    let mut dir = clean.clone();
-    while !dir.is_empty() && tree.get(&tree.resolve(&dir)).is_none() {
+    let mut dir = tree.resolve(&clean);
+    while !dir.is_empty() && tree.get(&dir).is_none() {
         missing.push(dir.clone());
         dir = lw_layer::path::parent(&dir).to_string();
     }
