@@ -127,15 +127,32 @@ impl<'a> View<'a> {
         Ok(View { fs, entries })
     }
 
-    /// Follow symlinks lexically inside the source.
+    /// Follow symlinks lexically inside the source, those of the parent directories too (BuildKit copies
+    /// `link/f.txt` for a `link` to a directory).
     pub(super) fn follow(&self, path: &str) -> Option<&Src> {
         let mut p = path.to_string();
-        for _ in 0..40 {
-            let s = self.entries.get(&p)?;
-            match &s.kind {
-                EntryKind::Symlink(t) => p = lpath::resolve_link(&p, t)?,
-                _ => return Some(s),
+        'hops: for _ in 0..40 {
+            let mut acc = String::new();
+            let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+            for (i, part) in parts.iter().enumerate() {
+                acc = if acc.is_empty() {
+                    part.to_string()
+                } else {
+                    format!("{acc}/{part}")
+                };
+                let s = self.entries.get(&acc)?;
+                if let EntryKind::Symlink(t) = &s.kind {
+                    let target = lpath::resolve_link(&acc, t)?;
+                    let rest = parts[i + 1..].join("/");
+                    p = match (target.is_empty(), rest.is_empty()) {
+                        (_, true) => target,
+                        (true, false) => rest,
+                        (false, false) => format!("{target}/{rest}"),
+                    };
+                    continue 'hops;
+                }
             }
+            return self.entries.get(&p);
         }
         None
     }
