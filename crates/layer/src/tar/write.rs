@@ -45,7 +45,7 @@ impl<W: Write> TarWriter<W> {
         let size = if entry.has_data() { entry.size } else { 0 };
         let (mut block, pax) = ustar_header(entry, size, mtime);
         if !pax.is_empty() {
-            self.write_pax(&entry.path, pax)?;
+            self.write_pax(&entry.path, entry.is_dir(), pax)?;
         }
         finish_checksum(&mut block);
         self.out.write_all(&block)?;
@@ -56,19 +56,15 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// A PAX extended header for `path` with `pax`'s records, sorted (written before the entry's own header).
-    fn write_pax(&mut self, path: &str, mut pax: Vec<(String, Vec<u8>)>) -> Result<(), Error> {
+    fn write_pax(
+        &mut self,
+        path: &str,
+        is_dir: bool,
+        mut pax: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), Error> {
         pax.sort();
         let data: Vec<u8> = pax.iter().flat_map(|(k, v)| pax_record(k, v)).collect();
-        let pax_name = {
-            let dir = crate::path::parent(path);
-            let base = crate::path::base(path);
-            let joined = if dir.is_empty() {
-                format!("PaxHeaders.0/{base}")
-            } else {
-                format!("{dir}/PaxHeaders.0/{base}")
-            };
-            ascii_truncated(&joined, NAME.1)
-        };
+        let pax_name = ascii_truncated(&pax_header_name(path, is_dir), NAME.1);
         let mut ph = [0u8; BLOCK];
         put(&mut ph, NAME, pax_name.as_bytes());
         put_octal(&mut ph, MODE, 0);
@@ -202,11 +198,30 @@ fn split_ustar(name: &str) -> Option<(&str, &str)> {
         .map(|i| (&name[..i], &name[i + 1..]))
 }
 
+/// Go's `path.Join(dir, "PaxHeaders.0", file)` of `path.Split(name)`, where a directory's name ends with `/`
+/// (so a directory's extended header is named `dir/PaxHeaders.0`).
+fn pax_header_name(path: &str, is_dir: bool) -> String {
+    let (dir, base) = if is_dir {
+        (path, "")
+    } else {
+        (crate::path::parent(path), crate::path::base(path))
+    };
+    [dir, "PaxHeaders.0", base]
+        .iter()
+        .filter(|c| !c.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A best-effort ustar name field, as Go's archive/tar writes it: the non-ASCII characters (and NULs) dropped,
+/// cut to `max` bytes, and trailing slashes of a cut name dropped.
 fn ascii_truncated(s: &str, max: usize) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii() && c != '\0' { c } else { '_' })
-        .take(max)
-        .collect()
+    let ascii: String = s.chars().filter(|c| c.is_ascii() && *c != '\0').collect();
+    if ascii.len() <= max {
+        return ascii;
+    }
+    ascii[..max].trim_end_matches('/').to_string()
 }
 
 /// The entry's ustar header block (checksum not yet set) and the PAX records for what ustar cannot hold: a long
@@ -286,4 +301,25 @@ fn ustar_header(entry: &Entry, size: u64, mtime: i64) -> ([u8; BLOCK], Vec<(Stri
         pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
     }
     (block, pax)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ascii_truncated, pax_header_name};
+
+    #[test]
+    fn ustar_names_are_go_s_best_effort() {
+        assert_eq!(ascii_truncated("ünïcødé-ファイル.txt", 100), "ncd-.txt");
+        assert_eq!(
+            ascii_truncated(&format!("{}/b", "a".repeat(99)), 100),
+            "a".repeat(99)
+        );
+        assert_eq!(ascii_truncated("abc", 2), "ab");
+        assert_eq!(
+            pax_header_name("d/ünï.txt", false),
+            "d/PaxHeaders.0/ünï.txt"
+        );
+        assert_eq!(pax_header_name("f", false), "PaxHeaders.0/f");
+        assert_eq!(pax_header_name("d/dïr", true), "d/dïr/PaxHeaders.0");
+    }
 }
