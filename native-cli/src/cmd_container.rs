@@ -532,7 +532,7 @@ pub fn commit(root: &Path, a: CommitArgs) -> Result<()> {
     let _lease = store.lease()?;
     let (rootfs, guard, before, after) = container::change_scans(&store, &cs, &r)?;
     let mut blobs = StoreBlobs { store: &store };
-    let layer = diff::write_layer(&rootfs, &before, &after, None, &mut blobs)?;
+    let layer = diff::write_layer(&rootfs, None, &before, &after, None, &mut blobs)?;
     drop(guard);
     let img = store.resolve(&r.manifest, None)?;
     let mut config = img.config.clone();

@@ -72,6 +72,41 @@ fn is_dir(m: &Meta) -> bool {
 
 /// Compare two scans: (path, change) in layer order.
 pub fn changes(before: &Scan, after: &Scan) -> Vec<(String, Change)> {
+    changes_with(before, after, None)
+}
+
+/// Whether a file that is no longer the same inode (copied up by overlayfs) is unchanged, as BuildKit's overlay
+/// differ decides (`sameDirent`): same type, mode, owner, device number, size and mtime; where both mtimes have no
+/// nanoseconds (unpacked from a tar) a symlink's target and a regular file's contents decide. `same_content` reads
+/// both versions of a regular file; without it a new identity with the same metadata counts as unchanged only when
+/// a hard link was added (the link count grew).
+fn same_dirent(p: &str, b: &Meta, a: &Meta, same_content: Option<&mut ContentEq<'_>>) -> bool {
+    let meta_eq = (a.kind, a.mode, a.uid, a.gid, a.rdev) == (b.kind, b.mode, b.uid, b.gid, b.rdev)
+        && (a.kind == S_IFDIR || (a.size == b.size && a.mtime.0 == b.mtime.0));
+    if !meta_eq || (a.kind != S_IFDIR && a.mtime.1 != b.mtime.1) {
+        return false;
+    }
+    if a.kind == S_IFDIR || a.mtime.1 != 0 {
+        return true;
+    }
+    match (a.kind, same_content) {
+        (S_IFLNK, _) => a.link == b.link,
+        (S_IFREG, _) if a.size == 0 => true,
+        (S_IFREG, Some(eq)) => eq(p),
+        // Without the contents: only a new hard link (count grown, nothing else but ctime and identity) is kept out.
+        _ => a.nlink > b.nlink,
+    }
+}
+
+/// Compares the contents of a regular file before and after the step.
+pub type ContentEq<'a> = dyn FnMut(&str) -> bool + 'a;
+
+/// [`changes`], with `same_content` comparing a regular file's two versions where BuildKit's differ would.
+pub fn changes_with(
+    before: &Scan,
+    after: &Scan,
+    mut same_content: Option<&mut ContentEq<'_>>,
+) -> Vec<(String, Change)> {
     let mut put: BTreeSet<String> = BTreeSet::new();
     for (p, a) in after {
         match before.get(p) {
@@ -85,15 +120,10 @@ pub fn changes(before: &Scan, after: &Scan) -> Vec<(String, Change)> {
                 }
             }
             Some(b) => {
-                // A new hard link to an earlier file changes only its link count (and ctime): BuildKit keeps the
-                // earlier name out of the layer, and the new name is written as a file of its own.
-                let only_linked = a.nlink > b.nlink
-                    && Meta {
-                        ctime: b.ctime,
-                        nlink: b.nlink,
-                        ..a.clone()
-                    } == *b;
-                if a != b && !only_linked {
+                // A new hard link to an earlier file changes its link count and ctime (and overlayfs copies it up,
+                // a new inode): BuildKit keeps the earlier name out of the layer when its metadata and contents
+                // are the same, and the new name is written as a file of its own.
+                if a != b && !same_dirent(p, b, a, same_content.as_deref_mut()) {
                     put.insert(p.clone());
                 }
             }
@@ -283,6 +313,50 @@ mod tests {
         }
         // /dev/console: major 5, minor 1.
         assert_eq!(makedev(5, 1), 0x501);
+    }
+
+    #[test]
+    fn copied_up_files_count_as_changed_as_buildkit_decides() {
+        let f = S_IFREG;
+        let file = |ino, size, mtime, nlink| Meta {
+            size,
+            mtime,
+            nlink,
+            ctime: (9, 9),
+            ..meta(f, ino)
+        };
+        let mut before = Scan::new();
+        // Linked (copied up, a new inode, same link count), moved back and forth, touched, rewritten.
+        for (p, m) in [
+            ("linked", file(1, 4, (5, 0), 2)),
+            ("moved", file(2, 4, (5, 0), 1)),
+            ("moved_nanos", file(3, 4, (5, 7), 1)),
+            ("touched", file(4, 4, (5, 0), 1)),
+            ("empty", file(5, 0, (5, 0), 1)),
+        ] {
+            before.insert(p.into(), m);
+        }
+        let mut after = Scan::new();
+        for (p, m) in [
+            ("linked", file(11, 4, (5, 0), 2)),
+            ("moved", file(12, 4, (5, 0), 1)),
+            ("moved_nanos", file(13, 4, (5, 7), 1)),
+            ("touched", file(14, 4, (6, 0), 1)),
+            ("empty", file(15, 0, (5, 0), 1)),
+        ] {
+            after.insert(p.into(), m);
+        }
+        let names =
+            |l: Vec<(String, Change)>| -> Vec<String> { l.into_iter().map(|c| c.0).collect() };
+        // The contents decide where both mtimes lack nanoseconds.
+        let mut same = |p: &str| p != "moved";
+        let got = names(changes_with(&before, &after, Some(&mut same)));
+        assert_eq!(got, ["moved", "touched"]);
+        // Without the contents a new identity with equal metadata counts as changed.
+        assert_eq!(
+            names(changes(&before, &after)),
+            ["linked", "moved", "touched"]
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{anyhow, Context as _, Result};
 use lw_engine::host::BlobStore;
 pub use lw_layer::diff::{changes, layer_name, Change, Meta, Scan};
-use lw_layer::diff::{write_changes, ChangeSource};
+use lw_layer::diff::{changes_with, write_changes, ChangeSource};
 use lw_layer::tar::WriteOptions;
 use lw_layer::LayerWriter;
 use lw_oci::media::Compression;
@@ -72,12 +72,19 @@ fn walk(dir: &Path, rel: &str, out: &mut Scan) -> Result<()> {
 /// changed.
 pub fn write_layer(
     root: &Path,
+    lower: Option<&Path>,
     before: &Scan,
     after: &Scan,
     epoch: Option<i64>,
     store: &mut dyn BlobStore,
 ) -> Result<Option<(Descriptor, Digest)>> {
-    let list = changes(before, after);
+    // `lower` holds the files as they were before the step (the overlay's lower directory): a file copied up
+    // without a change (a new hard link to it) stays out of the layer, as in BuildKit's overlay differ.
+    let mut same = |p: &str| same_file_content(&lower.unwrap_or(root).join(p), &root.join(p));
+    let list = match lower {
+        Some(_) => changes_with(before, after, Some(&mut same)),
+        None => changes(before, after),
+    };
     if list.is_empty() {
         return Ok(None);
     }
@@ -88,6 +95,47 @@ pub fn write_layer(
     let (sink, info) = lw.finish()?;
     sink.commit(&info.digest).map_err(|e| anyhow!("{e}"))?;
     Ok(Some((info.descriptor(), info.diff_id)))
+}
+
+/// Whether two regular files (never followed through a symlink) hold the same bytes; unreadable counts as
+/// different.
+fn same_file_content(a: &Path, b: &Path) -> bool {
+    let open = |p: &Path| {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(p)
+    };
+    let (Ok(mut fa), Ok(mut fb)) = (open(a), open(b)) else {
+        return false;
+    };
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let Ok(n) = read_full(&mut fa, &mut ba) else {
+            return false;
+        };
+        let Ok(m) = read_full(&mut fb, &mut bb) else {
+            return false;
+        };
+        if n != m || ba[..n] != bb[..m] {
+            return false;
+        }
+        if n < ba.len() {
+            return true;
+        }
+    }
+}
+
+/// Fill `buf` as far as the file goes; the count read.
+fn read_full(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// Entries' contents from the host directory the step ran in.

@@ -551,7 +551,14 @@ impl RuncExecutor {
 
         remove_created_mountpoints(&rootfs, &|r| before.contains_key(r), &targets)?;
         let after = diff::scan(&rootfs)?;
-        let layer = diff::write_layer(&rootfs, &before, &after, req.source_date_epoch, store)?;
+        let layer = diff::write_layer(
+            &rootfs,
+            Some(base.as_path()),
+            &before,
+            &after,
+            req.source_date_epoch,
+            store,
+        )?;
         drop(unmount);
         Ok(RunResult { layer })
     }
