@@ -526,6 +526,15 @@ fn bad_input_names_the_line_and_cause() {
             "Dockerfile:2: ADD --checksum a.txt: checksum requires HTTP(S) or Git sources",
         ),
         (
+            // BuildKit makes the destination's parents: a file in the way is an error.
+            "FROM scratch\nCOPY a.txt /f\nCOPY a.txt /f/x\n",
+            "Dockerfile:3: COPY failed: mkdir /f: not a directory",
+        ),
+        (
+            "FROM scratch\nCOPY a.txt /f\nCOPY a.txt /f/\n",
+            "Dockerfile:3: COPY failed: mkdir /f: not a directory",
+        ),
+        (
             // Deliberate divergence: BuildKit silently maps an unknown group to 0.
             "FROM scratch\nCOPY --chown=:nogroup a.txt /\n",
             "Dockerfile:2: COPY: unable to find group nogroup",

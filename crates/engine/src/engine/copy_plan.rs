@@ -244,6 +244,23 @@ fn destination(
         )
     })?;
     let dest = normalize_path(&rootfs.resolve(&dest)).unwrap_or(dest);
+    // BuildKit makes the destination's parents (and a destination written as a directory) and fails on one
+    // that is not a directory.
+    let mut parent = lw_layer::path::parent(&dest);
+    let mut not_dir = (dest_slash && rootfs.get(&dest).is_some_and(|n| !n.entry.is_dir()))
+        .then_some(dest.as_str());
+    while !parent.is_empty() {
+        if rootfs.get(parent).is_some_and(|n| !n.entry.is_dir()) {
+            not_dir = Some(parent);
+        }
+        parent = lw_layer::path::parent(parent);
+    }
+    if let Some(p) = not_dir {
+        return Err(shared.err(
+            spec.line,
+            format!("{} failed: mkdir /{p}: not a directory", spec.keyword),
+        ));
+    }
     let dest_exists_dir = dest.is_empty() || rootfs.get(&dest).is_some_and(|n| n.entry.is_dir());
     Ok((dest, dest_slash, dest_exists_dir))
 }
