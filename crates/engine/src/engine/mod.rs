@@ -229,6 +229,7 @@ pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<Bui
     }
     // BuildKit leaves `created` out of an image without history (SOURCE_DATE_EPOCH dates the last entry).
     fin.config.created = (!fin.config.history.is_empty()).then(|| shared.created());
+    omit_empty(&mut fin.config.config);
     let config_bytes = lw_oci::to_canonical_json(&fin.config);
     let config_desc = put_bytes(host.blobs, media::OCI_CONFIG, &config_bytes)?;
     let manifest_bytes =
@@ -246,4 +247,63 @@ pub async fn build_async(opts: &BuildOptions, host: &mut Host<'_>) -> Result<Bui
         config_digest: config_desc.digest,
         layers: fin.reports,
     })
+}
+
+/// Go's `omitempty` on the image config's fields, as BuildKit writes them: an empty `User`, `WorkingDir` or
+/// `StopSignal`, an empty list (`ENTRYPOINT []`, `CMD []`) or map, and a false `ArgsEscaped` are left out.
+fn omit_empty(c: &mut lw_oci::config::ContainerConfig) {
+    for s in [&mut c.user, &mut c.working_dir, &mut c.stop_signal] {
+        if s.as_deref() == Some("") {
+            *s = None;
+        }
+    }
+    for v in [
+        &mut c.env,
+        &mut c.entrypoint,
+        &mut c.cmd,
+        &mut c.on_build,
+        &mut c.shell,
+    ] {
+        if v.as_ref().is_some_and(Vec::is_empty) {
+            *v = None;
+        }
+    }
+    for m in [&mut c.exposed_ports, &mut c.volumes] {
+        if m.as_ref().is_some_and(BTreeMap::is_empty) {
+            *m = None;
+        }
+    }
+    if c.labels.as_ref().is_some_and(BTreeMap::is_empty) {
+        c.labels = None;
+    }
+    if c.args_escaped == Some(false) {
+        c.args_escaped = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::omit_empty;
+    use lw_oci::config::ContainerConfig;
+
+    #[test]
+    fn empty_config_fields_are_left_out_as_go_omits_them() {
+        let mut c = ContainerConfig {
+            user: Some(String::new()),
+            cmd: Some(vec![]),
+            entrypoint: Some(vec![]),
+            labels: Some(Default::default()),
+            args_escaped: Some(false),
+            working_dir: Some("/".into()),
+            ..Default::default()
+        };
+        omit_empty(&mut c);
+        assert_eq!(
+            c,
+            ContainerConfig {
+                working_dir: Some("/".into()),
+                ..Default::default()
+            }
+        );
+    }
 }
