@@ -51,10 +51,12 @@ impl Emitter<'_> {
         self.spec.chown.unwrap_or((0, 0))
     }
 
-    /// Directories the copy creates: 0755, or the mode of an octal --chmod (a symbolic one leaves them alone).
+    /// Directories the copy creates: 0755, or the permission bits of an octal --chmod (a symbolic one leaves them
+    /// alone). BuildKit makes them with Go's `os.MkdirAll(dir, os.FileMode(mode))`, which keeps only the
+    /// permission bits: `--chmod=1777` makes a 0777 destination directory (the entries copied keep 1777).
     fn new_dir_mode(&self) -> u32 {
         match &self.spec.chmod {
-            Some(Chmod::Octal(m)) => *m,
+            Some(Chmod::Octal(m)) => *m & 0o777,
             _ => 0o755,
         }
     }
