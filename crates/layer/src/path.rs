@@ -26,6 +26,28 @@ pub fn clean(name: &str) -> Result<String, Error> {
     Ok(parts.join("/"))
 }
 
+/// Clean an archive entry name as if it were rooted (Go's `filepath.Clean("/" + name)`, as BuildKit unpacks an
+/// ADDed archive): a leading `/` is dropped and a `..` at the root stays there, so no name leaves the root.
+pub fn clean_rooted(name: &str) -> Result<String, Error> {
+    if name.contains('\0') {
+        return Err(Error::UnsafePath {
+            path: name.to_string(),
+            reason: "NUL byte in name".to_string(),
+        });
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
 /// The parent directory of a clean path (`a/b` → `a`, `a` → ``).
 pub fn parent(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
@@ -64,6 +86,21 @@ pub fn cmp_components(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rooted_cleaning_stays_inside() {
+        for (name, want) in [
+            ("/abs/g", "abs/g"),
+            ("a/../b", "b"),
+            ("../evil", "evil"),
+            ("a/../../evil2", "evil2"),
+            ("./dot//f/", "dot/f"),
+            (".", ""),
+        ] {
+            assert_eq!(clean_rooted(name).unwrap(), want, "{name}");
+        }
+        assert!(clean_rooted("a\0b").is_err());
+    }
 
     #[test]
     fn cleaning() {

@@ -475,7 +475,8 @@ pub(super) fn unpack(
     // Boxed, as the other readers the core reads tars and archives through (one copy of the reader in wasm).
     let rest: Box<dyn Read + '_> = Box::new(&mut tar);
     let tar_in: Box<dyn Read + '_> = Box::new(std::io::Cursor::new(head).chain(rest));
-    let mut r = lw_layer::tar::TarReader::new(tar_in);
+    // BuildKit unpacks absolute names and names with `..` under the destination.
+    let mut r = lw_layer::tar::TarReader::new(tar_in).rooted_names();
     let mut out = Vec::new();
     loop {
         let next = r.next_entry().and_then(|e| match e {

@@ -21,6 +21,8 @@ pub struct TarReader<R: Read> {
     padding: u64,
     done: bool,
     current: String,
+    /// Names cleaned as rooted ([`path::clean_rooted`]) rather than refused when absolute or climbing.
+    rooted: bool,
 }
 
 impl<R: Read> TarReader<R> {
@@ -32,7 +34,15 @@ impl<R: Read> TarReader<R> {
             padding: 0,
             done: false,
             current: String::new(),
+            rooted: false,
         }
+    }
+
+    /// Read absolute names and names with `..` as BuildKit unpacks an ADDed archive: under the root, a `..` at the
+    /// root staying there (`/abs/g` → `abs/g`, `../evil` → `evil`), hard link targets alike.
+    pub fn rooted_names(mut self) -> Self {
+        self.rooted = true;
+        self
     }
 
     /// Bytes consumed from the underlying reader.
@@ -122,7 +132,11 @@ impl<R: Read> TarReader<R> {
                 self.done = true;
                 return Ok(None);
             }
-            let h = Header { block: &block, at };
+            let h = Header {
+                block: &block,
+                at,
+                rooted: self.rooted,
+            };
             h.verify_checksum()?;
             let size = h.num(SIZE, "size")?;
             if size < 0 {
@@ -246,9 +260,18 @@ struct Extensions {
 struct Header<'a> {
     block: &'a [u8; BLOCK],
     at: u64,
+    rooted: bool,
 }
 
 impl Header<'_> {
+    fn clean_name(&self, name: &str) -> Result<String, Error> {
+        if self.rooted {
+            path::clean_rooted(name)
+        } else {
+            path::clean(name)
+        }
+    }
+
     fn bad(&self, reason: String) -> Error {
         Error::BadHeader {
             offset: self.at,
@@ -311,7 +334,7 @@ impl Header<'_> {
     /// The entry this header (with its extensions) describes, and the data size it declares.
     fn entry(&self, size: u64, mut ext: Extensions) -> Result<(Entry, u64), Error> {
         let (name, link) = self.names(&mut ext)?;
-        let clean = path::clean(&name)?;
+        let clean = self.clean_name(&name)?;
         let pax = &ext.pax;
         let pax_num = |key: &str| -> Result<Option<i64>, Error> {
             match pax.get(key) {
@@ -375,7 +398,7 @@ impl Header<'_> {
                     EntryKind::File
                 }
             }
-            b'1' => EntryKind::Hardlink(path::clean(&link)?),
+            b'1' => EntryKind::Hardlink(self.clean_name(&link)?),
             b'2' => EntryKind::Symlink(link),
             b'3' => {
                 let (major, minor) = dev()?;
