@@ -19,12 +19,13 @@ use crate::store::with;
 #[derive(Default)]
 pub(crate) struct Verified {
     pub docs: BTreeMap<Digest, Vec<u8>>,
-    pub layers: BTreeMap<Digest, Box<dyn BlobSink>>,
+    /// A list (an image has few layers), as the pull's.
+    pub layers: Vec<(Digest, Box<dyn BlobSink>)>,
 }
 
 impl Verified {
     pub fn has(&self, d: &Digest) -> bool {
-        self.docs.contains_key(d) || self.layers.contains_key(d)
+        self.docs.contains_key(d) || self.layers.iter().any(|(x, _)| x == d)
     }
 }
 
@@ -123,7 +124,7 @@ async fn collect(
             for b in &man.layers {
                 if !out.has(&b.digest) {
                     let sink = layer(src, m, b).await?;
-                    out.layers.insert(b.digest.clone(), sink);
+                    out.layers.push((b.digest.clone(), sink));
                 }
             }
         }

@@ -157,7 +157,9 @@ pub async fn convert(src: &Source, m: &Members) -> Result<Converted, JsValue> {
                         ))
                     })?;
                     let (sink, l) = read_layer(src, member, name).await?;
-                    blobs.layers.insert(l.desc.digest.clone(), sink);
+                    if !blobs.has(&l.desc.digest) {
+                        blobs.layers.push((l.desc.digest.clone(), sink));
+                    }
                     layers_seen.insert(key, l.clone());
                     l
                 }
