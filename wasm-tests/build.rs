@@ -38,6 +38,8 @@ fn corpus_cases(out: &Path) {
             || case.join("http").exists()
             || case.join("https").exists()
             || case.join("modes").exists()
+            // Empty directories (git keeps none): the Chromium corpus test gives them as `fileInfo`.
+            || case.join("dirs").exists()
             || case.join("secrets").exists()
             // Named contexts and SSH agents: the Chromium corpus test gives them.
             || case.join("contexts.list").exists()
