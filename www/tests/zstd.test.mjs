@@ -198,6 +198,60 @@ test('a zstd layer whose decoder module cannot be fetched fails with a message n
   await context.close();
 });
 
+/** `count` files of 6 MiB in `dir` named PREFIX00.bin...: half pseudo-random (xorshift32 from `seed`), half text, so a
+ * layer of them is about half their size. Returns the names. */
+function writeHalfRandomFiles(dir, prefix, count, seed) {
+  const MiB = 1 << 20;
+  const names = [];
+  for (let i = 0; i < count; i++) {
+    const w = new Uint32Array(6 * MiB / 4);
+    let x = i + seed;
+    for (let j = 0; j < w.length / 2; j++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; w[j] = x; }
+    const b = Buffer.from(w.buffer);
+    b.fill(0x61 + (i % 26), 3 * MiB);
+    names.push(`${prefix}${String(i).padStart(2, '0')}.bin`);
+    writeFileSync(join(dir, names.at(-1)), b);
+  }
+  return names;
+}
+
+/** Build `opts` in the page with the files at `paths` picked as a user picks a folder (a hidden file input): as the
+ * context's `files`, or as the named context `named` when given; WebAssembly.Memory sampled over the build.
+ * Resolves to {before, peak, layers: [[digest, mediaType]]}. */
+async function buildPickedFiles(page, paths, opts, named) {
+  await page.evaluate(() => {
+    const i = Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'picked' });
+    i.style.display = 'none';
+    document.body.append(i);
+  });
+  await page.setInputFiles('#picked', paths);
+  return page.evaluate(async ({ opts, named }) => {
+    const lw = window.layerwright;
+    const files = Object.fromEntries([...document.getElementById('picked').files].map((f) => [f.name, f]));
+    const o = named ? { ...opts, files: {}, buildContexts: { [named]: { files } } } : { ...opts, files };
+    const before = lw.memoryBytes();
+    let peak = before;
+    const timer = setInterval(() => { peak = Math.max(peak, lw.memoryBytes()); }, 20);
+    let r;
+    try {
+      r = await lw.build(o);
+    } finally {
+      clearInterval(timer);
+    }
+    peak = Math.max(peak, lw.memoryBytes());
+    const layers = JSON.parse(new TextDecoder().decode(r.manifestBytes)).layers.map((l) => [l.digest, l.mediaType]);
+    return { before, peak, layers };
+  }, { opts, named });
+}
+
+/** The layer digests of the image tagged `tag` in the CLI's store (an OCI layout: its index names the manifest). */
+function storeLayers(store, tag) {
+  const index = JSON.parse(readFileSync(join(store, 'index.json'), 'utf8'));
+  const desc = index.manifests.find((d) => Object.values(d.annotations ?? {}).some((v) => v.endsWith(tag)));
+  const manifest = JSON.parse(readFileSync(join(store, 'blobs', 'sha256', desc.digest.slice('sha256:'.length)), 'utf8'));
+  return manifest.layers.map((l) => l.digest);
+}
+
 // A zstd build of a context given as Files (here 192 MiB on disk, a folder a user picks) reads each a block at a time
 // as the layer is written, as a gzip build on the workers does (before, a zstd build read the whole context into
 // wasm memory first): WebAssembly.Memory grows by far less than the context, and the layer is the one
@@ -206,45 +260,13 @@ test('a zstd build streams a File context: wasm memory does not hold it, the nat
   const dir = tempDir('zstd-files');
   const ctx = join(dir, 'ctx');
   mkdirSync(ctx);
-  const MiB = 1 << 20;
-  const names = [];
-  for (let i = 0; i < 32; i++) {
-    // Half pseudo-random (xorshift32), half text, so the layer is about half the context.
-    const w = new Uint32Array(6 * MiB / 4);
-    let x = i + 1;
-    for (let j = 0; j < w.length / 2; j++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; w[j] = x; }
-    const b = Buffer.from(w.buffer);
-    b.fill(0x61 + (i % 26), 3 * MiB);
-    names.push(`f${String(i).padStart(2, '0')}.bin`);
-    writeFileSync(join(ctx, names.at(-1)), b);
-  }
+  const names = writeHalfRandomFiles(ctx, 'f', 32, 1);
   const dockerfile = 'FROM scratch\nCOPY . /data/\n';
   writeFileSync(join(dir, 'Dockerfile'), dockerfile);
   const { page, context, errors } = await newPage(site.browser);
   await open(page, site.server.url);
-  await page.evaluate(() => {
-    const i = Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'zctx' });
-    i.style.display = 'none';
-    document.body.append(i);
-  });
-  await page.setInputFiles('#zctx', names.map((n) => join(ctx, n)));
-  const got = await page.evaluate(async (dockerfile) => {
-    const lw = window.layerwright;
-    const files = Object.fromEntries([...document.getElementById('zctx').files].map((f) => [f.name, f]));
-    const before = lw.memoryBytes();
-    let peak = before;
-    const timer = setInterval(() => { peak = Math.max(peak, lw.memoryBytes()); }, 20);
-    let r;
-    try {
-      r = await lw.build({ dockerfile, files, compression: 'zstd', noCache: true });
-    } finally {
-      clearInterval(timer);
-    }
-    peak = Math.max(peak, lw.memoryBytes());
-    const layers = JSON.parse(new TextDecoder().decode(r.manifestBytes)).layers.map((l) => [l.digest, l.mediaType]);
-    return { before, peak, layers };
-  }, dockerfile);
-  const size = 32 * 6 * MiB;
+  const got = await buildPickedFiles(page, names.map((n) => join(ctx, n)), { dockerfile, compression: 'zstd', noCache: true });
+  const size = 32 * 6 * (1 << 20);
   console.log(`zstd build of a ${size} B File context: WebAssembly.Memory ${got.before} B before, peak ${got.peak} B`);
   assert.equal(got.layers.length, 1);
   assert.equal(got.layers[0][1], 'application/vnd.oci.image.layer.v1.tar+zstd');
@@ -252,11 +274,7 @@ test('a zstd build streams a File context: wasm memory does not hold it, the nat
   // The native build of the same directory (the Dockerfile outside it, as the tab's is).
   const store = join(dir, 'store');
   const out = execFileSync(layerwrightBin(), ['--root', store, 'build', '-q', '--compression', 'zstd', '-f', join(dir, 'Dockerfile'), '-t', 'z:1', ctx]).toString().trim();
-  // The store is an OCI layout: its index names the manifest.
-  const index = JSON.parse(readFileSync(join(store, 'index.json'), 'utf8'));
-  const desc = index.manifests.find((d) => Object.values(d.annotations ?? {}).some((v) => v.endsWith('z:1')));
-  const manifest = JSON.parse(readFileSync(join(store, 'blobs', 'sha256', desc.digest.slice('sha256:'.length)), 'utf8'));
-  assert.deepEqual(got.layers.map((l) => l[0]), manifest.layers.map((l) => l.digest), `the native layer (${out})`);
+  assert.deepEqual(got.layers.map((l) => l[0]), storeLayers(store, 'z:1'), `the native layer (${out})`);
   assert.deepEqual(errors, []);
   await context.close();
 });
@@ -270,54 +288,19 @@ test('a named context of Files streams: wasm memory does not hold it, the native
   const main = join(dir, 'main');
   mkdirSync(ctx);
   mkdirSync(main);
-  const MiB = 1 << 20;
-  const names = [];
-  for (let i = 0; i < 32; i++) {
-    // Half pseudo-random (xorshift32), half text.
-    const w = new Uint32Array(6 * MiB / 4);
-    let x = i + 7;
-    for (let j = 0; j < w.length / 2; j++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; w[j] = x; }
-    const b = Buffer.from(w.buffer);
-    b.fill(0x61 + (i % 26), 3 * MiB);
-    names.push(`n${String(i).padStart(2, '0')}.bin`);
-    writeFileSync(join(ctx, names.at(-1)), b);
-  }
+  const names = writeHalfRandomFiles(ctx, 'n', 32, 7);
   const dockerfile = 'FROM src\nCOPY --from=src n03.bin /copy.bin\n';
   writeFileSync(join(dir, 'Dockerfile'), dockerfile);
   const { page, context, errors } = await newPage(site.browser);
   await open(page, site.server.url);
-  await page.evaluate(() => {
-    const i = Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'nctx' });
-    i.style.display = 'none';
-    document.body.append(i);
-  });
-  await page.setInputFiles('#nctx', names.map((n) => join(ctx, n)));
-  const got = await page.evaluate(async (dockerfile) => {
-    const lw = window.layerwright;
-    const files = Object.fromEntries([...document.getElementById('nctx').files].map((f) => [f.name, f]));
-    const before = lw.memoryBytes();
-    let peak = before;
-    const timer = setInterval(() => { peak = Math.max(peak, lw.memoryBytes()); }, 20);
-    let r;
-    try {
-      r = await lw.build({ dockerfile, files: {}, buildContexts: { src: { files } }, noCache: true });
-    } finally {
-      clearInterval(timer);
-    }
-    peak = Math.max(peak, lw.memoryBytes());
-    const layers = JSON.parse(new TextDecoder().decode(r.manifestBytes)).layers.map((l) => l.digest);
-    return { before, peak, layers };
-  }, dockerfile);
-  const size = 32 * 6 * MiB;
+  const got = await buildPickedFiles(page, names.map((n) => join(ctx, n)), { dockerfile, noCache: true }, 'src');
+  const size = 32 * 6 * (1 << 20);
   console.log(`named context of ${size} B of Files: WebAssembly.Memory ${got.before} B before, peak ${got.peak} B`);
   assert.equal(got.layers.length, 2);
   assert.ok(got.peak - got.before < size / 2, `wasm memory grew by ${got.peak - got.before} B for a ${size} B context`);
   const store = join(dir, 'store');
   const out = execFileSync(layerwrightBin(), ['--root', store, 'build', '-q', '--build-context', `src=${ctx}`, '-f', join(dir, 'Dockerfile'), '-t', 'n:1', main]).toString().trim();
-  const index = JSON.parse(readFileSync(join(store, 'index.json'), 'utf8'));
-  const desc = index.manifests.find((d) => Object.values(d.annotations ?? {}).some((v) => v.endsWith('n:1')));
-  const manifest = JSON.parse(readFileSync(join(store, 'blobs', 'sha256', desc.digest.slice('sha256:'.length)), 'utf8'));
-  assert.deepEqual(got.layers, manifest.layers.map((l) => l.digest), `the native layers (${out})`);
+  assert.deepEqual(got.layers.map((l) => l[0]), storeLayers(store, 'n:1'), `the native layers (${out})`);
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -325,27 +325,23 @@ mod tests {
             ctime: (9, 9),
             ..meta(f, ino)
         };
-        let mut before = Scan::new();
-        // Linked (copied up, a new inode, same link count), moved back and forth, touched, rewritten.
-        for (p, m) in [
-            ("linked", file(1, 4, (5, 0), 2)),
-            ("moved", file(2, 4, (5, 0), 1)),
-            ("moved_nanos", file(3, 4, (5, 7), 1)),
-            ("touched", file(4, 4, (5, 0), 1)),
-            ("empty", file(5, 0, (5, 0), 1)),
-        ] {
-            before.insert(p.into(), m);
-        }
-        let mut after = Scan::new();
-        for (p, m) in [
-            ("linked", file(11, 4, (5, 0), 2)),
-            ("moved", file(12, 4, (5, 0), 1)),
-            ("moved_nanos", file(13, 4, (5, 7), 1)),
-            ("touched", file(14, 4, (6, 0), 1)),
-            ("empty", file(15, 0, (5, 0), 1)),
-        ] {
-            after.insert(p.into(), m);
-        }
+        // Linked (copied up, a new inode, same link count), moved back and forth, touched, rewritten: (name, before,
+        // after).
+        let cases = [
+            ("linked", file(1, 4, (5, 0), 2), file(11, 4, (5, 0), 2)),
+            ("moved", file(2, 4, (5, 0), 1), file(12, 4, (5, 0), 1)),
+            ("moved_nanos", file(3, 4, (5, 7), 1), file(13, 4, (5, 7), 1)),
+            ("touched", file(4, 4, (5, 0), 1), file(14, 4, (6, 0), 1)),
+            ("empty", file(5, 0, (5, 0), 1), file(15, 0, (5, 0), 1)),
+        ];
+        let before: Scan = cases
+            .iter()
+            .map(|(p, b, _)| (p.to_string(), b.clone()))
+            .collect();
+        let after: Scan = cases
+            .iter()
+            .map(|(p, _, a)| (p.to_string(), a.clone()))
+            .collect();
         let names =
             |l: Vec<(String, Change)>| -> Vec<String> { l.into_iter().map(|c| c.0).collect() };
         // The contents decide where both mtimes lack nanoseconds.
