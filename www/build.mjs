@@ -24,12 +24,14 @@ const options = {
   entryNames: 'app',
   chunkNames: 'chunks/[name]-[hash]',
   splitting: true,
+  // writePreloadHints reads which chunks the page needs at start.
+  metafile: true,
   logLevel: 'info',
   // `cargo xtask build --proxy URL`: the inspector's default registry proxy (a `layerwright proxy`).
   define: { __LW_DEFAULT_PROXY__: JSON.stringify(process.env.LW_DEFAULT_PROXY || '') },
 };
 
-function copyStatic() {
+function copyStatic(metafile) {
   cpSync(join(root, 'public'), dist, { recursive: true });
   if (existsSync(join(root, 'pkg'))) {
     cpSync(join(root, 'pkg'), join(dist, 'pkg'), { recursive: true });
@@ -43,16 +45,17 @@ function copyStatic() {
   cpSync(join(xterm, 'LICENSE'), join(dist, 'vendor/xterm.LICENSE.txt'));
   // The Linux guest of RUN in the tab (`cargo xtask build` makes www/guest/).
   if (existsSync(join(root, 'guest'))) cpSync(join(root, 'guest'), join(dist, 'guest'), { recursive: true });
-  writePreloadHints();
+  writePreloadHints(metafile);
   writeServiceWorker();
 }
 
 /**
  * The API's modules and the main wasm module are requested from the page's head, in parallel with app.js: without
  * these hints the browser found them one import at a time after app.js had run (a waterfall of ~300 ms before the
- * wasm was even requested). The module list is pkg/index.js's static import closure, so it cannot go stale.
+ * wasm was even requested). The module list is pkg/index.js's static import closure, so it cannot go stale. So are
+ * the views' chunk (which main.js imports at once, after starting the API) and the chunks both import.
  */
-function writePreloadHints() {
+function writePreloadHints(metafile) {
   const pkg = join(dist, 'pkg');
   if (!existsSync(join(pkg, 'index.js'))) return;
   const seen = [];
@@ -65,6 +68,7 @@ function writePreloadHints() {
   visit('index.js');
   const hints = [
     ...seen.map((f) => `<link rel="modulepreload" href="./pkg/${f}">`),
+    ...startChunks(metafile).map((f) => `<link rel="modulepreload" href="./${f}">`),
     // `crossorigin` makes the preload match index.js's fetch() (mode cors, same-origin credentials), which reuses it.
     '<link rel="preload" href="./pkg/lw_wasm_bg.wasm" as="fetch" type="application/wasm" crossorigin>',
   ].join('\n');
@@ -72,6 +76,23 @@ function writePreloadHints() {
   const html = readFileSync(page, 'utf8');
   if (!html.includes('<!-- preload -->')) throw new Error('public/index.html has no <!-- preload --> marker');
   writeFileSync(page, html.replace('<!-- preload -->', hints));
+}
+
+/** The chunks (paths under dist/) app.js imports statically, and the views' chunk with its static imports. */
+function startChunks(metafile) {
+  const outputs = Object.entries(metafile.outputs).map(([f, o]) => [relative(dist, join(process.cwd(), f)), o]);
+  const byPath = new Map(outputs);
+  const views = outputs.find(([, o]) => o.entryPoint === 'src/views.js');
+  if (!views) throw new Error('esbuild made no chunk for src/views.js (main.js must import it dynamically)');
+  const seen = [];
+  const visit = (f) => {
+    if (seen.includes(f)) return;
+    if (f !== 'app.js') seen.push(f);
+    for (const i of byPath.get(f)?.imports ?? []) if (i.kind === 'import-statement') visit(relative(dist, join(process.cwd(), i.path)));
+  };
+  visit('app.js');
+  visit(views[0]);
+  return seen;
 }
 
 // The service worker gets the exact file list and a content hash as its cache name, so a new
@@ -109,11 +130,11 @@ function writeServiceWorker() {
 if (watch) {
   const ctx = await esbuild.context({
     ...options,
-    plugins: [{ name: 'static', setup(b) { b.onEnd(() => copyStatic()); } }],
+    plugins: [{ name: 'static', setup(b) { b.onEnd((r) => copyStatic(r.metafile)); } }],
   });
   await ctx.watch();
 } else {
-  await esbuild.build(options);
-  copyStatic();
+  const result = await esbuild.build(options);
+  copyStatic(result.metafile);
   console.log('site written to', dist);
 }

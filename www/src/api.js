@@ -11,19 +11,45 @@
 /** @type {Promise<Api> | null} */
 let apiPromise = null;
 
-/** Loads and initialises the Layerwright wasm API once; resolves to the API object. */
-export function loadApi() {
+/**
+ * Loads and initialises the Layerwright wasm API once; resolves to the API object. `started` (if given) is called
+ * once init() has begun: from then on what init waits for (the compile, IndexedDB, OPFS) proceeds without the
+ * main thread, which the caller may then give to other work.
+ * @param {() => void} [started]
+ */
+export function loadApi(started) {
   if (!apiPromise) {
+    // The module compiles from here, off the main thread, while pkg/index.js and the views' code are evaluated
+    // (index.js compiles it itself where streaming compilation cannot be used).
+    const module = compileStreaming(new URL('./pkg/lw_wasm_bg.wasm', document.baseURI));
+    const imported = import(/* webpackIgnore: true */ new URL('./pkg/index.js', document.baseURI).href);
     apiPromise = (async () => {
-      const url = new URL('./pkg/index.js', document.baseURI).href;
-      const mod = await import(/* webpackIgnore: true */ url);
+      const mod = await imported;
       const api = mod.default && typeof mod.default.init === 'function' ? mod.default : mod;
-      await api.init();
+      const initialising = api.init({ module });
+      started?.();
+      await initialising;
       window.layerwright = api;
       return api;
     })();
   }
   return apiPromise;
+}
+
+/**
+ * The wasm module at `url` compiled as it downloads; null where that cannot be used (no compileStreaming, a server
+ * that does not send application/wasm, a failed fetch): init() then fetches and compiles it on its own.
+ * @param {URL} url @returns {Promise<WebAssembly.Module | null>}
+ */
+async function compileStreaming(url) {
+  try {
+    if (typeof WebAssembly.compileStreaming !== 'function') return null;
+    const r = await fetch(url);
+    if (!r.ok || r.headers.get('Content-Type') !== 'application/wasm') return null;
+    return await WebAssembly.compileStreaming(r);
+  } catch {
+    return null;
+  }
 }
 
 /** @type {ServeInfo | null} */

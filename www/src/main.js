@@ -3,14 +3,24 @@
 // @ts-check
 
 import { loadApi, detectServe } from './api.js';
-import { renderPlayground } from './playground.js';
-import { renderInspector } from './inspector.js';
-import { renderLessons } from './lessons.js';
 import { h, errorText, setStatus } from './util.js';
+
+// The views' code (CodeMirror: most of the site's, preloaded from the head) is evaluated once the API's init has
+// begun: the wasm module compiles (off the main thread) and the tab's store opens (IndexedDB, OPFS) meanwhile,
+// instead of one after the other.
+/** @type {() => void} */
+let initBegun = () => {};
+const loadingViews = new Promise((resolve) => { initBegun = () => resolve(undefined); }).then(() => import('./views.js'));
+const loading = Promise.all([loadApi(initBegun), detectServe()]);
+// The quality test reports these beside lw-ready: when each half of the start was done.
+loading.then(() => performance.mark('lw-api'), () => {});
+loadingViews.then(() => performance.mark('lw-views'), () => {});
 
 const main = document.getElementById('main');
 let api = null;
 let serve = null;
+/** @type {typeof import('./views.js') | null} */
+let views = null;
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
@@ -20,13 +30,13 @@ function parseHash() {
 }
 
 function route() {
-  if (!api) return;
+  if (!api || !views) return;
   const { view, arg, params } = parseHash();
   for (const a of document.querySelectorAll('[data-nav]')) { if (/** @type {HTMLElement} */ (a).dataset.nav === view) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current'); }
   try {
-    if (view === 'inspect') renderInspector(main, { api, serve, params });
-    else if (view === 'lessons') renderLessons(main, { api, serve, id: arg });
-    else renderPlayground(main, { api, serve, params });
+    if (view === 'inspect') views.renderInspector(main, { api, serve, params });
+    else if (view === 'lessons') views.renderLessons(main, { api, serve, id: arg });
+    else views.renderPlayground(main, { api, serve, params });
   } catch (e) {
     main.replaceChildren(h('div', { class: 'error-box' }, errorText(e)));
   }
@@ -45,21 +55,28 @@ window.addEventListener('hashchange', () => {
 
 async function start() {
   try {
-    [api, serve] = await Promise.all([loadApi(), detectServe()]);
+    [[api, serve], views] = await Promise.all([loading, loadingViews]);
     setStatus(`Layerwright ${api.version}${serve.served ? ' · served' : ''}`);
     lastView = `${parseHash().view}/${parseHash().arg || ''}`;
     route();
     document.body.dataset.ready = 'true';
     // The quality test reads this: the time from navigation to a usable page (wasm loaded, view rendered).
     performance.mark('lw-ready');
+    registerServiceWorker();
   } catch (e) {
     setStatus('Failed to load');
-    main.replaceChildren(h('div', { class: 'error-box', testid: 'load-error' }, `Could not load the Layerwright wasm module: ${errorText(e)}`));
+    main.replaceChildren(h('div', { class: 'error-box', testid: 'load-error' }, `Could not load Layerwright (its wasm module or its views): ${errorText(e)}`));
     document.body.dataset.ready = 'error';
   }
 }
 
-if ('serviceWorker' in navigator && location.protocol !== 'file:' && !new URLSearchParams(location.search).has('nosw')) {
+/**
+ * Registered once the page is usable, not while it loads: installing the worker precaches the whole site (the
+ * linter and analysis modules, xterm.js), which on a first visit competed with the page's own requests and CPU.
+ */
+function registerServiceWorker() {
+  if (!('serviceWorker' in navigator) || location.protocol === 'file:' || new URLSearchParams(location.search).has('nosw')) return;
   navigator.serviceWorker.register('./sw.js').catch((e) => console.warn('service worker not registered:', e.message));
 }
+
 start();

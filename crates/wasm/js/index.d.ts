@@ -118,7 +118,11 @@ export interface Entry {
 }
 export interface RemoteOpts { proxy?: string; username?: string; password?: string; insecure?: boolean }
 
-export function init(opts?: { wasmUrl?: string | URL }): Promise<void>;
+export function init(opts?: {
+  wasmUrl?: string | URL;
+  /** The main module, already compiled (e.g. by the page as it loaded); null or absent: init fetches and compiles it. */
+  module?: WebAssembly.Module | null | Promise<WebAssembly.Module | null>;
+}): Promise<void>;
 export function parse(dockerfile: string): ParseResult;
 /** A base image's config as lint reads it; with `digest`, the pin findings offer to pin FROM to it. */
 export interface BaseImageConfig { env?: string[]; user?: string; workingDir?: string; digest?: string }

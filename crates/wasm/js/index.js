@@ -84,9 +84,13 @@ async function compileModule(url) {
 export function init(opts = {}) {
   if (!ready) {
     ready = (async () => {
+      // The store opens (IndexedDB and OPFS side by side) while the module compiles: none needs another.
+      const dbOpening = openDb();
+      const opening = Promise.all([dbOpening, BlobStorage.open(dbOpening)]);
       const url = opts.wasmUrl ?? new URL("./lw_wasm_bg.wasm", import.meta.url);
       if (typeof Worker === "function" && typeof fetch === "function" && (typeof url === "string" || url instanceof URL)) {
-        wasmModule = await compileModule(url);
+        // opts.module: the module compiled by the page as it loaded (a promise; null: compile it here).
+        wasmModule = (await opts.module) ?? await compileModule(url);
         await wasmInit({ module_or_path: wasmModule });
       } else {
         await wasmInit({ module_or_path: url });
@@ -94,8 +98,7 @@ export function init(opts = {}) {
       version = core.version();
       // The core awaits this where it meets a zstd layer before the decoder module is loaded.
       core.setDecoderLoader(() => loadArchive());
-      db = await openDb();
-      blobStorage = await BlobStorage.open(db);
+      [db, blobStorage] = await opening;
       core.setBlobStorage(blobStorage);
       await restore();
     })();
