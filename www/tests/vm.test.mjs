@@ -34,6 +34,14 @@ const CHANGES = 'FROM busybox\nWORKDIR /w\nRUN mkdir -p /a/b && echo x > /a/b/f 
   + ' && mv /bin/ls /bin/ls2 && rm -rf /home && mknod /a/null c 1 3 && mkfifo /a/p && : > /bin/busybox.copy'
   + ' && dd if=/bin/busybox of=/big bs=4096 count=100 2>/dev/null && ln -s /nowhere /dangling && pwd > here\n'
   + 'USER 1000:1000\nRUN id -u > /tmp/who && touch /tmp/mine\n';
+// Lower files whose inode alone changed (as BuildKit's corpus cases run_mv_back_and_forth, run_hardlink_lower and
+// run_attr_only do it): moved away and back, linked, chmodded to their own mode, their own bytes written back with
+// the mtime put back. overlayfs copies each up and BuildKit's differ keeps it out of the layer, its metadata and
+// bytes being the same; the 9p tree keeps the inode but moves its ctime, and must decide alike.
+const LOWER = 'FROM busybox\nRUN mv /etc/passwd /tmp/p && mv /tmp/p /etc/passwd && chmod 644 /etc/group && ln /etc/group /g2\n'
+  + 'RUN echo x > /f && touch -d @100 /f\n'
+  + 'RUN mv /f /g && mv /g /f && cat /etc/group > /tmp/g && cat /tmp/g > /etc/group && touch -d @0 /etc/group && rm /tmp/g'
+  + ' && cat /etc/passwd > /tmp/p && echo root:x:0:0:changed:/root:/bin/sh > /etc/passwd && touch -d @0 /etc/passwd\n';
 // tmpfs mounts: on a path the image lacks (made and removed again) and on one it has.
 const TMPFS = 'FROM busybox\nRUN --mount=type=tmpfs,target=/scratch/deep --mount=type=tmpfs,target=/tmp,size=1m'
   + ' echo t > /scratch/deep/f && echo u > /tmp/g && cat /scratch/deep/f /tmp/g > /kept\n';
@@ -108,7 +116,7 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   page.setDefaultTimeout(300000);
   await open(page, site.url, '#/play');
   // Nothing but build(): FROM busybox finds the site's own linux/386 image, RUN runs in the page's VM.
-  const got = await page.evaluate(async ([dockerfile, changesFile, namedFile, tmpfsFile, heredocFile]) => {
+  const got = await page.evaluate(async ([dockerfile, changesFile, namedFile, tmpfsFile, heredocFile, lowerFile]) => {
     const lw = window.layerwright;
     const output = [];
     const onEvent = (e) => { if (e.type === 'output') output.push(e.data); };
@@ -124,6 +132,7 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
     const named = await lw.build({ dockerfile: namedFile, onEvent });
     const tmpfs = await lw.build({ dockerfile: tmpfsFile, onEvent });
     const heredoc = await lw.build({ dockerfile: heredocFile, onEvent });
+    const lower = await lw.build({ dockerfile: lowerFile, onEvent });
     // A process left in the background ends with the step (as in runc), and the next step runs.
     const tb = performance.now();
     await lw.build({ dockerfile: 'FROM busybox\nRUN sleep 1000 & echo bg-started\n', onEvent });
@@ -131,10 +140,10 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
     let failure = null;
     try { await lw.build({ dockerfile: 'FROM busybox\nRUN exit 3\n', onEvent }); } catch (e) { failure = String(e.message ?? e); }
     return {
-      first: first.layers, second: second.layers, changes: changes.layers, named: named.layers, tmpfs: tmpfs.layers, heredoc: heredoc.layers, background, again: again.layers, failure, output: output.join(''),
+      first: first.layers, second: second.layers, changes: changes.layers, named: named.layers, tmpfs: tmpfs.layers, heredoc: heredoc.layers, lower: lower.layers, background, again: again.layers, failure, output: output.join(''),
       firstMs, trivialMs, stats: JSON.parse(JSON.stringify(lw.vmExecutor().stats)),
     };
-  }, [DOCKERFILE, CHANGES, NAMED, TMPFS, HEREDOC]);
+  }, [DOCKERFILE, CHANGES, NAMED, TMPFS, HEREDOC, LOWER]);
   const native = nativeLayers();
   assert.equal(got.first.length, 2);
   assert.equal(got.first[0].digest, native[0], 'the base layer is the same image');
@@ -157,6 +166,9 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   const nativeHeredoc = nativeLayers(HEREDOC, 'native/heredoc:1');
   assert.equal(got.heredoc.length, 3);
   assert.equal(got.heredoc[2].digest, nativeHeredoc[2], 'a heredoc script gives the native layer');
+  const nativeLower = nativeLayers(LOWER, 'native/lower:1');
+  assert.equal(got.lower.length, 4);
+  for (const i of [1, 2, 3]) assert.equal(got.lower[i].digest, nativeLower[i], `lower files changed in their inode alone, step ${i}: the native layer`);
   assert.equal(got.second[1].size > 0, true);
   assert.equal(got.again[1].cached, true, 'the second build of the same Dockerfile hits the cache');
   assert.match(got.failure ?? '', /exit code: 3/);

@@ -7,15 +7,18 @@ pub mod server;
 mod stack;
 pub mod wire;
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::sync::Arc;
 
 use lw_oci::media::Compression;
 
-use crate::diff::{self, Scan};
+use crate::diff::{self, Change, Scan};
 use crate::tar::WriteOptions;
 use crate::{Error, LayerInfo, LayerWriter};
 
 pub use crate::tree::Spill;
+use fs::Kind;
 pub use fs::{MemFs, Need};
 pub use server::Server;
 pub use stack::{BaseBuilder, Source};
@@ -50,6 +53,9 @@ impl Base {
 pub struct Session {
     pub server: Server,
     before: Scan,
+    /// Each regular file's bytes when the step began, by inode (shared with the base, not copied: a write copies a
+    /// file's bytes away first), for the differ's content rule ([`Session::changes`]).
+    before_data: HashMap<u64, Kind>,
 }
 
 impl Session {
@@ -98,10 +104,47 @@ impl Session {
     }
 
     pub fn new(fs: MemFs) -> Session {
+        let before = fs.scan();
+        let before_data = before
+            .values()
+            .filter_map(|m| match fs.node(m.ino).map(|n| &n.kind) {
+                Some(k @ (Kind::File(_) | Kind::External { .. })) => Some((m.ino, k.clone())),
+                _ => None,
+            })
+            .collect();
         Session {
-            before: fs.scan(),
+            before,
+            before_data,
             server: Server::new(fs),
         }
+    }
+
+    /// The step's change set, as BuildKit's overlay differ decides it (the native RUN's rule, [`diff::changes_with`]):
+    /// a file the step renamed back, re-linked or chmodded to its own mode is a new inode under overlayfs, kept out
+    /// of the layer when its metadata and, where both mtimes lack nanoseconds, its bytes are the same. Here the
+    /// inode stays, but its ctime moved, so the same rule decides from the bytes.
+    fn changes(&self, after: &Scan) -> Vec<(String, Change)> {
+        let fs = &self.server.fs;
+        let mut same = |p: &str| {
+            let (Some(b), Some(a)) = (self.before.get(p), after.get(p)) else {
+                return false;
+            };
+            match (
+                self.before_data.get(&b.ino),
+                fs.node(a.ino).map(|n| &n.kind),
+            ) {
+                (Some(Kind::File(was)), Some(Kind::File(now))) => {
+                    Arc::ptr_eq(was, now) || was == now
+                }
+                (Some(Kind::External { off, len }), Some(Kind::External { off: o, len: l })) => {
+                    (off, len) == (o, l)
+                }
+                // A large file taken into memory by a write: comparing would fetch its old bytes, so it counts as
+                // changed (its size and whole-second mtime being the same takes a write that restored both).
+                _ => false,
+            }
+        };
+        diff::changes_with(&self.before, after, Some(&mut same))
     }
 
     /// Serve this session's tree on the connection `old` served (see [`Server::adopt`]).
@@ -141,10 +184,10 @@ impl Session {
     pub fn layer_needs(&self) -> Vec<Need> {
         let fs = &self.server.fs;
         let after = fs.scan();
-        let list = diff::changes(&self.before, &after);
+        let list = self.changes(&after);
         let puts = list
             .iter()
-            .filter(|(_, c)| *c == diff::Change::Put)
+            .filter(|(_, c)| *c == Change::Put)
             .map(|(p, _)| p.as_str());
         fs.external_needs(puts)
     }
@@ -161,12 +204,12 @@ impl Session {
         compression: Compression,
         epoch: Option<i64>,
     ) -> Result<Option<(Vec<u8>, LayerInfo)>, Error> {
-        let fs = &mut self.server.fs;
-        let after = fs.scan();
-        let list = diff::changes(&self.before, &after);
+        let after = self.server.fs.scan();
+        let list = self.changes(&after);
         if list.is_empty() {
             return Ok(None);
         }
+        let fs = &mut self.server.fs;
         let mut lw =
             LayerWriter::new(Vec::new(), compression, WriteOptions { clamp_mtime: epoch })?;
         diff::write_changes(&mut lw, &list, &after, epoch, fs)?;

@@ -308,6 +308,61 @@ fn emptied_directory_gets_whiteouts_and_links_are_kept() {
     );
 }
 
+/// Tsetattr of `fid`: the mode (when given) and the mtime (when given, as set by `touch -d`).
+fn setattr(c: &mut Client, fid: u32, mode: Option<u32>, mtime: Option<(u64, u64)>) {
+    let valid = mode.map_or(0, |_| 1) | mtime.map_or(0, |_| 32 | 256);
+    let (sec, nsec) = mtime.unwrap_or_default();
+    c.ok(26, |w| {
+        w.u32(fid)
+            .u32(valid)
+            .u32(mode.unwrap_or(0))
+            .u32(0)
+            .u32(0)
+            .u64(0);
+        w.u64(0).u64(0).u64(sec).u64(nsec);
+    });
+}
+
+#[test]
+fn files_changed_only_in_ctime_stay_out_as_buildkit_decides_from_their_bytes() {
+    // mv /etc/a /old/a2 && mv /old/a2 /etc/a; chmod 755 /bin/busybox (its mode already); the same bytes written
+    // into it and its mtime put back (touch -d @0): overlayfs copies each up, BuildKit's differ compares metadata
+    // and, the mtimes having no nanoseconds, the bytes: nothing changed.
+    let mut c = Client::new();
+    c.walk(0, 2, &["etc"]);
+    c.walk(0, 3, &["old"]);
+    c.ok(74, |w| {
+        w.u32(2).str("a").u32(3).str("a2");
+    });
+    c.ok(74, |w| {
+        w.u32(3).str("a2").u32(2).str("a");
+    });
+    c.walk(0, 4, &["bin", "busybox"]);
+    setattr(&mut c, 4, Some(0o755), None);
+    c.ok(12, |w| {
+        w.u32(4).u32(1);
+    });
+    c.ok(118, |w| {
+        w.u32(4).u64(0).u32(2).bytes(b"BB");
+    });
+    setattr(&mut c, 4, None, Some((0, 0)));
+    assert!(c.s.layer(Compression::Gzip, Some(0)).unwrap().is_none());
+
+    // Other bytes of the same size with the mtime put back: changed (both names of the linked file).
+    let mut c = Client::new();
+    c.walk(0, 2, &["etc", "a"]);
+    c.ok(12, |w| {
+        w.u32(2).u32(1);
+    });
+    c.ok(118, |w| {
+        w.u32(2).u64(0).u32(1).bytes(b"z");
+    });
+    setattr(&mut c, 2, None, Some((0, 0)));
+    let l = c.layer();
+    assert_eq!(names(&l), ["etc", "etc/a", "etc/b"]);
+    assert_eq!(l[1].3, b"z");
+}
+
 #[test]
 fn symlinks_devices_and_truncation() {
     let mut c = Client::new();
