@@ -44,10 +44,22 @@ async function coldLoad(url) {
     wire += e.encodedDataLength;
     if (/\.wasm$/.test(urls.get(e.requestId) || '')) wasmWire += e.encodedDataLength;
   });
-  await page.goto(url, { waitUntil: 'load' });
-  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 60000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.ready), 'true', 'the page loads');
-  // Interactive means the editor takes a key press: type one and time the echo.
+  // The page reports its readiness through a CDP binding, from a few lines run before its own scripts: nothing of
+  // the test runs in it while it starts (Playwright's waitForFunction and evaluate inject their script on first
+  // use, 20-80 ms of the page's main thread here, which the figures would count as the page's).
+  await cdp.send('Runtime.enable');
+  await cdp.send('Page.enable');
+  await cdp.send('Runtime.addBinding', { name: '__lwQualityReady' });
+  await cdp.send('Page.addScriptToEvaluateOnNewDocument', {
+    source: `new MutationObserver((_, o) => {
+      const state = document.body && document.body.dataset.ready;
+      if (state) { o.disconnect(); __lwQualityReady(state); }
+    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-ready'] });`,
+  });
+  const ready = new Promise((resolve) => cdp.on('Runtime.bindingCalled', (e) => { if (e.name === '__lwQualityReady') resolve(e.payload); }));
+  await page.goto(url, { waitUntil: 'commit' });
+  const state = await Promise.race([ready, new Promise((resolve) => setTimeout(() => resolve('no answer in 60 s'), 60000))]);
+  assert.equal(state, 'true', 'the page loads');
   const m = await page.evaluate(async () => {
     const nav = performance.getEntriesByType('navigation')[0];
     const ready = performance.getEntriesByName('lw-ready')[0];
@@ -82,6 +94,12 @@ function summarize(runs) {
 }
 
 test('load figures: the playground is usable within 1 s on localhost', { skip: !!why }, async () => {
+  // The browser was just launched: its first page also pays for its own start (its caches, its first renderer),
+  // which a visitor's running browser has behind it. That load is reported but is not one of the RUNS; each
+  // measured load is still cold for the page (a fresh context, no HTTP or service-worker cache).
+  const first = await coldLoad(site.server.url + '#/play');
+  assert.deepEqual(first.errors, []);
+  figures.browserFirstLoadReadyMs = first.result.readyMs;
   const runs = [];
   for (let i = 0; i < RUNS; i++) {
     const { result, errors } = await coldLoad(site.server.url + '#/play');
