@@ -42,6 +42,20 @@ const LOWER = 'FROM busybox\nRUN mv /etc/passwd /tmp/p && mv /tmp/p /etc/passwd 
   + 'RUN echo x > /f && touch -d @100 /f\n'
   + 'RUN mv /f /g && mv /g /f && cat /etc/group > /tmp/g && cat /tmp/g > /etc/group && touch -d @0 /etc/group && rm /tmp/g'
   + ' && cat /etc/passwd > /tmp/p && echo root:x:0:0:changed:/root:/bin/sh > /etc/passwd && touch -d @0 /etc/passwd\n';
+// Entries replaced by another kind, recreated, relinked and removed again, as BuildKit's corpus cases
+// run_dir_file_swap, run_symlink_dir_swap, run_symlink_retarget, run_dir_recreate, run_rm_own_new, run_empty_files
+// and run_umask_modes do it (on this image's paths): one layer per step, each the native one.
+const SWAPS = 'FROM busybox\nRUN mkdir -p /home/app && echo a > /home/app/a && echo b > /etc/b\n'
+  + 'RUN rm -rf /home/app && echo x > /home/app\n'
+  + 'RUN rm /home/app && mkdir /home/app && echo y > /home/app/y\n'
+  + 'RUN rm /etc/b && mkdir /etc/b && echo y > /etc/b/z\n'
+  + 'RUN rm /bin/ls && mkdir /bin/ls && echo x > /bin/ls/inner && rm -rf /home/app && ln -s /tmp /home/app\n'
+  + 'RUN mkdir /home/app/viaLink && ln -s passwd /etc/link && ln -s /nowhere /dangling\n'
+  + 'RUN ln -sfn group /etc/link && rm /dangling && ln -s /etc /dangling\n'
+  + 'RUN rm -rf /home && mkdir /home && echo x > /home/f && mkdir -p /tmp/a/b && echo 1 > /tmp/a/b/c\n'
+  + 'RUN rm -rf /home/f && mkdir -p /home/f/g && rm -rf /home && mkdir /home && rm -rf /tmp/a && mkdir -p /tmp/a/b && echo 2 > /tmp/a/b/d\n'
+  + 'RUN mkdir -p /t/a && echo x > /t/a/f && rm -rf /t/a && echo y > /t/g && touch /empty && : > /empty2 && mkdir /emptydir\n'
+  + 'RUN umask 077 && mkdir /u && touch /u/f && umask 002 && mkdir /v && touch /v/g && chmod 0 /u/f && chmod 7777 /v/g\n';
 // tmpfs mounts: on a path the image lacks (made and removed again) and on one it has.
 const TMPFS = 'FROM busybox\nRUN --mount=type=tmpfs,target=/scratch/deep --mount=type=tmpfs,target=/tmp,size=1m'
   + ' echo t > /scratch/deep/f && echo u > /tmp/g && cat /scratch/deep/f /tmp/g > /kept\n';
@@ -189,6 +203,30 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   });
   assert.equal(offline.layers, 2);
   assert.match(offline.output, /offline-5/);
+});
+
+test('RUN in the tab: entries replaced by another kind, recreated and relinked give the native layers', { skip: !!why, timeout: 600000 }, async () => {
+  const { page, errors } = await newPage(browser);
+  page.setDefaultTimeout(300000);
+  await open(page, site.url, '#/play');
+  const got = await page.evaluate(async (dockerfile) => (await window.layerwright.build({ dockerfile })).layers.map((l) => l.digest), SWAPS);
+  const native = nativeLayers(SWAPS, 'native/swaps:1');
+  assert.equal(got.length, 12);
+  assert.deepEqual(got, native, 'every step\'s layer is the native one');
+  // An /etc/group made a directory stops the next step before it runs, as runc stops it natively and in BuildKit
+  // (corpus case run_group_dir_error): exit code 1 at that line.
+  const groupDir = 'FROM busybox\nRUN rm /etc/group && mkdir /etc/group\nRUN true\n';
+  const refused = await page.evaluate(async (dockerfile) => {
+    const out = [];
+    try {
+      await window.layerwright.build({ dockerfile, onEvent: (e) => { if (e.type === 'output') out.push(e.data); } });
+      return null;
+    } catch (e) { return { message: String(e.message ?? e), output: out.join('') }; }
+  }, groupDir);
+  assert.match(refused?.message ?? 'built', /Dockerfile:3: process "\/bin\/sh -c true" did not complete successfully: exit code: 1/);
+  assert.match(refused.output, /read \/etc\/group: is a directory/);
+  assert.throws(() => nativeLayers(groupDir, 'native/groupdir:1'), /exit code: 1|Command failed/);
+  assert.deepEqual(errors, []);
 });
 
 test('RUN --mount=type=bind|secret|cache in the tab gives the native layers; caches last between builds', { skip: !!why, timeout: 600000 }, async () => {

@@ -497,6 +497,10 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
     try {
       const text = async (p) => { const b = await readRootFile(next, file.file, p); return b ? new TextDecoder().decode(b) : ""; };
       user = resolveUser(userName, await text("/etc/passwd"), await text("/etc/group"));
+      // runc reads both files to start the step's process: one that is a directory stops it there, exit code 1
+      // (BuildKit's corpus case run_group_dir_error; natively runc itself says so).
+      const dir = ["etc/passwd", "etc/group"].find((p) => next.isDir(p));
+      if (dir) user.refused = `unable to start container process: unable to setup user: read /${dir}: is a directory\n`;
     } catch (e) {
       next.free();
       throw new Error(`${location ? location + ": " : ""}USER ${userName}: ${e.message}`);
@@ -639,6 +643,10 @@ export function makeVmExecutor({ guestUrl, cacheStore = null } = {}) {
       const t0 = performance.now();
       const kept = await keptCaches(req);
       const user = await open(req.layers ?? [], io, req.user, req.location);
+      if (user.refused) {
+        io.output(user.refused);
+        return { exitCode: 1 };
+      }
       // After the root: their large files' bytes go after its own in the session's store.
       const sources = await bindSources(req.binds ?? [], io);
       // The session stays after the step: the guest keeps it mounted until the next one takes over.
