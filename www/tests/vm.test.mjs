@@ -56,6 +56,17 @@ const SWAPS = 'FROM busybox\nRUN mkdir -p /home/app && echo a > /home/app/a && e
   + 'RUN rm -rf /home/f && mkdir -p /home/f/g && rm -rf /home && mkdir /home && rm -rf /tmp/a && mkdir -p /tmp/a/b && echo 2 > /tmp/a/b/d\n'
   + 'RUN mkdir -p /t/a && echo x > /t/a/f && rm -rf /t/a && echo y > /t/g && touch /empty && : > /empty2 && mkdir /emptydir\n'
   + 'RUN umask 077 && mkdir /u && touch /u/f && umask 002 && mkdir /v && touch /v/g && chmod 0 /u/f && chmod 7777 /v/g\n';
+// The corpus's RUN forms and contents the VM's guest side handles (run_shell_instr, run_exec_form,
+// run_env_precedence, run_heredoc_shebang, run_heredoc_multi, run_long_links, run_big_ids, run_workdir_files).
+const FORMS = 'FROM busybox\nSHELL ["/bin/sh", "-e", "-c"]\nRUN echo shell > /shell.txt\nSHELL ["/bin/sh", "-c"]\n'
+  + 'RUN ["sh", "-c", "echo exec > /exec.txt"]\nRUN ["/bin/sh", "-c", "echo $HOME > /home.txt"]\n'
+  + 'ENV X=env\nARG X=arg\nARG Y=argy\nENV Y=envy\nRUN echo "$X $Y" > /xy.txt\n'
+  + 'RUN <<EOT\n#!/bin/sh\necho "shebang $0" > /shebang.txt\nEOT\n'
+  + 'RUN <<EOT1 cat > /one.txt && <<EOT2 cat > /two.txt\nfirst\nEOT1\nsecond\nEOT2\n'
+  + `RUN ln -s /${'a'.repeat(120)}/target /longtarget && ln -s /dïr/fïlé /unicodetarget && echo x > /f`
+  + ` && ln /f /${'h'.repeat(120)} && mkdir /dïr && ln /f /dïr/fïlé\n`
+  + 'RUN touch /g && chown 3000000:4000000 /g && mkdir /d && chown 2097151:2097152 /d\n'
+  + 'RUN rm /etc/passwd\nRUN ln -s /shell.txt /link && ln /shell.txt /hard && id > /id.txt\n';
 // tmpfs mounts: on a path the image lacks (made and removed again) and on one it has.
 const TMPFS = 'FROM busybox\nRUN --mount=type=tmpfs,target=/scratch/deep --mount=type=tmpfs,target=/tmp,size=1m'
   + ' echo t > /scratch/deep/f && echo u > /tmp/g && cat /scratch/deep/f /tmp/g > /kept\n';
@@ -205,14 +216,17 @@ test('RUN in the tab on a static host: the layer equals the native one; output, 
   assert.match(offline.output, /offline-5/);
 });
 
-test('RUN in the tab: entries replaced by another kind, recreated and relinked give the native layers', { skip: !!why, timeout: 600000 }, async () => {
+test('RUN in the tab: entries replaced by another kind, recreated and relinked, and every RUN form give the native layers', { skip: !!why, timeout: 600000 }, async () => {
   const { page, errors } = await newPage(browser);
   page.setDefaultTimeout(300000);
   await open(page, site.url, '#/play');
-  const got = await page.evaluate(async (dockerfile) => (await window.layerwright.build({ dockerfile })).layers.map((l) => l.digest), SWAPS);
-  const native = nativeLayers(SWAPS, 'native/swaps:1');
+  const build = (dockerfile) => page.evaluate(async (d) => (await window.layerwright.build({ dockerfile: d })).layers.map((l) => l.digest), dockerfile);
+  const got = await build(SWAPS);
   assert.equal(got.length, 12);
-  assert.deepEqual(got, native, 'every step\'s layer is the native one');
+  assert.deepEqual(got, nativeLayers(SWAPS, 'native/swaps:1'), 'every step\'s layer is the native one');
+  const forms = await build(FORMS);
+  assert.equal(forms.length, 11);
+  assert.deepEqual(forms, nativeLayers(FORMS, 'native/forms:1'), 'every RUN form gives the native layer');
   // An /etc/group made a directory stops the next step before it runs, as runc stops it natively and in BuildKit
   // (corpus case run_group_dir_error): exit code 1 at that line.
   const groupDir = 'FROM busybox\nRUN rm /etc/group && mkdir /etc/group\nRUN true\n';
