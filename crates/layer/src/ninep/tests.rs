@@ -271,10 +271,7 @@ fn emptied_directory_gets_whiteouts_and_links_are_kept() {
         w.u32(2).u32(3).str("c");
     });
     c.walk(0, 4, &["bin", "busybox"]);
-    c.ok(26, |w| {
-        w.u32(4).u32(1).u32(0o600).u32(0).u32(0).u64(0);
-        w.u64(0).u64(0).u64(0).u64(0);
-    });
+    setattr(&mut c, 4, Some(0o600), None);
     c.ok(74, |w| {
         w.u32(2).str("b").u32(2).str("d");
     });
@@ -661,10 +658,7 @@ fn a_root_with_external_files_answers_and_writes_as_the_root_in_memory() {
         c.ok(12, |w| {
             w.u32(3).u32(0o1001);
         });
-        c.ok(26, |w| {
-            w.u32(1).u32(1).u32(0o600).u32(0).u32(0).u64(0);
-            w.u64(0).u64(0).u64(0).u64(0);
-        });
+        setattr(c, 1, Some(0o600), None);
     }
     assert_eq!(x.needs.len(), 2);
     assert_eq!(
