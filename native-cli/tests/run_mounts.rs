@@ -259,6 +259,23 @@ fn concurrent(store: &Store, base: &lw_oci::Descriptor, mode: &str, id: &str) ->
     })
 }
 
+/// Waits until no one holds cache `id`'s lock. A child another test thread is starting holds a copy of every
+/// descriptor from its fork until its exec closes them (CLOEXEC), a released lock's too, so a release can show a
+/// moment late; a private user meanwhile would get another directory.
+fn wait_released(exec: &RuncExecutor, id: &str) {
+    let mut lock =
+        layerwright::run::mounts::cache_dir(&exec.cache_mounts_dir(), id).into_os_string();
+    lock.push(".lock");
+    let f = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
+    for _ in 0..300 {
+        if f.try_lock().is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("cache mount {id} still held 3 s after its users ended");
+}
+
 #[test]
 fn cache_mount_sharing_modes() {
     lw_test_kit::require!("runc", "/bin/busybox");
@@ -286,6 +303,7 @@ fn cache_mount_sharing_modes() {
         "cat /c/f",
     );
     let mut exec = RuncExecutor::new(&store).unwrap();
+    wait_released(&exec, "P");
     let mut blobs = layerwright::buildhost::StoreBlobs { store: &store };
     let mut out = Vec::new();
     exec.run(&req, &mut blobs, &mut |b: &[u8]| out.extend_from_slice(b))
@@ -494,8 +512,16 @@ fn prune_removes_unused_snapshots_and_builder_prune_clears_cache_mounts() {
     assert!(out.contains("in use by a running build"), "{out}");
     assert_eq!(dir_names(&snaps), before);
     drop(held);
-    // Only the context snapshot is not a layer prefix of an image in the store.
-    let out = lw_ok(&root, &["prune"]);
+    // Only the context snapshot is not a layer prefix of an image in the store. (The release can show a moment
+    // late: a child another test thread is starting holds a copy of the lock's descriptor until its exec.)
+    let mut out = lw_ok(&root, &["prune"]);
+    for _ in 0..30 {
+        if !out.contains("in use by a running build") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        out = lw_ok(&root, &["prune"]);
+    }
     assert!(out.contains("Deleted RUN snapshots: 1"), "{out}");
     let after = dir_names(&snaps);
     assert_eq!(after.len(), 3, "{after:?}");
