@@ -3,7 +3,7 @@
 //! into the same metadata the native RUN compares, so the step's layer comes out of [`crate::diff`] unchanged.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -145,6 +145,8 @@ pub struct MemFs {
     need: Cell<Option<Need>>,
     /// The last bytes fetched for reads of an external file: its store offset and the bytes.
     window: Option<(u64, Vec<u8>)>,
+    /// Files whose bytes a write or a truncation changed: one taken in and not here holds its outside bytes.
+    written: HashSet<Ino>,
 }
 
 impl MemFs {
@@ -159,6 +161,7 @@ impl MemFs {
             hidden: BTreeSet::new(),
             need: Cell::new(None),
             window: None,
+            written: HashSet::new(),
         }
     }
 
@@ -596,6 +599,12 @@ impl MemFs {
         out
     }
 
+    /// Whether a write or a truncation changed the bytes of `ino` (an external file taken in only to be read or
+    /// written into a layer was not).
+    pub fn was_written(&self, ino: Ino) -> bool {
+        self.written.contains(&ino)
+    }
+
     /// Where the bytes of the external file at `path` are (`(off, len)` in the host's store), or `None`.
     pub fn external_of(&self, path: &str) -> Option<(u64, u64)> {
         match self.node(self.resolve(path)?)?.kind {
@@ -611,6 +620,7 @@ impl MemFs {
             return Err(EFBIG);
         }
         self.need_whole(ino)?;
+        self.written.insert(ino);
         let t = self.tick();
         let n = self.nodes.get_mut(&ino).ok_or(EBADF)?;
         let Kind::File(d) = &mut n.kind else {
@@ -640,6 +650,7 @@ impl MemFs {
             self.nodes.get_mut(&ino).expect("checked").kind = Kind::File(Arc::default());
         }
         self.need_whole(ino)?;
+        self.written.insert(ino);
         let t = self.tick();
         let n = self.nodes.get_mut(&ino).ok_or(EBADF)?;
         let Kind::File(d) = &mut n.kind else {

@@ -139,8 +139,12 @@ impl Session {
                 (Some(Kind::External { off, len }), Some(Kind::External { off: o, len: l })) => {
                     (off, len) == (o, l)
                 }
-                // A large file taken into memory by a write: comparing would fetch its old bytes, so it counts as
-                // changed (its size and whole-second mtime being the same takes a write that restored both).
+                // A large file taken into memory: unwritten (taken in for the layer), it holds its outside bytes;
+                // written, comparing would fetch its old bytes, so it counts as changed (its size and whole-second
+                // mtime being the same takes a write that restored both).
+                (Some(Kind::External { .. }), Some(Kind::File(_))) => {
+                    a.ino == b.ino && !fs.was_written(a.ino)
+                }
                 _ => false,
             }
         };
